@@ -1,0 +1,194 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"fmt"
+	"hash"
+	"io"
+	"math"
+	"time"
+
+	"github.com/verdictnet/verdict/internal/engine"
+	"github.com/verdictnet/verdict/internal/generate"
+	"github.com/verdictnet/verdict/internal/model"
+	"github.com/verdictnet/verdict/internal/sampler"
+	"github.com/verdictnet/verdict/internal/tokenizer"
+)
+
+func init() {
+	register(&command{Name: "run", Summary: "generate text from a prompt, deterministically", Run: cmdRun})
+}
+
+// runFlags are the flags of `verdict run`.
+type runFlags struct {
+	model, tokenizer, prompt string
+	steps                    int
+	temperature, topP        float64
+	topK                     int
+	seed                     uint64
+	threads                  int
+	digest, tokenByToken     bool
+	keyFile, receiptOut      string
+}
+
+func parseRunFlags(args []string, stderr io.Writer) (*runFlags, error) {
+	f := &runFlags{}
+	fs := newFlagSet("run", stderr)
+	fs.StringVar(&f.model, "model", "", "model file: GGUF or llama2.c checkpoint (required)")
+	fs.StringVar(&f.tokenizer, "tokenizer", "", "llama2.c tokenizer file (default: from the GGUF, or tokenizer.bin beside a checkpoint)")
+	fs.StringVar(&f.prompt, "prompt", "", "prompt text")
+	fs.IntVar(&f.steps, "steps", 256, "positions to run, BOS and prompt included (as llama2.c -n); 0 = context length")
+	fs.Float64Var(&f.temperature, "temperature", 0, "sampling temperature; 0 = greedy")
+	fs.IntVar(&f.topK, "top-k", 0, "keep the k most likely tokens; 0 = all")
+	fs.Float64Var(&f.topP, "top-p", 0, "nucleus sampling mass in (0,1); 0 = off")
+	fs.Uint64Var(&f.seed, "seed", 0, "sampling seed")
+	fs.IntVar(&f.threads, "threads", 0, "threads; 0 = one per CPU (never changes the result)")
+	fs.BoolVar(&f.digest, "digest", false, "print `digest: <hex>`, a SHA-256 over every logit vector computed")
+	fs.BoolVar(&f.tokenByToken, "token-by-token", false, "feed the prompt one position at a time instead of one prefill pass (same result)")
+	fs.StringVar(&f.keyFile, "key", "", "worker key file to sign a receipt with")
+	fs.StringVar(&f.receiptOut, "receipt", "", "write a signed receipt to this file (needs --key)")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("run: unexpected argument %q", fs.Arg(0))
+	}
+	if f.model == "" {
+		return nil, fmt.Errorf("run: --model is required")
+	}
+	if (f.keyFile == "") != (f.receiptOut == "") {
+		return nil, fmt.Errorf("run: --key and --receipt go together")
+	}
+	return f, nil
+}
+
+// loadModel opens a model and its tokenizer.
+func loadModel(path, tokPath string) (*model.Model, *tokenizer.Tokenizer, error) {
+	m, err := model.Load(path, tokPath)
+	if err != nil {
+		return nil, nil, err
+	}
+	if m.Vocab == nil {
+		m.Close()
+		return nil, nil, fmt.Errorf("%s: no tokenizer", path)
+	}
+	tok, err := tokenizer.New(m.Vocab)
+	if err != nil {
+		m.Close()
+		return nil, nil, fmt.Errorf("%s: tokenizer: %w", path, err)
+	}
+	return m, tok, nil
+}
+
+// logitDigest hashes logit vectors: the little-endian bits of each float32,
+// vector after vector in position order.
+type logitDigest struct {
+	h   hash.Hash
+	buf []byte
+}
+
+func newLogitDigest() *logitDigest { return &logitDigest{h: sha256.New()} }
+
+func (d *logitDigest) add(logits []float32) {
+	d.buf = d.buf[:0]
+	for _, v := range logits {
+		d.buf = binary.LittleEndian.AppendUint32(d.buf, math.Float32bits(v))
+	}
+	d.h.Write(d.buf)
+}
+
+func (d *logitDigest) sum() string { return hex.EncodeToString(d.h.Sum(nil)) }
+
+func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	f, err := parseRunFlags(args, stderr)
+	if err != nil {
+		return err
+	}
+	m, tok, err := loadModel(f.model, f.tokenizer)
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	prompt, err := tok.Encode(f.prompt, true)
+	if err != nil {
+		return fmt.Errorf("run: encoding the prompt: %w", err)
+	}
+	e, err := engine.New(m, engine.Options{Threads: f.threads})
+	if err != nil {
+		return err
+	}
+	defer e.Close()
+	params := sampler.Params{Temperature: float32(f.temperature), TopK: f.topK, TopP: float32(f.topP), Seed: f.seed}
+	out := bufio.NewWriter(stdout)
+	defer out.Flush()
+	// Print like llama2.c: the prompt pieces after BOS, then each new token.
+	prev := prompt[0]
+	for _, t := range prompt[1:] {
+		piece, err := tok.Piece(prev, t)
+		if err != nil {
+			return fmt.Errorf("run: %w", err)
+		}
+		out.Write(piece)
+		prev = t
+	}
+	out.Flush()
+	digest := newLogitDigest()
+	var rec *receiptBuilder
+	if f.receiptOut != "" {
+		if rec, err = newReceiptBuilder(f.keyFile, m, prompt, params); err != nil {
+			return err
+		}
+	}
+	start := time.Now()
+	bos := m.Vocab.BOS
+	req := generate.Request{
+		Prompt: prompt, Steps: f.steps, Sampler: params, StopTokens: []int{bos},
+		TokenByToken: f.tokenByToken,
+		OnLogits: func(pos int, logits []float32) error {
+			digest.add(logits)
+			if rec != nil {
+				rec.logits(pos, logits)
+			}
+			return nil
+		},
+		OnToken: func(pos, t int) error {
+			if t == bos {
+				return nil
+			}
+			piece, err := tok.Piece(prev, t)
+			if err != nil {
+				return err
+			}
+			out.Write(piece)
+			out.Flush()
+			prev = t
+			return nil
+		},
+	}
+	if rec != nil {
+		req.Trace = rec.tracer()
+	}
+	res, err := generate.Run(ctx, e, req)
+	if err != nil {
+		return fmt.Errorf("run: %w", err)
+	}
+	out.WriteString("\n")
+	if f.digest {
+		fmt.Fprintf(out, "digest: %s\n", digest.sum())
+	}
+	out.Flush()
+	el := time.Since(start)
+	fmt.Fprintf(stderr, "generated %d tokens in %v (%.1f tok/s, %d threads)\n",
+		len(res.Output), el.Round(time.Millisecond), float64(len(prompt)+len(res.Output)-1)/el.Seconds(), e.Threads())
+	if rec != nil {
+		if err := rec.finish(res, f.receiptOut); err != nil {
+			return err
+		}
+		fmt.Fprintf(stderr, "receipt written to %s\n", f.receiptOut)
+	}
+	return nil
+}

@@ -1,0 +1,355 @@
+package engine
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/verdictnet/verdict/internal/detmath"
+	"github.com/verdictnet/verdict/internal/kernels"
+	"github.com/verdictnet/verdict/internal/model"
+	"github.com/verdictnet/verdict/internal/tensor"
+)
+
+// SpecVersion names the version of docs/determinism.md this engine
+// implements. Every commitment to a computation (model ids, receipts)
+// includes it: a change to any rounding or order is a new version.
+const SpecVersion = "verdict-det/1"
+
+// Options configure an Engine.
+type Options struct {
+	// Threads is the number of threads; 0 means one per CPU. It never
+	// changes a result.
+	Threads int
+}
+
+// Engine runs one model. It is safe for concurrent use by several
+// goroutines, each with its own Sequences.
+type Engine struct {
+	m     *model.Model
+	c     model.Config
+	pool  *pool
+	hd    int
+	freqs []float32 // RoPE frequency of pair j of a head
+	scale float32   // sqrt(head dim)
+}
+
+// New returns an engine for m, which must have passed m.Check.
+func New(m *model.Model, opts Options) (*Engine, error) {
+	if err := m.Check(); err != nil {
+		return nil, fmt.Errorf("engine: %w", err)
+	}
+	c := m.Config
+	e := &Engine{m: m, c: c, pool: newPool(opts.Threads), hd: c.HeadDim()}
+	e.freqs = RopeFreqs(c.RopeTheta, e.hd)
+	e.scale = detmath.Sqrt32(float32(e.hd))
+	return e, nil
+}
+
+// Close stops the engine's threads. The model stays open.
+func (e *Engine) Close() { e.pool.close() }
+
+// Model returns the engine's model.
+func (e *Engine) Model() *model.Model { return e.m }
+
+// Threads returns the number of threads the engine uses.
+func (e *Engine) Threads() int { return e.pool.n }
+
+// RopeFreqs returns the RoPE frequency of each pair j < headDim/2:
+// float32(Pow64(theta, -2j/headDim)).
+func RopeFreqs(theta float32, headDim int) []float32 {
+	f := make([]float32, headDim/2)
+	for j := range f {
+		f[j] = float32(detmath.Pow64(float64(theta), -float64(2*j)/float64(headDim)))
+	}
+	return f
+}
+
+// RopeAngles writes cos and sin of the RoPE angle of each pair at position
+// pos: angle_j = float64(pos) * float64(freqs[j]) (exact), rounded to
+// float32 after SinCos64.
+func RopeAngles(freqs []float32, pos int, cos, sin []float32) {
+	for j, f := range freqs {
+		s, c := detmath.SinCos64(float64(pos) * float64(f))
+		cos[j], sin[j] = float32(c), float32(s)
+	}
+}
+
+// Sequence is the state of one token sequence: its key/value cache and the
+// next position to fill.
+type Sequence struct {
+	Pos int
+	cap int
+	k   [][]float32 // per layer, cap*KVDim
+	v   [][]float32
+}
+
+// NewSequence returns an empty sequence with room for maxPos positions
+// (at most the model's context length; 0 means the context length).
+func (e *Engine) NewSequence(maxPos int) (*Sequence, error) {
+	if maxPos <= 0 {
+		maxPos = e.c.ContextLen
+	}
+	if maxPos > e.c.ContextLen {
+		return nil, fmt.Errorf("sequence of %d positions exceeds the model's context length %d", maxPos, e.c.ContextLen)
+	}
+	s := &Sequence{cap: maxPos, k: make([][]float32, e.c.Layers), v: make([][]float32, e.c.Layers)}
+	kv := e.c.KVDim()
+	for l := range s.k {
+		s.k[l] = make([]float32, maxPos*kv)
+		s.v[l] = make([]float32, maxPos*kv)
+	}
+	return s, nil
+}
+
+// Cap is the number of positions the sequence can hold.
+func (s *Sequence) Cap() int { return s.cap }
+
+// KV returns the cached key and value vectors of layer l at position pos.
+func (s *Sequence) KV(l, pos int) (k, v []float32) {
+	n := len(s.k[l]) / s.cap
+	return s.k[l][pos*n : (pos+1)*n], s.v[l][pos*n : (pos+1)*n]
+}
+
+// LogitsMode selects which positions of an Item return logits.
+type LogitsMode int
+
+const (
+	LogitsLast LogitsMode = iota // the last position only
+	LogitsAll                    // every position
+	LogitsNone                   // none
+)
+
+// Tracer observes the intermediate states of a forward pass. Slices are only
+// valid during the call.
+type Tracer interface {
+	// Layer reports, for layer l at position pos: x, the hidden state
+	// entering the layer; k and v, the key (after RoPE) and value vectors
+	// the position writes into the cache; attn, the attention output of
+	// all heads before the output projection.
+	Layer(l, pos int, x, k, v, attn []float32)
+	// Final reports the hidden state after the last layer, before the
+	// output norm.
+	Final(pos int, x []float32)
+}
+
+// Item is one sequence's share of a forward pass: Tokens are fed at
+// positions Seq.Pos, Seq.Pos+1, ...; afterwards Seq.Pos has advanced.
+type Item struct {
+	Seq    *Sequence
+	Tokens []int
+	Logits LogitsMode
+	Trace  Tracer // optional
+	// Out receives the logits: len(Tokens) vectors for LogitsAll, one for
+	// LogitsLast, none for LogitsNone.
+	Out [][]float32
+}
+
+// ErrContext is returned when tokens do not fit in a sequence.
+var ErrContext = errors.New("sequence is full")
+
+// row locates one token of a batch.
+type row struct {
+	item *Item
+	seq  *Sequence
+	tok  int
+	pos  int
+}
+
+// Forward runs the model over every item's tokens as one batch. Every
+// position's logits are the same bits as when the tokens are fed one at a
+// time, alone or in any other batch.
+func (e *Engine) Forward(items ...*Item) error {
+	var rows []row
+	for _, it := range items {
+		if it.Seq == nil {
+			return errors.New("engine: item without a sequence")
+		}
+		if it.Seq.Pos+len(it.Tokens) > it.Seq.cap {
+			return fmt.Errorf("engine: %d tokens at position %d: %w (room for %d)", len(it.Tokens), it.Seq.Pos, ErrContext, it.Seq.cap)
+		}
+		for i, t := range it.Tokens {
+			if t < 0 || t >= e.c.Vocab {
+				return fmt.Errorf("engine: token id %d out of range [0, %d)", t, e.c.Vocab)
+			}
+			rows = append(rows, row{item: it, seq: it.Seq, tok: t, pos: it.Seq.Pos + i})
+		}
+	}
+	for i, a := range items {
+		for _, b := range items[:i] {
+			if a.Seq == b.Seq {
+				return errors.New("engine: a sequence appears twice in one batch")
+			}
+		}
+	}
+	if len(rows) == 0 {
+		return nil
+	}
+	st := e.newState(rows)
+	for r := range rows {
+		kernels.DequantRow(e.m.TokenEmbd, rows[r].tok, st.x[r*e.c.Dim:(r+1)*e.c.Dim])
+	}
+	for l := range e.m.Layers {
+		e.layer(l, st)
+	}
+	e.finish(st, items)
+	for _, it := range items {
+		it.Seq.Pos += len(it.Tokens)
+	}
+	return nil
+}
+
+// state holds the activations of a batch of n rows.
+type state struct {
+	rows                   []row
+	n                      int
+	x, xb, q, k, v, att, o []float32
+	hb, hb2                []float32
+	acts                   kernels.Acts
+}
+
+func (e *Engine) newState(rows []row) *state {
+	n := len(rows)
+	c := e.c
+	return &state{
+		rows: rows, n: n,
+		x: make([]float32, n*c.Dim), xb: make([]float32, n*c.Dim),
+		q: make([]float32, n*c.Dim), k: make([]float32, n*c.KVDim()), v: make([]float32, n*c.KVDim()),
+		att: make([]float32, n*c.Dim), o: make([]float32, n*c.Dim),
+		hb: make([]float32, n*c.Hidden), hb2: make([]float32, n*c.Hidden),
+	}
+}
+
+// matmul computes out (n rows of w.Rows()) = w applied to each of the n rows
+// of in, splitting weight rows across threads.
+func (e *Engine) matmul(st *state, w *tensor.Tensor, in, out []float32) {
+	st.acts.Prepare(w.Type, in, st.n, w.Cols())
+	rows := w.Rows()
+	e.pool.run(rows, 16, func(lo, hi int) {
+		kernels.MatMul(w, &st.acts, out, rows, lo, hi)
+	})
+}
+
+// rmsnorm normalises each of the n rows of in into out.
+func (e *Engine) rmsnorm(st *state, w *tensor.Tensor, in, out []float32) {
+	d := e.c.Dim
+	wf := kernels.F32Row(w.Data)
+	e.pool.run(st.n, 4, func(lo, hi int) {
+		for r := lo; r < hi; r++ {
+			kernels.RMSNorm(out[r*d:(r+1)*d], in[r*d:(r+1)*d], wf, e.c.NormEps)
+		}
+	})
+}
+
+func (e *Engine) layer(l int, st *state) {
+	c := e.c
+	L := &e.m.Layers[l]
+	d, kv, hd := c.Dim, c.KVDim(), e.hd
+	e.rmsnorm(st, L.AttnNorm, st.x, st.xb)
+	e.matmul(st, L.Wq, st.xb, st.q)
+	e.matmul(st, L.Wk, st.xb, st.k)
+	e.matmul(st, L.Wv, st.xb, st.v)
+	// RoPE, then write keys and values into the caches.
+	e.pool.run(st.n, 4, func(lo, hi int) {
+		cos, sin := make([]float32, hd/2), make([]float32, hd/2)
+		for r := lo; r < hi; r++ {
+			rw := st.rows[r]
+			RopeAngles(e.freqs, rw.pos, cos, sin)
+			kernels.Rope(st.q[r*d:(r+1)*d], cos, sin)
+			kernels.Rope(st.k[r*kv:(r+1)*kv], cos, sin)
+			copy(rw.seq.k[l][rw.pos*kv:(rw.pos+1)*kv], st.k[r*kv:(r+1)*kv])
+			copy(rw.seq.v[l][rw.pos*kv:(rw.pos+1)*kv], st.v[r*kv:(r+1)*kv])
+		}
+	})
+	// Attention, one (row, head) pair per unit of work.
+	group := c.Heads / c.KVHeads
+	e.pool.run(st.n*c.Heads, 1, func(lo, hi int) {
+		var scores []float32
+		for u := lo; u < hi; u++ {
+			r, h := u/c.Heads, u%c.Heads
+			rw := st.rows[r]
+			if cap(scores) < rw.pos+1 {
+				scores = make([]float32, rw.pos+1, rw.seq.cap)
+			}
+			kvOff := (h / group) * hd
+			Attend(st.q[r*d+h*hd:r*d+(h+1)*hd], rw.seq.k[l], rw.seq.v[l], kv, kvOff, rw.pos+1,
+				e.scale, st.att[r*d+h*hd:r*d+(h+1)*hd], scores[:rw.pos+1])
+		}
+	})
+	for r, rw := range st.rows {
+		if rw.item.Trace != nil {
+			rw.item.Trace.Layer(l, rw.pos, st.x[r*d:(r+1)*d], st.k[r*kv:(r+1)*kv], st.v[r*kv:(r+1)*kv], st.att[r*d:(r+1)*d])
+		}
+	}
+	e.matmul(st, L.Wo, st.att, st.o)
+	kernels.Add(st.x, st.o)
+	e.rmsnorm(st, L.FFNNorm, st.x, st.xb)
+	e.matmul(st, L.FFNGate, st.xb, st.hb)
+	e.matmul(st, L.FFNUp, st.xb, st.hb2)
+	kernels.SwiGLU(st.hb, st.hb, st.hb2)
+	e.matmul(st, L.FFNDown, st.hb, st.o)
+	kernels.Add(st.x, st.o)
+}
+
+// Attend computes one head's attention output for a query q over n cached
+// positions: keys and values are flat caches with row stride `stride`, the
+// head's slice starting at column off.
+//
+//	s_t = Dot(q, k_t) / scale, t < n; a = Softmax(s)
+//	out = 0; for t = 0..n-1: out_i = out_i + float32(a_t * v_t,i)
+func Attend(q, keys, values []float32, stride, off, n int, scale float32, out, scores []float32) {
+	hd := len(q)
+	for t := 0; t < n; t++ {
+		scores[t] = kernels.Dot(q, keys[t*stride+off:t*stride+off+hd]) / scale
+	}
+	kernels.Softmax(scores[:n])
+	for i := range out {
+		out[i] = 0
+	}
+	for t := 0; t < n; t++ {
+		kernels.AxpyInto(out, scores[t], values[t*stride+off:t*stride+off+hd])
+	}
+}
+
+// finish applies the output norm and classifier to the rows that need
+// logits and hands them to their items.
+func (e *Engine) finish(st *state, items []*Item) {
+	d := e.c.Dim
+	var sel []int
+	start := 0
+	for _, it := range items {
+		n := len(it.Tokens)
+		for i := 0; i < n; i++ {
+			r := start + i
+			if it.Trace != nil {
+				it.Trace.Final(st.rows[r].pos, st.x[r*d:(r+1)*d])
+			}
+			if it.Logits == LogitsAll || (it.Logits == LogitsLast && i == n-1) {
+				sel = append(sel, r)
+			}
+		}
+		start += n
+	}
+	if len(sel) == 0 {
+		for _, it := range items {
+			it.Out = nil
+		}
+		return
+	}
+	sub := &state{rows: make([]row, len(sel)), n: len(sel), x: make([]float32, len(sel)*d), xb: make([]float32, len(sel)*d)}
+	for i, r := range sel {
+		sub.rows[i] = st.rows[r]
+		copy(sub.x[i*d:(i+1)*d], st.x[r*d:(r+1)*d])
+	}
+	e.rmsnorm(sub, e.m.OutputNorm, sub.x, sub.xb)
+	vocab := e.c.Vocab
+	logits := make([]float32, len(sel)*vocab)
+	e.matmul(sub, e.m.Output, sub.xb, logits)
+	i := 0
+	for _, it := range items {
+		it.Out = it.Out[:0]
+		for i < len(sel) && sub.rows[i].item == it {
+			it.Out = append(it.Out, logits[i*vocab:(i+1)*vocab:(i+1)*vocab])
+			i++
+		}
+	}
+}

@@ -1,0 +1,147 @@
+package generate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/verdictnet/verdict/internal/engine"
+	"github.com/verdictnet/verdict/internal/sampler"
+)
+
+// Request describes one generation.
+type Request struct {
+	// Prompt holds the prompt token ids, BOS included when wanted. It must
+	// not be empty.
+	Prompt []int
+	// Steps is the total number of positions fed, prompt included, as
+	// llama2.c's -n: positions 0..Steps-1 are fed, and the token chosen
+	// after the last of them is emitted too, so at most
+	// Steps-len(Prompt)+1 tokens are generated. It is capped by the
+	// model's context length.
+	Steps   int
+	Sampler sampler.Params
+	// StopTokens end the generation when sampled (the token is kept in
+	// the output). llama2.c stops on BOS (1).
+	StopTokens []int
+	// TokenByToken feeds the prompt one position at a time instead of in
+	// one prefill pass; the results are identical, only slower.
+	TokenByToken bool
+	// OnLogits, if set, sees every logit vector computed, by position. The
+	// slice is only valid during the call.
+	OnLogits func(pos int, logits []float32) error
+	// OnToken, if set, sees each generated token as it is chosen.
+	OnToken func(pos, token int) error
+	// Trace, if set, observes the forward passes.
+	Trace engine.Tracer
+}
+
+// Result is the outcome of a generation.
+type Result struct {
+	Output  []int // generated tokens, in order
+	Stopped bool  // ended on a stop token
+}
+
+// ErrPromptTooLong is returned when the prompt does not fit in the context.
+var ErrPromptTooLong = errors.New("prompt too long")
+
+// Run performs the generation described by req on e.
+func Run(ctx context.Context, e *engine.Engine, req Request) (Result, error) {
+	var res Result
+	if len(req.Prompt) == 0 {
+		return res, errors.New("generate: empty prompt")
+	}
+	if err := req.Sampler.Validate(); err != nil {
+		return res, fmt.Errorf("generate: %w", err)
+	}
+	ctxLen := e.Model().Config.ContextLen
+	steps := req.Steps
+	if steps <= 0 || steps > ctxLen {
+		steps = ctxLen
+	}
+	if len(req.Prompt) > steps {
+		if len(req.Prompt) > ctxLen {
+			return res, fmt.Errorf("generate: %w: %d tokens, the context length is %d", ErrPromptTooLong, len(req.Prompt), ctxLen)
+		}
+		return res, fmt.Errorf("generate: %w: %d tokens, more than the %d steps asked for", ErrPromptTooLong, len(req.Prompt), steps)
+	}
+	seq, err := e.NewSequence(steps)
+	if err != nil {
+		return res, fmt.Errorf("generate: %w", err)
+	}
+	report := func(it *engine.Item) error {
+		if req.OnLogits == nil {
+			return nil
+		}
+		for i, l := range it.Out {
+			pos := seq.Pos - len(it.Out) + i
+			if err := req.OnLogits(pos, l); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	// Prefill: every prompt position, with every logit vector.
+	var last []float32
+	if req.TokenByToken {
+		for _, t := range req.Prompt {
+			it := &engine.Item{Seq: seq, Tokens: []int{t}, Logits: engine.LogitsAll, Trace: req.Trace}
+			if err := e.Forward(it); err != nil {
+				return res, fmt.Errorf("generate: %w", err)
+			}
+			if err := report(it); err != nil {
+				return res, err
+			}
+			last = it.Out[0]
+		}
+	} else {
+		it := &engine.Item{Seq: seq, Tokens: req.Prompt, Logits: engine.LogitsAll, Trace: req.Trace}
+		if err := e.Forward(it); err != nil {
+			return res, fmt.Errorf("generate: %w", err)
+		}
+		if err := report(it); err != nil {
+			return res, err
+		}
+		last = it.Out[len(it.Out)-1]
+	}
+	// Decode: the token for position seq.Pos is chosen from the logits of
+	// position seq.Pos-1. Positions 0..steps-1 are fed; the token chosen
+	// for position steps is the last one and is not fed.
+	for {
+		if err := ctx.Err(); err != nil {
+			return res, err
+		}
+		next := sampler.Sample(last, req.Sampler, seq.Pos)
+		res.Output = append(res.Output, next)
+		if req.OnToken != nil {
+			if err := req.OnToken(seq.Pos, next); err != nil {
+				return res, err
+			}
+		}
+		if isStop(next, req.StopTokens) {
+			res.Stopped = true
+			break
+		}
+		if seq.Pos >= steps {
+			break
+		}
+		it := &engine.Item{Seq: seq, Tokens: []int{next}, Logits: engine.LogitsAll, Trace: req.Trace}
+		if err := e.Forward(it); err != nil {
+			return res, fmt.Errorf("generate: %w", err)
+		}
+		if err := report(it); err != nil {
+			return res, err
+		}
+		last = it.Out[0]
+	}
+	return res, nil
+}
+
+func isStop(t int, stops []int) bool {
+	for _, s := range stops {
+		if t == s {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,219 @@
+package kernels
+
+import (
+	"encoding/binary"
+	"fmt"
+	"unsafe"
+
+	"github.com/verdictnet/verdict/internal/tensor"
+)
+
+// Acts holds n activation rows of length cols, prepared for one weight type:
+// F32, F16 and BF16 weights use the float rows; Q8_0 and Q4_0 weights use
+// the rows quantised to Q8 blocks (see QuantizeQ8).
+type Acts struct {
+	N, Cols int
+	F       []float32 // n*cols
+	Q       []int8    // n*cols, for quantised weights
+	D       []float32 // n*cols/32 block scales, for quantised weights
+}
+
+// Prepare fills a with the n rows of x (n*cols floats) for weights of type t.
+// It reuses a's buffers.
+func (a *Acts) Prepare(t tensor.Type, x []float32, n, cols int) {
+	a.N, a.Cols, a.F = n, cols, x[:n*cols]
+	if t != tensor.Q8_0 && t != tensor.Q4_0 {
+		return
+	}
+	a.Q = grow(a.Q, n*cols)
+	a.D = grow(a.D, n*cols/tensor.QK)
+	QuantizeQ8(a.F, a.Q, a.D)
+}
+
+func grow[T any](s []T, n int) []T {
+	if cap(s) >= n {
+		return s[:n]
+	}
+	return make([]T, n)
+}
+
+// roundEven rounds v (|v| < 2^22) to the nearest integer, ties to even, by
+// adding and subtracting 1.5 * 2^23.
+func roundEven(v float32) float32 { return float32(v+12582912) - 12582912 }
+
+// QuantizeQ8 quantises x (a multiple of 32 long) to blocks of 32 int8 values
+// q with one float32 scale d per block:
+//
+//	amax = max |x_i|; d = amax / 127; id = 1/d (0 when d = 0)
+//	q_i = roundEven(float32(x_i * id)), clamped to [-127, 127]
+func QuantizeQ8(x []float32, q []int8, d []float32) {
+	for b := 0; b < len(x)/tensor.QK; b++ {
+		xs := x[b*tensor.QK : (b+1)*tensor.QK]
+		var amax float32
+		for _, v := range xs {
+			if v < 0 {
+				v = -v
+			}
+			if v > amax {
+				amax = v
+			}
+		}
+		db := amax / 127
+		var id float32
+		if db != 0 {
+			id = 1 / db
+		}
+		d[b] = db
+		qs := q[b*tensor.QK : (b+1)*tensor.QK]
+		for i, v := range xs {
+			r := roundEven(float32(v * id))
+			if r > 127 {
+				r = 127
+			} else if r < -127 {
+				r = -127
+			}
+			qs[i] = int8(r)
+		}
+	}
+}
+
+// F32Row views little-endian float32 bytes as floats (no copy).
+func F32Row(b []byte) []float32 {
+	if len(b) == 0 {
+		return nil
+	}
+	return unsafe.Slice((*float32)(unsafe.Pointer(&b[0])), len(b)/4)
+}
+
+// MatMul computes out[p*ld + r] = row r of w applied to activation row p, for
+// rows r in [r0, r1) and every activation row p. ld is the row stride of out
+// (usually w.Rows()). The result of each element depends only on its weight
+// row and activation row: how rows are split among threads never matters.
+func MatMul(w *tensor.Tensor, a *Acts, out []float32, ld, r0, r1 int) {
+	if fastMatMul != nil && fastMatMul(w, a, out, ld, r0, r1) {
+		return
+	}
+	MatMulRef(w, a, out, ld, r0, r1)
+}
+
+// fastMatMul, when set by an architecture-specific file, computes MatMul
+// with identical bits and reports whether it handled the call.
+var fastMatMul func(w *tensor.Tensor, a *Acts, out []float32, ld, r0, r1 int) bool
+
+// MatMulRef is the scalar reference of MatMul.
+func MatMulRef(w *tensor.Tensor, a *Acts, out []float32, ld, r0, r1 int) {
+	cols := a.Cols
+	for r := r0; r < r1; r++ {
+		row := w.Row(r)
+		for p := 0; p < a.N; p++ {
+			var v float32
+			switch w.Type {
+			case tensor.F32:
+				v = Dot(F32Row(row), a.F[p*cols:(p+1)*cols])
+			case tensor.F16:
+				v = dotF16(row, a.F[p*cols:(p+1)*cols])
+			case tensor.BF16:
+				v = dotBF16(row, a.F[p*cols:(p+1)*cols])
+			case tensor.Q8_0:
+				v = dotQ8_0(row, a.Q[p*cols:(p+1)*cols], a.D[p*cols/tensor.QK:])
+			case tensor.Q4_0:
+				v = dotQ4_0(row, a.Q[p*cols:(p+1)*cols], a.D[p*cols/tensor.QK:])
+			default:
+				panic(fmt.Sprintf("kernels: unsupported weight type %s", w.Type)) // model.Check rejects these first
+			}
+			out[p*ld+r] = v
+		}
+	}
+}
+
+func dotF16(row []byte, x []float32) float32 {
+	var acc [Lanes]float32
+	for i := range x {
+		w := F16ToF32(binary.LittleEndian.Uint16(row[2*i:]))
+		acc[i%Lanes] = acc[i%Lanes] + float32(w*x[i])
+	}
+	return fold(&acc)
+}
+
+func dotBF16(row []byte, x []float32) float32 {
+	var acc [Lanes]float32
+	for i := range x {
+		w := BF16ToF32(binary.LittleEndian.Uint16(row[2*i:]))
+		acc[i%Lanes] = acc[i%Lanes] + float32(w*x[i])
+	}
+	return fold(&acc)
+}
+
+// dotQ8_0: per block, an exact integer dot product of the weight and
+// activation quanta, then acc = acc + float32(float32(dw*dx) * float32(isum)),
+// blocks in increasing order.
+func dotQ8_0(row []byte, q []int8, d []float32) float32 {
+	var acc float32
+	for b := 0; b < len(q)/tensor.QK; b++ {
+		blk := row[b*34 : b*34+34]
+		dw := F16ToF32(binary.LittleEndian.Uint16(blk))
+		qs := q[b*tensor.QK : (b+1)*tensor.QK]
+		var isum int32
+		for i := 0; i < tensor.QK; i++ {
+			isum += int32(int8(blk[2+i])) * int32(qs[i])
+		}
+		acc = acc + float32(float32(dw*d[b])*float32(isum))
+	}
+	return acc
+}
+
+// dotQ4_0: like dotQ8_0; weight quantum j of a block is the low nibble of
+// byte j minus 8 for j < 16 and the high nibble of byte j-16 minus 8 after.
+func dotQ4_0(row []byte, q []int8, d []float32) float32 {
+	var acc float32
+	for b := 0; b < len(q)/tensor.QK; b++ {
+		blk := row[b*18 : b*18+18]
+		dw := F16ToF32(binary.LittleEndian.Uint16(blk))
+		qs := q[b*tensor.QK : (b+1)*tensor.QK]
+		var isum int32
+		for j := 0; j < tensor.QK/2; j++ {
+			lo := int32(blk[2+j]&0x0f) - 8
+			hi := int32(blk[2+j]>>4) - 8
+			isum += lo*int32(qs[j]) + hi*int32(qs[j+16])
+		}
+		acc = acc + float32(float32(dw*d[b])*float32(isum))
+	}
+	return acc
+}
+
+// DequantRow writes row r of w as float32 into out (len w.Cols()): exact for
+// F32/F16/BF16; for Q8_0 and Q4_0 each value is float32(d * float32(q)).
+func DequantRow(w *tensor.Tensor, r int, out []float32) {
+	row := w.Row(r)
+	switch w.Type {
+	case tensor.F32:
+		copy(out, F32Row(row))
+	case tensor.F16:
+		for i := range out {
+			out[i] = F16ToF32(binary.LittleEndian.Uint16(row[2*i:]))
+		}
+	case tensor.BF16:
+		for i := range out {
+			out[i] = BF16ToF32(binary.LittleEndian.Uint16(row[2*i:]))
+		}
+	case tensor.Q8_0:
+		for b := 0; b < len(out)/tensor.QK; b++ {
+			blk := row[b*34:]
+			d := F16ToF32(binary.LittleEndian.Uint16(blk))
+			for i := 0; i < tensor.QK; i++ {
+				out[b*tensor.QK+i] = float32(d * float32(int8(blk[2+i])))
+			}
+		}
+	case tensor.Q4_0:
+		for b := 0; b < len(out)/tensor.QK; b++ {
+			blk := row[b*18:]
+			d := F16ToF32(binary.LittleEndian.Uint16(blk))
+			for j := 0; j < tensor.QK/2; j++ {
+				out[b*tensor.QK+j] = float32(d * float32(int32(blk[2+j]&0x0f)-8))
+				out[b*tensor.QK+j+16] = float32(d * float32(int32(blk[2+j]>>4)-8))
+			}
+		}
+	default:
+		panic(fmt.Sprintf("kernels: unsupported weight type %s", w.Type))
+	}
+}

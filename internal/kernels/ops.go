@@ -1,0 +1,74 @@
+package kernels
+
+import "github.com/verdictnet/verdict/internal/detmath"
+
+// RMSNorm writes out[i] = float32(w[i] * float32(inv * x[i])) where
+// inv = 1 / sqrt(Dot(x, x)/n + eps).
+func RMSNorm(out, x, w []float32, eps float32) {
+	ss := Dot(x, x)
+	ss = ss / float32(len(x))
+	inv := 1 / detmath.Sqrt32(ss+eps)
+	for i := range x {
+		out[i] = float32(w[i] * float32(inv*x[i]))
+	}
+}
+
+// Softmax replaces x by softmax(x): m = max x; e_i = Exp32(x_i - m);
+// s = Sum(e); x_i = e_i / s.
+func Softmax(x []float32) {
+	if len(x) == 0 {
+		return
+	}
+	m := x[0]
+	for _, v := range x[1:] {
+		if v > m {
+			m = v
+		}
+	}
+	for i, v := range x {
+		x[i] = detmath.Exp32(v - m)
+	}
+	s := Sum(x)
+	for i := range x {
+		x[i] = x[i] / s
+	}
+}
+
+// Rope rotates each adjacent pair (2j, 2j+1) of every head of x (heads of
+// size len(cos)*2) by the angle whose cosine and sine are cos[j], sin[j]:
+//
+//	x0' = float32(x0*c) - float32(x1*s)
+//	x1' = float32(x0*s) + float32(x1*c)
+func Rope(x, cos, sin []float32) {
+	hd := 2 * len(cos)
+	for h := 0; h+hd <= len(x); h += hd {
+		for j := range cos {
+			x0, x1 := x[h+2*j], x[h+2*j+1]
+			c, s := cos[j], sin[j]
+			x[h+2*j] = float32(x0*c) - float32(x1*s)
+			x[h+2*j+1] = float32(x0*s) + float32(x1*c)
+		}
+	}
+}
+
+// SwiGLU writes out[i] = float32(SiLU(gate[i]) * up[i]).
+func SwiGLU(out, gate, up []float32) {
+	for i := range out {
+		out[i] = float32(detmath.SiLU(gate[i]) * up[i])
+	}
+}
+
+// Add adds y to x element by element.
+func Add(x, y []float32) {
+	for i := range x {
+		x[i] = x[i] + y[i]
+	}
+}
+
+// AxpyInto adds float32(a * v[i]) to out[i]: one step of the attention value
+// sum, which runs over positions in increasing order.
+func AxpyInto(out []float32, a float32, v []float32) {
+	for i := range out {
+		out[i] = out[i] + float32(a*v[i])
+	}
+}

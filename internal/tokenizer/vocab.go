@@ -1,0 +1,47 @@
+package tokenizer
+
+// TokenType classifies a vocabulary entry, numbered as GGUF's
+// tokenizer.ggml.token_type (llama.cpp's llama_token_type).
+type TokenType int32
+
+// Token types.
+const (
+	Undefined   TokenType = 0
+	Normal      TokenType = 1
+	Unknown     TokenType = 2
+	Control     TokenType = 3
+	UserDefined TokenType = 4
+	Unused      TokenType = 5
+	Byte        TokenType = 6
+)
+
+// Flavor names the encoding rules a vocabulary follows.
+type Flavor string
+
+const (
+	// Llama2C is llama2.c's run.c encoder: its vocabulary stores plain
+	// spaces, and the encoder adds one dummy-prefix space.
+	Llama2C Flavor = "llama2c"
+	// SPM is llama.cpp's SentencePiece ("llama") encoder: spaces are
+	// stored as U+2581, byte fallback through <0xXX> tokens.
+	SPM Flavor = "spm"
+)
+
+// Vocab is the tokenizer data carried by a model file, independent of the
+// file format it came from.
+type Vocab struct {
+	Flavor Flavor
+	Tokens []string
+	Scores []float32
+	Types  []TokenType // may be nil: all Normal
+	BOS    int
+	EOS    int
+	UNK    int // -1 when there is none
+	AddBOS bool
+	// MaxTokenLen is llama2.c's max_token_length header (0 when unknown).
+	MaxTokenLen int
+	// NoDummyPrefix turns off the SPM dummy-prefix space (GGUF
+	// tokenizer.ggml.add_space_prefix = false). The zero value follows
+	// llama.cpp's default for SPM vocabularies: add it. Llama2C ignores it.
+	NoDummyPrefix bool
+}
