@@ -3,13 +3,8 @@ package main
 import (
 	"bufio"
 	"context"
-	"crypto/sha256"
-	"encoding/binary"
-	"encoding/hex"
 	"fmt"
-	"hash"
 	"io"
-	"math"
 	"time"
 
 	"github.com/verdictnet/verdict/internal/engine"
@@ -84,25 +79,6 @@ func loadModel(path, tokPath string) (*model.Model, *tokenizer.Tokenizer, error)
 	return m, tok, nil
 }
 
-// logitDigest hashes logit vectors: the little-endian bits of each float32,
-// vector after vector in position order.
-type logitDigest struct {
-	h   hash.Hash
-	buf []byte
-}
-
-func newLogitDigest() *logitDigest { return &logitDigest{h: sha256.New()} }
-
-func (d *logitDigest) add(logits []float32) {
-	d.buf = d.buf[:0]
-	for _, v := range logits {
-		d.buf = binary.LittleEndian.AppendUint32(d.buf, math.Float32bits(v))
-	}
-	d.h.Write(d.buf)
-}
-
-func (d *logitDigest) sum() string { return hex.EncodeToString(d.h.Sum(nil)) }
-
 func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	f, err := parseRunFlags(args, stderr)
 	if err != nil {
@@ -136,7 +112,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		prev = t
 	}
 	out.Flush()
-	digest := newLogitDigest()
+	digest := generate.NewDigest()
 	var rec *receiptBuilder
 	if f.receiptOut != "" {
 		if rec, err = newReceiptBuilder(f.keyFile, m, prompt, params); err != nil {
@@ -149,7 +125,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		Prompt: prompt, Steps: f.steps, Sampler: params, StopTokens: []int{bos},
 		TokenByToken: f.tokenByToken,
 		OnLogits: func(pos int, logits []float32) error {
-			digest.add(logits)
+			digest.Add(logits)
 			if rec != nil {
 				rec.logits(pos, logits)
 			}
@@ -178,7 +154,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	out.WriteString("\n")
 	if f.digest {
-		fmt.Fprintf(out, "digest: %s\n", digest.sum())
+		fmt.Fprintf(out, "digest: %s\n", digest.Hex())
 	}
 	out.Flush()
 	el := time.Since(start)
