@@ -241,6 +241,20 @@ func (e *Engine) rmsnorm(st *state, w *tensor.Tensor, in, out []float32) {
 }
 
 func (e *Engine) layer(l int, st *state) {
+	e.layerQKV(l, st)
+	e.layerAttend(l, st)
+	for r, rw := range st.rows {
+		if rw.item != nil && rw.item.Trace != nil {
+			d, kv := e.c.Dim, e.c.KVDim()
+			rw.item.Trace.Layer(l, rw.pos, st.x[r*d:(r+1)*d], st.k[r*kv:(r+1)*kv], st.v[r*kv:(r+1)*kv], st.att[r*d:(r+1)*d])
+		}
+	}
+	e.layerFinish(l, st)
+}
+
+// layerQKV computes the query, key and value vectors of every row (RoPE
+// applied) and writes keys and values into the rows' caches.
+func (e *Engine) layerQKV(l int, st *state) {
 	c := e.c
 	L := &e.m.Layers[l]
 	d, kv, hd := c.Dim, c.KVDim(), e.hd
@@ -248,7 +262,6 @@ func (e *Engine) layer(l int, st *state) {
 	e.matmul(st, L.Wq, st.xb, st.q)
 	e.matmul(st, L.Wk, st.xb, st.k)
 	e.matmul(st, L.Wv, st.xb, st.v)
-	// RoPE, then write keys and values into the caches.
 	e.pool.run(st.n, 4, func(lo, hi int) {
 		cos, sin := make([]float32, hd/2), make([]float32, hd/2)
 		for r := lo; r < hi; r++ {
@@ -256,11 +269,19 @@ func (e *Engine) layer(l int, st *state) {
 			RopeAngles(e.freqs, rw.pos, cos, sin)
 			kernels.Rope(st.q[r*d:(r+1)*d], cos, sin)
 			kernels.Rope(st.k[r*kv:(r+1)*kv], cos, sin)
-			copy(rw.seq.k[l][rw.pos*kv:(rw.pos+1)*kv], st.k[r*kv:(r+1)*kv])
-			copy(rw.seq.v[l][rw.pos*kv:(rw.pos+1)*kv], st.v[r*kv:(r+1)*kv])
+			if rw.seq != nil {
+				copy(rw.seq.k[l][rw.pos*kv:(rw.pos+1)*kv], st.k[r*kv:(r+1)*kv])
+				copy(rw.seq.v[l][rw.pos*kv:(rw.pos+1)*kv], st.v[r*kv:(r+1)*kv])
+			}
 		}
 	})
-	// Attention, one (row, head) pair per unit of work.
+}
+
+// layerAttend computes the attention output of every row, one (row, head)
+// pair per unit of work, over the row's cache positions 0..pos.
+func (e *Engine) layerAttend(l int, st *state) {
+	c := e.c
+	d, kv, hd := c.Dim, c.KVDim(), e.hd
 	group := c.Heads / c.KVHeads
 	e.pool.run(st.n*c.Heads, 1, func(lo, hi int) {
 		var scores []float32
@@ -275,11 +296,12 @@ func (e *Engine) layer(l int, st *state) {
 				e.scale, st.att[r*d+h*hd:r*d+(h+1)*hd], scores[:rw.pos+1])
 		}
 	})
-	for r, rw := range st.rows {
-		if rw.item.Trace != nil {
-			rw.item.Trace.Layer(l, rw.pos, st.x[r*d:(r+1)*d], st.k[r*kv:(r+1)*kv], st.v[r*kv:(r+1)*kv], st.att[r*d:(r+1)*d])
-		}
-	}
+}
+
+// layerFinish applies the output projection and the feed-forward block,
+// both with residual connections, to every row's hidden state.
+func (e *Engine) layerFinish(l int, st *state) {
+	L := &e.m.Layers[l]
 	e.matmul(st, L.Wo, st.att, st.o)
 	kernels.Add(st.x, st.o)
 	e.rmsnorm(st, L.FFNNorm, st.x, st.xb)

@@ -1,0 +1,104 @@
+package engine_test
+
+import (
+	"math"
+	"testing"
+
+	"github.com/verdictnet/verdict/internal/engine"
+)
+
+// recorder keeps every traced state of a forward pass.
+type recorder struct {
+	x, k, v, attn map[[2]int][]float32 // by (layer, pos)
+	final         map[int][]float32
+}
+
+func newRecorder() *recorder {
+	return &recorder{x: map[[2]int][]float32{}, k: map[[2]int][]float32{}, v: map[[2]int][]float32{}, attn: map[[2]int][]float32{}, final: map[int][]float32{}}
+}
+
+func clone(s []float32) []float32 { return append([]float32(nil), s...) }
+
+func (r *recorder) Layer(l, pos int, x, k, v, attn []float32) {
+	key := [2]int{l, pos}
+	r.x[key], r.k[key], r.v[key], r.attn[key] = clone(x), clone(k), clone(v), clone(attn)
+}
+
+func (r *recorder) Final(pos int, x []float32) { r.final[pos] = clone(x) }
+
+func sameBits(a, b []float32) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if math.Float32bits(a[i]) != math.Float32bits(b[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+// TestCellsRecomputeForward recomputes every layer cell and logit cell of a
+// prefill from the traced inputs and compares bits.
+func TestCellsRecomputeForward(t *testing.T) {
+	l := load(t, "stories260K.bin", "tok512.bin")
+	e := newEngine(t, l.m, 2)
+	toks, err := l.tok.Encode("Once upon a time there was a dog", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seq, _ := e.NewSequence(len(toks))
+	rec := newRecorder()
+	it := &engine.Item{Seq: seq, Tokens: toks, Logits: engine.LogitsAll, Trace: rec}
+	if err := e.Forward(it); err != nil {
+		t.Fatal(err)
+	}
+	c := l.m.Config
+	for pos := range toks {
+		emb, _ := e.Embed(toks[pos])
+		if !sameBits(emb, rec.x[[2]int{0, pos}]) {
+			t.Fatalf("embedding of position %d differs from the traced layer-0 input", pos)
+		}
+		for layer := 0; layer < c.Layers; layer++ {
+			var keys, values [][]float32
+			for q := 0; q < pos; q++ {
+				keys = append(keys, rec.k[[2]int{layer, q}])
+				values = append(values, rec.v[[2]int{layer, q}])
+			}
+			key := [2]int{layer, pos}
+			k, v, attn, out, err := e.LayerStep(layer, pos, rec.x[key], keys, values)
+			if err != nil {
+				t.Fatal(err)
+			}
+			next := rec.final[pos]
+			if layer+1 < c.Layers {
+				next = rec.x[[2]int{layer + 1, pos}]
+			}
+			if !sameBits(k, rec.k[key]) || !sameBits(v, rec.v[key]) || !sameBits(attn, rec.attn[key]) || !sameBits(out, next) {
+				t.Fatalf("layer %d position %d: recomputed cell differs from the forward pass", layer, pos)
+			}
+			q, k2, _, err := e.QKV(layer, pos, rec.x[key])
+			if err != nil || !sameBits(k2, k) {
+				t.Fatalf("QKV differs at layer %d position %d (%v)", layer, pos, err)
+			}
+			hd := c.HeadDim()
+			for h := 0; h < c.Heads; h++ {
+				ho, err := e.AttentionHead(layer, h, pos, q, append(keys, k), append(values, v))
+				if err != nil || !sameBits(ho, attn[h*hd:(h+1)*hd]) {
+					t.Fatalf("AttentionHead layer %d head %d position %d differs (%v)", layer, h, pos, err)
+				}
+			}
+			fo, err := e.FinishLayer(layer, rec.x[key], attn)
+			if err != nil || !sameBits(fo, out) {
+				t.Fatalf("FinishLayer differs at layer %d position %d (%v)", layer, pos, err)
+			}
+		}
+		logits, err := e.Logits(rec.final[pos])
+		if err != nil || !sameBits(logits, it.Out[pos]) {
+			t.Fatalf("logits of position %d differ (%v)", pos, err)
+		}
+	}
+	if _, _, _, _, err := e.LayerStep(c.Layers, 0, rec.x[[2]int{0, 0}], nil, nil); err == nil {
+		t.Fatal("LayerStep accepted a layer out of range")
+	}
+}
