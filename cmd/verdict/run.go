@@ -102,14 +102,11 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	out := bufio.NewWriter(stdout)
 	defer out.Flush()
 	// Print like llama2.c: the prompt pieces after BOS, then each new token.
-	prev := prompt[0]
+	pr := newPiecePrinter(tok, out)
 	for _, t := range prompt[1:] {
-		piece, err := tok.Piece(prev, t)
-		if err != nil {
+		if err := pr.print(t); err != nil {
 			return fmt.Errorf("run: %w", err)
 		}
-		out.Write(piece)
-		prev = t
 	}
 	out.Flush()
 	digest := generate.NewDigest()
@@ -135,14 +132,10 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 			if t == bos {
 				return nil
 			}
-			piece, err := tok.Piece(prev, t)
-			if err != nil {
+			if err := pr.print(t); err != nil {
 				return err
 			}
-			out.Write(piece)
-			out.Flush()
-			prev = t
-			return nil
+			return out.Flush()
 		},
 	}
 	if rec != nil {
@@ -152,6 +145,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return fmt.Errorf("run: %w", err)
 	}
+	pr.flush()
 	out.WriteString("\n")
 	if f.digest {
 		fmt.Fprintf(out, "digest: %s\n", digest.Hex())
@@ -167,4 +161,51 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		fmt.Fprintf(stderr, "receipt written to %s\n", f.receiptOut)
 	}
 	return nil
+}
+
+// piecePrinter writes generated text. For llama2.c vocabularies it copies
+// run.c's output byte for byte (its safe_printf drops lone non-printable
+// bytes); for GGUF vocabularies it decodes UTF-8 split across byte tokens.
+type piecePrinter struct {
+	tok    *tokenizer.Tokenizer
+	w      io.Writer
+	prev   int
+	stream *tokenizer.StreamDecoder
+}
+
+func newPiecePrinter(tok *tokenizer.Tokenizer, w io.Writer) *piecePrinter {
+	p := &piecePrinter{tok: tok, w: w, prev: tok.Vocab().BOS}
+	if tok.Vocab().Flavor != tokenizer.Llama2C {
+		p.stream = tok.NewStreamDecoder()
+		if _, err := p.stream.Next(p.prev); err != nil {
+			p.stream = nil
+		}
+	}
+	return p
+}
+
+func (p *piecePrinter) print(t int) error {
+	if p.stream != nil {
+		b, err := p.stream.Next(t)
+		if err != nil {
+			return err
+		}
+		_, err = p.w.Write(b)
+		return err
+	}
+	piece, err := p.tok.Piece(p.prev, t)
+	if err != nil {
+		return err
+	}
+	p.prev = t
+	if tokenizer.Llama2CPrintable(piece) {
+		_, err = p.w.Write(piece)
+	}
+	return err
+}
+
+func (p *piecePrinter) flush() {
+	if p.stream != nil {
+		p.w.Write(p.stream.Flush())
+	}
 }

@@ -1,0 +1,279 @@
+package tokenizer_test
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/verdictnet/verdict/internal/model"
+	"github.com/verdictnet/verdict/internal/tokenizer"
+)
+
+// sharedDir is ../shared relative to the repository root (two levels above
+// this package), or "" after t.Skip when it is absent.
+func sharedDir(tb testing.TB) string {
+	tb.Helper()
+	root, err := filepath.Abs(filepath.Join("..", ".."))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	dir := filepath.Join(root, "..", "shared")
+	if _, err := os.Stat(dir); err != nil {
+		tb.Skipf("shared test data %s is absent: %v", dir, err)
+	}
+	return dir
+}
+
+// load builds a tokenizer from a file under ../shared.
+func load(tb testing.TB, rel string) *tokenizer.Tokenizer {
+	tb.Helper()
+	path := filepath.Join(sharedDir(tb), rel)
+	v, err := model.LoadVocab(path)
+	if err != nil {
+		tb.Fatalf("LoadVocab: %v", err)
+	}
+	tok, err := tokenizer.New(v)
+	if err != nil {
+		tb.Fatalf("New(%s): %v", rel, err)
+	}
+	return tok
+}
+
+// readCases splits a llama.cpp vocab test input the way test-tokenizer-0
+// does: every string is followed by "\n__ggml_vocab_test__\n".
+func readCases(tb testing.TB, path string) []string {
+	tb.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	const sep = "\n__ggml_vocab_test__\n"
+	parts := strings.Split(string(data), sep)
+	if parts[len(parts)-1] != "" {
+		tb.Fatalf("%s does not end with the separator", path)
+	}
+	return parts[:len(parts)-1]
+}
+
+// readIDs reads one line of space-separated ids per case.
+func readIDs(tb testing.TB, path string) [][]int {
+	tb.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer f.Close()
+	var out [][]int
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		ids := []int{}
+		for _, w := range strings.Fields(sc.Text()) {
+			id, err := strconv.Atoi(w)
+			if err != nil {
+				tb.Fatalf("%s: %v", path, err)
+			}
+			ids = append(ids, id)
+		}
+		out = append(out, ids)
+	}
+	if err := sc.Err(); err != nil {
+		tb.Fatal(err)
+	}
+	return out
+}
+
+func checkOracle(t *testing.T, tok *tokenizer.Tokenizer, inp, outp string, addBOS bool) {
+	t.Helper()
+	cases := readCases(t, inp)
+	want := readIDs(t, outp)
+	if len(cases) != len(want) || len(cases) < 40 {
+		t.Fatalf("%d input strings but %d expected lines", len(cases), len(want))
+	}
+	for i, s := range cases {
+		got, err := tok.Encode(s, addBOS)
+		if err != nil {
+			t.Errorf("case %d %q: %v", i, s, err)
+			continue
+		}
+		if !slices.Equal(got, want[i]) {
+			t.Errorf("case %d %q:\n got %v\nwant %v", i, s, got, want[i])
+		}
+	}
+}
+
+// TestLlama2COracle: run.c's encoder with tok512.bin, on llama.cpp's test
+// strings (BOS added).
+func TestLlama2COracle(t *testing.T) {
+	dir := sharedDir(t)
+	tok := load(t, "models/tok512.bin")
+	if tok.Vocab().Flavor != tokenizer.Llama2C {
+		t.Fatalf("flavor %q", tok.Vocab().Flavor)
+	}
+	checkOracle(t, tok, filepath.Join(dir, "reference/tokenizer/tok512_encode.inp"),
+		filepath.Join(dir, "reference/tokenizer/tok512_encode.out"), true)
+}
+
+// TestSPMOracle: llama.cpp's SPM tokenizer on its own test vocabulary and
+// strings (no BOS). llama-2-tiny-random.gguf carries the same Llama 2
+// vocabulary, so it must give the same ids.
+func TestSPMOracle(t *testing.T) {
+	dir := sharedDir(t)
+	for _, f := range []string{"models/ggml-vocab-llama-spm.gguf", "models/llama-2-tiny-random.gguf"} {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			tok := load(t, f)
+			if tok.Vocab().Flavor != tokenizer.SPM || tok.Len() != 32000 {
+				t.Fatalf("flavor %q, %d tokens", tok.Vocab().Flavor, tok.Len())
+			}
+			checkOracle(t, tok, filepath.Join(dir, "models/ggml-vocab-llama-spm.gguf.inp"),
+				filepath.Join(dir, "models/ggml-vocab-llama-spm.gguf.out"), false)
+		})
+	}
+}
+
+// TestPromptTokens: the prompts of the reference traces encode to run.c's
+// PROMPT_TOKENS with tok512.bin and with the tokenizer inside every
+// stories260K GGUF.
+func TestPromptTokens(t *testing.T) {
+	dir := sharedDir(t)
+	prompts := map[string]string{
+		"p1": "Once upon a time",
+		"p2": "Lily and Tom went to the park",
+		"p3": "The little dog",
+	}
+	files := []string{"models/tok512.bin", "models/stories260K.gguf", "models/stories260K-F16.gguf",
+		"models/stories260K-Q8_0.gguf", "models/stories260K-Q4_0.gguf"}
+	for _, f := range files {
+		tok := load(t, f)
+		for _, p := range []string{"p1", "p2", "p3"} {
+			want := promptTokens(t, filepath.Join(dir, "reference/traces", p+".txt"))
+			got, err := tok.Encode(prompts[p], true)
+			if err != nil {
+				t.Fatalf("%s %s: %v", f, p, err)
+			}
+			if !slices.Equal(got, want) {
+				t.Errorf("%s %s: got %v, want %v", f, p, got, want)
+			}
+			// Decoding gives the prompt back, as run.c prints it.
+			text, err := tok.Decode(got)
+			if err != nil || text != prompts[p] {
+				t.Errorf("%s %s: Decode = %q, %v", f, p, text, err)
+			}
+		}
+	}
+}
+
+func promptTokens(t *testing.T, path string) []int {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	line, _, _ := strings.Cut(string(data), "\n")
+	rest, ok := strings.CutPrefix(line, "PROMPT_TOKENS: ")
+	if !ok {
+		t.Fatalf("%s: first line %q", path, line)
+	}
+	var ids []int
+	for _, w := range strings.Fields(rest) {
+		id, err := strconv.Atoi(w)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+	}
+	return ids
+}
+
+// TestGreedyTextDecodes: the traces record every token run.c fed at
+// positions 0..63, and the greedy texts are what run.c printed: the pieces
+// of the fed tokens after BOS, the piece of the token generated at the last
+// position (never fed), then a newline. So the decoded fed tokens plus one
+// piece of the vocabulary must give the text exactly.
+func TestGreedyTextDecodes(t *testing.T) {
+	dir := sharedDir(t)
+	for _, f := range []string{"models/tok512.bin", "models/stories260K.gguf"} {
+		tok := load(t, f)
+		for _, p := range []string{"p1", "p2", "p3"} {
+			fed := fedTokens(t, filepath.Join(dir, "reference/traces", p+".txt"))
+			data, err := os.ReadFile(filepath.Join(dir, "reference/greedy", p+".txt"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, ok := strings.CutSuffix(string(data), "\n")
+			if !ok {
+				t.Fatalf("%s: no final newline", p)
+			}
+			text, err := tok.Decode(fed)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rest, ok := strings.CutPrefix(want, text)
+			if !ok {
+				t.Fatalf("%s %s: decoded %q is not a prefix of %q", f, p, text, want)
+			}
+			found := false
+			for id := 0; id < tok.Len() && !found; id++ {
+				piece, err := tok.Piece(fed[len(fed)-1], id)
+				found = err == nil && string(piece) == rest
+			}
+			if !found {
+				t.Errorf("%s %s: no token's piece is the remaining %q", f, p, rest)
+			}
+		}
+	}
+}
+
+func fedTokens(t *testing.T, path string) []int {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []int
+	for _, line := range strings.Split(string(data), "\n") {
+		var pos, id int
+		if _, err := fmt.Sscanf(line, "POS %d IN %d", &pos, &id); err == nil {
+			ids = append(ids, id)
+		}
+	}
+	if len(ids) == 0 {
+		t.Fatalf("%s: no POS lines", path)
+	}
+	return ids
+}
+
+// TestConcurrentUse: one Tokenizer serves many goroutines (run with -race).
+func TestConcurrentUse(t *testing.T) {
+	tok := load(t, "models/ggml-vocab-llama-spm.gguf")
+	want, err := tok.Encode("Lily and Tom went to the park", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	errs := make(chan error, 8)
+	for range 8 {
+		go func() {
+			for range 50 {
+				got, err := tok.Encode("Lily and Tom went to the park", true)
+				if err == nil && !slices.Equal(got, want) {
+					err = fmt.Errorf("got %v, want %v", got, want)
+				}
+				if err == nil {
+					_, err = tok.Decode(got)
+				}
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range 8 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+}

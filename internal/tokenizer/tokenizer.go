@@ -1,0 +1,224 @@
+package tokenizer
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+)
+
+// MaxTextLen is the longest text, in bytes, that Encode accepts. It keeps
+// every symbol index inside an int32 even after SPM's space escaping (which
+// can triple the length).
+const MaxTextLen = 1 << 28
+
+// spaceEscape is SentencePiece's visible space, U+2581 LOWER ONE EIGHTH BLOCK.
+const spaceEscape = "\u2581"
+
+// Tokenizer encodes text to token ids and decodes ids back to bytes for one
+// vocabulary. It is immutable after New and safe for concurrent use.
+type Tokenizer struct {
+	v      *Vocab
+	n      int
+	dummy  bool             // a dummy-prefix space is added before the text
+	lookup map[string]int32 // piece -> id
+	// spmByte[b] is the token an SPM encoding emits for byte b when no
+	// piece covers it: <0xXX>, else the one-byte piece, else UNK, else -1.
+	spmByte [256]int32
+	// userDefined lists SPM user-defined tokens (non-empty pieces) in the
+	// order they split the text: longer pieces first, then lower ids.
+	userDefined []int32
+	// decoded[id] is the text of token id; byteVal[id] is its byte value
+	// for byte tokens, -1 for others.
+	decoded [][]byte
+	byteVal []int16
+}
+
+// New checks v and builds a Tokenizer for it. v must not be modified
+// afterwards.
+//
+// Validation rules:
+//   - at least one token; Scores (and Types, when not nil) as long as Tokens;
+//   - no NaN score (the merge order would be undefined);
+//   - Types within 0..6; SPM byte tokens spelled exactly <0xXX>;
+//   - BOS and EOS in range or -1; UNK in range or -1;
+//   - Llama2C: every piece unique (including the empty one) and free of NUL
+//     bytes: run.c looks pieces up as C strings by binary search, so a
+//     duplicate or an embedded NUL would make its encoding ambiguous;
+//   - SPM: duplicate pieces are allowed and the highest id wins, exactly
+//     like llama.cpp's token_to_id map; empty pieces are never matched.
+func New(v *Vocab) (*Tokenizer, error) {
+	if v == nil {
+		return nil, errors.New("tokenizer: nil vocabulary")
+	}
+	n := len(v.Tokens)
+	switch {
+	case n == 0:
+		return nil, errors.New("tokenizer: empty vocabulary")
+	case n > math.MaxInt32:
+		return nil, fmt.Errorf("tokenizer: vocabulary of %d tokens is too large", n)
+	case len(v.Scores) != n:
+		return nil, fmt.Errorf("tokenizer: %d tokens but %d scores", n, len(v.Scores))
+	case v.Types != nil && len(v.Types) != n:
+		return nil, fmt.Errorf("tokenizer: %d tokens but %d token types", n, len(v.Types))
+	case v.Flavor != Llama2C && v.Flavor != SPM:
+		return nil, fmt.Errorf("tokenizer: unknown flavor %q", v.Flavor)
+	}
+	for _, id := range []struct {
+		name string
+		id   int
+	}{{"BOS", v.BOS}, {"EOS", v.EOS}, {"UNK", v.UNK}} {
+		if id.id < -1 || id.id >= n {
+			return nil, fmt.Errorf("tokenizer: %s id %d out of range [0,%d)", id.name, id.id, n)
+		}
+	}
+	t := &Tokenizer{
+		v:       v,
+		n:       n,
+		dummy:   v.Flavor == Llama2C || !v.NoDummyPrefix,
+		lookup:  make(map[string]int32, n),
+		decoded: make([][]byte, n),
+		byteVal: make([]int16, n),
+	}
+	for i, s := range v.Scores {
+		if s != s {
+			return nil, fmt.Errorf("tokenizer: token %d (%q) has a NaN score", i, v.Tokens[i])
+		}
+	}
+	for i, p := range v.Tokens {
+		typ := t.typ(i)
+		if typ < Undefined || typ > Byte {
+			return nil, fmt.Errorf("tokenizer: token %d (%q) has unknown type %d", i, p, typ)
+		}
+		if v.Flavor == Llama2C {
+			if strings.IndexByte(p, 0) >= 0 {
+				return nil, fmt.Errorf("tokenizer: token %d (%q) contains a NUL byte", i, p)
+			}
+			if j, dup := t.lookup[p]; dup {
+				return nil, fmt.Errorf("tokenizer: tokens %d and %d are both %q", j, i, p)
+			}
+			t.lookup[p] = int32(i)
+		} else if p != "" {
+			t.lookup[p] = int32(i) // last wins, as in llama.cpp
+		}
+	}
+	if err := t.buildDecode(); err != nil {
+		return nil, err
+	}
+	if v.Flavor == SPM {
+		t.buildSPM()
+	}
+	return t, nil
+}
+
+// typ is the type of token id (Normal when the vocabulary has no types).
+func (t *Tokenizer) typ(id int) TokenType {
+	if t.v.Types == nil {
+		return Normal
+	}
+	return t.v.Types[id]
+}
+
+// parseByteToken reports the byte of a piece spelled exactly <0xXX>.
+func parseByteToken(p string) (byte, bool) {
+	if len(p) != 6 || p[:3] != "<0x" || p[5] != '>' {
+		return 0, false
+	}
+	hi, ok1 := unhex(p[3])
+	lo, ok2 := unhex(p[4])
+	return hi<<4 | lo, ok1 && ok2
+}
+
+func unhex(c byte) (byte, bool) {
+	switch {
+	case '0' <= c && c <= '9':
+		return c - '0', true
+	case 'a' <= c && c <= 'f':
+		return c - 'a' + 10, true
+	case 'A' <= c && c <= 'F':
+		return c - 'A' + 10, true
+	}
+	return 0, false
+}
+
+// buildDecode fills decoded and byteVal.
+func (t *Tokenizer) buildDecode() error {
+	for i, p := range t.v.Tokens {
+		t.byteVal[i] = -1
+		if i == t.v.BOS {
+			continue // BOS marks a sequence start; it is never text
+		}
+		if t.v.Flavor == Llama2C {
+			// run.c: a piece that reads as <0xXX> is that raw byte.
+			if b, ok := parseByteToken(p); ok {
+				t.byteVal[i] = int16(b)
+				t.decoded[i] = []byte{b}
+			} else {
+				t.decoded[i] = []byte(p)
+			}
+			continue
+		}
+		// SPM, as llama.cpp's token_to_piece without special tokens.
+		switch t.typ(i) {
+		case Normal:
+			t.decoded[i] = []byte(strings.ReplaceAll(p, spaceEscape, " "))
+		case Byte:
+			b, ok := parseByteToken(p)
+			if !ok {
+				return fmt.Errorf("tokenizer: token %d is a byte token but its piece %q is not <0xXX>", i, p)
+			}
+			t.byteVal[i] = int16(b)
+			t.decoded[i] = []byte{b}
+		case UserDefined:
+			t.decoded[i] = []byte(p)
+		default: // Control, Unknown, Unused, Undefined: no text
+		}
+	}
+	return nil
+}
+
+// buildSPM fills spmByte and userDefined.
+func (t *Tokenizer) buildSPM() {
+	const hexdig = "0123456789ABCDEF"
+	for b := 0; b < 256; b++ {
+		t.spmByte[b] = -1
+		if id, ok := t.lookup[string([]byte{'<', '0', 'x', hexdig[b>>4], hexdig[b&15], '>'})]; ok {
+			t.spmByte[b] = id
+		} else if id, ok := t.lookup[string([]byte{byte(b)})]; ok {
+			t.spmByte[b] = id
+		} else if t.v.UNK >= 0 {
+			t.spmByte[b] = int32(t.v.UNK)
+		}
+	}
+	for i, p := range t.v.Tokens {
+		if t.typ(i) == UserDefined && p != "" {
+			t.userDefined = append(t.userDefined, int32(i))
+		}
+	}
+	slices.SortStableFunc(t.userDefined, func(a, b int32) int {
+		return cmp.Compare(len(t.v.Tokens[b]), len(t.v.Tokens[a]))
+	})
+}
+
+// Vocab returns the vocabulary the tokenizer was built from.
+func (t *Tokenizer) Vocab() *Vocab { return t.v }
+
+// Len is the number of tokens in the vocabulary.
+func (t *Tokenizer) Len() int { return t.n }
+
+// TokenID returns the id of the token whose piece is exactly piece (as
+// stored in the vocabulary: U+2581 for spaces in SPM vocabularies).
+func (t *Tokenizer) TokenID(piece string) (int, bool) {
+	id, ok := t.lookup[piece]
+	return int(id), ok
+}
+
+// checkID reports an id outside the vocabulary.
+func (t *Tokenizer) checkID(id int) error {
+	if id < 0 || id >= t.n {
+		return fmt.Errorf("token id %d out of range [0,%d)", id, t.n)
+	}
+	return nil
+}
