@@ -1,6 +1,9 @@
 package tensor
 
-import "fmt"
+import (
+	"fmt"
+	"math"
+)
 
 // Type is a tensor element type, numbered as in GGML/GGUF.
 type Type uint32
@@ -138,7 +141,7 @@ func (t *Tensor) Check() error {
 		return fmt.Errorf("tensor %s: %w", t.Name, err)
 	}
 	rows := t.Rows()
-	if rows > 0 && rs > (1<<62)/rows {
+	if rows > 0 && rs > math.MaxInt/rows {
 		return fmt.Errorf("tensor %s: size overflows", t.Name)
 	}
 	if want := rs * rows; len(t.Data) != want {

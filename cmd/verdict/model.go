@@ -1,0 +1,300 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/verdictnet/verdict/internal/gguf"
+	"github.com/verdictnet/verdict/internal/llama2c"
+	"github.com/verdictnet/verdict/internal/model"
+	"github.com/verdictnet/verdict/internal/synth"
+	"github.com/verdictnet/verdict/internal/tensor"
+	"github.com/verdictnet/verdict/internal/tokenizer"
+)
+
+func init() {
+	register(&command{Name: "model", Summary: "inspect model files, write synthetic models, compute model ids", Run: runModel})
+}
+
+const modelUsage = `usage:
+  verdict model inspect PATH [--tokenizer PATH]
+  verdict model synth --preset {15m,110m,tiny} --vocab VOCAB.gguf --seed S --out FILE.gguf [--type f32|f16|bf16|q8_0|q4_0] [--force]
+  verdict model id PATH [--tokenizer PATH] [--manifest]`
+
+func runModel(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		return fmt.Errorf("model: missing subcommand; %s", strings.ReplaceAll(modelUsage, "\n", ";"))
+	}
+	switch args[0] {
+	case "inspect":
+		return runModelInspect(args[1:], stdout, stderr)
+	case "synth":
+		return runModelSynth(args[1:], stdout, stderr)
+	case "id":
+		return runModelID(ctx, args[1:], stdout, stderr)
+	case "-h", "--help", "help":
+		fmt.Fprintln(stdout, modelUsage)
+		return nil
+	}
+	return fmt.Errorf("model: unknown subcommand %q (inspect, synth, id)", args[0])
+}
+
+func runModelInspect(args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("model inspect", stderr)
+	tok := fs.String("tokenizer", "", "tokenizer file (default: from the GGUF, or tok<vocab>.bin / tokenizer.bin beside a llama2.c checkpoint)")
+	if err := fs.Parse(reorderFlags(args)); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return fmt.Errorf("model inspect: usage: verdict model inspect PATH [--tokenizer PATH]")
+	}
+	path := fs.Arg(0)
+	m, err := model.Load(path, *tok)
+	if err != nil {
+		// A GGUF without tensors holds only a vocabulary: show that.
+		if f, ferr := gguf.Open(path); ferr == nil {
+			defer f.Close()
+			if len(f.Tensors) == 0 {
+				return inspectVocabOnly(stdout, path, f)
+			}
+		}
+		return fmt.Errorf("model inspect: %w", err)
+	}
+	defer m.Close()
+	var extra *gguf.File
+	if m.Format == "gguf" {
+		if extra, err = gguf.Open(path); err != nil {
+			return fmt.Errorf("model inspect: %w", err)
+		}
+		defer extra.Close()
+	}
+	w := bufio.NewWriter(stdout)
+	writeInspect(w, m, extra)
+	return w.Flush()
+}
+
+// writeInspect prints what is known about a loaded model. f, when not nil,
+// is the GGUF file the model came from.
+func writeInspect(w io.Writer, m *model.Model, f *gguf.File) {
+	c := m.Config
+	fmt.Fprintf(w, "file:            %s\n", m.Path)
+	switch {
+	case f != nil:
+		fmt.Fprintf(w, "format:          GGUF v%d (alignment %d, %d metadata keys, %d tensors)\n", f.Version, f.Alignment, len(f.KV), len(f.Tensors))
+	default:
+		version := "legacy v0 (7-integer header)"
+		if hdr, err := readPrefix(m.Path, 4); err == nil && llama2c.IsV1(hdr) {
+			version = "v1 (\"ak42\" header)"
+		}
+		fmt.Fprintf(w, "format:          llama2.c checkpoint, %s\n", version)
+	}
+	fmt.Fprintf(w, "architecture:    %s\n", c.Arch)
+	fmt.Fprintf(w, "dim:             %d\n", c.Dim)
+	fmt.Fprintf(w, "hidden:          %d\n", c.Hidden)
+	fmt.Fprintf(w, "layers:          %d\n", c.Layers)
+	fmt.Fprintf(w, "heads:           %d\n", c.Heads)
+	fmt.Fprintf(w, "kv heads:        %d\n", c.KVHeads)
+	fmt.Fprintf(w, "head dim:        %d\n", c.HeadDim())
+	fmt.Fprintf(w, "kv dim:          %d\n", c.KVDim())
+	fmt.Fprintf(w, "vocab:           %d\n", c.Vocab)
+	source := "max_seq_len in the checkpoint header"
+	if f != nil {
+		source = "llama.context_length"
+	}
+	fmt.Fprintf(w, "context length:  %d (%s)\n", c.ContextLen, source)
+	fmt.Fprintf(w, "rope theta:      %s\n", strconv.FormatFloat(float64(c.RopeTheta), 'g', -1, 32))
+	fmt.Fprintf(w, "rms norm eps:    %s\n", strconv.FormatFloat(float64(c.NormEps), 'g', -1, 32))
+	tied := "no"
+	if m.Output == m.TokenEmbd {
+		tied = "yes (output = token embedding)"
+	}
+	fmt.Fprintf(w, "tied classifier: %s\n", tied)
+	var params, bytes int64
+	types := map[tensor.Type]int{}
+	ts := m.Tensors()
+	for _, t := range ts {
+		params += int64(t.Elements())
+		bytes += int64(len(t.Data))
+		types[t.Type]++
+	}
+	fmt.Fprintf(w, "parameters:      %d (%d bytes of weights)\n", params, bytes)
+	var tl []string
+	for _, t := range []tensor.Type{tensor.F32, tensor.F16, tensor.BF16, tensor.Q8_0, tensor.Q4_0} {
+		if types[t] > 0 {
+			tl = append(tl, fmt.Sprintf("%s x%d", t, types[t]))
+		}
+	}
+	fmt.Fprintf(w, "tensor types:    %s\n", strings.Join(tl, ", "))
+	if f != nil {
+		fmt.Fprintln(w, "\nmetadata:")
+		for _, kv := range f.KV {
+			fmt.Fprintf(w, "  %-40s %s\n", kv.Key, kv.Value.Format(4))
+		}
+	}
+	fmt.Fprintln(w, "\ntensors:")
+	fmt.Fprintf(w, "  %-28s %-5s %-14s %s\n", "name", "type", "shape", "bytes")
+	for _, t := range ts {
+		dims := make([]string, len(t.Dims))
+		for i, d := range t.Dims {
+			dims[i] = strconv.Itoa(d)
+		}
+		fmt.Fprintf(w, "  %-28s %-5s %-14s %d\n", t.Name, t.Type, "["+strings.Join(dims, ", ")+"]", len(t.Data))
+	}
+	if m.Vocab != nil {
+		writeVocab(w, m.Vocab)
+	}
+}
+
+// inspectVocabOnly prints a GGUF that has metadata but no tensors.
+func inspectVocabOnly(stdout io.Writer, path string, f *gguf.File) error {
+	w := bufio.NewWriter(stdout)
+	fmt.Fprintf(w, "file:            %s\n", path)
+	fmt.Fprintf(w, "format:          GGUF v%d, no tensors (vocabulary only)\n", f.Version)
+	fmt.Fprintln(w, "\nmetadata:")
+	for _, kv := range f.KV {
+		fmt.Fprintf(w, "  %-40s %s\n", kv.Key, kv.Value.Format(4))
+	}
+	v, err := model.VocabFromGGUF(f)
+	if err != nil {
+		w.Flush()
+		return fmt.Errorf("model inspect: %s: %w", path, err)
+	}
+	writeVocab(w, v)
+	return w.Flush()
+}
+
+func writeVocab(w io.Writer, v *tokenizer.Vocab) {
+	piece := func(id int) string {
+		if id < 0 || id >= len(v.Tokens) {
+			return "none"
+		}
+		return fmt.Sprintf("%d %q", id, v.Tokens[id])
+	}
+	fmt.Fprintln(w, "\ntokenizer:")
+	fmt.Fprintf(w, "  flavor:        %s\n", v.Flavor)
+	fmt.Fprintf(w, "  tokens:        %d\n", len(v.Tokens))
+	fmt.Fprintf(w, "  bos:           %s\n", piece(v.BOS))
+	fmt.Fprintf(w, "  eos:           %s\n", piece(v.EOS))
+	fmt.Fprintf(w, "  unk:           %s\n", piece(v.UNK))
+	fmt.Fprintf(w, "  add bos:       %v\n", v.AddBOS)
+	if v.MaxTokenLen > 0 {
+		fmt.Fprintf(w, "  max token len: %d\n", v.MaxTokenLen)
+	}
+	if v.Types != nil {
+		counts := make([]int, tokenizer.Byte+1)
+		for _, t := range v.Types {
+			if t >= 0 && int(t) < len(counts) {
+				counts[t]++
+			}
+		}
+		names := []string{"undefined", "normal", "unknown", "control", "user-defined", "unused", "byte"}
+		var parts []string
+		for i, n := range counts {
+			if n > 0 {
+				parts = append(parts, fmt.Sprintf("%s %d", names[i], n))
+			}
+		}
+		fmt.Fprintf(w, "  token types:   %s\n", strings.Join(parts, ", "))
+	}
+	var samples []string
+	n := len(v.Tokens)
+	for _, id := range []int{0, 1, 2, 3, n / 2, n/2 + 1, n - 2, n - 1} {
+		if id >= 0 && id < n {
+			samples = append(samples, fmt.Sprintf("%d:%q", id, v.Tokens[id]))
+		}
+	}
+	fmt.Fprintf(w, "  samples:       %s\n", strings.Join(samples, " "))
+}
+
+// readPrefix returns up to n bytes from the start of a file.
+func readPrefix(path string, n int) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b := make([]byte, n)
+	k, err := io.ReadFull(f, b)
+	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) {
+		return nil, err
+	}
+	return b[:k], nil
+}
+
+// weightTypes maps --type values to tensor types.
+var weightTypes = []struct {
+	name string
+	t    tensor.Type
+}{{"f32", tensor.F32}, {"f16", tensor.F16}, {"bf16", tensor.BF16}, {"q8_0", tensor.Q8_0}, {"q4_0", tensor.Q4_0}}
+
+func runModelSynth(args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("model synth", stderr)
+	preset := fs.String("preset", "", "model shape: "+strings.Join(synth.Presets(), ", ")+" (required)")
+	vocab := fs.String("vocab", "", "GGUF whose tokenizer is copied, e.g. ../shared/models/ggml-vocab-llama-spm.gguf (required)")
+	seed := fs.Uint64("seed", 0, "random seed; the same seed gives the same file")
+	out := fs.String("out", "", "output file (required)")
+	typ := fs.String("type", "f32", "weight type: f32, f16, bf16, q8_0 or q4_0 (norms stay f32)")
+	force := fs.Bool("force", false, "overwrite an existing output file")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("model synth: unexpected argument %q", fs.Arg(0))
+	}
+	if *preset == "" || *vocab == "" || *out == "" {
+		return fmt.Errorf("model synth: --preset, --vocab and --out are required")
+	}
+	if _, err := synth.LookupPreset(*preset); err != nil {
+		return fmt.Errorf("model synth: %w", err)
+	}
+	t, ok := tensor.Type(0), false
+	for _, wt := range weightTypes {
+		if strings.EqualFold(wt.name, *typ) {
+			t, ok = wt.t, true
+		}
+	}
+	if !ok {
+		return fmt.Errorf("model synth: unknown --type %q (f32, f16, bf16, q8_0, q4_0)", *typ)
+	}
+	if _, err := os.Lstat(*out); err == nil && !*force {
+		return fmt.Errorf("model synth: %s exists; refusing to overwrite it without --force", *out)
+	} else if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("model synth: %w", err)
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(*out), ".synth-*.gguf")
+	if err != nil {
+		return fmt.Errorf("model synth: %w", err)
+	}
+	defer os.Remove(tmp.Name()) // no-op after the rename
+	bw := bufio.NewWriterSize(tmp, 1<<20)
+	if err := synth.Generate(*preset, *vocab, *seed, t, bw); err != nil {
+		tmp.Close()
+		return fmt.Errorf("model synth: %w", err)
+	}
+	if err := bw.Flush(); err != nil {
+		tmp.Close()
+		return fmt.Errorf("model synth: %s: %w", *out, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("model synth: %s: %w", *out, err)
+	}
+	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
+		return fmt.Errorf("model synth: %w", err)
+	}
+	if err := os.Rename(tmp.Name(), *out); err != nil {
+		return fmt.Errorf("model synth: %w", err)
+	}
+	st, err := os.Stat(*out)
+	if err != nil {
+		return fmt.Errorf("model synth: %w", err)
+	}
+	fmt.Fprintf(stdout, "wrote %s (%d bytes): preset %s, %s weights, seed %d\n", *out, st.Size(), *preset, t, *seed)
+	return nil
+}

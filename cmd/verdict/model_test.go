@@ -1,0 +1,120 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/verdictnet/verdict/internal/model"
+	"github.com/verdictnet/verdict/internal/tensor"
+)
+
+func sharedModelsDir(t *testing.T) string {
+	t.Helper()
+	dir := filepath.Join("..", "..", "..", "shared", "models")
+	if _, err := os.Stat(dir); err != nil {
+		t.Skipf("shared models not available at %s (the ../shared directory next to the repository): %v", dir, err)
+	}
+	return dir
+}
+
+// verdict runs the CLI and returns its exit status, stdout and stderr.
+func verdict(args ...string) (int, string, string) {
+	var out, errb bytes.Buffer
+	code := run(context.Background(), args, &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+func TestModelInspect(t *testing.T) {
+	dir := sharedModelsDir(t)
+	tests := []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"model", "inspect", filepath.Join(dir, "stories260K.bin"), "--tokenizer", filepath.Join(dir, "tok512.bin")}, []string{
+			"format:          llama2.c checkpoint, legacy v0",
+			"dim:             64\n", "hidden:          172\n", "layers:          5\n", "heads:           8\n", "kv heads:        4\n",
+			"head dim:        8\n", "kv dim:          32\n", "vocab:           512\n", "context length:  512",
+			// 512*64 + 5*(2*64 + 2*64*64 + 2*64*32 + 3*64*172) + 64, from the README's shapes.
+			"parameters:      260032 ",
+			"tied classifier: yes",
+			"blk.4.ffn_down.weight        F32   [172, 64]      44032\n",
+			"flavor:        llama2c", "tokens:        512", `bos:           1 "\n<s>\n"`,
+		}},
+		{[]string{"model", "inspect", filepath.Join(dir, "stories260K-Q4_0.gguf")}, []string{
+			"format:          GGUF v3", "context length:  128 (llama.context_length)", "tied classifier: no",
+			"token_embd.weight            Q4_0  [64, 512]      18432\n", "output.weight                Q8_0  [64, 512]      34816\n",
+			"tensor types:    F32 x16, Q8_0 x1, Q4_0 x31", "flavor:        spm", "add bos:       true",
+			`general.file_type                        2`,
+		}},
+		{[]string{"model", "inspect", filepath.Join(dir, "ggml-vocab-llama-spm.gguf")}, []string{
+			"no tensors (vocabulary only)", "tokens:        32000", `unk:           0 "<unk>"`,
+		}},
+	}
+	for _, tc := range tests {
+		code, out, errs := verdict(tc.args...)
+		if code != 0 {
+			t.Fatalf("%v: exit %d: %s", tc.args, code, errs)
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(out, w) {
+				t.Errorf("%v: output lacks %q", tc.args[2], w)
+			}
+		}
+	}
+	code, _, errs := verdict("model", "inspect", filepath.Join(dir, "tok512.bin"))
+	if code != 1 || strings.Count(errs, "\n") != 1 || !strings.Contains(errs, "tok512.bin: ") {
+		t.Errorf("inspect of a tokenizer file: exit %d, stderr %q", code, errs)
+	}
+}
+
+func TestModelSynth(t *testing.T) {
+	vocab := filepath.Join(sharedModelsDir(t), "ggml-vocab-llama-spm.gguf")
+	out := filepath.Join(t.TempDir(), "tiny.gguf")
+	args := []string{"model", "synth", "--preset", "tiny", "--vocab", vocab, "--seed", "9", "--out", out, "--type", "q8_0"}
+	if code, _, errs := verdict(args...); code != 0 {
+		t.Fatalf("synth: exit %d: %s", code, errs)
+	}
+	first, _ := os.ReadFile(out)
+	m, err := model.Load(out, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Config.Dim != 64 || m.Config.Vocab != 32000 || m.Layers[0].Wq.Type != tensor.Q8_0 {
+		t.Errorf("config %+v, wq %s", m.Config, m.Layers[0].Wq.Type)
+	}
+	m.Close()
+	code, _, errs := verdict(args...)
+	if code != 1 || !strings.Contains(errs, "refusing to overwrite") || strings.Count(errs, "\n") != 1 {
+		t.Errorf("second synth: exit %d, stderr %q", code, errs)
+	}
+	if code, _, errs := verdict(append(args, "--force")...); code != 0 {
+		t.Fatalf("synth --force: exit %d: %s", code, errs)
+	}
+	again, _ := os.ReadFile(out)
+	if !bytes.Equal(first, again) {
+		t.Error("the same seed wrote a different file")
+	}
+	for _, bad := range [][]string{
+		{"model", "synth", "--preset", "7b", "--vocab", vocab, "--out", out + "2"},
+		{"model", "synth", "--preset", "tiny", "--vocab", vocab, "--out", out + "2", "--type", "q5_k"},
+		{"model", "synth", "--preset", "tiny", "--out", out + "2"},
+		{"model", "synth", "--preset", "tiny", "--vocab", out + "missing", "--out", out + "2"},
+		{"model", "frobnicate"},
+		{"model"},
+	} {
+		code, _, errs := verdict(bad...)
+		if code == 0 || strings.Count(errs, "\n") != 1 {
+			t.Errorf("%v: exit %d, stderr %q", bad, code, errs)
+		}
+	}
+	if _, err := os.Stat(out + "2"); err == nil {
+		t.Error("a failed synth left its output file")
+	}
+	if left, _ := filepath.Glob(filepath.Join(filepath.Dir(out), ".synth-*")); len(left) > 0 {
+		t.Errorf("temporary files left: %v", left)
+	}
+}

@@ -1,0 +1,78 @@
+package engine_test
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/verdictnet/verdict/internal/sampler"
+	"github.com/verdictnet/verdict/internal/synth"
+	"github.com/verdictnet/verdict/internal/tensor"
+	"github.com/verdictnet/verdict/internal/testutil"
+)
+
+// Synthetic models in the benchmark shapes widen the golden digests to
+// realistic dimensions (dim 288, 32000-token vocabulary) and to the weight
+// types the shared files lack (BF16, Q4_0 with every matrix quantised).
+func init() {
+	digestCases = append(digestCases,
+		digestCase{"synth-15m-f32", "synth:15m:f32", "", "Once upon a time", 6, sampler.Params{}, true},
+		digestCase{"synth-15m-q8_0", "synth:15m:q8_0", "", "Hello world", 6, sampler.Params{Temperature: 0.8, Seed: 9}, true},
+		digestCase{"synth-tiny-bf16", "synth:tiny:bf16", "", "The little dog", 16, sampler.Params{}, false},
+		digestCase{"synth-tiny-q4_0", "synth:tiny:q4_0", "", "The little dog", 16, sampler.Params{Temperature: 1, TopP: 0.95, Seed: 5}, false},
+	)
+}
+
+var (
+	synthMu    sync.Mutex
+	synthDir   string
+	synthFiles = map[string]string{}
+)
+
+// synthModel writes (once per test binary) the synthetic model named
+// "synth:PRESET:TYPE" and returns its path.
+func synthModel(tb testing.TB, name string) string {
+	tb.Helper()
+	synthMu.Lock()
+	defer synthMu.Unlock()
+	if p, ok := synthFiles[name]; ok {
+		return p
+	}
+	parts := strings.Split(name, ":")
+	types := map[string]tensor.Type{"f32": tensor.F32, "f16": tensor.F16, "bf16": tensor.BF16, "q8_0": tensor.Q8_0, "q4_0": tensor.Q4_0}
+	typ, ok := types[parts[2]]
+	if len(parts) != 3 || !ok {
+		tb.Fatalf("bad synthetic model name %q", name)
+	}
+	vocab := testutil.Shared(tb, "models/ggml-vocab-llama-spm.gguf")
+	if synthDir == "" {
+		d, err := os.MkdirTemp("", "verdict-engine-test-")
+		if err != nil {
+			tb.Fatal(err)
+		}
+		synthDir = d
+	}
+	p := filepath.Join(synthDir, strings.ReplaceAll(name, ":", "-")+".gguf")
+	f, err := os.Create(p)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := synth.Generate(parts[1], vocab, 1, typ, f); err != nil {
+		tb.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		tb.Fatal(err)
+	}
+	synthFiles[name] = p
+	return p
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if synthDir != "" {
+		os.RemoveAll(synthDir)
+	}
+	os.Exit(code)
+}

@@ -1,0 +1,60 @@
+package mmapfile
+
+import (
+	"fmt"
+	"os"
+)
+
+// File is a read-only view of a whole file.
+type File struct {
+	// Data is the file's contents. It must not be written to, and must not
+	// be used after Close.
+	Data   []byte
+	mapped bool
+}
+
+// maxSize caps the files Open will map (1 TiB), so that a length can always
+// be held in an int.
+const maxSize = 1 << 40
+
+// Open maps the named file read-only. Errors name the file.
+func Open(path string) (*File, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err // *PathError names the file
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s: not a regular file", path)
+	}
+	size := st.Size()
+	if size < 0 || size > maxSize || int64(int(size)) != size {
+		return nil, fmt.Errorf("%s: file size %d is out of range", path, size)
+	}
+	if size == 0 {
+		return &File{Data: []byte{}}, nil
+	}
+	data, mapped, err := mapFile(f, int(size))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return &File{Data: data, mapped: mapped}, nil
+}
+
+// Close releases the mapping. It is safe to call more than once.
+func (m *File) Close() error {
+	if m == nil || m.Data == nil {
+		return nil
+	}
+	var err error
+	if m.mapped {
+		err = unmap(m.Data)
+	}
+	m.Data = nil
+	m.mapped = false
+	return err
+}
