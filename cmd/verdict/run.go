@@ -7,6 +7,7 @@ import (
 	"io"
 	"time"
 
+	"github.com/verdictnet/verdict/internal/audit"
 	"github.com/verdictnet/verdict/internal/engine"
 	"github.com/verdictnet/verdict/internal/generate"
 	"github.com/verdictnet/verdict/internal/model"
@@ -110,21 +111,21 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	out.Flush()
 	digest := generate.NewDigest()
-	var rec *receiptBuilder
+	bos := m.Vocab.BOS
+	var rec *audit.Builder
 	if f.receiptOut != "" {
-		if rec, err = newReceiptBuilder(f.keyFile, m, prompt, params); err != nil {
-			return err
+		if rec, err = audit.NewBuilder(f.keyFile, m, prompt, params, f.steps, []int{bos}); err != nil {
+			return fmt.Errorf("run: %w", err)
 		}
 	}
 	start := time.Now()
-	bos := m.Vocab.BOS
 	req := generate.Request{
 		Prompt: prompt, Steps: f.steps, Sampler: params, StopTokens: []int{bos},
 		TokenByToken: f.tokenByToken,
 		OnLogits: func(pos int, logits []float32) error {
 			digest.Add(logits)
 			if rec != nil {
-				rec.logits(pos, logits)
+				rec.Logits(pos, logits)
 			}
 			return nil
 		},
@@ -139,7 +140,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		},
 	}
 	if rec != nil {
-		req.Trace = rec.tracer()
+		req.Trace = rec.Tracer()
 	}
 	res, err := generate.Run(ctx, e, req)
 	if err != nil {
@@ -155,8 +156,8 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fmt.Fprintf(stderr, "generated %d tokens in %v (%.1f tok/s, %d threads)\n",
 		len(res.Output), el.Round(time.Millisecond), float64(len(prompt)+len(res.Output)-1)/el.Seconds(), e.Threads())
 	if rec != nil {
-		if err := rec.finish(res, f.receiptOut); err != nil {
-			return err
+		if _, err := rec.Finish(res.Output, f.receiptOut); err != nil {
+			return fmt.Errorf("run: %w", err)
 		}
 		fmt.Fprintf(stderr, "receipt written to %s\n", f.receiptOut)
 	}

@@ -137,3 +137,16 @@ func (e *Engine) Logits(x []float32) ([]float32, error) {
 	e.matmul(st, e.m.Output, st.xb, logits)
 	return logits, nil
 }
+
+// AttendHead computes one attention head over n positions whose keys and
+// values are given as flat rows of HeadDim values (that head's slice of each
+// cached vector): the same arithmetic as the head in Forward.
+func (e *Engine) AttendHead(q, keys, values []float32, n int) ([]float32, error) {
+	hd := e.hd
+	if len(q) != hd || n < 1 || len(keys) < n*hd || len(values) < n*hd {
+		return nil, fmt.Errorf("engine: attention head needs a %d-value query and %d keys and values of %d", hd, n, hd)
+	}
+	out := make([]float32, hd)
+	Attend(q, keys, values, hd, 0, n, e.scale, out, make([]float32, n))
+	return out, nil
+}

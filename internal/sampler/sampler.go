@@ -3,7 +3,7 @@ package sampler
 import (
 	"fmt"
 	"math"
-	"sort"
+	"slices"
 
 	"github.com/verdictnet/verdict/internal/kernels"
 )
@@ -76,17 +76,7 @@ func Sample(logits []float32, p Params, pos int) int {
 		probs[i] = v / p.Temperature
 	}
 	kernels.Softmax(probs)
-	ids := make([]int, len(probs))
-	for i := range ids {
-		ids[i] = i
-	}
-	sort.Slice(ids, func(a, b int) bool {
-		pa, pb := probs[ids[a]], probs[ids[b]]
-		if pa != pb {
-			return pa > pb || math.IsNaN(float64(pb))
-		}
-		return ids[a] < ids[b]
-	})
+	ids := sortedIDs(probs)
 	n := len(ids)
 	if p.TopK > 0 && p.TopK < n {
 		n = p.TopK
@@ -114,4 +104,25 @@ func Sample(logits []float32, p Params, pos int) int {
 		}
 	}
 	return ids[n-1]
+}
+
+// sortedIDs returns the token ids ordered by probability descending, ties by
+// id ascending. Probabilities are non-negative floats, whose bit patterns
+// order like their values, so one key per id — the complemented bits above
+// the id — sorts in a single pass over integers.
+func sortedIDs(probs []float32) []int {
+	keys := make([]uint64, len(probs))
+	for i, p := range probs {
+		bits := math.Float32bits(p)
+		if p != p {
+			bits = 0 // NaN sorts last
+		}
+		keys[i] = uint64(^bits)<<32 | uint64(uint32(i))
+	}
+	slices.Sort(keys)
+	ids := make([]int, len(keys))
+	for i, k := range keys {
+		ids[i] = int(uint32(k))
+	}
+	return ids
 }

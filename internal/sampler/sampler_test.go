@@ -119,3 +119,22 @@ func TestValidate(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestSortedIDsOrder checks the integer-key sort against the order the
+// specification states, on vectors with many ties.
+func TestSortedIDsOrder(t *testing.T) {
+	for n := 1; n < 300; n += 37 {
+		probs := make([]float32, n)
+		for i := range probs {
+			probs[i] = float32(Uniform(uint64(n), i%7)) // few distinct values: many ties
+		}
+		probs[0] = 0
+		ids := sortedIDs(probs)
+		for i := 1; i < len(ids); i++ {
+			a, b := ids[i-1], ids[i]
+			if probs[a] < probs[b] || (probs[a] == probs[b] && a > b) {
+				t.Fatalf("n=%d: ids %d (p=%v) before %d (p=%v)", n, a, probs[a], b, probs[b])
+			}
+		}
+	}
+}

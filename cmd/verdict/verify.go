@@ -1,0 +1,104 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/verdictnet/verdict/internal/audit"
+	"github.com/verdictnet/verdict/internal/engine"
+	"github.com/verdictnet/verdict/internal/merkle"
+	"github.com/verdictnet/verdict/internal/model"
+	"github.com/verdictnet/verdict/internal/modelid"
+	"github.com/verdictnet/verdict/internal/receipt"
+)
+
+func init() {
+	register(&command{Name: "verify", Summary: "check a receipt by exact replay", Run: runVerify})
+}
+
+// proofModel is a model opened for checking receipts.
+type proofModel struct {
+	m  *model.Model
+	id merkle.Hash
+	e  *engine.Engine
+}
+
+func (p *proofModel) Close() {
+	if p.e != nil {
+		p.e.Close()
+	}
+	p.m.Close()
+}
+
+func openProofModel(path, tok string, threads int, withEngine bool) (*proofModel, error) {
+	if path == "" {
+		return nil, errors.New("--model is required")
+	}
+	m, err := model.Load(path, tok)
+	if err != nil {
+		return nil, err
+	}
+	id, err := modelid.Of(m)
+	if err != nil {
+		m.Close()
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	p := &proofModel{m: m, id: id}
+	if withEngine {
+		if p.e, err = engine.New(m, engine.Options{Threads: threads}); err != nil {
+			m.Close()
+			return nil, err
+		}
+	}
+	return p, nil
+}
+
+func readReceipt(path string) (*receipt.Receipt, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	if st.Size() > receipt.MaxSize {
+		return nil, fmt.Errorf("%s: %d bytes is too large for a receipt", path, st.Size())
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	r, err := receipt.Parse(b)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return r, nil
+}
+
+func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("verify", stderr)
+	modelPath := fs.String("model", "", "model file the receipt names")
+	tok := fs.String("tokenizer", "", "tokenizer file (llama2.c checkpoints)")
+	threads := fs.Int("threads", 0, "threads (0: one per CPU); never changes a result")
+	if err := fs.Parse(reorderFlags(args)); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return errors.New("verify: usage: verdict verify RECEIPT --model PATH [--tokenizer PATH]")
+	}
+	r, err := readReceipt(fs.Arg(0))
+	if err != nil {
+		return fmt.Errorf("verify: %w", err)
+	}
+	pm, err := openProofModel(*modelPath, *tok, *threads, true)
+	if err != nil {
+		return fmt.Errorf("verify: %w", err)
+	}
+	defer pm.Close()
+	if err := audit.Replay(ctx, pm.e, r, pm.id); err != nil {
+		return fmt.Errorf("verify: %s: %w", fs.Arg(0), err)
+	}
+	id := r.ID()
+	fmt.Fprintf(stdout, "ok: receipt %x: %d prompt and %d output tokens replayed exactly; signed by %x\n", id, len(r.Prompt), len(r.Output), []byte(r.Worker))
+	return nil
+}

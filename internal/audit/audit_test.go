@@ -1,0 +1,201 @@
+package audit
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"runtime"
+	"testing"
+
+	"github.com/verdictnet/verdict/internal/engine"
+	"github.com/verdictnet/verdict/internal/generate"
+	"github.com/verdictnet/verdict/internal/keys"
+	"github.com/verdictnet/verdict/internal/merkle"
+	"github.com/verdictnet/verdict/internal/model"
+	"github.com/verdictnet/verdict/internal/modelid"
+	"github.com/verdictnet/verdict/internal/receipt"
+	"github.com/verdictnet/verdict/internal/sampler"
+)
+
+func sharedModels(t testing.TB) string {
+	t.Helper()
+	_, file, _, _ := runtime.Caller(0)
+	dir := filepath.Join(filepath.Dir(file), "..", "..", "..", "shared", "models")
+	if _, err := os.Stat(filepath.Join(dir, "stories260K.gguf")); err != nil {
+		t.Skipf("shared models not available at %s: %v", dir, err)
+	}
+	return dir
+}
+
+type fixture struct {
+	m   *model.Model
+	e   *engine.Engine
+	id  merkle.Hash
+	key *keys.Key
+}
+
+func loadFixture(t testing.TB, file string, threads int) *fixture {
+	t.Helper()
+	m, err := model.Load(filepath.Join(sharedModels(t), file), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	return newFixture(t, m, threads)
+}
+
+func newFixture(t testing.TB, m *model.Model, threads int) *fixture {
+	t.Helper()
+	e, err := engine.New(m, engine.Options{Threads: threads})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.Close)
+	id, err := modelid.Of(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, err := keys.New(make([]byte, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &fixture{m: m, e: e, id: id, key: k}
+}
+
+var storyPrompt = []int{1, 403, 407, 261, 378} // "Once upon a time", reference trace p1
+
+// generateReceipt runs a generation as `verdict run --receipt` does.
+func (f *fixture) generateReceipt(t testing.TB, prompt []int, p sampler.Params, steps int) *receipt.Receipt {
+	t.Helper()
+	rec := NewRecorder(f.m.Config, prompt)
+	stop := []int{f.m.Vocab.BOS}
+	res, err := generate.Run(context.Background(), f.e, generate.Request{
+		Prompt: prompt, Steps: steps, Sampler: p, StopTokens: stop,
+		OnLogits: func(pos int, l []float32) error { rec.Logits(pos, l); return nil },
+		Trace:    rec,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := rec.Receipt(f.id, engine.SpecVersion, p, EffectiveSteps(steps, f.m.Config.ContextLen), stop, res.Output, nil, f.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func TestHonestReceiptReplays(t *testing.T) {
+	f := loadFixture(t, "stories260K.gguf", 2)
+	for _, p := range []sampler.Params{{}, {Temperature: 0.8, TopK: 40, TopP: 0.9, Seed: 42}, {Temperature: 1, Seed: 7}} {
+		r := f.generateReceipt(t, storyPrompt, p, 64)
+		if err := Replay(context.Background(), f.e, r, f.id); err != nil {
+			t.Fatalf("%+v: honest receipt rejected: %v", p, err)
+		}
+		// Another thread count and the .bin file of the same model agree.
+		g := loadFixture(t, "stories260K.gguf", 1)
+		if err := Replay(context.Background(), g.e, r, g.id); err != nil {
+			t.Fatalf("1 thread: %v", err)
+		}
+		enc, err := r.Marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if limit := 1024 + 4*(len(r.Prompt)+len(r.Output)); len(enc) > limit {
+			t.Errorf("receipt of %d tokens is %d bytes, limit %d", len(r.Prompt)+len(r.Output), len(enc), limit)
+		}
+	}
+}
+
+func TestHonestReceiptFromBinReplaysOnGGUF(t *testing.T) {
+	dir := sharedModels(t)
+	m, err := model.Load(filepath.Join(dir, "stories260K.bin"), filepath.Join(dir, "tok512.bin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	f := newFixture(t, m, 2)
+	r := f.generateReceipt(t, storyPrompt, sampler.Params{}, 100)
+	g := loadFixture(t, "stories260K.gguf", 2)
+	if err := Replay(context.Background(), g.e, r, g.id); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestHonestOpeningsPass(t *testing.T) {
+	f := loadFixture(t, "stories260K.gguf", 2)
+	r := f.generateReceipt(t, storyPrompt, sampler.Params{Temperature: 0.9, Seed: 3}, 64)
+	lay := NewLayout(f.m.Config, len(r.Prompt), len(r.Output))
+	for seed := uint64(0); seed < 20; seed++ {
+		k := []int{1, 4, 16, lay.Cells()}[seed%4]
+		o, err := Open(context.Background(), f.e, r, seed, k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		parsed, err := ParseOpenings(o.Marshal())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := Check(f.m, f.id, r, seed, k, parsed); err != nil {
+			t.Fatalf("seed %d k %d: honest openings rejected: %v", seed, k, err)
+		}
+		// The same openings do not answer another challenge.
+		if err := Check(f.m, f.id, r, seed+1000, k, parsed); err == nil && k < lay.Cells() {
+			t.Fatalf("openings accepted for another seed")
+		}
+	}
+}
+
+func TestSelect(t *testing.T) {
+	lay := Layout{Layers: 5, Dim: 64, KVHeads: 4, HeadDim: 8, Prompt: 5, Output: 60}
+	var id [32]byte
+	n := lay.Cells()
+	counts := make([]int, n)
+	for seed := uint64(0); seed < 2000; seed++ {
+		cells := lay.Select(id, seed, 16)
+		if len(cells) != 16 {
+			t.Fatalf("%d cells", len(cells))
+		}
+		for i, c := range cells {
+			if c < 0 || c >= n || (i > 0 && c <= cells[i-1]) {
+				t.Fatalf("cells %v not distinct ascending in range", cells)
+			}
+			counts[c]++
+		}
+	}
+	// Every cell is drawn about 2000*16/n times.
+	want := 2000 * 16 / n
+	for c, k := range counts {
+		if k < want/3 || k > want*3 {
+			t.Fatalf("cell %d drawn %d times, expected about %d", c, k, want)
+		}
+	}
+	if got := lay.Select(id, 1, n+5); len(got) != n {
+		t.Fatalf("k > cells gives %d cells", len(got))
+	}
+}
+
+func TestParseOpeningsRejects(t *testing.T) {
+	for _, s := range []string{"", "{}", `{"version":2}`, `{"version":1,"receipt":"00","seed":"1","cells":[],"trace_proof":[],"logits_proof":[]}`} {
+		if _, err := ParseOpenings([]byte(s)); err == nil {
+			t.Errorf("%q accepted", s)
+		}
+	}
+}
+
+func FuzzParseOpenings(f *testing.F) {
+	o := &Openings{Version: 1, Seed: 5, Cells: []CellOpening{{Cell: 3, Head: 1, In: []byte{1, 2, 3, 4}, KV: []byte{0}}}, TraceProof: []merkle.Hash{{1}}}
+	f.Add(o.Marshal())
+	f.Add([]byte(`{"version":1}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		o, err := ParseOpenings(data)
+		if err != nil {
+			return
+		}
+		if string(o.Marshal()) != string(data) {
+			t.Fatal("accepted a non-canonical encoding")
+		}
+	})
+}
+
+var _ = errors.Is

@@ -1,0 +1,173 @@
+package audit
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"fmt"
+	"math"
+	"sort"
+
+	"github.com/verdictnet/verdict/internal/model"
+)
+
+// Layout fixes the leaf order of a trace tree.
+type Layout struct {
+	Layers, Dim, KVHeads, HeadDim int
+	Prompt, Output                int // token counts of the receipt
+}
+
+// NewLayout returns the layout for a model configuration and a receipt's
+// prompt and output lengths.
+func NewLayout(c model.Config, prompt, output int) Layout {
+	return Layout{Layers: c.Layers, Dim: c.Dim, KVHeads: c.KVHeads, HeadDim: c.HeadDim(), Prompt: prompt, Output: output}
+}
+
+// Positions is the number of fed positions: the prompt and every output
+// token but the last.
+func (l Layout) Positions() int { return l.Prompt + l.Output - 1 }
+
+// The trace tree is in computation order, one block of leaves per layer
+// (every leaf's inputs come before it): the states entering the layer at
+// every position, then the key/value leaves of each key/value head at every
+// position, then the attention outputs at every position; after the last
+// block, the final hidden state of every position.
+func (l Layout) block() int { return l.Positions() * (2 + l.KVHeads) }
+
+// XLeaf is the index of the leaf holding the hidden state entering layer
+// layer at position p; layer = Layers gives the final hidden state.
+func (l Layout) XLeaf(layer, p int) int { return layer*l.block() + p }
+
+// KVLeaf is the index of the key/value leaf of head h of layer layer at
+// position p.
+func (l Layout) KVLeaf(layer, h, p int) int {
+	T := l.Positions()
+	return layer*l.block() + T + h*T + p
+}
+
+// ALeaf is the index of the attention output of layer layer at position p.
+func (l Layout) ALeaf(layer, p int) int {
+	T := l.Positions()
+	return layer*l.block() + T + l.KVHeads*T + p
+}
+
+// Leaves is the number of leaves of the trace tree.
+func (l Layout) Leaves() int { return l.Layers*l.block() + l.Positions() }
+
+// Leaf describes trace leaf i: its kind ('x' state, 'k' key/value, 'a'
+// attention), layer, head and position.
+func (l Layout) Leaf(i int) (kind byte, layer, h, p int) {
+	T := l.Positions()
+	layer, r := i/l.block(), i%l.block()
+	switch {
+	case layer == l.Layers || r < T:
+		return 'x', layer, 0, r
+	case r < T+l.KVHeads*T:
+		return 'k', layer, (r - T) / T, (r - T) % T
+	}
+	return 'a', layer, 0, r - T - l.KVHeads*T
+}
+
+// Cells is the number of auditable cells: one per (position, layer), then
+// one per output token's logit vector.
+func (l Layout) Cells() int { return l.Positions()*l.Layers + l.Output }
+
+// Cell describes cell c: a layer cell (P, Layer) or, when Logits, the
+// logit vector of output token Index (computed at position P).
+type Cell struct {
+	Index    int
+	Logits   bool
+	P, Layer int
+}
+
+// Cell decodes a cell number.
+func (l Layout) Cell(c int) (Cell, error) {
+	if c < 0 || c >= l.Cells() {
+		return Cell{}, fmt.Errorf("cell %d out of range 0..%d", c, l.Cells()-1)
+	}
+	n := l.Positions() * l.Layers
+	if c < n {
+		return Cell{Index: c, P: c / l.Layers, Layer: c % l.Layers}, nil
+	}
+	j := c - n
+	return Cell{Index: c, Logits: true, P: l.Prompt - 1 + j, Layer: j}, nil
+}
+
+// check validates a layout built from untrusted numbers.
+func (l Layout) check() error {
+	if l.Prompt < 1 || l.Output < 1 {
+		return fmt.Errorf("receipt needs a prompt and an output")
+	}
+	if l.Layers < 1 || l.KVHeads < 1 || l.HeadDim < 1 || l.Dim < 1 {
+		return fmt.Errorf("bad model shape")
+	}
+	if int64(l.Positions())*int64(1+l.Layers*(2+l.KVHeads)) > 1<<40 {
+		return fmt.Errorf("trace of %d positions is too large", l.Positions())
+	}
+	return nil
+}
+
+// challengeWord returns the i-th 64-bit word of the challenge stream:
+// the first 8 bytes, little-endian, of
+// SHA-256("verdict/challenge/v1" || 0x00 || receipt id || seed (8 bytes LE) || tag || i (8 bytes LE)).
+func challengeWord(id [32]byte, seed uint64, tag byte, i uint64) uint64 {
+	var b [20 + 1 + 32 + 8 + 1 + 8]byte
+	copy(b[:], "verdict/challenge/v1")
+	b[20] = 0
+	copy(b[21:], id[:])
+	binary.LittleEndian.PutUint64(b[53:], seed)
+	b[61] = tag
+	binary.LittleEndian.PutUint64(b[62:], i)
+	h := sha256.Sum256(b[:])
+	return binary.LittleEndian.Uint64(h[:8])
+}
+
+// uniform maps the challenge stream to a uniform number below n by
+// rejection: words at or above the largest multiple of n are skipped.
+func uniform(id [32]byte, seed uint64, tag byte, ctr *uint64, n uint64) uint64 {
+	limit := math.MaxUint64 - math.MaxUint64%n
+	for {
+		w := challengeWord(id, seed, tag, *ctr)
+		*ctr++
+		if w < limit {
+			return w % n
+		}
+	}
+}
+
+// Select returns the k distinct cells (ascending) a challenge seed picks for
+// the receipt with the given id: draws from stream tag 'c' until k
+// distinct cells are found (all cells when k >= Cells).
+func (l Layout) Select(id [32]byte, seed uint64, k int) []int {
+	n := l.Cells()
+	if k >= n {
+		out := make([]int, n)
+		for i := range out {
+			out[i] = i
+		}
+		return out
+	}
+	seen := make(map[int]bool, k)
+	out := make([]int, 0, k)
+	var ctr uint64
+	for len(out) < k {
+		c := int(uniform(id, seed, 'c', &ctr, uint64(n)))
+		if !seen[c] {
+			seen[c] = true
+			out = append(out, c)
+		}
+	}
+	sort.Ints(out)
+	return out
+}
+
+// Head returns the key/value head whose attention a layer cell's audit
+// checks: the first draw of stream tag 'h' with counter = cell.
+func (l Layout) Head(id [32]byte, seed uint64, cell int) int {
+	limit := math.MaxUint64 - math.MaxUint64%uint64(l.KVHeads)
+	for i := uint64(0); ; i++ {
+		w := challengeWord(id, seed, 'h', uint64(cell)<<20|i)
+		if w < limit {
+			return int(w % uint64(l.KVHeads))
+		}
+	}
+}

@@ -1,0 +1,464 @@
+package audit
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"math"
+	"sort"
+	"strconv"
+
+	"github.com/verdictnet/verdict/internal/engine"
+	"github.com/verdictnet/verdict/internal/merkle"
+	"github.com/verdictnet/verdict/internal/model"
+	"github.com/verdictnet/verdict/internal/receipt"
+	"github.com/verdictnet/verdict/internal/sampler"
+)
+
+// OpeningsVersion is the openings format version.
+const OpeningsVersion = 1
+
+// MaxOpenings bounds an encoded openings file.
+const MaxOpenings = 256 << 20
+
+// CellOpening is what a worker reveals for one cell.
+type CellOpening struct {
+	Cell int
+	Head int // layer cells: the key/value head whose attention is checked
+	// Layer cells (p, l): In is the state entering layer l at p, Attn the
+	// layer's attention output at p, Out the state entering layer l+1 (the
+	// final state after the last layer), KV the key/value leaves of Head
+	// at positions 0..p concatenated. Logits cells: In is the final state.
+	In, Attn, Out, KV []byte
+}
+
+// Openings answer one challenge for one receipt.
+type Openings struct {
+	Version     int
+	Receipt     [32]byte
+	Seed        uint64
+	Cells       []CellOpening
+	TraceProof  []merkle.Hash // multi-proof of every trace leaf the cells touch
+	LogitsProof []merkle.Hash // multi-proof of the logits leaves of logits cells
+}
+
+type cellWire struct {
+	Cell int    `json:"cell"`
+	Head int    `json:"head"`
+	In   string `json:"in"`
+	Attn string `json:"attn,omitempty"`
+	Out  string `json:"out,omitempty"`
+	KV   string `json:"kv,omitempty"`
+}
+
+type openingsWire struct {
+	Version     int        `json:"version"`
+	Receipt     string     `json:"receipt"`
+	Seed        string     `json:"seed"`
+	Cells       []cellWire `json:"cells"`
+	TraceProof  []string   `json:"trace_proof"`
+	LogitsProof []string   `json:"logits_proof"`
+}
+
+func (o *Openings) encode() []byte {
+	w := openingsWire{Version: o.Version, Receipt: hex.EncodeToString(o.Receipt[:]), Seed: strconv.FormatUint(o.Seed, 10),
+		Cells: make([]cellWire, len(o.Cells)), TraceProof: merkle.HexHashes(o.TraceProof), LogitsProof: merkle.HexHashes(o.LogitsProof)}
+	b64 := base64.StdEncoding.EncodeToString
+	for i, c := range o.Cells {
+		w.Cells[i] = cellWire{Cell: c.Cell, Head: c.Head, In: b64(c.In), Attn: b64(c.Attn), Out: b64(c.Out), KV: b64(c.KV)}
+	}
+	b, err := json.Marshal(w)
+	if err != nil {
+		panic("audit: encoding openings: " + err.Error())
+	}
+	return b
+}
+
+// Marshal returns the canonical JSON encoding.
+func (o *Openings) Marshal() []byte { return o.encode() }
+
+// ParseOpenings decodes openings and checks the encoding is canonical.
+func ParseOpenings(data []byte) (*Openings, error) {
+	if len(data) > MaxOpenings {
+		return nil, fmt.Errorf("openings: %d bytes, at most %d allowed", len(data), MaxOpenings)
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	var w openingsWire
+	if err := dec.Decode(&w); err != nil {
+		return nil, fmt.Errorf("openings: not an openings file: %w", err)
+	}
+	if w.Version != OpeningsVersion {
+		return nil, fmt.Errorf("openings: version %d, want %d", w.Version, OpeningsVersion)
+	}
+	o := &Openings{Version: w.Version}
+	id, err := hex.DecodeString(w.Receipt)
+	if err != nil || len(id) != 32 {
+		return nil, fmt.Errorf("openings: receipt id %.80q is not 64 hex digits", w.Receipt)
+	}
+	copy(o.Receipt[:], id)
+	if o.Seed, err = strconv.ParseUint(w.Seed, 10, 64); err != nil {
+		return nil, fmt.Errorf("openings: seed: %w", err)
+	}
+	if o.TraceProof, err = merkle.ParseHexHashes(w.TraceProof, merkle.MaxMultiProof); err != nil {
+		return nil, fmt.Errorf("openings: trace_proof: %w", err)
+	}
+	if o.LogitsProof, err = merkle.ParseHexHashes(w.LogitsProof, merkle.MaxMultiProof); err != nil {
+		return nil, fmt.Errorf("openings: logits_proof: %w", err)
+	}
+	dec64 := base64.StdEncoding.Strict().DecodeString
+	for i, c := range w.Cells {
+		co := CellOpening{Cell: c.Cell, Head: c.Head}
+		if co.In, err = dec64(c.In); err != nil {
+			return nil, fmt.Errorf("openings: cell %d: in: %w", i, err)
+		}
+		if co.Attn, err = dec64(c.Attn); err != nil {
+			return nil, fmt.Errorf("openings: cell %d: attn: %w", i, err)
+		}
+		if co.Out, err = dec64(c.Out); err != nil {
+			return nil, fmt.Errorf("openings: cell %d: out: %w", i, err)
+		}
+		if co.KV, err = dec64(c.KV); err != nil {
+			return nil, fmt.Errorf("openings: cell %d: kv: %w", i, err)
+		}
+		o.Cells = append(o.Cells, co)
+	}
+	if !bytes.Equal(o.encode(), data) {
+		return nil, fmt.Errorf("openings: not in canonical form")
+	}
+	return o, nil
+}
+
+// needs lists, for each selected cell, the trace leaves whose data the
+// worker ships.
+func (l Layout) plan(id [32]byte, seed uint64, cells []int) ([]Cell, []int) {
+	cs := make([]Cell, len(cells))
+	heads := make([]int, len(cells))
+	for i, c := range cells {
+		cs[i], _ = l.Cell(c)
+		if !cs[i].Logits {
+			heads[i] = l.Head(id, seed, c)
+		}
+	}
+	return cs, heads
+}
+
+// Trace is a regenerated trace of one receipt, kept whole so that any
+// number of challenges can be answered from it.
+type Trace struct {
+	r      *receipt.Receipt
+	lay    Layout
+	rec    *Recorder
+	trace  *merkle.Tree
+	logits *merkle.Tree
+}
+
+// Regenerate re-runs a receipt's prompt and output on e as one prefill and
+// keeps the whole trace. It fails when the trace does not give the
+// receipt's roots.
+func Regenerate(e *engine.Engine, r *receipt.Receipt) (*Trace, error) {
+	t, err := regenerate(e, r)
+	if err != nil {
+		return nil, err
+	}
+	if t.trace.Root() != r.TraceRoot || t.logits.Root() != r.LogitsRoot {
+		return nil, fmt.Errorf("open: regenerating the trace does not give the receipt's roots; this model did not produce the receipt")
+	}
+	return t, nil
+}
+
+func regenerate(e *engine.Engine, r *receipt.Receipt) (*Trace, error) {
+	m := e.Model()
+	lay := NewLayout(m.Config, len(r.Prompt), len(r.Output))
+	if err := lay.check(); err != nil {
+		return nil, fmt.Errorf("open: %w", err)
+	}
+	rec, _, err := prefill(e, r, true)
+	if err != nil {
+		return nil, fmt.Errorf("open: %w", err)
+	}
+	t := &Trace{r: r, lay: lay, rec: rec}
+	return t, t.build()
+}
+
+func (t *Trace) build() error {
+	var err error
+	if t.trace, err = t.rec.traceTree(len(t.r.Output)); err != nil {
+		return fmt.Errorf("open: %w", err)
+	}
+	if t.logits, err = t.rec.logitsTree(len(t.r.Output)); err != nil {
+		return fmt.Errorf("open: %w", err)
+	}
+	return nil
+}
+
+// Open regenerates the trace of a receipt (the worker need have kept
+// nothing) and opens the k cells the seed selects.
+func Open(ctx context.Context, e *engine.Engine, r *receipt.Receipt, seed uint64, k int) (*Openings, error) {
+	t, err := Regenerate(e, r)
+	if err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	return t.Open(seed, k)
+}
+
+// Open answers the challenge (seed, k) from a regenerated trace.
+func (t *Trace) Open(seed uint64, k int) (*Openings, error) {
+	lay, r, rec := t.lay, t.r, t.rec
+	if k < 1 {
+		return nil, fmt.Errorf("open: a challenge selects at least one cell, not %d", k)
+	}
+	id := r.ID()
+	cells := lay.Select(id, seed, k)
+	cs, heads := lay.plan(id, seed, cells)
+	L := lay.Layers
+	o := &Openings{Version: OpeningsVersion, Receipt: id, Seed: seed}
+	var traceIdx, logitIdx []int
+	for i, c := range cs {
+		co := CellOpening{Cell: cells[i]}
+		if c.Logits {
+			co.In = rec.got[leafKey{kind: 'x', p: c.P, l: L}]
+			traceIdx = append(traceIdx, lay.XLeaf(L, c.P))
+			logitIdx = append(logitIdx, c.Layer)
+		} else {
+			co.Head = heads[i]
+			co.In = rec.got[leafKey{kind: 'x', p: c.P, l: c.Layer}]
+			co.Attn = rec.got[leafKey{kind: 'a', p: c.P, l: c.Layer}]
+			co.Out = rec.got[leafKey{kind: 'x', p: c.P, l: c.Layer + 1}]
+			for p := 0; p <= c.P; p++ {
+				co.KV = append(co.KV, rec.got[leafKey{kind: 'k', p: p, l: c.Layer, h: heads[i]}]...)
+			}
+			traceIdx = append(traceIdx, cellTraceLeaves(lay, c, heads[i])...)
+		}
+		o.Cells = append(o.Cells, co)
+	}
+	var err error
+	if o.TraceProof, err = t.trace.MultiProof(uniqueSorted(traceIdx)); err != nil {
+		return nil, fmt.Errorf("open: %w", err)
+	}
+	if len(logitIdx) > 0 {
+		if o.LogitsProof, err = t.logits.MultiProof(uniqueSorted(logitIdx)); err != nil {
+			return nil, fmt.Errorf("open: %w", err)
+		}
+	}
+	return o, nil
+}
+
+// cellTraceLeaves lists the trace leaves a layer cell's check hashes.
+func cellTraceLeaves(lay Layout, c Cell, head int) []int {
+	idx := []int{lay.XLeaf(c.Layer, c.P), lay.ALeaf(c.Layer, c.P), lay.XLeaf(c.Layer+1, c.P)}
+	for h := 0; h < lay.KVHeads; h++ {
+		idx = append(idx, lay.KVLeaf(c.Layer, h, c.P))
+	}
+	for t := 0; t < c.P; t++ {
+		idx = append(idx, lay.KVLeaf(c.Layer, head, t))
+	}
+	return idx
+}
+
+func uniqueSorted(xs []int) []int {
+	sort.Ints(xs)
+	out := xs[:0]
+	for i, x := range xs {
+		if i == 0 || x != xs[i-1] {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+func floats(b []byte, n int) ([]float32, bool) {
+	if len(b) != 4*n {
+		return nil, false
+	}
+	out := make([]float32, n)
+	for i := range out {
+		out[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
+	}
+	return out, true
+}
+
+// leafSet collects leaf hashes by index, refusing two different hashes for
+// one leaf.
+type leafSet map[int]merkle.Hash
+
+func (s leafSet) add(i int, h merkle.Hash) bool {
+	if old, ok := s[i]; ok && old != h {
+		return false
+	}
+	s[i] = h
+	return true
+}
+
+func (s leafSet) sorted() ([]int, []merkle.Hash) {
+	idx := make([]int, 0, len(s))
+	for i := range s {
+		idx = append(idx, i)
+	}
+	sort.Ints(idx)
+	hs := make([]merkle.Hash, len(idx))
+	for j, i := range idx {
+		hs[j] = s[i]
+	}
+	return idx, hs
+}
+
+// Check audits openings against a receipt and the verifier's model: the
+// receipt header, that the openings answer exactly the challenge (seed, k),
+// each opened cell recomputed from its committed inputs, and the Merkle
+// proofs of every leaf involved. It returns nil, a *Mismatch naming the
+// first failing cell, or an error for malformed openings.
+func Check(m *model.Model, modelID merkle.Hash, r *receipt.Receipt, seed uint64, k int, o *Openings) error {
+	c := m.Config
+	if err := CheckHeader(r, modelID, c.Vocab, c.ContextLen); err != nil {
+		return err
+	}
+	lay := NewLayout(c, len(r.Prompt), len(r.Output))
+	if err := lay.check(); err != nil {
+		return fmt.Errorf("audit: %w", err)
+	}
+	id := r.ID()
+	if o.Receipt != id {
+		return fmt.Errorf("audit: openings are for receipt %x, not %x", o.Receipt, id)
+	}
+	if o.Seed != seed {
+		return fmt.Errorf("audit: openings answer challenge %d, not %d", o.Seed, seed)
+	}
+	if k < 1 {
+		return fmt.Errorf("audit: a challenge selects at least one cell, not %d", k)
+	}
+	if want := min(k, lay.Cells()); len(o.Cells) != want {
+		return fmt.Errorf("audit: %d cells opened, the challenge selects %d", len(o.Cells), want)
+	}
+	cells := lay.Select(id, seed, k)
+	cs, heads := lay.plan(id, seed, cells)
+	calc := newCalc(m)
+	trace, logitLeaves := leafSet{}, leafSet{}
+	L, D, hd := lay.Layers, c.Dim, lay.HeadDim
+	tokenAt := func(p int) int {
+		if p < len(r.Prompt) {
+			return r.Prompt[p]
+		}
+		return r.Output[p-len(r.Prompt)]
+	}
+	params := SamplerParams(r)
+	for i, cell := range cs {
+		co := o.Cells[i]
+		if co.Cell != cells[i] {
+			return fmt.Errorf("audit: opening %d is cell %d, the challenge selects %d", i, co.Cell, cells[i])
+		}
+		fail := func(format string, args ...any) error {
+			mm := mismatch("audit", cell.P, format, args...)
+			if !cell.Logits {
+				mm.Layer = cell.Layer
+			}
+			return mm
+		}
+		if cell.Logits {
+			if co.Head != 0 || len(co.Attn) != 0 || len(co.Out) != 0 || len(co.KV) != 0 {
+				return fmt.Errorf("audit: logits cell %d carries layer data", co.Cell)
+			}
+			x, ok := floats(co.In, D)
+			if !ok {
+				return fmt.Errorf("audit: cell %d: final state has %d bytes, want %d", co.Cell, len(co.In), 4*D)
+			}
+			if !trace.add(lay.XLeaf(L, cell.P), merkle.LeafHash(co.In)) {
+				return fmt.Errorf("audit: cell %d: two different values for one leaf", co.Cell)
+			}
+			lg := calc.logits(x)
+			logitLeaves.add(cell.Layer, merkle.LeafHash(appendF32(nil, lg)))
+			if got, want := sampler.Sample(lg, params, cell.P+1), r.Output[cell.Layer]; got != want {
+				return fail("logits cell %d samples token %d, the receipt says %d", co.Cell, got, want)
+			}
+			continue
+		}
+		if co.Head != heads[i] {
+			return fmt.Errorf("audit: cell %d opens head %d, the challenge selects %d", co.Cell, co.Head, heads[i])
+		}
+		x, ok1 := floats(co.In, D)
+		attn, ok2 := floats(co.Attn, D)
+		out, ok3 := floats(co.Out, D)
+		kvs, ok4 := floats(co.KV, (cell.P+1)*2*hd)
+		if !ok1 || !ok2 || !ok3 || !ok4 {
+			return fmt.Errorf("audit: cell %d: opened leaves have the wrong sizes (%d, %d, %d, %d bytes)", co.Cell, len(co.In), len(co.Attn), len(co.Out), len(co.KV))
+		}
+		if cell.Layer == 0 {
+			emb := calc.embed(tokenAt(cell.P))
+			for j := range emb {
+				if math.Float32bits(emb[j]) != math.Float32bits(x[j]) {
+					return fail("the state entering layer 0 is not the embedding of token %d", tokenAt(cell.P))
+				}
+			}
+		}
+		q, kk, v := calc.qkv(cell.Layer, cell.P, x)
+		for h := 0; h < lay.KVHeads; h++ {
+			leaf := appendF32(appendF32(nil, kk[h*hd:(h+1)*hd]), v[h*hd:(h+1)*hd])
+			if !trace.add(lay.KVLeaf(cell.Layer, h, cell.P), merkle.LeafHash(leaf)) {
+				return fmt.Errorf("audit: cell %d: two different values for one leaf", co.Cell)
+			}
+		}
+		// Attention of every query head that reads key/value head Head,
+		// over the opened keys and values (position p's own is recomputed).
+		h := co.Head
+		keysF := make([]float32, (cell.P+1)*hd)
+		valsF := make([]float32, (cell.P+1)*hd)
+		for t := 0; t <= cell.P; t++ {
+			copy(keysF[t*hd:], kvs[t*2*hd:t*2*hd+hd])
+			copy(valsF[t*hd:], kvs[t*2*hd+hd:(t+1)*2*hd])
+			if t < cell.P {
+				if !trace.add(lay.KVLeaf(cell.Layer, h, t), merkle.LeafHash(co.KV[t*8*hd:(t+1)*8*hd])) {
+					return fmt.Errorf("audit: cell %d: two different values for one leaf", co.Cell)
+				}
+			}
+		}
+		// Position p's own key and value are recomputed; the opened copy
+		// must agree with them.
+		for j := 0; j < hd; j++ {
+			if math.Float32bits(keysF[cell.P*hd+j]) != math.Float32bits(kk[h*hd+j]) ||
+				math.Float32bits(valsF[cell.P*hd+j]) != math.Float32bits(v[h*hd+j]) {
+				return fail("opened key/value of head %d differ from the recomputation", h)
+			}
+		}
+		group := c.Heads / c.KVHeads
+		for qh := h * group; qh < (h+1)*group; qh++ {
+			a := calc.attend(q, qh, keysF, valsF, cell.P+1)
+			for j := range a {
+				if math.Float32bits(a[j]) != math.Float32bits(attn[qh*hd+j]) {
+					return fail("attention output of head %d differs from the recomputation", qh)
+				}
+			}
+		}
+		xo := append([]float32(nil), x...)
+		calc.finish(cell.Layer, xo, attn)
+		for j := range xo {
+			if math.Float32bits(xo[j]) != math.Float32bits(out[j]) {
+				return fail("the state leaving the layer differs from the recomputation")
+			}
+		}
+		if !trace.add(lay.XLeaf(cell.Layer, cell.P), merkle.LeafHash(co.In)) ||
+			!trace.add(lay.ALeaf(cell.Layer, cell.P), merkle.LeafHash(co.Attn)) ||
+			!trace.add(lay.XLeaf(cell.Layer+1, cell.P), merkle.LeafHash(co.Out)) {
+			return fmt.Errorf("audit: cell %d: two different values for one leaf", co.Cell)
+		}
+	}
+	idx, hs := trace.sorted()
+	if err := merkle.VerifyMulti(r.TraceRoot, lay.Leaves(), idx, hs, o.TraceProof); err != nil {
+		return mismatch("audit", -1, "opened trace leaves do not match the receipt's trace root: %v", err)
+	}
+	if len(logitLeaves) > 0 {
+		idx, hs := logitLeaves.sorted()
+		if err := merkle.VerifyMulti(r.LogitsRoot, lay.Output, idx, hs, o.LogitsProof); err != nil {
+			return mismatch("audit", cs[0].P, "recomputed logits do not match the receipt's logits root: %v", err)
+		}
+	} else if len(o.LogitsProof) != 0 {
+		return fmt.Errorf("audit: logits proof without logits cells")
+	}
+	return nil
+}

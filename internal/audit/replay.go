@@ -1,0 +1,194 @@
+package audit
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/verdictnet/verdict/internal/engine"
+	"github.com/verdictnet/verdict/internal/merkle"
+	"github.com/verdictnet/verdict/internal/receipt"
+	"github.com/verdictnet/verdict/internal/sampler"
+)
+
+// Mismatch is the first point where a receipt and its replay disagree.
+type Mismatch struct {
+	What     string // "signature", "model", "spec", "token", "stop", "logits", "trace", ...
+	Position int    // -1 when not tied to a position
+	Layer    int    // -1 when not known
+	Detail   string
+}
+
+func (m *Mismatch) Error() string {
+	s := "receipt rejected: " + m.What
+	if m.Position >= 0 {
+		s += fmt.Sprintf(" at position %d", m.Position)
+	}
+	if m.Layer >= 0 {
+		s += fmt.Sprintf(" layer %d", m.Layer)
+	}
+	if m.Detail != "" {
+		s += ": " + m.Detail
+	}
+	return s
+}
+
+func mismatch(what string, pos int, format string, args ...any) *Mismatch {
+	return &Mismatch{What: what, Position: pos, Layer: -1, Detail: fmt.Sprintf(format, args...)}
+}
+
+// CheckHeader checks what needs no computation: the signature, the model
+// id, the spec version, token ranges and the stopping rule. vocab and
+// contextLen come from the verifier's model.
+func CheckHeader(r *receipt.Receipt, modelID merkle.Hash, vocab, contextLen int) error {
+	if err := r.Verify(); err != nil {
+		return &Mismatch{What: "signature", Position: -1, Layer: -1, Detail: err.Error()}
+	}
+	if r.Model != modelID {
+		return mismatch("model", -1, "receipt names model %s, the given model is %s", r.Model, modelID)
+	}
+	if r.Spec != engine.SpecVersion {
+		return mismatch("spec", -1, "receipt was made under %q, this engine implements %q", r.Spec, engine.SpecVersion)
+	}
+	if len(r.Output) == 0 {
+		return mismatch("output", -1, "empty output")
+	}
+	for i, t := range r.Prompt {
+		if t >= vocab {
+			return mismatch("token", i, "prompt token %d outside the vocabulary of %d", t, vocab)
+		}
+	}
+	P := len(r.Prompt)
+	for j, t := range r.Output {
+		if t >= vocab {
+			return mismatch("token", P+j, "output token %d outside the vocabulary of %d", t, vocab)
+		}
+	}
+	if err := SamplerParams(r).Validate(); err != nil {
+		return mismatch("sampling", -1, "%v", err)
+	}
+	s := r.Sampling
+	if s.Steps > contextLen {
+		return mismatch("steps", -1, "receipt allows %d positions, the model's context is %d", s.Steps, contextLen)
+	}
+	isStop := func(t int) bool {
+		for _, x := range s.Stop {
+			if t == x {
+				return true
+			}
+		}
+		return false
+	}
+	maxOut := s.Steps - P + 1
+	for j, t := range r.Output[:len(r.Output)-1] {
+		if isStop(t) {
+			return mismatch("stop", P+j, "stop token %d is not the last output token", t)
+		}
+	}
+	if len(r.Output) > maxOut {
+		return mismatch("stop", P+maxOut, "output has %d tokens, %d steps allow %d", len(r.Output), s.Steps, maxOut)
+	}
+	if last := r.Output[len(r.Output)-1]; !isStop(last) && len(r.Output) != maxOut {
+		return mismatch("stop", P+len(r.Output), "output ends after %d tokens without a stop token; %d steps give %d", len(r.Output), s.Steps, maxOut)
+	}
+	return nil
+}
+
+// Replay re-runs a receipt as one teacher-forced prefill of the prompt and
+// the output, and checks every sampling decision and both roots. It
+// returns nil when everything agrees and a *Mismatch naming the first
+// disagreement otherwise (other errors for failures of the replay itself).
+func Replay(ctx context.Context, e *engine.Engine, r *receipt.Receipt, modelID merkle.Hash) error {
+	m := e.Model()
+	if err := CheckHeader(r, modelID, m.Config.Vocab, m.Config.ContextLen); err != nil {
+		return err
+	}
+	rec, logits, err := prefill(e, r, false)
+	if err != nil {
+		return err
+	}
+	if err := checkSampling(ctx, r, logits, e.Threads()); err != nil {
+		return err
+	}
+	lr, tr, err := rec.Roots(len(r.Output))
+	if err != nil {
+		return err
+	}
+	if lr != r.LogitsRoot {
+		return mismatch("logits", -1, "the logit vectors hash to %s, the receipt commits to %s", lr, r.LogitsRoot)
+	}
+	if tr != r.TraceRoot {
+		return mismatch("trace", -1, "the trace hashes to %s, the receipt commits to %s", tr, r.TraceRoot)
+	}
+	return nil
+}
+
+// prefill runs prompt+output[:-1] as one batch, recording the trace.
+func prefill(e *engine.Engine, r *receipt.Receipt, keep bool) (*Recorder, [][]float32, error) {
+	m := e.Model()
+	tokens := append(append([]int(nil), r.Prompt...), r.Output[:len(r.Output)-1]...)
+	if len(tokens) > m.Config.ContextLen {
+		return nil, nil, mismatch("steps", -1, "%d positions exceed the model's context of %d", len(tokens), m.Config.ContextLen)
+	}
+	seq, err := e.NewSequence(len(tokens))
+	if err != nil {
+		return nil, nil, fmt.Errorf("replay: %w", err)
+	}
+	rec := NewRecorder(m.Config, r.Prompt)
+	if keep {
+		rec.got = make(map[leafKey][]byte)
+	}
+	it := &engine.Item{Seq: seq, Tokens: tokens, Logits: engine.LogitsAll, Trace: rec}
+	if err := e.Forward(it); err != nil {
+		return nil, nil, fmt.Errorf("replay: %w", err)
+	}
+	for pos, l := range it.Out {
+		rec.Logits(pos, l)
+	}
+	if len(it.Out) != len(tokens) {
+		return nil, nil, errors.New("replay: engine returned too few logit vectors")
+	}
+	return rec, it.Out, nil
+}
+
+// checkSampling re-samples every output token, spreading positions over
+// threads (each decision is independent), and reports the first position
+// whose token differs.
+func checkSampling(ctx context.Context, r *receipt.Receipt, logits [][]float32, threads int) error {
+	P := len(r.Prompt)
+	params := SamplerParams(r)
+	n := len(r.Output)
+	got := make([]int, n)
+	if threads < 1 {
+		threads = 1
+	}
+	var wg sync.WaitGroup
+	next := make(chan int, n)
+	for j := 0; j < n; j++ {
+		next <- j
+	}
+	close(next)
+	for w := 0; w < min(threads, n); w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range next {
+				if ctx.Err() != nil {
+					return
+				}
+				got[j] = sampler.Sample(logits[P+j-1], params, P+j)
+			}
+		}()
+	}
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	for j, want := range r.Output {
+		if got[j] != want {
+			return mismatch("token", P+j, "the model samples token %d, the receipt says %d", got[j], want)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,368 @@
+package gateway
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/http"
+	"time"
+	"unicode/utf8"
+
+	"github.com/verdictnet/verdict/internal/worker"
+)
+
+// Response shapes (OpenAI's).
+
+type chatLogprob struct {
+	Token   string  `json:"token"`
+	Logprob float64 `json:"logprob"`
+	Bytes   []int   `json:"bytes"`
+}
+
+type chatTokenLogprob struct {
+	chatLogprob
+	TopLogprobs []chatLogprob `json:"top_logprobs"`
+}
+
+type chatLogprobs struct {
+	Content []chatTokenLogprob `json:"content"`
+}
+
+func bytesOf(b []byte) []int {
+	out := make([]int, len(b))
+	for i, c := range b {
+		out[i] = int(c)
+	}
+	return out
+}
+
+func chatLogprobsOf(ls []worker.TokenLogprob) *chatLogprobs {
+	out := &chatLogprobs{Content: []chatTokenLogprob{}}
+	for _, l := range ls {
+		e := chatTokenLogprob{chatLogprob: chatLogprob{l.Text, l.Logprob, bytesOf(l.Bytes)}, TopLogprobs: []chatLogprob{}}
+		for _, a := range l.Top {
+			e.TopLogprobs = append(e.TopLogprobs, chatLogprob{a.Text, a.Logprob, bytesOf(a.Bytes)})
+		}
+		out.Content = append(out.Content, e)
+	}
+	return out
+}
+
+type completionLogprobs struct {
+	Tokens        []string             `json:"tokens"`
+	TokenLogprobs []float64            `json:"token_logprobs"`
+	TopLogprobs   []map[string]float64 `json:"top_logprobs"`
+	TextOffset    []int                `json:"text_offset"`
+}
+
+// completionLogprobsOf builds the legacy logprobs object; offset is the
+// text length before the first token.
+func completionLogprobsOf(ls []worker.TokenLogprob, offset int) *completionLogprobs {
+	out := &completionLogprobs{Tokens: []string{}, TokenLogprobs: []float64{}, TopLogprobs: []map[string]float64{}, TextOffset: []int{}}
+	for _, l := range ls {
+		out.Tokens = append(out.Tokens, l.Text)
+		out.TokenLogprobs = append(out.TokenLogprobs, l.Logprob)
+		top := map[string]float64{}
+		for _, a := range l.Top {
+			if _, dup := top[a.Text]; !dup {
+				top[a.Text] = a.Logprob
+			}
+		}
+		out.TopLogprobs = append(out.TopLogprobs, top)
+		out.TextOffset = append(out.TextOffset, offset)
+		offset += len(l.Bytes)
+	}
+	return out
+}
+
+type chatMessageOut struct {
+	Role    string  `json:"role,omitempty"`
+	Content *string `json:"content,omitempty"`
+	Refusal *string `json:"refusal"`
+}
+
+type chatChoice struct {
+	Index        int             `json:"index"`
+	Message      *chatMessageOut `json:"message,omitempty"`
+	Delta        *chatMessageOut `json:"delta,omitempty"`
+	Logprobs     *chatLogprobs   `json:"logprobs"`
+	FinishReason *string         `json:"finish_reason"`
+}
+
+type chatResponse struct {
+	ID                string       `json:"id"`
+	Object            string       `json:"object"`
+	Created           int64        `json:"created"`
+	Model             string       `json:"model"`
+	SystemFingerprint string       `json:"system_fingerprint"`
+	Choices           []chatChoice `json:"choices"`
+	Usage             *usage       `json:"usage,omitempty"`
+	Verdict           *verdictInfo `json:"verdict,omitempty"`
+}
+
+type completionChoice struct {
+	Text         string              `json:"text"`
+	Index        int                 `json:"index"`
+	Logprobs     *completionLogprobs `json:"logprobs"`
+	FinishReason *string             `json:"finish_reason"`
+}
+
+type completionResponse struct {
+	ID                string             `json:"id"`
+	Object            string             `json:"object"`
+	Created           int64              `json:"created"`
+	Model             string             `json:"model"`
+	SystemFingerprint string             `json:"system_fingerprint"`
+	Choices           []completionChoice `json:"choices"`
+	Usage             *usage             `json:"usage,omitempty"`
+	Verdict           *verdictInfo       `json:"verdict,omitempty"`
+}
+
+// sse writes server-sent events.
+type sse struct {
+	w       http.ResponseWriter
+	started bool
+}
+
+func (s *sse) start(trailer bool) {
+	h := s.w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-cache")
+	h.Set("Connection", "keep-alive")
+	if trailer {
+		h.Set("Trailer", "X-Verdict-Receipt")
+	}
+	s.w.WriteHeader(http.StatusOK)
+	s.started = true
+}
+
+func (s *sse) send(v any) error {
+	var buf bytes.Buffer
+	buf.WriteString("data: ")
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return err
+	}
+	buf.WriteString("\n")
+	if _, err := s.w.Write(buf.Bytes()); err != nil {
+		return err
+	}
+	http.NewResponseController(s.w).Flush()
+	return nil
+}
+
+func (s *sse) done() {
+	s.w.Write([]byte("data: [DONE]\n\n"))
+	http.NewResponseController(s.w).Flush()
+}
+
+// fail reports an error: as an error response before the stream started,
+// as an error event after.
+func (s *sse) fail(e *apiError) {
+	if !s.started {
+		writeError(s.w, e)
+		return
+	}
+	s.send(struct {
+		Error *apiError `json:"error"`
+	}{e})
+}
+
+// validUTF8 replaces invalid bytes so that JSON keeps the text stable.
+func validUTF8(s string) string {
+	if utf8.ValidString(s) {
+		return s
+	}
+	return string(bytes.ToValidUTF8([]byte(s), []byte("\uFFFD")))
+}
+
+// chat serves POST /v1/chat/completions. It reports whether a complete
+// response was sent.
+func (s *Server) chat(w http.ResponseWriter, r *http.Request, acct string, body []byte) bool {
+	t0 := time.Now()
+	var req chatRequest
+	if aerr := decode(body, &req); aerr != nil {
+		writeError(w, aerr)
+		return true
+	}
+	if req.Model == "" {
+		writeError(w, invalid("model", "", "you must provide a model parameter"))
+		return true
+	}
+	info, aerr := s.findModel(req.Model)
+	if aerr != nil {
+		writeError(w, aerr)
+		return true
+	}
+	wreq, aerr := req.toWorker(info.Template)
+	if aerr == nil {
+		aerr = s.check(r.Context(), acct, info.Name)
+	}
+	if aerr != nil {
+		writeError(w, aerr)
+		return aerr.Status < 500 && aerr.Status != http.StatusTooManyRequests
+	}
+	id, created := newID("chatcmpl-"), s.o.Now().Unix()
+	base := chatResponse{ID: id, Created: created, Model: info.Name, SystemFingerprint: info.Fingerprint}
+	if !req.Stream {
+		res, err := s.o.Backend.Generate(r.Context(), wreq, nil)
+		if err != nil {
+			writeError(w, backendError(err, "messages"))
+			return !isCancel(err)
+		}
+		s.account(r.Context(), acct, res)
+		resp := base
+		resp.Object = "chat.completion"
+		text := validUTF8(res.Text)
+		ch := chatChoice{Message: &chatMessageOut{Role: "assistant", Content: &text}, FinishReason: &res.FinishReason}
+		if wreq.Logprobs {
+			ch.Logprobs = chatLogprobsOf(res.Logprobs)
+		}
+		resp.Choices = []chatChoice{ch}
+		resp.Usage = usageOf(res)
+		resp.Verdict = verdictOf(res)
+		w.Header().Set("X-Verdict-Receipt", res.ReceiptID)
+		writeJSON(w, http.StatusOK, resp)
+		return true
+	}
+	includeUsage := req.StreamOptions != nil && req.StreamOptions.IncludeUsage
+	st := &sse{w: w}
+	chunk := func(ch chatChoice) chatResponse {
+		c := base
+		c.Object = "chat.completion.chunk"
+		c.Choices = []chatChoice{ch}
+		return c
+	}
+	first := true
+	res, err := s.o.Backend.Generate(r.Context(), wreq, func(d worker.Delta) error {
+		if first {
+			// The first chunk opens the stream with the role.
+			first = false
+			s.m.ttft.Observe(time.Since(t0).Seconds())
+			st.start(true)
+			empty := ""
+			if err := st.send(chunk(chatChoice{Delta: &chatMessageOut{Role: "assistant", Content: &empty}})); err != nil {
+				return err
+			}
+		}
+		text := validUTF8(d.Text)
+		ch := chatChoice{Delta: &chatMessageOut{Content: &text}}
+		if wreq.Logprobs {
+			ch.Logprobs = chatLogprobsOf(d.Logprobs)
+		}
+		return st.send(chunk(ch))
+	})
+	if err != nil {
+		st.fail(backendError(err, "messages"))
+		return !st.started && !isCancel(err)
+	}
+	s.account(r.Context(), acct, res)
+	if !st.started {
+		st.start(true)
+		empty := ""
+		st.send(chunk(chatChoice{Delta: &chatMessageOut{Role: "assistant", Content: &empty}}))
+	}
+	last := chunk(chatChoice{Delta: &chatMessageOut{}, FinishReason: &res.FinishReason})
+	last.Verdict = verdictOf(res)
+	st.send(last)
+	if includeUsage {
+		u := base
+		u.Object = "chat.completion.chunk"
+		u.Choices = []chatChoice{}
+		u.Usage = usageOf(res)
+		u.Verdict = verdictOf(res)
+		st.send(u)
+	}
+	st.done()
+	w.Header().Set("X-Verdict-Receipt", res.ReceiptID) // the trailer
+	return true
+}
+
+// completions serves POST /v1/completions.
+func (s *Server) completions(w http.ResponseWriter, r *http.Request, acct string, body []byte) bool {
+	t0 := time.Now()
+	var req completionRequest
+	if aerr := decode(body, &req); aerr != nil {
+		writeError(w, aerr)
+		return true
+	}
+	if req.Model == "" {
+		writeError(w, invalid("model", "", "you must provide a model parameter"))
+		return true
+	}
+	info, aerr := s.findModel(req.Model)
+	if aerr != nil {
+		writeError(w, aerr)
+		return true
+	}
+	wreq, aerr := req.toWorker()
+	if aerr == nil {
+		aerr = s.check(r.Context(), acct, info.Name)
+	}
+	if aerr != nil {
+		writeError(w, aerr)
+		return aerr.Status < 500 && aerr.Status != http.StatusTooManyRequests
+	}
+	id, created := newID("cmpl-"), s.o.Now().Unix()
+	base := completionResponse{ID: id, Object: "text_completion", Created: created, Model: info.Name, SystemFingerprint: info.Fingerprint}
+	if !req.Stream {
+		res, err := s.o.Backend.Generate(r.Context(), wreq, nil)
+		if err != nil {
+			writeError(w, backendError(err, "prompt"))
+			return !isCancel(err)
+		}
+		s.account(r.Context(), acct, res)
+		resp := base
+		ch := completionChoice{Text: validUTF8(res.Text), FinishReason: &res.FinishReason}
+		if wreq.Logprobs {
+			ch.Logprobs = completionLogprobsOf(res.Logprobs, 0)
+		}
+		resp.Choices = []completionChoice{ch}
+		resp.Usage = usageOf(res)
+		resp.Verdict = verdictOf(res)
+		w.Header().Set("X-Verdict-Receipt", res.ReceiptID)
+		writeJSON(w, http.StatusOK, resp)
+		return true
+	}
+	includeUsage := req.StreamOptions != nil && req.StreamOptions.IncludeUsage
+	st := &sse{w: w}
+	offset := 0
+	res, err := s.o.Backend.Generate(r.Context(), wreq, func(d worker.Delta) error {
+		if !st.started {
+			s.m.ttft.Observe(time.Since(t0).Seconds())
+			st.start(true)
+		}
+		c := base
+		ch := completionChoice{Text: validUTF8(d.Text)}
+		if wreq.Logprobs {
+			ch.Logprobs = completionLogprobsOf(d.Logprobs, offset)
+			for _, l := range d.Logprobs {
+				offset += len(l.Bytes)
+			}
+		}
+		c.Choices = []completionChoice{ch}
+		return st.send(c)
+	})
+	if err != nil {
+		st.fail(backendError(err, "prompt"))
+		return !st.started && !isCancel(err)
+	}
+	s.account(r.Context(), acct, res)
+	if !st.started {
+		st.start(true)
+	}
+	last := base
+	last.Choices = []completionChoice{{FinishReason: &res.FinishReason}}
+	last.Verdict = verdictOf(res)
+	st.send(last)
+	if includeUsage {
+		u := base
+		u.Choices = []completionChoice{}
+		u.Usage = usageOf(res)
+		u.Verdict = verdictOf(res)
+		st.send(u)
+	}
+	st.done()
+	w.Header().Set("X-Verdict-Receipt", res.ReceiptID)
+	return true
+}

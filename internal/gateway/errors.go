@@ -1,0 +1,68 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+
+	"github.com/verdictnet/verdict/internal/worker"
+)
+
+// apiError is an OpenAI-shaped error response.
+type apiError struct {
+	Status  int     `json:"-"`
+	Message string  `json:"message"`
+	Type    string  `json:"type"`
+	Param   *string `json:"param"`
+	Code    *string `json:"code"`
+}
+
+func (e *apiError) Error() string { return e.Message }
+
+func strp(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
+
+func invalid(param, code, format string, args ...any) *apiError {
+	return &apiError{Status: http.StatusBadRequest, Type: "invalid_request_error", Message: fmt.Sprintf(format, args...), Param: strp(param), Code: strp(code)}
+}
+
+func writeError(w http.ResponseWriter, e *apiError) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(e.Status)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	enc.Encode(struct {
+		Error *apiError `json:"error"`
+	}{e})
+}
+
+// backendError maps a worker error to an API error; param names the
+// prompt field of the endpoint.
+func backendError(err error, param string) *apiError {
+	var ae *apiError
+	switch {
+	case errors.As(err, &ae):
+		return ae
+	case errors.Is(err, worker.ErrUnknownModel):
+		return &apiError{Status: http.StatusNotFound, Type: "invalid_request_error", Message: err.Error(), Param: strp("model"), Code: strp("model_not_found")}
+	case errors.Is(err, worker.ErrContextLength):
+		return invalid(param, "context_length_exceeded", "%v", err)
+	case errors.Is(err, worker.ErrInvalid):
+		return invalid("", "", "%v", err)
+	case errors.Is(err, worker.ErrBusy):
+		return &apiError{Status: http.StatusTooManyRequests, Type: "requests", Message: err.Error() + "; retry later", Code: strp("rate_limit_exceeded")}
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return &apiError{Status: 499, Type: "server_error", Message: "request cancelled: " + err.Error()}
+	}
+	return &apiError{Status: http.StatusInternalServerError, Type: "server_error", Message: "internal error: " + err.Error()}
+}
+
+func isCancel(err error) bool {
+	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
+}

@@ -1,0 +1,339 @@
+package gateway
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/verdictnet/verdict/internal/chat"
+	"github.com/verdictnet/verdict/internal/sampler"
+	"github.com/verdictnet/verdict/internal/worker"
+)
+
+// Limits on requests.
+const (
+	MaxStops       = 4
+	MaxStopLen     = 256
+	MaxMessages    = 1024
+	MaxCompletionN = 5 // completions logprobs, as OpenAI
+)
+
+// fieldError is a decoding error naming the field at fault.
+type fieldError struct {
+	field string
+	msg   string
+}
+
+func (e *fieldError) Error() string { return e.field + ": " + e.msg }
+
+// stopField is OpenAI's stop: null, a string or an array of strings.
+type stopField []string
+
+func (s *stopField) UnmarshalJSON(b []byte) error {
+	b = bytes.TrimSpace(b)
+	if bytes.Equal(b, []byte("null")) {
+		*s = nil
+		return nil
+	}
+	if len(b) > 0 && b[0] == '"' {
+		var one string
+		if err := json.Unmarshal(b, &one); err != nil {
+			return &fieldError{"stop", "not a string"}
+		}
+		*s = stopField{one}
+		return nil
+	}
+	var many []string
+	if err := json.Unmarshal(b, &many); err != nil {
+		return &fieldError{"stop", "must be a string or an array of strings"}
+	}
+	*s = many
+	return nil
+}
+
+// contentField is a message's content: a string, null, or an array of parts
+// of which only {"type":"text","text":...} is supported.
+type contentField string
+
+func (c *contentField) UnmarshalJSON(b []byte) error {
+	b = bytes.TrimSpace(b)
+	if bytes.Equal(b, []byte("null")) {
+		*c = ""
+		return nil
+	}
+	if len(b) > 0 && b[0] == '"' {
+		var s string
+		if err := json.Unmarshal(b, &s); err != nil {
+			return &fieldError{"content", "not a string"}
+		}
+		*c = contentField(s)
+		return nil
+	}
+	var parts []struct {
+		Type string  `json:"type"`
+		Text *string `json:"text"`
+	}
+	if err := json.Unmarshal(b, &parts); err != nil {
+		return &fieldError{"content", "must be a string or an array of content parts"}
+	}
+	var sb strings.Builder
+	for i, p := range parts {
+		if p.Type != "text" || p.Text == nil {
+			return &fieldError{"content", fmt.Sprintf("part %d: only text parts ({\"type\":\"text\",\"text\":...}) are supported, got type %q", i, p.Type)}
+		}
+		sb.WriteString(*p.Text)
+	}
+	*c = contentField(sb.String())
+	return nil
+}
+
+// promptField is the completions prompt: a string, an array holding one
+// string, or an array of token ids.
+type promptField struct {
+	text   *string
+	tokens []int
+}
+
+func (p *promptField) UnmarshalJSON(b []byte) error {
+	b = bytes.TrimSpace(b)
+	if len(b) > 0 && b[0] == '"' {
+		var s string
+		if err := json.Unmarshal(b, &s); err != nil {
+			return &fieldError{"prompt", "not a string"}
+		}
+		p.text = &s
+		return nil
+	}
+	var strs []string
+	if err := json.Unmarshal(b, &strs); err == nil {
+		if len(strs) != 1 {
+			return &fieldError{"prompt", fmt.Sprintf("an array of %d prompts; exactly one is supported", len(strs))}
+		}
+		p.text = &strs[0]
+		return nil
+	}
+	var toks []int
+	if err := json.Unmarshal(b, &toks); err == nil {
+		if len(toks) == 0 {
+			return &fieldError{"prompt", "empty token array"}
+		}
+		p.tokens = toks
+		return nil
+	}
+	return &fieldError{"prompt", "must be a string, an array of one string or an array of token ids"}
+}
+
+type streamOptions struct {
+	IncludeUsage bool `json:"include_usage"`
+}
+
+// common holds the fields chat and completions share.
+type common struct {
+	Model            string             `json:"model"`
+	MaxTokens        *int               `json:"max_tokens"`
+	Temperature      *float64           `json:"temperature"`
+	TopP             *float64           `json:"top_p"`
+	Seed             *int64             `json:"seed"`
+	N                *int               `json:"n"`
+	Stop             stopField          `json:"stop"`
+	Stream           bool               `json:"stream"`
+	StreamOptions    *streamOptions     `json:"stream_options"`
+	FrequencyPenalty *float64           `json:"frequency_penalty"`
+	PresencePenalty  *float64           `json:"presence_penalty"`
+	LogitBias        map[string]float64 `json:"logit_bias"`
+}
+
+type chatMessage struct {
+	Role    string       `json:"role"`
+	Content contentField `json:"content"`
+}
+
+type chatRequest struct {
+	common
+	Messages            []chatMessage `json:"messages"`
+	MaxCompletionTokens *int          `json:"max_completion_tokens"`
+	Logprobs            *bool         `json:"logprobs"`
+	TopLogprobs         *int          `json:"top_logprobs"`
+}
+
+type completionRequest struct {
+	common
+	Prompt   *promptField `json:"prompt"`
+	Logprobs *int         `json:"logprobs"`
+	Echo     bool         `json:"echo"`
+	Suffix   *string      `json:"suffix"`
+	BestOf   *int         `json:"best_of"`
+}
+
+// decode parses a JSON object body into v, mapping decoding failures to
+// API errors that name the field at fault.
+func decode(body []byte, v any) *apiError {
+	b := bytes.TrimSpace(body)
+	if len(b) == 0 || b[0] != '{' {
+		return invalid("", "", "the request body must be a JSON object")
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	if err := dec.Decode(v); err != nil {
+		var fe *fieldError
+		var te *json.UnmarshalTypeError
+		var se *json.SyntaxError
+		switch {
+		case errors.As(err, &fe):
+			return invalid(fe.field, "", "invalid %s", fe.Error())
+		case errors.As(err, &te):
+			f := strings.TrimPrefix(te.Field, "common.")
+			if f == "" {
+				f = "body"
+			}
+			return invalid(f, "", "invalid type for %s: expected %s, got JSON %s", f, te.Type, te.Value)
+		case errors.As(err, &se):
+			return invalid("", "", "malformed JSON at byte %d: %v", se.Offset, err)
+		}
+		return invalid("", "", "malformed JSON: %v", err)
+	}
+	if dec.More() {
+		return invalid("", "", "malformed JSON: data after the request object")
+	}
+	return nil
+}
+
+// sampling validates the shared fields and fills the worker request.
+func (c *common) sampling(req *worker.Request) *apiError {
+	if c.Model == "" {
+		return invalid("model", "", "you must provide a model parameter")
+	}
+	if c.N != nil && *c.N != 1 {
+		return invalid("n", "", "n = %d is not supported: only n = 1", *c.N)
+	}
+	if c.MaxTokens != nil && *c.MaxTokens < 1 {
+		return invalid("max_tokens", "", "max_tokens must be at least 1, got %d", *c.MaxTokens)
+	}
+	temp, topP := 1.0, 1.0
+	if c.Temperature != nil {
+		temp = *c.Temperature
+		if !(temp >= 0 && temp <= 2) {
+			return invalid("temperature", "", "temperature must be in [0, 2], got %v", temp)
+		}
+	}
+	if c.TopP != nil {
+		topP = *c.TopP
+		if !(topP > 0 && topP <= 1) {
+			return invalid("top_p", "", "top_p must be in (0, 1], got %v", topP)
+		}
+	}
+	for _, f := range []struct {
+		name string
+		v    *float64
+	}{{"frequency_penalty", c.FrequencyPenalty}, {"presence_penalty", c.PresencePenalty}} {
+		if f.v != nil && *f.v != 0 {
+			return invalid(f.name, "", "%s is not supported (it is not part of the verifiable sampling rule); send 0 or omit it", f.name)
+		}
+	}
+	if len(c.LogitBias) > 0 {
+		return invalid("logit_bias", "", "logit_bias is not supported (it is not part of the verifiable sampling rule)")
+	}
+	if len(c.Stop) > MaxStops {
+		return invalid("stop", "", "at most %d stop sequences, got %d", MaxStops, len(c.Stop))
+	}
+	for i, s := range c.Stop {
+		if s == "" || len(s) > MaxStopLen {
+			return invalid("stop", "", "stop[%d] must have 1 to %d bytes, it has %d", i, MaxStopLen, len(s))
+		}
+	}
+	if c.StreamOptions != nil && !c.Stream {
+		return invalid("stream_options", "", "stream_options is only allowed when stream is true")
+	}
+	var seed uint64
+	if c.Seed != nil {
+		seed = uint64(*c.Seed)
+	}
+	p := sampler.Params{Temperature: float32(temp), Seed: seed}
+	if topP < 1 {
+		p.TopP = float32(topP)
+	}
+	if temp > 0 && p.Temperature == 0 {
+		return invalid("temperature", "", "temperature %v is too small", temp)
+	}
+	req.Model = c.Model
+	req.Sampler = p
+	req.Stop = c.Stop
+	if c.MaxTokens != nil {
+		req.MaxTokens = *c.MaxTokens
+	}
+	return nil
+}
+
+// toWorker validates a chat request and builds the generation; tmpl is the
+// chat template of the requested model.
+func (c *chatRequest) toWorker(tmpl chat.Template) (worker.Request, *apiError) {
+	var req worker.Request
+	if err := c.sampling(&req); err != nil {
+		return req, err
+	}
+	if c.MaxCompletionTokens != nil {
+		if *c.MaxCompletionTokens < 1 {
+			return req, invalid("max_completion_tokens", "", "max_completion_tokens must be at least 1, got %d", *c.MaxCompletionTokens)
+		}
+		req.MaxTokens = *c.MaxCompletionTokens
+	}
+	if c.TopLogprobs != nil {
+		if c.Logprobs == nil || !*c.Logprobs {
+			return req, invalid("top_logprobs", "", "top_logprobs needs logprobs set to true")
+		}
+		if *c.TopLogprobs < 0 || *c.TopLogprobs > worker.MaxTopLogprobs {
+			return req, invalid("top_logprobs", "", "top_logprobs must be in [0, %d], got %d", worker.MaxTopLogprobs, *c.TopLogprobs)
+		}
+		req.TopLogprobs = *c.TopLogprobs
+	}
+	req.Logprobs = c.Logprobs != nil && *c.Logprobs
+	if len(c.Messages) == 0 {
+		return req, invalid("messages", "", "messages must be a non-empty array")
+	}
+	if len(c.Messages) > MaxMessages {
+		return req, invalid("messages", "", "at most %d messages, got %d", MaxMessages, len(c.Messages))
+	}
+	msgs := make([]chat.Message, len(c.Messages))
+	for i, m := range c.Messages {
+		msgs[i] = chat.Message{Role: m.Role, Content: string(m.Content)}
+	}
+	segs, err := tmpl.Render(msgs)
+	if err != nil {
+		return req, invalid("messages", "", "%v", err)
+	}
+	req.Segments = segs
+	return req, nil
+}
+
+// toWorker validates a completions request and builds the generation.
+func (c *completionRequest) toWorker() (worker.Request, *apiError) {
+	var req worker.Request
+	if err := c.sampling(&req); err != nil {
+		return req, err
+	}
+	if c.Prompt == nil {
+		return req, invalid("prompt", "", "you must provide a prompt")
+	}
+	if c.Echo {
+		return req, invalid("echo", "", "echo is not supported")
+	}
+	if c.Suffix != nil && *c.Suffix != "" {
+		return req, invalid("suffix", "", "suffix is not supported")
+	}
+	if c.BestOf != nil && *c.BestOf != 1 {
+		return req, invalid("best_of", "", "best_of = %d is not supported: only 1", *c.BestOf)
+	}
+	if c.Logprobs != nil {
+		if *c.Logprobs < 0 || *c.Logprobs > MaxCompletionN {
+			return req, invalid("logprobs", "", "logprobs must be in [0, %d], got %d", MaxCompletionN, *c.Logprobs)
+		}
+		req.Logprobs, req.TopLogprobs = true, *c.Logprobs
+	}
+	if c.Prompt.text != nil {
+		req.Segments = []chat.Segment{{Text: *c.Prompt.text, BOS: true}}
+	} else {
+		req.Tokens = c.Prompt.tokens
+	}
+	return req, nil
+}

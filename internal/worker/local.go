@@ -1,0 +1,565 @@
+package worker
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/verdictnet/verdict/internal/audit"
+	"github.com/verdictnet/verdict/internal/chat"
+	"github.com/verdictnet/verdict/internal/engine"
+	"github.com/verdictnet/verdict/internal/generate"
+	"github.com/verdictnet/verdict/internal/gguf"
+	"github.com/verdictnet/verdict/internal/keys"
+	"github.com/verdictnet/verdict/internal/merkle"
+	"github.com/verdictnet/verdict/internal/model"
+	"github.com/verdictnet/verdict/internal/modelid"
+	"github.com/verdictnet/verdict/internal/receipt"
+	"github.com/verdictnet/verdict/internal/sampler"
+	"github.com/verdictnet/verdict/internal/tokenizer"
+)
+
+// Errors a generation can fail with; callers test them with errors.Is.
+var (
+	ErrUnknownModel  = errors.New("model not found")
+	ErrContextLength = errors.New("context length exceeded")
+	ErrInvalid       = errors.New("invalid request")
+	ErrBusy          = errors.New("too many requests")
+)
+
+// ModelInfo describes a served model.
+type ModelInfo struct {
+	Name        string               // what requests name it by
+	ID          merkle.Hash          // model id (internal/modelid)
+	Spec        string               // determinism specification (engine.SpecVersion)
+	Fingerprint string               // OpenAI system_fingerprint: see Fingerprint
+	ContextLen  int                  // positions
+	Vocab       int                  // tokens
+	Template    chat.Template        // chat prompt format
+	Format      string               // "gguf" or "llama2c"
+	Tokenizer   *tokenizer.Tokenizer `json:"-"`
+}
+
+// Fingerprint derives the OpenAI system_fingerprint of a model id and a
+// determinism spec version: "fp_" and the first 16 hex digits of
+// SHA-256(spec || 0x00 || model id bytes). Two servers with the same
+// fingerprint produce bit-identical outputs for the same request.
+func Fingerprint(id merkle.Hash, spec string) string {
+	h := sha256.New()
+	h.Write([]byte(spec))
+	h.Write([]byte{0})
+	h.Write(id[:])
+	return "fp_" + hex.EncodeToString(h.Sum(nil))[:16]
+}
+
+// Request is one generation.
+type Request struct {
+	// Model is a model's Name or its id in hex.
+	Model string
+	// Segments is the prompt text (see chat.Segment); when nil, Tokens is
+	// the prompt, used as it is.
+	Segments []chat.Segment
+	Tokens   []int
+	// MaxTokens bounds the generated tokens; 0 means up to the context
+	// length. It is capped by the context.
+	MaxTokens int
+	Sampler   sampler.Params
+	// Stop strings end the generation; the text returned stops before the
+	// first of them.
+	Stop []string
+	// Logprobs asks for the log-probability of each generated token and of
+	// the TopLogprobs most likely alternatives (at most MaxTopLogprobs).
+	Logprobs    bool
+	TopLogprobs int
+	// Nonce is the requester's request id, recorded in the receipt.
+	Nonce []byte
+}
+
+// Alt is a candidate token with its log-probability.
+type Alt struct {
+	Token   int
+	Text    string // the token's bytes as text (may be part of a character)
+	Bytes   []byte
+	Logprob float64
+}
+
+// TokenLogprob is a generated token, its log-probability and the most
+// likely alternatives at its position.
+type TokenLogprob struct {
+	Alt
+	Top []Alt
+}
+
+// Delta is a piece of streamed output.
+type Delta struct {
+	Text     string
+	Logprobs []TokenLogprob
+}
+
+// Finish reasons, as OpenAI names them.
+const (
+	FinishStop   = "stop"
+	FinishLength = "length"
+)
+
+// Result is a finished generation.
+type Result struct {
+	Model            ModelInfo
+	Text             string
+	FinishReason     string
+	PromptTokens     int
+	CompletionTokens int
+	Logprobs         []TokenLogprob
+	ReceiptID        string // hex
+	Receipt          []byte // canonical signed receipt (JSON)
+}
+
+// Config configures a Local worker.
+type Config struct {
+	ModelPath     string
+	TokenizerPath string
+	// Name is the model name served; default: the file name without its
+	// extension.
+	Name    string
+	Threads int
+	// Key signs receipts; nil: a fresh key for this process.
+	Key *keys.Key
+	// Store keeps the receipts; nil: NewMemStore(0).
+	Store Store
+	// MaxConcurrent generations run at once (default 2); up to MaxQueue
+	// more wait (default 64); beyond that Generate fails with ErrBusy.
+	MaxConcurrent, MaxQueue int
+	Logger                  *slog.Logger
+}
+
+// Local runs generations in this process.
+type Local struct {
+	info  ModelInfo
+	m     *model.Model
+	tok   *tokenizer.Tokenizer
+	e     *engine.Engine
+	key   *keys.Key
+	store Store
+	log   *slog.Logger
+	stops []int
+
+	sem     chan struct{}
+	mu      sync.Mutex
+	waiting int
+	maxWait int
+}
+
+// Open loads the model of cfg and returns a worker serving it.
+func Open(cfg Config) (*Local, error) {
+	m, err := model.Load(cfg.ModelPath, cfg.TokenizerPath)
+	if err != nil {
+		return nil, err
+	}
+	w, err := New(m, cfg)
+	if err != nil {
+		m.Close()
+		return nil, err
+	}
+	return w, nil
+}
+
+// New returns a worker serving the loaded model m; Close closes m.
+func New(m *model.Model, cfg Config) (*Local, error) {
+	if m.Vocab == nil {
+		return nil, fmt.Errorf("%s: no tokenizer", m.Path)
+	}
+	tok, err := tokenizer.New(m.Vocab)
+	if err != nil {
+		return nil, fmt.Errorf("%s: tokenizer: %w", m.Path, err)
+	}
+	id, err := modelid.Of(m)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", m.Path, err)
+	}
+	e, err := engine.New(m, engine.Options{Threads: cfg.Threads})
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", m.Path, err)
+	}
+	key := cfg.Key
+	if key == nil {
+		if key, err = keys.GenerateKey(rand.Reader); err != nil {
+			e.Close()
+			return nil, err
+		}
+	}
+	name := cfg.Name
+	if name == "" {
+		name = strings.TrimSuffix(filepath.Base(m.Path), filepath.Ext(m.Path))
+	}
+	tmpl := chat.Plain
+	if m.Format == "gguf" {
+		tmpl, err = ggufTemplate(m.Path)
+		if err != nil {
+			e.Close()
+			return nil, err
+		}
+	}
+	store := cfg.Store
+	if store == nil {
+		store = NewMemStore(0)
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	conc, queue := cfg.MaxConcurrent, cfg.MaxQueue
+	if conc <= 0 {
+		conc = 2
+	}
+	if queue <= 0 {
+		queue = 64
+	}
+	w := &Local{
+		info: ModelInfo{
+			Name: name, ID: id, Spec: engine.SpecVersion, Fingerprint: Fingerprint(id, engine.SpecVersion),
+			ContextLen: m.Config.ContextLen, Vocab: m.Config.Vocab, Template: tmpl, Format: m.Format, Tokenizer: tok,
+		},
+		m: m, tok: tok, e: e, key: key, store: store, log: log,
+		sem: make(chan struct{}, conc), maxWait: queue,
+	}
+	// Generation stops on BOS (as llama2.c) and on EOS.
+	for _, t := range []int{m.Vocab.BOS, m.Vocab.EOS} {
+		if t >= 0 && t < m.Config.Vocab && !slices.Contains(w.stops, t) {
+			w.stops = append(w.stops, t)
+		}
+	}
+	slices.Sort(w.stops)
+	return w, nil
+}
+
+// ggufTemplate reads tokenizer.chat_template from a GGUF file.
+func ggufTemplate(path string) (chat.Template, error) {
+	f, err := gguf.Open(path)
+	if err != nil {
+		return chat.Plain, err
+	}
+	defer f.Close()
+	if !f.Has("tokenizer.chat_template") {
+		return chat.Plain, nil
+	}
+	s, err := f.String("tokenizer.chat_template")
+	if err != nil {
+		return chat.Plain, fmt.Errorf("%s: %w", path, err)
+	}
+	return chat.Detect(s), nil
+}
+
+// Close releases the engine and the model.
+func (w *Local) Close() error {
+	w.e.Close()
+	return w.m.Close()
+}
+
+// Key returns the key that signs receipts.
+func (w *Local) Key() *keys.Key { return w.key }
+
+// Models lists the served models.
+func (w *Local) Models() []ModelInfo { return []ModelInfo{w.info} }
+
+// lookup finds a model by name or hex id.
+func (w *Local) lookup(name string) (ModelInfo, bool) {
+	if name == w.info.Name || strings.EqualFold(name, w.info.ID.String()) {
+		return w.info, true
+	}
+	return ModelInfo{}, false
+}
+
+// Receipt returns a stored receipt by hex id.
+func (w *Local) Receipt(ctx context.Context, id string) ([]byte, error) {
+	return w.store.Get(strings.ToLower(id))
+}
+
+func (w *Local) acquire(ctx context.Context) (func(), error) {
+	select {
+	case w.sem <- struct{}{}:
+		return func() { <-w.sem }, nil
+	default:
+	}
+	w.mu.Lock()
+	if w.waiting >= w.maxWait {
+		w.mu.Unlock()
+		return nil, fmt.Errorf("%w: %d generations running and %d waiting", ErrBusy, cap(w.sem), w.waiting)
+	}
+	w.waiting++
+	w.mu.Unlock()
+	defer func() {
+		w.mu.Lock()
+		w.waiting--
+		w.mu.Unlock()
+	}()
+	select {
+	case w.sem <- struct{}{}:
+		return func() { <-w.sem }, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// Prompt returns the prompt tokens of a request.
+func (w *Local) Prompt(req *Request) ([]int, error) {
+	if req.Segments == nil {
+		if len(req.Tokens) == 0 {
+			return nil, fmt.Errorf("%w: empty prompt", ErrInvalid)
+		}
+		for i, t := range req.Tokens {
+			if t < 0 || t >= w.info.Vocab {
+				return nil, fmt.Errorf("%w: prompt token %d at index %d is outside the vocabulary of %d", ErrInvalid, t, i, w.info.Vocab)
+			}
+		}
+		return append([]int(nil), req.Tokens...), nil
+	}
+	var out []int
+	eos := w.m.Vocab.EOS
+	for i, s := range req.Segments {
+		ts, err := w.tok.Encode(s.Text, s.BOS)
+		if err != nil {
+			return nil, fmt.Errorf("%w: prompt segment %d: %v", ErrInvalid, i, err)
+		}
+		out = append(out, ts...)
+		if s.EOS && eos >= 0 {
+			out = append(out, eos)
+		}
+		if len(out) > w.info.ContextLen {
+			break // too long already; the caller reports it
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("%w: empty prompt", ErrInvalid)
+	}
+	return out, nil
+}
+
+// errStopString ends a generation on a stop string.
+var errStopString = errors.New("stop string")
+
+// Generate runs a request. onDelta, if not nil, sees the text as it is
+// produced (and the log-probabilities when asked); an error from it aborts
+// the generation. The receipt is signed and stored before Generate returns.
+func (w *Local) Generate(ctx context.Context, req Request, onDelta func(Delta) error) (*Result, error) {
+	info, ok := w.lookup(req.Model)
+	if !ok {
+		return nil, fmt.Errorf("%w: %q", ErrUnknownModel, req.Model)
+	}
+	if err := req.Sampler.Validate(); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	if req.MaxTokens < 0 {
+		return nil, fmt.Errorf("%w: max tokens %d is negative", ErrInvalid, req.MaxTokens)
+	}
+	if req.TopLogprobs < 0 || req.TopLogprobs > MaxTopLogprobs {
+		return nil, fmt.Errorf("%w: top logprobs %d out of range [0, %d]", ErrInvalid, req.TopLogprobs, MaxTopLogprobs)
+	}
+	if len(req.Nonce) > receipt.MaxNonceLen {
+		return nil, fmt.Errorf("%w: nonce of %d bytes, at most %d", ErrInvalid, len(req.Nonce), receipt.MaxNonceLen)
+	}
+	for i, s := range req.Stop {
+		if s == "" {
+			return nil, fmt.Errorf("%w: stop[%d] is empty", ErrInvalid, i)
+		}
+	}
+	prompt, err := w.Prompt(&req)
+	if err != nil {
+		return nil, err
+	}
+	ctxLen := info.ContextLen
+	if len(prompt) > ctxLen {
+		return nil, fmt.Errorf("%w: this model's maximum context length is %d tokens, the prompt has %d or more", ErrContextLength, ctxLen, len(prompt))
+	}
+	steps := ctxLen
+	if req.MaxTokens > 0 && req.MaxTokens-1 < ctxLen-len(prompt) {
+		steps = len(prompt) + req.MaxTokens - 1
+	}
+	release, err := w.acquire(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+
+	rec := audit.NewRecorder(w.m.Config, prompt)
+	dec := w.tok.NewStreamDecoder()
+	// Prime the decoder with the last prompt token, so a leading space
+	// after BOS is handled as in the whole text.
+	if _, err := dec.Next(prompt[len(prompt)-1]); err != nil {
+		return nil, fmt.Errorf("decoding the prompt: %w", err)
+	}
+	dec.Flush()
+	match := &stopMatcher{stops: req.Stop}
+	var text strings.Builder
+	var lps []TokenLogprob
+	var lp logprobs
+	prev := prompt[len(prompt)-1]
+	stopString := false
+	emit := func(s string, tl []TokenLogprob) error {
+		text.WriteString(s)
+		if onDelta != nil && (s != "" || len(tl) > 0) {
+			return onDelta(Delta{Text: s, Logprobs: tl})
+		}
+		return nil
+	}
+	greq := generate.Request{
+		Prompt: prompt, Steps: steps, Sampler: req.Sampler, StopTokens: w.stops, Trace: rec,
+		OnLogits: func(pos int, logits []float32) error {
+			rec.Logits(pos, logits)
+			if req.Logprobs && pos >= len(prompt)-1 {
+				lp.set(logits)
+			}
+			return nil
+		},
+		OnToken: func(pos, t int) error {
+			var tl []TokenLogprob
+			if req.Logprobs {
+				a, err := w.alt(prev, t, &lp)
+				if err != nil {
+					return err
+				}
+				e := TokenLogprob{Alt: a}
+				for _, id := range lp.top(req.TopLogprobs) {
+					b, err := w.alt(prev, id, &lp)
+					if err != nil {
+						return err
+					}
+					e.Top = append(e.Top, b)
+				}
+				lps = append(lps, e)
+				tl = []TokenLogprob{e}
+			}
+			prev = t
+			if slices.Contains(w.stops, t) {
+				return emit("", tl)
+			}
+			b, err := dec.Next(t)
+			if err != nil {
+				return err
+			}
+			s, hit := match.push(string(b))
+			if err := emit(s, tl); err != nil {
+				return err
+			}
+			if hit {
+				stopString = true
+				return errStopString
+			}
+			return nil
+		},
+	}
+	res, err := generate.Run(ctx, w.e, greq)
+	finish := FinishLength
+	switch {
+	case stopString && errors.Is(err, errStopString):
+		finish = FinishStop
+		steps = len(prompt) + len(res.Output) - 1
+	case errors.Is(err, generate.ErrPromptTooLong):
+		return nil, fmt.Errorf("%w: %v", ErrContextLength, err)
+	case err != nil:
+		return nil, fmt.Errorf("generation: %w", err)
+	default:
+		if res.Stopped {
+			finish = FinishStop
+		}
+		s, hit := match.push(string(dec.Flush()))
+		if !hit {
+			s += match.flush()
+		} else {
+			finish = FinishStop
+		}
+		if err := emit(s, nil); err != nil {
+			return nil, err
+		}
+	}
+	rc, err := rec.Receipt(info.ID, info.Spec, req.Sampler, audit.EffectiveSteps(steps, ctxLen), w.stops, res.Output, req.Nonce, w.key)
+	if err != nil {
+		return nil, fmt.Errorf("receipt: %w", err)
+	}
+	data, err := rc.Marshal()
+	if err != nil {
+		return nil, fmt.Errorf("receipt: %w", err)
+	}
+	rid := rc.ID()
+	id := hex.EncodeToString(rid[:])
+	if err := w.store.Put(id, data); err != nil {
+		return nil, fmt.Errorf("storing receipt %s: %w", id, err)
+	}
+	w.log.Debug("generation", "model", info.Name, "prompt_tokens", len(prompt), "output_tokens", len(res.Output), "receipt", id)
+	return &Result{
+		Model: info, Text: text.String(), FinishReason: finish,
+		PromptTokens: len(prompt), CompletionTokens: len(res.Output), Logprobs: lps,
+		ReceiptID: id, Receipt: data,
+	}, nil
+}
+
+func (w *Local) alt(prev, t int, lp *logprobs) (Alt, error) {
+	b, err := w.tok.Piece(prev, t)
+	if err != nil {
+		return Alt{}, err
+	}
+	return Alt{Token: t, Text: string(b), Bytes: b, Logprob: lp.of(t)}, nil
+}
+
+// Verification is the outcome of checking a receipt.
+type Verification struct {
+	ID        string `json:"receipt_id"`
+	Signature bool   `json:"signature_valid"`
+	Worker    string `json:"worker"`
+	Model     string `json:"model_id"`
+	// Replayed: the generation was re-run on the served model; Match: it
+	// agreed token for token and root for root.
+	Replayed bool   `json:"replayed"`
+	Match    bool   `json:"match"`
+	Problem  string `json:"problem,omitempty"`
+}
+
+// Verify parses a receipt, checks its signature and, when replay is set and
+// the receipt's model is served here, re-runs the generation and compares
+// every token and both Merkle roots. A receipt that fails a check gives a
+// Verification saying why, not an error; errors are for unreadable input.
+func (w *Local) Verify(ctx context.Context, data []byte, replay bool) (*Verification, error) {
+	r, err := receipt.Parse(data)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	id := r.ID()
+	v := &Verification{ID: hex.EncodeToString(id[:]), Worker: keys.Address(r.Worker), Model: r.Model.String()}
+	if err := r.Verify(); err != nil {
+		v.Problem = err.Error()
+		return v, nil
+	}
+	v.Signature = true
+	if !replay {
+		return v, nil
+	}
+	if r.Model != w.info.ID {
+		v.Problem = "model " + r.Model.String() + " is not served here; not replayed"
+		return v, nil
+	}
+	release, err := w.acquire(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	v.Replayed = true
+	if err := audit.Replay(ctx, w.e, r, w.info.ID); err != nil {
+		var mm *audit.Mismatch
+		if !errors.As(err, &mm) {
+			if ctx.Err() != nil {
+				return nil, err
+			}
+		}
+		v.Problem = err.Error()
+		return v, nil
+	}
+	v.Match = true
+	return v, nil
+}
