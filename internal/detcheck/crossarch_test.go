@@ -13,6 +13,9 @@ import (
 // unchanged on every target.
 var crossPackages = []string{"./internal/detmath", "./internal/kernels", "./internal/engine"}
 
+// ledgerRun is the ledger's app-hash determinism test (golden app hashes).
+var ledgerRun = []string{"-run", "^TestDeterminism$", "./internal/ledger"}
+
 // TestGoldenBitsOnArm64 runs the golden-bit tests of the numeric packages
 // built for GOARCH=arm64 under qemu-user: the same digests must come out.
 func TestGoldenBitsOnArm64(t *testing.T) {
@@ -26,7 +29,8 @@ func TestGoldenBitsOnArm64(t *testing.T) {
 		}
 		t.Skip("qemu-aarch64-static not installed (apt-get install qemu-user-static)")
 	}
-	runGoTest(t, []string{"GOARCH=arm64", "CGO_ENABLED=0"}, "-exec", qemu)
+	runGoTest(t, []string{"GOARCH=arm64", "CGO_ENABLED=0"}, append([]string{"-exec", qemu}, crossPackages...)...)
+	runGoTest(t, []string{"GOARCH=arm64", "CGO_ENABLED=0"}, append([]string{"-exec", qemu}, ledgerRun...)...)
 }
 
 // TestGoldenBitsOnAmd64v3 runs the same tests built with GOAMD64=v3, where
@@ -39,7 +43,8 @@ func TestGoldenBitsOnAmd64v3(t *testing.T) {
 	if err != nil || !hasFlags(string(info), "avx2", "fma", "bmi2", "movbe") {
 		t.Skip("this CPU cannot run GOAMD64=v3 code")
 	}
-	runGoTest(t, []string{"GOARCH=amd64", "GOAMD64=v3"})
+	runGoTest(t, []string{"GOARCH=amd64", "GOAMD64=v3"}, crossPackages...)
+	runGoTest(t, []string{"GOARCH=amd64", "GOAMD64=v3"}, ledgerRun...)
 }
 
 func hasFlags(cpuinfo string, flags ...string) bool {
@@ -63,7 +68,6 @@ func hasFlags(cpuinfo string, flags ...string) bool {
 
 func runGoTest(t *testing.T, env []string, extra ...string) {
 	args := append([]string{"test", "-count=1", "-timeout", "20m"}, extra...)
-	args = append(args, crossPackages...)
 	cmd := exec.Command("go", args...)
 	cmd.Dir = testutil.RepoRoot(t)
 	cmd.Env = append(os.Environ(), env...)

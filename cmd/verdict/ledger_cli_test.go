@@ -1,0 +1,144 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/verdictnet/verdict/internal/keys"
+)
+
+// ledgerPortBase returns a port p with p and p+1 free on loopback.
+func ledgerPortBase(t *testing.T) int {
+	for i := 0; i < 50; i++ {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		if l2, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p+1)); err == nil {
+			l2.Close()
+			return p
+		}
+	}
+	t.Fatal("no free ports")
+	return 0
+}
+
+// TestLedgerCLI runs `verdict node init`, `node start`, `tx` and `query`
+// against a single in-process node.
+func TestLedgerCLI(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a CometBFT node")
+	}
+	home, err := os.MkdirTemp("", "verdict-cli-node-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		for i := 0; i < 20 && os.RemoveAll(home) != nil; i++ {
+			time.Sleep(100 * time.Millisecond)
+		}
+	})
+	port := ledgerPortBase(t)
+	rpc := fmt.Sprintf("tcp://127.0.0.1:%d", port+1)
+	cli := func(ctx context.Context, args ...string) (int, string, string) {
+		var out, errb bytes.Buffer
+		code := run(ctx, args, &out, &errb)
+		return code, out.String(), errb.String()
+	}
+	if code, _, stderr := cli(context.Background(), "node", "init", "--home", home, "--chain-id", "cli-test", "--port", fmt.Sprint(port), "--block-interval", "100ms"); code != 0 {
+		t.Fatalf("node init: %s", stderr)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int, 1)
+	go func() {
+		code, _, _ := cli(ctx, "node", "start", "--home", home, "--log-level", "error")
+		done <- code
+	}()
+	defer func() {
+		cancel()
+		if code := <-done; code != 0 {
+			t.Errorf("node start exited %d", code)
+		}
+	}()
+	faucet := filepath.Join(home, "faucet.json")
+	bob, err := keys.Generate(filepath.Join(t.TempDir(), "bob.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		code, _, _ := cli(context.Background(), "query", "--node", rpc, "chain")
+		if code == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("node did not come up")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	code, out, stderr := cli(context.Background(), "tx", "--node", rpc, "--key", faucet, "send", "--to", bob.Address(), "--amount", "777")
+	if code != 0 || !strings.Contains(out, `"type": "transfer"`) {
+		t.Fatalf("tx send: %d %s %s", code, out, stderr)
+	}
+	code, out, stderr = cli(context.Background(), "query", "--node", rpc, "account/"+bob.Address())
+	if code != 0 || !strings.Contains(out, `"balance": 777`) {
+		t.Fatalf("query: %d %s %s", code, out, stderr)
+	}
+	// Failures are one line and exit 1.
+	code, _, stderr = cli(context.Background(), "tx", "--node", rpc, "--key", faucet, "send", "--to", "nothex", "--amount", "1")
+	if code != 1 || strings.Count(stderr, "\n") != 1 || !strings.Contains(stderr, "--to") {
+		t.Fatalf("bad address: %d %q", code, stderr)
+	}
+	code, _, stderr = cli(context.Background(), "tx", "--node", rpc, "--key", filepath.Join(home, "faucet.json"), "bond", "--amount", "0")
+	if code != 1 || !strings.Contains(stderr, "rejected") {
+		t.Fatalf("zero bond: %d %q", code, stderr)
+	}
+	code, _, stderr = cli(context.Background(), "query", "--node", rpc, "model/"+strings.Repeat("ab", 32))
+	if code != 1 || !strings.Contains(stderr, "not found") {
+		t.Fatalf("missing model: %d %q", code, stderr)
+	}
+}
+
+// TestTestnetCommand writes a 3-validator network and checks that the
+// homes share one genesis listing three validators, with distinct ports.
+func TestTestnetCommand(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "net")
+	var out, errb bytes.Buffer
+	if code := run(context.Background(), []string{"testnet", "--validators", "3", "--out", dir, "--port", "36656"}, &out, &errb); code != 0 {
+		t.Fatalf("testnet: %s", errb.String())
+	}
+	var gen []byte
+	for i := 0; i < 3; i++ {
+		home := filepath.Join(dir, fmt.Sprintf("node%d", i))
+		g, err := os.ReadFile(filepath.Join(home, "config", "genesis.json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i == 0 {
+			gen = g
+		} else if !bytes.Equal(g, gen) {
+			t.Fatalf("node%d has another genesis", i)
+		}
+		if !strings.Contains(out.String(), fmt.Sprintf("rpc tcp://127.0.0.1:%d", 36657+10*i)) {
+			t.Fatalf("output lacks validator %d's RPC: %s", i, out.String())
+		}
+	}
+	if n := strings.Count(string(gen), `"power": "1000"`); n != 3 {
+		t.Fatalf("genesis lists %d validators", n)
+	}
+	if code := run(context.Background(), []string{"testnet", "--validators", "3", "--out", dir}, &out, &errb); code != 1 {
+		t.Fatal("testnet overwrote an existing network")
+	}
+	if code := run(context.Background(), []string{"testnet", "--validators", "0", "--out", t.TempDir()}, &out, &errb); code != 1 {
+		t.Fatal("accepted 0 validators")
+	}
+}

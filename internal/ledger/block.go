@@ -1,0 +1,160 @@
+package ledger
+
+import "encoding/binary"
+
+// beginBlock selects audits for the receipts published in the previous
+// block, using this block's hash, which was unknown when they were
+// published.
+func (e *exec) beginBlock() {
+	for _, a := range e.ctx.Misbehaving {
+		amt := e.slash(a, e.params.SlashEvidenceBps, true, "consensus misbehaviour")
+		e.burn(amt, "consensus misbehaviour")
+	}
+	for _, id := range e.queueTake(qAudit, e.ctx.Height) {
+		r, err := e.receipt(id)
+		if err != nil || r.Status != StatusPublished {
+			continue
+		}
+		seed := derive("verdict/audit/v1", e.ctx.Hash[:], id[:])
+		if binary.BigEndian.Uint64(seed[:8])%10000 >= uint64(e.params.AuditRateBps) {
+			continue
+		}
+		a := Audit{ReceiptID: id, Seed: seed, Cells: e.params.AuditCells, Deadline: e.ctx.Height + e.params.OpeningWindow, Status: AuditPending}
+		put(e.st, keyAudit(id), a)
+		r.Audited = true
+		put(e.st, keyReceipt(id), r)
+		e.queuePush(qOpening, a.Deadline+1, id)
+		e.emit("audit_selected", "receiptId", id.String(), "seed", seed.String(), "cells", u64(uint64(a.Cells)), "deadline", u64(a.Deadline), "worker", r.Worker.String())
+	}
+}
+
+// endBlock runs the deadlines that fall at this height, pays out receipts
+// whose window closed, returns matured unbondings, refunds expired escrows,
+// mints the subsidy and pays the block's fees.
+func (e *exec) endBlock() {
+	h := e.ctx.Height
+	for _, id := range e.queueTake(qOpening, h) {
+		var a Audit
+		if !get(e.st, keyAudit(id), &a) || a.Status != AuditPending {
+			continue
+		}
+		a.Status = AuditMissed
+		put(e.st, keyAudit(id), a)
+		e.emit("audit_missed", "receiptId", id.String())
+		if r, err := e.receipt(id); err == nil && (r.Status == StatusPublished || r.Status == StatusChallenged) {
+			e.slashReceipt(r, e.params.SlashAuditBps, "missing opening")
+		}
+	}
+	for _, id := range e.queueTake(qMove, h) {
+		var d Dispute
+		if !get(e.st, keyDispute(id), &d) || d.Status != DisputeOpen || d.Deadline >= h {
+			continue // decided, or answered since (its new deadline is queued)
+		}
+		next, err := e.l.hooks.Disputes.Tick(d.Game, h)
+		if err != nil {
+			e.emit("dispute_error", "disputeId", id.String(), "error", err.Error())
+			continue
+		}
+		d.Game = next
+		e.emit("dispute_timeout", "disputeId", id.String())
+		if err := e.advanceDispute(d); err != nil {
+			e.emit("dispute_error", "disputeId", id.String(), "error", err.Error())
+		}
+	}
+	var paid []Address
+	for _, id := range e.queueTake(qFinal, h) {
+		if r, err := e.receipt(id); err == nil && r.Status == StatusPublished {
+			paid = append(paid, r.Worker)
+			e.finalize(r)
+		}
+	}
+	for _, id := range e.queueTake(qEscrow, h) {
+		var esc Escrow
+		if get(e.st, keyEscrow(id), &esc) && esc.ReceiptID.IsZero() {
+			e.refund(id, "expired")
+		}
+	}
+	for _, id := range e.queueTake(qUnbond, h) {
+		a := Address(id)
+		s := e.stake(a)
+		var back uint64
+		kept := s.Unbonding[:0]
+		for _, u := range s.Unbonding {
+			if u.Height <= h {
+				back += u.Amount
+			} else {
+				kept = append(kept, u)
+			}
+		}
+		if len(kept) == 0 {
+			kept = nil
+		}
+		s.Unbonding = kept
+		put(e.st, keyStake(a), s)
+		if back > 0 {
+			_ = e.credit(a, back)
+			e.emit("unbond_complete", "account", a.String(), "amount", u64(back))
+		}
+	}
+	e.rewards(paid)
+}
+
+// finalize pays a receipt whose window closed unchallenged: the escrowed
+// fee goes to the worker, its record counts one more final receipt, and
+// when the escrow named the worker's agent, the requester's feedback
+// (value 1, tag1 "verdict.receipt", tag2 "final") is recorded.
+func (e *exec) finalize(r ReceiptRecord) {
+	var esc Escrow
+	get(e.st, keyEscrow(r.EscrowID), &esc)
+	r.Status = StatusFinal
+	put(e.st, keyReceipt(r.ReceiptID), r)
+	e.st.Delete(keyEscrow(r.EscrowID))
+	_ = e.credit(r.Worker, esc.Fee)
+	s := e.stake(r.Worker)
+	s.Final++
+	put(e.st, keyStake(r.Worker), s)
+	e.emit("receipt_final", "receiptId", r.ReceiptID.String(), "worker", r.Worker.String(), "fee", u64(esc.Fee))
+	if esc.AgentID == 0 {
+		return
+	}
+	a, err := e.agent(esc.AgentID)
+	if err != nil || (a.Owner != r.Worker && a.AgentWallet != r.Worker) || esc.Requester == a.Owner || esc.Requester == a.AgentWallet {
+		return
+	}
+	e.addFeedback(Feedback{AgentID: a.AgentID, ClientAddress: esc.Requester, Value: "1", Tag1: "verdict.receipt", Tag2: "final", FeedbackHash: r.ReceiptID})
+}
+
+// rewards mints the block subsidy into the reward pool, splits the pool
+// among the receipts finalized in this block (remainder stays), and pays
+// the block's fees to the proposer (or into the pool when unknown).
+func (e *exec) rewards(paid []Address) {
+	get(e.st, keyTotals, &e.totals) // finalize and slash may have changed it
+	sub := e.params.Subsidy(e.ctx.Height)
+	if e.totals.Minted+sub < e.totals.Minted {
+		sub = 0 // supply cap reached
+	}
+	e.totals.Minted += sub
+	e.totals.Pool += sub
+	fees := e.totals.Fees
+	e.totals.Fees = 0
+	if e.ctx.Proposer.IsZero() {
+		e.totals.Pool += fees
+		fees = 0
+	}
+	var each uint64
+	if len(paid) > 0 {
+		each = e.totals.Pool / uint64(len(paid))
+		e.totals.Pool -= each * uint64(len(paid))
+	}
+	e.saveTotals()
+	for _, w := range paid {
+		if each > 0 {
+			_ = e.credit(w, each)
+			e.emit("reward", "account", w.String(), "amount", u64(each), "kind", "work")
+		}
+	}
+	if fees > 0 {
+		_ = e.credit(e.ctx.Proposer, fees)
+		e.emit("reward", "account", e.ctx.Proposer.String(), "amount", u64(fees), "kind", "fees")
+	}
+}

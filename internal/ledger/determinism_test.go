@@ -1,0 +1,164 @@
+package ledger
+
+import (
+	"flag"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/verdictnet/verdict/internal/merkle"
+)
+
+var update = flag.Bool("update", false, "rewrite testdata golden files")
+
+// scenario runs a fixed history touching every registry and returns the
+// app hash after each block.
+func scenario(t *testing.T) []Hash {
+	h := newHarnessHooks(t, auditParams(), Hooks{Receipts: fakeReceipts{}, Openings: fakeOpenings{}, Disputes: fakeGame{}})
+	var roots []Hash
+	rec := func(r BlockResult) {
+		for i, tr := range r.TxResults {
+			if tr.Code != 0 {
+				t.Fatalf("block %d tx %d: %s", len(roots)+1, i, tr.Log)
+			}
+		}
+		roots = append(roots, r.AppHash)
+	}
+	rec(h.block(
+		h.tx("bob", Msg{RegisterModel: &MsgRegisterModel{ModelID: testModel, Name: "stories260K", SpecVersion: 1}}),
+		h.tx("carol", Msg{Bond: &MsgBond{Amount: 10_000}}),
+		h.tx("dave", Msg{Bond: &MsgBond{Amount: 10_000}}),
+		h.tx("carol", Msg{RegisterAgent: &MsgRegisterAgent{AgentURI: "ipfs://carol", Metadata: []MetadataEntry{{MetadataKey: "k", MetadataValue: []byte("v")}}}}),
+		h.tx("alice", Msg{Send: &MsgSend{To: testAddr("erin"), Amount: 12345}}),
+	))
+	rec(h.block(
+		h.tx("alice", Msg{OpenEscrow: &MsgOpenEscrow{Worker: testAddr("carol"), ModelID: testModel, Fee: 400, AgentID: 1}}),
+		h.tx("bob", Msg{GiveFeedback: &MsgGiveFeedback{AgentID: 1, Value: "-42", ValueDecimals: 1, Tag1: "a"}}),
+		h.tx("carol", Msg{ValidationRequest: &MsgValidationRequest{ValidatorAddress: testAddr("dave"), AgentID: 1, RequestHash: Hash{1}}}),
+	))
+	rcpt, id := fakeReceipt("carol", testModel, 1)
+	rec(h.block(
+		h.tx("carol", Msg{PublishReceipt: &MsgPublishReceipt{EscrowID: EscrowID(testAddr("alice"), 1), Receipt: rcpt}}),
+		h.tx("dave", Msg{ValidationResponse: &MsgValidationResponse{RequestHash: Hash{1}, Response: 77, Tag: "t"}}),
+		h.tx("carol", Msg{Unbond: &MsgUnbond{Amount: 1}}),
+	))
+	rec(h.block())
+	a := h.audit(id)
+	rec(h.block(h.tx("carol", Msg{PostOpenings: &MsgPostOpenings{ReceiptID: id, Openings: goodOpenings(a.Seed, a.Cells)}})))
+	for i := 0; i < 25; i++ {
+		rec(h.block())
+	}
+	if h.receiptRecord(id).Status != StatusFinal {
+		t.Fatal("scenario receipt not final")
+	}
+	// A second receipt, audited and then lost in a dispute.
+	var acct Account
+	h.query("account/"+testAddr("alice").String(), &acct)
+	rec(h.block(h.tx("alice", Msg{OpenEscrow: &MsgOpenEscrow{Worker: testAddr("carol"), ModelID: testModel, Fee: 300}})))
+	rcpt2, id2 := fakeReceipt("carol", testModel, 2)
+	rec(h.block(h.tx("carol", Msg{PublishReceipt: &MsgPublishReceipt{EscrowID: EscrowID(testAddr("alice"), acct.Nonce), Receipt: rcpt2}})))
+	res := h.block(h.tx("dave", Msg{OpenDispute: &MsgOpenDispute{ReceiptID: id2, Commitment: []byte("commit")}}))
+	rec(res)
+	var did Hash
+	for _, e := range res.TxResults[0].Events {
+		for _, a := range e.Attrs {
+			if e.Type == "dispute_opened" && a.Key == "disputeId" {
+				did, _ = ParseHash(a.Value)
+			}
+		}
+	}
+	a2 := h.audit(id2)
+	rec(h.block(
+		h.tx("carol", Msg{PostOpenings: &MsgPostOpenings{ReceiptID: id2, Openings: goodOpenings(a2.Seed, a2.Cells)}}),
+		h.tx("carol", Msg{DisputeMove: &MsgDisputeMove{DisputeID: did, Message: []byte("bisect")}}),
+	))
+	rec(h.block(h.tx("dave", Msg{DisputeMove: &MsgDisputeMove{DisputeID: did, Message: []byte("referee:challenger")}})))
+	if h.receiptRecord(id2).Status != StatusSlashed {
+		t.Fatal("scenario dispute not lost by the worker")
+	}
+	return roots
+}
+
+func TestDeterminism(t *testing.T) {
+	a, b := scenario(t), scenario(t)
+	if len(a) != len(b) {
+		t.Fatal("different block counts")
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			t.Fatalf("block %d: app hash %s then %s", i+1, a[i], b[i])
+		}
+	}
+	// The golden file pins the hashes across processes and architectures
+	// (CI runs this test under GOARCH=arm64 too); -update rewrites it.
+	var sb strings.Builder
+	for _, r := range a {
+		sb.WriteString(r.String() + "\n")
+	}
+	path := filepath.Join("testdata", "apphash.golden")
+	if *update {
+		if err := os.WriteFile(path, []byte(sb.String()), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run with -update to create it)", err)
+	}
+	if string(want) != sb.String() {
+		t.Fatalf("app hashes differ from %s:\n%s", path, sb.String())
+	}
+}
+
+func TestProofs(t *testing.T) {
+	h := newHarness(t, testParams())
+	h.ok(h.tx("alice", Msg{Send: &MsgSend{To: testAddr("bob"), Amount: 5}}))
+	root := h.l.AppHash()
+	p, err := h.l.Store().Prove(keyAccount(testAddr("bob")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Verify(root); err != nil {
+		t.Fatal(err)
+	}
+	p.Value = []byte(`{"balance":999999999,"nonce":0}`)
+	if p.Verify(root) == nil {
+		t.Fatal("forged value verified")
+	}
+	if _, err := h.l.Store().Prove("acct/nobody"); err == nil {
+		t.Fatal("proved a missing key")
+	}
+}
+
+// TestRootCache checks the cached app hash against a from-scratch one over
+// random sets, overwrites and deletes.
+func TestRootCache(t *testing.T) {
+	s := NewMemStore()
+	fresh := func() Hash {
+		var b merkle.Builder
+		for _, k := range s.Keys() {
+			v, _ := s.Get(k)
+			b.Add(leafData(k, v))
+		}
+		return Hash(b.Root())
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for round := 0; round < 200; round++ {
+		for i := rng.IntN(20); i > 0; i-- {
+			k := fmt.Sprintf("k%03d", rng.IntN(300))
+			if rng.IntN(3) == 0 {
+				s.Delete(k)
+			} else {
+				s.Set(k, fmt.Appendf(nil, "v%d", rng.IntN(1000)))
+			}
+		}
+		if round%3 == 0 {
+			if got, want := s.Root(), fresh(); got != want {
+				t.Fatalf("round %d: cached root %s, fresh %s", round, got, want)
+			}
+		}
+	}
+}

@@ -1,0 +1,172 @@
+package disputegame
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/verdictnet/verdict/internal/dispute"
+	"github.com/verdictnet/verdict/internal/ledger"
+)
+
+// Setup derives a dispute's configuration (cells, both roots with the
+// worker's as Roots[0], agreed input) and its referee from the published
+// receipt and the challenger's commitment. Config.Timeout is overridden by
+// Game.Timeout.
+type Setup func(receipt, commitment []byte) (dispute.Config, dispute.Referee, error)
+
+// Game implements ledger.DisputeGame.
+type Game struct {
+	Setup   Setup
+	Timeout uint64 // blocks a party has to answer each query
+}
+
+// MaxEntries caps a transcript; a game takes about log2(cells)+3 rounds of
+// two answers, so this is far above any honest game.
+const MaxEntries = 512
+
+// transcript is the stored state.
+type transcript struct {
+	Receipt    []byte  `json:"receipt"`
+	Commitment []byte  `json:"commitment"`
+	Start      uint64  `json:"start"`
+	Entries    []entry `json:"entries"`
+}
+
+// entry is a message from a party, or a tick (Msg empty).
+type entry struct {
+	Height uint64      `json:"height"`
+	From   ledger.Side `json:"from,omitempty"`
+	Msg    []byte      `json:"msg,omitempty"`
+}
+
+var _ ledger.DisputeGame = Game{}
+
+func (g Game) replay(state []byte) (*transcript, *dispute.Machine, error) {
+	var t transcript
+	if err := json.Unmarshal(state, &t); err != nil {
+		return nil, nil, fmt.Errorf("dispute transcript: %w", err)
+	}
+	m, err := g.start(&t)
+	if err != nil {
+		return nil, nil, err
+	}
+	for i, e := range t.Entries {
+		m.Tick(e.Height)
+		if len(e.Msg) == 0 {
+			continue
+		}
+		msg, err := message(e.From, e.Msg)
+		if err != nil {
+			return nil, nil, fmt.Errorf("dispute transcript entry %d: %w", i, err)
+		}
+		if _, err := m.Step(*msg); err != nil {
+			return nil, nil, fmt.Errorf("dispute transcript entry %d: %w", i, err)
+		}
+	}
+	return &t, m, nil
+}
+
+func (g Game) start(t *transcript) (*dispute.Machine, error) {
+	if g.Setup == nil {
+		return nil, errors.New("dispute game has no setup")
+	}
+	cfg, ref, err := g.Setup(t.Receipt, t.Commitment)
+	if err != nil {
+		return nil, err
+	}
+	cfg.Timeout = g.Timeout
+	m, _, err := dispute.New(cfg, ref, t.Start)
+	return m, err
+}
+
+func message(from ledger.Side, b []byte) (*dispute.Message, error) {
+	msg, err := dispute.ParseMessage(b)
+	if err != nil {
+		return nil, err
+	}
+	var want dispute.Party
+	switch from {
+	case ledger.SideWorker:
+		want = dispute.A
+	case ledger.SideChallenger:
+		want = dispute.B
+	default:
+		return nil, fmt.Errorf("message from side %d", from)
+	}
+	if msg.From != want {
+		return nil, fmt.Errorf("message claims to be from party %s but the %s sent it", msg.From, from)
+	}
+	return msg, nil
+}
+
+// Start implements ledger.DisputeGame.
+func (g Game) Start(receipt, commitment []byte, height uint64) ([]byte, error) {
+	t := &transcript{Receipt: receipt, Commitment: commitment, Start: height}
+	if _, err := g.start(t); err != nil {
+		return nil, err
+	}
+	return json.Marshal(t)
+}
+
+// Step implements ledger.DisputeGame: a message the machine ignores (it
+// does not answer the outstanding query) is an error.
+func (g Game) Step(state []byte, from ledger.Side, msg []byte, height uint64) ([]byte, error) {
+	t, m, err := g.replay(state)
+	if err != nil {
+		return nil, err
+	}
+	if len(t.Entries) >= MaxEntries {
+		return nil, fmt.Errorf("dispute transcript is full (%d entries)", MaxEntries)
+	}
+	parsed, err := message(from, msg)
+	if err != nil {
+		return nil, err
+	}
+	m.Tick(height)
+	if m.Outcome().Done {
+		return nil, errors.New("dispute is over")
+	}
+	if _, err := m.Step(*parsed); err != nil {
+		return nil, err
+	}
+	t.Entries = append(t.Entries, entry{Height: height, From: from, Msg: append([]byte{}, msg...)})
+	return json.Marshal(t)
+}
+
+// Tick implements ledger.DisputeGame.
+func (g Game) Tick(state []byte, height uint64) ([]byte, error) {
+	t, m, err := g.replay(state)
+	if err != nil {
+		return nil, err
+	}
+	if m.Outcome().Done || len(t.Entries) >= MaxEntries {
+		return state, nil
+	}
+	t.Entries = append(t.Entries, entry{Height: height})
+	return json.Marshal(t)
+}
+
+// Status implements ledger.DisputeGame.
+func (g Game) Status(state []byte) (ledger.DisputeStatus, error) {
+	_, m, err := g.replay(state)
+	if err != nil {
+		return ledger.DisputeStatus{}, err
+	}
+	o := m.Outcome()
+	st := ledger.DisputeStatus{Done: o.Done, Lost: o.Lost}
+	switch {
+	case o.Err != nil:
+		st.Reason = "referee: " + o.Err.Error()
+	case o.Lost[0] && o.Lost[1]:
+		st.Reason = o.Reason[0] + "; " + o.Reason[1]
+	case o.Lost[0]:
+		st.Reason = o.Reason[0]
+	case o.Lost[1]:
+		st.Reason = o.Reason[1]
+	}
+	if q, ok := m.Query(); ok {
+		st.Deadline = q.Deadline
+	}
+	return st, nil
+}

@@ -1,0 +1,263 @@
+package disputegame
+
+import (
+	"crypto/ed25519"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/verdictnet/verdict/internal/dispute"
+	"github.com/verdictnet/verdict/internal/ledger"
+	"github.com/verdictnet/verdict/internal/merkle"
+)
+
+// The toy computation: cell i's state is a hash of the previous state.
+func cell(i int, in []byte) []byte {
+	var b [8]byte
+	binary.LittleEndian.PutUint64(b[:], uint64(i))
+	h := sha256.Sum256(append(append([]byte{}, in...), b[:]...))
+	return h[:16]
+}
+
+// referee recomputes cell i from cell i-1 (or the agreed input for cell 0).
+type referee struct{}
+
+func (referee) Inputs(i int) []int {
+	if i == 0 {
+		return nil
+	}
+	return []int{i - 1}
+}
+
+func (referee) Recompute(i int, ins [][]byte) ([]byte, error) {
+	in := input
+	if i > 0 {
+		if len(ins) != 1 {
+			return nil, errors.New("want one input")
+		}
+		in = ins[0]
+	}
+	if len(in) != 16 {
+		return nil, errors.New("input is not a state")
+	}
+	return cell(i, in), nil
+}
+
+var input = []byte("agreed input....")
+
+const cells = 37
+
+func trace(lieAt int) [][]byte {
+	s := make([][]byte, cells)
+	prev := input
+	for i := range s {
+		s[i] = cell(i, prev)
+		if i == lieAt {
+			s[i][0] ^= 1
+		}
+		prev = s[i]
+	}
+	return s
+}
+
+// In these tests a receipt is "receipt:WORKER:ROOT" and a commitment the
+// challenger's root in hex.
+func toyReceipt(worker ledger.Address, root merkle.Hash) []byte {
+	return fmt.Appendf(nil, "receipt:%s:%s", worker, ledger.Hash(root))
+}
+
+func setup(receipt, commitment []byte) (dispute.Config, dispute.Referee, error) {
+	parts := strings.Split(string(receipt), ":")
+	if len(parts) != 3 {
+		return dispute.Config{}, nil, errors.New("bad receipt")
+	}
+	a, err1 := ledger.ParseHash(parts[2])
+	b, err2 := ledger.ParseHash(string(commitment))
+	if err := errors.Join(err1, err2); err != nil {
+		return dispute.Config{}, nil, err
+	}
+	return dispute.Config{Cells: cells, Roots: [2]merkle.Hash{merkle.Hash(a), merkle.Hash(b)}}, referee{}, nil
+}
+
+type receipts struct{}
+
+func (receipts) VerifyReceipt(b []byte) (ledger.ReceiptInfo, error) {
+	parts := strings.Split(string(b), ":")
+	if len(parts) != 3 {
+		return ledger.ReceiptInfo{}, errors.New("bad receipt")
+	}
+	w, err := ledger.ParseAddress(parts[1])
+	return ledger.ReceiptInfo{ID: sha256.Sum256(b), Worker: w, ModelID: ledger.Hash{1}}, err
+}
+
+func key(name string) ed25519.PrivateKey {
+	s := sha256.Sum256([]byte("disputegame " + name))
+	return ed25519.NewKeyFromSeed(s[:])
+}
+
+func addr(name string) ledger.Address { return ledger.Address(key(name).Public().(ed25519.PublicKey)) }
+
+// chain drives a ledger with the real dispute machine.
+type chain struct {
+	t      *testing.T
+	l      *ledger.Ledger
+	h      uint64
+	nonces map[string]uint64
+}
+
+func (c *chain) block(txs ...[]byte) ledger.BlockResult {
+	c.t.Helper()
+	c.h++
+	res, err := c.l.FinalizeBlock(ledger.BlockContext{Height: c.h, Time: int64(c.h), Hash: sha256.Sum256(fmt.Append(nil, c.h))}, txs)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return res
+}
+
+func (c *chain) send(name string, m ledger.Msg) ledger.Result {
+	c.t.Helper()
+	tx := &ledger.Tx{ChainID: "dg", Nonce: c.nonces[name], Fee: 1, Msg: m}
+	c.nonces[name]++
+	tx.Sign(key(name))
+	return c.block(tx.Encode()).TxResults[0]
+}
+
+func (c *chain) ok(name string, m ledger.Msg) ledger.Result {
+	c.t.Helper()
+	r := c.send(name, m)
+	if r.Code != 0 {
+		c.t.Fatalf("height %d: %s", c.h, r.Log)
+	}
+	return r
+}
+
+func (c *chain) query(path string, v any) {
+	c.t.Helper()
+	b, err := c.l.Query(path, nil)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		c.t.Fatal(err)
+	}
+}
+
+// TestLedgerDispute plays the real bisection game through ledger
+// transactions: the worker lies at one cell (or the challenger does, or
+// the worker falls silent) and the liar loses.
+func TestLedgerDispute(t *testing.T) {
+	for _, c := range []struct {
+		name                 string
+		workerLie, challLie  int
+		workerSilent         bool
+		wantStatus, wantRcpt string
+	}{
+		{"worker lies", 20, -1, false, ledger.DisputeWorkerLost, ledger.StatusSlashed},
+		{"challenger lies", -1, 3, false, ledger.DisputeChallengerLost, ledger.StatusPublished},
+		{"worker silent", -1, 3, true, ledger.DisputeWorkerLost, ledger.StatusSlashed},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			p := ledger.DefaultParams()
+			p.AuditRateBps, p.ChallengeWindow = 0, 200
+			l := ledger.New(ledger.NewMemStore(), ledger.Hooks{Receipts: receipts{}, Disputes: Game{Setup: setup, Timeout: p.MoveWindow}})
+			g := ledger.Genesis{ChainID: "dg", Params: p}
+			for _, n := range []string{"req", "worker", "verifier"} {
+				g.Accounts = append(g.Accounts, ledger.GenesisAccount{Address: addr(n), Balance: 1_000_000, Bonded: 10_000})
+			}
+			if err := l.InitGenesis(g); err != nil {
+				t.Fatal(err)
+			}
+			ch := &chain{t: t, l: l, nonces: map[string]uint64{}}
+			ch.ok("req", ledger.Msg{RegisterModel: &ledger.MsgRegisterModel{ModelID: ledger.Hash{1}, Name: "toy", SpecVersion: 1}})
+			ch.ok("req", ledger.Msg{OpenEscrow: &ledger.MsgOpenEscrow{Worker: addr("worker"), ModelID: ledger.Hash{1}, Fee: 100}})
+			wt, vt := trace(c.workerLie), trace(c.challLie)
+			wtree, vtree := merkle.NewTreeFromData(wt), merkle.NewTreeFromData(vt)
+			rcpt := toyReceipt(addr("worker"), wtree.Root())
+			ch.ok("worker", ledger.Msg{PublishReceipt: &ledger.MsgPublishReceipt{EscrowID: ledger.EscrowID(addr("req"), 1), Receipt: rcpt}})
+			rid := ledger.Hash(sha256.Sum256(rcpt))
+			res := ch.ok("verifier", ledger.Msg{OpenDispute: &ledger.MsgOpenDispute{ReceiptID: rid, Commitment: []byte(ledger.Hash(vtree.Root()).String())}})
+			var did ledger.Hash
+			for _, e := range res.Events {
+				for _, a := range e.Attrs {
+					if e.Type == "dispute_opened" && a.Key == "disputeId" {
+						did, _ = ledger.ParseHash(a.Value)
+					}
+				}
+			}
+			players := map[string]*dispute.Responder{
+				"worker":   {Party: dispute.A, Tree: wtree, Value: func(i int) ([]byte, error) { return wt[i], nil }},
+				"verifier": {Party: dispute.B, Tree: vtree, Value: func(i int) ([]byte, error) { return vt[i], nil }},
+			}
+			// Each round, read the outstanding query from the stored
+			// transcript by replaying it, and answer as each party.
+			game := Game{Setup: setup, Timeout: p.MoveWindow}
+			for round := 0; round < 20; round++ {
+				var d ledger.Dispute
+				ch.query("dispute/"+did.String(), &d)
+				if d.Status != ledger.DisputeOpen {
+					break
+				}
+				_, m, err := game.replay(d.Game)
+				if err != nil {
+					t.Fatal(err)
+				}
+				q, ok := m.Query()
+				if !ok {
+					t.Fatal("open dispute without a query")
+				}
+				answered := false
+				for _, who := range []string{"worker", "verifier"} {
+					if who == "worker" && c.workerSilent {
+						continue
+					}
+					a, err := players[who].Answer(q)
+					if err != nil {
+						t.Fatal(err)
+					}
+					b, _ := a.Marshal()
+					r := ch.send(who, ledger.Msg{DisputeMove: &ledger.MsgDisputeMove{DisputeID: did, Message: b}})
+					answered = answered || r.Code == 0
+				}
+				if !answered || c.workerSilent {
+					for ch.h <= d.Deadline+1 {
+						ch.block()
+					}
+				}
+			}
+			var d ledger.Dispute
+			ch.query("dispute/"+did.String(), &d)
+			var r ledger.ReceiptRecord
+			ch.query("receipt/"+rid.String(), &r)
+			if d.Status != c.wantStatus || r.Status != c.wantRcpt {
+				t.Fatalf("dispute %s (%s), receipt %s; want %s, %s", d.Status, d.Reason, r.Status, c.wantStatus, c.wantRcpt)
+			}
+		})
+	}
+}
+
+func TestStepRejects(t *testing.T) {
+	g := Game{Setup: setup, Timeout: 5}
+	wtree := merkle.NewTreeFromData(trace(-1))
+	st, err := g.Start(toyReceipt(addr("w"), wtree.Root()), []byte(ledger.Hash(merkle.NewTreeFromData(trace(4)).Root()).String()), 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := g.Step(st, ledger.SideWorker, []byte("{}"), 11); err == nil {
+		t.Fatal("accepted a malformed message")
+	}
+	_, m, _ := g.replay(st)
+	q, _ := m.Query()
+	a, _ := (&dispute.Responder{Party: dispute.B, Tree: wtree, Value: func(i int) ([]byte, error) { return trace(-1)[i], nil }}).Answer(q)
+	b, _ := a.Marshal()
+	if _, err := g.Step(st, ledger.SideWorker, b, 11); err == nil {
+		t.Fatal("worker sent the challenger's message")
+	}
+	if _, err := g.Start([]byte("junk"), nil, 1); err == nil {
+		t.Fatal("started a game on a bad receipt")
+	}
+}

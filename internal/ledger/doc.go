@@ -1,0 +1,11 @@
+// Package ledger is the Verdict ledger's state machine: accounts, the model
+// registry, the ERC-8004 agent registries (Identity, Reputation, Validation),
+// staking, receipts with escrowed fees and challenge windows, spot audits,
+// disputes and rewards.
+//
+// It is pure and deterministic: it imports nothing from CometBFT, reads no
+// clock and never iterates a map into a result. The block height, time and
+// hash are passed in through BlockContext. State is a key/value map whose
+// sorted contents are committed to by an RFC 6962-style Merkle root (the app
+// hash). The ABCI application in internal/ledger/abciapp drives it.
+package ledger

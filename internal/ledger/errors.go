@@ -1,0 +1,39 @@
+package ledger
+
+import "errors"
+
+// Transaction failure classes. Every error DeliverTx or CheckTx returns wraps
+// exactly one of them; Code maps it to the ABCI result code.
+var (
+	ErrDecode       = errors.New("malformed transaction")
+	ErrSignature    = errors.New("bad signature")
+	ErrChainID      = errors.New("wrong chain id")
+	ErrNonce        = errors.New("wrong nonce")
+	ErrFunds        = errors.New("insufficient funds")
+	ErrFee          = errors.New("fee too low")
+	ErrNotFound     = errors.New("not found")
+	ErrUnauthorized = errors.New("unauthorized")
+	ErrInvalid      = errors.New("invalid")
+	ErrExists       = errors.New("already exists")
+	ErrDeadline     = errors.New("deadline passed")
+	ErrWrongState   = errors.New("wrong state")
+	ErrStake        = errors.New("insufficient stake")
+	ErrCheck        = errors.New("check failed")
+)
+
+var codes = []error{nil, ErrDecode, ErrSignature, ErrChainID, ErrNonce, ErrFunds, ErrFee,
+	ErrNotFound, ErrUnauthorized, ErrInvalid, ErrExists, ErrDeadline, ErrWrongState, ErrStake, ErrCheck}
+
+// Code returns the ABCI code of err: 0 for nil, the index of its class
+// otherwise, and 255 for an error of no known class.
+func Code(err error) uint32 {
+	if err == nil {
+		return 0
+	}
+	for i, c := range codes[1:] {
+		if errors.Is(err, c) {
+			return uint32(i + 1)
+		}
+	}
+	return 255
+}

@@ -1,0 +1,630 @@
+package ledger
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"fmt"
+	"math/bits"
+	"sort"
+)
+
+// handle executes e.tx's message; the envelope (fee, nonce) is already applied.
+func (e *exec) handle() error {
+	m := &e.tx.Msg
+	switch {
+	case m.Send != nil:
+		return e.send(m.Send)
+	case m.RegisterModel != nil:
+		return e.registerModel(m.RegisterModel)
+	case m.RegisterAgent != nil:
+		return e.registerAgent(m.RegisterAgent)
+	case m.SetAgentURI != nil:
+		return e.setAgentURI(m.SetAgentURI)
+	case m.SetMetadata != nil:
+		return e.setMetadata(m.SetMetadata)
+	case m.SetAgentWallet != nil:
+		return e.setAgentWallet(m.SetAgentWallet)
+	case m.GiveFeedback != nil:
+		return e.giveFeedback(m.GiveFeedback)
+	case m.RevokeFeedback != nil:
+		return e.revokeFeedback(m.RevokeFeedback)
+	case m.AppendResponse != nil:
+		return e.appendResponse(m.AppendResponse)
+	case m.ValidationRequest != nil:
+		return e.validationRequest(m.ValidationRequest)
+	case m.ValidationResponse != nil:
+		return e.validationResponse(m.ValidationResponse)
+	case m.Bond != nil:
+		return e.bond(m.Bond)
+	case m.Unbond != nil:
+		return e.unbond(m.Unbond)
+	case m.Unjail != nil:
+		return e.unjail()
+	case m.SetValidator != nil:
+		return e.setValidator(m.SetValidator)
+	case m.OpenEscrow != nil:
+		return e.openEscrow(m.OpenEscrow)
+	case m.PublishReceipt != nil:
+		return e.publishReceipt(m.PublishReceipt)
+	case m.PostOpenings != nil:
+		return e.postOpenings(m.PostOpenings)
+	case m.OpenDispute != nil:
+		return e.openDispute(m.OpenDispute)
+	case m.DisputeMove != nil:
+		return e.disputeMove(m.DisputeMove)
+	}
+	return fmt.Errorf("%w: empty message", ErrDecode)
+}
+
+func (e *exec) send(m *MsgSend) error {
+	if err := e.debit(e.signer, m.Amount); err != nil {
+		return err
+	}
+	if err := e.credit(m.To, m.Amount); err != nil {
+		return err
+	}
+	e.emit("transfer", "from", e.signer.String(), "to", m.To.String(), "amount", u64(m.Amount))
+	return nil
+}
+
+func (e *exec) registerModel(m *MsgRegisterModel) error {
+	if _, ok := e.st.Get(keyModel(m.ModelID)); ok {
+		return fmt.Errorf("%w: model %s is registered", ErrExists, m.ModelID)
+	}
+	put(e.st, keyModel(m.ModelID), Model{ModelID: m.ModelID, Name: m.Name, SpecVersion: m.SpecVersion, Registrant: e.signer, Height: e.ctx.Height})
+	e.emit("model_registered", "modelId", m.ModelID.String(), "name", m.Name, "specVersion", fmt.Sprint(m.SpecVersion), "registrant", e.signer.String())
+	return nil
+}
+
+// --- ERC-8004 Identity ---------------------------------------------------
+
+// reservedMetadataKey can be changed only through setAgentWallet.
+const reservedMetadataKey = "agentWallet"
+
+func (e *exec) agent(id uint64) (Agent, error) {
+	var a Agent
+	if id == 0 || !get(e.st, keyAgent(id), &a) {
+		return a, fmt.Errorf("%w: agent %d", ErrNotFound, id)
+	}
+	return a, nil
+}
+
+func (e *exec) ownedAgent(id uint64) (Agent, error) {
+	a, err := e.agent(id)
+	if err != nil {
+		return a, err
+	}
+	if a.Owner != e.signer {
+		return a, fmt.Errorf("%w: %s does not own agent %d", ErrUnauthorized, e.signer, id)
+	}
+	return a, nil
+}
+
+func (e *exec) registerAgent(m *MsgRegisterAgent) error {
+	for _, md := range m.Metadata {
+		if md.MetadataKey == reservedMetadataKey {
+			return fmt.Errorf("%w: metadata key %q is reserved", ErrInvalid, reservedMetadataKey)
+		}
+	}
+	id := e.chain.NextAgent
+	e.chain.NextAgent++
+	put(e.st, keyChain, e.chain)
+	put(e.st, keyAgent(id), Agent{AgentID: id, Owner: e.signer, AgentURI: m.AgentURI, AgentWallet: e.signer})
+	e.emit("Registered", "agentId", u64(id), "agentURI", m.AgentURI, "owner", e.signer.String())
+	for _, md := range m.Metadata {
+		e.st.Set(keyAgentMeta(id, md.MetadataKey), append([]byte{}, md.MetadataValue...))
+		e.emit("MetadataSet", "agentId", u64(id), "metadataKey", md.MetadataKey)
+	}
+	return nil
+}
+
+func (e *exec) setAgentURI(m *MsgSetAgentURI) error {
+	a, err := e.ownedAgent(m.AgentID)
+	if err != nil {
+		return err
+	}
+	a.AgentURI = m.AgentURI
+	put(e.st, keyAgent(a.AgentID), a)
+	e.emit("URIUpdated", "agentId", u64(a.AgentID), "agentURI", m.AgentURI, "updatedBy", e.signer.String())
+	return nil
+}
+
+func (e *exec) setMetadata(m *MsgSetMetadata) error {
+	if _, err := e.ownedAgent(m.AgentID); err != nil {
+		return err
+	}
+	if m.MetadataKey == reservedMetadataKey {
+		return fmt.Errorf("%w: metadata key %q is set only by setAgentWallet", ErrInvalid, reservedMetadataKey)
+	}
+	e.st.Set(keyAgentMeta(m.AgentID, m.MetadataKey), append([]byte{}, m.MetadataValue...))
+	e.emit("MetadataSet", "agentId", u64(m.AgentID), "metadataKey", m.MetadataKey)
+	return nil
+}
+
+func (e *exec) setAgentWallet(m *MsgSetAgentWallet) error {
+	a, err := e.ownedAgent(m.AgentID)
+	if err != nil {
+		return err
+	}
+	if e.ctx.Time > m.Deadline {
+		return fmt.Errorf("%w: wallet signature deadline %d is before block time %d", ErrDeadline, m.Deadline, e.ctx.Time)
+	}
+	if !ed25519.Verify(m.NewWallet.PublicKey(), AgentWalletMessage(e.chain.ChainID, m.AgentID, m.NewWallet, m.Deadline), m.Signature) {
+		return fmt.Errorf("%w: new wallet %s did not sign for agent %d", ErrSignature, m.NewWallet, m.AgentID)
+	}
+	a.AgentWallet = m.NewWallet
+	put(e.st, keyAgent(a.AgentID), a)
+	e.emit("AgentWalletSet", "agentId", u64(a.AgentID), "agentWallet", m.NewWallet.String())
+	return nil
+}
+
+// --- ERC-8004 Reputation -------------------------------------------------
+
+func (e *exec) giveFeedback(m *MsgGiveFeedback) error {
+	a, err := e.agent(m.AgentID)
+	if err != nil {
+		return err
+	}
+	if e.signer == a.Owner || e.signer == a.AgentWallet {
+		return fmt.Errorf("%w: self-feedback: %s owns or is the wallet of agent %d", ErrUnauthorized, e.signer, m.AgentID)
+	}
+	e.addFeedback(Feedback{
+		AgentID: m.AgentID, ClientAddress: e.signer, Value: m.Value, ValueDecimals: m.ValueDecimals,
+		Tag1: m.Tag1, Tag2: m.Tag2, Endpoint: m.Endpoint, FeedbackURI: m.FeedbackURI, FeedbackHash: m.FeedbackHash,
+	})
+	return nil
+}
+
+// addFeedback stores f under the client's next 1-based index.
+func (e *exec) addFeedback(f Feedback) {
+	var last uint64
+	get(e.st, keyFeedbackLast(f.AgentID, f.ClientAddress), &last)
+	if last == 0 {
+		var clients []Address
+		get(e.st, keyFeedbackClients(f.AgentID), &clients)
+		i := sort.Search(len(clients), func(i int) bool { return bytes.Compare(clients[i][:], f.ClientAddress[:]) >= 0 })
+		clients = append(clients, Address{})
+		copy(clients[i+1:], clients[i:])
+		clients[i] = f.ClientAddress
+		put(e.st, keyFeedbackClients(f.AgentID), clients)
+	}
+	f.FeedbackIndex = last + 1
+	put(e.st, keyFeedbackLast(f.AgentID, f.ClientAddress), f.FeedbackIndex)
+	put(e.st, keyFeedback(f.AgentID, f.ClientAddress, f.FeedbackIndex), f)
+	e.emit("NewFeedback", "agentId", u64(f.AgentID), "clientAddress", f.ClientAddress.String(), "feedbackIndex", u64(f.FeedbackIndex),
+		"value", string(f.Value), "valueDecimals", fmt.Sprint(f.ValueDecimals), "tag1", f.Tag1, "tag2", f.Tag2,
+		"endpoint", f.Endpoint, "feedbackURI", f.FeedbackURI, "feedbackHash", f.FeedbackHash.String())
+}
+
+func (e *exec) revokeFeedback(m *MsgRevokeFeedback) error {
+	var f Feedback
+	if !get(e.st, keyFeedback(m.AgentID, e.signer, m.FeedbackIndex), &f) {
+		return fmt.Errorf("%w: feedback %d of client %s for agent %d", ErrNotFound, m.FeedbackIndex, e.signer, m.AgentID)
+	}
+	if f.IsRevoked {
+		return fmt.Errorf("%w: feedback %d is already revoked", ErrWrongState, m.FeedbackIndex)
+	}
+	f.IsRevoked = true
+	put(e.st, keyFeedback(m.AgentID, e.signer, m.FeedbackIndex), f)
+	e.emit("FeedbackRevoked", "agentId", u64(m.AgentID), "clientAddress", e.signer.String(), "feedbackIndex", u64(m.FeedbackIndex))
+	return nil
+}
+
+func (e *exec) appendResponse(m *MsgAppendResponse) error {
+	if _, ok := e.st.Get(keyFeedback(m.AgentID, m.ClientAddress, m.FeedbackIndex)); !ok {
+		return fmt.Errorf("%w: feedback %d of client %s for agent %d", ErrNotFound, m.FeedbackIndex, m.ClientAddress, m.AgentID)
+	}
+	k := keyResponseCount(m.AgentID, m.ClientAddress, m.FeedbackIndex)
+	var n uint64
+	get(e.st, k, &n)
+	put(e.st, k, n+1)
+	e.emit("ResponseAppended", "agentId", u64(m.AgentID), "clientAddress", m.ClientAddress.String(), "feedbackIndex", u64(m.FeedbackIndex),
+		"responder", e.signer.String(), "responseURI", m.ResponseURI, "responseHash", m.ResponseHash.String())
+	return nil
+}
+
+// --- ERC-8004 Validation -------------------------------------------------
+
+func (e *exec) validationRequest(m *MsgValidationRequest) error {
+	if _, err := e.ownedAgent(m.AgentID); err != nil {
+		return err
+	}
+	if _, ok := e.st.Get(keyValidation(m.RequestHash)); ok {
+		return fmt.Errorf("%w: validation request %s", ErrExists, m.RequestHash)
+	}
+	put(e.st, keyValidation(m.RequestHash), Validation{ValidatorAddress: m.ValidatorAddress, AgentID: m.AgentID, RequestURI: m.RequestURI, RequestHash: m.RequestHash, LastUpdate: e.ctx.Height})
+	appendHash(e.st, keyAgentValidations(m.AgentID), m.RequestHash)
+	appendHash(e.st, keyValidatorRequests(m.ValidatorAddress), m.RequestHash)
+	e.emit("ValidationRequest", "validatorAddress", m.ValidatorAddress.String(), "agentId", u64(m.AgentID), "requestURI", m.RequestURI, "requestHash", m.RequestHash.String())
+	return nil
+}
+
+func appendHash(st Store, key string, h Hash) {
+	var hs []Hash
+	get(st, key, &hs)
+	put(st, key, append(hs, h))
+}
+
+func (e *exec) validationResponse(m *MsgValidationResponse) error {
+	var v Validation
+	if !get(e.st, keyValidation(m.RequestHash), &v) {
+		return fmt.Errorf("%w: validation request %s", ErrNotFound, m.RequestHash)
+	}
+	if v.ValidatorAddress != e.signer {
+		return fmt.Errorf("%w: %s is not the validator of request %s", ErrUnauthorized, e.signer, m.RequestHash)
+	}
+	v.Response, v.ResponseURI, v.ResponseHash, v.Tag = m.Response, m.ResponseURI, m.ResponseHash, m.Tag
+	v.HasResponse, v.LastUpdate = true, e.ctx.Height
+	put(e.st, keyValidation(m.RequestHash), v)
+	e.emit("ValidationResponse", "validatorAddress", e.signer.String(), "agentId", u64(v.AgentID), "requestHash", m.RequestHash.String(),
+		"response", fmt.Sprint(m.Response), "responseURI", m.ResponseURI, "responseHash", m.ResponseHash.String(), "tag", m.Tag)
+	return nil
+}
+
+// --- Staking -------------------------------------------------------------
+
+func (e *exec) stake(a Address) Stake {
+	var s Stake
+	get(e.st, keyStake(a), &s)
+	return s
+}
+
+func (e *exec) bond(m *MsgBond) error {
+	if err := e.debit(e.signer, m.Amount); err != nil {
+		return err
+	}
+	s := e.stake(e.signer)
+	b, carry := bits.Add64(s.Bonded, m.Amount, 0)
+	if carry != 0 {
+		return fmt.Errorf("%w: stake would overflow", ErrInvalid)
+	}
+	s.Bonded = b
+	put(e.st, keyStake(e.signer), s)
+	e.emit("bond", "account", e.signer.String(), "amount", u64(m.Amount), "bonded", u64(s.Bonded))
+	return nil
+}
+
+func (e *exec) unbond(m *MsgUnbond) error {
+	s := e.stake(e.signer)
+	if s.Bonded < m.Amount {
+		return fmt.Errorf("%w: %s has %d bonded, cannot unbond %d", ErrStake, e.signer, s.Bonded, m.Amount)
+	}
+	at := e.ctx.Height + e.params.UnbondingBlocks
+	s.Bonded -= m.Amount
+	s.Unbonding = append(s.Unbonding, Unbonding{Amount: m.Amount, Height: at})
+	put(e.st, keyStake(e.signer), s)
+	e.queuePush(qUnbond, at, e.signer)
+	e.emit("unbond", "account", e.signer.String(), "amount", u64(m.Amount), "completes", u64(at))
+	return nil
+}
+
+func (e *exec) unjail() error {
+	s := e.stake(e.signer)
+	if s.JailedUntil == 0 {
+		return fmt.Errorf("%w: %s is not jailed", ErrWrongState, e.signer)
+	}
+	if e.ctx.Height < s.JailedUntil {
+		return fmt.Errorf("%w: %s is jailed until height %d", ErrWrongState, e.signer, s.JailedUntil)
+	}
+	s.JailedUntil = 0
+	put(e.st, keyStake(e.signer), s)
+	e.emit("unjail", "account", e.signer.String())
+	return nil
+}
+
+// slash takes bps of a's stake (bonded first, then unbonding), jails it
+// when jail is set, and returns the amount taken. The caller decides where
+// the amount goes.
+func (e *exec) slash(a Address, bps uint32, jail bool, reason string) uint64 {
+	s := e.stake(a)
+	total := s.Bonded
+	for _, u := range s.Unbonding {
+		total += u.Amount // bonded+unbonding never exceeds the supply
+	}
+	amt := mulBps(total, bps)
+	left := amt
+	take := func(v *uint64) {
+		d := min(*v, left)
+		*v -= d
+		left -= d
+	}
+	take(&s.Bonded)
+	for i := range s.Unbonding {
+		take(&s.Unbonding[i].Amount)
+	}
+	s.Slashed++
+	if jail {
+		s.JailedUntil = e.ctx.Height + e.params.JailBlocks + 1
+	}
+	put(e.st, keyStake(a), s)
+	e.emit("slash", "account", a.String(), "amount", u64(amt), "reason", reason, "jailedUntil", u64(s.JailedUntil))
+	return amt
+}
+
+func (e *exec) burn(amt uint64, reason string) {
+	e.totals.Burned += amt
+	e.saveTotals()
+	e.emit("burn", "amount", u64(amt), "reason", reason)
+}
+
+// --- Receipts ------------------------------------------------------------
+
+func (e *exec) openEscrow(m *MsgOpenEscrow) error {
+	if _, ok := e.st.Get(keyModel(m.ModelID)); !ok {
+		return fmt.Errorf("%w: model %s is not registered", ErrNotFound, m.ModelID)
+	}
+	if m.AgentID != 0 {
+		if _, err := e.agent(m.AgentID); err != nil {
+			return err
+		}
+	}
+	if err := e.debit(e.signer, m.Fee); err != nil {
+		return err
+	}
+	id := derive("verdict/escrow/v1", e.signer[:], be64(e.tx.Nonce))
+	esc := Escrow{EscrowID: id, Requester: e.signer, Worker: m.Worker, ModelID: m.ModelID, Fee: m.Fee, AgentID: m.AgentID, Expires: e.ctx.Height + e.params.EscrowTimeout}
+	put(e.st, keyEscrow(id), esc)
+	e.queuePush(qEscrow, esc.Expires, id)
+	e.emit("escrow_opened", "escrowId", id.String(), "requester", e.signer.String(), "worker", m.Worker.String(), "modelId", m.ModelID.String(), "fee", u64(m.Fee), "expires", u64(esc.Expires))
+	return nil
+}
+
+// EscrowID returns the id of the escrow that a MsgOpenEscrow signed by
+// requester with nonce creates.
+func EscrowID(requester Address, nonce uint64) Hash {
+	return derive("verdict/escrow/v1", requester[:], be64(nonce))
+}
+
+func (e *exec) publishReceipt(m *MsgPublishReceipt) error {
+	var esc Escrow
+	if !get(e.st, keyEscrow(m.EscrowID), &esc) {
+		return fmt.Errorf("%w: escrow %s", ErrNotFound, m.EscrowID)
+	}
+	if esc.Worker != e.signer {
+		return fmt.Errorf("%w: escrow %s is for worker %s", ErrUnauthorized, m.EscrowID, esc.Worker)
+	}
+	if !esc.ReceiptID.IsZero() {
+		return fmt.Errorf("%w: escrow %s already has receipt %s", ErrExists, m.EscrowID, esc.ReceiptID)
+	}
+	s := e.stake(e.signer)
+	if s.Bonded < e.params.MinWorkerStake {
+		return fmt.Errorf("%w: worker %s has %d bonded, needs %d", ErrStake, e.signer, s.Bonded, e.params.MinWorkerStake)
+	}
+	if s.JailedUntil != 0 {
+		return fmt.Errorf("%w: worker %s is jailed", ErrStake, e.signer)
+	}
+	if e.l.hooks.Receipts == nil {
+		return fmt.Errorf("%w: this node has no receipt verifier", ErrCheck)
+	}
+	info, err := e.l.verifyReceipt(m.Receipt)
+	if err != nil {
+		return fmt.Errorf("%w: receipt: %v", ErrCheck, err)
+	}
+	if info.Worker != e.signer {
+		return fmt.Errorf("%w: receipt is signed by %s, not by the publisher %s", ErrUnauthorized, info.Worker, e.signer)
+	}
+	if info.ModelID != esc.ModelID {
+		return fmt.Errorf("%w: receipt is for model %s, escrow for %s", ErrInvalid, info.ModelID, esc.ModelID)
+	}
+	if _, ok := e.st.Get(keyReceipt(info.ID)); ok {
+		return fmt.Errorf("%w: receipt %s is already published", ErrExists, info.ID)
+	}
+	esc.ReceiptID = info.ID
+	put(e.st, keyEscrow(esc.EscrowID), esc)
+	r := ReceiptRecord{ReceiptID: info.ID, EscrowID: esc.EscrowID, Worker: e.signer, ModelID: info.ModelID, Height: e.ctx.Height,
+		WindowEnd: e.ctx.Height + e.params.ChallengeWindow, Status: StatusPublished}
+	put(e.st, keyReceipt(info.ID), r)
+	e.st.Set(keyReceiptData(info.ID), append([]byte{}, m.Receipt...))
+	e.queuePush(qAudit, e.ctx.Height+1, info.ID)
+	e.queuePush(qFinal, r.WindowEnd, info.ID)
+	e.emit("receipt_published", "receiptId", info.ID.String(), "escrowId", esc.EscrowID.String(), "worker", e.signer.String(), "modelId", info.ModelID.String(), "windowEnd", u64(r.WindowEnd))
+	return nil
+}
+
+func (e *exec) receipt(id Hash) (ReceiptRecord, error) {
+	var r ReceiptRecord
+	if !get(e.st, keyReceipt(id), &r) {
+		return r, fmt.Errorf("%w: receipt %s", ErrNotFound, id)
+	}
+	return r, nil
+}
+
+// --- Audits --------------------------------------------------------------
+
+func (e *exec) postOpenings(m *MsgPostOpenings) error {
+	var a Audit
+	if !get(e.st, keyAudit(m.ReceiptID), &a) {
+		return fmt.Errorf("%w: no audit of receipt %s", ErrNotFound, m.ReceiptID)
+	}
+	r, err := e.receipt(m.ReceiptID)
+	if err != nil {
+		return err
+	}
+	if r.Worker != e.signer {
+		return fmt.Errorf("%w: only worker %s opens receipt %s", ErrUnauthorized, r.Worker, m.ReceiptID)
+	}
+	if a.Status != AuditPending {
+		return fmt.Errorf("%w: audit of %s is %s", ErrWrongState, m.ReceiptID, a.Status)
+	}
+	if e.ctx.Height > a.Deadline {
+		return fmt.Errorf("%w: openings for %s were due by height %d", ErrDeadline, m.ReceiptID, a.Deadline)
+	}
+	if e.l.hooks.Openings == nil {
+		return fmt.Errorf("%w: this node has no opening checker", ErrCheck)
+	}
+	data, _ := e.st.Get(keyReceiptData(m.ReceiptID))
+	if err := e.l.hooks.Openings.CheckOpenings(data, a.Seed, a.Cells, m.Openings); err != nil {
+		a.Status = AuditFailed
+		put(e.st, keyAudit(m.ReceiptID), a)
+		e.emit("audit_failed", "receiptId", m.ReceiptID.String(), "error", err.Error())
+		e.slashReceipt(r, e.params.SlashAuditBps, "failed opening")
+		return nil
+	}
+	a.Status = AuditPassed
+	put(e.st, keyAudit(m.ReceiptID), a)
+	e.emit("audit_passed", "receiptId", m.ReceiptID.String())
+	return nil
+}
+
+// slashReceipt slashes and jails the receipt's worker (burning the amount),
+// marks the receipt slashed and refunds the requester.
+func (e *exec) slashReceipt(r ReceiptRecord, bps uint32, reason string) {
+	amt := e.slash(r.Worker, bps, true, reason)
+	e.burn(amt, reason)
+	r.Status = StatusSlashed
+	put(e.st, keyReceipt(r.ReceiptID), r)
+	e.refund(r.EscrowID, "receipt slashed")
+}
+
+// refund returns an escrow's fee to its requester and deletes the escrow.
+func (e *exec) refund(id Hash, reason string) {
+	var esc Escrow
+	if !get(e.st, keyEscrow(id), &esc) {
+		return
+	}
+	_ = e.credit(esc.Requester, esc.Fee) // cannot overflow: the fee came out of the supply
+	e.st.Delete(keyEscrow(id))
+	e.emit("escrow_refunded", "escrowId", id.String(), "requester", esc.Requester.String(), "fee", u64(esc.Fee), "reason", reason)
+}
+
+// --- Disputes ------------------------------------------------------------
+
+func (e *exec) openDispute(m *MsgOpenDispute) error {
+	r, err := e.receipt(m.ReceiptID)
+	if err != nil {
+		return err
+	}
+	if r.Status != StatusPublished {
+		return fmt.Errorf("%w: receipt %s is %s", ErrWrongState, m.ReceiptID, r.Status)
+	}
+	if e.ctx.Height >= r.WindowEnd {
+		return fmt.Errorf("%w: challenge window of %s closed at height %d", ErrDeadline, m.ReceiptID, r.WindowEnd)
+	}
+	if e.signer == r.Worker {
+		return fmt.Errorf("%w: a worker cannot challenge its own receipt", ErrUnauthorized)
+	}
+	s := e.stake(e.signer)
+	if s.Bonded < e.params.MinVerifierStake || s.JailedUntil != 0 {
+		return fmt.Errorf("%w: challenger %s has %d bonded (jailed until %d), needs %d", ErrStake, e.signer, s.Bonded, s.JailedUntil, e.params.MinVerifierStake)
+	}
+	if e.l.hooks.Disputes == nil {
+		return fmt.Errorf("%w: this node has no dispute game", ErrCheck)
+	}
+	data, _ := e.st.Get(keyReceiptData(m.ReceiptID))
+	game, err := e.l.hooks.Disputes.Start(data, m.Commitment, e.ctx.Height)
+	if err != nil {
+		return fmt.Errorf("%w: dispute: %v", ErrCheck, err)
+	}
+	id := derive("verdict/dispute/v1", m.ReceiptID[:], e.signer[:], be64(e.tx.Nonce))
+	d := Dispute{DisputeID: id, ReceiptID: m.ReceiptID, Worker: r.Worker, Challenger: e.signer, Game: game, Status: DisputeOpen}
+	r.Status, r.DisputeID = StatusChallenged, id
+	put(e.st, keyReceipt(r.ReceiptID), r)
+	e.emit("dispute_opened", "disputeId", id.String(), "receiptId", m.ReceiptID.String(), "challenger", e.signer.String(), "worker", r.Worker.String())
+	return e.advanceDispute(d)
+}
+
+// advanceDispute stores d after its game changed: it settles a finished
+// game, or queues a timeout check for the block after the new deadline.
+func (e *exec) advanceDispute(d Dispute) error {
+	st, err := e.l.hooks.Disputes.Status(d.Game)
+	if err != nil {
+		return fmt.Errorf("%w: dispute status: %v", ErrCheck, err)
+	}
+	if st.Done {
+		e.settleDispute(d, st)
+		return nil
+	}
+	if st.Deadline < e.ctx.Height {
+		return fmt.Errorf("%w: dispute game deadline %d is in the past", ErrCheck, st.Deadline)
+	}
+	if st.Deadline != d.Deadline {
+		d.Deadline = st.Deadline
+		e.queuePush(qMove, d.Deadline+1, d.DisputeID)
+	}
+	put(e.st, keyDispute(d.DisputeID), d)
+	return nil
+}
+
+func (e *exec) disputeMove(m *MsgDisputeMove) error {
+	var d Dispute
+	if !get(e.st, keyDispute(m.DisputeID), &d) {
+		return fmt.Errorf("%w: dispute %s", ErrNotFound, m.DisputeID)
+	}
+	if d.Status != DisputeOpen {
+		return fmt.Errorf("%w: dispute %s is decided (%s)", ErrWrongState, m.DisputeID, d.Status)
+	}
+	from := SideNone
+	switch e.signer {
+	case d.Worker:
+		from = SideWorker
+	case d.Challenger:
+		from = SideChallenger
+	}
+	if from == SideNone {
+		return fmt.Errorf("%w: %s is not a party to dispute %s", ErrUnauthorized, e.signer, m.DisputeID)
+	}
+	if e.ctx.Height > d.Deadline {
+		return fmt.Errorf("%w: answers in dispute %s were due by height %d", ErrDeadline, m.DisputeID, d.Deadline)
+	}
+	next, err := e.l.hooks.Disputes.Step(d.Game, from, m.Message, e.ctx.Height)
+	if err != nil {
+		return fmt.Errorf("%w: dispute move: %v", ErrCheck, err)
+	}
+	d.Game, d.Moves = next, d.Moves+1
+	e.emit("dispute_move", "disputeId", m.DisputeID.String(), "from", from.String(), "move", u64(d.Moves))
+	return e.advanceDispute(d)
+}
+
+// settleDispute slashes the loser or losers (a sole loser's slash pays
+// the winner its share, the rest is burned) and settles the receipt:
+// slashed and refunded when the worker lost, back to published (and final
+// if its window has passed) otherwise.
+func (e *exec) settleDispute(d Dispute, st DisputeStatus) {
+	workerLost, challengerLost := st.Lost[0], st.Lost[1]
+	switch {
+	case workerLost && challengerLost:
+		d.Status = DisputeBothLost
+	case workerLost:
+		d.Status = DisputeWorkerLost
+	case challengerLost:
+		d.Status = DisputeChallengerLost
+	default:
+		d.Status = DisputeVoid
+	}
+	d.Reason = st.Reason
+	put(e.st, keyDispute(d.DisputeID), d)
+	e.emit("dispute_settled", "disputeId", d.DisputeID.String(), "status", d.Status, "reason", st.Reason)
+	r, err := e.receipt(d.ReceiptID)
+	if err != nil {
+		return
+	}
+	punish := func(loser, winner Address, jail bool) {
+		amt := e.slash(loser, e.params.SlashDisputeBps, jail, "dispute lost")
+		var share uint64
+		if !winner.IsZero() {
+			share = mulBps(amt, e.params.WinnerShareBps)
+			_ = e.credit(winner, share) // cannot overflow: the share came out of the supply
+		}
+		e.burn(amt-share, "dispute lost")
+	}
+	switch d.Status {
+	case DisputeBothLost:
+		punish(d.Worker, Address{}, true)
+		punish(d.Challenger, Address{}, false)
+	case DisputeWorkerLost:
+		punish(d.Worker, d.Challenger, true)
+	case DisputeChallengerLost:
+		punish(d.Challenger, d.Worker, false)
+	}
+	if workerLost {
+		r.Status = StatusSlashed
+		put(e.st, keyReceipt(r.ReceiptID), r)
+		e.refund(r.EscrowID, "dispute lost by worker")
+		return
+	}
+	r.Status = StatusPublished
+	put(e.st, keyReceipt(r.ReceiptID), r)
+	if e.ctx.Height >= r.WindowEnd {
+		e.finalize(r)
+	}
+}

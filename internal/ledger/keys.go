@@ -1,0 +1,53 @@
+package ledger
+
+import "fmt"
+
+// State keys. Heights and ids are zero-padded to 20 digits so that the
+// sorted key order is the numeric order.
+const (
+	keyChain  = "chain"
+	keyParams = "params"
+	keyTotals = "totals"
+)
+
+func keyAccount(a Address) string { return "acct/" + a.String() }
+func keyModel(id Hash) string     { return "model/" + id.String() }
+func keyAgent(id uint64) string   { return fmt.Sprintf("agent/%020d", id) }
+func keyAgentMeta(id uint64, k string) string {
+	return fmt.Sprintf("agentmeta/%020d/%x", id, k)
+}
+func keyFeedback(agent uint64, client Address, idx uint64) string {
+	return fmt.Sprintf("fb/%020d/%s/%020d", agent, client, idx)
+}
+func keyFeedbackLast(agent uint64, client Address) string {
+	return fmt.Sprintf("fblast/%020d/%s", agent, client)
+}
+func keyResponseCount(agent uint64, client Address, idx uint64) string {
+	return fmt.Sprintf("fbresponses/%020d/%s/%020d", agent, client, idx)
+}
+func keyFeedbackClients(agent uint64) string { return fmt.Sprintf("fbclients/%020d", agent) }
+func keyValidation(h Hash) string            { return "validation/" + h.String() }
+func keyAgentValidations(agent uint64) string {
+	return fmt.Sprintf("agentvalidations/%020d", agent)
+}
+func keyValidatorRequests(v Address) string { return "validatorrequests/" + v.String() }
+func keyStake(a Address) string             { return "stake/" + a.String() }
+func keyEscrow(id Hash) string              { return "escrow/" + id.String() }
+func keyReceipt(id Hash) string             { return "receipt/" + id.String() }
+func keyReceiptData(id Hash) string         { return "receiptdata/" + id.String() }
+func keyAudit(id Hash) string               { return "audit/" + id.String() }
+func keyDispute(id Hash) string             { return "dispute/" + id.String() }
+func keyQueue(kind string, h uint64) string { return fmt.Sprintf("queue/%s/%020d", kind, h) }
+func keyQueueItem(kind string, h, i uint64) string {
+	return fmt.Sprintf("queue/%s/%020d/%020d", kind, h, i)
+}
+
+// Queue kinds: ids to process at a height.
+const (
+	qAudit   = "audit"   // receipts published at h-1: select audits at h
+	qOpening = "opening" // audits whose openings are due by h
+	qFinal   = "final"   // receipts whose window ends at h
+	qEscrow  = "escrow"  // escrows expiring at h
+	qMove    = "move"    // disputes whose move is due by h
+	qUnbond  = "unbond"  // accounts with unbondings maturing at h
+)

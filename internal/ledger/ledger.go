@@ -1,0 +1,477 @@
+package ledger
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/bits"
+	"sync"
+)
+
+// BlockContext is what the consensus engine tells the state machine about
+// the block being applied.
+type BlockContext struct {
+	Height   uint64  // height of this block (first block: 1)
+	Time     int64   // block time, unix seconds
+	Hash     Hash    // hash of this block: the chain's randomness for audits
+	Proposer Address // account of the proposing validator; zero if unknown
+	// Misbehaving lists the validator accounts with evidence of consensus
+	// misbehaviour (double signing) in this block.
+	Misbehaving []Address
+}
+
+// Event is an indexable record of something a transaction or block did.
+type Event struct {
+	Type  string `json:"type"`
+	Attrs []Attr `json:"attrs"`
+}
+
+// Attr is one event attribute.
+type Attr struct {
+	Key   string `json:"key"`
+	Value string `json:"value"`
+}
+
+// Result is the outcome of one transaction.
+type Result struct {
+	Code   uint32  // 0: success; see Code
+	Log    string  // the error, when Code != 0
+	Events []Event // the "tx" event once the fee is paid, then the message's events if it succeeded
+}
+
+// ReceiptInfo is what the ledger needs from a verified receipt.
+type ReceiptInfo struct {
+	ID      Hash    // receipt id: hash of its canonical encoding
+	Worker  Address // the signing worker
+	ModelID Hash
+}
+
+// ReceiptVerifier parses a receipt's canonical bytes and checks its
+// signature. The proofs layer (internal/receipt) implements it.
+type ReceiptVerifier interface {
+	VerifyReceipt(receipt []byte) (ReceiptInfo, error)
+}
+
+// OpeningChecker checks a worker's openings of the cells an audit selected
+// (seed and cell count) against the receipt's commitments.
+type OpeningChecker interface {
+	CheckOpenings(receipt []byte, seed Hash, cells uint32, openings []byte) error
+}
+
+// DisputeGame is the bisection game with its referee (internal/dispute),
+// run by the ledger one transaction at a time. Its state is opaque to the
+// ledger and stored in the dispute record; every call is pure.
+//
+// Start begins a game between the receipt's worker and a challenger who
+// committed to commitment, at height. Step delivers one party's message at
+// height; an error rejects the transaction and leaves the game unchanged (a
+// message the game judges a loss, such as a bad proof or equivocation, is
+// not an error: it shows in the status). Tick tells the game the height so
+// that a party that missed its deadline loses. Status reports whether the
+// game is over, who lost, and the last height at which the outstanding
+// answer counts.
+type DisputeGame interface {
+	Start(receipt, commitment []byte, height uint64) (state []byte, err error)
+	Step(state []byte, from Side, msg []byte, height uint64) (next []byte, err error)
+	Tick(state []byte, height uint64) (next []byte, err error)
+	Status(state []byte) (DisputeStatus, error)
+}
+
+// DisputeStatus is where a dispute game stands.
+type DisputeStatus struct {
+	Done     bool
+	Lost     [2]bool // indexed by Side-1: [worker, challenger]
+	Deadline uint64  // while not done: answers count up to this height
+	Reason   string
+}
+
+// Hooks connect the ledger to the proofs layer. A nil hook makes the
+// transactions that need it fail.
+type Hooks struct {
+	Receipts ReceiptVerifier
+	Openings OpeningChecker
+	Disputes DisputeGame
+}
+
+// Ledger applies blocks of transactions to a state.
+type Ledger struct {
+	store *MemStore
+	hooks Hooks
+	seen  memo // transactions whose signature verified (CheckTx, then the block)
+	rcpts memo // receipts that verified, with what they said
+}
+
+// memo remembers results of pure checks by the SHA-256 of their input, so
+// a transaction checked in CheckTx is not verified again in its block. It
+// only saves time: a miss recomputes the same answer.
+type memo struct {
+	mu sync.Mutex
+	m  map[Hash]any
+}
+
+const memoMax = 1 << 16
+
+func (m *memo) get(k Hash) (any, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	v, ok := m.m[k]
+	return v, ok
+}
+
+func (m *memo) put(k Hash, v any) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.m == nil || len(m.m) >= memoMax {
+		m.m = map[Hash]any{}
+	}
+	m.m[k] = v
+}
+
+// New returns a ledger over st (empty for a new chain, or a persisted state).
+func New(st *MemStore, hooks Hooks) *Ledger { return &Ledger{store: st, hooks: hooks} }
+
+// decode is DecodeTx with the signature check memoized.
+func (l *Ledger) decode(raw []byte) (*Tx, error) {
+	k := Hash(sha256.Sum256(raw))
+	if _, ok := l.seen.get(k); ok {
+		return decodeTx(raw, false)
+	}
+	tx, err := decodeTx(raw, true)
+	if err == nil {
+		l.seen.put(k, true)
+	}
+	return tx, err
+}
+
+// verifyReceipt is hooks.Receipts.VerifyReceipt, memoized.
+func (l *Ledger) verifyReceipt(b []byte) (ReceiptInfo, error) {
+	k := Hash(sha256.Sum256(b))
+	if v, ok := l.rcpts.get(k); ok {
+		return v.(ReceiptInfo), nil
+	}
+	info, err := l.hooks.Receipts.VerifyReceipt(b)
+	if err == nil {
+		l.rcpts.put(k, info)
+	}
+	return info, err
+}
+
+// Store returns the committed store.
+func (l *Ledger) Store() *MemStore { return l.store }
+
+// InitGenesis writes the genesis state.
+func (l *Ledger) InitGenesis(g Genesis) error {
+	if _, ok := l.store.Get(keyChain); ok {
+		return errors.New("genesis: state is not empty")
+	}
+	if g.ChainID == "" || len(g.ChainID) > 64 {
+		return errors.New("genesis: chainId must be 1..64 bytes")
+	}
+	if err := g.Params.Validate(); err != nil {
+		return fmt.Errorf("genesis: %w", err)
+	}
+	c := newCache(l.store)
+	var t Totals
+	seen := map[Address]bool{}
+	for i, a := range g.Accounts {
+		if seen[a.Address] {
+			return fmt.Errorf("genesis: account %d (%s) listed twice", i, a.Address)
+		}
+		seen[a.Address] = true
+		sum, carry := bits.Add64(a.Balance, a.Bonded, 0)
+		m, carry2 := bits.Add64(t.Minted, sum, 0)
+		if carry != 0 || carry2 != 0 {
+			return fmt.Errorf("genesis: account %d: allocation overflows uint64", i)
+		}
+		t.Minted = m
+		put(c, keyAccount(a.Address), Account{Balance: a.Balance})
+		if a.Bonded > 0 {
+			put(c, keyStake(a.Address), Stake{Bonded: a.Bonded})
+		}
+	}
+	put(c, keyTotals, t)
+	put(c, keyParams, g.Params)
+	put(c, keyChain, ChainInfo{ChainID: g.ChainID, NextAgent: 1})
+	c.Write()
+	return nil
+}
+
+// Info returns the chain id, last applied height and time.
+func (l *Ledger) Info() ChainInfo {
+	var ci ChainInfo
+	get(l.store, keyChain, &ci)
+	return ci
+}
+
+// Params returns the chain parameters.
+func (l *Ledger) Params() Params {
+	var p Params
+	get(l.store, keyParams, &p)
+	return p
+}
+
+// AppHash returns the Merkle root over the state.
+func (l *Ledger) AppHash() Hash { return l.store.Root() }
+
+// BlockResult is the outcome of FinalizeBlock.
+type BlockResult struct {
+	TxResults        []Result
+	Events           []Event // block events (audits selected, payouts, slashes, ...)
+	ValidatorUpdates []ValidatorUpdate
+	AppHash          Hash
+}
+
+// FinalizeBlock applies a block: block-start work (audit selection), every
+// transaction in order, block-end work (deadlines, payouts, rewards), and
+// returns the new app hash. It changes the in-memory state only; the caller
+// persists it.
+func (l *Ledger) FinalizeBlock(ctx BlockContext, txs [][]byte) (BlockResult, error) {
+	ci := l.Info()
+	if ci.ChainID == "" {
+		return BlockResult{}, errors.New("finalize block: no genesis")
+	}
+	if ctx.Height != ci.Height+1 {
+		return BlockResult{}, fmt.Errorf("finalize block: height %d, want %d", ctx.Height, ci.Height+1)
+	}
+	var res BlockResult
+	e := l.exec(l.store, ctx)
+	e.beginBlock()
+	res.Events = append(res.Events, e.events...)
+	for _, raw := range txs {
+		res.TxResults = append(res.TxResults, l.deliver(ctx, raw))
+	}
+	e = l.exec(l.store, ctx)
+	e.endBlock()
+	res.ValidatorUpdates = e.validatorUpdates()
+	res.Events = append(res.Events, e.events...)
+	ci = l.Info()
+	ci.Height, ci.Time = ctx.Height, ctx.Time
+	put(l.store, keyChain, ci)
+	res.AppHash = l.store.Root()
+	return res, nil
+}
+
+// DeliverTx applies one transaction outside FinalizeBlock (for tests and
+// tools); FinalizeBlock is the normal entry point.
+func (l *Ledger) DeliverTx(ctx BlockContext, raw []byte) Result { return l.deliver(ctx, raw) }
+
+func (l *Ledger) deliver(ctx BlockContext, raw []byte) Result {
+	tx, err := l.decode(raw)
+	if err != nil {
+		return fail(err)
+	}
+	return l.apply(l.store, ctx, tx)
+}
+
+// apply runs tx against st. A tx that passes the envelope checks pays its
+// fee and uses its nonce even if its message fails.
+func (l *Ledger) apply(st Store, ctx BlockContext, tx *Tx) Result {
+	envelope := newCache(st)
+	e := l.exec(envelope, ctx)
+	if tx.ChainID != e.chain.ChainID {
+		return fail(fmt.Errorf("%w: transaction is for %q, this chain is %q", ErrChainID, tx.ChainID, e.chain.ChainID))
+	}
+	if tx.Fee < e.params.MinFee {
+		return fail(fmt.Errorf("%w: fee %d below the minimum %d", ErrFee, tx.Fee, e.params.MinFee))
+	}
+	acct, _ := e.account(tx.Signer)
+	if tx.Nonce != acct.Nonce {
+		return fail(fmt.Errorf("%w: signer %s sent nonce %d, expected %d", ErrNonce, tx.Signer, tx.Nonce, acct.Nonce))
+	}
+	if acct.Balance < tx.Fee {
+		return fail(fmt.Errorf("%w: signer %s has %d, fee is %d", ErrFunds, tx.Signer, acct.Balance, tx.Fee))
+	}
+	acct.Balance -= tx.Fee
+	acct.Nonce = tx.Nonce + 1
+	put(envelope, keyAccount(tx.Signer), acct)
+	e.totals.Fees += tx.Fee // cannot overflow: bounded by the supply
+	e.saveTotals()
+
+	msg := newCache(envelope)
+	m := l.exec(msg, ctx)
+	m.signer, m.tx = tx.Signer, tx
+	err := m.handle()
+	if err == nil {
+		msg.Write()
+	}
+	envelope.Write()
+	ev := Event{Type: "tx", Attrs: []Attr{{"kind", tx.Msg.Kind()}, {"signer", tx.Signer.String()}, {"nonce", u64(tx.Nonce)}, {"fee", u64(tx.Fee)}}}
+	if err != nil {
+		r := fail(fmt.Errorf("%s: %w", tx.Msg.Kind(), err))
+		r.Events = []Event{ev} // the fee was paid
+		return r
+	}
+	return Result{Events: append([]Event{ev}, m.events...)}
+}
+
+func fail(err error) Result { return Result{Code: Code(err), Log: err.Error()} }
+
+// Checker validates transactions for the mempool. It keeps a check state:
+// the committed state plus the effects of the transactions it has accepted
+// since the last Reset, so that a transaction may depend on one still in
+// the mempool (the next nonce, a model registered just before). The
+// committed state is never changed.
+type Checker struct {
+	l  *Ledger
+	st *cache
+}
+
+// NewChecker returns a checker over l.
+func NewChecker(l *Ledger) *Checker { return &Checker{l: l, st: newCache(l.store)} }
+
+// Reset drops the check state (after a commit, before rechecking the
+// mempool).
+func (c *Checker) Reset() { c.st = newCache(c.l.store) }
+
+// Check decodes raw and executes it against the check state as if it were
+// in the next block; it is kept there only when it succeeds.
+func (c *Checker) Check(raw []byte) Result {
+	tx, err := c.l.decode(raw)
+	if err != nil {
+		return fail(err)
+	}
+	ci := c.l.Info()
+	ctx := BlockContext{Height: ci.Height + 1, Time: ci.Time}
+	tmp := newCache(c.st)
+	r := c.l.apply(tmp, ctx, tx)
+	if r.Code == 0 {
+		tmp.Write()
+	}
+	return r
+}
+
+// exec is one unit of work against a store.
+type exec struct {
+	l      *Ledger
+	st     Store
+	ctx    BlockContext
+	chain  ChainInfo
+	params Params
+	totals Totals
+	signer Address
+	tx     *Tx
+	events []Event
+}
+
+func (l *Ledger) exec(st Store, ctx BlockContext) *exec {
+	e := &exec{l: l, st: st, ctx: ctx}
+	get(st, keyChain, &e.chain)
+	get(st, keyParams, &e.params)
+	get(st, keyTotals, &e.totals)
+	return e
+}
+
+func (e *exec) saveTotals() { put(e.st, keyTotals, e.totals) }
+
+func (e *exec) emit(typ string, kv ...string) {
+	ev := Event{Type: typ}
+	for i := 0; i+1 < len(kv); i += 2 {
+		ev.Attrs = append(ev.Attrs, Attr{kv[i], kv[i+1]})
+	}
+	e.events = append(e.events, ev)
+}
+
+func (e *exec) account(a Address) (Account, bool) {
+	var acct Account
+	ok := get(e.st, keyAccount(a), &acct)
+	return acct, ok
+}
+
+func (e *exec) credit(a Address, amt uint64) error {
+	acct, _ := e.account(a)
+	b, carry := bits.Add64(acct.Balance, amt, 0)
+	if carry != 0 {
+		return fmt.Errorf("%w: balance of %s would overflow", ErrInvalid, a)
+	}
+	acct.Balance = b
+	put(e.st, keyAccount(a), acct)
+	return nil
+}
+
+func (e *exec) debit(a Address, amt uint64) error {
+	acct, _ := e.account(a)
+	if acct.Balance < amt {
+		return fmt.Errorf("%w: %s has %d, needs %d", ErrFunds, a, acct.Balance, amt)
+	}
+	acct.Balance -= amt
+	put(e.st, keyAccount(a), acct)
+	return nil
+}
+
+// A queue of ids due at height h is a count under keyQueue(kind, h) and
+// one key per item, so that pushing costs O(1).
+func (e *exec) queuePush(kind string, h uint64, id [32]byte) {
+	var n uint64
+	get(e.st, keyQueue(kind, h), &n)
+	e.st.Set(keyQueueItem(kind, h, n), append([]byte{}, id[:]...))
+	put(e.st, keyQueue(kind, h), n+1)
+}
+
+// queueTake returns and deletes the ids queued for h, in push order.
+func (e *exec) queueTake(kind string, h uint64) []Hash {
+	var n uint64
+	if !get(e.st, keyQueue(kind, h), &n) {
+		return nil
+	}
+	ids := make([]Hash, 0, n)
+	for i := uint64(0); i < n; i++ {
+		k := keyQueueItem(kind, h, i)
+		if b, ok := e.st.Get(k); ok && len(b) == 32 {
+			ids = append(ids, Hash(b))
+		}
+		e.st.Delete(k)
+	}
+	e.st.Delete(keyQueue(kind, h))
+	return ids
+}
+
+// put stores v as JSON under key.
+func put(st Store, key string, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic("ledger: encoding state record " + key + ": " + err.Error())
+	}
+	st.Set(key, b)
+}
+
+// get decodes the JSON under key into v and reports whether it was there.
+// State is written only by put, so a record that does not decode is a
+// corrupt store, which is fatal.
+func get(st Store, key string, v any) bool {
+	b, ok := st.Get(key)
+	if !ok {
+		return false
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		panic("ledger: corrupt state record " + key + ": " + err.Error())
+	}
+	return true
+}
+
+func u64(v uint64) string { return fmt.Sprint(v) }
+
+// mulBps returns v*bps/10000 without overflow.
+func mulBps(v uint64, bps uint32) uint64 {
+	hi, lo := bits.Mul64(v, uint64(bps))
+	q, _ := bits.Div64(hi, lo, 10000)
+	return q
+}
+
+// derive hashes a domain tag and parts into an id.
+func derive(tag string, parts ...[]byte) Hash {
+	h := sha256.New()
+	h.Write([]byte(tag))
+	var n [8]byte
+	for _, p := range parts {
+		binary.BigEndian.PutUint64(n[:], uint64(len(p)))
+		h.Write(n[:])
+		h.Write(p)
+	}
+	var out Hash
+	h.Sum(out[:0])
+	return out
+}
+
+func be64(v uint64) []byte { return binary.BigEndian.AppendUint64(nil, v) }

@@ -1,0 +1,5 @@
+// Package node runs a Verdict ledger node: CometBFT v0.38 in the same
+// process as the ledger application (internal/ledger/abciapp). Init writes a
+// node's home directory (or several, for a local testnet): keys, genesis and
+// configuration; Start runs it until its context ends.
+package node

@@ -1,0 +1,307 @@
+package node
+
+import (
+	"context"
+	"crypto/ed25519"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	dbm "github.com/cometbft/cometbft-db"
+	cfg "github.com/cometbft/cometbft/config"
+	cmtlog "github.com/cometbft/cometbft/libs/log"
+	cmtnode "github.com/cometbft/cometbft/node"
+	"github.com/cometbft/cometbft/p2p"
+	"github.com/cometbft/cometbft/privval"
+	"github.com/cometbft/cometbft/proxy"
+	"github.com/cometbft/cometbft/types"
+
+	"github.com/verdictnet/verdict/internal/keys"
+	"github.com/verdictnet/verdict/internal/ledger"
+	"github.com/verdictnet/verdict/internal/ledger/abciapp"
+)
+
+// ConfigFile is the node's configuration, relative to its home: CometBFT's
+// config.Config as JSON (durations in nanoseconds). Start overlays it on
+// CometBFT's defaults, so a field left out keeps its default.
+const ConfigFile = "config/node.json"
+
+// FaucetFile holds the key of the account that genesis funds for tests and
+// demos, relative to the network directory (or the single node's home).
+const FaucetFile = "faucet.json"
+
+// Options configure Init.
+type Options struct {
+	ChainID    string
+	Validators int // number of validator homes (1 for a single node)
+	BasePort   int // first port; node i uses BasePort+10*i (p2p) and +1 (rpc)
+	Params     ledger.Params
+	Faucet     uint64 // genesis balance of the faucet account
+	Stake      uint64 // genesis balance and bond of each validator's account
+	// BlockInterval is the target time between blocks (timeout_commit).
+	BlockInterval time.Duration
+}
+
+// DefaultOptions returns the options of a local development network.
+func DefaultOptions() Options {
+	return Options{ChainID: "verdict-dev", Validators: 1, BasePort: 26656, Params: ledger.DefaultParams(),
+		Faucet: 1_000_000_000_000, Stake: 1_000_000, BlockInterval: 500 * time.Millisecond}
+}
+
+// Homes returns the home directories Init creates under dir: dir itself for
+// one validator, dir/node0 ... otherwise.
+func Homes(dir string, n int) []string {
+	if n == 1 {
+		return []string{dir}
+	}
+	out := make([]string, n)
+	for i := range out {
+		out[i] = filepath.Join(dir, fmt.Sprintf("node%d", i))
+	}
+	return out
+}
+
+// Init writes the homes of a network of o.Validators validators on loopback
+// under dir, with one shared genesis, and the faucet key in dir. It refuses
+// to overwrite an existing configuration.
+func Init(dir string, o Options) error {
+	if o.Validators < 1 || o.Validators > 64 {
+		return fmt.Errorf("init: %d validators, want 1..64", o.Validators)
+	}
+	if o.BasePort < 1024 || o.BasePort+10*o.Validators > 65535 {
+		return fmt.Errorf("init: base port %d out of range", o.BasePort)
+	}
+	if err := o.Params.Validate(); err != nil {
+		return fmt.Errorf("init: %w", err)
+	}
+	homes := Homes(dir, o.Validators)
+	for _, h := range homes {
+		if _, err := os.Stat(filepath.Join(h, ConfigFile)); err == nil {
+			return fmt.Errorf("init: %s already holds a node (remove it first)", h)
+		}
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("init: %w", err)
+	}
+	faucet, err := keys.Generate(filepath.Join(dir, FaucetFile))
+	if err != nil {
+		return fmt.Errorf("init: faucet key: %w", err)
+	}
+	fa, err := ledger.AddressOf(faucet.Public)
+	if err != nil {
+		return fmt.Errorf("init: faucet key: %w", err)
+	}
+	gen := ledger.Genesis{ChainID: o.ChainID, Params: o.Params, Accounts: []ledger.GenesisAccount{{Address: fa, Balance: o.Faucet}}}
+	doc := &types.GenesisDoc{GenesisTime: time.Now().UTC().Truncate(time.Second), ChainID: o.ChainID, InitialHeight: 1,
+		ConsensusParams: types.DefaultConsensusParams()}
+	doc.ConsensusParams.Block.MaxBytes = 4 * ledger.MaxTxBytes
+	var peers []string
+	confs := make([]*cfg.Config, len(homes))
+	for i, h := range homes {
+		conf := cfg.DefaultConfig()
+		conf.SetRoot(h)
+		cfg.EnsureRoot(h)
+		conf.Moniker = fmt.Sprintf("verdict-%d", i)
+		p2pPort, rpcPort := o.BasePort+10*i, o.BasePort+10*i+1
+		conf.P2P.ListenAddress = fmt.Sprintf("tcp://127.0.0.1:%d", p2pPort)
+		conf.RPC.ListenAddress = fmt.Sprintf("tcp://127.0.0.1:%d", rpcPort)
+		conf.P2P.AllowDuplicateIP = true
+		conf.P2P.AddrBookStrict = false
+		conf.ProxyApp = "" // the application runs in-process
+		conf.Consensus.TimeoutCommit = o.BlockInterval
+		conf.Mempool.MaxTxBytes = ledger.MaxTxBytes
+		conf.Mempool.MaxTxsBytes = 64 * ledger.MaxTxBytes
+		conf.RPC.MaxBodyBytes = 2 * ledger.MaxTxBytes
+		conf.RPC.MaxRequestBatchSize = 500
+		conf.Instrumentation.Prometheus = false
+		confs[i] = conf
+		pv := privval.GenFilePV(conf.PrivValidatorKeyFile(), conf.PrivValidatorStateFile())
+		pv.Save()
+		nk, err := p2p.LoadOrGenNodeKey(conf.NodeKeyFile())
+		if err != nil {
+			return fmt.Errorf("init %s: node key: %w", h, err)
+		}
+		peers = append(peers, fmt.Sprintf("%s@127.0.0.1:%d", nk.ID(), p2pPort))
+		pub := pv.Key.PubKey
+		power := int64(min(o.Stake/o.Params.PowerUnit, ledger.MaxPower))
+		if power == 0 {
+			return fmt.Errorf("init: validator stake %d is below one unit of power (%d)", o.Stake, o.Params.PowerUnit)
+		}
+		doc.Validators = append(doc.Validators, types.GenesisValidator{Address: pub.Address(), PubKey: pub, Power: power, Name: conf.Moniker})
+		va := ledger.Address(pub.Bytes())
+		gen.Accounts = append(gen.Accounts, ledger.GenesisAccount{Address: va, Balance: o.Stake, Bonded: o.Stake})
+	}
+	app, err := json.MarshalIndent(gen, "", "  ")
+	if err != nil {
+		return fmt.Errorf("init: genesis: %w", err)
+	}
+	doc.AppState = app
+	if err := doc.ValidateAndComplete(); err != nil {
+		return fmt.Errorf("init: genesis: %w", err)
+	}
+	for i, conf := range confs {
+		var others []string
+		for j, p := range peers {
+			if j != i {
+				others = append(others, p)
+			}
+		}
+		conf.P2P.PersistentPeers = strings.Join(others, ",")
+		if err := doc.SaveAs(conf.GenesisFile()); err != nil {
+			return fmt.Errorf("init: %w", err)
+		}
+		b, err := json.MarshalIndent(conf, "", "  ")
+		if err != nil {
+			return fmt.Errorf("init: config: %w", err)
+		}
+		if err := os.WriteFile(filepath.Join(conf.RootDir, ConfigFile), b, 0o644); err != nil {
+			return fmt.Errorf("init: %w", err)
+		}
+	}
+	return nil
+}
+
+// LoadConfig reads a home's configuration.
+func LoadConfig(home string) (*cfg.Config, error) {
+	path := filepath.Join(home, ConfigFile)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("node config: %w (run `verdict node init --home %s` first)", err, home)
+	}
+	conf := cfg.DefaultConfig()
+	if err := json.Unmarshal(b, conf); err != nil {
+		return nil, fmt.Errorf("node config %s: %w", path, err)
+	}
+	conf.SetRoot(home)
+	if err := conf.ValidateBasic(); err != nil {
+		return nil, fmt.Errorf("node config %s: %w", path, err)
+	}
+	return conf, nil
+}
+
+// Node is a running node.
+type Node struct {
+	cmt *cmtnode.Node
+	app *abciapp.App
+	db  dbm.DB
+	dbs *dbTracker
+}
+
+// dbTracker remembers the databases CometBFT opens so that all of them are
+// closed at stop (CometBFT v0.38 leaves the tx index open, which keeps its
+// lock and stops a restart in the same process).
+type dbTracker struct {
+	mu  sync.Mutex
+	dbs []dbm.DB
+}
+
+func (t *dbTracker) provide(c *cfg.DBContext) (dbm.DB, error) {
+	db, err := cfg.DefaultDBProvider(c)
+	if err == nil {
+		t.mu.Lock()
+		t.dbs = append(t.dbs, db)
+		t.mu.Unlock()
+	}
+	return db, err
+}
+
+func (t *dbTracker) closeAll() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, db := range t.dbs {
+		_ = db.Close() // some are closed already by the node; closing again only errs
+	}
+	t.dbs = nil
+}
+
+// RPCAddress is the node's RPC listen address (tcp://host:port).
+func (n *Node) RPCAddress() string { return n.cmt.Config().RPC.ListenAddress }
+
+// App returns the in-process application.
+func (n *Node) App() *abciapp.App { return n.app }
+
+// New builds (does not start) the node of home with the given hooks.
+func New(home string, hooks ledger.Hooks, log *slog.Logger) (*Node, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	conf, err := LoadConfig(home)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(conf.DBDir(), 0o755); err != nil {
+		return nil, fmt.Errorf("node: %w", err)
+	}
+	db, err := dbm.NewGoLevelDB("verdict-app", conf.DBDir())
+	if err != nil {
+		return nil, fmt.Errorf("node: open application database: %w", err)
+	}
+	app, err := abciapp.New(db, hooks, log.With("module", "ledger"))
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	pv := privval.LoadFilePV(conf.PrivValidatorKeyFile(), conf.PrivValidatorStateFile())
+	nk, err := p2p.LoadNodeKey(conf.NodeKeyFile())
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("node: %w", err)
+	}
+	dbs := &dbTracker{}
+	cmt, err := cmtnode.NewNode(conf, pv, nk, proxy.NewLocalClientCreator(app),
+		cmtnode.DefaultGenesisDocProviderFunc(conf), dbs.provide,
+		cmtnode.DefaultMetricsProvider(conf.Instrumentation), slogAdapter{log.With("module", "cometbft")})
+	if err != nil {
+		dbs.closeAll()
+		db.Close()
+		return nil, fmt.Errorf("node: %w", err)
+	}
+	return &Node{cmt: cmt, app: app, db: db, dbs: dbs}, nil
+}
+
+// Run starts the node and blocks until ctx ends, then stops it.
+func (n *Node) Run(ctx context.Context) error {
+	if err := n.cmt.Start(); err != nil {
+		n.dbs.closeAll()
+		n.db.Close()
+		return fmt.Errorf("node start: %w", err)
+	}
+	<-ctx.Done()
+	err := n.cmt.Stop()
+	n.cmt.Wait()
+	n.dbs.closeAll()
+	if cerr := n.db.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil && !errors.Is(err, context.Canceled) {
+		return fmt.Errorf("node stop: %w", err)
+	}
+	return nil
+}
+
+// ValidatorKey returns the ed25519 private key of a home's validator, which
+// is also its ledger account.
+func ValidatorKey(home string) (ed25519.PrivateKey, error) {
+	conf, err := LoadConfig(home)
+	if err != nil {
+		return nil, err
+	}
+	pv := privval.LoadFilePV(conf.PrivValidatorKeyFile(), conf.PrivValidatorStateFile())
+	return ed25519.PrivateKey(pv.Key.PrivKey.Bytes()), nil
+}
+
+// slogAdapter sends CometBFT's logs to slog, its chatty Info at Debug.
+type slogAdapter struct{ l *slog.Logger }
+
+func (s slogAdapter) Debug(msg string, kv ...any) { s.l.Debug(msg, kv...) }
+func (s slogAdapter) Info(msg string, kv ...any)  { s.l.Debug(msg, kv...) }
+func (s slogAdapter) Error(msg string, kv ...any) { s.l.Error(msg, kv...) }
+func (s slogAdapter) With(kv ...any) cmtlog.Logger {
+	return slogAdapter{s.l.With(kv...)}
+}

@@ -1,0 +1,187 @@
+package node
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/verdictnet/verdict/internal/keys"
+	"github.com/verdictnet/verdict/internal/ledger"
+	"github.com/verdictnet/verdict/internal/ledger/client"
+)
+
+// freeBase returns a port p with p and p+1 free on loopback.
+func freeBase(t *testing.T) int {
+	for i := 0; i < 50; i++ {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		if p+1 > 65535 {
+			continue
+		}
+		if l2, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p+1)); err == nil {
+			l2.Close()
+			return p
+		}
+	}
+	t.Fatal("no free ports")
+	return 0
+}
+
+// tempHome is a temporary directory removed with retries: a stopped
+// CometBFT node's address book may still be written for a moment.
+func tempHome(t testing.TB) string {
+	dir, err := os.MkdirTemp("", "verdict-node-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		for i := 0; i < 20; i++ {
+			if os.RemoveAll(dir) == nil {
+				return
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	})
+	return dir
+}
+
+func waitHeight(t testing.TB, c *client.Client, h int64) {
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		got, err := c.Height(ctx)
+		cancel()
+		if err == nil && got >= h {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("node did not reach height %d", h)
+}
+
+func start(t *testing.T, home string) (stop func()) {
+	n, err := New(home, ledger.Hooks{Receipts: ledger.Receipts{}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- n.Run(ctx) }()
+	return func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}
+}
+
+// TestSingleNode commits transactions through a real in-process CometBFT
+// node's RPC, restarts it and checks that the state survived.
+func TestSingleNode(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a CometBFT node")
+	}
+	home := tempHome(t)
+	o := DefaultOptions()
+	o.ChainID = "verdict-node-test"
+	o.BasePort = freeBase(t)
+	o.BlockInterval = 100 * time.Millisecond
+	if err := Init(home, o); err != nil {
+		t.Fatal(err)
+	}
+	if err := Init(home, o); err == nil {
+		t.Fatal("init overwrote a home")
+	}
+	faucet, err := keys.Load(filepath.Join(home, FaucetFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fkey := ed25519.PrivateKey(faucet.Private)
+	var bob ledger.Address
+	bob[0] = 0xb0
+
+	stop := start(t, home)
+	c, err := client.New(fmt.Sprintf("tcp://127.0.0.1:%d", o.BasePort+1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitHeight(t, c, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for i := 0; i < 3; i++ {
+		tx, err := c.Sign(ctx, fkey, ledger.Msg{Send: &ledger.MsgSend{To: bob, Amount: 100}}, 1, -1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := c.BroadcastCommit(ctx, tx)
+		if err != nil || r.Code != 0 {
+			t.Fatalf("tx %d: %+v %v", i, r, err)
+		}
+		if len(r.Events) == 0 || r.Events[0].Type != "tx" {
+			t.Fatalf("events %+v", r.Events)
+		}
+	}
+	// A replayed transaction is rejected by CheckTx.
+	tx, _ := c.Sign(ctx, fkey, ledger.Msg{Send: &ledger.MsgSend{To: bob, Amount: 1}}, 1, 0)
+	if _, err := c.BroadcastCommit(ctx, tx); !errors.Is(err, client.ErrRejected) {
+		t.Fatalf("replay: %v", err)
+	}
+	acct, err := c.Account(ctx, bob)
+	if err != nil || acct.Balance != 300 {
+		t.Fatalf("bob: %+v %v", acct, err)
+	}
+	// A new account bonds and becomes a (small) validator: CometBFT
+	// accepts the update.
+	vs := sha256.Sum256([]byte("joining validator"))
+	vk := ed25519.NewKeyFromSeed(vs[:])
+	va := ledger.Address(vk.Public().(ed25519.PublicKey))
+	tx, _ = c.Sign(ctx, fkey, ledger.Msg{Send: &ledger.MsgSend{To: va, Amount: 5000}}, 1, -1)
+	if r, err := c.BroadcastCommit(ctx, tx); err != nil || r.Code != 0 {
+		t.Fatalf("fund: %+v %v", r, err)
+	}
+	for i, m := range []ledger.Msg{{SetValidator: &ledger.MsgSetValidator{Active: true}}, {Bond: &ledger.MsgBond{Amount: 2000}}} {
+		tx, _ := c.Sign(ctx, vk, m, 1, int64(i))
+		if r, err := c.BroadcastCommit(ctx, tx); err != nil || r.Code != 0 {
+			t.Fatalf("join %d: %+v %v", i, r, err)
+		}
+	}
+	h0, _ := c.Height(ctx)
+	waitHeight(t, c, h0+3)
+	vals, err := c.Validators(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, v := range vals {
+		found = found || v.PubKey == va && v.Power == 2
+	}
+	if len(vals) != 2 || !found {
+		t.Fatalf("validator set %+v", vals)
+	}
+	h, _ := c.Height(ctx)
+	stop()
+
+	stop = start(t, home)
+	defer stop()
+	// A new client: the old one's keep-alive connection belongs to the
+	// stopped node's HTTP server.
+	if c, err = client.New(fmt.Sprintf("tcp://127.0.0.1:%d", o.BasePort+1)); err != nil {
+		t.Fatal(err)
+	}
+	waitHeight(t, c, h+1)
+	acct, err = c.Account(ctx, bob)
+	if err != nil || acct.Balance != 300 {
+		t.Fatalf("bob after restart: %+v %v", acct, err)
+	}
+}

@@ -1,0 +1,112 @@
+package ledger
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Params are the chain's rules, fixed at genesis. Durations are in blocks,
+// fractions in basis points (1/10000), amounts in base units.
+type Params struct {
+	MinFee           uint64 `json:"minFee"`           // smallest fee a transaction may pay
+	MinWorkerStake   uint64 `json:"minWorkerStake"`   // bond needed to publish receipts
+	MinVerifierStake uint64 `json:"minVerifierStake"` // bond needed to open disputes
+	UnbondingBlocks  uint64 `json:"unbondingBlocks"`  // blocks before unbonded stake is spendable
+	JailBlocks       uint64 `json:"jailBlocks"`       // blocks a slashed worker stays jailed
+	EscrowTimeout    uint64 `json:"escrowTimeout"`    // blocks an escrow waits for its receipt
+	ChallengeWindow  uint64 `json:"challengeWindow"`  // W: blocks from publication to payout
+	AuditRateBps     uint32 `json:"auditRateBps"`     // share of receipts audited
+	AuditCells       uint32 `json:"auditCells"`       // K: cells opened per audit
+	OpeningWindow    uint64 `json:"openingWindow"`    // blocks to post openings after selection
+	MoveWindow       uint64 `json:"moveWindow"`       // blocks per dispute move
+	SlashAuditBps    uint32 `json:"slashAuditBps"`    // slashed for missing or failed openings
+	SlashDisputeBps  uint32 `json:"slashDisputeBps"`  // slashed from the loser of a dispute
+	WinnerShareBps   uint32 `json:"winnerShareBps"`   // share of a dispute slash paid to the winner; the rest is burned
+	InitialSubsidy   uint64 `json:"initialSubsidy"`   // block subsidy at height 1
+	HalvingInterval  uint64 `json:"halvingInterval"`  // H: the subsidy halves every H blocks
+	PowerUnit        uint64 `json:"powerUnit"`        // bonded stake per unit of consensus voting power
+	SlashEvidenceBps uint32 `json:"slashEvidenceBps"` // slashed from a validator with consensus misbehaviour evidence (double signing)
+	MaxValidators    uint32 `json:"maxValidators"`    // most accounts that may be validators
+}
+
+// DefaultParams returns the parameters of a development chain.
+func DefaultParams() Params {
+	return Params{
+		MinFee:           1,
+		MinWorkerStake:   1000,
+		MinVerifierStake: 1000,
+		UnbondingBlocks:  100,
+		JailBlocks:       50,
+		EscrowTimeout:    100,
+		ChallengeWindow:  20,
+		AuditRateBps:     1000,
+		AuditCells:       4,
+		OpeningWindow:    10,
+		MoveWindow:       10,
+		SlashAuditBps:    1000,
+		SlashDisputeBps:  2000,
+		WinnerShareBps:   5000,
+		InitialSubsidy:   50_000,
+		HalvingInterval:  210_000,
+		PowerUnit:        1000,
+		SlashEvidenceBps: 500,
+		MaxValidators:    100,
+	}
+}
+
+// Validate checks that the parameters are consistent.
+func (p Params) Validate() error {
+	for _, b := range []struct {
+		n string
+		v uint32
+	}{{"auditRateBps", p.AuditRateBps}, {"slashAuditBps", p.SlashAuditBps}, {"slashDisputeBps", p.SlashDisputeBps}, {"winnerShareBps", p.WinnerShareBps}, {"slashEvidenceBps", p.SlashEvidenceBps}} {
+		if b.v > 10000 {
+			return fmt.Errorf("params: %s %d exceeds 10000", b.n, b.v)
+		}
+	}
+	if p.OpeningWindow == 0 || p.MoveWindow == 0 || p.EscrowTimeout == 0 || p.UnbondingBlocks == 0 {
+		return errors.New("params: openingWindow, moveWindow, escrowTimeout and unbondingBlocks must be positive")
+	}
+	// Audits are selected one block after publication and must resolve
+	// before the window closes.
+	if p.ChallengeWindow <= 1+p.OpeningWindow {
+		return fmt.Errorf("params: challengeWindow %d must exceed 1+openingWindow (%d)", p.ChallengeWindow, 1+p.OpeningWindow)
+	}
+	if p.AuditRateBps > 0 && p.AuditCells == 0 {
+		return errors.New("params: auditCells must be positive when audits are enabled")
+	}
+	if p.HalvingInterval == 0 {
+		return errors.New("params: halvingInterval must be positive")
+	}
+	if p.PowerUnit == 0 || p.MaxValidators == 0 || p.MaxValidators > 1000 {
+		return errors.New("params: powerUnit must be positive and maxValidators 1..1000")
+	}
+	return nil
+}
+
+// Subsidy returns the block subsidy at height h: InitialSubsidy halved
+// every HalvingInterval blocks, reaching zero after 64 halvings.
+func (p Params) Subsidy(h uint64) uint64 {
+	if h == 0 || p.HalvingInterval == 0 {
+		return 0
+	}
+	n := (h - 1) / p.HalvingInterval
+	if n >= 64 {
+		return 0
+	}
+	return p.InitialSubsidy >> n
+}
+
+// Genesis is the initial state of a chain.
+type Genesis struct {
+	ChainID  string           `json:"chainId"`
+	Params   Params           `json:"params"`
+	Accounts []GenesisAccount `json:"accounts"`
+}
+
+// GenesisAccount is one initial allocation.
+type GenesisAccount struct {
+	Address Address `json:"address"`
+	Balance uint64  `json:"balance"`
+	Bonded  uint64  `json:"bonded,omitempty"`
+}

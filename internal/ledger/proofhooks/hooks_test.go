@@ -1,0 +1,121 @@
+package proofhooks
+
+import (
+	"context"
+	"crypto/ed25519"
+	"encoding/json"
+	"fmt"
+	"testing"
+
+	"github.com/verdictnet/verdict/internal/audit"
+	"github.com/verdictnet/verdict/internal/engine"
+	"github.com/verdictnet/verdict/internal/generate"
+	"github.com/verdictnet/verdict/internal/keys"
+	"github.com/verdictnet/verdict/internal/ledger"
+	"github.com/verdictnet/verdict/internal/merkle"
+	"github.com/verdictnet/verdict/internal/sampler"
+	"github.com/verdictnet/verdict/internal/testutil"
+)
+
+// TestAuditThroughLedger generates a real receipt with stories260K,
+// publishes it, lets the chain select an audit, and posts real openings
+// (accepted) or openings for another challenge (rejected, slashed).
+func TestAuditThroughLedger(t *testing.T) {
+	path := testutil.Shared(t, "models/stories260K.gguf")
+	models := &Models{}
+	defer models.Close()
+	id, err := models.Add(path, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, _ := models.Get(id)
+	e, err := engine.New(m, engine.Options{Threads: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	wk, err := keys.New(make([]byte, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	prompt := []int{1, 403, 407, 261, 378}
+	rec := audit.NewRecorder(m.Config, prompt)
+	p := sampler.Params{Temperature: 0.9, Seed: 3}
+	stop := []int{m.Vocab.BOS}
+	res, err := generate.Run(context.Background(), e, generate.Request{Prompt: prompt, Steps: 24, Sampler: p, StopTokens: stop,
+		OnLogits: func(pos int, l []float32) error { rec.Logits(pos, l); return nil }, Trace: rec})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := rec.Receipt(merkle.Hash(id), engine.SpecVersion, p, audit.EffectiveSteps(24, m.Config.ContextLen), stop, res.Output, nil, wk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rb, err := r.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	worker := ed25519.PrivateKey(wk.Private)
+	reqKey := ed25519.NewKeyFromSeed([]byte("requester seed requester seed!!!"))
+
+	for _, honest := range []bool{true, false} {
+		t.Run(fmt.Sprint("honest=", honest), func(t *testing.T) {
+			params := ledger.DefaultParams()
+			params.AuditRateBps = 10000
+			l := ledger.New(ledger.NewMemStore(), Hooks(models))
+			wa, ra := ledger.Address(worker.Public().(ed25519.PublicKey)), ledger.Address(reqKey.Public().(ed25519.PublicKey))
+			g := ledger.Genesis{ChainID: "ph", Params: params, Accounts: []ledger.GenesisAccount{{Address: wa, Balance: 10_000, Bonded: 10_000}, {Address: ra, Balance: 10_000}}}
+			if err := l.InitGenesis(g); err != nil {
+				t.Fatal(err)
+			}
+			var h uint64
+			nonces := map[ledger.Address]uint64{}
+			do := func(k ed25519.PrivateKey, msg ledger.Msg) ledger.Result {
+				a := ledger.Address(k.Public().(ed25519.PublicKey))
+				tx := &ledger.Tx{ChainID: "ph", Nonce: nonces[a], Fee: 1, Msg: msg}
+				nonces[a]++
+				tx.Sign(k)
+				h++
+				out, err := l.FinalizeBlock(ledger.BlockContext{Height: h, Time: int64(h), Hash: ledger.Hash{byte(h), 7}}, [][]byte{tx.Encode()})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if out.TxResults[0].Code != 0 {
+					t.Fatalf("height %d: %s", h, out.TxResults[0].Log)
+				}
+				return out.TxResults[0]
+			}
+			do(reqKey, ledger.Msg{RegisterModel: &ledger.MsgRegisterModel{ModelID: id, Name: "stories260K", SpecVersion: 1}})
+			do(reqKey, ledger.Msg{OpenEscrow: &ledger.MsgOpenEscrow{Worker: wa, ModelID: id, Fee: 50}})
+			do(worker, ledger.Msg{PublishReceipt: &ledger.MsgPublishReceipt{EscrowID: ledger.EscrowID(ra, 1), Receipt: rb}})
+			h++
+			if _, err := l.FinalizeBlock(ledger.BlockContext{Height: h, Time: int64(h), Hash: ledger.Hash{byte(h), 7}}, nil); err != nil {
+				t.Fatal(err)
+			}
+			rid := ledger.Hash(r.ID())
+			var a ledger.Audit
+			b, err := l.Query("audit/"+rid.String(), nil)
+			if err != nil || json.Unmarshal(b, &a) != nil {
+				t.Fatalf("no audit selected: %v", err)
+			}
+			seed := Seed(a.Seed)
+			if !honest {
+				seed++
+			}
+			op, err := audit.Open(context.Background(), e, r, seed, int(a.Cells))
+			if err != nil {
+				t.Fatal(err)
+			}
+			do(worker, ledger.Msg{PostOpenings: &ledger.MsgPostOpenings{ReceiptID: rid, Openings: op.Marshal()}})
+			b, _ = l.Query("audit/"+rid.String(), nil)
+			json.Unmarshal(b, &a)
+			want := ledger.AuditPassed
+			if !honest {
+				want = ledger.AuditFailed
+			}
+			if a.Status != want {
+				t.Fatalf("audit %s, want %s", a.Status, want)
+			}
+		})
+	}
+}

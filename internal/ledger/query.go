@@ -1,0 +1,312 @@
+package ledger
+
+import (
+	"encoding/json"
+	"fmt"
+	"math/big"
+	"strconv"
+	"strings"
+)
+
+// Query answers a read of the committed state. Paths (ids in hex or
+// decimal as in the transactions):
+//
+//	chain | params | totals
+//	account/ADDR | stake/ADDR
+//	model/MODELID
+//	agent/AGENTID | agent/AGENTID/metadata/KEY      (Identity: tokenURI/owner/wallet, getMetadata)
+//	feedback/AGENTID/CLIENT/INDEX                    (readFeedback)
+//	lastIndex/AGENTID/CLIENT                         (getLastIndex)
+//	responseCount/AGENTID/CLIENT/INDEX               (getResponseCount)
+//	clients/AGENTID                                  (getClients)
+//	summary                 data: SummaryRequest     (getSummary)
+//	validation/REQUESTHASH                           (getValidationStatus)
+//	agentValidations/AGENTID | validatorRequests/ADDR
+//	validationSummary       data: ValidationSummaryRequest (getSummary of the Validation registry)
+//	escrow/ID | receipt/ID | receiptData/ID | audit/RECEIPTID | dispute/ID
+//
+// The answer is JSON. A missing record is an error wrapping ErrNotFound;
+// a malformed path or argument wraps ErrInvalid.
+func (l *Ledger) Query(path string, data []byte) ([]byte, error) {
+	st := l.store
+	parts := strings.Split(path, "/")
+	raw := func(key string) ([]byte, error) {
+		b, ok := st.Get(key)
+		if !ok {
+			return nil, fmt.Errorf("query %s: %w", path, ErrNotFound)
+		}
+		return b, nil
+	}
+	bad := func(err error) ([]byte, error) { return nil, fmt.Errorf("query %s: %w: %v", path, ErrInvalid, err) }
+	n := len(parts)
+	switch {
+	case n == 1 && parts[0] == "chain":
+		return raw(keyChain)
+	case n == 1 && parts[0] == "params":
+		return raw(keyParams)
+	case n == 1 && parts[0] == "totals":
+		return raw(keyTotals)
+	case n == 2 && (parts[0] == "account" || parts[0] == "stake" || parts[0] == "validatorRequests"):
+		a, err := ParseAddress(parts[1])
+		if err != nil {
+			return bad(err)
+		}
+		switch parts[0] {
+		case "account":
+			b, ok := st.Get(keyAccount(a))
+			if !ok {
+				return json.Marshal(Account{})
+			}
+			return b, nil
+		case "stake":
+			b, ok := st.Get(keyStake(a))
+			if !ok {
+				return json.Marshal(Stake{})
+			}
+			return b, nil
+		default:
+			b, ok := st.Get(keyValidatorRequests(a))
+			if !ok {
+				return []byte("[]"), nil
+			}
+			return b, nil
+		}
+	case n == 2 && parts[0] == "model":
+		h, err := ParseHash(parts[1])
+		if err != nil {
+			return bad(err)
+		}
+		return raw(keyModel(h))
+	case (n == 2 || n == 4) && parts[0] == "agent":
+		id, err := strconv.ParseUint(parts[1], 10, 64)
+		if err != nil {
+			return bad(err)
+		}
+		if n == 2 {
+			return raw(keyAgent(id))
+		}
+		if parts[2] != "metadata" {
+			return bad(fmt.Errorf("unknown agent field %q", parts[2]))
+		}
+		if parts[3] == reservedMetadataKey {
+			var a Agent
+			if !get(st, keyAgent(id), &a) {
+				return nil, fmt.Errorf("query %s: %w", path, ErrNotFound)
+			}
+			return json.Marshal(a.AgentWallet[:])
+		}
+		v, err := raw(keyAgentMeta(id, parts[3]))
+		if err != nil {
+			return nil, err
+		}
+		return json.Marshal(v)
+	case n == 4 && parts[0] == "feedback":
+		id, err1 := strconv.ParseUint(parts[1], 10, 64)
+		c, err2 := ParseAddress(parts[2])
+		idx, err3 := strconv.ParseUint(parts[3], 10, 64)
+		if err := firstErr(err1, err2, err3); err != nil {
+			return bad(err)
+		}
+		return raw(keyFeedback(id, c, idx))
+	case n == 4 && parts[0] == "responseCount":
+		id, err1 := strconv.ParseUint(parts[1], 10, 64)
+		c, err2 := ParseAddress(parts[2])
+		idx, err3 := strconv.ParseUint(parts[3], 10, 64)
+		if err := firstErr(err1, err2, err3); err != nil {
+			return bad(err)
+		}
+		b, ok := st.Get(keyResponseCount(id, c, idx))
+		if !ok {
+			return []byte("0"), nil
+		}
+		return b, nil
+	case n == 3 && parts[0] == "lastIndex":
+		id, err1 := strconv.ParseUint(parts[1], 10, 64)
+		c, err2 := ParseAddress(parts[2])
+		if err := firstErr(err1, err2); err != nil {
+			return bad(err)
+		}
+		b, ok := st.Get(keyFeedbackLast(id, c))
+		if !ok {
+			return []byte("0"), nil
+		}
+		return b, nil
+	case n == 2 && (parts[0] == "clients" || parts[0] == "agentValidations"):
+		id, err := strconv.ParseUint(parts[1], 10, 64)
+		if err != nil {
+			return bad(err)
+		}
+		key := keyFeedbackClients(id)
+		if parts[0] == "agentValidations" {
+			key = keyAgentValidations(id)
+		}
+		b, ok := st.Get(key)
+		if !ok {
+			return []byte("[]"), nil
+		}
+		return b, nil
+	case n == 1 && parts[0] == "summary":
+		var req SummaryRequest
+		if err := strictJSON(data, &req); err != nil {
+			return bad(err)
+		}
+		s, err := l.Summary(req)
+		if err != nil {
+			return bad(err)
+		}
+		return json.Marshal(s)
+	case n == 1 && parts[0] == "validationSummary":
+		var req ValidationSummaryRequest
+		if err := strictJSON(data, &req); err != nil {
+			return bad(err)
+		}
+		return json.Marshal(l.ValidationSummary(req))
+	case n == 2:
+		h, err := ParseHash(parts[1])
+		if err != nil {
+			return bad(err)
+		}
+		switch parts[0] {
+		case "validation":
+			return raw(keyValidation(h))
+		case "escrow":
+			return raw(keyEscrow(h))
+		case "receipt":
+			return raw(keyReceipt(h))
+		case "receiptData":
+			return raw(keyReceiptData(h))
+		case "audit":
+			return raw(keyAudit(h))
+		case "dispute":
+			return raw(keyDispute(h))
+		}
+	}
+	return nil, fmt.Errorf("query %s: %w: unknown path", path, ErrInvalid)
+}
+
+func firstErr(errs ...error) error {
+	for _, e := range errs {
+		if e != nil {
+			return e
+		}
+	}
+	return nil
+}
+
+func strictJSON(b []byte, v any) error {
+	d := json.NewDecoder(strings.NewReader(string(b)))
+	d.DisallowUnknownFields()
+	if err := d.Decode(v); err != nil {
+		return fmt.Errorf("request data: %v", err)
+	}
+	if d.More() {
+		return fmt.Errorf("request data: trailing data")
+	}
+	return nil
+}
+
+// SummaryRequest selects feedback for ERC-8004 getSummary. Empty
+// ClientAddresses means every client; an empty tag matches any tag.
+type SummaryRequest struct {
+	AgentID         uint64    `json:"agentId"`
+	ClientAddresses []Address `json:"clientAddresses"`
+	Tag1            string    `json:"tag1"`
+	Tag2            string    `json:"tag2"`
+}
+
+// Summary is the answer of getSummary: the number of matching unrevoked
+// feedback entries and their mean. The mean is computed exactly with every
+// value scaled to 18 decimals, truncated toward zero, and expressed with
+// SummaryValueDecimals, the largest valueDecimals among the entries.
+type Summary struct {
+	Count                uint64 `json:"count"`
+	SummaryValue         Int128 `json:"summaryValue"`
+	SummaryValueDecimals uint8  `json:"summaryValueDecimals"`
+}
+
+// Summary computes ERC-8004 getSummary over the committed state.
+func (l *Ledger) Summary(req SummaryRequest) (Summary, error) {
+	st := l.store
+	clients := req.ClientAddresses
+	if len(clients) == 0 {
+		get(st, keyFeedbackClients(req.AgentID), &clients)
+	}
+	if len(clients) > 1024 {
+		return Summary{}, fmt.Errorf("%d client addresses, limit 1024", len(clients))
+	}
+	sum := new(big.Int)
+	var count uint64
+	var maxDec uint8
+	for _, c := range clients {
+		var last uint64
+		get(st, keyFeedbackLast(req.AgentID, c), &last)
+		for i := uint64(1); i <= last; i++ {
+			var f Feedback
+			if !get(st, keyFeedback(req.AgentID, c, i), &f) || f.IsRevoked {
+				continue
+			}
+			if (req.Tag1 != "" && f.Tag1 != req.Tag1) || (req.Tag2 != "" && f.Tag2 != req.Tag2) {
+				continue
+			}
+			v, err := f.Value.Big()
+			if err != nil {
+				continue // values are validated on entry
+			}
+			v.Mul(v, pow10(18-int(f.ValueDecimals)))
+			sum.Add(sum, v)
+			count++
+			maxDec = max(maxDec, f.ValueDecimals)
+		}
+	}
+	if count == 0 {
+		return Summary{SummaryValue: "0"}, nil
+	}
+	mean := new(big.Int).Quo(sum, new(big.Int).SetUint64(count))
+	mean.Quo(mean, pow10(18-int(maxDec)))
+	return Summary{Count: count, SummaryValue: Int128(mean.String()), SummaryValueDecimals: maxDec}, nil
+}
+
+func pow10(n int) *big.Int { return new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(n)), nil) }
+
+// ValidationSummaryRequest selects validations of an agent; empty
+// ValidatorAddresses means every validator, an empty Tag any tag.
+type ValidationSummaryRequest struct {
+	AgentID            uint64    `json:"agentId"`
+	ValidatorAddresses []Address `json:"validatorAddresses"`
+	Tag                string    `json:"tag"`
+}
+
+// ValidationSummary is the count of matching responses and their mean
+// response (integer division).
+type ValidationSummary struct {
+	Count       uint64 `json:"count"`
+	AvgResponse uint8  `json:"avgResponse"`
+}
+
+// ValidationSummary computes the Validation registry's getSummary.
+func (l *Ledger) ValidationSummary(req ValidationSummaryRequest) ValidationSummary {
+	var hs []Hash
+	get(l.store, keyAgentValidations(req.AgentID), &hs)
+	var count, sum uint64
+	for _, h := range hs {
+		var v Validation
+		if !get(l.store, keyValidation(h), &v) || !v.HasResponse || (req.Tag != "" && v.Tag != req.Tag) {
+			continue
+		}
+		if len(req.ValidatorAddresses) > 0 {
+			found := false
+			for _, a := range req.ValidatorAddresses {
+				found = found || a == v.ValidatorAddress
+			}
+			if !found {
+				continue
+			}
+		}
+		count++
+		sum += uint64(v.Response)
+	}
+	if count == 0 {
+		return ValidationSummary{}
+	}
+	return ValidationSummary{Count: count, AvgResponse: uint8(sum / count)}
+}

@@ -1,0 +1,303 @@
+package ledger
+
+import (
+	"testing"
+)
+
+// setupMarket registers the model, bonds carol (worker) and dave
+// (verifier), registers carol's agent (id 1) and opens an escrow from
+// alice to carol; it returns the escrow id.
+func setupMarket(t *testing.T, h *harness, fee uint64) Hash {
+	h.ok(h.tx("bob", Msg{RegisterModel: &MsgRegisterModel{ModelID: testModel, Name: "stories260K", SpecVersion: 1}}))
+	h.ok(h.tx("carol", Msg{Bond: &MsgBond{Amount: 10_000}}))
+	h.ok(h.tx("dave", Msg{Bond: &MsgBond{Amount: 10_000}}))
+	h.ok(h.tx("carol", Msg{RegisterAgent: &MsgRegisterAgent{AgentURI: "ipfs://carol"}}))
+	return h.openEscrow("alice", "carol", fee)
+}
+
+func (h *harness) openEscrow(requester, worker string, fee uint64) Hash {
+	h.t.Helper()
+	var a Account
+	h.query("account/"+testAddr(requester).String(), &a)
+	h.ok(h.tx(requester, Msg{OpenEscrow: &MsgOpenEscrow{Worker: testAddr(worker), ModelID: testModel, Fee: fee, AgentID: 1}}))
+	return EscrowID(testAddr(requester), a.Nonce)
+}
+
+func (h *harness) receiptRecord(id Hash) ReceiptRecord {
+	var r ReceiptRecord
+	h.query("receipt/"+id.String(), &r)
+	return r
+}
+
+func TestReceiptFinalizes(t *testing.T) {
+	p := testParams()
+	h := newHarness(t, p)
+	esc := setupMarket(t, h, 500)
+	aliceBefore := h.balance("alice")
+	rcpt, id := signedReceipt(t, "carol", testModel, 1)
+	other, _ := signedReceipt(t, "bob", testModel, 1)
+	h.fails(h.tx("carol", Msg{PublishReceipt: &MsgPublishReceipt{EscrowID: Hash{7}, Receipt: rcpt}}), ErrNotFound)
+	h.fails(h.tx("bob", Msg{PublishReceipt: &MsgPublishReceipt{EscrowID: esc, Receipt: rcpt}}), ErrUnauthorized)
+	h.fails(h.tx("carol", Msg{PublishReceipt: &MsgPublishReceipt{EscrowID: esc, Receipt: other}}), ErrUnauthorized)
+	tampered := append([]byte{}, rcpt...)
+	tampered[len(tampered)/2] ^= 1
+	h.fails(h.tx("carol", Msg{PublishReceipt: &MsgPublishReceipt{EscrowID: esc, Receipt: tampered}}), ErrCheck)
+	otherModel, _ := signedReceipt(t, "carol", Hash{5}, 1)
+	h.fails(h.tx("carol", Msg{PublishReceipt: &MsgPublishReceipt{EscrowID: esc, Receipt: otherModel}}), ErrInvalid)
+	res := h.ok(h.tx("carol", Msg{PublishReceipt: &MsgPublishReceipt{EscrowID: esc, Receipt: rcpt}}))
+	if res.Events[1].Type != "receipt_published" {
+		t.Fatalf("events %+v", res.Events)
+	}
+	h.fails(h.tx("carol", Msg{PublishReceipt: &MsgPublishReceipt{EscrowID: esc, Receipt: rcpt}}), ErrExists)
+	esc2 := h.openEscrow("alice", "carol", 1)
+	h.fails(h.tx("carol", Msg{PublishReceipt: &MsgPublishReceipt{EscrowID: esc2, Receipt: rcpt}}), ErrExists) // same receipt twice
+
+	r := h.receiptRecord(id)
+	if r.Status != StatusPublished || r.WindowEnd != r.Height+p.ChallengeWindow {
+		t.Fatalf("record %+v", r)
+	}
+	carolBefore := h.balance("carol")
+	h.blocksUntil(r.WindowEnd - 1)
+	if h.receiptRecord(id).Status != StatusPublished {
+		t.Fatal("final before the window closed")
+	}
+	var tot Totals
+	h.query("totals", &tot)
+	pool := tot.Pool + p.Subsidy(r.WindowEnd)
+	h.block()
+	if got := h.receiptRecord(id).Status; got != StatusFinal {
+		t.Fatalf("status %s after window", got)
+	}
+	if got := h.balance("carol"); got != carolBefore+500+pool {
+		t.Fatalf("worker balance %d, want %d + fee 500 + pool %d", got, carolBefore, pool)
+	}
+	if got := h.balance("alice"); got != aliceBefore-1-1 { // openEscrow fee + second escrow amount... see below
+		// alice paid the escrow-2 tx fee (1) and its escrow amount (1).
+		t.Fatalf("alice %d, was %d", got, aliceBefore)
+	}
+	if s := h.stakeOf("carol"); s.Final != 1 {
+		t.Fatalf("final count %d", s.Final)
+	}
+	// Reputation rose: alice's feedback on agent 1.
+	var f Feedback
+	h.query("feedback/1/"+testAddr("alice").String()+"/1", &f)
+	if f.Tag1 != "verdict.receipt" || f.Value != "1" || f.FeedbackHash != id {
+		t.Fatalf("feedback %+v", f)
+	}
+	if _, err := h.l.Query("escrow/"+esc.String(), nil); err == nil {
+		t.Fatal("paid escrow still stored")
+	}
+}
+
+func TestEscrowExpiresAndWorkerNeedsStake(t *testing.T) {
+	p := testParams()
+	h := newHarness(t, p)
+	h.ok(h.tx("bob", Msg{RegisterModel: &MsgRegisterModel{ModelID: testModel, Name: "m", SpecVersion: 1}}))
+	h.ok(h.tx("carol", Msg{RegisterAgent: &MsgRegisterAgent{AgentURI: "x"}}))
+	before := h.balance("alice")
+	esc := h.openEscrow("alice", "carol", 700)
+	opened := h.height
+	rcpt, _ := signedReceipt(t, "carol", testModel, 1)
+	h.fails(h.tx("carol", Msg{PublishReceipt: &MsgPublishReceipt{EscrowID: esc, Receipt: rcpt}}), ErrStake) // unbonded worker
+	h.fails(h.tx("alice", Msg{OpenEscrow: &MsgOpenEscrow{Worker: testAddr("carol"), ModelID: testModel, Fee: testBalance}}), ErrFunds)
+	h.blocksUntil(opened + p.EscrowTimeout)
+	if got := h.balance("alice"); got != before-2 { // two tx fees; escrow refunded
+		t.Fatalf("alice %d, want %d", got, before-2)
+	}
+	h.ok(h.tx("carol", Msg{Bond: &MsgBond{Amount: p.MinWorkerStake}}))
+	h.fails(h.tx("carol", Msg{PublishReceipt: &MsgPublishReceipt{EscrowID: esc, Receipt: rcpt}}), ErrNotFound) // expired
+}
+
+func auditParams() Params {
+	p := testParams()
+	p.AuditRateBps = 10000
+	return p
+}
+
+// publish opens an escrow and publishes a receipt; it returns the receipt id.
+func (h *harness) publish(nonce byte) Hash {
+	h.t.Helper()
+	esc := h.openEscrow("alice", "carol", 500)
+	rcpt, id := signedReceipt(h.t, "carol", testModel, nonce)
+	h.ok(h.tx("carol", Msg{PublishReceipt: &MsgPublishReceipt{EscrowID: esc, Receipt: rcpt}}))
+	return id
+}
+
+func (h *harness) audit(id Hash) Audit {
+	var a Audit
+	h.query("audit/"+id.String(), &a)
+	return a
+}
+
+func TestAudits(t *testing.T) {
+	p := auditParams()
+	t.Run("opened in time", func(t *testing.T) {
+		h := newHarness(t, p)
+		setupMarket(t, h, 1)
+		id := h.publish(1)
+		h.block() // selection happens in the next block, from its hash
+		a := h.audit(id)
+		if a.Status != AuditPending || a.Cells != p.AuditCells || a.Deadline != h.height+p.OpeningWindow {
+			t.Fatalf("audit %+v", a)
+		}
+		wantSeed := derive("verdict/audit/v1", func() []byte { b := blockHash(h.height); return b[:] }(), id[:])
+		if a.Seed != wantSeed {
+			t.Fatal("seed is not derived from the block after publication")
+		}
+		h.fails(h.tx("dave", Msg{PostOpenings: &MsgPostOpenings{ReceiptID: id, Openings: goodOpenings(a.Seed, a.Cells)}}), ErrUnauthorized)
+		h.ok(h.tx("carol", Msg{PostOpenings: &MsgPostOpenings{ReceiptID: id, Openings: goodOpenings(a.Seed, a.Cells)}}))
+		h.fails(h.tx("carol", Msg{PostOpenings: &MsgPostOpenings{ReceiptID: id, Openings: goodOpenings(a.Seed, a.Cells)}}), ErrWrongState)
+		h.blocksUntil(h.receiptRecord(id).WindowEnd)
+		if s := h.receiptRecord(id).Status; s != StatusFinal || h.audit(id).Status != AuditPassed {
+			t.Fatalf("status %s audit %s", s, h.audit(id).Status)
+		}
+	})
+	t.Run("late opening", func(t *testing.T) {
+		h := newHarness(t, p)
+		setupMarket(t, h, 1)
+		id := h.publish(1)
+		h.block()
+		a := h.audit(id)
+		stake := h.stakeOf("carol").Bonded
+		aliceBefore := h.balance("alice")
+		h.blocksUntil(a.Deadline)
+		h.fails(h.tx("carol", Msg{PostOpenings: &MsgPostOpenings{ReceiptID: id, Openings: goodOpenings(a.Seed, a.Cells)}}), ErrDeadline)
+		if got := h.audit(id).Status; got != AuditMissed {
+			t.Fatalf("audit %s", got)
+		}
+		s := h.stakeOf("carol")
+		if s.Bonded != stake-mulBps(stake, p.SlashAuditBps) || s.JailedUntil == 0 || s.Slashed != 1 {
+			t.Fatalf("stake after missed opening %+v", s)
+		}
+		if h.receiptRecord(id).Status != StatusSlashed || h.balance("alice") != aliceBefore+500 {
+			t.Fatal("receipt not slashed or requester not refunded")
+		}
+		// Jailed: cannot publish, cannot unjail before the term.
+		esc := h.openEscrow("alice", "carol", 1)
+		r2, _ := signedReceipt(t, "carol", testModel, 2)
+		h.fails(h.tx("carol", Msg{PublishReceipt: &MsgPublishReceipt{EscrowID: esc, Receipt: r2}}), ErrStake)
+		h.fails(h.tx("carol", Msg{Unjail: &MsgUnjail{}}), ErrWrongState)
+		h.blocksUntil(s.JailedUntil - 1)
+		h.ok(h.tx("carol", Msg{Unjail: &MsgUnjail{}}))
+	})
+	t.Run("failed opening", func(t *testing.T) {
+		h := newHarness(t, p)
+		setupMarket(t, h, 1)
+		id := h.publish(1)
+		h.block()
+		stake := h.stakeOf("carol").Bonded
+		res := h.ok(h.tx("carol", Msg{PostOpenings: &MsgPostOpenings{ReceiptID: id, Openings: []byte("forged")}}))
+		if res.Events[1].Type != "audit_failed" {
+			t.Fatalf("events %+v", res.Events)
+		}
+		if h.audit(id).Status != AuditFailed || h.receiptRecord(id).Status != StatusSlashed || h.stakeOf("carol").Bonded >= stake {
+			t.Fatal("failed opening not punished")
+		}
+	})
+	t.Run("not selected", func(t *testing.T) {
+		p := testParams() // audit rate 0
+		h := newHarness(t, p)
+		setupMarket(t, h, 1)
+		id := h.publish(1)
+		h.block()
+		if _, err := h.l.Query("audit/"+id.String(), nil); err == nil {
+			t.Fatal("audited at rate 0")
+		}
+	})
+}
+
+func TestDisputes(t *testing.T) {
+	p := testParams()
+	start := func(t *testing.T) (*harness, Hash, Hash) {
+		h := newHarness(t, p)
+		setupMarket(t, h, 300)
+		id := h.publish(1)
+		h.fails(h.tx("carol", Msg{OpenDispute: &MsgOpenDispute{ReceiptID: id, Commitment: []byte("commit")}}), ErrUnauthorized)
+		h.fails(h.tx("erin", Msg{OpenDispute: &MsgOpenDispute{ReceiptID: id, Commitment: []byte("commit")}}), ErrStake)
+		h.fails(h.tx("dave", Msg{OpenDispute: &MsgOpenDispute{ReceiptID: id, Commitment: []byte("garbage")}}), ErrCheck)
+		res := h.ok(h.tx("dave", Msg{OpenDispute: &MsgOpenDispute{ReceiptID: id, Commitment: []byte("commit")}}))
+		var did Hash
+		for _, a := range res.Events[1].Attrs {
+			if a.Key == "disputeId" {
+				did, _ = ParseHash(a.Value)
+			}
+		}
+		if h.receiptRecord(id).Status != StatusChallenged {
+			t.Fatal("not challenged")
+		}
+		return h, id, did
+	}
+	move := func(h *harness, who string, did Hash, msg string) []byte {
+		return h.tx(who, Msg{DisputeMove: &MsgDisputeMove{DisputeID: did, Message: []byte(msg)}})
+	}
+	t.Run("worker loses", func(t *testing.T) {
+		h, id, did := start(t)
+		h.fails(move(h, "dave", did, "bisect"), ErrCheck) // worker's turn
+		h.fails(move(h, "bob", did, "bisect"), ErrUnauthorized)
+		h.fails(move(h, "carol", did, "nonsense"), ErrCheck)
+		h.ok(move(h, "carol", did, "bisect"))
+		wStake, dBal, aBal := h.stakeOf("carol").Bonded, h.balance("dave"), h.balance("alice")
+		h.ok(move(h, "dave", did, "referee:challenger"))
+		slashed := mulBps(wStake, p.SlashDisputeBps)
+		if got := h.stakeOf("carol").Bonded; got != wStake-slashed {
+			t.Fatalf("worker stake %d, want %d", got, wStake-slashed)
+		}
+		if got := h.balance("dave"); got != dBal-1+mulBps(slashed, p.WinnerShareBps) {
+			t.Fatalf("challenger balance %d", got)
+		}
+		if h.balance("alice") != aBal+500 || h.receiptRecord(id).Status != StatusSlashed {
+			t.Fatal("requester not refunded")
+		}
+		h.fails(move(h, "carol", did, "bisect"), ErrWrongState) // decided
+		h.blocksUntil(h.receiptRecord(id).WindowEnd + 1)        // never pays out
+		if h.receiptRecord(id).Status != StatusSlashed {
+			t.Fatal("slashed receipt changed")
+		}
+	})
+	t.Run("challenger loses after the window", func(t *testing.T) {
+		h, id, did := start(t)
+		end := h.receiptRecord(id).WindowEnd
+		for h.height+1 < end {
+			h.ok(move(h, "carol", did, "bisect"))
+			h.ok(move(h, "dave", did, "bisect"))
+		}
+		h.blocksUntil(end)
+		if h.receiptRecord(id).Status != StatusChallenged {
+			t.Fatal("paid out during a dispute")
+		}
+		cBal, dStake := h.balance("carol"), h.stakeOf("dave").Bonded
+		h.ok(move(h, "carol", did, "referee:worker"))
+		if h.receiptRecord(id).Status != StatusFinal || h.balance("carol") < cBal-1+500 {
+			t.Fatal("won dispute did not pay the worker")
+		}
+		if h.stakeOf("dave").Bonded != dStake-mulBps(dStake, p.SlashDisputeBps) {
+			t.Fatal("losing challenger not slashed")
+		}
+	})
+	t.Run("late move", func(t *testing.T) {
+		h, id, did := start(t)
+		var d Dispute
+		h.query("dispute/"+did.String(), &d)
+		h.blocksUntil(d.Deadline)
+		h.fails(move(h, "carol", did, "bisect"), ErrDeadline) // at deadline+1
+		h.query("dispute/"+did.String(), &d)
+		if d.Status != DisputeWorkerLost || d.Reason != "timeout" || h.receiptRecord(id).Status != StatusSlashed {
+			t.Fatalf("silent worker did not lose: %+v", d)
+		}
+	})
+	t.Run("void", func(t *testing.T) {
+		h, id, did := start(t)
+		w, c := h.stakeOf("carol").Bonded, h.stakeOf("dave").Bonded
+		h.ok(move(h, "carol", did, "referee:void"))
+		if h.receiptRecord(id).Status != StatusPublished || h.stakeOf("carol").Bonded != w || h.stakeOf("dave").Bonded != c {
+			t.Fatal("a void dispute punished someone")
+		}
+	})
+	t.Run("window closed", func(t *testing.T) {
+		h := newHarness(t, p)
+		setupMarket(t, h, 1)
+		id := h.publish(1)
+		h.blocksUntil(h.receiptRecord(id).WindowEnd - 1)
+		h.fails(h.tx("dave", Msg{OpenDispute: &MsgOpenDispute{ReceiptID: id, Commitment: []byte("commit")}}), ErrDeadline)
+	})
+}

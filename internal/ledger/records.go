@@ -1,0 +1,183 @@
+package ledger
+
+// Records stored in state, each as canonical JSON under its key (see keys.go).
+
+// Account is a balance and the next nonce.
+type Account struct {
+	Balance uint64 `json:"balance"`
+	Nonce   uint64 `json:"nonce"`
+}
+
+// Model is a registered model.
+type Model struct {
+	ModelID     Hash    `json:"modelId"`
+	Name        string  `json:"name"`
+	SpecVersion uint32  `json:"specVersion"`
+	Registrant  Address `json:"registrant"`
+	Height      uint64  `json:"height"`
+}
+
+// Agent is an ERC-8004 identity. Metadata is stored under its own keys.
+type Agent struct {
+	AgentID     uint64  `json:"agentId"`
+	Owner       Address `json:"owner"`
+	AgentURI    string  `json:"agentURI"`
+	AgentWallet Address `json:"agentWallet"`
+}
+
+// Feedback is one ERC-8004 feedback entry.
+type Feedback struct {
+	AgentID       uint64  `json:"agentId"`
+	ClientAddress Address `json:"clientAddress"`
+	FeedbackIndex uint64  `json:"feedbackIndex"`
+	Value         Int128  `json:"value"`
+	ValueDecimals uint8   `json:"valueDecimals"`
+	Tag1          string  `json:"tag1"`
+	Tag2          string  `json:"tag2"`
+	Endpoint      string  `json:"endpoint"`
+	FeedbackURI   string  `json:"feedbackURI"`
+	FeedbackHash  Hash    `json:"feedbackHash"`
+	IsRevoked     bool    `json:"isRevoked"`
+}
+
+// Validation is an ERC-8004 validation request and its latest response.
+type Validation struct {
+	ValidatorAddress Address `json:"validatorAddress"`
+	AgentID          uint64  `json:"agentId"`
+	RequestURI       string  `json:"requestURI"`
+	RequestHash      Hash    `json:"requestHash"`
+	Response         uint8   `json:"response"`
+	ResponseURI      string  `json:"responseURI"`
+	ResponseHash     Hash    `json:"responseHash"`
+	Tag              string  `json:"tag"`
+	HasResponse      bool    `json:"hasResponse"`
+	LastUpdate       uint64  `json:"lastUpdate"` // block height
+}
+
+// Stake is an account's bonded stake, its pending unbondings and its record.
+type Stake struct {
+	Bonded      uint64      `json:"bonded"`
+	Unbonding   []Unbonding `json:"unbonding,omitempty"`
+	JailedUntil uint64      `json:"jailedUntil,omitempty"` // jailed while height < JailedUntil
+	Final       uint64      `json:"final"`                 // receipts paid out
+	Slashed     uint64      `json:"slashed"`               // times slashed
+}
+
+// Unbonding is stake on its way back to the balance at Height.
+type Unbonding struct {
+	Amount uint64 `json:"amount"`
+	Height uint64 `json:"height"`
+}
+
+// Escrow is a requester's fee locked for one receipt.
+type Escrow struct {
+	EscrowID  Hash    `json:"escrowId"`
+	Requester Address `json:"requester"`
+	Worker    Address `json:"worker"`
+	ModelID   Hash    `json:"modelId"`
+	Fee       uint64  `json:"fee"`
+	AgentID   uint64  `json:"agentId,omitempty"`
+	Expires   uint64  `json:"expires"`
+	ReceiptID Hash    `json:"receiptId"` // zero until a receipt is published
+}
+
+// Receipt statuses.
+const (
+	StatusPublished  = "published"
+	StatusChallenged = "challenged"
+	StatusFinal      = "final"
+	StatusSlashed    = "slashed"
+)
+
+// ReceiptRecord is the ledger's view of a published receipt; the receipt's
+// bytes are stored under their own key.
+type ReceiptRecord struct {
+	ReceiptID Hash    `json:"receiptId"`
+	EscrowID  Hash    `json:"escrowId"`
+	Worker    Address `json:"worker"`
+	ModelID   Hash    `json:"modelId"`
+	Height    uint64  `json:"height"`
+	WindowEnd uint64  `json:"windowEnd"`
+	Status    string  `json:"status"`
+	Audited   bool    `json:"audited"`            // selected for an audit
+	DisputeID Hash    `json:"disputeId,omitzero"` // the open or last dispute
+}
+
+// Audit statuses.
+const (
+	AuditPending = "pending"
+	AuditPassed  = "passed"
+	AuditFailed  = "failed"
+	AuditMissed  = "missed"
+)
+
+// Audit is a spot check of one receipt.
+type Audit struct {
+	ReceiptID Hash   `json:"receiptId"`
+	Seed      Hash   `json:"seed"`
+	Cells     uint32 `json:"cells"`
+	Deadline  uint64 `json:"deadline"` // openings must land at a height <= Deadline
+	Status    string `json:"status"`
+}
+
+// Side is a party to a dispute.
+type Side uint8
+
+// Dispute sides.
+const (
+	SideNone Side = iota
+	SideWorker
+	SideChallenger
+)
+
+func (s Side) String() string {
+	switch s {
+	case SideWorker:
+		return "worker"
+	case SideChallenger:
+		return "challenger"
+	}
+	return "none"
+}
+
+// Dispute statuses.
+const (
+	DisputeOpen = "open"
+	// DisputeWorkerLost, DisputeChallengerLost and DisputeBothLost name
+	// the losers; DisputeVoid is a game that ended with no loser (the
+	// referee could not recompute the cell).
+	DisputeWorkerLost     = "worker_lost"
+	DisputeChallengerLost = "challenger_lost"
+	DisputeBothLost       = "both_lost"
+	DisputeVoid           = "void"
+)
+
+// Dispute is a bisection game over one receipt.
+type Dispute struct {
+	DisputeID  Hash    `json:"disputeId"`
+	ReceiptID  Hash    `json:"receiptId"`
+	Worker     Address `json:"worker"`
+	Challenger Address `json:"challenger"`
+	Game       []byte  `json:"game"`     // the dispute game's opaque state
+	Deadline   uint64  `json:"deadline"` // answers count up to this height
+	Moves      uint64  `json:"moves"`
+	Status     string  `json:"status"`
+	Reason     string  `json:"reason,omitempty"`
+}
+
+// Totals tracks the money supply: every base unit minted is in a balance,
+// a stake, an escrow, the reward pool or burned.
+type Totals struct {
+	Minted uint64 `json:"minted"`
+	Burned uint64 `json:"burned"`
+	Pool   uint64 `json:"pool"` // reward pool paid to finalized receipts
+	Fees   uint64 `json:"fees"` // fees of the current block, paid at its end
+}
+
+// ChainInfo is the last block the state has applied.
+type ChainInfo struct {
+	ChainID   string `json:"chainId"`
+	Height    uint64 `json:"height"`
+	Time      int64  `json:"time"`
+	NextAgent uint64 `json:"nextAgent"`
+}

@@ -1,0 +1,248 @@
+package ledger
+
+import (
+	"encoding/binary"
+	"fmt"
+	"sort"
+
+	"github.com/verdictnet/verdict/internal/merkle"
+)
+
+// Store is the key/value view the state machine reads and writes. Keys are
+// printable ASCII; values are canonical JSON.
+type Store interface {
+	Get(key string) ([]byte, bool)
+	Set(key string, value []byte)
+	Delete(key string)
+}
+
+// MemStore is the committed state: every key in memory, with the set of keys
+// changed since the last TakeDirty so a persistent store can write only those.
+type MemStore struct {
+	m     map[string][]byte
+	dirty map[string]struct{}
+
+	// The app hash cache: the keys as of the last Root in sorted order with
+	// their leaf hashes, and the keys changed since.
+	sorted  []string
+	leaves  []merkle.Hash
+	changed map[string]struct{}
+}
+
+// NewMemStore returns an empty store.
+func NewMemStore() *MemStore {
+	return &MemStore{m: map[string][]byte{}, dirty: map[string]struct{}{}, changed: map[string]struct{}{}}
+}
+
+// Get returns the value stored under key.
+func (s *MemStore) Get(key string) ([]byte, bool) {
+	v, ok := s.m[key]
+	return v, ok
+}
+
+// Set stores value under key.
+func (s *MemStore) Set(key string, value []byte) {
+	s.m[key] = value
+	s.dirty[key] = struct{}{}
+	s.changed[key] = struct{}{}
+}
+
+// Delete removes key.
+func (s *MemStore) Delete(key string) {
+	delete(s.m, key)
+	s.dirty[key] = struct{}{}
+	s.changed[key] = struct{}{}
+}
+
+// Len returns the number of keys.
+func (s *MemStore) Len() int { return len(s.m) }
+
+// Load sets key without marking it dirty (used when reading a persisted store).
+func (s *MemStore) Load(key string, value []byte) {
+	s.m[key] = value
+	s.changed[key] = struct{}{}
+}
+
+// Change is one key written (Value non-nil) or deleted (Value nil).
+type Change struct {
+	Key   string
+	Value []byte
+}
+
+// TakeDirty returns the keys changed since the last call, sorted, with their
+// current values (nil for deleted keys), and clears the dirty set.
+func (s *MemStore) TakeDirty() []Change {
+	keys := make([]string, 0, len(s.dirty))
+	for k := range s.dirty {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	out := make([]Change, len(keys))
+	for i, k := range keys {
+		out[i] = Change{Key: k, Value: s.m[k]}
+	}
+	s.dirty = map[string]struct{}{}
+	return out
+}
+
+// Keys returns every key in sorted order.
+func (s *MemStore) Keys() []string {
+	keys := make([]string, 0, len(s.m))
+	for k := range s.m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// Root returns the app hash: the RFC 6962 Merkle root over the leaves
+// LeafHash(key, value) of every key in sorted order. The empty state has the
+// root SHA-256(""). Leaf hashes and the key order are cached, so a call
+// hashes only the values changed since the previous one (plus the O(n)
+// interior nodes).
+func (s *MemStore) Root() Hash {
+	s.refresh()
+	var b merkle.Builder
+	for _, h := range s.leaves {
+		b.AddHash(h)
+	}
+	return Hash(b.Root())
+}
+
+// refresh brings the sorted keys and leaf hashes up to date.
+func (s *MemStore) refresh() {
+	if len(s.changed) == 0 {
+		return
+	}
+	var added []string
+	removed := false
+	for k := range s.changed {
+		v, live := s.m[k]
+		i := sort.SearchStrings(s.sorted, k)
+		known := i < len(s.sorted) && s.sorted[i] == k
+		switch {
+		case live && known:
+			s.leaves[i] = merkle.Hash(LeafHash(k, v))
+		case live:
+			added = append(added, k)
+		case known:
+			removed = true
+		}
+	}
+	s.changed = map[string]struct{}{}
+	if len(added) == 0 && !removed {
+		return
+	}
+	sort.Strings(added)
+	keys := make([]string, 0, len(s.sorted)+len(added))
+	leaves := make([]merkle.Hash, 0, len(s.sorted)+len(added))
+	i, j := 0, 0
+	for i < len(s.sorted) || j < len(added) {
+		if j == len(added) || i < len(s.sorted) && s.sorted[i] < added[j] {
+			if _, live := s.m[s.sorted[i]]; live {
+				keys = append(keys, s.sorted[i])
+				leaves = append(leaves, s.leaves[i])
+			}
+			i++
+			continue
+		}
+		keys = append(keys, added[j])
+		leaves = append(leaves, merkle.Hash(LeafHash(added[j], s.m[added[j]])))
+		j++
+	}
+	s.sorted, s.leaves = keys, leaves
+}
+
+// LeafHash is merkle.LeafHash(uint32be(len(key)) || key || uint32be(len(value)) || value),
+// that is SHA-256(0x00 || ...).
+func LeafHash(key string, value []byte) Hash {
+	return Hash(merkle.LeafHash(leafData(key, value)))
+}
+
+func leafData(key string, value []byte) []byte {
+	b := make([]byte, 0, 8+len(key)+len(value))
+	b = binary.BigEndian.AppendUint32(b, uint32(len(key)))
+	b = append(b, key...)
+	b = binary.BigEndian.AppendUint32(b, uint32(len(value)))
+	return append(b, value...)
+}
+
+// Proof is an inclusion proof of one key/value pair in the app hash.
+type Proof struct {
+	Key   string `json:"key"`
+	Value []byte `json:"value"`
+	Index uint64 `json:"index"`
+	Size  uint64 `json:"size"`
+	Path  []Hash `json:"path"`
+}
+
+// Prove returns the inclusion proof of key in the current state.
+func (s *MemStore) Prove(key string) (Proof, error) {
+	v, ok := s.m[key]
+	if !ok {
+		return Proof{}, fmt.Errorf("prove %q: %w", key, ErrNotFound)
+	}
+	s.refresh()
+	keys := s.sorted
+	i := sort.SearchStrings(keys, key)
+	path, err := merkle.NewTree(s.leaves).Proof(i)
+	if err != nil {
+		return Proof{}, fmt.Errorf("prove %q: %w", key, err)
+	}
+	p := Proof{Key: key, Value: v, Index: uint64(i), Size: uint64(len(keys))}
+	for _, h := range path {
+		p.Path = append(p.Path, Hash(h))
+	}
+	return p, nil
+}
+
+// Verify checks p against an app hash.
+func (p Proof) Verify(appHash Hash) error {
+	path := make([]merkle.Hash, len(p.Path))
+	for i, h := range p.Path {
+		path[i] = merkle.Hash(h)
+	}
+	return merkle.Verify(merkle.Hash(appHash), merkle.Hash(LeafHash(p.Key, p.Value)), p.Index, p.Size, path)
+}
+
+// cache buffers writes over a parent store; Write applies them, dropping the
+// cache discards them.
+type cache struct {
+	parent Store
+	w      map[string][]byte // nil value: deleted
+}
+
+func newCache(parent Store) *cache { return &cache{parent: parent, w: map[string][]byte{}} }
+
+func (c *cache) Get(key string) ([]byte, bool) {
+	if v, ok := c.w[key]; ok {
+		return v, v != nil
+	}
+	return c.parent.Get(key)
+}
+
+func (c *cache) Set(key string, value []byte) {
+	if value == nil {
+		value = []byte{}
+	}
+	c.w[key] = value
+}
+
+func (c *cache) Delete(key string) { c.w[key] = nil }
+
+// Write applies the buffered writes to the parent in sorted key order.
+func (c *cache) Write() {
+	keys := make([]string, 0, len(c.w))
+	for k := range c.w {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		if v := c.w[k]; v == nil {
+			c.parent.Delete(k)
+		} else {
+			c.parent.Set(k, v)
+		}
+	}
+	c.w = map[string][]byte{}
+}

@@ -1,0 +1,473 @@
+package ledger
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/big"
+)
+
+// MaxTxBytes caps the size of an encoded transaction (audit openings are the
+// largest payload).
+const MaxTxBytes = 6 << 20
+
+// txDomain prefixes the bytes every transaction signature covers.
+const txDomain = "verdict/tx/v1\n"
+
+// Tx is a signed transaction. Its canonical encoding is the JSON that
+// encoding/json produces for it (fields in declaration order, no spaces);
+// DecodeTx accepts only that encoding, so every transaction has exactly one
+// byte form. The signature covers txDomain followed by the canonical
+// encoding of the transaction with Sig empty; ChainID binds it to one chain.
+type Tx struct {
+	ChainID string  `json:"chainId"`
+	Signer  Address `json:"signer"`
+	Nonce   uint64  `json:"nonce"`
+	Fee     uint64  `json:"fee"`
+	Msg     Msg     `json:"msg"`
+	Sig     []byte  `json:"sig,omitempty"`
+}
+
+// Msg holds exactly one message.
+type Msg struct {
+	Send               *MsgSend               `json:"send,omitempty"`
+	RegisterModel      *MsgRegisterModel      `json:"registerModel,omitempty"`
+	RegisterAgent      *MsgRegisterAgent      `json:"register,omitempty"`
+	SetAgentURI        *MsgSetAgentURI        `json:"setAgentURI,omitempty"`
+	SetMetadata        *MsgSetMetadata        `json:"setMetadata,omitempty"`
+	SetAgentWallet     *MsgSetAgentWallet     `json:"setAgentWallet,omitempty"`
+	GiveFeedback       *MsgGiveFeedback       `json:"giveFeedback,omitempty"`
+	RevokeFeedback     *MsgRevokeFeedback     `json:"revokeFeedback,omitempty"`
+	AppendResponse     *MsgAppendResponse     `json:"appendResponse,omitempty"`
+	ValidationRequest  *MsgValidationRequest  `json:"validationRequest,omitempty"`
+	ValidationResponse *MsgValidationResponse `json:"validationResponse,omitempty"`
+	Bond               *MsgBond               `json:"bond,omitempty"`
+	Unbond             *MsgUnbond             `json:"unbond,omitempty"`
+	Unjail             *MsgUnjail             `json:"unjail,omitempty"`
+	SetValidator       *MsgSetValidator       `json:"setValidator,omitempty"`
+	OpenEscrow         *MsgOpenEscrow         `json:"openEscrow,omitempty"`
+	PublishReceipt     *MsgPublishReceipt     `json:"publishReceipt,omitempty"`
+	PostOpenings       *MsgPostOpenings       `json:"postOpenings,omitempty"`
+	OpenDispute        *MsgOpenDispute        `json:"openDispute,omitempty"`
+	DisputeMove        *MsgDisputeMove        `json:"disputeMove,omitempty"`
+}
+
+// MsgSend transfers Amount from the signer to To.
+type MsgSend struct {
+	To     Address `json:"to"`
+	Amount uint64  `json:"amount"`
+}
+
+// MsgRegisterModel registers a model id (the proofs layer's commitment to
+// the weights and tokenizer) under a name and determinism spec version.
+type MsgRegisterModel struct {
+	ModelID     Hash   `json:"modelId"`
+	Name        string `json:"name"`
+	SpecVersion uint32 `json:"specVersion"`
+}
+
+// MetadataEntry is one ERC-8004 metadata key/value pair.
+type MetadataEntry struct {
+	MetadataKey   string `json:"metadataKey"`
+	MetadataValue []byte `json:"metadataValue"`
+}
+
+// MsgRegisterAgent is ERC-8004 IdentityRegistry.register(agentURI, metadata):
+// it mints the next agentId to the signer.
+type MsgRegisterAgent struct {
+	AgentURI string          `json:"agentURI"`
+	Metadata []MetadataEntry `json:"metadata,omitempty"`
+}
+
+// MsgSetAgentURI is ERC-8004 setAgentURI; only the owner may call it.
+type MsgSetAgentURI struct {
+	AgentID  uint64 `json:"agentId"`
+	AgentURI string `json:"agentURI"`
+}
+
+// MsgSetMetadata is ERC-8004 setMetadata; only the owner may call it, and the
+// reserved key "agentWallet" cannot be set this way.
+type MsgSetMetadata struct {
+	AgentID       uint64 `json:"agentId"`
+	MetadataKey   string `json:"metadataKey"`
+	MetadataValue []byte `json:"metadataValue"`
+}
+
+// MsgSetAgentWallet is ERC-8004 setAgentWallet: the owner sets a new wallet,
+// which must sign AgentWalletMessage(chainID, agentId, newWallet, deadline);
+// the deadline is a unix time in seconds compared with the block time.
+type MsgSetAgentWallet struct {
+	AgentID   uint64  `json:"agentId"`
+	NewWallet Address `json:"newWallet"`
+	Deadline  int64   `json:"deadline"`
+	Signature []byte  `json:"signature"`
+}
+
+// MsgGiveFeedback is ERC-8004 ReputationRegistry.giveFeedback.
+type MsgGiveFeedback struct {
+	AgentID       uint64 `json:"agentId"`
+	Value         Int128 `json:"value"`
+	ValueDecimals uint8  `json:"valueDecimals"`
+	Tag1          string `json:"tag1"`
+	Tag2          string `json:"tag2"`
+	Endpoint      string `json:"endpoint"`
+	FeedbackURI   string `json:"feedbackURI"`
+	FeedbackHash  Hash   `json:"feedbackHash"`
+}
+
+// MsgRevokeFeedback is ERC-8004 revokeFeedback(agentId, feedbackIndex) by the
+// client that gave it.
+type MsgRevokeFeedback struct {
+	AgentID       uint64 `json:"agentId"`
+	FeedbackIndex uint64 `json:"feedbackIndex"`
+}
+
+// MsgAppendResponse is ERC-8004 appendResponse: anyone (typically the
+// agent, or an auditor) attaches a response to a feedback entry.
+type MsgAppendResponse struct {
+	AgentID       uint64  `json:"agentId"`
+	ClientAddress Address `json:"clientAddress"`
+	FeedbackIndex uint64  `json:"feedbackIndex"`
+	ResponseURI   string  `json:"responseURI"`
+	ResponseHash  Hash    `json:"responseHash"`
+}
+
+// MsgValidationRequest is ERC-8004 ValidationRegistry.validationRequest; the
+// signer must own the agent.
+type MsgValidationRequest struct {
+	ValidatorAddress Address `json:"validatorAddress"`
+	AgentID          uint64  `json:"agentId"`
+	RequestURI       string  `json:"requestURI"`
+	RequestHash      Hash    `json:"requestHash"`
+}
+
+// MsgValidationResponse is ERC-8004 validationResponse: only the named
+// validator may respond, with 0..100; it may respond again.
+type MsgValidationResponse struct {
+	RequestHash  Hash   `json:"requestHash"`
+	Response     uint8  `json:"response"`
+	ResponseURI  string `json:"responseURI"`
+	ResponseHash Hash   `json:"responseHash"`
+	Tag          string `json:"tag"`
+}
+
+// MsgBond moves Amount from the signer's balance into its stake.
+type MsgBond struct {
+	Amount uint64 `json:"amount"`
+}
+
+// MsgUnbond starts unbonding Amount of stake; it returns to the balance
+// after Params.UnbondingBlocks blocks (and stays slashable until then).
+type MsgUnbond struct {
+	Amount uint64 `json:"amount"`
+}
+
+// MsgUnjail lifts the signer's jailing once its jail term has passed.
+type MsgUnjail struct{}
+
+// MsgSetValidator makes the signer's account a consensus validator (its
+// account key is its consensus key) or withdraws it. Its voting power is
+// its bonded stake divided by Params.PowerUnit, and zero while jailed.
+type MsgSetValidator struct {
+	Active bool `json:"active"`
+}
+
+// MsgOpenEscrow locks Fee from the requester (the signer) for one inference
+// by Worker with model ModelID. AgentID (optional, 0 for none) names the
+// worker's ERC-8004 agent, which gets reputation when the receipt is final.
+type MsgOpenEscrow struct {
+	Worker  Address `json:"worker"`
+	ModelID Hash    `json:"modelId"`
+	Fee     uint64  `json:"fee"`
+	AgentID uint64  `json:"agentId,omitempty"`
+}
+
+// MsgPublishReceipt publishes the canonical bytes of a signed receipt
+// against an escrow; the signer must be the escrow's worker.
+type MsgPublishReceipt struct {
+	EscrowID Hash   `json:"escrowId"`
+	Receipt  []byte `json:"receipt"`
+}
+
+// MsgPostOpenings answers an audit with the opened cells.
+type MsgPostOpenings struct {
+	ReceiptID Hash   `json:"receiptId"`
+	Openings  []byte `json:"openings"`
+}
+
+// MsgOpenDispute challenges a published receipt within its challenge
+// window; Commitment is the challenger's own commitment (its trace).
+type MsgOpenDispute struct {
+	ReceiptID  Hash   `json:"receiptId"`
+	Commitment []byte `json:"commitment"`
+}
+
+// MsgDisputeMove carries one bisection message from a party.
+type MsgDisputeMove struct {
+	DisputeID Hash   `json:"disputeId"`
+	Message   []byte `json:"message"`
+}
+
+// Kind returns the JSON name of the message held, or "" when Msg holds none
+// or more than one.
+func (m *Msg) Kind() string {
+	var kinds []string
+	add := func(set bool, name string) {
+		if set {
+			kinds = append(kinds, name)
+		}
+	}
+	add(m.Send != nil, "send")
+	add(m.RegisterModel != nil, "registerModel")
+	add(m.RegisterAgent != nil, "register")
+	add(m.SetAgentURI != nil, "setAgentURI")
+	add(m.SetMetadata != nil, "setMetadata")
+	add(m.SetAgentWallet != nil, "setAgentWallet")
+	add(m.GiveFeedback != nil, "giveFeedback")
+	add(m.RevokeFeedback != nil, "revokeFeedback")
+	add(m.AppendResponse != nil, "appendResponse")
+	add(m.ValidationRequest != nil, "validationRequest")
+	add(m.ValidationResponse != nil, "validationResponse")
+	add(m.Bond != nil, "bond")
+	add(m.Unbond != nil, "unbond")
+	add(m.Unjail != nil, "unjail")
+	add(m.SetValidator != nil, "setValidator")
+	add(m.OpenEscrow != nil, "openEscrow")
+	add(m.PublishReceipt != nil, "publishReceipt")
+	add(m.PostOpenings != nil, "postOpenings")
+	add(m.OpenDispute != nil, "openDispute")
+	add(m.DisputeMove != nil, "disputeMove")
+	if len(kinds) != 1 {
+		return ""
+	}
+	return kinds[0]
+}
+
+// SignBytes returns the bytes the signature covers.
+func (tx *Tx) SignBytes() []byte {
+	c := *tx
+	c.Sig = nil
+	b, err := json.Marshal(&c)
+	if err != nil {
+		// Only reachable with a corrupt in-memory value (all fields are
+		// plain data); encoding a Tx cannot fail.
+		panic("ledger: encoding transaction: " + err.Error())
+	}
+	return append([]byte(txDomain), b...)
+}
+
+// Sign sets Signer and Sig from priv.
+func (tx *Tx) Sign(priv ed25519.PrivateKey) {
+	copy(tx.Signer[:], priv.Public().(ed25519.PublicKey))
+	tx.Sig = ed25519.Sign(priv, tx.SignBytes())
+}
+
+// Encode returns the canonical encoding.
+func (tx *Tx) Encode() []byte {
+	b, err := json.Marshal(tx)
+	if err != nil {
+		panic("ledger: encoding transaction: " + err.Error())
+	}
+	return b
+}
+
+// DecodeTx parses a transaction, accepting only its canonical encoding with
+// exactly one message, and checks its signature (not its chain id, nonce or
+// fee, which depend on state).
+func DecodeTx(b []byte) (*Tx, error) { return decodeTx(b, true) }
+
+func decodeTx(b []byte, verify bool) (*Tx, error) {
+	if len(b) > MaxTxBytes {
+		return nil, fmt.Errorf("%w: %d bytes exceeds the limit of %d", ErrDecode, len(b), MaxTxBytes)
+	}
+	d := json.NewDecoder(bytes.NewReader(b))
+	d.DisallowUnknownFields()
+	var tx Tx
+	if err := d.Decode(&tx); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrDecode, err)
+	}
+	if d.More() {
+		return nil, fmt.Errorf("%w: trailing data after the transaction", ErrDecode)
+	}
+	if tx.Msg.Kind() == "" {
+		return nil, fmt.Errorf("%w: msg must hold exactly one message", ErrDecode)
+	}
+	if err := tx.Msg.validate(); err != nil {
+		return nil, fmt.Errorf("%w: %s: %v", ErrDecode, tx.Msg.Kind(), err)
+	}
+	if !bytes.Equal(tx.Encode(), b) {
+		return nil, fmt.Errorf("%w: not in canonical encoding", ErrDecode)
+	}
+	if len(tx.Sig) != ed25519.SignatureSize || verify && !ed25519.Verify(tx.Signer.PublicKey(), tx.SignBytes(), tx.Sig) {
+		return nil, fmt.Errorf("%w: signature does not verify for signer %s", ErrSignature, tx.Signer)
+	}
+	return &tx, nil
+}
+
+// AgentWalletMessage is what a new agent wallet signs to accept the role.
+func AgentWalletMessage(chainID string, agentID uint64, newWallet Address, deadline int64) []byte {
+	return fmt.Appendf(nil, "verdict/agent-wallet/v1\n%s\n%d\n%s\n%d", chainID, agentID, newWallet, deadline)
+}
+
+// Int128 is a signed 128-bit integer in canonical decimal form ("-12", "0").
+type Int128 string
+
+var (
+	int128Max = new(big.Int).Sub(new(big.Int).Lsh(big.NewInt(1), 127), big.NewInt(1))
+	int128Min = new(big.Int).Neg(new(big.Int).Lsh(big.NewInt(1), 127))
+)
+
+// Big parses v, checking canonical form and range.
+func (v Int128) Big() (*big.Int, error) {
+	n, ok := new(big.Int).SetString(string(v), 10)
+	if !ok || n.String() != string(v) {
+		return nil, fmt.Errorf("value %q is not a canonical decimal integer", string(v))
+	}
+	if n.Cmp(int128Max) > 0 || n.Cmp(int128Min) < 0 {
+		return nil, fmt.Errorf("value %q is outside the int128 range", string(v))
+	}
+	return n, nil
+}
+
+// Field limits (bytes).
+const (
+	maxName     = 128
+	maxURI      = 2048
+	maxTag      = 64
+	maxMetaKey  = 64
+	maxMetaVal  = 4096
+	maxMetaN    = 32
+	maxReceipt  = 1 << 20
+	maxOpenings = 5 << 20
+	maxMessage  = 1 << 20
+)
+
+var errTooLong = errors.New("too long")
+
+func checkLen(field string, s string, max int) error {
+	if len(s) > max {
+		return fmt.Errorf("%s is %d bytes, limit %d: %w", field, len(s), max, errTooLong)
+	}
+	return nil
+}
+
+// validate performs the stateless checks of the message held.
+func (m *Msg) validate() error {
+	switch {
+	case m.Send != nil:
+		if m.Send.Amount == 0 {
+			return errors.New("amount must be positive")
+		}
+	case m.RegisterModel != nil:
+		if m.RegisterModel.ModelID.IsZero() {
+			return errors.New("modelId must not be zero")
+		}
+		if m.RegisterModel.Name == "" {
+			return errors.New("name must not be empty")
+		}
+		return checkLen("name", m.RegisterModel.Name, maxName)
+	case m.RegisterAgent != nil:
+		if err := checkLen("agentURI", m.RegisterAgent.AgentURI, maxURI); err != nil {
+			return err
+		}
+		if len(m.RegisterAgent.Metadata) > maxMetaN {
+			return fmt.Errorf("%d metadata entries, limit %d", len(m.RegisterAgent.Metadata), maxMetaN)
+		}
+		for _, e := range m.RegisterAgent.Metadata {
+			if err := checkMeta(e.MetadataKey, e.MetadataValue); err != nil {
+				return err
+			}
+		}
+	case m.SetAgentURI != nil:
+		return checkLen("agentURI", m.SetAgentURI.AgentURI, maxURI)
+	case m.SetMetadata != nil:
+		return checkMeta(m.SetMetadata.MetadataKey, m.SetMetadata.MetadataValue)
+	case m.SetAgentWallet != nil:
+		if len(m.SetAgentWallet.Signature) != ed25519.SignatureSize {
+			return fmt.Errorf("signature has %d bytes, want %d", len(m.SetAgentWallet.Signature), ed25519.SignatureSize)
+		}
+	case m.GiveFeedback != nil:
+		f := m.GiveFeedback
+		if _, err := f.Value.Big(); err != nil {
+			return err
+		}
+		if f.ValueDecimals > 18 {
+			return fmt.Errorf("valueDecimals %d exceeds 18", f.ValueDecimals)
+		}
+		for _, c := range []struct {
+			n, v string
+			max  int
+		}{{"tag1", f.Tag1, maxTag}, {"tag2", f.Tag2, maxTag}, {"endpoint", f.Endpoint, maxURI}, {"feedbackURI", f.FeedbackURI, maxURI}} {
+			if err := checkLen(c.n, c.v, c.max); err != nil {
+				return err
+			}
+		}
+	case m.RevokeFeedback != nil:
+		if m.RevokeFeedback.FeedbackIndex == 0 {
+			return errors.New("feedbackIndex is 1-based")
+		}
+	case m.AppendResponse != nil:
+		if m.AppendResponse.FeedbackIndex == 0 {
+			return errors.New("feedbackIndex is 1-based")
+		}
+		return checkLen("responseURI", m.AppendResponse.ResponseURI, maxURI)
+	case m.ValidationRequest != nil:
+		if m.ValidationRequest.RequestHash.IsZero() {
+			return errors.New("requestHash must not be zero")
+		}
+		return checkLen("requestURI", m.ValidationRequest.RequestURI, maxURI)
+	case m.ValidationResponse != nil:
+		r := m.ValidationResponse
+		if r.Response > 100 {
+			return fmt.Errorf("response %d exceeds 100", r.Response)
+		}
+		if err := checkLen("responseURI", r.ResponseURI, maxURI); err != nil {
+			return err
+		}
+		return checkLen("tag", r.Tag, maxTag)
+	case m.Bond != nil:
+		if m.Bond.Amount == 0 {
+			return errors.New("amount must be positive")
+		}
+	case m.Unbond != nil:
+		if m.Unbond.Amount == 0 {
+			return errors.New("amount must be positive")
+		}
+	case m.OpenEscrow != nil:
+		if m.OpenEscrow.ModelID.IsZero() {
+			return errors.New("modelId must not be zero")
+		}
+	case m.PublishReceipt != nil:
+		if n := len(m.PublishReceipt.Receipt); n == 0 || n > maxReceipt {
+			return fmt.Errorf("receipt is %d bytes, want 1..%d", n, maxReceipt)
+		}
+	case m.PostOpenings != nil:
+		if n := len(m.PostOpenings.Openings); n == 0 || n > maxOpenings {
+			return fmt.Errorf("openings are %d bytes, want 1..%d", n, maxOpenings)
+		}
+	case m.OpenDispute != nil:
+		if n := len(m.OpenDispute.Commitment); n == 0 || n > maxMessage {
+			return fmt.Errorf("commitment is %d bytes, want 1..%d", n, maxMessage)
+		}
+	case m.DisputeMove != nil:
+		if n := len(m.DisputeMove.Message); n == 0 || n > maxMessage {
+			return fmt.Errorf("message is %d bytes, want 1..%d", n, maxMessage)
+		}
+	}
+	return nil
+}
+
+func checkMeta(k string, v []byte) error {
+	if k == "" {
+		return errors.New("metadataKey must not be empty")
+	}
+	if err := checkLen("metadataKey", k, maxMetaKey); err != nil {
+		return err
+	}
+	if len(v) > maxMetaVal {
+		return fmt.Errorf("metadataValue is %d bytes, limit %d", len(v), maxMetaVal)
+	}
+	return nil
+}
