@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"github.com/verdictnet/verdict/internal/testutil"
 	"io"
 	"math"
 	"os"
@@ -14,17 +15,6 @@ import (
 
 	"github.com/verdictnet/verdict/internal/tensor"
 )
-
-// sharedDir returns ../shared/models relative to the repository root, or
-// skips the test.
-func sharedModels(t testing.TB) string {
-	t.Helper()
-	dir := filepath.Join("..", "..", "..", "shared", "models")
-	if _, err := os.Stat(dir); err != nil {
-		t.Skipf("shared models not available at %s (the ../shared directory next to the repository): %v", dir, err)
-	}
-	return dir
-}
 
 func sampleKVs() []KV {
 	return []KV{
@@ -361,7 +351,7 @@ func TestWriteSource(t *testing.T) {
 // TestSharedFiles parses the GGUF files under ../shared/models and checks
 // facts stated in ../shared/models/README.md.
 func TestSharedFiles(t *testing.T) {
-	dir := sharedModels(t)
+	dir := testutil.Shared(t, "models")
 	tests := []struct {
 		file    string
 		tensors int

@@ -2,6 +2,7 @@ package gguf
 
 import (
 	"bytes"
+	"github.com/verdictnet/verdict/internal/testutil"
 	"os"
 	"path/filepath"
 	"testing"
@@ -11,7 +12,7 @@ import (
 // writer and expects the same bytes: an independent check of the layout
 // Write produces (header, metadata encoding, alignment and padding).
 func TestRewriteSharedFiles(t *testing.T) {
-	dir := sharedModels(t)
+	dir := testutil.Shared(t, "models")
 	for _, name := range []string{"stories260K.gguf", "stories260K-F16.gguf", "stories260K-Q8_0.gguf", "stories260K-Q4_0.gguf", "llama-2-tiny-random.gguf", "ggml-vocab-llama-spm.gguf"} {
 		t.Run(name, func(t *testing.T) {
 			orig, err := os.ReadFile(filepath.Join(dir, name))

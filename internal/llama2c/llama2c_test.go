@@ -3,6 +3,7 @@ package llama2c
 import (
 	"bytes"
 	"encoding/binary"
+	"github.com/verdictnet/verdict/internal/testutil"
 	"math"
 	"os"
 	"path/filepath"
@@ -11,15 +12,6 @@ import (
 
 	"github.com/verdictnet/verdict/internal/tensor"
 )
-
-func sharedModels(t testing.TB) string {
-	t.Helper()
-	dir := filepath.Join("..", "..", "..", "shared", "models")
-	if _, err := os.Stat(dir); err != nil {
-		t.Skipf("shared models not available at %s (the ../shared directory next to the repository): %v", dir, err)
-	}
-	return dir
-}
 
 // writer builds checkpoint files for tests.
 type writer struct{ bytes.Buffer }
@@ -257,7 +249,7 @@ func TestParseCheckpointErrors(t *testing.T) {
 // TestStoriesV1 converts the legacy stories260K.bin into the version-1
 // layout and checks that both parse to the same tensors.
 func TestStoriesV1(t *testing.T) {
-	data, err := os.ReadFile(filepath.Join(sharedModels(t), "stories260K.bin"))
+	data, err := os.ReadFile(filepath.Join(testutil.Shared(t, "models"), "stories260K.bin"))
 	if err != nil {
 		t.Fatal(err)
 	}

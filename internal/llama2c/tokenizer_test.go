@@ -2,6 +2,7 @@ package llama2c
 
 import (
 	"encoding/binary"
+	"github.com/verdictnet/verdict/internal/testutil"
 	"math"
 	"os"
 	"path/filepath"
@@ -98,7 +99,7 @@ func TestParseTokenizerErrors(t *testing.T) {
 // same vocabulary as llama.cpp's converter stored it in stories260K.gguf
 // (spaces as U+2581 there; the special tokens are spelled differently).
 func TestTok512(t *testing.T) {
-	dir := sharedModels(t)
+	dir := testutil.Shared(t, "models")
 	v, err := ReadTokenizer(filepath.Join(dir, "tok512.bin"), 512)
 	if err != nil {
 		t.Fatal(err)

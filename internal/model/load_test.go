@@ -3,6 +3,7 @@ package model
 import (
 	"bytes"
 	"encoding/binary"
+	"github.com/verdictnet/verdict/internal/testutil"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -14,15 +15,6 @@ import (
 	"github.com/verdictnet/verdict/internal/tensor"
 	"github.com/verdictnet/verdict/internal/tokenizer"
 )
-
-func sharedModels(t testing.TB) string {
-	t.Helper()
-	dir := filepath.Join("..", "..", "..", "shared", "models")
-	if _, err := os.Stat(dir); err != nil {
-		t.Skipf("shared models not available at %s (the ../shared directory next to the repository): %v", dir, err)
-	}
-	return dir
-}
 
 func load(t *testing.T, path, tok string) *Model {
 	t.Helper()
@@ -38,7 +30,7 @@ func load(t *testing.T, path, tok string) *Model {
 var stories = Config{Arch: "llama", Dim: 64, Hidden: 172, Layers: 5, Heads: 8, KVHeads: 4, Vocab: 512, RopeTheta: 10000, NormEps: 1e-5}
 
 func TestLoadShared(t *testing.T) {
-	dir := sharedModels(t)
+	dir := testutil.Shared(t, "models")
 	tests := []struct {
 		file, tok  string
 		format     string
@@ -86,7 +78,7 @@ func TestLoadShared(t *testing.T) {
 // TestBinAndGGUFIdentical checks the README's statement that the GGUF's
 // tensor data is byte-identical to the llama2.c checkpoint.
 func TestBinAndGGUFIdentical(t *testing.T) {
-	dir := sharedModels(t)
+	dir := testutil.Shared(t, "models")
 	a := load(t, filepath.Join(dir, "stories260K.bin"), filepath.Join(dir, "tok512.bin"))
 	b := load(t, filepath.Join(dir, "stories260K.gguf"), "")
 	if a.Output != a.TokenEmbd || b.Output == b.TokenEmbd {
@@ -108,7 +100,7 @@ func TestBinAndGGUFIdentical(t *testing.T) {
 }
 
 func TestLoadTinyRandom(t *testing.T) {
-	m := load(t, filepath.Join(sharedModels(t), "llama-2-tiny-random.gguf"), "")
+	m := load(t, filepath.Join(testutil.Shared(t, "models"), "llama-2-tiny-random.gguf"), "")
 	c := m.Config
 	if c.Dim != 8 || c.Hidden != 32 || c.Layers != 1 || c.Heads != 2 || c.Vocab != 32000 || len(m.Vocab.Tokens) != 32000 {
 		t.Errorf("config %+v", c)
@@ -119,7 +111,7 @@ func TestLoadTinyRandom(t *testing.T) {
 }
 
 func TestLoadVocab(t *testing.T) {
-	dir := sharedModels(t)
+	dir := testutil.Shared(t, "models")
 	for _, tc := range []struct {
 		file   string
 		flavor tokenizer.Flavor
@@ -140,7 +132,7 @@ func TestLoadVocab(t *testing.T) {
 }
 
 func TestFindTokenizer(t *testing.T) {
-	dir := sharedModels(t)
+	dir := testutil.Shared(t, "models")
 	tmp := t.TempDir()
 	bin := filepath.Join(tmp, "model.bin")
 	data, err := os.ReadFile(filepath.Join(dir, "stories260K.bin"))
@@ -164,7 +156,7 @@ func TestFindTokenizer(t *testing.T) {
 // ggufFile rewrites stories260K.gguf with changes and returns the path.
 func ggufFile(t *testing.T, kvEdit func([]gguf.KV) []gguf.KV, tEdit func([]gguf.TensorData) []gguf.TensorData) string {
 	t.Helper()
-	f, err := gguf.Open(filepath.Join(sharedModels(t), "stories260K.gguf"))
+	f, err := gguf.Open(filepath.Join(testutil.Shared(t, "models"), "stories260K.gguf"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -240,7 +232,7 @@ func dropTensor(name string) func([]gguf.TensorData) []gguf.TensorData {
 }
 
 func TestLoadGGUFVariants(t *testing.T) {
-	sharedModels(t)
+	testutil.Shared(t, "models")
 	// Defaults and optional tensors.
 	p := ggufFile(t, func(kvs []gguf.KV) []gguf.KV {
 		return dropKV("llama.attention.head_count_kv")(dropKV("llama.attention.layer_norm_rms_epsilon")(kvs))
@@ -264,7 +256,7 @@ func TestLoadGGUFVariants(t *testing.T) {
 }
 
 func TestLoadErrors(t *testing.T) {
-	dir := sharedModels(t)
+	dir := testutil.Shared(t, "models")
 	tmp := t.TempDir()
 	bin, _ := os.ReadFile(filepath.Join(dir, "stories260K.bin"))
 	write := func(name string, data []byte) string {
@@ -411,7 +403,7 @@ func FuzzLoad(f *testing.F) {
 // TestWeightsNotCopied loads a GGUF whose weights take 6 MB and checks that
 // the Go heap grows by much less: the tensors alias the memory map.
 func TestWeightsNotCopied(t *testing.T) {
-	dir := sharedModels(t)
+	dir := testutil.Shared(t, "models")
 	const rows = 24000 // 24000 x 64 F32 = 6 MB of embedding
 	f, err := gguf.Open(filepath.Join(dir, "stories260K.gguf"))
 	if err != nil {

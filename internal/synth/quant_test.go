@@ -3,8 +3,8 @@ package synth
 import (
 	"bytes"
 	"encoding/binary"
+	"github.com/verdictnet/verdict/internal/testutil"
 	"math"
-	"os"
 	"path/filepath"
 	"testing"
 
@@ -12,15 +12,6 @@ import (
 	"github.com/verdictnet/verdict/internal/kernels"
 	"github.com/verdictnet/verdict/internal/tensor"
 )
-
-func sharedModels(t testing.TB) string {
-	t.Helper()
-	dir := filepath.Join("..", "..", "..", "shared", "models")
-	if _, err := os.Stat(dir); err != nil {
-		t.Skipf("shared models not available at %s (the ../shared directory next to the repository): %v", dir, err)
-	}
-	return dir
-}
 
 func openGGUF(t *testing.T, path string) *gguf.File {
 	t.Helper()
@@ -44,7 +35,7 @@ func f32s(b []byte) []float32 {
 // and compares the bytes with the F16, Q8_0 and Q4_0 files that llama.cpp's
 // quantizer made from the same weights (an independent oracle).
 func TestQuantizersMatchLlamaCpp(t *testing.T) {
-	dir := sharedModels(t)
+	dir := testutil.Shared(t, "models")
 	src := openGGUF(t, filepath.Join(dir, "stories260K.gguf"))
 	for _, name := range []string{"stories260K-F16.gguf", "stories260K-Q8_0.gguf", "stories260K-Q4_0.gguf"} {
 		t.Run(name, func(t *testing.T) {

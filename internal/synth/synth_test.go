@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"fmt"
+	"github.com/verdictnet/verdict/internal/testutil"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -16,7 +17,7 @@ import (
 )
 
 func vocabPath(t testing.TB) string {
-	return filepath.Join(sharedModels(t), "ggml-vocab-llama-spm.gguf")
+	return filepath.Join(testutil.Shared(t, "models"), "ggml-vocab-llama-spm.gguf")
 }
 
 func generate(t *testing.T, preset string, seed uint64, typ tensor.Type) []byte {

@@ -2,6 +2,7 @@ package tokenizer_test
 
 import (
 	"fmt"
+	"github.com/verdictnet/verdict/internal/testutil"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,7 +12,7 @@ import (
 // benchText is about 4,000 tokens of story text (with either shared
 // vocabulary) built from the reference greedy outputs.
 func benchText(b *testing.B) string {
-	dir := sharedDir(b)
+	dir := testutil.Shared(b, ".")
 	var sb strings.Builder
 	for sb.Len() < 16000 {
 		for _, p := range []string{"p1", "p2", "p3", "noprompt_200"} {

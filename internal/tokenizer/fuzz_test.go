@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"github.com/verdictnet/verdict/internal/testutil"
 	"slices"
 	"strings"
 	"sync"
@@ -137,7 +138,7 @@ var (
 )
 
 func loadFuzzVocabs(t testing.TB) fuzzVocabs {
-	sharedDir(t)
+	testutil.Shared(t, ".")
 	fuzzOnce.Do(func() {
 		defer func() {
 			if fuzzV.spm == nil && fuzzErr == nil {

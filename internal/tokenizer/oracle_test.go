@@ -3,6 +3,7 @@ package tokenizer_test
 import (
 	"bufio"
 	"fmt"
+	"github.com/verdictnet/verdict/internal/testutil"
 	"os"
 	"path/filepath"
 	"slices"
@@ -14,25 +15,10 @@ import (
 	"github.com/verdictnet/verdict/internal/tokenizer"
 )
 
-// sharedDir is ../shared relative to the repository root (two levels above
-// this package), or "" after t.Skip when it is absent.
-func sharedDir(tb testing.TB) string {
-	tb.Helper()
-	root, err := filepath.Abs(filepath.Join("..", ".."))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	dir := filepath.Join(root, "..", "shared")
-	if _, err := os.Stat(dir); err != nil {
-		tb.Skipf("shared test data %s is absent: %v", dir, err)
-	}
-	return dir
-}
-
 // load builds a tokenizer from a file under ../shared.
 func load(tb testing.TB, rel string) *tokenizer.Tokenizer {
 	tb.Helper()
-	path := filepath.Join(sharedDir(tb), rel)
+	path := filepath.Join(testutil.Shared(tb, "."), rel)
 	v, err := model.LoadVocab(path)
 	if err != nil {
 		tb.Fatalf("LoadVocab: %v", err)
@@ -109,7 +95,7 @@ func checkOracle(t *testing.T, tok *tokenizer.Tokenizer, inp, outp string, addBO
 // TestLlama2COracle: run.c's encoder with tok512.bin, on llama.cpp's test
 // strings (BOS added).
 func TestLlama2COracle(t *testing.T) {
-	dir := sharedDir(t)
+	dir := testutil.Shared(t, ".")
 	tok := load(t, "models/tok512.bin")
 	if tok.Vocab().Flavor != tokenizer.Llama2C {
 		t.Fatalf("flavor %q", tok.Vocab().Flavor)
@@ -122,7 +108,7 @@ func TestLlama2COracle(t *testing.T) {
 // strings (no BOS). llama-2-tiny-random.gguf carries the same Llama 2
 // vocabulary, so it must give the same ids.
 func TestSPMOracle(t *testing.T) {
-	dir := sharedDir(t)
+	dir := testutil.Shared(t, ".")
 	for _, f := range []string{"models/ggml-vocab-llama-spm.gguf", "models/llama-2-tiny-random.gguf"} {
 		t.Run(filepath.Base(f), func(t *testing.T) {
 			tok := load(t, f)
@@ -139,7 +125,7 @@ func TestSPMOracle(t *testing.T) {
 // PROMPT_TOKENS with tok512.bin and with the tokenizer inside every
 // stories260K GGUF.
 func TestPromptTokens(t *testing.T) {
-	dir := sharedDir(t)
+	dir := testutil.Shared(t, ".")
 	prompts := map[string]string{
 		"p1": "Once upon a time",
 		"p2": "Lily and Tom went to the park",
@@ -194,7 +180,7 @@ func promptTokens(t *testing.T, path string) []int {
 // position (never fed), then a newline. So the decoded fed tokens plus one
 // piece of the vocabulary must give the text exactly.
 func TestGreedyTextDecodes(t *testing.T) {
-	dir := sharedDir(t)
+	dir := testutil.Shared(t, ".")
 	for _, f := range []string{"models/tok512.bin", "models/stories260K.gguf"} {
 		tok := load(t, f)
 		for _, p := range []string{"p1", "p2", "p3"} {
