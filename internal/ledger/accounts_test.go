@@ -3,6 +3,9 @@ package ledger
 import (
 	"bytes"
 	"crypto/sha256"
+	"errors"
+	"fmt"
+	"math/rand/v2"
 	"testing"
 )
 
@@ -286,5 +289,56 @@ func TestMisbehaviourSlashes(t *testing.T) {
 	s := h.stakeOf("erin")
 	if s.Bonded != 10_000-mulBps(10_000, p.SlashEvidenceBps) || s.JailedUntil == 0 {
 		t.Fatalf("stake after evidence %+v (events %v)", s, res.Events)
+	}
+}
+
+// TestCommittedView: after random writes and deletes on top of a
+// "committed" store (TakeDirty), Committed reads and ProveCommitted
+// proofs give the committed values against the root computed at commit.
+func TestCommittedView(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	for trial := 0; trial < 20; trial++ {
+		s := NewMemStore()
+		key := func() string { return fmt.Sprintf("k%03d", rng.IntN(60)) }
+		for i := 0; i < 40; i++ {
+			s.Set(key(), fmt.Append(nil, "v", i))
+		}
+		s.TakeDirty()
+		root := s.Root()
+		want := map[string][]byte{}
+		for _, k := range s.Keys() {
+			want[k], _ = s.Get(k)
+		}
+		for i := 0; i < rng.IntN(30); i++ {
+			if rng.IntN(3) == 0 {
+				s.Delete(key())
+			} else {
+				s.Set(key(), fmt.Append(nil, "w", i))
+			}
+		}
+		if trial%2 == 0 {
+			s.Root() // the current root cache is refreshed, or not
+		}
+		for i := 0; i < 60; i++ {
+			k := fmt.Sprintf("k%03d", i)
+			v, ok := s.Committed().Get(k)
+			w, wok := want[k]
+			if ok != wok || string(v) != string(w) {
+				t.Fatalf("trial %d: committed %s = %q %v, want %q %v", trial, k, v, ok, w, wok)
+			}
+			p, err := s.ProveCommitted(k)
+			if !wok {
+				if !errors.Is(err, ErrNotFound) {
+					t.Fatalf("proof of absent %s: %v", k, err)
+				}
+				continue
+			}
+			if err != nil || string(p.Value) != string(w) {
+				t.Fatalf("proof of %s: %v", k, err)
+			}
+			if err := p.Verify(root); err != nil {
+				t.Fatalf("trial %d: proof of %s against the committed root: %v", trial, k, err)
+			}
+		}
 	}
 }

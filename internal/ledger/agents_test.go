@@ -181,3 +181,59 @@ func TestValidationRegistry(t *testing.T) {
 		t.Fatalf("validation summary %s %v", b, err)
 	}
 }
+
+// TestTransferAgent: the owner transfers an agent (ERC-721 transferFrom);
+// the agentWallet is cleared, only the new owner may then manage it (and
+// set a wallet with that wallet's signature), the old owner may give it
+// feedback, the new owner may not.
+func TestTransferAgent(t *testing.T) {
+	h := newHarness(t, testParams())
+	alice, bob, carol, dave := testAddr("alice"), testAddr("bob"), testAddr("carol"), testAddr("dave")
+	h.ok(h.tx("alice", Msg{RegisterAgent: &MsgRegisterAgent{AgentURI: "ipfs://a"}}))
+	for _, c := range []struct {
+		name string
+		by   string
+		m    MsgTransferFrom
+		want error
+	}{
+		{"not the owner", "bob", MsgTransferFrom{From: alice, To: bob, AgentID: 1}, ErrUnauthorized},
+		{"from is not the owner", "alice", MsgTransferFrom{From: carol, To: bob, AgentID: 1}, ErrUnauthorized},
+		{"unknown agent", "alice", MsgTransferFrom{From: alice, To: bob, AgentID: 2}, ErrNotFound},
+		{"to the zero address", "alice", MsgTransferFrom{From: alice, AgentID: 1}, ErrDecode},
+	} {
+		m := c.m
+		h.fails(h.tx(c.by, Msg{TransferFrom: &m}), c.want)
+	}
+	var a Agent
+	h.query("agent/1", &a)
+	if a.Owner != alice || a.AgentWallet != alice {
+		t.Fatalf("agent changed by failed transfers: %+v", a)
+	}
+	r := h.ok(h.tx("alice", Msg{TransferFrom: &MsgTransferFrom{From: alice, To: bob, AgentID: 1}}))
+	if ev := r.Events[1]; ev.Type != "Transfer" || ev.Attrs[0].Value != alice.String() || ev.Attrs[1].Value != bob.String() || ev.Attrs[2].Value != "1" {
+		t.Fatalf("transfer event %+v", ev)
+	}
+	h.query("agent/1", &a)
+	if a.Owner != bob || !a.AgentWallet.IsZero() || a.AgentURI != "ipfs://a" {
+		t.Fatalf("after transfer %+v", a)
+	}
+	var w []byte
+	h.query("agent/1/metadata/agentWallet", &w)
+	if Address(w) != (Address{}) {
+		t.Fatalf("agentWallet after transfer %x", w)
+	}
+	h.fails(h.tx("alice", Msg{SetAgentURI: &MsgSetAgentURI{AgentID: 1, AgentURI: "ipfs://old"}}), ErrUnauthorized)
+	h.fails(h.tx("alice", Msg{TransferFrom: &MsgTransferFrom{From: alice, To: alice, AgentID: 1}}), ErrUnauthorized)
+	h.ok(h.tx("bob", Msg{SetAgentURI: &MsgSetAgentURI{AgentID: 1, AgentURI: "ipfs://b"}}))
+	h.fails(h.tx("bob", Msg{GiveFeedback: &MsgGiveFeedback{AgentID: 1, Value: "1"}}), ErrUnauthorized)
+	h.ok(h.tx("alice", Msg{GiveFeedback: &MsgGiveFeedback{AgentID: 1, Value: "1"}}))
+	deadline := int64(1_700_000_000 + 1000)
+	sig := ed25519.Sign(testKey("dave"), AgentWalletMessage(testChain, 1, dave, deadline))
+	h.fails(h.tx("alice", Msg{SetAgentWallet: &MsgSetAgentWallet{AgentID: 1, NewWallet: dave, Deadline: deadline, Signature: sig}}), ErrUnauthorized)
+	h.ok(h.tx("bob", Msg{SetAgentWallet: &MsgSetAgentWallet{AgentID: 1, NewWallet: dave, Deadline: deadline, Signature: sig}}))
+	h.query("agent/1", &a)
+	if a.Owner != bob || a.AgentWallet != dave {
+		t.Fatalf("after setAgentWallet %+v", a)
+	}
+	h.fails(h.tx("dave", Msg{GiveFeedback: &MsgGiveFeedback{AgentID: 1, Value: "1"}}), ErrUnauthorized)
+}

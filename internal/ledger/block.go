@@ -21,7 +21,7 @@ func (e *exec) beginBlock() {
 		}
 		a := Audit{ReceiptID: id, Seed: seed, Cells: e.params.AuditCells, Deadline: e.ctx.Height + e.params.OpeningWindow, Status: AuditPending}
 		put(e.st, keyAudit(id), a)
-		r.Audited = true
+		r.Audited, r.Audit = true, a.Status
 		put(e.st, keyReceipt(id), r)
 		e.queuePush(qOpening, a.Deadline+1, id)
 		e.emit("audit_selected", "receiptId", id.String(), "seed", seed.String(), "cells", u64(uint64(a.Cells)), "deadline", u64(a.Deadline), "worker", r.Worker.String())
@@ -39,9 +39,9 @@ func (e *exec) endBlock() {
 			continue
 		}
 		a.Status = AuditMissed
-		put(e.st, keyAudit(id), a)
+		r := e.setAudit(a)
 		e.emit("audit_missed", "receiptId", id.String())
-		if r, err := e.receipt(id); err == nil && (r.Status == StatusPublished || r.Status == StatusChallenged) {
+		if r.Status == StatusPublished || r.Status == StatusChallenged {
 			e.slashReceipt(r, e.params.SlashAuditBps, "missing opening")
 		}
 	}
@@ -52,12 +52,13 @@ func (e *exec) endBlock() {
 		}
 		next, err := e.l.hooks.Disputes.Tick(d.Game, h)
 		if err != nil {
+			e.unavailable(err)
 			e.emit("dispute_error", "disputeId", id.String(), "error", err.Error())
 			continue
 		}
 		d.Game = next
 		e.emit("dispute_timeout", "disputeId", id.String())
-		if err := e.advanceDispute(d); err != nil {
+		if err := e.advanceDispute(d); err != nil { // unavailable models were recorded there
 			e.emit("dispute_error", "disputeId", id.String(), "error", err.Error())
 		}
 	}

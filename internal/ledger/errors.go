@@ -21,6 +21,12 @@ var (
 	ErrCheck        = errors.New("check failed")
 )
 
+// ErrModelUnavailable is wrapped by a hook's error when this node cannot
+// evaluate a check because it does not hold the model it needs. It is no
+// transaction's result: FinalizeBlock fails with it (see Ledger.FinalizeBlock)
+// and CheckTx refuses the transaction with ErrCheck.
+var ErrModelUnavailable = errors.New("model not held by this node")
+
 var codes = []error{nil, ErrDecode, ErrSignature, ErrChainID, ErrNonce, ErrFunds, ErrFee,
 	ErrNotFound, ErrUnauthorized, ErrInvalid, ErrExists, ErrDeadline, ErrWrongState, ErrStake, ErrCheck}
 

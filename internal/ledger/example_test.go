@@ -46,3 +46,24 @@ func ExampleLedger_FinalizeBlock() {
 	fmt.Println(res.TxResults[0].Code, string(out))
 	// Output: 0 {"balance":40,"nonce":0}
 }
+
+// A receipt record maps onto the five statuses a client shows.
+func ExampleReceiptRecord_Shown() {
+	for _, r := range []ledger.ReceiptRecord{
+		{Status: ledger.StatusPublished},
+		{Status: ledger.StatusPublished, Audited: true, Audit: ledger.AuditPending},
+		{Status: ledger.StatusPublished, Audited: true, Audit: ledger.AuditPassed},
+		{Status: ledger.StatusChallenged},
+		{Status: ledger.StatusFinal, Audited: true, Audit: ledger.AuditPassed},
+		{Status: ledger.StatusSlashed, Audited: true, Audit: ledger.AuditMissed},
+	} {
+		fmt.Println(r.Shown())
+	}
+	// Output:
+	// published
+	// published
+	// audited
+	// challenged
+	// final
+	// slashed
+}

@@ -28,6 +28,7 @@ func seedTxs(t testing.TB) [][]byte {
 		{PostOpenings: &MsgPostOpenings{ReceiptID: id, Openings: []byte("o")}},
 		{OpenDispute: &MsgOpenDispute{ReceiptID: id, Commitment: []byte("commit")}},
 		{DisputeMove: &MsgDisputeMove{DisputeID: Hash{3}, Message: []byte("bisect")}},
+		{TransferFrom: &MsgTransferFrom{From: testAddr("alice"), To: testAddr("bob"), AgentID: 1}},
 	}
 	var out [][]byte
 	for _, m := range msgs {

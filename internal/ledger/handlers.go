@@ -24,6 +24,8 @@ func (e *exec) handle() error {
 		return e.setMetadata(m.SetMetadata)
 	case m.SetAgentWallet != nil:
 		return e.setAgentWallet(m.SetAgentWallet)
+	case m.TransferFrom != nil:
+		return e.transferFrom(m.TransferFrom)
 	case m.GiveFeedback != nil:
 		return e.giveFeedback(m.GiveFeedback)
 	case m.RevokeFeedback != nil:
@@ -155,6 +157,24 @@ func (e *exec) setAgentWallet(m *MsgSetAgentWallet) error {
 	a.AgentWallet = m.NewWallet
 	put(e.st, keyAgent(a.AgentID), a)
 	e.emit("AgentWalletSet", "agentId", u64(a.AgentID), "agentWallet", m.NewWallet.String())
+	return nil
+}
+
+// transferFrom moves an agent to a new owner (ERC-721 transferFrom, by the
+// owner only: there are no approvals) and clears its agentWallet, which the
+// new owner must set again with the wallet's signature.
+func (e *exec) transferFrom(m *MsgTransferFrom) error {
+	a, err := e.ownedAgent(m.AgentID)
+	if err != nil {
+		return err
+	}
+	if m.From != a.Owner {
+		return fmt.Errorf("%w: agent %d is owned by %s, not by from %s", ErrUnauthorized, m.AgentID, a.Owner, m.From)
+	}
+	a.Owner, a.AgentWallet = m.To, Address{}
+	put(e.st, keyAgent(a.AgentID), a)
+	e.emit("Transfer", "from", m.From.String(), "to", m.To.String(), "tokenId", u64(a.AgentID))
+	e.emit("AgentWalletSet", "agentId", u64(a.AgentID), "agentWallet", Address{}.String())
 	return nil
 }
 
@@ -454,16 +474,31 @@ func (e *exec) postOpenings(m *MsgPostOpenings) error {
 	}
 	data, _ := e.st.Get(keyReceiptData(m.ReceiptID))
 	if err := e.l.hooks.Openings.CheckOpenings(data, a.Seed, a.Cells, m.Openings); err != nil {
+		if e.unavailable(err) {
+			return fmt.Errorf("%w: openings: %v", ErrCheck, err)
+		}
 		a.Status = AuditFailed
-		put(e.st, keyAudit(m.ReceiptID), a)
+		r = e.setAudit(a)
 		e.emit("audit_failed", "receiptId", m.ReceiptID.String(), "error", err.Error())
 		e.slashReceipt(r, e.params.SlashAuditBps, "failed opening")
 		return nil
 	}
 	a.Status = AuditPassed
-	put(e.st, keyAudit(m.ReceiptID), a)
+	e.setAudit(a)
 	e.emit("audit_passed", "receiptId", m.ReceiptID.String())
 	return nil
+}
+
+// setAudit stores an audit and mirrors its status into the receipt's
+// record, which it returns.
+func (e *exec) setAudit(a Audit) ReceiptRecord {
+	put(e.st, keyAudit(a.ReceiptID), a)
+	var r ReceiptRecord
+	if get(e.st, keyReceipt(a.ReceiptID), &r) {
+		r.Audit = a.Status
+		put(e.st, keyReceipt(a.ReceiptID), r)
+	}
+	return r
 }
 
 // slashReceipt slashes and jails the receipt's worker (burning the amount),
@@ -511,8 +546,9 @@ func (e *exec) openDispute(m *MsgOpenDispute) error {
 		return fmt.Errorf("%w: this node has no dispute game", ErrCheck)
 	}
 	data, _ := e.st.Get(keyReceiptData(m.ReceiptID))
-	game, err := e.l.hooks.Disputes.Start(data, m.Commitment, e.ctx.Height)
+	game, err := e.l.hooks.Disputes.Start(data, m.Commitment, e.ctx.Height, e.params.MoveWindow)
 	if err != nil {
+		e.unavailable(err)
 		return fmt.Errorf("%w: dispute: %v", ErrCheck, err)
 	}
 	id := derive("verdict/dispute/v1", m.ReceiptID[:], e.signer[:], be64(e.tx.Nonce))
@@ -528,6 +564,7 @@ func (e *exec) openDispute(m *MsgOpenDispute) error {
 func (e *exec) advanceDispute(d Dispute) error {
 	st, err := e.l.hooks.Disputes.Status(d.Game)
 	if err != nil {
+		e.unavailable(err)
 		return fmt.Errorf("%w: dispute status: %v", ErrCheck, err)
 	}
 	if st.Done {
@@ -568,6 +605,7 @@ func (e *exec) disputeMove(m *MsgDisputeMove) error {
 	}
 	next, err := e.l.hooks.Disputes.Step(d.Game, from, m.Message, e.ctx.Height)
 	if err != nil {
+		e.unavailable(err)
 		return fmt.Errorf("%w: dispute move: %v", ErrCheck, err)
 	}
 	d.Game, d.Moves = next, d.Moves+1
@@ -615,6 +653,9 @@ func (e *exec) settleDispute(d Dispute, st DisputeStatus) {
 		punish(d.Worker, d.Challenger, true)
 	case DisputeChallengerLost:
 		punish(d.Challenger, d.Worker, false)
+	}
+	if r.Status != StatusChallenged || r.DisputeID != d.DisputeID {
+		return // settled meanwhile (slashed by its audit): the stakes above are all that changes
 	}
 	if workerLost {
 		r.Status = StatusSlashed

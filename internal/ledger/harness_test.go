@@ -58,7 +58,7 @@ type fakeState struct {
 	Status   DisputeStatus
 }
 
-func (fakeGame) Start(rcpt, commitment []byte, h uint64) ([]byte, error) {
+func (fakeGame) Start(rcpt, commitment []byte, h, _ uint64) ([]byte, error) {
 	if string(commitment) != "commit" {
 		return nil, errors.New("bad commitment")
 	}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math/bits"
+	"strings"
 	"sync"
 )
 
@@ -55,7 +56,9 @@ type ReceiptVerifier interface {
 }
 
 // OpeningChecker checks a worker's openings of the cells an audit selected
-// (seed and cell count) against the receipt's commitments.
+// (seed and cell count) against the receipt's commitments. An error
+// wrapping ErrModelUnavailable means this node cannot check them (it lacks
+// the model); the block then fails instead of judging the openings.
 type OpeningChecker interface {
 	CheckOpenings(receipt []byte, seed Hash, cells uint32, openings []byte) error
 }
@@ -65,15 +68,19 @@ type OpeningChecker interface {
 // ledger and stored in the dispute record; every call is pure.
 //
 // Start begins a game between the receipt's worker and a challenger who
-// committed to commitment, at height. Step delivers one party's message at
-// height; an error rejects the transaction and leaves the game unchanged (a
-// message the game judges a loss, such as a bad proof or equivocation, is
-// not an error: it shows in the status). Tick tells the game the height so
-// that a party that missed its deadline loses. Status reports whether the
+// committed to commitment, at height, each answer being due moveWindow
+// blocks after its query (the chain's parameter). Step delivers one
+// party's message at height; an error rejects the transaction and leaves
+// the game unchanged (a message the game judges a loss, such as a bad
+// proof or equivocation, is not an error: it shows in the status). An
+// error wrapping ErrModelUnavailable (from any method) means this node
+// cannot evaluate the game (it lacks the model) and fails the block
+// instead of deciding it. Tick tells the game the height so that a party
+// that missed its deadline loses. Status reports whether the
 // game is over, who lost, and the last height at which the outstanding
 // answer counts.
 type DisputeGame interface {
-	Start(receipt, commitment []byte, height uint64) (state []byte, err error)
+	Start(receipt, commitment []byte, height, moveWindow uint64) (state []byte, err error)
 	Step(state []byte, from Side, msg []byte, height uint64) (next []byte, err error)
 	Tick(state []byte, height uint64) (next []byte, err error)
 	Status(state []byte) (DisputeStatus, error)
@@ -93,12 +100,55 @@ type Hooks struct {
 	Receipts ReceiptVerifier
 	Openings OpeningChecker
 	Disputes DisputeGame
+	// Models, when set, says which models this node holds, for the start
+	// check of MissingModels.
+	Models ModelHolder
+}
+
+// ModelHolder reports whether a node holds a model (by model id).
+type ModelHolder interface {
+	Holds(id Hash) bool
+}
+
+// MissingModels returns the registered models that have receipts in their
+// challenge window (published or challenged) in the committed state and
+// that holds does not hold, in model id order. A node that lacks one of
+// them cannot check the audit openings or referee the disputes those
+// receipts may still get, so it must not start as a validator (see
+// docs/ledger.md, "Joining as a validator").
+func (l *Ledger) MissingModels(holds func(Hash) bool) []Model {
+	st := l.store.Committed()
+	keys := l.store.Keys()
+	need := map[Hash]bool{}
+	for _, k := range keys {
+		if !strings.HasPrefix(k, "receipt/") {
+			continue
+		}
+		var r ReceiptRecord
+		if !get(st, k, &r) || (r.Status != StatusPublished && r.Status != StatusChallenged) {
+			continue
+		}
+		if _, seen := need[r.ModelID]; !seen {
+			need[r.ModelID] = !holds(r.ModelID)
+		}
+	}
+	var out []Model
+	for _, k := range keys {
+		var m Model
+		if strings.HasPrefix(k, "model/") && get(st, k, &m) && need[m.ModelID] {
+			out = append(out, m)
+		}
+	}
+	return out
 }
 
 // Ledger applies blocks of transactions to a state.
 type Ledger struct {
 	store *MemStore
 	hooks Hooks
+	// fatal is the first ErrModelUnavailable a hook returned while
+	// applying the current block (or checking the current transaction).
+	fatal error
 	seen  memo // transactions whose signature verified (CheckTx, then the block)
 	rcpts memo // receipts that verified, with what they said
 }
@@ -227,6 +277,11 @@ type BlockResult struct {
 // transaction in order, block-end work (deadlines, payouts, rewards), and
 // returns the new app hash. It changes the in-memory state only; the caller
 // persists it.
+//
+// When a hook reports ErrModelUnavailable (the block needs a model this
+// node does not hold), FinalizeBlock returns an error wrapping it and
+// leaves the state as it was: a node that cannot compute a block's result
+// stops rather than commit a result that differs from the other nodes'.
 func (l *Ledger) FinalizeBlock(ctx BlockContext, txs [][]byte) (BlockResult, error) {
 	ci := l.Info()
 	if ci.ChainID == "" {
@@ -235,34 +290,44 @@ func (l *Ledger) FinalizeBlock(ctx BlockContext, txs [][]byte) (BlockResult, err
 	if ctx.Height != ci.Height+1 {
 		return BlockResult{}, fmt.Errorf("finalize block: height %d, want %d", ctx.Height, ci.Height+1)
 	}
+	l.fatal = nil
+	blk := newCache(l.store)
 	var res BlockResult
-	e := l.exec(l.store, ctx)
+	e := l.exec(blk, ctx)
 	e.beginBlock()
 	res.Events = append(res.Events, e.events...)
 	for _, raw := range txs {
-		res.TxResults = append(res.TxResults, l.deliver(ctx, raw))
+		res.TxResults = append(res.TxResults, l.deliver(blk, ctx, raw))
 	}
-	e = l.exec(l.store, ctx)
+	e = l.exec(blk, ctx)
 	e.endBlock()
 	res.ValidatorUpdates = e.validatorUpdates()
 	res.Events = append(res.Events, e.events...)
-	ci = l.Info()
+	if err := l.fatal; err != nil {
+		l.fatal = nil
+		return BlockResult{}, fmt.Errorf("finalize block %d: this node cannot apply it: %w", ctx.Height, err)
+	}
+	get(blk, keyChain, &ci)
 	ci.Height, ci.Time = ctx.Height, ctx.Time
-	put(l.store, keyChain, ci)
+	put(blk, keyChain, ci)
+	blk.Write()
 	res.AppHash = l.store.Root()
 	return res, nil
 }
 
 // DeliverTx applies one transaction outside FinalizeBlock (for tests and
 // tools); FinalizeBlock is the normal entry point.
-func (l *Ledger) DeliverTx(ctx BlockContext, raw []byte) Result { return l.deliver(ctx, raw) }
+func (l *Ledger) DeliverTx(ctx BlockContext, raw []byte) Result {
+	l.fatal = nil
+	return l.deliver(l.store, ctx, raw)
+}
 
-func (l *Ledger) deliver(ctx BlockContext, raw []byte) Result {
+func (l *Ledger) deliver(st Store, ctx BlockContext, raw []byte) Result {
 	tx, err := l.decode(raw)
 	if err != nil {
 		return fail(err)
 	}
-	return l.apply(l.store, ctx, tx)
+	return l.apply(st, ctx, tx)
 }
 
 // apply runs tx against st. A tx that passes the envelope checks pays its
@@ -335,7 +400,9 @@ func (c *Checker) Check(raw []byte) Result {
 	ci := c.l.Info()
 	ctx := BlockContext{Height: ci.Height + 1, Time: ci.Time}
 	tmp := newCache(c.st)
+	c.l.fatal = nil
 	r := c.l.apply(tmp, ctx, tx)
+	c.l.fatal = nil // the transaction failed with ErrCheck; nothing to halt
 	if r.Code == 0 {
 		tmp.Write()
 	}
@@ -364,6 +431,19 @@ func (l *Ledger) exec(st Store, ctx BlockContext) *exec {
 }
 
 func (e *exec) saveTotals() { put(e.st, keyTotals, e.totals) }
+
+// unavailable reports whether a hook's error says this node lacks what it
+// needs to decide (ErrModelUnavailable), and records the first such error
+// so that FinalizeBlock fails instead of deciding.
+func (e *exec) unavailable(err error) bool {
+	if !errors.Is(err, ErrModelUnavailable) {
+		return false
+	}
+	if e.l.fatal == nil {
+		e.l.fatal = err
+	}
+	return true
+}
 
 func (e *exec) emit(typ string, kv ...string) {
 	ev := Event{Type: typ}

@@ -27,8 +27,20 @@ import (
 //
 // The answer is JSON. A missing record is an error wrapping ErrNotFound;
 // a malformed path or argument wraps ErrInvalid.
-func (l *Ledger) Query(path string, data []byte) ([]byte, error) {
-	st := l.store
+//
+// Query reads the latest state the ledger applied, including a block
+// finalized but not yet committed; QueryCommitted reads the committed one.
+func (l *Ledger) Query(path string, data []byte) ([]byte, error) { return l.query(l.store, path, data) }
+
+// QueryCommitted is Query against the state as of the last commit (the
+// store's last TakeDirty), which is what a node answers: a block that has
+// been finalized but not committed may still be replayed differently after
+// a crash, so it is not shown.
+func (l *Ledger) QueryCommitted(path string, data []byte) ([]byte, error) {
+	return l.query(l.store.Committed(), path, data)
+}
+
+func (l *Ledger) query(st Store, path string, data []byte) ([]byte, error) {
 	parts := strings.Split(path, "/")
 	raw := func(key string) ([]byte, error) {
 		b, ok := st.Get(key)
@@ -150,7 +162,7 @@ func (l *Ledger) Query(path string, data []byte) ([]byte, error) {
 		if err := strictJSON(data, &req); err != nil {
 			return bad(err)
 		}
-		s, err := l.Summary(req)
+		s, err := summary(st, req)
 		if err != nil {
 			return bad(err)
 		}
@@ -160,7 +172,7 @@ func (l *Ledger) Query(path string, data []byte) ([]byte, error) {
 		if err := strictJSON(data, &req); err != nil {
 			return bad(err)
 		}
-		return json.Marshal(l.ValidationSummary(req))
+		return json.Marshal(validationSummary(st, req))
 	case n == 2:
 		h, err := ParseHash(parts[1])
 		if err != nil {
@@ -225,8 +237,9 @@ type Summary struct {
 }
 
 // Summary computes ERC-8004 getSummary over the committed state.
-func (l *Ledger) Summary(req SummaryRequest) (Summary, error) {
-	st := l.store
+func (l *Ledger) Summary(req SummaryRequest) (Summary, error) { return summary(l.store, req) }
+
+func summary(st Store, req SummaryRequest) (Summary, error) {
 	clients := req.ClientAddresses
 	if len(clients) == 0 {
 		get(st, keyFeedbackClients(req.AgentID), &clients)
@@ -285,12 +298,16 @@ type ValidationSummary struct {
 
 // ValidationSummary computes the Validation registry's getSummary.
 func (l *Ledger) ValidationSummary(req ValidationSummaryRequest) ValidationSummary {
+	return validationSummary(l.store, req)
+}
+
+func validationSummary(st Store, req ValidationSummaryRequest) ValidationSummary {
 	var hs []Hash
-	get(l.store, keyAgentValidations(req.AgentID), &hs)
+	get(st, keyAgentValidations(req.AgentID), &hs)
 	var count, sum uint64
 	for _, h := range hs {
 		var v Validation
-		if !get(l.store, keyValidation(h), &v) || !v.HasResponse || (req.Tag != "" && v.Tag != req.Tag) {
+		if !get(st, keyValidation(h), &v) || !v.HasResponse || (req.Tag != "" && v.Tag != req.Tag) {
 			continue
 		}
 		if len(req.ValidatorAddresses) > 0 {

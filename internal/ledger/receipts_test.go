@@ -1,6 +1,7 @@
 package ledger
 
 import (
+	"slices"
 	"testing"
 )
 
@@ -300,4 +301,100 @@ func TestDisputes(t *testing.T) {
 		h.blocksUntil(h.receiptRecord(id).WindowEnd - 1)
 		h.fails(h.tx("dave", Msg{OpenDispute: &MsgOpenDispute{ReceiptID: id, Commitment: []byte("commit")}}), ErrDeadline)
 	})
+}
+
+// TestReceiptStatuses follows receipts through the statuses a client
+// shows (ReceiptRecord.Shown) and checks that a receipt settled by its
+// audit while a dispute is open stays settled when the dispute ends.
+func TestReceiptStatuses(t *testing.T) {
+	p := auditParams()
+	p.ChallengeWindow = 30
+	shown := func(h *harness, id Hash) string { return h.receiptRecord(id).Shown() }
+	t.Run("published, audited, final", func(t *testing.T) {
+		h := newHarness(t, p)
+		setupMarket(t, h, 1)
+		id := h.publish(1)
+		if got := shown(h, id); got != ShownPublished {
+			t.Fatalf("after publication: %s", got)
+		}
+		h.block()
+		a := h.audit(id)
+		if got, r := shown(h, id), h.receiptRecord(id); got != ShownPublished || r.Audit != AuditPending || !r.Audited {
+			t.Fatalf("audit pending: %s %+v", got, r)
+		}
+		h.ok(h.tx("carol", Msg{PostOpenings: &MsgPostOpenings{ReceiptID: id, Openings: goodOpenings(a.Seed, a.Cells)}}))
+		if got := shown(h, id); got != ShownAudited {
+			t.Fatalf("audit passed: %s", got)
+		}
+		h.blocksUntil(h.receiptRecord(id).WindowEnd)
+		if got := shown(h, id); got != ShownFinal {
+			t.Fatalf("after the window: %s", got)
+		}
+	})
+	t.Run("challenged, slashed by a missed audit, dispute lost by the challenger", func(t *testing.T) {
+		h := newHarness(t, p)
+		setupMarket(t, h, 1)
+		id := h.publish(1)
+		res := h.ok(h.tx("dave", Msg{OpenDispute: &MsgOpenDispute{ReceiptID: id, Commitment: []byte("commit")}}))
+		var did Hash
+		for _, a := range res.Events[1].Attrs {
+			if a.Key == "disputeId" {
+				did, _ = ParseHash(a.Value)
+			}
+		}
+		if got := shown(h, id); got != ShownChallenged {
+			t.Fatalf("disputed: %s", got)
+		}
+		// The audit was selected in the publication's next block; the
+		// worker keeps playing the dispute but never opens the audit.
+		h.blocksUntil(h.height + 1)
+		a := h.audit(id)
+		for h.height <= a.Deadline {
+			h.ok(h.tx("carol", Msg{DisputeMove: &MsgDisputeMove{DisputeID: did, Message: []byte("bisect")}}))
+			h.ok(h.tx("dave", Msg{DisputeMove: &MsgDisputeMove{DisputeID: did, Message: []byte("bisect")}}))
+		}
+		if got, r := shown(h, id), h.receiptRecord(id); got != ShownSlashed || r.Audit != AuditMissed {
+			t.Fatalf("missed audit: %s %+v", got, r)
+		}
+		carol := h.balance("carol")
+		h.ok(h.tx("carol", Msg{DisputeMove: &MsgDisputeMove{DisputeID: did, Message: []byte("referee:worker")}}))
+		h.blocksUntil(h.receiptRecord(id).WindowEnd + 1)
+		if got := shown(h, id); got != ShownSlashed || h.balance("carol") > carol-1+mulBps(mulBps(10_000, p.SlashDisputeBps), p.WinnerShareBps) {
+			t.Fatalf("a slashed receipt came back as %s (worker balance %d -> %d)", got, carol, h.balance("carol"))
+		}
+	})
+}
+
+// holder holds the listed models.
+type holder []Hash
+
+func (h holder) Holds(id Hash) bool { return slices.Contains(h, id) }
+
+// TestMissingModels: a model is needed while one of its receipts is in its
+// challenge window (published or challenged), and only in committed state.
+func TestMissingModels(t *testing.T) {
+	h := newHarness(t, testParams())
+	setupMarket(t, h, 1)
+	other := Hash{7}
+	h.ok(h.tx("bob", Msg{RegisterModel: &MsgRegisterModel{ModelID: other, Name: "unused", SpecVersion: 1}}))
+	h.l.Store().TakeDirty() // commit
+	if got := h.l.MissingModels(holder{}.Holds); len(got) != 0 {
+		t.Fatalf("models needed without receipts: %+v", got)
+	}
+	id := h.publish(1)
+	if got := h.l.MissingModels(holder{}.Holds); len(got) != 0 {
+		t.Fatalf("an uncommitted receipt counts: %+v", got)
+	}
+	h.l.Store().TakeDirty()
+	if got := h.l.MissingModels(holder{}.Holds); len(got) != 1 || got[0].ModelID != testModel || got[0].Name != "stories260K" {
+		t.Fatalf("missing %+v, want the receipt's model", got)
+	}
+	if got := h.l.MissingModels(holder{testModel}.Holds); len(got) != 0 {
+		t.Fatalf("held model reported missing: %+v", got)
+	}
+	h.blocksUntil(h.receiptRecord(id).WindowEnd)
+	h.l.Store().TakeDirty()
+	if got := h.l.MissingModels(holder{}.Holds); len(got) != 0 {
+		t.Fatalf("a final receipt still needs its model: %+v", got)
+	}
 }

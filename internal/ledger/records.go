@@ -81,7 +81,9 @@ type Escrow struct {
 	ReceiptID Hash    `json:"receiptId"` // zero until a receipt is published
 }
 
-// Receipt statuses.
+// Receipt statuses. What a client shows (docs/ledger.md, "Receipt
+// statuses"): challenged, final and slashed as they are; published with
+// Audit == AuditPassed as "audited"; published otherwise as "published".
 const (
 	StatusPublished  = "published"
 	StatusChallenged = "challenged"
@@ -100,7 +102,29 @@ type ReceiptRecord struct {
 	WindowEnd uint64  `json:"windowEnd"`
 	Status    string  `json:"status"`
 	Audited   bool    `json:"audited"`            // selected for an audit
+	Audit     string  `json:"audit,omitempty"`    // that audit's status (AuditPending, ...)
 	DisputeID Hash    `json:"disputeId,omitzero"` // the open or last dispute
+}
+
+// Client-facing receipt statuses (what the gateway shows).
+const (
+	ShownPublished  = "published"
+	ShownAudited    = "audited"
+	ShownChallenged = "challenged"
+	ShownFinal      = "final"
+	ShownSlashed    = "slashed"
+)
+
+// Shown maps the record onto the five statuses a client shows: published
+// (in its challenge window, not audited or its audit still pending),
+// audited (in its window, its audit passed), challenged (a dispute is
+// open), final (paid out) and slashed (a failed or missed audit, or a
+// dispute the worker lost).
+func (r ReceiptRecord) Shown() string {
+	if r.Status == StatusPublished && r.Audit == AuditPassed {
+		return ShownAudited
+	}
+	return r.Status
 }
 
 // Audit statuses.

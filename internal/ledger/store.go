@@ -16,11 +16,14 @@ type Store interface {
 	Delete(key string)
 }
 
-// MemStore is the committed state: every key in memory, with the set of keys
-// changed since the last TakeDirty so a persistent store can write only those.
+// MemStore is the state: every key in memory, with the set of keys
+// changed since the last TakeDirty (the last commit) so a persistent store
+// can write only those, and their values as of that commit, so that the
+// committed state stays readable (Committed, ProveCommitted) while a
+// finalized block waits for its commit.
 type MemStore struct {
 	m     map[string][]byte
-	dirty map[string]struct{}
+	dirty map[string]prior // value before the first change since TakeDirty
 
 	// The app hash cache: the keys as of the last Root in sorted order with
 	// their leaf hashes, and the keys changed since.
@@ -29,9 +32,23 @@ type MemStore struct {
 	changed map[string]struct{}
 }
 
+// prior is a key's committed value (ok false: absent).
+type prior struct {
+	v  []byte
+	ok bool
+}
+
 // NewMemStore returns an empty store.
 func NewMemStore() *MemStore {
-	return &MemStore{m: map[string][]byte{}, dirty: map[string]struct{}{}, changed: map[string]struct{}{}}
+	return &MemStore{m: map[string][]byte{}, dirty: map[string]prior{}, changed: map[string]struct{}{}}
+}
+
+func (s *MemStore) touch(key string) {
+	if _, ok := s.dirty[key]; !ok {
+		v, had := s.m[key]
+		s.dirty[key] = prior{v, had}
+	}
+	s.changed[key] = struct{}{}
 }
 
 // Get returns the value stored under key.
@@ -42,16 +59,14 @@ func (s *MemStore) Get(key string) ([]byte, bool) {
 
 // Set stores value under key.
 func (s *MemStore) Set(key string, value []byte) {
+	s.touch(key)
 	s.m[key] = value
-	s.dirty[key] = struct{}{}
-	s.changed[key] = struct{}{}
 }
 
 // Delete removes key.
 func (s *MemStore) Delete(key string) {
+	s.touch(key)
 	delete(s.m, key)
-	s.dirty[key] = struct{}{}
-	s.changed[key] = struct{}{}
 }
 
 // Len returns the number of keys.
@@ -81,9 +96,26 @@ func (s *MemStore) TakeDirty() []Change {
 	for i, k := range keys {
 		out[i] = Change{Key: k, Value: s.m[k]}
 	}
-	s.dirty = map[string]struct{}{}
+	s.dirty = map[string]prior{}
 	return out
 }
+
+// Committed returns a read-only view of the state as of the last TakeDirty
+// (for a node: the last commit), ignoring changes made since.
+func (s *MemStore) Committed() Store { return committedView{s} }
+
+type committedView struct{ s *MemStore }
+
+func (c committedView) Get(key string) ([]byte, bool) {
+	if p, ok := c.s.dirty[key]; ok {
+		return p.v, p.ok
+	}
+	v, ok := c.s.m[key]
+	return v, ok
+}
+
+func (committedView) Set(key string, _ []byte) { panic("ledger: write to the committed view: " + key) }
+func (committedView) Delete(key string)        { panic("ledger: write to the committed view: " + key) }
 
 // Keys returns every key in sorted order.
 func (s *MemStore) Keys() []string {
@@ -190,6 +222,57 @@ func (s *MemStore) Prove(key string) (Proof, error) {
 		return Proof{}, fmt.Errorf("prove %q: %w", key, err)
 	}
 	p := Proof{Key: key, Value: v, Index: uint64(i), Size: uint64(len(keys))}
+	for _, h := range path {
+		p.Path = append(p.Path, Hash(h))
+	}
+	return p, nil
+}
+
+// ProveCommitted returns the inclusion proof of key in the state as of
+// the last TakeDirty, against that state's root.
+func (s *MemStore) ProveCommitted(key string) (Proof, error) {
+	if len(s.dirty) == 0 {
+		return s.Prove(key)
+	}
+	v, ok := s.Committed().Get(key)
+	if !ok {
+		return Proof{}, fmt.Errorf("prove %q: %w", key, ErrNotFound)
+	}
+	s.refresh()
+	// The committed leaves: the current ones without the changed keys,
+	// merged with the changed keys' committed values.
+	var back []string
+	for k, p := range s.dirty {
+		if p.ok {
+			back = append(back, k)
+		}
+	}
+	sort.Strings(back)
+	keys := make([]string, 0, len(s.sorted)+len(back))
+	leaves := make([]merkle.Hash, 0, len(s.sorted)+len(back))
+	i, j := 0, 0
+	for i < len(s.sorted) || j < len(back) {
+		if j == len(back) || i < len(s.sorted) && s.sorted[i] < back[j] {
+			if _, changed := s.dirty[s.sorted[i]]; !changed {
+				keys = append(keys, s.sorted[i])
+				leaves = append(leaves, s.leaves[i])
+			}
+			i++
+			continue
+		}
+		if i < len(s.sorted) && s.sorted[i] == back[j] {
+			i++ // replaced by its committed value
+		}
+		keys = append(keys, back[j])
+		leaves = append(leaves, merkle.Hash(LeafHash(back[j], s.dirty[back[j]].v)))
+		j++
+	}
+	idx := sort.SearchStrings(keys, key)
+	path, err := merkle.NewTree(leaves).Proof(idx)
+	if err != nil {
+		return Proof{}, fmt.Errorf("prove %q: %w", key, err)
+	}
+	p := Proof{Key: key, Value: v, Index: uint64(idx), Size: uint64(len(keys))}
 	for _, h := range path {
 		p.Path = append(p.Path, Hash(h))
 	}

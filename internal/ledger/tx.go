@@ -38,6 +38,7 @@ type Msg struct {
 	SetAgentURI        *MsgSetAgentURI        `json:"setAgentURI,omitempty"`
 	SetMetadata        *MsgSetMetadata        `json:"setMetadata,omitempty"`
 	SetAgentWallet     *MsgSetAgentWallet     `json:"setAgentWallet,omitempty"`
+	TransferFrom       *MsgTransferFrom       `json:"transferFrom,omitempty"`
 	GiveFeedback       *MsgGiveFeedback       `json:"giveFeedback,omitempty"`
 	RevokeFeedback     *MsgRevokeFeedback     `json:"revokeFeedback,omitempty"`
 	AppendResponse     *MsgAppendResponse     `json:"appendResponse,omitempty"`
@@ -103,6 +104,15 @@ type MsgSetAgentWallet struct {
 	NewWallet Address `json:"newWallet"`
 	Deadline  int64   `json:"deadline"`
 	Signature []byte  `json:"signature"`
+}
+
+// MsgTransferFrom is the Identity registry's ERC-721 transferFrom: the
+// owner From (the signer) gives agent AgentID to To. The agentWallet is
+// cleared (zero address) until the new owner sets one with setAgentWallet.
+type MsgTransferFrom struct {
+	From    Address `json:"from"`
+	To      Address `json:"to"`
+	AgentID uint64  `json:"agentId"`
 }
 
 // MsgGiveFeedback is ERC-8004 ReputationRegistry.giveFeedback.
@@ -225,6 +235,7 @@ func (m *Msg) Kind() string {
 	add(m.SetAgentURI != nil, "setAgentURI")
 	add(m.SetMetadata != nil, "setMetadata")
 	add(m.SetAgentWallet != nil, "setAgentWallet")
+	add(m.TransferFrom != nil, "transferFrom")
 	add(m.GiveFeedback != nil, "giveFeedback")
 	add(m.RevokeFeedback != nil, "revokeFeedback")
 	add(m.AppendResponse != nil, "appendResponse")
@@ -387,6 +398,10 @@ func (m *Msg) validate() error {
 	case m.SetAgentWallet != nil:
 		if len(m.SetAgentWallet.Signature) != ed25519.SignatureSize {
 			return fmt.Errorf("signature has %d bytes, want %d", len(m.SetAgentWallet.Signature), ed25519.SignatureSize)
+		}
+	case m.TransferFrom != nil:
+		if m.TransferFrom.To.IsZero() {
+			return errors.New("transferFrom: to must not be the zero address")
 		}
 	case m.GiveFeedback != nil:
 		f := m.GiveFeedback

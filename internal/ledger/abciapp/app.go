@@ -77,6 +77,15 @@ func New(db dbm.DB, hooks ledger.Hooks, log *slog.Logger) (*App, error) {
 			return nil, fmt.Errorf("load ledger state: stored app hash %x does not match the state's %x (corrupt database)", a.appHash, root)
 		}
 	}
+	if hooks.Models != nil {
+		if missing := a.ledger.MissingModels(hooks.Models.Holds); len(missing) > 0 {
+			var names []string
+			for _, m := range missing {
+				names = append(names, fmt.Sprintf("%s (%q)", m.ModelID, m.Name))
+			}
+			return nil, fmt.Errorf("ledger: this node does not hold %s, which has receipts in their challenge window; every validator must hold every audited model: start the node with --model PATH for each", strings.Join(names, ", "))
+		}
+	}
 	log.Info("ledger loaded", "height", a.height, "keys", st.Len(), "appHash", fmt.Sprintf("%x", a.appHash))
 	return a, nil
 }
@@ -157,6 +166,9 @@ func (a *App) FinalizeBlock(_ context.Context, req *abci.RequestFinalizeBlock) (
 	}
 	res, err := a.ledger.FinalizeBlock(ctx, req.Txs)
 	if err != nil {
+		if errors.Is(err, ledger.ErrModelUnavailable) {
+			a.log.Error("cannot apply block: a model it needs is not held; stopping rather than diverging; restart with --model for it", "height", req.Height, "error", err)
+		}
 		return nil, err
 	}
 	out := &abci.ResponseFinalizeBlock{AppHash: res.AppHash[:], Events: events(res.Events)}
@@ -219,15 +231,17 @@ func (a *App) Commit(context.Context, *abci.RequestCommit) (*abci.ResponseCommit
 	return &abci.ResponseCommit{}, nil
 }
 
-// Query answers ledger.Query paths; with Prove set and a path that names
-// one state key ("key/KEY"), it returns the value with a Merkle proof
-// against the app hash of the last committed block.
+// Query answers ledger.Query paths from the committed state only (a block
+// finalized but not yet committed is not shown: CometBFT may replay it
+// after a crash); with a path that names one state key ("key/KEY"), it
+// returns the value with a Merkle proof against the app hash of the last
+// committed block, which Info reports.
 func (a *App) Query(_ context.Context, req *abci.RequestQuery) (*abci.ResponseQuery, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	resp := &abci.ResponseQuery{Height: a.height}
 	if key, ok := strings.CutPrefix(req.Path, "key/"); ok {
-		p, err := a.ledger.Store().Prove(key)
+		p, err := a.ledger.Store().ProveCommitted(key)
 		if err != nil {
 			resp.Code, resp.Log = ledger.Code(err), err.Error()
 			return resp, nil
@@ -237,7 +251,7 @@ func (a *App) Query(_ context.Context, req *abci.RequestQuery) (*abci.ResponseQu
 		resp.ProofOps = &cmtcrypto.ProofOps{Ops: []cmtcrypto.ProofOp{{Type: "verdict/rfc6962", Key: []byte(key), Data: pb}}}
 		return resp, nil
 	}
-	v, err := a.ledger.Query(req.Path, req.Data)
+	v, err := a.ledger.QueryCommitted(req.Path, req.Data)
 	if err != nil {
 		resp.Code, resp.Log = ledger.Code(err), err.Error()
 		return resp, nil

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -144,5 +145,144 @@ func TestCheckTxAndBadGenesis(t *testing.T) {
 	r, _ = a.CheckTx(ctx, &abci.RequestCheckTx{Tx: []byte("junk")})
 	if r.Code != ledger.Code(ledger.ErrDecode) || r.Log == "" {
 		t.Fatalf("junk: %d %s", r.Code, r.Log)
+	}
+}
+
+// TestQuerySeesOnlyCommitted: between FinalizeBlock and Commit, Query and
+// proofs show the last committed block (the height and app hash Info
+// reports), never the finalized one; after Commit they show it.
+func TestQuerySeesOnlyCommitted(t *testing.T) {
+	ctx := context.Background()
+	a, db := open(t, t.TempDir())
+	defer db.Close()
+	if _, err := a.InitChain(ctx, &abci.RequestInitChain{ChainId: "abci-test", AppStateBytes: genesis(t)}); err != nil {
+		t.Fatal(err)
+	}
+	query := func(path string) string {
+		t.Helper()
+		q, err := a.Query(ctx, &abci.RequestQuery{Path: path})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if q.Code != 0 {
+			return "code " + fmt.Sprint(q.Code)
+		}
+		return string(q.Value)
+	}
+	proveAgainstInfo := func(key string) {
+		t.Helper()
+		info, _ := a.Info(ctx, &abci.RequestInfo{})
+		q, _ := a.Query(ctx, &abci.RequestQuery{Path: "key/" + key, Prove: true})
+		var p ledger.Proof
+		if q.Code != 0 || q.Height != info.LastBlockHeight || json.Unmarshal(q.ProofOps.Ops[0].Data, &p) != nil {
+			t.Fatalf("proof of %s: %+v", key, q)
+		}
+		var root ledger.Hash
+		copy(root[:], info.LastBlockAppHash)
+		if err := p.Verify(root); err != nil {
+			t.Fatalf("proof of %s against the committed app hash: %v", key, err)
+		}
+	}
+	bob := "account/" + addr("bob").String()
+	// Nothing is committed before the first Commit, not even genesis.
+	if got := query("chain"); got != "code 7" {
+		t.Fatalf("chain before the first commit: %s", got)
+	}
+	finalize(t, a, 1, send(0, 10))
+	if got := query(bob); got != `{"balance":0,"nonce":0}` {
+		t.Fatalf("bob before the first commit: %s", got)
+	}
+	if _, err := a.Commit(ctx, &abci.RequestCommit{}); err != nil {
+		t.Fatal(err)
+	}
+	if got := query(bob); got != `{"balance":10,"nonce":0}` {
+		t.Fatalf("bob after commit 1: %s", got)
+	}
+	proveAgainstInfo("acct/" + addr("bob").String())
+	for h := int64(2); h <= 3; h++ {
+		finalize(t, a, h, send(uint64(h-1), 10))
+		want := fmt.Sprintf(`{"balance":%d,"nonce":0}`, 10*(h-1))
+		if got := query(bob); got != want {
+			t.Fatalf("bob with block %d finalized, not committed: %s, want %s", h, got, want)
+		}
+		var ci ledger.ChainInfo
+		if err := json.Unmarshal([]byte(query("chain")), &ci); err != nil || ci.Height != uint64(h-1) {
+			t.Fatalf("chain with block %d finalized: %+v %v", h, ci, err)
+		}
+		proveAgainstInfo("acct/" + addr("bob").String())
+		proveAgainstInfo("acct/" + addr("alice").String())
+		proveAgainstInfo("chain")
+		if _, err := a.Commit(ctx, &abci.RequestCommit{}); err != nil {
+			t.Fatal(err)
+		}
+		want = fmt.Sprintf(`{"balance":%d,"nonce":0}`, 10*h)
+		if got := query(bob); got != want {
+			t.Fatalf("bob after commit %d: %s, want %s", h, got, want)
+		}
+		proveAgainstInfo("acct/" + addr("bob").String())
+	}
+}
+
+// fakeReceipts accepts "rcpt:N" as a receipt by alice for model {1}.
+type fakeReceipts struct{}
+
+func (fakeReceipts) VerifyReceipt(b []byte) (ledger.ReceiptInfo, error) {
+	return ledger.ReceiptInfo{ID: sha256.Sum256(b), Worker: addr("alice"), ModelID: ledger.Hash{1}}, nil
+}
+
+type holder bool
+
+func (h holder) Holds(ledger.Hash) bool { return bool(h) }
+
+// TestRefusesToStartWithoutModel: a node restarted without a model whose
+// receipts are in their challenge window refuses to start, naming it.
+func TestRefusesToStartWithoutModel(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	db, err := dbm.NewGoLevelDB("app", dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := New(db, ledger.Hooks{Receipts: fakeReceipts{}, Models: holder(false)}, nil)
+	if err != nil {
+		t.Fatal(err) // nothing is needed yet
+	}
+	g := ledger.Genesis{ChainID: "abci-test", Params: ledger.DefaultParams(), Accounts: []ledger.GenesisAccount{
+		{Address: addr("alice"), Balance: 10_000, Bonded: 10_000}, {Address: addr("bob"), Balance: 10_000}}}
+	gb, _ := json.Marshal(g)
+	if _, err := a.InitChain(ctx, &abci.RequestInitChain{ChainId: "abci-test", AppStateBytes: gb}); err != nil {
+		t.Fatal(err)
+	}
+	tx := func(who string, nonce uint64, m ledger.Msg) []byte {
+		t := &ledger.Tx{ChainID: "abci-test", Nonce: nonce, Fee: 1, Msg: m}
+		t.Sign(key(who))
+		return t.Encode()
+	}
+	r := finalize(t, a, 1,
+		tx("bob", 0, ledger.Msg{RegisterModel: &ledger.MsgRegisterModel{ModelID: ledger.Hash{1}, Name: "m1", SpecVersion: 1}}),
+		tx("bob", 1, ledger.Msg{OpenEscrow: &ledger.MsgOpenEscrow{Worker: addr("alice"), ModelID: ledger.Hash{1}, Fee: 5}}),
+		tx("alice", 0, ledger.Msg{PublishReceipt: &ledger.MsgPublishReceipt{EscrowID: ledger.EscrowID(addr("bob"), 1), Receipt: []byte("rcpt:1")}}))
+	for i, res := range r.TxResults {
+		if res.Code != 0 {
+			t.Fatalf("tx %d: %s", i, res.Log)
+		}
+	}
+	if _, err := a.Commit(ctx, &abci.RequestCommit{}); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	for _, held := range []bool{false, true} {
+		db, err := dbm.NewGoLevelDB("app", dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = New(db, ledger.Hooks{Receipts: fakeReceipts{}, Models: holder(held)}, nil)
+		db.Close()
+		if held && err != nil {
+			t.Fatalf("holding the model: %v", err)
+		}
+		if !held && (err == nil || !strings.Contains(err.Error(), ledger.Hash{1}.String()) || !strings.Contains(err.Error(), "--model")) {
+			t.Fatalf("started without the model: %v", err)
+		}
 	}
 }

@@ -8,5 +8,11 @@
 //
 // What a commitment is, how many cells a receipt has, the agreed input and
 // the referee (which recomputes one cell with the deterministic engine)
-// come from the proofs layer through a Setup function.
+// come from the proofs layer through a Setup function
+// (proofhooks.Models.DisputeSetup, built on audit.DisputeSetup). A party
+// reads the query it must answer with Game.Outstanding.
+//
+// The stored transcript is the JSON {receipt, commitment, start, timeout,
+// entries: [{height, from, msg}]} (byte strings in base64), documented in
+// docs/ledger.md.
 package disputegame

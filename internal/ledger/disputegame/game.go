@@ -12,13 +12,17 @@ import (
 // Setup derives a dispute's configuration (cells, both roots with the
 // worker's as Roots[0], agreed input) and its referee from the published
 // receipt and the challenger's commitment. Config.Timeout is overridden by
-// Game.Timeout.
+// the game's timeout. An error wrapping ledger.ErrModelUnavailable means
+// this node cannot referee the game (see ledger.DisputeGame).
 type Setup func(receipt, commitment []byte) (dispute.Config, dispute.Referee, error)
 
 // Game implements ledger.DisputeGame.
 type Game struct {
-	Setup   Setup
-	Timeout uint64 // blocks a party has to answer each query
+	Setup Setup
+	// Timeout is the blocks a party has to answer each query when the
+	// transcript does not say: Start stores the ledger's moveWindow in the
+	// transcript, and that is what counts.
+	Timeout uint64
 }
 
 // MaxEntries caps a transcript; a game takes about log2(cells)+3 rounds of
@@ -30,6 +34,7 @@ type transcript struct {
 	Receipt    []byte  `json:"receipt"`
 	Commitment []byte  `json:"commitment"`
 	Start      uint64  `json:"start"`
+	Timeout    uint64  `json:"timeout,omitempty"` // blocks per answer (the chain's moveWindow)
 	Entries    []entry `json:"entries"`
 }
 
@@ -75,7 +80,10 @@ func (g Game) start(t *transcript) (*dispute.Machine, error) {
 	if err != nil {
 		return nil, err
 	}
-	cfg.Timeout = g.Timeout
+	cfg.Timeout = t.Timeout
+	if cfg.Timeout == 0 {
+		cfg.Timeout = g.Timeout
+	}
 	m, _, err := dispute.New(cfg, ref, t.Start)
 	return m, err
 }
@@ -101,8 +109,8 @@ func message(from ledger.Side, b []byte) (*dispute.Message, error) {
 }
 
 // Start implements ledger.DisputeGame.
-func (g Game) Start(receipt, commitment []byte, height uint64) ([]byte, error) {
-	t := &transcript{Receipt: receipt, Commitment: commitment, Start: height}
+func (g Game) Start(receipt, commitment []byte, height, moveWindow uint64) ([]byte, error) {
+	t := &transcript{Receipt: receipt, Commitment: commitment, Start: height, Timeout: moveWindow}
 	if _, err := g.start(t); err != nil {
 		return nil, err
 	}
@@ -169,4 +177,26 @@ func (g Game) Status(state []byte) (ledger.DisputeStatus, error) {
 		st.Deadline = q.Deadline
 	}
 	return st, nil
+}
+
+// Outstanding returns the query a stored game waits for, or ok false when
+// the game is over: what each party reads to answer (with a
+// dispute.Responder over its trace) before sending its disputeMove. The
+// query's Deadline is the last height at which an answer counts.
+func (g Game) Outstanding(state []byte) (q dispute.Message, ok bool, err error) {
+	_, m, err := g.replay(state)
+	if err != nil {
+		return dispute.Message{}, false, err
+	}
+	q, ok = m.Query()
+	return q, ok, nil
+}
+
+// Rounds returns the number of queries a stored game has issued.
+func (g Game) Rounds(state []byte) (int, error) {
+	_, m, err := g.replay(state)
+	if err != nil {
+		return 0, err
+	}
+	return m.Rounds(), nil
 }

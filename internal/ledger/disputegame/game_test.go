@@ -243,7 +243,7 @@ func TestLedgerDispute(t *testing.T) {
 func TestStepRejects(t *testing.T) {
 	g := Game{Setup: setup, Timeout: 5}
 	wtree := merkle.NewTreeFromData(trace(-1))
-	st, err := g.Start(toyReceipt(addr("w"), wtree.Root()), []byte(ledger.Hash(merkle.NewTreeFromData(trace(4)).Root()).String()), 10)
+	st, err := g.Start(toyReceipt(addr("w"), wtree.Root()), []byte(ledger.Hash(merkle.NewTreeFromData(trace(4)).Root()).String()), 10, 5)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -257,7 +257,7 @@ func TestStepRejects(t *testing.T) {
 	if _, err := g.Step(st, ledger.SideWorker, b, 11); err == nil {
 		t.Fatal("worker sent the challenger's message")
 	}
-	if _, err := g.Start([]byte("junk"), nil, 1); err == nil {
+	if _, err := g.Start([]byte("junk"), nil, 1, 5); err == nil {
 		t.Fatal("started a game on a bad receipt")
 	}
 }

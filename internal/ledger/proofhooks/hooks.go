@@ -6,7 +6,9 @@ import (
 	"sync"
 
 	"github.com/verdictnet/verdict/internal/audit"
+	"github.com/verdictnet/verdict/internal/dispute"
 	"github.com/verdictnet/verdict/internal/ledger"
+	"github.com/verdictnet/verdict/internal/ledger/disputegame"
 	"github.com/verdictnet/verdict/internal/merkle"
 	"github.com/verdictnet/verdict/internal/model"
 	"github.com/verdictnet/verdict/internal/modelid"
@@ -78,7 +80,7 @@ func (o Openings) CheckOpenings(rb []byte, seed ledger.Hash, cells uint32, ob []
 	}
 	m, ok := o.Models.Get(ledger.Hash(r.Model))
 	if !ok {
-		return fmt.Errorf("model %s is not held by this node", ledger.Hash(r.Model))
+		return fmt.Errorf("openings of receipt %s: model %s: %w", ledger.Hash(r.ID()), ledger.Hash(r.Model), ledger.ErrModelUnavailable)
 	}
 	op, err := audit.ParseOpenings(ob)
 	if err != nil {
@@ -87,7 +89,52 @@ func (o Openings) CheckOpenings(rb []byte, seed ledger.Hash, cells uint32, ob []
 	return audit.Check(m, merkle.Hash(r.Model), r, Seed(seed), int(cells), op)
 }
 
-// Hooks returns the ledger hooks of a node holding models.
+// DisputeSetup is the disputegame.Setup of a node holding ms: the
+// bisection game over the receipt's trace tree (audit.DisputeSetup) with
+// the engine referee of the receipt's model. A receipt of a model the node
+// does not hold gives an error wrapping ledger.ErrModelUnavailable.
+//
+// A dispute whose largest answer (audit.Referee.MaxAnswerBytes, carried
+// base64-encoded in a disputeMove transaction) could exceed
+// ledger.MaxTxBytes is refused: its parties could not answer in time and
+// an honest one would lose.
+func (ms *Models) DisputeSetup(rb, commitment []byte) (dispute.Config, dispute.Referee, error) {
+	return ms.disputeSetup(rb, commitment, ledger.MaxTxBytes)
+}
+
+// txOverhead bounds what a disputeMove transaction adds to its message:
+// the envelope, the dispute id and the signature.
+const txOverhead = 1024
+
+func (ms *Models) disputeSetup(rb, commitment []byte, maxTx int) (dispute.Config, dispute.Referee, error) {
+	r, err := receipt.Parse(rb)
+	if err != nil {
+		return dispute.Config{}, nil, fmt.Errorf("dispute setup: %w", err)
+	}
+	m, ok := ms.Get(ledger.Hash(r.Model))
+	if !ok {
+		return dispute.Config{}, nil, fmt.Errorf("dispute over receipt %s: model %s: %w", ledger.Hash(r.ID()), ledger.Hash(r.Model), ledger.ErrModelUnavailable)
+	}
+	cfg, ref, err := audit.DisputeSetup(m, r.Model, rb, commitment)
+	if err != nil {
+		return dispute.Config{}, nil, err
+	}
+	if n := ref.MaxAnswerBytes(); 4*((n+2)/3)+txOverhead > maxTx {
+		return dispute.Config{}, nil, fmt.Errorf("dispute setup: receipt %s is too long to dispute on this chain: an answer may take %d bytes, transactions are limited to %d", ledger.Hash(r.ID()), 4*((n+2)/3)+txOverhead, maxTx)
+	}
+	return cfg, ref, nil
+}
+
+// Hooks returns the ledger hooks of a node holding models: receipt
+// signatures, audit openings and the dispute game, all checked with the
+// deterministic engine on the node's models.
 func Hooks(models *Models) ledger.Hooks {
-	return ledger.Hooks{Receipts: ledger.Receipts{}, Openings: Openings{Models: models}}
+	return ledger.Hooks{Receipts: ledger.Receipts{}, Openings: Openings{Models: models},
+		Disputes: disputegame.Game{Setup: models.DisputeSetup}, Models: models}
+}
+
+// Holds reports whether the node holds the model with id.
+func (ms *Models) Holds(id ledger.Hash) bool {
+	_, ok := ms.Get(id)
+	return ok
 }

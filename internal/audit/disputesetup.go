@@ -1,0 +1,108 @@
+package audit
+
+import (
+	"fmt"
+	"maps"
+
+	"github.com/verdictnet/verdict/internal/dispute"
+	"github.com/verdictnet/verdict/internal/engine"
+	"github.com/verdictnet/verdict/internal/merkle"
+	"github.com/verdictnet/verdict/internal/model"
+	"github.com/verdictnet/verdict/internal/receipt"
+)
+
+// CommitmentSize is the length of a challenger's dispute commitment: the
+// 32-byte root of its own trace tree of the receipt's tokens.
+const CommitmentSize = 32
+
+// DisputeSetup builds the bisection game over a published receipt (its
+// canonical bytes) between the receipt's worker, party A, whose root is
+// the receipt's trace root, and a challenger, party B, whose commitment is
+// the root of its own trace of the same tokens in the same layout
+// (docs/protocol.md, "Disputes"): the number of leaves, both roots, and
+// the referee that recomputes the one disputed leaf with the
+// deterministic engine on m, whose model id must be the receipt's.
+// Config.Timeout is left for the caller to set.
+//
+// It checks only what the referee needs to run safely: the model id and
+// spec version, tokens inside the vocabulary, positions inside the
+// context, and a commitment of 32 bytes that differs from the worker's
+// root. The receipt's signature is the caller's to check.
+func DisputeSetup(m *model.Model, modelID merkle.Hash, receiptBytes, commitment []byte) (dispute.Config, *Referee, error) {
+	r, err := receipt.Parse(receiptBytes)
+	if err != nil {
+		return dispute.Config{}, nil, fmt.Errorf("dispute setup: %w", err)
+	}
+	if r.Model != modelID {
+		return dispute.Config{}, nil, fmt.Errorf("dispute setup: receipt names model %s, the referee holds %s", r.Model, modelID)
+	}
+	if r.Spec != engine.SpecVersion {
+		return dispute.Config{}, nil, fmt.Errorf("dispute setup: receipt was made under %q, the referee implements %q", r.Spec, engine.SpecVersion)
+	}
+	if len(commitment) != CommitmentSize {
+		return dispute.Config{}, nil, fmt.Errorf("dispute setup: commitment of %d bytes, want the %d-byte root of the challenger's trace", len(commitment), CommitmentSize)
+	}
+	var root merkle.Hash
+	copy(root[:], commitment)
+	if root == r.TraceRoot {
+		return dispute.Config{}, nil, fmt.Errorf("dispute setup: the commitment is the receipt's own trace root %s; nothing to dispute", root)
+	}
+	if len(r.Output) > 0 {
+		if n := len(r.Prompt) + len(r.Output) - 1; n > m.Config.ContextLen {
+			return dispute.Config{}, nil, fmt.Errorf("dispute setup: %d positions exceed the model's context of %d", n, m.Config.ContextLen)
+		}
+	}
+	ref, err := NewReferee(m, r)
+	if err != nil {
+		return dispute.Config{}, nil, fmt.Errorf("dispute setup: %w", err)
+	}
+	return dispute.Config{Cells: ref.Cells(), Roots: [2]merkle.Hash{r.TraceRoot, root}}, ref, nil
+}
+
+// WithLeaf returns a copy of t whose trace leaf i holds value instead (the
+// tree is rebuilt): a forged trace for fault-injection tests, whose root
+// is no honest run's.
+func (t *Trace) WithLeaf(i int, value []byte) (*Trace, error) {
+	if i < 0 || i >= t.lay.Leaves() {
+		return nil, fmt.Errorf("leaf %d out of range", i)
+	}
+	kind, l, h, p := t.lay.Leaf(i)
+	rec := *t.rec
+	rec.got = maps.Clone(t.rec.got)
+	rec.got[leafKey{kind: kind, p: p, l: l, h: h}] = append([]byte(nil), value...)
+	hs := make([]merkle.Hash, t.trace.Len())
+	for j := range hs {
+		hs[j] = t.trace.Leaf(j)
+	}
+	hs[i] = merkle.LeafHash(value)
+	out := *t
+	out.rec, out.trace = &rec, merkle.NewTree(hs)
+	return &out, nil
+}
+
+// MaxAnswerBytes bounds the size of the largest answer a party may have
+// to send in a dispute over this referee's receipt: the canonical JSON of
+// the leaf_values message opening the inputs of the attention leaf at the
+// last position (a state leaf and the key/value leaves of every head at
+// every position, with their multi-proof). A ledger that carries answers
+// in transactions refuses disputes whose answers could not fit.
+func (r *Referee) MaxAnswerBytes() int {
+	lay := r.lay
+	T := lay.Positions()
+	n := 1 + lay.KVHeads*T // leaves read
+	b64 := func(raw int) int { return 4 * ((raw + 2) / 3) }
+	size := 256                                                                           // kind, from, round, start, end, brackets
+	size += n * (len(fmt.Sprint(lay.Leaves())) + 1)                                       // leaf indices
+	size += b64(4*lay.Dim) + 3                                                            // the state leaf, quoted
+	size += lay.KVHeads * T * (b64(4*2*lay.HeadDim) + 3)                                  // key/value leaves
+	size += (lay.KVHeads + 2) * 2 * (bitsLen(lay.Leaves()) + 1) * (2*merkle.HashSize + 3) // proof
+	return size
+}
+
+func bitsLen(n int) int {
+	b := 0
+	for ; n > 0; n >>= 1 {
+		b++
+	}
+	return b
+}

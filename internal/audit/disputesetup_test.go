@@ -1,0 +1,185 @@
+package audit
+
+import (
+	"errors"
+	"math/bits"
+	"strings"
+	"testing"
+
+	"github.com/verdictnet/verdict/internal/dispute"
+	"github.com/verdictnet/verdict/internal/merkle"
+	"github.com/verdictnet/verdict/internal/sampler"
+)
+
+// TestDisputeSetup builds games from a real stories260K receipt and
+// commitments: an honest challenger against a worker whose receipt commits
+// to a trace forged at one leaf (the worker loses), and a challenger whose
+// commitment is forged (the challenger loses), with the leaf count and
+// roots DisputeSetup derives; and rejects setups that cannot be played.
+func TestDisputeSetup(t *testing.T) {
+	f := loadFixture(t, "stories260K.gguf", 2)
+	r := f.generateReceipt(t, storyPrompt, sampler.Params{Temperature: 0.8, Seed: 4}, 20)
+	honest, err := Regenerate(f.e, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	N := honest.lay.Leaves()
+	forge := func(i int) *Trace {
+		v, _ := honest.LeafValue(i)
+		v = append([]byte(nil), v...)
+		v[len(v)/2] ^= 0x10
+		ft, err := honest.WithLeaf(i, v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ft
+	}
+	for _, c := range []struct {
+		name      string
+		leaf      int
+		workerLie bool
+	}{{"worker forges the first leaf", 0, true}, {"worker forges a middle leaf", N / 2, true}, {"challenger forges the last leaf", N - 1, false}, {"challenger forges an attention leaf", honest.lay.ALeaf(1, 3), false}} {
+		t.Run(c.name, func(t *testing.T) {
+			wt, ct := honest, forge(c.leaf)
+			rr := r
+			if c.workerLie {
+				wt, ct = forge(c.leaf), honest
+				cp := *r
+				cp.TraceRoot = wt.Tree().Root()
+				if err := cp.Sign(f.key.Private); err != nil {
+					t.Fatal(err)
+				}
+				rr = &cp
+			}
+			rb, err := rr.Marshal()
+			if err != nil {
+				t.Fatal(err)
+			}
+			root := ct.Tree().Root()
+			cfg, ref, err := DisputeSetup(f.m, f.id, rb, root[:])
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cfg.Cells != N || cfg.Roots != [2]merkle.Hash{wt.Tree().Root(), root} {
+				t.Fatalf("config %d cells, roots %v", cfg.Cells, cfg.Roots)
+			}
+			cfg.Timeout = 3
+			m, qs, err := dispute.New(cfg, ref, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp := [2]*dispute.Responder{{Party: dispute.A, Tree: wt.Tree(), Value: wt.LeafValue}, {Party: dispute.B, Tree: ct.Tree(), Value: ct.LeafValue}}
+			for len(qs) == 1 {
+				q := qs[0]
+				qs = nil
+				for _, p := range resp {
+					a, err := p.Answer(q)
+					if err != nil {
+						t.Fatal(err)
+					}
+					out, err := m.Step(a)
+					if err != nil && !errors.Is(err, dispute.ErrIgnored) {
+						t.Fatal(err)
+					}
+					qs = append(qs, out...)
+				}
+			}
+			o := m.Outcome()
+			liar := dispute.B
+			if c.workerLie {
+				liar = dispute.A
+			}
+			if !o.Done || o.Err != nil || !o.Lost[liar] || o.Lost[1-liar] || o.Cell != c.leaf {
+				t.Fatalf("outcome %+v, want %s to lose at leaf %d", o, liar, c.leaf)
+			}
+			if max := bits.Len(uint(N-1)) + 3; m.Rounds() > max || ref.Calls != 1 {
+				t.Fatalf("%d rounds (limit %d), %d recomputations", m.Rounds(), max, ref.Calls)
+			}
+		})
+	}
+
+	rb, _ := r.Marshal()
+	other := forge(5).Tree().Root()
+	for _, c := range []struct {
+		name       string
+		rb, commit []byte
+		id         merkle.Hash
+		want       string
+	}{
+		{"not a receipt", []byte("{}"), other[:], f.id, "dispute setup"},
+		{"short commitment", rb, other[:31], f.id, "commitment of 31 bytes"},
+		{"commitment is the worker's root", rb, r.TraceRoot[:], f.id, "nothing to dispute"},
+		{"other model", rb, other[:], merkle.Hash{1}, "names model"},
+	} {
+		if _, _, err := DisputeSetup(f.m, c.id, c.rb, c.commit); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: error %v, want %q", c.name, err, c.want)
+		}
+	}
+}
+
+// TestMaxAnswerBytes: the bound covers the real answer opening the inputs
+// of every attention leaf at the last position, and is not loose by more
+// than double.
+func TestMaxAnswerBytes(t *testing.T) {
+	f := loadFixture(t, "stories260K.gguf", 2)
+	r := f.generateReceipt(t, storyPrompt, sampler.Params{Temperature: 0.8, Seed: 4}, 60)
+	honest, err := Regenerate(f.e, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref, err := NewReferee(f.m, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lay := honest.lay
+	bound := ref.MaxAnswerBytes()
+	resp := &dispute.Responder{Party: dispute.B, Tree: honest.Tree(), Value: honest.LeafValue}
+	for l := 0; l < lay.Layers; l++ {
+		d := lay.ALeaf(l, lay.Positions()-1)
+		a, err := resp.Answer(dispute.Message{Kind: dispute.OpenLeaves, Round: 1000, Start: d, End: d + 1, Leaves: ref.Inputs(d), Deadline: 1 << 40})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := a.Marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(b) > bound || 2*len(b) < bound {
+			t.Fatalf("layer %d: answer of %d bytes, bound %d", l, len(b), bound)
+		}
+	}
+}
+
+// FuzzDisputeSetup feeds mutated receipts and commitments to
+// DisputeSetup: it must never panic, and a setup it accepts must be
+// playable (as many leaves as the referee's layout, distinct roots, inputs
+// before each leaf).
+func FuzzDisputeSetup(f *testing.F) {
+	fx := loadFixture(f, "stories260K.gguf", 1)
+	r := fx.generateReceipt(f, storyPrompt, sampler.Params{Temperature: 0.9, Seed: 1}, 12)
+	rb, err := r.Marshal()
+	if err != nil {
+		f.Fatal(err)
+	}
+	other := merkle.Hash{1, 2, 3}
+	f.Add(rb, other[:])
+	f.Add(rb, r.TraceRoot[:])
+	f.Add([]byte(strings.Replace(string(rb), `"prompt":[1,`, `"prompt":[100000,`, 1)), other[:])
+	f.Add([]byte(`{}`), []byte{})
+	f.Fuzz(func(t *testing.T, rb, commitment []byte) {
+		cfg, ref, err := DisputeSetup(fx.m, fx.id, rb, commitment)
+		if err != nil {
+			return
+		}
+		if cfg.Cells != ref.Cells() || cfg.Roots[0] == cfg.Roots[1] {
+			t.Fatalf("accepted setup %+v", cfg)
+		}
+		for _, d := range []int{0, cfg.Cells / 2, cfg.Cells - 1} {
+			for _, i := range ref.Inputs(d) {
+				if i >= d {
+					t.Fatalf("leaf %d reads leaf %d", d, i)
+				}
+			}
+		}
+	})
+}
