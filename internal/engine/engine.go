@@ -3,6 +3,7 @@ package engine
 import (
 	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/verdictnet/verdict/internal/detmath"
 	"github.com/verdictnet/verdict/internal/kernels"
@@ -25,12 +26,15 @@ type Options struct {
 // Engine runs one model. It is safe for concurrent use by several
 // goroutines, each with its own Sequences.
 type Engine struct {
-	m     *model.Model
-	c     model.Config
-	pool  *pool
-	hd    int
-	freqs []float32 // RoPE frequency of pair j of a head
-	scale float32   // sqrt(head dim)
+	m    *model.Model
+	c    model.Config
+	pool *pool
+	// states holds reusable activation buffers (*state), so that a
+	// decode step allocates next to nothing.
+	states sync.Pool
+	hd     int
+	freqs  []float32 // RoPE frequency of pair j of a head
+	scale  float32   // sqrt(head dim)
 }
 
 // New returns an engine for m, which must have passed m.Check.
@@ -185,6 +189,7 @@ func (e *Engine) Forward(items ...*Item) error {
 		return nil
 	}
 	st := e.newState(rows)
+	defer e.putState(st)
 	for r := range rows {
 		kernels.DequantRow(e.m.TokenEmbd, rows[r].tok, st.x[r*e.c.Dim:(r+1)*e.c.Dim])
 	}
@@ -208,21 +213,60 @@ type state struct {
 }
 
 func (e *Engine) newState(rows []row) *state {
+	st, _ := e.states.Get().(*state)
+	if st == nil {
+		st = new(state)
+	}
 	n := len(rows)
 	c := e.c
-	return &state{
-		rows: rows, n: n,
-		x: make([]float32, n*c.Dim), xb: make([]float32, n*c.Dim),
-		q: make([]float32, n*c.Dim), k: make([]float32, n*c.KVDim()), v: make([]float32, n*c.KVDim()),
-		att: make([]float32, n*c.Dim), o: make([]float32, n*c.Dim),
-		hb: make([]float32, n*c.Hidden), hb2: make([]float32, n*c.Hidden),
+	st.rows, st.n = rows, n
+	st.x, st.xb = grow(st.x, n*c.Dim), grow(st.xb, n*c.Dim)
+	st.q, st.k, st.v = grow(st.q, n*c.Dim), grow(st.k, n*c.KVDim()), grow(st.v, n*c.KVDim())
+	st.att, st.o = grow(st.att, n*c.Dim), grow(st.o, n*c.Dim)
+	st.hb, st.hb2 = grow(st.hb, n*c.Hidden), grow(st.hb2, n*c.Hidden)
+	return st
+}
+
+// putState returns a state's buffers for reuse by a later Forward.
+func (e *Engine) putState(st *state) {
+	st.rows = nil
+	e.states.Put(st)
+}
+
+// grow returns s resized to n, reallocating only when it is too small.
+// Every buffer is fully written before it is read, so stale contents never
+// matter.
+func grow(s []float32, n int) []float32 {
+	if cap(s) >= n {
+		return s[:n]
 	}
+	return make([]float32, n)
 }
 
 // matmul computes out (n rows of w.Rows()) = w applied to each of the n rows
 // of in, splitting weight rows across threads.
 func (e *Engine) matmul(st *state, w *tensor.Tensor, in, out []float32) {
-	st.acts.Prepare(w.Type, in, st.n, w.Cols())
+	e.prepare(st, in, w)
+	e.matmulPrepared(st, w, out)
+}
+
+// prepare loads the n rows of in into st.acts for the weights ws, which all
+// take in as input: the activations are quantised once, when any of them
+// needs it, however many matrices use them.
+func (e *Engine) prepare(st *state, in []float32, ws ...*tensor.Tensor) {
+	t := tensor.F32
+	for _, w := range ws {
+		if w.Type == tensor.Q8_0 || w.Type == tensor.Q4_0 {
+			t = w.Type
+		}
+	}
+	st.acts.PrepareParallel(t, in, st.n, ws[0].Cols(), func(n int, fn func(lo, hi int)) {
+		e.pool.run(n, 4, fn)
+	})
+}
+
+// matmulPrepared is matmul on the activations prepare loaded.
+func (e *Engine) matmulPrepared(st *state, w *tensor.Tensor, out []float32) {
 	rows := w.Rows()
 	e.pool.run(rows, 16, func(lo, hi int) {
 		kernels.MatMul(w, &st.acts, out, rows, lo, hi)
@@ -259,9 +303,10 @@ func (e *Engine) layerQKV(l int, st *state) {
 	L := &e.m.Layers[l]
 	d, kv, hd := c.Dim, c.KVDim(), e.hd
 	e.rmsnorm(st, L.AttnNorm, st.x, st.xb)
-	e.matmul(st, L.Wq, st.xb, st.q)
-	e.matmul(st, L.Wk, st.xb, st.k)
-	e.matmul(st, L.Wv, st.xb, st.v)
+	e.prepare(st, st.xb, L.Wq, L.Wk, L.Wv)
+	e.matmulPrepared(st, L.Wq, st.q)
+	e.matmulPrepared(st, L.Wk, st.k)
+	e.matmulPrepared(st, L.Wv, st.v)
 	e.pool.run(st.n, 4, func(lo, hi int) {
 		cos, sin := make([]float32, hd/2), make([]float32, hd/2)
 		for r := lo; r < hi; r++ {
@@ -303,13 +348,23 @@ func (e *Engine) layerAttend(l int, st *state) {
 func (e *Engine) layerFinish(l int, st *state) {
 	L := &e.m.Layers[l]
 	e.matmul(st, L.Wo, st.att, st.o)
-	kernels.Add(st.x, st.o)
+	e.add(st.x, st.o)
 	e.rmsnorm(st, L.FFNNorm, st.x, st.xb)
-	e.matmul(st, L.FFNGate, st.xb, st.hb)
-	e.matmul(st, L.FFNUp, st.xb, st.hb2)
-	kernels.SwiGLU(st.hb, st.hb, st.hb2)
+	e.prepare(st, st.xb, L.FFNGate, L.FFNUp)
+	e.matmulPrepared(st, L.FFNGate, st.hb)
+	e.matmulPrepared(st, L.FFNUp, st.hb2)
+	e.pool.run(len(st.hb), 2048, func(lo, hi int) {
+		kernels.SwiGLU(st.hb[lo:hi], st.hb[lo:hi], st.hb2[lo:hi])
+	})
 	e.matmul(st, L.FFNDown, st.hb, st.o)
-	kernels.Add(st.x, st.o)
+	e.add(st.x, st.o)
+}
+
+// add adds y to x element by element, in parallel for large batches.
+func (e *Engine) add(x, y []float32) {
+	e.pool.run(len(x), 16384, func(lo, hi int) {
+		kernels.Add(x[lo:hi], y[lo:hi])
+	})
 }
 
 // Attend computes one head's attention output for a query q over n cached
@@ -319,17 +374,12 @@ func (e *Engine) layerFinish(l int, st *state) {
 //	s_t = Dot(q, k_t) / scale, t < n; a = Softmax(s)
 //	out = 0; for t = 0..n-1: out_i = out_i + float32(a_t * v_t,i)
 func Attend(q, keys, values []float32, stride, off, n int, scale float32, out, scores []float32) {
-	hd := len(q)
+	kernels.DotMany(scores[:n], q, keys, stride, off)
 	for t := 0; t < n; t++ {
-		scores[t] = kernels.Dot(q, keys[t*stride+off:t*stride+off+hd]) / scale
+		scores[t] = scores[t] / scale
 	}
 	kernels.Softmax(scores[:n])
-	for i := range out {
-		out[i] = 0
-	}
-	for t := 0; t < n; t++ {
-		kernels.AxpyInto(out, scores[t], values[t*stride+off:t*stride+off+hd])
-	}
+	kernels.WeightedSum(out, scores[:n], values, stride, off)
 }
 
 // finish applies the output norm and classifier to the rows that need

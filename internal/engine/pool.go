@@ -3,44 +3,127 @@ package engine
 import (
 	"runtime"
 	"sync"
+	"sync/atomic"
+	"time"
 )
 
 // pool is a fixed set of worker goroutines that run index ranges of one job
 // at a time. Which worker computes which range never affects a result: every
 // job writes disjoint outputs with a fixed per-element order.
+//
+// Dispatch is built for the many small jobs of a decode step (a dozen per
+// layer): the job is published through an atomic generation counter that
+// idle workers spin on for a short while (spinFor) before they sleep on a
+// condition variable, so a job usually starts without waking an OS thread.
+// A job is cut into more parts than threads, claimed one at a time, so that
+// a thread the OS pre-empts does not hold the others up.
 type pool struct {
-	n    int
-	jobs chan poolJob
-	wg   sync.WaitGroup
+	n int
+
+	runMu sync.Mutex // one job at a time (Engine is safe for concurrent use)
+	job   atomic.Pointer[poolJob]
+	gen   atomic.Uint64
+
+	mu       sync.Mutex
+	cond     *sync.Cond
+	sleepers atomic.Int32
+	closed   atomic.Bool
+	wg       sync.WaitGroup
 }
 
 type poolJob struct {
-	fn     func(lo, hi int)
-	lo, hi int
-	done   *sync.WaitGroup
+	fn       func(lo, hi int)
+	n, parts int64
+	next     atomic.Int64
+	done     atomic.Int64
 }
+
+// spinFor is how long an idle worker polls for the next job before it
+// sleeps.
+const spinFor = 200 * time.Microsecond
+
+// partsPerThread is how many parts a job is cut into per thread, at most.
+const partsPerThread = 4
 
 func newPool(threads int) *pool {
 	if threads <= 0 {
 		threads = runtime.NumCPU()
 	}
-	p := &pool{n: threads, jobs: make(chan poolJob, threads)}
+	p := &pool{n: threads}
+	p.cond = sync.NewCond(&p.mu)
 	for i := 1; i < threads; i++ {
 		p.wg.Add(1)
-		go func() {
-			defer p.wg.Done()
-			for j := range p.jobs {
-				j.fn(j.lo, j.hi)
-				j.done.Done()
-			}
-		}()
+		go p.worker()
 	}
 	return p
 }
 
-// run calls fn on a partition of [0, n) into at most p.n contiguous ranges,
-// each at least grain long, and returns when all have finished. The calling
-// goroutine works on the first range.
+func (p *pool) worker() {
+	defer p.wg.Done()
+	var seen uint64
+	for {
+		g, ok := p.wait(seen)
+		if !ok {
+			return
+		}
+		seen = g
+		if j := p.job.Load(); j != nil {
+			j.work()
+		}
+	}
+}
+
+// wait returns the first generation after seen, or false once the pool is
+// closed.
+func (p *pool) wait(seen uint64) (uint64, bool) {
+	var deadline time.Time
+	for i := 0; ; i++ {
+		if g := p.gen.Load(); g != seen {
+			return g, true
+		}
+		if p.closed.Load() {
+			return 0, false
+		}
+		if i&255 == 255 {
+			runtime.Gosched() // lets other goroutines run where threads exceed GOMAXPROCS
+			now := time.Now()
+			if deadline.IsZero() {
+				deadline = now.Add(spinFor)
+			} else if now.After(deadline) {
+				break
+			}
+		}
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.sleepers.Add(1)
+	defer p.sleepers.Add(-1)
+	for {
+		if g := p.gen.Load(); g != seen {
+			return g, true
+		}
+		if p.closed.Load() {
+			return 0, false
+		}
+		p.cond.Wait()
+	}
+}
+
+// work claims and runs parts until none is left.
+func (j *poolJob) work() {
+	for {
+		i := j.next.Add(1) - 1
+		if i >= j.parts {
+			return
+		}
+		j.fn(int(j.n*i/j.parts), int(j.n*(i+1)/j.parts))
+		j.done.Add(1)
+	}
+}
+
+// run calls fn on a partition of [0, n) into contiguous ranges, each at
+// least grain long, and returns when all have finished. The calling
+// goroutine works too.
 func (p *pool) run(n, grain int, fn func(lo, hi int)) {
 	if n <= 0 {
 		return
@@ -48,24 +131,36 @@ func (p *pool) run(n, grain int, fn func(lo, hi int)) {
 	if grain < 1 {
 		grain = 1
 	}
-	parts := p.n
-	if max := (n + grain - 1) / grain; parts > max {
+	parts := p.n * partsPerThread
+	if max := n / grain; parts > max {
 		parts = max
 	}
-	if parts <= 1 {
+	if p.n <= 1 || parts <= 1 {
 		fn(0, n)
 		return
 	}
-	var done sync.WaitGroup
-	done.Add(parts - 1)
-	for i := 1; i < parts; i++ {
-		p.jobs <- poolJob{fn: fn, lo: n * i / parts, hi: n * (i + 1) / parts, done: &done}
+	j := &poolJob{fn: fn, n: int64(n), parts: int64(parts)}
+	p.runMu.Lock()
+	defer p.runMu.Unlock()
+	p.job.Store(j)
+	p.gen.Add(1)
+	if p.sleepers.Load() > 0 {
+		p.mu.Lock()
+		p.cond.Broadcast()
+		p.mu.Unlock()
 	}
-	fn(0, n/parts)
-	done.Wait()
+	j.work()
+	for i := 0; j.done.Load() < j.parts; i++ {
+		if i&63 == 63 {
+			runtime.Gosched()
+		}
+	}
 }
 
 func (p *pool) close() {
-	close(p.jobs)
+	p.closed.Store(true)
+	p.mu.Lock()
+	p.cond.Broadcast()
+	p.mu.Unlock()
 	p.wg.Wait()
 }

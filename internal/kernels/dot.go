@@ -20,8 +20,18 @@ func fold(acc *[Lanes]float32) float32 {
 }
 
 // Dot returns the canonical dot product of a and b (len(b) >= len(a)): every
-// product rounded to float32, summed in the canonical 16-lane order.
+// product rounded to float32, summed in the canonical 16-lane order. It uses
+// the fast path where the CPU has one; DotRef is its reference.
 func Dot(a, b []float32) float32 {
+	b = b[:len(a)]
+	if hasFast && len(a) > 0 {
+		return dotFast(a, b)
+	}
+	return DotRef(a, b)
+}
+
+// DotRef is the scalar reference of Dot.
+func DotRef(a, b []float32) float32 {
 	var acc [Lanes]float32
 	n := len(a)
 	b = b[:n]
@@ -37,8 +47,17 @@ func Dot(a, b []float32) float32 {
 	return fold(&acc)
 }
 
-// Sum returns the canonical sum of x.
+// Sum returns the canonical sum of x, with the fast path where the CPU has
+// one; SumRef is its reference.
 func Sum(x []float32) float32 {
+	if hasFast && len(x) > 0 {
+		return sumFast(x)
+	}
+	return SumRef(x)
+}
+
+// SumRef is the scalar reference of Sum.
+func SumRef(x []float32) float32 {
 	var acc [Lanes]float32
 	for i, v := range x {
 		acc[i%Lanes] = acc[i%Lanes] + v

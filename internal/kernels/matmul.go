@@ -16,18 +16,41 @@ type Acts struct {
 	F       []float32 // n*cols
 	Q       []int8    // n*cols, for quantised weights
 	D       []float32 // n*cols/32 block scales, for quantised weights
+
+	// noMin128 records that Prepare filled Q (QuantizeQ8 clamps to
+	// [-127, 127]), which lets a fast path use kernels that are exact only
+	// without -128. Acts filled by hand never set it.
+	noMin128 bool
 }
 
 // Prepare fills a with the n rows of x (n*cols floats) for weights of type t.
 // It reuses a's buffers.
 func (a *Acts) Prepare(t tensor.Type, x []float32, n, cols int) {
+	a.PrepareParallel(t, x, n, cols, nil)
+}
+
+// PrepareParallel is Prepare with the quantisation of the rows handed to
+// run (when not nil), which calls fn on ranges of rows covering [0, n),
+// possibly in parallel. Each row is quantised on its own, so the split never
+// changes a bit.
+func (a *Acts) PrepareParallel(t tensor.Type, x []float32, n, cols int, run func(n int, fn func(lo, hi int))) {
 	a.N, a.Cols, a.F = n, cols, x[:n*cols]
+	a.noMin128 = false
 	if t != tensor.Q8_0 && t != tensor.Q4_0 {
 		return
 	}
 	a.Q = grow(a.Q, n*cols)
 	a.D = grow(a.D, n*cols/tensor.QK)
-	QuantizeQ8(a.F, a.Q, a.D)
+	nb := cols / tensor.QK
+	fn := func(lo, hi int) {
+		QuantizeQ8(a.F[lo*cols:hi*cols], a.Q[lo*cols:hi*cols], a.D[lo*nb:hi*nb])
+	}
+	if run == nil || cols%tensor.QK != 0 {
+		QuantizeQ8(a.F, a.Q, a.D)
+	} else {
+		run(n, fn)
+	}
+	a.noMin128 = true
 }
 
 func grow[T any](s []T, n int) []T {
@@ -109,7 +132,7 @@ func MatMulRef(w *tensor.Tensor, a *Acts, out []float32, ld, r0, r1 int) {
 			var v float32
 			switch w.Type {
 			case tensor.F32:
-				v = Dot(F32Row(row), a.F[p*cols:(p+1)*cols])
+				v = DotRef(F32Row(row), a.F[p*cols:(p+1)*cols])
 			case tensor.F16:
 				v = dotF16(row, a.F[p*cols:(p+1)*cols])
 			case tensor.BF16:

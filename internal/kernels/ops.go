@@ -8,8 +8,17 @@ func RMSNorm(out, x, w []float32, eps float32) {
 	ss := Dot(x, x)
 	ss = ss / float32(len(x))
 	inv := 1 / detmath.Sqrt32(ss+eps)
-	for i := range x {
-		out[i] = float32(w[i] * float32(inv*x[i]))
+	scaleMul(out[:len(x)], x, w[:len(x)], inv)
+}
+
+// scaleMul writes out[i] = float32(w[i] * float32(s*x[i])).
+func scaleMul(out, x, w []float32, s float32) {
+	i := 0
+	if hasFast {
+		i = scaleMulFast(out, x, w, s)
+	}
+	for ; i < len(x); i++ {
+		out[i] = float32(w[i] * float32(s*x[i]))
 	}
 }
 
@@ -60,7 +69,12 @@ func SwiGLU(out, gate, up []float32) {
 
 // Add adds y to x element by element.
 func Add(x, y []float32) {
-	for i := range x {
+	y = y[:len(x)]
+	i := 0
+	if hasFast {
+		i = addFast(x, y)
+	}
+	for ; i < len(x); i++ {
 		x[i] = x[i] + y[i]
 	}
 }
@@ -68,7 +82,12 @@ func Add(x, y []float32) {
 // AxpyInto adds float32(a * v[i]) to out[i]: one step of the attention value
 // sum, which runs over positions in increasing order.
 func AxpyInto(out []float32, a float32, v []float32) {
-	for i := range out {
+	v = v[:len(out)]
+	i := 0
+	if hasFast {
+		i = axpyFast(out, a, v)
+	}
+	for ; i < len(out); i++ {
 		out[i] = out[i] + float32(a*v[i])
 	}
 }

@@ -1,0 +1,270 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"runtime/pprof"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/verdictnet/verdict/internal/engine"
+	"github.com/verdictnet/verdict/internal/kernels"
+	"github.com/verdictnet/verdict/internal/model"
+)
+
+func init() {
+	register(&command{Name: "bench", Summary: "time prefill and decode of a model (tokens/s, GB/s of weights)", Run: cmdBench})
+}
+
+// benchResult is what `verdict bench --json` prints (one line).
+type benchResult struct {
+	Model         string  `json:"model"`
+	Threads       int     `json:"threads"`
+	FastPath      string  `json:"fast_path"`
+	PromptTokens  int     `json:"prompt_tokens"`
+	PrefillSecs   float64 `json:"prefill_s"`
+	PrefillTokS   float64 `json:"prefill_tok_s"`
+	DecodeTokens  int     `json:"decode_tokens"`
+	DecodeSecs    float64 `json:"decode_s"`
+	DecodeTokS    float64 `json:"decode_tok_s"`
+	DecodeCPUSecs float64 `json:"decode_cpu_s"` // user+system CPU time of the process during the decode
+	WeightBytes   int64   `json:"weight_bytes_per_token"`
+	DecodeGBs     float64 `json:"decode_weight_gb_s"`
+	PeakRSSBytes  int64   `json:"peak_rss_bytes"`
+	FileBytes     int64   `json:"file_bytes"`
+	KVCacheBytes  int64   `json:"kv_cache_bytes"`
+	LastToken     int     `json:"last_token"`
+	ScalarKernels bool    `json:"scalar_kernels,omitempty"`
+}
+
+func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("bench", stderr)
+	path := fs.String("model", "", "model file: GGUF or llama2.c checkpoint (required)")
+	threads := fs.Int("threads", 0, "threads; 0 = one per CPU")
+	promptN := fs.Int("prompt-tokens", 256, "tokens in the timed prefill (one forward pass); 0 = skip")
+	decodeN := fs.Int("decode-tokens", 64, "tokens in the timed greedy decode, one forward pass each; 0 = skip")
+	asJSON := fs.Bool("json", false, "print one JSON object instead of text")
+	scalar := fs.Bool("scalar", false, "use the scalar reference kernels (same bits, slower)")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the timed part to this file")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("bench: unexpected argument %q", fs.Arg(0))
+	}
+	if *path == "" {
+		return fmt.Errorf("bench: --model is required")
+	}
+	if *promptN < 0 || *decodeN < 0 || *threads < 0 {
+		return fmt.Errorf("bench: --prompt-tokens, --decode-tokens and --threads must not be negative")
+	}
+	if *scalar {
+		defer kernels.UseFast(kernels.UseFast(false))
+	}
+	m, err := model.Load(*path, "")
+	if err != nil {
+		return fmt.Errorf("bench: %w", err)
+	}
+	defer m.Close()
+	c := m.Config
+	// The KV cache holds the prompt, or the warm-up token and the decoded tokens.
+	maxPos := max(*promptN, 1+*decodeN)
+	if maxPos > c.ContextLen {
+		return fmt.Errorf("bench: %s: %d positions exceed the context length %d", *path, maxPos, c.ContextLen)
+	}
+	e, err := engine.New(m, engine.Options{Threads: *threads})
+	if err != nil {
+		return fmt.Errorf("bench: %w", err)
+	}
+	defer e.Close()
+	res := benchResult{Model: *path, Threads: e.Threads(), FastPath: kernels.FastPath, ScalarKernels: *scalar,
+		PromptTokens: *promptN, DecodeTokens: *decodeN, WeightBytes: weightBytesPerToken(m)}
+	if st, err := os.Stat(*path); err == nil {
+		res.FileBytes = st.Size()
+	}
+	res.KVCacheBytes = int64(2*c.Layers*c.KVDim()) * int64(maxPos) * 4
+
+	// Warm-up: one token touches every weight once (page faults of the
+	// mapping are not part of the timings).
+	if err := benchForward(e, []int{bosOr(m, 1)}, 1); err != nil {
+		return err
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return fmt.Errorf("bench: %w", err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fmt.Errorf("bench: %w", err)
+		}
+		defer pprof.StopCPUProfile()
+	}
+	if *promptN > 0 {
+		toks := benchTokens(c.Vocab, *promptN)
+		seq, err := e.NewSequence(*promptN)
+		if err != nil {
+			return fmt.Errorf("bench: %w", err)
+		}
+		it := &engine.Item{Seq: seq, Tokens: toks, Logits: engine.LogitsLast}
+		start := time.Now()
+		if err := e.Forward(it); err != nil {
+			return fmt.Errorf("bench: prefill: %w", err)
+		}
+		res.PrefillSecs = time.Since(start).Seconds()
+		res.PrefillTokS = float64(*promptN) / res.PrefillSecs
+	}
+	if *decodeN > 0 {
+		seq, err := e.NewSequence(1 + *decodeN)
+		if err != nil {
+			return fmt.Errorf("bench: %w", err)
+		}
+		it := &engine.Item{Seq: seq, Tokens: []int{bosOr(m, 1)}, Logits: engine.LogitsLast}
+		if err := e.Forward(it); err != nil {
+			return fmt.Errorf("bench: decode: %w", err)
+		}
+		next := argmax(it.Out[0])
+		cpu0 := cpuSeconds()
+		start := time.Now()
+		for i := 0; i < *decodeN; i++ {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			it.Tokens = []int{next}
+			if err := e.Forward(it); err != nil {
+				return fmt.Errorf("bench: decode: %w", err)
+			}
+			next = argmax(it.Out[0])
+		}
+		res.DecodeSecs = time.Since(start).Seconds()
+		res.DecodeCPUSecs = cpuSeconds() - cpu0
+		res.DecodeTokS = float64(*decodeN) / res.DecodeSecs
+		res.DecodeGBs = float64(res.WeightBytes) * res.DecodeTokS / 1e9
+		res.LastToken = next
+	}
+	res.PeakRSSBytes = peakRSS()
+	if *asJSON {
+		b, err := json.Marshal(res)
+		if err != nil {
+			return err
+		}
+		_, err = fmt.Fprintf(stdout, "%s\n", b)
+		return err
+	}
+	w := bufio.NewWriter(stdout)
+	fmt.Fprintf(w, "model    %s (%d layers, dim %d, %.1f MiB of weights read per token)\n", *path, c.Layers, c.Dim, float64(res.WeightBytes)/(1<<20))
+	fp := res.FastPath
+	if fp == "" {
+		fp = "scalar"
+	}
+	fmt.Fprintf(w, "threads  %d, kernels %s\n", res.Threads, fp)
+	if *promptN > 0 {
+		fmt.Fprintf(w, "prefill  %d tokens in %.3f s: %.1f tok/s\n", *promptN, res.PrefillSecs, res.PrefillTokS)
+	}
+	if *decodeN > 0 {
+		fmt.Fprintf(w, "decode   %d tokens in %.3f s: %.2f tok/s, %.2f GB/s of weights\n", *decodeN, res.DecodeSecs, res.DecodeTokS, res.DecodeGBs)
+	}
+	if res.PeakRSSBytes > 0 {
+		fmt.Fprintf(w, "peak RSS %.1f MiB (file %.1f MiB, KV cache %.1f MiB)\n", float64(res.PeakRSSBytes)/(1<<20), float64(res.FileBytes)/(1<<20), float64(res.KVCacheBytes)/(1<<20))
+	}
+	return w.Flush()
+}
+
+func benchForward(e *engine.Engine, toks []int, n int) error {
+	seq, err := e.NewSequence(n)
+	if err != nil {
+		return fmt.Errorf("bench: %w", err)
+	}
+	if err := e.Forward(&engine.Item{Seq: seq, Tokens: toks, Logits: engine.LogitsLast}); err != nil {
+		return fmt.Errorf("bench: warm-up: %w", err)
+	}
+	return nil
+}
+
+func bosOr(m *model.Model, def int) int {
+	if m.Vocab != nil && m.Vocab.BOS >= 0 && m.Vocab.BOS < m.Config.Vocab {
+		return m.Vocab.BOS
+	}
+	return def
+}
+
+// benchTokens returns n fixed pseudo-random token ids in [3, vocab): the
+// speed of a forward pass does not depend on which tokens it sees.
+func benchTokens(vocab, n int) []int {
+	t := make([]int, n)
+	x := uint32(12345)
+	for i := range t {
+		x = x*1664525 + 1013904223
+		t[i] = 3 + int(x>>8)%max(vocab-3, 1)
+		if t[i] >= vocab {
+			t[i] = vocab - 1
+		}
+	}
+	return t
+}
+
+func argmax(v []float32) int {
+	best := 0
+	for i, x := range v {
+		if x > v[best] {
+			best = i
+		}
+	}
+	return best
+}
+
+// weightBytesPerToken is the number of weight bytes one decode step reads:
+// every layer tensor, the output norm and the classifier, one embedding row.
+func weightBytesPerToken(m *model.Model) int64 {
+	var n int64
+	for _, t := range m.Tensors() {
+		if t == m.TokenEmbd {
+			continue
+		}
+		n += int64(len(t.Data))
+	}
+	if m.Output == m.TokenEmbd && m.Output != nil {
+		n += int64(len(m.Output.Data))
+	}
+	if m.TokenEmbd != nil {
+		n += int64(m.TokenEmbd.RowSize())
+	}
+	return n
+}
+
+// cpuSeconds is the user and system CPU time of the process so far; 0 where
+// getrusage is missing.
+func cpuSeconds() float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
+}
+
+// peakRSS reads the peak resident set size (VmHWM) from /proc; 0 where
+// there is none.
+func peakRSS() int64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			f := strings.Fields(rest)
+			if len(f) >= 1 {
+				kb, err := strconv.ParseInt(f[0], 10, 64)
+				if err == nil {
+					return kb * 1024
+				}
+			}
+		}
+	}
+	return 0
+}

@@ -1,0 +1,52 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/verdictnet/verdict/internal/testutil"
+)
+
+func TestBenchCommand(t *testing.T) {
+	m := testutil.Shared(t, "models/stories260K.gguf")
+	var out, errb bytes.Buffer
+	args := []string{"--model", m, "--threads", "2", "--prompt-tokens", "16", "--decode-tokens", "8", "--json"}
+	if err := cmdBench(context.Background(), args, &out, &errb); err != nil {
+		t.Fatalf("bench: %v (%s)", err, errb.String())
+	}
+	var r benchResult
+	if err := json.Unmarshal(out.Bytes(), &r); err != nil {
+		t.Fatalf("bench --json printed %q: %v", out.String(), err)
+	}
+	if r.Threads != 2 || r.PromptTokens != 16 || r.DecodeTokens != 8 || !(r.PrefillTokS > 0) || !(r.DecodeTokS > 0) || r.WeightBytes <= 0 {
+		t.Errorf("bench result %+v", r)
+	}
+	// The greedy decode is deterministic: the scalar kernels reach the same
+	// last token.
+	out.Reset()
+	if err := cmdBench(context.Background(), append(args, "--scalar"), &out, &errb); err != nil {
+		t.Fatal(err)
+	}
+	var s benchResult
+	if err := json.Unmarshal(out.Bytes(), &s); err != nil {
+		t.Fatal(err)
+	}
+	if s.LastToken != r.LastToken || s.FastPath != "" {
+		t.Errorf("scalar run: last token %d (fast path %q), fast run %d", s.LastToken, s.FastPath, r.LastToken)
+	}
+	out.Reset()
+	if err := cmdBench(context.Background(), []string{"--model", m, "--prompt-tokens", "100", "--decode-tokens", "20"}, &out, &errb); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "prefill  100 tokens") || !strings.Contains(out.String(), "decode   20 tokens") {
+		t.Errorf("text output:\n%s", out.String())
+	}
+	for _, bad := range [][]string{{}, {"--model", m, "--decode-tokens", "-1"}, {"--model", m, "--prompt-tokens", "100000"}, {"--model", m, "extra"}} {
+		if err := cmdBench(context.Background(), bad, &out, &errb); err == nil {
+			t.Errorf("bench %q: no error", bad)
+		}
+	}
+}

@@ -1,0 +1,56 @@
+package kernels
+
+import "fmt"
+
+// DotMany writes out[t] = Dot(q, keys[t*stride+off : t*stride+off+len(q)])
+// for every t < len(out): the attention scores of one query against cached
+// keys stored with row stride `stride`.
+func DotMany(out, q, keys []float32, stride, off int) {
+	n, hd := len(out), len(q)
+	if n == 0 {
+		return
+	}
+	checkRows("DotMany", len(keys), n, stride, off, hd)
+	if hasFast && hd > 0 && stride >= 0 && off >= 0 {
+		dotManyFast(out, q, keys, stride, off)
+		return
+	}
+	for t := range out {
+		out[t] = DotRef(q, keys[t*stride+off:t*stride+off+hd])
+	}
+}
+
+// WeightedSum sets out[i] = 0 and then, for t = 0, 1, ..., len(a)-1 in
+// order, out[i] = out[i] + float32(a[t] * values[t*stride+off+i]): the
+// attention value sum (AxpyInto over the positions), one call per head.
+func WeightedSum(out, a, values []float32, stride, off int) {
+	n, hd := len(a), len(out)
+	if n > 0 {
+		checkRows("WeightedSum", len(values), n, stride, off, hd)
+	}
+	i := 0
+	if hasFast && n > 0 && stride >= 0 && off >= 0 {
+		i = weightedSumFast(out, a, values, stride, off)
+	}
+	for j := i; j < hd; j++ {
+		out[j] = 0
+	}
+	for t := 0; t < n; t++ {
+		v := values[t*stride+off : t*stride+off+hd]
+		for j := i; j < hd; j++ {
+			out[j] = out[j] + float32(a[t]*v[j])
+		}
+	}
+}
+
+// checkRows panics unless rows t < n of width hd at t*stride+off lie in a
+// slice of length l: a caller's bug, like an index out of range.
+func checkRows(fn string, l, n, stride, off, hd int) {
+	ok := stride >= 0 && off >= 0 && hd >= 0 && n >= 1 && off <= l-hd
+	if ok && stride > 0 {
+		ok = n-1 <= (l-off-hd)/stride
+	}
+	if !ok {
+		panic(fmt.Sprintf("kernels.%s: %d rows of %d at stride %d, offset %d do not fit in %d values", fn, n, hd, stride, off, l))
+	}
+}

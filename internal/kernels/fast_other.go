@@ -1,0 +1,19 @@
+//go:build !amd64 || purego
+
+package kernels
+
+// Without a fast path every kernel runs its scalar reference code; these
+// stubs are never called because hasFast stays false.
+
+func fastAvailable() bool { return false }
+func enableFast()         {}
+func disableFast()        {}
+
+func dotFast(a, b []float32) float32                     { return DotRef(a, b) }
+func sumFast(x []float32) float32                        { return SumRef(x) }
+func axpyFast(out []float32, a float32, v []float32) int { return 0 }
+func addFast(x, y []float32) int                         { return 0 }
+func scaleMulFast(out, x, w []float32, s float32) int    { return 0 }
+
+func dotManyFast(out, q, keys []float32, stride, off int)           {}
+func weightedSumFast(out, a, values []float32, stride, off int) int { return 0 }
