@@ -55,6 +55,8 @@ func backendError(err error, param string) *apiError {
 		return invalid(param, "context_length_exceeded", "%v", err)
 	case errors.Is(err, worker.ErrInvalid):
 		return invalid("", "", "%v", err)
+	case errors.Is(err, ErrNoWorker):
+		return &apiError{Status: http.StatusServiceUnavailable, Type: "server_error", Message: err.Error(), Code: strp("no_worker_available")}
 	case errors.Is(err, worker.ErrBusy):
 		return &apiError{Status: http.StatusTooManyRequests, Type: "requests", Message: err.Error() + "; retry later", Code: strp("rate_limit_exceeded")}
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):

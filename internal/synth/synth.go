@@ -90,7 +90,19 @@ func Generate(preset, vocabPath string, seed uint64, typ tensor.Type, w io.Write
 	if err != nil {
 		return fmt.Errorf("%s: %w", vocabPath, err)
 	}
-	n := len(vocab.Tokens)
+	var tok []gguf.KV
+	for _, kv := range vf.KV {
+		if strings.HasPrefix(kv.Key, "tokenizer.") {
+			tok = append(tok, kv)
+		}
+	}
+	return writeModel(p, ft, tok, len(vocab.Tokens), seed, typ, w)
+}
+
+// writeModel writes a model of preset p whose vocabulary of n tokens is
+// described by the tokenizer.* metadata tok.
+func writeModel(p Preset, ft uint32, tok []gguf.KV, n int, seed uint64, typ tensor.Type, w io.Writer) error {
+	preset := p.Name
 	cfg := model.Config{
 		Arch: "llama", Dim: p.Dim, Hidden: p.Hidden, Layers: p.Layers, Heads: p.Heads, KVHeads: p.KVHeads,
 		Vocab: n, ContextLen: p.ContextLen, RopeTheta: model.DefaultRopeTheta, NormEps: model.DefaultNormEps,
@@ -116,11 +128,7 @@ func Generate(preset, vocabPath string, seed uint64, typ tensor.Type, w io.Write
 		{Key: "llama.attention.head_count_kv", Value: gguf.Uint32(uint32(cfg.KVHeads))},
 		{Key: "llama.attention.layer_norm_rms_epsilon", Value: gguf.Float32(cfg.NormEps)},
 	}
-	for _, kv := range vf.KV {
-		if strings.HasPrefix(kv.Key, "tokenizer.") {
-			kvs = append(kvs, kv)
-		}
-	}
+	kvs = append(kvs, tok...)
 	var ts []gguf.TensorData
 	matrix := func(name string, cols, rows int) {
 		t := typ

@@ -1,10 +1,17 @@
-// Package worker is the in-process inference service: it loads a model, runs
+// Package worker is the inference service: it loads a model, runs
 // generations on the deterministic engine, signs a receipt for each one and
-// keeps the receipts it produced in a Store.
+// keeps the receipts it produced in a Store (in memory, or FileStore: one
+// canonical JSON file per receipt id).
 //
-// A Local worker is what the gateway and the MCP server call in phase 1;
-// later phases put remote workers, chosen by stake and reputation, behind the
-// same methods.
+// A Local worker is what the gateway and the MCP server call. Chain puts
+// it on the ledger: it registers the model and the worker's ERC-8004
+// identity, bonds stake, keeps every receipt promised to a client in a
+// durable outbox until the ledger holds it (opening the caller's escrow
+// first, retrying with backoff, idempotent by receipt id), answers the
+// audits the ledger selects with openings before their deadline, and plays
+// the disputes opened against it (Player, over the trace bisection game).
+// Sender keeps one account's transactions in nonce order and Follower
+// reads the ledger block by block; the verifier uses both too.
 //
 // Every generation is fully determined by its receipt: the prompt tokens, the
 // sampling parameters (seed included), the step count and the stop tokens.

@@ -138,6 +138,10 @@ type Config struct {
 	// more wait (default 64); beyond that Generate fails with ErrBusy.
 	MaxConcurrent, MaxQueue int
 	Logger                  *slog.Logger
+	// CheatForTests, when set, makes a dishonest worker for tests: it
+	// computes with a copy of the model whose attention norms are one ulp
+	// off in one element, while signing receipts under the real model's id.
+	CheatForTests bool
 }
 
 // Local runs generations in this process.
@@ -184,7 +188,11 @@ func New(m *model.Model, cfg Config) (*Local, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", m.Path, err)
 	}
-	e, err := engine.New(m, engine.Options{Threads: cfg.Threads})
+	em := m
+	if cfg.CheatForTests {
+		em = cheatModel(m)
+	}
+	e, err := engine.New(em, engine.Options{Threads: cfg.Threads})
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", m.Path, err)
 	}

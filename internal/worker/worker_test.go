@@ -24,7 +24,7 @@ var (
 )
 
 // testWorker returns a worker serving stories260K.gguf, shared by the tests.
-func testWorker(t *testing.T) *Local {
+func testWorker(t testing.TB) *Local {
 	t.Helper()
 	path := testutil.Shared(t, "models/stories260K.gguf")
 	sharedOnce.Do(func() { sharedW, sharedErr = Open(Config{ModelPath: path, Threads: 1}) })

@@ -1,0 +1,212 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/verdictnet/verdict/internal/gateway"
+	"github.com/verdictnet/verdict/internal/keys"
+	"github.com/verdictnet/verdict/internal/ledger"
+	"github.com/verdictnet/verdict/internal/ledger/client"
+	"github.com/verdictnet/verdict/internal/mcpserver"
+	"github.com/verdictnet/verdict/internal/worker"
+)
+
+func init() {
+	register(&command{Name: "worker", Summary: "serve inference on the ledger: register, bond, publish receipts, answer audits and disputes", Run: runWorker})
+}
+
+// addrList collects ledger addresses from repeated or comma-separated flags.
+type addrList []ledger.Address
+
+func (l *addrList) String() string { return fmt.Sprint(len(*l)) }
+func (l *addrList) Set(s string) error {
+	for _, p := range strings.Split(s, ",") {
+		a, err := ledger.ParseAddress(strings.TrimSpace(p))
+		if err != nil {
+			return err
+		}
+		*l = append(*l, a)
+	}
+	return nil
+}
+
+// readAccounts reads an accounts file: a JSON object from API key to the
+// key file of the ledger account it pays from (relative paths are taken
+// from the file's directory).
+func readAccounts(path string) (map[string]*keys.Key, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var m map[string]string
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, fmt.Errorf("%s: want a JSON object from API key to key file: %w", path, err)
+	}
+	out := map[string]*keys.Key{}
+	for k, f := range m {
+		if !filepath.IsAbs(f) {
+			f = filepath.Join(filepath.Dir(path), f)
+		}
+		key, err := keys.Load(f)
+		if err != nil {
+			return nil, fmt.Errorf("%s: API key %q: %w", path, trunc(k, 8), err)
+		}
+		out[k] = key
+	}
+	return out, nil
+}
+
+func trunc(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "..."
+	}
+	return s
+}
+
+// selfPay is the meter of a worker without caller accounts: every receipt
+// is escrowed by the worker itself (fee 0, paid to itself), so it still reaches the ledger.
+type selfPay struct{ chain *worker.Chain }
+
+func (selfPay) Check(ctx context.Context, account, model string) error { return nil }
+func (s selfPay) Charge(ctx context.Context, account string, res *worker.Result) error {
+	return s.chain.Submit(worker.Pending{ReceiptID: res.ReceiptID, Receipt: res.Receipt})
+}
+
+func runWorker(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var wf workerFlags
+	fs := newFlagSet("worker", stderr)
+	wf.register(fs)
+	home := fs.String("home", "", "worker directory: receipts, outbox, agent id (required)")
+	nodeAddr := fs.String("node", "tcp://127.0.0.1:26657", "ledger node RPC address")
+	addr := fs.String("addr", "127.0.0.1:8081", "API listen address (OpenAI-compatible, MCP at /mcp)")
+	accounts := fs.String("accounts", "", "JSON file mapping API keys to the key files of the ledger accounts that pay (default: no caller accounts; the worker escrows its receipts itself)")
+	price := fs.Uint64("price", 1, "price per token charged to callers")
+	stake := fs.Uint64("stake", 0, "stake to bond (default: the chain's minimum)")
+	var validators addrList
+	fs.Var(&validators, "validator", "verifier address asked to validate every receipt (ERC-8004; repeatable)")
+	level := fs.String("log-level", "info", "log level")
+	applyConfig := configFlag(fs)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if err := applyConfig(); err != nil {
+		return fmt.Errorf("%s: %w", "worker", err)
+	}
+	if *home == "" || wf.key == "" || fs.NArg() > 0 {
+		return errors.New("worker: usage: verdict worker --home DIR --node RPC --model PATH --key FILE [--addr HOST:PORT] [--accounts FILE] [--validator ADDR]")
+	}
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(*level)); err != nil {
+		return fmt.Errorf("worker: --log-level %q: %w", *level, err)
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lv}))
+	store, err := worker.NewFileStore(filepath.Join(*home, "receipts"))
+	if err != nil {
+		return fmt.Errorf("worker: %w", err)
+	}
+	k, err := keys.Load(wf.key)
+	if err != nil {
+		return fmt.Errorf("worker: %w", err)
+	}
+	w, err := worker.Open(worker.Config{ModelPath: wf.model, TokenizerPath: wf.tokenizer, Name: wf.name, Threads: wf.threads,
+		MaxConcurrent: wf.concurrency, MaxQueue: wf.queue, Key: k, Store: store, Logger: log})
+	if err != nil {
+		return fmt.Errorf("worker: %w", err)
+	}
+	defer w.Close()
+	c, err := client.New(*nodeAddr)
+	if err != nil {
+		return fmt.Errorf("worker: %w", err)
+	}
+	cc := worker.ChainConfig{Client: c, RPC: *nodeAddr, Dir: *home, Stake: *stake, Validators: validators, Logger: log}
+	opts := gateway.Options{Backend: w, Logger: log}
+	var meter *gateway.LedgerMeter
+	if *accounts != "" {
+		ak, err := readAccounts(*accounts)
+		if err != nil {
+			return fmt.Errorf("worker: --accounts: %w", err)
+		}
+		la, err := gateway.NewLedgerAccounts(c, ak)
+		if err != nil {
+			return fmt.Errorf("worker: %w", err)
+		}
+		meter = &gateway.LedgerMeter{Accounts: la, PricePerToken: *price}
+		opts.Auth = la
+		cc.Escrow = meter.Escrow
+	}
+	var chain *worker.Chain
+	if meter == nil {
+		cc.Escrow = func(ctx context.Context, p *worker.Pending, a ledger.Address, m ledger.Hash, agent uint64) (ledger.Hash, error) {
+			return chain.SelfEscrow(ctx, p, a, m, agent)
+		}
+	}
+	if chain, err = worker.NewChain(w, cc); err != nil {
+		return fmt.Errorf("worker: %w", err)
+	}
+	if meter != nil {
+		meter.Submit = chain.Submit
+		opts.Meter = meter
+	} else {
+		opts.Meter = selfPay{chain}
+	}
+	if err := chain.Setup(ctx); err != nil {
+		return fmt.Errorf("worker: %w", err)
+	}
+	opts.Registry = prometheus.NewRegistry()
+	if err := chain.Register(opts.Registry); err != nil {
+		return fmt.Errorf("worker: %w", err)
+	}
+	opts.Status = gateway.LedgerStatus(c, chain.IsPending)
+	opts.MCP = mcpserver.HTTPHandler(mcpserver.New(w, mcpserver.Options{Status: opts.Status}))
+	srv, err := gateway.New(opts)
+	if err != nil {
+		return fmt.Errorf("worker: %w", err)
+	}
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		return fmt.Errorf("worker: %w", err)
+	}
+	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second}
+	fmt.Fprintf(stdout, "verdict worker %s (agent %d): serving %s on http://%s/v1, ledger %s\n", chain.Address(), chain.AgentID(), w.Models()[0].Name, ln.Addr(), *nodeAddr)
+	rctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		chain.Run(rctx)
+	}()
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	select {
+	case err = <-errc:
+	case <-ctx.Done():
+		sctx, c := context.WithTimeout(context.Background(), 10*time.Second)
+		hs.Shutdown(sctx)
+		c()
+		err = nil
+	}
+	cancel()
+	wg.Wait()
+	if n := chain.PendingCount(); n > 0 {
+		log.Info("receipts left in the outbox; they are published at the next start", "count", n)
+	}
+	if err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("worker: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,223 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/verdictnet/verdict/internal/keys"
+	"github.com/verdictnet/verdict/internal/ledger"
+	"github.com/verdictnet/verdict/internal/ledger/client"
+	"github.com/verdictnet/verdict/internal/worker"
+)
+
+// TestWorkerVerifierCLI runs the network the way an operator does: `verdict
+// node start` holding stories260K, `verdict worker` with an accounts file
+// and `verdict verifier` (re-running every receipt). A paid chat
+// completion's receipt becomes final on the ledger, the verifier's ERC-8004
+// validation response for it says 100, the worker's metrics count it, a
+// second worker without caller accounts gets its receipts on the ledger
+// too, and every service stops cleanly.
+func TestWorkerVerifierCLI(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a CometBFT node")
+	}
+	stories := filepath.Join(sharedModelsDir(t), "stories260K.gguf")
+	home, err := os.MkdirTemp("", "verdict-cli-worker-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		for i := 0; i < 20 && os.RemoveAll(home) != nil; i++ {
+			time.Sleep(100 * time.Millisecond)
+		}
+	})
+	port := ledgerPortBase(t)
+	rpc := fmt.Sprintf("tcp://127.0.0.1:%d", port+1)
+	var errb syncBuffer
+	if code := run(context.Background(), []string{"node", "init", "--home", home, "--port", fmt.Sprint(port), "--block-interval", "100ms"}, io.Discard, &errb); code != 0 {
+		t.Fatalf("node init: %s", errb.String())
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	type proc struct {
+		name string
+		done chan int
+	}
+	var procs []proc
+	start := func(name string, out io.Writer, args ...string) {
+		done := make(chan int, 1)
+		go func() { done <- run(ctx, args, out, &errb) }()
+		procs = append(procs, proc{name, done})
+	}
+	defer func() {
+		cancel()
+		for i := len(procs) - 1; i >= 0; i-- {
+			select {
+			case code := <-procs[i].done:
+				if code != 0 {
+					t.Errorf("%s exited %d: %s", procs[i].name, code, errb.String())
+				}
+			case <-time.After(30 * time.Second):
+				t.Errorf("%s did not stop", procs[i].name)
+			}
+		}
+	}()
+	start("node", io.Discard, "node", "start", "--home", home, "--log-level", "error", "--model", stories)
+	c, err := client.New(rpc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for h, err := c.Height(ctx); err != nil || h < 1; h, err = c.Height(ctx) {
+		if time.Now().After(deadline) {
+			t.Fatalf("node did not come up: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	kdir := t.TempDir()
+	faucet := filepath.Join(home, "faucet.json")
+	addrs := map[string]string{}
+	for _, n := range []string{"worker", "verifier", "user", "solo"} {
+		k, err := keys.Generate(filepath.Join(kdir, n+".json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		addrs[n] = k.Address()
+		var out syncBuffer
+		if code := run(ctx, []string{"tx", "--node", rpc, "--key", faucet, "send", "--to", k.Address(), "--amount", "100000"}, &out, &errb); code != 0 {
+			t.Fatalf("funding %s: %s", n, errb.String())
+		}
+	}
+	os.WriteFile(filepath.Join(kdir, "accounts.json"), []byte(`{"vk-test-user":"user.json"}`), 0o600)
+
+	start("verifier", io.Discard, "verifier", "--metrics", "127.0.0.1:0", "--node", rpc, "--model", stories, "--key", filepath.Join(kdir, "verifier.json"), "--replay-share", "1", "--threads", "1", "--log-level", "error")
+	wr, ww := io.Pipe()
+	start("worker", ww, "worker", "--home", filepath.Join(kdir, "w"), "--node", rpc, "--model", stories, "--key", filepath.Join(kdir, "worker.json"),
+		"--addr", "127.0.0.1:0", "--accounts", filepath.Join(kdir, "accounts.json"), "--validator", addrs["verifier"], "--threads", "1", "--log-level", "error")
+	line := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(wr)
+		for sc.Scan() {
+			select {
+			case line <- sc.Text():
+			default:
+			}
+		}
+	}()
+	var base string
+	select {
+	case l := <-line:
+		i := strings.Index(l, "http://")
+		if i < 0 {
+			t.Fatalf("worker said %q", l)
+		}
+		base = strings.Fields(l[i:])[0]
+		base = strings.TrimSuffix(strings.TrimSuffix(base, ","), "/v1")
+	case <-time.After(30 * time.Second):
+		t.Fatalf("worker did not start: %s", errb.String())
+	}
+	req, _ := http.NewRequest("POST", base+"/v1/chat/completions", strings.NewReader(`{"model":"stories260K","messages":[{"role":"user","content":"Lily"}],"max_tokens":10,"seed":5}`))
+	req.Header.Set("Authorization", "Bearer vk-test-user")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r struct {
+		Verdict struct {
+			ReceiptID string `json:"receipt_id"`
+		} `json:"verdict"`
+	}
+	json.NewDecoder(resp.Body).Decode(&r)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || len(r.Verdict.ReceiptID) != 64 {
+		t.Fatalf("status %d, receipt %q", resp.StatusCode, r.Verdict.ReceiptID)
+	}
+	rid, _ := ledger.ParseHash(r.Verdict.ReceiptID)
+	va, _ := ledger.ParseAddress(addrs["verifier"])
+	deadline = time.Now().Add(40 * time.Second)
+	for {
+		var rec ledger.ReceiptRecord
+		var val ledger.Validation
+		worker.QueryJSON(ctx, c, "receipt/"+rid.String(), &rec)
+		worker.QueryJSON(ctx, c, "validation/"+worker.ValidationRequestHash(rid, va).String(), &val)
+		if rec.Status == ledger.StatusFinal && val.HasResponse {
+			if val.Response != 100 {
+				t.Fatalf("validation response %d, want 100", val.Response)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("receipt %s: status %q, validation %+v after 40 s: %s", rid, rec.Status, val, errb.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	resp, err = http.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mb, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(mb), "verdict_worker_receipts_published_total 1") {
+		t.Fatalf("worker metrics lack the published receipt:\n%s", mb)
+	}
+
+	// A worker without caller accounts escrows its receipts itself, so they
+	// still reach the ledger and become final.
+	sr, sw := io.Pipe()
+	start("solo worker", sw, "worker", "--home", filepath.Join(kdir, "solo"), "--node", rpc, "--model", stories, "--key", filepath.Join(kdir, "solo.json"),
+		"--addr", "127.0.0.1:0", "--threads", "1", "--log-level", "error")
+	sline := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(sr)
+		for sc.Scan() {
+			select {
+			case sline <- sc.Text():
+			default:
+			}
+		}
+	}()
+	var solo string
+	select {
+	case l := <-sline:
+		i := strings.Index(l, "http://")
+		if i < 0 {
+			t.Fatalf("solo worker said %q", l)
+		}
+		solo = strings.TrimSuffix(strings.TrimSuffix(strings.Fields(l[i:])[0], ","), "/v1")
+	case <-time.After(30 * time.Second):
+		t.Fatalf("solo worker did not start: %s", errb.String())
+	}
+	resp, err = http.Post(solo+"/v1/completions", "application/json", strings.NewReader(`{"model":"stories260K","prompt":"Tom","max_tokens":6}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	json.NewDecoder(resp.Body).Decode(&r)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || len(r.Verdict.ReceiptID) != 64 {
+		t.Fatalf("solo worker: status %d, receipt %q", resp.StatusCode, r.Verdict.ReceiptID)
+	}
+	deadline = time.Now().Add(40 * time.Second)
+	for {
+		var rec ledger.ReceiptRecord
+		worker.QueryJSON(ctx, c, "receipt/"+r.Verdict.ReceiptID, &rec)
+		if rec.Status == ledger.StatusFinal {
+			if rec.Worker.String() != addrs["solo"] {
+				t.Fatalf("receipt published by %s, want the solo worker %s", rec.Worker, addrs["solo"])
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("solo receipt %s: status %q after 40 s: %s", r.Verdict.ReceiptID, rec.Status, errb.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}

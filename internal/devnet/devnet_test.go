@@ -1,0 +1,436 @@
+package devnet
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/verdictnet/verdict/internal/ledger"
+	"github.com/verdictnet/verdict/internal/ledger/client"
+	"github.com/verdictnet/verdict/internal/worker"
+)
+
+// repoRoot is the repository root (two levels up from this package).
+func repoRoot(t *testing.T) string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Join(filepath.Dir(file), "..", "..")
+}
+
+// storiesPath returns ../shared/models/stories260K.gguf or skips.
+func storiesPath(t *testing.T) string {
+	p := filepath.Join(repoRoot(t), "..", "shared", "models", "stories260K.gguf")
+	if _, err := os.Stat(p); err != nil {
+		t.Skipf("stories260K is not available at %s (../shared absent): %v", p, err)
+	}
+	return p
+}
+
+func testLogger(t *testing.T) *slog.Logger {
+	if testing.Verbose() {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+// start runs a devnet for the test on free ports and stops it at cleanup.
+func start(t *testing.T, o Options) *Devnet {
+	t.Helper()
+	if o.Dir == "" {
+		o.Dir = t.TempDir()
+	}
+	o.Addr = "127.0.0.1:0"
+	if o.BlockInterval == 0 {
+		o.BlockInterval = 200 * time.Millisecond
+	}
+	if o.Logger == nil {
+		o.Logger = testLogger(t)
+	}
+	if o.Threads == 0 {
+		o.Threads = 1
+	}
+	d, err := Start(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := d.Stop(); err != nil {
+			t.Errorf("devnet stop: %v", err)
+		}
+	})
+	return d
+}
+
+type chatResponse struct {
+	Choices []struct {
+		Message struct {
+			Content string `json:"content"`
+		} `json:"message"`
+	} `json:"choices"`
+	Usage struct {
+		PromptTokens     int `json:"prompt_tokens"`
+		CompletionTokens int `json:"completion_tokens"`
+	} `json:"usage"`
+	Verdict struct {
+		ReceiptID string `json:"receipt_id"`
+	} `json:"verdict"`
+}
+
+// post sends a JSON request to the gateway.
+func post(t *testing.T, d *Devnet, key, path, body string, hdr ...string) (int, []byte) {
+	t.Helper()
+	req, _ := http.NewRequest("POST", d.GatewayURL+path, strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	if key != "" {
+		req.Header.Set("Authorization", "Bearer "+key)
+	}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, b
+}
+
+// receiptStatus reads GET /v1/receipts/{id}'s status.
+func receiptStatus(t *testing.T, d *Devnet, id string) string {
+	t.Helper()
+	req, _ := http.NewRequest("GET", d.GatewayURL+"/v1/receipts/"+id, nil)
+	req.Header.Set("Authorization", "Bearer "+d.APIKey)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var r struct {
+		Status string `json:"status"`
+	}
+	b, _ := io.ReadAll(resp.Body)
+	if err := json.Unmarshal(b, &r); err != nil {
+		t.Fatalf("receipt %s: %v: %s", id, err, b)
+	}
+	return r.Status
+}
+
+// waitStatus waits until a receipt's ledger status is one of want.
+func waitStatus(t *testing.T, d *Devnet, id string, limit time.Duration, want ...string) string {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	var st string
+	for time.Now().Before(deadline) {
+		var rec ledger.ReceiptRecord
+		found, err := worker.QueryJSON(context.Background(), d.Client, "receipt/"+id, &rec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if found {
+			st = rec.Status
+			for _, w := range want {
+				if st == w {
+					return st
+				}
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("receipt %s: status %q after %v, want %v", id, st, limit, want)
+	return ""
+}
+
+func balance(t *testing.T, d *Devnet, a ledger.Address) uint64 {
+	t.Helper()
+	acct, err := d.Client.Account(context.Background(), a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return acct.Balance
+}
+
+// TestBuiltinDevnet starts the devnet with its built-in model: a chat
+// completion returns a receipt that becomes final on the ledger, with
+// the fee paid from the user's escrow.
+func TestBuiltinDevnet(t *testing.T) {
+	d := start(t, Options{})
+	code, body := post(t, d, d.APIKey, "/v1/chat/completions", `{"model":"verdict-tiny","messages":[{"role":"user","content":"Once upon a time"}],"max_tokens":12,"seed":3,"temperature":0.8}`)
+	if code != 200 {
+		t.Fatalf("status %d: %s", code, body)
+	}
+	var r chatResponse
+	if err := json.Unmarshal(body, &r); err != nil {
+		t.Fatal(err)
+	}
+	id := r.Verdict.ReceiptID
+	if len(id) != 64 {
+		t.Fatalf("no receipt id in %s", body)
+	}
+	waitStatus(t, d, id, 30*time.Second, ledger.StatusFinal)
+	if st := receiptStatus(t, d, id); st != ledger.StatusFinal {
+		t.Fatalf("gateway says %q", st)
+	}
+	fmt.Fprintln(io.Discard, bytes.MinRead)
+}
+
+// TestCheatingWorker runs a dishonest worker (one weight one ulp off, the
+// real model's id in its receipts). The verifier's replay disagrees, it
+// opens a dispute, the worker loses the bisection game, is slashed and
+// jailed, and the requester gets the fee back. With every receipt audited
+// too, the audit's openings fail the ledger's check (or, when the four
+// cells it opens miss the changed weight, the dispute catches it).
+func TestCheatingWorker(t *testing.T) {
+	for _, c := range []struct {
+		name      string
+		auditBps  uint32
+		disputeOK bool
+	}{
+		{"replay and dispute", 0, true},
+		{"audit", 10000, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			p := DevParams()
+			p.AuditRateBps = c.auditBps
+			if c.disputeOK {
+				p.ChallengeWindow = 30 // room for the dispute to open
+			}
+			d := start(t, Options{CheatForTests: true, Params: &p})
+			user, _ := ledger.AddressOf(d.User.Public)
+			before := balance(t, d, user)
+			var st0 ledger.Stake
+			worker.QueryJSON(context.Background(), d.Client, "stake/"+d.Chain.Address().String(), &st0)
+			code, body := post(t, d, d.APIKey, "/v1/completions", `{"model":"verdict-tiny","prompt":"Once upon a time","max_tokens":10,"temperature":0}`)
+			if code != 200 {
+				t.Fatalf("status %d: %s", code, body)
+			}
+			var r chatResponse
+			json.Unmarshal(body, &r)
+			id := r.Verdict.ReceiptID
+			waitStatus(t, d, id, 45*time.Second, ledger.StatusSlashed)
+			if st := receiptStatus(t, d, id); st != ledger.StatusSlashed {
+				t.Fatalf("gateway says %q, the ledger slashed", st)
+			}
+			var rec ledger.ReceiptRecord
+			worker.QueryJSON(context.Background(), d.Client, "receipt/"+id, &rec)
+			if c.disputeOK {
+				var dis ledger.Dispute
+				if found, _ := worker.QueryJSON(context.Background(), d.Client, "dispute/"+rec.DisputeID.String(), &dis); !found || dis.Status != ledger.DisputeWorkerLost {
+					t.Fatalf("dispute %+v, want worker_lost", dis)
+				}
+				if s := d.Verifier.Stats(); s.Disputes != 1 || s.Mismatches != 1 {
+					t.Fatalf("verifier stats %+v", s)
+				}
+			} else {
+				// The audit opens four random cells: those that do not
+				// depend on the changed weight pass, and then the
+				// verifier's replay and dispute catch the worker.
+				var a ledger.Audit
+				worker.QueryJSON(context.Background(), d.Client, "audit/"+id, &a)
+				var dis ledger.Dispute
+				worker.QueryJSON(context.Background(), d.Client, "dispute/"+rec.DisputeID.String(), &dis)
+				if a.Status != ledger.AuditFailed && dis.Status != ledger.DisputeWorkerLost {
+					t.Fatalf("audit %+v, dispute %+v: neither caught the worker", a, dis)
+				}
+				t.Logf("caught by: audit %s, dispute %q", a.Status, dis.Status)
+			}
+			var st ledger.Stake
+			worker.QueryJSON(context.Background(), d.Client, "stake/"+d.Chain.Address().String(), &st)
+			if st.Slashed != st0.Slashed+1 || st.Bonded >= st0.Bonded || st.JailedUntil == 0 {
+				t.Fatalf("worker stake %+v before %+v: not slashed and jailed", st, st0)
+			}
+			// Refund: the user paid only transaction fees (1 per tx: the escrow).
+			if after := balance(t, d, user); after != before-1 {
+				t.Fatalf("user balance %d -> %d, want the fee refunded (only the escrow tx fee of 1 spent)", before, after)
+			}
+			// The jailed worker gets no more requests.
+			deadline := time.Now().Add(10 * time.Second)
+			for {
+				code, body := post(t, d, d.APIKey, "/v1/completions", `{"model":"verdict-tiny","prompt":"Once","max_tokens":2}`)
+				if code == http.StatusServiceUnavailable && strings.Contains(string(body), "no_worker_available") {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("a jailed worker still serves: %d %s", code, body)
+				}
+				time.Sleep(200 * time.Millisecond)
+			}
+		})
+	}
+}
+
+// TestResume stops a devnet and starts it again on the same directory:
+// the chain continues from its height with the same model id, worker and
+// agent, the final receipt is still final, and a new request is served
+// and published.
+func TestResume(t *testing.T) {
+	dir := t.TempDir()
+	o := Options{Dir: dir, Addr: "127.0.0.1:0", BlockInterval: 200 * time.Millisecond, Threads: 1, Logger: testLogger(t)}
+	d, err := Start(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, body := post(t, d, d.APIKey, "/v1/completions", `{"model":"verdict-tiny","prompt":"The cat","max_tokens":8}`)
+	if code != 200 {
+		t.Fatalf("status %d: %s", code, body)
+	}
+	var r chatResponse
+	json.Unmarshal(body, &r)
+	waitStatus(t, d, r.Verdict.ReceiptID, 30*time.Second, ledger.StatusFinal)
+	h1, _ := d.Client.Height(context.Background())
+	id1, w1, a1, key1 := d.Model.ID, d.Chain.Address(), d.Chain.AgentID(), d.APIKey
+	if err := d.Stop(); err != nil {
+		t.Fatal(err)
+	}
+
+	d2 := start(t, o)
+	h2, _ := d2.Client.Height(context.Background())
+	if h2 < h1 {
+		t.Fatalf("height %d after restart, was %d", h2, h1)
+	}
+	if d2.Model.ID != id1 || d2.Chain.Address() != w1 || d2.Chain.AgentID() != a1 || d2.APIKey != key1 {
+		t.Fatalf("identity changed across restart: model %s/%s worker %s/%s agent %d/%d", id1, d2.Model.ID, w1, d2.Chain.Address(), a1, d2.Chain.AgentID())
+	}
+	if st := receiptStatus(t, d2, r.Verdict.ReceiptID); st != ledger.StatusFinal {
+		t.Fatalf("old receipt is %q after restart", st)
+	}
+	code, body = post(t, d2, d2.APIKey, "/v1/completions", `{"model":"verdict-tiny","prompt":"The dog","max_tokens":8}`)
+	if code != 200 {
+		t.Fatalf("status %d: %s", code, body)
+	}
+	json.Unmarshal(body, &r)
+	waitStatus(t, d2, r.Verdict.ReceiptID, 30*time.Second, ledger.StatusPublished, ledger.StatusFinal)
+}
+
+// TestCheatingWorkerFourValidators is the cheating-worker test on a
+// four-validator ledger (all in this process): the verifier's dispute is
+// refereed by every validator, the worker is slashed and the requester
+// refunded, and the validators agree on the app hash.
+func TestCheatingWorkerFourValidators(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs four CometBFT validators")
+	}
+	p := DevParams()
+	p.AuditRateBps = 0
+	p.ChallengeWindow = 40
+	d := start(t, Options{CheatForTests: true, Params: &p, Validators: 4, BlockInterval: 300 * time.Millisecond})
+	if len(d.ValidatorRPCs) != 3 {
+		t.Fatalf("%d other validators", len(d.ValidatorRPCs))
+	}
+	user, _ := ledger.AddressOf(d.User.Public)
+	before := balance(t, d, user)
+	code, body := post(t, d, d.APIKey, "/v1/completions", `{"model":"verdict-tiny","prompt":"Once upon a time","max_tokens":10,"temperature":0}`)
+	if code != 200 {
+		t.Fatalf("status %d: %s", code, body)
+	}
+	var r chatResponse
+	json.Unmarshal(body, &r)
+	waitStatus(t, d, r.Verdict.ReceiptID, 60*time.Second, ledger.StatusSlashed)
+	var rec ledger.ReceiptRecord
+	worker.QueryJSON(context.Background(), d.Client, "receipt/"+r.Verdict.ReceiptID, &rec)
+	var dis ledger.Dispute
+	if found, _ := worker.QueryJSON(context.Background(), d.Client, "dispute/"+rec.DisputeID.String(), &dis); !found || dis.Status != ledger.DisputeWorkerLost {
+		t.Fatalf("dispute %+v, want worker_lost", dis)
+	}
+	if after := balance(t, d, user); after != before-1 {
+		t.Fatalf("user balance %d -> %d, want the fee refunded", before, after)
+	}
+	// Every validator has the same app hash at a height all have passed.
+	h, err := d.Client.Height(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := d.Client.Block(context.Background(), h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, rpc := range d.ValidatorRPCs {
+		c, err := client.New(rpc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			got, err := c.Block(context.Background(), h)
+			if err == nil {
+				if got != want {
+					t.Fatalf("validator %s: app hash %s at height %d, node0 has %s", rpc, got, h, want)
+				}
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("validator %s: %v", rpc, err)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+}
+
+// TestStopReleases checks a clean stop: after Stop, the gateway's and the
+// node's ports refuse connections and the goroutines the devnet started
+// are gone (CometBFT and leveldb may leave a few behind briefly, hence
+// the wait).
+func TestStopReleases(t *testing.T) {
+	http.DefaultClient.CloseIdleConnections()
+	base := runtime.NumGoroutine() // the test's own
+	o := Options{Dir: t.TempDir(), Addr: "127.0.0.1:0", BlockInterval: 200 * time.Millisecond, Threads: 1, Logger: testLogger(t)}
+	d, err := Start(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, body := post(t, d, d.APIKey, "/v1/completions", `{"model":"verdict-tiny","prompt":"The cat","max_tokens":4}`)
+	if code != 200 {
+		t.Fatalf("status %d: %s", code, body)
+	}
+	running := runtime.NumGoroutine()
+	if err := d.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	http.DefaultClient.CloseIdleConnections()
+	for _, a := range []string{strings.TrimPrefix(d.GatewayURL, "http://"), strings.TrimPrefix(d.RPC, "tcp://")} {
+		if c, err := net.DialTimeout("tcp", a, time.Second); err == nil {
+			c.Close()
+			t.Errorf("%s still accepts connections", a)
+		}
+	}
+	// ours counts the goroutines that are not CometBFT's own (v0.38 leaves
+	// its ABCI client watcher and the WAL's autofile routines running after
+	// a node stops) or the runtime's signal loop.
+	ours := func() (int, string) {
+		buf := make([]byte, 1<<20)
+		buf = buf[:runtime.Stack(buf, true)]
+		n := 0
+		var left []string
+		for _, g := range strings.Split(string(buf), "\n\n") {
+			if strings.Contains(g, "github.com/cometbft/cometbft/") || strings.Contains(g, "os/signal.signal_recv") {
+				continue
+			}
+			n++
+			left = append(left, g)
+		}
+		return n, strings.Join(left, "\n\n")
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	n, stacks := ours()
+	if testing.Verbose() && n > base {
+		t.Logf("right after stop:\n%s", stacks)
+	}
+	for n > base && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+		n, stacks = ours()
+	}
+	t.Logf("goroutines: %d before, %d running, %d of ours after stop", base, running, n)
+	if n > base {
+		t.Fatalf("%d goroutines left after stop (%d before start):\n%s", n, base, stacks)
+	}
+}

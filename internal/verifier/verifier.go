@@ -1,0 +1,428 @@
+package verifier
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/verdictnet/verdict/internal/audit"
+	"github.com/verdictnet/verdict/internal/dispute"
+	"github.com/verdictnet/verdict/internal/keys"
+	"github.com/verdictnet/verdict/internal/ledger"
+	"github.com/verdictnet/verdict/internal/ledger/client"
+	"github.com/verdictnet/verdict/internal/ledger/proofhooks"
+	"github.com/verdictnet/verdict/internal/merkle"
+	"github.com/verdictnet/verdict/internal/receipt"
+	"github.com/verdictnet/verdict/internal/worker"
+)
+
+// Config configures a Verifier.
+type Config struct {
+	// Client talks to a node; RPC is the same node's address (for
+	// following blocks).
+	Client *client.Client
+	RPC    string
+	// Key is the verifier's ledger account.
+	Key *keys.Key
+	// Worker holds the model the verifier re-runs receipts on; receipts
+	// of other models are left alone.
+	Worker *worker.Local
+	// ReplayShareBps is the share of receipts re-run in full, in basis
+	// points (10000: all). Receipts whose worker asked this verifier for
+	// an ERC-8004 validation are always re-run.
+	ReplayShareBps uint32
+	// Stake is bonded at Setup when below it (default: minVerifierStake).
+	Stake uint64
+	// From is the first height to read (0: the next block).
+	From   int64
+	Logger *slog.Logger
+}
+
+// Stats count what a verifier did.
+type Stats struct {
+	Seen, Replayed, Mismatches, OpeningsChecked, OpeningsBad, Validations, Disputes, DisputesWon int64
+}
+
+// Verifier follows the ledger and checks receipts.
+type Verifier struct {
+	cfg    Config
+	send   *worker.Sender
+	log    *slog.Logger
+	addr   ledger.Address
+	params ledger.Params
+
+	mu       sync.Mutex
+	results  map[ledger.Hash]uint8       // receipt -> validation response (100 match, 0 mismatch)
+	requests map[ledger.Hash]ledger.Hash // receipt -> request hash addressed to us
+	answered map[ledger.Hash]bool        // request hashes answered
+	disputes map[ledger.Hash]*worker.Player
+	traces   map[ledger.Hash]*audit.Trace // receipt -> our trace, for disputes we opened
+
+	stats struct {
+		seen, replayed, mismatches, opened, openBad, validations, disputes, won atomic.Int64
+	}
+	queue chan ledger.Hash
+}
+
+// New returns a verifier.
+func New(cfg Config) (*Verifier, error) {
+	if cfg.Client == nil || cfg.Key == nil || cfg.Worker == nil {
+		return nil, errors.New("verifier: need a ledger client, a key and a model")
+	}
+	if cfg.ReplayShareBps > 10000 {
+		return nil, fmt.Errorf("verifier: replay share %d bps exceeds 10000", cfg.ReplayShareBps)
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	s, err := worker.NewSender(cfg.Client, cfg.Key.Private, 1)
+	if err != nil {
+		return nil, err
+	}
+	return &Verifier{cfg: cfg, send: s, log: cfg.Logger, addr: s.Address(),
+		results: map[ledger.Hash]uint8{}, requests: map[ledger.Hash]ledger.Hash{}, answered: map[ledger.Hash]bool{},
+		disputes: map[ledger.Hash]*worker.Player{}, traces: map[ledger.Hash]*audit.Trace{},
+		queue: make(chan ledger.Hash, 4096)}, nil
+}
+
+// Address is the verifier's ledger account.
+func (v *Verifier) Address() ledger.Address { return v.addr }
+
+// Stats returns the counters.
+func (v *Verifier) Stats() Stats {
+	s := &v.stats
+	return Stats{s.seen.Load(), s.replayed.Load(), s.mismatches.Load(), s.opened.Load(), s.openBad.Load(), s.validations.Load(), s.disputes.Load(), s.won.Load()}
+}
+
+// Sampled reports whether a verifier at address a re-runs receipt id when
+// it re-runs share bps of receipts: the first 8 bytes of
+// SHA-256("verdict/replay/v1" || a || id) mod 10000 below bps. Different
+// verifiers sample different receipts; a worker cannot tell which.
+func Sampled(id ledger.Hash, a ledger.Address, bps uint32) bool {
+	h := sha256.New()
+	h.Write([]byte("verdict/replay/v1"))
+	h.Write(a[:])
+	h.Write(id[:])
+	var s [32]byte
+	h.Sum(s[:0])
+	return binary.BigEndian.Uint64(s[:8])%10000 < uint64(bps)
+}
+
+// Register adds the verifier's metrics to reg.
+func (v *Verifier) Register(reg prometheus.Registerer) error {
+	s := &v.stats
+	for _, m := range []struct {
+		name, help string
+		v          *atomic.Int64
+	}{
+		{"verdict_verifier_receipts_seen_total", "Published receipts of the verifier's model.", &s.seen},
+		{"verdict_verifier_replays_total", "Receipts re-run in full.", &s.replayed},
+		{"verdict_verifier_mismatches_total", "Receipts whose replay disagreed.", &s.mismatches},
+		{"verdict_verifier_openings_checked_total", "Audit openings checked.", &s.opened},
+		{"verdict_verifier_openings_bad_total", "Audit openings that failed the check.", &s.openBad},
+		{"verdict_verifier_validations_total", "ERC-8004 validation responses posted.", &s.validations},
+		{"verdict_verifier_disputes_total", "Disputes opened.", &s.disputes},
+		{"verdict_verifier_disputes_won_total", "Disputes the worker lost.", &s.won},
+	} {
+		c := m.v
+		if err := reg.Register(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: m.name, Help: m.help}, func() float64 { return float64(c.Load()) })); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Setup reads the chain's parameters and bonds the verifier's stake.
+func (v *Verifier) Setup(ctx context.Context) error {
+	if _, err := worker.QueryJSON(ctx, v.cfg.Client, "params", &v.params); err != nil {
+		return fmt.Errorf("verifier setup: %w", err)
+	}
+	want := v.cfg.Stake
+	if want == 0 {
+		want = v.params.MinVerifierStake
+	}
+	var st ledger.Stake
+	if _, err := worker.QueryJSON(ctx, v.cfg.Client, "stake/"+v.addr.String(), &st); err != nil {
+		return fmt.Errorf("verifier setup: %w", err)
+	}
+	if st.Bonded < want {
+		if _, err := v.send.Commit(ctx, ledger.Msg{Bond: &ledger.MsgBond{Amount: want - st.Bonded}}); err != nil {
+			return fmt.Errorf("verifier setup: bonding %d: %w", want-st.Bonded, err)
+		}
+	}
+	v.log.Info("verifier on the ledger", "address", v.addr.String(), "replay_share_bps", v.cfg.ReplayShareBps)
+	return nil
+}
+
+// Run follows the ledger until ctx ends.
+func (v *Verifier) Run(ctx context.Context) error {
+	f, err := worker.NewFollower(v.cfg.RPC, v.cfg.From)
+	if err != nil {
+		return err
+	}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		v.replayLoop(ctx)
+	}()
+	defer wg.Wait()
+	model := ledger.Hash(v.cfg.Worker.ModelID()).String()
+	for ctx.Err() == nil {
+		_, evs, err := f.Next(ctx)
+		if err != nil {
+			if ctx.Err() == nil {
+				v.log.Warn("following the ledger", "err", err)
+				sleep(ctx, 300*time.Millisecond)
+			}
+			continue
+		}
+		for _, e := range evs {
+			switch e.Type {
+			case "receipt_published":
+				id, err := ledger.ParseHash(e.Attrs["receiptId"])
+				if err != nil || e.Attrs["modelId"] != model {
+					continue
+				}
+				v.stats.seen.Add(1)
+				if Sampled(id, v.addr, v.cfg.ReplayShareBps) {
+					v.enqueue(id)
+				}
+			case "ValidationRequest":
+				if e.Attrs["validatorAddress"] != v.addr.String() || e.Tx == nil || e.Tx.Msg.ValidationRequest == nil {
+					continue
+				}
+				vr := e.Tx.Msg.ValidationRequest
+				rid, err := receiptOf(vr.RequestURI)
+				if err != nil {
+					continue
+				}
+				v.mu.Lock()
+				v.requests[rid] = vr.RequestHash
+				_, done := v.results[rid]
+				v.mu.Unlock()
+				if !done && !Sampled(rid, v.addr, v.cfg.ReplayShareBps) {
+					v.enqueue(rid)
+				}
+				v.respond(ctx, rid)
+			case "audit_passed", "audit_failed":
+				if e.Tx != nil && e.Tx.Msg.PostOpenings != nil {
+					v.checkOpenings(ctx, e.Tx.Msg.PostOpenings, e.Type == "audit_passed")
+				}
+			case "dispute_opened":
+				if e.Attrs["challenger"] == v.addr.String() {
+					v.joinDispute(e.Attrs["disputeId"], e.Attrs["receiptId"])
+				}
+			case "dispute_settled":
+				id, _ := ledger.ParseHash(e.Attrs["disputeId"])
+				v.mu.Lock()
+				_, ours := v.disputes[id]
+				delete(v.disputes, id)
+				v.mu.Unlock()
+				if ours {
+					if e.Attrs["status"] == ledger.DisputeWorkerLost {
+						v.stats.won.Add(1)
+					}
+					v.log.Info("dispute settled", "dispute", id.String(), "status", e.Attrs["status"], "reason", e.Attrs["reason"])
+				}
+			}
+		}
+		v.playDisputes(ctx)
+	}
+	return nil
+}
+
+func (v *Verifier) enqueue(id ledger.Hash) {
+	select {
+	case v.queue <- id:
+	default:
+		v.log.Warn("replay queue full; receipt skipped", "receipt", id.String())
+	}
+}
+
+// receiptOf reads the receipt id of a request URI "verdict:receipt/ID".
+func receiptOf(uri string) (ledger.Hash, error) {
+	const p = "verdict:receipt/"
+	if len(uri) != len(p)+64 || uri[:len(p)] != p {
+		return ledger.Hash{}, fmt.Errorf("request URI %q names no receipt", uri)
+	}
+	return ledger.ParseHash(uri[len(p):])
+}
+
+func (v *Verifier) replayLoop(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case id := <-v.queue:
+			v.check(ctx, id)
+		}
+	}
+}
+
+// check re-runs a receipt; on a mismatch it opens a dispute.
+func (v *Verifier) check(ctx context.Context, id ledger.Hash) {
+	v.mu.Lock()
+	_, done := v.results[id]
+	v.mu.Unlock()
+	if done {
+		return
+	}
+	data, err := v.cfg.Client.Query(ctx, "receiptData/"+id.String(), nil)
+	if err != nil {
+		v.log.Warn("fetching a receipt", "receipt", id.String(), "err", err)
+		return
+	}
+	ver, err := v.cfg.Worker.Verify(ctx, data, true)
+	if err != nil {
+		v.log.Warn("replaying a receipt", "receipt", id.String(), "err", err)
+		return
+	}
+	v.stats.replayed.Add(1)
+	result := uint8(100)
+	if !ver.Match {
+		result = 0
+		v.stats.mismatches.Add(1)
+		v.log.Warn("receipt does not replay", "receipt", id.String(), "worker", ver.Worker, "problem", ver.Problem)
+		v.challenge(ctx, id, data)
+	}
+	v.mu.Lock()
+	v.results[id] = result
+	v.mu.Unlock()
+	v.respond(ctx, id)
+}
+
+// challenge opens a dispute with this verifier's own trace of the receipt.
+func (v *Verifier) challenge(ctx context.Context, id ledger.Hash, data []byte) {
+	r, err := receipt.Parse(data)
+	if err != nil {
+		return
+	}
+	tr, err := v.cfg.Worker.Retrace(ctx, r)
+	if err != nil {
+		v.log.Error("computing our trace", "receipt", id.String(), "err", err)
+		return
+	}
+	root := tr.Tree().Root()
+	if root == r.TraceRoot {
+		v.log.Warn("the receipt's trace agrees with ours (the mismatch is in sampling); no trace dispute", "receipt", id.String())
+		return
+	}
+	v.mu.Lock()
+	v.traces[id] = tr
+	v.mu.Unlock()
+	if _, err := v.send.Send(ctx, ledger.Msg{OpenDispute: &ledger.MsgOpenDispute{ReceiptID: id, Commitment: root[:]}}); err != nil {
+		v.log.Error("opening a dispute", "receipt", id.String(), "err", err)
+		return
+	}
+	v.stats.disputes.Add(1)
+	v.log.Warn("dispute opened", "receipt", id.String())
+}
+
+func (v *Verifier) joinDispute(did, rid string) {
+	id, err1 := ledger.ParseHash(did)
+	r, err2 := ledger.ParseHash(rid)
+	if err1 != nil || err2 != nil {
+		return
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	tr := v.traces[r]
+	if tr == nil {
+		return
+	}
+	m := v.cfg.Worker
+	v.disputes[id] = &worker.Player{Side: ledger.SideChallenger, Setup: worker.TraceSetup(m.Model(), m.ModelID()), Timeout: v.params.MoveWindow,
+		Responder: &dispute.Responder{Party: dispute.B, Tree: tr.Tree(), Value: tr.LeafValue}}
+}
+
+func (v *Verifier) playDisputes(ctx context.Context) {
+	v.mu.Lock()
+	ids := make([]ledger.Hash, 0, len(v.disputes))
+	for id := range v.disputes {
+		ids = append(ids, id)
+	}
+	v.mu.Unlock()
+	for _, id := range ids {
+		v.mu.Lock()
+		p := v.disputes[id]
+		v.mu.Unlock()
+		if p == nil {
+			continue
+		}
+		done, err := worker.PlayDispute(ctx, v.send, p, id)
+		if err != nil {
+			v.log.Warn("dispute move", "dispute", id.String(), "err", err)
+		}
+		if done {
+			v.mu.Lock()
+			delete(v.disputes, id)
+			v.mu.Unlock()
+		}
+	}
+}
+
+// respond posts the ERC-8004 validation response for a receipt once both
+// the request and the result are known.
+func (v *Verifier) respond(ctx context.Context, id ledger.Hash) {
+	v.mu.Lock()
+	req, hasReq := v.requests[id]
+	res, hasRes := v.results[id]
+	if !hasReq || !hasRes || v.answered[req] {
+		v.mu.Unlock()
+		return
+	}
+	v.answered[req] = true
+	v.mu.Unlock()
+	if _, err := v.send.Send(ctx, ledger.Msg{ValidationResponse: &ledger.MsgValidationResponse{RequestHash: req, Response: res,
+		ResponseURI: "verdict:replay/" + id.String(), ResponseHash: id, Tag: "verdict.replay"}}); err != nil {
+		v.log.Warn("validation response", "receipt", id.String(), "err", err)
+		v.mu.Lock()
+		delete(v.answered, req)
+		v.mu.Unlock()
+		return
+	}
+	v.stats.validations.Add(1)
+}
+
+// checkOpenings checks posted openings independently of the ledger.
+func (v *Verifier) checkOpenings(ctx context.Context, m *ledger.MsgPostOpenings, ledgerPassed bool) {
+	var a ledger.Audit
+	if _, err := worker.QueryJSON(ctx, v.cfg.Client, "audit/"+m.ReceiptID.String(), &a); err != nil {
+		return
+	}
+	data, err := v.cfg.Client.Query(ctx, "receiptData/"+m.ReceiptID.String(), nil)
+	if err != nil {
+		return
+	}
+	r, err := receipt.Parse(data)
+	if err != nil || r.Model != v.cfg.Worker.ModelID() {
+		return
+	}
+	op, err := audit.ParseOpenings(m.Openings)
+	if err == nil {
+		err = audit.Check(v.cfg.Worker.Model(), merkle.Hash(r.Model), r, proofhooks.Seed(a.Seed), int(a.Cells), op)
+	}
+	v.stats.opened.Add(1)
+	if err != nil {
+		v.stats.openBad.Add(1)
+	}
+	if (err == nil) != ledgerPassed {
+		v.log.Error("audit verdict differs from the ledger's", "receipt", m.ReceiptID.String(), "ours", err, "ledger_passed", ledgerPassed)
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	select {
+	case <-ctx.Done():
+	case <-time.After(d):
+	}
+}

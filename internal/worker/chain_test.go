@@ -1,0 +1,214 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/verdictnet/verdict/internal/dispute"
+	"github.com/verdictnet/verdict/internal/ledger"
+	"github.com/verdictnet/verdict/internal/ledger/client"
+	"github.com/verdictnet/verdict/internal/ledger/disputegame"
+	"github.com/verdictnet/verdict/internal/merkle"
+)
+
+// deadLedger is a client of an address where nothing listens.
+func deadLedger(t *testing.T) *client.Client {
+	c, err := client.New("tcp://127.0.0.1:1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// TestOutboxSurvivesLedgerOutage submits receipts while the ledger is
+// unreachable: Submit succeeds (the receipt is on disk), publishing fails
+// and backs off without losing anything, a second submission of the same
+// id is a no-op, and a new Chain on the same directory (a restart) finds
+// every receipt still pending.
+func TestOutboxSurvivesLedgerOutage(t *testing.T) {
+	w := testWorker(t)
+	dir := t.TempDir()
+	escrows := 0
+	cfg := ChainConfig{Client: deadLedger(t), RPC: "tcp://127.0.0.1:1", Dir: dir, Poll: 10 * time.Millisecond,
+		Escrow: func(context.Context, *Pending, ledger.Address, ledger.Hash, uint64) (ledger.Hash, error) {
+			escrows++
+			return ledger.Hash{}, errors.New("unreachable")
+		}}
+	c, err := NewChain(w, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for i, p := range []string{"Once upon a time", "The little dog"} {
+		res, err := w.Generate(context.Background(), textReq(p, 4+i), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, res.ReceiptID)
+		for range 2 {
+			if err := c.Submit(Pending{ReceiptID: res.ReceiptID, Receipt: res.Receipt, Requester: "someone", Fee: 5}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if n := c.PendingCount(); n != 2 {
+		t.Fatalf("%d pending, want 2", n)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	c.publish(ctx)
+	c.publish(ctx)
+	cancel()
+	for _, id := range ids {
+		if !c.IsPending(id) {
+			t.Fatalf("receipt %s left the outbox while the ledger was down", id)
+		}
+		if _, err := os.Stat(filepath.Join(dir, "outbox", id+".json")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c2, err := NewChain(w, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range ids {
+		if !c2.IsPending(id) {
+			t.Fatalf("receipt %s lost across a restart", id)
+		}
+	}
+	if err := c.Submit(Pending{ReceiptID: "not-an-id"}); err == nil {
+		t.Fatal("accepted a bad receipt id")
+	}
+	// A corrupt entry is reported, naming the file.
+	bad := filepath.Join(dir, "outbox", ids[0]+".json")
+	os.WriteFile(bad, []byte("{"), 0o644)
+	if _, err := NewChain(w, cfg); err == nil {
+		t.Fatal("loaded a corrupt outbox")
+	}
+}
+
+// TestFileStore stores receipts durably and finds them again.
+func TestFileStore(t *testing.T) {
+	dir := t.TempDir()
+	s, err := NewFileStore(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := "00000000000000000000000000000000000000000000000000000000000000ab"
+	if _, err := s.Get(id); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("get of a missing receipt: %v", err)
+	}
+	if err := s.Put(id, []byte(`{"a":1}`)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Put(id, []byte(`{"a":2}`)); err != nil {
+		t.Fatal(err)
+	}
+	s2, _ := NewFileStore(dir)
+	if b, err := s2.Get(id); err != nil || string(b) != `{"a":1}` {
+		t.Fatalf("got %q, %v; want the first copy", b, err)
+	}
+	for _, bad := range []string{"../x", "AB", ""} {
+		if err := s.Put(bad, nil); err == nil {
+			t.Errorf("Put(%q) accepted", bad)
+		}
+		if _, err := s.Get(bad); !errors.Is(err, ErrNotFound) {
+			t.Errorf("Get(%q): %v", bad, err)
+		}
+	}
+}
+
+// TestPlayerDispute plays a real dispute between an honest worker and a
+// challenger whose trace differs at one leaf, through Player.Move on the
+// transcripts the ledger's dispute game stores: the challenger loses.
+func TestPlayerDispute(t *testing.T) {
+	w := testWorker(t)
+	res, err := w.Generate(context.Background(), textReq("Once upon a time", 6), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc, err := parseReceipt(res.Receipt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr, err := w.Trace(context.Background(), rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	N := tr.Tree().Len()
+	bad := 7
+	hs := make([]merkle.Hash, N)
+	for i := range hs {
+		hs[i] = tr.Tree().Leaf(i)
+	}
+	v, _ := tr.LeafValue(bad)
+	lie := append([]byte(nil), v...)
+	lie[0] ^= 1
+	hs[bad] = merkle.LeafHash(lie)
+	ltree := merkle.NewTree(hs)
+	root := ltree.Root()
+	setup := TraceSetup(w.Model(), w.ModelID())
+	g := disputegame.Game{Setup: setup}
+	state, err := g.Start(res.Receipt, root[:], 1, 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	players := map[ledger.Side]*Player{
+		ledger.SideWorker: {Side: ledger.SideWorker, Setup: setup, Timeout: 5, Responder: &dispute.Responder{Party: dispute.A, Tree: tr.Tree(), Value: tr.LeafValue}},
+		ledger.SideChallenger: {Side: ledger.SideChallenger, Setup: setup, Timeout: 5, Responder: &dispute.Responder{Party: dispute.B, Tree: ltree, Value: func(i int) ([]byte, error) {
+			if i == bad {
+				return lie, nil
+			}
+			return tr.LeafValue(i)
+		}}},
+	}
+	h := uint64(1)
+	for round := 0; round < 64; round++ {
+		st, err := g.Status(state)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Done {
+			if !st.Lost[1] || st.Lost[0] {
+				t.Fatalf("outcome %+v: want the challenger to lose", st)
+			}
+			return
+		}
+		h++
+		moved := false
+		for _, side := range []ledger.Side{ledger.SideWorker, ledger.SideChallenger} {
+			msg, ok, err := players[side].Move(&ledger.Dispute{Status: ledger.DisputeOpen, Game: state})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !ok {
+				continue
+			}
+			if state, err = g.Step(state, side, msg, h); err != nil {
+				t.Fatalf("round %d, %s: %v", round, side, err)
+			}
+			moved = true
+		}
+		if !moved {
+			t.Fatalf("round %d: nobody moved", round)
+		}
+	}
+	t.Fatal("dispute did not end")
+}
+
+// FuzzPlayerMove feeds arbitrary transcripts to a player: errors, never a
+// panic.
+func FuzzPlayerMove(f *testing.F) {
+	f.Add([]byte(`{"receipt":"","commitment":"","start":1,"entries":[]}`))
+	f.Add([]byte(`{"entries":[{"height":3,"from":1,"msg":"e30="}]}`))
+	f.Add([]byte(`[]`))
+	w := testWorker(f)
+	setup := TraceSetup(w.Model(), w.ModelID())
+	f.Fuzz(func(t *testing.T, game []byte) {
+		p := &Player{Side: ledger.SideWorker, Setup: setup, Timeout: 5}
+		p.Move(&ledger.Dispute{Status: ledger.DisputeOpen, Game: game})
+	})
+}
