@@ -16,6 +16,9 @@ var crossPackages = []string{"./internal/detmath", "./internal/kernels", "./inte
 // ledgerRun is the ledger's app-hash determinism test (golden app hashes).
 var ledgerRun = []string{"-run", "^TestDeterminism$", "./internal/ledger"}
 
+// receiptRun replays and audits a golden receipt made on amd64.
+var receiptRun = []string{"-run", "^TestGoldenReceipt$", "./internal/audit"}
+
 // TestGoldenBitsOnArm64 runs the golden-bit tests of the numeric packages
 // built for GOARCH=arm64 under qemu-user: the same digests must come out.
 func TestGoldenBitsOnArm64(t *testing.T) {
@@ -31,6 +34,7 @@ func TestGoldenBitsOnArm64(t *testing.T) {
 	}
 	runGoTest(t, []string{"GOARCH=arm64", "CGO_ENABLED=0"}, append([]string{"-exec", qemu}, crossPackages...)...)
 	runGoTest(t, []string{"GOARCH=arm64", "CGO_ENABLED=0"}, append([]string{"-exec", qemu}, ledgerRun...)...)
+	runGoTest(t, []string{"GOARCH=arm64", "CGO_ENABLED=0"}, append([]string{"-exec", qemu}, receiptRun...)...)
 }
 
 // TestGoldenBitsOnAmd64v3 runs the same tests built with GOAMD64=v3, where

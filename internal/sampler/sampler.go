@@ -3,7 +3,6 @@ package sampler
 import (
 	"fmt"
 	"math"
-	"slices"
 
 	"github.com/verdictnet/verdict/internal/kernels"
 )
@@ -108,21 +107,40 @@ func Sample(logits []float32, p Params, pos int) int {
 
 // sortedIDs returns the token ids ordered by probability descending, ties by
 // id ascending. Probabilities are non-negative floats, whose bit patterns
-// order like their values, so one key per id — the complemented bits above
-// the id — sorts in a single pass over integers.
+// order like their values, so the complemented bits are an ascending key; a
+// stable least-significant-digit radix sort over them (three 11-bit digits)
+// keeps ids of equal probability in ascending order.
 func sortedIDs(probs []float32) []int {
-	keys := make([]uint64, len(probs))
+	n := len(probs)
+	keys, ids := make([]uint32, n), make([]int32, n)
 	for i, p := range probs {
 		bits := math.Float32bits(p)
 		if p != p {
 			bits = 0 // NaN sorts last
 		}
-		keys[i] = uint64(^bits)<<32 | uint64(uint32(i))
+		keys[i], ids[i] = ^bits, int32(i)
 	}
-	slices.Sort(keys)
-	ids := make([]int, len(keys))
-	for i, k := range keys {
-		ids[i] = int(uint32(k))
+	tk, ti := make([]uint32, n), make([]int32, n)
+	for shift := uint(0); shift < 32; shift += 11 {
+		var count [1 << 11]int
+		for _, k := range keys {
+			count[k>>shift&(1<<11-1)]++
+		}
+		sum := 0
+		for d, c := range count {
+			count[d] = sum
+			sum += c
+		}
+		for i, k := range keys {
+			d := k >> shift & (1<<11 - 1)
+			tk[count[d]], ti[count[d]] = k, ids[i]
+			count[d]++
+		}
+		keys, tk, ids, ti = tk, keys, ti, ids
 	}
-	return ids
+	out := make([]int, n)
+	for i, id := range ids {
+		out[i] = int(id)
+	}
+	return out
 }

@@ -138,3 +138,14 @@ func TestSortedIDsOrder(t *testing.T) {
 		}
 	}
 }
+
+func BenchmarkSample32000(b *testing.B) {
+	logits := make([]float32, 32000)
+	for i := range logits {
+		logits[i] = 8 * (Uniform(1, i) - 0.5)
+	}
+	p := Params{Temperature: 0.8, Seed: 1}
+	for i := 0; b.Loop(); i++ {
+		Sample(logits, p, i)
+	}
+}
