@@ -206,6 +206,9 @@ func TestCheatingWorker(t *testing.T) {
 			// a loaded CI machine: slashing comes from the dispute or the
 			// audit, never from the window's end.
 			p.ChallengeWindow = 200
+			// A loaded machine must not make the worker miss its openings:
+			// the test is about catching the cheat, not about deadlines.
+			p.OpeningWindow = 100
 			d := start(t, Options{CheatForTests: true, Params: &p})
 			user, _ := ledger.AddressOf(d.User.Public)
 			before := balance(t, d, user)

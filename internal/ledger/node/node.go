@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -301,7 +302,27 @@ type slogAdapter struct{ l *slog.Logger }
 
 func (s slogAdapter) Debug(msg string, kv ...any) { s.l.Debug(msg, kv...) }
 func (s slogAdapter) Info(msg string, kv ...any)  { s.l.Debug(msg, kv...) }
-func (s slogAdapter) Error(msg string, kv ...any) { s.l.Error(msg, kv...) }
+func (s slogAdapter) Error(msg string, kv ...any) {
+	if shutdownNoise(msg, kv) {
+		s.l.Debug(msg, kv...)
+		return
+	}
+	s.l.Error(msg, kv...)
+}
+
+// shutdownNoise reports whether an error CometBFT logs is only its listeners
+// noticing that they were closed on purpose during a clean stop.
+func shutdownNoise(msg string, kv []any) bool {
+	if msg == "Stopped accept routine, as transport is closed" {
+		return true
+	}
+	for i := 1; i < len(kv); i += 2 {
+		if err, ok := kv[i].(error); ok && errors.Is(err, net.ErrClosed) {
+			return true
+		}
+	}
+	return false
+}
 func (s slogAdapter) With(kv ...any) cmtlog.Logger {
 	return slogAdapter{s.l.With(kv...)}
 }
