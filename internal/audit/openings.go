@@ -339,7 +339,10 @@ func Check(m *model.Model, modelID merkle.Hash, r *receipt.Receipt, seed uint64,
 	}
 	cells := lay.Select(id, seed, k)
 	cs, heads := lay.plan(id, seed, cells)
-	calc := newCalc(m)
+	calc, err := newCalc(m)
+	if err != nil {
+		return err
+	}
 	trace, logitLeaves := leafSet{}, leafSet{}
 	L, D, hd := lay.Layers, c.Dim, lay.HeadDim
 	tokenAt := func(p int) int {
@@ -372,7 +375,10 @@ func Check(m *model.Model, modelID merkle.Hash, r *receipt.Receipt, seed uint64,
 			if !trace.add(lay.XLeaf(L, cell.P), merkle.LeafHash(co.In)) {
 				return fmt.Errorf("audit: cell %d: two different values for one leaf", co.Cell)
 			}
-			lg := calc.logits(x)
+			lg, err := calc.logits(x)
+			if err != nil {
+				return fmt.Errorf("audit: cell %d: %w", co.Cell, err)
+			}
 			logitLeaves.add(cell.Layer, merkle.LeafHash(appendF32(nil, lg)))
 			if got, want := sampler.Sample(lg, params, cell.P+1), r.Output[cell.Layer]; got != want {
 				return fail("logits cell %d samples token %d, the receipt says %d", co.Cell, got, want)
@@ -390,14 +396,20 @@ func Check(m *model.Model, modelID merkle.Hash, r *receipt.Receipt, seed uint64,
 			return fmt.Errorf("audit: cell %d: opened leaves have the wrong sizes (%d, %d, %d, %d bytes)", co.Cell, len(co.In), len(co.Attn), len(co.Out), len(co.KV))
 		}
 		if cell.Layer == 0 {
-			emb := calc.embed(tokenAt(cell.P))
+			emb, err := calc.embed(tokenAt(cell.P))
+			if err != nil {
+				return fmt.Errorf("audit: cell %d: %w", co.Cell, err)
+			}
 			for j := range emb {
 				if math.Float32bits(emb[j]) != math.Float32bits(x[j]) {
 					return fail("the state entering layer 0 is not the embedding of token %d", tokenAt(cell.P))
 				}
 			}
 		}
-		q, kk, v := calc.qkv(cell.Layer, cell.P, x)
+		q, kk, v, err := calc.qkv(cell.Layer, cell.P, x)
+		if err != nil {
+			return fmt.Errorf("audit: cell %d: %w", co.Cell, err)
+		}
 		for h := 0; h < lay.KVHeads; h++ {
 			leaf := appendF32(appendF32(nil, kk[h*hd:(h+1)*hd]), v[h*hd:(h+1)*hd])
 			if !trace.add(lay.KVLeaf(cell.Layer, h, cell.P), merkle.LeafHash(leaf)) {
@@ -428,7 +440,10 @@ func Check(m *model.Model, modelID merkle.Hash, r *receipt.Receipt, seed uint64,
 		}
 		group := c.Heads / c.KVHeads
 		for qh := h * group; qh < (h+1)*group; qh++ {
-			a := calc.attend(q, qh, keysF, valsF, cell.P+1)
+			a, err := calc.attend(q, qh, keysF, valsF, cell.P+1)
+			if err != nil {
+				return fmt.Errorf("audit: cell %d: %w", co.Cell, err)
+			}
 			for j := range a {
 				if math.Float32bits(a[j]) != math.Float32bits(attn[qh*hd+j]) {
 					return fail("attention output of head %d differs from the recomputation", qh)
@@ -436,7 +451,9 @@ func Check(m *model.Model, modelID merkle.Hash, r *receipt.Receipt, seed uint64,
 			}
 		}
 		xo := append([]float32(nil), x...)
-		calc.finish(cell.Layer, xo, attn)
+		if err := calc.finish(cell.Layer, xo, attn); err != nil {
+			return fmt.Errorf("audit: cell %d: %w", co.Cell, err)
+		}
 		for j := range xo {
 			if math.Float32bits(xo[j]) != math.Float32bits(out[j]) {
 				return fail("the state leaving the layer differs from the recomputation")

@@ -29,11 +29,15 @@ func NewReferee(m *model.Model, r *receipt.Receipt) (*Referee, error) {
 		return nil, fmt.Errorf("referee: %w", err)
 	}
 	for _, t := range append(append([]int(nil), r.Prompt...), r.Output...) {
-		if t >= m.Config.Vocab {
+		if t < 0 || t >= m.Config.Vocab {
 			return nil, fmt.Errorf("referee: token %d outside the vocabulary", t)
 		}
 	}
-	return &Referee{calc: newCalc(m), lay: lay, tokens: append(append([]int(nil), r.Prompt...), r.Output...)}, nil
+	c, err := newCalc(m)
+	if err != nil {
+		return nil, fmt.Errorf("referee: %w", err)
+	}
+	return &Referee{calc: c, lay: lay, tokens: append(append([]int(nil), r.Prompt...), r.Output...)}, nil
 }
 
 // Cells is the number of leaves of the disputed trees.
@@ -90,19 +94,31 @@ func (r *Referee) Recompute(i int, ins [][]byte) ([]byte, error) {
 	switch kind {
 	case 'x':
 		if l == 0 {
-			return appendF32(nil, c.embed(r.tokens[p])), nil
+			emb, err := c.embed(r.tokens[p])
+			if err != nil {
+				return nil, fmt.Errorf("leaf %d: %w", i, err)
+			}
+			return appendF32(nil, emb), nil
 		}
 		attn, ok := floats(ins[1], D)
 		if !ok {
 			return nil, fmt.Errorf("leaf %d: attention input has %d bytes", i, len(ins[1]))
 		}
-		c.finish(l-1, x, attn)
+		if err := c.finish(l-1, x, attn); err != nil {
+			return nil, fmt.Errorf("leaf %d: %w", i, err)
+		}
 		return appendF32(nil, x), nil
 	case 'k':
-		_, k, v := c.qkv(l, p, x)
+		_, k, v, err := c.qkv(l, p, x)
+		if err != nil {
+			return nil, fmt.Errorf("leaf %d: %w", i, err)
+		}
 		return appendF32(appendF32(nil, k[h*hd:(h+1)*hd]), v[h*hd:(h+1)*hd]), nil
 	}
-	q, _, _ := c.qkv(l, p, x)
+	q, _, _, err := c.qkv(l, p, x)
+	if err != nil {
+		return nil, fmt.Errorf("leaf %d: %w", i, err)
+	}
 	attn := make([]float32, D)
 	group := (lay.Dim / lay.HeadDim) / lay.KVHeads
 	n := p + 1
@@ -117,7 +133,11 @@ func (r *Referee) Recompute(i int, ins [][]byte) ([]byte, error) {
 			copy(vals[t*hd:], kv[hd:])
 		}
 		for qh := kh * group; qh < (kh+1)*group; qh++ {
-			copy(attn[qh*hd:], c.attend(q, qh, keys, vals, n))
+			a, err := c.attend(q, qh, keys, vals, n)
+			if err != nil {
+				return nil, fmt.Errorf("leaf %d: %w", i, err)
+			}
+			copy(attn[qh*hd:], a)
 		}
 	}
 	return appendF32(nil, attn), nil
