@@ -93,6 +93,21 @@ func TestLedgerCLI(t *testing.T) {
 	if code != 0 || !strings.Contains(out, `"balance": 777`) {
 		t.Fatalf("query: %d %s %s", code, out, stderr)
 	}
+	// ERC-8004 identity: register an agent, then transfer it to bob.
+	fk, err := keys.Load(faucet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, out, stderr := cli(context.Background(), "tx", "--node", rpc, "--key", faucet, "register-agent", "--agent-uri", "https://example.org/agent.json"); code != 0 {
+		t.Fatalf("register-agent: %d %s %s", code, out, stderr)
+	}
+	if code, out, stderr := cli(context.Background(), "tx", "--node", rpc, "--key", faucet, "transfer-agent", "--agent-id", "1", "--from", fk.Address(), "--to", bob.Address()); code != 0 {
+		t.Fatalf("transfer-agent: %d %s %s", code, out, stderr)
+	}
+	code, out, stderr = cli(context.Background(), "query", "--node", rpc, "agent/1")
+	if code != 0 || !strings.Contains(out, bob.Address()) || strings.Contains(out, fk.Address()) {
+		t.Fatalf("agent after transfer: %d %s %s", code, out, stderr)
+	}
 	// Failures are one line and exit 1.
 	code, _, stderr = cli(context.Background(), "tx", "--node", rpc, "--key", faucet, "send", "--to", "nothex", "--amount", "1")
 	if code != 1 || strings.Count(stderr, "\n") != 1 || !strings.Contains(stderr, "--to") {

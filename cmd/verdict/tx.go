@@ -79,6 +79,16 @@ var txKinds = map[string]func(fs *flag.FlagSet) func(chain string) (ledger.Msg, 
 			return ledger.Msg{SetAgentWallet: &ledger.MsgSetAgentWallet{AgentID: *id, NewWallet: w, Deadline: dl, Signature: sig}}, nil
 		}
 	},
+	"transfer-agent": func(fs *flag.FlagSet) func(chain string) (ledger.Msg, error) {
+		id := fs.Uint64("agent-id", 0, "agentId")
+		from, to := fs.String("from", "", "the current owner (the signer's address)"), fs.String("to", "", "the new owner's address")
+		return func(chain string) (ledger.Msg, error) {
+			f, err1 := ledger.ParseAddress(*from)
+			t, err2 := ledger.ParseAddress(*to)
+			return ledger.Msg{TransferFrom: &ledger.MsgTransferFrom{From: f, To: t, AgentID: *id}},
+				errors.Join(flagErr("from", err1), flagErr("to", err2))
+		}
+	},
 	"give-feedback": func(fs *flag.FlagSet) func(chain string) (ledger.Msg, error) {
 		id, v, d := fs.Uint64("agent-id", 0, "agentId"), fs.String("value", "", "value (int128, decimal)"), fs.Uint("value-decimals", 0, "valueDecimals (0-18)")
 		t1, t2, ep := fs.String("tag1", "", "tag1"), fs.String("tag2", "", "tag2"), fs.String("endpoint", "", "endpoint")
@@ -175,10 +185,15 @@ var txKinds = map[string]func(fs *flag.FlagSet) func(chain string) (ledger.Msg, 
 		}
 	},
 	"open-dispute": func(fs *flag.FlagSet) func(chain string) (ledger.Msg, error) {
-		id, file := fs.String("receipt-id", "", "receipt id (hex)"), fs.String("commitment", "", "the challenger's commitment file")
+		id, file := fs.String("receipt-id", "", "receipt id (hex)"), fs.String("commitment", "", "the challenger's commitment: its 32-byte trace root, raw or as 64 hex digits")
 		return func(chain string) (ledger.Msg, error) {
 			h, err := ledger.ParseHash(*id)
 			b, rerr := readArg("commitment", *file)
+			if rerr == nil {
+				if root, herr := ledger.ParseHash(strings.TrimSpace(string(b))); herr == nil {
+					b = root[:]
+				}
+			}
 			return ledger.Msg{OpenDispute: &ledger.MsgOpenDispute{ReceiptID: h, Commitment: b}}, errors.Join(flagErr("receipt-id", err), rerr)
 		}
 	},
