@@ -63,7 +63,7 @@ type Verifier struct {
 	results  map[ledger.Hash]uint8       // receipt -> validation response (100 match, 0 mismatch)
 	requests map[ledger.Hash]ledger.Hash // receipt -> request hash addressed to us
 	answered map[ledger.Hash]bool        // request hashes answered
-	disputes map[ledger.Hash]*worker.Player
+	disputes worker.DisputeBook
 	traces   map[ledger.Hash]*audit.Trace // receipt -> our trace, for disputes we opened
 
 	stats struct {
@@ -89,8 +89,8 @@ func New(cfg Config) (*Verifier, error) {
 	}
 	return &Verifier{cfg: cfg, send: s, log: cfg.Logger, addr: s.Address(),
 		results: map[ledger.Hash]uint8{}, requests: map[ledger.Hash]ledger.Hash{}, answered: map[ledger.Hash]bool{},
-		disputes: map[ledger.Hash]*worker.Player{}, traces: map[ledger.Hash]*audit.Trace{},
-		queue: make(chan ledger.Hash, 4096)}, nil
+		traces: map[ledger.Hash]*audit.Trace{},
+		queue:  make(chan ledger.Hash, 4096)}, nil
 }
 
 // Address is the verifier's ledger account.
@@ -223,11 +223,7 @@ func (v *Verifier) Run(ctx context.Context) error {
 				}
 			case "dispute_settled":
 				id, _ := ledger.ParseHash(e.Attrs["disputeId"])
-				v.mu.Lock()
-				_, ours := v.disputes[id]
-				delete(v.disputes, id)
-				v.mu.Unlock()
-				if ours {
+				if ours := v.disputes.Remove(id); ours {
 					if e.Attrs["status"] == ledger.DisputeWorkerLost {
 						v.stats.won.Add(1)
 					}
@@ -340,35 +336,11 @@ func (v *Verifier) joinDispute(did, rid string) {
 		return
 	}
 	m := v.cfg.Worker
-	v.disputes[id] = &worker.Player{Side: ledger.SideChallenger, Setup: worker.TraceSetup(m.Model(), m.ModelID()), Timeout: v.params.MoveWindow,
-		Responder: &dispute.Responder{Party: dispute.B, Tree: tr.Tree(), Value: tr.LeafValue}}
+	v.disputes.Add(id, &worker.Player{Side: ledger.SideChallenger, Setup: worker.TraceSetup(m.Model(), m.ModelID()), Timeout: v.params.MoveWindow,
+		Responder: &dispute.Responder{Party: dispute.B, Tree: tr.Tree(), Value: tr.LeafValue}})
 }
 
-func (v *Verifier) playDisputes(ctx context.Context) {
-	v.mu.Lock()
-	ids := make([]ledger.Hash, 0, len(v.disputes))
-	for id := range v.disputes {
-		ids = append(ids, id)
-	}
-	v.mu.Unlock()
-	for _, id := range ids {
-		v.mu.Lock()
-		p := v.disputes[id]
-		v.mu.Unlock()
-		if p == nil {
-			continue
-		}
-		done, err := worker.PlayDispute(ctx, v.send, p, id)
-		if err != nil {
-			v.log.Warn("dispute move", "dispute", id.String(), "err", err)
-		}
-		if done {
-			v.mu.Lock()
-			delete(v.disputes, id)
-			v.mu.Unlock()
-		}
-	}
-}
+func (v *Verifier) playDisputes(ctx context.Context) { v.disputes.Play(ctx, v.send, v.log) }
 
 // respond posts the ERC-8004 validation response for a receipt once both
 // the request and the result are known.

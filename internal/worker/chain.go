@@ -85,7 +85,7 @@ type Chain struct {
 	mu       sync.Mutex
 	pending  map[string]*pendingState
 	watch    map[string]*receipt.Receipt // published, not yet final
-	disputes map[ledger.Hash]*Player
+	disputes DisputeBook
 	outbox   string
 	failed   string
 
@@ -145,7 +145,7 @@ func NewChain(w *Local, cfg ChainConfig) (*Chain, error) {
 		return nil, err
 	}
 	c := &Chain{w: w, cfg: cfg, send: s, log: cfg.Logger, addr: s.Address(),
-		pending: map[string]*pendingState{}, watch: map[string]*receipt.Receipt{}, disputes: map[ledger.Hash]*Player{},
+		pending: map[string]*pendingState{}, watch: map[string]*receipt.Receipt{},
 		outbox: filepath.Join(cfg.Dir, "outbox"), failed: filepath.Join(cfg.Dir, "failed")}
 	for _, d := range []string{c.outbox, c.failed} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
@@ -626,36 +626,13 @@ func (c *Chain) startDispute(ctx context.Context, did, rid string) {
 		c.log.Error("dispute: regenerating the trace", "dispute", did, "err", err)
 		return
 	}
-	c.mu.Lock()
-	c.disputes[id] = &Player{Side: ledger.SideWorker, Setup: TraceSetup(c.w.m, c.w.info.ID), Timeout: c.params.MoveWindow,
-		Responder: &dispute.Responder{Party: dispute.A, Tree: tr.Tree(), Value: tr.LeafValue}}
-	c.mu.Unlock()
+	c.disputes.Add(id, &Player{Side: ledger.SideWorker, Setup: TraceSetup(c.w.m, c.w.info.ID), Timeout: c.params.MoveWindow,
+		Responder: &dispute.Responder{Party: dispute.A, Tree: tr.Tree(), Value: tr.LeafValue}})
 	c.disputed.Add(1)
 	c.log.Warn("receipt disputed", "dispute", did, "receipt", rid)
 }
 
-func (c *Chain) playDisputes(ctx context.Context) {
-	c.mu.Lock()
-	ids := make([]ledger.Hash, 0, len(c.disputes))
-	for id := range c.disputes {
-		ids = append(ids, id)
-	}
-	c.mu.Unlock()
-	for _, id := range ids {
-		c.mu.Lock()
-		p := c.disputes[id]
-		c.mu.Unlock()
-		done, err := PlayDispute(ctx, c.send, p, id)
-		if err != nil {
-			c.log.Warn("dispute", "dispute", id.String(), "err", err)
-		}
-		if done {
-			c.mu.Lock()
-			delete(c.disputes, id)
-			c.mu.Unlock()
-		}
-	}
-}
+func (c *Chain) playDisputes(ctx context.Context) { c.disputes.Play(ctx, c.send, c.log) }
 
 // PlayDispute sends p's answer to dispute id's outstanding query, if any;
 // done is true once the dispute is over.

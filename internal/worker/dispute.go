@@ -1,8 +1,15 @@
 package worker
 
 import (
+	"bytes"
+	"context"
+	"log/slog"
+	"slices"
+	"sync"
+
 	"github.com/verdictnet/verdict/internal/audit"
 	"github.com/verdictnet/verdict/internal/dispute"
+	"github.com/verdictnet/verdict/internal/ledger"
 	"github.com/verdictnet/verdict/internal/ledger/disputegame"
 	"github.com/verdictnet/verdict/internal/merkle"
 	"github.com/verdictnet/verdict/internal/model"
@@ -28,3 +35,56 @@ func TraceSetup(m *model.Model, id merkle.Hash) disputegame.Setup {
 }
 
 func parseReceipt(b []byte) (*receipt.Receipt, error) { return receipt.Parse(b) }
+
+// DisputeBook holds the disputes one party is playing. It is safe for
+// concurrent use; the zero value is empty and ready.
+type DisputeBook struct {
+	mu sync.Mutex
+	m  map[ledger.Hash]*Player
+}
+
+// Add starts playing dispute id with p.
+func (b *DisputeBook) Add(id ledger.Hash, p *Player) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.m == nil {
+		b.m = map[ledger.Hash]*Player{}
+	}
+	b.m[id] = p
+}
+
+// Remove stops playing dispute id and reports whether it was being played.
+func (b *DisputeBook) Remove(id ledger.Hash) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	_, ok := b.m[id]
+	delete(b.m, id)
+	return ok
+}
+
+// Play makes each dispute's outstanding move, if any, in dispute id order,
+// and forgets the disputes that are over.
+func (b *DisputeBook) Play(ctx context.Context, s *Sender, log *slog.Logger) {
+	b.mu.Lock()
+	ids := make([]ledger.Hash, 0, len(b.m))
+	for id := range b.m {
+		ids = append(ids, id)
+	}
+	b.mu.Unlock()
+	slices.SortFunc(ids, func(x, y ledger.Hash) int { return bytes.Compare(x[:], y[:]) })
+	for _, id := range ids {
+		b.mu.Lock()
+		p := b.m[id]
+		b.mu.Unlock()
+		if p == nil {
+			continue
+		}
+		done, err := PlayDispute(ctx, s, p, id)
+		if err != nil {
+			log.Warn("dispute move", "dispute", id.String(), "err", err)
+		}
+		if done {
+			b.Remove(id)
+		}
+	}
+}
