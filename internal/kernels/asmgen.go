@@ -1,6 +1,7 @@
 //go:build ignore
 
-// asmgen writes kernels_amd64.s, the AVX2 fast paths of this package. Run it
+// asmgen writes kernels_amd64.s, the AVX2 fast paths of this package (and
+// the AVX-512F float32 prefill tiles f32Z{R}x{P}). Run it
 // with `go generate ./internal/kernels/` (or `go run asmgen.go` in this
 // directory); the generated file is committed, so building never needs it.
 //
@@ -238,6 +239,131 @@ func foldTo(lo, hi, t int) {
 	p("VADDPS %s, %s, %s", x(t), x(lo), x(lo)) // j += j+2
 	p("VMOVSHDUP %s, %s", x(lo), x(t))
 	p("VADDSS %s, %s, %s", x(t), x(lo), x(lo)) // j += j+1
+}
+
+func z(i int) string { return fmt.Sprintf("Z%d", i) }
+
+// zmmTiles are the AVX-512F tiles generated: every R x P with R <= 6 and
+// P <= 4.
+var zmmTiles = func() (ts [][2]int) {
+	for r := 1; r <= 6; r++ {
+		for q := 1; q <= 4; q++ {
+			ts = append(ts, [2]int{r, q})
+		}
+	}
+	return ts
+}()
+
+// zmmTile writes f32Z{R}x{P}(w *float32, ws int, x *float32, xs int, n int,
+// out *float32), the AVX-512F form of f32Tile{R}x{P}: one zmm register holds
+// the 16 canonical lanes of one (weight row, activation row) sum, so a tile
+// needs R*P accumulators (Z0 up), then R weight registers, the activation
+// register(s) and product temporaries. The tail loads with a k-register
+// mask (zeroing: a masked-off lane adds +0), and the fold is the canonical
+// j += j+8, j+4, j+2, j+1 (lane 0 of each step is the same addition as the
+// AVX2 fold, operands in the same order).
+//
+// Row r of the weights is at SI + r*ws (rows 3-5 at R8 = SI + 3*ws), row q
+// of the activations at DI + q*xs (row 3 at R12); the pointers advance.
+func zmmTile(R, P int) {
+	name := fmt.Sprintf("f32Z%dx%d", R, P)
+	fmt.Fprintf(&b, "// func %s(w *float32, ws int, x *float32, xs int, n int, out *float32)\n", name)
+	fmt.Fprintf(&b, "TEXT ·%s(SB), NOSPLIT, $0-48\n", name)
+	p("MOVQ w+0(FP), SI")
+	p("MOVQ ws+8(FP), R9")
+	p("SHLQ $2, R9")
+	p("LEAQ (SI)(R9*2), R8")
+	p("ADDQ R9, R8")
+	p("MOVQ x+16(FP), DI")
+	p("MOVQ xs+24(FP), BX")
+	p("SHLQ $2, BX")
+	p("LEAQ (DI)(BX*2), R12")
+	p("ADDQ BX, R12")
+	p("MOVQ n+32(FP), CX")
+	p("MOVQ out+40(FP), DX")
+	waddr := []string{"(SI)", "(SI)(R9*1)", "(SI)(R9*2)", "(R8)", "(R8)(R9*1)", "(R8)(R9*2)"}
+	xaddr := []string{"(DI)", "(DI)(BX*1)", "(DI)(BX*2)", "(R12)"}
+	nacc := R * P
+	acc := func(r, q int) int { return r*P + q }
+	wbase := max(16, nacc)
+	wreg := func(r int) int { return wbase + r }
+	xall := wbase+R+P+1 <= 32 // each activation vector in its own register
+	xreg := func(q int) int {
+		if xall {
+			return wbase + R + q
+		}
+		return wbase + R
+	}
+	tbase := wbase + R + 1
+	if xall {
+		tbase = wbase + R + P
+	}
+	if tbase > 31 {
+		log.Fatalf("%s: not enough registers", name)
+	}
+	tmpN := 0
+	tmp := func() int { t := tbase + tmpN%(32-tbase); tmpN++; return t }
+	for i := 0; i < nacc; i++ {
+		p("VPXORD %s, %s, %s", z(i), z(i), z(i))
+	}
+	body := func(load func(addr string, dst int)) {
+		for r := 0; r < R; r++ {
+			load(waddr[r], wreg(r))
+		}
+		if xall {
+			for q := 0; q < P; q++ {
+				load(xaddr[q], xreg(q))
+			}
+		}
+		for q := 0; q < P; q++ {
+			if !xall {
+				load(xaddr[q], xreg(q))
+			}
+			for r := 0; r < R; r++ {
+				t := tmp()
+				p("VMULPS %s, %s, %s", z(xreg(q)), z(wreg(r)), z(t))
+				a := z(acc(r, q))
+				p("VADDPS %s, %s, %s", z(t), a, a)
+			}
+		}
+	}
+	p("MOVQ CX, R13")
+	p("SHRQ $4, R13")
+	p("JZ %s_tail", name)
+	label(name + "_loop")
+	body(func(addr string, dst int) { p("VMOVUPS %s, %s", addr, z(dst)) })
+	for _, r := range []string{"SI", "R8", "DI", "R12"} {
+		p("ADDQ $64, %s", r)
+	}
+	p("DECQ R13")
+	p("JNZ %s_loop", name)
+	label(name + "_tail")
+	p("ANDQ $15, CX")
+	p("JZ %s_fold", name)
+	p("MOVL $1, AX")
+	p("SHLL CX, AX")
+	p("DECL AX")
+	p("KMOVW AX, K1")
+	body(func(addr string, dst int) { p("VMOVUPS.Z %s, K1, %s", addr, z(dst)) })
+	label(name + "_fold")
+	ft := z(wbase)
+	fy := fmt.Sprintf("Y%d", wbase)
+	fx := fmt.Sprintf("X%d", wbase)
+	for i := 0; i < nacc; i++ {
+		a := z(i)
+		p("VEXTRACTF64X4 $1, %s, %s", a, fy)
+		p("VADDPS %s, %s, %s", ft, a, a) // j += j+8
+		p("VEXTRACTF32X4 $1, %s, %s", a, fx)
+		p("VADDPS %s, %s, %s", ft, a, a) // j += j+4
+		p("VPERMILPS $0xee, %s, %s", a, ft)
+		p("VADDPS %s, %s, %s", ft, a, a) // j += j+2
+		p("VMOVSHDUP %s, %s", a, ft)
+		p("VADDPS %s, %s, %s", ft, a, a) // j += j+1
+		p("VMOVSS %s, %d(DX)", x(i), 4*i)
+	}
+	p("VZEROUPPER")
+	p("RET")
+	b.WriteString("\n")
 }
 
 // sum writes sumF32(x *float32, n int) float32, the canonical Sum.
@@ -806,6 +932,9 @@ func main() {
 		tile(t[0], t[1])
 	}
 	tile3x3()
+	for _, t := range zmmTiles {
+		zmmTile(t[0], t[1])
+	}
 	sum()
 	quant("q8Dot", false, false)
 	quant("q4Dot", true, false)

@@ -65,3 +65,37 @@ func BenchmarkMatVecDRAM(b *testing.B) {
 		MatMul(w, &a, out, rows, 0, rows)
 	}
 }
+
+// BenchmarkPrefillF32 times the float32 prefill tiles (110m shape, 64
+// activation rows) with the AVX2 and, where the CPU has them, the AVX-512F
+// tiles.
+func BenchmarkPrefillF32(b *testing.B) {
+	if FastPath == "" {
+		b.Skip("no fast path on this CPU")
+	}
+	r := rand.New(rand.NewPCG(1, 1))
+	const rows, cols, n = 2048, 768, 64
+	w := weights(r, tensor.F32, rows, cols, false)
+	x := values(r, n*cols, false)
+	var a Acts
+	a.Prepare(tensor.F32, x, n, cols)
+	out := make([]float32, n*rows)
+	was := setAVX512(false)
+	defer setAVX512(was)
+	for _, z := range []bool{false, true} {
+		if z && !hasAVX512 {
+			continue
+		}
+		setAVX512(z)
+		name := "avx2"
+		if z {
+			name = "avx512"
+		}
+		b.Run(name, func(b *testing.B) {
+			for b.Loop() {
+				MatMul(w, &a, out, rows, 0, rows)
+			}
+			b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "rows/s")
+		})
+	}
+}

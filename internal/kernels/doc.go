@@ -16,6 +16,9 @@
 // fold in the canonical tree. Quantised weights use exact integer block dot
 // products, then the reference's float sequence per block. Prefill tiles
 // several weight rows against several activation rows so that weights are
-// read once per tile. Everywhere else, and with the build tag purego, the
+// read once per tile; where the CPU also has AVX-512F (detected at run
+// time), the float32 prefill tiles use one zmm register per sum (all 16
+// lanes), 6 weight rows by 4 activation rows, k-register masks for tails,
+// and fold the zmm halves (j += j+8) before the same tree. Everywhere else, and with the build tag purego, the
 // scalar code runs; FastPath says which is in use and UseFast switches.
 package kernels

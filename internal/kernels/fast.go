@@ -6,7 +6,8 @@ package kernels
 // reference code in every case; they only run faster.
 var hasFast bool
 
-// FastPath names the fast path in use ("amd64-avx2"), or is empty where the
+// FastPath names the fast path in use ("amd64-avx2", or "amd64-avx512"
+// where the float32 prefill tiles use AVX-512F), or is empty where the
 // scalar reference code runs.
 var FastPath string
 

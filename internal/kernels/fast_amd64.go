@@ -87,6 +87,14 @@ func cpuid1ECX() uint32
 // hasAVX2 reports whether the AVX2 (and F16C) kernels can run here.
 var hasAVX2 = cpu.X86.HasAVX2 && cpuid1ECX()&(1<<29) != 0
 
+// hasAVX512 reports whether the AVX-512F prefill tiles can run here (the
+// CPU has AVX-512F and the OS saves the zmm state); useAVX512 is whether
+// enableFast selects them.
+var (
+	hasAVX512 = hasAVX2 && cpu.X86.HasAVX512F
+	useAVX512 = true
+)
+
 func init() {
 	if hasAVX2 {
 		enableFast()
@@ -99,6 +107,23 @@ func enableFast() {
 	hasFast = true
 	fastMatMul = matMulAVX2
 	FastPath = "amd64-avx2"
+	prefillTiles, prefillR, prefillP = &tilesF32, tileRows, 3
+	if hasAVX512 && useAVX512 {
+		FastPath = "amd64-avx512"
+		prefillTiles, prefillR, prefillP = &tilesZ, 6, 4
+	}
+}
+
+// setAVX512 turns the AVX-512F tiles on or off (they run where the CPU has
+// them and the fast paths are on) and returns the previous setting. For
+// tests and benchmarks that compare the paths; not while kernels run.
+func setAVX512(on bool) (was bool) {
+	was = useAVX512
+	useAVX512 = on
+	if hasFast {
+		enableFast()
+	}
+	return was
 }
 
 func disableFast() {

@@ -9,6 +9,11 @@ func fastAvailable() bool { return false }
 func enableFast()         {}
 func disableFast()        {}
 
+// No AVX-512F tiles here.
+const hasAVX512 = false
+
+func setAVX512(on bool) bool { return false }
+
 func dotFast(a, b []float32) float32                     { return DotRef(a, b) }
 func sumFast(x []float32) float32                        { return SumRef(x) }
 func axpyFast(out []float32, a float32, v []float32) int { return 0 }

@@ -97,28 +97,43 @@ func weights(r *rand.Rand, t tensor.Type, rows, cols int, special bool) *tensor.
 	return w
 }
 
+// prefillPaths runs f once with each float32 prefill tile set this CPU has:
+// the AVX2 tiles, and the AVX-512F tiles where the CPU has AVX-512F.
+func prefillPaths(t *testing.T, f func(t *testing.T)) {
+	t.Helper()
+	was := setAVX512(false)
+	defer setAVX512(was)
+	t.Run("avx2", f)
+	if hasAVX512 {
+		setAVX512(true)
+		t.Run("avx512", f)
+	}
+}
+
 func TestFastMatMulTable(t *testing.T) {
 	needFast(t)
-	r := rand.New(rand.NewPCG(1, 2))
-	colsF := []int{1, 2, 7, 8, 9, 15, 16, 17, 23, 31, 33, 47, 64, 100, 129, 260, 768}
-	colsQ := []int{32, 64, 96, 160, 288, 768}
-	for _, typ := range []tensor.Type{tensor.F32, tensor.F16, tensor.BF16, tensor.Q8_0, tensor.Q4_0} {
-		cs := colsF
-		if typ == tensor.Q8_0 || typ == tensor.Q4_0 {
-			cs = colsQ
-		}
-		for _, cols := range cs {
-			for _, n := range []int{1, 2, 3, 4, 5, 7} {
-				for _, special := range []bool{false, true} {
-					name := fmt.Sprintf("%s/cols=%d/n=%d/special=%v", typ, cols, n, special)
-					t.Run(name, func(t *testing.T) {
-						rows := 1 + r.IntN(11)
-						checkMatMul(t, r, typ, rows, cols, n, special)
-					})
+	prefillPaths(t, func(t *testing.T) {
+		r := rand.New(rand.NewPCG(1, 2))
+		colsF := []int{1, 2, 7, 8, 9, 15, 16, 17, 23, 31, 33, 47, 64, 100, 129, 260, 768}
+		colsQ := []int{32, 64, 96, 160, 288, 768}
+		for _, typ := range []tensor.Type{tensor.F32, tensor.F16, tensor.BF16, tensor.Q8_0, tensor.Q4_0} {
+			cs := colsF
+			if typ == tensor.Q8_0 || typ == tensor.Q4_0 {
+				cs = colsQ
+			}
+			for _, cols := range cs {
+				for _, n := range []int{1, 2, 3, 4, 5, 7, 9} {
+					for _, special := range []bool{false, true} {
+						name := fmt.Sprintf("%s/cols=%d/n=%d/special=%v", typ, cols, n, special)
+						t.Run(name, func(t *testing.T) {
+							rows := 1 + r.IntN(11)
+							checkMatMul(t, r, typ, rows, cols, n, special)
+						})
+					}
 				}
 			}
 		}
-	}
+	})
 }
 
 func checkMatMul(t *testing.T, r *rand.Rand, typ tensor.Type, rows, cols, n int, special bool) {
@@ -259,8 +274,17 @@ func FuzzMatMul(f *testing.F) {
 		if tt == tensor.Q8_0 || tt == tensor.Q4_0 {
 			c = 32 * (1 + int(cols)%10)
 		}
-		r := rand.New(rand.NewPCG(seed, uint64(typ)))
-		checkMatMul(t, r, tt, 1+int(rows)%12, c, 1+int(n)%8, special)
+		run := func(t *testing.T) {
+			r := rand.New(rand.NewPCG(seed, uint64(typ)))
+			checkMatMul(t, r, tt, 1+int(rows)%12, c, 1+int(n)%12, special)
+		}
+		was := setAVX512(false)
+		defer setAVX512(was)
+		run(t)
+		if hasAVX512 {
+			setAVX512(true)
+			run(t)
+		}
 	})
 }
 

@@ -12,7 +12,7 @@ import (
 type tileFn func(w *float32, ws int, x *float32, xs int, n int, out *float32)
 
 // tilesF32[R][P] computes R weight rows against P activation rows.
-var tilesF32 = [4][4]tileFn{
+var tilesF32 = [7][5]tileFn{
 	1: {1: f32Tile1x1, 2: f32Tile1x2, 3: f32Tile1x3},
 	2: {1: f32Tile2x1, 2: f32Tile2x2, 3: f32Tile2x3},
 	3: {1: f32Tile3x1, 2: f32Tile3x2, 3: f32Tile3x3},
@@ -26,6 +26,15 @@ const chunkBytes = 256 << 10
 // 3x3 tile (measured about 5% faster here than the one-pass 2x3 tile, which
 // tileRows = 2 selects).
 const tileRows = 3
+
+// The prefill tiles in use: the AVX2 tilesF32 (tileRows x 3) or, where the
+// CPU has AVX-512F, the zmm tilesZ (6 x 4: 24 accumulators; measured here
+// about 30% faster than the AVX2 3x3 tile, and 3% faster than 4 x 4).
+// Set by enableFast.
+var (
+	prefillTiles       = &tilesF32
+	prefillR, prefillP = tileRows, 3
+)
 
 // matMulAVX2 is MatMul with the AVX2 kernels. It declines (returns false)
 // any call whose shapes it has not checked to be in bounds; the reference
@@ -89,7 +98,7 @@ func matMulAVX2(w *tensor.Tensor, a *Acts, out []float32, ld, r0, r1 int) bool {
 // matF32 computes rows [r0, r1) of a float32 matrix whose row `base` starts
 // at wf[0] (row stride cols) against the n rows of x.
 func matF32(wf []float32, base, cols int, x []float32, n int, out []float32, ld, r0, r1 int) {
-	var res [12]float32
+	var res [24]float32
 	_ = wf[(r1-base)*cols-1] // every row read is in wf
 	if n == 1 {
 		// One weight row at a time: a single sequential stream is what the
@@ -101,17 +110,18 @@ func matF32(wf []float32, base, cols int, x []float32, n int, out []float32, ld,
 		}
 		return
 	}
-	chunk := chunkBytes / 4 / cols / 3 * 3
-	if chunk < 3 {
-		chunk = 3
+	tiles, TR, TP := prefillTiles, prefillR, prefillP
+	chunk := chunkBytes / 4 / cols / TP * TP
+	if chunk < TP {
+		chunk = TP
 	}
 	for p0 := 0; p0 < n; p0 += chunk {
 		p1 := min(n, p0+chunk)
 		for r := r0; r < r1; {
-			R := min(tileRows, r1-r)
+			R := min(TR, r1-r)
 			for p := p0; p < p1; {
-				P := min(3, p1-p)
-				tilesF32[R][P](&wf[(r-base)*cols], cols, &x[p*cols], cols, cols, &res[0])
+				P := min(TP, p1-p)
+				tiles[R][P](&wf[(r-base)*cols], cols, &x[p*cols], cols, cols, &res[0])
 				for i := 0; i < R; i++ {
 					for j := 0; j < P; j++ {
 						out[(p+j)*ld+r+i] = res[i*P+j]
