@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash"
 	"math"
+	"unsafe"
 
 	"github.com/verdictnet/verdict/internal/keys"
 	"github.com/verdictnet/verdict/internal/merkle"
@@ -59,14 +60,31 @@ func appendF32(b []byte, xs []float32) []byte {
 }
 
 func (r *Recorder) leaf(k leafKey, parts ...[]float32) merkle.Hash {
-	r.buf = r.buf[:0]
-	for _, p := range parts {
-		r.buf = appendF32(r.buf, p)
-	}
 	if r.got != nil {
+		r.buf = r.buf[:0]
+		for _, p := range parts {
+			r.buf = appendF32(r.buf, p)
+		}
 		r.got[k] = append([]byte(nil), r.buf...)
+		return merkle.LeafHash(r.buf)
 	}
-	return merkle.LeafHash(r.buf)
+	return r.leafHash(parts...)
+}
+
+// leafHash is merkle.LeafHash of the concatenated little-endian bytes of
+// parts, hashed in place (the engine's floats are little-endian in memory,
+// as kernels.F32Row assumes), without building the byte string.
+func (r *Recorder) leafHash(parts ...[]float32) merkle.Hash {
+	r.h.Reset()
+	r.h.Write([]byte{0})
+	for _, p := range parts {
+		if len(p) > 0 {
+			r.h.Write(unsafe.Slice((*byte)(unsafe.Pointer(&p[0])), 4*len(p)))
+		}
+	}
+	var out merkle.Hash
+	r.h.Sum(out[:0])
+	return out
 }
 
 func set(s []merkle.Hash, p int, v merkle.Hash) []merkle.Hash {
@@ -110,8 +128,7 @@ func (r *Recorder) Logits(pos int, logits []float32) {
 	for len(r.logits) <= j {
 		r.logits = append(r.logits, merkle.Hash{})
 	}
-	r.buf = appendF32(r.buf[:0], logits)
-	r.logits[j] = merkle.LeafHash(r.buf)
+	r.logits[j] = r.leafHash(logits)
 }
 
 // Roots returns the logits root and the trace root for an output of n
