@@ -79,12 +79,17 @@ func BenchmarkCosts110M(b *testing.B) {
 		if len(r.Output) != len(res.Output) {
 			b.Fatalf("traced run gave %d tokens, plain %d", len(r.Output), len(res.Output))
 		}
-		t0 := time.Now()
-		if err := Replay(ctx, f.e, r, f.id); err != nil {
-			b.Fatal(err)
+		var replays []time.Duration
+		for k := 0; k < 3; k++ {
+			t0 := time.Now()
+			if err := Replay(ctx, f.e, r, f.id); err != nil {
+				b.Fatal(err)
+			}
+			replays = append(replays, time.Since(t0))
 		}
-		replay := time.Since(t0)
-		t0 = time.Now()
+		slices.Sort(replays)
+		replay := replays[1]
+		t0 := time.Now()
 		_, lg, err := prefill(f.e, r, false)
 		if err != nil {
 			b.Fatal(err)

@@ -339,10 +339,11 @@ func Check(m *model.Model, modelID merkle.Hash, r *receipt.Receipt, seed uint64,
 	}
 	cells := lay.Select(id, seed, k)
 	cs, heads := lay.plan(id, seed, cells)
-	calc, err := newCalc(m)
+	calc, err := newCalc(m, 0)
 	if err != nil {
 		return err
 	}
+	defer calc.close()
 	trace, logitLeaves := leafSet{}, leafSet{}
 	L, D, hd := lay.Layers, c.Dim, lay.HeadDim
 	tokenAt := func(p int) int {

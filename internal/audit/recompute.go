@@ -17,13 +17,18 @@ type calc struct {
 	hd int
 }
 
-func newCalc(m *model.Model) (*calc, error) {
-	e, err := engine.New(m, engine.Options{Threads: 1})
+// newCalc returns a calculator running on threads threads (0: one per CPU);
+// with more than one, close must be called when done.
+func newCalc(m *model.Model, threads int) (*calc, error) {
+	e, err := engine.New(m, engine.Options{Threads: threads})
 	if err != nil {
 		return nil, fmt.Errorf("audit: %w", err)
 	}
 	return &calc{e: e, hd: m.Config.HeadDim()}, nil
 }
+
+// close stops the engine's threads.
+func (k *calc) close() { k.e.Close() }
 
 // embed returns the embedding of token t.
 func (k *calc) embed(t int) ([]float32, error) { return k.e.Embed(t) }
