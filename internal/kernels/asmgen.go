@@ -2,8 +2,8 @@
 
 // asmgen writes kernels_amd64.s, the AVX2 fast paths of this package (and
 // the AVX-512F float32 prefill tiles f32Z{R}x{P}). Run it
-// with `go generate ./internal/kernels/` (or `go run asmgen.go` in this
-// directory); the generated file is committed, so building never needs it.
+// with `go generate ./internal/kernels/` (or `go run asmgen.go asmgen_exp.go`
+// in this directory); the generated file is committed, so building never needs it.
 //
 // Every kernel keeps the canonical order of docs/determinism.md: products
 // are rounded (VMULPS, then VADDPS; never FMA), element i of a dot product
@@ -254,6 +254,59 @@ var zmmTiles = func() (ts [][2]int) {
 	return ts
 }()
 
+// foldZ folds the zmm accumulators Z0..Z(n-1) to their n sums and stores
+// sum i at 4*i(DX). It folds up to 16 accumulators at once: each step adds
+// the same two lanes as the canonical fold of one register (j += j+8,
+// j+4, j+2, j+1), but packs the halves of two registers into one first
+// (VSHUFF64X2, VSHUFF32X4, VSHUFPS), so a group of 16 sums takes 15
+// additions instead of 64. The 16 sums come out in the order
+// V[4L+m] = sum[4m+L] and one VPERMPS puts them in place. A register
+// without a partner is paired with itself; its copy's lanes are never
+// stored. Z(t), Z(t+1), Z(t+2) are scratch.
+func foldZ(n, t int) {
+	lo, hi, idx := z(t), z(t+1), z(t+2)
+	p("VMOVDQU32 foldPerm<>(SB), %s", idx)
+	steps := []struct {
+		op       string
+		loI, hiI int
+	}{
+		{"VSHUFF64X2", 0x44, 0xee}, // [a.0-7, b.0-7] + [a.8-15, b.8-15]
+		{"VSHUFF32X4", 0x88, 0xdd}, // 128-bit lanes 0,2 + 1,3 of each
+		{"VSHUFPS", 0x44, 0xee},    // floats 0,1 + 2,3 of each 128-bit lane
+		{"VSHUFPS", 0x88, 0xdd},    // floats 0,2 + 1,3 of each 128-bit lane
+	}
+	for g := 0; g < n; g += 16 {
+		var regs []int
+		for i := g; i < min(n, g+16); i++ {
+			regs = append(regs, i)
+		}
+		cnt := len(regs)
+		for _, st := range steps {
+			var next []int
+			for i := 0; i < len(regs); i += 2 {
+				a, bb := z(regs[i]), z(regs[i])
+				if i+1 < len(regs) {
+					bb = z(regs[i+1])
+				}
+				p("%s $0x%02x, %s, %s, %s", st.op, st.loI, bb, a, lo)
+				p("%s $0x%02x, %s, %s, %s", st.op, st.hiI, bb, a, hi)
+				p("VADDPS %s, %s, %s", hi, lo, a)
+				next = append(next, regs[i])
+			}
+			regs = next
+		}
+		v := z(regs[0])
+		p("VPERMPS %s, %s, %s", v, idx, v)
+		if cnt == 16 {
+			p("VMOVUPS %s, %d(DX)", v, 4*g)
+		} else {
+			p("MOVL $0x%x, AX", 1<<cnt-1)
+			p("KMOVW AX, K2")
+			p("VMOVUPS %s, K2, %d(DX)", v, 4*g)
+		}
+	}
+}
+
 // zmmTile writes f32Z{R}x{P}(w *float32, ws int, x *float32, xs int, n int,
 // out *float32), the AVX-512F form of f32Tile{R}x{P}: one zmm register holds
 // the 16 canonical lanes of one (weight row, activation row) sum, so a tile
@@ -346,21 +399,7 @@ func zmmTile(R, P int) {
 	p("KMOVW AX, K1")
 	body(func(addr string, dst int) { p("VMOVUPS.Z %s, K1, %s", addr, z(dst)) })
 	label(name + "_fold")
-	ft := z(wbase)
-	fy := fmt.Sprintf("Y%d", wbase)
-	fx := fmt.Sprintf("X%d", wbase)
-	for i := 0; i < nacc; i++ {
-		a := z(i)
-		p("VEXTRACTF64X4 $1, %s, %s", a, fy)
-		p("VADDPS %s, %s, %s", ft, a, a) // j += j+8
-		p("VEXTRACTF32X4 $1, %s, %s", a, fx)
-		p("VADDPS %s, %s, %s", ft, a, a) // j += j+4
-		p("VPERMILPS $0xee, %s, %s", a, ft)
-		p("VADDPS %s, %s, %s", ft, a, a) // j += j+2
-		p("VMOVSHDUP %s, %s", a, ft)
-		p("VADDPS %s, %s, %s", ft, a, a) // j += j+1
-		p("VMOVSS %s, %d(DX)", x(i), 4*i)
-	}
+	foldZ(nacc, wbase)
 	p("VZEROUPPER")
 	p("RET")
 	b.WriteString("\n")
@@ -912,6 +951,11 @@ func main() {
 		fmt.Fprintf(&b, "DATA maskTable<>+%d(SB)/4, $%s\n", 4*i, v)
 	}
 	b.WriteString("GLOBL maskTable<>(SB), RODATA|NOPTR, $128\n\n")
+	// foldZ's permutation: sum i is lane 4*(i%4) + i/4 of the folded register.
+	for i := 0; i < 16; i++ {
+		fmt.Fprintf(&b, "DATA foldPerm<>+%d(SB)/4, $%d\n", 4*i, 4*(i%4)+i/4)
+	}
+	b.WriteString("GLOBL foldPerm<>(SB), RODATA|NOPTR, $64\n\n")
 	for i := 0; i < 2; i++ {
 		fmt.Fprintf(&b, "DATA nibbleMask<>+%d(SB)/8, $0x0f0f0f0f0f0f0f0f\n", 8*i)
 	}
@@ -947,6 +991,7 @@ func main() {
 	conv("cvtF16", false)
 	conv("cvtBF16", true)
 	elementwise()
+	expKernels()
 	for m := 1; m <= 8; m++ {
 		wsum(m)
 	}

@@ -2,7 +2,7 @@
 
 package kernels
 
-//go:generate go run asmgen.go
+//go:generate go run asmgen.go asmgen_exp.go
 
 import (
 	"golang.org/x/sys/cpu"
