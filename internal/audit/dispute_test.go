@@ -31,9 +31,9 @@ func TestLayoutLeaf(t *testing.T) {
 		for l := 0; l <= lay.Layers; l++ {
 			mark(lay.XLeaf(l, p), 'x', l, 0, p)
 			if l < lay.Layers {
-				mark(lay.ALeaf(l, p), 'a', l, 0, p)
 				for h := 0; h < lay.KVHeads; h++ {
 					mark(lay.KVLeaf(l, h, p), 'k', l, h, p)
+					mark(lay.ALeaf(l, h, p), 'a', l, h, p)
 				}
 			}
 		}

@@ -82,20 +82,26 @@ func (t *Trace) WithLeaf(i int, value []byte) (*Trace, error) {
 
 // MaxAnswerBytes bounds the size of the largest answer a party may have
 // to send in a dispute over this referee's receipt: the canonical JSON of
-// the leaf_values message opening the inputs of the attention leaf at the
-// last position (a state leaf and the key/value leaves of every head at
-// every position, with their multi-proof). A ledger that carries answers
-// in transactions refuses disputes whose answers could not fit.
+// a leaf_values message opening the inputs of one leaf, the largest being
+// those of an attention leaf at the last position (a state leaf and the
+// key/value leaves of one head at every position) or of a state leaf (a
+// state and the attention leaves of every head), with their multi-proof.
+// A ledger that carries answers in transactions refuses disputes whose
+// answers could not fit.
 func (r *Referee) MaxAnswerBytes() int {
 	lay := r.lay
 	T := lay.Positions()
-	n := 1 + lay.KVHeads*T // leaves read
-	b64 := func(raw int) int { return 4 * ((raw + 2) / 3) }
-	size := 256                                                                           // kind, from, round, start, end, brackets
-	size += n * (len(fmt.Sprint(lay.Leaves())) + 1)                                       // leaf indices
-	size += b64(4*lay.Dim) + 3                                                            // the state leaf, quoted
-	size += lay.KVHeads * T * (b64(4*2*lay.HeadDim) + 3)                                  // key/value leaves
-	size += (lay.KVHeads + 2) * 2 * (bitsLen(lay.Leaves()) + 1) * (2*merkle.HashSize + 3) // proof
+	b64 := func(raw int) int { return 4*((raw+2)/3) + 3 } // quoted, with a comma
+	state := b64(4 * lay.Dim)
+	attnIns := state + T*b64(4*2*lay.HeadDim)           // X(l, p) and KV(l, h, 0..p)
+	stateIns := state + lay.KVHeads*b64(4*lay.AWidth()) // X(l-1, p) and A(l-1, h, p) for every h
+	n := max(1+T, 1+lay.KVHeads)                        // leaves read
+	size := 256                                         // kind, from, round, start, end, brackets
+	size += n * (len(fmt.Sprint(lay.Leaves())) + 1)     // leaf indices
+	size += max(attnIns, stateIns)                      // values
+	// proof: a multi-proof needs at most one hash per level for a lone
+	// leaf and two for a contiguous range (the key/value leaves)
+	size += max(3, 1+lay.KVHeads) * (bitsLen(lay.Leaves()) + 1) * (2*merkle.HashSize + 3)
 	return size
 }
 

@@ -38,7 +38,7 @@ func TestDisputeSetup(t *testing.T) {
 		name      string
 		leaf      int
 		workerLie bool
-	}{{"worker forges the first leaf", 0, true}, {"worker forges a middle leaf", N / 2, true}, {"challenger forges the last leaf", N - 1, false}, {"challenger forges an attention leaf", honest.lay.ALeaf(1, 3), false}} {
+	}{{"worker forges the first leaf", 0, true}, {"worker forges a middle leaf", N / 2, true}, {"challenger forges the last leaf", N - 1, false}, {"challenger forges an attention leaf", honest.lay.ALeaf(1, 1, 3), false}} {
 		t.Run(c.name, func(t *testing.T) {
 			wt, ct := honest, forge(c.leaf)
 			rr := r
@@ -135,7 +135,7 @@ func TestMaxAnswerBytes(t *testing.T) {
 	bound := ref.MaxAnswerBytes()
 	resp := &dispute.Responder{Party: dispute.B, Tree: honest.Tree(), Value: honest.LeafValue}
 	for l := 0; l < lay.Layers; l++ {
-		d := lay.ALeaf(l, lay.Positions()-1)
+		d := lay.ALeaf(l, l%lay.KVHeads, lay.Positions()-1)
 		a, err := resp.Answer(dispute.Message{Kind: dispute.OpenLeaves, Round: 1000, Start: d, End: d + 1, Leaves: ref.Inputs(d), Deadline: 1 << 40})
 		if err != nil {
 			t.Fatal(err)

@@ -29,9 +29,10 @@ func (l Layout) Positions() int { return l.Prompt + l.Output - 1 }
 // The trace tree is in computation order, one block of leaves per layer
 // (every leaf's inputs come before it): the states entering the layer at
 // every position, then the key/value leaves of each key/value head at every
-// position, then the attention outputs at every position; after the last
-// block, the final hidden state of every position.
-func (l Layout) block() int { return l.Positions() * (2 + l.KVHeads) }
+// position, then the attention outputs of each key/value head's query heads
+// at every position; after the last block, the final hidden state of every
+// position.
+func (l Layout) block() int { return l.Positions() * (1 + 2*l.KVHeads) }
 
 // XLeaf is the index of the leaf holding the hidden state entering layer
 // layer at position p; layer = Layers gives the final hidden state.
@@ -44,11 +45,16 @@ func (l Layout) KVLeaf(layer, h, p int) int {
 	return layer*l.block() + T + h*T + p
 }
 
-// ALeaf is the index of the attention output of layer layer at position p.
-func (l Layout) ALeaf(layer, p int) int {
+// ALeaf is the index of the attention output at position p of the query
+// heads of layer layer that read key/value head h.
+func (l Layout) ALeaf(layer, h, p int) int {
 	T := l.Positions()
-	return layer*l.block() + T + l.KVHeads*T + p
+	return layer*l.block() + T + l.KVHeads*T + h*T + p
 }
+
+// AWidth is the number of floats of an attention leaf: the outputs of the
+// Dim/HeadDim/KVHeads query heads that read one key/value head.
+func (l Layout) AWidth() int { return l.Dim / l.KVHeads }
 
 // Leaves is the number of leaves of the trace tree.
 func (l Layout) Leaves() int { return l.Layers*l.block() + l.Positions() }
@@ -64,7 +70,8 @@ func (l Layout) Leaf(i int) (kind byte, layer, h, p int) {
 	case r < T+l.KVHeads*T:
 		return 'k', layer, (r - T) / T, (r - T) % T
 	}
-	return 'a', layer, 0, r - T - l.KVHeads*T
+	r -= T + l.KVHeads*T
+	return 'a', layer, r / T, r % T
 }
 
 // Cells is the number of auditable cells: one per (position, layer), then
@@ -97,10 +104,10 @@ func (l Layout) check() error {
 	if l.Prompt < 1 || l.Output < 1 {
 		return fmt.Errorf("receipt needs a prompt and an output")
 	}
-	if l.Layers < 1 || l.KVHeads < 1 || l.HeadDim < 1 || l.Dim < 1 {
+	if l.Layers < 1 || l.KVHeads < 1 || l.HeadDim < 1 || l.Dim < 1 || l.Dim%(l.KVHeads*l.HeadDim) != 0 {
 		return fmt.Errorf("bad model shape")
 	}
-	if int64(l.Positions())*int64(1+l.Layers*(2+l.KVHeads)) > 1<<40 {
+	if int64(l.Positions())*(1+int64(l.Layers)*(1+2*int64(l.KVHeads))) > 1<<40 {
 		return fmt.Errorf("trace of %d positions is too large", l.Positions())
 	}
 	return nil

@@ -30,7 +30,8 @@ type CellOpening struct {
 	Cell int
 	Head int // layer cells: the key/value head whose attention is checked
 	// Layer cells (p, l): In is the state entering layer l at p, Attn the
-	// layer's attention output at p, Out the state entering layer l+1 (the
+	// layer's attention output at p (the attention leaves of key/value
+	// heads 0, 1, ... concatenated), Out the state entering layer l+1 (the
 	// final state after the last layer), KV the key/value leaves of Head
 	// at positions 0..p concatenated. Logits cells: In is the final state.
 	In, Attn, Out, KV []byte
@@ -230,7 +231,9 @@ func (t *Trace) Open(seed uint64, k int) (*Openings, error) {
 		} else {
 			co.Head = heads[i]
 			co.In = rec.got[leafKey{kind: 'x', p: c.P, l: c.Layer}]
-			co.Attn = rec.got[leafKey{kind: 'a', p: c.P, l: c.Layer}]
+			for h := 0; h < lay.KVHeads; h++ {
+				co.Attn = append(co.Attn, rec.got[leafKey{kind: 'a', p: c.P, l: c.Layer, h: h}]...)
+			}
 			co.Out = rec.got[leafKey{kind: 'x', p: c.P, l: c.Layer + 1}]
 			for p := 0; p <= c.P; p++ {
 				co.KV = append(co.KV, rec.got[leafKey{kind: 'k', p: p, l: c.Layer, h: heads[i]}]...)
@@ -253,9 +256,9 @@ func (t *Trace) Open(seed uint64, k int) (*Openings, error) {
 
 // cellTraceLeaves lists the trace leaves a layer cell's check hashes.
 func cellTraceLeaves(lay Layout, c Cell, head int) []int {
-	idx := []int{lay.XLeaf(c.Layer, c.P), lay.ALeaf(c.Layer, c.P), lay.XLeaf(c.Layer+1, c.P)}
+	idx := []int{lay.XLeaf(c.Layer, c.P), lay.XLeaf(c.Layer+1, c.P)}
 	for h := 0; h < lay.KVHeads; h++ {
-		idx = append(idx, lay.KVLeaf(c.Layer, h, c.P))
+		idx = append(idx, lay.KVLeaf(c.Layer, h, c.P), lay.ALeaf(c.Layer, h, c.P))
 	}
 	for t := 0; t < c.P; t++ {
 		idx = append(idx, lay.KVLeaf(c.Layer, head, t))
@@ -461,9 +464,14 @@ func Check(m *model.Model, modelID merkle.Hash, r *receipt.Receipt, seed uint64,
 			}
 		}
 		if !trace.add(lay.XLeaf(cell.Layer, cell.P), merkle.LeafHash(co.In)) ||
-			!trace.add(lay.ALeaf(cell.Layer, cell.P), merkle.LeafHash(co.Attn)) ||
 			!trace.add(lay.XLeaf(cell.Layer+1, cell.P), merkle.LeafHash(co.Out)) {
 			return fmt.Errorf("audit: cell %d: two different values for one leaf", co.Cell)
+		}
+		W := 4 * lay.AWidth()
+		for h := 0; h < lay.KVHeads; h++ {
+			if !trace.add(lay.ALeaf(cell.Layer, h, cell.P), merkle.LeafHash(co.Attn[h*W:(h+1)*W])) {
+				return fmt.Errorf("audit: cell %d: two different values for one leaf", co.Cell)
+			}
 		}
 	}
 	idx, hs := trace.sorted()

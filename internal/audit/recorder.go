@@ -17,7 +17,7 @@ import (
 
 // leafKey names a trace leaf independently of the final position count:
 // kind 'x' (state entering layer l; l = Layers: final), 'k' (key/value of
-// head h), 'a' (attention output).
+// head h), 'a' (attention output of the query heads reading head h).
 type leafKey struct {
 	kind    byte
 	p, l, h int
@@ -31,7 +31,7 @@ type Recorder struct {
 	prompt []int
 	hd     int
 	x      [][]merkle.Hash   // [layer][p], Layers+1 layers (the last: final states)
-	a      [][]merkle.Hash   // [layer][p]
+	a      [][][]merkle.Hash // [layer][head][p]
 	kv     [][][]merkle.Hash // [layer][head][p]
 	logits []merkle.Hash     // by position - (len(prompt)-1)
 	h      hash.Hash
@@ -44,10 +44,11 @@ type Recorder struct {
 func NewRecorder(c model.Config, prompt []int) *Recorder {
 	r := &Recorder{c: c, prompt: append([]int(nil), prompt...), hd: c.HeadDim(), h: sha256.New()}
 	r.x = make([][]merkle.Hash, c.Layers+1)
-	r.a = make([][]merkle.Hash, c.Layers)
+	r.a = make([][][]merkle.Hash, c.Layers)
 	r.kv = make([][][]merkle.Hash, c.Layers)
 	for l := range r.kv {
 		r.kv[l] = make([][]merkle.Hash, c.KVHeads)
+		r.a[l] = make([][]merkle.Hash, c.KVHeads)
 	}
 	return r
 }
@@ -102,10 +103,10 @@ func (r *Recorder) Layer(l, pos int, x, k, v, attn []float32) {
 		return
 	}
 	r.x[l] = set(r.x[l], pos, r.leaf(leafKey{kind: 'x', p: pos, l: l}, x))
-	r.a[l] = set(r.a[l], pos, r.leaf(leafKey{kind: 'a', p: pos, l: l}, attn))
-	hd := r.hd
+	hd, w := r.hd, r.c.Dim/r.c.KVHeads
 	for h := 0; h < r.c.KVHeads; h++ {
 		r.kv[l][h] = set(r.kv[l][h], pos, r.leaf(leafKey{kind: 'k', p: pos, l: l, h: h}, k[h*hd:(h+1)*hd], v[h*hd:(h+1)*hd]))
+		r.a[l][h] = set(r.a[l][h], pos, r.leaf(leafKey{kind: 'a', p: pos, l: l, h: h}, attn[h*w:(h+1)*w]))
 	}
 }
 
@@ -187,8 +188,10 @@ func (r *Recorder) traceTree(n int) (*merkle.Tree, error) {
 				return nil, err
 			}
 		}
-		if err := add(r.a[l], "attention", l); err != nil {
-			return nil, err
+		for h := range r.a[l] {
+			if err := add(r.a[l][h], "attention", l); err != nil {
+				return nil, err
+			}
 		}
 	}
 	return merkle.NewTree(leaves), nil

@@ -49,21 +49,23 @@ func (r *Referee) Inputs(i int) []int {
 	if i < 0 || i >= lay.Leaves() {
 		return nil
 	}
-	kind, l, _, p := lay.Leaf(i)
+	kind, l, h, p := lay.Leaf(i)
 	switch kind {
 	case 'x':
 		if l == 0 {
 			return nil // the embedding of the token at p
 		}
-		return []int{lay.XLeaf(l-1, p), lay.ALeaf(l-1, p)}
+		ins := []int{lay.XLeaf(l-1, p)}
+		for h := 0; h < lay.KVHeads; h++ {
+			ins = append(ins, lay.ALeaf(l-1, h, p))
+		}
+		return ins
 	case 'k':
 		return []int{lay.XLeaf(l, p)}
 	}
 	ins := []int{lay.XLeaf(l, p)}
-	for h := 0; h < lay.KVHeads; h++ {
-		for t := 0; t <= p; t++ {
-			ins = append(ins, lay.KVLeaf(l, h, t))
-		}
+	for t := 0; t <= p; t++ {
+		ins = append(ins, lay.KVLeaf(l, h, t))
 	}
 	return ins
 }
@@ -100,9 +102,14 @@ func (r *Referee) Recompute(i int, ins [][]byte) ([]byte, error) {
 			}
 			return appendF32(nil, emb), nil
 		}
-		attn, ok := floats(ins[1], D)
-		if !ok {
-			return nil, fmt.Errorf("leaf %d: attention input has %d bytes", i, len(ins[1]))
+		W := lay.AWidth()
+		attn := make([]float32, 0, D)
+		for h := 0; h < lay.KVHeads; h++ {
+			a, ok := floats(ins[1+h], W)
+			if !ok {
+				return nil, fmt.Errorf("leaf %d: attention input %d has %d bytes, want %d", i, h, len(ins[1+h]), 4*W)
+			}
+			attn = append(attn, a...)
 		}
 		if err := c.finish(l-1, x, attn); err != nil {
 			return nil, fmt.Errorf("leaf %d: %w", i, err)
@@ -119,28 +126,26 @@ func (r *Referee) Recompute(i int, ins [][]byte) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("leaf %d: %w", i, err)
 	}
-	attn := make([]float32, D)
-	group := (lay.Dim / lay.HeadDim) / lay.KVHeads
 	n := p + 1
-	for kh := 0; kh < lay.KVHeads; kh++ {
-		keys, vals := make([]float32, n*hd), make([]float32, n*hd)
-		for t := 0; t < n; t++ {
-			kv, ok := floats(ins[1+kh*n+t], 2*hd)
-			if !ok {
-				return nil, fmt.Errorf("leaf %d: key/value input has %d bytes", i, len(ins[1+kh*n+t]))
-			}
-			copy(keys[t*hd:], kv[:hd])
-			copy(vals[t*hd:], kv[hd:])
+	keys, vals := make([]float32, n*hd), make([]float32, n*hd)
+	for t := 0; t < n; t++ {
+		kv, ok := floats(ins[1+t], 2*hd)
+		if !ok {
+			return nil, fmt.Errorf("leaf %d: key/value input has %d bytes, want %d", i, len(ins[1+t]), 8*hd)
 		}
-		for qh := kh * group; qh < (kh+1)*group; qh++ {
-			a, err := c.attend(q, qh, keys, vals, n)
-			if err != nil {
-				return nil, fmt.Errorf("leaf %d: %w", i, err)
-			}
-			copy(attn[qh*hd:], a)
-		}
+		copy(keys[t*hd:], kv[:hd])
+		copy(vals[t*hd:], kv[hd:])
 	}
-	return appendF32(nil, attn), nil
+	group := lay.AWidth() / hd
+	out := make([]float32, 0, lay.AWidth())
+	for qh := h * group; qh < (h+1)*group; qh++ {
+		a, err := c.attend(q, qh, keys, vals, n)
+		if err != nil {
+			return nil, fmt.Errorf("leaf %d: %w", i, err)
+		}
+		out = append(out, a...)
+	}
+	return appendF32(nil, out), nil
 }
 
 // Tree returns the trace tree of a regenerated trace.

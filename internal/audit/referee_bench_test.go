@@ -52,14 +52,17 @@ func BenchmarkRefereeLeaf(b *testing.B) {
 	for _, c := range []struct {
 		name string
 		leaf int
-	}{{"state", lay.XLeaf(l+1, p)}, {"keyvalue", lay.KVLeaf(l, 0, p)}, {"attention", lay.ALeaf(l, p)}} {
+	}{{"state", lay.XLeaf(l+1, p)}, {"keyvalue", lay.KVLeaf(l, 0, p)}, {"attention", lay.ALeaf(l, 0, p)}} {
 		b.Run(c.name, func(b *testing.B) {
 			var ins [][]byte
 			for _, i := range ref.Inputs(c.leaf) {
 				kind, _, _, _ := lay.Leaf(i)
 				n := lay.Dim
-				if kind == 'k' {
+				switch kind {
+				case 'k':
 					n = 2 * lay.HeadDim
+				case 'a':
+					n = lay.AWidth()
 				}
 				v := make([]float32, n)
 				for j := range v {

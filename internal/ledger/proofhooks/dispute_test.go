@@ -391,13 +391,22 @@ func TestDisputeTooLongForATransaction(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rb, _ := honestReceipt(t, e, m, id, wk, 3).Marshal()
+	r := honestReceipt(t, e, m, id, wk, 3)
+	rb, _ := r.Marshal()
 	other := ledger.Hash{9}
 	if _, _, err := models.disputeSetup(rb, other[:], ledger.MaxTxBytes); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := models.disputeSetup(rb, other[:], 20_000); err == nil || !strings.Contains(err.Error(), "too long to dispute") {
-		t.Fatalf("error %v", err)
+	ref, err := audit.NewReferee(m, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	need := 4*((ref.MaxAnswerBytes()+2)/3) + txOverhead
+	if _, _, err := models.disputeSetup(rb, other[:], need); err != nil {
+		t.Fatalf("limit %d = the bound: %v", need, err)
+	}
+	if _, _, err := models.disputeSetup(rb, other[:], need-1); err == nil || !strings.Contains(err.Error(), "too long to dispute") {
+		t.Fatalf("limit %d: error %v", need-1, err)
 	}
 }
 
