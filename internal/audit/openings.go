@@ -342,31 +342,16 @@ func Check(m *model.Model, modelID merkle.Hash, r *receipt.Receipt, seed uint64,
 	}
 	cells := lay.Select(id, seed, k)
 	cs, heads := lay.plan(id, seed, cells)
-	calc, err := newCalc(m, 0)
-	if err != nil {
-		return err
-	}
-	defer calc.close()
-	trace, logitLeaves := leafSet{}, leafSet{}
 	L, D, hd := lay.Layers, c.Dim, lay.HeadDim
-	tokenAt := func(p int) int {
-		if p < len(r.Prompt) {
-			return r.Prompt[p]
-		}
-		return r.Output[p-len(r.Prompt)]
-	}
-	params := SamplerParams(r)
+	// First every opening's shape, then one batched recomputation per layer
+	// (and one for the classifier): cells of one layer share a single read
+	// of its weights. The batched rows have the bits of single cells.
+	type opened struct{ x, attn, out, kvs []float32 }
+	ops := make([]opened, len(cs))
 	for i, cell := range cs {
 		co := o.Cells[i]
 		if co.Cell != cells[i] {
 			return fmt.Errorf("audit: opening %d is cell %d, the challenge selects %d", i, co.Cell, cells[i])
-		}
-		fail := func(format string, args ...any) error {
-			mm := mismatch("audit", cell.P, format, args...)
-			if !cell.Logits {
-				mm.Layer = cell.Layer
-			}
-			return mm
 		}
 		if cell.Logits {
 			if co.Head != 0 || len(co.Attn) != 0 || len(co.Out) != 0 || len(co.KV) != 0 {
@@ -376,17 +361,7 @@ func Check(m *model.Model, modelID merkle.Hash, r *receipt.Receipt, seed uint64,
 			if !ok {
 				return fmt.Errorf("audit: cell %d: final state has %d bytes, want %d", co.Cell, len(co.In), 4*D)
 			}
-			if !trace.add(lay.XLeaf(L, cell.P), merkle.LeafHash(co.In)) {
-				return fmt.Errorf("audit: cell %d: two different values for one leaf", co.Cell)
-			}
-			lg, err := calc.logits(x)
-			if err != nil {
-				return fmt.Errorf("audit: cell %d: %w", co.Cell, err)
-			}
-			logitLeaves.add(cell.Layer, merkle.LeafHash(appendF32(nil, lg)))
-			if got, want := sampler.Sample(lg, params, cell.P+1), r.Output[cell.Layer]; got != want {
-				return fail("logits cell %d samples token %d, the receipt says %d", co.Cell, got, want)
-			}
+			ops[i].x = x
 			continue
 		}
 		if co.Head != heads[i] {
@@ -399,21 +374,93 @@ func Check(m *model.Model, modelID merkle.Hash, r *receipt.Receipt, seed uint64,
 		if !ok1 || !ok2 || !ok3 || !ok4 {
 			return fmt.Errorf("audit: cell %d: opened leaves have the wrong sizes (%d, %d, %d, %d bytes)", co.Cell, len(co.In), len(co.Attn), len(co.Out), len(co.KV))
 		}
+		ops[i] = opened{x, attn, out, kvs}
+	}
+	calc, err := newCalc(m, 0)
+	if err != nil {
+		return err
+	}
+	defer calc.close()
+	type recomputed struct{ q, k, v, out, logits []float32 }
+	rc := make([]recomputed, len(cs))
+	byLayer := make([][]int, L+1) // cell indices per layer; L: logits cells
+	for i, cell := range cs {
+		if cell.Logits {
+			byLayer[L] = append(byLayer[L], i)
+		} else {
+			byLayer[cell.Layer] = append(byLayer[cell.Layer], i)
+		}
+	}
+	for l, is := range byLayer {
+		if len(is) == 0 {
+			continue
+		}
+		var pos []int
+		var xs, attns [][]float32
+		for _, i := range is {
+			pos, xs, attns = append(pos, cs[i].P), append(xs, ops[i].x), append(attns, ops[i].attn)
+		}
+		if l == L {
+			lgs, err := calc.e.LogitsRows(xs)
+			if err != nil {
+				return fmt.Errorf("audit: logits cells: %w", err)
+			}
+			for j, i := range is {
+				rc[i].logits = lgs[j]
+			}
+			continue
+		}
+		qs, ks, vs, err := calc.e.QKVRows(l, pos, xs)
+		if err != nil {
+			return fmt.Errorf("audit: cells of layer %d: %w", l, err)
+		}
+		outs, err := calc.e.FinishLayerRows(l, xs, attns)
+		if err != nil {
+			return fmt.Errorf("audit: cells of layer %d: %w", l, err)
+		}
+		for j, i := range is {
+			rc[i] = recomputed{q: qs[j], k: ks[j], v: vs[j], out: outs[j]}
+		}
+	}
+	trace, logitLeaves := leafSet{}, leafSet{}
+	tokenAt := func(p int) int {
+		if p < len(r.Prompt) {
+			return r.Prompt[p]
+		}
+		return r.Output[p-len(r.Prompt)]
+	}
+	params := SamplerParams(r)
+	for i, cell := range cs {
+		co, op, re := o.Cells[i], ops[i], rc[i]
+		fail := func(format string, args ...any) error {
+			mm := mismatch("audit", cell.P, format, args...)
+			if !cell.Logits {
+				mm.Layer = cell.Layer
+			}
+			return mm
+		}
+		if cell.Logits {
+			if !trace.add(lay.XLeaf(L, cell.P), merkle.LeafHash(co.In)) {
+				return fmt.Errorf("audit: cell %d: two different values for one leaf", co.Cell)
+			}
+			logitLeaves.add(cell.Layer, merkle.LeafHash(appendF32(nil, re.logits)))
+			if got, want := sampler.Sample(re.logits, params, cell.P+1), r.Output[cell.Layer]; got != want {
+				return fail("logits cell %d samples token %d, the receipt says %d", co.Cell, got, want)
+			}
+			continue
+		}
 		if cell.Layer == 0 {
 			emb, err := calc.embed(tokenAt(cell.P))
 			if err != nil {
 				return fmt.Errorf("audit: cell %d: %w", co.Cell, err)
 			}
 			for j := range emb {
-				if math.Float32bits(emb[j]) != math.Float32bits(x[j]) {
+				if math.Float32bits(emb[j]) != math.Float32bits(op.x[j]) {
 					return fail("the state entering layer 0 is not the embedding of token %d", tokenAt(cell.P))
 				}
 			}
 		}
-		q, kk, v, err := calc.qkv(cell.Layer, cell.P, x)
-		if err != nil {
-			return fmt.Errorf("audit: cell %d: %w", co.Cell, err)
-		}
+		q, kk, v := re.q, re.k, re.v
 		for h := 0; h < lay.KVHeads; h++ {
 			leaf := appendF32(appendF32(nil, kk[h*hd:(h+1)*hd]), v[h*hd:(h+1)*hd])
 			if !trace.add(lay.KVLeaf(cell.Layer, h, cell.P), merkle.LeafHash(leaf)) {
@@ -423,6 +470,7 @@ func Check(m *model.Model, modelID merkle.Hash, r *receipt.Receipt, seed uint64,
 		// Attention of every query head that reads key/value head Head,
 		// over the opened keys and values (position p's own is recomputed).
 		h := co.Head
+		kvs := op.kvs
 		keysF := make([]float32, (cell.P+1)*hd)
 		valsF := make([]float32, (cell.P+1)*hd)
 		for t := 0; t <= cell.P; t++ {
@@ -449,17 +497,13 @@ func Check(m *model.Model, modelID merkle.Hash, r *receipt.Receipt, seed uint64,
 				return fmt.Errorf("audit: cell %d: %w", co.Cell, err)
 			}
 			for j := range a {
-				if math.Float32bits(a[j]) != math.Float32bits(attn[qh*hd+j]) {
+				if math.Float32bits(a[j]) != math.Float32bits(op.attn[qh*hd+j]) {
 					return fail("attention output of head %d differs from the recomputation", qh)
 				}
 			}
 		}
-		xo := append([]float32(nil), x...)
-		if err := calc.finish(cell.Layer, xo, attn); err != nil {
-			return fmt.Errorf("audit: cell %d: %w", co.Cell, err)
-		}
-		for j := range xo {
-			if math.Float32bits(xo[j]) != math.Float32bits(out[j]) {
+		for j := range re.out {
+			if math.Float32bits(re.out[j]) != math.Float32bits(op.out[j]) {
 				return fail("the state leaving the layer differs from the recomputation")
 			}
 		}

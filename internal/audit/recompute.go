@@ -8,7 +8,8 @@ import (
 )
 
 // calc recomputes single cells through the engine's cell API
-// (engine.Embed, QKV, AttendHead, FinishLayer, Logits), which runs the very
+// (engine.Embed, QKV, AttendHead, FinishLayer; Check uses the batched
+// QKVRows, FinishLayerRows and LogitsRows), which runs the very
 // code of a forward pass, so a recomputed cell has the bits of the original.
 // Callers check sizes against the layout first; the engine checks them
 // again and its errors are returned, never turned into panics.
@@ -58,6 +59,3 @@ func (k *calc) finish(l int, x, attn []float32) error {
 	copy(x, out)
 	return nil
 }
-
-// logits computes the logits of a final hidden state.
-func (k *calc) logits(x []float32) ([]float32, error) { return k.e.Logits(x) }

@@ -37,30 +37,81 @@ func (e *Engine) checkCell(l, pos int, x []float32) error {
 // QKV returns the query, key and value vectors (RoPE applied to q and k)
 // that layer l computes at position pos from its input hidden state x.
 func (e *Engine) QKV(l, pos int, x []float32) (q, k, v []float32, err error) {
-	if err := e.checkCell(l, pos, x); err != nil {
+	qs, ks, vs, err := e.QKVRows(l, []int{pos}, [][]float32{x})
+	if err != nil {
 		return nil, nil, nil, err
 	}
-	st := e.newState([]row{{pos: pos}})
-	copy(st.x, x)
+	return qs[0], ks[0], vs[0], nil
+}
+
+// QKVRows is QKV for several rows of one layer at once, row i being the
+// state xs[i] entering layer l at position pos[i]: the weights are read
+// once for all of them, and each row gets the bits QKV gives it alone.
+func (e *Engine) QKVRows(l int, pos []int, xs [][]float32) (q, k, v [][]float32, err error) {
+	if len(pos) != len(xs) || len(xs) == 0 {
+		return nil, nil, nil, fmt.Errorf("engine: %d positions for %d hidden states", len(pos), len(xs))
+	}
+	rows := make([]row, len(xs))
+	for i, x := range xs {
+		if err := e.checkCell(l, pos[i], x); err != nil {
+			return nil, nil, nil, err
+		}
+		rows[i].pos = pos[i]
+	}
+	st := e.newState(rows)
+	defer e.putState(st)
+	d, kv := e.c.Dim, e.c.KVDim()
+	for i, x := range xs {
+		copy(st.x[i*d:], x)
+	}
 	e.layerQKV(l, st)
-	return st.q, st.k, st.v, nil
+	for i := range xs {
+		q = append(q, append([]float32(nil), st.q[i*d:(i+1)*d]...))
+		k = append(k, append([]float32(nil), st.k[i*kv:(i+1)*kv]...))
+		v = append(v, append([]float32(nil), st.v[i*kv:(i+1)*kv]...))
+	}
+	return q, k, v, nil
 }
 
 // FinishLayer returns the hidden state leaving layer l, given the state x
 // entering it and the attention output attn of all heads (before the
 // output projection): x + Wo·attn, then the feed-forward block.
 func (e *Engine) FinishLayer(l int, x, attn []float32) ([]float32, error) {
-	if err := e.checkCell(l, 0, x); err != nil {
+	out, err := e.FinishLayerRows(l, [][]float32{x}, [][]float32{attn})
+	if err != nil {
 		return nil, err
 	}
-	if len(attn) != e.c.Dim {
-		return nil, fmt.Errorf("engine: attention output of %d values, model dim is %d", len(attn), e.c.Dim)
+	return out[0], nil
+}
+
+// FinishLayerRows is FinishLayer for several rows of one layer at once (the
+// weights are read once), each row getting the bits FinishLayer gives it
+// alone.
+func (e *Engine) FinishLayerRows(l int, xs, attns [][]float32) ([][]float32, error) {
+	if len(xs) != len(attns) || len(xs) == 0 {
+		return nil, fmt.Errorf("engine: %d attention outputs for %d hidden states", len(attns), len(xs))
 	}
-	st := e.newState([]row{{}})
-	copy(st.x, x)
-	copy(st.att, attn)
+	d := e.c.Dim
+	for i, x := range xs {
+		if err := e.checkCell(l, 0, x); err != nil {
+			return nil, err
+		}
+		if len(attns[i]) != d {
+			return nil, fmt.Errorf("engine: attention output of %d values, model dim is %d", len(attns[i]), d)
+		}
+	}
+	st := e.newState(make([]row, len(xs)))
+	defer e.putState(st)
+	for i := range xs {
+		copy(st.x[i*d:], xs[i])
+		copy(st.att[i*d:], attns[i])
+	}
 	e.layerFinish(l, st)
-	return st.x, nil
+	out := make([][]float32, len(xs))
+	for i := range out {
+		out[i] = append([]float32(nil), st.x[i*d:(i+1)*d]...)
+	}
+	return out, nil
 }
 
 // LayerStep recomputes layer l at position pos from the hidden state x
@@ -128,14 +179,35 @@ func (e *Engine) AttentionHead(l, h, pos int, q []float32, keys, values [][]floa
 // Logits returns the logits the classifier computes from x, the hidden
 // state after the last layer.
 func (e *Engine) Logits(x []float32) ([]float32, error) {
-	if len(x) != e.c.Dim {
-		return nil, fmt.Errorf("engine: hidden state of %d values, model dim is %d", len(x), e.c.Dim)
+	out, err := e.LogitsRows([][]float32{x})
+	if err != nil {
+		return nil, err
 	}
-	st := &state{rows: []row{{}}, n: 1, x: append([]float32(nil), x...), xb: make([]float32, e.c.Dim)}
+	return out[0], nil
+}
+
+// LogitsRows is Logits for several final hidden states at once (the
+// classifier is read once), each getting the bits Logits gives it alone.
+func (e *Engine) LogitsRows(xs [][]float32) ([][]float32, error) {
+	d, V := e.c.Dim, e.c.Vocab
+	if len(xs) == 0 {
+		return nil, fmt.Errorf("engine: no hidden states")
+	}
+	st := &state{rows: make([]row, len(xs)), n: len(xs), x: make([]float32, len(xs)*d), xb: make([]float32, len(xs)*d)}
+	for i, x := range xs {
+		if len(x) != d {
+			return nil, fmt.Errorf("engine: hidden state of %d values, model dim is %d", len(x), d)
+		}
+		copy(st.x[i*d:], x)
+	}
 	e.rmsnorm(st, e.m.OutputNorm, st.x, st.xb)
-	logits := make([]float32, e.c.Vocab)
+	logits := make([]float32, len(xs)*V)
 	e.matmul(st, e.m.Output, st.xb, logits)
-	return logits, nil
+	out := make([][]float32, len(xs))
+	for i := range out {
+		out[i] = logits[i*V : (i+1)*V : (i+1)*V]
+	}
+	return out, nil
 }
 
 // AttendHead computes one attention head over n positions whose keys and

@@ -102,3 +102,74 @@ func TestCellsRecomputeForward(t *testing.T) {
 		t.Fatal("LayerStep accepted a layer out of range")
 	}
 }
+
+// TestCellRowsMatchForward recomputes, for every layer, all positions of a
+// prefill in one QKVRows and one FinishLayerRows call, and every logit
+// vector in one LogitsRows call (on more threads than the forward pass):
+// batched recomputation must give the forward pass's bits.
+func TestCellRowsMatchForward(t *testing.T) {
+	l := load(t, "stories260K.bin", "tok512.bin")
+	e := newEngine(t, l.m, 1)
+	toks, err := l.tok.Encode("Once upon a time there was a big red ball", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seq, _ := e.NewSequence(len(toks))
+	rec := newRecorder()
+	it := &engine.Item{Seq: seq, Tokens: toks, Logits: engine.LogitsAll, Trace: rec}
+	if err := e.Forward(it); err != nil {
+		t.Fatal(err)
+	}
+	e3 := newEngine(t, l.m, 3)
+	c := l.m.Config
+	// Rows in a scrambled order, some repeated.
+	var order []int
+	for i := range toks {
+		order = append(order, (i*5+3)%len(toks))
+	}
+	order = append(order, order[0], order[2])
+	for layer := 0; layer < c.Layers; layer++ {
+		var xs, attns [][]float32
+		for _, p := range order {
+			xs = append(xs, rec.x[[2]int{layer, p}])
+			attns = append(attns, rec.attn[[2]int{layer, p}])
+		}
+		_, ks, vs, err := e3.QKVRows(layer, order, xs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		outs, err := e3.FinishLayerRows(layer, xs, attns)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, p := range order {
+			key := [2]int{layer, p}
+			next := rec.final[p]
+			if layer+1 < c.Layers {
+				next = rec.x[[2]int{layer + 1, p}]
+			}
+			if !sameBits(ks[i], rec.k[key]) || !sameBits(vs[i], rec.v[key]) || !sameBits(outs[i], next) {
+				t.Fatalf("layer %d row %d (position %d): batched recomputation differs from the forward pass", layer, i, p)
+			}
+		}
+	}
+	var finals [][]float32
+	for _, p := range order {
+		finals = append(finals, rec.final[p])
+	}
+	lgs, err := e3.LogitsRows(finals)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, p := range order {
+		if !sameBits(lgs[i], it.Out[p]) {
+			t.Fatalf("logits row %d (position %d) differ", i, p)
+		}
+	}
+	if _, _, _, err := e3.QKVRows(0, []int{0}, nil); err == nil {
+		t.Fatal("QKVRows accepted mismatched rows")
+	}
+	if _, err := e3.FinishLayerRows(0, [][]float32{rec.x[[2]int{0, 0}]}, [][]float32{{1}}); err == nil {
+		t.Fatal("FinishLayerRows accepted a short attention output")
+	}
+}
