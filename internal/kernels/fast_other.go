@@ -22,3 +22,8 @@ func scaleMulFast(out, x, w []float32, s float32) int    { return 0 }
 
 func dotManyFast(out, q, keys []float32, stride, off int)           {}
 func weightedSumFast(out, a, values []float32, stride, off int) int { return 0 }
+
+func expShiftFast(x []float32, m float32) int { return 0 }
+func swigluFast(out, gate, up []float32) int  { return 0 }
+func maxFast(x []float32) (float32, int)      { return 0, 0 }
+func divFast(x []float32, s float32) int      { return 0 }

@@ -24,21 +24,40 @@ func scaleMul(out, x, w []float32, s float32) {
 
 // Softmax replaces x by softmax(x): m = max x; e_i = Exp32(x_i - m);
 // s = Sum(e); x_i = e_i / s.
+//
+// The fast path takes the maximum with VMAXPS, which may differ from the
+// scalar rule (if v > m) only in the sign of a zero maximum or where x holds
+// a NaN; neither changes a result (x_i - (+0) and x_i - (-0) are equal but
+// for x_i = ±0, whose Exp32 is 1 either way, and a NaN makes every output
+// NaN through s).
 func Softmax(x []float32) {
 	if len(x) == 0 {
 		return
 	}
-	m := x[0]
-	for _, v := range x[1:] {
+	m, i := x[0], 1
+	if hasFast {
+		if vm, n := maxFast(x); n > 0 {
+			m, i = vm, n
+		}
+	}
+	for _, v := range x[i:] {
 		if v > m {
 			m = v
 		}
 	}
-	for i, v := range x {
-		x[i] = detmath.Exp32(v - m)
+	i = 0
+	if hasFast {
+		i = expShiftFast(x, m)
+	}
+	for ; i < len(x); i++ {
+		x[i] = detmath.Exp32(x[i] - m)
 	}
 	s := Sum(x)
-	for i := range x {
+	i = 0
+	if hasFast {
+		i = divFast(x, s)
+	}
+	for ; i < len(x); i++ {
 		x[i] = x[i] / s
 	}
 }
@@ -61,8 +80,14 @@ func Rope(x, cos, sin []float32) {
 }
 
 // SwiGLU writes out[i] = float32(SiLU(gate[i]) * up[i]).
+// out may be gate or up (the same slice), not an overlapping shift of them.
 func SwiGLU(out, gate, up []float32) {
-	for i := range out {
+	gate, up = gate[:len(out)], up[:len(out)]
+	i := 0
+	if hasFast {
+		i = swigluFast(out, gate, up)
+	}
+	for ; i < len(out); i++ {
 		out[i] = float32(detmath.SiLU(gate[i]) * up[i])
 	}
 }
