@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"fmt"
 	"net"
 	"os"
@@ -12,6 +13,8 @@ import (
 	"time"
 
 	"github.com/verdictnet/verdict/internal/keys"
+	"github.com/verdictnet/verdict/internal/ledger"
+	"github.com/verdictnet/verdict/internal/ledger/node"
 )
 
 // ledgerPortBase returns a port p with p and p+1 free on loopback.
@@ -107,6 +110,36 @@ func TestLedgerCLI(t *testing.T) {
 	code, out, stderr = cli(context.Background(), "query", "--node", rpc, "agent/1")
 	if code != 0 || !strings.Contains(out, bob.Address()) || strings.Contains(out, fk.Address()) {
 		t.Fatalf("agent after transfer: %d %s %s", code, out, stderr)
+	}
+	// A registered model takes escrows only once validators attested to
+	// holding it: this node runs without --model, so the operator attests
+	// by hand with the validator key.
+	model := strings.Repeat("4d", 32)
+	if code, out, stderr := cli(context.Background(), "tx", "--node", rpc, "--key", faucet, "register-model", "--model-id", model, "--name", "m"); code != 0 {
+		t.Fatalf("register-model: %d %s %s", code, out, stderr)
+	}
+	escrow := []string{"tx", "--node", rpc, "--key", faucet, "open-escrow", "--worker", bob.Address(), "--model-id", model, "--amount", "5"}
+	code, _, stderr = cli(context.Background(), escrow...)
+	if code != 1 || strings.Count(stderr, "\n") != 1 || !strings.Contains(stderr, "model not active") {
+		t.Fatalf("escrow for an inactive model: %d %q", code, stderr)
+	}
+	if code, out, stderr := cli(context.Background(), "tx", "--node", rpc, "--validator-home", home, "attest-model", "--model-id", model); code != 0 || !strings.Contains(out, "model_active") {
+		t.Fatalf("attest-model: %d %s %s", code, out, stderr)
+	}
+	vk, err := node.ValidatorKey(home)
+	if err != nil {
+		t.Fatal(err)
+	}
+	va := ledger.Address(vk.Public().(ed25519.PublicKey)).String()
+	code, out, stderr = cli(context.Background(), "query", "--node", rpc, "model/"+model)
+	if code != 0 || !strings.Contains(out, `"active": true`) || !strings.Contains(out, va) {
+		t.Fatalf("model after attestation: %d %s %s", code, out, stderr)
+	}
+	if code, out, stderr := cli(context.Background(), escrow...); code != 0 {
+		t.Fatalf("escrow for the active model: %d %s %s", code, out, stderr)
+	}
+	if code, _, stderr := cli(context.Background(), "tx", "--node", rpc, "--validator-home", home, "attest-model", "--model-id", model); code != 1 || !strings.Contains(stderr, "already") {
+		t.Fatalf("second attestation: %d %q", code, stderr)
 	}
 	// Failures are one line and exit 1.
 	code, _, stderr = cli(context.Background(), "tx", "--node", rpc, "--key", faucet, "send", "--to", "nothex", "--amount", "1")

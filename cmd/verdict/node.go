@@ -49,12 +49,12 @@ func runNode(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		home := fs.String("home", "", "home directory written by `verdict node init`")
 		level := fs.String("log-level", "info", "log level: debug, info, warn or error")
 		var modelFlags nodeModels
-		fs.Var(&modelFlags, "model", "model this validator holds for audits, PATH or PATH,TOKENIZER (repeatable)")
+		fs.Var(&modelFlags, "model", "model this validator holds for audits and disputes, PATH or PATH,TOKENIZER (repeatable); a validator attests to holding each (attestModel) once it is registered")
 		if err := fs.Parse(args[1:]); err != nil {
 			return err
 		}
 		if *home == "" || fs.NArg() != 0 {
-			return fmt.Errorf("node start: usage: verdict node start --home DIR")
+			return fmt.Errorf("node start: usage: verdict node start --home DIR [--model PATH ...]")
 		}
 		var lv slog.Level
 		if err := lv.UnmarshalText([]byte(*level)); err != nil {

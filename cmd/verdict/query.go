@@ -24,7 +24,7 @@ func runQuery(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	if fs.NArg() != 1 {
 		return fmt.Errorf("query: usage: verdict query [--node ADDR] [--data JSON] PATH " +
-			"(chain, params, totals, account/ADDR, stake/ADDR, model/ID, agent/ID, agent/ID/metadata/KEY, feedback/AGENT/CLIENT/INDEX, " +
+			"(chain, params, totals, account/ADDR, stake/ADDR, validator/ADDR, model/ID, agent/ID, agent/ID/metadata/KEY, feedback/AGENT/CLIENT/INDEX, " +
 			"lastIndex/AGENT/CLIENT, responseCount/AGENT/CLIENT/INDEX, clients/AGENT, summary, validation/HASH, agentValidations/AGENT, validatorRequests/ADDR, " +
 			"validationSummary, escrow/ID, receipt/ID, receiptData/ID, audit/ID, dispute/ID)")
 	}

@@ -25,11 +25,16 @@ func runTestnet(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	port := fs.Int("port", 26656, "first P2P port; validator i uses port+10*i (P2P) and port+10*i+1 (RPC)")
 	interval := fs.Duration("block-interval", 500*time.Millisecond, "target time between blocks")
 	start := fs.Bool("start", false, "start every validator as a separate process and wait for Ctrl-C")
+	var modelFlags nodeModels
+	fs.Var(&modelFlags, "model", "with --start: model every validator holds (and attests to holding), PATH or PATH,TOKENIZER (repeatable)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if *out == "" || fs.NArg() != 0 {
-		return fmt.Errorf("testnet: usage: verdict testnet --validators N --out DIR [--start]")
+		return fmt.Errorf("testnet: usage: verdict testnet --validators N --out DIR [--start [--model PATH ...]]")
+	}
+	if len(modelFlags) > 0 && !*start {
+		return fmt.Errorf("testnet: --model needs --start (or give --model to each `verdict node start`)")
 	}
 	o := node.DefaultOptions()
 	o.ChainID, o.Validators, o.BasePort, o.BlockInterval = *chain, *n, *port, *interval
@@ -42,7 +47,7 @@ func runTestnet(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	fmt.Fprintf(stdout, "faucet key %s\n", filepath.Join(*out, node.FaucetFile))
 	if !*start {
-		fmt.Fprintf(stdout, "start each with: verdict node start --home HOME\n")
+		fmt.Fprintf(stdout, "start each with: verdict node start --home HOME [--model PATH ...]\n")
 		return nil
 	}
 	self, err := os.Executable()
@@ -56,7 +61,11 @@ func runTestnet(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			return fmt.Errorf("testnet: %w", err)
 		}
 		defer logf.Close()
-		c := exec.Command(self, "node", "start", "--home", h)
+		nargs := []string{"node", "start", "--home", h}
+		for _, m := range modelFlags {
+			nargs = append(nargs, "--model", m)
+		}
+		c := exec.Command(self, nargs...)
 		c.Stdout, c.Stderr = logf, logf
 		if err := c.Start(); err != nil {
 			return fmt.Errorf("testnet: start validator %d: %w", i, err)

@@ -39,6 +39,13 @@ var txKinds = map[string]func(fs *flag.FlagSet) func(chain string) (ledger.Msg, 
 			return ledger.Msg{RegisterModel: &ledger.MsgRegisterModel{ModelID: h, Name: *name, SpecVersion: uint32(*spec)}}, flagErr("model-id", err)
 		}
 	},
+	"attest-model": func(fs *flag.FlagSet) func(chain string) (ledger.Msg, error) {
+		id := fs.String("model-id", "", "model id (hex) of a model this validator holds; sign with --validator-home")
+		return func(chain string) (ledger.Msg, error) {
+			h, err := ledger.ParseHash(*id)
+			return ledger.Msg{AttestModel: &ledger.MsgAttestModel{ModelID: h}}, flagErr("model-id", err)
+		}
+	},
 	"register-agent": func(fs *flag.FlagSet) func(chain string) (ledger.Msg, error) {
 		uri := fs.String("agent-uri", "", "agentURI: the agent's registration file")
 		var meta metaFlag

@@ -156,6 +156,9 @@ func Start(ctx context.Context, o Options) (d *Devnet, err error) {
 			models.Close()
 			return nil, fmt.Errorf("devnet: %w", err)
 		}
+		// Each validator attests to holding the model once it is
+		// registered (the worker registers it below).
+		n.AttestInterval = o.BlockInterval
 		nodes = append(nodes, n)
 	}
 	rctx, cancel := context.WithCancel(context.Background())
@@ -262,6 +265,16 @@ func Start(ctx context.Context, o Options) (d *Devnet, err error) {
 	meter.Submit = d.Chain.Submit
 	if err := d.Chain.Setup(ctx); err != nil {
 		return nil, err
+	}
+	// The ledger takes escrows for the model only once the validators
+	// holding the quorum of voting power attested to holding it (each node
+	// here does so by itself, within a block or two): the devnet is not
+	// ready before.
+	actx, acancel := context.WithTimeout(ctx, 60*time.Second)
+	err = d.Chain.WaitModelsActive(actx, o.BlockInterval/2)
+	acancel()
+	if err != nil {
+		return nil, fmt.Errorf("devnet: %w", err)
 	}
 
 	// Verifier, on its own copy of the model.

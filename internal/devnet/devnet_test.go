@@ -68,6 +68,17 @@ func start(t *testing.T, o Options) *Devnet {
 			t.Errorf("devnet stop: %v", err)
 		}
 	})
+	// Ready means the ledger runs the model: the validators (each holding
+	// it) attested to holding it and it is active.
+	var m ledger.Model
+	if found, err := worker.QueryJSON(context.Background(), d.Client, "model/"+ledger.Hash(d.Model.ID).String(), &m); !found || err != nil || !m.Active {
+		t.Fatalf("devnet ready with its model not active: %+v %v", m, err)
+	}
+	var p ledger.Params
+	worker.QueryJSON(context.Background(), d.Client, "params", &p)
+	if p.ModelQuorumBps == 0 || 4*len(m.Attesters) < 3*max(o.Validators, 1) {
+		t.Fatalf("model active with %d attesters of %d equal validators (quorum %d bps)", len(m.Attesters), max(o.Validators, 1), p.ModelQuorumBps)
+	}
 	return d
 }
 

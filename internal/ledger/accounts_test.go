@@ -222,8 +222,14 @@ func TestCheckerDependentTxs(t *testing.T) {
 	if r := c.Check(reg); r.Code != 0 {
 		t.Fatal(r.Log)
 	}
+	if r := c.Check(esc); r.Code != Code(ErrModelInactive) {
+		t.Fatalf("escrow for a model no validator attested: %d %s", r.Code, r.Log)
+	}
+	if r := c.Check(h.tx(testValidator, Msg{AttestModel: &MsgAttestModel{ModelID: testModel}})); r.Code != 0 {
+		t.Fatal(r.Log)
+	}
 	if r := c.Check(esc); r.Code != 0 {
-		t.Fatalf("escrow after its model in the mempool: %s", r.Log)
+		t.Fatalf("escrow after its model and its attestation in the mempool: %s", r.Log)
 	}
 	if h.l.AppHash() != before {
 		t.Fatal("CheckTx changed the committed state")

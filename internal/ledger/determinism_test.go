@@ -29,6 +29,7 @@ func scenario(t *testing.T) []Hash {
 	}
 	rec(h.block(
 		h.tx("bob", Msg{RegisterModel: &MsgRegisterModel{ModelID: testModel, Name: "stories260K", SpecVersion: 1}}),
+		h.tx(testValidator, Msg{AttestModel: &MsgAttestModel{ModelID: testModel}}),
 		h.tx("carol", Msg{Bond: &MsgBond{Amount: 10_000}}),
 		h.tx("dave", Msg{Bond: &MsgBond{Amount: 10_000}}),
 		h.tx("carol", Msg{RegisterAgent: &MsgRegisterAgent{AgentURI: "ipfs://carol", Metadata: []MetadataEntry{{MetadataKey: "k", MetadataValue: []byte("v")}}}}),

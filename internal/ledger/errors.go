@@ -19,6 +19,11 @@ var (
 	ErrWrongState   = errors.New("wrong state")
 	ErrStake        = errors.New("insufficient stake")
 	ErrCheck        = errors.New("check failed")
+	// ErrModelInactive: the model is registered but validators holding
+	// Params.ModelQuorumBps of the voting power have not yet attested to
+	// holding it, so the chain does not run it (code 15). Retrying once
+	// the model is active succeeds.
+	ErrModelInactive = errors.New("model not active")
 )
 
 // ErrModelUnavailable is wrapped by a hook's error when this node cannot
@@ -28,7 +33,7 @@ var (
 var ErrModelUnavailable = errors.New("model not held by this node")
 
 var codes = []error{nil, ErrDecode, ErrSignature, ErrChainID, ErrNonce, ErrFunds, ErrFee,
-	ErrNotFound, ErrUnauthorized, ErrInvalid, ErrExists, ErrDeadline, ErrWrongState, ErrStake, ErrCheck}
+	ErrNotFound, ErrUnauthorized, ErrInvalid, ErrExists, ErrDeadline, ErrWrongState, ErrStake, ErrCheck, ErrModelInactive}
 
 // Code returns the ABCI code of err: 0 for nil, the index of its class
 // otherwise, and 255 for an error of no known class.

@@ -29,11 +29,14 @@ func seedTxs(t testing.TB) [][]byte {
 		{OpenDispute: &MsgOpenDispute{ReceiptID: id, Commitment: []byte("commit")}},
 		{DisputeMove: &MsgDisputeMove{DisputeID: Hash{3}, Message: []byte("bisect")}},
 		{TransferFrom: &MsgTransferFrom{From: testAddr("alice"), To: testAddr("bob"), AgentID: 1}},
+		{AttestModel: &MsgAttestModel{ModelID: testModel}},
 	}
 	var out [][]byte
 	for _, m := range msgs {
 		out = append(out, h.tx("alice", m))
 	}
+	// A validator's attestation (of a model that FuzzCheckTx registers).
+	out = append(out, h.tx(testValidator, Msg{AttestModel: &MsgAttestModel{ModelID: testModel}}))
 	return out
 }
 
@@ -65,7 +68,7 @@ func FuzzCheckTx(f *testing.F) {
 		f.Add(s)
 	}
 	h := newHarness(f, testParams())
-	h.ok(h.tx("bob", Msg{RegisterModel: &MsgRegisterModel{ModelID: testModel, Name: "m", SpecVersion: 1}}))
+	h.registerModel("bob", testModel, "m")
 	root := h.l.AppHash()
 	f.Fuzz(func(t *testing.T, b []byte) {
 		c := NewChecker(h.l)

@@ -54,6 +54,8 @@ func (e *exec) handle() error {
 		return e.openDispute(m.OpenDispute)
 	case m.DisputeMove != nil:
 		return e.disputeMove(m.DisputeMove)
+	case m.AttestModel != nil:
+		return e.attestModel(m.AttestModel)
 	}
 	return fmt.Errorf("%w: empty message", ErrDecode)
 }
@@ -66,15 +68,6 @@ func (e *exec) send(m *MsgSend) error {
 		return err
 	}
 	e.emit("transfer", "from", e.signer.String(), "to", m.To.String(), "amount", u64(m.Amount))
-	return nil
-}
-
-func (e *exec) registerModel(m *MsgRegisterModel) error {
-	if _, ok := e.st.Get(keyModel(m.ModelID)); ok {
-		return fmt.Errorf("%w: model %s is registered", ErrExists, m.ModelID)
-	}
-	put(e.st, keyModel(m.ModelID), Model{ModelID: m.ModelID, Name: m.Name, SpecVersion: m.SpecVersion, Registrant: e.signer, Height: e.ctx.Height})
-	e.emit("model_registered", "modelId", m.ModelID.String(), "name", m.Name, "specVersion", fmt.Sprint(m.SpecVersion), "registrant", e.signer.String())
 	return nil
 }
 
@@ -370,8 +363,8 @@ func (e *exec) burn(amt uint64, reason string) {
 // --- Receipts ------------------------------------------------------------
 
 func (e *exec) openEscrow(m *MsgOpenEscrow) error {
-	if _, ok := e.st.Get(keyModel(m.ModelID)); !ok {
-		return fmt.Errorf("%w: model %s is not registered", ErrNotFound, m.ModelID)
+	if _, err := e.activeModel(m.ModelID); err != nil {
+		return err
 	}
 	if m.AgentID != 0 {
 		if _, err := e.agent(m.AgentID); err != nil {
@@ -405,6 +398,9 @@ func (e *exec) publishReceipt(m *MsgPublishReceipt) error {
 	}
 	if !esc.ReceiptID.IsZero() {
 		return fmt.Errorf("%w: escrow %s already has receipt %s", ErrExists, m.EscrowID, esc.ReceiptID)
+	}
+	if _, err := e.activeModel(esc.ModelID); err != nil {
+		return err
 	}
 	s := e.stake(e.signer)
 	if s.Bonded < e.params.MinWorkerStake {

@@ -153,15 +153,60 @@ func testParams() Params {
 func newHarness(t testing.TB, p Params) *harness { return newHarnessHooks(t, p, testHooks) }
 
 func newHarnessHooks(t testing.TB, p Params, hooks Hooks) *harness {
+	return newHarnessValidators(t, p, hooks, []testVal{{testValidator, testValidatorPower}})
+}
+
+// testVal is a genesis validator of the harness: an account (by test key
+// name) whose bond is Power*PowerUnit, so that no block changes its power.
+type testVal struct {
+	Name  string
+	Power int64
+}
+
+func newHarnessValidators(t testing.TB, p Params, hooks Hooks, vals []testVal) *harness {
 	g := Genesis{ChainID: testChain, Params: p}
 	for _, n := range []string{"alice", "bob", "carol", "dave", "erin"} {
 		g.Accounts = append(g.Accounts, GenesisAccount{Address: testAddr(n), Balance: testBalance})
+	}
+	var gv []GenesisValidator
+	for _, v := range vals {
+		g.Accounts = append(g.Accounts, GenesisAccount{Address: testAddr(v.Name), Balance: testBalance, Bonded: uint64(v.Power) * p.PowerUnit})
+		gv = append(gv, GenesisValidator{PubKey: testAddr(v.Name), Power: v.Power})
 	}
 	l := New(NewMemStore(), hooks)
 	if err := l.InitGenesis(g); err != nil {
 		t.Fatal(err)
 	}
+	if err := l.SetValidators(gv); err != nil {
+		t.Fatal(err)
+	}
 	return &harness{t: t, l: l, nonces: map[Address]uint64{}}
+}
+
+// The harness's genesis validator ("val"), whose attestation activates
+// models (registerModel).
+const (
+	testValidator      = "val"
+	testValidatorPower = 10
+)
+
+// registerModel registers model id (signed by registrant) and has the
+// genesis validator attest to holding it, in one block, so that the model
+// is active for what follows.
+func (h *harness) registerModel(registrant string, id Hash, name string) {
+	h.t.Helper()
+	res := h.block(h.tx(registrant, Msg{RegisterModel: &MsgRegisterModel{ModelID: id, Name: name, SpecVersion: 1}}),
+		h.tx(testValidator, Msg{AttestModel: &MsgAttestModel{ModelID: id}}))
+	for i, r := range res.TxResults {
+		if r.Code != 0 {
+			h.t.Fatalf("height %d: registering model %s: tx %d: %s", h.height, id, i, r.Log)
+		}
+	}
+	var m Model
+	h.query("model/"+id.String(), &m)
+	if !m.Active {
+		h.t.Fatalf("model %s not active after its attestation: %+v", id, m)
+	}
 }
 
 // tx builds a signed transaction from name with the next nonce and fee 1.

@@ -27,6 +27,12 @@ type Params struct {
 	PowerUnit        uint64 `json:"powerUnit"`        // bonded stake per unit of consensus voting power
 	SlashEvidenceBps uint32 `json:"slashEvidenceBps"` // slashed from a validator with consensus misbehaviour evidence (double signing)
 	MaxValidators    uint32 `json:"maxValidators"`    // most accounts that may be validators
+	// ModelQuorumBps is the share of the total validator voting power
+	// whose validators must have attested (attestModel) to holding a model
+	// before escrows and receipts for it are accepted: the model is active
+	// once attested power * 10000 >= ModelQuorumBps * total power. 0
+	// disables the rule (models are active at registration).
+	ModelQuorumBps uint32 `json:"modelQuorumBps"`
 }
 
 // DefaultParams returns the parameters of a development chain.
@@ -51,6 +57,9 @@ func DefaultParams() Params {
 		PowerUnit:        1000,
 		SlashEvidenceBps: 500,
 		MaxValidators:    100,
+		// Strictly more than 2/3 of the power holds every active model, so
+		// CometBFT keeps committing blocks while the others lack it.
+		ModelQuorumBps: 6667,
 	}
 }
 
@@ -59,7 +68,7 @@ func (p Params) Validate() error {
 	for _, b := range []struct {
 		n string
 		v uint32
-	}{{"auditRateBps", p.AuditRateBps}, {"slashAuditBps", p.SlashAuditBps}, {"slashDisputeBps", p.SlashDisputeBps}, {"winnerShareBps", p.WinnerShareBps}, {"slashEvidenceBps", p.SlashEvidenceBps}} {
+	}{{"auditRateBps", p.AuditRateBps}, {"slashAuditBps", p.SlashAuditBps}, {"slashDisputeBps", p.SlashDisputeBps}, {"winnerShareBps", p.WinnerShareBps}, {"slashEvidenceBps", p.SlashEvidenceBps}, {"modelQuorumBps", p.ModelQuorumBps}} {
 		if b.v > 10000 {
 			return fmt.Errorf("params: %s %d exceeds 10000", b.n, b.v)
 		}

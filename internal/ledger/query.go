@@ -12,7 +12,7 @@ import (
 // decimal as in the transactions):
 //
 //	chain | params | totals
-//	account/ADDR | stake/ADDR
+//	account/ADDR | stake/ADDR | validator/ADDR       (validator: zero values for a non-validator)
 //	model/MODELID
 //	agent/AGENTID | agent/AGENTID/metadata/KEY      (Identity: tokenURI/owner/wallet, getMetadata)
 //	feedback/AGENTID/CLIENT/INDEX                    (readFeedback)
@@ -58,7 +58,7 @@ func (l *Ledger) query(st Store, path string, data []byte) ([]byte, error) {
 		return raw(keyParams)
 	case n == 1 && parts[0] == "totals":
 		return raw(keyTotals)
-	case n == 2 && (parts[0] == "account" || parts[0] == "stake" || parts[0] == "validatorRequests"):
+	case n == 2 && (parts[0] == "account" || parts[0] == "stake" || parts[0] == "validatorRequests" || parts[0] == "validator"):
 		a, err := ParseAddress(parts[1])
 		if err != nil {
 			return bad(err)
@@ -74,6 +74,12 @@ func (l *Ledger) query(st Store, path string, data []byte) ([]byte, error) {
 			b, ok := st.Get(keyStake(a))
 			if !ok {
 				return json.Marshal(Stake{})
+			}
+			return b, nil
+		case "validator":
+			b, ok := st.Get(keyValidator(a))
+			if !ok {
+				return json.Marshal(Validator{})
 			}
 			return b, nil
 		default:

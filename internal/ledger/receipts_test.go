@@ -9,7 +9,7 @@ import (
 // (verifier), registers carol's agent (id 1) and opens an escrow from
 // alice to carol; it returns the escrow id.
 func setupMarket(t *testing.T, h *harness, fee uint64) Hash {
-	h.ok(h.tx("bob", Msg{RegisterModel: &MsgRegisterModel{ModelID: testModel, Name: "stories260K", SpecVersion: 1}}))
+	h.registerModel("bob", testModel, "stories260K")
 	h.ok(h.tx("carol", Msg{Bond: &MsgBond{Amount: 10_000}}))
 	h.ok(h.tx("dave", Msg{Bond: &MsgBond{Amount: 10_000}}))
 	h.ok(h.tx("carol", Msg{RegisterAgent: &MsgRegisterAgent{AgentURI: "ipfs://carol"}}))
@@ -93,7 +93,7 @@ func TestReceiptFinalizes(t *testing.T) {
 func TestEscrowExpiresAndWorkerNeedsStake(t *testing.T) {
 	p := testParams()
 	h := newHarness(t, p)
-	h.ok(h.tx("bob", Msg{RegisterModel: &MsgRegisterModel{ModelID: testModel, Name: "m", SpecVersion: 1}}))
+	h.registerModel("bob", testModel, "m")
 	h.ok(h.tx("carol", Msg{RegisterAgent: &MsgRegisterAgent{AgentURI: "x"}}))
 	before := h.balance("alice")
 	esc := h.openEscrow("alice", "carol", 700)

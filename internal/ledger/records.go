@@ -8,13 +8,20 @@ type Account struct {
 	Nonce   uint64 `json:"nonce"`
 }
 
-// Model is a registered model.
+// Model is a registered model. It is Active (escrows and receipts for it
+// are accepted) once validators holding Params.ModelQuorumBps of the
+// voting power have attested to holding it (attestModel), or at
+// registration when that parameter is 0; it stays active.
 type Model struct {
 	ModelID     Hash    `json:"modelId"`
 	Name        string  `json:"name"`
 	SpecVersion uint32  `json:"specVersion"`
 	Registrant  Address `json:"registrant"`
 	Height      uint64  `json:"height"`
+	Active      bool    `json:"active"`
+	// Attesters are the validators that attested to holding the model,
+	// sorted, without duplicates.
+	Attesters []Address `json:"attesters"`
 }
 
 // Agent is an ERC-8004 identity. Metadata is stored under its own keys.

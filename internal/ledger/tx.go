@@ -53,6 +53,7 @@ type Msg struct {
 	PostOpenings       *MsgPostOpenings       `json:"postOpenings,omitempty"`
 	OpenDispute        *MsgOpenDispute        `json:"openDispute,omitempty"`
 	DisputeMove        *MsgDisputeMove        `json:"disputeMove,omitempty"`
+	AttestModel        *MsgAttestModel        `json:"attestModel,omitempty"`
 }
 
 // MsgSend transfers Amount from the signer to To.
@@ -220,6 +221,14 @@ type MsgDisputeMove struct {
 	Message   []byte `json:"message"`
 }
 
+// MsgAttestModel is a validator's statement that it holds model ModelID
+// and can run it inside blocks (audit openings, disputes). The signer must
+// be a validator with voting power; the model becomes active once the
+// attesters hold Params.ModelQuorumBps of the voting power.
+type MsgAttestModel struct {
+	ModelID Hash `json:"modelId"`
+}
+
 // Kind returns the JSON name of the message held, or "" when Msg holds none
 // or more than one.
 func (m *Msg) Kind() string {
@@ -250,6 +259,7 @@ func (m *Msg) Kind() string {
 	add(m.PostOpenings != nil, "postOpenings")
 	add(m.OpenDispute != nil, "openDispute")
 	add(m.DisputeMove != nil, "disputeMove")
+	add(m.AttestModel != nil, "attestModel")
 	if len(kinds) != 1 {
 		return ""
 	}
@@ -469,6 +479,10 @@ func (m *Msg) validate() error {
 	case m.DisputeMove != nil:
 		if n := len(m.DisputeMove.Message); n == 0 || n > maxMessage {
 			return fmt.Errorf("message is %d bytes, want 1..%d", n, maxMessage)
+		}
+	case m.AttestModel != nil:
+		if m.AttestModel.ModelID.IsZero() {
+			return errors.New("modelId must not be zero")
 		}
 	}
 	return nil

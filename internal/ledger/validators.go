@@ -125,5 +125,7 @@ func (e *exec) validatorUpdates() []ValidatorUpdate {
 		put(e.st, keyValidator(u.PubKey), v)
 		e.emit("validator_update", "account", u.PubKey.String(), "power", fmt.Sprint(u.Power))
 	}
+	// Pending models are judged against the new powers.
+	e.reevaluateModels()
 	return ups
 }

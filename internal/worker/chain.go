@@ -243,6 +243,12 @@ func (c *Chain) Setup(ctx context.Context) error {
 			return fmt.Errorf("worker setup: %w", err)
 		}
 	}
+	if inactive, err := c.InactiveModels(ctx); err != nil {
+		return fmt.Errorf("worker setup: %w", err)
+	} else if len(inactive) > 0 {
+		c.log.Warn("model registered but not active yet: receipts wait in the outbox until validators holding the chain's quorum of voting power attest to holding it (validator nodes started with --model do; by hand: verdict tx --validator-home DIR attest-model)",
+			"modelIds", fmt.Sprint(inactive), "quorumBps", c.params.ModelQuorumBps)
+	}
 	want := c.cfg.Stake
 	if want == 0 {
 		want = c.params.MinWorkerStake
@@ -257,6 +263,61 @@ func (c *Chain) Setup(ctx context.Context) error {
 		}
 	}
 	c.log.Info("worker on the ledger", "address", c.addr.String(), "agentId", c.agent, "bonded", max(want, st.Bonded))
+	return nil
+}
+
+// InactiveModels returns the ids of the served models that the ledger does
+// not run yet: not registered, or registered and not active (validators
+// holding the chain's quorum of voting power have not attested to holding
+// them; see docs/ledger.md). Escrows for them are refused until then.
+func (c *Chain) InactiveModels(ctx context.Context) ([]ledger.Hash, error) {
+	var params ledger.Params
+	if _, err := QueryJSON(ctx, c.cfg.Client, "params", &params); err != nil {
+		return nil, err
+	}
+	var out []ledger.Hash
+	for _, mi := range c.w.Models() {
+		var rec ledger.Model
+		found, err := QueryJSON(ctx, c.cfg.Client, "model/"+ledger.Hash(mi.ID).String(), &rec)
+		if err != nil {
+			return nil, err
+		}
+		if !found || !rec.Active && params.ModelQuorumBps != 0 {
+			out = append(out, ledger.Hash(mi.ID))
+		}
+	}
+	return out, nil
+}
+
+// WaitModelsActive waits until the ledger runs every served model
+// (InactiveModels is empty), polling every poll, or until ctx ends.
+func (c *Chain) WaitModelsActive(ctx context.Context, poll time.Duration) error {
+	for {
+		inactive, err := c.InactiveModels(ctx)
+		if err == nil && len(inactive) == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			if err == nil {
+				err = fmt.Errorf("models %v are not active: validators holding the chain's quorum of voting power have not attested to holding them", inactive)
+			}
+			return fmt.Errorf("waiting for the models to become active: %w (%w)", err, ctx.Err())
+		case <-time.After(poll):
+		}
+	}
+}
+
+// errModelPending: the ledger refused a transaction because the receipt's
+// model is not active yet; the outbox entry waits (without counting
+// towards giving up) until validators attest to holding the model.
+var errModelPending = errors.New("model not active yet")
+
+// modelPending wraps a rejection for an inactive model in errModelPending.
+func modelPending(err error) error {
+	if code, ok := client.RejectionCode(err); ok && code == ledger.Code(ledger.ErrModelInactive) {
+		return fmt.Errorf("%w: %w", errModelPending, err)
+	}
 	return nil
 }
 
@@ -341,7 +402,10 @@ func (c *Chain) publish(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
-		if err := c.step(ctx, ps); err != nil {
+		if err := c.step(ctx, ps); errors.Is(err, errModelPending) {
+			ps.next = time.Now().Add(modelPendingRetry)
+			c.log.Info("receipt waits for its model to become active", "receipt", ps.p.ReceiptID, "retry_in", modelPendingRetry, "err", err)
+		} else if err != nil {
 			ps.p.Attempts++
 			back := min(time.Duration(1<<min(ps.p.Attempts, 6))*250*time.Millisecond, 15*time.Second)
 			ps.next = time.Now().Add(back)
@@ -352,6 +416,10 @@ func (c *Chain) publish(ctx context.Context) {
 		}
 	}
 }
+
+// modelPendingRetry is how long an outbox entry whose model is not active
+// yet waits before it is tried again.
+const modelPendingRetry = 2 * time.Second
 
 // step advances one outbox entry.
 func (c *Chain) step(ctx context.Context, ps *pendingState) error {
@@ -406,6 +474,9 @@ func (c *Chain) step(ctx context.Context, ps *pendingState) error {
 				c.mu.Unlock()
 				return errors.Join(err, perr)
 			}
+			if perr := modelPending(err); perr != nil {
+				return perr
+			}
 			if errors.Is(err, client.ErrRejected) {
 				c.fail(ps, "opening the escrow: "+err.Error())
 				return nil
@@ -423,6 +494,9 @@ func (c *Chain) step(ctx context.Context, ps *pendingState) error {
 	if _, err := c.send.Send(ctx, ledger.Msg{PublishReceipt: &ledger.MsgPublishReceipt{EscrowID: p.EscrowID, Receipt: p.Receipt}}); err != nil {
 		if errors.Is(err, client.ErrRejected) && strings.Contains(err.Error(), "already") {
 			return nil // published meanwhile; the next look drops it
+		}
+		if perr := modelPending(err); perr != nil {
+			return perr
 		}
 		return err
 	}

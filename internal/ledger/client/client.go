@@ -96,6 +96,28 @@ type Result struct {
 // ErrRejected is returned (wrapped) when CheckTx rejects a transaction.
 var ErrRejected = errors.New("transaction rejected")
 
+// RejectedError is CheckTx's refusal of a transaction, with its result code
+// (ledger.Code); it wraps ErrRejected.
+type RejectedError struct {
+	Code uint32
+	Log  string
+}
+
+func (e *RejectedError) Error() string { return ErrRejected.Error() + ": " + e.Log }
+
+// Unwrap makes errors.Is(err, ErrRejected) hold.
+func (e *RejectedError) Unwrap() error { return ErrRejected }
+
+// RejectionCode returns the CheckTx result code of a rejection (see
+// ledger.Code), and false when err is no RejectedError.
+func RejectionCode(err error) (uint32, bool) {
+	var re *RejectedError
+	if errors.As(err, &re) {
+		return re.Code, true
+	}
+	return 0, false
+}
+
 // Sign fills in the chain id and, when nonce is negative, the signer's next
 // nonce, and signs m with key.
 func (c *Client) Sign(ctx context.Context, key ed25519.PrivateKey, m ledger.Msg, fee uint64, nonce int64) (*ledger.Tx, error) {
@@ -130,7 +152,7 @@ func (c *Client) BroadcastCommit(ctx context.Context, tx *ledger.Tx) (Result, er
 		return Result{}, fmt.Errorf("broadcast: %w", err)
 	}
 	if r.CheckTx.Code != 0 {
-		return Result{}, fmt.Errorf("%w: %s", ErrRejected, r.CheckTx.Log)
+		return Result{}, &RejectedError{Code: r.CheckTx.Code, Log: r.CheckTx.Log}
 	}
 	res := Result{Hash: r.Hash.String(), Height: r.Height, Code: r.TxResult.Code, Log: r.TxResult.Log}
 	for _, e := range r.TxResult.Events {
@@ -151,7 +173,7 @@ func (c *Client) BroadcastSync(ctx context.Context, tx *ledger.Tx) (string, erro
 		return "", fmt.Errorf("broadcast: %w", err)
 	}
 	if r.Code != 0 {
-		return "", fmt.Errorf("%w: %s", ErrRejected, r.Log)
+		return "", &RejectedError{Code: r.Code, Log: r.Log}
 	}
 	return r.Hash.String(), nil
 }

@@ -31,6 +31,7 @@ func BenchmarkNodeReceipts(b *testing.B) {
 		o.ChainID = "bench"
 		o.BlockInterval = 100 * time.Millisecond
 		o.Params.AuditRateBps = 0
+		o.Params.ModelQuorumBps = 0 // throughput only: the bench model is active at registration
 		o.BasePort = freeRange(b, 2)
 		if err := Init(home, o); err != nil {
 			b.Fatal(err)
@@ -139,6 +140,7 @@ func BenchmarkTestnetReceipts(b *testing.B) {
 		o := DefaultOptions()
 		o.ChainID, o.Validators, o.BlockInterval = "bench4", 4, 100*time.Millisecond
 		o.Params.AuditRateBps = 0
+		o.Params.ModelQuorumBps = 0 // throughput only: the bench model is active at registration
 		o.BasePort = freeRange(b, 32)
 		if err := Init(dir, o); err != nil {
 			b.Fatal(err)

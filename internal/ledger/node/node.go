@@ -188,10 +188,16 @@ func LoadConfig(home string) (*cfg.Config, error) {
 
 // Node is a running node.
 type Node struct {
+	// AttestInterval is how often a node whose hooks list the models it
+	// holds (ModelLister) looks for registered, inactive models among them
+	// to attest (default DefaultAttestInterval). Set it before Run.
+	AttestInterval time.Duration
+
 	cmt *cmtnode.Node
 	app *abciapp.App
 	db  dbm.DB
 	dbs *dbTracker
+	att *attester // nil: the hooks list no models
 }
 
 // dbTracker remembers the databases CometBFT opens so that all of them are
@@ -263,7 +269,13 @@ func New(home string, hooks ledger.Hooks, log *slog.Logger) (*Node, error) {
 		db.Close()
 		return nil, fmt.Errorf("node: %w", err)
 	}
-	return &Node{cmt: cmt, app: app, db: db, dbs: dbs}, nil
+	n := &Node{cmt: cmt, app: app, db: db, dbs: dbs}
+	if ml, ok := hooks.Models.(ModelLister); ok && ml != nil {
+		key := ed25519.PrivateKey(pv.Key.PrivKey.Bytes())
+		n.att = &attester{app: app, mempool: cmt.Mempool, key: key, addr: ledger.Address(key.Public().(ed25519.PublicKey)),
+			models: ml, log: log.With("module", "attest")}
+	}
+	return n, nil
 }
 
 // Run starts the node and blocks until ctx ends, then stops it.
@@ -273,7 +285,16 @@ func (n *Node) Run(ctx context.Context) error {
 		n.db.Close()
 		return fmt.Errorf("node start: %w", err)
 	}
+	var attesting sync.WaitGroup
+	if n.att != nil {
+		attesting.Add(1)
+		go func() {
+			defer attesting.Done()
+			n.att.run(ctx, n.AttestInterval)
+		}()
+	}
 	<-ctx.Done()
+	attesting.Wait()
 	err := n.cmt.Stop()
 	n.cmt.Wait()
 	n.dbs.closeAll()

@@ -179,6 +179,32 @@ func TestFourValidators(t *testing.T) {
 	if r, err := c0.BroadcastCommit(ctx, tx); err != nil || r.Code != 0 {
 		t.Fatalf("register model: %+v %v", r, err)
 	}
+	// Validators 0, 2 and 3 (3/4 of the power; 1 is the worker below)
+	// attest to holding it, which activates it (these nodes run without
+	// models, so nobody attests automatically).
+	for _, i := range []int{0, 2, 3} {
+		vk, err := ValidatorKey(homes[i])
+		if err != nil {
+			t.Fatal(err)
+		}
+		tx, err := c0.Sign(ctx, vk, ledger.Msg{AttestModel: &ledger.MsgAttestModel{ModelID: model}}, 1, -1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r, err := c0.BroadcastCommit(ctx, tx); err != nil || r.Code != 0 {
+			t.Fatalf("attest model: %+v %v", r, err)
+		}
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		var mrec ledger.Model
+		b, err := c0.Query(ctx, "model/"+model.String(), nil)
+		if err == nil && json.Unmarshal(b, &mrec) == nil && mrec.Active {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("model not active after 3 of 4 attestations: %s %v", b, err)
+		}
+	}
 	wk, err := ValidatorKey(homes[1]) // bonded at genesis: the worker
 	if err != nil {
 		t.Fatal(err)

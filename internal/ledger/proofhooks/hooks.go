@@ -1,8 +1,10 @@
 package proofhooks
 
 import (
+	"bytes"
 	"encoding/binary"
 	"fmt"
+	"slices"
 	"sync"
 
 	"github.com/verdictnet/verdict/internal/audit"
@@ -137,4 +139,17 @@ func Hooks(models *Models) ledger.Hooks {
 func (ms *Models) Holds(id ledger.Hash) bool {
 	_, ok := ms.Get(id)
 	return ok
+}
+
+// IDs returns the ids of the models held, in byte order (a validator node
+// attests to holding each of them: see node.ModelLister).
+func (ms *Models) IDs() []ledger.Hash {
+	ms.mu.RLock()
+	defer ms.mu.RUnlock()
+	ids := make([]ledger.Hash, 0, len(ms.m))
+	for id := range ms.m {
+		ids = append(ids, id)
+	}
+	slices.SortFunc(ids, func(a, b ledger.Hash) int { return bytes.Compare(a[:], b[:]) })
+	return ids
 }

@@ -1,0 +1,193 @@
+package ledger
+
+import (
+	"bytes"
+	"fmt"
+	"math"
+	"math/bits"
+	"sort"
+)
+
+// Model availability. Audit openings and disputes are computed inside
+// blocks with the receipt's model, so a validator lacking it stops (see
+// ErrModelUnavailable). Registration is permissionless; a model becomes
+// usable (Model.Active: escrows and receipts accepted) only once
+// validators holding Params.ModelQuorumBps of the voting power have
+// attested to holding it, so that a model nobody else holds cannot halt
+// the chain.
+
+// keyPendingModels lists, sorted, the inactive models with at least one
+// attester: those whose activation is re-evaluated when voting powers
+// change. (A model with no attester cannot reach a positive quorum.)
+const keyPendingModels = "pendingmodels"
+
+// quorumMet reports whether attested*10000 >= bps*total, computed in 128
+// bits. With bps 0, or no voting power at all, it holds trivially.
+func quorumMet(attested, total uint64, bps uint32) bool {
+	ah, al := bits.Mul64(attested, 10000)
+	bh, bl := bits.Mul64(total, uint64(bps))
+	return ah > bh || ah == bh && al >= bl
+}
+
+// addSat adds without wrapping (the sums below cannot get near 2^64:
+// each power is at most MaxPower = 2^40 and the set is small).
+func addSat(a, b uint64) uint64 {
+	s, c := bits.Add64(a, b, 0)
+	if c != 0 {
+		return math.MaxUint64
+	}
+	return s
+}
+
+// power returns a validator's current voting power (the power last given
+// to the consensus engine; 0 for an account that is not a validator).
+func (e *exec) power(a Address) uint64 {
+	var v Validator
+	get(e.st, keyValidator(a), &v)
+	return v.Power
+}
+
+// totalPower is the sum of the current validators' voting powers.
+func (e *exec) totalPower() uint64 {
+	var list []Address
+	get(e.st, keyValidators, &list)
+	var t uint64
+	for _, a := range list {
+		t = addSat(t, e.power(a))
+	}
+	return t
+}
+
+// attestedPower is the sum of the attesters' current voting powers.
+func (e *exec) attestedPower(m *Model) uint64 {
+	var t uint64
+	for _, a := range m.Attesters {
+		t = addSat(t, e.power(a))
+	}
+	return t
+}
+
+// activate marks m active and emits model_active when its attesters now
+// hold the quorum; it reports whether it did.
+func (e *exec) activate(m *Model, total uint64) bool {
+	if m.Active {
+		return false
+	}
+	att := e.attestedPower(m)
+	if !quorumMet(att, total, e.params.ModelQuorumBps) {
+		return false
+	}
+	m.Active = true
+	e.emit("model_active", "modelId", m.ModelID.String(), "attestedPower", u64(att), "totalPower", u64(total),
+		"attesters", fmt.Sprint(len(m.Attesters)))
+	return true
+}
+
+func (e *exec) registerModel(m *MsgRegisterModel) error {
+	if _, ok := e.st.Get(keyModel(m.ModelID)); ok {
+		return fmt.Errorf("%w: model %s is registered", ErrExists, m.ModelID)
+	}
+	rec := Model{ModelID: m.ModelID, Name: m.Name, SpecVersion: m.SpecVersion, Registrant: e.signer, Height: e.ctx.Height, Attesters: []Address{}}
+	e.emit("model_registered", "modelId", m.ModelID.String(), "name", m.Name, "specVersion", fmt.Sprint(m.SpecVersion), "registrant", e.signer.String())
+	// Active at once when the rule is off (or, trivially, on a chain with
+	// no voting power).
+	e.activate(&rec, e.totalPower())
+	put(e.st, keyModel(m.ModelID), rec)
+	return nil
+}
+
+// attestModel records that the signer, a validator with voting power,
+// holds the model, and activates the model when the attesters reach the
+// quorum. A validator may attest an active model too (the record then
+// shows who holds it), once.
+func (e *exec) attestModel(m *MsgAttestModel) error {
+	var rec Model
+	if !get(e.st, keyModel(m.ModelID), &rec) {
+		return fmt.Errorf("%w: model %s is not registered", ErrNotFound, m.ModelID)
+	}
+	if e.power(e.signer) == 0 {
+		return fmt.Errorf("%w: %s is not a validator with voting power", ErrUnauthorized, e.signer)
+	}
+	i := sort.Search(len(rec.Attesters), func(i int) bool { return bytes.Compare(rec.Attesters[i][:], e.signer[:]) >= 0 })
+	if i < len(rec.Attesters) && rec.Attesters[i] == e.signer {
+		return fmt.Errorf("%w: %s already attested model %s", ErrExists, e.signer, m.ModelID)
+	}
+	rec.Attesters = append(rec.Attesters, Address{})
+	copy(rec.Attesters[i+1:], rec.Attesters[i:])
+	rec.Attesters[i] = e.signer
+	e.emit("model_attested", "modelId", m.ModelID.String(), "validator", e.signer.String())
+	wasActive := rec.Active
+	e.activate(&rec, e.totalPower())
+	put(e.st, keyModel(m.ModelID), rec)
+	if !wasActive {
+		e.setPending(m.ModelID, !rec.Active)
+	}
+	return nil
+}
+
+// setPending adds id to, or removes it from, the sorted pending list.
+func (e *exec) setPending(id Hash, pending bool) {
+	var list []Hash
+	get(e.st, keyPendingModels, &list)
+	i := sort.Search(len(list), func(i int) bool { return bytes.Compare(list[i][:], id[:]) >= 0 })
+	found := i < len(list) && list[i] == id
+	switch {
+	case pending && !found:
+		list = append(list, Hash{})
+		copy(list[i+1:], list[i:])
+		list[i] = id
+	case !pending && found:
+		list = append(list[:i], list[i+1:]...)
+	default:
+		return
+	}
+	e.putPending(list)
+}
+
+func (e *exec) putPending(list []Hash) {
+	if len(list) == 0 {
+		e.st.Delete(keyPendingModels)
+		return
+	}
+	put(e.st, keyPendingModels, list)
+}
+
+// reevaluateModels activates the pending models whose attesters hold the
+// quorum under the current voting powers (called after the powers
+// changed), in model id order.
+func (e *exec) reevaluateModels() {
+	var list []Hash
+	if !get(e.st, keyPendingModels, &list) {
+		return
+	}
+	total := e.totalPower()
+	kept := list[:0]
+	for _, id := range list {
+		var rec Model
+		if !get(e.st, keyModel(id), &rec) {
+			continue
+		}
+		if e.activate(&rec, total) {
+			put(e.st, keyModel(id), rec)
+			continue
+		}
+		if !rec.Active {
+			kept = append(kept, id)
+		}
+	}
+	e.putPending(kept)
+}
+
+// activeModel returns a model the chain runs: registered, and active
+// unless the availability rule is off (Params.ModelQuorumBps 0).
+func (e *exec) activeModel(id Hash) (Model, error) {
+	var rec Model
+	if !get(e.st, keyModel(id), &rec) {
+		return rec, fmt.Errorf("%w: model %s is not registered", ErrNotFound, id)
+	}
+	if !rec.Active && e.params.ModelQuorumBps != 0 {
+		return rec, fmt.Errorf("%w: model %s is registered but validators holding %d/10000 of the voting power have not attested to holding it (attestModel)",
+			ErrModelInactive, id, e.params.ModelQuorumBps)
+	}
+	return rec, nil
+}

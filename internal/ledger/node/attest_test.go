@@ -1,0 +1,117 @@
+package node
+
+import (
+	"context"
+	"crypto/ed25519"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/verdictnet/verdict/internal/keys"
+	"github.com/verdictnet/verdict/internal/ledger"
+	"github.com/verdictnet/verdict/internal/ledger/client"
+)
+
+// heldModels is a ledger.ModelHolder that lists its models (ModelLister).
+type heldModels []ledger.Hash
+
+func (h heldModels) Holds(id ledger.Hash) bool { return slices.Contains(h, id) }
+func (h heldModels) IDs() []ledger.Hash        { return h }
+
+// TestNodeAttestsModels: a validator node started with models attests to
+// holding each one once it is registered, which (as the only validator)
+// activates it; a registered model it does not hold stays inactive and
+// gets no escrow.
+func TestNodeAttestsModels(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a CometBFT node")
+	}
+	home := tempHome(t)
+	o := DefaultOptions()
+	o.ChainID = "verdict-attest-test"
+	o.BasePort = freeBase(t)
+	o.BlockInterval = 100 * time.Millisecond
+	if err := Init(home, o); err != nil {
+		t.Fatal(err)
+	}
+	faucet, err := keys.Load(filepath.Join(home, FaucetFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fkey := ed25519.PrivateKey(faucet.Private)
+	held, notHeld, neverRegistered := ledger.Hash{0xa1}, ledger.Hash{0xa2}, ledger.Hash{0xa3}
+	n, err := New(home, ledger.Hooks{Receipts: ledger.Receipts{}, Models: heldModels{held, neverRegistered}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.AttestInterval = 50 * time.Millisecond
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- n.Run(runCtx) }()
+	defer func() {
+		stop()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}()
+	c, err := client.New(fmt.Sprintf("tcp://127.0.0.1:%d", o.BasePort+1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitHeight(t, c, 1)
+	for _, id := range []ledger.Hash{held, notHeld} {
+		tx, err := c.Sign(ctx, fkey, ledger.Msg{RegisterModel: &ledger.MsgRegisterModel{ModelID: id, Name: "m", SpecVersion: 1}}, 1, -1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r, err := c.BroadcastCommit(ctx, tx); err != nil || r.Code != 0 {
+			t.Fatalf("register: %+v %v", r, err)
+		}
+	}
+	vk, err := ValidatorKey(home)
+	if err != nil {
+		t.Fatal(err)
+	}
+	va := ledger.Address(vk.Public().(ed25519.PublicKey))
+	model := func(id ledger.Hash) ledger.Model {
+		var m ledger.Model
+		b, err := c.Query(ctx, "model/"+id.String(), nil)
+		if err != nil || json.Unmarshal(b, &m) != nil {
+			t.Fatalf("model %s: %s %v", id, b, err)
+		}
+		return m
+	}
+	for !model(held).Active {
+		if ctx.Err() != nil {
+			t.Fatal("the node did not attest its model")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if m := model(held); len(m.Attesters) != 1 || m.Attesters[0] != va {
+		t.Fatalf("attesters %v, want the validator %s", m.Attesters, va)
+	}
+	h, _ := c.Height(ctx)
+	waitHeight(t, c, h+3)
+	if m := model(notHeld); m.Active || len(m.Attesters) != 0 {
+		t.Fatalf("a model the node does not hold: %+v", m)
+	}
+	// The validator attested once: one transaction from its account.
+	if acct, err := c.Account(ctx, va); err != nil || acct.Nonce != 1 {
+		t.Fatalf("validator account %+v %v", acct, err)
+	}
+	tx, _ := c.Sign(ctx, fkey, ledger.Msg{OpenEscrow: &ledger.MsgOpenEscrow{Worker: va, ModelID: notHeld, Fee: 5}}, 1, -1)
+	if _, err := c.BroadcastSync(ctx, tx); !errors.Is(err, client.ErrRejected) || !strings.Contains(err.Error(), ledger.ErrModelInactive.Error()) {
+		t.Fatalf("escrow for an inactive model: %v", err)
+	}
+	tx, _ = c.Sign(ctx, fkey, ledger.Msg{OpenEscrow: &ledger.MsgOpenEscrow{Worker: va, ModelID: held, Fee: 5}}, 1, -1)
+	if r, err := c.BroadcastCommit(ctx, tx); err != nil || r.Code != 0 {
+		t.Fatalf("escrow for the active model: %+v %v", r, err)
+	}
+}
