@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"hash"
 	"math"
+	"sync"
+	"sync/atomic"
 	"unsafe"
 
 	"github.com/verdictnet/verdict/internal/keys"
@@ -38,6 +40,7 @@ type Recorder struct {
 	buf    []byte
 	got    map[leafKey][]byte // every leaf's data, when keeping the trace
 	err    error
+	async  *asyncHasher // when set, Layer and Final hash on other goroutines
 }
 
 // NewRecorder starts recording a generation of model config c from prompt.
@@ -75,16 +78,19 @@ func (r *Recorder) leaf(k leafKey, parts ...[]float32) merkle.Hash {
 // leafHash is merkle.LeafHash of the concatenated little-endian bytes of
 // parts, hashed in place (the engine's floats are little-endian in memory,
 // as kernels.F32Row assumes), without building the byte string.
-func (r *Recorder) leafHash(parts ...[]float32) merkle.Hash {
-	r.h.Reset()
-	r.h.Write([]byte{0})
+func (r *Recorder) leafHash(parts ...[]float32) merkle.Hash { return leafHashWith(r.h, parts...) }
+
+// leafHashWith is leafHash computed with the SHA-256 state h (reset first).
+func leafHashWith(h hash.Hash, parts ...[]float32) merkle.Hash {
+	h.Reset()
+	h.Write([]byte{0})
 	for _, p := range parts {
 		if len(p) > 0 {
-			r.h.Write(unsafe.Slice((*byte)(unsafe.Pointer(&p[0])), 4*len(p)))
+			h.Write(unsafe.Slice((*byte)(unsafe.Pointer(&p[0])), 4*len(p)))
 		}
 	}
 	var out merkle.Hash
-	r.h.Sum(out[:0])
+	h.Sum(out[:0])
 	return out
 }
 
@@ -102,6 +108,10 @@ func (r *Recorder) Layer(l, pos int, x, k, v, attn []float32) {
 		r.err = fmt.Errorf("trace: layer %d position %d out of range", l, pos)
 		return
 	}
+	if r.async != nil {
+		r.async.layer(l, pos, x, k, v, attn)
+		return
+	}
 	r.x[l] = set(r.x[l], pos, r.leaf(leafKey{kind: 'x', p: pos, l: l}, x))
 	hd, w := r.hd, r.c.Dim/r.c.KVHeads
 	for h := 0; h < r.c.KVHeads; h++ {
@@ -116,6 +126,10 @@ func (r *Recorder) Final(pos int, x []float32) {
 		return
 	}
 	L := r.c.Layers
+	if r.async != nil {
+		r.async.final(pos, x)
+		return
+	}
 	r.x[L] = set(r.x[L], pos, r.leaf(leafKey{kind: 'x', p: pos, l: L}, x))
 }
 
@@ -130,6 +144,155 @@ func (r *Recorder) Logits(pos int, logits []float32) {
 		r.logits = append(r.logits, merkle.Hash{})
 	}
 	r.logits[j] = r.leafHash(logits)
+}
+
+// hashLogits records the logit vectors of positions 0, 1, ... (as Logits
+// does for each), hashing them on up to threads goroutines.
+func (r *Recorder) hashLogits(logits [][]float32, threads int) {
+	first := len(r.prompt) - 1
+	if len(logits) <= first {
+		return
+	}
+	leaves := r.logitLeaves(len(logits) - first)
+	parallel(len(leaves), threads, func(h hash.Hash, j int) {
+		leaves[j] = leafHashWith(h, logits[first+j])
+	})
+}
+
+// logitLeaves sizes the logit leaves for n output tokens and returns them,
+// for the caller to fill (distinct goroutines may fill distinct leaves).
+func (r *Recorder) logitLeaves(n int) []merkle.Hash {
+	for len(r.logits) < n {
+		r.logits = append(r.logits, merkle.Hash{})
+	}
+	return r.logits[:n]
+}
+
+// parallel runs fn(h, i) for i in [0, n) on up to threads goroutines, each
+// with its own SHA-256 state h, and returns when all have returned.
+func parallel(n, threads int, fn func(h hash.Hash, i int)) {
+	threads = max(1, min(threads, n))
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range threads {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			h := sha256.New()
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= n {
+					return
+				}
+				fn(h, i)
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// hashAsync makes Layer and Final hand their leaves to `threads` hashing
+// goroutines (copying the vectors, which are only valid during the call)
+// for a forward pass over positions [0, positions), so that the caller's
+// goroutine goes straight back to the forward pass. Call wait before
+// reading any leaf. It is for a recorder that keeps no trace data, and
+// pre-sizes every leaf slice so that the hashing goroutines write distinct
+// elements and never a slice header.
+func (r *Recorder) hashAsync(positions, threads int) {
+	for l := range r.x {
+		r.x[l] = make([]merkle.Hash, positions)
+	}
+	for l := range r.kv {
+		for h := range r.kv[l] {
+			r.kv[l][h] = make([]merkle.Hash, positions)
+			r.a[l][h] = make([]merkle.Hash, positions)
+		}
+	}
+	a := &asyncHasher{r: r, jobs: make(chan *hashJob, 4*positions)}
+	for range max(1, threads) {
+		a.wg.Add(1)
+		go a.work()
+	}
+	r.async = a
+}
+
+// wait returns once every leaf handed to the hashing goroutines is hashed,
+// and stops them; the recorder hashes synchronously again afterwards.
+func (r *Recorder) wait() {
+	if r.async == nil {
+		return
+	}
+	close(r.async.jobs)
+	r.async.wg.Wait()
+	r.async = nil
+}
+
+// asyncHasher hashes trace leaves on its own goroutines.
+type asyncHasher struct {
+	r    *Recorder
+	jobs chan *hashJob
+	wg   sync.WaitGroup
+	free sync.Pool // *hashJob
+}
+
+// hashJob is one Layer (l < Layers) or Final (l = Layers) call's data:
+// x, then for a layer attn, k and v.
+type hashJob struct {
+	l, pos int
+	data   []float32
+}
+
+func (a *asyncHasher) job(l, pos int, parts ...[]float32) {
+	n := 0
+	for _, p := range parts {
+		n += len(p)
+	}
+	j, _ := a.free.Get().(*hashJob)
+	if j == nil || cap(j.data) < n {
+		j = &hashJob{data: make([]float32, 0, n)}
+	}
+	j.l, j.pos, j.data = l, pos, j.data[:0]
+	for _, p := range parts {
+		j.data = append(j.data, p...)
+	}
+	a.jobs <- j
+}
+
+func (a *asyncHasher) layer(l, pos int, x, k, v, attn []float32) {
+	r := a.r
+	if pos >= len(r.x[l]) || len(x) != r.c.Dim || len(attn) != r.c.Dim || len(k) != r.c.KVDim() || len(v) != r.c.KVDim() {
+		r.err = fmt.Errorf("trace: layer %d position %d does not fit the recorded pass", l, pos)
+		return
+	}
+	a.job(l, pos, x, attn, k, v)
+}
+
+func (a *asyncHasher) final(pos int, x []float32) {
+	r := a.r
+	if pos >= len(r.x[r.c.Layers]) || len(x) != r.c.Dim {
+		r.err = fmt.Errorf("trace: final state of position %d does not fit the recorded pass", pos)
+		return
+	}
+	a.job(r.c.Layers, pos, x)
+}
+
+func (a *asyncHasher) work() {
+	defer a.wg.Done()
+	r := a.r
+	h := sha256.New()
+	d, kvd, hd, w := r.c.Dim, r.c.KVDim(), r.hd, r.c.Dim/r.c.KVHeads
+	for j := range a.jobs {
+		x := j.data[:d]
+		r.x[j.l][j.pos] = leafHashWith(h, x)
+		if j.l < r.c.Layers {
+			attn, k, v := j.data[d:2*d], j.data[2*d:2*d+kvd], j.data[2*d+kvd:2*d+2*kvd]
+			for i := range r.kv[j.l] {
+				r.kv[j.l][i][j.pos] = leafHashWith(h, k[i*hd:(i+1)*hd], v[i*hd:(i+1)*hd])
+				r.a[j.l][i][j.pos] = leafHashWith(h, attn[i*w:(i+1)*w])
+			}
+		}
+		a.free.Put(j)
+	}
 }
 
 // Roots returns the logits root and the trace root for an output of n

@@ -4,7 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
+	"hash"
+	"sync/atomic"
 
 	"github.com/verdictnet/verdict/internal/engine"
 	"github.com/verdictnet/verdict/internal/merkle"
@@ -99,33 +100,70 @@ func CheckHeader(r *receipt.Receipt, modelID merkle.Hash, vocab, contextLen int)
 // the output, and checks every sampling decision and both roots. It
 // returns nil when everything agrees and a *Mismatch naming the first
 // disagreement otherwise (other errors for failures of the replay itself).
+//
+// Work is spread over e.Threads() goroutines: the trace leaves are hashed
+// beside the forward pass, each sampling worker hashes the logit vectors
+// of the positions it re-samples, and the trace tree is built while they
+// run.
 func Replay(ctx context.Context, e *engine.Engine, r *receipt.Receipt, modelID merkle.Hash) error {
 	m := e.Model()
 	if err := CheckHeader(r, modelID, m.Config.Vocab, m.Config.ContextLen); err != nil {
 		return err
 	}
-	rec, logits, err := prefill(e, r, false)
+	threads := e.Threads()
+	rec, logits, err := forward(e, r, false, threads)
 	if err != nil {
 		return err
 	}
-	if err := checkSampling(ctx, r, logits, e.Threads()); err != nil {
+	n := len(r.Output)
+	type root struct {
+		h   merkle.Hash
+		err error
+	}
+	traced := make(chan root, 1)
+	go func() {
+		t, err := rec.traceTree(n)
+		if err != nil {
+			traced <- root{err: err}
+			return
+		}
+		traced <- root{h: t.Root()}
+	}()
+	if err := sampleAndHash(ctx, r, logits, threads, rec.logitLeaves(n)); err != nil {
+		<-traced
 		return err
 	}
-	lr, tr, err := rec.Roots(len(r.Output))
+	tr := <-traced
+	if tr.err != nil {
+		return tr.err
+	}
+	lt, err := rec.logitsTree(n)
 	if err != nil {
 		return err
 	}
-	if lr != r.LogitsRoot {
+	if lr := lt.Root(); lr != r.LogitsRoot {
 		return mismatch("logits", -1, "the logit vectors hash to %s, the receipt commits to %s", lr, r.LogitsRoot)
 	}
-	if tr != r.TraceRoot {
-		return mismatch("trace", -1, "the trace hashes to %s, the receipt commits to %s", tr, r.TraceRoot)
+	if tr.h != r.TraceRoot {
+		return mismatch("trace", -1, "the trace hashes to %s, the receipt commits to %s", tr.h, r.TraceRoot)
 	}
 	return nil
 }
 
-// prefill runs prompt+output[:-1] as one batch, recording the trace.
+// prefill runs prompt+output[:-1] as one batch, recording the trace and
+// the logit vectors (keep: with every leaf's data, for openings).
 func prefill(e *engine.Engine, r *receipt.Receipt, keep bool) (*Recorder, [][]float32, error) {
+	rec, logits, err := forward(e, r, keep, e.Threads())
+	if err != nil {
+		return nil, nil, err
+	}
+	rec.hashLogits(logits, e.Threads())
+	return rec, logits, nil
+}
+
+// forward is prefill without the logit leaves. Unless keeping the trace
+// data, trace leaves are hashed on threads goroutines beside the pass.
+func forward(e *engine.Engine, r *receipt.Receipt, keep bool, threads int) (*Recorder, [][]float32, error) {
 	m := e.Model()
 	tokens := append(append([]int(nil), r.Prompt...), r.Output[:len(r.Output)-1]...)
 	if len(tokens) > m.Config.ContextLen {
@@ -138,13 +176,14 @@ func prefill(e *engine.Engine, r *receipt.Receipt, keep bool) (*Recorder, [][]fl
 	rec := NewRecorder(m.Config, r.Prompt)
 	if keep {
 		rec.got = make(map[leafKey][]byte)
+	} else {
+		rec.hashAsync(len(tokens), threads)
 	}
 	it := &engine.Item{Seq: seq, Tokens: tokens, Logits: engine.LogitsAll, Trace: rec}
-	if err := e.Forward(it); err != nil {
+	err = e.Forward(it)
+	rec.wait()
+	if err != nil {
 		return nil, nil, fmt.Errorf("replay: %w", err)
-	}
-	for pos, l := range it.Out {
-		rec.Logits(pos, l)
 	}
 	if len(it.Out) != len(tokens) {
 		return nil, nil, errors.New("replay: engine returned too few logit vectors")
@@ -156,32 +195,35 @@ func prefill(e *engine.Engine, r *receipt.Receipt, keep bool) (*Recorder, [][]fl
 // threads (each decision is independent), and reports the first position
 // whose token differs.
 func checkSampling(ctx context.Context, r *receipt.Receipt, logits [][]float32, threads int) error {
+	return sampleAndHash(ctx, r, logits, threads, nil)
+}
+
+// sampleAndHash is checkSampling that also, when leaves is not nil, hashes
+// the logit vector each output token is sampled from into leaves (one per
+// output token), each worker with its own SHA-256 state.
+func sampleAndHash(ctx context.Context, r *receipt.Receipt, logits [][]float32, threads int, leaves []merkle.Hash) error {
 	P := len(r.Prompt)
 	params := SamplerParams(r)
 	n := len(r.Output)
+	if len(logits) < P+n-1 || (leaves != nil && len(leaves) != n) {
+		return errors.New("replay: logit vectors do not match the receipt")
+	}
 	got := make([]int, n)
-	if threads < 1 {
-		threads = 1
-	}
-	var wg sync.WaitGroup
-	next := make(chan int, n)
-	for j := 0; j < n; j++ {
-		next <- j
-	}
-	close(next)
-	for w := 0; w < min(threads, n); w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for j := range next {
-				if ctx.Err() != nil {
-					return
-				}
-				got[j] = sampler.Sample(logits[P+j-1], params, P+j)
-			}
-		}()
-	}
-	wg.Wait()
+	var cancelled atomic.Bool
+	parallel(n, threads, func(h hash.Hash, j int) {
+		if cancelled.Load() {
+			return
+		}
+		if ctx.Err() != nil {
+			cancelled.Store(true)
+			return
+		}
+		l := logits[P+j-1]
+		got[j] = sampler.Sample(l, params, P+j)
+		if leaves != nil {
+			leaves[j] = leafHashWith(h, l)
+		}
+	})
 	if err := ctx.Err(); err != nil {
 		return err
 	}

@@ -120,20 +120,37 @@ func TestValidate(t *testing.T) {
 	}
 }
 
-// TestSortedIDsOrder checks the integer-key sort against the order the
-// specification states, on vectors with many ties.
-func TestSortedIDsOrder(t *testing.T) {
-	for n := 1; n < 300; n += 37 {
-		probs := make([]float32, n)
-		for i := range probs {
-			probs[i] = float32(Uniform(uint64(n), i%7)) // few distinct values: many ties
-		}
-		probs[0] = 0
-		ids := sortedIDs(probs)
-		for i := 1; i < len(ids); i++ {
-			a, b := ids[i-1], ids[i]
-			if probs[a] < probs[b] || (probs[a] == probs[b] && a > b) {
-				t.Fatalf("n=%d: ids %d (p=%v) before %d (p=%v)", n, a, probs[a], b, probs[b])
+// TestSortItemsOrder checks the packed sort against the order the
+// specification states, on vectors with many ties, short (comparison sort)
+// and long (radix sort, with digits every key shares).
+func TestSortItemsOrder(t *testing.T) {
+	for _, n := range []int{1, 2, 37, 256, 257, 300, 1000, 5000} {
+		for _, distinct := range []int{1, 3, 7, 1 << 20} {
+			probs := make([]float32, n)
+			for i := range probs {
+				probs[i] = Uniform(uint64(n), i%distinct) // few distinct values: many ties
+			}
+			probs[0] = 0
+			items, tmp := make([]uint64, n), make([]uint64, n)
+			klo, khi := ^uint32(0), uint32(0)
+			for i, q := range probs {
+				k := sortKey(q)
+				items[i] = uint64(k)<<32 | uint64(i)
+				klo, khi = min(klo, k), max(khi, k)
+			}
+			got := sortItems(items, tmp, new([1 << maxDigitBits]uint32), klo, khi)
+			want := sortedIDsRef(probs)
+			for i := range got {
+				a := int(uint32(got[i]))
+				if a != want[i] {
+					t.Fatalf("n=%d distinct=%d: position %d holds id %d, want %d", n, distinct, i, a, want[i])
+				}
+				if i > 0 {
+					b := int(uint32(got[i-1]))
+					if probs[b] < probs[a] || (probs[a] == probs[b] && b > a) {
+						t.Fatalf("n=%d: ids %d (p=%v) before %d (p=%v)", n, b, probs[b], a, probs[a])
+					}
+				}
 			}
 		}
 	}

@@ -1,0 +1,168 @@
+package audit
+
+import (
+	"math/rand/v2"
+	"strings"
+	"testing"
+
+	"github.com/verdictnet/verdict/internal/merkle"
+	"github.com/verdictnet/verdict/internal/model"
+)
+
+// tracePass is one forward pass's tracer calls, made up: what the engine
+// reports for T positions of config c.
+type tracePass struct {
+	c                    model.Config
+	x, k, v, attn, final [][]float32 // [layer*T+pos] (final: [pos])
+	logits               [][]float32 // [pos]
+}
+
+func newTracePass(c model.Config, T int, seed uint64) *tracePass {
+	r := rand.New(rand.NewPCG(seed, 1))
+	vec := func(n int) []float32 {
+		v := make([]float32, n)
+		for i := range v {
+			v[i] = float32(r.NormFloat64())
+		}
+		return v
+	}
+	p := &tracePass{c: c}
+	for range c.Layers * T {
+		p.x = append(p.x, vec(c.Dim))
+		p.k = append(p.k, vec(c.KVDim()))
+		p.v = append(p.v, vec(c.KVDim()))
+		p.attn = append(p.attn, vec(c.Dim))
+	}
+	for range T {
+		p.final = append(p.final, vec(c.Dim))
+		p.logits = append(p.logits, vec(c.Vocab))
+	}
+	return p
+}
+
+// feed makes the calls in the engine's order (layer by layer, each over
+// all positions), scribbling over each vector after the call as the
+// engine's buffers are reused.
+func (p *tracePass) feed(rec *Recorder, T int) {
+	scratch := func(vs ...[]float32) [][]float32 {
+		out := make([][]float32, len(vs))
+		for i, v := range vs {
+			out[i] = append([]float32(nil), v...)
+		}
+		return out
+	}
+	for l := range p.c.Layers {
+		for pos := range T {
+			i := l*T + pos
+			b := scratch(p.x[i], p.k[i], p.v[i], p.attn[i])
+			rec.Layer(l, pos, b[0], b[1], b[2], b[3])
+			for _, s := range b {
+				clear(s)
+			}
+		}
+	}
+	for pos := range T {
+		b := scratch(p.final[pos])
+		rec.Final(pos, b[0])
+		clear(b[0])
+	}
+}
+
+var recorderConfig = model.Config{Dim: 16, Hidden: 32, Layers: 3, Heads: 4, KVHeads: 2, Vocab: 50, ContextLen: 64}
+
+// TestAsyncRecorderMatchesSync checks the hashing goroutines of a replay
+// against the synchronous recorder every generation uses (whose roots the
+// golden receipts pin), for several thread counts.
+func TestAsyncRecorderMatchesSync(t *testing.T) {
+	c := recorderConfig
+	prompt := []int{1, 2, 3}
+	for _, T := range []int{3, 4, 17} {
+		n := T - len(prompt) + 1
+		p := newTracePass(c, T, uint64(T))
+		sync := NewRecorder(c, prompt)
+		p.feed(sync, T)
+		for pos, l := range p.logits {
+			sync.Logits(pos, l)
+		}
+		wantL, wantT, err := sync.Roots(n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, threads := range []int{1, 2, 5} {
+			rec := NewRecorder(c, prompt)
+			rec.hashAsync(T, threads)
+			p.feed(rec, T)
+			rec.wait()
+			rec.hashLogits(p.logits, threads)
+			gotL, gotT, err := rec.Roots(n)
+			if err != nil {
+				t.Fatalf("T=%d threads=%d: %v", T, threads, err)
+			}
+			if gotL != wantL || gotT != wantT {
+				t.Fatalf("T=%d threads=%d: roots %s %s, synchronous recorder %s %s", T, threads, gotL, gotT, wantL, wantT)
+			}
+		}
+	}
+}
+
+// TestAsyncRecorderErrors checks that a pass that does not fit the
+// recorder's sizes, or leaves a leaf out, gives an error, not a root.
+func TestAsyncRecorderErrors(t *testing.T) {
+	c := recorderConfig
+	prompt := []int{1, 2}
+	const T = 4
+	p := newTracePass(c, T, 9)
+	cases := []struct {
+		name string
+		feed func(rec *Recorder)
+		want string
+	}{
+		{"position past the pass", func(rec *Recorder) {
+			p.feed(rec, T)
+			rec.Layer(1, T, p.x[0], p.k[0], p.v[0], p.attn[0])
+		}, "does not fit"},
+		{"final past the pass", func(rec *Recorder) {
+			p.feed(rec, T)
+			rec.Final(T+3, p.final[0])
+		}, "does not fit"},
+		{"short vector", func(rec *Recorder) {
+			p.feed(rec, T)
+			rec.Layer(0, 1, p.x[0][:3], p.k[0], p.v[0], p.attn[0])
+		}, "does not fit"},
+		{"missing position", func(rec *Recorder) { p.feed(rec, T-1) }, "missing"},
+	}
+	for _, tc := range cases {
+		rec := NewRecorder(c, prompt)
+		rec.hashAsync(T, 2)
+		tc.feed(rec)
+		rec.wait()
+		rec.hashLogits(p.logits, 2)
+		_, _, err := rec.Roots(T - len(prompt) + 1)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: Roots error %v, want one containing %q", tc.name, err, tc.want)
+		}
+	}
+}
+
+// TestHashLogits checks the parallel logit leaves against Logits and
+// merkle.LeafHash of the little-endian bytes.
+func TestHashLogits(t *testing.T) {
+	c := recorderConfig
+	prompt := []int{1, 2, 3, 4}
+	p := newTracePass(c, 9, 3)
+	one := NewRecorder(c, prompt)
+	for pos, l := range p.logits {
+		one.Logits(pos, l)
+	}
+	par := NewRecorder(c, prompt)
+	par.hashLogits(p.logits, 3)
+	if len(par.logits) != 9-len(prompt)+1 || len(one.logits) != len(par.logits) {
+		t.Fatalf("%d and %d logit leaves, want %d", len(one.logits), len(par.logits), 9-len(prompt)+1)
+	}
+	for j := range par.logits {
+		want := merkle.LeafHash(appendF32(nil, p.logits[len(prompt)-1+j]))
+		if par.logits[j] != want || one.logits[j] != want {
+			t.Fatalf("leaf %d: parallel %s, Logits %s, want %s", j, par.logits[j], one.logits[j], want)
+		}
+	}
+}
