@@ -29,9 +29,10 @@ func (l Layout) Positions() int { return l.Prompt + l.Output - 1 }
 // The trace tree is in computation order, one block of leaves per layer
 // (every leaf's inputs come before it): the states entering the layer at
 // every position, then the key/value leaves of each key/value head at every
-// position, then the attention outputs of each key/value head's query heads
-// at every position; after the last block, the final hidden state of every
-// position.
+// position (head-major: one head's keys and values of positions 0..p are a
+// contiguous range), then, for every position, the attention outputs of
+// each key/value head's query heads; after the last block, the final
+// hidden state of every position.
 func (l Layout) block() int { return l.Positions() * (1 + 2*l.KVHeads) }
 
 // XLeaf is the index of the leaf holding the hidden state entering layer
@@ -46,10 +47,12 @@ func (l Layout) KVLeaf(layer, h, p int) int {
 }
 
 // ALeaf is the index of the attention output at position p of the query
-// heads of layer layer that read key/value head h.
+// heads of layer layer that read key/value head h. The attention leaves of
+// one position are adjacent (position-major), so the whole attention
+// output of a layer at a position is one contiguous range of leaves.
 func (l Layout) ALeaf(layer, h, p int) int {
 	T := l.Positions()
-	return layer*l.block() + T + l.KVHeads*T + h*T + p
+	return layer*l.block() + T + l.KVHeads*T + p*l.KVHeads + h
 }
 
 // AWidth is the number of floats of an attention leaf: the outputs of the
@@ -71,7 +74,7 @@ func (l Layout) Leaf(i int) (kind byte, layer, h, p int) {
 		return 'k', layer, (r - T) / T, (r - T) % T
 	}
 	r -= T + l.KVHeads*T
-	return 'a', layer, r / T, r % T
+	return 'a', layer, r % l.KVHeads, r / l.KVHeads
 }
 
 // Cells is the number of auditable cells: one per (position, layer), then

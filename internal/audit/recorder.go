@@ -327,7 +327,7 @@ func (r *Recorder) traceTree(n int) (*merkle.Tree, error) {
 	}
 	leaves := make([]merkle.Hash, 0, lay.Leaves())
 	var zero merkle.Hash
-	add := func(s []merkle.Hash, what string, l int) error {
+	check := func(s []merkle.Hash, what string, l int) error {
 		if len(s) < T {
 			return fmt.Errorf("trace: %s of layer %d recorded for %d positions, %d needed", what, l, len(s), T)
 		}
@@ -335,6 +335,12 @@ func (r *Recorder) traceTree(n int) (*merkle.Tree, error) {
 			if h == zero {
 				return fmt.Errorf("trace: %s of layer %d position %d missing", what, l, p)
 			}
+		}
+		return nil
+	}
+	add := func(s []merkle.Hash, what string, l int) error {
+		if err := check(s, what, l); err != nil {
+			return err
 		}
 		leaves = append(leaves, s[:T]...)
 		return nil
@@ -351,9 +357,15 @@ func (r *Recorder) traceTree(n int) (*merkle.Tree, error) {
 				return nil, err
 			}
 		}
+		// Attention leaves are position-major (Layout.ALeaf).
 		for h := range r.a[l] {
-			if err := add(r.a[l][h], "attention", l); err != nil {
+			if err := check(r.a[l][h], "attention", l); err != nil {
 				return nil, err
+			}
+		}
+		for p := 0; p < T; p++ {
+			for h := range r.a[l] {
+				leaves = append(leaves, r.a[l][h][p])
 			}
 		}
 	}

@@ -151,7 +151,8 @@ func Replay(ctx context.Context, e *engine.Engine, r *receipt.Receipt, modelID m
 }
 
 // prefill runs prompt+output[:-1] as one batch, recording the trace and
-// the logit vectors (keep: with every leaf's data, for openings).
+// the logit vectors (keep: with every leaf's data, for openings). The
+// logits are indexed by position, nil before the last prompt position.
 func prefill(e *engine.Engine, r *receipt.Receipt, keep bool) (*Recorder, [][]float32, error) {
 	rec, logits, err := forward(e, r, keep, e.Threads())
 	if err != nil {
@@ -165,6 +166,9 @@ func prefill(e *engine.Engine, r *receipt.Receipt, keep bool) (*Recorder, [][]fl
 // data, trace leaves are hashed on threads goroutines beside the pass.
 func forward(e *engine.Engine, r *receipt.Receipt, keep bool, threads int) (*Recorder, [][]float32, error) {
 	m := e.Model()
+	if len(r.Prompt) == 0 || len(r.Output) == 0 {
+		return nil, nil, mismatch("tokens", -1, "a receipt needs a prompt and an output")
+	}
 	tokens := append(append([]int(nil), r.Prompt...), r.Output[:len(r.Output)-1]...)
 	if len(tokens) > m.Config.ContextLen {
 		return nil, nil, mismatch("steps", -1, "%d positions exceed the model's context of %d", len(tokens), m.Config.ContextLen)
@@ -179,16 +183,20 @@ func forward(e *engine.Engine, r *receipt.Receipt, keep bool, threads int) (*Rec
 	} else {
 		rec.hashAsync(len(tokens), threads)
 	}
-	it := &engine.Item{Seq: seq, Tokens: tokens, Logits: engine.LogitsAll, Trace: rec}
+	// Only the positions from the last prompt token on have logits that
+	// a receipt commits to; the classifier is skipped before them.
+	first := len(r.Prompt) - 1
+	it := &engine.Item{Seq: seq, Tokens: tokens, Logits: engine.LogitsAll, LogitsFrom: first, Trace: rec}
 	err = e.Forward(it)
 	rec.wait()
 	if err != nil {
 		return nil, nil, fmt.Errorf("replay: %w", err)
 	}
-	if len(it.Out) != len(tokens) {
+	if len(it.Out) != len(tokens)-first {
 		return nil, nil, errors.New("replay: engine returned too few logit vectors")
 	}
-	return rec, it.Out, nil
+	// Indexed by position; nil before the last prompt position.
+	return rec, append(make([][]float32, first, len(tokens)), it.Out...), nil
 }
 
 // checkSampling re-samples every output token, spreading positions over

@@ -173,3 +173,43 @@ func TestCellRowsMatchForward(t *testing.T) {
 		t.Fatal("FinishLayerRows accepted a short attention output")
 	}
 }
+
+// TestLogitsFrom: skipping the classifier at the first positions returns
+// exactly the tail of the logits of a full pass; bad values are refused.
+func TestLogitsFrom(t *testing.T) {
+	l := load(t, "stories260K.bin", "tok512.bin")
+	e := newEngine(t, l.m, 2)
+	toks, err := l.tok.Encode("Once upon a time there was a cat", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seq, _ := e.NewSequence(len(toks))
+	all := &engine.Item{Seq: seq, Tokens: toks, Logits: engine.LogitsAll}
+	if err := e.Forward(all); err != nil {
+		t.Fatal(err)
+	}
+	for _, from := range []int{0, 1, len(toks) / 2, len(toks) - 1} {
+		seq, _ := e.NewSequence(len(toks))
+		it := &engine.Item{Seq: seq, Tokens: toks, Logits: engine.LogitsAll, LogitsFrom: from}
+		if err := e.Forward(it); err != nil {
+			t.Fatal(err)
+		}
+		if len(it.Out) != len(toks)-from {
+			t.Fatalf("from %d: %d vectors, want %d", from, len(it.Out), len(toks)-from)
+		}
+		for i, v := range it.Out {
+			if !sameBits(v, all.Out[from+i]) {
+				t.Fatalf("from %d: vector %d differs from the full pass", from, i)
+			}
+		}
+	}
+	for _, bad := range []struct {
+		mode engine.LogitsMode
+		from int
+	}{{engine.LogitsAll, -1}, {engine.LogitsAll, len(toks)}, {engine.LogitsLast, 1}} {
+		seq, _ := e.NewSequence(len(toks))
+		if err := e.Forward(&engine.Item{Seq: seq, Tokens: toks, Logits: bad.mode, LogitsFrom: bad.from}); err == nil {
+			t.Fatalf("mode %d from %d accepted", bad.mode, bad.from)
+		}
+	}
+}

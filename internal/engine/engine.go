@@ -142,9 +142,14 @@ type Item struct {
 	Seq    *Sequence
 	Tokens []int
 	Logits LogitsMode
-	Trace  Tracer // optional
-	// Out receives the logits: len(Tokens) vectors for LogitsAll, one for
-	// LogitsLast, none for LogitsNone.
+	// LogitsFrom, with LogitsAll, is the index into Tokens of the first
+	// position that returns logits: the classifier, the largest matrix of
+	// a small model, is skipped at the positions before it (a long prompt
+	// whose own logits nobody reads).
+	LogitsFrom int
+	Trace      Tracer // optional
+	// Out receives the logits: len(Tokens)-LogitsFrom vectors for
+	// LogitsAll, one for LogitsLast, none for LogitsNone.
 	Out [][]float32
 }
 
@@ -167,6 +172,9 @@ func (e *Engine) Forward(items ...*Item) error {
 	for _, it := range items {
 		if it.Seq == nil {
 			return errors.New("engine: item without a sequence")
+		}
+		if it.LogitsFrom < 0 || (it.LogitsFrom > 0 && (it.Logits != LogitsAll || it.LogitsFrom >= len(it.Tokens))) {
+			return fmt.Errorf("engine: logits from token %d of %d (mode %d)", it.LogitsFrom, len(it.Tokens), it.Logits)
 		}
 		if it.Seq.Pos+len(it.Tokens) > it.Seq.cap {
 			return fmt.Errorf("engine: %d tokens at position %d: %w (room for %d)", len(it.Tokens), it.Seq.Pos, ErrContext, it.Seq.cap)
@@ -395,7 +403,7 @@ func (e *Engine) finish(st *state, items []*Item) {
 			if it.Trace != nil {
 				it.Trace.Final(st.rows[r].pos, st.x[r*d:(r+1)*d])
 			}
-			if it.Logits == LogitsAll || (it.Logits == LogitsLast && i == n-1) {
+			if (it.Logits == LogitsAll && i >= it.LogitsFrom) || (it.Logits == LogitsLast && i == n-1) {
 				sel = append(sel, r)
 			}
 		}

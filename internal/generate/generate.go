@@ -30,6 +30,12 @@ type Request struct {
 	// OnLogits, if set, sees every logit vector computed, by position. The
 	// slice is only valid during the call.
 	OnLogits func(pos int, logits []float32) error
+	// OutputLogitsOnly limits the logits computed (and passed to OnLogits)
+	// to those output tokens are sampled from: positions len(Prompt)-1 on.
+	// The classifier is skipped at the other prompt positions, which for a
+	// long prompt is most of a prefill's classifier work. Without OnLogits
+	// they are always skipped.
+	OutputLogitsOnly bool
 	// OnToken, if set, sees each generated token as it is chosen.
 	OnToken func(pos, token int) error
 	// Trace, if set, observes the forward passes.
@@ -81,21 +87,32 @@ func Run(ctx context.Context, e *engine.Engine, req Request) (Result, error) {
 		}
 		return nil
 	}
-	// Prefill: every prompt position, with every logit vector.
+	// Prefill: every prompt position, with every logit vector someone
+	// reads (from the first position reported on).
+	first := 0
+	if req.OnLogits == nil || req.OutputLogitsOnly {
+		first = len(req.Prompt) - 1
+	}
 	var last []float32
 	if req.TokenByToken {
-		for _, t := range req.Prompt {
-			it := &engine.Item{Seq: seq, Tokens: []int{t}, Logits: engine.LogitsAll, Trace: req.Trace}
+		for i, t := range req.Prompt {
+			mode := engine.LogitsAll
+			if i < first {
+				mode = engine.LogitsNone
+			}
+			it := &engine.Item{Seq: seq, Tokens: []int{t}, Logits: mode, Trace: req.Trace}
 			if err := e.Forward(it); err != nil {
 				return res, fmt.Errorf("generate: %w", err)
 			}
 			if err := report(it); err != nil {
 				return res, err
 			}
-			last = it.Out[0]
+			if mode == engine.LogitsAll {
+				last = it.Out[0]
+			}
 		}
 	} else {
-		it := &engine.Item{Seq: seq, Tokens: req.Prompt, Logits: engine.LogitsAll, Trace: req.Trace}
+		it := &engine.Item{Seq: seq, Tokens: req.Prompt, Logits: engine.LogitsAll, LogitsFrom: first, Trace: req.Trace}
 		if err := e.Forward(it); err != nil {
 			return res, fmt.Errorf("generate: %w", err)
 		}

@@ -105,3 +105,41 @@ func TestErrors(t *testing.T) {
 		t.Errorf("cancelled context: %v", err)
 	}
 }
+
+// TestOutputLogitsOnly: limiting logits to the positions output tokens are
+// sampled from reports exactly those positions, with the bits of a full
+// run, and the same output, in one prefill and token by token.
+func TestOutputLogitsOnly(t *testing.T) {
+	e := newEngine(t)
+	prompt := []int{1, 403, 407, 261, 378}
+	params := sampler.Params{Temperature: 0.9, Seed: 3}
+	all := map[int][]float32{}
+	full, err := generate.Run(context.Background(), e, generate.Request{Prompt: prompt, Steps: 24, Sampler: params,
+		OnLogits: func(pos int, l []float32) error { all[pos] = append([]float32(nil), l...); return nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, byToken := range []bool{false, true} {
+		var positions []int
+		res, err := generate.Run(context.Background(), e, generate.Request{Prompt: prompt, Steps: 24, Sampler: params,
+			TokenByToken: byToken, OutputLogitsOnly: true,
+			OnLogits: func(pos int, l []float32) error {
+				positions = append(positions, pos)
+				for i := range l {
+					if l[i] != all[pos][i] {
+						return fmt.Errorf("logits of position %d differ", pos)
+					}
+				}
+				return nil
+			}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fmt.Sprint(res.Output) != fmt.Sprint(full.Output) {
+			t.Fatalf("token by token %v: output %v, want %v", byToken, res.Output, full.Output)
+		}
+		if len(positions) != len(res.Output) || positions[0] != len(prompt)-1 {
+			t.Fatalf("token by token %v: logits for positions %v, want %d..", byToken, positions, len(prompt)-1)
+		}
+	}
+}

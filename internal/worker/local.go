@@ -419,6 +419,9 @@ func (w *Local) Generate(ctx context.Context, req Request, onDelta func(Delta) e
 	}
 	greq := generate.Request{
 		Prompt: prompt, Steps: steps, Sampler: req.Sampler, StopTokens: w.stops, Trace: rec,
+		// The receipt commits to, and logprobs read, only the vectors
+		// output tokens are sampled from.
+		OutputLogitsOnly: true,
 		OnLogits: func(pos int, logits []float32) error {
 			rec.Logits(pos, logits)
 			if req.Logprobs && pos >= len(prompt)-1 {
