@@ -38,12 +38,13 @@ func sameBits(a, b []float32) bool {
 	return true
 }
 
-// TestCellsRecomputeForward recomputes every layer cell and logit cell of a
-// prefill from the traced inputs and compares bits.
-func TestCellsRecomputeForward(t *testing.T) {
+// tracedPrefill runs text through stories260K as one prefill on threads
+// threads, recording every traced state and every logit vector.
+func tracedPrefill(t *testing.T, threads int, text string) (loaded, *engine.Engine, []int, *recorder, *engine.Item) {
+	t.Helper()
 	l := load(t, "stories260K.bin", "tok512.bin")
-	e := newEngine(t, l.m, 2)
-	toks, err := l.tok.Encode("Once upon a time there was a dog", true)
+	e := newEngine(t, l.m, threads)
+	toks, err := l.tok.Encode(text, true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,6 +54,13 @@ func TestCellsRecomputeForward(t *testing.T) {
 	if err := e.Forward(it); err != nil {
 		t.Fatal(err)
 	}
+	return l, e, toks, rec, it
+}
+
+// TestCellsRecomputeForward recomputes every layer cell and logit cell of a
+// prefill from the traced inputs and compares bits.
+func TestCellsRecomputeForward(t *testing.T) {
+	l, e, toks, rec, it := tracedPrefill(t, 2, "Once upon a time there was a dog")
 	c := l.m.Config
 	for pos := range toks {
 		emb, _ := e.Embed(toks[pos])
@@ -108,18 +116,7 @@ func TestCellsRecomputeForward(t *testing.T) {
 // vector in one LogitsRows call (on more threads than the forward pass):
 // batched recomputation must give the forward pass's bits.
 func TestCellRowsMatchForward(t *testing.T) {
-	l := load(t, "stories260K.bin", "tok512.bin")
-	e := newEngine(t, l.m, 1)
-	toks, err := l.tok.Encode("Once upon a time there was a big red ball", true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	seq, _ := e.NewSequence(len(toks))
-	rec := newRecorder()
-	it := &engine.Item{Seq: seq, Tokens: toks, Logits: engine.LogitsAll, Trace: rec}
-	if err := e.Forward(it); err != nil {
-		t.Fatal(err)
-	}
+	l, _, toks, rec, it := tracedPrefill(t, 1, "Once upon a time there was a big red ball")
 	e3 := newEngine(t, l.m, 3)
 	c := l.m.Config
 	// Rows in a scrambled order, some repeated.
