@@ -21,7 +21,22 @@ type Acts struct {
 	// [-127, 127]), which lets a fast path use kernels that are exact only
 	// without -128. Acts filled by hand never set it.
 	noMin128 bool
+
+	// pk holds the quantised rows repacked for the AVX-512 VNNI tiles (see
+	// vnni_amd64.go) when packed is set; PrepareParallel fills it where that
+	// path is on, once per matmul.
+	pk     []byte
+	packed bool
 }
+
+// quantizeFast, when set by an architecture-specific file, is QuantizeQ8
+// with identical bits.
+var quantizeFast func(x []float32, q []int8, d []float32)
+
+// packActs, when set by an architecture-specific file, repacks a's
+// quantised rows for weights of type t (possibly in parallel through run)
+// and reports whether it did.
+var packActs func(a *Acts, t tensor.Type, run func(n int, fn func(lo, hi int))) bool
 
 // Prepare fills a with the n rows of x (n*cols floats) for weights of type t.
 // It reuses a's buffers.
@@ -36,21 +51,27 @@ func (a *Acts) Prepare(t tensor.Type, x []float32, n, cols int) {
 func (a *Acts) PrepareParallel(t tensor.Type, x []float32, n, cols int, run func(n int, fn func(lo, hi int))) {
 	a.N, a.Cols, a.F = n, cols, x[:n*cols]
 	a.noMin128 = false
+	a.packed = false
 	if t != tensor.Q8_0 && t != tensor.Q4_0 {
 		return
 	}
 	a.Q = grow(a.Q, n*cols)
 	a.D = grow(a.D, n*cols/tensor.QK)
 	nb := cols / tensor.QK
+	quantize := QuantizeQ8
+	if quantizeFast != nil {
+		quantize = quantizeFast
+	}
 	fn := func(lo, hi int) {
-		QuantizeQ8(a.F[lo*cols:hi*cols], a.Q[lo*cols:hi*cols], a.D[lo*nb:hi*nb])
+		quantize(a.F[lo*cols:hi*cols], a.Q[lo*cols:hi*cols], a.D[lo*nb:hi*nb])
 	}
 	if run == nil || cols%tensor.QK != 0 {
-		QuantizeQ8(a.F, a.Q, a.D)
+		quantize(a.F, a.Q, a.D)
 	} else {
 		run(n, fn)
 	}
 	a.noMin128 = true
+	a.packed = packActs != nil && packActs(a, t, run)
 }
 
 func grow[T any](s []T, n int) []T {
