@@ -19,6 +19,11 @@
 // read once per tile; where the CPU also has AVX-512F (detected at run
 // time), the float32 prefill tiles use one zmm register per sum (all 16
 // lanes), 6 weight rows by 4 activation rows, k-register masks for tails,
-// and fold the zmm halves (j += j+8) before the same tree. Everywhere else, and with the build tag purego, the
-// scalar code runs; FastPath says which is in use and UseFast switches.
+// and fold up to 16 sums at once with the same additions as the canonical
+// tree (asmgen_exp.go adds the vectorised exp of softmax and SwiGLU). With
+// AVX-512 VNNI as well, quantised prefill packs 16 activation rows per zmm
+// so that VPDPBUSD leaves each block's exact integer sum in its own lane,
+// followed by the per-block float sequence lane by lane (asmgen_vnni.go).
+// Everywhere else, and with the build tag purego, the scalar code runs;
+// FastPath says which is in use and UseFast switches.
 package kernels
