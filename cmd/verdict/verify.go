@@ -68,7 +68,9 @@ func readReceipt(path string) (*receipt.Receipt, error) {
 	if err != nil {
 		return nil, err
 	}
-	r, err := receipt.Parse(b)
+	// Any JSON spelling (`jq .receipt` pretty-prints it): the canonical
+	// form, which the signature and the id cover, is derived from it.
+	r, err := receipt.ParseAnySpelling(b)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -62,6 +63,17 @@ func TestVerifyOpenAudit(t *testing.T) {
 	}
 	if code, out, errs := cmd("verify", rpath, "--model", gg); code != 0 || !strings.HasPrefix(out, "ok: ") {
 		t.Fatalf("verify: exit %d: %s%s", code, out, errs)
+	}
+	// A pretty-printed copy (as `jq .` writes it) verifies as the receipt.
+	enc0, _ := os.ReadFile(rpath)
+	var pretty bytes.Buffer
+	if err := json.Indent(&pretty, enc0, "", "  "); err != nil {
+		t.Fatal(err)
+	}
+	ppath := filepath.Join(tmp, "pretty.json")
+	os.WriteFile(ppath, pretty.Bytes(), 0o644)
+	if code, out, errs := cmd("verify", ppath, "--model", gg); code != 0 || !strings.HasPrefix(out, "ok: ") {
+		t.Fatalf("verify pretty-printed: exit %d: %s%s", code, out, errs)
 	}
 	// The .bin twin verifies too.
 	if code, out, errs := cmd("verify", rpath, "--model", filepath.Join(dir, "stories260K.bin"), "--tokenizer", filepath.Join(dir, "tok512.bin"), "--threads", "1"); code != 0 {

@@ -75,7 +75,7 @@ type ReceiptOutput struct {
 // VerifyInput are the verify_receipt tool's arguments.
 type VerifyInput struct {
 	ID      string `json:"id,omitempty" jsonschema:"receipt id of a receipt stored here"`
-	Receipt string `json:"receipt,omitempty" jsonschema:"a receipt's canonical JSON text (instead of id)"`
+	Receipt string `json:"receipt,omitempty" jsonschema:"a receipt's JSON text (instead of id); any spelling, its canonical form is what is signed"`
 	Replay  *bool  `json:"replay,omitempty" jsonschema:"re-run the generation when the model is served here; default true"`
 }
 

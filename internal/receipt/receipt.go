@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"strconv"
 
@@ -285,7 +286,29 @@ func parseFloat32(name string, n json.Number) (float32, error) {
 
 // Parse decodes a receipt and checks that data is its canonical encoding.
 // It does not check the signature; call Verify.
-func Parse(data []byte) (*Receipt, error) {
+func Parse(data []byte) (*Receipt, error) { return parse(data, true) }
+
+// ParseAnySpelling decodes a receipt written in any JSON spelling of its
+// fields — pretty-printed, re-ordered or with a trailing newline, as `jq`
+// or an editor leaves it — and returns it as Parse would its canonical
+// encoding (r.Marshal()). Its id and signature are those of the canonical
+// form, so a receipt whose values were changed still fails Verify. It is for
+// people and tools handing a receipt to a verifier; everything that stores
+// or forwards receipts (the ledger, the worker) uses Parse.
+func ParseAnySpelling(data []byte) (*Receipt, error) {
+	r, err := parse(data, false)
+	if err != nil {
+		return nil, err
+	}
+	// The canonical form must itself parse: the values are representable.
+	enc, err := r.Marshal()
+	if err != nil {
+		return nil, err
+	}
+	return parse(enc, true)
+}
+
+func parse(data []byte, strict bool) (*Receipt, error) {
 	if len(data) > MaxSize {
 		return nil, fmt.Errorf("receipt: %d bytes, at most %d allowed", len(data), MaxSize)
 	}
@@ -295,6 +318,9 @@ func Parse(data []byte) (*Receipt, error) {
 	var w wire
 	if err := dec.Decode(&w); err != nil {
 		return nil, fmt.Errorf("receipt: not a receipt: %w", err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, fmt.Errorf("receipt: data after the receipt object")
 	}
 	r := &Receipt{Version: w.Version, Spec: w.Spec}
 	var err error
@@ -345,7 +371,7 @@ func Parse(data []byte) (*Receipt, error) {
 	if err := r.check(); err != nil {
 		return nil, fmt.Errorf("receipt: %w", err)
 	}
-	if !bytes.Equal(r.encode(true), data) {
+	if strict && !bytes.Equal(r.encode(true), data) {
 		return nil, fmt.Errorf("receipt: not in canonical form (field order, white space, number or hex spelling)")
 	}
 	return r, nil

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -293,4 +294,80 @@ func ExampleParse() {
 	p, err := Parse(enc)
 	fmt.Println(err, p.Verify(), p.Output)
 	// Output: <nil> <nil> [3]
+}
+
+// TestParseAnySpelling: pretty-printed, re-ordered and newline-terminated
+// spellings of a receipt give the receipt itself (same id, signature still
+// valid); changed values still fail Verify; other damage (trailing data,
+// unknown fields, upper-case hashes) is refused.
+func TestParseAnySpelling(t *testing.T) {
+	enc, err := sample(t).Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(enc, &fields); err != nil {
+		t.Fatal(err)
+	}
+	pretty, _ := json.MarshalIndent(fields, "", "  ") // keys sorted: another order
+	want, _ := Parse(enc)
+	for name, data := range map[string][]byte{
+		"canonical":        enc,
+		"pretty, sorted":   pretty,
+		"trailing newline": append(append([]byte(nil), enc...), '\n'),
+	} {
+		r, err := ParseAnySpelling(data)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if r.ID() != want.ID() {
+			t.Fatalf("%s: id %x, want %x", name, r.ID(), want.ID())
+		}
+		if err := r.Verify(); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if _, err := Parse(data); (err == nil) != (name == "canonical") {
+			t.Fatalf("%s: strict Parse gave %v", name, err)
+		}
+	}
+	changed := strings.Replace(string(pretty), `"steps": `+strconv.Itoa(want.Sampling.Steps), `"steps": `+strconv.Itoa(want.Sampling.Steps+1), 1)
+	if changed == string(pretty) {
+		t.Fatal("test did not change the steps")
+	}
+	r, err := ParseAnySpelling([]byte(changed))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Verify() == nil {
+		t.Fatal("a receipt with changed steps verifies")
+	}
+	upper := strings.Replace(string(enc), want.LogitsRoot.String(), strings.ToUpper(want.LogitsRoot.String()), 1)
+	for _, bad := range []string{string(enc) + "{}", string(enc) + " x", `{"version":1,"x":2}`, "", upper} {
+		if _, err := ParseAnySpelling([]byte(bad)); err == nil {
+			t.Fatalf("accepted %.40q", bad)
+		}
+	}
+}
+
+// FuzzParseAnySpelling: whatever it accepts re-encodes to a canonical
+// receipt that Parse accepts with the same id.
+func FuzzParseAnySpelling(f *testing.F) {
+	enc, _ := sample(f).Marshal()
+	f.Add(enc)
+	f.Add(append(append([]byte(nil), enc...), '\n'))
+	f.Add([]byte(`{}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		r, err := ParseAnySpelling(data)
+		if err != nil {
+			return
+		}
+		c, err := r.Marshal()
+		if err != nil {
+			t.Fatalf("accepted receipt does not marshal: %v", err)
+		}
+		r2, err := Parse(c)
+		if err != nil || r2.ID() != r.ID() {
+			t.Fatalf("canonical form does not parse back: %v", err)
+		}
+	})
 }

@@ -532,12 +532,14 @@ type Verification struct {
 	Problem  string `json:"problem,omitempty"`
 }
 
-// Verify parses a receipt, checks its signature and, when replay is set and
+// Verify parses a receipt (in any JSON spelling: its canonical form is what
+// is signed), checks its signature and, when replay is set and
 // the receipt's model is served here, re-runs the generation and compares
 // every token and both Merkle roots. A receipt that fails a check gives a
 // Verification saying why, not an error; errors are for unreadable input.
 func (w *Local) Verify(ctx context.Context, data []byte, replay bool) (*Verification, error) {
-	r, err := receipt.Parse(data)
+	r, err := receipt.ParseAnySpelling(data) // callers (people, agents) may have re-formatted it
+
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
