@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"math/bits"
+	"runtime"
+	"sync"
 )
 
 // HashSize is the size of every hash in a tree.
@@ -105,6 +107,10 @@ func Root(leaves [][]byte) Hash {
 	return b.Root()
 }
 
+// parallelPairs is the number of node pairs per goroutine from which
+// NewTree spreads a level over several.
+const parallelPairs = 4096
+
 // Tree holds every level of a tree's hashes (2n hashes for n leaves, never
 // the leaf data) so that it can produce inclusion proofs.
 type Tree struct {
@@ -112,13 +118,31 @@ type Tree struct {
 }
 
 // NewTree builds a tree over the given leaf hashes. The slice is kept.
+// Large levels are hashed on all CPUs (a trace tree of a long receipt has
+// hundreds of thousands of leaves); the hashes do not depend on it.
 func NewTree(leafHashes []Hash) *Tree {
 	t := &Tree{levels: [][]Hash{leafHashes}}
 	cur := leafHashes
 	for len(cur) > 1 {
 		next := make([]Hash, (len(cur)+1)/2)
-		for i := 0; i+1 < len(cur); i += 2 {
-			next[i/2] = NodeHash(cur[i], cur[i+1])
+		pairs := len(cur) / 2
+		hashPairs := func(lo, hi int) {
+			for j := lo; j < hi; j++ {
+				next[j] = NodeHash(cur[2*j], cur[2*j+1])
+			}
+		}
+		if workers := min(runtime.GOMAXPROCS(0), pairs/parallelPairs); workers > 1 {
+			var wg sync.WaitGroup
+			for w := range workers {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					hashPairs(pairs*w/workers, pairs*(w+1)/workers)
+				}()
+			}
+			wg.Wait()
+		} else {
+			hashPairs(0, pairs)
 		}
 		if len(cur)%2 == 1 {
 			// An unpaired last node moves up unchanged: this is exactly the

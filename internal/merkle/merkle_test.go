@@ -333,3 +333,29 @@ func TestRangeHash(t *testing.T) {
 		}
 	}
 }
+
+// TestNewTreeLarge: trees large enough to be hashed on several goroutines
+// have the Builder's root and verifiable proofs.
+func TestNewTreeLarge(t *testing.T) {
+	for _, n := range []int{2 * parallelPairs * 2, 2*parallelPairs*3 + 1, 50001} {
+		data := make([][]byte, n)
+		var b Builder
+		for i := range data {
+			data[i] = []byte{byte(i), byte(i >> 8), byte(i >> 16)}
+			b.Add(data[i])
+		}
+		tr := NewTreeFromData(data)
+		if tr.Root() != b.Root() {
+			t.Fatalf("%d leaves: root %s, builder %s", n, tr.Root(), b.Root())
+		}
+		for _, i := range []int{0, n / 3, n - 1} {
+			p, err := tr.Proof(i)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := Verify(tr.Root(), LeafHash(data[i]), uint64(i), uint64(n), p); err != nil {
+				t.Fatalf("%d leaves, leaf %d: %v", n, i, err)
+			}
+		}
+	}
+}
