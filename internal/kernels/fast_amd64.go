@@ -2,7 +2,7 @@
 
 package kernels
 
-//go:generate go run asmgen.go asmgen_exp.go asmgen_vnni.go
+//go:generate go run asmgen.go asmgen_exp.go asmgen_vnni.go asmgen_q2.go
 
 import (
 	"golang.org/x/sys/cpu"
@@ -108,20 +108,21 @@ func enableFast() {
 	fastMatMul = matMulAVX2
 	FastPath = "amd64-avx2"
 	prefillTiles, prefillR, prefillP = &tilesF32, tileRows, 3
-	packActs, useVNNI, quantizeFast = nil, false, nil
+	packActs, useVNNI, useQ2, quantizeFast = packActsQ2, false, true, nil
 	if hasAVX512 && useAVX512 {
 		FastPath = "amd64-avx512"
 		prefillTiles, prefillR, prefillP = &tilesZ, 6, 4
 		quantizeFast = quantizeQ8Z // AVX-512F
 		if hasVNNI {
 			FastPath = "amd64-avx512-vnni"
-			packActs, useVNNI = packActsVNNI, true
+			packActs, useVNNI, useQ2 = packActsVNNI, true, false
 		}
 	}
 }
 
 // useVNNI is whether the quantised prefill runs the AVX-512 VNNI tiles
 // (vnni_amd64.go): where the CPU has them and the AVX-512 tiles are on.
+// Otherwise (useQ2) it runs the AVX2 q2 tiles (q2_amd64.go).
 var useVNNI bool
 
 // setAVX512 turns the AVX-512F tiles on or off (they run where the CPU has
@@ -139,7 +140,7 @@ func setAVX512(on bool) (was bool) {
 func disableFast() {
 	hasFast = false
 	fastMatMul = nil
-	packActs, useVNNI, quantizeFast = nil, false, nil
+	packActs, useVNNI, useQ2, quantizeFast = nil, false, false, nil
 	FastPath = ""
 }
 

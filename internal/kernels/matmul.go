@@ -23,8 +23,9 @@ type Acts struct {
 	noMin128 bool
 
 	// pk holds the quantised rows repacked for the AVX-512 VNNI tiles (see
-	// vnni_amd64.go) when packed is set; PrepareParallel fills it where that
-	// path is on, once per matmul.
+	// vnni_amd64.go) or the AVX2 q2 tiles (q2_amd64.go; same layout) when
+	// packed is set; PrepareParallel fills it where one of those paths is
+	// on, once per matmul.
 	pk     []byte
 	packed bool
 }

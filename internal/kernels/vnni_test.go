@@ -166,7 +166,7 @@ func TestVNNIDispatch(t *testing.T) {
 		{tensor.Q4_0, 40, true, true},
 		{tensor.F32, 40, true, false},
 		{tensor.F16, 40, true, false},
-		{tensor.Q8_0, 40, false, false},
+		{tensor.Q8_0, 40, false, true}, // packed for the AVX2 q2 tiles (q2_amd64.go)
 	} {
 		setAVX512(c.avx512)
 		a.Prepare(c.typ, values(r, c.n*cols, false), c.n, cols)
