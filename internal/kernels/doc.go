@@ -23,7 +23,10 @@
 // tree (asmgen_exp.go adds the vectorised exp of softmax and SwiGLU). With
 // AVX-512 VNNI as well, quantised prefill packs 16 activation rows per zmm
 // so that VPDPBUSD leaves each block's exact integer sum in its own lane,
-// followed by the per-block float sequence lane by lane (asmgen_vnni.go).
+// followed by the per-block float sequence lane by lane (asmgen_vnni.go);
+// without VNNI, AVX2 tiles do the same on the same packing with
+// VPSIGNB/VPMADDUBSW/VPMADDWD, exact because activations stay within
+// [-127, 127] (asmgen_q2.go).
 // Everywhere else, and with the build tag purego, the scalar code runs;
 // FastPath says which is in use and UseFast switches.
 package kernels
