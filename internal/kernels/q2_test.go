@@ -128,33 +128,13 @@ func checkQ2(t *testing.T, r *rand.Rand, typ tensor.Type, rows, cols, n int, spe
 
 func TestQ2Table(t *testing.T) {
 	needQ2(t)
-	r := rand.New(rand.NewPCG(27, 28))
-	ns := []int{1, 2, 3, 4, 7, 8, 9, 15, 16, 17, 24, 31, 33, 47, 64, 65, 70}
-	for _, typ := range []tensor.Type{tensor.Q8_0, tensor.Q4_0} {
-		for _, cols := range []int{32, 64, 96, 288, 768} {
-			for _, n := range ns {
-				for _, mode := range []actsMode{actsPrepared, actsExtreme, actsAnyInt8} {
-					for _, special := range []bool{false, true} {
-						name := fmt.Sprintf("%s/cols=%d/n=%d/mode=%d/special=%v", typ, cols, n, mode, special)
-						t.Run(name, func(t *testing.T) {
-							checkQ2(t, r, typ, 1+r.IntN(14), cols, n, special, mode)
-						})
-					}
-				}
-			}
-		}
-	}
+	quantTable(t, rand.New(rand.NewPCG(27, 28)), []int{1, 2, 3, 4, 7, 8, 9, 15, 16, 17, 24, 31, 33, 47, 64, 65, 70}, checkQ2)
 }
 
 // TestQ2EveryN runs every n from 1 to 70 once per type.
 func TestQ2EveryN(t *testing.T) {
 	needQ2(t)
-	r := rand.New(rand.NewPCG(29, 30))
-	for _, typ := range []tensor.Type{tensor.Q8_0, tensor.Q4_0} {
-		for n := 1; n <= 70; n++ {
-			checkQ2(t, r, typ, 1+r.IntN(20), 32*(1+r.IntN(8)), n, n%3 == 0, actsMode(n%3))
-		}
-	}
+	quantEveryN(t, rand.New(rand.NewPCG(29, 30)), checkQ2)
 }
 
 // TestQ2ManyRows crosses matMulQ2's chunks of weight and activation rows.

@@ -118,8 +118,22 @@ func checkVNNI(t *testing.T, r *rand.Rand, typ tensor.Type, rows, cols, n int, s
 
 func TestVNNITable(t *testing.T) {
 	needVNNI(t)
-	r := rand.New(rand.NewPCG(7, 8))
-	ns := []int{1, 2, 3, 4, 15, 16, 17, 31, 32, 33, 47, 48, 64, 70}
+	quantTable(t, rand.New(rand.NewPCG(7, 8)), []int{1, 2, 3, 4, 15, 16, 17, 31, 32, 33, 47, 48, 64, 70}, checkVNNI)
+}
+
+// TestVNNIEveryN runs every n from 1 to 70 once per type.
+func TestVNNIEveryN(t *testing.T) {
+	needVNNI(t)
+	quantEveryN(t, rand.New(rand.NewPCG(9, 10)), checkVNNI)
+}
+
+// quantCheck compares one packed quantised prefill path with MatMulRef on
+// random rows x cols weights of type typ and n activation rows.
+type quantCheck func(t *testing.T, r *rand.Rand, typ tensor.Type, rows, cols, n int, special bool, mode actsMode)
+
+// quantTable runs check over both quantised types, several widths, the
+// given activation row counts, every activation mode and special values.
+func quantTable(t *testing.T, r *rand.Rand, ns []int, check quantCheck) {
 	for _, typ := range []tensor.Type{tensor.Q8_0, tensor.Q4_0} {
 		for _, cols := range []int{32, 64, 96, 288, 768} {
 			for _, n := range ns {
@@ -127,7 +141,7 @@ func TestVNNITable(t *testing.T) {
 					for _, special := range []bool{false, true} {
 						name := fmt.Sprintf("%s/cols=%d/n=%d/mode=%d/special=%v", typ, cols, n, mode, special)
 						t.Run(name, func(t *testing.T) {
-							checkVNNI(t, r, typ, 1+r.IntN(14), cols, n, special, mode)
+							check(t, r, typ, 1+r.IntN(14), cols, n, special, mode)
 						})
 					}
 				}
@@ -136,13 +150,11 @@ func TestVNNITable(t *testing.T) {
 	}
 }
 
-// TestVNNIEveryN runs every n from 1 to 70 once per type.
-func TestVNNIEveryN(t *testing.T) {
-	needVNNI(t)
-	r := rand.New(rand.NewPCG(9, 10))
+// quantEveryN runs check once per type for every n from 1 to 70.
+func quantEveryN(t *testing.T, r *rand.Rand, check quantCheck) {
 	for _, typ := range []tensor.Type{tensor.Q8_0, tensor.Q4_0} {
 		for n := 1; n <= 70; n++ {
-			checkVNNI(t, r, typ, 1+r.IntN(20), 32*(1+r.IntN(8)), n, n%3 == 0, actsMode(n%3))
+			check(t, r, typ, 1+r.IntN(20), 32*(1+r.IntN(8)), n, n%3 == 0, actsMode(n%3))
 		}
 	}
 }
