@@ -44,61 +44,15 @@ var q2TestShapes = [][2]int{{1, 1}, {2, 1}, {3, 1}, {4, 1}, {1, 2}, {2, 2}}
 // quanta) must make matMulQ2 decline.
 func checkQ2(t *testing.T, r *rand.Rand, typ tensor.Type, rows, cols, n int, special bool, mode actsMode) {
 	t.Helper()
-	w := weights(r, typ, rows, cols, special)
-	if special && typ == tensor.Q8_0 {
-		for blk := 0; blk+34 <= len(w.Data); blk += 34 {
-			switch r.IntN(6) {
-			case 0: // extreme quanta, -128 included
-				for i := 0; i < 32; i++ {
-					w.Data[blk+2+i] = []byte{0x80, 0x81, 0x7f}[r.IntN(3)]
-				}
-			case 1: // all-zero block
-				clear(w.Data[blk+2 : blk+34])
-			}
-		}
-	}
-	x := values(r, n*cols, special)
-	var a Acts
-	a.Prepare(typ, x, n, cols)
+	w, a := quantInputs(r, typ, rows, cols, n, special, mode)
 	if mode == actsPrepared && a.packed != (n >= q2MinRows) {
 		t.Fatalf("Prepare %s cols=%d n=%d: packed %v (q2 rows from %d)", typ, cols, n, a.packed, q2MinRows)
 	}
 	if mode != actsPrepared {
-		for i := range a.Q {
-			switch k := r.IntN(8); {
-			case k == 0:
-				a.Q[i] = 127
-			case k == 1:
-				a.Q[i] = -127
-			case k == 2:
-				a.Q[i] = 0
-			case k == 3 && mode == actsAnyInt8:
-				a.Q[i] = -128
-			default:
-				a.Q[i] = int8(r.IntN(255) - 127)
-			}
-		}
-		for b := 0; b < n*cols/32; b++ {
-			if r.IntN(4) == 0 {
-				clear(a.Q[32*b : 32*b+32])
-			}
-		}
-		for i := range a.D {
-			switch r.IntN(6) {
-			case 0:
-				a.D[i] = 0
-			case 1:
-				a.D[i] = math.Float32frombits(r.Uint32() & 0x007fffff) // subnormal
-			case 2:
-				a.D[i] = float32(r.NormFloat64() * 1e38)
-			default:
-				a.D[i] = value(r, special)
-			}
-		}
 		a.noMin128 = mode != actsAnyInt8
 	}
 	// Pack (again: the quanta may have changed), for any n.
-	a.packed = packVNNI(&a, typ, nil)
+	a.packed = packVNNI(a, typ, nil)
 	if !a.packed {
 		t.Fatalf("packVNNI declined %s cols=%d n=%d", typ, cols, n)
 	}
@@ -106,16 +60,16 @@ func checkQ2(t *testing.T, r *rand.Rand, typ tensor.Type, rows, cols, n int, spe
 	r1 := r0 + 1 + r.IntN(rows-r0)
 	ld := rows + r.IntN(3)
 	want := make([]float32, n*ld)
-	MatMulRef(w, &a, want, ld, r0, r1)
+	MatMulRef(w, a, want, ld, r0, r1)
 	for _, s := range q2TestShapes {
 		got := make([]float32, n*ld)
 		var took bool
-		withQ2Shape(s[0], s[1], func() { took = matMulQ2(w, &a, got, ld, r0, r1) })
+		withQ2Shape(s[0], s[1], func() { took = matMulQ2(w, a, got, ld, r0, r1) })
 		if took != (mode != actsAnyInt8) {
 			t.Fatalf("matMulQ2 %s %dx%d n=%d mode=%d: took %v", typ, rows, cols, n, mode, took)
 		}
 		if !took {
-			MatMul(w, &a, got, ld, r0, r1) // the four-row and one-row AVX2 kernels
+			MatMul(w, a, got, ld, r0, r1) // the four-row and one-row AVX2 kernels
 		}
 		for i := range got {
 			if !same(got[i], want[i]) {

@@ -35,13 +35,16 @@ const (
 
 // checkVNNI compares matMulVNNI with MatMulRef for rows x cols weights of
 // type typ and n activation rows.
-func checkVNNI(t *testing.T, r *rand.Rand, typ tensor.Type, rows, cols, n int, special bool, mode actsMode) {
-	t.Helper()
+// quantInputs makes rows x cols weights of type typ (with special: extreme
+// and all-zero Q8_0 blocks too) and n prepared activation rows; unless mode
+// is actsPrepared, the quanta and scales are then replaced by extreme ones
+// (actsAnyInt8: -128 included), which a caller must pack again.
+func quantInputs(r *rand.Rand, typ tensor.Type, rows, cols, n int, special bool, mode actsMode) (*tensor.Tensor, *Acts) {
 	w := weights(r, typ, rows, cols, special)
 	if special && typ == tensor.Q8_0 {
 		for blk := 0; blk+34 <= len(w.Data); blk += 34 {
 			switch r.IntN(6) {
-			case 0: // extreme quanta
+			case 0: // extreme quanta, -128 included
 				for i := 0; i < 32; i++ {
 					w.Data[blk+2+i] = []byte{0x80, 0x81, 0x7f}[r.IntN(3)]
 				}
@@ -51,41 +54,50 @@ func checkVNNI(t *testing.T, r *rand.Rand, typ tensor.Type, rows, cols, n int, s
 		}
 	}
 	x := values(r, n*cols, special)
-	var a Acts
+	a := new(Acts)
 	a.Prepare(typ, x, n, cols)
+	if mode == actsPrepared {
+		return w, a
+	}
+	for i := range a.Q {
+		switch k := r.IntN(8); {
+		case k == 0:
+			a.Q[i] = 127
+		case k == 1:
+			a.Q[i] = -127
+		case k == 2:
+			a.Q[i] = 0
+		case k == 3 && mode == actsAnyInt8:
+			a.Q[i] = -128
+		default:
+			a.Q[i] = int8(r.IntN(255) - 127)
+		}
+	}
+	for b := 0; b < n*cols/32; b++ {
+		if r.IntN(4) == 0 {
+			clear(a.Q[32*b : 32*b+32])
+		}
+	}
+	for i := range a.D {
+		switch r.IntN(6) {
+		case 0:
+			a.D[i] = 0
+		case 1:
+			a.D[i] = math.Float32frombits(r.Uint32() & 0x007fffff) // subnormal
+		case 2:
+			a.D[i] = float32(r.NormFloat64() * 1e38)
+		default:
+			a.D[i] = value(r, special)
+		}
+	}
+	return w, a
+}
+
+func checkVNNI(t *testing.T, r *rand.Rand, typ tensor.Type, rows, cols, n int, special bool, mode actsMode) {
+	t.Helper()
+	w, a := quantInputs(r, typ, rows, cols, n, special, mode)
 	if mode != actsPrepared {
-		for i := range a.Q {
-			switch k := r.IntN(8); {
-			case k == 0:
-				a.Q[i] = 127
-			case k == 1:
-				a.Q[i] = -127
-			case k == 2:
-				a.Q[i] = 0
-			case k == 3 && mode == actsAnyInt8:
-				a.Q[i] = -128
-			default:
-				a.Q[i] = int8(r.IntN(255) - 127)
-			}
-		}
-		for b := 0; b < n*cols/32; b++ {
-			if r.IntN(4) == 0 {
-				clear(a.Q[32*b : 32*b+32])
-			}
-		}
-		for i := range a.D {
-			switch r.IntN(6) {
-			case 0:
-				a.D[i] = 0
-			case 1:
-				a.D[i] = math.Float32frombits(r.Uint32() & 0x007fffff) // subnormal
-			case 2:
-				a.D[i] = float32(r.NormFloat64() * 1e38)
-			default:
-				a.D[i] = value(r, special)
-			}
-		}
-		a.packed = packVNNI(&a, typ, nil)
+		a.packed = packVNNI(a, typ, nil)
 		if !a.packed {
 			t.Fatalf("packVNNI declined %s cols=%d n=%d", typ, cols, n)
 		}
@@ -94,7 +106,7 @@ func checkVNNI(t *testing.T, r *rand.Rand, typ tensor.Type, rows, cols, n int, s
 		t.Fatalf("Prepare %s cols=%d n=%d: packed %v (VNNI rows from %d)", typ, cols, n, a.packed, vnniMinRows)
 	}
 	if !a.packed { // few rows: pack by hand, the tiles take any n
-		a.packed = packVNNI(&a, typ, nil)
+		a.packed = packVNNI(a, typ, nil)
 		if !a.packed {
 			t.Fatalf("packVNNI declined %s cols=%d n=%d", typ, cols, n)
 		}
@@ -104,10 +116,10 @@ func checkVNNI(t *testing.T, r *rand.Rand, typ tensor.Type, rows, cols, n int, s
 	ld := rows + r.IntN(3)
 	got := make([]float32, n*ld)
 	want := make([]float32, n*ld)
-	if !matMulVNNI(w, &a, got, ld, r0, r1) {
+	if !matMulVNNI(w, a, got, ld, r0, r1) {
 		t.Fatalf("matMulVNNI declined %s %dx%d n=%d", typ, rows, cols, n)
 	}
-	MatMulRef(w, &a, want, ld, r0, r1)
+	MatMulRef(w, a, want, ld, r0, r1)
 	for i := range got {
 		if !same(got[i], want[i]) {
 			t.Fatalf("%s rows [%d,%d) of %dx%d, n=%d: out[%d] = %g (%#08x), reference %g (%#08x)",
