@@ -2,6 +2,7 @@ package testutil
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"testing"
 )
@@ -38,4 +39,26 @@ func Shared(tb testing.TB, rel string) string {
 		tb.Skipf("shared material not available: %v", err)
 	}
 	return p
+}
+
+// NodeModule returns the path of node and of e2e/, whose node_modules holds
+// the reference implementations the tests compare against (the openai
+// client, node-llama-cpp, @huggingface/jinja; see e2e/package.json). A
+// script run with its working directory in e2e/ imports them by name.
+// Without node or the package it skips the test, except in CI (CI=true),
+// where it fails: the reference comparisons are part of the contract.
+func NodeModule(tb testing.TB, pkg string) (node, dir string) {
+	tb.Helper()
+	dir = filepath.Join(RepoRoot(tb), "e2e")
+	node, err := exec.LookPath("node")
+	if err == nil {
+		_, err = os.Stat(filepath.Join(dir, "node_modules", filepath.FromSlash(pkg), "package.json"))
+	}
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			tb.Fatalf("node package %s is needed in CI: %v (run `npm ci` in e2e/)", pkg, err)
+		}
+		tb.Skipf("node or the node package %s is missing (%v); run `npm ci` in e2e/", pkg, err)
+	}
+	return node, dir
 }
