@@ -44,7 +44,9 @@ func Shared(tb testing.TB, rel string) string {
 // NodeModule returns the path of node and of e2e/, whose node_modules holds
 // the reference implementations the tests compare against (the openai
 // client, node-llama-cpp, @huggingface/jinja; see e2e/package.json). A
-// script run with its working directory in e2e/ imports them by name.
+// script fed to `node --input-type=module` on standard input, with its
+// working directory in e2e/, imports them by name (a script file elsewhere
+// would resolve imports from its own folder).
 // Without node or the package it skips the test, except in CI (CI=true),
 // where it fails: the reference comparisons are part of the contract.
 func NodeModule(tb testing.TB, pkg string) (node, dir string) {
