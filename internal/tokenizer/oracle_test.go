@@ -9,15 +9,23 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/verdictnet/verdict/internal/model"
 	"github.com/verdictnet/verdict/internal/tokenizer"
 )
 
-// load builds a tokenizer from a file under ../shared.
+// loaded caches the tokenizers the tests build (they are immutable).
+var loaded sync.Map // rel path -> *tokenizer.Tokenizer
+
+// load builds a tokenizer from a file under ../shared, once per test
+// binary.
 func load(tb testing.TB, rel string) *tokenizer.Tokenizer {
 	tb.Helper()
+	if tok, ok := loaded.Load(rel); ok {
+		return tok.(*tokenizer.Tokenizer)
+	}
 	path := filepath.Join(testutil.Shared(tb, "."), rel)
 	v, err := model.LoadVocab(path)
 	if err != nil {
@@ -27,6 +35,7 @@ func load(tb testing.TB, rel string) *tokenizer.Tokenizer {
 	if err != nil {
 		tb.Fatalf("New(%s): %v", rel, err)
 	}
+	loaded.Store(rel, tok)
 	return tok
 }
 
