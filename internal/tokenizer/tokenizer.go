@@ -1,11 +1,9 @@
 package tokenizer
 
 import (
-	"cmp"
 	"errors"
 	"fmt"
 	"math"
-	"slices"
 	"strings"
 )
 
@@ -27,9 +25,12 @@ type Tokenizer struct {
 	// spmByte[b] is the token an SPM encoding emits for byte b when no
 	// piece covers it: <0xXX>, else the one-byte piece, else UNK, else -1.
 	spmByte [256]int32
-	// userDefined lists SPM user-defined tokens (non-empty pieces) in the
-	// order they split the text: longer pieces first, then lower ids.
-	userDefined []int32
+	// attrs[id] are llama.cpp's attributes of token id (SPM and BPE);
+	// special lists the tokens that special-token parsing looks for
+	// (control, user-defined and unknown, non-empty pieces), longer pieces
+	// first, then lower ids.
+	attrs   []attr
+	special []int32
 	// decoded[id] is the text of token id; byteVal[id] is its byte value
 	// for byte tokens, -1 for others.
 	decoded [][]byte
@@ -109,6 +110,7 @@ func New(v *Vocab) (*Tokenizer, error) {
 	}
 	if v.Flavor == SPM {
 		t.buildSPM()
+		t.buildSpecial()
 	}
 	return t, nil
 }
@@ -192,14 +194,6 @@ func (t *Tokenizer) buildSPM() {
 			t.spmByte[b] = int32(t.v.UNK)
 		}
 	}
-	for i, p := range t.v.Tokens {
-		if t.typ(i) == UserDefined && p != "" {
-			t.userDefined = append(t.userDefined, int32(i))
-		}
-	}
-	slices.SortStableFunc(t.userDefined, func(a, b int32) int {
-		return cmp.Compare(len(t.v.Tokens[b]), len(t.v.Tokens[a]))
-	})
 }
 
 // Vocab returns the vocabulary the tokenizer was built from.

@@ -44,4 +44,9 @@ type Vocab struct {
 	// tokenizer.ggml.add_space_prefix = false). The zero value follows
 	// llama.cpp's default for SPM vocabularies: add it. Llama2C ignores it.
 	NoDummyPrefix bool
+	// RStripSpecial makes special tokens swallow the whitespace after
+	// them, as llama.cpp does for models named Phi-3 (general.name): all
+	// control, user-defined and unknown tokens and "</s>", except "<unk>",
+	// "<s>" and "<|endoftext|>".
+	RStripSpecial bool
 }
