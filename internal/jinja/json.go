@@ -266,3 +266,9 @@ func (d *Dict) jsOrder() {
 	})
 	d.keys = append(idx, rest...)
 }
+
+// Marshal encodes v as compact JSON (JSON.stringify's formatting: no
+// spaces, keys in order, only ", \, and control characters escaped).
+func Marshal(v Value) (string, error) {
+	return toJSON(v, jsonOpts{itemSep: ",", keySep: ":", sepSet: true}, 0)
+}

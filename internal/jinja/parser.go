@@ -896,3 +896,11 @@ func walkIdents(body []node, f func(string)) {
 	}
 	walkAll(body)
 }
+
+// Reads reports whether the template reads the variable name anywhere (the
+// chat layer uses it to refuse tools that a template cannot show).
+func (t *Template) Reads(name string) bool {
+	found := false
+	walkIdents(t.body, func(n string) { found = found || n == name })
+	return found
+}

@@ -368,3 +368,6 @@ func runeOffsets(s string) []int {
 }
 
 func validUTF8(s string) bool { return utf8.ValidString(s) }
+
+// Keys returns the keys in order.
+func (d *Dict) Keys() []string { return d.keys }
