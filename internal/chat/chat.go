@@ -404,3 +404,23 @@ type Segment struct {
 	Text     string
 	BOS, EOS bool
 }
+
+// ParseRequest reads the chat fields of an OpenAI chat-completion request
+// body: messages, tools, chat_template_kwargs and add_generation_prompt (true
+// when absent, as vLLM has it). Other fields are ignored.
+func ParseRequest(body []byte) (*Request, error) {
+	var aux struct {
+		Messages            []Message         `json:"messages"`
+		Tools               []json.RawMessage `json:"tools"`
+		Kwargs              json.RawMessage   `json:"chat_template_kwargs"`
+		AddGenerationPrompt *bool             `json:"add_generation_prompt"`
+	}
+	if err := json.Unmarshal(body, &aux); err != nil {
+		return nil, fmt.Errorf("chat request: %w", err)
+	}
+	r := &Request{Messages: aux.Messages, Tools: aux.Tools, Kwargs: aux.Kwargs, AddGenerationPrompt: true}
+	if aux.AddGenerationPrompt != nil {
+		r.AddGenerationPrompt = *aux.AddGenerationPrompt
+	}
+	return r, nil
+}
