@@ -85,6 +85,7 @@ func (t *Tokenizer) buildSpecial() {
 			t.attrs[id] |= attrControl
 		}
 	}
+	t.buildEOG()
 	// Control tokens whose text says "unused" are unused.
 	for i, p := range t.v.Tokens {
 		if t.attrs[i]&attrControl != 0 && strings.Contains(p, "unused") {
@@ -115,6 +116,85 @@ func (t *Tokenizer) buildSpecial() {
 			}
 		}
 	}
+}
+
+// buildEOG collects the end-of-generation tokens as llama.cpp does: EOS,
+// the file's EOT and EOM, the first fill-in-the-middle pad, repo and
+// separator tokens found by text, and every token whose text is in
+// eogTexts. Like llama.cpp, a vocabulary with "<|return|>" and "<|call|>"
+// (or "<|calls|>" and "<|flush|>") does not end generation at "<|end|>",
+// and one with "<|tool_response>" not at "</s>".
+func (t *Tokenizer) buildEOG() {
+	set := map[int]bool{}
+	if t.v.EOS >= 0 {
+		set[t.v.EOS] = true
+	}
+	for _, id := range t.v.EOG {
+		set[id] = true
+	}
+	for _, group := range [][]string{
+		{"<|fim_pad|>", "<fim-pad>", "<fim_pad>", "<PAD>", "[PAD]"},
+		{"<|fim_repo|>", "<|repo_name|>", "<fim-repo>", "<REPO>", "<reponame>"},
+		{"<|file_sep|>"},
+	} {
+		for _, s := range group {
+			if id, ok := t.lookup[s]; ok {
+				set[int(id)] = true
+				break
+			}
+		}
+	}
+	for _, s := range eogTexts {
+		if id, ok := t.lookup[s]; ok {
+			set[int(id)] = true
+		}
+	}
+	has := func(s string) (int, bool) {
+		id, ok := t.lookup[s]
+		return int(id), ok && set[int(id)]
+	}
+	_, ret := has("<|return|>")
+	_, call := has("<|call|>")
+	_, calls := has("<|calls|>")
+	_, flush := has("<|flush|>")
+	if end, ok := has("<|end|>"); ok && (ret && (call || calls) || (call || calls) && flush) {
+		delete(set, end)
+		t.attrs[end] = attrUserDefined
+	}
+	if _, ok := has("<|tool_response>"); ok {
+		if s, ok := has("</s>"); ok {
+			delete(set, s)
+			t.attrs[s] = 0
+		}
+	}
+	for id := range set {
+		t.eog = append(t.eog, id)
+	}
+	slices.Sort(t.eog)
+}
+
+// IsEOG reports whether generation ends at token id: EOS, the file's
+// end-of-turn and end-of-message tokens, and the tokens llama.cpp
+// recognises by their text ("<|eot_id|>", "<|im_end|>", "<|end|>",
+// "<end_of_turn>", "<|endoftext|>", ...). For llama2.c vocabularies it is
+// EOS only.
+func (t *Tokenizer) IsEOG(id int) bool {
+	if t.v.Flavor == Llama2C {
+		return id == t.v.EOS && id >= 0
+	}
+	_, ok := slices.BinarySearch(t.eog, id)
+	return ok
+}
+
+// EOG returns the end-of-generation tokens (see IsEOG), sorted.
+func (t *Tokenizer) EOG() []int {
+	if t.v.Flavor == Llama2C {
+		if t.v.EOS >= 0 {
+			return []int{t.v.EOS}
+		}
+		return nil
+	}
+	return slices.Clone(t.eog)
 }
 
 // fragment is a token (tok >= 0) or the raw text text[start:end] in which
@@ -296,11 +376,32 @@ func (t *Tokenizer) encode(spans []Span, plain level, addBOS bool) ([]int, error
 		out, err = t.encodeLlama2C(out, text)
 	default:
 		if text != "" {
-			out, err = t.encodeFragments(out, text, t.partition(text, frags))
+			frags = t.partition(text, frags)
+			if t.v.Flavor == BPE {
+				out, err = t.encodeBPEFragments(out, text, frags)
+			} else {
+				out, err = t.encodeFragments(out, text, frags)
+			}
 		}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("encode: %w", err)
+	}
+	return out, nil
+}
+
+// encodeBPEFragments encodes partitioned text with a BPE vocabulary:
+// special tokens as they are, each raw fragment on its own.
+func (t *Tokenizer) encodeBPEFragments(out []int, text string, frags []fragment) ([]int, error) {
+	var err error
+	for _, f := range frags {
+		if f.tok >= 0 {
+			out = append(out, int(f.tok))
+			continue
+		}
+		if out, err = t.bpeFragment(out, text[f.start:f.end]); err != nil {
+			return nil, err
+		}
 	}
 	return out, nil
 }

@@ -31,6 +31,10 @@ type Tokenizer struct {
 	// first, then lower ids.
 	attrs   []attr
 	special []int32
+	// eog lists the end-of-generation tokens, sorted.
+	eog []int
+	// bpe is set for BPE vocabularies.
+	bpe *bpeData
 	// decoded[id] is the text of token id; byteVal[id] is its byte value
 	// for byte tokens, -1 for others.
 	decoded [][]byte
@@ -64,7 +68,7 @@ func New(v *Vocab) (*Tokenizer, error) {
 		return nil, fmt.Errorf("tokenizer: %d tokens but %d scores", n, len(v.Scores))
 	case v.Types != nil && len(v.Types) != n:
 		return nil, fmt.Errorf("tokenizer: %d tokens but %d token types", n, len(v.Types))
-	case v.Flavor != Llama2C && v.Flavor != SPM:
+	case v.Flavor != Llama2C && v.Flavor != SPM && v.Flavor != BPE:
 		return nil, fmt.Errorf("tokenizer: unknown flavor %q", v.Flavor)
 	}
 	for _, id := range []struct {
@@ -105,12 +109,24 @@ func New(v *Vocab) (*Tokenizer, error) {
 			t.lookup[p] = int32(i) // last wins, as in llama.cpp
 		}
 	}
+	for _, id := range v.EOG {
+		if id < 0 || id >= n {
+			return nil, fmt.Errorf("tokenizer: end-of-generation id %d out of range [0,%d)", id, n)
+		}
+	}
+	if v.Flavor != Llama2C {
+		t.buildSpecial()
+	}
 	if err := t.buildDecode(); err != nil {
 		return nil, err
 	}
-	if v.Flavor == SPM {
+	switch v.Flavor {
+	case SPM:
 		t.buildSPM()
-		t.buildSpecial()
+	case BPE:
+		if err := t.buildBPE(); err != nil {
+			return nil, err
+		}
 	}
 	return t, nil
 }
@@ -162,10 +178,18 @@ func (t *Tokenizer) buildDecode() error {
 			}
 			continue
 		}
-		// SPM, as llama.cpp's token_to_piece without special tokens.
+		// SPM and BPE, as llama.cpp's token_to_piece without special
+		// tokens.
+		if t.attrs[i]&(attrControl|attrUnknown) != 0 {
+			continue
+		}
 		switch t.typ(i) {
 		case Normal:
-			t.decoded[i] = []byte(strings.ReplaceAll(p, spaceEscape, " "))
+			if t.v.Flavor == BPE {
+				t.decoded[i] = decodeBPEText(p)
+			} else {
+				t.decoded[i] = []byte(strings.ReplaceAll(p, spaceEscape, " "))
+			}
 		case Byte:
 			b, ok := parseByteToken(p)
 			if !ok {
@@ -175,7 +199,7 @@ func (t *Tokenizer) buildDecode() error {
 			t.decoded[i] = []byte{b}
 		case UserDefined:
 			t.decoded[i] = []byte(p)
-		default: // Control, Unknown, Unused, Undefined: no text
+		default: // Unused, Undefined: no text
 		}
 	}
 	return nil
