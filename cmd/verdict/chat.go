@@ -7,10 +7,13 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 
 	"github.com/verdictnet/verdict/internal/chat"
 	"github.com/verdictnet/verdict/internal/gguf"
+	"github.com/verdictnet/verdict/internal/merkle"
 	"github.com/verdictnet/verdict/internal/model"
+	"github.com/verdictnet/verdict/internal/receipt"
 	"github.com/verdictnet/verdict/internal/tokenizer"
 )
 
@@ -135,4 +138,54 @@ func chatModel(path, tokPath string) (*tokenizer.Vocab, string, error) {
 		}
 	}
 	return v, src, nil
+}
+
+// checkChatRequest re-renders a chat request with the model's template and
+// checks that it gives the receipt's chat_template and prompt tokens.
+func checkChatRequest(m *model.Model, r *receipt.Receipt, reqPath string) error {
+	body, err := os.ReadFile(reqPath)
+	if err != nil {
+		return err
+	}
+	req, err := chat.ParseRequest(body)
+	if err != nil {
+		return fmt.Errorf("%s: %w", reqPath, err)
+	}
+	src := ""
+	if m.Format == "gguf" {
+		f, err := gguf.Open(m.Path)
+		if err != nil {
+			return err
+		}
+		if f.Has("tokenizer.chat_template") {
+			src, err = f.String("tokenizer.chat_template")
+		}
+		f.Close()
+		if err != nil {
+			return err
+		}
+	}
+	tmpl, err := chat.ForVocab(src, m.Vocab)
+	if err != nil {
+		return err
+	}
+	p, err := tmpl.Render(req)
+	if err != nil {
+		return fmt.Errorf("%s: %w", reqPath, err)
+	}
+	if r.ChatTemplate != merkle.Hash(p.Digest) {
+		return fmt.Errorf("chat_template %s, but the request renders to %x", r.ChatTemplate, p.Digest)
+	}
+	tok, err := tokenizer.New(m.Vocab)
+	if err != nil {
+		return err
+	}
+	ids, err := p.Encode(tok)
+	if err != nil {
+		return err
+	}
+	if !slices.Equal(ids, r.Prompt) {
+		return fmt.Errorf("the request's prompt has %d tokens that differ from the receipt's %d", len(ids), len(r.Prompt))
+	}
+	return nil
 }

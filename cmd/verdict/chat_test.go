@@ -10,8 +10,12 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/verdictnet/verdict/internal/chat"
 	"github.com/verdictnet/verdict/internal/gguf"
+	"github.com/verdictnet/verdict/internal/merkle"
+	"github.com/verdictnet/verdict/internal/receipt"
 	"github.com/verdictnet/verdict/internal/testutil"
+	"github.com/verdictnet/verdict/internal/worker"
 )
 
 // vocabWithTemplate copies a vocabulary-only GGUF, adding a chat template.
@@ -91,5 +95,53 @@ func TestChatRender(t *testing.T) {
 	}
 	if ids[0] != 1 || slices.Contains(ids[1:], 1) || slices.Contains(ids, 2) {
 		t.Errorf("tokens %v: want one BOS (1) first and no EOS (2)", ids)
+	}
+}
+
+// A receipt of a chat request names its template rendering: `verify
+// --request` re-renders the request and checks it against the receipt.
+func TestVerifyChatRequest(t *testing.T) {
+	stories := testutil.Shared(t, "models/stories260K.gguf")
+	w, err := worker.Open(worker.Config{ModelPath: stories, Threads: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	body := `{"model":"stories260K","messages":[{"role":"user","content":"Once upon a time"}],"max_tokens":8}`
+	req, err := chat.ParseRequest([]byte(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := w.Models()[0].Template.Render(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := w.Generate(context.Background(), worker.Request{Model: "stories260K", Chat: p, MaxTokens: 8}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc, err := receipt.Parse(res.Receipt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rc.ChatTemplate != merkle.Hash(p.Digest) || rc.ChatTemplate == (merkle.Hash{}) {
+		t.Fatalf("receipt chat_template %s, want %x", rc.ChatTemplate, p.Digest)
+	}
+	dir := t.TempDir()
+	rpath, good, other := filepath.Join(dir, "r.json"), filepath.Join(dir, "req.json"), filepath.Join(dir, "other.json")
+	for path, data := range map[string]string{rpath: string(res.Receipt), good: body,
+		other: strings.Replace(body, `"max_tokens":8`, `"max_tokens":8,"add_generation_prompt":false,"chat_template_kwargs":{"x":1}`, 1)} {
+		if err := os.WriteFile(path, []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var out, errb bytes.Buffer
+	if code := run(context.Background(), []string{"verify", rpath, "--model", stories, "--request", good}, &out, &errb); code != 0 || !strings.Contains(out.String(), "re-renders to the receipt's chat_template") {
+		t.Fatalf("verify: exit %d\n%s%s", code, out.String(), errb.String())
+	}
+	out.Reset()
+	errb.Reset()
+	if code := run(context.Background(), []string{"verify", rpath, "--model", stories, "--request", other}, &out, &errb); code != 1 || !strings.Contains(errb.String(), "but the request renders to") {
+		t.Fatalf("verify with another request: exit %d\n%s%s", code, out.String(), errb.String())
 	}
 }

@@ -509,6 +509,9 @@ func (w *Local) Generate(ctx context.Context, req Request, onDelta func(Delta) e
 			return nil, err
 		}
 	}
+	if req.Chat != nil {
+		rec.SetChatTemplate(merkle.Hash(req.Chat.Digest))
+	}
 	rc, err := rec.Receipt(info.ID, info.Spec, req.Sampler, audit.EffectiveSteps(steps, ctxLen), w.stops, res.Output, req.Nonce, w.key)
 	if err != nil {
 		return nil, fmt.Errorf("receipt: %w", err)
