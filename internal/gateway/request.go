@@ -53,42 +53,6 @@ func (s *stopField) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// contentField is a message's content: a string, null, or an array of parts
-// of which only {"type":"text","text":...} is supported.
-type contentField string
-
-func (c *contentField) UnmarshalJSON(b []byte) error {
-	b = bytes.TrimSpace(b)
-	if bytes.Equal(b, []byte("null")) {
-		*c = ""
-		return nil
-	}
-	if len(b) > 0 && b[0] == '"' {
-		var s string
-		if err := json.Unmarshal(b, &s); err != nil {
-			return &fieldError{"content", "not a string"}
-		}
-		*c = contentField(s)
-		return nil
-	}
-	var parts []struct {
-		Type string  `json:"type"`
-		Text *string `json:"text"`
-	}
-	if err := json.Unmarshal(b, &parts); err != nil {
-		return &fieldError{"content", "must be a string or an array of content parts"}
-	}
-	var sb strings.Builder
-	for i, p := range parts {
-		if p.Type != "text" || p.Text == nil {
-			return &fieldError{"content", fmt.Sprintf("part %d: only text parts ({\"type\":\"text\",\"text\":...}) are supported, got type %q", i, p.Type)}
-		}
-		sb.WriteString(*p.Text)
-	}
-	*c = contentField(sb.String())
-	return nil
-}
-
 // promptField is the completions prompt: a string, an array holding one
 // string, or an array of token ids.
 type promptField struct {
@@ -145,17 +109,18 @@ type common struct {
 	LogitBias        map[string]float64 `json:"logit_bias"`
 }
 
-type chatMessage struct {
-	Role    string       `json:"role"`
-	Content contentField `json:"content"`
-}
-
 type chatRequest struct {
 	common
-	Messages            []chatMessage `json:"messages"`
-	MaxCompletionTokens *int          `json:"max_completion_tokens"`
-	Logprobs            *bool         `json:"logprobs"`
-	TopLogprobs         *int          `json:"top_logprobs"`
+	Messages            []chat.Message    `json:"messages"`
+	MaxCompletionTokens *int              `json:"max_completion_tokens"`
+	Logprobs            *bool             `json:"logprobs"`
+	TopLogprobs         *int              `json:"top_logprobs"`
+	Tools               []json.RawMessage `json:"tools"`
+	ToolChoice          json.RawMessage   `json:"tool_choice"`
+	// chat_template_kwargs and add_generation_prompt as vLLM accepts
+	// them; add_generation_prompt defaults to true.
+	ChatTemplateKwargs  json.RawMessage `json:"chat_template_kwargs"`
+	AddGenerationPrompt *bool           `json:"add_generation_prompt"`
 }
 
 type completionRequest struct {
@@ -177,11 +142,14 @@ func decode(body []byte, v any) *apiError {
 	dec := json.NewDecoder(bytes.NewReader(b))
 	if err := dec.Decode(v); err != nil {
 		var fe *fieldError
+		var ce *chat.FieldError
 		var te *json.UnmarshalTypeError
 		var se *json.SyntaxError
 		switch {
 		case errors.As(err, &fe):
 			return invalid(fe.field, "", "invalid %s", fe.Error())
+		case errors.As(err, &ce):
+			return invalid(ce.Field, "", "invalid %s", ce.Error())
 		case errors.As(err, &te):
 			f := strings.TrimPrefix(te.Field, "common.")
 			if f == "" {
@@ -265,9 +233,9 @@ func (c *common) sampling(req *worker.Request) *apiError {
 	return nil
 }
 
-// toWorker validates a chat request and builds the generation; tmpl is the
+// toWorker validates a chat request and renders its prompt; tmpl is the
 // chat template of the requested model.
-func (c *chatRequest) toWorker(tmpl chat.Template) (worker.Request, *apiError) {
+func (c *chatRequest) toWorker(tmpl *chat.Template) (worker.Request, *apiError) {
 	var req worker.Request
 	if err := c.sampling(&req); err != nil {
 		return req, err
@@ -294,16 +262,41 @@ func (c *chatRequest) toWorker(tmpl chat.Template) (worker.Request, *apiError) {
 	if len(c.Messages) > MaxMessages {
 		return req, invalid("messages", "", "at most %d messages, got %d", MaxMessages, len(c.Messages))
 	}
-	msgs := make([]chat.Message, len(c.Messages))
-	for i, m := range c.Messages {
-		msgs[i] = chat.Message{Role: m.Role, Content: string(m.Content)}
+	if aerr := checkToolChoice(c.ToolChoice); aerr != nil {
+		return req, aerr
 	}
-	segs, err := tmpl.Render(msgs)
+	creq := chat.Request{Messages: c.Messages, Tools: c.Tools, AddGenerationPrompt: true, Kwargs: c.ChatTemplateKwargs}
+	if c.AddGenerationPrompt != nil {
+		creq.AddGenerationPrompt = *c.AddGenerationPrompt
+	}
+	p, err := tmpl.Render(&creq)
 	if err != nil {
-		return req, invalid("messages", "", "%v", err)
+		param := "messages"
+		var fe *chat.FieldError
+		if errors.As(err, &fe) {
+			param, _, _ = strings.Cut(fe.Field, "[")
+		}
+		// One line, whatever a template's exception says.
+		return req, invalid(param, "", "%s", strings.Join(strings.Fields(err.Error()), " "))
 	}
-	req.Segments = segs
+	req.Chat = p
 	return req, nil
+}
+
+// checkToolChoice accepts OpenAI's tool_choice "auto" and "none" (the
+// tools are shown to the model either way, as vLLM does); forcing a call
+// ("required" or a named function) needs constrained decoding, which is
+// not part of the verifiable sampling rule.
+func checkToolChoice(raw json.RawMessage) *apiError {
+	b := bytes.TrimSpace(raw)
+	if len(b) == 0 || bytes.Equal(b, []byte("null")) {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err == nil && (s == "auto" || s == "none") {
+		return nil
+	}
+	return invalid("tool_choice", "", "tool_choice %s is not supported: only \"auto\" and \"none\" (forcing a tool call needs constrained decoding)", b)
 }
 
 // toWorker validates a completions request and builds the generation.

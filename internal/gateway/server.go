@@ -351,7 +351,7 @@ func (s *Server) modelObject(m worker.ModelInfo) modelObject {
 	o.Verdict.SystemFingerprint = m.Fingerprint
 	o.Verdict.ContextLength = m.ContextLen
 	o.Verdict.Vocab = m.Vocab
-	o.Verdict.ChatTemplate = m.Template.String()
+	o.Verdict.ChatTemplate = m.Template.Name()
 	return o
 }
 

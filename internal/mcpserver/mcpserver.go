@@ -176,7 +176,7 @@ func (t *tools) generate(ctx context.Context, _ *mcp.CallToolRequest, in Generat
 		for i, m := range in.Messages {
 			msgs[i] = chat.Message{Role: m.Role, Content: m.Content}
 		}
-		if req.Segments, err = info.Template.Render(msgs); err != nil {
+		if req.Chat, err = info.Template.Render(&chat.Request{Messages: msgs, AddGenerationPrompt: true}); err != nil {
 			return nil, out, err
 		}
 	}
@@ -234,7 +234,7 @@ func (t *tools) verify(ctx context.Context, _ *mcp.CallToolRequest, in VerifyInp
 func (t *tools) listModels(ctx context.Context, _ *mcp.CallToolRequest, _ empty) (*mcp.CallToolResult, ModelsOutput, error) {
 	out := ModelsOutput{Models: []ModelOut{}}
 	for _, m := range t.b.Models() {
-		out.Models = append(out.Models, ModelOut{Name: m.Name, ModelID: m.ID.String(), Spec: m.Spec, SystemFingerprint: m.Fingerprint, ContextLength: m.ContextLen, ChatTemplate: m.Template.String()})
+		out.Models = append(out.Models, ModelOut{Name: m.Name, ModelID: m.ID.String(), Spec: m.Spec, SystemFingerprint: m.Fingerprint, ContextLength: m.ContextLen, ChatTemplate: m.Template.Name()})
 	}
 	return nil, out, nil
 }

@@ -371,3 +371,62 @@ func FuzzParseAnySpelling(f *testing.F) {
 		}
 	})
 }
+
+// A receipt whose prompt came from a chat template carries chat_template
+// after prompt; the field is absent otherwise, so receipts without it keep
+// their encoding (testdata/receipt.json).
+func TestGoldenChatTemplate(t *testing.T) {
+	r := sample(t)
+	r.ChatTemplate = merkle.Hash(sha256.Sum256([]byte("chat")))
+	if err := r.Sign(testKey(t)); err != nil {
+		t.Fatal(err)
+	}
+	enc, err := r.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join("testdata", "receipt-chat.json")
+	if *update {
+		if err := os.WriteFile(path, enc, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	golden, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(enc, golden) {
+		t.Fatalf("encoding differs from %s (run with -update if the format changed on purpose)\ngot  %s\nwant %s", path, enc, golden)
+	}
+	want := `","prompt":"` + packTokens(r.Prompt) + `","chat_template":"` + r.ChatTemplate.String() + `","output":"`
+	if !bytes.Contains(golden, []byte(want)) {
+		t.Errorf("chat_template is not right after prompt: %s", golden)
+	}
+	back, err := Parse(golden)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if back.ChatTemplate != r.ChatTemplate || back.Verify() != nil || back.ID() != r.ID() {
+		t.Errorf("round trip: %+v", back)
+	}
+	// The signature covers the field: another digest does not verify.
+	bad := bytes.Replace(golden, []byte(r.ChatTemplate.String()), []byte(merkle.LeafHash([]byte("x")).String()), 1)
+	if br, err := Parse(bad); err != nil || br.Verify() == nil {
+		t.Errorf("changed chat_template: parse %v, verify passed", err)
+	}
+	// Without a chat template the field is absent; spelling it out (zero
+	// or empty) is not canonical.
+	plain, err := os.ReadFile(filepath.Join("testdata", "receipt.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(plain, []byte("chat_template")) {
+		t.Errorf("receipt without a chat template mentions it: %s", plain)
+	}
+	for _, v := range []string{"", strings.Repeat("0", 64)} {
+		spelled := bytes.Replace(plain, []byte(`","output":"`), []byte(`","chat_template":"`+v+`","output":"`), 1)
+		if _, err := Parse(spelled); err == nil {
+			t.Errorf("chat_template %q accepted", v)
+		}
+	}
+}
