@@ -126,7 +126,7 @@ func writeInspect(w io.Writer, m *model.Model, f *gguf.File) {
 	}
 	fmt.Fprintf(w, "parameters:      %d (%d bytes of weights)\n", params, bytes)
 	var tl []string
-	for _, t := range []tensor.Type{tensor.F32, tensor.F16, tensor.BF16, tensor.Q8_0, tensor.Q4_0} {
+	for _, t := range []tensor.Type{tensor.F32, tensor.F16, tensor.BF16, tensor.Q8_0, tensor.Q4_0, tensor.Q4_1, tensor.Q5_0, tensor.Q5_1, tensor.Q4_K, tensor.Q5_K, tensor.Q6_K} {
 		if types[t] > 0 {
 			tl = append(tl, fmt.Sprintf("%s x%d", t, types[t]))
 		}
