@@ -144,11 +144,11 @@ func kDot(q5 bool, P int) {
 	label(name + "_loop")
 	// Scales and mins: X0 = bytes 4..19 (u0, u1, u2 = the 12 scale bytes).
 	p("VMOVDQU 4(SI), X0")
-	p("VPAND k3f<>(SB), X0, X1")     // [sc 0-3, m 0-3]
-	p("VPSRLD $6, X0, X2")           //
-	p("VPAND kLow2<>(SB), X2, X2")   //
-	p("VPSLLD $4, X2, X2")           // [(u0>>6&3)<<4, (u1>>6&3)<<4]
-	p("VPSHUFD $0x0a, X0, X3")       // [u2, u2]
+	p("VPAND k3f<>(SB), X0, X1")      // [sc 0-3, m 0-3]
+	p("VPSRLD $6, X0, X2")            //
+	p("VPAND kLow2<>(SB), X2, X2")    //
+	p("VPSLLD $4, X2, X2")            // [(u0>>6&3)<<4, (u1>>6&3)<<4]
+	p("VPSHUFD $0x0a, X0, X3")        // [u2, u2]
 	p("VPSRLVD kShift<>(SB), X3, X3") // [u2, u2>>4]
 	p("VPAND kLow4<>(SB), X3, X3")
 	p("VPOR X2, X3, X3")       // [sc 4-7, m 4-7]
