@@ -126,7 +126,7 @@ func writeInspect(w io.Writer, m *model.Model, f *gguf.File) {
 	}
 	fmt.Fprintf(w, "parameters:      %d (%d bytes of weights)\n", params, bytes)
 	var tl []string
-	for _, t := range []tensor.Type{tensor.F32, tensor.F16, tensor.BF16, tensor.Q8_0, tensor.Q4_0} {
+	for _, t := range []tensor.Type{tensor.F32, tensor.F16, tensor.BF16, tensor.Q8_0, tensor.Q4_0, tensor.Q4_1, tensor.Q5_0, tensor.Q5_1, tensor.Q4_K, tensor.Q5_K, tensor.Q6_K} {
 		if types[t] > 0 {
 			tl = append(tl, fmt.Sprintf("%s x%d", t, types[t]))
 		}
@@ -250,7 +250,17 @@ func readPrefix(path string, n int) ([]byte, error) {
 var weightTypes = []struct {
 	name string
 	t    tensor.Type
-}{{"f32", tensor.F32}, {"f16", tensor.F16}, {"bf16", tensor.BF16}, {"q8_0", tensor.Q8_0}, {"q4_0", tensor.Q4_0}}
+}{{"f32", tensor.F32}, {"f16", tensor.F16}, {"bf16", tensor.BF16}, {"q8_0", tensor.Q8_0}, {"q4_0", tensor.Q4_0},
+	{"q4_1", tensor.Q4_1}, {"q5_0", tensor.Q5_0}, {"q5_1", tensor.Q5_1}, {"q4_k", tensor.Q4_K}, {"q5_k", tensor.Q5_K}, {"q6_k", tensor.Q6_K}}
+
+// weightTypeNames lists the --type values.
+func weightTypeNames() string {
+	names := make([]string, len(weightTypes))
+	for i, wt := range weightTypes {
+		names[i] = wt.name
+	}
+	return strings.Join(names, ", ")
+}
 
 func runModelSynth(args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("model synth", stderr)
@@ -258,7 +268,7 @@ func runModelSynth(args []string, stdout, stderr io.Writer) error {
 	vocab := fs.String("vocab", "", "GGUF whose tokenizer is copied, e.g. ../shared/models/ggml-vocab-llama-spm.gguf (required)")
 	seed := fs.Uint64("seed", 0, "random seed; the same seed gives the same file")
 	out := fs.String("out", "", "output file (required)")
-	typ := fs.String("type", "f32", "weight type: f32, f16, bf16, q8_0 or q4_0 (norms stay f32)")
+	typ := fs.String("type", "f32", "weight type: "+weightTypeNames()+" (norms stay f32; a matrix whose rows do not fit the type's blocks falls back as in llama.cpp)")
 	force := fs.Bool("force", false, "overwrite an existing output file")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -279,7 +289,7 @@ func runModelSynth(args []string, stdout, stderr io.Writer) error {
 		}
 	}
 	if !ok {
-		return fmt.Errorf("model synth: unknown --type %q (f32, f16, bf16, q8_0, q4_0)", *typ)
+		return fmt.Errorf("model synth: unknown --type %q (%s)", *typ, weightTypeNames())
 	}
 	if _, err := os.Lstat(*out); err == nil && !*force {
 		return fmt.Errorf("model synth: %s exists; refusing to overwrite it without --force", *out)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/verdictnet/verdict/internal/gguf"
 	"github.com/verdictnet/verdict/internal/llama2c"
@@ -227,7 +228,7 @@ func FromGGUF(f *gguf.File, withVocab bool) (*Model, error) {
 			return nil, fmt.Errorf("missing tensor %s", name)
 		}
 		if !ti.Type.Known() {
-			return nil, fmt.Errorf("tensor %s has type %s (%d), which Verdict cannot compute with (F32, F16, BF16, Q8_0, Q4_0)", name, gguf.TypeName(ti.Type), uint32(ti.Type))
+			return nil, fmt.Errorf("tensor %s has type %s (%d), which Verdict cannot compute with (%s)", name, gguf.TypeName(ti.Type), uint32(ti.Type), supportedTypes())
 		}
 		used[position[name]] = true
 		return f.Tensor(name)
@@ -328,4 +329,13 @@ func checkLlamaVariant(f *gguf.File) error {
 		return fmt.Errorf("RoPE frequency factors (tensor rope_freqs.weight) are not supported")
 	}
 	return nil
+}
+
+// supportedTypes lists the tensor types Verdict computes with, for errors.
+func supportedTypes() string {
+	names := make([]string, len(tensor.Types))
+	for i, t := range tensor.Types {
+		names[i] = t.String()
+	}
+	return strings.Join(names, ", ")
 }

@@ -28,6 +28,9 @@ var presets = []Preset{
 	{Name: "15m", Dim: 288, Hidden: 768, Layers: 6, Heads: 6, KVHeads: 6, ContextLen: 256},
 	{Name: "110m", Dim: 768, Hidden: 2048, Layers: 12, Heads: 12, KVHeads: 12, ContextLen: 1024},
 	{Name: "tiny", Dim: 64, Hidden: 172, Layers: 2, Heads: 4, KVHeads: 2, ContextLen: 256},
+	// tiny256: every matrix a whole number of 256-element super-blocks, so
+	// that a K type covers all of them (tests and golden digests).
+	{Name: "tiny256", Dim: 256, Hidden: 512, Layers: 2, Heads: 4, KVHeads: 2, ContextLen: 256},
 }
 
 // Presets returns the names of the known presets.
@@ -58,19 +61,46 @@ func fileType(t tensor.Type) (uint32, error) {
 		return 1, nil
 	case tensor.Q4_0:
 		return 2, nil
+	case tensor.Q4_1:
+		return 3, nil
 	case tensor.Q8_0:
 		return 7, nil
+	case tensor.Q5_0:
+		return 8, nil
+	case tensor.Q5_1:
+		return 9, nil
+	case tensor.Q4_K:
+		return 14, nil // MOSTLY_Q4_K_S: every matrix Q4_K
+	case tensor.Q5_K:
+		return 16, nil // MOSTLY_Q5_K_S
+	case tensor.Q6_K:
+		return 18, nil
 	case tensor.BF16:
 		return 32, nil
 	}
 	return 0, fmt.Errorf("unsupported weight type %s", t)
 }
 
+// StorageType returns the type a matrix with rows of cols elements is
+// stored as when typ is asked for: typ when cols is a whole number of its
+// blocks; otherwise llama.cpp's fallback (Q4_K to Q5_0, Q5_K to Q5_1, Q6_K
+// to Q8_0, as llama_tensor_get_type does) when that fits, and F32 else.
+func StorageType(typ tensor.Type, cols int) tensor.Type {
+	if cols%typ.BlockSize() == 0 {
+		return typ
+	}
+	fb := map[tensor.Type]tensor.Type{tensor.Q4_K: tensor.Q5_0, tensor.Q5_K: tensor.Q5_1, tensor.Q6_K: tensor.Q8_0}[typ]
+	if fb != 0 && cols%fb.BlockSize() == 0 {
+		return fb
+	}
+	return tensor.F32
+}
+
 // Generate writes a llama GGUF with random weights in the shape of the
 // named preset to w. The vocabulary, and every tokenizer.* metadata key, is
 // copied from the GGUF at vocabPath. Matrices are stored as typ (norms stay
 // F32; a matrix whose rows are not a whole number of typ's blocks is stored
-// as F32, as llama.cpp's quantizer does). The classifier is tied to the
+// as StorageType says, as llama.cpp's quantizer does). The classifier is tied to the
 // token embedding, as in llama2.c's stories models.
 func Generate(preset, vocabPath string, seed uint64, typ tensor.Type, w io.Writer) error {
 	p, err := LookupPreset(preset)
@@ -131,10 +161,7 @@ func writeModel(p Preset, ft uint32, tok []gguf.KV, n int, seed uint64, typ tens
 	kvs = append(kvs, tok...)
 	var ts []gguf.TensorData
 	matrix := func(name string, cols, rows int) {
-		t := typ
-		if cols%t.BlockSize() != 0 {
-			t = tensor.F32
-		}
+		t := StorageType(typ, cols)
 		ts = append(ts, gguf.TensorData{Name: name, Type: t, Dims: []int{cols, rows}, Source: randomSource(seed, name, t, cols, rows)})
 	}
 	norm := func(name string) {
