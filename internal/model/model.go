@@ -3,8 +3,8 @@ package model
 import (
 	"encoding/binary"
 	"fmt"
-	"math"
 	"io"
+	"math"
 	"strings"
 
 	"github.com/verdictnet/verdict/internal/tensor"
