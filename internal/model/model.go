@@ -224,6 +224,22 @@ func (m *Model) Entries() []Entry {
 	return es
 }
 
+// TensorNames returns the canonical names of the tensors of a model with
+// configuration c, in the order of Entries; tied says whether the output
+// matrix is the token embedding.
+func TensorNames(c Config, tied bool) []string {
+	m := &Model{Config: c, Layers: make([]Layer, max(c.Layers, 0)), TokenEmbd: &tensor.Tensor{}, Output: &tensor.Tensor{}}
+	if tied {
+		m.Output = m.TokenEmbd
+	}
+	es := m.Entries()
+	names := make([]string, len(es))
+	for i, e := range es {
+		names[i] = e.Name
+	}
+	return names
+}
+
 // Tensors lists every weight tensor in the canonical order of Entries.
 func (m *Model) Tensors() []*tensor.Tensor {
 	es := m.Entries()
