@@ -22,6 +22,15 @@ func init() {
 		digestCase{"synth-15m-q8_0", "synth:15m:q8_0", "", "Hello world", 6, sampler.Params{Temperature: 0.8, Seed: 9}, true},
 		digestCase{"synth-tiny-bf16", "synth:tiny:bf16", "", "The little dog", 16, sampler.Params{}, false},
 		digestCase{"synth-tiny-q4_0", "synth:tiny:q4_0", "", "The little dog", 16, sampler.Params{Temperature: 1, TopP: 0.95, Seed: 5}, false},
+		// One small model of each new architecture feature, in several
+		// weight types (see synth's tiny-* presets).
+		digestCase{"synth-tiny-llama3-f32", "synth:tiny-llama3:f32", "", "Once upon a time", 24, sampler.Params{}, false},
+		digestCase{"synth-tiny-llama3-q4_0", "synth:tiny-llama3:q4_0", "", "The little dog", 24, sampler.Params{Temperature: 0.8, Seed: 11}, false},
+		digestCase{"synth-tiny-qwen2-f16", "synth:tiny-qwen2:f16", "", "Once upon a time", 24, sampler.Params{}, false},
+		digestCase{"synth-tiny-qwen2-q8_0", "synth:tiny-qwen2:q8_0", "", "Hello world", 24, sampler.Params{Temperature: 1, TopK: 40, Seed: 2}, false},
+		digestCase{"synth-tiny-qwen3-f32", "synth:tiny-qwen3:f32", "", "Once upon a time", 24, sampler.Params{}, false},
+		digestCase{"synth-tiny-qwen3-bf16", "synth:tiny-qwen3:bf16", "", "The little dog", 24, sampler.Params{Temperature: 1, TopP: 0.9, Seed: 4}, false},
+		digestCase{"synth-tiny-qwen3-q8_0", "synth:tiny-qwen3:q8_0", "", "Hello world", 24, sampler.Params{}, false},
 	)
 }
 
