@@ -101,7 +101,7 @@ func TestModelSynth(t *testing.T) {
 	}
 	for _, bad := range [][]string{
 		{"model", "synth", "--preset", "7b", "--vocab", vocab, "--out", out + "2"},
-		{"model", "synth", "--preset", "tiny", "--vocab", vocab, "--out", out + "2", "--type", "q3_k"},
+		{"model", "synth", "--preset", "tiny", "--vocab", vocab, "--out", out + "2", "--type", "q2_k"},
 		{"model", "synth", "--preset", "tiny", "--out", out + "2"},
 		{"model", "synth", "--preset", "tiny", "--vocab", out + "missing", "--out", out + "2"},
 		{"model", "frobnicate"},

@@ -276,16 +276,16 @@ func (e *Engine) matmul(st *state, w *tensor.Tensor, in, out []float32) {
 }
 
 // prepare loads the n rows of in into st.acts for the weights ws, which all
-// take in as input: the activations are quantised once, when any of them
-// needs it, however many matrices use them.
+// take in as input: the activations are quantised once per format that any
+// of them needs (32-element blocks, 256-element super-blocks), however many
+// matrices use them.
 func (e *Engine) prepare(st *state, in []float32, ws ...*tensor.Tensor) {
-	t := tensor.F32
+	var buf [8]tensor.Type
+	ts := buf[:0]
 	for _, w := range ws {
-		if w.Type == tensor.Q8_0 || w.Type == tensor.Q4_0 {
-			t = w.Type
-		}
+		ts = append(ts, w.Type)
 	}
-	st.acts.PrepareParallel(t, in, st.n, ws[0].Cols(), func(n int, fn func(lo, hi int)) {
+	st.acts.PrepareTypes(ts, in, st.n, ws[0].Cols(), func(n int, fn func(lo, hi int)) {
 		e.pool.run(n, 4, fn)
 	})
 }

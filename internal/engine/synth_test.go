@@ -31,6 +31,15 @@ func init() {
 		digestCase{"synth-tiny-qwen3-f32", "synth:tiny-qwen3:f32", "", "Once upon a time", 24, sampler.Params{}, false},
 		digestCase{"synth-tiny-qwen3-bf16", "synth:tiny-qwen3:bf16", "", "The little dog", 24, sampler.Params{Temperature: 1, TopP: 0.9, Seed: 4}, false},
 		digestCase{"synth-tiny-qwen3-q8_0", "synth:tiny-qwen3:q8_0", "", "Hello world", 24, sampler.Params{}, false},
+		// The types added with Q4_K: every matrix K-quantised (tiny256), a
+		// K type beside its llama.cpp fallback (15m: ffn_down Q4_K, the
+		// 288-column matrices Q5_0), and the 32-element types.
+		digestCase{"synth-tiny256-q4_k", "synth:tiny256:q4_k", "", "The little dog", 12, sampler.Params{}, false},
+		digestCase{"synth-tiny256-q5_k", "synth:tiny256:q5_k", "", "Once upon a time", 12, sampler.Params{Temperature: 0.8, Seed: 11}, false},
+		digestCase{"synth-tiny256-q6_k", "synth:tiny256:q6_k", "", "Hello world", 12, sampler.Params{}, false},
+		digestCase{"synth-15m-q4_k", "synth:15m:q4_k", "", "Hello world", 6, sampler.Params{}, true},
+		digestCase{"synth-tiny-q4_1", "synth:tiny:q4_1", "", "The little dog", 16, sampler.Params{}, false},
+		digestCase{"synth-tiny-q5_1", "synth:tiny:q5_1", "", "Once upon a time", 16, sampler.Params{Temperature: 1, TopK: 40, Seed: 8}, false},
 	)
 }
 
@@ -50,7 +59,8 @@ func synthModel(tb testing.TB, name string) string {
 		return p
 	}
 	parts := strings.Split(name, ":")
-	types := map[string]tensor.Type{"f32": tensor.F32, "f16": tensor.F16, "bf16": tensor.BF16, "q8_0": tensor.Q8_0, "q4_0": tensor.Q4_0}
+	types := map[string]tensor.Type{"f32": tensor.F32, "f16": tensor.F16, "bf16": tensor.BF16, "q8_0": tensor.Q8_0, "q4_0": tensor.Q4_0,
+		"q4_1": tensor.Q4_1, "q5_0": tensor.Q5_0, "q5_1": tensor.Q5_1, "q4_k": tensor.Q4_K, "q5_k": tensor.Q5_K, "q6_k": tensor.Q6_K}
 	typ, ok := types[parts[2]]
 	if len(parts) != 3 || !ok {
 		tb.Fatalf("bad synthetic model name %q", name)

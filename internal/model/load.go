@@ -384,15 +384,13 @@ func firstPresent(f *gguf.File, names []string) string {
 	return names[0]
 }
 
-// knownTypes names the tensor types Verdict computes with.
+// knownTypes names the tensor types Verdict computes with, for errors.
 func knownTypes() string {
-	var s []string
-	for t := tensor.Type(0); t < 64; t++ {
-		if t.Known() {
-			s = append(s, t.String())
-		}
+	names := make([]string, len(tensor.Types))
+	for i, t := range tensor.Types {
+		names[i] = t.String()
 	}
-	return strings.Join(s, ", ")
+	return strings.Join(names, ", ")
 }
 
 // validateShape checks the sizes read from a file before they are used to

@@ -300,8 +300,11 @@ func TestLoadErrors(t *testing.T) {
 		{"gguf wrong version", write("v.gguf", append([]byte("GGUF\x07\x00\x00\x00"), gg[8:]...)), "", "unsupported GGUF version 7"},
 		{"unknown tensor type 99", type99, "", "tensor blk.0.attn_k.weight: unknown tensor type 99"},
 		{"unsupported tensor type", ggufFile(t, nil, editTensor("blk.2.attn_q.weight", func(td *gguf.TensorData) {
-			td.Type, td.Dims, td.Data = 12, []int{256, 16}, make([]byte, 144*16)
-		})), "", "tensor blk.2.attn_q.weight has type Q4_K (12)"},
+			td.Type, td.Dims, td.Data = 10, []int{256, 16}, make([]byte, 84*16)
+		})), "", "tensor blk.2.attn_q.weight has type Q2_K (10)"},
+		{"K type of the wrong shape", ggufFile(t, nil, editTensor("blk.2.attn_q.weight", func(td *gguf.TensorData) {
+			td.Type, td.Dims, td.Data = tensor.Q4_K, []int{256, 16}, make([]byte, 144*16)
+		})), "", "tensor blk.2.attn_q.weight has shape [256 16], the configuration needs [64 64]"},
 		{"shape mismatch", ggufFile(t, nil, editTensor("blk.0.attn_k.weight", func(td *gguf.TensorData) {
 			td.Dims, td.Data = []int{64, 64}, make([]byte, 64*64*4)
 		})), "", "tensor blk.0.attn_k.weight has shape [64 64], the configuration needs [64 32]"},

@@ -12,7 +12,7 @@ import (
 )
 
 func parseTypeName(s string) (tensor.Type, bool) {
-	for _, t := range []tensor.Type{tensor.F32, tensor.F16, tensor.Q4_0, tensor.Q8_0, tensor.BF16} {
+	for _, t := range tensor.Types {
 		if t.String() == s {
 			return t, true
 		}

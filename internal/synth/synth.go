@@ -60,6 +60,9 @@ var presets = []Preset{
 	{Name: "15m", Dim: 288, Hidden: 768, Layers: 6, Heads: 6, KVHeads: 6, ContextLen: 256},
 	{Name: "110m", Dim: 768, Hidden: 2048, Layers: 12, Heads: 12, KVHeads: 12, ContextLen: 1024},
 	{Name: "tiny", Dim: 64, Hidden: 172, Layers: 2, Heads: 4, KVHeads: 2, ContextLen: 256},
+	// tiny256: every matrix a whole number of 256-element super-blocks, so
+	// that a K type covers all of them (tests and golden digests).
+	{Name: "tiny256", Dim: 256, Hidden: 512, Layers: 2, Heads: 4, KVHeads: 2, ContextLen: 256},
 
 	// The shapes of real open models (docs: the table).
 	{Name: "smollm2-135m", Arch: model.ArchLlama, Dim: 576, Hidden: 1536, Layers: 30, Heads: 9, KVHeads: 3, HeadDim: 64, Vocab: 49152,
@@ -159,12 +162,39 @@ func fileType(t tensor.Type) (uint32, error) {
 		return 1, nil
 	case tensor.Q4_0:
 		return 2, nil
+	case tensor.Q4_1:
+		return 3, nil
 	case tensor.Q8_0:
 		return 7, nil
+	case tensor.Q5_0:
+		return 8, nil
+	case tensor.Q5_1:
+		return 9, nil
+	case tensor.Q4_K:
+		return 14, nil // MOSTLY_Q4_K_S: every matrix Q4_K
+	case tensor.Q5_K:
+		return 16, nil // MOSTLY_Q5_K_S
+	case tensor.Q6_K:
+		return 18, nil
 	case tensor.BF16:
 		return 32, nil
 	}
 	return 0, fmt.Errorf("unsupported weight type %s", t)
+}
+
+// StorageType returns the type a matrix with rows of cols elements is
+// stored as when typ is asked for: typ when cols is a whole number of its
+// blocks; otherwise llama.cpp's fallback (Q4_K to Q5_0, Q5_K to Q5_1, Q6_K
+// to Q8_0, as llama_tensor_get_type does) when that fits, and F32 else.
+func StorageType(typ tensor.Type, cols int) tensor.Type {
+	if cols%typ.BlockSize() == 0 {
+		return typ
+	}
+	fb := map[tensor.Type]tensor.Type{tensor.Q4_K: tensor.Q5_0, tensor.Q5_K: tensor.Q5_1, tensor.Q6_K: tensor.Q8_0}[typ]
+	if fb != 0 && cols%fb.BlockSize() == 0 {
+		return fb
+	}
+	return tensor.F32
 }
 
 // Generate writes a GGUF with random weights in the shape of the named
@@ -172,7 +202,8 @@ func fileType(t tensor.Type) (uint32, error) {
 // template included), is copied from the GGUF at vocabPath, padded to the
 // preset's vocabulary size if it fixes a larger one. Matrices are stored as
 // typ (norms and biases stay F32; a matrix whose rows are not a whole number
-// of typ's blocks is stored as F32, as llama.cpp's quantizer does). The
+// of typ's blocks is stored as StorageType says, as llama.cpp's quantizer
+// does). The
 // classifier is tied to the token embedding unless the preset has a
 // separate output, as the models it imitates do.
 func Generate(preset, vocabPath string, seed uint64, typ tensor.Type, w io.Writer) error {
@@ -249,15 +280,10 @@ func vocabKVs(vocabPath string, want int) ([]gguf.KV, int, error) {
 // (-1 for none) and its row length.
 type typeFunc func(name string, layer, layers, cols int) tensor.Type
 
-// uniformTypes stores every matrix as t, or F32 where rows are not whole
-// blocks of t.
+// uniformTypes stores every matrix as t, or as StorageType falls back where
+// rows are not whole blocks of t.
 func uniformTypes(t tensor.Type) typeFunc {
-	return func(_ string, _, _, cols int) tensor.Type {
-		if cols%t.BlockSize() != 0 {
-			return tensor.F32
-		}
-		return t
-	}
+	return func(_ string, _, _, cols int) tensor.Type { return StorageType(t, cols) }
 }
 
 // writeModel writes a model of preset p whose vocabulary of n tokens is

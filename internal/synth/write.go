@@ -39,6 +39,12 @@ var weightTypes = []weightType{
 	{"bf16", 32, uniformTypes(tensor.BF16)},
 	{"q8_0", 7, uniformTypes(tensor.Q8_0)},
 	{"q4_0", 2, uniformTypes(tensor.Q4_0)},
+	{"q4_1", 3, uniformTypes(tensor.Q4_1)},
+	{"q5_0", 8, uniformTypes(tensor.Q5_0)},
+	{"q5_1", 9, uniformTypes(tensor.Q5_1)},
+	{"q4_k", 14, uniformTypes(tensor.Q4_K)},
+	{"q5_k", 16, uniformTypes(tensor.Q5_K)},
+	{"q6_k", 18, uniformTypes(tensor.Q6_K)},
 }
 
 // Types lists the names Options.Type accepts.
