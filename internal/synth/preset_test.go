@@ -1,10 +1,12 @@
 package synth
 
 import (
+	"fmt"
 	"math"
 	"path/filepath"
 	"testing"
 
+	"github.com/verdictnet/verdict/internal/gguf"
 	"github.com/verdictnet/verdict/internal/model"
 	"github.com/verdictnet/verdict/internal/tensor"
 )
@@ -125,5 +127,91 @@ func TestTinyPresets(t *testing.T) {
 			}
 			m.Close()
 		}
+	}
+}
+
+// TestUseMoreBits: the layers llama.cpp's use_more_bits picks for the
+// 16-layer Llama 3.2 1B and the 28-layer Qwen3 0.6B.
+func TestUseMoreBits(t *testing.T) {
+	for _, tc := range []struct {
+		n    int
+		want []int
+	}{
+		{16, []int{0, 1, 4, 7, 10, 13, 14, 15}},
+		{28, []int{0, 1, 2, 5, 8, 11, 14, 17, 20, 23, 24, 25, 26, 27}},
+		{8, []int{0, 3, 6, 7}},
+	} {
+		var got []int
+		for i := 0; i < tc.n; i++ {
+			if useMoreBits(i, tc.n) {
+				got = append(got, i)
+			}
+		}
+		if fmt.Sprint(got) != fmt.Sprint(tc.want) {
+			t.Errorf("%d layers: %v, want %v", tc.n, got, tc.want)
+		}
+	}
+}
+
+// TestKMixes writes the _K_M mixes and checks every matrix's type against
+// llama.cpp's rule: the tied classifier Q6_K, attn_v and ffn_down Q6_K in
+// the use_more_bits layers, everything else the base type; and, where rows
+// are not whole super-blocks (the 64-wide tiny-qwen3), llama.cpp's
+// fallbacks Q5_0, Q5_1 and Q8_0.
+func TestKMixes(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		preset, typ string
+		base, big   tensor.Type
+		fileType    int // general.file_type: llama.cpp's LLAMA_FTYPE_MOSTLY_Q4_K_M, _Q5_K_M
+	}{
+		{"tiny256-qwen3", "q4_k_m", tensor.Q4_K, tensor.Q6_K, 15},
+		{"tiny256-qwen3", "q5_k_m", tensor.Q5_K, tensor.Q6_K, 17},
+		{"tiny-qwen3", "q4_k_m", tensor.Q5_0, tensor.Q8_0, 15},
+		{"tiny-qwen3", "q5_k_m", tensor.Q5_1, tensor.Q8_0, 17},
+	} {
+		path := filepath.Join(dir, tc.preset+tc.typ+".gguf")
+		if err := WriteFile(path, Options{Preset: tc.preset, Seed: 1, Type: tc.typ}); err != nil {
+			t.Fatal(err)
+		}
+		m, err := model.Load(path, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if f, err := gguf.Open(path); err != nil {
+			t.Fatal(err)
+		} else {
+			if ft, _ := f.Int("general.file_type"); ft != tc.fileType {
+				t.Errorf("%s %s: general.file_type %d, want %d", tc.preset, tc.typ, ft, tc.fileType)
+			}
+			f.Close()
+		}
+		more := map[int]bool{}
+		for i := range m.Layers {
+			more[i] = useMoreBits(i, len(m.Layers))
+		}
+		check := func(name string, got tensor.Type, big bool) {
+			want := tc.base
+			if big {
+				want = tc.big
+			}
+			if got != want {
+				t.Errorf("%s %s: %s is %s, want %s", tc.preset, tc.typ, name, got, want)
+			}
+		}
+		check("token_embd (tied classifier)", m.TokenEmbd.Type, true)
+		for i, l := range m.Layers {
+			check(fmt.Sprintf("blk.%d.attn_q", i), l.Wq.Type, false)
+			check(fmt.Sprintf("blk.%d.attn_k", i), l.Wk.Type, false)
+			check(fmt.Sprintf("blk.%d.attn_v", i), l.Wv.Type, more[i])
+			check(fmt.Sprintf("blk.%d.attn_output", i), l.Wo.Type, false)
+			check(fmt.Sprintf("blk.%d.ffn_gate", i), l.FFNGate.Type, false)
+			check(fmt.Sprintf("blk.%d.ffn_up", i), l.FFNUp.Type, false)
+			check(fmt.Sprintf("blk.%d.ffn_down", i), l.FFNDown.Type, more[i])
+			if l.QNorm.Type != tensor.F32 || l.AttnNorm.Type != tensor.F32 {
+				t.Errorf("%s %s: norms are not F32", tc.preset, tc.typ)
+			}
+		}
+		m.Close()
 	}
 }

@@ -90,6 +90,11 @@ var presets = []Preset{
 		RopeTheta: 1e6, NormEps: 1e-6, QKVBias: true, OutputGain: confidentGain},
 	{Name: "tiny-qwen3", Arch: model.ArchQwen3, Dim: 64, Hidden: 160, Layers: 3, Heads: 4, KVHeads: 2, HeadDim: 32, ContextLen: 512,
 		RopeTheta: 1e6, NormEps: 1e-6, QKNorm: true, OutputGain: confidentGain},
+	// tiny256-qwen3: a qwen3 whose matrices are whole 256-element
+	// super-blocks, with enough layers for the _K_M mixes to differ by
+	// layer (Q6_K attn_v and ffn_down in layers 0, 3, 6, 7).
+	{Name: "tiny256-qwen3", Arch: model.ArchQwen3, Dim: 256, Hidden: 768, Layers: 8, Heads: 4, KVHeads: 2, HeadDim: 128, ContextLen: 512,
+		RopeTheta: 1e6, NormEps: 1e-6, QKNorm: true, OutputGain: confidentGain},
 }
 
 // Presets returns the names of the known presets.
@@ -277,13 +282,38 @@ func vocabKVs(vocabPath string, want int) ([]gguf.KV, int, error) {
 }
 
 // typeFunc chooses the type of a matrix from its name, the layer it is in
-// (-1 for none) and its row length.
-type typeFunc func(name string, layer, layers, cols int) tensor.Type
+// (-1 for none), its row length, and whether it is the classifier (the
+// output matrix, or the token embedding when they are tied).
+type typeFunc func(name string, layer, layers, cols int, classifier bool) tensor.Type
 
 // uniformTypes stores every matrix as t, or as StorageType falls back where
 // rows are not whole blocks of t.
 func uniformTypes(t tensor.Type) typeFunc {
-	return func(_ string, _, _, cols int) tensor.Type { return StorageType(t, cols) }
+	return func(_ string, _, _, cols int, _ bool) tensor.Type { return StorageType(t, cols) }
+}
+
+// useMoreBits is llama.cpp's use_more_bits: the first and last eighth of
+// the layers and every third one between get more bits in the _M mixes.
+func useMoreBits(i, n int) bool { return i < n/8 || i >= 7*n/8 || (i-n/8)%3 == 2 }
+
+// kMix is the per-tensor type choice of llama.cpp's Q4_K_M or Q5_K_M
+// (llama_tensor_get_type for a dense model without an importance matrix):
+// base (Q4_K or Q5_K) everywhere but the classifier, which gets Q6_K (Q8_0
+// when its rows are not whole 256-element super-blocks), and attn_v and
+// ffn_down of the layers useMoreBits picks, which get Q6_K; then
+// llama.cpp's fallback for rows that are not whole super-blocks (Q4_K to
+// Q5_0, Q5_K to Q5_1, Q6_K to Q8_0).
+func kMix(base tensor.Type) typeFunc {
+	return func(name string, layer, layers, cols int, classifier bool) tensor.Type {
+		t := base
+		switch {
+		case classifier:
+			t = tensor.Q6_K
+		case (strings.HasSuffix(name, ".attn_v.weight") || strings.HasSuffix(name, ".ffn_down.weight")) && useMoreBits(layer, layers):
+			t = tensor.Q6_K
+		}
+		return StorageType(t, cols)
+	}
 }
 
 // writeModel writes a model of preset p whose vocabulary of n tokens is
@@ -322,7 +352,8 @@ func writeModel(p Preset, ft uint32, tok []gguf.KV, n int, seed uint64, typeOf t
 	kvs = append(kvs, tok...)
 	var ts []gguf.TensorData
 	matrix := func(name string, layer, cols, rows int) {
-		t := typeOf(name, layer, cfg.Layers, cols)
+		classifier := name == "output.weight" || (name == "token_embd.weight" && !p.Separate)
+		t := typeOf(name, layer, cfg.Layers, cols, classifier)
 		ts = append(ts, gguf.TensorData{Name: name, Type: t, Dims: []int{cols, rows}, Source: randomSource(seed, name, t, cols, rows, 1)})
 	}
 	vector := func(name string, n int, center, spread float32) {

@@ -45,6 +45,8 @@ var weightTypes = []weightType{
 	{"q4_k", 14, uniformTypes(tensor.Q4_K)},
 	{"q5_k", 16, uniformTypes(tensor.Q5_K)},
 	{"q6_k", 18, uniformTypes(tensor.Q6_K)},
+	{"q4_k_m", 15, kMix(tensor.Q4_K)}, // LLAMA_FTYPE_MOSTLY_Q4_K_M
+	{"q5_k_m", 17, kMix(tensor.Q5_K)}, // LLAMA_FTYPE_MOSTLY_Q5_K_M
 }
 
 // Types lists the names Options.Type accepts.
