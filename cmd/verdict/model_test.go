@@ -166,3 +166,34 @@ func TestModelInspectNewArchitectures(t *testing.T) {
 		}
 	}
 }
+
+// TestProofsCLIQwen3 runs the proof commands on a synthetic qwen3 in
+// llama.cpp's Q4_K_M mix over the real Qwen vocabulary: run with a
+// receipt, exact replay (verify), openings and their audit.
+func TestProofsCLIQwen3(t *testing.T) {
+	vocab := filepath.Join("..", "..", "..", "shared", "tokenizers", "derived", "ggml-vocab-qwen2.derived-from-qwen3.gguf")
+	if _, err := os.Stat(vocab); err != nil {
+		t.Skipf("shared vocabularies not available: %v", err)
+	}
+	dir := t.TempDir()
+	m, key, rc, op := filepath.Join(dir, "q3.gguf"), filepath.Join(dir, "k.key"), filepath.Join(dir, "r.json"), filepath.Join(dir, "o.json")
+	for _, args := range [][]string{
+		{"model", "synth", "--preset", "tiny-qwen3", "--vocab", vocab, "--type", "q4_k_m", "--seed", "1", "--out", m},
+		{"keys", "new", "--out", key},
+		{"run", "--model", m, "--prompt", "Hello, world", "--max-tokens", "12", "--temperature", "0.8", "--seed", "3", "--key", key, "--receipt", rc},
+		{"verify", "--model", m, rc},
+		{"open", "--model", m, "--challenge", "77", "--out", op, rc},
+		{"audit", "--model", m, "--challenge", "77", rc, op},
+	} {
+		code, stdout, stderr := verdict(args...)
+		if code != 0 {
+			t.Fatalf("%v: exit %d: %s", args, code, stderr)
+		}
+		if args[0] == "verify" && !strings.Contains(stdout+stderr, "12 output tokens replayed exactly") {
+			t.Errorf("verify: %s%s", stdout, stderr)
+		}
+		if args[0] == "audit" && !strings.Contains(stdout+stderr, "16 cells of receipt") {
+			t.Errorf("audit: %s%s", stdout, stderr)
+		}
+	}
+}

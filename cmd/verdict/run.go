@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"flag"
+	"slices"
 	"fmt"
 	"io"
 	"time"
@@ -130,15 +131,27 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	out.Flush()
 	digest := generate.NewDigest()
 	bos := m.Vocab.BOS
+	// Generation stops on BOS, as llama2.c's does; byte-level BPE models
+	// (Llama 3, Qwen) also stop on their end-of-generation tokens (EOS,
+	// <|eot_id|>, <|im_end|>, ...), as llama.cpp's do.
+	stops := []int{bos}
+	if m.Vocab.Flavor == tokenizer.BPE {
+		for _, t := range tok.EOG() {
+			if !slices.Contains(stops, t) {
+				stops = append(stops, t)
+			}
+		}
+		slices.Sort(stops)
+	}
 	var rec *audit.Builder
 	if f.receiptOut != "" {
-		if rec, err = audit.NewBuilder(f.keyFile, m, prompt, params, f.steps, []int{bos}); err != nil {
+		if rec, err = audit.NewBuilder(f.keyFile, m, prompt, params, f.steps, stops); err != nil {
 			return fmt.Errorf("run: %w", err)
 		}
 	}
 	start := time.Now()
 	req := generate.Request{
-		Prompt: prompt, Steps: f.steps, Sampler: params, StopTokens: []int{bos},
+		Prompt: prompt, Steps: f.steps, Sampler: params, StopTokens: stops,
 		TokenByToken: f.tokenByToken,
 		OnLogits: func(pos int, logits []float32) error {
 			digest.Add(logits)
@@ -148,7 +161,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 			return nil
 		},
 		OnToken: func(pos, t int) error {
-			if t == bos {
+			if slices.Contains(stops, t) {
 				return nil
 			}
 			if err := pr.print(t); err != nil {
