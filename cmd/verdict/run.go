@@ -4,9 +4,9 @@ import (
 	"bufio"
 	"context"
 	"flag"
-	"slices"
 	"fmt"
 	"io"
+	"slices"
 	"time"
 
 	"github.com/verdictnet/verdict/internal/audit"
