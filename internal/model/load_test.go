@@ -304,10 +304,10 @@ func TestLoadErrors(t *testing.T) {
 		})), "", "tensor blk.2.attn_q.weight has type Q2_K (10)"},
 		{"K type of the wrong shape", ggufFile(t, nil, editTensor("blk.2.attn_q.weight", func(td *gguf.TensorData) {
 			td.Type, td.Dims, td.Data = tensor.Q4_K, []int{256, 16}, make([]byte, 144*16)
-		})), "", "layer 2 wq (blk.2.attn_q.weight) has shape [256 16], config needs [64 64]"},
+		})), "", "tensor blk.2.attn_q.weight has shape [256 16], the configuration needs [64 64]"},
 		{"shape mismatch", ggufFile(t, nil, editTensor("blk.0.attn_k.weight", func(td *gguf.TensorData) {
 			td.Dims, td.Data = []int{64, 64}, make([]byte, 64*64*4)
-		})), "", "layer 0 wk (blk.0.attn_k.weight) has shape [64 64], config needs [64 32]"},
+		})), "", "tensor blk.0.attn_k.weight has shape [64 64], the configuration needs [64 32]"},
 		{"norm not F32", ggufFile(t, nil, editTensor("output_norm.weight", func(td *gguf.TensorData) {
 			td.Type, td.Data = tensor.F16, make([]byte, 128)
 		})), "", "norms must be F32"},
@@ -315,22 +315,34 @@ func TestLoadErrors(t *testing.T) {
 		{"unexpected tensor", ggufFile(t, nil, func(ts []gguf.TensorData) []gguf.TensorData {
 			return append(ts, gguf.TensorData{Name: "blk.5.attn_q.weight", Type: tensor.F32, Dims: []int{4}, Data: make([]byte, 16)})
 		}), "", "unexpected tensor blk.5.attn_q.weight"},
-		{"rope factors", ggufFile(t, nil, func(ts []gguf.TensorData) []gguf.TensorData {
+		{"zero rope factors", ggufFile(t, nil, func(ts []gguf.TensorData) []gguf.TensorData {
 			return append(ts, gguf.TensorData{Name: "rope_freqs.weight", Type: tensor.F32, Dims: []int{4}, Data: make([]byte, 16)})
-		}), "", "rope_freqs.weight"},
+		}), "", "rope_freqs.weight: factor 0 of pair 0"},
+		{"rope factors shape", ggufFile(t, nil, func(ts []gguf.TensorData) []gguf.TensorData {
+			return append(ts, gguf.TensorData{Name: "rope_freqs.weight", Type: tensor.F32, Dims: []int{8}, Data: make([]byte, 32)})
+		}), "", "tensor rope_freqs.weight has shape [8], the configuration needs [4]"},
+		{"biases in part", ggufFile(t, nil, func(ts []gguf.TensorData) []gguf.TensorData {
+			return append(ts, gguf.TensorData{Name: "blk.0.attn_q.bias", Type: tensor.F32, Dims: []int{64}, Data: make([]byte, 256)})
+		}), "", "Q/K/V biases: 1 of the 3 tensors"},
+		{"qk norm in a llama", ggufFile(t, nil, func(ts []gguf.TensorData) []gguf.TensorData {
+			return append(ts, gguf.TensorData{Name: "blk.0.attn_q_norm.weight", Type: tensor.F32, Dims: []int{8}, Data: make([]byte, 32)})
+		}), "", "unexpected tensor blk.0.attn_q_norm.weight (a llama model has no Q/K norms)"},
+		{"key and value sizes", ggufFile(t, setKV("llama.attention.value_length", gguf.Uint32(16)), nil), "", "key_length 8 differs from value_length 16"},
+		{"head size", ggufFile(t, setKV("llama.attention.key_length", gguf.Uint32(16)), nil), "", "partial RoPE"},
+		{"kv heads above heads", ggufFile(t, setKV("llama.attention.head_count_kv", gguf.Uint32(16)), nil), "", "8 heads and 16 key/value heads do not fit"},
 		{"architecture", ggufFile(t, setKV("general.architecture", gguf.String("gpt2")), nil), "", `architecture "gpt2" is not supported`},
 		{"no architecture", ggufFile(t, dropKV("general.architecture"), nil), "", "general.architecture"},
-		{"rope scaling", ggufFile(t, setKV("llama.rope.scaling.type", gguf.String("linear")), nil), "", `RoPE scaling "linear"`},
+		{"rope scaling", ggufFile(t, setKV("llama.rope.scaling.type", gguf.String("yarn")), nil), "", `RoPE scaling "yarn"`},
 		{"rope scale factor", ggufFile(t, setKV("llama.rope.scaling.factor", gguf.Float32(4)), nil), "", "llama.rope.scaling.factor = 4"},
 		{"partial rope", ggufFile(t, setKV("llama.rope.dimension_count", gguf.Uint32(4)), nil), "", "partial RoPE"},
 		{"experts", ggufFile(t, setKV("llama.expert_count", gguf.Uint32(8)), nil), "", "mixture of experts"},
 		{"lying dim", ggufFile(t, func(kvs []gguf.KV) []gguf.KV {
 			return setKV("llama.embedding_length", gguf.Uint32(128))(dropKV("llama.rope.dimension_count")(kvs))
-		}, nil), "", "token embedding (token_embd.weight) has shape [64 512], config needs [128 512]"},
+		}, nil), "", "tensor token_embd.weight has shape [64 512], the configuration needs [128 512]"},
 		{"lying dim, rope count", ggufFile(t, setKV("llama.embedding_length", gguf.Uint32(128)), nil), "", "partial RoPE"},
 		{"lying layers", ggufFile(t, setKV("llama.block_count", gguf.Uint32(6)), nil), "", "missing tensor blk.5."},
 		{"huge layers", ggufFile(t, setKV("llama.block_count", gguf.Uint64(1<<40)), nil), "", "out of range"},
-		{"zero heads", ggufFile(t, setKV("llama.attention.head_count", gguf.Uint32(0)), nil), "", "heads"},
+		{"zero heads", ggufFile(t, setKV("llama.attention.head_count", gguf.Uint32(0)), nil), "", "llama.attention.head_count 0 out of range"},
 		{"string dim", ggufFile(t, setKV("llama.embedding_length", gguf.String("64")), nil), "", "llama.embedding_length has type string"},
 		{"lying vocab size", ggufFile(t, setKV("llama.vocab_size", gguf.Uint32(600)), nil), "", "has shape"},
 		{"no tokenizer", ggufFile(t, dropKV("tokenizer.ggml.model"), nil), "", "no tokenizer"},
