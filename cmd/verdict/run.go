@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"time"
@@ -22,7 +23,7 @@ func init() {
 // runFlags are the flags of `verdict run`.
 type runFlags struct {
 	model, tokenizer, prompt string
-	steps                    int
+	steps, maxTokens         int
 	temperature, topP        float64
 	topK                     int
 	seed                     uint64
@@ -38,6 +39,7 @@ func parseRunFlags(args []string, stderr io.Writer) (*runFlags, error) {
 	fs.StringVar(&f.tokenizer, "tokenizer", "", "llama2.c tokenizer file (default: from the GGUF, or tokenizer.bin beside a checkpoint)")
 	fs.StringVar(&f.prompt, "prompt", "", "prompt text")
 	fs.IntVar(&f.steps, "steps", 256, "positions to run, BOS and prompt included (as llama2.c -n); 0 = context length")
+	fs.IntVar(&f.maxTokens, "max-tokens", 0, "generate at most this many tokens, the prompt not counted (as the OpenAI API's max_tokens); replaces --steps")
 	fs.Float64Var(&f.temperature, "temperature", 0, "sampling temperature; 0 = greedy")
 	fs.IntVar(&f.topK, "top-k", 0, "keep the k most likely tokens; 0 = all")
 	fs.Float64Var(&f.topP, "top-p", 0, "nucleus sampling mass in (0,1); 0 = off")
@@ -55,6 +57,14 @@ func parseRunFlags(args []string, stderr io.Writer) (*runFlags, error) {
 	}
 	if f.model == "" {
 		return nil, fmt.Errorf("run: --model is required")
+	}
+	stepsSet := false
+	fs.Visit(func(fl *flag.Flag) { stepsSet = stepsSet || fl.Name == "steps" })
+	switch {
+	case f.maxTokens < 0:
+		return nil, fmt.Errorf("run: --max-tokens %d is negative", f.maxTokens)
+	case f.maxTokens > 0 && stepsSet:
+		return nil, fmt.Errorf("run: --max-tokens and --steps count the same thing differently; give one")
 	}
 	if (f.keyFile == "") != (f.receiptOut == "") {
 		return nil, fmt.Errorf("run: --key and --receipt go together")
@@ -93,6 +103,14 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	prompt, err := tok.Encode(f.prompt, true)
 	if err != nil {
 		return fmt.Errorf("run: encoding the prompt: %w", err)
+	}
+	if f.maxTokens > 0 {
+		// Positions 0..steps-1 are fed and the token after the last is
+		// emitted too: steps = prompt + max tokens - 1 yields max tokens.
+		f.steps = len(prompt) + f.maxTokens - 1
+		if f.steps > m.Config.ContextLen {
+			return fmt.Errorf("run: a prompt of %d tokens and --max-tokens %d need %d positions; the model's context length is %d", len(prompt), f.maxTokens, f.steps, m.Config.ContextLen)
+		}
 	}
 	e, err := engine.New(m, engine.Options{Threads: f.threads})
 	if err != nil {

@@ -174,7 +174,7 @@ func TestFastQuantAnyInt8(t *testing.T) {
 					}
 				}
 			}
-			a := Acts{N: 2, Cols: cols, F: make([]float32, 2*cols), Q: make([]int8, 2*cols), D: make([]float32, 2*cols/32)}
+			a := Acts{N: 2, Cols: cols, Formats: ActQ8, F: make([]float32, 2*cols), Q: make([]int8, 2*cols), D: make([]float32, 2*cols/32)}
 			for i := range a.Q {
 				a.Q[i] = -128
 			}

@@ -300,11 +300,14 @@ func TestLoadErrors(t *testing.T) {
 		{"gguf wrong version", write("v.gguf", append([]byte("GGUF\x07\x00\x00\x00"), gg[8:]...)), "", "unsupported GGUF version 7"},
 		{"unknown tensor type 99", type99, "", "tensor blk.0.attn_k.weight: unknown tensor type 99"},
 		{"unsupported tensor type", ggufFile(t, nil, editTensor("blk.2.attn_q.weight", func(td *gguf.TensorData) {
-			td.Type, td.Dims, td.Data = 12, []int{256, 16}, make([]byte, 144*16)
-		})), "", "tensor blk.2.attn_q.weight has type Q4_K (12)"},
+			td.Type, td.Dims, td.Data = 10, []int{256, 16}, make([]byte, 84*16)
+		})), "", "tensor blk.2.attn_q.weight has type Q2_K (10)"},
+		{"K type of the wrong shape", ggufFile(t, nil, editTensor("blk.2.attn_q.weight", func(td *gguf.TensorData) {
+			td.Type, td.Dims, td.Data = tensor.Q4_K, []int{256, 16}, make([]byte, 144*16)
+		})), "", "tensor blk.2.attn_q.weight has shape [256 16], the configuration needs [64 64]"},
 		{"shape mismatch", ggufFile(t, nil, editTensor("blk.0.attn_k.weight", func(td *gguf.TensorData) {
 			td.Dims, td.Data = []int{64, 64}, make([]byte, 64*64*4)
-		})), "", "layer 0 wk (blk.0.attn_k.weight) has shape [64 64], config needs [64 32]"},
+		})), "", "tensor blk.0.attn_k.weight has shape [64 64], the configuration needs [64 32]"},
 		{"norm not F32", ggufFile(t, nil, editTensor("output_norm.weight", func(td *gguf.TensorData) {
 			td.Type, td.Data = tensor.F16, make([]byte, 128)
 		})), "", "norms must be F32"},
@@ -312,26 +315,39 @@ func TestLoadErrors(t *testing.T) {
 		{"unexpected tensor", ggufFile(t, nil, func(ts []gguf.TensorData) []gguf.TensorData {
 			return append(ts, gguf.TensorData{Name: "blk.5.attn_q.weight", Type: tensor.F32, Dims: []int{4}, Data: make([]byte, 16)})
 		}), "", "unexpected tensor blk.5.attn_q.weight"},
-		{"rope factors", ggufFile(t, nil, func(ts []gguf.TensorData) []gguf.TensorData {
+		{"zero rope factors", ggufFile(t, nil, func(ts []gguf.TensorData) []gguf.TensorData {
 			return append(ts, gguf.TensorData{Name: "rope_freqs.weight", Type: tensor.F32, Dims: []int{4}, Data: make([]byte, 16)})
-		}), "", "rope_freqs.weight"},
+		}), "", "rope_freqs.weight: factor 0 of pair 0"},
+		{"rope factors shape", ggufFile(t, nil, func(ts []gguf.TensorData) []gguf.TensorData {
+			return append(ts, gguf.TensorData{Name: "rope_freqs.weight", Type: tensor.F32, Dims: []int{8}, Data: make([]byte, 32)})
+		}), "", "tensor rope_freqs.weight has shape [8], the configuration needs [4]"},
+		{"biases in part", ggufFile(t, nil, func(ts []gguf.TensorData) []gguf.TensorData {
+			return append(ts, gguf.TensorData{Name: "blk.0.attn_q.bias", Type: tensor.F32, Dims: []int{64}, Data: make([]byte, 256)})
+		}), "", "Q/K/V biases: 1 of the 3 tensors"},
+		{"qk norm in a llama", ggufFile(t, nil, func(ts []gguf.TensorData) []gguf.TensorData {
+			return append(ts, gguf.TensorData{Name: "blk.0.attn_q_norm.weight", Type: tensor.F32, Dims: []int{8}, Data: make([]byte, 32)})
+		}), "", "unexpected tensor blk.0.attn_q_norm.weight (a llama model has no Q/K norms)"},
+		{"key and value sizes", ggufFile(t, setKV("llama.attention.value_length", gguf.Uint32(16)), nil), "", "key_length 8 differs from value_length 16"},
+		{"head size", ggufFile(t, setKV("llama.attention.key_length", gguf.Uint32(16)), nil), "", "partial RoPE"},
+		{"kv heads above heads", ggufFile(t, setKV("llama.attention.head_count_kv", gguf.Uint32(16)), nil), "", "8 heads and 16 key/value heads do not fit"},
 		{"architecture", ggufFile(t, setKV("general.architecture", gguf.String("gpt2")), nil), "", `architecture "gpt2" is not supported`},
 		{"no architecture", ggufFile(t, dropKV("general.architecture"), nil), "", "general.architecture"},
-		{"rope scaling", ggufFile(t, setKV("llama.rope.scaling.type", gguf.String("linear")), nil), "", `RoPE scaling "linear"`},
+		{"rope scaling", ggufFile(t, setKV("llama.rope.scaling.type", gguf.String("yarn")), nil), "", `RoPE scaling "yarn"`},
 		{"rope scale factor", ggufFile(t, setKV("llama.rope.scaling.factor", gguf.Float32(4)), nil), "", "llama.rope.scaling.factor = 4"},
 		{"partial rope", ggufFile(t, setKV("llama.rope.dimension_count", gguf.Uint32(4)), nil), "", "partial RoPE"},
 		{"experts", ggufFile(t, setKV("llama.expert_count", gguf.Uint32(8)), nil), "", "mixture of experts"},
 		{"lying dim", ggufFile(t, func(kvs []gguf.KV) []gguf.KV {
 			return setKV("llama.embedding_length", gguf.Uint32(128))(dropKV("llama.rope.dimension_count")(kvs))
-		}, nil), "", "token embedding (token_embd.weight) has shape [64 512], config needs [128 512]"},
+		}, nil), "", "tensor token_embd.weight has shape [64 512], the configuration needs [128 512]"},
 		{"lying dim, rope count", ggufFile(t, setKV("llama.embedding_length", gguf.Uint32(128)), nil), "", "partial RoPE"},
 		{"lying layers", ggufFile(t, setKV("llama.block_count", gguf.Uint32(6)), nil), "", "missing tensor blk.5."},
 		{"huge layers", ggufFile(t, setKV("llama.block_count", gguf.Uint64(1<<40)), nil), "", "out of range"},
-		{"zero heads", ggufFile(t, setKV("llama.attention.head_count", gguf.Uint32(0)), nil), "", "heads"},
+		{"zero heads", ggufFile(t, setKV("llama.attention.head_count", gguf.Uint32(0)), nil), "", "llama.attention.head_count 0 out of range"},
 		{"string dim", ggufFile(t, setKV("llama.embedding_length", gguf.String("64")), nil), "", "llama.embedding_length has type string"},
 		{"lying vocab size", ggufFile(t, setKV("llama.vocab_size", gguf.Uint32(600)), nil), "", "has shape"},
 		{"no tokenizer", ggufFile(t, dropKV("tokenizer.ggml.model"), nil), "", "no tokenizer"},
-		{"gpt2 tokenizer", ggufFile(t, setKV("tokenizer.ggml.model", gguf.String("gpt2")), nil), "", `tokenizer model "gpt2"`},
+		{"gpt2 tokenizer without merges", ggufFile(t, setKV("tokenizer.ggml.model", gguf.String("gpt2")), nil), "", `BPE vocabulary without merges`},
+		{"bert tokenizer", ggufFile(t, setKV("tokenizer.ggml.model", gguf.String("bert")), nil), "", `tokenizer model "bert" is not supported`},
 		{"bos out of range", ggufFile(t, setKV("tokenizer.ggml.bos_token_id", gguf.Uint32(512)), nil), "", "bos_token_id 512 is outside"},
 		{"scores length", ggufFile(t, setKV("tokenizer.ggml.scores", gguf.Array([]float32{1})), nil), "", "scores has 1 entries"},
 		{"token types", ggufFile(t, setKV("tokenizer.ggml.token_type", gguf.Array(make([]int32, 511))), nil), "", "token_type has 511 entries"},

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"github.com/verdictnet/verdict/internal/gguf"
 	"github.com/verdictnet/verdict/internal/llama2c"
@@ -49,17 +50,39 @@ func hasMagic(path, magic string) (bool, error) {
 	return bytes.Equal(buf[:n], []byte(magic)), nil
 }
 
-// VocabFromGGUF builds a vocabulary from a GGUF file's tokenizer metadata.
-// Only the SentencePiece "llama" tokenizer model is supported.
+// VocabFromGGUF builds a vocabulary from a GGUF file's tokenizer metadata,
+// with llama.cpp's defaults for absent keys. Supported tokenizer models:
+// "llama" (SentencePiece) and "gpt2" (byte-level BPE with one of the
+// pre-tokenizers of tokenizer.PreTokenizers).
 func VocabFromGGUF(f *gguf.File) (*tokenizer.Vocab, error) {
 	tm, err := f.String("tokenizer.ggml.model")
 	if err != nil {
 		return nil, fmt.Errorf("no tokenizer: %w", err)
 	}
-	if tm != "llama" {
-		return nil, fmt.Errorf("tokenizer model %q is not supported (only \"llama\")", tm)
+	v := &tokenizer.Vocab{}
+	// llama.cpp's defaults per tokenizer model.
+	bos, eos, unk := 1, 2, 0
+	switch tm {
+	case "llama":
+		v.Flavor = tokenizer.SPM
+		v.AddBOS = true
+	case "gpt2":
+		v.Flavor = tokenizer.BPE
+		bos, eos, unk = 11, 11, -1
+		if f.Has("tokenizer.ggml.pre") {
+			if v.Pre, err = f.String("tokenizer.ggml.pre"); err != nil {
+				return nil, err
+			}
+		}
+		if v.AddBOS, err = tokenizer.PreAddsBOS(v.Pre); err != nil {
+			return nil, err
+		}
+		if v.Merges, err = f.Strings("tokenizer.ggml.merges"); err != nil {
+			return nil, fmt.Errorf("BPE vocabulary without merges: %w", err)
+		}
+	default:
+		return nil, fmt.Errorf("tokenizer model %q is not supported (only \"llama\" and \"gpt2\")", tm)
 	}
-	v := &tokenizer.Vocab{Flavor: tokenizer.SPM}
 	if v.Tokens, err = f.Strings("tokenizer.ggml.tokens"); err != nil {
 		return nil, err
 	}
@@ -93,20 +116,29 @@ func VocabFromGGUF(f *gguf.File) (*tokenizer.Vocab, error) {
 			v.Types[i] = tokenizer.TokenType(t)
 		}
 	}
+	// A default id outside the vocabulary means none (llama.cpp
+	// disables it); an id given in the file must be inside it, except
+	// that -1 (or its unsigned spelling) means none for the optional ones.
+	var eot, eom int
 	for _, id := range []struct {
 		key      string
 		dst      *int
 		def      int
 		optional bool
 	}{
-		{"tokenizer.ggml.bos_token_id", &v.BOS, 1, false},
-		{"tokenizer.ggml.eos_token_id", &v.EOS, 2, false},
-		{"tokenizer.ggml.unknown_token_id", &v.UNK, 0, true},
+		{"tokenizer.ggml.bos_token_id", &v.BOS, bos, tm == "gpt2"},
+		{"tokenizer.ggml.eos_token_id", &v.EOS, eos, tm == "gpt2"},
+		{"tokenizer.ggml.unknown_token_id", &v.UNK, unk, true},
+		{"tokenizer.ggml.eot_token_id", &eot, -1, true},
+		{"tokenizer.ggml.eom_token_id", &eom, -1, true},
 	} {
 		*id.dst = id.def
 		if !f.Has(id.key) {
 			if id.def >= n {
-				return nil, fmt.Errorf("%s is absent and the default %d is not below the vocabulary size %d", id.key, id.def, n)
+				if !id.optional {
+					return nil, fmt.Errorf("%s is absent and the default %d is not below the vocabulary size %d", id.key, id.def, n)
+				}
+				*id.dst = -1
 			}
 			continue
 		}
@@ -123,18 +155,43 @@ func VocabFromGGUF(f *gguf.File) (*tokenizer.Vocab, error) {
 			return nil, fmt.Errorf("%s %d is outside the vocabulary of %d tokens", id.key, x, n)
 		}
 	}
-	v.AddBOS = true
-	if f.Has("tokenizer.ggml.add_bos_token") {
-		if v.AddBOS, err = f.Bool("tokenizer.ggml.add_bos_token"); err != nil {
-			return nil, err
+	for _, id := range []int{eot, eom} {
+		if id >= 0 {
+			v.EOG = append(v.EOG, id)
 		}
 	}
-	if f.Has("tokenizer.ggml.add_space_prefix") {
+	for _, b := range []struct {
+		key string
+		dst *bool
+	}{{"tokenizer.ggml.add_bos_token", &v.AddBOS}, {"tokenizer.ggml.add_eos_token", &v.AddEOS}} {
+		if f.Has(b.key) {
+			if *b.dst, err = f.Bool(b.key); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if v.AddBOS && v.BOS < 0 {
+		return nil, fmt.Errorf("tokenizer.ggml.add_bos_token is set but the vocabulary has no BOS token")
+	}
+	if v.AddEOS && v.EOS < 0 {
+		return nil, fmt.Errorf("tokenizer.ggml.add_eos_token is set but the vocabulary has no EOS token")
+	}
+	if tm == "llama" && f.Has("tokenizer.ggml.add_space_prefix") {
 		add, err := f.Bool("tokenizer.ggml.add_space_prefix")
 		if err != nil {
 			return nil, err
 		}
 		v.NoDummyPrefix = !add
+	}
+	// llama.cpp makes special tokens of models named Phi-3 swallow the
+	// white space after them.
+	if f.Has("general.name") {
+		name, err := f.String("general.name")
+		if err != nil {
+			return nil, err
+		}
+		name = strings.ToLower(name)
+		v.RStripSpecial = strings.Contains(name, "phi-3") || strings.Contains(name, "phi3")
 	}
 	return v, nil
 }

@@ -9,33 +9,6 @@ import (
 // a merge must score strictly above it.
 const llama2cMinScore float32 = -1e10
 
-// Encode turns text into token ids, with the vocabulary's BOS first when
-// addBOS is true. Llama2C vocabularies follow llama2.c run.c's encode, SPM
-// vocabularies llama.cpp's SentencePiece tokenizer (without parsing special
-// tokens). Both run in O(n log n) time for n bytes of text.
-func (t *Tokenizer) Encode(text string, addBOS bool) ([]int, error) {
-	if len(text) > MaxTextLen {
-		return nil, fmt.Errorf("encode: text of %d bytes is longer than the limit of %d", len(text), MaxTextLen)
-	}
-	out := make([]int, 0, len(text)/3+2)
-	if addBOS {
-		if t.v.BOS < 0 {
-			return nil, fmt.Errorf("encode: vocabulary has no BOS token")
-		}
-		out = append(out, t.v.BOS)
-	}
-	var err error
-	if t.v.Flavor == Llama2C {
-		out, err = t.encodeLlama2C(out, text)
-	} else {
-		out, err = t.encodeSPM(out, text)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("encode: %w", err)
-	}
-	return out, nil
-}
-
 // encodeLlama2C reproduces run.c's encode. out holds BOS or nothing; run.c
 // lets BOS take part in the merges, so it does here too.
 func (t *Tokenizer) encodeLlama2C(out []int, text string) ([]int, error) {
@@ -89,18 +62,15 @@ func (t *Tokenizer) encodeLlama2C(out []int, text string) ([]int, error) {
 	return out, nil
 }
 
-// encodeSPM reproduces llama.cpp's llama_vocab::tokenize for SPM
-// vocabularies with parse_special = false: user-defined tokens split the
-// text first, each remaining fragment gets the dummy-prefix space when it
-// starts the text or follows a user-defined token, spaces become U+2581, and
-// the fragment is merged pair by pair.
-func (t *Tokenizer) encodeSPM(out []int, text string) ([]int, error) {
-	if text == "" {
-		return out, nil
-	}
+// encodeFragments encodes partitioned text: special tokens as they are,
+// raw fragments with the vocabulary's flavor. For SPM it reproduces
+// llama.cpp's llama_vocab::tokenize: each raw fragment gets the
+// dummy-prefix space when it starts the text or follows a special token,
+// spaces become U+2581, and the fragment is merged pair by pair.
+func (t *Tokenizer) encodeFragments(out []int, text string, frags []fragment) ([]int, error) {
 	prevSpecial := true
 	var err error
-	for _, f := range t.partition(text) {
+	for _, f := range frags {
 		if f.tok >= 0 {
 			out = append(out, int(f.tok))
 			prevSpecial = true
@@ -117,45 +87,6 @@ func (t *Tokenizer) encodeSPM(out []int, text string) ([]int, error) {
 		prevSpecial = false
 	}
 	return out, nil
-}
-
-type fragment struct {
-	tok        int32 // user-defined token, or -1 for raw text[start:end]
-	start, end int
-}
-
-// partition splits text at occurrences of user-defined tokens, longest
-// token first, leftmost occurrence first, as llama.cpp's
-// tokenizer_st_partition does.
-func (t *Tokenizer) partition(text string) []fragment {
-	frags := []fragment{{tok: -1, start: 0, end: len(text)}}
-	for _, id := range t.userDefined {
-		piece := t.v.Tokens[id]
-		var next []fragment
-		for _, f := range frags {
-			if f.tok >= 0 {
-				next = append(next, f)
-				continue
-			}
-			for {
-				k := strings.Index(text[f.start:f.end], piece)
-				if k < 0 {
-					next = append(next, f)
-					break
-				}
-				if k > 0 {
-					next = append(next, fragment{tok: -1, start: f.start, end: f.start + k})
-				}
-				next = append(next, fragment{tok: id})
-				f.start += k + len(piece)
-				if f.start == f.end {
-					break
-				}
-			}
-		}
-		frags = next
-	}
-	return frags
 }
 
 // utf8Len is llama.cpp's unicode_len_utf8: the sequence length a lead byte

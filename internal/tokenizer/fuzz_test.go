@@ -279,3 +279,63 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+// bpeFuzzVocabs cover every family of pre-tokenizer splitters.
+var bpeFuzzVocabs = []string{
+	"tokenizers/llama.cpp/ggml-vocab-gpt-2.gguf",
+	"tokenizers/llama.cpp/ggml-vocab-starcoder.gguf",
+	"tokenizers/llama.cpp/ggml-vocab-falcon.gguf",
+	"tokenizers/llama.cpp/ggml-vocab-deepseek-llm.gguf",
+	"tokenizers/llama.cpp/ggml-vocab-deepseek-coder.gguf",
+	"tokenizers/llama.cpp/ggml-vocab-gpt-neox.gguf",
+	"tokenizers/derived/ggml-vocab-llama-bpe.derived.gguf",
+	"tokenizers/derived/ggml-vocab-qwen2.derived-from-qwen3.gguf",
+}
+
+// FuzzEncodeBPE checks, for any byte string and every pre-tokenizer
+// family, that Encode does not panic, fails only on a UTF-8 sequence
+// llama.cpp cannot take (beyond U+10FFFF), round-trips valid UTF-8
+// (Decode(Encode(s)) == s), and that EncodeSpans of s cut into plain
+// spans equals Encode(s) when s holds no special-token text.
+func FuzzEncodeBPE(f *testing.F) {
+	seedStrings(f)
+	for _, s := range []string{"<|im_start|>user\nhi<|im_end|>", "<|endoftext|>", "\xf7\xbf\xbf\xbf", "\xed\xa0\x80",
+		"don't 'S 12345 ½ 中文 🦙\u200d x\r\n\r\n  \t", "\u3000\u00a0a", "_'^ '", "\xc0\x80"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		testutil.Shared(t, ".")
+		for _, rel := range bpeFuzzVocabs {
+			tok := load(t, rel)
+			got, err := tok.Encode(s, false)
+			if err != nil {
+				if _, ok := tokenizer.LlamaCppText(s); ok && !strings.Contains(err.Error(), "beyond U+10FFFF") || utf8.ValidString(s) {
+					t.Fatalf("%s: Encode(%q): %v", rel, s, err)
+				}
+				continue
+			}
+			dropped := slices.ContainsFunc(tokenizer.MissingBytes(tok), func(b byte) bool { return strings.IndexByte(s, b) >= 0 })
+			if utf8.ValidString(s) && !dropped {
+				back, err := tok.Decode(got)
+				if err != nil || back != s {
+					t.Fatalf("%s: Decode(Encode(%q)) = %q, %v", rel, s, back, err)
+				}
+			}
+			special := false
+			for _, p := range specialTexts(tok) {
+				special = special || strings.Contains(s, p)
+			}
+			if special {
+				continue
+			}
+			var spans []tokenizer.Span
+			for i := 0; i < len(s); i += 3 {
+				spans = append(spans, tokenizer.Span{Text: s[i:min(i+3, len(s))]})
+			}
+			viaSpans, err := tok.EncodeSpans(spans, false)
+			if err != nil || !slices.Equal(viaSpans, got) {
+				t.Fatalf("%s: EncodeSpans(%q in pieces) = %v, %v; Encode gives %v", rel, s, viaSpans, err, got)
+			}
+		}
+	})
+}

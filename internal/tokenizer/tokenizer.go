@@ -1,11 +1,9 @@
 package tokenizer
 
 import (
-	"cmp"
 	"errors"
 	"fmt"
 	"math"
-	"slices"
 	"strings"
 )
 
@@ -27,9 +25,16 @@ type Tokenizer struct {
 	// spmByte[b] is the token an SPM encoding emits for byte b when no
 	// piece covers it: <0xXX>, else the one-byte piece, else UNK, else -1.
 	spmByte [256]int32
-	// userDefined lists SPM user-defined tokens (non-empty pieces) in the
-	// order they split the text: longer pieces first, then lower ids.
-	userDefined []int32
+	// attrs[id] are llama.cpp's attributes of token id (SPM and BPE);
+	// special lists the tokens that special-token parsing looks for
+	// (control, user-defined and unknown, non-empty pieces), longer pieces
+	// first, then lower ids.
+	attrs   []attr
+	special []int32
+	// eog lists the end-of-generation tokens, sorted.
+	eog []int
+	// bpe is set for BPE vocabularies.
+	bpe *bpeData
 	// decoded[id] is the text of token id; byteVal[id] is its byte value
 	// for byte tokens, -1 for others.
 	decoded [][]byte
@@ -63,7 +68,7 @@ func New(v *Vocab) (*Tokenizer, error) {
 		return nil, fmt.Errorf("tokenizer: %d tokens but %d scores", n, len(v.Scores))
 	case v.Types != nil && len(v.Types) != n:
 		return nil, fmt.Errorf("tokenizer: %d tokens but %d token types", n, len(v.Types))
-	case v.Flavor != Llama2C && v.Flavor != SPM:
+	case v.Flavor != Llama2C && v.Flavor != SPM && v.Flavor != BPE:
 		return nil, fmt.Errorf("tokenizer: unknown flavor %q", v.Flavor)
 	}
 	for _, id := range []struct {
@@ -104,11 +109,24 @@ func New(v *Vocab) (*Tokenizer, error) {
 			t.lookup[p] = int32(i) // last wins, as in llama.cpp
 		}
 	}
+	for _, id := range v.EOG {
+		if id < 0 || id >= n {
+			return nil, fmt.Errorf("tokenizer: end-of-generation id %d out of range [0,%d)", id, n)
+		}
+	}
+	if v.Flavor != Llama2C {
+		t.buildSpecial()
+	}
 	if err := t.buildDecode(); err != nil {
 		return nil, err
 	}
-	if v.Flavor == SPM {
+	switch v.Flavor {
+	case SPM:
 		t.buildSPM()
+	case BPE:
+		if err := t.buildBPE(); err != nil {
+			return nil, err
+		}
 	}
 	return t, nil
 }
@@ -160,10 +178,18 @@ func (t *Tokenizer) buildDecode() error {
 			}
 			continue
 		}
-		// SPM, as llama.cpp's token_to_piece without special tokens.
+		// SPM and BPE, as llama.cpp's token_to_piece without special
+		// tokens.
+		if t.attrs[i]&(attrControl|attrUnknown) != 0 {
+			continue
+		}
 		switch t.typ(i) {
 		case Normal:
-			t.decoded[i] = []byte(strings.ReplaceAll(p, spaceEscape, " "))
+			if t.v.Flavor == BPE {
+				t.decoded[i] = decodeBPEText(p)
+			} else {
+				t.decoded[i] = []byte(strings.ReplaceAll(p, spaceEscape, " "))
+			}
 		case Byte:
 			b, ok := parseByteToken(p)
 			if !ok {
@@ -173,7 +199,7 @@ func (t *Tokenizer) buildDecode() error {
 			t.decoded[i] = []byte{b}
 		case UserDefined:
 			t.decoded[i] = []byte(p)
-		default: // Control, Unknown, Unused, Undefined: no text
+		default: // Unused, Undefined: no text
 		}
 	}
 	return nil
@@ -192,14 +218,6 @@ func (t *Tokenizer) buildSPM() {
 			t.spmByte[b] = int32(t.v.UNK)
 		}
 	}
-	for i, p := range t.v.Tokens {
-		if t.typ(i) == UserDefined && p != "" {
-			t.userDefined = append(t.userDefined, int32(i))
-		}
-	}
-	slices.SortStableFunc(t.userDefined, func(a, b int32) int {
-		return cmp.Compare(len(t.v.Tokens[b]), len(t.v.Tokens[a]))
-	})
 }
 
 // Vocab returns the vocabulary the tokenizer was built from.

@@ -25,6 +25,11 @@ const (
 	// SPM is llama.cpp's SentencePiece ("llama") encoder: spaces are
 	// stored as U+2581, byte fallback through <0xXX> tokens.
 	SPM Flavor = "spm"
+	// BPE is llama.cpp's byte-level BPE ("gpt2") encoder: a
+	// pre-tokenizer named by Pre splits the text into words, each word's
+	// bytes are mapped to GPT-2's printable characters, and the pairs of
+	// Merges are applied by rank.
+	BPE Flavor = "bpe"
 )
 
 // Vocab is the tokenizer data carried by a model file, independent of the
@@ -38,10 +43,29 @@ type Vocab struct {
 	EOS    int
 	UNK    int // -1 when there is none
 	AddBOS bool
+	// AddEOS asks for EOS at the end of a prompt (GGUF
+	// tokenizer.ggml.add_eos_token); Encode never adds it by itself.
+	AddEOS bool
+	// EOG lists further end-of-generation tokens that the file names
+	// (GGUF tokenizer.ggml.eot_token_id and eom_token_id). The Tokenizer
+	// adds EOS and the tokens llama.cpp recognises by their text; see
+	// Tokenizer.EOG.
+	EOG []int
+	// Merges are the BPE merge rules, best first, each two pieces
+	// separated by one space (GGUF tokenizer.ggml.merges). BPE only.
+	Merges []string
+	// Pre names the BPE pre-tokenizer (GGUF tokenizer.ggml.pre; "" means
+	// "default"). BPE only; see PreTokenizers.
+	Pre string
 	// MaxTokenLen is llama2.c's max_token_length header (0 when unknown).
 	MaxTokenLen int
 	// NoDummyPrefix turns off the SPM dummy-prefix space (GGUF
 	// tokenizer.ggml.add_space_prefix = false). The zero value follows
 	// llama.cpp's default for SPM vocabularies: add it. Llama2C ignores it.
 	NoDummyPrefix bool
+	// RStripSpecial makes special tokens swallow the whitespace after
+	// them, as llama.cpp does for models named Phi-3 (general.name): all
+	// control, user-defined and unknown tokens and "</s>", except "<unk>",
+	// "<s>" and "<|endoftext|>".
+	RStripSpecial bool
 }
