@@ -238,8 +238,9 @@ func New(m *model.Model, cfg Config) (*Local, error) {
 		m: m, tok: tok, e: e, key: key, store: store, log: log,
 		sem: make(chan struct{}, conc), maxWait: queue,
 	}
-	// Generation stops on BOS (as llama2.c) and on EOS.
-	for _, t := range []int{m.Vocab.BOS, m.Vocab.EOS} {
+	// Generation stops on BOS (as llama2.c) and on every end-of-generation
+	// token: EOS, EOT, EOM and those llama.cpp recognises by text.
+	for _, t := range append([]int{m.Vocab.BOS}, tok.EOG()...) {
 		if t >= 0 && t < m.Config.Vocab && !slices.Contains(w.stops, t) {
 			w.stops = append(w.stops, t)
 		}
