@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/verdictnet/verdict/internal/engine"
 	"github.com/verdictnet/verdict/internal/receipt"
 	"github.com/verdictnet/verdict/internal/testutil"
 	"github.com/verdictnet/verdict/internal/worker"
@@ -544,7 +545,7 @@ func TestModels(t *testing.T) {
 	if list.Object != "list" || len(list.Data) != 1 || list.Data[0].ID != "stories260K" || list.Data[0].Verdict.ModelID != info.ID.String() || list.Data[0].Verdict.ContextLength != 128 {
 		t.Errorf("models: %s", body)
 	}
-	if list.Data[0].Verdict.SystemFingerprint != worker.Fingerprint(info.ID, "verdict-det/1") {
+	if list.Data[0].Verdict.SystemFingerprint != worker.Fingerprint(info.ID, engine.SpecVersion) {
 		t.Errorf("fingerprint %s", list.Data[0].Verdict.SystemFingerprint)
 	}
 	for _, name := range []string{"stories260K", info.ID.String()} {

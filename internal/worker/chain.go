@@ -197,7 +197,7 @@ func (c *Chain) Setup(ctx context.Context) error {
 			return fmt.Errorf("worker setup: %w", err)
 		}
 		if !found {
-			if _, err := c.send.Commit(ctx, ledger.Msg{RegisterModel: &ledger.MsgRegisterModel{ModelID: ledger.Hash(mi.ID), Name: mi.Name, SpecVersion: 1}}); err != nil && !strings.Contains(err.Error(), "already") {
+			if _, err := c.send.Commit(ctx, ledger.Msg{RegisterModel: &ledger.MsgRegisterModel{ModelID: ledger.Hash(mi.ID), Name: mi.Name, SpecVersion: 2}}); err != nil && !strings.Contains(err.Error(), "already") {
 				return fmt.Errorf("worker setup: registering model %s: %w", mi.Name, err)
 			}
 		}
