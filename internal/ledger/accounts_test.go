@@ -286,7 +286,7 @@ func TestMisbehaviourSlashes(t *testing.T) {
 	h := newHarness(t, p)
 	h.ok(h.tx("erin", Msg{Bond: &MsgBond{Amount: 10_000}}))
 	h.height++
-	ctx := BlockContext{Height: h.height, Time: 1_700_000_000, Misbehaving: []Address{testAddr("erin")}}
+	ctx := BlockContext{Height: h.height, Time: 1_700_000_000, Misbehaving: []Misbehaviour{{Validator: testAddr("erin"), Height: h.height - 1}}}
 	res, err := h.l.FinalizeBlock(ctx, nil)
 	if err != nil {
 		t.Fatal(err)

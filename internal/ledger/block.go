@@ -6,8 +6,12 @@ import "encoding/binary"
 // block, using this block's hash, which was unknown when they were
 // published.
 func (e *exec) beginBlock() {
-	for _, a := range e.ctx.Misbehaving {
-		amt := e.slash(a, e.params.SlashEvidenceBps, true, "consensus misbehaviour")
+	for _, m := range e.ctx.Misbehaving {
+		if m.Height > e.ctx.Height || e.ctx.Height-m.Height > e.params.EvidenceMaxAgeBlocks {
+			e.emit("evidence_ignored", "account", m.Validator.String(), "height", u64(m.Height), "reason", "older than evidenceMaxAgeBlocks")
+			continue
+		}
+		amt := e.slash(m.Validator, e.params.SlashEvidenceBps, true, "consensus misbehaviour")
 		e.burn(amt, "consensus misbehaviour")
 	}
 	for _, id := range e.queueTake(qAudit, e.ctx.Height) {
@@ -76,26 +80,7 @@ func (e *exec) endBlock() {
 		}
 	}
 	for _, id := range e.queueTake(qUnbond, h) {
-		a := Address(id)
-		s := e.stake(a)
-		var back uint64
-		kept := s.Unbonding[:0]
-		for _, u := range s.Unbonding {
-			if u.Height <= h {
-				back += u.Amount
-			} else {
-				kept = append(kept, u)
-			}
-		}
-		if len(kept) == 0 {
-			kept = nil
-		}
-		s.Unbonding = kept
-		put(e.st, keyStake(a), s)
-		if back > 0 {
-			_ = e.credit(a, back)
-			e.emit("unbond_complete", "account", a.String(), "amount", u64(back))
-		}
+		e.releaseUnbonding(Address(id))
 	}
 	e.rewards(paid)
 }
@@ -107,13 +92,12 @@ func (e *exec) endBlock() {
 func (e *exec) finalize(r ReceiptRecord) {
 	var esc Escrow
 	get(e.st, keyEscrow(r.EscrowID), &esc)
-	r.Status = StatusFinal
-	put(e.st, keyReceipt(r.ReceiptID), r)
 	e.st.Delete(keyEscrow(r.EscrowID))
 	_ = e.credit(r.Worker, esc.Fee)
 	s := e.stake(r.Worker)
 	s.Final++
 	put(e.st, keyStake(r.Worker), s)
+	e.settleReceipt(r, StatusFinal)
 	e.emit("receipt_final", "receiptId", r.ReceiptID.String(), "worker", r.Worker.String(), "fee", u64(esc.Fee))
 	if esc.AgentID == 0 {
 		return

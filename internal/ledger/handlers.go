@@ -427,6 +427,8 @@ func (e *exec) publishReceipt(m *MsgPublishReceipt) error {
 	}
 	esc.ReceiptID = info.ID
 	put(e.st, keyEscrow(esc.EscrowID), esc)
+	s.Live++ // the stake stays slashable until this receipt settles
+	put(e.st, keyStake(e.signer), s)
 	r := ReceiptRecord{ReceiptID: info.ID, EscrowID: esc.EscrowID, Worker: e.signer, ModelID: info.ModelID, Height: e.ctx.Height,
 		WindowEnd: e.ctx.Height + e.params.ChallengeWindow, Status: StatusPublished}
 	put(e.st, keyReceipt(info.ID), r)
@@ -502,9 +504,63 @@ func (e *exec) setAudit(a Audit) ReceiptRecord {
 func (e *exec) slashReceipt(r ReceiptRecord, bps uint32, reason string) {
 	amt := e.slash(r.Worker, bps, true, reason)
 	e.burn(amt, reason)
-	r.Status = StatusSlashed
-	put(e.st, keyReceipt(r.ReceiptID), r)
+	e.settleReceipt(r, StatusSlashed)
 	e.refund(r.EscrowID, "receipt slashed")
+}
+
+// settleReceipt stores r with its final status (final or slashed). The
+// first time a receipt settles, its worker has one receipt fewer in its
+// window, which may release the worker's matured unbondings.
+func (e *exec) settleReceipt(r ReceiptRecord, status string) {
+	live := r.Status == StatusPublished || r.Status == StatusChallenged
+	r.Status = status
+	put(e.st, keyReceipt(r.ReceiptID), r)
+	if live {
+		s := e.stake(r.Worker)
+		s.Live--
+		put(e.st, keyStake(r.Worker), s)
+		e.releaseUnbonding(r.Worker)
+	}
+}
+
+// releaseUnbonding returns a's matured unbondings (height reached) to its
+// balance, unless the account is still liable (a receipt in its window or
+// an open dispute): then they stay in its stake, slashable, until the
+// last one settles.
+func (e *exec) releaseUnbonding(a Address) {
+	s := e.stake(a)
+	if len(s.Unbonding) == 0 {
+		return
+	}
+	h := e.ctx.Height
+	if s.liable() {
+		for _, u := range s.Unbonding {
+			if u.Height <= h {
+				e.emit("unbond_held", "account", a.String(), "live", u64(s.Live), "disputes", u64(s.Disputes))
+				break
+			}
+		}
+		return
+	}
+	var back uint64
+	kept := s.Unbonding[:0]
+	for _, u := range s.Unbonding {
+		if u.Height <= h {
+			back += u.Amount
+		} else {
+			kept = append(kept, u)
+		}
+	}
+	if back == 0 {
+		return
+	}
+	if len(kept) == 0 {
+		kept = nil
+	}
+	s.Unbonding = kept
+	put(e.st, keyStake(a), s)
+	_ = e.credit(a, back) // cannot overflow: the stake came out of the supply
+	e.emit("unbond_complete", "account", a.String(), "amount", u64(back))
 }
 
 // refund returns an escrow's fee to its requester and deletes the escrow.
@@ -551,6 +607,8 @@ func (e *exec) openDispute(m *MsgOpenDispute) error {
 	d := Dispute{DisputeID: id, ReceiptID: m.ReceiptID, Worker: r.Worker, Challenger: e.signer, Game: game, Status: DisputeOpen}
 	r.Status, r.DisputeID = StatusChallenged, id
 	put(e.st, keyReceipt(r.ReceiptID), r)
+	e.addDisputes(r.Worker, 1)
+	e.addDisputes(e.signer, 1)
 	e.emit("dispute_opened", "disputeId", id.String(), "receiptId", m.ReceiptID.String(), "challenger", e.signer.String(), "worker", r.Worker.String())
 	return e.advanceDispute(d)
 }
@@ -576,6 +634,21 @@ func (e *exec) advanceDispute(d Dispute) error {
 	}
 	put(e.st, keyDispute(d.DisputeID), d)
 	return nil
+}
+
+// addDisputes changes the count of open disputes a is a party to; when
+// it falls, a's matured unbondings may be released.
+func (e *exec) addDisputes(a Address, d int) {
+	s := e.stake(a)
+	if d > 0 {
+		s.Disputes++
+	} else {
+		s.Disputes--
+	}
+	put(e.st, keyStake(a), s)
+	if d < 0 {
+		e.releaseUnbonding(a)
+	}
 }
 
 func (e *exec) disputeMove(m *MsgDisputeMove) error {
@@ -650,12 +723,13 @@ func (e *exec) settleDispute(d Dispute, st DisputeStatus) {
 	case DisputeChallengerLost:
 		punish(d.Challenger, d.Worker, false)
 	}
+	e.addDisputes(d.Worker, -1)
+	e.addDisputes(d.Challenger, -1)
 	if r.Status != StatusChallenged || r.DisputeID != d.DisputeID {
 		return // settled meanwhile (slashed by its audit): the stakes above are all that changes
 	}
 	if workerLost {
-		r.Status = StatusSlashed
-		put(e.st, keyReceipt(r.ReceiptID), r)
+		e.settleReceipt(r, StatusSlashed)
 		e.refund(r.EscrowID, "dispute lost by worker")
 		return
 	}

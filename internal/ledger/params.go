@@ -11,7 +11,7 @@ type Params struct {
 	MinFee           uint64 `json:"minFee"`           // smallest fee a transaction may pay
 	MinWorkerStake   uint64 `json:"minWorkerStake"`   // bond needed to publish receipts
 	MinVerifierStake uint64 `json:"minVerifierStake"` // bond needed to open disputes
-	UnbondingBlocks  uint64 `json:"unbondingBlocks"`  // blocks before unbonded stake is spendable
+	UnbondingBlocks  uint64 `json:"unbondingBlocks"`  // blocks before unbonded stake is spendable (more while the account is liable)
 	JailBlocks       uint64 `json:"jailBlocks"`       // blocks a slashed worker stays jailed
 	EscrowTimeout    uint64 `json:"escrowTimeout"`    // blocks an escrow waits for its receipt
 	ChallengeWindow  uint64 `json:"challengeWindow"`  // W: blocks from publication to payout
@@ -26,7 +26,12 @@ type Params struct {
 	HalvingInterval  uint64 `json:"halvingInterval"`  // H: the subsidy halves every H blocks
 	PowerUnit        uint64 `json:"powerUnit"`        // bonded stake per unit of consensus voting power
 	SlashEvidenceBps uint32 `json:"slashEvidenceBps"` // slashed from a validator with consensus misbehaviour evidence (double signing)
-	MaxValidators    uint32 `json:"maxValidators"`    // most accounts that may be validators
+	// EvidenceMaxAgeBlocks is the oldest misbehaviour evidence (in blocks)
+	// the ledger slashes for; it must be below UnbondingBlocks so that
+	// stake unbonded after the misbehaviour is still there. Nodes give
+	// CometBFT the same bound (evidence max_age_num_blocks).
+	EvidenceMaxAgeBlocks uint64 `json:"evidenceMaxAgeBlocks"`
+	MaxValidators        uint32 `json:"maxValidators"` // most accounts that may be validators
 	// ModelQuorumBps is the share of the total validator voting power
 	// whose validators must have attested (attestModel) to holding a model
 	// before escrows and receipts for it are accepted: the model is active
@@ -56,7 +61,9 @@ func DefaultParams() Params {
 		HalvingInterval:  210_000,
 		PowerUnit:        1000,
 		SlashEvidenceBps: 500,
-		MaxValidators:    100,
+		// Unbonding (100) outlasts it.
+		EvidenceMaxAgeBlocks: 50,
+		MaxValidators:        100,
 		// Strictly more than 2/3 of the power holds every active model, so
 		// CometBFT keeps committing blocks while the others lack it.
 		ModelQuorumBps: 6667,
@@ -83,6 +90,13 @@ func (p Params) Validate() error {
 	}
 	if p.AuditRateBps > 0 && p.AuditCells == 0 {
 		return errors.New("params: auditCells must be positive when audits are enabled")
+	}
+	// Evidence the ledger honours must find the stake: unbonding outlasts
+	// it. (Receipts and disputes need no bound here: an account with a
+	// receipt in its window or an open dispute keeps its matured
+	// unbondings slashable until they settle.)
+	if p.EvidenceMaxAgeBlocks == 0 || p.EvidenceMaxAgeBlocks >= p.UnbondingBlocks {
+		return fmt.Errorf("params: evidenceMaxAgeBlocks %d must be 1..unbondingBlocks-1 (%d)", p.EvidenceMaxAgeBlocks, p.UnbondingBlocks)
 	}
 	if p.HalvingInterval == 0 {
 		return errors.New("params: halvingInterval must be positive")

@@ -1,0 +1,173 @@
+package ledger
+
+import (
+	"testing"
+)
+
+// The tests in this file perform the attacks of docs/ledger.md's attack
+// table with the ledger's test helpers and check that each now fails.
+
+// disputeID returns the disputeId attribute of a result's dispute_opened event.
+func disputeID(t testing.TB, r Result) Hash {
+	t.Helper()
+	for _, e := range r.Events {
+		for _, a := range e.Attrs {
+			if e.Type == "dispute_opened" && a.Key == "disputeId" {
+				id, err := ParseHash(a.Value)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return id
+			}
+		}
+	}
+	t.Fatalf("no dispute_opened event in %+v", r.Events)
+	return Hash{}
+}
+
+func (h *harness) dispute(id Hash) Dispute {
+	var d Dispute
+	h.query("dispute/"+id.String(), &d)
+	return d
+}
+
+func (h *harness) move(who string, did Hash, msg string) []byte {
+	return h.tx(who, Msg{DisputeMove: &MsgDisputeMove{DisputeID: did, Message: []byte(msg)}})
+}
+
+// stall plays the fake game with both parties answering each query at its
+// deadline, until the last applied height is at least until.
+func (h *harness) stall(did Hash, until uint64) {
+	h.t.Helper()
+	turn := []string{"carol", "dave"}
+	for i := 0; h.height < until; i++ {
+		h.blocksUntil(h.dispute(did).Deadline - 1)
+		h.ok(h.move(turn[i%2], did, "bisect"))
+	}
+}
+
+// Attack 1: a worker publishes, unbonds its whole stake at once and drags
+// the dispute out past unbondingBlocks by answering each round at its
+// deadline; before, the stake came back at p+unbondingBlocks and the lost
+// dispute slashed nothing. Now matured unbondings stay slashable while the
+// worker has a receipt in its window or an open dispute.
+func TestAttackUnbondingEscape(t *testing.T) {
+	p := testParams()
+	h := newHarness(t, p)
+	setupMarket(t, h, 300)
+	id := h.publish(1)
+	const stake = 10_000
+	h.ok(h.tx("carol", Msg{Unbond: &MsgUnbond{Amount: stake}}))
+	matures := h.height + p.UnbondingBlocks
+	did := disputeID(t, h.ok(h.tx("dave", Msg{OpenDispute: &MsgOpenDispute{ReceiptID: id, Commitment: []byte("commit")}})))
+	carol := h.balance("carol")
+	h.stall(did, matures+5) // the game outlasts unbonding
+	if b, s := h.balance("carol"), h.stakeOf("carol"); b > carol || len(s.Unbonding) != 1 || s.Unbonding[0].Amount != stake || s.Disputes != 1 || s.Live != 1 {
+		t.Fatalf("matured unbonding released during the dispute: balance %d -> %d, stake %+v", carol, b, s)
+	}
+	dave := h.balance("dave")
+	d := h.dispute(did)
+	if d.Moves%2 == 0 { // the worker's turn: it falls silent and loses
+		h.blocksUntil(d.Deadline + 1)
+	} else {
+		h.ok(h.move("dave", did, "referee:challenger"))
+	}
+	if got := h.dispute(did).Status; got != DisputeWorkerLost {
+		t.Fatalf("dispute %s", got)
+	}
+	slashed := mulBps(stake, p.SlashDisputeBps)
+	s := h.stakeOf("carol")
+	if s.Slashed != 1 || len(s.Unbonding) != 0 || s.Live != 0 || s.Disputes != 0 {
+		t.Fatalf("stake after the lost dispute %+v", s)
+	}
+	// The slash came out of the unbonding stake; the rest went back at
+	// settlement (nothing keeps it any more).
+	if got := h.balance("carol"); got < carol+stake-slashed-uint64(d.Moves) || got > carol+stake-slashed {
+		t.Fatalf("worker balance %d, want about %d + %d - %d", got, carol, stake, slashed)
+	}
+	if got := h.balance("dave"); got < dave+mulBps(slashed, p.WinnerShareBps)-1 {
+		t.Fatalf("challenger balance %d, want %d + its share", got, dave)
+	}
+
+	t.Run("challenger", func(t *testing.T) {
+		// The same escape by a challenger that expects to lose.
+		h := newHarness(t, p)
+		setupMarket(t, h, 300)
+		id := h.publish(1)
+		did := disputeID(t, h.ok(h.tx("dave", Msg{OpenDispute: &MsgOpenDispute{ReceiptID: id, Commitment: []byte("commit")}})))
+		h.ok(h.tx("dave", Msg{Unbond: &MsgUnbond{Amount: stake}}))
+		h.stall(did, h.height+p.UnbondingBlocks+5)
+		if s := h.stakeOf("dave"); len(s.Unbonding) != 1 || s.Unbonding[0].Amount != stake {
+			t.Fatalf("challenger's unbonding released during its dispute: %+v", s)
+		}
+		d := h.dispute(did)
+		if d.Moves%2 == 1 { // the challenger's turn: silent
+			h.blocksUntil(d.Deadline + 1)
+		} else {
+			h.ok(h.move("carol", did, "referee:worker"))
+		}
+		if got := h.dispute(did).Status; got != DisputeChallengerLost {
+			t.Fatalf("dispute %s", got)
+		}
+		if s := h.stakeOf("dave"); s.Slashed != 1 || len(s.Unbonding) != 0 {
+			t.Fatalf("losing challenger %+v", s)
+		}
+	})
+	t.Run("receipt in its window", func(t *testing.T) {
+		// A receipt in its window holds matured unbondings until it is
+		// final, even without a dispute (an audit may still slash it).
+		q := p
+		q.UnbondingBlocks = 5
+		q.EvidenceMaxAgeBlocks = 4
+		h := newHarness(t, q)
+		setupMarket(t, h, 300)
+		id := h.publish(1)
+		h.ok(h.tx("carol", Msg{Unbond: &MsgUnbond{Amount: 4000}}))
+		h.blocksUntil(h.height + q.UnbondingBlocks + 1)
+		if s := h.stakeOf("carol"); len(s.Unbonding) != 1 {
+			t.Fatalf("unbonding released with a receipt in its window: %+v", s)
+		}
+		before := h.balance("carol")
+		h.blocksUntil(h.receiptRecord(id).WindowEnd)
+		if s := h.stakeOf("carol"); len(s.Unbonding) != 0 || h.balance("carol") < before+4000 {
+			t.Fatalf("unbonding not released once the receipt was final: %+v", s)
+		}
+	})
+}
+
+// Attack 1 (evidence): a validator double-signs, unbonds at once and
+// waits; evidence arrives later. Evidence the ledger honours
+// (evidenceMaxAgeBlocks) is younger than unbonding, so the stake is still
+// there; parameters where it is not are refused.
+func TestAttackEvidenceAfterUnbonding(t *testing.T) {
+	p := testParams()
+	h := newHarness(t, p)
+	h.ok(h.tx("erin", Msg{Bond: &MsgBond{Amount: 10_000}}))
+	offence := h.height
+	h.ok(h.tx("erin", Msg{Unbond: &MsgUnbond{Amount: 10_000}}))
+	h.blocksUntil(offence + p.EvidenceMaxAgeBlocks - 1)
+	h.height++
+	ctx := BlockContext{Height: h.height, Time: 1_700_000_000, Misbehaving: []Misbehaviour{{Validator: testAddr("erin"), Height: offence}}}
+	if _, err := h.l.FinalizeBlock(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	h.checkSupply()
+	if s := h.stakeOf("erin"); len(s.Unbonding) != 1 || s.Unbonding[0].Amount != 10_000-mulBps(10_000, p.SlashEvidenceBps) || s.JailedUntil == 0 {
+		t.Fatalf("evidence did not reach the unbonding stake: %+v", s)
+	}
+	// Older evidence is ignored (the ledger cannot promise the stake is there).
+	h.height++
+	ctx = BlockContext{Height: h.height, Time: 1_700_000_000, Misbehaving: []Misbehaviour{{Validator: testAddr("erin"), Height: h.height - p.EvidenceMaxAgeBlocks - 1}}}
+	before := h.stakeOf("erin")
+	if _, err := h.l.FinalizeBlock(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	if s := h.stakeOf("erin"); s.Slashed != before.Slashed {
+		t.Fatalf("expired evidence slashed: %+v", s)
+	}
+	bad := p
+	bad.EvidenceMaxAgeBlocks = bad.UnbondingBlocks
+	if bad.Validate() == nil {
+		t.Fatal("unbonding that does not outlast the evidence age accepted")
+	}
+}
