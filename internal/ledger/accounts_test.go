@@ -144,7 +144,7 @@ func TestModelRegistry(t *testing.T) {
 	h.fails(h.tx("bob", reg), ErrExists)
 	other := testModel
 	other[0] ^= 1
-	h.fails(h.tx("alice", Msg{OpenEscrow: &MsgOpenEscrow{Worker: testAddr("carol"), ModelID: other, Fee: 10}}), ErrNotFound)
+	h.fails(h.tx("alice", Msg{OpenEscrow: &MsgOpenEscrow{Worker: testAddr("carol"), ModelID: other, Fee: 10, Request: testRequest(1)}}), ErrNotFound)
 }
 
 func TestStaking(t *testing.T) {
@@ -215,7 +215,7 @@ func TestCheckerDependentTxs(t *testing.T) {
 	c := NewChecker(h.l)
 	before := h.l.AppHash()
 	reg := h.tx("bob", Msg{RegisterModel: &MsgRegisterModel{ModelID: testModel, Name: "m", SpecVersion: 1}})
-	esc := h.tx("alice", Msg{OpenEscrow: &MsgOpenEscrow{Worker: testAddr("carol"), ModelID: testModel, Fee: 5}})
+	esc := h.tx("alice", Msg{OpenEscrow: &MsgOpenEscrow{Worker: testAddr("carol"), ModelID: testModel, Fee: 5, Request: testRequest(1)}})
 	if r := c.Check(esc); r.Code != Code(ErrNotFound) {
 		t.Fatalf("escrow before its model: %d %s", r.Code, r.Log)
 	}

@@ -1,7 +1,12 @@
 package ledger
 
 import (
+	"crypto/sha256"
+	"encoding/binary"
+	"strings"
 	"testing"
+
+	"github.com/verdictnet/verdict/internal/receipt"
 )
 
 // The tests in this file perform the attacks of docs/ledger.md's attack
@@ -169,5 +174,55 @@ func TestAttackEvidenceAfterUnbonding(t *testing.T) {
 	bad.EvidenceMaxAgeBlocks = bad.UnbondingBlocks
 	if bad.Validate() == nil {
 		t.Fatal("unbonding that does not outlast the evidence age accepted")
+	}
+}
+
+// Attack 5: alice escrows a fee for her request; the worker claims it with
+// a cheap receipt of another prompt on the same model. The escrow commits
+// to the request (RequestHash) and publication checks it.
+func TestAttackEscrowNotBound(t *testing.T) {
+	h := newHarness(t, testParams())
+	esc := setupMarket(t, h, 50_000) // for the request of signedReceipt(..., 1)
+	cheap := testReceipt(testModel, 1)
+	cheap.Prompt, cheap.Sampling.Steps, cheap.Output = []int{9}, 2, []int{1}
+	if err := cheap.Sign(testKey("carol")); err != nil {
+		t.Fatal(err)
+	}
+	b, err := cheap.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := h.fails(h.tx("carol", Msg{PublishReceipt: &MsgPublishReceipt{EscrowID: esc, Receipt: b}}), ErrInvalid)
+	if !strings.Contains(r.Log, "request") {
+		t.Fatalf("refused for another reason: %s", r.Log)
+	}
+	// Another nonce (a second request with the same prompt) is refused too.
+	other, _ := signedReceipt(t, "carol", testModel, 2)
+	h.fails(h.tx("carol", Msg{PublishReceipt: &MsgPublishReceipt{EscrowID: esc, Receipt: other}}), ErrInvalid)
+	// The receipt of alice's request claims it.
+	rcpt, _ := signedReceipt(t, "carol", testModel, 1)
+	h.ok(h.tx("carol", Msg{PublishReceipt: &MsgPublishReceipt{EscrowID: esc, Receipt: rcpt}}))
+	// An escrow must name a request.
+	h.fails(h.tx("alice", Msg{OpenEscrow: &MsgOpenEscrow{Worker: testAddr("carol"), ModelID: testModel, Fee: 5}}), ErrDecode)
+}
+
+// TestRequestHashVector pins RequestHash to the byte layout docs/ledger.md
+// specifies, built here by hand.
+func TestRequestHashVector(t *testing.T) {
+	r := testReceipt(testModel, 7)
+	r.Sampling = receipt.Sampling{Temperature: 0.7, TopK: 40, TopP: 0.95, Seed: 42, Steps: 64, Stop: []int{2}}
+	r.Prompt = []int{1, 70000}
+	var buf []byte
+	buf = append(buf, "verdict/request/v1"...)
+	for _, part := range [][]byte{testModel[:], {7}, []byte("temperature=0.7;top_k=40;top_p=0.95;seed=42;steps=64"), {2, 0, 0}, {1, 0, 0, 0x70, 0x11, 0x01}} {
+		buf = binary.BigEndian.AppendUint64(buf, uint64(len(part)))
+		buf = append(buf, part...)
+	}
+	if got, want := RequestHash(r), Hash(sha256.Sum256(buf)); got != want {
+		t.Fatalf("RequestHash %s, want %s", got, want)
+	}
+	b, _ := signedReceipt(t, "carol", testModel, 3)
+	if got, err := ReceiptRequest(b); err != nil || got != testRequest(3) {
+		t.Fatalf("ReceiptRequest %s %v", got, err)
 	}
 }

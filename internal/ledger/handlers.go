@@ -375,7 +375,7 @@ func (e *exec) openEscrow(m *MsgOpenEscrow) error {
 		return err
 	}
 	id := derive("verdict/escrow/v1", e.signer[:], be64(e.tx.Nonce))
-	esc := Escrow{EscrowID: id, Requester: e.signer, Worker: m.Worker, ModelID: m.ModelID, Fee: m.Fee, AgentID: m.AgentID, Expires: e.ctx.Height + e.params.EscrowTimeout}
+	esc := Escrow{EscrowID: id, Requester: e.signer, Worker: m.Worker, ModelID: m.ModelID, Fee: m.Fee, Request: m.Request, AgentID: m.AgentID, Expires: e.ctx.Height + e.params.EscrowTimeout}
 	put(e.st, keyEscrow(id), esc)
 	e.queuePush(qEscrow, esc.Expires, id)
 	e.emit("escrow_opened", "escrowId", id.String(), "requester", e.signer.String(), "worker", m.Worker.String(), "modelId", m.ModelID.String(), "fee", u64(m.Fee), "expires", u64(esc.Expires))
@@ -421,6 +421,9 @@ func (e *exec) publishReceipt(m *MsgPublishReceipt) error {
 	}
 	if info.ModelID != esc.ModelID {
 		return fmt.Errorf("%w: receipt is for model %s, escrow for %s", ErrInvalid, info.ModelID, esc.ModelID)
+	}
+	if info.Request != esc.Request {
+		return fmt.Errorf("%w: receipt answers request %s, escrow %s pays for request %s", ErrInvalid, info.Request, esc.EscrowID, esc.Request)
 	}
 	if _, ok := e.st.Get(keyReceipt(info.ID)); ok {
 		return fmt.Errorf("%w: receipt %s is already published", ErrExists, info.ID)

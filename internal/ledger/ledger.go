@@ -56,6 +56,7 @@ type ReceiptInfo struct {
 	ID      Hash    // receipt id: hash of its canonical encoding
 	Worker  Address // the signing worker
 	ModelID Hash
+	Request Hash // RequestHash of the receipt: what an escrow commits to
 }
 
 // ReceiptVerifier parses a receipt's canonical bytes and checks its

@@ -93,6 +93,7 @@ type Escrow struct {
 	Worker    Address `json:"worker"`
 	ModelID   Hash    `json:"modelId"`
 	Fee       uint64  `json:"fee"`
+	Request   Hash    `json:"request"` // the request a receipt must answer (RequestHash)
 	AgentID   uint64  `json:"agentId,omitempty"`
 	Expires   uint64  `json:"expires"`
 	ReceiptID Hash    `json:"receiptId"` // zero until a receipt is published

@@ -222,7 +222,7 @@ func TestDisputeThroughLedger(t *testing.T) {
 			}
 			ch := &dchain{t: t, l: l, nonces: map[ledger.Address]uint64{}}
 			ch.ok(ch.tx(req, ledger.Msg{RegisterModel: &ledger.MsgRegisterModel{ModelID: id, Name: "stories260K", SpecVersion: 1}}),
-				ch.tx(req, ledger.Msg{OpenEscrow: &ledger.MsgOpenEscrow{Worker: addrOf(worker), ModelID: id, Fee: 50}}))
+				ch.tx(req, ledger.Msg{OpenEscrow: &ledger.MsgOpenEscrow{Worker: addrOf(worker), ModelID: id, Fee: 50, Request: reqOf(t, rb)}}))
 			ch.ok(ch.tx(worker, ledger.Msg{PublishReceipt: &ledger.MsgPublishReceipt{EscrowID: ledger.EscrowID(addrOf(req), 1), Receipt: rb}}))
 			root := ct.Tree().Root()
 			res := ch.ok(ch.tx(chall, ledger.Msg{OpenDispute: &ledger.MsgOpenDispute{ReceiptID: ledger.Hash(rr.ID()), Commitment: root[:]}}))
@@ -369,7 +369,7 @@ func TestDisputeWithoutModel(t *testing.T) {
 	}
 	ch := &dchain{t: t, l: l, nonces: map[ledger.Address]uint64{}}
 	ch.ok(ch.tx(chall, ledger.Msg{RegisterModel: &ledger.MsgRegisterModel{ModelID: id, Name: "s", SpecVersion: 1}}),
-		ch.tx(chall, ledger.Msg{OpenEscrow: &ledger.MsgOpenEscrow{Worker: addrOf(worker), ModelID: id, Fee: 5}}))
+		ch.tx(chall, ledger.Msg{OpenEscrow: &ledger.MsgOpenEscrow{Worker: addrOf(worker), ModelID: id, Fee: 5, Request: reqOf(t, rb)}}))
 	ch.ok(ch.tx(worker, ledger.Msg{PublishReceipt: &ledger.MsgPublishReceipt{EscrowID: ledger.EscrowID(addrOf(chall), 1), Receipt: rb}}))
 	hash := l.AppHash()
 	other := ledger.Hash{9}
@@ -431,7 +431,7 @@ func TestOpeningsWithoutModel(t *testing.T) {
 	}
 	ch := &dchain{t: t, l: l, nonces: map[ledger.Address]uint64{}}
 	ch.ok(ch.tx(req, ledger.Msg{RegisterModel: &ledger.MsgRegisterModel{ModelID: id, Name: "s", SpecVersion: 1}}),
-		ch.tx(req, ledger.Msg{OpenEscrow: &ledger.MsgOpenEscrow{Worker: addrOf(worker), ModelID: id, Fee: 5}}))
+		ch.tx(req, ledger.Msg{OpenEscrow: &ledger.MsgOpenEscrow{Worker: addrOf(worker), ModelID: id, Fee: 5, Request: reqOf(t, rb)}}))
 	ch.ok(ch.tx(worker, ledger.Msg{PublishReceipt: &ledger.MsgPublishReceipt{EscrowID: ledger.EscrowID(addrOf(req), 1), Receipt: rb}}))
 	ch.ok() // the audit is selected
 	hash := l.AppHash()
