@@ -1,8 +1,11 @@
 package ledger
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/binary"
+	"maps"
+	"slices"
 	"strings"
 	"testing"
 
@@ -38,6 +41,47 @@ func (h *harness) dispute(id Hash) Dispute {
 
 func (h *harness) move(who string, did Hash, msg string) []byte {
 	return h.tx(who, Msg{DisputeMove: &MsgDisputeMove{DisputeID: did, Message: []byte(msg)}})
+}
+
+// stallAll plays several fake games against carol's receipts, each side
+// answering each query in the last block its deadline allows, until the
+// last applied height is at least until. challengers maps each dispute to
+// its challenger ("" for one that has fallen silent).
+func (h *harness) stallAll(until uint64, challengers map[Hash]string) {
+	h.t.Helper()
+	for h.height < until {
+		var txs [][]byte
+		ids := slices.SortedFunc(maps.Keys(challengers), func(a, b Hash) int { return bytes.Compare(a[:], b[:]) })
+		for _, did := range ids {
+			ch := challengers[did]
+			d := h.dispute(did)
+			if d.Status != DisputeOpen || d.Deadline != h.height+1 {
+				continue
+			}
+			who := "carol"
+			if d.Moves%2 == 1 {
+				who = ch
+			}
+			if who == "" {
+				continue // a silent challenger
+			}
+			txs = append(txs, h.move(who, did, "bisect"))
+		}
+		for i, r := range h.block(txs...).TxResults {
+			if r.Code != 0 {
+				h.t.Fatalf("height %d: move %d: %s", h.height, i, r.Log)
+			}
+		}
+	}
+}
+
+// stallUntilSettled runs stallAll's games, block by block, until dispute
+// did is decided.
+func (h *harness) stallUntilSettled(did Hash, challengers map[Hash]string) {
+	h.t.Helper()
+	for h.dispute(did).Status == DisputeOpen {
+		h.stallAll(h.height+1, challengers)
+	}
 }
 
 // stall plays the fake game with both parties answering each query at its
@@ -225,4 +269,65 @@ func TestRequestHashVector(t *testing.T) {
 	if got, err := ReceiptRequest(b); err != nil || got != testRequest(3) {
 		t.Fatalf("ReceiptRequest %s %v", got, err)
 	}
+}
+
+// Attack 2: the worker's sybil (dave) disputes the worker's receipt at
+// once, to lock out honest challengers, stalls past the window and loses,
+// half of its slash going back to the worker. Now an open dispute locks
+// nobody out, the receipt is paid only once every dispute of it is
+// settled, and a losing challenger's slash is burned whole.
+func TestAttackSybilShield(t *testing.T) {
+	p := testParams()
+	h := newHarness(t, p)
+	setupMarket(t, h, 300)
+	h.ok(h.tx("bob", Msg{Bond: &MsgBond{Amount: 10_000}})) // the honest challenger
+	id := h.publish(1)
+	sybil := disputeID(t, h.ok(h.tx("dave", Msg{OpenDispute: &MsgOpenDispute{ReceiptID: id, Commitment: []byte("commit")}})))
+	h.ok(h.move("carol", sybil, "bisect"))
+	// The honest challenger is not locked out.
+	honest := disputeID(t, h.ok(h.tx("bob", Msg{OpenDispute: &MsgOpenDispute{ReceiptID: id, Commitment: []byte("commit")}})))
+	if r := h.receiptRecord(id); r.Status != StatusChallenged || r.Disputes != 2 {
+		t.Fatalf("receipt %+v", r)
+	}
+	// Both games run past the window, every answer at its deadline; then
+	// the sybil falls silent and loses.
+	h.stallAll(h.receiptRecord(id).WindowEnd+1, map[Hash]string{sybil: "dave", honest: "bob"})
+	carol, carolNonce, daveStake, burned := h.balance("carol"), h.nonces[testAddr("carol")], h.stakeOf("dave").Bonded, h.totals().Burned
+	h.stallUntilSettled(sybil, map[Hash]string{sybil: "", honest: "bob"})
+	if got := h.dispute(sybil).Status; got != DisputeChallengerLost {
+		t.Fatalf("sybil dispute %s", got)
+	}
+	if r := h.receiptRecord(id); r.Status != StatusChallenged || r.Disputes != 1 {
+		t.Fatalf("receipt paid out with a dispute still open: %+v", r)
+	}
+	slashed := mulBps(daveStake, p.SlashDisputeBps)
+	if got, fees := h.balance("carol"), h.nonces[testAddr("carol")]-carolNonce; got != carol-fees {
+		t.Fatalf("worker got %d from its sybil's loss", int64(got)-int64(carol-fees))
+	}
+	if got := h.totals().Burned; got != burned+slashed {
+		t.Fatalf("burned %d, want %d + the sybil's whole slash %d", got, burned, slashed)
+	}
+	if d := h.dispute(honest); d.Moves%2 == 0 {
+		h.ok(h.move("carol", honest, "bisect"))
+	}
+	// The honest challenger wins: the receipt is slashed and refunded.
+	h.ok(h.move("bob", honest, "referee:challenger"))
+	if r := h.receiptRecord(id); r.Status != StatusSlashed || r.Disputes != 0 {
+		t.Fatalf("receipt %+v", r)
+	}
+	t.Run("stake per dispute", func(t *testing.T) {
+		// One bond cannot back disputes without bound.
+		h := newHarness(t, p)
+		setupMarket(t, h, 300)
+		a, b := h.publish(1), h.publish(2)
+		h.ok(h.tx("dave", Msg{Unbond: &MsgUnbond{Amount: 10_000 - 2*p.MinVerifierStake + 1}}))
+		h.ok(h.tx("dave", Msg{OpenDispute: &MsgOpenDispute{ReceiptID: a, Commitment: []byte("commit")}}))
+		h.fails(h.tx("dave", Msg{OpenDispute: &MsgOpenDispute{ReceiptID: b, Commitment: []byte("commit")}}), ErrStake)
+	})
+}
+
+func (h *harness) totals() Totals {
+	var t Totals
+	h.query("totals", &t)
+	return t
 }

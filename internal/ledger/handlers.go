@@ -584,7 +584,9 @@ func (e *exec) openDispute(m *MsgOpenDispute) error {
 	if err != nil {
 		return err
 	}
-	if r.Status != StatusPublished {
+	// Several disputes may run at once: an open dispute (perhaps a
+	// sybil's, stalling to lose after the window) locks nobody out.
+	if r.Status != StatusPublished && r.Status != StatusChallenged {
 		return fmt.Errorf("%w: receipt %s is %s", ErrWrongState, m.ReceiptID, r.Status)
 	}
 	if e.ctx.Height >= r.WindowEnd {
@@ -593,9 +595,11 @@ func (e *exec) openDispute(m *MsgOpenDispute) error {
 	if e.signer == r.Worker {
 		return fmt.Errorf("%w: a worker cannot challenge its own receipt", ErrUnauthorized)
 	}
+	// Each open dispute of the challenger is backed by minVerifierStake
+	// of its own.
 	s := e.stake(e.signer)
-	if s.Bonded < e.params.MinVerifierStake || s.JailedUntil != 0 {
-		return fmt.Errorf("%w: challenger %s has %d bonded (jailed until %d), needs %d", ErrStake, e.signer, s.Bonded, s.JailedUntil, e.params.MinVerifierStake)
+	if s.Bonded/(s.Disputes+1) < e.params.MinVerifierStake || s.JailedUntil != 0 {
+		return fmt.Errorf("%w: challenger %s has %d bonded (jailed until %d) and %d open disputes, needs %d per dispute", ErrStake, e.signer, s.Bonded, s.JailedUntil, s.Disputes, e.params.MinVerifierStake)
 	}
 	if e.l.hooks.Disputes == nil {
 		return fmt.Errorf("%w: this node has no dispute game", ErrCheck)
@@ -609,6 +613,7 @@ func (e *exec) openDispute(m *MsgOpenDispute) error {
 	id := derive("verdict/dispute/v1", m.ReceiptID[:], e.signer[:], be64(e.tx.Nonce))
 	d := Dispute{DisputeID: id, ReceiptID: m.ReceiptID, Worker: r.Worker, Challenger: e.signer, Game: game, Status: DisputeOpen}
 	r.Status, r.DisputeID = StatusChallenged, id
+	r.Disputes++
 	put(e.st, keyReceipt(r.ReceiptID), r)
 	e.addDisputes(r.Worker, 1)
 	e.addDisputes(e.signer, 1)
@@ -685,10 +690,12 @@ func (e *exec) disputeMove(m *MsgDisputeMove) error {
 	return e.advanceDispute(d)
 }
 
-// settleDispute slashes the loser or losers (a sole loser's slash pays
-// the winner its share, the rest is burned) and settles the receipt:
-// slashed and refunded when the worker lost, back to published (and final
-// if its window has passed) otherwise.
+// settleDispute slashes the loser or losers (a worker's slash pays the
+// challenger who beat it its share, the rest is burned; a challenger's
+// slash is burned whole, so that a worker gains nothing from a sybil that
+// challenges it and loses) and settles the receipt: slashed and refunded
+// when the worker lost, back to published (and final if its window has
+// passed) once no other dispute of it is open.
 func (e *exec) settleDispute(d Dispute, st DisputeStatus) {
 	workerLost, challengerLost := st.Lost[0], st.Lost[1]
 	switch {
@@ -724,17 +731,22 @@ func (e *exec) settleDispute(d Dispute, st DisputeStatus) {
 	case DisputeWorkerLost:
 		punish(d.Worker, d.Challenger, true)
 	case DisputeChallengerLost:
-		punish(d.Challenger, d.Worker, false)
+		punish(d.Challenger, Address{}, false)
 	}
 	e.addDisputes(d.Worker, -1)
 	e.addDisputes(d.Challenger, -1)
-	if r.Status != StatusChallenged || r.DisputeID != d.DisputeID {
-		return // settled meanwhile (slashed by its audit): the stakes above are all that changes
+	r.Disputes--
+	put(e.st, keyReceipt(r.ReceiptID), r)
+	if r.Status != StatusChallenged {
+		return // settled meanwhile (slashed by its audit or another dispute): the stakes above are all that changes
 	}
 	if workerLost {
 		e.settleReceipt(r, StatusSlashed)
 		e.refund(r.EscrowID, "dispute lost by worker")
 		return
+	}
+	if r.Disputes > 0 {
+		return // still challenged by others
 	}
 	r.Status = StatusPublished
 	put(e.st, keyReceipt(r.ReceiptID), r)

@@ -121,7 +121,8 @@ type ReceiptRecord struct {
 	Status    string  `json:"status"`
 	Audited   bool    `json:"audited"`            // selected for an audit
 	Audit     string  `json:"audit,omitempty"`    // that audit's status (AuditPending, ...)
-	DisputeID Hash    `json:"disputeId,omitzero"` // the open or last dispute
+	DisputeID Hash    `json:"disputeId,omitzero"` // the last dispute opened
+	Disputes  uint32  `json:"disputes,omitempty"` // disputes open now (status challenged while positive)
 }
 
 // Client-facing receipt statuses (what the gateway shows).

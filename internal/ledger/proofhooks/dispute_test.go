@@ -308,8 +308,10 @@ func TestDisputeThroughLedger(t *testing.T) {
 				t.Fatalf("dispute %s (%s), receipt %s; want %s, %s", d.Status, d.Reason, rec.Status, wantD, wantR)
 			}
 
-			// The loser lost slashDisputeBps of its stake; the winner got
-			// winnerShareBps of that (less its move fees); the rest burned.
+			// The loser lost slashDisputeBps of its stake; a winning
+			// challenger got winnerShareBps of that (less its move fees),
+			// the rest burned; a losing challenger's slash is burned whole
+			// (the worker gains nothing from it).
 			wa1, ws1 := balance(worker)
 			ca1, cs1 := balance(chall)
 			var after ledger.Totals
@@ -320,6 +322,9 @@ func TestDisputeThroughLedger(t *testing.T) {
 			}
 			slashed := loserStake0 * uint64(p.SlashDisputeBps) / 10000
 			share := slashed * uint64(p.WinnerShareBps) / 10000
+			if c.loser == ledger.SideChallenger {
+				share = 0
+			}
 			var acct ledger.Account
 			ch.query("account/"+addrOf(winnerKey).String(), &acct)
 			moveFees := acct.Nonce - map[ledger.Address]uint64{addrOf(worker): wa0.Nonce, addrOf(chall): ca0.Nonce}[addrOf(winnerKey)]
