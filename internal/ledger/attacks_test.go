@@ -331,3 +331,86 @@ func (h *harness) totals() Totals {
 	h.query("totals", &t)
 	return t
 }
+
+// holdings is what an account owns: balance and stake.
+func (h *harness) holdings(names ...string) uint64 {
+	var sum uint64
+	for _, n := range names {
+		s := h.stakeOf(n)
+		sum += h.balance(n) + s.Bonded
+		for _, u := range s.Unbonding {
+			sum += u.Amount
+		}
+	}
+	return sum
+}
+
+// Attack 4: after idle blocks fill the reward pool, a worker self-escrows
+// cheap receipts, and a sybil requester pays it, to capture the subsidy
+// (before: 5 self-escrowed receipts costing 10 in fees earned 34,990) and
+// to farm reputation. Now a receipt's reward is weighted by its fee and
+// capped at half the protocol fee it burned, so the pair only loses; and
+// feedback needs an escrow of at least minFeedbackFee.
+func TestAttackSubsidyCapture(t *testing.T) {
+	p := testParams()
+	p.InitialSubsidy, p.HalvingInterval = 50_000, 210_000
+	market := func(t *testing.T) *harness {
+		h := newHarness(t, p)
+		setupMarket(t, h, 300)
+		h.blocksUntil(h.height + 30) // an idle pool
+		if pool := h.totals().Pool; pool < 1_000_000 {
+			t.Fatalf("pool %d", pool)
+		}
+		return h
+	}
+	// Zero-fee escrows are refused.
+	h := market(t)
+	h.fails(h.tx("carol", Msg{OpenEscrow: &MsgOpenEscrow{Worker: testAddr("carol"), ModelID: testModel, Fee: 0, Request: testRequest(9)}}), ErrFee)
+	for _, c := range []struct {
+		name      string
+		requester string
+		fee       uint64
+	}{{"self-escrow", "carol", 1}, {"sybil requester", "alice", 1000}, {"sybil requester below the feedback fee", "alice", 99}} {
+		t.Run(c.name, func(t *testing.T) {
+			h := market(t)
+			pair := []string{"carol"}
+			if c.requester != "carol" {
+				pair = append(pair, c.requester)
+			}
+			sent := func() (n uint64) {
+				for _, a := range pair {
+					n += h.nonces[testAddr(a)]
+				}
+				return n
+			}
+			before, nonces := h.holdings(pair...), sent()
+			var fb uint64
+			h.query("lastIndex/1/"+testAddr(c.requester).String(), &fb)
+			var last Hash
+			for i := byte(0); i < 5; i++ {
+				n := 100 + i
+				esc := h.openEscrow(c.requester, "carol", c.fee, n)
+				rcpt, id := signedReceipt(t, "carol", testModel, n)
+				h.ok(h.tx("carol", Msg{PublishReceipt: &MsgPublishReceipt{EscrowID: esc, Receipt: rcpt}}))
+				last = id
+			}
+			h.blocksUntil(h.receiptRecord(last).WindowEnd)
+			txFees := sent() - nonces
+			burnt := 5 * mulBps(c.fee, p.ProtocolFeeBps)
+			maxReward := 5 * mulBps(mulBps(c.fee, p.ProtocolFeeBps), p.RewardCapBps)
+			after := h.holdings(pair...)
+			if after > before-txFees-burnt+maxReward || after >= before {
+				t.Fatalf("the pair went from %d to %d (tx fees %d, protocol fees %d, reward cap %d)", before, after, txFees, burnt, maxReward)
+			}
+			var fb2 uint64
+			h.query("lastIndex/1/"+testAddr(c.requester).String(), &fb2)
+			wantFeedback := uint64(0)
+			if c.requester != "carol" && c.fee >= p.MinFeedbackFee {
+				wantFeedback = 5
+			}
+			if fb2-fb != wantFeedback {
+				t.Fatalf("%d feedback entries, want %d", fb2-fb, wantFeedback)
+			}
+		})
+	}
+}

@@ -371,6 +371,9 @@ func (e *exec) openEscrow(m *MsgOpenEscrow) error {
 			return err
 		}
 	}
+	if m.Fee < e.params.MinEscrowFee {
+		return fmt.Errorf("%w: escrow fee %d below the minimum %d", ErrFee, m.Fee, e.params.MinEscrowFee)
+	}
 	if err := e.debit(e.signer, m.Fee); err != nil {
 		return err
 	}

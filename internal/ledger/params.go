@@ -22,6 +22,10 @@ type Params struct {
 	SlashAuditBps    uint32 `json:"slashAuditBps"`    // slashed for missing or failed openings
 	SlashDisputeBps  uint32 `json:"slashDisputeBps"`  // slashed from the loser of a dispute
 	WinnerShareBps   uint32 `json:"winnerShareBps"`   // share of a dispute slash paid to the winner; the rest is burned
+	MinEscrowFee     uint64 `json:"minEscrowFee"`     // smallest fee an escrow may lock
+	ProtocolFeeBps   uint32 `json:"protocolFeeBps"`   // share of a paid-out escrow fee that is burned
+	RewardCapBps     uint32 `json:"rewardCapBps"`     // a receipt's subsidy is at most this share of its burned protocol fee (<= 10000)
+	MinFeedbackFee   uint64 `json:"minFeedbackFee"`   // smallest escrow fee whose final receipt gives the worker's agent feedback
 	InitialSubsidy   uint64 `json:"initialSubsidy"`   // block subsidy at height 1
 	HalvingInterval  uint64 `json:"halvingInterval"`  // H: the subsidy halves every H blocks
 	PowerUnit        uint64 `json:"powerUnit"`        // bonded stake per unit of consensus voting power
@@ -57,6 +61,10 @@ func DefaultParams() Params {
 		SlashAuditBps:    1000,
 		SlashDisputeBps:  2000,
 		WinnerShareBps:   5000,
+		MinEscrowFee:     1,
+		ProtocolFeeBps:   1000,
+		RewardCapBps:     5000,
+		MinFeedbackFee:   100,
 		InitialSubsidy:   50_000,
 		HalvingInterval:  210_000,
 		PowerUnit:        1000,
@@ -75,7 +83,7 @@ func (p Params) Validate() error {
 	for _, b := range []struct {
 		n string
 		v uint32
-	}{{"auditRateBps", p.AuditRateBps}, {"slashAuditBps", p.SlashAuditBps}, {"slashDisputeBps", p.SlashDisputeBps}, {"winnerShareBps", p.WinnerShareBps}, {"slashEvidenceBps", p.SlashEvidenceBps}, {"modelQuorumBps", p.ModelQuorumBps}} {
+	}{{"auditRateBps", p.AuditRateBps}, {"slashAuditBps", p.SlashAuditBps}, {"slashDisputeBps", p.SlashDisputeBps}, {"winnerShareBps", p.WinnerShareBps}, {"slashEvidenceBps", p.SlashEvidenceBps}, {"modelQuorumBps", p.ModelQuorumBps}, {"protocolFeeBps", p.ProtocolFeeBps}, {"rewardCapBps", p.RewardCapBps}} {
 		if b.v > 10000 {
 			return fmt.Errorf("params: %s %d exceeds 10000", b.n, b.v)
 		}

@@ -70,8 +70,16 @@ func TestReceiptFinalizes(t *testing.T) {
 	if got := h.receiptRecord(id).Status; got != StatusFinal {
 		t.Fatalf("status %s after window", got)
 	}
-	if got := h.balance("carol"); got != carolBefore+500+pool {
-		t.Fatalf("worker balance %d, want %d + fee 500 + pool %d", got, carolBefore, pool)
+	// The fee less the protocol fee, and from the (large) pool a reward
+	// capped at rewardCapBps of that protocol fee.
+	burn := mulBps(500, p.ProtocolFeeBps)
+	reward := min(pool, mulBps(burn, p.RewardCapBps))
+	if got := h.balance("carol"); got != carolBefore+500-burn+reward {
+		t.Fatalf("worker balance %d, want %d + fee 500 - protocol fee %d + reward %d", got, carolBefore, burn, reward)
+	}
+	h.query("totals", &tot)
+	if tot.Pool != pool-reward {
+		t.Fatalf("pool %d, want %d", tot.Pool, pool-reward)
 	}
 	if got := h.balance("alice"); got != aliceBefore-1-1 { // openEscrow fee + second escrow amount... see below
 		// alice paid the escrow-2 tx fee (1) and its escrow amount (1).
@@ -269,7 +277,7 @@ func TestDisputes(t *testing.T) {
 		}
 		cBal, dStake := h.balance("carol"), h.stakeOf("dave").Bonded
 		h.ok(move(h, "carol", did, "referee:worker"))
-		if h.receiptRecord(id).Status != StatusFinal || h.balance("carol") < cBal-1+500 {
+		if h.receiptRecord(id).Status != StatusFinal || h.balance("carol") != cBal-1+500-mulBps(500, p.ProtocolFeeBps) {
 			t.Fatal("won dispute did not pay the worker")
 		}
 		if h.stakeOf("dave").Bonded != dStake-mulBps(dStake, p.SlashDisputeBps) {

@@ -747,7 +747,10 @@ func (c *Chain) SelfEscrow(ctx context.Context, p *Pending, w ledger.Address, mo
 	if err != nil {
 		return ledger.Hash{}, fmt.Errorf("self escrow: %w", err)
 	}
-	nonce, err := c.send.Send(ctx, ledger.Msg{OpenEscrow: &ledger.MsgOpenEscrow{Worker: w, ModelID: model, Fee: p.Fee, Request: req, AgentID: 0}})
+	// The chain refuses escrows below minEscrowFee; the worker pays it to
+	// itself (less the protocol fee).
+	fee := max(p.Fee, c.params.MinEscrowFee)
+	nonce, err := c.send.Send(ctx, ledger.Msg{OpenEscrow: &ledger.MsgOpenEscrow{Worker: w, ModelID: model, Fee: fee, Request: req, AgentID: 0}})
 	if errors.Is(err, ErrMaybeSent) {
 		return ledger.EscrowID(c.addr, nonce), err
 	}
