@@ -263,7 +263,7 @@ func TestValidatorUpdates(t *testing.T) {
 		t.Fatalf("after bond: %v", u)
 	}
 	h.fails(h.tx("carol", Msg{SetValidator: &MsgSetValidator{Active: false}}), ErrWrongState)
-	u := ups(h.block(h.tx("carol", Msg{SetValidator: &MsgSetValidator{Active: true}}), h.tx("carol", Msg{Bond: &MsgBond{Amount: 3000}})))
+	u := ups(h.block(h.tx("carol", Msg{Bond: &MsgBond{Amount: 3000}}), h.tx("carol", Msg{SetValidator: &MsgSetValidator{Active: true}})))
 	if len(u) != 1 || u[carol] != 3 {
 		t.Fatalf("after carol joins: %v", u)
 	}

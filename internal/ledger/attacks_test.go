@@ -414,3 +414,66 @@ func TestAttackSubsidyCapture(t *testing.T) {
 		})
 	}
 }
+
+// Attack 7: zero-stake accounts fill the validator set (setValidator
+// {active:true} costs a fee) so that bonded accounts are refused, and
+// entries are never removed. Now a candidate needs minValidatorStake
+// bonded, a richer candidate evicts the poorest, and entries that left
+// are removed once evidence against them can no longer arrive.
+func TestAttackValidatorSetFilling(t *testing.T) {
+	p := testParams()
+	p.MaxValidators = 3
+	h := newHarness(t, p) // "val" is the genesis validator (10 units)
+	join := func(name string) []byte { return h.tx(name, Msg{SetValidator: &MsgSetValidator{Active: true}}) }
+	// Without stake: refused.
+	h.fails(join("alice"), ErrStake)
+	// The attacker fills the set with the minimum self-stake.
+	for _, n := range []string{"alice", "bob"} {
+		h.ok(h.tx(n, Msg{Bond: &MsgBond{Amount: p.MinValidatorStake}}))
+		h.ok(join(n))
+	}
+	// A candidate no richer than the poorest is refused; a richer one
+	// evicts the poorest (equal stakes: the greater address).
+	h.ok(h.tx("carol", Msg{Bond: &MsgBond{Amount: p.MinValidatorStake}}))
+	h.fails(join("carol"), ErrWrongState)
+	h.ok(h.tx("carol", Msg{Bond: &MsgBond{Amount: 4000}}))
+	res := h.block(join("carol"))
+	if res.TxResults[0].Code != 0 {
+		t.Fatal(res.TxResults[0].Log)
+	}
+	evicted, stays := "alice", "bob"
+	if string(testAddr("bob").String()) > testAddr("alice").String() {
+		evicted, stays = "bob", "alice"
+	}
+	got := map[Address]int64{}
+	for _, u := range res.ValidatorUpdates {
+		got[u.PubKey] = u.Power
+	}
+	if p, ok := got[testAddr(evicted)]; !ok || p != 0 || got[testAddr("carol")] != 5 {
+		t.Fatalf("updates %+v, want %s removed and carol at 5", res.ValidatorUpdates, evicted)
+	}
+	var v Validator
+	h.query("validator/"+testAddr(stays).String(), &v)
+	if !v.Active || v.Power != 1 {
+		t.Fatalf("%s: %+v", stays, v)
+	}
+	// The evicted entry leaves the list once evidence can no longer
+	// arrive; a withdrawn one likewise.
+	h.ok(h.tx(stays, Msg{SetValidator: &MsgSetValidator{Active: false}}))
+	var list []Address
+	h.query("validators", &list)
+	if len(list) != 4 {
+		t.Fatalf("list %d entries, want 4 (two leaving)", len(list))
+	}
+	h.blocksUntil(h.height + p.EvidenceMaxAgeBlocks + 2)
+	h.query("validators", &list)
+	if len(list) != 2 || !slices.Contains(list, testAddr("carol")) || !slices.Contains(list, testAddr(testValidator)) {
+		t.Fatalf("list after the evidence age %v", list)
+	}
+	// Stake below the minimum gives no power.
+	h.ok(h.tx("carol", Msg{Unbond: &MsgUnbond{Amount: 4500}}))
+	h.query("validator/"+testAddr("carol").String(), &v)
+	if v.Power != 0 {
+		t.Fatalf("carol with %d bonded has power %d", h.stakeOf("carol").Bonded, v.Power)
+	}
+}

@@ -35,7 +35,10 @@ type Params struct {
 	// stake unbonded after the misbehaviour is still there. Nodes give
 	// CometBFT the same bound (evidence max_age_num_blocks).
 	EvidenceMaxAgeBlocks uint64 `json:"evidenceMaxAgeBlocks"`
-	MaxValidators        uint32 `json:"maxValidators"` // most accounts that may be validators
+	MaxValidators        uint32 `json:"maxValidators"` // most validator candidates (active entries); a richer candidate evicts the poorest
+	// MinValidatorStake is the self-bonded stake a validator candidate
+	// needs (setValidator), and below which its power is 0.
+	MinValidatorStake uint64 `json:"minValidatorStake"`
 	// ModelQuorumBps is the share of the total validator voting power
 	// whose validators must have attested (attestModel) to holding a model
 	// before escrows and receipts for it are accepted: the model is active
@@ -72,6 +75,7 @@ func DefaultParams() Params {
 		// Unbonding (100) outlasts it.
 		EvidenceMaxAgeBlocks: 50,
 		MaxValidators:        100,
+		MinValidatorStake:    1000,
 		// Strictly more than 2/3 of the power holds every active model, so
 		// CometBFT keeps committing blocks while the others lack it.
 		ModelQuorumBps: 6667,
@@ -111,6 +115,9 @@ func (p Params) Validate() error {
 	}
 	if p.PowerUnit == 0 || p.MaxValidators == 0 || p.MaxValidators > 1000 {
 		return errors.New("params: powerUnit must be positive and maxValidators 1..1000")
+	}
+	if p.MinValidatorStake < p.PowerUnit {
+		return fmt.Errorf("params: minValidatorStake %d must be at least powerUnit %d (one unit of voting power)", p.MinValidatorStake, p.PowerUnit)
 	}
 	return nil
 }
