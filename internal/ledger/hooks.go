@@ -30,7 +30,7 @@ func (Receipts) VerifyReceipt(b []byte) (ReceiptInfo, error) {
 
 // RequestHash is the hash of what a requester asks for, which its escrow
 // commits to (MsgOpenEscrow.Request): SHA-256 of "verdict/request/v1"
-// followed by six parts, each as an 8-byte big-endian length and the
+// followed by five parts, each as an 8-byte big-endian length and the
 // bytes: the model id (32 bytes), the nonce, the sampling parameters as
 // the ASCII text "temperature=T;top_k=K;top_p=P;seed=S;steps=N" (T and P
 // as the receipt writes them: the shortest decimal that reads back as the
