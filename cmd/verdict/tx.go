@@ -169,10 +169,12 @@ var txKinds = map[string]func(fs *flag.FlagSet) func(chain string) (ledger.Msg, 
 	},
 	"open-escrow": func(fs *flag.FlagSet) func(chain string) (ledger.Msg, error) {
 		w, id, amt, agent := fs.String("worker", "", "worker address"), fs.String("model-id", "", "model id (hex)"), fs.Uint64("amount", 0, "fee to escrow"), fs.Uint64("agent-id", 0, "the worker's agentId (optional)")
+		req := fs.String("request", "", "hash of the request the escrow pays for (hex, docs/ledger.md RequestHash)")
 		return func(chain string) (ledger.Msg, error) {
 			a, err1 := ledger.ParseAddress(*w)
 			h, err2 := ledger.ParseHash(*id)
-			return ledger.Msg{OpenEscrow: &ledger.MsgOpenEscrow{Worker: a, ModelID: h, Fee: *amt, AgentID: *agent}}, errors.Join(flagErr("worker", err1), flagErr("model-id", err2))
+			r, err3 := ledger.ParseHash(*req)
+			return ledger.Msg{OpenEscrow: &ledger.MsgOpenEscrow{Worker: a, ModelID: h, Fee: *amt, Request: r, AgentID: *agent}}, errors.Join(flagErr("worker", err1), flagErr("model-id", err2), flagErr("request", err3))
 		}
 	},
 	"publish-receipt": func(fs *flag.FlagSet) func(chain string) (ledger.Msg, error) {

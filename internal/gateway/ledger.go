@@ -143,7 +143,11 @@ func (m *LedgerMeter) Escrow(ctx context.Context, p *worker.Pending, w ledger.Ad
 	if s == nil {
 		return ledger.Hash{}, fmt.Errorf("%w: no key for requester %s", client.ErrRejected, a)
 	}
-	nonce, err := s.Send(ctx, ledger.Msg{OpenEscrow: &ledger.MsgOpenEscrow{Worker: w, ModelID: model, Fee: p.Fee, AgentID: agentID}})
+	req, err := ledger.ReceiptRequest(p.Receipt)
+	if err != nil {
+		return ledger.Hash{}, fmt.Errorf("%w: %v", client.ErrRejected, err)
+	}
+	nonce, err := s.Send(ctx, ledger.Msg{OpenEscrow: &ledger.MsgOpenEscrow{Worker: w, ModelID: model, Fee: p.Fee, Request: req, AgentID: agentID}})
 	if errors.Is(err, worker.ErrMaybeSent) {
 		return ledger.EscrowID(a, nonce), err // the worker looks for it before retrying
 	}
