@@ -53,20 +53,17 @@ func (s *stopField) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// contentField is a message's content: a string, null, or an array of parts
-// of which only {"type":"text","text":...} is supported.
+// contentField is a message's content: a string or an array of parts of
+// which only {"type":"text","text":...} is supported. (A null content is
+// a nil *contentField: refused, as there are no tool calls to carry.)
 type contentField string
 
 func (c *contentField) UnmarshalJSON(b []byte) error {
 	b = bytes.TrimSpace(b)
-	if bytes.Equal(b, []byte("null")) {
-		*c = ""
-		return nil
-	}
 	if len(b) > 0 && b[0] == '"' {
 		var s string
 		if err := json.Unmarshal(b, &s); err != nil {
-			return &fieldError{"content", "not a string"}
+			return &fieldError{"messages.content", "not a string"}
 		}
 		*c = contentField(s)
 		return nil
@@ -75,13 +72,16 @@ func (c *contentField) UnmarshalJSON(b []byte) error {
 		Type string  `json:"type"`
 		Text *string `json:"text"`
 	}
+	if len(b) == 0 || b[0] != '[' {
+		return &fieldError{"messages.content", "must be a string or an array of content parts"}
+	}
 	if err := json.Unmarshal(b, &parts); err != nil {
-		return &fieldError{"content", "must be a string or an array of content parts"}
+		return &fieldError{"messages.content", "must be a string or an array of content parts"}
 	}
 	var sb strings.Builder
 	for i, p := range parts {
 		if p.Type != "text" || p.Text == nil {
-			return &fieldError{"content", fmt.Sprintf("part %d: only text parts ({\"type\":\"text\",\"text\":...}) are supported, got type %q", i, p.Type)}
+			return &fieldError{"messages.content", fmt.Sprintf("part %d: only text parts ({\"type\":\"text\",\"text\":...}) are supported, got type %q", i, p.Type)}
 		}
 		sb.WriteString(*p.Text)
 	}
@@ -129,6 +129,12 @@ type streamOptions struct {
 	IncludeUsage bool `json:"include_usage"`
 }
 
+// responseFormat is OpenAI's response_format: only {"type":"text"} (what
+// every request gets) is supported.
+type responseFormat struct {
+	Type string `json:"type"`
+}
+
 // common holds the fields chat and completions share.
 type common struct {
 	Model            string             `json:"model"`
@@ -143,11 +149,21 @@ type common struct {
 	FrequencyPenalty *float64           `json:"frequency_penalty"`
 	PresencePenalty  *float64           `json:"presence_penalty"`
 	LogitBias        map[string]float64 `json:"logit_bias"`
+	// TopK is an extension (as llama.cpp and vLLM): keep the k most
+	// likely tokens; 0 or absent: no cut.
+	TopK *int `json:"top_k"`
+	// Accepted and checked for their type, otherwise unused.
+	User     *string           `json:"user"`
+	Metadata map[string]string `json:"metadata"`
+	Store    *bool             `json:"store"`
+	// ResponseFormat other than text is refused.
+	ResponseFormat *responseFormat `json:"response_format"`
 }
 
 type chatMessage struct {
-	Role    string       `json:"role"`
-	Content contentField `json:"content"`
+	Role    string        `json:"role"`
+	Content *contentField `json:"content"`
+	Name    *string       `json:"name"`
 }
 
 type chatRequest struct {
@@ -210,6 +226,12 @@ func (c *common) sampling(req *worker.Request) *apiError {
 	if c.MaxTokens != nil && *c.MaxTokens < 1 {
 		return invalid("max_tokens", "", "max_tokens must be at least 1, got %d", *c.MaxTokens)
 	}
+	if c.TopK != nil && *c.TopK < 0 {
+		return invalid("top_k", "", "top_k must be at least 0 (0: no cut), got %d", *c.TopK)
+	}
+	if c.ResponseFormat != nil && c.ResponseFormat.Type != "text" {
+		return invalid("response_format", "", "response_format %q is not supported: only {\"type\":\"text\"}", trunc(c.ResponseFormat.Type, 40))
+	}
 	temp, topP := 1.0, 1.0
 	if c.Temperature != nil {
 		temp = *c.Temperature
@@ -227,6 +249,9 @@ func (c *common) sampling(req *worker.Request) *apiError {
 		name string
 		v    *float64
 	}{{"frequency_penalty", c.FrequencyPenalty}, {"presence_penalty", c.PresencePenalty}} {
+		if f.v != nil && !(*f.v >= -2 && *f.v <= 2) {
+			return invalid(f.name, "", "%s must be in [-2, 2], got %v", f.name, *f.v)
+		}
 		if f.v != nil && *f.v != 0 {
 			return invalid(f.name, "", "%s is not supported (it is not part of the verifiable sampling rule); send 0 or omit it", f.name)
 		}
@@ -250,6 +275,9 @@ func (c *common) sampling(req *worker.Request) *apiError {
 		seed = uint64(*c.Seed)
 	}
 	p := sampler.Params{Temperature: float32(temp), Seed: seed}
+	if c.TopK != nil {
+		p.TopK = *c.TopK
+	}
 	if topP < 1 {
 		p.TopP = float32(topP)
 	}
@@ -296,7 +324,10 @@ func (c *chatRequest) toWorker(tmpl chat.Template) (worker.Request, *apiError) {
 	}
 	msgs := make([]chat.Message, len(c.Messages))
 	for i, m := range c.Messages {
-		msgs[i] = chat.Message{Role: m.Role, Content: string(m.Content)}
+		if m.Content == nil {
+			return req, invalid(fmt.Sprintf("messages[%d].content", i), "", "messages[%d].content is missing or null: give a string or an array of text parts", i)
+		}
+		msgs[i] = chat.Message{Role: m.Role, Content: string(*m.Content)}
 	}
 	segs, err := tmpl.Render(msgs)
 	if err != nil {
