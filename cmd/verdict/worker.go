@@ -70,6 +70,10 @@ func readAccounts(path string) (map[string]*keys.Key, error) {
 	return out, nil
 }
 
+// cheatBanner is printed by a worker (or devnet) started with
+// --cheat-for-tests.
+const cheatBanner = "  CHEATING WORKER (--cheat-for-tests): it computes with attention norms one ulp off and signs under the real model id; expect disputes, a slash, jail and refunds"
+
 func trunc(s string, n int) string {
 	if len(s) > n {
 		return s[:n] + "..."
@@ -101,6 +105,7 @@ func runWorker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	noAuth := fs.Bool("no-auth", false, "without --accounts: serve everyone, free of charge (the worker escrows its receipts itself)")
 	publicReceipts := fs.Bool("public-receipts", false, "let every caller read every receipt (default: only the account that paid for it)")
 	metricsAddr := fs.String("metrics", "", "serve /metrics (Prometheus) on this address (default: not served)")
+	cheat := fs.Bool("cheat-for-tests", false, "make this worker dishonest (its attention norms one ulp off, receipts signed under the real model id) to watch it get caught, slashed and jailed on a test network")
 	price := fs.Uint64("price", 1, "price per token charged to callers")
 	stake := fs.Uint64("stake", 0, "stake to bond (default: the chain's minimum)")
 	var validators addrList
@@ -133,7 +138,7 @@ func runWorker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return fmt.Errorf("worker: %w", err)
 	}
 	w, err := worker.Open(worker.Config{ModelPath: wf.model, TokenizerPath: wf.tokenizer, Name: wf.name, Threads: wf.threads,
-		MaxConcurrent: wf.concurrency, MaxQueue: wf.queue, Key: k, Store: store, Logger: log})
+		MaxConcurrent: wf.concurrency, MaxQueue: wf.queue, Key: k, Store: store, Logger: log, CheatForTests: *cheat})
 	if err != nil {
 		return fmt.Errorf("worker: %w", err)
 	}
@@ -207,6 +212,10 @@ func runWorker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		metrics = fmt.Sprintf(", metrics http://%s/metrics", mln.Addr())
 	}
 	fmt.Fprintf(stdout, "verdict worker %s (agent %d): serving %s on http://%s/v1, ledger %s%s\n", chain.Address(), chain.AgentID(), w.Models()[0].Name, ln.Addr(), *nodeAddr, metrics)
+	if *cheat {
+		fmt.Fprintln(stdout, cheatBanner)
+		log.Warn("this worker cheats (--cheat-for-tests): its receipts will be disputed, it will be slashed and jailed and callers refunded")
+	}
 	rctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
