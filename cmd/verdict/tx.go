@@ -256,6 +256,33 @@ func txKindNames() string {
 	return strings.Join(names, ", ")
 }
 
+// txUsage prints tx's flags and every kind with its flags.
+func txUsage(fs *flag.FlagSet) {
+	w := fs.Output()
+	fmt.Fprintln(w, "Usage: verdict tx [--node ADDR] (--key FILE | --validator-home DIR) [--fee N] [--nonce N] [--async] KIND [KIND FLAGS]")
+	fs.PrintDefaults()
+	fmt.Fprintln(w, "\nKinds (`verdict tx KIND -h` for one):")
+	names := make([]string, 0, len(txKinds))
+	for k := range txKinds {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	for _, k := range names {
+		kfs := flag.NewFlagSet(k, flag.ContinueOnError)
+		txKinds[k](kfs)
+		var flags []string
+		kfs.VisitAll(func(f *flag.Flag) {
+			name, _ := flag.UnquoteUsage(f)
+			if name == "" {
+				flags = append(flags, "--"+f.Name)
+			} else {
+				flags = append(flags, "--"+f.Name+" "+strings.ToUpper(name))
+			}
+		})
+		fmt.Fprintf(w, "  %-19s %s\n", k, strings.Join(flags, " "))
+	}
+}
+
 // runTx implements `verdict tx [--node ADDR] --key FILE [--fee N] KIND [flags]`.
 func runTx(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("tx", stderr)
@@ -265,6 +292,7 @@ func runTx(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fee := fs.Uint64("fee", 1, "transaction fee")
 	nonce := fs.Int64("nonce", -1, "nonce (default: the account's next nonce)")
 	async := fs.Bool("async", false, "return once the mempool accepts the transaction, without waiting for a block")
+	fs.Usage = func() { txUsage(fs) }
 	if err := fs.Parse(args); err != nil {
 		return err
 	}

@@ -40,6 +40,9 @@ type Message struct {
 	Name             string     `json:"name,omitempty"`
 	ToolCalls        []ToolCall `json:"tool_calls,omitempty"`
 	ToolCallID       string     `json:"tool_call_id,omitempty"`
+	// HasContent records that the decoded JSON had a content that is not
+	// null (an API may refuse a message without one).
+	HasContent bool `json:"-"`
 }
 
 // ToolCall is a function call an assistant message made.
@@ -72,6 +75,7 @@ func (m *Message) UnmarshalJSON(b []byte) error {
 	if len(c) == 0 || bytes.Equal(c, []byte("null")) {
 		return nil
 	}
+	m.HasContent = true
 	if c[0] == '"' {
 		var s string
 		if err := json.Unmarshal(c, &s); err != nil {
