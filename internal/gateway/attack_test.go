@@ -18,6 +18,7 @@ import (
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
+	"github.com/verdictnet/verdict/internal/chat"
 	"github.com/verdictnet/verdict/internal/keys"
 	"github.com/verdictnet/verdict/internal/ledger"
 	"github.com/verdictnet/verdict/internal/mcpserver"
@@ -610,7 +611,7 @@ func TestAdmitBounds(t *testing.T) {
 	w := testWorker(t)
 	for _, max := range []int{0, 7, 100000} {
 		var p, c int
-		res, err := w.Generate(context.Background(), worker.Request{Model: "stories260K", Segments: w.Models()[0].Template.MustRender("Once upon a time"), MaxTokens: max,
+		res, err := w.Generate(context.Background(), worker.Request{Model: "stories260K", Segments: []chat.Segment{{Text: "Once upon a time", BOS: true}}, MaxTokens: max,
 			Admit: func(prompt, maxCompletion int) error { p, c = prompt, maxCompletion; return nil }}, nil)
 		if err != nil {
 			t.Fatal(err)
