@@ -29,7 +29,7 @@ func TestHelp(t *testing.T) {
 			t.Errorf("tx -h does not list %s", kind)
 		}
 	}
-	if !strings.Contains(stdout+stderr, "open-escrow         --agent-id UINT --amount UINT --model-id STRING --worker STRING") {
+	if !strings.Contains(stdout+stderr, "open-escrow         --agent-id UINT --amount UINT --model-id STRING --request STRING --worker STRING") {
 		t.Errorf("tx -h does not give open-escrow's flags:\n%s", stdout+stderr)
 	}
 	if _, stdout, stderr := verdict("worker", "-h"); !strings.Contains(stdout+stderr, "-cheat-for-tests") || !strings.Contains(stdout+stderr, "-no-auth") {
