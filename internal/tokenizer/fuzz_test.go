@@ -201,6 +201,13 @@ func FuzzEncode(f *testing.F) {
 		if err != nil {
 			t.Fatalf("spm Encode(%q): %v", s, err)
 		}
+		// Merging word by word gives what merging the whole text gives.
+		if !tokenizer.SPMWords(fv.spm) {
+			t.Fatal("the Llama 2 vocabulary should merge word by word")
+		}
+		if whole, err := tokenizer.WithoutSPMWords(fv.spm).Encode(s, true); err != nil || !slices.Equal(whole, got) {
+			t.Fatalf("spm Encode(%q) = %v word by word, %v, %v whole", s, got, whole, err)
+		}
 		if len(s) <= 200 {
 			want, err := naiveSPM(fv.spm.Vocab(), fv.spmIDs, s)
 			if err != nil {

@@ -264,7 +264,7 @@ var deepseekPunct = parseRanges("!-/:-~\uff01-\uff0f\uff1a-\uff5e\u2018-\u201f\u
 var deepseekCJK = parseRanges("\u4e00-\u9fa5\u0800-\u4e00\uac00-\ud7ff")
 
 // parseRanges reads a regular-expression character class body made of
-// single characters and a-b ranges.
+// single characters and a-b ranges, into sorted, disjoint ranges.
 func parseRanges(class string) [][2]rune {
 	r := []rune(class)
 	var out [][2]rune
@@ -276,11 +276,28 @@ func parseRanges(class string) [][2]rune {
 		}
 		out = append(out, [2]rune{r[i], r[i]})
 	}
-	return out
+	// Sort and join overlapping ranges, for inRanges.
+	slices.SortFunc(out, func(a, b [2]rune) int { return int(a[0] - b[0]) })
+	merged := out[:0]
+	for _, r := range out {
+		if n := len(merged); n > 0 && r[0] <= merged[n-1][1]+1 {
+			merged[n-1][1] = max(merged[n-1][1], r[1])
+			continue
+		}
+		merged = append(merged, r)
+	}
+	return merged
 }
 
+// inRanges reports whether c is in the sorted, disjoint ranges rs.
 func inRanges(rs [][2]rune, c rune) bool {
-	return slices.ContainsFunc(rs, func(r [2]rune) bool { return c >= r[0] && c <= r[1] })
+	k, _ := slices.BinarySearchFunc(rs, c, func(r [2]rune, c rune) int {
+		if r[0] <= c {
+			return -1
+		}
+		return 1
+	})
+	return k > 0 && c <= rs[k-1][1]
 }
 
 func inDeepseekLetters(g *seg, pos int) bool { return inRanges(deepseekLetters, wchar(g, pos)) }

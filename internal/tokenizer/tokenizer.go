@@ -31,6 +31,9 @@ type Tokenizer struct {
 	// first, then lower ids.
 	attrs   []attr
 	special []int32
+	// spmWords: no SPM piece holds U+2581 after another character, so
+	// words can be merged one by one (see spmSession).
+	spmWords bool
 	// eog lists the end-of-generation tokens, sorted.
 	eog []int
 	// bpe is set for BPE vocabularies.
@@ -205,8 +208,16 @@ func (t *Tokenizer) buildDecode() error {
 	return nil
 }
 
-// buildSPM fills spmByte and userDefined.
+// buildSPM fills spmByte and spmWords.
 func (t *Tokenizer) buildSPM() {
+	t.spmWords = true
+	for _, p := range t.v.Tokens {
+		for k := 1; k < len(p) && t.spmWords; k++ {
+			if strings.HasPrefix(p[k:], spaceEscape) && (k < len(spaceEscape) || p[k-len(spaceEscape):k] != spaceEscape) {
+				t.spmWords = false
+			}
+		}
+	}
 	const hexdig = "0123456789ABCDEF"
 	for b := 0; b < 256; b++ {
 		t.spmByte[b] = -1
