@@ -3,12 +3,12 @@ package tokenizer_test
 import (
 	"encoding/json"
 	"fmt"
-	"os/exec"
-	"syscall"
 	"github.com/verdictnet/verdict/internal/testutil"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 )
 
