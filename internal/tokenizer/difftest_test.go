@@ -15,6 +15,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/verdictnet/verdict/internal/gguf"
 	"github.com/verdictnet/verdict/internal/testutil"
 	"github.com/verdictnet/verdict/internal/tokenizer"
 )
@@ -92,22 +93,60 @@ func runLlama(t *testing.T, jobs []llamaJob) [][][]int {
 	return out
 }
 
-// diffVocabs are the vocabularies the differential test covers.
-var diffVocabs = []string{
-	"tokenizers/llama.cpp/ggml-vocab-gpt-2.gguf",
-	"tokenizers/llama.cpp/ggml-vocab-mpt.gguf",
-	"tokenizers/llama.cpp/ggml-vocab-gpt-neox.gguf",
-	"tokenizers/llama.cpp/ggml-vocab-starcoder.gguf",
-	"tokenizers/llama.cpp/ggml-vocab-refact.gguf",
-	"tokenizers/llama.cpp/ggml-vocab-falcon.gguf",
-	"tokenizers/llama.cpp/ggml-vocab-deepseek-llm.gguf",
-	"tokenizers/llama.cpp/ggml-vocab-deepseek-coder.gguf",
-	"tokenizers/derived/ggml-vocab-llama-bpe.derived.gguf",
-	"tokenizers/derived/ggml-vocab-qwen2.derived-from-qwen3.gguf",
-	"tokenizers/derived/ggml-vocab-smollm2.derived.gguf",
-	"tokenizers/llama.cpp/ggml-vocab-phi-3.gguf",
-	"tokenizers/llama.cpp/ggml-vocab-baichuan.gguf",
-	"models/ggml-vocab-llama-spm.gguf",
+// diffVocabs are the vocabularies the differential test covers. An entry
+// with pre set is the vocabulary with its tokenizer.ggml.pre replaced: the
+// words llama.cpp's pre-tokenizer cuts depend on the pre-tokenizer alone,
+// so a borrowed vocabulary checks a pre-tokenizer that no file here has
+// (Mistral Nemo's tekken, Llama 4's gpt-4o pattern).
+var diffVocabs = []struct{ rel, pre string }{
+	{"tokenizers/llama.cpp/ggml-vocab-gpt-2.gguf", ""},
+	{"tokenizers/llama.cpp/ggml-vocab-mpt.gguf", ""},
+	{"tokenizers/llama.cpp/ggml-vocab-gpt-neox.gguf", ""},
+	{"tokenizers/llama.cpp/ggml-vocab-starcoder.gguf", ""},
+	{"tokenizers/llama.cpp/ggml-vocab-refact.gguf", ""},
+	{"tokenizers/llama.cpp/ggml-vocab-falcon.gguf", ""},
+	{"tokenizers/llama.cpp/ggml-vocab-deepseek-llm.gguf", ""},
+	{"tokenizers/llama.cpp/ggml-vocab-deepseek-coder.gguf", ""},
+	{"tokenizers/derived/ggml-vocab-llama-bpe.derived.gguf", ""},
+	{"tokenizers/derived/ggml-vocab-qwen2.derived-from-qwen3.gguf", ""},
+	{"tokenizers/derived/ggml-vocab-smollm2.derived.gguf", ""},
+	{"tokenizers/llama.cpp/ggml-vocab-phi-3.gguf", ""},
+	{"tokenizers/llama.cpp/ggml-vocab-baichuan.gguf", ""},
+	{"models/ggml-vocab-llama-spm.gguf", ""},
+	{"tokenizers/derived/ggml-vocab-llama-bpe.derived.gguf", "tekken"},
+	{"tokenizers/derived/ggml-vocab-llama-bpe.derived.gguf", "gpt-4o"},
+}
+
+// withPre writes a copy of a vocabulary-only GGUF with tokenizer.ggml.pre
+// set to pre and returns its path.
+func withPre(t *testing.T, src, pre string) string {
+	t.Helper()
+	f, err := gguf.Open(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if len(f.Tensors) != 0 {
+		t.Fatalf("%s has tensors", src)
+	}
+	kvs := slices.Clone(f.KV)
+	for i := range kvs {
+		if kvs[i].Key == "tokenizer.ggml.pre" {
+			kvs[i].Value = gguf.String(pre)
+		}
+	}
+	dst := filepath.Join(t.TempDir(), pre+"-"+filepath.Base(src))
+	out, err := os.Create(dst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := gguf.Write(out, kvs, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := out.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return dst
 }
 
 // diffCase is one generated text: what Verdict encodes and what llama.cpp
@@ -133,17 +172,25 @@ func TestLlamaCppDifferential(t *testing.T) {
 	}
 	var vs []vocabJobs
 	var jobs []llamaJob
-	for i, rel := range diffVocabs {
-		tok := load(t, rel)
+	for i, dv := range diffVocabs {
+		path := filepath.Join(dir, dv.rel)
+		name := filepath.Base(dv.rel)
+		var tok *tokenizer.Tokenizer
+		if dv.pre == "" {
+			tok = load(t, dv.rel)
+		} else {
+			path = withPre(t, path, dv.pre)
+			name = dv.pre + " (on " + name + ")"
+			tok = loadPath(t, path)
+		}
 		g := newTextGen(uint64(i+1), tok)
-		v := vocabJobs{name: filepath.Base(rel), tok: tok}
+		v := vocabJobs{name: name, tok: tok}
 		for range n {
 			v.plain = append(v.plain, g.text(tok.Vocab().Flavor == tokenizer.BPE, false))
 		}
 		for range nSpecial {
 			v.spec = append(v.spec, g.text(false, true))
 		}
-		path := filepath.Join(dir, rel)
 		jobs = append(jobs, llamaJob{Model: path, Texts: sent(v.plain)}, llamaJob{Model: path, Special: true, Texts: sent(v.spec)},
 			llamaJob{Model: path, EOG: true, N: tok.Len()})
 		vs = append(vs, v)

@@ -26,16 +26,22 @@ func load(tb testing.TB, rel string) *tokenizer.Tokenizer {
 	if tok, ok := loaded.Load(rel); ok {
 		return tok.(*tokenizer.Tokenizer)
 	}
-	path := filepath.Join(testutil.Shared(tb, "."), rel)
+	tok := loadPath(tb, filepath.Join(testutil.Shared(tb, "."), rel))
+	loaded.Store(rel, tok)
+	return tok
+}
+
+// loadPath builds a tokenizer from a file.
+func loadPath(tb testing.TB, path string) *tokenizer.Tokenizer {
+	tb.Helper()
 	v, err := model.LoadVocab(path)
 	if err != nil {
 		tb.Fatalf("LoadVocab: %v", err)
 	}
 	tok, err := tokenizer.New(v)
 	if err != nil {
-		tb.Fatalf("New(%s): %v", rel, err)
+		tb.Fatalf("New(%s): %v", path, err)
 	}
-	loaded.Store(rel, tok)
 	return tok
 }
 

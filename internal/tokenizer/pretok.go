@@ -19,6 +19,8 @@ const (
 	preFalcon
 	preDeepseekLLM
 	preDeepseekCoder
+	preTekken
+	preGPT4o
 )
 
 // preSpec is what a tokenizer.ggml.pre name means to llama.cpp.
@@ -52,6 +54,11 @@ var preNames = map[string]preSpec{
 	"starcoder": {family: preStarcoder}, "refact": {family: preStarcoder}, "command-r": {family: preStarcoder},
 	"smollm": {family: preStarcoder}, "codeshell": {family: preStarcoder}, "exaone": {family: preStarcoder},
 	"minerva-7b": {family: preStarcoder}, "mellum2": {family: preStarcoder},
+
+	"tekken": {preTekken, true, true},
+
+	"gpt-4o": {family: preGPT4o}, "llama4": {family: preGPT4o}, "kanana2": {family: preGPT4o},
+	"talkie": {family: preGPT4o}, "minimax-m2": {family: preGPT4o},
 
 	"falcon":         {family: preFalcon},
 	"deepseek-llm":   {family: preDeepseekLLM},
@@ -137,6 +144,10 @@ func (s *splitter) run(f preFamily) {
 		s.regex(matchSpaceThenRun(isPunct))
 		s.regex(matchRun(inDeepseekCJK))
 		s.regex(matchOne(isNumber))
+	case preTekken:
+		s.regex(func(g *seg, pos int) int { return matchCaseSplit(g, pos, false, 1) })
+	case preGPT4o:
+		s.regex(func(g *seg, pos int) int { return matchCaseSplit(g, pos, true, 3) })
 	default:
 		s.regex(matchRun(isDefaultPunct))
 		s.custom(splitGPT2)
@@ -510,4 +521,98 @@ func splitLlama3Digits(g *seg, digits int) {
 		}
 		pos = g.spaces(pos, true)
 	}
+}
+
+// matchCaseSplit is the match at pos of the Tekken (Mistral Nemo) and
+// GPT-4o (Llama 4) expression, which llama.cpp runs with std::regex on the
+// collapsed text:
+//
+//	[^\r\n\p{L}\p{N}]?((?=[\p{L}])([^a-z]))*((?=[\p{L}])([^A-Z]))+C?|
+//	[^\r\n\p{L}\p{N}]?((?=[\p{L}])([^a-z]))+((?=[\p{L}])([^A-Z]))*C?|
+//	\p{N}{1,digits}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+
+//
+// where C is (?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD]) for
+// GPT-4o and absent for Tekken. ECMAScript takes the first alternative
+// that matches, and greedy quantifiers give back one character at a time.
+// "Upper" letters are letters other than a-z (every non-ASCII letter is
+// one), "lower" letters those other than A-Z (every non-ASCII letter too).
+func matchCaseSplit(g *seg, pos int, contractions bool, digits int) int {
+	letter := func(p int) bool { return g.fl(p)&fLetter != 0 }
+	upper := func(p int) bool { c := g.cpt(p); return letter(p) && !(c >= 'a' && c <= 'z') }
+	lower := func(p int) bool { c := g.cpt(p); return letter(p) && !(c >= 'A' && c <= 'Z') }
+	prefix := func(p int) bool { // [^\r\n\p{L}\p{N}]
+		c, f := g.cpt(p), g.fl(p)
+		return f != 0 && c != '\r' && c != '\n' && f&(fLetter|fNumber) == 0
+	}
+	run := func(p int, in func(int) bool) int {
+		n := 0
+		for in(p + n) {
+			n++
+		}
+		return n
+	}
+	suffix := func(p int) int {
+		if contractions {
+			return isContraction(g, p, true)
+		}
+		return 0
+	}
+	// upper* lower+ C? from s, or 0.
+	alt1 := func(s int) int {
+		for k := run(s, upper); k >= 0; k-- {
+			if lower(s + k) {
+				end := s + k + run(s+k, lower)
+				return end + suffix(end) - s
+			}
+		}
+		return 0
+	}
+	// upper+ lower* C? from s, or 0.
+	alt2 := func(s int) int {
+		u := run(s, upper)
+		if u == 0 {
+			return 0
+		}
+		end := s + u + run(s+u, lower)
+		return end + suffix(end) - s
+	}
+	for _, alt := range []func(int) int{alt1, alt2} {
+		if prefix(pos) {
+			if n := alt(pos + 1); n > 0 {
+				return n + 1
+			}
+		}
+		if n := alt(pos); n > 0 {
+			return n
+		}
+	}
+	if g.fl(pos)&fNumber != 0 {
+		return min(run(pos, func(p int) bool { return g.fl(p)&fNumber != 0 }), digits)
+	}
+	other := func(p int) bool { f := g.fl(p); return f != 0 && f&(fSpace|fLetter|fNumber) == 0 }
+	crlfSlash := func(p int) bool { c := g.cpt(p); return c == '\r' || c == '\n' || c == '/' }
+	for _, s := range []int{pos + 1, pos} {
+		if s == pos+1 && g.cpt(pos) != ' ' {
+			continue
+		}
+		if n := run(s, other); n > 0 {
+			end := s + n
+			return end + run(end, crlfSlash) - pos
+		}
+	}
+	n := run(pos, func(p int) bool { return g.fl(p)&fSpace != 0 })
+	for i := pos + n - 1; i >= pos; i-- { // \s*[\r\n]+
+		if c := g.cpt(i); c == '\r' || c == '\n' {
+			return i + 1 - pos
+		}
+	}
+	switch {
+	case n > 0 && pos+n == g.end: // \s+(?!\S) at the end
+		return n
+	case n > 1: // \s+(?!\S), giving one back
+		return n - 1
+	case n == 1: // \s+
+		return 1
+	}
+	return 0
 }
