@@ -97,7 +97,8 @@ func runLlama(t *testing.T, jobs []llamaJob) [][][]int {
 // with pre set is the vocabulary with its tokenizer.ggml.pre replaced: the
 // words llama.cpp's pre-tokenizer cuts depend on the pre-tokenizer alone,
 // so a borrowed vocabulary checks a pre-tokenizer that no file here has
-// (Mistral Nemo's tekken, Llama 4's gpt-4o pattern).
+// (Mistral Nemo's tekken, Llama 4's gpt-4o, Qwen 3.5, DeepSeek V3, GLM 4,
+// BLOOM, Viking).
 var diffVocabs = []struct{ rel, pre string }{
 	{"tokenizers/llama.cpp/ggml-vocab-gpt-2.gguf", ""},
 	{"tokenizers/llama.cpp/ggml-vocab-mpt.gguf", ""},
@@ -115,6 +116,11 @@ var diffVocabs = []struct{ rel, pre string }{
 	{"models/ggml-vocab-llama-spm.gguf", ""},
 	{"tokenizers/derived/ggml-vocab-llama-bpe.derived.gguf", "tekken"},
 	{"tokenizers/derived/ggml-vocab-llama-bpe.derived.gguf", "gpt-4o"},
+	{"tokenizers/derived/ggml-vocab-qwen2.derived-from-qwen3.gguf", "qwen35"},
+	{"tokenizers/llama.cpp/ggml-vocab-deepseek-llm.gguf", "deepseek-v3"},
+	{"tokenizers/derived/ggml-vocab-llama-bpe.derived.gguf", "glm4"},
+	{"tokenizers/llama.cpp/ggml-vocab-gpt-2.gguf", "bloom"},
+	{"tokenizers/llama.cpp/ggml-vocab-gpt-2.gguf", "viking"},
 }
 
 // withPre writes a copy of a vocabulary-only GGUF with tokenizer.ggml.pre
