@@ -85,7 +85,7 @@ func New(v *Vocab) (*Tokenizer, error) {
 	t := &Tokenizer{
 		v:       v,
 		n:       n,
-		dummy:   v.Flavor == Llama2C || !v.NoDummyPrefix,
+		dummy:   v.Flavor == Llama2C || v.Flavor == SPM && !v.NoDummyPrefix,
 		lookup:  make(map[string]int32, n),
 		decoded: make([][]byte, n),
 		byteVal: make([]int16, n),
