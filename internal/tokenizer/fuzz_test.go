@@ -328,6 +328,16 @@ func FuzzEncodeBPE(f *testing.F) {
 					t.Fatalf("%s: Decode(Encode(%q)) = %q, %v", rel, s, back, err)
 				}
 			}
+			// Special spans cut anywhere join up again: EncodeSpecial.
+			var all []tokenizer.Span
+			for i := 0; i < len(s); i += 2 {
+				all = append(all, tokenizer.Span{Text: s[i:min(i+2, len(s))], Special: true})
+			}
+			whole, err1 := tok.EncodeSpecial(s, false)
+			viaSpecial, err2 := tok.EncodeSpans(all, false)
+			if (err1 == nil) != (err2 == nil) || !slices.Equal(whole, viaSpecial) {
+				t.Fatalf("%s: EncodeSpans(%q in special pieces) = %v, %v; EncodeSpecial gives %v, %v", rel, s, viaSpecial, err2, whole, err1)
+			}
 			special := false
 			for _, p := range specialTexts(tok) {
 				special = special || strings.Contains(s, p)
