@@ -359,3 +359,39 @@ func FuzzEncodeBPE(f *testing.F) {
 		}
 	})
 }
+
+// FuzzNewBPE builds byte-level BPE vocabularies from arbitrary tokens,
+// types and merges: New either fails with one line or gives a tokenizer
+// that encodes and decodes any text without panicking.
+func FuzzNewBPE(f *testing.F) {
+	f.Add("a\nb\nab\nĠ\nĠa\n<|x|>", "a b\nĠ a\n\n \na \n b", []byte{1, 1, 1, 1, 1, 3}, "gpt-2", "a ab<|x|> Ġa\xff")
+	f.Add("h\ni\nhi", "h i", []byte{1, 4, 9}, "llama-bpe", "hi hi")
+	f.Add("", "", []byte{}, "nope", "")
+	f.Fuzz(func(t *testing.T, tokens, merges string, types []byte, pre, text string) {
+		v := &tokenizer.Vocab{Flavor: tokenizer.BPE, Tokens: strings.Split(tokens, "\n"), Merges: strings.Split(merges, "\n"),
+			Pre: pre, BOS: 0, EOS: 0, UNK: -1}
+		v.Scores = make([]float32, len(v.Tokens))
+		if len(types) > 0 {
+			v.Types = make([]tokenizer.TokenType, len(v.Tokens))
+			for i := range v.Types {
+				v.Types[i] = tokenizer.TokenType(types[i%len(types)])
+			}
+		}
+		tok, err := tokenizer.New(v)
+		if err != nil {
+			if strings.Contains(err.Error(), "\n") {
+				t.Fatalf("New: multi-line error %q", err)
+			}
+			return
+		}
+		for _, enc := range []func(string, bool) ([]int, error){tok.Encode, tok.EncodeSpecial} {
+			ids, err := enc(text, true)
+			if err != nil {
+				continue
+			}
+			if _, err := tok.Decode(ids); err != nil {
+				t.Fatalf("Decode(%v): %v", ids, err)
+			}
+		}
+	})
+}
