@@ -50,13 +50,17 @@ type Tokenizer struct {
 // Validation rules:
 //   - at least one token; Scores (and Types, when not nil) as long as Tokens;
 //   - no NaN score (the merge order would be undefined);
-//   - Types within 0..6; SPM byte tokens spelled exactly <0xXX>;
-//   - BOS and EOS in range or -1; UNK in range or -1;
+//   - Types within 0..6; SPM and BPE byte tokens spelled exactly <0xXX>;
+//   - BOS and EOS in range or -1; UNK in range or -1; EOG ids in range;
 //   - Llama2C: every piece unique (including the empty one) and free of NUL
 //     bytes: run.c looks pieces up as C strings by binary search, so a
 //     duplicate or an embedded NUL would make its encoding ambiguous;
-//   - SPM: duplicate pieces are allowed and the highest id wins, exactly
-//     like llama.cpp's token_to_id map; empty pieces are never matched.
+//   - SPM and BPE: duplicate pieces are allowed and the highest id wins,
+//     exactly like llama.cpp's token_to_id map; empty pieces are never
+//     matched;
+//   - BPE: Pre names a supported pre-tokenizer (see PreTokenizers); a merge
+//     without a space after its first byte never applies, and of duplicate
+//     merges the first counts, as in llama.cpp.
 func New(v *Vocab) (*Tokenizer, error) {
 	if v == nil {
 		return nil, errors.New("tokenizer: nil vocabulary")
