@@ -45,7 +45,8 @@ var preNames = map[string]preSpec{
 	"jina-v2-de": {family: preGPT2}, "a.x-4.0": {family: preGPT2}, "mellum": {family: preGPT2},
 	"modern-bert": {family: preGPT2}, "exaone4": {family: preGPT2}, "mpt": {family: preGPT2},
 	"olmo": {family: preGPT2}, "jais": {family: preGPT2}, "trillion": {family: preGPT2},
-	"granite-docling": {family: preGPT2},
+	"granite-docling": {family: preGPT2}, "jina-v1-en": {family: preGPT2}, "jina-v2-code": {family: preGPT2},
+	"roberta-bpe": {family: preGPT2},
 
 	"llama3": {family: preLlama3, ignoreMerges: true, addBOS: true}, "llama-v3": {family: preLlama3, ignoreMerges: true, addBOS: true}, "llama-bpe": {family: preLlama3, ignoreMerges: true, addBOS: true},
 	"falcon3": {family: preLlama3, ignoreMerges: true, addBOS: true}, "falcon-h1": {family: preLlama3, ignoreMerges: true, addBOS: true}, "pixtral": {family: preLlama3, ignoreMerges: true, addBOS: true},
