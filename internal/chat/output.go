@@ -80,7 +80,7 @@ type OutputParser struct {
 	buf   string // held back
 	// skipNL drops the newlines that follow <think> and </think>.
 	skipNL bool
-	call  strings.Builder
+	call   strings.Builder
 }
 
 const (
