@@ -107,4 +107,3 @@ func TestOpenAIClient(t *testing.T) {
 
 // forcedAnswer is what the tools gateway's model answers.
 const forcedAnswer = "<think>\nWeather.\n</think>\n\nOK.\n<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\"}}\n</tool_call>"
-
