@@ -376,7 +376,21 @@ func (in *interp) eval(n node, e *env) (v Value, err error) {
 func (in *interp) execSet(n *setNode, e *env) error {
 	var rhs Value
 	var err error
-	if n.value != nil {
+	if f, ok := n.value.(*filterNode); ok && !f.call && (f.name == "first" || f.name == "last") {
+		// The reference's first/last of an empty list is JavaScript's
+		// undefined, which a variable then holds as undefined (anywhere
+		// else it fails).
+		var x Value
+		if x, err = in.eval(f.x, e); err != nil {
+			return err
+		}
+		if l, ok := x.(*List); ok && len(l.items) == 0 {
+			rhs = Undefined
+		} else {
+			rhs, err = in.filter(x, f, e)
+			err = in.at(f, err)
+		}
+	} else if n.value != nil {
 		rhs, err = in.eval(n.value, e)
 	} else {
 		rhs, err = in.renderBlock(n.body, e)
@@ -879,6 +893,9 @@ func (in *interp) binary(n *binaryNode, e *env) (Value, error) {
 				return nil, fail("0.0 cannot be raised to a negative power")
 			}
 			res := math.Pow(a, b)
+			if b < 0 && b == math.Trunc(b) {
+				res = 1 / math.Pow(a, -b)
+			}
 			if math.IsNaN(res) || math.IsInf(res, 0) {
 				return nil, fail("exponentiation result is not a finite real number")
 			}
@@ -947,10 +964,10 @@ func (in *interp) checkLen(s Str) (Value, error) {
 // jsKind classifies a value as JavaScript sees its raw value.
 func jsPrim(v Value) (kind byte, num float64, str string, obj any) {
 	switch v := v.(type) {
-	case undefinedT:
+	case undefinedT, noneT:
+		// The reference's NullValue holds JavaScript's undefined, so
+		// none and undefined are one raw value.
 		return 'u', 0, "", nil
-	case noneT:
-		return 'n', 0, "", nil
 	case bool:
 		return 'b', 0, "", v
 	case Int:
