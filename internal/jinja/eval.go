@@ -892,10 +892,9 @@ func (in *interp) binary(n *binaryNode, e *env) (Value, error) {
 			if a == 0 && b < 0 {
 				return nil, fail("0.0 cannot be raised to a negative power")
 			}
+			// Go's math.Pow, not V8's fdlibm pow: a non-integer
+			// result may differ in the last bit.
 			res := math.Pow(a, b)
-			if b < 0 && b == math.Trunc(b) {
-				res = 1 / math.Pow(a, -b)
-			}
 			if math.IsNaN(res) || math.IsInf(res, 0) {
 				return nil, fail("exponentiation result is not a finite real number")
 			}

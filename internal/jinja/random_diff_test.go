@@ -126,3 +126,110 @@ func TestRandomExpressions(t *testing.T) {
 	t.Logf("%d generated templates: %d differ, %d fail on both sides", n, bad, agreeErr)
 	_ = strings.TrimSpace
 }
+
+// genTemplate builds a template of nested blocks with random whitespace
+// control and text full of spaces and newlines.
+func genTemplate(r *rand.Rand, depth int) string {
+	texts := []string{"\n", "  ", "\t", "x", " y \n  ", "\n\n  z", "a\r\nb", "  \n", "{ not a tag }", "#}", "%} -}", "\u00a0\u2028"}
+	open := func(kw string) string {
+		return []string{"{%", "{%-", "  {%", "\n{%-"}[r.IntN(4)] + " " + kw + " " + []string{"%}", "-%}", "%}\n", "-%}\n  "}[r.IntN(4)]
+	}
+	expr := func() string {
+		return []string{"{{", "{{-", " {{"}[r.IntN(3)] + " " + genExpr(r, 1) + " " + []string{"}}", "-}}", "}}\n"}[r.IntN(3)]
+	}
+	var b strings.Builder
+	n := 1 + r.IntN(4)
+	for i := 0; i < n; i++ {
+		switch k := r.IntN(9); {
+		case k < 3:
+			b.WriteString(texts[r.IntN(len(texts))])
+		case k < 5:
+			b.WriteString(expr())
+		case k == 5:
+			b.WriteString([]string{"{#", "{#-"}[r.IntN(2)] + " c " + []string{"#}", "-#}", "#}\n"}[r.IntN(3)])
+		case k == 6 && depth > 0:
+			b.WriteString(open("if " + genExpr(r, 1)))
+			b.WriteString(genTemplate(r, depth-1))
+			if r.IntN(2) == 0 {
+				b.WriteString(open("else"))
+				b.WriteString(genTemplate(r, depth-1))
+			}
+			b.WriteString(open("endif"))
+		case k == 7 && depth > 0:
+			b.WriteString(open("for m in " + []string{"ms", "l1", "l2", "range(3)", "d1", "ms if m.role == 'user'"}[r.IntN(6)]))
+			b.WriteString("{{ loop.index0 }}")
+			b.WriteString(genTemplate(r, depth-1))
+			if r.IntN(3) == 0 {
+				b.WriteString(open("if loop.first") + open([]string{"continue", "break"}[r.IntN(2)]) + open("endif"))
+			}
+			b.WriteString(open("endfor"))
+		case k == 8 && depth > 0:
+			switch r.IntN(3) {
+			case 0:
+				b.WriteString(open("set ns = namespace(c=0)") + open("set ns.c = ns.c + 1") + "{{ ns.c }}")
+			case 1:
+				b.WriteString(open("macro mm(a, b='q')") + genTemplate(r, depth-1) + "{{ a ~ b }}" + open("endmacro") + "{{ mm(1) }}{{ mm('x', b=2) }}")
+			default:
+				b.WriteString(open("set blk") + genTemplate(r, depth-1) + open("endset") + "[{{ blk }}]")
+			}
+		default:
+			b.WriteString(texts[r.IntN(len(texts))])
+		}
+	}
+	return b.String()
+}
+
+// TestRandomTemplates: generated templates with whitespace control,
+// comments, nested blocks, macros and namespaces render as the reference
+// renders them.
+func TestRandomTemplates(t *testing.T) {
+	n := 2000
+	if testing.Short() {
+		n = 300
+	}
+	seed := uint64(5)
+	if s := os.Getenv("JINJA_DIFF_SEED"); s != "" {
+		fmt.Sscan(s, &seed)
+	}
+	r := rand.New(rand.NewPCG(seed, 31))
+	var cases []jinjatest.Case
+	for i := 0; i < n; i++ {
+		tmpl := genTemplate(r, 3)
+		if r.IntN(4) == 0 {
+			tmpl += "\n"
+		}
+		cases = append(cases, jinjatest.Case{Template: tmpl, Vars: json.RawMessage(randomVars)})
+	}
+	ref := jinjatest.Render(t, cases)
+	v, err := jinja.FromJSON([]byte(randomVars))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad, ok := 0, 0
+	for i, c := range cases {
+		var got string
+		tp, err := jinja.Parse(c.Template)
+		if err == nil {
+			got, err = tp.RenderString(v.(*jinja.Dict))
+		}
+		want := ref[i]
+		var msg string
+		switch {
+		case !want.OK && err == nil:
+			msg = fmt.Sprintf("reference fails (%s), we render %q", want.Error, got)
+		case want.OK && err != nil:
+			msg = fmt.Sprintf("we fail (%v), reference renders %q", err, want.Text)
+		case want.OK && got != want.Text:
+			msg = fmt.Sprintf("got %q, want %q", got, want.Text)
+		case want.OK:
+			ok++
+		}
+		if msg != "" {
+			bad++
+			if bad <= 20 {
+				t.Errorf("%q: %s", c.Template, msg)
+			}
+		}
+	}
+	t.Logf("%d generated templates: %d differ, %d render on both sides", n, bad, ok)
+}
