@@ -243,7 +243,7 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request, acct string, body 
 	base := chatResponse{ID: id, Created: created, Model: info.Name, SystemFingerprint: info.Fingerprint}
 	// Reasoning and tool calls are read from the answer as the template
 	// teaches them (tool calls only when the request offered tools).
-	outFormat, tools := info.Template.OutputFormat(), len(req.Tools) > 0
+	outFormat, tools := info.Template.OutputFormat(), len(req.Tools) > 0 && !req.toolChoiceNone()
 	parser := chat.NewOutputParser(outFormat, tools)
 	if !req.Stream {
 		res, err := s.o.Backend.Generate(r.Context(), wreq, nil)

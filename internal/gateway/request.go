@@ -283,6 +283,13 @@ func (c *chatRequest) toWorker(tmpl *chat.Template) (worker.Request, *apiError) 
 	return req, nil
 }
 
+// toolChoiceNone reports tool_choice "none": the answer is not read for
+// tool calls.
+func (c *chatRequest) toolChoiceNone() bool {
+	var s string
+	return json.Unmarshal(c.ToolChoice, &s) == nil && s == "none"
+}
+
 // checkToolChoice accepts OpenAI's tool_choice "auto" and "none" (the
 // tools are shown to the model either way, as vLLM does); forcing a call
 // ("required" or a named function) needs constrained decoding, which is
