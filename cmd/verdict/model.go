@@ -3,15 +3,17 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/verdictnet/verdict/internal/gguf"
+	"github.com/verdictnet/verdict/internal/kernels"
 	"github.com/verdictnet/verdict/internal/llama2c"
 	"github.com/verdictnet/verdict/internal/model"
 	"github.com/verdictnet/verdict/internal/synth"
@@ -25,7 +27,7 @@ func init() {
 
 const modelUsage = `usage:
   verdict model inspect PATH [--tokenizer PATH]
-  verdict model synth --preset {15m,110m,tiny} --vocab VOCAB.gguf --seed S --out FILE.gguf [--type f32|f16|bf16|q8_0|q4_0] [--force]
+  verdict model synth --preset PRESET --vocab VOCAB.gguf|builtin --seed S --out FILE.gguf [--type TYPE] [--force]
   verdict model id PATH [--tokenizer PATH] [--manifest]`
 
 func runModel(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -63,6 +65,19 @@ func runModelInspect(args []string, stdout, stderr io.Writer) error {
 			defer f.Close()
 			if len(f.Tensors) == 0 {
 				return inspectVocabOnly(stdout, path, f)
+			}
+			// A model whose tokenizer Verdict cannot read: show the
+			// model and say what is wrong with the tokenizer.
+			if *tok == "" {
+				if vm, merr := model.FromGGUF(f, false); merr == nil && vm.Check() == nil {
+					if _, verr := model.VocabFromGGUF(f); verr != nil {
+						vm.Path = path
+						w := bufio.NewWriter(stdout)
+						writeInspect(w, vm, f)
+						fmt.Fprintf(w, "\ntokenizer:\n  not usable:    %v\n", verr)
+						return w.Flush()
+					}
+				}
 			}
 		}
 		return fmt.Errorf("model inspect: %w", err)
@@ -102,14 +117,30 @@ func writeInspect(w io.Writer, m *model.Model, f *gguf.File) {
 	fmt.Fprintf(w, "heads:           %d\n", c.Heads)
 	fmt.Fprintf(w, "kv heads:        %d\n", c.KVHeads)
 	fmt.Fprintf(w, "head dim:        %d\n", c.HeadDim())
+	fmt.Fprintf(w, "q dim:           %d\n", c.QDim())
 	fmt.Fprintf(w, "kv dim:          %d\n", c.KVDim())
 	fmt.Fprintf(w, "vocab:           %d\n", c.Vocab)
 	source := "max_seq_len in the checkpoint header"
 	if f != nil {
-		source = "llama.context_length"
+		source = c.Arch + ".context_length"
 	}
 	fmt.Fprintf(w, "context length:  %d (%s)\n", c.ContextLen, source)
+	fmt.Fprintf(w, "rope:            %s (%s)\n", c.Rope(), map[model.RopeType]string{model.RopeNorm: "adjacent pairs", model.RopeNeox: "halves of each head"}[c.Rope()])
 	fmt.Fprintf(w, "rope theta:      %s\n", strconv.FormatFloat(float64(c.RopeTheta), 'g', -1, 32))
+	if c.FreqFactors {
+		fs := kernels.F32Row(m.RopeFreqs.Data)
+		fmt.Fprintf(w, "rope factors:    %d (rope_freqs.weight, %g .. %g)\n", len(fs), slices.Min(fs), slices.Max(fs))
+	}
+	var feats []string
+	if c.QKVBias {
+		feats = append(feats, "Q/K/V biases")
+	}
+	if c.QKNorm {
+		feats = append(feats, "Q/K norms")
+	}
+	if len(feats) > 0 {
+		fmt.Fprintf(w, "attention:       %s\n", strings.Join(feats, ", "))
+	}
 	fmt.Fprintf(w, "rms norm eps:    %s\n", strconv.FormatFloat(float64(c.NormEps), 'g', -1, 32))
 	tied := "no"
 	if m.Output == m.TokenEmbd {
@@ -118,20 +149,24 @@ func writeInspect(w io.Writer, m *model.Model, f *gguf.File) {
 	fmt.Fprintf(w, "tied classifier: %s\n", tied)
 	var params, bytes int64
 	types := map[tensor.Type]int{}
+	typeBytes := map[tensor.Type]int64{}
 	ts := m.Tensors()
 	for _, t := range ts {
 		params += int64(t.Elements())
 		bytes += int64(len(t.Data))
 		types[t.Type]++
+		typeBytes[t.Type] += int64(len(t.Data))
 	}
-	fmt.Fprintf(w, "parameters:      %d (%d bytes of weights)\n", params, bytes)
-	var tl []string
-	for _, t := range []tensor.Type{tensor.F32, tensor.F16, tensor.BF16, tensor.Q8_0, tensor.Q4_0} {
+	fmt.Fprintf(w, "parameters:      %d (%d bytes of weights, %.2f bits per weight)\n", params, bytes, 8*float64(bytes)/float64(max(params, 1)))
+	var tl, tb []string
+	for t := tensor.Type(0); t < 64; t++ {
 		if types[t] > 0 {
 			tl = append(tl, fmt.Sprintf("%s x%d", t, types[t]))
+			tb = append(tb, fmt.Sprintf("%s %d", t, typeBytes[t]))
 		}
 	}
 	fmt.Fprintf(w, "tensor types:    %s\n", strings.Join(tl, ", "))
+	fmt.Fprintf(w, "bytes by type:   %s\n", strings.Join(tb, ", "))
 	if f != nil {
 		fmt.Fprintln(w, "\nmetadata:")
 		for _, kv := range f.KV {
@@ -150,6 +185,35 @@ func writeInspect(w io.Writer, m *model.Model, f *gguf.File) {
 	if m.Vocab != nil {
 		writeVocab(w, m.Vocab)
 	}
+	if f != nil {
+		writeTemplate(w, f)
+	}
+}
+
+// writeTemplate prints the facts of a GGUF's chat template: its length,
+// its hash and which roles and features it mentions.
+func writeTemplate(w io.Writer, f *gguf.File) {
+	fmt.Fprintln(w, "\nchat template:")
+	tm, err := f.String("tokenizer.chat_template")
+	if err != nil {
+		fmt.Fprintln(w, "  none (tokenizer.chat_template absent)")
+		return
+	}
+	sum := sha256.Sum256([]byte(tm))
+	fmt.Fprintf(w, "  length:        %d bytes, %d lines\n", len(tm), strings.Count(tm, "\n")+1)
+	fmt.Fprintf(w, "  sha256:        %x\n", sum)
+	var marks []string
+	for _, k := range []string{"<|im_start|>", "<|start_header_id|>", "<|eot_id|>", "[INST]", "<think>", "tools", "add_generation_prompt", "system"} {
+		if strings.Contains(tm, k) {
+			marks = append(marks, k)
+		}
+	}
+	fmt.Fprintf(w, "  mentions:      %s\n", strings.Join(marks, " "))
+	for _, k := range []string{"tokenizer.ggml.model", "tokenizer.ggml.pre"} {
+		if v, err := f.String(k); err == nil {
+			fmt.Fprintf(w, "  %-14s %s\n", strings.TrimPrefix(k, "tokenizer.ggml.")+":", v)
+		}
+	}
 }
 
 // inspectVocabOnly prints a GGUF that has metadata but no tensors.
@@ -167,6 +231,7 @@ func inspectVocabOnly(stdout io.Writer, path string, f *gguf.File) error {
 		return fmt.Errorf("model inspect: %s: %w", path, err)
 	}
 	writeVocab(w, v)
+	writeTemplate(w, f)
 	return w.Flush()
 }
 
@@ -184,6 +249,24 @@ func writeVocab(w io.Writer, v *tokenizer.Vocab) {
 	fmt.Fprintf(w, "  eos:           %s\n", piece(v.EOS))
 	fmt.Fprintf(w, "  unk:           %s\n", piece(v.UNK))
 	fmt.Fprintf(w, "  add bos:       %v\n", v.AddBOS)
+	if v.AddEOS {
+		fmt.Fprintf(w, "  add eos:       %v\n", v.AddEOS)
+	}
+	if v.Flavor == tokenizer.BPE {
+		pre := v.Pre
+		if pre == "" {
+			pre = "default"
+		}
+		fmt.Fprintf(w, "  pre-tokenizer: %s\n", pre)
+		fmt.Fprintf(w, "  merges:        %d\n", len(v.Merges))
+	}
+	if tok, err := tokenizer.New(v); err == nil && v.Flavor != tokenizer.Llama2C {
+		var eog []string
+		for _, id := range tok.EOG() {
+			eog = append(eog, piece(id))
+		}
+		fmt.Fprintf(w, "  end of gen.:   %s\n", strings.Join(eog, ", "))
+	}
 	if v.MaxTokenLen > 0 {
 		fmt.Fprintf(w, "  max token len: %d\n", v.MaxTokenLen)
 	}
@@ -228,19 +311,13 @@ func readPrefix(path string, n int) ([]byte, error) {
 	return b[:k], nil
 }
 
-// weightTypes maps --type values to tensor types.
-var weightTypes = []struct {
-	name string
-	t    tensor.Type
-}{{"f32", tensor.F32}, {"f16", tensor.F16}, {"bf16", tensor.BF16}, {"q8_0", tensor.Q8_0}, {"q4_0", tensor.Q4_0}}
-
 func runModelSynth(args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("model synth", stderr)
 	preset := fs.String("preset", "", "model shape: "+strings.Join(synth.Presets(), ", ")+" (required)")
-	vocab := fs.String("vocab", "", "GGUF whose tokenizer is copied, e.g. ../shared/models/ggml-vocab-llama-spm.gguf (required)")
+	vocab := fs.String("vocab", "", "GGUF whose tokenizer and chat template are copied, e.g. ../shared/tokenizers/derived/ggml-vocab-qwen2.derived-from-qwen3.gguf, or \"builtin\" (required)")
 	seed := fs.Uint64("seed", 0, "random seed; the same seed gives the same file")
 	out := fs.String("out", "", "output file (required)")
-	typ := fs.String("type", "f32", "weight type: f32, f16, bf16, q8_0 or q4_0 (norms stay f32)")
+	typ := fs.String("type", "f32", "weight type: "+strings.Join(synth.Types(), ", ")+" (norms and biases stay f32)")
 	force := fs.Bool("force", false, "overwrite an existing output file")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -254,47 +331,25 @@ func runModelSynth(args []string, stdout, stderr io.Writer) error {
 	if _, err := synth.LookupPreset(*preset); err != nil {
 		return fmt.Errorf("model synth: %w", err)
 	}
-	t, ok := tensor.Type(0), false
-	for _, wt := range weightTypes {
-		if strings.EqualFold(wt.name, *typ) {
-			t, ok = wt.t, true
-		}
-	}
-	if !ok {
-		return fmt.Errorf("model synth: unknown --type %q (f32, f16, bf16, q8_0, q4_0)", *typ)
+	if !slices.ContainsFunc(synth.Types(), func(t string) bool { return strings.EqualFold(t, *typ) }) {
+		return fmt.Errorf("model synth: unknown --type %q (%s)", *typ, strings.Join(synth.Types(), ", "))
 	}
 	if _, err := os.Lstat(*out); err == nil && !*force {
 		return fmt.Errorf("model synth: %s exists; refusing to overwrite it without --force", *out)
 	} else if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("model synth: %w", err)
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(*out), ".synth-*.gguf")
-	if err != nil {
-		return fmt.Errorf("model synth: %w", err)
+	o := synth.Options{Preset: *preset, Vocab: *vocab, Seed: *seed, Type: strings.ToLower(*typ)}
+	if o.Vocab == "builtin" {
+		o.Vocab = ""
 	}
-	defer os.Remove(tmp.Name()) // no-op after the rename
-	bw := bufio.NewWriterSize(tmp, 1<<20)
-	if err := synth.Generate(*preset, *vocab, *seed, t, bw); err != nil {
-		tmp.Close()
-		return fmt.Errorf("model synth: %w", err)
-	}
-	if err := bw.Flush(); err != nil {
-		tmp.Close()
-		return fmt.Errorf("model synth: %s: %w", *out, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("model synth: %s: %w", *out, err)
-	}
-	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
-		return fmt.Errorf("model synth: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), *out); err != nil {
+	if err := synth.WriteFile(*out, o); err != nil {
 		return fmt.Errorf("model synth: %w", err)
 	}
 	st, err := os.Stat(*out)
 	if err != nil {
 		return fmt.Errorf("model synth: %w", err)
 	}
-	fmt.Fprintf(stdout, "wrote %s (%d bytes): preset %s, %s weights, seed %d\n", *out, st.Size(), *preset, t, *seed)
+	fmt.Fprintf(stdout, "wrote %s (%d bytes): preset %s, %s weights, seed %d\n", *out, st.Size(), *preset, o.Type, *seed)
 	return nil
 }

@@ -47,7 +47,8 @@ func TestModelInspect(t *testing.T) {
 		{[]string{"model", "inspect", filepath.Join(dir, "stories260K-Q4_0.gguf")}, []string{
 			"format:          GGUF v3", "context length:  128 (llama.context_length)", "tied classifier: no",
 			"token_embd.weight            Q4_0  [64, 512]      18432\n", "output.weight                Q8_0  [64, 512]      34816\n",
-			"tensor types:    F32 x16, Q8_0 x1, Q4_0 x31", "flavor:        spm", "add bos:       true",
+			"tensor types:    F32 x16, Q4_0 x31, Q8_0 x1", "flavor:        spm", "add bos:       true",
+			"bytes by type:   F32 ", "rope:            norm (adjacent pairs)", "q dim:           64\n",
 			`general.file_type                        2`,
 		}},
 		{[]string{"model", "inspect", filepath.Join(dir, "ggml-vocab-llama-spm.gguf")}, []string{
@@ -100,7 +101,7 @@ func TestModelSynth(t *testing.T) {
 	}
 	for _, bad := range [][]string{
 		{"model", "synth", "--preset", "7b", "--vocab", vocab, "--out", out + "2"},
-		{"model", "synth", "--preset", "tiny", "--vocab", vocab, "--out", out + "2", "--type", "q5_k"},
+		{"model", "synth", "--preset", "tiny", "--vocab", vocab, "--out", out + "2", "--type", "q2_k"},
 		{"model", "synth", "--preset", "tiny", "--out", out + "2"},
 		{"model", "synth", "--preset", "tiny", "--vocab", out + "missing", "--out", out + "2"},
 		{"model", "frobnicate"},
@@ -116,5 +117,83 @@ func TestModelSynth(t *testing.T) {
 	}
 	if left, _ := filepath.Glob(filepath.Join(filepath.Dir(out), ".synth-*")); len(left) > 0 {
 		t.Errorf("temporary files left: %v", left)
+	}
+}
+
+// TestModelInspectNewArchitectures inspects synthetic models of each new
+// architecture: the architecture's parts, shapes, tensor types with counts
+// and bytes, and the chat template copied from the vocabulary.
+func TestModelInspectNewArchitectures(t *testing.T) {
+	qwenVocab := filepath.Join("..", "..", "..", "shared", "tokenizers", "derived", "ggml-vocab-qwen2.derived-from-qwen3.gguf")
+	if _, err := os.Stat(qwenVocab); err != nil {
+		t.Skipf("shared vocabularies not available: %v", err)
+	}
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		preset, vocab, typ string
+		want               []string
+	}{
+		{"tiny-qwen3", qwenVocab, "q8_0", []string{
+			"architecture:    qwen3", "head dim:        32\n", "q dim:           128\n", "kv dim:          64\n",
+			"rope:            neox (halves of each head)", "attention:       Q/K norms", "vocab:           151936",
+			"context length:  512 (qwen3.context_length)", "tensor types:    F32 x", "Q8_0 x22",
+			"blk.2.attn_q_norm.weight     F32   [32]           128\n", "blk.0.attn_output.weight     Q8_0  [128, 64]",
+			"<|im_start|>", "<think>", "pre:           qwen2",
+		}},
+		{"tiny-qwen2", "builtin", "f16", []string{
+			"architecture:    qwen2", "attention:       Q/K/V biases", "blk.1.attn_v.bias            F32   [32]           128\n",
+			"none (tokenizer.chat_template absent)",
+		}},
+		{"tiny-llama3", "builtin", "f32", []string{
+			"architecture:    llama", "rope factors:    8 (rope_freqs.weight, 1 .. 8)", "tied classifier: no",
+		}},
+	} {
+		out := filepath.Join(dir, tc.preset+".gguf")
+		if code, _, errs := verdict("model", "synth", "--preset", tc.preset, "--vocab", tc.vocab, "--type", tc.typ, "--out", out); code != 0 {
+			t.Fatalf("synth %s: %s", tc.preset, errs)
+		}
+		code, stdout, errs := verdict("model", "inspect", out)
+		if code != 0 {
+			t.Fatalf("inspect %s: exit %d: %s", tc.preset, code, errs)
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(stdout, w) {
+				t.Errorf("%s: output lacks %q", tc.preset, w)
+			}
+		}
+		if t.Failed() {
+			t.Log(stdout)
+		}
+	}
+}
+
+// TestProofsCLIQwen3 runs the proof commands on a synthetic qwen3 in
+// llama.cpp's Q4_K_M mix over the real Qwen vocabulary: run with a
+// receipt, exact replay (verify), openings and their audit.
+func TestProofsCLIQwen3(t *testing.T) {
+	vocab := filepath.Join("..", "..", "..", "shared", "tokenizers", "derived", "ggml-vocab-qwen2.derived-from-qwen3.gguf")
+	if _, err := os.Stat(vocab); err != nil {
+		t.Skipf("shared vocabularies not available: %v", err)
+	}
+	dir := t.TempDir()
+	m, key, rc, op := filepath.Join(dir, "q3.gguf"), filepath.Join(dir, "k.key"), filepath.Join(dir, "r.json"), filepath.Join(dir, "o.json")
+	for _, args := range [][]string{
+		{"model", "synth", "--preset", "tiny-qwen3", "--vocab", vocab, "--type", "q4_k_m", "--seed", "1", "--out", m},
+		{"keys", "new", "--out", key},
+		{"run", "--model", m, "--prompt", "Hello, world", "--max-tokens", "12", "--temperature", "0.8", "--seed", "3", "--key", key, "--receipt", rc},
+		{"verify", "--model", m, rc},
+		{"open", "--model", m, "--challenge", "77", "--out", op, rc},
+		{"audit", "--model", m, "--challenge", "77", rc, op},
+	} {
+		code, stdout, stderr := verdict(args...)
+		if code != 0 {
+			t.Fatalf("%v: exit %d: %s", args, code, stderr)
+		}
+		if args[0] == "verify" && !strings.Contains(stdout+stderr, "12 output tokens replayed exactly") {
+			t.Errorf("verify: %s%s", stdout, stderr)
+		}
+		if args[0] == "audit" && !strings.Contains(stdout+stderr, "16 cells of receipt") {
+			t.Errorf("audit: %s%s", stdout, stderr)
+		}
 	}
 }

@@ -3,8 +3,10 @@ package main
 import (
 	"bufio"
 	"context"
+	"flag"
 	"fmt"
 	"io"
+	"slices"
 	"time"
 
 	"github.com/verdictnet/verdict/internal/audit"
@@ -22,7 +24,7 @@ func init() {
 // runFlags are the flags of `verdict run`.
 type runFlags struct {
 	model, tokenizer, prompt string
-	steps                    int
+	steps, maxTokens         int
 	temperature, topP        float64
 	topK                     int
 	seed                     uint64
@@ -38,6 +40,7 @@ func parseRunFlags(args []string, stderr io.Writer) (*runFlags, error) {
 	fs.StringVar(&f.tokenizer, "tokenizer", "", "llama2.c tokenizer file (default: from the GGUF, or tokenizer.bin beside a checkpoint)")
 	fs.StringVar(&f.prompt, "prompt", "", "prompt text")
 	fs.IntVar(&f.steps, "steps", 256, "positions to run, BOS and prompt included (as llama2.c -n); 0 = context length")
+	fs.IntVar(&f.maxTokens, "max-tokens", 0, "generate at most this many tokens, the prompt not counted (as the OpenAI API's max_tokens); replaces --steps")
 	fs.Float64Var(&f.temperature, "temperature", 0, "sampling temperature; 0 = greedy")
 	fs.IntVar(&f.topK, "top-k", 0, "keep the k most likely tokens; 0 = all")
 	fs.Float64Var(&f.topP, "top-p", 0, "nucleus sampling mass in (0,1); 0 = off")
@@ -55,6 +58,14 @@ func parseRunFlags(args []string, stderr io.Writer) (*runFlags, error) {
 	}
 	if f.model == "" {
 		return nil, fmt.Errorf("run: --model is required")
+	}
+	stepsSet := false
+	fs.Visit(func(fl *flag.Flag) { stepsSet = stepsSet || fl.Name == "steps" })
+	switch {
+	case f.maxTokens < 0:
+		return nil, fmt.Errorf("run: --max-tokens %d is negative", f.maxTokens)
+	case f.maxTokens > 0 && stepsSet:
+		return nil, fmt.Errorf("run: --max-tokens and --steps count the same thing differently; give one")
 	}
 	if (f.keyFile == "") != (f.receiptOut == "") {
 		return nil, fmt.Errorf("run: --key and --receipt go together")
@@ -94,6 +105,14 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return fmt.Errorf("run: encoding the prompt: %w", err)
 	}
+	if f.maxTokens > 0 {
+		// Positions 0..steps-1 are fed and the token after the last is
+		// emitted too: steps = prompt + max tokens - 1 yields max tokens.
+		f.steps = len(prompt) + f.maxTokens - 1
+		if f.steps > m.Config.ContextLen {
+			return fmt.Errorf("run: a prompt of %d tokens and --max-tokens %d need %d positions; the model's context length is %d", len(prompt), f.maxTokens, f.steps, m.Config.ContextLen)
+		}
+	}
 	e, err := engine.New(m, engine.Options{Threads: f.threads})
 	if err != nil {
 		return err
@@ -112,15 +131,27 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	out.Flush()
 	digest := generate.NewDigest()
 	bos := m.Vocab.BOS
+	// Generation stops on BOS, as llama2.c's does; byte-level BPE models
+	// (Llama 3, Qwen) also stop on their end-of-generation tokens (EOS,
+	// <|eot_id|>, <|im_end|>, ...), as llama.cpp's do.
+	stops := []int{bos}
+	if m.Vocab.Flavor == tokenizer.BPE {
+		for _, t := range tok.EOG() {
+			if !slices.Contains(stops, t) {
+				stops = append(stops, t)
+			}
+		}
+		slices.Sort(stops)
+	}
 	var rec *audit.Builder
 	if f.receiptOut != "" {
-		if rec, err = audit.NewBuilder(f.keyFile, m, prompt, params, f.steps, []int{bos}); err != nil {
+		if rec, err = audit.NewBuilder(f.keyFile, m, prompt, params, f.steps, stops); err != nil {
 			return fmt.Errorf("run: %w", err)
 		}
 	}
 	start := time.Now()
 	req := generate.Request{
-		Prompt: prompt, Steps: f.steps, Sampler: params, StopTokens: []int{bos},
+		Prompt: prompt, Steps: f.steps, Sampler: params, StopTokens: stops,
 		TokenByToken: f.tokenByToken,
 		OnLogits: func(pos int, logits []float32) error {
 			digest.Add(logits)
@@ -130,7 +161,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 			return nil
 		},
 		OnToken: func(pos, t int) error {
-			if t == bos {
+			if slices.Contains(stops, t) {
 				return nil
 			}
 			if err := pr.print(t); err != nil {

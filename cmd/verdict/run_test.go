@@ -117,3 +117,39 @@ func TestRunBadInput(t *testing.T) {
 		})
 	}
 }
+
+// TestRunMaxTokens: --max-tokens counts generated tokens only (the prompt
+// "Once upon a time" is BOS and 4 tokens, so 10 tokens are --steps 14),
+// refuses to be combined with --steps, and a request beyond the context
+// length is one clear error.
+func TestRunMaxTokens(t *testing.T) {
+	models := testutil.Shared(t, "models")
+	m := models + "/stories260K.gguf"
+	code, out1, stderr := runCLI(t, "run", "--model", m, "--prompt", "Once upon a time", "--max-tokens", "10", "--digest")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if !strings.Contains(stderr, "generated 10 tokens") {
+		t.Errorf("stderr %q does not report 10 generated tokens", stderr)
+	}
+	code, out2, stderr := runCLI(t, "run", "--model", m, "--prompt", "Once upon a time", "--steps", "14", "--digest")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if out1 != out2 {
+		t.Errorf("--max-tokens 10 gave %q, --steps 14 gave %q", out1, out2)
+	}
+	for _, bad := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--max-tokens", "10", "--steps", "14"}, "give one"},
+		{[]string{"--max-tokens", "-1"}, "negative"},
+		{[]string{"--max-tokens", "125"}, "need 129 positions; the model's context length is 128"},
+	} {
+		code, _, stderr := runCLI(t, append([]string{"run", "--model", m, "--prompt", "Once upon a time"}, bad.args...)...)
+		if code == 0 || !strings.Contains(stderr, bad.want) || strings.Count(strings.TrimSpace(stderr), "\n") != 0 {
+			t.Errorf("%v: exit %d, stderr %q, want one line mentioning %q", bad.args, code, stderr, bad.want)
+		}
+	}
+}

@@ -13,13 +13,16 @@ import (
 // Layout fixes the leaf order of a trace tree.
 type Layout struct {
 	Layers, Dim, KVHeads, HeadDim int
-	Prompt, Output                int // token counts of the receipt
+	// Heads is the number of query heads; 0 means Dim/HeadDim (a model
+	// whose heads fill the hidden state exactly).
+	Heads          int
+	Prompt, Output int // token counts of the receipt
 }
 
 // NewLayout returns the layout for a model configuration and a receipt's
 // prompt and output lengths.
 func NewLayout(c model.Config, prompt, output int) Layout {
-	return Layout{Layers: c.Layers, Dim: c.Dim, KVHeads: c.KVHeads, HeadDim: c.HeadDim(), Prompt: prompt, Output: output}
+	return Layout{Layers: c.Layers, Dim: c.Dim, KVHeads: c.KVHeads, HeadDim: c.HeadDim(), Heads: c.Heads, Prompt: prompt, Output: output}
 }
 
 // Positions is the number of fed positions: the prompt and every output
@@ -55,9 +58,18 @@ func (l Layout) ALeaf(layer, h, p int) int {
 	return layer*l.block() + T + l.KVHeads*T + p*l.KVHeads + h
 }
 
+// QDim is the width of a layer's whole attention output at one position:
+// Heads*HeadDim (which is Dim for Llama-2-style models, not for qwen3).
+func (l Layout) QDim() int {
+	if l.Heads == 0 {
+		return l.Dim
+	}
+	return l.Heads * l.HeadDim
+}
+
 // AWidth is the number of floats of an attention leaf: the outputs of the
-// Dim/HeadDim/KVHeads query heads that read one key/value head.
-func (l Layout) AWidth() int { return l.Dim / l.KVHeads }
+// Heads/KVHeads query heads that read one key/value head.
+func (l Layout) AWidth() int { return l.QDim() / l.KVHeads }
 
 // Leaves is the number of leaves of the trace tree.
 func (l Layout) Leaves() int { return l.Layers*l.block() + l.Positions() }
@@ -107,7 +119,7 @@ func (l Layout) check() error {
 	if l.Prompt < 1 || l.Output < 1 {
 		return fmt.Errorf("receipt needs a prompt and an output")
 	}
-	if l.Layers < 1 || l.KVHeads < 1 || l.HeadDim < 1 || l.Dim < 1 || l.Dim%(l.KVHeads*l.HeadDim) != 0 {
+	if l.Layers < 1 || l.KVHeads < 1 || l.HeadDim < 1 || l.Dim < 1 || l.Heads < 0 || l.QDim() < 1 || l.QDim()%(l.KVHeads*l.HeadDim) != 0 {
 		return fmt.Errorf("bad model shape")
 	}
 	if int64(l.Positions())*(1+int64(l.Layers)*(1+2*int64(l.KVHeads))) > 1<<40 {

@@ -368,7 +368,7 @@ func Check(m *model.Model, modelID merkle.Hash, r *receipt.Receipt, seed uint64,
 			return fmt.Errorf("audit: cell %d opens head %d, the challenge selects %d", co.Cell, co.Head, heads[i])
 		}
 		x, ok1 := floats(co.In, D)
-		attn, ok2 := floats(co.Attn, D)
+		attn, ok2 := floats(co.Attn, lay.QDim())
 		out, ok3 := floats(co.Out, D)
 		kvs, ok4 := floats(co.KV, (cell.P+1)*2*hd)
 		if !ok1 || !ok2 || !ok3 || !ok4 {

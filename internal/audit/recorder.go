@@ -115,7 +115,7 @@ func (r *Recorder) Layer(l, pos int, x, k, v, attn []float32) {
 		return
 	}
 	r.x[l] = set(r.x[l], pos, r.leaf(leafKey{kind: 'x', p: pos, l: l}, x))
-	hd, w := r.hd, r.c.Dim/r.c.KVHeads
+	hd, w := r.hd, r.c.QDim()/r.c.KVHeads
 	for h := 0; h < r.c.KVHeads; h++ {
 		r.kv[l][h] = set(r.kv[l][h], pos, r.leaf(leafKey{kind: 'k', p: pos, l: l, h: h}, k[h*hd:(h+1)*hd], v[h*hd:(h+1)*hd]))
 		r.a[l][h] = set(r.a[l][h], pos, r.leaf(leafKey{kind: 'a', p: pos, l: l, h: h}, attn[h*w:(h+1)*w]))
@@ -262,7 +262,7 @@ func (a *asyncHasher) job(l, pos int, parts ...[]float32) {
 
 func (a *asyncHasher) layer(l, pos int, x, k, v, attn []float32) {
 	r := a.r
-	if pos >= len(r.x[l]) || len(x) != r.c.Dim || len(attn) != r.c.Dim || len(k) != r.c.KVDim() || len(v) != r.c.KVDim() {
+	if pos >= len(r.x[l]) || len(x) != r.c.Dim || len(attn) != r.c.QDim() || len(k) != r.c.KVDim() || len(v) != r.c.KVDim() {
 		r.err = fmt.Errorf("trace: layer %d position %d does not fit the recorded pass", l, pos)
 		return
 	}
@@ -282,12 +282,12 @@ func (a *asyncHasher) work() {
 	defer a.wg.Done()
 	r := a.r
 	h := sha256.New()
-	d, kvd, hd, w := r.c.Dim, r.c.KVDim(), r.hd, r.c.Dim/r.c.KVHeads
+	d, qd, kvd, hd, w := r.c.Dim, r.c.QDim(), r.c.KVDim(), r.hd, r.c.QDim()/r.c.KVHeads
 	for j := range a.jobs {
 		x := j.data[:d]
 		r.x[j.l][j.pos] = leafHashWith(h, x)
 		if j.l < r.c.Layers {
-			attn, k, v := j.data[d:2*d], j.data[2*d:2*d+kvd], j.data[2*d+kvd:2*d+2*kvd]
+			attn, k, v := j.data[d:d+qd], j.data[d+qd:d+qd+kvd], j.data[d+qd+kvd:d+qd+2*kvd]
 			for i := range r.kv[j.l] {
 				r.kv[j.l][i][j.pos] = leafHashWith(h, k[i*hd:(i+1)*hd], v[i*hd:(i+1)*hd])
 				r.a[j.l][i][j.pos] = leafHashWith(h, attn[i*w:(i+1)*w])

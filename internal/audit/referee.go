@@ -103,7 +103,7 @@ func (r *Referee) Recompute(i int, ins [][]byte) ([]byte, error) {
 			return appendF32(nil, emb), nil
 		}
 		W := lay.AWidth()
-		attn := make([]float32, 0, D)
+		attn := make([]float32, 0, lay.QDim())
 		for h := 0; h < lay.KVHeads; h++ {
 			a, ok := floats(ins[1+h], W)
 			if !ok {

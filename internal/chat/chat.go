@@ -40,6 +40,9 @@ type Message struct {
 	Name             string     `json:"name,omitempty"`
 	ToolCalls        []ToolCall `json:"tool_calls,omitempty"`
 	ToolCallID       string     `json:"tool_call_id,omitempty"`
+	// HasContent records that the decoded JSON had a content that is not
+	// null (an API may refuse a message without one).
+	HasContent bool `json:"-"`
 }
 
 // ToolCall is a function call an assistant message made.
@@ -65,6 +68,11 @@ func (m *Message) UnmarshalJSON(b []byte) error {
 		Content json.RawMessage `json:"content"`
 	}
 	if err := json.Unmarshal(b, &aux); err != nil {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) {
+			f := "messages." + strings.TrimPrefix(te.Field, "plain.")
+			return &FieldError{f, fmt.Sprintf("expected %s, got JSON %s", te.Type, te.Value)}
+		}
 		return err
 	}
 	*m = Message(aux.plain)
@@ -72,10 +80,11 @@ func (m *Message) UnmarshalJSON(b []byte) error {
 	if len(c) == 0 || bytes.Equal(c, []byte("null")) {
 		return nil
 	}
+	m.HasContent = true
 	if c[0] == '"' {
 		var s string
 		if err := json.Unmarshal(c, &s); err != nil {
-			return &FieldError{"content", "not a string"}
+			return &FieldError{"messages.content", "not a string"}
 		}
 		m.Content = s
 		return nil
@@ -85,12 +94,12 @@ func (m *Message) UnmarshalJSON(b []byte) error {
 		Text *string `json:"text"`
 	}
 	if err := json.Unmarshal(c, &parts); err != nil {
-		return &FieldError{"content", "must be a string, null or an array of content parts"}
+		return &FieldError{"messages.content", "must be a string, null or an array of content parts"}
 	}
 	texts := make([]string, len(parts))
 	for i, p := range parts {
 		if p.Type != "text" || p.Text == nil {
-			return &FieldError{"content", fmt.Sprintf("part %d: only text parts ({\"type\":\"text\",\"text\":...}) are supported, got type %q", i, p.Type)}
+			return &FieldError{"messages.content", fmt.Sprintf("part %d: only text parts ({\"type\":\"text\",\"text\":...}) are supported, got type %q", i, p.Type)}
 		}
 		texts[i] = *p.Text
 	}

@@ -34,7 +34,8 @@ func (e *Engine) checkCell(l, pos int, x []float32) error {
 	return nil
 }
 
-// QKV returns the query, key and value vectors (RoPE applied to q and k)
+// QKV returns the query (QDim values), key and value vectors (biases added,
+// Q/K norms and RoPE applied to q and k)
 // that layer l computes at position pos from its input hidden state x.
 func (e *Engine) QKV(l, pos int, x []float32) (q, k, v []float32, err error) {
 	qs, ks, vs, err := e.QKVRows(l, []int{pos}, [][]float32{x})
@@ -60,13 +61,13 @@ func (e *Engine) QKVRows(l int, pos []int, xs [][]float32) (q, k, v [][]float32,
 	}
 	st := e.newState(rows)
 	defer e.putState(st)
-	d, kv := e.c.Dim, e.c.KVDim()
+	d, kv, qd := e.c.Dim, e.c.KVDim(), e.qd
 	for i, x := range xs {
 		copy(st.x[i*d:], x)
 	}
 	e.layerQKV(l, st)
 	for i := range xs {
-		q = append(q, append([]float32(nil), st.q[i*d:(i+1)*d]...))
+		q = append(q, append([]float32(nil), st.q[i*qd:(i+1)*qd]...))
 		k = append(k, append([]float32(nil), st.k[i*kv:(i+1)*kv]...))
 		v = append(v, append([]float32(nil), st.v[i*kv:(i+1)*kv]...))
 	}
@@ -91,20 +92,20 @@ func (e *Engine) FinishLayerRows(l int, xs, attns [][]float32) ([][]float32, err
 	if len(xs) != len(attns) || len(xs) == 0 {
 		return nil, fmt.Errorf("engine: %d attention outputs for %d hidden states", len(attns), len(xs))
 	}
-	d := e.c.Dim
+	d, qd := e.c.Dim, e.qd
 	for i, x := range xs {
 		if err := e.checkCell(l, 0, x); err != nil {
 			return nil, err
 		}
-		if len(attns[i]) != d {
-			return nil, fmt.Errorf("engine: attention output of %d values, model dim is %d", len(attns[i]), d)
+		if len(attns[i]) != qd {
+			return nil, fmt.Errorf("engine: attention output of %d values, the model's is %d", len(attns[i]), qd)
 		}
 	}
 	st := e.newState(make([]row, len(xs)))
 	defer e.putState(st)
 	for i := range xs {
 		copy(st.x[i*d:], xs[i])
-		copy(st.att[i*d:], attns[i])
+		copy(st.att[i*qd:], attns[i])
 	}
 	e.layerFinish(l, st)
 	out := make([][]float32, len(xs))
@@ -156,8 +157,8 @@ func (e *Engine) AttentionHead(l, h, pos int, q []float32, keys, values [][]floa
 	switch {
 	case h < 0 || h >= c.Heads:
 		return nil, fmt.Errorf("engine: head %d out of range [0, %d)", h, c.Heads)
-	case len(q) != c.Dim:
-		return nil, fmt.Errorf("engine: query of %d values, model dim is %d", len(q), c.Dim)
+	case len(q) != e.qd:
+		return nil, fmt.Errorf("engine: query of %d values, the model's is %d", len(q), e.qd)
 	case len(keys) != pos+1 || len(values) != pos+1:
 		return nil, fmt.Errorf("engine: position %d attends to %d keys and values, got %d and %d", pos, pos+1, len(keys), len(values))
 	}

@@ -38,11 +38,23 @@ func sameBits(a, b []float32) bool {
 	return true
 }
 
-// tracedPrefill runs text through stories260K as one prefill on threads
+// cellModels are the models whose cells are recomputed: a Llama-2 model
+// and a small synthetic model of each new architecture feature (llama3
+// frequency factors and a separate output; qwen2 biases; qwen3 Q/K norms
+// and a head size that is not dim/heads), in several weight types.
+var cellModels = [][2]string{
+	{"stories260K.bin", "tok512.bin"},
+	{"synth:tiny-llama3:f16", ""},
+	{"synth:tiny-qwen2:q8_0", ""},
+	{"synth:tiny-qwen3:f32", ""},
+	{"synth:tiny256-qwen3:q4_k_m", ""},
+}
+
+// tracedPrefill runs text through the model mf as one prefill on threads
 // threads, recording every traced state and every logit vector.
-func tracedPrefill(t *testing.T, threads int, text string) (loaded, *engine.Engine, []int, *recorder, *engine.Item) {
+func tracedPrefill(t *testing.T, mf [2]string, threads int, text string) (loaded, *engine.Engine, []int, *recorder, *engine.Item) {
 	t.Helper()
-	l := load(t, "stories260K.bin", "tok512.bin")
+	l := load(t, mf[0], mf[1])
 	e := newEngine(t, l.m, threads)
 	toks, err := l.tok.Encode(text, true)
 	if err != nil {
@@ -60,7 +72,13 @@ func tracedPrefill(t *testing.T, threads int, text string) (loaded, *engine.Engi
 // TestCellsRecomputeForward recomputes every layer cell and logit cell of a
 // prefill from the traced inputs and compares bits.
 func TestCellsRecomputeForward(t *testing.T) {
-	l, e, toks, rec, it := tracedPrefill(t, 2, "Once upon a time there was a dog")
+	for _, mf := range cellModels {
+		t.Run(mf[0], func(t *testing.T) { testCellsRecomputeForward(t, mf) })
+	}
+}
+
+func testCellsRecomputeForward(t *testing.T, mf [2]string) {
+	l, e, toks, rec, it := tracedPrefill(t, mf, 2, "Once upon a time there was a dog")
 	c := l.m.Config
 	for pos := range toks {
 		emb, _ := e.Embed(toks[pos])
@@ -116,7 +134,13 @@ func TestCellsRecomputeForward(t *testing.T) {
 // vector in one LogitsRows call (on more threads than the forward pass):
 // batched recomputation must give the forward pass's bits.
 func TestCellRowsMatchForward(t *testing.T) {
-	l, _, toks, rec, it := tracedPrefill(t, 1, "Once upon a time there was a big red ball")
+	for _, mf := range cellModels {
+		t.Run(mf[0], func(t *testing.T) { testCellRowsMatchForward(t, mf) })
+	}
+}
+
+func testCellRowsMatchForward(t *testing.T, mf [2]string) {
+	l, _, toks, rec, it := tracedPrefill(t, mf, 1, "Once upon a time there was a big red ball")
 	e3 := newEngine(t, l.m, 3)
 	c := l.m.Config
 	// Rows in a scrambled order, some repeated.

@@ -14,7 +14,7 @@ import (
 // SpecVersion names the version of docs/determinism.md this engine
 // implements. Every commitment to a computation (model ids, receipts)
 // includes it: a change to any rounding or order is a new version.
-const SpecVersion = "verdict-det/1"
+const SpecVersion = "verdict-det/2"
 
 // Options configure an Engine.
 type Options struct {
@@ -33,8 +33,10 @@ type Engine struct {
 	// decode step allocates next to nothing.
 	states sync.Pool
 	hd     int
+	qd     int       // Heads * hd: the width of queries and attention outputs
 	freqs  []float32 // RoPE frequency of pair j of a head
 	scale  float32   // sqrt(head dim)
+	rope   func(x, cos, sin []float32)
 }
 
 // New returns an engine for m, which must have passed m.Check.
@@ -43,8 +45,14 @@ func New(m *model.Model, opts Options) (*Engine, error) {
 		return nil, fmt.Errorf("engine: %w", err)
 	}
 	c := m.Config
-	e := &Engine{m: m, c: c, pool: newPool(opts.Threads), hd: c.HeadDim()}
+	e := &Engine{m: m, c: c, pool: newPool(opts.Threads), hd: c.HeadDim(), qd: c.QDim(), rope: kernels.Rope}
 	e.freqs = RopeFreqs(c.RopeTheta, e.hd)
+	if c.FreqFactors {
+		DivideFreqs(e.freqs, kernels.F32Row(m.RopeFreqs.Data))
+	}
+	if c.Rope() == model.RopeNeox {
+		e.rope = kernels.RopeNeox
+	}
 	e.scale = detmath.Sqrt32(float32(e.hd))
 	return e, nil
 }
@@ -66,6 +74,15 @@ func RopeFreqs(theta float32, headDim int) []float32 {
 		f[j] = float32(detmath.Pow64(float64(theta), -float64(2*j)/float64(headDim)))
 	}
 	return f
+}
+
+// DivideFreqs divides each RoPE frequency by its factor (the tensor
+// rope_freqs.weight of Llama 3.x files): freqs[j] = float32(freqs[j] /
+// factors[j]), one correctly rounded f32 division.
+func DivideFreqs(freqs, factors []float32) {
+	for j := range freqs {
+		freqs[j] = freqs[j] / factors[j]
+	}
 }
 
 // RopeAngles writes cos and sin of the RoPE angle of each pair at position
@@ -229,8 +246,8 @@ func (e *Engine) newState(rows []row) *state {
 	c := e.c
 	st.rows, st.n = rows, n
 	st.x, st.xb = grow(st.x, n*c.Dim), grow(st.xb, n*c.Dim)
-	st.q, st.k, st.v = grow(st.q, n*c.Dim), grow(st.k, n*c.KVDim()), grow(st.v, n*c.KVDim())
-	st.att, st.o = grow(st.att, n*c.Dim), grow(st.o, n*c.Dim)
+	st.q, st.k, st.v = grow(st.q, n*c.QDim()), grow(st.k, n*c.KVDim()), grow(st.v, n*c.KVDim())
+	st.att, st.o = grow(st.att, n*c.QDim()), grow(st.o, n*c.Dim)
 	st.hb, st.hb2 = grow(st.hb, n*c.Hidden), grow(st.hb2, n*c.Hidden)
 	return st
 }
@@ -259,16 +276,16 @@ func (e *Engine) matmul(st *state, w *tensor.Tensor, in, out []float32) {
 }
 
 // prepare loads the n rows of in into st.acts for the weights ws, which all
-// take in as input: the activations are quantised once, when any of them
-// needs it, however many matrices use them.
+// take in as input: the activations are quantised once per format that any
+// of them needs (32-element blocks, 256-element super-blocks), however many
+// matrices use them.
 func (e *Engine) prepare(st *state, in []float32, ws ...*tensor.Tensor) {
-	t := tensor.F32
+	var buf [8]tensor.Type
+	ts := buf[:0]
 	for _, w := range ws {
-		if w.Type == tensor.Q8_0 || w.Type == tensor.Q4_0 {
-			t = w.Type
-		}
+		ts = append(ts, w.Type)
 	}
-	st.acts.PrepareParallel(t, in, st.n, ws[0].Cols(), func(n int, fn func(lo, hi int)) {
+	st.acts.PrepareTypes(ts, in, st.n, ws[0].Cols(), func(n int, fn func(lo, hi int)) {
 		e.pool.run(n, 4, fn)
 	})
 }
@@ -297,19 +314,27 @@ func (e *Engine) layer(l int, st *state) {
 	e.layerAttend(l, st)
 	for r, rw := range st.rows {
 		if rw.item != nil && rw.item.Trace != nil {
-			d, kv := e.c.Dim, e.c.KVDim()
-			rw.item.Trace.Layer(l, rw.pos, st.x[r*d:(r+1)*d], st.k[r*kv:(r+1)*kv], st.v[r*kv:(r+1)*kv], st.att[r*d:(r+1)*d])
+			d, kv, qd := e.c.Dim, e.c.KVDim(), e.qd
+			rw.item.Trace.Layer(l, rw.pos, st.x[r*d:(r+1)*d], st.k[r*kv:(r+1)*kv], st.v[r*kv:(r+1)*kv], st.att[r*qd:(r+1)*qd])
 		}
 	}
 	e.layerFinish(l, st)
 }
 
-// layerQKV computes the query, key and value vectors of every row (RoPE
-// applied) and writes keys and values into the rows' caches.
+// layerQKV computes the query, key and value vectors of every row (biases
+// added, Q/K norms and RoPE applied) and writes keys and values into the
+// rows' caches.
 func (e *Engine) layerQKV(l int, st *state) {
 	c := e.c
 	L := &e.m.Layers[l]
-	d, kv, hd := c.Dim, c.KVDim(), e.hd
+	d, kv, hd := e.qd, c.KVDim(), e.hd
+	var bq, bk, bv, qn, kn []float32
+	if c.QKVBias {
+		bq, bk, bv = kernels.F32Row(L.Bq.Data), kernels.F32Row(L.Bk.Data), kernels.F32Row(L.Bv.Data)
+	}
+	if c.QKNorm {
+		qn, kn = kernels.F32Row(L.QNorm.Data), kernels.F32Row(L.KNorm.Data)
+	}
 	e.rmsnorm(st, L.AttnNorm, st.x, st.xb)
 	e.prepare(st, st.xb, L.Wq, L.Wk, L.Wv)
 	e.matmulPrepared(st, L.Wq, st.q)
@@ -319,9 +344,23 @@ func (e *Engine) layerQKV(l int, st *state) {
 		cos, sin := make([]float32, hd/2), make([]float32, hd/2)
 		for r := lo; r < hi; r++ {
 			rw := st.rows[r]
+			q, k := st.q[r*d:(r+1)*d], st.k[r*kv:(r+1)*kv]
+			if bq != nil {
+				kernels.Add(q, bq)
+				kernels.Add(k, bk)
+				kernels.Add(st.v[r*kv:(r+1)*kv], bv)
+			}
+			if qn != nil {
+				for h := 0; h < len(q); h += hd {
+					kernels.RMSNorm(q[h:h+hd], q[h:h+hd], qn, c.NormEps)
+				}
+				for h := 0; h < len(k); h += hd {
+					kernels.RMSNorm(k[h:h+hd], k[h:h+hd], kn, c.NormEps)
+				}
+			}
 			RopeAngles(e.freqs, rw.pos, cos, sin)
-			kernels.Rope(st.q[r*d:(r+1)*d], cos, sin)
-			kernels.Rope(st.k[r*kv:(r+1)*kv], cos, sin)
+			e.rope(q, cos, sin)
+			e.rope(k, cos, sin)
 			if rw.seq != nil {
 				copy(rw.seq.k[l][rw.pos*kv:(rw.pos+1)*kv], st.k[r*kv:(r+1)*kv])
 				copy(rw.seq.v[l][rw.pos*kv:(rw.pos+1)*kv], st.v[r*kv:(r+1)*kv])
@@ -334,7 +373,7 @@ func (e *Engine) layerQKV(l int, st *state) {
 // pair per unit of work, over the row's cache positions 0..pos.
 func (e *Engine) layerAttend(l int, st *state) {
 	c := e.c
-	d, kv, hd := c.Dim, c.KVDim(), e.hd
+	d, kv, hd := e.qd, c.KVDim(), e.hd
 	group := c.Heads / c.KVHeads
 	e.pool.run(st.n*c.Heads, 1, func(lo, hi int) {
 		var scores []float32

@@ -310,7 +310,13 @@ func TestGoldenDigests(t *testing.T) {
 // one prefill, then decode steps together) and each alone, and compares every
 // logit bit.
 func TestBatchEqualsAlone(t *testing.T) {
-	l := load(t, "stories260K.bin", "tok512.bin")
+	for _, mf := range cellModels {
+		t.Run(mf[0], func(t *testing.T) { testBatchEqualsAlone(t, mf) })
+	}
+}
+
+func testBatchEqualsAlone(t *testing.T, mf [2]string) {
+	l := load(t, mf[0], mf[1])
 	e := newEngine(t, l.m, 3)
 	var ps [][]int
 	for _, p := range []string{"p1", "p2", "p3"} {

@@ -3,13 +3,16 @@ package engine_test
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 
+	"github.com/verdictnet/verdict/internal/engine"
+	"github.com/verdictnet/verdict/internal/gguf"
+	"github.com/verdictnet/verdict/internal/model"
 	"github.com/verdictnet/verdict/internal/sampler"
 	"github.com/verdictnet/verdict/internal/synth"
-	"github.com/verdictnet/verdict/internal/tensor"
 	"github.com/verdictnet/verdict/internal/testutil"
 )
 
@@ -22,6 +25,30 @@ func init() {
 		digestCase{"synth-15m-q8_0", "synth:15m:q8_0", "", "Hello world", 6, sampler.Params{Temperature: 0.8, Seed: 9}, true},
 		digestCase{"synth-tiny-bf16", "synth:tiny:bf16", "", "The little dog", 16, sampler.Params{}, false},
 		digestCase{"synth-tiny-q4_0", "synth:tiny:q4_0", "", "The little dog", 16, sampler.Params{Temperature: 1, TopP: 0.95, Seed: 5}, false},
+		// One small model of each new architecture feature, in several
+		// weight types (see synth's tiny-* presets).
+		digestCase{"synth-tiny-llama3-f32", "synth:tiny-llama3:f32", "", "Once upon a time", 24, sampler.Params{}, false},
+		digestCase{"synth-tiny-llama3-q4_0", "synth:tiny-llama3:q4_0", "", "The little dog", 24, sampler.Params{Temperature: 0.8, Seed: 11}, false},
+		digestCase{"synth-tiny-qwen2-f16", "synth:tiny-qwen2:f16", "", "Once upon a time", 24, sampler.Params{}, false},
+		digestCase{"synth-tiny-qwen2-q8_0", "synth:tiny-qwen2:q8_0", "", "Hello world", 24, sampler.Params{Temperature: 1, TopK: 40, Seed: 2}, false},
+		digestCase{"synth-tiny-qwen3-f32", "synth:tiny-qwen3:f32", "", "Once upon a time", 24, sampler.Params{}, false},
+		digestCase{"synth-tiny-qwen3-bf16", "synth:tiny-qwen3:bf16", "", "The little dog", 24, sampler.Params{Temperature: 1, TopP: 0.9, Seed: 4}, false},
+		digestCase{"synth-tiny-qwen3-q8_0", "synth:tiny-qwen3:q8_0", "", "Hello world", 24, sampler.Params{}, false},
+		// The types added with Q4_K: every matrix K-quantised (tiny256), a
+		// K type beside its llama.cpp fallback (15m: ffn_down Q4_K, the
+		// 288-column matrices Q5_0), and the 32-element types.
+		digestCase{"synth-tiny256-q4_k", "synth:tiny256:q4_k", "", "The little dog", 12, sampler.Params{}, false},
+		digestCase{"synth-tiny256-q5_k", "synth:tiny256:q5_k", "", "Once upon a time", 12, sampler.Params{Temperature: 0.8, Seed: 11}, false},
+		digestCase{"synth-tiny256-q6_k", "synth:tiny256:q6_k", "", "Hello world", 12, sampler.Params{}, false},
+		digestCase{"synth-15m-q4_k", "synth:15m:q4_k", "", "Hello world", 6, sampler.Params{}, true},
+		digestCase{"synth-tiny-q4_1", "synth:tiny:q4_1", "", "The little dog", 16, sampler.Params{}, false},
+		digestCase{"synth-tiny-q5_1", "synth:tiny:q5_1", "", "Once upon a time", 16, sampler.Params{Temperature: 1, TopK: 40, Seed: 8}, false},
+		// llama.cpp's _K_M mixes on a qwen3 (Q4_K/Q5_K, Q6_K, and on the
+		// 64-wide tiny-qwen3 the Q5_0/Q5_1/Q8_0 fallbacks).
+		digestCase{"synth-tiny256-qwen3-q4_k_m", "synth:tiny256-qwen3:q4_k_m", "", "Once upon a time", 20, sampler.Params{}, false},
+		digestCase{"synth-tiny256-qwen3-q5_k_m", "synth:tiny256-qwen3:q5_k_m", "", "The little dog", 20, sampler.Params{Temperature: 0.7, Seed: 6}, false},
+		digestCase{"synth-tiny-qwen3-q4_k_m", "synth:tiny-qwen3:q4_k_m", "", "Hello world", 20, sampler.Params{}, false},
+		digestCase{"synth-tiny-qwen2-q5_k_m", "synth:tiny-qwen2:q5_k_m", "", "Hello world", 20, sampler.Params{}, false},
 	)
 }
 
@@ -41,9 +68,7 @@ func synthModel(tb testing.TB, name string) string {
 		return p
 	}
 	parts := strings.Split(name, ":")
-	types := map[string]tensor.Type{"f32": tensor.F32, "f16": tensor.F16, "bf16": tensor.BF16, "q8_0": tensor.Q8_0, "q4_0": tensor.Q4_0}
-	typ, ok := types[parts[2]]
-	if len(parts) != 3 || !ok {
+	if len(parts) != 3 || !slices.Contains(synth.Types(), parts[2]) {
 		tb.Fatalf("bad synthetic model name %q", name)
 	}
 	vocab := testutil.Shared(tb, "models/ggml-vocab-llama-spm.gguf")
@@ -59,7 +84,7 @@ func synthModel(tb testing.TB, name string) string {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	if err := synth.Generate(parts[1], vocab, 1, typ, f); err != nil {
+	if err := synth.Write(f, synth.Options{Preset: parts[1], Vocab: vocab, Seed: 1, Type: parts[2]}); err != nil {
 		tb.Fatal(err)
 	}
 	if err := f.Close(); err != nil {
@@ -75,4 +100,54 @@ func TestMain(m *testing.M) {
 		os.RemoveAll(synthDir)
 	}
 	os.Exit(code)
+}
+
+// FuzzBadBlocks corrupts the weight bytes of a synthetic tiny256 model in
+// each K type (NaN and infinite f16 scales, any quanta): loading and a
+// forward pass either fail with an error or give logits, never a panic
+// (NaN or infinite scales propagate by IEEE arithmetic, docs/determinism.md
+// section 3).
+func FuzzBadBlocks(f *testing.F) {
+	f.Add(uint8(0), uint32(0), []byte{0x00, 0x7e}) // a NaN scale at the start of the data
+	f.Add(uint8(1), uint32(1<<20), []byte{0x00, 0x7c, 0x00, 0xfc})
+	f.Add(uint8(2), uint32(12345), []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff})
+	f.Add(uint8(0), uint32(4<<20), []byte{})
+	names := []string{"synth:tiny256:q4_k", "synth:tiny256:q5_k", "synth:tiny256:q6_k"}
+	f.Fuzz(func(t *testing.T, which uint8, off uint32, patch []byte) {
+		data, err := os.ReadFile(synthModel(t, names[int(which)%len(names)]))
+		if err != nil {
+			t.Fatal(err)
+		}
+		gf, err := gguf.Parse(data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		start := int(gf.DataOffset)
+		at := start + int(off)%(len(data)-start)
+		copy(data[at:], patch)
+		gf, err = gguf.Parse(data)
+		if err != nil {
+			return
+		}
+		m, err := model.FromGGUF(gf, true)
+		if err != nil {
+			return
+		}
+		e, err := engine.New(m, engine.Options{Threads: 2})
+		if err != nil {
+			return
+		}
+		defer e.Close()
+		seq, err := e.NewSequence(4)
+		if err != nil {
+			t.Fatal(err)
+		}
+		it := &engine.Item{Seq: seq, Tokens: []int{1, 450, 2217}, Logits: engine.LogitsAll}
+		if err := e.Forward(it); err != nil {
+			t.Fatal(err)
+		}
+		if len(it.Out) != 3 {
+			t.Fatalf("%d logit vectors", len(it.Out))
+		}
+	})
 }

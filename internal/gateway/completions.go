@@ -232,9 +232,6 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request, acct string, body 
 		return true
 	}
 	wreq, aerr := req.toWorker(info.Template)
-	if aerr == nil {
-		aerr = s.check(r.Context(), acct, info.Name)
-	}
 	if aerr != nil {
 		writeError(w, aerr)
 		return aerr.Status < 500 && aerr.Status != http.StatusTooManyRequests
@@ -246,12 +243,11 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request, acct string, body 
 	outFormat, tools := info.Template.OutputFormat(), len(req.Tools) > 0 && !req.toolChoiceNone()
 	parser := chat.NewOutputParser(outFormat, tools)
 	if !req.Stream {
-		res, err := s.o.Backend.Generate(r.Context(), wreq, nil)
+		res, err := s.Generate(r.Context(), acct, wreq, nil)
 		if err != nil {
 			writeError(w, backendError(err, "messages"))
 			return !isCancel(err)
 		}
-		s.account(r.Context(), acct, res)
 		resp := base
 		resp.Object = "chat.completion"
 		text := validUTF8(res.Text)
@@ -286,7 +282,7 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request, acct string, body 
 		return c
 	}
 	first := true
-	res, err := s.o.Backend.Generate(r.Context(), wreq, func(d worker.Delta) error {
+	res, err := s.Generate(r.Context(), acct, wreq, func(d worker.Delta) error {
 		if first {
 			// The first chunk opens the stream with the role.
 			first = false
@@ -316,7 +312,6 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request, acct string, body 
 		st.fail(backendError(err, "messages"))
 		return !st.started && !isCancel(err)
 	}
-	s.account(r.Context(), acct, res)
 	if !st.started {
 		st.start(true)
 		empty := ""
@@ -367,9 +362,6 @@ func (s *Server) completions(w http.ResponseWriter, r *http.Request, acct string
 		return true
 	}
 	wreq, aerr := req.toWorker()
-	if aerr == nil {
-		aerr = s.check(r.Context(), acct, info.Name)
-	}
 	if aerr != nil {
 		writeError(w, aerr)
 		return aerr.Status < 500 && aerr.Status != http.StatusTooManyRequests
@@ -377,12 +369,11 @@ func (s *Server) completions(w http.ResponseWriter, r *http.Request, acct string
 	id, created := newID("cmpl-"), s.o.Now().Unix()
 	base := completionResponse{ID: id, Object: "text_completion", Created: created, Model: info.Name, SystemFingerprint: info.Fingerprint}
 	if !req.Stream {
-		res, err := s.o.Backend.Generate(r.Context(), wreq, nil)
+		res, err := s.Generate(r.Context(), acct, wreq, nil)
 		if err != nil {
 			writeError(w, backendError(err, "prompt"))
 			return !isCancel(err)
 		}
-		s.account(r.Context(), acct, res)
 		resp := base
 		ch := completionChoice{Text: validUTF8(res.Text), FinishReason: &res.FinishReason}
 		if wreq.Logprobs {
@@ -398,7 +389,7 @@ func (s *Server) completions(w http.ResponseWriter, r *http.Request, acct string
 	includeUsage := req.StreamOptions != nil && req.StreamOptions.IncludeUsage
 	st := &sse{w: w}
 	offset := 0
-	res, err := s.o.Backend.Generate(r.Context(), wreq, func(d worker.Delta) error {
+	res, err := s.Generate(r.Context(), acct, wreq, func(d worker.Delta) error {
 		if !st.started {
 			s.m.ttft.Observe(time.Since(t0).Seconds())
 			st.start(true)
@@ -418,7 +409,6 @@ func (s *Server) completions(w http.ResponseWriter, r *http.Request, acct string
 		st.fail(backendError(err, "prompt"))
 		return !st.started && !isCancel(err)
 	}
-	s.account(r.Context(), acct, res)
 	if !st.started {
 		st.start(true)
 	}

@@ -93,6 +93,12 @@ type streamOptions struct {
 	IncludeUsage bool `json:"include_usage"`
 }
 
+// responseFormat is OpenAI's response_format: only {"type":"text"} (what
+// every request gets) is supported.
+type responseFormat struct {
+	Type string `json:"type"`
+}
+
 // common holds the fields chat and completions share.
 type common struct {
 	Model            string             `json:"model"`
@@ -107,6 +113,15 @@ type common struct {
 	FrequencyPenalty *float64           `json:"frequency_penalty"`
 	PresencePenalty  *float64           `json:"presence_penalty"`
 	LogitBias        map[string]float64 `json:"logit_bias"`
+	// TopK is an extension (as llama.cpp and vLLM): keep the k most
+	// likely tokens; 0 or absent: no cut.
+	TopK *int `json:"top_k"`
+	// Accepted and checked for their type, otherwise unused.
+	User     *string           `json:"user"`
+	Metadata map[string]string `json:"metadata"`
+	Store    *bool             `json:"store"`
+	// ResponseFormat other than text is refused.
+	ResponseFormat *responseFormat `json:"response_format"`
 }
 
 type chatRequest struct {
@@ -178,6 +193,12 @@ func (c *common) sampling(req *worker.Request) *apiError {
 	if c.MaxTokens != nil && *c.MaxTokens < 1 {
 		return invalid("max_tokens", "", "max_tokens must be at least 1, got %d", *c.MaxTokens)
 	}
+	if c.TopK != nil && *c.TopK < 0 {
+		return invalid("top_k", "", "top_k must be at least 0 (0: no cut), got %d", *c.TopK)
+	}
+	if c.ResponseFormat != nil && c.ResponseFormat.Type != "text" {
+		return invalid("response_format", "", "response_format %q is not supported: only {\"type\":\"text\"}", trunc(c.ResponseFormat.Type, 40))
+	}
 	temp, topP := 1.0, 1.0
 	if c.Temperature != nil {
 		temp = *c.Temperature
@@ -195,6 +216,9 @@ func (c *common) sampling(req *worker.Request) *apiError {
 		name string
 		v    *float64
 	}{{"frequency_penalty", c.FrequencyPenalty}, {"presence_penalty", c.PresencePenalty}} {
+		if f.v != nil && !(*f.v >= -2 && *f.v <= 2) {
+			return invalid(f.name, "", "%s must be in [-2, 2], got %v", f.name, *f.v)
+		}
 		if f.v != nil && *f.v != 0 {
 			return invalid(f.name, "", "%s is not supported (it is not part of the verifiable sampling rule); send 0 or omit it", f.name)
 		}
@@ -218,6 +242,9 @@ func (c *common) sampling(req *worker.Request) *apiError {
 		seed = uint64(*c.Seed)
 	}
 	p := sampler.Params{Temperature: float32(temp), Seed: seed}
+	if c.TopK != nil {
+		p.TopK = *c.TopK
+	}
 	if topP < 1 {
 		p.TopP = float32(topP)
 	}
@@ -264,6 +291,11 @@ func (c *chatRequest) toWorker(tmpl *chat.Template) (worker.Request, *apiError) 
 	}
 	if aerr := checkToolChoice(c.ToolChoice); aerr != nil {
 		return req, aerr
+	}
+	for i, m := range c.Messages {
+		if !m.HasContent && (m.Role != chat.RoleAssistant || len(m.ToolCalls) == 0) {
+			return req, invalid(fmt.Sprintf("messages[%d].content", i), "", "messages[%d].content is missing or null: give a string or an array of text parts (only an assistant message with tool_calls may omit it)", i)
+		}
 	}
 	creq := chat.Request{Messages: c.Messages, Tools: c.Tools, AddGenerationPrompt: true, Kwargs: c.ChatTemplateKwargs}
 	if c.AddGenerationPrompt != nil {

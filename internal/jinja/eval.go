@@ -1073,7 +1073,7 @@ func jsToNumber(s string) float64 {
 				if d < 0 || d >= base {
 					return math.NaN()
 				}
-				f = f*float64(base) + float64(d)
+				f = float64(f*float64(base)) + float64(d) // rounded product: no fused multiply-add (internal/detcheck)
 			}
 			return f
 		}

@@ -1,7 +1,9 @@
 // Package kernels implements the numeric kernels of the Verdict determinism
 // specification (docs/determinism.md): the canonical 16-lane dot product and
-// sums, matrix-vector and matrix-matrix products over F32, F16, BF16, Q8_0
-// and Q4_0 weights, RMSNorm, softmax, RoPE and SwiGLU.
+// sums, matrix-vector and matrix-matrix products over F32, F16, BF16, Q8_0,
+// Q4_0, Q4_1, Q5_0, Q5_1 weights (against activations quantised per block of
+// 32) and Q4_K, Q5_K, Q6_K weights (against activations quantised per
+// super-block of 256), RMSNorm, softmax, RoPE and SwiGLU.
 //
 // The functions in this package define the bits. A fast path (assembly or
 // SIMD) may replace the body of a kernel only if it produces the same bits

@@ -8,19 +8,31 @@ import (
 	"github.com/verdictnet/verdict/internal/tensor"
 )
 
-// Acts holds n activation rows of length cols, prepared for one weight type:
-// F32, F16 and BF16 weights use the float rows; Q8_0 and Q4_0 weights use
-// the rows quantised to Q8 blocks (see QuantizeQ8).
+// Acts holds n activation rows of length cols, prepared for the weight
+// types that will use them: F32, F16 and BF16 weights use the float rows;
+// Q8_0, Q4_0, Q4_1, Q5_0 and Q5_1 weights the rows quantised to Q8 blocks of
+// 32 (Q, D; see QuantizeQ8); Q4_K, Q5_K and Q6_K weights the rows quantised
+// to Q8K super-blocks of 256 (KQ, KD, KS; see QuantizeQ8K). One Acts can hold
+// both quantisations at once, for matrices of different types that share an
+// input.
 type Acts struct {
 	N, Cols int
 	F       []float32 // n*cols
-	Q       []int8    // n*cols, for quantised weights
-	D       []float32 // n*cols/32 block scales, for quantised weights
+	Q       []int8    // n*cols, for the 32-element block types
+	D       []float32 // n*cols/32 block scales, for the 32-element block types
+	KQ      []int8    // n*cols, for the K types
+	KD      []float32 // n*cols/256 super-block scales, for the K types
+	KS      []int16   // n*cols/16 sums of 16 consecutive KQ, for the K types
+
+	// Formats records which quantisations the Acts hold. Prepare sets it;
+	// Acts filled by hand must set it too.
+	Formats ActFormat
 
 	// noMin128 records that Prepare filled Q (QuantizeQ8 clamps to
 	// [-127, 127]), which lets a fast path use kernels that are exact only
-	// without -128. Acts filled by hand never set it.
-	noMin128 bool
+	// without -128. Acts filled by hand never set it. noMin128K is the same
+	// for KQ.
+	noMin128, noMin128K bool
 
 	// pk holds the quantised rows repacked for the AVX-512 VNNI tiles (see
 	// vnni_amd64.go) or the AVX2 q2 tiles (q2_amd64.go; same layout) when
@@ -28,6 +40,26 @@ type Acts struct {
 	// on, once per matmul.
 	pk     []byte
 	packed bool
+}
+
+// ActFormat is a set of activation quantisations.
+type ActFormat uint8
+
+const (
+	ActQ8  ActFormat = 1 << iota // 32-element blocks: Q8_0, Q4_0, Q4_1, Q5_0, Q5_1 weights
+	ActQ8K                       // 256-element super-blocks: Q4_K, Q5_K, Q6_K weights
+)
+
+// FormatOf returns the activation quantisation weights of type t need (0
+// for the float types).
+func FormatOf(t tensor.Type) ActFormat {
+	switch {
+	case t.SuperBlock():
+		return ActQ8K
+	case t.Quantized():
+		return ActQ8
+	}
+	return 0
 }
 
 // quantizeFast, when set by an architecture-specific file, is QuantizeQ8
@@ -50,29 +82,59 @@ func (a *Acts) Prepare(t tensor.Type, x []float32, n, cols int) {
 // possibly in parallel. Each row is quantised on its own, so the split never
 // changes a bit.
 func (a *Acts) PrepareParallel(t tensor.Type, x []float32, n, cols int, run func(n int, fn func(lo, hi int))) {
+	a.PrepareTypes([]tensor.Type{t}, x, n, cols, run)
+}
+
+// PrepareTypes is PrepareParallel for several weight types at once (the
+// matrices that share this input): every quantisation any of them needs is
+// made, once.
+func (a *Acts) PrepareTypes(ts []tensor.Type, x []float32, n, cols int, run func(n int, fn func(lo, hi int))) {
 	a.N, a.Cols, a.F = n, cols, x[:n*cols]
-	a.noMin128 = false
+	a.noMin128, a.noMin128K = false, false
 	a.packed = false
-	if t != tensor.Q8_0 && t != tensor.Q4_0 {
-		return
+	var f ActFormat
+	pack := tensor.F32
+	for _, t := range ts {
+		f |= FormatOf(t)
+		if t == tensor.Q8_0 || t == tensor.Q4_0 {
+			pack = t
+		}
 	}
-	a.Q = grow(a.Q, n*cols)
-	a.D = grow(a.D, n*cols/tensor.QK)
-	nb := cols / tensor.QK
-	quantize := QuantizeQ8
-	if quantizeFast != nil {
-		quantize = quantizeFast
+	a.Formats = f
+	if f&ActQ8 != 0 && cols%tensor.QK == 0 {
+		a.Q = grow(a.Q, n*cols)
+		a.D = grow(a.D, n*cols/tensor.QK)
+		nb := cols / tensor.QK
+		quantize := QuantizeQ8
+		if quantizeFast != nil {
+			quantize = quantizeFast
+		}
+		fn := func(lo, hi int) {
+			quantize(a.F[lo*cols:hi*cols], a.Q[lo*cols:hi*cols], a.D[lo*nb:hi*nb])
+		}
+		if run == nil {
+			fn(0, n)
+		} else {
+			run(n, fn)
+		}
+		a.noMin128 = true
+		a.packed = pack != tensor.F32 && packActs != nil && packActs(a, pack, run)
 	}
-	fn := func(lo, hi int) {
-		quantize(a.F[lo*cols:hi*cols], a.Q[lo*cols:hi*cols], a.D[lo*nb:hi*nb])
+	if f&ActQ8K != 0 && cols%tensor.QKK == 0 {
+		a.KQ = grow(a.KQ, n*cols)
+		a.KD = grow(a.KD, n*cols/tensor.QKK)
+		a.KS = grow(a.KS, n*cols/16)
+		nb := cols / tensor.QKK
+		fn := func(lo, hi int) {
+			QuantizeQ8K(a.F[lo*cols:hi*cols], a.KQ[lo*cols:hi*cols], a.KD[lo*nb:hi*nb], a.KS[lo*cols/16:hi*cols/16])
+		}
+		if run == nil {
+			fn(0, n)
+		} else {
+			run(n, fn)
+		}
+		a.noMin128K = true
 	}
-	if run == nil || cols%tensor.QK != 0 {
-		quantize(a.F, a.Q, a.D)
-	} else {
-		run(n, fn)
-	}
-	a.noMin128 = true
-	a.packed = packActs != nil && packActs(a, t, run)
 }
 
 func grow[T any](s []T, n int) []T {
@@ -87,38 +149,17 @@ func grow[T any](s []T, n int) []T {
 func roundEven(v float32) float32 { return float32(v+12582912) - 12582912 }
 
 // QuantizeQ8 quantises x (a multiple of 32 long) to blocks of 32 int8 values
-// q with one float32 scale d per block:
+// q with one scale d per block, as llama.cpp's quantize_row_q8_0 does:
 //
-//	amax = max |x_i|; d = amax / 127; id = 1/d (0 when d = 0)
+//	amax = max |x_i|; s = amax / 127; id = 1/s (0 when s = 0)
 //	q_i = roundEven(float32(x_i * id)), clamped to [-127, 127]
+//	d = s rounded to binary16 (block_q8_0's ggml_half), as float32
+//
+// The quanta use the unrounded s; the products use d.
 func QuantizeQ8(x []float32, q []int8, d []float32) {
 	for b := 0; b < len(x)/tensor.QK; b++ {
-		xs := x[b*tensor.QK : (b+1)*tensor.QK]
-		var amax float32
-		for _, v := range xs {
-			if v < 0 {
-				v = -v
-			}
-			if v > amax {
-				amax = v
-			}
-		}
-		db := amax / 127
-		var id float32
-		if db != 0 {
-			id = 1 / db
-		}
-		d[b] = db
-		qs := q[b*tensor.QK : (b+1)*tensor.QK]
-		for i, v := range xs {
-			r := roundEven(float32(v * id))
-			if r > 127 {
-				r = 127
-			} else if r < -127 {
-				r = -127
-			}
-			qs[i] = int8(r)
-		}
+		quantBlock(x[b*tensor.QK:(b+1)*tensor.QK], q[b*tensor.QK:(b+1)*tensor.QK], &d[b])
+		d[b] = F16ToF32(F32ToF16(d[b]))
 	}
 }
 
@@ -148,6 +189,9 @@ var fastMatMul func(w *tensor.Tensor, a *Acts, out []float32, ld, r0, r1 int) bo
 // MatMulRef is the scalar reference of MatMul.
 func MatMulRef(w *tensor.Tensor, a *Acts, out []float32, ld, r0, r1 int) {
 	cols := a.Cols
+	if f := FormatOf(w.Type); a.Formats&f != f {
+		panic(fmt.Sprintf("kernels: activations not prepared for %s weights", w.Type)) // a caller bug
+	}
 	for r := r0; r < r1; r++ {
 		row := w.Row(r)
 		for p := 0; p < a.N; p++ {
@@ -163,6 +207,10 @@ func MatMulRef(w *tensor.Tensor, a *Acts, out []float32, ld, r0, r1 int) {
 				v = dotQ8_0(row, a.Q[p*cols:(p+1)*cols], a.D[p*cols/tensor.QK:])
 			case tensor.Q4_0:
 				v = dotQ4_0(row, a.Q[p*cols:(p+1)*cols], a.D[p*cols/tensor.QK:])
+			case tensor.Q4_1, tensor.Q5_0, tensor.Q5_1:
+				v = dotQ5(w.Type, row, a.Q[p*cols:(p+1)*cols], a.D[p*cols/tensor.QK:])
+			case tensor.Q4_K, tensor.Q5_K, tensor.Q6_K:
+				v = dotK(w.Type, row, a.KQ[p*cols:(p+1)*cols], a.KD[p*cols/tensor.QKK:])
 			default:
 				panic(fmt.Sprintf("kernels: unsupported weight type %s", w.Type)) // model.Check rejects these first
 			}
@@ -227,7 +275,8 @@ func dotQ4_0(row []byte, q []int8, d []float32) float32 {
 }
 
 // DequantRow writes row r of w as float32 into out (len w.Cols()): exact for
-// F32/F16/BF16; for Q8_0 and Q4_0 each value is float32(d * float32(q)).
+// F32/F16/BF16; for Q8_0 and Q4_0 each value is float32(d * float32(q));
+// for the other quantised types see dequantQ5 and dequantK.
 func DequantRow(w *tensor.Tensor, r int, out []float32) {
 	row := w.Row(r)
 	switch w.Type {
@@ -258,6 +307,10 @@ func DequantRow(w *tensor.Tensor, r int, out []float32) {
 				out[b*tensor.QK+j+16] = float32(d * float32(int32(blk[2+j]>>4)-8))
 			}
 		}
+	case tensor.Q4_1, tensor.Q5_0, tensor.Q5_1:
+		dequantQ5(w.Type, row, out)
+	case tensor.Q4_K, tensor.Q5_K, tensor.Q6_K:
+		dequantK(w.Type, row, out)
 	default:
 		panic(fmt.Sprintf("kernels: unsupported weight type %s", w.Type))
 	}

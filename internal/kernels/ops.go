@@ -79,6 +79,25 @@ func Rope(x, cos, sin []float32) {
 	}
 }
 
+// RopeNeox rotates each pair (j, j+hd/2) of every head of x (heads of size
+// hd = len(cos)*2: the first half against the second, llama.cpp's NEOX
+// rotation) by the angle whose cosine and sine are cos[j], sin[j]:
+//
+//	x0' = float32(x0*c) - float32(x1*s)
+//	x1' = float32(x0*s) + float32(x1*c)
+func RopeNeox(x, cos, sin []float32) {
+	half := len(cos)
+	hd := 2 * half
+	for h := 0; h+hd <= len(x); h += hd {
+		for j := range cos {
+			x0, x1 := x[h+j], x[h+half+j]
+			c, s := cos[j], sin[j]
+			x[h+j] = float32(x0*c) - float32(x1*s)
+			x[h+half+j] = float32(x0*s) + float32(x1*c)
+		}
+	}
+}
+
 // SwiGLU writes out[i] = float32(SiLU(gate[i]) * up[i]).
 // out may be gate or up (the same slice), not an overlapping shift of them.
 func SwiGLU(out, gate, up []float32) {

@@ -300,11 +300,14 @@ func TestLoadErrors(t *testing.T) {
 		{"gguf wrong version", write("v.gguf", append([]byte("GGUF\x07\x00\x00\x00"), gg[8:]...)), "", "unsupported GGUF version 7"},
 		{"unknown tensor type 99", type99, "", "tensor blk.0.attn_k.weight: unknown tensor type 99"},
 		{"unsupported tensor type", ggufFile(t, nil, editTensor("blk.2.attn_q.weight", func(td *gguf.TensorData) {
-			td.Type, td.Dims, td.Data = 12, []int{256, 16}, make([]byte, 144*16)
-		})), "", "tensor blk.2.attn_q.weight has type Q4_K (12)"},
+			td.Type, td.Dims, td.Data = 10, []int{256, 16}, make([]byte, 84*16)
+		})), "", "tensor blk.2.attn_q.weight has type Q2_K (10)"},
+		{"K type of the wrong shape", ggufFile(t, nil, editTensor("blk.2.attn_q.weight", func(td *gguf.TensorData) {
+			td.Type, td.Dims, td.Data = tensor.Q4_K, []int{256, 16}, make([]byte, 144*16)
+		})), "", "tensor blk.2.attn_q.weight has shape [256 16], the configuration needs [64 64]"},
 		{"shape mismatch", ggufFile(t, nil, editTensor("blk.0.attn_k.weight", func(td *gguf.TensorData) {
 			td.Dims, td.Data = []int{64, 64}, make([]byte, 64*64*4)
-		})), "", "layer 0 wk (blk.0.attn_k.weight) has shape [64 64], config needs [64 32]"},
+		})), "", "tensor blk.0.attn_k.weight has shape [64 64], the configuration needs [64 32]"},
 		{"norm not F32", ggufFile(t, nil, editTensor("output_norm.weight", func(td *gguf.TensorData) {
 			td.Type, td.Data = tensor.F16, make([]byte, 128)
 		})), "", "norms must be F32"},
@@ -312,22 +315,34 @@ func TestLoadErrors(t *testing.T) {
 		{"unexpected tensor", ggufFile(t, nil, func(ts []gguf.TensorData) []gguf.TensorData {
 			return append(ts, gguf.TensorData{Name: "blk.5.attn_q.weight", Type: tensor.F32, Dims: []int{4}, Data: make([]byte, 16)})
 		}), "", "unexpected tensor blk.5.attn_q.weight"},
-		{"rope factors", ggufFile(t, nil, func(ts []gguf.TensorData) []gguf.TensorData {
+		{"zero rope factors", ggufFile(t, nil, func(ts []gguf.TensorData) []gguf.TensorData {
 			return append(ts, gguf.TensorData{Name: "rope_freqs.weight", Type: tensor.F32, Dims: []int{4}, Data: make([]byte, 16)})
-		}), "", "rope_freqs.weight"},
+		}), "", "rope_freqs.weight: factor 0 of pair 0"},
+		{"rope factors shape", ggufFile(t, nil, func(ts []gguf.TensorData) []gguf.TensorData {
+			return append(ts, gguf.TensorData{Name: "rope_freqs.weight", Type: tensor.F32, Dims: []int{8}, Data: make([]byte, 32)})
+		}), "", "tensor rope_freqs.weight has shape [8], the configuration needs [4]"},
+		{"biases in part", ggufFile(t, nil, func(ts []gguf.TensorData) []gguf.TensorData {
+			return append(ts, gguf.TensorData{Name: "blk.0.attn_q.bias", Type: tensor.F32, Dims: []int{64}, Data: make([]byte, 256)})
+		}), "", "Q/K/V biases: 1 of the 3 tensors"},
+		{"qk norm in a llama", ggufFile(t, nil, func(ts []gguf.TensorData) []gguf.TensorData {
+			return append(ts, gguf.TensorData{Name: "blk.0.attn_q_norm.weight", Type: tensor.F32, Dims: []int{8}, Data: make([]byte, 32)})
+		}), "", "unexpected tensor blk.0.attn_q_norm.weight (a llama model has no Q/K norms)"},
+		{"key and value sizes", ggufFile(t, setKV("llama.attention.value_length", gguf.Uint32(16)), nil), "", "key_length 8 differs from value_length 16"},
+		{"head size", ggufFile(t, setKV("llama.attention.key_length", gguf.Uint32(16)), nil), "", "partial RoPE"},
+		{"kv heads above heads", ggufFile(t, setKV("llama.attention.head_count_kv", gguf.Uint32(16)), nil), "", "8 heads and 16 key/value heads do not fit"},
 		{"architecture", ggufFile(t, setKV("general.architecture", gguf.String("gpt2")), nil), "", `architecture "gpt2" is not supported`},
 		{"no architecture", ggufFile(t, dropKV("general.architecture"), nil), "", "general.architecture"},
-		{"rope scaling", ggufFile(t, setKV("llama.rope.scaling.type", gguf.String("linear")), nil), "", `RoPE scaling "linear"`},
+		{"rope scaling", ggufFile(t, setKV("llama.rope.scaling.type", gguf.String("yarn")), nil), "", `RoPE scaling "yarn"`},
 		{"rope scale factor", ggufFile(t, setKV("llama.rope.scaling.factor", gguf.Float32(4)), nil), "", "llama.rope.scaling.factor = 4"},
 		{"partial rope", ggufFile(t, setKV("llama.rope.dimension_count", gguf.Uint32(4)), nil), "", "partial RoPE"},
 		{"experts", ggufFile(t, setKV("llama.expert_count", gguf.Uint32(8)), nil), "", "mixture of experts"},
 		{"lying dim", ggufFile(t, func(kvs []gguf.KV) []gguf.KV {
 			return setKV("llama.embedding_length", gguf.Uint32(128))(dropKV("llama.rope.dimension_count")(kvs))
-		}, nil), "", "token embedding (token_embd.weight) has shape [64 512], config needs [128 512]"},
+		}, nil), "", "tensor token_embd.weight has shape [64 512], the configuration needs [128 512]"},
 		{"lying dim, rope count", ggufFile(t, setKV("llama.embedding_length", gguf.Uint32(128)), nil), "", "partial RoPE"},
 		{"lying layers", ggufFile(t, setKV("llama.block_count", gguf.Uint32(6)), nil), "", "missing tensor blk.5."},
 		{"huge layers", ggufFile(t, setKV("llama.block_count", gguf.Uint64(1<<40)), nil), "", "out of range"},
-		{"zero heads", ggufFile(t, setKV("llama.attention.head_count", gguf.Uint32(0)), nil), "", "heads"},
+		{"zero heads", ggufFile(t, setKV("llama.attention.head_count", gguf.Uint32(0)), nil), "", "llama.attention.head_count 0 out of range"},
 		{"string dim", ggufFile(t, setKV("llama.embedding_length", gguf.String("64")), nil), "", "llama.embedding_length has type string"},
 		{"lying vocab size", ggufFile(t, setKV("llama.vocab_size", gguf.Uint32(600)), nil), "", "has shape"},
 		{"no tokenizer", ggufFile(t, dropKV("tokenizer.ggml.model"), nil), "", "no tokenizer"},
@@ -370,6 +385,9 @@ func FuzzLoad(f *testing.F) {
 	}
 	f.Add([]byte("GGUF\x03\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00"))
 	f.Add(make([]byte, 28))
+	for _, b := range retypedSeeds(f) {
+		f.Add(b)
+	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var m *Model
 		if bytes.HasPrefix(data, []byte(gguf.Magic)) {
@@ -399,6 +417,68 @@ func FuzzLoad(f *testing.F) {
 			}
 		}
 	})
+}
+
+// retypedSeeds returns stories260K-Q4_0.gguf with the matrices of its
+// first layer stored as Q4_1, Q5_0 and Q5_1 (random blocks), whole and cut
+// short, and with a K-type tensor (Q6_K) of the wrong shape in place of
+// attn_q. Nil where the shared file is absent.
+func retypedSeeds(tb testing.TB) [][]byte {
+	b, err := os.ReadFile(filepath.Join("..", "..", "..", "shared", "models", "stories260K-Q4_0.gguf"))
+	if err != nil {
+		return nil
+	}
+	f, err := gguf.Parse(b)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	types := map[string]tensor.Type{"blk.0.attn_q.weight": tensor.Q4_1, "blk.0.attn_k.weight": tensor.Q5_0, "blk.0.attn_v.weight": tensor.Q5_1, "blk.0.ffn_gate.weight": tensor.Q5_0}
+	var seeds [][]byte
+	for _, k := range []bool{false, true} {
+		var ts []gguf.TensorData
+		for _, ti := range f.Tensors {
+			tt, _ := f.Tensor(ti.Name)
+			td := gguf.TensorData{Name: tt.Name, Type: tt.Type, Dims: tt.Dims, Data: tt.Data}
+			if typ, ok := types[tt.Name]; ok && !k {
+				rb, _ := tensor.RowBytes(typ, tt.Cols())
+				td.Type, td.Data = typ, make([]byte, rb*tt.Rows())
+				for i := range td.Data {
+					td.Data[i] = byte(i*7 + 3)
+				}
+			}
+			if tt.Name == "blk.1.attn_q.weight" && k {
+				td.Type, td.Dims, td.Data = tensor.Q6_K, []int{256, 16}, make([]byte, 210*16)
+			}
+			ts = append(ts, td)
+		}
+		var buf bytes.Buffer
+		if err := gguf.Write(&buf, f.KV, ts); err != nil {
+			tb.Fatal(err)
+		}
+		seeds = append(seeds, buf.Bytes(), buf.Bytes()[:buf.Len()-1000])
+	}
+	return seeds
+}
+
+// TestRetypedSeedsLoad: the Q4_1/Q5_0/Q5_1 seed of FuzzLoad is a valid
+// model (so the fuzzer starts from one that reaches every check).
+func TestRetypedSeedsLoad(t *testing.T) {
+	testutil.Shared(t, "models")
+	seeds := retypedSeeds(t)
+	gf, err := gguf.Parse(seeds[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := FromGGUF(gf, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Check(); err != nil {
+		t.Fatal(err)
+	}
+	if m.Layers[0].Wv.Type != tensor.Q5_1 {
+		t.Fatalf("wv is %s", m.Layers[0].Wv.Type)
+	}
 }
 
 // TestWeightsNotCopied loads a GGUF whose weights take 6 MB and checks that

@@ -7,16 +7,39 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/verdictnet/verdict/internal/model"
 	"github.com/verdictnet/verdict/internal/tensor"
 )
 
 func parseTypeName(s string) (tensor.Type, bool) {
-	for _, t := range []tensor.Type{tensor.F32, tensor.F16, tensor.Q4_0, tensor.Q8_0, tensor.BF16} {
+	for _, t := range tensor.Types {
 		if t.String() == s {
 			return t, true
 		}
 	}
 	return 0, false
+}
+
+// Feature words of the manifest's features line, in the order written.
+const (
+	featQKVBias     = "qkv_bias"
+	featQKNorm      = "qk_norm"
+	featFreqFactors = "rope_freqs"
+)
+
+// features lists the feature words of a configuration.
+func features(c model.Config) []string {
+	var fs []string
+	if c.QKVBias {
+		fs = append(fs, featQKVBias)
+	}
+	if c.QKNorm {
+		fs = append(fs, featQKNorm)
+	}
+	if c.FreqFactors {
+		fs = append(fs, featFreqFactors)
+	}
+	return fs
 }
 
 // atoi parses a canonical non-negative decimal (no sign, no leading zero).
@@ -114,6 +137,35 @@ func ParseManifest(b []byte) (*Layout, error) {
 			return nil, fmt.Errorf("manifest: %s: %w", f.key, err)
 		}
 	}
+	if next < len(lines) && strings.HasPrefix(lines[next], "head_dim ") {
+		v, err := one("head_dim")
+		if err != nil {
+			return nil, err
+		}
+		n, err := atoi(v, 1<<12)
+		if err != nil {
+			return nil, fmt.Errorf("manifest: head_dim: %w", err)
+		}
+		l.Config.HeadSize = int(n)
+	}
+	if next < len(lines) && strings.HasPrefix(lines[next], "features ") {
+		fs, err := field("features")
+		if err != nil {
+			return nil, err
+		}
+		for _, f := range fs {
+			switch f {
+			case featQKVBias:
+				l.Config.QKVBias = true
+			case featQKNorm:
+				l.Config.QKNorm = true
+			case featFreqFactors:
+				l.Config.FreqFactors = true
+			default:
+				return nil, fmt.Errorf("manifest: unknown feature %.40q", f)
+			}
+		}
+	}
 	check := l.Config
 	check.ContextLen = 1
 	if err := check.Validate(); err != nil {
@@ -162,7 +214,7 @@ func ParseManifest(b []byte) (*Layout, error) {
 	leaves := int64(1)
 	l.Tokenizer = Region{Name: "tokenizer", Bytes: tv[0], First: int(leaves)}
 	leaves += int64(l.Tokenizer.Leaves())
-	names := CanonicalNames(l.Config.Layers, l.Tied)
+	names := CanonicalNames(l.Config, l.Tied)
 	for _, name := range names {
 		f, err := field("tensor")
 		if err != nil {

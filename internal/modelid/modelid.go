@@ -72,20 +72,8 @@ type Commitment struct {
 }
 
 // CanonicalNames returns the canonical (GGUF) tensor names in the order of
-// model.Tensors for a model with the given number of layers.
-func CanonicalNames(layers int, tied bool) []string {
-	names := []string{"token_embd.weight"}
-	for i := 0; i < layers; i++ {
-		for _, s := range []string{"attn_norm", "attn_q", "attn_k", "attn_v", "attn_output", "ffn_norm", "ffn_gate", "ffn_down", "ffn_up"} {
-			names = append(names, fmt.Sprintf("blk.%d.%s.weight", i, s))
-		}
-	}
-	names = append(names, "output_norm.weight")
-	if !tied {
-		names = append(names, "output.weight")
-	}
-	return names
-}
+// model.Tensors for a model with configuration c.
+func CanonicalNames(c model.Config, tied bool) []string { return model.TensorNames(c, tied) }
 
 func sameTensor(a, b *tensor.Tensor) bool {
 	return a == b || a.Type == b.Type && a.ShapeIs(b.Dims...) && bytes.Equal(a.Data, b.Data)
@@ -96,15 +84,11 @@ func sameTensor(a, b *tensor.Tensor) bool {
 // tied, so that a file storing a copy gets the same id as one that ties.
 func canonicalTensors(m *model.Model) ([]*tensor.Tensor, bool) {
 	tied := m.Output == nil || sameTensor(m.Output, m.TokenEmbd)
-	ts := []*tensor.Tensor{m.TokenEmbd}
-	for _, l := range m.Layers {
-		ts = append(ts, l.AttnNorm, l.Wq, l.Wk, l.Wv, l.Wo, l.FFNNorm, l.FFNGate, l.FFNDown, l.FFNUp)
+	c := *m
+	if tied {
+		c.Output = c.TokenEmbd
 	}
-	ts = append(ts, m.OutputNorm)
-	if !tied {
-		ts = append(ts, m.Output)
-	}
-	return ts, tied
+	return c.Tensors(), tied
 }
 
 // CanonicalTokens returns the vocabulary in SentencePiece form: llama2.c
@@ -188,6 +172,14 @@ func (l *Layout) Manifest() []byte {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s\nspec %s\narch %s\ndim %d\nhidden %d\nlayers %d\nheads %d\nkv_heads %d\nvocab %d\nrope_theta %s\nnorm_eps %s\n",
 		manifestMagic, l.Spec, c.Arch, c.Dim, c.Hidden, c.Layers, c.Heads, c.KVHeads, c.Vocab, f32hex(c.RopeTheta), f32hex(c.NormEps))
+	// Lines for what Llama-2-style models lack, written only when set so
+	// that their ids are unchanged.
+	if c.HeadSize != 0 {
+		fmt.Fprintf(&b, "head_dim %d\n", c.HeadSize)
+	}
+	if fs := features(c); len(fs) > 0 {
+		fmt.Fprintf(&b, "features %s\n", strings.Join(fs, " "))
+	}
 	out := "separate"
 	if l.Tied {
 		out = "tied"
@@ -211,7 +203,7 @@ func layoutOf(m *model.Model, ts []*tensor.Tensor, tied bool, tokBytes int) *Lay
 	leaves := 1
 	l.Tokenizer = Region{Name: "tokenizer", Bytes: int64(tokBytes), First: leaves}
 	leaves += l.Tokenizer.Leaves()
-	names := CanonicalNames(c.Layers, tied)
+	names := CanonicalNames(c, tied)
 	for i, t := range ts {
 		r := Region{Name: names[i], Type: t.Type, Dims: append([]int(nil), t.Dims...), Bytes: int64(len(t.Data)), First: leaves}
 		leaves += r.Leaves()
@@ -302,7 +294,7 @@ func (c *Commitment) ProveSlice(m *model.Model, name string, off int64) (*SliceP
 	}
 	ts, tied := canonicalTensors(m)
 	var data []byte
-	for i, n := range CanonicalNames(m.Config.Layers, tied) {
+	for i, n := range CanonicalNames(m.Config, tied) {
 		if n == name {
 			data = ts[i].Data
 		}

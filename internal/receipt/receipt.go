@@ -22,7 +22,7 @@ const Version = 1
 
 // DefaultSpec is the determinism specification version of the engine
 // (engine.SpecVersion); receipts carry whichever version produced them.
-const DefaultSpec = "verdict-det/1"
+const DefaultSpec = "verdict-det/2"
 
 // Limits on what Parse accepts.
 const (
@@ -56,7 +56,7 @@ type Sampling struct {
 // Receipt is one signed inference record.
 type Receipt struct {
 	Version  int
-	Spec     string // determinism specification, e.g. "verdict-det/1"
+	Spec     string // determinism specification, e.g. "verdict-det/2"
 	Model    merkle.Hash
 	Worker   ed25519.PublicKey
 	Nonce    []byte // request id chosen by the requester; may be empty

@@ -74,7 +74,7 @@ func TestGolden(t *testing.T) {
 	if m["temperature"].(float64) != float64(float32(0.8)) && fmt.Sprint(m["temperature"]) != "0.8" {
 		t.Errorf("temperature %v", m["temperature"])
 	}
-	if m["seed"] != "18446744073709551615" || m["spec"] != "verdict-det/1" || m["top_k"].(float64) != 40 {
+	if m["seed"] != "18446744073709551615" || m["spec"] != "verdict-det/2" || m["top_k"].(float64) != 40 {
 		t.Errorf("fields: %v", m)
 	}
 	out, _ := base64.StdEncoding.DecodeString(m["output"].(string))
@@ -122,7 +122,7 @@ func TestTamperedFieldsFailVerify(t *testing.T) {
 		{"logits root", func(r *Receipt) { r.LogitsRoot[31] ^= 0x80 }},
 		{"trace root", func(r *Receipt) { r.TraceRoot[5] ^= 1 }},
 		{"nonce", func(r *Receipt) { r.Nonce = nil }},
-		{"spec", func(r *Receipt) { r.Spec = "verdict-det/2" }},
+		{"spec", func(r *Receipt) { r.Spec = "verdict-det/3" }},
 		{"signature", func(r *Receipt) { r.Signature[0] ^= 1 }},
 		{"other worker", func(r *Receipt) {
 			r.Worker = ed25519.NewKeyFromSeed(make([]byte, 32)).Public().(ed25519.PublicKey)
@@ -175,7 +175,7 @@ func TestParseRejectsNonCanonical(t *testing.T) {
 		{"float spelling", repl(`"top_p":0.95`, `"top_p":0.950`), "canonical"},
 		{"float exponent", repl(`"temperature":0.8`, `"temperature":8e-1`), "canonical"},
 		{"seed leading zero", repl(`"seed":"1`, `"seed":"01`), "canonical"},
-		{"field order", repl(`"version":1,"spec":"verdict-det/1"`, `"spec":"verdict-det/1","version":1`), "canonical"},
+		{"field order", repl(`"version":1,"spec":"verdict-det/2"`, `"spec":"verdict-det/2","version":1`), "canonical"},
 		{"duplicate field", repl(`"version":1,`, `"version":1,"version":1,`), "canonical"},
 		{"key case", repl(`"version"`, `"Version"`), "canonical"},
 		{"unknown field", repl(`"version":1,`, `"version":1,"x":1,`), "unknown field"},

@@ -84,8 +84,14 @@ func GenerateBuiltin(preset string, seed uint64, typ tensor.Type, w io.Writer) e
 	if err != nil {
 		return err
 	}
+	tok, n := builtinKVs()
+	return writeModel(p, ft, tok, n, seed, uniformTypes(typ), w)
+}
+
+// builtinKVs is the tokenizer metadata of BuiltinVocab and its size.
+func builtinKVs() ([]gguf.KV, int) {
 	tokens, scores, types := BuiltinVocab()
-	tok := []gguf.KV{
+	return []gguf.KV{
 		{Key: "tokenizer.ggml.model", Value: gguf.String("llama")},
 		{Key: "tokenizer.ggml.tokens", Value: gguf.Array(tokens)},
 		{Key: "tokenizer.ggml.scores", Value: gguf.Array(scores)},
@@ -94,6 +100,5 @@ func GenerateBuiltin(preset string, seed uint64, typ tensor.Type, w io.Writer) e
 		{Key: "tokenizer.ggml.eos_token_id", Value: gguf.Uint32(2)},
 		{Key: "tokenizer.ggml.unknown_token_id", Value: gguf.Uint32(0)},
 		{Key: "tokenizer.ggml.add_bos_token", Value: gguf.Bool(true)},
-	}
-	return writeModel(p, ft, tok, len(tokens), seed, typ, w)
+	}, len(tokens)
 }

@@ -37,6 +37,22 @@ func AppendRow(dst []byte, t tensor.Type, x []float32) ([]byte, error) {
 		for i := 0; i < len(x); i += tensor.QK {
 			dst = appendQ4_0(dst, x[i:i+tensor.QK])
 		}
+	case tensor.Q4_1, tensor.Q5_1:
+		for i := 0; i < len(x); i += tensor.QK {
+			dst = appendQ4_1Q5_1(dst, t, x[i:i+tensor.QK])
+		}
+	case tensor.Q5_0:
+		for i := 0; i < len(x); i += tensor.QK {
+			dst = appendQ5_0(dst, x[i:i+tensor.QK])
+		}
+	case tensor.Q4_K, tensor.Q5_K:
+		for i := 0; i < len(x); i += tensor.QKK {
+			dst = appendQ4_KQ5_K(dst, t, x[i:i+tensor.QKK])
+		}
+	case tensor.Q6_K:
+		for i := 0; i < len(x); i += tensor.QKK {
+			dst = appendQ6_K(dst, x[i:i+tensor.QKK])
+		}
 	default:
 		return dst, fmt.Errorf("cannot encode type %s", t)
 	}

@@ -121,3 +121,71 @@ func TestQuantizeError(t *testing.T) {
 		t.Error("type 99 was accepted")
 	}
 }
+
+// TestQuantizersRoundTrip encodes random rows in every type without a
+// llama.cpp oracle file and dequantises them (kernels.DequantRow, itself
+// checked against GGML's definition): the relative RMS error stays within
+// what the type's bits allow (a misplaced element would give about 1.4),
+// and every block is valid (decodes to finite values).
+func TestQuantizersRoundTrip(t *testing.T) {
+	limits := map[tensor.Type]float64{
+		tensor.Q4_1: 0.09, tensor.Q5_0: 0.056, tensor.Q5_1: 0.045,
+		tensor.Q4_K: 0.09, tensor.Q5_K: 0.045, tensor.Q6_K: 0.023,
+	}
+	for _, typ := range []tensor.Type{tensor.Q4_1, tensor.Q5_0, tensor.Q5_1, tensor.Q4_K, tensor.Q5_K, tensor.Q6_K} {
+		const cols, rows = 1024, 16
+		x := make([]float32, cols*rows)
+		for i := range x {
+			x[i] = Uniform(7, typ.String(), uint64(i)) * 0.05
+			if i%97 == 0 {
+				x[i] *= 4 // outliers
+			}
+		}
+		var data []byte
+		for r := 0; r < rows; r++ {
+			var err error
+			if data, err = AppendRow(data, typ, x[r*cols:(r+1)*cols]); err != nil {
+				t.Fatal(err)
+			}
+		}
+		w := &tensor.Tensor{Name: "w", Type: typ, Dims: []int{cols, rows}, Data: data}
+		if err := w.Check(); err != nil {
+			t.Fatal(err)
+		}
+		out := make([]float32, cols)
+		var se, sx float64
+		for r := 0; r < rows; r++ {
+			kernels.DequantRow(w, r, out)
+			for j, v := range out {
+				if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+					t.Fatalf("%s: row %d element %d decodes to %g", typ, r, j, v)
+				}
+				e := float64(v) - float64(x[r*cols+j])
+				se += e * e
+				sx += float64(x[r*cols+j]) * float64(x[r*cols+j])
+			}
+		}
+		rel := math.Sqrt(se / sx)
+		t.Logf("%s: relative RMS error %.4f", typ, rel)
+		if rel > limits[typ] {
+			t.Errorf("%s: relative RMS error %.4f > %.4f", typ, rel, limits[typ])
+		}
+	}
+}
+
+// TestQuantizersZeroRow: an all-zero row encodes to zeros.
+func TestQuantizersZeroRow(t *testing.T) {
+	for _, typ := range []tensor.Type{tensor.Q4_1, tensor.Q5_0, tensor.Q5_1, tensor.Q4_K, tensor.Q5_K, tensor.Q6_K} {
+		data, err := AppendRow(nil, typ, make([]float32, 256))
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := make([]float32, 256)
+		kernels.DequantRow(&tensor.Tensor{Type: typ, Dims: []int{256, 1}, Data: data}, 0, out)
+		for j, v := range out {
+			if v != 0 {
+				t.Fatalf("%s: element %d = %g", typ, j, v)
+			}
+		}
+	}
+}

@@ -110,7 +110,9 @@ func TestGenerateGolden(t *testing.T) {
 	cases := []struct {
 		preset string
 		typ    tensor.Type
-	}{{"tiny", tensor.F32}, {"tiny", tensor.F16}, {"tiny", tensor.BF16}, {"tiny", tensor.Q8_0}, {"tiny", tensor.Q4_0}, {"15m", tensor.Q8_0}}
+	}{{"tiny", tensor.F32}, {"tiny", tensor.F16}, {"tiny", tensor.BF16}, {"tiny", tensor.Q8_0}, {"tiny", tensor.Q4_0}, {"15m", tensor.Q8_0},
+		{"tiny", tensor.Q4_1}, {"tiny", tensor.Q5_0}, {"tiny", tensor.Q5_1},
+		{"tiny256", tensor.Q4_K}, {"tiny256", tensor.Q5_K}, {"tiny256", tensor.Q6_K}}
 	for _, c := range cases {
 		data := generate(t, c.preset, 42, c.typ)
 		lines = append(lines, fmt.Sprintf("%s %s %d %x", c.preset, c.typ, len(data), sha256.Sum256(data)))
@@ -144,7 +146,7 @@ func TestGenerateErrors(t *testing.T) {
 		want          string
 	}{
 		{"7b", vocab, tensor.F32, `unknown preset "7b"`},
-		{"tiny", vocab, 12, "unsupported weight type"},
+		{"tiny", vocab, 10, "unsupported weight type"}, // Q2_K
 		{"tiny", filepath.Join(dir, "missing.gguf"), tensor.F32, "missing.gguf"},
 		{"tiny", notGGUF, tensor.F32, "not a GGUF file"},
 	}
@@ -152,6 +154,47 @@ func TestGenerateErrors(t *testing.T) {
 		err := Generate(tc.preset, tc.vocab, 1, tc.typ, &bytes.Buffer{})
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("Generate(%s, %s, %s) error = %v, want mention of %q", tc.preset, tc.vocab, tc.typ, err, tc.want)
+		}
+	}
+}
+
+// TestStorageType: matrices whose rows do not fit a type's blocks fall back
+// as llama.cpp's quantizer does.
+func TestStorageType(t *testing.T) {
+	for _, c := range []struct {
+		typ  tensor.Type
+		cols int
+		want tensor.Type
+	}{
+		{tensor.Q4_K, 512, tensor.Q4_K}, {tensor.Q4_K, 288, tensor.Q5_0}, {tensor.Q5_K, 896, tensor.Q5_1},
+		{tensor.Q6_K, 576, tensor.Q8_0}, {tensor.Q6_K, 172, tensor.F32}, {tensor.Q4_0, 172, tensor.F32},
+		{tensor.Q5_1, 64, tensor.Q5_1}, {tensor.F16, 7, tensor.F16},
+	} {
+		if got := StorageType(c.typ, c.cols); got != c.want {
+			t.Errorf("StorageType(%s, %d) = %s, want %s", c.typ, c.cols, got, c.want)
+		}
+	}
+}
+
+// TestGenerateKTypes: every matrix of tiny256 is stored in the K type asked
+// for, and the model passes its checks.
+func TestGenerateKTypes(t *testing.T) {
+	for _, typ := range []tensor.Type{tensor.Q4_K, tensor.Q5_K, tensor.Q6_K} {
+		f, err := gguf.Parse(generate(t, "tiny256", 1, typ))
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := model.FromGGUF(f, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := m.Check(); err != nil {
+			t.Fatal(err)
+		}
+		for _, tt := range m.Tensors() {
+			if len(tt.Dims) == 2 && tt.Type != typ {
+				t.Errorf("%s: %s is %s", typ, tt.Name, tt.Type)
+			}
 		}
 	}
 }

@@ -13,12 +13,23 @@ const (
 	F32  Type = 0
 	F16  Type = 1
 	Q4_0 Type = 2
+	Q4_1 Type = 3
+	Q5_0 Type = 6
+	Q5_1 Type = 7
 	Q8_0 Type = 8
+	Q4_K Type = 12
+	Q5_K Type = 13
+	Q6_K Type = 14
 	BF16 Type = 30
 )
 
-// QK is the number of weights in one Q8_0 or Q4_0 block.
+// QK is the number of weights in one block of Q8_0, Q4_0, Q4_1, Q5_0 and
+// Q5_1.
 const QK = 32
+
+// QKK is the number of weights in one super-block of the K types (Q4_K,
+// Q5_K, Q6_K).
+const QKK = 256
 
 func (t Type) String() string {
 	switch t {
@@ -32,6 +43,18 @@ func (t Type) String() string {
 		return "Q8_0"
 	case BF16:
 		return "BF16"
+	case Q4_1:
+		return "Q4_1"
+	case Q5_0:
+		return "Q5_0"
+	case Q5_1:
+		return "Q5_1"
+	case Q4_K:
+		return "Q4_K"
+	case Q5_K:
+		return "Q5_K"
+	case Q6_K:
+		return "Q6_K"
 	}
 	return fmt.Sprintf("type(%d)", uint32(t))
 }
@@ -39,17 +62,31 @@ func (t Type) String() string {
 // Known reports whether Verdict can compute with tensors of this type.
 func (t Type) Known() bool {
 	switch t {
-	case F32, F16, Q4_0, Q8_0, BF16:
+	case F32, F16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K, Q6_K, BF16:
 		return true
 	}
 	return false
 }
 
+// Types lists every type Verdict can compute with, in GGML id order.
+var Types = []Type{F32, F16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K, Q6_K, BF16}
+
+// Quantized reports whether t is a block-quantised type, whose matrix
+// products use quantised activations (docs/determinism.md 4.2).
+func (t Type) Quantized() bool { return t.Known() && t.BlockSize() > 1 }
+
+// SuperBlock reports whether t is one of the K types, whose activations are
+// quantised per 256-element super-block (Q8K) rather than per 32-element
+// block (Q8).
+func (t Type) SuperBlock() bool { return t == Q4_K || t == Q5_K || t == Q6_K }
+
 // BlockSize is the number of elements in one storage block.
 func (t Type) BlockSize() int {
 	switch t {
-	case Q4_0, Q8_0:
+	case Q4_0, Q4_1, Q5_0, Q5_1, Q8_0:
 		return QK
+	case Q4_K, Q5_K, Q6_K:
+		return QKK
 	}
 	return 1
 }
@@ -65,6 +102,18 @@ func (t Type) BlockBytes() int {
 		return 2 + QK // f16 scale, 32 int8
 	case Q4_0:
 		return 2 + QK/2 // f16 scale, 32 nibbles
+	case Q4_1:
+		return 4 + QK/2 // f16 scale and min, 32 nibbles
+	case Q5_0:
+		return 2 + 4 + QK/2 // f16 scale, 32 high bits, 32 nibbles
+	case Q5_1:
+		return 4 + 4 + QK/2 // f16 scale and min, 32 high bits, 32 nibbles
+	case Q4_K:
+		return 4 + 12 + QKK/2 // f16 d and dmin, 8 6-bit scales and mins, 256 nibbles
+	case Q5_K:
+		return 4 + 12 + QKK/8 + QKK/2 // as Q4_K plus 256 high bits
+	case Q6_K:
+		return QKK/2 + QKK/4 + QKK/16 + 2 // low nibbles, high 2 bits, 16 int8 scales, f16 d
 	}
 	return 0
 }

@@ -83,6 +83,12 @@ type Request struct {
 	TopLogprobs int
 	// Nonce is the requester's request id, recorded in the receipt.
 	Nonce []byte
+	// Admit, if set, is called once the prompt is tokenized and before
+	// the generation takes a slot, with the prompt's token count and the
+	// most completion tokens the generation may produce; an error from it
+	// refuses the request (Generate returns it). The gateway reserves the
+	// request's fee here.
+	Admit func(promptTokens, maxCompletion int) error
 }
 
 // Alt is a candidate token with its log-probability.
@@ -435,6 +441,11 @@ func (w *Local) Generate(ctx context.Context, req Request, onDelta func(Delta) e
 	steps := ctxLen
 	if req.MaxTokens > 0 && req.MaxTokens-1 < ctxLen-len(prompt) {
 		steps = len(prompt) + req.MaxTokens - 1
+	}
+	if req.Admit != nil {
+		if err := req.Admit(len(prompt), steps-len(prompt)+1); err != nil {
+			return nil, err
+		}
 	}
 	release, err := w.acquire(ctx)
 	if err != nil {
