@@ -70,6 +70,9 @@ func (m *Message) UnmarshalJSON(b []byte) error {
 	if err := json.Unmarshal(b, &aux); err != nil {
 		var te *json.UnmarshalTypeError
 		if errors.As(err, &te) {
+			if te.Field == "" {
+				return &FieldError{"messages", "each message must be a JSON object, got JSON " + te.Value}
+			}
 			f := "messages." + strings.TrimPrefix(te.Field, "plain.")
 			return &FieldError{f, fmt.Sprintf("expected %s, got JSON %s", te.Type, te.Value)}
 		}
