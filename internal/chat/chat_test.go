@@ -98,7 +98,7 @@ func sharedPath(t *testing.T, rel string) string {
 	return p
 }
 
-func ggufTemplate(t *testing.T, path string) (src, bos, eos string) {
+func ggufTemplate(t testing.TB, path string) (src, bos, eos string) {
 	t.Helper()
 	f, err := gguf.Open(path)
 	if err != nil {
@@ -133,7 +133,7 @@ type conversation struct {
 	Request json.RawMessage `json:"request"`
 }
 
-func conversations(t *testing.T) []conversation {
+func conversations(t testing.TB) []conversation {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join("testdata", "conversations.json"))
 	if err != nil {
