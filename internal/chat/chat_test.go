@@ -49,6 +49,9 @@ func templates(t *testing.T) []namedTemplate {
 		{"smollm2.jinja", "<|im_start|>", "<|im_end|>"},
 		{"mistral-v0.3.jinja", "<s>", "</s>"},
 		{"llama3.1.jinja", "<|begin_of_text|>", "<|eot_id|>"},
+		{"gemma.jinja", "<bos>", "<eos>"},
+		{"phi3.jinja", "<s>", "<|endoftext|>"},
+		{"deepseek-r1.jinja", "<｜begin▁of▁sentence｜>", "<｜end▁of▁sentence｜>"},
 	} {
 		b, err := os.ReadFile(filepath.Join("testdata", "templates", f.file))
 		if err != nil {
