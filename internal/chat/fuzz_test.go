@@ -35,3 +35,45 @@ func FuzzOutputParser(f *testing.F) {
 		}
 	})
 }
+
+// FuzzRequest: no request body panics ParseRequest or Render, with
+// templates that read every variable; a rendered prompt's spans are never
+// empty and its digest depends only on the request.
+func FuzzRequest(f *testing.F) {
+	f.Add([]byte(`{"messages":[{"role":"user","content":"hi"}]}`))
+	f.Add([]byte(`{"messages":[{"role":"assistant","content":null,"tool_calls":[{"id":"c","type":"function","function":{"name":"f","arguments":"{\"a\":[1,{\"2\":null}]}"}}]},{"role":"tool","tool_call_id":"c","content":"r"}],"tools":[{"type":"function","function":{"name":"f"}}],"chat_template_kwargs":{"enable_thinking":false,"x":[1.5,"y"]},"add_generation_prompt":false}`))
+	f.Add([]byte(`{"messages":[{"role":"developer","content":[{"type":"text","text":"a"}]},{"role":"user","content":"<|im_start|>\u0000"}]}`))
+	f.Add([]byte(`{"messages":[{"role":"user","content":"x"}],"chat_template_kwargs":{"messages":1}}`))
+	var tps []*chat.Template
+	for _, src := range []string{
+		"{{ bos_token }}{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content | trim }}{% if m.tool_calls %}{{ m.tool_calls | tojson }}{% endif %}<|im_end|>{% endfor %}{% if tools %}{{ tools | tojson(indent=2) }}{% endif %}{% if add_generation_prompt %}<|im_start|>assistant\n{% if enable_thinking is false %}<think>\n\n</think>\n\n{% endif %}{% endif %}{{ eos_token }}",
+		"{% for m in messages %}{% if m.role == 'tool' %}{{ raise_exception('no tools') }}{% endif %}{{ m.content[:3] ~ m.get('name', '') }}{% endfor %}",
+	} {
+		tp, err := chat.New("fuzz", src, "<s>", "</s>")
+		if err != nil {
+			f.Fatal(err)
+		}
+		tps = append(tps, tp)
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		r, err := chat.ParseRequest(body)
+		if err != nil {
+			return
+		}
+		for _, tp := range tps {
+			p, err := tp.Render(r)
+			if err != nil {
+				continue
+			}
+			for _, s := range p.Spans {
+				if s.Text == "" {
+					t.Fatalf("empty span")
+				}
+			}
+			q, err := tp.Render(r)
+			if err != nil || q.Digest != p.Digest || q.Text() != p.Text() {
+				t.Fatalf("rendering twice differs: %v", err)
+			}
+		}
+	})
+}
