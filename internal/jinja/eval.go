@@ -23,6 +23,7 @@ const (
 	MaxOutput     = 16 << 20 // bytes of output and of any one string built
 	MaxIterations = 1 << 20  // loop iterations and range() items, in total
 	MaxCallDepth  = 200      // nested macro calls
+	MaxWork       = 1 << 28  // bytes of strings built, in total
 )
 
 type env struct {
@@ -50,6 +51,7 @@ type interp struct {
 	src   string
 	iters int
 	depth int
+	work  int
 }
 
 // at attaches the position of n to an error that has none.
@@ -956,6 +958,9 @@ func (in *interp) binary(n *binaryNode, e *env) (Value, error) {
 func (in *interp) checkLen(s Str) (Value, error) {
 	if len(s.s) > MaxOutput {
 		return nil, fail("string longer than %d bytes", MaxOutput)
+	}
+	if in.work += len(s.s); in.work > MaxWork {
+		return nil, fail("the template builds more than %d bytes of strings", MaxWork)
 	}
 	return s, nil
 }
