@@ -133,6 +133,9 @@ func cmdGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if *noAuth {
 		log.Warn("--no-auth: anyone who reaches this address can generate and read every receipt")
 	}
+	if *apiKeys != "" {
+		log.Warn("API keys given with --api-keys show in the process list; prefer --api-keys-file or $" + apiKeysEnv)
+	}
 	errc := make(chan error, 2)
 	if *metricsAddr != "" {
 		mln, err := net.Listen("tcp", *metricsAddr)

@@ -151,3 +151,30 @@ func TestLoadAPIKeys(t *testing.T) {
 		t.Errorf("bad line: %v", err)
 	}
 }
+
+// FuzzAPIKeysFile: any keys file is read or refused with one line, and
+// every key read is non-empty and has no spaces.
+func FuzzAPIKeysFile(f *testing.F) {
+	for _, s := range []string{"sk-1\n", "sk-1 alice\nsk-2 bob # c\n", "# only\n\n", "a b c\n", "sk-1\nsk-1\n", "\t k \t acct\r\n", "\x00\xff"} {
+		f.Add(s)
+	}
+	dir := f.TempDir()
+	f.Fuzz(func(t *testing.T, s string) {
+		path := filepath.Join(dir, "keys")
+		if err := os.WriteFile(path, []byte(s), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		k, err := loadAPIKeys("", path, "")
+		if err != nil {
+			if strings.Contains(err.Error(), "\n") {
+				t.Errorf("error of several lines: %q", err)
+			}
+			return
+		}
+		for key, acct := range k {
+			if key == "" || strings.ContainsAny(key, " \t\n#") || acct == "" {
+				t.Errorf("key %q account %q from %q", key, acct, s)
+			}
+		}
+	})
+}

@@ -182,6 +182,7 @@ func TestConcurrentRequestsCannotOverdraw(t *testing.T) {
 	if ok.Load() == 0 || ok.Load() > int64(balance/need) || ok.Load()+refused.Load() != n {
 		t.Errorf("%d served, %d refused; at most %d can be paid", ok.Load(), refused.Load(), balance/need)
 	}
+	t.Logf("%d concurrent requests needing up to %d each on a balance of %d: %d served, %d refused, %d charged", n, need, balance, ok.Load(), refused.Load(), fees)
 	if held, owed := b.meter.Held(a); held != 0 || owed != fees {
 		t.Errorf("after the burst: %d held, %d owed, want 0 and %d", held, owed, fees)
 	}

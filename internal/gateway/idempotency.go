@@ -105,7 +105,7 @@ func (c *idemCache) finish(account, key string, e *idemEntry, rec *recorder, com
 		a.order = append(a.order, key)
 		a.bytes += e.size
 		c.total += e.size
-		for a.bytes > c.maxAcct {
+		for a.bytes > c.maxAcct && len(a.order) > 0 {
 			c.evictOldest(account, a)
 		}
 		for c.total > c.max {
@@ -115,6 +115,9 @@ func (c *idemCache) finish(account, key string, e *idemEntry, rec *recorder, com
 				if most == nil || x.bytes > most.bytes {
 					big, most = name, x
 				}
+			}
+			if most == nil {
+				break
 			}
 			c.evictOldest(big, most)
 		}

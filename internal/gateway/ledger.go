@@ -214,13 +214,15 @@ func (r *ledgerReservation) Charge(ctx context.Context, res *worker.Result) erro
 		delete(m.charged, m.order[0])
 		m.order = m.order[1:]
 	}
-	if m.owed == nil {
-		m.owed = map[ledger.Address]map[string]uint64{}
+	if m.Pending != nil {
+		if m.owed == nil {
+			m.owed = map[ledger.Address]map[string]uint64{}
+		}
+		if m.owed[r.account] == nil {
+			m.owed[r.account] = map[string]uint64{}
+		}
+		m.owed[r.account][res.ReceiptID] = fee + escrowTxFee
 	}
-	if m.owed[r.account] == nil {
-		m.owed[r.account] = map[string]uint64{}
-	}
-	m.owed[r.account][res.ReceiptID] = fee + escrowTxFee
 	m.mu.Unlock()
 	err := m.Submit(worker.Pending{ReceiptID: res.ReceiptID, Receipt: res.Receipt, Requester: r.account.String(), Fee: fee})
 	if err != nil {

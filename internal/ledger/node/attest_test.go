@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -13,6 +15,7 @@ import (
 	"time"
 
 	abci "github.com/cometbft/cometbft/abci/types"
+	"github.com/cometbft/cometbft/libs/service"
 
 	"github.com/verdictnet/verdict/internal/keys"
 	"github.com/verdictnet/verdict/internal/ledger"
@@ -133,5 +136,31 @@ func TestAttestBeforeGenesis(t *testing.T) {
 	a := &attester{app: emptyApp{}, models: heldModels{{0xa1}}, sent: map[ledger.Hash]uint64{}}
 	if err := a.round(context.Background()); err != nil {
 		t.Errorf("round before genesis: %v", err)
+	}
+}
+
+// TestCometLogLevels: CometBFT's errors about services stopped twice or
+// never started (a clean stop) are debug lines, a peer that went away is a
+// warning, and anything else stays an error.
+func TestCometLogLevels(t *testing.T) {
+	var buf strings.Builder
+	a := slogAdapter{slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))}
+	for _, tc := range []struct {
+		msg  string
+		kv   []any
+		want string
+	}{
+		{"error while stopping peer", []any{"error", service.ErrAlreadyStopped}, "level=DEBUG"},
+		{"Error stopping consensus state", []any{"err", fmt.Errorf("x: %w", service.ErrNotStarted)}, "level=DEBUG"},
+		{"Not stopping State service -- has not been started yet", []any{"impl", "ConsensusState"}, "level=DEBUG"},
+		{"Stopping peer for error", []any{"peer", "p", "err", io.EOF}, `level=WARN msg="peer disconnected"`},
+		{"Stopping peer for error", []any{"peer", "p", "err", errors.New("bad block")}, "level=ERROR"},
+		{"CONSENSUS FAILURE!!!", []any{"err", "panic"}, "level=ERROR"},
+	} {
+		buf.Reset()
+		a.Error(tc.msg, tc.kv...)
+		if !strings.Contains(buf.String(), tc.want) {
+			t.Errorf("%q: logged %q, want %s", tc.msg, buf.String(), tc.want)
+		}
 	}
 }

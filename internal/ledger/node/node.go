@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -17,6 +18,7 @@ import (
 	dbm "github.com/cometbft/cometbft-db"
 	cfg "github.com/cometbft/cometbft/config"
 	cmtlog "github.com/cometbft/cometbft/libs/log"
+	"github.com/cometbft/cometbft/libs/service"
 	cmtnode "github.com/cometbft/cometbft/node"
 	"github.com/cometbft/cometbft/p2p"
 	"github.com/cometbft/cometbft/privval"
@@ -329,21 +331,39 @@ type slogAdapter struct{ l *slog.Logger }
 func (s slogAdapter) Debug(msg string, kv ...any) { s.l.Debug(msg, kv...) }
 func (s slogAdapter) Info(msg string, kv ...any)  { s.l.Debug(msg, kv...) }
 func (s slogAdapter) Error(msg string, kv ...any) {
-	if shutdownNoise(msg, kv) {
+	switch {
+	case shutdownNoise(msg, kv):
 		s.l.Debug(msg, kv...)
-		return
+	case peerGone(msg, kv):
+		s.l.Warn("peer disconnected", kv...)
+	default:
+		s.l.Error(msg, kv...)
 	}
-	s.l.Error(msg, kv...)
+}
+
+// peerGone reports whether an error CometBFT logs is a peer closing its
+// connection (a node stopped or restarted): worth a warning, not an error.
+func peerGone(msg string, kv []any) bool {
+	if msg != "Stopping peer for error" {
+		return false
+	}
+	for i := 1; i < len(kv); i += 2 {
+		if err, ok := kv[i].(error); ok && errors.Is(err, io.EOF) {
+			return true
+		}
+	}
+	return false
 }
 
 // shutdownNoise reports whether an error CometBFT logs is only its listeners
 // noticing that they were closed on purpose during a clean stop.
 func shutdownNoise(msg string, kv []any) bool {
-	if msg == "Stopped accept routine, as transport is closed" {
+	// BaseService.Stop of a service a stopping node never started.
+	if msg == "Stopped accept routine, as transport is closed" || strings.HasPrefix(msg, "Not stopping ") {
 		return true
 	}
 	for i := 1; i < len(kv); i += 2 {
-		if err, ok := kv[i].(error); ok && errors.Is(err, net.ErrClosed) {
+		if err, ok := kv[i].(error); ok && (errors.Is(err, net.ErrClosed) || errors.Is(err, service.ErrAlreadyStopped) || errors.Is(err, service.ErrNotStarted)) {
 			return true
 		}
 	}
