@@ -52,6 +52,7 @@ func templates(t *testing.T) []namedTemplate {
 		{"gemma.jinja", "<bos>", "<eos>"},
 		{"phi3.jinja", "<s>", "<|endoftext|>"},
 		{"deepseek-r1.jinja", "<｜begin▁of▁sentence｜>", "<｜end▁of▁sentence｜>"},
+		{"hermes-macros.jinja", "<|begin_of_text|>", "<|im_end|>"},
 	} {
 		b, err := os.ReadFile(filepath.Join("testdata", "templates", f.file))
 		if err != nil {
