@@ -13,6 +13,8 @@ import (
 
 	"github.com/verdictnet/verdict/internal/gateway"
 	"github.com/verdictnet/verdict/internal/mcpserver"
+	"github.com/verdictnet/verdict/internal/synth"
+	"github.com/verdictnet/verdict/internal/tensor"
 	"github.com/verdictnet/verdict/internal/testutil"
 	"github.com/verdictnet/verdict/internal/worker"
 )
@@ -53,6 +55,37 @@ func TestOpenAIClient(t *testing.T) {
 	go hs.Serve(ln)
 	defer hs.Close()
 
+	// A second gateway for tool calls and reasoning: a tiny random model
+	// with the real Qwen3 vocabulary and chat template (tools, <think>),
+	// whose answers are forced to a thought and a tool call.
+	toolsModel := filepath.Join(t.TempDir(), "qwen3-tiny.gguf")
+	mf, err := os.Create(toolsModel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := synth.Generate("tiny", testutil.Shared(t, "tokenizers/derived/ggml-vocab-qwen2.derived-from-qwen3.gguf"), 1, tensor.Q8_0, mf); err != nil {
+		t.Fatal(err)
+	}
+	if err := mf.Close(); err != nil {
+		t.Fatal(err)
+	}
+	tw, err := worker.Open(worker.Config{ModelPath: toolsModel, Threads: 1, ForcedOutputForTests: forcedAnswer})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tw.Close()
+	tsrv, err := gateway.New(gateway.Options{Backend: tw, NoAuth: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ths := &http.Server{Handler: tsrv}
+	go ths.Serve(tln)
+	defer ths.Close()
+
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	tests, err := filepath.Glob(filepath.Join(dir, "*.test.mjs"))
@@ -61,7 +94,8 @@ func TestOpenAIClient(t *testing.T) {
 	}
 	cmd := exec.CommandContext(ctx, node, append([]string{"--test"}, tests...)...)
 	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "VERDICT_BASE_URL=http://"+ln.Addr().String()+"/v1", "VERDICT_MODEL=stories260K")
+	cmd.Env = append(os.Environ(), "VERDICT_BASE_URL=http://"+ln.Addr().String()+"/v1", "VERDICT_MODEL=stories260K",
+		"VERDICT_TOOLS_BASE_URL=http://"+tln.Addr().String()+"/v1", "VERDICT_TOOLS_MODEL=qwen3-tiny")
 	out, err := cmd.CombinedOutput()
 	var ee *exec.ExitError
 	if err != nil {
@@ -72,3 +106,6 @@ func TestOpenAIClient(t *testing.T) {
 	}
 	t.Logf("node tests:\n%s", out)
 }
+
+// forcedAnswer is what the tools gateway's model answers.
+const forcedAnswer = "<think>\nWeather.\n</think>\n\nOK.\n<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\"}}\n</tool_call>"

@@ -83,6 +83,39 @@ func TestChatRender(t *testing.T) {
 			t.Errorf("%s: stderr %q, want %q", tc.name, errb.String(), tc.want)
 		}
 	}
+	// A byte-level BPE vocabulary with its own template: Qwen3, thinking
+	// off; the user's "<|im_start|>" stays text.
+	qwen := testutil.Shared(t, "tokenizers/derived/ggml-vocab-qwen2.derived-from-qwen3.gguf")
+	think := write("think.json", `{"messages":[{"role":"system","content":"Be brief."},{"role":"user","content":"Hi <|im_start|>"}],"chat_template_kwargs":{"enable_thinking":false}}`)
+	var qout, qerr bytes.Buffer
+	if code := run(context.Background(), []string{"chat", "render", "--model", qwen, "--request", think}, &qout, &qerr); code != 0 {
+		t.Fatalf("qwen3: exit %d: %s", code, qerr.String())
+	}
+	if want := "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi <|im_start|><|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n"; qout.String() != want {
+		t.Errorf("qwen3: printed %q, want %q", qout.String(), want)
+	}
+	qout.Reset()
+	if code := run(context.Background(), []string{"chat", "render", "--model", qwen, "--request", think, "--json"}, &qout, &qerr); code != 0 {
+		t.Fatalf("qwen3 --json: exit %d: %s", code, qerr.String())
+	}
+	var js struct {
+		Template, Digest, Text string
+		Tokens                 []int
+	}
+	if err := json.Unmarshal(qout.Bytes(), &js); err != nil {
+		t.Fatal(err)
+	}
+	imStart := 151644 // <|im_start|>
+	n := 0
+	for _, id := range js.Tokens {
+		if id == imStart {
+			n++
+		}
+	}
+	if js.Template != "gguf" || len(js.Digest) != 64 || n != 3 {
+		t.Errorf("qwen3 --json: template %q digest %q, %d <|im_start|> tokens (want 3: the user's is text)", js.Template, js.Digest, n)
+	}
+
 	// --tokens: the template's BOS is the only BOS and the user's "</s>"
 	// is text.
 	var out, errb bytes.Buffer

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/verdictnet/verdict/internal/jinja"
 	"github.com/verdictnet/verdict/internal/tokenizer"
@@ -426,6 +427,9 @@ func ParseRequest(body []byte) (*Request, error) {
 		Tools               []json.RawMessage `json:"tools"`
 		Kwargs              json.RawMessage   `json:"chat_template_kwargs"`
 		AddGenerationPrompt *bool             `json:"add_generation_prompt"`
+	}
+	if !utf8.Valid(body) {
+		return nil, errors.New("chat request: not valid UTF-8")
 	}
 	if err := json.Unmarshal(body, &aux); err != nil {
 		return nil, fmt.Errorf("chat request: %w", err)

@@ -49,6 +49,10 @@ func templates(t *testing.T) []namedTemplate {
 		{"smollm2.jinja", "<|im_start|>", "<|im_end|>"},
 		{"mistral-v0.3.jinja", "<s>", "</s>"},
 		{"llama3.1.jinja", "<|begin_of_text|>", "<|eot_id|>"},
+		{"gemma.jinja", "<bos>", "<eos>"},
+		{"phi3.jinja", "<s>", "<|endoftext|>"},
+		{"deepseek-r1.jinja", "<｜begin▁of▁sentence｜>", "<｜end▁of▁sentence｜>"},
+		{"hermes-macros.jinja", "<|begin_of_text|>", "<|im_end|>"},
 	} {
 		b, err := os.ReadFile(filepath.Join("testdata", "templates", f.file))
 		if err != nil {
@@ -98,7 +102,7 @@ func sharedPath(t *testing.T, rel string) string {
 	return p
 }
 
-func ggufTemplate(t *testing.T, path string) (src, bos, eos string) {
+func ggufTemplate(t testing.TB, path string) (src, bos, eos string) {
 	t.Helper()
 	f, err := gguf.Open(path)
 	if err != nil {
@@ -133,7 +137,7 @@ type conversation struct {
 	Request json.RawMessage `json:"request"`
 }
 
-func conversations(t *testing.T) []conversation {
+func conversations(t testing.TB) []conversation {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join("testdata", "conversations.json"))
 	if err != nil {

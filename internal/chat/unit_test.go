@@ -218,3 +218,22 @@ func TestEncodeSpans(t *testing.T) {
 		}
 	}
 }
+
+func TestParseRequest(t *testing.T) {
+	r, err := chat.ParseRequest([]byte(`{"model":"m","messages":[{"role":"user","content":[{"type":"text","text":"a"},{"type":"text","text":"b"}]}],"tools":[{"type":"function","function":{"name":"f"}}],"chat_template_kwargs":{"enable_thinking":false}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !r.AddGenerationPrompt || len(r.Messages) != 1 || r.Messages[0].Content != "ab" || len(r.Tools) != 1 || string(r.Kwargs) != `{"enable_thinking":false}` {
+		t.Errorf("parsed %+v", r)
+	}
+	r, err = chat.ParseRequest([]byte(`{"messages":[],"add_generation_prompt":false}`))
+	if err != nil || r.AddGenerationPrompt {
+		t.Errorf("add_generation_prompt false: %+v %v", r, err)
+	}
+	for _, bad := range []string{"{\"messages\":[{\"role\":\"user\",\"content\":\"\xff\"}]}", `{"messages":"x"}`, `[`} {
+		if _, err := chat.ParseRequest([]byte(bad)); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/verdictnet/verdict/internal/chat"
 	"github.com/verdictnet/verdict/internal/worker"
 )
 
@@ -75,9 +76,45 @@ func completionLogprobsOf(ls []worker.TokenLogprob, offset int) *completionLogpr
 }
 
 type chatMessageOut struct {
-	Role    string  `json:"role,omitempty"`
-	Content *string `json:"content,omitempty"`
-	Refusal *string `json:"refusal"`
+	Role             string        `json:"role,omitempty"`
+	Content          *string       `json:"content,omitempty"`
+	ReasoningContent *string       `json:"reasoning_content,omitempty"`
+	ToolCalls        []toolCallOut `json:"tool_calls,omitempty"`
+	Refusal          *string       `json:"refusal"`
+}
+
+type toolCallOut struct {
+	Index    *int   `json:"index,omitempty"` // in stream deltas
+	ID       string `json:"id"`
+	Type     string `json:"type"`
+	Function struct {
+		Name      string `json:"name"`
+		Arguments string `json:"arguments"`
+	} `json:"function"`
+}
+
+// toolCallsOut turns parsed calls into OpenAI's shape; streamed ones carry
+// their index.
+func toolCallsOut(calls []chat.ParsedCall, streamed bool) []toolCallOut {
+	out := make([]toolCallOut, len(calls))
+	for i, c := range calls {
+		out[i].ID, out[i].Type = newID("call_"), "function"
+		out[i].Function.Name, out[i].Function.Arguments = c.Name, c.Arguments
+		if streamed {
+			out[i].Index = &i
+		}
+	}
+	return out
+}
+
+// FinishToolCalls is the finish reason of an answer that calls tools.
+const FinishToolCalls = "tool_calls"
+
+func strOrNil(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
 }
 
 type chatChoice struct {
@@ -201,6 +238,10 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request, acct string, body 
 	}
 	id, created := newID("chatcmpl-"), s.o.Now().Unix()
 	base := chatResponse{ID: id, Created: created, Model: info.Name, SystemFingerprint: info.Fingerprint}
+	// Reasoning and tool calls are read from the answer as the template
+	// teaches them (tool calls only when the request offered tools).
+	outFormat, tools := info.Template.OutputFormat(), len(req.Tools) > 0 && !req.toolChoiceNone()
+	parser := chat.NewOutputParser(outFormat, tools)
 	if !req.Stream {
 		res, err := s.Generate(r.Context(), acct, wreq, nil)
 		if err != nil {
@@ -210,7 +251,18 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request, acct string, body 
 		resp := base
 		resp.Object = "chat.completion"
 		text := validUTF8(res.Text)
-		ch := chatChoice{Message: &chatMessageOut{Role: "assistant", Content: &text}, FinishReason: &res.FinishReason}
+		msg := &chatMessageOut{Role: "assistant", Content: &text}
+		finish := res.FinishReason
+		if parser.Active() {
+			content, reasoning, calls := chat.ParseOutput(outFormat, tools, text)
+			msg.Content, msg.ReasoningContent = &content, strOrNil(reasoning)
+			if len(calls) > 0 {
+				msg.ToolCalls = toolCallsOut(calls, false)
+				msg.Content = strOrNil(content)
+				finish = FinishToolCalls
+			}
+		}
+		ch := chatChoice{Message: msg, FinishReason: &finish}
 		if wreq.Logprobs {
 			ch.Logprobs = chatLogprobsOf(res.Logprobs)
 		}
@@ -242,7 +294,15 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request, acct string, body 
 			}
 		}
 		text := validUTF8(d.Text)
-		ch := chatChoice{Delta: &chatMessageOut{Content: &text}}
+		delta := &chatMessageOut{Content: &text}
+		if parser.Active() {
+			pd := parser.Push(text)
+			delta = &chatMessageOut{Content: strOrNil(pd.Content), ReasoningContent: strOrNil(pd.Reasoning)}
+			if delta.Content == nil && delta.ReasoningContent == nil && !wreq.Logprobs {
+				return nil // held back: maybe the start of a tool call
+			}
+		}
+		ch := chatChoice{Delta: delta}
 		if wreq.Logprobs {
 			ch.Logprobs = chatLogprobsOf(d.Logprobs)
 		}
@@ -257,7 +317,18 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request, acct string, body 
 		empty := ""
 		st.send(chunk(chatChoice{Delta: &chatMessageOut{Role: "assistant", Content: &empty}}))
 	}
-	last := chunk(chatChoice{Delta: &chatMessageOut{}, FinishReason: &res.FinishReason})
+	finish := res.FinishReason
+	if parser.Active() {
+		pd, calls := parser.Finish()
+		if pd.Content != "" || pd.Reasoning != "" {
+			st.send(chunk(chatChoice{Delta: &chatMessageOut{Content: strOrNil(pd.Content), ReasoningContent: strOrNil(pd.Reasoning)}}))
+		}
+		if len(calls) > 0 {
+			st.send(chunk(chatChoice{Delta: &chatMessageOut{ToolCalls: toolCallsOut(calls, true)}}))
+			finish = FinishToolCalls
+		}
+	}
+	last := chunk(chatChoice{Delta: &chatMessageOut{}, FinishReason: &finish})
 	last.Verdict = verdictOf(res)
 	st.send(last)
 	if includeUsage {

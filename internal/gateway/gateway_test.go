@@ -482,6 +482,7 @@ func TestErrors(t *testing.T) {
 		{"content part without text", chat, `{"model":"stories260K","messages":[{"role":"user","content":[{"type":"text"}]}]}`, 400, "invalid_request_error", "messages.content", ""},
 		{"role wrong type", chat, `{"model":"stories260K","messages":[{"role":5,"content":"a"}]}`, 400, "invalid_request_error", "messages.role", ""},
 		{"name wrong type", chat, `{"model":"stories260K","messages":[{"role":"user","content":"a","name":5}]}`, 400, "invalid_request_error", "messages.name", ""},
+		{"invalid UTF-8", chat, "{\"model\":\"stories260K\",\"messages\":[{\"role\":\"user\",\"content\":\"a\xff\"}]}", 400, "invalid_request_error", "", ""},
 		{"message not an object", chat, `{"model":"stories260K","messages":["hi"]}`, 400, "invalid_request_error", "messages", ""},
 		{"model wrong type", chat, `{"model":5,"messages":[{"role":"user","content":"a"}]}`, 400, "invalid_request_error", "model", ""},
 		{"stream wrong type", chat, `{"model":"stories260K","messages":[{"role":"user","content":"a"}],"stream":"yes"}`, 400, "invalid_request_error", "stream", ""},

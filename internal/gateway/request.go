@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/verdictnet/verdict/internal/chat"
 	"github.com/verdictnet/verdict/internal/sampler"
@@ -154,6 +155,11 @@ func decode(body []byte, v any) *apiError {
 	if len(b) == 0 || b[0] != '{' {
 		return invalid("", "", "the request body must be a JSON object")
 	}
+	// JSON decoding would replace invalid UTF-8 silently: a prompt must
+	// be exactly what the caller sent.
+	if !utf8.Valid(b) {
+		return invalid("", "", "the request body is not valid UTF-8 (byte %d)", invalidUTF8At(b))
+	}
 	dec := json.NewDecoder(bytes.NewReader(b))
 	if err := dec.Decode(v); err != nil {
 		var fe *fieldError
@@ -180,6 +186,18 @@ func decode(body []byte, v any) *apiError {
 		return invalid("", "", "malformed JSON: data after the request object")
 	}
 	return nil
+}
+
+// invalidUTF8At returns the offset of the first invalid UTF-8 byte.
+func invalidUTF8At(b []byte) int {
+	for i := 0; i < len(b); {
+		r, n := utf8.DecodeRune(b[i:])
+		if r == utf8.RuneError && n == 1 {
+			return i
+		}
+		i += n
+	}
+	return -1
 }
 
 // sampling validates the shared fields and fills the worker request.
@@ -313,6 +331,13 @@ func (c *chatRequest) toWorker(tmpl *chat.Template) (worker.Request, *apiError) 
 	}
 	req.Chat = p
 	return req, nil
+}
+
+// toolChoiceNone reports tool_choice "none": the answer is not read for
+// tool calls.
+func (c *chatRequest) toolChoiceNone() bool {
+	var s string
+	return json.Unmarshal(c.ToolChoice, &s) == nil && s == "none"
 }
 
 // checkToolChoice accepts OpenAI's tool_choice "auto" and "none" (the

@@ -23,6 +23,7 @@ const (
 	MaxOutput     = 16 << 20 // bytes of output and of any one string built
 	MaxIterations = 1 << 20  // loop iterations and range() items, in total
 	MaxCallDepth  = 200      // nested macro calls
+	MaxWork       = 1 << 28  // bytes of strings built, in total
 )
 
 type env struct {
@@ -50,6 +51,7 @@ type interp struct {
 	src   string
 	iters int
 	depth int
+	work  int
 }
 
 // at attaches the position of n to an error that has none.
@@ -376,7 +378,21 @@ func (in *interp) eval(n node, e *env) (v Value, err error) {
 func (in *interp) execSet(n *setNode, e *env) error {
 	var rhs Value
 	var err error
-	if n.value != nil {
+	if f, ok := n.value.(*filterNode); ok && !f.call && (f.name == "first" || f.name == "last") {
+		// The reference's first/last of an empty list is JavaScript's
+		// undefined, which a variable then holds as undefined (anywhere
+		// else it fails).
+		var x Value
+		if x, err = in.eval(f.x, e); err != nil {
+			return err
+		}
+		if l, ok := x.(*List); ok && len(l.items) == 0 {
+			rhs = Undefined
+		} else {
+			rhs, err = in.filter(x, f, e)
+			err = in.at(f, err)
+		}
+	} else if n.value != nil {
 		rhs, err = in.eval(n.value, e)
 	} else {
 		rhs, err = in.renderBlock(n.body, e)
@@ -878,6 +894,8 @@ func (in *interp) binary(n *binaryNode, e *env) (Value, error) {
 			if a == 0 && b < 0 {
 				return nil, fail("0.0 cannot be raised to a negative power")
 			}
+			// Go's math.Pow, not V8's fdlibm pow: a non-integer
+			// result may differ in the last bit.
 			res := math.Pow(a, b)
 			if math.IsNaN(res) || math.IsInf(res, 0) {
 				return nil, fail("exponentiation result is not a finite real number")
@@ -941,16 +959,19 @@ func (in *interp) checkLen(s Str) (Value, error) {
 	if len(s.s) > MaxOutput {
 		return nil, fail("string longer than %d bytes", MaxOutput)
 	}
+	if in.work += len(s.s); in.work > MaxWork {
+		return nil, fail("the template builds more than %d bytes of strings", MaxWork)
+	}
 	return s, nil
 }
 
 // jsKind classifies a value as JavaScript sees its raw value.
 func jsPrim(v Value) (kind byte, num float64, str string, obj any) {
 	switch v := v.(type) {
-	case undefinedT:
+	case undefinedT, noneT:
+		// The reference's NullValue holds JavaScript's undefined, so
+		// none and undefined are one raw value.
 		return 'u', 0, "", nil
-	case noneT:
-		return 'n', 0, "", nil
 	case bool:
 		return 'b', 0, "", v
 	case Int:

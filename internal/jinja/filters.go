@@ -46,9 +46,9 @@ var tests = map[string]func(v Value) (bool, error){
 		}
 		return false, nil
 	},
-	"lower": func(v Value) (bool, error) { s, ok := v.(Str); return ok && s.s == jsLower(s.s), nil },
-	"upper": func(v Value) (bool, error) { s, ok := v.(Str); return ok && s.s == jsUpper(s.s), nil },
-	"defined": func(v Value) (bool, error) { _, ok := v.(undefinedT); return !ok, nil },
+	"lower":     func(v Value) (bool, error) { s, ok := v.(Str); return ok && s.s == jsLower(s.s), nil },
+	"upper":     func(v Value) (bool, error) { s, ok := v.(Str); return ok && s.s == jsUpper(s.s), nil },
+	"defined":   func(v Value) (bool, error) { _, ok := v.(undefinedT); return !ok, nil },
 	"undefined": func(v Value) (bool, error) { _, ok := v.(undefinedT); return ok, nil },
 }
 

@@ -48,6 +48,7 @@ func TestErrors(t *testing.T) {
 		{"{% macro m() %}{{ m() }}{% endmacro %}{{ m() }}", "macro calls nested deeper than"},
 		{"{% for i in range(2000000) %}{% endfor %}", "more than 1048576 loop iterations"},
 		{"{% break %}", "break or continue outside a loop"},
+		{"{% set ns = namespace(s='') %}{% for i in range(1000000) %}{% set ns.s = ns.s ~ 'xxxxxxxxxxxxxxxx' %}{% endfor %}", "builds more than"},
 	}
 	for _, tc := range tests {
 		tp, err := jinja.Parse(tc.tmpl)

@@ -14,7 +14,10 @@ type base struct{ pos int }
 func (b base) at() int { return b.pos }
 
 type (
-	textNode    struct{ base; val string } // text outside tags
+	textNode struct {
+		base
+		val string
+	} // text outside tags
 	commentNode struct{ base }
 	ifNode      struct {
 		base
@@ -44,13 +47,31 @@ type (
 	breakNode    struct{ base }
 	continueNode struct{ base }
 
-	identNode  struct{ base; name string }
-	intLit     struct{ base; val float64 }
-	floatLit   struct{ base; val float64 }
-	strLit     struct{ base; val string }
-	arrayLit   struct{ base; items []node }
-	tupleLit   struct{ base; items []node }
-	objectLit  struct {
+	identNode struct {
+		base
+		name string
+	}
+	intLit struct {
+		base
+		val float64
+	}
+	floatLit struct {
+		base
+		val float64
+	}
+	strLit struct {
+		base
+		val string
+	}
+	arrayLit struct {
+		base
+		items []node
+	}
+	tupleLit struct {
+		base
+		items []node
+	}
+	objectLit struct {
 		base
 		keys, vals []node
 	}
@@ -83,9 +104,15 @@ type (
 		key   string
 		value node
 	}
-	spreadNode   struct{ base; x node }
-	kwSpreadNode struct{ base; x node }
-	filterNode   struct {
+	spreadNode struct {
+		base
+		x node
+	}
+	kwSpreadNode struct {
+		base
+		x node
+	}
+	filterNode struct {
 		base
 		x    node
 		name string

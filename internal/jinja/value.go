@@ -282,10 +282,9 @@ func rawString(v Value) (Str, error) {
 	switch v := v.(type) {
 	case Str:
 		return v, nil
-	case undefinedT:
+	case undefinedT, noneT:
+		// The reference's NullValue holds JavaScript's undefined.
 		return Data("undefined"), nil
-	case noneT:
-		return Data("null"), nil
 	case bool:
 		return Data(strconv.FormatBool(v)), nil
 	case Int:

@@ -150,6 +150,11 @@ type Config struct {
 	// computes with a copy of the model whose attention norms are one ulp
 	// off in one element, while signing receipts under the real model's id.
 	CheatForTests bool
+	// ForcedOutputForTests, when set, makes a worker for tests of what
+	// reads answers (tool-call parsing): every generation answers this
+	// text, then EOS, whatever the model computes (the logits are
+	// overwritten before sampling, so its receipts do not replay).
+	ForcedOutputForTests string
 }
 
 // Local runs generations in this process.
@@ -162,6 +167,8 @@ type Local struct {
 	store Store
 	log   *slog.Logger
 	stops []int
+	// forced: see Config.ForcedOutputForTests.
+	forced []int
 
 	sem     chan struct{}
 	mu      sync.Mutex
@@ -259,7 +266,27 @@ func New(m *model.Model, cfg Config) (*Local, error) {
 		}
 	}
 	slices.Sort(w.stops)
+	if cfg.ForcedOutputForTests != "" {
+		if w.forced, err = tok.Encode(cfg.ForcedOutputForTests, false); err != nil {
+			e.Close()
+			return nil, fmt.Errorf("forced output: %w", err)
+		}
+	}
 	return w, nil
+}
+
+// forceToken makes forced[j] (EOS past the end) the only likely token.
+func forceToken(logits []float32, forced []int, j, eos int) {
+	t := eos
+	if j < len(forced) {
+		t = forced[j]
+	}
+	for i := range logits {
+		logits[i] = -1e9
+	}
+	if t >= 0 && t < len(logits) {
+		logits[t] = 1e9
+	}
 }
 
 // ggufTemplate reads tokenizer.chat_template from a GGUF file ("" when it
@@ -453,6 +480,9 @@ func (w *Local) Generate(ctx context.Context, req Request, onDelta func(Delta) e
 		// output tokens are sampled from.
 		OutputLogitsOnly: true,
 		OnLogits: func(pos int, logits []float32) error {
+			if w.forced != nil && pos >= len(prompt)-1 {
+				forceToken(logits, w.forced, pos-(len(prompt)-1), w.m.Vocab.EOS)
+			}
 			rec.Logits(pos, logits)
 			if req.Logprobs && pos >= len(prompt)-1 {
 				lp.set(logits)
