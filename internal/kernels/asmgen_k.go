@@ -67,6 +67,7 @@ func kQuantKernels() {
 		kDot(true, P)
 		k6Dot(P)
 	}
+	kVNNIKernels()
 }
 
 // kArgs loads the arguments: SI w, DI/R11 the quanta of rows 0-1 / 2-3
@@ -290,4 +291,237 @@ func k6Dot(P int) {
 		p("VMOVSS X0, %d(AX)", 4*r)
 	}
 	kAdvance(name, 210)
+}
+
+// The AVX-512 VNNI prefill tiles of the K types: kvnni{4,5,6}R1G{G}(w *byte,
+// ws int, pk *byte, gs int, nb int, out *float32, ld int, mask int)
+// multiply one weight row (Q4_K, Q5_K or Q6_K) by G groups of 16 activation
+// rows packed by packK (k_vnni_amd64.go; group stride gs bytes) over nb
+// super-blocks, and store lane j of group g at out[(16g+j)*ld] if bit
+// 16g+j of mask is set. Lane j holds activation row 16g+j throughout.
+//
+// Per super-block and group: for each sub-block, VPDPBUSD of the unsigned
+// quanta (one dword of 4 weights broadcast, unpacked with VPANDD/VPSRLD)
+// and the packed activation dwords gives Σ u·q_x exactly (a zmm starting at
+// 0, at most 32·31·128 per lane); VPMULLD by the sub-block scale and VPADDD
+// make isum. Q4_K/Q5_K: msum = Σ_s m_s·ξ_s by VPDPWSSD of the packed pairs
+// of activation sums of 16 and the broadcast (m_s, m_s). Q6_K: u = q + 32
+// and isum −= 32·Σ_s sc_s·ξ_s (VPDPWSSD of the packed pairs and the scale
+// pairs). Then, lane by lane, the spec's float sequence: (d ⊗ dx) ⊗ f32(isum)
+// (VMULPS, VCVTDQ2PS, VMULPS), ⊖ (dmin ⊗ dx) ⊗ f32(msum), and acc ⊕ that
+// (VADDPS); never FMA.
+const (
+	kBlk   = 4672 // packed bytes per (group, super-block): 4096 quanta, 64 dx, 512 sum pairs
+	kDX    = 4096
+	kPairs = 4160
+)
+
+var kvnniGs = []int{1, 2, 3, 4}
+
+func kVNNIKernels() {
+	for _, t := range []int{4, 5, 6} {
+		for _, G := range kvnniGs {
+			kvnniTile(t, G)
+		}
+	}
+}
+
+func kvnniTile(typ, G int) {
+	name := fmt.Sprintf("kvnni%dR1G%d", typ, G)
+	bs := map[int]int{4: 144, 5: 176, 6: 210}[typ]
+	ap := []string{"DI", "BX", "R9", "R10"}[:G]
+	// Registers: Z0-Z3 scratch (the VEX-encoded scale unpacking uses
+	// X0-X3); Z31 0x0f bytes, Z30 0x03 / 0x01 bytes, Z29 d, Z28 dmin; per
+	// group g: Z(4+g) float acc, Z(8+g) isum, Z(12+g) msum (Q6_K: the
+	// correction), Z(16+g) and Z(20+g) sub-block sums.
+	facc := func(g int) string { return z(4 + g) }
+	isum := func(g int) string { return z(8 + g) }
+	msum := func(g int) string { return z(12 + g) }
+	s0 := func(g int) string { return z(16 + g) }
+	s1 := func(g int) string { return z(20 + g) }
+	fmt.Fprintf(&b, "// func %s(w *byte, ws int, pk *byte, gs int, nb int, out *float32, ld int, mask int)\n", name)
+	fmt.Fprintf(&b, "TEXT ·%s(SB), NOSPLIT, $128-64\n", name)
+	p("MOVQ w+0(FP), SI")
+	p("MOVQ pk+16(FP), DI")
+	p("MOVQ gs+24(FP), AX")
+	for g := 1; g < G; g++ {
+		p("LEAQ (%s)(AX*1), %s", ap[g-1], ap[g])
+	}
+	p("MOVQ nb+32(FP), CX")
+	p("MOVL $0x0f0f0f0f, AX")
+	p("VPBROADCASTD AX, Z31")
+	if typ == 6 {
+		p("MOVL $0x03030303, AX")
+	} else {
+		p("MOVL $0x01010101, AX")
+	}
+	p("VPBROADCASTD AX, Z30")
+	for g := 0; g < G; g++ {
+		p("VPXORD %s, %s, %s", facc(g), facc(g), facc(g))
+	}
+	p("TESTQ CX, CX")
+	p("JZ %s_done", name)
+	label(name + "_loop")
+	for g := 0; g < G; g++ {
+		p("VPXORD %s, %s, %s", isum(g), isum(g), isum(g))
+		p("VPXORD %s, %s, %s", msum(g), msum(g), msum(g))
+	}
+	// Stack: 0(SP) the scales as int32 (8 or 16), 64(SP) the pairs for
+	// VPDPWSSD: (m_s, m_s) (Q4_K/Q5_K) or (sc_2t, sc_2t+1) (Q6_K).
+	if typ == 6 {
+		p("VPMOVSXBD 192(SI), Z0")
+		p("VMOVDQU32 Z0, 0(SP)")
+		p("VPMOVSXBW 192(SI), Y0")
+		p("VMOVDQU Y0, 64(SP)")
+		p("VPBROADCASTW 208(SI), Y0")
+		p("VCVTPH2PS Y0, Z29") // d, exact
+	} else {
+		p("VMOVDQU 4(SI), X0")
+		p("VPAND k3f<>(SB), X0, X1")
+		p("VPSRLD $6, X0, X2")
+		p("VPAND kLow2<>(SB), X2, X2")
+		p("VPSLLD $4, X2, X2")
+		p("VPSHUFD $0x0a, X0, X3")
+		p("VPSRLVD kShift<>(SB), X3, X3")
+		p("VPAND kLow4<>(SB), X3, X3")
+		p("VPOR X2, X3, X3")
+		p("VPUNPCKLDQ X3, X1, X1") // [sc 0-7, m 0-7] bytes
+		p("VPMOVZXBD X1, Z0")
+		p("VMOVDQU32 Z0, 0(SP)") // sc_s at 4s, m_s at 32+4s (int32)
+		p("VPSRLDQ $8, X1, X1")
+		p("VPMOVZXBW X1, X2")      // m as int16
+		p("VPUNPCKLWD X2, X2, X3") // (m0,m0) .. (m3,m3)
+		p("VPUNPCKHWD X2, X2, X2") // (m4,m4) .. (m7,m7)
+		p("VMOVDQU X3, 64(SP)")
+		p("VMOVDQU X2, 80(SP)")
+		p("VPBROADCASTW 0(SI), Y0")
+		p("VCVTPH2PS Y0, Z29") // d
+		p("VPBROADCASTW 2(SI), Y0")
+		p("VCVTPH2PS Y0, Z28") // dmin
+	}
+	// msum (Q6_K: the correction) from the pairs of activation sums of 16.
+	for t := 0; t < 8; t++ {
+		for g := 0; g < G; g++ {
+			p("VMOVDQU32 %d(%s), Z1", kPairs+64*t, ap[g])
+			p("VPDPWSSD.BCST %d(SP), Z1, %s", 64+4*t, msum(g))
+		}
+	}
+	if typ == 6 {
+		for h := 0; h < 2; h++ {
+			for k := 0; k < 4; k++ {
+				for j := 0; j < 8; j++ {
+					p("VPBROADCASTD %d(SI), Z0", 64*h+32*(k&1)+4*j)
+					if k >= 2 {
+						p("VPSRLD $4, Z0, Z0")
+					}
+					p("VPANDD Z31, Z0, Z0")
+					p("VPBROADCASTD %d(SI), Z1", 128+32*h+4*j)
+					if k > 0 {
+						p("VPSRLD $%d, Z1, Z1", 2*k)
+					}
+					p("VPANDD Z30, Z1, Z1")
+					p("VPSLLD $4, Z1, Z1")
+					p("VPORD Z1, Z0, Z0") // u = q + 32
+					t := 32*h + 8*k + j
+					for g := 0; g < G; g++ {
+						if j%4 == 0 {
+							p("VPXORD %s, %s, %s", s0(g), s0(g), s0(g))
+						}
+						p("VPDPBUSD %d(%s), Z0, %s", 64*t, ap[g], s0(g))
+					}
+					if j%4 == 3 {
+						sub := 8*h + 2*k + j/4
+						for g := 0; g < G; g++ {
+							p("VPMULLD.BCST %d(SP), %s, %s", 4*sub, s0(g), s0(g))
+							p("VPADDD %s, %s, %s", s0(g), isum(g), isum(g))
+						}
+					}
+				}
+			}
+		}
+		for g := 0; g < G; g++ {
+			p("VPSLLD $5, %s, %s", msum(g), msum(g))
+			p("VPSUBD %s, %s, %s", msum(g), isum(g), isum(g))
+		}
+	} else {
+		qs := 16
+		if typ == 5 {
+			qs = 48
+		}
+		for c := 0; c < 4; c++ {
+			for g := 0; g < G; g++ {
+				p("VPXORD %s, %s, %s", s0(g), s0(g), s0(g))
+				p("VPXORD %s, %s, %s", s1(g), s1(g), s1(g))
+			}
+			for k := 0; k < 8; k++ {
+				p("VPBROADCASTD %d(SI), Z0", qs+32*c+4*k)
+				p("VPSRLD $4, Z0, Z1")
+				p("VPANDD Z31, Z0, Z0")
+				p("VPANDD Z31, Z1, Z1")
+				if typ == 5 {
+					p("VPBROADCASTD %d(SI), Z2", 16+4*k)
+					for hh, dst := range []string{"Z0", "Z1"} {
+						sh := 2*c + hh
+						if sh > 0 {
+							p("VPSRLD $%d, Z2, Z3", sh)
+							p("VPANDD Z30, Z3, Z3")
+						} else {
+							p("VPANDD Z30, Z2, Z3")
+						}
+						p("VPSLLD $4, Z3, Z3")
+						p("VPORD Z3, %s, %s", dst, dst)
+					}
+				}
+				for g := 0; g < G; g++ {
+					p("VPDPBUSD %d(%s), Z0, %s", 64*(16*c+k), ap[g], s0(g))
+					p("VPDPBUSD %d(%s), Z1, %s", 64*(16*c+8+k), ap[g], s1(g))
+				}
+			}
+			for g := 0; g < G; g++ {
+				p("VPMULLD.BCST %d(SP), %s, %s", 4*(2*c), s0(g), s0(g))
+				p("VPMULLD.BCST %d(SP), %s, %s", 4*(2*c+1), s1(g), s1(g))
+				p("VPADDD %s, %s, %s", s0(g), isum(g), isum(g))
+				p("VPADDD %s, %s, %s", s1(g), isum(g), isum(g))
+			}
+		}
+	}
+	for g := 0; g < G; g++ {
+		p("VMULPS %d(%s), Z29, Z0", kDX, ap[g]) // d ⊗ dx
+		p("VCVTDQ2PS %s, %s", isum(g), isum(g))
+		p("VMULPS %s, Z0, Z0", isum(g)) // ⊗ f32(isum)
+		if typ != 6 {
+			p("VMULPS %d(%s), Z28, Z1", kDX, ap[g]) // dmin ⊗ dx
+			p("VCVTDQ2PS %s, %s", msum(g), msum(g))
+			p("VMULPS %s, Z1, Z1", msum(g))
+			p("VSUBPS Z1, Z0, Z0") // A ⊖ B
+		}
+		p("VADDPS Z0, %s, %s", facc(g), facc(g))
+	}
+	p("ADDQ $%d, SI", bs)
+	for _, a := range ap {
+		p("ADDQ $%d, %s", kBlk, a)
+	}
+	p("DECQ CX")
+	p("JNZ %s_loop", name)
+	label(name + "_done")
+	// Lane j of group g goes to out[(16g+j)*ld] where bit 16g+j of mask
+	// is set (VSCATTERDPS with indices j*ld).
+	idx := "Z0"
+	p("MOVQ out+40(FP), DX")
+	p("MOVQ ld+48(FP), AX")
+	p("VPBROADCASTD AX, %s", idx)
+	p("VPMULLD vnniIota<>(SB), %s, %s", idx, idx)
+	p("SHLQ $6, AX") // 16 rows of ld floats
+	p("MOVQ mask+56(FP), R11")
+	for g := 0; g < G; g++ {
+		if g > 0 {
+			p("ADDQ AX, DX")
+			p("SHRQ $16, R11")
+		}
+		p("KMOVW R11, K1")
+		p("VSCATTERDPS %s, K1, (DX)(%s*4)", facc(g), idx)
+	}
+	p("VZEROUPPER")
+	p("RET")
+	b.WriteString("\n")
 }

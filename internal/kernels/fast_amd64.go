@@ -109,6 +109,7 @@ func enableFast() {
 	FastPath = "amd64-avx2"
 	prefillTiles, prefillR, prefillP = &tilesF32, tileRows, 3
 	packActs, useVNNI, useQ2, quantizeFast = packActsQ2, false, true, nil
+	packActsK = nil
 	if hasAVX512 && useAVX512 {
 		FastPath = "amd64-avx512"
 		prefillTiles, prefillR, prefillP = &tilesZ, 6, 4
@@ -116,6 +117,7 @@ func enableFast() {
 		if hasVNNI {
 			FastPath = "amd64-avx512-vnni"
 			packActs, useVNNI, useQ2 = packActsVNNI, true, false
+			packActsK = packActsKVNNI
 		}
 	}
 }
@@ -141,6 +143,7 @@ func disableFast() {
 	hasFast = false
 	fastMatMul = nil
 	packActs, useVNNI, useQ2, quantizeFast = nil, false, false, nil
+	packActsK = nil
 	FastPath = ""
 }
 

@@ -58,6 +58,9 @@ func matK(w *tensor.Tensor, a *Acts, out []float32, ld, r0, r1 int) bool {
 	if cols%tensor.QKK != 0 || a.Formats&ActQ8K == 0 || len(a.KQ) < n*cols || len(a.KD) < n*cols/tensor.QKK || len(a.KS) < n*cols/16 {
 		return false
 	}
+	if useVNNI && a.packedK && matMulVNNIK(w, a, out, ld, r0, r1) {
+		return true
+	}
 	rs := w.RowSize()
 	if r1*rs > len(w.Data) || len(out) < (n-1)*ld+r1 {
 		return false

@@ -40,6 +40,10 @@ type Acts struct {
 	// on, once per matmul.
 	pk     []byte
 	packed bool
+	// pkK holds the Q8K rows repacked for the AVX-512 VNNI tiles of the K
+	// types (k_vnni_amd64.go) when packedK is set.
+	pkK     []byte
+	packedK bool
 }
 
 // ActFormat is a set of activation quantisations.
@@ -71,6 +75,10 @@ var quantizeFast func(x []float32, q []int8, d []float32)
 // and reports whether it did.
 var packActs func(a *Acts, t tensor.Type, run func(n int, fn func(lo, hi int))) bool
 
+// packActsK, when set by an architecture-specific file, repacks a's Q8K
+// rows for the K-type tiles and reports whether it did.
+var packActsK func(a *Acts, run func(n int, fn func(lo, hi int))) bool
+
 // Prepare fills a with the n rows of x (n*cols floats) for weights of type t.
 // It reuses a's buffers.
 func (a *Acts) Prepare(t tensor.Type, x []float32, n, cols int) {
@@ -91,7 +99,7 @@ func (a *Acts) PrepareParallel(t tensor.Type, x []float32, n, cols int, run func
 func (a *Acts) PrepareTypes(ts []tensor.Type, x []float32, n, cols int, run func(n int, fn func(lo, hi int))) {
 	a.N, a.Cols, a.F = n, cols, x[:n*cols]
 	a.noMin128, a.noMin128K = false, false
-	a.packed = false
+	a.packed, a.packedK = false, false
 	var f ActFormat
 	pack := tensor.F32
 	for _, t := range ts {
@@ -134,6 +142,7 @@ func (a *Acts) PrepareTypes(ts []tensor.Type, x []float32, n, cols int, run func
 			run(n, fn)
 		}
 		a.noMin128K = true
+		a.packedK = packActsK != nil && packActsK(a, run)
 	}
 }
 
