@@ -31,12 +31,11 @@ import (
 
 const (
 	kBlk = 4672
-	kG   = 4 // groups per tile
+	kG   = 4  // groups per tile
 	kRC  = 64 // weight rows per chunk of matMulVNNIK
 )
 
 type kvnniFn func(w *byte, ws int, pk *byte, gs int, nb int, out *float32, ld int, mask int)
-
 
 //go:noescape
 func kvnni4R1G1(w *byte, ws int, pk *byte, gs int, nb int, out *float32, ld int, mask int)
