@@ -137,8 +137,8 @@ func q5Dot(t string, P int) {
 		p("VPHADDD Y7, Y6, Y6")
 		p("VPHADDD Y6, Y4, Y4")
 		p("VEXTRACTI128 $1, Y4, X5")
-		p("VPADDD X5, X4, X4")  // the four blocks' isum
-		p("VCVTDQ2PS X4, X4")   // f32(isum), to nearest
+		p("VPADDD X5, X4, X4") // the four blocks' isum
+		p("VCVTDQ2PS X4, X4")  // f32(isum), to nearest
 		p("VMOVDQU %s, X6", dAddr(r))
 		p("VMULPS X6, X12, X7") // dw ⊗ dx
 		p("VMULPS X4, X7, X7")  // ⊗ f32(isum)
