@@ -310,7 +310,14 @@ func TestGoldenDigests(t *testing.T) {
 // one prefill, then decode steps together) and each alone, and compares every
 // logit bit.
 func TestBatchEqualsAlone(t *testing.T) {
-	l := load(t, "stories260K.bin", "tok512.bin")
+	// stories260K, and a model with every quantised type (synth_test.go).
+	for _, f := range [][2]string{{"stories260K.bin", "tok512.bin"}, {"synth:tiny256:mix", ""}} {
+		t.Run(f[0], func(t *testing.T) { testBatchEqualsAlone(t, f[0], f[1]) })
+	}
+}
+
+func testBatchEqualsAlone(t *testing.T, file, tokFile string) {
+	l := load(t, file, tokFile)
 	e := newEngine(t, l.m, 3)
 	var ps [][]int
 	for _, p := range []string{"p1", "p2", "p3"} {
