@@ -67,6 +67,9 @@ func kQuantKernels() {
 		kDot(true, P)
 		k6Dot(P)
 	}
+	for _, t := range []int{4, 5, 6} {
+		kRows(t)
+	}
 	kVNNIKernels()
 }
 
@@ -136,13 +139,24 @@ func kAdvance(name string, bs int) {
 // a chunk; Y2/Y3 their scales; Y4 product; Y7 qh (Q5_K), Y6 scratch;
 // Y8.. the int accumulators of rows 0..P-1.
 func kDot(q5 bool, P int) {
-	name, bs, qs := fmt.Sprintf("q4kDot%d", P), 144, 16
+	name, bs := fmt.Sprintf("q4kDot%d", P), 144
 	if q5 {
-		name, bs, qs = fmt.Sprintf("q5kDot%d", P), 176, 48
+		name, bs = fmt.Sprintf("q5kDot%d", P), 176
 	}
 	kArgs(name, P)
 	p("VMOVDQU kLow4<>(SB), Y15")
 	label(name + "_loop")
+	kBody(q5, P)
+	kAdvance(name, bs)
+}
+
+// kBody is one super-block of kDot: SI the weights, the activations as
+// kArgs sets them, AX out.
+func kBody(q5 bool, P int) {
+	qs := 16
+	if q5 {
+		qs = 48
+	}
 	// Scales and mins: X0 = bytes 4..19 (u0, u1, u2 = the 12 scale bytes).
 	p("VMOVDQU 4(SI), X0")
 	p("VPAND k3f<>(SB), X0, X1")      // [sc 0-3, m 0-3]
@@ -215,7 +229,6 @@ func kDot(q5 bool, P int) {
 		p("VADDSS %d(AX), X0, X0", 4*r) // acc ⊕ (A ⊖ B)
 		p("VMOVSS X0, %d(AX)", 4*r)
 	}
-	kAdvance(name, bs)
 }
 
 // k6Dot writes q6kDot{P}.
@@ -227,6 +240,12 @@ func k6Dot(P int) {
 	name := fmt.Sprintf("q6kDot%d", P)
 	kArgs(name, P)
 	label(name + "_loop")
+	k6Body(P)
+	kAdvance(name, 210)
+}
+
+// k6Body is one super-block of k6Dot.
+func k6Body(P int) {
 	p("VPMOVSXBW 192(SI), Y14")
 	p("VPERM2I128 $0x00, Y14, Y14, Y13")
 	p("VPERM2I128 $0x11, Y14, Y14, Y12")
@@ -290,7 +309,53 @@ func k6Dot(P int) {
 		p("VADDSS %d(AX), X0, X0", 4*r)
 		p("VMOVSS X0, %d(AX)", 4*r)
 	}
-	kAdvance(name, 210)
+}
+
+// kRows writes q4kRows, q5kRows and q6kRows(w *byte, ws int, rows int,
+// q *int8, s *int16, d *float32, nb int, out *float32): out[i] = the value
+// of weight row i (at w + i*ws) against one activation row, for i < rows,
+// each exactly as kDot with P = 1 (decode without a call per row).
+func kRows(typ int) {
+	name := fmt.Sprintf("q%dkRows", typ)
+	bs := map[int]int{4: 144, 5: 176, 6: 210}[typ]
+	fmt.Fprintf(&b, "// func %s(w *byte, ws int, rows int, q *int8, s *int16, d *float32, nb int, out *float32)\n", name)
+	fmt.Fprintf(&b, "TEXT ·%s(SB), NOSPLIT, $0-64\n", name)
+	p("MOVQ w+0(FP), R9") // the row; R8 counts rows (P = 1 bodies use neither)
+	p("MOVQ rows+16(FP), R8")
+	p("MOVQ out+56(FP), AX")
+	p("VMOVDQU kLow4<>(SB), Y15")
+	p("TESTQ R8, R8")
+	p("JZ %s_done", name)
+	label(name + "_row")
+	p("MOVQ R9, SI")
+	p("MOVQ q+24(FP), DI")
+	p("MOVQ s+32(FP), BX")
+	p("MOVQ d+40(FP), DX")
+	p("MOVQ nb+48(FP), CX")
+	p("MOVL $0, 0(AX)")
+	p("TESTQ CX, CX")
+	p("JZ %s_next", name)
+	label(name + "_loop")
+	if typ == 6 {
+		k6Body(1)
+	} else {
+		kBody(typ == 5, 1)
+	}
+	p("ADDQ $%d, SI", bs)
+	p("ADDQ $256, DI")
+	p("ADDQ $32, BX")
+	p("ADDQ $4, DX")
+	p("DECQ CX")
+	p("JNZ %s_loop", name)
+	label(name + "_next")
+	p("ADDQ ws+8(FP), R9")
+	p("ADDQ $4, AX")
+	p("DECQ R8")
+	p("JNZ %s_row", name)
+	label(name + "_done")
+	p("VZEROUPPER")
+	p("RET")
+	b.WriteString("\n")
 }
 
 // The AVX-512 VNNI prefill tiles of the K types: kvnni{4,5,6}R1G{G}(w *byte,

@@ -39,6 +39,19 @@ func q6kDot2(w *byte, q *int8, qs int, s *int16, ss int, d *float32, ds int, nb 
 //go:noescape
 func q6kDot4(w *byte, q *int8, qs int, s *int16, ss int, d *float32, ds int, nb int, out *float32)
 
+//go:noescape
+func q4kRows(w *byte, ws int, rows int, q *int8, s *int16, d *float32, nb int, out *float32)
+
+//go:noescape
+func q5kRows(w *byte, ws int, rows int, q *int8, s *int16, d *float32, nb int, out *float32)
+
+//go:noescape
+func q6kRows(w *byte, ws int, rows int, q *int8, s *int16, d *float32, nb int, out *float32)
+
+// kRows[type]: decode (one activation row) over a range of weight rows in
+// one call.
+var kRows = [3]func(w *byte, ws int, rows int, q *int8, s *int16, d *float32, nb int, out *float32){q4kRows, q5kRows, q6kRows}
+
 // kDots[type][P]: type 0 Q4_K, 1 Q5_K, 2 Q6_K.
 var kDots = [3][5]kFn{
 	{1: q4kDot1, 2: q4kDot2, 4: q4kDot4},
@@ -65,18 +78,22 @@ func matK(w *tensor.Tensor, a *Acts, out []float32, ld, r0, r1 int) bool {
 	if r1*rs > len(w.Data) || len(out) < (n-1)*ld+r1 {
 		return false
 	}
-	var fns *[5]kFn
+	ti := 0
 	switch w.Type {
 	case tensor.Q4_K:
-		fns = &kDots[0]
 	case tensor.Q5_K:
-		fns = &kDots[1]
+		ti = 1
 	case tensor.Q6_K:
-		fns = &kDots[2]
+		ti = 2
 	default:
 		return false
 	}
+	fns := &kDots[ti]
 	nb := cols / tensor.QKK
+	if n == 1 {
+		kRows[ti](&w.Data[r0*rs], rs, r1-r0, &a.KQ[0], &a.KS[0], &a.KD[0], nb, &out[r0])
+		return true
+	}
 	qs, ss, ds := cols, cols/16*2, nb*4
 	var res [4]float32
 	for p0 := 0; p0 < n; p0 += kChunkRows {
