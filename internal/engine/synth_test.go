@@ -89,6 +89,15 @@ func writeMix(preset, vocab string, w io.Writer) error {
 	return gguf.Write(w, gf.KV, ts)
 }
 
+// scalarBig names the digest cases that run in fewer thread/prefill
+// configurations where the scalar kernels run (arm64 under qemu, purego):
+// the K types cost about a second per configuration there; on amd64 the
+// fast paths run them in every configuration.
+var scalarBig = map[string]bool{
+	"synth-tiny256-q4_k": true, "synth-tiny256-q5_k": true, "synth-tiny256-q6_k": true, "synth-tiny256-mix": true,
+	"synth-15m-q4_k": true,
+}
+
 var (
 	synthMu    sync.Mutex
 	synthDir   string
