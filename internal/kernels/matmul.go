@@ -24,8 +24,9 @@ type Acts struct {
 	KD      []float32 // n*cols/256 super-block scales, for the K types
 	KS      []int16   // n*cols/16 sums of 16 consecutive KQ, for the K types
 
-	// Formats records which quantisations the Acts hold. Prepare sets it;
-	// Acts filled by hand must set it too.
+	// Formats records which quantisations the Acts hold (those asked for
+	// whose block size divides cols). Prepare sets it; Acts filled by hand
+	// must set it too.
 	Formats ActFormat
 
 	// noMin128 records that Prepare filled Q (QuantizeQ8 clamps to
@@ -108,8 +109,9 @@ func (a *Acts) PrepareTypes(ts []tensor.Type, x []float32, n, cols int, run func
 			pack = t
 		}
 	}
-	a.Formats = f
+	a.Formats = 0
 	if f&ActQ8 != 0 && cols%tensor.QK == 0 {
+		a.Formats |= ActQ8
 		a.Q = grow(a.Q, n*cols)
 		a.D = grow(a.D, n*cols/tensor.QK)
 		nb := cols / tensor.QK
@@ -129,6 +131,7 @@ func (a *Acts) PrepareTypes(ts []tensor.Type, x []float32, n, cols int, run func
 		a.packed = pack != tensor.F32 && packActs != nil && packActs(a, pack, run)
 	}
 	if f&ActQ8K != 0 && cols%tensor.QKK == 0 {
+		a.Formats |= ActQ8K
 		a.KQ = grow(a.KQ, n*cols)
 		a.KD = grow(a.KD, n*cols/tensor.QKK)
 		a.KS = grow(a.KS, n*cols/16)
