@@ -71,6 +71,7 @@ func kQuantKernels() {
 		kRows(t)
 	}
 	kVNNIKernels()
+	quantQ8KZ()
 }
 
 // kArgs loads the arguments: SI w, DI/R11 the quanta of rows 0-1 / 2-3
@@ -586,6 +587,72 @@ func kvnniTile(typ, G int) {
 		p("KMOVW R11, K1")
 		p("VSCATTERDPS %s, K1, (DX)(%s*4)", facc(g), idx)
 	}
+	p("VZEROUPPER")
+	p("RET")
+	b.WriteString("\n")
+}
+
+// quantQ8KZ writes quantQ8KZ(x *float32, q *int8, d *float32, nb int), the
+// AVX-512 form of the quantisation of QuantizeQ8K over nb super-blocks of
+// 256, with the same bits: quantQ8Z's operations (see there) on 16 zmm
+// registers (Z8-Z23) per super-block; the reduction of amax uses the
+// VEX-encodable Z0-Z4. The sums of 16 are left to the Go caller.
+func quantQ8KZ() {
+	name := "quantQ8KZ"
+	fmt.Fprintf(&b, "// func %s(x *float32, q *int8, d *float32, nb int)\n", name)
+	fmt.Fprintf(&b, "TEXT ·%s(SB), NOSPLIT, $0-32\n", name)
+	p("MOVQ x+0(FP), SI")
+	p("MOVQ q+8(FP), DI")
+	p("MOVQ d+16(FP), DX")
+	p("MOVQ nb+24(FP), CX")
+	for _, c := range []struct {
+		reg  int
+		bits uint32
+	}{{31, 0x7fffffff}, {30, 0x42fe0000}, {29, 0xc2fe0000}, {28, 0x4b400000}, {27, 0x3f800000}} {
+		p("MOVL $0x%08x, AX", c.bits)
+		p("VPBROADCASTD AX, %s", z(c.reg))
+	}
+	p("TESTQ CX, CX")
+	p("JZ %s_done", name)
+	label(name + "_loop")
+	p("VPXORD Z0, Z0, Z0")
+	for i := 0; i < 16; i++ {
+		p("VMOVUPS %d(SI), %s", 64*i, z(8+i))
+		p("VPANDD Z31, %s, Z4", z(8+i))
+		p("VMAXPS Z0, Z4, Z0") // (|v| > m) ? |v| : m
+	}
+	p("VEXTRACTF64X4 $1, Z0, Y1")
+	p("VMAXPS Y1, Y0, Y0")
+	p("VEXTRACTF128 $1, Y0, X1")
+	p("VMAXPS X1, X0, X0")
+	p("VPERMILPS $0x4e, X0, X1")
+	p("VMAXPS X1, X0, X0")
+	p("VPERMILPS $0xb1, X0, X1")
+	p("VMAXPS X1, X0, X0")  // lane 0: amax
+	p("VDIVSS X30, X0, X2") // d = amax/127
+	p("VMOVSS X2, (DX)")
+	p("VXORPS X3, X3, X3")
+	p("VUCOMISS X3, X2")
+	p("JEQ %s_zero", name)  // d == 0: id = 0
+	p("VDIVSS X2, X27, X3") // id = 1/d
+	label(name + "_zero")
+	p("VBROADCASTSS X3, Z3")
+	for i := 0; i < 16; i++ {
+		r := z(8 + i)
+		p("VMULPS Z3, %s, %s", r, r)
+		p("VADDPS Z28, %s, %s", r, r)
+		p("VSUBPS Z28, %s, %s", r, r)
+		p("VMINPS %s, Z30, %s", r, r)
+		p("VMAXPS %s, Z29, %s", r, r)
+		p("VCVTTPS2DQ %s, %s", r, r)
+		p("VPMOVDB %s, %d(DI)", r, 16*i)
+	}
+	p("ADDQ $1024, SI")
+	p("ADDQ $256, DI")
+	p("ADDQ $4, DX")
+	p("DECQ CX")
+	p("JNZ %s_loop", name)
+	label(name + "_done")
 	p("VZEROUPPER")
 	p("RET")
 	b.WriteString("\n")

@@ -109,11 +109,11 @@ func enableFast() {
 	FastPath = "amd64-avx2"
 	prefillTiles, prefillR, prefillP = &tilesF32, tileRows, 3
 	packActs, useVNNI, useQ2, quantizeFast = packActsQ2, false, true, nil
-	packActsK = nil
+	packActsK, quantizeFastK = nil, nil
 	if hasAVX512 && useAVX512 {
 		FastPath = "amd64-avx512"
 		prefillTiles, prefillR, prefillP = &tilesZ, 6, 4
-		quantizeFast = quantizeQ8Z // AVX-512F
+		quantizeFast, quantizeFastK = quantizeQ8Z, quantizeQ8KZ // AVX-512F
 		if hasVNNI {
 			FastPath = "amd64-avx512-vnni"
 			packActs, useVNNI, useQ2 = packActsVNNI, true, false
@@ -143,7 +143,7 @@ func disableFast() {
 	hasFast = false
 	fastMatMul = nil
 	packActs, useVNNI, useQ2, quantizeFast = nil, false, false, nil
-	packActsK = nil
+	packActsK, quantizeFastK = nil, nil
 	FastPath = ""
 }
 

@@ -178,3 +178,18 @@ func matMulVNNIK(w *tensor.Tensor, a *Acts, out []float32, ld, r0, r1 int) bool 
 	}
 	return true
 }
+
+//go:noescape
+func quantQ8KZ(x *float32, q *int8, d *float32, nb int)
+
+// quantizeQ8KZ is QuantizeQ8K with the AVX-512 kernel quantQ8KZ (same
+// bits); the sums of 16 are Go's.
+func quantizeQ8KZ(x []float32, q []int8, d []float32, s []int16) {
+	nb := len(x) / tensor.QKK
+	if nb == 0 {
+		return
+	}
+	_, _ = q[nb*tensor.QKK-1], d[nb-1] // in bounds
+	quantQ8KZ(&x[0], &q[0], &d[0], nb)
+	sums16(q[:nb*tensor.QKK], s)
+}

@@ -58,3 +58,39 @@ func TestKVNNI(t *testing.T) {
 		}
 	}
 }
+
+// TestQuantizeQ8KZ compares the AVX-512 Q8K quantisation with QuantizeQ8K
+// bit for bit on ordinary, extreme and special values (NaN, Inf, zeros,
+// subnormals, all-zero super-blocks).
+func TestQuantizeQ8KZ(t *testing.T) {
+	if !hasAVX512 {
+		t.Skip("no AVX-512F")
+	}
+	r := rand.New(rand.NewPCG(18, 9))
+	for iter := 0; iter < 200; iter++ {
+		nb := 1 + r.IntN(4)
+		x := values(r, nb*256, iter%2 == 1)
+		if iter%7 == 0 {
+			clear(x[:256])
+		}
+		q1, d1, s1 := make([]int8, len(x)), make([]float32, nb), make([]int16, len(x)/16)
+		q2, d2, s2 := make([]int8, len(x)), make([]float32, nb), make([]int16, len(x)/16)
+		QuantizeQ8K(x, q1, d1, s1)
+		quantizeQ8KZ(x, q2, d2, s2)
+		for b := range d1 {
+			if !same(d1[b], d2[b]) {
+				t.Fatalf("iter %d block %d: d %g, reference %g", iter, b, d2[b], d1[b])
+			}
+		}
+		for i := range q1 {
+			if q1[i] != q2[i] {
+				t.Fatalf("iter %d: q[%d] = %d, reference %d (x %g)", iter, i, q2[i], q1[i], x[i])
+			}
+		}
+		for i := range s1 {
+			if s1[i] != s2[i] {
+				t.Fatalf("iter %d: s[%d] = %d, reference %d", iter, i, s2[i], s1[i])
+			}
+		}
+	}
+}

@@ -67,9 +67,12 @@ func FormatOf(t tensor.Type) ActFormat {
 	return 0
 }
 
-// quantizeFast, when set by an architecture-specific file, is QuantizeQ8
-// with identical bits.
-var quantizeFast func(x []float32, q []int8, d []float32)
+// quantizeFast and quantizeFastK, when set by an architecture-specific
+// file, are QuantizeQ8 and QuantizeQ8K with identical bits.
+var (
+	quantizeFast  func(x []float32, q []int8, d []float32)
+	quantizeFastK func(x []float32, q []int8, d []float32, s []int16)
+)
 
 // packActs, when set by an architecture-specific file, repacks a's
 // quantised rows for weights of type t (possibly in parallel through run)
@@ -136,8 +139,12 @@ func (a *Acts) PrepareTypes(ts []tensor.Type, x []float32, n, cols int, run func
 		a.KD = grow(a.KD, n*cols/tensor.QKK)
 		a.KS = grow(a.KS, n*cols/16)
 		nb := cols / tensor.QKK
+		quantize := QuantizeQ8K
+		if quantizeFastK != nil {
+			quantize = quantizeFastK
+		}
 		fn := func(lo, hi int) {
-			QuantizeQ8K(a.F[lo*cols:hi*cols], a.KQ[lo*cols:hi*cols], a.KD[lo*nb:hi*nb], a.KS[lo*cols/16:hi*cols/16])
+			quantize(a.F[lo*cols:hi*cols], a.KQ[lo*cols:hi*cols], a.KD[lo*nb:hi*nb], a.KS[lo*cols/16:hi*cols/16])
 		}
 		if run == nil {
 			fn(0, n)
