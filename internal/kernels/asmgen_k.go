@@ -147,13 +147,13 @@ func kDot(q5 bool, P int) {
 	kArgs(name, P)
 	p("VMOVDQU kLow4<>(SB), Y15")
 	label(name + "_loop")
-	kBody(q5, P)
+	kBody(q5, P, "")
 	kAdvance(name, bs)
 }
 
 // kBody is one super-block of kDot: SI the weights, the activations as
 // kArgs sets them, AX out.
-func kBody(q5 bool, P int) {
+func kBody(q5 bool, P int, accReg string) {
 	qs := 16
 	if q5 {
 		qs = 48
@@ -226,7 +226,11 @@ func kBody(q5 bool, P int) {
 		p("VMULPS X12, X0, X0") // [d ⊗ dx, dmin ⊗ dx]
 		p("VMULPS X1, X0, X0")  // [A, B]
 		p("VMOVSHDUP X0, X1")
-		p("VSUBSS X1, X0, X0")          // A ⊖ B
+		p("VSUBSS X1, X0, X0") // A ⊖ B
+		if accReg != "" {      // P = 1, the accumulator in a register
+			p("VADDSS X0, %s, %s", accReg, accReg) // acc ⊕ (A ⊖ B)
+			continue
+		}
 		p("VADDSS %d(AX), X0, X0", 4*r) // acc ⊕ (A ⊖ B)
 		p("VMOVSS X0, %d(AX)", 4*r)
 	}
@@ -241,12 +245,12 @@ func k6Dot(P int) {
 	name := fmt.Sprintf("q6kDot%d", P)
 	kArgs(name, P)
 	label(name + "_loop")
-	k6Body(P)
+	k6Body(P, "")
 	kAdvance(name, 210)
 }
 
 // k6Body is one super-block of k6Dot.
-func k6Body(P int) {
+func k6Body(P int, accReg string) {
 	p("VPMOVSXBW 192(SI), Y14")
 	p("VPERM2I128 $0x00, Y14, Y14, Y13")
 	p("VPERM2I128 $0x11, Y14, Y14, Y12")
@@ -307,6 +311,10 @@ func k6Body(P int) {
 		p("VCVTDQ2PS X1, X1")
 		p("VMULSS %s, X11, X0", dAddr(r)) // d ⊗ dx
 		p("VMULSS X1, X0, X0")            // ⊗ f32(isum)
+		if accReg != "" {
+			p("VADDSS X0, %s, %s", accReg, accReg)
+			continue
+		}
 		p("VADDSS %d(AX), X0, X0", 4*r)
 		p("VMOVSS X0, %d(AX)", 4*r)
 	}
@@ -333,14 +341,20 @@ func kRows(typ int) {
 	p("MOVQ s+32(FP), BX")
 	p("MOVQ d+40(FP), DX")
 	p("MOVQ nb+48(FP), CX")
-	p("MOVL $0, 0(AX)")
+	// The accumulator: X8 (Q6_K, whose P = 1 body leaves Y8-Y10 free) or
+	// X9 (Q4_K/Q5_K: Y9-Y11 free).
+	acc := "X9"
+	if typ == 6 {
+		acc = "X8"
+	}
+	p("VXORPS %s, %s, %s", acc, acc, acc)
 	p("TESTQ CX, CX")
 	p("JZ %s_next", name)
 	label(name + "_loop")
 	if typ == 6 {
-		k6Body(1)
+		k6Body(1, acc)
 	} else {
-		kBody(typ == 5, 1)
+		kBody(typ == 5, 1, acc)
 	}
 	p("ADDQ $%d, SI", bs)
 	p("ADDQ $256, DI")
@@ -349,6 +363,7 @@ func kRows(typ int) {
 	p("DECQ CX")
 	p("JNZ %s_loop", name)
 	label(name + "_next")
+	p("VMOVSS %s, 0(AX)", acc)
 	p("ADDQ ws+8(FP), R9")
 	p("ADDQ $4, AX")
 	p("DECQ R8")

@@ -15092,7 +15092,7 @@ q4kRows_row:
 	MOVQ s+32(FP), BX
 	MOVQ d+40(FP), DX
 	MOVQ nb+48(FP), CX
-	MOVL $0, 0(AX)
+	VXORPS X9, X9, X9
 	TESTQ CX, CX
 	JZ q4kRows_next
 q4kRows_loop:
@@ -15173,8 +15173,7 @@ q4kRows_loop:
 	VMULPS X1, X0, X0
 	VMOVSHDUP X0, X1
 	VSUBSS X1, X0, X0
-	VADDSS 0(AX), X0, X0
-	VMOVSS X0, 0(AX)
+	VADDSS X0, X9, X9
 	ADDQ $144, SI
 	ADDQ $256, DI
 	ADDQ $32, BX
@@ -15182,6 +15181,7 @@ q4kRows_loop:
 	DECQ CX
 	JNZ q4kRows_loop
 q4kRows_next:
+	VMOVSS X9, 0(AX)
 	ADDQ ws+8(FP), R9
 	ADDQ $4, AX
 	DECQ R8
@@ -15204,7 +15204,7 @@ q5kRows_row:
 	MOVQ s+32(FP), BX
 	MOVQ d+40(FP), DX
 	MOVQ nb+48(FP), CX
-	MOVL $0, 0(AX)
+	VXORPS X9, X9, X9
 	TESTQ CX, CX
 	JZ q5kRows_next
 q5kRows_loop:
@@ -15317,8 +15317,7 @@ q5kRows_loop:
 	VMULPS X1, X0, X0
 	VMOVSHDUP X0, X1
 	VSUBSS X1, X0, X0
-	VADDSS 0(AX), X0, X0
-	VMOVSS X0, 0(AX)
+	VADDSS X0, X9, X9
 	ADDQ $176, SI
 	ADDQ $256, DI
 	ADDQ $32, BX
@@ -15326,6 +15325,7 @@ q5kRows_loop:
 	DECQ CX
 	JNZ q5kRows_loop
 q5kRows_next:
+	VMOVSS X9, 0(AX)
 	ADDQ ws+8(FP), R9
 	ADDQ $4, AX
 	DECQ R8
@@ -15348,7 +15348,7 @@ q6kRows_row:
 	MOVQ s+32(FP), BX
 	MOVQ d+40(FP), DX
 	MOVQ nb+48(FP), CX
-	MOVL $0, 0(AX)
+	VXORPS X8, X8, X8
 	TESTQ CX, CX
 	JZ q6kRows_next
 q6kRows_loop:
@@ -15451,8 +15451,7 @@ q6kRows_loop:
 	VCVTDQ2PS X1, X1
 	VMULSS 0(DX), X11, X0
 	VMULSS X1, X0, X0
-	VADDSS 0(AX), X0, X0
-	VMOVSS X0, 0(AX)
+	VADDSS X0, X8, X8
 	ADDQ $210, SI
 	ADDQ $256, DI
 	ADDQ $32, BX
@@ -15460,6 +15459,7 @@ q6kRows_loop:
 	DECQ CX
 	JNZ q6kRows_loop
 q6kRows_next:
+	VMOVSS X8, 0(AX)
 	ADDQ ws+8(FP), R9
 	ADDQ $4, AX
 	DECQ R8
