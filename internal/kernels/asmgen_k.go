@@ -404,6 +404,9 @@ func kVNNIKernels() {
 		for _, G := range kvnniGs {
 			kvnniTile(t, G)
 		}
+		for _, G := range []int{1, 2} {
+			kvnniTile2(t, G)
+		}
 	}
 }
 
@@ -668,6 +671,245 @@ func quantQ8KZ() {
 	p("DECQ CX")
 	p("JNZ %s_loop", name)
 	label(name + "_done")
+	p("VZEROUPPER")
+	p("RET")
+	b.WriteString("\n")
+}
+
+// kvnniTile2 writes kvnni{4,5,6}R{R}G{G} for R = 2: as kvnniTile, two
+// weight rows (w, w+ws) against G groups, each activation vector loaded
+// once into a register for both rows. The low and high nibbles of a Q4_K /
+// Q5_K chunk go in two passes over its dwords, one sub-block sum register
+// per (row, group).
+//
+// Registers: Z0/Z1 the unpacked dword of row 0/1, Z2/Z3 scratch, Z20+g
+// the activations of group g; per (row r, group g), i = r*G+g: Z(4+i)
+// float acc, Z(8+i) isum, Z(12+i) msum (Q6_K: correction), Z(16+i)
+// sub-block sum; Z24/Z25 d/dmin of row 0, Z26/Z27 of row 1; Z30, Z31
+// masks.
+func kvnniTile2(typ, G int) {
+	const R = 2
+	name := fmt.Sprintf("kvnni%dR%dG%d", typ, R, G)
+	bs := map[int]int{4: 144, 5: 176, 6: 210}[typ]
+	ap := []string{"DI", "BX"}[:G]
+	wp := []string{"SI", "R8"}
+	idx := func(r, g int) int { return r*G + g }
+	facc := func(r, g int) string { return z(4 + idx(r, g)) }
+	isum := func(r, g int) string { return z(8 + idx(r, g)) }
+	msum := func(r, g int) string { return z(12 + idx(r, g)) }
+	sub := func(r, g int) string { return z(16 + idx(r, g)) }
+	act := func(g int) string { return z(20 + g) }
+	dreg := func(r int) string { return z(24 + 2*r) }
+	mreg := func(r int) string { return z(25 + 2*r) }
+	fmt.Fprintf(&b, "// func %s(w *byte, ws int, pk *byte, gs int, nb int, out *float32, ld int, mask int)\n", name)
+	fmt.Fprintf(&b, "TEXT ·%s(SB), NOSPLIT, $256-64\n", name)
+	p("MOVQ w+0(FP), SI")
+	p("MOVQ ws+8(FP), AX")
+	p("LEAQ (SI)(AX*1), R8")
+	p("MOVQ pk+16(FP), DI")
+	if G > 1 {
+		p("MOVQ gs+24(FP), AX")
+		p("LEAQ (DI)(AX*1), BX")
+	}
+	p("MOVQ nb+32(FP), CX")
+	p("MOVL $0x0f0f0f0f, AX")
+	p("VPBROADCASTD AX, Z31")
+	if typ == 6 {
+		p("MOVL $0x03030303, AX")
+	} else {
+		p("MOVL $0x01010101, AX")
+	}
+	p("VPBROADCASTD AX, Z30")
+	for r := 0; r < R; r++ {
+		for g := 0; g < G; g++ {
+			p("VPXORD %s, %s, %s", facc(r, g), facc(r, g), facc(r, g))
+		}
+	}
+	p("TESTQ CX, CX")
+	p("JZ %s_done", name)
+	label(name + "_loop")
+	for r := 0; r < R; r++ {
+		for g := 0; g < G; g++ {
+			p("VPXORD %s, %s, %s", isum(r, g), isum(r, g), isum(r, g))
+			p("VPXORD %s, %s, %s", msum(r, g), msum(r, g), msum(r, g))
+		}
+	}
+	// Stack, row r at 128r: the scales as int32 at +0, the pairs for
+	// VPDPWSSD at +64.
+	for r := 0; r < R; r++ {
+		w, o := wp[r], 128*r
+		if typ == 6 {
+			p("VPMOVSXBD 192(%s), Z0", w)
+			p("VMOVDQU32 Z0, %d(SP)", o)
+			p("VPMOVSXBW 192(%s), Y0", w)
+			p("VMOVDQU Y0, %d(SP)", o+64)
+			p("VPBROADCASTW 208(%s), Y0", w)
+			p("VCVTPH2PS Y0, %s", dreg(r))
+			continue
+		}
+		p("VMOVDQU 4(%s), X0", w)
+		p("VPAND k3f<>(SB), X0, X1")
+		p("VPSRLD $6, X0, X2")
+		p("VPAND kLow2<>(SB), X2, X2")
+		p("VPSLLD $4, X2, X2")
+		p("VPSHUFD $0x0a, X0, X3")
+		p("VPSRLVD kShift<>(SB), X3, X3")
+		p("VPAND kLow4<>(SB), X3, X3")
+		p("VPOR X2, X3, X3")
+		p("VPUNPCKLDQ X3, X1, X1")
+		p("VPMOVZXBD X1, Z0")
+		p("VMOVDQU32 Z0, %d(SP)", o)
+		p("VPSRLDQ $8, X1, X1")
+		p("VPMOVZXBW X1, X2")
+		p("VPUNPCKLWD X2, X2, X3")
+		p("VPUNPCKHWD X2, X2, X2")
+		p("VMOVDQU X3, %d(SP)", o+64)
+		p("VMOVDQU X2, %d(SP)", o+80)
+		p("VPBROADCASTW 0(%s), Y0", w)
+		p("VCVTPH2PS Y0, %s", dreg(r))
+		p("VPBROADCASTW 2(%s), Y0", w)
+		p("VCVTPH2PS Y0, %s", mreg(r))
+	}
+	for t := 0; t < 8; t++ {
+		for g := 0; g < G; g++ {
+			p("VMOVDQU32 %d(%s), %s", kPairs+64*t, ap[g], act(g))
+			for r := 0; r < R; r++ {
+				p("VPDPWSSD.BCST %d(SP), %s, %s", 128*r+64+4*t, act(g), msum(r, g))
+			}
+		}
+	}
+	// dpb adds the activation dword vector t of every group times the
+	// unpacked weights Z0 (row 0) and Z1 (row 1) to the sub-block sums.
+	dpb := func(t int) {
+		for g := 0; g < G; g++ {
+			p("VMOVDQU32 %d(%s), %s", 64*t, ap[g], act(g))
+		}
+		for r := 0; r < R; r++ {
+			for g := 0; g < G; g++ {
+				p("VPDPBUSD %s, %s, %s", act(g), z(r), sub(r, g))
+			}
+		}
+	}
+	clearSub := func() {
+		for r := 0; r < R; r++ {
+			for g := 0; g < G; g++ {
+				p("VPXORD %s, %s, %s", sub(r, g), sub(r, g), sub(r, g))
+			}
+		}
+	}
+	scaleSub := func(s int) {
+		for r := 0; r < R; r++ {
+			for g := 0; g < G; g++ {
+				p("VPMULLD.BCST %d(SP), %s, %s", 128*r+4*s, sub(r, g), sub(r, g))
+				p("VPADDD %s, %s, %s", sub(r, g), isum(r, g), isum(r, g))
+			}
+		}
+	}
+	if typ == 6 {
+		for h := 0; h < 2; h++ {
+			for k := 0; k < 4; k++ {
+				for j := 0; j < 8; j++ {
+					if j%4 == 0 {
+						clearSub()
+					}
+					for r := 0; r < R; r++ {
+						w, u := wp[r], z(r)
+						p("VPBROADCASTD %d(%s), %s", 64*h+32*(k&1)+4*j, w, u)
+						if k >= 2 {
+							p("VPSRLD $4, %s, %s", u, u)
+						}
+						p("VPANDD Z31, %s, %s", u, u)
+						p("VPBROADCASTD %d(%s), Z2", 128+32*h+4*j, w)
+						if k > 0 {
+							p("VPSRLD $%d, Z2, Z2", 2*k)
+						}
+						p("VPANDD Z30, Z2, Z2")
+						p("VPSLLD $4, Z2, Z2")
+						p("VPORD Z2, %s, %s", u, u)
+					}
+					dpb(32*h + 8*k + j)
+					if j%4 == 3 {
+						scaleSub(8*h + 2*k + j/4)
+					}
+				}
+			}
+		}
+		for r := 0; r < R; r++ {
+			for g := 0; g < G; g++ {
+				p("VPSLLD $5, %s, %s", msum(r, g), msum(r, g))
+				p("VPSUBD %s, %s, %s", msum(r, g), isum(r, g), isum(r, g))
+			}
+		}
+	} else {
+		qs := 16
+		if typ == 5 {
+			qs = 48
+		}
+		for c := 0; c < 4; c++ {
+			for hh := 0; hh < 2; hh++ { // low nibbles: sub-block 2c; high: 2c+1
+				clearSub()
+				for k := 0; k < 8; k++ {
+					for r := 0; r < R; r++ {
+						w, u := wp[r], z(r)
+						p("VPBROADCASTD %d(%s), %s", qs+32*c+4*k, w, u)
+						if hh == 1 {
+							p("VPSRLD $4, %s, %s", u, u)
+						}
+						p("VPANDD Z31, %s, %s", u, u)
+						if typ == 5 {
+							p("VPBROADCASTD %d(%s), Z2", 16+4*k, w)
+							if sh := 2*c + hh; sh > 0 {
+								p("VPSRLD $%d, Z2, Z2", sh)
+							}
+							p("VPANDD Z30, Z2, Z2")
+							p("VPSLLD $4, Z2, Z2")
+							p("VPORD Z2, %s, %s", u, u)
+						}
+					}
+					dpb(16*c + 8*hh + k)
+				}
+				scaleSub(2*c + hh)
+			}
+		}
+	}
+	for r := 0; r < R; r++ {
+		for g := 0; g < G; g++ {
+			p("VMULPS %d(%s), %s, Z2", kDX, ap[g], dreg(r))
+			p("VCVTDQ2PS %s, %s", isum(r, g), isum(r, g))
+			p("VMULPS %s, Z2, Z2", isum(r, g))
+			if typ != 6 {
+				p("VMULPS %d(%s), %s, Z3", kDX, ap[g], mreg(r))
+				p("VCVTDQ2PS %s, %s", msum(r, g), msum(r, g))
+				p("VMULPS %s, Z3, Z3", msum(r, g))
+				p("VSUBPS Z3, Z2, Z2")
+			}
+			p("VADDPS Z2, %s, %s", facc(r, g), facc(r, g))
+		}
+	}
+	p("ADDQ $%d, SI", bs)
+	p("ADDQ $%d, R8", bs)
+	for _, a := range ap {
+		p("ADDQ $%d, %s", kBlk, a)
+	}
+	p("DECQ CX")
+	p("JNZ %s_loop", name)
+	label(name + "_done")
+	p("MOVQ out+40(FP), DX")
+	p("MOVQ ld+48(FP), AX")
+	p("VPBROADCASTD AX, Z0")
+	p("VPMULLD vnniIota<>(SB), Z0, Z0")
+	p("SHLQ $6, AX")
+	p("MOVQ mask+56(FP), R11")
+	for g := 0; g < G; g++ {
+		if g > 0 {
+			p("ADDQ AX, DX")
+			p("SHRQ $16, R11")
+		}
+		for r := 0; r < R; r++ {
+			p("KMOVW R11, K1")
+			p("VSCATTERDPS %s, K1, %d(DX)(Z0*4)", facc(r, g), 4*r)
+		}
+	}
 	p("VZEROUPPER")
 	p("RET")
 	b.WriteString("\n")

@@ -80,6 +80,17 @@ var kvnniTiles = [3][kG + 1]kvnniFn{
 	{1: kvnni6R1G1, 2: kvnni6R1G2, 3: kvnni6R1G3, 4: kvnni6R1G4},
 }
 
+// kvnniTiles2[type][G]: the tiles of two weight rows.
+var kvnniTiles2 = [3][3]kvnniFn{
+	{1: kvnni4R2G1, 2: kvnni4R2G2},
+	{1: kvnni5R2G1, 2: kvnni5R2G2},
+	{1: kvnni6R2G1, 2: kvnni6R2G2},
+}
+
+// kvnniR is the number of weight rows of the tiles matMulVNNIK uses: 2
+// (kvnniTiles2, two groups at a time) or 1 (kvnniTiles, four groups).
+var kvnniR = 2
+
 // packActsKVNNI is packActsK where the VNNI tiles are on: it packs for n >=
 // vnniMinRows.
 func packActsKVNNI(a *Acts, run func(n int, fn func(lo, hi int))) bool {
@@ -140,17 +151,17 @@ func matMulVNNIK(w *tensor.Tensor, a *Acts, out []float32, ld, r0, r1 int) bool 
 	if !a.packedK || n <= 0 || cols%tensor.QKK != 0 {
 		return false
 	}
-	var tiles *[kG + 1]kvnniFn
+	ti := 0
 	switch w.Type {
 	case tensor.Q4_K:
-		tiles = &kvnniTiles[0]
 	case tensor.Q5_K:
-		tiles = &kvnniTiles[1]
+		ti = 1
 	case tensor.Q6_K:
-		tiles = &kvnniTiles[2]
+		ti = 2
 	default:
 		return false
 	}
+	tiles, tiles2 := &kvnniTiles[ti], &kvnniTiles2[ti]
 	nb := cols / tensor.QKK
 	groups := (n + 15) / 16
 	gs := nb * kBlk
@@ -161,13 +172,23 @@ func matMulVNNIK(w *tensor.Tensor, a *Acts, out []float32, ld, r0, r1 int) bool 
 	// As matMulVNNI: the tiles scatter into buf (row stride vnniBufLD),
 	// then each activation row's run of results is copied to out.
 	var buf [kG * 16 * vnniBufLD]float32
+	TG := kG
+	if kvnniR == 2 {
+		TG = 2
+	}
 	for rc := r0; rc < r1; rc += kRC {
 		re := min(rc+kRC, r1)
-		for g := 0; g < groups; g += kG {
-			G := min(kG, groups-g)
+		for g := 0; g < groups; g += TG {
+			G := min(TG, groups-g)
 			valid := min(16*G, n-16*g)
 			mask := 1<<valid - 1
-			for r := rc; r < re; r++ {
+			r := rc
+			if kvnniR == 2 {
+				for ; r+2 <= re; r += 2 {
+					tiles2[G](&w.Data[r*rs], rs, &a.pkK[g*gs], gs, nb, &buf[r-rc], vnniBufLD, mask)
+				}
+			}
+			for ; r < re; r++ {
 				tiles[G](&w.Data[r*rs], rs, &a.pkK[g*gs], gs, nb, &buf[r-rc], vnniBufLD, mask)
 			}
 			for q := 0; q < valid; q++ {
@@ -193,3 +214,21 @@ func quantizeQ8KZ(x []float32, q []int8, d []float32, s []int16) {
 	quantQ8KZ(&x[0], &q[0], &d[0], nb)
 	sums16(q[:nb*tensor.QKK], s)
 }
+
+//go:noescape
+func kvnni4R2G1(w *byte, ws int, pk *byte, gs int, nb int, out *float32, ld int, mask int)
+
+//go:noescape
+func kvnni4R2G2(w *byte, ws int, pk *byte, gs int, nb int, out *float32, ld int, mask int)
+
+//go:noescape
+func kvnni5R2G1(w *byte, ws int, pk *byte, gs int, nb int, out *float32, ld int, mask int)
+
+//go:noescape
+func kvnni5R2G2(w *byte, ws int, pk *byte, gs int, nb int, out *float32, ld int, mask int)
+
+//go:noescape
+func kvnni6R2G1(w *byte, ws int, pk *byte, gs int, nb int, out *float32, ld int, mask int)
+
+//go:noescape
+func kvnni6R2G2(w *byte, ws int, pk *byte, gs int, nb int, out *float32, ld int, mask int)

@@ -17,6 +17,17 @@ import (
 // (-128 included).
 func TestKVNNI(t *testing.T) {
 	needVNNI(t)
+	for _, R := range []int{1, 2} {
+		t.Run(fmt.Sprintf("R=%d", R), func(t *testing.T) {
+			was := kvnniR
+			kvnniR = R
+			defer func() { kvnniR = was }()
+			testKVNNI(t)
+		})
+	}
+}
+
+func testKVNNI(t *testing.T) {
 	r := rand.New(rand.NewPCG(16, 7))
 	for _, typ := range []tensor.Type{tensor.Q4_K, tensor.Q5_K, tensor.Q6_K} {
 		for _, n := range []int{4, 5, 16, 17, 33, 64, 65, 100} {
