@@ -37,6 +37,7 @@ func q5Kernels() {
 			q5Dot(t, P)
 		}
 	}
+	q5VNNIKernels()
 }
 
 type q5Layout struct {
@@ -206,6 +207,166 @@ func q5Dot(t string, P int) {
 	p("DECQ CX")
 	p("JNZ %s_loop1", name)
 	label(name + "_done")
+	p("VZEROUPPER")
+	p("RET")
+	b.WriteString("\n")
+}
+
+// The AVX-512 VNNI prefill tiles of Q4_1, Q5_0 and Q5_1 (as asmgen_vnni.go's
+// for Q4_0, on the same packed activations): vnni{41,50,51}R{R}G{G}(w *byte,
+// ws int, pk *byte, gs int, nb int, out *float32, ld int, mask int). Per
+// block, row and group, an int32 zmm starts at 0 (Q4_1, Q5_1) or at the
+// correction −16·Σq_x (Q5_0: the quanta enter as u = q + 16) and VPDPBUSD
+// adds Σ u·q_x: lane j ends at isum_j. The high bits of Q5_0/Q5_1 are
+// spread to bit 4 of their bytes (VPSHUFB of the broadcast qh, VPANDD with
+// the bit of each byte, VPMINUB with 1, VPSLLW by 4). Then lane by lane
+// t = (dw ⊗ dx) ⊗ f32(isum), for Q4_1/Q5_1 t = t ⊕ ((mw ⊗ dx) ⊗ f32(xsum))
+// with xsum = Σq_x (the negated packed correction), and acc = acc ⊕ t.
+var q5VNNIShapes = []int{1, 2, 3, 4}
+
+func q5VNNIKernels() {
+	for i := 0; i < 4; i++ { // per 128-bit lane: qh bytes 0,1 (elements 0-15) or 2,3 (16-31)
+		fmt.Fprintf(&b, "DATA kHBLo<>+%d(SB)/8, $0x0000000000000000\nDATA kHBLo<>+%d(SB)/8, $0x0101010101010101\n", 16*i, 16*i+8)
+		fmt.Fprintf(&b, "DATA kHBHi<>+%d(SB)/8, $0x0202020202020202\nDATA kHBHi<>+%d(SB)/8, $0x0303030303030303\n", 16*i, 16*i+8)
+	}
+	for i := 0; i < 8; i++ {
+		fmt.Fprintf(&b, "DATA kBitsZ<>+%d(SB)/8, $0x8040201008040201\n", 8*i)
+		fmt.Fprintf(&b, "DATA kOnesZ<>+%d(SB)/8, $0x0101010101010101\n", 8*i)
+	}
+	b.WriteString("GLOBL kHBLo<>(SB), RODATA|NOPTR, $64\nGLOBL kHBHi<>(SB), RODATA|NOPTR, $64\n")
+	b.WriteString("GLOBL kBitsZ<>(SB), RODATA|NOPTR, $64\nGLOBL kOnesZ<>(SB), RODATA|NOPTR, $64\n\n")
+	for _, t := range []string{"41", "50", "51"} {
+		for _, R := range q5VNNIShapes {
+			for G := 1; G <= 2; G++ {
+				q5VNNITile(t, R, G)
+			}
+		}
+	}
+}
+
+func q5VNNITile(t string, R, G int) {
+	L := q5Layouts[t]
+	name := fmt.Sprintf("vnni%sR%dG%d", t, R, G)
+	wp := []string{"SI", "R8", "R10", "R11"}[:R]
+	ap := []string{"DI", "BX"}[:G]
+	// Registers: Z0 dw, Z1 t, Z2 weight dword, Z3/Z4 nibbles, Z5.. the
+	// activations (unused: memory operands), then the float and int
+	// accumulators; Z23-Z28 scratch; Z31 nibble mask.
+	facc := func(r, g int) int { return 7 + r*G + g }
+	iacc := func(r, g int) int { return 7 + R*G + r*G + g }
+	if iacc(R-1, G-1) >= 23 {
+		panic(name + ": too many registers")
+	}
+	fmt.Fprintf(&b, "// func %s(w *byte, ws int, pk *byte, gs int, nb int, out *float32, ld int, mask int)\n", name)
+	fmt.Fprintf(&b, "TEXT ·%s(SB), NOSPLIT, $0-64\n", name)
+	p("MOVQ w+0(FP), SI")
+	p("MOVQ ws+8(FP), AX")
+	for i := 1; i < R; i++ {
+		p("LEAQ (%s)(AX*1), %s", wp[i-1], wp[i])
+	}
+	p("MOVQ pk+16(FP), DI")
+	if G > 1 {
+		p("MOVQ gs+24(FP), AX")
+		p("LEAQ (DI)(AX*1), BX")
+	}
+	p("MOVQ nb+32(FP), CX")
+	p("MOVL $0x0f0f0f0f, AX")
+	p("VPBROADCASTD AX, Z31")
+	for r := 0; r < R; r++ {
+		for g := 0; g < G; g++ {
+			p("VPXORD %s, %s, %s", z(facc(r, g)), z(facc(r, g)), z(facc(r, g)))
+		}
+	}
+	p("TESTQ CX, CX")
+	p("JZ %s_done", name)
+	label(name + "_loop")
+	for r := 0; r < R; r++ {
+		for g := 0; g < G; g++ {
+			if t == "50" {
+				p("VPSLLD $4, 576(%s), %s", ap[g], z(iacc(r, g))) // -16·Σq_x
+			} else {
+				p("VPXORD %s, %s, %s", z(iacc(r, g)), z(iacc(r, g)), z(iacc(r, g)))
+			}
+		}
+	}
+	for r := 0; r < R; r++ {
+		p("VBROADCASTI32X4 %d(%s), Z4", L.qs, wp[r])
+		p("VPANDD Z31, Z4, Z3")
+		p("VPSRLW $4, Z4, Z4")
+		p("VPANDD Z31, Z4, Z4")
+		if L.qh >= 0 {
+			p("VPBROADCASTD %d(%s), Z23", L.qh, wp[r])
+			for h, dst := range []string{"Z3", "Z4"} {
+				p("VPSHUFB %s<>(SB), Z23, Z24", []string{"kHBLo", "kHBHi"}[h])
+				p("VPANDD kBitsZ<>(SB), Z24, Z24")
+				p("VPMINUB kOnesZ<>(SB), Z24, Z24")
+				p("VPSLLW $4, Z24, Z24")
+				p("VPORD Z24, %s, %s", dst, dst)
+			}
+		}
+		for k := 0; k < 8; k++ {
+			src := "Z3"
+			if k >= 4 {
+				src = "Z4"
+			}
+			p("VPSHUFD $0x%02x, %s, Z2", (k%4)*0x55, src)
+			for g := 0; g < G; g++ {
+				p("VPDPBUSD %d(%s), Z2, %s", 64*k, ap[g], z(iacc(r, g)))
+			}
+		}
+	}
+	for r := 0; r < R; r++ {
+		p("VPBROADCASTW (%s), Y0", wp[r])
+		p("VCVTPH2PS Y0, Z0") // dw, exact
+		if L.min {
+			p("VPBROADCASTW 2(%s), Y25", wp[r])
+			p("VCVTPH2PS Y25, Z25") // mw, exact
+		}
+		for g := 0; g < G; g++ {
+			i, f := z(iacc(r, g)), z(facc(r, g))
+			p("VMULPS 512(%s), Z0, Z1", ap[g]) // dw ⊗ dx
+			p("VCVTDQ2PS %s, %s", i, i)
+			p("VMULPS %s, Z1, Z1", i) // ⊗ f32(isum)
+			if L.min {
+				p("VMULPS 512(%s), Z25, Z26", ap[g]) // mw ⊗ dx
+				p("VPXORD Z27, Z27, Z27")
+				p("VPSUBD 576(%s), Z27, Z27", ap[g]) // xsum = Σq_x
+				p("VCVTDQ2PS Z27, Z27")
+				p("VMULPS Z27, Z26, Z26")
+				p("VADDPS Z26, Z1, Z1")
+			}
+			p("VADDPS Z1, %s, %s", f, f)
+		}
+	}
+	for _, r := range wp {
+		p("ADDQ $%d, %s", L.bs, r)
+	}
+	for _, a := range ap {
+		p("ADDQ $640, %s", a)
+	}
+	p("DECQ CX")
+	p("JNZ %s_loop", name)
+	label(name + "_done")
+	idx := z(iacc(0, 0))
+	p("MOVQ out+40(FP), DX")
+	p("MOVQ ld+48(FP), AX")
+	p("VPBROADCASTD AX, %s", idx)
+	p("VPMULLD vnniIota<>(SB), %s, %s", idx, idx)
+	if G > 1 {
+		p("SHLQ $6, AX")
+		p("LEAQ (DX)(AX*1), R9")
+	}
+	p("MOVQ mask+56(FP), AX")
+	p("KMOVW AX, K1")
+	p("SHRQ $16, AX")
+	p("KMOVW AX, K2")
+	base := []string{"DX", "R9"}
+	for r := 0; r < R; r++ {
+		for g := 0; g < G; g++ {
+			p("KMOVW K%d, K3", g+1)
+			p("VSCATTERDPS %s, K3, %d(%s)(%s*4)", z(facc(r, g)), 4*r, base[g], idx)
+		}
+	}
 	p("VZEROUPPER")
 	p("RET")
 	b.WriteString("\n")

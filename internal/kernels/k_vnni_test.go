@@ -105,3 +105,49 @@ func TestQuantizeQ8KZ(t *testing.T) {
 		}
 	}
 }
+
+// TestQ5VNNI checks the VNNI tiles of Q4_1, Q5_0 and Q5_1 against the
+// specification, as TestKVNNI does for the K types.
+func TestQ5VNNI(t *testing.T) {
+	needVNNI(t)
+	r := rand.New(rand.NewPCG(19, 10))
+	for _, typ := range []tensor.Type{tensor.Q4_1, tensor.Q5_0, tensor.Q5_1} {
+		for _, n := range []int{4, 5, 16, 17, 33, 40} {
+			for _, mode := range []string{"prepared", "special", "anyint8"} {
+				t.Run(fmt.Sprintf("%s/n=%d/%s", typ, n, mode), func(t *testing.T) {
+					cols, rows := 32*(1+r.IntN(9)), 1+r.IntN(140)
+					w := quantTensor(r, typ, rows, cols, mode != "prepared")
+					a := actsOf(r, typ, n, cols, mode == "special")
+					if mode == "anyint8" {
+						for i := range a.Q {
+							a.Q[i] = []int8{-128, 127, -127, 0, int8(r.Uint32())}[r.IntN(5)]
+						}
+						for i := range a.D {
+							a.D[i] = value(r, true)
+						}
+						a.packed = packVNNI(a, typ, nil)
+					}
+					if !a.packed {
+						t.Fatal("activations not packed")
+					}
+					ld := rows + r.IntN(3)
+					r0 := r.IntN(rows)
+					r1 := r0 + 1 + r.IntN(rows-r0)
+					got := make([]float32, n*ld)
+					if !matMulVNNIQ5(w, a, got, ld, r0, r1) {
+						t.Fatal("matMulVNNIQ5 declined")
+					}
+					nb := cols / 32
+					for p := 0; p < n; p++ {
+						for i := r0; i < r1; i++ {
+							want := specDot(typ, w.Row(i), a.Q[p*cols:(p+1)*cols], a.D[p*nb:])
+							if g := got[p*ld+i]; !same(g, want) {
+								t.Fatalf("row %d act %d: %g (%#08x), spec %g (%#08x)", i, p, g, math.Float32bits(g), want, math.Float32bits(want))
+							}
+						}
+					}
+				})
+			}
+		}
+	}
+}

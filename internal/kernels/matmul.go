@@ -108,7 +108,7 @@ func (a *Acts) PrepareTypes(ts []tensor.Type, x []float32, n, cols int, run func
 	pack := tensor.F32
 	for _, t := range ts {
 		f |= FormatOf(t)
-		if t == tensor.Q8_0 || t == tensor.Q4_0 {
+		if t == tensor.Q8_0 || t == tensor.Q4_0 || pack == tensor.F32 && (t == tensor.Q4_1 || t == tensor.Q5_0 || t == tensor.Q5_1) {
 			pack = t
 		}
 	}

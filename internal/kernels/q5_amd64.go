@@ -53,6 +53,9 @@ func matQ5(w *tensor.Tensor, a *Acts, out []float32, ld, r0, r1 int) bool {
 	if cols%tensor.QK != 0 || a.Formats&ActQ8 == 0 || len(a.Q) < n*cols || len(a.D) < n*nb {
 		return false
 	}
+	if useVNNI && a.packed && matMulVNNIQ5(w, a, out, ld, r0, r1) {
+		return true
+	}
 	rs := w.RowSize()
 	if r1*rs > len(w.Data) || len(out) < (n-1)*ld+r1 {
 		return false
@@ -87,6 +90,136 @@ func matQ5(w *tensor.Tensor, a *Acts, out []float32, ld, r0, r1 int) bool {
 					out[(p+j)*ld+r] = res[j]
 				}
 				p += P
+			}
+		}
+	}
+	return true
+}
+
+// The VNNI prefill tiles of Q4_1, Q5_0 and Q5_1 (asmgen_q5.go) on the
+// packVNNI layout.
+
+//go:noescape
+func vnni41R1G1(w *byte, ws int, pk *byte, gs int, nb int, out *float32, ld int, mask int)
+
+//go:noescape
+func vnni41R1G2(w *byte, ws int, pk *byte, gs int, nb int, out *float32, ld int, mask int)
+
+//go:noescape
+func vnni41R2G1(w *byte, ws int, pk *byte, gs int, nb int, out *float32, ld int, mask int)
+
+//go:noescape
+func vnni41R2G2(w *byte, ws int, pk *byte, gs int, nb int, out *float32, ld int, mask int)
+
+//go:noescape
+func vnni41R3G1(w *byte, ws int, pk *byte, gs int, nb int, out *float32, ld int, mask int)
+
+//go:noescape
+func vnni41R3G2(w *byte, ws int, pk *byte, gs int, nb int, out *float32, ld int, mask int)
+
+//go:noescape
+func vnni41R4G1(w *byte, ws int, pk *byte, gs int, nb int, out *float32, ld int, mask int)
+
+//go:noescape
+func vnni41R4G2(w *byte, ws int, pk *byte, gs int, nb int, out *float32, ld int, mask int)
+
+//go:noescape
+func vnni50R1G1(w *byte, ws int, pk *byte, gs int, nb int, out *float32, ld int, mask int)
+
+//go:noescape
+func vnni50R1G2(w *byte, ws int, pk *byte, gs int, nb int, out *float32, ld int, mask int)
+
+//go:noescape
+func vnni50R2G1(w *byte, ws int, pk *byte, gs int, nb int, out *float32, ld int, mask int)
+
+//go:noescape
+func vnni50R2G2(w *byte, ws int, pk *byte, gs int, nb int, out *float32, ld int, mask int)
+
+//go:noescape
+func vnni50R3G1(w *byte, ws int, pk *byte, gs int, nb int, out *float32, ld int, mask int)
+
+//go:noescape
+func vnni50R3G2(w *byte, ws int, pk *byte, gs int, nb int, out *float32, ld int, mask int)
+
+//go:noescape
+func vnni50R4G1(w *byte, ws int, pk *byte, gs int, nb int, out *float32, ld int, mask int)
+
+//go:noescape
+func vnni50R4G2(w *byte, ws int, pk *byte, gs int, nb int, out *float32, ld int, mask int)
+
+//go:noescape
+func vnni51R1G1(w *byte, ws int, pk *byte, gs int, nb int, out *float32, ld int, mask int)
+
+//go:noescape
+func vnni51R1G2(w *byte, ws int, pk *byte, gs int, nb int, out *float32, ld int, mask int)
+
+//go:noescape
+func vnni51R2G1(w *byte, ws int, pk *byte, gs int, nb int, out *float32, ld int, mask int)
+
+//go:noescape
+func vnni51R2G2(w *byte, ws int, pk *byte, gs int, nb int, out *float32, ld int, mask int)
+
+//go:noescape
+func vnni51R3G1(w *byte, ws int, pk *byte, gs int, nb int, out *float32, ld int, mask int)
+
+//go:noescape
+func vnni51R3G2(w *byte, ws int, pk *byte, gs int, nb int, out *float32, ld int, mask int)
+
+//go:noescape
+func vnni51R4G1(w *byte, ws int, pk *byte, gs int, nb int, out *float32, ld int, mask int)
+
+//go:noescape
+func vnni51R4G2(w *byte, ws int, pk *byte, gs int, nb int, out *float32, ld int, mask int)
+
+// vnniTilesQ5[type][R][G]: type 0 Q4_1, 1 Q5_0, 2 Q5_1.
+var vnniTilesQ5 = [3][5][3]vnniFn{
+	{1: {1: vnni41R1G1, 2: vnni41R1G2}, 2: {1: vnni41R2G1, 2: vnni41R2G2}, 3: {1: vnni41R3G1, 2: vnni41R3G2}, 4: {1: vnni41R4G1, 2: vnni41R4G2}},
+	{1: {1: vnni50R1G1, 2: vnni50R1G2}, 2: {1: vnni50R2G1, 2: vnni50R2G2}, 3: {1: vnni50R3G1, 2: vnni50R3G2}, 4: {1: vnni50R4G1, 2: vnni50R4G2}},
+	{1: {1: vnni51R1G1, 2: vnni51R1G2}, 2: {1: vnni51R2G1, 2: vnni51R2G2}, 3: {1: vnni51R3G1, 2: vnni51R3G2}, 4: {1: vnni51R4G1, 2: vnni51R4G2}},
+}
+
+// vnniQ5R is the number of weight rows of the Q4_1/Q5_0/Q5_1 VNNI tiles.
+const vnniQ5R = 4
+
+// matMulVNNIQ5 is matMulVNNI for Q4_1, Q5_0 and Q5_1 weights, on the same
+// packed activations; it declines (false) anything else.
+func matMulVNNIQ5(w *tensor.Tensor, a *Acts, out []float32, ld, r0, r1 int) bool {
+	n, cols := a.N, a.Cols
+	if !a.packed || n <= 0 || cols%tensor.QK != 0 {
+		return false
+	}
+	var tiles *[5][3]vnniFn
+	switch w.Type {
+	case tensor.Q4_1:
+		tiles = &vnniTilesQ5[0]
+	case tensor.Q5_0:
+		tiles = &vnniTilesQ5[1]
+	case tensor.Q5_1:
+		tiles = &vnniTilesQ5[2]
+	default:
+		return false
+	}
+	nb := cols / tensor.QK
+	groups := (n + 15) / 16
+	gs := nb * vnniBlk
+	rs := w.RowSize()
+	if nb == 0 || len(a.pk) < groups*gs || r0 < 0 || r1 < r0 || r1*rs > len(w.Data) || len(out) < (n-1)*ld+r1 {
+		return false
+	}
+	var buf [vnniG * 16 * vnniBufLD]float32
+	for rc := r0; rc < r1; rc += vnniRC {
+		re := min(rc+vnniRC, r1)
+		for g := 0; g < groups; g += vnniG {
+			G := min(vnniG, groups-g)
+			valid := min(16*G, n-16*g)
+			mask := 1<<valid - 1
+			for r := rc; r < re; r += vnniQ5R {
+				R := min(vnniQ5R, re-r)
+				tiles[R][G](&w.Data[r*rs], rs, &a.pk[g*gs], gs, nb, &buf[r-rc], vnniBufLD, mask)
+			}
+			for q := 0; q < valid; q++ {
+				p := 16*g + q
+				copy(out[p*ld+rc:p*ld+re], buf[q*vnniBufLD:q*vnniBufLD+re-rc])
 			}
 		}
 	}
