@@ -8,7 +8,7 @@ import "github.com/verdictnet/verdict/internal/tensor"
 // asmgen_k.go: one weight row against 1, 2 or 4 activation rows quantised
 // to Q8K, with the arithmetic of dotK bit for bit (docs/determinism.md
 // 4.2). Their integer sums are exact for any int8 activation (-128
-// included), so they need no noMin128K.
+// included).
 
 type kFn func(w *byte, q *int8, qs int, s *int16, ss int, d *float32, ds int, nb int, out *float32)
 

@@ -31,9 +31,9 @@ type Acts struct {
 
 	// noMin128 records that Prepare filled Q (QuantizeQ8 clamps to
 	// [-127, 127]), which lets a fast path use kernels that are exact only
-	// without -128. Acts filled by hand never set it. noMin128K is the same
-	// for KQ.
-	noMin128, noMin128K bool
+	// without -128. Acts filled by hand never set it. (The K-type kernels
+	// are exact for any int8 and need no such flag.)
+	noMin128 bool
 
 	// pk holds the quantised rows repacked for the AVX-512 VNNI tiles (see
 	// vnni_amd64.go) or the AVX2 q2 tiles (q2_amd64.go; same layout) when
@@ -102,7 +102,7 @@ func (a *Acts) PrepareParallel(t tensor.Type, x []float32, n, cols int, run func
 // made, once.
 func (a *Acts) PrepareTypes(ts []tensor.Type, x []float32, n, cols int, run func(n int, fn func(lo, hi int))) {
 	a.N, a.Cols, a.F = n, cols, x[:n*cols]
-	a.noMin128, a.noMin128K = false, false
+	a.noMin128 = false
 	a.packed, a.packedK = false, false
 	var f ActFormat
 	pack := tensor.F32
@@ -151,7 +151,6 @@ func (a *Acts) PrepareTypes(ts []tensor.Type, x []float32, n, cols int, run func
 		} else {
 			run(n, fn)
 		}
-		a.noMin128K = true
 		a.packedK = packActsK != nil && packActsK(a, run)
 	}
 }
