@@ -72,6 +72,11 @@ func kQuantKernels() {
 	}
 	kVNNIKernels()
 	quantQ8KZ()
+	for _, t := range []int{4, 5, 6} {
+		for G := 1; G <= 2; G++ {
+			q2kTile(t, G)
+		}
+	}
 }
 
 // kArgs loads the arguments: SI w, DI/R11 the quanta of rows 0-1 / 2-3
@@ -908,6 +913,222 @@ func kvnniTile2(typ, G int) {
 		for r := 0; r < R; r++ {
 			p("KMOVW R11, K1")
 			p("VSCATTERDPS %s, K1, %d(DX)(Z0*4)", facc(r, g), 4*r)
+		}
+	}
+	p("VZEROUPPER")
+	p("RET")
+	b.WriteString("\n")
+}
+
+// The AVX2 prefill tiles of the K types for CPUs without AVX-512 VNNI:
+// q2k{4,5,6}G{G}(w *byte, pk0, pk1 *byte, nb int, out *float32, ld int)
+// multiply one weight row by G halves of 8 activation rows of packK's
+// layout (half h of a group: bytes [32h, 32h+32) of each 64-byte unit; pk0,
+// pk1 point at a group plus 0 or 32) and store lane j of half g at
+// out[(8g+j)*ld]. Per sub-block, VPMADDUBSW of the broadcast unpacked
+// weight dword (u8) and the activation dwords (s8) sums pairs into int16,
+// which add up over at most 4 dwords (Q4_K/Q5_K: 4·2·31·128 = 31744) or 2
+// (Q6_K: 2·2·63·128 = 32256) before VPMADDWD by the broadcast (sc, sc)
+// pair widens and scales them to int32; msum (or the Q6_K correction) is
+// VPMADDWD of the packed pairs of sums of 16 with (m_s, m_s) (or
+// (sc_2t, sc_2t+1)). Then the spec's float sequence lane by lane.
+func q2kTile(typ, G int) {
+	name := fmt.Sprintf("q2k%dG%d", typ, G)
+	bs := map[int]int{4: 144, 5: 176, 6: 210}[typ]
+	ap := []string{"DI", "BX"}[:G]
+	// Registers: Y0 weight dword, Y1 product, Y2 high bits, Y3 scale pair;
+	// per half g: Y(4+g) float acc, Y(6+g) isum, Y(8+g) msum, Y(10+g)
+	// int16 sums; Y12 d, Y13 dmin; Y15 0x0f bytes, Y14 0x01/0x03 bytes.
+	facc := func(g int) string { return y(4 + g) }
+	isum := func(g int) string { return y(6 + g) }
+	msum := func(g int) string { return y(8 + g) }
+	s16 := func(g int) string { return y(10 + g) }
+	fmt.Fprintf(&b, "// func %s(w *byte, pk0 *byte, pk1 *byte, nb int, out *float32, ld int)\n", name)
+	fmt.Fprintf(&b, "TEXT ·%s(SB), NOSPLIT, $128-48\n", name)
+	p("MOVQ w+0(FP), SI")
+	p("MOVQ pk0+8(FP), DI")
+	if G > 1 {
+		p("MOVQ pk1+16(FP), BX")
+	}
+	p("MOVQ nb+24(FP), CX")
+	p("VMOVDQU kLow4<>(SB), Y15")
+	if typ == 6 {
+		p("VMOVDQU kLow2<>(SB), Y14")
+	} else {
+		p("VMOVDQU kOne<>(SB), Y14")
+	}
+	for g := 0; g < G; g++ {
+		p("VXORPS %s, %s, %s", facc(g), facc(g), facc(g))
+	}
+	p("TESTQ CX, CX")
+	p("JZ %s_done", name)
+	label(name + "_loop")
+	// Stack: 0(SP) the (sc, sc) int16 pairs of the sub-blocks (8 or 16
+	// dwords), 64(SP) the pairs for the sums of 16: (m_s, m_s) (Q4_K/Q5_K)
+	// or (sc_2t, sc_2t+1) (Q6_K).
+	if typ == 6 {
+		p("VPMOVSXBW 192(SI), Y0") // sc_0..15 as int16
+		p("VMOVDQU Y0, 64(SP)")    // (sc_2t, sc_2t+1)
+		p("VPUNPCKLWD Y0, Y0, Y1") // (sc, sc) pairs, lanes interleaved by 128-bit halves
+		p("VPUNPCKHWD Y0, Y0, Y2")
+		p("VPERM2I128 $0x20, Y2, Y1, Y3") // sub-blocks 0-3, 4-7
+		p("VPERM2I128 $0x31, Y2, Y1, Y1") // 8-11, 12-15
+		p("VMOVDQU Y3, 0(SP)")
+		p("VMOVDQU Y1, 32(SP)")
+		p("VPBROADCASTW 208(SI), X12")
+		p("VCVTPH2PS X12, Y12")
+	} else {
+		p("VMOVDQU 4(SI), X0")
+		p("VPAND k3f<>(SB), X0, X1")
+		p("VPSRLD $6, X0, X2")
+		p("VPAND kLow2<>(SB), X2, X2")
+		p("VPSLLD $4, X2, X2")
+		p("VPSHUFD $0x0a, X0, X3")
+		p("VPSRLVD kShift<>(SB), X3, X3")
+		p("VPAND kLow4<>(SB), X3, X3")
+		p("VPOR X2, X3, X3")
+		p("VPUNPCKLDQ X3, X1, X1") // bytes [sc 0-7, m 0-7]
+		p("VPMOVZXBW X1, Y0")      // sc 0-7, m 0-7 as int16
+		p("VPUNPCKLWD Y0, Y0, Y1") // (sc0,sc0)..(sc3,sc3) | (m0,m0)..(m3,m3)
+		p("VPUNPCKHWD Y0, Y0, Y2") // (sc4,sc4)..(sc7,sc7) | (m4,m4)..(m7,m7)
+		p("VPERM2I128 $0x20, Y2, Y1, Y3")
+		p("VPERM2I128 $0x31, Y2, Y1, Y1")
+		p("VMOVDQU Y3, 0(SP)")  // sc pairs
+		p("VMOVDQU Y1, 64(SP)") // m pairs
+		p("VPBROADCASTW 0(SI), X12")
+		p("VCVTPH2PS X12, Y12")
+		p("VPBROADCASTW 2(SI), X13")
+		p("VCVTPH2PS X13, Y13")
+	}
+	for g := 0; g < G; g++ {
+		p("VPXOR %s, %s, %s", isum(g), isum(g), isum(g))
+		p("VPXOR %s, %s, %s", msum(g), msum(g), msum(g))
+	}
+	for t := 0; t < 8; t++ {
+		p("VPBROADCASTD %d(SP), Y3", 64+4*t)
+		for g := 0; g < G; g++ {
+			p("VPMADDWD %d(%s), Y3, Y1", kPairs+64*t, ap[g])
+			p("VPADDD Y1, %s, %s", msum(g), msum(g))
+		}
+	}
+	// flush adds the int16 sums, scaled by the pair at off(SP), to isum.
+	flush := func(off int) {
+		p("VPBROADCASTD %d(SP), Y3", off)
+		for g := 0; g < G; g++ {
+			p("VPMADDWD Y3, %s, %s", s16(g), s16(g))
+			p("VPADDD %s, %s, %s", s16(g), isum(g), isum(g))
+		}
+	}
+	madd := func(t int, first bool) {
+		for g := 0; g < G; g++ {
+			if first {
+				p("VPMADDUBSW %d(%s), Y0, %s", 64*t, ap[g], s16(g))
+				continue
+			}
+			p("VPMADDUBSW %d(%s), Y0, Y1", 64*t, ap[g])
+			p("VPADDW Y1, %s, %s", s16(g), s16(g))
+		}
+	}
+	if typ == 6 {
+		for h := 0; h < 2; h++ {
+			for k := 0; k < 4; k++ {
+				for j := 0; j < 8; j++ {
+					p("VPBROADCASTD %d(SI), Y0", 64*h+32*(k&1)+4*j)
+					if k >= 2 {
+						p("VPSRLW $4, Y0, Y0")
+					}
+					p("VPAND Y15, Y0, Y0")
+					p("VPBROADCASTD %d(SI), Y2", 128+32*h+4*j)
+					if k > 0 {
+						p("VPSRLW $%d, Y2, Y2", 2*k)
+					}
+					p("VPAND Y14, Y2, Y2")
+					p("VPSLLW $4, Y2, Y2")
+					p("VPOR Y2, Y0, Y0") // u = q + 32
+					madd(32*h+8*k+j, j%2 == 0)
+					if j%2 == 1 {
+						flush(4 * (8*h + 2*k + j/4))
+					}
+				}
+			}
+		}
+		for g := 0; g < G; g++ {
+			p("VPSLLD $5, %s, %s", msum(g), msum(g))
+			p("VPSUBD %s, %s, %s", msum(g), isum(g), isum(g))
+		}
+	} else {
+		qs := 16
+		if typ == 5 {
+			qs = 48
+		}
+		for c := 0; c < 4; c++ {
+			for hh := 0; hh < 2; hh++ {
+				for k := 0; k < 8; k++ {
+					p("VPBROADCASTD %d(SI), Y0", qs+32*c+4*k)
+					if hh == 1 {
+						p("VPSRLW $4, Y0, Y0")
+					}
+					p("VPAND Y15, Y0, Y0")
+					if typ == 5 {
+						p("VPBROADCASTD %d(SI), Y2", 16+4*k)
+						if sh := 2*c + hh; sh > 0 {
+							p("VPSRLW $%d, Y2, Y2", sh)
+						}
+						p("VPAND Y14, Y2, Y2")
+						p("VPSLLW $4, Y2, Y2")
+						p("VPOR Y2, Y0, Y0")
+					}
+					madd(16*c+8*hh+k, k%4 == 0)
+					if k%4 == 3 {
+						flush(4 * (2*c + hh))
+					}
+				}
+			}
+		}
+	}
+	for g := 0; g < G; g++ {
+		p("VMULPS %d(%s), Y12, Y1", kDX, ap[g]) // d ⊗ dx
+		p("VCVTDQ2PS %s, %s", isum(g), isum(g))
+		p("VMULPS %s, Y1, Y1", isum(g))
+		if typ != 6 {
+			p("VMULPS %d(%s), Y13, Y2", kDX, ap[g]) // dmin ⊗ dx
+			p("VCVTDQ2PS %s, %s", msum(g), msum(g))
+			p("VMULPS %s, Y2, Y2", msum(g))
+			p("VSUBPS Y2, Y1, Y1")
+		}
+		p("VADDPS Y1, %s, %s", facc(g), facc(g))
+	}
+	p("ADDQ $%d, SI", bs)
+	for _, a := range ap {
+		p("ADDQ $%d, %s", kBlk, a)
+	}
+	p("DECQ CX")
+	p("JNZ %s_loop", name)
+	label(name + "_done")
+	// Lane j of half g goes to out[(8g+j)*ld]: VMOVSS and VEXTRACTPS;
+	// AX = 4*ld bytes, R9 = 3*AX.
+	p("MOVQ out+32(FP), DX")
+	p("MOVQ ld+40(FP), AX")
+	p("SHLQ $2, AX")
+	p("LEAQ (AX)(AX*2), R9")
+	idx := []string{"", "(AX*1)", "(AX*2)", "(R9*1)"}
+	for g := 0; g < G; g++ {
+		for h := 0; h < 2; h++ {
+			src := x(4 + g)
+			if h == 1 {
+				p("VEXTRACTF128 $1, %s, X1", facc(g))
+				src = "X1"
+			}
+			if g+h > 0 {
+				p("LEAQ (DX)(AX*4), DX")
+			}
+			for j := 0; j < 4; j++ {
+				if j == 0 {
+					p("VMOVSS %s, (DX)", src)
+				} else {
+					p("VEXTRACTPS $%d, %s, (DX)%s", j, src, idx[j])
+				}
+			}
 		}
 	}
 	p("VZEROUPPER")

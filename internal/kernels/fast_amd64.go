@@ -109,7 +109,7 @@ func enableFast() {
 	FastPath = "amd64-avx2"
 	prefillTiles, prefillR, prefillP = &tilesF32, tileRows, 3
 	packActs, useVNNI, useQ2, quantizeFast = packActsQ2, false, true, nil
-	packActsK, quantizeFastK = nil, nil
+	packActsK, quantizeFastK = packActsKQ2, nil
 	if hasAVX512 && useAVX512 {
 		FastPath = "amd64-avx512"
 		prefillTiles, prefillR, prefillP = &tilesZ, 6, 4

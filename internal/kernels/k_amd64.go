@@ -74,6 +74,23 @@ func matK(w *tensor.Tensor, a *Acts, out []float32, ld, r0, r1 int) bool {
 	if useVNNI && a.packedK && matMulVNNIK(w, a, out, ld, r0, r1) {
 		return true
 	}
+	if useQ2 && a.packedK {
+		switch w.Type {
+		case tensor.Q4_K:
+			return matMulQ2K(w, a, out, ld, r0, r1, 0) || matKTiles(w, a, out, ld, r0, r1)
+		case tensor.Q5_K:
+			return matMulQ2K(w, a, out, ld, r0, r1, 1) || matKTiles(w, a, out, ld, r0, r1)
+		case tensor.Q6_K:
+			return matMulQ2K(w, a, out, ld, r0, r1, 2) || matKTiles(w, a, out, ld, r0, r1)
+		}
+	}
+	return matKTiles(w, a, out, ld, r0, r1)
+}
+
+// matKTiles is matK with the one-row kernels (decode) and their tiles of
+// 2 and 4 activation rows.
+func matKTiles(w *tensor.Tensor, a *Acts, out []float32, ld, r0, r1 int) bool {
+	n, cols := a.N, a.Cols
 	rs := w.RowSize()
 	if r1*rs > len(w.Data) || len(out) < (n-1)*ld+r1 {
 		return false
@@ -114,6 +131,84 @@ func matK(w *tensor.Tensor, a *Acts, out []float32, ld, r0, r1 int) bool {
 					out[(p+j)*ld+r] = res[j]
 				}
 				p += P
+			}
+		}
+	}
+	return true
+}
+
+// The AVX2 prefill tiles of the K types (asmgen_k.go q2kTile) on packK's
+// layout, for CPUs without AVX-512 VNNI.
+
+type q2kFn func(w *byte, pk0 *byte, pk1 *byte, nb int, out *float32, ld int)
+
+//go:noescape
+func q2k4G1(w *byte, pk0 *byte, pk1 *byte, nb int, out *float32, ld int)
+
+//go:noescape
+func q2k4G2(w *byte, pk0 *byte, pk1 *byte, nb int, out *float32, ld int)
+
+//go:noescape
+func q2k5G1(w *byte, pk0 *byte, pk1 *byte, nb int, out *float32, ld int)
+
+//go:noescape
+func q2k5G2(w *byte, pk0 *byte, pk1 *byte, nb int, out *float32, ld int)
+
+//go:noescape
+func q2k6G1(w *byte, pk0 *byte, pk1 *byte, nb int, out *float32, ld int)
+
+//go:noescape
+func q2k6G2(w *byte, pk0 *byte, pk1 *byte, nb int, out *float32, ld int)
+
+// q2kTiles[type][G]: type 0 Q4_K, 1 Q5_K, 2 Q6_K.
+var q2kTiles = [3][3]q2kFn{
+	{1: q2k4G1, 2: q2k4G2},
+	{1: q2k5G1, 2: q2k5G2},
+	{1: q2k6G1, 2: q2k6G2},
+}
+
+// packActsKQ2 is packActsK where the AVX2 q2 tiles are on: it packs for n
+// >= q2MinRows.
+func packActsKQ2(a *Acts, run func(n int, fn func(lo, hi int))) bool {
+	return a.N >= q2MinRows && packK(a, run)
+}
+
+// matMulQ2K is matK with the AVX2 tiles of packed halves, for Acts that
+// PrepareTypes packed; it declines (false) anything else.
+func matMulQ2K(w *tensor.Tensor, a *Acts, out []float32, ld, r0, r1, ti int) bool {
+	n, cols := a.N, a.Cols
+	if !a.packedK || n <= 0 || cols%tensor.QKK != 0 {
+		return false
+	}
+	nb := cols / tensor.QKK
+	groups := (n + 15) / 16
+	gs := nb * kBlk
+	rs := w.RowSize()
+	if nb == 0 || len(a.pkK) < groups*gs || r0 < 0 || r1 < r0 || r1*rs > len(w.Data) || len(out) < (n-1)*ld+r1 {
+		return false
+	}
+	tiles := &q2kTiles[ti]
+	half := func(h int) *byte { return &a.pkK[(h>>1)*gs+(h&1)*32] }
+	// As matMulQ2: chunks of q2RC weight rows and q2PC activation rows,
+	// results through buf (row stride q2BufLD), padding rows dropped.
+	var buf [q2PC * q2BufLD]float32
+	for rc := r0; rc < r1; rc += q2RC {
+		re := min(rc+q2RC, r1)
+		for p0 := 0; p0 < n; p0 += q2PC {
+			p1 := min(p0+q2PC, n)
+			h0, h1 := p0/8, (p1+7)/8
+			for r := rc; r < re; r++ {
+				for h := h0; h < h1; h += 2 {
+					G := min(2, h1-h)
+					pk1 := half(h)
+					if G > 1 {
+						pk1 = half(h + 1)
+					}
+					tiles[G](&w.Data[r*rs], half(h), pk1, nb, &buf[8*(h-h0)*q2BufLD+r-rc], q2BufLD)
+				}
+			}
+			for p := p0; p < p1; p++ {
+				copy(out[p*ld+rc:p*ld+re], buf[(p-p0)*q2BufLD:(p-p0)*q2BufLD+re-rc])
 			}
 		}
 	}

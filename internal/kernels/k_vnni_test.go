@@ -151,3 +151,50 @@ func TestQ5VNNI(t *testing.T) {
 		}
 	}
 }
+
+// TestQ2K checks the AVX2 tiles of the K types (packed halves of 8 rows)
+// against the specification, with the AVX-512 tiles off as on a CPU with
+// AVX2 only.
+func TestQ2K(t *testing.T) {
+	needQ2(t)
+	r := rand.New(rand.NewPCG(20, 11))
+	for ti, typ := range []tensor.Type{tensor.Q4_K, tensor.Q5_K, tensor.Q6_K} {
+		for _, n := range []int{3, 4, 8, 9, 16, 17, 33, 70} {
+			for _, mode := range []string{"prepared", "special", "anyint8"} {
+				t.Run(fmt.Sprintf("%s/n=%d/%s", typ, n, mode), func(t *testing.T) {
+					cols, rows := 256*(1+r.IntN(3)), 1+r.IntN(110)
+					w := quantTensor(r, typ, rows, cols, mode != "prepared")
+					a := actsOf(r, typ, n, cols, mode == "special")
+					if mode == "anyint8" {
+						for i := range a.KQ {
+							a.KQ[i] = []int8{-128, 127, -127, 0, int8(r.Uint32())}[r.IntN(5)]
+						}
+						sums16(a.KQ, a.KS)
+						for i := range a.KD {
+							a.KD[i] = value(r, true)
+						}
+						a.packedK = packK(a, nil)
+					}
+					if !a.packedK {
+						t.Fatal("activations not packed")
+					}
+					ld := rows + r.IntN(3)
+					r0 := r.IntN(rows)
+					r1 := r0 + 1 + r.IntN(rows-r0)
+					got := make([]float32, n*ld)
+					if !matMulQ2K(w, a, got, ld, r0, r1, ti) {
+						t.Fatal("matMulQ2K declined")
+					}
+					for p := 0; p < n; p++ {
+						for i := r0; i < r1; i++ {
+							want := specDot(typ, w.Row(i), a.KQ[p*cols:(p+1)*cols], a.KD[p*cols/256:])
+							if g := got[p*ld+i]; !same(g, want) {
+								t.Fatalf("row %d act %d: %g (%#08x), spec %g (%#08x)", i, p, g, math.Float32bits(g), want, math.Float32bits(want))
+							}
+						}
+					}
+				})
+			}
+		}
+	}
+}
