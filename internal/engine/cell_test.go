@@ -48,7 +48,7 @@ var cellModels = [][2]string{
 	{"synth:tiny-llama3:f16", ""},
 	{"synth:tiny-qwen2:q8_0", ""},
 	{"synth:tiny-qwen3:f32", ""},
-	{"synth:tiny256-qwen3:q4_k_m", ""},
+	{"synth:tiny-qwen3:q4_k_m", ""},
 }
 
 // tracedPrefill runs text through the model mf as one prefill on threads
