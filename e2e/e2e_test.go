@@ -39,7 +39,9 @@ func TestOpenAIClient(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer w.Close()
-	srv, err := gateway.New(gateway.Options{Backend: w, MCP: mcpserver.HTTPHandler(mcpserver.New(w, mcpserver.Options{}))})
+	srv, err := gateway.New(gateway.Options{Backend: w, NoAuth: true, MCP: func(g gateway.Gate) http.Handler {
+		return mcpserver.HTTPHandler(mcpserver.New(w, mcpserver.Options{Gate: g}))
+	}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,7 +49,7 @@ func TestOpenAIClient(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hs := &http.Server{Handler: srv}
+	hs := gateway.HTTPServer(srv)
 	go hs.Serve(ln)
 	defer hs.Close()
 

@@ -71,6 +71,9 @@ func runDevnet(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fmt.Fprintf(stdout, "  ledger RPC:  %s\n", d.RPC)
 	fmt.Fprintf(stdout, "  API key:     %s (account %s)\n", d.APIKey, user)
 	fmt.Fprintf(stdout, "  worker %s (agent %d), verifier %s\n", d.Chain.Address(), d.Chain.AgentID(), d.Verifier.Address())
+	if *cheat {
+		fmt.Fprintln(stdout, cheatBanner)
+	}
 	fmt.Fprintf(stdout, "verdict devnet ready: %s/v1 (Ctrl-C stops)\n", d.GatewayURL)
 	err = d.Wait()
 	fmt.Fprintln(stdout, "verdict devnet stopped")

@@ -8,8 +8,11 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/verdictnet/verdict/internal/gateway"
 	"github.com/verdictnet/verdict/internal/keys"
@@ -71,7 +74,11 @@ func cmdGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fs := newFlagSet("gateway", stderr)
 	wf.register(fs)
 	addr := fs.String("addr", "127.0.0.1:8080", "listen address (port 0: any free port)")
-	apiKeys := fs.String("api-keys", "", "comma-separated API keys callers must send as a bearer token (default: no authentication)")
+	apiKeys := fs.String("api-keys", "", "comma-separated API keys callers send as a bearer token (visible in the process list: prefer --api-keys-file or $"+apiKeysEnv+")")
+	keysFile := fs.String("api-keys-file", "", "file of API keys, one a line: KEY or KEY ACCOUNT (# starts a comment)")
+	noAuth := fs.Bool("no-auth", false, "serve everyone without an API key (the gateway refuses to start without keys otherwise)")
+	publicReceipts := fs.Bool("public-receipts", false, "let every caller read every receipt (default: only the caller that paid for it)")
+	metricsAddr := fs.String("metrics", "", "serve /metrics (Prometheus) on this address (default: not served)")
 	maxBody := fs.Int64("max-body", 1<<20, "largest request body in bytes")
 	verbose := fs.Bool("v", false, "log every request")
 	if err := fs.Parse(args); err != nil {
@@ -79,6 +86,19 @@ func cmdGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("gateway: unexpected argument %q", fs.Arg(0))
+	}
+	if wf.model == "" {
+		return errors.New("gateway: --model is required")
+	}
+	keys, err := loadAPIKeys(*apiKeys, *keysFile, os.Getenv(apiKeysEnv))
+	if err != nil {
+		return fmt.Errorf("gateway: %w", err)
+	}
+	if len(keys) == 0 && !*noAuth {
+		return fmt.Errorf("gateway: no API keys: give --api-keys-file FILE or $%s, or --no-auth to serve everyone", apiKeysEnv)
+	}
+	if len(keys) > 0 && *noAuth {
+		return errors.New("gateway: --no-auth with API keys: choose one")
 	}
 	level := slog.LevelInfo
 	if *verbose {
@@ -90,17 +110,14 @@ func cmdGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return fmt.Errorf("gateway: %w", err)
 	}
 	defer w.Close()
-	opts := gateway.Options{Backend: w, MaxBodyBytes: *maxBody, Logger: log}
-	if *apiKeys != "" {
-		keys := gateway.StaticKeys{}
-		for i, k := range strings.Split(*apiKeys, ",") {
-			if k = strings.TrimSpace(k); k != "" {
-				keys[k] = fmt.Sprintf("key%d", i)
-			}
-		}
+	opts := gateway.Options{Backend: w, MaxBodyBytes: *maxBody, Logger: log, NoAuth: *noAuth, PublicReceipts: *publicReceipts,
+		Registry: prometheus.NewRegistry()}
+	if len(keys) > 0 {
 		opts.Auth = keys
 	}
-	opts.MCP = mcpserver.HTTPHandler(mcpserver.New(w, mcpserver.Options{}))
+	opts.MCP = func(g gateway.Gate) http.Handler {
+		return mcpserver.HTTPHandler(mcpserver.New(w, mcpserver.Options{Gate: g}))
+	}
 	srv, err := gateway.New(opts)
 	if err != nil {
 		return fmt.Errorf("gateway: %w", err)
@@ -109,11 +126,25 @@ func cmdGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return fmt.Errorf("gateway: %w", err)
 	}
-	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second}
+	hs := gateway.HTTPServer(srv)
 	m := w.Models()[0]
 	fmt.Fprintf(stdout, "verdict gateway: listening on http://%s (model %s, id %s, worker %s)\n", ln.Addr(), m.Name, m.ID, w.Key().Address())
-	fmt.Fprintf(stdout, "  OpenAI API: http://%s/v1   MCP: http://%s/mcp   metrics: http://%s/metrics\n", ln.Addr(), ln.Addr(), ln.Addr())
-	errc := make(chan error, 1)
+	fmt.Fprintf(stdout, "  OpenAI API: http://%s/v1   MCP: http://%s/mcp\n", ln.Addr(), ln.Addr())
+	if *noAuth {
+		log.Warn("--no-auth: anyone who reaches this address can generate and read every receipt")
+	}
+	errc := make(chan error, 2)
+	if *metricsAddr != "" {
+		mln, err := net.Listen("tcp", *metricsAddr)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("gateway: --metrics: %w", err)
+		}
+		ms := gateway.HTTPServer(gateway.MetricsHandler(opts.Registry))
+		defer ms.Close()
+		fmt.Fprintf(stdout, "  metrics: http://%s/metrics\n", mln.Addr())
+		go func() { errc <- ms.Serve(mln) }()
+	}
 	go func() { errc <- hs.Serve(ln) }()
 	select {
 	case err := <-errc:
@@ -127,4 +158,60 @@ func cmdGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return fmt.Errorf("gateway: shutdown: %w", err)
 	}
 	return nil
+}
+
+// apiKeysEnv holds comma-separated API keys for `verdict gateway`.
+const apiKeysEnv = "VERDICT_API_KEYS"
+
+// loadAPIKeys gathers the gateway's API keys from --api-keys (flag), the
+// keys file and the environment variable's value (env). A key without an
+// account name gets "keyN", N counting from 1 in the order read.
+func loadAPIKeys(flag, file, env string) (gateway.StaticKeys, error) {
+	out := gateway.StaticKeys{}
+	add := func(key, acct, where string) error {
+		if strings.ContainsAny(key, " \t") {
+			return fmt.Errorf("%s: an API key has no spaces", where)
+		}
+		if _, dup := out[key]; dup {
+			return fmt.Errorf("%s: API key %q given twice", where, trunc(key, 8))
+		}
+		if acct == "" {
+			acct = fmt.Sprintf("key%d", len(out)+1)
+		}
+		out[key] = acct
+		return nil
+	}
+	for _, list := range []struct{ v, where string }{{flag, "--api-keys"}, {env, "$" + apiKeysEnv}} {
+		for _, k := range strings.Split(list.v, ",") {
+			if k = strings.TrimSpace(k); k != "" {
+				if err := add(k, "", list.where); err != nil {
+					return nil, err
+				}
+			}
+		}
+	}
+	if file != "" {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return nil, fmt.Errorf("--api-keys-file: %w", err)
+		}
+		for i, line := range strings.Split(string(b), "\n") {
+			line, _, _ = strings.Cut(line, "#")
+			f := strings.Fields(line)
+			if len(f) == 0 {
+				continue
+			}
+			if len(f) > 2 {
+				return nil, fmt.Errorf("%s:%d: want KEY or KEY ACCOUNT", file, i+1)
+			}
+			acct := ""
+			if len(f) == 2 {
+				acct = f[1]
+			}
+			if err := add(f[0], acct, fmt.Sprintf("%s:%d", file, i+1)); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return out, nil
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -33,11 +34,13 @@ func (s *syncBuffer) String() string {
 
 func TestGatewayCommand(t *testing.T) {
 	dir := sharedModelsDir(t)
+	keysFile := filepath.Join(t.TempDir(), "keys")
+	os.WriteFile(keysFile, []byte("# API keys\nsk-1 alice\nsk-2   # bob's\n"), 0o600)
 	ctx, cancel := context.WithCancel(context.Background())
 	var out, errb syncBuffer
 	done := make(chan int, 1)
 	go func() {
-		done <- run(ctx, []string{"gateway", "--model", filepath.Join(dir, "stories260K.gguf"), "--addr", "127.0.0.1:0", "--threads", "1", "--api-keys", "sk-1,sk-2"}, &out, &errb)
+		done <- run(ctx, []string{"gateway", "--model", filepath.Join(dir, "stories260K.gguf"), "--addr", "127.0.0.1:0", "--threads", "1", "--api-keys-file", keysFile, "--metrics", "127.0.0.1:0"}, &out, &errb)
 	}()
 	re := regexp.MustCompile(`listening on (http://127\.0\.0\.1:\d+)`)
 	var base string
@@ -56,9 +59,11 @@ func TestGatewayCommand(t *testing.T) {
 		if key != "" {
 			req.Header.Set("Authorization", "Bearer "+key)
 		}
+		if method == "POST" {
+			req.Header.Set("Content-Type", "application/json")
+		}
 		if method == "POST" && path == "/mcp" {
 			req.Header.Set("Accept", "application/json, text/event-stream")
-			req.Header.Set("Content-Type", "application/json")
 		}
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
@@ -67,6 +72,15 @@ func TestGatewayCommand(t *testing.T) {
 		defer resp.Body.Close()
 		b, _ := io.ReadAll(resp.Body)
 		return resp.StatusCode, string(b)
+	}
+	mre := regexp.MustCompile(`metrics: (http://127\.0\.0\.1:\d+/metrics)`)
+	if m := mre.FindStringSubmatch(out.String()); m == nil {
+		t.Errorf("no metrics address in %q", out.String())
+	} else if resp, err := http.Get(m[1]); err != nil || resp.StatusCode != 200 {
+		t.Errorf("metrics: %v", err)
+	}
+	if code, _ := do("GET", "/metrics", "", ""); code != 404 {
+		t.Errorf("/metrics on the API address: %d", code)
 	}
 	if code, body := do("GET", "/healthz", "", ""); code != 200 {
 		t.Errorf("healthz: %d %s", code, body)
@@ -101,13 +115,39 @@ func TestGatewayCommandErrors(t *testing.T) {
 		want string
 	}{
 		{[]string{"gateway"}, "verdict: gateway: --model is required"},
-		{[]string{"gateway", "--model", "/nonexistent.gguf"}, "/nonexistent.gguf"},
+		{[]string{"gateway", "--model", "/nonexistent.gguf", "--no-auth"}, "/nonexistent.gguf"},
 		{[]string{"gateway", "--model", "x", "extra"}, `unexpected argument "extra"`},
 		{[]string{"mcp"}, "verdict: mcp: --model is required"},
+		{[]string{"gateway", "--model", "x"}, "no API keys: give --api-keys-file FILE or $VERDICT_API_KEYS, or --no-auth"},
+		{[]string{"gateway", "--model", "x", "--api-keys", "a", "--no-auth"}, "--no-auth with API keys"},
+		{[]string{"gateway", "--model", "x", "--api-keys", "a,a"}, `API key "a" given twice`},
+		{[]string{"gateway", "--model", "x", "--api-keys-file", "/nonexistent"}, "--api-keys-file"},
 	} {
 		code, _, stderr := verdict(tc.args...)
 		if code != 1 || !strings.Contains(stderr, tc.want) || strings.Count(strings.TrimSpace(stderr), "\n") != 0 {
 			t.Errorf("%v: exit %d, stderr %q, want %q", tc.args, code, stderr, tc.want)
 		}
+	}
+}
+
+func TestLoadAPIKeys(t *testing.T) {
+	f := filepath.Join(t.TempDir(), "keys")
+	os.WriteFile(f, []byte("sk-file carol\n\n  # comment\nsk-file2\n"), 0o600)
+	k, err := loadAPIKeys("sk-flag", f, "sk-env1, sk-env2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"sk-flag": "key1", "sk-env1": "key2", "sk-env2": "key3", "sk-file": "carol", "sk-file2": "key5"}
+	if len(k) != len(want) {
+		t.Fatalf("keys %v", k)
+	}
+	for key, acct := range want {
+		if k[key] != acct {
+			t.Errorf("%s: %q, want %q", key, k[key], acct)
+		}
+	}
+	os.WriteFile(f, []byte("a b c\n"), 0o600)
+	if _, err := loadAPIKeys("", f, ""); err == nil || !strings.Contains(err.Error(), ":1: want KEY or KEY ACCOUNT") {
+		t.Errorf("bad line: %v", err)
 	}
 }

@@ -12,11 +12,18 @@ func init() {
 	register(&command{Name: "keys", Summary: "create and show ed25519 worker keys", Run: runKeys})
 }
 
+const keysUsage = `usage:
+  verdict keys new --out FILE    create an ed25519 key (worker, verifier or account); prints its address
+  verdict keys show FILE         print a key file's public key and ledger address`
+
 func runKeys(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		return fmt.Errorf("keys: want a subcommand: `keys new --out FILE` or `keys show FILE`")
 	}
 	switch args[0] {
+	case "-h", "-help", "--help", "help":
+		fmt.Fprintln(stdout, keysUsage)
+		return nil
 	case "new":
 		fs := newFlagSet("keys new", stderr)
 		out := fs.String("out", "", "key file to create (mode 0600; never overwritten)")

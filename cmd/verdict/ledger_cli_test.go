@@ -118,7 +118,7 @@ func TestLedgerCLI(t *testing.T) {
 	if code, out, stderr := cli(context.Background(), "tx", "--node", rpc, "--key", faucet, "register-model", "--model-id", model, "--name", "m"); code != 0 {
 		t.Fatalf("register-model: %d %s %s", code, out, stderr)
 	}
-	escrow := []string{"tx", "--node", rpc, "--key", faucet, "open-escrow", "--worker", bob.Address(), "--model-id", model, "--amount", "5"}
+	escrow := []string{"tx", "--node", rpc, "--key", faucet, "open-escrow", "--worker", bob.Address(), "--model-id", model, "--amount", "5", "--request", strings.Repeat("5e", 32)}
 	code, _, stderr = cli(context.Background(), escrow...)
 	if code != 1 || strings.Count(stderr, "\n") != 1 || !strings.Contains(stderr, "model not active") {
 		t.Fatalf("escrow for an inactive model: %d %q", code, stderr)

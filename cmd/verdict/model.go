@@ -249,6 +249,24 @@ func writeVocab(w io.Writer, v *tokenizer.Vocab) {
 	fmt.Fprintf(w, "  eos:           %s\n", piece(v.EOS))
 	fmt.Fprintf(w, "  unk:           %s\n", piece(v.UNK))
 	fmt.Fprintf(w, "  add bos:       %v\n", v.AddBOS)
+	if v.AddEOS {
+		fmt.Fprintf(w, "  add eos:       %v\n", v.AddEOS)
+	}
+	if v.Flavor == tokenizer.BPE {
+		pre := v.Pre
+		if pre == "" {
+			pre = "default"
+		}
+		fmt.Fprintf(w, "  pre-tokenizer: %s\n", pre)
+		fmt.Fprintf(w, "  merges:        %d\n", len(v.Merges))
+	}
+	if tok, err := tokenizer.New(v); err == nil && v.Flavor != tokenizer.Llama2C {
+		var eog []string
+		for _, id := range tok.EOG() {
+			eog = append(eog, piece(id))
+		}
+		fmt.Fprintf(w, "  end of gen.:   %s\n", strings.Join(eog, ", "))
+	}
 	if v.MaxTokenLen > 0 {
 		fmt.Fprintf(w, "  max token len: %d\n", v.MaxTokenLen)
 	}

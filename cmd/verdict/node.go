@@ -24,6 +24,9 @@ func runNode(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return fmt.Errorf("node: want a subcommand: `node init --home DIR` or `node start --home DIR`")
 	}
 	switch args[0] {
+	case "-h", "-help", "--help", "help":
+		fmt.Fprintln(stdout, "usage:\n  verdict node init --home DIR [--chain-id ID] [--port N] [--block-interval D]\n  verdict node start --home DIR [--model PATH ...]\nRun `verdict node init -h` or `verdict node start -h` for the flags.")
+		return nil
 	case "init":
 		fs := newFlagSet("node init", stderr)
 		home := fs.String("home", "", "home directory to create (config, keys, genesis, data)")

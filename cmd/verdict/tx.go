@@ -169,10 +169,12 @@ var txKinds = map[string]func(fs *flag.FlagSet) func(chain string) (ledger.Msg, 
 	},
 	"open-escrow": func(fs *flag.FlagSet) func(chain string) (ledger.Msg, error) {
 		w, id, amt, agent := fs.String("worker", "", "worker address"), fs.String("model-id", "", "model id (hex)"), fs.Uint64("amount", 0, "fee to escrow"), fs.Uint64("agent-id", 0, "the worker's agentId (optional)")
+		req := fs.String("request", "", "hash of the request the escrow pays for (hex, docs/ledger.md RequestHash)")
 		return func(chain string) (ledger.Msg, error) {
 			a, err1 := ledger.ParseAddress(*w)
 			h, err2 := ledger.ParseHash(*id)
-			return ledger.Msg{OpenEscrow: &ledger.MsgOpenEscrow{Worker: a, ModelID: h, Fee: *amt, AgentID: *agent}}, errors.Join(flagErr("worker", err1), flagErr("model-id", err2))
+			r, err3 := ledger.ParseHash(*req)
+			return ledger.Msg{OpenEscrow: &ledger.MsgOpenEscrow{Worker: a, ModelID: h, Fee: *amt, Request: r, AgentID: *agent}}, errors.Join(flagErr("worker", err1), flagErr("model-id", err2), flagErr("request", err3))
 		}
 	},
 	"publish-receipt": func(fs *flag.FlagSet) func(chain string) (ledger.Msg, error) {
@@ -254,6 +256,33 @@ func txKindNames() string {
 	return strings.Join(names, ", ")
 }
 
+// txUsage prints tx's flags and every kind with its flags.
+func txUsage(fs *flag.FlagSet) {
+	w := fs.Output()
+	fmt.Fprintln(w, "Usage: verdict tx [--node ADDR] (--key FILE | --validator-home DIR) [--fee N] [--nonce N] [--async] KIND [KIND FLAGS]")
+	fs.PrintDefaults()
+	fmt.Fprintln(w, "\nKinds (`verdict tx KIND -h` for one):")
+	names := make([]string, 0, len(txKinds))
+	for k := range txKinds {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	for _, k := range names {
+		kfs := flag.NewFlagSet(k, flag.ContinueOnError)
+		txKinds[k](kfs)
+		var flags []string
+		kfs.VisitAll(func(f *flag.Flag) {
+			name, _ := flag.UnquoteUsage(f)
+			if name == "" {
+				flags = append(flags, "--"+f.Name)
+			} else {
+				flags = append(flags, "--"+f.Name+" "+strings.ToUpper(name))
+			}
+		})
+		fmt.Fprintf(w, "  %-19s %s\n", k, strings.Join(flags, " "))
+	}
+}
+
 // runTx implements `verdict tx [--node ADDR] --key FILE [--fee N] KIND [flags]`.
 func runTx(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("tx", stderr)
@@ -263,6 +292,7 @@ func runTx(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fee := fs.Uint64("fee", 1, "transaction fee")
 	nonce := fs.Int64("nonce", -1, "nonce (default: the account's next nonce)")
 	async := fs.Bool("async", false, "return once the mempool accepts the transaction, without waiting for a block")
+	fs.Usage = func() { txUsage(fs) }
 	if err := fs.Parse(args); err != nil {
 		return err
 	}

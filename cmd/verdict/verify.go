@@ -82,11 +82,12 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	modelPath := fs.String("model", "", "model file the receipt names")
 	tok := fs.String("tokenizer", "", "tokenizer file (llama2.c checkpoints)")
 	threads := fs.Int("threads", 0, "threads (0: one per CPU); never changes a result")
+	reqPath := fs.String("request", "", "the OpenAI chat request the receipt answered: re-render it and check the prompt tokens and chat_template")
 	if err := fs.Parse(reorderFlags(args)); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {
-		return errors.New("verify: usage: verdict verify RECEIPT --model PATH [--tokenizer PATH]")
+		return errors.New("verify: usage: verdict verify RECEIPT --model PATH [--tokenizer PATH] [--request REQ.json]")
 	}
 	r, err := readReceipt(fs.Arg(0))
 	if err != nil {
@@ -97,10 +98,18 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return fmt.Errorf("verify: %w", err)
 	}
 	defer pm.Close()
+	if *reqPath != "" {
+		if err := checkChatRequest(pm.m, r, *reqPath); err != nil {
+			return fmt.Errorf("verify: %s: %w", fs.Arg(0), err)
+		}
+	}
 	if err := audit.Replay(ctx, pm.e, r, pm.id); err != nil {
 		return fmt.Errorf("verify: %s: %w", fs.Arg(0), err)
 	}
 	id := r.ID()
+	if *reqPath != "" {
+		fmt.Fprintf(stdout, "ok: the request re-renders to the receipt's chat_template %s and its %d prompt tokens\n", r.ChatTemplate, len(r.Prompt))
+	}
 	fmt.Fprintf(stdout, "ok: receipt %x: %d prompt and %d output tokens replayed exactly; signed by %x\n", id, len(r.Prompt), len(r.Output), []byte(r.Worker))
 	return nil
 }

@@ -70,6 +70,10 @@ func readAccounts(path string) (map[string]*keys.Key, error) {
 	return out, nil
 }
 
+// cheatBanner is printed by a worker (or devnet) started with
+// --cheat-for-tests.
+const cheatBanner = "  CHEATING WORKER (--cheat-for-tests): it computes with attention norms one ulp off and signs under the real model id; expect disputes, a slash, jail and refunds"
+
 func trunc(s string, n int) string {
 	if len(s) > n {
 		return s[:n] + "..."
@@ -78,11 +82,15 @@ func trunc(s string, n int) string {
 }
 
 // selfPay is the meter of a worker without caller accounts: every receipt
-// is escrowed by the worker itself (fee 0, paid to itself), so it still reaches the ledger.
+// is escrowed by the worker itself (fee 0, paid to itself), so it still
+// reaches the ledger.
 type selfPay struct{ chain *worker.Chain }
 
-func (selfPay) Check(ctx context.Context, account, model string) error { return nil }
-func (s selfPay) Charge(ctx context.Context, account string, res *worker.Result) error {
+func (s selfPay) Reserve(ctx context.Context, account, model string, prompt, maxCompletion int) (gateway.Reservation, error) {
+	return s, nil
+}
+func (selfPay) Release() {}
+func (s selfPay) Charge(ctx context.Context, res *worker.Result) error {
 	return s.chain.Submit(worker.Pending{ReceiptID: res.ReceiptID, Receipt: res.Receipt})
 }
 
@@ -94,6 +102,10 @@ func runWorker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	nodeAddr := fs.String("node", "tcp://127.0.0.1:26657", "ledger node RPC address")
 	addr := fs.String("addr", "127.0.0.1:8081", "API listen address (OpenAI-compatible, MCP at /mcp)")
 	accounts := fs.String("accounts", "", "JSON file mapping API keys to the key files of the ledger accounts that pay (default: no caller accounts; the worker escrows its receipts itself)")
+	noAuth := fs.Bool("no-auth", false, "without --accounts: serve everyone, free of charge (the worker escrows its receipts itself)")
+	publicReceipts := fs.Bool("public-receipts", false, "let every caller read every receipt (default: only the account that paid for it)")
+	metricsAddr := fs.String("metrics", "", "serve /metrics (Prometheus) on this address (default: not served)")
+	cheat := fs.Bool("cheat-for-tests", false, "make this worker dishonest (its attention norms one ulp off, receipts signed under the real model id) to watch it get caught, slashed and jailed on a test network")
 	price := fs.Uint64("price", 1, "price per token charged to callers")
 	stake := fs.Uint64("stake", 0, "stake to bond (default: the chain's minimum)")
 	var validators addrList
@@ -107,7 +119,10 @@ func runWorker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return fmt.Errorf("%s: %w", "worker", err)
 	}
 	if *home == "" || wf.key == "" || fs.NArg() > 0 {
-		return errors.New("worker: usage: verdict worker --home DIR --node RPC --model PATH --key FILE [--addr HOST:PORT] [--accounts FILE] [--validator ADDR]")
+		return errors.New("worker: usage: verdict worker --home DIR --node RPC --model PATH --key FILE [--addr HOST:PORT] (--accounts FILE | --no-auth) [--validator ADDR]")
+	}
+	if (*accounts == "") == !*noAuth {
+		return errors.New("worker: give --accounts FILE (callers pay with API keys) or --no-auth (anyone calls, free of charge), not both or neither")
 	}
 	var lv slog.Level
 	if err := lv.UnmarshalText([]byte(*level)); err != nil {
@@ -123,7 +138,7 @@ func runWorker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return fmt.Errorf("worker: %w", err)
 	}
 	w, err := worker.Open(worker.Config{ModelPath: wf.model, TokenizerPath: wf.tokenizer, Name: wf.name, Threads: wf.threads,
-		MaxConcurrent: wf.concurrency, MaxQueue: wf.queue, Key: k, Store: store, Logger: log})
+		MaxConcurrent: wf.concurrency, MaxQueue: wf.queue, Key: k, Store: store, Logger: log, CheatForTests: *cheat})
 	if err != nil {
 		return fmt.Errorf("worker: %w", err)
 	}
@@ -133,7 +148,7 @@ func runWorker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return fmt.Errorf("worker: %w", err)
 	}
 	cc := worker.ChainConfig{Client: c, RPC: *nodeAddr, Dir: *home, Stake: *stake, Validators: validators, Logger: log}
-	opts := gateway.Options{Backend: w, Logger: log}
+	opts := gateway.Options{Backend: w, Logger: log, NoAuth: *noAuth, PublicReceipts: *publicReceipts}
 	var meter *gateway.LedgerMeter
 	if *accounts != "" {
 		ak, err := readAccounts(*accounts)
@@ -159,6 +174,7 @@ func runWorker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	if meter != nil {
 		meter.Submit = chain.Submit
+		meter.Pending = chain.IsPending
 		opts.Meter = meter
 	} else {
 		opts.Meter = selfPay{chain}
@@ -171,7 +187,12 @@ func runWorker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return fmt.Errorf("worker: %w", err)
 	}
 	opts.Status = gateway.LedgerStatus(c, chain.IsPending)
-	opts.MCP = mcpserver.HTTPHandler(mcpserver.New(w, mcpserver.Options{Status: opts.Status}))
+	if opts.Owners, err = gateway.NewFileOwners(filepath.Join(*home, "owners")); err != nil {
+		return fmt.Errorf("worker: %w", err)
+	}
+	opts.MCP = func(g gateway.Gate) http.Handler {
+		return mcpserver.HTTPHandler(mcpserver.New(w, mcpserver.Options{Gate: g}))
+	}
 	srv, err := gateway.New(opts)
 	if err != nil {
 		return fmt.Errorf("worker: %w", err)
@@ -180,8 +201,21 @@ func runWorker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return fmt.Errorf("worker: %w", err)
 	}
-	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second}
-	fmt.Fprintf(stdout, "verdict worker %s (agent %d): serving %s on http://%s/v1, ledger %s\n", chain.Address(), chain.AgentID(), w.Models()[0].Name, ln.Addr(), *nodeAddr)
+	hs := gateway.HTTPServer(srv)
+	metrics := ""
+	var mln net.Listener
+	if *metricsAddr != "" {
+		if mln, err = net.Listen("tcp", *metricsAddr); err != nil {
+			ln.Close()
+			return fmt.Errorf("worker: --metrics: %w", err)
+		}
+		metrics = fmt.Sprintf(", metrics http://%s/metrics", mln.Addr())
+	}
+	fmt.Fprintf(stdout, "verdict worker %s (agent %d): serving %s on http://%s/v1, ledger %s%s\n", chain.Address(), chain.AgentID(), w.Models()[0].Name, ln.Addr(), *nodeAddr, metrics)
+	if *cheat {
+		fmt.Fprintln(stdout, cheatBanner)
+		log.Warn("this worker cheats (--cheat-for-tests): its receipts will be disputed, it will be slashed and jailed and callers refunded")
+	}
 	rctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
@@ -190,13 +224,21 @@ func runWorker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		defer wg.Done()
 		chain.Run(rctx)
 	}()
-	errc := make(chan error, 1)
+	errc := make(chan error, 2)
 	go func() { errc <- hs.Serve(ln) }()
+	var ms *http.Server
+	if mln != nil {
+		ms = gateway.HTTPServer(gateway.MetricsHandler(opts.Registry))
+		go func() { errc <- ms.Serve(mln) }()
+	}
 	select {
 	case err = <-errc:
 	case <-ctx.Done():
 		sctx, c := context.WithTimeout(context.Background(), 10*time.Second)
 		hs.Shutdown(sctx)
+		if ms != nil {
+			ms.Shutdown(sctx)
+		}
 		c()
 		err = nil
 	}

@@ -102,7 +102,8 @@ func TestWorkerVerifierCLI(t *testing.T) {
 	start("verifier", io.Discard, "verifier", "--metrics", "127.0.0.1:0", "--node", rpc, "--model", stories, "--key", filepath.Join(kdir, "verifier.json"), "--replay-share", "1", "--threads", "1", "--log-level", "error")
 	wr, ww := io.Pipe()
 	start("worker", ww, "worker", "--home", filepath.Join(kdir, "w"), "--node", rpc, "--model", stories, "--key", filepath.Join(kdir, "worker.json"),
-		"--addr", "127.0.0.1:0", "--accounts", filepath.Join(kdir, "accounts.json"), "--validator", addrs["verifier"], "--threads", "1", "--log-level", "error")
+		"--addr", "127.0.0.1:0", "--accounts", filepath.Join(kdir, "accounts.json"), "--validator", addrs["verifier"], "--threads", "1", "--log-level", "error",
+		"--metrics", "127.0.0.1:0")
 	line := make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(wr)
@@ -113,20 +114,22 @@ func TestWorkerVerifierCLI(t *testing.T) {
 			}
 		}
 	}()
-	var base string
+	var base, metrics string
 	select {
 	case l := <-line:
-		i := strings.Index(l, "http://")
-		if i < 0 {
+		i, j := strings.Index(l, "http://"), strings.Index(l, "metrics http://")
+		if i < 0 || j < 0 {
 			t.Fatalf("worker said %q", l)
 		}
 		base = strings.Fields(l[i:])[0]
 		base = strings.TrimSuffix(strings.TrimSuffix(base, ","), "/v1")
+		metrics = strings.Fields(l[j:])[1]
 	case <-time.After(30 * time.Second):
 		t.Fatalf("worker did not start: %s", errb.String())
 	}
 	req, _ := http.NewRequest("POST", base+"/v1/chat/completions", strings.NewReader(`{"model":"stories260K","messages":[{"role":"user","content":"Lily"}],"max_tokens":10,"seed":5}`))
 	req.Header.Set("Authorization", "Bearer vk-test-user")
+	req.Header.Set("Content-Type", "application/json")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -160,7 +163,12 @@ func TestWorkerVerifierCLI(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	resp, err = http.Get(base + "/metrics")
+	if resp, err := http.Get(base + "/metrics"); err != nil {
+		t.Fatal(err)
+	} else if resp.Body.Close(); resp.StatusCode != 404 {
+		t.Fatalf("the API address serves /metrics: %d", resp.StatusCode)
+	}
+	resp, err = http.Get(metrics)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -174,7 +182,7 @@ func TestWorkerVerifierCLI(t *testing.T) {
 	// still reach the ledger and become final.
 	sr, sw := io.Pipe()
 	start("solo worker", sw, "worker", "--home", filepath.Join(kdir, "solo"), "--node", rpc, "--model", stories, "--key", filepath.Join(kdir, "solo.json"),
-		"--addr", "127.0.0.1:0", "--threads", "1", "--log-level", "error")
+		"--addr", "127.0.0.1:0", "--threads", "1", "--log-level", "error", "--no-auth")
 	sline := make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(sr)

@@ -29,14 +29,12 @@ type forgery struct {
 }
 
 type suite struct {
-	honest  *fixture
-	r       *receipt.Receipt // an honest receipt
-	params  sampler.Params
-	steps   int
-	prompt  []int
-	other   *fixture // a different model with the same shapes (F16), or nil
-	tamper  func(m *model.Model) *model.Model
-	cloneFn func(t *testing.T, m *model.Model) *model.Model
+	honest *fixture
+	r      *receipt.Receipt // an honest receipt
+	params sampler.Params
+	steps  int
+	prompt []int
+	other  *fixture // a different model with the same shapes (F16), or nil
 }
 
 func cloneReceipt(r *receipt.Receipt) *receipt.Receipt {

@@ -41,6 +41,8 @@ type Recorder struct {
 	got    map[leafKey][]byte // every leaf's data, when keeping the trace
 	err    error
 	async  *asyncHasher // when set, Layer and Final hash on other goroutines
+	// chatTemplate is the receipt's chat_template (zero: none).
+	chatTemplate merkle.Hash
 }
 
 // NewRecorder starts recording a generation of model config c from prompt.
@@ -372,6 +374,10 @@ func (r *Recorder) traceTree(n int) (*merkle.Tree, error) {
 	return merkle.NewTree(leaves), nil
 }
 
+// SetChatTemplate records the chat-template commitment of the prompt
+// (chat.Prompt.Digest) for the receipt; by default there is none.
+func (r *Recorder) SetChatTemplate(d merkle.Hash) { r.chatTemplate = d }
+
 // Receipt signs a receipt for the recorded generation.
 func (r *Recorder) Receipt(modelID merkle.Hash, spec string, p sampler.Params, steps int, stop []int, output []int, nonce []byte, k *keys.Key) (*receipt.Receipt, error) {
 	lr, tr, err := r.Roots(len(output))
@@ -382,7 +388,7 @@ func (r *Recorder) Receipt(modelID merkle.Hash, spec string, p sampler.Params, s
 		Version: receipt.Version, Spec: spec, Model: modelID, Nonce: nonce,
 		Sampling: receipt.Sampling{Temperature: p.Temperature, TopK: p.TopK, TopP: p.TopP, Seed: p.Seed, Steps: steps, Stop: append([]int(nil), stop...)},
 		Prompt:   append([]int(nil), r.prompt...), Output: append([]int(nil), output...),
-		LogitsRoot: lr, TraceRoot: tr,
+		ChatTemplate: r.chatTemplate, LogitsRoot: lr, TraceRoot: tr,
 	}
 	if err := rc.Sign(k.Private); err != nil {
 		return nil, err

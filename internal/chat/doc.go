@@ -1,18 +1,28 @@
-// Package chat turns a list of chat messages into the prompt a model sees.
+// Package chat turns an OpenAI-style chat request (messages, tools, template
+// arguments) into the prompt a model sees, by rendering the model's Jinja
+// chat template (GGUF tokenizer.chat_template) with package jinja, exactly as
+// Hugging Face's reference renderer does.
 //
-// Two templates exist, chosen from the model's metadata by Detect:
+// The variables a template sees are those transformers and vLLM pass:
+// messages, tools (none when the request has none), add_generation_prompt,
+// bos_token and eos_token (the texts of the vocabulary's BOS and EOS
+// tokens), and every key of chat_template_kwargs (for example Qwen3's
+// enable_thinking) at the top level. See Request for how messages look.
 //
-//   - Plain, for models without a chat template (such as the TinyStories
-//     models): the message contents, in order, joined with one newline, as one
-//     segment that starts with BOS. Roles are dropped. A story model thus
-//     continues the last message.
-//   - Llama2, for GGUFs whose tokenizer.chat_template mentions [INST]: Meta's
-//     Llama-2 chat format. Each user turn and the assistant answer after it
-//     form one segment "[INST] user [/INST] answer" that starts with BOS and,
-//     when answered, ends with EOS; a system message is folded into the first
-//     user turn as "<<SYS>>\nsystem\n<</SYS>>\n\n".
+// Models without a template get the built-in "plain" template (the message
+// contents joined by newlines, as a story model continues them); the
+// built-in "llama2" template is Meta's Llama-2 chat format. Both are Jinja
+// templates like any other (see Builtin).
 //
-// Rendering is a pure function of the messages: the same messages always give
-// the same segments, so the prompt tokens recorded in a receipt follow from
-// the request.
+// The rendered prompt is a list of spans that say which bytes came from the
+// template and which from the request (jinja.Span); Prompt.Encode tokenizes
+// it so that control tokens are recognised only in template text: a user who
+// writes "<|im_start|>" in a message cannot forge a turn. Like llama.cpp,
+// when the vocabulary adds BOS by itself (tokenizer.ggml.add_bos_token) and
+// the rendered text starts with the BOS text, that text is dropped, so the
+// prompt has exactly one BOS.
+//
+// Rendering is a pure function of the template and the request, and
+// Prompt.Digest commits to both (docs/protocol.md, "chat template"), so a
+// verifier can re-render a request and compare.
 package chat

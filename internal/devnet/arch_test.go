@@ -2,23 +2,20 @@ package devnet
 
 import (
 	"encoding/json"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/verdictnet/verdict/internal/ledger"
 	"github.com/verdictnet/verdict/internal/synth"
+	"github.com/verdictnet/verdict/internal/testutil"
 )
 
 // TestQwen3Devnet serves a synthetic qwen3 (llama.cpp's Q4_K_M mix, the
 // real Qwen vocabulary and its chat template): chat completions return
 // receipts that the verifier replays exactly and that become final.
 func TestQwen3Devnet(t *testing.T) {
-	vocab := filepath.Join(repoRoot(t), "..", "shared", "tokenizers", "derived", "ggml-vocab-qwen2.derived-from-qwen3.gguf")
-	if _, err := os.Stat(vocab); err != nil {
-		t.Skipf("the Qwen vocabulary is not available at %s (../shared absent): %v", vocab, err)
-	}
+	vocab := testutil.Shared(t, "tokenizers/derived/ggml-vocab-qwen2.derived-from-qwen3.gguf")
 	path := filepath.Join(t.TempDir(), "qwen3.gguf")
 	if err := synth.WriteFile(path, synth.Options{Preset: "tiny256-qwen3", Vocab: vocab, Seed: 2, Type: "q4_k_m"}); err != nil {
 		t.Fatal(err)

@@ -79,6 +79,7 @@ func DevParams() ledger.Params {
 	p.EscrowTimeout = 60
 	p.JailBlocks = 100
 	p.UnbondingBlocks = 20
+	p.EvidenceMaxAgeBlocks = 10
 	return p
 }
 
@@ -263,6 +264,7 @@ func Start(ctx context.Context, o Options) (d *Devnet, err error) {
 		return nil, err
 	}
 	meter.Submit = d.Chain.Submit
+	meter.Pending = d.Chain.IsPending
 	if err := d.Chain.Setup(ctx); err != nil {
 		return nil, err
 	}
@@ -295,19 +297,26 @@ func Start(ctx context.Context, o Options) (d *Devnet, err error) {
 
 	// Gateway with MCP.
 	status := gateway.LedgerStatus(d.Client, d.Chain.IsPending)
-	userAddr, _ := ledger.AddressOf(uk.Public)
 	// Workers are chosen by stake, reputation and price; a jailed worker
 	// gets no requests.
 	d.Pool = gateway.NewPool(d.Client, params.MinWorkerStake, gateway.Candidate{Backend: d.Worker, Address: d.Chain.Address(), Price: o.PricePerToken})
 	d.Pool.Refresh = time.Second
-	mcpBackend := &charging{WorkerBackend: d.Pool, meter: meter, account: userAddr.String()}
 	reg := prometheus.NewRegistry()
 	if err := errors.Join(d.Chain.Register(reg), d.Verifier.Register(reg)); err != nil {
 		return nil, err
 	}
+	// MCP callers are billed like API callers, each to the account of its
+	// API key; /metrics is served on the gateway's (loopback) address.
+	owners, err := gateway.NewFileOwners(filepath.Join(o.Dir, "worker", "owners"))
+	if err != nil {
+		return nil, err
+	}
 	srv, err := gateway.New(gateway.Options{Backend: d.Pool, Registry: reg, Auth: accounts, Status: status, Meter: meter,
-		MCP:    mcpserver.HTTPHandler(mcpserver.New(mcpBackend, mcpserver.Options{Status: status})),
-		Logger: log.With("service", "gateway")})
+		Owners: owners,
+		MCP: func(g gateway.Gate) http.Handler {
+			return mcpserver.HTTPHandler(mcpserver.New(d.Pool, mcpserver.Options{Gate: g}))
+		},
+		ServeMetrics: true, Logger: log.With("service", "gateway")})
 	if err != nil {
 		return nil, err
 	}
@@ -315,7 +324,7 @@ func Start(ctx context.Context, o Options) (d *Devnet, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("devnet: gateway: %w", err)
 	}
-	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second}
+	hs := gateway.HTTPServer(srv)
 	d.GatewayURL = "http://" + ln.Addr().String()
 	d.MCPURL = d.GatewayURL + "/mcp"
 
@@ -379,28 +388,6 @@ func (d *Devnet) fail(err error) {
 	d.mu.Unlock()
 	d.log.Error("devnet service failed", "err", err)
 	d.cancel()
-}
-
-// charging is the MCP tools' backend: the local worker, with every
-// generation charged to one account (MCP callers share the demo account).
-type charging struct {
-	gateway.WorkerBackend
-	meter   *gateway.LedgerMeter
-	account string
-}
-
-func (c *charging) Generate(ctx context.Context, req worker.Request, onDelta func(worker.Delta) error) (*worker.Result, error) {
-	if err := c.meter.Check(ctx, c.account, req.Model); err != nil {
-		return nil, err
-	}
-	res, err := c.WorkerBackend.Generate(ctx, req, onDelta)
-	if err != nil {
-		return nil, err
-	}
-	if err := c.meter.Charge(ctx, c.account, res); err != nil {
-		return nil, err
-	}
-	return res, nil
 }
 
 // builtinModel writes the built-in model under dir/models (when absent or

@@ -10,7 +10,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
@@ -20,21 +19,6 @@ import (
 	"github.com/verdictnet/verdict/internal/ledger/client"
 	"github.com/verdictnet/verdict/internal/worker"
 )
-
-// repoRoot is the repository root (two levels up from this package).
-func repoRoot(t *testing.T) string {
-	_, file, _, _ := runtime.Caller(0)
-	return filepath.Join(filepath.Dir(file), "..", "..")
-}
-
-// storiesPath returns ../shared/models/stories260K.gguf or skips.
-func storiesPath(t *testing.T) string {
-	p := filepath.Join(repoRoot(t), "..", "shared", "models", "stories260K.gguf")
-	if _, err := os.Stat(p); err != nil {
-		t.Skipf("stories260K is not available at %s (../shared absent): %v", p, err)
-	}
-	return p
-}
 
 func testLogger(t *testing.T) *slog.Logger {
 	if testing.Verbose() {

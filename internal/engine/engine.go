@@ -14,7 +14,7 @@ import (
 // SpecVersion names the version of docs/determinism.md this engine
 // implements. Every commitment to a computation (model ids, receipts)
 // includes it: a change to any rounding or order is a new version.
-const SpecVersion = "verdict-det/1"
+const SpecVersion = "verdict-det/2"
 
 // Options configure an Engine.
 type Options struct {

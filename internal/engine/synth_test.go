@@ -8,6 +8,9 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/verdictnet/verdict/internal/engine"
+	"github.com/verdictnet/verdict/internal/gguf"
+	"github.com/verdictnet/verdict/internal/model"
 	"github.com/verdictnet/verdict/internal/sampler"
 	"github.com/verdictnet/verdict/internal/synth"
 	"github.com/verdictnet/verdict/internal/testutil"
@@ -99,4 +102,54 @@ func TestMain(m *testing.M) {
 		os.RemoveAll(synthDir)
 	}
 	os.Exit(code)
+}
+
+// FuzzBadBlocks corrupts the weight bytes of a synthetic tiny256 model in
+// each K type (NaN and infinite f16 scales, any quanta): loading and a
+// forward pass either fail with an error or give logits, never a panic
+// (NaN or infinite scales propagate by IEEE arithmetic, docs/determinism.md
+// section 3).
+func FuzzBadBlocks(f *testing.F) {
+	f.Add(uint8(0), uint32(0), []byte{0x00, 0x7e}) // a NaN scale at the start of the data
+	f.Add(uint8(1), uint32(1<<20), []byte{0x00, 0x7c, 0x00, 0xfc})
+	f.Add(uint8(2), uint32(12345), []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff})
+	f.Add(uint8(0), uint32(4<<20), []byte{})
+	names := []string{"synth:tiny256:q4_k", "synth:tiny256:q5_k", "synth:tiny256:q6_k"}
+	f.Fuzz(func(t *testing.T, which uint8, off uint32, patch []byte) {
+		data, err := os.ReadFile(synthModel(t, names[int(which)%len(names)]))
+		if err != nil {
+			t.Fatal(err)
+		}
+		gf, err := gguf.Parse(data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		start := int(gf.DataOffset)
+		at := start + int(off)%(len(data)-start)
+		copy(data[at:], patch)
+		gf, err = gguf.Parse(data)
+		if err != nil {
+			return
+		}
+		m, err := model.FromGGUF(gf, true)
+		if err != nil {
+			return
+		}
+		e, err := engine.New(m, engine.Options{Threads: 2})
+		if err != nil {
+			return
+		}
+		defer e.Close()
+		seq, err := e.NewSequence(4)
+		if err != nil {
+			t.Fatal(err)
+		}
+		it := &engine.Item{Seq: seq, Tokens: []int{1, 450, 2217}, Logits: engine.LogitsAll}
+		if err := e.Forward(it); err != nil {
+			t.Fatal(err)
+		}
+		if len(it.Out) != 3 {
+			t.Fatalf("%d logit vectors", len(it.Out))
+		}
+	})
 }

@@ -195,9 +195,6 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request, acct string, body 
 		return true
 	}
 	wreq, aerr := req.toWorker(info.Template)
-	if aerr == nil {
-		aerr = s.check(r.Context(), acct, info.Name)
-	}
 	if aerr != nil {
 		writeError(w, aerr)
 		return aerr.Status < 500 && aerr.Status != http.StatusTooManyRequests
@@ -205,12 +202,11 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request, acct string, body 
 	id, created := newID("chatcmpl-"), s.o.Now().Unix()
 	base := chatResponse{ID: id, Created: created, Model: info.Name, SystemFingerprint: info.Fingerprint}
 	if !req.Stream {
-		res, err := s.o.Backend.Generate(r.Context(), wreq, nil)
+		res, err := s.Generate(r.Context(), acct, wreq, nil)
 		if err != nil {
 			writeError(w, backendError(err, "messages"))
 			return !isCancel(err)
 		}
-		s.account(r.Context(), acct, res)
 		resp := base
 		resp.Object = "chat.completion"
 		text := validUTF8(res.Text)
@@ -234,7 +230,7 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request, acct string, body 
 		return c
 	}
 	first := true
-	res, err := s.o.Backend.Generate(r.Context(), wreq, func(d worker.Delta) error {
+	res, err := s.Generate(r.Context(), acct, wreq, func(d worker.Delta) error {
 		if first {
 			// The first chunk opens the stream with the role.
 			first = false
@@ -256,7 +252,6 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request, acct string, body 
 		st.fail(backendError(err, "messages"))
 		return !st.started && !isCancel(err)
 	}
-	s.account(r.Context(), acct, res)
 	if !st.started {
 		st.start(true)
 		empty := ""
@@ -296,9 +291,6 @@ func (s *Server) completions(w http.ResponseWriter, r *http.Request, acct string
 		return true
 	}
 	wreq, aerr := req.toWorker()
-	if aerr == nil {
-		aerr = s.check(r.Context(), acct, info.Name)
-	}
 	if aerr != nil {
 		writeError(w, aerr)
 		return aerr.Status < 500 && aerr.Status != http.StatusTooManyRequests
@@ -306,12 +298,11 @@ func (s *Server) completions(w http.ResponseWriter, r *http.Request, acct string
 	id, created := newID("cmpl-"), s.o.Now().Unix()
 	base := completionResponse{ID: id, Object: "text_completion", Created: created, Model: info.Name, SystemFingerprint: info.Fingerprint}
 	if !req.Stream {
-		res, err := s.o.Backend.Generate(r.Context(), wreq, nil)
+		res, err := s.Generate(r.Context(), acct, wreq, nil)
 		if err != nil {
 			writeError(w, backendError(err, "prompt"))
 			return !isCancel(err)
 		}
-		s.account(r.Context(), acct, res)
 		resp := base
 		ch := completionChoice{Text: validUTF8(res.Text), FinishReason: &res.FinishReason}
 		if wreq.Logprobs {
@@ -327,7 +318,7 @@ func (s *Server) completions(w http.ResponseWriter, r *http.Request, acct string
 	includeUsage := req.StreamOptions != nil && req.StreamOptions.IncludeUsage
 	st := &sse{w: w}
 	offset := 0
-	res, err := s.o.Backend.Generate(r.Context(), wreq, func(d worker.Delta) error {
+	res, err := s.Generate(r.Context(), acct, wreq, func(d worker.Delta) error {
 		if !st.started {
 			s.m.ttft.Observe(time.Since(t0).Seconds())
 			st.start(true)
@@ -347,7 +338,6 @@ func (s *Server) completions(w http.ResponseWriter, r *http.Request, acct string
 		st.fail(backendError(err, "prompt"))
 		return !st.started && !isCancel(err)
 	}
-	s.account(r.Context(), acct, res)
 	if !st.started {
 		st.start(true)
 	}

@@ -5,17 +5,49 @@
 //	GET  /v1/models             the served models (and /v1/models/{model})
 //	GET  /v1/receipts/{id}      a signed receipt and its status
 //	GET  /healthz               liveness
-//	GET  /metrics               Prometheus metrics
+//	GET  /metrics               Prometheus metrics, only with ServeMetrics
+//	                            (else serve MetricsHandler on its own address)
 //	/mcp                        the MCP server, when Options.MCP is set
 //
-// API keys (Options.Auth) guard every endpoint but /healthz and /metrics,
-// /mcp included. An optional Meter checks an account before a generation and
-// charges it once per completed generation (the seam for payment per token
-// from a ledger escrow); a receipt's ledger status comes from Options.Status
-// ("published" until the ledger provides more).
+// API keys (Options.Auth) guard every endpoint but /healthz, /mcp included;
+// New refuses to build a server without Auth unless NoAuth says so. Keys
+// are compared in constant time; a key is sent as "Authorization: Bearer
+// KEY" (the scheme in any case; Basic and other schemes are refused by
+// name). The MCP endpoint hands the account to the tools as the session's
+// token info, so a session opened with one key cannot be used with another
+// (403).
 //
-// Requests follow OpenAI's shapes; fields the gateway does not know are
-// ignored. Every completion carries the id of its signed receipt in the
+// Billing: every generation, from the API or from an MCP tool, goes through
+// Server.Generate. Once the worker has tokenized the prompt (and before the
+// generation takes a slot) the Meter reserves the most the request can
+// cost, price x (prompt tokens + the most completion tokens: max_tokens, or
+// what the context leaves), against the account; a refusal is 429
+// insufficient_quota with Retry-After (a tool error over MCP). A completed
+// generation is charged for the tokens it delivered and the rest is
+// released; a failed or cancelled one releases everything. LedgerMeter
+// counts, against the balance, what running requests hold and the fees of
+// charged receipts still in the worker's outbox, so that concurrent
+// requests cannot overdraw an account.
+//
+// Receipts (GET /v1/receipts/{id}, MCP get_receipt and verify_receipt by
+// id) are readable only by the account that paid for them (Options.Owners
+// records it; FileOwners keeps it across restarts); another account gets
+// 404, as for an unknown id. Options.PublicReceipts, or a server without
+// Auth, lets everyone read every receipt. (Once published, a receipt is on
+// the ledger, which anyone can read: this guards the gateway's copy.) A
+// receipt's ledger status comes from Options.Status ("published" until
+// the ledger provides more).
+//
+// Requests follow OpenAI's shapes. POST bodies must be sent as
+// Content-Type: application/json (415 otherwise: a cross-site page cannot
+// send JSON without a CORS preflight, which the gateway does not answer). A
+// known path with another method is 405 with an Allow header. Fields the
+// gateway does not know are ignored; the fields it knows are checked for
+// their type and range, and a violation is a 400 whose param names the
+// field (messages[i].content for a missing or null content). top_k (an
+// extension, as llama.cpp's) keeps the k most likely tokens, k >= 0;
+// response_format other than {"type":"text"} is refused; user, metadata
+// and store are accepted and unused. Every completion carries the id of its signed receipt in the
 // "verdict" object of the response and in the X-Verdict-Receipt header (for
 // streams: in the last chunks and as an HTTP trailer).
 //
@@ -30,10 +62,11 @@
 // Errors are OpenAI-shaped: {"error":{"message","type","param","code"}}, with
 // 400 for invalid requests (code "context_length_exceeded" for prompts that
 // do not fit), 401 for a missing or bad API key, 404 for an unknown model or
-// receipt, 413 for a body over the size limit, 422 for an Idempotency-Key
-// reused with a different body, 429 when the worker is saturated
-// (rate_limit_exceeded) or the account cannot pay (insufficient_quota) and
-// 500 for failures of the server. Once a stream has started, an error
+// receipt, 405 for a wrong method, 413 for a body over the size limit, 415
+// for a body that is not application/json, 422 for an Idempotency-Key
+// reused with a different body, 429 with Retry-After when the worker is
+// saturated (rate_limit_exceeded, 1 s) or the account cannot pay
+// (insufficient_quota, 10 s) and 500 for failures of the server. Once a stream has started, an error
 // arrives as a final `data: {"error":...}` event.
 //
 // frequency_penalty, presence_penalty and logit_bias are refused unless zero
@@ -41,6 +74,15 @@
 // must be 1; echo and suffix are refused.
 //
 // A request with an Idempotency-Key header is run once: a retry with the same
-// key and the same body gets the stored response (same receipt) without a new
-// generation.
+// key and the same body, from the same account, gets the stored response
+// (same receipt) without a new generation; keys of different accounts never
+// meet. Stored responses are bounded in bytes (IdempotencyBytes, default 64
+// MiB, and an eighth of it per account; the oldest go first, those of the
+// account holding the most when the total is over); a request still running
+// is never evicted, and a response larger than an account's share is not
+// stored.
+//
+// HTTPServer gives the server's timeouts: 10 s for the headers, 60 s for
+// the whole request, 120 s idle, and no write timeout, so that streams and
+// long generations are not cut off.
 package gateway

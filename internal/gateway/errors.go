@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 
 	"github.com/verdictnet/verdict/internal/worker"
 )
@@ -17,6 +18,8 @@ type apiError struct {
 	Type    string  `json:"type"`
 	Param   *string `json:"param"`
 	Code    *string `json:"code"`
+	// RetryAfter, in seconds, is sent as the Retry-After header (429s).
+	RetryAfter int `json:"-"`
 }
 
 func (e *apiError) Error() string { return e.Message }
@@ -34,6 +37,9 @@ func invalid(param, code, format string, args ...any) *apiError {
 
 func writeError(w http.ResponseWriter, e *apiError) {
 	w.Header().Set("Content-Type", "application/json")
+	if e.RetryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(e.RetryAfter))
+	}
 	w.WriteHeader(e.Status)
 	enc := json.NewEncoder(w)
 	enc.SetEscapeHTML(false)
@@ -55,14 +61,28 @@ func backendError(err error, param string) *apiError {
 		return invalid(param, "context_length_exceeded", "%v", err)
 	case errors.Is(err, worker.ErrInvalid):
 		return invalid("", "", "%v", err)
+	case errors.Is(err, ErrInsufficientQuota):
+		return quotaError(err)
 	case errors.Is(err, ErrNoWorker):
 		return &apiError{Status: http.StatusServiceUnavailable, Type: "server_error", Message: err.Error(), Code: strp("no_worker_available")}
 	case errors.Is(err, worker.ErrBusy):
-		return &apiError{Status: http.StatusTooManyRequests, Type: "requests", Message: err.Error() + "; retry later", Code: strp("rate_limit_exceeded")}
+		return &apiError{Status: http.StatusTooManyRequests, Type: "requests", Message: err.Error() + "; retry later", Code: strp("rate_limit_exceeded"), RetryAfter: RetryAfterBusy}
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return &apiError{Status: 499, Type: "server_error", Message: "request cancelled: " + err.Error()}
 	}
 	return &apiError{Status: http.StatusInternalServerError, Type: "server_error", Message: "internal error: " + err.Error()}
+}
+
+// Retry-After values (seconds): a saturated worker frees a slot within
+// about a generation; an account that cannot pay may once its running
+// requests finish and release what they hold, or once it is funded.
+const (
+	RetryAfterBusy  = 1
+	RetryAfterQuota = 10
+)
+
+func quotaError(err error) *apiError {
+	return &apiError{Status: http.StatusTooManyRequests, Type: "insufficient_quota", Message: err.Error(), Code: strp("insufficient_quota"), RetryAfter: RetryAfterQuota}
 }
 
 func isCancel(err error) bool {

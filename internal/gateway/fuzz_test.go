@@ -12,6 +12,8 @@ var fuzzSeeds = []string{
 	`{"model":"m","messages":[{"role":"system","content":null},{"role":"user","content":[{"type":"text","text":"a"}]}],"stop":["x"],"seed":-1,"temperature":0.5,"top_p":0.9,"max_tokens":3,"n":1,"logprobs":true,"top_logprobs":2,"stream":true,"stream_options":{"include_usage":true}}`,
 	`{"model":"m","prompt":"abc","logprobs":3,"stop":"z","max_tokens":1e3}`,
 	`{"model":"m","prompt":[1,2,3]}`,
+	`{"model":"m","messages":[{"role":"user","content":"w?"},{"role":"assistant","content":null,"tool_calls":[{"id":"c1","type":"function","function":{"name":"f","arguments":"{\"a\":1}"}}]},{"role":"tool","tool_call_id":"c1","content":"ok"}],"tools":[{"type":"function","function":{"name":"f","parameters":{}}}],"tool_choice":"auto","chat_template_kwargs":{"enable_thinking":false},"add_generation_prompt":false}`,
+	`{"model":"m","messages":[{"role":"user","content":"x"}],"tool_choice":"required","chat_template_kwargs":[1]}`,
 	`{"model":"m","prompt":["one"]}`,
 	`{"model":1}`,
 	`{"messages":"x","prompt":{}}`,
@@ -36,7 +38,7 @@ func FuzzDecodeChat(f *testing.F) {
 			}
 			return
 		}
-		for _, tmpl := range []chat.Template{chat.Plain, chat.Llama2} {
+		for _, tmpl := range fuzzTemplates(t) {
 			w, err := req.toWorker(tmpl)
 			if err != nil {
 				if err.Status != 400 || err.Message == "" {
@@ -44,7 +46,7 @@ func FuzzDecodeChat(f *testing.F) {
 				}
 				continue
 			}
-			if len(w.Stop) > MaxStops || w.Sampler.Validate() != nil || w.MaxTokens < 0 || len(w.Segments) == 0 || w.TopLogprobs > 20 {
+			if len(w.Stop) > MaxStops || w.Sampler.Validate() != nil || w.MaxTokens < 0 || w.Chat == nil || w.TopLogprobs > 20 {
 				t.Fatalf("accepted out-of-range request %+v", w)
 			}
 		}
@@ -76,3 +78,22 @@ func FuzzDecodeCompletion(f *testing.F) {
 		}
 	})
 }
+
+// fuzzTemplates are the built-in templates and one that shows tools.
+func fuzzTemplates(t *testing.T) []*chat.Template {
+	var out []*chat.Template
+	for _, name := range []string{chat.PlainName, chat.Llama2Name} {
+		tp, err := chat.Builtin(name, "<s>", "</s>")
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, tp)
+	}
+	tp, err := chat.New("tools", toolTemplate, "<s>", "</s>")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return append(out, tp)
+}
+
+const toolTemplate = `{% if tools %}{% for t in tools %}{{ t | tojson }}{% endfor %}{% endif %}{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}{% for c in m.tool_calls or [] %}{{ c.function.name }}{{ c.function.arguments | tojson }}{% endfor %}<|im_end|>{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}`

@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/verdictnet/verdict/internal/engine"
 	"github.com/verdictnet/verdict/internal/receipt"
 	"github.com/verdictnet/verdict/internal/testutil"
 	"github.com/verdictnet/verdict/internal/worker"
@@ -55,10 +56,11 @@ func (c *counting) Generate(ctx context.Context, req worker.Request, f func(work
 func newServer(t testing.TB, mod func(*Options)) (*httptest.Server, *counting) {
 	t.Helper()
 	b := &counting{Backend: testWorker(t)}
-	o := Options{Backend: b}
+	o := Options{Backend: b, ServeMetrics: true}
 	if mod != nil {
 		mod(&o)
 	}
+	o.NoAuth = o.Auth == nil
 	s, err := New(o)
 	if err != nil {
 		t.Fatal(err)
@@ -442,10 +444,14 @@ func TestErrors(t *testing.T) {
 		{"temperature wrong type", chat, `{"model":"stories260K","messages":[{"role":"user","content":"a"}],"temperature":"hot"}`, 400, "invalid_request_error", "temperature", ""},
 		{"max_tokens fractional", chat, `{"model":"stories260K","messages":[{"role":"user","content":"a"}],"max_tokens":1.5}`, 400, "invalid_request_error", "max_tokens", ""},
 		{"stop wrong type", chat, `{"model":"stories260K","messages":[{"role":"user","content":"a"}],"stop":5}`, 400, "invalid_request_error", "stop", ""},
-		{"content image", chat, `{"model":"stories260K","messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"x"}}]}]}`, 400, "invalid_request_error", "content", ""},
+		{"content image", chat, `{"model":"stories260K","messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"x"}}]}]}`, 400, "invalid_request_error", "messages.content", ""},
 		{"missing model", chat, `{"messages":[{"role":"user","content":"a"}]}`, 400, "invalid_request_error", "model", ""},
 		{"missing messages", chat, `{"model":"stories260K"}`, 400, "invalid_request_error", "messages", ""},
 		{"bad role", chat, `{"model":"stories260K","messages":[{"role":"wizard","content":"a"}]}`, 400, "invalid_request_error", "messages", ""},
+		{"tools without template support", chat, `{"model":"stories260K","messages":[{"role":"user","content":"a"}],"tools":[{"type":"function","function":{"name":"f"}}]}`, 400, "invalid_request_error", "tools", ""},
+		{"tool_choice required", chat, `{"model":"stories260K","messages":[{"role":"user","content":"a"}],"tool_choice":"required"}`, 400, "invalid_request_error", "tool_choice", ""},
+		{"tool call arguments not JSON", chat, `{"model":"stories260K","messages":[{"role":"user","content":"a"},{"role":"assistant","tool_calls":[{"id":"c","type":"function","function":{"name":"f","arguments":"{nope"}}]}]}`, 400, "invalid_request_error", "messages", ""},
+		{"kwargs not an object", chat, `{"model":"stories260K","messages":[{"role":"user","content":"a"}],"chat_template_kwargs":"x"}`, 400, "invalid_request_error", "chat_template_kwargs", ""},
 		{"unknown model", chat, `{"model":"gpt-4o","messages":[{"role":"user","content":"a"}]}`, 404, "invalid_request_error", "model", "model_not_found"},
 		{"n=2", chat, `{"model":"stories260K","messages":[{"role":"user","content":"a"}],"n":2}`, 400, "invalid_request_error", "n", ""},
 		{"temperature range", chat, `{"model":"stories260K","messages":[{"role":"user","content":"a"}],"temperature":2.5}`, 400, "invalid_request_error", "temperature", ""},
@@ -466,6 +472,44 @@ func TestErrors(t *testing.T) {
 		{"completion oversized", comp, `{"model":"stories260K","prompt":"` + long[:2000] + `"}`, 400, "invalid_request_error", "prompt", "context_length_exceeded"},
 		{"completion echo", comp, `{"model":"stories260K","prompt":"a","echo":true}`, 400, "invalid_request_error", "echo", ""},
 		{"unknown endpoint", ts.URL + "/v1/embeddings", `{}`, 404, "invalid_request_error", "", "unknown_url"},
+		// Every field out of its range or of the wrong type is a 400 that
+		// names it (OpenAI's ranges; top_k as llama.cpp's).
+		{"top_k negative", chat, `{"model":"stories260K","messages":[{"role":"user","content":"a"}],"top_k":-3}`, 400, "invalid_request_error", "top_k", ""},
+		{"top_k fractional", comp, `{"model":"stories260K","prompt":"a","top_k":2.5}`, 400, "invalid_request_error", "top_k", ""},
+		{"content null", chat, `{"model":"stories260K","messages":[{"role":"user","content":null}]}`, 400, "invalid_request_error", "messages[0].content", ""},
+		{"content missing", chat, `{"model":"stories260K","messages":[{"role":"system","content":"s"},{"role":"user"}]}`, 400, "invalid_request_error", "messages[1].content", ""},
+		{"content number", chat, `{"model":"stories260K","messages":[{"role":"user","content":5}]}`, 400, "invalid_request_error", "messages.content", ""},
+		{"content part without text", chat, `{"model":"stories260K","messages":[{"role":"user","content":[{"type":"text"}]}]}`, 400, "invalid_request_error", "messages.content", ""},
+		{"role wrong type", chat, `{"model":"stories260K","messages":[{"role":5,"content":"a"}]}`, 400, "invalid_request_error", "messages.role", ""},
+		{"name wrong type", chat, `{"model":"stories260K","messages":[{"role":"user","content":"a","name":5}]}`, 400, "invalid_request_error", "messages.name", ""},
+		{"message not an object", chat, `{"model":"stories260K","messages":["hi"]}`, 400, "invalid_request_error", "messages", ""},
+		{"model wrong type", chat, `{"model":5,"messages":[{"role":"user","content":"a"}]}`, 400, "invalid_request_error", "model", ""},
+		{"stream wrong type", chat, `{"model":"stories260K","messages":[{"role":"user","content":"a"}],"stream":"yes"}`, 400, "invalid_request_error", "stream", ""},
+		{"stream_options wrong type", chat, `{"model":"stories260K","messages":[{"role":"user","content":"a"}],"stream":true,"stream_options":{"include_usage":"yes"}}`, 400, "invalid_request_error", "stream_options.include_usage", ""},
+		{"seed fractional", chat, `{"model":"stories260K","messages":[{"role":"user","content":"a"}],"seed":1.5}`, 400, "invalid_request_error", "seed", ""},
+		{"seed string", chat, `{"model":"stories260K","messages":[{"role":"user","content":"a"}],"seed":"7"}`, 400, "invalid_request_error", "seed", ""},
+		{"seed too large", chat, `{"model":"stories260K","messages":[{"role":"user","content":"a"}],"seed":18446744073709551616}`, 400, "invalid_request_error", "seed", ""},
+		{"temperature negative", chat, `{"model":"stories260K","messages":[{"role":"user","content":"a"}],"temperature":-0.1}`, 400, "invalid_request_error", "temperature", ""},
+		{"top_p above one", chat, `{"model":"stories260K","messages":[{"role":"user","content":"a"}],"top_p":1.5}`, 400, "invalid_request_error", "top_p", ""},
+		{"frequency_penalty range", chat, `{"model":"stories260K","messages":[{"role":"user","content":"a"}],"frequency_penalty":3}`, 400, "invalid_request_error", "frequency_penalty", ""},
+		{"logit_bias", chat, `{"model":"stories260K","messages":[{"role":"user","content":"a"}],"logit_bias":{"5":10}}`, 400, "invalid_request_error", "logit_bias", ""},
+		{"logit_bias wrong type", chat, `{"model":"stories260K","messages":[{"role":"user","content":"a"}],"logit_bias":[1]}`, 400, "invalid_request_error", "logit_bias", ""},
+		{"n zero", chat, `{"model":"stories260K","messages":[{"role":"user","content":"a"}],"n":0}`, 400, "invalid_request_error", "n", ""},
+		{"max_tokens negative", chat, `{"model":"stories260K","messages":[{"role":"user","content":"a"}],"max_tokens":-1}`, 400, "invalid_request_error", "max_tokens", ""},
+		{"max_completion_tokens zero", chat, `{"model":"stories260K","messages":[{"role":"user","content":"a"}],"max_completion_tokens":0}`, 400, "invalid_request_error", "max_completion_tokens", ""},
+		{"logprobs wrong type", chat, `{"model":"stories260K","messages":[{"role":"user","content":"a"}],"logprobs":1}`, 400, "invalid_request_error", "logprobs", ""},
+		{"top_logprobs negative", chat, `{"model":"stories260K","messages":[{"role":"user","content":"a"}],"logprobs":true,"top_logprobs":-1}`, 400, "invalid_request_error", "top_logprobs", ""},
+		{"stop too long", chat, `{"model":"stories260K","messages":[{"role":"user","content":"a"}],"stop":"` + strings.Repeat("x", 257) + `"}`, 400, "invalid_request_error", "stop", ""},
+		{"stop empty", chat, `{"model":"stories260K","messages":[{"role":"user","content":"a"}],"stop":[""]}`, 400, "invalid_request_error", "stop", ""},
+		{"user wrong type", chat, `{"model":"stories260K","messages":[{"role":"user","content":"a"}],"user":5}`, 400, "invalid_request_error", "user", ""},
+		{"metadata wrong type", chat, `{"model":"stories260K","messages":[{"role":"user","content":"a"}],"metadata":{"a":1}}`, 400, "invalid_request_error", "metadata", ""},
+		{"store wrong type", chat, `{"model":"stories260K","messages":[{"role":"user","content":"a"}],"store":"no"}`, 400, "invalid_request_error", "store", ""},
+		{"response_format json", chat, `{"model":"stories260K","messages":[{"role":"user","content":"a"}],"response_format":{"type":"json_object"}}`, 400, "invalid_request_error", "response_format", ""},
+		{"completion best_of", comp, `{"model":"stories260K","prompt":"a","best_of":2}`, 400, "invalid_request_error", "best_of", ""},
+		{"completion suffix", comp, `{"model":"stories260K","prompt":"a","suffix":"b"}`, 400, "invalid_request_error", "suffix", ""},
+		{"completion echo wrong type", comp, `{"model":"stories260K","prompt":"a","echo":"no"}`, 400, "invalid_request_error", "echo", ""},
+		{"completion logprobs negative", comp, `{"model":"stories260K","prompt":"a","logprobs":-1}`, 400, "invalid_request_error", "logprobs", ""},
+		{"completion empty tokens", comp, `{"model":"stories260K","prompt":[]}`, 400, "invalid_request_error", "prompt", ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -540,7 +584,7 @@ func TestModels(t *testing.T) {
 	if list.Object != "list" || len(list.Data) != 1 || list.Data[0].ID != "stories260K" || list.Data[0].Verdict.ModelID != info.ID.String() || list.Data[0].Verdict.ContextLength != 128 {
 		t.Errorf("models: %s", body)
 	}
-	if list.Data[0].Verdict.SystemFingerprint != worker.Fingerprint(info.ID, "verdict-det/1") {
+	if list.Data[0].Verdict.SystemFingerprint != worker.Fingerprint(info.ID, engine.SpecVersion) {
 		t.Errorf("fingerprint %s", list.Data[0].Verdict.SystemFingerprint)
 	}
 	for _, name := range []string{"stories260K", info.ID.String()} {
@@ -733,27 +777,47 @@ func TestBurst(t *testing.T) {
 	t.Logf("%d requests, %d in parallel: p50 %v p95 %v p99 %v max %v", n, par, pct(50), pct(95), pct(99), durs[len(durs)-1])
 }
 
-// prepaid is a Meter with a token balance per account.
+// prepaid is a Meter with a token balance per account, from which it
+// holds the most a request can cost until it is charged.
 type prepaid struct {
 	mu      sync.Mutex
 	balance map[string]int
+	held    map[string]int
 	charges int
 }
 
-func (p *prepaid) Check(_ context.Context, acct, _ string) error {
+func (p *prepaid) Reserve(_ context.Context, acct, _ string, prompt, maxNew int) (Reservation, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.balance[acct] <= 0 {
-		return fmt.Errorf("account %q has no balance: %w", acct, ErrInsufficientQuota)
+	if p.held == nil {
+		p.held = map[string]int{}
 	}
-	return nil
+	need := prompt + maxNew
+	if p.balance[acct]-p.held[acct] < need {
+		return nil, fmt.Errorf("account %q has %d, %d held, needs %d: %w", acct, p.balance[acct], p.held[acct], need, ErrInsufficientQuota)
+	}
+	p.held[acct] += need
+	return &prepaidHold{p: p, acct: acct, n: need}, nil
 }
 
-func (p *prepaid) Charge(_ context.Context, acct string, res *worker.Result) error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.balance[acct] -= res.PromptTokens + res.CompletionTokens
-	p.charges++
+type prepaidHold struct {
+	p    *prepaid
+	acct string
+	n    int
+}
+
+func (h *prepaidHold) Release() {
+	h.p.mu.Lock()
+	defer h.p.mu.Unlock()
+	h.p.held[h.acct] -= h.n
+}
+
+func (h *prepaidHold) Charge(_ context.Context, res *worker.Result) error {
+	h.p.mu.Lock()
+	defer h.p.mu.Unlock()
+	h.p.held[h.acct] -= h.n
+	h.p.balance[h.acct] -= res.PromptTokens + res.CompletionTokens
+	h.p.charges++
 	return nil
 }
 

@@ -18,61 +18,135 @@ type idemEntry struct {
 	status int
 	header http.Header
 	body   []byte
+	size   int64 // counted against the bounds once stored
 }
 
-// idemCache keeps the responses of the last requests that carried an
-// Idempotency-Key, the oldest forgotten first.
+// idemCache keeps the responses of requests that carried an
+// Idempotency-Key, per account: one account's keys never answer
+// another's. Stored responses are bounded in bytes, per account (the
+// account's oldest go first) and in all (the oldest of the account holding
+// the most go first); an entry whose request is still running is never
+// evicted.
 type idemCache struct {
-	mu    sync.Mutex
-	max   int
-	m     map[string]*idemEntry
+	mu           sync.Mutex
+	max, maxAcct int64
+	total        int64
+	m            map[idemKey]*idemEntry
+	accts        map[string]*idemAccount
+}
+
+type idemKey struct{ account, key string }
+
+// idemAccount lists an account's stored (finished) entries, oldest first.
+type idemAccount struct {
 	order []string
+	bytes int64
 }
 
-func newIdemCache(max int) *idemCache {
+// Defaults of the idempotency cache's bounds.
+const (
+	DefaultIdempotencyBytes = 64 << 20
+)
+
+func newIdemCache(max, maxAcct int64) *idemCache {
 	if max <= 0 {
-		max = 10000
+		max = DefaultIdempotencyBytes
 	}
-	return &idemCache{max: max, m: make(map[string]*idemEntry)}
+	if maxAcct <= 0 {
+		maxAcct = max / 8
+	}
+	return &idemCache{max: max, maxAcct: min(maxAcct, max), m: map[idemKey]*idemEntry{}, accts: map[string]*idemAccount{}}
 }
 
-// begin returns the entry for key: owner is true when the caller must
-// compute the response (and call finish), false when another request
-// did or is doing it.
-func (c *idemCache) begin(key string, h [32]byte) (e *idemEntry, owner bool) {
+// begin returns the entry for an account's key: owner is true when the
+// caller must compute the response (and call finish), false when another
+// request did or is doing it.
+func (c *idemCache) begin(account, key string, h [32]byte) (e *idemEntry, owner bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if e, ok := c.m[key]; ok {
+	k := idemKey{account, key}
+	if e, ok := c.m[k]; ok {
 		return e, false
 	}
-	for len(c.order) >= c.max {
-		delete(c.m, c.order[0])
-		c.order = c.order[1:]
-	}
 	e = &idemEntry{hash: h, done: make(chan struct{})}
-	c.m[key] = e
-	c.order = append(c.order, key)
+	c.m[k] = e
 	return e, true
+}
+
+// entrySize is what an entry counts against the bounds.
+func entrySize(key string, header http.Header, body []byte) int64 {
+	n := int64(len(key) + len(body) + 128)
+	for k, vs := range header {
+		n += int64(len(k))
+		for _, v := range vs {
+			n += int64(len(v))
+		}
+	}
+	return n
 }
 
 // finish stores the response of an owned entry, or drops the entry when
 // the response must not be replayed (server errors, rate limits, requests
-// cut short), so that a retry runs again.
-func (c *idemCache) finish(key string, e *idemEntry, rec *recorder, complete bool) {
+// cut short) or is larger than an account may store, so that a retry runs
+// again.
+func (c *idemCache) finish(account, key string, e *idemEntry, rec *recorder, complete bool) {
 	c.mu.Lock()
-	if complete && rec.status < 500 && rec.status != http.StatusTooManyRequests {
-		e.ok, e.status, e.header, e.body = true, rec.status, rec.Header().Clone(), rec.buf.Bytes()
-	} else if c.m[key] == e {
-		delete(c.m, key)
-		for i, k := range c.order {
-			if k == key {
-				c.order = append(c.order[:i], c.order[i+1:]...)
-				break
-			}
+	k := idemKey{account, key}
+	header := rec.Header().Clone()
+	body := rec.buf.Bytes()
+	e.size = entrySize(key, header, body)
+	if complete && rec.status < 500 && rec.status != http.StatusTooManyRequests && e.size <= c.maxAcct {
+		e.ok, e.status, e.header, e.body = true, rec.status, header, body
+		a := c.accts[account]
+		if a == nil {
+			a = &idemAccount{}
+			c.accts[account] = a
 		}
+		a.order = append(a.order, key)
+		a.bytes += e.size
+		c.total += e.size
+		for a.bytes > c.maxAcct {
+			c.evictOldest(account, a)
+		}
+		for c.total > c.max {
+			var big string
+			var most *idemAccount
+			for name, x := range c.accts {
+				if most == nil || x.bytes > most.bytes {
+					big, most = name, x
+				}
+			}
+			c.evictOldest(big, most)
+		}
+	} else if c.m[k] == e {
+		delete(c.m, k)
 	}
 	c.mu.Unlock()
 	close(e.done)
+}
+
+// evictOldest forgets an account's oldest stored entry.
+func (c *idemCache) evictOldest(account string, a *idemAccount) {
+	k := idemKey{account, a.order[0]}
+	a.order = a.order[1:]
+	if e := c.m[k]; e != nil && e.ok {
+		delete(c.m, k)
+		a.bytes -= e.size
+		c.total -= e.size
+	}
+	if len(a.order) == 0 {
+		delete(c.accts, account)
+	}
+}
+
+// stored returns the bytes stored, in all and for an account.
+func (c *idemCache) stored(account string) (total, acct int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if a := c.accts[account]; a != nil {
+		acct = a.bytes
+	}
+	return c.total, acct
 }
 
 func requestHash(r *http.Request, body []byte) [32]byte {

@@ -2,11 +2,9 @@ package gateway
 
 import (
 	"context"
-	"crypto/subtle"
 	"errors"
 	"fmt"
 	"net/http"
-	"strings"
 	"sync"
 
 	"github.com/verdictnet/verdict/internal/keys"
@@ -20,13 +18,13 @@ import (
 // name a request runs under is the account's address in hex.
 type LedgerAccounts struct {
 	c      *client.Client
-	byKey  map[string]ledger.Address
+	keys   keyTable
 	sender map[ledger.Address]*worker.Sender
 }
 
 // NewLedgerAccounts maps each API key to the account of its key.
 func NewLedgerAccounts(c *client.Client, apiKeys map[string]*keys.Key) (*LedgerAccounts, error) {
-	a := &LedgerAccounts{c: c, byKey: map[string]ledger.Address{}, sender: map[ledger.Address]*worker.Sender{}}
+	a := &LedgerAccounts{c: c, sender: map[ledger.Address]*worker.Sender{}}
 	for k, key := range apiKeys {
 		if k == "" || key == nil {
 			return nil, errors.New("ledger accounts: empty API key or account key")
@@ -35,7 +33,7 @@ func NewLedgerAccounts(c *client.Client, apiKeys map[string]*keys.Key) (*LedgerA
 		if err != nil {
 			return nil, err
 		}
-		a.byKey[k] = s.Address()
+		a.keys.add(k, s.Address().String())
 		if _, ok := a.sender[s.Address()]; !ok {
 			a.sender[s.Address()] = s
 		}
@@ -43,36 +41,57 @@ func NewLedgerAccounts(c *client.Client, apiKeys map[string]*keys.Key) (*LedgerA
 	return a, nil
 }
 
-// Authenticate implements Authenticator.
+// Authenticate implements Authenticator; keys are compared in constant
+// time.
 func (a *LedgerAccounts) Authenticate(r *http.Request) (string, error) {
-	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	if !ok || tok == "" {
-		return "", errors.New("missing API key: send it as Authorization: Bearer <key>")
+	tok, err := bearer(r)
+	if err != nil {
+		return "", err
 	}
-	for k, addr := range a.byKey {
-		if subtle.ConstantTimeCompare([]byte(k), []byte(tok)) == 1 {
-			return addr.String(), nil
-		}
+	acct, ok := a.keys.lookup(tok)
+	if !ok {
+		return "", errors.New("incorrect API key provided")
 	}
-	return "", errors.New("incorrect API key provided")
+	return acct, nil
 }
 
-// LedgerMeter charges callers per token from escrow on the ledger. Check
-// refuses an account whose balance cannot pay the smallest request;
-// Charge puts the receipt in the worker's outbox with the fee, and the
-// worker opens the escrow (through Escrow) and publishes the receipt
-// against it. A receipt is charged once, whatever retries happen.
+// Balances reads ledger accounts (a *client.Client does).
+type Balances interface {
+	Account(ctx context.Context, a ledger.Address) (ledger.Account, error)
+}
+
+// LedgerMeter charges callers per token from escrow on the ledger.
+//
+// Reserve holds, in this process, the most a request can cost (its prompt
+// and its most completion tokens at PricePerToken, and the escrow
+// transaction's fee) and refuses a request that the account's balance,
+// less what its running requests hold and less the fees of its receipts
+// still in the worker's outbox (their escrows are not on the ledger yet),
+// cannot pay: concurrent requests cannot overdraw an account. Charge puts
+// the receipt in the worker's outbox with the fee of the tokens delivered
+// and releases the rest; the worker opens the escrow (through Escrow) and
+// publishes the receipt against it. A receipt is charged once, whatever
+// retries happen.
 type LedgerMeter struct {
 	Accounts *LedgerAccounts
+	// Ledger reads balances; nil: the accounts' ledger client.
+	Ledger Balances
 	// PricePerToken is charged for every prompt and completion token
 	// (default 1); the chain's minimum transaction fee is added once.
 	PricePerToken uint64
 	// Submit hands a charged receipt to the worker (worker.Chain.Submit).
 	Submit func(worker.Pending) error
+	// Pending reports whether a charged receipt is still in the worker's
+	// outbox (worker.Chain.IsPending); until it is not, its fee counts
+	// against its account. nil: charged fees are assumed on the ledger at
+	// once, which lets an account overdraw while its escrows wait.
+	Pending func(id string) bool
 
 	mu      sync.Mutex
 	charged map[string]bool
 	order   []string
+	held    map[ledger.Address]uint64            // by running requests
+	owed    map[ledger.Address]map[string]uint64 // charged, escrow maybe not on the ledger
 }
 
 // maxCharged bounds the receipt ids a meter remembers; older ones are
@@ -80,35 +99,108 @@ type LedgerMeter struct {
 // id once.
 const maxCharged = 100000
 
+// escrowTxFee is the fee of the escrow transaction a charge costs.
+const escrowTxFee = 1
+
+func (m *LedgerMeter) price() uint64 { return max(m.PricePerToken, 1) }
+
 // Fee is what a generation costs.
 func (m *LedgerMeter) Fee(res *worker.Result) uint64 {
-	p := m.PricePerToken
-	if p == 0 {
-		p = 1
-	}
-	return p * uint64(res.PromptTokens+res.CompletionTokens)
+	return m.price() * uint64(res.PromptTokens+res.CompletionTokens)
 }
 
-// Check implements Meter.
-func (m *LedgerMeter) Check(ctx context.Context, account, model string) error {
+// Reserve implements Meter.
+func (m *LedgerMeter) Reserve(ctx context.Context, account, model string, promptTokens, maxCompletion int) (Reservation, error) {
 	a, err := ledger.ParseAddress(account)
 	if err != nil {
-		return fmt.Errorf("%w: account %q is not a ledger account", ErrInsufficientQuota, account)
+		return nil, fmt.Errorf("%w: account %q is not a ledger account", ErrInsufficientQuota, account)
 	}
-	acct, err := m.Accounts.c.Account(ctx, a)
+	need := m.price()*uint64(promptTokens+maxCompletion) + escrowTxFee
+	// Drop the owed fees of receipts that left the outbox before reading
+	// the balance, so that each fee is counted in the balance, as owed, or
+	// both, never neither.
+	m.mu.Lock()
+	if m.Pending != nil {
+		for id := range m.owed[a] {
+			if !m.Pending(id) {
+				delete(m.owed[a], id)
+			}
+		}
+	}
+	m.mu.Unlock()
+	bal := m.Ledger
+	if bal == nil {
+		bal = m.Accounts.c
+	}
+	acct, err := bal.Account(ctx, a)
 	if err != nil {
-		return err
+		return nil, fmt.Errorf("reading account %s: %w", a, err)
 	}
-	// One token and the escrow transaction's fee at least.
-	if need := max(m.PricePerToken, 1) + 1; acct.Balance < need {
-		return fmt.Errorf("%w: account %s has %d, a request needs at least %d", ErrInsufficientQuota, a, acct.Balance, need)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var owed uint64
+	for _, f := range m.owed[a] {
+		owed += f
 	}
-	return nil
+	busy := m.held[a] + owed
+	if acct.Balance < busy || acct.Balance-busy < need {
+		return nil, fmt.Errorf("%w: account %s has %d, of which %d is held by its running requests and unpublished receipts; this request may cost up to %d (%d prompt tokens and up to %d completion tokens at %d, and the escrow's fee): lower max_tokens or add funds",
+			ErrInsufficientQuota, a, acct.Balance, busy, need, promptTokens, maxCompletion, m.price())
+	}
+	if m.held == nil {
+		m.held = map[ledger.Address]uint64{}
+	}
+	m.held[a] += need
+	return &ledgerReservation{m: m, account: a, held: need}, nil
 }
 
-// Charge implements Meter.
-func (m *LedgerMeter) Charge(ctx context.Context, account string, res *worker.Result) error {
+// Held returns what an account's running requests hold and what its
+// charged, unpublished receipts owe.
+func (m *LedgerMeter) Held(account ledger.Address) (held, owed uint64) {
 	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, f := range m.owed[account] {
+		owed += f
+	}
+	return m.held[account], owed
+}
+
+type ledgerReservation struct {
+	m       *LedgerMeter
+	account ledger.Address
+	held    uint64
+	done    bool
+}
+
+// release returns the held amount; m.mu is held.
+func (r *ledgerReservation) release() bool {
+	if r.done {
+		return false
+	}
+	r.done = true
+	r.m.held[r.account] -= r.held
+	if r.m.held[r.account] == 0 {
+		delete(r.m.held, r.account)
+	}
+	return true
+}
+
+// Release implements Reservation.
+func (r *ledgerReservation) Release() {
+	r.m.mu.Lock()
+	r.release()
+	r.m.mu.Unlock()
+}
+
+// Charge implements Reservation.
+func (r *ledgerReservation) Charge(ctx context.Context, res *worker.Result) error {
+	m := r.m
+	fee := m.Fee(res)
+	m.mu.Lock()
+	if !r.release() {
+		m.mu.Unlock()
+		return errors.New("reservation already charged or released")
+	}
 	if m.charged == nil {
 		m.charged = map[string]bool{}
 	}
@@ -122,11 +214,19 @@ func (m *LedgerMeter) Charge(ctx context.Context, account string, res *worker.Re
 		delete(m.charged, m.order[0])
 		m.order = m.order[1:]
 	}
+	if m.owed == nil {
+		m.owed = map[ledger.Address]map[string]uint64{}
+	}
+	if m.owed[r.account] == nil {
+		m.owed[r.account] = map[string]uint64{}
+	}
+	m.owed[r.account][res.ReceiptID] = fee + escrowTxFee
 	m.mu.Unlock()
-	err := m.Submit(worker.Pending{ReceiptID: res.ReceiptID, Receipt: res.Receipt, Requester: account, Fee: m.Fee(res)})
+	err := m.Submit(worker.Pending{ReceiptID: res.ReceiptID, Receipt: res.Receipt, Requester: r.account.String(), Fee: fee})
 	if err != nil {
 		m.mu.Lock()
 		delete(m.charged, res.ReceiptID)
+		delete(m.owed[r.account], res.ReceiptID)
 		m.mu.Unlock()
 	}
 	return err
@@ -143,7 +243,11 @@ func (m *LedgerMeter) Escrow(ctx context.Context, p *worker.Pending, w ledger.Ad
 	if s == nil {
 		return ledger.Hash{}, fmt.Errorf("%w: no key for requester %s", client.ErrRejected, a)
 	}
-	nonce, err := s.Send(ctx, ledger.Msg{OpenEscrow: &ledger.MsgOpenEscrow{Worker: w, ModelID: model, Fee: p.Fee, AgentID: agentID}})
+	req, err := ledger.ReceiptRequest(p.Receipt)
+	if err != nil {
+		return ledger.Hash{}, fmt.Errorf("%w: %v", client.ErrRejected, err)
+	}
+	nonce, err := s.Send(ctx, ledger.Msg{OpenEscrow: &ledger.MsgOpenEscrow{Worker: w, ModelID: model, Fee: p.Fee, Request: req, AgentID: agentID}})
 	if errors.Is(err, worker.ErrMaybeSent) {
 		return ledger.EscrowID(a, nonce), err // the worker looks for it before retrying
 	}

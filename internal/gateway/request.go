@@ -53,42 +53,6 @@ func (s *stopField) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// contentField is a message's content: a string, null, or an array of parts
-// of which only {"type":"text","text":...} is supported.
-type contentField string
-
-func (c *contentField) UnmarshalJSON(b []byte) error {
-	b = bytes.TrimSpace(b)
-	if bytes.Equal(b, []byte("null")) {
-		*c = ""
-		return nil
-	}
-	if len(b) > 0 && b[0] == '"' {
-		var s string
-		if err := json.Unmarshal(b, &s); err != nil {
-			return &fieldError{"content", "not a string"}
-		}
-		*c = contentField(s)
-		return nil
-	}
-	var parts []struct {
-		Type string  `json:"type"`
-		Text *string `json:"text"`
-	}
-	if err := json.Unmarshal(b, &parts); err != nil {
-		return &fieldError{"content", "must be a string or an array of content parts"}
-	}
-	var sb strings.Builder
-	for i, p := range parts {
-		if p.Type != "text" || p.Text == nil {
-			return &fieldError{"content", fmt.Sprintf("part %d: only text parts ({\"type\":\"text\",\"text\":...}) are supported, got type %q", i, p.Type)}
-		}
-		sb.WriteString(*p.Text)
-	}
-	*c = contentField(sb.String())
-	return nil
-}
-
 // promptField is the completions prompt: a string, an array holding one
 // string, or an array of token ids.
 type promptField struct {
@@ -129,6 +93,12 @@ type streamOptions struct {
 	IncludeUsage bool `json:"include_usage"`
 }
 
+// responseFormat is OpenAI's response_format: only {"type":"text"} (what
+// every request gets) is supported.
+type responseFormat struct {
+	Type string `json:"type"`
+}
+
 // common holds the fields chat and completions share.
 type common struct {
 	Model            string             `json:"model"`
@@ -143,19 +113,29 @@ type common struct {
 	FrequencyPenalty *float64           `json:"frequency_penalty"`
 	PresencePenalty  *float64           `json:"presence_penalty"`
 	LogitBias        map[string]float64 `json:"logit_bias"`
-}
-
-type chatMessage struct {
-	Role    string       `json:"role"`
-	Content contentField `json:"content"`
+	// TopK is an extension (as llama.cpp and vLLM): keep the k most
+	// likely tokens; 0 or absent: no cut.
+	TopK *int `json:"top_k"`
+	// Accepted and checked for their type, otherwise unused.
+	User     *string           `json:"user"`
+	Metadata map[string]string `json:"metadata"`
+	Store    *bool             `json:"store"`
+	// ResponseFormat other than text is refused.
+	ResponseFormat *responseFormat `json:"response_format"`
 }
 
 type chatRequest struct {
 	common
-	Messages            []chatMessage `json:"messages"`
-	MaxCompletionTokens *int          `json:"max_completion_tokens"`
-	Logprobs            *bool         `json:"logprobs"`
-	TopLogprobs         *int          `json:"top_logprobs"`
+	Messages            []chat.Message    `json:"messages"`
+	MaxCompletionTokens *int              `json:"max_completion_tokens"`
+	Logprobs            *bool             `json:"logprobs"`
+	TopLogprobs         *int              `json:"top_logprobs"`
+	Tools               []json.RawMessage `json:"tools"`
+	ToolChoice          json.RawMessage   `json:"tool_choice"`
+	// chat_template_kwargs and add_generation_prompt as vLLM accepts
+	// them; add_generation_prompt defaults to true.
+	ChatTemplateKwargs  json.RawMessage `json:"chat_template_kwargs"`
+	AddGenerationPrompt *bool           `json:"add_generation_prompt"`
 }
 
 type completionRequest struct {
@@ -177,11 +157,14 @@ func decode(body []byte, v any) *apiError {
 	dec := json.NewDecoder(bytes.NewReader(b))
 	if err := dec.Decode(v); err != nil {
 		var fe *fieldError
+		var ce *chat.FieldError
 		var te *json.UnmarshalTypeError
 		var se *json.SyntaxError
 		switch {
 		case errors.As(err, &fe):
 			return invalid(fe.field, "", "invalid %s", fe.Error())
+		case errors.As(err, &ce):
+			return invalid(ce.Field, "", "invalid %s", ce.Error())
 		case errors.As(err, &te):
 			f := strings.TrimPrefix(te.Field, "common.")
 			if f == "" {
@@ -210,6 +193,12 @@ func (c *common) sampling(req *worker.Request) *apiError {
 	if c.MaxTokens != nil && *c.MaxTokens < 1 {
 		return invalid("max_tokens", "", "max_tokens must be at least 1, got %d", *c.MaxTokens)
 	}
+	if c.TopK != nil && *c.TopK < 0 {
+		return invalid("top_k", "", "top_k must be at least 0 (0: no cut), got %d", *c.TopK)
+	}
+	if c.ResponseFormat != nil && c.ResponseFormat.Type != "text" {
+		return invalid("response_format", "", "response_format %q is not supported: only {\"type\":\"text\"}", trunc(c.ResponseFormat.Type, 40))
+	}
 	temp, topP := 1.0, 1.0
 	if c.Temperature != nil {
 		temp = *c.Temperature
@@ -227,6 +216,9 @@ func (c *common) sampling(req *worker.Request) *apiError {
 		name string
 		v    *float64
 	}{{"frequency_penalty", c.FrequencyPenalty}, {"presence_penalty", c.PresencePenalty}} {
+		if f.v != nil && !(*f.v >= -2 && *f.v <= 2) {
+			return invalid(f.name, "", "%s must be in [-2, 2], got %v", f.name, *f.v)
+		}
 		if f.v != nil && *f.v != 0 {
 			return invalid(f.name, "", "%s is not supported (it is not part of the verifiable sampling rule); send 0 or omit it", f.name)
 		}
@@ -250,6 +242,9 @@ func (c *common) sampling(req *worker.Request) *apiError {
 		seed = uint64(*c.Seed)
 	}
 	p := sampler.Params{Temperature: float32(temp), Seed: seed}
+	if c.TopK != nil {
+		p.TopK = *c.TopK
+	}
 	if topP < 1 {
 		p.TopP = float32(topP)
 	}
@@ -265,9 +260,9 @@ func (c *common) sampling(req *worker.Request) *apiError {
 	return nil
 }
 
-// toWorker validates a chat request and builds the generation; tmpl is the
+// toWorker validates a chat request and renders its prompt; tmpl is the
 // chat template of the requested model.
-func (c *chatRequest) toWorker(tmpl chat.Template) (worker.Request, *apiError) {
+func (c *chatRequest) toWorker(tmpl *chat.Template) (worker.Request, *apiError) {
 	var req worker.Request
 	if err := c.sampling(&req); err != nil {
 		return req, err
@@ -294,16 +289,46 @@ func (c *chatRequest) toWorker(tmpl chat.Template) (worker.Request, *apiError) {
 	if len(c.Messages) > MaxMessages {
 		return req, invalid("messages", "", "at most %d messages, got %d", MaxMessages, len(c.Messages))
 	}
-	msgs := make([]chat.Message, len(c.Messages))
+	if aerr := checkToolChoice(c.ToolChoice); aerr != nil {
+		return req, aerr
+	}
 	for i, m := range c.Messages {
-		msgs[i] = chat.Message{Role: m.Role, Content: string(m.Content)}
+		if !m.HasContent && (m.Role != chat.RoleAssistant || len(m.ToolCalls) == 0) {
+			return req, invalid(fmt.Sprintf("messages[%d].content", i), "", "messages[%d].content is missing or null: give a string or an array of text parts (only an assistant message with tool_calls may omit it)", i)
+		}
 	}
-	segs, err := tmpl.Render(msgs)
+	creq := chat.Request{Messages: c.Messages, Tools: c.Tools, AddGenerationPrompt: true, Kwargs: c.ChatTemplateKwargs}
+	if c.AddGenerationPrompt != nil {
+		creq.AddGenerationPrompt = *c.AddGenerationPrompt
+	}
+	p, err := tmpl.Render(&creq)
 	if err != nil {
-		return req, invalid("messages", "", "%v", err)
+		param := "messages"
+		var fe *chat.FieldError
+		if errors.As(err, &fe) {
+			param, _, _ = strings.Cut(fe.Field, "[")
+		}
+		// One line, whatever a template's exception says.
+		return req, invalid(param, "", "%s", strings.Join(strings.Fields(err.Error()), " "))
 	}
-	req.Segments = segs
+	req.Chat = p
 	return req, nil
+}
+
+// checkToolChoice accepts OpenAI's tool_choice "auto" and "none" (the
+// tools are shown to the model either way, as vLLM does); forcing a call
+// ("required" or a named function) needs constrained decoding, which is
+// not part of the verifiable sampling rule.
+func checkToolChoice(raw json.RawMessage) *apiError {
+	b := bytes.TrimSpace(raw)
+	if len(b) == 0 || bytes.Equal(b, []byte("null")) {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err == nil && (s == "auto" || s == "none") {
+		return nil
+	}
+	return invalid("tool_choice", "", "tool_choice %s is not supported: only \"auto\" and \"none\" (forcing a tool call needs constrained decoding)", b)
 }
 
 // toWorker validates a completions request and builds the generation.

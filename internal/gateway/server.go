@@ -9,11 +9,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"mime"
 	"net/http"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/modelcontextprotocol/go-sdk/auth"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
@@ -32,79 +34,70 @@ type Backend interface {
 // "audited", "challenged", "final" or "slashed").
 type StatusFunc func(ctx context.Context, id string) (string, error)
 
-// Authenticator checks a request's credentials and names the account they
-// belong to. An error means 401.
-type Authenticator interface {
-	Authenticate(r *http.Request) (account string, err error)
-}
-
-// StaticKeys accepts the bearer tokens it maps to account names.
-type StaticKeys map[string]string
-
-// Authenticate implements Authenticator.
-func (k StaticKeys) Authenticate(r *http.Request) (string, error) {
-	h := r.Header.Get("Authorization")
-	tok, ok := strings.CutPrefix(h, "Bearer ")
-	if !ok || tok == "" {
-		return "", errors.New("missing API key: send it as Authorization: Bearer <key>")
-	}
-	acct, ok := k[tok]
-	if !ok {
-		return "", errors.New("incorrect API key provided")
-	}
-	return acct, nil
-}
-
-// ErrInsufficientQuota is returned (wrapped) by a Meter's Check for an
-// account that cannot pay; the request gets 429 insufficient_quota.
-var ErrInsufficientQuota = errors.New("insufficient quota")
-
-// Meter accounts for what callers use: in later phases, payment per token
-// from an escrow on the ledger. Check runs before a generation (an error
-// refuses the request); Charge runs once per completed generation, and a
-// request repeated with the same Idempotency-Key is not charged again.
-type Meter interface {
-	Check(ctx context.Context, account, model string) error
-	Charge(ctx context.Context, account string, res *worker.Result) error
-}
-
 // Options configure a Server.
 type Options struct {
 	Backend Backend
-	// Auth checks API keys; nil: every request is accepted as account "".
-	Auth Authenticator
+	// Auth checks API keys. New refuses a nil Auth unless NoAuth is set;
+	// without Auth every request runs as account "".
+	Auth   Authenticator
+	NoAuth bool
 	// Status gives a receipt's ledger status; nil: "published".
 	Status StatusFunc
-	// Meter, if set, checks and charges accounts.
+	// Meter, if set, reserves and charges the fees of generations.
 	Meter Meter
+	// Owners records which account paid for each receipt; nil: in
+	// memory (the last 200000), NewFileOwners keeps them across restarts.
+	Owners Owners
+	// PublicReceipts lets every authenticated caller read every receipt;
+	// by default a receipt is readable only by the account that paid.
+	PublicReceipts bool
 	// MaxBodyBytes limits request bodies (default 1 MiB).
 	MaxBodyBytes int64
-	// IdempotencyEntries bounds the remembered Idempotency-Key responses
-	// (default 10000).
-	IdempotencyEntries int
-	// MCP, if set, is mounted at /mcp, behind Auth like the API.
-	MCP http.Handler
-	// Registry receives the metrics; nil: a new one. /metrics serves it.
+	// IdempotencyBytes bounds the bytes of stored Idempotency-Key
+	// responses (default 64 MiB), IdempotencyAccountBytes those of one
+	// account (default an eighth of it).
+	IdempotencyBytes, IdempotencyAccountBytes int64
+	// MCP, if set, builds the MCP handler mounted at /mcp, behind Auth
+	// like the API; its tools run generations and read receipts through
+	// the gate (the Server) with the caller's account.
+	MCP func(gate Gate) http.Handler
+	// Registry receives the metrics; nil: a new one.
 	Registry *prometheus.Registry
-	Logger   *slog.Logger
+	// ServeMetrics serves the Registry at GET /metrics on this handler,
+	// without authentication; otherwise serve MetricsHandler on an
+	// address of its own.
+	ServeMetrics bool
+	Logger       *slog.Logger
 	// Now is the clock for "created" fields; nil: time.Now.
 	Now func() time.Time
 }
 
+// Gate is what the MCP tools go through: billed generations and receipts
+// readable by their owner, for the account of the caller.
+type Gate interface {
+	Generate(ctx context.Context, account string, req worker.Request, onDelta func(worker.Delta) error) (*worker.Result, error)
+	ReadReceipt(ctx context.Context, account, id string) ([]byte, error)
+	Status(ctx context.Context, id string) (string, error)
+}
+
 // Server is the OpenAI-compatible HTTP API.
 type Server struct {
-	o     Options
-	mux   *http.ServeMux
-	m     *metrics
-	idem  *idemCache
-	log   *slog.Logger
-	start time.Time
+	o      Options
+	mux    *http.ServeMux
+	m      *metrics
+	idem   *idemCache
+	owners Owners
+	log    *slog.Logger
+	start  time.Time
 }
 
 // New returns a server for o.
 func New(o Options) (*Server, error) {
 	if o.Backend == nil {
 		return nil, errors.New("gateway: no backend")
+	}
+	if o.Auth == nil && !o.NoAuth {
+		return nil, errors.New("gateway: no authentication: give API keys (Options.Auth), or set NoAuth to serve everyone")
 	}
 	if o.MaxBodyBytes <= 0 {
 		o.MaxBodyBytes = 1 << 20
@@ -118,19 +111,45 @@ func New(o Options) (*Server, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	s := &Server{o: o, mux: http.NewServeMux(), m: newMetrics(o.Registry), idem: newIdemCache(o.IdempotencyEntries), log: o.Logger, start: o.Now()}
+	if o.Owners == nil {
+		o.Owners = &memOwners{}
+	}
+	s := &Server{owners: o.Owners, o: o, mux: http.NewServeMux(), m: newMetrics(o.Registry), idem: newIdemCache(o.IdempotencyBytes, o.IdempotencyAccountBytes), log: o.Logger, start: o.Now()}
 	s.handle("POST /v1/chat/completions", "chat", s.post(s.chat))
 	s.handle("POST /v1/completions", "completions", s.post(s.completions))
 	s.handle("GET /v1/models", "models", s.authed(s.models))
 	s.handle("GET /v1/models/{model...}", "model", s.authed(s.model))
 	s.handle("GET /v1/receipts/{id}", "receipt", s.authed(s.receipt))
 	s.handle("GET /healthz", "healthz", s.healthz)
-	s.mux.Handle("GET /metrics", promhttp.HandlerFor(o.Registry, promhttp.HandlerOpts{}))
+	if o.ServeMetrics {
+		s.mux.Handle("GET /metrics", MetricsHandler(o.Registry))
+	}
 	if o.MCP != nil {
-		// MCP takes the same API keys as the OpenAI endpoints.
-		h := s.authed(func(w http.ResponseWriter, r *http.Request, _ string) { o.MCP.ServeHTTP(w, r) })
+		// MCP takes the same API keys as the OpenAI endpoints; the account
+		// reaches the tools as the session's token info, which also binds
+		// an MCP session to the account that opened it.
+		mcpH := o.MCP(s)
+		if o.Auth != nil {
+			mcpH = auth.RequireBearerToken(func(ctx context.Context, _ string, _ *http.Request) (*auth.TokenInfo, error) {
+				acct, _ := ctx.Value(accountKey{}).(string)
+				return &auth.TokenInfo{UserID: acct}, nil
+			}, &auth.RequireBearerTokenOptions{AllowMissingExpiration: true})(mcpH)
+		}
+		h := s.authed(func(w http.ResponseWriter, r *http.Request, acct string) {
+			mcpH.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), accountKey{}, acct)))
+		})
 		s.handle("/mcp", "mcp", h)
 		s.handle("/mcp/", "mcp", h)
+	}
+	// The API's paths with a method they do not take: 405.
+	for path, allow := range map[string]string{
+		"/v1/chat/completions": "POST", "/v1/completions": "POST", "/v1/models": "GET",
+		"/v1/models/{model...}": "GET", "/v1/receipts/{id}": "GET", "/healthz": "GET",
+	} {
+		s.handle(path, "method_not_allowed", func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Allow", allow)
+			writeError(w, &apiError{Status: http.StatusMethodNotAllowed, Type: "invalid_request_error", Message: fmt.Sprintf("%s %s is not supported: use %s", r.Method, r.URL.Path, allow), Code: strp("method_not_allowed")})
+		})
 	}
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, &apiError{Status: http.StatusNotFound, Type: "invalid_request_error", Message: fmt.Sprintf("unknown endpoint %s %s", r.Method, r.URL.Path), Code: strp("unknown_url")})
@@ -162,6 +181,14 @@ func (s *Server) handle(pattern, endpoint string, h http.HandlerFunc) {
 	})
 }
 
+// MetricsHandler serves a registry's metrics in the Prometheus format.
+func MetricsHandler(reg *prometheus.Registry) http.Handler {
+	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
+}
+
+// accountKey carries the authenticated account in a request's context.
+type accountKey struct{}
+
 // authed checks the API key before h.
 func (s *Server) authed(h func(w http.ResponseWriter, r *http.Request, account string)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
@@ -181,6 +208,12 @@ func (s *Server) authed(h func(w http.ResponseWriter, r *http.Request, account s
 // Idempotency-Key rule.
 func (s *Server) post(h func(w http.ResponseWriter, r *http.Request, acct string, body []byte) bool) http.HandlerFunc {
 	return s.authed(func(w http.ResponseWriter, r *http.Request, acct string) {
+		// A browser may send a cross-site "simple" POST (text/plain,
+		// form encoded) without asking first; JSON it may not.
+		if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
+			writeError(w, &apiError{Status: http.StatusUnsupportedMediaType, Type: "invalid_request_error", Message: fmt.Sprintf("Content-Type must be application/json, got %q", trunc(r.Header.Get("Content-Type"), 80)), Code: strp("unsupported_media_type")})
+			return
+		}
 		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.o.MaxBodyBytes))
 		if err != nil {
 			var mb *http.MaxBytesError
@@ -201,13 +234,12 @@ func (s *Server) post(h func(w http.ResponseWriter, r *http.Request, acct string
 			return
 		}
 		hash := requestHash(r, body)
-		ck := acct + "\x00" + key
 		for {
-			e, owner := s.idem.begin(ck, hash)
+			e, owner := s.idem.begin(acct, key, hash)
 			if owner {
 				rec := &recorder{ResponseWriter: w, keep: true}
 				complete := h(rec, r, acct, body)
-				s.idem.finish(ck, e, rec, complete && !rec.failed)
+				s.idem.finish(acct, key, e, rec, complete && !rec.failed)
 				return
 			}
 			if e.hash != hash {
@@ -281,30 +313,6 @@ func usageOf(res *worker.Result) *usage {
 	return &usage{res.PromptTokens, res.CompletionTokens, res.PromptTokens + res.CompletionTokens}
 }
 
-// check asks the meter whether acct may run a generation on model.
-func (s *Server) check(ctx context.Context, acct, model string) *apiError {
-	if s.o.Meter == nil {
-		return nil
-	}
-	if err := s.o.Meter.Check(ctx, acct, model); err != nil {
-		if errors.Is(err, ErrInsufficientQuota) {
-			return &apiError{Status: http.StatusTooManyRequests, Type: "insufficient_quota", Message: err.Error(), Code: strp("insufficient_quota")}
-		}
-		return backendError(fmt.Errorf("checking the account: %w", err), "")
-	}
-	return nil
-}
-
-// account records a finished generation: metrics, and the charge.
-func (s *Server) account(ctx context.Context, acct string, res *worker.Result) {
-	if s.o.Meter != nil {
-		if err := s.o.Meter.Charge(ctx, acct, res); err != nil {
-			s.log.Error("charging a completion failed", "account", acct, "receipt", res.ReceiptID, "err", err)
-		}
-	}
-	s.metrics(res)
-}
-
 func (s *Server) metrics(res *worker.Result) {
 	s.m.tokens.WithLabelValues("prompt").Add(float64(res.PromptTokens))
 	s.m.tokens.WithLabelValues("completion").Add(float64(res.CompletionTokens))
@@ -351,18 +359,18 @@ func (s *Server) modelObject(m worker.ModelInfo) modelObject {
 	o.Verdict.SystemFingerprint = m.Fingerprint
 	o.Verdict.ContextLength = m.ContextLen
 	o.Verdict.Vocab = m.Vocab
-	o.Verdict.ChatTemplate = m.Template.String()
+	o.Verdict.ChatTemplate = m.Template.Name()
 	return o
 }
 
 // receipt serves GET /v1/receipts/{id}.
-func (s *Server) receipt(w http.ResponseWriter, r *http.Request, _ string) {
+func (s *Server) receipt(w http.ResponseWriter, r *http.Request, acct string) {
 	id := strings.ToLower(r.PathValue("id"))
 	if len(id) != 64 || strings.Trim(id, "0123456789abcdef") != "" {
 		writeError(w, invalid("id", "", "a receipt id is 64 hex digits, got %q", trunc(id, 80)))
 		return
 	}
-	data, err := s.o.Backend.Receipt(r.Context(), id)
+	data, err := s.ReadReceipt(r.Context(), acct, id)
 	if errors.Is(err, worker.ErrNotFound) {
 		writeError(w, &apiError{Status: http.StatusNotFound, Type: "invalid_request_error", Message: "no receipt " + id, Param: strp("id"), Code: strp("receipt_not_found")})
 		return
@@ -371,12 +379,10 @@ func (s *Server) receipt(w http.ResponseWriter, r *http.Request, _ string) {
 		writeError(w, backendError(err, ""))
 		return
 	}
-	status := "published"
-	if s.o.Status != nil {
-		if status, err = s.o.Status(r.Context(), id); err != nil {
-			writeError(w, backendError(fmt.Errorf("receipt status: %w", err), ""))
-			return
-		}
+	status, err := s.Status(r.Context(), id)
+	if err != nil {
+		writeError(w, backendError(fmt.Errorf("receipt status: %w", err), ""))
+		return
 	}
 	writeJSON(w, http.StatusOK, struct {
 		ID      string          `json:"id"`

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"github.com/verdictnet/verdict/internal/testutil"
 	"io"
 	"math"
@@ -418,6 +419,19 @@ func FuzzParse(f *testing.F) {
 			f.Add(b[:20000])
 		}
 	}
+	// One tensor of every quantised type Verdict computes with (whole and
+	// cut short).
+	var qs []TensorData
+	for i, typ := range []tensor.Type{tensor.Q4_1, tensor.Q5_0, tensor.Q5_1, tensor.Q4_K, tensor.Q5_K, tensor.Q6_K} {
+		qs = append(qs, TensorData{Name: fmt.Sprintf("q%d", i), Type: typ, Dims: []int{typ.BlockSize(), 2},
+			Data: bytes.Repeat([]byte{byte(0x31 * (i + 1))}, 2*typ.BlockBytes())})
+	}
+	var qbuf bytes.Buffer
+	if err := Write(&qbuf, sampleKVs(), qs); err != nil {
+		f.Fatal(err)
+	}
+	f.Add(qbuf.Bytes())
+	f.Add(qbuf.Bytes()[:qbuf.Len()-100])
 	f.Fuzz(func(t *testing.T, data []byte) {
 		file, err := Parse(data)
 		if err != nil {

@@ -99,3 +99,67 @@ func BenchmarkPrefillF32(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkMatVecK times decode (one activation row) on the llama3.2-1b FFN
+// shape, 2048 x 8192, for the K types and, for comparison, Q8_0 and Q4_0:
+// six copies of the matrix are cycled (over 50 MB, beyond the L3 cache), so
+// the weights stream from memory as in a real decode step. threads=2 splits
+// the rows between two goroutines, as the engine does. GB/s is weight bytes
+// read per second.
+func BenchmarkMatVecK(b *testing.B) {
+	r := rand.New(rand.NewPCG(1, 1))
+	const rows, cols, copies = 8192, 2048, 6
+	for _, typ := range []tensor.Type{tensor.Q4_K, tensor.Q5_K, tensor.Q6_K, tensor.Q8_0, tensor.Q4_0} {
+		ws := make([]*tensor.Tensor, copies)
+		for i := range ws {
+			ws[i] = weights(r, typ, rows, cols, false)
+		}
+		var a Acts
+		a.Prepare(typ, values(r, cols, false), 1, cols)
+		out := make([]float32, rows)
+		for _, threads := range []int{1, 2} {
+			b.Run(fmt.Sprintf("%s/threads=%d", typ, threads), func(b *testing.B) {
+				i := 0
+				for b.Loop() {
+					w := ws[i%copies]
+					i++
+					if threads == 1 {
+						MatMul(w, &a, out, rows, 0, rows)
+						continue
+					}
+					done := make(chan bool)
+					go func() { MatMul(w, &a, out, rows, 0, rows/2); done <- true }()
+					MatMul(w, &a, out, rows, rows/2, rows)
+					<-done
+				}
+				b.ReportMetric(float64(len(ws[0].Data))*float64(b.N)/b.Elapsed().Seconds()/1e9, "GB/s")
+			})
+		}
+	}
+}
+
+// BenchmarkPrefillK times prefill (64 activation rows) on a 2048 x 2048
+// matrix of each K type, fast and reference.
+func BenchmarkPrefillK(b *testing.B) {
+	r := rand.New(rand.NewPCG(1, 1))
+	const rows, cols, n = 2048, 2048, 64
+	for _, typ := range []tensor.Type{tensor.Q4_K, tensor.Q5_K, tensor.Q6_K, tensor.Q8_0} {
+		w := weights(r, typ, rows, cols, false)
+		var a Acts
+		a.Prepare(typ, values(r, n*cols, false), n, cols)
+		out := make([]float32, n*rows)
+		for _, fast := range []bool{true, false} {
+			if fast && FastPath == "" || !fast && typ == tensor.Q8_0 {
+				continue
+			}
+			b.Run(fmt.Sprintf("%s/fast=%v", typ, fast), func(b *testing.B) {
+				for b.Loop() {
+					if !fast || !fastMatMul(w, &a, out, rows, 0, rows) {
+						MatMulRef(w, &a, out, rows, 0, rows)
+					}
+				}
+				b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "rows/s")
+			})
+		}
+	}
+}

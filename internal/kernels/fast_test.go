@@ -81,6 +81,11 @@ func weights(r *rand.Rand, t tensor.Type, rows, cols int, special bool) *tensor.
 			}
 			binary.LittleEndian.PutUint16(w.Data[2*i:], h)
 		}
+	case tensor.Q4_1, tensor.Q5_0, tensor.Q5_1, tensor.Q4_K, tensor.Q5_K, tensor.Q6_K:
+		w.Data = w.Data[:0]
+		for i := 0; i < rows; i++ {
+			w.Data = append(w.Data, quantRow(r, t, cols, special)...)
+		}
 	case tensor.Q8_0, tensor.Q4_0:
 		bb := t.BlockBytes()
 		for i := range w.Data {
@@ -116,10 +121,14 @@ func TestFastMatMulTable(t *testing.T) {
 		r := rand.New(rand.NewPCG(1, 2))
 		colsF := []int{1, 2, 7, 8, 9, 15, 16, 17, 23, 31, 33, 47, 64, 100, 129, 260, 768}
 		colsQ := []int{32, 64, 96, 160, 288, 768}
-		for _, typ := range []tensor.Type{tensor.F32, tensor.F16, tensor.BF16, tensor.Q8_0, tensor.Q4_0} {
+		colsK := []int{256, 512, 768, 2048}
+		for _, typ := range []tensor.Type{tensor.F32, tensor.F16, tensor.BF16, tensor.Q8_0, tensor.Q4_0, tensor.Q4_K, tensor.Q5_K, tensor.Q6_K} {
 			cs := colsF
 			if typ == tensor.Q8_0 || typ == tensor.Q4_0 {
 				cs = colsQ
+			}
+			if typ.SuperBlock() {
+				cs = colsK
 			}
 			for _, cols := range cs {
 				for _, n := range []int{1, 2, 3, 4, 5, 7, 9} {

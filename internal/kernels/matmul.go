@@ -149,13 +149,17 @@ func grow[T any](s []T, n int) []T {
 func roundEven(v float32) float32 { return float32(v+12582912) - 12582912 }
 
 // QuantizeQ8 quantises x (a multiple of 32 long) to blocks of 32 int8 values
-// q with one float32 scale d per block:
+// q with one scale d per block, as llama.cpp's quantize_row_q8_0 does:
 //
-//	amax = max |x_i|; d = amax / 127; id = 1/d (0 when d = 0)
+//	amax = max |x_i|; s = amax / 127; id = 1/s (0 when s = 0)
 //	q_i = roundEven(float32(x_i * id)), clamped to [-127, 127]
+//	d = s rounded to binary16 (block_q8_0's ggml_half), as float32
+//
+// The quanta use the unrounded s; the products use d.
 func QuantizeQ8(x []float32, q []int8, d []float32) {
 	for b := 0; b < len(x)/tensor.QK; b++ {
 		quantBlock(x[b*tensor.QK:(b+1)*tensor.QK], q[b*tensor.QK:(b+1)*tensor.QK], &d[b])
+		d[b] = F16ToF32(F32ToF16(d[b]))
 	}
 }
 

@@ -92,6 +92,8 @@ func matMulAVX2(w *tensor.Tensor, a *Acts, out []float32, ld, r0, r1 int) bool {
 				out[p*ld+r] = dot(&row[0], &a.Q[p*cols], &a.D[p*nb], nb)
 			}
 		}
+	case tensor.Q4_K, tensor.Q5_K, tensor.Q6_K:
+		return matK(w, a, out, ld, r0, r1)
 	default:
 		return false
 	}

@@ -447,3 +447,37 @@ func FuzzQuantBlocks(f *testing.F) {
 		}
 	})
 }
+
+// TestKAnyInt8 feeds the K kernels quantised activations that QuantizeQ8K
+// never makes (-128, all extremes) and extreme scales: MatMul (fast path or
+// not) equals the specification for any int8, with 1 to 9 activation rows
+// (every tile width).
+func TestKAnyInt8(t *testing.T) {
+	r := rand.New(rand.NewPCG(15, 6))
+	for _, typ := range []tensor.Type{tensor.Q4_K, tensor.Q5_K, tensor.Q6_K} {
+		for n := 1; n <= 9; n++ {
+			cols, rows := 512, 3
+			w := quantTensor(r, typ, rows, cols, true)
+			a := &Acts{N: n, Cols: cols, F: make([]float32, n*cols), Formats: ActQ8K,
+				KQ: make([]int8, n*cols), KD: make([]float32, n*cols/256), KS: make([]int16, n*cols/16)}
+			for i := range a.KQ {
+				a.KQ[i] = []int8{-128, 127, -127, 0, int8(r.Uint32())}[r.IntN(5)]
+			}
+			sums16(a.KQ, a.KS)
+			for i := range a.KD {
+				a.KD[i] = value(r, true)
+			}
+			got := make([]float32, n*rows)
+			MatMul(w, a, got, rows, 0, rows)
+			for p := 0; p < n; p++ {
+				for i := 0; i < rows; i++ {
+					want := specDot(typ, w.Row(i), a.KQ[p*cols:(p+1)*cols], a.KD[p*2:])
+					if !same(got[p*rows+i], want) {
+						t.Fatalf("%s n=%d row %d act %d: %g (%#08x), spec %g (%#08x)", typ, n, i, p,
+							got[p*rows+i], math.Float32bits(got[p*rows+i]), want, math.Float32bits(want))
+					}
+				}
+			}
+		}
+	}
+}

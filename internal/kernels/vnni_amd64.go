@@ -274,4 +274,7 @@ func quantizeQ8Z(x []float32, q []int8, d []float32) {
 	}
 	_, _ = q[nb*tensor.QK-1], d[nb-1] // in bounds
 	quantQ8Z(&x[0], &q[0], &d[0], nb)
+	for b, v := range d[:nb] { // the binary16 rounding of the scales
+		d[b] = F16ToF32(F32ToF16(v))
+	}
 }

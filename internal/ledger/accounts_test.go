@@ -144,7 +144,7 @@ func TestModelRegistry(t *testing.T) {
 	h.fails(h.tx("bob", reg), ErrExists)
 	other := testModel
 	other[0] ^= 1
-	h.fails(h.tx("alice", Msg{OpenEscrow: &MsgOpenEscrow{Worker: testAddr("carol"), ModelID: other, Fee: 10}}), ErrNotFound)
+	h.fails(h.tx("alice", Msg{OpenEscrow: &MsgOpenEscrow{Worker: testAddr("carol"), ModelID: other, Fee: 10, Request: testRequest(1)}}), ErrNotFound)
 }
 
 func TestStaking(t *testing.T) {
@@ -215,7 +215,7 @@ func TestCheckerDependentTxs(t *testing.T) {
 	c := NewChecker(h.l)
 	before := h.l.AppHash()
 	reg := h.tx("bob", Msg{RegisterModel: &MsgRegisterModel{ModelID: testModel, Name: "m", SpecVersion: 1}})
-	esc := h.tx("alice", Msg{OpenEscrow: &MsgOpenEscrow{Worker: testAddr("carol"), ModelID: testModel, Fee: 5}})
+	esc := h.tx("alice", Msg{OpenEscrow: &MsgOpenEscrow{Worker: testAddr("carol"), ModelID: testModel, Fee: 5, Request: testRequest(1)}})
 	if r := c.Check(esc); r.Code != Code(ErrNotFound) {
 		t.Fatalf("escrow before its model: %d %s", r.Code, r.Log)
 	}
@@ -263,7 +263,7 @@ func TestValidatorUpdates(t *testing.T) {
 		t.Fatalf("after bond: %v", u)
 	}
 	h.fails(h.tx("carol", Msg{SetValidator: &MsgSetValidator{Active: false}}), ErrWrongState)
-	u := ups(h.block(h.tx("carol", Msg{SetValidator: &MsgSetValidator{Active: true}}), h.tx("carol", Msg{Bond: &MsgBond{Amount: 3000}})))
+	u := ups(h.block(h.tx("carol", Msg{Bond: &MsgBond{Amount: 3000}}), h.tx("carol", Msg{SetValidator: &MsgSetValidator{Active: true}})))
 	if len(u) != 1 || u[carol] != 3 {
 		t.Fatalf("after carol joins: %v", u)
 	}
@@ -286,7 +286,7 @@ func TestMisbehaviourSlashes(t *testing.T) {
 	h := newHarness(t, p)
 	h.ok(h.tx("erin", Msg{Bond: &MsgBond{Amount: 10_000}}))
 	h.height++
-	ctx := BlockContext{Height: h.height, Time: 1_700_000_000, Misbehaving: []Address{testAddr("erin")}}
+	ctx := BlockContext{Height: h.height, Time: 1_700_000_000, Misbehaving: []Misbehaviour{{Validator: testAddr("erin"), Height: h.height - 1}}}
 	res, err := h.l.FinalizeBlock(ctx, nil)
 	if err != nil {
 		t.Fatal(err)

@@ -44,9 +44,9 @@ func BenchmarkReceiptBlocks(b *testing.B) {
 	wnonce := uint64(1)
 	for n := range blocks {
 		for i, rk := range reqs {
-			blocks[n].escrows = append(blocks[n].escrows, mk(rk, uint64(n), Msg{OpenEscrow: &MsgOpenEscrow{Worker: wa, ModelID: model, Fee: 10}}))
 			r := &receipt.Receipt{Version: receipt.Version, Spec: receipt.DefaultSpec, Model: merkle.Hash(model), Nonce: []byte{byte(n), byte(n >> 8), byte(n >> 16), byte(i), byte(i >> 8)},
 				Sampling: receipt.Sampling{TopP: 1, Steps: 6}, Prompt: []int{1, 2, 3}, Output: []int{4, 5, 6, 7}}
+			blocks[n].escrows = append(blocks[n].escrows, mk(rk, uint64(n), Msg{OpenEscrow: &MsgOpenEscrow{Worker: wa, ModelID: model, Fee: 10, Request: RequestHash(r)}}))
 			if err := r.Sign(worker); err != nil {
 				b.Fatal(err)
 			}

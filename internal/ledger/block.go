@@ -1,13 +1,20 @@
 package ledger
 
-import "encoding/binary"
+import (
+	"encoding/binary"
+	"math/bits"
+)
 
 // beginBlock selects audits for the receipts published in the previous
 // block, using this block's hash, which was unknown when they were
 // published.
 func (e *exec) beginBlock() {
-	for _, a := range e.ctx.Misbehaving {
-		amt := e.slash(a, e.params.SlashEvidenceBps, true, "consensus misbehaviour")
+	for _, m := range e.ctx.Misbehaving {
+		if m.Height > e.ctx.Height || e.ctx.Height-m.Height > e.params.EvidenceMaxAgeBlocks {
+			e.emit("evidence_ignored", "account", m.Validator.String(), "height", u64(m.Height), "reason", "older than evidenceMaxAgeBlocks")
+			continue
+		}
+		amt := e.slash(m.Validator, e.params.SlashEvidenceBps, true, "consensus misbehaviour")
 		e.burn(amt, "consensus misbehaviour")
 	}
 	for _, id := range e.queueTake(qAudit, e.ctx.Height) {
@@ -62,11 +69,10 @@ func (e *exec) endBlock() {
 			e.emit("dispute_error", "disputeId", id.String(), "error", err.Error())
 		}
 	}
-	var paid []Address
+	var paid []payout
 	for _, id := range e.queueTake(qFinal, h) {
 		if r, err := e.receipt(id); err == nil && r.Status == StatusPublished {
-			paid = append(paid, r.Worker)
-			e.finalize(r)
+			paid = append(paid, e.finalize(r))
 		}
 	}
 	for _, id := range e.queueTake(qEscrow, h) {
@@ -76,59 +82,56 @@ func (e *exec) endBlock() {
 		}
 	}
 	for _, id := range e.queueTake(qUnbond, h) {
-		a := Address(id)
-		s := e.stake(a)
-		var back uint64
-		kept := s.Unbonding[:0]
-		for _, u := range s.Unbonding {
-			if u.Height <= h {
-				back += u.Amount
-			} else {
-				kept = append(kept, u)
-			}
-		}
-		if len(kept) == 0 {
-			kept = nil
-		}
-		s.Unbonding = kept
-		put(e.st, keyStake(a), s)
-		if back > 0 {
-			_ = e.credit(a, back)
-			e.emit("unbond_complete", "account", a.String(), "amount", u64(back))
-		}
+		e.releaseUnbonding(Address(id))
 	}
 	e.rewards(paid)
 }
 
+// payout is a receipt paid in this block: its worker, escrowed fee and
+// the protocol fee burned from it.
+type payout struct {
+	worker    Address
+	fee, burn uint64
+}
+
 // finalize pays a receipt whose window closed unchallenged: the escrowed
-// fee goes to the worker, its record counts one more final receipt, and
-// when the escrow named the worker's agent, the requester's feedback
-// (value 1, tag1 "verdict.receipt", tag2 "final") is recorded.
-func (e *exec) finalize(r ReceiptRecord) {
+// fee less the protocol fee (protocolFeeBps, burned) goes to the worker,
+// its record counts one more final receipt, and when the escrow named the
+// worker's agent and paid at least minFeedbackFee, the requester's
+// feedback (value 1, tag1 "verdict.receipt", tag2 "final") is recorded.
+func (e *exec) finalize(r ReceiptRecord) payout {
 	var esc Escrow
 	get(e.st, keyEscrow(r.EscrowID), &esc)
-	r.Status = StatusFinal
-	put(e.st, keyReceipt(r.ReceiptID), r)
 	e.st.Delete(keyEscrow(r.EscrowID))
-	_ = e.credit(r.Worker, esc.Fee)
+	burn := mulBps(esc.Fee, e.params.ProtocolFeeBps)
+	_ = e.credit(r.Worker, esc.Fee-burn)
+	if burn > 0 {
+		e.burn(burn, "protocol fee")
+	}
+	pay := payout{worker: r.Worker, fee: esc.Fee, burn: burn}
 	s := e.stake(r.Worker)
 	s.Final++
 	put(e.st, keyStake(r.Worker), s)
-	e.emit("receipt_final", "receiptId", r.ReceiptID.String(), "worker", r.Worker.String(), "fee", u64(esc.Fee))
-	if esc.AgentID == 0 {
-		return
+	e.settleReceipt(r, StatusFinal)
+	e.emit("receipt_final", "receiptId", r.ReceiptID.String(), "worker", r.Worker.String(), "fee", u64(esc.Fee), "protocolFee", u64(burn))
+	if esc.AgentID == 0 || esc.Fee < e.params.MinFeedbackFee {
+		return pay
 	}
 	a, err := e.agent(esc.AgentID)
 	if err != nil || (a.Owner != r.Worker && a.AgentWallet != r.Worker) || esc.Requester == a.Owner || esc.Requester == a.AgentWallet {
-		return
+		return pay
 	}
 	e.addFeedback(Feedback{AgentID: a.AgentID, ClientAddress: esc.Requester, Value: "1", Tag1: "verdict.receipt", Tag2: "final", FeedbackHash: r.ReceiptID})
+	return pay
 }
 
-// rewards mints the block subsidy into the reward pool, splits the pool
-// among the receipts finalized in this block (remainder stays), and pays
-// the block's fees to the proposer (or into the pool when unknown).
-func (e *exec) rewards(paid []Address) {
+// rewards mints the block subsidy into the reward pool, pays each receipt
+// finalized at this block's height its share of the pool weighted by its
+// fee, but at most rewardCapBps of the protocol fee it burned (so a
+// receipt never earns more than it cost: self-dealing and an idle pool
+// pay no windfall; the rest stays in the pool), and pays the block's fees
+// to the proposer (or into the pool when unknown).
+func (e *exec) rewards(paid []payout) {
 	get(e.st, keyTotals, &e.totals) // finalize and slash may have changed it
 	sub := e.params.Subsidy(e.ctx.Height)
 	if e.totals.Minted+sub < e.totals.Minted {
@@ -142,16 +145,26 @@ func (e *exec) rewards(paid []Address) {
 		e.totals.Pool += fees
 		fees = 0
 	}
-	var each uint64
-	if len(paid) > 0 {
-		each = e.totals.Pool / uint64(len(paid))
-		e.totals.Pool -= each * uint64(len(paid))
+	var sum uint64
+	for _, p := range paid {
+		sum += p.fee // bounded by the supply
+	}
+	rewards := make([]uint64, len(paid))
+	pool := e.totals.Pool
+	for i, p := range paid {
+		if sum == 0 {
+			break // zero-fee receipts earn nothing
+		}
+		hi, lo := bits.Mul64(pool, p.fee)
+		share, _ := bits.Div64(hi, lo, sum) // < pool: p.fee <= sum
+		rewards[i] = min(share, mulBps(p.burn, e.params.RewardCapBps))
+		e.totals.Pool -= rewards[i]
 	}
 	e.saveTotals()
-	for _, w := range paid {
-		if each > 0 {
-			_ = e.credit(w, each)
-			e.emit("reward", "account", w.String(), "amount", u64(each), "kind", "work")
+	for i, p := range paid {
+		if rewards[i] > 0 {
+			_ = e.credit(p.worker, rewards[i])
+			e.emit("reward", "account", p.worker.String(), "amount", u64(rewards[i]), "kind", "work")
 		}
 	}
 	if fees > 0 {

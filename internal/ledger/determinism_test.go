@@ -36,7 +36,7 @@ func scenario(t *testing.T) []Hash {
 		h.tx("alice", Msg{Send: &MsgSend{To: testAddr("erin"), Amount: 12345}}),
 	))
 	rec(h.block(
-		h.tx("alice", Msg{OpenEscrow: &MsgOpenEscrow{Worker: testAddr("carol"), ModelID: testModel, Fee: 400, AgentID: 1}}),
+		h.tx("alice", Msg{OpenEscrow: &MsgOpenEscrow{Worker: testAddr("carol"), ModelID: testModel, Fee: 400, Request: fakeRequest(testModel, 1), AgentID: 1}}),
 		h.tx("bob", Msg{GiveFeedback: &MsgGiveFeedback{AgentID: 1, Value: "-42", ValueDecimals: 1, Tag1: "a"}}),
 		h.tx("carol", Msg{ValidationRequest: &MsgValidationRequest{ValidatorAddress: testAddr("dave"), AgentID: 1, RequestHash: Hash{1}}}),
 	))
@@ -58,7 +58,7 @@ func scenario(t *testing.T) []Hash {
 	// A second receipt, audited and then lost in a dispute.
 	var acct Account
 	h.query("account/"+testAddr("alice").String(), &acct)
-	rec(h.block(h.tx("alice", Msg{OpenEscrow: &MsgOpenEscrow{Worker: testAddr("carol"), ModelID: testModel, Fee: 300}})))
+	rec(h.block(h.tx("alice", Msg{OpenEscrow: &MsgOpenEscrow{Worker: testAddr("carol"), ModelID: testModel, Fee: 300, Request: fakeRequest(testModel, 2)}})))
 	rcpt2, id2 := fakeReceipt("carol", testModel, 2)
 	rec(h.block(h.tx("carol", Msg{PublishReceipt: &MsgPublishReceipt{EscrowID: EscrowID(testAddr("alice"), acct.Nonce), Receipt: rcpt2}})))
 	res := h.block(h.tx("dave", Msg{OpenDispute: &MsgOpenDispute{ReceiptID: id2, Commitment: []byte("commit")}}))

@@ -23,7 +23,7 @@ func seedTxs(t testing.TB) [][]byte {
 		{Bond: &MsgBond{Amount: 5}},
 		{Unbond: &MsgUnbond{Amount: 5}},
 		{Unjail: &MsgUnjail{}},
-		{OpenEscrow: &MsgOpenEscrow{Worker: testAddr("carol"), ModelID: testModel, Fee: 3}},
+		{OpenEscrow: &MsgOpenEscrow{Worker: testAddr("carol"), ModelID: testModel, Fee: 3, Request: testRequest(1)}},
 		{PublishReceipt: &MsgPublishReceipt{EscrowID: Hash{2}, Receipt: rcpt}},
 		{PostOpenings: &MsgPostOpenings{ReceiptID: id, Openings: []byte("o")}},
 		{OpenDispute: &MsgOpenDispute{ReceiptID: id, Commitment: []byte("commit")}},

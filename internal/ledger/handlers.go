@@ -371,11 +371,14 @@ func (e *exec) openEscrow(m *MsgOpenEscrow) error {
 			return err
 		}
 	}
+	if m.Fee < e.params.MinEscrowFee {
+		return fmt.Errorf("%w: escrow fee %d below the minimum %d", ErrFee, m.Fee, e.params.MinEscrowFee)
+	}
 	if err := e.debit(e.signer, m.Fee); err != nil {
 		return err
 	}
 	id := derive("verdict/escrow/v1", e.signer[:], be64(e.tx.Nonce))
-	esc := Escrow{EscrowID: id, Requester: e.signer, Worker: m.Worker, ModelID: m.ModelID, Fee: m.Fee, AgentID: m.AgentID, Expires: e.ctx.Height + e.params.EscrowTimeout}
+	esc := Escrow{EscrowID: id, Requester: e.signer, Worker: m.Worker, ModelID: m.ModelID, Fee: m.Fee, Request: m.Request, AgentID: m.AgentID, Expires: e.ctx.Height + e.params.EscrowTimeout}
 	put(e.st, keyEscrow(id), esc)
 	e.queuePush(qEscrow, esc.Expires, id)
 	e.emit("escrow_opened", "escrowId", id.String(), "requester", e.signer.String(), "worker", m.Worker.String(), "modelId", m.ModelID.String(), "fee", u64(m.Fee), "expires", u64(esc.Expires))
@@ -422,11 +425,16 @@ func (e *exec) publishReceipt(m *MsgPublishReceipt) error {
 	if info.ModelID != esc.ModelID {
 		return fmt.Errorf("%w: receipt is for model %s, escrow for %s", ErrInvalid, info.ModelID, esc.ModelID)
 	}
+	if info.Request != esc.Request {
+		return fmt.Errorf("%w: receipt answers request %s, escrow %s pays for request %s", ErrInvalid, info.Request, esc.EscrowID, esc.Request)
+	}
 	if _, ok := e.st.Get(keyReceipt(info.ID)); ok {
 		return fmt.Errorf("%w: receipt %s is already published", ErrExists, info.ID)
 	}
 	esc.ReceiptID = info.ID
 	put(e.st, keyEscrow(esc.EscrowID), esc)
+	s.Live++ // the stake stays slashable until this receipt settles
+	put(e.st, keyStake(e.signer), s)
 	r := ReceiptRecord{ReceiptID: info.ID, EscrowID: esc.EscrowID, Worker: e.signer, ModelID: info.ModelID, Height: e.ctx.Height,
 		WindowEnd: e.ctx.Height + e.params.ChallengeWindow, Status: StatusPublished}
 	put(e.st, keyReceipt(info.ID), r)
@@ -502,9 +510,63 @@ func (e *exec) setAudit(a Audit) ReceiptRecord {
 func (e *exec) slashReceipt(r ReceiptRecord, bps uint32, reason string) {
 	amt := e.slash(r.Worker, bps, true, reason)
 	e.burn(amt, reason)
-	r.Status = StatusSlashed
-	put(e.st, keyReceipt(r.ReceiptID), r)
+	e.settleReceipt(r, StatusSlashed)
 	e.refund(r.EscrowID, "receipt slashed")
+}
+
+// settleReceipt stores r with its final status (final or slashed). The
+// first time a receipt settles, its worker has one receipt fewer in its
+// window, which may release the worker's matured unbondings.
+func (e *exec) settleReceipt(r ReceiptRecord, status string) {
+	live := r.Status == StatusPublished || r.Status == StatusChallenged
+	r.Status = status
+	put(e.st, keyReceipt(r.ReceiptID), r)
+	if live {
+		s := e.stake(r.Worker)
+		s.Live--
+		put(e.st, keyStake(r.Worker), s)
+		e.releaseUnbonding(r.Worker)
+	}
+}
+
+// releaseUnbonding returns a's matured unbondings (height reached) to its
+// balance, unless the account is still liable (a receipt in its window or
+// an open dispute): then they stay in its stake, slashable, until the
+// last one settles.
+func (e *exec) releaseUnbonding(a Address) {
+	s := e.stake(a)
+	if len(s.Unbonding) == 0 {
+		return
+	}
+	h := e.ctx.Height
+	if s.liable() {
+		for _, u := range s.Unbonding {
+			if u.Height <= h {
+				e.emit("unbond_held", "account", a.String(), "live", u64(s.Live), "disputes", u64(s.Disputes))
+				break
+			}
+		}
+		return
+	}
+	var back uint64
+	kept := s.Unbonding[:0]
+	for _, u := range s.Unbonding {
+		if u.Height <= h {
+			back += u.Amount
+		} else {
+			kept = append(kept, u)
+		}
+	}
+	if back == 0 {
+		return
+	}
+	if len(kept) == 0 {
+		kept = nil
+	}
+	s.Unbonding = kept
+	put(e.st, keyStake(a), s)
+	_ = e.credit(a, back) // cannot overflow: the stake came out of the supply
+	e.emit("unbond_complete", "account", a.String(), "amount", u64(back))
 }
 
 // refund returns an escrow's fee to its requester and deletes the escrow.
@@ -525,7 +587,9 @@ func (e *exec) openDispute(m *MsgOpenDispute) error {
 	if err != nil {
 		return err
 	}
-	if r.Status != StatusPublished {
+	// Several disputes may run at once: an open dispute (perhaps a
+	// sybil's, stalling to lose after the window) locks nobody out.
+	if r.Status != StatusPublished && r.Status != StatusChallenged {
 		return fmt.Errorf("%w: receipt %s is %s", ErrWrongState, m.ReceiptID, r.Status)
 	}
 	if e.ctx.Height >= r.WindowEnd {
@@ -534,9 +598,11 @@ func (e *exec) openDispute(m *MsgOpenDispute) error {
 	if e.signer == r.Worker {
 		return fmt.Errorf("%w: a worker cannot challenge its own receipt", ErrUnauthorized)
 	}
+	// Each open dispute of the challenger is backed by minVerifierStake
+	// of its own.
 	s := e.stake(e.signer)
-	if s.Bonded < e.params.MinVerifierStake || s.JailedUntil != 0 {
-		return fmt.Errorf("%w: challenger %s has %d bonded (jailed until %d), needs %d", ErrStake, e.signer, s.Bonded, s.JailedUntil, e.params.MinVerifierStake)
+	if s.Bonded/(s.Disputes+1) < e.params.MinVerifierStake || s.JailedUntil != 0 {
+		return fmt.Errorf("%w: challenger %s has %d bonded (jailed until %d) and %d open disputes, needs %d per dispute", ErrStake, e.signer, s.Bonded, s.JailedUntil, s.Disputes, e.params.MinVerifierStake)
 	}
 	if e.l.hooks.Disputes == nil {
 		return fmt.Errorf("%w: this node has no dispute game", ErrCheck)
@@ -550,7 +616,10 @@ func (e *exec) openDispute(m *MsgOpenDispute) error {
 	id := derive("verdict/dispute/v1", m.ReceiptID[:], e.signer[:], be64(e.tx.Nonce))
 	d := Dispute{DisputeID: id, ReceiptID: m.ReceiptID, Worker: r.Worker, Challenger: e.signer, Game: game, Status: DisputeOpen}
 	r.Status, r.DisputeID = StatusChallenged, id
+	r.Disputes++
 	put(e.st, keyReceipt(r.ReceiptID), r)
+	e.addDisputes(r.Worker, 1)
+	e.addDisputes(e.signer, 1)
 	e.emit("dispute_opened", "disputeId", id.String(), "receiptId", m.ReceiptID.String(), "challenger", e.signer.String(), "worker", r.Worker.String())
 	return e.advanceDispute(d)
 }
@@ -576,6 +645,21 @@ func (e *exec) advanceDispute(d Dispute) error {
 	}
 	put(e.st, keyDispute(d.DisputeID), d)
 	return nil
+}
+
+// addDisputes changes the count of open disputes a is a party to; when
+// it falls, a's matured unbondings may be released.
+func (e *exec) addDisputes(a Address, d int) {
+	s := e.stake(a)
+	if d > 0 {
+		s.Disputes++
+	} else {
+		s.Disputes--
+	}
+	put(e.st, keyStake(a), s)
+	if d < 0 {
+		e.releaseUnbonding(a)
+	}
 }
 
 func (e *exec) disputeMove(m *MsgDisputeMove) error {
@@ -609,10 +693,12 @@ func (e *exec) disputeMove(m *MsgDisputeMove) error {
 	return e.advanceDispute(d)
 }
 
-// settleDispute slashes the loser or losers (a sole loser's slash pays
-// the winner its share, the rest is burned) and settles the receipt:
-// slashed and refunded when the worker lost, back to published (and final
-// if its window has passed) otherwise.
+// settleDispute slashes the loser or losers (a worker's slash pays the
+// challenger who beat it its share, the rest is burned; a challenger's
+// slash is burned whole, so that a worker gains nothing from a sybil that
+// challenges it and loses) and settles the receipt: slashed and refunded
+// when the worker lost, back to published (and final if its window has
+// passed) once no other dispute of it is open.
 func (e *exec) settleDispute(d Dispute, st DisputeStatus) {
 	workerLost, challengerLost := st.Lost[0], st.Lost[1]
 	switch {
@@ -648,16 +734,22 @@ func (e *exec) settleDispute(d Dispute, st DisputeStatus) {
 	case DisputeWorkerLost:
 		punish(d.Worker, d.Challenger, true)
 	case DisputeChallengerLost:
-		punish(d.Challenger, d.Worker, false)
+		punish(d.Challenger, Address{}, false)
 	}
-	if r.Status != StatusChallenged || r.DisputeID != d.DisputeID {
-		return // settled meanwhile (slashed by its audit): the stakes above are all that changes
+	e.addDisputes(d.Worker, -1)
+	e.addDisputes(d.Challenger, -1)
+	r.Disputes--
+	put(e.st, keyReceipt(r.ReceiptID), r)
+	if r.Status != StatusChallenged {
+		return // settled meanwhile (slashed by its audit or another dispute): the stakes above are all that changes
 	}
 	if workerLost {
-		r.Status = StatusSlashed
-		put(e.st, keyReceipt(r.ReceiptID), r)
+		e.settleReceipt(r, StatusSlashed)
 		e.refund(r.EscrowID, "dispute lost by worker")
 		return
+	}
+	if r.Disputes > 0 {
+		return // still challenged by others
 	}
 	r.Status = StatusPublished
 	put(e.st, keyReceipt(r.ReceiptID), r)

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -127,7 +128,16 @@ func (fakeReceipts) VerifyReceipt(b []byte) (ReceiptInfo, error) {
 	if err := errors.Join(err1, err2); err != nil {
 		return ReceiptInfo{}, err
 	}
-	return ReceiptInfo{ID: sha256.Sum256(b), Worker: w, ModelID: m}, nil
+	n, err := strconv.Atoi(parts[3])
+	if err != nil {
+		return ReceiptInfo{}, err
+	}
+	return ReceiptInfo{ID: sha256.Sum256(b), Worker: w, ModelID: m, Request: fakeRequest(m, n)}, nil
+}
+
+// fakeRequest is the request of fakeReceipt(_, model, n).
+func fakeRequest(model Hash, n int) Hash {
+	return derive("fake request", model[:], be64(uint64(n)))
 }
 
 var testHooks = Hooks{Receipts: Receipts{}, Openings: fakeOpenings{}, Disputes: fakeGame{}}
@@ -331,11 +341,19 @@ func mustJSON(t testing.TB, b []byte, v any) {
 
 var testModel = Hash(merkle.LeafHash([]byte("stories260K")))
 
-// signedReceipt returns a real receipt (internal/receipt) by worker for model.
-func signedReceipt(t testing.TB, worker string, model Hash, nonce byte) ([]byte, Hash) {
-	r := &receipt.Receipt{Version: receipt.Version, Spec: receipt.DefaultSpec, Model: merkle.Hash(model),
+// testReceipt is the unsigned receipt of signedReceipt.
+func testReceipt(model Hash, nonce byte) *receipt.Receipt {
+	return &receipt.Receipt{Version: receipt.Version, Spec: receipt.DefaultSpec, Model: merkle.Hash(model),
 		Nonce: []byte{nonce}, Sampling: receipt.Sampling{TopP: 1, Steps: 4}, Prompt: []int{1, 2, 3}, Output: []int{4, 5},
 		LogitsRoot: merkle.LeafHash([]byte("logits")), TraceRoot: merkle.LeafHash([]byte("trace"))}
+}
+
+// testRequest is the request hash of signedReceipt(_, _, testModel, nonce).
+func testRequest(nonce byte) Hash { return RequestHash(testReceipt(testModel, nonce)) }
+
+// signedReceipt returns a real receipt (internal/receipt) by worker for model.
+func signedReceipt(t testing.TB, worker string, model Hash, nonce byte) ([]byte, Hash) {
+	r := testReceipt(model, nonce)
 	if err := r.Sign(testKey(worker)); err != nil {
 		t.Fatal(err)
 	}

@@ -18,9 +18,18 @@ type BlockContext struct {
 	Time     int64   // block time, unix seconds
 	Hash     Hash    // hash of this block: the chain's randomness for audits
 	Proposer Address // account of the proposing validator; zero if unknown
-	// Misbehaving lists the validator accounts with evidence of consensus
-	// misbehaviour (double signing) in this block.
-	Misbehaving []Address
+	// Misbehaving lists the evidence of consensus misbehaviour (double
+	// signing) in this block.
+	Misbehaving []Misbehaviour
+}
+
+// Misbehaviour is evidence that a validator account misbehaved at Height.
+// Evidence older than Params.EvidenceMaxAgeBlocks is ignored; unbonding
+// lasts longer than that, so evidence the ledger honours always finds the
+// stake the validator had when it misbehaved.
+type Misbehaviour struct {
+	Validator Address
+	Height    uint64
 }
 
 // Event is an indexable record of something a transaction or block did.
@@ -47,6 +56,7 @@ type ReceiptInfo struct {
 	ID      Hash    // receipt id: hash of its canonical encoding
 	Worker  Address // the signing worker
 	ModelID Hash
+	Request Hash // RequestHash of the receipt: what an escrow commits to
 }
 
 // ReceiptVerifier parses a receipt's canonical bytes and checks its

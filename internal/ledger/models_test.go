@@ -138,7 +138,7 @@ func TestEscrowAndReceiptNeedActiveModel(t *testing.T) {
 	h := newHarness(t, testParams())
 	h.ok(h.tx("bob", Msg{RegisterModel: &MsgRegisterModel{ModelID: testModel, Name: "m", SpecVersion: 1}}))
 	h.ok(h.tx("carol", Msg{Bond: &MsgBond{Amount: 10_000}}))
-	esc := h.tx("alice", Msg{OpenEscrow: &MsgOpenEscrow{Worker: testAddr("carol"), ModelID: testModel, Fee: 5}})
+	esc := h.tx("alice", Msg{OpenEscrow: &MsgOpenEscrow{Worker: testAddr("carol"), ModelID: testModel, Fee: 5, Request: testRequest(1)}})
 	if r := NewChecker(h.l).Check(esc); r.Code != Code(ErrModelInactive) || Code(ErrModelInactive) != 15 {
 		t.Fatalf("CheckTx of an escrow for an inactive model: code %d %s", r.Code, r.Log)
 	}
@@ -153,7 +153,7 @@ func TestEscrowAndReceiptNeedActiveModel(t *testing.T) {
 	}
 	var a Account
 	h.query("account/"+testAddr("alice").String(), &a)
-	h.ok(h.tx("alice", Msg{OpenEscrow: &MsgOpenEscrow{Worker: testAddr("carol"), ModelID: testModel, Fee: 5}}))
+	h.ok(h.tx("alice", Msg{OpenEscrow: &MsgOpenEscrow{Worker: testAddr("carol"), ModelID: testModel, Fee: 5, Request: testRequest(1)}}))
 	escID := EscrowID(testAddr("alice"), a.Nonce)
 
 	// publishReceipt checks the model too (an escrow can only exist for an
@@ -182,7 +182,7 @@ func TestModelQuorumOff(t *testing.T) {
 	p.ModelQuorumBps = 0
 	h := newHarness(t, p)
 	res := h.block(h.tx("bob", Msg{RegisterModel: &MsgRegisterModel{ModelID: testModel, Name: "m", SpecVersion: 1}}),
-		h.tx("alice", Msg{OpenEscrow: &MsgOpenEscrow{Worker: testAddr("carol"), ModelID: testModel, Fee: 5}}))
+		h.tx("alice", Msg{OpenEscrow: &MsgOpenEscrow{Worker: testAddr("carol"), ModelID: testModel, Fee: 5, Request: testRequest(1)}}))
 	for i, r := range res.TxResults {
 		if r.Code != 0 {
 			t.Fatalf("tx %d: %s", i, r.Log)
@@ -195,7 +195,7 @@ func TestModelQuorumOff(t *testing.T) {
 	// active flag) is usable when the rule is off.
 	old := Hash{5}
 	put(h.l.Store(), keyModel(old), Model{ModelID: old, Name: "old"})
-	h.ok(h.tx("alice", Msg{OpenEscrow: &MsgOpenEscrow{Worker: testAddr("carol"), ModelID: old, Fee: 5}}))
+	h.ok(h.tx("alice", Msg{OpenEscrow: &MsgOpenEscrow{Worker: testAddr("carol"), ModelID: old, Fee: 5, Request: testRequest(1)}}))
 }
 
 // TestModelActivatedByPowerChange: a pending model whose attesters reach

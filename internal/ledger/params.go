@@ -11,7 +11,7 @@ type Params struct {
 	MinFee           uint64 `json:"minFee"`           // smallest fee a transaction may pay
 	MinWorkerStake   uint64 `json:"minWorkerStake"`   // bond needed to publish receipts
 	MinVerifierStake uint64 `json:"minVerifierStake"` // bond needed to open disputes
-	UnbondingBlocks  uint64 `json:"unbondingBlocks"`  // blocks before unbonded stake is spendable
+	UnbondingBlocks  uint64 `json:"unbondingBlocks"`  // blocks before unbonded stake is spendable (more while the account is liable)
 	JailBlocks       uint64 `json:"jailBlocks"`       // blocks a slashed worker stays jailed
 	EscrowTimeout    uint64 `json:"escrowTimeout"`    // blocks an escrow waits for its receipt
 	ChallengeWindow  uint64 `json:"challengeWindow"`  // W: blocks from publication to payout
@@ -22,11 +22,23 @@ type Params struct {
 	SlashAuditBps    uint32 `json:"slashAuditBps"`    // slashed for missing or failed openings
 	SlashDisputeBps  uint32 `json:"slashDisputeBps"`  // slashed from the loser of a dispute
 	WinnerShareBps   uint32 `json:"winnerShareBps"`   // share of a dispute slash paid to the winner; the rest is burned
+	MinEscrowFee     uint64 `json:"minEscrowFee"`     // smallest fee an escrow may lock
+	ProtocolFeeBps   uint32 `json:"protocolFeeBps"`   // share of a paid-out escrow fee that is burned
+	RewardCapBps     uint32 `json:"rewardCapBps"`     // a receipt's subsidy is at most this share of its burned protocol fee (<= 10000)
+	MinFeedbackFee   uint64 `json:"minFeedbackFee"`   // smallest escrow fee whose final receipt gives the worker's agent feedback
 	InitialSubsidy   uint64 `json:"initialSubsidy"`   // block subsidy at height 1
 	HalvingInterval  uint64 `json:"halvingInterval"`  // H: the subsidy halves every H blocks
 	PowerUnit        uint64 `json:"powerUnit"`        // bonded stake per unit of consensus voting power
 	SlashEvidenceBps uint32 `json:"slashEvidenceBps"` // slashed from a validator with consensus misbehaviour evidence (double signing)
-	MaxValidators    uint32 `json:"maxValidators"`    // most accounts that may be validators
+	// EvidenceMaxAgeBlocks is the oldest misbehaviour evidence (in blocks)
+	// the ledger slashes for; it must be below UnbondingBlocks so that
+	// stake unbonded after the misbehaviour is still there. Nodes give
+	// CometBFT the same bound (evidence max_age_num_blocks).
+	EvidenceMaxAgeBlocks uint64 `json:"evidenceMaxAgeBlocks"`
+	MaxValidators        uint32 `json:"maxValidators"` // most validator candidates (active entries); a richer candidate evicts the poorest
+	// MinValidatorStake is the self-bonded stake a validator candidate
+	// needs (setValidator), and below which its power is 0.
+	MinValidatorStake uint64 `json:"minValidatorStake"`
 	// ModelQuorumBps is the share of the total validator voting power
 	// whose validators must have attested (attestModel) to holding a model
 	// before escrows and receipts for it are accepted: the model is active
@@ -52,11 +64,18 @@ func DefaultParams() Params {
 		SlashAuditBps:    1000,
 		SlashDisputeBps:  2000,
 		WinnerShareBps:   5000,
+		MinEscrowFee:     1,
+		ProtocolFeeBps:   1000,
+		RewardCapBps:     5000,
+		MinFeedbackFee:   100,
 		InitialSubsidy:   50_000,
 		HalvingInterval:  210_000,
 		PowerUnit:        1000,
 		SlashEvidenceBps: 500,
-		MaxValidators:    100,
+		// Unbonding (100) outlasts it.
+		EvidenceMaxAgeBlocks: 50,
+		MaxValidators:        100,
+		MinValidatorStake:    1000,
 		// Strictly more than 2/3 of the power holds every active model, so
 		// CometBFT keeps committing blocks while the others lack it.
 		ModelQuorumBps: 6667,
@@ -68,7 +87,7 @@ func (p Params) Validate() error {
 	for _, b := range []struct {
 		n string
 		v uint32
-	}{{"auditRateBps", p.AuditRateBps}, {"slashAuditBps", p.SlashAuditBps}, {"slashDisputeBps", p.SlashDisputeBps}, {"winnerShareBps", p.WinnerShareBps}, {"slashEvidenceBps", p.SlashEvidenceBps}, {"modelQuorumBps", p.ModelQuorumBps}} {
+	}{{"auditRateBps", p.AuditRateBps}, {"slashAuditBps", p.SlashAuditBps}, {"slashDisputeBps", p.SlashDisputeBps}, {"winnerShareBps", p.WinnerShareBps}, {"slashEvidenceBps", p.SlashEvidenceBps}, {"modelQuorumBps", p.ModelQuorumBps}, {"protocolFeeBps", p.ProtocolFeeBps}, {"rewardCapBps", p.RewardCapBps}} {
 		if b.v > 10000 {
 			return fmt.Errorf("params: %s %d exceeds 10000", b.n, b.v)
 		}
@@ -84,11 +103,21 @@ func (p Params) Validate() error {
 	if p.AuditRateBps > 0 && p.AuditCells == 0 {
 		return errors.New("params: auditCells must be positive when audits are enabled")
 	}
+	// Evidence the ledger honours must find the stake: unbonding outlasts
+	// it. (Receipts and disputes need no bound here: an account with a
+	// receipt in its window or an open dispute keeps its matured
+	// unbondings slashable until they settle.)
+	if p.EvidenceMaxAgeBlocks == 0 || p.EvidenceMaxAgeBlocks >= p.UnbondingBlocks {
+		return fmt.Errorf("params: evidenceMaxAgeBlocks %d must be 1..unbondingBlocks-1 (%d)", p.EvidenceMaxAgeBlocks, p.UnbondingBlocks)
+	}
 	if p.HalvingInterval == 0 {
 		return errors.New("params: halvingInterval must be positive")
 	}
 	if p.PowerUnit == 0 || p.MaxValidators == 0 || p.MaxValidators > 1000 {
 		return errors.New("params: powerUnit must be positive and maxValidators 1..1000")
+	}
+	if p.MinValidatorStake < p.PowerUnit {
+		return fmt.Errorf("params: minValidatorStake %d must be at least powerUnit %d (one unit of voting power)", p.MinValidatorStake, p.PowerUnit)
 	}
 	return nil
 }

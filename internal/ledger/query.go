@@ -11,7 +11,7 @@ import (
 // Query answers a read of the committed state. Paths (ids in hex or
 // decimal as in the transactions):
 //
-//	chain | params | totals
+//	chain | params | totals | validators              (validators: the sorted validator list)
 //	account/ADDR | stake/ADDR | validator/ADDR       (validator: zero values for a non-validator)
 //	model/MODELID
 //	agent/AGENTID | agent/AGENTID/metadata/KEY      (Identity: tokenURI/owner/wallet, getMetadata)
@@ -58,6 +58,8 @@ func (l *Ledger) query(st Store, path string, data []byte) ([]byte, error) {
 		return raw(keyParams)
 	case n == 1 && parts[0] == "totals":
 		return raw(keyTotals)
+	case n == 1 && parts[0] == "validators":
+		return raw(keyValidators)
 	case n == 2 && (parts[0] == "account" || parts[0] == "stake" || parts[0] == "validatorRequests" || parts[0] == "validator"):
 		a, err := ParseAddress(parts[1])
 		if err != nil {

@@ -13,14 +13,15 @@ func setupMarket(t *testing.T, h *harness, fee uint64) Hash {
 	h.ok(h.tx("carol", Msg{Bond: &MsgBond{Amount: 10_000}}))
 	h.ok(h.tx("dave", Msg{Bond: &MsgBond{Amount: 10_000}}))
 	h.ok(h.tx("carol", Msg{RegisterAgent: &MsgRegisterAgent{AgentURI: "ipfs://carol"}}))
-	return h.openEscrow("alice", "carol", fee)
+	return h.openEscrow("alice", "carol", fee, 1)
 }
 
-func (h *harness) openEscrow(requester, worker string, fee uint64) Hash {
+// openEscrow opens an escrow for the request of signedReceipt(..., nonce).
+func (h *harness) openEscrow(requester, worker string, fee uint64, nonce byte) Hash {
 	h.t.Helper()
 	var a Account
 	h.query("account/"+testAddr(requester).String(), &a)
-	h.ok(h.tx(requester, Msg{OpenEscrow: &MsgOpenEscrow{Worker: testAddr(worker), ModelID: testModel, Fee: fee, AgentID: 1}}))
+	h.ok(h.tx(requester, Msg{OpenEscrow: &MsgOpenEscrow{Worker: testAddr(worker), ModelID: testModel, Fee: fee, Request: testRequest(nonce), AgentID: 1}}))
 	return EscrowID(testAddr(requester), a.Nonce)
 }
 
@@ -50,7 +51,7 @@ func TestReceiptFinalizes(t *testing.T) {
 		t.Fatalf("events %+v", res.Events)
 	}
 	h.fails(h.tx("carol", Msg{PublishReceipt: &MsgPublishReceipt{EscrowID: esc, Receipt: rcpt}}), ErrExists)
-	esc2 := h.openEscrow("alice", "carol", 1)
+	esc2 := h.openEscrow("alice", "carol", 1, 1)
 	h.fails(h.tx("carol", Msg{PublishReceipt: &MsgPublishReceipt{EscrowID: esc2, Receipt: rcpt}}), ErrExists) // same receipt twice
 
 	r := h.receiptRecord(id)
@@ -69,8 +70,16 @@ func TestReceiptFinalizes(t *testing.T) {
 	if got := h.receiptRecord(id).Status; got != StatusFinal {
 		t.Fatalf("status %s after window", got)
 	}
-	if got := h.balance("carol"); got != carolBefore+500+pool {
-		t.Fatalf("worker balance %d, want %d + fee 500 + pool %d", got, carolBefore, pool)
+	// The fee less the protocol fee, and from the (large) pool a reward
+	// capped at rewardCapBps of that protocol fee.
+	burn := mulBps(500, p.ProtocolFeeBps)
+	reward := min(pool, mulBps(burn, p.RewardCapBps))
+	if got := h.balance("carol"); got != carolBefore+500-burn+reward {
+		t.Fatalf("worker balance %d, want %d + fee 500 - protocol fee %d + reward %d", got, carolBefore, burn, reward)
+	}
+	h.query("totals", &tot)
+	if tot.Pool != pool-reward {
+		t.Fatalf("pool %d, want %d", tot.Pool, pool-reward)
 	}
 	if got := h.balance("alice"); got != aliceBefore-1-1 { // openEscrow fee + second escrow amount... see below
 		// alice paid the escrow-2 tx fee (1) and its escrow amount (1).
@@ -96,11 +105,11 @@ func TestEscrowExpiresAndWorkerNeedsStake(t *testing.T) {
 	h.registerModel("bob", testModel, "m")
 	h.ok(h.tx("carol", Msg{RegisterAgent: &MsgRegisterAgent{AgentURI: "x"}}))
 	before := h.balance("alice")
-	esc := h.openEscrow("alice", "carol", 700)
+	esc := h.openEscrow("alice", "carol", 700, 1)
 	opened := h.height
 	rcpt, _ := signedReceipt(t, "carol", testModel, 1)
 	h.fails(h.tx("carol", Msg{PublishReceipt: &MsgPublishReceipt{EscrowID: esc, Receipt: rcpt}}), ErrStake) // unbonded worker
-	h.fails(h.tx("alice", Msg{OpenEscrow: &MsgOpenEscrow{Worker: testAddr("carol"), ModelID: testModel, Fee: testBalance}}), ErrFunds)
+	h.fails(h.tx("alice", Msg{OpenEscrow: &MsgOpenEscrow{Worker: testAddr("carol"), ModelID: testModel, Fee: testBalance, Request: testRequest(2)}}), ErrFunds)
 	h.blocksUntil(opened + p.EscrowTimeout)
 	if got := h.balance("alice"); got != before-2 { // two tx fees; escrow refunded
 		t.Fatalf("alice %d, want %d", got, before-2)
@@ -118,7 +127,7 @@ func auditParams() Params {
 // publish opens an escrow and publishes a receipt; it returns the receipt id.
 func (h *harness) publish(nonce byte) Hash {
 	h.t.Helper()
-	esc := h.openEscrow("alice", "carol", 500)
+	esc := h.openEscrow("alice", "carol", 500, nonce)
 	rcpt, id := signedReceipt(h.t, "carol", testModel, nonce)
 	h.ok(h.tx("carol", Msg{PublishReceipt: &MsgPublishReceipt{EscrowID: esc, Receipt: rcpt}}))
 	return id
@@ -174,7 +183,7 @@ func TestAudits(t *testing.T) {
 			t.Fatal("receipt not slashed or requester not refunded")
 		}
 		// Jailed: cannot publish, cannot unjail before the term.
-		esc := h.openEscrow("alice", "carol", 1)
+		esc := h.openEscrow("alice", "carol", 1, 2)
 		r2, _ := signedReceipt(t, "carol", testModel, 2)
 		h.fails(h.tx("carol", Msg{PublishReceipt: &MsgPublishReceipt{EscrowID: esc, Receipt: r2}}), ErrStake)
 		h.fails(h.tx("carol", Msg{Unjail: &MsgUnjail{}}), ErrWrongState)
@@ -268,7 +277,7 @@ func TestDisputes(t *testing.T) {
 		}
 		cBal, dStake := h.balance("carol"), h.stakeOf("dave").Bonded
 		h.ok(move(h, "carol", did, "referee:worker"))
-		if h.receiptRecord(id).Status != StatusFinal || h.balance("carol") < cBal-1+500 {
+		if h.receiptRecord(id).Status != StatusFinal || h.balance("carol") != cBal-1+500-mulBps(500, p.ProtocolFeeBps) {
 			t.Fatal("won dispute did not pay the worker")
 		}
 		if h.stakeOf("dave").Bonded != dStake-mulBps(dStake, p.SlashDisputeBps) {

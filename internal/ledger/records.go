@@ -68,7 +68,17 @@ type Stake struct {
 	JailedUntil uint64      `json:"jailedUntil,omitempty"` // jailed while height < JailedUntil
 	Final       uint64      `json:"final"`                 // receipts paid out
 	Slashed     uint64      `json:"slashed"`               // times slashed
+	// Live counts the account's receipts not yet settled (published or
+	// challenged) and Disputes the open disputes it is a party to. While
+	// either is positive, matured unbondings stay slashable and are not
+	// returned (released when both reach zero).
+	Live     uint64 `json:"live,omitempty"`
+	Disputes uint64 `json:"disputes,omitempty"`
 }
+
+// liable reports whether the stake must stay slashable: the account has a
+// receipt in its window or under dispute, or is a party to an open dispute.
+func (s Stake) liable() bool { return s.Live > 0 || s.Disputes > 0 }
 
 // Unbonding is stake on its way back to the balance at Height.
 type Unbonding struct {
@@ -83,6 +93,7 @@ type Escrow struct {
 	Worker    Address `json:"worker"`
 	ModelID   Hash    `json:"modelId"`
 	Fee       uint64  `json:"fee"`
+	Request   Hash    `json:"request"` // the request a receipt must answer (RequestHash)
 	AgentID   uint64  `json:"agentId,omitempty"`
 	Expires   uint64  `json:"expires"`
 	ReceiptID Hash    `json:"receiptId"` // zero until a receipt is published
@@ -110,7 +121,8 @@ type ReceiptRecord struct {
 	Status    string  `json:"status"`
 	Audited   bool    `json:"audited"`            // selected for an audit
 	Audit     string  `json:"audit,omitempty"`    // that audit's status (AuditPending, ...)
-	DisputeID Hash    `json:"disputeId,omitzero"` // the open or last dispute
+	DisputeID Hash    `json:"disputeId,omitzero"` // the last dispute opened
+	Disputes  uint32  `json:"disputes,omitempty"` // disputes open now (status challenged while positive)
 }
 
 // Client-facing receipt statuses (what the gateway shows).

@@ -186,12 +186,15 @@ type MsgSetValidator struct {
 }
 
 // MsgOpenEscrow locks Fee from the requester (the signer) for one inference
-// by Worker with model ModelID. AgentID (optional, 0 for none) names the
+// by Worker with model ModelID. Request is the request's hash
+// (RequestHash: model, nonce, sampling and prompt); only a receipt of that
+// request can claim the escrow. AgentID (optional, 0 for none) names the
 // worker's ERC-8004 agent, which gets reputation when the receipt is final.
 type MsgOpenEscrow struct {
 	Worker  Address `json:"worker"`
 	ModelID Hash    `json:"modelId"`
 	Fee     uint64  `json:"fee"`
+	Request Hash    `json:"request"`
 	AgentID uint64  `json:"agentId,omitempty"`
 }
 
@@ -463,6 +466,9 @@ func (m *Msg) validate() error {
 	case m.OpenEscrow != nil:
 		if m.OpenEscrow.ModelID.IsZero() {
 			return errors.New("modelId must not be zero")
+		}
+		if m.OpenEscrow.Request.IsZero() {
+			return errors.New("request must not be zero (the hash of the request the escrow pays for)")
 		}
 	case m.PublishReceipt != nil:
 		if n := len(m.PublishReceipt.Receipt); n == 0 || n > maxReceipt {

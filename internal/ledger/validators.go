@@ -19,6 +19,11 @@ const MaxPower = 1 << 40
 type Validator struct {
 	Active bool   `json:"active"` // wants to validate
 	Power  uint64 `json:"power"`  // voting power last given to CometBFT
+	// Left is the height at which it stopped being a candidate
+	// (withdrawn or evicted); the entry is removed once its power is 0
+	// and evidenceMaxAgeBlocks have passed since (evidence of its
+	// misbehaviour may still arrive until then).
+	Left uint64 `json:"left,omitempty"`
 }
 
 // ValidatorUpdate is a change of one validator's voting power (0 removes
@@ -65,6 +70,13 @@ func (l *Ledger) ProposerAccount(consAddr []byte) Address {
 	return Address{}
 }
 
+// setValidator makes the signer a validator candidate, or withdraws it.
+// A candidate needs minValidatorStake bonded and must not be jailed. At
+// most maxValidators entries are active candidates: when that many are,
+// a newcomer with more bonded stake than the poorest evicts it (the
+// poorest by bonded stake, the greater address among equals); otherwise
+// it is refused. The list itself (candidates and entries waiting to be
+// removed) holds at most twice maxValidators.
 func (e *exec) setValidator(m *MsgSetValidator) error {
 	var list []Address
 	get(e.st, keyValidators, &list)
@@ -72,21 +84,59 @@ func (e *exec) setValidator(m *MsgSetValidator) error {
 	known := i < len(list) && list[i] == e.signer
 	var v Validator
 	get(e.st, keyValidator(e.signer), &v)
-	if m.Active && !known {
-		if len(list) >= int(e.params.MaxValidators) {
-			return fmt.Errorf("%w: the validator set is full (%d)", ErrWrongState, e.params.MaxValidators)
+	if !m.Active {
+		if !known {
+			return fmt.Errorf("%w: %s is not a validator", ErrWrongState, e.signer)
+		}
+		if v.Active {
+			v.Active, v.Left = false, e.ctx.Height
+		}
+		put(e.st, keyValidator(e.signer), v)
+		e.emit("set_validator", "account", e.signer.String(), "active", "false")
+		return nil
+	}
+	s := e.stake(e.signer)
+	if s.Bonded < e.params.MinValidatorStake || s.JailedUntil != 0 {
+		return fmt.Errorf("%w: a validator candidate needs %d bonded and no jail; %s has %d (jailed until %d)", ErrStake, e.params.MinValidatorStake, e.signer, s.Bonded, s.JailedUntil)
+	}
+	if !v.Active {
+		var active uint32
+		var poorest Address
+		var poorestStake uint64
+		for _, a := range list {
+			var w Validator
+			get(e.st, keyValidator(a), &w)
+			if !w.Active {
+				continue
+			}
+			active++
+			if b := e.stake(a).Bonded; active == 1 || b < poorestStake || b == poorestStake && bytes.Compare(a[:], poorest[:]) > 0 {
+				poorest, poorestStake = a, b
+			}
+		}
+		if active >= e.params.MaxValidators {
+			if s.Bonded <= poorestStake {
+				return fmt.Errorf("%w: the validator set is full (%d) and %s's bond %d does not exceed the smallest, %d", ErrWrongState, e.params.MaxValidators, e.signer, s.Bonded, poorestStake)
+			}
+			var w Validator
+			get(e.st, keyValidator(poorest), &w)
+			w.Active, w.Left = false, e.ctx.Height
+			put(e.st, keyValidator(poorest), w)
+			e.emit("validator_evicted", "account", poorest.String(), "bonded", u64(poorestStake), "by", e.signer.String())
+		}
+	}
+	if !known {
+		if len(list) >= 2*int(e.params.MaxValidators) {
+			return fmt.Errorf("%w: the validator list is full (%d entries, withdrawn ones leave evidenceMaxAgeBlocks after their power ends)", ErrWrongState, len(list))
 		}
 		list = append(list, Address{})
 		copy(list[i+1:], list[i:])
 		list[i] = e.signer
 		put(e.st, keyValidators, list)
 	}
-	if !m.Active && !known {
-		return fmt.Errorf("%w: %s is not a validator", ErrWrongState, e.signer)
-	}
-	v.Active = m.Active
+	v.Active, v.Left = true, 0
 	put(e.st, keyValidator(e.signer), v)
-	e.emit("set_validator", "account", e.signer.String(), "active", fmt.Sprint(m.Active))
+	e.emit("set_validator", "account", e.signer.String(), "active", "true")
 	return nil
 }
 
@@ -103,7 +153,7 @@ func (e *exec) validatorUpdates() []ValidatorUpdate {
 		get(e.st, keyValidator(a), &recs[i])
 		var p uint64
 		s := e.stake(a)
-		if recs[i].Active && s.JailedUntil == 0 {
+		if recs[i].Active && s.JailedUntil == 0 && s.Bonded >= e.params.MinValidatorStake {
 			p = min(s.Bonded/e.params.PowerUnit, MaxPower)
 		}
 		total += p
@@ -112,6 +162,7 @@ func (e *exec) validatorUpdates() []ValidatorUpdate {
 		}
 	}
 	if len(ups) == 0 {
+		e.removeLeft(list, recs)
 		return nil
 	}
 	if total == 0 {
@@ -127,5 +178,24 @@ func (e *exec) validatorUpdates() []ValidatorUpdate {
 	}
 	// Pending models are judged against the new powers.
 	e.reevaluateModels()
+	e.removeLeft(list, recs) // recs hold the powers before this block's updates
 	return ups
+}
+
+// removeLeft drops the entries that are no longer candidates, have no
+// power, and left more than evidenceMaxAgeBlocks ago.
+func (e *exec) removeLeft(list []Address, recs []Validator) {
+	kept := list[:0:0]
+	for i, a := range list {
+		r := recs[i]
+		if !r.Active && r.Power == 0 && e.ctx.Height > r.Left+e.params.EvidenceMaxAgeBlocks {
+			e.st.Delete(keyValidator(a))
+			e.emit("validator_removed", "account", a.String())
+			continue
+		}
+		kept = append(kept, a)
+	}
+	if len(kept) != len(list) {
+		put(e.st, keyValidators, kept)
+	}
 }

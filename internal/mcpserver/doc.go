@@ -1,6 +1,6 @@
 // Package mcpserver exposes Verdict's verifiable inference as Model Context
 // Protocol tools (with the official github.com/modelcontextprotocol/go-sdk),
-// so that AI agents can call it without an account or a bespoke client:
+// so that AI agents can call it without a bespoke client:
 //
 //	generate        run a generation; returns the text, the receipt id and
 //	                the signed receipt (canonical JSON text)
@@ -10,7 +10,11 @@
 //	                both Merkle roots
 //	list_models     the served models with their model ids
 //
-// The same server runs over stdio (`verdict mcp`) and over streamable HTTP
-// (mounted by the gateway at /mcp). Sampling defaults are the gateway's:
-// temperature 1, top_p 1, seed 0.
+// The same server runs over stdio (`verdict mcp`, the operator's own
+// process: no accounts) and over streamable HTTP (mounted by the gateway at
+// /mcp, behind its API keys). Over HTTP the tools go through Options.Gate
+// with the caller's account: generate is reserved, charged and sent to the
+// ledger like a /v1 completion (a refusal is a tool error), and
+// get_receipt and verify_receipt by id read only the caller's receipts.
+// Sampling defaults are the gateway's: temperature 1, top_p 1, seed 0.
 package mcpserver

@@ -21,12 +21,28 @@ type Backend interface {
 	Verify(ctx context.Context, data []byte, replay bool) (*worker.Verification, error)
 }
 
+// Gate bills generations and guards receipts for the account of the
+// caller (the gateway implements it): generations are reserved, charged
+// and sent to the ledger like those of the HTTP API, and a receipt is
+// readable only by the account that paid for it.
+type Gate interface {
+	Generate(ctx context.Context, account string, req worker.Request, onDelta func(worker.Delta) error) (*worker.Result, error)
+	ReadReceipt(ctx context.Context, account, id string) ([]byte, error)
+	Status(ctx context.Context, id string) (string, error)
+}
+
 // Options configure the server.
 type Options struct {
 	// Version is reported to clients (default "dev").
 	Version string
-	// Status gives a receipt's ledger status; nil: "published".
+	// Status gives a receipt's ledger status; nil: "published". Unused
+	// with a Gate.
 	Status func(ctx context.Context, id string) (string, error)
+	// Gate, if set, runs every generation and receipt read for the
+	// caller's account: the UserID of the request's token info (set by
+	// the gateway's authentication). Without a Gate (stdio) the tools
+	// call the backend directly.
+	Gate Gate
 }
 
 // Message is a chat message of the generate tool.
@@ -136,7 +152,7 @@ func (t *tools) model(name string) (worker.ModelInfo, error) {
 	return worker.ModelInfo{}, fmt.Errorf("model %q not found", name)
 }
 
-func (t *tools) generate(ctx context.Context, _ *mcp.CallToolRequest, in GenerateInput) (*mcp.CallToolResult, GenerateOutput, error) {
+func (t *tools) generate(ctx context.Context, call *mcp.CallToolRequest, in GenerateInput) (*mcp.CallToolResult, GenerateOutput, error) {
 	var out GenerateOutput
 	info, err := t.model(in.Model)
 	if err != nil {
@@ -176,11 +192,16 @@ func (t *tools) generate(ctx context.Context, _ *mcp.CallToolRequest, in Generat
 		for i, m := range in.Messages {
 			msgs[i] = chat.Message{Role: m.Role, Content: m.Content}
 		}
-		if req.Segments, err = info.Template.Render(msgs); err != nil {
+		if req.Chat, err = info.Template.Render(&chat.Request{Messages: msgs, AddGenerationPrompt: true}); err != nil {
 			return nil, out, err
 		}
 	}
-	res, err := t.b.Generate(ctx, req, nil)
+	var res *worker.Result
+	if t.o.Gate != nil {
+		res, err = t.o.Gate.Generate(ctx, account(call), req, nil)
+	} else {
+		res, err = t.b.Generate(ctx, req, nil)
+	}
 	if err != nil {
 		return nil, out, err
 	}
@@ -192,16 +213,35 @@ func (t *tools) generate(ctx context.Context, _ *mcp.CallToolRequest, in Generat
 	return nil, out, nil
 }
 
+// account is the caller's account: the user of its bearer token.
+func account(call *mcp.CallToolRequest) string {
+	if call == nil || call.Extra == nil || call.Extra.TokenInfo == nil {
+		return ""
+	}
+	return call.Extra.TokenInfo.UserID
+}
+
+// receipt reads a stored receipt, through the gate when there is one.
+func (t *tools) receipt(ctx context.Context, call *mcp.CallToolRequest, id string) ([]byte, error) {
+	if t.o.Gate != nil {
+		return t.o.Gate.ReadReceipt(ctx, account(call), id)
+	}
+	return t.b.Receipt(ctx, id)
+}
+
 func (t *tools) status(ctx context.Context, id string) (string, error) {
+	if t.o.Gate != nil {
+		return t.o.Gate.Status(ctx, id)
+	}
 	if t.o.Status == nil {
 		return "published", nil
 	}
 	return t.o.Status(ctx, id)
 }
 
-func (t *tools) getReceipt(ctx context.Context, _ *mcp.CallToolRequest, in ReceiptInput) (*mcp.CallToolResult, ReceiptOutput, error) {
+func (t *tools) getReceipt(ctx context.Context, call *mcp.CallToolRequest, in ReceiptInput) (*mcp.CallToolResult, ReceiptOutput, error) {
 	var out ReceiptOutput
-	data, err := t.b.Receipt(ctx, in.ID)
+	data, err := t.receipt(ctx, call, in.ID)
 	if err != nil {
 		return nil, out, fmt.Errorf("receipt %q: %w", in.ID, err)
 	}
@@ -212,14 +252,14 @@ func (t *tools) getReceipt(ctx context.Context, _ *mcp.CallToolRequest, in Recei
 	return nil, ReceiptOutput{ID: in.ID, Status: st, Receipt: string(data)}, nil
 }
 
-func (t *tools) verify(ctx context.Context, _ *mcp.CallToolRequest, in VerifyInput) (*mcp.CallToolResult, *worker.Verification, error) {
+func (t *tools) verify(ctx context.Context, call *mcp.CallToolRequest, in VerifyInput) (*mcp.CallToolResult, *worker.Verification, error) {
 	data := []byte(in.Receipt)
 	switch {
 	case (in.ID == "") == (in.Receipt == ""):
 		return nil, nil, errors.New("give either id or receipt")
 	case in.ID != "":
 		var err error
-		if data, err = t.b.Receipt(ctx, in.ID); err != nil {
+		if data, err = t.receipt(ctx, call, in.ID); err != nil {
 			return nil, nil, fmt.Errorf("receipt %q: %w", in.ID, err)
 		}
 	}
@@ -234,7 +274,7 @@ func (t *tools) verify(ctx context.Context, _ *mcp.CallToolRequest, in VerifyInp
 func (t *tools) listModels(ctx context.Context, _ *mcp.CallToolRequest, _ empty) (*mcp.CallToolResult, ModelsOutput, error) {
 	out := ModelsOutput{Models: []ModelOut{}}
 	for _, m := range t.b.Models() {
-		out.Models = append(out.Models, ModelOut{Name: m.Name, ModelID: m.ID.String(), Spec: m.Spec, SystemFingerprint: m.Fingerprint, ContextLength: m.ContextLen, ChatTemplate: m.Template.String()})
+		out.Models = append(out.Models, ModelOut{Name: m.Name, ModelID: m.ID.String(), Spec: m.Spec, SystemFingerprint: m.Fingerprint, ContextLength: m.ContextLen, ChatTemplate: m.Template.Name()})
 	}
 	return nil, out, nil
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
+	"github.com/verdictnet/verdict/internal/chat"
 	"github.com/verdictnet/verdict/internal/receipt"
 	"github.com/verdictnet/verdict/internal/sampler"
 	"github.com/verdictnet/verdict/internal/testutil"
@@ -114,7 +115,7 @@ func TestTools(t *testing.T) {
 
 			// The tool's greedy text equals the worker's (itself checked
 			// against run.c in package worker).
-			want, err := w.Generate(context.Background(), worker.Request{Model: "stories260K", Segments: w.Models()[0].Template.MustRender("Once upon a time"), MaxTokens: 20, Sampler: sampler.Params{Temperature: 1}}, nil)
+			want, err := w.Generate(context.Background(), worker.Request{Model: "stories260K", Chat: mustRender(t, w.Models()[0].Template, "Once upon a time"), MaxTokens: 20, Sampler: sampler.Params{Temperature: 1}}, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -162,4 +163,13 @@ func TestTools(t *testing.T) {
 			}
 		})
 	}
+}
+
+func mustRender(t *testing.T, tp *chat.Template, user string) *chat.Prompt {
+	t.Helper()
+	p, err := tp.Render(&chat.Request{Messages: []chat.Message{{Role: chat.RoleUser, Content: user}}, AddGenerationPrompt: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
 }

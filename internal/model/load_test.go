@@ -385,6 +385,9 @@ func FuzzLoad(f *testing.F) {
 	}
 	f.Add([]byte("GGUF\x03\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00"))
 	f.Add(make([]byte, 28))
+	for _, b := range retypedSeeds(f) {
+		f.Add(b)
+	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var m *Model
 		if bytes.HasPrefix(data, []byte(gguf.Magic)) {
@@ -414,6 +417,68 @@ func FuzzLoad(f *testing.F) {
 			}
 		}
 	})
+}
+
+// retypedSeeds returns stories260K-Q4_0.gguf with the matrices of its
+// first layer stored as Q4_1, Q5_0 and Q5_1 (random blocks), whole and cut
+// short, and with a K-type tensor (Q6_K) of the wrong shape in place of
+// attn_q. Nil where the shared file is absent.
+func retypedSeeds(tb testing.TB) [][]byte {
+	b, err := os.ReadFile(filepath.Join("..", "..", "..", "shared", "models", "stories260K-Q4_0.gguf"))
+	if err != nil {
+		return nil
+	}
+	f, err := gguf.Parse(b)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	types := map[string]tensor.Type{"blk.0.attn_q.weight": tensor.Q4_1, "blk.0.attn_k.weight": tensor.Q5_0, "blk.0.attn_v.weight": tensor.Q5_1, "blk.0.ffn_gate.weight": tensor.Q5_0}
+	var seeds [][]byte
+	for _, k := range []bool{false, true} {
+		var ts []gguf.TensorData
+		for _, ti := range f.Tensors {
+			tt, _ := f.Tensor(ti.Name)
+			td := gguf.TensorData{Name: tt.Name, Type: tt.Type, Dims: tt.Dims, Data: tt.Data}
+			if typ, ok := types[tt.Name]; ok && !k {
+				rb, _ := tensor.RowBytes(typ, tt.Cols())
+				td.Type, td.Data = typ, make([]byte, rb*tt.Rows())
+				for i := range td.Data {
+					td.Data[i] = byte(i*7 + 3)
+				}
+			}
+			if tt.Name == "blk.1.attn_q.weight" && k {
+				td.Type, td.Dims, td.Data = tensor.Q6_K, []int{256, 16}, make([]byte, 210*16)
+			}
+			ts = append(ts, td)
+		}
+		var buf bytes.Buffer
+		if err := gguf.Write(&buf, f.KV, ts); err != nil {
+			tb.Fatal(err)
+		}
+		seeds = append(seeds, buf.Bytes(), buf.Bytes()[:buf.Len()-1000])
+	}
+	return seeds
+}
+
+// TestRetypedSeedsLoad: the Q4_1/Q5_0/Q5_1 seed of FuzzLoad is a valid
+// model (so the fuzzer starts from one that reaches every check).
+func TestRetypedSeedsLoad(t *testing.T) {
+	testutil.Shared(t, "models")
+	seeds := retypedSeeds(t)
+	gf, err := gguf.Parse(seeds[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := FromGGUF(gf, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Check(); err != nil {
+		t.Fatal(err)
+	}
+	if m.Layers[0].Wv.Type != tensor.Q5_1 {
+		t.Fatalf("wv is %s", m.Layers[0].Wv.Type)
+	}
 }
 
 // TestWeightsNotCopied loads a GGUF whose weights take 6 MB and checks that

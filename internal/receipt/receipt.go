@@ -22,7 +22,7 @@ const Version = 1
 
 // DefaultSpec is the determinism specification version of the engine
 // (engine.SpecVersion); receipts carry whichever version produced them.
-const DefaultSpec = "verdict-det/1"
+const DefaultSpec = "verdict-det/2"
 
 // Limits on what Parse accepts.
 const (
@@ -55,17 +55,21 @@ type Sampling struct {
 
 // Receipt is one signed inference record.
 type Receipt struct {
-	Version    int
-	Spec       string // determinism specification, e.g. "verdict-det/1"
-	Model      merkle.Hash
-	Worker     ed25519.PublicKey
-	Nonce      []byte // request id chosen by the requester; may be empty
-	Sampling   Sampling
-	Prompt     []int
-	Output     []int
-	LogitsRoot merkle.Hash // over the logit vector of every output token
-	TraceRoot  merkle.Hash // over the trace cells (docs/protocol.md)
-	Signature  []byte
+	Version  int
+	Spec     string // determinism specification, e.g. "verdict-det/2"
+	Model    merkle.Hash
+	Worker   ed25519.PublicKey
+	Nonce    []byte // request id chosen by the requester; may be empty
+	Sampling Sampling
+	Prompt   []int
+	// ChatTemplate commits to the chat template and the request it
+	// rendered into Prompt (chat.Digest; docs/protocol.md, "chat
+	// template"); zero when the prompt was given as text or tokens.
+	ChatTemplate merkle.Hash
+	Output       []int
+	LogitsRoot   merkle.Hash // over the logit vector of every output token
+	TraceRoot    merkle.Hash // over the trace cells (docs/protocol.md)
+	Signature    []byte
 }
 
 // ErrSignature is returned (wrapped) by Verify for a missing or bad signature.
@@ -190,6 +194,10 @@ func (r *Receipt) encode(withSig bool) []byte {
 	b.WriteString(packTokens(r.Sampling.Stop))
 	b.WriteString(`","prompt":"`)
 	b.WriteString(packTokens(r.Prompt))
+	if r.ChatTemplate != (merkle.Hash{}) {
+		b.WriteString(`","chat_template":"`)
+		b.WriteString(r.ChatTemplate.String())
+	}
 	b.WriteString(`","output":"`)
 	b.WriteString(packTokens(r.Output))
 	b.WriteString(`","logits_root":"`)
@@ -258,22 +266,23 @@ func (r *Receipt) ID() [32]byte { return sha256.Sum256(r.encode(true)) }
 
 // wire mirrors the JSON fields for decoding.
 type wire struct {
-	Version     int         `json:"version"`
-	Spec        string      `json:"spec"`
-	Model       string      `json:"model"`
-	Worker      string      `json:"worker"`
-	Nonce       string      `json:"nonce"`
-	Temperature json.Number `json:"temperature"`
-	TopK        int         `json:"top_k"`
-	TopP        json.Number `json:"top_p"`
-	Seed        string      `json:"seed"`
-	Steps       int         `json:"steps"`
-	Stop        string      `json:"stop"`
-	Prompt      string      `json:"prompt"`
-	Output      string      `json:"output"`
-	LogitsRoot  string      `json:"logits_root"`
-	TraceRoot   string      `json:"trace_root"`
-	Signature   string      `json:"signature"`
+	Version      int         `json:"version"`
+	Spec         string      `json:"spec"`
+	Model        string      `json:"model"`
+	Worker       string      `json:"worker"`
+	Nonce        string      `json:"nonce"`
+	Temperature  json.Number `json:"temperature"`
+	TopK         int         `json:"top_k"`
+	TopP         json.Number `json:"top_p"`
+	Seed         string      `json:"seed"`
+	Steps        int         `json:"steps"`
+	Stop         string      `json:"stop"`
+	Prompt       string      `json:"prompt"`
+	ChatTemplate string      `json:"chat_template"`
+	Output       string      `json:"output"`
+	LogitsRoot   string      `json:"logits_root"`
+	TraceRoot    string      `json:"trace_root"`
+	Signature    string      `json:"signature"`
 }
 
 func parseFloat32(name string, n json.Number) (float32, error) {
@@ -364,6 +373,11 @@ func parse(data []byte, strict bool) (*Receipt, error) {
 	}
 	if r.Prompt, err = unpackTokens(w.Prompt); err != nil {
 		return nil, fmt.Errorf("receipt: prompt: %w", err)
+	}
+	if w.ChatTemplate != "" {
+		if r.ChatTemplate, err = merkle.ParseHash(w.ChatTemplate); err != nil {
+			return nil, fmt.Errorf("receipt: chat_template: %w", err)
+		}
 	}
 	if r.Output, err = unpackTokens(w.Output); err != nil {
 		return nil, fmt.Errorf("receipt: output: %w", err)

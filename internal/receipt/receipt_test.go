@@ -74,7 +74,7 @@ func TestGolden(t *testing.T) {
 	if m["temperature"].(float64) != float64(float32(0.8)) && fmt.Sprint(m["temperature"]) != "0.8" {
 		t.Errorf("temperature %v", m["temperature"])
 	}
-	if m["seed"] != "18446744073709551615" || m["spec"] != "verdict-det/1" || m["top_k"].(float64) != 40 {
+	if m["seed"] != "18446744073709551615" || m["spec"] != "verdict-det/2" || m["top_k"].(float64) != 40 {
 		t.Errorf("fields: %v", m)
 	}
 	out, _ := base64.StdEncoding.DecodeString(m["output"].(string))
@@ -122,7 +122,7 @@ func TestTamperedFieldsFailVerify(t *testing.T) {
 		{"logits root", func(r *Receipt) { r.LogitsRoot[31] ^= 0x80 }},
 		{"trace root", func(r *Receipt) { r.TraceRoot[5] ^= 1 }},
 		{"nonce", func(r *Receipt) { r.Nonce = nil }},
-		{"spec", func(r *Receipt) { r.Spec = "verdict-det/2" }},
+		{"spec", func(r *Receipt) { r.Spec = "verdict-det/3" }},
 		{"signature", func(r *Receipt) { r.Signature[0] ^= 1 }},
 		{"other worker", func(r *Receipt) {
 			r.Worker = ed25519.NewKeyFromSeed(make([]byte, 32)).Public().(ed25519.PublicKey)
@@ -175,7 +175,7 @@ func TestParseRejectsNonCanonical(t *testing.T) {
 		{"float spelling", repl(`"top_p":0.95`, `"top_p":0.950`), "canonical"},
 		{"float exponent", repl(`"temperature":0.8`, `"temperature":8e-1`), "canonical"},
 		{"seed leading zero", repl(`"seed":"1`, `"seed":"01`), "canonical"},
-		{"field order", repl(`"version":1,"spec":"verdict-det/1"`, `"spec":"verdict-det/1","version":1`), "canonical"},
+		{"field order", repl(`"version":1,"spec":"verdict-det/2"`, `"spec":"verdict-det/2","version":1`), "canonical"},
 		{"duplicate field", repl(`"version":1,`, `"version":1,"version":1,`), "canonical"},
 		{"key case", repl(`"version"`, `"Version"`), "canonical"},
 		{"unknown field", repl(`"version":1,`, `"version":1,"x":1,`), "unknown field"},
@@ -370,4 +370,63 @@ func FuzzParseAnySpelling(f *testing.F) {
 			t.Fatalf("canonical form does not parse back: %v", err)
 		}
 	})
+}
+
+// A receipt whose prompt came from a chat template carries chat_template
+// after prompt; the field is absent otherwise, so receipts without it keep
+// their encoding (testdata/receipt.json).
+func TestGoldenChatTemplate(t *testing.T) {
+	r := sample(t)
+	r.ChatTemplate = merkle.Hash(sha256.Sum256([]byte("chat")))
+	if err := r.Sign(testKey(t)); err != nil {
+		t.Fatal(err)
+	}
+	enc, err := r.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join("testdata", "receipt-chat.json")
+	if *update {
+		if err := os.WriteFile(path, enc, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	golden, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(enc, golden) {
+		t.Fatalf("encoding differs from %s (run with -update if the format changed on purpose)\ngot  %s\nwant %s", path, enc, golden)
+	}
+	want := `","prompt":"` + packTokens(r.Prompt) + `","chat_template":"` + r.ChatTemplate.String() + `","output":"`
+	if !bytes.Contains(golden, []byte(want)) {
+		t.Errorf("chat_template is not right after prompt: %s", golden)
+	}
+	back, err := Parse(golden)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if back.ChatTemplate != r.ChatTemplate || back.Verify() != nil || back.ID() != r.ID() {
+		t.Errorf("round trip: %+v", back)
+	}
+	// The signature covers the field: another digest does not verify.
+	bad := bytes.Replace(golden, []byte(r.ChatTemplate.String()), []byte(merkle.LeafHash([]byte("x")).String()), 1)
+	if br, err := Parse(bad); err != nil || br.Verify() == nil {
+		t.Errorf("changed chat_template: parse %v, verify passed", err)
+	}
+	// Without a chat template the field is absent; spelling it out (zero
+	// or empty) is not canonical.
+	plain, err := os.ReadFile(filepath.Join("testdata", "receipt.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(plain, []byte("chat_template")) {
+		t.Errorf("receipt without a chat template mentions it: %s", plain)
+	}
+	for _, v := range []string{"", strings.Repeat("0", 64)} {
+		spelled := bytes.Replace(plain, []byte(`","output":"`), []byte(`","chat_template":"`+v+`","output":"`), 1)
+		if _, err := Parse(spelled); err == nil {
+			t.Errorf("chat_template %q accepted", v)
+		}
+	}
 }

@@ -22,7 +22,8 @@ import (
 // llamaScript tokenizes batches of texts with llama.cpp through
 // node-llama-cpp. Input (a file named by the last argument): [{"model":
 // PATH, "special": BOOL, "texts": [...]}, ...]; output: one array of
-// token-id arrays per job.
+// token-id arrays per job. A job with "eog" set and "n" tokens answers
+// one array: the ids llama.cpp ends generation at.
 const llamaScript = `
 import { readFileSync } from "node:fs";
 import { pathToFileURL } from "node:url";
@@ -39,6 +40,12 @@ for (const job of jobs) {
         model = await llama.loadModel({modelPath: job.model, vocabOnly: true});
         models.set(job.model, model);
     }
+    if (job.eog) {
+        const ids = [];
+        for (let t = 0; t < job.n; t++) if (model.isEogToken(t)) ids.push(t);
+        out.push([ids]);
+        continue;
+    }
     out.push(job.texts.map(t => Array.from(model.tokenize(t, job.special))));
 }
 process.stdout.write(JSON.stringify(out));
@@ -48,6 +55,8 @@ type llamaJob struct {
 	Model   string   `json:"model"`
 	Special bool     `json:"special"`
 	Texts   []string `json:"texts"`
+	EOG     bool     `json:"eog,omitempty"`
+	N       int      `json:"n,omitempty"`
 }
 
 // runLlama runs the jobs through one node process.
@@ -109,7 +118,8 @@ type diffCase struct{ text, sent string }
 // TestLlamaCppDifferential: thousands of generated texts per vocabulary
 // encode to exactly the ids llama.cpp gives, without special-token parsing
 // (Encode) and with it (EncodeSpecial, and EncodeSpans with the special
-// tokens in special spans).
+// tokens in special spans); and the end-of-generation tokens are
+// llama.cpp's.
 func TestLlamaCppDifferential(t *testing.T) {
 	dir := testutil.Shared(t, ".")
 	n, nSpecial := 2500, 400
@@ -134,7 +144,8 @@ func TestLlamaCppDifferential(t *testing.T) {
 			v.spec = append(v.spec, g.text(false, true))
 		}
 		path := filepath.Join(dir, rel)
-		jobs = append(jobs, llamaJob{Model: path, Texts: sent(v.plain)}, llamaJob{Model: path, Special: true, Texts: sent(v.spec)})
+		jobs = append(jobs, llamaJob{Model: path, Texts: sent(v.plain)}, llamaJob{Model: path, Special: true, Texts: sent(v.spec)},
+			llamaJob{Model: path, EOG: true, N: tok.Len()})
 		vs = append(vs, v)
 	}
 	res := runLlama(t, jobs)
@@ -151,9 +162,14 @@ func TestLlamaCppDifferential(t *testing.T) {
 			}
 			t.Logf("%s %s: %d texts, %d differences", v.name, mode, len(cases), diffs)
 		}
-		check("plain", v.plain, res[2*i], func(s string) ([]int, error) { return v.tok.Encode(s, false) })
-		check("special", v.spec, res[2*i+1], func(s string) ([]int, error) { return v.tok.EncodeSpecial(s, false) })
-		check("spans", v.spec, res[2*i+1], func(s string) ([]int, error) {
+		if eog := res[3*i+2][0]; !slices.Equal(v.tok.EOG(), eog) {
+			t.Errorf("%s: EOG %v, llama.cpp %v", v.name, v.tok.EOG(), eog)
+		} else {
+			t.Logf("%s: end of generation at %v", v.name, eog)
+		}
+		check("plain", v.plain, res[3*i], func(s string) ([]int, error) { return v.tok.Encode(s, false) })
+		check("special", v.spec, res[3*i+1], func(s string) ([]int, error) { return v.tok.EncodeSpecial(s, false) })
+		check("spans", v.spec, res[3*i+1], func(s string) ([]int, error) {
 			return v.tok.EncodeSpans(splitSpecial(v.tok, s), false)
 		})
 	}

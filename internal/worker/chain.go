@@ -197,7 +197,7 @@ func (c *Chain) Setup(ctx context.Context) error {
 			return fmt.Errorf("worker setup: %w", err)
 		}
 		if !found {
-			if _, err := c.send.Commit(ctx, ledger.Msg{RegisterModel: &ledger.MsgRegisterModel{ModelID: ledger.Hash(mi.ID), Name: mi.Name, SpecVersion: 1}}); err != nil && !strings.Contains(err.Error(), "already") {
+			if _, err := c.send.Commit(ctx, ledger.Msg{RegisterModel: &ledger.MsgRegisterModel{ModelID: ledger.Hash(mi.ID), Name: mi.Name, SpecVersion: 2}}); err != nil && !strings.Contains(err.Error(), "already") {
 				return fmt.Errorf("worker setup: registering model %s: %w", mi.Name, err)
 			}
 		}
@@ -743,7 +743,14 @@ func (c *Chain) Sender() *Sender { return c.send }
 // ledger and can be audited and disputed. It names no agent: an agent
 // gets no reputation from its own escrows.
 func (c *Chain) SelfEscrow(ctx context.Context, p *Pending, w ledger.Address, model ledger.Hash, agentID uint64) (ledger.Hash, error) {
-	nonce, err := c.send.Send(ctx, ledger.Msg{OpenEscrow: &ledger.MsgOpenEscrow{Worker: w, ModelID: model, Fee: p.Fee, AgentID: 0}})
+	req, err := ledger.ReceiptRequest(p.Receipt)
+	if err != nil {
+		return ledger.Hash{}, fmt.Errorf("self escrow: %w", err)
+	}
+	// The chain refuses escrows below minEscrowFee; the worker pays it to
+	// itself (less the protocol fee).
+	fee := max(p.Fee, c.params.MinEscrowFee)
+	nonce, err := c.send.Send(ctx, ledger.Msg{OpenEscrow: &ledger.MsgOpenEscrow{Worker: w, ModelID: model, Fee: fee, Request: req, AgentID: 0}})
 	if errors.Is(err, ErrMaybeSent) {
 		return ledger.EscrowID(c.addr, nonce), err
 	}

@@ -43,7 +43,7 @@ type ModelInfo struct {
 	Fingerprint string               // OpenAI system_fingerprint: see Fingerprint
 	ContextLen  int                  // positions
 	Vocab       int                  // tokens
-	Template    chat.Template        // chat prompt format
+	Template    *chat.Template       // chat template (the model's, or the plain built-in)
 	Format      string               // "gguf" or "llama2c"
 	Tokenizer   *tokenizer.Tokenizer `json:"-"`
 }
@@ -64,8 +64,10 @@ func Fingerprint(id merkle.Hash, spec string) string {
 type Request struct {
 	// Model is a model's Name or its id in hex.
 	Model string
-	// Segments is the prompt text (see chat.Segment); when nil, Tokens is
-	// the prompt, used as it is.
+	// Chat is a rendered chat prompt (see chat.Template.Render); else
+	// Segments is raw prompt text (see chat.Segment); when both are nil,
+	// Tokens is the prompt, used as it is.
+	Chat     *chat.Prompt
 	Segments []chat.Segment
 	Tokens   []int
 	// MaxTokens bounds the generated tokens; 0 means up to the context
@@ -81,6 +83,12 @@ type Request struct {
 	TopLogprobs int
 	// Nonce is the requester's request id, recorded in the receipt.
 	Nonce []byte
+	// Admit, if set, is called once the prompt is tokenized and before
+	// the generation takes a slot, with the prompt's token count and the
+	// most completion tokens the generation may produce; an error from it
+	// refuses the request (Generate returns it). The gateway reserves the
+	// request's fee here.
+	Admit func(promptTokens, maxCompletion int) error
 }
 
 // Alt is a candidate token with its log-probability.
@@ -207,13 +215,18 @@ func New(m *model.Model, cfg Config) (*Local, error) {
 	if name == "" {
 		name = strings.TrimSuffix(filepath.Base(m.Path), filepath.Ext(m.Path))
 	}
-	tmpl := chat.Plain
+	src := ""
 	if m.Format == "gguf" {
-		tmpl, err = ggufTemplate(m.Path)
+		src, err = ggufTemplate(m.Path)
 		if err != nil {
 			e.Close()
 			return nil, err
 		}
+	}
+	tmpl, err := chat.ForVocab(src, m.Vocab)
+	if err != nil {
+		e.Close()
+		return nil, fmt.Errorf("%s: %w", m.Path, err)
 	}
 	store := cfg.Store
 	if store == nil {
@@ -238,8 +251,9 @@ func New(m *model.Model, cfg Config) (*Local, error) {
 		m: m, tok: tok, e: e, key: key, store: store, log: log,
 		sem: make(chan struct{}, conc), maxWait: queue,
 	}
-	// Generation stops on BOS (as llama2.c) and on EOS.
-	for _, t := range []int{m.Vocab.BOS, m.Vocab.EOS} {
+	// Generation stops on BOS (as llama2.c) and on every end-of-generation
+	// token: EOS, EOT, EOM and those llama.cpp recognises by text.
+	for _, t := range append([]int{m.Vocab.BOS}, tok.EOG()...) {
 		if t >= 0 && t < m.Config.Vocab && !slices.Contains(w.stops, t) {
 			w.stops = append(w.stops, t)
 		}
@@ -248,21 +262,22 @@ func New(m *model.Model, cfg Config) (*Local, error) {
 	return w, nil
 }
 
-// ggufTemplate reads tokenizer.chat_template from a GGUF file.
-func ggufTemplate(path string) (chat.Template, error) {
+// ggufTemplate reads tokenizer.chat_template from a GGUF file ("" when it
+// has none).
+func ggufTemplate(path string) (string, error) {
 	f, err := gguf.Open(path)
 	if err != nil {
-		return chat.Plain, err
+		return "", err
 	}
 	defer f.Close()
 	if !f.Has("tokenizer.chat_template") {
-		return chat.Plain, nil
+		return "", nil
 	}
 	s, err := f.String("tokenizer.chat_template")
 	if err != nil {
-		return chat.Plain, fmt.Errorf("%s: %w", path, err)
+		return "", fmt.Errorf("%s: %w", path, err)
 	}
-	return chat.Detect(s), nil
+	return s, nil
 }
 
 // Close releases the engine and the model.
@@ -318,6 +333,16 @@ func (w *Local) acquire(ctx context.Context) (func(), error) {
 
 // Prompt returns the prompt tokens of a request.
 func (w *Local) Prompt(req *Request) ([]int, error) {
+	if req.Chat != nil {
+		out, err := req.Chat.Encode(w.tok)
+		if err != nil {
+			return nil, fmt.Errorf("%w: prompt: %v", ErrInvalid, err)
+		}
+		if len(out) == 0 {
+			return nil, fmt.Errorf("%w: empty prompt", ErrInvalid)
+		}
+		return out, nil
+	}
 	if req.Segments == nil {
 		if len(req.Tokens) == 0 {
 			return nil, fmt.Errorf("%w: empty prompt", ErrInvalid)
@@ -389,6 +414,11 @@ func (w *Local) Generate(ctx context.Context, req Request, onDelta func(Delta) e
 	steps := ctxLen
 	if req.MaxTokens > 0 && req.MaxTokens-1 < ctxLen-len(prompt) {
 		steps = len(prompt) + req.MaxTokens - 1
+	}
+	if req.Admit != nil {
+		if err := req.Admit(len(prompt), steps-len(prompt)+1); err != nil {
+			return nil, err
+		}
 	}
 	release, err := w.acquire(ctx)
 	if err != nil {
@@ -489,6 +519,9 @@ func (w *Local) Generate(ctx context.Context, req Request, onDelta func(Delta) e
 		if err := emit(s, nil); err != nil {
 			return nil, err
 		}
+	}
+	if req.Chat != nil {
+		rec.SetChatTemplate(merkle.Hash(req.Chat.Digest))
 	}
 	rc, err := rec.Receipt(info.ID, info.Spec, req.Sampler, audit.EffectiveSteps(steps, ctxLen), w.stops, res.Output, req.Nonce, w.key)
 	if err != nil {

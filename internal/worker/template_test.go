@@ -42,38 +42,41 @@ func withChatTemplate(t *testing.T, src, tmpl string) string {
 	return dst
 }
 
-func TestChatTemplateDetected(t *testing.T) {
+// The worker renders the GGUF's own chat template; control tokens that the
+// template writes (bos_token, eos_token) are tokens, the same texts in a
+// message are not.
+func TestChatTemplateFromGGUF(t *testing.T) {
 	src := testutil.Shared(t, "models/stories260K.gguf")
+	tmpl := "{% for m in messages %}{{ bos_token }}[INST] {{ m.content }} [/INST]{% if m.role == 'assistant' %}{{ eos_token }}{% endif %}{% endfor %}"
+	w, err := Open(Config{ModelPath: withChatTemplate(t, src, tmpl), Threads: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	info := w.Models()[0]
+	if info.Template.Source() != tmpl || info.Template.Name() != "gguf" || info.Name != "chat" {
+		t.Errorf("template %s %q, name %q", info.Template.Name(), info.Template.Source(), info.Name)
+	}
+	// The model id does not depend on metadata outside the commitment.
+	if ref := testWorker(t).Models()[0].ID; info.ID != ref {
+		t.Errorf("model id %s, want %s", info.ID, ref)
+	}
+	bos, eos := w.m.Vocab.BOS, w.m.Vocab.EOS
 	for _, tc := range []struct {
-		tmpl string
-		want chat.Template
+		msgs   []chat.Message
+		nb, ne int
 	}{
-		{"{{ bos_token }}{% for m in messages %}[INST] {{ m.content }} [/INST]{% endfor %}", chat.Llama2},
-		{"{% for m in messages %}{{ m.content }}{% endfor %}", chat.Plain},
+		{[]chat.Message{{Role: "user", Content: "Hi"}, {Role: "assistant", Content: "Hello"}, {Role: "user", Content: "Bye"}}, 3, 1},
+		{[]chat.Message{{Role: "user", Content: "Hi</s><s>"}, {Role: "assistant", Content: "<s>Hello"}}, 2, 1},
 	} {
-		w, err := Open(Config{ModelPath: withChatTemplate(t, src, tc.tmpl), Threads: 1})
+		p, err := info.Template.Render(&chat.Request{Messages: tc.msgs})
 		if err != nil {
 			t.Fatal(err)
 		}
-		info := w.Models()[0]
-		if info.Template != tc.want || info.Name != "chat" {
-			t.Errorf("template %v name %q, want %v", info.Template, info.Name, tc.want)
-		}
-		// The model id does not depend on metadata outside the commitment.
-		if ref := testWorker(t).Models()[0].ID; info.ID != ref {
-			t.Errorf("model id %s, want %s", info.ID, ref)
-		}
-		// Two Llama-2 turns: BOS, turn, EOS, BOS, turn.
-		segs, err := info.Template.Render([]chat.Message{{Role: "user", Content: "Hi"}, {Role: "assistant", Content: "Hello"}, {Role: "user", Content: "Bye"}})
+		toks, err := w.Prompt(&Request{Chat: p})
 		if err != nil {
 			t.Fatal(err)
 		}
-		req := Request{Segments: segs}
-		toks, err := w.Prompt(&req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		bos, eos := w.m.Vocab.BOS, w.m.Vocab.EOS
 		nb, ne := 0, 0
 		for _, x := range toks {
 			if x == bos {
@@ -83,10 +86,30 @@ func TestChatTemplateDetected(t *testing.T) {
 				ne++
 			}
 		}
-		if toks[0] != bos || nb != len(segs) || ne != len(segs)-1 {
-			t.Errorf("%v: prompt %v has %d BOS and %d EOS for %d segments", tc.want, toks, nb, ne, len(segs))
+		if toks[0] != bos || nb != tc.nb || ne != tc.ne {
+			t.Errorf("%q: prompt %v has %d BOS and %d EOS, want %d and %d", p.Text(), toks, nb, ne, tc.nb, tc.ne)
 		}
-		w.Close()
+	}
+	// Without a template: the plain built-in, whose prompt is what the
+	// raw text with BOS gives.
+	plain := testWorker(t)
+	if plain.Models()[0].Template.Name() != chat.PlainName {
+		t.Errorf("template %s, want plain", plain.Models()[0].Template.Name())
+	}
+	p, err := plain.Models()[0].Template.Render(&chat.Request{Messages: []chat.Message{{Role: "user", Content: "Once upon"}, {Role: "user", Content: "a time"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := plain.Prompt(&Request{Chat: p})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := plain.Prompt(&Request{Segments: []chat.Segment{{Text: "Once upon\na time", BOS: true}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("plain chat prompt %v, raw text %v", got, want)
 	}
 }
 

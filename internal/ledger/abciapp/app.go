@@ -161,7 +161,7 @@ func (a *App) FinalizeBlock(_ context.Context, req *abci.RequestFinalizeBlock) (
 	ctx := ledger.BlockContext{Height: uint64(req.Height), Time: req.Time.Unix(), Hash: bh, Proposer: a.ledger.ProposerAccount(req.ProposerAddress)}
 	for _, m := range req.Misbehavior {
 		if v := a.ledger.ProposerAccount(m.Validator.Address); !v.IsZero() {
-			ctx.Misbehaving = append(ctx.Misbehaving, v)
+			ctx.Misbehaving = append(ctx.Misbehaving, ledger.Misbehaviour{Validator: v, Height: uint64(max(m.Height, 0))})
 		}
 	}
 	res, err := a.ledger.FinalizeBlock(ctx, req.Txs)

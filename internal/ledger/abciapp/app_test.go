@@ -223,11 +223,12 @@ func TestQuerySeesOnlyCommitted(t *testing.T) {
 	}
 }
 
-// fakeReceipts accepts "rcpt:N" as a receipt by alice for model {1}.
+// fakeReceipts accepts "rcpt:N" as a receipt by alice for model {1} and
+// request {2}.
 type fakeReceipts struct{}
 
 func (fakeReceipts) VerifyReceipt(b []byte) (ledger.ReceiptInfo, error) {
-	return ledger.ReceiptInfo{ID: sha256.Sum256(b), Worker: addr("alice"), ModelID: ledger.Hash{1}}, nil
+	return ledger.ReceiptInfo{ID: sha256.Sum256(b), Worker: addr("alice"), ModelID: ledger.Hash{1}, Request: ledger.Hash{2}}, nil
 }
 
 type holder bool
@@ -260,7 +261,7 @@ func TestRefusesToStartWithoutModel(t *testing.T) {
 	}
 	r := finalize(t, a, 1,
 		tx("bob", 0, ledger.Msg{RegisterModel: &ledger.MsgRegisterModel{ModelID: ledger.Hash{1}, Name: "m1", SpecVersion: 1}}),
-		tx("bob", 1, ledger.Msg{OpenEscrow: &ledger.MsgOpenEscrow{Worker: addr("alice"), ModelID: ledger.Hash{1}, Fee: 5}}),
+		tx("bob", 1, ledger.Msg{OpenEscrow: &ledger.MsgOpenEscrow{Worker: addr("alice"), ModelID: ledger.Hash{1}, Fee: 5, Request: ledger.Hash{2}}}),
 		tx("alice", 0, ledger.Msg{PublishReceipt: &ledger.MsgPublishReceipt{EscrowID: ledger.EscrowID(addr("bob"), 1), Receipt: []byte("rcpt:1")}}))
 	for i, res := range r.TxResults {
 		if res.Code != 0 {

@@ -91,7 +91,7 @@ func (receipts) VerifyReceipt(b []byte) (ledger.ReceiptInfo, error) {
 		return ledger.ReceiptInfo{}, errors.New("bad receipt")
 	}
 	w, err := ledger.ParseAddress(parts[1])
-	return ledger.ReceiptInfo{ID: sha256.Sum256(b), Worker: w, ModelID: ledger.Hash{1}}, err
+	return ledger.ReceiptInfo{ID: sha256.Sum256(b), Worker: w, ModelID: ledger.Hash{1}, Request: ledger.Hash{2}}, err
 }
 
 func key(name string) ed25519.PrivateKey {
@@ -174,7 +174,7 @@ func TestLedgerDispute(t *testing.T) {
 			}
 			ch := &chain{t: t, l: l, nonces: map[string]uint64{}}
 			ch.ok("req", ledger.Msg{RegisterModel: &ledger.MsgRegisterModel{ModelID: ledger.Hash{1}, Name: "toy", SpecVersion: 1}})
-			ch.ok("req", ledger.Msg{OpenEscrow: &ledger.MsgOpenEscrow{Worker: addr("worker"), ModelID: ledger.Hash{1}, Fee: 100}})
+			ch.ok("req", ledger.Msg{OpenEscrow: &ledger.MsgOpenEscrow{Worker: addr("worker"), ModelID: ledger.Hash{1}, Fee: 100, Request: ledger.Hash{2}}})
 			wt, vt := trace(c.workerLie), trace(c.challLie)
 			wtree, vtree := merkle.NewTreeFromData(wt), merkle.NewTreeFromData(vt)
 			rcpt := toyReceipt(addr("worker"), wtree.Root())

@@ -100,7 +100,9 @@ func (a *attester) round(ctx context.Context) error {
 		path string
 		v    any
 	}{{"params", &p}, {"chain", &ci}, {"validator/" + a.addr.String(), &v}, {"account/" + a.addr.String(), &acct}} {
-		if err := a.query(ctx, q.path, q.v); err != nil {
+		if err := a.query(ctx, q.path, q.v); errors.Is(err, errNotFound) && (q.path == "params" || q.path == "chain") {
+			return nil // the genesis state is not committed yet: nothing to attest
+		} else if err != nil {
 			return err
 		}
 	}

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	abci "github.com/cometbft/cometbft/abci/types"
+
 	"github.com/verdictnet/verdict/internal/keys"
 	"github.com/verdictnet/verdict/internal/ledger"
 	"github.com/verdictnet/verdict/internal/ledger/client"
@@ -106,12 +108,30 @@ func TestNodeAttestsModels(t *testing.T) {
 	if acct, err := c.Account(ctx, va); err != nil || acct.Nonce != 1 {
 		t.Fatalf("validator account %+v %v", acct, err)
 	}
-	tx, _ := c.Sign(ctx, fkey, ledger.Msg{OpenEscrow: &ledger.MsgOpenEscrow{Worker: va, ModelID: notHeld, Fee: 5}}, 1, -1)
+	tx, _ := c.Sign(ctx, fkey, ledger.Msg{OpenEscrow: &ledger.MsgOpenEscrow{Worker: va, ModelID: notHeld, Fee: 5, Request: ledger.Hash{1}}}, 1, -1)
 	if _, err := c.BroadcastSync(ctx, tx); !errors.Is(err, client.ErrRejected) || !strings.Contains(err.Error(), ledger.ErrModelInactive.Error()) {
 		t.Fatalf("escrow for an inactive model: %v", err)
 	}
-	tx, _ = c.Sign(ctx, fkey, ledger.Msg{OpenEscrow: &ledger.MsgOpenEscrow{Worker: va, ModelID: held, Fee: 5}}, 1, -1)
+	tx, _ = c.Sign(ctx, fkey, ledger.Msg{OpenEscrow: &ledger.MsgOpenEscrow{Worker: va, ModelID: held, Fee: 5, Request: ledger.Hash{1}}}, 1, -1)
 	if r, err := c.BroadcastCommit(ctx, tx); err != nil || r.Code != 0 {
 		t.Fatalf("escrow for the active model: %+v %v", r, err)
+	}
+}
+
+// emptyApp answers every query as an application before its genesis state
+// is committed does: not found.
+type emptyApp struct{}
+
+func (emptyApp) Query(context.Context, *abci.RequestQuery) (*abci.ResponseQuery, error) {
+	return &abci.ResponseQuery{Code: ledger.Code(ledger.ErrNotFound), Log: "not found"}, nil
+}
+
+// TestAttestBeforeGenesis: a node whose state is not committed yet has
+// nothing to attest, which is no error (it used to log a warning,
+// `attesting models err="not found"`, on every healthy start).
+func TestAttestBeforeGenesis(t *testing.T) {
+	a := &attester{app: emptyApp{}, models: heldModels{{0xa1}}, sent: map[ledger.Hash]uint64{}}
+	if err := a.round(context.Background()); err != nil {
+		t.Errorf("round before genesis: %v", err)
 	}
 }

@@ -85,9 +85,9 @@ func runReceiptBench(b *testing.B, c *client.Client, dir, workerHome, chain stri
 	escrows := []*ledger.Tx{sign(req, 0, ledger.Msg{RegisterModel: &ledger.MsgRegisterModel{ModelID: model, Name: "bench", SpecVersion: 1}})}
 	var publishes []*ledger.Tx
 	for i := 0; i < n; i++ {
-		escrows = append(escrows, sign(req, uint64(i+1), ledger.Msg{OpenEscrow: &ledger.MsgOpenEscrow{Worker: wa, ModelID: model, Fee: 10}}))
 		r := &receipt.Receipt{Version: receipt.Version, Spec: receipt.DefaultSpec, Model: merkle.Hash(model), Nonce: []byte{byte(i), byte(i >> 8)},
 			Sampling: receipt.Sampling{TopP: 1, Steps: 6}, Prompt: []int{1, 2, 3}, Output: []int{4, 5, 6, 7}}
+		escrows = append(escrows, sign(req, uint64(i+1), ledger.Msg{OpenEscrow: &ledger.MsgOpenEscrow{Worker: wa, ModelID: model, Fee: 10, Request: ledger.RequestHash(r)}}))
 		if err := r.Sign(wk); err != nil {
 			b.Fatal(err)
 		}

@@ -102,6 +102,11 @@ func Init(dir string, o Options) error {
 	doc := &types.GenesisDoc{GenesisTime: time.Now().UTC().Truncate(time.Second), ChainID: o.ChainID, InitialHeight: 1,
 		ConsensusParams: types.DefaultConsensusParams()}
 	doc.ConsensusParams.Block.MaxBytes = 4 * ledger.MaxTxBytes
+	// CometBFT keeps evidence while it is younger than either bound; the
+	// ledger slashes only for evidence at most evidenceMaxAgeBlocks old
+	// (unbonding outlasts it), so the block bound is the one that counts.
+	doc.ConsensusParams.Evidence.MaxAgeNumBlocks = int64(o.Params.EvidenceMaxAgeBlocks)
+	doc.ConsensusParams.Evidence.MaxAgeDuration = time.Second
 	var peers []string
 	confs := make([]*cfg.Config, len(homes))
 	for i, h := range homes {

@@ -150,7 +150,7 @@ func TestSingleNode(t *testing.T) {
 	if r, err := c.BroadcastCommit(ctx, tx); err != nil || r.Code != 0 {
 		t.Fatalf("fund: %+v %v", r, err)
 	}
-	for i, m := range []ledger.Msg{{SetValidator: &ledger.MsgSetValidator{Active: true}}, {Bond: &ledger.MsgBond{Amount: 2000}}} {
+	for i, m := range []ledger.Msg{{Bond: &ledger.MsgBond{Amount: 2000}}, {SetValidator: &ledger.MsgSetValidator{Active: true}}} {
 		tx, _ := c.Sign(ctx, vk, m, 1, int64(i))
 		if r, err := c.BroadcastCommit(ctx, tx); err != nil || r.Code != 0 {
 			t.Fatalf("join %d: %+v %v", i, r, err)

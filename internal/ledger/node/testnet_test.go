@@ -220,7 +220,7 @@ func TestFourValidators(t *testing.T) {
 			defer wg.Done()
 			c := rpc(i % 3)
 			for n := 0; n < perSender; n++ {
-				tx, err := c.Sign(ctx, sk[i], ledger.Msg{OpenEscrow: &ledger.MsgOpenEscrow{Worker: wa, ModelID: model, Fee: 10}}, 1, int64(n))
+				tx, err := c.Sign(ctx, sk[i], ledger.Msg{OpenEscrow: &ledger.MsgOpenEscrow{Worker: wa, ModelID: model, Fee: 10, Request: ledger.RequestHash(testnetReceipt(model, i, n))}}, 1, int64(n))
 				if err == nil {
 					var r client.Result
 					r, err = c.BroadcastCommit(ctx, tx)
@@ -249,8 +249,7 @@ func TestFourValidators(t *testing.T) {
 	var ids []ledger.Hash
 	for i := range sk {
 		for n := 0; n < perSender; n++ {
-			r := &receipt.Receipt{Version: receipt.Version, Spec: receipt.DefaultSpec, Model: merkle.Hash(model), Nonce: []byte{byte(i), byte(n)},
-				Sampling: receipt.Sampling{TopP: 1, Steps: 4}, Prompt: []int{1, 2, 3}, Output: []int{4, 5}}
+			r := testnetReceipt(model, i, n)
 			if err := r.Sign(wk); err != nil {
 				t.Fatal(err)
 			}
@@ -318,4 +317,10 @@ func TestFourValidators(t *testing.T) {
 			t.Fatalf("validator %d app hash %s at height %d, validator 0 %s", i, b, h, want)
 		}
 	}
+}
+
+// testnetReceipt is the unsigned receipt requester i's escrow n pays for.
+func testnetReceipt(model ledger.Hash, i, n int) *receipt.Receipt {
+	return &receipt.Receipt{Version: receipt.Version, Spec: receipt.DefaultSpec, Model: merkle.Hash(model), Nonce: []byte{byte(i), byte(n)},
+		Sampling: receipt.Sampling{TopP: 1, Steps: 4}, Prompt: []int{1, 2, 3}, Output: []int{4, 5}}
 }

@@ -222,7 +222,7 @@ func TestDisputeThroughLedger(t *testing.T) {
 			}
 			ch := &dchain{t: t, l: l, nonces: map[ledger.Address]uint64{}}
 			ch.ok(ch.tx(req, ledger.Msg{RegisterModel: &ledger.MsgRegisterModel{ModelID: id, Name: "stories260K", SpecVersion: 1}}),
-				ch.tx(req, ledger.Msg{OpenEscrow: &ledger.MsgOpenEscrow{Worker: addrOf(worker), ModelID: id, Fee: 50}}))
+				ch.tx(req, ledger.Msg{OpenEscrow: &ledger.MsgOpenEscrow{Worker: addrOf(worker), ModelID: id, Fee: 50, Request: reqOf(t, rb)}}))
 			ch.ok(ch.tx(worker, ledger.Msg{PublishReceipt: &ledger.MsgPublishReceipt{EscrowID: ledger.EscrowID(addrOf(req), 1), Receipt: rb}}))
 			root := ct.Tree().Root()
 			res := ch.ok(ch.tx(chall, ledger.Msg{OpenDispute: &ledger.MsgOpenDispute{ReceiptID: ledger.Hash(rr.ID()), Commitment: root[:]}}))
@@ -308,8 +308,10 @@ func TestDisputeThroughLedger(t *testing.T) {
 				t.Fatalf("dispute %s (%s), receipt %s; want %s, %s", d.Status, d.Reason, rec.Status, wantD, wantR)
 			}
 
-			// The loser lost slashDisputeBps of its stake; the winner got
-			// winnerShareBps of that (less its move fees); the rest burned.
+			// The loser lost slashDisputeBps of its stake; a winning
+			// challenger got winnerShareBps of that (less its move fees),
+			// the rest burned; a losing challenger's slash is burned whole
+			// (the worker gains nothing from it).
 			wa1, ws1 := balance(worker)
 			ca1, cs1 := balance(chall)
 			var after ledger.Totals
@@ -320,6 +322,9 @@ func TestDisputeThroughLedger(t *testing.T) {
 			}
 			slashed := loserStake0 * uint64(p.SlashDisputeBps) / 10000
 			share := slashed * uint64(p.WinnerShareBps) / 10000
+			if c.loser == ledger.SideChallenger {
+				share = 0
+			}
 			var acct ledger.Account
 			ch.query("account/"+addrOf(winnerKey).String(), &acct)
 			moveFees := acct.Nonce - map[ledger.Address]uint64{addrOf(worker): wa0.Nonce, addrOf(chall): ca0.Nonce}[addrOf(winnerKey)]
@@ -369,7 +374,7 @@ func TestDisputeWithoutModel(t *testing.T) {
 	}
 	ch := &dchain{t: t, l: l, nonces: map[ledger.Address]uint64{}}
 	ch.ok(ch.tx(chall, ledger.Msg{RegisterModel: &ledger.MsgRegisterModel{ModelID: id, Name: "s", SpecVersion: 1}}),
-		ch.tx(chall, ledger.Msg{OpenEscrow: &ledger.MsgOpenEscrow{Worker: addrOf(worker), ModelID: id, Fee: 5}}))
+		ch.tx(chall, ledger.Msg{OpenEscrow: &ledger.MsgOpenEscrow{Worker: addrOf(worker), ModelID: id, Fee: 5, Request: reqOf(t, rb)}}))
 	ch.ok(ch.tx(worker, ledger.Msg{PublishReceipt: &ledger.MsgPublishReceipt{EscrowID: ledger.EscrowID(addrOf(chall), 1), Receipt: rb}}))
 	hash := l.AppHash()
 	other := ledger.Hash{9}
@@ -431,7 +436,7 @@ func TestOpeningsWithoutModel(t *testing.T) {
 	}
 	ch := &dchain{t: t, l: l, nonces: map[ledger.Address]uint64{}}
 	ch.ok(ch.tx(req, ledger.Msg{RegisterModel: &ledger.MsgRegisterModel{ModelID: id, Name: "s", SpecVersion: 1}}),
-		ch.tx(req, ledger.Msg{OpenEscrow: &ledger.MsgOpenEscrow{Worker: addrOf(worker), ModelID: id, Fee: 5}}))
+		ch.tx(req, ledger.Msg{OpenEscrow: &ledger.MsgOpenEscrow{Worker: addrOf(worker), ModelID: id, Fee: 5, Request: reqOf(t, rb)}}))
 	ch.ok(ch.tx(worker, ledger.Msg{PublishReceipt: &ledger.MsgPublishReceipt{EscrowID: ledger.EscrowID(addrOf(req), 1), Receipt: rb}}))
 	ch.ok() // the audit is selected
 	hash := l.AppHash()

@@ -86,7 +86,7 @@ func TestAuditThroughLedger(t *testing.T) {
 				return out.TxResults[0]
 			}
 			do(reqKey, ledger.Msg{RegisterModel: &ledger.MsgRegisterModel{ModelID: id, Name: "stories260K", SpecVersion: 1}})
-			do(reqKey, ledger.Msg{OpenEscrow: &ledger.MsgOpenEscrow{Worker: wa, ModelID: id, Fee: 50}})
+			do(reqKey, ledger.Msg{OpenEscrow: &ledger.MsgOpenEscrow{Worker: wa, ModelID: id, Fee: 50, Request: reqOf(t, rb)}})
 			do(worker, ledger.Msg{PublishReceipt: &ledger.MsgPublishReceipt{EscrowID: ledger.EscrowID(ra, 1), Receipt: rb}})
 			h++
 			if _, err := l.FinalizeBlock(ledger.BlockContext{Height: h, Time: int64(h), Hash: ledger.Hash{byte(h), 7}}, nil); err != nil {
@@ -118,4 +118,14 @@ func TestAuditThroughLedger(t *testing.T) {
 			}
 		})
 	}
+}
+
+// reqOf is the request hash of a receipt, for the escrow that pays for it.
+func reqOf(t testing.TB, rb []byte) ledger.Hash {
+	t.Helper()
+	h, err := ledger.ReceiptRequest(rb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
 }

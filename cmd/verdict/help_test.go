@@ -1,0 +1,38 @@
+package main
+
+import (
+	"strings"
+	"testing"
+)
+
+// TestHelp: -h works for every command and subcommand (exit 0, usage
+// printed), and `verdict tx -h` lists every transaction kind with its
+// flags.
+func TestHelp(t *testing.T) {
+	var lines [][]string
+	for name := range commands {
+		lines = append(lines, []string{name, "-h"}, []string{name, "--help"})
+	}
+	for _, sub := range [][]string{{"keys", "new"}, {"keys", "show"}, {"model", "inspect"}, {"model", "synth"}, {"model", "id"},
+		{"node", "init"}, {"node", "start"}, {"tx", "send"}, {"tx", "open-escrow"}} {
+		lines = append(lines, append(sub, "-h"))
+	}
+	for _, args := range lines {
+		code, stdout, stderr := verdict(args...)
+		if code != 0 || !strings.Contains(strings.ToLower(stdout+stderr), "usage") {
+			t.Errorf("verdict %s: exit %d, stdout %q, stderr %q", strings.Join(args, " "), code, stdout, stderr)
+		}
+	}
+	_, stdout, stderr := verdict("tx", "-h")
+	for kind := range txKinds {
+		if !strings.Contains(stdout+stderr, "\n  "+kind+" ") {
+			t.Errorf("tx -h does not list %s", kind)
+		}
+	}
+	if !strings.Contains(stdout+stderr, "open-escrow         --agent-id UINT --amount UINT --model-id STRING --request STRING --worker STRING") {
+		t.Errorf("tx -h does not give open-escrow's flags:\n%s", stdout+stderr)
+	}
+	if _, stdout, stderr := verdict("worker", "-h"); !strings.Contains(stdout+stderr, "-cheat-for-tests") || !strings.Contains(stdout+stderr, "-no-auth") {
+		t.Errorf("worker -h lacks --cheat-for-tests or --no-auth")
+	}
+}

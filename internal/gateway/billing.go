@@ -1,0 +1,312 @@
+package gateway
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/verdictnet/verdict/internal/worker"
+)
+
+// Authenticator checks a request's credentials and names the account they
+// belong to. An error means 401.
+type Authenticator interface {
+	Authenticate(r *http.Request) (account string, err error)
+}
+
+// bearer returns the API key of a request's Authorization header, or an
+// error that says what is wrong with the header.
+func bearer(r *http.Request) (string, error) {
+	h := strings.TrimSpace(r.Header.Get("Authorization"))
+	if h == "" {
+		return "", errors.New("missing API key: send it as Authorization: Bearer <key>")
+	}
+	scheme, tok, _ := strings.Cut(h, " ")
+	switch {
+	case strings.EqualFold(scheme, "Basic"):
+		return "", errors.New("HTTP Basic authentication is not supported: send the API key as Authorization: Bearer <key>")
+	case !strings.EqualFold(scheme, "Bearer"):
+		return "", fmt.Errorf("unsupported authorization scheme %q: send the API key as Authorization: Bearer <key>", trunc(scheme, 20))
+	}
+	if tok = strings.TrimSpace(tok); tok == "" {
+		return "", errors.New("missing API key after Bearer: send it as Authorization: Bearer <key>")
+	}
+	return tok, nil
+}
+
+// keyTable finds the account of an API key in constant time: every key is
+// compared (as a SHA-256 digest, so that lengths do not show either), and
+// the time taken does not depend on which key matched, if any.
+type keyTable struct {
+	digests  [][32]byte
+	accounts []string
+}
+
+func (t *keyTable) add(key, account string) {
+	t.digests = append(t.digests, sha256.Sum256([]byte(key)))
+	t.accounts = append(t.accounts, account)
+}
+
+func (t *keyTable) lookup(key string) (string, bool) {
+	d := sha256.Sum256([]byte(key))
+	found := -1
+	for i := range t.digests {
+		eq := subtle.ConstantTimeCompare(d[:], t.digests[i][:])
+		found = subtle.ConstantTimeSelect(eq, i, found)
+	}
+	if found < 0 {
+		return "", false
+	}
+	return t.accounts[found], true
+}
+
+// StaticKeys accepts the bearer tokens it maps to account names. Keys are
+// compared in constant time.
+type StaticKeys map[string]string
+
+// Authenticate implements Authenticator.
+func (k StaticKeys) Authenticate(r *http.Request) (string, error) {
+	tok, err := bearer(r)
+	if err != nil {
+		return "", err
+	}
+	var t keyTable
+	for key, acct := range k {
+		t.add(key, acct)
+	}
+	acct, ok := t.lookup(tok)
+	if !ok {
+		return "", errors.New("incorrect API key provided")
+	}
+	return acct, nil
+}
+
+// ErrInsufficientQuota is returned (wrapped) by a Meter's Reserve for an
+// account that cannot pay; the request gets 429 insufficient_quota.
+var ErrInsufficientQuota = errors.New("insufficient quota")
+
+// Meter accounts for what callers use. Reserve runs once a request's prompt
+// is tokenized and before it is generated: it holds, against the account,
+// the most the generation can cost (promptTokens plus maxCompletion
+// generated tokens), or refuses it with an error wrapping
+// ErrInsufficientQuota. Reservations held at once must never together
+// exceed what an account can pay, so that concurrent requests cannot
+// overdraw it.
+type Meter interface {
+	Reserve(ctx context.Context, account, model string, promptTokens, maxCompletion int) (Reservation, error)
+}
+
+// Reservation is a fee held by Meter.Reserve. Exactly one of Charge (the
+// generation finished: charge what it delivered, release the rest) and
+// Release (it failed or was cut short: release everything) follows. A
+// receipt is charged once, whatever retries happen.
+type Reservation interface {
+	Charge(ctx context.Context, res *worker.Result) error
+	Release()
+}
+
+// Owners remembers which account paid for each receipt: the gateway
+// records it when it generates, and reads it when someone asks for the
+// receipt.
+type Owners interface {
+	PutOwner(id, account string) error
+	Owner(id string) (account string, found bool, err error)
+}
+
+// memOwners keeps the owners of the most recent maxOwners receipts.
+type memOwners struct {
+	mu    sync.Mutex
+	m     map[string]string
+	order []string
+	next  int
+}
+
+const maxOwners = 200000
+
+func (o *memOwners) PutOwner(id, account string) error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.m == nil {
+		o.m = map[string]string{}
+	}
+	if _, ok := o.m[id]; ok {
+		return nil
+	}
+	if len(o.order) < maxOwners {
+		o.order = append(o.order, id)
+	} else {
+		delete(o.m, o.order[o.next])
+		o.order[o.next] = id
+		o.next = (o.next + 1) % maxOwners
+	}
+	o.m[id] = account
+	return nil
+}
+
+func (o *memOwners) Owner(id string) (string, bool, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	a, ok := o.m[id]
+	return a, ok, nil
+}
+
+// FileOwners keeps receipt owners on disk, one small file per receipt
+// (named by its id, holding the account name), so that receipts stay
+// readable by their owner across restarts.
+type FileOwners struct{ dir string }
+
+// NewFileOwners returns the owner store in dir, creating it.
+func NewFileOwners(dir string) (*FileOwners, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("receipt owners: %w", err)
+	}
+	return &FileOwners{dir: dir}, nil
+}
+
+func validReceiptID(id string) bool {
+	return len(id) == 64 && strings.Trim(id, "0123456789abcdef") == ""
+}
+
+// PutOwner implements Owners; the first owner recorded stays.
+func (f *FileOwners) PutOwner(id, account string) error {
+	if !validReceiptID(id) {
+		return fmt.Errorf("receipt owners: bad id %q", trunc(id, 80))
+	}
+	path := filepath.Join(f.dir, id)
+	if _, err := os.Stat(path); err == nil {
+		return nil
+	}
+	tmp, err := os.CreateTemp(f.dir, ".tmp-*")
+	if err != nil {
+		return fmt.Errorf("receipt owners: %w", err)
+	}
+	_, err = tmp.WriteString(account)
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), path)
+	}
+	if err != nil {
+		os.Remove(tmp.Name())
+		return fmt.Errorf("receipt owners: %w", err)
+	}
+	return nil
+}
+
+// Owner implements Owners.
+func (f *FileOwners) Owner(id string) (string, bool, error) {
+	if !validReceiptID(id) {
+		return "", false, nil
+	}
+	b, err := os.ReadFile(filepath.Join(f.dir, id))
+	if errors.Is(err, os.ErrNotExist) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, fmt.Errorf("receipt owners: %w", err)
+	}
+	return string(b), true, nil
+}
+
+// Generate runs a generation for account through the gateway's billing:
+// the Meter reserves the most the request can cost once its prompt is
+// tokenized (a refusal is returned, wrapping ErrInsufficientQuota), the
+// delivered tokens are charged when it completes and the rest released; a
+// failed or cancelled generation releases all of it. The receipt is then
+// readable by account. The HTTP API and the MCP tools both run their
+// generations here.
+func (s *Server) Generate(ctx context.Context, account string, req worker.Request, onDelta func(worker.Delta) error) (*worker.Result, error) {
+	var resv Reservation
+	if s.o.Meter != nil {
+		admit := req.Admit
+		req.Admit = func(prompt, maxCompletion int) error {
+			if admit != nil {
+				if err := admit(prompt, maxCompletion); err != nil {
+					return err
+				}
+			}
+			r, err := s.o.Meter.Reserve(ctx, account, req.Model, prompt, maxCompletion)
+			if err != nil {
+				return err
+			}
+			resv = r
+			return nil
+		}
+	}
+	res, err := s.o.Backend.Generate(ctx, req, onDelta)
+	if err != nil {
+		if resv != nil {
+			resv.Release()
+		}
+		return nil, err
+	}
+	if err := s.owners.PutOwner(res.ReceiptID, account); err != nil {
+		if resv != nil {
+			resv.Release()
+		}
+		return nil, err
+	}
+	if s.o.Meter != nil {
+		if resv == nil {
+			// A backend that does not call Admit would serve unpaid.
+			return nil, fmt.Errorf("receipt %s: the backend generated without admitting the request, so it was not billed", res.ReceiptID)
+		}
+		if err := resv.Charge(ctx, res); err != nil {
+			s.log.Error("charging a completion failed", "account", account, "receipt", res.ReceiptID, "err", err)
+			return nil, fmt.Errorf("charging receipt %s: %w", res.ReceiptID, err)
+		}
+	}
+	s.metrics(res)
+	return res, nil
+}
+
+// ReadReceipt returns a stored receipt if account may read it: the account
+// that paid for it, anyone when the gateway has no authentication or
+// PublicReceipts is set. Another account's receipt is worker.ErrNotFound,
+// as an unknown one is, so that ids do not show what exists.
+func (s *Server) ReadReceipt(ctx context.Context, account, id string) ([]byte, error) {
+	id = strings.ToLower(id)
+	if s.o.Auth != nil && !s.o.PublicReceipts {
+		owner, found, err := s.owners.Owner(id)
+		if err != nil {
+			return nil, err
+		}
+		if !found || subtle.ConstantTimeCompare([]byte(owner), []byte(account)) != 1 {
+			return nil, fmt.Errorf("%w: receipt %s", worker.ErrNotFound, id)
+		}
+	}
+	return s.o.Backend.Receipt(ctx, id)
+}
+
+// Status returns a receipt's ledger status ("published" without a ledger).
+func (s *Server) Status(ctx context.Context, id string) (string, error) {
+	if s.o.Status == nil {
+		return "published", nil
+	}
+	return s.o.Status(ctx, id)
+}
+
+// Server timeouts (HTTPServer). There is no write timeout: a streamed
+// completion or an MCP event stream may run for minutes; a stream whose
+// client stops reading ends when the generation's writes fail.
+const (
+	ReadHeaderTimeout = 10 * time.Second
+	ReadTimeout       = 60 * time.Second // the whole request, body included
+	IdleTimeout       = 120 * time.Second
+	MaxHeaderBytes    = 64 << 10
+)
+
+// HTTPServer returns an http.Server for h with the gateway's timeouts:
+// slow or idle clients are cut off, long generations and streams are not.
+func HTTPServer(h http.Handler) *http.Server {
+	return &http.Server{Handler: h, ReadHeaderTimeout: ReadHeaderTimeout, ReadTimeout: ReadTimeout, IdleTimeout: IdleTimeout, MaxHeaderBytes: MaxHeaderBytes}
+}

@@ -1,0 +1,479 @@
+package ledger
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
+	"maps"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/verdictnet/verdict/internal/receipt"
+)
+
+// The tests in this file perform the attacks of docs/ledger.md's attack
+// table with the ledger's test helpers and check that each now fails.
+
+// disputeID returns the disputeId attribute of a result's dispute_opened event.
+func disputeID(t testing.TB, r Result) Hash {
+	t.Helper()
+	for _, e := range r.Events {
+		for _, a := range e.Attrs {
+			if e.Type == "dispute_opened" && a.Key == "disputeId" {
+				id, err := ParseHash(a.Value)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return id
+			}
+		}
+	}
+	t.Fatalf("no dispute_opened event in %+v", r.Events)
+	return Hash{}
+}
+
+func (h *harness) dispute(id Hash) Dispute {
+	var d Dispute
+	h.query("dispute/"+id.String(), &d)
+	return d
+}
+
+func (h *harness) move(who string, did Hash, msg string) []byte {
+	return h.tx(who, Msg{DisputeMove: &MsgDisputeMove{DisputeID: did, Message: []byte(msg)}})
+}
+
+// stallAll plays several fake games against carol's receipts, each side
+// answering each query in the last block its deadline allows, until the
+// last applied height is at least until. challengers maps each dispute to
+// its challenger ("" for one that has fallen silent).
+func (h *harness) stallAll(until uint64, challengers map[Hash]string) {
+	h.t.Helper()
+	for h.height < until {
+		var txs [][]byte
+		ids := slices.SortedFunc(maps.Keys(challengers), func(a, b Hash) int { return bytes.Compare(a[:], b[:]) })
+		for _, did := range ids {
+			ch := challengers[did]
+			d := h.dispute(did)
+			if d.Status != DisputeOpen || d.Deadline != h.height+1 {
+				continue
+			}
+			who := "carol"
+			if d.Moves%2 == 1 {
+				who = ch
+			}
+			if who == "" {
+				continue // a silent challenger
+			}
+			txs = append(txs, h.move(who, did, "bisect"))
+		}
+		for i, r := range h.block(txs...).TxResults {
+			if r.Code != 0 {
+				h.t.Fatalf("height %d: move %d: %s", h.height, i, r.Log)
+			}
+		}
+	}
+}
+
+// stallUntilSettled runs stallAll's games, block by block, until dispute
+// did is decided.
+func (h *harness) stallUntilSettled(did Hash, challengers map[Hash]string) {
+	h.t.Helper()
+	for h.dispute(did).Status == DisputeOpen {
+		h.stallAll(h.height+1, challengers)
+	}
+}
+
+// stall plays the fake game with both parties answering each query at its
+// deadline, until the last applied height is at least until.
+func (h *harness) stall(did Hash, until uint64) {
+	h.t.Helper()
+	turn := []string{"carol", "dave"}
+	for i := 0; h.height < until; i++ {
+		h.blocksUntil(h.dispute(did).Deadline - 1)
+		h.ok(h.move(turn[i%2], did, "bisect"))
+	}
+}
+
+// Attack 1: a worker publishes, unbonds its whole stake at once and drags
+// the dispute out past unbondingBlocks by answering each round at its
+// deadline; before, the stake came back at p+unbondingBlocks and the lost
+// dispute slashed nothing. Now matured unbondings stay slashable while the
+// worker has a receipt in its window or an open dispute.
+func TestAttackUnbondingEscape(t *testing.T) {
+	p := testParams()
+	h := newHarness(t, p)
+	setupMarket(t, h, 300)
+	id := h.publish(1)
+	const stake = 10_000
+	h.ok(h.tx("carol", Msg{Unbond: &MsgUnbond{Amount: stake}}))
+	matures := h.height + p.UnbondingBlocks
+	did := disputeID(t, h.ok(h.tx("dave", Msg{OpenDispute: &MsgOpenDispute{ReceiptID: id, Commitment: []byte("commit")}})))
+	carol := h.balance("carol")
+	h.stall(did, matures+5) // the game outlasts unbonding
+	if b, s := h.balance("carol"), h.stakeOf("carol"); b > carol || len(s.Unbonding) != 1 || s.Unbonding[0].Amount != stake || s.Disputes != 1 || s.Live != 1 {
+		t.Fatalf("matured unbonding released during the dispute: balance %d -> %d, stake %+v", carol, b, s)
+	}
+	dave := h.balance("dave")
+	d := h.dispute(did)
+	if d.Moves%2 == 0 { // the worker's turn: it falls silent and loses
+		h.blocksUntil(d.Deadline + 1)
+	} else {
+		h.ok(h.move("dave", did, "referee:challenger"))
+	}
+	if got := h.dispute(did).Status; got != DisputeWorkerLost {
+		t.Fatalf("dispute %s", got)
+	}
+	slashed := mulBps(stake, p.SlashDisputeBps)
+	s := h.stakeOf("carol")
+	if s.Slashed != 1 || len(s.Unbonding) != 0 || s.Live != 0 || s.Disputes != 0 {
+		t.Fatalf("stake after the lost dispute %+v", s)
+	}
+	// The slash came out of the unbonding stake; the rest went back at
+	// settlement (nothing keeps it any more).
+	if got := h.balance("carol"); got < carol+stake-slashed-uint64(d.Moves) || got > carol+stake-slashed {
+		t.Fatalf("worker balance %d, want about %d + %d - %d", got, carol, stake, slashed)
+	}
+	if got := h.balance("dave"); got < dave+mulBps(slashed, p.WinnerShareBps)-1 {
+		t.Fatalf("challenger balance %d, want %d + its share", got, dave)
+	}
+
+	t.Run("challenger", func(t *testing.T) {
+		// The same escape by a challenger that expects to lose.
+		h := newHarness(t, p)
+		setupMarket(t, h, 300)
+		id := h.publish(1)
+		did := disputeID(t, h.ok(h.tx("dave", Msg{OpenDispute: &MsgOpenDispute{ReceiptID: id, Commitment: []byte("commit")}})))
+		h.ok(h.tx("dave", Msg{Unbond: &MsgUnbond{Amount: stake}}))
+		h.stall(did, h.height+p.UnbondingBlocks+5)
+		if s := h.stakeOf("dave"); len(s.Unbonding) != 1 || s.Unbonding[0].Amount != stake {
+			t.Fatalf("challenger's unbonding released during its dispute: %+v", s)
+		}
+		d := h.dispute(did)
+		if d.Moves%2 == 1 { // the challenger's turn: silent
+			h.blocksUntil(d.Deadline + 1)
+		} else {
+			h.ok(h.move("carol", did, "referee:worker"))
+		}
+		if got := h.dispute(did).Status; got != DisputeChallengerLost {
+			t.Fatalf("dispute %s", got)
+		}
+		if s := h.stakeOf("dave"); s.Slashed != 1 || len(s.Unbonding) != 0 {
+			t.Fatalf("losing challenger %+v", s)
+		}
+	})
+	t.Run("receipt in its window", func(t *testing.T) {
+		// A receipt in its window holds matured unbondings until it is
+		// final, even without a dispute (an audit may still slash it).
+		q := p
+		q.UnbondingBlocks = 5
+		q.EvidenceMaxAgeBlocks = 4
+		h := newHarness(t, q)
+		setupMarket(t, h, 300)
+		id := h.publish(1)
+		h.ok(h.tx("carol", Msg{Unbond: &MsgUnbond{Amount: 4000}}))
+		h.blocksUntil(h.height + q.UnbondingBlocks + 1)
+		if s := h.stakeOf("carol"); len(s.Unbonding) != 1 {
+			t.Fatalf("unbonding released with a receipt in its window: %+v", s)
+		}
+		before := h.balance("carol")
+		h.blocksUntil(h.receiptRecord(id).WindowEnd)
+		if s := h.stakeOf("carol"); len(s.Unbonding) != 0 || h.balance("carol") < before+4000 {
+			t.Fatalf("unbonding not released once the receipt was final: %+v", s)
+		}
+	})
+}
+
+// Attack 1 (evidence): a validator double-signs, unbonds at once and
+// waits; evidence arrives later. Evidence the ledger honours
+// (evidenceMaxAgeBlocks) is younger than unbonding, so the stake is still
+// there; parameters where it is not are refused.
+func TestAttackEvidenceAfterUnbonding(t *testing.T) {
+	p := testParams()
+	h := newHarness(t, p)
+	h.ok(h.tx("erin", Msg{Bond: &MsgBond{Amount: 10_000}}))
+	offence := h.height
+	h.ok(h.tx("erin", Msg{Unbond: &MsgUnbond{Amount: 10_000}}))
+	h.blocksUntil(offence + p.EvidenceMaxAgeBlocks - 1)
+	h.height++
+	ctx := BlockContext{Height: h.height, Time: 1_700_000_000, Misbehaving: []Misbehaviour{{Validator: testAddr("erin"), Height: offence}}}
+	if _, err := h.l.FinalizeBlock(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	h.checkSupply()
+	if s := h.stakeOf("erin"); len(s.Unbonding) != 1 || s.Unbonding[0].Amount != 10_000-mulBps(10_000, p.SlashEvidenceBps) || s.JailedUntil == 0 {
+		t.Fatalf("evidence did not reach the unbonding stake: %+v", s)
+	}
+	// Older evidence is ignored (the ledger cannot promise the stake is there).
+	h.height++
+	ctx = BlockContext{Height: h.height, Time: 1_700_000_000, Misbehaving: []Misbehaviour{{Validator: testAddr("erin"), Height: h.height - p.EvidenceMaxAgeBlocks - 1}}}
+	before := h.stakeOf("erin")
+	if _, err := h.l.FinalizeBlock(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	if s := h.stakeOf("erin"); s.Slashed != before.Slashed {
+		t.Fatalf("expired evidence slashed: %+v", s)
+	}
+	bad := p
+	bad.EvidenceMaxAgeBlocks = bad.UnbondingBlocks
+	if bad.Validate() == nil {
+		t.Fatal("unbonding that does not outlast the evidence age accepted")
+	}
+}
+
+// Attack 5: alice escrows a fee for her request; the worker claims it with
+// a cheap receipt of another prompt on the same model. The escrow commits
+// to the request (RequestHash) and publication checks it.
+func TestAttackEscrowNotBound(t *testing.T) {
+	h := newHarness(t, testParams())
+	esc := setupMarket(t, h, 50_000) // for the request of signedReceipt(..., 1)
+	cheap := testReceipt(testModel, 1)
+	cheap.Prompt, cheap.Sampling.Steps, cheap.Output = []int{9}, 2, []int{1}
+	if err := cheap.Sign(testKey("carol")); err != nil {
+		t.Fatal(err)
+	}
+	b, err := cheap.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := h.fails(h.tx("carol", Msg{PublishReceipt: &MsgPublishReceipt{EscrowID: esc, Receipt: b}}), ErrInvalid)
+	if !strings.Contains(r.Log, "request") {
+		t.Fatalf("refused for another reason: %s", r.Log)
+	}
+	// Another nonce (a second request with the same prompt) is refused too.
+	other, _ := signedReceipt(t, "carol", testModel, 2)
+	h.fails(h.tx("carol", Msg{PublishReceipt: &MsgPublishReceipt{EscrowID: esc, Receipt: other}}), ErrInvalid)
+	// The receipt of alice's request claims it.
+	rcpt, _ := signedReceipt(t, "carol", testModel, 1)
+	h.ok(h.tx("carol", Msg{PublishReceipt: &MsgPublishReceipt{EscrowID: esc, Receipt: rcpt}}))
+	// An escrow must name a request.
+	h.fails(h.tx("alice", Msg{OpenEscrow: &MsgOpenEscrow{Worker: testAddr("carol"), ModelID: testModel, Fee: 5}}), ErrDecode)
+}
+
+// TestRequestHashVector pins RequestHash to the byte layout docs/ledger.md
+// specifies, built here by hand.
+func TestRequestHashVector(t *testing.T) {
+	r := testReceipt(testModel, 7)
+	r.Sampling = receipt.Sampling{Temperature: 0.7, TopK: 40, TopP: 0.95, Seed: 42, Steps: 64, Stop: []int{2}}
+	r.Prompt = []int{1, 70000}
+	var buf []byte
+	buf = append(buf, "verdict/request/v1"...)
+	for _, part := range [][]byte{testModel[:], {7}, []byte("temperature=0.7;top_k=40;top_p=0.95;seed=42;steps=64"), {2, 0, 0}, {1, 0, 0, 0x70, 0x11, 0x01}} {
+		buf = binary.BigEndian.AppendUint64(buf, uint64(len(part)))
+		buf = append(buf, part...)
+	}
+	if got, want := RequestHash(r), Hash(sha256.Sum256(buf)); got != want {
+		t.Fatalf("RequestHash %s, want %s", got, want)
+	}
+	b, _ := signedReceipt(t, "carol", testModel, 3)
+	if got, err := ReceiptRequest(b); err != nil || got != testRequest(3) {
+		t.Fatalf("ReceiptRequest %s %v", got, err)
+	}
+}
+
+// Attack 2: the worker's sybil (dave) disputes the worker's receipt at
+// once, to lock out honest challengers, stalls past the window and loses,
+// half of its slash going back to the worker. Now an open dispute locks
+// nobody out, the receipt is paid only once every dispute of it is
+// settled, and a losing challenger's slash is burned whole.
+func TestAttackSybilShield(t *testing.T) {
+	p := testParams()
+	h := newHarness(t, p)
+	setupMarket(t, h, 300)
+	h.ok(h.tx("bob", Msg{Bond: &MsgBond{Amount: 10_000}})) // the honest challenger
+	id := h.publish(1)
+	sybil := disputeID(t, h.ok(h.tx("dave", Msg{OpenDispute: &MsgOpenDispute{ReceiptID: id, Commitment: []byte("commit")}})))
+	h.ok(h.move("carol", sybil, "bisect"))
+	// The honest challenger is not locked out.
+	honest := disputeID(t, h.ok(h.tx("bob", Msg{OpenDispute: &MsgOpenDispute{ReceiptID: id, Commitment: []byte("commit")}})))
+	if r := h.receiptRecord(id); r.Status != StatusChallenged || r.Disputes != 2 {
+		t.Fatalf("receipt %+v", r)
+	}
+	// Both games run past the window, every answer at its deadline; then
+	// the sybil falls silent and loses.
+	h.stallAll(h.receiptRecord(id).WindowEnd+1, map[Hash]string{sybil: "dave", honest: "bob"})
+	carol, carolNonce, daveStake, burned := h.balance("carol"), h.nonces[testAddr("carol")], h.stakeOf("dave").Bonded, h.totals().Burned
+	h.stallUntilSettled(sybil, map[Hash]string{sybil: "", honest: "bob"})
+	if got := h.dispute(sybil).Status; got != DisputeChallengerLost {
+		t.Fatalf("sybil dispute %s", got)
+	}
+	if r := h.receiptRecord(id); r.Status != StatusChallenged || r.Disputes != 1 {
+		t.Fatalf("receipt paid out with a dispute still open: %+v", r)
+	}
+	slashed := mulBps(daveStake, p.SlashDisputeBps)
+	if got, fees := h.balance("carol"), h.nonces[testAddr("carol")]-carolNonce; got != carol-fees {
+		t.Fatalf("worker got %d from its sybil's loss", int64(got)-int64(carol-fees))
+	}
+	if got := h.totals().Burned; got != burned+slashed {
+		t.Fatalf("burned %d, want %d + the sybil's whole slash %d", got, burned, slashed)
+	}
+	if d := h.dispute(honest); d.Moves%2 == 0 {
+		h.ok(h.move("carol", honest, "bisect"))
+	}
+	// The honest challenger wins: the receipt is slashed and refunded.
+	h.ok(h.move("bob", honest, "referee:challenger"))
+	if r := h.receiptRecord(id); r.Status != StatusSlashed || r.Disputes != 0 {
+		t.Fatalf("receipt %+v", r)
+	}
+	t.Run("stake per dispute", func(t *testing.T) {
+		// One bond cannot back disputes without bound.
+		h := newHarness(t, p)
+		setupMarket(t, h, 300)
+		a, b := h.publish(1), h.publish(2)
+		h.ok(h.tx("dave", Msg{Unbond: &MsgUnbond{Amount: 10_000 - 2*p.MinVerifierStake + 1}}))
+		h.ok(h.tx("dave", Msg{OpenDispute: &MsgOpenDispute{ReceiptID: a, Commitment: []byte("commit")}}))
+		h.fails(h.tx("dave", Msg{OpenDispute: &MsgOpenDispute{ReceiptID: b, Commitment: []byte("commit")}}), ErrStake)
+	})
+}
+
+func (h *harness) totals() Totals {
+	var t Totals
+	h.query("totals", &t)
+	return t
+}
+
+// holdings is what an account owns: balance and stake.
+func (h *harness) holdings(names ...string) uint64 {
+	var sum uint64
+	for _, n := range names {
+		s := h.stakeOf(n)
+		sum += h.balance(n) + s.Bonded
+		for _, u := range s.Unbonding {
+			sum += u.Amount
+		}
+	}
+	return sum
+}
+
+// Attack 4: after idle blocks fill the reward pool, a worker self-escrows
+// cheap receipts, and a sybil requester pays it, to capture the subsidy
+// (before: 5 self-escrowed receipts costing 10 in fees earned 34,990) and
+// to farm reputation. Now a receipt's reward is weighted by its fee and
+// capped at half the protocol fee it burned, so the pair only loses; and
+// feedback needs an escrow of at least minFeedbackFee.
+func TestAttackSubsidyCapture(t *testing.T) {
+	p := testParams()
+	p.InitialSubsidy, p.HalvingInterval = 50_000, 210_000
+	market := func(t *testing.T) *harness {
+		h := newHarness(t, p)
+		setupMarket(t, h, 300)
+		h.blocksUntil(h.height + 30) // an idle pool
+		if pool := h.totals().Pool; pool < 1_000_000 {
+			t.Fatalf("pool %d", pool)
+		}
+		return h
+	}
+	// Zero-fee escrows are refused.
+	h := market(t)
+	h.fails(h.tx("carol", Msg{OpenEscrow: &MsgOpenEscrow{Worker: testAddr("carol"), ModelID: testModel, Fee: 0, Request: testRequest(9)}}), ErrFee)
+	for _, c := range []struct {
+		name      string
+		requester string
+		fee       uint64
+	}{{"self-escrow", "carol", 1}, {"sybil requester", "alice", 1000}, {"sybil requester below the feedback fee", "alice", 99}} {
+		t.Run(c.name, func(t *testing.T) {
+			h := market(t)
+			pair := []string{"carol"}
+			if c.requester != "carol" {
+				pair = append(pair, c.requester)
+			}
+			sent := func() (n uint64) {
+				for _, a := range pair {
+					n += h.nonces[testAddr(a)]
+				}
+				return n
+			}
+			before, nonces := h.holdings(pair...), sent()
+			var fb uint64
+			h.query("lastIndex/1/"+testAddr(c.requester).String(), &fb)
+			var last Hash
+			for i := byte(0); i < 5; i++ {
+				n := 100 + i
+				esc := h.openEscrow(c.requester, "carol", c.fee, n)
+				rcpt, id := signedReceipt(t, "carol", testModel, n)
+				h.ok(h.tx("carol", Msg{PublishReceipt: &MsgPublishReceipt{EscrowID: esc, Receipt: rcpt}}))
+				last = id
+			}
+			h.blocksUntil(h.receiptRecord(last).WindowEnd)
+			txFees := sent() - nonces
+			burnt := 5 * mulBps(c.fee, p.ProtocolFeeBps)
+			maxReward := 5 * mulBps(mulBps(c.fee, p.ProtocolFeeBps), p.RewardCapBps)
+			after := h.holdings(pair...)
+			if after > before-txFees-burnt+maxReward || after >= before {
+				t.Fatalf("the pair went from %d to %d (tx fees %d, protocol fees %d, reward cap %d)", before, after, txFees, burnt, maxReward)
+			}
+			var fb2 uint64
+			h.query("lastIndex/1/"+testAddr(c.requester).String(), &fb2)
+			wantFeedback := uint64(0)
+			if c.requester != "carol" && c.fee >= p.MinFeedbackFee {
+				wantFeedback = 5
+			}
+			if fb2-fb != wantFeedback {
+				t.Fatalf("%d feedback entries, want %d", fb2-fb, wantFeedback)
+			}
+		})
+	}
+}
+
+// Attack 7: zero-stake accounts fill the validator set (setValidator
+// {active:true} costs a fee) so that bonded accounts are refused, and
+// entries are never removed. Now a candidate needs minValidatorStake
+// bonded, a richer candidate evicts the poorest, and entries that left
+// are removed once evidence against them can no longer arrive.
+func TestAttackValidatorSetFilling(t *testing.T) {
+	p := testParams()
+	p.MaxValidators = 3
+	h := newHarness(t, p) // "val" is the genesis validator (10 units)
+	join := func(name string) []byte { return h.tx(name, Msg{SetValidator: &MsgSetValidator{Active: true}}) }
+	// Without stake: refused.
+	h.fails(join("alice"), ErrStake)
+	// The attacker fills the set with the minimum self-stake.
+	for _, n := range []string{"alice", "bob"} {
+		h.ok(h.tx(n, Msg{Bond: &MsgBond{Amount: p.MinValidatorStake}}))
+		h.ok(join(n))
+	}
+	// A candidate no richer than the poorest is refused; a richer one
+	// evicts the poorest (equal stakes: the greater address).
+	h.ok(h.tx("carol", Msg{Bond: &MsgBond{Amount: p.MinValidatorStake}}))
+	h.fails(join("carol"), ErrWrongState)
+	h.ok(h.tx("carol", Msg{Bond: &MsgBond{Amount: 4000}}))
+	res := h.block(join("carol"))
+	if res.TxResults[0].Code != 0 {
+		t.Fatal(res.TxResults[0].Log)
+	}
+	evicted, stays := "alice", "bob"
+	if string(testAddr("bob").String()) > testAddr("alice").String() {
+		evicted, stays = "bob", "alice"
+	}
+	got := map[Address]int64{}
+	for _, u := range res.ValidatorUpdates {
+		got[u.PubKey] = u.Power
+	}
+	if p, ok := got[testAddr(evicted)]; !ok || p != 0 || got[testAddr("carol")] != 5 {
+		t.Fatalf("updates %+v, want %s removed and carol at 5", res.ValidatorUpdates, evicted)
+	}
+	var v Validator
+	h.query("validator/"+testAddr(stays).String(), &v)
+	if !v.Active || v.Power != 1 {
+		t.Fatalf("%s: %+v", stays, v)
+	}
+	// The evicted entry leaves the list once evidence can no longer
+	// arrive; a withdrawn one likewise.
+	h.ok(h.tx(stays, Msg{SetValidator: &MsgSetValidator{Active: false}}))
+	var list []Address
+	h.query("validators", &list)
+	if len(list) != 4 {
+		t.Fatalf("list %d entries, want 4 (two leaving)", len(list))
+	}
+	h.blocksUntil(h.height + p.EvidenceMaxAgeBlocks + 2)
+	h.query("validators", &list)
+	if len(list) != 2 || !slices.Contains(list, testAddr("carol")) || !slices.Contains(list, testAddr(testValidator)) {
+		t.Fatalf("list after the evidence age %v", list)
+	}
+	// Stake below the minimum gives no power.
+	h.ok(h.tx("carol", Msg{Unbond: &MsgUnbond{Amount: 4500}}))
+	h.query("validator/"+testAddr("carol").String(), &v)
+	if v.Power != 0 {
+		t.Fatalf("carol with %d bonded has power %d", h.stakeOf("carol").Bonded, v.Power)
+	}
+}

@@ -1,0 +1,251 @@
+package refcheck
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/verdictnet/verdict/internal/engine"
+)
+
+// Criteria are what agreement with llama.cpp means.
+type Criteria struct {
+	// MinTopAgree is the least share of positions whose most probable
+	// token is the same in both engines (0.99).
+	MinTopAgree float64
+	// NearTie is the largest log-probability gap, in llama.cpp's own
+	// distribution, between llama.cpp's most probable token and Verdict's
+	// for a disagreement to be excused: ln p(llama's top) - ln p(Verdict's
+	// top) <= NearTie.
+	NearTie float64
+	// MaxAbs bounds max over positions and tokens of |p_Verdict - p_llama|.
+	MaxAbs float64
+	// MeanAbs bounds the mean over positions of max over tokens of
+	// |p_Verdict - p_llama|.
+	MeanAbs float64
+}
+
+// Disagreement is a position whose most probable tokens differ.
+type Disagreement struct {
+	Pos           int
+	Llama         int     // llama.cpp's most probable token
+	Verdict       int     // Verdict's most probable token
+	LlamaP        float64 // llama.cpp's probability of Llama
+	LlamaPVerdict float64 // llama.cpp's probability of Verdict
+	Gap           float64 // ln(LlamaP / LlamaPVerdict)
+}
+
+// Report summarises a teacher-forced comparison.
+type Report struct {
+	Positions     int
+	TopAgree      int // positions with the same most probable token
+	Disagreements []Disagreement
+	MaxAbs        float64 // max over positions and tokens of |p_V - p_L|
+	MaxAbsPos     int     // where MaxAbs is
+	MeanAbs       float64 // mean over positions of max over tokens of |p_V - p_L|
+	MaxTV         float64 // max over positions of the total variation distance sum |p_V - p_L| / 2
+	// Confident is the share of positions where llama.cpp's top
+	// probability exceeds 0.3: with near-uniform distributions agreement
+	// would mean little.
+	Confident float64
+	// MedianTopP is the median of llama.cpp's top probability.
+	MedianTopP float64
+}
+
+// TopAgreeShare is the share of positions whose most probable tokens agree.
+func (r Report) TopAgreeShare() float64 { return float64(r.TopAgree) / float64(r.Positions) }
+
+// Check returns an error that names the first criterion r fails.
+func (r Report) Check(c Criteria) error {
+	if r.Positions == 0 {
+		return fmt.Errorf("no positions compared")
+	}
+	if r.TopAgreeShare() < c.MinTopAgree {
+		return fmt.Errorf("top token agrees at %d of %d positions (%.2f%% < %.2f%%); first disagreement %+v",
+			r.TopAgree, r.Positions, 100*r.TopAgreeShare(), 100*c.MinTopAgree, r.Disagreements[0])
+	}
+	for _, d := range r.Disagreements {
+		if !(d.Gap <= c.NearTie) {
+			return fmt.Errorf("position %d: llama.cpp's top token %d (p %.6f) against Verdict's %d (llama.cpp's p %.6g): log-probability gap %.4f is not a near-tie (<= %.4f)",
+				d.Pos, d.Llama, d.LlamaP, d.Verdict, d.LlamaPVerdict, d.Gap, c.NearTie)
+		}
+	}
+	if !(r.MaxAbs <= c.MaxAbs) {
+		return fmt.Errorf("probabilities differ by up to %.3g (position %d), above the bound %.3g", r.MaxAbs, r.MaxAbsPos, c.MaxAbs)
+	}
+	if !(r.MeanAbs <= c.MeanAbs) {
+		return fmt.Errorf("mean over positions of the largest probability difference %.3g is above the bound %.3g", r.MeanAbs, c.MeanAbs)
+	}
+	return nil
+}
+
+// Softmax returns the probabilities of logits, computed in float64.
+func Softmax(logits []float32) []float64 {
+	m := math.Inf(-1)
+	for _, v := range logits {
+		m = math.Max(m, float64(v))
+	}
+	p := make([]float64, len(logits))
+	s := 0.0
+	for i, v := range logits {
+		p[i] = math.Exp(float64(v) - m)
+		s += p[i]
+	}
+	for i := range p {
+		p[i] /= s
+	}
+	return p
+}
+
+// argmax returns the first index of the largest value (llama.cpp's greedy
+// sampler breaks ties the same way).
+func argmax[T float32 | float64](x []T) int {
+	best := 0
+	for i, v := range x {
+		if v > x[best] {
+			best = i
+		}
+	}
+	return best
+}
+
+// gap is ln(p[a] / p[b]).
+func gap(pa, pb float64) float64 {
+	if pb <= 0 {
+		return math.Inf(1)
+	}
+	return math.Log(pa / pb)
+}
+
+// Compare compares llama.cpp's distributions with Verdict's logits,
+// position by position.
+func Compare(llama [][]float32, verdict [][]float32) (Report, error) {
+	if len(llama) != len(verdict) {
+		return Report{}, fmt.Errorf("%d llama.cpp positions against %d Verdict positions", len(llama), len(verdict))
+	}
+	r := Report{Positions: len(llama)}
+	tops := make([]float64, 0, len(llama))
+	for i := range llama {
+		if len(llama[i]) != len(verdict[i]) {
+			return Report{}, fmt.Errorf("position %d: %d llama.cpp probabilities against %d Verdict logits", i, len(llama[i]), len(verdict[i]))
+		}
+		q := Softmax(verdict[i])
+		pl := llama[i]
+		a, b := argmax(pl), argmax(q)
+		if a == b {
+			r.TopAgree++
+		} else {
+			r.Disagreements = append(r.Disagreements, Disagreement{Pos: i, Llama: a, Verdict: b,
+				LlamaP: float64(pl[a]), LlamaPVerdict: float64(pl[b]), Gap: gap(float64(pl[a]), float64(pl[b]))})
+		}
+		worst, tv := 0.0, 0.0
+		for t, p := range pl {
+			d := math.Abs(q[t] - float64(p))
+			worst = math.Max(worst, d)
+			tv += d
+		}
+		if worst > r.MaxAbs || i == 0 {
+			r.MaxAbs, r.MaxAbsPos = worst, i
+		}
+		r.MeanAbs += worst
+		r.MaxTV = math.Max(r.MaxTV, tv/2)
+		top := float64(pl[a])
+		tops = append(tops, top)
+		if top > 0.3 {
+			r.Confident++
+		}
+	}
+	if r.Positions > 0 {
+		r.MeanAbs /= float64(r.Positions)
+		r.Confident /= float64(r.Positions)
+		r.MedianTopP = median(tops)
+	}
+	return r, nil
+}
+
+func median(x []float64) float64 {
+	s := append([]float64(nil), x...)
+	for i := 1; i < len(s); i++ { // insertion sort: a few hundred values
+		for j := i; j > 0 && s[j] < s[j-1]; j-- {
+			s[j], s[j-1] = s[j-1], s[j]
+		}
+	}
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+// TeacherForced runs Verdict over tokens as one prefill batch and returns
+// the logits of every position.
+func TeacherForced(e *engine.Engine, tokens []int) ([][]float32, error) {
+	seq, err := e.NewSequence(len(tokens))
+	if err != nil {
+		return nil, err
+	}
+	it := &engine.Item{Seq: seq, Tokens: tokens, Logits: engine.LogitsAll}
+	if err := e.Forward(it); err != nil {
+		return nil, err
+	}
+	return it.Out, nil
+}
+
+// GreedyReport compares greedy generations.
+type GreedyReport struct {
+	Steps    int  // tokens llama.cpp generated
+	Same     int  // leading tokens both engines generated alike
+	Diverged bool // the generations differ at step Same
+	// At a divergence: the two tokens and the log-probability gap between
+	// them in llama.cpp's distribution (+Inf when Verdict's token is not
+	// among llama.cpp's reported top tokens).
+	Llama, Verdict int
+	Gap            float64
+}
+
+// Check returns an error unless the generations agree up to a divergence
+// at a near-tie.
+func (g GreedyReport) Check(nearTie float64) error {
+	if g.Steps == 0 {
+		return fmt.Errorf("llama.cpp generated nothing")
+	}
+	if g.Diverged && !(g.Gap <= nearTie) {
+		return fmt.Errorf("greedy generations differ at step %d: llama.cpp %d, Verdict %d, log-probability gap %.4f in llama.cpp's distribution is not a near-tie (<= %.4f)",
+			g.Same, g.Llama, g.Verdict, g.Gap, nearTie)
+	}
+	return nil
+}
+
+// Greedy decodes greedily with Verdict from prompt, one token per forward
+// pass, and compares each token with llama.cpp's greedy tokens gen (with
+// llama.cpp's top tokens at each step), stopping at the first difference.
+func Greedy(e *engine.Engine, prompt, gen []int, top [][]TokenProb) (GreedyReport, error) {
+	g := GreedyReport{Steps: len(gen)}
+	if len(top) != len(gen) {
+		return g, fmt.Errorf("%d generated tokens with %d top lists", len(gen), len(top))
+	}
+	seq, err := e.NewSequence(len(prompt) + len(gen))
+	if err != nil {
+		return g, err
+	}
+	it := &engine.Item{Seq: seq, Tokens: prompt, Logits: engine.LogitsLast}
+	for step, want := range gen {
+		if err := e.Forward(it); err != nil {
+			return g, err
+		}
+		got := argmax(it.Out[0])
+		if got != want {
+			g.Diverged, g.Llama, g.Verdict, g.Gap = true, want, got, math.Inf(1)
+			if len(top[step]) > 0 {
+				pa := top[step][0].Prob
+				for _, tp := range top[step] {
+					if tp.Token == got {
+						g.Gap = gap(pa, tp.Prob)
+					}
+				}
+			}
+			return g, nil
+		}
+		g.Same = step + 1
+		it.Tokens = []int{got}
+	}
+	return g, nil
+}

@@ -1,0 +1,99 @@
+package refcheck
+
+import (
+	"math"
+	"strings"
+	"testing"
+)
+
+// logitsOf returns logits whose softmax is p (p > 0).
+func logitsOf(p ...float64) []float32 {
+	l := make([]float32, len(p))
+	for i, v := range p {
+		l[i] = float32(math.Log(v))
+	}
+	return l
+}
+
+func probs(p ...float32) []float32 { return p }
+
+func TestCompare(t *testing.T) {
+	loose := Criteria{MinTopAgree: 0.5, NearTie: 0.1, MaxAbs: 0.2, MeanAbs: 0.2}
+	cases := []struct {
+		name    string
+		llama   [][]float32
+		verdict [][]float32
+		crit    Criteria
+		agree   int
+		maxAbs  float64
+		wantErr string // "" when Check passes
+	}{
+		{"identical", [][]float32{probs(0.7, 0.2, 0.1), probs(0.1, 0.1, 0.8)},
+			[][]float32{logitsOf(0.7, 0.2, 0.1), logitsOf(0.1, 0.1, 0.8)}, loose, 2, 0, ""},
+		{"small difference", [][]float32{probs(0.7, 0.2, 0.1)},
+			[][]float32{logitsOf(0.69, 0.21, 0.1)}, loose, 1, 0.01, ""},
+		{"difference above the bound", [][]float32{probs(0.7, 0.2, 0.1)},
+			[][]float32{logitsOf(0.6, 0.3, 0.1)}, Criteria{MinTopAgree: 0.5, NearTie: 0.1, MaxAbs: 0.05, MeanAbs: 1}, 1, 0.1, "above the bound"},
+		{"mean above the bound", [][]float32{probs(0.7, 0.2, 0.1)},
+			[][]float32{logitsOf(0.6, 0.3, 0.1)}, Criteria{MinTopAgree: 0.5, NearTie: 0.1, MaxAbs: 1, MeanAbs: 0.05}, 1, 0.1, "mean over positions"},
+		{"near-tie disagreement", [][]float32{probs(0.7, 0.2, 0.1), probs(0.41, 0.40, 0.19)},
+			[][]float32{logitsOf(0.7, 0.2, 0.1), logitsOf(0.40, 0.41, 0.19)}, loose, 1, 0.01, ""},
+		{"disagreement that is no near-tie", [][]float32{probs(0.7, 0.2, 0.1), probs(0.6, 0.3, 0.1)},
+			[][]float32{logitsOf(0.7, 0.2, 0.1), logitsOf(0.3, 0.6, 0.1)}, Criteria{MinTopAgree: 0.5, NearTie: 0.1, MaxAbs: 1, MeanAbs: 1}, 1, 0.3, "not a near-tie"},
+		{"too few agreements", [][]float32{probs(0.41, 0.40, 0.19), probs(0.41, 0.40, 0.19)},
+			[][]float32{logitsOf(0.40, 0.41, 0.19), logitsOf(0.40, 0.41, 0.19)}, Criteria{MinTopAgree: 0.99, NearTie: 0.1, MaxAbs: 1, MeanAbs: 1}, 0, 0.01, "top token agrees at 0 of 2"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			r, err := Compare(c.llama, c.verdict)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.TopAgree != c.agree || math.Abs(r.MaxAbs-c.maxAbs) > 1e-6 {
+				t.Errorf("agree %d max %g, want %d and %g", r.TopAgree, r.MaxAbs, c.agree, c.maxAbs)
+			}
+			err = r.Check(c.crit)
+			switch {
+			case c.wantErr == "" && err != nil:
+				t.Errorf("Check: %v", err)
+			case c.wantErr != "" && (err == nil || !strings.Contains(err.Error(), c.wantErr)):
+				t.Errorf("Check: %v, want an error with %q", err, c.wantErr)
+			}
+		})
+	}
+	if _, err := Compare([][]float32{probs(1)}, nil); err == nil {
+		t.Error("Compare accepted a different number of positions")
+	}
+	if _, err := Compare([][]float32{probs(0.5, 0.5)}, [][]float32{logitsOf(1)}); err == nil {
+		t.Error("Compare accepted distributions of different sizes")
+	}
+	if err := (Report{}).Check(Criteria{}); err == nil {
+		t.Error("an empty report passed")
+	}
+}
+
+func TestGreedyCheck(t *testing.T) {
+	cases := []struct {
+		name string
+		g    GreedyReport
+		ok   bool
+	}{
+		{"same", GreedyReport{Steps: 10, Same: 10}, true},
+		{"near-tie divergence", GreedyReport{Steps: 10, Same: 4, Diverged: true, Gap: 0.01}, true},
+		{"divergence", GreedyReport{Steps: 10, Same: 4, Diverged: true, Gap: 0.5}, false},
+		{"not in llama.cpp's top tokens", GreedyReport{Steps: 10, Same: 4, Diverged: true, Gap: math.Inf(1)}, false},
+		{"nothing generated", GreedyReport{}, false},
+	}
+	for _, c := range cases {
+		if err := c.g.Check(0.1); (err == nil) != c.ok {
+			t.Errorf("%s: Check = %v", c.name, err)
+		}
+	}
+}
+
+func TestSoftmax(t *testing.T) {
+	p := Softmax([]float32{0, float32(math.Log(3)), -1000})
+	if math.Abs(p[0]-0.25) > 1e-7 || math.Abs(p[1]-0.75) > 1e-7 || p[2] != 0 {
+		t.Errorf("Softmax = %v", p)
+	}
+}

@@ -1,0 +1,121 @@
+// llama.cjs runs llama.cpp (through node-llama-cpp, CPU only) for the
+// refcheck harness. Go feeds it to `node` on standard input, with the working
+// directory in e2e/ so that the dynamic import finds node-llama-cpp there.
+//
+// It is CommonJS with a dynamic import on purpose: under
+// `node --input-type=module` the child process that node-llama-cpp forks to
+// test its prebuilt binary inherits that flag, fails to start, and getLlama
+// then reports NoBinaryFoundError.
+//
+// Input: the environment variable REFCHECK_CONFIG, a JSON object
+//   {model, vocab, text, positions, threads, batch, genPrompt, genTokens, genTop}
+// Output:
+//   - file descriptor 3: for each teacher-forced position i (0 <= i < n),
+//     llama.cpp's probability of every token id as the token at i+1, as
+//     vocab little-endian float32 values;
+//   - standard output: one JSON line (see the fields of res below).
+(async () => {
+    const fs = require("node:fs");
+    const { getLlama, LlamaLogLevel } = await import("node-llama-cpp");
+    const cfg = JSON.parse(process.env.REFCHECK_CONFIG);
+
+    // llama.cpp's own log lines that show the settings it runs with (the KV
+    // cache types, flash attention, batch and thread counts, weight
+    // buffers); everything at warning level or above goes to stderr.
+    const settingsLog = [];
+    const llama = await getLlama({
+        gpu: false, build: "never", skipDownload: true, usePrebuiltBinaries: true, progressLogs: false,
+        maxThreads: cfg.threads, logLevel: LlamaLogLevel.info,
+        logger: (level, message) => {
+            const m = String(message).trim();
+            if (/^(llama_context: (n_ctx|n_batch|n_ubatch|flash_attn|causal_attn)|llama_kv_cache: size|load_tensors: .*buffer size|print_info: file type)/.test(m))
+                settingsLog.push(m.replace(/\s+/g, " "));
+            if (level === "error" || level === "fatal" || level === "warn")
+                console.error(`llama.cpp ${level}: ${m}`);
+        },
+    });
+    const model = await llama.loadModel({ modelPath: cfg.model, gpuLayers: 0, useMmap: true });
+
+    let tokens = model.tokenize(cfg.text, false);
+    if (model.tokens.shouldPrependBosToken && model.tokens.bos != null) tokens = [model.tokens.bos, ...tokens];
+    if (tokens.length < cfg.positions)
+        throw new Error(`the text is ${tokens.length} tokens, fewer than the ${cfg.positions} positions asked for`);
+    tokens = tokens.slice(0, cfg.positions);
+    const n = tokens.length;
+    const vocab = cfg.vocab;
+
+    // Room to spare: a sequence that fills its context makes node-llama-cpp
+    // shift the context (drop its first tokens) before the last evaluation.
+    const context = await model.createContext({
+        contextSize: Math.max(n, cfg.genPrompt + cfg.genTokens) + 16, batchSize: cfg.batch, sequences: 1,
+        threads: { ideal: cfg.threads, min: cfg.threads }, flashAttention: false,
+        experimentalKvCacheKeyType: "F32", experimentalKvCacheValueType: "F32",
+    });
+    const seq = context.getSequence();
+
+    // Teacher forcing: every token of the text in one evaluation (batches of
+    // cfg.batch), the full next-token distribution at every position. With
+    // temperature 0 node-llama-cpp's sampler chain is the greedy sampler
+    // alone, so the distribution is llama.cpp's softmax of the raw logits.
+    const probs = new Float32Array(vocab);
+    const buf = Buffer.from(probs.buffer);
+    let written = 0;
+    const top1 = new Array(n);
+    const writeAll = () => {
+        let off = 0;
+        while (off < buf.length) off += fs.writeSync(3, buf, off, buf.length - off);
+    };
+    await seq.controlledEvaluate(tokens.map((t) => [t, { generateNext: { probabilities: true, options: { temperature: 0 } } }]), {
+        onTokenResult(i, result) {
+            if (i !== written) throw new Error(`position ${i} came out of order (expected ${written})`);
+            const p = result.next.probabilities;
+            if (p == null || p.size !== vocab)
+                throw new Error(`position ${i}: ${p == null ? "no" : p.size} probabilities, not one per token of the ${vocab}-token vocabulary`);
+            probs.fill(0);
+            for (const [tok, pr] of p) probs[tok] = pr;
+            top1[i] = p.entries().next().value[0];
+            writeAll();
+            written++;
+        },
+    });
+    if (written !== n) throw new Error(`llama.cpp returned ${written} of ${n} positions`);
+    const held = seq.contextTokens;
+    if (held.length !== n || held.some((t, i) => t !== tokens[i]))
+        throw new Error(`the sequence holds ${held.length} tokens after the evaluation, not the ${n} evaluated (a context shift?)`);
+
+    // Greedy generation from the first genPrompt tokens: the generated tokens
+    // and, at each step, llama.cpp's genTop most probable tokens.
+    const gen = { tokens: [], top: [] };
+    if (cfg.genTokens > 0) {
+        await seq.clearHistory();
+        const it = seq.evaluateWithMetadata(tokens.slice(0, cfg.genPrompt), { probabilities: true }, { temperature: 0, yieldEogToken: true });
+        for await (const out of it) {
+            gen.tokens.push(out.token);
+            const top = [];
+            for (const [tok, pr] of out.probabilities) {
+                if (top.length === cfg.genTop) break;
+                top.push([tok, pr]);
+            }
+            gen.top.push(top);
+            if (gen.tokens.length >= cfg.genTokens || model.isEogToken(out.token)) break;
+        }
+        const held = seq.contextTokens;
+        if (held.length !== cfg.genPrompt + gen.tokens.length - 1 || held.some((t, i) => t !== (i < cfg.genPrompt ? tokens[i] : gen.tokens[i - cfg.genPrompt])))
+            throw new Error(`the sequence holds ${held.length} tokens after the generation, not the prompt and the generated tokens (a context shift?)`);
+    }
+
+    const res = {
+        tokens, top1, gen,
+        settings: {
+            flash_attention: context.flashAttention, context_size: context.contextSize, batch_size: context.batchSize,
+            threads: context.currentThreads, cpu_math_cores: llama.cpuMathCores, log: settingsLog,
+        },
+    };
+    console.log(JSON.stringify(res));
+    await context.dispose();
+    await model.dispose();
+    await llama.dispose();
+})().catch((err) => {
+    console.error(String(err && err.stack ? err.stack : err));
+    process.exit(1);
+});
