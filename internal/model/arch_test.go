@@ -15,10 +15,13 @@ import (
 
 // synthBytes writes a small synthetic model of the named preset (built-in
 // vocabulary) and returns the file's bytes.
-func synthBytes(tb testing.TB, preset string) []byte {
+func synthBytes(tb testing.TB, preset string, typ ...string) []byte {
+	if len(typ) == 0 {
+		typ = []string{"f32"}
+	}
 	tb.Helper()
 	var buf bytes.Buffer
-	if err := synth.Write(&buf, synth.Options{Preset: preset, Seed: 1, Type: "f32"}); err != nil {
+	if err := synth.Write(&buf, synth.Options{Preset: preset, Seed: 1, Type: typ[0]}); err != nil {
 		tb.Fatal(err)
 	}
 	return buf.Bytes()
@@ -195,8 +198,29 @@ func TestLoadArchitectureErrors(t *testing.T) {
 // give a model whose every tensor is consistent.
 func FuzzLoadArchitectures(f *testing.F) {
 	for _, p := range []string{"tiny-qwen2", "tiny-qwen3", "tiny-llama3"} {
-		f.Add(synthBytes(f, p))
+		f.Add(synthBytes(f, p, "q4_0"))
 	}
+	// Small seeds the fuzzer mutates quickly: the hyper-parameter keys of
+	// a qwen3 and one tensor of each new kind, no vocabulary.
+	var small bytes.Buffer
+	err := gguf.Write(&small, []gguf.KV{
+		{Key: "general.architecture", Value: gguf.String("qwen3")},
+		{Key: "qwen3.embedding_length", Value: gguf.Uint32(8)},
+		{Key: "qwen3.feed_forward_length", Value: gguf.Uint32(8)},
+		{Key: "qwen3.block_count", Value: gguf.Uint32(1)},
+		{Key: "qwen3.attention.head_count", Value: gguf.Uint32(2)},
+		{Key: "qwen3.attention.head_count_kv", Value: gguf.Uint32(1)},
+		{Key: "qwen3.attention.key_length", Value: gguf.Uint32(8)},
+		{Key: "qwen3.context_length", Value: gguf.Uint32(16)},
+	}, []gguf.TensorData{
+		{Name: "blk.0.attn_q_norm.weight", Type: tensor.F32, Dims: []int{8}, Data: make([]byte, 32)},
+		{Name: "rope_freqs.weight", Type: tensor.F32, Dims: []int{4}, Data: make([]byte, 16)},
+		{Name: "blk.0.attn_q.bias", Type: tensor.F32, Dims: []int{16}, Data: make([]byte, 64)},
+	})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(small.Bytes())
 	f.Fuzz(func(t *testing.T, data []byte) {
 		gf, err := gguf.Parse(data)
 		if err != nil {
