@@ -169,6 +169,7 @@ func TestLoadArchitectureErrors(t *testing.T) {
 		{"kv heads not a divisor", edited(t, qwen3, set("qwen3.attention.head_count_kv", gguf.Uint32(3)), nil), "4 heads and 3 key/value heads do not fit"},
 		{"yarn", edited(t, qwen2, set("qwen2.rope.scaling.type", gguf.String("yarn")), nil), `RoPE scaling "yarn" (qwen2.rope.scaling.type) is not supported`},
 		{"linear scaling factor", edited(t, llama3, set("llama.rope.scaling.factor", gguf.Float32(8)), nil), "llama.rope.scaling.factor = 8"},
+		{"yarn attention factor", edited(t, qwen3, set("qwen3.rope.scaling.attn_factor", gguf.Float32(1.2)), nil), "qwen3.rope.scaling.attn_factor = 1.2"},
 		{"experts", edited(t, qwen3, set("qwen3.expert_count", gguf.Uint32(8)), nil), "mixture of experts (qwen3.expert_count = 8)"},
 		{"llama3 factors shape", edited(t, llama3, nil, func(ts []gguf.TensorData) []gguf.TensorData {
 			return add("rope_freqs.weight", tensor.F32, 16)(drop("rope_freqs.weight")(ts))
