@@ -1,11 +1,9 @@
 package ledger
 
 import (
-	"bytes"
 	"crypto/ed25519"
 	"fmt"
 	"math/bits"
-	"sort"
 )
 
 // handle executes e.tx's message; the envelope (fee, nonce) is already applied.
@@ -192,14 +190,8 @@ func (e *exec) giveFeedback(m *MsgGiveFeedback) error {
 func (e *exec) addFeedback(f Feedback) {
 	var last uint64
 	get(e.st, keyFeedbackLast(f.AgentID, f.ClientAddress), &last)
-	if last == 0 {
-		var clients []Address
-		get(e.st, keyFeedbackClients(f.AgentID), &clients)
-		i := sort.Search(len(clients), func(i int) bool { return bytes.Compare(clients[i][:], f.ClientAddress[:]) >= 0 })
-		clients = append(clients, Address{})
-		copy(clients[i+1:], clients[i:])
-		clients[i] = f.ClientAddress
-		put(e.st, keyFeedbackClients(f.AgentID), clients)
+	if last == 0 { // a new client
+		listPush(e.st, keyFeedbackClients(f.AgentID), f.ClientAddress[:])
 	}
 	f.FeedbackIndex = last + 1
 	put(e.st, keyFeedbackLast(f.AgentID, f.ClientAddress), f.FeedbackIndex)
@@ -246,16 +238,34 @@ func (e *exec) validationRequest(m *MsgValidationRequest) error {
 		return fmt.Errorf("%w: validation request %s", ErrExists, m.RequestHash)
 	}
 	put(e.st, keyValidation(m.RequestHash), Validation{ValidatorAddress: m.ValidatorAddress, AgentID: m.AgentID, RequestURI: m.RequestURI, RequestHash: m.RequestHash, LastUpdate: e.ctx.Height})
-	appendHash(e.st, keyAgentValidations(m.AgentID), m.RequestHash)
-	appendHash(e.st, keyValidatorRequests(m.ValidatorAddress), m.RequestHash)
+	listPush(e.st, keyAgentValidations(m.AgentID), m.RequestHash[:])
+	listPush(e.st, keyValidatorRequests(m.ValidatorAddress), m.RequestHash[:])
 	e.emit("ValidationRequest", "validatorAddress", m.ValidatorAddress.String(), "agentId", u64(m.AgentID), "requestURI", m.RequestURI, "requestHash", m.RequestHash.String())
 	return nil
 }
 
-func appendHash(st Store, key string, h Hash) {
-	var hs []Hash
-	get(st, key, &hs)
-	put(st, key, append(hs, h))
+// A list is its length under key and item i (32 raw bytes) under
+// keyListItem(key, i), so that appending writes two small values however
+// long the list is (a list rewritten whole on every append made each
+// append cost its length).
+func listPush(st Store, key string, item []byte) {
+	var n uint64
+	get(st, key, &n)
+	st.Set(keyListItem(key, n), append([]byte{}, item...))
+	put(st, key, n+1)
+}
+
+// listRange returns up to limit items of the list from offset, and its length.
+func listRange(st Store, key string, offset, limit uint64) ([][32]byte, uint64) {
+	var n uint64
+	get(st, key, &n)
+	var out [][32]byte
+	for i := offset; i < n && uint64(len(out)) < limit; i++ {
+		if b, ok := st.Get(keyListItem(key, i)); ok && len(b) == 32 {
+			out = append(out, [32]byte(b))
+		}
+	}
+	return out, n
 }
 
 func (e *exec) validationResponse(m *MsgValidationResponse) error {

@@ -38,6 +38,10 @@ func keyReceiptData(id Hash) string         { return "receiptdata/" + id.String(
 func keyAudit(id Hash) string               { return "audit/" + id.String() }
 func keyDispute(id Hash) string             { return "dispute/" + id.String() }
 func keyQueue(kind string, h uint64) string { return fmt.Sprintf("queue/%s/%020d", kind, h) }
+
+// keyListItem is item i of the list whose count is under key: lists grow
+// by one key per item, never by rewriting a value.
+func keyListItem(key string, i uint64) string { return fmt.Sprintf("%s/%020d", key, i) }
 func keyQueueItem(kind string, h, i uint64) string {
 	return fmt.Sprintf("queue/%s/%020d/%020d", kind, h, i)
 }

@@ -3,12 +3,16 @@ package ledger
 import (
 	"errors"
 	"fmt"
+	"math/bits"
 )
 
 // Params are the chain's rules, fixed at genesis. Durations are in blocks,
 // fractions in basis points (1/10000), amounts in base units.
 type Params struct {
-	MinFee           uint64 `json:"minFee"`           // smallest fee a transaction may pay
+	MinFee           uint64 `json:"minFee"`           // fee per started feeUnitBytes of transaction and state bytes
+	FeeUnitBytes     uint64 `json:"feeUnitBytes"`     // bytes (transaction plus net state growth) one minFee pays for
+	MaxPendingBytes  uint64 `json:"maxPendingBytes"`  // most transaction bytes one sender may have in the mempool (CheckTx)
+	MaxBlockBytes    uint64 `json:"maxBlockBytes"`    // most transaction bytes in one block (PrepareProposal, ProcessProposal)
 	MinWorkerStake   uint64 `json:"minWorkerStake"`   // bond needed to publish receipts
 	MinVerifierStake uint64 `json:"minVerifierStake"` // bond needed to open disputes
 	UnbondingBlocks  uint64 `json:"unbondingBlocks"`  // blocks before unbonded stake is spendable (more while the account is liable)
@@ -51,6 +55,9 @@ type Params struct {
 func DefaultParams() Params {
 	return Params{
 		MinFee:           1,
+		FeeUnitBytes:     4096,
+		MaxPendingBytes:  4 * MaxTxBytes,
+		MaxBlockBytes:    4 * MaxTxBytes,
 		MinWorkerStake:   1000,
 		MinVerifierStake: 1000,
 		UnbondingBlocks:  100,
@@ -92,6 +99,9 @@ func (p Params) Validate() error {
 			return fmt.Errorf("params: %s %d exceeds 10000", b.n, b.v)
 		}
 	}
+	if p.MinFee == 0 || p.FeeUnitBytes == 0 || p.MaxPendingBytes < MaxTxBytes || p.MaxBlockBytes < MaxTxBytes || p.MaxBlockBytes > MaxBlockBytesLimit {
+		return fmt.Errorf("params: minFee and feeUnitBytes must be positive, maxPendingBytes at least %d (one transaction), maxBlockBytes %d..%d", MaxTxBytes, MaxTxBytes, MaxBlockBytesLimit)
+	}
 	if p.OpeningWindow == 0 || p.MoveWindow == 0 || p.EscrowTimeout == 0 || p.UnbondingBlocks == 0 {
 		return errors.New("params: openingWindow, moveWindow, escrowTimeout and unbondingBlocks must be positive")
 	}
@@ -120,6 +130,24 @@ func (p Params) Validate() error {
 		return fmt.Errorf("params: minValidatorStake %d must be at least powerUnit %d (one unit of voting power)", p.MinValidatorStake, p.PowerUnit)
 	}
 	return nil
+}
+
+// MaxBlockBytesLimit is the largest maxBlockBytes: CometBFT's block size
+// limit (100 MiB) less room for the header, commit and evidence.
+const MaxBlockBytesLimit = 90 << 20
+
+// RequiredFee is the fee of a transaction of txBytes encoded bytes whose
+// message grows the state by growth bytes (keys and values written less
+// those they replace or delete, not below zero): minFee per started
+// feeUnitBytes of their sum, at least minFee.
+func (p Params) RequiredFee(txBytes, growth uint64) uint64 {
+	n := txBytes + growth // both bounded by MaxTxBytes-sized work
+	units := max(1, (n+p.FeeUnitBytes-1)/p.FeeUnitBytes)
+	hi, lo := bits.Mul64(units, p.MinFee)
+	if hi != 0 {
+		return ^uint64(0)
+	}
+	return lo
 }
 
 // Subsidy returns the block subsidy at height h: InitialSubsidy halved

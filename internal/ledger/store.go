@@ -313,6 +313,22 @@ func (c *cache) Set(key string, value []byte) {
 
 func (c *cache) Delete(key string) { c.w[key] = nil }
 
+// growth is how many bytes the buffered writes add to the parent: the
+// length of each key and value written less that of the key and value it
+// replaces (a deleted key counts negative), summed, and not below zero.
+func (c *cache) growth() uint64 {
+	var n int64
+	for k, v := range c.w { // a sum: the order does not matter
+		if v != nil {
+			n += int64(len(k) + len(v))
+		}
+		if old, ok := c.parent.Get(k); ok {
+			n -= int64(len(k) + len(old))
+		}
+	}
+	return uint64(max(n, 0))
+}
+
 // Write applies the buffered writes to the parent in sorted key order.
 func (c *cache) Write() {
 	keys := make([]string, 0, len(c.w))

@@ -149,6 +149,33 @@ func codespace(code uint32) string {
 	return "verdict"
 }
 
+// PrepareProposal chooses the block's transactions from the whole mempool
+// (the chain runs with block.max_bytes -1, so CometBFT hands it all):
+// deadline transactions first, at most maxBlockBytes (ledger.Propose).
+func (a *App) PrepareProposal(_ context.Context, req *abci.RequestPrepareProposal) (*abci.ResponsePrepareProposal, error) {
+	a.mu.Lock()
+	limit := int64(a.ledger.Params().MaxBlockBytes)
+	a.mu.Unlock()
+	return &abci.ResponsePrepareProposal{Txs: ledger.Propose(req.Txs, min(limit, req.MaxTxBytes))}, nil
+}
+
+// ProcessProposal rejects a proposal with more than maxBlockBytes of
+// transactions.
+func (a *App) ProcessProposal(_ context.Context, req *abci.RequestProcessProposal) (*abci.ResponseProcessProposal, error) {
+	a.mu.Lock()
+	limit := a.ledger.Params().MaxBlockBytes
+	a.mu.Unlock()
+	var n uint64
+	for _, tx := range req.Txs {
+		n += uint64(len(tx))
+	}
+	if n > limit {
+		a.log.Warn("rejecting a proposal over maxBlockBytes", "height", req.Height, "bytes", n, "limit", limit)
+		return &abci.ResponseProcessProposal{Status: abci.ResponseProcessProposal_REJECT}, nil
+	}
+	return &abci.ResponseProcessProposal{Status: abci.ResponseProcessProposal_ACCEPT}, nil
+}
+
 // FinalizeBlock applies a decided block in memory and returns the app hash.
 func (a *App) FinalizeBlock(_ context.Context, req *abci.RequestFinalizeBlock) (*abci.ResponseFinalizeBlock, error) {
 	a.mu.Lock()
@@ -240,6 +267,10 @@ func (a *App) Query(_ context.Context, req *abci.RequestQuery) (*abci.ResponseQu
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	resp := &abci.ResponseQuery{Height: a.height}
+	if req.Path == "fee" { // data: a signed transaction; the answer: ledger.FeeEstimate
+		resp.Value, _ = json.Marshal(a.checker.EstimateFee(req.Data))
+		return resp, nil
+	}
 	if key, ok := strings.CutPrefix(req.Path, "key/"); ok {
 		p, err := a.ledger.Store().ProveCommitted(key)
 		if err != nil {
