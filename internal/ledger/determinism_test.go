@@ -163,3 +163,43 @@ func TestRootCache(t *testing.T) {
 		}
 	}
 }
+
+// TestSnapshotProofs: proofs from a commit's snapshot verify against the
+// state's root, build the tree once, and do not change when the state
+// moves on.
+func TestSnapshotProofs(t *testing.T) {
+	s := NewMemStore()
+	for i := 0; i < 1000; i++ {
+		s.Set(fmt.Sprintf("k%04d", i), fmt.Appendf(nil, "v%d", i))
+	}
+	s.TakeDirty()
+	root := s.Root()
+	sn := s.Snapshot()
+	s.Set("k0001", []byte("changed")) // the next block
+	s.Delete("k0002")
+	var tree any
+	for _, k := range []string{"k0000", "k0001", "k0002", "k0999"} {
+		v := fmt.Appendf(nil, "v%s", strings.TrimLeft(k[1:], "0"))
+		if k == "k0000" {
+			v = []byte("v0")
+		}
+		p, err := sn.Prove(k, v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := p.Verify(root); err != nil {
+			t.Fatalf("%s: %v", k, err)
+		}
+		if tree == nil {
+			tree = sn.tree
+		} else if any(sn.tree) != tree {
+			t.Fatal("the tree was rebuilt")
+		}
+	}
+	if p, _ := sn.Prove("k0001", []byte("changed")); p.Verify(root) == nil {
+		t.Fatal("a value that is not the committed one verified")
+	}
+	if _, err := sn.Prove("nope", nil); err == nil {
+		t.Fatal("proved a missing key")
+	}
+}

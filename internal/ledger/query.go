@@ -30,17 +30,20 @@ import (
 //
 // Query reads the latest state the ledger applied, including a block
 // finalized but not yet committed; QueryCommitted reads the committed one.
-func (l *Ledger) Query(path string, data []byte) ([]byte, error) { return l.query(l.store, path, data) }
+func (l *Ledger) Query(path string, data []byte) ([]byte, error) { return QueryState(l.store, path, data) }
 
 // QueryCommitted is Query against the state as of the last commit (the
 // store's last TakeDirty), which is what a node answers: a block that has
 // been finalized but not committed may still be replayed differently after
 // a crash, so it is not shown.
 func (l *Ledger) QueryCommitted(path string, data []byte) ([]byte, error) {
-	return l.query(l.store.Committed(), path, data)
+	return QueryState(l.store.Committed(), path, data)
 }
 
-func (l *Ledger) query(st Store, path string, data []byte) ([]byte, error) {
+// QueryState answers a Query path from st, which it only reads (Get): a
+// node answers queries from its committed database without the
+// consensus lock.
+func QueryState(st Store, path string, data []byte) ([]byte, error) {
 	parts := strings.Split(path, "/")
 	raw := func(key string) ([]byte, error) {
 		b, ok := st.Get(key)

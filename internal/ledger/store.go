@@ -3,7 +3,9 @@ package ledger
 import (
 	"encoding/binary"
 	"fmt"
+	"slices"
 	"sort"
+	"sync"
 
 	"github.com/verdictnet/verdict/internal/merkle"
 )
@@ -273,6 +275,52 @@ func (s *MemStore) ProveCommitted(key string) (Proof, error) {
 		return Proof{}, fmt.Errorf("prove %q: %w", key, err)
 	}
 	p := Proof{Key: key, Value: v, Index: uint64(idx), Size: uint64(len(keys))}
+	for _, h := range path {
+		p.Path = append(p.Path, Hash(h))
+	}
+	return p, nil
+}
+
+// Snapshot is the key order and leaf hashes of a committed state, copied
+// at commit, from which proofs are made without the state (and without the
+// consensus lock): the tree is built on the first proof and kept.
+type Snapshot struct {
+	keys   []string
+	leaves []merkle.Hash
+	once   sync.Once
+	tree   *merkle.Tree
+}
+
+// Snapshot copies the key order and leaf hashes of the state. Call it
+// right after TakeDirty (a commit), when the state is the committed one.
+func (s *MemStore) Snapshot() *Snapshot {
+	s.refresh()
+	return &Snapshot{keys: slices.Clone(s.sorted), leaves: slices.Clone(s.leaves)}
+}
+
+// Root is the snapshot's app hash.
+func (sn *Snapshot) Root() Hash {
+	sn.build()
+	return Hash(sn.tree.Root())
+}
+
+func (sn *Snapshot) build() { sn.once.Do(func() { sn.tree = merkle.NewTree(sn.leaves) }) }
+
+// Prove returns the inclusion proof of key, whose committed value is value
+// (read by the caller from the committed database), against the
+// snapshot's root. A value that is not the committed one gives a proof
+// that does not verify.
+func (sn *Snapshot) Prove(key string, value []byte) (Proof, error) {
+	i := sort.SearchStrings(sn.keys, key)
+	if i == len(sn.keys) || sn.keys[i] != key {
+		return Proof{}, fmt.Errorf("prove %q: %w", key, ErrNotFound)
+	}
+	sn.build()
+	path, err := sn.tree.Proof(i)
+	if err != nil {
+		return Proof{}, fmt.Errorf("prove %q: %w", key, err)
+	}
+	p := Proof{Key: key, Value: value, Index: uint64(i), Size: uint64(len(sn.keys))}
 	for _, h := range path {
 		p.Path = append(p.Path, Hash(h))
 	}
