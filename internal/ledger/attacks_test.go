@@ -676,3 +676,89 @@ func TestProposeKeepsSenderOrder(t *testing.T) {
 		}
 	}
 }
+
+// blockWithHash applies the next block with a chosen block hash, as a
+// grinding proposer would.
+func (h *harness) blockWithHash(hash Hash, txs ...[]byte) BlockResult {
+	h.t.Helper()
+	h.height++
+	ctx := BlockContext{Height: h.height, Time: 1_700_000_000 + int64(h.height)*5, Hash: hash, Proposer: testAddr("carol")}
+	res, err := h.l.FinalizeBlock(ctx, txs)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	h.checkSupply()
+	for i, r := range res.TxResults {
+		if r.Code != 0 {
+			h.t.Fatalf("height %d: tx %d: %s", h.height, i, r.Log)
+		}
+	}
+	return res
+}
+
+// Attack 6: the audit seed was the hash of the block after publication,
+// which its proposer shapes (choice and order of transactions): a worker
+// that proposes that block tries hashes until its receipt is not audited.
+// Now a requester may commit to a secret in its escrow (auditCommit) and
+// reveal it after publication (revealAudit): the audit is decided by the
+// secret, so no block hash changes it; a secret not revealed in time
+// means an audit. Escrows without a commitment keep the block-hash seed.
+func TestAttackAuditGrinding(t *testing.T) {
+	p := testParams()
+	p.AuditRateBps = 5000
+	secret := bytes.Repeat([]byte{7}, 32)
+	commit := Hash(sha256.Sum256(secret))
+	// run publishes receipt 1 (with or without a commitment), applies the
+	// next block with the proposer's chosen hash, has the requester reveal
+	// (when it committed), and reports whether the receipt is audited.
+	run := func(withCommit bool, hash Hash) bool {
+		h := newHarness(t, p)
+		setupMarket(t, h, 300)
+		var a Account
+		h.query("account/"+testAddr("alice").String(), &a)
+		m := &MsgOpenEscrow{Worker: testAddr("carol"), ModelID: testModel, Fee: 500, Request: testRequest(2)}
+		if withCommit {
+			m.AuditCommit = commit
+		}
+		h.ok(h.tx("alice", Msg{OpenEscrow: m}))
+		rcpt, id := signedReceipt(t, "carol", testModel, 2)
+		h.ok(h.tx("carol", Msg{PublishReceipt: &MsgPublishReceipt{EscrowID: EscrowID(testAddr("alice"), a.Nonce), Receipt: rcpt}}))
+		h.blockWithHash(hash)
+		if withCommit {
+			h.blockWithHash(Hash{hash[0], 1}, h.tx("alice", Msg{RevealAudit: &MsgRevealAudit{ReceiptID: id, Secret: secret}}))
+		}
+		return h.receiptRecord(id).Audited
+	}
+	// Without a commitment the proposer of the next block decides.
+	outcomes := map[bool]int{}
+	for i := byte(0); i < 16; i++ {
+		outcomes[run(false, Hash{i})]++
+	}
+	if outcomes[false] == 0 || outcomes[true] == 0 {
+		t.Fatalf("block-hash seed: outcomes %v; the grinding this test shows did not happen", outcomes)
+	}
+	// With one, no block hash changes the outcome.
+	first := run(true, Hash{0})
+	for i := byte(1); i < 16; i++ {
+		if run(true, Hash{i}) != first {
+			t.Fatal("a block hash changed the audit of a receipt whose requester committed to a secret")
+		}
+	}
+	t.Run("unrevealed", func(t *testing.T) {
+		h := newHarness(t, p)
+		setupMarket(t, h, 300)
+		var a Account
+		h.query("account/"+testAddr("alice").String(), &a)
+		h.ok(h.tx("alice", Msg{OpenEscrow: &MsgOpenEscrow{Worker: testAddr("carol"), ModelID: testModel, Fee: 500, Request: testRequest(2), AuditCommit: commit}}))
+		rcpt, id := signedReceipt(t, "carol", testModel, 2)
+		h.ok(h.tx("carol", Msg{PublishReceipt: &MsgPublishReceipt{EscrowID: EscrowID(testAddr("alice"), a.Nonce), Receipt: rcpt}}))
+		pub := h.height
+		h.fails(h.tx("bob", Msg{RevealAudit: &MsgRevealAudit{ReceiptID: id, Secret: secret}}), ErrUnauthorized)
+		h.fails(h.tx("alice", Msg{RevealAudit: &MsgRevealAudit{ReceiptID: id, Secret: bytes.Repeat([]byte{8}, 32)}}), ErrInvalid)
+		h.blocksUntil(pub + 1 + p.RevealWindow)
+		h.fails(h.tx("alice", Msg{RevealAudit: &MsgRevealAudit{ReceiptID: id, Secret: secret}}), ErrDeadline)
+		if r := h.receiptRecord(id); !r.Audited || h.audit(id).Deadline >= r.WindowEnd {
+			t.Fatalf("unrevealed secret: receipt %+v, audit %+v", r, h.audit(id))
+		}
+	})
+}

@@ -1,6 +1,7 @@
 package ledger
 
 import (
+	"crypto/sha256"
 	"flag"
 	"fmt"
 	"math/rand/v2"
@@ -80,6 +81,15 @@ func scenario(t *testing.T) []Hash {
 	if h.receiptRecord(id2).Status != StatusSlashed {
 		t.Fatal("scenario dispute not lost by the worker")
 	}
+	// A third receipt (by dave: carol is jailed) whose requester committed
+	// to an audit secret, and a validator that joins.
+	secret := []byte("0123456789abcdef0123456789abcdef")
+	h.query("account/"+testAddr("alice").String(), &acct)
+	rec(h.block(h.tx("alice", Msg{OpenEscrow: &MsgOpenEscrow{Worker: testAddr("dave"), ModelID: testModel, Fee: 300, Request: fakeRequest(testModel, 3), AuditCommit: sha256.Sum256(secret)}}),
+		h.tx("bob", Msg{Bond: &MsgBond{Amount: 2000}}), h.tx("bob", Msg{SetValidator: &MsgSetValidator{Active: true}})))
+	rcpt3, id3 := fakeReceipt("dave", testModel, 3)
+	rec(h.block(h.tx("dave", Msg{PublishReceipt: &MsgPublishReceipt{EscrowID: EscrowID(testAddr("alice"), acct.Nonce), Receipt: rcpt3}})))
+	rec(h.block(h.tx("alice", Msg{RevealAudit: &MsgRevealAudit{ReceiptID: id3, Secret: secret}})))
 	return roots
 }
 

@@ -32,6 +32,7 @@ func seedTxs(t testing.TB) [][]byte {
 		{DisputeMove: &MsgDisputeMove{DisputeID: Hash{3}, Message: []byte("bisect")}},
 		{TransferFrom: &MsgTransferFrom{From: testAddr("alice"), To: testAddr("bob"), AgentID: 1}},
 		{AttestModel: &MsgAttestModel{ModelID: testModel}},
+		{RevealAudit: &MsgRevealAudit{ReceiptID: id, Secret: make([]byte, 32)}},
 	}
 	var out [][]byte
 	for _, m := range msgs {

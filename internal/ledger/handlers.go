@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"crypto/ed25519"
+	"crypto/sha256"
 	"fmt"
 	"math/bits"
 )
@@ -54,6 +55,8 @@ func (e *exec) handle() error {
 		return e.disputeMove(m.DisputeMove)
 	case m.AttestModel != nil:
 		return e.attestModel(m.AttestModel)
+	case m.RevealAudit != nil:
+		return e.revealAudit(m.RevealAudit)
 	}
 	return fmt.Errorf("%w: empty message", ErrDecode)
 }
@@ -388,7 +391,7 @@ func (e *exec) openEscrow(m *MsgOpenEscrow) error {
 		return err
 	}
 	id := derive("verdict/escrow/v1", e.signer[:], be64(e.tx.Nonce))
-	esc := Escrow{EscrowID: id, Requester: e.signer, Worker: m.Worker, ModelID: m.ModelID, Fee: m.Fee, Request: m.Request, AgentID: m.AgentID, Expires: e.ctx.Height + e.params.EscrowTimeout}
+	esc := Escrow{EscrowID: id, Requester: e.signer, Worker: m.Worker, ModelID: m.ModelID, Fee: m.Fee, Request: m.Request, AuditCommit: m.AuditCommit, AgentID: m.AgentID, Expires: e.ctx.Height + e.params.EscrowTimeout}
 	put(e.st, keyEscrow(id), esc)
 	e.queuePush(qEscrow, esc.Expires, id)
 	e.emit("escrow_opened", "escrowId", id.String(), "requester", e.signer.String(), "worker", m.Worker.String(), "modelId", m.ModelID.String(), "fee", u64(m.Fee), "expires", u64(esc.Expires))
@@ -500,6 +503,40 @@ func (e *exec) postOpenings(m *MsgPostOpenings) error {
 	a.Status = AuditPassed
 	e.setAudit(a)
 	e.emit("audit_passed", "receiptId", m.ReceiptID.String())
+	return nil
+}
+
+// revealAudit takes the requester's audit secret for a receipt whose
+// escrow committed to it, and decides the audit by it: selected when the
+// first 8 bytes (big-endian) of SHA-256("verdict/audit/reveal/v1", secret,
+// receipt id) (derive) mod 10000 are below auditRateBps.
+func (e *exec) revealAudit(m *MsgRevealAudit) error {
+	r, err := e.receipt(m.ReceiptID)
+	if err != nil {
+		return err
+	}
+	var esc Escrow
+	if !get(e.st, keyEscrow(r.EscrowID), &esc) || esc.AuditCommit.IsZero() {
+		return fmt.Errorf("%w: the escrow of receipt %s committed to no audit secret", ErrWrongState, m.ReceiptID)
+	}
+	if esc.Requester != e.signer {
+		return fmt.Errorf("%w: only requester %s reveals the audit secret of %s", ErrUnauthorized, esc.Requester, m.ReceiptID)
+	}
+	if Hash(sha256.Sum256(m.Secret)) != esc.AuditCommit {
+		return fmt.Errorf("%w: the secret does not match the escrow's audit commitment", ErrInvalid)
+	}
+	if due := r.Height + 1 + e.params.RevealWindow; e.ctx.Height > due {
+		return fmt.Errorf("%w: the audit secret of %s was due by height %d", ErrDeadline, m.ReceiptID, due)
+	}
+	if r.Status != StatusPublished && r.Status != StatusChallenged {
+		return fmt.Errorf("%w: receipt %s is %s", ErrWrongState, m.ReceiptID, r.Status)
+	}
+	if _, ok := e.st.Get(keyRevealed(m.ReceiptID)); ok || r.Audited {
+		return fmt.Errorf("%w: the audit of %s is already decided", ErrExists, m.ReceiptID)
+	}
+	put(e.st, keyRevealed(m.ReceiptID), true)
+	e.emit("audit_revealed", "receiptId", m.ReceiptID.String())
+	e.maybeAudit(r, derive("verdict/audit/reveal/v1", m.Secret, m.ReceiptID[:]), e.params.AuditRateBps)
 	return nil
 }
 

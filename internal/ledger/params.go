@@ -22,6 +22,7 @@ type Params struct {
 	AuditRateBps     uint32 `json:"auditRateBps"`     // share of receipts audited
 	AuditCells       uint32 `json:"auditCells"`       // K: cells opened per audit
 	OpeningWindow    uint64 `json:"openingWindow"`    // blocks to post openings after selection
+	RevealWindow     uint64 `json:"revealWindow"`     // blocks after publication for a requester's audit secret
 	MoveWindow       uint64 `json:"moveWindow"`       // blocks per dispute move
 	SlashAuditBps    uint32 `json:"slashAuditBps"`    // slashed for missing or failed openings
 	SlashDisputeBps  uint32 `json:"slashDisputeBps"`  // slashed from the loser of a dispute
@@ -67,6 +68,7 @@ func DefaultParams() Params {
 		AuditRateBps:     1000,
 		AuditCells:       4,
 		OpeningWindow:    10,
+		RevealWindow:     5,
 		MoveWindow:       10,
 		SlashAuditBps:    1000,
 		SlashDisputeBps:  2000,
@@ -109,6 +111,12 @@ func (p Params) Validate() error {
 	// before the window closes.
 	if p.ChallengeWindow <= 1+p.OpeningWindow {
 		return fmt.Errorf("params: challengeWindow %d must exceed 1+openingWindow (%d)", p.ChallengeWindow, 1+p.OpeningWindow)
+	}
+	// A receipt whose requester committed to an audit secret is audited,
+	// at the latest, two blocks after its reveal deadline, and that audit
+	// too must resolve inside the window.
+	if p.RevealWindow == 0 || 3+p.RevealWindow+p.OpeningWindow > p.ChallengeWindow {
+		return fmt.Errorf("params: revealWindow %d must be positive and 3+revealWindow+openingWindow at most challengeWindow %d", p.RevealWindow, p.ChallengeWindow)
 	}
 	if p.AuditRateBps > 0 && p.AuditCells == 0 {
 		return errors.New("params: auditCells must be positive when audits are enabled")

@@ -30,7 +30,9 @@ import (
 //
 // Query reads the latest state the ledger applied, including a block
 // finalized but not yet committed; QueryCommitted reads the committed one.
-func (l *Ledger) Query(path string, data []byte) ([]byte, error) { return QueryState(l.store, path, data) }
+func (l *Ledger) Query(path string, data []byte) ([]byte, error) {
+	return QueryState(l.store, path, data)
+}
 
 // QueryCommitted is Query against the state as of the last commit (the
 // store's last TakeDirty), which is what a node answers: a block that has

@@ -54,6 +54,7 @@ type Msg struct {
 	OpenDispute        *MsgOpenDispute        `json:"openDispute,omitempty"`
 	DisputeMove        *MsgDisputeMove        `json:"disputeMove,omitempty"`
 	AttestModel        *MsgAttestModel        `json:"attestModel,omitempty"`
+	RevealAudit        *MsgRevealAudit        `json:"revealAudit,omitempty"`
 }
 
 // MsgSend transfers Amount from the signer to To.
@@ -195,7 +196,12 @@ type MsgOpenEscrow struct {
 	ModelID Hash    `json:"modelId"`
 	Fee     uint64  `json:"fee"`
 	Request Hash    `json:"request"`
-	AgentID uint64  `json:"agentId,omitempty"`
+	// AuditCommit (optional) is SHA-256 of a 32-byte secret the requester
+	// reveals (MsgRevealAudit) after the receipt is published: the audit
+	// of the receipt is then decided by the secret, which neither the
+	// worker nor any block proposer knows in time to bias it.
+	AuditCommit Hash   `json:"auditCommit,omitzero"`
+	AgentID     uint64 `json:"agentId,omitempty"`
 }
 
 // MsgPublishReceipt publishes the canonical bytes of a signed receipt
@@ -232,6 +238,14 @@ type MsgAttestModel struct {
 	ModelID Hash `json:"modelId"`
 }
 
+// MsgRevealAudit reveals the secret an escrow's AuditCommit committed to,
+// for the receipt published against it; the escrow's requester sends it
+// within Params.RevealWindow blocks of the publication.
+type MsgRevealAudit struct {
+	ReceiptID Hash   `json:"receiptId"`
+	Secret    []byte `json:"secret"`
+}
+
 // Kind returns the JSON name of the message held, or "" when Msg holds none
 // or more than one.
 func (m *Msg) Kind() string {
@@ -263,6 +277,7 @@ func (m *Msg) Kind() string {
 	add(m.OpenDispute != nil, "openDispute")
 	add(m.DisputeMove != nil, "disputeMove")
 	add(m.AttestModel != nil, "attestModel")
+	add(m.RevealAudit != nil, "revealAudit")
 	if len(kinds) != 1 {
 		return ""
 	}
@@ -485,6 +500,10 @@ func (m *Msg) validate() error {
 	case m.DisputeMove != nil:
 		if n := len(m.DisputeMove.Message); n == 0 || n > maxMessage {
 			return fmt.Errorf("message is %d bytes, want 1..%d", n, maxMessage)
+		}
+	case m.RevealAudit != nil:
+		if len(m.RevealAudit.Secret) != 32 {
+			return fmt.Errorf("secret has %d bytes, want 32", len(m.RevealAudit.Secret))
 		}
 	case m.AttestModel != nil:
 		if m.AttestModel.ModelID.IsZero() {
