@@ -16,10 +16,11 @@ const MaxTxBytes = 6 << 20
 // txDomain prefixes the bytes every transaction signature covers.
 const txDomain = "verdict/tx/v1\n"
 
-// Tx is a signed transaction. Its canonical encoding is the JSON that
-// encoding/json produces for it (fields in declaration order, no spaces);
-// DecodeTx accepts only that encoding, so every transaction has exactly one
-// byte form. The signature covers txDomain followed by the canonical
+// Tx is a signed transaction. Its canonical encoding is the JSON
+// specified in docs/ledger.md ("Transaction format": fields in
+// declaration order, no spaces, fixed string escaping, base64 byte
+// strings, hex addresses and hashes, decimal integers); DecodeTx accepts
+// only that encoding, so every transaction has exactly one byte form. The signature covers txDomain followed by the canonical
 // encoding of the transaction with Sig empty; ChainID binds it to one chain.
 type Tx struct {
 	ChainID string  `json:"chainId"`
@@ -288,13 +289,22 @@ func (m *Msg) Kind() string {
 func (tx *Tx) SignBytes() []byte {
 	c := *tx
 	c.Sig = nil
-	b, err := json.Marshal(&c)
-	if err != nil {
+	return append([]byte(txDomain), canonical(&c)...)
+}
+
+// canonical is the transaction encoding of docs/ledger.md ("Transaction
+// format"): encoding/json's output without its HTML escaping (so '<', '>'
+// and '&' are written as themselves, as any JSON encoder writes them).
+func canonical(v any) []byte {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
 		// Only reachable with a corrupt in-memory value (all fields are
 		// plain data); encoding a Tx cannot fail.
 		panic("ledger: encoding transaction: " + err.Error())
 	}
-	return append([]byte(txDomain), b...)
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n"))
 }
 
 // Sign sets Signer and Sig from priv.
@@ -304,13 +314,7 @@ func (tx *Tx) Sign(priv ed25519.PrivateKey) {
 }
 
 // Encode returns the canonical encoding.
-func (tx *Tx) Encode() []byte {
-	b, err := json.Marshal(tx)
-	if err != nil {
-		panic("ledger: encoding transaction: " + err.Error())
-	}
-	return b
-}
+func (tx *Tx) Encode() []byte { return canonical(tx) }
 
 // DecodeTx parses a transaction, accepting only its canonical encoding with
 // exactly one message, and checks its signature (not its chain id, nonce or
