@@ -1,8 +1,9 @@
 // A second implementation of the ledger's transaction format
 // (docs/ledger.md, "Transaction format"), with nothing but Node's built-in
-// modules. It reads {"vectors": [...], "build": {...}} on stdin, checks that
-// it encodes and signs every vector byte for byte as the Go ledger does,
-// builds and signs new transactions, and writes the results as JSON.
+// modules. It reads {"vectors": [...], "build": {...}, "rpc"?: URL} on
+// stdin, checks that it encodes and signs every vector byte for byte as the
+// Go ledger does, builds and signs new transactions, submits them to a
+// node when given its RPC address, and writes the results as JSON.
 import { createPrivateKey, createPublicKey, sign, verify } from 'node:crypto';
 
 const DOMAIN = 'verdict/tx/v1\n';
@@ -46,8 +47,8 @@ const input = JSON.parse(await new Promise((resolve) => {
   process.stdin.on('end', () => resolve(s));
 }));
 
-const out = { vectors: [], built: [] };
-for (const v of input.vectors) {
+const out = { vectors: [], built: [], submitted: [] };
+for (const v of input.vectors ?? []) {
   const tx = JSON.parse(v.tx);
   const reencoded = enc(tx);
   const { sig, ...unsigned } = tx;
@@ -71,4 +72,18 @@ out.built.push(signTx({
   chainId: b.chainId, signer: '', nonce: b.nonce + 2, fee: b.fee,
   msg: { send: { to: b.to, amount: 5n } },
 }, key));
+// With "rpc", submit the built transactions to a node (CometBFT's
+// JSON-RPC broadcast_tx_commit) and report what it answered.
+if (input.rpc) {
+  for (const tx of out.built) {
+    const res = await fetch(input.rpc, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'broadcast_tx_commit', params: { tx: Buffer.from(tx, 'utf8').toString('base64') } }),
+    });
+    const body = await res.json();
+    const r = body.result ?? {};
+    out.submitted.push({ error: body.error ? JSON.stringify(body.error) : '', check: r.check_tx?.code ?? -1, code: r.tx_result?.code ?? -1, log: (r.check_tx?.log || '') + (r.tx_result?.log || ''), height: r.height ?? '' });
+  }
+}
 process.stdout.write(JSON.stringify(out));
