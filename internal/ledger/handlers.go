@@ -9,57 +9,35 @@ import (
 
 // handle executes e.tx's message; the envelope (fee, nonce) is already applied.
 func (e *exec) handle() error {
-	m := &e.tx.Msg
-	switch {
-	case m.Send != nil:
-		return e.send(m.Send)
-	case m.RegisterModel != nil:
-		return e.registerModel(m.RegisterModel)
-	case m.RegisterAgent != nil:
-		return e.registerAgent(m.RegisterAgent)
-	case m.SetAgentURI != nil:
-		return e.setAgentURI(m.SetAgentURI)
-	case m.SetMetadata != nil:
-		return e.setMetadata(m.SetMetadata)
-	case m.SetAgentWallet != nil:
-		return e.setAgentWallet(m.SetAgentWallet)
-	case m.TransferFrom != nil:
-		return e.transferFrom(m.TransferFrom)
-	case m.GiveFeedback != nil:
-		return e.giveFeedback(m.GiveFeedback)
-	case m.RevokeFeedback != nil:
-		return e.revokeFeedback(m.RevokeFeedback)
-	case m.AppendResponse != nil:
-		return e.appendResponse(m.AppendResponse)
-	case m.ValidationRequest != nil:
-		return e.validationRequest(m.ValidationRequest)
-	case m.ValidationResponse != nil:
-		return e.validationResponse(m.ValidationResponse)
-	case m.Bond != nil:
-		return e.bond(m.Bond)
-	case m.Unbond != nil:
-		return e.unbond(m.Unbond)
-	case m.Unjail != nil:
-		return e.unjail()
-	case m.SetValidator != nil:
-		return e.setValidator(m.SetValidator)
-	case m.OpenEscrow != nil:
-		return e.openEscrow(m.OpenEscrow)
-	case m.PublishReceipt != nil:
-		return e.publishReceipt(m.PublishReceipt)
-	case m.PostOpenings != nil:
-		return e.postOpenings(m.PostOpenings)
-	case m.OpenDispute != nil:
-		return e.openDispute(m.OpenDispute)
-	case m.DisputeMove != nil:
-		return e.disputeMove(m.DisputeMove)
-	case m.AttestModel != nil:
-		return e.attestModel(m.AttestModel)
-	case m.RevealAudit != nil:
-		return e.revealAudit(m.RevealAudit)
+	if x := e.tx.Msg.one(); x != nil {
+		return x.handle(e)
 	}
 	return fmt.Errorf("%w: empty message", ErrDecode)
 }
+
+func (m *MsgSend) handle(e *exec) error               { return e.send(m) }
+func (m *MsgRegisterModel) handle(e *exec) error      { return e.registerModel(m) }
+func (m *MsgRegisterAgent) handle(e *exec) error      { return e.registerAgent(m) }
+func (m *MsgSetAgentURI) handle(e *exec) error        { return e.setAgentURI(m) }
+func (m *MsgSetMetadata) handle(e *exec) error        { return e.setMetadata(m) }
+func (m *MsgSetAgentWallet) handle(e *exec) error     { return e.setAgentWallet(m) }
+func (m *MsgTransferFrom) handle(e *exec) error       { return e.transferFrom(m) }
+func (m *MsgGiveFeedback) handle(e *exec) error       { return e.giveFeedback(m) }
+func (m *MsgRevokeFeedback) handle(e *exec) error     { return e.revokeFeedback(m) }
+func (m *MsgAppendResponse) handle(e *exec) error     { return e.appendResponse(m) }
+func (m *MsgValidationRequest) handle(e *exec) error  { return e.validationRequest(m) }
+func (m *MsgValidationResponse) handle(e *exec) error { return e.validationResponse(m) }
+func (m *MsgBond) handle(e *exec) error               { return e.bond(m) }
+func (m *MsgUnbond) handle(e *exec) error             { return e.unbond(m) }
+func (*MsgUnjail) handle(e *exec) error               { return e.unjail() }
+func (m *MsgSetValidator) handle(e *exec) error       { return e.setValidator(m) }
+func (m *MsgOpenEscrow) handle(e *exec) error         { return e.openEscrow(m) }
+func (m *MsgPublishReceipt) handle(e *exec) error     { return e.publishReceipt(m) }
+func (m *MsgPostOpenings) handle(e *exec) error       { return e.postOpenings(m) }
+func (m *MsgOpenDispute) handle(e *exec) error        { return e.openDispute(m) }
+func (m *MsgDisputeMove) handle(e *exec) error        { return e.disputeMove(m) }
+func (m *MsgAttestModel) handle(e *exec) error        { return e.attestModel(m) }
+func (m *MsgRevealAudit) handle(e *exec) error        { return e.revealAudit(m) }
 
 func (e *exec) send(m *MsgSend) error {
 	if err := e.debit(e.signer, m.Amount); err != nil {

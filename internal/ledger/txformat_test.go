@@ -8,6 +8,8 @@ import (
 	"os"
 	osexec "os/exec"
 	"path/filepath"
+	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -168,5 +170,27 @@ func TestJavaScriptClient(t *testing.T) {
 	h.query("agent/2/metadata/k&<>", &md)
 	if !bytes.Equal(md, []byte{0, 0xff, 0x10}) {
 		t.Fatalf("metadata %x", md)
+	}
+}
+
+// TestMessageKinds: every field of Msg holds a message type whose kind is
+// the field's JSON name, and Msg lists them all (messages), in order.
+func TestMessageKinds(t *testing.T) {
+	typ := reflect.TypeOf(Msg{})
+	var m Msg
+	if n := len(m.messages()); n != typ.NumField() {
+		t.Fatalf("messages lists %d fields, Msg has %d", n, typ.NumField())
+	}
+	for i := 0; i < typ.NumField(); i++ {
+		f := typ.Field(i)
+		var one Msg
+		reflect.ValueOf(&one).Elem().Field(i).Set(reflect.New(f.Type.Elem()))
+		want := strings.TrimSuffix(f.Tag.Get("json"), ",omitempty")
+		if got := one.Kind(); got != want {
+			t.Errorf("field %s: kind %q, JSON name %q", f.Name, got, want)
+		}
+		if one.messages()[i] == nil {
+			t.Errorf("field %s is not at position %d of messages", f.Name, i)
+		}
 	}
 }
