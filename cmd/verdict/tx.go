@@ -170,11 +170,18 @@ var txKinds = map[string]func(fs *flag.FlagSet) func(chain string) (ledger.Msg, 
 	"open-escrow": func(fs *flag.FlagSet) func(chain string) (ledger.Msg, error) {
 		w, id, amt, agent := fs.String("worker", "", "worker address"), fs.String("model-id", "", "model id (hex)"), fs.Uint64("amount", 0, "fee to escrow"), fs.Uint64("agent-id", 0, "the worker's agentId (optional)")
 		req := fs.String("request", "", "hash of the request the escrow pays for (hex, docs/ledger.md RequestHash)")
+		commit := fs.String("audit-commit", "", "SHA-256 of a 32-byte secret to reveal with reveal-audit (hex, optional)")
 		return func(chain string) (ledger.Msg, error) {
 			a, err1 := ledger.ParseAddress(*w)
 			h, err2 := ledger.ParseHash(*id)
 			r, err3 := ledger.ParseHash(*req)
-			return ledger.Msg{OpenEscrow: &ledger.MsgOpenEscrow{Worker: a, ModelID: h, Fee: *amt, Request: r, AgentID: *agent}}, errors.Join(flagErr("worker", err1), flagErr("model-id", err2), flagErr("request", err3))
+			var c ledger.Hash
+			var err4 error
+			if *commit != "" {
+				c, err4 = ledger.ParseHash(*commit)
+			}
+			return ledger.Msg{OpenEscrow: &ledger.MsgOpenEscrow{Worker: a, ModelID: h, Fee: *amt, Request: r, AuditCommit: c, AgentID: *agent}},
+				errors.Join(flagErr("worker", err1), flagErr("model-id", err2), flagErr("request", err3), flagErr("audit-commit", err4))
 		}
 	},
 	"publish-receipt": func(fs *flag.FlagSet) func(chain string) (ledger.Msg, error) {
@@ -204,6 +211,14 @@ var txKinds = map[string]func(fs *flag.FlagSet) func(chain string) (ledger.Msg, 
 				}
 			}
 			return ledger.Msg{OpenDispute: &ledger.MsgOpenDispute{ReceiptID: h, Commitment: b}}, errors.Join(flagErr("receipt-id", err), rerr)
+		}
+	},
+	"reveal-audit": func(fs *flag.FlagSet) func(chain string) (ledger.Msg, error) {
+		id, secret := fs.String("receipt-id", "", "receipt id (hex)"), fs.String("secret", "", "the 32-byte audit secret the escrow committed to (64 hex digits)")
+		return func(chain string) (ledger.Msg, error) {
+			h, err := ledger.ParseHash(*id)
+			s, serr := ledger.ParseHash(*secret)
+			return ledger.Msg{RevealAudit: &ledger.MsgRevealAudit{ReceiptID: h, Secret: s[:]}}, errors.Join(flagErr("receipt-id", err), flagErr("secret", serr))
 		}
 	},
 	"dispute-move": func(fs *flag.FlagSet) func(chain string) (ledger.Msg, error) {

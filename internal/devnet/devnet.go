@@ -79,6 +79,7 @@ func DevParams() ledger.Params {
 	p.EscrowTimeout = 60
 	p.JailBlocks = 100
 	p.UnbondingBlocks = 20
+	p.RevealWindow = 2
 	p.EvidenceMaxAgeBlocks = 10
 	return p
 }

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/binary"
+	"encoding/json"
+	"fmt"
 	"maps"
 	"slices"
 	"strings"
@@ -476,4 +478,287 @@ func TestAttackValidatorSetFilling(t *testing.T) {
 	if v.Power != 0 {
 		t.Fatalf("carol with %d bonded has power %d", h.stakeOf("carol").Bonded, v.Power)
 	}
+}
+
+// bigAgent is a register message with the most metadata a transaction may
+// carry (32 values of 4096 bytes: about 134 KB of state).
+func bigAgent(tag byte) Msg {
+	var md []MetadataEntry
+	for i := 0; i < maxMetaN; i++ {
+		md = append(md, MetadataEntry{MetadataKey: fmt.Sprintf("k%02d", i), MetadataValue: bytes.Repeat([]byte{tag}, maxMetaVal)})
+	}
+	return Msg{RegisterAgent: &MsgRegisterAgent{AgentURI: "ipfs://spam", Metadata: md}}
+}
+
+// txFee builds a signed transaction from name with the next nonce and fee.
+func (h *harness) txFee(name string, fee uint64, m Msg) []byte {
+	a := testAddr(name)
+	tx := &Tx{ChainID: testChain, Nonce: h.nonces[a], Fee: fee, Msg: m}
+	h.nonces[a]++
+	tx.Sign(testKey(name))
+	return tx.Encode()
+}
+
+// Attack 3 (fees): every transaction paid minFee whatever its size or the
+// state it wrote: one register added ~134 KB for 1, and validationRequest
+// rewrote a list per validator that grew with every request (quadratic).
+// Now the fee is minFee per started feeUnitBytes of transaction bytes and
+// state growth, and lists grow one key per item.
+func TestAttackFlatFee(t *testing.T) {
+	p := testParams()
+	h := newHarness(t, p)
+	// A fee below what its bytes need: refused, no effect.
+	bal := h.balance("alice")
+	r := h.fails(h.txFee("alice", 1, bigAgent('x')), ErrFee)
+	if h.balance("alice") != bal || r.RequiredFee < 40 {
+		t.Fatalf("register paying 1: balance %d -> %d, required fee %d", bal, h.balance("alice"), r.RequiredFee)
+	}
+	// A fee for its bytes but not for the state it writes: the message
+	// fails, the fee is paid.
+	bytesFee := r.RequiredFee
+	r = h.fails(h.txFee("alice", bytesFee, bigAgent('x')), ErrFee)
+	if h.balance("alice") != bal-bytesFee || r.RequiredFee <= bytesFee {
+		t.Fatalf("register paying %d for its bytes: balance %d -> %d, required fee %d", bytesFee, bal, h.balance("alice"), r.RequiredFee)
+	}
+	if _, err := h.l.Query("agent/1", nil); err == nil {
+		t.Fatal("the underpaid register wrote state")
+	}
+	// A client signs with a guess, asks, and re-signs with the answer.
+	c := NewChecker(h.l)
+	guess := &Tx{ChainID: testChain, Nonce: h.nonces[testAddr("alice")], Fee: 1, Msg: bigAgent('y')}
+	guess.Sign(testKey("alice"))
+	est := c.EstimateFee(guess.Encode())
+	if est.Code != 0 || est.RequiredFee < r.RequiredFee {
+		t.Fatalf("estimate %+v", est)
+	}
+	guess.Fee = est.RequiredFee
+	guess.Sign(testKey("alice"))
+	h.nonces[testAddr("alice")]++
+	h.ok(guess.Encode())
+	var size uint64
+	for _, k := range h.l.Store().Keys() {
+		if strings.HasPrefix(k, "agentmeta/") {
+			v, _ := h.l.Store().Get(k)
+			size += uint64(len(k) + len(v))
+		}
+	}
+	if size < maxMetaN*maxMetaVal || est.RequiredFee*p.FeeUnitBytes < size {
+		t.Fatalf("%d bytes of metadata for a fee of %d", size, est.RequiredFee)
+	}
+
+	// Validation requests for one validator: the fee and the largest
+	// value written stay flat however many there are.
+	h.ok(h.tx("bob", Msg{RegisterAgent: &MsgRegisterAgent{AgentURI: "ipfs://bob"}}))
+	var growth []uint64
+	const n = 300
+	for i := 0; i < n; i++ {
+		var txs [][]byte
+		for j := 0; j < 10; j++ {
+			txs = append(txs, h.tx("bob", Msg{ValidationRequest: &MsgValidationRequest{ValidatorAddress: testAddr("dave"), AgentID: 2, RequestHash: Hash{byte(i), byte(i >> 8), byte(j), 1}}}))
+		}
+		for _, r := range h.block(txs...).TxResults {
+			if r.Code != 0 {
+				t.Fatal(r.Log)
+			}
+			growth = append(growth, r.growth)
+		}
+		i += 9
+	}
+	// (The first request creates the two list counters; a counter gains a
+	// digit now and then.)
+	if second, last := growth[1], growth[len(growth)-1]; last > second+2 {
+		t.Fatalf("state growth of a validation request went from %d to %d bytes", second, last)
+	}
+	for _, k := range []string{keyValidatorRequests(testAddr("dave")), keyAgentValidations(2)} {
+		if v, _ := h.l.Store().Get(k); len(v) > 20 {
+			t.Fatalf("%s holds %d bytes", k, len(v))
+		}
+	}
+	var page []Hash
+	if b, err := h.l.Query("validatorRequests/"+testAddr("dave").String(), []byte(`{"offset":25,"limit":5}`)); err != nil || json.Unmarshal(b, &page) != nil || len(page) != 5 || page[0] != (Hash{20, 0, 5, 1}) {
+		t.Fatalf("page %v %v", page, err)
+	}
+}
+
+// Attack 3 (mempool): spammers fill the mempool (first in, first out) with
+// large transactions ahead of a worker's audit opening and dispute
+// answer, to push them past their deadlines. Now CheckTx caps each
+// sender's pending bytes, and the proposal takes deadline transactions
+// first (ledger.Propose).
+func TestAttackMempoolFlood(t *testing.T) {
+	p := auditParams()
+	p.MaxPendingBytes = MaxTxBytes
+	h := newHarness(t, p)
+	setupMarket(t, h, 300)
+	id := h.publish(1)
+	did := disputeID(t, h.ok(h.tx("dave", Msg{OpenDispute: &MsgOpenDispute{ReceiptID: id, Commitment: []byte("commit")}})))
+	a := h.audit(id)
+	if a.Status != AuditPending {
+		t.Fatalf("audit %+v", a)
+	}
+	c := NewChecker(h.l)
+	var mempool [][]byte
+	for _, spammer := range []string{"alice", "bob", "erin"} {
+		refused := false
+		for i := 0; i < 60 && !refused; i++ {
+			raw := h.txFee(spammer, p.RequiredFee(200_000, 200_000), bigAgent(byte(i)))
+			switch r := c.Check(raw); r.Code {
+			case 0:
+				mempool = append(mempool, raw)
+			case Code(ErrPending):
+				refused = true
+			default:
+				t.Fatal(r.Log)
+			}
+		}
+		if !refused {
+			t.Fatalf("%s was never refused", spammer)
+		}
+	}
+	var spam int
+	for _, raw := range mempool {
+		spam += len(raw)
+	}
+	if spam > 3*int(p.MaxPendingBytes) {
+		t.Fatalf("%d bytes of spam from three senders", spam)
+	}
+	// The worker's deadline transactions arrive last.
+	opening := h.tx("carol", Msg{PostOpenings: &MsgPostOpenings{ReceiptID: id, Openings: goodOpenings(a.Seed, a.Cells)}})
+	move := h.move("carol", did, "bisect")
+	for _, raw := range [][]byte{opening, move} {
+		if r := c.Check(raw); r.Code != 0 {
+			t.Fatal(r.Log)
+		}
+		mempool = append(mempool, raw)
+	}
+	// A block holds far less than the flood: first in, first out would
+	// leave the worker's transactions out; Propose takes them first.
+	const maxBytes = 1 << 20
+	var fifo int
+	for n := 0; fifo < len(mempool) && n+len(mempool[fifo]) <= maxBytes; fifo++ {
+		n += len(mempool[fifo])
+	}
+	if fifo >= len(mempool)-2 {
+		t.Fatalf("the flood (%d transactions) fits in one block", len(mempool))
+	}
+	prop := Propose(mempool, maxBytes)
+	if len(prop) < 2 || !bytes.Equal(prop[0], opening) || !bytes.Equal(prop[1], move) {
+		t.Fatalf("proposal of %d transactions does not start with the deadline ones", len(prop))
+	}
+	for i, r := range h.block(prop...).TxResults {
+		if r.Code != 0 {
+			t.Fatalf("proposal tx %d: %s", i, r.Log)
+		}
+	}
+	if h.audit(id).Status != AuditPassed || h.dispute(did).Moves != 1 {
+		t.Fatalf("audit %s, dispute moves %d", h.audit(id).Status, h.dispute(did).Moves)
+	}
+}
+
+// TestProposeKeepsSenderOrder: a deadline transaction brings its sender's
+// earlier transactions with it, and a sender whose transaction does not
+// fit loses its later ones (their nonces would fail).
+func TestProposeKeepsSenderOrder(t *testing.T) {
+	h := newHarness(t, testParams())
+	a1 := h.tx("alice", Msg{Send: &MsgSend{To: testAddr("bob"), Amount: 1}})
+	b1 := h.tx("bob", bigAgent(1))
+	a2 := h.tx("alice", Msg{DisputeMove: &MsgDisputeMove{DisputeID: Hash{1}, Message: []byte("m")}})
+	b2 := h.tx("bob", Msg{Send: &MsgSend{To: testAddr("alice"), Amount: 1}})
+	c1 := h.tx("carol", Msg{Send: &MsgSend{To: testAddr("alice"), Amount: 1}})
+	got := Propose([][]byte{a1, b1, a2, b2, c1}, int64(len(a1)+len(a2)+len(b2)+len(c1)+10))
+	want := [][]byte{a1, a2, c1} // b1 does not fit, so b2 is left out too
+	if len(got) != len(want) {
+		t.Fatalf("%d transactions, want %d", len(got), len(want))
+	}
+	for i := range want {
+		if !bytes.Equal(got[i], want[i]) {
+			t.Fatalf("transaction %d differs", i)
+		}
+	}
+}
+
+// blockWithHash applies the next block with a chosen block hash, as a
+// grinding proposer would.
+func (h *harness) blockWithHash(hash Hash, txs ...[]byte) BlockResult {
+	h.t.Helper()
+	h.height++
+	ctx := BlockContext{Height: h.height, Time: 1_700_000_000 + int64(h.height)*5, Hash: hash, Proposer: testAddr("carol")}
+	res, err := h.l.FinalizeBlock(ctx, txs)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	h.checkSupply()
+	for i, r := range res.TxResults {
+		if r.Code != 0 {
+			h.t.Fatalf("height %d: tx %d: %s", h.height, i, r.Log)
+		}
+	}
+	return res
+}
+
+// Attack 6: the audit seed was the hash of the block after publication,
+// which its proposer shapes (choice and order of transactions): a worker
+// that proposes that block tries hashes until its receipt is not audited.
+// Now a requester may commit to a secret in its escrow (auditCommit) and
+// reveal it after publication (revealAudit): the audit is decided by the
+// secret, so no block hash changes it; a secret not revealed in time
+// means an audit. Escrows without a commitment keep the block-hash seed.
+func TestAttackAuditGrinding(t *testing.T) {
+	p := testParams()
+	p.AuditRateBps = 5000
+	secret := bytes.Repeat([]byte{7}, 32)
+	commit := Hash(sha256.Sum256(secret))
+	// run publishes receipt 1 (with or without a commitment), applies the
+	// next block with the proposer's chosen hash, has the requester reveal
+	// (when it committed), and reports whether the receipt is audited.
+	run := func(withCommit bool, hash Hash) bool {
+		h := newHarness(t, p)
+		setupMarket(t, h, 300)
+		var a Account
+		h.query("account/"+testAddr("alice").String(), &a)
+		m := &MsgOpenEscrow{Worker: testAddr("carol"), ModelID: testModel, Fee: 500, Request: testRequest(2)}
+		if withCommit {
+			m.AuditCommit = commit
+		}
+		h.ok(h.tx("alice", Msg{OpenEscrow: m}))
+		rcpt, id := signedReceipt(t, "carol", testModel, 2)
+		h.ok(h.tx("carol", Msg{PublishReceipt: &MsgPublishReceipt{EscrowID: EscrowID(testAddr("alice"), a.Nonce), Receipt: rcpt}}))
+		h.blockWithHash(hash)
+		if withCommit {
+			h.blockWithHash(Hash{hash[0], 1}, h.tx("alice", Msg{RevealAudit: &MsgRevealAudit{ReceiptID: id, Secret: secret}}))
+		}
+		return h.receiptRecord(id).Audited
+	}
+	// Without a commitment the proposer of the next block decides.
+	outcomes := map[bool]int{}
+	for i := byte(0); i < 16; i++ {
+		outcomes[run(false, Hash{i})]++
+	}
+	if outcomes[false] == 0 || outcomes[true] == 0 {
+		t.Fatalf("block-hash seed: outcomes %v; the grinding this test shows did not happen", outcomes)
+	}
+	// With one, no block hash changes the outcome.
+	first := run(true, Hash{0})
+	for i := byte(1); i < 16; i++ {
+		if run(true, Hash{i}) != first {
+			t.Fatal("a block hash changed the audit of a receipt whose requester committed to a secret")
+		}
+	}
+	t.Run("unrevealed", func(t *testing.T) {
+		h := newHarness(t, p)
+		setupMarket(t, h, 300)
+		var a Account
+		h.query("account/"+testAddr("alice").String(), &a)
+		h.ok(h.tx("alice", Msg{OpenEscrow: &MsgOpenEscrow{Worker: testAddr("carol"), ModelID: testModel, Fee: 500, Request: testRequest(2), AuditCommit: commit}}))
+		rcpt, id := signedReceipt(t, "carol", testModel, 2)
+		h.ok(h.tx("carol", Msg{PublishReceipt: &MsgPublishReceipt{EscrowID: EscrowID(testAddr("alice"), a.Nonce), Receipt: rcpt}}))
+		pub := h.height
+		h.fails(h.tx("bob", Msg{RevealAudit: &MsgRevealAudit{ReceiptID: id, Secret: secret}}), ErrUnauthorized)
+		h.fails(h.tx("alice", Msg{RevealAudit: &MsgRevealAudit{ReceiptID: id, Secret: bytes.Repeat([]byte{8}, 32)}}), ErrInvalid)
+		h.blocksUntil(pub + 1 + p.RevealWindow)
+		h.fails(h.tx("alice", Msg{RevealAudit: &MsgRevealAudit{ReceiptID: id, Secret: secret}}), ErrDeadline)
+		if r := h.receiptRecord(id); !r.Audited || h.audit(id).Deadline >= r.WindowEnd {
+			t.Fatalf("unrevealed secret: receipt %+v, audit %+v", r, h.audit(id))
+		}
+	})
 }

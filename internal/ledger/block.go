@@ -22,17 +22,43 @@ func (e *exec) beginBlock() {
 		if err != nil || r.Status != StatusPublished {
 			continue
 		}
-		seed := derive("verdict/audit/v1", e.ctx.Hash[:], id[:])
-		if binary.BigEndian.Uint64(seed[:8])%10000 >= uint64(e.params.AuditRateBps) {
+		var esc Escrow
+		if get(e.st, keyEscrow(r.EscrowID), &esc) && !esc.AuditCommit.IsZero() {
+			// The requester's secret decides (revealAudit); unrevealed
+			// by the deadline, the receipt is audited.
+			e.queuePush(qReveal, r.Height+1+e.params.RevealWindow+1, id)
 			continue
 		}
-		a := Audit{ReceiptID: id, Seed: seed, Cells: e.params.AuditCells, Deadline: e.ctx.Height + e.params.OpeningWindow, Status: AuditPending}
-		put(e.st, keyAudit(id), a)
-		r.Audited, r.Audit = true, a.Status
-		put(e.st, keyReceipt(id), r)
-		e.queuePush(qOpening, a.Deadline+1, id)
-		e.emit("audit_selected", "receiptId", id.String(), "seed", seed.String(), "cells", u64(uint64(a.Cells)), "deadline", u64(a.Deadline), "worker", r.Worker.String())
+		e.maybeAudit(r, derive("verdict/audit/v1", e.ctx.Hash[:], id[:]), e.params.AuditRateBps)
 	}
+	for _, id := range e.queueTake(qReveal, e.ctx.Height) {
+		if _, ok := e.st.Get(keyRevealed(id)); ok {
+			e.st.Delete(keyRevealed(id))
+			continue
+		}
+		r, err := e.receipt(id)
+		if err != nil || (r.Status != StatusPublished && r.Status != StatusChallenged) {
+			continue
+		}
+		e.emit("audit_unrevealed", "receiptId", id.String())
+		e.maybeAudit(r, derive("verdict/audit/unrevealed/v1", e.ctx.Hash[:], id[:]), 10000)
+	}
+}
+
+// maybeAudit selects r for an audit when the seed's first 8 bytes
+// (big-endian) mod 10000 are below rateBps: the audit asks for auditCells
+// cells (chosen by the seed) by openingWindow blocks from now.
+func (e *exec) maybeAudit(r ReceiptRecord, seed Hash, rateBps uint32) {
+	id := r.ReceiptID
+	if binary.BigEndian.Uint64(seed[:8])%10000 >= uint64(rateBps) {
+		return
+	}
+	a := Audit{ReceiptID: id, Seed: seed, Cells: e.params.AuditCells, Deadline: e.ctx.Height + e.params.OpeningWindow, Status: AuditPending}
+	put(e.st, keyAudit(id), a)
+	r.Audited, r.Audit = true, a.Status
+	put(e.st, keyReceipt(id), r)
+	e.queuePush(qOpening, a.Deadline+1, id)
+	e.emit("audit_selected", "receiptId", id.String(), "seed", seed.String(), "cells", u64(uint64(a.Cells)), "deadline", u64(a.Deadline), "worker", r.Worker.String())
 }
 
 // endBlock runs the deadlines that fall at this height, pays out receipts

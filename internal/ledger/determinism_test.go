@@ -1,6 +1,7 @@
 package ledger
 
 import (
+	"crypto/sha256"
 	"flag"
 	"fmt"
 	"math/rand/v2"
@@ -80,6 +81,15 @@ func scenario(t *testing.T) []Hash {
 	if h.receiptRecord(id2).Status != StatusSlashed {
 		t.Fatal("scenario dispute not lost by the worker")
 	}
+	// A third receipt (by dave: carol is jailed) whose requester committed
+	// to an audit secret, and a validator that joins.
+	secret := []byte("0123456789abcdef0123456789abcdef")
+	h.query("account/"+testAddr("alice").String(), &acct)
+	rec(h.block(h.tx("alice", Msg{OpenEscrow: &MsgOpenEscrow{Worker: testAddr("dave"), ModelID: testModel, Fee: 300, Request: fakeRequest(testModel, 3), AuditCommit: sha256.Sum256(secret)}}),
+		h.tx("bob", Msg{Bond: &MsgBond{Amount: 2000}}), h.tx("bob", Msg{SetValidator: &MsgSetValidator{Active: true}})))
+	rcpt3, id3 := fakeReceipt("dave", testModel, 3)
+	rec(h.block(h.tx("dave", Msg{PublishReceipt: &MsgPublishReceipt{EscrowID: EscrowID(testAddr("alice"), acct.Nonce), Receipt: rcpt3}})))
+	rec(h.block(h.tx("alice", Msg{RevealAudit: &MsgRevealAudit{ReceiptID: id3, Secret: secret}})))
 	return roots
 }
 
@@ -161,5 +171,45 @@ func TestRootCache(t *testing.T) {
 				t.Fatalf("round %d: cached root %s, fresh %s", round, got, want)
 			}
 		}
+	}
+}
+
+// TestSnapshotProofs: proofs from a commit's snapshot verify against the
+// state's root, build the tree once, and do not change when the state
+// moves on.
+func TestSnapshotProofs(t *testing.T) {
+	s := NewMemStore()
+	for i := 0; i < 1000; i++ {
+		s.Set(fmt.Sprintf("k%04d", i), fmt.Appendf(nil, "v%d", i))
+	}
+	s.TakeDirty()
+	root := s.Root()
+	sn := s.Snapshot()
+	s.Set("k0001", []byte("changed")) // the next block
+	s.Delete("k0002")
+	var tree any
+	for _, k := range []string{"k0000", "k0001", "k0002", "k0999"} {
+		v := fmt.Appendf(nil, "v%s", strings.TrimLeft(k[1:], "0"))
+		if k == "k0000" {
+			v = []byte("v0")
+		}
+		p, err := sn.Prove(k, v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := p.Verify(root); err != nil {
+			t.Fatalf("%s: %v", k, err)
+		}
+		if tree == nil {
+			tree = sn.tree
+		} else if any(sn.tree) != tree {
+			t.Fatal("the tree was rebuilt")
+		}
+	}
+	if p, _ := sn.Prove("k0001", []byte("changed")); p.Verify(root) == nil {
+		t.Fatal("a value that is not the committed one verified")
+	}
+	if _, err := sn.Prove("nope", nil); err == nil {
+		t.Fatal("proved a missing key")
 	}
 }

@@ -24,6 +24,10 @@ var (
 	// holding it, so the chain does not run it (code 15). Retrying once
 	// the model is active succeeds.
 	ErrModelInactive = errors.New("model not active")
+	// ErrPending: CheckTx refuses a transaction that would take its
+	// sender's transactions waiting in the mempool past
+	// Params.MaxPendingBytes (code 16); retry once some are in a block.
+	ErrPending = errors.New("too many pending transaction bytes from this sender")
 )
 
 // ErrModelUnavailable is wrapped by a hook's error when this node cannot
@@ -33,7 +37,7 @@ var (
 var ErrModelUnavailable = errors.New("model not held by this node")
 
 var codes = []error{nil, ErrDecode, ErrSignature, ErrChainID, ErrNonce, ErrFunds, ErrFee,
-	ErrNotFound, ErrUnauthorized, ErrInvalid, ErrExists, ErrDeadline, ErrWrongState, ErrStake, ErrCheck, ErrModelInactive}
+	ErrNotFound, ErrUnauthorized, ErrInvalid, ErrExists, ErrDeadline, ErrWrongState, ErrStake, ErrCheck, ErrModelInactive, ErrPending}
 
 // Code returns the ABCI code of err: 0 for nil, the index of its class
 // otherwise, and 255 for an error of no known class.

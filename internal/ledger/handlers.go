@@ -1,64 +1,43 @@
 package ledger
 
 import (
-	"bytes"
 	"crypto/ed25519"
+	"crypto/sha256"
 	"fmt"
 	"math/bits"
-	"sort"
 )
 
 // handle executes e.tx's message; the envelope (fee, nonce) is already applied.
 func (e *exec) handle() error {
-	m := &e.tx.Msg
-	switch {
-	case m.Send != nil:
-		return e.send(m.Send)
-	case m.RegisterModel != nil:
-		return e.registerModel(m.RegisterModel)
-	case m.RegisterAgent != nil:
-		return e.registerAgent(m.RegisterAgent)
-	case m.SetAgentURI != nil:
-		return e.setAgentURI(m.SetAgentURI)
-	case m.SetMetadata != nil:
-		return e.setMetadata(m.SetMetadata)
-	case m.SetAgentWallet != nil:
-		return e.setAgentWallet(m.SetAgentWallet)
-	case m.TransferFrom != nil:
-		return e.transferFrom(m.TransferFrom)
-	case m.GiveFeedback != nil:
-		return e.giveFeedback(m.GiveFeedback)
-	case m.RevokeFeedback != nil:
-		return e.revokeFeedback(m.RevokeFeedback)
-	case m.AppendResponse != nil:
-		return e.appendResponse(m.AppendResponse)
-	case m.ValidationRequest != nil:
-		return e.validationRequest(m.ValidationRequest)
-	case m.ValidationResponse != nil:
-		return e.validationResponse(m.ValidationResponse)
-	case m.Bond != nil:
-		return e.bond(m.Bond)
-	case m.Unbond != nil:
-		return e.unbond(m.Unbond)
-	case m.Unjail != nil:
-		return e.unjail()
-	case m.SetValidator != nil:
-		return e.setValidator(m.SetValidator)
-	case m.OpenEscrow != nil:
-		return e.openEscrow(m.OpenEscrow)
-	case m.PublishReceipt != nil:
-		return e.publishReceipt(m.PublishReceipt)
-	case m.PostOpenings != nil:
-		return e.postOpenings(m.PostOpenings)
-	case m.OpenDispute != nil:
-		return e.openDispute(m.OpenDispute)
-	case m.DisputeMove != nil:
-		return e.disputeMove(m.DisputeMove)
-	case m.AttestModel != nil:
-		return e.attestModel(m.AttestModel)
+	if x := e.tx.Msg.one(); x != nil {
+		return x.handle(e)
 	}
 	return fmt.Errorf("%w: empty message", ErrDecode)
 }
+
+func (m *MsgSend) handle(e *exec) error               { return e.send(m) }
+func (m *MsgRegisterModel) handle(e *exec) error      { return e.registerModel(m) }
+func (m *MsgRegisterAgent) handle(e *exec) error      { return e.registerAgent(m) }
+func (m *MsgSetAgentURI) handle(e *exec) error        { return e.setAgentURI(m) }
+func (m *MsgSetMetadata) handle(e *exec) error        { return e.setMetadata(m) }
+func (m *MsgSetAgentWallet) handle(e *exec) error     { return e.setAgentWallet(m) }
+func (m *MsgTransferFrom) handle(e *exec) error       { return e.transferFrom(m) }
+func (m *MsgGiveFeedback) handle(e *exec) error       { return e.giveFeedback(m) }
+func (m *MsgRevokeFeedback) handle(e *exec) error     { return e.revokeFeedback(m) }
+func (m *MsgAppendResponse) handle(e *exec) error     { return e.appendResponse(m) }
+func (m *MsgValidationRequest) handle(e *exec) error  { return e.validationRequest(m) }
+func (m *MsgValidationResponse) handle(e *exec) error { return e.validationResponse(m) }
+func (m *MsgBond) handle(e *exec) error               { return e.bond(m) }
+func (m *MsgUnbond) handle(e *exec) error             { return e.unbond(m) }
+func (*MsgUnjail) handle(e *exec) error               { return e.unjail() }
+func (m *MsgSetValidator) handle(e *exec) error       { return e.setValidator(m) }
+func (m *MsgOpenEscrow) handle(e *exec) error         { return e.openEscrow(m) }
+func (m *MsgPublishReceipt) handle(e *exec) error     { return e.publishReceipt(m) }
+func (m *MsgPostOpenings) handle(e *exec) error       { return e.postOpenings(m) }
+func (m *MsgOpenDispute) handle(e *exec) error        { return e.openDispute(m) }
+func (m *MsgDisputeMove) handle(e *exec) error        { return e.disputeMove(m) }
+func (m *MsgAttestModel) handle(e *exec) error        { return e.attestModel(m) }
+func (m *MsgRevealAudit) handle(e *exec) error        { return e.revealAudit(m) }
 
 func (e *exec) send(m *MsgSend) error {
 	if err := e.debit(e.signer, m.Amount); err != nil {
@@ -192,14 +171,8 @@ func (e *exec) giveFeedback(m *MsgGiveFeedback) error {
 func (e *exec) addFeedback(f Feedback) {
 	var last uint64
 	get(e.st, keyFeedbackLast(f.AgentID, f.ClientAddress), &last)
-	if last == 0 {
-		var clients []Address
-		get(e.st, keyFeedbackClients(f.AgentID), &clients)
-		i := sort.Search(len(clients), func(i int) bool { return bytes.Compare(clients[i][:], f.ClientAddress[:]) >= 0 })
-		clients = append(clients, Address{})
-		copy(clients[i+1:], clients[i:])
-		clients[i] = f.ClientAddress
-		put(e.st, keyFeedbackClients(f.AgentID), clients)
+	if last == 0 { // a new client
+		listPush(e.st, keyFeedbackClients(f.AgentID), f.ClientAddress[:])
 	}
 	f.FeedbackIndex = last + 1
 	put(e.st, keyFeedbackLast(f.AgentID, f.ClientAddress), f.FeedbackIndex)
@@ -246,16 +219,34 @@ func (e *exec) validationRequest(m *MsgValidationRequest) error {
 		return fmt.Errorf("%w: validation request %s", ErrExists, m.RequestHash)
 	}
 	put(e.st, keyValidation(m.RequestHash), Validation{ValidatorAddress: m.ValidatorAddress, AgentID: m.AgentID, RequestURI: m.RequestURI, RequestHash: m.RequestHash, LastUpdate: e.ctx.Height})
-	appendHash(e.st, keyAgentValidations(m.AgentID), m.RequestHash)
-	appendHash(e.st, keyValidatorRequests(m.ValidatorAddress), m.RequestHash)
+	listPush(e.st, keyAgentValidations(m.AgentID), m.RequestHash[:])
+	listPush(e.st, keyValidatorRequests(m.ValidatorAddress), m.RequestHash[:])
 	e.emit("ValidationRequest", "validatorAddress", m.ValidatorAddress.String(), "agentId", u64(m.AgentID), "requestURI", m.RequestURI, "requestHash", m.RequestHash.String())
 	return nil
 }
 
-func appendHash(st Store, key string, h Hash) {
-	var hs []Hash
-	get(st, key, &hs)
-	put(st, key, append(hs, h))
+// A list is its length under key and item i (32 raw bytes) under
+// keyListItem(key, i), so that appending writes two small values however
+// long the list is (a list rewritten whole on every append made each
+// append cost its length).
+func listPush(st Store, key string, item []byte) {
+	var n uint64
+	get(st, key, &n)
+	st.Set(keyListItem(key, n), append([]byte{}, item...))
+	put(st, key, n+1)
+}
+
+// listRange returns up to limit items of the list from offset, and its length.
+func listRange(st Store, key string, offset, limit uint64) ([][32]byte, uint64) {
+	var n uint64
+	get(st, key, &n)
+	var out [][32]byte
+	for i := offset; i < n && uint64(len(out)) < limit; i++ {
+		if b, ok := st.Get(keyListItem(key, i)); ok && len(b) == 32 {
+			out = append(out, [32]byte(b))
+		}
+	}
+	return out, n
 }
 
 func (e *exec) validationResponse(m *MsgValidationResponse) error {
@@ -378,7 +369,7 @@ func (e *exec) openEscrow(m *MsgOpenEscrow) error {
 		return err
 	}
 	id := derive("verdict/escrow/v1", e.signer[:], be64(e.tx.Nonce))
-	esc := Escrow{EscrowID: id, Requester: e.signer, Worker: m.Worker, ModelID: m.ModelID, Fee: m.Fee, Request: m.Request, AgentID: m.AgentID, Expires: e.ctx.Height + e.params.EscrowTimeout}
+	esc := Escrow{EscrowID: id, Requester: e.signer, Worker: m.Worker, ModelID: m.ModelID, Fee: m.Fee, Request: m.Request, AuditCommit: m.AuditCommit, AgentID: m.AgentID, Expires: e.ctx.Height + e.params.EscrowTimeout}
 	put(e.st, keyEscrow(id), esc)
 	e.queuePush(qEscrow, esc.Expires, id)
 	e.emit("escrow_opened", "escrowId", id.String(), "requester", e.signer.String(), "worker", m.Worker.String(), "modelId", m.ModelID.String(), "fee", u64(m.Fee), "expires", u64(esc.Expires))
@@ -490,6 +481,40 @@ func (e *exec) postOpenings(m *MsgPostOpenings) error {
 	a.Status = AuditPassed
 	e.setAudit(a)
 	e.emit("audit_passed", "receiptId", m.ReceiptID.String())
+	return nil
+}
+
+// revealAudit takes the requester's audit secret for a receipt whose
+// escrow committed to it, and decides the audit by it: selected when the
+// first 8 bytes (big-endian) of SHA-256("verdict/audit/reveal/v1", secret,
+// receipt id) (derive) mod 10000 are below auditRateBps.
+func (e *exec) revealAudit(m *MsgRevealAudit) error {
+	r, err := e.receipt(m.ReceiptID)
+	if err != nil {
+		return err
+	}
+	var esc Escrow
+	if !get(e.st, keyEscrow(r.EscrowID), &esc) || esc.AuditCommit.IsZero() {
+		return fmt.Errorf("%w: the escrow of receipt %s committed to no audit secret", ErrWrongState, m.ReceiptID)
+	}
+	if esc.Requester != e.signer {
+		return fmt.Errorf("%w: only requester %s reveals the audit secret of %s", ErrUnauthorized, esc.Requester, m.ReceiptID)
+	}
+	if Hash(sha256.Sum256(m.Secret)) != esc.AuditCommit {
+		return fmt.Errorf("%w: the secret does not match the escrow's audit commitment", ErrInvalid)
+	}
+	if due := r.Height + 1 + e.params.RevealWindow; e.ctx.Height > due {
+		return fmt.Errorf("%w: the audit secret of %s was due by height %d", ErrDeadline, m.ReceiptID, due)
+	}
+	if r.Status != StatusPublished && r.Status != StatusChallenged {
+		return fmt.Errorf("%w: receipt %s is %s", ErrWrongState, m.ReceiptID, r.Status)
+	}
+	if _, ok := e.st.Get(keyRevealed(m.ReceiptID)); ok || r.Audited {
+		return fmt.Errorf("%w: the audit of %s is already decided", ErrExists, m.ReceiptID)
+	}
+	put(e.st, keyRevealed(m.ReceiptID), true)
+	e.emit("audit_revealed", "receiptId", m.ReceiptID.String())
+	e.maybeAudit(r, derive("verdict/audit/reveal/v1", m.Secret, m.ReceiptID[:]), e.params.AuditRateBps)
 	return nil
 }
 

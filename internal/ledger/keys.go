@@ -37,7 +37,12 @@ func keyReceipt(id Hash) string             { return "receipt/" + id.String() }
 func keyReceiptData(id Hash) string         { return "receiptdata/" + id.String() }
 func keyAudit(id Hash) string               { return "audit/" + id.String() }
 func keyDispute(id Hash) string             { return "dispute/" + id.String() }
+func keyRevealed(id Hash) string            { return "revealed/" + id.String() }
 func keyQueue(kind string, h uint64) string { return fmt.Sprintf("queue/%s/%020d", kind, h) }
+
+// keyListItem is item i of the list whose count is under key: lists grow
+// by one key per item, never by rewriting a value.
+func keyListItem(key string, i uint64) string { return fmt.Sprintf("%s/%020d", key, i) }
 func keyQueueItem(kind string, h, i uint64) string {
 	return fmt.Sprintf("queue/%s/%020d/%020d", kind, h, i)
 }
@@ -50,4 +55,5 @@ const (
 	qEscrow  = "escrow"  // escrows expiring at h
 	qMove    = "move"    // disputes whose move is due by h
 	qUnbond  = "unbond"  // accounts with unbondings maturing at h
+	qReveal  = "reveal"  // receipts whose requester's audit secret was due by h-1
 )

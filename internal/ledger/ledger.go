@@ -49,6 +49,11 @@ type Result struct {
 	Code   uint32  // 0: success; see Code
 	Log    string  // the error, when Code != 0
 	Events []Event // the "tx" event once the fee is paid, then the message's events if it succeeded
+	// RequiredFee is the fee the transaction needs (Params.RequiredFee of
+	// its size and, once its message ran, the state it grows); a
+	// transaction that paid less fails with ErrFee.
+	RequiredFee uint64
+	growth      uint64 // the state growth of its message, once it ran
 }
 
 // ReceiptInfo is what the ledger needs from a verified receipt.
@@ -337,37 +342,52 @@ func (l *Ledger) deliver(st Store, ctx BlockContext, raw []byte) Result {
 	if err != nil {
 		return fail(err)
 	}
-	return l.apply(st, ctx, tx)
+	return l.apply(st, ctx, tx, uint64(len(raw)), false)
 }
 
-// apply runs tx against st. A tx that passes the envelope checks pays its
-// fee and uses its nonce even if its message fails.
-func (l *Ledger) apply(st Store, ctx BlockContext, tx *Tx) Result {
+// apply runs tx, of size encoded bytes, against st. A tx that passes the
+// envelope checks pays its fee and uses its nonce even if its message
+// fails, or grows the state by more than its fee pays for. With estimate
+// (fee estimation on a scratch store) the fee is neither checked nor
+// charged, so that the message runs and its state growth is measured.
+func (l *Ledger) apply(st Store, ctx BlockContext, tx *Tx, size uint64, estimate bool) Result {
 	envelope := newCache(st)
 	e := l.exec(envelope, ctx)
 	if tx.ChainID != e.chain.ChainID {
 		return fail(fmt.Errorf("%w: transaction is for %q, this chain is %q", ErrChainID, tx.ChainID, e.chain.ChainID))
 	}
-	if tx.Fee < e.params.MinFee {
-		return fail(fmt.Errorf("%w: fee %d below the minimum %d", ErrFee, tx.Fee, e.params.MinFee))
+	fee := tx.Fee
+	if estimate {
+		fee = 0
+	} else if need := e.params.RequiredFee(size, 0); tx.Fee < need {
+		r := fail(fmt.Errorf("%w: fee %d below %d for %d transaction bytes", ErrFee, tx.Fee, need, size))
+		r.RequiredFee = need
+		return r
 	}
 	acct, _ := e.account(tx.Signer)
 	if tx.Nonce != acct.Nonce {
 		return fail(fmt.Errorf("%w: signer %s sent nonce %d, expected %d", ErrNonce, tx.Signer, tx.Nonce, acct.Nonce))
 	}
-	if acct.Balance < tx.Fee {
-		return fail(fmt.Errorf("%w: signer %s has %d, fee is %d", ErrFunds, tx.Signer, acct.Balance, tx.Fee))
+	if acct.Balance < fee {
+		return fail(fmt.Errorf("%w: signer %s has %d, fee is %d", ErrFunds, tx.Signer, acct.Balance, fee))
 	}
-	acct.Balance -= tx.Fee
+	acct.Balance -= fee
 	acct.Nonce = tx.Nonce + 1
 	put(envelope, keyAccount(tx.Signer), acct)
-	e.totals.Fees += tx.Fee // cannot overflow: bounded by the supply
+	e.totals.Fees += fee // cannot overflow: bounded by the supply
 	e.saveTotals()
 
 	msg := newCache(envelope)
 	m := l.exec(msg, ctx)
 	m.signer, m.tx = tx.Signer, tx
 	err := m.handle()
+	need, growth := e.params.RequiredFee(size, 0), uint64(0)
+	if err == nil {
+		growth = msg.growth()
+		if need = e.params.RequiredFee(size, growth); tx.Fee < need && !estimate {
+			err = fmt.Errorf("%w: fee %d below %d for %d transaction bytes and %d bytes of state growth", ErrFee, tx.Fee, need, size, growth)
+		}
+	}
 	if err == nil {
 		msg.Write()
 	}
@@ -376,9 +396,10 @@ func (l *Ledger) apply(st Store, ctx BlockContext, tx *Tx) Result {
 	if err != nil {
 		r := fail(fmt.Errorf("%s: %w", tx.Msg.Kind(), err))
 		r.Events = []Event{ev} // the fee was paid
+		r.RequiredFee, r.growth = need, growth
 		return r
 	}
-	return Result{Events: append([]Event{ev}, m.events...)}
+	return Result{Events: append([]Event{ev}, m.events...), RequiredFee: need, growth: growth}
 }
 
 func fail(err error) Result { return Result{Code: Code(err), Log: err.Error()} }
@@ -388,17 +409,24 @@ func fail(err error) Result { return Result{Code: Code(err), Log: err.Error()} }
 // since the last Reset, so that a transaction may depend on one still in
 // the mempool (the next nonce, a model registered just before). The
 // committed state is never changed.
+//
+// It also limits each sender to Params.MaxPendingBytes of transactions
+// accepted since the last Reset (the mempool's content once CometBFT has
+// rechecked it), so that one account cannot fill the mempool.
 type Checker struct {
-	l  *Ledger
-	st *cache
+	l       *Ledger
+	st      *cache
+	pending map[Address]uint64 // bytes accepted per sender since Reset
 }
 
 // NewChecker returns a checker over l.
-func NewChecker(l *Ledger) *Checker { return &Checker{l: l, st: newCache(l.store)} }
+func NewChecker(l *Ledger) *Checker {
+	return &Checker{l: l, st: newCache(l.store), pending: map[Address]uint64{}}
+}
 
 // Reset drops the check state (after a commit, before rechecking the
 // mempool).
-func (c *Checker) Reset() { c.st = newCache(c.l.store) }
+func (c *Checker) Reset() { c.st, c.pending = newCache(c.l.store), map[Address]uint64{} }
 
 // Check decodes raw and executes it against the check state as if it were
 // in the next block; it is kept there only when it succeeds.
@@ -407,16 +435,57 @@ func (c *Checker) Check(raw []byte) Result {
 	if err != nil {
 		return fail(err)
 	}
-	ci := c.l.Info()
-	ctx := BlockContext{Height: ci.Height + 1, Time: ci.Time}
+	var p Params
+	get(c.st, keyParams, &p)
+	if c.pending[tx.Signer]+uint64(len(raw)) > p.MaxPendingBytes {
+		return fail(fmt.Errorf("%w: %s has %d bytes waiting, limit %d", ErrPending, tx.Signer, c.pending[tx.Signer], p.MaxPendingBytes))
+	}
 	tmp := newCache(c.st)
-	c.l.fatal = nil
-	r := c.l.apply(tmp, ctx, tx)
-	c.l.fatal = nil // the transaction failed with ErrCheck; nothing to halt
+	r := c.run(tmp, tx, raw, false)
 	if r.Code == 0 {
 		tmp.Write()
+		c.pending[tx.Signer] += uint64(len(raw))
 	}
 	return r
+}
+
+func (c *Checker) run(st Store, tx *Tx, raw []byte, estimate bool) Result {
+	ci := c.l.Info()
+	ctx := BlockContext{Height: ci.Height + 1, Time: ci.Time}
+	c.l.fatal = nil
+	r := c.l.apply(st, ctx, tx, uint64(len(raw)), estimate)
+	c.l.fatal = nil // the transaction failed with ErrCheck; nothing to halt
+	return r
+}
+
+// FeeEstimate is what EstimateFee says of a transaction.
+type FeeEstimate struct {
+	// RequiredFee is the fee it needs once re-signed with that fee (its
+	// size plus FeeMargin bytes, and the state its message grows).
+	RequiredFee uint64 `json:"requiredFee"`
+	Code        uint32 `json:"code"` // what CheckTx would answer now
+	Log         string `json:"log,omitempty"`
+}
+
+// FeeMargin is the growth in size EstimateFee allows for a transaction
+// re-signed with a larger fee (more digits).
+const FeeMargin = 32
+
+// EstimateFee runs raw against the check state as Check does, but
+// without checking or charging its fee, keeping nothing, and returns the
+// fee it needs (and what its message would answer: Code, Log): a client
+// signs with a guess, asks, and re-signs with the answer.
+func (c *Checker) EstimateFee(raw []byte) FeeEstimate {
+	tx, err := c.l.decode(raw)
+	if err != nil {
+		r := fail(err)
+		return FeeEstimate{Code: r.Code, Log: r.Log}
+	}
+	r := c.run(newCache(c.st), tx, raw, true)
+	var p Params
+	get(c.st, keyParams, &p)
+	need := p.RequiredFee(uint64(len(raw))+FeeMargin, r.growth)
+	return FeeEstimate{RequiredFee: need, Code: r.Code, Log: r.Log}
 }
 
 // exec is one unit of work against a store.

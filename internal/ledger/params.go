@@ -3,12 +3,16 @@ package ledger
 import (
 	"errors"
 	"fmt"
+	"math/bits"
 )
 
 // Params are the chain's rules, fixed at genesis. Durations are in blocks,
 // fractions in basis points (1/10000), amounts in base units.
 type Params struct {
-	MinFee           uint64 `json:"minFee"`           // smallest fee a transaction may pay
+	MinFee           uint64 `json:"minFee"`           // fee per started feeUnitBytes of transaction and state bytes
+	FeeUnitBytes     uint64 `json:"feeUnitBytes"`     // bytes (transaction plus net state growth) one minFee pays for
+	MaxPendingBytes  uint64 `json:"maxPendingBytes"`  // most transaction bytes one sender may have in the mempool (CheckTx)
+	MaxBlockBytes    uint64 `json:"maxBlockBytes"`    // most transaction bytes in one block (PrepareProposal, ProcessProposal)
 	MinWorkerStake   uint64 `json:"minWorkerStake"`   // bond needed to publish receipts
 	MinVerifierStake uint64 `json:"minVerifierStake"` // bond needed to open disputes
 	UnbondingBlocks  uint64 `json:"unbondingBlocks"`  // blocks before unbonded stake is spendable (more while the account is liable)
@@ -18,6 +22,7 @@ type Params struct {
 	AuditRateBps     uint32 `json:"auditRateBps"`     // share of receipts audited
 	AuditCells       uint32 `json:"auditCells"`       // K: cells opened per audit
 	OpeningWindow    uint64 `json:"openingWindow"`    // blocks to post openings after selection
+	RevealWindow     uint64 `json:"revealWindow"`     // blocks after publication for a requester's audit secret
 	MoveWindow       uint64 `json:"moveWindow"`       // blocks per dispute move
 	SlashAuditBps    uint32 `json:"slashAuditBps"`    // slashed for missing or failed openings
 	SlashDisputeBps  uint32 `json:"slashDisputeBps"`  // slashed from the loser of a dispute
@@ -51,6 +56,9 @@ type Params struct {
 func DefaultParams() Params {
 	return Params{
 		MinFee:           1,
+		FeeUnitBytes:     4096,
+		MaxPendingBytes:  4 * MaxTxBytes,
+		MaxBlockBytes:    4 * MaxTxBytes,
 		MinWorkerStake:   1000,
 		MinVerifierStake: 1000,
 		UnbondingBlocks:  100,
@@ -60,6 +68,7 @@ func DefaultParams() Params {
 		AuditRateBps:     1000,
 		AuditCells:       4,
 		OpeningWindow:    10,
+		RevealWindow:     5,
 		MoveWindow:       10,
 		SlashAuditBps:    1000,
 		SlashDisputeBps:  2000,
@@ -92,6 +101,9 @@ func (p Params) Validate() error {
 			return fmt.Errorf("params: %s %d exceeds 10000", b.n, b.v)
 		}
 	}
+	if p.MinFee == 0 || p.FeeUnitBytes == 0 || p.MaxPendingBytes < MaxTxBytes || p.MaxBlockBytes < MaxTxBytes || p.MaxBlockBytes > MaxBlockBytesLimit {
+		return fmt.Errorf("params: minFee and feeUnitBytes must be positive, maxPendingBytes at least %d (one transaction), maxBlockBytes %d..%d", MaxTxBytes, MaxTxBytes, MaxBlockBytesLimit)
+	}
 	if p.OpeningWindow == 0 || p.MoveWindow == 0 || p.EscrowTimeout == 0 || p.UnbondingBlocks == 0 {
 		return errors.New("params: openingWindow, moveWindow, escrowTimeout and unbondingBlocks must be positive")
 	}
@@ -99,6 +111,12 @@ func (p Params) Validate() error {
 	// before the window closes.
 	if p.ChallengeWindow <= 1+p.OpeningWindow {
 		return fmt.Errorf("params: challengeWindow %d must exceed 1+openingWindow (%d)", p.ChallengeWindow, 1+p.OpeningWindow)
+	}
+	// A receipt whose requester committed to an audit secret is audited,
+	// at the latest, two blocks after its reveal deadline, and that audit
+	// too must resolve inside the window.
+	if p.RevealWindow == 0 || 3+p.RevealWindow+p.OpeningWindow > p.ChallengeWindow {
+		return fmt.Errorf("params: revealWindow %d must be positive and 3+revealWindow+openingWindow at most challengeWindow %d", p.RevealWindow, p.ChallengeWindow)
 	}
 	if p.AuditRateBps > 0 && p.AuditCells == 0 {
 		return errors.New("params: auditCells must be positive when audits are enabled")
@@ -120,6 +138,24 @@ func (p Params) Validate() error {
 		return fmt.Errorf("params: minValidatorStake %d must be at least powerUnit %d (one unit of voting power)", p.MinValidatorStake, p.PowerUnit)
 	}
 	return nil
+}
+
+// MaxBlockBytesLimit is the largest maxBlockBytes: CometBFT's block size
+// limit (100 MiB) less room for the header, commit and evidence.
+const MaxBlockBytesLimit = 90 << 20
+
+// RequiredFee is the fee of a transaction of txBytes encoded bytes whose
+// message grows the state by growth bytes (keys and values written less
+// those they replace or delete, not below zero): minFee per started
+// feeUnitBytes of their sum, at least minFee.
+func (p Params) RequiredFee(txBytes, growth uint64) uint64 {
+	n := txBytes + growth // both bounded by MaxTxBytes-sized work
+	units := max(1, (n+p.FeeUnitBytes-1)/p.FeeUnitBytes)
+	hi, lo := bits.Mul64(units, p.MinFee)
+	if hi != 0 {
+		return ^uint64(0)
+	}
+	return lo
 }
 
 // Subsidy returns the block subsidy at height h: InitialSubsidy halved

@@ -30,17 +30,22 @@ import (
 //
 // Query reads the latest state the ledger applied, including a block
 // finalized but not yet committed; QueryCommitted reads the committed one.
-func (l *Ledger) Query(path string, data []byte) ([]byte, error) { return l.query(l.store, path, data) }
+func (l *Ledger) Query(path string, data []byte) ([]byte, error) {
+	return QueryState(l.store, path, data)
+}
 
 // QueryCommitted is Query against the state as of the last commit (the
 // store's last TakeDirty), which is what a node answers: a block that has
 // been finalized but not committed may still be replayed differently after
 // a crash, so it is not shown.
 func (l *Ledger) QueryCommitted(path string, data []byte) ([]byte, error) {
-	return l.query(l.store.Committed(), path, data)
+	return QueryState(l.store.Committed(), path, data)
 }
 
-func (l *Ledger) query(st Store, path string, data []byte) ([]byte, error) {
+// QueryState answers a Query path from st, which it only reads (Get): a
+// node answers queries from its committed database without the
+// consensus lock.
+func QueryState(st Store, path string, data []byte) ([]byte, error) {
 	parts := strings.Split(path, "/")
 	raw := func(key string) ([]byte, error) {
 		b, ok := st.Get(key)
@@ -85,11 +90,7 @@ func (l *Ledger) query(st Store, path string, data []byte) ([]byte, error) {
 			}
 			return b, nil
 		default:
-			b, ok := st.Get(keyValidatorRequests(a))
-			if !ok {
-				return []byte("[]"), nil
-			}
-			return b, nil
+			return page(st, keyValidatorRequests(a), data, false)
 		}
 	case n == 2 && parts[0] == "model":
 		h, err := ParseHash(parts[1])
@@ -156,15 +157,10 @@ func (l *Ledger) query(st Store, path string, data []byte) ([]byte, error) {
 		if err != nil {
 			return bad(err)
 		}
-		key := keyFeedbackClients(id)
 		if parts[0] == "agentValidations" {
-			key = keyAgentValidations(id)
+			return page(st, keyAgentValidations(id), data, false)
 		}
-		b, ok := st.Get(key)
-		if !ok {
-			return []byte("[]"), nil
-		}
-		return b, nil
+		return page(st, keyFeedbackClients(id), data, true)
 	case n == 1 && parts[0] == "summary":
 		var req SummaryRequest
 		if err := strictJSON(data, &req); err != nil {
@@ -180,7 +176,11 @@ func (l *Ledger) query(st Store, path string, data []byte) ([]byte, error) {
 		if err := strictJSON(data, &req); err != nil {
 			return bad(err)
 		}
-		return json.Marshal(validationSummary(st, req))
+		s, err := validationSummary(st, req)
+		if err != nil {
+			return bad(err)
+		}
+		return json.Marshal(s)
 	case n == 2:
 		h, err := ParseHash(parts[1])
 		if err != nil {
@@ -202,6 +202,46 @@ func (l *Ledger) query(st Store, path string, data []byte) ([]byte, error) {
 		}
 	}
 	return nil, fmt.Errorf("query %s: %w: unknown path", path, ErrInvalid)
+}
+
+// PageRequest is the optional data of a list query: items from Offset,
+// at most Limit of them (0 or more than MaxPage: MaxPage).
+type PageRequest struct {
+	Offset uint64 `json:"offset"`
+	Limit  uint64 `json:"limit"`
+}
+
+// MaxPage is the most items one list query returns.
+const MaxPage = 1000
+
+// maxSummaryItems bounds the entries a summary query reads.
+const maxSummaryItems = 10000
+
+// page answers a list query: a JSON array of the items (addresses or
+// hashes) of one page.
+func page(st Store, key string, data []byte, addresses bool) ([]byte, error) {
+	var req PageRequest
+	if len(data) > 0 {
+		if err := strictJSON(data, &req); err != nil {
+			return nil, fmt.Errorf("query %s: %w: %v", key, ErrInvalid, err)
+		}
+	}
+	if req.Limit == 0 || req.Limit > MaxPage {
+		req.Limit = MaxPage
+	}
+	items, _ := listRange(st, key, req.Offset, req.Limit)
+	if addresses {
+		out := make([]Address, len(items))
+		for i, it := range items {
+			out[i] = it
+		}
+		return json.Marshal(out)
+	}
+	out := make([]Hash, len(items))
+	for i, it := range items {
+		out[i] = it
+	}
+	return json.Marshal(out)
 }
 
 func firstErr(errs ...error) error {
@@ -250,17 +290,27 @@ func (l *Ledger) Summary(req SummaryRequest) (Summary, error) { return summary(l
 func summary(st Store, req SummaryRequest) (Summary, error) {
 	clients := req.ClientAddresses
 	if len(clients) == 0 {
-		get(st, keyFeedbackClients(req.AgentID), &clients)
+		items, n := listRange(st, keyFeedbackClients(req.AgentID), 0, 1025)
+		if n > 1024 {
+			return Summary{}, fmt.Errorf("agent %d has %d clients, more than 1024: name the clients", req.AgentID, n)
+		}
+		for _, it := range items {
+			clients = append(clients, it)
+		}
 	}
 	if len(clients) > 1024 {
 		return Summary{}, fmt.Errorf("%d client addresses, limit 1024", len(clients))
 	}
+	var entries uint64
 	sum := new(big.Int)
 	var count uint64
 	var maxDec uint8
 	for _, c := range clients {
 		var last uint64
 		get(st, keyFeedbackLast(req.AgentID, c), &last)
+		if entries += last; entries > maxSummaryItems {
+			return Summary{}, fmt.Errorf("more than %d feedback entries: name fewer clients", maxSummaryItems)
+		}
 		for i := uint64(1); i <= last; i++ {
 			var f Feedback
 			if !get(st, keyFeedback(req.AgentID, c, i), &f) || f.IsRevoked {
@@ -304,16 +354,20 @@ type ValidationSummary struct {
 	AvgResponse uint8  `json:"avgResponse"`
 }
 
-// ValidationSummary computes the Validation registry's getSummary.
-func (l *Ledger) ValidationSummary(req ValidationSummaryRequest) ValidationSummary {
+// ValidationSummary computes the Validation registry's getSummary; an
+// agent with more than maxSummaryItems validation requests is refused.
+func (l *Ledger) ValidationSummary(req ValidationSummaryRequest) (ValidationSummary, error) {
 	return validationSummary(l.store, req)
 }
 
-func validationSummary(st Store, req ValidationSummaryRequest) ValidationSummary {
-	var hs []Hash
-	get(st, keyAgentValidations(req.AgentID), &hs)
+func validationSummary(st Store, req ValidationSummaryRequest) (ValidationSummary, error) {
+	hs, n := listRange(st, keyAgentValidations(req.AgentID), 0, maxSummaryItems)
+	if n > maxSummaryItems {
+		return ValidationSummary{}, fmt.Errorf("agent %d has %d validation requests, more than %d", req.AgentID, n, maxSummaryItems)
+	}
 	var count, sum uint64
 	for _, h := range hs {
+		h := Hash(h)
 		var v Validation
 		if !get(st, keyValidation(h), &v) || !v.HasResponse || (req.Tag != "" && v.Tag != req.Tag) {
 			continue
@@ -331,7 +385,7 @@ func validationSummary(st Store, req ValidationSummaryRequest) ValidationSummary
 		sum += uint64(v.Response)
 	}
 	if count == 0 {
-		return ValidationSummary{}
+		return ValidationSummary{}, nil
 	}
-	return ValidationSummary{Count: count, AvgResponse: uint8(sum / count)}
+	return ValidationSummary{Count: count, AvgResponse: uint8(sum / count)}, nil
 }

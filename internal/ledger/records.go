@@ -94,9 +94,11 @@ type Escrow struct {
 	ModelID   Hash    `json:"modelId"`
 	Fee       uint64  `json:"fee"`
 	Request   Hash    `json:"request"` // the request a receipt must answer (RequestHash)
-	AgentID   uint64  `json:"agentId,omitempty"`
-	Expires   uint64  `json:"expires"`
-	ReceiptID Hash    `json:"receiptId"` // zero until a receipt is published
+	// AuditCommit: SHA-256 of the requester's audit secret (zero: none).
+	AuditCommit Hash   `json:"auditCommit,omitzero"`
+	AgentID     uint64 `json:"agentId,omitempty"`
+	Expires     uint64 `json:"expires"`
+	ReceiptID   Hash   `json:"receiptId"` // zero until a receipt is published
 }
 
 // Receipt statuses. What a client shows (docs/ledger.md, "Receipt

@@ -3,7 +3,9 @@ package ledger
 import (
 	"encoding/binary"
 	"fmt"
+	"slices"
 	"sort"
+	"sync"
 
 	"github.com/verdictnet/verdict/internal/merkle"
 )
@@ -279,6 +281,52 @@ func (s *MemStore) ProveCommitted(key string) (Proof, error) {
 	return p, nil
 }
 
+// Snapshot is the key order and leaf hashes of a committed state, copied
+// at commit, from which proofs are made without the state (and without the
+// consensus lock): the tree is built on the first proof and kept.
+type Snapshot struct {
+	keys   []string
+	leaves []merkle.Hash
+	once   sync.Once
+	tree   *merkle.Tree
+}
+
+// Snapshot copies the key order and leaf hashes of the state. Call it
+// right after TakeDirty (a commit), when the state is the committed one.
+func (s *MemStore) Snapshot() *Snapshot {
+	s.refresh()
+	return &Snapshot{keys: slices.Clone(s.sorted), leaves: slices.Clone(s.leaves)}
+}
+
+// Root is the snapshot's app hash.
+func (sn *Snapshot) Root() Hash {
+	sn.build()
+	return Hash(sn.tree.Root())
+}
+
+func (sn *Snapshot) build() { sn.once.Do(func() { sn.tree = merkle.NewTree(sn.leaves) }) }
+
+// Prove returns the inclusion proof of key, whose committed value is value
+// (read by the caller from the committed database), against the
+// snapshot's root. A value that is not the committed one gives a proof
+// that does not verify.
+func (sn *Snapshot) Prove(key string, value []byte) (Proof, error) {
+	i := sort.SearchStrings(sn.keys, key)
+	if i == len(sn.keys) || sn.keys[i] != key {
+		return Proof{}, fmt.Errorf("prove %q: %w", key, ErrNotFound)
+	}
+	sn.build()
+	path, err := sn.tree.Proof(i)
+	if err != nil {
+		return Proof{}, fmt.Errorf("prove %q: %w", key, err)
+	}
+	p := Proof{Key: key, Value: value, Index: uint64(i), Size: uint64(len(sn.keys))}
+	for _, h := range path {
+		p.Path = append(p.Path, Hash(h))
+	}
+	return p, nil
+}
+
 // Verify checks p against an app hash.
 func (p Proof) Verify(appHash Hash) error {
 	path := make([]merkle.Hash, len(p.Path))
@@ -312,6 +360,22 @@ func (c *cache) Set(key string, value []byte) {
 }
 
 func (c *cache) Delete(key string) { c.w[key] = nil }
+
+// growth is how many bytes the buffered writes add to the parent: the
+// length of each key and value written less that of the key and value it
+// replaces (a deleted key counts negative), summed, and not below zero.
+func (c *cache) growth() uint64 {
+	var n int64
+	for k, v := range c.w { // a sum: the order does not matter
+		if v != nil {
+			n += int64(len(k) + len(v))
+		}
+		if old, ok := c.parent.Get(k); ok {
+			n -= int64(len(k) + len(old))
+		}
+	}
+	return uint64(max(n, 0))
+}
 
 // Write applies the buffered writes to the parent in sorted key order.
 func (c *cache) Write() {

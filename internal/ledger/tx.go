@@ -16,10 +16,11 @@ const MaxTxBytes = 6 << 20
 // txDomain prefixes the bytes every transaction signature covers.
 const txDomain = "verdict/tx/v1\n"
 
-// Tx is a signed transaction. Its canonical encoding is the JSON that
-// encoding/json produces for it (fields in declaration order, no spaces);
-// DecodeTx accepts only that encoding, so every transaction has exactly one
-// byte form. The signature covers txDomain followed by the canonical
+// Tx is a signed transaction. Its canonical encoding is the JSON
+// specified in docs/ledger.md ("Transaction format": fields in
+// declaration order, no spaces, fixed string escaping, base64 byte
+// strings, hex addresses and hashes, decimal integers); DecodeTx accepts
+// only that encoding, so every transaction has exactly one byte form. The signature covers txDomain followed by the canonical
 // encoding of the transaction with Sig empty; ChainID binds it to one chain.
 type Tx struct {
 	ChainID string  `json:"chainId"`
@@ -54,6 +55,7 @@ type Msg struct {
 	OpenDispute        *MsgOpenDispute        `json:"openDispute,omitempty"`
 	DisputeMove        *MsgDisputeMove        `json:"disputeMove,omitempty"`
 	AttestModel        *MsgAttestModel        `json:"attestModel,omitempty"`
+	RevealAudit        *MsgRevealAudit        `json:"revealAudit,omitempty"`
 }
 
 // MsgSend transfers Amount from the signer to To.
@@ -195,7 +197,12 @@ type MsgOpenEscrow struct {
 	ModelID Hash    `json:"modelId"`
 	Fee     uint64  `json:"fee"`
 	Request Hash    `json:"request"`
-	AgentID uint64  `json:"agentId,omitempty"`
+	// AuditCommit (optional) is SHA-256 of a 32-byte secret the requester
+	// reveals (MsgRevealAudit) after the receipt is published: the audit
+	// of the receipt is then decided by the secret, which neither the
+	// worker nor any block proposer knows in time to bias it.
+	AuditCommit Hash   `json:"auditCommit,omitzero"`
+	AgentID     uint64 `json:"agentId,omitempty"`
 }
 
 // MsgPublishReceipt publishes the canonical bytes of a signed receipt
@@ -232,54 +239,34 @@ type MsgAttestModel struct {
 	ModelID Hash `json:"modelId"`
 }
 
-// Kind returns the JSON name of the message held, or "" when Msg holds none
-// or more than one.
-func (m *Msg) Kind() string {
-	var kinds []string
-	add := func(set bool, name string) {
-		if set {
-			kinds = append(kinds, name)
-		}
-	}
-	add(m.Send != nil, "send")
-	add(m.RegisterModel != nil, "registerModel")
-	add(m.RegisterAgent != nil, "register")
-	add(m.SetAgentURI != nil, "setAgentURI")
-	add(m.SetMetadata != nil, "setMetadata")
-	add(m.SetAgentWallet != nil, "setAgentWallet")
-	add(m.TransferFrom != nil, "transferFrom")
-	add(m.GiveFeedback != nil, "giveFeedback")
-	add(m.RevokeFeedback != nil, "revokeFeedback")
-	add(m.AppendResponse != nil, "appendResponse")
-	add(m.ValidationRequest != nil, "validationRequest")
-	add(m.ValidationResponse != nil, "validationResponse")
-	add(m.Bond != nil, "bond")
-	add(m.Unbond != nil, "unbond")
-	add(m.Unjail != nil, "unjail")
-	add(m.SetValidator != nil, "setValidator")
-	add(m.OpenEscrow != nil, "openEscrow")
-	add(m.PublishReceipt != nil, "publishReceipt")
-	add(m.PostOpenings != nil, "postOpenings")
-	add(m.OpenDispute != nil, "openDispute")
-	add(m.DisputeMove != nil, "disputeMove")
-	add(m.AttestModel != nil, "attestModel")
-	if len(kinds) != 1 {
-		return ""
-	}
-	return kinds[0]
+// MsgRevealAudit reveals the secret an escrow's AuditCommit committed to,
+// for the receipt published against it; the escrow's requester sends it
+// within Params.RevealWindow blocks of the publication.
+type MsgRevealAudit struct {
+	ReceiptID Hash   `json:"receiptId"`
+	Secret    []byte `json:"secret"`
 }
 
 // SignBytes returns the bytes the signature covers.
 func (tx *Tx) SignBytes() []byte {
 	c := *tx
 	c.Sig = nil
-	b, err := json.Marshal(&c)
-	if err != nil {
+	return append([]byte(txDomain), canonical(&c)...)
+}
+
+// canonical is the transaction encoding of docs/ledger.md ("Transaction
+// format"): encoding/json's output without its HTML escaping (so '<', '>'
+// and '&' are written as themselves, as any JSON encoder writes them).
+func canonical(v any) []byte {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
 		// Only reachable with a corrupt in-memory value (all fields are
 		// plain data); encoding a Tx cannot fail.
 		panic("ledger: encoding transaction: " + err.Error())
 	}
-	return append([]byte(txDomain), b...)
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n"))
 }
 
 // Sign sets Signer and Sig from priv.
@@ -289,13 +276,7 @@ func (tx *Tx) Sign(priv ed25519.PrivateKey) {
 }
 
 // Encode returns the canonical encoding.
-func (tx *Tx) Encode() []byte {
-	b, err := json.Marshal(tx)
-	if err != nil {
-		panic("ledger: encoding transaction: " + err.Error())
-	}
-	return b
-}
+func (tx *Tx) Encode() []byte { return canonical(tx) }
 
 // DecodeTx parses a transaction, accepting only its canonical encoding with
 // exactly one message, and checks its signature (not its chain id, nonce or
@@ -377,119 +358,284 @@ func checkLen(field string, s string, max int) error {
 	return nil
 }
 
+// message is one kind of message: its JSON name in Msg, its stateless
+// checks and its handler. Every Msg field's type implements it, so that a
+// message's rules live with its type (Msg itself is only the wire form).
+type message interface {
+	kind() string
+	validate() error
+	handle(e *exec) error
+}
+
+// set returns p as a message, or nil for a nil pointer.
+func set[T any, P interface {
+	*T
+	message
+}](p P) message {
+	if p == nil {
+		return nil
+	}
+	return p
+}
+
+// messages returns what each field of m holds (nil when unset), in the
+// order of Msg's fields.
+func (m *Msg) messages() []message {
+	return []message{set(m.Send), set(m.RegisterModel), set(m.RegisterAgent), set(m.SetAgentURI), set(m.SetMetadata), set(m.SetAgentWallet), set(m.TransferFrom), set(m.GiveFeedback), set(m.RevokeFeedback), set(m.AppendResponse), set(m.ValidationRequest), set(m.ValidationResponse), set(m.Bond), set(m.Unbond), set(m.Unjail), set(m.SetValidator), set(m.OpenEscrow), set(m.PublishReceipt), set(m.PostOpenings), set(m.OpenDispute), set(m.DisputeMove), set(m.AttestModel), set(m.RevealAudit)}
+}
+
+// one returns the message m holds, or nil when it holds none or more than one.
+func (m *Msg) one() message {
+	var found message
+	for _, x := range m.messages() {
+		if x != nil {
+			if found != nil {
+				return nil
+			}
+			found = x
+		}
+	}
+	return found
+}
+
+// Kind returns the JSON name of the message held, or "" when Msg holds none
+// or more than one.
+func (m *Msg) Kind() string {
+	if x := m.one(); x != nil {
+		return x.kind()
+	}
+	return ""
+}
+
 // validate performs the stateless checks of the message held.
 func (m *Msg) validate() error {
-	switch {
-	case m.Send != nil:
-		if m.Send.Amount == 0 {
-			return errors.New("amount must be positive")
-		}
-	case m.RegisterModel != nil:
-		if m.RegisterModel.ModelID.IsZero() {
-			return errors.New("modelId must not be zero")
-		}
-		if m.RegisterModel.Name == "" {
-			return errors.New("name must not be empty")
-		}
-		return checkLen("name", m.RegisterModel.Name, maxName)
-	case m.RegisterAgent != nil:
-		if err := checkLen("agentURI", m.RegisterAgent.AgentURI, maxURI); err != nil {
+	if x := m.one(); x != nil {
+		return x.validate()
+	}
+	return errors.New("msg must hold exactly one message")
+}
+
+func (*MsgSend) kind() string { return "send" }
+
+func (m *MsgSend) validate() error {
+	if m.Amount == 0 {
+		return errors.New("amount must be positive")
+	}
+	return nil
+}
+
+func (*MsgRegisterModel) kind() string { return "registerModel" }
+
+func (m *MsgRegisterModel) validate() error {
+	if m.ModelID.IsZero() {
+		return errors.New("modelId must not be zero")
+	}
+	if m.Name == "" {
+		return errors.New("name must not be empty")
+	}
+	return checkLen("name", m.Name, maxName)
+}
+
+func (*MsgRegisterAgent) kind() string { return "register" }
+
+func (m *MsgRegisterAgent) validate() error {
+	if err := checkLen("agentURI", m.AgentURI, maxURI); err != nil {
+		return err
+	}
+	if len(m.Metadata) > maxMetaN {
+		return fmt.Errorf("%d metadata entries, limit %d", len(m.Metadata), maxMetaN)
+	}
+	for _, e := range m.Metadata {
+		if err := checkMeta(e.MetadataKey, e.MetadataValue); err != nil {
 			return err
 		}
-		if len(m.RegisterAgent.Metadata) > maxMetaN {
-			return fmt.Errorf("%d metadata entries, limit %d", len(m.RegisterAgent.Metadata), maxMetaN)
-		}
-		for _, e := range m.RegisterAgent.Metadata {
-			if err := checkMeta(e.MetadataKey, e.MetadataValue); err != nil {
-				return err
-			}
-		}
-	case m.SetAgentURI != nil:
-		return checkLen("agentURI", m.SetAgentURI.AgentURI, maxURI)
-	case m.SetMetadata != nil:
-		return checkMeta(m.SetMetadata.MetadataKey, m.SetMetadata.MetadataValue)
-	case m.SetAgentWallet != nil:
-		if len(m.SetAgentWallet.Signature) != ed25519.SignatureSize {
-			return fmt.Errorf("signature has %d bytes, want %d", len(m.SetAgentWallet.Signature), ed25519.SignatureSize)
-		}
-	case m.TransferFrom != nil:
-		if m.TransferFrom.To.IsZero() {
-			return errors.New("transferFrom: to must not be the zero address")
-		}
-	case m.GiveFeedback != nil:
-		f := m.GiveFeedback
-		if _, err := f.Value.Big(); err != nil {
+	}
+	return nil
+}
+
+func (*MsgSetAgentURI) kind() string { return "setAgentURI" }
+
+func (m *MsgSetAgentURI) validate() error {
+	return checkLen("agentURI", m.AgentURI, maxURI)
+}
+
+func (*MsgSetMetadata) kind() string { return "setMetadata" }
+
+func (m *MsgSetMetadata) validate() error {
+	return checkMeta(m.MetadataKey, m.MetadataValue)
+}
+
+func (*MsgSetAgentWallet) kind() string { return "setAgentWallet" }
+
+func (m *MsgSetAgentWallet) validate() error {
+	if len(m.Signature) != ed25519.SignatureSize {
+		return fmt.Errorf("signature has %d bytes, want %d", len(m.Signature), ed25519.SignatureSize)
+	}
+	return nil
+}
+
+func (*MsgTransferFrom) kind() string { return "transferFrom" }
+
+func (m *MsgTransferFrom) validate() error {
+	if m.To.IsZero() {
+		return errors.New("transferFrom: to must not be the zero address")
+	}
+	return nil
+}
+
+func (*MsgGiveFeedback) kind() string { return "giveFeedback" }
+
+func (m *MsgGiveFeedback) validate() error {
+	f := m
+	if _, err := f.Value.Big(); err != nil {
+		return err
+	}
+	if f.ValueDecimals > 18 {
+		return fmt.Errorf("valueDecimals %d exceeds 18", f.ValueDecimals)
+	}
+	for _, c := range []struct {
+		n, v string
+		max  int
+	}{{"tag1", f.Tag1, maxTag}, {"tag2", f.Tag2, maxTag}, {"endpoint", f.Endpoint, maxURI}, {"feedbackURI", f.FeedbackURI, maxURI}} {
+		if err := checkLen(c.n, c.v, c.max); err != nil {
 			return err
 		}
-		if f.ValueDecimals > 18 {
-			return fmt.Errorf("valueDecimals %d exceeds 18", f.ValueDecimals)
-		}
-		for _, c := range []struct {
-			n, v string
-			max  int
-		}{{"tag1", f.Tag1, maxTag}, {"tag2", f.Tag2, maxTag}, {"endpoint", f.Endpoint, maxURI}, {"feedbackURI", f.FeedbackURI, maxURI}} {
-			if err := checkLen(c.n, c.v, c.max); err != nil {
-				return err
-			}
-		}
-	case m.RevokeFeedback != nil:
-		if m.RevokeFeedback.FeedbackIndex == 0 {
-			return errors.New("feedbackIndex is 1-based")
-		}
-	case m.AppendResponse != nil:
-		if m.AppendResponse.FeedbackIndex == 0 {
-			return errors.New("feedbackIndex is 1-based")
-		}
-		return checkLen("responseURI", m.AppendResponse.ResponseURI, maxURI)
-	case m.ValidationRequest != nil:
-		if m.ValidationRequest.RequestHash.IsZero() {
-			return errors.New("requestHash must not be zero")
-		}
-		return checkLen("requestURI", m.ValidationRequest.RequestURI, maxURI)
-	case m.ValidationResponse != nil:
-		r := m.ValidationResponse
-		if r.Response > 100 {
-			return fmt.Errorf("response %d exceeds 100", r.Response)
-		}
-		if err := checkLen("responseURI", r.ResponseURI, maxURI); err != nil {
-			return err
-		}
-		return checkLen("tag", r.Tag, maxTag)
-	case m.Bond != nil:
-		if m.Bond.Amount == 0 {
-			return errors.New("amount must be positive")
-		}
-	case m.Unbond != nil:
-		if m.Unbond.Amount == 0 {
-			return errors.New("amount must be positive")
-		}
-	case m.OpenEscrow != nil:
-		if m.OpenEscrow.ModelID.IsZero() {
-			return errors.New("modelId must not be zero")
-		}
-		if m.OpenEscrow.Request.IsZero() {
-			return errors.New("request must not be zero (the hash of the request the escrow pays for)")
-		}
-	case m.PublishReceipt != nil:
-		if n := len(m.PublishReceipt.Receipt); n == 0 || n > maxReceipt {
-			return fmt.Errorf("receipt is %d bytes, want 1..%d", n, maxReceipt)
-		}
-	case m.PostOpenings != nil:
-		if n := len(m.PostOpenings.Openings); n == 0 || n > maxOpenings {
-			return fmt.Errorf("openings are %d bytes, want 1..%d", n, maxOpenings)
-		}
-	case m.OpenDispute != nil:
-		if n := len(m.OpenDispute.Commitment); n == 0 || n > maxMessage {
-			return fmt.Errorf("commitment is %d bytes, want 1..%d", n, maxMessage)
-		}
-	case m.DisputeMove != nil:
-		if n := len(m.DisputeMove.Message); n == 0 || n > maxMessage {
-			return fmt.Errorf("message is %d bytes, want 1..%d", n, maxMessage)
-		}
-	case m.AttestModel != nil:
-		if m.AttestModel.ModelID.IsZero() {
-			return errors.New("modelId must not be zero")
-		}
+	}
+	return nil
+}
+
+func (*MsgRevokeFeedback) kind() string { return "revokeFeedback" }
+
+func (m *MsgRevokeFeedback) validate() error {
+	if m.FeedbackIndex == 0 {
+		return errors.New("feedbackIndex is 1-based")
+	}
+	return nil
+}
+
+func (*MsgAppendResponse) kind() string { return "appendResponse" }
+
+func (m *MsgAppendResponse) validate() error {
+	if m.FeedbackIndex == 0 {
+		return errors.New("feedbackIndex is 1-based")
+	}
+	return checkLen("responseURI", m.ResponseURI, maxURI)
+}
+
+func (*MsgValidationRequest) kind() string { return "validationRequest" }
+
+func (m *MsgValidationRequest) validate() error {
+	if m.RequestHash.IsZero() {
+		return errors.New("requestHash must not be zero")
+	}
+	return checkLen("requestURI", m.RequestURI, maxURI)
+}
+
+func (*MsgValidationResponse) kind() string { return "validationResponse" }
+
+func (m *MsgValidationResponse) validate() error {
+	r := m
+	if r.Response > 100 {
+		return fmt.Errorf("response %d exceeds 100", r.Response)
+	}
+	if err := checkLen("responseURI", r.ResponseURI, maxURI); err != nil {
+		return err
+	}
+	return checkLen("tag", r.Tag, maxTag)
+}
+
+func (*MsgBond) kind() string { return "bond" }
+
+func (m *MsgBond) validate() error {
+	if m.Amount == 0 {
+		return errors.New("amount must be positive")
+	}
+	return nil
+}
+
+func (*MsgUnbond) kind() string { return "unbond" }
+
+func (m *MsgUnbond) validate() error {
+	if m.Amount == 0 {
+		return errors.New("amount must be positive")
+	}
+	return nil
+}
+
+func (*MsgUnjail) kind() string { return "unjail" }
+
+func (m *MsgUnjail) validate() error {
+	return nil
+}
+
+func (*MsgSetValidator) kind() string { return "setValidator" }
+
+func (m *MsgSetValidator) validate() error {
+	return nil
+}
+
+func (*MsgOpenEscrow) kind() string { return "openEscrow" }
+
+func (m *MsgOpenEscrow) validate() error {
+	if m.ModelID.IsZero() {
+		return errors.New("modelId must not be zero")
+	}
+	if m.Request.IsZero() {
+		return errors.New("request must not be zero (the hash of the request the escrow pays for)")
+	}
+	return nil
+}
+
+func (*MsgPublishReceipt) kind() string { return "publishReceipt" }
+
+func (m *MsgPublishReceipt) validate() error {
+	if n := len(m.Receipt); n == 0 || n > maxReceipt {
+		return fmt.Errorf("receipt is %d bytes, want 1..%d", n, maxReceipt)
+	}
+	return nil
+}
+
+func (*MsgPostOpenings) kind() string { return "postOpenings" }
+
+func (m *MsgPostOpenings) validate() error {
+	if n := len(m.Openings); n == 0 || n > maxOpenings {
+		return fmt.Errorf("openings are %d bytes, want 1..%d", n, maxOpenings)
+	}
+	return nil
+}
+
+func (*MsgOpenDispute) kind() string { return "openDispute" }
+
+func (m *MsgOpenDispute) validate() error {
+	if n := len(m.Commitment); n == 0 || n > maxMessage {
+		return fmt.Errorf("commitment is %d bytes, want 1..%d", n, maxMessage)
+	}
+	return nil
+}
+
+func (*MsgDisputeMove) kind() string { return "disputeMove" }
+
+func (m *MsgDisputeMove) validate() error {
+	if n := len(m.Message); n == 0 || n > maxMessage {
+		return fmt.Errorf("message is %d bytes, want 1..%d", n, maxMessage)
+	}
+	return nil
+}
+
+func (*MsgAttestModel) kind() string { return "attestModel" }
+
+func (m *MsgAttestModel) validate() error {
+	if m.ModelID.IsZero() {
+		return errors.New("modelId must not be zero")
+	}
+	return nil
+}
+
+func (*MsgRevealAudit) kind() string { return "revealAudit" }
+
+func (m *MsgRevealAudit) validate() error {
+	if len(m.Secret) != 32 {
+		return fmt.Errorf("secret has %d bytes, want 32", len(m.Secret))
 	}
 	return nil
 }

@@ -30,7 +30,7 @@ var (
 type App struct {
 	abci.BaseApplication
 
-	mu       sync.Mutex
+	mu       sync.Mutex // the consensus lock: Info, InitChain, CheckTx, FinalizeBlock, Commit
 	db       dbm.DB
 	hooks    ledger.Hooks
 	ledger   *ledger.Ledger
@@ -39,6 +39,13 @@ type App struct {
 	height   int64  // last committed height
 	appHash  []byte // last committed app hash
 	finalize []byte // app hash of the finalized, not yet committed block
+
+	// Queries read the committed database and snapshot under qmu alone
+	// (read-locked), which Commit write-locks only while it writes them:
+	// a query never waits for a block to be applied, nor delays one.
+	qmu     sync.RWMutex
+	qheight int64            // committed height, as queries see it
+	snap    *ledger.Snapshot // committed key order and leaf hashes, for proofs
 }
 
 // New loads the committed state from db (empty for a new chain).
@@ -59,7 +66,7 @@ func New(db dbm.DB, hooks ledger.Hooks, log *slog.Logger) (*App, error) {
 		return nil, fmt.Errorf("load ledger state: %w", err)
 	}
 	it.Close()
-	a := &App{db: db, hooks: hooks, log: log}
+	a := &App{db: db, hooks: hooks, log: log, snap: st.Snapshot()}
 	a.ledger = ledger.New(st, hooks)
 	a.checker = ledger.NewChecker(a.ledger)
 	hb, err := db.Get(keyHeight)
@@ -69,6 +76,7 @@ func New(db dbm.DB, hooks ledger.Hooks, log *slog.Logger) (*App, error) {
 	if len(hb) == 8 {
 		a.height = int64(binary.BigEndian.Uint64(hb))
 	}
+	a.qheight = a.height
 	if a.appHash, err = db.Get(keyAppHash); err != nil {
 		return nil, fmt.Errorf("load ledger app hash: %w", err)
 	}
@@ -149,6 +157,33 @@ func codespace(code uint32) string {
 	return "verdict"
 }
 
+// PrepareProposal chooses the block's transactions from the whole mempool
+// (the chain runs with block.max_bytes -1, so CometBFT hands it all):
+// deadline transactions first, at most maxBlockBytes (ledger.Propose).
+func (a *App) PrepareProposal(_ context.Context, req *abci.RequestPrepareProposal) (*abci.ResponsePrepareProposal, error) {
+	a.mu.Lock()
+	limit := int64(a.ledger.Params().MaxBlockBytes)
+	a.mu.Unlock()
+	return &abci.ResponsePrepareProposal{Txs: ledger.Propose(req.Txs, min(limit, req.MaxTxBytes))}, nil
+}
+
+// ProcessProposal rejects a proposal with more than maxBlockBytes of
+// transactions.
+func (a *App) ProcessProposal(_ context.Context, req *abci.RequestProcessProposal) (*abci.ResponseProcessProposal, error) {
+	a.mu.Lock()
+	limit := a.ledger.Params().MaxBlockBytes
+	a.mu.Unlock()
+	var n uint64
+	for _, tx := range req.Txs {
+		n += uint64(len(tx))
+	}
+	if n > limit {
+		a.log.Warn("rejecting a proposal over maxBlockBytes", "height", req.Height, "bytes", n, "limit", limit)
+		return &abci.ResponseProcessProposal{Status: abci.ResponseProcessProposal_REJECT}, nil
+	}
+	return &abci.ResponseProcessProposal{Status: abci.ResponseProcessProposal_ACCEPT}, nil
+}
+
 // FinalizeBlock applies a decided block in memory and returns the app hash.
 func (a *App) FinalizeBlock(_ context.Context, req *abci.RequestFinalizeBlock) (*abci.ResponseFinalizeBlock, error) {
 	a.mu.Lock()
@@ -205,7 +240,9 @@ func (a *App) Commit(context.Context, *abci.RequestCommit) (*abci.ResponseCommit
 	height := int64(a.ledger.Info().Height)
 	b := a.db.NewBatch()
 	defer b.Close()
-	for _, c := range a.ledger.Store().TakeDirty() {
+	changes := a.ledger.Store().TakeDirty()
+	snap := a.ledger.Store().Snapshot()
+	for _, c := range changes {
 		k := append([]byte("s/"), c.Key...)
 		var err error
 		if c.Value == nil {
@@ -223,7 +260,13 @@ func (a *App) Commit(context.Context, *abci.RequestCommit) (*abci.ResponseCommit
 	if err := b.Set(keyAppHash, a.finalize); err != nil {
 		return nil, fmt.Errorf("commit height %d: %w", height, err)
 	}
-	if err := b.WriteSync(); err != nil {
+	a.qmu.Lock()
+	err := b.WriteSync()
+	if err == nil {
+		a.qheight, a.snap = height, snap
+	}
+	a.qmu.Unlock()
+	if err != nil {
 		return nil, fmt.Errorf("commit height %d: %w", height, err)
 	}
 	a.height, a.appHash, a.finalize = height, a.finalize, nil
@@ -236,12 +279,35 @@ func (a *App) Commit(context.Context, *abci.RequestCommit) (*abci.ResponseCommit
 // after a crash); with a path that names one state key ("key/KEY"), it
 // returns the value with a Merkle proof against the app hash of the last
 // committed block, which Info reports.
+//
+// Queries do not take the consensus lock: they read the committed
+// database, and proofs come from the snapshot of the committed tree taken
+// at Commit (its tree built once, on the first proof), so a busy explorer
+// does not slow block production. Only the fee query ("fee", data a
+// signed transaction: ledger.Checker.EstimateFee) runs against the
+// mempool's state under the consensus lock.
 func (a *App) Query(_ context.Context, req *abci.RequestQuery) (*abci.ResponseQuery, error) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	resp := &abci.ResponseQuery{Height: a.height}
+	if req.Path == "fee" {
+		a.mu.Lock()
+		est := a.checker.EstimateFee(req.Data)
+		h := a.height
+		a.mu.Unlock()
+		v, _ := json.Marshal(est)
+		return &abci.ResponseQuery{Height: h, Value: v}, nil
+	}
+	a.qmu.RLock()
+	defer a.qmu.RUnlock()
+	resp := &abci.ResponseQuery{Height: a.qheight}
+	st := committedDB{a.db}
 	if key, ok := strings.CutPrefix(req.Path, "key/"); ok {
-		p, err := a.ledger.Store().ProveCommitted(key)
+		v, found := st.Get(key)
+		var p ledger.Proof
+		var err error
+		if !found {
+			err = fmt.Errorf("prove %q: %w", key, ledger.ErrNotFound)
+		} else {
+			p, err = a.snap.Prove(key, v)
+		}
 		if err != nil {
 			resp.Code, resp.Log = ledger.Code(err), err.Error()
 			return resp, nil
@@ -251,7 +317,7 @@ func (a *App) Query(_ context.Context, req *abci.RequestQuery) (*abci.ResponseQu
 		resp.ProofOps = &cmtcrypto.ProofOps{Ops: []cmtcrypto.ProofOp{{Type: "verdict/rfc6962", Key: []byte(key), Data: pb}}}
 		return resp, nil
 	}
-	v, err := a.ledger.QueryCommitted(req.Path, req.Data)
+	v, err := ledger.QueryState(st, req.Path, req.Data)
 	if err != nil {
 		resp.Code, resp.Log = ledger.Code(err), err.Error()
 		return resp, nil
@@ -259,3 +325,20 @@ func (a *App) Query(_ context.Context, req *abci.RequestQuery) (*abci.ResponseQu
 	resp.Value = v
 	return resp, nil
 }
+
+// committedDB reads the committed state from the application's database
+// (state key K is stored under "s/K"). It is read-only.
+type committedDB struct{ db dbm.DB }
+
+func (c committedDB) Get(key string) ([]byte, bool) {
+	v, err := c.db.Get(append([]byte("s/"), key...))
+	if err != nil || v == nil {
+		return nil, false
+	}
+	return v, true
+}
+
+func (committedDB) Set(key string, _ []byte) {
+	panic("abciapp: write to the committed database view: " + key)
+}
+func (committedDB) Delete(key string) { panic("abciapp: write to the committed database view: " + key) }

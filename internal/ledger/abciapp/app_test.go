@@ -287,3 +287,56 @@ func TestRefusesToStartWithoutModel(t *testing.T) {
 		}
 	}
 }
+
+// TestQueryWithoutConsensusLock (attack 8): while the consensus lock is
+// held (a long FinalizeBlock), queries and proofs still answer from the
+// committed state, and a proof does not rebuild the tree each time.
+func TestQueryWithoutConsensusLock(t *testing.T) {
+	ctx := context.Background()
+	a, db := open(t, t.TempDir())
+	defer db.Close()
+	if _, err := a.InitChain(ctx, &abci.RequestInitChain{ChainId: "abci-test", AppStateBytes: genesis(t)}); err != nil {
+		t.Fatal(err)
+	}
+	finalize(t, a, 1, send(0, 10))
+	if _, err := a.Commit(ctx, &abci.RequestCommit{}); err != nil {
+		t.Fatal(err)
+	}
+	info, _ := a.Info(ctx, &abci.RequestInfo{})
+	var root ledger.Hash
+	copy(root[:], info.LastBlockAppHash)
+	a.mu.Lock() // a block being applied
+	done := make(chan error, 1)
+	go func() {
+		q, err := a.Query(ctx, &abci.RequestQuery{Path: "account/" + addr("bob").String()})
+		if err == nil && string(q.Value) != `{"balance":10,"nonce":0}` {
+			err = fmt.Errorf("bob: %s", q.Value)
+		}
+		for i := 0; i < 3 && err == nil; i++ {
+			var p ledger.Proof
+			q, _ := a.Query(ctx, &abci.RequestQuery{Path: "key/acct/" + addr("bob").String(), Prove: true})
+			if q.Code != 0 || json.Unmarshal(q.ProofOps.Ops[0].Data, &p) != nil {
+				err = fmt.Errorf("proof: %+v", q)
+			} else {
+				err = p.Verify(root)
+			}
+		}
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		a.mu.Unlock()
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		a.mu.Unlock()
+		t.Fatal("a query waited for the consensus lock")
+	}
+	a.qmu.RLock()
+	built := a.snap.Root() == root
+	a.qmu.RUnlock()
+	if !built {
+		t.Fatal("the snapshot's root is not the committed app hash")
+	}
+}

@@ -140,7 +140,28 @@ func (c *Client) Sign(ctx context.Context, key ed25519.PrivateKey, m ledger.Msg,
 		tx.Nonce = uint64(nonce)
 	}
 	tx.Sign(key)
+	// The fee pays for the transaction's bytes and the state it grows
+	// (ledger.Params.RequiredFee): ask the node, and re-sign with more
+	// when fee is short. A node that cannot say leaves fee as given.
+	if est, err := c.EstimateFee(ctx, tx); err == nil && est.RequiredFee > tx.Fee {
+		tx.Fee = est.RequiredFee
+		tx.Sign(key)
+	}
 	return tx, nil
+}
+
+// EstimateFee asks the node what tx needs in fees (ledger.Checker.EstimateFee
+// against its mempool state).
+func (c *Client) EstimateFee(ctx context.Context, tx *ledger.Tx) (ledger.FeeEstimate, error) {
+	var est ledger.FeeEstimate
+	b, err := c.Query(ctx, "fee", tx.Encode())
+	if err != nil {
+		return est, err
+	}
+	if err := json.Unmarshal(b, &est); err != nil {
+		return est, fmt.Errorf("fee estimate: %w", err)
+	}
+	return est, nil
 }
 
 // BroadcastCommit sends a signed transaction and waits until it is in a

@@ -103,7 +103,10 @@ func Init(dir string, o Options) error {
 	gen := ledger.Genesis{ChainID: o.ChainID, Params: o.Params, Accounts: []ledger.GenesisAccount{{Address: fa, Balance: o.Faucet}}}
 	doc := &types.GenesisDoc{GenesisTime: time.Now().UTC().Truncate(time.Second), ChainID: o.ChainID, InitialHeight: 1,
 		ConsensusParams: types.DefaultConsensusParams()}
-	doc.ConsensusParams.Block.MaxBytes = 4 * ledger.MaxTxBytes
+	// -1: CometBFT hands PrepareProposal the whole mempool, which chooses
+	// at most maxBlockBytes with deadline transactions first
+	// (ledger.Propose), so that a flood cannot push them out.
+	doc.ConsensusParams.Block.MaxBytes = -1
 	// CometBFT keeps evidence while it is younger than either bound; the
 	// ledger slashes only for evidence at most evidenceMaxAgeBlocks old
 	// (unbonding outlasts it), so the block bound is the one that counts.

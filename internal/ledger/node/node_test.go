@@ -1,13 +1,17 @@
 package node
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
@@ -183,5 +187,85 @@ func TestSingleNode(t *testing.T) {
 	acct, err = c.Account(ctx, bob)
 	if err != nil || acct.Balance != 300 {
 		t.Fatalf("bob after restart: %+v %v", acct, err)
+	}
+}
+
+// TestJavaScriptClientThroughRPC: the JavaScript implementation of the
+// transaction format (../testdata/txclient.mjs, Node's built-in ed25519)
+// builds and signs transactions, an agentURI with '&', '<', non-ASCII
+// text and U+2028 among them, submits them to a node's RPC and sees them
+// committed.
+func TestJavaScriptClientThroughRPC(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a CometBFT node")
+	}
+	nodeBin, err := exec.LookPath("node")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("node is needed in CI: %v", err)
+		}
+		t.Skipf("node is missing: %v", err)
+	}
+	home := tempHome(t)
+	o := DefaultOptions()
+	o.ChainID = "verdict-js-test"
+	o.BasePort = freeBase(t)
+	o.BlockInterval = 100 * time.Millisecond
+	if err := Init(home, o); err != nil {
+		t.Fatal(err)
+	}
+	faucet, err := keys.Load(filepath.Join(home, FaucetFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fa := ledger.Address(ed25519.PrivateKey(faucet.Private).Public().(ed25519.PublicKey))
+	stop := start(t, home)
+	defer stop()
+	c, err := client.New(fmt.Sprintf("tcp://127.0.0.1:%d", o.BasePort+1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitHeight(t, c, 1)
+	uri := "https://agent.example/card?a=1&b=<2> é 日本 \u2028"
+	uri2 := "ipfs://second?x=<&>"
+	var bob ledger.Address
+	bob[0] = 0xb0
+	in, _ := json.Marshal(map[string]any{
+		"rpc": fmt.Sprintf("http://127.0.0.1:%d", o.BasePort+1),
+		"build": map[string]any{"chainId": o.ChainID, "seed": hex.EncodeToString(ed25519.PrivateKey(faucet.Private).Seed()), "nonce": 0, "fee": 100,
+			"agentURI": uri, "metaKey": "k&<>", "metaValueHex": "00ff10", "agentId": 1, "agentURI2": uri2, "to": bob.String()},
+	})
+	cmd := exec.Command(nodeBin, filepath.Join("..", "testdata", "txclient.mjs"))
+	cmd.Stdin = bytes.NewReader(in)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("node: %v\n%s", err, stderr.String())
+	}
+	var res struct {
+		Submitted []struct {
+			Error       string
+			Check, Code int
+			Log         string
+		}
+	}
+	if err := json.Unmarshal(out, &res); err != nil || len(res.Submitted) != 3 {
+		t.Fatalf("node answered %s (%v)", out, err)
+	}
+	for i, s := range res.Submitted {
+		if s.Error != "" || s.Check != 0 || s.Code != 0 {
+			t.Fatalf("JavaScript transaction %d: %+v", i, s)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var a ledger.Agent
+	b, err := c.Query(ctx, "agent/1", nil)
+	if err != nil || json.Unmarshal(b, &a) != nil || a.AgentURI != uri2 || a.Owner != fa {
+		t.Fatalf("agent %s %v", b, err)
+	}
+	if acct, err := c.Account(ctx, bob); err != nil || acct.Balance != 5 {
+		t.Fatalf("bob %+v %v", acct, err)
 	}
 }

@@ -105,13 +105,23 @@ type dchain struct {
 	l      *ledger.Ledger
 	h      uint64
 	nonces map[ledger.Address]uint64
+	paid   map[ledger.Address]uint64 // fees of the transactions built
 }
 
+// tx signs msg with the fee the ledger asks for it (ledger.Checker.EstimateFee).
 func (c *dchain) tx(k ed25519.PrivateKey, msg ledger.Msg) []byte {
 	a := ledger.Address(k.Public().(ed25519.PublicKey))
 	tx := &ledger.Tx{ChainID: "pd", Nonce: c.nonces[a], Fee: 1, Msg: msg}
 	c.nonces[a]++
 	tx.Sign(k)
+	if est := ledger.NewChecker(c.l).EstimateFee(tx.Encode()); est.RequiredFee > tx.Fee {
+		tx.Fee = est.RequiredFee
+		tx.Sign(k)
+	}
+	if c.paid == nil {
+		c.paid = map[ledger.Address]uint64{}
+	}
+	c.paid[a] += tx.Fee
 	return tx.Encode()
 }
 
@@ -245,6 +255,7 @@ func TestDisputeThroughLedger(t *testing.T) {
 			}
 			wa0, ws0 := balance(worker)
 			ca0, cs0 := balance(chall)
+			paid0 := map[ledger.Address]uint64{addrOf(worker): ch.paid[addrOf(worker)], addrOf(chall): ch.paid[addrOf(chall)]}
 
 			players := map[ledger.Side]struct {
 				key  ed25519.PrivateKey
@@ -327,7 +338,7 @@ func TestDisputeThroughLedger(t *testing.T) {
 			}
 			var acct ledger.Account
 			ch.query("account/"+addrOf(winnerKey).String(), &acct)
-			moveFees := acct.Nonce - map[ledger.Address]uint64{addrOf(worker): wa0.Nonce, addrOf(chall): ca0.Nonce}[addrOf(winnerKey)]
+			moveFees := ch.paid[addrOf(winnerKey)] - paid0[addrOf(winnerKey)]
 			if loserStake1 != loserStake0-slashed || winnerBal1 != winnerBal0+share-moveFees || after.Burned-before.Burned != slashed-share {
 				t.Fatalf("loser stake %d -> %d (slash %d), winner balance %d -> %d (share %d, fees %d), burned %d",
 					loserStake0, loserStake1, slashed, winnerBal0, winnerBal1, share, moveFees, after.Burned-before.Burned)

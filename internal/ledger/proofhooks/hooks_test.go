@@ -75,6 +75,10 @@ func TestAuditThroughLedger(t *testing.T) {
 				tx := &ledger.Tx{ChainID: "ph", Nonce: nonces[a], Fee: 1, Msg: msg}
 				nonces[a]++
 				tx.Sign(k)
+				if est := ledger.NewChecker(l).EstimateFee(tx.Encode()); est.RequiredFee > tx.Fee {
+					tx.Fee = est.RequiredFee
+					tx.Sign(k)
+				}
 				h++
 				out, err := l.FinalizeBlock(ledger.BlockContext{Height: h, Time: int64(h), Hash: ledger.Hash{byte(h), 7}}, [][]byte{tx.Encode()})
 				if err != nil {
