@@ -51,7 +51,7 @@ func TestCompare(t *testing.T) {
 		{"disagreement that is no near-tie", [][]TokenProb{probs(0.7, 0.2, 0.1), probs(0.6, 0.3, 0.1)},
 			[][]float32{logitsOf(0.7, 0.2, 0.1), logitsOf(0.3, 0.6, 0.1)}, Criteria{MinTopAgree: 0.5, NearTie: 0.1, MaxAbs: 1, MeanAbs: 1}, 1, 0.3, "not a near-tie"},
 		{"Verdict's top not among llama.cpp's", [][]TokenProb{probs(0.7/0.9, 0.2/0.9)},
-			[][]float32{logitsOf(0.2, 0.1, 0.7)}, Criteria{MinTopAgree: 0, NearTie: 0.1, MaxAbs: 1, MeanAbs: 1}, 0, 1.0/9, "gap +Inf"},
+			[][]float32{logitsOf(0.2, 0.1, 0.7)}, Criteria{MinTopAgree: 0, NearTie: 0.1, MaxAbs: 1, MeanAbs: 1}, 0, 1.0 / 9, "gap +Inf"},
 		{"too few agreements", [][]TokenProb{probs(0.41, 0.40, 0.19), probs(0.41, 0.40, 0.19)},
 			[][]float32{logitsOf(0.40, 0.41, 0.19), logitsOf(0.40, 0.41, 0.19)}, Criteria{MinTopAgree: 0.99, NearTie: 0.1, MaxAbs: 1, MeanAbs: 1}, 0, 0.01, "top token agrees at 0 of 2"},
 	}
