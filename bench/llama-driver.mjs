@@ -1,20 +1,24 @@
 // llama-driver.mjs times llama.cpp (through node-llama-cpp, CPU only) the
 // way `verdict bench --json` times Verdict, and prints one JSON line:
 //
-//   node llama-driver.mjs MODEL.gguf THREADS PROMPT_TOKENS DECODE_TOKENS VOCAB
+//   node llama-driver.mjs MODEL.gguf THREADS PROMPT_TOKENS DECODE_TOKENS VOCAB [DECODE_AT]
 //
 // - warm-up: one token evaluated (touches every weight), then cleared;
 // - prefill: PROMPT_TOKENS fixed pseudo-random token ids (the same ids
 //   Verdict uses) evaluated in one batch, without generating;
-// - decode: after one BOS token, DECODE_TOKENS greedy tokens, each one
+// - decode: after one BOS token (and, with DECODE_AT, that many more
+//   pseudo-random tokens, untimed), DECODE_TOKENS greedy tokens, each one
 //   evaluation; the clock starts when the first token comes out.
+// llama.cpp runs with its defaults otherwise (KV cache F16, flash attention
+// "auto"); the result says what they resolved to.
 // run.sh copies this file next to its node_modules and runs it from there.
 import { getLlama, LlamaLogLevel } from "node-llama-cpp";
 
-const [modelPath, threadsArg, promptArg, decodeArg, vocabArg] = process.argv.slice(2);
+const [modelPath, threadsArg, promptArg, decodeArg, vocabArg, atArg] = process.argv.slice(2);
 const threads = Number(threadsArg), promptN = Number(promptArg), decodeN = Number(decodeArg), vocab = Number(vocabArg);
-if (!modelPath || !(threads > 0) || !(promptN >= 0) || !(decodeN >= 0) || !(vocab > 3)) {
-    console.error("usage: node llama-driver.mjs MODEL.gguf THREADS PROMPT_TOKENS DECODE_TOKENS VOCAB");
+const decodeAt = Number(atArg ?? 0);
+if (!modelPath || !(threads > 0) || !(promptN >= 0) || !(decodeN >= 0) || !(vocab > 3) || !(decodeAt >= 0)) {
+    console.error("usage: node llama-driver.mjs MODEL.gguf THREADS PROMPT_TOKENS DECODE_TOKENS VOCAB [DECODE_AT]");
     process.exit(2);
 }
 
@@ -34,7 +38,7 @@ const llama = await getLlama({
     progressLogs: false, logLevel: LlamaLogLevel.error, maxThreads: threads,
 });
 const model = await llama.loadModel({ modelPath, gpuLayers: 0, useMmap: true });
-const ctxSize = Math.max(promptN, decodeN + 1, 8) + 8;
+const ctxSize = Math.max(promptN, decodeAt + decodeN + 1, 8) + 8;
 const context = await model.createContext({
     contextSize: ctxSize, batchSize: Math.max(promptN, 8), threads: { ideal: threads, min: threads }, sequences: 1,
 });
@@ -44,7 +48,8 @@ const bos = model.tokens.bos ?? 1;
 await seq.evaluateWithoutGeneratingNewTokens([bos]);
 await seq.clearHistory();
 
-const res = { threads, prompt_tokens: promptN, decode_tokens: decodeN, llama_cpu: llama.cpuMathCores };
+const res = { threads, prompt_tokens: promptN, decode_tokens: decodeN, llama_cpu: llama.cpuMathCores, flash_attention: context.flashAttention };
+if (decodeAt > 0) res.decode_at = decodeAt;
 if (promptN > 0) {
     const toks = benchTokens(promptN);
     const t0 = process.hrtime.bigint();
@@ -56,7 +61,10 @@ if (promptN > 0) {
 }
 if (decodeN > 0) {
     let n = 0, t0 = 0n, last = -1, cpu0 = null;
-    for await (const tok of seq.evaluate([bos], { temperature: 0 })) {
+    // BOS and the DECODE_AT filler tokens, all but the last untimed.
+    const fill = [bos, ...benchTokens(decodeAt)];
+    if (fill.length > 1) await seq.evaluateWithoutGeneratingNewTokens(fill.slice(0, -1));
+    for await (const tok of seq.evaluate(fill.slice(-1), { temperature: 0 })) {
         last = tok;
         if (n === 0) {
             cpu0 = process.cpuUsage();

@@ -31,6 +31,7 @@ type benchResult struct {
 	PrefillSecs   float64 `json:"prefill_s"`
 	PrefillTokS   float64 `json:"prefill_tok_s"`
 	DecodeTokens  int     `json:"decode_tokens"`
+	DecodeAt      int     `json:"decode_at,omitempty"` // tokens in the KV cache before the first timed decode step
 	DecodeSecs    float64 `json:"decode_s"`
 	DecodeTokS    float64 `json:"decode_tok_s"`
 	DecodeCPUSecs float64 `json:"decode_cpu_s"` // user+system CPU time of the process during the decode
@@ -49,6 +50,7 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	threads := fs.Int("threads", 0, "threads; 0 = one per CPU")
 	promptN := fs.Int("prompt-tokens", 256, "tokens in the timed prefill (one forward pass); 0 = skip")
 	decodeN := fs.Int("decode-tokens", 64, "tokens in the timed greedy decode, one forward pass each; 0 = skip")
+	decodeAt := fs.Int("decode-at", 0, "position of the first timed decode step: the KV cache first holds this many tokens (an untimed prefill); 0 = decode right after BOS")
 	asJSON := fs.Bool("json", false, "print one JSON object instead of text")
 	scalar := fs.Bool("scalar", false, "use the scalar reference kernels (same bits, slower)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the timed part to this file")
@@ -61,8 +63,8 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if *path == "" {
 		return fmt.Errorf("bench: --model is required")
 	}
-	if *promptN < 0 || *decodeN < 0 || *threads < 0 {
-		return fmt.Errorf("bench: --prompt-tokens, --decode-tokens and --threads must not be negative")
+	if *promptN < 0 || *decodeN < 0 || *threads < 0 || *decodeAt < 0 {
+		return fmt.Errorf("bench: --prompt-tokens, --decode-tokens, --decode-at and --threads must not be negative")
 	}
 	if *scalar {
 		defer kernels.UseFast(kernels.UseFast(false))
@@ -74,7 +76,7 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	defer m.Close()
 	c := m.Config
 	// The KV cache holds the prompt, or the warm-up token and the decoded tokens.
-	maxPos := max(*promptN, 1+*decodeN)
+	maxPos := max(*promptN, 1+*decodeAt+*decodeN)
 	if maxPos > c.ContextLen {
 		return fmt.Errorf("bench: %s: %d positions exceed the context length %d", *path, maxPos, c.ContextLen)
 	}
@@ -84,7 +86,7 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	defer e.Close()
 	res := benchResult{Model: *path, Threads: e.Threads(), FastPath: kernels.FastPath, ScalarKernels: *scalar,
-		PromptTokens: *promptN, DecodeTokens: *decodeN, WeightBytes: weightBytesPerToken(m)}
+		PromptTokens: *promptN, DecodeTokens: *decodeN, DecodeAt: *decodeAt, WeightBytes: weightBytesPerToken(m)}
 	if st, err := os.Stat(*path); err == nil {
 		res.FileBytes = st.Size()
 	}
@@ -121,13 +123,20 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		res.PrefillTokS = float64(*promptN) / res.PrefillSecs
 	}
 	if *decodeN > 0 {
-		seq, err := e.NewSequence(1 + *decodeN)
+		seq, err := e.NewSequence(1 + *decodeAt + *decodeN)
 		if err != nil {
 			return fmt.Errorf("bench: %w", err)
 		}
-		it := &engine.Item{Seq: seq, Tokens: []int{bosOr(m, 1)}, Logits: engine.LogitsLast}
-		if err := e.Forward(it); err != nil {
-			return fmt.Errorf("bench: decode: %w", err)
+		// BOS and, with --decode-at, that many tokens before it (untimed,
+		// in batches of 512 to bound the activation buffers).
+		fill := append([]int{bosOr(m, 1)}, benchTokens(c.Vocab, *decodeAt)...)
+		it := &engine.Item{Seq: seq, Logits: engine.LogitsLast}
+		for len(fill) > 0 {
+			n := min(len(fill), 512)
+			it.Tokens, fill = fill[:n], fill[n:]
+			if err := e.Forward(it); err != nil {
+				return fmt.Errorf("bench: decode: %w", err)
+			}
 		}
 		next := argmax(it.Out[0])
 		cpu0 := cpuSeconds()
@@ -168,7 +177,11 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		fmt.Fprintf(w, "prefill  %d tokens in %.3f s: %.1f tok/s\n", *promptN, res.PrefillSecs, res.PrefillTokS)
 	}
 	if *decodeN > 0 {
-		fmt.Fprintf(w, "decode   %d tokens in %.3f s: %.2f tok/s, %.2f GB/s of weights\n", *decodeN, res.DecodeSecs, res.DecodeTokS, res.DecodeGBs)
+		fmt.Fprintf(w, "decode   %d tokens in %.3f s: %.2f tok/s, %.2f GB/s of weights", *decodeN, res.DecodeSecs, res.DecodeTokS, res.DecodeGBs)
+		if *decodeAt > 0 {
+			fmt.Fprintf(w, " (from position %d)", 1+*decodeAt)
+		}
+		fmt.Fprintln(w)
 	}
 	if res.PeakRSSBytes > 0 {
 		fmt.Fprintf(w, "peak RSS %.1f MiB (file %.1f MiB, KV cache %.1f MiB)\n", float64(res.PeakRSSBytes)/(1<<20), float64(res.FileBytes)/(1<<20), float64(res.KVCacheBytes)/(1<<20))

@@ -44,7 +44,21 @@ func TestBenchCommand(t *testing.T) {
 	if !strings.Contains(out.String(), "prefill  100 tokens") || !strings.Contains(out.String(), "decode   20 tokens") {
 		t.Errorf("text output:\n%s", out.String())
 	}
-	for _, bad := range [][]string{{}, {"--model", m, "--decode-tokens", "-1"}, {"--model", m, "--prompt-tokens", "100000"}, {"--model", m, "extra"}} {
+	// --decode-at 100: the timed decode starts at position 101 (after 100
+	// untimed tokens) and reaches a last token of its own.
+	out.Reset()
+	if err := cmdBench(context.Background(), []string{"--model", m, "--prompt-tokens", "0", "--decode-tokens", "8", "--decode-at", "100", "--json"}, &out, &errb); err != nil {
+		t.Fatal(err)
+	}
+	var at benchResult
+	if err := json.Unmarshal(out.Bytes(), &at); err != nil {
+		t.Fatal(err)
+	}
+	if at.DecodeAt != 100 || !(at.DecodeTokS > 0) || at.KVCacheBytes != r.KVCacheBytes/16*109 {
+		t.Errorf("--decode-at 100: %+v (KV cache bytes of the 16-position run %d)", at, r.KVCacheBytes)
+	}
+	for _, bad := range [][]string{{}, {"--model", m, "--decode-tokens", "-1"}, {"--model", m, "--prompt-tokens", "100000"}, {"--model", m, "extra"},
+		{"--model", m, "--decode-at", "-1"}, {"--model", m, "--decode-at", "120", "--decode-tokens", "8"}} {
 		if err := cmdBench(context.Background(), bad, &out, &errb); err == nil {
 			t.Errorf("bench %q: no error", bad)
 		}

@@ -17,9 +17,11 @@ type Criteria struct {
 	// for a disagreement to be excused: ln p(llama's top) - ln p(Verdict's
 	// top) <= NearTie.
 	NearTie float64
-	// MaxAbs bounds max over positions and tokens of |p_Verdict - p_llama|.
+	// MaxAbs bounds max over positions and tokens of |p_Verdict - p_llama|,
+	// both distributions restricted to llama.cpp's top K tokens (see
+	// Compare).
 	MaxAbs float64
-	// MeanAbs bounds the mean over positions of max over tokens of
+	// MeanAbs bounds the mean over positions of max over those tokens of
 	// |p_Verdict - p_llama|.
 	MeanAbs float64
 }
@@ -29,9 +31,9 @@ type Disagreement struct {
 	Pos           int
 	Llama         int     // llama.cpp's most probable token
 	Verdict       int     // Verdict's most probable token
-	LlamaP        float64 // llama.cpp's probability of Llama
-	LlamaPVerdict float64 // llama.cpp's probability of Verdict
-	Gap           float64 // ln(LlamaP / LlamaPVerdict)
+	LlamaP        float64 // llama.cpp's probability of Llama (over its top K)
+	LlamaPVerdict float64 // llama.cpp's probability of Verdict (0 when not among its top K)
+	Gap           float64 // ln(LlamaP / LlamaPVerdict); +Inf when Verdict is not among llama.cpp's top K
 }
 
 // Report summarises a teacher-forced comparison.
@@ -39,15 +41,18 @@ type Report struct {
 	Positions     int
 	TopAgree      int // positions with the same most probable token
 	Disagreements []Disagreement
-	MaxAbs        float64 // max over positions and tokens of |p_V - p_L|
+	MaxAbs        float64 // max over positions and tokens of |p_V - p_L| over llama.cpp's top K
 	MaxAbsPos     int     // where MaxAbs is
-	MeanAbs       float64 // mean over positions of max over tokens of |p_V - p_L|
-	MaxTV         float64 // max over positions of the total variation distance sum |p_V - p_L| / 2
-	// Confident is the share of positions where llama.cpp's top
-	// probability exceeds 0.3: with near-uniform distributions agreement
-	// would mean little.
+	MeanAbs       float64 // mean over positions of max over those tokens of |p_V - p_L|
+	// MaxTail is the largest probability, in Verdict's full distribution,
+	// of the tokens outside llama.cpp's top K: what the comparison over the
+	// top K leaves out.
+	MaxTail float64
+	// Confident is the share of positions where Verdict's top probability
+	// exceeds 0.3: with near-uniform distributions agreement would mean
+	// little.
 	Confident float64
-	// MedianTopP is the median of llama.cpp's top probability.
+	// MedianTopP is the median of Verdict's top probability.
 	MedianTopP float64
 }
 
@@ -59,15 +64,15 @@ func (r Report) Check(c Criteria) error {
 	if r.Positions == 0 {
 		return fmt.Errorf("no positions compared")
 	}
-	if r.TopAgreeShare() < c.MinTopAgree {
-		return fmt.Errorf("top token agrees at %d of %d positions (%.2f%% < %.2f%%); first disagreement %+v",
-			r.TopAgree, r.Positions, 100*r.TopAgreeShare(), 100*c.MinTopAgree, r.Disagreements[0])
-	}
 	for _, d := range r.Disagreements {
 		if !(d.Gap <= c.NearTie) {
 			return fmt.Errorf("position %d: llama.cpp's top token %d (p %.6f) against Verdict's %d (llama.cpp's p %.6g): log-probability gap %.4f is not a near-tie (<= %.4f)",
 				d.Pos, d.Llama, d.LlamaP, d.Verdict, d.LlamaPVerdict, d.Gap, c.NearTie)
 		}
+	}
+	if r.TopAgreeShare() < c.MinTopAgree {
+		return fmt.Errorf("top token agrees at %d of %d positions (%.2f%% < %.2f%%); first disagreement %+v",
+			r.TopAgree, r.Positions, 100*r.TopAgreeShare(), 100*c.MinTopAgree, r.Disagreements[0])
 	}
 	if !(r.MaxAbs <= c.MaxAbs) {
 		return fmt.Errorf("probabilities differ by up to %.3g (position %d), above the bound %.3g", r.MaxAbs, r.MaxAbsPos, c.MaxAbs)
@@ -116,49 +121,67 @@ func gap(pa, pb float64) float64 {
 	return math.Log(pa / pb)
 }
 
-// Compare compares llama.cpp's distributions with Verdict's logits,
-// position by position.
-func Compare(llama [][]float32, verdict [][]float32) (Report, error) {
+// Compare compares llama.cpp's top K tokens at each position with
+// Verdict's logits. Verdict's most probable token is taken over the whole
+// vocabulary; the probabilities are compared over llama.cpp's top K tokens,
+// Verdict's renormalised over the same tokens (a softmax restricted to a
+// set of tokens depends only on the logits of that set, so this compares
+// the logits themselves, up to a common shift).
+func Compare(llama [][]TokenProb, verdict [][]float32) (Report, error) {
 	if len(llama) != len(verdict) {
 		return Report{}, fmt.Errorf("%d llama.cpp positions against %d Verdict positions", len(llama), len(verdict))
 	}
 	r := Report{Positions: len(llama)}
+	if len(llama) == 0 {
+		return r, nil
+	}
 	tops := make([]float64, 0, len(llama))
-	for i := range llama {
-		if len(llama[i]) != len(verdict[i]) {
-			return Report{}, fmt.Errorf("position %d: %d llama.cpp probabilities against %d Verdict logits", i, len(llama[i]), len(verdict[i]))
+	for i, top := range llama {
+		if len(top) == 0 {
+			return Report{}, fmt.Errorf("position %d: no llama.cpp probabilities", i)
 		}
-		q := Softmax(verdict[i])
-		pl := llama[i]
-		a, b := argmax(pl), argmax(q)
+		logits := verdict[i]
+		q := Softmax(logits)
+		b := argmax(q)
+		a := top[0].Token
+		var sub []float32
+		var tail float64 = 1
+		for _, tp := range top {
+			if tp.Token < 0 || tp.Token >= len(logits) {
+				return Report{}, fmt.Errorf("position %d: llama.cpp's token %d is outside Verdict's vocabulary of %d", i, tp.Token, len(logits))
+			}
+			sub = append(sub, logits[tp.Token])
+			tail -= q[tp.Token]
+		}
+		qs := Softmax(sub)
 		if a == b {
 			r.TopAgree++
 		} else {
-			r.Disagreements = append(r.Disagreements, Disagreement{Pos: i, Llama: a, Verdict: b,
-				LlamaP: float64(pl[a]), LlamaPVerdict: float64(pl[b]), Gap: gap(float64(pl[a]), float64(pl[b]))})
+			d := Disagreement{Pos: i, Llama: a, Verdict: b, LlamaP: top[0].Prob, Gap: math.Inf(1)}
+			for _, tp := range top {
+				if tp.Token == b {
+					d.LlamaPVerdict, d.Gap = tp.Prob, gap(top[0].Prob, tp.Prob)
+				}
+			}
+			r.Disagreements = append(r.Disagreements, d)
 		}
-		worst, tv := 0.0, 0.0
-		for t, p := range pl {
-			d := math.Abs(q[t] - float64(p))
-			worst = math.Max(worst, d)
-			tv += d
+		worst := 0.0
+		for k, tp := range top {
+			worst = math.Max(worst, math.Abs(qs[k]-tp.Prob))
 		}
 		if worst > r.MaxAbs || i == 0 {
 			r.MaxAbs, r.MaxAbsPos = worst, i
 		}
 		r.MeanAbs += worst
-		r.MaxTV = math.Max(r.MaxTV, tv/2)
-		top := float64(pl[a])
-		tops = append(tops, top)
-		if top > 0.3 {
+		r.MaxTail = math.Max(r.MaxTail, tail)
+		tops = append(tops, q[b])
+		if q[b] > 0.3 {
 			r.Confident++
 		}
 	}
-	if r.Positions > 0 {
-		r.MeanAbs /= float64(r.Positions)
-		r.Confident /= float64(r.Positions)
-		r.MedianTopP = median(tops)
-	}
+	r.MeanAbs /= float64(r.Positions)
+	r.Confident /= float64(r.Positions)
+	r.MedianTopP = median(tops)
 	return r, nil
 }
 

@@ -2,6 +2,7 @@ package refcheck
 
 import (
 	"math"
+	"sort"
 	"strings"
 	"testing"
 )
@@ -15,32 +16,43 @@ func logitsOf(p ...float64) []float32 {
 	return l
 }
 
-func probs(p ...float32) []float32 { return p }
+// probs is llama.cpp's answer for one position: token i has probability
+// p[i]; the list is sorted most probable first, as llama.cpp's is.
+func probs(p ...float64) []TokenProb {
+	tp := make([]TokenProb, len(p))
+	for i, v := range p {
+		tp[i] = TokenProb{i, v}
+	}
+	sort.SliceStable(tp, func(a, b int) bool { return tp[a].Prob > tp[b].Prob })
+	return tp
+}
 
 func TestCompare(t *testing.T) {
 	loose := Criteria{MinTopAgree: 0.5, NearTie: 0.1, MaxAbs: 0.2, MeanAbs: 0.2}
 	cases := []struct {
 		name    string
-		llama   [][]float32
+		llama   [][]TokenProb
 		verdict [][]float32
 		crit    Criteria
 		agree   int
 		maxAbs  float64
 		wantErr string // "" when Check passes
 	}{
-		{"identical", [][]float32{probs(0.7, 0.2, 0.1), probs(0.1, 0.1, 0.8)},
+		{"identical", [][]TokenProb{probs(0.7, 0.2, 0.1), probs(0.1, 0.1, 0.8)},
 			[][]float32{logitsOf(0.7, 0.2, 0.1), logitsOf(0.1, 0.1, 0.8)}, loose, 2, 0, ""},
-		{"small difference", [][]float32{probs(0.7, 0.2, 0.1)},
+		{"small difference", [][]TokenProb{probs(0.7, 0.2, 0.1)},
 			[][]float32{logitsOf(0.69, 0.21, 0.1)}, loose, 1, 0.01, ""},
-		{"difference above the bound", [][]float32{probs(0.7, 0.2, 0.1)},
+		{"difference above the bound", [][]TokenProb{probs(0.7, 0.2, 0.1)},
 			[][]float32{logitsOf(0.6, 0.3, 0.1)}, Criteria{MinTopAgree: 0.5, NearTie: 0.1, MaxAbs: 0.05, MeanAbs: 1}, 1, 0.1, "above the bound"},
-		{"mean above the bound", [][]float32{probs(0.7, 0.2, 0.1)},
+		{"mean above the bound", [][]TokenProb{probs(0.7, 0.2, 0.1)},
 			[][]float32{logitsOf(0.6, 0.3, 0.1)}, Criteria{MinTopAgree: 0.5, NearTie: 0.1, MaxAbs: 1, MeanAbs: 0.05}, 1, 0.1, "mean over positions"},
-		{"near-tie disagreement", [][]float32{probs(0.7, 0.2, 0.1), probs(0.41, 0.40, 0.19)},
+		{"near-tie disagreement", [][]TokenProb{probs(0.7, 0.2, 0.1), probs(0.41, 0.40, 0.19)},
 			[][]float32{logitsOf(0.7, 0.2, 0.1), logitsOf(0.40, 0.41, 0.19)}, loose, 1, 0.01, ""},
-		{"disagreement that is no near-tie", [][]float32{probs(0.7, 0.2, 0.1), probs(0.6, 0.3, 0.1)},
+		{"disagreement that is no near-tie", [][]TokenProb{probs(0.7, 0.2, 0.1), probs(0.6, 0.3, 0.1)},
 			[][]float32{logitsOf(0.7, 0.2, 0.1), logitsOf(0.3, 0.6, 0.1)}, Criteria{MinTopAgree: 0.5, NearTie: 0.1, MaxAbs: 1, MeanAbs: 1}, 1, 0.3, "not a near-tie"},
-		{"too few agreements", [][]float32{probs(0.41, 0.40, 0.19), probs(0.41, 0.40, 0.19)},
+		{"Verdict's top not among llama.cpp's", [][]TokenProb{probs(0.7/0.9, 0.2/0.9)},
+			[][]float32{logitsOf(0.2, 0.1, 0.7)}, Criteria{MinTopAgree: 0, NearTie: 0.1, MaxAbs: 1, MeanAbs: 1}, 0, 1.0 / 9, "gap +Inf"},
+		{"too few agreements", [][]TokenProb{probs(0.41, 0.40, 0.19), probs(0.41, 0.40, 0.19)},
 			[][]float32{logitsOf(0.40, 0.41, 0.19), logitsOf(0.40, 0.41, 0.19)}, Criteria{MinTopAgree: 0.99, NearTie: 0.1, MaxAbs: 1, MeanAbs: 1}, 0, 0.01, "top token agrees at 0 of 2"},
 	}
 	for _, c := range cases {
@@ -61,11 +73,11 @@ func TestCompare(t *testing.T) {
 			}
 		})
 	}
-	if _, err := Compare([][]float32{probs(1)}, nil); err == nil {
+	if _, err := Compare([][]TokenProb{probs(1)}, nil); err == nil {
 		t.Error("Compare accepted a different number of positions")
 	}
-	if _, err := Compare([][]float32{probs(0.5, 0.5)}, [][]float32{logitsOf(1)}); err == nil {
-		t.Error("Compare accepted distributions of different sizes")
+	if _, err := Compare([][]TokenProb{probs(0.5, 0.5)}, [][]float32{logitsOf(1)}); err == nil {
+		t.Error("Compare accepted a token outside Verdict's vocabulary")
 	}
 	if err := (Report{}).Check(Criteria{}); err == nil {
 		t.Error("an empty report passed")

@@ -8,16 +8,17 @@
 // then reports NoBinaryFoundError.
 //
 // Input: the environment variable REFCHECK_CONFIG, a JSON object
-//   {model, vocab, text, positions, threads, batch, genPrompt, genTokens, genTop}
-// Output:
-//   - file descriptor 3: for each teacher-forced position i (0 <= i < n),
-//     llama.cpp's probability of every token id as the token at i+1, as
-//     vocab little-endian float32 values;
-//   - standard output: one JSON line (see the fields of res below).
+//   {model, text, positions, topK, threads, batch, genPrompt, genTokens, genTop}
+// Output, on standard output, one JSON line: the tokens, llama.cpp's topK
+// most probable next tokens at each teacher-forced position with their
+// probabilities renormalised over those topK (llama.cpp's softmax of its
+// logits restricted to them), the greedy generation with llama.cpp's genTop
+// most probable tokens at each step (full softmax), and the settings.
 (async () => {
-    const fs = require("node:fs");
     const { getLlama, LlamaLogLevel } = await import("node-llama-cpp");
     const cfg = JSON.parse(process.env.REFCHECK_CONFIG);
+    const t0 = Date.now();
+    const phase = (what) => { if (process.env.REFCHECK_DEBUG) console.error(`refcheck: ${what} at ${Date.now() - t0} ms`); };
 
     // llama.cpp's own log lines that show the settings it runs with (the KV
     // cache types, flash attention, batch and thread counts, weight
@@ -36,13 +37,13 @@
     });
     const model = await llama.loadModel({ modelPath: cfg.model, gpuLayers: 0, useMmap: true });
 
+    phase("model loaded");
     let tokens = model.tokenize(cfg.text, false);
     if (model.tokens.shouldPrependBosToken && model.tokens.bos != null) tokens = [model.tokens.bos, ...tokens];
     if (tokens.length < cfg.positions)
         throw new Error(`the text is ${tokens.length} tokens, fewer than the ${cfg.positions} positions asked for`);
     tokens = tokens.slice(0, cfg.positions);
     const n = tokens.length;
-    const vocab = cfg.vocab;
 
     // Room to spare: a sequence that fills its context makes node-llama-cpp
     // shift the context (drop its first tokens) before the last evaluation.
@@ -54,35 +55,28 @@
     const seq = context.getSequence();
 
     // Teacher forcing: every token of the text in one evaluation (batches of
-    // cfg.batch), the full next-token distribution at every position. With
-    // temperature 0 node-llama-cpp's sampler chain is the greedy sampler
-    // alone, so the distribution is llama.cpp's softmax of the raw logits.
-    const probs = new Float32Array(vocab);
-    const buf = Buffer.from(probs.buffer);
-    let written = 0;
-    const top1 = new Array(n);
-    const writeAll = () => {
-        let off = 0;
-        while (off < buf.length) off += fs.writeSync(3, buf, off, buf.length - off);
-    };
-    await seq.controlledEvaluate(tokens.map((t) => [t, { generateNext: { probabilities: true, options: { temperature: 0 } } }]), {
+    // cfg.batch), llama.cpp's topK most probable next tokens at every
+    // position. The sampler chain is top-k alone (top-p 1 and min-p 0 are
+    // off, temperature 1 leaves the logits as they are), so the
+    // probabilities are the softmax of the raw logits over those tokens.
+    // (The full distribution, with temperature 0, costs a sort and a
+    // transfer of the whole vocabulary per position: minutes for 150k-token
+    // vocabularies.)
+    const top = new Array(n);
+    await seq.controlledEvaluate(tokens.map((t) => [t, { generateNext: { probabilities: true,
+        options: { temperature: 1, topK: cfg.topK, topP: 1, minP: 0, seed: 1 } } }]), {
         onTokenResult(i, result) {
-            if (i !== written) throw new Error(`position ${i} came out of order (expected ${written})`);
             const p = result.next.probabilities;
-            if (p == null || p.size !== vocab)
-                throw new Error(`position ${i}: ${p == null ? "no" : p.size} probabilities, not one per token of the ${vocab}-token vocabulary`);
-            probs.fill(0);
-            for (const [tok, pr] of p) probs[tok] = pr;
-            top1[i] = p.entries().next().value[0];
-            writeAll();
-            written++;
+            if (p == null || p.size !== cfg.topK)
+                throw new Error(`position ${i}: ${p == null ? "no" : p.size} probabilities, not the ${cfg.topK} asked for`);
+            top[i] = [...p.entries()];
         },
     });
-    if (written !== n) throw new Error(`llama.cpp returned ${written} of ${n} positions`);
+    if (top.some((x) => x == null)) throw new Error("llama.cpp left out some positions");
     const held = seq.contextTokens;
     if (held.length !== n || held.some((t, i) => t !== tokens[i]))
         throw new Error(`the sequence holds ${held.length} tokens after the evaluation, not the ${n} evaluated (a context shift?)`);
-
+    phase("teacher-forced");
     // Greedy generation from the first genPrompt tokens: the generated tokens
     // and, at each step, llama.cpp's genTop most probable tokens.
     const gen = { tokens: [], top: [] };
@@ -104,8 +98,9 @@
             throw new Error(`the sequence holds ${held.length} tokens after the generation, not the prompt and the generated tokens (a context shift?)`);
     }
 
+    phase("generated");
     const res = {
-        tokens, top1, gen,
+        tokens, top, gen,
         settings: {
             flash_attention: context.flashAttention, context_size: context.contextSize, batch_size: context.batchSize,
             threads: context.currentThreads, cpu_math_cores: llama.cpuMathCores, log: settingsLog,
