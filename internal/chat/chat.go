@@ -237,7 +237,6 @@ func (t *Template) vars(r *Request) (*jinja.Dict, error) {
 	if len(r.Messages) > MaxMessages {
 		return nil, &FieldError{"messages", fmt.Sprintf("at most %d messages, got %d", MaxMessages, len(r.Messages))}
 	}
-	msgs := jinja.NewList()
 	var items []jinja.Value
 	for i, m := range r.Messages {
 		v, err := messageValue(m)
@@ -246,7 +245,7 @@ func (t *Template) vars(r *Request) (*jinja.Dict, error) {
 		}
 		items = append(items, v)
 	}
-	msgs = jinja.NewList(items...)
+	msgs := jinja.NewList(items...)
 	d := jinja.NewDict()
 	d.Set("messages", msgs)
 	if r.Tools != nil {
