@@ -76,6 +76,8 @@ var snippets = []string{
 	"{{ messages[1].tool_calls[0].function.arguments | tojson }} {{ messages[1].tool_calls[0].function.arguments is mapping }}",
 	"{{ '%d' }} {{ 100 % 7 }} {{ 'é' | upper }} {{ 'ß' | upper }}",
 	"{% set d = {'k': 'v', 'k': 'w'} %}{{ d }}",
+	"{% filter upper %}a {{ messages[0].role }}{% endfilter %}|{%- filter replace('a', 'b') -%} a a {% endfilter -%}|{% filter trim %}  x  {% endfilter %}|{% filter length %}abc{% endfilter %}",
+	"{% filter nosuch %}x{% endfilter %}",
 }
 
 const vars = `{

@@ -358,6 +358,12 @@ func (in *interp) eval(n node, e *env) (v Value, err error) {
 	case *macroNode:
 		in.defineMacro(n, e)
 		return None, nil
+	case *filterBlock:
+		var body Str
+		if body, err = in.renderBlock(n.body, e); err != nil {
+			return nil, err
+		}
+		v, err = in.filter(body, n.f, e)
 	case *commentNode:
 		return None, nil
 	case *breakNode:

@@ -44,6 +44,11 @@ type (
 		// special arguments the body reads
 		kwargs, varargs bool
 	}
+	filterBlock struct {
+		base
+		f    *filterNode // x unused
+		body []node
+	}
 	breakNode    struct{ base }
 	continueNode struct{ base }
 
@@ -360,7 +365,24 @@ func (p *parser) parseStatement() node {
 		p.cur++
 		p.expect(tCloseStatement, "expected %}")
 		return &continueNode{base{open.pos}}
-	case "call", "filter":
+	case "filter":
+		p.cur++
+		nt := p.peek()
+		f := p.parsePrimary()
+		id, ok := f.(*identNode)
+		if !ok {
+			p.fail(nt.pos, "expected a filter name after {%% filter")
+		}
+		fn := &filterNode{base: base{nt.pos}, name: id.name}
+		if p.is(tOpenParen) {
+			fn.call = true
+			fn.args = p.parseArgs(false)
+		}
+		p.expect(tCloseStatement, "expected %}")
+		body := p.block("endfilter")
+		p.endTag("endfilter")
+		return &filterBlock{base{open.pos}, fn, body}
+	case "call":
 		p.fail(t.pos, "unsupported construct: {%% %s %%} block", t.val)
 	}
 	p.fail(t.pos, "unknown statement %q", t.val)
@@ -878,6 +900,9 @@ func walkIdents(body []node, f func(string)) {
 			}
 			walkAll(n.body)
 		case *macroNode:
+			walkAll(n.body)
+		case *filterBlock:
+			walkAll(n.f.args)
 			walkAll(n.body)
 		case *arrayLit:
 			walkAll(n.items)
