@@ -78,6 +78,10 @@ var snippets = []string{
 	"{% set d = {'k': 'v', 'k': 'w'} %}{{ d }}",
 	"{% filter upper %}a {{ messages[0].role }}{% endfilter %}|{%- filter replace('a', 'b') -%} a a {% endfilter -%}|{% filter trim %}  x  {% endfilter %}|{% filter length %}abc{% endfilter %}",
 	"{% filter nosuch %}x{% endfilter %}",
+	"{% macro wrap(tag) %}<{{ tag }}>{{ caller() }}</{{ tag }}>{% endmacro %}{% call wrap('b') %}bold {{ messages[0].role }}{% endcall %}",
+	"{% macro each(xs) %}{% for x in xs %}{{ caller(x, loop.index) }};{% endfor %}{% endmacro %}{% call(item, i) each(messages) %}{{ i }}={{ item.role }}{% endcall %}",
+	"{% macro m() %}[{{ caller is defined }}]{% endmacro %}{{ m() }}{% call m() %}x{% endcall %}",
+	"{% macro k() %}{{ kwargs }}{{ caller() }}{% endmacro %}{% call k(a=1) %}y{% endcall %}",
 }
 
 const vars = `{
