@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/verdictnet/verdict/internal/gguf"
 	"github.com/verdictnet/verdict/internal/model"
 	"github.com/verdictnet/verdict/internal/tensor"
 )
@@ -194,6 +195,97 @@ func TestProofsCLIQwen3(t *testing.T) {
 		}
 		if args[0] == "audit" && !strings.Contains(stdout+stderr, "16 cells of receipt") {
 			t.Errorf("audit: %s%s", stdout, stderr)
+		}
+	}
+}
+
+// TestBadModelFiles: files Verdict cannot compute with are refused by run,
+// inspect and model id with one line naming what is unsupported, and a
+// non-zero exit status.
+func TestBadModelFiles(t *testing.T) {
+	dir := t.TempDir()
+	good := filepath.Join(dir, "q3.gguf")
+	if code, _, errs := verdict("model", "synth", "--preset", "tiny-qwen3", "--vocab", "builtin", "--out", good); code != 0 {
+		t.Fatal(errs)
+	}
+	f, err := gguf.Open(good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	rewrite := func(name string, kv func([]gguf.KV), td func([]gguf.TensorData) []gguf.TensorData) string {
+		kvs := append([]gguf.KV(nil), f.KV...)
+		var ts []gguf.TensorData
+		for _, ti := range f.Tensors {
+			tt, _ := f.Tensor(ti.Name)
+			ts = append(ts, gguf.TensorData{Name: tt.Name, Type: tt.Type, Dims: tt.Dims, Data: tt.Data})
+		}
+		if kv != nil {
+			kv(kvs)
+		}
+		if td != nil {
+			ts = td(ts)
+		}
+		var buf bytes.Buffer
+		if err := gguf.Write(&buf, kvs, ts); err != nil {
+			t.Fatal(err)
+		}
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, buf.Bytes(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	setKV := func(key string, v gguf.Value) func([]gguf.KV) {
+		return func(kvs []gguf.KV) {
+			for i := range kvs {
+				if kvs[i].Key == key {
+					kvs[i].Value = v
+				}
+			}
+		}
+	}
+	for _, tc := range []struct {
+		path, want string
+	}{
+		{rewrite("arch.gguf", setKV("general.architecture", gguf.String("gemma2")), nil), `architecture "gemma2" is not supported`},
+		{rewrite("heads.gguf", setKV("qwen3.attention.head_count_kv", gguf.Uint32(3)), nil), "4 heads and 3 key/value heads do not fit together"},
+		{rewrite("missing.gguf", nil, func(ts []gguf.TensorData) []gguf.TensorData {
+			var out []gguf.TensorData
+			for _, x := range ts {
+				if x.Name != "blk.1.attn_q_norm.weight" {
+					out = append(out, x)
+				}
+			}
+			return out
+		}), "missing tensor blk.1.attn_q_norm.weight"},
+		{rewrite("shape.gguf", nil, func(ts []gguf.TensorData) []gguf.TensorData {
+			for i := range ts {
+				if ts[i].Name == "blk.0.attn_k_norm.weight" {
+					ts[i].Dims, ts[i].Data = []int{16}, ts[i].Data[:64]
+				}
+			}
+			return ts
+		}), "tensor blk.0.attn_k_norm.weight has shape [16], the configuration needs [32]"},
+		{rewrite("type.gguf", nil, func(ts []gguf.TensorData) []gguf.TensorData {
+			for i := range ts {
+				if ts[i].Name == "blk.0.attn_q.weight" {
+					ts[i].Type = 16 // IQ2_XXS
+					ts[i].Dims, ts[i].Data = []int{256, 1}, make([]byte, 66)
+				}
+			}
+			return ts
+		}), "tensor blk.0.attn_q.weight has type IQ2_XXS (16), which Verdict cannot compute with"},
+	} {
+		for _, args := range [][]string{
+			{"run", "--model", tc.path, "--prompt", "Hello", "--max-tokens", "2"},
+			{"model", "inspect", tc.path},
+			{"model", "id", tc.path},
+		} {
+			code, _, errs := verdict(args...)
+			if code == 0 || !strings.Contains(errs, tc.want) || strings.Count(errs, "\n") != 1 {
+				t.Errorf("%v: exit %d, stderr %q; want one line mentioning %q", args[:2], code, errs, tc.want)
+			}
 		}
 	}
 }

@@ -128,7 +128,7 @@ func (e *Engine) LayerStep(l, pos int, x []float32, keys, values [][]float32) (k
 	if len(keys) != pos || len(values) != pos {
 		return nil, nil, nil, nil, fmt.Errorf("engine: position %d needs %d cached keys and values, got %d and %d", pos, pos, len(keys), len(values))
 	}
-	seq := &Sequence{Pos: pos, cap: pos + 1, k: make([][]float32, e.c.Layers), v: make([][]float32, e.c.Layers)}
+	seq := &Sequence{Pos: pos, cap: pos + 1, kv: kv, k: make([][]float32, e.c.Layers), v: make([][]float32, e.c.Layers)}
 	seq.k[l] = make([]float32, (pos+1)*kv)
 	seq.v[l] = make([]float32, (pos+1)*kv)
 	for t := 0; t < pos; t++ {

@@ -2,6 +2,7 @@ package engine_test
 
 import (
 	"math"
+	"runtime"
 	"testing"
 
 	"github.com/verdictnet/verdict/internal/engine"
@@ -47,7 +48,7 @@ var cellModels = [][2]string{
 	{"synth:tiny-llama3:f16", ""},
 	{"synth:tiny-qwen2:q8_0", ""},
 	{"synth:tiny-qwen3:f32", ""},
-	{"synth:tiny256-qwen3:q4_k_m", ""},
+	{"synth:tiny-qwen3:q4_k_m", ""},
 }
 
 // tracedPrefill runs text through the model mf as one prefill on threads
@@ -231,6 +232,48 @@ func TestLogitsFrom(t *testing.T) {
 		seq, _ := e.NewSequence(len(toks))
 		if err := e.Forward(&engine.Item{Seq: seq, Tokens: toks, Logits: bad.mode, LogitsFrom: bad.from}); err == nil {
 			t.Fatalf("mode %d from %d accepted", bad.mode, bad.from)
+		}
+	}
+}
+
+// TestSequenceGrowsWithUse: a sequence allowed a long context (2^20
+// positions; 512 MiB of cache for this model if allocated up front) costs
+// only what its positions use, and its logits are those of a sequence sized
+// to fit.
+func TestSequenceGrowsWithUse(t *testing.T) {
+	l := load(t, "synth:tiny-llama3:f32", "")
+	small := newEngine(t, l.m, 2)
+	big := *l.m
+	big.Config.ContextLen = 1 << 20
+	e := newEngine(t, &big, 2)
+	toks := []int{1, 500, 600, 700, 800, 900, 1000}
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	seq, err := e.NewSequence(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got [][]float32
+	for _, tok := range toks {
+		it := &engine.Item{Seq: seq, Tokens: []int{tok}, Logits: engine.LogitsLast}
+		if err := e.Forward(it); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, it.Out[0])
+	}
+	runtime.ReadMemStats(&after)
+	if grew := after.TotalAlloc - before.TotalAlloc; grew > 16<<20 {
+		t.Errorf("a sequence of %d positions allocated %d bytes", len(toks), grew)
+	}
+	seq2, _ := small.NewSequence(len(toks))
+	it := &engine.Item{Seq: seq2, Tokens: toks, Logits: engine.LogitsAll}
+	if err := small.Forward(it); err != nil {
+		t.Fatal(err)
+	}
+	for i := range toks {
+		if !sameBits(got[i], it.Out[i]) {
+			t.Fatalf("position %d: logits differ", i)
 		}
 	}
 }

@@ -1,4 +1,6 @@
-// Package engine runs the LLaMA forward pass under the Verdict determinism
+// Package engine runs the forward pass of llama, qwen2 and qwen3 models
+// (norm or NEOX RoPE, RoPE frequency factors, Q/K/V biases, per-head Q/K
+// norms) under the Verdict determinism
 // specification (docs/determinism.md): the logits it returns are the same
 // bits whatever the thread count, the batch shape (prefill of many positions
 // or decode of one, one sequence or many) and the CPU.

@@ -100,7 +100,8 @@ func RopeAngles(freqs []float32, pos int, cos, sin []float32) {
 type Sequence struct {
 	Pos int
 	cap int
-	k   [][]float32 // per layer, cap*KVDim
+	kv  int         // KVDim: the values of one position in one layer
+	k   [][]float32 // per layer, room for len/kv positions (at most cap)
 	v   [][]float32
 }
 
@@ -113,13 +114,25 @@ func (e *Engine) NewSequence(maxPos int) (*Sequence, error) {
 	if maxPos > e.c.ContextLen {
 		return nil, fmt.Errorf("sequence of %d positions exceeds the model's context length %d", maxPos, e.c.ContextLen)
 	}
-	s := &Sequence{cap: maxPos, k: make([][]float32, e.c.Layers), v: make([][]float32, e.c.Layers)}
-	kv := e.c.KVDim()
-	for l := range s.k {
-		s.k[l] = make([]float32, maxPos*kv)
-		s.v[l] = make([]float32, maxPos*kv)
+	// The cache grows as positions are fed (reserve), so that a sequence
+	// allowed the whole context of a long-context model (131072 positions
+	// of Llama 3.x: 8.6 GB for the 1B shape) costs only what it uses.
+	return &Sequence{cap: maxPos, kv: e.c.KVDim(), k: make([][]float32, e.c.Layers), v: make([][]float32, e.c.Layers)}, nil
+}
+
+// reserve makes room in the cache for positions 0..n-1 (n <= cap),
+// doubling the room it has, so that a sequence fed one token at a time
+// copies its cache O(log n) times.
+func (s *Sequence) reserve(n int) {
+	need := n * s.kv
+	if len(s.k) == 0 || len(s.k[0]) >= need {
+		return
 	}
-	return s, nil
+	size := min(max(need, 2*len(s.k[0]), 64*s.kv), s.cap*s.kv)
+	for l := range s.k {
+		s.k[l] = append(s.k[l], make([]float32, size-len(s.k[l]))...)
+		s.v[l] = append(s.v[l], make([]float32, size-len(s.v[l]))...)
+	}
 }
 
 // Cap is the number of positions the sequence can hold.
@@ -127,7 +140,7 @@ func (s *Sequence) Cap() int { return s.cap }
 
 // KV returns the cached key and value vectors of layer l at position pos.
 func (s *Sequence) KV(l, pos int) (k, v []float32) {
-	n := len(s.k[l]) / s.cap
+	n := s.kv
 	return s.k[l][pos*n : (pos+1)*n], s.v[l][pos*n : (pos+1)*n]
 }
 
@@ -212,6 +225,9 @@ func (e *Engine) Forward(items ...*Item) error {
 	}
 	if len(rows) == 0 {
 		return nil
+	}
+	for _, it := range items {
+		it.Seq.reserve(it.Seq.Pos + len(it.Tokens))
 	}
 	st := e.newState(rows)
 	defer e.putState(st)
@@ -381,7 +397,7 @@ func (e *Engine) layerAttend(l int, st *state) {
 			r, h := u/c.Heads, u%c.Heads
 			rw := st.rows[r]
 			if cap(scores) < rw.pos+1 {
-				scores = make([]float32, rw.pos+1, rw.seq.cap)
+				scores = make([]float32, rw.pos+1, min(rw.seq.cap, 2*(rw.pos+1)))
 			}
 			kvOff := (h / group) * hd
 			Attend(st.q[r*d+h*hd:r*d+(h+1)*hd], rw.seq.k[l], rw.seq.v[l], kv, kvOff, rw.pos+1,

@@ -1,6 +1,8 @@
 package engine_test
 
 import (
+	"bytes"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -10,9 +12,11 @@ import (
 
 	"github.com/verdictnet/verdict/internal/engine"
 	"github.com/verdictnet/verdict/internal/gguf"
+	"github.com/verdictnet/verdict/internal/kernels"
 	"github.com/verdictnet/verdict/internal/model"
 	"github.com/verdictnet/verdict/internal/sampler"
 	"github.com/verdictnet/verdict/internal/synth"
+	"github.com/verdictnet/verdict/internal/tensor"
 	"github.com/verdictnet/verdict/internal/testutil"
 )
 
@@ -45,11 +49,71 @@ func init() {
 		digestCase{"synth-tiny-q5_1", "synth:tiny:q5_1", "", "Once upon a time", 16, sampler.Params{Temperature: 1, TopK: 40, Seed: 8}, false},
 		// llama.cpp's _K_M mixes on a qwen3 (Q4_K/Q5_K, Q6_K, and on the
 		// 64-wide tiny-qwen3 the Q5_0/Q5_1/Q8_0 fallbacks).
-		digestCase{"synth-tiny256-qwen3-q4_k_m", "synth:tiny256-qwen3:q4_k_m", "", "Once upon a time", 20, sampler.Params{}, false},
-		digestCase{"synth-tiny256-qwen3-q5_k_m", "synth:tiny256-qwen3:q5_k_m", "", "The little dog", 20, sampler.Params{Temperature: 0.7, Seed: 6}, false},
+		// (big: the scalar K kernels over a 32000-row Q6_K classifier
+		// are slow under qemu.)
+		digestCase{"synth-tiny256-qwen3-q4_k_m", "synth:tiny256-qwen3:q4_k_m", "", "Once upon a time", 8, sampler.Params{}, true},
+		digestCase{"synth-tiny256-qwen3-q5_k_m", "synth:tiny256-qwen3:q5_k_m", "", "The little dog", 8, sampler.Params{Temperature: 0.7, Seed: 6}, true},
 		digestCase{"synth-tiny-qwen3-q4_k_m", "synth:tiny-qwen3:q4_k_m", "", "Hello world", 20, sampler.Params{}, false},
 		digestCase{"synth-tiny-qwen2-q5_k_m", "synth:tiny-qwen2:q5_k_m", "", "Hello world", 20, sampler.Params{}, false},
+		// Every type in one model, matrices of different formats sharing an
+		// input (see mixTypes).
+		digestCase{"synth-tiny256-mix", "synth:tiny256:mix", "", "Lily and Tom went to the park", 12, sampler.Params{}, false},
 	)
+}
+
+// mixTypes is the storage of each matrix of a "mix" model: the matrices
+// that read the same input mix the two activation quantisations (Q8 for
+// the 32-element blocks, Q8K for the K types), as a Q4_K_M file does with
+// Q4_K and Q6_K (and more).
+var mixTypes = map[string]tensor.Type{
+	"token_embd": tensor.Q6_K, "attn_q": tensor.Q4_K, "attn_k": tensor.Q8_0, "attn_v": tensor.Q6_K,
+	"attn_output": tensor.Q5_1, "ffn_gate": tensor.Q5_0, "ffn_up": tensor.Q5_K, "ffn_down": tensor.Q4_1,
+}
+
+// writeMix writes the F32 synthetic model of the preset with its matrices
+// re-encoded as mixTypes says (layer 1 swaps Q4_K and Q6_K).
+func writeMix(preset, vocab string, w io.Writer) error {
+	var buf bytes.Buffer
+	if err := synth.Generate(preset, vocab, 1, tensor.F32, &buf); err != nil {
+		return err
+	}
+	gf, err := gguf.Parse(buf.Bytes())
+	if err != nil {
+		return err
+	}
+	var ts []gguf.TensorData
+	for _, ti := range gf.Tensors {
+		tt, err := gf.Tensor(ti.Name)
+		if err != nil {
+			return err
+		}
+		td := gguf.TensorData{Name: tt.Name, Type: tt.Type, Dims: tt.Dims, Data: tt.Data}
+		parts := strings.Split(strings.TrimSuffix(tt.Name, ".weight"), ".")
+		if typ, ok := mixTypes[parts[len(parts)-1]]; ok {
+			if len(parts) == 3 && parts[1] == "1" && typ.SuperBlock() {
+				typ = map[tensor.Type]tensor.Type{tensor.Q4_K: tensor.Q6_K, tensor.Q6_K: tensor.Q4_K, tensor.Q5_K: tensor.Q5_K}[typ]
+			}
+			x := kernels.F32Row(tt.Data)
+			var data []byte
+			for r := 0; r < tt.Rows(); r++ {
+				if data, err = synth.AppendRow(data, typ, x[r*tt.Cols():(r+1)*tt.Cols()]); err != nil {
+					return err
+				}
+			}
+			td.Type, td.Data = typ, data
+		}
+		ts = append(ts, td)
+	}
+	return gguf.Write(w, gf.KV, ts)
+}
+
+// scalarBig names the digest cases that run in fewer thread/prefill
+// configurations where the scalar kernels run (arm64 under qemu, purego):
+// the K types cost about a second per configuration there; on amd64 the
+// fast paths run them in every configuration.
+var scalarBig = map[string]bool{
+	"synth-tiny256-q4_k": true, "synth-tiny256-q5_k": true, "synth-tiny256-q6_k": true, "synth-tiny256-mix": true,
+	"synth-15m-q4_k": true,
 }
 
 var (
@@ -68,7 +132,7 @@ func synthModel(tb testing.TB, name string) string {
 		return p
 	}
 	parts := strings.Split(name, ":")
-	if len(parts) != 3 || !slices.Contains(synth.Types(), parts[2]) {
+	if len(parts) != 3 || !slices.Contains(synth.Types(), parts[2]) && parts[2] != "mix" {
 		tb.Fatalf("bad synthetic model name %q", name)
 	}
 	vocab := testutil.Shared(tb, "models/ggml-vocab-llama-spm.gguf")
@@ -84,7 +148,12 @@ func synthModel(tb testing.TB, name string) string {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	if err := synth.Write(f, synth.Options{Preset: parts[1], Vocab: vocab, Seed: 1, Type: parts[2]}); err != nil {
+	if parts[2] == "mix" {
+		err = writeMix(parts[1], vocab, f)
+	} else {
+		err = synth.Write(f, synth.Options{Preset: parts[1], Vocab: vocab, Seed: 1, Type: parts[2]})
+	}
+	if err != nil {
 		tb.Fatal(err)
 	}
 	if err := f.Close(); err != nil {
@@ -150,4 +219,23 @@ func FuzzBadBlocks(f *testing.F) {
 			t.Fatalf("%d logit vectors", len(it.Out))
 		}
 	})
+}
+
+// TestMixModel: the mix model holds the types mixTypes says, so that its
+// digest covers them.
+func TestMixModel(t *testing.T) {
+	l := load(t, "synth:tiny256:mix", "")
+	m := l.m
+	for _, c := range []struct {
+		t    *tensor.Tensor
+		want tensor.Type
+	}{
+		{m.TokenEmbd, tensor.Q6_K}, {m.Layers[0].Wq, tensor.Q4_K}, {m.Layers[1].Wq, tensor.Q6_K}, {m.Layers[0].Wk, tensor.Q8_0},
+		{m.Layers[0].Wv, tensor.Q6_K}, {m.Layers[1].Wv, tensor.Q4_K}, {m.Layers[0].Wo, tensor.Q5_1}, {m.Layers[0].FFNGate, tensor.Q5_0},
+		{m.Layers[0].FFNUp, tensor.Q5_K}, {m.Layers[0].FFNDown, tensor.Q4_1},
+	} {
+		if c.t.Type != c.want {
+			t.Errorf("%s is %s, want %s", c.t.Name, c.t.Type, c.want)
+		}
+	}
 }

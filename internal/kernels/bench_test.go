@@ -109,7 +109,7 @@ func BenchmarkPrefillF32(b *testing.B) {
 func BenchmarkMatVecK(b *testing.B) {
 	r := rand.New(rand.NewPCG(1, 1))
 	const rows, cols, copies = 8192, 2048, 6
-	for _, typ := range []tensor.Type{tensor.Q4_K, tensor.Q5_K, tensor.Q6_K, tensor.Q8_0, tensor.Q4_0} {
+	for _, typ := range []tensor.Type{tensor.Q4_K, tensor.Q5_K, tensor.Q6_K, tensor.Q8_0, tensor.Q4_0, tensor.Q4_1, tensor.Q5_0, tensor.Q5_1} {
 		ws := make([]*tensor.Tensor, copies)
 		for i := range ws {
 			ws[i] = weights(r, typ, rows, cols, false)

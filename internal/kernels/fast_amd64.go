@@ -2,7 +2,7 @@
 
 package kernels
 
-//go:generate go run asmgen.go asmgen_exp.go asmgen_vnni.go asmgen_q2.go asmgen_k.go
+//go:generate go run asmgen.go asmgen_exp.go asmgen_vnni.go asmgen_q2.go asmgen_k.go asmgen_q5.go
 
 import (
 	"golang.org/x/sys/cpu"
@@ -109,13 +109,15 @@ func enableFast() {
 	FastPath = "amd64-avx2"
 	prefillTiles, prefillR, prefillP = &tilesF32, tileRows, 3
 	packActs, useVNNI, useQ2, quantizeFast = packActsQ2, false, true, nil
+	packActsK, quantizeFastK = packActsKQ2, nil
 	if hasAVX512 && useAVX512 {
 		FastPath = "amd64-avx512"
 		prefillTiles, prefillR, prefillP = &tilesZ, 6, 4
-		quantizeFast = quantizeQ8Z // AVX-512F
+		quantizeFast, quantizeFastK = quantizeQ8Z, quantizeQ8KZ // AVX-512F
 		if hasVNNI {
 			FastPath = "amd64-avx512-vnni"
 			packActs, useVNNI, useQ2 = packActsVNNI, true, false
+			packActsK = packActsKVNNI
 		}
 	}
 }
@@ -141,6 +143,7 @@ func disableFast() {
 	hasFast = false
 	fastMatMul = nil
 	packActs, useVNNI, useQ2, quantizeFast = nil, false, false, nil
+	packActsK, quantizeFastK = nil, nil
 	FastPath = ""
 }
 

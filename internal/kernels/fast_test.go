@@ -122,9 +122,9 @@ func TestFastMatMulTable(t *testing.T) {
 		colsF := []int{1, 2, 7, 8, 9, 15, 16, 17, 23, 31, 33, 47, 64, 100, 129, 260, 768}
 		colsQ := []int{32, 64, 96, 160, 288, 768}
 		colsK := []int{256, 512, 768, 2048}
-		for _, typ := range []tensor.Type{tensor.F32, tensor.F16, tensor.BF16, tensor.Q8_0, tensor.Q4_0, tensor.Q4_K, tensor.Q5_K, tensor.Q6_K} {
+		for _, typ := range []tensor.Type{tensor.F32, tensor.F16, tensor.BF16, tensor.Q8_0, tensor.Q4_0, tensor.Q4_1, tensor.Q5_0, tensor.Q5_1, tensor.Q4_K, tensor.Q5_K, tensor.Q6_K} {
 			cs := colsF
-			if typ == tensor.Q8_0 || typ == tensor.Q4_0 {
+			if typ.Quantized() {
 				cs = colsQ
 			}
 			if typ.SuperBlock() {

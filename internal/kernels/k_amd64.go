@@ -8,7 +8,7 @@ import "github.com/verdictnet/verdict/internal/tensor"
 // asmgen_k.go: one weight row against 1, 2 or 4 activation rows quantised
 // to Q8K, with the arithmetic of dotK bit for bit (docs/determinism.md
 // 4.2). Their integer sums are exact for any int8 activation (-128
-// included), so they need no noMin128K.
+// included).
 
 type kFn func(w *byte, q *int8, qs int, s *int16, ss int, d *float32, ds int, nb int, out *float32)
 
@@ -39,6 +39,19 @@ func q6kDot2(w *byte, q *int8, qs int, s *int16, ss int, d *float32, ds int, nb 
 //go:noescape
 func q6kDot4(w *byte, q *int8, qs int, s *int16, ss int, d *float32, ds int, nb int, out *float32)
 
+//go:noescape
+func q4kRows(w *byte, ws int, rows int, q *int8, s *int16, d *float32, nb int, out *float32)
+
+//go:noescape
+func q5kRows(w *byte, ws int, rows int, q *int8, s *int16, d *float32, nb int, out *float32)
+
+//go:noescape
+func q6kRows(w *byte, ws int, rows int, q *int8, s *int16, d *float32, nb int, out *float32)
+
+// kRows[type]: decode (one activation row) over a range of weight rows in
+// one call.
+var kRows = [3]func(w *byte, ws int, rows int, q *int8, s *int16, d *float32, nb int, out *float32){q4kRows, q5kRows, q6kRows}
+
 // kDots[type][P]: type 0 Q4_K, 1 Q5_K, 2 Q6_K.
 var kDots = [3][5]kFn{
 	{1: q4kDot1, 2: q4kDot2, 4: q4kDot4},
@@ -58,22 +71,46 @@ func matK(w *tensor.Tensor, a *Acts, out []float32, ld, r0, r1 int) bool {
 	if cols%tensor.QKK != 0 || a.Formats&ActQ8K == 0 || len(a.KQ) < n*cols || len(a.KD) < n*cols/tensor.QKK || len(a.KS) < n*cols/16 {
 		return false
 	}
+	if useVNNI && a.packedK && matMulVNNIK(w, a, out, ld, r0, r1) {
+		return true
+	}
+	if useQ2 && a.packedK {
+		switch w.Type {
+		case tensor.Q4_K:
+			return matMulQ2K(w, a, out, ld, r0, r1, 0) || matKTiles(w, a, out, ld, r0, r1)
+		case tensor.Q5_K:
+			return matMulQ2K(w, a, out, ld, r0, r1, 1) || matKTiles(w, a, out, ld, r0, r1)
+		case tensor.Q6_K:
+			return matMulQ2K(w, a, out, ld, r0, r1, 2) || matKTiles(w, a, out, ld, r0, r1)
+		}
+	}
+	return matKTiles(w, a, out, ld, r0, r1)
+}
+
+// matKTiles is matK with the one-row kernels (decode) and their tiles of
+// 2 and 4 activation rows.
+func matKTiles(w *tensor.Tensor, a *Acts, out []float32, ld, r0, r1 int) bool {
+	n, cols := a.N, a.Cols
 	rs := w.RowSize()
 	if r1*rs > len(w.Data) || len(out) < (n-1)*ld+r1 {
 		return false
 	}
-	var fns *[5]kFn
+	ti := 0
 	switch w.Type {
 	case tensor.Q4_K:
-		fns = &kDots[0]
 	case tensor.Q5_K:
-		fns = &kDots[1]
+		ti = 1
 	case tensor.Q6_K:
-		fns = &kDots[2]
+		ti = 2
 	default:
 		return false
 	}
+	fns := &kDots[ti]
 	nb := cols / tensor.QKK
+	if n == 1 {
+		kRows[ti](&w.Data[r0*rs], rs, r1-r0, &a.KQ[0], &a.KS[0], &a.KD[0], nb, &out[r0])
+		return true
+	}
 	qs, ss, ds := cols, cols/16*2, nb*4
 	var res [4]float32
 	for p0 := 0; p0 < n; p0 += kChunkRows {
@@ -94,6 +131,84 @@ func matK(w *tensor.Tensor, a *Acts, out []float32, ld, r0, r1 int) bool {
 					out[(p+j)*ld+r] = res[j]
 				}
 				p += P
+			}
+		}
+	}
+	return true
+}
+
+// The AVX2 prefill tiles of the K types (asmgen_k.go q2kTile) on packK's
+// layout, for CPUs without AVX-512 VNNI.
+
+type q2kFn func(w *byte, pk0 *byte, pk1 *byte, nb int, out *float32, ld int)
+
+//go:noescape
+func q2k4G1(w *byte, pk0 *byte, pk1 *byte, nb int, out *float32, ld int)
+
+//go:noescape
+func q2k4G2(w *byte, pk0 *byte, pk1 *byte, nb int, out *float32, ld int)
+
+//go:noescape
+func q2k5G1(w *byte, pk0 *byte, pk1 *byte, nb int, out *float32, ld int)
+
+//go:noescape
+func q2k5G2(w *byte, pk0 *byte, pk1 *byte, nb int, out *float32, ld int)
+
+//go:noescape
+func q2k6G1(w *byte, pk0 *byte, pk1 *byte, nb int, out *float32, ld int)
+
+//go:noescape
+func q2k6G2(w *byte, pk0 *byte, pk1 *byte, nb int, out *float32, ld int)
+
+// q2kTiles[type][G]: type 0 Q4_K, 1 Q5_K, 2 Q6_K.
+var q2kTiles = [3][3]q2kFn{
+	{1: q2k4G1, 2: q2k4G2},
+	{1: q2k5G1, 2: q2k5G2},
+	{1: q2k6G1, 2: q2k6G2},
+}
+
+// packActsKQ2 is packActsK where the AVX2 q2 tiles are on: it packs for n
+// >= q2MinRows.
+func packActsKQ2(a *Acts, run func(n int, fn func(lo, hi int))) bool {
+	return a.N >= q2MinRows && packK(a, run)
+}
+
+// matMulQ2K is matK with the AVX2 tiles of packed halves, for Acts that
+// PrepareTypes packed; it declines (false) anything else.
+func matMulQ2K(w *tensor.Tensor, a *Acts, out []float32, ld, r0, r1, ti int) bool {
+	n, cols := a.N, a.Cols
+	if !a.packedK || n <= 0 || cols%tensor.QKK != 0 {
+		return false
+	}
+	nb := cols / tensor.QKK
+	groups := (n + 15) / 16
+	gs := nb * kBlk
+	rs := w.RowSize()
+	if nb == 0 || len(a.pkK) < groups*gs || r0 < 0 || r1 < r0 || r1*rs > len(w.Data) || len(out) < (n-1)*ld+r1 {
+		return false
+	}
+	tiles := &q2kTiles[ti]
+	half := func(h int) *byte { return &a.pkK[(h>>1)*gs+(h&1)*32] }
+	// As matMulQ2: chunks of q2RC weight rows and q2PC activation rows,
+	// results through buf (row stride q2BufLD), padding rows dropped.
+	var buf [q2PC * q2BufLD]float32
+	for rc := r0; rc < r1; rc += q2RC {
+		re := min(rc+q2RC, r1)
+		for p0 := 0; p0 < n; p0 += q2PC {
+			p1 := min(p0+q2PC, n)
+			h0, h1 := p0/8, (p1+7)/8
+			for r := rc; r < re; r++ {
+				for h := h0; h < h1; h += 2 {
+					G := min(2, h1-h)
+					pk1 := half(h)
+					if G > 1 {
+						pk1 = half(h + 1)
+					}
+					tiles[G](&w.Data[r*rs], half(h), pk1, nb, &buf[8*(h-h0)*q2BufLD+r-rc], q2BufLD)
+				}
+			}
+			for p := p0; p < p1; p++ {
+				copy(out[p*ld+rc:p*ld+re], buf[(p-p0)*q2BufLD:(p-p0)*q2BufLD+re-rc])
 			}
 		}
 	}

@@ -24,15 +24,16 @@ type Acts struct {
 	KD      []float32 // n*cols/256 super-block scales, for the K types
 	KS      []int16   // n*cols/16 sums of 16 consecutive KQ, for the K types
 
-	// Formats records which quantisations the Acts hold. Prepare sets it;
-	// Acts filled by hand must set it too.
+	// Formats records which quantisations the Acts hold (those asked for
+	// whose block size divides cols). Prepare sets it; Acts filled by hand
+	// must set it too.
 	Formats ActFormat
 
 	// noMin128 records that Prepare filled Q (QuantizeQ8 clamps to
 	// [-127, 127]), which lets a fast path use kernels that are exact only
-	// without -128. Acts filled by hand never set it. noMin128K is the same
-	// for KQ.
-	noMin128, noMin128K bool
+	// without -128. Acts filled by hand never set it. (The K-type kernels
+	// are exact for any int8 and need no such flag.)
+	noMin128 bool
 
 	// pk holds the quantised rows repacked for the AVX-512 VNNI tiles (see
 	// vnni_amd64.go) or the AVX2 q2 tiles (q2_amd64.go; same layout) when
@@ -40,6 +41,10 @@ type Acts struct {
 	// on, once per matmul.
 	pk     []byte
 	packed bool
+	// pkK holds the Q8K rows repacked for the AVX-512 VNNI tiles of the K
+	// types (k_vnni_amd64.go) when packedK is set.
+	pkK     []byte
+	packedK bool
 }
 
 // ActFormat is a set of activation quantisations.
@@ -62,14 +67,21 @@ func FormatOf(t tensor.Type) ActFormat {
 	return 0
 }
 
-// quantizeFast, when set by an architecture-specific file, is QuantizeQ8
-// with identical bits.
-var quantizeFast func(x []float32, q []int8, d []float32)
+// quantizeFast and quantizeFastK, when set by an architecture-specific
+// file, are QuantizeQ8 and QuantizeQ8K with identical bits.
+var (
+	quantizeFast  func(x []float32, q []int8, d []float32)
+	quantizeFastK func(x []float32, q []int8, d []float32, s []int16)
+)
 
 // packActs, when set by an architecture-specific file, repacks a's
 // quantised rows for weights of type t (possibly in parallel through run)
 // and reports whether it did.
 var packActs func(a *Acts, t tensor.Type, run func(n int, fn func(lo, hi int))) bool
+
+// packActsK, when set by an architecture-specific file, repacks a's Q8K
+// rows for the K-type tiles and reports whether it did.
+var packActsK func(a *Acts, run func(n int, fn func(lo, hi int))) bool
 
 // Prepare fills a with the n rows of x (n*cols floats) for weights of type t.
 // It reuses a's buffers.
@@ -90,18 +102,19 @@ func (a *Acts) PrepareParallel(t tensor.Type, x []float32, n, cols int, run func
 // made, once.
 func (a *Acts) PrepareTypes(ts []tensor.Type, x []float32, n, cols int, run func(n int, fn func(lo, hi int))) {
 	a.N, a.Cols, a.F = n, cols, x[:n*cols]
-	a.noMin128, a.noMin128K = false, false
-	a.packed = false
+	a.noMin128 = false
+	a.packed, a.packedK = false, false
 	var f ActFormat
 	pack := tensor.F32
 	for _, t := range ts {
 		f |= FormatOf(t)
-		if t == tensor.Q8_0 || t == tensor.Q4_0 {
+		if t == tensor.Q8_0 || t == tensor.Q4_0 || pack == tensor.F32 && (t == tensor.Q4_1 || t == tensor.Q5_0 || t == tensor.Q5_1) {
 			pack = t
 		}
 	}
-	a.Formats = f
+	a.Formats = 0
 	if f&ActQ8 != 0 && cols%tensor.QK == 0 {
+		a.Formats |= ActQ8
 		a.Q = grow(a.Q, n*cols)
 		a.D = grow(a.D, n*cols/tensor.QK)
 		nb := cols / tensor.QK
@@ -121,19 +134,24 @@ func (a *Acts) PrepareTypes(ts []tensor.Type, x []float32, n, cols int, run func
 		a.packed = pack != tensor.F32 && packActs != nil && packActs(a, pack, run)
 	}
 	if f&ActQ8K != 0 && cols%tensor.QKK == 0 {
+		a.Formats |= ActQ8K
 		a.KQ = grow(a.KQ, n*cols)
 		a.KD = grow(a.KD, n*cols/tensor.QKK)
 		a.KS = grow(a.KS, n*cols/16)
 		nb := cols / tensor.QKK
+		quantize := QuantizeQ8K
+		if quantizeFastK != nil {
+			quantize = quantizeFastK
+		}
 		fn := func(lo, hi int) {
-			QuantizeQ8K(a.F[lo*cols:hi*cols], a.KQ[lo*cols:hi*cols], a.KD[lo*nb:hi*nb], a.KS[lo*cols/16:hi*cols/16])
+			quantize(a.F[lo*cols:hi*cols], a.KQ[lo*cols:hi*cols], a.KD[lo*nb:hi*nb], a.KS[lo*cols/16:hi*cols/16])
 		}
 		if run == nil {
 			fn(0, n)
 		} else {
 			run(n, fn)
 		}
-		a.noMin128K = true
+		a.packedK = packActsK != nil && packActsK(a, run)
 	}
 }
 

@@ -94,6 +94,8 @@ func matMulAVX2(w *tensor.Tensor, a *Acts, out []float32, ld, r0, r1 int) bool {
 		}
 	case tensor.Q4_K, tensor.Q5_K, tensor.Q6_K:
 		return matK(w, a, out, ld, r0, r1)
+	case tensor.Q4_1, tensor.Q5_0, tensor.Q5_1:
+		return matQ5(w, a, out, ld, r0, r1)
 	default:
 		return false
 	}

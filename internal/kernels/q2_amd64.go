@@ -33,7 +33,7 @@ const q2MinRows = 3
 // packActsQ2 is packActs where the q2 tiles are on (AVX2 without the VNNI
 // tiles): it packs for n >= q2MinRows.
 func packActsQ2(a *Acts, t tensor.Type, run func(n int, fn func(lo, hi int))) bool {
-	return a.N >= q2MinRows && packVNNI(a, t, run)
+	return a.N >= q2MinRows && (t == tensor.Q8_0 || t == tensor.Q4_0) && packVNNI(a, t, run)
 }
 
 // useQ2 is whether the quantised prefill runs the q2 tiles; set by

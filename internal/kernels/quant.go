@@ -117,20 +117,37 @@ func blockQ5(t tensor.Type, row []byte, b int, q *[tensor.QK]int32) (d, m float3
 //	Q4_1, Q5_1:  acc = acc ⊕ (((dw ⊗ dx) ⊗ f32(isum)) ⊕ ((mw ⊗ dx) ⊗ f32(xsum)))
 func dotQ5(t tensor.Type, row []byte, q []int8, d []float32) float32 {
 	var acc float32
-	var wq [tensor.QK]int32
+	bs := t.BlockBytes()
 	for b := 0; b < len(q)/tensor.QK; b++ {
-		dw, mw := blockQ5(t, row, b, &wq)
-		qs := q[b*tensor.QK : (b+1)*tensor.QK]
+		blk := row[b*bs : (b+1)*bs]
+		var qh uint32
+		var qs []byte
+		switch t {
+		case tensor.Q4_1:
+			qs = blk[4:20]
+		case tensor.Q5_0:
+			qh, qs = binary.LittleEndian.Uint32(blk[2:]), blk[6:22]
+		default: // Q5_1
+			qh, qs = binary.LittleEndian.Uint32(blk[4:]), blk[8:24]
+		}
+		x0, x1 := q[b*tensor.QK:b*tensor.QK+16], q[b*tensor.QK+16:(b+1)*tensor.QK]
+		// u_j = nibble | high bit << 4 (unsigned); Q5_0's q_j is u_j - 16.
 		var isum, xsum int32
 		for j, v := range qs {
-			isum += wq[j] * int32(v)
-			xsum += int32(v)
+			lo := int32(v&15) | int32(qh>>j&1)<<4
+			hi := int32(v>>4) | int32(qh>>(j+16)&1)<<4
+			a, e := int32(x0[j]), int32(x1[j])
+			isum += lo*a + hi*e
+			xsum += a + e
 		}
-		s := float32(float32(dw*d[b]) * float32(isum))
-		if t != tensor.Q5_0 {
-			s = s + float32(float32(mw*d[b])*float32(xsum))
+		dw := f16At(blk, 0)
+		if t == tensor.Q5_0 {
+			isum -= 16 * xsum
+			acc = acc + float32(float32(dw*d[b])*float32(isum))
+			continue
 		}
-		acc = acc + s
+		mw := f16At(blk, 2)
+		acc = acc + (float32(float32(dw*d[b])*float32(isum)) + float32(float32(mw*d[b])*float32(xsum)))
 	}
 	return acc
 }
@@ -230,31 +247,87 @@ func decodeK(t tensor.Type, row []byte, b int, s *superK) {
 //	             acc = acc ⊕ (((d ⊗ dx) ⊗ f32(isum)) ⊖ ((dmin ⊗ dx) ⊗ f32(msum)))
 func dotK(t tensor.Type, row []byte, q []int8, d []float32) float32 {
 	var acc float32
-	var s superK
-	sub := 32
-	if t == tensor.Q6_K {
-		sub = 16
-	}
+	bs := t.BlockBytes()
 	for b := 0; b < len(q)/tensor.QKK; b++ {
-		decodeK(t, row, b, &s)
+		blk := row[b*bs : (b+1)*bs]
 		qx := q[b*tensor.QKK : (b+1)*tensor.QKK]
-		var isum, msum int32
-		for k := 0; k < tensor.QKK/sub; k++ {
-			var dot, xs int32
-			for j := k * sub; j < (k+1)*sub; j++ {
-				dot += s.q[j] * int32(qx[j])
-				xs += int32(qx[j])
-			}
-			isum += s.sc[k] * dot
-			msum += s.m[k] * xs
-		}
-		v := float32(float32(s.d*d[b]) * float32(isum))
-		if t != tensor.Q6_K {
-			v = v - float32(float32(s.dmin*d[b])*float32(msum))
+		var v float32
+		if t == tensor.Q6_K {
+			v = float32(float32(f16At(blk, 208)*d[b]) * float32(isumQ6K(blk, qx)))
+		} else {
+			isum, msum := sumsQ45K(t, blk, qx)
+			v = float32(float32(f16At(blk, 0)*d[b])*float32(isum)) - float32(float32(f16At(blk, 2)*d[b])*float32(msum))
 		}
 		acc = acc + v
 	}
 	return acc
+}
+
+// sumsQ45K returns isum = Σ_s sc_s·σ_s and msum = Σ_s m_s·ξ_s of a Q4_K or
+// Q5_K super-block against 256 activation quanta, reading the quanta in
+// decodeK's element order straight from the bytes.
+func sumsQ45K(t tensor.Type, blk []byte, qx []int8) (isum, msum int32) {
+	sc, m := scalesK4(blk[4:16])
+	if t == tensor.Q4_K {
+		qs := blk[16:144]
+		for c := 0; c < 4; c++ {
+			q := qs[32*c : 32*c+32]
+			x0, x1 := qx[64*c:64*c+32], qx[64*c+32:64*c+64]
+			var s0, s1, m0, m1 int32
+			for l, b := range q {
+				a, e := int32(x0[l]), int32(x1[l])
+				s0 += int32(b&15) * a
+				s1 += int32(b>>4) * e
+				m0 += a
+				m1 += e
+			}
+			isum += sc[2*c]*s0 + sc[2*c+1]*s1
+			msum += m[2*c]*m0 + m[2*c+1]*m1
+		}
+		return isum, msum
+	}
+	qh, qs := blk[16:48], blk[48:176]
+	for c := 0; c < 4; c++ {
+		q := qs[32*c : 32*c+32]
+		x0, x1 := qx[64*c:64*c+32], qx[64*c+32:64*c+64]
+		sh := uint(2 * c)
+		var s0, s1, m0, m1 int32
+		for l, b := range q {
+			h := qh[l] >> sh
+			a, e := int32(x0[l]), int32(x1[l])
+			s0 += int32(b&15|(h&1)<<4) * a
+			s1 += int32(b>>4|(h&2)<<3) * e
+			m0 += a
+			m1 += e
+		}
+		isum += sc[2*c]*s0 + sc[2*c+1]*s1
+		msum += m[2*c]*m0 + m[2*c+1]*m1
+	}
+	return isum, msum
+}
+
+// isumQ6K returns Σ_s sc_s·σ_s of a Q6_K super-block against 256
+// activation quanta, reading the quanta in decodeK's element order straight
+// from the bytes.
+func isumQ6K(blk []byte, qx []int8) int32 {
+	var isum int32
+	for h := 0; h < 2; h++ {
+		L, H := blk[64*h:64*h+64], blk[128+32*h:160+32*h]
+		sc := blk[192+8*h : 200+8*h]
+		x := qx[128*h : 128*h+128]
+		for i := 0; i < 2; i++ { // elements 16i..16i+15 of each run of 32
+			var a0, a1, a2, a3 int32
+			for l := 16 * i; l < 16*i+16; l++ {
+				hb, l0, l1 := H[l], L[l], L[l+32]
+				a0 += (int32(l0&15|(hb&3)<<4) - 32) * int32(x[l])
+				a1 += (int32(l1&15|(hb>>2&3)<<4) - 32) * int32(x[32+l])
+				a2 += (int32(l0>>4|(hb>>4&3)<<4) - 32) * int32(x[64+l])
+				a3 += (int32(l1>>4|(hb>>6)<<4) - 32) * int32(x[96+l])
+			}
+			isum += int32(int8(sc[i]))*a0 + int32(int8(sc[2+i]))*a1 + int32(int8(sc[4+i]))*a2 + int32(int8(sc[6+i]))*a3
+		}
+	}
+	return isum
 }
 
 // dequantQ5 writes the float32 values of a Q4_1, Q5_0 or Q5_1 row:

@@ -481,3 +481,36 @@ func TestKAnyInt8(t *testing.T) {
 		}
 	}
 }
+
+// TestQ5AnyInt8 is TestKAnyInt8 for Q4_1, Q5_0 and Q5_1 against Q8
+// activations, with block counts that leave every remainder of four.
+func TestQ5AnyInt8(t *testing.T) {
+	r := rand.New(rand.NewPCG(17, 8))
+	for _, typ := range []tensor.Type{tensor.Q4_1, tensor.Q5_0, tensor.Q5_1} {
+		for n := 1; n <= 6; n++ {
+			for _, nb := range []int{1, 3, 4, 6, 9} {
+				cols, rows := 32*nb, 3
+				w := quantTensor(r, typ, rows, cols, true)
+				a := &Acts{N: n, Cols: cols, F: make([]float32, n*cols), Formats: ActQ8,
+					Q: make([]int8, n*cols), D: make([]float32, n*nb)}
+				for i := range a.Q {
+					a.Q[i] = []int8{-128, 127, -127, 0, int8(r.Uint32())}[r.IntN(5)]
+				}
+				for i := range a.D {
+					a.D[i] = value(r, true)
+				}
+				got := make([]float32, n*rows)
+				MatMul(w, a, got, rows, 0, rows)
+				for p := 0; p < n; p++ {
+					for i := 0; i < rows; i++ {
+						want := specDot(typ, w.Row(i), a.Q[p*cols:(p+1)*cols], a.D[p*nb:])
+						if !same(got[p*rows+i], want) {
+							t.Fatalf("%s n=%d nb=%d row %d act %d: %g (%#08x), spec %g (%#08x)", typ, n, nb, i, p,
+								got[p*rows+i], math.Float32bits(got[p*rows+i]), want, math.Float32bits(want))
+						}
+					}
+				}
+			}
+		}
+	}
+}

@@ -27,7 +27,8 @@ import (
 //	            start block b's sums at that times 128 (Q8_0: the weights
 //	            enter as w+128) or 8 (Q4_0: the nibbles are w+8)
 //
-// The packing is the same for Q8_0 and Q4_0 weights.
+// The packing is the same for Q8_0, Q4_0, Q4_1, Q5_0 and Q5_1 weights (the
+// last three: q5_amd64.go).
 //
 // Rows past n in the last group are zero (q, dx and the correction) and
 // their results are dropped (masked off in the tiles' scatter).
@@ -157,7 +158,7 @@ var vnniTilesQ4 = [vnniR + 1][vnniG + 1]vnniFn{
 // (false) shapes the tiles do not take.
 func packVNNI(a *Acts, t tensor.Type, run func(n int, fn func(lo, hi int))) bool {
 	n, cols := a.N, a.Cols
-	if n <= 0 || cols <= 0 || cols%tensor.QK != 0 || (t != tensor.Q8_0 && t != tensor.Q4_0) ||
+	if n <= 0 || cols <= 0 || cols%tensor.QK != 0 || !(t == tensor.Q8_0 || t == tensor.Q4_0 || t == tensor.Q4_1 || t == tensor.Q5_0 || t == tensor.Q5_1) ||
 		len(a.Q) < n*cols || len(a.D) < n*(cols/tensor.QK) {
 		return false
 	}

@@ -15,10 +15,13 @@ import (
 
 // synthBytes writes a small synthetic model of the named preset (built-in
 // vocabulary) and returns the file's bytes.
-func synthBytes(tb testing.TB, preset string) []byte {
+func synthBytes(tb testing.TB, preset string, typ ...string) []byte {
+	if len(typ) == 0 {
+		typ = []string{"f32"}
+	}
 	tb.Helper()
 	var buf bytes.Buffer
-	if err := synth.Write(&buf, synth.Options{Preset: preset, Seed: 1, Type: "f32"}); err != nil {
+	if err := synth.Write(&buf, synth.Options{Preset: preset, Seed: 1, Type: typ[0]}); err != nil {
 		tb.Fatal(err)
 	}
 	return buf.Bytes()
@@ -166,6 +169,7 @@ func TestLoadArchitectureErrors(t *testing.T) {
 		{"kv heads not a divisor", edited(t, qwen3, set("qwen3.attention.head_count_kv", gguf.Uint32(3)), nil), "4 heads and 3 key/value heads do not fit"},
 		{"yarn", edited(t, qwen2, set("qwen2.rope.scaling.type", gguf.String("yarn")), nil), `RoPE scaling "yarn" (qwen2.rope.scaling.type) is not supported`},
 		{"linear scaling factor", edited(t, llama3, set("llama.rope.scaling.factor", gguf.Float32(8)), nil), "llama.rope.scaling.factor = 8"},
+		{"yarn attention factor", edited(t, qwen3, set("qwen3.rope.scaling.attn_factor", gguf.Float32(1.2)), nil), "qwen3.rope.scaling.attn_factor = 1.2"},
 		{"experts", edited(t, qwen3, set("qwen3.expert_count", gguf.Uint32(8)), nil), "mixture of experts (qwen3.expert_count = 8)"},
 		{"llama3 factors shape", edited(t, llama3, nil, func(ts []gguf.TensorData) []gguf.TensorData {
 			return add("rope_freqs.weight", tensor.F32, 16)(drop("rope_freqs.weight")(ts))
@@ -195,8 +199,29 @@ func TestLoadArchitectureErrors(t *testing.T) {
 // give a model whose every tensor is consistent.
 func FuzzLoadArchitectures(f *testing.F) {
 	for _, p := range []string{"tiny-qwen2", "tiny-qwen3", "tiny-llama3"} {
-		f.Add(synthBytes(f, p))
+		f.Add(synthBytes(f, p, "q4_0"))
 	}
+	// Small seeds the fuzzer mutates quickly: the hyper-parameter keys of
+	// a qwen3 and one tensor of each new kind, no vocabulary.
+	var small bytes.Buffer
+	err := gguf.Write(&small, []gguf.KV{
+		{Key: "general.architecture", Value: gguf.String("qwen3")},
+		{Key: "qwen3.embedding_length", Value: gguf.Uint32(8)},
+		{Key: "qwen3.feed_forward_length", Value: gguf.Uint32(8)},
+		{Key: "qwen3.block_count", Value: gguf.Uint32(1)},
+		{Key: "qwen3.attention.head_count", Value: gguf.Uint32(2)},
+		{Key: "qwen3.attention.head_count_kv", Value: gguf.Uint32(1)},
+		{Key: "qwen3.attention.key_length", Value: gguf.Uint32(8)},
+		{Key: "qwen3.context_length", Value: gguf.Uint32(16)},
+	}, []gguf.TensorData{
+		{Name: "blk.0.attn_q_norm.weight", Type: tensor.F32, Dims: []int{8}, Data: make([]byte, 32)},
+		{Name: "rope_freqs.weight", Type: tensor.F32, Dims: []int{4}, Data: make([]byte, 16)},
+		{Name: "blk.0.attn_q.bias", Type: tensor.F32, Dims: []int{16}, Data: make([]byte, 64)},
+	})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(small.Bytes())
 	f.Fuzz(func(t *testing.T, data []byte) {
 		gf, err := gguf.Parse(data)
 		if err != nil {

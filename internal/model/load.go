@@ -418,7 +418,7 @@ func checkVariant(f *gguf.File, arch string) error {
 			return fmt.Errorf("RoPE scaling %q (%s.rope.scaling.type) is not supported", t, arch)
 		}
 	}
-	for _, k := range []string{".rope.scaling.factor", ".rope.scale_linear", ".rope.freq_scale"} {
+	for _, k := range []string{".rope.scaling.factor", ".rope.scale_linear", ".rope.freq_scale", ".rope.scaling.attn_factor"} {
 		if f.Has(arch + k) {
 			x, err := f.Float32(arch + k)
 			if err != nil {

@@ -77,6 +77,9 @@ func VocabFromGGUF(f *gguf.File) (*tokenizer.Vocab, error) {
 		if v.AddBOS, err = tokenizer.PreAddsBOS(v.Pre); err != nil {
 			return nil, err
 		}
+		if tokenizer.PreClearsBOS(v.Pre) {
+			bos = -1
+		}
 		if v.Merges, err = f.Strings("tokenizer.ggml.merges"); err != nil {
 			return nil, fmt.Errorf("BPE vocabulary without merges: %w", err)
 		}

@@ -243,6 +243,9 @@ func FuzzParseManifest(f *testing.F) {
 		f.Add(good)
 	}
 	f.Add([]byte("verdict-model-id/1\n"))
+	for _, p := range []string{"tiny-qwen3", "tiny-qwen2", "tiny-llama3"} {
+		f.Add(archManifest(f, p).Manifest)
+	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		l, err := ParseManifest(b)
 		if err != nil {

@@ -27,3 +27,21 @@ func ExampleGenerate() {
 		log.Fatal(err)
 	}
 }
+
+// Write a model in the shape of Qwen3 0.6B, in llama.cpp's Q4_K_M mix, on
+// the real Qwen vocabulary (its merges and chat template are copied too);
+// then a small qwen3 with the built-in vocabulary, which needs no file.
+func ExampleWriteFile() {
+	err := synth.WriteFile("qwen3-0.6b-q4_k_m.gguf", synth.Options{
+		Preset: "qwen3-0.6b",
+		Vocab:  "../shared/tokenizers/derived/ggml-vocab-qwen2.derived-from-qwen3.gguf",
+		Seed:   1,
+		Type:   "q4_k_m",
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	if err := synth.WriteFile("tiny-qwen3.gguf", synth.Options{Preset: "tiny-qwen3", Type: "f16"}); err != nil {
+		log.Fatal(err)
+	}
+}

@@ -1,14 +1,17 @@
 package synth
 
 import (
+	"bytes"
 	"fmt"
 	"math"
+	"os"
 	"path/filepath"
 	"testing"
 
 	"github.com/verdictnet/verdict/internal/gguf"
 	"github.com/verdictnet/verdict/internal/model"
 	"github.com/verdictnet/verdict/internal/tensor"
+	"github.com/verdictnet/verdict/internal/tokenizer"
 )
 
 // TestRealPresetShapes checks the presets in real shapes against the
@@ -213,5 +216,51 @@ func TestKMixes(t *testing.T) {
 			}
 		}
 		m.Close()
+	}
+}
+
+// TestPaddedVocabulary: a preset whose vocabulary is larger than the
+// file's (mistral-7b: 32768 over the 32000 SentencePiece tokens) gets
+// "[PAD<i>]" tokens of type UNUSED with score 0, as llama.cpp's converter
+// pads, and the model and its tokenizer load.
+func TestPaddedVocabulary(t *testing.T) {
+	p, err := LookupPreset("tiny")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Vocab = 32768
+	tok, n, err := vocabKVs(vocabPath(t), p.Vocab)
+	if err != nil || n != 32768 {
+		t.Fatalf("%d tokens, %v", n, err)
+	}
+	var buf bytes.Buffer
+	if err := writeModel(p, 0, tok, n, 1, uniformTypes(tensor.F32), &buf); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "padded.gguf")
+	if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	m, err := model.Load(path, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	v := m.Vocab
+	if m.Config.Vocab != 32768 || len(v.Tokens) != 32768 || len(v.Scores) != 32768 || len(v.Types) != 32768 {
+		t.Fatalf("vocab %d: %d tokens, %d scores, %d types", m.Config.Vocab, len(v.Tokens), len(v.Scores), len(v.Types))
+	}
+	if v.Tokens[32000] != "[PAD32000]" || v.Types[32767] != tokenizer.Unused || v.Scores[32767] != 0 || v.Tokens[31999] == "[PAD31999]" {
+		t.Errorf("padding: %q %v %v, last real %q", v.Tokens[32000], v.Types[32767], v.Scores[32767], v.Tokens[31999])
+	}
+	tk, err := tokenizer.New(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ids, err := tk.Encode("Hello world", true); err != nil || len(ids) < 2 {
+		t.Errorf("encode: %v %v", ids, err)
+	}
+	if _, _, err := vocabKVs(vocabPath(t), 1000); err == nil {
+		t.Error("a preset smaller than the vocabulary was accepted")
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"hash/fnv"
 	"io"
 	"math"
+	"runtime"
 	"strings"
 
 	"github.com/verdictnet/verdict/internal/detmath"
@@ -461,18 +462,66 @@ func randomSource(seed uint64, name string, t tensor.Type, cols, rows int, scale
 		h.Write([]byte(name))
 		stream := splitmix64(seed ^ h.Sum64())
 		a := float32(scale / math.Sqrt(float64(cols)))
-		row := make([]float32, cols)
-		var buf []byte
-		for r := 0; r < rows; r++ {
-			base := uint64(r) * uint64(cols)
-			for c := range row {
-				row[c] = uniform(stream, base+uint64(c)) * a
+		// Blocks of rows are generated and encoded on every CPU and
+		// written in order: the bytes are those of one row at a time, and
+		// memory stays at a few blocks whatever the matrix's size.
+		rowsPer := max(1, (1<<20)/(4*cols))
+		blocks := (rows + rowsPer - 1) / rowsPer
+		workers := min(runtime.GOMAXPROCS(0), blocks)
+		type result struct {
+			buf []byte
+			err error
+		}
+		out := make([]chan result, blocks)
+		for i := range out {
+			out[i] = make(chan result, 1)
+		}
+		next := make(chan int)
+		done := make(chan struct{})
+		defer close(done)
+		// At most 2*workers blocks are handed out ahead of the writer; the
+		// feeder takes a slot before handing out a block, so the oldest
+		// block the writer waits for always holds one.
+		ahead := make(chan struct{}, 2*workers)
+		go func() {
+			defer close(next)
+			for b := 0; b < blocks; b++ {
+				select {
+				case ahead <- struct{}{}:
+				case <-done:
+					return
+				}
+				select {
+				case next <- b:
+				case <-done:
+					return
+				}
 			}
-			var err error
-			if buf, err = AppendRow(buf[:0], t, row); err != nil {
-				return err
+		}()
+		for range workers {
+			go func() {
+				row := make([]float32, cols)
+				for b := range next {
+					var buf []byte
+					var err error
+					for r := b * rowsPer; r < min(rows, (b+1)*rowsPer) && err == nil; r++ {
+						base := uint64(r) * uint64(cols)
+						for c := range row {
+							row[c] = uniform(stream, base+uint64(c)) * a
+						}
+						buf, err = AppendRow(buf, t, row)
+					}
+					out[b] <- result{buf, err}
+				}
+			}()
+		}
+		for b := 0; b < blocks; b++ {
+			res := <-out[b]
+			<-ahead
+			if res.err != nil {
+				return res.err
 			}
-			if _, err := w.Write(buf); err != nil {
+			if _, err := w.Write(res.buf); err != nil {
 				return err
 			}
 		}

@@ -55,7 +55,14 @@ type bpeState struct {
 	word []byte // the bytes of one word (UTF-8 as llama.cpp re-encodes it)
 	buf  []byte
 	m    merger
+	// cache remembers the tokens of the words one encoding has merged (a
+	// word's tokens depend on nothing else); it is emptied at the start of
+	// each encoding and when it reaches cacheWords entries.
+	cache map[string][]int32
 }
+
+// cacheWords bounds a bpeState's word cache.
+const cacheWords = 1 << 14
 
 // buildBPE validates the merges and fills t.bpe.
 func (t *Tokenizer) buildBPE() error {
@@ -108,9 +115,7 @@ func (t *Tokenizer) buildBPE() error {
 // llm_tokenizer_bpe_session: pre-tokenize into words, map each word's
 // bytes to GPT-2 characters, merge by rank, emit each final symbol as its
 // token or, when it is none, the tokens of its single bytes.
-func (t *Tokenizer) bpeFragment(out []int, text string) ([]int, error) {
-	st := t.bpe.pool.Get().(*bpeState)
-	defer t.bpe.pool.Put(st)
+func (t *Tokenizer) bpeFragment(out []int, st *bpeState, text string) ([]int, error) {
 	st.cps = decodeCodepoints(st.cps[:0], text)
 	for _, c := range st.cps {
 		if c > utf8.MaxRune {
@@ -139,8 +144,30 @@ func mapped(dst []byte, bytes []byte) []byte {
 	return dst
 }
 
-// bpeWord merges the word in st.word and appends its tokens.
+// bpeWord appends the tokens of the word in st.word, from the cache or
+// by merging.
 func (t *Tokenizer) bpeWord(out []int, st *bpeState) []int {
+	if ids, ok := st.cache[string(st.word)]; ok {
+		for _, id := range ids {
+			out = append(out, int(id))
+		}
+		return out
+	}
+	n := len(out)
+	out = t.bpeMerge(out, st)
+	if st.cache == nil || len(st.cache) >= cacheWords {
+		st.cache = make(map[string][]int32)
+	}
+	ids := make([]int32, len(out)-n)
+	for i, id := range out[n:] {
+		ids[i] = int32(id)
+	}
+	st.cache[string(st.word)] = ids
+	return out
+}
+
+// bpeMerge merges the word in st.word and appends its tokens.
+func (t *Tokenizer) bpeMerge(out []int, st *bpeState) []int {
 	w := st.word
 	if t.bpe.pre.ignoreMerges {
 		st.buf = mapped(st.buf[:0], w)

@@ -15,6 +15,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/verdictnet/verdict/internal/gguf"
 	"github.com/verdictnet/verdict/internal/testutil"
 	"github.com/verdictnet/verdict/internal/tokenizer"
 )
@@ -23,7 +24,9 @@ import (
 // node-llama-cpp. Input (a file named by the last argument): [{"model":
 // PATH, "special": BOOL, "texts": [...]}, ...]; output: one array of
 // token-id arrays per job. A job with "eog" set and "n" tokens answers
-// one array: the ids llama.cpp ends generation at.
+// one array: the ids llama.cpp ends generation at; one with "detok" set
+// answers the text of each id sequence of "ids" (llama_detokenize without
+// special tokens).
 const llamaScript = `
 import { readFileSync } from "node:fs";
 import { pathToFileURL } from "node:url";
@@ -39,6 +42,10 @@ for (const job of jobs) {
     if (!model) {
         model = await llama.loadModel({modelPath: job.model, vocabOnly: true});
         models.set(job.model, model);
+    }
+    if (job.detok) {
+        out.push(job.ids.map(ids => model.detokenize(ids, false)));
+        continue;
     }
     if (job.eog) {
         const ids = [];
@@ -57,10 +64,12 @@ type llamaJob struct {
 	Texts   []string `json:"texts"`
 	EOG     bool     `json:"eog,omitempty"`
 	N       int      `json:"n,omitempty"`
+	Detok   bool     `json:"detok,omitempty"`
+	IDs     [][]int  `json:"ids,omitempty"`
 }
 
 // runLlama runs the jobs through one node process.
-func runLlama(t *testing.T, jobs []llamaJob) [][][]int {
+func runLlama(t *testing.T, jobs []llamaJob) [][]json.RawMessage {
 	t.Helper()
 	node, dir := testutil.NodeModule(t, "node-llama-cpp")
 	in, err := json.Marshal(jobs)
@@ -82,7 +91,7 @@ func runLlama(t *testing.T, jobs []llamaJob) [][][]int {
 	if err := cmd.Run(); err != nil {
 		t.Fatalf("node-llama-cpp: %v\n%s", err, stderr.String())
 	}
-	var out [][][]int
+	var out [][]json.RawMessage
 	if err := json.Unmarshal(stdout.Bytes(), &out); err != nil {
 		t.Fatalf("node-llama-cpp output: %v\n%s", err, stderr.String())
 	}
@@ -92,22 +101,66 @@ func runLlama(t *testing.T, jobs []llamaJob) [][][]int {
 	return out
 }
 
-// diffVocabs are the vocabularies the differential test covers.
-var diffVocabs = []string{
-	"tokenizers/llama.cpp/ggml-vocab-gpt-2.gguf",
-	"tokenizers/llama.cpp/ggml-vocab-mpt.gguf",
-	"tokenizers/llama.cpp/ggml-vocab-gpt-neox.gguf",
-	"tokenizers/llama.cpp/ggml-vocab-starcoder.gguf",
-	"tokenizers/llama.cpp/ggml-vocab-refact.gguf",
-	"tokenizers/llama.cpp/ggml-vocab-falcon.gguf",
-	"tokenizers/llama.cpp/ggml-vocab-deepseek-llm.gguf",
-	"tokenizers/llama.cpp/ggml-vocab-deepseek-coder.gguf",
-	"tokenizers/derived/ggml-vocab-llama-bpe.derived.gguf",
-	"tokenizers/derived/ggml-vocab-qwen2.derived-from-qwen3.gguf",
-	"tokenizers/derived/ggml-vocab-smollm2.derived.gguf",
-	"tokenizers/llama.cpp/ggml-vocab-phi-3.gguf",
-	"tokenizers/llama.cpp/ggml-vocab-baichuan.gguf",
-	"models/ggml-vocab-llama-spm.gguf",
+// diffVocabs are the vocabularies the differential test covers. An entry
+// with pre set is the vocabulary with its tokenizer.ggml.pre replaced: the
+// words llama.cpp's pre-tokenizer cuts depend on the pre-tokenizer alone,
+// so a borrowed vocabulary checks a pre-tokenizer that no file here has
+// (Mistral Nemo's tekken, Llama 4's gpt-4o, Qwen 3.5, DeepSeek V3, GLM 4,
+// BLOOM, Viking).
+var diffVocabs = []struct{ rel, pre string }{
+	{"tokenizers/llama.cpp/ggml-vocab-gpt-2.gguf", ""},
+	{"tokenizers/llama.cpp/ggml-vocab-mpt.gguf", ""},
+	{"tokenizers/llama.cpp/ggml-vocab-gpt-neox.gguf", ""},
+	{"tokenizers/llama.cpp/ggml-vocab-starcoder.gguf", ""},
+	{"tokenizers/llama.cpp/ggml-vocab-refact.gguf", ""},
+	{"tokenizers/llama.cpp/ggml-vocab-falcon.gguf", ""},
+	{"tokenizers/llama.cpp/ggml-vocab-deepseek-llm.gguf", ""},
+	{"tokenizers/llama.cpp/ggml-vocab-deepseek-coder.gguf", ""},
+	{"tokenizers/derived/ggml-vocab-llama-bpe.derived.gguf", ""},
+	{"tokenizers/derived/ggml-vocab-qwen2.derived-from-qwen3.gguf", ""},
+	{"tokenizers/derived/ggml-vocab-smollm2.derived.gguf", ""},
+	{"tokenizers/llama.cpp/ggml-vocab-phi-3.gguf", ""},
+	{"tokenizers/llama.cpp/ggml-vocab-baichuan.gguf", ""},
+	{"models/ggml-vocab-llama-spm.gguf", ""},
+	{"tokenizers/derived/ggml-vocab-llama-bpe.derived.gguf", "tekken"},
+	{"tokenizers/derived/ggml-vocab-llama-bpe.derived.gguf", "gpt-4o"},
+	{"tokenizers/derived/ggml-vocab-qwen2.derived-from-qwen3.gguf", "qwen35"},
+	{"tokenizers/llama.cpp/ggml-vocab-deepseek-llm.gguf", "deepseek-v3"},
+	{"tokenizers/derived/ggml-vocab-llama-bpe.derived.gguf", "glm4"},
+	{"tokenizers/llama.cpp/ggml-vocab-gpt-2.gguf", "bloom"},
+	{"tokenizers/llama.cpp/ggml-vocab-gpt-2.gguf", "viking"},
+}
+
+// withPre writes a copy of a vocabulary-only GGUF with tokenizer.ggml.pre
+// set to pre and returns its path.
+func withPre(t *testing.T, src, pre string) string {
+	t.Helper()
+	f, err := gguf.Open(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if len(f.Tensors) != 0 {
+		t.Fatalf("%s has tensors", src)
+	}
+	kvs := slices.Clone(f.KV)
+	for i := range kvs {
+		if kvs[i].Key == "tokenizer.ggml.pre" {
+			kvs[i].Value = gguf.String(pre)
+		}
+	}
+	dst := filepath.Join(t.TempDir(), pre+"-"+filepath.Base(src))
+	out, err := os.Create(dst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := gguf.Write(out, kvs, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := out.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return dst
 }
 
 // diffCase is one generated text: what Verdict encodes and what llama.cpp
@@ -133,36 +186,96 @@ func TestLlamaCppDifferential(t *testing.T) {
 	}
 	var vs []vocabJobs
 	var jobs []llamaJob
-	for i, rel := range diffVocabs {
-		tok := load(t, rel)
+	for i, dv := range diffVocabs {
+		path := filepath.Join(dir, dv.rel)
+		name := filepath.Base(dv.rel)
+		var tok *tokenizer.Tokenizer
+		if dv.pre == "" {
+			tok = load(t, dv.rel)
+		} else {
+			path = withPre(t, path, dv.pre)
+			name = dv.pre + " (on " + name + ")"
+			tok = loadPath(t, path)
+		}
 		g := newTextGen(uint64(i+1), tok)
-		v := vocabJobs{name: filepath.Base(rel), tok: tok}
+		v := vocabJobs{name: name, tok: tok}
 		for range n {
 			v.plain = append(v.plain, g.text(tok.Vocab().Flavor == tokenizer.BPE, false))
 		}
 		for range nSpecial {
 			v.spec = append(v.spec, g.text(false, true))
 		}
-		path := filepath.Join(dir, rel)
 		jobs = append(jobs, llamaJob{Model: path, Texts: sent(v.plain)}, llamaJob{Model: path, Special: true, Texts: sent(v.spec)},
 			llamaJob{Model: path, EOG: true, N: tok.Len()})
 		vs = append(vs, v)
 	}
+	// Decoding: random id sequences for the BPE vocabularies whose
+	// llama_detokenize is plain concatenation of pieces (no
+	// clean_up_tokenization_spaces, no leading-space removal).
+	detok := map[string][][]int{}
+	for i, rel := range []string{"tokenizers/derived/ggml-vocab-qwen2.derived-from-qwen3.gguf",
+		"tokenizers/derived/ggml-vocab-smollm2.derived.gguf", "tokenizers/llama.cpp/ggml-vocab-deepseek-llm.gguf",
+		"tokenizers/llama.cpp/ggml-vocab-deepseek-coder.gguf"} {
+		tok := load(t, rel)
+		r := rand.New(rand.NewPCG(uint64(i+100), 7))
+		specials := specialIDs(tok)
+		var seqs [][]int
+		for range n / 5 {
+			seq := make([]int, 1+r.IntN(12))
+			for k := range seq {
+				seq[k] = r.IntN(tok.Len())
+				if r.IntN(4) == 0 && len(specials) > 0 {
+					seq[k] = specials[r.IntN(len(specials))]
+				}
+			}
+			seqs = append(seqs, seq)
+		}
+		detok[rel] = seqs
+		jobs = append(jobs, llamaJob{Model: filepath.Join(dir, rel), Detok: true, IDs: seqs})
+	}
 	res := runLlama(t, jobs)
+	k := 3 * len(vs)
+	for _, rel := range []string{"tokenizers/derived/ggml-vocab-qwen2.derived-from-qwen3.gguf",
+		"tokenizers/derived/ggml-vocab-smollm2.derived.gguf", "tokenizers/llama.cpp/ggml-vocab-deepseek-llm.gguf",
+		"tokenizers/llama.cpp/ggml-vocab-deepseek-coder.gguf"} {
+		tok, texts := load(t, rel), res[k]
+		k++
+		diffs, compared := 0, 0
+		for i, seq := range detok[rel] {
+			got, err := tok.Decode(seq)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !utf8.ValidString(got) {
+				continue // a JavaScript string cannot carry it
+			}
+			compared++
+			var want string
+			if err := json.Unmarshal(texts[i], &want); err != nil {
+				t.Fatal(err)
+			}
+			if got != want {
+				if diffs++; diffs <= 5 {
+					t.Errorf("%s: Decode(%v) = %q, llama.cpp %q", filepath.Base(rel), seq, got, want)
+				}
+			}
+		}
+		t.Logf("%s decode: %d id sequences (%d with valid UTF-8 compared), %d differences", filepath.Base(rel), len(detok[rel]), compared, diffs)
+	}
 	for i, v := range vs {
-		check := func(mode string, cases []diffCase, want [][]int, enc func(string) ([]int, error)) {
+		check := func(mode string, cases []diffCase, res []json.RawMessage, enc func(string) ([]int, error)) {
 			diffs := 0
 			for k, c := range cases {
 				got, err := enc(c.text)
-				if err != nil || !slices.Equal(got, want[k]) {
+				if want := idsOf(t, res[k]); err != nil || !slices.Equal(got, want) {
 					if diffs++; diffs <= 5 {
-						t.Errorf("%s %s: %q:\n got %v, %v\nwant %v", v.name, mode, c.text, got, err, want[k])
+						t.Errorf("%s %s: %q:\n got %v, %v\nwant %v", v.name, mode, c.text, got, err, want)
 					}
 				}
 			}
 			t.Logf("%s %s: %d texts, %d differences", v.name, mode, len(cases), diffs)
 		}
-		if eog := res[3*i+2][0]; !slices.Equal(v.tok.EOG(), eog) {
+		if eog := idsOf(t, res[3*i+2][0]); !slices.Equal(v.tok.EOG(), eog) {
 			t.Errorf("%s: EOG %v, llama.cpp %v", v.name, v.tok.EOG(), eog)
 		} else {
 			t.Logf("%s: end of generation at %v", v.name, eog)
@@ -173,6 +286,29 @@ func TestLlamaCppDifferential(t *testing.T) {
 			return v.tok.EncodeSpans(splitSpecial(v.tok, s), false)
 		})
 	}
+}
+
+// idsOf reads one id array of node's answer.
+func idsOf(t *testing.T, raw json.RawMessage) []int {
+	t.Helper()
+	var ids []int
+	if err := json.Unmarshal(raw, &ids); err != nil {
+		t.Fatalf("node answer %s: %v", raw, err)
+	}
+	return ids
+}
+
+// specialIDs are a vocabulary's control, user-defined, unknown, unused
+// and byte tokens.
+func specialIDs(tok *tokenizer.Tokenizer) []int {
+	v := tok.Vocab()
+	var out []int
+	for i := range v.Tokens {
+		if v.Types != nil && v.Types[i] != tokenizer.Normal {
+			out = append(out, i)
+		}
+	}
+	return out
 }
 
 func sent(cs []diffCase) []string {

@@ -104,11 +104,34 @@ func utf8Len(b byte) int {
 }
 
 // spmSession is llm_tokenizer_spm_session::tokenize for one escaped
-// fragment.
+// fragment. When no piece of the vocabulary holds U+2581 right after
+// another character (Tokenizer.spmWords), no merge can cross the start of a
+// word (a U+2581 after a symbol that is not U+2581), so each word is
+// merged on its own: the same result, with smaller queues.
 func (t *Tokenizer) spmSession(out []int, text string) ([]int, error) {
 	var m merger
+	var err error
+	start, prevEscape := 0, false
 	for i := 0; i < len(text); {
 		n := min(utf8Len(text[i]), len(text)-i)
+		escape := n == len(spaceEscape) && text[i:i+n] == spaceEscape
+		if t.spmWords && escape && !prevEscape && i > start {
+			if out, err = t.spmMerge(out, &m, text, start, i); err != nil {
+				return nil, err
+			}
+			start = i
+		}
+		prevEscape = escape
+		i += n
+	}
+	return t.spmMerge(out, &m, text, start, len(text))
+}
+
+// spmMerge merges text[lo:hi] and appends its tokens.
+func (t *Tokenizer) spmMerge(out []int, m *merger, text string, lo, hi int) ([]int, error) {
+	m.syms, m.heap = m.syms[:0], m.heap[:0]
+	for i := lo; i < hi; {
+		n := min(utf8Len(text[i]), hi-i)
 		m.push(-1, int32(i), int32(n))
 		i += n
 	}

@@ -55,3 +55,29 @@ func ExampleTokenizer_EncodeSpans() {
 	// Output:
 	// [1 8 2 8 9 12 11 10]
 }
+
+func Example_bpe() {
+	// A tiny byte-level BPE vocabulary: "Ġ" is GPT-2's character for the
+	// space byte.
+	v := &tokenizer.Vocab{
+		Flavor: tokenizer.BPE,
+		Pre:    "gpt-2",
+		Tokens: []string{"h", "i", "hi", "Ġ", "Ġhi", "<|end|>"},
+		Scores: make([]float32, 6),
+		Types:  []tokenizer.TokenType{1, 1, 1, 1, 1, 3},
+		Merges: []string{"h i", "Ġ hi"},
+		BOS:    -1, EOS: 5, UNK: -1,
+	}
+	tok, err := tokenizer.New(v)
+	if err != nil {
+		panic(err)
+	}
+	ids, _ := tok.Encode("hi hi<|end|>", false)
+	special, _ := tok.EncodeSpecial("hi hi<|end|>", false)
+	text, _ := tok.Decode(special)
+	fmt.Println(ids[:2], special, tok.IsEOG(5))
+	fmt.Printf("%q\n", text)
+	// Output:
+	// [2 4] [2 4 5] true
+	// "hi hi"
+}

@@ -42,3 +42,14 @@ func MissingBytes(t *Tokenizer) []byte {
 	}
 	return out
 }
+
+// SPMWords reports whether an SPM tokenizer merges word by word.
+func SPMWords(t *Tokenizer) bool { return t.spmWords }
+
+// WithoutSPMWords returns a copy of an SPM tokenizer that merges each
+// fragment whole.
+func WithoutSPMWords(t *Tokenizer) *Tokenizer {
+	c := *t
+	c.spmWords = false
+	return &c
+}

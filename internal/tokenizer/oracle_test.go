@@ -26,16 +26,22 @@ func load(tb testing.TB, rel string) *tokenizer.Tokenizer {
 	if tok, ok := loaded.Load(rel); ok {
 		return tok.(*tokenizer.Tokenizer)
 	}
-	path := filepath.Join(testutil.Shared(tb, "."), rel)
+	tok := loadPath(tb, filepath.Join(testutil.Shared(tb, "."), rel))
+	loaded.Store(rel, tok)
+	return tok
+}
+
+// loadPath builds a tokenizer from a file.
+func loadPath(tb testing.TB, path string) *tokenizer.Tokenizer {
+	tb.Helper()
 	v, err := model.LoadVocab(path)
 	if err != nil {
 		tb.Fatalf("LoadVocab: %v", err)
 	}
 	tok, err := tokenizer.New(v)
 	if err != nil {
-		tb.Fatalf("New(%s): %v", rel, err)
+		tb.Fatalf("New(%s): %v", path, err)
 	}
-	loaded.Store(rel, tok)
 	return tok
 }
 
@@ -250,20 +256,32 @@ func fedTokens(t *testing.T, path string) []int {
 	return ids
 }
 
-// TestConcurrentUse: one Tokenizer serves many goroutines (run with -race).
+// TestConcurrentUse: one Tokenizer serves many goroutines (run with -race),
+// with SentencePiece and with byte-level BPE (whose scratch state is
+// pooled).
 func TestConcurrentUse(t *testing.T) {
-	tok := load(t, "models/ggml-vocab-llama-spm.gguf")
-	want, err := tok.Encode("Lily and Tom went to the park", true)
-	if err != nil {
-		t.Fatal(err)
+	for _, f := range []string{"models/ggml-vocab-llama-spm.gguf", "tokenizers/derived/ggml-vocab-qwen2.derived-from-qwen3.gguf"} {
+		t.Run(filepath.Base(f), func(t *testing.T) { concurrentUse(t, load(t, f)) })
+	}
+}
+
+func concurrentUse(t *testing.T, tok *tokenizer.Tokenizer) {
+	texts := []string{"Lily and Tom went to the park", "中文 🦙 don't stop", "x = f(42) // 12345", "Once upon a time"}
+	want := make([][]int, len(texts))
+	for i, s := range texts {
+		var err error
+		if want[i], err = tok.Encode(s, true); err != nil {
+			t.Fatal(err)
+		}
 	}
 	errs := make(chan error, 8)
-	for range 8 {
+	for g := range 8 {
 		go func() {
-			for range 50 {
-				got, err := tok.Encode("Lily and Tom went to the park", true)
-				if err == nil && !slices.Equal(got, want) {
-					err = fmt.Errorf("got %v, want %v", got, want)
+			for k := range 50 {
+				i := (g + k) % len(texts)
+				got, err := tok.Encode(texts[i], true)
+				if err == nil && !slices.Equal(got, want[i]) {
+					err = fmt.Errorf("%q: got %v, want %v", texts[i], got, want[i])
 				}
 				if err == nil {
 					_, err = tok.Decode(got)

@@ -19,6 +19,12 @@ const (
 	preFalcon
 	preDeepseekLLM
 	preDeepseekCoder
+	preTekken
+	preGPT4o
+	preQwen35
+	preDeepseekV3
+	preBloom
+	preViking
 )
 
 // preSpec is what a tokenizer.ggml.pre name means to llama.cpp.
@@ -26,6 +32,7 @@ type preSpec struct {
 	family       preFamily
 	ignoreMerges bool // a word that is a token is emitted whole
 	addBOS       bool // add_bos_token default
+	noBOS        bool // no default BOS id
 }
 
 // preNames maps GGUF tokenizer.ggml.pre names to their definitions, as
@@ -38,12 +45,21 @@ var preNames = map[string]preSpec{
 	"jina-v2-de": {family: preGPT2}, "a.x-4.0": {family: preGPT2}, "mellum": {family: preGPT2},
 	"modern-bert": {family: preGPT2}, "exaone4": {family: preGPT2}, "mpt": {family: preGPT2},
 	"olmo": {family: preGPT2}, "jais": {family: preGPT2}, "trillion": {family: preGPT2},
-	"granite-docling": {family: preGPT2},
+	"granite-docling": {family: preGPT2}, "jina-v1-en": {family: preGPT2}, "jina-v2-code": {family: preGPT2},
+	"roberta-bpe": {family: preGPT2},
 
-	"llama3": {preLlama3, true, true}, "llama-v3": {preLlama3, true, true}, "llama-bpe": {preLlama3, true, true},
-	"falcon3": {preLlama3, true, true}, "falcon-h1": {preLlama3, true, true}, "pixtral": {preLlama3, true, true},
-	"midm-2.0": {preLlama3, true, true}, "lfm2": {preLlama3, true, true}, "jina-v5-nano": {preLlama3, true, true},
+	"llama3": {family: preLlama3, ignoreMerges: true, addBOS: true}, "llama-v3": {family: preLlama3, ignoreMerges: true, addBOS: true}, "llama-bpe": {family: preLlama3, ignoreMerges: true, addBOS: true},
+	"falcon3": {family: preLlama3, ignoreMerges: true, addBOS: true}, "falcon-h1": {family: preLlama3, ignoreMerges: true, addBOS: true}, "pixtral": {family: preLlama3, ignoreMerges: true, addBOS: true},
+	"midm-2.0": {family: preLlama3, ignoreMerges: true, addBOS: true}, "lfm2": {family: preLlama3, ignoreMerges: true, addBOS: true}, "jina-v5-nano": {family: preLlama3, ignoreMerges: true, addBOS: true},
 	"dbrx": {family: preLlama3}, "smaug-bpe": {family: preLlama3},
+	"glm4": {family: preLlama3, noBOS: true}, "chatglm-bpe": {family: preLlama3, noBOS: true},
+
+	"qwen35": {family: preQwen35},
+
+	"deepseek-v3": {family: preDeepseekV3}, "hunyuan-dense": {family: preDeepseekV3}, "joyai-llm": {family: preDeepseekV3},
+
+	"bloom": {family: preBloom}, "poro-chat": {family: preBloom}, "gpt3-finnish": {family: preBloom},
+	"viking": {family: preViking},
 
 	"qwen2": {family: preQwen2}, "deepseek-r1-qwen": {family: preQwen2}, "kormo": {family: preQwen2},
 	"f2llmv2": {family: preQwen2}, "megrez": {family: preQwen2}, "stablelm2": {family: preQwen2},
@@ -52,6 +68,11 @@ var preNames = map[string]preSpec{
 	"starcoder": {family: preStarcoder}, "refact": {family: preStarcoder}, "command-r": {family: preStarcoder},
 	"smollm": {family: preStarcoder}, "codeshell": {family: preStarcoder}, "exaone": {family: preStarcoder},
 	"minerva-7b": {family: preStarcoder}, "mellum2": {family: preStarcoder},
+
+	"tekken": {family: preTekken, ignoreMerges: true, addBOS: true},
+
+	"gpt-4o": {family: preGPT4o}, "llama4": {family: preGPT4o}, "kanana2": {family: preGPT4o},
+	"talkie": {family: preGPT4o}, "minimax-m2": {family: preGPT4o},
 
 	"falcon":         {family: preFalcon},
 	"deepseek-llm":   {family: preDeepseekLLM},
@@ -79,6 +100,14 @@ func lookupPre(name string) (preSpec, error) {
 		return preSpec{}, fmt.Errorf("BPE pre-tokenizer %q is not supported", name)
 	}
 	return s, nil
+}
+
+// PreClearsBOS reports whether llama.cpp has no default BOS id for a BPE
+// vocabulary with this pre-tokenizer (ChatGLM's); the GGUF key, when
+// present, still sets one.
+func PreClearsBOS(pre string) bool {
+	s, _ := lookupPre(pre)
+	return s.noBOS
 }
 
 // PreAddsBOS reports llama.cpp's default for add_bos_token with a BPE
@@ -117,6 +146,17 @@ func (s *splitter) run(f preFamily) {
 		s.custom(splitLlama3)
 	case preQwen2:
 		s.custom(splitQwen2)
+	case preQwen35:
+		s.custom(splitQwen35)
+	case preDeepseekV3:
+		s.regex(matchRunMax(isNumber, 3))
+		s.regex(matchRun(inDeepseekV3CJK))
+		s.regex(matchDeepseekV3)
+	case preBloom:
+		s.regex(matchBloom)
+	case preViking:
+		s.regex(matchBloom)
+		s.regex(matchOne(isNumber))
 	case preStarcoder:
 		s.regex(matchOne(isNumber))
 		s.custom(splitGPT2)
@@ -137,6 +177,10 @@ func (s *splitter) run(f preFamily) {
 		s.regex(matchSpaceThenRun(isPunct))
 		s.regex(matchRun(inDeepseekCJK))
 		s.regex(matchOne(isNumber))
+	case preTekken:
+		s.regex(func(g *seg, pos int) int { return matchCaseSplit(g, pos, false, 1) })
+	case preGPT4o:
+		s.regex(func(g *seg, pos int) int { return matchCaseSplit(g, pos, true, 3) })
 	default:
 		s.regex(matchRun(isDefaultPunct))
 		s.custom(splitGPT2)
@@ -264,7 +308,7 @@ var deepseekPunct = parseRanges("!-/:-~\uff01-\uff0f\uff1a-\uff5e\u2018-\u201f\u
 var deepseekCJK = parseRanges("\u4e00-\u9fa5\u0800-\u4e00\uac00-\ud7ff")
 
 // parseRanges reads a regular-expression character class body made of
-// single characters and a-b ranges.
+// single characters and a-b ranges, into sorted, disjoint ranges.
 func parseRanges(class string) [][2]rune {
 	r := []rune(class)
 	var out [][2]rune
@@ -276,11 +320,28 @@ func parseRanges(class string) [][2]rune {
 		}
 		out = append(out, [2]rune{r[i], r[i]})
 	}
-	return out
+	// Sort and join overlapping ranges, for inRanges.
+	slices.SortFunc(out, func(a, b [2]rune) int { return int(a[0] - b[0]) })
+	merged := out[:0]
+	for _, r := range out {
+		if n := len(merged); n > 0 && r[0] <= merged[n-1][1]+1 {
+			merged[n-1][1] = max(merged[n-1][1], r[1])
+			continue
+		}
+		merged = append(merged, r)
+	}
+	return merged
 }
 
+// inRanges reports whether c is in the sorted, disjoint ranges rs.
 func inRanges(rs [][2]rune, c rune) bool {
-	return slices.ContainsFunc(rs, func(r [2]rune) bool { return c >= r[0] && c <= r[1] })
+	k, _ := slices.BinarySearchFunc(rs, c, func(r [2]rune, c rune) int {
+		if r[0] <= c {
+			return -1
+		}
+		return 1
+	})
+	return k > 0 && c <= rs[k-1][1]
 }
 
 func inDeepseekLetters(g *seg, pos int) bool { return inRanges(deepseekLetters, wchar(g, pos)) }
@@ -329,6 +390,105 @@ func matchSpaceThenRun(in func(*seg, int) bool) func(*seg, int) int {
 		}
 		return run(g, pos)
 	}
+}
+
+// matchRunMax is class{1,most}.
+func matchRunMax(in func(*seg, int) bool, most int) func(*seg, int) int {
+	return func(g *seg, pos int) int {
+		n := 0
+		for n < most && in(g, pos+n) {
+			n++
+		}
+		return n
+	}
+}
+
+// deepseekV3CJK is DeepSeek V3's CJK and kana class.
+var deepseekV3CJK = parseRanges("\u4e00-\u9fa5\u3040-\u309f\u30a0-\u30ff")
+
+func inDeepseekV3CJK(g *seg, pos int) bool { return inRanges(deepseekV3CJK, wchar(g, pos)) }
+
+// matchDeepseekV3 is DeepSeek V3's third expression, on the collapsed text:
+//
+//	[!"#$%&'()*+,\-./:;<=>?@\[\\\]^_`{|}~][A-Za-z]+|[^\r\n\p{L}\p{P}\p{S}]?[\p{L}\p{M}]+|
+//	 ?[\p{P}\p{S}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+
+func matchDeepseekV3(g *seg, pos int) int {
+	run := func(p int, in func(int) bool) int {
+		n := 0
+		for in(p + n) {
+			n++
+		}
+		return n
+	}
+	asciiLetter := func(p int) bool { c := g.cpt(p); return c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' }
+	ps := func(p int) bool { return g.fl(p)&(fPunct|fSymbol) != 0 }
+	lm := func(p int) bool { return g.fl(p)&(fLetter|fMark) != 0 }
+	if c := g.cpt(pos); c >= 0 && c < 0x80 && ps(pos) && asciiLetter(pos+1) {
+		return 1 + run(pos+1, asciiLetter)
+	}
+	c, f := g.cpt(pos), g.fl(pos)
+	if f != 0 && c != '\r' && c != '\n' && f&(fLetter|fPunct|fSymbol) == 0 {
+		if n := run(pos+1, lm); n > 0 {
+			return 1 + n
+		}
+	}
+	if n := run(pos, lm); n > 0 {
+		return n
+	}
+	crlf := func(p int) bool { c := g.cpt(p); return c == '\r' || c == '\n' }
+	for _, s := range []int{pos + 1, pos} {
+		if s == pos+1 && c != ' ' {
+			continue
+		}
+		if n := run(s, ps); n > 0 {
+			end := s + n
+			return end + run(end, crlf) - pos
+		}
+	}
+	return matchSpaces(g, pos)
+}
+
+// matchSpaces is \s*[\r\n]+|\s+(?!\S)|\s+ at pos, or 0.
+func matchSpaces(g *seg, pos int) int {
+	n := 0
+	for g.fl(pos+n)&fSpace != 0 {
+		n++
+	}
+	for i := pos + n - 1; i >= pos; i-- { // \s*[\r\n]+
+		if c := g.cpt(i); c == '\r' || c == '\n' {
+			return i + 1 - pos
+		}
+	}
+	switch {
+	case n > 0 && pos+n == g.end: // \s+(?!\S) at the end
+		return n
+	case n > 1: // \s+(?!\S), giving one back
+		return n - 1
+	}
+	return n // \s+, or no match
+}
+
+// bloomStop is the negated class of BLOOM's expression ?[^(\s|.,!?…。，、।۔،)]+
+// without \s.
+var bloomStop = parseRanges("(|.,!?\u2026\u3002\uff0c\u3001\u0964\u06d4\u060c)")
+
+// matchBloom is BLOOM's (and Poro's, GPT-3 Finnish's, Viking's first)
+// expression, on the code points: ?[^(\s|.,!?…。，、।۔،)]+
+func matchBloom(g *seg, pos int) int {
+	in := func(p int) bool { return g.fl(p) != 0 && !wspace(g, p) && !inRanges(bloomStop, wchar(g, p)) }
+	run := func(p int) int {
+		n := 0
+		for in(p + n) {
+			n++
+		}
+		return n
+	}
+	if g.cpt(pos) == ' ' {
+		if n := run(pos + 1); n > 0 {
+			return n + 1
+		}
+	}
+	return run(pos)
 }
 
 // matchTrailingSpace is \s+$: a run of white space that ends the segment.
@@ -443,19 +603,24 @@ func (g *seg) spaces(pos int, crlf bool) int {
 // by three) and unicode_regex_split_custom_qwen2 (digits one by one), its
 // reading of (?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}|
 // ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+
-func splitLlama3(g *seg) { splitLlama3Digits(g, 3) }
-func splitQwen2(g *seg)  { splitLlama3Digits(g, 1) }
+func splitLlama3(g *seg) { splitLlama3Digits(g, 3, 0) }
+func splitQwen2(g *seg)  { splitLlama3Digits(g, 1, 0) }
 
-func splitLlama3Digits(g *seg, digits int) {
+// splitQwen35 is llama.cpp's unicode_regex_split_custom_qwen35: Qwen 2's
+// splitter where words take combining marks too ([\p{L}\p{M}]+).
+func splitQwen35(g *seg) { splitLlama3Digits(g, 1, fMark) }
+
+func splitLlama3Digits(g *seg, digits int, marks cpFlags) {
+	word := fLetter | marks
 	for pos := g.ini; pos < g.end; {
 		cpt, f := g.cpt(pos), g.fl(pos)
 		if n := isContraction(g, pos, true); n > 0 {
 			pos += g.add(pos + n)
 			continue
 		}
-		if !(cpt == '\r' || cpt == '\n' || f&fNumber != 0) && (f&fLetter != 0 || g.fl(pos+1)&fLetter != 0) {
+		if !(cpt == '\r' || cpt == '\n' || f&fNumber != 0) && (f&word != 0 || g.fl(pos+1)&word != 0) {
 			pos++
-			for g.fl(pos)&fLetter != 0 {
+			for g.fl(pos)&word != 0 {
 				pos++
 			}
 			g.add(pos)
@@ -477,11 +642,11 @@ func splitLlama3Digits(g *seg, digits int) {
 		if cpt == ' ' {
 			f2 = g.fl(pos + 1)
 		}
-		if f2&(fSpace|fLetter|fNumber) == 0 && f != 0 {
+		if f2&(fSpace|word|fNumber) == 0 && f != 0 {
 			if cpt == ' ' {
 				pos++
 			}
-			for f2&(fSpace|fLetter|fNumber) == 0 && f2 != 0 {
+			for f2&(fSpace|word|fNumber) == 0 && f2 != 0 {
 				pos++
 				f2 = g.fl(pos)
 			}
@@ -493,4 +658,84 @@ func splitLlama3Digits(g *seg, digits int) {
 		}
 		pos = g.spaces(pos, true)
 	}
+}
+
+// matchCaseSplit is the match at pos of the Tekken (Mistral Nemo) and
+// GPT-4o (Llama 4) expression, which llama.cpp runs with std::regex on the
+// collapsed text:
+//
+//	[^\r\n\p{L}\p{N}]?((?=[\p{L}])([^a-z]))*((?=[\p{L}])([^A-Z]))+C?|
+//	[^\r\n\p{L}\p{N}]?((?=[\p{L}])([^a-z]))+((?=[\p{L}])([^A-Z]))*C?|
+//	\p{N}{1,digits}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+
+//
+// where C is (?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD]) for
+// GPT-4o and absent for Tekken. ECMAScript takes the first alternative
+// that matches, and greedy quantifiers give back one character at a time.
+// "Upper" letters are letters other than a-z (every non-ASCII letter is
+// one), "lower" letters those other than A-Z (every non-ASCII letter too).
+func matchCaseSplit(g *seg, pos int, contractions bool, digits int) int {
+	letter := func(p int) bool { return g.fl(p)&fLetter != 0 }
+	upper := func(p int) bool { c := g.cpt(p); return letter(p) && !(c >= 'a' && c <= 'z') }
+	lower := func(p int) bool { c := g.cpt(p); return letter(p) && !(c >= 'A' && c <= 'Z') }
+	prefix := func(p int) bool { // [^\r\n\p{L}\p{N}]
+		c, f := g.cpt(p), g.fl(p)
+		return f != 0 && c != '\r' && c != '\n' && f&(fLetter|fNumber) == 0
+	}
+	run := func(p int, in func(int) bool) int {
+		n := 0
+		for in(p + n) {
+			n++
+		}
+		return n
+	}
+	suffix := func(p int) int {
+		if contractions {
+			return isContraction(g, p, true)
+		}
+		return 0
+	}
+	// upper* lower+ C? from s, or 0.
+	alt1 := func(s int) int {
+		for k := run(s, upper); k >= 0; k-- {
+			if lower(s + k) {
+				end := s + k + run(s+k, lower)
+				return end + suffix(end) - s
+			}
+		}
+		return 0
+	}
+	// upper+ lower* C? from s, or 0.
+	alt2 := func(s int) int {
+		u := run(s, upper)
+		if u == 0 {
+			return 0
+		}
+		end := s + u + run(s+u, lower)
+		return end + suffix(end) - s
+	}
+	for _, alt := range []func(int) int{alt1, alt2} {
+		if prefix(pos) {
+			if n := alt(pos + 1); n > 0 {
+				return n + 1
+			}
+		}
+		if n := alt(pos); n > 0 {
+			return n
+		}
+	}
+	if g.fl(pos)&fNumber != 0 {
+		return min(run(pos, func(p int) bool { return g.fl(p)&fNumber != 0 }), digits)
+	}
+	other := func(p int) bool { f := g.fl(p); return f != 0 && f&(fSpace|fLetter|fNumber) == 0 }
+	crlfSlash := func(p int) bool { c := g.cpt(p); return c == '\r' || c == '\n' || c == '/' }
+	for _, s := range []int{pos + 1, pos} {
+		if s == pos+1 && g.cpt(pos) != ' ' {
+			continue
+		}
+		if n := run(s, other); n > 0 {
+			end := s + n
+			return end + run(end, crlfSlash) - pos
+		}
+	}
+	return matchSpaces(g, pos)
 }

@@ -4,6 +4,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/verdictnet/verdict/internal/tokenizer"
 )
@@ -91,5 +92,39 @@ func TestEncodeSpansMatchesWholeText(t *testing.T) {
 		if err != nil || !slices.Equal(got, want) {
 			t.Errorf("step %d: EncodeSpans = %v, %v\nwant %v", step, got, err, want)
 		}
+	}
+}
+
+// TestDecodeBPE: byte-level pieces decode to their bytes, a space after
+// BOS is kept (there is no dummy prefix to drop), control tokens are
+// empty, and decoding undoes encoding, also through a StreamDecoder fed
+// one token at a time.
+func TestDecodeBPE(t *testing.T) {
+	tok := load(t, "tokenizers/derived/ggml-vocab-smollm2.derived.gguf")
+	ids, err := tok.EncodeSpecial("<|im_start|> shale 🦙 ½ café\n", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ids[0] != tok.Vocab().BOS || ids[1] != tok.Vocab().BOS {
+		t.Fatalf("ids %v: want BOS, then <|im_start|> (which is BOS here)", ids)
+	}
+	text, err := tok.Decode(ids)
+	if err != nil || text != " shale 🦙 ½ café\n" {
+		t.Fatalf("Decode = %q, %v", text, err)
+	}
+	d := tok.NewStreamDecoder()
+	var streamed []byte
+	for _, id := range ids {
+		chunk, err := d.Next(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !utf8.Valid(chunk) {
+			t.Fatalf("chunk %q is not valid UTF-8", chunk)
+		}
+		streamed = append(streamed, chunk...)
+	}
+	if streamed = append(streamed, d.Flush()...); string(streamed) != text {
+		t.Fatalf("streamed %q, want %q", streamed, text)
 	}
 }

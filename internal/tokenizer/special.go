@@ -393,13 +393,16 @@ func (t *Tokenizer) encode(spans []Span, plain level, addBOS bool) ([]int, error
 // encodeBPEFragments encodes partitioned text with a BPE vocabulary:
 // special tokens as they are, each raw fragment on its own.
 func (t *Tokenizer) encodeBPEFragments(out []int, text string, frags []fragment) ([]int, error) {
+	st := t.bpe.pool.Get().(*bpeState)
+	defer t.bpe.pool.Put(st)
+	clear(st.cache)
 	var err error
 	for _, f := range frags {
 		if f.tok >= 0 {
 			out = append(out, int(f.tok))
 			continue
 		}
-		if out, err = t.bpeFragment(out, text[f.start:f.end]); err != nil {
+		if out, err = t.bpeFragment(out, st, text[f.start:f.end]); err != nil {
 			return nil, err
 		}
 	}

@@ -31,6 +31,9 @@ type Tokenizer struct {
 	// first, then lower ids.
 	attrs   []attr
 	special []int32
+	// spmWords: no SPM piece holds U+2581 after another character, so
+	// words can be merged one by one (see spmSession).
+	spmWords bool
 	// eog lists the end-of-generation tokens, sorted.
 	eog []int
 	// bpe is set for BPE vocabularies.
@@ -47,13 +50,17 @@ type Tokenizer struct {
 // Validation rules:
 //   - at least one token; Scores (and Types, when not nil) as long as Tokens;
 //   - no NaN score (the merge order would be undefined);
-//   - Types within 0..6; SPM byte tokens spelled exactly <0xXX>;
-//   - BOS and EOS in range or -1; UNK in range or -1;
+//   - Types within 0..6; SPM and BPE byte tokens spelled exactly <0xXX>;
+//   - BOS and EOS in range or -1; UNK in range or -1; EOG ids in range;
 //   - Llama2C: every piece unique (including the empty one) and free of NUL
 //     bytes: run.c looks pieces up as C strings by binary search, so a
 //     duplicate or an embedded NUL would make its encoding ambiguous;
-//   - SPM: duplicate pieces are allowed and the highest id wins, exactly
-//     like llama.cpp's token_to_id map; empty pieces are never matched.
+//   - SPM and BPE: duplicate pieces are allowed and the highest id wins,
+//     exactly like llama.cpp's token_to_id map; empty pieces are never
+//     matched;
+//   - BPE: Pre names a supported pre-tokenizer (see PreTokenizers); a merge
+//     without a space after its first byte never applies, and of duplicate
+//     merges the first counts, as in llama.cpp.
 func New(v *Vocab) (*Tokenizer, error) {
 	if v == nil {
 		return nil, errors.New("tokenizer: nil vocabulary")
@@ -82,7 +89,7 @@ func New(v *Vocab) (*Tokenizer, error) {
 	t := &Tokenizer{
 		v:       v,
 		n:       n,
-		dummy:   v.Flavor == Llama2C || !v.NoDummyPrefix,
+		dummy:   v.Flavor == Llama2C || v.Flavor == SPM && !v.NoDummyPrefix,
 		lookup:  make(map[string]int32, n),
 		decoded: make([][]byte, n),
 		byteVal: make([]int16, n),
@@ -205,8 +212,16 @@ func (t *Tokenizer) buildDecode() error {
 	return nil
 }
 
-// buildSPM fills spmByte and userDefined.
+// buildSPM fills spmByte and spmWords.
 func (t *Tokenizer) buildSPM() {
+	t.spmWords = true
+	for _, p := range t.v.Tokens {
+		for k := 1; k < len(p) && t.spmWords; k++ {
+			if strings.HasPrefix(p[k:], spaceEscape) && (k < len(spaceEscape) || p[k-len(spaceEscape):k] != spaceEscape) {
+				t.spmWords = false
+			}
+		}
+	}
 	const hexdig = "0123456789ABCDEF"
 	for b := 0; b < 256; b++ {
 		t.spmByte[b] = -1
