@@ -237,7 +237,6 @@ func (t *Template) vars(r *Request) (*jinja.Dict, error) {
 	if len(r.Messages) > MaxMessages {
 		return nil, &FieldError{"messages", fmt.Sprintf("at most %d messages, got %d", MaxMessages, len(r.Messages))}
 	}
-	msgs := jinja.NewList()
 	var items []jinja.Value
 	for i, m := range r.Messages {
 		v, err := messageValue(m)
@@ -246,9 +245,8 @@ func (t *Template) vars(r *Request) (*jinja.Dict, error) {
 		}
 		items = append(items, v)
 	}
-	msgs = jinja.NewList(items...)
 	d := jinja.NewDict()
-	d.Set("messages", msgs)
+	d.Set("messages", jinja.NewList(items...))
 	if r.Tools != nil {
 		if !t.tools && len(r.Tools) > 0 {
 			return nil, &FieldError{"tools", fmt.Sprintf("the chat template of this model (%s) cannot show tools", t.name)}

@@ -5,7 +5,6 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf16"
-	"unicode/utf8"
 )
 
 // Value is a template value: Undefined, None, a bool, an Int or Float, a Str,
@@ -365,8 +364,6 @@ func runeOffsets(s string) []int {
 	}
 	return append(offs, len(s))
 }
-
-func validUTF8(s string) bool { return utf8.ValidString(s) }
 
 // Keys returns the keys in order.
 func (d *Dict) Keys() []string { return d.keys }
