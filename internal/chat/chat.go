@@ -245,9 +245,8 @@ func (t *Template) vars(r *Request) (*jinja.Dict, error) {
 		}
 		items = append(items, v)
 	}
-	msgs := jinja.NewList(items...)
 	d := jinja.NewDict()
-	d.Set("messages", msgs)
+	d.Set("messages", jinja.NewList(items...))
 	if r.Tools != nil {
 		if !t.tools && len(r.Tools) > 0 {
 			return nil, &FieldError{"tools", fmt.Sprintf("the chat template of this model (%s) cannot show tools", t.name)}

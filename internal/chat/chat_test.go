@@ -13,7 +13,6 @@ import (
 	"github.com/verdictnet/verdict/internal/chat"
 	"github.com/verdictnet/verdict/internal/gguf"
 	"github.com/verdictnet/verdict/internal/jinja/jinjatest"
-	"github.com/verdictnet/verdict/internal/model"
 	"github.com/verdictnet/verdict/internal/testutil"
 )
 
@@ -275,5 +274,3 @@ func templateSource(t *testing.T, name string) string {
 	}
 	return sourceCache[name]
 }
-
-var _ = model.LoadVocab

@@ -5,7 +5,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"unicode"
 	"unicode/utf16"
 	"unicode/utf8"
 )
@@ -712,5 +711,3 @@ func parseFloatLenient(s string) (float64, error) {
 	}
 	return f, err
 }
-
-var _ = unicode.IsSpace

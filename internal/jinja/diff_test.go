@@ -76,6 +76,12 @@ var snippets = []string{
 	"{{ messages[1].tool_calls[0].function.arguments | tojson }} {{ messages[1].tool_calls[0].function.arguments is mapping }}",
 	"{{ '%d' }} {{ 100 % 7 }} {{ 'é' | upper }} {{ 'ß' | upper }}",
 	"{% set d = {'k': 'v', 'k': 'w'} %}{{ d }}",
+	"{% filter upper %}a {{ messages[0].role }}{% endfilter %}|{%- filter replace('a', 'b') -%} a a {% endfilter -%}|{% filter trim %}  x  {% endfilter %}|{% filter length %}abc{% endfilter %}",
+	"{% filter nosuch %}x{% endfilter %}",
+	"{% macro wrap(tag) %}<{{ tag }}>{{ caller() }}</{{ tag }}>{% endmacro %}{% call wrap('b') %}bold {{ messages[0].role }}{% endcall %}",
+	"{% macro each(xs) %}{% for x in xs %}{{ caller(x, loop.index) }};{% endfor %}{% endmacro %}{% call(item, i) each(messages) %}{{ i }}={{ item.role }}{% endcall %}",
+	"{% macro m() %}[{{ caller is defined }}]{% endmacro %}{{ m() }}{% call m() %}x{% endcall %}",
+	"{% macro k() %}{{ kwargs }}{{ caller() }}{% endmacro %}{% call k(a=1) %}y{% endcall %}",
 }
 
 const vars = `{

@@ -29,7 +29,7 @@
 // control tokens only in template text.
 //
 // Errors: a template the reference would reject, a construct this package
-// does not implement (call blocks, filter blocks, strftime_now, ...), and
+// does not implement (strftime_now, sort_keys, ...), and
 // raise_exception all fail with an *Error naming the construct and its line
 // and column; nothing is rendered partially.
 package jinja

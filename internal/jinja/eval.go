@@ -29,6 +29,8 @@ const (
 type env struct {
 	vars   map[string]Value
 	parent *env
+	// callBlock marks the scope a call block calls its macro from.
+	callBlock bool
 }
 
 func newEnv(parent *env) *env { return &env{vars: map[string]Value{}, parent: parent} }
@@ -358,6 +360,14 @@ func (in *interp) eval(n node, e *env) (v Value, err error) {
 	case *macroNode:
 		in.defineMacro(n, e)
 		return None, nil
+	case *callBlockNode:
+		v, err = in.callBlock(n, e)
+	case *filterBlock:
+		var body Str
+		if body, err = in.renderBlock(n.body, e); err != nil {
+			return nil, err
+		}
+		v, err = in.filter(body, n.f, e)
 	case *commentNode:
 		return None, nil
 	case *breakNode:
@@ -568,75 +578,125 @@ func (in *interp) renderFor(n *forNode, outer *env) (Value, error) {
 }
 
 func (in *interp) defineMacro(n *macroNode, defEnv *env) {
-	defEnv.vars[n.name] = &Func{name: n.name, call: func(in *interp, args []Value, _ *env) (Value, error) {
+	defEnv.vars[n.name] = &Func{name: n.name, call: func(in *interp, args []Value, site *env) (Value, error) {
 		if in.depth++; in.depth > MaxCallDepth {
 			return nil, in.errf(n, "macro calls nested deeper than %d", MaxCallDepth)
 		}
 		defer func() { in.depth-- }()
-		scope := newEnv(defEnv)
-		pos := args
-		kw := NewDict()
-		if len(pos) > 0 {
-			if d, ok := pos[len(pos)-1].(*Dict); ok && d.kwargs {
-				pos = pos[:len(pos)-1]
-				for _, k := range d.keys {
-					kw.Set(k, d.m[k])
+		parent := defEnv
+		if n.caller {
+			// caller is the call block's body when called from one.
+			parent = newEnv(defEnv)
+			parent.vars["caller"] = Undefined
+			if site != nil && site.callBlock {
+				if c, ok := site.vars["caller"]; ok {
+					parent.vars["caller"] = c
 				}
 			}
 		}
-		type pending struct {
-			name string
-			def  node
-		}
-		var defaults []pending
-		for i, p := range n.params {
-			var name string
-			var def node
-			switch p := p.(type) {
-			case *identNode:
-				name = p.name
-			case *kwargNode:
-				name, def = p.key, p.value
-			}
-			var v Value
-			if i < len(pos) {
-				v = pos[i]
-			} else if x, ok := kw.m[name]; ok {
-				v = x
-				kw.delete(name)
-			}
-			if v == nil && def != nil {
-				defaults = append(defaults, pending{name, def})
-			}
-			if v == nil {
-				v = Undefined
-			}
-			scope.vars[name] = v
-		}
-		if n.kwargs {
-			kw.kwargs = false
-			scope.vars["kwargs"] = kw
-		} else if kw.Len() > 0 {
-			return nil, in.errf(n, "macro %q takes no keyword argument %q", n.name, kw.keys[0])
-		}
-		if n.varargs {
-			var extra []Value
-			if len(pos) > len(n.params) {
-				extra = slices.Clone(pos[len(n.params):])
-			}
-			scope.vars["varargs"] = &List{items: extra}
-		} else if len(pos) > len(n.params) {
-			return nil, in.errf(n, "macro %q takes not more than %d argument(s)", n.name, len(n.params))
-		}
-		for _, d := range defaults {
-			v, err := in.eval(d.def, scope)
-			if err != nil {
-				return nil, err
-			}
-			scope.vars[d.name] = v
+		scope := newEnv(parent)
+		if err := in.bindArgs(n, fmt.Sprintf("%q", n.name), n.params, n.kwargs, n.varargs, args, scope); err != nil {
+			return nil, err
 		}
 		return in.renderBlock(n.body, scope)
 	}}
+}
+
+// bindArgs binds the arguments of a macro or call-block call to its
+// parameters, then evaluates the defaults of the missing ones.
+func (in *interp) bindArgs(at node, name string, params []node, useKwargs, useVarargs bool, args []Value, scope *env) error {
+	pos := args
+	kw := NewDict()
+	if len(pos) > 0 {
+		if d, ok := pos[len(pos)-1].(*Dict); ok && d.kwargs {
+			pos = pos[:len(pos)-1]
+			for _, k := range d.keys {
+				kw.Set(k, d.m[k])
+			}
+		}
+	}
+	type pending struct {
+		name string
+		def  node
+	}
+	var defaults []pending
+	for i, p := range params {
+		var pname string
+		var def node
+		switch p := p.(type) {
+		case *identNode:
+			pname = p.name
+		case *kwargNode:
+			pname, def = p.key, p.value
+		}
+		var v Value
+		if i < len(pos) {
+			v = pos[i]
+		} else if x, ok := kw.m[pname]; ok {
+			v = x
+			kw.delete(pname)
+		}
+		if v == nil && def != nil {
+			defaults = append(defaults, pending{pname, def})
+		}
+		if v == nil {
+			v = Undefined
+		}
+		scope.vars[pname] = v
+	}
+	if useKwargs {
+		kw.kwargs = false
+		scope.vars["kwargs"] = kw
+	} else if kw.Len() > 0 {
+		return in.errf(at, "macro %s takes no keyword argument %q", name, kw.keys[0])
+	}
+	if useVarargs {
+		var extra []Value
+		if len(pos) > len(params) {
+			extra = slices.Clone(pos[len(params):])
+		}
+		scope.vars["varargs"] = &List{items: extra}
+	} else if len(pos) > len(params) {
+		return in.errf(at, "macro %s takes not more than %d argument(s)", name, len(params))
+	}
+	for _, d := range defaults {
+		v, err := in.eval(d.def, scope)
+		if err != nil {
+			return err
+		}
+		scope.vars[d.name] = v
+	}
+	return nil
+}
+
+// callBlock runs {% call(params) macro(args) %}body{% endcall %}: the
+// macro runs with caller() rendering body.
+func (in *interp) callBlock(n *callBlockNode, e *env) (Value, error) {
+	caller := &Func{name: "caller", call: func(in *interp, args []Value, _ *env) (Value, error) {
+		scope := newEnv(e)
+		if err := in.bindArgs(n, "None", n.params, n.kwargs, n.varargs, args, scope); err != nil {
+			return nil, err
+		}
+		return in.renderBlock(n.body, scope)
+	}}
+	pos, kw, err := in.evalArgs(n.call.args, e)
+	if err != nil {
+		return nil, err
+	}
+	kw.kwargs = true
+	args := append(pos, kw)
+	fv, err := in.eval(n.call.callee, e)
+	if err != nil {
+		return nil, err
+	}
+	f, ok := fv.(*Func)
+	if !ok {
+		return nil, in.errf(n, "cannot call a %s%s", typeName(fv), calleeName(n.call.callee))
+	}
+	site := newEnv(e)
+	site.callBlock = true
+	site.vars["caller"] = caller
+	return f.call(in, args, site)
 }
 
 func (d *Dict) delete(k string) {

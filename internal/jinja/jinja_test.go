@@ -38,8 +38,7 @@ func TestSpans(t *testing.T) {
 
 func TestErrors(t *testing.T) {
 	tests := []struct{ tmpl, want string }{
-		{"{% call foo() %}x{% endcall %}", "line 1, column 4: unsupported construct: {% call %} block"},
-		{"{% filter upper %}x{% endfilter %}", "unsupported construct: {% filter %} block"},
+		{"{% call foo() %}x{% endcall %}", "line 1, column 1: cannot call a undefined (foo)"},
 		{"a\n  {{ strftime_now('%Y') }}", "line 2, column 6: unsupported construct: strftime_now"},
 		{"{{ raise_exception('Only user and assistant roles') }}", "template raised an exception: Only user and assistant roles"},
 		{"\n\n{% for x in y %}", "missing {% endfor %}"},

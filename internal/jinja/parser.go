@@ -42,7 +42,19 @@ type (
 		params []node // *identNode or *kwargNode
 		body   []node
 		// special arguments the body reads
-		kwargs, varargs bool
+		kwargs, varargs, caller bool
+	}
+	callBlockNode struct {
+		base
+		params          []node // caller's parameters
+		call            *callNode
+		body            []node
+		kwargs, varargs bool // special arguments the body reads
+	}
+	filterBlock struct {
+		base
+		f    *filterNode // x unused
+		body []node
 	}
 	breakNode    struct{ base }
 	continueNode struct{ base }
@@ -360,8 +372,41 @@ func (p *parser) parseStatement() node {
 		p.cur++
 		p.expect(tCloseStatement, "expected %}")
 		return &continueNode{base{open.pos}}
-	case "call", "filter":
-		p.fail(t.pos, "unsupported construct: {%% %s %%} block", t.val)
+	case "filter":
+		p.cur++
+		nt := p.peek()
+		f := p.parsePrimary()
+		id, ok := f.(*identNode)
+		if !ok {
+			p.fail(nt.pos, "expected a filter name after {%% filter")
+		}
+		fn := &filterNode{base: base{nt.pos}, name: id.name}
+		if p.is(tOpenParen) {
+			fn.call = true
+			fn.args = p.parseArgs(false)
+		}
+		p.expect(tCloseStatement, "expected %}")
+		body := p.block("endfilter")
+		p.endTag("endfilter")
+		return &filterBlock{base{open.pos}, fn, body}
+	case "call":
+		p.cur++
+		var params []node
+		if p.is(tOpenParen) {
+			params = p.parseArgs(true)
+		}
+		ct := p.peek()
+		callee := p.parsePrimary()
+		if _, ok := callee.(*identNode); !ok {
+			p.fail(ct.pos, "expected a macro name after {%% call")
+		}
+		call := &callNode{base{ct.pos}, callee, p.parseArgs(false)}
+		p.expect(tCloseStatement, "expected %}")
+		body := p.block("endcall")
+		p.endTag("endcall")
+		n := &callBlockNode{base: base{open.pos}, params: params, call: call, body: body}
+		n.kwargs, n.varargs, _ = specialArgs(params, body)
+		return n
 	}
 	p.fail(t.pos, "unknown statement %q", t.val)
 	return nil
@@ -395,6 +440,13 @@ func (p *parser) parseMacro(pos int) node {
 	p.expect(tCloseStatement, "expected %}")
 	body := p.block("endmacro")
 	m := &macroNode{base: base{pos}, name: id.name, params: params, body: body}
+	m.kwargs, m.varargs, m.caller = specialArgs(params, body)
+	return m
+}
+
+// specialArgs reports which of kwargs, varargs and caller a macro or call
+// block body reads without declaring them as parameters.
+func specialArgs(params, body []node) (kwargs, varargs, caller bool) {
 	declared := map[string]bool{}
 	for _, a := range params {
 		declared[paramName(a)] = true
@@ -402,12 +454,14 @@ func (p *parser) parseMacro(pos int) node {
 	walkIdents(body, func(name string) {
 		switch name {
 		case "kwargs":
-			m.kwargs = m.kwargs || !declared[name]
+			kwargs = kwargs || !declared[name]
 		case "varargs":
-			m.varargs = m.varargs || !declared[name]
+			varargs = varargs || !declared[name]
+		case "caller":
+			caller = caller || !declared[name]
 		}
 	})
-	return m
+	return
 }
 
 func paramName(n node) string {
@@ -878,6 +932,12 @@ func walkIdents(body []node, f func(string)) {
 			}
 			walkAll(n.body)
 		case *macroNode:
+			walkAll(n.body)
+		case *filterBlock:
+			walkAll(n.f.args)
+			walkAll(n.body)
+		case *callBlockNode:
+			walk(n.call)
 			walkAll(n.body)
 		case *arrayLit:
 			walkAll(n.items)

@@ -124,7 +124,6 @@ func TestRandomExpressions(t *testing.T) {
 		}
 	}
 	t.Logf("%d generated templates: %d differ, %d fail on both sides", n, bad, agreeErr)
-	_ = strings.TrimSpace
 }
 
 // genTemplate builds a template of nested blocks with random whitespace
