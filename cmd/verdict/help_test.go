@@ -29,8 +29,16 @@ func TestHelp(t *testing.T) {
 			t.Errorf("tx -h does not list %s", kind)
 		}
 	}
-	if !strings.Contains(stdout+stderr, "open-escrow         --agent-id UINT --amount UINT --model-id STRING --request STRING --worker STRING") {
-		t.Errorf("tx -h does not give open-escrow's flags:\n%s", stdout+stderr)
+	var escrowLine string
+	for _, l := range strings.Split(stdout+stderr, "\n") {
+		if strings.HasPrefix(l, "  open-escrow ") {
+			escrowLine = l
+		}
+	}
+	for _, f := range []string{"--agent-id UINT", "--amount UINT", "--model-id STRING", "--request STRING", "--worker STRING"} {
+		if !strings.Contains(escrowLine, " "+f) {
+			t.Errorf("tx -h does not give open-escrow's flag %s:\n%s", f, stdout+stderr)
+		}
 	}
 	if _, stdout, stderr := verdict("worker", "-h"); !strings.Contains(stdout+stderr, "-cheat-for-tests") || !strings.Contains(stdout+stderr, "-no-auth") {
 		t.Errorf("worker -h lacks --cheat-for-tests or --no-auth")
