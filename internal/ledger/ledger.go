@@ -1,6 +1,7 @@
 package ledger
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/json"
@@ -9,6 +10,7 @@ import (
 	"math/bits"
 	"strings"
 	"sync"
+	"sync/atomic"
 )
 
 // BlockContext is what the consensus engine tells the state machine about
@@ -166,6 +168,30 @@ type Ledger struct {
 	fatal error
 	seen  memo // transactions whose signature verified (CheckTx, then the block)
 	rcpts memo // receipts that verified, with what they said
+	// params caches the decoded parameters with their stored bytes (they
+	// are fixed at genesis; every unit of work reads them).
+	params atomic.Pointer[cachedParams]
+}
+
+type cachedParams struct {
+	raw []byte
+	p   Params
+}
+
+// readParams decodes the parameters stored in st, from the cache when
+// their bytes are the ones it holds.
+func (l *Ledger) readParams(st Store) Params {
+	raw, ok := st.Get(keyParams)
+	if !ok {
+		return Params{}
+	}
+	if c := l.params.Load(); c != nil && bytes.Equal(c.raw, raw) {
+		return c.p
+	}
+	var p Params
+	get(st, keyParams, &p)
+	l.params.Store(&cachedParams{raw: append([]byte{}, raw...), p: p})
+	return p
 }
 
 // memo remembers results of pure checks by the SHA-256 of their input, so
@@ -271,11 +297,7 @@ func (l *Ledger) Info() ChainInfo {
 }
 
 // Params returns the chain parameters.
-func (l *Ledger) Params() Params {
-	var p Params
-	get(l.store, keyParams, &p)
-	return p
-}
+func (l *Ledger) Params() Params { return l.readParams(l.store) }
 
 // AppHash returns the Merkle root over the state.
 func (l *Ledger) AppHash() Hash { return l.store.Root() }
@@ -435,8 +457,7 @@ func (c *Checker) Check(raw []byte) Result {
 	if err != nil {
 		return fail(err)
 	}
-	var p Params
-	get(c.st, keyParams, &p)
+	p := c.l.readParams(c.st)
 	if c.pending[tx.Signer]+uint64(len(raw)) > p.MaxPendingBytes {
 		return fail(fmt.Errorf("%w: %s has %d bytes waiting, limit %d", ErrPending, tx.Signer, c.pending[tx.Signer], p.MaxPendingBytes))
 	}
@@ -482,8 +503,7 @@ func (c *Checker) EstimateFee(raw []byte) FeeEstimate {
 		return FeeEstimate{Code: r.Code, Log: r.Log}
 	}
 	r := c.run(newCache(c.st), tx, raw, true)
-	var p Params
-	get(c.st, keyParams, &p)
+	p := c.l.readParams(c.st)
 	need := p.RequiredFee(uint64(len(raw))+FeeMargin, r.growth)
 	return FeeEstimate{RequiredFee: need, Code: r.Code, Log: r.Log}
 }
@@ -502,9 +522,8 @@ type exec struct {
 }
 
 func (l *Ledger) exec(st Store, ctx BlockContext) *exec {
-	e := &exec{l: l, st: st, ctx: ctx}
+	e := &exec{l: l, st: st, ctx: ctx, params: l.readParams(st)}
 	get(st, keyChain, &e.chain)
-	get(st, keyParams, &e.params)
 	get(st, keyTotals, &e.totals)
 	return e
 }
