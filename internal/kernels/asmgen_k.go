@@ -720,7 +720,7 @@ func kvnniTile2(typ, G int) {
 	p("MOVL $0x0f0f0f0f, AX")
 	p("VPBROADCASTD AX, Z31")
 	if typ == 6 {
-		p("MOVL $0x03030303, AX")
+		p("MOVL $0x3f3f3f3f, AX")
 	} else {
 		p("MOVL $0x01010101, AX")
 	}
@@ -817,20 +817,28 @@ func kvnniTile2(typ, G int) {
 					if j%4 == 0 {
 						clearSub()
 					}
+					// u = (ql nibble) | (qh bits 2k, 2k+1) << 4: the
+					// nibble from the (shifted) ql dword where the mask
+					// Z31 is set, bits 4-7 from the qh dword shifted so
+					// that bits 2k, 2k+1 land on 4, 5 (VPTERNLOGD 0xe4:
+					// C ? A : B), then & 0x3f.
 					for r := 0; r < R; r++ {
 						w, u := wp[r], z(r)
 						p("VPBROADCASTD %d(%s), %s", 64*h+32*(k&1)+4*j, w, u)
 						if k >= 2 {
 							p("VPSRLD $4, %s, %s", u, u)
 						}
-						p("VPANDD Z31, %s, %s", u, u)
 						p("VPBROADCASTD %d(%s), Z2", 128+32*h+4*j, w)
-						if k > 0 {
-							p("VPSRLD $%d, Z2, Z2", 2*k)
+						switch k {
+						case 0:
+							p("VPSLLD $4, Z2, Z2")
+						case 1:
+							p("VPSLLD $2, Z2, Z2")
+						case 3:
+							p("VPSRLD $2, Z2, Z2")
 						}
-						p("VPANDD Z30, Z2, Z2")
-						p("VPSLLD $4, Z2, Z2")
-						p("VPORD Z2, %s, %s", u, u)
+						p("VPTERNLOGD $0xe4, Z31, Z2, %s", u)
+						p("VPANDD Z30, %s, %s", u, u)
 					}
 					dpb(32*h + 8*k + j)
 					if j%4 == 3 {
