@@ -68,7 +68,7 @@ const kChunkRows = 64
 // quantisations of the right size.
 func matK(w *tensor.Tensor, a *Acts, out []float32, ld, r0, r1 int) bool {
 	n, cols := a.N, a.Cols
-	if cols%tensor.QKK != 0 || a.Formats&ActQ8K == 0 || len(a.KQ) < n*cols || len(a.KD) < n*cols/tensor.QKK || len(a.KS) < n*cols/16 {
+	if cols%tensor.QKK != 0 || a.Formats&ActQ8K == 0 || len(a.KQ) < n*cols || len(a.KD) < n*cols/tensor.QKK || len(a.KS) < n*cols/16 || len(a.KS32) < n*cols/32 {
 		return false
 	}
 	if useVNNI && a.packedK && matMulVNNIK(w, a, out, ld, r0, r1) {
@@ -107,11 +107,16 @@ func matKTiles(w *tensor.Tensor, a *Acts, out []float32, ld, r0, r1 int) bool {
 	}
 	fns := &kDots[ti]
 	nb := cols / tensor.QKK
+	// The activation sums the kernels read: of 32 (Q4_K, Q5_K) or of 16.
+	sums, per := a.KS32, 32
+	if ti == 2 {
+		sums, per = a.KS, 16
+	}
 	if n == 1 {
-		kRows[ti](&w.Data[r0*rs], rs, r1-r0, &a.KQ[0], &a.KS[0], &a.KD[0], nb, &out[r0])
+		kRows[ti](&w.Data[r0*rs], rs, r1-r0, &a.KQ[0], &sums[0], &a.KD[0], nb, &out[r0])
 		return true
 	}
-	qs, ss, ds := cols, cols/16*2, nb*4
+	qs, ss, ds := cols, cols/per*2, nb*4
 	var res [4]float32
 	for p0 := 0; p0 < n; p0 += kChunkRows {
 		p1 := min(n, p0+kChunkRows)
@@ -126,7 +131,7 @@ func matKTiles(w *tensor.Tensor, a *Acts, out []float32, ld, r0, r1 int) bool {
 				default:
 					P = 1
 				}
-				fns[P](row, &a.KQ[p*cols], qs, &a.KS[p*cols/16], ss, &a.KD[p*nb], ds, nb, &res[0])
+				fns[P](row, &a.KQ[p*cols], qs, &sums[p*cols/per], ss, &a.KD[p*nb], ds, nb, &res[0])
 				for j := 0; j < P; j++ {
 					out[(p+j)*ld+r] = res[j]
 				}
