@@ -74,28 +74,7 @@ func matK(w *tensor.Tensor, a *Acts, out []float32, ld, r0, r1 int) bool {
 	if useVNNI && a.packedK && matMulVNNIK(w, a, out, ld, r0, r1) {
 		return true
 	}
-	if useQ2 && a.packedK {
-		switch w.Type {
-		case tensor.Q4_K:
-			return matMulQ2K(w, a, out, ld, r0, r1, 0) || matKTiles(w, a, out, ld, r0, r1)
-		case tensor.Q5_K:
-			return matMulQ2K(w, a, out, ld, r0, r1, 1) || matKTiles(w, a, out, ld, r0, r1)
-		case tensor.Q6_K:
-			return matMulQ2K(w, a, out, ld, r0, r1, 2) || matKTiles(w, a, out, ld, r0, r1)
-		}
-	}
-	return matKTiles(w, a, out, ld, r0, r1)
-}
-
-// matKTiles is matK with the one-row kernels (decode) and their tiles of
-// 2 and 4 activation rows.
-func matKTiles(w *tensor.Tensor, a *Acts, out []float32, ld, r0, r1 int) bool {
-	n, cols := a.N, a.Cols
-	rs := w.RowSize()
-	if r1*rs > len(w.Data) || len(out) < (n-1)*ld+r1 {
-		return false
-	}
-	ti := 0
+	ti := 0 // the index of the type in the kernel tables
 	switch w.Type {
 	case tensor.Q4_K:
 	case tensor.Q5_K:
@@ -103,6 +82,20 @@ func matKTiles(w *tensor.Tensor, a *Acts, out []float32, ld, r0, r1 int) bool {
 	case tensor.Q6_K:
 		ti = 2
 	default:
+		return false
+	}
+	if useQ2 && a.packedK && matMulQ2K(w, a, out, ld, r0, r1, ti) {
+		return true
+	}
+	return matKTiles(w, a, out, ld, r0, r1, ti)
+}
+
+// matKTiles is matK with the one-row kernels (decode) and their tiles of
+// 2 and 4 activation rows.
+func matKTiles(w *tensor.Tensor, a *Acts, out []float32, ld, r0, r1, ti int) bool {
+	n, cols := a.N, a.Cols
+	rs := w.RowSize()
+	if r1*rs > len(w.Data) || len(out) < (n-1)*ld+r1 {
 		return false
 	}
 	fns := &kDots[ti]
