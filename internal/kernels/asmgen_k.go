@@ -8,7 +8,8 @@ import "fmt"
 // q5kDot{P} and q6kDot{P}(w *byte, q *int8, qs int, s *int16, ss int,
 // d *float32, ds int, nb int, out *float32) multiply one weight row (nb
 // super-blocks of 256) by P activation rows quantised to Q8K: row p's
-// quanta at q + p*qs, its sums of 16 at s + p*ss, its scales at d + p*ds
+// quanta at q + p*qs, its sums (Q4_K/Q5_K: of 32, Acts.KS32; Q6_K: of 16,
+// Acts.KS) at s + p*ss, its scales at d + p*ds
 // (strides in bytes). out[p] is the value of section 4.2 of
 // docs/determinism.md for row p, bit for bit (dotK):
 //
@@ -17,7 +18,7 @@ import "fmt"
 //	  sums pairs (at most 2·31·128 < 2^15: exact for any int8 activation),
 //	  VPMADDWD by the sub-block's scale (broadcast int16 by VPSHUFB) gives
 //	  int32, and the chunks add up in eight int32 lanes: their sum is isum.
-//	  msum = Σ_s m_s·ξ_s with ξ_s = s[2s] + s[2s+1] (VPHADDW, VPMADDWD).
+//	  msum = Σ_s m_s·ξ_s with ξ_s the sum of 32 s[s] (VPMADDWD).
 //	Q6_K: the quanta are taken as u = q + 32 ∈ [0, 63] (unsigned), pairs
 //	  at most 2·63·128 < 2^15; isum = Σ_s sc_s·Σ u·qx − 32·Σ_s sc_s·s_s,
 //	  the correction from the sums of 16 (VPMADDWD of scales and sums).
@@ -121,13 +122,15 @@ func qAddr(p, off int) string { return rowAddr(p, off, "DI", "R11", "R8") }
 func sAddr(p, off int) string { return rowAddr(p, off, "BX", "R12", "R9") }
 func dAddr(p int) string      { return rowAddr(p, 0, "DX", "R13", "R10") }
 
-// kAdvance steps every pointer to the next super-block and loops.
-func kAdvance(name string, bs int) {
+// kAdvance steps every pointer to the next super-block and loops; ss is
+// the bytes of activation sums per super-block (32 for the 16 sums of 16 of
+// Q6_K, 16 for the 8 sums of 32 of Q4_K/Q5_K).
+func kAdvance(name string, bs, ss int) {
 	p("ADDQ $%d, SI", bs)
 	p("ADDQ $256, DI")
 	p("ADDQ $256, R11")
-	p("ADDQ $32, BX")
-	p("ADDQ $32, R12")
+	p("ADDQ $%d, BX", ss)
+	p("ADDQ $%d, R12", ss)
 	p("ADDQ $4, DX")
 	p("ADDQ $4, R13")
 	p("DECQ CX")
@@ -153,7 +156,7 @@ func kDot(q5 bool, P int) {
 	p("VMOVDQU kLow4<>(SB), Y15")
 	label(name + "_loop")
 	kBody(q5, P, "")
-	kAdvance(name, bs)
+	kAdvance(name, bs, 16)
 }
 
 // kBody is one super-block of kDot: SI the weights, the activations as
@@ -219,9 +222,7 @@ func kBody(q5 bool, P int, accReg string) {
 	}
 	for r := 0; r < P; r++ {
 		acc := 8 + r
-		p("VMOVDQU %s, X5", sAddr(r, 0))
-		p("VPHADDW %s, X5, X5", sAddr(r, 16)) // ξ_0..ξ_7
-		p("VPMADDWD X13, X5, X5")             // m_s·ξ_s, pairs summed
+		p("VPMADDWD %s, X13, X5", sAddr(r, 0)) // m_s·ξ_s (the sums of 32), pairs summed
 		p("VEXTRACTI128 $1, %s, X1", y(acc))
 		p("VPADDD X1, %s, X1", x(acc))
 		p("VPHADDD X5, X1, X1")
@@ -251,7 +252,7 @@ func k6Dot(P int) {
 	kArgs(name, P)
 	label(name + "_loop")
 	k6Body(P, "")
-	kAdvance(name, 210)
+	kAdvance(name, 210, 32)
 }
 
 // k6Body is one super-block of k6Dot.
@@ -361,9 +362,13 @@ func kRows(typ int) {
 	} else {
 		kBody(typ == 5, 1, acc)
 	}
+	ss := 16 // the sums of 32 (Q4_K, Q5_K) or of 16 (Q6_K) of a super-block
+	if typ == 6 {
+		ss = 32
+	}
 	p("ADDQ $%d, SI", bs)
 	p("ADDQ $256, DI")
-	p("ADDQ $32, BX")
+	p("ADDQ $%d, BX", ss)
 	p("ADDQ $4, DX")
 	p("DECQ CX")
 	p("JNZ %s_loop", name)
@@ -720,7 +725,7 @@ func kvnniTile2(typ, G int) {
 	p("MOVL $0x0f0f0f0f, AX")
 	p("VPBROADCASTD AX, Z31")
 	if typ == 6 {
-		p("MOVL $0x03030303, AX")
+		p("MOVL $0x3f3f3f3f, AX")
 	} else {
 		p("MOVL $0x01010101, AX")
 	}
@@ -817,20 +822,28 @@ func kvnniTile2(typ, G int) {
 					if j%4 == 0 {
 						clearSub()
 					}
+					// u = (ql nibble) | (qh bits 2k, 2k+1) << 4: the
+					// nibble from the (shifted) ql dword where the mask
+					// Z31 is set, bits 4-7 from the qh dword shifted so
+					// that bits 2k, 2k+1 land on 4, 5 (VPTERNLOGD 0xe4:
+					// C ? A : B), then & 0x3f.
 					for r := 0; r < R; r++ {
 						w, u := wp[r], z(r)
 						p("VPBROADCASTD %d(%s), %s", 64*h+32*(k&1)+4*j, w, u)
 						if k >= 2 {
 							p("VPSRLD $4, %s, %s", u, u)
 						}
-						p("VPANDD Z31, %s, %s", u, u)
 						p("VPBROADCASTD %d(%s), Z2", 128+32*h+4*j, w)
-						if k > 0 {
-							p("VPSRLD $%d, Z2, Z2", 2*k)
+						switch k {
+						case 0:
+							p("VPSLLD $4, Z2, Z2")
+						case 1:
+							p("VPSLLD $2, Z2, Z2")
+						case 3:
+							p("VPSRLD $2, Z2, Z2")
 						}
-						p("VPANDD Z30, Z2, Z2")
-						p("VPSLLD $4, Z2, Z2")
-						p("VPORD Z2, %s, %s", u, u)
+						p("VPTERNLOGD $0xe4, Z31, Z2, %s", u)
+						p("VPANDD Z30, %s, %s", u, u)
 					}
 					dpb(32*h + 8*k + j)
 					if j%4 == 3 {

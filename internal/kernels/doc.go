@@ -28,7 +28,12 @@
 // followed by the per-block float sequence lane by lane (asmgen_vnni.go);
 // without VNNI, AVX2 tiles do the same on the same packing with
 // VPSIGNB/VPMADDUBSW/VPMADDWD, exact because activations stay within
-// [-127, 127] (asmgen_q2.go).
+// [-127, 127] (asmgen_q2.go). The K types (Q4_K, Q5_K, Q6_K) and Q4_1,
+// Q5_0, Q5_1 have AVX2 kernels for decode and small prefill tiles, AVX-512
+// VNNI prefill tiles, and (K types) AVX2 tiles on the same packing
+// (asmgen_k.go, asmgen_q5.go): the unsigned quanta times the activation
+// quanta in exact integer sums per sub-block, scaled by the sub-block
+// scales in int32, then the per-block float sequence of the specification.
 // Everywhere else, and with the build tag purego, the scalar code runs;
 // FastPath says which is in use and UseFast switches.
 package kernels

@@ -68,34 +68,13 @@ const kChunkRows = 64
 // quantisations of the right size.
 func matK(w *tensor.Tensor, a *Acts, out []float32, ld, r0, r1 int) bool {
 	n, cols := a.N, a.Cols
-	if cols%tensor.QKK != 0 || a.Formats&ActQ8K == 0 || len(a.KQ) < n*cols || len(a.KD) < n*cols/tensor.QKK || len(a.KS) < n*cols/16 {
+	if cols%tensor.QKK != 0 || a.Formats&ActQ8K == 0 || len(a.KQ) < n*cols || len(a.KD) < n*cols/tensor.QKK || len(a.KS) < n*cols/16 || len(a.KS32) < n*cols/32 {
 		return false
 	}
 	if useVNNI && a.packedK && matMulVNNIK(w, a, out, ld, r0, r1) {
 		return true
 	}
-	if useQ2 && a.packedK {
-		switch w.Type {
-		case tensor.Q4_K:
-			return matMulQ2K(w, a, out, ld, r0, r1, 0) || matKTiles(w, a, out, ld, r0, r1)
-		case tensor.Q5_K:
-			return matMulQ2K(w, a, out, ld, r0, r1, 1) || matKTiles(w, a, out, ld, r0, r1)
-		case tensor.Q6_K:
-			return matMulQ2K(w, a, out, ld, r0, r1, 2) || matKTiles(w, a, out, ld, r0, r1)
-		}
-	}
-	return matKTiles(w, a, out, ld, r0, r1)
-}
-
-// matKTiles is matK with the one-row kernels (decode) and their tiles of
-// 2 and 4 activation rows.
-func matKTiles(w *tensor.Tensor, a *Acts, out []float32, ld, r0, r1 int) bool {
-	n, cols := a.N, a.Cols
-	rs := w.RowSize()
-	if r1*rs > len(w.Data) || len(out) < (n-1)*ld+r1 {
-		return false
-	}
-	ti := 0
+	ti := 0 // the index of the type in the kernel tables
 	switch w.Type {
 	case tensor.Q4_K:
 	case tensor.Q5_K:
@@ -105,13 +84,32 @@ func matKTiles(w *tensor.Tensor, a *Acts, out []float32, ld, r0, r1 int) bool {
 	default:
 		return false
 	}
-	fns := &kDots[ti]
-	nb := cols / tensor.QKK
-	if n == 1 {
-		kRows[ti](&w.Data[r0*rs], rs, r1-r0, &a.KQ[0], &a.KS[0], &a.KD[0], nb, &out[r0])
+	if useQ2 && a.packedK && matMulQ2K(w, a, out, ld, r0, r1, ti) {
 		return true
 	}
-	qs, ss, ds := cols, cols/16*2, nb*4
+	return matKTiles(w, a, out, ld, r0, r1, ti)
+}
+
+// matKTiles is matK with the one-row kernels (decode) and their tiles of
+// 2 and 4 activation rows.
+func matKTiles(w *tensor.Tensor, a *Acts, out []float32, ld, r0, r1, ti int) bool {
+	n, cols := a.N, a.Cols
+	rs := w.RowSize()
+	if r1*rs > len(w.Data) || len(out) < (n-1)*ld+r1 {
+		return false
+	}
+	fns := &kDots[ti]
+	nb := cols / tensor.QKK
+	// The activation sums the kernels read: of 32 (Q4_K, Q5_K) or of 16.
+	sums, per := a.KS32, 32
+	if ti == 2 {
+		sums, per = a.KS, 16
+	}
+	if n == 1 {
+		kRows[ti](&w.Data[r0*rs], rs, r1-r0, &a.KQ[0], &sums[0], &a.KD[0], nb, &out[r0])
+		return true
+	}
+	qs, ss, ds := cols, cols/per*2, nb*4
 	var res [4]float32
 	for p0 := 0; p0 < n; p0 += kChunkRows {
 		p1 := min(n, p0+kChunkRows)
@@ -126,7 +124,7 @@ func matKTiles(w *tensor.Tensor, a *Acts, out []float32, ld, r0, r1 int) bool {
 				default:
 					P = 1
 				}
-				fns[P](row, &a.KQ[p*cols], qs, &a.KS[p*cols/16], ss, &a.KD[p*nb], ds, nb, &res[0])
+				fns[P](row, &a.KQ[p*cols], qs, &sums[p*cols/per], ss, &a.KD[p*nb], ds, nb, &res[0])
 				for j := 0; j < P; j++ {
 					out[(p+j)*ld+r] = res[j]
 				}

@@ -41,6 +41,7 @@ func testKVNNI(t *testing.T) {
 							a.KQ[i] = []int8{-128, 127, -127, 0, int8(r.Uint32())}[r.IntN(5)]
 						}
 						sums16(a.KQ, a.KS)
+						sums32(a.KS, a.KS32)
 						for i := range a.KD {
 							a.KD[i] = value(r, true)
 						}
@@ -170,6 +171,7 @@ func TestQ2K(t *testing.T) {
 							a.KQ[i] = []int8{-128, 127, -127, 0, int8(r.Uint32())}[r.IntN(5)]
 						}
 						sums16(a.KQ, a.KS)
+						sums32(a.KS, a.KS32)
 						for i := range a.KD {
 							a.KD[i] = value(r, true)
 						}

@@ -12,7 +12,7 @@ import (
 // types that will use them: F32, F16 and BF16 weights use the float rows;
 // Q8_0, Q4_0, Q4_1, Q5_0 and Q5_1 weights the rows quantised to Q8 blocks of
 // 32 (Q, D; see QuantizeQ8); Q4_K, Q5_K and Q6_K weights the rows quantised
-// to Q8K super-blocks of 256 (KQ, KD, KS; see QuantizeQ8K). One Acts can hold
+// to Q8K super-blocks of 256 (KQ, KD, KS, KS32; see QuantizeQ8K). One Acts can hold
 // both quantisations at once, for matrices of different types that share an
 // input.
 type Acts struct {
@@ -23,6 +23,7 @@ type Acts struct {
 	KQ      []int8    // n*cols, for the K types
 	KD      []float32 // n*cols/256 super-block scales, for the K types
 	KS      []int16   // n*cols/16 sums of 16 consecutive KQ, for the K types
+	KS32    []int16   // n*cols/32 sums of 32 consecutive KQ (KS[2k] + KS[2k+1])
 
 	// Formats records which quantisations the Acts hold (those asked for
 	// whose block size divides cols). Prepare sets it; Acts filled by hand
@@ -138,6 +139,7 @@ func (a *Acts) PrepareTypes(ts []tensor.Type, x []float32, n, cols int, run func
 		a.KQ = grow(a.KQ, n*cols)
 		a.KD = grow(a.KD, n*cols/tensor.QKK)
 		a.KS = grow(a.KS, n*cols/16)
+		a.KS32 = grow(a.KS32, n*cols/32)
 		nb := cols / tensor.QKK
 		quantize := QuantizeQ8K
 		if quantizeFastK != nil {
@@ -145,6 +147,7 @@ func (a *Acts) PrepareTypes(ts []tensor.Type, x []float32, n, cols int, run func
 		}
 		fn := func(lo, hi int) {
 			quantize(a.F[lo*cols:hi*cols], a.KQ[lo*cols:hi*cols], a.KD[lo*nb:hi*nb], a.KS[lo*cols/16:hi*cols/16])
+			sums32(a.KS[lo*cols/16:hi*cols/16], a.KS32[lo*cols/32:hi*cols/32])
 		}
 		if run == nil {
 			fn(0, n)

@@ -36,6 +36,13 @@ func sums16(q []int8, s []int16) {
 	}
 }
 
+// sums32 writes s32[k] = s16[2k] + s16[2k+1] (|s32[k]| <= 4064).
+func sums32(s16, s32 []int16) {
+	for k := range s32 {
+		s32[k] = s16[2*k] + s16[2*k+1]
+	}
+}
+
 // quantBlock quantises one block of any length (QuantizeQ8's rule).
 func quantBlock(xs []float32, qs []int8, d *float32) {
 	var amax float32

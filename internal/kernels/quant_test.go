@@ -390,7 +390,7 @@ func TestPrepareTypes(t *testing.T) {
 	if both.Formats != ActQ8|ActQ8K {
 		t.Fatalf("formats %b", both.Formats)
 	}
-	if fmt.Sprint(both.Q, both.D) != fmt.Sprint(q8.Q, q8.D) || fmt.Sprint(both.KQ, both.KD, both.KS) != fmt.Sprint(q8k.KQ, q8k.KD, q8k.KS) {
+	if fmt.Sprint(both.Q, both.D) != fmt.Sprint(q8.Q, q8.D) || fmt.Sprint(both.KQ, both.KD, both.KS, both.KS32) != fmt.Sprint(q8k.KQ, q8k.KD, q8k.KS, q8k.KS32) {
 		t.Fatal("PrepareTypes differs from Prepare per type")
 	}
 	for _, typ := range []tensor.Type{tensor.Q5_0, tensor.Q6_K} {
@@ -459,11 +459,12 @@ func TestKAnyInt8(t *testing.T) {
 			cols, rows := 512, 3
 			w := quantTensor(r, typ, rows, cols, true)
 			a := &Acts{N: n, Cols: cols, F: make([]float32, n*cols), Formats: ActQ8K,
-				KQ: make([]int8, n*cols), KD: make([]float32, n*cols/256), KS: make([]int16, n*cols/16)}
+				KQ: make([]int8, n*cols), KD: make([]float32, n*cols/256), KS: make([]int16, n*cols/16), KS32: make([]int16, n*cols/32)}
 			for i := range a.KQ {
 				a.KQ[i] = []int8{-128, 127, -127, 0, int8(r.Uint32())}[r.IntN(5)]
 			}
 			sums16(a.KQ, a.KS)
+			sums32(a.KS, a.KS32)
 			for i := range a.KD {
 				a.KD[i] = value(r, true)
 			}
