@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/verdictnet/verdict/internal/gateway"
 	"github.com/verdictnet/verdict/internal/keys"
 	"github.com/verdictnet/verdict/internal/ledger"
 	"github.com/verdictnet/verdict/internal/ledger/client"
@@ -114,9 +115,10 @@ func TestWorkerVerifierCLI(t *testing.T) {
 			}
 		}
 	}()
-	var base, metrics string
+	var base, metrics, firstLine string
 	select {
 	case l := <-line:
+		firstLine = l
 		i, j := strings.Index(l, "http://"), strings.Index(l, "metrics http://")
 		if i < 0 || j < 0 {
 			t.Fatalf("worker said %q", l)
@@ -127,10 +129,36 @@ func TestWorkerVerifierCLI(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatalf("worker did not start: %s", errb.String())
 	}
+	// The agentURI on the ledger is the worker's registration file.
+	var agentID uint64
+	if _, err := fmt.Sscanf(firstLine[strings.Index(firstLine, "(agent "):], "(agent %d)", &agentID); err != nil {
+		t.Fatalf("no agent id in %q: %v", firstLine, err)
+	}
+	var agent ledger.Agent
+	if _, err := worker.QueryJSON(ctx, c, fmt.Sprintf("agent/%d", agentID), &agent); err != nil {
+		t.Fatal(err)
+	}
+	if agent.AgentURI != base+gateway.RegistrationPath {
+		t.Fatalf("agentURI %q, want %q", agent.AgentURI, base+gateway.RegistrationPath)
+	}
+	resp, err := http.Get(agent.AgentURI)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var regf gateway.AgentRegistration
+	err = json.NewDecoder(resp.Body).Decode(&regf)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("GET %s: %d %v", agent.AgentURI, resp.StatusCode, err)
+	}
+	if regf.Type != gateway.RegistrationType || len(regf.Registrations) != 1 || regf.Registrations[0].AgentID != agentID ||
+		len(regf.Services) != 2 || regf.Services[0].Endpoint != base+"/v1" || regf.Services[1].Endpoint != base+"/mcp" {
+		t.Fatalf("registration file %+v", regf)
+	}
 	req, _ := http.NewRequest("POST", base+"/v1/chat/completions", strings.NewReader(`{"model":"stories260K","messages":[{"role":"user","content":"Lily"}],"max_tokens":10,"seed":5}`))
 	req.Header.Set("Authorization", "Bearer vk-test-user")
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
+	resp, err = http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,9 @@
 //	GET  /metrics               Prometheus metrics, only with ServeMetrics
 //	                            (else serve MetricsHandler on its own address)
 //	/mcp                        the MCP server, when Options.MCP is set
+//	GET  /.well-known/agent-registration.json
+//	                            the ERC-8004 registration file, when
+//	                            Options.Registration is set (no API key)
 //
 // API keys (Options.Auth) guard every endpoint but /healthz, /mcp included;
 // New refuses to build a server without Auth unless NoAuth says so. Keys

@@ -68,6 +68,10 @@ type Options struct {
 	// address of its own.
 	ServeMetrics bool
 	Logger       *slog.Logger
+	// Registration, if set, is the ERC-8004 registration file of the
+	// agent serving this API, served without authentication at
+	// RegistrationPath.
+	Registration *AgentRegistration
 	// Now is the clock for "created" fields; nil: time.Now.
 	Now func() time.Time
 }
@@ -121,6 +125,9 @@ func New(o Options) (*Server, error) {
 	s.handle("GET /v1/models/{model...}", "model", s.authed(s.model))
 	s.handle("GET /v1/receipts/{id}", "receipt", s.authed(s.receipt))
 	s.handle("GET /healthz", "healthz", s.healthz)
+	if o.Registration != nil {
+		s.handle("GET "+RegistrationPath, "registration", s.registration)
+	}
 	if o.ServeMetrics {
 		s.mux.Handle("GET /metrics", MetricsHandler(o.Registry))
 	}
