@@ -72,6 +72,9 @@ type Options struct {
 	// agent serving this API, served without authentication at
 	// RegistrationPath.
 	Registration *AgentRegistration
+	// X402, if set, takes x402 payments for completion requests sent
+	// without an API key (x402.go).
+	X402 *X402
 	// Now is the clock for "created" fields; nil: time.Now.
 	Now func() time.Time
 }
@@ -117,6 +120,15 @@ func New(o Options) (*Server, error) {
 	}
 	if o.Owners == nil {
 		o.Owners = &memOwners{}
+	}
+	if x := o.X402; x != nil {
+		if x.Ledger == nil || x.Submit == nil || x.PayTo.IsZero() || x.PricePerToken == 0 {
+			return nil, errors.New("gateway: x402 needs a ledger, a submit function, a payTo account and a price")
+		}
+		if len(x.Secret) == 0 {
+			x.Secret = make([]byte, 32)
+			rand.Read(x.Secret)
+		}
 	}
 	s := &Server{owners: o.Owners, o: o, mux: http.NewServeMux(), m: newMetrics(o.Registry), idem: newIdemCache(o.IdempotencyBytes, o.IdempotencyAccountBytes), log: o.Logger, start: o.Now()}
 	s.handle("POST /v1/chat/completions", "chat", s.post(s.chat))
@@ -214,7 +226,39 @@ func (s *Server) authed(h func(w http.ResponseWriter, r *http.Request, account s
 // post reads the body of a POST (with the size limit) and runs h under the
 // Idempotency-Key rule.
 func (s *Server) post(h func(w http.ResponseWriter, r *http.Request, acct string, body []byte) bool) http.HandlerFunc {
-	return s.authed(func(w http.ResponseWriter, r *http.Request, acct string) {
+	inner := s.postBody(h)
+	authed := s.authed(inner)
+	if s.o.X402 == nil {
+		return authed
+	}
+	return func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "" {
+			authed(w, r)
+			return
+		}
+		// No API key: x402. Without PAYMENT-SIGNATURE the request is
+		// quoted (402); with it, paid by the payer's escrow.
+		xr := &x402Request{w: w, url: "http://" + r.Host + r.URL.Path}
+		if r.TLS != nil {
+			xr.url = "https://" + r.Host + r.URL.Path
+		}
+		acct := ""
+		if hdr := r.Header.Get(HeaderPaymentSignature); hdr != "" {
+			p, tx, err := decodePayment(hdr)
+			if err != nil {
+				writeError(w, s.x402Refused(xr, err).(*apiError))
+				return
+			}
+			xr.payload, xr.tx, acct = p, tx, "x402:"+tx.Signer.String()
+		}
+		inner(w, r.WithContext(context.WithValue(r.Context(), x402Key{}, xr)), acct)
+	}
+}
+
+// postBody reads the body of a POST (with the size limit) and runs h under
+// the Idempotency-Key rule.
+func (s *Server) postBody(h func(w http.ResponseWriter, r *http.Request, acct string, body []byte) bool) func(w http.ResponseWriter, r *http.Request, acct string) {
+	return func(w http.ResponseWriter, r *http.Request, acct string) {
 		// A browser may send a cross-site "simple" POST (text/plain,
 		// form encoded) without asking first; JSON it may not.
 		if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
@@ -271,7 +315,7 @@ func (s *Server) post(h func(w http.ResponseWriter, r *http.Request, acct string
 			s.m.replays.Inc()
 			return
 		}
-	})
+	}
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

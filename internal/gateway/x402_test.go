@@ -1,0 +1,365 @@
+package gateway
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/verdictnet/verdict/internal/ledger"
+	"github.com/verdictnet/verdict/internal/ledger/client"
+	"github.com/verdictnet/verdict/internal/worker"
+)
+
+// memLedger runs the ledger's state machine in memory, one block per
+// transaction: the X402Ledger of the tests.
+type memLedger struct {
+	mu    sync.Mutex
+	l     *ledger.Ledger
+	h     uint64
+	chain string
+}
+
+func (m *memLedger) ChainID(context.Context) (string, error) { return m.chain, nil }
+
+func (m *memLedger) Account(_ context.Context, a ledger.Address) (ledger.Account, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var acct ledger.Account
+	b, err := ledger.QueryState(m.l.Store(), "account/"+a.String(), nil)
+	if err != nil {
+		return acct, err
+	}
+	return acct, json.Unmarshal(b, &acct)
+}
+
+func (m *memLedger) query(t *testing.T, path string, v any) {
+	t.Helper()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	b, err := ledger.QueryState(m.l.Store(), path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (m *memLedger) BroadcastCommit(_ context.Context, tx *ledger.Tx) (client.Result, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	raw := tx.Encode()
+	if r := ledger.NewChecker(m.l).Check(raw); r.Code != 0 {
+		return client.Result{}, &client.RejectedError{Code: r.Code, Log: r.Log}
+	}
+	m.h++
+	br, err := m.l.FinalizeBlock(ledger.BlockContext{Height: m.h, Time: 1_700_000_000 + int64(m.h)}, [][]byte{raw})
+	if err != nil {
+		return client.Result{}, err
+	}
+	sum := sha256.Sum256(raw)
+	return client.Result{Hash: strings.ToUpper(hex.EncodeToString(sum[:])), Height: int64(m.h), Code: br.TxResults[0].Code, Log: br.TxResults[0].Log}, nil
+}
+
+func testKey(name string) ed25519.PrivateKey {
+	seed := sha256.Sum256([]byte("x402 test key " + name))
+	return ed25519.NewKeyFromSeed(seed[:])
+}
+
+func addrOf(k ed25519.PrivateKey) ledger.Address {
+	a, err := ledger.AddressOf(k.Public().(ed25519.PublicKey))
+	if err != nil {
+		panic(err)
+	}
+	return a
+}
+
+type x402Env struct {
+	ts        *httptest.Server
+	led       *memLedger
+	x         *X402
+	submitted chan worker.Pending
+	now       time.Time
+	nowMu     sync.Mutex
+	gen       *counting
+}
+
+func (e *x402Env) clock() time.Time { e.nowMu.Lock(); defer e.nowMu.Unlock(); return e.now }
+func (e *x402Env) advance(d time.Duration) {
+	e.nowMu.Lock()
+	e.now = e.now.Add(d)
+	e.nowMu.Unlock()
+}
+
+func newX402Env(t *testing.T) *x402Env {
+	t.Helper()
+	w := testWorker(t)
+	p := ledger.DefaultParams()
+	p.ModelQuorumBps = 0
+	g := ledger.Genesis{ChainID: "x402-test", Params: p, Accounts: []ledger.GenesisAccount{
+		{Address: addrOf(testKey("payer")), Balance: 1_000_000}, {Address: addrOf(testKey("poor")), Balance: 10},
+		{Address: addrOf(testKey("worker")), Balance: 1_000_000},
+	}}
+	l := ledger.New(ledger.NewMemStore(), ledger.Hooks{})
+	if err := l.InitGenesis(g); err != nil {
+		t.Fatal(err)
+	}
+	e := &x402Env{led: &memLedger{l: l, chain: g.ChainID}, submitted: make(chan worker.Pending, 10), now: time.Unix(1_800_000_000, 0)}
+	mi := w.Models()[0]
+	reg := &ledger.Tx{ChainID: g.ChainID, Fee: 1, Msg: ledger.Msg{RegisterModel: &ledger.MsgRegisterModel{ModelID: ledger.Hash(mi.ID), Name: mi.Name, SpecVersion: 2}}}
+	reg.Sign(testKey("worker"))
+	if res, err := e.led.BroadcastCommit(context.Background(), reg); err != nil || res.Code != 0 {
+		t.Fatalf("registering the model: %v %+v", err, res)
+	}
+	e.x = &X402{Ledger: e.led, PayTo: addrOf(testKey("worker")), PricePerToken: 2, Now: e.clock,
+		Submit: func(p worker.Pending) error { e.submitted <- p; return nil }}
+	e.ts, e.gen = newServer(t, func(o *Options) { o.Auth = oneKey("k"); o.X402 = e.x })
+	return e
+}
+
+const x402Body = `{"model":"stories260K","messages":[{"role":"user","content":"Lily"}],"max_tokens":8,"seed":3}`
+
+func decodeHeader[T any](t *testing.T, h string) T {
+	t.Helper()
+	var v T
+	b, err := base64.StdEncoding.DecodeString(h)
+	if err != nil {
+		t.Fatalf("header %q: %v", h, err)
+	}
+	if err := json.Unmarshal(b, &v); err != nil {
+		t.Fatalf("header %s: %v", b, err)
+	}
+	return v
+}
+
+// quote asks for the price of body: a 402 with PAYMENT-REQUIRED.
+func (e *x402Env) quote(t *testing.T, body string) PaymentRequired {
+	t.Helper()
+	res, b := post(t, e.ts.URL+"/v1/chat/completions", body)
+	if res.StatusCode != http.StatusPaymentRequired {
+		t.Fatalf("status %d: %s", res.StatusCode, b)
+	}
+	return decodeHeader[PaymentRequired](t, res.Header.Get(HeaderPaymentRequired))
+}
+
+// pay builds the PAYMENT-SIGNATURE of a quote signed by key, with mod
+// applied to the escrow transaction before it is signed.
+func (e *x402Env) pay(t *testing.T, q PaymentRequired, key ed25519.PrivateKey, mod func(*ledger.Tx)) string {
+	t.Helper()
+	acc := q.Accepts[0]
+	a, err := e.led.Account(context.Background(), addrOf(key))
+	if err != nil {
+		t.Fatal(err)
+	}
+	amount, _ := strconv.ParseUint(acc.Amount, 10, 64)
+	payTo, _ := ledger.ParseAddress(acc.PayTo)
+	model, _ := ledger.ParseHash(acc.Extra.ModelID)
+	req, _ := ledger.ParseHash(acc.Extra.RequestHash)
+	tx := &ledger.Tx{ChainID: acc.Extra.ChainID, Nonce: a.Nonce, Fee: 1,
+		Msg: ledger.Msg{OpenEscrow: &ledger.MsgOpenEscrow{Worker: payTo, ModelID: model, Fee: amount, Request: req}}}
+	if mod != nil {
+		mod(tx)
+	}
+	tx.Sign(key)
+	p := PaymentPayload{X402Version: X402Version, Accepted: acc}
+	p.Payload.Transaction = base64.StdEncoding.EncodeToString(tx.Encode())
+	b, _ := json.Marshal(p)
+	return base64.StdEncoding.EncodeToString(b)
+}
+
+func (e *x402Env) balance(t *testing.T, k ed25519.PrivateKey) uint64 {
+	a, err := e.led.Account(context.Background(), addrOf(k))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a.Balance
+}
+
+// TestX402Pay: a request without an API key is quoted, paid with the
+// payer's own escrow transaction, served, and its receipt queued for
+// publication against that escrow.
+func TestX402Pay(t *testing.T) {
+	e := newX402Env(t)
+	payer := testKey("payer")
+	before := e.balance(t, payer)
+	q := e.quote(t, x402Body)
+	if e.gen.n.Load() != 1 || e.balance(t, payer) != before {
+		t.Fatalf("a quote ran %d generations (want 1, stopped before a slot) and moved the balance", e.gen.n.Load())
+	}
+	if q.X402Version != 2 || q.Error != string(ReasonPaymentRequired) || len(q.Accepts) != 1 || !strings.HasSuffix(q.Resource.URL, "/v1/chat/completions") {
+		t.Fatalf("quote %+v", q)
+	}
+	acc := q.Accepts[0]
+	if acc.Scheme != "exact" || acc.Network != "cosmos:x402-test" || acc.Asset != X402Asset || acc.PayTo != addrOf(testKey("worker")).String() || acc.MaxTimeoutSeconds != 120 {
+		t.Fatalf("requirements %+v", acc)
+	}
+	hdr := e.pay(t, q, payer, nil)
+	res, b := post(t, e.ts.URL+"/v1/chat/completions", x402Body, HeaderPaymentSignature, hdr)
+	if res.StatusCode != 200 {
+		t.Fatalf("paid request: %d %s", res.StatusCode, b)
+	}
+	r := decodeResp(t, b)
+	sr := decodeHeader[SettleResponse](t, res.Header.Get(HeaderPaymentResponse))
+	if !sr.Success || sr.Network != acc.Network || sr.Payer != addrOf(payer).String() || len(sr.Transaction) != 64 || sr.Extra["receiptId"] != r.Verdict.ReceiptID {
+		t.Fatalf("settlement %+v, receipt %s", sr, r.Verdict.ReceiptID)
+	}
+	// amount = price x (prompt + most completion tokens)
+	want := 2 * (r.Usage.PromptTokens + 8)
+	if acc.Amount != strconv.Itoa(want) {
+		t.Errorf("amount %s, want %d", acc.Amount, want)
+	}
+	var esc ledger.Escrow
+	e.led.query(t, "escrow/"+sr.Extra["escrowId"].(string), &esc)
+	p := <-e.submitted
+	rh, err := ledger.ReceiptRequest(p.Receipt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if esc.Requester != addrOf(payer) || esc.Request != rh || p.EscrowID != esc.EscrowID || p.ReceiptID != r.Verdict.ReceiptID || strconv.FormatUint(esc.Fee, 10) != acc.Amount {
+		t.Fatalf("escrow %+v, pending %+v, receipt request %s", esc, p, rh)
+	}
+	if got := e.balance(t, payer); got != before-esc.Fee-1 {
+		t.Errorf("payer balance %d, want %d", got, before-esc.Fee-1)
+	}
+
+	// The same payment again is refused, nothing charged.
+	paid := e.balance(t, payer)
+	res, b = post(t, e.ts.URL+"/v1/chat/completions", x402Body, HeaderPaymentSignature, hdr)
+	checkRefused(t, res, b, ReasonReplayed)
+	if e.balance(t, payer) != paid {
+		t.Error("a replay was charged")
+	}
+	// An API key still works as before (the account pays nothing here:
+	// no meter).
+	res, b = post(t, e.ts.URL+"/v1/chat/completions", x402Body, "Authorization", "Bearer k")
+	if res.StatusCode != 200 || res.Header.Get(HeaderPaymentResponse) != "" {
+		t.Fatalf("API key: %d %s", res.StatusCode, b)
+	}
+}
+
+func checkRefused(t *testing.T, res *http.Response, body []byte, want X402Reason) {
+	t.Helper()
+	if res.StatusCode != http.StatusPaymentRequired {
+		t.Fatalf("status %d, want 402: %s", res.StatusCode, body)
+	}
+	pr := decodeHeader[PaymentRequired](t, res.Header.Get(HeaderPaymentRequired))
+	if pr.X402Version != 2 || pr.Error != string(want) || pr.Accepts == nil {
+		t.Fatalf("PAYMENT-REQUIRED %+v, want error %q (body %s)", pr, want, body)
+	}
+	var eb struct {
+		Error struct{ Code string } `json:"error"`
+	}
+	if json.Unmarshal(body, &eb); eb.Error.Code != string(want) {
+		t.Fatalf("body %s, want code %q", body, want)
+	}
+	if res.Header.Get(HeaderPaymentResponse) != "" {
+		t.Fatal("a refused payment has a PAYMENT-RESPONSE")
+	}
+}
+
+// TestX402Refusals: expired, underfunded, wrong-network, tampered and
+// malformed payments are refused with the x402 error shape and nothing is
+// charged or generated.
+func TestX402Refusals(t *testing.T) {
+	e := newX402Env(t)
+	payer, poor := testKey("payer"), testKey("poor")
+	for _, tc := range []struct {
+		name   string
+		key    ed25519.PrivateKey
+		body   string // sent with the payment (default x402Body)
+		header func(q PaymentRequired) string
+		want   X402Reason
+	}{
+		{name: "expired", key: payer, want: ReasonExpired, header: func(q PaymentRequired) string {
+			h := e.pay(t, q, payer, nil)
+			e.advance(121 * time.Second)
+			return h
+		}},
+		{name: "underfunded", key: poor, want: ReasonInsufficientFunds},
+		{name: "wrong network (transaction)", key: payer, want: ReasonInvalidNetwork, header: func(q PaymentRequired) string {
+			return e.pay(t, q, payer, func(tx *ledger.Tx) { tx.ChainID = "other-chain" })
+		}},
+		{name: "wrong network (accepted)", key: payer, want: ReasonInvalidNetwork, header: func(q PaymentRequired) string {
+			q.Accepts[0].Network = "eip155:8453"
+			return e.pay(t, q, payer, nil)
+		}},
+		{name: "scheme", key: payer, want: ReasonInvalidScheme, header: func(q PaymentRequired) string {
+			q.Accepts[0].Scheme = "upto"
+			return e.pay(t, q, payer, nil)
+		}},
+		{name: "tampered request", key: payer, want: ReasonRequestMismatch,
+			body: strings.Replace(x402Body, "Lily", "Tom", 1)},
+		{name: "tampered max_tokens", key: payer, want: ReasonRequestMismatch,
+			body: strings.Replace(x402Body, `"max_tokens":8`, `"max_tokens":9`, 1)},
+		{name: "amount lowered", key: payer, want: ReasonAmountTooLow, header: func(q PaymentRequired) string {
+			return e.pay(t, q, payer, func(tx *ledger.Tx) { tx.Msg.OpenEscrow.Fee-- })
+		}},
+		{name: "another worker", key: payer, want: ReasonInvalidPayload, header: func(q PaymentRequired) string {
+			return e.pay(t, q, payer, func(tx *ledger.Tx) { tx.Msg.OpenEscrow.Worker = addrOf(testKey("other")) })
+		}},
+		{name: "forged nonce", key: payer, want: ReasonInvalidPayload, header: func(q PaymentRequired) string {
+			n, _ := base64.StdEncoding.DecodeString(q.Accepts[0].Extra.Nonce)
+			n[30] ^= 1
+			q.Accepts[0].Extra.Nonce = base64.StdEncoding.EncodeToString(n)
+			return e.pay(t, q, payer, nil)
+		}},
+		{name: "tampered signature", key: payer, want: ReasonInvalidSignature, header: func(q PaymentRequired) string {
+			h := e.pay(t, q, payer, nil)
+			p := decodeHeader[PaymentPayload](t, h)
+			raw, _ := base64.StdEncoding.DecodeString(p.Payload.Transaction)
+			var tx ledger.Tx
+			json.Unmarshal(raw, &tx)
+			tx.Msg.OpenEscrow.Fee++ // the payer signed another amount
+			p.Payload.Transaction = base64.StdEncoding.EncodeToString(tx.Encode())
+			b, _ := json.Marshal(p)
+			return base64.StdEncoding.EncodeToString(b)
+		}},
+		{name: "not base64", key: payer, want: ReasonInvalidPayload, header: func(PaymentRequired) string { return "%%%" }},
+		{name: "not JSON", key: payer, want: ReasonInvalidPayload, header: func(PaymentRequired) string { return base64.StdEncoding.EncodeToString([]byte("{")) }},
+		{name: "oversized", key: payer, want: ReasonInvalidPayload, header: func(PaymentRequired) string { return strings.Repeat("A", MaxPaymentHeaderBytes+4) }},
+		{name: "version 1", key: payer, want: ReasonInvalidPayload, header: func(q PaymentRequired) string {
+			p := decodeHeader[PaymentPayload](t, e.pay(t, q, payer, nil))
+			p.X402Version = 1
+			b, _ := json.Marshal(p)
+			return base64.StdEncoding.EncodeToString(b)
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			q := e.quote(t, x402Body)
+			hdr := ""
+			if tc.header != nil {
+				hdr = tc.header(q)
+			} else {
+				hdr = e.pay(t, q, tc.key, nil)
+			}
+			body := x402Body
+			if tc.body != "" {
+				body = tc.body
+			}
+			before, gens := e.balance(t, tc.key), e.gen.n.Load()
+			res, b := post(t, e.ts.URL+"/v1/chat/completions", body, HeaderPaymentSignature, hdr)
+			checkRefused(t, res, b, tc.want)
+			if e.balance(t, tc.key) != before {
+				t.Errorf("charged %d", before-e.balance(t, tc.key))
+			}
+			if n := e.gen.n.Load() - gens; n > 1 {
+				t.Errorf("%d generations", n)
+			}
+			select {
+			case p := <-e.submitted:
+				t.Errorf("a refused payment queued receipt %s", p.ReceiptID)
+			default:
+			}
+		})
+	}
+}
