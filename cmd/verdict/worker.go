@@ -115,6 +115,7 @@ func runWorker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	publicURL := fs.String("public-url", "", "URL at which callers reach this API, registered on the ledger as the agent's registration file (default: http:// and --addr, 127.0.0.1 for an unspecified host)")
 	agentName := fs.String("agent-name", "", "name in the agent's ERC-8004 registration file (default: verdict worker and the model's name)")
 	agentImage := fs.String("agent-image", "", "image URL in the agent's registration file")
+	x402 := fs.Bool("x402", false, "with --accounts: also take x402 payments (HTTP 402) from callers without an API key, each paying with an escrow signed by its own ledger key")
 	level := fs.String("log-level", "info", "log level")
 	applyConfig := configFlag(fs)
 	if err := fs.Parse(args); err != nil {
@@ -125,6 +126,9 @@ func runWorker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	if *home == "" || wf.key == "" || fs.NArg() > 0 {
 		return errors.New("worker: usage: verdict worker --home DIR --node RPC --model PATH --key FILE [--addr HOST:PORT] (--accounts FILE | --no-auth) [--validator ADDR]")
+	}
+	if *x402 && *accounts == "" {
+		return errors.New("worker: --x402 needs --accounts (API keys still guard MCP and the other routes)")
 	}
 	if (*accounts == "") == !*noAuth {
 		return errors.New("worker: give --accounts FILE (callers pay with API keys) or --no-auth (anyone calls, free of charge), not both or neither")
@@ -199,7 +203,10 @@ func runWorker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err := chain.Setup(ctx); err != nil {
 		return fmt.Errorf("worker: %w", err)
 	}
-	if opts.Registration, err = workerRegistration(ctx, c, k, chain.AgentID(), base, *agentName, *agentImage, w.Models()[0]); err != nil {
+	if *x402 {
+		opts.X402 = &gateway.X402{Ledger: c, PayTo: chain.Address(), PricePerToken: *price, Submit: chain.Submit}
+	}
+	if opts.Registration, err = workerRegistration(ctx, c, k, chain.AgentID(), base, *agentName, *agentImage, *x402, w.Models()[0]); err != nil {
 		return fmt.Errorf("worker: %w", err)
 	}
 	opts.Registry = prometheus.NewRegistry()
@@ -293,7 +300,7 @@ func publicBase(public, addr string) (string, error) {
 // workerRegistration builds the worker's ERC-8004 registration file and
 // points its agentURI on the ledger at it (setAgentURI when an agent
 // registered before names another URI).
-func workerRegistration(ctx context.Context, c *client.Client, k *keys.Key, agentID uint64, base, name, image string, m worker.ModelInfo) (*gateway.AgentRegistration, error) {
+func workerRegistration(ctx context.Context, c *client.Client, k *keys.Key, agentID uint64, base, name, image string, x402 bool, m worker.ModelInfo) (*gateway.AgentRegistration, error) {
 	chainID, err := c.ChainID(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("registration file: %w", err)
@@ -301,7 +308,7 @@ func workerRegistration(ctx context.Context, c *client.Client, k *keys.Key, agen
 	if name == "" {
 		name = "verdict worker " + m.Name
 	}
-	reg, err := gateway.WorkerRegistration{Name: name, Image: image, Base: base, ChainID: chainID, AgentID: agentID,
+	reg, err := gateway.WorkerRegistration{Name: name, Image: image, Base: base, ChainID: chainID, AgentID: agentID, X402: x402,
 		Description: fmt.Sprintf("Verdict worker: verifiable inference of %s (model id %s, %s) with signed receipts published on the Verdict ledger, audited and disputable; OpenAI-compatible API and MCP.", m.Name, m.ID, m.Spec),
 	}.Build()
 	if err != nil {

@@ -3,12 +3,14 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -104,7 +106,7 @@ func TestWorkerVerifierCLI(t *testing.T) {
 	wr, ww := io.Pipe()
 	start("worker", ww, "worker", "--home", filepath.Join(kdir, "w"), "--node", rpc, "--model", stories, "--key", filepath.Join(kdir, "worker.json"),
 		"--addr", "127.0.0.1:0", "--accounts", filepath.Join(kdir, "accounts.json"), "--validator", addrs["verifier"], "--threads", "1", "--log-level", "error",
-		"--metrics", "127.0.0.1:0")
+		"--metrics", "127.0.0.1:0", "--x402")
 	line := make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(wr)
@@ -152,7 +154,7 @@ func TestWorkerVerifierCLI(t *testing.T) {
 		t.Fatalf("GET %s: %d %v", agent.AgentURI, resp.StatusCode, err)
 	}
 	if regf.Type != gateway.RegistrationType || len(regf.Registrations) != 1 || regf.Registrations[0].AgentID != agentID ||
-		len(regf.Services) != 2 || regf.Services[0].Endpoint != base+"/v1" || regf.Services[1].Endpoint != base+"/mcp" {
+		len(regf.Services) != 2 || regf.Services[0].Endpoint != base+"/v1" || regf.Services[1].Endpoint != base+"/mcp" || !regf.X402Support {
 		t.Fatalf("registration file %+v", regf)
 	}
 	req, _ := http.NewRequest("POST", base+"/v1/chat/completions", strings.NewReader(`{"model":"stories260K","messages":[{"role":"user","content":"Lily"}],"max_tokens":10,"seed":5}`))
@@ -204,6 +206,72 @@ func TestWorkerVerifierCLI(t *testing.T) {
 	resp.Body.Close()
 	if !strings.Contains(string(mb), "verdict_worker_receipts_published_total 1") {
 		t.Fatalf("worker metrics lack the published receipt:\n%s", mb)
+	}
+
+	// x402: a caller without an API key pays with an escrow signed by its
+	// own key; the worker publishes the receipt against it.
+	x402Body := `{"model":"stories260K","prompt":"Tom","max_tokens":5,"seed":2}`
+	resp, err = http.Post(base+"/v1/completions", "application/json", strings.NewReader(x402Body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	qb, _ := base64.StdEncoding.DecodeString(resp.Header.Get(gateway.HeaderPaymentRequired))
+	var quote gateway.PaymentRequired
+	if err := json.Unmarshal(qb, &quote); err != nil || resp.StatusCode != 402 || len(quote.Accepts) != 1 {
+		t.Fatalf("x402 quote: %d %s %v", resp.StatusCode, qb, err)
+	}
+	acc := quote.Accepts[0]
+	uk, err := keys.Load(filepath.Join(kdir, "user.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	payer, _ := ledger.ParseAddress(uk.Address())
+	amount, _ := strconv.ParseUint(acc.Amount, 10, 64)
+	payTo, _ := ledger.ParseAddress(acc.PayTo)
+	mid, _ := ledger.ParseHash(acc.Extra.ModelID)
+	rh, _ := ledger.ParseHash(acc.Extra.RequestHash)
+	etx, err := c.Sign(ctx, uk.Private, ledger.Msg{OpenEscrow: &ledger.MsgOpenEscrow{Worker: payTo, ModelID: mid, Fee: amount, Request: rh}}, 1, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pp := gateway.PaymentPayload{X402Version: 2, Accepted: acc}
+	pp.Payload.Transaction = base64.StdEncoding.EncodeToString(etx.Encode())
+	ppb, _ := json.Marshal(pp)
+	req, _ = http.NewRequest("POST", base+"/v1/completions", strings.NewReader(x402Body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set(gateway.HeaderPaymentSignature, base64.StdEncoding.EncodeToString(ppb))
+	if resp, err = http.DefaultClient.Do(req); err != nil {
+		t.Fatal(err)
+	}
+	json.NewDecoder(resp.Body).Decode(&r)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || len(r.Verdict.ReceiptID) != 64 || resp.Header.Get(gateway.HeaderPaymentResponse) == "" {
+		t.Fatalf("x402 payment: status %d, receipt %q, PAYMENT-RESPONSE %q: %s", resp.StatusCode, r.Verdict.ReceiptID, resp.Header.Get(gateway.HeaderPaymentResponse), errb.String())
+	}
+	sb, _ := base64.StdEncoding.DecodeString(resp.Header.Get(gateway.HeaderPaymentResponse))
+	var settle gateway.SettleResponse
+	json.Unmarshal(sb, &settle)
+	escID, _ := settle.Extra["escrowId"].(string)
+	var esc ledger.Escrow
+	if found, err := worker.QueryJSON(ctx, c, "escrow/"+escID, &esc); !found || err != nil || esc.Requester != payer || esc.Fee != amount || esc.Request != rh ||
+		!settle.Success || settle.Extra["receiptId"] != r.Verdict.ReceiptID {
+		t.Fatalf("x402: settlement %s, escrow %+v (found %v, %v), want requester %s fee %d", sb, esc, found, err, payer, amount)
+	}
+	deadline = time.Now().Add(40 * time.Second)
+	for {
+		var rec ledger.ReceiptRecord
+		worker.QueryJSON(ctx, c, "receipt/"+r.Verdict.ReceiptID, &rec)
+		if rec.Status == ledger.StatusFinal {
+			if rec.EscrowID.String() != escID {
+				t.Fatalf("x402 receipt published against escrow %s, want the payer's %s", rec.EscrowID, escID)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("x402 receipt %s: status %q after 40 s: %s", r.Verdict.ReceiptID, rec.Status, errb.String())
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 
 	// A worker without caller accounts escrows its receipts itself, so they

@@ -122,6 +122,11 @@ func New(o Options) (*Server, error) {
 		o.Owners = &memOwners{}
 	}
 	if x := o.X402; x != nil {
+		if o.Auth == nil {
+			// Without API keys every other route (MCP included) would
+			// serve for free: x402 sits beside keys, not instead of them.
+			return nil, errors.New("gateway: x402 needs API keys (Options.Auth) for the routes it does not cover")
+		}
 		if x.Ledger == nil || x.Submit == nil || x.PayTo.IsZero() || x.PricePerToken == 0 {
 			return nil, errors.New("gateway: x402 needs a ledger, a submit function, a payTo account and a price")
 		}

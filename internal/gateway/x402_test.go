@@ -363,3 +363,19 @@ func TestX402Refusals(t *testing.T) {
 		})
 	}
 }
+
+// TestX402KeysStay: x402 sits beside API keys: a wrong key is still 401
+// (not a free or x402 request), and x402 without keys is refused at New.
+func TestX402KeysStay(t *testing.T) {
+	e := newX402Env(t)
+	res, b := post(t, e.ts.URL+"/v1/chat/completions", x402Body, "Authorization", "Bearer wrong")
+	if res.StatusCode != http.StatusUnauthorized || res.Header.Get(HeaderPaymentRequired) != "" {
+		t.Fatalf("wrong key: %d %s", res.StatusCode, b)
+	}
+	if _, err := New(Options{Backend: stubBackend{}, NoAuth: true, X402: &X402{Ledger: e.led, PayTo: e.x.PayTo, PricePerToken: 1, Submit: e.x.Submit}}); err == nil {
+		t.Fatal("x402 without API keys accepted")
+	}
+	if _, err := New(Options{Backend: stubBackend{}, Auth: oneKey("k"), X402: &X402{Ledger: e.led, PricePerToken: 1, Submit: e.x.Submit}}); err == nil {
+		t.Fatal("x402 without payTo accepted")
+	}
+}
