@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/sha256"
@@ -9,6 +10,9 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -17,6 +21,7 @@ import (
 
 	"github.com/verdictnet/verdict/internal/ledger"
 	"github.com/verdictnet/verdict/internal/ledger/client"
+	"github.com/verdictnet/verdict/internal/testutil"
 	"github.com/verdictnet/verdict/internal/worker"
 )
 
@@ -377,5 +382,57 @@ func TestX402KeysStay(t *testing.T) {
 	}
 	if _, err := New(Options{Backend: stubBackend{}, Auth: oneKey("k"), X402: &X402{Ledger: e.led, PricePerToken: 1, Submit: e.x.Submit}}); err == nil {
 		t.Fatal("x402 without payTo accepted")
+	}
+}
+
+// TestX402OfficialClient pays through the official x402 TypeScript client
+// (@x402/core's x402Client and x402HTTPClient) with a client scheme for
+// Verdict's network registered in the test. It needs @x402/core in
+// e2e/node_modules (or a directory holding node_modules/@x402/core in
+// $VERDICT_X402_DIR) and skips without it.
+func TestX402OfficialClient(t *testing.T) {
+	dir := os.Getenv("VERDICT_X402_DIR")
+	if dir == "" {
+		dir = filepath.Join(testutil.RepoRoot(t), "e2e")
+	}
+	node, err := exec.LookPath("node")
+	if err == nil {
+		_, err = os.Stat(filepath.Join(dir, "node_modules", "@x402", "core", "package.json"))
+	}
+	if err != nil {
+		t.Skipf("node or @x402/core missing (%v): add @x402/core to e2e/package.json or set VERDICT_X402_DIR", err)
+	}
+	script, err := os.ReadFile(filepath.Join("testdata", "x402client.mjs"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newX402Env(t)
+	payer := testKey("payer")
+	before := e.balance(t, payer)
+	cmd := exec.Command(node, "--input-type=module")
+	cmd.Dir, cmd.Stdin = dir, bytes.NewReader(script)
+	cmd.Env = append(os.Environ(), "URL="+e.ts.URL+"/v1/chat/completions", "BODY="+x402Body, "SEED="+hex.EncodeToString(payer.Seed()), "NONCE=0", "CHAIN=x402-test")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	var got struct {
+		Required  PaymentRequired
+		Settle    SettleResponse
+		ReceiptID string
+	}
+	if err := json.Unmarshal(out, &got); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	p := <-e.submitted
+	var esc ledger.Escrow
+	e.led.query(t, "escrow/"+p.EscrowID.String(), &esc)
+	rh, _ := ledger.ReceiptRequest(p.Receipt)
+	if !got.Settle.Success || got.Settle.Payer != addrOf(payer).String() || got.Settle.Extra["receiptId"] != got.ReceiptID || p.ReceiptID != got.ReceiptID ||
+		esc.Requester != addrOf(payer) || esc.Request != rh || strconv.FormatUint(esc.Fee, 10) != got.Required.Accepts[0].Amount {
+		t.Fatalf("settle %+v, escrow %+v, receipt %s", got.Settle, esc, got.ReceiptID)
+	}
+	if e.balance(t, payer) != before-esc.Fee-1 {
+		t.Errorf("payer balance %d, want %d", e.balance(t, payer), before-esc.Fee-1)
 	}
 }
