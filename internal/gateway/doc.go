@@ -8,6 +8,8 @@
 //	GET  /metrics               Prometheus metrics, only with ServeMetrics
 //	                            (else serve MetricsHandler on its own address)
 //	/mcp                        the MCP server, when Options.MCP is set
+//	/x402/supported, /x402/verify, /x402/settle
+//	                            x402 facilitator, when Options.X402 is set
 //	GET  /.well-known/agent-registration.json
 //	                            the ERC-8004 registration file, when
 //	                            Options.Registration is set (no API key)
@@ -125,6 +127,19 @@
 // charged. A generation that fails after the escrow was submitted is
 // refunded by the ledger when the escrow expires (escrowTimeout blocks).
 // MCP takes API keys only.
+//
+// Facilitator (with Options.X402, no API key): GET /x402/supported answers
+// {kinds: [{x402Version: 2, scheme: "exact", network}], extensions: [],
+// signers: {}} (the payer signs; the facilitator only submits); POST
+// /x402/verify and /x402/settle take {x402Version, paymentPayload,
+// paymentRequirements} (paymentPayload as JSON, not base64) and check the
+// payload's openEscrow against the requirements (payTo, extra.modelId,
+// extra.requestHash, amount, extra.deadline when set) and the payer's
+// nonce and funds; verify answers {isValid, invalidReason,
+// invalidMessage, payer} and charges nothing, settle submits the
+// transaction and answers the SettleResponse above ({success: false,
+// errorReason} when refused). Another x402 resource server points its
+// HTTPFacilitatorClient at BASE/x402 to take Verdict escrows.
 //
 // HTTPServer gives the server's timeouts: 10 s for the headers, 60 s for
 // the whole request, 120 s idle, and no write timeout, so that streams and

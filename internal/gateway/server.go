@@ -142,6 +142,9 @@ func New(o Options) (*Server, error) {
 	s.handle("GET /v1/models/{model...}", "model", s.authed(s.model))
 	s.handle("GET /v1/receipts/{id}", "receipt", s.authed(s.receipt))
 	s.handle("GET /healthz", "healthz", s.healthz)
+	if o.X402 != nil {
+		s.facilitatorRoutes()
+	}
 	if o.Registration != nil {
 		s.handle("GET "+RegistrationPath, "registration", s.registration)
 	}

@@ -336,36 +336,19 @@ func (s *Server) generateX402(ctx context.Context, xr *x402Request, req worker.R
 		if info, _ := s.findModel(req.Model); ledger.Hash(info.ID) != m.ModelID {
 			return refuse(ReasonRequestMismatch, "the escrow is for model %s", m.ModelID)
 		}
-		if m.Fee < amount() {
-			return refuse(ReasonAmountTooLow, "the escrow holds %d, the request may cost %d", m.Fee, amount())
-		}
-		a, err := x.Ledger.Account(ctx, tx.Signer)
-		if err != nil {
-			return fmt.Errorf("x402: ledger: %w", err)
-		}
-		if a.Nonce != tx.Nonce {
-			return refuse(ReasonReplayed, "transaction nonce %d, the payer's next is %d", tx.Nonce, a.Nonce)
-		}
-		if a.Balance < m.Fee || a.Balance-m.Fee < tx.Fee {
-			return refuse(ReasonInsufficientFunds, "the payer holds %d, the escrow and its fee need %d", a.Balance, m.Fee+tx.Fee)
+		if err := x.checkFunds(ctx, tx, amount()); err != nil {
+			return err
 		}
 		if !x.claim(nonce, deadline) {
 			return refuse(ReasonReplayed, "this quote was already paid")
 		}
-		res, err := x.Ledger.BroadcastCommit(ctx, tx)
+		res, err := x.submit(ctx, tx)
 		if err != nil {
 			x.unclaim(nonce)
-			if errors.Is(err, client.ErrRejected) {
-				return refuse(ReasonSettleFailed, "the ledger refused the escrow: %v", err)
-			}
-			return fmt.Errorf("x402: submitting the escrow: %w", err)
-		}
-		if res.Code != 0 {
-			return refuse(ReasonSettleFailed, "the escrow failed in block %d: code %d: %s", res.Height, res.Code, res.Log)
+			return err
 		}
 		escrowID = ledger.EscrowID(tx.Signer, tx.Nonce)
-		settle = SettleResponse{Success: true, Payer: tx.Signer.String(), Transaction: res.Hash, Network: network, Amount: strconv.FormatUint(m.Fee, 10),
-			Extra: map[string]any{"escrowId": escrowID.String(), "height": res.Height}}
+		settle = settled(tx, res, network)
 		setPaymentResponse(xr.w, settle)
 		return nil
 	}
@@ -408,4 +391,44 @@ func (s *Server) x402Refused(xr *x402Request, err error) error {
 func setPaymentResponse(w http.ResponseWriter, r SettleResponse) {
 	b, _ := json.Marshal(r)
 	w.Header().Set(HeaderPaymentResponse, base64.StdEncoding.EncodeToString(b))
+}
+
+// checkFunds checks an escrow transaction's fee against amount and the
+// payer's ledger nonce and balance.
+func (x *X402) checkFunds(ctx context.Context, tx *ledger.Tx, amount uint64) error {
+	m := tx.Msg.OpenEscrow
+	if m.Fee < amount {
+		return refuse(ReasonAmountTooLow, "the escrow holds %d, the request may cost %d", m.Fee, amount)
+	}
+	a, err := x.Ledger.Account(ctx, tx.Signer)
+	if err != nil {
+		return fmt.Errorf("x402: ledger: %w", err)
+	}
+	if a.Nonce != tx.Nonce {
+		return refuse(ReasonReplayed, "transaction nonce %d, the payer's next is %d", tx.Nonce, a.Nonce)
+	}
+	if a.Balance < m.Fee || a.Balance-m.Fee < tx.Fee {
+		return refuse(ReasonInsufficientFunds, "the payer holds %d, the escrow and its fee need %d", a.Balance, m.Fee+tx.Fee)
+	}
+	return nil
+}
+
+// submit broadcasts an escrow transaction and waits for its block.
+func (x *X402) submit(ctx context.Context, tx *ledger.Tx) (client.Result, error) {
+	res, err := x.Ledger.BroadcastCommit(ctx, tx)
+	if err != nil {
+		if errors.Is(err, client.ErrRejected) {
+			return res, refuse(ReasonSettleFailed, "the ledger refused the escrow: %v", err)
+		}
+		return res, fmt.Errorf("x402: submitting the escrow: %w", err)
+	}
+	if res.Code != 0 {
+		return res, refuse(ReasonSettleFailed, "the escrow failed in block %d: code %d: %s", res.Height, res.Code, res.Log)
+	}
+	return res, nil
+}
+
+func settled(tx *ledger.Tx, res client.Result, network string) SettleResponse {
+	return SettleResponse{Success: true, Payer: tx.Signer.String(), Transaction: res.Hash, Network: network, Amount: strconv.FormatUint(tx.Msg.OpenEscrow.Fee, 10),
+		Extra: map[string]any{"escrowId": ledger.EscrowID(tx.Signer, tx.Nonce).String(), "height": res.Height}}
 }

@@ -436,3 +436,59 @@ func TestX402OfficialClient(t *testing.T) {
 		t.Errorf("payer balance %d, want %d", e.balance(t, payer), before-esc.Fee-1)
 	}
 }
+
+// TestX402Facilitator: /x402/supported, /verify and /settle let another
+// resource server use the ledger as its x402 facilitator; verify charges
+// nothing, settle submits the payer's escrow once.
+func TestX402Facilitator(t *testing.T) {
+	e := newX402Env(t)
+	payer := testKey("payer")
+	res, b := get(t, e.ts.URL+"/x402/supported")
+	var sup SupportedResponse
+	if json.Unmarshal(b, &sup); res.StatusCode != 200 || len(sup.Kinds) != 1 || sup.Kinds[0] != (SupportedKind{2, "exact", "cosmos:x402-test"}) {
+		t.Fatalf("supported: %d %s", res.StatusCode, b)
+	}
+	q := e.quote(t, x402Body)
+	body := func(hdr string, req PaymentRequirements) string {
+		p, _ := base64.StdEncoding.DecodeString(hdr)
+		vb, _ := json.Marshal(VerifyRequest{X402Version: 2, PaymentPayload: p, PaymentRequirements: req})
+		return string(vb)
+	}
+	hdr := e.pay(t, q, payer, nil)
+	before := e.balance(t, payer)
+	var vr VerifyResponse
+	res, b = post(t, e.ts.URL+"/x402/verify", body(hdr, q.Accepts[0]))
+	if json.Unmarshal(b, &vr); res.StatusCode != 200 || !vr.IsValid || vr.Payer != addrOf(payer).String() || e.balance(t, payer) != before {
+		t.Fatalf("verify: %d %s", res.StatusCode, b)
+	}
+	other := q.Accepts[0]
+	other.Amount = strconv.Itoa(1 << 20) // more than the escrow holds
+	res, b = post(t, e.ts.URL+"/x402/verify", body(hdr, other))
+	if json.Unmarshal(b, &vr); res.StatusCode != 200 || vr.IsValid || vr.InvalidReason != string(ReasonAmountTooLow) {
+		t.Fatalf("verify with a larger amount: %s", b)
+	}
+	other = q.Accepts[0]
+	other.Extra.RequestHash = strings.Repeat("ab", 32)
+	res, b = post(t, e.ts.URL+"/x402/verify", body(hdr, other))
+	if json.Unmarshal(b, &vr); res.StatusCode != 200 || vr.IsValid || vr.InvalidReason != string(ReasonRequestMismatch) {
+		t.Fatalf("verify for another request: %s", b)
+	}
+	var sr SettleResponse
+	res, b = post(t, e.ts.URL+"/x402/settle", body(hdr, q.Accepts[0]))
+	if json.Unmarshal(b, &sr); res.StatusCode != 200 || !sr.Success || len(sr.Transaction) != 64 {
+		t.Fatalf("settle: %d %s", res.StatusCode, b)
+	}
+	var esc ledger.Escrow
+	e.led.query(t, "escrow/"+sr.Extra["escrowId"].(string), &esc)
+	if esc.Requester != addrOf(payer) || e.balance(t, payer) != before-esc.Fee-1 {
+		t.Fatalf("escrow %+v, balance %d", esc, e.balance(t, payer))
+	}
+	res, b = post(t, e.ts.URL+"/x402/settle", body(hdr, q.Accepts[0]))
+	if json.Unmarshal(b, &sr); res.StatusCode != 200 || sr.Success || sr.ErrorReason != string(ReasonReplayed) || e.balance(t, payer) != before-esc.Fee-1 {
+		t.Fatalf("settle again: %s", b)
+	}
+	res, b = post(t, e.ts.URL+"/x402/settle", `{"x402Version":2}`)
+	if json.Unmarshal(b, &sr); res.StatusCode != 200 || sr.Success || sr.ErrorReason != string(ReasonInvalidPayload) {
+		t.Fatalf("settle of nothing: %s", b)
+	}
+}
