@@ -280,7 +280,14 @@ func (s *Server) generateX402(ctx context.Context, xr *x402Request, req worker.R
 	}
 	network := CAIP2Network(chainID)
 	var prompt, maxc int
-	req.Admit = func(p, m int) error { prompt, maxc = p, m; return nil }
+	admit := req.Admit
+	req.Admit = func(p, m int) error {
+		prompt, maxc = p, m
+		if admit != nil {
+			return admit(p, m)
+		}
+		return nil
+	}
 	amount := func() uint64 { return x.PricePerToken * uint64(prompt+maxc) }
 	if xr.payload == nil {
 		nonce, deadline := x.newNonce()
@@ -359,6 +366,10 @@ func (s *Server) generateX402(ctx context.Context, xr *x402Request, req worker.R
 			return nil, s.x402Refused(xr, err)
 		}
 		return nil, err
+	}
+	if escrowID.IsZero() {
+		// A backend that does not call Bind would serve unpaid.
+		return nil, fmt.Errorf("x402: receipt %s: the backend generated without binding the request, so it was not paid", res.ReceiptID)
 	}
 	if err := x.Submit(worker.Pending{ReceiptID: res.ReceiptID, Receipt: res.Receipt, Requester: tx.Signer.String(), Fee: m.Fee, EscrowID: escrowID}); err != nil {
 		return nil, fmt.Errorf("x402: queueing receipt %s for escrow %s: %w", res.ReceiptID, escrowID, err)

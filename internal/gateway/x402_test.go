@@ -492,3 +492,48 @@ func TestX402Facilitator(t *testing.T) {
 		t.Fatalf("settle of nothing: %s", b)
 	}
 }
+
+// unbound is a backend that generates without calling Bind.
+type unbound struct{ Backend }
+
+func (u unbound) Generate(ctx context.Context, req worker.Request, f func(worker.Delta) error) (*worker.Result, error) {
+	req.Bind = nil
+	return u.Backend.Generate(ctx, req, f)
+}
+
+// TestX402UnboundBackend: a backend that skips Bind is never served for
+// free: no quote, no answer.
+func TestX402UnboundBackend(t *testing.T) {
+	e := newX402Env(t)
+	q := e.quote(t, x402Body)
+	hdr := e.pay(t, q, testKey("payer"), nil)
+	s, err := New(Options{Backend: unbound{testWorker(t)}, Auth: oneKey("k"), X402: e.x})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(s)
+	defer ts.Close()
+	before := e.balance(t, testKey("payer"))
+	defer func() {
+		if e.balance(t, testKey("payer")) != before {
+			t.Error("charged")
+		}
+		select {
+		case p := <-e.submitted:
+			t.Errorf("receipt %s queued", p.ReceiptID)
+		default:
+		}
+	}()
+	for _, h := range []string{"", hdr} {
+		var res *http.Response
+		var b []byte
+		if h == "" {
+			res, b = post(t, ts.URL+"/v1/chat/completions", x402Body)
+		} else {
+			res, b = post(t, ts.URL+"/v1/chat/completions", x402Body, HeaderPaymentSignature, h)
+		}
+		if res.StatusCode == 200 || res.StatusCode == 402 {
+			t.Fatalf("paid %v: status %d: %s", h != "", res.StatusCode, b)
+		}
+	}
+}
