@@ -244,6 +244,19 @@ func TestX402Pay(t *testing.T) {
 	if e.balance(t, payer) != paid {
 		t.Error("a replay was charged")
 	}
+	// The payer may commit to its own audit secret in the escrow.
+	commit := sha256.Sum256([]byte("secret"))
+	hdr = e.pay(t, e.quote(t, x402Body), payer, func(tx *ledger.Tx) { tx.Msg.OpenEscrow.AuditCommit = commit })
+	res, b = post(t, e.ts.URL+"/v1/chat/completions", x402Body, HeaderPaymentSignature, hdr)
+	if res.StatusCode != 200 {
+		t.Fatalf("escrow with an audit commitment: %d %s", res.StatusCode, b)
+	}
+	sr = decodeHeader[SettleResponse](t, res.Header.Get(HeaderPaymentResponse))
+	e.led.query(t, "escrow/"+sr.Extra["escrowId"].(string), &esc)
+	if esc.AuditCommit != commit {
+		t.Fatalf("escrow %+v lost the audit commitment", esc)
+	}
+	<-e.submitted
 	// An API key still works as before (the account pays nothing here:
 	// no meter).
 	res, b = post(t, e.ts.URL+"/v1/chat/completions", x402Body, "Authorization", "Bearer k")
