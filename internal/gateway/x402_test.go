@@ -550,3 +550,20 @@ func TestX402UnboundBackend(t *testing.T) {
 		}
 	}
 }
+
+// TestX402Stream: a paid stream carries PAYMENT-RESPONSE (the escrow; its
+// headers go out before the receipt exists) and the receipt in its trailer.
+func TestX402Stream(t *testing.T) {
+	e := newX402Env(t)
+	body := strings.Replace(x402Body, `"seed":3`, `"seed":3,"stream":true`, 1)
+	hdr := e.pay(t, e.quote(t, body), testKey("payer"), nil)
+	res, b := post(t, e.ts.URL+"/v1/chat/completions", body, HeaderPaymentSignature, hdr)
+	if res.StatusCode != 200 || !strings.HasPrefix(res.Header.Get("Content-Type"), "text/event-stream") {
+		t.Fatalf("paid stream: %d %s", res.StatusCode, b)
+	}
+	sr := decodeHeader[SettleResponse](t, res.Header.Get(HeaderPaymentResponse))
+	p := <-e.submitted
+	if !sr.Success || sr.Extra["escrowId"] != p.EscrowID.String() || res.Trailer.Get("X-Verdict-Receipt") != p.ReceiptID {
+		t.Fatalf("settlement %+v, trailer %q, queued %s for escrow %s", sr, res.Trailer.Get("X-Verdict-Receipt"), p.ReceiptID, p.EscrowID)
+	}
+}
