@@ -9,8 +9,10 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -110,6 +112,10 @@ func runWorker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	stake := fs.Uint64("stake", 0, "stake to bond (default: the chain's minimum)")
 	var validators addrList
 	fs.Var(&validators, "validator", "verifier address asked to validate every receipt (ERC-8004; repeatable)")
+	publicURL := fs.String("public-url", "", "URL at which callers reach this API, registered on the ledger as the agent's registration file (default: http:// and --addr, 127.0.0.1 for an unspecified host)")
+	agentName := fs.String("agent-name", "", "name in the agent's ERC-8004 registration file (default: verdict worker and the model's name)")
+	agentImage := fs.String("agent-image", "", "image URL in the agent's registration file")
+	x402 := fs.Bool("x402", false, "with --accounts: also take x402 payments (HTTP 402) from callers without an API key, each paying with an escrow signed by its own ledger key")
 	level := fs.String("log-level", "info", "log level")
 	applyConfig := configFlag(fs)
 	if err := fs.Parse(args); err != nil {
@@ -120,6 +126,9 @@ func runWorker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	if *home == "" || wf.key == "" || fs.NArg() > 0 {
 		return errors.New("worker: usage: verdict worker --home DIR --node RPC --model PATH --key FILE [--addr HOST:PORT] (--accounts FILE | --no-auth) [--validator ADDR]")
+	}
+	if *x402 && *accounts == "" {
+		return errors.New("worker: --x402 needs --accounts (API keys still guard MCP and the other routes)")
 	}
 	if (*accounts == "") == !*noAuth {
 		return errors.New("worker: give --accounts FILE (callers pay with API keys) or --no-auth (anyone calls, free of charge), not both or neither")
@@ -147,7 +156,19 @@ func runWorker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return fmt.Errorf("worker: %w", err)
 	}
-	cc := worker.ChainConfig{Client: c, RPC: *nodeAddr, Dir: *home, Stake: *stake, Validators: validators, Logger: log}
+	// Listen first: the registration file names the address (a port 0
+	// becomes the port given).
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		return fmt.Errorf("worker: %w", err)
+	}
+	defer ln.Close()
+	base, err := publicBase(*publicURL, ln.Addr().String())
+	if err != nil {
+		return fmt.Errorf("worker: %w", err)
+	}
+	cc := worker.ChainConfig{Client: c, RPC: *nodeAddr, Dir: *home, Stake: *stake, Validators: validators, Logger: log,
+		AgentURI: gateway.RegistrationURI(base)}
 	opts := gateway.Options{Backend: w, Logger: log, NoAuth: *noAuth, PublicReceipts: *publicReceipts}
 	var meter *gateway.LedgerMeter
 	if *accounts != "" {
@@ -182,6 +203,12 @@ func runWorker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err := chain.Setup(ctx); err != nil {
 		return fmt.Errorf("worker: %w", err)
 	}
+	if *x402 {
+		opts.X402 = &gateway.X402{Ledger: c, PayTo: chain.Address(), PricePerToken: *price, Submit: chain.Submit}
+	}
+	if opts.Registration, err = workerRegistration(ctx, c, k, chain.AgentID(), base, *agentName, *agentImage, *x402, w.Models()[0]); err != nil {
+		return fmt.Errorf("worker: %w", err)
+	}
 	opts.Registry = prometheus.NewRegistry()
 	if err := chain.Register(opts.Registry); err != nil {
 		return fmt.Errorf("worker: %w", err)
@@ -197,10 +224,6 @@ func runWorker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return fmt.Errorf("worker: %w", err)
 	}
-	ln, err := net.Listen("tcp", *addr)
-	if err != nil {
-		return fmt.Errorf("worker: %w", err)
-	}
 	hs := gateway.HTTPServer(srv)
 	metrics := ""
 	var mln net.Listener
@@ -212,6 +235,7 @@ func runWorker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		metrics = fmt.Sprintf(", metrics http://%s/metrics", mln.Addr())
 	}
 	fmt.Fprintf(stdout, "verdict worker %s (agent %d): serving %s on http://%s/v1, ledger %s%s\n", chain.Address(), chain.AgentID(), w.Models()[0].Name, ln.Addr(), *nodeAddr, metrics)
+	fmt.Fprintf(stdout, "agent registration file: %s\n", gateway.RegistrationURI(base))
 	if *cheat {
 		fmt.Fprintln(stdout, cheatBanner)
 		log.Warn("this worker cheats (--cheat-for-tests): its receipts will be disputed, it will be slashed and jailed and callers refunded")
@@ -251,4 +275,60 @@ func runWorker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return fmt.Errorf("worker: %w", err)
 	}
 	return nil
+}
+
+// publicBase is the base URL of a worker's API: --public-url, or http://
+// and the address it listens on (127.0.0.1 for an unspecified host).
+func publicBase(public, addr string) (string, error) {
+	if public != "" {
+		u, err := url.Parse(public)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+			return "", fmt.Errorf("--public-url %q: want an absolute http(s) URL", public)
+		}
+		return strings.TrimRight(public, "/"), nil
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", fmt.Errorf("--addr %q: %w", addr, err)
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "127.0.0.1"
+	}
+	return "http://" + net.JoinHostPort(host, port), nil
+}
+
+// workerRegistration builds the worker's ERC-8004 registration file and
+// points its agentURI on the ledger at it (setAgentURI when an agent
+// registered before names another URI).
+func workerRegistration(ctx context.Context, c *client.Client, k *keys.Key, agentID uint64, base, name, image string, x402 bool, m worker.ModelInfo) (*gateway.AgentRegistration, error) {
+	chainID, err := c.ChainID(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("registration file: %w", err)
+	}
+	if name == "" {
+		name = "verdict worker " + m.Name
+	}
+	reg, err := gateway.WorkerRegistration{Name: name, Image: image, Base: base, ChainID: chainID, AgentID: agentID, X402: x402,
+		Description: fmt.Sprintf("Verdict worker: verifiable inference of %s (model id %s, %s) with signed receipts published on the Verdict ledger, audited and disputable; OpenAI-compatible API and MCP.", m.Name, m.ID, m.Spec),
+	}.Build()
+	if err != nil {
+		return nil, err
+	}
+	uri := gateway.RegistrationURI(base)
+	var a ledger.Agent
+	if _, err := worker.QueryJSON(ctx, c, "agent/"+strconv.FormatUint(agentID, 10), &a); err != nil {
+		return nil, fmt.Errorf("registration file: %w", err)
+	}
+	if a.AgentURI != uri {
+		tx, err := c.Sign(ctx, k.Private, ledger.Msg{SetAgentURI: &ledger.MsgSetAgentURI{AgentID: agentID, AgentURI: uri}}, 1, -1)
+		if err != nil {
+			return nil, fmt.Errorf("setting the agentURI: %w", err)
+		}
+		if res, err := c.BroadcastCommit(ctx, tx); err != nil {
+			return nil, fmt.Errorf("setting the agentURI: %w", err)
+		} else if res.Code != 0 {
+			return nil, fmt.Errorf("setting the agentURI: code %d: %s", res.Code, res.Log)
+		}
+	}
+	return reg, nil
 }

@@ -3,16 +3,19 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/verdictnet/verdict/internal/gateway"
 	"github.com/verdictnet/verdict/internal/keys"
 	"github.com/verdictnet/verdict/internal/ledger"
 	"github.com/verdictnet/verdict/internal/ledger/client"
@@ -103,7 +106,7 @@ func TestWorkerVerifierCLI(t *testing.T) {
 	wr, ww := io.Pipe()
 	start("worker", ww, "worker", "--home", filepath.Join(kdir, "w"), "--node", rpc, "--model", stories, "--key", filepath.Join(kdir, "worker.json"),
 		"--addr", "127.0.0.1:0", "--accounts", filepath.Join(kdir, "accounts.json"), "--validator", addrs["verifier"], "--threads", "1", "--log-level", "error",
-		"--metrics", "127.0.0.1:0")
+		"--metrics", "127.0.0.1:0", "--x402")
 	line := make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(wr)
@@ -114,9 +117,10 @@ func TestWorkerVerifierCLI(t *testing.T) {
 			}
 		}
 	}()
-	var base, metrics string
+	var base, metrics, firstLine string
 	select {
 	case l := <-line:
+		firstLine = l
 		i, j := strings.Index(l, "http://"), strings.Index(l, "metrics http://")
 		if i < 0 || j < 0 {
 			t.Fatalf("worker said %q", l)
@@ -127,10 +131,36 @@ func TestWorkerVerifierCLI(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatalf("worker did not start: %s", errb.String())
 	}
+	// The agentURI on the ledger is the worker's registration file.
+	var agentID uint64
+	if _, err := fmt.Sscanf(firstLine[strings.Index(firstLine, "(agent "):], "(agent %d)", &agentID); err != nil {
+		t.Fatalf("no agent id in %q: %v", firstLine, err)
+	}
+	var agent ledger.Agent
+	if _, err := worker.QueryJSON(ctx, c, fmt.Sprintf("agent/%d", agentID), &agent); err != nil {
+		t.Fatal(err)
+	}
+	if agent.AgentURI != base+gateway.RegistrationPath {
+		t.Fatalf("agentURI %q, want %q", agent.AgentURI, base+gateway.RegistrationPath)
+	}
+	resp, err := http.Get(agent.AgentURI)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var regf gateway.AgentRegistration
+	err = json.NewDecoder(resp.Body).Decode(&regf)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("GET %s: %d %v", agent.AgentURI, resp.StatusCode, err)
+	}
+	if regf.Type != gateway.RegistrationType || len(regf.Registrations) != 1 || regf.Registrations[0].AgentID != agentID ||
+		len(regf.Services) != 2 || regf.Services[0].Endpoint != base+"/v1" || regf.Services[1].Endpoint != base+"/mcp" || !regf.X402Support {
+		t.Fatalf("registration file %+v", regf)
+	}
 	req, _ := http.NewRequest("POST", base+"/v1/chat/completions", strings.NewReader(`{"model":"stories260K","messages":[{"role":"user","content":"Lily"}],"max_tokens":10,"seed":5}`))
 	req.Header.Set("Authorization", "Bearer vk-test-user")
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
+	resp, err = http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -176,6 +206,72 @@ func TestWorkerVerifierCLI(t *testing.T) {
 	resp.Body.Close()
 	if !strings.Contains(string(mb), "verdict_worker_receipts_published_total 1") {
 		t.Fatalf("worker metrics lack the published receipt:\n%s", mb)
+	}
+
+	// x402: a caller without an API key pays with an escrow signed by its
+	// own key; the worker publishes the receipt against it.
+	x402Body := `{"model":"stories260K","prompt":"Tom","max_tokens":5,"seed":2}`
+	resp, err = http.Post(base+"/v1/completions", "application/json", strings.NewReader(x402Body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	qb, _ := base64.StdEncoding.DecodeString(resp.Header.Get(gateway.HeaderPaymentRequired))
+	var quote gateway.PaymentRequired
+	if err := json.Unmarshal(qb, &quote); err != nil || resp.StatusCode != 402 || len(quote.Accepts) != 1 {
+		t.Fatalf("x402 quote: %d %s %v", resp.StatusCode, qb, err)
+	}
+	acc := quote.Accepts[0]
+	uk, err := keys.Load(filepath.Join(kdir, "user.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	payer, _ := ledger.ParseAddress(uk.Address())
+	amount, _ := strconv.ParseUint(acc.Amount, 10, 64)
+	payTo, _ := ledger.ParseAddress(acc.PayTo)
+	mid, _ := ledger.ParseHash(acc.Extra.ModelID)
+	rh, _ := ledger.ParseHash(acc.Extra.RequestHash)
+	etx, err := c.Sign(ctx, uk.Private, ledger.Msg{OpenEscrow: &ledger.MsgOpenEscrow{Worker: payTo, ModelID: mid, Fee: amount, Request: rh}}, 1, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pp := gateway.PaymentPayload{X402Version: 2, Accepted: acc}
+	pp.Payload.Transaction = base64.StdEncoding.EncodeToString(etx.Encode())
+	ppb, _ := json.Marshal(pp)
+	req, _ = http.NewRequest("POST", base+"/v1/completions", strings.NewReader(x402Body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set(gateway.HeaderPaymentSignature, base64.StdEncoding.EncodeToString(ppb))
+	if resp, err = http.DefaultClient.Do(req); err != nil {
+		t.Fatal(err)
+	}
+	json.NewDecoder(resp.Body).Decode(&r)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || len(r.Verdict.ReceiptID) != 64 || resp.Header.Get(gateway.HeaderPaymentResponse) == "" {
+		t.Fatalf("x402 payment: status %d, receipt %q, PAYMENT-RESPONSE %q: %s", resp.StatusCode, r.Verdict.ReceiptID, resp.Header.Get(gateway.HeaderPaymentResponse), errb.String())
+	}
+	sb, _ := base64.StdEncoding.DecodeString(resp.Header.Get(gateway.HeaderPaymentResponse))
+	var settle gateway.SettleResponse
+	json.Unmarshal(sb, &settle)
+	escID, _ := settle.Extra["escrowId"].(string)
+	var esc ledger.Escrow
+	if found, err := worker.QueryJSON(ctx, c, "escrow/"+escID, &esc); !found || err != nil || esc.Requester != payer || esc.Fee != amount || esc.Request != rh ||
+		!settle.Success || settle.Extra["receiptId"] != r.Verdict.ReceiptID {
+		t.Fatalf("x402: settlement %s, escrow %+v (found %v, %v), want requester %s fee %d", sb, esc, found, err, payer, amount)
+	}
+	deadline = time.Now().Add(40 * time.Second)
+	for {
+		var rec ledger.ReceiptRecord
+		worker.QueryJSON(ctx, c, "receipt/"+r.Verdict.ReceiptID, &rec)
+		if rec.Status == ledger.StatusFinal {
+			if rec.EscrowID.String() != escID {
+				t.Fatalf("x402 receipt published against escrow %s, want the payer's %s", rec.EscrowID, escID)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("x402 receipt %s: status %q after 40 s: %s", r.Verdict.ReceiptID, rec.Status, errb.String())
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 
 	// A worker without caller accounts escrows its receipts itself, so they

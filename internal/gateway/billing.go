@@ -225,6 +225,17 @@ func (f *FileOwners) Owner(id string) (string, bool, error) {
 // readable by account. The HTTP API and the MCP tools both run their
 // generations here.
 func (s *Server) Generate(ctx context.Context, account string, req worker.Request, onDelta func(worker.Delta) error) (*worker.Result, error) {
+	if xr, _ := ctx.Value(x402Key{}).(*x402Request); xr != nil && s.o.X402 != nil {
+		res, err := s.generateX402(ctx, xr, req, onDelta)
+		if err != nil {
+			return nil, err
+		}
+		if err := s.owners.PutOwner(res.ReceiptID, account); err != nil {
+			return nil, err
+		}
+		s.metrics(res)
+		return res, nil
+	}
 	var resv Reservation
 	if s.o.Meter != nil {
 		admit := req.Admit

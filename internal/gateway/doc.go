@@ -8,6 +8,11 @@
 //	GET  /metrics               Prometheus metrics, only with ServeMetrics
 //	                            (else serve MetricsHandler on its own address)
 //	/mcp                        the MCP server, when Options.MCP is set
+//	/x402/supported, /x402/verify, /x402/settle
+//	                            x402 facilitator, when Options.X402 is set
+//	GET  /.well-known/agent-registration.json
+//	                            the ERC-8004 registration file, when
+//	                            Options.Registration is set (no API key)
 //
 // API keys (Options.Auth) guard every endpoint but /healthz, /mcp included;
 // New refuses to build a server without Auth unless NoAuth says so. Keys
@@ -81,6 +86,63 @@
 // account holding the most when the total is over); a request still running
 // is never evicted, and a response larger than an account's share is not
 // stored.
+//
+// x402 (Options.X402, x402.go; beside API keys, which it requires for the
+// routes it does not cover): a POST to /v1/chat/completions or
+// /v1/completions without an Authorization header and without
+// PAYMENT-SIGNATURE is tokenized but not generated, and answered 402 with
+// PAYMENT-REQUIRED: base64 (standard, padded) of the JSON
+// {x402Version: 2, error: "payment_required", resource: {url, description,
+// mimeType}, accepts: [{scheme: "exact", network: "cosmos:CHAIN-ID",
+// asset: "verdict", amount: price x (prompt tokens + the most completion
+// tokens) as a decimal string, payTo: the worker's address,
+// maxTimeoutSeconds, extra: {requestHash, nonce, deadline, modelId,
+// chainId}}]}. nonce (base64) is the receipt nonce the gateway chose:
+// deadline (8 bytes big-endian unix s) || 16 random bytes || the first 16
+// bytes of HMAC-SHA256(secret, "verdict/x402/nonce/v1" || the first 24);
+// requestHash is the RequestHash (docs/ledger.md) of this request with that
+// nonce. The payer signs, with its own ledger key, an openEscrow
+// transaction {worker: payTo, modelId, fee: amount, request: requestHash}
+// with its next nonce (the ledger's transaction format) and sends the same
+// request again with PAYMENT-SIGNATURE: base64 of {x402Version: 2,
+// accepted: the requirements it chose, payload: {transaction: base64 of the
+// signed transaction}}. The gateway checks the header (at most
+// MaxPaymentHeaderBytes), the signature, scheme and network (chain id of
+// the transaction too), the nonce's MAC and deadline, the escrow's worker,
+// model, fee (at least the amount) and request (recomputed from the body
+// sent now: a changed prompt or max_tokens does not match), the payer's
+// ledger nonce and balance, and that the quote was not paid before; then
+// it submits the transaction (broadcast_tx_commit), generates with that
+// receipt nonce and queues the receipt for publication against the
+// payer's escrow. The response carries PAYMENT-RESPONSE: base64 of
+// {success, payer, transaction (the escrow transaction's hash), network,
+// amount, extra: {escrowId, height, receiptId}} (receiptId only when the
+// response was not streamed: a stream sends its headers before the
+// receipt exists; the receipt id is in its last chunk and trailer). A
+// refused payment is 402 with PAYMENT-REQUIRED {x402Version: 2, error:
+// REASON, accepts: []} and the OpenAI error code REASON (X402Reason:
+// invalid_payload, unsupported_scheme, invalid_network, invalid_signature,
+// payment_expired, payment_replayed, insufficient_funds, request_mismatch,
+// amount_too_low, settlement_failed); nothing is submitted, so nothing is
+// charged. The escrow may carry the payer's auditCommit (the payer then
+// reveals its secret itself, docs/ledger.md "Audit selection") and name the
+// worker's agentId (for the ledger's feedback when the receipt is final).
+// A generation that fails after the escrow was submitted is
+// refunded by the ledger when the escrow expires (escrowTimeout blocks).
+// MCP takes API keys only.
+//
+// Facilitator (with Options.X402, no API key): GET /x402/supported answers
+// {kinds: [{x402Version: 2, scheme: "exact", network}], extensions: [],
+// signers: {}} (the payer signs; the facilitator only submits); POST
+// /x402/verify and /x402/settle take {x402Version, paymentPayload,
+// paymentRequirements} (paymentPayload as JSON, not base64) and check the
+// payload's openEscrow against the requirements (payTo, extra.modelId,
+// extra.requestHash, amount, extra.deadline when set) and the payer's
+// nonce and funds; verify answers {isValid, invalidReason,
+// invalidMessage, payer} and charges nothing, settle submits the
+// transaction and answers the SettleResponse above ({success: false,
+// errorReason} when refused). Another x402 resource server points its
+// HTTPFacilitatorClient at BASE/x402 to take Verdict escrows.
 //
 // HTTPServer gives the server's timeouts: 10 s for the headers, 60 s for
 // the whole request, 120 s idle, and no write timeout, so that streams and

@@ -1,6 +1,8 @@
 package gateway
 
 import (
+	"encoding/base64"
+	"errors"
 	"strings"
 	"testing"
 
@@ -97,3 +99,25 @@ func fuzzTemplates(t *testing.T) []*chat.Template {
 }
 
 const toolTemplate = `{% if tools %}{% for t in tools %}{{ t | tojson }}{% endfor %}{% endif %}{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}{% for c in m.tool_calls or [] %}{{ c.function.name }}{{ c.function.arguments | tojson }}{% endfor %}<|im_end|>{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}`
+
+// FuzzDecodePayment: any PAYMENT-SIGNATURE header decodes or is refused
+// as an x402 error, never a panic.
+func FuzzDecodePayment(f *testing.F) {
+	f.Add("")
+	f.Add("%%%")
+	f.Add(base64.StdEncoding.EncodeToString([]byte(`{"x402Version":2,"accepted":{"scheme":"exact"},"payload":{"transaction":"e30="}}`)))
+	f.Add(base64.StdEncoding.EncodeToString([]byte(`{"x402Version":2,"payload":{"transaction":"` + base64.StdEncoding.EncodeToString([]byte(`{"chainId":"c","signer":"00","nonce":0,"fee":1,"msg":{},"sig":""}`)) + `"}}`)))
+	f.Fuzz(func(t *testing.T, h string) {
+		p, tx, err := decodePayment(h)
+		if err != nil {
+			var xe *x402Error
+			if !errors.As(err, &xe) || p != nil || tx != nil {
+				t.Fatalf("error %v is not an x402 refusal", err)
+			}
+			return
+		}
+		if p.X402Version != X402Version || tx == nil {
+			t.Fatalf("accepted %+v", p)
+		}
+	})
+}

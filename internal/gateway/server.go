@@ -68,6 +68,13 @@ type Options struct {
 	// address of its own.
 	ServeMetrics bool
 	Logger       *slog.Logger
+	// Registration, if set, is the ERC-8004 registration file of the
+	// agent serving this API, served without authentication at
+	// RegistrationPath.
+	Registration *AgentRegistration
+	// X402, if set, takes x402 payments for completion requests sent
+	// without an API key (x402.go).
+	X402 *X402
 	// Now is the clock for "created" fields; nil: time.Now.
 	Now func() time.Time
 }
@@ -114,6 +121,20 @@ func New(o Options) (*Server, error) {
 	if o.Owners == nil {
 		o.Owners = &memOwners{}
 	}
+	if x := o.X402; x != nil {
+		if o.Auth == nil {
+			// Without API keys every other route (MCP included) would
+			// serve for free: x402 sits beside keys, not instead of them.
+			return nil, errors.New("gateway: x402 needs API keys (Options.Auth) for the routes it does not cover")
+		}
+		if x.Ledger == nil || x.Submit == nil || x.PayTo.IsZero() || x.PricePerToken == 0 {
+			return nil, errors.New("gateway: x402 needs a ledger, a submit function, a payTo account and a price")
+		}
+		if len(x.Secret) == 0 {
+			x.Secret = make([]byte, 32)
+			rand.Read(x.Secret)
+		}
+	}
 	s := &Server{owners: o.Owners, o: o, mux: http.NewServeMux(), m: newMetrics(o.Registry), idem: newIdemCache(o.IdempotencyBytes, o.IdempotencyAccountBytes), log: o.Logger, start: o.Now()}
 	s.handle("POST /v1/chat/completions", "chat", s.post(s.chat))
 	s.handle("POST /v1/completions", "completions", s.post(s.completions))
@@ -121,6 +142,12 @@ func New(o Options) (*Server, error) {
 	s.handle("GET /v1/models/{model...}", "model", s.authed(s.model))
 	s.handle("GET /v1/receipts/{id}", "receipt", s.authed(s.receipt))
 	s.handle("GET /healthz", "healthz", s.healthz)
+	if o.X402 != nil {
+		s.facilitatorRoutes()
+	}
+	if o.Registration != nil {
+		s.handle("GET "+RegistrationPath, "registration", s.registration)
+	}
 	if o.ServeMetrics {
 		s.mux.Handle("GET /metrics", MetricsHandler(o.Registry))
 	}
@@ -207,7 +234,39 @@ func (s *Server) authed(h func(w http.ResponseWriter, r *http.Request, account s
 // post reads the body of a POST (with the size limit) and runs h under the
 // Idempotency-Key rule.
 func (s *Server) post(h func(w http.ResponseWriter, r *http.Request, acct string, body []byte) bool) http.HandlerFunc {
-	return s.authed(func(w http.ResponseWriter, r *http.Request, acct string) {
+	inner := s.postBody(h)
+	authed := s.authed(inner)
+	if s.o.X402 == nil {
+		return authed
+	}
+	return func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "" {
+			authed(w, r)
+			return
+		}
+		// No API key: x402. Without PAYMENT-SIGNATURE the request is
+		// quoted (402); with it, paid by the payer's escrow.
+		xr := &x402Request{w: w, url: "http://" + r.Host + r.URL.Path}
+		if r.TLS != nil {
+			xr.url = "https://" + r.Host + r.URL.Path
+		}
+		acct := ""
+		if hdr := r.Header.Get(HeaderPaymentSignature); hdr != "" {
+			p, tx, err := decodePayment(hdr)
+			if err != nil {
+				writeError(w, s.x402Refused(xr, err).(*apiError))
+				return
+			}
+			xr.payload, xr.tx, acct = p, tx, "x402:"+tx.Signer.String()
+		}
+		inner(w, r.WithContext(context.WithValue(r.Context(), x402Key{}, xr)), acct)
+	}
+}
+
+// postBody reads the body of a POST (with the size limit) and runs h under
+// the Idempotency-Key rule.
+func (s *Server) postBody(h func(w http.ResponseWriter, r *http.Request, acct string, body []byte) bool) func(w http.ResponseWriter, r *http.Request, acct string) {
+	return func(w http.ResponseWriter, r *http.Request, acct string) {
 		// A browser may send a cross-site "simple" POST (text/plain,
 		// form encoded) without asking first; JSON it may not.
 		if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
@@ -264,7 +323,7 @@ func (s *Server) post(h func(w http.ResponseWriter, r *http.Request, acct string
 			s.m.replays.Inc()
 			return
 		}
-	})
+	}
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -19,6 +19,7 @@ import (
 	"github.com/verdictnet/verdict/internal/generate"
 	"github.com/verdictnet/verdict/internal/gguf"
 	"github.com/verdictnet/verdict/internal/keys"
+	"github.com/verdictnet/verdict/internal/ledger"
 	"github.com/verdictnet/verdict/internal/merkle"
 	"github.com/verdictnet/verdict/internal/model"
 	"github.com/verdictnet/verdict/internal/modelid"
@@ -89,6 +90,10 @@ type Request struct {
 	// refuses the request (Generate returns it). The gateway reserves the
 	// request's fee here.
 	Admit func(promptTokens, maxCompletion int) error
+	// Bind, if set, is called after Admit with the RequestHash
+	// (ledger.RequestHash) the receipt will have; an error from it refuses
+	// the request. An x402 payer's escrow is bound to it (gateway).
+	Bind func(requestHash ledger.Hash) error
 }
 
 // Alt is a candidate token with its log-probability.
@@ -444,6 +449,14 @@ func (w *Local) Generate(ctx context.Context, req Request, onDelta func(Delta) e
 	}
 	if req.Admit != nil {
 		if err := req.Admit(len(prompt), steps-len(prompt)+1); err != nil {
+			return nil, err
+		}
+	}
+	if req.Bind != nil {
+		p := req.Sampler
+		h := ledger.RequestHash(&receipt.Receipt{Model: info.ID, Nonce: req.Nonce, Prompt: prompt,
+			Sampling: receipt.Sampling{Temperature: p.Temperature, TopK: p.TopK, TopP: p.TopP, Seed: p.Seed, Steps: audit.EffectiveSteps(steps, ctxLen), Stop: w.stops}})
+		if err := req.Bind(h); err != nil {
 			return nil, err
 		}
 	}

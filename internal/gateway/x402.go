@@ -1,0 +1,445 @@
+package gateway
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/verdictnet/verdict/internal/ledger"
+	"github.com/verdictnet/verdict/internal/ledger/client"
+	"github.com/verdictnet/verdict/internal/worker"
+)
+
+// x402 (version 2) headers and constants.
+const (
+	HeaderPaymentRequired  = "PAYMENT-REQUIRED"
+	HeaderPaymentSignature = "PAYMENT-SIGNATURE"
+	HeaderPaymentResponse  = "PAYMENT-RESPONSE"
+	X402Version            = 2
+	// SchemeExact pays the quoted amount, the most the request can cost,
+	// into an escrow for the receipt. (x402's "upto" would need the ledger
+	// to pay out less than an escrow's fee; it is not offered.)
+	SchemeExact = "exact"
+	// X402Asset names the ledger's coin in payment requirements.
+	X402Asset = "verdict"
+	// MaxPaymentHeaderBytes bounds a PAYMENT-SIGNATURE header.
+	MaxPaymentHeaderBytes = 16 << 10
+)
+
+// X402Reason is an x402 error reason (the "error" of PAYMENT-REQUIRED).
+type X402Reason string
+
+// Reasons a payment is refused.
+const (
+	ReasonPaymentRequired   X402Reason = "payment_required"
+	ReasonInvalidPayload    X402Reason = "invalid_payload"
+	ReasonInvalidScheme     X402Reason = "unsupported_scheme"
+	ReasonInvalidNetwork    X402Reason = "invalid_network"
+	ReasonInvalidSignature  X402Reason = "invalid_signature"
+	ReasonExpired           X402Reason = "payment_expired"
+	ReasonReplayed          X402Reason = "payment_replayed"
+	ReasonInsufficientFunds X402Reason = "insufficient_funds"
+	ReasonRequestMismatch   X402Reason = "request_mismatch"
+	ReasonAmountTooLow      X402Reason = "amount_too_low"
+	ReasonSettleFailed      X402Reason = "settlement_failed"
+)
+
+// X402Ledger is what x402 payments need from a ledger node
+// (client.Client has it).
+type X402Ledger interface {
+	ChainID(ctx context.Context) (string, error)
+	Account(ctx context.Context, a ledger.Address) (ledger.Account, error)
+	BroadcastCommit(ctx context.Context, tx *ledger.Tx) (client.Result, error)
+}
+
+// X402 configures x402 payments: a completion request without an API key
+// is quoted (402 with PAYMENT-REQUIRED) and served when it carries a
+// PAYMENT-SIGNATURE whose escrow transaction the gateway submits.
+type X402 struct {
+	Ledger        X402Ledger
+	PayTo         ledger.Address // the worker's account
+	PricePerToken uint64
+	// Submit queues the receipt for publication against the payer's
+	// escrow (worker.Chain.Submit).
+	Submit func(worker.Pending) error
+	// Timeout is how long a quote may be paid (default 120 s).
+	Timeout time.Duration
+	// Secret keys the quotes' nonces (default: random at New).
+	Secret []byte
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+
+	mu   sync.Mutex
+	used map[string]int64 // nonces paid, until their deadline
+}
+
+// PaymentRequirements is one way to pay (an entry of accepts). It,
+// PaymentRequired, PaymentPayload, ResourceInfo and SettleResponse follow
+// @x402/core 2.27's types.
+type PaymentRequirements struct {
+	Scheme            string         `json:"scheme"`
+	Network           string         `json:"network"`
+	Asset             string         `json:"asset"`
+	Amount            string         `json:"amount"`
+	PayTo             string         `json:"payTo"`
+	MaxTimeoutSeconds int            `json:"maxTimeoutSeconds"`
+	Extra             X402QuoteExtra `json:"extra"`
+}
+
+// X402QuoteExtra binds a quote to one request: the RequestHash the escrow
+// must name, the receipt nonce that hash includes, and its deadline.
+type X402QuoteExtra struct {
+	RequestHash string `json:"requestHash"`
+	Nonce       string `json:"nonce"`    // base64
+	Deadline    int64  `json:"deadline"` // unix seconds
+	ModelID     string `json:"modelId"`
+	ChainID     string `json:"chainId"`
+}
+
+// ResourceInfo describes the paid resource.
+type ResourceInfo struct {
+	URL         string `json:"url"`
+	Description string `json:"description,omitempty"`
+	MimeType    string `json:"mimeType,omitempty"`
+}
+
+// PaymentRequired is the decoded PAYMENT-REQUIRED header: the quote, or
+// with an empty accepts and an error, a refused payment.
+type PaymentRequired struct {
+	X402Version int                   `json:"x402Version"`
+	Error       string                `json:"error,omitempty"`
+	Resource    ResourceInfo          `json:"resource"`
+	Accepts     []PaymentRequirements `json:"accepts"`
+}
+
+// PaymentPayload is the decoded PAYMENT-SIGNATURE; its payload holds the
+// payer's signed openEscrow transaction (canonical bytes, base64).
+type PaymentPayload struct {
+	X402Version int                 `json:"x402Version"`
+	Resource    *ResourceInfo       `json:"resource,omitempty"`
+	Accepted    PaymentRequirements `json:"accepted"`
+	Payload     struct {
+		Transaction string `json:"transaction"`
+	} `json:"payload"`
+}
+
+// SettleResponse is the decoded PAYMENT-RESPONSE: the escrow
+// transaction's hash and, in extra, escrowId, height and receiptId.
+type SettleResponse struct {
+	Success     bool           `json:"success"`
+	ErrorReason string         `json:"errorReason,omitempty"`
+	Payer       string         `json:"payer,omitempty"`
+	Transaction string         `json:"transaction"`
+	Network     string         `json:"network"`
+	Amount      string         `json:"amount,omitempty"`
+	Extra       map[string]any `json:"extra,omitempty"`
+}
+
+// x402Request is a completion request taken by x402 (in its context).
+type x402Request struct {
+	w       http.ResponseWriter
+	url     string
+	payload *PaymentPayload // nil: quote
+	tx      *ledger.Tx
+}
+
+type x402Key struct{}
+
+var errQuoted = errors.New("x402: quoted")
+
+// x402Error is a refused payment: 402 with PAYMENT-REQUIRED.
+type x402Error struct {
+	Reason X402Reason
+	Msg    string
+}
+
+func (e *x402Error) Error() string { return fmt.Sprintf("x402 %s: %s", e.Reason, e.Msg) }
+
+func refuse(reason X402Reason, format string, a ...any) error {
+	return &x402Error{reason, fmt.Sprintf(format, a...)}
+}
+
+func (x *X402) now() time.Time {
+	if x.Now != nil {
+		return x.Now()
+	}
+	return time.Now()
+}
+
+func (x *X402) timeout() time.Duration {
+	if x.Timeout > 0 {
+		return x.Timeout
+	}
+	return 120 * time.Second
+}
+
+// nonce is deadline (8 bytes, big-endian unix seconds) || 16 random bytes
+// || the first 16 bytes of HMAC-SHA256(Secret, the first 24): the
+// gateway's own, unforgeable, self-expiring request id.
+func (x *X402) newNonce() ([]byte, int64) {
+	deadline := x.now().Add(x.timeout()).Unix()
+	n := binary.BigEndian.AppendUint64(nil, uint64(deadline))
+	var r [16]byte
+	rand.Read(r[:])
+	n = append(n, r[:]...)
+	return append(n, x.mac(n)...), deadline
+}
+
+func (x *X402) mac(b []byte) []byte {
+	m := hmac.New(sha256.New, x.Secret)
+	m.Write([]byte("verdict/x402/nonce/v1"))
+	m.Write(b)
+	return m.Sum(nil)[:16]
+}
+
+// checkNonce returns the deadline of a nonce the gateway issued.
+func (x *X402) checkNonce(n []byte) (int64, error) {
+	if len(n) != 40 || !hmac.Equal(x.mac(n[:24]), n[24:]) {
+		return 0, refuse(ReasonInvalidPayload, "the quote's nonce was not issued by this gateway")
+	}
+	d := int64(binary.BigEndian.Uint64(n))
+	if x.now().Unix() > d {
+		return 0, refuse(ReasonExpired, "the quote expired at %s", time.Unix(d, 0).UTC().Format(time.RFC3339))
+	}
+	return d, nil
+}
+
+// claim marks a nonce used (false: it was already).
+func (x *X402) claim(n []byte, deadline int64) bool {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	now := x.now().Unix()
+	for k, d := range x.used {
+		if d < now {
+			delete(x.used, k)
+		}
+	}
+	if x.used == nil {
+		x.used = map[string]int64{}
+	}
+	if _, ok := x.used[string(n)]; ok {
+		return false
+	}
+	x.used[string(n)] = deadline
+	return true
+}
+
+func (x *X402) unclaim(n []byte) {
+	x.mu.Lock()
+	delete(x.used, string(n))
+	x.mu.Unlock()
+}
+
+// decodePayment parses a PAYMENT-SIGNATURE header and the transaction in
+// it (signature checked).
+func decodePayment(h string) (*PaymentPayload, *ledger.Tx, error) {
+	if len(h) > MaxPaymentHeaderBytes {
+		return nil, nil, refuse(ReasonInvalidPayload, "%s header of %d bytes, at most %d", HeaderPaymentSignature, len(h), MaxPaymentHeaderBytes)
+	}
+	b, err := base64.StdEncoding.DecodeString(h)
+	if err != nil {
+		return nil, nil, refuse(ReasonInvalidPayload, "%s is not base64: %v", HeaderPaymentSignature, err)
+	}
+	var p PaymentPayload
+	if err := json.Unmarshal(b, &p); err != nil {
+		return nil, nil, refuse(ReasonInvalidPayload, "%s is not a payment payload: %v", HeaderPaymentSignature, err)
+	}
+	if p.X402Version != X402Version {
+		return nil, nil, refuse(ReasonInvalidPayload, "x402Version %d, want %d", p.X402Version, X402Version)
+	}
+	raw, err := base64.StdEncoding.DecodeString(p.Payload.Transaction)
+	if err != nil || len(raw) == 0 {
+		return nil, nil, refuse(ReasonInvalidPayload, "payload.transaction is not a base64 transaction")
+	}
+	tx, err := ledger.DecodeTx(raw)
+	if err != nil {
+		if errors.Is(err, ledger.ErrSignature) {
+			return nil, nil, refuse(ReasonInvalidSignature, "%v", err)
+		}
+		return nil, nil, refuse(ReasonInvalidPayload, "payload.transaction: %v", err)
+	}
+	return &p, tx, nil
+}
+
+// generateX402 runs a request paid (or to be quoted) by x402.
+func (s *Server) generateX402(ctx context.Context, xr *x402Request, req worker.Request, onDelta func(worker.Delta) error) (*worker.Result, error) {
+	x := s.o.X402
+	chainID, err := x.Ledger.ChainID(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("x402: ledger: %w", err)
+	}
+	network := CAIP2Network(chainID)
+	var prompt, maxc int
+	admit := req.Admit
+	req.Admit = func(p, m int) error {
+		prompt, maxc = p, m
+		if admit != nil {
+			return admit(p, m)
+		}
+		return nil
+	}
+	amount := func() uint64 { return x.PricePerToken * uint64(prompt+maxc) }
+	if xr.payload == nil {
+		nonce, deadline := x.newNonce()
+		req.Nonce = nonce
+		var q PaymentRequirements
+		req.Bind = func(h ledger.Hash) error {
+			info, _ := s.findModel(req.Model)
+			q = PaymentRequirements{Scheme: SchemeExact, Network: network, Asset: X402Asset, Amount: strconv.FormatUint(amount(), 10),
+				PayTo: x.PayTo.String(), MaxTimeoutSeconds: int(x.timeout() / time.Second),
+				Extra: X402QuoteExtra{RequestHash: h.String(), Nonce: base64.StdEncoding.EncodeToString(nonce), Deadline: deadline, ModelID: info.ID.String(), ChainID: chainID}}
+			return errQuoted
+		}
+		if _, err := s.o.Backend.Generate(ctx, req, nil); !errors.Is(err, errQuoted) {
+			if err == nil {
+				err = errors.New("x402: the backend generated without binding the request")
+			}
+			return nil, err
+		}
+		s.setPaymentRequired(xr, ReasonPaymentRequired, []PaymentRequirements{q})
+		return nil, &apiError{Status: http.StatusPaymentRequired, Type: "invalid_request_error", Code: strp(string(ReasonPaymentRequired)),
+			Message: fmt.Sprintf("payment required: pay %s %s to %s with x402 (%s header; see %s) or use an API key", q.Amount, X402Asset, q.PayTo, HeaderPaymentSignature, HeaderPaymentRequired)}
+	}
+	p, tx := xr.payload, xr.tx
+	acc := p.Accepted
+	if acc.Scheme != SchemeExact {
+		return nil, s.x402Refused(xr, refuse(ReasonInvalidScheme, "scheme %q: this gateway takes %q", acc.Scheme, SchemeExact))
+	}
+	if acc.Network != network || tx.ChainID != chainID {
+		return nil, s.x402Refused(xr, refuse(ReasonInvalidNetwork, "network %q, transaction for chain %q: this gateway settles on %s", acc.Network, tx.ChainID, network))
+	}
+	nonce, err := base64.StdEncoding.DecodeString(acc.Extra.Nonce)
+	if err != nil {
+		return nil, s.x402Refused(xr, refuse(ReasonInvalidPayload, "accepted.extra.nonce is not base64"))
+	}
+	deadline, err := x.checkNonce(nonce)
+	if err != nil {
+		return nil, s.x402Refused(xr, err)
+	}
+	m := tx.Msg.OpenEscrow
+	if m == nil || tx.Msg.Kind() != "openEscrow" {
+		return nil, s.x402Refused(xr, refuse(ReasonInvalidPayload, "the transaction is %q, not openEscrow", tx.Msg.Kind()))
+	}
+	if m.Worker != x.PayTo {
+		return nil, s.x402Refused(xr, refuse(ReasonInvalidPayload, "the escrow pays %s, not this worker %s", m.Worker, x.PayTo))
+	}
+	req.Nonce = nonce
+	var settle SettleResponse
+	var escrowID ledger.Hash
+	req.Bind = func(h ledger.Hash) error {
+		if m.Request != h {
+			return refuse(ReasonRequestMismatch, "the escrow is for request %s; this request is %s (the request changed since its quote)", m.Request, h)
+		}
+		if info, _ := s.findModel(req.Model); ledger.Hash(info.ID) != m.ModelID {
+			return refuse(ReasonRequestMismatch, "the escrow is for model %s", m.ModelID)
+		}
+		if err := x.checkFunds(ctx, tx, amount()); err != nil {
+			return err
+		}
+		if !x.claim(nonce, deadline) {
+			return refuse(ReasonReplayed, "this quote was already paid")
+		}
+		res, err := x.submit(ctx, tx)
+		if err != nil {
+			x.unclaim(nonce)
+			return err
+		}
+		escrowID = ledger.EscrowID(tx.Signer, tx.Nonce)
+		settle = settled(tx, res, network)
+		setPaymentResponse(xr.w, settle)
+		return nil
+	}
+	res, err := s.o.Backend.Generate(ctx, req, onDelta)
+	if err != nil {
+		var xe *x402Error
+		if errors.As(err, &xe) {
+			return nil, s.x402Refused(xr, err)
+		}
+		return nil, err
+	}
+	if escrowID.IsZero() {
+		// A backend that does not call Bind would serve unpaid.
+		return nil, fmt.Errorf("x402: receipt %s: the backend generated without binding the request, so it was not paid", res.ReceiptID)
+	}
+	if err := x.Submit(worker.Pending{ReceiptID: res.ReceiptID, Receipt: res.Receipt, Requester: tx.Signer.String(), Fee: m.Fee, EscrowID: escrowID}); err != nil {
+		return nil, fmt.Errorf("x402: queueing receipt %s for escrow %s: %w", res.ReceiptID, escrowID, err)
+	}
+	settle.Extra["receiptId"] = res.ReceiptID
+	setPaymentResponse(xr.w, settle) // seen unless a stream has started
+	return res, nil
+}
+
+func (s *Server) setPaymentRequired(xr *x402Request, reason X402Reason, accepts []PaymentRequirements) {
+	if accepts == nil {
+		accepts = []PaymentRequirements{}
+	}
+	b, _ := json.Marshal(PaymentRequired{X402Version: X402Version, Error: string(reason),
+		Resource: ResourceInfo{URL: xr.url, Description: "Verdict verifiable inference", MimeType: "application/json"}, Accepts: accepts})
+	xr.w.Header().Set(HeaderPaymentRequired, base64.StdEncoding.EncodeToString(b))
+}
+
+// x402Refused sets PAYMENT-REQUIRED with the reason of a refusal and
+// returns the 402.
+func (s *Server) x402Refused(xr *x402Request, err error) error {
+	var xe *x402Error
+	if !errors.As(err, &xe) {
+		return err
+	}
+	s.setPaymentRequired(xr, xe.Reason, nil)
+	return &apiError{Status: http.StatusPaymentRequired, Type: "invalid_request_error", Code: strp(string(xe.Reason)), Message: "payment refused: " + xe.Msg}
+}
+
+func setPaymentResponse(w http.ResponseWriter, r SettleResponse) {
+	b, _ := json.Marshal(r)
+	w.Header().Set(HeaderPaymentResponse, base64.StdEncoding.EncodeToString(b))
+}
+
+// checkFunds checks an escrow transaction's fee against amount and the
+// payer's ledger nonce and balance.
+func (x *X402) checkFunds(ctx context.Context, tx *ledger.Tx, amount uint64) error {
+	m := tx.Msg.OpenEscrow
+	if m.Fee < amount {
+		return refuse(ReasonAmountTooLow, "the escrow holds %d, the request may cost %d", m.Fee, amount)
+	}
+	a, err := x.Ledger.Account(ctx, tx.Signer)
+	if err != nil {
+		return fmt.Errorf("x402: ledger: %w", err)
+	}
+	if a.Nonce != tx.Nonce {
+		return refuse(ReasonReplayed, "transaction nonce %d, the payer's next is %d", tx.Nonce, a.Nonce)
+	}
+	if a.Balance < m.Fee || a.Balance-m.Fee < tx.Fee {
+		return refuse(ReasonInsufficientFunds, "the payer holds %d, the escrow and its fee need %d", a.Balance, m.Fee+tx.Fee)
+	}
+	return nil
+}
+
+// submit broadcasts an escrow transaction and waits for its block.
+func (x *X402) submit(ctx context.Context, tx *ledger.Tx) (client.Result, error) {
+	res, err := x.Ledger.BroadcastCommit(ctx, tx)
+	if err != nil {
+		if errors.Is(err, client.ErrRejected) {
+			return res, refuse(ReasonSettleFailed, "the ledger refused the escrow: %v", err)
+		}
+		return res, fmt.Errorf("x402: submitting the escrow: %w", err)
+	}
+	if res.Code != 0 {
+		return res, refuse(ReasonSettleFailed, "the escrow failed in block %d: code %d: %s", res.Height, res.Code, res.Log)
+	}
+	return res, nil
+}
+
+func settled(tx *ledger.Tx, res client.Result, network string) SettleResponse {
+	return SettleResponse{Success: true, Payer: tx.Signer.String(), Transaction: res.Hash, Network: network, Amount: strconv.FormatUint(tx.Msg.OpenEscrow.Fee, 10),
+		Extra: map[string]any{"escrowId": ledger.EscrowID(tx.Signer, tx.Nonce).String(), "height": res.Height}}
+}

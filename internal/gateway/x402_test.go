@@ -1,0 +1,569 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/verdictnet/verdict/internal/ledger"
+	"github.com/verdictnet/verdict/internal/ledger/client"
+	"github.com/verdictnet/verdict/internal/testutil"
+	"github.com/verdictnet/verdict/internal/worker"
+)
+
+// memLedger runs the ledger's state machine in memory, one block per
+// transaction: the X402Ledger of the tests.
+type memLedger struct {
+	mu    sync.Mutex
+	l     *ledger.Ledger
+	h     uint64
+	chain string
+}
+
+func (m *memLedger) ChainID(context.Context) (string, error) { return m.chain, nil }
+
+func (m *memLedger) Account(_ context.Context, a ledger.Address) (ledger.Account, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var acct ledger.Account
+	b, err := ledger.QueryState(m.l.Store(), "account/"+a.String(), nil)
+	if err != nil {
+		return acct, err
+	}
+	return acct, json.Unmarshal(b, &acct)
+}
+
+func (m *memLedger) query(t *testing.T, path string, v any) {
+	t.Helper()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	b, err := ledger.QueryState(m.l.Store(), path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (m *memLedger) BroadcastCommit(_ context.Context, tx *ledger.Tx) (client.Result, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	raw := tx.Encode()
+	if r := ledger.NewChecker(m.l).Check(raw); r.Code != 0 {
+		return client.Result{}, &client.RejectedError{Code: r.Code, Log: r.Log}
+	}
+	m.h++
+	br, err := m.l.FinalizeBlock(ledger.BlockContext{Height: m.h, Time: 1_700_000_000 + int64(m.h)}, [][]byte{raw})
+	if err != nil {
+		return client.Result{}, err
+	}
+	sum := sha256.Sum256(raw)
+	return client.Result{Hash: strings.ToUpper(hex.EncodeToString(sum[:])), Height: int64(m.h), Code: br.TxResults[0].Code, Log: br.TxResults[0].Log}, nil
+}
+
+func testKey(name string) ed25519.PrivateKey {
+	seed := sha256.Sum256([]byte("x402 test key " + name))
+	return ed25519.NewKeyFromSeed(seed[:])
+}
+
+func addrOf(k ed25519.PrivateKey) ledger.Address {
+	a, err := ledger.AddressOf(k.Public().(ed25519.PublicKey))
+	if err != nil {
+		panic(err)
+	}
+	return a
+}
+
+type x402Env struct {
+	ts        *httptest.Server
+	led       *memLedger
+	x         *X402
+	submitted chan worker.Pending
+	now       time.Time
+	nowMu     sync.Mutex
+	gen       *counting
+}
+
+func (e *x402Env) clock() time.Time { e.nowMu.Lock(); defer e.nowMu.Unlock(); return e.now }
+func (e *x402Env) advance(d time.Duration) {
+	e.nowMu.Lock()
+	e.now = e.now.Add(d)
+	e.nowMu.Unlock()
+}
+
+func newX402Env(t *testing.T) *x402Env {
+	t.Helper()
+	w := testWorker(t)
+	p := ledger.DefaultParams()
+	p.ModelQuorumBps = 0
+	g := ledger.Genesis{ChainID: "x402-test", Params: p, Accounts: []ledger.GenesisAccount{
+		{Address: addrOf(testKey("payer")), Balance: 1_000_000}, {Address: addrOf(testKey("poor")), Balance: 10},
+		{Address: addrOf(testKey("worker")), Balance: 1_000_000},
+	}}
+	l := ledger.New(ledger.NewMemStore(), ledger.Hooks{})
+	if err := l.InitGenesis(g); err != nil {
+		t.Fatal(err)
+	}
+	e := &x402Env{led: &memLedger{l: l, chain: g.ChainID}, submitted: make(chan worker.Pending, 10), now: time.Unix(1_800_000_000, 0)}
+	mi := w.Models()[0]
+	reg := &ledger.Tx{ChainID: g.ChainID, Fee: 1, Msg: ledger.Msg{RegisterModel: &ledger.MsgRegisterModel{ModelID: ledger.Hash(mi.ID), Name: mi.Name, SpecVersion: 2}}}
+	reg.Sign(testKey("worker"))
+	if res, err := e.led.BroadcastCommit(context.Background(), reg); err != nil || res.Code != 0 {
+		t.Fatalf("registering the model: %v %+v", err, res)
+	}
+	e.x = &X402{Ledger: e.led, PayTo: addrOf(testKey("worker")), PricePerToken: 2, Now: e.clock,
+		Submit: func(p worker.Pending) error { e.submitted <- p; return nil }}
+	e.ts, e.gen = newServer(t, func(o *Options) { o.Auth = oneKey("k"); o.X402 = e.x })
+	return e
+}
+
+const x402Body = `{"model":"stories260K","messages":[{"role":"user","content":"Lily"}],"max_tokens":8,"seed":3}`
+
+func decodeHeader[T any](t *testing.T, h string) T {
+	t.Helper()
+	var v T
+	b, err := base64.StdEncoding.DecodeString(h)
+	if err != nil {
+		t.Fatalf("header %q: %v", h, err)
+	}
+	if err := json.Unmarshal(b, &v); err != nil {
+		t.Fatalf("header %s: %v", b, err)
+	}
+	return v
+}
+
+// quote asks for the price of body: a 402 with PAYMENT-REQUIRED.
+func (e *x402Env) quote(t *testing.T, body string) PaymentRequired {
+	t.Helper()
+	res, b := post(t, e.ts.URL+"/v1/chat/completions", body)
+	if res.StatusCode != http.StatusPaymentRequired {
+		t.Fatalf("status %d: %s", res.StatusCode, b)
+	}
+	return decodeHeader[PaymentRequired](t, res.Header.Get(HeaderPaymentRequired))
+}
+
+// pay builds the PAYMENT-SIGNATURE of a quote signed by key, with mod
+// applied to the escrow transaction before it is signed.
+func (e *x402Env) pay(t *testing.T, q PaymentRequired, key ed25519.PrivateKey, mod func(*ledger.Tx)) string {
+	t.Helper()
+	acc := q.Accepts[0]
+	a, err := e.led.Account(context.Background(), addrOf(key))
+	if err != nil {
+		t.Fatal(err)
+	}
+	amount, _ := strconv.ParseUint(acc.Amount, 10, 64)
+	payTo, _ := ledger.ParseAddress(acc.PayTo)
+	model, _ := ledger.ParseHash(acc.Extra.ModelID)
+	req, _ := ledger.ParseHash(acc.Extra.RequestHash)
+	tx := &ledger.Tx{ChainID: acc.Extra.ChainID, Nonce: a.Nonce, Fee: 1,
+		Msg: ledger.Msg{OpenEscrow: &ledger.MsgOpenEscrow{Worker: payTo, ModelID: model, Fee: amount, Request: req}}}
+	if mod != nil {
+		mod(tx)
+	}
+	tx.Sign(key)
+	p := PaymentPayload{X402Version: X402Version, Accepted: acc}
+	p.Payload.Transaction = base64.StdEncoding.EncodeToString(tx.Encode())
+	b, _ := json.Marshal(p)
+	return base64.StdEncoding.EncodeToString(b)
+}
+
+func (e *x402Env) balance(t *testing.T, k ed25519.PrivateKey) uint64 {
+	a, err := e.led.Account(context.Background(), addrOf(k))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a.Balance
+}
+
+// TestX402Pay: a request without an API key is quoted, paid with the
+// payer's own escrow transaction, served, and its receipt queued for
+// publication against that escrow.
+func TestX402Pay(t *testing.T) {
+	e := newX402Env(t)
+	payer := testKey("payer")
+	before := e.balance(t, payer)
+	q := e.quote(t, x402Body)
+	if e.gen.n.Load() != 1 || e.balance(t, payer) != before {
+		t.Fatalf("a quote ran %d generations (want 1, stopped before a slot) and moved the balance", e.gen.n.Load())
+	}
+	if q.X402Version != 2 || q.Error != string(ReasonPaymentRequired) || len(q.Accepts) != 1 || !strings.HasSuffix(q.Resource.URL, "/v1/chat/completions") {
+		t.Fatalf("quote %+v", q)
+	}
+	acc := q.Accepts[0]
+	if acc.Scheme != "exact" || acc.Network != "cosmos:x402-test" || acc.Asset != X402Asset || acc.PayTo != addrOf(testKey("worker")).String() || acc.MaxTimeoutSeconds != 120 {
+		t.Fatalf("requirements %+v", acc)
+	}
+	hdr := e.pay(t, q, payer, nil)
+	res, b := post(t, e.ts.URL+"/v1/chat/completions", x402Body, HeaderPaymentSignature, hdr)
+	if res.StatusCode != 200 {
+		t.Fatalf("paid request: %d %s", res.StatusCode, b)
+	}
+	r := decodeResp(t, b)
+	sr := decodeHeader[SettleResponse](t, res.Header.Get(HeaderPaymentResponse))
+	if !sr.Success || sr.Network != acc.Network || sr.Payer != addrOf(payer).String() || len(sr.Transaction) != 64 || sr.Extra["receiptId"] != r.Verdict.ReceiptID {
+		t.Fatalf("settlement %+v, receipt %s", sr, r.Verdict.ReceiptID)
+	}
+	// amount = price x (prompt + most completion tokens)
+	want := 2 * (r.Usage.PromptTokens + 8)
+	if acc.Amount != strconv.Itoa(want) {
+		t.Errorf("amount %s, want %d", acc.Amount, want)
+	}
+	var esc ledger.Escrow
+	e.led.query(t, "escrow/"+sr.Extra["escrowId"].(string), &esc)
+	p := <-e.submitted
+	rh, err := ledger.ReceiptRequest(p.Receipt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if esc.Requester != addrOf(payer) || esc.Request != rh || p.EscrowID != esc.EscrowID || p.ReceiptID != r.Verdict.ReceiptID || strconv.FormatUint(esc.Fee, 10) != acc.Amount {
+		t.Fatalf("escrow %+v, pending %+v, receipt request %s", esc, p, rh)
+	}
+	if got := e.balance(t, payer); got != before-esc.Fee-1 {
+		t.Errorf("payer balance %d, want %d", got, before-esc.Fee-1)
+	}
+
+	// The same payment again is refused, nothing charged.
+	paid := e.balance(t, payer)
+	res, b = post(t, e.ts.URL+"/v1/chat/completions", x402Body, HeaderPaymentSignature, hdr)
+	checkRefused(t, res, b, ReasonReplayed)
+	if e.balance(t, payer) != paid {
+		t.Error("a replay was charged")
+	}
+	// The payer may commit to its own audit secret in the escrow.
+	commit := sha256.Sum256([]byte("secret"))
+	hdr = e.pay(t, e.quote(t, x402Body), payer, func(tx *ledger.Tx) { tx.Msg.OpenEscrow.AuditCommit = commit })
+	res, b = post(t, e.ts.URL+"/v1/chat/completions", x402Body, HeaderPaymentSignature, hdr)
+	if res.StatusCode != 200 {
+		t.Fatalf("escrow with an audit commitment: %d %s", res.StatusCode, b)
+	}
+	sr = decodeHeader[SettleResponse](t, res.Header.Get(HeaderPaymentResponse))
+	e.led.query(t, "escrow/"+sr.Extra["escrowId"].(string), &esc)
+	if esc.AuditCommit != commit {
+		t.Fatalf("escrow %+v lost the audit commitment", esc)
+	}
+	<-e.submitted
+	// An API key still works as before (the account pays nothing here:
+	// no meter).
+	res, b = post(t, e.ts.URL+"/v1/chat/completions", x402Body, "Authorization", "Bearer k")
+	if res.StatusCode != 200 || res.Header.Get(HeaderPaymentResponse) != "" {
+		t.Fatalf("API key: %d %s", res.StatusCode, b)
+	}
+}
+
+func checkRefused(t *testing.T, res *http.Response, body []byte, want X402Reason) {
+	t.Helper()
+	if res.StatusCode != http.StatusPaymentRequired {
+		t.Fatalf("status %d, want 402: %s", res.StatusCode, body)
+	}
+	pr := decodeHeader[PaymentRequired](t, res.Header.Get(HeaderPaymentRequired))
+	if pr.X402Version != 2 || pr.Error != string(want) || pr.Accepts == nil {
+		t.Fatalf("PAYMENT-REQUIRED %+v, want error %q (body %s)", pr, want, body)
+	}
+	var eb struct {
+		Error struct{ Code string } `json:"error"`
+	}
+	if json.Unmarshal(body, &eb); eb.Error.Code != string(want) {
+		t.Fatalf("body %s, want code %q", body, want)
+	}
+	if res.Header.Get(HeaderPaymentResponse) != "" {
+		t.Fatal("a refused payment has a PAYMENT-RESPONSE")
+	}
+}
+
+// TestX402Refusals: expired, underfunded, wrong-network, tampered and
+// malformed payments are refused with the x402 error shape and nothing is
+// charged or generated.
+func TestX402Refusals(t *testing.T) {
+	e := newX402Env(t)
+	payer, poor := testKey("payer"), testKey("poor")
+	for _, tc := range []struct {
+		name   string
+		key    ed25519.PrivateKey
+		body   string // sent with the payment (default x402Body)
+		header func(q PaymentRequired) string
+		want   X402Reason
+	}{
+		{name: "expired", key: payer, want: ReasonExpired, header: func(q PaymentRequired) string {
+			h := e.pay(t, q, payer, nil)
+			e.advance(121 * time.Second)
+			return h
+		}},
+		{name: "underfunded", key: poor, want: ReasonInsufficientFunds},
+		{name: "wrong network (transaction)", key: payer, want: ReasonInvalidNetwork, header: func(q PaymentRequired) string {
+			return e.pay(t, q, payer, func(tx *ledger.Tx) { tx.ChainID = "other-chain" })
+		}},
+		{name: "wrong network (accepted)", key: payer, want: ReasonInvalidNetwork, header: func(q PaymentRequired) string {
+			q.Accepts[0].Network = "eip155:8453"
+			return e.pay(t, q, payer, nil)
+		}},
+		{name: "scheme", key: payer, want: ReasonInvalidScheme, header: func(q PaymentRequired) string {
+			q.Accepts[0].Scheme = "upto"
+			return e.pay(t, q, payer, nil)
+		}},
+		{name: "tampered request", key: payer, want: ReasonRequestMismatch,
+			body: strings.Replace(x402Body, "Lily", "Tom", 1)},
+		{name: "tampered max_tokens", key: payer, want: ReasonRequestMismatch,
+			body: strings.Replace(x402Body, `"max_tokens":8`, `"max_tokens":9`, 1)},
+		{name: "amount lowered", key: payer, want: ReasonAmountTooLow, header: func(q PaymentRequired) string {
+			return e.pay(t, q, payer, func(tx *ledger.Tx) { tx.Msg.OpenEscrow.Fee-- })
+		}},
+		{name: "another worker", key: payer, want: ReasonInvalidPayload, header: func(q PaymentRequired) string {
+			return e.pay(t, q, payer, func(tx *ledger.Tx) { tx.Msg.OpenEscrow.Worker = addrOf(testKey("other")) })
+		}},
+		{name: "forged nonce", key: payer, want: ReasonInvalidPayload, header: func(q PaymentRequired) string {
+			n, _ := base64.StdEncoding.DecodeString(q.Accepts[0].Extra.Nonce)
+			n[30] ^= 1
+			q.Accepts[0].Extra.Nonce = base64.StdEncoding.EncodeToString(n)
+			return e.pay(t, q, payer, nil)
+		}},
+		{name: "tampered signature", key: payer, want: ReasonInvalidSignature, header: func(q PaymentRequired) string {
+			h := e.pay(t, q, payer, nil)
+			p := decodeHeader[PaymentPayload](t, h)
+			raw, _ := base64.StdEncoding.DecodeString(p.Payload.Transaction)
+			var tx ledger.Tx
+			json.Unmarshal(raw, &tx)
+			tx.Msg.OpenEscrow.Fee++ // the payer signed another amount
+			p.Payload.Transaction = base64.StdEncoding.EncodeToString(tx.Encode())
+			b, _ := json.Marshal(p)
+			return base64.StdEncoding.EncodeToString(b)
+		}},
+		{name: "not base64", key: payer, want: ReasonInvalidPayload, header: func(PaymentRequired) string { return "%%%" }},
+		{name: "not JSON", key: payer, want: ReasonInvalidPayload, header: func(PaymentRequired) string { return base64.StdEncoding.EncodeToString([]byte("{")) }},
+		{name: "oversized", key: payer, want: ReasonInvalidPayload, header: func(PaymentRequired) string { return strings.Repeat("A", MaxPaymentHeaderBytes+4) }},
+		{name: "version 1", key: payer, want: ReasonInvalidPayload, header: func(q PaymentRequired) string {
+			p := decodeHeader[PaymentPayload](t, e.pay(t, q, payer, nil))
+			p.X402Version = 1
+			b, _ := json.Marshal(p)
+			return base64.StdEncoding.EncodeToString(b)
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			q := e.quote(t, x402Body)
+			hdr := ""
+			if tc.header != nil {
+				hdr = tc.header(q)
+			} else {
+				hdr = e.pay(t, q, tc.key, nil)
+			}
+			body := x402Body
+			if tc.body != "" {
+				body = tc.body
+			}
+			before, gens := e.balance(t, tc.key), e.gen.n.Load()
+			res, b := post(t, e.ts.URL+"/v1/chat/completions", body, HeaderPaymentSignature, hdr)
+			checkRefused(t, res, b, tc.want)
+			if e.balance(t, tc.key) != before {
+				t.Errorf("charged %d", before-e.balance(t, tc.key))
+			}
+			if n := e.gen.n.Load() - gens; n > 1 {
+				t.Errorf("%d generations", n)
+			}
+			select {
+			case p := <-e.submitted:
+				t.Errorf("a refused payment queued receipt %s", p.ReceiptID)
+			default:
+			}
+		})
+	}
+}
+
+// TestX402KeysStay: x402 sits beside API keys: a wrong key is still 401
+// (not a free or x402 request), and x402 without keys is refused at New.
+func TestX402KeysStay(t *testing.T) {
+	e := newX402Env(t)
+	res, b := post(t, e.ts.URL+"/v1/chat/completions", x402Body, "Authorization", "Bearer wrong")
+	if res.StatusCode != http.StatusUnauthorized || res.Header.Get(HeaderPaymentRequired) != "" {
+		t.Fatalf("wrong key: %d %s", res.StatusCode, b)
+	}
+	if _, err := New(Options{Backend: stubBackend{}, NoAuth: true, X402: &X402{Ledger: e.led, PayTo: e.x.PayTo, PricePerToken: 1, Submit: e.x.Submit}}); err == nil {
+		t.Fatal("x402 without API keys accepted")
+	}
+	if _, err := New(Options{Backend: stubBackend{}, Auth: oneKey("k"), X402: &X402{Ledger: e.led, PricePerToken: 1, Submit: e.x.Submit}}); err == nil {
+		t.Fatal("x402 without payTo accepted")
+	}
+}
+
+// TestX402OfficialClient pays through the official x402 TypeScript client
+// (@x402/core's x402Client and x402HTTPClient) with a client scheme for
+// Verdict's network registered in the test. It needs @x402/core in
+// e2e/node_modules (or a directory holding node_modules/@x402/core in
+// $VERDICT_X402_DIR) and skips without it.
+func TestX402OfficialClient(t *testing.T) {
+	dir := os.Getenv("VERDICT_X402_DIR")
+	if dir == "" {
+		dir = filepath.Join(testutil.RepoRoot(t), "e2e")
+	}
+	node, err := exec.LookPath("node")
+	if err == nil {
+		_, err = os.Stat(filepath.Join(dir, "node_modules", "@x402", "core", "package.json"))
+	}
+	if err != nil {
+		t.Skipf("node or @x402/core missing (%v): add @x402/core to e2e/package.json or set VERDICT_X402_DIR", err)
+	}
+	script, err := os.ReadFile(filepath.Join("testdata", "x402client.mjs"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newX402Env(t)
+	payer := testKey("payer")
+	before := e.balance(t, payer)
+	cmd := exec.Command(node, "--input-type=module")
+	cmd.Dir, cmd.Stdin = dir, bytes.NewReader(script)
+	cmd.Env = append(os.Environ(), "URL="+e.ts.URL+"/v1/chat/completions", "BODY="+x402Body, "SEED="+hex.EncodeToString(payer.Seed()), "NONCE=0", "CHAIN=x402-test")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	var got struct {
+		Required  PaymentRequired
+		Settle    SettleResponse
+		ReceiptID string
+	}
+	if err := json.Unmarshal(out, &got); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	p := <-e.submitted
+	var esc ledger.Escrow
+	e.led.query(t, "escrow/"+p.EscrowID.String(), &esc)
+	rh, _ := ledger.ReceiptRequest(p.Receipt)
+	if !got.Settle.Success || got.Settle.Payer != addrOf(payer).String() || got.Settle.Extra["receiptId"] != got.ReceiptID || p.ReceiptID != got.ReceiptID ||
+		esc.Requester != addrOf(payer) || esc.Request != rh || strconv.FormatUint(esc.Fee, 10) != got.Required.Accepts[0].Amount {
+		t.Fatalf("settle %+v, escrow %+v, receipt %s", got.Settle, esc, got.ReceiptID)
+	}
+	if e.balance(t, payer) != before-esc.Fee-1 {
+		t.Errorf("payer balance %d, want %d", e.balance(t, payer), before-esc.Fee-1)
+	}
+}
+
+// TestX402Facilitator: /x402/supported, /verify and /settle let another
+// resource server use the ledger as its x402 facilitator; verify charges
+// nothing, settle submits the payer's escrow once.
+func TestX402Facilitator(t *testing.T) {
+	e := newX402Env(t)
+	payer := testKey("payer")
+	res, b := get(t, e.ts.URL+"/x402/supported")
+	var sup SupportedResponse
+	if json.Unmarshal(b, &sup); res.StatusCode != 200 || len(sup.Kinds) != 1 || sup.Kinds[0] != (SupportedKind{2, "exact", "cosmos:x402-test"}) {
+		t.Fatalf("supported: %d %s", res.StatusCode, b)
+	}
+	q := e.quote(t, x402Body)
+	body := func(hdr string, req PaymentRequirements) string {
+		p, _ := base64.StdEncoding.DecodeString(hdr)
+		vb, _ := json.Marshal(VerifyRequest{X402Version: 2, PaymentPayload: p, PaymentRequirements: req})
+		return string(vb)
+	}
+	hdr := e.pay(t, q, payer, nil)
+	before := e.balance(t, payer)
+	var vr VerifyResponse
+	res, b = post(t, e.ts.URL+"/x402/verify", body(hdr, q.Accepts[0]))
+	if json.Unmarshal(b, &vr); res.StatusCode != 200 || !vr.IsValid || vr.Payer != addrOf(payer).String() || e.balance(t, payer) != before {
+		t.Fatalf("verify: %d %s", res.StatusCode, b)
+	}
+	other := q.Accepts[0]
+	other.Amount = strconv.Itoa(1 << 20) // more than the escrow holds
+	res, b = post(t, e.ts.URL+"/x402/verify", body(hdr, other))
+	if json.Unmarshal(b, &vr); res.StatusCode != 200 || vr.IsValid || vr.InvalidReason != string(ReasonAmountTooLow) {
+		t.Fatalf("verify with a larger amount: %s", b)
+	}
+	other = q.Accepts[0]
+	other.Extra.RequestHash = strings.Repeat("ab", 32)
+	res, b = post(t, e.ts.URL+"/x402/verify", body(hdr, other))
+	if json.Unmarshal(b, &vr); res.StatusCode != 200 || vr.IsValid || vr.InvalidReason != string(ReasonRequestMismatch) {
+		t.Fatalf("verify for another request: %s", b)
+	}
+	var sr SettleResponse
+	res, b = post(t, e.ts.URL+"/x402/settle", body(hdr, q.Accepts[0]))
+	if json.Unmarshal(b, &sr); res.StatusCode != 200 || !sr.Success || len(sr.Transaction) != 64 {
+		t.Fatalf("settle: %d %s", res.StatusCode, b)
+	}
+	var esc ledger.Escrow
+	e.led.query(t, "escrow/"+sr.Extra["escrowId"].(string), &esc)
+	if esc.Requester != addrOf(payer) || e.balance(t, payer) != before-esc.Fee-1 {
+		t.Fatalf("escrow %+v, balance %d", esc, e.balance(t, payer))
+	}
+	res, b = post(t, e.ts.URL+"/x402/settle", body(hdr, q.Accepts[0]))
+	if json.Unmarshal(b, &sr); res.StatusCode != 200 || sr.Success || sr.ErrorReason != string(ReasonReplayed) || e.balance(t, payer) != before-esc.Fee-1 {
+		t.Fatalf("settle again: %s", b)
+	}
+	res, b = post(t, e.ts.URL+"/x402/settle", `{"x402Version":2}`)
+	if json.Unmarshal(b, &sr); res.StatusCode != 200 || sr.Success || sr.ErrorReason != string(ReasonInvalidPayload) {
+		t.Fatalf("settle of nothing: %s", b)
+	}
+}
+
+// unbound is a backend that generates without calling Bind.
+type unbound struct{ Backend }
+
+func (u unbound) Generate(ctx context.Context, req worker.Request, f func(worker.Delta) error) (*worker.Result, error) {
+	req.Bind = nil
+	return u.Backend.Generate(ctx, req, f)
+}
+
+// TestX402UnboundBackend: a backend that skips Bind is never served for
+// free: no quote, no answer.
+func TestX402UnboundBackend(t *testing.T) {
+	e := newX402Env(t)
+	q := e.quote(t, x402Body)
+	hdr := e.pay(t, q, testKey("payer"), nil)
+	s, err := New(Options{Backend: unbound{testWorker(t)}, Auth: oneKey("k"), X402: e.x})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(s)
+	defer ts.Close()
+	before := e.balance(t, testKey("payer"))
+	defer func() {
+		if e.balance(t, testKey("payer")) != before {
+			t.Error("charged")
+		}
+		select {
+		case p := <-e.submitted:
+			t.Errorf("receipt %s queued", p.ReceiptID)
+		default:
+		}
+	}()
+	for _, h := range []string{"", hdr} {
+		var res *http.Response
+		var b []byte
+		if h == "" {
+			res, b = post(t, ts.URL+"/v1/chat/completions", x402Body)
+		} else {
+			res, b = post(t, ts.URL+"/v1/chat/completions", x402Body, HeaderPaymentSignature, h)
+		}
+		if res.StatusCode == 200 || res.StatusCode == 402 {
+			t.Fatalf("paid %v: status %d: %s", h != "", res.StatusCode, b)
+		}
+	}
+}
+
+// TestX402Stream: a paid stream carries PAYMENT-RESPONSE (the escrow; its
+// headers go out before the receipt exists) and the receipt in its trailer.
+func TestX402Stream(t *testing.T) {
+	e := newX402Env(t)
+	body := strings.Replace(x402Body, `"seed":3`, `"seed":3,"stream":true`, 1)
+	hdr := e.pay(t, e.quote(t, body), testKey("payer"), nil)
+	res, b := post(t, e.ts.URL+"/v1/chat/completions", body, HeaderPaymentSignature, hdr)
+	if res.StatusCode != 200 || !strings.HasPrefix(res.Header.Get("Content-Type"), "text/event-stream") {
+		t.Fatalf("paid stream: %d %s", res.StatusCode, b)
+	}
+	sr := decodeHeader[SettleResponse](t, res.Header.Get(HeaderPaymentResponse))
+	p := <-e.submitted
+	if !sr.Success || sr.Extra["escrowId"] != p.EscrowID.String() || res.Trailer.Get("X-Verdict-Receipt") != p.ReceiptID {
+		t.Fatalf("settlement %+v, trailer %q, queued %s for escrow %s", sr, res.Trailer.Get("X-Verdict-Receipt"), p.ReceiptID, p.EscrowID)
+	}
+}
