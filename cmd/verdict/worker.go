@@ -165,8 +165,8 @@ func runWorker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	var chain *worker.Chain
 	if meter == nil {
-		cc.Escrow = func(ctx context.Context, p *worker.Pending, a ledger.Address, m ledger.Hash, agent uint64) (ledger.Hash, error) {
-			return chain.SelfEscrow(ctx, p, a, m, agent)
+		cc.Escrow = func(p *worker.Pending, a ledger.Address, m ledger.Hash, agent uint64) (ledger.Msg, *worker.Sender, error) {
+			return chain.SelfEscrow(p, a, m, agent)
 		}
 	}
 	if chain, err = worker.NewChain(w, cc); err != nil {

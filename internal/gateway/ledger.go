@@ -234,29 +234,23 @@ func (r *ledgerReservation) Charge(ctx context.Context, res *worker.Result) erro
 	return err
 }
 
-// Escrow implements worker.Escrower: it opens the escrow for a pending
-// receipt with its requester's key.
-func (m *LedgerMeter) Escrow(ctx context.Context, p *worker.Pending, w ledger.Address, model ledger.Hash, agentID uint64) (ledger.Hash, error) {
+// Escrow implements worker.Escrower: the escrow for a pending receipt is
+// opened with its requester's key (the worker records the signed
+// transaction before it sends it).
+func (m *LedgerMeter) Escrow(p *worker.Pending, w ledger.Address, model ledger.Hash, agentID uint64) (ledger.Msg, *worker.Sender, error) {
 	a, err := ledger.ParseAddress(p.Requester)
 	if err != nil {
-		return ledger.Hash{}, fmt.Errorf("%w: requester %q is not a ledger account", client.ErrRejected, p.Requester)
+		return ledger.Msg{}, nil, fmt.Errorf("%w: requester %q is not a ledger account", client.ErrRejected, p.Requester)
 	}
 	s := m.Accounts.sender[a]
 	if s == nil {
-		return ledger.Hash{}, fmt.Errorf("%w: no key for requester %s", client.ErrRejected, a)
+		return ledger.Msg{}, nil, fmt.Errorf("%w: no key for requester %s", client.ErrRejected, a)
 	}
 	req, err := ledger.ReceiptRequest(p.Receipt)
 	if err != nil {
-		return ledger.Hash{}, fmt.Errorf("%w: %v", client.ErrRejected, err)
+		return ledger.Msg{}, nil, fmt.Errorf("%w: %v", client.ErrRejected, err)
 	}
-	nonce, err := s.Send(ctx, ledger.Msg{OpenEscrow: &ledger.MsgOpenEscrow{Worker: w, ModelID: model, Fee: p.Fee, Request: req, AgentID: agentID}})
-	if errors.Is(err, worker.ErrMaybeSent) {
-		return ledger.EscrowID(a, nonce), err // the worker looks for it before retrying
-	}
-	if err != nil {
-		return ledger.Hash{}, err
-	}
-	return ledger.EscrowID(a, nonce), nil
+	return ledger.Msg{OpenEscrow: &ledger.MsgOpenEscrow{Worker: w, ModelID: model, Fee: p.Fee, Request: req, AgentID: agentID}}, s, nil
 }
 
 // LedgerStatus returns a StatusFunc reading a receipt's status from the

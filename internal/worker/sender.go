@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 	"time"
 
@@ -61,6 +60,17 @@ func (s *Sender) Client() *client.Client { return s.c }
 // node does not answer, the error wraps ErrMaybeSent and the nonce is the
 // one the transaction carried.
 func (s *Sender) Send(ctx context.Context, m ledger.Msg) (uint64, error) {
+	return s.SendRecorded(ctx, m, nil)
+}
+
+// SendRecorded is Send with a record step: record (when not nil) gets each
+// signed transaction before it is broadcast, so that a caller can keep it
+// durably and, after a crash, find it committed or send the same bytes
+// again instead of signing another transaction for the same purpose. A
+// record error stops Send before anything is broadcast. When a rejection
+// for the nonce makes Send sign again, record sees the new transaction,
+// which replaces the old one (the old one was not taken).
+func (s *Sender) SendRecorded(ctx context.Context, m ledger.Msg, record func(*ledger.Tx) error) (uint64, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var last error
@@ -77,6 +87,12 @@ func (s *Sender) Send(ctx context.Context, m ledger.Msg) (uint64, error) {
 			s.synced = false
 			return 0, err
 		}
+		if record != nil {
+			if err := record(tx); err != nil {
+				s.synced = false
+				return 0, fmt.Errorf("recording transaction %d: %w", tx.Nonce, err)
+			}
+		}
 		_, err = s.c.BroadcastSync(ctx, tx)
 		if err == nil {
 			s.next++
@@ -86,7 +102,7 @@ func (s *Sender) Send(ctx context.Context, m ledger.Msg) (uint64, error) {
 			s.synced = false // the node may or may not have it: read the nonce again
 			return tx.Nonce, fmt.Errorf("%w: %w", ErrMaybeSent, err)
 		}
-		if !strings.Contains(err.Error(), "nonce") {
+		if code, _ := client.RejectionCode(err); code != ledger.Code(ledger.ErrNonce) {
 			return 0, err
 		}
 		last = err
@@ -101,28 +117,40 @@ func (s *Sender) Send(ctx context.Context, m ledger.Msg) (uint64, error) {
 }
 
 // Commit sends m and waits until it is in a block; a message that failed
-// in its block is an error.
+// in its block is an error (a *client.FailedError). A rejection for the
+// nonce (a transaction of the account still in the mempool) is retried
+// with the nonce read again, as Send does.
 func (s *Sender) Commit(ctx context.Context, m ledger.Msg) (client.Result, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	acct, err := s.c.Account(ctx, s.addr)
-	if err != nil {
-		return client.Result{}, err
+	for attempt := 0; ; attempt++ {
+		acct, err := s.c.Account(ctx, s.addr)
+		if err != nil {
+			return client.Result{}, err
+		}
+		s.next, s.synced = acct.Nonce, true
+		tx, err := s.c.Sign(ctx, s.key, m, s.fee, int64(s.next))
+		if err != nil {
+			return client.Result{}, err
+		}
+		res, err := s.c.BroadcastCommit(ctx, tx)
+		s.synced = false
+		if code, ok := client.RejectionCode(err); ok && code == ledger.Code(ledger.ErrNonce) && attempt < 40 {
+			select {
+			case <-time.After(250 * time.Millisecond):
+				continue
+			case <-ctx.Done():
+				return client.Result{}, ctx.Err()
+			}
+		}
+		if err != nil {
+			return res, err
+		}
+		if res.Code != 0 {
+			return res, &client.FailedError{Height: res.Height, Code: res.Code, Log: res.Log}
+		}
+		return res, nil
 	}
-	s.next, s.synced = acct.Nonce, true
-	tx, err := s.c.Sign(ctx, s.key, m, s.fee, int64(s.next))
-	if err != nil {
-		return client.Result{}, err
-	}
-	res, err := s.c.BroadcastCommit(ctx, tx)
-	s.synced = false
-	if err != nil {
-		return res, err
-	}
-	if res.Code != 0 {
-		return res, fmt.Errorf("transaction failed in block %d: code %d: %s", res.Height, res.Code, res.Log)
-	}
-	return res, nil
 }
 
 // QueryJSON runs a ledger query and decodes its answer into v. found is

@@ -118,6 +118,32 @@ func RejectionCode(err error) (uint32, bool) {
 	return 0, false
 }
 
+// FailedError is a transaction that was committed and whose message
+// failed in its block, with its result code (ledger.Code).
+type FailedError struct {
+	Height int64
+	Code   uint32
+	Log    string
+}
+
+func (e *FailedError) Error() string {
+	return fmt.Sprintf("transaction failed in block %d: code %d: %s", e.Height, e.Code, e.Log)
+}
+
+// ErrorCode returns the ledger.Code of a transaction that CheckTx rejected
+// (RejectedError) or that failed in its block (FailedError), and false for
+// any other error (the node could not be asked, for one).
+func ErrorCode(err error) (uint32, bool) {
+	if code, ok := RejectionCode(err); ok {
+		return code, true
+	}
+	var fe *FailedError
+	if errors.As(err, &fe) {
+		return fe.Code, true
+	}
+	return 0, false
+}
+
 // Sign fills in the chain id and, when nonce is negative, the signer's next
 // nonce, and signs m with key.
 func (c *Client) Sign(ctx context.Context, key ed25519.PrivateKey, m ledger.Msg, fee uint64, nonce int64) (*ledger.Tx, error) {
