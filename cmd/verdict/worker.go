@@ -175,6 +175,7 @@ func runWorker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if meter != nil {
 		meter.Submit = chain.Submit
 		meter.Pending = chain.IsPending
+		meter.Backlogged = chain.Backlogged
 		opts.Meter = meter
 	} else {
 		opts.Meter = selfPay{chain}

@@ -60,6 +60,11 @@ type Balances interface {
 	Account(ctx context.Context, a ledger.Address) (ledger.Account, error)
 }
 
+// ErrBacklog is a refusal because the worker publishes receipts slower
+// than it is asked for them (its outbox passed its bound); the HTTP API
+// answers 429 rate_limit_exceeded with Retry-After (RetryAfterBacklog).
+var ErrBacklog = errors.New("publishing backlog")
+
 // LedgerMeter charges callers per token from escrow on the ledger.
 //
 // Reserve holds, in this process, the most a request can cost (its prompt
@@ -86,6 +91,11 @@ type LedgerMeter struct {
 	// against its account. nil: charged fees are assumed on the ledger at
 	// once, which lets an account overdraw while its escrows wait.
 	Pending func(id string) bool
+	// Backlogged reports that the worker's outbox is past its bound
+	// (worker.Chain.Backlogged): new requests are refused (429 with
+	// Retry-After, ErrBacklog) rather than served and left unpublished.
+	// nil: never.
+	Backlogged func() bool
 
 	mu      sync.Mutex
 	charged map[string]bool
@@ -114,6 +124,9 @@ func (m *LedgerMeter) Reserve(ctx context.Context, account, model string, prompt
 	a, err := ledger.ParseAddress(account)
 	if err != nil {
 		return nil, fmt.Errorf("%w: account %q is not a ledger account", ErrInsufficientQuota, account)
+	}
+	if m.Backlogged != nil && m.Backlogged() {
+		return nil, fmt.Errorf("%w: the worker's receipts wait to be published on the ledger", ErrBacklog)
 	}
 	need := m.price()*uint64(promptTokens+maxCompletion) + escrowTxFee
 	// Drop the owed fees of receipts that left the outbox before reading

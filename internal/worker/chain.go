@@ -77,8 +77,13 @@ type ChainConfig struct {
 	Validators []ledger.Address
 	Escrow     Escrower
 	// Poll is the publishing loop's period (default 200 ms).
-	Poll   time.Duration
-	Logger *slog.Logger
+	Poll time.Duration
+	// MaxPending bounds the outbox: past it, Backlogged is true and the
+	// gateway refuses new paid requests (default 1024; a receipt is never
+	// refused once answered, so the outbox may pass the bound by the
+	// requests running when it is reached).
+	MaxPending int
+	Logger     *slog.Logger
 }
 
 // Chain publishes a Local worker's receipts on the ledger, answers its
@@ -100,6 +105,7 @@ type Chain struct {
 	failed   string
 
 	nPublished, audits, disputed, failures atomic.Int64
+	validations                            chan string // published receipts to ask validations for
 
 	// The follow state (Dir/follow.json) and the disputes it lists.
 	fmu       sync.Mutex
@@ -153,6 +159,9 @@ func NewChain(w *Local, cfg ChainConfig) (*Chain, error) {
 	if cfg.Poll <= 0 {
 		cfg.Poll = 200 * time.Millisecond
 	}
+	if cfg.MaxPending <= 0 {
+		cfg.MaxPending = DefaultMaxPending
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -161,7 +170,7 @@ func NewChain(w *Local, cfg ChainConfig) (*Chain, error) {
 		return nil, err
 	}
 	c := &Chain{w: w, cfg: cfg, send: s, log: cfg.Logger, addr: s.Address(),
-		pending: map[string]*pendingState{}, watch: map[string]*receipt.Receipt{},
+		pending: map[string]*pendingState{}, watch: map[string]*receipt.Receipt{}, validations: make(chan string, 4096),
 		outbox: filepath.Join(cfg.Dir, "outbox"), failed: filepath.Join(cfg.Dir, "failed")}
 	for _, d := range []string{c.outbox, c.failed} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
@@ -370,6 +379,13 @@ func (c *Chain) PendingCount() int {
 	return len(c.pending)
 }
 
+// DefaultMaxPending is ChainConfig.MaxPending's default.
+const DefaultMaxPending = 1024
+
+// Backlogged reports whether the outbox holds MaxPending receipts or more:
+// publishing has fallen behind serving, and new requests should wait.
+func (c *Chain) Backlogged() bool { return c.PendingCount() >= c.cfg.MaxPending }
+
 // IsPending reports whether a receipt is in the outbox.
 func (c *Chain) IsPending(id string) bool {
 	c.mu.Lock()
@@ -390,10 +406,14 @@ func (c *Chain) persist(p *Pending) error {
 // until ctx ends.
 func (c *Chain) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
-	wg.Add(1)
+	wg.Add(2)
 	go func() {
 		defer wg.Done()
 		c.follow(ctx)
+	}()
+	go func() {
+		defer wg.Done()
+		c.requestValidations(ctx)
 	}()
 	t := time.NewTicker(c.cfg.Poll)
 	defer t.Stop()
@@ -421,23 +441,47 @@ func (c *Chain) publish(ctx context.Context) {
 	}
 	c.mu.Unlock()
 	slices.SortFunc(due, func(a, b *pendingState) int { return strings.Compare(a.p.ReceiptID, b.p.ReceiptID) })
+	// Entries step concurrently (their queries and record writes overlap;
+	// each account's transactions still go out in nonce order through its
+	// Sender).
+	work := make(chan *pendingState)
+	var wg sync.WaitGroup
+	for range min(publishers, len(due)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ps := range work {
+				c.stepOne(ctx, ps)
+			}
+		}()
+	}
 	for _, ps := range due {
 		if ctx.Err() != nil {
-			return
+			break
 		}
-		if err := c.step(ctx, ps); errors.Is(err, errModelPending) {
-			ps.next = time.Now().Add(modelPendingRetry)
-			c.log.Info("receipt waits for its model to become active", "receipt", ps.p.ReceiptID, "retry_in", modelPendingRetry, "err", err)
-		} else if err != nil {
-			ps.p.Attempts++
-			back := min(time.Duration(1<<min(ps.p.Attempts, 6))*250*time.Millisecond, 15*time.Second)
-			ps.next = time.Now().Add(back)
-			c.log.Warn("publishing a receipt", "receipt", ps.p.ReceiptID, "attempt", ps.p.Attempts, "retry_in", back, "err", err)
-			if ps.p.Attempts >= maxAttempts {
-				c.fail(ps, err.Error())
-			} else if serr := c.save(ps.p); serr != nil {
-				c.log.Error("saving an outbox entry", "receipt", ps.p.ReceiptID, "err", serr)
-			}
+		work <- ps
+	}
+	close(work)
+	wg.Wait()
+}
+
+// publishers is how many outbox entries step at once.
+const publishers = 8
+
+// stepOne steps one entry and handles its failure.
+func (c *Chain) stepOne(ctx context.Context, ps *pendingState) {
+	if err := c.step(ctx, ps); errors.Is(err, errModelPending) {
+		ps.next = time.Now().Add(modelPendingRetry)
+		c.log.Info("receipt waits for its model to become active", "receipt", ps.p.ReceiptID, "retry_in", modelPendingRetry, "err", err)
+	} else if err != nil && ctx.Err() == nil {
+		ps.p.Attempts++
+		back := min(time.Duration(1<<min(ps.p.Attempts, 6))*250*time.Millisecond, 15*time.Second)
+		ps.next = time.Now().Add(back)
+		c.log.Warn("publishing a receipt", "receipt", ps.p.ReceiptID, "attempt", ps.p.Attempts, "retry_in", back, "err", err)
+		if ps.p.Attempts >= maxAttempts {
+			c.fail(ps, err.Error())
+		} else if serr := c.save(ps.p); serr != nil {
+			c.log.Error("saving an outbox entry", "receipt", ps.p.ReceiptID, "err", serr)
 		}
 	}
 }
@@ -455,17 +499,17 @@ const modelPendingRetry = 2 * time.Second
 // when there is none, and send the receipt.
 func (c *Chain) step(ctx context.Context, ps *pendingState) error {
 	p := ps.p
+	if !ps.sentAt.IsZero() && time.Since(ps.sentAt) < 3*time.Second {
+		return nil // sent; wait for its block (the follower drops it then)
+	}
 	var rec ledger.ReceiptRecord
 	found, err := QueryJSON(ctx, c.cfg.Client, "receipt/"+p.ReceiptID, &rec)
 	if err != nil {
 		return err
 	}
 	if found {
-		c.published(ctx, p)
+		c.published(p)
 		return nil
-	}
-	if !ps.sentAt.IsZero() && time.Since(ps.sentAt) < 3*time.Second {
-		return nil // sent; wait for its block
 	}
 	r, err := receipt.Parse(p.Receipt)
 	if err != nil {
@@ -633,10 +677,16 @@ func (c *Chain) save(p *Pending) error {
 	return c.persist(p)
 }
 
-// published drops an entry the ledger holds and watches its receipt.
-func (c *Chain) published(ctx context.Context, p *Pending) {
+// published drops an entry the ledger holds, watches its receipt and
+// queues its validation requests; an entry no longer pending is left
+// alone (the follower and the publishing loop may both see it).
+func (c *Chain) published(p *Pending) {
 	r, err := receipt.Parse(p.Receipt)
 	c.mu.Lock()
+	if _, ok := c.pending[p.ReceiptID]; !ok {
+		c.mu.Unlock()
+		return
+	}
 	delete(c.pending, p.ReceiptID)
 	if err == nil {
 		c.watch[p.ReceiptID] = r
@@ -645,14 +695,33 @@ func (c *Chain) published(ctx context.Context, p *Pending) {
 	os.Remove(filepath.Join(c.outbox, p.ReceiptID+".json"))
 	c.nPublished.Add(1)
 	c.log.Debug("receipt published", "receipt", p.ReceiptID)
-	if c.agent == 0 {
+	if c.agent == 0 || len(c.cfg.Validators) == 0 {
 		return
 	}
-	rid, _ := ledger.ParseHash(p.ReceiptID)
-	for _, v := range c.cfg.Validators {
-		if _, err := c.send.Send(ctx, ledger.Msg{ValidationRequest: &ledger.MsgValidationRequest{
-			ValidatorAddress: v, AgentID: c.agent, RequestURI: "verdict:receipt/" + p.ReceiptID, RequestHash: ValidationRequestHash(rid, v)}}); err != nil {
-			c.log.Warn("validation request", "receipt", p.ReceiptID, "validator", v.String(), "err", err)
+	select {
+	case c.validations <- p.ReceiptID:
+	default:
+		c.log.Warn("validation requests queue full; not asking for this receipt's validation", "receipt", p.ReceiptID)
+	}
+}
+
+// requestValidations asks the configured validators to validate each
+// published receipt (ERC-8004 validationRequest), off the publishing and
+// following loops.
+func (c *Chain) requestValidations(ctx context.Context) {
+	for {
+		var id string
+		select {
+		case <-ctx.Done():
+			return
+		case id = <-c.validations:
+		}
+		rid, _ := ledger.ParseHash(id)
+		for _, v := range c.cfg.Validators {
+			if _, err := c.send.Send(ctx, ledger.Msg{ValidationRequest: &ledger.MsgValidationRequest{
+				ValidatorAddress: v, AgentID: c.agent, RequestURI: "verdict:receipt/" + id, RequestHash: ValidationRequestHash(rid, v)}}); err != nil && ctx.Err() == nil {
+				c.log.Warn("validation request", "receipt", id, "validator", v.String(), "err", err)
+			}
 		}
 	}
 }
@@ -672,6 +741,10 @@ func ValidationRequestHash(id ledger.Hash, v ledger.Address) ledger.Hash {
 func (c *Chain) fail(ps *pendingState, why string) {
 	ps.p.Failed = why
 	c.mu.Lock()
+	if _, ok := c.pending[ps.p.ReceiptID]; !ok {
+		c.mu.Unlock()
+		return
+	}
 	delete(c.pending, ps.p.ReceiptID)
 	b, _ := json.Marshal(ps.p)
 	c.mu.Unlock()
@@ -750,6 +823,14 @@ func (c *Chain) follow(ctx context.Context) {
 				if e.Attrs["worker"] == c.addr.String() {
 					did := e.Attrs["disputeId"]
 					task(h, func() { c.startDispute(ctx, sem, did, id) })
+				}
+			case "receipt_published":
+				// Drop the outbox entry at once, without a query.
+				c.mu.Lock()
+				ps := c.pending[id]
+				c.mu.Unlock()
+				if ps != nil && e.Attrs["worker"] == c.addr.String() {
+					c.published(ps.p)
 				}
 			case "receipt_final", "escrow_refunded":
 				c.mu.Lock()
