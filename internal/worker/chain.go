@@ -1034,16 +1034,32 @@ func (c *Chain) answerAudit(ctx context.Context, sem chan struct{}, id string, r
 		}
 		if err == nil && time.Since(sent) > 3*time.Second {
 			if op == nil {
-				if op, err = c.openings(ctx, sem, id, r, a); err != nil {
-					c.log.Error("opening an audit", "receipt", id, "err", err)
-					return
+				if r == nil {
+					// Read from the ledger (a failure to ask is retried).
+					var b []byte
+					if b, err = c.cfg.Client.Query(ctx, "receiptData/"+id, nil); err == nil {
+						if r, err = receipt.Parse(b); err != nil {
+							c.log.Error("audit of an unreadable receipt", "receipt", id, "err", err)
+							return
+						}
+					}
+				}
+				if err == nil {
+					if op, err = c.openings(ctx, sem, r, a); err != nil {
+						if ctx.Err() == nil {
+							c.log.Error("opening an audit", "receipt", id, "err", err)
+						}
+						return
+					}
 				}
 			}
-			if _, err = c.send.Send(ctx, ledger.Msg{PostOpenings: &ledger.MsgPostOpenings{ReceiptID: rid, Openings: op}}); err == nil {
-				if sent.IsZero() {
-					c.audits.Add(1)
+			if err == nil {
+				if _, err = c.send.Send(ctx, ledger.Msg{PostOpenings: &ledger.MsgPostOpenings{ReceiptID: rid, Openings: op}}); err == nil {
+					if sent.IsZero() {
+						c.audits.Add(1)
+					}
+					sent = time.Now()
 				}
-				sent = time.Now()
 			}
 		}
 		if err != nil && ctx.Err() == nil {
@@ -1053,18 +1069,8 @@ func (c *Chain) answerAudit(ctx context.Context, sem chan struct{}, id string, r
 	}
 }
 
-// openings computes an audit's openings (holding a slot of sem); r nil:
-// the receipt is read from the ledger.
-func (c *Chain) openings(ctx context.Context, sem chan struct{}, id string, r *receipt.Receipt, a ledger.Audit) ([]byte, error) {
-	if r == nil {
-		b, err := c.cfg.Client.Query(ctx, "receiptData/"+id, nil)
-		if err != nil {
-			return nil, err
-		}
-		if r, err = receipt.Parse(b); err != nil {
-			return nil, err
-		}
-	}
+// openings computes an audit's openings, holding a slot of sem.
+func (c *Chain) openings(ctx context.Context, sem chan struct{}, r *receipt.Receipt, a ledger.Audit) ([]byte, error) {
 	select {
 	case sem <- struct{}{}:
 	case <-ctx.Done():
