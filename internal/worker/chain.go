@@ -18,10 +18,10 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/verdictnet/verdict/internal/audit"
 	"github.com/verdictnet/verdict/internal/dispute"
 	"github.com/verdictnet/verdict/internal/ledger"
 	"github.com/verdictnet/verdict/internal/ledger/client"
-	"github.com/verdictnet/verdict/internal/ledger/proofhooks"
 	"github.com/verdictnet/verdict/internal/receipt"
 )
 
@@ -1077,7 +1077,7 @@ func (c *Chain) openings(ctx context.Context, sem chan struct{}, r *receipt.Rece
 		return nil, ctx.Err()
 	}
 	defer func() { <-sem }()
-	op, err := c.w.Open(ctx, r, proofhooks.Seed(a.Seed), int(a.Cells))
+	op, err := c.w.Open(ctx, r, audit.SeedOf(a.Seed), int(a.Cells))
 	if err != nil {
 		return nil, err
 	}
