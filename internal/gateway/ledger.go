@@ -19,17 +19,17 @@ import (
 type LedgerAccounts struct {
 	c      *client.Client
 	keys   keyTable
-	sender map[ledger.Address]*worker.Sender
+	sender map[ledger.Address]*client.Sender
 }
 
 // NewLedgerAccounts maps each API key to the account of its key.
 func NewLedgerAccounts(c *client.Client, apiKeys map[string]*keys.Key) (*LedgerAccounts, error) {
-	a := &LedgerAccounts{c: c, sender: map[ledger.Address]*worker.Sender{}}
+	a := &LedgerAccounts{c: c, sender: map[ledger.Address]*client.Sender{}}
 	for k, key := range apiKeys {
 		if k == "" || key == nil {
 			return nil, errors.New("ledger accounts: empty API key or account key")
 		}
-		s, err := worker.NewSender(c, key.Private, 1)
+		s, err := client.NewSender(c, key.Private, 1)
 		if err != nil {
 			return nil, err
 		}
@@ -250,7 +250,7 @@ func (r *ledgerReservation) Charge(ctx context.Context, res *worker.Result) erro
 // Escrow implements worker.Escrower: the escrow for a pending receipt is
 // opened with its requester's key (the worker records the signed
 // transaction before it sends it).
-func (m *LedgerMeter) Escrow(p *worker.Pending, w ledger.Address, model ledger.Hash, agentID uint64) (ledger.Msg, *worker.Sender, error) {
+func (m *LedgerMeter) Escrow(p *worker.Pending, w ledger.Address, model ledger.Hash, agentID uint64) (ledger.Msg, *client.Sender, error) {
 	a, err := ledger.ParseAddress(p.Requester)
 	if err != nil {
 		return ledger.Msg{}, nil, fmt.Errorf("%w: requester %q is not a ledger account", client.ErrRejected, p.Requester)
@@ -272,8 +272,11 @@ func (m *LedgerMeter) Escrow(p *worker.Pending, w ledger.Address, model ledger.H
 // (published, audited once its audit passed, challenged, final, slashed).
 func LedgerStatus(c *client.Client, pending func(id string) bool) StatusFunc {
 	return func(ctx context.Context, id string) (string, error) {
-		var r ledger.ReceiptRecord
-		found, err := worker.QueryJSON(ctx, c, "receipt/"+id, &r)
+		rid, err := ledger.ParseHash(id)
+		if err != nil {
+			return "unpublished", nil
+		}
+		r, found, err := c.Receipt(ctx, rid)
 		if err != nil {
 			return "", err
 		}

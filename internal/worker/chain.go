@@ -212,12 +212,12 @@ func (c *Chain) Params() ledger.Params { return c.params }
 // (once; the agent id is kept in Dir/agent.json) and bonds stake. It
 // waits for each transaction's block.
 func (c *Chain) Setup(ctx context.Context) error {
-	if _, err := QueryJSON(ctx, c.cfg.Client, "params", &c.params); err != nil {
+	var err error
+	if c.params, err = c.cfg.Client.Params(ctx); err != nil {
 		return fmt.Errorf("worker setup: %w", err)
 	}
 	for _, mi := range c.w.Models() {
-		var rec ledger.Model
-		found, err := QueryJSON(ctx, c.cfg.Client, "model/"+ledger.Hash(mi.ID).String(), &rec)
+		_, found, err := c.cfg.Client.Model(ctx, ledger.Hash(mi.ID))
 		if err != nil {
 			return fmt.Errorf("worker setup: %w", err)
 		}
@@ -237,8 +237,7 @@ func (c *Chain) Setup(ctx context.Context) error {
 		return fmt.Errorf("worker setup: %w", err)
 	}
 	if b, err := os.ReadFile(agentFile); err == nil && json.Unmarshal(b, &saved) == nil && saved.Chain == chain && saved.AgentID > 0 {
-		var a ledger.Agent
-		if found, err := QueryJSON(ctx, c.cfg.Client, "agent/"+strconv.FormatUint(saved.AgentID, 10), &a); err == nil && found && a.Owner == c.addr {
+		if a, found, err := c.cfg.Client.Agent(ctx, saved.AgentID); err == nil && found && a.Owner == c.addr {
 			c.agent = saved.AgentID
 		}
 	}
@@ -278,8 +277,8 @@ func (c *Chain) Setup(ctx context.Context) error {
 	if want == 0 {
 		want = c.params.MinWorkerStake
 	}
-	var st ledger.Stake
-	if _, err := QueryJSON(ctx, c.cfg.Client, "stake/"+c.addr.String(), &st); err != nil {
+	st, err := c.cfg.Client.Stake(ctx, c.addr)
+	if err != nil {
 		return fmt.Errorf("worker setup: %w", err)
 	}
 	if st.Bonded < want {
@@ -296,14 +295,13 @@ func (c *Chain) Setup(ctx context.Context) error {
 // holding the chain's quorum of voting power have not attested to holding
 // them; see docs/ledger.md). Escrows for them are refused until then.
 func (c *Chain) InactiveModels(ctx context.Context) ([]ledger.Hash, error) {
-	var params ledger.Params
-	if _, err := QueryJSON(ctx, c.cfg.Client, "params", &params); err != nil {
+	params, err := c.cfg.Client.Params(ctx)
+	if err != nil {
 		return nil, err
 	}
 	var out []ledger.Hash
 	for _, mi := range c.w.Models() {
-		var rec ledger.Model
-		found, err := QueryJSON(ctx, c.cfg.Client, "model/"+ledger.Hash(mi.ID).String(), &rec)
+		rec, found, err := c.cfg.Client.Model(ctx, ledger.Hash(mi.ID))
 		if err != nil {
 			return nil, err
 		}
@@ -502,8 +500,12 @@ func (c *Chain) step(ctx context.Context, ps *pendingState) error {
 	if !ps.sentAt.IsZero() && time.Since(ps.sentAt) < 3*time.Second {
 		return nil // sent; wait for its block (the follower drops it then)
 	}
-	var rec ledger.ReceiptRecord
-	found, err := QueryJSON(ctx, c.cfg.Client, "receipt/"+p.ReceiptID, &rec)
+	rid, err := ledger.ParseHash(p.ReceiptID)
+	if err != nil {
+		c.fail(ps, "bad receipt id: "+err.Error())
+		return nil
+	}
+	_, found, err := c.cfg.Client.Receipt(ctx, rid)
 	if err != nil {
 		return err
 	}
@@ -518,8 +520,7 @@ func (c *Chain) step(ctx context.Context, ps *pendingState) error {
 	}
 	req := ledger.RequestHash(r)
 	if p.EscrowID.IsZero() && !p.MaybeEscrow.IsZero() {
-		var esc ledger.Escrow
-		found, err := QueryJSON(ctx, c.cfg.Client, "escrow/"+p.MaybeEscrow.String(), &esc)
+		esc, found, err := c.cfg.Client.Escrow(ctx, p.MaybeEscrow)
 		if err != nil {
 			return err
 		}
@@ -611,8 +612,7 @@ func (c *Chain) settleEscrow(ctx context.Context, ps *pendingState, req ledger.H
 	if err != nil {
 		return false, err
 	}
-	var esc ledger.Escrow
-	found, err := QueryJSON(ctx, c.cfg.Client, "escrow/"+p.EscrowID.String(), &esc)
+	esc, found, err := c.cfg.Client.Escrow(ctx, p.EscrowID)
 	if err != nil {
 		return false, err
 	}
@@ -987,8 +987,8 @@ func (c *Chain) trackDispute(did, rid string) {
 // bond back up to the configured stake after a slash (as far as its
 // balance allows).
 func (c *Chain) maintain(ctx context.Context, height int64) {
-	var st ledger.Stake
-	if _, err := QueryJSON(ctx, c.cfg.Client, "stake/"+c.addr.String(), &st); err != nil {
+	st, err := c.cfg.Client.Stake(ctx, c.addr)
+	if err != nil {
 		return
 	}
 	if st.JailedUntil != 0 && uint64(height) >= st.JailedUntil {
@@ -1024,8 +1024,7 @@ func (c *Chain) answerAudit(ctx context.Context, sem chan struct{}, id string, r
 	var op []byte
 	var sent time.Time
 	for ctx.Err() == nil {
-		var a ledger.Audit
-		found, err := QueryJSON(ctx, c.cfg.Client, "audit/"+id, &a)
+		a, found, err := c.cfg.Client.Audit(ctx, rid)
 		if err == nil && (!found || a.Status != ledger.AuditPending) {
 			if !sent.IsZero() {
 				c.log.Info("audit answered", "receipt", id, "cells", a.Cells, "status", a.Status)
@@ -1037,7 +1036,7 @@ func (c *Chain) answerAudit(ctx context.Context, sem chan struct{}, id string, r
 				if r == nil {
 					// Read from the ledger (a failure to ask is retried).
 					var b []byte
-					if b, err = c.cfg.Client.Query(ctx, "receiptData/"+id, nil); err == nil {
+					if b, err = c.cfg.Client.ReceiptData(ctx, rid); err == nil {
 						if r, err = receipt.Parse(b); err != nil {
 							c.log.Error("audit of an unreadable receipt", "receipt", id, "err", err)
 							return
@@ -1092,18 +1091,21 @@ func (c *Chain) startDispute(ctx context.Context, sem chan struct{}, did, rid st
 	if err != nil {
 		return
 	}
+	receiptID, err := ledger.ParseHash(rid)
+	if err != nil {
+		return
+	}
 	c.trackDispute(did, rid)
 	var r *receipt.Receipt
 	for ctx.Err() == nil {
-		var d ledger.Dispute
-		found, err := QueryJSON(ctx, c.cfg.Client, "dispute/"+did, &d)
+		d, found, err := c.cfg.Client.Dispute(ctx, id)
 		if err == nil && (!found || d.Status != ledger.DisputeOpen) {
 			c.trackDispute(did, "")
 			return
 		}
 		var b []byte
 		if err == nil {
-			b, err = c.cfg.Client.Query(ctx, "receiptData/"+rid, nil)
+			b, err = c.cfg.Client.ReceiptData(ctx, receiptID)
 		}
 		if err == nil {
 			if r, err = receipt.Parse(b); err != nil {
@@ -1146,8 +1148,8 @@ func (c *Chain) playDisputes(ctx context.Context) {
 // PlayDispute sends p's answer to dispute id's outstanding query, if any;
 // done is true once the dispute is over.
 func PlayDispute(ctx context.Context, s *Sender, p *Player, id ledger.Hash) (done bool, err error) {
-	var d ledger.Dispute
-	if _, err := QueryJSON(ctx, s.Client(), "dispute/"+id.String(), &d); err != nil {
+	d, _, err := s.Client().Dispute(ctx, id)
+	if err != nil {
 		return false, err
 	}
 	if d.Status != ledger.DisputeOpen {
