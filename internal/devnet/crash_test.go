@@ -225,6 +225,7 @@ func TestFollowerResumes(t *testing.T) {
 			t.Errorf("receipt %s: %+v", id, rec)
 		}
 	}
+	t.Logf("worst audit after the last restart: %d blocks from selection to resolution (window %d)", d.Chain.Stats().WorstAuditBlocks, p.OpeningWindow)
 	var st ledger.Stake
 	worker.QueryJSON(ctx, d.Client, "stake/"+d.Chain.Address().String(), &st)
 	if st.JailedUntil != 0 || st.Slashed != 0 || st.Bonded < 10*p.MinWorkerStake {

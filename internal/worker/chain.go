@@ -105,7 +105,8 @@ type Chain struct {
 	failed   string
 
 	nPublished, audits, disputed, failures atomic.Int64
-	validations                            chan string // published receipts to ask validations for
+	worstAudit                             atomic.Int64 // blocks, see ChainStats.WorstAuditBlocks
+	validations                            chan string  // published receipts to ask validations for
 
 	// The follow state (Dir/follow.json) and the disputes it lists.
 	fmu       sync.Mutex
@@ -118,11 +119,17 @@ type Chain struct {
 type ChainStats struct {
 	Published, AuditsAnswered, Disputes, Failed int64
 	Pending                                     int
+	// WorstAuditBlocks is the most blocks an audit answered by this
+	// process took, from the block that selected it to the first block at
+	// which the worker saw it resolved (its openings committed): at most
+	// the chain's openingWindow, or the audit was missed.
+	WorstAuditBlocks int64
 }
 
 // Stats returns the counters.
 func (c *Chain) Stats() ChainStats {
-	return ChainStats{c.nPublished.Load(), c.audits.Load(), c.disputed.Load(), c.failures.Load(), c.PendingCount()}
+	return ChainStats{Published: c.nPublished.Load(), AuditsAnswered: c.audits.Load(), Disputes: c.disputed.Load(), Failed: c.failures.Load(),
+		Pending: c.PendingCount(), WorstAuditBlocks: c.worstAudit.Load()}
 }
 
 // Register adds the worker's ledger metrics to reg.
@@ -137,6 +144,8 @@ func (c *Chain) Register(reg prometheus.Registerer) error {
 		counter("verdict_worker_receipts_failed_total", "Receipts given up on (moved to failed/).", &c.failures),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "verdict_worker_outbox_pending", Help: "Receipts waiting in the outbox."},
 			func() float64 { return float64(c.PendingCount()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "verdict_worker_audit_worst_blocks", Help: "Most blocks an audit took from selection to resolution (openingWindow at most)."},
+			func() float64 { return float64(c.worstAudit.Load()) }),
 	} {
 		if err := reg.Register(col); err != nil {
 			return err
@@ -1027,7 +1036,17 @@ func (c *Chain) answerAudit(ctx context.Context, sem chan struct{}, id string, r
 		a, found, err := c.cfg.Client.Audit(ctx, rid)
 		if err == nil && (!found || a.Status != ledger.AuditPending) {
 			if !sent.IsZero() {
-				c.log.Info("audit answered", "receipt", id, "cells", a.Cells, "status", a.Status)
+				blocks := int64(-1)
+				if h, err := c.cfg.Client.Height(ctx); err == nil && a.Deadline >= c.params.OpeningWindow {
+					blocks = h - int64(a.Deadline-c.params.OpeningWindow)
+					for {
+						w := c.worstAudit.Load()
+						if blocks <= w || c.worstAudit.CompareAndSwap(w, blocks) {
+							break
+						}
+					}
+				}
+				c.log.Info("audit answered", "receipt", id, "cells", a.Cells, "status", a.Status, "blocks", blocks)
 			}
 			return
 		}
