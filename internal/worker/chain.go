@@ -774,6 +774,18 @@ func (c *Chain) follow(ctx context.Context) {
 		c.log.Error("following the ledger", "err", err)
 		return
 	}
+	if st.Next > 0 {
+		// Blocks older than the longest answer window hold nothing that
+		// can still be answered in time (audits and dispute queries of
+		// theirs are past their deadlines): after a long outage start past
+		// them, so that replaying history does not delay live deadlines.
+		if h, err := c.cfg.Client.Height(ctx); err == nil {
+			if floor := resumeFloor(h, c.params); st.Next < floor {
+				c.log.Warn("skipping blocks whose deadlines passed while the worker was down", "from", st.Next, "to", floor)
+				st.Next = floor
+			}
+		}
+	}
 	f, err := NewFollower(c.cfg.RPC, st.Next)
 	if err != nil {
 		c.log.Error("following the ledger", "err", err)
@@ -853,6 +865,13 @@ func (c *Chain) follow(ctx context.Context) {
 			c.maintain(ctx, h)
 		}
 	}
+}
+
+// resumeFloor is the oldest block worth reading at height h: one whose
+// audits (openingWindow) or dispute queries (moveWindow) may still be
+// answered in time, with a block to spare.
+func resumeFloor(h int64, p ledger.Params) int64 {
+	return h - int64(max(p.OpeningWindow, p.MoveWindow)) - 1
 }
 
 // watermark tracks which blocks the follower handled: low is the first

@@ -286,3 +286,20 @@ func TestWatermark(t *testing.T) {
 		t.Fatalf("resumed, done: %d", got)
 	}
 }
+
+// TestResumeFloor: after an outage the follower reads from the oldest
+// block whose audits or dispute queries can still be answered.
+func TestResumeFloor(t *testing.T) {
+	p := ledger.Params{OpeningWindow: 10, MoveWindow: 8}
+	if got := resumeFloor(1000, p); got != 989 {
+		t.Fatalf("floor %d, want 989", got)
+	}
+	// An audit selected at s is due at s+10: at height 1000 it can still
+	// land in block 1001 when s >= 991; every such block is read.
+	if floor, oldest := resumeFloor(1000, p), int64(1000+1-p.OpeningWindow); floor > oldest {
+		t.Fatalf("floor %d skips an audit selected at %d that can still be answered", floor, oldest)
+	}
+	if got := resumeFloor(5, p); got > 0 {
+		t.Fatalf("young chain: floor %d", got)
+	}
+}
