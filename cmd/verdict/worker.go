@@ -108,6 +108,7 @@ func runWorker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	cheat := fs.Bool("cheat-for-tests", false, "make this worker dishonest (its attention norms one ulp off, receipts signed under the real model id) to watch it get caught, slashed and jailed on a test network")
 	price := fs.Uint64("price", 1, "price per token charged to callers")
 	stake := fs.Uint64("stake", 0, "stake to bond (default: the chain's minimum)")
+	maxPending := fs.Int("max-pending", worker.DefaultMaxPending, "outbox bound: with this many receipts waiting to be published, paid requests get 429 with Retry-After")
 	var validators addrList
 	fs.Var(&validators, "validator", "verifier address asked to validate every receipt (ERC-8004; repeatable)")
 	level := fs.String("log-level", "info", "log level")
@@ -147,7 +148,7 @@ func runWorker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return fmt.Errorf("worker: %w", err)
 	}
-	cc := worker.ChainConfig{Client: c, RPC: *nodeAddr, Dir: *home, Stake: *stake, Validators: validators, Logger: log}
+	cc := worker.ChainConfig{Client: c, RPC: *nodeAddr, Dir: *home, Stake: *stake, Validators: validators, MaxPending: *maxPending, Logger: log}
 	opts := gateway.Options{Backend: w, Logger: log, NoAuth: *noAuth, PublicReceipts: *publicReceipts}
 	var meter *gateway.LedgerMeter
 	if *accounts != "" {
