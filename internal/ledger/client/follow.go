@@ -47,11 +47,16 @@ func NewFollower(addr string, from int64) (*Follower, error) {
 // returned; call again to retry the same block.
 func (f *Follower) Next(ctx context.Context) (int64, []Event, error) {
 	for {
-		st, err := f.rpc.Status(ctx)
+		// The application's last committed height, not the block store's:
+		// a block is stored before it is executed, and asking for its
+		// results in between makes the node log an ERROR
+		// ("failed to LoadFinalizeBlockResponse"); once the application
+		// committed a block its results are saved.
+		info, err := f.rpc.ABCIInfo(ctx)
 		if err != nil {
-			return 0, nil, fmt.Errorf("node status: %w", err)
+			return 0, nil, fmt.Errorf("node info: %w", err)
 		}
-		h := st.SyncInfo.LatestBlockHeight
+		h := info.Response.LastBlockHeight
 		if f.next == 0 {
 			f.next = h + 1
 		}
