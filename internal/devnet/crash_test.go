@@ -20,12 +20,14 @@ import (
 //   - A: the escrow transaction was recorded and never sent (nonce free);
 //   - B: recorded, never sent, and its nonce went to another escrow (C's):
 //     it can never commit;
-//   - C: the escrow committed, the receipt was never sent.
+//   - C: the escrow committed, the receipt was never sent;
+//   - D: an outbox written before escrow transactions were recorded, with
+//     the id of an escrow that never opened (what a crash left before).
 //
 // Every receipt is published exactly once, each against one escrow of
 // its own request, and the requester pays each fee (and one escrow
 // transaction fee) exactly once: C's escrow is adopted, A's transaction is
-// sent again (the same bytes, its nonce), B gets a new escrow.
+// sent again (the same bytes, its nonce), B and D get new escrows.
 func TestOutboxRestart(t *testing.T) {
 	dir := t.TempDir()
 	// Receipts stay published (their escrows readable) while the test
@@ -49,7 +51,7 @@ func TestOutboxRestart(t *testing.T) {
 		p   worker.Pending
 		req ledger.Hash
 	}
-	var es [3]entry
+	var es [4]entry
 	for i := range es {
 		res, err := d.Worker.Generate(ctx, worker.Request{Model: d.Model.Name, Segments: []chat.Segment{{Text: "The cat", BOS: true}},
 			MaxTokens: 4, Nonce: []byte{byte(i)}}, nil)
@@ -87,9 +89,13 @@ func TestOutboxRestart(t *testing.T) {
 	if err := d.Stop(); err != nil {
 		t.Fatal(err)
 	}
-	for i, tx := range []*ledger.Tx{txA, txB, txC} {
+	for i, tx := range []*ledger.Tx{txA, txB, txC, nil} {
 		p := es[i].p
-		p.EscrowTx, p.EscrowID = tx.Encode(), ledger.EscrowID(user, tx.Nonce)
+		if tx != nil {
+			p.EscrowTx, p.EscrowID = tx.Encode(), ledger.EscrowID(user, tx.Nonce)
+		} else {
+			p.EscrowID = ledger.EscrowID(user, n+1000)
+		}
 		b, _ := json.Marshal(p)
 		if err := os.WriteFile(filepath.Join(dir, "worker", "outbox", p.ReceiptID+".json"), b, 0o644); err != nil {
 			t.Fatal(err)
@@ -121,9 +127,9 @@ func TestOutboxRestart(t *testing.T) {
 	if got := escrowOf(t, d2, es[1].p.ReceiptID); got == ledger.EscrowID(user, n) {
 		t.Errorf("B published against C's escrow")
 	}
-	// A and B cost their fee and one escrow transaction each; nothing else
-	// left the account (a second escrow would have).
-	if got, want := balance(t, d2, user), balBefore-2*(fee+1); got != want {
+	// A, B and D cost their fee and one escrow transaction each; nothing
+	// else left the account (a second escrow would have).
+	if got, want := balance(t, d2, user), balBefore-3*(fee+1); got != want {
 		t.Errorf("requester balance %d, want %d (%d before the restart)", got, want, balBefore)
 	}
 	for deadline := time.Now().Add(5 * time.Second); d2.Chain.PendingCount() != 0 && time.Now().Before(deadline); {

@@ -591,6 +591,16 @@ func (c *Chain) step(ctx context.Context, ps *pendingState) error {
 		if code, ok := client.RejectionCode(err); ok && code == ledger.Code(ledger.ErrExists) {
 			return nil // published meanwhile; the next look drops it
 		}
+		if isCode(err, ledger.ErrNotFound) && len(p.EscrowTx) == 0 && c.escrowGone(ctx, p.EscrowID) {
+			// The escrow was seen open (or comes from an outbox written
+			// before escrow transactions were recorded) and is gone:
+			// refunded after escrowTimeout, or never opened. Open another.
+			c.log.Warn("escrow gone; opening another", "receipt", p.ReceiptID, "escrow", p.EscrowID.String())
+			p.EscrowID = ledger.Hash{}
+			if serr := c.save(p); serr != nil {
+				return errors.Join(err, serr)
+			}
+		}
 		if perr := modelPending(err); perr != nil {
 			return perr
 		}
@@ -674,6 +684,13 @@ func decideEscrow(found bool, esc ledger.Escrow, accountNonce uint64, tx *ledger
 		return escrowLost
 	}
 	return escrowMayCommit
+}
+
+// escrowGone reports whether the ledger answers that escrow id does not
+// exist (false when it cannot be asked).
+func (c *Chain) escrowGone(ctx context.Context, id ledger.Hash) bool {
+	_, found, err := c.cfg.Client.Escrow(ctx, id)
+	return err == nil && !found
 }
 
 // save writes an outbox entry (under c.mu).
