@@ -66,9 +66,13 @@ test('streamed chat completion equals the plain one', async () => {
   assert.equal(text, plain.choices[0].message.content);
   assert.equal(finish, 'length');
   assert.equal(usage.completion_tokens, 24);
-  // Same request, same deterministic output: the same receipt.
-  assert.equal(receiptId, plain.verdict.receipt_id);
-  await fetchReceipt(receiptId);
+  // Same request, same deterministic output, but a receipt of its own
+  // (every generation gets its own nonce and is billed on its own).
+  assert.notEqual(receiptId, plain.verdict.receipt_id);
+  const r1 = await fetchReceipt(receiptId);
+  const r0 = await fetchReceipt(plain.verdict.receipt_id);
+  assert.deepEqual(r1.output, r0.output);
+  assert.notEqual(r1.nonce, r0.nonce);
 });
 
 test('a seeded sampled completion repeats exactly', async () => {
@@ -77,7 +81,7 @@ test('a seeded sampled completion repeats exactly', async () => {
   const b = await client.chat.completions.create(req);
   const c = await client.chat.completions.create({ ...req, seed: 4243 });
   assert.equal(a.choices[0].message.content, b.choices[0].message.content);
-  assert.equal(a.verdict.receipt_id, b.verdict.receipt_id);
+  assert.notEqual(a.verdict.receipt_id, b.verdict.receipt_id);
   assert.notEqual(a.choices[0].message.content, c.choices[0].message.content);
   const receipt = await fetchReceipt(a.verdict.receipt_id);
   assert.equal(receipt.seed, '4242');

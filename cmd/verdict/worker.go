@@ -110,6 +110,7 @@ func runWorker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	cheat := fs.Bool("cheat-for-tests", false, "make this worker dishonest (its attention norms one ulp off, receipts signed under the real model id) to watch it get caught, slashed and jailed on a test network")
 	price := fs.Uint64("price", 1, "price per token charged to callers")
 	stake := fs.Uint64("stake", 0, "stake to bond (default: the chain's minimum)")
+	maxPending := fs.Int("max-pending", worker.DefaultMaxPending, "outbox bound: with this many receipts waiting to be published, paid requests get 429 with Retry-After")
 	var validators addrList
 	fs.Var(&validators, "validator", "verifier address asked to validate every receipt (ERC-8004; repeatable)")
 	publicURL := fs.String("public-url", "", "URL at which callers reach this API, registered on the ledger as the agent's registration file (default: http:// and --addr, 127.0.0.1 for an unspecified host)")
@@ -168,7 +169,7 @@ func runWorker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return fmt.Errorf("worker: %w", err)
 	}
 	cc := worker.ChainConfig{Client: c, RPC: *nodeAddr, Dir: *home, Stake: *stake, Validators: validators, Logger: log,
-		AgentURI: gateway.RegistrationURI(base)}
+		MaxPending: *maxPending, AgentURI: gateway.RegistrationURI(base)}
 	opts := gateway.Options{Backend: w, Logger: log, NoAuth: *noAuth, PublicReceipts: *publicReceipts}
 	var meter *gateway.LedgerMeter
 	if *accounts != "" {
@@ -186,8 +187,8 @@ func runWorker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	var chain *worker.Chain
 	if meter == nil {
-		cc.Escrow = func(ctx context.Context, p *worker.Pending, a ledger.Address, m ledger.Hash, agent uint64) (ledger.Hash, error) {
-			return chain.SelfEscrow(ctx, p, a, m, agent)
+		cc.Escrow = func(p *worker.Pending, a ledger.Address, m ledger.Hash, agent uint64) (ledger.Msg, *worker.Sender, error) {
+			return chain.SelfEscrow(p, a, m, agent)
 		}
 	}
 	if chain, err = worker.NewChain(w, cc); err != nil {
@@ -196,6 +197,7 @@ func runWorker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if meter != nil {
 		meter.Submit = chain.Submit
 		meter.Pending = chain.IsPending
+		meter.Backlogged = chain.Backlogged
 		opts.Meter = meter
 	} else {
 		opts.Meter = selfPay{chain}

@@ -197,6 +197,10 @@ func (t *Trace) build() error {
 	return nil
 }
 
+// SeedOf maps a 32-byte audit seed (the ledger's Audit.Seed) to the
+// challenge seed Open and Check take: its first 8 bytes, big-endian.
+func SeedOf(s [32]byte) uint64 { return binary.BigEndian.Uint64(s[:8]) }
+
 // Open regenerates the trace of a receipt (the worker need have kept
 // nothing) and opens the k cells the seed selects.
 func Open(ctx context.Context, e *engine.Engine, r *receipt.Receipt, seed uint64, k int) (*Openings, error) {

@@ -20,7 +20,7 @@ import (
 	"github.com/verdictnet/verdict/internal/worker"
 )
 
-func testLogger(t *testing.T) *slog.Logger {
+func testLogger(t testing.TB) *slog.Logger {
 	if testing.Verbose() {
 		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	}
@@ -28,7 +28,7 @@ func testLogger(t *testing.T) *slog.Logger {
 }
 
 // start runs a devnet for the test on free ports and stops it at cleanup.
-func start(t *testing.T, o Options) *Devnet {
+func start(t testing.TB, o Options) *Devnet {
 	t.Helper()
 	if o.Dir == "" {
 		o.Dir = t.TempDir()
@@ -82,7 +82,7 @@ type chatResponse struct {
 }
 
 // post sends a JSON request to the gateway.
-func post(t *testing.T, d *Devnet, key, path, body string, hdr ...string) (int, []byte) {
+func post(t testing.TB, d *Devnet, key, path, body string, hdr ...string) (int, []byte) {
 	t.Helper()
 	req, _ := http.NewRequest("POST", d.GatewayURL+path, strings.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
@@ -102,7 +102,7 @@ func post(t *testing.T, d *Devnet, key, path, body string, hdr ...string) (int, 
 }
 
 // receiptStatus reads GET /v1/receipts/{id}'s status.
-func receiptStatus(t *testing.T, d *Devnet, id string) string {
+func receiptStatus(t testing.TB, d *Devnet, id string) string {
 	t.Helper()
 	req, _ := http.NewRequest("GET", d.GatewayURL+"/v1/receipts/"+id, nil)
 	req.Header.Set("Authorization", "Bearer "+d.APIKey)
@@ -122,7 +122,7 @@ func receiptStatus(t *testing.T, d *Devnet, id string) string {
 }
 
 // waitStatus waits until a receipt's ledger status is one of want.
-func waitStatus(t *testing.T, d *Devnet, id string, limit time.Duration, want ...string) string {
+func waitStatus(t testing.TB, d *Devnet, id string, limit time.Duration, want ...string) string {
 	t.Helper()
 	deadline := time.Now().Add(limit)
 	var st string
@@ -146,7 +146,7 @@ func waitStatus(t *testing.T, d *Devnet, id string, limit time.Duration, want ..
 	return ""
 }
 
-func balance(t *testing.T, d *Devnet, a ledger.Address) uint64 {
+func balance(t testing.TB, d *Devnet, a ledger.Address) uint64 {
 	t.Helper()
 	acct, err := d.Client.Account(context.Background(), a)
 	if err != nil {

@@ -104,7 +104,8 @@ func TestLoad(t *testing.T) {
 	for id := range ids {
 		waitStatus(t, d, id, 60*time.Second, ledger.StatusFinal)
 	}
-	t.Logf("all %d receipts final %v after the burst", n, time.Since(tf).Round(time.Millisecond))
+	t.Logf("all %d receipts final %v after the burst; worst audit %d blocks from selection to resolution (window %d)", n, time.Since(tf).Round(time.Millisecond),
+		d.Chain.Stats().WorstAuditBlocks, DevParams().OpeningWindow)
 	if after := balance(t, d, user); before-after != fees+n {
 		t.Fatalf("user paid %d, want %d (token fees %d + %d escrow transaction fees)", before-after, fees+n, fees, n)
 	}

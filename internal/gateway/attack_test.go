@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -625,5 +626,31 @@ func TestAdmitBounds(t *testing.T) {
 		if p != res.PromptTokens || c != want || res.CompletionTokens > c {
 			t.Errorf("max_tokens %d: admitted %d+%d, generated %d+%d", max, p, c, res.PromptTokens, res.CompletionTokens)
 		}
+	}
+}
+
+// A worker whose outbox passed its bound refuses new paid requests with
+// 429 and Retry-After, before generating (nothing is charged or held),
+// and serves again once the backlog drains. (The refusal comes at
+// admission, after tokenizing, before the first token.)
+func TestBacklogRefuses(t *testing.T) {
+	b := newBilled(t, map[string]uint64{"sk-a": 1000}, nil)
+	var backlog atomic.Bool
+	backlog.Store(true)
+	b.meter.Backlogged = backlog.Load
+	body := `{"model":"stories260K","prompt":"Once upon a time","max_tokens":4}`
+	resp, rb := post(t, b.ts.URL+"/v1/completions", body, "Authorization", "Bearer sk-a")
+	if resp.StatusCode != 429 || !bytes.Contains(rb, []byte(`"rate_limit_exceeded"`)) || resp.Header.Get("Retry-After") != strconv.Itoa(RetryAfterBacklog) {
+		t.Fatalf("backlogged: %d %v %s", resp.StatusCode, resp.Header, rb)
+	}
+	if n := len(b.ledger.submitted); n != 0 {
+		t.Fatalf("%d receipts submitted while backlogged", n)
+	}
+	if held, owed := b.meter.Held(b.addr["sk-a"]); held != 0 || owed != 0 {
+		t.Fatalf("refused request holds %d, owes %d", held, owed)
+	}
+	backlog.Store(false)
+	if resp, rb := post(t, b.ts.URL+"/v1/completions", body, "Authorization", "Bearer sk-a"); resp.StatusCode != 200 {
+		t.Fatalf("after the backlog: %d %s", resp.StatusCode, rb)
 	}
 }

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
 	"errors"
@@ -217,6 +218,10 @@ func (f *FileOwners) Owner(id string) (string, bool, error) {
 	return string(b), true, nil
 }
 
+// RequestNonceLen is the length of the random nonce the gateway puts in
+// every receipt it has generated (the receipt's "nonce", hex).
+const RequestNonceLen = 16
+
 // Generate runs a generation for account through the gateway's billing:
 // the Meter reserves the most the request can cost once its prompt is
 // tokenized (a refusal is returned, wrapping ErrInsufficientQuota), the
@@ -224,6 +229,11 @@ func (f *FileOwners) Owner(id string) (string, bool, error) {
 // failed or cancelled generation releases all of it. The receipt is then
 // readable by account. The HTTP API and the MCP tools both run their
 // generations here.
+//
+// Every generation gets its own receipt: a request without a nonce is
+// given RequestNonceLen random bytes, so that identical requests (same
+// prompt, seed and parameters) are distinct receipts, each billed (an
+// Idempotency-Key is the way to retry without paying twice).
 func (s *Server) Generate(ctx context.Context, account string, req worker.Request, onDelta func(worker.Delta) error) (*worker.Result, error) {
 	if xr, _ := ctx.Value(x402Key{}).(*x402Request); xr != nil && s.o.X402 != nil {
 		res, err := s.generateX402(ctx, xr, req, onDelta)
@@ -235,6 +245,12 @@ func (s *Server) Generate(ctx context.Context, account string, req worker.Reques
 		}
 		s.metrics(res)
 		return res, nil
+	}
+	if len(req.Nonce) == 0 {
+		req.Nonce = make([]byte, RequestNonceLen)
+		if _, err := rand.Read(req.Nonce); err != nil {
+			return nil, fmt.Errorf("request nonce: %w", err)
+		}
 	}
 	var resv Reservation
 	if s.o.Meter != nil {

@@ -65,6 +65,8 @@ func backendError(err error, param string) *apiError {
 		return quotaError(err)
 	case errors.Is(err, ErrNoWorker):
 		return &apiError{Status: http.StatusServiceUnavailable, Type: "server_error", Message: err.Error(), Code: strp("no_worker_available")}
+	case errors.Is(err, ErrBacklog):
+		return &apiError{Status: http.StatusTooManyRequests, Type: "requests", Message: err.Error() + "; retry later", Code: strp("rate_limit_exceeded"), RetryAfter: RetryAfterBacklog}
 	case errors.Is(err, worker.ErrBusy):
 		return &apiError{Status: http.StatusTooManyRequests, Type: "requests", Message: err.Error() + "; retry later", Code: strp("rate_limit_exceeded"), RetryAfter: RetryAfterBusy}
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
@@ -76,9 +78,11 @@ func backendError(err error, param string) *apiError {
 // Retry-After values (seconds): a saturated worker frees a slot within
 // about a generation; an account that cannot pay may once its running
 // requests finish and release what they hold, or once it is funded.
+// A publishing backlog drains at a few hundred receipts a second.
 const (
-	RetryAfterBusy  = 1
-	RetryAfterQuota = 10
+	RetryAfterBusy    = 1
+	RetryAfterQuota   = 10
+	RetryAfterBacklog = 2
 )
 
 func quotaError(err error) *apiError {

@@ -19,17 +19,17 @@ import (
 type LedgerAccounts struct {
 	c      *client.Client
 	keys   keyTable
-	sender map[ledger.Address]*worker.Sender
+	sender map[ledger.Address]*client.Sender
 }
 
 // NewLedgerAccounts maps each API key to the account of its key.
 func NewLedgerAccounts(c *client.Client, apiKeys map[string]*keys.Key) (*LedgerAccounts, error) {
-	a := &LedgerAccounts{c: c, sender: map[ledger.Address]*worker.Sender{}}
+	a := &LedgerAccounts{c: c, sender: map[ledger.Address]*client.Sender{}}
 	for k, key := range apiKeys {
 		if k == "" || key == nil {
 			return nil, errors.New("ledger accounts: empty API key or account key")
 		}
-		s, err := worker.NewSender(c, key.Private, 1)
+		s, err := client.NewSender(c, key.Private, 1)
 		if err != nil {
 			return nil, err
 		}
@@ -60,6 +60,11 @@ type Balances interface {
 	Account(ctx context.Context, a ledger.Address) (ledger.Account, error)
 }
 
+// ErrBacklog is a refusal because the worker publishes receipts slower
+// than it is asked for them (its outbox passed its bound); the HTTP API
+// answers 429 rate_limit_exceeded with Retry-After (RetryAfterBacklog).
+var ErrBacklog = errors.New("publishing backlog")
+
 // LedgerMeter charges callers per token from escrow on the ledger.
 //
 // Reserve holds, in this process, the most a request can cost (its prompt
@@ -86,6 +91,11 @@ type LedgerMeter struct {
 	// against its account. nil: charged fees are assumed on the ledger at
 	// once, which lets an account overdraw while its escrows wait.
 	Pending func(id string) bool
+	// Backlogged reports that the worker's outbox is past its bound
+	// (worker.Chain.Backlogged): new requests are refused (429 with
+	// Retry-After, ErrBacklog) rather than served and left unpublished.
+	// nil: never.
+	Backlogged func() bool
 
 	mu      sync.Mutex
 	charged map[string]bool
@@ -114,6 +124,9 @@ func (m *LedgerMeter) Reserve(ctx context.Context, account, model string, prompt
 	a, err := ledger.ParseAddress(account)
 	if err != nil {
 		return nil, fmt.Errorf("%w: account %q is not a ledger account", ErrInsufficientQuota, account)
+	}
+	if m.Backlogged != nil && m.Backlogged() {
+		return nil, fmt.Errorf("%w: the worker's receipts wait to be published on the ledger", ErrBacklog)
 	}
 	need := m.price()*uint64(promptTokens+maxCompletion) + escrowTxFee
 	// Drop the owed fees of receipts that left the outbox before reading
@@ -234,29 +247,23 @@ func (r *ledgerReservation) Charge(ctx context.Context, res *worker.Result) erro
 	return err
 }
 
-// Escrow implements worker.Escrower: it opens the escrow for a pending
-// receipt with its requester's key.
-func (m *LedgerMeter) Escrow(ctx context.Context, p *worker.Pending, w ledger.Address, model ledger.Hash, agentID uint64) (ledger.Hash, error) {
+// Escrow implements worker.Escrower: the escrow for a pending receipt is
+// opened with its requester's key (the worker records the signed
+// transaction before it sends it).
+func (m *LedgerMeter) Escrow(p *worker.Pending, w ledger.Address, model ledger.Hash, agentID uint64) (ledger.Msg, *client.Sender, error) {
 	a, err := ledger.ParseAddress(p.Requester)
 	if err != nil {
-		return ledger.Hash{}, fmt.Errorf("%w: requester %q is not a ledger account", client.ErrRejected, p.Requester)
+		return ledger.Msg{}, nil, fmt.Errorf("%w: requester %q is not a ledger account", client.ErrRejected, p.Requester)
 	}
 	s := m.Accounts.sender[a]
 	if s == nil {
-		return ledger.Hash{}, fmt.Errorf("%w: no key for requester %s", client.ErrRejected, a)
+		return ledger.Msg{}, nil, fmt.Errorf("%w: no key for requester %s", client.ErrRejected, a)
 	}
 	req, err := ledger.ReceiptRequest(p.Receipt)
 	if err != nil {
-		return ledger.Hash{}, fmt.Errorf("%w: %v", client.ErrRejected, err)
+		return ledger.Msg{}, nil, fmt.Errorf("%w: %v", client.ErrRejected, err)
 	}
-	nonce, err := s.Send(ctx, ledger.Msg{OpenEscrow: &ledger.MsgOpenEscrow{Worker: w, ModelID: model, Fee: p.Fee, Request: req, AgentID: agentID}})
-	if errors.Is(err, worker.ErrMaybeSent) {
-		return ledger.EscrowID(a, nonce), err // the worker looks for it before retrying
-	}
-	if err != nil {
-		return ledger.Hash{}, err
-	}
-	return ledger.EscrowID(a, nonce), nil
+	return ledger.Msg{OpenEscrow: &ledger.MsgOpenEscrow{Worker: w, ModelID: model, Fee: p.Fee, Request: req, AgentID: agentID}}, s, nil
 }
 
 // LedgerStatus returns a StatusFunc reading a receipt's status from the
@@ -265,8 +272,11 @@ func (m *LedgerMeter) Escrow(ctx context.Context, p *worker.Pending, w ledger.Ad
 // (published, audited once its audit passed, challenged, final, slashed).
 func LedgerStatus(c *client.Client, pending func(id string) bool) StatusFunc {
 	return func(ctx context.Context, id string) (string, error) {
-		var r ledger.ReceiptRecord
-		found, err := worker.QueryJSON(ctx, c, "receipt/"+id, &r)
+		rid, err := ledger.ParseHash(id)
+		if err != nil {
+			return "unpublished", nil
+		}
+		r, found, err := c.Receipt(ctx, rid)
 		if err != nil {
 			return "", err
 		}

@@ -18,10 +18,10 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/verdictnet/verdict/internal/audit"
 	"github.com/verdictnet/verdict/internal/dispute"
 	"github.com/verdictnet/verdict/internal/ledger"
 	"github.com/verdictnet/verdict/internal/ledger/client"
-	"github.com/verdictnet/verdict/internal/ledger/proofhooks"
 	"github.com/verdictnet/verdict/internal/receipt"
 )
 
@@ -31,23 +31,33 @@ type Pending struct {
 	ReceiptID string `json:"receiptId"`
 	Receipt   []byte `json:"receipt"`
 	// Requester pays Fee into an escrow for the receipt (an account name
-	// the Escrower understands); EscrowID is set once the escrow is open.
+	// the Escrower understands). EscrowID is the escrow the receipt is
+	// published against once it is open.
 	Requester string      `json:"requester"`
 	Fee       uint64      `json:"fee"`
 	EscrowID  ledger.Hash `json:"escrowId,omitzero"`
-	// MaybeEscrow is an escrow that may have been opened (the node did not
-	// answer); it is adopted if the ledger has it, so that a retry never
-	// locks the fee twice.
+	// EscrowTx is the signed transaction opening EscrowID, written here
+	// before it is broadcast and kept until the ledger shows the escrow:
+	// after a crash the outbox finds it committed, sends the same bytes
+	// again, or, once its nonce went to another transaction (so it can
+	// never commit), signs a new one. A receipt never gets a second
+	// escrow while its first may still commit.
+	EscrowTx []byte `json:"escrowTx,omitempty"`
+	// MaybeEscrow is an escrow that may have been opened, from outboxes
+	// written before EscrowTx existed; it is adopted if the ledger has it.
 	MaybeEscrow ledger.Hash `json:"maybeEscrow,omitzero"`
-	Attempts    int         `json:"attempts"`
-	Failed      string      `json:"failed,omitempty"`
+	// Attempts counts failed publishing steps (kept on disk, so that a
+	// restart does not reset the give-up limit).
+	Attempts int    `json:"attempts"`
+	Failed   string `json:"failed,omitempty"`
 }
 
-// Escrower opens the escrow that pays for a pending receipt and returns
-// its id; the gateway implements it with the requester's key. When the
-// outcome is unknown it returns the id the escrow would have with an
-// error wrapping ErrMaybeSent.
-type Escrower func(ctx context.Context, p *Pending, worker ledger.Address, model ledger.Hash, agentID uint64) (ledger.Hash, error)
+// Escrower says how the escrow that pays for a pending receipt is opened:
+// the message and the sender of the account that pays (the gateway holds
+// the requester's key). The Chain signs it through the sender, records
+// the signed transaction in the outbox and only then broadcasts it. An
+// error wrapping client.ErrRejected gives the receipt up.
+type Escrower func(p *Pending, worker ledger.Address, model ledger.Hash, agentID uint64) (ledger.Msg, *Sender, error)
 
 // ChainConfig configures a worker's life on the ledger.
 type ChainConfig struct {
@@ -67,8 +77,13 @@ type ChainConfig struct {
 	Validators []ledger.Address
 	Escrow     Escrower
 	// Poll is the publishing loop's period (default 200 ms).
-	Poll   time.Duration
-	Logger *slog.Logger
+	Poll time.Duration
+	// MaxPending bounds the outbox: past it, Backlogged is true and the
+	// gateway refuses new paid requests (default 1024; a receipt is never
+	// refused once answered, so the outbox may pass the bound by the
+	// requests running when it is reached).
+	MaxPending int
+	Logger     *slog.Logger
 }
 
 // Chain publishes a Local worker's receipts on the ledger, answers its
@@ -90,17 +105,31 @@ type Chain struct {
 	failed   string
 
 	nPublished, audits, disputed, failures atomic.Int64
+	worstAudit                             atomic.Int64 // blocks, see ChainStats.WorstAuditBlocks
+	validations                            chan string  // published receipts to ask validations for
+
+	// The follow state (Dir/follow.json) and the disputes it lists.
+	fmu       sync.Mutex
+	fstate    followState
+	fdisputes map[string]string // dispute id to receipt id
+	fdirty    bool
 }
 
 // ChainStats count what a worker did on the ledger.
 type ChainStats struct {
 	Published, AuditsAnswered, Disputes, Failed int64
 	Pending                                     int
+	// WorstAuditBlocks is the most blocks an audit answered by this
+	// process took, from the block that selected it to the first block at
+	// which the worker saw it resolved (its openings committed): at most
+	// the chain's openingWindow, or the audit was missed.
+	WorstAuditBlocks int64
 }
 
 // Stats returns the counters.
 func (c *Chain) Stats() ChainStats {
-	return ChainStats{c.nPublished.Load(), c.audits.Load(), c.disputed.Load(), c.failures.Load(), c.PendingCount()}
+	return ChainStats{Published: c.nPublished.Load(), AuditsAnswered: c.audits.Load(), Disputes: c.disputed.Load(), Failed: c.failures.Load(),
+		Pending: c.PendingCount(), WorstAuditBlocks: c.worstAudit.Load()}
 }
 
 // Register adds the worker's ledger metrics to reg.
@@ -115,6 +144,8 @@ func (c *Chain) Register(reg prometheus.Registerer) error {
 		counter("verdict_worker_receipts_failed_total", "Receipts given up on (moved to failed/).", &c.failures),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "verdict_worker_outbox_pending", Help: "Receipts waiting in the outbox."},
 			func() float64 { return float64(c.PendingCount()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "verdict_worker_audit_worst_blocks", Help: "Most blocks an audit took from selection to resolution (openingWindow at most)."},
+			func() float64 { return float64(c.worstAudit.Load()) }),
 	} {
 		if err := reg.Register(col); err != nil {
 			return err
@@ -137,6 +168,9 @@ func NewChain(w *Local, cfg ChainConfig) (*Chain, error) {
 	if cfg.Poll <= 0 {
 		cfg.Poll = 200 * time.Millisecond
 	}
+	if cfg.MaxPending <= 0 {
+		cfg.MaxPending = DefaultMaxPending
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -145,7 +179,7 @@ func NewChain(w *Local, cfg ChainConfig) (*Chain, error) {
 		return nil, err
 	}
 	c := &Chain{w: w, cfg: cfg, send: s, log: cfg.Logger, addr: s.Address(),
-		pending: map[string]*pendingState{}, watch: map[string]*receipt.Receipt{},
+		pending: map[string]*pendingState{}, watch: map[string]*receipt.Receipt{}, validations: make(chan string, 4096),
 		outbox: filepath.Join(cfg.Dir, "outbox"), failed: filepath.Join(cfg.Dir, "failed")}
 	for _, d := range []string{c.outbox, c.failed} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
@@ -187,17 +221,17 @@ func (c *Chain) Params() ledger.Params { return c.params }
 // (once; the agent id is kept in Dir/agent.json) and bonds stake. It
 // waits for each transaction's block.
 func (c *Chain) Setup(ctx context.Context) error {
-	if _, err := QueryJSON(ctx, c.cfg.Client, "params", &c.params); err != nil {
+	var err error
+	if c.params, err = c.cfg.Client.Params(ctx); err != nil {
 		return fmt.Errorf("worker setup: %w", err)
 	}
 	for _, mi := range c.w.Models() {
-		var rec ledger.Model
-		found, err := QueryJSON(ctx, c.cfg.Client, "model/"+ledger.Hash(mi.ID).String(), &rec)
+		_, found, err := c.cfg.Client.Model(ctx, ledger.Hash(mi.ID))
 		if err != nil {
 			return fmt.Errorf("worker setup: %w", err)
 		}
 		if !found {
-			if _, err := c.send.Commit(ctx, ledger.Msg{RegisterModel: &ledger.MsgRegisterModel{ModelID: ledger.Hash(mi.ID), Name: mi.Name, SpecVersion: 2}}); err != nil && !strings.Contains(err.Error(), "already") {
+			if _, err := c.send.Commit(ctx, ledger.Msg{RegisterModel: &ledger.MsgRegisterModel{ModelID: ledger.Hash(mi.ID), Name: mi.Name, SpecVersion: 2}}); err != nil && !isCode(err, ledger.ErrExists) {
 				return fmt.Errorf("worker setup: registering model %s: %w", mi.Name, err)
 			}
 		}
@@ -212,8 +246,7 @@ func (c *Chain) Setup(ctx context.Context) error {
 		return fmt.Errorf("worker setup: %w", err)
 	}
 	if b, err := os.ReadFile(agentFile); err == nil && json.Unmarshal(b, &saved) == nil && saved.Chain == chain && saved.AgentID > 0 {
-		var a ledger.Agent
-		if found, err := QueryJSON(ctx, c.cfg.Client, "agent/"+strconv.FormatUint(saved.AgentID, 10), &a); err == nil && found && a.Owner == c.addr {
+		if a, found, err := c.cfg.Client.Agent(ctx, saved.AgentID); err == nil && found && a.Owner == c.addr {
 			c.agent = saved.AgentID
 		}
 	}
@@ -253,8 +286,8 @@ func (c *Chain) Setup(ctx context.Context) error {
 	if want == 0 {
 		want = c.params.MinWorkerStake
 	}
-	var st ledger.Stake
-	if _, err := QueryJSON(ctx, c.cfg.Client, "stake/"+c.addr.String(), &st); err != nil {
+	st, err := c.cfg.Client.Stake(ctx, c.addr)
+	if err != nil {
 		return fmt.Errorf("worker setup: %w", err)
 	}
 	if st.Bonded < want {
@@ -271,14 +304,13 @@ func (c *Chain) Setup(ctx context.Context) error {
 // holding the chain's quorum of voting power have not attested to holding
 // them; see docs/ledger.md). Escrows for them are refused until then.
 func (c *Chain) InactiveModels(ctx context.Context) ([]ledger.Hash, error) {
-	var params ledger.Params
-	if _, err := QueryJSON(ctx, c.cfg.Client, "params", &params); err != nil {
+	params, err := c.cfg.Client.Params(ctx)
+	if err != nil {
 		return nil, err
 	}
 	var out []ledger.Hash
 	for _, mi := range c.w.Models() {
-		var rec ledger.Model
-		found, err := QueryJSON(ctx, c.cfg.Client, "model/"+ledger.Hash(mi.ID).String(), &rec)
+		rec, found, err := c.cfg.Client.Model(ctx, ledger.Hash(mi.ID))
 		if err != nil {
 			return nil, err
 		}
@@ -306,6 +338,13 @@ func (c *Chain) WaitModelsActive(ctx context.Context, poll time.Duration) error 
 		case <-time.After(poll):
 		}
 	}
+}
+
+// isCode reports whether err is a transaction the ledger refused or
+// failed with class want (see ledger.Code).
+func isCode(err, want error) bool {
+	code, ok := client.ErrorCode(err)
+	return ok && code == ledger.Code(want)
 }
 
 // errModelPending: the ledger refused a transaction because the receipt's
@@ -347,6 +386,13 @@ func (c *Chain) PendingCount() int {
 	return len(c.pending)
 }
 
+// DefaultMaxPending is ChainConfig.MaxPending's default.
+const DefaultMaxPending = 1024
+
+// Backlogged reports whether the outbox holds MaxPending receipts or more:
+// publishing has fallen behind serving, and new requests should wait.
+func (c *Chain) Backlogged() bool { return c.PendingCount() >= c.cfg.MaxPending }
+
 // IsPending reports whether a receipt is in the outbox.
 func (c *Chain) IsPending(id string) bool {
 	c.mu.Lock()
@@ -367,10 +413,14 @@ func (c *Chain) persist(p *Pending) error {
 // until ctx ends.
 func (c *Chain) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
-	wg.Add(1)
+	wg.Add(2)
 	go func() {
 		defer wg.Done()
 		c.follow(ctx)
+	}()
+	go func() {
+		defer wg.Done()
+		c.requestValidations(ctx)
 	}()
 	t := time.NewTicker(c.cfg.Poll)
 	defer t.Stop()
@@ -398,63 +448,102 @@ func (c *Chain) publish(ctx context.Context) {
 	}
 	c.mu.Unlock()
 	slices.SortFunc(due, func(a, b *pendingState) int { return strings.Compare(a.p.ReceiptID, b.p.ReceiptID) })
+	// Entries step concurrently (their queries and record writes overlap;
+	// each account's transactions still go out in nonce order through its
+	// Sender).
+	work := make(chan *pendingState)
+	var wg sync.WaitGroup
+	for range min(publishers, len(due)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ps := range work {
+				c.stepOne(ctx, ps)
+			}
+		}()
+	}
 	for _, ps := range due {
 		if ctx.Err() != nil {
-			return
+			break
 		}
-		if err := c.step(ctx, ps); errors.Is(err, errModelPending) {
-			ps.next = time.Now().Add(modelPendingRetry)
-			c.log.Info("receipt waits for its model to become active", "receipt", ps.p.ReceiptID, "retry_in", modelPendingRetry, "err", err)
-		} else if err != nil {
-			ps.p.Attempts++
-			back := min(time.Duration(1<<min(ps.p.Attempts, 6))*250*time.Millisecond, 15*time.Second)
-			ps.next = time.Now().Add(back)
-			c.log.Warn("publishing a receipt", "receipt", ps.p.ReceiptID, "attempt", ps.p.Attempts, "retry_in", back, "err", err)
-			if ps.p.Attempts >= 40 {
-				c.fail(ps, err.Error())
-			}
+		work <- ps
+	}
+	close(work)
+	wg.Wait()
+}
+
+// publishers is how many outbox entries step at once.
+const publishers = 8
+
+// stepOne steps one entry and handles its failure.
+func (c *Chain) stepOne(ctx context.Context, ps *pendingState) {
+	if err := c.step(ctx, ps); errors.Is(err, errModelPending) {
+		ps.next = time.Now().Add(modelPendingRetry)
+		c.log.Info("receipt waits for its model to become active", "receipt", ps.p.ReceiptID, "retry_in", modelPendingRetry, "err", err)
+	} else if err != nil && ctx.Err() == nil {
+		ps.p.Attempts++
+		back := min(time.Duration(1<<min(ps.p.Attempts, 6))*250*time.Millisecond, 15*time.Second)
+		ps.next = time.Now().Add(back)
+		c.log.Warn("publishing a receipt", "receipt", ps.p.ReceiptID, "attempt", ps.p.Attempts, "retry_in", back, "err", err)
+		if ps.p.Attempts >= maxAttempts {
+			c.fail(ps, err.Error())
+		} else if serr := c.save(ps.p); serr != nil {
+			c.log.Error("saving an outbox entry", "receipt", ps.p.ReceiptID, "err", serr)
 		}
 	}
 }
+
+// maxAttempts failed steps give an outbox entry up (moved to failed/);
+// with the backoff's 15 s cap that is about nine minutes of failures.
+const maxAttempts = 40
 
 // modelPendingRetry is how long an outbox entry whose model is not active
 // yet waits before it is tried again.
 const modelPendingRetry = 2 * time.Second
 
-// step advances one outbox entry.
+// step advances one outbox entry: drop it once the ledger has its
+// receipt; otherwise settle a recorded escrow transaction, open an escrow
+// when there is none, and send the receipt.
 func (c *Chain) step(ctx context.Context, ps *pendingState) error {
 	p := ps.p
-	var rec ledger.ReceiptRecord
-	found, err := QueryJSON(ctx, c.cfg.Client, "receipt/"+p.ReceiptID, &rec)
+	if !ps.sentAt.IsZero() && time.Since(ps.sentAt) < 3*time.Second {
+		return nil // sent; wait for its block (the follower drops it then)
+	}
+	rid, err := ledger.ParseHash(p.ReceiptID)
+	if err != nil {
+		c.fail(ps, "bad receipt id: "+err.Error())
+		return nil
+	}
+	_, found, err := c.cfg.Client.Receipt(ctx, rid)
 	if err != nil {
 		return err
 	}
 	if found {
-		c.published(ctx, p)
+		c.published(p)
 		return nil
-	}
-	if !ps.sentAt.IsZero() && time.Since(ps.sentAt) < 3*time.Second {
-		return nil // sent; wait for its block
 	}
 	r, err := receipt.Parse(p.Receipt)
 	if err != nil {
 		c.fail(ps, "unreadable receipt: "+err.Error())
 		return nil
 	}
+	req := ledger.RequestHash(r)
 	if p.EscrowID.IsZero() && !p.MaybeEscrow.IsZero() {
-		var esc ledger.Escrow
-		found, err := QueryJSON(ctx, c.cfg.Client, "escrow/"+p.MaybeEscrow.String(), &esc)
+		esc, found, err := c.cfg.Client.Escrow(ctx, p.MaybeEscrow)
 		if err != nil {
 			return err
 		}
-		if found && esc.Worker == c.addr && esc.ReceiptID.IsZero() && esc.Fee == p.Fee {
+		if found && esc.Worker == c.addr && esc.ReceiptID.IsZero() && esc.Request == req {
 			p.EscrowID = esc.EscrowID
 		}
 		p.MaybeEscrow = ledger.Hash{}
-		c.mu.Lock()
-		err = c.persist(p)
-		c.mu.Unlock()
-		if err != nil {
+		if err := c.save(p); err != nil {
+			return err
+		}
+	}
+	if len(p.EscrowTx) > 0 {
+		ready, err := c.settleEscrow(ctx, ps, req)
+		if err != nil || !ready {
 			return err
 		}
 	}
@@ -463,37 +552,54 @@ func (c *Chain) step(ctx context.Context, ps *pendingState) error {
 			c.fail(ps, "no escrow and no way to open one")
 			return nil
 		}
-		id, err := c.cfg.Escrow(ctx, p, c.addr, ledger.Hash(r.Model), c.agent)
+		msg, s, err := c.cfg.Escrow(p, c.addr, ledger.Hash(r.Model), c.agent)
 		if err != nil {
-			if errors.Is(err, ErrMaybeSent) && !id.IsZero() {
-				// Look for it before opening another; wait a block or two.
-				p.MaybeEscrow = id
-				ps.sentAt = time.Now()
-				c.mu.Lock()
-				perr := c.persist(p)
-				c.mu.Unlock()
-				return errors.Join(err, perr)
-			}
-			if perr := modelPending(err); perr != nil {
-				return perr
-			}
 			if errors.Is(err, client.ErrRejected) {
 				c.fail(ps, "opening the escrow: "+err.Error())
 				return nil
 			}
 			return fmt.Errorf("opening the escrow: %w", err)
 		}
-		p.EscrowID = id
-		c.mu.Lock()
-		err = c.persist(p)
-		c.mu.Unlock()
-		if err != nil {
+		_, err = s.SendRecorded(ctx, msg, func(tx *ledger.Tx) error {
+			p.EscrowTx, p.EscrowID = tx.Encode(), ledger.EscrowID(tx.Signer, tx.Nonce)
+			return c.save(p)
+		})
+		if errors.Is(err, ErrMaybeSent) {
+			ps.sentAt = time.Now() // look for it before anything else
 			return err
 		}
+		if err != nil {
+			if len(p.EscrowTx) > 0 {
+				// Refused (nothing was taken) or never broadcast.
+				p.EscrowTx, p.EscrowID = nil, ledger.Hash{}
+				if serr := c.save(p); serr != nil {
+					return errors.Join(err, serr)
+				}
+			}
+			if perr := modelPending(err); perr != nil {
+				return perr
+			}
+			if errors.Is(err, client.ErrRejected) && !isCode(err, ledger.ErrNonce) {
+				c.fail(ps, "opening the escrow: "+err.Error())
+				return nil
+			}
+			return fmt.Errorf("opening the escrow: %w", err)
+		}
+		// In the mempool: the receipt can follow it into the same block.
 	}
 	if _, err := c.send.Send(ctx, ledger.Msg{PublishReceipt: &ledger.MsgPublishReceipt{EscrowID: p.EscrowID, Receipt: p.Receipt}}); err != nil {
-		if errors.Is(err, client.ErrRejected) && strings.Contains(err.Error(), "already") {
+		if code, ok := client.RejectionCode(err); ok && code == ledger.Code(ledger.ErrExists) {
 			return nil // published meanwhile; the next look drops it
+		}
+		if isCode(err, ledger.ErrNotFound) && len(p.EscrowTx) == 0 && c.escrowGone(ctx, p.EscrowID) {
+			// The escrow was seen open (or comes from an outbox written
+			// before escrow transactions were recorded) and is gone:
+			// refunded after escrowTimeout, or never opened. Open another.
+			c.log.Warn("escrow gone; opening another", "receipt", p.ReceiptID, "escrow", p.EscrowID.String())
+			p.EscrowID = ledger.Hash{}
+			if serr := c.save(p); serr != nil {
+				return errors.Join(err, serr)
+			}
 		}
 		if perr := modelPending(err); perr != nil {
 			return perr
@@ -504,10 +610,109 @@ func (c *Chain) step(ctx context.Context, ps *pendingState) error {
 	return nil
 }
 
-// published drops an entry the ledger holds and watches its receipt.
-func (c *Chain) published(ctx context.Context, p *Pending) {
+// settleEscrow decides the fate of an entry's recorded escrow transaction.
+// The escrow is on the ledger and answers the receipt's request: the
+// record is dropped and the receipt goes out against it (ready). The
+// transaction's nonce went to another transaction, or to this one whose
+// message failed: it can never open the escrow, so the record is dropped
+// and a new escrow is opened (ready). Otherwise the transaction may still
+// commit: its same bytes are broadcast again and the entry waits (not
+// ready). The account is read before the escrow, so that a transaction
+// committed between the two reads is never taken for a lost one.
+func (c *Chain) settleEscrow(ctx context.Context, ps *pendingState, req ledger.Hash) (ready bool, err error) {
+	p := ps.p
+	tx, err := ledger.DecodeTx(p.EscrowTx)
+	if err != nil || tx.Msg.OpenEscrow == nil {
+		c.log.Error("outbox entry with an unreadable escrow transaction; opening another", "receipt", p.ReceiptID, "err", err)
+		p.EscrowTx, p.EscrowID = nil, ledger.Hash{}
+		return true, c.save(p)
+	}
+	acct, err := c.cfg.Client.Account(ctx, tx.Signer)
+	if err != nil {
+		return false, err
+	}
+	esc, found, err := c.cfg.Client.Escrow(ctx, p.EscrowID)
+	if err != nil {
+		return false, err
+	}
+	switch d := decideEscrow(found, esc, acct.Nonce, tx, c.addr, req); d {
+	case escrowOpen:
+		p.EscrowTx = nil
+		return true, c.save(p)
+	case escrowLost:
+		c.log.Info("escrow transaction lost; opening another", "receipt", p.ReceiptID, "nonce", tx.Nonce, "accountNonce", acct.Nonce)
+		p.EscrowTx, p.EscrowID = nil, ledger.Hash{}
+		return true, c.save(p)
+	default:
+		ps.sentAt = time.Now()
+		if _, err := c.cfg.Client.BroadcastSync(ctx, tx); err != nil {
+			if code, ok := client.RejectionCode(err); ok && code == ledger.Code(ledger.ErrNonce) {
+				return false, nil // its nonce is taken in the mempool (by it, or by a rival): wait for the block
+			}
+			return false, fmt.Errorf("sending the escrow transaction again: %w", err)
+		}
+		return false, nil
+	}
+}
+
+// escrowFate is what an outbox entry's recorded escrow transaction came to.
+type escrowFate int
+
+const (
+	// escrowMayCommit: not on the ledger, its nonce still free: it may
+	// commit (send it again and wait).
+	escrowMayCommit escrowFate = iota
+	// escrowOpen: the escrow is on the ledger, for this worker and this
+	// request.
+	escrowOpen
+	// escrowLost: the nonce was taken and the escrow is not this one: the
+	// transaction can never open it.
+	escrowLost
+)
+
+// decideEscrow is settleEscrow's decision, from what the ledger holds
+// under the recorded escrow id (found, esc) and the paying account's next
+// nonce, read before the escrow.
+func decideEscrow(found bool, esc ledger.Escrow, accountNonce uint64, tx *ledger.Tx, worker ledger.Address, req ledger.Hash) escrowFate {
+	if found {
+		if esc.Worker == worker && esc.Request == req && esc.Requester == tx.Signer {
+			return escrowOpen
+		}
+		return escrowLost // another transaction of the payer's holds the nonce
+	}
+	if accountNonce > tx.Nonce {
+		return escrowLost
+	}
+	return escrowMayCommit
+}
+
+// escrowGone reports whether the ledger answers that escrow id does not
+// exist (false when it cannot be asked).
+func (c *Chain) escrowGone(ctx context.Context, id ledger.Hash) bool {
+	_, found, err := c.cfg.Client.Escrow(ctx, id)
+	return err == nil && !found
+}
+
+// save writes an outbox entry (under c.mu).
+func (c *Chain) save(p *Pending) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.pending[p.ReceiptID]; !ok {
+		return nil // published or given up meanwhile
+	}
+	return c.persist(p)
+}
+
+// published drops an entry the ledger holds, watches its receipt and
+// queues its validation requests; an entry no longer pending is left
+// alone (the follower and the publishing loop may both see it).
+func (c *Chain) published(p *Pending) {
 	r, err := receipt.Parse(p.Receipt)
 	c.mu.Lock()
+	if _, ok := c.pending[p.ReceiptID]; !ok {
+		c.mu.Unlock()
+		return
+	}
 	delete(c.pending, p.ReceiptID)
 	if err == nil {
 		c.watch[p.ReceiptID] = r
@@ -516,14 +721,33 @@ func (c *Chain) published(ctx context.Context, p *Pending) {
 	os.Remove(filepath.Join(c.outbox, p.ReceiptID+".json"))
 	c.nPublished.Add(1)
 	c.log.Debug("receipt published", "receipt", p.ReceiptID)
-	if c.agent == 0 {
+	if c.agent == 0 || len(c.cfg.Validators) == 0 {
 		return
 	}
-	rid, _ := ledger.ParseHash(p.ReceiptID)
-	for _, v := range c.cfg.Validators {
-		if _, err := c.send.Send(ctx, ledger.Msg{ValidationRequest: &ledger.MsgValidationRequest{
-			ValidatorAddress: v, AgentID: c.agent, RequestURI: "verdict:receipt/" + p.ReceiptID, RequestHash: ValidationRequestHash(rid, v)}}); err != nil {
-			c.log.Warn("validation request", "receipt", p.ReceiptID, "validator", v.String(), "err", err)
+	select {
+	case c.validations <- p.ReceiptID:
+	default:
+		c.log.Warn("validation requests queue full; not asking for this receipt's validation", "receipt", p.ReceiptID)
+	}
+}
+
+// requestValidations asks the configured validators to validate each
+// published receipt (ERC-8004 validationRequest), off the publishing and
+// following loops.
+func (c *Chain) requestValidations(ctx context.Context) {
+	for {
+		var id string
+		select {
+		case <-ctx.Done():
+			return
+		case id = <-c.validations:
+		}
+		rid, _ := ledger.ParseHash(id)
+		for _, v := range c.cfg.Validators {
+			if _, err := c.send.Send(ctx, ledger.Msg{ValidationRequest: &ledger.MsgValidationRequest{
+				ValidatorAddress: v, AgentID: c.agent, RequestURI: "verdict:receipt/" + id, RequestHash: ValidationRequestHash(rid, v)}}); err != nil && ctx.Err() == nil {
+				c.log.Warn("validation request", "receipt", id, "validator", v.String(), "err", err)
+			}
 		}
 	}
 }
@@ -543,6 +767,10 @@ func ValidationRequestHash(id ledger.Hash, v ledger.Address) ledger.Hash {
 func (c *Chain) fail(ps *pendingState, why string) {
 	ps.p.Failed = why
 	c.mu.Lock()
+	if _, ok := c.pending[ps.p.ReceiptID]; !ok {
+		c.mu.Unlock()
+		return
+	}
 	delete(c.pending, ps.p.ReceiptID)
 	b, _ := json.Marshal(ps.p)
 	c.mu.Unlock()
@@ -554,30 +782,58 @@ func (c *Chain) fail(ps *pendingState, why string) {
 }
 
 // follow reads every block: audits of the worker's receipts get openings,
-// disputes against it get answers.
+// disputes against it get answers. It starts where the last run left off
+// (Dir/follow.json), so that audits selected and disputes opened while the
+// worker was down are answered too.
 func (c *Chain) follow(ctx context.Context) {
-	f, err := NewFollower(c.cfg.RPC, 0)
+	st, err := c.loadFollow(ctx)
 	if err != nil {
 		c.log.Error("following the ledger", "err", err)
 		return
 	}
-	// Audits and disputes are answered off the follow loop (at most four
-	// at a time), so that one slow opening does not delay the next block.
+	if st.Next > 0 {
+		// Blocks older than the longest answer window hold nothing that
+		// can still be answered in time (audits and dispute queries of
+		// theirs are past their deadlines): after a long outage start past
+		// them, so that replaying history does not delay live deadlines.
+		if h, err := c.cfg.Client.Height(ctx); err == nil {
+			if floor := resumeFloor(h, c.params); st.Next < floor {
+				c.log.Warn("skipping blocks whose deadlines passed while the worker was down", "from", st.Next, "to", floor)
+				st.Next = floor
+			}
+		}
+	}
+	f, err := NewFollower(c.cfg.RPC, st.Next)
+	if err != nil {
+		c.log.Error("following the ledger", "err", err)
+		return
+	}
+	if st.Next > 0 {
+		c.log.Info("following the ledger from where it was left", "height", st.Next, "disputes", len(st.Disputes))
+	}
+	// Audits and disputes are answered off the follow loop, so that one
+	// slow opening does not delay the next block; at most four openings or
+	// traces are computed at a time.
 	sem := make(chan struct{}, 4)
 	var wg sync.WaitGroup
 	defer wg.Wait()
-	async := func(f func()) {
+	wm := &watermark{low: st.Next, open: map[int64]int{}}
+	// task runs fn off the loop; block h counts as handled (and the next
+	// run starts after it) once fn and the tasks of every earlier block
+	// returned.
+	task := func(h int64, fn func()) {
+		wm.begin(h)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			select {
-			case sem <- struct{}{}:
-			case <-ctx.Done():
-				return
+			fn()
+			if ctx.Err() == nil {
+				c.saveFollow(wm.end(h))
 			}
-			defer func() { <-sem }()
-			f()
 		}()
+	}
+	for _, d := range st.Disputes {
+		task(st.Next, func() { c.startDispute(ctx, sem, d.Dispute, d.Receipt) })
 	}
 	for ctx.Err() == nil {
 		h, evs, err := f.Next(ctx)
@@ -600,23 +856,19 @@ func (c *Chain) follow(ctx context.Context) {
 				c.mu.Lock()
 				r := c.watch[id]
 				c.mu.Unlock()
-				async(func() {
-					if r == nil {
-						b, err := c.cfg.Client.Query(ctx, "receiptData/"+id, nil)
-						if err == nil {
-							r, err = receipt.Parse(b)
-						}
-						if err != nil {
-							c.log.Error("audit of an unreadable receipt", "receipt", id, "err", err)
-							return
-						}
-					}
-					c.answerAudit(ctx, id, r)
-				})
+				task(h, func() { c.answerAudit(ctx, sem, id, r) })
 			case "dispute_opened":
 				if e.Attrs["worker"] == c.addr.String() {
 					did := e.Attrs["disputeId"]
-					async(func() { c.startDispute(ctx, did, id) })
+					task(h, func() { c.startDispute(ctx, sem, did, id) })
+				}
+			case "receipt_published":
+				// Drop the outbox entry at once, without a query.
+				c.mu.Lock()
+				ps := c.pending[id]
+				c.mu.Unlock()
+				if ps != nil && e.Attrs["worker"] == c.addr.String() {
+					c.published(ps.p)
 				}
 			case "receipt_final", "escrow_refunded":
 				c.mu.Lock()
@@ -624,6 +876,7 @@ func (c *Chain) follow(ctx context.Context) {
 				c.mu.Unlock()
 			}
 		}
+		c.saveFollow(wm.handled(h))
 		c.playDisputes(ctx)
 		if h%10 == 0 {
 			c.maintain(ctx, h)
@@ -631,12 +884,156 @@ func (c *Chain) follow(ctx context.Context) {
 	}
 }
 
+// resumeFloor is the oldest block worth reading at height h: one whose
+// audits (openingWindow) or dispute queries (moveWindow) may still be
+// answered in time, with a block to spare.
+func resumeFloor(h int64, p ledger.Params) int64 {
+	return h - int64(max(p.OpeningWindow, p.MoveWindow)) - 1
+}
+
+// watermark tracks which blocks the follower handled: low is the first
+// block not handled yet (every block below it was read and its tasks
+// returned).
+type watermark struct {
+	mu   sync.Mutex
+	low  int64         // 0: nothing read yet
+	last int64         // the last block read
+	open map[int64]int // running tasks by block
+}
+
+func (w *watermark) begin(h int64) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.open[h]++
+}
+
+func (w *watermark) end(h int64) int64 {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.open[h]--; w.open[h] <= 0 {
+		delete(w.open, h)
+	}
+	return w.advance()
+}
+
+// handled records that block h was read (its tasks started).
+func (w *watermark) handled(h int64) int64 {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.low == 0 {
+		w.low = h
+	}
+	w.last = h
+	return w.advance()
+}
+
+func (w *watermark) advance() int64 {
+	for w.low != 0 && w.low <= w.last && w.open[w.low] == 0 {
+		w.low++
+	}
+	return w.low
+}
+
+// followState is Dir/follow.json: the chain, the next block the follower
+// reads after a restart (every block below it was handled: its audits'
+// openings committed or the audit over, its disputes in Disputes) and the
+// disputes being played.
+type followState struct {
+	Chain    string       `json:"chainId"`
+	Next     int64        `json:"next"`
+	Disputes []disputeRef `json:"disputes,omitempty"`
+}
+
+type disputeRef struct {
+	Dispute string `json:"disputeId"`
+	Receipt string `json:"receiptId"`
+}
+
+// loadFollow reads Dir/follow.json; a missing file, or one of another
+// chain, starts at the next block.
+func (c *Chain) loadFollow(ctx context.Context) (followState, error) {
+	var chain string
+	for {
+		var err error
+		if chain, err = c.cfg.Client.ChainID(ctx); err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			return followState{}, ctx.Err()
+		}
+		c.log.Warn("following the ledger", "err", err)
+		sleep(ctx, time.Second)
+	}
+	var st followState
+	b, err := os.ReadFile(filepath.Join(c.cfg.Dir, followFile))
+	if errors.Is(err, os.ErrNotExist) {
+		st = followState{Chain: chain}
+	} else if err != nil {
+		return st, fmt.Errorf("reading %s: %w", followFile, err)
+	} else if err := json.Unmarshal(b, &st); err != nil {
+		return st, fmt.Errorf("%s is corrupt: %w", followFile, err)
+	} else if st.Chain != chain {
+		c.log.Warn("follow state of another chain; following from the next block", "was", st.Chain, "chain", chain)
+		st = followState{Chain: chain}
+	}
+	c.fmu.Lock()
+	defer c.fmu.Unlock()
+	c.fstate = st
+	if c.fdisputes == nil {
+		c.fdisputes = map[string]string{}
+	}
+	for _, d := range st.Disputes {
+		c.fdisputes[d.Dispute] = d.Receipt
+	}
+	return st, nil
+}
+
+const followFile = "follow.json"
+
+// saveFollow records next as the block to resume from (when it moved)
+// with the disputes being played.
+func (c *Chain) saveFollow(next int64) {
+	c.fmu.Lock()
+	defer c.fmu.Unlock()
+	if next == 0 || next == c.fstate.Next && !c.fdirty {
+		return
+	}
+	c.fstate.Next = next
+	c.fstate.Disputes = c.fstate.Disputes[:0]
+	for d, r := range c.fdisputes {
+		c.fstate.Disputes = append(c.fstate.Disputes, disputeRef{d, r})
+	}
+	slices.SortFunc(c.fstate.Disputes, func(a, b disputeRef) int { return strings.Compare(a.Dispute, b.Dispute) })
+	b, _ := json.Marshal(c.fstate)
+	if err := writeFileSync(filepath.Join(c.cfg.Dir, followFile), b); err != nil {
+		c.log.Error("saving the follow state", "err", err)
+		return
+	}
+	c.fdirty = false
+}
+
+// trackDispute adds (or, with rid empty, removes) a dispute in the follow
+// state; the next saveFollow writes it.
+func (c *Chain) trackDispute(did, rid string) {
+	c.fmu.Lock()
+	defer c.fmu.Unlock()
+	if c.fdisputes == nil {
+		c.fdisputes = map[string]string{}
+	}
+	if rid == "" {
+		delete(c.fdisputes, did)
+	} else {
+		c.fdisputes[did] = rid
+	}
+	c.fdirty = true
+}
+
 // maintain lifts the worker's jailing once its term is over and tops its
 // bond back up to the configured stake after a slash (as far as its
 // balance allows).
 func (c *Chain) maintain(ctx context.Context, height int64) {
-	var st ledger.Stake
-	if _, err := QueryJSON(ctx, c.cfg.Client, "stake/"+c.addr.String(), &st); err != nil {
+	st, err := c.cfg.Client.Stake(ctx, c.addr)
+	if err != nil {
 		return
 	}
 	if st.JailedUntil != 0 && uint64(height) >= st.JailedUntil {
@@ -661,43 +1058,134 @@ func (c *Chain) maintain(ctx context.Context, height int64) {
 	}
 }
 
-func (c *Chain) answerAudit(ctx context.Context, id string, r *receipt.Receipt) {
-	var a ledger.Audit
-	if _, err := QueryJSON(ctx, c.cfg.Client, "audit/"+id, &a); err != nil || a.Status != ledger.AuditPending {
-		return
-	}
-	op, err := c.w.Open(ctx, r, proofhooks.Seed(a.Seed), int(a.Cells))
+// answerAudit posts the openings of receipt id's audit and returns once
+// the audit is no longer pending (the openings committed, or the audit
+// over): a transaction lost on the way is sent again.
+func (c *Chain) answerAudit(ctx context.Context, sem chan struct{}, id string, r *receipt.Receipt) {
+	rid, err := ledger.ParseHash(id)
 	if err != nil {
-		c.log.Error("opening an audit", "receipt", id, "err", err)
 		return
 	}
-	rid, _ := ledger.ParseHash(id)
-	if _, err := c.send.Send(ctx, ledger.Msg{PostOpenings: &ledger.MsgPostOpenings{ReceiptID: rid, Openings: op.Marshal()}}); err != nil {
-		c.log.Error("posting openings", "receipt", id, "err", err)
-		return
+	var op []byte
+	var sent time.Time
+	for ctx.Err() == nil {
+		a, found, err := c.cfg.Client.Audit(ctx, rid)
+		if err == nil && (!found || a.Status != ledger.AuditPending) {
+			if !sent.IsZero() {
+				blocks := int64(-1)
+				if h, err := c.cfg.Client.Height(ctx); err == nil && a.Deadline >= c.params.OpeningWindow {
+					blocks = h - int64(a.Deadline-c.params.OpeningWindow)
+					for {
+						w := c.worstAudit.Load()
+						if blocks <= w || c.worstAudit.CompareAndSwap(w, blocks) {
+							break
+						}
+					}
+				}
+				c.log.Info("audit answered", "receipt", id, "cells", a.Cells, "status", a.Status, "blocks", blocks)
+			}
+			return
+		}
+		if err == nil && time.Since(sent) > 3*time.Second {
+			if op == nil {
+				if r == nil {
+					// Read from the ledger (a failure to ask is retried).
+					var b []byte
+					if b, err = c.cfg.Client.ReceiptData(ctx, rid); err == nil {
+						if r, err = receipt.Parse(b); err != nil {
+							c.log.Error("audit of an unreadable receipt", "receipt", id, "err", err)
+							return
+						}
+					}
+				}
+				if err == nil {
+					if op, err = c.openings(ctx, sem, r, a); err != nil {
+						if ctx.Err() == nil {
+							c.log.Error("opening an audit", "receipt", id, "err", err)
+						}
+						return
+					}
+				}
+			}
+			if err == nil {
+				if _, err = c.send.Send(ctx, ledger.Msg{PostOpenings: &ledger.MsgPostOpenings{ReceiptID: rid, Openings: op}}); err == nil {
+					if sent.IsZero() {
+						c.audits.Add(1)
+					}
+					sent = time.Now()
+				}
+			}
+		}
+		if err != nil && ctx.Err() == nil {
+			c.log.Warn("answering an audit", "receipt", id, "err", err)
+		}
+		sleep(ctx, c.cfg.Poll)
 	}
-	c.audits.Add(1)
-	c.log.Info("audit answered", "receipt", id, "cells", a.Cells)
 }
 
-func (c *Chain) startDispute(ctx context.Context, did, rid string) {
+// openings computes an audit's openings, holding a slot of sem.
+func (c *Chain) openings(ctx context.Context, sem chan struct{}, r *receipt.Receipt, a ledger.Audit) ([]byte, error) {
+	select {
+	case sem <- struct{}{}:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	defer func() { <-sem }()
+	op, err := c.w.Open(ctx, r, audit.SeedOf(a.Seed), int(a.Cells))
+	if err != nil {
+		return nil, err
+	}
+	return op.Marshal(), nil
+}
+
+// startDispute starts playing dispute did over receipt rid, retrying
+// while the ledger cannot be read; it records the dispute in the follow
+// state first, so that a restart plays it too.
+func (c *Chain) startDispute(ctx context.Context, sem chan struct{}, did, rid string) {
 	id, err := ledger.ParseHash(did)
 	if err != nil {
 		return
 	}
-	var data []byte
-	b, err := c.cfg.Client.Query(ctx, "receiptData/"+rid, nil)
-	if err == nil {
-		data = b
-	}
-	r, err := receipt.Parse(data)
+	receiptID, err := ledger.ParseHash(rid)
 	if err != nil {
-		c.log.Error("dispute on an unreadable receipt", "dispute", did, "err", err)
+		return
+	}
+	c.trackDispute(did, rid)
+	var r *receipt.Receipt
+	for ctx.Err() == nil {
+		d, found, err := c.cfg.Client.Dispute(ctx, id)
+		if err == nil && (!found || d.Status != ledger.DisputeOpen) {
+			c.trackDispute(did, "")
+			return
+		}
+		var b []byte
+		if err == nil {
+			b, err = c.cfg.Client.ReceiptData(ctx, receiptID)
+		}
+		if err == nil {
+			if r, err = receipt.Parse(b); err != nil {
+				c.log.Error("dispute on an unreadable receipt", "dispute", did, "err", err)
+				c.trackDispute(did, "")
+				return
+			}
+			break
+		}
+		c.log.Warn("dispute: reading the ledger", "dispute", did, "err", err)
+		sleep(ctx, c.cfg.Poll)
+	}
+	if r == nil {
+		return
+	}
+	select {
+	case sem <- struct{}{}:
+	case <-ctx.Done():
 		return
 	}
 	tr, err := c.w.Trace(ctx, r)
+	<-sem
 	if err != nil {
 		c.log.Error("dispute: regenerating the trace", "dispute", did, "err", err)
+		c.trackDispute(did, "")
 		return
 	}
 	c.disputes.Add(id, &Player{Side: ledger.SideWorker, Setup: TraceSetup(c.w.m, c.w.info.ID), Timeout: c.params.MoveWindow,
@@ -706,13 +1194,17 @@ func (c *Chain) startDispute(ctx context.Context, did, rid string) {
 	c.log.Warn("receipt disputed", "dispute", did, "receipt", rid)
 }
 
-func (c *Chain) playDisputes(ctx context.Context) { c.disputes.Play(ctx, c.send, c.log) }
+func (c *Chain) playDisputes(ctx context.Context) {
+	for _, id := range c.disputes.Play(ctx, c.send, c.log) {
+		c.trackDispute(id.String(), "")
+	}
+}
 
 // PlayDispute sends p's answer to dispute id's outstanding query, if any;
 // done is true once the dispute is over.
 func PlayDispute(ctx context.Context, s *Sender, p *Player, id ledger.Hash) (done bool, err error) {
-	var d ledger.Dispute
-	if _, err := QueryJSON(ctx, s.Client(), "dispute/"+id.String(), &d); err != nil {
+	d, _, err := s.Client().Dispute(ctx, id)
+	if err != nil {
 		return false, err
 	}
 	if d.Status != ledger.DisputeOpen {
@@ -742,20 +1234,13 @@ func (c *Chain) Sender() *Sender { return c.send }
 // worker escrows the fee for itself, so that the receipt still goes on the
 // ledger and can be audited and disputed. It names no agent: an agent
 // gets no reputation from its own escrows.
-func (c *Chain) SelfEscrow(ctx context.Context, p *Pending, w ledger.Address, model ledger.Hash, agentID uint64) (ledger.Hash, error) {
+func (c *Chain) SelfEscrow(p *Pending, w ledger.Address, model ledger.Hash, agentID uint64) (ledger.Msg, *Sender, error) {
 	req, err := ledger.ReceiptRequest(p.Receipt)
 	if err != nil {
-		return ledger.Hash{}, fmt.Errorf("self escrow: %w", err)
+		return ledger.Msg{}, nil, fmt.Errorf("self escrow: %w: %w", client.ErrRejected, err)
 	}
 	// The chain refuses escrows below minEscrowFee; the worker pays it to
 	// itself (less the protocol fee).
 	fee := max(p.Fee, c.params.MinEscrowFee)
-	nonce, err := c.send.Send(ctx, ledger.Msg{OpenEscrow: &ledger.MsgOpenEscrow{Worker: w, ModelID: model, Fee: fee, Request: req, AgentID: 0}})
-	if errors.Is(err, ErrMaybeSent) {
-		return ledger.EscrowID(c.addr, nonce), err
-	}
-	if err != nil {
-		return ledger.Hash{}, err
-	}
-	return ledger.EscrowID(c.addr, nonce), nil
+	return ledger.Msg{OpenEscrow: &ledger.MsgOpenEscrow{Worker: w, ModelID: model, Fee: fee, Request: req, AgentID: 0}}, c.send, nil
 }

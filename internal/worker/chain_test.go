@@ -34,9 +34,9 @@ func TestOutboxSurvivesLedgerOutage(t *testing.T) {
 	dir := t.TempDir()
 	escrows := 0
 	cfg := ChainConfig{Client: deadLedger(t), RPC: "tcp://127.0.0.1:1", Dir: dir, Poll: 10 * time.Millisecond,
-		Escrow: func(context.Context, *Pending, ledger.Address, ledger.Hash, uint64) (ledger.Hash, error) {
+		Escrow: func(*Pending, ledger.Address, ledger.Hash, uint64) (ledger.Msg, *Sender, error) {
 			escrows++
-			return ledger.Hash{}, errors.New("unreachable")
+			return ledger.Msg{}, nil, errors.New("unreachable")
 		}}
 	c, err := NewChain(w, cfg)
 	if err != nil {
@@ -77,6 +77,11 @@ func TestOutboxSurvivesLedgerOutage(t *testing.T) {
 	for _, id := range ids {
 		if !c2.IsPending(id) {
 			t.Fatalf("receipt %s lost across a restart", id)
+		}
+		// The failed attempts are on disk: a restart does not reset the
+		// give-up limit.
+		if got, want := c2.pending[id].p.Attempts, c.pending[id].p.Attempts; got != want || got == 0 {
+			t.Fatalf("receipt %s: %d attempts after the restart, %d before", id, got, want)
 		}
 	}
 	if err := c.Submit(Pending{ReceiptID: "not-an-id"}); err == nil {
@@ -211,4 +216,90 @@ func FuzzPlayerMove(f *testing.F) {
 		p := &Player{Side: ledger.SideWorker, Setup: setup, Timeout: 5}
 		p.Move(&ledger.Dispute{Status: ledger.DisputeOpen, Game: game})
 	})
+}
+
+// TestDecideEscrow covers every fate of a recorded escrow transaction:
+// found and ours (adopted), found and another's (its nonce went to another
+// transaction: lost), not found with the nonce taken (lost: it can never
+// commit), not found with the nonce free (it may still commit: wait and
+// send the same bytes again, never a second escrow).
+func TestDecideEscrow(t *testing.T) {
+	payer, worker, other := ledger.Address{1}, ledger.Address{2}, ledger.Address{3}
+	req, otherReq := ledger.Hash{4}, ledger.Hash{5}
+	tx := &ledger.Tx{Signer: payer, Nonce: 7}
+	ours := ledger.Escrow{Requester: payer, Worker: worker, Request: req}
+	for _, tc := range []struct {
+		name  string
+		found bool
+		esc   ledger.Escrow
+		nonce uint64
+		want  escrowFate
+	}{
+		{"committed, ours", true, ours, 8, escrowOpen},
+		{"committed, ours, later nonces too", true, ours, 30, escrowOpen},
+		{"another request holds the nonce", true, ledger.Escrow{Requester: payer, Worker: worker, Request: otherReq}, 8, escrowLost},
+		{"another worker's escrow holds the nonce", true, ledger.Escrow{Requester: payer, Worker: other, Request: req}, 8, escrowLost},
+		{"nonce taken, no escrow", false, ledger.Escrow{}, 8, escrowLost},
+		{"nonce free: may commit", false, ledger.Escrow{}, 7, escrowMayCommit},
+		{"an earlier nonce missing: may commit", false, ledger.Escrow{}, 5, escrowMayCommit},
+	} {
+		if got := decideEscrow(tc.found, tc.esc, tc.nonce, tx, worker, req); got != tc.want {
+			t.Errorf("%s: %d, want %d", tc.name, got, tc.want)
+		}
+	}
+}
+
+// TestWatermark: the follower resumes at the first block with a task
+// still running, whatever order tasks end in.
+func TestWatermark(t *testing.T) {
+	w := &watermark{open: map[int64]int{}}
+	if got := w.handled(10); got != 11 {
+		t.Fatalf("after block 10: %d", got)
+	}
+	w.begin(11)
+	w.begin(11)
+	if got := w.handled(11); got != 11 {
+		t.Fatalf("block 11 has tasks: %d", got)
+	}
+	w.begin(12)
+	if got := w.handled(12); got != 11 {
+		t.Fatalf("%d", got)
+	}
+	w.handled(13)
+	if got := w.end(12); got != 11 {
+		t.Fatalf("block 12 done, 11 not: %d", got)
+	}
+	if got := w.end(11); got != 11 {
+		t.Fatalf("one task of 11 left: %d", got)
+	}
+	if got := w.end(11); got != 14 {
+		t.Fatalf("all done: %d, want 14", got)
+	}
+	// Resuming: low starts at the saved height, tasks of earlier replays
+	// keep it.
+	r := &watermark{low: 20, open: map[int64]int{}}
+	r.begin(20)
+	if got := r.handled(20); got != 20 {
+		t.Fatalf("resumed: %d", got)
+	}
+	if got := r.end(20); got != 21 {
+		t.Fatalf("resumed, done: %d", got)
+	}
+}
+
+// TestResumeFloor: after an outage the follower reads from the oldest
+// block whose audits or dispute queries can still be answered.
+func TestResumeFloor(t *testing.T) {
+	p := ledger.Params{OpeningWindow: 10, MoveWindow: 8}
+	if got := resumeFloor(1000, p); got != 989 {
+		t.Fatalf("floor %d, want 989", got)
+	}
+	// An audit selected at s is due at s+10: at height 1000 it can still
+	// land in block 1001 when s >= 991; every such block is read.
+	if floor, oldest := resumeFloor(1000, p), int64(1000+1-p.OpeningWindow); floor > oldest {
+		t.Fatalf("floor %d skips an audit selected at %d that can still be answered", floor, oldest)
+	}
+	if got := resumeFloor(5, p); got > 0 {
+		t.Fatalf("young chain: floor %d", got)
+	}
 }

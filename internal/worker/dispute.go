@@ -63,8 +63,8 @@ func (b *DisputeBook) Remove(id ledger.Hash) bool {
 }
 
 // Play makes each dispute's outstanding move, if any, in dispute id order,
-// and forgets the disputes that are over.
-func (b *DisputeBook) Play(ctx context.Context, s *Sender, log *slog.Logger) {
+// and forgets the disputes that are over; it returns their ids.
+func (b *DisputeBook) Play(ctx context.Context, s *Sender, log *slog.Logger) (over []ledger.Hash) {
 	b.mu.Lock()
 	ids := make([]ledger.Hash, 0, len(b.m))
 	for id := range b.m {
@@ -85,6 +85,8 @@ func (b *DisputeBook) Play(ctx context.Context, s *Sender, log *slog.Logger) {
 		}
 		if done {
 			b.Remove(id)
+			over = append(over, id)
 		}
 	}
+	return over
 }

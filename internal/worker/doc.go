@@ -10,8 +10,11 @@
 // first, retrying with backoff, idempotent by receipt id), answers the
 // audits the ledger selects with openings before their deadline, and plays
 // the disputes opened against it (Player, over the trace bisection game).
-// Sender keeps one account's transactions in nonce order and Follower
-// reads the ledger block by block; the verifier uses both too.
+// The outbox records each escrow transaction before it sends it and the
+// follower its progress (follow.json), so a restart loses no answered
+// receipt and misses no audit or dispute (docs/ledger.md). Sending and
+// following blocks are internal/ledger/client's (Sender, Follower); the
+// names here are aliases.
 //
 // Every generation is fully determined by its receipt: the prompt tokens, the
 // sampling parameters (seed included), the step count and the stop tokens.

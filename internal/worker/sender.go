@@ -3,141 +3,34 @@ package worker
 import (
 	"context"
 	"crypto/ed25519"
-	"encoding/json"
-	"errors"
-	"fmt"
-	"strings"
-	"sync"
-	"time"
 
-	"github.com/verdictnet/verdict/internal/ledger"
 	"github.com/verdictnet/verdict/internal/ledger/client"
 )
 
-// ErrMaybeSent is returned (wrapped) by Send when the node could not be
-// asked or did not answer: the transaction, whose nonce Send returns, may
-// or may not be in the mempool.
-var ErrMaybeSent = errors.New("transaction outcome unknown")
+// The ledger client's sending and following live in internal/ledger/client;
+// these names stay for the worker's callers.
 
-// Sender signs and broadcasts one account's ledger transactions in nonce
-// order. Send returns once the node's mempool accepted the transaction
-// (CheckTx runs against the mempool's state, so a transaction may depend
-// on one sent just before); callers learn the outcome from the ledger's
-// state, which makes every step idempotent.
-type Sender struct {
-	c    *client.Client
-	key  ed25519.PrivateKey
-	addr ledger.Address
-	fee  uint64
+// Sender is client.Sender.
+type Sender = client.Sender
 
-	mu     sync.Mutex
-	next   uint64
-	synced bool
-}
+// ErrMaybeSent is client.ErrMaybeSent.
+var ErrMaybeSent = client.ErrMaybeSent
 
-// NewSender returns a sender for key paying fee per transaction.
+// NewSender is client.NewSender.
 func NewSender(c *client.Client, key ed25519.PrivateKey, fee uint64) (*Sender, error) {
-	a, err := ledger.AddressOf(key.Public().(ed25519.PublicKey))
-	if err != nil {
-		return nil, err
-	}
-	if fee == 0 {
-		fee = 1
-	}
-	return &Sender{c: c, key: key, addr: a, fee: fee}, nil
+	return client.NewSender(c, key, fee)
 }
 
-// Address is the account the sender signs for.
-func (s *Sender) Address() ledger.Address { return s.addr }
-
-// Client is the sender's ledger client.
-func (s *Sender) Client() *client.Client { return s.c }
-
-// Send signs m with the account's next nonce and broadcasts it. It returns
-// the nonce used. A transaction the mempool rejects for its nonce (another
-// process used the account, or a transaction was dropped) is retried after
-// the nonce is read again, for up to about ten seconds; other rejections
-// are returned (wrapping client.ErrRejected) and use no nonce. When the
-// node does not answer, the error wraps ErrMaybeSent and the nonce is the
-// one the transaction carried.
-func (s *Sender) Send(ctx context.Context, m ledger.Msg) (uint64, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var last error
-	for attempt := 0; attempt < 40; attempt++ {
-		if !s.synced {
-			acct, err := s.c.Account(ctx, s.addr)
-			if err != nil {
-				return 0, err
-			}
-			s.next, s.synced = acct.Nonce, true
-		}
-		tx, err := s.c.Sign(ctx, s.key, m, s.fee, int64(s.next))
-		if err != nil {
-			s.synced = false
-			return 0, err
-		}
-		_, err = s.c.BroadcastSync(ctx, tx)
-		if err == nil {
-			s.next++
-			return tx.Nonce, nil
-		}
-		if !errors.Is(err, client.ErrRejected) {
-			s.synced = false // the node may or may not have it: read the nonce again
-			return tx.Nonce, fmt.Errorf("%w: %w", ErrMaybeSent, err)
-		}
-		if !strings.Contains(err.Error(), "nonce") {
-			return 0, err
-		}
-		last = err
-		s.synced = false
-		select {
-		case <-time.After(250 * time.Millisecond):
-		case <-ctx.Done():
-			return 0, ctx.Err()
-		}
-	}
-	return 0, fmt.Errorf("account %s: %w", s.addr, last)
+// QueryJSON is client.QueryJSON.
+func QueryJSON(ctx context.Context, c *client.Client, path string, v any) (bool, error) {
+	return client.QueryJSON(ctx, c, path, v)
 }
 
-// Commit sends m and waits until it is in a block; a message that failed
-// in its block is an error.
-func (s *Sender) Commit(ctx context.Context, m ledger.Msg) (client.Result, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	acct, err := s.c.Account(ctx, s.addr)
-	if err != nil {
-		return client.Result{}, err
-	}
-	s.next, s.synced = acct.Nonce, true
-	tx, err := s.c.Sign(ctx, s.key, m, s.fee, int64(s.next))
-	if err != nil {
-		return client.Result{}, err
-	}
-	res, err := s.c.BroadcastCommit(ctx, tx)
-	s.synced = false
-	if err != nil {
-		return res, err
-	}
-	if res.Code != 0 {
-		return res, fmt.Errorf("transaction failed in block %d: code %d: %s", res.Height, res.Code, res.Log)
-	}
-	return res, nil
-}
+// Follower is client.Follower.
+type Follower = client.Follower
 
-// QueryJSON runs a ledger query and decodes its answer into v. found is
-// false when the ledger answered "not found".
-func QueryJSON(ctx context.Context, c *client.Client, path string, v any) (found bool, err error) {
-	b, err := c.Query(ctx, path, nil)
-	if err != nil {
-		var qe *client.QueryError
-		if errors.As(err, &qe) && qe.Code == ledger.Code(ledger.ErrNotFound) {
-			return false, nil
-		}
-		return false, err
-	}
-	if err := json.Unmarshal(b, v); err != nil {
-		return false, fmt.Errorf("query %s: %w", path, err)
-	}
-	return true, nil
-}
+// Event is client.Event.
+type Event = client.Event
+
+// NewFollower is client.NewFollower.
+func NewFollower(addr string, from int64) (*Follower, error) { return client.NewFollower(addr, from) }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 
 	rpchttp "github.com/cometbft/cometbft/rpc/client/http"
 	coretypes "github.com/cometbft/cometbft/rpc/core/types"
@@ -17,6 +18,9 @@ import (
 // Client is a connection to one node's RPC.
 type Client struct {
 	rpc *rpchttp.HTTP
+
+	mu    sync.Mutex
+	chain string // the chain id, once read (it never changes)
 }
 
 // New connects to a node's RPC address ("tcp://127.0.0.1:26657" or
@@ -32,12 +36,21 @@ func New(addr string) (*Client, error) {
 	return &Client{rpc: c}, nil
 }
 
-// ChainID returns the node's chain id.
+// ChainID returns the node's chain id (read once, then remembered).
 func (c *Client) ChainID(ctx context.Context) (string, error) {
+	c.mu.Lock()
+	chain := c.chain
+	c.mu.Unlock()
+	if chain != "" {
+		return chain, nil
+	}
 	st, err := c.rpc.Status(ctx)
 	if err != nil {
 		return "", fmt.Errorf("node status: %w", err)
 	}
+	c.mu.Lock()
+	c.chain = st.NodeInfo.Network
+	c.mu.Unlock()
 	return st.NodeInfo.Network, nil
 }
 
@@ -114,6 +127,32 @@ func RejectionCode(err error) (uint32, bool) {
 	var re *RejectedError
 	if errors.As(err, &re) {
 		return re.Code, true
+	}
+	return 0, false
+}
+
+// FailedError is a transaction that was committed and whose message
+// failed in its block, with its result code (ledger.Code).
+type FailedError struct {
+	Height int64
+	Code   uint32
+	Log    string
+}
+
+func (e *FailedError) Error() string {
+	return fmt.Sprintf("transaction failed in block %d: code %d: %s", e.Height, e.Code, e.Log)
+}
+
+// ErrorCode returns the ledger.Code of a transaction that CheckTx rejected
+// (RejectedError) or that failed in its block (FailedError), and false for
+// any other error (the node could not be asked, for one).
+func ErrorCode(err error) (uint32, bool) {
+	if code, ok := RejectionCode(err); ok {
+		return code, true
+	}
+	var fe *FailedError
+	if errors.As(err, &fe) {
+		return fe.Code, true
 	}
 	return 0, false
 }

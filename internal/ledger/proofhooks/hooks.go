@@ -2,7 +2,6 @@ package proofhooks
 
 import (
 	"bytes"
-	"encoding/binary"
 	"fmt"
 	"slices"
 	"sync"
@@ -72,7 +71,7 @@ type Openings struct {
 }
 
 // Seed maps a ledger audit seed to the audit package's challenge seed.
-func Seed(s ledger.Hash) uint64 { return binary.BigEndian.Uint64(s[:8]) }
+func Seed(s ledger.Hash) uint64 { return audit.SeedOf(s) }
 
 // CheckOpenings implements ledger.OpeningChecker.
 func (o Openings) CheckOpenings(rb []byte, seed ledger.Hash, cells uint32, ob []byte) error {

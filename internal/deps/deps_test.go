@@ -1,0 +1,124 @@
+package deps
+
+import (
+	"go/parser"
+	"go/token"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+const module = "github.com/verdictnet/verdict/"
+
+// engine is the deterministic engine and what it stands on: none of it
+// may reach the ledger or the services.
+var engine = []string{"detmath", "kernels", "tensor", "mmapfile", "gguf", "llama2c", "tokenizer", "model", "engine",
+	"sampler", "generate", "merkle", "receipt", "audit", "dispute", "chat", "jinja", "modelid", "keys", "synth"}
+
+// services are built on the worker and the ledger client; nothing below
+// them may reach them.
+var services = []string{"worker", "gateway", "verifier", "mcpserver", "devnet"}
+
+// rules: each internal package (relative to internal/) and the internal
+// packages it must not depend on, directly or through others.
+func rules() map[string][]string {
+	r := map[string][]string{}
+	for _, p := range engine {
+		r[p] = append([]string{"ledger", "ledger/client", "ledger/node", "ledger/abciapp", "ledger/proofhooks", "ledger/disputegame"}, services...)
+	}
+	r["ledger"] = append([]string{"ledger/client", "ledger/node", "ledger/abciapp", "ledger/proofhooks"}, services...)
+	r["ledger/client"] = append([]string{"ledger/node", "ledger/abciapp", "ledger/proofhooks"}, services...)
+	r["ledger/disputegame"] = append([]string{"ledger/client", "ledger/node", "ledger/abciapp", "ledger/proofhooks"}, services...)
+	r["ledger/proofhooks"] = append([]string{"ledger/client", "ledger/node"}, services...)
+	r["worker"] = []string{"ledger/proofhooks", "ledger/abciapp", "ledger/node", "gateway", "verifier", "mcpserver", "devnet"}
+	r["gateway"] = []string{"verifier", "devnet", "ledger/node", "ledger/abciapp"}
+	r["verifier"] = []string{"gateway", "mcpserver", "devnet", "ledger/node", "ledger/abciapp"}
+	r["mcpserver"] = []string{"gateway", "verifier", "devnet", "ledger/node", "ledger/abciapp"}
+	return r
+}
+
+// imports reads the internal imports of every package under internal/
+// (test files left out), by path relative to internal/.
+func imports(t *testing.T) map[string][]string {
+	root := filepath.Join("..")
+	out := map[string][]string{}
+	fset := token.NewFileSet()
+	err := filepath.WalkDir(root, func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && path != root && (d.Name() == "testdata" || strings.HasPrefix(d.Name(), ".") || d.Name() == "node_modules") {
+			return filepath.SkipDir
+		}
+		if d.IsDir() || !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
+			return nil
+		}
+		f, err := parser.ParseFile(fset, path, nil, parser.ImportsOnly)
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(root, filepath.Dir(path))
+		pkg := filepath.ToSlash(rel)
+		if _, ok := out[pkg]; !ok {
+			out[pkg] = nil
+		}
+		for _, im := range f.Imports {
+			p, _ := strconv.Unquote(im.Path.Value)
+			if dep, ok := strings.CutPrefix(p, module+"internal/"); ok && !slices.Contains(out[pkg], dep) {
+				out[pkg] = append(out[pkg], dep)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// TestDeps checks every rule against the transitive internal imports.
+func TestDeps(t *testing.T) {
+	direct := imports(t)
+	for pkg, banned := range rules() {
+		if _, ok := direct[pkg]; !ok {
+			t.Errorf("rule for %s: no such package under internal/", pkg)
+			continue
+		}
+		// Walk the dependencies, remembering how each was reached.
+		via := map[string]string{pkg: ""}
+		queue := []string{pkg}
+		for len(queue) > 0 {
+			p := queue[0]
+			queue = queue[1:]
+			for _, d := range direct[p] {
+				if _, seen := via[d]; !seen {
+					via[d] = p
+					queue = append(queue, d)
+				}
+			}
+		}
+		for _, b := range banned {
+			if _, ok := via[b]; !ok {
+				continue
+			}
+			chain := []string{b}
+			for p := via[b]; p != ""; p = via[p] {
+				chain = append(chain, p)
+			}
+			slices.Reverse(chain)
+			t.Errorf("internal/%s must not depend on internal/%s: %s", pkg, b, strings.Join(chain, " -> "))
+		}
+	}
+}
+
+// TestDepsSeesImports: the scan finds imports that are known to exist, so
+// that TestDeps cannot pass by reading nothing.
+func TestDepsSeesImports(t *testing.T) {
+	direct := imports(t)
+	if !slices.Contains(direct["devnet"], "worker") || !slices.Contains(direct["worker"], "ledger/client") {
+		t.Fatalf("import scan misses known imports: devnet %v, worker %v", direct["devnet"], direct["worker"])
+	}
+}

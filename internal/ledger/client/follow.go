@@ -1,0 +1,117 @@
+package client
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	rpchttp "github.com/cometbft/cometbft/rpc/client/http"
+
+	"github.com/verdictnet/verdict/internal/ledger"
+)
+
+// Event is a ledger event with its attributes by key.
+type Event struct {
+	Height int64
+	Type   string
+	Attrs  map[string]string
+	// Tx is the transaction that emitted it (nil for block events).
+	Tx *ledger.Tx
+}
+
+// Follower reads the ledger block by block: the events of every
+// committed block, in order, each block once.
+type Follower struct {
+	rpc  *rpchttp.HTTP
+	next int64
+	// Poll is the wait between looks for a new block (default 200 ms).
+	Poll time.Duration
+}
+
+// NewFollower follows the node at addr from height from (0: the next
+// block after the current one).
+func NewFollower(addr string, from int64) (*Follower, error) {
+	if !strings.Contains(addr, "://") {
+		addr = "tcp://" + addr
+	}
+	c, err := rpchttp.New(addr, "/websocket")
+	if err != nil {
+		return nil, fmt.Errorf("ledger follower %s: %w", addr, err)
+	}
+	return &Follower{rpc: c, next: from, Poll: 200 * time.Millisecond}, nil
+}
+
+// Next waits for the next block and returns its height and events (the
+// transactions' events, then the block's). Errors talking to the node are
+// returned; call again to retry the same block.
+func (f *Follower) Next(ctx context.Context) (int64, []Event, error) {
+	for {
+		// The application's last committed height, not the block store's:
+		// a block is stored before it is executed, and asking for its
+		// results in between makes the node log an ERROR
+		// ("failed to LoadFinalizeBlockResponse"); once the application
+		// committed a block its results are saved.
+		info, err := f.rpc.ABCIInfo(ctx)
+		if err != nil {
+			return 0, nil, fmt.Errorf("node info: %w", err)
+		}
+		h := info.Response.LastBlockHeight
+		if f.next == 0 {
+			f.next = h + 1
+		}
+		if h >= f.next {
+			break
+		}
+		select {
+		case <-time.After(f.Poll):
+		case <-ctx.Done():
+			return 0, nil, ctx.Err()
+		}
+	}
+	h := f.next
+	b, err := f.rpc.Block(ctx, &h)
+	if err != nil {
+		return 0, nil, fmt.Errorf("block %d: %w", h, err)
+	}
+	r, err := f.rpc.BlockResults(ctx, &h)
+	for i := 0; err != nil && strings.Contains(err.Error(), "could not find results") && i < 50; i++ {
+		// The node reports a height before it has saved the block's
+		// results: not an error, just early.
+		select {
+		case <-time.After(f.Poll / 4):
+		case <-ctx.Done():
+			return 0, nil, ctx.Err()
+		}
+		r, err = f.rpc.BlockResults(ctx, &h)
+	}
+	if err != nil {
+		return 0, nil, fmt.Errorf("block results %d: %w", h, err)
+	}
+	var evs []Event
+	for i, tr := range r.TxsResults {
+		var tx *ledger.Tx
+		if i < len(b.Block.Txs) && tr.Code == 0 {
+			tx, _ = ledger.DecodeTx(b.Block.Txs[i])
+		}
+		if tr.Code != 0 {
+			continue
+		}
+		for _, e := range tr.Events {
+			ev := Event{Height: h, Type: e.Type, Attrs: map[string]string{}, Tx: tx}
+			for _, a := range e.Attributes {
+				ev.Attrs[a.Key] = a.Value
+			}
+			evs = append(evs, ev)
+		}
+	}
+	for _, e := range r.FinalizeBlockEvents {
+		ev := Event{Height: h, Type: e.Type, Attrs: map[string]string{}}
+		for _, a := range e.Attributes {
+			ev.Attrs[a.Key] = a.Value
+		}
+		evs = append(evs, ev)
+	}
+	f.next++
+	return h, evs, nil
+}
