@@ -46,7 +46,10 @@ func Shared(tb testing.TB, rel string) string {
 // client, node-llama-cpp, @huggingface/jinja; see e2e/package.json). A
 // script fed to `node --input-type=module` on standard input, with its
 // working directory in e2e/, imports them by name (a script file elsewhere
-// would resolve imports from its own folder).
+// would resolve imports from its own folder). node-llama-cpp is the
+// exception: it forks node to test its prebuilt binary, and the child
+// inherits --input-type=module and fails (NoBinaryFoundError); feed it a
+// CommonJS script with a dynamic import instead (internal/refcheck/llama.cjs).
 // Without node or the package it skips the test, except in CI (CI=true),
 // where it fails: the reference comparisons are part of the contract.
 func NodeModule(tb testing.TB, pkg string) (node, dir string) {
