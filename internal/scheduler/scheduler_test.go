@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/verdictnet/verdict/internal/audit"
 	"github.com/verdictnet/verdict/internal/engine"
 	"github.com/verdictnet/verdict/internal/generate"
@@ -311,4 +312,43 @@ func TestCancelMidPrefill(t *testing.T) {
 		t.Errorf("the cancelled prompt was fed to the end: %+v", st)
 	}
 	waitIdle(t, s)
+}
+
+func TestCollector(t *testing.T) {
+	e := newEngine(t)
+	s := scheduler.New(e, scheduler.Config{MaxBatch: 3})
+	defer s.Close()
+	if _, err := s.Run(context.Background(), generate.Request{Prompt: []int{1, 403, 407}, Steps: 8}); err != nil {
+		t.Fatal(err)
+	}
+	waitIdle(t, s)
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(scheduler.NewCollector(s.Stats))
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			name := mf.GetName()
+			for _, l := range m.GetLabel() {
+				name += "{" + l.GetValue() + "}"
+			}
+			got[name] = m.GetGauge().GetValue() + m.GetCounter().GetValue()
+		}
+	}
+	for name, v := range map[string]float64{
+		"verdict_worker_batch_size_max": 3, "verdict_worker_batch_size": 1, "verdict_worker_batch_size_peak": 1,
+		"verdict_worker_batch_running": 0, "verdict_worker_queue_length": 0, "verdict_worker_kv_cache_used_bytes": 0,
+		"verdict_worker_batch_tokens_total{prompt}": 3, "verdict_worker_batch_tokens_total{completion}": 6,
+		"verdict_worker_batch_steps_total": 6,
+	} {
+		if g, ok := got[name]; !ok || g != v {
+			t.Errorf("%s = %v (present %v), want %v", name, g, ok, v)
+		}
+	}
+	if got["verdict_worker_kv_cache_budget_bytes"] <= 0 {
+		t.Errorf("no KV budget: %v", got)
+	}
 }

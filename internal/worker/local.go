@@ -13,6 +13,8 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/verdictnet/verdict/internal/audit"
 	"github.com/verdictnet/verdict/internal/chat"
 	"github.com/verdictnet/verdict/internal/engine"
@@ -299,6 +301,11 @@ func (w *Local) Close() error {
 	w.sched.Close()
 	w.e.Close()
 	return w.m.Close()
+}
+
+// Register adds the batch's metrics (scheduler.Collector) to reg.
+func (w *Local) Register(reg prometheus.Registerer) error {
+	return reg.Register(scheduler.NewCollector(w.sched.Stats))
 }
 
 // BatchStats reports the continuous batch: its size, queue, KV cache use
