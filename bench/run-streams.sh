@@ -57,6 +57,10 @@ for p in $PRESETS; do
 		[ -f "$f" ] || "$V" model synth --preset "$p" --vocab "$VOCAB" --seed 1 --type "$t" --out "$f" >&2
 	done
 done
+# The e2e tests' node-llama-cpp, when installed, serves too.
+if [ ! -e "$OUT/node/node_modules" ] && [ -d "$ROOT/e2e/node_modules/node-llama-cpp" ]; then
+	ln -s "$ROOT/e2e/node_modules" "$OUT/node/node_modules"
+fi
 if [ ! -d "$OUT/node/node_modules/node-llama-cpp" ]; then
 	(cd "$OUT/node" && { [ -f package.json ] || echo '{"name":"verdict-bench","private":true,"type":"module"}' >package.json; } &&
 		npm i -E node-llama-cpp@3.21.1 --no-audit --no-fund >&2)

@@ -186,3 +186,31 @@ func sameOutcome(got, want batchOutcome) error {
 	}
 	return nil
 }
+
+// A request that could never fit in the KV cache budget is refused with
+// ErrContextLength (a 400 at the gateway) naming the budget; one that fits
+// runs.
+func TestKVBudget(t *testing.T) {
+	// stories260K: 5 layers, keys of 32 floats: 1280 bytes a position; 40
+	// positions.
+	w, err := Open(Config{ModelPath: testutil.Shared(t, "models/stories260K.gguf"), Threads: 1, KVBudget: 51200})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	st := w.BatchStats()
+	if st.KVBudget != 51200 || st.MaxBatch != 16 {
+		t.Errorf("stats %+v", st)
+	}
+	long := textReq(strings.Repeat("Once upon a time ", 12), 10)
+	_, err = w.Generate(context.Background(), long, nil)
+	if !errors.Is(err, ErrContextLength) || !strings.Contains(err.Error(), "budget is 51200 bytes (40 positions)") {
+		t.Errorf("prompt over the budget: %v", err)
+	}
+	if _, err := w.Generate(context.Background(), textReq("Once upon a time", 0), nil); !errors.Is(err, ErrContextLength) || !strings.Contains(err.Error(), "ask for fewer tokens") {
+		t.Errorf("the whole context over the budget: %v", err)
+	}
+	if _, err := w.Generate(context.Background(), textReq("Once upon a time", 10), nil); err != nil {
+		t.Errorf("a request that fits: %v", err)
+	}
+}
