@@ -20,5 +20,6 @@
 // callback: receipts' hashing, logprobs, stop strings, streaming) runs on
 // the caller's goroutine, in parallel with the other callers'; the step
 // after waits for every running request to hand over its next token, up to
-// Config.MaxWait, and goes on without the late ones.
+// Config.MaxWait and never longer than the last step took, and goes on
+// without the late ones (they join the step after).
 package scheduler

@@ -50,9 +50,9 @@ type Config struct {
 	// several steps and never stalls the running sequences for long.
 	// Tokens of running sequences are never held back.
 	ChunkTokens int
-	// MaxWait is how long a step waits for running requests still busy
-	// with their previous token before it goes on without them (default
-	// 10 ms).
+	// MaxWait is the longest a step waits for running requests still
+	// busy with their previous token before it goes on without them
+	// (default 10 ms); it never waits longer than the last step took.
 	MaxWait time.Duration
 }
 
@@ -426,7 +426,8 @@ type work struct {
 // loop is the scheduler goroutine: one step per iteration.
 func (s *Scheduler) loop() {
 	defer close(s.done)
-	var since time.Time // when the oldest ready request became ready
+	var since time.Time    // when the oldest ready request became ready
+	var last time.Duration // the last step's forward pass
 	for {
 		s.mu.Lock()
 		if s.closed {
@@ -459,7 +460,9 @@ func (s *Scheduler) loop() {
 			if since.IsZero() {
 				since = time.Now()
 			}
-			if rem := s.cfg.MaxWait - time.Since(since); rem > 0 {
+			// Waiting longer than a step costs more than a late
+			// request loses by joining the next one.
+			if rem := min(s.cfg.MaxWait, last) - time.Since(since); rem > 0 {
 				t := time.NewTimer(rem)
 				select {
 				case <-s.wake:
@@ -471,7 +474,7 @@ func (s *Scheduler) loop() {
 			}
 		}
 		since = time.Time{}
-		s.step(ready)
+		last = s.step(ready)
 	}
 }
 
@@ -494,7 +497,7 @@ func (s *Scheduler) reapLocked() {
 
 // step runs one forward pass over the ready slots: every pending token of
 // running sequences, and up to ChunkTokens prompt tokens of newcomers.
-func (s *Scheduler) step(ready []work) {
+func (s *Scheduler) step(ready []work) time.Duration {
 	budget := s.cfg.ChunkTokens
 	var items []*engine.Item
 	var in []work
@@ -563,4 +566,5 @@ func (s *Scheduler) step(ready []work) {
 		default: // cannot happen: one exchange at a time
 		}
 	}
+	return dt
 }
