@@ -538,7 +538,7 @@ func (s *Scheduler) step(ready []work) time.Duration {
 		if s.rate == 0 || math.IsNaN(s.rate) {
 			s.rate = r
 		} else {
-			s.rate = 0.8*s.rate + 0.2*r
+			s.rate = float64(0.8*s.rate) + float64(0.2*r) // rounded products: no fused multiply-add (detcheck)
 		}
 	}
 	var deliver []*slot
