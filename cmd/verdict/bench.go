@@ -54,6 +54,8 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	asJSON := fs.Bool("json", false, "print one JSON object instead of text")
 	scalar := fs.Bool("scalar", false, "use the scalar reference kernels (same bits, slower)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the timed part to this file")
+	streams := fs.String("streams", "", "serving benchmark instead: for each count N in this list (e.g. 1,4,16,32), N concurrent greedy generations of --decode-tokens each through a worker's continuous batch; aggregate tok/s, time to first token and per output token, answers that differ from the same request alone")
+	streamPrompt := fs.Int("stream-prompt", 16, "with --streams: prompt tokens per stream after BOS (each stream its own)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -74,6 +76,27 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return fmt.Errorf("bench: %w", err)
 	}
 	defer m.Close()
+	if *streams != "" {
+		ns, err := parseStreams(*streams)
+		if err != nil {
+			return err
+		}
+		if *streamPrompt < 0 || *decodeN < 1 {
+			return fmt.Errorf("bench: --streams needs --stream-prompt >= 0 and --decode-tokens >= 1")
+		}
+		if *cpuProfile != "" {
+			f, err := os.Create(*cpuProfile)
+			if err != nil {
+				return fmt.Errorf("bench: %w", err)
+			}
+			defer f.Close()
+			if err := pprof.StartCPUProfile(f); err != nil {
+				return fmt.Errorf("bench: %w", err)
+			}
+			defer pprof.StopCPUProfile()
+		}
+		return benchStreams(ctx, m, *path, *threads, ns, *streamPrompt, *decodeN, *asJSON, stdout, stderr)
+	}
 	c := m.Config
 	// The KV cache holds the prompt, or the warm-up token and the decoded tokens.
 	maxPos := max(*promptN, 1+*decodeAt+*decodeN)

@@ -64,3 +64,32 @@ func TestBenchCommand(t *testing.T) {
 		}
 	}
 }
+
+// The serving benchmark runs N streams through the continuous batch; every
+// answer equals the same stream's run alone.
+func TestBenchStreams(t *testing.T) {
+	m := testutil.Shared(t, "models/stories260K.gguf")
+	var out, errb bytes.Buffer
+	args := []string{"--model", m, "--threads", "2", "--streams", "1,3,8", "--stream-prompt", "5", "--decode-tokens", "12", "--json"}
+	if err := cmdBench(context.Background(), args, &out, &errb); err != nil {
+		t.Fatalf("bench: %v (%s)", err, errb.String())
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(lines) != 3 {
+		t.Fatalf("%d result lines:\n%s", len(lines), out.String())
+	}
+	for i, n := range []int{1, 3, 8} {
+		var r streamsResult
+		if err := json.Unmarshal([]byte(lines[i]), &r); err != nil {
+			t.Fatal(err)
+		}
+		if r.Streams != n || r.Differ != 0 || r.OutputTokens == 0 || !(r.AggTokS > 0) || r.PromptTokens != 6 || r.PeakBatch < 1 {
+			t.Errorf("streams %d: %+v", n, r)
+		}
+	}
+	for _, bad := range [][]string{{"--model", m, "--streams", "0"}, {"--model", m, "--streams", "1,x"}, {"--model", m, "--streams", "2", "--decode-tokens", "0"}} {
+		if err := cmdBench(context.Background(), bad, &out, &errb); err == nil {
+			t.Errorf("bench %q: no error", bad)
+		}
+	}
+}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/verdictnet/verdict/internal/devnet"
 	"github.com/verdictnet/verdict/internal/ledger"
+	"github.com/verdictnet/verdict/internal/scheduler"
 )
 
 func init() {
@@ -29,6 +30,9 @@ func runDevnet(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	threads := fs.Int("threads", 0, "engine threads; 0 = one per CPU (never changes results)")
 	level := fs.String("log-level", "info", "log level: debug, info, warn or error")
 	validators := fs.Int("validators", 1, "validators of a fresh ledger, all in this process (1..16)")
+	batch := fs.Int("concurrency", scheduler.DefaultMaxBatch, "generations the worker runs at once, as one continuous batch")
+	queue := fs.Int("queue", 256, "generations that may wait for room in the batch; beyond that requests get 429")
+	kvMiB := fs.Int("kv-budget-mib", 0, "the worker's key/value cache, in MiB (0: --concurrency full contexts)")
 	cheat := fs.Bool("cheat-for-tests", false, "make the worker dishonest (its attention norms one ulp off) to watch it get caught")
 	applyConfig := configFlag(fs)
 	if err := fs.Parse(args); err != nil {
@@ -56,7 +60,8 @@ func runDevnet(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		bps = 1
 	}
 	o := devnet.Options{Dir: *data, ModelPath: *modelPath, TokenizerPath: *tok, Addr: *addr, BlockInterval: *interval,
-		ReplayShareBps: bps, PricePerToken: *price, Threads: *threads, Validators: *validators, CheatForTests: *cheat, Logger: log}
+		ReplayShareBps: bps, PricePerToken: *price, Threads: *threads, Validators: *validators, CheatForTests: *cheat, Logger: log,
+		MaxBatch: *batch, MaxQueue: *queue, KVBudget: int64(*kvMiB) << 20}
 	if *share == 0 {
 		o.ReplayShareBps = 0
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/verdictnet/verdict/internal/gateway"
 	"github.com/verdictnet/verdict/internal/keys"
 	"github.com/verdictnet/verdict/internal/mcpserver"
+	"github.com/verdictnet/verdict/internal/scheduler"
 	"github.com/verdictnet/verdict/internal/worker"
 )
 
@@ -29,6 +30,7 @@ func init() {
 type workerFlags struct {
 	model, tokenizer, name, key string
 	threads, concurrency, queue int
+	kvBudgetMiB, prefillChunk   int
 }
 
 func (f *workerFlags) register(fs interface {
@@ -40,8 +42,16 @@ func (f *workerFlags) register(fs interface {
 	fs.StringVar(&f.name, "name", "", "model name in the API (default: the model file name without extension)")
 	fs.StringVar(&f.key, "key", "", "worker key file that signs receipts (default: a fresh key for this run)")
 	fs.IntVar(&f.threads, "threads", 0, "engine threads; 0 = one per CPU (never changes results)")
-	fs.IntVar(&f.concurrency, "concurrency", 2, "generations run at once")
-	fs.IntVar(&f.queue, "queue", 64, "generations that may wait; beyond that requests get 429")
+	fs.IntVar(&f.concurrency, "concurrency", scheduler.DefaultMaxBatch, "generations run at once, as one continuous batch (each answer stays identical to its run alone)")
+	fs.IntVar(&f.queue, "queue", scheduler.DefaultMaxQueue, "generations that may wait for room in the batch; beyond that requests get 429")
+	fs.IntVar(&f.kvBudgetMiB, "kv-budget-mib", 0, "key/value cache shared by the batch, in MiB; each generation holds its prompt and max_tokens worth (0: --concurrency full contexts)")
+	fs.IntVar(&f.prefillChunk, "prefill-chunk", scheduler.DefaultChunkTokens, "most prompt tokens prefilled per batch step, so a long prompt does not stall the others")
+}
+
+// apply sets the batch knobs of cfg.
+func (f *workerFlags) apply(cfg *worker.Config) {
+	cfg.MaxConcurrent, cfg.MaxQueue, cfg.ChunkTokens = f.concurrency, f.queue, f.prefillChunk
+	cfg.KVBudget = int64(f.kvBudgetMiB) << 20
 }
 
 func (f *workerFlags) open(log *slog.Logger) (*worker.Local, error) {
@@ -50,8 +60,9 @@ func (f *workerFlags) open(log *slog.Logger) (*worker.Local, error) {
 	}
 	cfg := worker.Config{
 		ModelPath: f.model, TokenizerPath: f.tokenizer, Name: f.name, Threads: f.threads,
-		MaxConcurrent: f.concurrency, MaxQueue: f.queue, Logger: log,
+		Logger: log,
 	}
+	f.apply(&cfg)
 	if f.key != "" {
 		k, err := keys.Load(f.key)
 		if err != nil {
@@ -112,6 +123,9 @@ func cmdGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	defer w.Close()
 	opts := gateway.Options{Backend: w, MaxBodyBytes: *maxBody, Logger: log, NoAuth: *noAuth, PublicReceipts: *publicReceipts,
 		Registry: prometheus.NewRegistry()}
+	if err := w.Register(opts.Registry); err != nil {
+		return fmt.Errorf("gateway: %w", err)
+	}
 	if len(keys) > 0 {
 		opts.Auth = keys
 	}

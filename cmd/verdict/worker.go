@@ -147,8 +147,10 @@ func runWorker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return fmt.Errorf("worker: %w", err)
 	}
-	w, err := worker.Open(worker.Config{ModelPath: wf.model, TokenizerPath: wf.tokenizer, Name: wf.name, Threads: wf.threads,
-		MaxConcurrent: wf.concurrency, MaxQueue: wf.queue, Key: k, Store: store, Logger: log, CheatForTests: *cheat})
+	wcfg := worker.Config{ModelPath: wf.model, TokenizerPath: wf.tokenizer, Name: wf.name, Threads: wf.threads,
+		Key: k, Store: store, Logger: log, CheatForTests: *cheat}
+	wf.apply(&wcfg)
+	w, err := worker.Open(wcfg)
 	if err != nil {
 		return fmt.Errorf("worker: %w", err)
 	}
@@ -212,7 +214,7 @@ func runWorker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return fmt.Errorf("worker: %w", err)
 	}
 	opts.Registry = prometheus.NewRegistry()
-	if err := chain.Register(opts.Registry); err != nil {
+	if err := errors.Join(chain.Register(opts.Registry), w.Register(opts.Registry)); err != nil {
 		return fmt.Errorf("worker: %w", err)
 	}
 	opts.Status = gateway.LedgerStatus(c, chain.IsPending)

@@ -2,6 +2,7 @@ package devnet
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -63,6 +64,11 @@ type Options struct {
 	// APIKeys are more callers: API key to the key of the ledger account
 	// that pays (not funded by the devnet).
 	APIKeys map[string]*keys.Key
+	// MaxBatch, MaxQueue and KVBudget bound the worker's continuous batch
+	// (worker.Config's MaxConcurrent, MaxQueue, KVBudget; defaults: 16
+	// sequences, 256 waiting, 16 full contexts of cache).
+	MaxBatch, MaxQueue int
+	KVBudget           int64
 	// CheatForTests makes the worker dishonest (see worker.Config).
 	CheatForTests bool
 	Logger        *slog.Logger
@@ -243,7 +249,8 @@ func Start(ctx context.Context, o Options) (d *Devnet, err error) {
 		name = synth.BuiltinName
 	}
 	d.Worker, err = worker.Open(worker.Config{ModelPath: modelPath, TokenizerPath: o.TokenizerPath, Name: name, Threads: o.Threads,
-		Key: wk, Store: store, Logger: log.With("service", "worker"), CheatForTests: o.CheatForTests, MaxQueue: 256})
+		Key: wk, Store: store, Logger: log.With("service", "worker"), CheatForTests: o.CheatForTests,
+		MaxConcurrent: o.MaxBatch, MaxQueue: cmp.Or(o.MaxQueue, 256), KVBudget: o.KVBudget})
 	if err != nil {
 		return nil, fmt.Errorf("devnet: worker: %w", err)
 	}
@@ -304,7 +311,7 @@ func Start(ctx context.Context, o Options) (d *Devnet, err error) {
 	d.Pool = gateway.NewPool(d.Client, params.MinWorkerStake, gateway.Candidate{Backend: d.Worker, Address: d.Chain.Address(), Price: o.PricePerToken})
 	d.Pool.Refresh = time.Second
 	reg := prometheus.NewRegistry()
-	if err := errors.Join(d.Chain.Register(reg), d.Verifier.Register(reg)); err != nil {
+	if err := errors.Join(d.Chain.Register(reg), d.Verifier.Register(reg), d.Worker.Register(reg)); err != nil {
 		return nil, err
 	}
 	// MCP callers are billed like API callers, each to the account of its

@@ -128,7 +128,12 @@ func TestLoad(t *testing.T) {
 	}
 	mb, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	for _, want := range []string{"verdict_worker_receipts_published_total 100", "verdict_worker_outbox_pending 0", "verdict_verifier_replays_total "} {
+	if st := d.Worker.BatchStats(); st.PeakBatch < 2 {
+		t.Errorf("8 concurrent clients never shared a batch step: %+v", st)
+	}
+	for _, want := range []string{"verdict_worker_receipts_published_total 100", "verdict_worker_outbox_pending 0", "verdict_verifier_replays_total ",
+		// The continuous batch ran several sequences at once, and let go of them all.
+		"verdict_worker_queue_length 0", "verdict_worker_batch_running 0", "verdict_worker_kv_cache_used_bytes 0"} {
 		if !strings.Contains(string(mb), want) {
 			t.Errorf("/metrics lacks %q", want)
 		}

@@ -21,4 +21,9 @@
 // When a stop string ends a generation early, the receipt's step count is
 // lowered to the positions actually fed, so that replaying the receipt yields
 // exactly the tokens returned.
+//
+// A Local worker runs its generations as one continuous batch
+// (internal/scheduler: requests join and leave at every step, within a
+// bounded batch, KV cache budget and queue); every answer and receipt is
+// bit-identical to the same request run alone.
 package worker

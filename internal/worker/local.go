@@ -13,6 +13,8 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/verdictnet/verdict/internal/audit"
 	"github.com/verdictnet/verdict/internal/chat"
 	"github.com/verdictnet/verdict/internal/engine"
@@ -25,6 +27,7 @@ import (
 	"github.com/verdictnet/verdict/internal/modelid"
 	"github.com/verdictnet/verdict/internal/receipt"
 	"github.com/verdictnet/verdict/internal/sampler"
+	"github.com/verdictnet/verdict/internal/scheduler"
 	"github.com/verdictnet/verdict/internal/tokenizer"
 )
 
@@ -147,10 +150,20 @@ type Config struct {
 	Key *keys.Key
 	// Store keeps the receipts; nil: NewMemStore(0).
 	Store Store
-	// MaxConcurrent generations run at once (default 2); up to MaxQueue
-	// more wait (default 64); beyond that Generate fails with ErrBusy.
+	// MaxConcurrent generations run at once, as one continuous batch
+	// (default 16, see internal/scheduler); up to MaxQueue more wait
+	// (default 64); beyond that Generate fails with ErrBusy.
 	MaxConcurrent, MaxQueue int
-	Logger                  *slog.Logger
+	// KVBudget is the key/value cache, in bytes, the running generations
+	// share (default: MaxConcurrent full contexts); each holds
+	// scheduler.KVBytes of the positions it may fill from admission to
+	// its end. A request that could never fit fails with
+	// ErrContextLength.
+	KVBudget int64
+	// ChunkTokens is the most prompt tokens prefilled per batch step
+	// (default 128).
+	ChunkTokens int
+	Logger      *slog.Logger
 	// CheatForTests, when set, makes a dishonest worker for tests: it
 	// computes with a copy of the model whose attention norms are one ulp
 	// off in one element, while signing receipts under the real model's id.
@@ -174,7 +187,9 @@ type Local struct {
 	stops []int
 	// forced: see Config.ForcedOutputForTests.
 	forced []int
+	sched *scheduler.Scheduler
 
+	// Replays (Verify) run beside the batch, a few at a time.
 	sem     chan struct{}
 	mu      sync.Mutex
 	waiting int
@@ -248,12 +263,9 @@ func New(m *model.Model, cfg Config) (*Local, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	conc, queue := cfg.MaxConcurrent, cfg.MaxQueue
-	if conc <= 0 {
-		conc = 2
-	}
+	queue := cfg.MaxQueue
 	if queue <= 0 {
-		queue = 64
+		queue = scheduler.DefaultMaxQueue
 	}
 	w := &Local{
 		info: ModelInfo{
@@ -261,7 +273,8 @@ func New(m *model.Model, cfg Config) (*Local, error) {
 			ContextLen: m.Config.ContextLen, Vocab: m.Config.Vocab, Template: tmpl, Format: m.Format, Tokenizer: tok,
 		},
 		m: m, tok: tok, e: e, key: key, store: store, log: log,
-		sem: make(chan struct{}, conc), maxWait: queue,
+		sem: make(chan struct{}, replays), maxWait: queue,
+		sched: scheduler.New(e, scheduler.Config{MaxBatch: cfg.MaxConcurrent, MaxQueue: queue, KVBudget: cfg.KVBudget, ChunkTokens: cfg.ChunkTokens}),
 	}
 	// Generation stops on BOS (as llama2.c) and on every end-of-generation
 	// token: EOS, EOT, EOM and those llama.cpp recognises by text.
@@ -312,11 +325,24 @@ func ggufTemplate(path string) (string, error) {
 	return s, nil
 }
 
-// Close releases the engine and the model.
+// replays is the most receipt replays (Verify) run at once.
+const replays = 2
+
+// Close stops the batch and releases the engine and the model.
 func (w *Local) Close() error {
+	w.sched.Close()
 	w.e.Close()
 	return w.m.Close()
 }
+
+// Register adds the batch's metrics (scheduler.Collector) to reg.
+func (w *Local) Register(reg prometheus.Registerer) error {
+	return reg.Register(scheduler.NewCollector(w.sched.Stats))
+}
+
+// BatchStats reports the continuous batch: its size, queue, KV cache use
+// and throughput.
+func (w *Local) BatchStats() scheduler.Stats { return w.sched.Stats() }
 
 // Key returns the key that signs receipts.
 func (w *Local) Key() *keys.Key { return w.key }
@@ -460,11 +486,6 @@ func (w *Local) Generate(ctx context.Context, req Request, onDelta func(Delta) e
 			return nil, err
 		}
 	}
-	release, err := w.acquire(ctx)
-	if err != nil {
-		return nil, err
-	}
-	defer release()
 
 	rec := audit.NewRecorder(w.m.Config, prompt)
 	dec := w.tok.NewStreamDecoder()
@@ -539,14 +560,16 @@ func (w *Local) Generate(ctx context.Context, req Request, onDelta func(Delta) e
 			return nil
 		},
 	}
-	res, err := generate.Run(ctx, w.e, greq)
+	res, err := w.sched.Run(ctx, greq)
 	finish := FinishLength
 	switch {
 	case stopString && errors.Is(err, errStopString):
 		finish = FinishStop
 		steps = len(prompt) + len(res.Output) - 1
-	case errors.Is(err, generate.ErrPromptTooLong):
+	case errors.Is(err, generate.ErrPromptTooLong), errors.Is(err, scheduler.ErrTooLarge):
 		return nil, fmt.Errorf("%w: %v", ErrContextLength, err)
+	case errors.Is(err, scheduler.ErrBusy):
+		return nil, fmt.Errorf("%w: %v", ErrBusy, err)
 	case err != nil:
 		return nil, fmt.Errorf("generation: %w", err)
 	default:

@@ -138,10 +138,7 @@ func TestBusy(t *testing.T) {
 	go func() { _, err := w.Generate(context.Background(), textReq("Once", 5), nil); errc <- err }()
 	// Wait until the second one is queued, then a third is refused.
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
-		w.mu.Lock()
-		n := w.waiting
-		w.mu.Unlock()
-		if n == 1 {
+		if w.BatchStats().Queued == 1 {
 			break
 		}
 		if time.Now().After(deadline) {

@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# bench/run-streams.sh: serving many callers at once, Verdict's continuous
+# batch beside llama.cpp's context of N sequences, on the same GGUF files,
+# same machine, same thread count.
+#
+# Usage (from anywhere; needs go, node and npm on PATH, ../shared beside the
+# repository for the vocabulary):
+#
+#   bash bench/run-streams.sh [--presets "110m"] [--types "f32 q8_0"] [--threads 2]
+#                             [--streams 1,4,16,32] [--prompt 16] [--decode 64]
+#                             [--out DIR] [--verdict BIN]
+#
+# For every model: `verdict bench --streams N1,N2,... --json` (N concurrent
+# greedy generations through a worker: receipts signed, every token timed)
+# and bench/llama-batch-driver.mjs (N sequences of one llama.cpp context
+# evaluated together), each after running every stream alone. Printed: a
+# table of aggregate tokens/s (all streams' generated tokens over the wall
+# time), time to first token and per output token (p50 / p99), and the
+# answers that differ from the same stream run alone. Raw results go to
+# OUT/streams.jsonl. Setup (models, node-llama-cpp) as bench/run.sh.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+PRESETS="110m"
+TYPES="f32 q8_0"
+THREADS=2
+STREAMS=1,4,16,32
+PROMPT=16
+DECODE=64
+OUT="$ROOT/bench/out"
+VBIN=""
+while [ $# -gt 0 ]; do
+	case "$1" in
+	--presets) PRESETS=$2; shift 2 ;;
+	--types) TYPES=$2; shift 2 ;;
+	--threads) THREADS=$2; shift 2 ;;
+	--streams) STREAMS=$2; shift 2 ;;
+	--prompt) PROMPT=$2; shift 2 ;;
+	--decode) DECODE=$2; shift 2 ;;
+	--out) OUT=$2; shift 2 ;;
+	--verdict) VBIN=$2; shift 2 ;;
+	-h|--help) sed -n '2,21p' "${BASH_SOURCE[0]}"; exit 0 ;;
+	*) echo "unknown argument $1" >&2; exit 2 ;;
+	esac
+done
+VOCAB="$ROOT/../shared/models/ggml-vocab-llama-spm.gguf"
+mkdir -p "$OUT/models" "$OUT/node"
+if [ -n "$VBIN" ]; then
+	V=$VBIN
+else
+	(cd "$ROOT" && go build -o "$OUT/verdict" ./cmd/verdict)
+	V="$OUT/verdict"
+fi
+for p in $PRESETS; do
+	for t in $TYPES; do
+		f="$OUT/models/$p-$t.gguf"
+		[ -f "$f" ] || "$V" model synth --preset "$p" --vocab "$VOCAB" --seed 1 --type "$t" --out "$f" >&2
+	done
+done
+# The e2e tests' node-llama-cpp, when installed, serves too.
+if [ ! -e "$OUT/node/node_modules" ] && [ -d "$ROOT/e2e/node_modules/node-llama-cpp" ]; then
+	ln -s "$ROOT/e2e/node_modules" "$OUT/node/node_modules"
+fi
+if [ ! -d "$OUT/node/node_modules/node-llama-cpp" ]; then
+	(cd "$OUT/node" && { [ -f package.json ] || echo '{"name":"verdict-bench","private":true,"type":"module"}' >package.json; } &&
+		npm i -E node-llama-cpp@3.21.1 --no-audit --no-fund >&2)
+fi
+cp "$ROOT/bench/llama-batch-driver.mjs" "$OUT/node/llama-batch-driver.mjs"
+
+RES="$OUT/streams.jsonl"
+: >"$RES"
+for p in $PRESETS; do
+	for t in $TYPES; do
+		f="$OUT/models/$p-$t.gguf"
+		echo "== $p $t threads=$THREADS: verdict (load: $(cut -d' ' -f1-3 /proc/loadavg))" >&2
+		"$V" bench --json --model "$f" --threads "$THREADS" --streams "$STREAMS" --stream-prompt "$PROMPT" --decode-tokens "$DECODE" |
+			sed "s/^{/{\"engine\":\"verdict\",\"preset\":\"$p\",\"type\":\"$t\",/" >>"$RES"
+		echo "== $p $t threads=$THREADS: llama.cpp (load: $(cut -d' ' -f1-3 /proc/loadavg))" >&2
+		(cd "$OUT/node" && node llama-batch-driver.mjs "$f" "$THREADS" "$PROMPT" "$DECODE" 32000 "$STREAMS") |
+			sed "s/^{\"engine\":\"llama.cpp\",/{\"engine\":\"llama.cpp\",\"preset\":\"$p\",\"type\":\"$t\",/" >>"$RES"
+	done
+done
+
+node - "$RES" <<'EOF'
+const fs = require("fs");
+const rows = fs.readFileSync(process.argv[2], "utf8").trim().split("\n").map((l) => JSON.parse(l));
+const f = (x) => (x >= 100 ? x.toFixed(0) : x.toFixed(1));
+console.log("| model | engine | streams | aggregate tok/s | x its N=1 | TTFT p50 / p99 ms | per token p50 / p99 ms | answers unlike alone |");
+console.log("|---|---|---|---|---|---|---|---|");
+for (const r of rows) {
+	const one = rows.find((o) => o.engine === r.engine && o.preset === r.preset && o.type === r.type && o.streams === 1);
+	const x = one ? (r.aggregate_tok_s / one.aggregate_tok_s).toFixed(2) : "";
+	console.log(`| ${r.preset} ${r.type} | ${r.engine} | ${r.streams} | ${f(r.aggregate_tok_s)} | ${x} | ${f(r.ttft_p50_ms)} / ${f(r.ttft_p99_ms)} | ${f(r.tpot_p50_ms)} / ${f(r.tpot_p99_ms)} | ${r.differ} of ${r.streams} |`);
+}
+EOF

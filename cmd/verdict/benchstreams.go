@@ -1,0 +1,182 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/verdictnet/verdict/internal/model"
+	"github.com/verdictnet/verdict/internal/worker"
+)
+
+// streamsResult is one line of `verdict bench --streams ... --json`: N
+// concurrent greedy generations through a worker (its continuous batch,
+// receipts signed), each compared with the same generation alone.
+type streamsResult struct {
+	Model        string  `json:"model"`
+	Threads      int     `json:"threads"`
+	Streams      int     `json:"streams"`
+	PromptTokens int     `json:"prompt_tokens"` // per stream
+	DecodeTokens int     `json:"decode_tokens"` // asked per stream
+	OutputTokens int     `json:"output_tokens"` // generated, all streams
+	WallSecs     float64 `json:"wall_s"`        // first request sent to last answer
+	AggTokS      float64 `json:"aggregate_tok_s"`
+	TTFTP50Ms    float64 `json:"ttft_p50_ms"`
+	TTFTP99Ms    float64 `json:"ttft_p99_ms"`
+	TPOTP50Ms    float64 `json:"tpot_p50_ms"` // time per output token after the first, over every gap
+	TPOTP99Ms    float64 `json:"tpot_p99_ms"`
+	PeakBatch    int     `json:"peak_batch"`
+	Differ       int     `json:"differ"` // answers (tokens or receipt) unlike the same request alone
+}
+
+// streamTokens returns stream i's prompt: BOS, then n pseudo-random ids in
+// [3, vocab) from the generator of benchTokens seeded with 12345+i
+// (bench/llama-batch-driver.mjs builds the same prompts).
+func streamTokens(bos, vocab, n, i int) []int {
+	t := []int{bos}
+	x := uint32(12345 + i)
+	for range n {
+		x = x*1664525 + 1013904223
+		t = append(t, 3+int(x>>8)%(vocab-3))
+	}
+	return t
+}
+
+func parseStreams(s string) ([]int, error) {
+	var ns []int
+	for _, f := range strings.Split(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 || n > 1024 {
+			return nil, fmt.Errorf("bench: --streams %q: want counts in 1..1024 separated by commas", s)
+		}
+		ns = append(ns, n)
+	}
+	return ns, nil
+}
+
+// streamRun is one stream's answer and timings.
+type streamRun struct {
+	tokens  []int
+	receipt string
+	start   time.Time
+	times   []time.Time // when each token arrived
+	err     error
+}
+
+func runStream(ctx context.Context, w *worker.Local, name string, prompt []int, decodeN int) streamRun {
+	r := streamRun{start: time.Now()}
+	// Logprobs make every token a delta, so that each one is timed.
+	req := worker.Request{Model: name, Tokens: prompt, MaxTokens: decodeN, Logprobs: true}
+	res, err := w.Generate(ctx, req, func(d worker.Delta) error {
+		now := time.Now()
+		for _, l := range d.Logprobs {
+			r.tokens = append(r.tokens, l.Token)
+			r.times = append(r.times, now)
+		}
+		return nil
+	})
+	if err != nil {
+		r.err = err
+		return r
+	}
+	r.receipt = res.ReceiptID
+	return r
+}
+
+func pctMs(xs []time.Duration, p int) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	return float64(s[(len(s)-1)*p/100]) / 1e6
+}
+
+// benchStreams runs, for each N of ns, N concurrent streams through a worker
+// whose batch admits max(ns), after running every stream alone once.
+func benchStreams(ctx context.Context, m *model.Model, path string, threads int, ns []int, promptN, decodeN int, asJSON bool, stdout, stderr io.Writer) error {
+	maxN := slices.Max(ns)
+	c := m.Config
+	if 1+promptN+decodeN > c.ContextLen {
+		return fmt.Errorf("bench: %d prompt and %d decode tokens exceed the context length %d", promptN, decodeN, c.ContextLen)
+	}
+	w, err := worker.New(m, worker.Config{Threads: threads, MaxConcurrent: maxN, MaxQueue: maxN, Store: worker.NewMemStore(0)})
+	if err != nil {
+		return fmt.Errorf("bench: %w", err)
+	}
+	defer w.Close()
+	name := w.Models()[0].Name
+	bos := bosOr(m, 1)
+	prompts := make([][]int, maxN)
+	for i := range prompts {
+		prompts[i] = streamTokens(bos, c.Vocab, promptN, i)
+	}
+	// Warm-up, then every stream alone: the answers batched runs must give.
+	if r := runStream(ctx, w, name, prompts[0], 1); r.err != nil {
+		return fmt.Errorf("bench: %w", r.err)
+	}
+	alone := make([]streamRun, maxN)
+	for i := range alone {
+		if alone[i] = runStream(ctx, w, name, prompts[i], decodeN); alone[i].err != nil {
+			return fmt.Errorf("bench: %w", alone[i].err)
+		}
+		fmt.Fprintf(stderr, "\ralone %d/%d", i+1, maxN)
+	}
+	fmt.Fprintln(stderr)
+	for _, n := range ns {
+		runs := make([]streamRun, n)
+		t0 := time.Now()
+		var wg sync.WaitGroup
+		for i := range n {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				runs[i] = runStream(ctx, w, name, prompts[i], decodeN)
+			}()
+		}
+		wg.Wait()
+		res := streamsResult{Model: path, Threads: threads, Streams: n, PromptTokens: promptN + 1, DecodeTokens: decodeN, PeakBatch: w.BatchStats().PeakBatch}
+		var ttft, tpot []time.Duration
+		last := t0
+		for i, r := range runs {
+			if r.err != nil {
+				return fmt.Errorf("bench: stream %d of %d: %w", i, n, r.err)
+			}
+			if !slices.Equal(r.tokens, alone[i].tokens) || r.receipt != alone[i].receipt {
+				res.Differ++
+			}
+			res.OutputTokens += len(r.tokens)
+			if len(r.times) == 0 {
+				continue
+			}
+			ttft = append(ttft, r.times[0].Sub(r.start))
+			for j := 1; j < len(r.times); j++ {
+				tpot = append(tpot, r.times[j].Sub(r.times[j-1]))
+			}
+			if end := r.times[len(r.times)-1]; end.After(last) {
+				last = end
+			}
+		}
+		res.WallSecs = last.Sub(t0).Seconds()
+		res.AggTokS = float64(res.OutputTokens) / res.WallSecs
+		res.TTFTP50Ms, res.TTFTP99Ms = pctMs(ttft, 50), pctMs(ttft, 99)
+		res.TPOTP50Ms, res.TPOTP99Ms = pctMs(tpot, 50), pctMs(tpot, 99)
+		if asJSON {
+			b, err := json.Marshal(res)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "%s\n", b)
+			continue
+		}
+		fmt.Fprintf(stdout, "streams %3d: %5d tokens in %6.2f s: %7.1f tok/s aggregate; TTFT p50 %.0f ms p99 %.0f ms; per token p50 %.1f ms p99 %.1f ms; %d of %d answers differ from alone\n",
+			n, res.OutputTokens, res.WallSecs, res.AggTokS, res.TTFTP50Ms, res.TTFTP99Ms, res.TPOTP50Ms, res.TPOTP99Ms, res.Differ, n)
+	}
+	return nil
+}

@@ -1,0 +1,25 @@
+// Package scheduler runs many generations on one engine as a continuous
+// batch: every step is one engine.Forward over the next token of each
+// running sequence and a chunk of the prompts of newcomers. A request joins
+// at the next step once there is room, and leaves as soon as it ends, is
+// cancelled, or its caller stops reading.
+//
+// The engine is batch-invariant (engine.Forward gives every position the same
+// bits whatever else is in the batch, and however a prompt is split into
+// chunks), so Run returns exactly what generate.Run returns for the same
+// request alone: the same tokens, the same logit vectors, the same trace.
+//
+// Room is counted in key/value cache: each running sequence holds
+// KVBytes(steps) bytes of the stated budget (the positions it may fill:
+// prompt plus the most tokens it may generate) from admission to its end.
+// When the budget or the batch is full, requests wait in a bounded FIFO
+// queue; beyond it Run fails with ErrBusy at once. A request that could
+// never fit fails with ErrTooLarge, naming the limit.
+//
+// The per-token work of a request (its logits callback, sampling, its token
+// callback: receipts' hashing, logprobs, stop strings, streaming) runs on
+// the caller's goroutine, in parallel with the other callers'; the step
+// after waits for every running request to hand over its next token, up to
+// Config.MaxWait and never longer than the last step took, and goes on
+// without the late ones (they join the step after).
+package scheduler

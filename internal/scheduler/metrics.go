@@ -1,0 +1,61 @@
+package scheduler
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// Collector exposes a scheduler's Stats to Prometheus (names under
+// verdict_worker_): the batch size, the running and queued requests, the
+// key/value cache used and budgeted, the steps and tokens processed, and
+// the recent decode rate.
+type Collector struct {
+	stats func() Stats
+	descs map[string]*prometheus.Desc
+}
+
+// NewCollector returns a collector reading stats (e.g. Scheduler.Stats)
+// at every scrape.
+func NewCollector(stats func() Stats) *Collector {
+	d := func(name, help string, labels ...string) *prometheus.Desc {
+		return prometheus.NewDesc("verdict_worker_"+name, help, labels, nil)
+	}
+	return &Collector{stats: stats, descs: map[string]*prometheus.Desc{
+		"batch":    d("batch_size", "Sequences in the last forward step of the continuous batch."),
+		"peak":     d("batch_size_peak", "Most sequences in one forward step since the start."),
+		"max":      d("batch_size_max", "Most sequences the batch admits (--concurrency)."),
+		"running":  d("batch_running", "Generations admitted to the batch and not yet ended."),
+		"queued":   d("queue_length", "Generations waiting for room in the batch."),
+		"kvUsed":   d("kv_cache_used_bytes", "Key/value cache held by running generations."),
+		"kvBudget": d("kv_cache_budget_bytes", "Key/value cache budget (--kv-budget-mib)."),
+		"steps":    d("batch_steps_total", "Forward steps of the batch."),
+		"tokens":   d("batch_tokens_total", "Tokens processed by the batch, by kind (prompt: prefilled; completion: generated).", "kind"),
+		"rate":     d("decode_tokens_per_second", "Generated tokens per second over recent steps (0 when idle)."),
+	}}
+}
+
+// Describe implements prometheus.Collector.
+func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range c.descs {
+		ch <- d
+	}
+}
+
+// Collect implements prometheus.Collector.
+func (c *Collector) Collect(ch chan<- prometheus.Metric) {
+	s := c.stats()
+	g := func(k string, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(c.descs[k], prometheus.GaugeValue, v, labels...)
+	}
+	n := func(k string, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(c.descs[k], prometheus.CounterValue, v, labels...)
+	}
+	g("batch", float64(s.Batch))
+	g("peak", float64(s.PeakBatch))
+	g("max", float64(s.MaxBatch))
+	g("running", float64(s.Running))
+	g("queued", float64(s.Queued))
+	g("kvUsed", float64(s.KVUsed))
+	g("kvBudget", float64(s.KVBudget))
+	n("steps", float64(s.Steps))
+	n("tokens", float64(s.PromptTokens), "prompt")
+	n("tokens", float64(s.OutputTokens), "completion")
+	g("rate", s.DecodeRate)
+}

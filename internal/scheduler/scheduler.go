@@ -1,0 +1,570 @@
+package scheduler
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/verdictnet/verdict/internal/engine"
+	"github.com/verdictnet/verdict/internal/generate"
+	"github.com/verdictnet/verdict/internal/sampler"
+)
+
+// Errors Run fails with besides those of generate.Run; test them with
+// errors.Is.
+var (
+	// ErrBusy: the batch and the queue are full; try again later.
+	ErrBusy = errors.New("batch and queue full")
+	// ErrTooLarge: the request needs more key/value cache than the whole
+	// budget, so it could never run.
+	ErrTooLarge = errors.New("request exceeds the KV cache budget")
+	// ErrClosed: the scheduler was closed.
+	ErrClosed = errors.New("scheduler closed")
+)
+
+// Defaults of Config.
+const (
+	DefaultMaxBatch    = 16
+	DefaultMaxQueue    = 64
+	DefaultChunkTokens = 128
+	DefaultMaxWait     = 10 * time.Millisecond
+)
+
+// Config bounds a Scheduler.
+type Config struct {
+	// MaxBatch is the most sequences running at once (default 16).
+	MaxBatch int
+	// KVBudget is the key/value cache, in bytes, shared by the running
+	// sequences (see KVBytes); default: MaxBatch sequences of the full
+	// context length.
+	KVBudget int64
+	// MaxQueue is the most requests waiting for room (default 64); beyond
+	// it Run fails with ErrBusy.
+	MaxQueue int
+	// ChunkTokens is the most prompt tokens prefilled in one step, over
+	// all newcomers (default 128), so that a long prompt is fed over
+	// several steps and never stalls the running sequences for long.
+	// Tokens of running sequences are never held back.
+	ChunkTokens int
+	// MaxWait is the longest a step waits for running requests still
+	// busy with their previous token before it goes on without them
+	// (default 10 ms); it never waits longer than the last step took.
+	MaxWait time.Duration
+}
+
+// Stats is a snapshot of a Scheduler.
+type Stats struct {
+	Running int // sequences admitted and not yet ended
+	Queued  int // requests waiting for room
+	Batch   int // sequences in the last step
+	// PeakBatch is the most sequences in one step since the start.
+	PeakBatch int
+	KVUsed    int64 // bytes of the budget held by running sequences
+	KVBudget  int64
+	MaxBatch  int
+	// Counters since the start.
+	Steps        uint64 // forward passes
+	PromptTokens uint64 // prompt tokens prefilled
+	OutputTokens uint64 // tokens generated
+	// DecodeRate is the generated tokens per second of recent steps (an
+	// exponentially weighted average over steps that ran), 0 when idle.
+	DecodeRate float64
+}
+
+// Scheduler runs generations on one engine as a continuous batch. It is
+// safe for concurrent use; Close stops it.
+type Scheduler struct {
+	e     *engine.Engine
+	cfg   Config
+	perKV int64 // bytes of cache per position
+
+	mu      sync.Mutex
+	active  []*slot   // admitted, in admission order
+	queue   []*waiter // FIFO
+	running int       // admitted (active, or about to be)
+	kvUsed  int64
+	closed  bool
+	batch   int
+	peak    int
+	rate    float64
+
+	steps, promptTokens, outputTokens atomic.Uint64
+
+	wake chan struct{} // cap 1: something changed
+	quit chan struct{}
+	done chan struct{}
+}
+
+// slot is a running sequence.
+type slot struct {
+	seq   *engine.Sequence
+	trace engine.Tracer
+	kv    int64
+	out   chan stepResult // cap 1: at most one exchange is outstanding
+
+	// Guarded by Scheduler.mu: the tokens to feed next (nil when the
+	// caller holds the turn), the index into feed of the first position
+	// whose logits are wanted, and whether the caller left.
+	feed  []int
+	first int
+	gone  bool
+
+	// The scheduler goroutine's: tokens of feed already fed, and the
+	// logits gathered over the chunks.
+	off int
+	got [][]float32
+}
+
+type stepResult struct {
+	logits [][]float32
+	err    error
+}
+
+// waiter is a queued request.
+type waiter struct {
+	kv    int64
+	ready chan struct{} // closed when admitted or failed
+	err   error
+}
+
+// New starts a scheduler on e; the engine must outlive it.
+func New(e *engine.Engine, cfg Config) *Scheduler {
+	c := e.Model().Config
+	if cfg.MaxBatch <= 0 {
+		cfg.MaxBatch = DefaultMaxBatch
+	}
+	if cfg.MaxQueue <= 0 {
+		cfg.MaxQueue = DefaultMaxQueue
+	}
+	if cfg.ChunkTokens <= 0 {
+		cfg.ChunkTokens = DefaultChunkTokens
+	}
+	if cfg.MaxWait <= 0 {
+		cfg.MaxWait = DefaultMaxWait
+	}
+	s := &Scheduler{e: e, perKV: KVBytes(c.Layers, c.KVDim(), 1), wake: make(chan struct{}, 1), quit: make(chan struct{}), done: make(chan struct{})}
+	if cfg.KVBudget <= 0 {
+		cfg.KVBudget = int64(cfg.MaxBatch) * int64(c.ContextLen) * s.perKV
+	}
+	s.cfg = cfg
+	go s.loop()
+	return s
+}
+
+// KVBytes is the key/value cache of positions positions of a model with
+// layers layers and kvDim-wide keys: a float32 key and value per layer,
+// layers * kvDim * 2 * 4 bytes a position.
+func KVBytes(layers, kvDim, positions int) int64 {
+	return int64(layers) * int64(kvDim) * 2 * 4 * int64(positions)
+}
+
+// Config returns the scheduler's configuration, defaults filled in.
+func (s *Scheduler) Config() Config { return s.cfg }
+
+// Stats returns a snapshot of the scheduler.
+func (s *Scheduler) Stats() Stats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return Stats{
+		Running: s.running, Queued: len(s.queue), Batch: s.batch, PeakBatch: s.peak, KVUsed: s.kvUsed, KVBudget: s.cfg.KVBudget, MaxBatch: s.cfg.MaxBatch,
+		Steps: s.steps.Load(), PromptTokens: s.promptTokens.Load(), OutputTokens: s.outputTokens.Load(), DecodeRate: s.rate,
+	}
+}
+
+// Close stops the scheduler: queued and running requests fail with
+// ErrClosed.
+func (s *Scheduler) Close() {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		<-s.done
+		return
+	}
+	s.closed = true
+	for _, w := range s.queue {
+		w.err = ErrClosed
+		close(w.ready)
+	}
+	s.queue = nil
+	s.mu.Unlock()
+	close(s.quit)
+	<-s.done
+}
+
+func (s *Scheduler) signal() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Run performs the generation described by req as part of the batch and
+// returns what generate.Run returns for it alone (req.TokenByToken is
+// ignored: prompts are fed in chunks, with the same results). The
+// callbacks run on the caller's goroutine; req.Trace runs on the
+// scheduler's, never at the same time as the callbacks.
+func (s *Scheduler) Run(ctx context.Context, req generate.Request) (generate.Result, error) {
+	var res generate.Result
+	c := s.e.Model().Config
+	if len(req.Prompt) == 0 {
+		return res, errors.New("generate: empty prompt")
+	}
+	if err := req.Sampler.Validate(); err != nil {
+		return res, fmt.Errorf("generate: %w", err)
+	}
+	steps := req.Steps
+	if steps <= 0 || steps > c.ContextLen {
+		steps = c.ContextLen
+	}
+	if len(req.Prompt) > steps {
+		if len(req.Prompt) > c.ContextLen {
+			return res, fmt.Errorf("generate: %w: %d tokens, the context length is %d", generate.ErrPromptTooLong, len(req.Prompt), c.ContextLen)
+		}
+		return res, fmt.Errorf("generate: %w: %d tokens, more than the %d steps asked for", generate.ErrPromptTooLong, len(req.Prompt), steps)
+	}
+	for i, t := range req.Prompt {
+		if t < 0 || t >= c.Vocab {
+			return res, fmt.Errorf("generate: prompt token %d at index %d is outside the vocabulary of %d", t, i, c.Vocab)
+		}
+	}
+	kv := int64(steps) * s.perKV
+	if kv > s.cfg.KVBudget {
+		budget := s.cfg.KVBudget / s.perKV
+		if int64(len(req.Prompt)) > budget {
+			return res, fmt.Errorf("%w: the prompt's %d tokens need %d bytes of KV cache, the budget is %d bytes (%d positions)", ErrTooLarge, len(req.Prompt), int64(len(req.Prompt))*s.perKV, s.cfg.KVBudget, budget)
+		}
+		return res, fmt.Errorf("%w: %d positions (prompt %d and up to %d generated tokens) need %d bytes of KV cache, the budget is %d bytes (%d positions); ask for fewer tokens", ErrTooLarge, steps, len(req.Prompt), steps-len(req.Prompt)+1, kv, s.cfg.KVBudget, budget)
+	}
+	if err := s.admit(ctx, kv); err != nil {
+		return res, err
+	}
+	seq, err := s.e.NewSequence(steps)
+	if err != nil {
+		s.release(kv)
+		return res, fmt.Errorf("generate: %w", err)
+	}
+	sl := &slot{seq: seq, trace: req.Trace, kv: kv, out: make(chan stepResult, 1)}
+	s.mu.Lock()
+	s.active = append(s.active, sl)
+	s.mu.Unlock()
+	defer s.leave(sl)
+
+	report := func(from int, logits [][]float32) error {
+		if req.OnLogits == nil {
+			return nil
+		}
+		for i, l := range logits {
+			if err := req.OnLogits(from+i, l); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	first := 0
+	if req.OnLogits == nil || req.OutputLogitsOnly {
+		first = len(req.Prompt) - 1
+	}
+	logits, err := s.exchange(ctx, sl, req.Prompt, first)
+	if err != nil {
+		return res, err
+	}
+	if err := report(first, logits); err != nil {
+		return res, err
+	}
+	last := logits[len(logits)-1]
+	pos := len(req.Prompt) // the position the next token goes to
+	for {
+		if err := ctx.Err(); err != nil {
+			return res, err
+		}
+		next := sampler.Sample(last, req.Sampler, pos)
+		res.Output = append(res.Output, next)
+		s.outputTokens.Add(1)
+		if req.OnToken != nil {
+			if err := req.OnToken(pos, next); err != nil {
+				return res, err
+			}
+		}
+		if isStop(next, req.StopTokens) {
+			res.Stopped = true
+			break
+		}
+		if pos >= steps {
+			break
+		}
+		logits, err := s.exchange(ctx, sl, []int{next}, 0)
+		if err != nil {
+			return res, err
+		}
+		if err := report(pos, logits); err != nil {
+			return res, err
+		}
+		last = logits[0]
+		pos++
+	}
+	return res, nil
+}
+
+func isStop(t int, stops []int) bool {
+	for _, s := range stops {
+		if t == s {
+			return true
+		}
+	}
+	return false
+}
+
+// admit waits for room for kv bytes of cache and a place in the batch.
+func (s *Scheduler) admit(ctx context.Context, kv int64) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return ErrClosed
+	}
+	if len(s.queue) == 0 && s.fitsLocked(kv) {
+		s.running++
+		s.kvUsed += kv
+		s.mu.Unlock()
+		return nil
+	}
+	if len(s.queue) >= s.cfg.MaxQueue {
+		n, q := s.running, len(s.queue)
+		s.mu.Unlock()
+		return fmt.Errorf("%w: %d sequences running and %d waiting", ErrBusy, n, q)
+	}
+	w := &waiter{kv: kv, ready: make(chan struct{})}
+	s.queue = append(s.queue, w)
+	s.mu.Unlock()
+	select {
+	case <-w.ready:
+		return w.err
+	case <-ctx.Done():
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i, q := range s.queue {
+		if q == w {
+			s.queue = append(s.queue[:i], s.queue[i+1:]...)
+			s.admitLocked() // the head may have changed
+			return ctx.Err()
+		}
+	}
+	// Admitted (or failed) meanwhile: give the room back.
+	if w.err == nil {
+		s.running--
+		s.kvUsed -= kv
+		s.admitLocked()
+	}
+	return ctx.Err()
+}
+
+func (s *Scheduler) fitsLocked(kv int64) bool {
+	return s.running < s.cfg.MaxBatch && s.kvUsed+kv <= s.cfg.KVBudget
+}
+
+// admitLocked admits queued requests, in order, while the head fits.
+func (s *Scheduler) admitLocked() {
+	for len(s.queue) > 0 && s.fitsLocked(s.queue[0].kv) {
+		w := s.queue[0]
+		s.queue = s.queue[1:]
+		s.running++
+		s.kvUsed += w.kv
+		close(w.ready)
+	}
+}
+
+// release gives back the room of an admitted request that never ran.
+func (s *Scheduler) release(kv int64) {
+	s.mu.Lock()
+	s.running--
+	s.kvUsed -= kv
+	s.admitLocked()
+	s.mu.Unlock()
+}
+
+// leave ends a slot: the scheduler drops it (and frees its room) before its
+// next step.
+func (s *Scheduler) leave(sl *slot) {
+	s.mu.Lock()
+	sl.gone = true
+	s.mu.Unlock()
+	s.signal()
+}
+
+// exchange hands the scheduler the tokens to feed and waits for their
+// logits (those of positions first.. of feed).
+func (s *Scheduler) exchange(ctx context.Context, sl *slot, feed []int, first int) ([][]float32, error) {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil, ErrClosed
+	}
+	sl.feed, sl.first = feed, first
+	s.mu.Unlock()
+	s.signal()
+	select {
+	case r := <-sl.out:
+		return r.logits, r.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-s.quit:
+		return nil, ErrClosed
+	}
+}
+
+// work is a slot's share of one step.
+type work struct {
+	sl    *slot
+	feed  []int
+	first int
+}
+
+// loop is the scheduler goroutine: one step per iteration.
+func (s *Scheduler) loop() {
+	defer close(s.done)
+	var since time.Time    // when the oldest ready request became ready
+	var last time.Duration // the last step's forward pass
+	for {
+		s.mu.Lock()
+		if s.closed {
+			s.mu.Unlock()
+			return
+		}
+		s.reapLocked()
+		if len(s.active) == 0 {
+			s.rate = 0
+		}
+		var ready []work
+		busy := 0
+		for _, sl := range s.active {
+			if sl.feed != nil {
+				ready = append(ready, work{sl, sl.feed, sl.first})
+			} else {
+				busy++
+			}
+		}
+		s.mu.Unlock()
+		if len(ready) == 0 {
+			since = time.Time{}
+			select {
+			case <-s.wake:
+			case <-s.quit:
+			}
+			continue
+		}
+		if busy > 0 {
+			if since.IsZero() {
+				since = time.Now()
+			}
+			// Waiting longer than a step costs more than a late
+			// request loses by joining the next one.
+			if rem := min(s.cfg.MaxWait, last) - time.Since(since); rem > 0 {
+				t := time.NewTimer(rem)
+				select {
+				case <-s.wake:
+				case <-t.C:
+				case <-s.quit:
+				}
+				t.Stop()
+				continue
+			}
+		}
+		since = time.Time{}
+		last = s.step(ready)
+	}
+}
+
+// reapLocked drops the slots whose callers left and admits queued
+// requests into the room they free.
+func (s *Scheduler) reapLocked() {
+	kept := s.active[:0]
+	for _, sl := range s.active {
+		if sl.gone {
+			s.running--
+			s.kvUsed -= sl.kv
+			continue
+		}
+		kept = append(kept, sl)
+	}
+	clear(s.active[len(kept):])
+	s.active = kept
+	s.admitLocked()
+}
+
+// step runs one forward pass over the ready slots: every pending token of
+// running sequences, and up to ChunkTokens prompt tokens of newcomers.
+func (s *Scheduler) step(ready []work) time.Duration {
+	budget := s.cfg.ChunkTokens
+	var items []*engine.Item
+	var in []work
+	prompt, decode := 0, 0
+	for _, w := range ready {
+		a := w.sl.off
+		n := len(w.feed) - a
+		if n > 1 {
+			n = min(n, budget)
+			if n == 0 {
+				continue
+			}
+			budget -= n
+		}
+		it := &engine.Item{Seq: w.sl.seq, Tokens: w.feed[a : a+n], Trace: w.sl.trace, Logits: engine.LogitsNone}
+		if b := a + n; w.first < b {
+			it.Logits = engine.LogitsAll
+			it.LogitsFrom = max(w.first-a, 0)
+		}
+		if len(w.feed) == 1 {
+			decode++
+		} else {
+			prompt += n
+		}
+		items = append(items, it)
+		in = append(in, w)
+	}
+	start := time.Now()
+	err := s.e.Forward(items...)
+	dt := time.Since(start)
+	s.steps.Add(1)
+	s.promptTokens.Add(uint64(prompt))
+	s.mu.Lock()
+	s.batch = len(items)
+	s.peak = max(s.peak, s.batch)
+	if dt > 0 && decode > 0 {
+		r := float64(decode) / dt.Seconds()
+		if s.rate == 0 || math.IsNaN(s.rate) {
+			s.rate = r
+		} else {
+			s.rate = float64(0.8*s.rate) + float64(0.2*r) // rounded products: no fused multiply-add (detcheck)
+		}
+	}
+	var deliver []*slot
+	var results []stepResult
+	for i, w := range in {
+		sl := w.sl
+		if err != nil {
+			sl.feed, sl.off, sl.got = nil, 0, nil
+			deliver = append(deliver, sl)
+			results = append(results, stepResult{err: fmt.Errorf("generate: %w", err)})
+			continue
+		}
+		sl.got = append(sl.got, items[i].Out...)
+		sl.off += len(items[i].Tokens)
+		if sl.off == len(w.feed) {
+			deliver = append(deliver, sl)
+			results = append(results, stepResult{logits: sl.got})
+			sl.feed, sl.off, sl.got = nil, 0, nil
+		}
+	}
+	s.mu.Unlock()
+	for i, sl := range deliver {
+		select {
+		case sl.out <- results[i]:
+		default: // cannot happen: one exchange at a time
+		}
+	}
+	return dt
+}

@@ -1,0 +1,216 @@
+package worker
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"reflect"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/verdictnet/verdict/internal/keys"
+	"github.com/verdictnet/verdict/internal/receipt"
+	"github.com/verdictnet/verdict/internal/sampler"
+	"github.com/verdictnet/verdict/internal/testutil"
+)
+
+// batchCase is one request of TestBatchBitExact; cancelAfter > 0 hangs up
+// after that many streamed deltas.
+type batchCase struct {
+	req         Request
+	cancelAfter int
+}
+
+type batchOutcome struct {
+	res     *Result
+	err     error
+	streams string
+}
+
+func (c batchCase) run(w *Local) batchOutcome {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var o batchOutcome
+	var sb strings.Builder
+	n := 0
+	o.res, o.err = w.Generate(ctx, c.req, func(d Delta) error {
+		sb.WriteString(d.Text)
+		n++
+		if n == c.cancelAfter {
+			cancel()
+		}
+		return nil
+	})
+	o.streams = sb.String()
+	return o
+}
+
+var words = strings.Fields("Once upon a time there was a little dog named Tom who liked to play in the park with Lily and the big red ball")
+
+// batchCases returns n requests: prompts of 1 to 60 words, greedy and
+// seeded sampling (temperature, top-p, top-k), logprobs, stop strings that
+// end some early, max_tokens from 1 up, and some callers who hang up.
+func batchCases(n int, r *rand.Rand) []batchCase {
+	var cs []batchCase
+	for i := range n {
+		var p []string
+		for range 1 + r.IntN(60) {
+			p = append(p, words[r.IntN(len(words))])
+		}
+		req := textReq(strings.Join(p, " "), 1+r.IntN(80))
+		req.Nonce = []byte(fmt.Sprint("n", i))
+		switch i % 4 {
+		case 1:
+			req.Sampler = sampler.Params{Temperature: 0.9, Seed: uint64(i)}
+		case 2:
+			req.Sampler = sampler.Params{Temperature: 1, TopP: 0.9, Seed: uint64(100 + i)}
+			req.Logprobs, req.TopLogprobs = true, 3
+		case 3:
+			req.Sampler = sampler.Params{Temperature: 0.8, TopK: 20, Seed: uint64(7 * i)}
+		}
+		c := batchCase{req: req}
+		switch i % 5 {
+		case 1:
+			c.req.Stop = []string{"the", "."}
+		case 3:
+			c.cancelAfter = 3
+		}
+		cs = append(cs, c)
+	}
+	return cs
+}
+
+// TestBatchBitExact runs N requests at once through one worker, arriving in
+// a shuffled order, and compares every answer with the same request run
+// alone: text, finish reason, token counts, logprobs and the signed receipt
+// byte for byte (tokens, logits root, trace root). A verifier replaying each
+// receipt alone accepts it.
+func TestBatchBitExact(t *testing.T) {
+	path := testutil.Shared(t, "models/stories260K.gguf")
+	key, err := keys.GenerateKey(rand.NewChaCha8([32]byte{15}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	alone, err := Open(Config{ModelPath: path, Threads: 1, Key: key, MaxConcurrent: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer alone.Close()
+	// A batch smaller than N, a small prefill chunk: requests queue, and
+	// prompts are fed over several steps beside the others' decoding.
+	w, err := Open(Config{ModelPath: path, Threads: 2, Key: key, MaxConcurrent: 6, ChunkTokens: 16})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	for _, n := range []int{1, 4, 16} {
+		t.Run(fmt.Sprint(n), func(t *testing.T) {
+			r := rand.New(rand.NewPCG(uint64(n), 15))
+			cs := batchCases(n, r)
+			want := make([]batchOutcome, n)
+			for i, c := range cs {
+				want[i] = c.run(alone)
+			}
+			got := make([]batchOutcome, n)
+			var wg sync.WaitGroup
+			for _, i := range r.Perm(n) {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					got[i] = cs[i].run(w)
+				}()
+				time.Sleep(time.Duration(r.IntN(300)) * time.Microsecond)
+			}
+			wg.Wait()
+			for i := range cs {
+				if err := sameOutcome(got[i], want[i]); err != nil {
+					t.Errorf("request %d: %v", i, err)
+					continue
+				}
+				if got[i].err != nil {
+					continue
+				}
+				v, err := w.Verify(context.Background(), got[i].res.Receipt, true)
+				if err != nil || !v.Match {
+					t.Errorf("request %d: replay %+v, %v", i, v, err)
+				}
+			}
+			if n >= 16 && w.BatchStats().PeakBatch < 2 {
+				t.Errorf("never more than one sequence in a step: %+v", w.BatchStats())
+			}
+			for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+				st := w.BatchStats()
+				if st.Running == 0 && st.KVUsed == 0 {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("slots not freed: %+v", st)
+				}
+			}
+		})
+	}
+}
+
+func sameOutcome(got, want batchOutcome) error {
+	if errors.Is(want.err, context.Canceled) {
+		if !errors.Is(got.err, context.Canceled) {
+			return fmt.Errorf("error %v, alone %v", got.err, want.err)
+		}
+		if got.streams != want.streams {
+			return fmt.Errorf("streamed %q before hanging up, alone %q", got.streams, want.streams)
+		}
+		return nil
+	}
+	if got.err != nil || want.err != nil {
+		return fmt.Errorf("error %v, alone %v", got.err, want.err)
+	}
+	g, a := got.res, want.res
+	switch {
+	case g.Text != a.Text || got.streams != want.streams:
+		return fmt.Errorf("text %q, alone %q", g.Text, a.Text)
+	case g.FinishReason != a.FinishReason || g.PromptTokens != a.PromptTokens || g.CompletionTokens != a.CompletionTokens:
+		return fmt.Errorf("finish %s %d+%d, alone %s %d+%d", g.FinishReason, g.PromptTokens, g.CompletionTokens, a.FinishReason, a.PromptTokens, a.CompletionTokens)
+	case !reflect.DeepEqual(g.Logprobs, a.Logprobs):
+		return fmt.Errorf("logprobs differ")
+	case g.ReceiptID != a.ReceiptID || !bytes.Equal(g.Receipt, a.Receipt):
+		rg, _ := receipt.Parse(g.Receipt)
+		ra, _ := receipt.Parse(a.Receipt)
+		if rg != nil && ra != nil {
+			return fmt.Errorf("receipt %s (logits %s trace %s), alone %s (logits %s trace %s)", g.ReceiptID, rg.LogitsRoot, rg.TraceRoot, a.ReceiptID, ra.LogitsRoot, ra.TraceRoot)
+		}
+		return fmt.Errorf("receipt %s, alone %s", g.ReceiptID, a.ReceiptID)
+	}
+	return nil
+}
+
+// A request that could never fit in the KV cache budget is refused with
+// ErrContextLength (a 400 at the gateway) naming the budget; one that fits
+// runs.
+func TestKVBudget(t *testing.T) {
+	// stories260K: 5 layers, keys of 32 floats: 1280 bytes a position; 40
+	// positions.
+	w, err := Open(Config{ModelPath: testutil.Shared(t, "models/stories260K.gguf"), Threads: 1, KVBudget: 51200})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	st := w.BatchStats()
+	if st.KVBudget != 51200 || st.MaxBatch != 16 {
+		t.Errorf("stats %+v", st)
+	}
+	long := textReq(strings.Repeat("Once upon a time ", 12), 10)
+	_, err = w.Generate(context.Background(), long, nil)
+	if !errors.Is(err, ErrContextLength) || !strings.Contains(err.Error(), "budget is 51200 bytes (40 positions)") {
+		t.Errorf("prompt over the budget: %v", err)
+	}
+	if _, err := w.Generate(context.Background(), textReq("Once upon a time", 0), nil); !errors.Is(err, ErrContextLength) || !strings.Contains(err.Error(), "ask for fewer tokens") {
+		t.Errorf("the whole context over the budget: %v", err)
+	}
+	if _, err := w.Generate(context.Background(), textReq("Once upon a time", 10), nil); err != nil {
+		t.Errorf("a request that fits: %v", err)
+	}
+}
