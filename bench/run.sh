@@ -111,7 +111,7 @@ for p in $PRESETS; do
 	for t in $TYPES; do
 		f="$OUT/models/$p-$t.gguf"
 		size=$(stat -c %s "$f")
-		nvocab=$("$V" model inspect "$f" | awk '$1 == "vocab:" {print $2; exit}')
+		nvocab=$("$V" model inspect "$f" | awk '$1 == "vocab:" && !n {print $2; n = 1}')
 		for th in $THREADS; do
 			# "0": prefill PROMPT and decode DECODE after BOS; P > 0: decode
 			# DECODE tokens from position P (no prefill timed).
