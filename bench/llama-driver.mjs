@@ -40,7 +40,7 @@ const llama = await getLlama({
 const model = await llama.loadModel({ modelPath, gpuLayers: 0, useMmap: true });
 const ctxSize = Math.max(promptN, decodeAt + decodeN + 1, 8) + 8;
 const context = await model.createContext({
-    contextSize: ctxSize, batchSize: Math.max(promptN, 8), threads: { ideal: threads, min: threads }, sequences: 1,
+    contextSize: ctxSize, batchSize: Math.max(promptN, Math.min(decodeAt, 512), 8), threads: { ideal: threads, min: threads }, sequences: 1,
 });
 const seq = context.getSequence();
 const bos = model.tokens.bos ?? 1;

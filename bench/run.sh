@@ -32,7 +32,8 @@
 #   5. prints a table of tokens/s (min / median / max), the ratio of the
 #      medians Verdict/llama.cpp, decode also as GB/s of weights read (the
 #      bytes of the matrices one token reads, times tokens/s, for both
-#      engines), and peak RSS (Verdict: VmHWM; llama.cpp: the node process's
+#      engines) and per CPU-second of the process (less sensitive to a
+#      busy machine than the wall clock), and peak RSS (Verdict: VmHWM; llama.cpp: the node process's
 #      maxRSS, which includes node itself);
 #   6. measures the memory read bandwidth first (go run ./bench/membw), the
 #      physical limit of the decode figures.
@@ -111,7 +112,7 @@ for p in $PRESETS; do
 	for t in $TYPES; do
 		f="$OUT/models/$p-$t.gguf"
 		size=$(stat -c %s "$f")
-		nvocab=$("$V" model inspect "$f" | awk '$1 == "vocab:" {print $2; exit}')
+		nvocab=$("$V" model inspect "$f" | awk '$1 == "vocab:" && !n {print $2; n = 1}')
 		for th in $THREADS; do
 			# "0": prefill PROMPT and decode DECODE after BOS; P > 0: decode
 			# DECODE tokens from position P (no prefill timed).
@@ -153,8 +154,8 @@ const stats = (xs) => {
 const f1 = (x) => (x >= 100 ? x.toFixed(0) : x.toFixed(1));
 const mmm = (s) => `${f1(s.min)} / ${f1(s.med)} / ${f1(s.max)}`;
 const mib = (b) => (b / 1048576).toFixed(0);
-console.log("| model | threads | metric | Verdict tok/s min / median / max | llama.cpp tok/s min / median / max | ratio (medians) | GB/s of weights, Verdict / llama.cpp (medians) |");
-console.log("|---|---|---|---|---|---|---|");
+console.log("| model | threads | metric | Verdict tok/s min / median / max | llama.cpp tok/s min / median / max | ratio (medians) | GB/s of weights, Verdict / llama.cpp (medians) | decode tokens per CPU-second, Verdict / llama.cpp (medians) |");
+console.log("|---|---|---|---|---|---|---|---|");
 const rss = [];
 for (const [k, g] of groups) {
 	const [preset, type, threads, at] = k.split(" ");
@@ -165,7 +166,9 @@ for (const [k, g] of groups) {
 		const b = stats(g["llama.cpp"].map((r) => r[field]).filter((x) => x > 0));
 		if (!(a.med > 0) || !(b.med > 0)) continue;
 		const bw = field === "decode_tok_s" ? `${gbs(a.med)} / ${gbs(b.med)}` : "—";
-		console.log(`| ${preset} ${type} | ${threads} | ${metric} | ${mmm(a)} | ${mmm(b)} | ${(a.med / b.med).toFixed(2)} | ${bw} |`);
+		const perCPU = (rs) => stats(rs.filter((r) => r.decode_cpu_s > 0).map((r) => r.decode_tokens / r.decode_cpu_s)).med;
+		const cpu = field === "decode_tok_s" ? `${f1(perCPU(g.verdict))} / ${f1(perCPU(g["llama.cpp"]))}` : "—";
+		console.log(`| ${preset} ${type} | ${threads} | ${metric} | ${mmm(a)} | ${mmm(b)} | ${(a.med / b.med).toFixed(2)} | ${bw} | ${cpu} |`);
 	}
 	if (at > 0) continue;
 	const v = g.verdict[0];

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"time"
 )
 
 //go:embed llama.cjs
@@ -76,6 +77,7 @@ type Llama struct {
 	Top    [][]TokenProb
 	Gen    []int         // greedy tokens after Tokens[:GenPrompt]
 	GenTop [][]TokenProb // llama.cpp's GenTop most probable tokens at each step (full softmax)
+	CPU    time.Duration // user and system CPU time of the node process
 	Settings
 }
 
@@ -104,6 +106,7 @@ func RunLlama(ctx context.Context, node, dir string, req Request) (*Llama, error
 	if err := cmd.Run(); err != nil {
 		return nil, fmt.Errorf("refcheck: llama.cpp on %s: %w: %s", req.Model, err, lastLines(stderr.String(), 12))
 	}
+	cpu := cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
 	var out struct {
 		Tokens []int         `json:"tokens"`
 		Top    [][]TokenProb `json:"top"`
@@ -119,7 +122,7 @@ func RunLlama(ctx context.Context, node, dir string, req Request) (*Llama, error
 	if len(out.Top) != len(out.Tokens) {
 		return nil, fmt.Errorf("refcheck: llama.cpp gave %d distributions for %d positions", len(out.Top), len(out.Tokens))
 	}
-	return &Llama{Tokens: out.Tokens, Top: out.Top, Gen: out.Gen.Tokens, GenTop: out.Gen.Top, Settings: out.Settings}, nil
+	return &Llama{Tokens: out.Tokens, Top: out.Top, Gen: out.Gen.Tokens, GenTop: out.Gen.Top, Settings: out.Settings, CPU: cpu}, nil
 }
 
 func lastLines(s string, n int) string {
