@@ -187,7 +187,7 @@ type Local struct {
 	stops []int
 	// forced: see Config.ForcedOutputForTests.
 	forced []int
-	sched *scheduler.Scheduler
+	sched  *scheduler.Scheduler
 
 	// Replays (Verify) run beside the batch, a few at a time.
 	sem     chan struct{}
