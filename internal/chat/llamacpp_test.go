@@ -1,10 +1,8 @@
 package chat_test
 
 import (
-	"bytes"
 	"encoding/json"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -42,29 +40,10 @@ type llamaJob struct {
 
 func runLlama(t *testing.T, jobs []llamaJob) [][][]int {
 	t.Helper()
-	node, dir := testutil.NodeModule(t, "node-llama-cpp")
-	in, err := json.Marshal(jobs)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmp := t.TempDir()
-	jobsFile, script := filepath.Join(tmp, "jobs.json"), filepath.Join(tmp, "llama.mjs")
-	if err := os.WriteFile(jobsFile, in, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(script, []byte(llamaTokenize), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(node, script, filepath.Join(dir, "node_modules/node-llama-cpp/dist/index.js"), jobsFile)
-	cmd.Dir = dir
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("node-llama-cpp: %v\n%s", err, stderr.String())
-	}
 	var out [][][]int
-	if err := json.Unmarshal(stdout.Bytes(), &out); err != nil || len(out) != len(jobs) {
-		t.Fatalf("node-llama-cpp output (%v): %s", err, stderr.String())
+	testutil.RunLlamaScript(t, llamaTokenize, jobs, &out)
+	if len(out) != len(jobs) {
+		t.Fatalf("node-llama-cpp answered %d jobs of %d", len(out), len(jobs))
 	}
 	return out
 }

@@ -1,6 +1,8 @@
 package testutil
 
 import (
+	"bytes"
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -66,4 +68,37 @@ func NodeModule(tb testing.TB, pkg string) (node, dir string) {
 		tb.Skipf("node or the node package %s is missing (%v); run `npm ci` in e2e/", pkg, err)
 	}
 	return node, dir
+}
+
+// RunLlamaScript runs an ES-module script against llama.cpp through
+// node-llama-cpp (skipping or failing as NodeModule does) and decodes its
+// standard output, one JSON value, into out. The script is written to a
+// file (see NodeModule for why not standard input) and called as
+// `node SCRIPT ENTRY INPUT`: ENTRY is the path of node-llama-cpp's entry
+// module, for a dynamic import, and INPUT a file holding in as JSON.
+func RunLlamaScript(tb testing.TB, script string, in, out any) {
+	tb.Helper()
+	node, dir := NodeModule(tb, "node-llama-cpp")
+	data, err := json.Marshal(in)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tmp := tb.TempDir()
+	inFile, scriptFile := filepath.Join(tmp, "input.json"), filepath.Join(tmp, "script.mjs")
+	if err := os.WriteFile(inFile, data, 0o600); err != nil {
+		tb.Fatal(err)
+	}
+	if err := os.WriteFile(scriptFile, []byte(script), 0o600); err != nil {
+		tb.Fatal(err)
+	}
+	cmd := exec.Command(node, scriptFile, filepath.Join(dir, "node_modules", "node-llama-cpp", "dist", "index.js"), inFile)
+	cmd.Dir = dir
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		tb.Fatalf("node-llama-cpp: %v\n%s", err, stderr.String())
+	}
+	if err := json.Unmarshal(stdout.Bytes(), out); err != nil {
+		tb.Fatalf("node-llama-cpp output: %v\n%s", err, stderr.String())
+	}
 }
