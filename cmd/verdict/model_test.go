@@ -214,20 +214,12 @@ func TestBadModelFiles(t *testing.T) {
 	}
 	defer f.Close()
 	rewrite := func(name string, kv func([]gguf.KV), td func([]gguf.TensorData) []gguf.TensorData) string {
-		kvs := append([]gguf.KV(nil), f.KV...)
-		var ts []gguf.TensorData
-		for _, ti := range f.Tensors {
-			tt, _ := f.Tensor(ti.Name)
-			ts = append(ts, gguf.TensorData{Name: tt.Name, Type: tt.Type, Dims: tt.Dims, Data: tt.Data})
-		}
+		var editKV func([]gguf.KV) []gguf.KV
 		if kv != nil {
-			kv(kvs)
-		}
-		if td != nil {
-			ts = td(ts)
+			editKV = func(kvs []gguf.KV) []gguf.KV { kv(kvs); return kvs }
 		}
 		var buf bytes.Buffer
-		if err := gguf.Write(&buf, kvs, ts); err != nil {
+		if err := gguf.Rewrite(&buf, f, editKV, td); err != nil {
 			t.Fatal(err)
 		}
 		p := filepath.Join(dir, name)

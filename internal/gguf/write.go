@@ -282,3 +282,25 @@ func (e *encoder) array(v Value) {
 		e.value(Value{Type: v.Elem, x: x})
 	}
 }
+
+// Rewrite encodes f again, its key-values and tensors first passed through
+// the edit functions (either may be nil): a variant of a file, as tests
+// derive bad or unusual models from good ones.
+func Rewrite(w io.Writer, f *File, editKV func([]KV) []KV, editTensors func([]TensorData) []TensorData) error {
+	kvs := append([]KV(nil), f.KV...)
+	ts := make([]TensorData, 0, len(f.Tensors))
+	for _, ti := range f.Tensors {
+		t, err := f.Tensor(ti.Name)
+		if err != nil {
+			return fmt.Errorf("gguf: rewriting: %w", err)
+		}
+		ts = append(ts, TensorData{Name: t.Name, Type: t.Type, Dims: t.Dims, Data: t.Data})
+	}
+	if editKV != nil {
+		kvs = editKV(kvs)
+	}
+	if editTensors != nil {
+		ts = editTensors(ts)
+	}
+	return Write(w, kvs, ts)
+}

@@ -34,23 +34,8 @@ func edited(t *testing.T, data []byte, kv func([]gguf.KV) []gguf.KV, ts func([]g
 	if err != nil {
 		t.Fatal(err)
 	}
-	kvs := append([]gguf.KV(nil), f.KV...)
-	var tds []gguf.TensorData
-	for _, ti := range f.Tensors {
-		tt, err := f.Tensor(ti.Name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		tds = append(tds, gguf.TensorData{Name: tt.Name, Type: tt.Type, Dims: tt.Dims, Data: tt.Data})
-	}
-	if kv != nil {
-		kvs = kv(kvs)
-	}
-	if ts != nil {
-		tds = ts(tds)
-	}
 	var buf bytes.Buffer
-	if err := gguf.Write(&buf, kvs, tds); err != nil {
+	if err := gguf.Rewrite(&buf, f, kv, ts); err != nil {
 		t.Fatal(err)
 	}
 	p := filepath.Join(t.TempDir(), "m.gguf")

@@ -161,20 +161,8 @@ func ggufFile(t *testing.T, kvEdit func([]gguf.KV) []gguf.KV, tEdit func([]gguf.
 		t.Fatal(err)
 	}
 	defer f.Close()
-	kvs := append([]gguf.KV(nil), f.KV...)
-	var ts []gguf.TensorData
-	for _, ti := range f.Tensors {
-		tt, _ := f.Tensor(ti.Name)
-		ts = append(ts, gguf.TensorData{Name: tt.Name, Type: tt.Type, Dims: tt.Dims, Data: append([]byte(nil), tt.Data...)})
-	}
-	if kvEdit != nil {
-		kvs = kvEdit(kvs)
-	}
-	if tEdit != nil {
-		ts = tEdit(ts)
-	}
 	var buf bytes.Buffer
-	if err := gguf.Write(&buf, kvs, ts); err != nil {
+	if err := gguf.Rewrite(&buf, f, kvEdit, tEdit); err != nil {
 		t.Fatal(err)
 	}
 	p := filepath.Join(t.TempDir(), "m.gguf")
