@@ -421,12 +421,17 @@ func builtinModel(dir string) (string, error) {
 
 // initLedger creates the validators' homes under dir when absent (dir
 // itself for one validator, dir/node0... otherwise), and points their
-// listen addresses at free loopback ports and their peers at each other
-// (a resumed devnet may find its old ports taken). It returns the homes.
+// listen addresses at loopback ports and their peers at each other. A
+// fresh ledger gets free ports; a resumed one keeps the ports its
+// configuration names (so the ledger RPC address stays the same across
+// restarts), except a port another program holds now, which is replaced
+// by a free one. It returns the homes.
 func initLedger(dir string, o Options) ([]string, error) {
 	n := max(o.Validators, 1)
 	homes := node.Homes(dir, n)
+	fresh := false
 	if _, err := os.Stat(filepath.Join(homes[0], node.ConfigFile)); errors.Is(err, os.ErrNotExist) {
+		fresh = true
 		no := node.DefaultOptions()
 		no.Validators = n
 		no.BlockInterval = o.BlockInterval
@@ -446,8 +451,8 @@ func initLedger(dir string, o Options) ([]string, error) {
 		if err != nil {
 			return nil, fmt.Errorf("devnet: %w", err)
 		}
-		p2pPort, err1 := freePort()
-		rpc, err2 := freePort()
+		p2pPort, err1 := keepPort(conf.P2P.ListenAddress, fresh)
+		rpc, err2 := keepPort(conf.RPC.ListenAddress, fresh)
 		if err := errors.Join(err1, err2); err != nil {
 			return nil, fmt.Errorf("devnet: %w", err)
 		}
@@ -485,6 +490,22 @@ func initLedger(dir string, o Options) ([]string, error) {
 		}
 	}
 	return homes, nil
+}
+
+// keepPort returns the port of a configured listen address
+// (tcp://host:port) when it is free on loopback and fresh is false, and
+// a free port otherwise.
+func keepPort(addr string, fresh bool) (int, error) {
+	if !fresh {
+		if _, p, err := net.SplitHostPort(strings.TrimPrefix(addr, "tcp://")); err == nil {
+			if ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", p)); err == nil {
+				port := ln.Addr().(*net.TCPAddr).Port
+				ln.Close()
+				return port, nil
+			}
+		}
+	}
+	return freePort()
 }
 
 func freePort() (int, error) {

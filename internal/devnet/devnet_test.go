@@ -271,7 +271,7 @@ func TestCheatingWorker(t *testing.T) {
 // TestResume stops a devnet and starts it again on the same directory:
 // the chain continues from its height with the same model id, worker and
 // agent, the final receipt is still final, and a new request is served
-// and published.
+// and published. The ledger RPC address is the one it had.
 func TestResume(t *testing.T) {
 	dir := t.TempDir()
 	o := Options{Dir: dir, Addr: "127.0.0.1:0", BlockInterval: 200 * time.Millisecond, Threads: 1, Logger: testLogger(t)}
@@ -287,12 +287,15 @@ func TestResume(t *testing.T) {
 	json.Unmarshal(body, &r)
 	waitStatus(t, d, r.Verdict.ReceiptID, 30*time.Second, ledger.StatusFinal)
 	h1, _ := d.Client.Height(context.Background())
-	id1, w1, a1, key1 := d.Model.ID, d.Chain.Address(), d.Chain.AgentID(), d.APIKey
+	id1, w1, a1, key1, rpc1 := d.Model.ID, d.Chain.Address(), d.Chain.AgentID(), d.APIKey, d.RPC
 	if err := d.Stop(); err != nil {
 		t.Fatal(err)
 	}
 
 	d2 := start(t, o)
+	if d2.RPC != rpc1 {
+		t.Errorf("ledger RPC %s after the restart, was %s", d2.RPC, rpc1)
+	}
 	h2, _ := d2.Client.Height(context.Background())
 	if h2 < h1 {
 		t.Fatalf("height %d after restart, was %d", h2, h1)
