@@ -1,0 +1,743 @@
+package devnet
+
+import (
+	"bufio"
+	"context"
+	"crypto/ed25519"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	rpchttp "github.com/cometbft/cometbft/rpc/client/http"
+
+	"github.com/verdictnet/verdict/internal/keys"
+	"github.com/verdictnet/verdict/internal/ledger"
+	"github.com/verdictnet/verdict/internal/ledger/client"
+	"github.com/verdictnet/verdict/internal/ledger/node"
+	"github.com/verdictnet/verdict/internal/testutil"
+)
+
+// The crash test's child process: a devnet run by this test binary (a
+// real process, so that SIGKILL takes the ledger, the worker and the
+// gateway down at once, mid-write). The parent sets these variables.
+const (
+	childDirEnv    = "VERDICT_CRASH_CHILD_DIR"
+	childModelEnv  = "VERDICT_CRASH_CHILD_MODEL"
+	childParamsEnv = "VERDICT_CRASH_CHILD_PARAMS"
+	childLine      = "CRASHCHILD "
+)
+
+// childInfo is what the child prints once its devnet is ready.
+type childInfo struct {
+	Gateway, RPC, APIKey string
+	Worker, User         string
+}
+
+// TestCrashChild is not a test: it runs the devnet of TestCrashSIGKILL in
+// a child process (and is skipped otherwise). It prints one line with the
+// addresses once ready and stops cleanly when its stdin closes.
+func TestCrashChild(t *testing.T) {
+	dir := os.Getenv(childDirEnv)
+	if dir == "" {
+		t.Skip("the child process of TestCrashSIGKILL")
+	}
+	var p ledger.Params
+	if err := json.Unmarshal([]byte(os.Getenv(childParamsEnv)), &p); err != nil {
+		t.Fatal(err)
+	}
+	o := Options{Dir: dir, ModelPath: os.Getenv(childModelEnv), Addr: "127.0.0.1:0", BlockInterval: crashBlock, Threads: 1,
+		Params: &p, Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))}
+	d, err := Start(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	user, _ := ledger.AddressOf(d.User.Public)
+	b, _ := json.Marshal(childInfo{Gateway: d.GatewayURL, RPC: d.RPC, APIKey: d.APIKey, Worker: d.Chain.Address().String(), User: user.String()})
+	fmt.Printf("%s%s\n", childLine, b)
+	stopped := make(chan struct{})
+	go func() {
+		io.Copy(io.Discard, os.Stdin)
+		close(stopped)
+	}()
+	select {
+	case <-stopped:
+		if err := d.Stop(); err != nil {
+			t.Fatal(err)
+		}
+	case <-d.done:
+		t.Fatal(d.Wait())
+	}
+}
+
+// crashBlock is the crash test's block interval, shorter than the
+// devnet's default (300 ms): a deadline in blocks is then shorter in time,
+// so the margin the test measures is on the safe side.
+const crashBlock = 200 * time.Millisecond
+
+// child is a running devnet process.
+type child struct {
+	cmd   *exec.Cmd
+	stdin io.WriteCloser
+	info  childInfo
+	log   string
+}
+
+func startChild(t *testing.T, dir, model string, p ledger.Params, n int) *child {
+	t.Helper()
+	pb, _ := json.Marshal(p)
+	cmd := exec.Command(os.Args[0], "-test.run=^TestCrashChild$", "-test.count=1", "-test.timeout=0")
+	cmd.Env = append(os.Environ(), childDirEnv+"="+dir, childModelEnv+"="+model, childParamsEnv+"="+string(pb))
+	logPath := filepath.Join(filepath.Dir(dir), fmt.Sprintf("child-%d.log", n))
+	logf, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logf.Close()
+	cmd.Stderr = logf
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	c := &child{cmd: cmd, stdin: stdin, log: logPath}
+	t.Cleanup(func() { c.kill() })
+	ready := make(chan childInfo, 1)
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			if l, ok := strings.CutPrefix(sc.Text(), childLine); ok {
+				var ci childInfo
+				if json.Unmarshal([]byte(l), &ci) == nil {
+					ready <- ci
+				}
+			}
+		}
+	}()
+	select {
+	case c.info = <-ready:
+	case <-time.After(120 * time.Second):
+		c.kill()
+		t.Fatalf("devnet process %d not ready in 120 s:\n%s", n, tail(logPath))
+	}
+	return c
+}
+
+func (c *child) kill() {
+	if c.cmd.ProcessState == nil {
+		c.cmd.Process.Signal(syscall.SIGKILL)
+		c.cmd.Wait()
+	}
+}
+
+// stop closes the child's stdin (a clean stop) and waits for it.
+func (c *child) stop(t *testing.T) {
+	c.stdin.Close()
+	if err := c.cmd.Wait(); err != nil {
+		t.Errorf("devnet process: %v\n%s", err, tail(c.log))
+	}
+}
+
+func tail(path string) string {
+	b, _ := os.ReadFile(path)
+	if len(b) > 4000 {
+		b = b[len(b)-4000:]
+	}
+	return string(b)
+}
+
+// answered is a request the gateway answered with 200.
+type answered struct {
+	id     string
+	fee    uint64 // prompt and completion tokens at the devnet's price (1)
+	at     time.Time
+	killed int // kills after it was answered
+}
+
+// TestCrashSIGKILL runs a devnet (stories260K) as a child process under
+// sustained load from concurrent clients, SIGKILLs it at random moments
+// (seeded: VERDICT_CRASH_SEED reruns a seed) and restarts it on the same
+// data directory, several times; a lying challenger opens a dispute on a
+// fresh receipt before some of the kills. After a drain, read from the
+// ledger's blocks:
+//
+//   - nothing answered is lost: every request answered 200 has its receipt
+//     final, charged the fee the gateway quoted;
+//   - no honest slash: no audit missed or failed, no slash or jail of the
+//     worker, every published receipt final, every dispute won by it;
+//   - balances exact: the payer's and the worker's balances equal what
+//     the blocks' events add up to (transfers, transaction fees, escrows
+//     opened and refunded, payouts less the protocol fee, rewards, bonds),
+//     and the payer paid, net of refunds, exactly the fees of the final
+//     receipts;
+//   - deadlines with margin: every audit's openings and every first
+//     dispute answer committed within half its window (in blocks), after
+//     restarts included.
+//
+// It also logs how long receipts take to become final under load and at
+// rest.
+func TestCrashSIGKILL(t *testing.T) {
+	model := testutil.Shared(t, "models/stories260K.gguf")
+	seed := uint64(time.Now().UnixNano())
+	if s := os.Getenv("VERDICT_CRASH_SEED"); s != "" {
+		var err error
+		if seed, err = strconv.ParseUint(s, 10, 64); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Logf("seed %d (VERDICT_CRASH_SEED=%d reruns it)", seed, seed)
+	rng := rand.New(rand.NewPCG(seed, 13))
+	const kills = 3
+	p := DevParams()
+	p.AuditRateBps = 3000 // many audits, some selected right before a kill
+	dir := filepath.Join(t.TempDir(), "data")
+	ctx := context.Background()
+
+	c := startChild(t, dir, model, p, 0)
+	rpc0 := c.info.RPC // the same after every restart
+	lc, err := client.New(c.info.RPC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rpc, err := rpchttp.New(c.info.RPC, "/websocket")
+	if err != nil {
+		t.Fatal(err)
+	}
+	user, _ := ledger.ParseAddress(c.info.User)
+	wa, _ := ledger.ParseAddress(c.info.Worker)
+	challengers := fundChallengers(t, lc, dir, kills, p)
+
+	// The load: clients send completions as fast as they are answered,
+	// each with its own seed, to whichever devnet process runs.
+	var (
+		base    atomic.Pointer[childInfo]
+		mu      sync.Mutex
+		ok      []answered
+		codes   = map[int]int{}
+		neterrs int
+		killed  atomic.Int64
+		stopped atomic.Bool
+		next    atomic.Int64
+		wg      sync.WaitGroup
+	)
+	base.Store(&c.info)
+	hc := &http.Client{Timeout: 30 * time.Second}
+	const clients = 4
+	for range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for !stopped.Load() {
+				ci := base.Load()
+				if ci == nil {
+					time.Sleep(50 * time.Millisecond)
+					continue
+				}
+				i := next.Add(1)
+				body := fmt.Sprintf(`{"model":"stories260K","prompt":"Once upon a time","max_tokens":%d,"temperature":0.8,"seed":%d}`, 4+i%8, i)
+				req, _ := http.NewRequest("POST", ci.Gateway+"/v1/completions", strings.NewReader(body))
+				req.Header.Set("Content-Type", "application/json")
+				req.Header.Set("Authorization", "Bearer "+ci.APIKey)
+				k := killed.Load()
+				resp, err := hc.Do(req)
+				if err != nil {
+					mu.Lock()
+					neterrs++
+					mu.Unlock()
+					time.Sleep(50 * time.Millisecond)
+					continue
+				}
+				b, err := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				mu.Lock()
+				codes[resp.StatusCode]++
+				if resp.StatusCode == 200 && err == nil {
+					var r chatResponse
+					if json.Unmarshal(b, &r) == nil && r.Verdict.ReceiptID != "" {
+						ok = append(ok, answered{id: r.Verdict.ReceiptID, fee: uint64(r.Usage.PromptTokens + r.Usage.CompletionTokens), at: time.Now(), killed: int(k)})
+					}
+				}
+				mu.Unlock()
+				if resp.StatusCode != 200 {
+					time.Sleep(100 * time.Millisecond)
+				}
+			}
+		}()
+	}
+	t.Cleanup(func() { stopped.Store(true); wg.Wait() })
+
+	var restarts []time.Duration
+	for k := range kills {
+		time.Sleep(time.Duration(1500+rng.IntN(3000)) * time.Millisecond)
+		if k < len(challengers) && rng.IntN(3) > 0 {
+			// A lying challenger disputes the latest answer once it is
+			// published; the kill may come before the worker's answer.
+			mu.Lock()
+			id := ok[len(ok)-1].id
+			mu.Unlock()
+			challenge(t, lc, challengers[k], id)
+			time.Sleep(time.Duration(rng.IntN(1000)) * time.Millisecond)
+		}
+		time.Sleep(time.Duration(rng.IntN(1000)) * time.Millisecond)
+		h, _ := lc.Height(ctx)
+		killed.Add(1)
+		base.Store(nil)
+		c.cmd.Process.Signal(syscall.SIGKILL)
+		c.cmd.Wait()
+		t0 := time.Now()
+		c = startChild(t, dir, model, p, k+1)
+		restarts = append(restarts, time.Since(t0))
+		if c.info.RPC != rpc0 {
+			t.Fatalf("ledger RPC %s after restart %d, was %s", c.info.RPC, k+1, rpc0)
+		}
+		base.Store(&c.info)
+		t.Logf("kill %d at height %d; restarted in %v", k+1, h, time.Since(t0).Round(time.Millisecond))
+	}
+	time.Sleep(3 * time.Second)
+	stopped.Store(true)
+	wg.Wait()
+	loadEnd := time.Now()
+	mu.Lock()
+	t.Logf("load: %d requests answered 200, status counts %v, %d connection errors (the process was down)", len(ok), codes, neterrs)
+	mu.Unlock()
+	if len(ok) < 20 {
+		t.Fatalf("only %d requests answered", len(ok))
+	}
+
+	// At rest: one request on the idle devnet (once the outbox drained),
+	// answered to final.
+	for deadline := time.Now().Add(90 * time.Second); outboxLen(t, dir) > 0; time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d receipts still in the outbox 90 s after the load", outboxLen(t, dir))
+		}
+	}
+	drained := time.Now()
+	t.Logf("outbox drained %v after the load ended", drained.Sub(loadEnd).Round(10*time.Millisecond))
+	time.Sleep(time.Second)
+	code, body := postTo(t, c.info, `{"model":"stories260K","prompt":"Once upon a time","max_tokens":8,"seed":1}`)
+	if code != 200 {
+		t.Fatalf("at rest: status %d: %s", code, body)
+	}
+	var rest chatResponse
+	json.Unmarshal(body, &rest)
+	ok = append(ok, answered{id: rest.Verdict.ReceiptID, fee: uint64(rest.Usage.PromptTokens + rest.Usage.CompletionTokens), at: time.Now(), killed: kills})
+	restAt := time.Now()
+
+	// Drain: every answer final, every escrow settled, the outbox empty.
+	sc := &scanner{rpc: rpc, next: 1, published: map[string]string{}, final: map[string]finalEv{}, escrows: map[string]bool{}}
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		if err := sc.scan(ctx); err != nil {
+			t.Fatal(err)
+		}
+		missing := 0
+		for _, a := range ok {
+			if _, done := sc.final[a.id]; !done {
+				missing++
+			}
+		}
+		open := sc.openEscrows()
+		if missing == 0 && open == 0 && outboxLen(t, dir) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after the drain: %d answered receipts not final, %d escrows open, %d in the outbox\n%s", missing, open, outboxLen(t, dir), tail(c.log))
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	if ents, _ := os.ReadDir(filepath.Join(dir, "worker", "failed")); len(ents) != 0 {
+		t.Errorf("%d receipts given up on (worker/failed)", len(ents))
+	}
+
+	// Nothing answered lost, each charged its quoted fee.
+	for _, a := range ok {
+		if f := sc.final[a.id]; f.fee != a.fee {
+			t.Errorf("receipt %s: final with fee %d, answered with %d tokens", a.id, f.fee, a.fee)
+		}
+	}
+	// No honest slash: every published receipt final, no audit missed or
+	// failed, nothing slashed from the worker, every dispute won by it.
+	for id := range sc.published {
+		if _, done := sc.final[id]; !done {
+			t.Errorf("receipt %s published and not final", id)
+		}
+	}
+	if len(sc.bad) > 0 {
+		t.Errorf("honest worker punished or failing:\n%s", strings.Join(sc.bad, "\n"))
+	}
+	for _, s := range sc.slashed {
+		if s == wa.String() {
+			t.Errorf("the worker was slashed")
+		}
+	}
+	st, err := lc.Stake(ctx, wa)
+	if err != nil || st.JailedUntil != 0 || st.Slashed != 0 {
+		t.Errorf("worker's stake %+v %v", st, err)
+	}
+	// Balances exact.
+	for i := 0; ; i++ {
+		h1, _ := lc.Height(ctx)
+		ub, wb := accountBalance(t, lc, user), accountBalance(t, lc, wa)
+		h2, _ := lc.Height(ctx)
+		if h1 != h2 && i < 10 {
+			continue
+		}
+		for sc.next <= h1 {
+			if err := sc.scan(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if got, want := ub, sc.balance(user.String(), h1); got != want {
+			t.Errorf("payer's balance %d at height %d, the events add up to %d", got, h1, want)
+		}
+		if got, want := wb, sc.balance(wa.String(), h1); got != want {
+			t.Errorf("worker's balance %d at height %d, the events add up to %d", got, h1, want)
+		}
+		break
+	}
+	var finalFees, finalToWorker uint64
+	for _, f := range sc.final {
+		finalFees += f.fee
+		finalToWorker += f.fee - f.protocolFee
+	}
+	paid := sc.sum("escrow_opened", "requester", user.String(), "fee") - sc.sum("escrow_refunded", "requester", user.String(), "fee")
+	if paid != finalFees {
+		t.Errorf("payer paid %d into escrows net of refunds, the final receipts' fees are %d", paid, finalFees)
+	}
+	if got := sc.sum("receipt_final", "worker", wa.String(), "fee") - sc.sum("receipt_final", "worker", wa.String(), "protocolFee"); got != finalToWorker {
+		t.Errorf("worker was paid %d for final receipts, want %d", got, finalToWorker)
+	}
+	t.Logf("%d receipts final (%d answered 200 seen by the clients), fees %d, worker paid %d; %d escrows refunded; %d disputes",
+		len(sc.final), len(ok), finalFees, finalToWorker, sc.count("escrow_refunded"), sc.count("dispute_opened"))
+
+	// Deadlines: the worst audit and first dispute answer, in blocks.
+	worstAudit, worstMove := worst(sc.audits), worst(sc.moves)
+	t.Logf("deadlines: %d audits, worst %d blocks from selection to openings committed (openingWindow %d); %d disputes, worst %d blocks from opening to the worker's answer (moveWindow %d); restarts took %v",
+		len(sc.audits), worstAudit, p.OpeningWindow, len(sc.moves), worstMove, p.MoveWindow, restarts)
+	if len(sc.audits) == 0 {
+		t.Errorf("no audit selected: the deadline check checked nothing")
+	}
+	if 2*worstAudit > int64(p.OpeningWindow) {
+		t.Errorf("an audit took %d blocks, more than half the opening window (%d): not the margin docs/ledger.md states", worstAudit, p.OpeningWindow)
+	}
+	if 2*worstMove > int64(p.MoveWindow) {
+		t.Errorf("a dispute answer took %d blocks, more than half the move window (%d)", worstMove, p.MoveWindow)
+	}
+
+	// Finality, from the answer to the block that paid the receipt out.
+	var lastPhase, all []time.Duration
+	for _, a := range ok[:len(ok)-1] {
+		d := sc.final[a.id].at.Sub(a.at)
+		all = append(all, d)
+		if a.killed == kills {
+			lastPhase = append(lastPhase, d)
+		}
+	}
+	t.Logf("finality under load with %d clients, after the last restart: %s; all, across the kills: %s; at rest: %v (challengeWindow %d blocks of %v); load ended %v before the last receipt was final",
+		clients, pcts(lastPhase), pcts(all), sc.final[rest.Verdict.ReceiptID].at.Sub(restAt).Round(10*time.Millisecond), p.ChallengeWindow, crashBlock,
+		sc.lastFinal.Sub(loadEnd).Round(10*time.Millisecond))
+	c.stop(t)
+}
+
+func pcts(ds []time.Duration) string {
+	if len(ds) == 0 {
+		return "none"
+	}
+	slices.Sort(ds)
+	q := func(p int) time.Duration { return ds[(len(ds)-1)*p/100].Round(10 * time.Millisecond) }
+	return fmt.Sprintf("p50 %v p90 %v max %v (n=%d)", q(50), q(90), q(100), len(ds))
+}
+
+func postTo(t *testing.T, ci childInfo, body string) (int, []byte) {
+	t.Helper()
+	req, _ := http.NewRequest("POST", ci.Gateway+"/v1/completions", strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+ci.APIKey)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, b
+}
+
+func outboxLen(t *testing.T, dir string) int {
+	ents, err := os.ReadDir(filepath.Join(dir, "worker", "outbox"))
+	if err != nil && !os.IsNotExist(err) {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, e := range ents {
+		if strings.HasSuffix(e.Name(), ".json") {
+			n++
+		}
+	}
+	return n
+}
+
+func accountBalance(t *testing.T, c *client.Client, a ledger.Address) uint64 {
+	t.Helper()
+	acct, err := c.Account(context.Background(), a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return acct.Balance
+}
+
+// fundChallengers funds and bonds n accounts from the faucet, each enough
+// to open one dispute.
+func fundChallengers(t *testing.T, c *client.Client, dir string, n int, p ledger.Params) []*client.Sender {
+	t.Helper()
+	ctx := context.Background()
+	faucet, err := keys.Load(filepath.Join(dir, "ledger", node.FaucetFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fs, err := client.NewSender(c, faucet.Private, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []*client.Sender
+	for i := range n {
+		_, priv, _ := ed25519.GenerateKey(nil)
+		s, err := client.NewSender(c, priv, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r, err := fs.Commit(ctx, ledger.Msg{Send: &ledger.MsgSend{To: s.Address(), Amount: 10 * p.MinVerifierStake}}); err != nil || r.Code != 0 {
+			t.Fatalf("funding challenger %d: %+v %v", i, r, err)
+		}
+		if r, err := s.Commit(ctx, ledger.Msg{Bond: &ledger.MsgBond{Amount: 5 * p.MinVerifierStake}}); err != nil || r.Code != 0 {
+			t.Fatalf("bonding challenger %d: %+v %v", i, r, err)
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+// challenge opens a dispute on receipt id, committing to a root that is
+// not the worker's, once the receipt is published.
+func challenge(t *testing.T, c *client.Client, s *client.Sender, id string) {
+	t.Helper()
+	ctx := context.Background()
+	rid, err := ledger.ParseHash(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		rec, found, err := c.Receipt(ctx, rid)
+		if err == nil && found && rec.Status == ledger.StatusPublished {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("receipt %s not published in 10 s: %+v %v", id, rec, err)
+		}
+	}
+	root := make([]byte, 32)
+	root[0] = 0x5a
+	if r, err := s.Commit(ctx, ledger.Msg{OpenDispute: &ledger.MsgOpenDispute{ReceiptID: rid, Commitment: root}}); err != nil || r.Code != 0 {
+		t.Fatalf("opening a dispute on %s: %+v %v", id, r, err)
+	}
+}
+
+// scanner reads every block's events (those of failed transactions
+// included: a failed transaction pays its fee).
+type scanner struct {
+	rpc  *rpchttp.HTTP
+	next int64
+	evs  []client.Event
+
+	published map[string]string  // receipt id to escrow id
+	final     map[string]finalEv // receipt id
+	escrows   map[string]bool    // opened, to settled
+	audits    []int64            // blocks from selection to openings
+	moves     []int64            // blocks from a dispute's opening to the worker's first answer
+	selected  map[string]int64   // audit receipt id to selection height
+	opened    map[string]int64   // dispute id to opening height
+	slashed   []string
+	bad       []string
+	lastFinal time.Time
+}
+
+type finalEv struct {
+	fee, protocolFee uint64
+	at               time.Time // the block's time
+}
+
+// scan reads the blocks committed since the last call.
+func (s *scanner) scan(ctx context.Context) error {
+	info, err := s.rpc.ABCIInfo(ctx)
+	if err != nil {
+		return err
+	}
+	if s.selected == nil {
+		s.selected, s.opened = map[string]int64{}, map[string]int64{}
+	}
+	for ; s.next <= info.Response.LastBlockHeight; s.next++ {
+		h := s.next
+		r, err := s.rpc.BlockResults(ctx, &h)
+		if err != nil {
+			return fmt.Errorf("block results %d: %w", h, err)
+		}
+		var evs []client.Event
+		for _, tr := range r.TxsResults {
+			for _, e := range tr.Events {
+				if tr.Code != 0 && e.Type != "tx" {
+					continue
+				}
+				ev := client.Event{Height: h, Type: e.Type, Attrs: map[string]string{}}
+				for _, a := range e.Attributes {
+					ev.Attrs[a.Key] = a.Value
+				}
+				evs = append(evs, ev)
+			}
+		}
+		for _, e := range r.FinalizeBlockEvents {
+			ev := client.Event{Height: h, Type: e.Type, Attrs: map[string]string{}}
+			for _, a := range e.Attributes {
+				ev.Attrs[a.Key] = a.Value
+			}
+			evs = append(evs, ev)
+		}
+		var at time.Time
+		for _, ev := range evs {
+			a := ev.Attrs
+			switch ev.Type {
+			case "escrow_opened":
+				s.escrows[a["escrowId"]] = false
+			case "escrow_refunded":
+				s.escrows[a["escrowId"]] = true
+			case "receipt_published":
+				s.published[a["receiptId"]] = a["escrowId"]
+			case "receipt_final":
+				if at.IsZero() {
+					b, err := s.rpc.Block(ctx, &h)
+					if err != nil {
+						return fmt.Errorf("block %d: %w", h, err)
+					}
+					at = b.Block.Time
+				}
+				fee, _ := strconv.ParseUint(a["fee"], 10, 64)
+				pf, _ := strconv.ParseUint(a["protocolFee"], 10, 64)
+				s.final[a["receiptId"]] = finalEv{fee, pf, at}
+				s.escrows[s.published[a["receiptId"]]] = true
+				s.lastFinal = at
+			case "audit_selected":
+				s.selected[a["receiptId"]] = h
+			case "audit_passed":
+				s.audits = append(s.audits, h-s.selected[a["receiptId"]])
+			case "audit_missed", "audit_failed":
+				s.bad = append(s.bad, fmt.Sprintf("height %d: %s %v", h, ev.Type, a))
+			case "dispute_opened":
+				s.opened[a["disputeId"]] = h
+			case "dispute_move":
+				if a["from"] == ledger.SideWorker.String() && a["move"] != "" {
+					if h0, ok := s.opened[a["disputeId"]]; ok {
+						s.moves = append(s.moves, h-h0)
+						delete(s.opened, a["disputeId"])
+					}
+				}
+			case "dispute_settled":
+				if a["status"] != ledger.DisputeChallengerLost {
+					s.bad = append(s.bad, fmt.Sprintf("height %d: %s %v", h, ev.Type, a))
+				}
+				if _, open := s.opened[a["disputeId"]]; open {
+					s.bad = append(s.bad, fmt.Sprintf("height %d: dispute %s settled without the worker's answer", h, a["disputeId"]))
+				}
+			case "slash":
+				s.slashed = append(s.slashed, a["account"])
+			}
+		}
+		s.evs = append(s.evs, evs...)
+	}
+	return nil
+}
+
+func (s *scanner) openEscrows() int {
+	n := 0
+	for _, settled := range s.escrows {
+		if !settled {
+			n++
+		}
+	}
+	return n
+}
+
+func (s *scanner) count(typ string) int {
+	n := 0
+	for _, e := range s.evs {
+		if e.Type == typ {
+			n++
+		}
+	}
+	return n
+}
+
+// sum adds up attribute field of the events typ whose attribute key is
+// val.
+func (s *scanner) sum(typ, key, val, field string) uint64 {
+	var n uint64
+	for _, e := range s.evs {
+		if e.Type == typ && e.Attrs[key] == val {
+			v, _ := strconv.ParseUint(e.Attrs[field], 10, 64)
+			n += v
+		}
+	}
+	return n
+}
+
+// balance is what the events up to height h leave in account a's balance
+// (which starts at zero: the accounts here are not in genesis).
+func (s *scanner) balance(a string, h int64) uint64 {
+	var in, out uint64
+	for _, e := range s.evs {
+		if e.Height > h {
+			continue
+		}
+		at := e.Attrs
+		v := func(k string) uint64 { n, _ := strconv.ParseUint(at[k], 10, 64); return n }
+		switch {
+		case e.Type == "transfer" && at["to"] == a:
+			in += v("amount")
+		case e.Type == "transfer" && at["from"] == a:
+			out += v("amount")
+		case e.Type == "tx" && at["signer"] == a:
+			out += v("fee")
+		case e.Type == "escrow_opened" && at["requester"] == a:
+			out += v("fee")
+		case e.Type == "escrow_refunded" && at["requester"] == a:
+			in += v("fee")
+		case e.Type == "receipt_final" && at["worker"] == a:
+			in += v("fee") - v("protocolFee")
+		case e.Type == "reward" && at["account"] == a:
+			in += v("amount")
+		case e.Type == "bond" && at["account"] == a:
+			out += v("amount")
+		case e.Type == "unbond_complete" && at["account"] == a:
+			in += v("amount")
+		}
+	}
+	return in - out
+}
+
+func worst(blocks []int64) int64 { return slices.Max(append([]int64{0}, blocks...)) }
