@@ -220,19 +220,159 @@ type dbTracker struct {
 
 func (t *dbTracker) provide(c *cfg.DBContext) (dbm.DB, error) {
 	db, err := cfg.DefaultDBProvider(c)
-	if err == nil {
-		t.mu.Lock()
-		t.dbs = append(t.dbs, db)
-		t.mu.Unlock()
+	if err != nil {
+		return nil, err
 	}
-	return db, err
+	sdb := &stoppingDB{db: db}
+	t.mu.Lock()
+	t.dbs = append(t.dbs, sdb)
+	t.mu.Unlock()
+	return sdb, nil
 }
+
+// errStopped is what a write to a stopped node's database returns.
+var errStopped = errors.New("node stopped: database closed")
+
+// stoppingDB is a CometBFT database that a stopping node can close while
+// CometBFT's own goroutines still read it. CometBFT v0.38 does not wait
+// for its per-peer routines when it stops: the consensus reactor's maj23
+// query routine sleeps peerQueryMaj23SleepDuration (2 s by default)
+// between rounds and the gossip routines peerGossipSleepDuration, and
+// each reads the block store when it wakes before it checks that the node
+// stopped; the block store panics on any read error, so a routine woken
+// after the node closed its databases took the whole process down
+// ("leveldb: closed"), which in a process that runs nodes in-process (the
+// devnet, tests) means every later stop could crash it. Closing waits for
+// the reads in progress (so that none runs into a closed leveldb) and
+// closes the database at once (its file lock is released for a restart in
+// the same process); reads after that find nothing (a stopped node has no
+// blocks to gossip, and the routines return at their next check) and
+// writes fail with errStopped.
+type stoppingDB struct {
+	mu     sync.RWMutex
+	closed bool
+	db     dbm.DB
+}
+
+var emptyDB = dbm.NewMemDB()
+
+func (s *stoppingDB) read() bool {
+	s.mu.RLock()
+	if s.closed {
+		s.mu.RUnlock()
+		return false
+	}
+	return true
+}
+
+func (s *stoppingDB) Get(k []byte) ([]byte, error) {
+	if !s.read() {
+		return nil, nil
+	}
+	defer s.mu.RUnlock()
+	return s.db.Get(k)
+}
+
+func (s *stoppingDB) Has(k []byte) (bool, error) {
+	if !s.read() {
+		return false, nil
+	}
+	defer s.mu.RUnlock()
+	return s.db.Has(k)
+}
+
+func (s *stoppingDB) Iterator(start, end []byte) (dbm.Iterator, error) {
+	if !s.read() {
+		return emptyDB.Iterator(start, end)
+	}
+	defer s.mu.RUnlock()
+	return s.db.Iterator(start, end)
+}
+
+func (s *stoppingDB) ReverseIterator(start, end []byte) (dbm.Iterator, error) {
+	if !s.read() {
+		return emptyDB.ReverseIterator(start, end)
+	}
+	defer s.mu.RUnlock()
+	return s.db.ReverseIterator(start, end)
+}
+
+func (s *stoppingDB) write(f func() error) error {
+	if !s.read() {
+		return errStopped
+	}
+	defer s.mu.RUnlock()
+	return f()
+}
+
+func (s *stoppingDB) Set(k, v []byte) error { return s.write(func() error { return s.db.Set(k, v) }) }
+func (s *stoppingDB) SetSync(k, v []byte) error {
+	return s.write(func() error { return s.db.SetSync(k, v) })
+}
+func (s *stoppingDB) Delete(k []byte) error { return s.write(func() error { return s.db.Delete(k) }) }
+func (s *stoppingDB) DeleteSync(k []byte) error {
+	return s.write(func() error { return s.db.DeleteSync(k) })
+}
+func (s *stoppingDB) Print() error { return s.write(s.db.Print) }
+func (s *stoppingDB) Compact(start, end []byte) error {
+	return s.write(func() error { return s.db.Compact(start, end) })
+}
+
+func (s *stoppingDB) Stats() map[string]string {
+	if !s.read() {
+		return map[string]string{}
+	}
+	defer s.mu.RUnlock()
+	return s.db.Stats()
+}
+
+func (s *stoppingDB) NewBatch() dbm.Batch {
+	if !s.read() {
+		return stoppedBatch{}
+	}
+	defer s.mu.RUnlock()
+	return &stoppingBatch{s: s, b: s.db.NewBatch()}
+}
+
+// Close closes the database once the reads and writes in progress
+// returned; closing it again does nothing.
+func (s *stoppingDB) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil
+	}
+	s.closed = true
+	return s.db.Close()
+}
+
+// stoppingBatch is a batch of a stoppingDB: written only while the
+// database is open.
+type stoppingBatch struct {
+	s *stoppingDB
+	b dbm.Batch
+}
+
+func (b *stoppingBatch) Set(k, v []byte) error { return b.b.Set(k, v) }
+func (b *stoppingBatch) Delete(k []byte) error { return b.b.Delete(k) }
+func (b *stoppingBatch) Write() error          { return b.s.write(b.b.Write) }
+func (b *stoppingBatch) WriteSync() error      { return b.s.write(b.b.WriteSync) }
+func (b *stoppingBatch) Close() error          { return b.b.Close() }
+
+// stoppedBatch is a batch of a database already closed.
+type stoppedBatch struct{}
+
+func (stoppedBatch) Set(k, v []byte) error { return errStopped }
+func (stoppedBatch) Delete(k []byte) error { return errStopped }
+func (stoppedBatch) Write() error          { return errStopped }
+func (stoppedBatch) WriteSync() error      { return errStopped }
+func (stoppedBatch) Close() error          { return nil }
 
 func (t *dbTracker) closeAll() {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	for _, db := range t.dbs {
-		_ = db.Close() // some are closed already by the node; closing again only errs
+		_ = db.Close() // some are closed already by the node; closing again does nothing
 	}
 	t.dbs = nil
 }
