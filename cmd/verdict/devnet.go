@@ -12,6 +12,7 @@ import (
 	"github.com/verdictnet/verdict/internal/devnet"
 	"github.com/verdictnet/verdict/internal/ledger"
 	"github.com/verdictnet/verdict/internal/scheduler"
+	"github.com/verdictnet/verdict/internal/worker"
 )
 
 func init() {
@@ -33,6 +34,7 @@ func runDevnet(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	batch := fs.Int("concurrency", scheduler.DefaultMaxBatch, "generations the worker runs at once, as one continuous batch")
 	queue := fs.Int("queue", 256, "generations that may wait for room in the batch; beyond that requests get 429")
 	kvMiB := fs.Int("kv-budget-mib", 0, "the worker's key/value cache, in MiB (0: --concurrency full contexts)")
+	maxPending := fs.Int("max-pending", worker.DefaultMaxPending, "outbox bound: with this many receipts waiting to be published, paid requests get 429 with Retry-After")
 	cheat := fs.Bool("cheat-for-tests", false, "make the worker dishonest (its attention norms one ulp off) to watch it get caught")
 	applyConfig := configFlag(fs)
 	if err := fs.Parse(args); err != nil {
@@ -61,7 +63,7 @@ func runDevnet(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	o := devnet.Options{Dir: *data, ModelPath: *modelPath, TokenizerPath: *tok, Addr: *addr, BlockInterval: *interval,
 		ReplayShareBps: bps, PricePerToken: *price, Threads: *threads, Validators: *validators, CheatForTests: *cheat, Logger: log,
-		MaxBatch: *batch, MaxQueue: *queue, KVBudget: int64(*kvMiB) << 20}
+		MaxBatch: *batch, MaxQueue: *queue, KVBudget: int64(*kvMiB) << 20, MaxPending: *maxPending}
 	if *share == 0 {
 		o.ReplayShareBps = 0
 	}

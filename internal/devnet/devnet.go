@@ -69,19 +69,32 @@ type Options struct {
 	// sequences, 256 waiting, 16 full contexts of cache).
 	MaxBatch, MaxQueue int
 	KVBudget           int64
+	// MaxPending bounds the worker's outbox (worker.ChainConfig's
+	// MaxPending, default worker.DefaultMaxPending): past it the gateway
+	// answers new paid requests 429 until publishing catches up.
+	MaxPending int
 	// CheatForTests makes the worker dishonest (see worker.Config).
 	CheatForTests bool
 	Logger        *slog.Logger
 }
 
 // DevParams are the ledger parameters of a devnet: receipts become final
-// fifteen blocks after publication (about five seconds), audits are due
-// within ten blocks and dispute answers within eight.
+// 36 blocks after publication (about 11 s at the default 300 ms), audits
+// are due within 30 blocks and dispute answers within 16.
+//
+// The answer windows are at least twice the worst an honest worker took
+// in TestCrashSIGKILL, which runs 200 ms blocks under the race detector on
+// two cores with the load the worker admits, SIGKILLs and restarts: up to
+// 12 blocks from an audit's selection to its openings committed (right
+// after a restart, when the worker catches up; with the former window of
+// 10 it missed audits there and was slashed), up to 6 from a dispute's
+// opening to the worker's answer. The test fails when either passes half
+// its window. At 300 ms blocks the margin is about three times.
 func DevParams() ledger.Params {
 	p := ledger.DefaultParams()
-	p.ChallengeWindow = 15
-	p.OpeningWindow = 10
-	p.MoveWindow = 8
+	p.ChallengeWindow = 36 // at least 3 + RevealWindow + OpeningWindow
+	p.OpeningWindow = 30
+	p.MoveWindow = 16
 	p.EscrowTimeout = 60
 	p.JailBlocks = 100
 	p.UnbondingBlocks = 20
@@ -120,7 +133,7 @@ type Devnet struct {
 
 // Start brings the network up and returns once every service is ready.
 // The network stops when ctx ends or Stop is called; Wait waits for that.
-func Start(ctx context.Context, o Options) (d *Devnet, err error) {
+func Start(ctx context.Context, o Options) (_ *Devnet, err error) {
 	if o.Dir == "" {
 		return nil, errors.New("devnet: no data directory")
 	}
@@ -170,7 +183,9 @@ func Start(ctx context.Context, o Options) (d *Devnet, err error) {
 		nodes = append(nodes, n)
 	}
 	rctx, cancel := context.WithCancel(context.Background())
-	d = &Devnet{RPC: nodes[0].RPCAddress(), log: log, cancel: cancel, done: make(chan struct{})}
+	// d is not the named result: a failed start returns nil while the
+	// closers and the node goroutines, which use d, stop what started.
+	d := &Devnet{RPC: nodes[0].RPCAddress(), log: log, cancel: cancel, done: make(chan struct{})}
 	for _, n := range nodes[1:] {
 		d.ValidatorRPCs = append(d.ValidatorRPCs, n.RPCAddress())
 	}
@@ -267,7 +282,8 @@ func Start(ctx context.Context, o Options) (d *Devnet, err error) {
 	meter := &gateway.LedgerMeter{Accounts: accounts, PricePerToken: o.PricePerToken}
 	vaddr, _ := ledger.AddressOf(vk.Public)
 	d.Chain, err = worker.NewChain(d.Worker, worker.ChainConfig{Client: d.Client, RPC: d.RPC, Dir: filepath.Join(o.Dir, "worker"),
-		Validators: []ledger.Address{vaddr}, Escrow: meter.Escrow, Stake: 10 * params.MinWorkerStake, Logger: log.With("service", "worker")})
+		Validators: []ledger.Address{vaddr}, Escrow: meter.Escrow, Stake: 10 * params.MinWorkerStake, MaxPending: o.MaxPending,
+		Logger: log.With("service", "worker")})
 	if err != nil {
 		return nil, err
 	}
@@ -463,13 +479,6 @@ func initLedger(dir string, o Options) ([]string, error) {
 		conf.P2P.ListenAddress = fmt.Sprintf("tcp://127.0.0.1:%d", p2pPort)
 		conf.RPC.ListenAddress = fmt.Sprintf("tcp://127.0.0.1:%d", rpc)
 		conf.Consensus.TimeoutCommit = o.BlockInterval
-		if n > 1 {
-			// CometBFT v0.38's per-peer maj23 query routine sleeps this long
-			// between reads of the block store and does not stop with the
-			// node: woken after an in-process node closed its databases, it
-			// panics. Votes gossip without it; keep it asleep.
-			conf.Consensus.PeerQueryMaj23SleepDuration = 24 * time.Hour
-		}
 		peers[i] = fmt.Sprintf("%s@127.0.0.1:%d", nk.ID(), p2pPort)
 		confs[i] = conf
 	}

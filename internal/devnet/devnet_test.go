@@ -436,3 +436,17 @@ func TestStopReleases(t *testing.T) {
 		t.Fatalf("%d goroutines left after stop (%d before start):\n%s", n, base, stacks)
 	}
 }
+
+// TestStartFails makes the last step of Start fail (the gateway's
+// address cannot be listened on): Start stops what it started and returns
+// the error (it used to panic stopping the worker, the devnet being nil
+// by then), and the same directory starts afterwards.
+func TestStartFails(t *testing.T) {
+	dir := t.TempDir()
+	o := Options{Dir: dir, Addr: "127.0.0.1:-1", BlockInterval: 200 * time.Millisecond, Threads: 1, Logger: testLogger(t)}
+	d, err := Start(context.Background(), o)
+	if err == nil || d != nil || !strings.Contains(err.Error(), "gateway") {
+		t.Fatalf("Start on a bad address: %v %v", d, err)
+	}
+	start(t, Options{Dir: dir})
+}

@@ -37,7 +37,8 @@ import (
 const (
 	childDirEnv    = "VERDICT_CRASH_CHILD_DIR"
 	childModelEnv  = "VERDICT_CRASH_CHILD_MODEL"
-	childParamsEnv = "VERDICT_CRASH_CHILD_PARAMS"
+	childParamsEnv = "VERDICT_CRASH_CHILD_PARAMS" // ledger.Params as JSON
+	childOutboxEnv = "VERDICT_CRASH_CHILD_MAX_PENDING"
 	childLine      = "CRASHCHILD "
 )
 
@@ -59,8 +60,9 @@ func TestCrashChild(t *testing.T) {
 	if err := json.Unmarshal([]byte(os.Getenv(childParamsEnv)), &p); err != nil {
 		t.Fatal(err)
 	}
+	maxPending, _ := strconv.Atoi(os.Getenv(childOutboxEnv))
 	o := Options{Dir: dir, ModelPath: os.Getenv(childModelEnv), Addr: "127.0.0.1:0", BlockInterval: crashBlock, Threads: 1,
-		Params: &p, Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))}
+		Params: &p, MaxPending: maxPending, Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))}
 	d, err := Start(context.Background(), o)
 	if err != nil {
 		t.Fatal(err)
@@ -88,6 +90,10 @@ func TestCrashChild(t *testing.T) {
 // so the margin the test measures is on the safe side.
 const crashBlock = 200 * time.Millisecond
 
+// crashOutbox is the crash test's outbox bound: the load the worker
+// admits is what it publishes, a full outbox answers 429.
+const crashOutbox = 64
+
 // child is a running devnet process.
 type child struct {
 	cmd   *exec.Cmd
@@ -100,7 +106,7 @@ func startChild(t *testing.T, dir, model string, p ledger.Params, n int) *child 
 	t.Helper()
 	pb, _ := json.Marshal(p)
 	cmd := exec.Command(os.Args[0], "-test.run=^TestCrashChild$", "-test.count=1", "-test.timeout=0")
-	cmd.Env = append(os.Environ(), childDirEnv+"="+dir, childModelEnv+"="+model, childParamsEnv+"="+string(pb))
+	cmd.Env = append(os.Environ(), childDirEnv+"="+dir, childModelEnv+"="+model, childParamsEnv+"="+string(pb), fmt.Sprintf("%s=%d", childOutboxEnv, crashOutbox))
 	logPath := filepath.Join(filepath.Dir(dir), fmt.Sprintf("child-%d.log", n))
 	logf, err := os.Create(logPath)
 	if err != nil {
@@ -122,7 +128,9 @@ func startChild(t *testing.T, dir, model string, p ledger.Params, n int) *child 
 	c := &child{cmd: cmd, stdin: stdin, log: logPath}
 	t.Cleanup(func() { c.kill() })
 	ready := make(chan childInfo, 1)
+	exited := make(chan struct{})
 	go func() {
+		defer close(exited)
 		sc := bufio.NewScanner(out)
 		for sc.Scan() {
 			if l, ok := strings.CutPrefix(sc.Text(), childLine); ok {
@@ -135,6 +143,9 @@ func startChild(t *testing.T, dir, model string, p ledger.Params, n int) *child 
 	}()
 	select {
 	case c.info = <-ready:
+	case <-exited:
+		c.kill()
+		t.Fatalf("devnet process %d exited before it was ready:\n%s", n, tail(logPath))
 	case <-time.After(120 * time.Second):
 		c.kill()
 		t.Fatalf("devnet process %d not ready in 120 s:\n%s", n, tail(logPath))
@@ -176,9 +187,9 @@ type answered struct {
 // TestCrashSIGKILL runs a devnet (stories260K) as a child process under
 // sustained load from concurrent clients, SIGKILLs it at random moments
 // (seeded: VERDICT_CRASH_SEED reruns a seed) and restarts it on the same
-// data directory, several times; a lying challenger opens a dispute on a
-// fresh receipt before some of the kills. After a drain, read from the
-// ledger's blocks:
+// data directory, three times; a lying challenger opens a dispute on a
+// fresh receipt before the first kill and, at random, before the others.
+// After a drain, read from the ledger's blocks:
 //
 //   - nothing answered is lost: every request answered 200 has its receipt
 //     final, charged the fee the gateway quoted;
@@ -209,7 +220,11 @@ func TestCrashSIGKILL(t *testing.T) {
 	const kills = 3
 	p := DevParams()
 	p.AuditRateBps = 3000 // many audits, some selected right before a kill
-	dir := filepath.Join(t.TempDir(), "data")
+	// VERDICT_CRASH_DIR keeps the data and the processes' logs there.
+	dir := filepath.Join(cmpOr(os.Getenv("VERDICT_CRASH_DIR"), t.TempDir()), "data")
+	if w, err := strconv.Atoi(os.Getenv("VERDICT_CRASH_DEBUG_WINDOW")); err == nil {
+		p.OpeningWindow, p.MoveWindow, p.ChallengeWindow = uint64(w), uint64(w), uint64(w+5)
+	}
 	ctx := context.Background()
 
 	c := startChild(t, dir, model, p, 0)
@@ -233,6 +248,7 @@ func TestCrashSIGKILL(t *testing.T) {
 		mu      sync.Mutex
 		ok      []answered
 		codes   = map[int]int{}
+		samples = map[int]string{}
 		neterrs int
 		killed  atomic.Int64
 		stopped atomic.Bool
@@ -270,6 +286,9 @@ func TestCrashSIGKILL(t *testing.T) {
 				resp.Body.Close()
 				mu.Lock()
 				codes[resp.StatusCode]++
+				if _, seen := samples[resp.StatusCode]; !seen && resp.StatusCode != 200 {
+					samples[resp.StatusCode] = string(b)
+				}
 				if resp.StatusCode == 200 && err == nil {
 					var r chatResponse
 					if json.Unmarshal(b, &r) == nil && r.Verdict.ReceiptID != "" {
@@ -286,15 +305,19 @@ func TestCrashSIGKILL(t *testing.T) {
 	t.Cleanup(func() { stopped.Store(true); wg.Wait() })
 
 	var restarts []time.Duration
+	var killedAt, readyAt []int64
 	for k := range kills {
 		time.Sleep(time.Duration(1500+rng.IntN(3000)) * time.Millisecond)
-		if k < len(challengers) && rng.IntN(3) > 0 {
-			// A lying challenger disputes the latest answer once it is
-			// published; the kill may come before the worker's answer.
+		if k < len(challengers) && (k == 0 || rng.IntN(2) > 0) {
+			// A lying challenger disputes the latest answer published;
+			// the kill may come before the worker's answer.
 			mu.Lock()
-			id := ok[len(ok)-1].id
+			ids := make([]string, 0, len(ok))
+			for _, a := range ok {
+				ids = append(ids, a.id)
+			}
 			mu.Unlock()
-			challenge(t, lc, challengers[k], id)
+			challenge(t, lc, challengers[k], ids)
 			time.Sleep(time.Duration(rng.IntN(1000)) * time.Millisecond)
 		}
 		time.Sleep(time.Duration(rng.IntN(1000)) * time.Millisecond)
@@ -310,6 +333,8 @@ func TestCrashSIGKILL(t *testing.T) {
 			t.Fatalf("ledger RPC %s after restart %d, was %s", c.info.RPC, k+1, rpc0)
 		}
 		base.Store(&c.info)
+		hr, _ := lc.Height(ctx)
+		killedAt, readyAt = append(killedAt, h), append(readyAt, hr)
 		t.Logf("kill %d at height %d; restarted in %v", k+1, h, time.Since(t0).Round(time.Millisecond))
 	}
 	time.Sleep(3 * time.Second)
@@ -317,7 +342,7 @@ func TestCrashSIGKILL(t *testing.T) {
 	wg.Wait()
 	loadEnd := time.Now()
 	mu.Lock()
-	t.Logf("load: %d requests answered 200, status counts %v, %d connection errors (the process was down)", len(ok), codes, neterrs)
+	t.Logf("load: %d requests answered 200, status counts %v (%v), %d connection errors (the process was down)", len(ok), codes, samples, neterrs)
 	mu.Unlock()
 	if len(ok) < 20 {
 		t.Fatalf("only %d requests answered", len(ok))
@@ -360,7 +385,16 @@ func TestCrashSIGKILL(t *testing.T) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("after the drain: %d answered receipts not final, %d escrows open, %d in the outbox\n%s", missing, open, outboxLen(t, dir), tail(c.log))
+			for _, a := range ok {
+				if _, done := sc.final[a.id]; !done {
+					id, _ := ledger.ParseHash(a.id)
+					rec, found, err := lc.Receipt(ctx, id)
+					_, ferr := os.Stat(filepath.Join(dir, "worker", "failed", a.id+".json"))
+					t.Logf("not final: %s answered after %d kills at %v: on the ledger %v %+v %v; published event %v; in failed/ %v",
+						a.id, a.killed, a.at.Format("15:04:05.000"), found, rec, err, sc.published[a.id] != "", ferr == nil)
+				}
+			}
+			t.Fatalf("after the drain: %d answered receipts not final, %d escrows open, %d in the outbox", missing, open, outboxLen(t, dir))
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
@@ -433,8 +467,15 @@ func TestCrashSIGKILL(t *testing.T) {
 	worstAudit, worstMove := worst(sc.audits), worst(sc.moves)
 	t.Logf("deadlines: %d audits, worst %d blocks from selection to openings committed (openingWindow %d); %d disputes, worst %d blocks from opening to the worker's answer (moveWindow %d); restarts took %v",
 		len(sc.audits), worstAudit, p.OpeningWindow, len(sc.moves), worstMove, p.MoveWindow, restarts)
-	if len(sc.audits) == 0 {
-		t.Errorf("no audit selected: the deadline check checked nothing")
+	blocks := func(l string) int64 {
+		var a, b int64
+		fmt.Sscanf(l[strings.Index(l, " at ")+4:], "%d answered at %d", &a, &b)
+		return b - a
+	}
+	slices.SortStableFunc(sc.slow, func(x, y string) int { return int(blocks(y) - blocks(x)) })
+	t.Logf("kills at heights %v, ready again at %v; the slowest answers: %v", killedAt, readyAt, sc.slow[:min(len(sc.slow), 6)])
+	if len(sc.audits) == 0 || len(sc.moves) == 0 {
+		t.Errorf("%d audits, %d disputes answered: the deadline check checked too little", len(sc.audits), len(sc.moves))
 	}
 	if 2*worstAudit > int64(p.OpeningWindow) {
 		t.Errorf("an audit took %d blocks, more than half the opening window (%d): not the margin docs/ledger.md states", worstAudit, p.OpeningWindow)
@@ -456,6 +497,13 @@ func TestCrashSIGKILL(t *testing.T) {
 		clients, pcts(lastPhase), pcts(all), sc.final[rest.Verdict.ReceiptID].at.Sub(restAt).Round(10*time.Millisecond), p.ChallengeWindow, crashBlock,
 		sc.lastFinal.Sub(loadEnd).Round(10*time.Millisecond))
 	c.stop(t)
+}
+
+func cmpOr(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
 }
 
 func pcts(ds []time.Duration) string {
@@ -535,28 +583,39 @@ func fundChallengers(t *testing.T, c *client.Client, dir string, n int, p ledger
 	return out
 }
 
-// challenge opens a dispute on receipt id, committing to a root that is
-// not the worker's, once the receipt is published.
-func challenge(t *testing.T, c *client.Client, s *client.Sender, id string) {
+// challenge opens a dispute, committing to a root that is not the
+// worker's, on the latest of the receipts ids (in the order answered) that
+// is published and not yet final.
+func challenge(t *testing.T, c *client.Client, s *client.Sender, ids []string) {
 	t.Helper()
 	ctx := context.Background()
-	rid, err := ledger.ParseHash(id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		rec, found, err := c.Receipt(ctx, rid)
-		if err == nil && found && rec.Status == ledger.StatusPublished {
+	var rid ledger.Hash
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		for i := len(ids) - 1; i >= 0 && i >= len(ids)-2000; i -= 20 {
+			id, err := ledger.ParseHash(ids[i])
+			if err != nil {
+				t.Fatal(err)
+			}
+			rec, found, err := c.Receipt(ctx, id)
+			if err != nil || !found {
+				continue
+			}
+			if h, err := c.Height(ctx); err == nil && rec.Status == ledger.StatusPublished && int64(rec.WindowEnd) > h+5 {
+				rid = id
+			}
+			break // older receipts were published earlier
+		}
+		if rid != (ledger.Hash{}) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("receipt %s not published in 10 s: %+v %v", id, rec, err)
+			t.Fatalf("none of the last %d answers published in 20 s", min(len(ids), 2000))
 		}
 	}
 	root := make([]byte, 32)
 	root[0] = 0x5a
 	if r, err := s.Commit(ctx, ledger.Msg{OpenDispute: &ledger.MsgOpenDispute{ReceiptID: rid, Commitment: root}}); err != nil || r.Code != 0 {
-		t.Fatalf("opening a dispute on %s: %+v %v", id, r, err)
+		t.Fatalf("opening a dispute on %s: %+v %v", rid, r, err)
 	}
 }
 
@@ -571,6 +630,7 @@ type scanner struct {
 	final     map[string]finalEv // receipt id
 	escrows   map[string]bool    // opened, to settled
 	audits    []int64            // blocks from selection to openings
+	slow      []string           // the audits and answers that took half their window or more
 	moves     []int64            // blocks from a dispute's opening to the worker's first answer
 	selected  map[string]int64   // audit receipt id to selection height
 	opened    map[string]int64   // dispute id to opening height
@@ -646,6 +706,7 @@ func (s *scanner) scan(ctx context.Context) error {
 				s.selected[a["receiptId"]] = h
 			case "audit_passed":
 				s.audits = append(s.audits, h-s.selected[a["receiptId"]])
+				s.slow = append(s.slow, fmt.Sprintf("audit selected at %d answered at %d", s.selected[a["receiptId"]], h))
 			case "audit_missed", "audit_failed":
 				s.bad = append(s.bad, fmt.Sprintf("height %d: %s %v", h, ev.Type, a))
 			case "dispute_opened":
@@ -654,6 +715,7 @@ func (s *scanner) scan(ctx context.Context) error {
 				if a["from"] == ledger.SideWorker.String() && a["move"] != "" {
 					if h0, ok := s.opened[a["disputeId"]]; ok {
 						s.moves = append(s.moves, h-h0)
+						s.slow = append(s.slow, fmt.Sprintf("dispute opened at %d answered at %d", h0, h))
 						delete(s.opened, a["disputeId"])
 					}
 				}

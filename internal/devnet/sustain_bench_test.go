@@ -18,9 +18,16 @@ import (
 // drain, the time from answer to final at rest and for a receipt answered
 // at the end of the load, and the worst audit (blocks from selection to
 // resolution). Run with -bench SustainedLoad -benchtime 1x; it takes
-// about a minute.
+// about a minute for each network: one validator, and four (in this
+// process, each a CometBFT node with its own databases and p2p).
 func BenchmarkSustainedLoad(b *testing.B) {
-	d := start(b, Options{BlockInterval: 300 * time.Millisecond})
+	for _, v := range []int{1, 4} {
+		b.Run(fmt.Sprintf("validators=%d", v), func(b *testing.B) { sustainedLoad(b, v) })
+	}
+}
+
+func sustainedLoad(b *testing.B, validators int) {
+	d := start(b, Options{BlockInterval: 300 * time.Millisecond, Validators: validators})
 	toFinal := func(prompt string, seed int64) (time.Duration, bool) {
 		t0 := time.Now()
 		code, body := post(b, d, d.APIKey, "/v1/completions", fmt.Sprintf(`{"model":"verdict-tiny","prompt":%q,"max_tokens":4,"seed":%d}`, prompt, seed))
