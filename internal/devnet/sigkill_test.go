@@ -497,6 +497,18 @@ func TestCrashSIGKILL(t *testing.T) {
 		clients, pcts(lastPhase), pcts(all), sc.final[rest.Verdict.ReceiptID].at.Sub(restAt).Round(10*time.Millisecond), p.ChallengeWindow, crashBlock,
 		sc.lastFinal.Sub(loadEnd).Round(10*time.Millisecond))
 	c.stop(t)
+	// An ERROR line should mean something is wrong: show those the
+	// processes logged.
+	var errs []string
+	for k := 0; k <= kills; k++ {
+		b, _ := os.ReadFile(filepath.Join(filepath.Dir(dir), fmt.Sprintf("child-%d.log", k)))
+		for _, l := range strings.Split(string(b), "\n") {
+			if strings.Contains(l, "level=ERROR") {
+				errs = append(errs, fmt.Sprintf("process %d: %.300s", k, l))
+			}
+		}
+	}
+	t.Logf("%d ERROR lines in the processes' logs: %v", len(errs), errs[:min(len(errs), 5)])
 }
 
 func cmpOr(a, b string) string {

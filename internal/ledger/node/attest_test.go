@@ -140,8 +140,9 @@ func TestAttestBeforeGenesis(t *testing.T) {
 }
 
 // TestCometLogLevels: CometBFT's errors about services stopped twice or
-// never started (a clean stop) are debug lines, a peer that went away is a
-// warning, and anything else stays an error.
+// never started (a clean stop) are debug lines, a peer that went away and
+// a validator refusing to sign a step it passed before a crash are
+// warnings, and anything else stays an error.
 func TestCometLogLevels(t *testing.T) {
 	var buf strings.Builder
 	a := slogAdapter{slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))}
@@ -156,6 +157,9 @@ func TestCometLogLevels(t *testing.T) {
 		{"Stopping peer for error", []any{"peer", "p", "err", io.EOF}, `level=WARN msg="peer disconnected"`},
 		{"Stopping peer for error", []any{"peer", "p", "err", errors.New("bad block")}, "level=ERROR"},
 		{"CONSENSUS FAILURE!!!", []any{"err", "panic"}, "level=ERROR"},
+		// After a SIGKILL: the validator refuses to sign a step it passed.
+		{"failed signing vote", []any{"height", 32, "err", errors.New("error signing vote: step regression at height 32 round 0. Got 2, last step 3")}, "level=WARN"},
+		{"failed signing vote", []any{"height", 32, "err", errors.New("error signing vote: remote signer unreachable")}, "level=ERROR"},
 	} {
 		buf.Reset()
 		a.Error(tc.msg, tc.kv...)

@@ -479,6 +479,8 @@ func (s slogAdapter) Error(msg string, kv ...any) {
 		s.l.Debug(msg, kv...)
 	case peerGone(msg, kv):
 		s.l.Warn("peer disconnected", kv...)
+	case signRegression(msg, kv):
+		s.l.Warn("refused to sign at an earlier step than signed before the restart (double-sign protection)", append([]any{"was", msg}, kv...)...)
 	default:
 		s.l.Error(msg, kv...)
 	}
@@ -493,6 +495,25 @@ func peerGone(msg string, kv []any) bool {
 	for i := 1; i < len(kv); i += 2 {
 		if err, ok := kv[i].(error); ok && errors.Is(err, io.EOF) {
 			return true
+		}
+	}
+	return false
+}
+
+// signRegression reports whether an error CometBFT logs is its file
+// private validator refusing to sign a vote or proposal at a height, round
+// or step before the last one it signed. After a crash (the WAL may miss
+// what the validator had signed) consensus replays a step it had passed;
+// refusing is the double-sign protection doing its job, and consensus
+// goes on with the signature it gave before: a warning, not an error.
+func signRegression(msg string, kv []any) bool {
+	if msg != "failed signing vote" && msg != "propose step; failed signing proposal" {
+		return false
+	}
+	for i := 1; i < len(kv); i += 2 {
+		if err, ok := kv[i].(error); ok {
+			e := err.Error()
+			return strings.Contains(e, "height regression") || strings.Contains(e, "round regression") || strings.Contains(e, "step regression")
 		}
 	}
 	return false
