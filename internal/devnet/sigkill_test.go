@@ -85,10 +85,9 @@ func TestCrashChild(t *testing.T) {
 	}
 }
 
-// crashBlock is the crash test's block interval, shorter than the
-// devnet's default (300 ms): a deadline in blocks is then shorter in time,
-// so the margin the test measures is on the safe side.
-const crashBlock = 200 * time.Millisecond
+// crashBlock is the crash test's block interval: the devnet's default, so
+// that the deadlines it measures are in the blocks DevParams counts.
+const crashBlock = 300 * time.Millisecond
 
 // crashOutbox is the crash test's outbox bound: the load the worker
 // admits is what it publishes, a full outbox answers 429.
