@@ -42,10 +42,25 @@ func NewFollower(addr string, from int64) (*Follower, error) {
 	return &Follower{rpc: c, next: from, Poll: 200 * time.Millisecond}, nil
 }
 
+// Block is one committed block as a Follower reads it.
+type Block struct {
+	Height int64
+	// Time is the block's time (its header's, agreed by the validators).
+	Time time.Time
+	// Events are the transactions' events, then the block's.
+	Events []Event
+}
+
 // Next waits for the next block and returns its height and events (the
 // transactions' events, then the block's). Errors talking to the node are
 // returned; call again to retry the same block.
 func (f *Follower) Next(ctx context.Context) (int64, []Event, error) {
+	b, err := f.NextBlock(ctx)
+	return b.Height, b.Events, err
+}
+
+// NextBlock is Next with the block's time.
+func (f *Follower) NextBlock(ctx context.Context) (Block, error) {
 	for {
 		// The application's last committed height, not the block store's:
 		// a block is stored before it is executed, and asking for its
@@ -54,7 +69,7 @@ func (f *Follower) Next(ctx context.Context) (int64, []Event, error) {
 		// committed a block its results are saved.
 		info, err := f.rpc.ABCIInfo(ctx)
 		if err != nil {
-			return 0, nil, fmt.Errorf("node info: %w", err)
+			return Block{}, fmt.Errorf("node info: %w", err)
 		}
 		h := info.Response.LastBlockHeight
 		if f.next == 0 {
@@ -66,13 +81,13 @@ func (f *Follower) Next(ctx context.Context) (int64, []Event, error) {
 		select {
 		case <-time.After(f.Poll):
 		case <-ctx.Done():
-			return 0, nil, ctx.Err()
+			return Block{}, ctx.Err()
 		}
 	}
 	h := f.next
 	b, err := f.rpc.Block(ctx, &h)
 	if err != nil {
-		return 0, nil, fmt.Errorf("block %d: %w", h, err)
+		return Block{}, fmt.Errorf("block %d: %w", h, err)
 	}
 	r, err := f.rpc.BlockResults(ctx, &h)
 	for i := 0; err != nil && strings.Contains(err.Error(), "could not find results") && i < 50; i++ {
@@ -81,12 +96,12 @@ func (f *Follower) Next(ctx context.Context) (int64, []Event, error) {
 		select {
 		case <-time.After(f.Poll / 4):
 		case <-ctx.Done():
-			return 0, nil, ctx.Err()
+			return Block{}, ctx.Err()
 		}
 		r, err = f.rpc.BlockResults(ctx, &h)
 	}
 	if err != nil {
-		return 0, nil, fmt.Errorf("block results %d: %w", h, err)
+		return Block{}, fmt.Errorf("block results %d: %w", h, err)
 	}
 	var evs []Event
 	for i, tr := range r.TxsResults {
@@ -113,5 +128,5 @@ func (f *Follower) Next(ctx context.Context) (int64, []Event, error) {
 		evs = append(evs, ev)
 	}
 	f.next++
-	return h, evs, nil
+	return Block{Height: h, Time: b.Block.Time, Events: evs}, nil
 }

@@ -236,7 +236,54 @@ func TestLedgerDispute(t *testing.T) {
 			if d.Status != c.wantStatus || r.Status != c.wantRcpt {
 				t.Fatalf("dispute %s (%s), receipt %s; want %s, %s", d.Status, d.Reason, r.Status, c.wantStatus, c.wantRcpt)
 			}
+			lie := max(c.workerLie, c.challLie)
+			if c.workerSilent {
+				lie = -1 // the game ends in its first round
+			}
+			checkAnswers(t, d.Game, lie)
 		})
+	}
+}
+
+// checkAnswers reads a finished game's transcript with Answers: the node
+// answers' ranges start at every cell and narrow round by round (each
+// inside the one before) down to the cell where the traces differ.
+func checkAnswers(t *testing.T, state []byte, lieAt int) {
+	t.Helper()
+	start, answers, err := Answers(state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if start == 0 || len(answers) == 0 {
+		t.Fatalf("start %d, %d answers", start, len(answers))
+	}
+	lo, hi, round := 0, cells, 0
+	last := -1
+	for _, a := range answers {
+		m := a.Msg
+		if m.Round < round || a.Height < start {
+			t.Fatalf("answer %+v out of order (round %d, start %d)", m, round, start)
+		}
+		round = m.Round
+		if m.Start < lo || m.End > hi {
+			t.Fatalf("round %d range [%d,%d) is outside [%d,%d)", m.Round, m.Start, m.End, lo, hi)
+		}
+		lo, hi = m.Start, m.End
+		if m.Kind == dispute.LeafValues {
+			last = m.Start
+		}
+	}
+	if lieAt < 0 {
+		if last != -1 || lo != 0 || hi != cells {
+			t.Fatalf("a game ended by silence narrowed to [%d,%d), leaf %d", lo, hi, last)
+		}
+		return
+	}
+	if last != lieAt || hi-lo != 1 {
+		t.Fatalf("the rounds end at [%d,%d), leaf %d; the traces differ at %d", lo, hi, last, lieAt)
+	}
+	if _, _, err := Answers([]byte("{not json")); err == nil {
+		t.Fatal("Answers accepted a malformed transcript")
 	}
 }
 
