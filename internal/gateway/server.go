@@ -77,7 +77,14 @@ type Options struct {
 	X402 *X402
 	// Now is the clock for "created" fields; nil: time.Now.
 	Now func() time.Time
+	// Explorer, if set, is the web explorer (package explorer), served
+	// without an API key at ExplorerPath: it shows only what the ledger
+	// shows anyone.
+	Explorer http.Handler
 }
+
+// ExplorerPath is where Options.Explorer is served.
+const ExplorerPath = "/explorer/"
 
 // Gate is what the MCP tools go through: billed generations and receipts
 // readable by their owner, for the account of the caller.
@@ -147,6 +154,10 @@ func New(o Options) (*Server, error) {
 	}
 	if o.Registration != nil {
 		s.handle("GET "+RegistrationPath, "registration", s.registration)
+	}
+	if o.Explorer != nil {
+		s.handle(ExplorerPath, "explorer", o.Explorer.ServeHTTP)
+		s.mux.Handle("GET "+strings.TrimSuffix(ExplorerPath, "/"), http.RedirectHandler(ExplorerPath, http.StatusMovedPermanently))
 	}
 	if o.ServeMetrics {
 		s.mux.Handle("GET /metrics", MetricsHandler(o.Registry))

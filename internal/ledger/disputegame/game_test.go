@@ -308,3 +308,28 @@ func TestStepRejects(t *testing.T) {
 		t.Fatal("started a game on a bad receipt")
 	}
 }
+
+// FuzzAnswers: any stored state decodes to answers or an error, never a
+// panic; every answer it returns is a well-formed message from its side.
+func FuzzAnswers(f *testing.F) {
+	m := dispute.Message{Kind: dispute.Node, From: dispute.A, Round: 1, Start: 0, End: 4, Left: merkle.LeafHash([]byte("l")), Right: merkle.LeafHash([]byte("r"))}
+	msg, _ := m.Marshal()
+	good, _ := json.Marshal(transcript{Receipt: []byte("r"), Commitment: []byte("c"), Start: 3, Entries: []entry{{Height: 4}, {Height: 5, From: ledger.SideWorker, Msg: msg}}})
+	for _, s := range [][]byte{good, []byte(`{}`), []byte(`{"entries":[{"height":1,"from":2,"msg":"e30="}]}`), []byte(`not json`), nil} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, state []byte) {
+		_, answers, err := Answers(state)
+		if err != nil {
+			return
+		}
+		for _, a := range answers {
+			if a.Msg == nil || (a.From != ledger.SideWorker && a.From != ledger.SideChallenger) {
+				t.Fatalf("answer %+v", a)
+			}
+			if _, err := a.Msg.Marshal(); err != nil {
+				t.Fatalf("answer does not re-encode: %v", err)
+			}
+		}
+	})
+}
