@@ -20,7 +20,7 @@ var engine = []string{"detmath", "kernels", "tensor", "mmapfile", "gguf", "llama
 
 // services are built on the worker and the ledger client; nothing below
 // them may reach them.
-var services = []string{"worker", "gateway", "verifier", "mcpserver", "devnet"}
+var services = []string{"worker", "gateway", "verifier", "mcpserver", "devnet", "explorer"}
 
 // rules: each internal package (relative to internal/) and the internal
 // packages it must not depend on, directly or through others.
@@ -33,10 +33,13 @@ func rules() map[string][]string {
 	r["ledger/client"] = append([]string{"ledger/node", "ledger/abciapp", "ledger/proofhooks"}, services...)
 	r["ledger/disputegame"] = append([]string{"ledger/client", "ledger/node", "ledger/abciapp", "ledger/proofhooks"}, services...)
 	r["ledger/proofhooks"] = append([]string{"ledger/client", "ledger/node"}, services...)
-	r["worker"] = []string{"ledger/proofhooks", "ledger/abciapp", "ledger/node", "gateway", "verifier", "mcpserver", "devnet"}
-	r["gateway"] = []string{"verifier", "devnet", "ledger/node", "ledger/abciapp"}
-	r["verifier"] = []string{"gateway", "mcpserver", "devnet", "ledger/node", "ledger/abciapp"}
-	r["mcpserver"] = []string{"gateway", "verifier", "devnet", "ledger/node", "ledger/abciapp"}
+	r["worker"] = []string{"ledger/proofhooks", "ledger/abciapp", "ledger/node", "gateway", "verifier", "mcpserver", "devnet", "explorer"}
+	r["gateway"] = []string{"verifier", "devnet", "ledger/node", "ledger/abciapp", "explorer"}
+	r["verifier"] = []string{"gateway", "mcpserver", "devnet", "ledger/node", "ledger/abciapp", "explorer"}
+	r["mcpserver"] = []string{"gateway", "verifier", "devnet", "ledger/node", "ledger/abciapp", "explorer"}
+	// The explorer reads the ledger only through its client, and the
+	// gateway mounts it as a plain http.Handler.
+	r["explorer"] = []string{"worker", "gateway", "verifier", "mcpserver", "devnet", "ledger/node", "ledger/abciapp", "ledger/proofhooks"}
 	return r
 }
 

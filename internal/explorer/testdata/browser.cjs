@@ -203,6 +203,15 @@ async function main() {
     check((await text(page, `tr[data-address="${cheat.worker}"] [data-field="disputes"]`)).includes("1 lost"), "cheat: the lost dispute is not counted");
     await shot(page, "workers-jailed");
 
+    // The README's picture (docs/explorer.png): the cheating devnet's
+    // overview, one screen at a modest width.
+    await page.setViewport({ width: 900, height: 720 });
+    await page.goto(cheat.explorer, { waitUntil: "load" });
+    const readme = path.join(input.artifacts, "readme-overview.png");
+    await page.screenshot({ path: readme });
+    shots.push(readme);
+    await page.setViewport({ width: 1100, height: 900 });
+
     // No injected script ran anywhere.
     for (const net of [honest, cheat]) {
       await page.goto(net.explorer, { waitUntil: "load" });
