@@ -42,7 +42,7 @@ const (
 const (
 	// keepBlocks is the number of recent blocks whose counts the
 	// overview charts.
-	keepBlocks = 240
+	keepBlocks = 2400
 	// keepReceipts is the number of receipts whose timelines are kept;
 	// older ones still show, from the ledger, without a timeline.
 	keepReceipts = 20000

@@ -15,7 +15,7 @@
   function refresh() {
     if (busy) { again = true; return; }
     var now = Date.now();
-    if (now - last < 700) { setTimeout(refresh, 700 - (now - last)); return; }
+    if (now - last < 1000) { setTimeout(refresh, 1000 - (now - last)); return; }
     busy = true; last = now;
     fetch(location.href, { headers: { "Accept": "text/html" }, cache: "no-store" })
       .then(function (r) { return r.text(); })
