@@ -24,7 +24,7 @@ import (
 )
 
 // Markup that must be shown as text wherever the ledger carries it: in a
-// prompt, a model name and an agent URI.
+// prompt, a model name, an agent's name and its URI.
 const (
 	hostile    = `<script>window.__pwned=1</script><img src=x onerror="window.__pwned=1">`
 	hostileURI = `javascript:window.__pwned=1//"><script>window.__pwned=1</script>`
@@ -132,7 +132,7 @@ func TestBrowser(t *testing.T) {
 	honest.HostileModel = hm.String()
 	for _, m := range []ledger.Msg{
 		{RegisterModel: &ledger.MsgRegisterModel{ModelID: hm, Name: hostile, SpecVersion: 2}},
-		{RegisterAgent: &ledger.MsgRegisterAgent{AgentURI: hostileURI}},
+		{RegisterAgent: &ledger.MsgRegisterAgent{AgentURI: hostileURI, Metadata: []ledger.MetadataEntry{{MetadataKey: "name", MetadataValue: []byte(hostile)}}}},
 	} {
 		tx, err := hd.Client.Sign(ctx, hd.User.Private, m, 1, -1)
 		if err != nil {

@@ -67,6 +67,8 @@ func (f *fakeLedger) Query(_ context.Context, path string, data []byte) ([]byte,
 		return json.Marshal(ledger.Summary{Count: 2, SummaryValue: "875", SummaryValueDecimals: 1})
 	case "validationSummary":
 		return json.Marshal(ledger.ValidationSummary{Count: 3, AvgResponse: 100})
+	case "agent/1/metadata/name":
+		return json.Marshal([]byte("cat " + hostile))
 	}
 	return nil, fmt.Errorf("fake ledger: no path %s", path)
 }
@@ -318,13 +320,13 @@ func TestPages(t *testing.T) {
 			`id="open-disputes">0<`, `data-receipt="` + w.rid.String(), `✗ slashed`, `1 receipts in the last 39s`}},
 		{"models", "/explorer/models", []string{`data-model="` + w.modelID.String(), `100.0% (1 validators, power 10)`, `data-field="receipts">1<`}},
 		{"workers", "/explorer/workers", []string{`data-address="` + wk.String(), `data-field="bonded">900<`, `87.5 (2 feedback)`,
-			`validations: 100/100 (3 responses)`, `data-field="receipts">1<`, `data-field="audits">1<`, `0 won / 1 lost`, `✗ jailed until block 140`}},
+			`validations: 100/100 (3 responses)`, `data-field="agent-name">cat &lt;script&gt;`, `data-field="receipts">1<`, `data-field="audits">1<`, `0 won / 1 lost`, `✗ jailed until block 140`}},
 		{"receipt", "/explorer/receipt/" + w.rid.String(), []string{`id="status"><span class="status status-slashed" data-status="slashed">✗ slashed`,
 			`<li data-status="published">`, `<li data-status="audited">`, `<li data-status="challenged">`, `<li data-status="slashed">`,
 			`4 rounds narrowing 16 cells`, `round 1 (block 16): cells 0 to 15; answered by worker, challenger`, `data-start="4" data-end="6"`,
 			`verdict verify receipt-` + w.rid.String() + `.json --model `, `Audit of 4 cells`, `cell `}},
 		{"account", "/explorer/account/" + addr("requester").String(), []string{`id="balance">5000<`, `id="nonce">3<`, `data-receipt="` + w.rid.String()}},
-		{"worker account", "/explorer/account/" + wk.String(), []string{`id="bonded">900<`, `agent #1`, `1 receipts served`}},
+		{"worker account", "/explorer/account/" + wk.String(), []string{`id="bonded">900<`, `agent #1 <span data-field="agent-name">cat &lt;script&gt;`, `1 receipts served`}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			code, hdr, body := get(t, ts.URL+c.path)
@@ -584,4 +586,65 @@ func FuzzPaths(f *testing.F) {
 			checkEscaped(t, rec.Body.String()) // the explorer's pages, not the mux's redirects
 		}
 	})
+}
+
+// blockList feeds Index.Run: an error first (the node away), then blocks,
+// then it waits for the end.
+type blockList struct {
+	errs   int
+	blocks []client.Block
+}
+
+func (b *blockList) NextBlock(ctx context.Context) (client.Block, error) {
+	if b.errs > 0 {
+		b.errs--
+		return client.Block{}, errDown
+	}
+	if len(b.blocks) == 0 {
+		<-ctx.Done()
+		return client.Block{}, ctx.Err()
+	}
+	next := b.blocks[0]
+	b.blocks = b.blocks[1:]
+	return next, nil
+}
+
+// TestIndexRun: Run retries after an error, indexes every block, and
+// when it ends, event streams end with it.
+func TestIndexRun(t *testing.T) {
+	x := NewIndex()
+	src := &blockList{errs: 1, blocks: []client.Block{{Height: 5}, {Height: 6}}}
+	ctx, cancel := context.WithCancel(context.Background())
+	var errs []error
+	done := make(chan error, 1)
+	go func() { done <- x.Run(ctx, src, func(err error) { errs = append(errs, err) }) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for h, _ := x.Height(); h != 6; h, _ = x.Height() {
+		if time.Now().After(deadline) {
+			t.Fatalf("height %d", h)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if _, first := x.Height(); first != 5 {
+		t.Fatalf("first height %d", first)
+	}
+	e, err := New(Options{Ledger: newFake(), Index: x})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(e)
+	defer ts.Close()
+	resp, err := http.Get(ts.URL + "/explorer/events")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) || len(errs) != 1 {
+		t.Fatalf("Run returned %v after errors %v", err, errs)
+	}
+	// The stream ends by itself once the index stopped.
+	if _, err := io.ReadAll(resp.Body); err != nil {
+		t.Fatalf("event stream: %v", err)
+	}
+	resp.Body.Close()
 }

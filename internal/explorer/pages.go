@@ -184,6 +184,7 @@ func (e *Explorer) models(r *http.Request) (string, any, error) {
 type workerRow struct {
 	Address    ledger.Address
 	AgentIDs   []uint64
+	AgentName  string
 	AgentURI   string
 	Stake      ledger.Stake
 	Jailed     bool
@@ -191,6 +192,21 @@ type workerRow struct {
 	Feedback   uint64
 	Validation string // mean validation response 0..100, or "none"
 	Stats      workerStats
+}
+
+// agentName reads an agent's "name" metadata (ERC-8004 getMetadata), ""
+// when it has none. (The registration file at its URI names it too; the
+// explorer does not fetch URIs from the ledger.)
+func (e *Explorer) agentName(r *http.Request, id uint64) string {
+	b, err := e.o.Ledger.Query(r.Context(), fmt.Sprintf("agent/%d/metadata/name", id), nil)
+	if err != nil {
+		return ""
+	}
+	var v []byte
+	if json.Unmarshal(b, &v) != nil {
+		return ""
+	}
+	return strings.ToValidUTF8(string(v), "\uFFFD")
 }
 
 // reputation reads ERC-8004 getSummary and the Validation registry's
@@ -263,7 +279,7 @@ func (e *Explorer) workers(r *http.Request) (string, any, error) {
 		w := row(ag.Owner)
 		w.AgentIDs = append(w.AgentIDs, id)
 		if w.AgentURI == "" {
-			w.AgentURI = ag.AgentURI
+			w.AgentURI, w.AgentName = ag.AgentURI, e.agentName(r, id)
 			if w.Reputation, w.Feedback, w.Validation, err = e.reputation(r, id); err != nil {
 				return "", nil, err
 			}
@@ -510,13 +526,18 @@ func (e *Explorer) receiptJSON(w http.ResponseWriter, r *http.Request) {
 	w.Write(data)
 }
 
+type agentView struct {
+	ledger.Agent
+	Name string
+}
+
 type accountPage struct {
 	Address   ledger.Address
 	Account   ledger.Account
 	Stake     ledger.Stake
 	Jailed    bool
 	Validator *validatorRow
-	Agents    []ledger.Agent
+	Agents    []agentView
 	Stats     *workerStats
 	Receipts  []receiptRow
 }
@@ -561,7 +582,7 @@ func (e *Explorer) account(r *http.Request) (string, any, error) {
 			return "", nil, nodeError(err)
 		}
 		if found && (ag.Owner == a || ag.AgentWallet == a) {
-			p.Agents = append(p.Agents, ag)
+			p.Agents = append(p.Agents, agentView{Agent: ag, Name: e.agentName(r, id)})
 		}
 	}
 	if ws, ok := s.Workers[a]; ok {

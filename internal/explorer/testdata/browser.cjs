@@ -145,6 +145,7 @@ async function main() {
     check(Number(await text(page, `tr[data-address="${honest.worker}"] [data-field="bonded"]`)) === st.bonded, "workers: bonded stake differs from the ledger's");
     check(Number(await text(page, `tr[data-address="${honest.worker}"] [data-field="receipts"]`)) >= 1, "workers: no receipt served");
     check((await text(page, `tr[data-address="${honest.user}"] [data-field="agent-uri"]`)) === input.hostileURI, "workers: the hostile agent URI is not shown as text");
+    check((await text(page, `tr[data-address="${honest.user}"] [data-field="agent-name"]`)) === input.hostile, "workers: the hostile agent name is not shown as text");
     check(await page.$('a[href^="javascript:"]') === null, "workers: a javascript: link");
     await shot(page, "workers");
 
@@ -164,7 +165,7 @@ async function main() {
 
     // Phone width: the pages fit without sideways scrolling.
     await page.setViewport({ width: 390, height: 844, isMobile: true, deviceScaleFactor: 1 });
-    for (const p of ["", "models", `receipt/${id}`, `account/${honest.user}`]) {
+    for (const p of ["", "models", "workers", `receipt/${id}`, `account/${honest.user}`]) {
       await page.goto(honest.explorer + p, { waitUntil: "load" });
       const [sw, iw] = await page.evaluate(() => [document.documentElement.scrollWidth, window.innerWidth]);
       check(sw <= iw + 1, `phone width: /${p} is ${sw}px wide in a ${iw}px screen`);
