@@ -74,7 +74,7 @@ func startDevnet(t *testing.T, dir string, cheat bool) (*devnet.Devnet, network,
 	} else {
 		// Long enough for the browser to open the page before the
 		// receipt is final.
-		p.ChallengeWindow = 30
+		p.ChallengeWindow = 40
 	}
 	d, err := devnet.Start(context.Background(), devnet.Options{Dir: dir, Addr: "127.0.0.1:0", Threads: 1,
 		BlockInterval: 200 * time.Millisecond, Params: &p, CheatForTests: cheat})
