@@ -509,6 +509,13 @@ func TestIndexOrder(t *testing.T) {
 	if ws.Receipts != 1 || ws.AuditsAnswered != 1 || ws.DisputesLost != 1 || ws.DisputesWon != 0 {
 		t.Fatalf("worker counts %+v", ws)
 	}
+	// An escrow refunded unclaimed is forgotten.
+	esc := map[string]string{"escrowId": ledger.Hash{3}.String(), "requester": addr("requester").String()}
+	w.x.Add(client.Block{Height: 41, Events: []client.Event{{Type: evEscrowOpened, Attrs: esc}}})
+	w.x.Add(client.Block{Height: 42, Events: []client.Event{{Type: evEscrowRefunded, Attrs: esc}}})
+	if n := len(w.x.escrows); n != 0 {
+		t.Fatalf("%d escrows remembered after the refund", n)
+	}
 }
 
 // TestRateChart: the bars hold every receipt, each in the interval of its

@@ -23,6 +23,7 @@ const (
 	evReceiptPublished = "receipt_published"
 	evReceiptFinal     = "receipt_final"
 	evEscrowOpened     = "escrow_opened"
+	evEscrowRefunded   = "escrow_refunded"
 	evAuditSelected    = "audit_selected"
 	evAuditRevealed    = "audit_revealed"
 	evAuditPassed      = "audit_passed"
@@ -224,6 +225,10 @@ func (x *Index) Add(b client.Block) {
 				if req, ok := parseAddr(a, "requester"); ok {
 					x.escrows[id] = req
 				}
+			}
+		case evEscrowRefunded:
+			if id, ok := parseHash(a, "escrowId"); ok {
+				delete(x.escrows, id) // never claimed: no receipt will name it
 			}
 		case evReceiptPublished:
 			id, ok1 := parseHash(a, "receiptId")
