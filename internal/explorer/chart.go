@@ -71,9 +71,11 @@ func rateChart(blocks []blockStat) chart {
 	w := float64(c.Width) / rateChartBuckets
 	for i, n := range counts {
 		rate := float64(n) / bucket
-		h := rate / scale * float64(c.Height-4)
-		at := first.Add(time.Duration(float64(span) * float64(i+1) / rateChartBuckets)).UTC()
-		c.Bars = append(c.Bars, bar{X: f1(float64(i) * w), Y: f1(float64(c.Height) - h), W: f1(w - 1), H: f1(h),
+		// Products are rounded before they are added (float64(...)): no
+		// fused multiply-add, the same bars on every CPU (internal/detcheck).
+		h := float64(rate / scale * float64(c.Height-4))
+		at := first.Add(time.Duration(float64(float64(span)*float64(i+1)) / rateChartBuckets)).UTC()
+		c.Bars = append(c.Bars, bar{X: f1(float64(float64(i) * w)), Y: f1(float64(c.Height) - h), W: f1(w - 1), H: f1(h),
 			Title: fmt.Sprintf("%s: %d receipts, %.2f per second", at.Format("15:04:05"), n, rate)})
 	}
 	c.Max = fmt.Sprintf("%.2f/s", scale)
@@ -91,8 +93,8 @@ func roundsChart(rounds []roundView, cells int) chart {
 		return c
 	}
 	for i, r := range rounds {
-		x := float64(r.Start) / float64(cells) * float64(c.Width)
-		w := max(float64(r.End-r.Start)/float64(cells)*float64(c.Width), 2)
+		x := float64(float64(r.Start) / float64(cells) * float64(c.Width))
+		w := max(float64(float64(r.End-r.Start)/float64(cells)*float64(c.Width)), 2)
 		what := fmt.Sprintf("round %d: cells %d to %d (%d of %d)", r.Round, r.Start, r.End-1, r.End-r.Start, cells)
 		if r.Leaf {
 			what = fmt.Sprintf("round %d: the disputed cell %d", r.Round, r.Start)
