@@ -185,7 +185,7 @@ func runWorker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		}
 		meter = &gateway.LedgerMeter{Accounts: la, PricePerToken: *price}
 		opts.Auth = la
-		cc.Escrow = meter.Escrow
+		cc.Escrow = worker.EscrowCharges(meter.Escrow)
 	}
 	var chain *worker.Chain
 	if meter == nil {
@@ -197,7 +197,7 @@ func runWorker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return fmt.Errorf("worker: %w", err)
 	}
 	if meter != nil {
-		meter.Submit = chain.Submit
+		meter.Submit = chain.SubmitCharge
 		meter.Pending = chain.IsPending
 		meter.Backlogged = chain.Backlogged
 		opts.Meter = meter
@@ -208,7 +208,7 @@ func runWorker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return fmt.Errorf("worker: %w", err)
 	}
 	if *x402 {
-		opts.X402 = &gateway.X402{Ledger: c, PayTo: chain.Address(), PricePerToken: *price, Submit: chain.Submit}
+		opts.X402 = &gateway.X402{Ledger: c, PayTo: chain.Address(), PricePerToken: *price, Submit: chain.SubmitCharge}
 	}
 	if opts.Registration, err = workerRegistration(ctx, c, k, chain.AgentID(), base, *agentName, *agentImage, *x402, w.Models()[0]); err != nil {
 		return fmt.Errorf("worker: %w", err)

@@ -1,6 +1,6 @@
 // Package client talks to a Verdict ledger node over CometBFT's RPC: it
 // reads the chain id and account nonces, signs and broadcasts transactions,
-// and runs ledger queries, raw (Query, QueryJSON) or typed (Params, Model,
+// and runs ledger queries, raw (Query, QueryJSON) or typed (Params, Chain, Model,
 // Agent, Stake, Receipt, ReceiptData, Escrow, Audit, Dispute). Sender keeps
 // one account's transactions in nonce order (SendRecorded hands each signed
 // transaction to the caller before it is broadcast, so that it can be kept
