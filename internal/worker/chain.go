@@ -1200,24 +1200,6 @@ func (c *Chain) playDisputes(ctx context.Context) {
 	}
 }
 
-// PlayDispute sends p's answer to dispute id's outstanding query, if any;
-// done is true once the dispute is over.
-func PlayDispute(ctx context.Context, s *Sender, p *Player, id ledger.Hash) (done bool, err error) {
-	d, _, err := s.Client().Dispute(ctx, id)
-	if err != nil {
-		return false, err
-	}
-	if d.Status != ledger.DisputeOpen {
-		return true, nil
-	}
-	msg, ok, err := p.Move(&d)
-	if err != nil || !ok {
-		return false, err
-	}
-	_, err = s.Send(ctx, ledger.Msg{DisputeMove: &ledger.MsgDisputeMove{DisputeID: id, Message: msg}})
-	return false, err
-}
-
 func sleep(ctx context.Context, d time.Duration) {
 	select {
 	case <-ctx.Done():
