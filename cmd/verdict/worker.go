@@ -12,7 +12,6 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -319,8 +318,8 @@ func workerRegistration(ctx context.Context, c *client.Client, k *keys.Key, agen
 		return nil, err
 	}
 	uri := gateway.RegistrationURI(base)
-	var a ledger.Agent
-	if _, err := worker.QueryJSON(ctx, c, "agent/"+strconv.FormatUint(agentID, 10), &a); err != nil {
+	a, _, err := c.Agent(ctx, agentID)
+	if err != nil {
 		return nil, fmt.Errorf("registration file: %w", err)
 	}
 	if a.AgentURI != uri {

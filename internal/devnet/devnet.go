@@ -215,8 +215,8 @@ func Start(ctx context.Context, o Options) (d *Devnet, err error) {
 		return nil, fmt.Errorf("devnet: ledger did not start: %w", err)
 	}
 
-	var params ledger.Params
-	if _, err := worker.QueryJSON(ctx, d.Client, "params", &params); err != nil {
+	params, err := d.Client.Params(ctx)
+	if err != nil {
 		return nil, fmt.Errorf("devnet: %w", err)
 	}
 
