@@ -189,7 +189,7 @@ func (v *Verifier) Run(ctx context.Context) error {
 		v.replayLoop(ctx)
 	}()
 	defer wg.Wait()
-	model := ledger.Hash(v.cfg.Worker.ModelID()).String()
+	model := ledger.Hash(v.cfg.Worker.ModelID())
 	for ctx.Err() == nil {
 		_, evs, err := f.Next(ctx)
 		if err != nil {
@@ -201,17 +201,18 @@ func (v *Verifier) Run(ctx context.Context) error {
 		}
 		for _, e := range evs {
 			switch e.Type {
-			case "receipt_published":
-				id, err := ledger.ParseHash(e.Attrs["receiptId"])
-				if err != nil || e.Attrs["modelId"] != model {
+			case ledger.EventReceiptPublished:
+				p, err := ledger.DecodeReceiptPublished(e.Event)
+				if err != nil || p.ModelID != model {
 					continue
 				}
 				v.stats.seen.Add(1)
-				if Sampled(id, v.addr, v.cfg.ReplayShareBps) {
-					v.enqueue(id)
+				if Sampled(p.ReceiptID, v.addr, v.cfg.ReplayShareBps) {
+					v.enqueue(p.ReceiptID)
 				}
-			case "ValidationRequest":
-				if e.Attrs["validatorAddress"] != v.addr.String() || e.Tx == nil || e.Tx.Msg.ValidationRequest == nil {
+			case ledger.EventValidationRequest:
+				r, err := ledger.DecodeValidationRequest(e.Event)
+				if err != nil || r.ValidatorAddress != v.addr || e.Tx == nil || e.Tx.Msg.ValidationRequest == nil {
 					continue
 				}
 				vr := e.Tx.Msg.ValidationRequest
@@ -227,21 +228,24 @@ func (v *Verifier) Run(ctx context.Context) error {
 					v.enqueue(rid)
 				}
 				v.respond(ctx, rid)
-			case "audit_passed", "audit_failed":
+			case ledger.EventAuditPassed, ledger.EventAuditFailed:
 				if e.Tx != nil && e.Tx.Msg.PostOpenings != nil {
-					v.checkOpenings(ctx, e.Tx.Msg.PostOpenings, e.Type == "audit_passed")
+					v.checkOpenings(ctx, e.Tx.Msg.PostOpenings, e.Type == ledger.EventAuditPassed)
 				}
-			case "dispute_opened":
-				if e.Attrs["challenger"] == v.addr.String() {
-					v.joinDispute(e.Attrs["disputeId"], e.Attrs["receiptId"])
+			case ledger.EventDisputeOpened:
+				if d, err := ledger.DecodeDisputeOpened(e.Event); err == nil && d.Challenger == v.addr {
+					v.joinDispute(d.DisputeID, d.ReceiptID)
 				}
-			case "dispute_settled":
-				id, _ := ledger.ParseHash(e.Attrs["disputeId"])
-				if ours := v.disputes.Remove(id); ours {
-					if e.Attrs["status"] == ledger.DisputeWorkerLost {
+			case ledger.EventDisputeSettled:
+				d, err := ledger.DecodeDisputeSettled(e.Event)
+				if err != nil {
+					continue
+				}
+				if ours := v.disputes.Remove(d.DisputeID); ours {
+					if d.Status == ledger.DisputeWorkerLost {
 						v.stats.won.Add(1)
 					}
-					v.log.Info("dispute settled", "dispute", id.String(), "status", e.Attrs["status"], "reason", e.Attrs["reason"])
+					v.log.Info("dispute settled", "dispute", d.DisputeID.String(), "status", d.Status, "reason", d.Reason)
 				}
 			}
 		}
@@ -337,12 +341,7 @@ func (v *Verifier) challenge(ctx context.Context, id ledger.Hash, data []byte) {
 	v.log.Warn("dispute opened", "receipt", id.String())
 }
 
-func (v *Verifier) joinDispute(did, rid string) {
-	id, err1 := ledger.ParseHash(did)
-	r, err2 := ledger.ParseHash(rid)
-	if err1 != nil || err2 != nil {
-		return
-	}
+func (v *Verifier) joinDispute(id, r ledger.Hash) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	tr := v.traces[r]
