@@ -40,7 +40,7 @@ const (
 	EventDisputeMove             EventType = "dispute_move"              // a party moved in a dispute
 	EventDisputeSettled          EventType = "dispute_settled"           // a dispute ended
 	EventEvidenceIgnored         EventType = "evidence_ignored"          // misbehaviour evidence too old to act on
-	EventAuditUnrevealed         EventType = "audit_unrevealed"          // an audit secret was not revealed in time
+	EventAuditUnrevealed         EventType = "audit_unrevealed"          // the requester did not reveal its audit secret in time (the receipt is audited)
 	EventAuditSelected           EventType = "audit_selected"            // a receipt was selected for audit (block event)
 	EventAuditMissed             EventType = "audit_missed"              // a worker did not answer its audit by the deadline
 	EventDisputeError            EventType = "dispute_error"             // the dispute game could not be stepped

@@ -5,6 +5,8 @@ import (
 	"go/ast"
 	"go/parser"
 	"go/token"
+	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -222,4 +224,40 @@ func FuzzDecodeEvent(f *testing.F) {
 		DecodeRegistered(ev)
 		DecodeValidationRequest(ev)
 	})
+}
+
+// TestEventsDocumented: docs/ledger.md's event table lists exactly
+// eventAttrs, in order, with each event's attributes in order.
+func TestEventsDocumented(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("..", "..", "docs", "ledger.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, table, ok := strings.Cut(string(b), "| event | attributes, in order | emitted when |\n|---|---|---|\n")
+	if !ok {
+		t.Fatal("docs/ledger.md has no event table")
+	}
+	var rows []string
+	for line := range strings.Lines(table) {
+		if !strings.HasPrefix(line, "|") {
+			break
+		}
+		rows = append(rows, line)
+	}
+	var want []string
+	for _, e := range eventAttrs {
+		var ks []string
+		for _, k := range e.Attrs {
+			ks = append(ks, "`"+string(k)+"`")
+		}
+		want = append(want, "| `"+string(e.Type)+"` | "+strings.Join(ks, ", ")+" |")
+	}
+	if len(rows) != len(want) {
+		t.Errorf("docs/ledger.md lists %d events, the ledger emits %d", len(rows), len(want))
+	}
+	for i := range min(len(rows), len(want)) {
+		if !strings.HasPrefix(rows[i], want[i]) {
+			t.Errorf("docs/ledger.md event row %d: %q, want it to start %q", i, strings.TrimSpace(rows[i]), want[i])
+		}
+	}
 }
