@@ -47,7 +47,7 @@ func rules() map[string][]string {
 	// The services above the worker reach it only through inference's
 	// types and interfaces: the devnet and the CLI wire them together.
 	r["gateway"] = []string{"worker", "verifier", "mcpserver", "devnet", "ledger/node", "ledger/abciapp", "ledger/proofhooks"}
-	r["verifier"] = []string{"worker", "gateway", "mcpserver", "devnet", "ledger/node", "ledger/abciapp"}
+	r["verifier"] = []string{"worker", "gateway", "mcpserver", "devnet", "ledger/node", "ledger/abciapp", "ledger/proofhooks"}
 	r["mcpserver"] = []string{"worker", "gateway", "verifier", "devnet", "ledger/client", "ledger/node", "ledger/abciapp", "ledger/proofhooks"}
 	return r
 }

@@ -20,7 +20,6 @@ import (
 	"github.com/verdictnet/verdict/internal/ledger"
 	"github.com/verdictnet/verdict/internal/ledger/client"
 	"github.com/verdictnet/verdict/internal/ledger/disputeplay"
-	"github.com/verdictnet/verdict/internal/ledger/proofhooks"
 	"github.com/verdictnet/verdict/internal/merkle"
 	"github.com/verdictnet/verdict/internal/model"
 	"github.com/verdictnet/verdict/internal/receipt"
@@ -394,7 +393,7 @@ func (v *Verifier) checkOpenings(ctx context.Context, m *ledger.MsgPostOpenings,
 	}
 	op, err := audit.ParseOpenings(m.Openings)
 	if err == nil {
-		err = audit.Check(v.cfg.Worker.Model(), merkle.Hash(r.Model), r, proofhooks.Seed(a.Seed), int(a.Cells), op)
+		err = audit.Check(v.cfg.Worker.Model(), merkle.Hash(r.Model), r, audit.SeedOf(a.Seed), int(a.Cells), op)
 	}
 	v.stats.opened.Add(1)
 	if err != nil {
