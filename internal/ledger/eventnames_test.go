@@ -119,6 +119,10 @@ func TestEventDecoders(t *testing.T) {
 	p := auditParams()
 	h := newHarness(t, p)
 	esc := setupMarket(t, h, 300)
+	var escrow Escrow
+	h.query("escrow/"+esc.String(), &escrow)
+	stakeBefore := h.stakeOf("carol").Bonded
+	h.ok(h.tx("alice", Msg{Send: &MsgSend{To: testAddr("bob"), Amount: 77}}))
 	rcpt, id := signedReceipt(t, "carol", testModel, 1)
 	h.ok(h.tx("carol", Msg{PublishReceipt: &MsgPublishReceipt{EscrowID: esc, Receipt: rcpt}}))
 	h.block() // audit selection
@@ -174,6 +178,48 @@ func TestEventDecoders(t *testing.T) {
 		t.Errorf("receipt_final: %+v", fin)
 	}
 
+	alice, erin := testAddr("alice"), testAddr("erin")
+	if got := decodeAll(t, h.events, EventTransfer, DecodeTransfer); len(got) != 1 || got[0] != (Transferred{From: alice, To: testAddr("bob"), Amount: 77}) {
+		t.Errorf("transfer: %+v", got)
+	}
+	txs := decodeAll(t, h.events, EventTx, DecodeTxEvent)
+	if !slices.Contains(txs, TxPaid{Kind: "bond", Signer: carol, Nonce: 0, Fee: 1}) || !slices.Contains(txs, TxPaid{Kind: "send", Signer: alice, Nonce: 1, Fee: 1}) {
+		t.Errorf("tx events: %+v", txs)
+	}
+	if got := decodeAll(t, h.events, EventBond, DecodeBond); !slices.Contains(got, Bonded{Account: carol, Amount: 10_000, Bonded: 10_000}) {
+		t.Errorf("bond: %+v", got)
+	}
+	opened := decodeAll(t, h.events, EventEscrowOpened, DecodeEscrowOpened)
+	if len(opened) != 2 || opened[0] != (EscrowOpened{EscrowID: esc, Requester: alice, Worker: carol, ModelID: testModel, Fee: 300, Expires: escrow.Expires}) {
+		t.Errorf("escrow_opened: %+v, escrow %+v", opened, escrow)
+	}
+	if got := decodeAll(t, h.events, EventEscrowRefunded, DecodeEscrowRefunded); len(got) != 1 || got[0].EscrowID != esc || got[0].Requester != alice || got[0].Fee != 300 {
+		t.Errorf("escrow_refunded: %+v", got)
+	}
+	moves := decodeAll(t, h.events, EventDisputeMove, DecodeDisputeMove)
+	if len(moves) != 2 || moves[0].DisputeID != did || moves[0].From != SideWorker || moves[1].From != SideChallenger || moves[1].Move != moves[0].Move+1 {
+		t.Errorf("dispute_move: %+v", moves)
+	}
+	after := h.stakeOf("carol")
+	if got := decodeAll(t, h.events, EventSlash, DecodeSlash); len(got) != 1 || got[0].Account != carol || got[0].Amount != stakeBefore-after.Bonded || got[0].JailedUntil != after.JailedUntil {
+		t.Errorf("slash: %+v, stake %d then %+v", got, stakeBefore, after)
+	}
+	var fees uint64
+	for _, r := range decodeAll(t, h.events, EventReward, DecodeReward) {
+		if r.Kind == "fees" && r.Account == erin {
+			fees += r.Amount
+		}
+	}
+	if paid := uint64(len(txs)); fees == 0 || fees > paid {
+		t.Errorf("fee rewards to the proposer: %d, of %d paid in fees", fees, paid)
+	}
+	if got, err := DecodeUnbondComplete(Event{Type: EventUnbondComplete, Attrs: []Attr{{AttrAccount, carol.String()}, {AttrAmount, "12"}}}); err != nil || got != (UnbondCompleted{Account: carol, Amount: 12}) {
+		t.Errorf("unbond_complete: %+v %v", got, err)
+	}
+	if _, err := DecodeDisputeMove(Event{Type: EventDisputeMove, Attrs: []Attr{{AttrDisputeID, did.String()}, {AttrFrom, "referee"}, {AttrMove, "1"}}}); err == nil {
+		t.Error("dispute_move from no side decoded")
+	}
+
 	// A decoder refuses another event type, a missing attribute and a
 	// malformed value, with an error naming what is wrong.
 	good := pub[0]
@@ -223,6 +269,15 @@ func FuzzDecodeEvent(f *testing.F) {
 		DecodeDisputeSettled(ev)
 		DecodeRegistered(ev)
 		DecodeValidationRequest(ev)
+		DecodeTxEvent(ev)
+		DecodeTransfer(ev)
+		DecodeEscrowOpened(ev)
+		DecodeEscrowRefunded(ev)
+		DecodeReward(ev)
+		DecodeBond(ev)
+		DecodeUnbondComplete(ev)
+		DecodeSlash(ev)
+		DecodeDisputeMove(ev)
 	})
 }
 

@@ -191,3 +191,149 @@ func DecodeValidationRequest(ev Event) (ValidationRequested, error) {
 		RequestURI: r.str(AttrRequestURI), RequestHash: r.hash(AttrRequestHash)}
 	return v, r.err
 }
+
+// TxPaid is a tx event: a transaction paid its fee (whether it succeeded
+// or failed; a failed one emits nothing else).
+type TxPaid struct {
+	Kind   string // the message kind (Msg.Kind)
+	Signer Address
+	Nonce  uint64
+	Fee    uint64
+}
+
+// DecodeTxEvent reads a tx event.
+func DecodeTxEvent(ev Event) (TxPaid, error) {
+	r := readAttrs(ev, EventTx)
+	p := TxPaid{Kind: r.str(AttrKind), Signer: r.addr(AttrSigner), Nonce: r.uint(AttrNonce, 64), Fee: r.uint(AttrFee, 64)}
+	return p, r.err
+}
+
+// Transferred is a transfer event: tokens moved between accounts.
+type Transferred struct {
+	From, To Address
+	Amount   uint64
+}
+
+// DecodeTransfer reads a transfer event.
+func DecodeTransfer(ev Event) (Transferred, error) {
+	r := readAttrs(ev, EventTransfer)
+	t := Transferred{From: r.addr(AttrFrom), To: r.addr(AttrTo), Amount: r.uint(AttrAmount, 64)}
+	return t, r.err
+}
+
+// EscrowOpened is an escrow_opened event: Requester moved Fee into escrow
+// EscrowID for Worker, until height Expires.
+type EscrowOpened struct {
+	EscrowID  Hash
+	Requester Address
+	Worker    Address
+	ModelID   Hash
+	Fee       uint64
+	Expires   uint64
+}
+
+// DecodeEscrowOpened reads an escrow_opened event.
+func DecodeEscrowOpened(ev Event) (EscrowOpened, error) {
+	r := readAttrs(ev, EventEscrowOpened)
+	o := EscrowOpened{EscrowID: r.hash(AttrEscrowID), Requester: r.addr(AttrRequester), Worker: r.addr(AttrWorker),
+		ModelID: r.hash(AttrModelID), Fee: r.uint(AttrFee, 64), Expires: r.uint(AttrExpires, 64)}
+	return o, r.err
+}
+
+// EscrowRefunded is an escrow_refunded event: Fee went back to Requester.
+type EscrowRefunded struct {
+	EscrowID  Hash
+	Requester Address
+	Fee       uint64
+	Reason    string
+}
+
+// DecodeEscrowRefunded reads an escrow_refunded event.
+func DecodeEscrowRefunded(ev Event) (EscrowRefunded, error) {
+	r := readAttrs(ev, EventEscrowRefunded)
+	f := EscrowRefunded{EscrowID: r.hash(AttrEscrowID), Requester: r.addr(AttrRequester), Fee: r.uint(AttrFee, 64), Reason: r.str(AttrReason)}
+	return f, r.err
+}
+
+// RewardPaid is a reward event: Kind "work" (a worker's share of the
+// reward pool) or "fees" (a block's transaction fees to its proposer).
+type RewardPaid struct {
+	Account Address
+	Amount  uint64
+	Kind    string
+}
+
+// DecodeReward reads a reward event.
+func DecodeReward(ev Event) (RewardPaid, error) {
+	r := readAttrs(ev, EventReward)
+	p := RewardPaid{Account: r.addr(AttrAccount), Amount: r.uint(AttrAmount, 64), Kind: r.str(AttrKind)}
+	return p, r.err
+}
+
+// Bonded is a bond event: Amount moved from the balance into stake, which
+// is now Bonded.
+type Bonded struct {
+	Account Address
+	Amount  uint64
+	Bonded  uint64
+}
+
+// DecodeBond reads a bond event.
+func DecodeBond(ev Event) (Bonded, error) {
+	r := readAttrs(ev, EventBond)
+	b := Bonded{Account: r.addr(AttrAccount), Amount: r.uint(AttrAmount, 64), Bonded: r.uint(AttrBonded, 64)}
+	return b, r.err
+}
+
+// UnbondCompleted is an unbond_complete event: Amount went back from stake
+// to the balance.
+type UnbondCompleted struct {
+	Account Address
+	Amount  uint64
+}
+
+// DecodeUnbondComplete reads an unbond_complete event.
+func DecodeUnbondComplete(ev Event) (UnbondCompleted, error) {
+	r := readAttrs(ev, EventUnbondComplete)
+	u := UnbondCompleted{Account: r.addr(AttrAccount), Amount: r.uint(AttrAmount, 64)}
+	return u, r.err
+}
+
+// Slashed is a slash event.
+type Slashed struct {
+	Account     Address
+	Amount      uint64
+	Reason      string
+	JailedUntil uint64
+}
+
+// DecodeSlash reads a slash event.
+func DecodeSlash(ev Event) (Slashed, error) {
+	r := readAttrs(ev, EventSlash)
+	s := Slashed{Account: r.addr(AttrAccount), Amount: r.uint(AttrAmount, 64), Reason: r.str(AttrReason), JailedUntil: r.uint(AttrJailedUntil, 64)}
+	return s, r.err
+}
+
+// DisputeMoved is a dispute_move event: From sent the dispute's Move-th
+// message.
+type DisputeMoved struct {
+	DisputeID Hash
+	From      Side
+	Move      uint64
+}
+
+// DecodeDisputeMove reads a dispute_move event.
+func DecodeDisputeMove(ev Event) (DisputeMoved, error) {
+	r := readAttrs(ev, EventDisputeMove)
+	m := DisputeMoved{DisputeID: r.hash(AttrDisputeID), Move: r.uint(AttrMove, 64)}
+	switch from := r.str(AttrFrom); {
+	case r.err != nil:
+	case from == SideWorker.String():
+		m.From = SideWorker
+	case from == SideChallenger.String():
+		m.From = SideChallenger
+	default:
+		r.err = fmt.Errorf("event %s: attribute %s: no side %q", ev.Type, AttrFrom, from)
+	}
+	return m, r.err
+}

@@ -216,7 +216,7 @@ func (c *Client) BroadcastCommit(ctx context.Context, tx *ledger.Tx) (Result, er
 	}
 	res := Result{Hash: r.Hash.String(), Height: r.Height, Code: r.TxResult.Code, Log: r.TxResult.Log}
 	for _, e := range r.TxResult.Events {
-		res.Events = append(res.Events, eventOf(r.Height, e, nil).Event)
+		res.Events = append(res.Events, EventOf(r.Height, e, nil).Event)
 	}
 	return res, nil
 }

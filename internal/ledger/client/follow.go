@@ -21,8 +21,10 @@ type Event struct {
 	Tx *ledger.Tx
 }
 
-// eventOf converts an event of CometBFT's block results.
-func eventOf(h int64, e abci.Event, tx *ledger.Tx) Event {
+// EventOf converts an event of CometBFT's block or transaction results
+// (tx: the transaction that emitted it, or nil), for readers of raw block
+// results; Follower.Next returns events converted by it.
+func EventOf(h int64, e abci.Event, tx *ledger.Tx) Event {
 	ev := Event{Height: h, Tx: tx, Event: ledger.Event{Type: ledger.EventType(e.Type)}}
 	for _, a := range e.Attributes {
 		ev.Attrs = append(ev.Attrs, ledger.Attr{Key: ledger.AttrKey(a.Key), Value: a.Value})
@@ -100,11 +102,11 @@ func (f *Follower) Next(ctx context.Context) (int64, []Event, error) {
 			continue
 		}
 		for _, e := range tr.Events {
-			evs = append(evs, eventOf(h, e, tx))
+			evs = append(evs, EventOf(h, e, tx))
 		}
 	}
 	for _, e := range r.FinalizeBlockEvents {
-		evs = append(evs, eventOf(h, e, nil))
+		evs = append(evs, EventOf(h, e, nil))
 	}
 	f.next++
 	return h, evs, nil
