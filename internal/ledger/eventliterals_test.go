@@ -27,8 +27,9 @@ func eventNames() (types, keys map[string]bool) {
 // eventLiterals reports the places in a Go file where an event type or
 // attribute key is spelled as a string: compared with a .Type or .Key,
 // a case of a switch on .Type, an index of .Attrs, an argument of .Attr,
-// the Type or Key of an Event or Attr literal, or converted to EventType
-// or AttrKey.
+// the Type or Key of an Event or Attr literal, converted to EventType or
+// AttrKey, or an event type (one spelled like no other word) declared as
+// a constant or variable of another package.
 func eventLiterals(fset *token.FileSet, f *ast.File) []string {
 	types, keys := eventNames()
 	var out []string
@@ -79,6 +80,17 @@ func eventLiterals(fset *token.FileSet, f *ast.File) []string {
 			if id, ok := n.Fun.(*ast.Ident); ok && (id.Name == "EventType" || id.Name == "AttrKey") {
 				for _, a := range n.Args {
 					flag(a, "converted")
+				}
+			}
+		case *ast.ValueSpec:
+			// A package's own copy of an event name: only the names no
+			// other word is spelled like (snake_case, or the ERCs'
+			// CamelCase), so that a command "tx" or "bond" is no hit.
+			for _, v := range n.Values {
+				if lit, ok := v.(*ast.BasicLit); ok && lit.Kind == token.STRING {
+					if s, err := strconv.Unquote(lit.Value); err == nil && types[s] && (strings.Contains(s, "_") || s != strings.ToLower(s)) {
+						flag(lit, "declared")
+					}
 				}
 			}
 		case *ast.CompositeLit:
@@ -163,6 +175,8 @@ func TestEventLiteralsSeen(t *testing.T) {
 		{`_, _ = e.Attr(ledger.AttrWorker)`, 0},
 		{`switch cmd { case "tx", "bond": }`, 0},
 		{`if e.Type == "tensor_q8" {}`, 0},
+		{"const (\n evReceiptPublished = \"receipt_published\"\n evRegistered = \"Registered\"\n)", 2},
+		{`var cmd, verb = "tx", "bond"`, 0},
 	} {
 		fset := token.NewFileSet()
 		f, err := parser.ParseFile(fset, "x.go", "package x\nfunc f() {\n"+tc.src+"\n}\n", 0)
