@@ -226,28 +226,41 @@ func newWorld(t testing.TB) *world {
 	l.audits[w.rid] = ledger.Audit{ReceiptID: w.rid, Seed: ledger.Hash{7}, Cells: 4, Deadline: 20, Status: ledger.AuditPassed}
 	l.disputes[w.did] = ledger.Dispute{DisputeID: w.did, ReceiptID: w.rid, Worker: wk, Challenger: ver, Moves: 4,
 		Status: ledger.DisputeWorkerLost, Reason: "cell 5 recomputes differently", Game: game(t)}
-	ev := func(typ string, kv ...string) client.Event {
-		e := client.Event{Type: typ, Attrs: map[string]string{}}
-		for i := 0; i+1 < len(kv); i += 2 {
-			e.Attrs[kv[i]] = kv[i+1]
-		}
-		return e
-	}
 	t0 := time.Unix(1_700_000_000, 0)
+	escrow := ledger.Hash{9}
 	blocks := map[int64][]client.Event{
-		1:  {ev(evModelRegistered, "modelId", mid.String(), "name", "tiny"), ev(evRegistered, "agentId", "1", "owner", wk.String()), ev(evBond, "account", wk.String())},
-		9:  {ev(evEscrowOpened, "escrowId", ledger.Hash{9}.String(), "requester", req.String())},
-		10: {ev(evReceiptPublished, "receiptId", w.rid.String(), "escrowId", ledger.Hash{9}.String(), "worker", wk.String(), "modelId", mid.String(), "windowEnd", "25")},
-		12: {ev(evAuditSelected, "receiptId", w.rid.String(), "cells", "4", "deadline", "20")},
-		14: {ev(evAuditPassed, "receiptId", w.rid.String())},
-		15: {ev(evDisputeOpened, "disputeId", w.did.String(), "receiptId", w.rid.String(), "challenger", ver.String(), "worker", wk.String())},
-		16: {ev(evDisputeMove, "disputeId", w.did.String(), "from", ver.String(), "move", "1")},
-		20: {ev(evDisputeSettled, "disputeId", w.did.String(), "status", ledger.DisputeWorkerLost, "reason", "cell 5")},
+		1: {ev(ledger.EventModelRegistered, ledger.AttrModelID, mid.String(), ledger.AttrRegistrant, wk.String()),
+			ev(ledger.EventRegistered, ledger.AttrAgentID, "1", ledger.AttrAgentURI, "u", ledger.AttrOwner, wk.String()),
+			ev(ledger.EventBond, ledger.AttrAccount, wk.String(), ledger.AttrAmount, "900", ledger.AttrBonded, "900")},
+		9: {escrowOpened(escrow, req, wk, mid)},
+		10: {ev(ledger.EventReceiptPublished, ledger.AttrReceiptID, w.rid.String(), ledger.AttrEscrowID, escrow.String(), ledger.AttrWorker, wk.String(),
+			ledger.AttrModelID, mid.String(), ledger.AttrWindowEnd, "25")},
+		12: {ev(ledger.EventAuditSelected, ledger.AttrReceiptID, w.rid.String(), ledger.AttrSeed, ledger.Hash{7}.String(), ledger.AttrCells, "4",
+			ledger.AttrDeadline, "20", ledger.AttrWorker, wk.String())},
+		14: {ev(ledger.EventAuditPassed, ledger.AttrReceiptID, w.rid.String())},
+		15: {ev(ledger.EventDisputeOpened, ledger.AttrDisputeID, w.did.String(), ledger.AttrReceiptID, w.rid.String(), ledger.AttrChallenger, ver.String(),
+			ledger.AttrWorker, wk.String())},
+		16: {ev(ledger.EventDisputeMove, ledger.AttrDisputeID, w.did.String(), ledger.AttrFrom, ledger.SideChallenger.String(), ledger.AttrMove, "1")},
+		20: {ev(ledger.EventDisputeSettled, ledger.AttrDisputeID, w.did.String(), ledger.AttrStatus, ledger.DisputeWorkerLost, ledger.AttrReason, "cell 5")},
 	}
 	for h := int64(1); h <= 40; h++ {
 		w.x.Add(client.Block{Height: h, Time: t0.Add(time.Duration(h) * time.Second), Events: blocks[h]})
 	}
 	return w
+}
+
+// ev builds an event as a block holds it: attribute keys and values.
+func ev(typ ledger.EventType, kv ...any) client.Event {
+	e := client.Event{Event: ledger.Event{Type: typ}}
+	for i := 0; i+1 < len(kv); i += 2 {
+		e.Attrs = append(e.Attrs, ledger.Attr{Key: kv[i].(ledger.AttrKey), Value: kv[i+1].(string)})
+	}
+	return e
+}
+
+func escrowOpened(id ledger.Hash, requester, worker ledger.Address, model ledger.Hash) client.Event {
+	return ev(ledger.EventEscrowOpened, ledger.AttrEscrowID, id.String(), ledger.AttrRequester, requester.String(), ledger.AttrWorker, worker.String(),
+		ledger.AttrModelID, model.String(), ledger.AttrFee, "10", ledger.AttrExpires, "100")
 }
 
 // game is a stored dispute transcript: three node rounds narrowing 16
@@ -500,7 +513,8 @@ func TestEvents(t *testing.T) {
 func TestIndexOrder(t *testing.T) {
 	w := newWorld(t)
 	before := w.x.snapshot()
-	w.x.Add(client.Block{Height: 10, Events: []client.Event{{Type: evReceiptPublished, Attrs: map[string]string{"receiptId": strings.Repeat("cd", 32), "worker": addr("worker").String()}}}})
+	w.x.Add(client.Block{Height: 10, Events: []client.Event{ev(ledger.EventReceiptPublished, ledger.AttrReceiptID, strings.Repeat("cd", 32),
+		ledger.AttrEscrowID, ledger.Hash{4}.String(), ledger.AttrWorker, addr("worker").String(), ledger.AttrModelID, w.modelID.String(), ledger.AttrWindowEnd, "30")}})
 	after := w.x.snapshot()
 	if after.Receipts != before.Receipts || after.Height != 40 {
 		t.Fatalf("an old block changed the index: %d receipts, height %d", after.Receipts, after.Height)
@@ -510,9 +524,12 @@ func TestIndexOrder(t *testing.T) {
 		t.Fatalf("worker counts %+v", ws)
 	}
 	// An escrow refunded unclaimed is forgotten.
-	esc := map[string]string{"escrowId": ledger.Hash{3}.String(), "requester": addr("requester").String()}
-	w.x.Add(client.Block{Height: 41, Events: []client.Event{{Type: evEscrowOpened, Attrs: esc}}})
-	w.x.Add(client.Block{Height: 42, Events: []client.Event{{Type: evEscrowRefunded, Attrs: esc}}})
+	w.x.Add(client.Block{Height: 41, Events: []client.Event{escrowOpened(ledger.Hash{3}, addr("requester"), addr("worker"), w.modelID)}})
+	if n := len(w.x.escrows); n != 1 {
+		t.Fatalf("%d escrows remembered after one opened", n)
+	}
+	w.x.Add(client.Block{Height: 42, Events: []client.Event{ev(ledger.EventEscrowRefunded, ledger.AttrEscrowID, ledger.Hash{3}.String(),
+		ledger.AttrRequester, addr("requester").String(), ledger.AttrFee, "10", ledger.AttrReason, "expired")}})
 	if n := len(w.x.escrows); n != 0 {
 		t.Fatalf("%d escrows remembered after the refund", n)
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"slices"
-	"strconv"
 	"sync"
 	"time"
 
@@ -16,28 +15,6 @@ import (
 type Blocks interface {
 	NextBlock(ctx context.Context) (client.Block, error)
 }
-
-// The ledger's event types and attributes the index reads (docs/ledger.md,
-// "Events").
-const (
-	evReceiptPublished = "receipt_published"
-	evReceiptFinal     = "receipt_final"
-	evEscrowOpened     = "escrow_opened"
-	evEscrowRefunded   = "escrow_refunded"
-	evAuditSelected    = "audit_selected"
-	evAuditRevealed    = "audit_revealed"
-	evAuditPassed      = "audit_passed"
-	evAuditFailed      = "audit_failed"
-	evAuditMissed      = "audit_missed"
-	evDisputeOpened    = "dispute_opened"
-	evDisputeMove      = "dispute_move"
-	evDisputeSettled   = "dispute_settled"
-	evDisputeTimeout   = "dispute_timeout"
-	evModelRegistered  = "model_registered"
-	evRegistered       = "Registered"
-	evSlash            = "slash"
-	evBond             = "bond"
-)
 
 // History bounds what the index keeps in memory.
 const (
@@ -189,14 +166,14 @@ func (x *Index) worker(a ledger.Address) *workerStats {
 	return w
 }
 
-func parseHash(attrs map[string]string, k string) (ledger.Hash, bool) {
-	h, err := ledger.ParseHash(attrs[k])
+// attrHash reads a hash attribute of an event without a typed decoder.
+func attrHash(e client.Event, k ledger.AttrKey) (ledger.Hash, bool) {
+	v, ok := e.Attr(k)
+	if !ok {
+		return ledger.Hash{}, false
+	}
+	h, err := ledger.ParseHash(v)
 	return h, err == nil
-}
-
-func parseAddr(attrs map[string]string, k string) (ledger.Address, bool) {
-	a, err := ledger.ParseAddress(attrs[k])
-	return a, err == nil
 }
 
 // Add indexes one block. Blocks must come in order; one already indexed
@@ -217,49 +194,45 @@ func (x *Index) Add(b client.Block) {
 			r.Steps = append(r.Steps, Step{Height: b.Height, Time: b.Time, Status: status, What: what})
 		}
 	}
+	// Events the ledger decodes are read with its typed decoders; a
+	// malformed one (a node on another version) is skipped.
 	for _, e := range b.Events {
-		a := e.Attrs
 		switch e.Type {
-		case evEscrowOpened:
-			if id, ok := parseHash(a, "escrowId"); ok {
-				if req, ok := parseAddr(a, "requester"); ok {
-					x.escrows[id] = req
-				}
+		case ledger.EventEscrowOpened:
+			if o, err := ledger.DecodeEscrowOpened(e.Event); err == nil {
+				x.escrows[o.EscrowID] = o.Requester
 			}
-		case evEscrowRefunded:
-			if id, ok := parseHash(a, "escrowId"); ok {
-				delete(x.escrows, id) // never claimed: no receipt will name it
+		case ledger.EventEscrowRefunded:
+			if f, err := ledger.DecodeEscrowRefunded(e.Event); err == nil {
+				delete(x.escrows, f.EscrowID) // never claimed: no receipt will name it
 			}
-		case evReceiptPublished:
-			id, ok1 := parseHash(a, "receiptId")
-			w, ok2 := parseAddr(a, "worker")
-			if !ok1 || !ok2 || x.receipts[id] != nil {
+		case ledger.EventReceiptPublished:
+			p, err := ledger.DecodeReceiptPublished(e.Event)
+			if err != nil || x.receipts[p.ReceiptID] != nil {
 				continue
 			}
-			m, _ := parseHash(a, "modelId")
-			esc, _ := parseHash(a, "escrowId")
-			r := &receiptInfo{ID: id, Worker: w, Model: m, Height: b.Height, Requester: x.escrows[esc]}
-			delete(x.escrows, esc)
-			x.receipts[id] = r
-			x.order = append(x.order, id)
+			r := &receiptInfo{ID: p.ReceiptID, Worker: p.Worker, Model: p.ModelID, Height: b.Height, Requester: x.escrows[p.EscrowID]}
+			delete(x.escrows, p.EscrowID)
+			x.receipts[p.ReceiptID] = r
+			x.order = append(x.order, p.ReceiptID)
 			if len(x.order) > keepReceipts {
 				delete(x.receipts, x.order[0])
 				x.order = x.order[1:]
 			}
-			x.worker(w).Receipts++
-			x.modelN[m]++
+			x.worker(p.Worker).Receipts++
+			x.modelN[p.ModelID]++
 			bs.Receipts++
-			step(id, ledger.ShownPublished, "published by worker "+short(w.String())+", challenge window until block "+a["windowEnd"])
-		case evAuditSelected:
-			if id, ok := parseHash(a, "receiptId"); ok {
-				step(id, "", fmt.Sprintf("selected for an audit of %s cells, openings due by block %s", a["cells"], a["deadline"]))
+			step(p.ReceiptID, ledger.ShownPublished, fmt.Sprintf("published by worker %s, challenge window until block %d", short(p.Worker.String()), p.WindowEnd))
+		case ledger.EventAuditSelected:
+			if a, err := ledger.DecodeAuditSelected(e.Event); err == nil {
+				step(a.ReceiptID, "", fmt.Sprintf("selected for an audit of %d cells, openings due by block %d", a.Cells, a.Deadline))
 			}
-		case evAuditRevealed:
-			if id, ok := parseHash(a, "receiptId"); ok {
+		case ledger.EventAuditRevealed:
+			if id, ok := attrHash(e, ledger.AttrReceiptID); ok {
 				step(id, "", "audit seed revealed")
 			}
-		case evAuditPassed, evAuditFailed, evAuditMissed:
-			id, ok := parseHash(a, "receiptId")
+		case ledger.EventAuditPassed, ledger.EventAuditFailed, ledger.EventAuditMissed:
+			id, ok := attrHash(e, ledger.AttrReceiptID)
 			if !ok {
 				continue
 			}
@@ -268,21 +241,22 @@ func (x *Index) Add(b client.Block) {
 				w = x.worker(r.Worker)
 			}
 			switch e.Type {
-			case evAuditPassed:
+			case ledger.EventAuditPassed:
 				x.audits.passed++
 				bs.AuditsPassed++
 				if w != nil {
 					w.AuditsAnswered++
 				}
 				step(id, ledger.ShownAudited, "audit passed: the worker's openings check")
-			case evAuditFailed:
+			case ledger.EventAuditFailed:
 				x.audits.failed++
 				bs.AuditsFailed++
 				if w != nil {
 					w.AuditsAnswered++
 					w.Slashed++
 				}
-				step(id, ledger.ShownSlashed, "audit failed: "+a["error"])
+				why, _ := e.Attr(ledger.AttrError)
+				step(id, ledger.ShownSlashed, "audit failed: "+why)
 			default:
 				x.audits.missed++
 				bs.AuditsFailed++
@@ -292,39 +266,37 @@ func (x *Index) Add(b client.Block) {
 				}
 				step(id, ledger.ShownSlashed, "audit missed: no openings by the deadline")
 			}
-		case evDisputeOpened:
-			did, ok1 := parseHash(a, "disputeId")
-			rid, ok2 := parseHash(a, "receiptId")
-			w, _ := parseAddr(a, "worker")
-			if !ok1 || !ok2 {
+		case ledger.EventDisputeOpened:
+			d, err := ledger.DecodeDisputeOpened(e.Event)
+			if err != nil {
 				continue
 			}
-			x.disputes[did] = &disputeInfo{ID: did, Receipt: rid, Worker: w, Height: b.Height}
-			if r := x.receipts[rid]; r != nil {
-				r.Disputes = append(r.Disputes, did)
+			x.disputes[d.DisputeID] = &disputeInfo{ID: d.DisputeID, Receipt: d.ReceiptID, Worker: d.Worker, Height: b.Height}
+			if r := x.receipts[d.ReceiptID]; r != nil {
+				r.Disputes = append(r.Disputes, d.DisputeID)
 			}
-			step(rid, ledger.ShownChallenged, "challenged by "+short(a["challenger"])+": dispute "+short(did.String())+" opened")
-		case evDisputeMove:
-			did, ok := parseHash(a, "disputeId")
-			if d := x.disputes[did]; ok && d != nil {
-				step(d.Receipt, "", "dispute "+short(did.String())+": answer "+a["move"]+" from "+short(a["from"]))
+			step(d.ReceiptID, ledger.ShownChallenged, "challenged by "+short(d.Challenger.String())+": dispute "+short(d.DisputeID.String())+" opened")
+		case ledger.EventDisputeMove:
+			m, err := ledger.DecodeDisputeMove(e.Event)
+			if d := x.disputes[m.DisputeID]; err == nil && d != nil {
+				step(d.Receipt, "", fmt.Sprintf("dispute %s: answer %d, from the %s", short(m.DisputeID.String()), m.Move, m.From))
 			}
-		case evDisputeTimeout:
-			did, ok := parseHash(a, "disputeId")
+		case ledger.EventDisputeTimeout:
+			did, ok := attrHash(e, ledger.AttrDisputeID)
 			if d := x.disputes[did]; ok && d != nil {
 				step(d.Receipt, "", "dispute "+short(did.String())+": a party missed its deadline")
 			}
-		case evDisputeSettled:
-			did, ok := parseHash(a, "disputeId")
-			d := x.disputes[did]
-			if !ok || d == nil {
+		case ledger.EventDisputeSettled:
+			ds, err := ledger.DecodeDisputeSettled(e.Event)
+			d := x.disputes[ds.DisputeID]
+			if err != nil || d == nil {
 				continue
 			}
-			d.Status = a["status"]
+			d.Status = ds.Status
 			w := x.worker(d.Worker)
-			status, what := "", "dispute "+short(did.String())+" settled: "+a["status"]
-			if a["reason"] != "" {
-				what += " (" + a["reason"] + ")"
+			status, what := "", "dispute "+short(ds.DisputeID.String())+" settled: "+ds.Status
+			if ds.Reason != "" {
+				what += " (" + ds.Reason + ")"
 			}
 			switch d.Status {
 			case ledger.DisputeWorkerLost, ledger.DisputeBothLost:
@@ -335,24 +307,22 @@ func (x *Index) Add(b client.Block) {
 				w.DisputesWon++
 			}
 			step(d.Receipt, status, what)
-		case evReceiptFinal:
-			if id, ok := parseHash(a, "receiptId"); ok {
-				if w, ok := parseAddr(a, "worker"); ok {
-					x.worker(w).Final++
-				}
-				step(id, ledger.ShownFinal, "final: the fee of "+a["fee"]+" paid to the worker")
+		case ledger.EventReceiptFinal:
+			if f, err := ledger.DecodeReceiptFinal(e.Event); err == nil {
+				x.worker(f.Worker).Final++
+				step(f.ReceiptID, ledger.ShownFinal, fmt.Sprintf("final: the fee of %d paid to the worker", f.Fee))
 			}
-		case evModelRegistered:
-			if id, ok := parseHash(a, "modelId"); ok && !slices.Contains(x.models, id) {
+		case ledger.EventModelRegistered:
+			if id, ok := attrHash(e, ledger.AttrModelID); ok && !slices.Contains(x.models, id) {
 				x.models = append(x.models, id)
 			}
-		case evRegistered:
-			if id, err := strconv.ParseUint(a["agentId"], 10, 64); err == nil && !slices.Contains(x.agents, id) {
-				x.agents = append(x.agents, id)
+		case ledger.EventRegistered:
+			if g, err := ledger.DecodeRegistered(e.Event); err == nil && !slices.Contains(x.agents, g.AgentID) {
+				x.agents = append(x.agents, g.AgentID)
 			}
-		case evBond:
-			if w, ok := parseAddr(a, "account"); ok {
-				x.worker(w) // a bonded account is listed among the workers
+		case ledger.EventBond:
+			if bd, err := ledger.DecodeBond(e.Event); err == nil {
+				x.worker(bd.Account) // a bonded account is listed among the workers
 			}
 		}
 	}
