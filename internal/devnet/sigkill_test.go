@@ -439,10 +439,10 @@ func TestCrashSIGKILL(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		if got, want := ub, sc.balance(user.String(), h1); got != want {
+		if got, want := ub, sc.balance(user, h1); got != want {
 			t.Errorf("payer's balance %d at height %d, the events add up to %d", got, h1, want)
 		}
-		if got, want := wb, sc.balance(wa.String(), h1); got != want {
+		if got, want := wb, sc.balance(wa, h1); got != want {
 			t.Errorf("worker's balance %d at height %d, the events add up to %d", got, h1, want)
 		}
 		break
@@ -452,15 +452,16 @@ func TestCrashSIGKILL(t *testing.T) {
 		finalFees += f.fee
 		finalToWorker += f.fee - f.protocolFee
 	}
-	paid := sc.sum("escrow_opened", "requester", user.String(), "fee") - sc.sum("escrow_refunded", "requester", user.String(), "fee")
-	if paid != finalFees {
+	_, escrowed := sc.sum(ledger.EventEscrowOpened, user)
+	refunded, _ := sc.sum(ledger.EventEscrowRefunded, user)
+	if paid := escrowed - refunded; paid != finalFees {
 		t.Errorf("payer paid %d into escrows net of refunds, the final receipts' fees are %d", paid, finalFees)
 	}
-	if got := sc.sum("receipt_final", "worker", wa.String(), "fee") - sc.sum("receipt_final", "worker", wa.String(), "protocolFee"); got != finalToWorker {
+	if got, _ := sc.sum(ledger.EventReceiptFinal, wa); got != finalToWorker {
 		t.Errorf("worker was paid %d for final receipts, want %d", got, finalToWorker)
 	}
 	t.Logf("%d receipts final (%d answered 200 seen by the clients), fees %d, worker paid %d; %d escrows refunded; %d disputes",
-		len(sc.final), len(ok), finalFees, finalToWorker, sc.count("escrow_refunded"), sc.count("dispute_opened"))
+		len(sc.final), len(ok), finalFees, finalToWorker, sc.count(ledger.EventEscrowRefunded), sc.count(ledger.EventDisputeOpened))
 
 	// Deadlines: the worst audit and first dispute answer, in blocks.
 	worstAudit, worstMove := worst(sc.audits), worst(sc.moves)
@@ -631,11 +632,13 @@ func challenge(t *testing.T, c *client.Client, s *client.Sender, ids []string) {
 }
 
 // scanner reads every block's events (those of failed transactions
-// included: a failed transaction pays its fee).
+// included: a failed transaction pays its fee) with the ledger's typed
+// decoders.
 type scanner struct {
-	rpc  *rpchttp.HTTP
-	next int64
-	evs  []client.Event
+	rpc    *rpchttp.HTTP
+	next   int64
+	counts map[ledger.EventType]int // events read, by type
+	flows  []flow                   // what the events moved in or out of a balance
 
 	published map[string]string  // receipt id to escrow id
 	final     map[string]finalEv // receipt id
@@ -655,6 +658,15 @@ type finalEv struct {
 	at               time.Time // the block's time
 }
 
+// flow is what one event moved into (in) or out of (out) an account's
+// balance at a height.
+type flow struct {
+	height  int64
+	typ     ledger.EventType
+	account ledger.Address
+	in, out uint64
+}
+
 // scan reads the blocks committed since the last call.
 func (s *scanner) scan(ctx context.Context) error {
 	info, err := s.rpc.ABCIInfo(ctx)
@@ -662,7 +674,7 @@ func (s *scanner) scan(ctx context.Context) error {
 		return err
 	}
 	if s.selected == nil {
-		s.selected, s.opened = map[string]int64{}, map[string]int64{}
+		s.selected, s.opened, s.counts = map[string]int64{}, map[string]int64{}, map[ledger.EventType]int{}
 	}
 	for ; s.next <= info.Response.LastBlockHeight; s.next++ {
 		h := s.next
@@ -673,75 +685,158 @@ func (s *scanner) scan(ctx context.Context) error {
 		var evs []client.Event
 		for _, tr := range r.TxsResults {
 			for _, e := range tr.Events {
-				if tr.Code != 0 && e.Type != "tx" {
+				ev := client.EventOf(h, e, nil)
+				if tr.Code != 0 && ev.Type != ledger.EventTx {
 					continue
-				}
-				ev := client.Event{Height: h, Type: e.Type, Attrs: map[string]string{}}
-				for _, a := range e.Attributes {
-					ev.Attrs[a.Key] = a.Value
 				}
 				evs = append(evs, ev)
 			}
 		}
 		for _, e := range r.FinalizeBlockEvents {
-			ev := client.Event{Height: h, Type: e.Type, Attrs: map[string]string{}}
-			for _, a := range e.Attributes {
-				ev.Attrs[a.Key] = a.Value
-			}
-			evs = append(evs, ev)
+			evs = append(evs, client.EventOf(h, e, nil))
 		}
 		var at time.Time
 		for _, ev := range evs {
-			a := ev.Attrs
-			switch ev.Type {
-			case "escrow_opened":
-				s.escrows[a["escrowId"]] = false
-			case "escrow_refunded":
-				s.escrows[a["escrowId"]] = true
-			case "receipt_published":
-				s.published[a["receiptId"]] = a["escrowId"]
-			case "receipt_final":
-				if at.IsZero() {
-					b, err := s.rpc.Block(ctx, &h)
-					if err != nil {
-						return fmt.Errorf("block %d: %w", h, err)
-					}
-					at = b.Block.Time
-				}
-				fee, _ := strconv.ParseUint(a["fee"], 10, 64)
-				pf, _ := strconv.ParseUint(a["protocolFee"], 10, 64)
-				s.final[a["receiptId"]] = finalEv{fee, pf, at}
-				s.escrows[s.published[a["receiptId"]]] = true
-				s.lastFinal = at
-			case "audit_selected":
-				s.selected[a["receiptId"]] = h
-			case "audit_passed":
-				s.audits = append(s.audits, h-s.selected[a["receiptId"]])
-				s.slow = append(s.slow, fmt.Sprintf("audit selected at %d answered at %d", s.selected[a["receiptId"]], h))
-			case "audit_missed", "audit_failed":
-				s.bad = append(s.bad, fmt.Sprintf("height %d: %s %v", h, ev.Type, a))
-			case "dispute_opened":
-				s.opened[a["disputeId"]] = h
-			case "dispute_move":
-				if a["from"] == ledger.SideWorker.String() && a["move"] != "" {
-					if h0, ok := s.opened[a["disputeId"]]; ok {
-						s.moves = append(s.moves, h-h0)
-						s.slow = append(s.slow, fmt.Sprintf("dispute opened at %d answered at %d", h0, h))
-						delete(s.opened, a["disputeId"])
-					}
-				}
-			case "dispute_settled":
-				if a["status"] != ledger.DisputeChallengerLost {
-					s.bad = append(s.bad, fmt.Sprintf("height %d: %s %v", h, ev.Type, a))
-				}
-				if _, open := s.opened[a["disputeId"]]; open {
-					s.bad = append(s.bad, fmt.Sprintf("height %d: dispute %s settled without the worker's answer", h, a["disputeId"]))
-				}
-			case "slash":
-				s.slashed = append(s.slashed, a["account"])
+			if err := s.read(ctx, h, ev, &at); err != nil {
+				return fmt.Errorf("height %d: %w", h, err)
+			}
+			s.counts[ev.Type]++
+		}
+	}
+	return nil
+}
+
+// read takes in one event of block h (at: the block's time, read once).
+func (s *scanner) read(ctx context.Context, h int64, ev client.Event, at *time.Time) error {
+	add := func(a ledger.Address, in, out uint64) {
+		s.flows = append(s.flows, flow{height: h, typ: ev.Type, account: a, in: in, out: out})
+	}
+	switch ev.Type {
+	case ledger.EventTx:
+		p, err := ledger.DecodeTxEvent(ev.Event)
+		if err != nil {
+			return err
+		}
+		add(p.Signer, 0, p.Fee)
+	case ledger.EventTransfer:
+		t, err := ledger.DecodeTransfer(ev.Event)
+		if err != nil {
+			return err
+		}
+		add(t.To, t.Amount, 0)
+		if t.From != t.To {
+			add(t.From, 0, t.Amount)
+		}
+	case ledger.EventReward:
+		p, err := ledger.DecodeReward(ev.Event)
+		if err != nil {
+			return err
+		}
+		add(p.Account, p.Amount, 0)
+	case ledger.EventBond:
+		b, err := ledger.DecodeBond(ev.Event)
+		if err != nil {
+			return err
+		}
+		add(b.Account, 0, b.Amount)
+	case ledger.EventUnbondComplete:
+		u, err := ledger.DecodeUnbondComplete(ev.Event)
+		if err != nil {
+			return err
+		}
+		add(u.Account, u.Amount, 0)
+	case ledger.EventEscrowOpened:
+		o, err := ledger.DecodeEscrowOpened(ev.Event)
+		if err != nil {
+			return err
+		}
+		s.escrows[o.EscrowID.String()] = false
+		add(o.Requester, 0, o.Fee)
+	case ledger.EventEscrowRefunded:
+		f, err := ledger.DecodeEscrowRefunded(ev.Event)
+		if err != nil {
+			return err
+		}
+		s.escrows[f.EscrowID.String()] = true
+		add(f.Requester, f.Fee, 0)
+	case ledger.EventReceiptPublished:
+		p, err := ledger.DecodeReceiptPublished(ev.Event)
+		if err != nil {
+			return err
+		}
+		s.published[p.ReceiptID.String()] = p.EscrowID.String()
+	case ledger.EventReceiptFinal:
+		f, err := ledger.DecodeReceiptFinal(ev.Event)
+		if err != nil {
+			return err
+		}
+		if at.IsZero() {
+			b, err := s.rpc.Block(ctx, &h)
+			if err != nil {
+				return fmt.Errorf("block %d: %w", h, err)
+			}
+			*at = b.Block.Time
+		}
+		id := f.ReceiptID.String()
+		s.final[id] = finalEv{f.Fee, f.ProtocolFee, *at}
+		s.escrows[s.published[id]] = true
+		s.lastFinal = *at
+		add(f.Worker, f.Fee-f.ProtocolFee, 0)
+	case ledger.EventAuditSelected:
+		a, err := ledger.DecodeAuditSelected(ev.Event)
+		if err != nil {
+			return err
+		}
+		s.selected[a.ReceiptID.String()] = h
+	case ledger.EventAuditPassed:
+		a, err := ledger.DecodeAuditOutcome(ev.Event)
+		if err != nil {
+			return err
+		}
+		h0 := s.selected[a.ReceiptID.String()]
+		s.audits = append(s.audits, h-h0)
+		s.slow = append(s.slow, fmt.Sprintf("audit selected at %d answered at %d", h0, h))
+	case ledger.EventAuditMissed, ledger.EventAuditFailed:
+		a, err := ledger.DecodeAuditOutcome(ev.Event)
+		if err != nil {
+			return err
+		}
+		s.bad = append(s.bad, fmt.Sprintf("height %d: %+v", h, a))
+	case ledger.EventDisputeOpened:
+		d, err := ledger.DecodeDisputeOpened(ev.Event)
+		if err != nil {
+			return err
+		}
+		s.opened[d.DisputeID.String()] = h
+	case ledger.EventDisputeMove:
+		m, err := ledger.DecodeDisputeMove(ev.Event)
+		if err != nil {
+			return err
+		}
+		if m.From == ledger.SideWorker {
+			if h0, ok := s.opened[m.DisputeID.String()]; ok {
+				s.moves = append(s.moves, h-h0)
+				s.slow = append(s.slow, fmt.Sprintf("dispute opened at %d answered at %d", h0, h))
+				delete(s.opened, m.DisputeID.String())
 			}
 		}
-		s.evs = append(s.evs, evs...)
+	case ledger.EventDisputeSettled:
+		d, err := ledger.DecodeDisputeSettled(ev.Event)
+		if err != nil {
+			return err
+		}
+		if d.Status != ledger.DisputeChallengerLost {
+			s.bad = append(s.bad, fmt.Sprintf("height %d: %s %+v", h, ev.Type, d))
+		}
+		if _, open := s.opened[d.DisputeID.String()]; open {
+			s.bad = append(s.bad, fmt.Sprintf("height %d: dispute %s settled without the worker's answer", h, d.DisputeID))
+		}
+	case ledger.EventSlash:
+		sl, err := ledger.DecodeSlash(ev.Event)
+		if err != nil {
+			return err
+		}
+		s.slashed = append(s.slashed, sl.Account.String())
 	}
 	return nil
 }
@@ -756,58 +851,30 @@ func (s *scanner) openEscrows() int {
 	return n
 }
 
-func (s *scanner) count(typ string) int {
-	n := 0
-	for _, e := range s.evs {
-		if e.Type == typ {
-			n++
-		}
-	}
-	return n
-}
+func (s *scanner) count(typ ledger.EventType) int { return s.counts[typ] }
 
-// sum adds up attribute field of the events typ whose attribute key is
-// val.
-func (s *scanner) sum(typ, key, val, field string) uint64 {
-	var n uint64
-	for _, e := range s.evs {
-		if e.Type == typ && e.Attrs[key] == val {
-			v, _ := strconv.ParseUint(e.Attrs[field], 10, 64)
-			n += v
+// sum adds up what the events typ moved into and out of account a's
+// balance.
+func (s *scanner) sum(typ ledger.EventType, a ledger.Address) (in, out uint64) {
+	for _, f := range s.flows {
+		if f.typ == typ && f.account == a {
+			in += f.in
+			out += f.out
 		}
 	}
-	return n
+	return in, out
 }
 
 // balance is what the events up to height h leave in account a's balance
-// (which starts at zero: the accounts here are not in genesis).
-func (s *scanner) balance(a string, h int64) uint64 {
+// (which starts at zero: the accounts here are not in genesis): transfers,
+// transaction fees, escrows opened and refunded, payouts less the protocol
+// fee, rewards, bonds and unbondings.
+func (s *scanner) balance(a ledger.Address, h int64) uint64 {
 	var in, out uint64
-	for _, e := range s.evs {
-		if e.Height > h {
-			continue
-		}
-		at := e.Attrs
-		v := func(k string) uint64 { n, _ := strconv.ParseUint(at[k], 10, 64); return n }
-		switch {
-		case e.Type == "transfer" && at["to"] == a:
-			in += v("amount")
-		case e.Type == "transfer" && at["from"] == a:
-			out += v("amount")
-		case e.Type == "tx" && at["signer"] == a:
-			out += v("fee")
-		case e.Type == "escrow_opened" && at["requester"] == a:
-			out += v("fee")
-		case e.Type == "escrow_refunded" && at["requester"] == a:
-			in += v("fee")
-		case e.Type == "receipt_final" && at["worker"] == a:
-			in += v("fee") - v("protocolFee")
-		case e.Type == "reward" && at["account"] == a:
-			in += v("amount")
-		case e.Type == "bond" && at["account"] == a:
-			out += v("amount")
-		case e.Type == "unbond_complete" && at["account"] == a:
-			in += v("amount")
+	for _, f := range s.flows {
+		if f.height <= h && f.account == a {
+			in += f.in
+			out += f.out
 		}
 	}
 	return in - out

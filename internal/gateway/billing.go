@@ -14,7 +14,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/verdictnet/verdict/internal/worker"
+	"github.com/verdictnet/verdict/internal/inference"
 )
 
 // Authenticator checks a request's credentials and names the account they
@@ -110,7 +110,7 @@ type Meter interface {
 // Release (it failed or was cut short: release everything) follows. A
 // receipt is charged once, whatever retries happen.
 type Reservation interface {
-	Charge(ctx context.Context, res *worker.Result) error
+	Charge(ctx context.Context, res *inference.Result) error
 	Release()
 }
 
@@ -234,7 +234,7 @@ const RequestNonceLen = 16
 // given RequestNonceLen random bytes, so that identical requests (same
 // prompt, seed and parameters) are distinct receipts, each billed (an
 // Idempotency-Key is the way to retry without paying twice).
-func (s *Server) Generate(ctx context.Context, account string, req worker.Request, onDelta func(worker.Delta) error) (*worker.Result, error) {
+func (s *Server) Generate(ctx context.Context, account string, req inference.Request, onDelta func(inference.Delta) error) (*inference.Result, error) {
 	if xr, _ := ctx.Value(x402Key{}).(*x402Request); xr != nil && s.o.X402 != nil {
 		res, err := s.generateX402(ctx, xr, req, onDelta)
 		if err != nil {
@@ -298,7 +298,7 @@ func (s *Server) Generate(ctx context.Context, account string, req worker.Reques
 
 // ReadReceipt returns a stored receipt if account may read it: the account
 // that paid for it, anyone when the gateway has no authentication or
-// PublicReceipts is set. Another account's receipt is worker.ErrNotFound,
+// PublicReceipts is set. Another account's receipt is inference.ErrNotFound,
 // as an unknown one is, so that ids do not show what exists.
 func (s *Server) ReadReceipt(ctx context.Context, account, id string) ([]byte, error) {
 	id = strings.ToLower(id)
@@ -308,7 +308,7 @@ func (s *Server) ReadReceipt(ctx context.Context, account, id string) ([]byte, e
 			return nil, err
 		}
 		if !found || subtle.ConstantTimeCompare([]byte(owner), []byte(account)) != 1 {
-			return nil, fmt.Errorf("%w: receipt %s", worker.ErrNotFound, id)
+			return nil, fmt.Errorf("%w: receipt %s", inference.ErrNotFound, id)
 		}
 	}
 	return s.o.Backend.Receipt(ctx, id)

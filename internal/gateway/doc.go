@@ -13,6 +13,8 @@
 //	GET  /.well-known/agent-registration.json
 //	                            the ERC-8004 registration file, when
 //	                            Options.Registration is set (no API key)
+//	/explorer/                  the web explorer, when Options.Explorer is
+//	                            set (no API key; package explorer)
 //
 // API keys (Options.Auth) guard every endpoint but /healthz, /mcp included;
 // New refuses to build a server without Auth unless NoAuth says so. Keys

@@ -15,9 +15,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/verdictnet/verdict/internal/inference"
 	"github.com/verdictnet/verdict/internal/ledger"
 	"github.com/verdictnet/verdict/internal/ledger/client"
-	"github.com/verdictnet/verdict/internal/worker"
 )
 
 // x402 (version 2) headers and constants.
@@ -70,8 +70,8 @@ type X402 struct {
 	PayTo         ledger.Address // the worker's account
 	PricePerToken uint64
 	// Submit queues the receipt for publication against the payer's
-	// escrow (worker.Chain.Submit).
-	Submit func(worker.Pending) error
+	// escrow (worker.Chain.SubmitCharge).
+	Submit func(inference.Charge) error
 	// Timeout is how long a quote may be paid (default 120 s).
 	Timeout time.Duration
 	// Secret keys the quotes' nonces (default: random at New).
@@ -272,7 +272,7 @@ func decodePayment(h string) (*PaymentPayload, *ledger.Tx, error) {
 }
 
 // generateX402 runs a request paid (or to be quoted) by x402.
-func (s *Server) generateX402(ctx context.Context, xr *x402Request, req worker.Request, onDelta func(worker.Delta) error) (*worker.Result, error) {
+func (s *Server) generateX402(ctx context.Context, xr *x402Request, req inference.Request, onDelta func(inference.Delta) error) (*inference.Result, error) {
 	x := s.o.X402
 	chainID, err := x.Ledger.ChainID(ctx)
 	if err != nil {
@@ -371,7 +371,7 @@ func (s *Server) generateX402(ctx context.Context, xr *x402Request, req worker.R
 		// A backend that does not call Bind would serve unpaid.
 		return nil, fmt.Errorf("x402: receipt %s: the backend generated without binding the request, so it was not paid", res.ReceiptID)
 	}
-	if err := x.Submit(worker.Pending{ReceiptID: res.ReceiptID, Receipt: res.Receipt, Requester: tx.Signer.String(), Fee: m.Fee, EscrowID: escrowID}); err != nil {
+	if err := x.Submit(inference.Charge{ReceiptID: res.ReceiptID, Receipt: res.Receipt, Requester: tx.Signer.String(), Fee: m.Fee, EscrowID: escrowID}); err != nil {
 		return nil, fmt.Errorf("x402: queueing receipt %s for escrow %s: %w", res.ReceiptID, escrowID, err)
 	}
 	settle.Extra["receiptId"] = res.ReceiptID

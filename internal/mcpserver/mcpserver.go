@@ -9,16 +9,15 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/verdictnet/verdict/internal/chat"
+	"github.com/verdictnet/verdict/internal/inference"
 	"github.com/verdictnet/verdict/internal/sampler"
-	"github.com/verdictnet/verdict/internal/worker"
 )
 
-// Backend is what the tools call: a local worker in phase 1.
+// Backend is what the tools call: a local worker (internal/worker), or
+// anything else that runs generations and checks receipts.
 type Backend interface {
-	Models() []worker.ModelInfo
-	Generate(ctx context.Context, req worker.Request, onDelta func(worker.Delta) error) (*worker.Result, error)
-	Receipt(ctx context.Context, id string) ([]byte, error)
-	Verify(ctx context.Context, data []byte, replay bool) (*worker.Verification, error)
+	inference.Backend
+	inference.Verifier
 }
 
 // Gate bills generations and guards receipts for the account of the
@@ -26,7 +25,7 @@ type Backend interface {
 // and sent to the ledger like those of the HTTP API, and a receipt is
 // readable only by the account that paid for it.
 type Gate interface {
-	Generate(ctx context.Context, account string, req worker.Request, onDelta func(worker.Delta) error) (*worker.Result, error)
+	Generate(ctx context.Context, account string, req inference.Request, onDelta func(inference.Delta) error) (*inference.Result, error)
 	ReadReceipt(ctx context.Context, account, id string) ([]byte, error)
 	Status(ctx context.Context, id string) (string, error)
 }
@@ -136,10 +135,10 @@ type tools struct {
 	o Options
 }
 
-func (t *tools) model(name string) (worker.ModelInfo, error) {
+func (t *tools) model(name string) (inference.ModelInfo, error) {
 	ms := t.b.Models()
 	if len(ms) == 0 {
-		return worker.ModelInfo{}, errors.New("no model is served")
+		return inference.ModelInfo{}, errors.New("no model is served")
 	}
 	if name == "" {
 		return ms[0], nil
@@ -149,7 +148,7 @@ func (t *tools) model(name string) (worker.ModelInfo, error) {
 			return m, nil
 		}
 	}
-	return worker.ModelInfo{}, fmt.Errorf("model %q not found", name)
+	return inference.ModelInfo{}, fmt.Errorf("model %q not found", name)
 }
 
 func (t *tools) generate(ctx context.Context, call *mcp.CallToolRequest, in GenerateInput) (*mcp.CallToolResult, GenerateOutput, error) {
@@ -158,7 +157,7 @@ func (t *tools) generate(ctx context.Context, call *mcp.CallToolRequest, in Gene
 	if err != nil {
 		return nil, out, err
 	}
-	req := worker.Request{Model: info.Name, MaxTokens: in.MaxTokens, Stop: in.Stop}
+	req := inference.Request{Model: info.Name, MaxTokens: in.MaxTokens, Stop: in.Stop}
 	temp, topP := 1.0, 1.0
 	if in.Temperature != nil {
 		temp = *in.Temperature
@@ -196,7 +195,7 @@ func (t *tools) generate(ctx context.Context, call *mcp.CallToolRequest, in Gene
 			return nil, out, err
 		}
 	}
-	var res *worker.Result
+	var res *inference.Result
 	if t.o.Gate != nil {
 		res, err = t.o.Gate.Generate(ctx, account(call), req, nil)
 	} else {
@@ -252,7 +251,7 @@ func (t *tools) getReceipt(ctx context.Context, call *mcp.CallToolRequest, in Re
 	return nil, ReceiptOutput{ID: in.ID, Status: st, Receipt: string(data)}, nil
 }
 
-func (t *tools) verify(ctx context.Context, call *mcp.CallToolRequest, in VerifyInput) (*mcp.CallToolResult, *worker.Verification, error) {
+func (t *tools) verify(ctx context.Context, call *mcp.CallToolRequest, in VerifyInput) (*mcp.CallToolResult, *inference.Verification, error) {
 	data := []byte(in.Receipt)
 	switch {
 	case (in.ID == "") == (in.Receipt == ""):
