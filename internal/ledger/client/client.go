@@ -288,3 +288,64 @@ func (c *Client) Validators(ctx context.Context) ([]ledger.ValidatorUpdate, erro
 	}
 	return out, nil
 }
+
+// SignBatch signs msgs with key, with consecutive nonces from first, each
+// with fee or, where the node asks for more, the fee it requires (the
+// estimates of the whole batch are asked in one JSON-RPC batch; a node
+// that cannot say leaves fee as given, as Sign does).
+func (c *Client) SignBatch(ctx context.Context, key ed25519.PrivateKey, msgs []ledger.Msg, fee, first uint64) ([]*ledger.Tx, error) {
+	chain, err := c.ChainID(ctx)
+	if err != nil {
+		return nil, err
+	}
+	txs := make([]*ledger.Tx, len(msgs))
+	b := c.rpc.NewBatch()
+	results := make([]*coretypes.ResultABCIQuery, len(msgs))
+	for i, m := range msgs {
+		txs[i] = &ledger.Tx{ChainID: chain, Fee: fee, Nonce: first + uint64(i), Msg: m}
+		txs[i].Sign(key)
+		if results[i], err = b.ABCIQuery(ctx, "fee", txs[i].Encode()); err != nil {
+			return nil, fmt.Errorf("fee estimates: %w", err)
+		}
+	}
+	if _, err := b.Send(ctx); err != nil {
+		return txs, nil // the node cannot say: the fees as given
+	}
+	for i, r := range results {
+		var est ledger.FeeEstimate
+		if r.Response.Code != 0 || json.Unmarshal(r.Response.Value, &est) != nil {
+			continue
+		}
+		if est.RequiredFee > txs[i].Fee {
+			txs[i].Fee = est.RequiredFee
+			txs[i].Sign(key)
+		}
+	}
+	return txs, nil
+}
+
+// BroadcastEach sends signed transactions in one JSON-RPC batch, in order,
+// and returns CheckTx's answer to each: nil (in the mempool) or a
+// *RejectedError. An error means the batch got no answer (any of them
+// may be in the mempool).
+func (c *Client) BroadcastEach(ctx context.Context, txs []*ledger.Tx) ([]error, error) {
+	b := c.rpc.NewBatch()
+	results := make([]*coretypes.ResultBroadcastTx, len(txs))
+	for i, tx := range txs {
+		r, err := b.BroadcastTxSync(ctx, tx.Encode())
+		if err != nil {
+			return nil, fmt.Errorf("broadcast batch: %w", err)
+		}
+		results[i] = r
+	}
+	if _, err := b.Send(ctx); err != nil {
+		return nil, fmt.Errorf("broadcast batch: %w", err)
+	}
+	out := make([]error, len(txs))
+	for i, r := range results {
+		if r.Code != 0 {
+			out[i] = &RejectedError{Code: r.Code, Log: r.Log}
+		}
+	}
+	return out, nil
+}

@@ -224,3 +224,62 @@ func (c *Client) Audit(ctx context.Context, receipt ledger.Hash) (ledger.Audit, 
 func (c *Client) Dispute(ctx context.Context, id ledger.Hash) (ledger.Dispute, bool, error) {
 	return get[ledger.Dispute](ctx, c, "dispute/"+id.String())
 }
+
+// SendBatch signs msgs with the account's next nonces, consecutive, hands
+// the signed transactions to record (when not nil: an error stops it
+// before anything is broadcast) and broadcasts them in one JSON-RPC batch,
+// in order: several transactions of the account in one block. It returns
+// the transactions (nil when none was signed) and one error per message:
+// nil (the mempool took it), a *RejectedError (nothing was taken; after a
+// refusal the later transactions of the batch are refused for their
+// nonce), an error wrapping ErrMaybeSent (no answer), or any other error
+// (not broadcast). Unlike Send it does not retry a refusal for the nonce:
+// the caller tries again later.
+func (s *Sender) SendBatch(ctx context.Context, msgs []ledger.Msg, record func([]*ledger.Tx) error) ([]*ledger.Tx, []error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	errs := make([]error, len(msgs))
+	all := func(err error) []error {
+		for i := range errs {
+			errs[i] = err
+		}
+		return errs
+	}
+	if len(msgs) == 0 {
+		return nil, errs
+	}
+	if !s.synced {
+		acct, err := s.c.Account(ctx, s.addr)
+		if err != nil {
+			return nil, all(err)
+		}
+		s.next, s.synced = acct.Nonce, true
+	}
+	txs, err := s.c.SignBatch(ctx, s.key, msgs, s.fee, s.next)
+	if err != nil {
+		s.synced = false
+		return nil, all(err)
+	}
+	if record != nil {
+		if err := record(txs); err != nil {
+			s.synced = false
+			return txs, all(fmt.Errorf("recording transactions %d-%d: %w", txs[0].Nonce, txs[len(txs)-1].Nonce, err))
+		}
+	}
+	res, err := s.c.BroadcastEach(ctx, txs)
+	if err != nil {
+		s.synced = false
+		return txs, all(fmt.Errorf("%w: %w", ErrMaybeSent, err))
+	}
+	for i, err := range res {
+		if err == nil {
+			s.next = txs[i].Nonce + 1
+			continue
+		}
+		if code, _ := RejectionCode(err); code == ledger.Code(ledger.ErrNonce) {
+			s.synced = false
+		}
+		break
+	}
+	return txs, res
+}
