@@ -42,8 +42,10 @@ type Config struct {
 	// MaxAttempts failed steps give a receipt up (default 40).
 	MaxAttempts int
 	// WaitBlocks is how many blocks a sent transaction is given before
-	// the receipt is looked at again (default 2); Resend bounds the wait
-	// when blocks stop (default 3 s).
+	// the receipt is looked at again (default 4: under load a transaction
+	// may wait a few blocks in the mempool, and a look that finds the
+	// receipt missing sends it again); Resend bounds the wait when blocks
+	// stop (default 5 s).
 	WaitBlocks int64
 	Resend     time.Duration
 	// ModelRetry is the wait of a receipt whose model is not active yet
@@ -64,10 +66,10 @@ func (c *Config) defaults() {
 		c.MaxAttempts = 40
 	}
 	if c.WaitBlocks <= 0 {
-		c.WaitBlocks = 2
+		c.WaitBlocks = 4
 	}
 	if c.Resend <= 0 {
-		c.Resend = 3 * time.Second
+		c.Resend = 5 * time.Second
 	}
 	if c.ModelRetry <= 0 {
 		c.ModelRetry = 2 * time.Second
@@ -125,9 +127,11 @@ type entry struct {
 	// check: ask the ledger for the receipt before anything else (after
 	// a restart, a submission and every send).
 	check bool
-	// inPool: the escrow transaction was taken by the mempool in this
-	// run, so the receipt can follow it into the same block.
-	inPool bool
+	// awaiting: the escrow transaction was taken by the mempool in this
+	// run; the receipt is published once its block is seen
+	// (EscrowOpened), or looked at after WaitBlocks. inPool: the escrow
+	// was seen opened at its id, so the receipt goes out without asking.
+	awaiting, inPool bool
 
 	due        time.Time // not stepped before
 	sentAt     time.Time // waiting for a block since (zero: not waiting)
@@ -160,9 +164,22 @@ func (m *Machine) Record(id string) (Record, bool) {
 type Event interface{ event() }
 
 // Submit puts a receipt in the outbox (a second Submit of an id the outbox
-// holds does nothing). Actions: Persist (the driver answers the client
-// only once it is done), or GiveUp for a receipt that cannot be read.
+// holds does nothing). Actions: Persist, answered Saved once it is done
+// (and only then is the client answered; nothing is started for the
+// receipt before), or Abandon when it failed; or GiveUp for a receipt that
+// cannot be read.
 type Submit struct{ Record Record }
+
+// Saved answers the Persist of a Submit: the receipt is on disk.
+type Saved struct{ ID string }
+
+// EscrowOpened says a block opened escrow EscrowID for this worker (the
+// follower saw its escrow_opened event): a receipt waiting for it is
+// published at once. (The receipt goes out in a block after its escrow's:
+// in the escrow's own block it could be ordered first, when the proposer
+// takes the worker's transactions ahead for a deadline transaction of
+// its, and fail.)
+type EscrowOpened struct{ EscrowID ledger.Hash }
 
 // Restore is a restart: the records read back from disk replace whatever
 // the Machine held; every receipt is looked at again on the next Tick.
@@ -268,6 +285,8 @@ func (Sent) event()         {}
 func (Refused) event()      {}
 func (Failed) event()       {}
 func (Published) event()    {}
+func (Saved) event()        {}
+func (EscrowOpened) event() {}
 func (Cancelled) event()    {}
 func (Abandon) event()      {}
 
@@ -340,11 +359,16 @@ func (m *Machine) Step(ev Event) []Action {
 		var out []Action
 		for _, r := range recs {
 			out = append(out, m.submit(r)...)
+			if e := m.entries[r.ReceiptID]; e != nil {
+				e.busy = false // on disk already
+			}
 		}
 		// Records come from disk: nothing to write again.
 		return slices.DeleteFunc(out, func(a Action) bool { _, ok := a.(Persist); return ok })
 	case Tick:
 		return m.tick(ev)
+	case EscrowOpened:
+		return m.escrowOpened(ev.EscrowID)
 	}
 	id := eventID(ev)
 	e := m.entries[id]
@@ -357,6 +381,9 @@ func (m *Machine) Step(ev Event) []Action {
 		return []Action{Remove{e.rec}}
 	case Abandon:
 		delete(m.entries, id)
+		return nil
+	case Saved:
+		e.busy = false
 		return nil
 	}
 	e.busy = false
@@ -419,6 +446,8 @@ func eventID(ev Event) string {
 		return ev.ID
 	case Abandon:
 		return ev.ID
+	case Saved:
+		return ev.ID
 	}
 	return ""
 }
@@ -438,6 +467,7 @@ func (m *Machine) submit(r Record) []Action {
 		return m.giveUp(e, "unreadable receipt: "+err.Error())
 	}
 	e.req = req
+	e.busy = true // until Saved
 	return []Action{Persist{r}}
 }
 
@@ -451,8 +481,10 @@ func (m *Machine) tick(t Tick) []Action {
 		if e.busy || t.Now.Before(e.due) {
 			continue
 		}
-		if !e.sentAt.IsZero() && m.height < e.sentHeight+m.cfg.WaitBlocks && t.Now.Sub(e.sentAt) < m.cfg.Resend {
-			continue // sent: give it its block
+		if !e.sentAt.IsZero() && t.Now.Sub(e.sentAt) < m.cfg.Resend && (e.awaiting || m.height < e.sentHeight+m.cfg.WaitBlocks) {
+			// Sent: give it its block. An escrow awaited is waited for
+			// Resend (the follower's EscrowOpened may lag the height).
+			continue
 		}
 		due = append(due, e)
 	}
@@ -566,7 +598,7 @@ func (m *Machine) sent(e *entry, ev Sent) []Action {
 	fresh := e.signed
 	e.signed = false
 	wait := func() []Action {
-		e.check, e.inPool = true, false
+		e.check, e.inPool, e.awaiting = true, false, false
 		e.sentAt, e.sentHeight = m.now, m.height
 		return nil
 	}
@@ -579,8 +611,10 @@ func (m *Machine) sent(e *entry, ev Sent) []Action {
 	case EscrowTx:
 		switch ev.Outcome {
 		case Accepted:
-			e.inPool, e.nonceTries = true, 0
-			return m.advance(e) // the receipt follows it into the same block
+			e.nonceTries = 0
+			wait()
+			e.awaiting = true // for its block
+			return nil
 		case MaybeSent:
 			return wait()
 		}
@@ -632,6 +666,23 @@ func (m *Machine) sent(e *entry, ev Sent) []Action {
 		return m.fail(e, why("publishing"))
 	}
 	return nil
+}
+
+func (m *Machine) escrowOpened(id ledger.Hash) []Action {
+	var out []Action
+	for _, e := range m.entries {
+		if !e.awaiting || e.busy || e.rec.EscrowID != id || len(e.rec.EscrowTx) == 0 {
+			continue
+		}
+		// Its escrow id is open: publish against it without asking. The
+		// record keeps the transaction: were the escrow another's (one of
+		// the payer's transactions with the same nonce), the publication
+		// fails and the next look settles the transaction.
+		e.awaiting, e.inPool, e.check = false, true, false
+		e.sentAt, e.sentHeight = time.Time{}, 0
+		out = append(out, m.advance(e)...)
+	}
+	return out
 }
 
 func (m *Machine) nonceRetry(e *entry) []Action {

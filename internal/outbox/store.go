@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 )
 
 // Store keeps the outbox on disk: Dir/outbox/RECEIPT_ID.json for every
@@ -87,6 +88,49 @@ func (s *Store) Save(r Record) error {
 	return writeFileSync(filepath.Join(s.outbox, r.ReceiptID+".json"), b)
 }
 
+// SaveAll writes records durably, side by side: each file is written and
+// synced under a temporary name, then all are renamed and the folder is
+// synced once. On an error some records may be written, each whole.
+func (s *Store) SaveAll(rs []Record) error {
+	tmps := make([]string, len(rs))
+	errs := make([]error, len(rs))
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 16)
+	for i, r := range rs {
+		if !ValidID(r.ReceiptID) {
+			return fmt.Errorf("outbox store: bad receipt id %q", r.ReceiptID)
+		}
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			b, err := json.Marshal(r)
+			if err == nil {
+				tmps[i], err = writeTemp(s.outbox, b)
+			}
+			errs[i] = err
+		}()
+	}
+	wg.Wait()
+	var err error
+	for i, r := range rs {
+		if errs[i] == nil && err == nil {
+			errs[i] = os.Rename(tmps[i], filepath.Join(s.outbox, r.ReceiptID+".json"))
+		}
+		if errs[i] != nil || err != nil {
+			if tmps[i] != "" {
+				os.Remove(tmps[i])
+			}
+			if err == nil {
+				err = fmt.Errorf("outbox store: %w", errs[i])
+			}
+		}
+	}
+	syncDir(s.outbox)
+	return err
+}
+
 // Remove deletes receipt id's record (the ledger holds the receipt).
 func (s *Store) Remove(id string) error {
 	if !ValidID(id) {
@@ -116,11 +160,26 @@ func (s *Store) Fail(r Record) error {
 
 // writeFileSync writes path atomically and durably.
 func writeFileSync(path string, data []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
-	if err != nil {
-		return fmt.Errorf("outbox store: %w", err)
+	tmp, err := writeTemp(filepath.Dir(path), data)
+	if err == nil {
+		err = os.Rename(tmp, path)
 	}
-	tmp := f.Name()
+	if err != nil {
+		if tmp != "" {
+			os.Remove(tmp)
+		}
+		return fmt.Errorf("outbox store: writing %s: %w", path, err)
+	}
+	syncDir(filepath.Dir(path))
+	return nil
+}
+
+// writeTemp writes data to a new synced temporary file in dir.
+func writeTemp(dir string, data []byte) (string, error) {
+	f, err := os.CreateTemp(dir, ".tmp-*")
+	if err != nil {
+		return "", err
+	}
 	_, err = f.Write(data)
 	if err == nil {
 		err = f.Sync()
@@ -128,16 +187,16 @@ func writeFileSync(path string, data []byte) error {
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
 	if err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("outbox store: writing %s: %w", path, err)
+		os.Remove(f.Name())
+		return "", err
 	}
-	if d, err := os.Open(filepath.Dir(path)); err == nil {
+	return f.Name(), nil
+}
+
+func syncDir(dir string) {
+	if d, err := os.Open(dir); err == nil {
 		d.Sync()
 		d.Close()
 	}
-	return nil
 }

@@ -77,11 +77,11 @@ type Chain struct {
 	params ledger.Params
 	agent  uint64
 
-	// The outbox: its state machine (under mu, with watch) and its
-	// records on disk. smu serializes submissions.
+	// The outbox: its state machine (under mu, with watch and the
+	// submissions being written) and its records on disk.
 	mu       sync.Mutex
-	smu      sync.Mutex
 	box      *outbox.Machine
+	writing  map[string]chan struct{}
 	store    *outbox.Store
 	watch    map[string]*receipt.Receipt // published, not yet final
 	disputes DisputeBook
@@ -155,7 +155,7 @@ func NewChain(w *Local, cfg ChainConfig) (*Chain, error) {
 		return nil, err
 	}
 	c := &Chain{w: w, cfg: cfg, send: s, log: cfg.Logger, addr: s.Address(),
-		box: outbox.New(outbox.Config{Worker: s.Address()}), watch: map[string]*receipt.Receipt{}, validations: make(chan string, 4096)}
+		box: outbox.New(outbox.Config{Worker: s.Address()}), watch: map[string]*receipt.Receipt{}, writing: map[string]chan struct{}{}, validations: make(chan string, 4096)}
 	if c.store, err = outbox.OpenStore(cfg.Dir); err != nil {
 		return nil, fmt.Errorf("worker chain: %w", err)
 	}
@@ -320,10 +320,25 @@ func (c *Chain) Run(ctx context.Context) error {
 		defer wg.Done()
 		c.requestValidations(ctx)
 	}()
+	// Every Poll the outbox steps its due receipts; a step's rounds (ask
+	// for the receipts, open escrows, publish) may take longer than Poll
+	// under load, so up to publishCycles steps overlap: each receipt is
+	// in one of them at most (the Machine starts nothing for a receipt
+	// whose answer is still out).
 	t := time.NewTicker(c.cfg.Poll)
 	defer t.Stop()
+	cycles := make(chan struct{}, publishCycles)
 	for {
-		c.publish(ctx)
+		select {
+		case cycles <- struct{}{}:
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer func() { <-cycles }()
+				c.publish(ctx)
+			}()
+		default:
+		}
 		select {
 		case <-ctx.Done():
 			wg.Wait()
@@ -332,6 +347,9 @@ func (c *Chain) Run(ctx context.Context) error {
 		}
 	}
 }
+
+// publishCycles is how many publishing steps may overlap.
+const publishCycles = 3
 
 // requestValidations asks the configured validators to validate each
 // published receipt (ERC-8004 validationRequest), off the publishing and
@@ -429,7 +447,7 @@ func (c *Chain) follow(ctx context.Context) {
 			}
 			continue
 		}
-		var published []outbox.Event
+		var outboxEvs []outbox.Event
 		for _, e := range evs {
 			id := e.Attrs["receiptId"]
 			switch e.Type {
@@ -451,7 +469,12 @@ func (c *Chain) follow(ctx context.Context) {
 			case "receipt_published":
 				// Drop the outbox entry at once, without a query.
 				if e.Attrs["worker"] == c.addr.String() {
-					published = append(published, outbox.Published{ID: id})
+					outboxEvs = append(outboxEvs, outbox.Published{ID: id})
+				}
+			case "escrow_opened":
+				// A receipt waiting for its escrow goes out now.
+				if eid, err := ledger.ParseHash(e.Attrs["escrowId"]); err == nil && e.Attrs["worker"] == c.addr.String() {
+					outboxEvs = append(outboxEvs, outbox.EscrowOpened{EscrowID: eid})
 				}
 			case "receipt_final", "escrow_refunded":
 				c.mu.Lock()
@@ -459,7 +482,14 @@ func (c *Chain) follow(ctx context.Context) {
 				c.mu.Unlock()
 			}
 		}
-		c.feed(ctx, published)
+		if len(outboxEvs) > 0 {
+			// Off the follow loop: publishing must not delay the next block.
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				c.feed(ctx, outboxEvs)
+			}()
+		}
 		c.saveFollow(wm.handled(h))
 		c.playDisputes(ctx)
 		if h%10 == 0 {

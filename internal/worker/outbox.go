@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -26,27 +27,43 @@ func (c *Chain) Submit(p Pending) error {
 	if !outbox.ValidID(p.ReceiptID) {
 		return fmt.Errorf("outbox: bad receipt id %q", p.ReceiptID)
 	}
-	c.smu.Lock()
-	defer c.smu.Unlock()
 	c.mu.Lock()
+	if done := c.writing[p.ReceiptID]; done != nil {
+		// The same receipt, being written by another call: wait for it.
+		c.mu.Unlock()
+		<-done
+		if !c.IsPending(p.ReceiptID) {
+			return fmt.Errorf("outbox: receipt %s could not be written", p.ReceiptID)
+		}
+		return nil
+	}
 	if c.box.Has(p.ReceiptID) {
 		c.mu.Unlock()
 		return nil
 	}
 	acts := c.box.Step(outbox.Submit{Record: p})
-	// The record is written before the lock is let go, so that no step of
-	// the receipt starts before it is on disk.
+	done := make(chan struct{})
+	c.writing[p.ReceiptID] = done
+	c.mu.Unlock()
+	// Submissions write side by side (their syncs share the disk's
+	// flushes); the Machine starts nothing for the receipt until Saved.
 	var err error
 	var rest []outbox.Action
 	for _, a := range acts {
-		if pa, ok := a.(outbox.Persist); ok && err == nil {
-			if err = c.store.Save(pa.Record); err != nil {
-				c.box.Step(outbox.Abandon{ID: p.ReceiptID})
-			}
+		if pa, ok := a.(outbox.Persist); ok {
+			err = c.store.Save(pa.Record)
 			continue
 		}
 		rest = append(rest, a)
 	}
+	c.mu.Lock()
+	if err != nil {
+		c.box.Step(outbox.Abandon{ID: p.ReceiptID})
+	} else {
+		c.box.Step(outbox.Saved{ID: p.ReceiptID})
+	}
+	delete(c.writing, p.ReceiptID)
+	close(done)
 	c.mu.Unlock()
 	if err != nil {
 		return fmt.Errorf("outbox: %w", err)
@@ -111,9 +128,6 @@ func (c *Chain) carry(ctx context.Context, acts []outbox.Action) {
 	}
 }
 
-// errStopped marks a receipt whose failed write was answered.
-var errStopped = errors.New("stopped")
-
 // batchSize bounds the transactions of one JSON-RPC batch.
 const batchSize = 64
 
@@ -144,10 +158,12 @@ func actionID(a outbox.Action) string {
 }
 
 // round carries out one round of actions and returns their answers. The
-// store writes go first, in order (a receipt whose write failed gets
-// Failed and none of its later actions); then the ledger is asked,
-// concurrently: queries by a pool, new escrows in one batch per paying
-// account, publications in batches of the worker's account.
+// store work goes first, each receipt's in order, receipts side by side
+// (a receipt whose record could not be written does none of its later
+// actions: they are answered Failed); then the ledger is asked,
+// concurrently: receipt queries in JSON-RPC batches, other queries by a
+// pool, new escrows in batches per paying account, publications in
+// batches of the worker's account.
 func (c *Chain) round(ctx context.Context, acts []outbox.Action) []outbox.Event {
 	var (
 		mu  sync.Mutex
@@ -158,57 +174,46 @@ func (c *Chain) round(ctx context.Context, acts []outbox.Action) []outbox.Event 
 		evs = append(evs, ev)
 		mu.Unlock()
 	}
-	// A receipt whose record could not be written does none of its later
-	// actions: the first of them is answered Failed (a write with nothing
-	// after it is only logged; the next write catches up).
-	stopped := map[string]error{}
+	var order []string
+	local := map[string][]outbox.Action{}
 	var io []outbox.Action
 	for _, a := range acts {
-		id := actionID(a)
-		if err := stopped[id]; err != nil {
-			if _, ok := a.(outbox.Persist); !ok {
-				answer(outbox.Failed{ID: id, Err: err.Error()})
-				stopped[id] = errStopped
+		switch a.(type) {
+		case outbox.Persist, outbox.Remove, outbox.GiveUp:
+			id := actionID(a)
+			if local[id] == nil {
+				order = append(order, id)
 			}
-			continue
-		}
-		switch a := a.(type) {
-		case outbox.Persist:
-			if err := c.store.Save(a.Record); err != nil {
-				c.log.Error("saving an outbox entry", "receipt", id, "err", err)
-				stopped[id] = err
-			}
-		case outbox.Remove:
-			c.published(a.Record)
-		case outbox.GiveUp:
-			if err := c.store.Fail(a.Record); err != nil {
-				c.log.Error("moving an outbox entry to failed/", "receipt", id, "err", err)
-			}
-			c.failures.Add(1)
-			c.log.Error("receipt not published", "receipt", id, "reason", a.Record.Failed)
+			local[id] = append(local[id], a)
 		default:
 			io = append(io, a)
 		}
 	}
+	stopped := make([]error, len(order))
+	parallel(len(order), storeWriters, func(i int) { stopped[i] = c.storeWork(local[order[i]]) })
+	failed := map[string]error{}
+	for i, err := range stopped {
+		if err != nil {
+			failed[order[i]] = err
+		}
+	}
+	io = slices.DeleteFunc(io, func(a outbox.Action) bool {
+		if err := failed[actionID(a)]; err != nil {
+			answer(outbox.Failed{ID: actionID(a), Err: err.Error()})
+			return true
+		}
+		return false
+	})
 	if ctx.Err() != nil {
 		for _, a := range io {
 			answer(outbox.Cancelled{ID: actionID(a)})
 		}
 		return evs
 	}
-	var wg sync.WaitGroup
-	queries := make(chan outbox.Action)
-	for range queriers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for a := range queries {
-				answer(c.ask(ctx, a))
-			}
-		}()
-	}
+	var jobs []func()
 	opens := map[*Sender][]escrowOpen{}
 	var pubs []outbox.Publish
+	var receipts []string
 	for _, a := range io {
 		switch a := a.(type) {
 		case outbox.OpenEscrow:
@@ -220,8 +225,16 @@ func (c *Chain) round(ctx context.Context, acts []outbox.Action) []outbox.Event 
 			opens[s] = append(opens[s], o)
 		case outbox.Publish:
 			pubs = append(pubs, a)
+		case outbox.QueryReceipt:
+			receipts = append(receipts, a.ID)
+		case outbox.QueryEscrow, outbox.Broadcast:
+			jobs = append(jobs, func() { answer(c.ask(ctx, a)) })
 		}
 	}
+	for chunk := range chunks(receipts) {
+		jobs = append(jobs, func() { c.queryReceipts(ctx, chunk, answer) })
+	}
+	var wg sync.WaitGroup
 	for s, batch := range opens {
 		for chunk := range chunks(batch) {
 			wg.Add(1)
@@ -241,15 +254,78 @@ func (c *Chain) round(ctx context.Context, acts []outbox.Action) []outbox.Event 
 			}
 		}()
 	}
-	for _, a := range io {
-		switch a.(type) {
-		case outbox.QueryReceipt, outbox.QueryEscrow, outbox.Broadcast:
-			queries <- a
-		}
-	}
-	close(queries)
+	parallel(len(jobs), queriers, func(i int) { jobs[i]() })
 	wg.Wait()
 	return evs
+}
+
+// storeWriters is how many receipts' records are written at once (each
+// write syncs a file: side by side they share the disk's flushes).
+const storeWriters = 16
+
+// storeWork carries out one receipt's store actions in order; the error
+// is a failed write (its later actions are not carried out).
+func (c *Chain) storeWork(acts []outbox.Action) error {
+	for _, a := range acts {
+		switch a := a.(type) {
+		case outbox.Persist:
+			if err := c.store.Save(a.Record); err != nil {
+				c.log.Error("saving an outbox entry", "receipt", a.Record.ReceiptID, "err", err)
+				return err
+			}
+		case outbox.Remove:
+			c.published(a.Record)
+		case outbox.GiveUp:
+			if err := c.store.Fail(a.Record); err != nil {
+				c.log.Error("moving an outbox entry to failed/", "receipt", a.Record.ReceiptID, "err", err)
+			}
+			c.failures.Add(1)
+			c.log.Error("receipt not published", "receipt", a.Record.ReceiptID, "reason", a.Record.Failed)
+		}
+	}
+	return nil
+}
+
+// parallel runs fn(0..n-1) on at most workers goroutines and waits.
+func parallel(n, workers int, fn func(int)) {
+	if n == 0 {
+		return
+	}
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range min(n, workers) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				fn(i)
+			}
+		}()
+	}
+	for i := range n {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+}
+
+// queryReceipts asks the ledger for a batch of receipts.
+func (c *Chain) queryReceipts(ctx context.Context, ids []string, answer func(outbox.Event)) {
+	hs := make([]ledger.Hash, len(ids))
+	for i, id := range ids {
+		hs[i], _ = ledger.ParseHash(id)
+	}
+	found, err := c.cfg.Client.HasReceipts(ctx, hs)
+	for i, id := range ids {
+		switch {
+		case err == nil:
+			answer(outbox.ReceiptState{ID: id, Found: found[i]})
+		case ctx.Err() != nil:
+			answer(outbox.Cancelled{ID: id})
+		default:
+			answer(outbox.Failed{ID: id, Err: err.Error()})
+		}
+	}
 }
 
 func chunks[T any](s []T) func(func([]T) bool) {
@@ -264,7 +340,7 @@ func chunks[T any](s []T) func(func([]T) bool) {
 	}
 }
 
-// ask carries out a query or a second broadcast and returns its answer.
+// ask carries out an escrow query or a second broadcast and returns its answer.
 func (c *Chain) ask(ctx context.Context, a outbox.Action) outbox.Event {
 	cancelled := func(id string, err error) outbox.Event {
 		if ctx.Err() != nil {
@@ -273,13 +349,6 @@ func (c *Chain) ask(ctx context.Context, a outbox.Action) outbox.Event {
 		return outbox.Failed{ID: id, Err: err.Error()}
 	}
 	switch a := a.(type) {
-	case outbox.QueryReceipt:
-		rid, _ := ledger.ParseHash(a.ID)
-		_, found, err := c.cfg.Client.Receipt(ctx, rid)
-		if err != nil {
-			return cancelled(a.ID, err)
-		}
-		return outbox.ReceiptState{ID: a.ID, Found: found}
 	case outbox.QueryEscrow:
 		var st outbox.EscrowState
 		st.ID = a.ID
@@ -360,14 +429,13 @@ func (c *Chain) openEscrows(ctx context.Context, s *Sender, batch []escrowOpen, 
 			acts = append(acts, c.box.Step(outbox.EscrowSigned{ID: batch[i].id, Tx: tx})...)
 		}
 		c.mu.Unlock()
+		var recs []outbox.Record
 		for _, a := range acts {
 			if pa, ok := a.(outbox.Persist); ok {
-				if err := c.store.Save(pa.Record); err != nil {
-					return err
-				}
+				recs = append(recs, pa.Record)
 			}
 		}
-		return nil
+		return c.store.SaveAll(recs)
 	})
 	for i, err := range errs {
 		switch {

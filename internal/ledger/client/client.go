@@ -299,21 +299,20 @@ func (c *Client) SignBatch(ctx context.Context, key ed25519.PrivateKey, msgs []l
 		return nil, err
 	}
 	txs := make([]*ledger.Tx, len(msgs))
-	b := c.rpc.NewBatch()
-	results := make([]*coretypes.ResultABCIQuery, len(msgs))
+	paths := make([]string, len(msgs))
+	data := make([][]byte, len(msgs))
 	for i, m := range msgs {
 		txs[i] = &ledger.Tx{ChainID: chain, Fee: fee, Nonce: first + uint64(i), Msg: m}
 		txs[i].Sign(key)
-		if results[i], err = b.ABCIQuery(ctx, "fee", txs[i].Encode()); err != nil {
-			return nil, fmt.Errorf("fee estimates: %w", err)
-		}
+		paths[i], data[i] = "fee", txs[i].Encode()
 	}
-	if _, err := b.Send(ctx); err != nil {
+	results, err := c.queryBatch(ctx, paths, data)
+	if err != nil {
 		return txs, nil // the node cannot say: the fees as given
 	}
 	for i, r := range results {
 		var est ledger.FeeEstimate
-		if r.Response.Code != 0 || json.Unmarshal(r.Response.Value, &est) != nil {
+		if r == nil || r.Response.Code != 0 || json.Unmarshal(r.Response.Value, &est) != nil {
 			continue
 		}
 		if est.RequiredFee > txs[i].Fee {
@@ -329,6 +328,18 @@ func (c *Client) SignBatch(ctx context.Context, key ed25519.PrivateKey, msgs []l
 // *RejectedError. An error means the batch got no answer (any of them
 // may be in the mempool).
 func (c *Client) BroadcastEach(ctx context.Context, txs []*ledger.Tx) ([]error, error) {
+	out := make([]error, len(txs))
+	if len(txs) == 1 {
+		// CometBFT answers a batch of one as a single call, which the
+		// batch client does not decode: send it alone.
+		if _, err := c.BroadcastSync(ctx, txs[0]); err != nil {
+			if !errors.Is(err, ErrRejected) {
+				return nil, err
+			}
+			out[0] = err
+		}
+		return out, nil
+	}
 	b := c.rpc.NewBatch()
 	results := make([]*coretypes.ResultBroadcastTx, len(txs))
 	for i, tx := range txs {
@@ -341,10 +352,75 @@ func (c *Client) BroadcastEach(ctx context.Context, txs []*ledger.Tx) ([]error, 
 	if _, err := b.Send(ctx); err != nil {
 		return nil, fmt.Errorf("broadcast batch: %w", err)
 	}
-	out := make([]error, len(txs))
 	for i, r := range results {
-		if r.Code != 0 {
+		switch {
+		case len(r.Hash) == 0:
+			// The call failed inside the batch (its result left empty):
+			// the node may or may not have the transaction.
+			out[i] = fmt.Errorf("%w: transaction %d of the batch got no answer", ErrMaybeSent, i)
+		case r.Code != 0:
 			out[i] = &RejectedError{Code: r.Code, Log: r.Log}
+		}
+	}
+	return out, nil
+}
+
+// queryBatch runs ledger queries in one JSON-RPC batch. A query that
+// failed inside the batch has a nil result.
+func (c *Client) queryBatch(ctx context.Context, paths []string, data [][]byte) ([]*coretypes.ResultABCIQuery, error) {
+	results := make([]*coretypes.ResultABCIQuery, len(paths))
+	if len(paths) == 1 {
+		// A batch of one is answered as a single call: send it alone.
+		r, err := c.rpc.ABCIQuery(ctx, paths[0], data[0])
+		if err != nil {
+			return nil, fmt.Errorf("query %s: %w", paths[0], err)
+		}
+		results[0] = r
+		return results, nil
+	}
+	b := c.rpc.NewBatch()
+	for i, path := range paths {
+		r, err := b.ABCIQuery(ctx, path, data[i])
+		if err != nil {
+			return nil, fmt.Errorf("query batch: %w", err)
+		}
+		results[i] = r
+	}
+	if _, err := b.Send(ctx); err != nil {
+		return nil, fmt.Errorf("query batch: %w", err)
+	}
+	for i, r := range results {
+		// Every answer of the ledger carries the height it was read at;
+		// an empty one is a call that failed inside the batch.
+		if r.Response.Height == 0 && r.Response.Code == 0 {
+			results[i] = nil
+		}
+	}
+	return results, nil
+}
+
+// HasReceipts reports, for each id, whether the ledger holds the receipt,
+// asked in one JSON-RPC batch.
+func (c *Client) HasReceipts(ctx context.Context, ids []ledger.Hash) ([]bool, error) {
+	paths := make([]string, len(ids))
+	for i, id := range ids {
+		paths[i] = "receipt/" + id.String()
+	}
+	results, err := c.queryBatch(ctx, paths, make([][]byte, len(ids)))
+	if err != nil {
+		return nil, fmt.Errorf("receipt queries: %w", err)
+	}
+	out := make([]bool, len(ids))
+	for i, r := range results {
+		if r == nil {
+			return nil, fmt.Errorf("receipt query %s: no answer", ids[i])
+		}
+		switch r.Response.Code {
+		case 0:
+			out[i] = true
+		case ledger.Code(ledger.ErrNotFound):
+		default:
+			return nil, fmt.Errorf("receipt query %s: %w", ids[i], &QueryError{Code: r.Response.Code, Log: r.Response.Log})
 		}
 	}
 	return out, nil
