@@ -565,6 +565,7 @@ func (m *Machine) escrowState(e *entry, ev EscrowState) []Action {
 			r.EscrowID = r.MaybeEscrow
 		}
 		r.MaybeEscrow = ledger.Hash{}
+		e.check = r.EscrowID.IsZero() // as for a lost escrow
 		return append([]Action{Persist{*r}}, m.advance(e)...)
 	case askSettle:
 		tx, err := ledger.DecodeTx(r.EscrowTx)
@@ -576,7 +577,11 @@ func (m *Machine) escrowState(e *entry, ev EscrowState) []Action {
 			r.EscrowTx = nil
 			return append([]Action{Persist{*r}}, m.advance(e)...)
 		case Lost:
+			// Before a new escrow, the receipt is asked for again: its
+			// escrow may have been opened, used and, once the receipt was
+			// final, deleted between the reads.
 			r.EscrowTx, r.EscrowID = nil, ledger.Hash{}
+			e.check = true
 			return append([]Action{Persist{*r}}, m.advance(e)...)
 		}
 		e.busy = true
@@ -586,8 +591,10 @@ func (m *Machine) escrowState(e *entry, ev EscrowState) []Action {
 			return m.fail(e, "publishing refused: escrow "+r.EscrowID.String()+" not found, yet the ledger has it")
 		}
 		// Refunded after escrowTimeout (or never opened, in an old
-		// outbox): open another.
+		// outbox), or used by this receipt, final and deleted: ask for
+		// the receipt again, then open another.
 		r.EscrowID = ledger.Hash{}
+		e.check = true
 		return append([]Action{Persist{*r}}, m.advance(e)...)
 	}
 	return nil
