@@ -17,8 +17,8 @@ import (
 // what the worker publishes meanwhile, how long the outbox takes to
 // drain, the time from answer to final at rest and for a receipt answered
 // at the end of the load, and the worst audit (blocks from selection to
-// resolution). Run with -bench SustainedLoad -benchtime 1x; it takes
-// about a minute.
+// resolution), and logs the outbox's size each second. Run with -bench
+// SustainedLoad -benchtime 1x; it takes about a minute.
 func BenchmarkSustainedLoad(b *testing.B) {
 	d := start(b, Options{BlockInterval: 300 * time.Millisecond})
 	toFinal := func(prompt string, seed int64) (time.Duration, bool) {
@@ -54,8 +54,13 @@ func BenchmarkSustainedLoad(b *testing.B) {
 		}
 		t0 := time.Now()
 		peak := 0
-		for time.Now().Before(stop) {
-			peak = max(peak, d.Chain.PendingCount())
+		var sizes []int // the outbox each second
+		for i := 0; time.Now().Before(stop); i++ {
+			n := d.Chain.PendingCount()
+			peak = max(peak, n)
+			if i%10 == 0 {
+				sizes = append(sizes, n)
+			}
 			time.Sleep(100 * time.Millisecond)
 		}
 		published := d.Chain.Stats().Published
@@ -66,6 +71,7 @@ func BenchmarkSustainedLoad(b *testing.B) {
 		for d.Chain.PendingCount() > 0 && time.Since(td) < 120*time.Second {
 			time.Sleep(100 * time.Millisecond)
 		}
+		drained := time.Since(td)
 		st := d.Chain.Stats()
 		b.ReportMetric(float64(served.Load())/el.Seconds(), "served/s")
 		b.ReportMetric(float64(refused.Load())/el.Seconds(), "refused/s")
@@ -76,7 +82,7 @@ func BenchmarkSustainedLoad(b *testing.B) {
 			b.ReportMetric(loaded.Seconds(), "s-final-under-load")
 		}
 		b.ReportMetric(float64(st.WorstAuditBlocks), "worst-audit-blocks")
-		b.Logf("served %d, refused %d in %v; published %d during the load; outbox peak %d; at rest final in %v; under load (admitted %v) final in %v; %+v",
-			served.Load(), refused.Load(), el.Round(time.Millisecond), published, peak, rest.Round(time.Millisecond), answered, loaded.Round(time.Millisecond), st)
+		b.Logf("served %d, refused %d in %v; published %d during the load; outbox peak %d, each second %v, drained %v after the load; at rest final in %v; under load (admitted %v) final in %v; %+v",
+			served.Load(), refused.Load(), el.Round(time.Millisecond), published, peak, sizes, drained.Round(time.Millisecond), rest.Round(time.Millisecond), answered, loaded.Round(time.Millisecond), st)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"sync"
 
@@ -289,38 +290,39 @@ func (c *Client) Validators(ctx context.Context) ([]ledger.ValidatorUpdate, erro
 	return out, nil
 }
 
-// SignBatch signs msgs with key, with consecutive nonces from first, each
-// with fee or, where the node asks for more, the fee it requires (the
-// estimates of the whole batch are asked in one JSON-RPC batch; a node
-// that cannot say leaves fee as given, as Sign does).
-func (c *Client) SignBatch(ctx context.Context, key ed25519.PrivateKey, msgs []ledger.Msg, fee, first uint64) ([]*ledger.Tx, error) {
+// EstimateFees returns the fee each of msgs needs when key signs it: fee,
+// or more where the node asks for more. The estimates are asked in one
+// JSON-RPC batch, each for the message signed with the largest nonce (the
+// longest encoding: a transaction signed with any nonce needs no more); a
+// node that cannot say leaves fee, as Sign does.
+func (c *Client) EstimateFees(ctx context.Context, key ed25519.PrivateKey, msgs []ledger.Msg, fee uint64) []uint64 {
+	fees := make([]uint64, len(msgs))
+	for i := range fees {
+		fees[i] = fee
+	}
 	chain, err := c.ChainID(ctx)
 	if err != nil {
-		return nil, err
+		return fees
 	}
-	txs := make([]*ledger.Tx, len(msgs))
 	paths := make([]string, len(msgs))
 	data := make([][]byte, len(msgs))
 	for i, m := range msgs {
-		txs[i] = &ledger.Tx{ChainID: chain, Fee: fee, Nonce: first + uint64(i), Msg: m}
-		txs[i].Sign(key)
-		paths[i], data[i] = "fee", txs[i].Encode()
+		tx := &ledger.Tx{ChainID: chain, Fee: fee, Nonce: math.MaxUint64, Msg: m}
+		tx.Sign(key)
+		paths[i], data[i] = "fee", tx.Encode()
 	}
 	results, err := c.queryBatch(ctx, paths, data)
 	if err != nil {
-		return txs, nil // the node cannot say: the fees as given
+		return fees
 	}
 	for i, r := range results {
 		var est ledger.FeeEstimate
 		if r == nil || r.Response.Code != 0 || json.Unmarshal(r.Response.Value, &est) != nil {
 			continue
 		}
-		if est.RequiredFee > txs[i].Fee {
-			txs[i].Fee = est.RequiredFee
-			txs[i].Sign(key)
-		}
+		fees[i] = max(fee, est.RequiredFee)
 	}
-	return txs, nil
+	return fees
 }
 
 // BroadcastEach sends signed transactions in one JSON-RPC batch, in order,
