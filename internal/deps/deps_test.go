@@ -33,6 +33,8 @@ func rules() map[string][]string {
 	r["ledger/client"] = append([]string{"ledger/node", "ledger/abciapp", "ledger/proofhooks"}, services...)
 	r["ledger/disputegame"] = append([]string{"ledger/client", "ledger/node", "ledger/abciapp", "ledger/proofhooks"}, services...)
 	r["ledger/proofhooks"] = append([]string{"ledger/client", "ledger/node"}, services...)
+	// The outbox is a pure state machine: no I/O, so no ledger client.
+	r["outbox"] = append([]string{"ledger/client", "ledger/node", "ledger/abciapp", "ledger/proofhooks"}, services...)
 	r["worker"] = []string{"ledger/proofhooks", "ledger/abciapp", "ledger/node", "gateway", "verifier", "mcpserver", "devnet"}
 	r["gateway"] = []string{"verifier", "devnet", "ledger/node", "ledger/abciapp"}
 	r["verifier"] = []string{"gateway", "mcpserver", "devnet", "ledger/node", "ledger/abciapp"}

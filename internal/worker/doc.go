@@ -10,11 +10,17 @@
 // first, retrying with backoff, idempotent by receipt id), answers the
 // audits the ledger selects with openings before their deadline, and plays
 // the disputes opened against it (Player, over the trace bisection game).
-// The outbox records each escrow transaction before it sends it and the
-// follower its progress (follow.json), so a restart loses no answered
-// receipt and misses no audit or dispute (docs/ledger.md). Sending and
-// following blocks are internal/ledger/client's (Sender, Follower); the
-// names here are aliases.
+// The outbox's decisions are internal/outbox's state machine; Chain is its
+// driver: it feeds it events (submissions, the clock and the height, the
+// ledger's answers, the follower's escrow_opened and receipt_published)
+// and carries out its actions, writing each record before the action it
+// implies, asking the ledger and sending in JSON-RPC batches (several
+// transactions of an account per block, consecutive nonces). The outbox
+// records each escrow transaction before it sends it and the follower its
+// progress (follow.json), so a restart loses no answered receipt and
+// misses no audit or dispute (docs/ledger.md). Sending and following
+// blocks are internal/ledger/client's (Sender, Follower); the names here
+// are aliases.
 //
 // Every generation is fully determined by its receipt: the prompt tokens, the
 // sampling parameters (seed included), the step count and the stop tokens.

@@ -128,8 +128,13 @@ func (c *Chain) carry(ctx context.Context, acts []outbox.Action) {
 	}
 }
 
-// batchSize bounds the transactions of one JSON-RPC batch.
-const batchSize = 64
+// batchSize bounds the queries or transactions of one JSON-RPC batch;
+// publishBatch the worker's own (its audit openings and dispute moves
+// wait for at most one of them: CheckTx of receipts is slow under load).
+const (
+	batchSize    = 64
+	publishBatch = 32
+)
 
 // queriers is how many ledger queries of a round run at once.
 const queriers = 8
@@ -231,12 +236,12 @@ func (c *Chain) round(ctx context.Context, acts []outbox.Action) []outbox.Event 
 			jobs = append(jobs, func() { answer(c.ask(ctx, a)) })
 		}
 	}
-	for chunk := range chunks(receipts) {
+	for chunk := range chunks(receipts, batchSize) {
 		jobs = append(jobs, func() { c.queryReceipts(ctx, chunk, answer) })
 	}
 	var wg sync.WaitGroup
 	for s, batch := range opens {
-		for chunk := range chunks(batch) {
+		for chunk := range chunks(batch, batchSize) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
@@ -249,7 +254,7 @@ func (c *Chain) round(ctx context.Context, acts []outbox.Action) []outbox.Event 
 		go func() {
 			defer wg.Done()
 			// One account: its batches go out one after the other.
-			for chunk := range chunks(pubs) {
+			for chunk := range chunks(pubs, publishBatch) {
 				c.publishReceipts(ctx, chunk, answer)
 			}
 		}()
@@ -328,10 +333,10 @@ func (c *Chain) queryReceipts(ctx context.Context, ids []string, answer func(out
 	}
 }
 
-func chunks[T any](s []T) func(func([]T) bool) {
+func chunks[T any](s []T, size int) func(func([]T) bool) {
 	return func(yield func([]T) bool) {
 		for len(s) > 0 {
-			n := min(len(s), batchSize)
+			n := min(len(s), size)
 			if !yield(s[:n]) {
 				return
 			}
