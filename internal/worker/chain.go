@@ -155,7 +155,7 @@ func NewChain(w *Local, cfg ChainConfig) (*Chain, error) {
 		return nil, err
 	}
 	c := &Chain{w: w, cfg: cfg, send: s, log: cfg.Logger, addr: s.Address(),
-		box: outbox.New(outbox.Config{Worker: s.Address()}), watch: map[string]*receipt.Receipt{}, writing: map[string]chan struct{}{}, validations: make(chan string, 4096)}
+		box: outbox.New(outbox.Config{Worker: s.Address(), MaxStarts: publishStarts}), watch: map[string]*receipt.Receipt{}, writing: map[string]chan struct{}{}, validations: make(chan string, 4096)}
 	if c.store, err = outbox.OpenStore(cfg.Dir); err != nil {
 		return nil, fmt.Errorf("worker chain: %w", err)
 	}
@@ -348,8 +348,14 @@ func (c *Chain) Run(ctx context.Context) error {
 	}
 }
 
-// publishCycles is how many publishing steps may overlap.
-const publishCycles = 3
+// publishCycles is how many publishing steps may overlap, and
+// publishStarts how many receipts one step starts: a large backlog goes
+// out in waves, one wave's escrows signed while the previous one's
+// receipts are published.
+const (
+	publishCycles = 3
+	publishStarts = 256
+)
 
 // requestValidations asks the configured validators to validate each
 // published receipt (ERC-8004 validationRequest), off the publishing and
