@@ -132,6 +132,9 @@ type entry struct {
 	// (EscrowOpened), or looked at after WaitBlocks. inPool: the escrow
 	// was seen opened at its id, so the receipt goes out without asking.
 	awaiting, inPool bool
+	// sending: an escrow broadcast's answer is out; opened: its block was
+	// seen meanwhile.
+	sending, opened bool
 
 	due        time.Time // not stepped before
 	sentAt     time.Time // waiting for a block since (zero: not waiting)
@@ -398,7 +401,7 @@ func (m *Machine) Step(ev Event) []Action {
 	case EscrowState:
 		return m.escrowState(e, ev)
 	case EscrowSigned:
-		e.busy, e.signed = true, true
+		e.busy, e.signed, e.sending = true, true, true
 		e.rec.EscrowTx = ev.Tx.Encode()
 		e.rec.EscrowID = ledger.EscrowID(ev.Tx.Signer, ev.Tx.Nonce)
 		return []Action{Persist{e.rec}}
@@ -420,6 +423,7 @@ func (m *Machine) Step(ev Event) []Action {
 // unsign drops a transaction signed (and recorded, or not) but never
 // broadcast; a restart that finds it on disk settles it like any other.
 func (m *Machine) unsign(e *entry) {
+	e.sending, e.opened = false, false
 	if e.signed {
 		e.signed = false
 		e.rec.EscrowTx, e.rec.EscrowID = nil, ledger.Hash{}
@@ -584,7 +588,7 @@ func (m *Machine) escrowState(e *entry, ev EscrowState) []Action {
 			e.check = true
 			return append([]Action{Persist{*r}}, m.advance(e)...)
 		}
-		e.busy = true
+		e.busy, e.sending = true, true
 		return []Action{Broadcast{ID: r.ReceiptID, Tx: r.EscrowTx}}
 	case askGone:
 		if ev.Found {
@@ -602,8 +606,8 @@ func (m *Machine) escrowState(e *entry, ev EscrowState) []Action {
 
 func (m *Machine) sent(e *entry, ev Sent) []Action {
 	r := &e.rec
-	fresh := e.signed
-	e.signed = false
+	fresh, opened := e.signed, e.opened
+	e.signed, e.sending, e.opened = false, false, false
 	wait := func() []Action {
 		e.check, e.inPool, e.awaiting = true, false, false
 		e.sentAt, e.sentHeight = m.now, m.height
@@ -617,13 +621,16 @@ func (m *Machine) sent(e *entry, ev Sent) []Action {
 	switch ev.Kind {
 	case EscrowTx:
 		switch ev.Outcome {
-		case Accepted:
+		case Accepted, MaybeSent:
 			e.nonceTries = 0
+			if opened {
+				// Its block came before the answer.
+				e.inPool, e.check = true, false
+				return m.advance(e)
+			}
 			wait()
-			e.awaiting = true // for its block
+			e.awaiting = ev.Outcome == Accepted // for its block
 			return nil
-		case MaybeSent:
-			return wait()
 		}
 		if !fresh {
 			// Sent again and refused: its nonce is taken in the mempool
@@ -678,7 +685,14 @@ func (m *Machine) sent(e *entry, ev Sent) []Action {
 func (m *Machine) escrowOpened(id ledger.Hash) []Action {
 	var out []Action
 	for _, e := range m.entries {
-		if !e.awaiting || e.busy || e.rec.EscrowID != id || len(e.rec.EscrowTx) == 0 {
+		if e.rec.EscrowID != id || len(e.rec.EscrowTx) == 0 {
+			continue
+		}
+		if e.sending {
+			e.opened = true // the broadcast's answer is still out
+			continue
+		}
+		if !e.awaiting || e.busy {
 			continue
 		}
 		// Its escrow id is open: publish against it without asking. The

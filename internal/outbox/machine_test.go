@@ -167,6 +167,21 @@ func TestMachine(t *testing.T) {
 			{Published{id}, "remove"},
 			{Published{id}, ""},
 		})},
+		{"the escrow's block seen before the broadcast's answer", cat(lookUp, []step{
+			{EscrowSigned{id, tx5}, "persist tx5 escrow"},
+			{EscrowOpened{e5}, ""},
+			{Sent{ID: id, Kind: EscrowTx, Outcome: Accepted}, "publish"},
+		})},
+		{"the escrow's block seen before a second broadcast's answer", cat(restart, []step{
+			{EscrowState{ID: id, AccountNonce: 5}, "broadcast tx5"},
+			{EscrowOpened{e5}, ""},
+			{Sent{ID: id, Kind: EscrowTx, Outcome: MaybeSent}, "publish"},
+		})},
+		{"a block opening the escrow id seen, then the broadcast refused: no publication", cat(lookUp, []step{
+			{EscrowSigned{id, tx5}, "persist tx5 escrow"},
+			{EscrowOpened{e5}, ""},
+			{rejected(EscrowTx, ledger.ErrNonce), "persist"},
+		})},
 		{"already on the ledger", cat(lookUp[:4], []step{{ReceiptState{ID: id, Found: true}, "remove"}})},
 		{"a second submission does nothing", []step{{Submit{r}, "persist"}, {Saved{id}, ""}, {Submit{r}, ""}}},
 		{"a submission that could not be written is forgotten", []step{{Submit{r}, "persist"}, {Abandon{id}, ""}, {tick(0, 1), ""}}},
