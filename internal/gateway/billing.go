@@ -227,7 +227,10 @@ const RequestNonceLen = 16
 // tokenized (a refusal is returned, wrapping ErrInsufficientQuota), the
 // delivered tokens are charged when it completes and the rest released; a
 // failed or cancelled generation releases all of it. The receipt is then
-// readable by account. The HTTP API and the MCP tools both run their
+// readable by account. A generation cut short after its first token
+// (worker.PartialError: the caller hung up or cancelled) is charged for the
+// tokens generated and its receipt sent to the ledger like any other; the
+// PartialError is returned. The HTTP API and the MCP tools both run their
 // generations here.
 //
 // Every generation gets its own receipt: a request without a nonce is
@@ -270,7 +273,14 @@ func (s *Server) Generate(ctx context.Context, account string, req worker.Reques
 		}
 	}
 	res, err := s.o.Backend.Generate(ctx, req, onDelta)
-	if err != nil {
+	var cut *worker.PartialError
+	if errors.As(err, &cut) {
+		// Cut short (the caller hung up or cancelled): the tokens
+		// generated are charged and their receipt goes to the ledger;
+		// the caller still gets the error.
+		res = cut.Result
+		ctx = context.WithoutCancel(ctx)
+	} else if err != nil {
 		if resv != nil {
 			resv.Release()
 		}
@@ -293,6 +303,10 @@ func (s *Server) Generate(ctx context.Context, account string, req worker.Reques
 		}
 	}
 	s.metrics(res)
+	if cut != nil {
+		s.log.Info("generation cut short: charged the tokens generated", "account", account, "receipt", res.ReceiptID, "prompt_tokens", res.PromptTokens, "completion_tokens", res.CompletionTokens, "cause", cut.Err)
+		return nil, err
+	}
 	return res, nil
 }
 

@@ -29,7 +29,16 @@
 // what the context leaves), against the account; a refusal is 429
 // insufficient_quota with Retry-After (a tool error over MCP). A completed
 // generation is charged for the tokens it delivered and the rest is
-// released; a failed or cancelled one releases everything. LedgerMeter
+// released; a failed one releases everything. A generation cut short after
+// its first token (the client hung up mid-stream or before a non-streamed
+// answer was sent, an MCP client cancelled its call) is charged for the
+// tokens generated, as OpenAI bills them: the worker signs and stores a
+// receipt for exactly that prefix (worker.PartialError: its steps lowered
+// as for a stop string, so that it replays to those tokens), the receipt
+// goes to the ledger like any other and stays readable by the payer, who
+// can read there every token it paid for (at most the few in flight when
+// it hung up were not delivered), and the rest of the reservation is
+// released. Cancelled before the first token, nothing is charged. LedgerMeter
 // counts, against the balance, what running requests hold and the fees of
 // charged receipts still in the worker's outbox, so that concurrent
 // requests cannot overdraw an account.

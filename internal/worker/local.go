@@ -120,11 +120,38 @@ type Delta struct {
 	Logprobs []TokenLogprob
 }
 
-// Finish reasons, as OpenAI names them.
+// Finish reasons, as OpenAI names them, and FinishCancelled for a
+// generation cut short (PartialError).
 const (
-	FinishStop   = "stop"
-	FinishLength = "length"
+	FinishStop      = "stop"
+	FinishLength    = "length"
+	FinishCancelled = "cancelled"
 )
+
+// PartialError is the error of a generation cut short after it generated at
+// least one token: its context was cancelled (the caller hung up, an MCP
+// client cancelled the call) or onDelta failed (the stream could not be
+// written). Result is then a finished generation of the tokens generated so
+// far, with FinishReason FinishCancelled: its receipt, signed and stored,
+// has its step count lowered to the positions actually fed (as for a stop
+// string), so that replaying it yields exactly those tokens, and the
+// worker can be paid for them. Err is what cut it short (Unwrap).
+type PartialError struct {
+	Result *Result
+	Err    error
+}
+
+func (e *PartialError) Error() string {
+	return fmt.Sprintf("generation cut short after %d tokens (receipt %s): %v", e.Result.CompletionTokens, e.Result.ReceiptID, e.Err)
+}
+
+func (e *PartialError) Unwrap() error { return e.Err }
+
+// deltaError is an error of the caller's onDelta.
+type deltaError struct{ err error }
+
+func (e *deltaError) Error() string { return e.err.Error() }
+func (e *deltaError) Unwrap() error { return e.err }
 
 // Result is a finished generation.
 type Result struct {
@@ -136,6 +163,10 @@ type Result struct {
 	Logprobs         []TokenLogprob
 	ReceiptID        string // hex
 	Receipt          []byte // canonical signed receipt (JSON)
+	// RequestSteps is the step count the request asked for (that of the
+	// RequestHash passed to Bind); the receipt's is lower when a stop
+	// string or a cancellation ended the generation early.
+	RequestSteps int
 }
 
 // Config configures a Local worker.
@@ -478,10 +509,11 @@ func (w *Local) Generate(ctx context.Context, req Request, onDelta func(Delta) e
 			return nil, err
 		}
 	}
+	requestSteps := audit.EffectiveSteps(steps, ctxLen)
 	if req.Bind != nil {
 		p := req.Sampler
 		h := ledger.RequestHash(&receipt.Receipt{Model: info.ID, Nonce: req.Nonce, Prompt: prompt,
-			Sampling: receipt.Sampling{Temperature: p.Temperature, TopK: p.TopK, TopP: p.TopP, Seed: p.Seed, Steps: audit.EffectiveSteps(steps, ctxLen), Stop: w.stops}})
+			Sampling: receipt.Sampling{Temperature: p.Temperature, TopK: p.TopK, TopP: p.TopP, Seed: p.Seed, Steps: requestSteps, Stop: w.stops}})
 		if err := req.Bind(h); err != nil {
 			return nil, err
 		}
@@ -504,12 +536,17 @@ func (w *Local) Generate(ctx context.Context, req Request, onDelta func(Delta) e
 	emit := func(s string, tl []TokenLogprob) error {
 		text.WriteString(s)
 		if onDelta != nil && (s != "" || len(tl) > 0) {
-			return onDelta(Delta{Text: s, Logprobs: tl})
+			if err := onDelta(Delta{Text: s, Logprobs: tl}); err != nil {
+				return &deltaError{err}
+			}
 		}
 		return nil
 	}
+	// A cancelled Run returns while the batch may still be tracing its
+	// next position into rec; the gate ends the tracing first.
+	trace := &traceGate{t: rec}
 	greq := generate.Request{
-		Prompt: prompt, Steps: steps, Sampler: req.Sampler, StopTokens: w.stops, Trace: rec,
+		Prompt: prompt, Steps: steps, Sampler: req.Sampler, StopTokens: w.stops, Trace: trace,
 		// The receipt commits to, and logprobs read, only the vectors
 		// output tokens are sampled from.
 		OutputLogitsOnly: true,
@@ -561,10 +598,22 @@ func (w *Local) Generate(ctx context.Context, req Request, onDelta func(Delta) e
 		},
 	}
 	res, err := w.sched.Run(ctx, greq)
+	trace.stop()
 	finish := FinishLength
+	var cut error // what cut the generation short
+	var de *deltaError
 	switch {
 	case stopString && errors.Is(err, errStopString):
 		finish = FinishStop
+		steps = len(prompt) + len(res.Output) - 1
+	case err != nil && len(res.Output) > 0 && (ctx.Err() != nil || errors.As(err, &de)):
+		// Cut short: a receipt for the tokens generated, as for a stop
+		// string (every one of them was sampled from recorded logits
+		// after the positions before it were traced).
+		finish, cut = FinishCancelled, err
+		if de != nil {
+			cut = de.err
+		}
 		steps = len(prompt) + len(res.Output) - 1
 	case errors.Is(err, generate.ErrPromptTooLong), errors.Is(err, scheduler.ErrTooLarge):
 		return nil, fmt.Errorf("%w: %v", ErrContextLength, err)
@@ -583,7 +632,12 @@ func (w *Local) Generate(ctx context.Context, req Request, onDelta func(Delta) e
 			finish = FinishStop
 		}
 		if err := emit(s, nil); err != nil {
-			return nil, err
+			// Generated in full, but the end could not be delivered:
+			// the receipt is whole, the caller is gone.
+			cut = err
+			if errors.As(err, &de) {
+				cut = de.err
+			}
 		}
 	}
 	if req.Chat != nil {
@@ -602,12 +656,47 @@ func (w *Local) Generate(ctx context.Context, req Request, onDelta func(Delta) e
 	if err := w.store.Put(id, data); err != nil {
 		return nil, fmt.Errorf("storing receipt %s: %w", id, err)
 	}
-	w.log.Debug("generation", "model", info.Name, "prompt_tokens", len(prompt), "output_tokens", len(res.Output), "receipt", id)
-	return &Result{
+	w.log.Debug("generation", "model", info.Name, "prompt_tokens", len(prompt), "output_tokens", len(res.Output), "receipt", id, "finish", finish)
+	out := &Result{
 		Model: info, Text: text.String(), FinishReason: finish,
 		PromptTokens: len(prompt), CompletionTokens: len(res.Output), Logprobs: lps,
-		ReceiptID: id, Receipt: data,
-	}, nil
+		ReceiptID: id, Receipt: data, RequestSteps: requestSteps,
+	}
+	if cut != nil {
+		return nil, &PartialError{Result: out, Err: cut}
+	}
+	return out, nil
+}
+
+// traceGate passes a generation's trace to its recorder until stop, which
+// waits for a call in progress: after it the recorder is the caller's
+// alone.
+type traceGate struct {
+	mu      sync.Mutex
+	t       engine.Tracer
+	stopped bool
+}
+
+func (g *traceGate) Layer(l, pos int, x, k, v, attn []float32) {
+	g.mu.Lock()
+	if !g.stopped {
+		g.t.Layer(l, pos, x, k, v, attn)
+	}
+	g.mu.Unlock()
+}
+
+func (g *traceGate) Final(pos int, x []float32) {
+	g.mu.Lock()
+	if !g.stopped {
+		g.t.Final(pos, x)
+	}
+	g.mu.Unlock()
+}
+
+func (g *traceGate) stop() {
+	g.mu.Lock()
+	g.stopped = true
+	g.mu.Unlock()
 }
 
 func (w *Local) alt(prev, t int, lp *logprobs) (Alt, error) {
