@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/verdictnet/verdict/internal/receipt"
 	"github.com/verdictnet/verdict/internal/worker"
 )
 
@@ -113,6 +114,33 @@ type Reservation interface {
 	Charge(ctx context.Context, res *worker.Result) error
 	Release()
 }
+
+// ReplayMeter is a Meter that also bills replays (MCP verify_receipt with
+// replay): work that yields no receipt of its own. ReserveReplay holds, for
+// account, the fee of a replay of a receipt of tokens tokens (prompt and
+// output), as Reserve does for a generation of that size, or refuses it
+// (wrapping ErrInsufficientQuota).
+type ReplayMeter interface {
+	Meter
+	ReserveReplay(ctx context.Context, account string, tokens int) (ReplayReservation, error)
+}
+
+// ReplayReservation is a replay's fee held by ReserveReplay: Pay (the
+// replay ran) or Release (it did not) follows, once.
+type ReplayReservation interface {
+	Pay(ctx context.Context) error
+	Release()
+}
+
+// Verifier checks a receipt's signature and, with replay, re-runs it
+// (worker.Local is one).
+type Verifier interface {
+	Verify(ctx context.Context, data []byte, replay bool) (*worker.Verification, error)
+}
+
+// ErrReplayNotBilled refuses a replay on a gateway whose Meter cannot bill
+// it (not a ReplayMeter).
+var ErrReplayNotBilled = errors.New("this gateway does not bill replays: verify with replay false (signature only), or replay the receipt yourself with verdict verify")
 
 // Owners remembers which account paid for each receipt: the gateway
 // records it when it generates, and reads it when someone asks for the
@@ -308,6 +336,53 @@ func (s *Server) Generate(ctx context.Context, account string, req worker.Reques
 		return nil, err
 	}
 	return res, nil
+}
+
+// Verify checks a receipt for account (MCP verify_receipt). The signature
+// check alone (replay false) is free. A replay re-runs the whole
+// generation, as costly as generating it, so it is billed like a
+// generation of the receipt's size: the Meter (a ReplayMeter) holds
+// price x (prompt + output tokens) before the replay and charges it once
+// the replay ran (whatever its outcome: the work was done); a receipt that
+// is not replayed (bad signature, model not served here) or a replay that
+// fails or is cancelled is not charged. Without a Meter replays are free,
+// as generations are; a Meter that is not a ReplayMeter refuses them
+// (ErrReplayNotBilled).
+func (s *Server) Verify(ctx context.Context, account string, data []byte, replay bool) (*worker.Verification, error) {
+	v := s.o.Verifier
+	if v == nil {
+		v, _ = s.o.Backend.(Verifier)
+	}
+	if v == nil {
+		return nil, errors.New("this gateway does not verify receipts")
+	}
+	if !replay || s.o.Meter == nil {
+		return v.Verify(ctx, data, replay)
+	}
+	r, err := receipt.ParseAnySpelling(data)
+	if err != nil {
+		return v.Verify(ctx, data, false) // reports the receipt's fault, replays nothing
+	}
+	rm, ok := s.o.Meter.(ReplayMeter)
+	if !ok {
+		return nil, ErrReplayNotBilled
+	}
+	tokens := len(r.Prompt) + len(r.Output)
+	resv, err := rm.ReserveReplay(ctx, account, tokens)
+	if err != nil {
+		return nil, err
+	}
+	out, err := v.Verify(ctx, data, true)
+	if err != nil || !out.Replayed {
+		resv.Release()
+		return out, err
+	}
+	if err := resv.Pay(context.WithoutCancel(ctx)); err != nil {
+		s.log.Error("charging a replay failed", "account", account, "receipt", out.ID, "err", err)
+		return nil, fmt.Errorf("charging the replay of receipt %s: %w", out.ID, err)
+	}
+	s.m.tokens.WithLabelValues("replayed").Add(float64(tokens))
+	return out, nil
 }
 
 // ReadReceipt returns a stored receipt if account may read it: the account

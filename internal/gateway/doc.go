@@ -38,7 +38,17 @@
 // goes to the ledger like any other and stays readable by the payer, who
 // can read there every token it paid for (at most the few in flight when
 // it hung up were not delivered), and the rest of the reservation is
-// released. Cancelled before the first token, nothing is charged. LedgerMeter
+// released. Cancelled before the first token, nothing is charged.
+//
+// MCP verify_receipt with replay (Server.Verify) re-runs a whole
+// generation, so it is billed like one of the receipt's size: a
+// ReplayMeter holds price x (prompt + output tokens) before the replay and
+// charges it once the replay ran, whatever it found (LedgerMeter: a ledger
+// send from the caller's account to the worker, PayReplay); a receipt not
+// replayed (bad signature, model not served) is not charged, and the
+// signature check alone (replay false) is free. A Meter that cannot bill
+// replays refuses them (ErrReplayNotBilled); without a Meter they are
+// free, as generations are. LedgerMeter
 // counts, against the balance, what running requests hold and the fees of
 // charged receipts still in the worker's outbox, so that concurrent
 // requests cannot overdraw an account.

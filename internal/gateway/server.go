@@ -43,8 +43,12 @@ type Options struct {
 	NoAuth bool
 	// Status gives a receipt's ledger status; nil: "published".
 	Status StatusFunc
-	// Meter, if set, reserves and charges the fees of generations.
+	// Meter, if set, reserves and charges the fees of generations, and
+	// of replays when it is a ReplayMeter (else replays are refused).
 	Meter Meter
+	// Verifier checks and replays receipts (MCP verify_receipt); nil:
+	// the Backend, when it is one.
+	Verifier Verifier
 	// Owners records which account paid for each receipt; nil: in
 	// memory (the last 200000), NewFileOwners keeps them across restarts.
 	Owners Owners
@@ -85,6 +89,7 @@ type Gate interface {
 	Generate(ctx context.Context, account string, req worker.Request, onDelta func(worker.Delta) error) (*worker.Result, error)
 	ReadReceipt(ctx context.Context, account, id string) ([]byte, error)
 	Status(ctx context.Context, id string) (string, error)
+	Verify(ctx context.Context, account string, data []byte, replay bool) (*worker.Verification, error)
 }
 
 // Server is the OpenAI-compatible HTTP API.

@@ -14,7 +14,9 @@
 // process: no accounts) and over streamable HTTP (mounted by the gateway at
 // /mcp, behind its API keys). Over HTTP the tools go through Options.Gate
 // with the caller's account: generate is reserved, charged and sent to the
-// ledger like a /v1 completion (a refusal is a tool error), and
+// ledger like a /v1 completion (a refusal is a tool error), verify_receipt
+// with replay is billed like a generation of the receipt's prompt and
+// output tokens (its signature check alone, replay false, is free), and
 // get_receipt and verify_receipt by id read only the caller's receipts.
 // Sampling defaults are the gateway's: temperature 1, top_p 1, seed 0.
 package mcpserver

@@ -21,14 +21,16 @@ type Backend interface {
 	Verify(ctx context.Context, data []byte, replay bool) (*worker.Verification, error)
 }
 
-// Gate bills generations and guards receipts for the account of the
-// caller (the gateway implements it): generations are reserved, charged
-// and sent to the ledger like those of the HTTP API, and a receipt is
-// readable only by the account that paid for it.
+// Gate bills generations and replays and guards receipts for the account
+// of the caller (the gateway implements it): generations are reserved,
+// charged and sent to the ledger like those of the HTTP API, a replay
+// (verify_receipt) is billed like a generation of the receipt's size, and
+// a receipt is readable only by the account that paid for it.
 type Gate interface {
 	Generate(ctx context.Context, account string, req worker.Request, onDelta func(worker.Delta) error) (*worker.Result, error)
 	ReadReceipt(ctx context.Context, account, id string) ([]byte, error)
 	Status(ctx context.Context, id string) (string, error)
+	Verify(ctx context.Context, account string, data []byte, replay bool) (*worker.Verification, error)
 }
 
 // Options configure the server.
@@ -121,7 +123,7 @@ func New(b Backend, o Options) *mcp.Server {
 	t := &tools{b: b, o: o}
 	mcp.AddTool(s, &mcp.Tool{Name: "generate", Description: "Run verifiable LLM inference: returns the generated text and a signed receipt that anyone can check by replaying it on the deterministic engine."}, t.generate)
 	mcp.AddTool(s, &mcp.Tool{Name: "get_receipt", Description: "Fetch a signed inference receipt by id, with its ledger status."}, t.getReceipt)
-	mcp.AddTool(s, &mcp.Tool{Name: "verify_receipt", Description: "Verify an inference receipt: its signature and, when the model is served here, a full replay of the generation."}, t.verify)
+	mcp.AddTool(s, &mcp.Tool{Name: "verify_receipt", Description: "Verify an inference receipt: its signature and, when the model is served here, a full replay of the generation (billed like a generation of the receipt's prompt and output tokens; replay false checks the signature only, free)."}, t.verify)
 	mcp.AddTool(s, &mcp.Tool{Name: "list_models", Description: "List the served models with their model ids (Merkle roots over the weights and tokenizer)."}, t.listModels)
 	return s
 }
@@ -264,7 +266,13 @@ func (t *tools) verify(ctx context.Context, call *mcp.CallToolRequest, in Verify
 		}
 	}
 	replay := in.Replay == nil || *in.Replay
-	v, err := t.b.Verify(ctx, data, replay)
+	var v *worker.Verification
+	var err error
+	if t.o.Gate != nil {
+		v, err = t.o.Gate.Verify(ctx, account(call), data, replay)
+	} else {
+		v, err = t.b.Verify(ctx, data, replay)
+	}
 	if err != nil {
 		return nil, nil, err
 	}
