@@ -268,6 +268,14 @@ const RequestNonceLen = 16
 func (s *Server) Generate(ctx context.Context, account string, req worker.Request, onDelta func(worker.Delta) error) (*worker.Result, error) {
 	if xr, _ := ctx.Value(x402Key{}).(*x402Request); xr != nil && s.o.X402 != nil {
 		res, err := s.generateX402(ctx, xr, req, onDelta)
+		if cut := (*worker.PartialError)(nil); errors.As(err, &cut) {
+			// Cut short and paid for: the payer may read its receipt.
+			if perr := s.owners.PutOwner(cut.Result.ReceiptID, account); perr != nil {
+				return nil, errors.Join(err, perr)
+			}
+			s.metrics(cut.Result)
+			return nil, err
+		}
 		if err != nil {
 			return nil, err
 		}

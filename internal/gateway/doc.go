@@ -116,19 +116,23 @@
 // asset: "verdict", amount: price x (prompt tokens + the most completion
 // tokens) as a decimal string, payTo: the worker's address,
 // maxTimeoutSeconds, extra: {requestHash, nonce, deadline, modelId,
-// chainId}}]}. nonce (base64) is the receipt nonce the gateway chose:
+// chainId}}, the same with scheme "upto" and extra.pricePerToken (the
+// price, decimal)]}: one quote (one nonce), payable once, under either
+// scheme. nonce (base64) is the receipt nonce the gateway chose:
 // deadline (8 bytes big-endian unix s) || 16 random bytes || the first 16
 // bytes of HMAC-SHA256(secret, "verdict/x402/nonce/v1" || the first 24);
 // requestHash is the RequestHash (docs/ledger.md) of this request with that
 // nonce. The payer signs, with its own ledger key, an openEscrow
 // transaction {worker: payTo, modelId, fee: amount, request: requestHash}
-// with its next nonce (the ledger's transaction format) and sends the same
+// with its next nonce (the ledger's transaction format; under upto also
+// pricePerToken: the price, which makes fee a maximum) and sends the same
 // request again with PAYMENT-SIGNATURE: base64 of {x402Version: 2,
 // accepted: the requirements it chose, payload: {transaction: base64 of the
 // signed transaction}}. The gateway checks the header (at most
 // MaxPaymentHeaderBytes), the signature, scheme and network (chain id of
 // the transaction too), the nonce's MAC and deadline, the escrow's worker,
-// model, fee (at least the amount) and request (recomputed from the body
+// model, fee (at least the amount), pricePerToken (none for exact, the
+// price for upto) and request (recomputed from the body
 // sent now: a changed prompt or max_tokens does not match), the payer's
 // ledger nonce and balance, and that the quote was not paid before; then
 // it submits the transaction (broadcast_tx_commit), generates with that
@@ -137,7 +141,15 @@
 // {success, payer, transaction (the escrow transaction's hash), network,
 // amount, extra: {escrowId, height, receiptId}} (receiptId only when the
 // response was not streamed: a stream sends its headers before the
-// receipt exists; the receipt id is in its last chunk and trailer). A
+// receipt exists; the receipt id is in its last chunk and trailer). Under
+// upto, amount is what the receipt costs, price x (prompt + generated
+// tokens), at most the escrow's fee, and extra.maxAmount the fee (a
+// stream's header, sent first, has the fee as amount); the ledger returns
+// the difference to the payer when the worker publishes the receipt
+// (docs/ledger.md, publishReceipt). A receipt whose generation ended
+// early (a stop string, or a payer who hung up after the first token: it
+// is charged as under an API key) has its steps lowered; it is published
+// with requestSteps, the steps its escrow's request asked for. A
 // refused payment is 402 with PAYMENT-REQUIRED {x402Version: 2, error:
 // REASON, accepts: []} and the OpenAI error code REASON (X402Reason:
 // invalid_payload, unsupported_scheme, invalid_network, invalid_signature,
@@ -151,12 +163,15 @@
 // MCP takes API keys only.
 //
 // Facilitator (with Options.X402, no API key): GET /x402/supported answers
-// {kinds: [{x402Version: 2, scheme: "exact", network}], extensions: [],
+// {kinds: [{x402Version: 2, scheme: "exact", network}, the same for
+// "upto"], extensions: [],
 // signers: {}} (the payer signs; the facilitator only submits); POST
 // /x402/verify and /x402/settle take {x402Version, paymentPayload,
 // paymentRequirements} (paymentPayload as JSON, not base64) and check the
-// payload's openEscrow against the requirements (payTo, extra.modelId,
-// extra.requestHash, amount, extra.deadline when set) and the payer's
+// payload's openEscrow against the requirements (scheme, the same in the
+// payload; payTo, extra.modelId, extra.requestHash, amount,
+// extra.deadline when set; pricePerToken: none for exact,
+// extra.pricePerToken for upto) and the payer's
 // nonce and funds; verify answers {isValid, invalidReason,
 // invalidMessage, payer} and charges nothing, settle submits the
 // transaction and answers the SettleResponse above ({success: false,

@@ -17,6 +17,7 @@ import (
 
 	"github.com/verdictnet/verdict/internal/ledger"
 	"github.com/verdictnet/verdict/internal/ledger/client"
+	"github.com/verdictnet/verdict/internal/receipt"
 	"github.com/verdictnet/verdict/internal/worker"
 )
 
@@ -27,9 +28,13 @@ const (
 	HeaderPaymentResponse  = "PAYMENT-RESPONSE"
 	X402Version            = 2
 	// SchemeExact pays the quoted amount, the most the request can cost,
-	// into an escrow for the receipt. (x402's "upto" would need the ledger
-	// to pay out less than an escrow's fee; it is not offered.)
+	// into an escrow for the receipt: the worker gets all of it.
 	SchemeExact = "exact"
+	// SchemeUpto authorises the same amount as a maximum: the escrow
+	// carries the price per token (openEscrow's pricePerToken) and the
+	// receipt costs its prompt and generated tokens at that price; the
+	// ledger returns the rest to the payer when the receipt is published.
+	SchemeUpto = "upto"
 	// X402Asset names the ledger's coin in payment requirements.
 	X402Asset = "verdict"
 	// MaxPaymentHeaderBytes bounds a PAYMENT-SIGNATURE header.
@@ -104,6 +109,8 @@ type X402QuoteExtra struct {
 	Deadline    int64  `json:"deadline"` // unix seconds
 	ModelID     string `json:"modelId"`
 	ChainID     string `json:"chainId"`
+	// PricePerToken (decimal; upto only) is the escrow's pricePerToken.
+	PricePerToken string `json:"pricePerToken,omitempty"`
 }
 
 // ResourceInfo describes the paid resource.
@@ -292,12 +299,14 @@ func (s *Server) generateX402(ctx context.Context, xr *x402Request, req worker.R
 	if xr.payload == nil {
 		nonce, deadline := x.newNonce()
 		req.Nonce = nonce
-		var q PaymentRequirements
+		var q, up PaymentRequirements
 		req.Bind = func(h ledger.Hash) error {
 			info, _ := s.findModel(req.Model)
 			q = PaymentRequirements{Scheme: SchemeExact, Network: network, Asset: X402Asset, Amount: strconv.FormatUint(amount(), 10),
 				PayTo: x.PayTo.String(), MaxTimeoutSeconds: int(x.timeout() / time.Second),
 				Extra: X402QuoteExtra{RequestHash: h.String(), Nonce: base64.StdEncoding.EncodeToString(nonce), Deadline: deadline, ModelID: info.ID.String(), ChainID: chainID}}
+			up = q
+			up.Scheme, up.Extra.PricePerToken = SchemeUpto, strconv.FormatUint(x.PricePerToken, 10)
 			return errQuoted
 		}
 		if _, err := s.o.Backend.Generate(ctx, req, nil); !errors.Is(err, errQuoted) {
@@ -306,14 +315,14 @@ func (s *Server) generateX402(ctx context.Context, xr *x402Request, req worker.R
 			}
 			return nil, err
 		}
-		s.setPaymentRequired(xr, ReasonPaymentRequired, []PaymentRequirements{q})
+		s.setPaymentRequired(xr, ReasonPaymentRequired, []PaymentRequirements{q, up})
 		return nil, &apiError{Status: http.StatusPaymentRequired, Type: "invalid_request_error", Code: strp(string(ReasonPaymentRequired)),
 			Message: fmt.Sprintf("payment required: pay %s %s to %s with x402 (%s header; see %s) or use an API key", q.Amount, X402Asset, q.PayTo, HeaderPaymentSignature, HeaderPaymentRequired)}
 	}
 	p, tx := xr.payload, xr.tx
 	acc := p.Accepted
-	if acc.Scheme != SchemeExact {
-		return nil, s.x402Refused(xr, refuse(ReasonInvalidScheme, "scheme %q: this gateway takes %q", acc.Scheme, SchemeExact))
+	if acc.Scheme != SchemeExact && acc.Scheme != SchemeUpto {
+		return nil, s.x402Refused(xr, refuse(ReasonInvalidScheme, "scheme %q: this gateway takes %q and %q", acc.Scheme, SchemeExact, SchemeUpto))
 	}
 	if acc.Network != network || tx.ChainID != chainID {
 		return nil, s.x402Refused(xr, refuse(ReasonInvalidNetwork, "network %q, transaction for chain %q: this gateway settles on %s", acc.Network, tx.ChainID, network))
@@ -332,6 +341,9 @@ func (s *Server) generateX402(ctx context.Context, xr *x402Request, req worker.R
 	}
 	if m.Worker != x.PayTo {
 		return nil, s.x402Refused(xr, refuse(ReasonInvalidPayload, "the escrow pays %s, not this worker %s", m.Worker, x.PayTo))
+	}
+	if err := checkScheme(acc.Scheme, m, x.PricePerToken); err != nil {
+		return nil, s.x402Refused(xr, err)
 	}
 	req.Nonce = nonce
 	var settle SettleResponse
@@ -360,7 +372,12 @@ func (s *Server) generateX402(ctx context.Context, xr *x402Request, req worker.R
 		return nil
 	}
 	res, err := s.o.Backend.Generate(ctx, req, onDelta)
-	if err != nil {
+	var cut *worker.PartialError
+	if errors.As(err, &cut) {
+		// Cut short (the payer hung up): the tokens generated are paid,
+		// their receipt published against the escrow.
+		res = cut.Result
+	} else if err != nil {
 		var xe *x402Error
 		if errors.As(err, &xe) {
 			return nil, s.x402Refused(xr, err)
@@ -371,12 +388,50 @@ func (s *Server) generateX402(ctx context.Context, xr *x402Request, req worker.R
 		// A backend that does not call Bind would serve unpaid.
 		return nil, fmt.Errorf("x402: receipt %s: the backend generated without binding the request, so it was not paid", res.ReceiptID)
 	}
-	if err := x.Submit(worker.Pending{ReceiptID: res.ReceiptID, Receipt: res.Receipt, Requester: tx.Signer.String(), Fee: m.Fee, EscrowID: escrowID}); err != nil {
+	pend := worker.Pending{ReceiptID: res.ReceiptID, Receipt: res.Receipt, Requester: tx.Signer.String(), Fee: m.Fee, EscrowID: escrowID}
+	if rc, perr := receipt.Parse(res.Receipt); perr == nil && rc.Sampling.Steps < res.RequestSteps {
+		// Ended early (stop string, hang-up): the escrow is bound to the
+		// steps asked for.
+		pend.RequestSteps = uint64(res.RequestSteps)
+	}
+	if m.PricePerToken != 0 {
+		pend.Fee = uptoFee(m, res)
+		settle.Amount = strconv.FormatUint(pend.Fee, 10)
+		settle.Extra["maxAmount"] = strconv.FormatUint(m.Fee, 10)
+	}
+	if err := x.Submit(pend); err != nil {
 		return nil, fmt.Errorf("x402: queueing receipt %s for escrow %s: %w", res.ReceiptID, escrowID, err)
+	}
+	if cut != nil {
+		return nil, cut
 	}
 	settle.Extra["receiptId"] = res.ReceiptID
 	setPaymentResponse(xr.w, settle) // seen unless a stream has started
 	return res, nil
+}
+
+// uptoFee is what the ledger charges an upto escrow for a receipt: its
+// tokens at the escrow's price, at most the escrow's fee.
+func uptoFee(m *ledger.MsgOpenEscrow, res *worker.Result) uint64 {
+	n := uint64(res.PromptTokens + res.CompletionTokens)
+	if n > m.Fee/m.PricePerToken {
+		return m.Fee
+	}
+	return m.PricePerToken * n
+}
+
+// checkScheme checks an escrow against the scheme it is paid under: no
+// pricePerToken for exact, the quoted price for upto.
+func checkScheme(scheme string, m *ledger.MsgOpenEscrow, price uint64) error {
+	switch {
+	case scheme == SchemeExact && m.PricePerToken != 0:
+		return refuse(ReasonInvalidPayload, "an exact payment's escrow has no pricePerToken (it has %d): pay with scheme %q", m.PricePerToken, SchemeUpto)
+	case scheme == SchemeUpto && m.PricePerToken < price:
+		return refuse(ReasonAmountTooLow, "the escrow's pricePerToken is %d, the price is %d", m.PricePerToken, price)
+	case scheme == SchemeUpto && m.PricePerToken != price:
+		return refuse(ReasonInvalidPayload, "the escrow's pricePerToken is %d, the price is %d", m.PricePerToken, price)
+	}
+	return nil
 }
 
 func (s *Server) setPaymentRequired(xr *x402Request, reason X402Reason, accepts []PaymentRequirements) {
