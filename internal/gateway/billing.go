@@ -285,6 +285,11 @@ func (s *Server) Generate(ctx context.Context, account string, req worker.Reques
 		s.metrics(res)
 		return res, nil
 	}
+	if s.o.Auth != nil && account == "" {
+		// Only an anonymous MCP session (x402) gets here without an
+		// account: its generations go through x402 above.
+		return nil, fmt.Errorf("%w: no account: use an API key or pay with x402", ErrInsufficientQuota)
+	}
 	if len(req.Nonce) == 0 {
 		req.Nonce = make([]byte, RequestNonceLen)
 		if _, err := rand.Read(req.Nonce); err != nil {
@@ -363,6 +368,9 @@ func (s *Server) Verify(ctx context.Context, account string, data []byte, replay
 	}
 	if v == nil {
 		return nil, errors.New("this gateway does not verify receipts")
+	}
+	if replay && s.o.Auth != nil && account == "" {
+		return nil, fmt.Errorf("%w: a replay is billed to an account: use an API key (replay false checks the signature, free)", ErrInsufficientQuota)
 	}
 	if !replay || s.o.Meter == nil {
 		return v.Verify(ctx, data, replay)

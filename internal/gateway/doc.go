@@ -160,7 +160,24 @@
 // worker's agentId (for the ledger's feedback when the receipt is final).
 // A generation that fails after the escrow was submitted is
 // refunded by the ledger when the escrow expires (escrowTimeout blocks).
-// MCP takes API keys only.
+//
+// x402 over MCP (with Options.X402): a request to /mcp without an
+// Authorization header opens an anonymous MCP session (its own session
+// store: it cannot use a session opened with a key, nor the other way
+// round) in which generate is paid with x402 as the x402 MCP transport
+// (specs/transports-v2/mcp.md of x402) describes: a call without payment,
+// or with a refused one, is a tool error whose content[0].text is
+// {"x402/error": {"code": 402, "message", "data": PaymentRequired}} and
+// whose structuredContent is the PaymentRequired object (the same quote
+// as over HTTP, resource url MCPResource); the client pays by sending the
+// PaymentPayload (JSON, not base64) in the call's _meta["x402/payment"],
+// or base64 in the PAYMENT-SIGNATURE header of the HTTP request carrying
+// the call, and the result carries the SettleResponse in
+// _meta["x402/payment-response"] (Server.PayGenerate: the same checks,
+// escrow, receipt and refusal reasons as over HTTP). An anonymous session
+// reads no receipt (the generate result holds the signed receipt) and
+// replays none (verify_receipt with replay false is free); with an API
+// key, MCP is billed to the key's account as before.
 //
 // Facilitator (with Options.X402, no API key): GET /x402/supported answers
 // {kinds: [{x402Version: 2, scheme: "exact", network}, the same for

@@ -167,9 +167,24 @@ func New(o Options) (*Server, error) {
 				return &auth.TokenInfo{UserID: acct}, nil
 			}, &auth.RequireBearerTokenOptions{AllowMissingExpiration: true})(mcpH)
 		}
-		h := s.authed(func(w http.ResponseWriter, r *http.Request, acct string) {
+		keyed := s.authed(func(w http.ResponseWriter, r *http.Request, acct string) {
 			mcpH.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), accountKey{}, acct)))
 		})
+		h := keyed
+		if o.X402 != nil {
+			// Without an Authorization header: an anonymous session, whose
+			// generate calls pay with x402 (mcpserver.Payer); it cannot
+			// use a session opened with a key (the SDK refuses a session
+			// whose user differs).
+			anon := o.MCP(s)
+			h = func(w http.ResponseWriter, r *http.Request) {
+				if r.Header.Get("Authorization") == "" {
+					anon.ServeHTTP(w, r)
+					return
+				}
+				keyed(w, r)
+			}
+		}
 		s.handle("/mcp", "mcp", h)
 		s.handle("/mcp/", "mcp", h)
 	}
@@ -251,7 +266,7 @@ func (s *Server) post(h func(w http.ResponseWriter, r *http.Request, acct string
 		}
 		// No API key: x402. Without PAYMENT-SIGNATURE the request is
 		// quoted (402); with it, paid by the payer's escrow.
-		xr := &x402Request{w: w, url: "http://" + r.Host + r.URL.Path}
+		xr := &x402Request{h: w.Header(), url: "http://" + r.Host + r.URL.Path}
 		if r.TLS != nil {
 			xr.url = "https://" + r.Host + r.URL.Path
 		}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/verdictnet/verdict/internal/ledger"
 	"github.com/verdictnet/verdict/internal/ledger/client"
+	"github.com/verdictnet/verdict/internal/mcpserver"
 	"github.com/verdictnet/verdict/internal/receipt"
 	"github.com/verdictnet/verdict/internal/worker"
 )
@@ -154,7 +155,9 @@ type SettleResponse struct {
 
 // x402Request is a completion request taken by x402 (in its context).
 type x402Request struct {
-	w       http.ResponseWriter
+	// h receives PAYMENT-REQUIRED and PAYMENT-RESPONSE: the response's
+	// header over HTTP, a header read back by the MCP tools.
+	h       http.Header
 	url     string
 	payload *PaymentPayload // nil: quote
 	tx      *ledger.Tx
@@ -368,7 +371,7 @@ func (s *Server) generateX402(ctx context.Context, xr *x402Request, req worker.R
 		}
 		escrowID = ledger.EscrowID(tx.Signer, tx.Nonce)
 		settle = settled(tx, res, network)
-		setPaymentResponse(xr.w, settle)
+		setPaymentResponse(xr.h, settle)
 		return nil
 	}
 	res, err := s.o.Backend.Generate(ctx, req, onDelta)
@@ -406,7 +409,7 @@ func (s *Server) generateX402(ctx context.Context, xr *x402Request, req worker.R
 		return nil, cut
 	}
 	settle.Extra["receiptId"] = res.ReceiptID
-	setPaymentResponse(xr.w, settle) // seen unless a stream has started
+	setPaymentResponse(xr.h, settle) // seen unless a stream has started
 	return res, nil
 }
 
@@ -434,13 +437,61 @@ func checkScheme(scheme string, m *ledger.MsgOpenEscrow, price uint64) error {
 	return nil
 }
 
+// MCPResource is the resource an x402 payment over MCP pays for.
+const MCPResource = "mcp://tool/generate"
+
+// TakesPayments reports whether the server takes x402 payments (for the
+// MCP tools: mcpserver.Payer).
+func (s *Server) TakesPayments() bool { return s.o.X402 != nil }
+
+// PayGenerate runs an MCP generate call made without an API key, paid
+// with x402 (mcpserver.Payer): payment is the PaymentPayload as JSON (the
+// tool call's _meta["x402/payment"]), nil for a quote. The checks, the
+// escrow and the receipt are those of an HTTP request; the quote or the
+// reason for a refusal comes back as the PaymentRequired object, the
+// settlement as the SettleResponse.
+func (s *Server) PayGenerate(ctx context.Context, payment json.RawMessage, req worker.Request) (mcpserver.Payment, error) {
+	var out mcpserver.Payment
+	if s.o.X402 == nil {
+		return out, errors.New("x402: this gateway takes no payments: use an API key")
+	}
+	xr := &x402Request{h: http.Header{}, url: MCPResource}
+	acct := ""
+	var err error
+	if len(payment) > 0 {
+		var p *PaymentPayload
+		var tx *ledger.Tx
+		if p, tx, err = decodePayment(base64.StdEncoding.EncodeToString(payment)); err == nil {
+			xr.payload, xr.tx, acct = p, tx, "x402:"+tx.Signer.String()
+		} else {
+			err = s.x402Refused(xr, err)
+		}
+	}
+	if err == nil {
+		out.Result, err = s.Generate(context.WithValue(ctx, x402Key{}, xr), acct, req, nil)
+	}
+	for _, hv := range []struct {
+		name string
+		dst  *json.RawMessage
+	}{{HeaderPaymentRequired, &out.Required}, {HeaderPaymentResponse, &out.Settle}} {
+		if v := xr.h.Get(hv.name); v != "" {
+			*hv.dst, _ = base64.StdEncoding.DecodeString(v)
+		}
+	}
+	var ae *apiError
+	if errors.As(err, &ae) {
+		err = errors.New(ae.Message)
+	}
+	return out, err
+}
+
 func (s *Server) setPaymentRequired(xr *x402Request, reason X402Reason, accepts []PaymentRequirements) {
 	if accepts == nil {
 		accepts = []PaymentRequirements{}
 	}
 	b, _ := json.Marshal(PaymentRequired{X402Version: X402Version, Error: string(reason),
 		Resource: ResourceInfo{URL: xr.url, Description: "Verdict verifiable inference", MimeType: "application/json"}, Accepts: accepts})
-	xr.w.Header().Set(HeaderPaymentRequired, base64.StdEncoding.EncodeToString(b))
+	xr.h.Set(HeaderPaymentRequired, base64.StdEncoding.EncodeToString(b))
 }
 
 // x402Refused sets PAYMENT-REQUIRED with the reason of a refusal and
@@ -454,9 +505,9 @@ func (s *Server) x402Refused(xr *x402Request, err error) error {
 	return &apiError{Status: http.StatusPaymentRequired, Type: "invalid_request_error", Code: strp(string(xe.Reason)), Message: "payment refused: " + xe.Msg}
 }
 
-func setPaymentResponse(w http.ResponseWriter, r SettleResponse) {
+func setPaymentResponse(h http.Header, r SettleResponse) {
 	b, _ := json.Marshal(r)
-	w.Header().Set(HeaderPaymentResponse, base64.StdEncoding.EncodeToString(b))
+	h.Set(HeaderPaymentResponse, base64.StdEncoding.EncodeToString(b))
 }
 
 // checkFunds checks an escrow transaction's fee against amount and the
