@@ -6,6 +6,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/verdictnet/verdict/internal/audit"
 	"github.com/verdictnet/verdict/internal/receipt"
 	"github.com/verdictnet/verdict/internal/sampler"
 )
@@ -88,6 +89,14 @@ func TestPartialReceiptReplays(t *testing.T) {
 			}
 			if !v.Signature || !v.Replayed || !v.Match {
 				t.Errorf("verification %+v", v)
+			}
+			// Audited, the worker's openings pass the ledger's check.
+			o, err := w.Open(ctx, r, 0x5eed, 4)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := audit.Check(w.Model(), w.ModelID(), r, 0x5eed, 4, o); err != nil {
+				t.Errorf("openings of the partial receipt: %v", err)
 			}
 		})
 	}
