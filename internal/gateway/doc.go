@@ -139,12 +139,13 @@
 // receipt nonce and queues the receipt for publication against the
 // payer's escrow. The response carries PAYMENT-RESPONSE: base64 of
 // {success, payer, transaction (the escrow transaction's hash), network,
-// amount, extra: {escrowId, height, receiptId}} (receiptId only when the
-// response was not streamed: a stream sends its headers before the
-// receipt exists; the receipt id is in its last chunk and trailer). Under
-// upto, amount is what the receipt costs, price x (prompt + generated
-// tokens), at most the escrow's fee, and extra.maxAmount the fee (a
-// stream's header, sent first, has the fee as amount); the ledger returns
+// amount, extra: {escrowId, height, receiptId}} (a stream sends its
+// headers before the receipt exists: its PAYMENT-RESPONSE header lacks
+// receiptId, and the complete one follows as an HTTP trailer of the same
+// name, beside X-Verdict-Receipt). Under upto, amount is what the receipt
+// costs, price x (prompt + generated tokens), at most the escrow's fee,
+// and extra.maxAmount the fee (a stream's header, sent first, has the fee
+// as amount; its trailer what the receipt costs); the ledger returns
 // the difference to the payer when the worker publishes the receipt
 // (docs/ledger.md, publishReceipt). A receipt whose generation ended
 // early (a stop string, or a payer who hung up after the first token: it

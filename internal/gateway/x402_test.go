@@ -684,4 +684,17 @@ func TestX402Stream(t *testing.T) {
 	if !sr.Success || sr.Extra["escrowId"] != p.EscrowID.String() || res.Trailer.Get("X-Verdict-Receipt") != p.ReceiptID {
 		t.Fatalf("settlement %+v, trailer %q, queued %s for escrow %s", sr, res.Trailer.Get("X-Verdict-Receipt"), p.ReceiptID, p.EscrowID)
 	}
+	// The settlement's final form follows as a trailer: the receipt, and
+	// under upto what it costs.
+	hdr = e.pay(t, scheme(e.quote(t, body), SchemeUpto), testKey("payer"), nil)
+	res, b = post(t, e.ts.URL+"/v1/chat/completions", body, HeaderPaymentSignature, hdr)
+	if res.StatusCode != 200 {
+		t.Fatalf("paid upto stream: %d %s", res.StatusCode, b)
+	}
+	p = <-e.submitted
+	head := decodeHeader[SettleResponse](t, res.Header.Get(HeaderPaymentResponse))
+	tr := decodeHeader[SettleResponse](t, res.Trailer.Get(HeaderPaymentResponse))
+	if head.Amount != tr.Extra["maxAmount"] || tr.Amount != strconv.FormatUint(p.Fee, 10) || tr.Extra["receiptId"] != p.ReceiptID || tr.Transaction != head.Transaction {
+		t.Fatalf("upto stream: header %+v, trailer %+v, queued %s for %d", head, tr, p.ReceiptID, p.Fee)
+	}
 }
