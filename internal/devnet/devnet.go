@@ -215,8 +215,8 @@ func Start(ctx context.Context, o Options) (d *Devnet, err error) {
 		return nil, fmt.Errorf("devnet: ledger did not start: %w", err)
 	}
 
-	var params ledger.Params
-	if _, err := worker.QueryJSON(ctx, d.Client, "params", &params); err != nil {
+	params, err := d.Client.Params(ctx)
+	if err != nil {
 		return nil, fmt.Errorf("devnet: %w", err)
 	}
 
@@ -267,11 +267,11 @@ func Start(ctx context.Context, o Options) (d *Devnet, err error) {
 	meter := &gateway.LedgerMeter{Accounts: accounts, PricePerToken: o.PricePerToken}
 	vaddr, _ := ledger.AddressOf(vk.Public)
 	d.Chain, err = worker.NewChain(d.Worker, worker.ChainConfig{Client: d.Client, RPC: d.RPC, Dir: filepath.Join(o.Dir, "worker"),
-		Validators: []ledger.Address{vaddr}, Escrow: meter.Escrow, Stake: 10 * params.MinWorkerStake, Logger: log.With("service", "worker")})
+		Validators: []ledger.Address{vaddr}, Escrow: worker.EscrowCharges(meter.Escrow), Stake: 10 * params.MinWorkerStake, Logger: log.With("service", "worker")})
 	if err != nil {
 		return nil, err
 	}
-	meter.Submit = d.Chain.Submit
+	meter.Submit = d.Chain.SubmitCharge
 	meter.Pending = d.Chain.IsPending
 	meter.Backlogged = d.Chain.Backlogged
 	meter.PayReplay = accounts.Payer(d.Chain.Address())

@@ -14,8 +14,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/verdictnet/verdict/internal/inference"
 	"github.com/verdictnet/verdict/internal/receipt"
-	"github.com/verdictnet/verdict/internal/worker"
 )
 
 // Authenticator checks a request's credentials and names the account they
@@ -111,7 +111,7 @@ type Meter interface {
 // Release (it failed or was cut short: release everything) follows. A
 // receipt is charged once, whatever retries happen.
 type Reservation interface {
-	Charge(ctx context.Context, res *worker.Result) error
+	Charge(ctx context.Context, res *inference.Result) error
 	Release()
 }
 
@@ -130,12 +130,6 @@ type ReplayMeter interface {
 type ReplayReservation interface {
 	Pay(ctx context.Context) error
 	Release()
-}
-
-// Verifier checks a receipt's signature and, with replay, re-runs it
-// (worker.Local is one).
-type Verifier interface {
-	Verify(ctx context.Context, data []byte, replay bool) (*worker.Verification, error)
 }
 
 // ErrReplayNotBilled refuses a replay on a gateway whose Meter cannot bill
@@ -256,7 +250,7 @@ const RequestNonceLen = 16
 // delivered tokens are charged when it completes and the rest released; a
 // failed or cancelled generation releases all of it. The receipt is then
 // readable by account. A generation cut short after its first token
-// (worker.PartialError: the caller hung up or cancelled) is charged for the
+// (inference.PartialError: the caller hung up or cancelled) is charged for the
 // tokens generated and its receipt sent to the ledger like any other; the
 // PartialError is returned. The HTTP API and the MCP tools both run their
 // generations here.
@@ -265,10 +259,10 @@ const RequestNonceLen = 16
 // given RequestNonceLen random bytes, so that identical requests (same
 // prompt, seed and parameters) are distinct receipts, each billed (an
 // Idempotency-Key is the way to retry without paying twice).
-func (s *Server) Generate(ctx context.Context, account string, req worker.Request, onDelta func(worker.Delta) error) (*worker.Result, error) {
+func (s *Server) Generate(ctx context.Context, account string, req inference.Request, onDelta func(inference.Delta) error) (*inference.Result, error) {
 	if xr, _ := ctx.Value(x402Key{}).(*x402Request); xr != nil && s.o.X402 != nil {
 		res, err := s.generateX402(ctx, xr, req, onDelta)
-		if cut := (*worker.PartialError)(nil); errors.As(err, &cut) {
+		if cut := (*inference.PartialError)(nil); errors.As(err, &cut) {
 			// Cut short and paid for: the payer may read its receipt.
 			if perr := s.owners.PutOwner(cut.Result.ReceiptID, account); perr != nil {
 				return nil, errors.Join(err, perr)
@@ -314,7 +308,7 @@ func (s *Server) Generate(ctx context.Context, account string, req worker.Reques
 		}
 	}
 	res, err := s.o.Backend.Generate(ctx, req, onDelta)
-	var cut *worker.PartialError
+	var cut *inference.PartialError
 	if errors.As(err, &cut) {
 		// Cut short (the caller hung up or cancelled): the tokens
 		// generated are charged and their receipt goes to the ledger;
@@ -361,10 +355,10 @@ func (s *Server) Generate(ctx context.Context, account string, req worker.Reques
 // fails or is cancelled is not charged. Without a Meter replays are free,
 // as generations are; a Meter that is not a ReplayMeter refuses them
 // (ErrReplayNotBilled).
-func (s *Server) Verify(ctx context.Context, account string, data []byte, replay bool) (*worker.Verification, error) {
+func (s *Server) Verify(ctx context.Context, account string, data []byte, replay bool) (*inference.Verification, error) {
 	v := s.o.Verifier
 	if v == nil {
-		v, _ = s.o.Backend.(Verifier)
+		v, _ = s.o.Backend.(inference.Verifier)
 	}
 	if v == nil {
 		return nil, errors.New("this gateway does not verify receipts")
@@ -403,7 +397,7 @@ func (s *Server) Verify(ctx context.Context, account string, data []byte, replay
 
 // ReadReceipt returns a stored receipt if account may read it: the account
 // that paid for it, anyone when the gateway has no authentication or
-// PublicReceipts is set. Another account's receipt is worker.ErrNotFound,
+// PublicReceipts is set. Another account's receipt is inference.ErrNotFound,
 // as an unknown one is, so that ids do not show what exists.
 func (s *Server) ReadReceipt(ctx context.Context, account, id string) ([]byte, error) {
 	id = strings.ToLower(id)
@@ -413,7 +407,7 @@ func (s *Server) ReadReceipt(ctx context.Context, account, id string) ([]byte, e
 			return nil, err
 		}
 		if !found || subtle.ConstantTimeCompare([]byte(owner), []byte(account)) != 1 {
-			return nil, fmt.Errorf("%w: receipt %s", worker.ErrNotFound, id)
+			return nil, fmt.Errorf("%w: receipt %s", inference.ErrNotFound, id)
 		}
 	}
 	return s.o.Backend.Receipt(ctx, id)

@@ -33,7 +33,7 @@
 // its first token (the client hung up mid-stream or before a non-streamed
 // answer was sent, an MCP client cancelled its call) is charged for the
 // tokens generated, as OpenAI bills them: the worker signs and stores a
-// receipt for exactly that prefix (worker.PartialError: its steps lowered
+// receipt for exactly that prefix (inference.PartialError: its steps lowered
 // as for a stop string, so that it replays to those tokens), the receipt
 // goes to the ledger like any other and stays readable by the payer, who
 // can read there every token it paid for (at most the few in flight when

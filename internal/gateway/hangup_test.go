@@ -12,8 +12,8 @@ import (
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
+	"github.com/verdictnet/verdict/internal/inference"
 	"github.com/verdictnet/verdict/internal/receipt"
-	"github.com/verdictnet/verdict/internal/worker"
 )
 
 // slowStream delays every token, as a large model does, so that a client
@@ -23,8 +23,8 @@ type slowStream struct {
 	delay time.Duration
 }
 
-func (b slowStream) Generate(ctx context.Context, req worker.Request, f func(worker.Delta) error) (*worker.Result, error) {
-	return b.Backend.Generate(ctx, req, func(d worker.Delta) error {
+func (b slowStream) Generate(ctx context.Context, req inference.Request, f func(inference.Delta) error) (*inference.Result, error) {
+	return b.Backend.Generate(ctx, req, func(d inference.Delta) error {
 		time.Sleep(b.delay)
 		if f == nil {
 			return nil
@@ -34,7 +34,7 @@ func (b slowStream) Generate(ctx context.Context, req worker.Request, f func(wor
 }
 
 // waitSubmitted waits until the outbox holds n receipts.
-func (f *fakeLedger) waitSubmitted(t *testing.T, n int) []worker.Pending {
+func (f *fakeLedger) waitSubmitted(t *testing.T, n int) []inference.Charge {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for {
@@ -54,7 +54,7 @@ func (f *fakeLedger) waitSubmitted(t *testing.T, n int) []worker.Pending {
 // checkPartial checks a receipt of a generation cut short: a proper
 // prefix of the full output, its step count lowered to the positions fed,
 // charged for exactly its tokens, and replaying to the same tokens.
-func checkPartial(t *testing.T, p worker.Pending, full []int) int {
+func checkPartial(t *testing.T, p inference.Charge, full []int) int {
 	t.Helper()
 	r, err := receipt.Parse(p.Receipt)
 	if err != nil {

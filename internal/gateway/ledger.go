@@ -7,10 +7,10 @@ import (
 	"net/http"
 	"sync"
 
+	"github.com/verdictnet/verdict/internal/inference"
 	"github.com/verdictnet/verdict/internal/keys"
 	"github.com/verdictnet/verdict/internal/ledger"
 	"github.com/verdictnet/verdict/internal/ledger/client"
-	"github.com/verdictnet/verdict/internal/worker"
 )
 
 // LedgerAccounts ties API keys to ledger accounts whose keys the gateway
@@ -84,8 +84,9 @@ type LedgerMeter struct {
 	// PricePerToken is charged for every prompt and completion token
 	// (default 1); the chain's minimum transaction fee is added once.
 	PricePerToken uint64
-	// Submit hands a charged receipt to the worker (worker.Chain.Submit).
-	Submit func(worker.Pending) error
+	// Submit hands a charged receipt to the worker's ledger side
+	// (worker.Chain.SubmitCharge).
+	Submit func(inference.Charge) error
 	// Pending reports whether a charged receipt is still in the worker's
 	// outbox (worker.Chain.IsPending); until it is not, its fee counts
 	// against its account. nil: charged fees are assumed on the ledger at
@@ -119,7 +120,7 @@ const escrowTxFee = 1
 func (m *LedgerMeter) price() uint64 { return max(m.PricePerToken, 1) }
 
 // Fee is what a generation costs.
-func (m *LedgerMeter) Fee(res *worker.Result) uint64 {
+func (m *LedgerMeter) Fee(res *inference.Result) uint64 {
 	return m.price() * uint64(res.PromptTokens+res.CompletionTokens)
 }
 
@@ -254,7 +255,7 @@ func (r *ledgerReservation) Release() {
 }
 
 // Charge implements Reservation.
-func (r *ledgerReservation) Charge(ctx context.Context, res *worker.Result) error {
+func (r *ledgerReservation) Charge(ctx context.Context, res *inference.Result) error {
 	m := r.m
 	fee := m.Fee(res)
 	m.mu.Lock()
@@ -285,7 +286,7 @@ func (r *ledgerReservation) Charge(ctx context.Context, res *worker.Result) erro
 		m.owed[r.account][res.ReceiptID] = fee + escrowTxFee
 	}
 	m.mu.Unlock()
-	err := m.Submit(worker.Pending{ReceiptID: res.ReceiptID, Receipt: res.Receipt, Requester: r.account.String(), Fee: fee})
+	err := m.Submit(inference.Charge{ReceiptID: res.ReceiptID, Receipt: res.Receipt, Requester: r.account.String(), Fee: fee})
 	if err != nil {
 		m.mu.Lock()
 		delete(m.charged, res.ReceiptID)
@@ -295,10 +296,10 @@ func (r *ledgerReservation) Charge(ctx context.Context, res *worker.Result) erro
 	return err
 }
 
-// Escrow implements worker.Escrower: the escrow for a pending receipt is
-// opened with its requester's key (the worker records the signed
-// transaction before it sends it).
-func (m *LedgerMeter) Escrow(p *worker.Pending, w ledger.Address, model ledger.Hash, agentID uint64) (ledger.Msg, *client.Sender, error) {
+// Escrow opens the escrow for a charged receipt with its requester's key
+// (worker.EscrowCharges makes it the worker's Escrower; the worker
+// records the signed transaction before it sends it).
+func (m *LedgerMeter) Escrow(p *inference.Charge, w ledger.Address, model ledger.Hash, agentID uint64) (ledger.Msg, *client.Sender, error) {
 	a, err := ledger.ParseAddress(p.Requester)
 	if err != nil {
 		return ledger.Msg{}, nil, fmt.Errorf("%w: requester %q is not a ledger account", client.ErrRejected, p.Requester)

@@ -7,17 +7,17 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/verdictnet/verdict/internal/inference"
 	"github.com/verdictnet/verdict/internal/ledger"
-	"github.com/verdictnet/verdict/internal/worker"
 )
 
 // countingVerifier counts replays.
 type countingVerifier struct {
-	Verifier
+	inference.Verifier
 	replays atomic.Int64
 }
 
-func (c *countingVerifier) Verify(ctx context.Context, data []byte, replay bool) (*worker.Verification, error) {
+func (c *countingVerifier) Verify(ctx context.Context, data []byte, replay bool) (*inference.Verification, error) {
 	if replay {
 		c.replays.Add(1)
 	}

@@ -10,14 +10,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/verdictnet/verdict/internal/inference"
 	"github.com/verdictnet/verdict/internal/ledger"
 	"github.com/verdictnet/verdict/internal/receipt"
-	"github.com/verdictnet/verdict/internal/worker"
 )
 
 // publish does what the worker's outbox does with a queued x402 receipt:
 // publishes it against the payer's escrow.
-func (e *x402Env) publish(t *testing.T, p worker.Pending) {
+func (e *x402Env) publish(t *testing.T, p inference.Charge) {
 	t.Helper()
 	var a ledger.Account
 	e.led.query(t, "account/"+addrOf(workerKey(t)).String(), &a)
@@ -121,7 +121,7 @@ func TestX402Upto(t *testing.T) {
 		}
 	}
 	resp.Body.Close()
-	var p worker.Pending
+	var p inference.Charge
 	select {
 	case p = <-e.submitted:
 	case <-time.After(20 * time.Second):

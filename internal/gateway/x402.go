@@ -15,11 +15,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/verdictnet/verdict/internal/inference"
 	"github.com/verdictnet/verdict/internal/ledger"
 	"github.com/verdictnet/verdict/internal/ledger/client"
-	"github.com/verdictnet/verdict/internal/mcpserver"
 	"github.com/verdictnet/verdict/internal/receipt"
-	"github.com/verdictnet/verdict/internal/worker"
 )
 
 // x402 (version 2) headers and constants.
@@ -76,8 +75,8 @@ type X402 struct {
 	PayTo         ledger.Address // the worker's account
 	PricePerToken uint64
 	// Submit queues the receipt for publication against the payer's
-	// escrow (worker.Chain.Submit).
-	Submit func(worker.Pending) error
+	// escrow (worker.Chain.SubmitCharge).
+	Submit func(inference.Charge) error
 	// Timeout is how long a quote may be paid (default 120 s).
 	Timeout time.Duration
 	// Secret keys the quotes' nonces (default: random at New).
@@ -282,7 +281,7 @@ func decodePayment(h string) (*PaymentPayload, *ledger.Tx, error) {
 }
 
 // generateX402 runs a request paid (or to be quoted) by x402.
-func (s *Server) generateX402(ctx context.Context, xr *x402Request, req worker.Request, onDelta func(worker.Delta) error) (*worker.Result, error) {
+func (s *Server) generateX402(ctx context.Context, xr *x402Request, req inference.Request, onDelta func(inference.Delta) error) (*inference.Result, error) {
 	x := s.o.X402
 	chainID, err := x.Ledger.ChainID(ctx)
 	if err != nil {
@@ -375,7 +374,7 @@ func (s *Server) generateX402(ctx context.Context, xr *x402Request, req worker.R
 		return nil
 	}
 	res, err := s.o.Backend.Generate(ctx, req, onDelta)
-	var cut *worker.PartialError
+	var cut *inference.PartialError
 	if errors.As(err, &cut) {
 		// Cut short (the payer hung up): the tokens generated are paid,
 		// their receipt published against the escrow.
@@ -391,18 +390,18 @@ func (s *Server) generateX402(ctx context.Context, xr *x402Request, req worker.R
 		// A backend that does not call Bind would serve unpaid.
 		return nil, fmt.Errorf("x402: receipt %s: the backend generated without binding the request, so it was not paid", res.ReceiptID)
 	}
-	pend := worker.Pending{ReceiptID: res.ReceiptID, Receipt: res.Receipt, Requester: tx.Signer.String(), Fee: m.Fee, EscrowID: escrowID}
+	ch := inference.Charge{ReceiptID: res.ReceiptID, Receipt: res.Receipt, Requester: tx.Signer.String(), Fee: m.Fee, EscrowID: escrowID}
 	if rc, perr := receipt.Parse(res.Receipt); perr == nil && rc.Sampling.Steps < res.RequestSteps {
 		// Ended early (stop string, hang-up): the escrow is bound to the
 		// steps asked for.
-		pend.RequestSteps = uint64(res.RequestSteps)
+		ch.RequestSteps = uint64(res.RequestSteps)
 	}
 	if m.PricePerToken != 0 {
-		pend.Fee = uptoFee(m, res)
-		settle.Amount = strconv.FormatUint(pend.Fee, 10)
+		ch.Fee = uptoFee(m, res)
+		settle.Amount = strconv.FormatUint(ch.Fee, 10)
 		settle.Extra["maxAmount"] = strconv.FormatUint(m.Fee, 10)
 	}
-	if err := x.Submit(pend); err != nil {
+	if err := x.Submit(ch); err != nil {
 		return nil, fmt.Errorf("x402: queueing receipt %s for escrow %s: %w", res.ReceiptID, escrowID, err)
 	}
 	if cut != nil {
@@ -415,7 +414,7 @@ func (s *Server) generateX402(ctx context.Context, xr *x402Request, req worker.R
 
 // uptoFee is what the ledger charges an upto escrow for a receipt: its
 // tokens at the escrow's price, at most the escrow's fee.
-func uptoFee(m *ledger.MsgOpenEscrow, res *worker.Result) uint64 {
+func uptoFee(m *ledger.MsgOpenEscrow, res *inference.Result) uint64 {
 	n := uint64(res.PromptTokens + res.CompletionTokens)
 	if n > m.Fee/m.PricePerToken {
 		return m.Fee
@@ -450,8 +449,8 @@ func (s *Server) TakesPayments() bool { return s.o.X402 != nil }
 // escrow and the receipt are those of an HTTP request; the quote or the
 // reason for a refusal comes back as the PaymentRequired object, the
 // settlement as the SettleResponse.
-func (s *Server) PayGenerate(ctx context.Context, payment json.RawMessage, req worker.Request) (mcpserver.Payment, error) {
-	var out mcpserver.Payment
+func (s *Server) PayGenerate(ctx context.Context, payment json.RawMessage, req inference.Request) (inference.Payment, error) {
+	var out inference.Payment
 	if s.o.X402 == nil {
 		return out, errors.New("x402: this gateway takes no payments: use an API key")
 	}

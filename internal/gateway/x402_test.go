@@ -19,10 +19,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/verdictnet/verdict/internal/inference"
 	"github.com/verdictnet/verdict/internal/ledger"
 	"github.com/verdictnet/verdict/internal/ledger/client"
 	"github.com/verdictnet/verdict/internal/testutil"
-	"github.com/verdictnet/verdict/internal/worker"
 )
 
 // memLedger runs the ledger's state machine in memory, one block per
@@ -93,7 +93,7 @@ type x402Env struct {
 	ts        *httptest.Server
 	led       *memLedger
 	x         *X402
-	submitted chan worker.Pending
+	submitted chan inference.Charge
 	now       time.Time
 	nowMu     sync.Mutex
 	gen       *counting
@@ -123,7 +123,7 @@ func newX402Env(t *testing.T) *x402Env {
 	if err := l.InitGenesis(g); err != nil {
 		t.Fatal(err)
 	}
-	e := &x402Env{led: &memLedger{l: l, chain: g.ChainID}, submitted: make(chan worker.Pending, 10), now: time.Unix(1_800_000_000, 0)}
+	e := &x402Env{led: &memLedger{l: l, chain: g.ChainID}, submitted: make(chan inference.Charge, 10), now: time.Unix(1_800_000_000, 0)}
 	mi := w.Models()[0]
 	reg := &ledger.Tx{ChainID: g.ChainID, Fee: 1, Msg: ledger.Msg{RegisterModel: &ledger.MsgRegisterModel{ModelID: ledger.Hash(mi.ID), Name: mi.Name, SpecVersion: 2}}}
 	reg.Sign(workerKey(t))
@@ -136,7 +136,7 @@ func newX402Env(t *testing.T) *x402Env {
 		t.Fatalf("bonding the worker: %v %+v", err, res)
 	}
 	e.x = &X402{Ledger: e.led, PayTo: addrOf(workerKey(t)), PricePerToken: 2, Now: e.clock,
-		Submit: func(p worker.Pending) error { e.submitted <- p; return nil }}
+		Submit: func(p inference.Charge) error { e.submitted <- p; return nil }}
 	e.ts, e.gen = newServer(t, func(o *Options) { o.Auth = oneKey("k"); o.X402 = e.x })
 	return e
 }
@@ -627,7 +627,7 @@ func TestX402Facilitator(t *testing.T) {
 // unbound is a backend that generates without calling Bind.
 type unbound struct{ Backend }
 
-func (u unbound) Generate(ctx context.Context, req worker.Request, f func(worker.Delta) error) (*worker.Result, error) {
+func (u unbound) Generate(ctx context.Context, req inference.Request, f func(inference.Delta) error) (*inference.Result, error) {
 	req.Bind = nil
 	return u.Backend.Generate(ctx, req, f)
 }

@@ -442,6 +442,17 @@ func TestUptoEscrow(t *testing.T) {
 			if e.Fee != tc.want || e.PricePerToken != tc.price || e.ReceiptID != id {
 				t.Errorf("escrow %+v, want fee %d", e, tc.want)
 			}
+			var settled []EscrowSettled
+			for _, ev := range decodeAll(t, h.events, EventEscrowSettled, DecodeEscrowSettled) {
+				if ev.EscrowID == esc {
+					settled = append(settled, ev)
+				}
+			}
+			if want := (EscrowSettled{EscrowID: esc, Requester: testAddr("alice"), Fee: tc.want, Refund: tc.fee - tc.want}); tc.want < tc.fee && (len(settled) != 1 || settled[0] != want) {
+				t.Errorf("escrow_settled events %+v, want %+v", settled, want)
+			} else if tc.want == tc.fee && len(settled) != 0 {
+				t.Errorf("escrow_settled events %+v for a receipt that cost the whole fee", settled)
+			}
 			carol := h.balance("carol")
 			h.blocksUntil(h.receiptRecord(id).WindowEnd)
 			if h.receiptRecord(id).Status != StatusFinal {

@@ -11,16 +11,15 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/verdictnet/verdict/internal/chat"
+	"github.com/verdictnet/verdict/internal/inference"
 	"github.com/verdictnet/verdict/internal/sampler"
-	"github.com/verdictnet/verdict/internal/worker"
 )
 
-// Backend is what the tools call: a local worker in phase 1.
+// Backend is what the tools call: a local worker (internal/worker), or
+// anything else that runs generations and checks receipts.
 type Backend interface {
-	Models() []worker.ModelInfo
-	Generate(ctx context.Context, req worker.Request, onDelta func(worker.Delta) error) (*worker.Result, error)
-	Receipt(ctx context.Context, id string) ([]byte, error)
-	Verify(ctx context.Context, data []byte, replay bool) (*worker.Verification, error)
+	inference.Backend
+	inference.Verifier
 }
 
 // Gate bills generations and replays and guards receipts for the account
@@ -29,10 +28,10 @@ type Backend interface {
 // (verify_receipt) is billed like a generation of the receipt's size, and
 // a receipt is readable only by the account that paid for it.
 type Gate interface {
-	Generate(ctx context.Context, account string, req worker.Request, onDelta func(worker.Delta) error) (*worker.Result, error)
+	Generate(ctx context.Context, account string, req inference.Request, onDelta func(inference.Delta) error) (*inference.Result, error)
 	ReadReceipt(ctx context.Context, account, id string) ([]byte, error)
 	Status(ctx context.Context, id string) (string, error)
-	Verify(ctx context.Context, account string, data []byte, replay bool) (*worker.Verification, error)
+	Verify(ctx context.Context, account string, data []byte, replay bool) (*inference.Verification, error)
 }
 
 // x402 over MCP (the x402 MCP transport, specs/transports-v2/mcp.md of
@@ -59,15 +58,12 @@ type Payer interface {
 	// JSON; nil asks for a quote). On a quote or a refusal, Required is
 	// the PaymentRequired object (JSON) and the error says why; once
 	// paid, Settle is the SettleResponse (JSON).
-	PayGenerate(ctx context.Context, payment json.RawMessage, req worker.Request) (Payment, error)
+	PayGenerate(ctx context.Context, payment json.RawMessage, req inference.Request) (Payment, error)
 }
 
-// Payment is the outcome of Payer.PayGenerate.
-type Payment struct {
-	Result   *worker.Result
-	Settle   json.RawMessage
-	Required json.RawMessage
-}
+// Payment is the outcome of Payer.PayGenerate (inference's, so that the
+// gateway implements Payer without importing this package).
+type Payment = inference.Payment
 
 // paymentRequired is a tool error carrying x402's PaymentRequired: its
 // text is the x402/error wrapper (the middleware in New copies the object
@@ -215,10 +211,10 @@ type tools struct {
 	o Options
 }
 
-func (t *tools) model(name string) (worker.ModelInfo, error) {
+func (t *tools) model(name string) (inference.ModelInfo, error) {
 	ms := t.b.Models()
 	if len(ms) == 0 {
-		return worker.ModelInfo{}, errors.New("no model is served")
+		return inference.ModelInfo{}, errors.New("no model is served")
 	}
 	if name == "" {
 		return ms[0], nil
@@ -228,7 +224,7 @@ func (t *tools) model(name string) (worker.ModelInfo, error) {
 			return m, nil
 		}
 	}
-	return worker.ModelInfo{}, fmt.Errorf("model %q not found", name)
+	return inference.ModelInfo{}, fmt.Errorf("model %q not found", name)
 }
 
 func (t *tools) generate(ctx context.Context, call *mcp.CallToolRequest, in GenerateInput) (*mcp.CallToolResult, GenerateOutput, error) {
@@ -237,7 +233,7 @@ func (t *tools) generate(ctx context.Context, call *mcp.CallToolRequest, in Gene
 	if err != nil {
 		return nil, out, err
 	}
-	req := worker.Request{Model: info.Name, MaxTokens: in.MaxTokens, Stop: in.Stop}
+	req := inference.Request{Model: info.Name, MaxTokens: in.MaxTokens, Stop: in.Stop}
 	temp, topP := 1.0, 1.0
 	if in.Temperature != nil {
 		temp = *in.Temperature
@@ -275,7 +271,7 @@ func (t *tools) generate(ctx context.Context, call *mcp.CallToolRequest, in Gene
 			return nil, out, err
 		}
 	}
-	var res *worker.Result
+	var res *inference.Result
 	var result *mcp.CallToolResult
 	switch p, ok := t.o.Gate.(Payer); {
 	case ok && unauthenticated(call) && p.TakesPayments():
@@ -390,7 +386,7 @@ func (t *tools) getReceipt(ctx context.Context, call *mcp.CallToolRequest, in Re
 	return nil, ReceiptOutput{ID: in.ID, Status: st, Receipt: string(data)}, nil
 }
 
-func (t *tools) verify(ctx context.Context, call *mcp.CallToolRequest, in VerifyInput) (*mcp.CallToolResult, *worker.Verification, error) {
+func (t *tools) verify(ctx context.Context, call *mcp.CallToolRequest, in VerifyInput) (*mcp.CallToolResult, *inference.Verification, error) {
 	data := []byte(in.Receipt)
 	switch {
 	case (in.ID == "") == (in.Receipt == ""):
@@ -402,7 +398,7 @@ func (t *tools) verify(ctx context.Context, call *mcp.CallToolRequest, in Verify
 		}
 	}
 	replay := in.Replay == nil || *in.Replay
-	var v *worker.Verification
+	var v *inference.Verification
 	var err error
 	if t.o.Gate != nil {
 		v, err = t.o.Gate.Verify(ctx, account(call), data, replay)

@@ -3,7 +3,6 @@ package worker
 import (
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -20,132 +19,56 @@ import (
 	"github.com/verdictnet/verdict/internal/engine"
 	"github.com/verdictnet/verdict/internal/generate"
 	"github.com/verdictnet/verdict/internal/gguf"
+	"github.com/verdictnet/verdict/internal/inference"
 	"github.com/verdictnet/verdict/internal/keys"
 	"github.com/verdictnet/verdict/internal/ledger"
 	"github.com/verdictnet/verdict/internal/merkle"
 	"github.com/verdictnet/verdict/internal/model"
 	"github.com/verdictnet/verdict/internal/modelid"
 	"github.com/verdictnet/verdict/internal/receipt"
-	"github.com/verdictnet/verdict/internal/sampler"
 	"github.com/verdictnet/verdict/internal/scheduler"
 	"github.com/verdictnet/verdict/internal/tokenizer"
 )
 
-// Errors a generation can fail with; callers test them with errors.Is.
-var (
-	ErrUnknownModel  = errors.New("model not found")
-	ErrContextLength = errors.New("context length exceeded")
-	ErrInvalid       = errors.New("invalid request")
-	ErrBusy          = errors.New("too many requests")
+// The request, result and error types are internal/inference's; these
+// names stay for the worker's callers and its own files.
+type (
+	// ModelInfo is inference.ModelInfo.
+	ModelInfo = inference.ModelInfo
+	// Request is inference.Request.
+	Request = inference.Request
+	// Alt is inference.Alt.
+	Alt = inference.Alt
+	// TokenLogprob is inference.TokenLogprob.
+	TokenLogprob = inference.TokenLogprob
+	// Delta is inference.Delta.
+	Delta = inference.Delta
+	// Result is inference.Result.
+	Result = inference.Result
+	// Verification is inference.Verification.
+	Verification = inference.Verification
 )
 
-// ModelInfo describes a served model.
-type ModelInfo struct {
-	Name        string               // what requests name it by
-	ID          merkle.Hash          // model id (internal/modelid)
-	Spec        string               // determinism specification (engine.SpecVersion)
-	Fingerprint string               // OpenAI system_fingerprint: see Fingerprint
-	ContextLen  int                  // positions
-	Vocab       int                  // tokens
-	Template    *chat.Template       // chat template (the model's, or the plain built-in)
-	Format      string               // "gguf" or "llama2c"
-	Tokenizer   *tokenizer.Tokenizer `json:"-"`
-}
-
-// Fingerprint derives the OpenAI system_fingerprint of a model id and a
-// determinism spec version: "fp_" and the first 16 hex digits of
-// SHA-256(spec || 0x00 || model id bytes). Two servers with the same
-// fingerprint produce bit-identical outputs for the same request.
-func Fingerprint(id merkle.Hash, spec string) string {
-	h := sha256.New()
-	h.Write([]byte(spec))
-	h.Write([]byte{0})
-	h.Write(id[:])
-	return "fp_" + hex.EncodeToString(h.Sum(nil))[:16]
-}
-
-// Request is one generation.
-type Request struct {
-	// Model is a model's Name or its id in hex.
-	Model string
-	// Chat is a rendered chat prompt (see chat.Template.Render); else
-	// Segments is raw prompt text (see chat.Segment); when both are nil,
-	// Tokens is the prompt, used as it is.
-	Chat     *chat.Prompt
-	Segments []chat.Segment
-	Tokens   []int
-	// MaxTokens bounds the generated tokens; 0 means up to the context
-	// length. It is capped by the context.
-	MaxTokens int
-	Sampler   sampler.Params
-	// Stop strings end the generation; the text returned stops before the
-	// first of them.
-	Stop []string
-	// Logprobs asks for the log-probability of each generated token and of
-	// the TopLogprobs most likely alternatives (at most MaxTopLogprobs).
-	Logprobs    bool
-	TopLogprobs int
-	// Nonce is the requester's request id, recorded in the receipt.
-	Nonce []byte
-	// Admit, if set, is called once the prompt is tokenized and before
-	// the generation takes a slot, with the prompt's token count and the
-	// most completion tokens the generation may produce; an error from it
-	// refuses the request (Generate returns it). The gateway reserves the
-	// request's fee here.
-	Admit func(promptTokens, maxCompletion int) error
-	// Bind, if set, is called after Admit with the RequestHash
-	// (ledger.RequestHash) the receipt will have; an error from it refuses
-	// the request. An x402 payer's escrow is bound to it (gateway).
-	Bind func(requestHash ledger.Hash) error
-}
-
-// Alt is a candidate token with its log-probability.
-type Alt struct {
-	Token   int
-	Text    string // the token's bytes as text (may be part of a character)
-	Bytes   []byte
-	Logprob float64
-}
-
-// TokenLogprob is a generated token, its log-probability and the most
-// likely alternatives at its position.
-type TokenLogprob struct {
-	Alt
-	Top []Alt
-}
-
-// Delta is a piece of streamed output.
-type Delta struct {
-	Text     string
-	Logprobs []TokenLogprob
-}
+// Errors a generation can fail with (inference's); callers test them with
+// errors.Is.
+var (
+	ErrUnknownModel  = inference.ErrUnknownModel
+	ErrContextLength = inference.ErrContextLength
+	ErrInvalid       = inference.ErrInvalid
+	ErrBusy          = inference.ErrBusy
+)
 
 // Finish reasons, as OpenAI names them, and FinishCancelled for a
 // generation cut short (PartialError).
 const (
-	FinishStop      = "stop"
-	FinishLength    = "length"
-	FinishCancelled = "cancelled"
+	FinishStop      = inference.FinishStop
+	FinishLength    = inference.FinishLength
+	FinishCancelled = inference.FinishCancelled
 )
 
-// PartialError is the error of a generation cut short after it generated at
-// least one token: its context was cancelled (the caller hung up, an MCP
-// client cancelled the call) or onDelta failed (the stream could not be
-// written). Result is then a finished generation of the tokens generated so
-// far, with FinishReason FinishCancelled: its receipt, signed and stored,
-// has its step count lowered to the positions actually fed (as for a stop
-// string), so that replaying it yields exactly those tokens, and the
-// worker can be paid for them. Err is what cut it short (Unwrap).
-type PartialError struct {
-	Result *Result
-	Err    error
-}
-
-func (e *PartialError) Error() string {
-	return fmt.Sprintf("generation cut short after %d tokens (receipt %s): %v", e.Result.CompletionTokens, e.Result.ReceiptID, e.Err)
-}
-
-func (e *PartialError) Unwrap() error { return e.Err }
+// PartialError is inference.PartialError: a generation cut short, with
+// the receipt of the tokens generated so far.
+type PartialError = inference.PartialError
 
 // deltaError is an error of the caller's onDelta.
 type deltaError struct{ err error }
@@ -153,21 +76,8 @@ type deltaError struct{ err error }
 func (e *deltaError) Error() string { return e.err.Error() }
 func (e *deltaError) Unwrap() error { return e.err }
 
-// Result is a finished generation.
-type Result struct {
-	Model            ModelInfo
-	Text             string
-	FinishReason     string
-	PromptTokens     int
-	CompletionTokens int
-	Logprobs         []TokenLogprob
-	ReceiptID        string // hex
-	Receipt          []byte // canonical signed receipt (JSON)
-	// RequestSteps is the step count the request asked for (that of the
-	// RequestHash passed to Bind); the receipt's is lower when a stop
-	// string or a cancellation ended the generation early.
-	RequestSteps int
-}
+// Fingerprint is inference.Fingerprint.
+func Fingerprint(id merkle.Hash, spec string) string { return inference.Fingerprint(id, spec) }
 
 // Config configures a Local worker.
 type Config struct {
@@ -705,19 +615,6 @@ func (w *Local) alt(prev, t int, lp *logprobs) (Alt, error) {
 		return Alt{}, err
 	}
 	return Alt{Token: t, Text: string(b), Bytes: b, Logprob: lp.of(t)}, nil
-}
-
-// Verification is the outcome of checking a receipt.
-type Verification struct {
-	ID        string `json:"receipt_id"`
-	Signature bool   `json:"signature_valid"`
-	Worker    string `json:"worker"`
-	Model     string `json:"model_id"`
-	// Replayed: the generation was re-run on the served model; Match: it
-	// agreed token for token and root for root.
-	Replayed bool   `json:"replayed"`
-	Match    bool   `json:"match"`
-	Problem  string `json:"problem,omitempty"`
 }
 
 // Verify parses a receipt (in any JSON spelling: its canonical form is what

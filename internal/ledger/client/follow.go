@@ -6,18 +6,30 @@ import (
 	"strings"
 	"time"
 
+	abci "github.com/cometbft/cometbft/abci/types"
 	rpchttp "github.com/cometbft/cometbft/rpc/client/http"
 
 	"github.com/verdictnet/verdict/internal/ledger"
 )
 
-// Event is a ledger event with its attributes by key.
+// Event is a ledger event as a block holds it: read it with its typed
+// decoder (ledger.DecodeAuditSelected...) by its Type.
 type Event struct {
+	ledger.Event
 	Height int64
-	Type   string
-	Attrs  map[string]string
 	// Tx is the transaction that emitted it (nil for block events).
 	Tx *ledger.Tx
+}
+
+// EventOf converts an event of CometBFT's block or transaction results
+// (tx: the transaction that emitted it, or nil), for readers of raw block
+// results; Follower.Next returns events converted by it.
+func EventOf(h int64, e abci.Event, tx *ledger.Tx) Event {
+	ev := Event{Height: h, Tx: tx, Event: ledger.Event{Type: ledger.EventType(e.Type)}}
+	for _, a := range e.Attributes {
+		ev.Attrs = append(ev.Attrs, ledger.Attr{Key: ledger.AttrKey(a.Key), Value: a.Value})
+	}
+	return ev
 }
 
 // Follower reads the ledger block by block: the events of every
@@ -74,17 +86,9 @@ func (f *Follower) Next(ctx context.Context) (int64, []Event, error) {
 	if err != nil {
 		return 0, nil, fmt.Errorf("block %d: %w", h, err)
 	}
+	// The application committed block h (ABCIInfo above), so its results
+	// are saved: CometBFT saves them before it calls Commit.
 	r, err := f.rpc.BlockResults(ctx, &h)
-	for i := 0; err != nil && strings.Contains(err.Error(), "could not find results") && i < 50; i++ {
-		// The node reports a height before it has saved the block's
-		// results: not an error, just early.
-		select {
-		case <-time.After(f.Poll / 4):
-		case <-ctx.Done():
-			return 0, nil, ctx.Err()
-		}
-		r, err = f.rpc.BlockResults(ctx, &h)
-	}
 	if err != nil {
 		return 0, nil, fmt.Errorf("block results %d: %w", h, err)
 	}
@@ -98,19 +102,11 @@ func (f *Follower) Next(ctx context.Context) (int64, []Event, error) {
 			continue
 		}
 		for _, e := range tr.Events {
-			ev := Event{Height: h, Type: e.Type, Attrs: map[string]string{}, Tx: tx}
-			for _, a := range e.Attributes {
-				ev.Attrs[a.Key] = a.Value
-			}
-			evs = append(evs, ev)
+			evs = append(evs, EventOf(h, e, tx))
 		}
 	}
 	for _, e := range r.FinalizeBlockEvents {
-		ev := Event{Height: h, Type: e.Type, Attrs: map[string]string{}}
-		for _, a := range e.Attributes {
-			ev.Attrs[a.Key] = a.Value
-		}
-		evs = append(evs, ev)
+		evs = append(evs, EventOf(h, e, nil))
 	}
 	f.next++
 	return h, evs, nil

@@ -183,10 +183,8 @@ func TestLedgerDispute(t *testing.T) {
 			res := ch.ok("verifier", ledger.Msg{OpenDispute: &ledger.MsgOpenDispute{ReceiptID: rid, Commitment: []byte(ledger.Hash(vtree.Root()).String())}})
 			var did ledger.Hash
 			for _, e := range res.Events {
-				for _, a := range e.Attrs {
-					if e.Type == "dispute_opened" && a.Key == "disputeId" {
-						did, _ = ledger.ParseHash(a.Value)
-					}
+				if d, err := ledger.DecodeDisputeOpened(e); err == nil {
+					did = d.DisputeID
 				}
 			}
 			players := map[string]*dispute.Responder{
