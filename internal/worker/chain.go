@@ -35,6 +35,10 @@ type Pending struct {
 	Requester string      `json:"requester"`
 	Fee       uint64      `json:"fee"`
 	EscrowID  ledger.Hash `json:"escrowId,omitzero"`
+	// RequestSteps, when not zero, is the step count of the request the
+	// escrow (opened before the generation: x402) was bound to, for a
+	// receipt that ended early (MsgPublishReceipt.RequestSteps).
+	RequestSteps uint64 `json:"requestSteps,omitempty"`
 	// EscrowTx is the signed transaction opening EscrowID, written here
 	// before it is broadcast and kept until the ledger shows the escrow:
 	// after a crash the outbox finds it committed, sends the same bytes
@@ -584,7 +588,7 @@ func (c *Chain) step(ctx context.Context, ps *pendingState) error {
 		}
 		// In the mempool: the receipt can follow it into the same block.
 	}
-	if _, err := c.send.Send(ctx, ledger.Msg{PublishReceipt: &ledger.MsgPublishReceipt{EscrowID: p.EscrowID, Receipt: p.Receipt}}); err != nil {
+	if _, err := c.send.Send(ctx, ledger.Msg{PublishReceipt: &ledger.MsgPublishReceipt{EscrowID: p.EscrowID, Receipt: p.Receipt, RequestSteps: p.RequestSteps}}); err != nil {
 		if code, ok := client.RejectionCode(err); ok && code == ledger.Code(ledger.ErrExists) {
 			return nil // published meanwhile; the next look drops it
 		}

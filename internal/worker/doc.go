@@ -22,7 +22,9 @@
 // sampling parameters (seed included), the step count and the stop tokens.
 // When a stop string ends a generation early, the receipt's step count is
 // lowered to the positions actually fed, so that replaying the receipt yields
-// exactly the tokens returned.
+// exactly the tokens returned; a generation cut short (its caller hung up or
+// cancelled) after its first token gets such a receipt too, for the tokens
+// generated (PartialError), so that the worker can be paid for them.
 //
 // A Local worker runs its generations as one continuous batch
 // (internal/scheduler: requests join and leave at every step, within a
