@@ -32,7 +32,7 @@ func TestOutboxFeesReserved(t *testing.T) {
 	payer := newAddress(t)
 	const balance = 60
 	led := &fakeLedger{balance: map[ledger.Address]uint64{payer: balance}, pending: map[string]bool{}}
-	m := &LedgerMeter{Ledger: led, PricePerToken: 1, Submit: chain.Submit, Pending: chain.IsPending}
+	m := &LedgerMeter{Ledger: led, PricePerToken: 1, Submit: chain.SubmitCharge, Pending: chain.IsPending}
 	ctx := context.Background()
 	const maxTokens = 8
 	serve := func(i int) error {

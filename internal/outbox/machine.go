@@ -21,6 +21,10 @@ type Record struct {
 	Requester string      `json:"requester"`
 	Fee       uint64      `json:"fee"`
 	EscrowID  ledger.Hash `json:"escrowId,omitzero"`
+	// RequestSteps, when not zero, is the step count of the request the
+	// escrow (opened before the generation: x402) was bound to, for a
+	// receipt that ended early (MsgPublishReceipt.RequestSteps).
+	RequestSteps uint64 `json:"requestSteps,omitempty"`
 	// EscrowTx is the signed transaction opening EscrowID, recorded
 	// before it is broadcast and kept until the ledger shows the escrow
 	// (or shows that the transaction can never commit).
@@ -325,11 +329,13 @@ type Broadcast struct {
 }
 
 // Publish signs and broadcasts the worker's MsgPublishReceipt of Receipt
-// against EscrowID (answer: Sent).
+// against EscrowID, with RequestSteps (the record's; zero for a receipt
+// that ran its request's steps) (answer: Sent).
 type Publish struct {
-	ID       string
-	EscrowID ledger.Hash
-	Receipt  []byte
+	ID           string
+	EscrowID     ledger.Hash
+	Receipt      []byte
+	RequestSteps uint64
 }
 
 // Remove: the ledger holds the receipt; the driver deletes its record.
@@ -523,7 +529,7 @@ func (m *Machine) advance(e *entry) []Action {
 	case r.EscrowID.IsZero():
 		return []Action{OpenEscrow{*r}}
 	default:
-		return []Action{Publish{ID: r.ReceiptID, EscrowID: r.EscrowID, Receipt: r.Receipt}}
+		return []Action{Publish{ID: r.ReceiptID, EscrowID: r.EscrowID, Receipt: r.Receipt, RequestSteps: r.RequestSteps}}
 	}
 }
 

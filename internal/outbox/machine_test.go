@@ -467,3 +467,30 @@ func TestSettle(t *testing.T) {
 		}
 	}
 }
+
+// TestPublishRequestSteps: a receipt cut short against an escrow bound to
+// its whole request (x402) is published with the request's step count,
+// from its record; one without is published with none.
+func TestPublishRequestSteps(t *testing.T) {
+	for _, steps := range []uint64{0, 41} {
+		r := testRecord(t, 1)
+		r.EscrowID, r.RequestSteps = ledger.Hash{1}, steps
+		m := New(Config{Worker: workerA})
+		var got []Publish
+		for _, ev := range []Event{
+			Submit{Record: r},
+			Saved{ID: r.ReceiptID},
+			tick(0, 10),
+			ReceiptState{ID: r.ReceiptID, Found: false},
+		} {
+			for _, a := range m.Step(ev) {
+				if p, ok := a.(Publish); ok {
+					got = append(got, p)
+				}
+			}
+		}
+		if len(got) != 1 || got[0].RequestSteps != steps || got[0].EscrowID != r.EscrowID {
+			t.Fatalf("request steps %d: published %+v", steps, got)
+		}
+	}
+}

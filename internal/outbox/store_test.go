@@ -17,7 +17,7 @@ func TestStore(t *testing.T) {
 		t.Fatal(err)
 	}
 	a, b, c := testRecord(t, 1), testRecord(t, 2), testRecord(t, 3)
-	a.Attempts = 3
+	a.Attempts, a.RequestSteps = 3, 41
 	if err := s.Save(a); err != nil {
 		t.Fatal(err)
 	}
@@ -33,8 +33,8 @@ func TestStore(t *testing.T) {
 		t.Fatalf("loaded %d records: %v", len(recs), err)
 	}
 	for _, r := range recs {
-		if r.ReceiptID == a.ReceiptID && r.Attempts != 3 {
-			t.Fatalf("attempts %d after reload", r.Attempts)
+		if r.ReceiptID == a.ReceiptID && (r.Attempts != 3 || r.RequestSteps != 41) {
+			t.Fatalf("attempts %d, request steps %d after reload", r.Attempts, r.RequestSteps)
 		}
 	}
 	if err := s.Remove(b.ReceiptID); err != nil {

@@ -10,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -221,10 +220,8 @@ func (c *Chain) Setup(ctx context.Context) error {
 			return fmt.Errorf("worker setup: registering the agent: %w", err)
 		}
 		for _, e := range res.Events {
-			for _, a := range e.Attrs {
-				if e.Type == "Registered" && a.Key == "agentId" {
-					c.agent, _ = strconv.ParseUint(a.Value, 10, 64)
-				}
+			if g, err := ledger.DecodeRegistered(e); err == nil {
+				c.agent = g.AgentID
 			}
 		}
 		if c.agent == 0 {
@@ -455,37 +452,40 @@ func (c *Chain) follow(ctx context.Context) {
 		}
 		var outboxEvs []outbox.Event
 		for _, e := range evs {
-			id := e.Attrs["receiptId"]
 			switch e.Type {
-			case "audit_selected":
+			case ledger.EventAuditSelected:
+				a, err := ledger.DecodeAuditSelected(e.Event)
 				// The audit may be selected before the publishing loop has
 				// seen its receipt on the ledger: the event names the worker.
-				if e.Attrs["worker"] != c.addr.String() {
+				if err != nil || a.Worker != c.addr {
 					continue
 				}
+				id := a.ReceiptID.String()
 				c.mu.Lock()
 				r := c.watch[id]
 				c.mu.Unlock()
 				task(h, func() { c.answerAudit(ctx, sem, id, r) })
-			case "dispute_opened":
-				if e.Attrs["worker"] == c.addr.String() {
-					did := e.Attrs["disputeId"]
+			case ledger.EventDisputeOpened:
+				if d, err := ledger.DecodeDisputeOpened(e.Event); err == nil && d.Worker == c.addr {
+					did, id := d.DisputeID.String(), d.ReceiptID.String()
 					task(h, func() { c.startDispute(ctx, sem, did, id) })
 				}
-			case "receipt_published":
+			case ledger.EventReceiptPublished:
 				// Drop the outbox entry at once, without a query.
-				if e.Attrs["worker"] == c.addr.String() {
-					outboxEvs = append(outboxEvs, outbox.Published{ID: id})
+				if p, err := ledger.DecodeReceiptPublished(e.Event); err == nil && p.Worker == c.addr {
+					outboxEvs = append(outboxEvs, outbox.Published{ID: p.ReceiptID.String()})
 				}
-			case "escrow_opened":
+			case ledger.EventEscrowOpened:
 				// A receipt waiting for its escrow goes out now.
-				if eid, err := ledger.ParseHash(e.Attrs["escrowId"]); err == nil && e.Attrs["worker"] == c.addr.String() {
-					outboxEvs = append(outboxEvs, outbox.EscrowOpened{EscrowID: eid})
+				if o, err := ledger.DecodeEscrowOpened(e.Event); err == nil && o.Worker == c.addr {
+					outboxEvs = append(outboxEvs, outbox.EscrowOpened{EscrowID: o.EscrowID})
 				}
-			case "receipt_final", "escrow_refunded":
-				c.mu.Lock()
-				delete(c.watch, id)
-				c.mu.Unlock()
+			case ledger.EventReceiptFinal:
+				if f, err := ledger.DecodeReceiptFinal(e.Event); err == nil {
+					c.mu.Lock()
+					delete(c.watch, f.ReceiptID.String())
+					c.mu.Unlock()
+				}
 			}
 		}
 		if len(outboxEvs) > 0 {
@@ -818,24 +818,6 @@ func (c *Chain) playDisputes(ctx context.Context) {
 	for _, id := range c.disputes.Play(ctx, c.send, c.log) {
 		c.trackDispute(id.String(), "")
 	}
-}
-
-// PlayDispute sends p's answer to dispute id's outstanding query, if any;
-// done is true once the dispute is over.
-func PlayDispute(ctx context.Context, s *Sender, p *Player, id ledger.Hash) (done bool, err error) {
-	d, _, err := s.Client().Dispute(ctx, id)
-	if err != nil {
-		return false, err
-	}
-	if d.Status != ledger.DisputeOpen {
-		return true, nil
-	}
-	msg, ok, err := p.Move(&d)
-	if err != nil || !ok {
-		return false, err
-	}
-	_, err = s.Send(ctx, ledger.Msg{DisputeMove: &ledger.MsgDisputeMove{DisputeID: id, Message: msg}})
-	return false, err
 }
 
 func sleep(ctx context.Context, d time.Duration) {

@@ -459,7 +459,7 @@ func (c *Chain) openEscrows(ctx context.Context, s *Sender, batch []escrowOpen, 
 func (c *Chain) publishReceipts(ctx context.Context, ps []outbox.Publish, answer func(outbox.Event)) {
 	msgs := make([]ledger.Msg, len(ps))
 	for i, p := range ps {
-		msgs[i] = ledger.Msg{PublishReceipt: &ledger.MsgPublishReceipt{EscrowID: p.EscrowID, Receipt: p.Receipt}}
+		msgs[i] = ledger.Msg{PublishReceipt: &ledger.MsgPublishReceipt{EscrowID: p.EscrowID, Receipt: p.Receipt, RequestSteps: p.RequestSteps}}
 	}
 	txs, errs := c.send.SendBatch(ctx, msgs, nil)
 	for i, err := range errs {
