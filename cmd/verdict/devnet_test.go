@@ -157,6 +157,15 @@ wait:
 	if !regexp.MustCompile(`^[0-9a-f]{64}$`).MatchString(gen.ReceiptID) {
 		t.Fatalf("MCP generate returned no receipt id: %s", b)
 	}
+	// verify_receipt replays it, paid with a ledger send from the
+	// caller's account to the worker (committed before the answer).
+	res, err = cs.CallTool(ctx, &mcp.CallToolParams{Name: "verify_receipt", Arguments: map[string]any{"id": gen.ReceiptID}})
+	if err != nil {
+		t.Fatalf("verify_receipt: %v", err)
+	}
+	if b, _ = json.Marshal(res.StructuredContent); res.IsError || !strings.Contains(string(b), `"match":true`) {
+		t.Fatalf("verify_receipt: %+v %s", res, b)
+	}
 	cs.Close()
 	status := func(id string) (string, []byte) {
 		req, _ := http.NewRequest("GET", origin+"/v1/receipts/"+id, nil)

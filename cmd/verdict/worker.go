@@ -95,6 +95,13 @@ func (s selfPay) Charge(ctx context.Context, res *worker.Result) error {
 	return s.chain.Submit(worker.Pending{ReceiptID: res.ReceiptID, Receipt: res.Receipt})
 }
 
+// ReserveReplay implements gateway.ReplayMeter: replays are free, as
+// generations are, on a worker without caller accounts.
+func (s selfPay) ReserveReplay(ctx context.Context, account string, tokens int) (gateway.ReplayReservation, error) {
+	return s, nil
+}
+func (selfPay) Pay(context.Context) error { return nil }
+
 func runWorker(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var wf workerFlags
 	fs := newFlagSet("worker", stderr)
@@ -199,6 +206,7 @@ func runWorker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		meter.Submit = chain.SubmitCharge
 		meter.Pending = chain.IsPending
 		meter.Backlogged = chain.Backlogged
+		meter.PayReplay = meter.Accounts.Payer(chain.Address())
 		opts.Meter = meter
 	} else {
 		opts.Meter = selfPay{chain}

@@ -43,6 +43,8 @@ func rules() map[string][]string {
 	// reaches neither the validator side nor a service.
 	r["ledger/disputeplay"] = slices.Concat([]string{"ledger/node", "ledger/abciapp", "ledger/proofhooks", "inference"}, services)
 	r["ledger/proofhooks"] = slices.Concat([]string{"ledger/client", "ledger/node", "ledger/disputeplay"}, services)
+	// The outbox is a pure state machine: no I/O, so no ledger client.
+	r["outbox"] = slices.Concat([]string{"ledger/client", "ledger/node", "ledger/abciapp", "ledger/proofhooks", "ledger/disputeplay"}, services)
 	r["worker"] = []string{"ledger/proofhooks", "ledger/abciapp", "ledger/node", "gateway", "verifier", "mcpserver", "devnet", "explorer"}
 	// The services above the worker reach it only through inference's
 	// types and interfaces: the devnet and the CLI wire them together.

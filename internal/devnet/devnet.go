@@ -295,6 +295,7 @@ func Start(ctx context.Context, o Options) (_ *Devnet, err error) {
 	meter.Submit = d.Chain.SubmitCharge
 	meter.Pending = d.Chain.IsPending
 	meter.Backlogged = d.Chain.Backlogged
+	meter.PayReplay = accounts.Payer(d.Chain.Address())
 	if err := d.Chain.Setup(ctx); err != nil {
 		return nil, err
 	}

@@ -196,7 +196,7 @@ type answered struct {
 //     worker, every published receipt final, every dispute won by it;
 //   - balances exact: the payer's and the worker's balances equal what
 //     the blocks' events add up to (transfers, transaction fees, escrows
-//     opened and refunded, payouts less the protocol fee, rewards, bonds),
+//     opened, refunded and settled, payouts less the protocol fee, rewards, bonds),
 //     and the payer paid, net of refunds, exactly the fees of the final
 //     receipts;
 //   - deadlines with margin: every audit's openings and every first
@@ -454,7 +454,8 @@ func TestCrashSIGKILL(t *testing.T) {
 	}
 	_, escrowed := sc.sum(ledger.EventEscrowOpened, user)
 	refunded, _ := sc.sum(ledger.EventEscrowRefunded, user)
-	if paid := escrowed - refunded; paid != finalFees {
+	settled, _ := sc.sum(ledger.EventEscrowSettled, user)
+	if paid := escrowed - refunded - settled; paid != finalFees {
 		t.Errorf("payer paid %d into escrows net of refunds, the final receipts' fees are %d", paid, finalFees)
 	}
 	if got, _ := sc.sum(ledger.EventReceiptFinal, wa); got != finalToWorker {
@@ -759,6 +760,14 @@ func (s *scanner) read(ctx context.Context, h int64, ev client.Event, at *time.T
 		}
 		s.escrows[f.EscrowID.String()] = true
 		add(f.Requester, f.Fee, 0)
+	case ledger.EventEscrowSettled:
+		// An upto escrow's receipt cost less than the fee escrowed: the
+		// rest went back to the requester.
+		f, err := ledger.DecodeEscrowSettled(ev.Event)
+		if err != nil {
+			return err
+		}
+		add(f.Requester, f.Refund, 0)
 	case ledger.EventReceiptPublished:
 		p, err := ledger.DecodeReceiptPublished(ev.Event)
 		if err != nil {
@@ -867,8 +876,8 @@ func (s *scanner) sum(typ ledger.EventType, a ledger.Address) (in, out uint64) {
 
 // balance is what the events up to height h leave in account a's balance
 // (which starts at zero: the accounts here are not in genesis): transfers,
-// transaction fees, escrows opened and refunded, payouts less the protocol
-// fee, rewards, bonds and unbondings.
+// transaction fees, escrows opened, refunded and settled below their fee,
+// payouts less the protocol fee, rewards, bonds and unbondings.
 func (s *scanner) balance(a ledger.Address, h int64) uint64 {
 	var in, out uint64
 	for _, f := range s.flows {

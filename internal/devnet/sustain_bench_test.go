@@ -20,12 +20,12 @@ import (
 // drain, the time from answer to final at rest, for a receipt asked at the
 // end of the load (when admitted) and for the last receipt admitted during
 // the load, the mean block time and the worst audit (blocks from
-// selection to resolution). Run with -bench SustainedLoad -benchtime 1x; it takes
-// about a minute for each network: the devnet's (one validator, 300 ms
-// blocks, DevParams), and a testnet's as `verdict testnet` writes it
-// (four validators, 500 ms timeout_commit, the default parameters), its
-// validators in this process (each a CometBFT node with its own databases
-// and p2p on loopback).
+// selection to resolution), and logs the outbox's size each second. Run
+// with -bench SustainedLoad -benchtime 1x; it takes about a minute for
+// each network: the devnet's (one validator, 300 ms blocks, DevParams),
+// and a testnet's as `verdict testnet` writes it (four validators, 500 ms
+// timeout_commit, the default parameters), its validators in this process
+// (each a CometBFT node with its own databases and p2p on loopback).
 func BenchmarkSustainedLoad(b *testing.B) {
 	b.Run("devnet", func(b *testing.B) { sustainedLoad(b, Options{BlockInterval: 300 * time.Millisecond}) })
 	p := ledger.DefaultParams()
@@ -80,8 +80,13 @@ func sustainedLoad(b *testing.B, o Options) {
 		}
 		t0 := time.Now()
 		peak := 0
-		for time.Now().Before(stop) {
-			peak = max(peak, d.Chain.PendingCount())
+		var sizes []int // the outbox each second
+		for i := 0; time.Now().Before(stop); i++ {
+			n := d.Chain.PendingCount()
+			peak = max(peak, n)
+			if i%10 == 0 {
+				sizes = append(sizes, n)
+			}
 			time.Sleep(100 * time.Millisecond)
 		}
 		published := d.Chain.Stats().Published
@@ -112,7 +117,7 @@ func sustainedLoad(b *testing.B, o Options) {
 		b.ReportMetric(float64(st.WorstAuditBlocks), "worst-audit-blocks")
 		h1, _ := d.Client.Height(context.Background())
 		b.ReportMetric(time.Since(began).Seconds()/float64(max(h1-h0, 1)), "s/block")
-		b.Logf("served %d, refused %d in %v; published %d during the load; outbox peak %d; at rest final in %v; under load (admitted %v) final in %v; %+v",
-			served.Load(), refused.Load(), el.Round(time.Millisecond), published, peak, rest.Round(time.Millisecond), answered, loaded.Round(time.Millisecond), st)
+		b.Logf("served %d, refused %d in %v; published %d during the load; outbox peak %d, each second %v, drained %v after the load; at rest final in %v; under load (admitted %v) final in %v; %+v",
+			served.Load(), refused.Load(), el.Round(time.Millisecond), published, peak, sizes, drained.Round(time.Millisecond), rest.Round(time.Millisecond), answered, loaded.Round(time.Millisecond), st)
 	}
 }

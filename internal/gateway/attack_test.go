@@ -36,6 +36,8 @@ type fakeLedger struct {
 	balance   map[ledger.Address]uint64
 	submitted []inference.Charge
 	pending   map[string]bool
+	// replayFees is what replays paid (payReplay).
+	replayFees uint64
 }
 
 func (f *fakeLedger) Account(_ context.Context, a ledger.Address) (ledger.Account, error) {
@@ -121,7 +123,7 @@ func newBilled(t *testing.T, balances map[string]uint64, mod func(*Options)) *bi
 	b.meter = &LedgerMeter{Ledger: b.ledger, PricePerToken: 1, Submit: b.ledger.submit, Pending: b.ledger.isPending}
 	w := testWorker(t)
 	b.gen = &counting{Backend: w}
-	o := Options{Backend: b.gen, Auth: auth, Meter: b.meter, MCP: func(g Gate) http.Handler {
+	o := Options{Backend: b.gen, Verifier: w, Auth: auth, Meter: b.meter, MCP: func(g Gate) http.Handler {
 		return mcpserver.HTTPHandler(mcpserver.New(w, mcpserver.Options{Gate: g}))
 	}}
 	if mod != nil {

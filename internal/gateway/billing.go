@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/verdictnet/verdict/internal/inference"
+	"github.com/verdictnet/verdict/internal/receipt"
 )
 
 // Authenticator checks a request's credentials and names the account they
@@ -113,6 +114,27 @@ type Reservation interface {
 	Charge(ctx context.Context, res *inference.Result) error
 	Release()
 }
+
+// ReplayMeter is a Meter that also bills replays (MCP verify_receipt with
+// replay): work that yields no receipt of its own. ReserveReplay holds, for
+// account, the fee of a replay of a receipt of tokens tokens (prompt and
+// output), as Reserve does for a generation of that size, or refuses it
+// (wrapping ErrInsufficientQuota).
+type ReplayMeter interface {
+	Meter
+	ReserveReplay(ctx context.Context, account string, tokens int) (ReplayReservation, error)
+}
+
+// ReplayReservation is a replay's fee held by ReserveReplay: Pay (the
+// replay ran) or Release (it did not) follows, once.
+type ReplayReservation interface {
+	Pay(ctx context.Context) error
+	Release()
+}
+
+// ErrReplayNotBilled refuses a replay on a gateway whose Meter cannot bill
+// it (not a ReplayMeter).
+var ErrReplayNotBilled = errors.New("this gateway does not bill replays: verify with replay false (signature only), or replay the receipt yourself with verdict verify")
 
 // Owners remembers which account paid for each receipt: the gateway
 // records it when it generates, and reads it when someone asks for the
@@ -227,7 +249,10 @@ const RequestNonceLen = 16
 // tokenized (a refusal is returned, wrapping ErrInsufficientQuota), the
 // delivered tokens are charged when it completes and the rest released; a
 // failed or cancelled generation releases all of it. The receipt is then
-// readable by account. The HTTP API and the MCP tools both run their
+// readable by account. A generation cut short after its first token
+// (inference.PartialError: the caller hung up or cancelled) is charged for the
+// tokens generated and its receipt sent to the ledger like any other; the
+// PartialError is returned. The HTTP API and the MCP tools both run their
 // generations here.
 //
 // Every generation gets its own receipt: a request without a nonce is
@@ -237,6 +262,14 @@ const RequestNonceLen = 16
 func (s *Server) Generate(ctx context.Context, account string, req inference.Request, onDelta func(inference.Delta) error) (*inference.Result, error) {
 	if xr, _ := ctx.Value(x402Key{}).(*x402Request); xr != nil && s.o.X402 != nil {
 		res, err := s.generateX402(ctx, xr, req, onDelta)
+		if cut := (*inference.PartialError)(nil); errors.As(err, &cut) {
+			// Cut short and paid for: the payer may read its receipt.
+			if perr := s.owners.PutOwner(cut.Result.ReceiptID, account); perr != nil {
+				return nil, errors.Join(err, perr)
+			}
+			s.metrics(cut.Result)
+			return nil, err
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -245,6 +278,11 @@ func (s *Server) Generate(ctx context.Context, account string, req inference.Req
 		}
 		s.metrics(res)
 		return res, nil
+	}
+	if s.o.Auth != nil && account == "" {
+		// Only an anonymous MCP session (x402) gets here without an
+		// account: its generations go through x402 above.
+		return nil, fmt.Errorf("%w: no account: use an API key or pay with x402", ErrInsufficientQuota)
 	}
 	if len(req.Nonce) == 0 {
 		req.Nonce = make([]byte, RequestNonceLen)
@@ -270,7 +308,14 @@ func (s *Server) Generate(ctx context.Context, account string, req inference.Req
 		}
 	}
 	res, err := s.o.Backend.Generate(ctx, req, onDelta)
-	if err != nil {
+	var cut *inference.PartialError
+	if errors.As(err, &cut) {
+		// Cut short (the caller hung up or cancelled): the tokens
+		// generated are charged and their receipt goes to the ledger;
+		// the caller still gets the error.
+		res = cut.Result
+		ctx = context.WithoutCancel(ctx)
+	} else if err != nil {
 		if resv != nil {
 			resv.Release()
 		}
@@ -293,7 +338,61 @@ func (s *Server) Generate(ctx context.Context, account string, req inference.Req
 		}
 	}
 	s.metrics(res)
+	if cut != nil {
+		s.log.Info("generation cut short: charged the tokens generated", "account", account, "receipt", res.ReceiptID, "prompt_tokens", res.PromptTokens, "completion_tokens", res.CompletionTokens, "cause", cut.Err)
+		return nil, err
+	}
 	return res, nil
+}
+
+// Verify checks a receipt for account (MCP verify_receipt). The signature
+// check alone (replay false) is free. A replay re-runs the whole
+// generation, as costly as generating it, so it is billed like a
+// generation of the receipt's size: the Meter (a ReplayMeter) holds
+// price x (prompt + output tokens) before the replay and charges it once
+// the replay ran (whatever its outcome: the work was done); a receipt that
+// is not replayed (bad signature, model not served here) or a replay that
+// fails or is cancelled is not charged. Without a Meter replays are free,
+// as generations are; a Meter that is not a ReplayMeter refuses them
+// (ErrReplayNotBilled).
+func (s *Server) Verify(ctx context.Context, account string, data []byte, replay bool) (*inference.Verification, error) {
+	v := s.o.Verifier
+	if v == nil {
+		v, _ = s.o.Backend.(inference.Verifier)
+	}
+	if v == nil {
+		return nil, errors.New("this gateway does not verify receipts")
+	}
+	if replay && s.o.Auth != nil && account == "" {
+		return nil, fmt.Errorf("%w: a replay is billed to an account: use an API key (replay false checks the signature, free)", ErrInsufficientQuota)
+	}
+	if !replay || s.o.Meter == nil {
+		return v.Verify(ctx, data, replay)
+	}
+	r, err := receipt.ParseAnySpelling(data)
+	if err != nil {
+		return v.Verify(ctx, data, false) // reports the receipt's fault, replays nothing
+	}
+	rm, ok := s.o.Meter.(ReplayMeter)
+	if !ok {
+		return nil, ErrReplayNotBilled
+	}
+	tokens := len(r.Prompt) + len(r.Output)
+	resv, err := rm.ReserveReplay(ctx, account, tokens)
+	if err != nil {
+		return nil, err
+	}
+	out, err := v.Verify(ctx, data, true)
+	if err != nil || !out.Replayed {
+		resv.Release()
+		return out, err
+	}
+	if err := resv.Pay(context.WithoutCancel(ctx)); err != nil {
+		s.log.Error("charging a replay failed", "account", account, "receipt", out.ID, "err", err)
+		return nil, fmt.Errorf("charging the replay of receipt %s: %w", out.ID, err)
+	}
+	s.m.tokens.WithLabelValues("replayed").Add(float64(tokens))
+	return out, nil
 }
 
 // ReadReceipt returns a stored receipt if account may read it: the account

@@ -167,6 +167,11 @@ func (s *sse) start(trailer bool) {
 	h.Set("Connection", "keep-alive")
 	if trailer {
 		h.Set("Trailer", "X-Verdict-Receipt")
+		if h.Get(HeaderPaymentResponse) != "" {
+			// x402: the settlement (escrow) went out as a header; its
+			// final form (receipt id, upto's amount) follows as a trailer.
+			h.Add("Trailer", HeaderPaymentResponse)
+		}
 	}
 	s.w.WriteHeader(http.StatusOK)
 	s.started = true

@@ -97,6 +97,10 @@ type LedgerMeter struct {
 	// Retry-After, ErrBacklog) rather than served and left unpublished.
 	// nil: never.
 	Backlogged func() bool
+	// PayReplay charges a replay (MCP verify_receipt): account pays fee
+	// to the worker on the ledger, committed before it returns
+	// (LedgerAccounts.Payer). nil: replays are refused.
+	PayReplay func(ctx context.Context, account ledger.Address, fee uint64) error
 
 	mu      sync.Mutex
 	charged map[string]bool
@@ -166,6 +170,50 @@ func (m *LedgerMeter) Reserve(ctx context.Context, account, model string, prompt
 	}
 	m.held[a] += need
 	return &ledgerReservation{m: m, account: a, held: need}, nil
+}
+
+// ReserveReplay implements ReplayMeter: a replay of a receipt of tokens
+// tokens holds, as a generation of that size does, price x tokens and the
+// transaction fee of its payment; Pay sends that fee from the account to
+// the worker (PayReplay) and releases the hold.
+func (m *LedgerMeter) ReserveReplay(ctx context.Context, account string, tokens int) (ReplayReservation, error) {
+	if m.PayReplay == nil {
+		return nil, ErrReplayNotBilled
+	}
+	r, err := m.Reserve(ctx, account, "", tokens, 0)
+	if err != nil {
+		return nil, err
+	}
+	lr := r.(*ledgerReservation)
+	return &replayReservation{r: lr, fee: m.price() * uint64(tokens)}, nil
+}
+
+type replayReservation struct {
+	r   *ledgerReservation
+	fee uint64
+}
+
+func (r *replayReservation) Release() { r.r.Release() }
+
+func (r *replayReservation) Pay(ctx context.Context) error {
+	defer r.r.Release() // once paid, the balance shows it
+	return r.r.m.PayReplay(ctx, r.r.account, r.fee)
+}
+
+// Payer returns a LedgerMeter.PayReplay that sends the fee from the
+// account (with the key the gateway holds for it) to the worker and waits
+// for its block.
+func (a *LedgerAccounts) Payer(worker ledger.Address) func(ctx context.Context, account ledger.Address, fee uint64) error {
+	return func(ctx context.Context, account ledger.Address, fee uint64) error {
+		s := a.sender[account]
+		if s == nil {
+			return fmt.Errorf("no key for account %s", account)
+		}
+		if _, err := s.Commit(ctx, ledger.Msg{Send: &ledger.MsgSend{To: worker, Amount: fee}}); err != nil {
+			return fmt.Errorf("paying %d to %s: %w", fee, worker, err)
+		}
+		return nil
+	}
 }
 
 // Held returns what an account's running requests hold and what its

@@ -39,8 +39,12 @@ type Options struct {
 	NoAuth bool
 	// Status gives a receipt's ledger status; nil: "published".
 	Status StatusFunc
-	// Meter, if set, reserves and charges the fees of generations.
+	// Meter, if set, reserves and charges the fees of generations, and
+	// of replays when it is a ReplayMeter (else replays are refused).
 	Meter Meter
+	// Verifier checks and replays receipts (MCP verify_receipt); nil:
+	// the Backend, when it is one (a *worker.Local is both).
+	Verifier inference.Verifier
 	// Owners records which account paid for each receipt; nil: in
 	// memory (the last 200000), NewFileOwners keeps them across restarts.
 	Owners Owners
@@ -88,6 +92,7 @@ type Gate interface {
 	Generate(ctx context.Context, account string, req inference.Request, onDelta func(inference.Delta) error) (*inference.Result, error)
 	ReadReceipt(ctx context.Context, account, id string) ([]byte, error)
 	Status(ctx context.Context, id string) (string, error)
+	Verify(ctx context.Context, account string, data []byte, replay bool) (*inference.Verification, error)
 }
 
 // Server is the OpenAI-compatible HTTP API.
@@ -169,9 +174,24 @@ func New(o Options) (*Server, error) {
 				return &auth.TokenInfo{UserID: acct}, nil
 			}, &auth.RequireBearerTokenOptions{AllowMissingExpiration: true})(mcpH)
 		}
-		h := s.authed(func(w http.ResponseWriter, r *http.Request, acct string) {
+		keyed := s.authed(func(w http.ResponseWriter, r *http.Request, acct string) {
 			mcpH.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), accountKey{}, acct)))
 		})
+		h := keyed
+		if o.X402 != nil {
+			// Without an Authorization header: an anonymous session, whose
+			// generate calls pay with x402 (mcpserver.Payer); it cannot
+			// use a session opened with a key (the SDK refuses a session
+			// whose user differs).
+			anon := o.MCP(s)
+			h = func(w http.ResponseWriter, r *http.Request) {
+				if r.Header.Get("Authorization") == "" {
+					anon.ServeHTTP(w, r)
+					return
+				}
+				keyed(w, r)
+			}
+		}
 		s.handle("/mcp", "mcp", h)
 		s.handle("/mcp/", "mcp", h)
 	}
@@ -253,7 +273,7 @@ func (s *Server) post(h func(w http.ResponseWriter, r *http.Request, acct string
 		}
 		// No API key: x402. Without PAYMENT-SIGNATURE the request is
 		// quoted (402); with it, paid by the payer's escrow.
-		xr := &x402Request{w: w, url: "http://" + r.Host + r.URL.Path}
+		xr := &x402Request{h: w.Header(), url: "http://" + r.Host + r.URL.Path}
 		if r.TLS != nil {
 			xr.url = "https://" + r.Host + r.URL.Path
 		}

@@ -4,7 +4,9 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
+	"fmt"
 
 	"github.com/verdictnet/verdict/internal/chat"
 	"github.com/verdictnet/verdict/internal/ledger"
@@ -125,11 +127,32 @@ type Delta struct {
 	Logprobs []TokenLogprob
 }
 
-// Finish reasons, as OpenAI names them.
+// Finish reasons, as OpenAI names them, and FinishCancelled for a
+// generation cut short (PartialError).
 const (
-	FinishStop   = "stop"
-	FinishLength = "length"
+	FinishStop      = "stop"
+	FinishLength    = "length"
+	FinishCancelled = "cancelled"
 )
+
+// PartialError is the error of a generation cut short after it generated at
+// least one token: its context was cancelled (the caller hung up, an MCP
+// client cancelled the call) or onDelta failed (the stream could not be
+// written). Result is then a finished generation of the tokens generated so
+// far, with FinishReason FinishCancelled: its receipt, signed and stored,
+// has its step count lowered to the positions actually fed (as for a stop
+// string), so that replaying it yields exactly those tokens, and the
+// worker can be paid for them. Err is what cut it short (Unwrap).
+type PartialError struct {
+	Result *Result
+	Err    error
+}
+
+func (e *PartialError) Error() string {
+	return fmt.Sprintf("generation cut short after %d tokens (receipt %s): %v", e.Result.CompletionTokens, e.Result.ReceiptID, e.Err)
+}
+
+func (e *PartialError) Unwrap() error { return e.Err }
 
 // Result is a finished generation.
 type Result struct {
@@ -141,6 +164,10 @@ type Result struct {
 	Logprobs         []TokenLogprob
 	ReceiptID        string // hex
 	Receipt          []byte // canonical signed receipt (JSON)
+	// RequestSteps is the step count the request asked for (that of the
+	// RequestHash passed to Bind); the receipt's is lower when a stop
+	// string or a cancellation ended the generation early.
+	RequestSteps int
 }
 
 // Verification is the outcome of checking a receipt.
@@ -166,4 +193,20 @@ type Charge struct {
 	Requester string
 	Fee       uint64
 	EscrowID  ledger.Hash
+	// RequestSteps, when not zero, is the step count of the request the
+	// escrow is bound to, for a receipt that ended early (its steps
+	// lowered by a stop string or a cancellation):
+	// ledger.MsgPublishReceipt.RequestSteps.
+	RequestSteps uint64
+}
+
+// Payment is the outcome of a generation paid with x402 by a caller
+// without an API key (the gateway's Server.PayGenerate, which the MCP
+// server calls through mcpserver.Payer): once paid, Result and Settle,
+// x402's SettleResponse (JSON); on a quote or a refusal, Required, x402's
+// PaymentRequired object (JSON).
+type Payment struct {
+	Result   *Result
+	Settle   json.RawMessage
+	Required json.RawMessage
 }

@@ -30,6 +30,7 @@ const (
 	EventBurn                    EventType = "burn"                      // tokens were burned
 	EventEscrowOpened            EventType = "escrow_opened"             // a requester escrowed a fee for a worker
 	EventReceiptPublished        EventType = "receipt_published"         // a worker published a receipt against an escrow
+	EventEscrowSettled           EventType = "escrow_settled"            // an upto escrow's receipt cost less than its fee: the rest went back to the requester
 	EventAuditFailed             EventType = "audit_failed"              // posted openings failed their audit
 	EventAuditPassed             EventType = "audit_passed"              // posted openings passed their audit
 	EventAuditRevealed           EventType = "audit_revealed"            // a requester revealed its audit secret
@@ -127,6 +128,7 @@ const (
 	AttrSpecVersion      AttrKey = "specVersion"
 	AttrRegistrant       AttrKey = "registrant"
 	AttrValidator        AttrKey = "validator"
+	AttrRefund           AttrKey = "refund"
 )
 
 // eventAttrs lists every event the ledger emits with its attributes in
@@ -154,6 +156,7 @@ var eventAttrs = []struct {
 	{EventBurn, []AttrKey{AttrAmount, AttrReason}},
 	{EventEscrowOpened, []AttrKey{AttrEscrowID, AttrRequester, AttrWorker, AttrModelID, AttrFee, AttrExpires}},
 	{EventReceiptPublished, []AttrKey{AttrReceiptID, AttrEscrowID, AttrWorker, AttrModelID, AttrWindowEnd}},
+	{EventEscrowSettled, []AttrKey{AttrEscrowID, AttrRequester, AttrFee, AttrRefund}},
 	{EventAuditFailed, []AttrKey{AttrReceiptID, AttrError}},
 	{EventAuditPassed, []AttrKey{AttrReceiptID}},
 	{EventAuditRevealed, []AttrKey{AttrReceiptID}},

@@ -289,6 +289,7 @@ func FuzzDecodeEvent(f *testing.F) {
 		DecodeTransfer(ev)
 		DecodeEscrowOpened(ev)
 		DecodeEscrowRefunded(ev)
+		DecodeEscrowSettled(ev)
 		DecodeReward(ev)
 		DecodeBond(ev)
 		DecodeUnbondComplete(ev)

@@ -255,6 +255,23 @@ func DecodeEscrowRefunded(ev Event) (EscrowRefunded, error) {
 	return f, r.err
 }
 
+// EscrowSettled is an escrow_settled event: the receipt published against
+// an upto escrow (one with a pricePerToken) cost Fee, and Refund, the rest
+// of the fee escrowed, went back to Requester.
+type EscrowSettled struct {
+	EscrowID  Hash
+	Requester Address
+	Fee       uint64
+	Refund    uint64
+}
+
+// DecodeEscrowSettled reads an escrow_settled event.
+func DecodeEscrowSettled(ev Event) (EscrowSettled, error) {
+	r := readAttrs(ev, EventEscrowSettled)
+	f := EscrowSettled{EscrowID: r.hash(AttrEscrowID), Requester: r.addr(AttrRequester), Fee: r.uint(AttrFee, 64), Refund: r.uint(AttrRefund, 64)}
+	return f, r.err
+}
+
 // RewardPaid is a reward event: Kind "work" (a worker's share of the
 // reward pool) or "fees" (a block's transaction fees to its proposer).
 type RewardPaid struct {

@@ -365,7 +365,7 @@ func (e *exec) openEscrow(m *MsgOpenEscrow) error {
 		return err
 	}
 	id := derive("verdict/escrow/v1", e.signer[:], be64(e.tx.Nonce))
-	esc := Escrow{EscrowID: id, Requester: e.signer, Worker: m.Worker, ModelID: m.ModelID, Fee: m.Fee, Request: m.Request, AuditCommit: m.AuditCommit, AgentID: m.AgentID, Expires: e.ctx.Height + e.params.EscrowTimeout}
+	esc := Escrow{EscrowID: id, Requester: e.signer, Worker: m.Worker, ModelID: m.ModelID, Fee: m.Fee, Request: m.Request, AuditCommit: m.AuditCommit, AgentID: m.AgentID, PricePerToken: m.PricePerToken, Expires: e.ctx.Height + e.params.EscrowTimeout}
 	put(e.st, keyEscrow(id), esc)
 	e.queuePush(qEscrow, esc.Expires, id)
 	e.emit(EventEscrowOpened, Attr{AttrEscrowID, id.String()}, Attr{AttrRequester, e.signer.String()}, Attr{AttrWorker, m.Worker.String()}, Attr{AttrModelID, m.ModelID.String()}, Attr{AttrFee, u64(m.Fee)}, Attr{AttrExpires, u64(esc.Expires)})
@@ -412,13 +412,35 @@ func (e *exec) publishReceipt(m *MsgPublishReceipt) error {
 	if info.ModelID != esc.ModelID {
 		return fmt.Errorf("%w: receipt is for model %s, escrow for %s", ErrInvalid, info.ModelID, esc.ModelID)
 	}
-	if info.Request != esc.Request {
-		return fmt.Errorf("%w: receipt answers request %s, escrow %s pays for request %s", ErrInvalid, info.Request, esc.EscrowID, esc.Request)
+	request := info.Request
+	if m.RequestSteps != 0 {
+		// The generation ended early: the receipt's steps are those fed,
+		// the request's those asked for.
+		if info.RequestAt == nil || m.RequestSteps < info.Steps {
+			return fmt.Errorf("%w: requestSteps %d: the receipt has %d steps", ErrInvalid, m.RequestSteps, info.Steps)
+		}
+		request = info.RequestAt(m.RequestSteps)
+	}
+	if request != esc.Request {
+		return fmt.Errorf("%w: receipt answers request %s, escrow %s pays for request %s", ErrInvalid, request, esc.EscrowID, esc.Request)
 	}
 	if _, ok := e.st.Get(keyReceipt(info.ID)); ok {
 		return fmt.Errorf("%w: receipt %s is already published", ErrExists, info.ID)
 	}
 	esc.ReceiptID = info.ID
+	if esc.PricePerToken != 0 {
+		// "upto": the receipt costs its tokens at the escrow's price, at
+		// most the fee; the rest goes back to the requester now.
+		due := esc.Fee
+		if info.Tokens <= esc.Fee/esc.PricePerToken {
+			due = esc.PricePerToken * info.Tokens
+		}
+		if back := esc.Fee - due; back > 0 {
+			esc.Fee = due
+			_ = e.credit(esc.Requester, back) // cannot overflow: it came out of the supply
+			e.emit(EventEscrowSettled, Attr{AttrEscrowID, esc.EscrowID.String()}, Attr{AttrRequester, esc.Requester.String()}, Attr{AttrFee, u64(due)}, Attr{AttrRefund, u64(back)})
+		}
+	}
 	put(e.st, keyEscrow(esc.EscrowID), esc)
 	s.Live++ // the stake stays slashable until this receipt settles
 	put(e.st, keyStake(e.signer), s)

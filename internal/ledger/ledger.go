@@ -64,6 +64,12 @@ type ReceiptInfo struct {
 	Worker  Address // the signing worker
 	ModelID Hash
 	Request Hash // RequestHash of the receipt: what an escrow commits to
+	// Tokens is the receipt's prompt and output token count (what an
+	// escrow's PricePerToken is paid for) and Steps its step count.
+	Tokens, Steps uint64
+	// RequestAt, if set, is the receipt's RequestHash with another step
+	// count (MsgPublishReceipt.RequestSteps); nil: not supported.
+	RequestAt func(steps uint64) Hash
 }
 
 // ReceiptVerifier parses a receipt's canonical bytes and checks its

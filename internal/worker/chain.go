@@ -21,35 +21,15 @@ import (
 	"github.com/verdictnet/verdict/internal/dispute"
 	"github.com/verdictnet/verdict/internal/ledger"
 	"github.com/verdictnet/verdict/internal/ledger/client"
+	"github.com/verdictnet/verdict/internal/outbox"
 	"github.com/verdictnet/verdict/internal/receipt"
 )
 
 // Pending is a receipt promised to a client and not yet on the ledger: the
-// outbox entry that the worker keeps on disk until the ledger has it.
-type Pending struct {
-	ReceiptID string `json:"receiptId"`
-	Receipt   []byte `json:"receipt"`
-	// Requester pays Fee into an escrow for the receipt (an account name
-	// the Escrower understands). EscrowID is the escrow the receipt is
-	// published against once it is open.
-	Requester string      `json:"requester"`
-	Fee       uint64      `json:"fee"`
-	EscrowID  ledger.Hash `json:"escrowId,omitzero"`
-	// EscrowTx is the signed transaction opening EscrowID, written here
-	// before it is broadcast and kept until the ledger shows the escrow:
-	// after a crash the outbox finds it committed, sends the same bytes
-	// again, or, once its nonce went to another transaction (so it can
-	// never commit), signs a new one. A receipt never gets a second
-	// escrow while its first may still commit.
-	EscrowTx []byte `json:"escrowTx,omitempty"`
-	// MaybeEscrow is an escrow that may have been opened, from outboxes
-	// written before EscrowTx existed; it is adopted if the ledger has it.
-	MaybeEscrow ledger.Hash `json:"maybeEscrow,omitzero"`
-	// Attempts counts failed publishing steps (kept on disk, so that a
-	// restart does not reset the give-up limit).
-	Attempts int    `json:"attempts"`
-	Failed   string `json:"failed,omitempty"`
-}
+// outbox entry that the worker keeps on disk until the ledger has it
+// (outbox.Record: the escrow it is paid from, its recorded escrow
+// transaction and its failed attempts).
+type Pending = outbox.Record
 
 // Escrower says how the escrow that pays for a pending receipt is opened:
 // the message and the sender of the account that pays (the gateway holds
@@ -96,12 +76,14 @@ type Chain struct {
 	params ledger.Params
 	agent  uint64
 
+	// The outbox: its state machine (under mu, with watch and the
+	// submissions being written) and its records on disk.
 	mu       sync.Mutex
-	pending  map[string]*pendingState
+	box      *outbox.Machine
+	writing  map[string]chan struct{}
+	store    *outbox.Store
 	watch    map[string]*receipt.Receipt // published, not yet final
 	disputes DisputeBook
-	outbox   string
-	failed   string
 
 	nPublished, audits, disputed, failures atomic.Int64
 	worstAudit                             atomic.Int64 // blocks, see ChainStats.WorstAuditBlocks
@@ -153,12 +135,6 @@ func (c *Chain) Register(reg prometheus.Registerer) error {
 	return nil
 }
 
-type pendingState struct {
-	p      *Pending
-	sentAt time.Time
-	next   time.Time
-}
-
 // NewChain returns the ledger side of w; it loads the outbox from disk.
 func NewChain(w *Local, cfg ChainConfig) (*Chain, error) {
 	if cfg.Client == nil || cfg.Dir == "" {
@@ -178,32 +154,16 @@ func NewChain(w *Local, cfg ChainConfig) (*Chain, error) {
 		return nil, err
 	}
 	c := &Chain{w: w, cfg: cfg, send: s, log: cfg.Logger, addr: s.Address(),
-		pending: map[string]*pendingState{}, watch: map[string]*receipt.Receipt{}, validations: make(chan string, 4096),
-		outbox: filepath.Join(cfg.Dir, "outbox"), failed: filepath.Join(cfg.Dir, "failed")}
-	for _, d := range []string{c.outbox, c.failed} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
-			return nil, fmt.Errorf("worker chain: %w", err)
-		}
+		box: outbox.New(outbox.Config{Worker: s.Address(), MaxStarts: publishStarts}), watch: map[string]*receipt.Receipt{}, writing: map[string]chan struct{}{}, validations: make(chan string, 4096)}
+	if c.store, err = outbox.OpenStore(cfg.Dir); err != nil {
+		return nil, fmt.Errorf("worker chain: %w", err)
 	}
-	ents, err := os.ReadDir(c.outbox)
+	recs, err := c.store.Load()
 	if err != nil {
 		return nil, fmt.Errorf("worker chain: %w", err)
 	}
-	for _, e := range ents {
-		id, ok := strings.CutSuffix(e.Name(), ".json")
-		if !ok || !validID(id) {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join(c.outbox, e.Name()))
-		if err != nil {
-			return nil, fmt.Errorf("worker chain: %w", err)
-		}
-		var p Pending
-		if err := json.Unmarshal(b, &p); err != nil || p.ReceiptID != id {
-			return nil, fmt.Errorf("worker chain: outbox entry %s is corrupt", e.Name())
-		}
-		c.pending[id] = &pendingState{p: &p}
-	}
+	// Receipts that cannot be read are given up at once.
+	c.carry(context.Background(), c.box.Step(outbox.Restore{Records: recs}))
 	return c, nil
 }
 
@@ -344,68 +304,6 @@ func isCode(err, want error) bool {
 	return ok && code == ledger.Code(want)
 }
 
-// errModelPending: the ledger refused a transaction because the receipt's
-// model is not active yet; the outbox entry waits (without counting
-// towards giving up) until validators attest to holding the model.
-var errModelPending = errors.New("model not active yet")
-
-// modelPending wraps a rejection for an inactive model in errModelPending.
-func modelPending(err error) error {
-	if code, ok := client.RejectionCode(err); ok && code == ledger.Code(ledger.ErrModelInactive) {
-		return fmt.Errorf("%w: %w", errModelPending, err)
-	}
-	return nil
-}
-
-// Submit puts a receipt in the outbox: it is on disk when Submit returns,
-// and the worker publishes it (opening its escrow first) however long the
-// ledger takes. Submitting the same receipt id again does nothing.
-func (c *Chain) Submit(p Pending) error {
-	if !validID(p.ReceiptID) {
-		return fmt.Errorf("outbox: bad receipt id %q", p.ReceiptID)
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if _, ok := c.pending[p.ReceiptID]; ok {
-		return nil
-	}
-	if err := c.persist(&p); err != nil {
-		return err
-	}
-	c.pending[p.ReceiptID] = &pendingState{p: &p}
-	return nil
-}
-
-// PendingCount is the number of receipts in the outbox.
-func (c *Chain) PendingCount() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return len(c.pending)
-}
-
-// DefaultMaxPending is ChainConfig.MaxPending's default.
-const DefaultMaxPending = 1024
-
-// Backlogged reports whether the outbox holds MaxPending receipts or more:
-// publishing has fallen behind serving, and new requests should wait.
-func (c *Chain) Backlogged() bool { return c.PendingCount() >= c.cfg.MaxPending }
-
-// IsPending reports whether a receipt is in the outbox.
-func (c *Chain) IsPending(id string) bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	_, ok := c.pending[id]
-	return ok
-}
-
-func (c *Chain) persist(p *Pending) error {
-	b, err := json.Marshal(p)
-	if err != nil {
-		return err
-	}
-	return writeFileSync(filepath.Join(c.outbox, p.ReceiptID+".json"), b)
-}
-
 // Run publishes the outbox and follows the ledger for audits and disputes
 // until ctx ends.
 func (c *Chain) Run(ctx context.Context) error {
@@ -419,10 +317,25 @@ func (c *Chain) Run(ctx context.Context) error {
 		defer wg.Done()
 		c.requestValidations(ctx)
 	}()
+	// Every Poll the outbox steps its due receipts; a step's rounds (ask
+	// for the receipts, open escrows, publish) may take longer than Poll
+	// under load, so up to publishCycles steps overlap: each receipt is
+	// in one of them at most (the Machine starts nothing for a receipt
+	// whose answer is still out).
 	t := time.NewTicker(c.cfg.Poll)
 	defer t.Stop()
+	cycles := make(chan struct{}, publishCycles)
 	for {
-		c.publish(ctx)
+		select {
+		case cycles <- struct{}{}:
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer func() { <-cycles }()
+				c.publish(ctx)
+			}()
+		default:
+		}
 		select {
 		case <-ctx.Done():
 			wg.Wait()
@@ -432,301 +345,14 @@ func (c *Chain) Run(ctx context.Context) error {
 	}
 }
 
-// publish moves the outbox forward: open escrows, send receipts, and drop
-// the entries the ledger holds.
-func (c *Chain) publish(ctx context.Context) {
-	c.mu.Lock()
-	var due []*pendingState
-	now := time.Now()
-	for _, ps := range c.pending {
-		if !now.Before(ps.next) {
-			due = append(due, ps)
-		}
-	}
-	c.mu.Unlock()
-	slices.SortFunc(due, func(a, b *pendingState) int { return strings.Compare(a.p.ReceiptID, b.p.ReceiptID) })
-	// Entries step concurrently (their queries and record writes overlap;
-	// each account's transactions still go out in nonce order through its
-	// Sender).
-	work := make(chan *pendingState)
-	var wg sync.WaitGroup
-	for range min(publishers, len(due)) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for ps := range work {
-				c.stepOne(ctx, ps)
-			}
-		}()
-	}
-	for _, ps := range due {
-		if ctx.Err() != nil {
-			break
-		}
-		work <- ps
-	}
-	close(work)
-	wg.Wait()
-}
-
-// publishers is how many outbox entries step at once.
-const publishers = 8
-
-// stepOne steps one entry and handles its failure.
-func (c *Chain) stepOne(ctx context.Context, ps *pendingState) {
-	if err := c.step(ctx, ps); errors.Is(err, errModelPending) {
-		ps.next = time.Now().Add(modelPendingRetry)
-		c.log.Info("receipt waits for its model to become active", "receipt", ps.p.ReceiptID, "retry_in", modelPendingRetry, "err", err)
-	} else if err != nil && ctx.Err() == nil {
-		ps.p.Attempts++
-		back := min(time.Duration(1<<min(ps.p.Attempts, 6))*250*time.Millisecond, 15*time.Second)
-		ps.next = time.Now().Add(back)
-		c.log.Warn("publishing a receipt", "receipt", ps.p.ReceiptID, "attempt", ps.p.Attempts, "retry_in", back, "err", err)
-		if ps.p.Attempts >= maxAttempts {
-			c.fail(ps, err.Error())
-		} else if serr := c.save(ps.p); serr != nil {
-			c.log.Error("saving an outbox entry", "receipt", ps.p.ReceiptID, "err", serr)
-		}
-	}
-}
-
-// maxAttempts failed steps give an outbox entry up (moved to failed/);
-// with the backoff's 15 s cap that is about nine minutes of failures.
-const maxAttempts = 40
-
-// modelPendingRetry is how long an outbox entry whose model is not active
-// yet waits before it is tried again.
-const modelPendingRetry = 2 * time.Second
-
-// step advances one outbox entry: drop it once the ledger has its
-// receipt; otherwise settle a recorded escrow transaction, open an escrow
-// when there is none, and send the receipt.
-func (c *Chain) step(ctx context.Context, ps *pendingState) error {
-	p := ps.p
-	if !ps.sentAt.IsZero() && time.Since(ps.sentAt) < 3*time.Second {
-		return nil // sent; wait for its block (the follower drops it then)
-	}
-	rid, err := ledger.ParseHash(p.ReceiptID)
-	if err != nil {
-		c.fail(ps, "bad receipt id: "+err.Error())
-		return nil
-	}
-	_, found, err := c.cfg.Client.Receipt(ctx, rid)
-	if err != nil {
-		return err
-	}
-	if found {
-		c.published(p)
-		return nil
-	}
-	r, err := receipt.Parse(p.Receipt)
-	if err != nil {
-		c.fail(ps, "unreadable receipt: "+err.Error())
-		return nil
-	}
-	req := ledger.RequestHash(r)
-	if p.EscrowID.IsZero() && !p.MaybeEscrow.IsZero() {
-		esc, found, err := c.cfg.Client.Escrow(ctx, p.MaybeEscrow)
-		if err != nil {
-			return err
-		}
-		if found && esc.Worker == c.addr && esc.ReceiptID.IsZero() && esc.Request == req {
-			p.EscrowID = esc.EscrowID
-		}
-		p.MaybeEscrow = ledger.Hash{}
-		if err := c.save(p); err != nil {
-			return err
-		}
-	}
-	if len(p.EscrowTx) > 0 {
-		ready, err := c.settleEscrow(ctx, ps, req)
-		if err != nil || !ready {
-			return err
-		}
-	}
-	if p.EscrowID.IsZero() {
-		if c.cfg.Escrow == nil {
-			c.fail(ps, "no escrow and no way to open one")
-			return nil
-		}
-		msg, s, err := c.cfg.Escrow(p, c.addr, ledger.Hash(r.Model), c.agent)
-		if err != nil {
-			if errors.Is(err, client.ErrRejected) {
-				c.fail(ps, "opening the escrow: "+err.Error())
-				return nil
-			}
-			return fmt.Errorf("opening the escrow: %w", err)
-		}
-		_, err = s.SendRecorded(ctx, msg, func(tx *ledger.Tx) error {
-			p.EscrowTx, p.EscrowID = tx.Encode(), ledger.EscrowID(tx.Signer, tx.Nonce)
-			return c.save(p)
-		})
-		if errors.Is(err, ErrMaybeSent) {
-			ps.sentAt = time.Now() // look for it before anything else
-			return err
-		}
-		if err != nil {
-			if len(p.EscrowTx) > 0 {
-				// Refused (nothing was taken) or never broadcast.
-				p.EscrowTx, p.EscrowID = nil, ledger.Hash{}
-				if serr := c.save(p); serr != nil {
-					return errors.Join(err, serr)
-				}
-			}
-			if perr := modelPending(err); perr != nil {
-				return perr
-			}
-			if errors.Is(err, client.ErrRejected) && !isCode(err, ledger.ErrNonce) {
-				c.fail(ps, "opening the escrow: "+err.Error())
-				return nil
-			}
-			return fmt.Errorf("opening the escrow: %w", err)
-		}
-		// In the mempool: the receipt can follow it into the same block.
-	}
-	if _, err := c.send.Send(ctx, ledger.Msg{PublishReceipt: &ledger.MsgPublishReceipt{EscrowID: p.EscrowID, Receipt: p.Receipt}}); err != nil {
-		if code, ok := client.RejectionCode(err); ok && code == ledger.Code(ledger.ErrExists) {
-			return nil // published meanwhile; the next look drops it
-		}
-		if isCode(err, ledger.ErrNotFound) && len(p.EscrowTx) == 0 && c.escrowGone(ctx, p.EscrowID) {
-			// The escrow was seen open (or comes from an outbox written
-			// before escrow transactions were recorded) and is gone:
-			// refunded after escrowTimeout, or never opened. Open another.
-			c.log.Warn("escrow gone; opening another", "receipt", p.ReceiptID, "escrow", p.EscrowID.String())
-			p.EscrowID = ledger.Hash{}
-			if serr := c.save(p); serr != nil {
-				return errors.Join(err, serr)
-			}
-		}
-		if perr := modelPending(err); perr != nil {
-			return perr
-		}
-		return err
-	}
-	ps.sentAt = time.Now()
-	return nil
-}
-
-// settleEscrow decides the fate of an entry's recorded escrow transaction.
-// The escrow is on the ledger and answers the receipt's request: the
-// record is dropped and the receipt goes out against it (ready). The
-// transaction's nonce went to another transaction, or to this one whose
-// message failed: it can never open the escrow, so the record is dropped
-// and a new escrow is opened (ready). Otherwise the transaction may still
-// commit: its same bytes are broadcast again and the entry waits (not
-// ready). The account is read before the escrow, so that a transaction
-// committed between the two reads is never taken for a lost one.
-func (c *Chain) settleEscrow(ctx context.Context, ps *pendingState, req ledger.Hash) (ready bool, err error) {
-	p := ps.p
-	tx, err := ledger.DecodeTx(p.EscrowTx)
-	if err != nil || tx.Msg.OpenEscrow == nil {
-		c.log.Error("outbox entry with an unreadable escrow transaction; opening another", "receipt", p.ReceiptID, "err", err)
-		p.EscrowTx, p.EscrowID = nil, ledger.Hash{}
-		return true, c.save(p)
-	}
-	acct, err := c.cfg.Client.Account(ctx, tx.Signer)
-	if err != nil {
-		return false, err
-	}
-	esc, found, err := c.cfg.Client.Escrow(ctx, p.EscrowID)
-	if err != nil {
-		return false, err
-	}
-	switch d := decideEscrow(found, esc, acct.Nonce, tx, c.addr, req); d {
-	case escrowOpen:
-		p.EscrowTx = nil
-		return true, c.save(p)
-	case escrowLost:
-		c.log.Info("escrow transaction lost; opening another", "receipt", p.ReceiptID, "nonce", tx.Nonce, "accountNonce", acct.Nonce)
-		p.EscrowTx, p.EscrowID = nil, ledger.Hash{}
-		return true, c.save(p)
-	default:
-		ps.sentAt = time.Now()
-		if _, err := c.cfg.Client.BroadcastSync(ctx, tx); err != nil {
-			if code, ok := client.RejectionCode(err); ok && code == ledger.Code(ledger.ErrNonce) {
-				return false, nil // its nonce is taken in the mempool (by it, or by a rival): wait for the block
-			}
-			return false, fmt.Errorf("sending the escrow transaction again: %w", err)
-		}
-		return false, nil
-	}
-}
-
-// escrowFate is what an outbox entry's recorded escrow transaction came to.
-type escrowFate int
-
+// publishCycles is how many publishing steps may overlap, and
+// publishStarts how many receipts one step starts: a large backlog goes
+// out in waves, one wave's escrows signed while the previous one's
+// receipts are published.
 const (
-	// escrowMayCommit: not on the ledger, its nonce still free: it may
-	// commit (send it again and wait).
-	escrowMayCommit escrowFate = iota
-	// escrowOpen: the escrow is on the ledger, for this worker and this
-	// request.
-	escrowOpen
-	// escrowLost: the nonce was taken and the escrow is not this one: the
-	// transaction can never open it.
-	escrowLost
+	publishCycles = 3
+	publishStarts = 256
 )
-
-// decideEscrow is settleEscrow's decision, from what the ledger holds
-// under the recorded escrow id (found, esc) and the paying account's next
-// nonce, read before the escrow.
-func decideEscrow(found bool, esc ledger.Escrow, accountNonce uint64, tx *ledger.Tx, worker ledger.Address, req ledger.Hash) escrowFate {
-	if found {
-		if esc.Worker == worker && esc.Request == req && esc.Requester == tx.Signer {
-			return escrowOpen
-		}
-		return escrowLost // another transaction of the payer's holds the nonce
-	}
-	if accountNonce > tx.Nonce {
-		return escrowLost
-	}
-	return escrowMayCommit
-}
-
-// escrowGone reports whether the ledger answers that escrow id does not
-// exist (false when it cannot be asked).
-func (c *Chain) escrowGone(ctx context.Context, id ledger.Hash) bool {
-	_, found, err := c.cfg.Client.Escrow(ctx, id)
-	return err == nil && !found
-}
-
-// save writes an outbox entry (under c.mu).
-func (c *Chain) save(p *Pending) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if _, ok := c.pending[p.ReceiptID]; !ok {
-		return nil // published or given up meanwhile
-	}
-	return c.persist(p)
-}
-
-// published drops an entry the ledger holds, watches its receipt and
-// queues its validation requests; an entry no longer pending is left
-// alone (the follower and the publishing loop may both see it).
-func (c *Chain) published(p *Pending) {
-	r, err := receipt.Parse(p.Receipt)
-	c.mu.Lock()
-	if _, ok := c.pending[p.ReceiptID]; !ok {
-		c.mu.Unlock()
-		return
-	}
-	delete(c.pending, p.ReceiptID)
-	if err == nil {
-		c.watch[p.ReceiptID] = r
-	}
-	c.mu.Unlock()
-	os.Remove(filepath.Join(c.outbox, p.ReceiptID+".json"))
-	c.nPublished.Add(1)
-	c.log.Debug("receipt published", "receipt", p.ReceiptID)
-	if c.agent == 0 || len(c.cfg.Validators) == 0 {
-		return
-	}
-	select {
-	case c.validations <- p.ReceiptID:
-	default:
-		c.log.Warn("validation requests queue full; not asking for this receipt's validation", "receipt", p.ReceiptID)
-	}
-}
 
 // requestValidations asks the configured validators to validate each
 // published receipt (ERC-8004 validationRequest), off the publishing and
@@ -759,23 +385,6 @@ func ValidationRequestHash(id ledger.Hash, v ledger.Address) ledger.Hash {
 	var out ledger.Hash
 	h.Sum(out[:0])
 	return out
-}
-
-func (c *Chain) fail(ps *pendingState, why string) {
-	ps.p.Failed = why
-	c.mu.Lock()
-	if _, ok := c.pending[ps.p.ReceiptID]; !ok {
-		c.mu.Unlock()
-		return
-	}
-	delete(c.pending, ps.p.ReceiptID)
-	b, _ := json.Marshal(ps.p)
-	c.mu.Unlock()
-	if err := writeFileSync(filepath.Join(c.failed, ps.p.ReceiptID+".json"), b); err == nil {
-		os.Remove(filepath.Join(c.outbox, ps.p.ReceiptID+".json"))
-	}
-	c.failures.Add(1)
-	c.log.Error("receipt not published", "receipt", ps.p.ReceiptID, "reason", why)
 }
 
 // follow reads every block: audits of the worker's receipts get openings,
@@ -841,6 +450,7 @@ func (c *Chain) follow(ctx context.Context) {
 			}
 			continue
 		}
+		var outboxEvs []outbox.Event
 		for _, e := range evs {
 			switch e.Type {
 			case ledger.EventAuditSelected:
@@ -862,15 +472,13 @@ func (c *Chain) follow(ctx context.Context) {
 				}
 			case ledger.EventReceiptPublished:
 				// Drop the outbox entry at once, without a query.
-				p, err := ledger.DecodeReceiptPublished(e.Event)
-				if err != nil || p.Worker != c.addr {
-					continue
+				if p, err := ledger.DecodeReceiptPublished(e.Event); err == nil && p.Worker == c.addr {
+					outboxEvs = append(outboxEvs, outbox.Published{ID: p.ReceiptID.String()})
 				}
-				c.mu.Lock()
-				ps := c.pending[p.ReceiptID.String()]
-				c.mu.Unlock()
-				if ps != nil {
-					c.published(ps.p)
+			case ledger.EventEscrowOpened:
+				// A receipt waiting for its escrow goes out now.
+				if o, err := ledger.DecodeEscrowOpened(e.Event); err == nil && o.Worker == c.addr {
+					outboxEvs = append(outboxEvs, outbox.EscrowOpened{EscrowID: o.EscrowID})
 				}
 			case ledger.EventReceiptFinal:
 				if f, err := ledger.DecodeReceiptFinal(e.Event); err == nil {
@@ -879,6 +487,14 @@ func (c *Chain) follow(ctx context.Context) {
 					c.mu.Unlock()
 				}
 			}
+		}
+		if len(outboxEvs) > 0 {
+			// Off the follow loop: publishing must not delay the next block.
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				c.feed(ctx, outboxEvs)
+			}()
 		}
 		c.saveFollow(wm.handled(h))
 		c.playDisputes(ctx)

@@ -80,7 +80,9 @@ func TestOutboxSurvivesLedgerOutage(t *testing.T) {
 		}
 		// The failed attempts are on disk: a restart does not reset the
 		// give-up limit.
-		if got, want := c2.pending[id].p.Attempts, c.pending[id].p.Attempts; got != want || got == 0 {
+		r2, _ := c2.box.Record(id)
+		r1, _ := c.box.Record(id)
+		if got, want := r2.Attempts, r1.Attempts; got != want || got == 0 {
 			t.Fatalf("receipt %s: %d attempts after the restart, %d before", id, got, want)
 		}
 	}
@@ -216,37 +218,6 @@ func FuzzPlayerMove(f *testing.F) {
 		p := &Player{Side: ledger.SideWorker, Setup: setup, Timeout: 5}
 		p.Move(&ledger.Dispute{Status: ledger.DisputeOpen, Game: game})
 	})
-}
-
-// TestDecideEscrow covers every fate of a recorded escrow transaction:
-// found and ours (adopted), found and another's (its nonce went to another
-// transaction: lost), not found with the nonce taken (lost: it can never
-// commit), not found with the nonce free (it may still commit: wait and
-// send the same bytes again, never a second escrow).
-func TestDecideEscrow(t *testing.T) {
-	payer, worker, other := ledger.Address{1}, ledger.Address{2}, ledger.Address{3}
-	req, otherReq := ledger.Hash{4}, ledger.Hash{5}
-	tx := &ledger.Tx{Signer: payer, Nonce: 7}
-	ours := ledger.Escrow{Requester: payer, Worker: worker, Request: req}
-	for _, tc := range []struct {
-		name  string
-		found bool
-		esc   ledger.Escrow
-		nonce uint64
-		want  escrowFate
-	}{
-		{"committed, ours", true, ours, 8, escrowOpen},
-		{"committed, ours, later nonces too", true, ours, 30, escrowOpen},
-		{"another request holds the nonce", true, ledger.Escrow{Requester: payer, Worker: worker, Request: otherReq}, 8, escrowLost},
-		{"another worker's escrow holds the nonce", true, ledger.Escrow{Requester: payer, Worker: other, Request: req}, 8, escrowLost},
-		{"nonce taken, no escrow", false, ledger.Escrow{}, 8, escrowLost},
-		{"nonce free: may commit", false, ledger.Escrow{}, 7, escrowMayCommit},
-		{"an earlier nonce missing: may commit", false, ledger.Escrow{}, 5, escrowMayCommit},
-	} {
-		if got := decideEscrow(tc.found, tc.esc, tc.nonce, tx, worker, req); got != tc.want {
-			t.Errorf("%s: %d, want %d", tc.name, got, tc.want)
-		}
-	}
 }
 
 // TestWatermark: the follower resumes at the first block with a task

@@ -23,9 +23,9 @@ func EscrowCharges(open func(ch *inference.Charge, worker ledger.Address, model 
 }
 
 func pendingOf(ch inference.Charge) Pending {
-	return Pending{ReceiptID: ch.ReceiptID, Receipt: ch.Receipt, Requester: ch.Requester, Fee: ch.Fee, EscrowID: ch.EscrowID}
+	return Pending{ReceiptID: ch.ReceiptID, Receipt: ch.Receipt, Requester: ch.Requester, Fee: ch.Fee, EscrowID: ch.EscrowID, RequestSteps: ch.RequestSteps}
 }
 
 func chargeOf(p *Pending) inference.Charge {
-	return inference.Charge{ReceiptID: p.ReceiptID, Receipt: p.Receipt, Requester: p.Requester, Fee: p.Fee, EscrowID: p.EscrowID}
+	return inference.Charge{ReceiptID: p.ReceiptID, Receipt: p.Receipt, Requester: p.Requester, Fee: p.Fee, EscrowID: p.EscrowID, RequestSteps: p.RequestSteps}
 }

@@ -12,7 +12,7 @@ import (
 // Pending unchanged, field for field (a field added to Charge and not
 // carried fails here).
 func TestChargeRoundTrip(t *testing.T) {
-	ch := inference.Charge{ReceiptID: "ab", Receipt: []byte(`{"r":1}`), Requester: "acct", Fee: 7, EscrowID: ledger.Hash{9}}
+	ch := inference.Charge{ReceiptID: "ab", Receipt: []byte(`{"r":1}`), Requester: "acct", Fee: 7, EscrowID: ledger.Hash{9}, RequestSteps: 12}
 	v := reflect.ValueOf(&ch).Elem()
 	for i := range v.NumField() {
 		if v.Field(i).IsZero() {

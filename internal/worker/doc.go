@@ -11,7 +11,13 @@
 // audits the ledger selects with openings before their deadline, and plays
 // the disputes opened against it (internal/ledger/disputeplay's Player,
 // over the ledger's own trace bisection game).
-// The outbox records each escrow transaction before it sends it and the
+// The outbox's decisions are internal/outbox's state machine; Chain is its
+// driver: it feeds it events (submissions, the clock and the height, the
+// ledger's answers, the follower's escrow-opened and receipt-published
+// events) and carries out its actions, writing each record before the
+// action it implies, asking the ledger and sending in JSON-RPC batches
+// (several transactions of an account per block, consecutive nonces). The
+// outbox records each escrow transaction before it sends it and the
 // follower its progress (follow.json), so a restart loses no answered
 // receipt and misses no audit or dispute (docs/ledger.md). Sending and
 // following blocks are internal/ledger/client's (Sender, Follower), the
@@ -22,7 +28,9 @@
 // sampling parameters (seed included), the step count and the stop tokens.
 // When a stop string ends a generation early, the receipt's step count is
 // lowered to the positions actually fed, so that replaying the receipt yields
-// exactly the tokens returned.
+// exactly the tokens returned; a generation cut short (its caller hung up or
+// cancelled) after its first token gets such a receipt too, for the tokens
+// generated (PartialError), so that the worker can be paid for them.
 //
 // A Local worker runs its generations as one continuous batch
 // (internal/scheduler: requests join and leave at every step, within a

@@ -58,11 +58,23 @@ var (
 	ErrBusy          = inference.ErrBusy
 )
 
-// Finish reasons, as OpenAI names them.
+// Finish reasons, as OpenAI names them, and FinishCancelled for a
+// generation cut short (PartialError).
 const (
-	FinishStop   = inference.FinishStop
-	FinishLength = inference.FinishLength
+	FinishStop      = inference.FinishStop
+	FinishLength    = inference.FinishLength
+	FinishCancelled = inference.FinishCancelled
 )
+
+// PartialError is inference.PartialError: a generation cut short, with
+// the receipt of the tokens generated so far.
+type PartialError = inference.PartialError
+
+// deltaError is an error of the caller's onDelta.
+type deltaError struct{ err error }
+
+func (e *deltaError) Error() string { return e.err.Error() }
+func (e *deltaError) Unwrap() error { return e.err }
 
 // Fingerprint is inference.Fingerprint.
 func Fingerprint(id merkle.Hash, spec string) string { return inference.Fingerprint(id, spec) }
@@ -407,10 +419,11 @@ func (w *Local) Generate(ctx context.Context, req Request, onDelta func(Delta) e
 			return nil, err
 		}
 	}
+	requestSteps := audit.EffectiveSteps(steps, ctxLen)
 	if req.Bind != nil {
 		p := req.Sampler
 		h := ledger.RequestHash(&receipt.Receipt{Model: info.ID, Nonce: req.Nonce, Prompt: prompt,
-			Sampling: receipt.Sampling{Temperature: p.Temperature, TopK: p.TopK, TopP: p.TopP, Seed: p.Seed, Steps: audit.EffectiveSteps(steps, ctxLen), Stop: w.stops}})
+			Sampling: receipt.Sampling{Temperature: p.Temperature, TopK: p.TopK, TopP: p.TopP, Seed: p.Seed, Steps: requestSteps, Stop: w.stops}})
 		if err := req.Bind(h); err != nil {
 			return nil, err
 		}
@@ -433,12 +446,17 @@ func (w *Local) Generate(ctx context.Context, req Request, onDelta func(Delta) e
 	emit := func(s string, tl []TokenLogprob) error {
 		text.WriteString(s)
 		if onDelta != nil && (s != "" || len(tl) > 0) {
-			return onDelta(Delta{Text: s, Logprobs: tl})
+			if err := onDelta(Delta{Text: s, Logprobs: tl}); err != nil {
+				return &deltaError{err}
+			}
 		}
 		return nil
 	}
+	// A cancelled Run returns while the batch may still be tracing its
+	// next position into rec; the gate ends the tracing first.
+	trace := &traceGate{t: rec}
 	greq := generate.Request{
-		Prompt: prompt, Steps: steps, Sampler: req.Sampler, StopTokens: w.stops, Trace: rec,
+		Prompt: prompt, Steps: steps, Sampler: req.Sampler, StopTokens: w.stops, Trace: trace,
 		// The receipt commits to, and logprobs read, only the vectors
 		// output tokens are sampled from.
 		OutputLogitsOnly: true,
@@ -490,10 +508,22 @@ func (w *Local) Generate(ctx context.Context, req Request, onDelta func(Delta) e
 		},
 	}
 	res, err := w.sched.Run(ctx, greq)
+	trace.stop()
 	finish := FinishLength
+	var cut error // what cut the generation short
+	var de *deltaError
 	switch {
 	case stopString && errors.Is(err, errStopString):
 		finish = FinishStop
+		steps = len(prompt) + len(res.Output) - 1
+	case err != nil && len(res.Output) > 0 && (ctx.Err() != nil || errors.As(err, &de)):
+		// Cut short: a receipt for the tokens generated, as for a stop
+		// string (every one of them was sampled from recorded logits
+		// after the positions before it were traced).
+		finish, cut = FinishCancelled, err
+		if de != nil {
+			cut = de.err
+		}
 		steps = len(prompt) + len(res.Output) - 1
 	case errors.Is(err, generate.ErrPromptTooLong), errors.Is(err, scheduler.ErrTooLarge):
 		return nil, fmt.Errorf("%w: %v", ErrContextLength, err)
@@ -512,7 +542,12 @@ func (w *Local) Generate(ctx context.Context, req Request, onDelta func(Delta) e
 			finish = FinishStop
 		}
 		if err := emit(s, nil); err != nil {
-			return nil, err
+			// Generated in full, but the end could not be delivered:
+			// the receipt is whole, the caller is gone.
+			cut = err
+			if errors.As(err, &de) {
+				cut = de.err
+			}
 		}
 	}
 	if req.Chat != nil {
@@ -531,12 +566,47 @@ func (w *Local) Generate(ctx context.Context, req Request, onDelta func(Delta) e
 	if err := w.store.Put(id, data); err != nil {
 		return nil, fmt.Errorf("storing receipt %s: %w", id, err)
 	}
-	w.log.Debug("generation", "model", info.Name, "prompt_tokens", len(prompt), "output_tokens", len(res.Output), "receipt", id)
-	return &Result{
+	w.log.Debug("generation", "model", info.Name, "prompt_tokens", len(prompt), "output_tokens", len(res.Output), "receipt", id, "finish", finish)
+	out := &Result{
 		Model: info, Text: text.String(), FinishReason: finish,
 		PromptTokens: len(prompt), CompletionTokens: len(res.Output), Logprobs: lps,
-		ReceiptID: id, Receipt: data,
-	}, nil
+		ReceiptID: id, Receipt: data, RequestSteps: requestSteps,
+	}
+	if cut != nil {
+		return nil, &PartialError{Result: out, Err: cut}
+	}
+	return out, nil
+}
+
+// traceGate passes a generation's trace to its recorder until stop, which
+// waits for a call in progress: after it the recorder is the caller's
+// alone.
+type traceGate struct {
+	mu      sync.Mutex
+	t       engine.Tracer
+	stopped bool
+}
+
+func (g *traceGate) Layer(l, pos int, x, k, v, attn []float32) {
+	g.mu.Lock()
+	if !g.stopped {
+		g.t.Layer(l, pos, x, k, v, attn)
+	}
+	g.mu.Unlock()
+}
+
+func (g *traceGate) Final(pos int, x []float32) {
+	g.mu.Lock()
+	if !g.stopped {
+		g.t.Final(pos, x)
+	}
+	g.mu.Unlock()
+}
+
+func (g *traceGate) stop() {
+	g.mu.Lock()
+	g.stopped = true
+	g.mu.Unlock()
 }
 
 func (w *Local) alt(prev, t int, lp *logprobs) (Alt, error) {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"sync"
 
@@ -281,6 +282,144 @@ func (c *Client) Validators(ctx context.Context) ([]ledger.ValidatorUpdate, erro
 		var a ledger.Address
 		copy(a[:], v.PubKey.Bytes())
 		out = append(out, ledger.ValidatorUpdate{PubKey: a, Power: v.VotingPower})
+	}
+	return out, nil
+}
+
+// EstimateFees returns the fee each of msgs needs when key signs it: fee,
+// or more where the node asks for more. The estimates are asked in one
+// JSON-RPC batch, each for the message signed with the largest nonce (the
+// longest encoding: a transaction signed with any nonce needs no more); a
+// node that cannot say leaves fee, as Sign does.
+func (c *Client) EstimateFees(ctx context.Context, key ed25519.PrivateKey, msgs []ledger.Msg, fee uint64) []uint64 {
+	fees := make([]uint64, len(msgs))
+	for i := range fees {
+		fees[i] = fee
+	}
+	chain, err := c.ChainID(ctx)
+	if err != nil {
+		return fees
+	}
+	paths := make([]string, len(msgs))
+	data := make([][]byte, len(msgs))
+	for i, m := range msgs {
+		tx := &ledger.Tx{ChainID: chain, Fee: fee, Nonce: math.MaxUint64, Msg: m}
+		tx.Sign(key)
+		paths[i], data[i] = "fee", tx.Encode()
+	}
+	results, err := c.queryBatch(ctx, paths, data)
+	if err != nil {
+		return fees
+	}
+	for i, r := range results {
+		var est ledger.FeeEstimate
+		if r == nil || r.Response.Code != 0 || json.Unmarshal(r.Response.Value, &est) != nil {
+			continue
+		}
+		fees[i] = max(fee, est.RequiredFee)
+	}
+	return fees
+}
+
+// BroadcastEach sends signed transactions in one JSON-RPC batch, in order,
+// and returns CheckTx's answer to each: nil (in the mempool) or a
+// *RejectedError. An error means the batch got no answer (any of them
+// may be in the mempool).
+func (c *Client) BroadcastEach(ctx context.Context, txs []*ledger.Tx) ([]error, error) {
+	out := make([]error, len(txs))
+	if len(txs) == 1 {
+		// CometBFT answers a batch of one as a single call, which the
+		// batch client does not decode: send it alone.
+		if _, err := c.BroadcastSync(ctx, txs[0]); err != nil {
+			if !errors.Is(err, ErrRejected) {
+				return nil, err
+			}
+			out[0] = err
+		}
+		return out, nil
+	}
+	b := c.rpc.NewBatch()
+	results := make([]*coretypes.ResultBroadcastTx, len(txs))
+	for i, tx := range txs {
+		r, err := b.BroadcastTxSync(ctx, tx.Encode())
+		if err != nil {
+			return nil, fmt.Errorf("broadcast batch: %w", err)
+		}
+		results[i] = r
+	}
+	if _, err := b.Send(ctx); err != nil {
+		return nil, fmt.Errorf("broadcast batch: %w", err)
+	}
+	for i, r := range results {
+		switch {
+		case len(r.Hash) == 0:
+			// The call failed inside the batch (its result left empty):
+			// the node may or may not have the transaction.
+			out[i] = fmt.Errorf("%w: transaction %d of the batch got no answer", ErrMaybeSent, i)
+		case r.Code != 0:
+			out[i] = &RejectedError{Code: r.Code, Log: r.Log}
+		}
+	}
+	return out, nil
+}
+
+// queryBatch runs ledger queries in one JSON-RPC batch. A query that
+// failed inside the batch has a nil result.
+func (c *Client) queryBatch(ctx context.Context, paths []string, data [][]byte) ([]*coretypes.ResultABCIQuery, error) {
+	results := make([]*coretypes.ResultABCIQuery, len(paths))
+	if len(paths) == 1 {
+		// A batch of one is answered as a single call: send it alone.
+		r, err := c.rpc.ABCIQuery(ctx, paths[0], data[0])
+		if err != nil {
+			return nil, fmt.Errorf("query %s: %w", paths[0], err)
+		}
+		results[0] = r
+		return results, nil
+	}
+	b := c.rpc.NewBatch()
+	for i, path := range paths {
+		r, err := b.ABCIQuery(ctx, path, data[i])
+		if err != nil {
+			return nil, fmt.Errorf("query batch: %w", err)
+		}
+		results[i] = r
+	}
+	if _, err := b.Send(ctx); err != nil {
+		return nil, fmt.Errorf("query batch: %w", err)
+	}
+	for i, r := range results {
+		// Every answer of the ledger carries the height it was read at;
+		// an empty one is a call that failed inside the batch.
+		if r.Response.Height == 0 && r.Response.Code == 0 {
+			results[i] = nil
+		}
+	}
+	return results, nil
+}
+
+// HasReceipts reports, for each id, whether the ledger holds the receipt,
+// asked in one JSON-RPC batch.
+func (c *Client) HasReceipts(ctx context.Context, ids []ledger.Hash) ([]bool, error) {
+	paths := make([]string, len(ids))
+	for i, id := range ids {
+		paths[i] = "receipt/" + id.String()
+	}
+	results, err := c.queryBatch(ctx, paths, make([][]byte, len(ids)))
+	if err != nil {
+		return nil, fmt.Errorf("receipt queries: %w", err)
+	}
+	out := make([]bool, len(ids))
+	for i, r := range results {
+		if r == nil {
+			return nil, fmt.Errorf("receipt query %s: no answer", ids[i])
+		}
+		switch r.Response.Code {
+		case 0:
+			out[i] = true
+		case ledger.Code(ledger.ErrNotFound):
+		default:
+			return nil, fmt.Errorf("receipt query %s: %w", ids[i], &QueryError{Code: r.Response.Code, Log: r.Response.Log})
+		}
 	}
 	return out, nil
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/verdictnet/verdict/internal/ledger"
@@ -32,6 +33,17 @@ type Sender struct {
 	mu     sync.Mutex
 	next   uint64
 	synced bool
+	// urgent counts the single transactions (Send, Commit) waiting for
+	// mu: a batch lets them go first, so that an audit's openings or a
+	// dispute move wait for one batch at most, not for a queue of them.
+	urgent atomic.Int32
+}
+
+// lockUrgent takes mu ahead of waiting batches.
+func (s *Sender) lockUrgent() {
+	s.urgent.Add(1)
+	s.mu.Lock()
+	s.urgent.Add(-1)
 }
 
 // NewSender returns a sender for key paying fee per transaction.
@@ -71,7 +83,7 @@ func (s *Sender) Send(ctx context.Context, m ledger.Msg) (uint64, error) {
 // for the nonce makes Send sign again, record sees the new transaction,
 // which replaces the old one (the old one was not taken).
 func (s *Sender) SendRecorded(ctx context.Context, m ledger.Msg, record func(*ledger.Tx) error) (uint64, error) {
-	s.mu.Lock()
+	s.lockUrgent()
 	defer s.mu.Unlock()
 	var last error
 	for attempt := 0; attempt < 40; attempt++ {
@@ -121,7 +133,7 @@ func (s *Sender) SendRecorded(ctx context.Context, m ledger.Msg, record func(*le
 // nonce (a transaction of the account still in the mempool) is retried
 // with the nonce read again, as Send does.
 func (s *Sender) Commit(ctx context.Context, m ledger.Msg) (Result, error) {
-	s.mu.Lock()
+	s.lockUrgent()
 	defer s.mu.Unlock()
 	for attempt := 0; ; attempt++ {
 		acct, err := s.c.Account(ctx, s.addr)
@@ -229,4 +241,74 @@ func (c *Client) Audit(ctx context.Context, receipt ledger.Hash) (ledger.Audit, 
 // Dispute returns a dispute.
 func (c *Client) Dispute(ctx context.Context, id ledger.Hash) (ledger.Dispute, bool, error) {
 	return get[ledger.Dispute](ctx, c, "dispute/"+id.String())
+}
+
+// SendBatch signs msgs with the account's next nonces, consecutive, hands
+// the signed transactions to record (when not nil: an error stops it
+// before anything is broadcast) and broadcasts them in one JSON-RPC batch,
+// in order: several transactions of the account in one block. It returns
+// the transactions (nil when none was signed) and one error per message:
+// nil (the mempool took it), a *RejectedError (nothing was taken; after a
+// refusal the later transactions of the batch are refused for their
+// nonce), an error wrapping ErrMaybeSent (no answer), or any other error
+// (not broadcast). Unlike Send it does not retry a refusal for the nonce:
+// the caller tries again later. Single transactions (Send, Commit)
+// waiting for the sender go first.
+func (s *Sender) SendBatch(ctx context.Context, msgs []ledger.Msg, record func([]*ledger.Tx) error) ([]*ledger.Tx, []error) {
+	// The fees are asked before the sender is taken: a batch holds it
+	// only to sign, record and broadcast.
+	fees := s.c.EstimateFees(ctx, s.key, msgs, s.fee)
+	chain, err := s.c.ChainID(ctx)
+	for s.urgent.Load() > 0 && ctx.Err() == nil {
+		time.Sleep(time.Millisecond) // single transactions first
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	errs := make([]error, len(msgs))
+	all := func(err error) []error {
+		for i := range errs {
+			errs[i] = err
+		}
+		return errs
+	}
+	if len(msgs) == 0 {
+		return nil, errs
+	}
+	if err != nil {
+		return nil, all(err)
+	}
+	if !s.synced {
+		acct, err := s.c.Account(ctx, s.addr)
+		if err != nil {
+			return nil, all(err)
+		}
+		s.next, s.synced = acct.Nonce, true
+	}
+	txs := make([]*ledger.Tx, len(msgs))
+	for i, m := range msgs {
+		txs[i] = &ledger.Tx{ChainID: chain, Fee: fees[i], Nonce: s.next + uint64(i), Msg: m}
+		txs[i].Sign(s.key)
+	}
+	if record != nil {
+		if err := record(txs); err != nil {
+			s.synced = false
+			return txs, all(fmt.Errorf("recording transactions %d-%d: %w", txs[0].Nonce, txs[len(txs)-1].Nonce, err))
+		}
+	}
+	res, err := s.c.BroadcastEach(ctx, txs)
+	if err != nil {
+		s.synced = false
+		return txs, all(fmt.Errorf("%w: %w", ErrMaybeSent, err))
+	}
+	for i, err := range res {
+		if err == nil {
+			s.next = txs[i].Nonce + 1
+			continue
+		}
+		if code, _ := RejectionCode(err); code == ledger.Code(ledger.ErrNonce) {
+			s.synced = false
+		}
+		break
+	}
+	return txs, res
 }
