@@ -38,6 +38,13 @@ func vnniKernels() {
 			}
 		}
 	}
+	vnni8Idx(2)
+	vnni8Idx(4)
+	for _, s := range []int{1, 2, 4} {
+		for r := 1; r <= vnniMaxR; r++ {
+			vnni8Tile(r, s)
+		}
+	}
 }
 
 func vnniTile(q4 bool, R, G int) {
@@ -172,6 +179,142 @@ func vnniTile(q4 bool, R, G int) {
 	p("VZEROUPPER")
 	p("RET")
 	b.WriteString("\n")
+}
+
+// vnni8Tile writes vnni8R{R}S{S}(w *byte, ws int, pk *byte, gs int, nb int,
+// out *float32, ld int, mask int), the Q8_0 tiles on the rows packed by
+// packVNNI8 (vnni8_amd64.go) for L = 16/S lanes per part: L-1 activation
+// rows (lane j: row j) whose quanta enter as the unsigned q_x+128, and a
+// last lane whose quanta are all 128; the 8 dwords of a block are split
+// among S parts of 8/S dwords, part h in lanes h*L..h*L+L-1. The weights stay
+// signed: S = 1 takes each weight dword straight from the weight row as
+// VPDPBUSD's broadcast memory operand; S = 2 and 4 load the 32 weight bytes
+// of a block once and VPERMD gives part h dword h*8/S+k' for step k'. So a
+// block costs 8/S VPDPBUSD per weight row. Then the parts are added (lane
+// j of every part, in int32: exact), lane j minus lane L-1 is exactly isum_j
+// (|Σ| < 32·255·128), and the float sequence of dotQ8_0 follows, as in
+// vnniTile: t = f32(dw) ⊗ dx_j; t = t ⊗ f32(isum_j); acc_j = acc_j ⊕ t
+// (lanes from L-1 on have dx = 0 and are never stored). Lane j of row r goes
+// to out[j*ld + r] if bit j of mask is set (gs is unused: one group).
+func vnni8Tile(R, S int) {
+	L := 16 / S
+	K := 8 / S       // dwords per part
+	blk := 64*K + 64 // packed bytes per block: quanta, dx
+	name := fmt.Sprintf("vnni8R%dS%d", R, S)
+	wp := []string{"SI", "R8", "R10", "R11", "R12", "R13"}[:R]
+	// Registers: Z0 dw, Z1 t, Z2 a weight operand, Z3 the weight block
+	// (S > 1); activations from Z4 (K of them for S > 1, one for S = 1),
+	// then the VPERMD indices (S > 1), the float and the int accumulators;
+	// Z31 the index of lane L-1.
+	nact := K
+	if S == 1 {
+		nact = 1
+	}
+	act := func(k int) int { return 4 + k%nact }
+	nidx := 0
+	if S > 1 {
+		nidx = K
+	}
+	idxr := func(k int) int { return 4 + nact + k }
+	facc := func(r int) int { return 4 + nact + nidx + r }
+	iacc := func(r int) int { return 4 + nact + nidx + R + r }
+	if iacc(R-1) >= 31 {
+		panic(name + ": too many registers")
+	}
+	fmt.Fprintf(&b, "// func %s(w *byte, ws int, pk *byte, gs int, nb int, out *float32, ld int, mask int)\n", name)
+	fmt.Fprintf(&b, "TEXT ·%s(SB), NOSPLIT, $0-64\n", name)
+	p("MOVQ w+0(FP), SI")
+	p("MOVQ ws+8(FP), AX")
+	for i := 1; i < R; i++ {
+		p("LEAQ (%s)(AX*1), %s", wp[i-1], wp[i])
+	}
+	p("MOVQ pk+16(FP), DI")
+	p("MOVQ nb+32(FP), CX")
+	p("MOVL $%d, AX", L-1)
+	p("VPBROADCASTD AX, Z31")
+	for k := 0; k < nidx; k++ {
+		p("VMOVDQU32 vnni8Idx%d<>+%d(SB), %s", S, 64*k, z(idxr(k)))
+	}
+	for r := 0; r < R; r++ {
+		p("VPXORD %s, %s, %s", z(facc(r)), z(facc(r)), z(facc(r)))
+	}
+	p("TESTQ CX, CX")
+	p("JZ %s_done", name)
+	label(name + "_loop")
+	for r := 0; r < R; r++ {
+		p("VPXORD %s, %s, %s", z(iacc(r)), z(iacc(r)), z(iacc(r)))
+	}
+	if S == 1 {
+		for k := 0; k < 8; k++ {
+			p("VMOVDQU32 %d(DI), %s", 64*k, z(act(k)))
+			for r := 0; r < R; r++ {
+				p("VPDPBUSD.BCST %d(%s), %s, %s", 2+4*k, wp[r], z(act(k)), z(iacc(r)))
+			}
+		}
+	} else {
+		for k := 0; k < K; k++ {
+			p("VMOVDQU32 %d(DI), %s", 64*k, z(act(k)))
+		}
+		for r := 0; r < R; r++ {
+			p("VMOVDQU 2(%s), Y3", wp[r]) // the 32 weight bytes; upper lanes 0
+			for k := 0; k < K; k++ {
+				p("VPERMD Z3, %s, Z2", z(idxr(k)))
+				p("VPDPBUSD Z2, %s, %s", z(act(k)), z(iacc(r)))
+			}
+		}
+	}
+	for r := 0; r < R; r++ {
+		p("VPBROADCASTW (%s), Y0", wp[r])
+		p("VCVTPH2PS Y0, Z0") // exact
+		i, f := z(iacc(r)), z(facc(r))
+		if S >= 2 {
+			p("VSHUFI64X2 $0x4e, %s, %s, Z1", i, i) // swap the 256-bit halves
+			p("VPADDD Z1, %s, %s", i, i)
+		}
+		if S == 4 {
+			p("VSHUFI64X2 $0xb1, %s, %s, Z1", i, i) // swap the 128-bit pairs
+			p("VPADDD Z1, %s, %s", i, i)
+		}
+		p("VPERMD %s, Z31, Z1", i)       // lane L-1: 128·Σw
+		p("VPSUBD Z1, %s, %s", i, i)     // isum_j
+		p("VMULPS %d(DI), Z0, Z1", 64*K) // dw*dx
+		p("VCVTDQ2PS %s, %s", i, i)      // exact: |isum| < 2^24
+		p("VMULPS %s, Z1, Z1", i)        // (dw*dx)*isum
+		p("VADDPS Z1, %s, %s", f, f)
+	}
+	for _, r := range wp {
+		p("ADDQ $34, %s", r)
+	}
+	p("ADDQ $%d, DI", blk)
+	p("DECQ CX")
+	p("JNZ %s_loop", name)
+	label(name + "_done")
+	idx := z(iacc(0))
+	p("MOVQ out+40(FP), DX")
+	p("MOVQ ld+48(FP), AX")
+	p("VPBROADCASTD AX, %s", idx)
+	p("VPMULLD vnniIota<>(SB), %s, %s", idx, idx)
+	p("MOVQ mask+56(FP), AX")
+	p("KMOVW AX, K1")
+	for r := 0; r < R; r++ {
+		p("KMOVW K1, K3") // the scatter clears its mask
+		p("VSCATTERDPS %s, K3, %d(DX)(%s*4)", z(facc(r)), 4*r, idx)
+	}
+	p("VZEROUPPER")
+	p("RET")
+	b.WriteString("\n")
+}
+
+// vnni8Idx writes the VPERMD indices of vnni8Tile for S parts: for step
+// k', lane h*L+j takes dword h*8/S+k' of the weight block.
+func vnni8Idx(S int) {
+	L, K := 16/S, 8/S
+	for k := 0; k < K; k++ {
+		for lane := 0; lane < 16; lane++ {
+			fmt.Fprintf(&b, "DATA vnni8Idx%d<>+%d(SB)/4, $%d\n", S, 64*k+4*lane, lane/L*K+k)
+		}
+	}
+	fmt.Fprintf(&b, "GLOBL vnni8Idx%d<>(SB), RODATA|NOPTR, $%d\n\n", S, 64*K)
 }
 
 // quantQ8Z writes quantQ8Z(x *float32, q *int8, d *float32, nb int), the

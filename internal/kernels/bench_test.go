@@ -3,6 +3,7 @@ package kernels
 import (
 	"fmt"
 	"math/rand/v2"
+	"runtime"
 	"testing"
 
 	"github.com/verdictnet/verdict/internal/tensor"
@@ -159,6 +160,34 @@ func BenchmarkPrefillK(b *testing.B) {
 					}
 				}
 				b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "rows/s")
+			})
+		}
+	}
+}
+
+// BenchmarkMatMulSmallN times the few-row case of continuous batching: a
+// 3072 x 768 matrix (the 110m FFN, L2-resident) against n = 1..16
+// activation rows. ns/row is the time per activation row: with each weight
+// block read once for all n rows it falls as n grows.
+func BenchmarkMatMulSmallN(b *testing.B) {
+	r := rand.New(rand.NewPCG(1, 1))
+	const rows, cols = 3072, 768
+	for _, typ := range []tensor.Type{tensor.Q8_0, tensor.Q4_0, tensor.Q4_K, tensor.Q6_K} {
+		w := weights(r, typ, rows, cols, false)
+		for _, n := range []int{1, 2, 3, 4, 8, 16} {
+			var a Acts
+			a.Prepare(typ, values(r, n*cols, false), n, cols)
+			out := make([]float32, n*rows)
+			b.Run(fmt.Sprintf("%s/n=%d", typ, n), func(b *testing.B) {
+				runtime.LockOSThread()
+				defer runtime.UnlockOSThread()
+				cpu0 := threadCPU()
+				for b.Loop() {
+					MatMul(w, &a, out, rows, 0, rows)
+				}
+				cpu := threadCPU() - cpu0
+				b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(n), "ns/row")
+				b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N), "cpu-ns/op")
 			})
 		}
 	}
