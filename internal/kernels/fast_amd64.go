@@ -117,7 +117,7 @@ func enableFast() {
 		if hasVNNI {
 			FastPath = "amd64-avx512-vnni"
 			packActs, useVNNI, useQ2 = packActsVNNI, true, false
-			packActs8, packActsK = packActsVNNI8, packActsKVNNI
+			packActs8, packActsK = packActsVNNIWT, packActsKVNNI
 		}
 	}
 }

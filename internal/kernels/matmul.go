@@ -43,7 +43,7 @@ type Acts struct {
 	pk     []byte
 	packed bool
 	// pk8 holds the quantised rows repacked for the AVX-512 VNNI tiles of
-	// Q8_0 weights against a few rows (vnni8_amd64.go) when packed8 is
+	// Q8_0 weights against a few rows (vnniwt_amd64.go) when packed8 is
 	// set; where it is, Q8_0 weights use it (pk, made as before, then
 	// serves the other types).
 	pk8     []byte

@@ -1,0 +1,153 @@
+//go:build amd64 && !purego
+
+package kernels
+
+import (
+	"encoding/binary"
+	"unsafe"
+
+	"github.com/verdictnet/verdict/internal/tensor"
+)
+
+// The AVX-512 VNNI path of the Q8_0 matrix product for a few activation
+// rows (2 to 16: the decode steps of a continuous batch), with the lanes on
+// the weight rows (asmgen_vnni.go, vnniWTTile):
+// 16 weight rows per register, transposed per block in registers, against
+// up to 8 activation rows per call whose quanta are VPDPBUSD's broadcast
+// operand. The transposition and the weight scales are paid once per
+// block and 16 weight rows, the rest (8 VPDPBUSD and 4 float operations
+// per block, activation row and 16 weight rows) grows with n; the results
+// of an activation row are 16 consecutive floats of out. The arithmetic
+// per (weight row, activation row) is that of dotQ8_0, bit for bit
+// (docs/determinism.md 4.2), for any int8 activation quanta.
+//
+// Packed layout (packVNNIWT), per group g of 8 activation rows and block b,
+// at g*gs + b*vnniWTBlk (gs = nb*vnniWTBlk):
+//
+//	[0, 32):    -128 * Σ q_x over block b of row 8g+j (int32) at 4j
+//	[32, 64):   dx_b of row 8g+j (float32) at 4j
+//	[64, 320):  the 32 quanta of block b of row 8g+j at 64+32j
+//
+// Rows past n in the last group are zero; the tiles never read them (P is
+// the group's row count).
+
+const (
+	vnniWTBlk  = 320
+	vnniWTRows = 16 // weight rows per tile
+
+	// vnniWTMaxRows is the most activation rows for which PrepareTypes
+	// packs for these tiles (Q8_0 weights); from vnniWTMaxRows+1 on the
+	// tiles of vnni_amd64.go run.
+	vnniWTMaxRows = 16
+)
+
+//go:noescape
+func vnniWTP1(w *byte, ws int, pk *byte, nb int, out *float32, ld int)
+
+//go:noescape
+func vnniWTP2(w *byte, ws int, pk *byte, nb int, out *float32, ld int)
+
+//go:noescape
+func vnniWTP3(w *byte, ws int, pk *byte, nb int, out *float32, ld int)
+
+//go:noescape
+func vnniWTP4(w *byte, ws int, pk *byte, nb int, out *float32, ld int)
+
+//go:noescape
+func vnniWTP5(w *byte, ws int, pk *byte, nb int, out *float32, ld int)
+
+//go:noescape
+func vnniWTP6(w *byte, ws int, pk *byte, nb int, out *float32, ld int)
+
+//go:noescape
+func vnniWTP7(w *byte, ws int, pk *byte, nb int, out *float32, ld int)
+
+//go:noescape
+func vnniWTP8(w *byte, ws int, pk *byte, nb int, out *float32, ld int)
+
+type vnniWTFn func(w *byte, ws int, pk *byte, nb int, out *float32, ld int)
+
+var vnniWTTiles = [9]vnniWTFn{1: vnniWTP1, 2: vnniWTP2, 3: vnniWTP3, 4: vnniWTP4, 5: vnniWTP5, 6: vnniWTP6, 7: vnniWTP7, 8: vnniWTP8}
+
+// packActsVNNIWT is packActs8 where the VNNI tiles are on: it packs Q8_0
+// rows for 2 <= n <= vnniWTMaxRows. (One row, decode, stays with the AVX2
+// kernel q8DotM, whose single stream through the weights reads them from
+// memory as fast: both about 33 GB/s here.)
+func packActsVNNIWT(a *Acts, run func(n int, fn func(lo, hi int))) bool {
+	return a.N >= 2 && a.N <= vnniWTMaxRows && packVNNIWT(a)
+}
+
+// packVNNIWT fills a.pk8 from a.Q and a.D. It declines (false) shapes the
+// tiles do not take.
+func packVNNIWT(a *Acts) bool {
+	n, cols := a.N, a.Cols
+	if n <= 0 || cols <= 0 || cols%tensor.QK != 0 || len(a.Q) < n*cols || len(a.D) < n*(cols/tensor.QK) {
+		return false
+	}
+	nb := cols / tensor.QK
+	groups := (n + 7) / 8
+	gs := nb * vnniWTBlk
+	a.pk8 = grow(a.pk8, groups*gs)
+	q := unsafe.Slice((*byte)(unsafe.Pointer(&a.Q[0])), len(a.Q))
+	const (
+		flip = 0x8080808080808080 // int8 -> uint8 + 128
+		lo8  = 0x00ff00ff00ff00ff
+		add4 = 0x0001000100010001
+	)
+	le := binary.LittleEndian
+	for g := 0; g < groups; g++ {
+		for b := 0; b < nb; b++ {
+			blk := a.pk8[g*gs+b*vnniWTBlk : g*gs+(b+1)*vnniWTBlk]
+			if 8*g+8 > n {
+				clear(blk)
+			}
+			for j := 0; j < 8 && 8*g+j < n; j++ {
+				p := 8*g + j
+				src := q[p*cols+b*tensor.QK : p*cols+(b+1)*tensor.QK]
+				copy(blk[64+32*j:64+32*j+32], src)
+				// Σ (q+128) over the block, eight bytes at a time in
+				// 16-bit lanes (at most 4*2*255 each), as packVNNI.
+				var us uint64
+				for k := 0; k < 4; k++ {
+					u := le.Uint64(src[8*k:]) ^ flip
+					us += ((u&lo8 + u>>8&lo8) * add4) >> 48
+				}
+				sx := int32(us) - 128*tensor.QK
+				le.PutUint32(blk[4*j:], uint32(-128*sx))
+				le.PutUint32(blk[32+4*j:], math32bits(a.D[p*nb+b]))
+			}
+		}
+	}
+	return true
+}
+
+// matMulVNNIWT is matMulAVX2's Q8_0 case with the vnniWT tiles, for Acts
+// that PrepareTypes packed for them; matMulAVX2 has checked the shapes. The
+// weight rows past the last multiple of 16 in [r0, r1) go through q8Dot.
+// It declines (false) anything else.
+func matMulVNNIWT(w *tensor.Tensor, a *Acts, out []float32, ld, r0, r1 int) bool {
+	n, cols := a.N, a.Cols
+	if !a.packed8 || n <= 0 || n > vnniWTMaxRows || cols%tensor.QK != 0 || w.Type != tensor.Q8_0 {
+		return false
+	}
+	nb := cols / tensor.QK
+	groups := (n + 7) / 8
+	gs := nb * vnniWTBlk
+	rs := w.RowSize()
+	if nb == 0 || len(a.pk8) < groups*gs || r1*rs > len(w.Data) || len(out) < (n-1)*ld+r1 {
+		return false
+	}
+	r := r0
+	for ; r+vnniWTRows <= r1; r += vnniWTRows {
+		for g := 0; g < groups; g++ {
+			P := min(8, n-8*g)
+			vnniWTTiles[P](&w.Data[r*rs], rs, &a.pk8[g*gs], nb, &out[8*g*ld+r], ld)
+		}
+	}
+	for ; r < r1; r++ {
+		for p := 0; p < n; p++ {
+			out[p*ld+r] = q8Dot(&w.Data[r*rs], &a.Q[p*cols], &a.D[p*nb], nb)
+		}
+	}
+	return true
+}
