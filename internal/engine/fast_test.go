@@ -159,6 +159,8 @@ func BenchmarkPrefill(b *testing.B) {
 // every item), on the model file named by VERDICT_BENCH_MODEL (skipped
 // without it; e.g. a `verdict model synth --preset 110m --type q8_0` file).
 // tok/s is n tokens per step; compare it across n for the batch's scaling.
+// tok/cpu-s divides by the process's CPU time instead (steadier on a shared
+// machine; with threads=2 it counts both threads).
 func BenchmarkBatchStep(b *testing.B) {
 	path := os.Getenv("VERDICT_BENCH_MODEL")
 	if path == "" {
@@ -181,6 +183,7 @@ func BenchmarkBatchStep(b *testing.B) {
 					}
 					items[i] = &engine.Item{Seq: seq, Tokens: []int{1 + i}, Logits: engine.LogitsLast}
 				}
+				cpu0 := processCPU()
 				for b.Loop() {
 					for _, it := range items {
 						if it.Seq.Pos == it.Seq.Cap() {
@@ -192,6 +195,9 @@ func BenchmarkBatchStep(b *testing.B) {
 					}
 				}
 				b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "tok/s")
+				if cpu := processCPU() - cpu0; cpu > 0 {
+					b.ReportMetric(float64(n*b.N)/cpu.Seconds(), "tok/cpu-s")
+				}
 			})
 		}
 	}
