@@ -38,8 +38,10 @@ func vnniKernels() {
 			}
 		}
 	}
-	for q := 1; q <= 8; q++ {
-		vnniWTTile(q)
+	for _, q4 := range []bool{false, true} {
+		for q := 1; q <= 8; q++ {
+			vnniWTTile(q4, q)
+		}
 	}
 }
 
@@ -257,23 +259,30 @@ func quantQ8Z() {
 	b.WriteString("\n")
 }
 
-// vnniWTTile writes vnniWTP{P}(w *byte, ws int, pk *byte, nb int, out
-// *float32, ld int), the Q8_0 tile of 16 weight rows (row stride ws bytes)
+// vnniWTTile writes vnniWTQ8P{P} and vnniWTQ4P{P}(w *byte, ws int, pk
+// *byte, nb int, out *float32, ld int), the Q8_0 and Q4_0 tiles of 16
+// weight rows (row stride ws bytes)
 // against P <= 8 activation rows packed by packVNNIWT (vnniwt_amd64.go),
 // over nb blocks: out[p*ld + i] (i < 16, p < P) = the dotQ8_0 of weight row
 // i and activation row p. Here the lanes are weight rows: per block, the
 // 32 weight bytes of the 16 rows are loaded and transposed (VPUNPCK*DQ,
 // VSHUFI32X4) into eight registers W_k whose lane i is dword k of row i,
-// made unsigned (w+128, an XOR); each activation dword is VPDPBUSD's
-// broadcast memory operand, so a block costs 8 VPDPBUSD per activation row
-// for all 16 weight rows. The int accumulator of activation row p starts
-// at its packed correction -128*Σq_x over the block and so ends at exactly
-// isum (|Σ| < 32·255·128, any int8 quanta). The 16 weight scales come from
+// made unsigned (Q8_0: w+128, an XOR; Q4_0: the nibbles, w+8, split
+// into the low and high halves of each row's 32 bytes); each activation
+// dword is VPDPBUSD's broadcast memory operand, so a block costs 8
+// VPDPBUSD per activation row for all 16 weight rows. The int accumulator
+// of activation row p starts at its packed -Σq_x over the block times 128
+// (Q8_0) or 8 (Q4_0) and so ends at exactly isum (|Σ| < 32·255·128, any
+// int8 quanta). The 16 weight scales come from
 // one VPGATHERDD (the dword at each row's block) and VCVTPH2PS (exact).
 // Then the float sequence of dotQ8_0: t = f32(dw) ⊗ dx_p; t = t ⊗
 // f32(isum); acc = acc ⊕ t, blocks in increasing order.
-func vnniWTTile(P int) {
-	name := fmt.Sprintf("vnniWTP%d", P)
+func vnniWTTile(q4 bool, P int) {
+	kind, bs, shift := "Q8", 34, 7 // the correction: -Σq_x times 128
+	if q4 {
+		kind, bs, shift = "Q4", 18, 3 // times 8: the nibbles are w+8
+	}
+	name := fmt.Sprintf("vnniWT%sP%d", kind, P)
 	// Z0-Z7 the loaded rows, then the int accumulators; Z8-Z15 the
 	// transposed weights; Z16.. the float accumulators; Z24 dw, Z25 t,
 	// Z26 the gathered scales; Z30 the gather offsets, Z31 0x80 bytes.
@@ -300,8 +309,15 @@ func vnniWTTile(P int) {
 	}
 	p("VPBROADCASTD AX, Z30")
 	p("VPMULLD vnniIota<>(SB), Z30, Z30")
-	p("MOVL $0x80808080, DX")
-	p("VPBROADCASTD DX, Z31")
+	if q4 {
+		p("MOVL $0x0f0f0f0f, DX")
+		p("VPBROADCASTD DX, Z31")
+		p("MOVL $0xff00ff00, DX") // the words of 128-bit chunks 1 and 3
+		p("KMOVD DX, K2")
+	} else {
+		p("MOVL $0x80808080, DX")
+		p("VPBROADCASTD DX, Z31")
+	}
 	for q := 0; q < P; q++ {
 		p("VPXORD %s, %s, %s", facc(q), facc(q), facc(q))
 	}
@@ -313,16 +329,27 @@ func vnniWTTile(P int) {
 	// 33 for the AVX2 kernel's single stream): each block step prefetches
 	// 16*34 bytes of the next tile's rows (contiguous in memory) in order.
 	if wtPrefetch {
-		for c := 0; c < 9; c++ {
+		for c := 0; c < (16*bs+63)/64; c++ {
 			p("%s %d(R9)", wtPrefetchOp, 64*c)
 		}
-		p("ADDQ $%d, R9", 16*34)
+		p("ADDQ $%d, R9", 16*bs)
 	}
 	// Z_j = [row j | row j+4] for j < 4, [row j+4 | row j+8] for j >= 4.
 	for j := 0; j < 8; j++ {
 		lo, hi := j, j+4
 		if j >= 4 {
 			lo, hi = j+4, j+8
+		}
+		if q4 {
+			// The 16 bytes of each row twice, then the low nibbles
+			// (elements 0-15) in chunks 0 and 2, the high ones (16-31)
+			// in chunks 1 and 3.
+			p("VBROADCASTI32X4 %s, %s", row(lo), A(j))
+			p("VINSERTI32X4 $2, %s, %s, %s", row(hi), A(j), A(j))
+			p("VINSERTI32X4 $3, %s, %s, %s", row(hi), A(j), A(j))
+			p("VPSRLW $4, %s, K2, %s", A(j), A(j))
+			p("VPANDD Z31, %s, %s", A(j), A(j))
+			continue
 		}
 		p("VMOVDQU %s, %s", row(lo), y(j))
 		p("VINSERTI64X4 $1, %s, %s, %s", row(hi), A(j), A(j))
@@ -341,8 +368,10 @@ func vnniWTTile(P int) {
 		p("VSHUFI32X4 $0x88, %s, %s, %s", A(4+x), A(x), Bz(x))
 		p("VSHUFI32X4 $0xdd, %s, %s, %s", A(4+x), A(x), Bz(4+x))
 	}
-	for k := 0; k < 8; k++ {
-		p("VPXORD Z31, %s, %s", Bz(k), Bz(k)) // w+128
+	if !q4 {
+		for k := 0; k < 8; k++ {
+			p("VPXORD Z31, %s, %s", Bz(k), Bz(k)) // w+128
+		}
 	}
 	p("KXNORW K1, K1, K1")
 	p("VPGATHERDD (SI)(Z30*1), K1, Z26")
@@ -350,7 +379,8 @@ func vnniWTTile(P int) {
 	p("VCVTPH2PS Y26, Z24") // exact
 	for q := 0; q < P; q++ {
 		acc := A(q)
-		p("VPBROADCASTD %d(DI), %s", 4*q, acc) // -128*Σq_x
+		p("VPBROADCASTD %d(DI), %s", 4*q, acc) // -Σq_x
+		p("VPSLLD $%d, %s, %s", shift, acc, acc)
 		for k := 0; k < 8; k++ {
 			p("VPDPBUSD.BCST %d(DI), %s, %s", 64+32*q+4*k, Bz(k), acc)
 		}
@@ -360,7 +390,7 @@ func vnniWTTile(P int) {
 		p("VADDPS %s, %s, %s", acc, facc(q), facc(q))
 	}
 	for _, r := range bases {
-		p("ADDQ $34, %s", r)
+		p("ADDQ $%d, %s", bs, r)
 	}
 	p("ADDQ $%d, DI", vnniWTBlk)
 	p("DECQ CX")

@@ -10,17 +10,23 @@ import (
 	"github.com/verdictnet/verdict/internal/tensor"
 )
 
-// The vnniWT tiles (Q8_0 weights, lanes on weight rows) are checked against
-// MatMulRef (dotQ8_0), bit for bit.
+// The vnniWT tiles (Q8_0 and Q4_0 weights, lanes on weight rows) are checked against
+// MatMulRef (dotQ8_0, dotQ4_0), bit for bit.
 
-// checkVNNIWT compares matMulVNNIWT with MatMulRef for rows x cols Q8_0
-// weights and n activation rows (packed by hand when Prepare did not: the
+// checkVNNIWT compares matMulVNNIWT with MatMulRef for rows x cols weights
+// of type typ and n activation rows (packed by hand when Prepare did not: the
 // tiles take one row too).
-func checkVNNIWT(t *testing.T, r *rand.Rand, rows, cols, n int, special bool, mode actsMode) {
+func checkVNNIWT(t *testing.T, r *rand.Rand, typ tensor.Type, rows, cols, n int, special bool, mode actsMode) {
 	t.Helper()
-	w, a := quantInputs(r, tensor.Q8_0, rows, cols, n, special, mode)
-	if mode == actsPrepared && a.packed8 != (n >= 2 && n <= vnniWTMaxRows) {
-		t.Fatalf("Prepare cols=%d n=%d: packed8 %v (vnniWT rows 2 to %d)", cols, n, a.packed8, vnniWTMaxRows)
+	w, a := quantInputs(r, typ, rows, cols, n, special, mode)
+	if mode == actsPrepared && a.packed8 != (n <= vnniWTMaxRows) {
+		t.Fatalf("Prepare cols=%d n=%d: packed8 %v (vnniWT rows up to %d)", cols, n, a.packed8, vnniWTMaxRows)
+	}
+	if typ == tensor.Q8_0 && n == 1 {
+		if matMulVNNIWT(w, a, make([]float32, rows), rows, 0, rows) {
+			t.Fatal("matMulVNNIWT took Q8_0 weights against one row")
+		}
+		return
 	}
 	if mode != actsPrepared || !a.packed8 {
 		a.packed8 = packVNNIWT(a)
@@ -28,19 +34,22 @@ func checkVNNIWT(t *testing.T, r *rand.Rand, rows, cols, n int, special bool, mo
 			t.Fatalf("packVNNIWT declined cols=%d n=%d", cols, n)
 		}
 	}
+	// All the rows (as many 16-row tiles as fit), then a random range.
 	r0 := r.IntN(rows)
 	r1 := r0 + 1 + r.IntN(rows-r0)
-	ld := rows + r.IntN(3)
-	got := make([]float32, n*ld)
-	want := make([]float32, n*ld)
-	if !matMulVNNIWT(w, a, got, ld, r0, r1) {
-		t.Fatalf("matMulVNNIWT declined %dx%d n=%d", rows, cols, n)
-	}
-	MatMulRef(w, a, want, ld, r0, r1)
-	for i := range got {
-		if !same(got[i], want[i]) {
-			t.Fatalf("rows [%d,%d) of %dx%d, n=%d, mode %d, special %v: out[%d] = %g (%#08x), reference %g (%#08x)",
-				r0, r1, rows, cols, n, mode, special, i, got[i], math.Float32bits(got[i]), want[i], math.Float32bits(want[i]))
+	for _, rg := range [][2]int{{0, rows}, {r0, r1}} {
+		ld := rows + r.IntN(3)
+		got := make([]float32, n*ld)
+		want := make([]float32, n*ld)
+		if !matMulVNNIWT(w, a, got, ld, rg[0], rg[1]) {
+			t.Fatalf("matMulVNNIWT declined %s %dx%d n=%d", typ, rows, cols, n)
+		}
+		MatMulRef(w, a, want, ld, rg[0], rg[1])
+		for i := range got {
+			if !same(got[i], want[i]) {
+				t.Fatalf("%s rows [%d,%d) of %dx%d, n=%d, mode %d, special %v: out[%d] = %g (%#08x), reference %g (%#08x)",
+					typ, rg[0], rg[1], rows, cols, n, mode, special, i, got[i], math.Float32bits(got[i]), want[i], math.Float32bits(want[i]))
+			}
 		}
 	}
 }
@@ -48,11 +57,13 @@ func checkVNNIWT(t *testing.T, r *rand.Rand, rows, cols, n int, special bool, mo
 func TestVNNIWTTable(t *testing.T) {
 	needVNNI(t)
 	r := rand.New(rand.NewPCG(21, 22))
-	for _, cols := range []int{32, 64, 96, 288, 768} {
-		for _, n := range []int{1, 2, 3, 4, 7, 8, 9, 15, 16} {
-			for _, mode := range []actsMode{actsPrepared, actsExtreme, actsAnyInt8} {
-				for _, special := range []bool{false, true} {
-					checkVNNIWT(t, r, 16+r.IntN(40), cols, n, special, mode)
+	for _, typ := range []tensor.Type{tensor.Q8_0, tensor.Q4_0} {
+		for _, cols := range []int{32, 64, 96, 288, 768} {
+			for _, n := range []int{1, 2, 3, 4, 7, 8, 9, 15, 16} {
+				for _, mode := range []actsMode{actsPrepared, actsExtreme, actsAnyInt8} {
+					for _, special := range []bool{false, true} {
+						checkVNNIWT(t, r, typ, 16+r.IntN(40), cols, n, special, mode)
+					}
 				}
 			}
 		}
@@ -64,16 +75,18 @@ func TestVNNIWTTable(t *testing.T) {
 func TestVNNIWTEveryN(t *testing.T) {
 	needVNNI(t)
 	r := rand.New(rand.NewPCG(23, 24))
-	for n := 1; n <= vnniWTMaxRows; n++ {
-		for _, rows := range []int{1, 15, 16, 17, 31, 32, 77} {
-			checkVNNIWT(t, r, rows, 32*(1+r.IntN(8)), n, n%4 == 0, actsMode(n%3))
+	for _, typ := range []tensor.Type{tensor.Q8_0, tensor.Q4_0} {
+		for n := 1; n <= vnniWTMaxRows; n++ {
+			for _, rows := range []int{1, 15, 16, 17, 31, 32, 77} {
+				checkVNNIWT(t, r, typ, rows, 32*(1+r.IntN(8)), n, n%4 == 0, actsMode(n%3))
+			}
 		}
 	}
 }
 
-// TestVNNIWTDispatch checks that MatMul takes the vnniWT tiles for Q8_0
-// weights against 2 to vnniWTMaxRows prepared rows, and that rows prepared
-// for Q8_0 and Q4_0 weights at once serve both.
+// TestVNNIWTDispatch checks when PrepareTypes packs for the vnniWT tiles
+// (rows for Q8_0 and Q4_0 weights at once serve both) and that they take
+// no other type.
 func TestVNNIWTDispatch(t *testing.T) {
 	needVNNI(t)
 	r := rand.New(rand.NewPCG(25, 26))
@@ -81,7 +94,7 @@ func TestVNNIWTDispatch(t *testing.T) {
 	for _, n := range []int{1, 2, 3, 4, 16, vnniWTMaxRows + 1} {
 		var a Acts
 		a.PrepareTypes([]tensor.Type{tensor.Q8_0, tensor.Q4_0}, values(r, n*cols, false), n, cols, nil)
-		if want := n >= 2 && n <= vnniWTMaxRows; a.packed8 != want {
+		if want := n <= vnniWTMaxRows; a.packed8 != want {
 			t.Fatalf("n=%d: packed8 %v, want %v", n, a.packed8, want)
 		}
 		if want := n >= vnniMinRows; a.packed != want {
@@ -94,8 +107,8 @@ func TestVNNIWTDispatch(t *testing.T) {
 			MatMulRef(w, &a, want, rows, 0, rows)
 			compareSlices(t, typ.String(), got, want)
 		}
-		if matMulVNNIWT(weights(r, tensor.Q4_0, rows, cols, false), &a, make([]float32, n*rows), rows, 0, rows) {
-			t.Fatal("matMulVNNIWT took Q4_0 weights")
+		if matMulVNNIWT(weights(r, tensor.Q5_0, rows, cols, false), &a, make([]float32, n*rows), rows, 0, rows) {
+			t.Fatal("matMulVNNIWT took Q5_0 weights")
 		}
 	}
 }
@@ -108,6 +121,10 @@ func FuzzVNNIWT(f *testing.F) {
 	f.Fuzz(func(t *testing.T, seed uint64, blocks, n, rows, mode uint8, special bool) {
 		needVNNI(t)
 		r := rand.New(rand.NewPCG(seed, uint64(blocks)))
-		checkVNNIWT(t, r, 1+int(rows)%80, 32*(1+int(blocks)%24), 1+int(n)%vnniWTMaxRows, special, actsMode(mode%3))
+		typ := tensor.Q8_0
+		if seed%2 == 1 {
+			typ = tensor.Q4_0
+		}
+		checkVNNIWT(t, r, typ, 1+int(rows)%80, 32*(1+int(blocks)%24), 1+int(n)%vnniWTMaxRows, special, actsMode(mode%3))
 	})
 }
