@@ -38,9 +38,9 @@ func vnniKernels() {
 			}
 		}
 	}
-	for _, q4 := range []bool{false, true} {
+	for _, kind := range []string{"Q8", "Q4", "Q50"} {
 		for q := 1; q <= 8; q++ {
-			vnniWTTile(q4, q)
+			vnniWTTile(kind, q)
 		}
 	}
 }
@@ -259,28 +259,37 @@ func quantQ8Z() {
 	b.WriteString("\n")
 }
 
-// vnniWTTile writes vnniWTQ8P{P} and vnniWTQ4P{P}(w *byte, ws int, pk
-// *byte, nb int, out *float32, ld int), the Q8_0 and Q4_0 tiles of 16
-// weight rows (row stride ws bytes)
+// vnniWTTile writes vnniWTQ8P{P}, vnniWTQ4P{P} and vnniWTQ50P{P}(w *byte,
+// ws int, pk *byte, nb int, out *float32, ld int), the Q8_0, Q4_0 and Q5_0
+// tiles of 16 weight rows (row stride ws bytes)
 // against P <= 8 activation rows packed by packVNNIWT (vnniwt_amd64.go),
 // over nb blocks: out[p*ld + i] (i < 16, p < P) = the dotQ8_0 of weight row
 // i and activation row p. Here the lanes are weight rows: per block, the
 // 32 weight bytes of the 16 rows are loaded and transposed (VPUNPCK*DQ,
 // VSHUFI32X4) into eight registers W_k whose lane i is dword k of row i,
 // made unsigned (Q8_0: w+128, an XOR; Q4_0: the nibbles, w+8, split
-// into the low and high halves of each row's 32 bytes); each activation
+// into the low and high halves of each row's 32 bytes; Q5_0: those plus 16
+// where the element's bit of qh is set, w+16); each activation
 // dword is VPDPBUSD's broadcast memory operand, so a block costs 8
 // VPDPBUSD per activation row for all 16 weight rows. The int accumulator
 // of activation row p starts at its packed -Σq_x over the block times 128
-// (Q8_0) or 8 (Q4_0) and so ends at exactly isum (|Σ| < 32·255·128, any
+// (Q8_0), 8 (Q4_0) or 16 (Q5_0) and so ends at exactly isum (|Σ| < 32·255·128, any
 // int8 quanta). The 16 weight scales come from
 // one VPGATHERDD (the dword at each row's block) and VCVTPH2PS (exact).
 // Then the float sequence of dotQ8_0: t = f32(dw) ⊗ dx_p; t = t ⊗
 // f32(isum); acc = acc ⊕ t, blocks in increasing order.
-func vnniWTTile(q4 bool, P int) {
-	kind, bs, shift := "Q8", 34, 7 // the correction: -Σq_x times 128
-	if q4 {
-		kind, bs, shift = "Q4", 18, 3 // times 8: the nibbles are w+8
+func vnniWTTile(kind string, P int) {
+	bs, shift := 34, 7 // Q8: the correction is -Σq_x times 128
+	switch kind {
+	case "Q4":
+		bs, shift = 18, 3 // times 8: the nibbles are w+8
+	case "Q50":
+		bs, shift = 22, 4 // times 16: nibble | high bit << 4 is w+16
+	}
+	q4 := kind != "Q8" // the quanta are nibbles (Q5_0: plus a bit)
+	qoff := 2          // offset of the quanta in a block
+	if kind == "Q50" {
+		qoff = 6
 	}
 	name := fmt.Sprintf("vnniWT%sP%d", kind, P)
 	// Z0-Z7 the loaded rows, then the int accumulators; Z8-Z15 the
@@ -293,7 +302,7 @@ func vnniWTTile(q4 bool, P int) {
 	rowAt := func(off, i int) string {
 		return fmt.Sprintf("%d(%s)%s", off, bases[i/4], []string{"", "(AX*1)", "(AX*2)", "(R12*1)"}[i%4])
 	}
-	row := func(i int) string { return rowAt(2, i) }
+	row := func(i int) string { return rowAt(qoff, i) }
 	fmt.Fprintf(&b, "// func %s(w *byte, ws int, pk *byte, nb int, out *float32, ld int)\n", name)
 	fmt.Fprintf(&b, "TEXT ·%s(SB), NOSPLIT, $0-48\n", name)
 	p("MOVQ w+0(FP), SI")
@@ -314,6 +323,10 @@ func vnniWTTile(q4 bool, P int) {
 		p("VPBROADCASTD DX, Z31")
 		p("MOVL $0xff00ff00, DX") // the words of 128-bit chunks 1 and 3
 		p("KMOVD DX, K2")
+		if kind == "Q50" {
+			p("MOVL $0x10101010, DX")
+			p("VPBROADCASTD DX, Z29")
+		}
 	} else {
 		p("MOVL $0x80808080, DX")
 		p("VPBROADCASTD DX, Z31")
@@ -349,6 +362,16 @@ func vnniWTTile(q4 bool, P int) {
 			p("VINSERTI32X4 $3, %s, %s, %s", row(hi), A(j), A(j))
 			p("VPSRLW $4, %s, K2, %s", A(j), A(j))
 			p("VPANDD Z31, %s, %s", A(j), A(j))
+			if kind == "Q50" {
+				// Byte e of each row's 32 gets 16 where bit e of its
+				// qh is set: a 64-bit mask of the two rows' qh.
+				p("MOVL %s, DX", rowAt(2, lo))
+				p("MOVL %s, BX", rowAt(2, hi))
+				p("SHLQ $32, BX")
+				p("ORQ BX, DX")
+				p("KMOVQ DX, K3")
+				p("VPADDB Z29, %s, K3, %s", A(j), A(j))
+			}
 			continue
 		}
 		p("VMOVDQU %s, %s", row(lo), y(j))

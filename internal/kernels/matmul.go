@@ -43,8 +43,8 @@ type Acts struct {
 	pk     []byte
 	packed bool
 	// pk8 holds the quantised rows repacked for the AVX-512 VNNI tiles of
-	// Q8_0 and Q4_0 weights against a few rows (vnniwt_amd64.go) when
-	// packed8 is set; where it is, those weights use it (pk, made as
+	// Q8_0, Q4_0 and Q5_0 weights against a few rows (vnniwt_amd64.go)
+	// when packed8 is set; where it is, those weights use it (pk, made as
 	// before, then serves the other types).
 	pk8     []byte
 	packed8 bool
@@ -87,7 +87,7 @@ var (
 var packActs func(a *Acts, t tensor.Type, run func(n int, fn func(lo, hi int))) bool
 
 // packActs8, when set by an architecture-specific file, repacks a's
-// quantised rows for Q8_0 and Q4_0 weights against a few rows (possibly in parallel through run) and
+// quantised rows for Q8_0, Q4_0 and Q5_0 weights against a few rows (possibly in parallel through run) and
 // reports whether it did.
 var packActs8 func(a *Acts, run func(n int, fn func(lo, hi int))) bool
 
@@ -121,7 +121,7 @@ func (a *Acts) PrepareTypes(ts []tensor.Type, x []float32, n, cols int, run func
 	pack := tensor.F32
 	for _, t := range ts {
 		f |= FormatOf(t)
-		q8 = q8 || t == tensor.Q8_0 || t == tensor.Q4_0
+		q8 = q8 || t == tensor.Q8_0 || t == tensor.Q4_0 || t == tensor.Q5_0
 		if t == tensor.Q8_0 || t == tensor.Q4_0 || pack == tensor.F32 && (t == tensor.Q4_1 || t == tensor.Q5_0 || t == tensor.Q5_1) {
 			pack = t
 		}

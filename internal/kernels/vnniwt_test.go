@@ -10,8 +10,8 @@ import (
 	"github.com/verdictnet/verdict/internal/tensor"
 )
 
-// The vnniWT tiles (Q8_0 and Q4_0 weights, lanes on weight rows) are checked against
-// MatMulRef (dotQ8_0, dotQ4_0), bit for bit.
+// The vnniWT tiles (Q8_0, Q4_0 and Q5_0 weights, lanes on weight rows) are
+// checked against MatMulRef (dotQ8_0, dotQ4_0, dotQ5), bit for bit.
 
 // checkVNNIWT compares matMulVNNIWT with MatMulRef for rows x cols weights
 // of type typ and n activation rows (packed by hand when Prepare did not: the
@@ -57,7 +57,7 @@ func checkVNNIWT(t *testing.T, r *rand.Rand, typ tensor.Type, rows, cols, n int,
 func TestVNNIWTTable(t *testing.T) {
 	needVNNI(t)
 	r := rand.New(rand.NewPCG(21, 22))
-	for _, typ := range []tensor.Type{tensor.Q8_0, tensor.Q4_0} {
+	for _, typ := range []tensor.Type{tensor.Q8_0, tensor.Q4_0, tensor.Q5_0} {
 		for _, cols := range []int{32, 64, 96, 288, 768} {
 			for _, n := range []int{1, 2, 3, 4, 7, 8, 9, 15, 16} {
 				for _, mode := range []actsMode{actsPrepared, actsExtreme, actsAnyInt8} {
@@ -75,7 +75,7 @@ func TestVNNIWTTable(t *testing.T) {
 func TestVNNIWTEveryN(t *testing.T) {
 	needVNNI(t)
 	r := rand.New(rand.NewPCG(23, 24))
-	for _, typ := range []tensor.Type{tensor.Q8_0, tensor.Q4_0} {
+	for _, typ := range []tensor.Type{tensor.Q8_0, tensor.Q4_0, tensor.Q5_0} {
 		for n := 1; n <= vnniWTMaxRows; n++ {
 			for _, rows := range []int{1, 15, 16, 17, 31, 32, 77} {
 				checkVNNIWT(t, r, typ, rows, 32*(1+r.IntN(8)), n, n%4 == 0, actsMode(n%3))
@@ -93,22 +93,24 @@ func TestVNNIWTDispatch(t *testing.T) {
 	const rows, cols = 40, 64
 	for _, n := range []int{1, 2, 3, 4, 16, vnniWTMaxRows + 1} {
 		var a Acts
-		a.PrepareTypes([]tensor.Type{tensor.Q8_0, tensor.Q4_0}, values(r, n*cols, false), n, cols, nil)
+		a.PrepareTypes([]tensor.Type{tensor.Q8_0, tensor.Q4_0, tensor.Q5_0}, values(r, n*cols, false), n, cols, nil)
 		if want := n <= vnniWTMaxRows; a.packed8 != want {
 			t.Fatalf("n=%d: packed8 %v, want %v", n, a.packed8, want)
 		}
 		if want := n >= vnniMinRows; a.packed != want {
 			t.Fatalf("n=%d: packed %v, want %v", n, a.packed, want)
 		}
-		for _, typ := range []tensor.Type{tensor.Q8_0, tensor.Q4_0} {
+		for _, typ := range []tensor.Type{tensor.Q8_0, tensor.Q4_0, tensor.Q5_0} {
 			w := weights(r, typ, rows, cols, false)
 			got, want := make([]float32, n*rows), make([]float32, n*rows)
 			MatMul(w, &a, got, rows, 0, rows)
 			MatMulRef(w, &a, want, rows, 0, rows)
 			compareSlices(t, typ.String(), got, want)
 		}
-		if matMulVNNIWT(weights(r, tensor.Q5_0, rows, cols, false), &a, make([]float32, n*rows), rows, 0, rows) {
-			t.Fatal("matMulVNNIWT took Q5_0 weights")
+		for _, typ := range []tensor.Type{tensor.Q4_1, tensor.Q5_1, tensor.F16} {
+			if matMulVNNIWT(weights(r, typ, rows, cols, false), &a, make([]float32, n*rows), rows, 0, rows) {
+				t.Fatalf("matMulVNNIWT took %s weights", typ)
+			}
 		}
 	}
 }
@@ -121,10 +123,7 @@ func FuzzVNNIWT(f *testing.F) {
 	f.Fuzz(func(t *testing.T, seed uint64, blocks, n, rows, mode uint8, special bool) {
 		needVNNI(t)
 		r := rand.New(rand.NewPCG(seed, uint64(blocks)))
-		typ := tensor.Q8_0
-		if seed%2 == 1 {
-			typ = tensor.Q4_0
-		}
+		typ := []tensor.Type{tensor.Q8_0, tensor.Q4_0, tensor.Q5_0}[seed%3]
 		checkVNNIWT(t, r, typ, 1+int(rows)%80, 32*(1+int(blocks)%24), 1+int(n)%vnniWTMaxRows, special, actsMode(mode%3))
 	})
 }
