@@ -117,11 +117,11 @@ func (a *Acts) PrepareTypes(ts []tensor.Type, x []float32, n, cols int, run func
 	a.noMin128 = false
 	a.packed, a.packedK, a.packed8 = false, false, false
 	var f ActFormat
-	q8 := false
+	few := false // weights that the few-row tiles take at this n
 	pack := tensor.F32
 	for _, t := range ts {
 		f |= FormatOf(t)
-		q8 = q8 || t == tensor.Q8_0 || t == tensor.Q4_0 || t == tensor.Q5_0
+		few = few || t == tensor.Q8_0 && n >= 2 || t == tensor.Q4_0 || t == tensor.Q5_0
 		if t == tensor.Q8_0 || t == tensor.Q4_0 || pack == tensor.F32 && (t == tensor.Q4_1 || t == tensor.Q5_0 || t == tensor.Q5_1) {
 			pack = t
 		}
@@ -146,7 +146,7 @@ func (a *Acts) PrepareTypes(ts []tensor.Type, x []float32, n, cols int, run func
 		}
 		a.noMin128 = true
 		a.packed = pack != tensor.F32 && packActs != nil && packActs(a, pack, run)
-		a.packed8 = q8 && packActs8 != nil && packActs8(a, run)
+		a.packed8 = few && packActs8 != nil && packActs8(a, run)
 	}
 	if f&ActQ8K != 0 && cols%tensor.QKK == 0 {
 		a.Formats |= ActQ8K
