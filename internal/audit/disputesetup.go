@@ -82,20 +82,31 @@ func (t *Trace) WithLeaf(i int, value []byte) (*Trace, error) {
 
 // MaxAnswerBytes bounds the size of the largest answer a party may have
 // to send in a dispute over this referee's receipt: the canonical JSON of
-// a leaf_values message opening the inputs of one leaf, the largest being
-// those of an attention leaf at the last position (a state leaf and the
-// key/value leaves of one head at every position) or of a state leaf (a
-// state and the attention leaves of every head), with their multi-proof.
-// A ledger that carries answers in transactions refuses disputes whose
-// answers could not fit.
-func (r *Referee) MaxAnswerBytes() int {
-	lay := r.lay
+// a leaf_values message opening the inputs of one leaf, or one part of
+// them (Parts), with their multi-proof. The largest are those of an
+// attention leaf (a state leaf and the key/value leaves of one head at
+// every position up to the leaf's, in parts of at most the part bound
+// when they take more) or of a state leaf (a state and the attention
+// leaves of every head). Reading in parts keeps the bound near
+// DisputePartBytes (base64-encoded) however long the receipt. A ledger
+// that carries answers in transactions refuses disputes whose answers
+// could not fit.
+func (r *Referee) MaxAnswerBytes() int { return MaxAnswerBytes(r.lay, r.parts()) }
+
+// MaxAnswerBytes is Referee.MaxAnswerBytes for a receipt of layout lay and
+// answers of at most partBytes bytes of values (DisputePartBytes on a
+// ledger).
+func MaxAnswerBytes(lay Layout, partBytes int) int {
 	T := lay.Positions()
 	b64 := func(raw int) int { return 4*((raw+2)/3) + 3 } // quoted, with a comma
 	state := b64(4 * lay.Dim)
-	attnIns := state + T*b64(4*2*lay.HeadDim)           // X(l, p) and KV(l, h, 0..p)
+	kvLeaves := T // key/value leaves in one answer
+	if 4*lay.Dim+T*8*lay.HeadDim > partBytes {
+		kvLeaves = min(T, partSize(lay, partBytes)) // a part (the first has the state too)
+	}
+	attnIns := state + kvLeaves*b64(4*2*lay.HeadDim)    // X(l, p) and KV(l, h, t) of a part
 	stateIns := state + lay.KVHeads*b64(4*lay.AWidth()) // X(l-1, p) and A(l-1, h, p) for every h
-	n := max(1+T, 1+lay.KVHeads)                        // leaves read
+	n := max(1+kvLeaves, 1+lay.KVHeads)                 // leaves read
 	size := 256                                         // kind, from, round, start, end, brackets
 	size += n * (len(fmt.Sprint(lay.Leaves())) + 1)     // leaf indices
 	size += max(attnIns, stateIns)                      // values

@@ -17,6 +17,8 @@ type Referee struct {
 	calc   *calc
 	lay    Layout
 	tokens []int
+	// partBytes bounds the values of one answer (0: DisputePartBytes).
+	partBytes int
 	// Calls counts recomputations; LeavesRead and BytesRead the inputs
 	// they read.
 	Calls, LeavesRead, BytesRead int
