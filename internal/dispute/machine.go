@@ -80,6 +80,7 @@ type Machine struct {
 	passes, size int
 	pass, part   int
 	fold         []byte
+	partsRead    int
 }
 
 // New starts a dispute at the given height and returns the first queries
@@ -158,6 +159,10 @@ func (m *Machine) issuePart() []Message {
 // in parts (the outstanding query asks for one part).
 func (m *Machine) InParts() bool { return m.passes > 0 && !m.out.Done }
 
+// PartsRead is the number of parts of the disputed leaf's inputs taken so
+// far (each one answer).
+func (m *Machine) PartsRead() int { return m.partsRead }
+
 // PartState returns the referee's state after the parts read so far (nil
 // before the first).
 func (m *Machine) PartState() []byte { return m.fold }
@@ -166,6 +171,7 @@ func (m *Machine) PartState() []byte { return m.fold }
 // for the next one, or finishes the leaf after the last.
 func (m *Machine) advancePart(state []byte) []Message {
 	m.fold = state
+	m.partsRead++
 	m.part++
 	if m.part*m.size >= len(m.ins) {
 		m.part = 0

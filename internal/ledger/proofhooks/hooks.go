@@ -98,7 +98,11 @@ func (o Openings) CheckOpenings(rb []byte, seed ledger.Hash, cells uint32, ob []
 // A dispute whose largest answer (audit.Referee.MaxAnswerBytes, carried
 // base64-encoded in a disputeMove transaction) could exceed
 // ledger.MaxTxBytes is refused: its parties could not answer in time and
-// an honest one would lose.
+// an honest one would lose. Since the inputs of a long attention leaf are
+// opened in parts of audit.DisputePartBytes, no model shape the project
+// knows comes near it at its whole context (audit
+// TestMaxAnswerBytesWholeContexts); it stays as a guard for a shape whose
+// single state or head would not fit.
 func (ms *Models) DisputeSetup(rb, commitment []byte) (dispute.Config, dispute.Referee, error) {
 	return ms.disputeSetup(rb, commitment, ledger.MaxTxBytes)
 }
