@@ -41,6 +41,12 @@ type Config struct {
 	Cells   int            // N, the number of leaves of both trees
 	Roots   [2]merkle.Hash // the roots A and B committed to
 	Timeout uint64         // heights a party has to answer each query
+	// Forfeit decides the game at once: a party with a reason here has
+	// committed to something no computation can produce (for a receipt:
+	// more positions than the model's context, a token outside its
+	// vocabulary) and loses with no query. Cells, Roots and the referee
+	// are then not used.
+	Forfeit [2]string
 }
 
 // Outcome is the result of a dispute.
@@ -86,6 +92,16 @@ type Machine struct {
 // New starts a dispute at the given height and returns the first queries
 // (none when the game is decided without one).
 func New(cfg Config, ref Referee, height uint64) (*Machine, []Message, error) {
+	if cfg.Forfeit[A] != "" || cfg.Forfeit[B] != "" {
+		m := &Machine{cfg: cfg, now: height}
+		m.out.Cell = -1
+		for _, p := range []Party{A, B} {
+			if cfg.Forfeit[p] != "" {
+				m.lose(p, cfg.Forfeit[p])
+			}
+		}
+		return m, nil, nil
+	}
 	if cfg.Cells < 1 || cfg.Cells > 1<<40 {
 		return nil, nil, fmt.Errorf("dispute: %d cells", cfg.Cells)
 	}

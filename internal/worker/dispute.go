@@ -27,8 +27,8 @@ import (
 func TraceSetup(m *model.Model, id merkle.Hash) disputegame.Setup {
 	return func(rb, commitment []byte) (dispute.Config, dispute.Referee, error) {
 		cfg, ref, err := audit.DisputeSetup(m, id, rb, commitment)
-		if err != nil {
-			return cfg, nil, err
+		if err != nil || ref == nil {
+			return cfg, nil, err // a nil referee: decided at once (Config.Forfeit)
 		}
 		return cfg, ref, nil
 	}

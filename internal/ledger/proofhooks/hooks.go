@@ -124,6 +124,9 @@ func (ms *Models) disputeSetup(rb, commitment []byte, maxTx int) (dispute.Config
 	if err != nil {
 		return dispute.Config{}, nil, err
 	}
+	if ref == nil {
+		return cfg, nil, nil // decided at once (Config.Forfeit)
+	}
 	if n := ref.MaxAnswerBytes(); 4*((n+2)/3)+txOverhead > maxTx {
 		return dispute.Config{}, nil, fmt.Errorf("dispute setup: receipt %s is too long to dispute on this chain: an answer may take %d bytes, transactions are limited to %d", ledger.Hash(r.ID()), 4*((n+2)/3)+txOverhead, maxTx)
 	}
