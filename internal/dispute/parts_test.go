@@ -1,6 +1,7 @@
 package dispute
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"errors"
 	"fmt"
@@ -268,4 +269,53 @@ func TestSkipPart(t *testing.T) {
 	if !lo.Lost[B] || lo.Lost[A] || lo.Lost != ro.Lost || lo.Cell != ro.Cell || lo.Cell != 45 || live.Rounds() != replay.Rounds() {
 		t.Fatalf("live %+v (%d rounds), replayed %+v (%d rounds)", lo, live.Rounds(), ro, replay.Rounds())
 	}
+}
+
+// FuzzStepParts feeds arbitrary messages from B into a game whose
+// disputed leaf's inputs are read in parts, against an honest A that
+// opens every part: A must never lose and nothing may panic.
+func FuzzStepParts(f *testing.F) {
+	f.Add([]byte(`{"kind":"leaf_values","from":1,"round":6,"start":20,"end":21,"leaves":[0,1,2,3],"values":["","","",""]}`), uint8(20), uint8(2))
+	f.Add([]byte("{}\n{}"), uint8(5), uint8(4))
+	f.Fuzz(func(t *testing.T, data []byte, d, size uint8) {
+		n := 24
+		honest := chainTrace(n)
+		lies := append([][]byte(nil), honest...)
+		di := int(d) % n
+		lies[di] = append([]byte("x"), honest[di]...)
+		ta, tb := treeOf(honest), treeOf(lies)
+		ra := &Responder{Party: A, Tree: ta, Value: func(i int) ([]byte, error) { return honest[i], nil }}
+		m, qs, err := New(Config{Cells: n, Roots: [2]merkle.Hash{ta.Root(), tb.Root()}, Timeout: 3}, &chainReferee{size: 1 + int(size)%6}, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		height := uint64(0)
+		lines := bytes.Split(data, []byte("\n"))
+		for i := 0; i < 80 && !m.Outcome().Done; i++ {
+			if i < len(lines) {
+				if msg, err := ParseMessage(lines[i]); err == nil {
+					msg.From = B
+					if out, err := m.Step(*msg); err == nil && len(out) > 0 {
+						qs = out
+					}
+				}
+			}
+			if len(qs) > 0 && !m.Outcome().Done {
+				a, err := ra.Answer(qs[0])
+				if err != nil {
+					t.Fatal(err)
+				}
+				if out, err := m.Step(a); err == nil {
+					qs = out
+				} else if !errors.Is(err, ErrIgnored) {
+					t.Fatal(err)
+				}
+			}
+			height++
+			m.Tick(height)
+		}
+		if m.Outcome().Lost[A] {
+			t.Fatalf("honest A lost: %s", m.Outcome().Reason[A])
+		}
+	})
 }
