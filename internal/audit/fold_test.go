@@ -302,3 +302,43 @@ func TestMaxAnswerBytesWholeContexts(t *testing.T) {
 		t.Logf("%-14s %7d positions: largest answer %8d bytes, transaction %8d", name, lay.Positions(), n, tx)
 	}
 }
+
+// TestRegenerateLeaves: a trace regenerated keeping the inputs of one
+// disputed leaf has the whole tree and exactly those values.
+func TestRegenerateLeaves(t *testing.T) {
+	f := synthFixture(t, "tiny-qwen3", "f32", 2)
+	r := fullContextReceipt(t, f, 9)
+	whole, err := Regenerate(f.e, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref, err := NewReferee(f.m, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lay := whole.lay
+	d := lay.ALeaf(2, 1, lay.Positions()-1)
+	ins := ref.Inputs(d)
+	part, err := RegenerateLeaves(f.e, r, ins)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if part.Tree().Root() != whole.Tree().Root() || len(part.rec.got) != len(ins) {
+		t.Fatalf("root %s (want %s), %d values kept for %d inputs", part.Tree().Root(), whole.Tree().Root(), len(part.rec.got), len(ins))
+	}
+	for _, i := range ins {
+		a, err := part.LeafValue(i)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if b, _ := whole.LeafValue(i); !bytes.Equal(a, b) {
+			t.Fatalf("leaf %d differs", i)
+		}
+	}
+	if _, err := part.LeafValue(d); err == nil {
+		t.Fatal("a leaf not asked for was kept")
+	}
+	if _, err := RegenerateLeaves(f.e, r, []int{lay.Leaves()}); err == nil {
+		t.Fatal("kept a leaf out of range")
+	}
+}
