@@ -1181,7 +1181,9 @@ func (c *Chain) startDispute(ctx context.Context, sem chan struct{}, did, rid st
 	case <-ctx.Done():
 		return
 	}
-	tr, err := c.w.Trace(ctx, r)
+	// The tree alone: the values of the disputed leaf's inputs are
+	// regenerated when the game reaches it (Player.Reload).
+	tr, err := c.w.TraceLeaves(ctx, r, []int{})
 	<-sem
 	if err != nil {
 		c.log.Error("dispute: regenerating the trace", "dispute", did, "err", err)
@@ -1189,7 +1191,20 @@ func (c *Chain) startDispute(ctx context.Context, sem chan struct{}, did, rid st
 		return
 	}
 	c.disputes.Add(id, &Player{Side: ledger.SideWorker, Setup: TraceSetup(c.w.m, c.w.info.ID), Timeout: c.params.MoveWindow,
-		Responder: &dispute.Responder{Party: dispute.A, Tree: tr.Tree(), Value: tr.LeafValue}})
+		Responder: &dispute.Responder{Party: dispute.A, Tree: tr.Tree(), Value: tr.LeafValue},
+		Reload: func(leaves []int) (func(int) ([]byte, error), error) {
+			select {
+			case sem <- struct{}{}:
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+			defer func() { <-sem }()
+			t, err := c.w.TraceLeaves(ctx, r, leaves)
+			if err != nil {
+				return nil, err
+			}
+			return t.LeafValue, nil
+		}})
 	c.disputed.Add(1)
 	c.log.Warn("receipt disputed", "dispute", did, "receipt", rid)
 }

@@ -230,6 +230,28 @@ func (g Game) Outstanding(state []byte) (q dispute.Message, ok bool, err error) 
 	return q, ok, nil
 }
 
+// Inputs returns the leaves the referee of a stored game reads to
+// recompute leaf d (Referee.Inputs): the values a party needs for every
+// opening of leaf d's inputs, all parts included, which a party that keeps
+// the tree alone regenerates once (audit.RegenerateLeaves).
+func (g Game) Inputs(state []byte, d int) ([]int, error) {
+	var t transcript
+	if err := json.Unmarshal(state, &t); err != nil {
+		return nil, fmt.Errorf("dispute transcript: %w", err)
+	}
+	if g.Setup == nil {
+		return nil, errors.New("dispute game has no setup")
+	}
+	_, ref, err := g.Setup(t.Receipt, t.Commitment)
+	if err != nil {
+		return nil, err
+	}
+	if ref == nil {
+		return nil, errors.New("dispute game decided at setup: no leaf is opened")
+	}
+	return ref.Inputs(d), nil
+}
+
 // Rounds returns the number of queries a stored game has issued.
 func (g Game) Rounds(state []byte) (int, error) {
 	_, m, err := g.replay(state)
