@@ -180,6 +180,20 @@ func Regenerate(e *engine.Engine, r *receipt.Receipt) (*Trace, error) {
 // whole trace of a long receipt (about L*T*(2*dim+2*kv_dim) floats: 170
 // GB for llama3.1-8b at 131072 positions) does not fit in memory.
 func RegenerateLeaves(e *engine.Engine, r *receipt.Receipt, leaves []int) (*Trace, error) {
+	t, err := RetraceLeaves(e, r, leaves)
+	if err != nil {
+		return nil, err
+	}
+	if t.trace.Root() != r.TraceRoot || t.logits.Root() != r.LogitsRoot {
+		return nil, fmt.Errorf("open: regenerating the trace does not give the receipt's roots; this model did not produce the receipt")
+	}
+	return t, nil
+}
+
+// RetraceLeaves is Retrace keeping the data of the given leaves alone, as
+// RegenerateLeaves does: a challenger's side of a dispute over a long
+// receipt.
+func RetraceLeaves(e *engine.Engine, r *receipt.Receipt, leaves []int) (*Trace, error) {
 	lay := NewLayout(e.Model().Config, len(r.Prompt), len(r.Output))
 	only := make(map[leafKey]bool, len(leaves))
 	for _, i := range leaves {
@@ -192,14 +206,7 @@ func RegenerateLeaves(e *engine.Engine, r *receipt.Receipt, leaves []int) (*Trac
 		}
 		only[leafKey{kind: kind, p: p, l: l, h: h}] = true
 	}
-	t, err := regenerateKeeping(e, r, only)
-	if err != nil {
-		return nil, err
-	}
-	if t.trace.Root() != r.TraceRoot || t.logits.Root() != r.LogitsRoot {
-		return nil, fmt.Errorf("open: regenerating the trace does not give the receipt's roots; this model did not produce the receipt")
-	}
-	return t, nil
+	return regenerateKeeping(e, r, only)
 }
 
 func regenerate(e *engine.Engine, r *receipt.Receipt) (*Trace, error) {

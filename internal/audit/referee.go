@@ -150,6 +150,9 @@ func (r *Referee) Recompute(i int, ins [][]byte) ([]byte, error) {
 	return appendF32(nil, out), nil
 }
 
+// Receipt returns the receipt a trace was regenerated from.
+func (t *Trace) Receipt() *receipt.Receipt { return t.r }
+
 // Tree returns the trace tree of a regenerated trace.
 func (t *Trace) Tree() *merkle.Tree { return t.trace }
 

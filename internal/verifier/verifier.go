@@ -302,7 +302,9 @@ func (v *Verifier) challenge(ctx context.Context, id ledger.Hash, data []byte) {
 	if err != nil {
 		return
 	}
-	tr, err := v.cfg.Worker.Retrace(ctx, r)
+	// The tree alone: the values of the disputed leaf's inputs are
+	// recomputed when the game reaches it (Player.Reload).
+	tr, err := v.cfg.Worker.RetraceLeaves(ctx, r, []int{})
 	if err != nil {
 		v.log.Error("computing our trace", "receipt", id.String(), "err", err)
 		return
@@ -336,8 +338,16 @@ func (v *Verifier) joinDispute(did, rid string) {
 		return
 	}
 	m := v.cfg.Worker
+	rc := tr.Receipt()
 	v.disputes.Add(id, &worker.Player{Side: ledger.SideChallenger, Setup: worker.TraceSetup(m.Model(), m.ModelID()), Timeout: v.params.MoveWindow,
-		Responder: &dispute.Responder{Party: dispute.B, Tree: tr.Tree(), Value: tr.LeafValue}})
+		Responder: &dispute.Responder{Party: dispute.B, Tree: tr.Tree(), Value: tr.LeafValue},
+		Reload: func(leaves []int) (func(int) ([]byte, error), error) {
+			kept, err := m.RetraceLeaves(context.Background(), rc, leaves)
+			if err != nil {
+				return nil, err
+			}
+			return kept.LeafValue, nil
+		}})
 }
 
 func (v *Verifier) playDisputes(ctx context.Context) { v.disputes.Play(ctx, v.send, v.log) }

@@ -31,6 +31,12 @@ func (w *Local) TraceLeaves(ctx context.Context, r *receipt.Receipt, leaves []in
 	return audit.RegenerateLeaves(w.e, r, leaves)
 }
 
+// RetraceLeaves is Retrace keeping the values of the given leaves only
+// (the whole tree): audit.RetraceLeaves.
+func (w *Local) RetraceLeaves(ctx context.Context, r *receipt.Receipt, leaves []int) (*audit.Trace, error) {
+	return audit.RetraceLeaves(w.e, r, leaves)
+}
+
 // Retrace computes this worker's own trace of another worker's receipt,
 // whatever its roots: a challenger's side of a dispute.
 func (w *Local) Retrace(ctx context.Context, r *receipt.Receipt) (*audit.Trace, error) {
