@@ -776,7 +776,7 @@ func TestAttackAuditGrinding(t *testing.T) {
 		rcpt, id := signedReceipt(t, "carol", testModel, 2)
 		h.ok(h.tx("carol", Msg{PublishReceipt: &MsgPublishReceipt{EscrowID: EscrowID(testAddr("alice"), a.Nonce), Receipt: rcpt}}))
 		pub := h.height
-		h.fails(h.tx("bob", Msg{RevealAudit: &MsgRevealAudit{ReceiptID: id, Secret: secret}}), ErrUnauthorized)
+		h.fails(h.tx("bob", Msg{RevealAudit: &MsgRevealAudit{ReceiptID: id, Secret: bytes.Repeat([]byte{8}, 32)}}), ErrInvalid)
 		h.fails(h.tx("alice", Msg{RevealAudit: &MsgRevealAudit{ReceiptID: id, Secret: bytes.Repeat([]byte{8}, 32)}}), ErrInvalid)
 		h.blocksUntil(pub + 1 + p.RevealWindow)
 		h.fails(h.tx("alice", Msg{RevealAudit: &MsgRevealAudit{ReceiptID: id, Secret: secret}}), ErrDeadline)

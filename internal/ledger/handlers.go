@@ -500,9 +500,9 @@ func (e *exec) revealAudit(m *MsgRevealAudit) error {
 	if !get(e.st, keyEscrow(r.EscrowID), &esc) || esc.AuditCommit.IsZero() {
 		return fmt.Errorf("%w: the escrow of receipt %s committed to no audit secret", ErrWrongState, m.ReceiptID)
 	}
-	if esc.Requester != e.signer {
-		return fmt.Errorf("%w: only requester %s reveals the audit secret of %s", ErrUnauthorized, esc.Requester, m.ReceiptID)
-	}
+	// Anyone may send the secret: only the requester knew it, so whoever
+	// has it was given it by the requester (the gateway's worker reveals
+	// for the accounts it holds, paying the fee itself).
 	if Hash(sha256.Sum256(m.Secret)) != esc.AuditCommit {
 		return fmt.Errorf("%w: the secret does not match the escrow's audit commitment", ErrInvalid)
 	}
