@@ -97,9 +97,16 @@ type Chain struct {
 	params ledger.Params
 	agent  uint64
 
-	mu       sync.Mutex
-	pending  map[string]*pendingState
-	watch    map[string]*receipt.Receipt // published, not yet final
+	mu      sync.Mutex
+	pending map[string]*pendingState
+	watch   map[string]*receipt.Receipt // published, not yet final
+	// reveals holds the sender of each escrow this process opened with an
+	// audit commitment (the requester's, whose key derives the secret:
+	// AuditSecret), by receipt id;
+	// revealAt the height its receipt was published, once seen. The
+	// secret is revealed once the block after that is committed.
+	reveals  map[string]*Sender
+	revealAt map[string]int64
 	disputes DisputeBook
 	outbox   string
 	failed   string
@@ -180,6 +187,7 @@ func NewChain(w *Local, cfg ChainConfig) (*Chain, error) {
 	}
 	c := &Chain{w: w, cfg: cfg, send: s, log: cfg.Logger, addr: s.Address(),
 		pending: map[string]*pendingState{}, watch: map[string]*receipt.Receipt{}, validations: make(chan string, 4096),
+		reveals: map[string]*Sender{}, revealAt: map[string]int64{},
 		outbox: filepath.Join(cfg.Dir, "outbox"), failed: filepath.Join(cfg.Dir, "failed")}
 	for _, d := range []string{c.outbox, c.failed} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
@@ -564,6 +572,11 @@ func (c *Chain) step(ctx context.Context, ps *pendingState) error {
 			p.EscrowTx, p.EscrowID = tx.Encode(), ledger.EscrowID(tx.Signer, tx.Nonce)
 			return c.save(p)
 		})
+		if err == nil && msg.OpenEscrow != nil && !msg.OpenEscrow.AuditCommit.IsZero() {
+			c.mu.Lock()
+			c.reveals[p.ReceiptID] = s
+			c.mu.Unlock()
+		}
 		if errors.Is(err, ErrMaybeSent) {
 			ps.sentAt = time.Now() // look for it before anything else
 			return err
@@ -870,12 +883,18 @@ func (c *Chain) follow(ctx context.Context) {
 				if ps != nil && e.Attrs["worker"] == c.addr.String() {
 					c.published(ps.p)
 				}
+				c.mu.Lock()
+				if _, ok := c.reveals[id]; ok && e.Attrs["worker"] == c.addr.String() {
+					c.revealAt[id] = h
+				}
+				c.mu.Unlock()
 			case "receipt_final", "escrow_refunded":
 				c.mu.Lock()
 				delete(c.watch, id)
 				c.mu.Unlock()
 			}
 		}
+		task(h, func() { c.revealAudits(ctx, h) })
 		c.saveFollow(wm.handled(h))
 		c.playDisputes(ctx)
 		if h%10 == 0 {
@@ -1245,6 +1264,39 @@ func sleep(ctx context.Context, d time.Duration) {
 // order).
 func (c *Chain) Sender() *Sender { return c.send }
 
+// revealAudits reveals the audit secrets of the receipts published before
+// block h, now that h, the block after their publication (whose hash the
+// ledger mixes with the secret), is committed. A reveal that fails (or one
+// never sent, after a restart) only means the receipt is audited.
+func (c *Chain) revealAudits(ctx context.Context, h int64) {
+	c.mu.Lock()
+	var ids []string
+	for id, at := range c.revealAt {
+		if at < h {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
+	senders := make([]*Sender, len(ids))
+	for i, id := range ids {
+		senders[i] = c.reveals[id]
+		delete(c.reveals, id)
+		delete(c.revealAt, id)
+	}
+	c.mu.Unlock()
+	for i, id := range ids {
+		rid, err := ledger.ParseHash(id)
+		if err != nil || senders[i] == nil {
+			continue
+		}
+		// The worker's account sends it (and pays the fee): the secret is
+		// the requester's, derived from its key.
+		if _, err := c.send.Send(ctx, ledger.Msg{RevealAudit: &ledger.MsgRevealAudit{ReceiptID: rid, Secret: senders[i].AuditSecret(rid)}}); err != nil {
+			c.log.Warn("revealing the audit secret (the receipt will be audited)", "receipt", id, "err", err)
+		}
+	}
+}
+
 // SelfEscrow is an Escrower for receipts with no paying requester: the
 // worker escrows the fee for itself, so that the receipt still goes on the
 // ledger and can be audited and disputed. It names no agent: an agent
@@ -1257,5 +1309,12 @@ func (c *Chain) SelfEscrow(p *Pending, w ledger.Address, model ledger.Hash, agen
 	// The chain refuses escrows below minEscrowFee; the worker pays it to
 	// itself (less the protocol fee).
 	fee := max(p.Fee, c.params.MinEscrowFee)
-	return ledger.Msg{OpenEscrow: &ledger.MsgOpenEscrow{Worker: w, ModelID: model, Fee: fee, Request: req, AgentID: 0}}, c.send, nil
+	rid, err := ledger.ParseHash(p.ReceiptID)
+	if err != nil {
+		return ledger.Msg{}, nil, fmt.Errorf("self escrow: %w: receipt id: %w", client.ErrRejected, err)
+	}
+	// The worker commits to an audit secret of its own and reveals it
+	// after publication (revealAudits); an escrow without one is always
+	// audited (docs/ledger.md, attack 6).
+	return ledger.Msg{OpenEscrow: &ledger.MsgOpenEscrow{Worker: w, ModelID: model, Fee: fee, Request: req, AuditCommit: c.send.AuditCommit(rid), AgentID: 0}}, c.send, nil
 }
