@@ -5,10 +5,12 @@ import (
 	"errors"
 	"math/bits"
 	"math/rand/v2"
+	"path/filepath"
 	"testing"
 
 	"github.com/verdictnet/verdict/internal/dispute"
 	"github.com/verdictnet/verdict/internal/merkle"
+	"github.com/verdictnet/verdict/internal/model"
 	"github.com/verdictnet/verdict/internal/receipt"
 	"github.com/verdictnet/verdict/internal/sampler"
 	"github.com/verdictnet/verdict/internal/synth"
@@ -341,4 +343,78 @@ func TestRegenerateLeaves(t *testing.T) {
 	if _, err := RegenerateLeaves(f.e, r, []int{lay.Leaves()}); err == nil {
 		t.Fatal("kept a leaf out of range")
 	}
+}
+
+// BenchmarkFoldPart measures the referee's work on one part of an
+// attention leaf's inputs (a pass-2 part, the costliest: scores,
+// exponentials and the weighted sum) on tiny256-qwen3 (head size 128, two
+// query heads per key/value head), in parts of 256 key/value leaves, and
+// reports it per key/value leaf.
+func BenchmarkFoldPart(b *testing.B) {
+	m, err := synthModel(b, "tiny256-qwen3")
+	if err != nil {
+		b.Fatal(err)
+	}
+	f := newFixture(b, m, 1)
+	rng := rand.New(rand.NewPCG(1, 1))
+	prompt := make([]int, m.Config.ContextLen-1)
+	for i := range prompt {
+		prompt[i] = 3 + rng.IntN(m.Config.Vocab-3)
+	}
+	r := f.generateReceipt(b, prompt, sampler.Params{Temperature: 0}, len(prompt)+2)
+	tr, err := Regenerate(f.e, r)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ref, err := NewReferee(m, r)
+	if err != nil {
+		b.Fatal(err)
+	}
+	lay := tr.lay
+	const size = 256
+	ref.WithPartBytes(4*lay.Dim + (size-1)*8*lay.HeadDim)
+	d := lay.ALeaf(lay.Layers-1, 0, lay.Positions()-1)
+	ins := ref.Inputs(d)
+	var state []byte
+	for pass := 0; pass < 2; pass++ {
+		for k := 0; k*size < len(ins); k++ {
+			if state, err = ref.Fold(d, pass, k, leafValuesB(b, tr, ins[k*size:min((k+1)*size, len(ins))]), state); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	part := leafValuesB(b, tr, ins[size:2*size])
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, err := ref.Fold(d, 2, 1, part, state); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/size, "ns/kv-leaf")
+}
+
+func leafValuesB(b *testing.B, tr *Trace, ins []int) [][]byte {
+	b.Helper()
+	vals := make([][]byte, len(ins))
+	for i, l := range ins {
+		v, err := tr.LeafValue(l)
+		if err != nil {
+			b.Fatal(err)
+		}
+		vals[i] = v
+	}
+	return vals
+}
+
+func synthModel(b *testing.B, preset string) (*model.Model, error) {
+	path := filepath.Join(b.TempDir(), preset+".gguf")
+	if err := synth.WriteFile(path, synth.Options{Preset: preset, Seed: 5, Type: "f32"}); err != nil {
+		return nil, err
+	}
+	m, err := model.Load(path, "")
+	if err != nil {
+		return nil, err
+	}
+	b.Cleanup(func() { m.Close() })
+	return m, nil
 }
