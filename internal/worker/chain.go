@@ -785,6 +785,7 @@ func (c *Chain) fail(ps *pendingState, why string) {
 		return
 	}
 	delete(c.pending, ps.p.ReceiptID)
+	delete(c.reveals, ps.p.ReceiptID)
 	b, _ := json.Marshal(ps.p)
 	c.mu.Unlock()
 	if err := writeFileSync(filepath.Join(c.failed, ps.p.ReceiptID+".json"), b); err == nil {
