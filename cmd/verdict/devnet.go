@@ -73,6 +73,7 @@ func runDevnet(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fmt.Fprintf(stdout, "verdict devnet: model %s (id %s), data %s\n", d.Model.Name, d.Model.ID, *data)
 	fmt.Fprintf(stdout, "  OpenAI API:  %s/v1\n", d.GatewayURL)
 	fmt.Fprintf(stdout, "  MCP:         %s\n", d.MCPURL)
+	fmt.Fprintf(stdout, "  explorer:    %s\n", d.ExplorerURL)
 	fmt.Fprintf(stdout, "  ledger RPC:  %s\n", d.RPC)
 	fmt.Fprintf(stdout, "  API key:     %s (account %s)\n", d.APIKey, user)
 	fmt.Fprintf(stdout, "  worker %s (agent %d), verifier %s\n", d.Chain.Address(), d.Chain.AgentID(), d.Verifier.Address())

@@ -60,7 +60,7 @@ func TestDevnetE2E(t *testing.T) {
 		}
 		close(lines)
 	}()
-	var base, apiKey, rpc, mcpURL string
+	var base, apiKey, rpc, mcpURL, explorerURL string
 	timeout := time.After(90 * time.Second)
 wait:
 	for {
@@ -78,6 +78,8 @@ wait:
 				mcpURL = f[1]
 			case strings.HasPrefix(l, "  ledger RPC:"):
 				rpc = f[2]
+			case strings.HasPrefix(l, "  explorer:"):
+				explorerURL = f[1]
 			case strings.HasPrefix(l, "  API key:"):
 				apiKey = f[2]
 			case strings.HasPrefix(l, "verdict devnet ready"):
@@ -91,8 +93,18 @@ wait:
 		for range lines {
 		}
 	}()
-	if base == "" || apiKey == "" || rpc == "" || mcpURL == "" {
-		t.Fatalf("missing URLs: base %q key %q rpc %q mcp %q", base, apiKey, rpc, mcpURL)
+	if base == "" || apiKey == "" || rpc == "" || mcpURL == "" || explorerURL == "" {
+		t.Fatalf("missing URLs: base %q key %q rpc %q mcp %q explorer %q", base, apiKey, rpc, mcpURL, explorerURL)
+	}
+	// The explorer printed beside the API answers without a key.
+	if resp, err := http.Get(explorerURL); err != nil {
+		t.Fatal(err)
+	} else {
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || !strings.Contains(string(b), "<h1>Overview</h1>") {
+			t.Fatalf("explorer %s: %d\n%.300s", explorerURL, resp.StatusCode, b)
+		}
 	}
 	origin := strings.TrimSuffix(base, "/v1")
 	var ids []string
@@ -144,6 +156,15 @@ wait:
 	json.Unmarshal(b, &gen)
 	if !regexp.MustCompile(`^[0-9a-f]{64}$`).MatchString(gen.ReceiptID) {
 		t.Fatalf("MCP generate returned no receipt id: %s", b)
+	}
+	// verify_receipt replays it, paid with a ledger send from the
+	// caller's account to the worker (committed before the answer).
+	res, err = cs.CallTool(ctx, &mcp.CallToolParams{Name: "verify_receipt", Arguments: map[string]any{"id": gen.ReceiptID}})
+	if err != nil {
+		t.Fatalf("verify_receipt: %v", err)
+	}
+	if b, _ = json.Marshal(res.StructuredContent); res.IsError || !strings.Contains(string(b), `"match":true`) {
+		t.Fatalf("verify_receipt: %+v %s", res, b)
 	}
 	cs.Close()
 	status := func(id string) (string, []byte) {

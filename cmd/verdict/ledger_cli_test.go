@@ -89,7 +89,7 @@ func TestLedgerCLI(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	code, out, stderr := cli(context.Background(), "tx", "--node", rpc, "--key", faucet, "send", "--to", bob.Address(), "--amount", "777")
-	if code != 0 || !strings.Contains(out, `"type": "transfer"`) {
+	if code != 0 || !strings.Contains(out, `"type": "`+string(ledger.EventTransfer)+`"`) {
 		t.Fatalf("tx send: %d %s %s", code, out, stderr)
 	}
 	code, out, stderr = cli(context.Background(), "query", "--node", rpc, "account/"+bob.Address())
@@ -123,7 +123,7 @@ func TestLedgerCLI(t *testing.T) {
 	if code != 1 || strings.Count(stderr, "\n") != 1 || !strings.Contains(stderr, "model not active") {
 		t.Fatalf("escrow for an inactive model: %d %q", code, stderr)
 	}
-	if code, out, stderr := cli(context.Background(), "tx", "--node", rpc, "--validator-home", home, "attest-model", "--model-id", model); code != 0 || !strings.Contains(out, "model_active") {
+	if code, out, stderr := cli(context.Background(), "tx", "--node", rpc, "--validator-home", home, "attest-model", "--model-id", model); code != 0 || !strings.Contains(out, string(ledger.EventModelActive)) {
 		t.Fatalf("attest-model: %d %s %s", code, out, stderr)
 	}
 	vk, err := node.ValidatorKey(home)

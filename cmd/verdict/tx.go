@@ -171,6 +171,7 @@ var txKinds = map[string]func(fs *flag.FlagSet) func(chain string) (ledger.Msg, 
 		w, id, amt, agent := fs.String("worker", "", "worker address"), fs.String("model-id", "", "model id (hex)"), fs.Uint64("amount", 0, "fee to escrow"), fs.Uint64("agent-id", 0, "the worker's agentId (optional)")
 		req := fs.String("request", "", "hash of the request the escrow pays for (hex, docs/ledger.md RequestHash)")
 		commit := fs.String("audit-commit", "", "SHA-256 of a 32-byte secret to reveal with reveal-audit (hex, optional)")
+		price := fs.Uint64("price-per-token", 0, "make amount a maximum: the receipt costs its tokens at this price and the rest returns at publication (x402 upto; optional)")
 		return func(chain string) (ledger.Msg, error) {
 			a, err1 := ledger.ParseAddress(*w)
 			h, err2 := ledger.ParseHash(*id)
@@ -180,16 +181,17 @@ var txKinds = map[string]func(fs *flag.FlagSet) func(chain string) (ledger.Msg, 
 			if *commit != "" {
 				c, err4 = ledger.ParseHash(*commit)
 			}
-			return ledger.Msg{OpenEscrow: &ledger.MsgOpenEscrow{Worker: a, ModelID: h, Fee: *amt, Request: r, AuditCommit: c, AgentID: *agent}},
+			return ledger.Msg{OpenEscrow: &ledger.MsgOpenEscrow{Worker: a, ModelID: h, Fee: *amt, Request: r, AuditCommit: c, AgentID: *agent, PricePerToken: *price}},
 				errors.Join(flagErr("worker", err1), flagErr("model-id", err2), flagErr("request", err3), flagErr("audit-commit", err4))
 		}
 	},
 	"publish-receipt": func(fs *flag.FlagSet) func(chain string) (ledger.Msg, error) {
 		esc, file := fs.String("escrow", "", "escrow id (hex)"), fs.String("receipt", "", "receipt file")
+		steps := fs.Uint64("request-steps", 0, "the steps the escrow's request asked for, when the receipt ended early (optional)")
 		return func(chain string) (ledger.Msg, error) {
 			h, err := ledger.ParseHash(*esc)
 			b, rerr := readArg("receipt", *file)
-			return ledger.Msg{PublishReceipt: &ledger.MsgPublishReceipt{EscrowID: h, Receipt: b}}, errors.Join(flagErr("escrow", err), rerr)
+			return ledger.Msg{PublishReceipt: &ledger.MsgPublishReceipt{EscrowID: h, Receipt: b, RequestSteps: *steps}}, errors.Join(flagErr("escrow", err), rerr)
 		}
 	},
 	"post-openings": func(fs *flag.FlagSet) func(chain string) (ledger.Msg, error) {

@@ -12,7 +12,6 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -95,6 +94,13 @@ func (selfPay) Release() {}
 func (s selfPay) Charge(ctx context.Context, res *worker.Result) error {
 	return s.chain.Submit(worker.Pending{ReceiptID: res.ReceiptID, Receipt: res.Receipt})
 }
+
+// ReserveReplay implements gateway.ReplayMeter: replays are free, as
+// generations are, on a worker without caller accounts.
+func (s selfPay) ReserveReplay(ctx context.Context, account string, tokens int) (gateway.ReplayReservation, error) {
+	return s, nil
+}
+func (selfPay) Pay(context.Context) error { return nil }
 
 func runWorker(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var wf workerFlags
@@ -185,7 +191,7 @@ func runWorker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		}
 		meter = &gateway.LedgerMeter{Accounts: la, PricePerToken: *price}
 		opts.Auth = la
-		cc.Escrow = meter.Escrow
+		cc.Escrow = worker.EscrowCharges(meter.Escrow)
 	}
 	var chain *worker.Chain
 	if meter == nil {
@@ -197,9 +203,10 @@ func runWorker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return fmt.Errorf("worker: %w", err)
 	}
 	if meter != nil {
-		meter.Submit = chain.Submit
+		meter.Submit = chain.SubmitCharge
 		meter.Pending = chain.IsPending
 		meter.Backlogged = chain.Backlogged
+		meter.PayReplay = meter.Accounts.Payer(chain.Address())
 		opts.Meter = meter
 	} else {
 		opts.Meter = selfPay{chain}
@@ -208,7 +215,7 @@ func runWorker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return fmt.Errorf("worker: %w", err)
 	}
 	if *x402 {
-		opts.X402 = &gateway.X402{Ledger: c, PayTo: chain.Address(), PricePerToken: *price, Submit: chain.Submit}
+		opts.X402 = &gateway.X402{Ledger: c, PayTo: chain.Address(), PricePerToken: *price, Submit: chain.SubmitCharge}
 	}
 	if opts.Registration, err = workerRegistration(ctx, c, k, chain.AgentID(), base, *agentName, *agentImage, *x402, w.Models()[0]); err != nil {
 		return fmt.Errorf("worker: %w", err)
@@ -319,8 +326,8 @@ func workerRegistration(ctx context.Context, c *client.Client, k *keys.Key, agen
 		return nil, err
 	}
 	uri := gateway.RegistrationURI(base)
-	var a ledger.Agent
-	if _, err := worker.QueryJSON(ctx, c, "agent/"+strconv.FormatUint(agentID, 10), &a); err != nil {
+	a, _, err := c.Agent(ctx, agentID)
+	if err != nil {
 		return nil, fmt.Errorf("registration file: %w", err)
 	}
 	if a.AgentURI != uri {

@@ -209,8 +209,9 @@ func TestWorkerVerifierCLI(t *testing.T) {
 	}
 
 	// x402: a caller without an API key pays with an escrow signed by its
-	// own key; the worker publishes the receipt against it.
-	x402Body := `{"model":"stories260K","prompt":"Tom","max_tokens":5,"seed":2}`
+	// own key, as a maximum (upto); the worker publishes the receipt
+	// against it and the ledger returns what its tokens did not cost.
+	x402Body := `{"model":"stories260K","prompt":"Tom","max_tokens":40,"temperature":0,"stop":["."]}`
 	resp, err = http.Post(base+"/v1/completions", "application/json", strings.NewReader(x402Body))
 	if err != nil {
 		t.Fatal(err)
@@ -218,10 +219,10 @@ func TestWorkerVerifierCLI(t *testing.T) {
 	resp.Body.Close()
 	qb, _ := base64.StdEncoding.DecodeString(resp.Header.Get(gateway.HeaderPaymentRequired))
 	var quote gateway.PaymentRequired
-	if err := json.Unmarshal(qb, &quote); err != nil || resp.StatusCode != 402 || len(quote.Accepts) != 1 {
+	if err := json.Unmarshal(qb, &quote); err != nil || resp.StatusCode != 402 || len(quote.Accepts) != 2 || quote.Accepts[1].Scheme != gateway.SchemeUpto {
 		t.Fatalf("x402 quote: %d %s %v", resp.StatusCode, qb, err)
 	}
-	acc := quote.Accepts[0]
+	acc := quote.Accepts[1]
 	uk, err := keys.Load(filepath.Join(kdir, "user.json"))
 	if err != nil {
 		t.Fatal(err)
@@ -231,7 +232,10 @@ func TestWorkerVerifierCLI(t *testing.T) {
 	payTo, _ := ledger.ParseAddress(acc.PayTo)
 	mid, _ := ledger.ParseHash(acc.Extra.ModelID)
 	rh, _ := ledger.ParseHash(acc.Extra.RequestHash)
-	etx, err := c.Sign(ctx, uk.Private, ledger.Msg{OpenEscrow: &ledger.MsgOpenEscrow{Worker: payTo, ModelID: mid, Fee: amount, Request: rh}}, 1, -1)
+	price, _ := strconv.ParseUint(acc.Extra.PricePerToken, 10, 64)
+	var before ledger.Account
+	worker.QueryJSON(ctx, c, "account/"+payer.String(), &before)
+	etx, err := c.Sign(ctx, uk.Private, ledger.Msg{OpenEscrow: &ledger.MsgOpenEscrow{Worker: payTo, ModelID: mid, Fee: amount, Request: rh, PricePerToken: price}}, 1, -1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -254,8 +258,11 @@ func TestWorkerVerifierCLI(t *testing.T) {
 	json.Unmarshal(sb, &settle)
 	escID, _ := settle.Extra["escrowId"].(string)
 	var esc ledger.Escrow
-	if found, err := worker.QueryJSON(ctx, c, "escrow/"+escID, &esc); !found || err != nil || esc.Requester != payer || esc.Fee != amount || esc.Request != rh ||
-		!settle.Success || settle.Extra["receiptId"] != r.Verdict.ReceiptID {
+	due, _ := strconv.ParseUint(settle.Amount, 10, 64)
+	// The escrow holds the amount until the receipt is published, then
+	// what the receipt costs.
+	if found, err := worker.QueryJSON(ctx, c, "escrow/"+escID, &esc); !found || err != nil || esc.Requester != payer || (esc.Fee != amount && esc.Fee != due) || esc.Request != rh ||
+		esc.PricePerToken != price || !settle.Success || settle.Extra["receiptId"] != r.Verdict.ReceiptID || due == 0 || due > amount {
 		t.Fatalf("x402: settlement %s, escrow %+v (found %v, %v), want requester %s fee %d", sb, esc, found, err, payer, amount)
 	}
 	deadline = time.Now().Add(40 * time.Second)
@@ -273,6 +280,12 @@ func TestWorkerVerifierCLI(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+	var after ledger.Account
+	worker.QueryJSON(ctx, c, "account/"+payer.String(), &after)
+	if after.Balance != before.Balance-due-1 || due >= amount {
+		t.Errorf("x402 upto: the payer had %d and has %d; the receipt cost %d of the %d authorised (and a transaction fee of 1)", before.Balance, after.Balance, due, amount)
+	}
+	t.Logf("x402 upto on the ledger: authorised %d, charged %d, returned %d", amount, due, amount-due)
 
 	// A worker without caller accounts escrows its receipts itself, so they
 	// still reach the ledger and become final.

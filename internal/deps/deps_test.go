@@ -20,23 +20,38 @@ var engine = []string{"detmath", "kernels", "tensor", "mmapfile", "gguf", "llama
 
 // services are built on the worker and the ledger client; nothing below
 // them may reach them.
-var services = []string{"worker", "gateway", "verifier", "mcpserver", "devnet"}
+var services = []string{"worker", "gateway", "verifier", "mcpserver", "devnet", "explorer"}
+
+// ledgerSide is the ledger and its client side.
+var ledgerSide = []string{"ledger", "ledger/client", "ledger/node", "ledger/abciapp", "ledger/proofhooks", "ledger/disputegame", "ledger/disputeplay"}
 
 // rules: each internal package (relative to internal/) and the internal
 // packages it must not depend on, directly or through others.
 func rules() map[string][]string {
 	r := map[string][]string{}
 	for _, p := range engine {
-		r[p] = append([]string{"ledger", "ledger/client", "ledger/node", "ledger/abciapp", "ledger/proofhooks", "ledger/disputegame"}, services...)
+		r[p] = slices.Concat(ledgerSide, []string{"inference"}, services)
 	}
-	r["ledger"] = append([]string{"ledger/client", "ledger/node", "ledger/abciapp", "ledger/proofhooks"}, services...)
-	r["ledger/client"] = append([]string{"ledger/node", "ledger/abciapp", "ledger/proofhooks"}, services...)
-	r["ledger/disputegame"] = append([]string{"ledger/client", "ledger/node", "ledger/abciapp", "ledger/proofhooks"}, services...)
-	r["ledger/proofhooks"] = append([]string{"ledger/client", "ledger/node"}, services...)
-	r["worker"] = []string{"ledger/proofhooks", "ledger/abciapp", "ledger/node", "gateway", "verifier", "mcpserver", "devnet"}
-	r["gateway"] = []string{"verifier", "devnet", "ledger/node", "ledger/abciapp"}
-	r["verifier"] = []string{"gateway", "mcpserver", "devnet", "ledger/node", "ledger/abciapp"}
-	r["mcpserver"] = []string{"gateway", "verifier", "devnet", "ledger/node", "ledger/abciapp"}
+	// inference is the types the services share: the ledger's types
+	// (hashes) but none of its machinery, and no service.
+	r["inference"] = slices.Concat(ledgerSide[1:], services)
+	r["ledger"] = slices.Concat([]string{"ledger/client", "ledger/node", "ledger/abciapp", "ledger/proofhooks", "ledger/disputeplay", "inference"}, services)
+	r["ledger/client"] = slices.Concat([]string{"ledger/node", "ledger/abciapp", "ledger/proofhooks", "ledger/disputeplay", "inference"}, services)
+	r["ledger/disputegame"] = slices.Concat([]string{"ledger/client", "ledger/node", "ledger/abciapp", "ledger/proofhooks", "ledger/disputeplay", "inference"}, services)
+	// The dispute player is the client side of the validators' game: it
+	// replays transcripts with disputegame and sends with the client, and
+	// reaches neither the validator side nor a service.
+	r["ledger/disputeplay"] = slices.Concat([]string{"ledger/node", "ledger/abciapp", "ledger/proofhooks", "inference"}, services)
+	r["ledger/proofhooks"] = slices.Concat([]string{"ledger/client", "ledger/node", "ledger/disputeplay"}, services)
+	r["worker"] = []string{"ledger/proofhooks", "ledger/abciapp", "ledger/node", "gateway", "verifier", "mcpserver", "devnet", "explorer"}
+	// The services above the worker reach it only through inference's
+	// types and interfaces: the devnet and the CLI wire them together.
+	r["gateway"] = []string{"worker", "verifier", "mcpserver", "devnet", "ledger/node", "ledger/abciapp", "ledger/proofhooks", "explorer"}
+	r["verifier"] = []string{"worker", "gateway", "mcpserver", "devnet", "ledger/node", "ledger/abciapp", "ledger/proofhooks", "explorer"}
+	r["mcpserver"] = []string{"worker", "gateway", "verifier", "devnet", "ledger/client", "ledger/node", "ledger/abciapp", "ledger/proofhooks", "explorer"}
+	// The explorer reads the ledger only through its client, and the
+	// gateway mounts it as a plain http.Handler.
+	r["explorer"] = []string{"worker", "gateway", "verifier", "mcpserver", "devnet", "ledger/node", "ledger/abciapp", "ledger/proofhooks", "ledger/disputeplay"}
 	return r
 }
 
@@ -118,7 +133,9 @@ func TestDeps(t *testing.T) {
 // that TestDeps cannot pass by reading nothing.
 func TestDepsSeesImports(t *testing.T) {
 	direct := imports(t)
-	if !slices.Contains(direct["devnet"], "worker") || !slices.Contains(direct["worker"], "ledger/client") {
-		t.Fatalf("import scan misses known imports: devnet %v, worker %v", direct["devnet"], direct["worker"])
+	for _, known := range [][2]string{{"devnet", "worker"}, {"worker", "ledger/client"}, {"gateway", "inference"}, {"verifier", "ledger/disputeplay"}} {
+		if !slices.Contains(direct[known[0]], known[1]) {
+			t.Errorf("import scan misses internal/%s -> internal/%s: it found %v", known[0], known[1], direct[known[0]])
+		}
 	}
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/cometbft/cometbft/p2p"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/verdictnet/verdict/internal/explorer"
 	"github.com/verdictnet/verdict/internal/gateway"
 	"github.com/verdictnet/verdict/internal/keys"
 	"github.com/verdictnet/verdict/internal/ledger"
@@ -29,6 +30,7 @@ import (
 	"github.com/verdictnet/verdict/internal/ledger/node"
 	"github.com/verdictnet/verdict/internal/ledger/proofhooks"
 	"github.com/verdictnet/verdict/internal/mcpserver"
+	"github.com/verdictnet/verdict/internal/model"
 	"github.com/verdictnet/verdict/internal/synth"
 	"github.com/verdictnet/verdict/internal/tensor"
 	"github.com/verdictnet/verdict/internal/verifier"
@@ -98,6 +100,8 @@ type Devnet struct {
 	// GatewayURL is the OpenAI API's base (http://host:port/v1 is the
 	// OpenAI base URL); MCPURL the MCP endpoint; RPC the ledger node's.
 	GatewayURL, MCPURL, RPC string
+	// ExplorerURL is the web explorer's, on the gateway's address.
+	ExplorerURL string
 	// APIKey authenticates the demo user, whose account pays.
 	APIKey string
 	User   *keys.Key
@@ -215,8 +219,8 @@ func Start(ctx context.Context, o Options) (d *Devnet, err error) {
 		return nil, fmt.Errorf("devnet: ledger did not start: %w", err)
 	}
 
-	var params ledger.Params
-	if _, err := worker.QueryJSON(ctx, d.Client, "params", &params); err != nil {
+	params, err := d.Client.Params(ctx)
+	if err != nil {
 		return nil, fmt.Errorf("devnet: %w", err)
 	}
 
@@ -267,13 +271,14 @@ func Start(ctx context.Context, o Options) (d *Devnet, err error) {
 	meter := &gateway.LedgerMeter{Accounts: accounts, PricePerToken: o.PricePerToken}
 	vaddr, _ := ledger.AddressOf(vk.Public)
 	d.Chain, err = worker.NewChain(d.Worker, worker.ChainConfig{Client: d.Client, RPC: d.RPC, Dir: filepath.Join(o.Dir, "worker"),
-		Validators: []ledger.Address{vaddr}, Escrow: meter.Escrow, Stake: 10 * params.MinWorkerStake, Logger: log.With("service", "worker")})
+		Validators: []ledger.Address{vaddr}, Escrow: worker.EscrowCharges(meter.Escrow), Stake: 10 * params.MinWorkerStake, Logger: log.With("service", "worker")})
 	if err != nil {
 		return nil, err
 	}
-	meter.Submit = d.Chain.Submit
+	meter.Submit = d.Chain.SubmitCharge
 	meter.Pending = d.Chain.IsPending
 	meter.Backlogged = d.Chain.Backlogged
+	meter.PayReplay = accounts.Payer(d.Chain.Address())
 	if err := d.Chain.Setup(ctx); err != nil {
 		return nil, err
 	}
@@ -320,8 +325,20 @@ func Start(ctx context.Context, o Options) (d *Devnet, err error) {
 	if err != nil {
 		return nil, err
 	}
+	// The explorer reads the chain from its first block; it holds the
+	// served model, so it shows prompts and outputs as text.
+	follower, err := client.NewFollower(d.RPC, 1)
+	if err != nil {
+		return nil, err
+	}
+	index := explorer.NewIndex()
+	ex, err := explorer.New(explorer.Options{Ledger: d.Client, Index: index, Logger: log.With("service", "explorer"),
+		Models: map[ledger.Hash]*model.Model{ledger.Hash(d.Model.ID): d.Worker.Model()}})
+	if err != nil {
+		return nil, err
+	}
 	srv, err := gateway.New(gateway.Options{Backend: d.Pool, Registry: reg, Auth: accounts, Status: status, Meter: meter,
-		Owners: owners,
+		Owners: owners, Explorer: ex,
 		MCP: func(g gateway.Gate) http.Handler {
 			return mcpserver.HTTPHandler(mcpserver.New(d.Pool, mcpserver.Options{Gate: g}))
 		},
@@ -336,6 +353,7 @@ func Start(ctx context.Context, o Options) (d *Devnet, err error) {
 	hs := gateway.HTTPServer(srv)
 	d.GatewayURL = "http://" + ln.Addr().String()
 	d.MCPURL = d.GatewayURL + "/mcp"
+	d.ExplorerURL = d.GatewayURL + gateway.ExplorerPath
 
 	run := func(name string, f func(context.Context) error) {
 		svc.Add(1)
@@ -346,6 +364,9 @@ func Start(ctx context.Context, o Options) (d *Devnet, err error) {
 			}
 		}()
 	}
+	run("explorer", func(ctx context.Context) error {
+		return index.Run(ctx, follower, func(err error) { log.Warn("explorer: reading the ledger", "err", err) })
+	})
 	run("worker", d.Chain.Run)
 	run("verifier", d.Verifier.Run)
 	run("gateway", func(ctx context.Context) error {
@@ -370,7 +391,7 @@ func Start(ctx context.Context, o Options) (d *Devnet, err error) {
 		stopAll()
 		close(d.done)
 	}()
-	log.Info("devnet ready", "gateway", d.GatewayURL, "rpc", d.RPC, "model", d.Model.Name, "modelId", d.Model.ID.String())
+	log.Info("devnet ready", "gateway", d.GatewayURL, "explorer", d.ExplorerURL, "rpc", d.RPC, "model", d.Model.Name, "modelId", d.Model.ID.String())
 	return d, nil
 }
 

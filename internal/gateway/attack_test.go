@@ -20,10 +20,10 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/verdictnet/verdict/internal/chat"
+	"github.com/verdictnet/verdict/internal/inference"
 	"github.com/verdictnet/verdict/internal/keys"
 	"github.com/verdictnet/verdict/internal/ledger"
 	"github.com/verdictnet/verdict/internal/mcpserver"
-	"github.com/verdictnet/verdict/internal/worker"
 )
 
 // The tests in this file are attacks on the gateway, each of which worked
@@ -34,8 +34,10 @@ import (
 type fakeLedger struct {
 	mu        sync.Mutex
 	balance   map[ledger.Address]uint64
-	submitted []worker.Pending
+	submitted []inference.Charge
 	pending   map[string]bool
+	// replayFees is what replays paid (payReplay).
+	replayFees uint64
 }
 
 func (f *fakeLedger) Account(_ context.Context, a ledger.Address) (ledger.Account, error) {
@@ -44,7 +46,7 @@ func (f *fakeLedger) Account(_ context.Context, a ledger.Address) (ledger.Accoun
 	return ledger.Account{Balance: f.balance[a]}, nil
 }
 
-func (f *fakeLedger) submit(p worker.Pending) error {
+func (f *fakeLedger) submit(p inference.Charge) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.submitted = append(f.submitted, p)
@@ -121,7 +123,7 @@ func newBilled(t *testing.T, balances map[string]uint64, mod func(*Options)) *bi
 	b.meter = &LedgerMeter{Ledger: b.ledger, PricePerToken: 1, Submit: b.ledger.submit, Pending: b.ledger.isPending}
 	w := testWorker(t)
 	b.gen = &counting{Backend: w}
-	o := Options{Backend: b.gen, Auth: auth, Meter: b.meter, MCP: func(g Gate) http.Handler {
+	o := Options{Backend: b.gen, Verifier: w, Auth: auth, Meter: b.meter, MCP: func(g Gate) http.Handler {
 		return mcpserver.HTTPHandler(mcpserver.New(w, mcpserver.Options{Gate: g}))
 	}}
 	if mod != nil {
@@ -455,7 +457,7 @@ func TestMethodsAndAuthMessages(t *testing.T) {
 
 // Rate-limited requests say when to come back.
 func TestRetryAfter(t *testing.T) {
-	ts, _ := newServer(t, func(o *Options) { o.Backend = failing{o.Backend, worker.ErrBusy} })
+	ts, _ := newServer(t, func(o *Options) { o.Backend = failing{o.Backend, inference.ErrBusy} })
 	resp, rb := post(t, ts.URL+"/v1/completions", `{"model":"stories260K","prompt":"a"}`)
 	if resp.StatusCode != 429 || resp.Header.Get("Retry-After") != fmt.Sprint(RetryAfterBusy) {
 		t.Errorf("%d Retry-After %q %s", resp.StatusCode, resp.Header.Get("Retry-After"), rb)
@@ -487,8 +489,8 @@ type slow struct {
 	delay time.Duration
 }
 
-func (s slow) Generate(ctx context.Context, req worker.Request, f func(worker.Delta) error) (*worker.Result, error) {
-	return s.Backend.Generate(ctx, req, func(d worker.Delta) error {
+func (s slow) Generate(ctx context.Context, req inference.Request, f func(inference.Delta) error) (*inference.Result, error) {
+	return s.Backend.Generate(ctx, req, func(d inference.Delta) error {
 		time.Sleep(s.delay)
 		if f == nil {
 			return nil
@@ -600,7 +602,7 @@ type blocking struct {
 	running *atomic.Int64
 }
 
-func (b blocking) Generate(ctx context.Context, req worker.Request, f func(worker.Delta) error) (*worker.Result, error) {
+func (b blocking) Generate(ctx context.Context, req inference.Request, f func(inference.Delta) error) (*inference.Result, error) {
 	if b.running.Add(1) == 1 {
 		<-b.gate
 	}
@@ -613,7 +615,7 @@ func TestAdmitBounds(t *testing.T) {
 	w := testWorker(t)
 	for _, max := range []int{0, 7, 100000} {
 		var p, c int
-		res, err := w.Generate(context.Background(), worker.Request{Model: "stories260K", Segments: []chat.Segment{{Text: "Once upon a time", BOS: true}}, MaxTokens: max,
+		res, err := w.Generate(context.Background(), inference.Request{Model: "stories260K", Segments: []chat.Segment{{Text: "Once upon a time", BOS: true}}, MaxTokens: max,
 			Admit: func(prompt, maxCompletion int) error { p, c = prompt, maxCompletion; return nil }}, nil)
 		if err != nil {
 			t.Fatal(err)

@@ -14,7 +14,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/verdictnet/verdict/internal/worker"
+	"github.com/verdictnet/verdict/internal/inference"
+	"github.com/verdictnet/verdict/internal/receipt"
 )
 
 // Authenticator checks a request's credentials and names the account they
@@ -110,9 +111,30 @@ type Meter interface {
 // Release (it failed or was cut short: release everything) follows. A
 // receipt is charged once, whatever retries happen.
 type Reservation interface {
-	Charge(ctx context.Context, res *worker.Result) error
+	Charge(ctx context.Context, res *inference.Result) error
 	Release()
 }
+
+// ReplayMeter is a Meter that also bills replays (MCP verify_receipt with
+// replay): work that yields no receipt of its own. ReserveReplay holds, for
+// account, the fee of a replay of a receipt of tokens tokens (prompt and
+// output), as Reserve does for a generation of that size, or refuses it
+// (wrapping ErrInsufficientQuota).
+type ReplayMeter interface {
+	Meter
+	ReserveReplay(ctx context.Context, account string, tokens int) (ReplayReservation, error)
+}
+
+// ReplayReservation is a replay's fee held by ReserveReplay: Pay (the
+// replay ran) or Release (it did not) follows, once.
+type ReplayReservation interface {
+	Pay(ctx context.Context) error
+	Release()
+}
+
+// ErrReplayNotBilled refuses a replay on a gateway whose Meter cannot bill
+// it (not a ReplayMeter).
+var ErrReplayNotBilled = errors.New("this gateway does not bill replays: verify with replay false (signature only), or replay the receipt yourself with verdict verify")
 
 // Owners remembers which account paid for each receipt: the gateway
 // records it when it generates, and reads it when someone asks for the
@@ -227,16 +249,27 @@ const RequestNonceLen = 16
 // tokenized (a refusal is returned, wrapping ErrInsufficientQuota), the
 // delivered tokens are charged when it completes and the rest released; a
 // failed or cancelled generation releases all of it. The receipt is then
-// readable by account. The HTTP API and the MCP tools both run their
+// readable by account. A generation cut short after its first token
+// (inference.PartialError: the caller hung up or cancelled) is charged for the
+// tokens generated and its receipt sent to the ledger like any other; the
+// PartialError is returned. The HTTP API and the MCP tools both run their
 // generations here.
 //
 // Every generation gets its own receipt: a request without a nonce is
 // given RequestNonceLen random bytes, so that identical requests (same
 // prompt, seed and parameters) are distinct receipts, each billed (an
 // Idempotency-Key is the way to retry without paying twice).
-func (s *Server) Generate(ctx context.Context, account string, req worker.Request, onDelta func(worker.Delta) error) (*worker.Result, error) {
+func (s *Server) Generate(ctx context.Context, account string, req inference.Request, onDelta func(inference.Delta) error) (*inference.Result, error) {
 	if xr, _ := ctx.Value(x402Key{}).(*x402Request); xr != nil && s.o.X402 != nil {
 		res, err := s.generateX402(ctx, xr, req, onDelta)
+		if cut := (*inference.PartialError)(nil); errors.As(err, &cut) {
+			// Cut short and paid for: the payer may read its receipt.
+			if perr := s.owners.PutOwner(cut.Result.ReceiptID, account); perr != nil {
+				return nil, errors.Join(err, perr)
+			}
+			s.metrics(cut.Result)
+			return nil, err
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -245,6 +278,11 @@ func (s *Server) Generate(ctx context.Context, account string, req worker.Reques
 		}
 		s.metrics(res)
 		return res, nil
+	}
+	if s.o.Auth != nil && account == "" {
+		// Only an anonymous MCP session (x402) gets here without an
+		// account: its generations go through x402 above.
+		return nil, fmt.Errorf("%w: no account: use an API key or pay with x402", ErrInsufficientQuota)
 	}
 	if len(req.Nonce) == 0 {
 		req.Nonce = make([]byte, RequestNonceLen)
@@ -270,7 +308,14 @@ func (s *Server) Generate(ctx context.Context, account string, req worker.Reques
 		}
 	}
 	res, err := s.o.Backend.Generate(ctx, req, onDelta)
-	if err != nil {
+	var cut *inference.PartialError
+	if errors.As(err, &cut) {
+		// Cut short (the caller hung up or cancelled): the tokens
+		// generated are charged and their receipt goes to the ledger;
+		// the caller still gets the error.
+		res = cut.Result
+		ctx = context.WithoutCancel(ctx)
+	} else if err != nil {
 		if resv != nil {
 			resv.Release()
 		}
@@ -293,12 +338,66 @@ func (s *Server) Generate(ctx context.Context, account string, req worker.Reques
 		}
 	}
 	s.metrics(res)
+	if cut != nil {
+		s.log.Info("generation cut short: charged the tokens generated", "account", account, "receipt", res.ReceiptID, "prompt_tokens", res.PromptTokens, "completion_tokens", res.CompletionTokens, "cause", cut.Err)
+		return nil, err
+	}
 	return res, nil
+}
+
+// Verify checks a receipt for account (MCP verify_receipt). The signature
+// check alone (replay false) is free. A replay re-runs the whole
+// generation, as costly as generating it, so it is billed like a
+// generation of the receipt's size: the Meter (a ReplayMeter) holds
+// price x (prompt + output tokens) before the replay and charges it once
+// the replay ran (whatever its outcome: the work was done); a receipt that
+// is not replayed (bad signature, model not served here) or a replay that
+// fails or is cancelled is not charged. Without a Meter replays are free,
+// as generations are; a Meter that is not a ReplayMeter refuses them
+// (ErrReplayNotBilled).
+func (s *Server) Verify(ctx context.Context, account string, data []byte, replay bool) (*inference.Verification, error) {
+	v := s.o.Verifier
+	if v == nil {
+		v, _ = s.o.Backend.(inference.Verifier)
+	}
+	if v == nil {
+		return nil, errors.New("this gateway does not verify receipts")
+	}
+	if replay && s.o.Auth != nil && account == "" {
+		return nil, fmt.Errorf("%w: a replay is billed to an account: use an API key (replay false checks the signature, free)", ErrInsufficientQuota)
+	}
+	if !replay || s.o.Meter == nil {
+		return v.Verify(ctx, data, replay)
+	}
+	r, err := receipt.ParseAnySpelling(data)
+	if err != nil {
+		return v.Verify(ctx, data, false) // reports the receipt's fault, replays nothing
+	}
+	rm, ok := s.o.Meter.(ReplayMeter)
+	if !ok {
+		return nil, ErrReplayNotBilled
+	}
+	tokens := len(r.Prompt) + len(r.Output)
+	resv, err := rm.ReserveReplay(ctx, account, tokens)
+	if err != nil {
+		return nil, err
+	}
+	out, err := v.Verify(ctx, data, true)
+	if err != nil || !out.Replayed {
+		resv.Release()
+		return out, err
+	}
+	if err := resv.Pay(context.WithoutCancel(ctx)); err != nil {
+		s.log.Error("charging a replay failed", "account", account, "receipt", out.ID, "err", err)
+		return nil, fmt.Errorf("charging the replay of receipt %s: %w", out.ID, err)
+	}
+	s.m.tokens.WithLabelValues("replayed").Add(float64(tokens))
+	return out, nil
 }
 
 // ReadReceipt returns a stored receipt if account may read it: the account
 // that paid for it, anyone when the gateway has no authentication or
-// PublicReceipts is set. Another account's receipt is worker.ErrNotFound,
+// PublicReceipts is set. Another account's receipt is inference.ErrNotFound,
 // as an unknown one is, so that ids do not show what exists.
 func (s *Server) ReadReceipt(ctx context.Context, account, id string) ([]byte, error) {
 	id = strings.ToLower(id)
@@ -308,7 +407,7 @@ func (s *Server) ReadReceipt(ctx context.Context, account, id string) ([]byte, e
 			return nil, err
 		}
 		if !found || subtle.ConstantTimeCompare([]byte(owner), []byte(account)) != 1 {
-			return nil, fmt.Errorf("%w: receipt %s", worker.ErrNotFound, id)
+			return nil, fmt.Errorf("%w: receipt %s", inference.ErrNotFound, id)
 		}
 	}
 	return s.o.Backend.Receipt(ctx, id)

@@ -8,7 +8,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/verdictnet/verdict/internal/chat"
-	"github.com/verdictnet/verdict/internal/worker"
+	"github.com/verdictnet/verdict/internal/inference"
 )
 
 // Response shapes (OpenAI's).
@@ -36,7 +36,7 @@ func bytesOf(b []byte) []int {
 	return out
 }
 
-func chatLogprobsOf(ls []worker.TokenLogprob) *chatLogprobs {
+func chatLogprobsOf(ls []inference.TokenLogprob) *chatLogprobs {
 	out := &chatLogprobs{Content: []chatTokenLogprob{}}
 	for _, l := range ls {
 		e := chatTokenLogprob{chatLogprob: chatLogprob{l.Text, l.Logprob, bytesOf(l.Bytes)}, TopLogprobs: []chatLogprob{}}
@@ -57,7 +57,7 @@ type completionLogprobs struct {
 
 // completionLogprobsOf builds the legacy logprobs object; offset is the
 // text length before the first token.
-func completionLogprobsOf(ls []worker.TokenLogprob, offset int) *completionLogprobs {
+func completionLogprobsOf(ls []inference.TokenLogprob, offset int) *completionLogprobs {
 	out := &completionLogprobs{Tokens: []string{}, TokenLogprobs: []float64{}, TopLogprobs: []map[string]float64{}, TextOffset: []int{}}
 	for _, l := range ls {
 		out.Tokens = append(out.Tokens, l.Text)
@@ -167,6 +167,11 @@ func (s *sse) start(trailer bool) {
 	h.Set("Connection", "keep-alive")
 	if trailer {
 		h.Set("Trailer", "X-Verdict-Receipt")
+		if h.Get(HeaderPaymentResponse) != "" {
+			// x402: the settlement (escrow) went out as a header; its
+			// final form (receipt id, upto's amount) follows as a trailer.
+			h.Add("Trailer", HeaderPaymentResponse)
+		}
 	}
 	s.w.WriteHeader(http.StatusOK)
 	s.started = true
@@ -282,7 +287,7 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request, acct string, body 
 		return c
 	}
 	first := true
-	res, err := s.Generate(r.Context(), acct, wreq, func(d worker.Delta) error {
+	res, err := s.Generate(r.Context(), acct, wreq, func(d inference.Delta) error {
 		if first {
 			// The first chunk opens the stream with the role.
 			first = false
@@ -389,7 +394,7 @@ func (s *Server) completions(w http.ResponseWriter, r *http.Request, acct string
 	includeUsage := req.StreamOptions != nil && req.StreamOptions.IncludeUsage
 	st := &sse{w: w}
 	offset := 0
-	res, err := s.Generate(r.Context(), acct, wreq, func(d worker.Delta) error {
+	res, err := s.Generate(r.Context(), acct, wreq, func(d inference.Delta) error {
 		if !st.started {
 			s.m.ttft.Observe(time.Since(t0).Seconds())
 			st.start(true)

@@ -13,6 +13,8 @@
 //	GET  /.well-known/agent-registration.json
 //	                            the ERC-8004 registration file, when
 //	                            Options.Registration is set (no API key)
+//	/explorer/                  the web explorer, when Options.Explorer is
+//	                            set (no API key; package explorer)
 //
 // API keys (Options.Auth) guard every endpoint but /healthz, /mcp included;
 // New refuses to build a server without Auth unless NoAuth says so. Keys
@@ -29,7 +31,26 @@
 // what the context leaves), against the account; a refusal is 429
 // insufficient_quota with Retry-After (a tool error over MCP). A completed
 // generation is charged for the tokens it delivered and the rest is
-// released; a failed or cancelled one releases everything. LedgerMeter
+// released; a failed one releases everything. A generation cut short after
+// its first token (the client hung up mid-stream or before a non-streamed
+// answer was sent, an MCP client cancelled its call) is charged for the
+// tokens generated, as OpenAI bills them: the worker signs and stores a
+// receipt for exactly that prefix (inference.PartialError: its steps lowered
+// as for a stop string, so that it replays to those tokens), the receipt
+// goes to the ledger like any other and stays readable by the payer, who
+// can read there every token it paid for (at most the few in flight when
+// it hung up were not delivered), and the rest of the reservation is
+// released. Cancelled before the first token, nothing is charged.
+//
+// MCP verify_receipt with replay (Server.Verify) re-runs a whole
+// generation, so it is billed like one of the receipt's size: a
+// ReplayMeter holds price x (prompt + output tokens) before the replay and
+// charges it once the replay ran, whatever it found (LedgerMeter: a ledger
+// send from the caller's account to the worker, PayReplay); a receipt not
+// replayed (bad signature, model not served) is not charged, and the
+// signature check alone (replay false) is free. A Meter that cannot bill
+// replays refuses them (ErrReplayNotBilled); without a Meter they are
+// free, as generations are. LedgerMeter
 // counts, against the balance, what running requests hold and the fees of
 // charged receipts still in the worker's outbox, so that concurrent
 // requests cannot overdraw an account.
@@ -97,28 +118,41 @@
 // asset: "verdict", amount: price x (prompt tokens + the most completion
 // tokens) as a decimal string, payTo: the worker's address,
 // maxTimeoutSeconds, extra: {requestHash, nonce, deadline, modelId,
-// chainId}}]}. nonce (base64) is the receipt nonce the gateway chose:
+// chainId}}, the same with scheme "upto" and extra.pricePerToken (the
+// price, decimal)]}: one quote (one nonce), payable once, under either
+// scheme. nonce (base64) is the receipt nonce the gateway chose:
 // deadline (8 bytes big-endian unix s) || 16 random bytes || the first 16
 // bytes of HMAC-SHA256(secret, "verdict/x402/nonce/v1" || the first 24);
 // requestHash is the RequestHash (docs/ledger.md) of this request with that
 // nonce. The payer signs, with its own ledger key, an openEscrow
 // transaction {worker: payTo, modelId, fee: amount, request: requestHash}
-// with its next nonce (the ledger's transaction format) and sends the same
+// with its next nonce (the ledger's transaction format; under upto also
+// pricePerToken: the price, which makes fee a maximum) and sends the same
 // request again with PAYMENT-SIGNATURE: base64 of {x402Version: 2,
 // accepted: the requirements it chose, payload: {transaction: base64 of the
 // signed transaction}}. The gateway checks the header (at most
 // MaxPaymentHeaderBytes), the signature, scheme and network (chain id of
 // the transaction too), the nonce's MAC and deadline, the escrow's worker,
-// model, fee (at least the amount) and request (recomputed from the body
+// model, fee (at least the amount), pricePerToken (none for exact, the
+// price for upto) and request (recomputed from the body
 // sent now: a changed prompt or max_tokens does not match), the payer's
 // ledger nonce and balance, and that the quote was not paid before; then
 // it submits the transaction (broadcast_tx_commit), generates with that
 // receipt nonce and queues the receipt for publication against the
 // payer's escrow. The response carries PAYMENT-RESPONSE: base64 of
 // {success, payer, transaction (the escrow transaction's hash), network,
-// amount, extra: {escrowId, height, receiptId}} (receiptId only when the
-// response was not streamed: a stream sends its headers before the
-// receipt exists; the receipt id is in its last chunk and trailer). A
+// amount, extra: {escrowId, height, receiptId}} (a stream sends its
+// headers before the receipt exists: its PAYMENT-RESPONSE header lacks
+// receiptId, and the complete one follows as an HTTP trailer of the same
+// name, beside X-Verdict-Receipt). Under upto, amount is what the receipt
+// costs, price x (prompt + generated tokens), at most the escrow's fee,
+// and extra.maxAmount the fee (a stream's header, sent first, has the fee
+// as amount; its trailer what the receipt costs); the ledger returns
+// the difference to the payer when the worker publishes the receipt
+// (docs/ledger.md, publishReceipt). A receipt whose generation ended
+// early (a stop string, or a payer who hung up after the first token: it
+// is charged as under an API key) has its steps lowered; it is published
+// with requestSteps, the steps its escrow's request asked for. A
 // refused payment is 402 with PAYMENT-REQUIRED {x402Version: 2, error:
 // REASON, accepts: []} and the OpenAI error code REASON (X402Reason:
 // invalid_payload, unsupported_scheme, invalid_network, invalid_signature,
@@ -130,15 +164,35 @@
 // worker's agentId (for the ledger's feedback when the receipt is final).
 // A generation that fails after the escrow was submitted is
 // refunded by the ledger when the escrow expires (escrowTimeout blocks).
-// MCP takes API keys only.
+//
+// x402 over MCP (with Options.X402): a request to /mcp without an
+// Authorization header opens an anonymous MCP session (its own session
+// store: it cannot use a session opened with a key, nor the other way
+// round) in which generate is paid with x402 as the x402 MCP transport
+// (specs/transports-v2/mcp.md of x402) describes: a call without payment,
+// or with a refused one, is a tool error whose content[0].text is
+// {"x402/error": {"code": 402, "message", "data": PaymentRequired}} and
+// whose structuredContent is the PaymentRequired object (the same quote
+// as over HTTP, resource url MCPResource); the client pays by sending the
+// PaymentPayload (JSON, not base64) in the call's _meta["x402/payment"],
+// or base64 in the PAYMENT-SIGNATURE header of the HTTP request carrying
+// the call, and the result carries the SettleResponse in
+// _meta["x402/payment-response"] (Server.PayGenerate: the same checks,
+// escrow, receipt and refusal reasons as over HTTP). An anonymous session
+// reads no receipt (the generate result holds the signed receipt) and
+// replays none (verify_receipt with replay false is free); with an API
+// key, MCP is billed to the key's account as before.
 //
 // Facilitator (with Options.X402, no API key): GET /x402/supported answers
-// {kinds: [{x402Version: 2, scheme: "exact", network}], extensions: [],
+// {kinds: [{x402Version: 2, scheme: "exact", network}, the same for
+// "upto"], extensions: [],
 // signers: {}} (the payer signs; the facilitator only submits); POST
 // /x402/verify and /x402/settle take {x402Version, paymentPayload,
 // paymentRequirements} (paymentPayload as JSON, not base64) and check the
-// payload's openEscrow against the requirements (payTo, extra.modelId,
-// extra.requestHash, amount, extra.deadline when set) and the payer's
+// payload's openEscrow against the requirements (scheme, the same in the
+// payload; payTo, extra.modelId, extra.requestHash, amount,
+// extra.deadline when set; pricePerToken: none for exact,
+// extra.pricePerToken for upto) and the payer's
 // nonce and funds; verify answers {isValid, invalidReason,
 // invalidMessage, payer} and charges nothing, settle submits the
 // transaction and answers the SettleResponse above ({success: false,

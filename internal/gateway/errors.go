@@ -8,7 +8,7 @@ import (
 	"net/http"
 	"strconv"
 
-	"github.com/verdictnet/verdict/internal/worker"
+	"github.com/verdictnet/verdict/internal/inference"
 )
 
 // apiError is an OpenAI-shaped error response.
@@ -55,11 +55,11 @@ func backendError(err error, param string) *apiError {
 	switch {
 	case errors.As(err, &ae):
 		return ae
-	case errors.Is(err, worker.ErrUnknownModel):
+	case errors.Is(err, inference.ErrUnknownModel):
 		return &apiError{Status: http.StatusNotFound, Type: "invalid_request_error", Message: err.Error(), Param: strp("model"), Code: strp("model_not_found")}
-	case errors.Is(err, worker.ErrContextLength):
+	case errors.Is(err, inference.ErrContextLength):
 		return invalid(param, "context_length_exceeded", "%v", err)
-	case errors.Is(err, worker.ErrInvalid):
+	case errors.Is(err, inference.ErrInvalid):
 		return invalid("", "", "%v", err)
 	case errors.Is(err, ErrInsufficientQuota):
 		return quotaError(err)
@@ -67,7 +67,7 @@ func backendError(err error, param string) *apiError {
 		return &apiError{Status: http.StatusServiceUnavailable, Type: "server_error", Message: err.Error(), Code: strp("no_worker_available")}
 	case errors.Is(err, ErrBacklog):
 		return &apiError{Status: http.StatusTooManyRequests, Type: "requests", Message: err.Error() + "; retry later", Code: strp("rate_limit_exceeded"), RetryAfter: RetryAfterBacklog}
-	case errors.Is(err, worker.ErrBusy):
+	case errors.Is(err, inference.ErrBusy):
 		return &apiError{Status: http.StatusTooManyRequests, Type: "requests", Message: err.Error() + "; retry later", Code: strp("rate_limit_exceeded"), RetryAfter: RetryAfterBusy}
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return &apiError{Status: 499, Type: "server_error", Message: "request cancelled: " + err.Error()}

@@ -96,7 +96,8 @@ func (s *Server) supported(w http.ResponseWriter, r *http.Request) {
 		writeError(w, backendError(fmt.Errorf("x402: ledger: %w", err), ""))
 		return
 	}
-	writeJSON(w, http.StatusOK, SupportedResponse{Kinds: []SupportedKind{{X402Version, SchemeExact, CAIP2Network(chainID)}},
+	network := CAIP2Network(chainID)
+	writeJSON(w, http.StatusOK, SupportedResponse{Kinds: []SupportedKind{{X402Version, SchemeExact, network}, {X402Version, SchemeUpto, network}},
 		Extensions: []string{}, Signers: map[string][]string{}})
 }
 
@@ -131,8 +132,8 @@ func (s *Server) facilitatorVerify(r *http.Request) (*ledger.Tx, string, error) 
 func (s *Server) checkFacilitated(ctx context.Context, p *PaymentPayload, tx *ledger.Tx, req PaymentRequirements, chainID string) error {
 	x := s.o.X402
 	network := CAIP2Network(chainID)
-	if req.Scheme != SchemeExact || p.Accepted.Scheme != SchemeExact {
-		return refuse(ReasonInvalidScheme, "scheme %q: this facilitator settles %q", req.Scheme, SchemeExact)
+	if req.Scheme != SchemeExact && req.Scheme != SchemeUpto || p.Accepted.Scheme != req.Scheme {
+		return refuse(ReasonInvalidScheme, "scheme %q (payload %q): this facilitator settles %q and %q", req.Scheme, p.Accepted.Scheme, SchemeExact, SchemeUpto)
 	}
 	if req.Network != network || p.Accepted.Network != network || tx.ChainID != chainID {
 		return refuse(ReasonInvalidNetwork, "network %q, transaction for chain %q: this facilitator settles on %s", req.Network, tx.ChainID, network)
@@ -153,6 +154,16 @@ func (s *Server) checkFacilitated(ctx context.Context, p *PaymentPayload, tx *le
 	}
 	if m.Worker != payTo || m.ModelID != model || m.Request != rh {
 		return refuse(ReasonRequestMismatch, "the escrow (worker %s, model %s, request %s) does not match the requirements", m.Worker, m.ModelID, m.Request)
+	}
+	var price uint64
+	if req.Scheme == SchemeUpto {
+		var err error
+		if price, err = strconv.ParseUint(req.Extra.PricePerToken, 10, 64); err != nil || price == 0 {
+			return refuse(ReasonInvalidPayload, "upto requirements need extra.pricePerToken, a positive integer (got %q)", req.Extra.PricePerToken)
+		}
+	}
+	if err := checkScheme(req.Scheme, m, price); err != nil {
+		return err
 	}
 	return x.checkFunds(ctx, tx, amount)
 }

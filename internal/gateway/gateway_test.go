@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/verdictnet/verdict/internal/engine"
+	"github.com/verdictnet/verdict/internal/inference"
 	"github.com/verdictnet/verdict/internal/receipt"
 	"github.com/verdictnet/verdict/internal/testutil"
 	"github.com/verdictnet/verdict/internal/worker"
@@ -48,7 +49,7 @@ type counting struct {
 	n atomic.Int64
 }
 
-func (c *counting) Generate(ctx context.Context, req worker.Request, f func(worker.Delta) error) (*worker.Result, error) {
+func (c *counting) Generate(ctx context.Context, req inference.Request, f func(inference.Delta) error) (*inference.Result, error) {
 	c.n.Add(1)
 	return c.Backend.Generate(ctx, req, f)
 }
@@ -590,7 +591,7 @@ func TestModels(t *testing.T) {
 	if list.Object != "list" || len(list.Data) != 1 || list.Data[0].ID != "stories260K" || list.Data[0].Verdict.ModelID != info.ID.String() || list.Data[0].Verdict.ContextLength != 128 {
 		t.Errorf("models: %s", body)
 	}
-	if list.Data[0].Verdict.SystemFingerprint != worker.Fingerprint(info.ID, engine.SpecVersion) {
+	if list.Data[0].Verdict.SystemFingerprint != inference.Fingerprint(info.ID, engine.SpecVersion) {
 		t.Errorf("fingerprint %s", list.Data[0].Verdict.SystemFingerprint)
 	}
 	for _, name := range []string{"stories260K", info.ID.String()} {
@@ -708,7 +709,7 @@ type failing struct {
 	err error
 }
 
-func (f failing) Generate(context.Context, worker.Request, func(worker.Delta) error) (*worker.Result, error) {
+func (f failing) Generate(context.Context, inference.Request, func(inference.Delta) error) (*inference.Result, error) {
 	return nil, f.err
 }
 
@@ -718,8 +719,8 @@ func TestBackendErrors(t *testing.T) {
 		status int
 		code   string
 	}{
-		{worker.ErrBusy, 429, `"code":"rate_limit_exceeded"`},
-		{fmt.Errorf("wrapped: %w", worker.ErrContextLength), 400, `"code":"context_length_exceeded"`},
+		{inference.ErrBusy, 429, `"code":"rate_limit_exceeded"`},
+		{fmt.Errorf("wrapped: %w", inference.ErrContextLength), 400, `"code":"context_length_exceeded"`},
 		{errors.New("disk on fire"), 500, `"type":"server_error"`},
 	} {
 		ts, _ := newServer(t, func(o *Options) { o.Backend = failing{o.Backend, tc.err} })
@@ -822,7 +823,7 @@ func (h *prepaidHold) Release() {
 	h.p.held[h.acct] -= h.n
 }
 
-func (h *prepaidHold) Charge(_ context.Context, res *worker.Result) error {
+func (h *prepaidHold) Charge(_ context.Context, res *inference.Result) error {
 	h.p.mu.Lock()
 	defer h.p.mu.Unlock()
 	h.p.held[h.acct] -= h.n

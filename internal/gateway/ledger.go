@@ -7,10 +7,10 @@ import (
 	"net/http"
 	"sync"
 
+	"github.com/verdictnet/verdict/internal/inference"
 	"github.com/verdictnet/verdict/internal/keys"
 	"github.com/verdictnet/verdict/internal/ledger"
 	"github.com/verdictnet/verdict/internal/ledger/client"
-	"github.com/verdictnet/verdict/internal/worker"
 )
 
 // LedgerAccounts ties API keys to ledger accounts whose keys the gateway
@@ -84,8 +84,9 @@ type LedgerMeter struct {
 	// PricePerToken is charged for every prompt and completion token
 	// (default 1); the chain's minimum transaction fee is added once.
 	PricePerToken uint64
-	// Submit hands a charged receipt to the worker (worker.Chain.Submit).
-	Submit func(worker.Pending) error
+	// Submit hands a charged receipt to the worker's ledger side
+	// (worker.Chain.SubmitCharge).
+	Submit func(inference.Charge) error
 	// Pending reports whether a charged receipt is still in the worker's
 	// outbox (worker.Chain.IsPending); until it is not, its fee counts
 	// against its account. nil: charged fees are assumed on the ledger at
@@ -96,6 +97,10 @@ type LedgerMeter struct {
 	// Retry-After, ErrBacklog) rather than served and left unpublished.
 	// nil: never.
 	Backlogged func() bool
+	// PayReplay charges a replay (MCP verify_receipt): account pays fee
+	// to the worker on the ledger, committed before it returns
+	// (LedgerAccounts.Payer). nil: replays are refused.
+	PayReplay func(ctx context.Context, account ledger.Address, fee uint64) error
 
 	mu      sync.Mutex
 	charged map[string]bool
@@ -115,7 +120,7 @@ const escrowTxFee = 1
 func (m *LedgerMeter) price() uint64 { return max(m.PricePerToken, 1) }
 
 // Fee is what a generation costs.
-func (m *LedgerMeter) Fee(res *worker.Result) uint64 {
+func (m *LedgerMeter) Fee(res *inference.Result) uint64 {
 	return m.price() * uint64(res.PromptTokens+res.CompletionTokens)
 }
 
@@ -167,6 +172,50 @@ func (m *LedgerMeter) Reserve(ctx context.Context, account, model string, prompt
 	return &ledgerReservation{m: m, account: a, held: need}, nil
 }
 
+// ReserveReplay implements ReplayMeter: a replay of a receipt of tokens
+// tokens holds, as a generation of that size does, price x tokens and the
+// transaction fee of its payment; Pay sends that fee from the account to
+// the worker (PayReplay) and releases the hold.
+func (m *LedgerMeter) ReserveReplay(ctx context.Context, account string, tokens int) (ReplayReservation, error) {
+	if m.PayReplay == nil {
+		return nil, ErrReplayNotBilled
+	}
+	r, err := m.Reserve(ctx, account, "", tokens, 0)
+	if err != nil {
+		return nil, err
+	}
+	lr := r.(*ledgerReservation)
+	return &replayReservation{r: lr, fee: m.price() * uint64(tokens)}, nil
+}
+
+type replayReservation struct {
+	r   *ledgerReservation
+	fee uint64
+}
+
+func (r *replayReservation) Release() { r.r.Release() }
+
+func (r *replayReservation) Pay(ctx context.Context) error {
+	defer r.r.Release() // once paid, the balance shows it
+	return r.r.m.PayReplay(ctx, r.r.account, r.fee)
+}
+
+// Payer returns a LedgerMeter.PayReplay that sends the fee from the
+// account (with the key the gateway holds for it) to the worker and waits
+// for its block.
+func (a *LedgerAccounts) Payer(worker ledger.Address) func(ctx context.Context, account ledger.Address, fee uint64) error {
+	return func(ctx context.Context, account ledger.Address, fee uint64) error {
+		s := a.sender[account]
+		if s == nil {
+			return fmt.Errorf("no key for account %s", account)
+		}
+		if _, err := s.Commit(ctx, ledger.Msg{Send: &ledger.MsgSend{To: worker, Amount: fee}}); err != nil {
+			return fmt.Errorf("paying %d to %s: %w", fee, worker, err)
+		}
+		return nil
+	}
+}
+
 // Held returns what an account's running requests hold and what its
 // charged, unpublished receipts owe.
 func (m *LedgerMeter) Held(account ledger.Address) (held, owed uint64) {
@@ -206,7 +255,7 @@ func (r *ledgerReservation) Release() {
 }
 
 // Charge implements Reservation.
-func (r *ledgerReservation) Charge(ctx context.Context, res *worker.Result) error {
+func (r *ledgerReservation) Charge(ctx context.Context, res *inference.Result) error {
 	m := r.m
 	fee := m.Fee(res)
 	m.mu.Lock()
@@ -237,7 +286,7 @@ func (r *ledgerReservation) Charge(ctx context.Context, res *worker.Result) erro
 		m.owed[r.account][res.ReceiptID] = fee + escrowTxFee
 	}
 	m.mu.Unlock()
-	err := m.Submit(worker.Pending{ReceiptID: res.ReceiptID, Receipt: res.Receipt, Requester: r.account.String(), Fee: fee})
+	err := m.Submit(inference.Charge{ReceiptID: res.ReceiptID, Receipt: res.Receipt, Requester: r.account.String(), Fee: fee})
 	if err != nil {
 		m.mu.Lock()
 		delete(m.charged, res.ReceiptID)
@@ -247,10 +296,10 @@ func (r *ledgerReservation) Charge(ctx context.Context, res *worker.Result) erro
 	return err
 }
 
-// Escrow implements worker.Escrower: the escrow for a pending receipt is
-// opened with its requester's key (the worker records the signed
-// transaction before it sends it).
-func (m *LedgerMeter) Escrow(p *worker.Pending, w ledger.Address, model ledger.Hash, agentID uint64) (ledger.Msg, *client.Sender, error) {
+// Escrow opens the escrow for a charged receipt with its requester's key
+// (worker.EscrowCharges makes it the worker's Escrower; the worker
+// records the signed transaction before it sends it).
+func (m *LedgerMeter) Escrow(p *inference.Charge, w ledger.Address, model ledger.Hash, agentID uint64) (ledger.Msg, *client.Sender, error) {
 	a, err := ledger.ParseAddress(p.Requester)
 	if err != nil {
 		return ledger.Msg{}, nil, fmt.Errorf("%w: requester %q is not a ledger account", client.ErrRejected, p.Requester)
@@ -265,7 +314,7 @@ func (m *LedgerMeter) Escrow(p *worker.Pending, w ledger.Address, model ledger.H
 	}
 	rid, err := ledger.ParseHash(p.ReceiptID)
 	if err != nil {
-		return ledger.Msg{}, nil, fmt.Errorf("%w: receipt id: %v", client.ErrRejected, err)
+		return ledger.Msg{}, nil, fmt.Errorf("%w: receipt id: %w", client.ErrRejected, err)
 	}
 	// The requester's audit commitment (its secret derived from its key,
 	// revealed by the worker's Chain through this sender after

@@ -31,7 +31,7 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 			Buckets: prometheus.ExponentialBuckets(0.001, 2.5, 14),
 		}),
 		tokens: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "verdict_gateway_tokens_total", Help: "Tokens processed, by kind (prompt or completion).",
+			Name: "verdict_gateway_tokens_total", Help: "Tokens processed, by kind (prompt, completion, or replayed: billed receipt replays).",
 		}, []string{"kind"}),
 		receipts: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "verdict_gateway_receipts_total", Help: "Signed receipts returned for completions.",

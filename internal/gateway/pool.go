@@ -10,9 +10,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/verdictnet/verdict/internal/inference"
 	"github.com/verdictnet/verdict/internal/ledger"
 	"github.com/verdictnet/verdict/internal/ledger/client"
-	"github.com/verdictnet/verdict/internal/worker"
 )
 
 // ErrNoWorker is returned (wrapped) when no eligible worker serves the
@@ -23,7 +23,7 @@ var ErrNoWorker = errors.New("no worker available")
 // the MCP tools call.
 type WorkerBackend interface {
 	Backend
-	Verify(ctx context.Context, data []byte, replay bool) (*worker.Verification, error)
+	inference.Verifier
 }
 
 // Candidate is a worker with what the ledger says about it.
@@ -96,13 +96,12 @@ func (p *Pool) refresh(ctx context.Context) []Candidate {
 	}
 	if p.Client != nil && time.Since(p.updated) >= every {
 		var h uint64
-		var ch ledger.ChainInfo
-		if _, err := worker.QueryJSON(ctx, p.Client, "chain", &ch); err == nil {
+		if ch, err := p.Client.Chain(ctx); err == nil {
 			h = ch.Height
 		}
 		for i := range p.cands {
-			var st ledger.Stake
-			if _, err := worker.QueryJSON(ctx, p.Client, "stake/"+p.cands[i].Address.String(), &st); err != nil {
+			st, err := p.Client.Stake(ctx, p.cands[i].Address)
+			if err != nil {
 				continue // keep the last known record
 			}
 			c := &p.cands[i]
@@ -117,11 +116,11 @@ func (p *Pool) refresh(ctx context.Context) []Candidate {
 func (p *Pool) Ranked(ctx context.Context) []Candidate { return Rank(p.refresh(ctx), p.MinStake) }
 
 // Models implements Backend: every model some worker serves.
-func (p *Pool) Models() []worker.ModelInfo {
+func (p *Pool) Models() []inference.ModelInfo {
 	p.mu.Lock()
 	cands := slices.Clone(p.cands)
 	p.mu.Unlock()
-	var out []worker.ModelInfo
+	var out []inference.ModelInfo
 	seen := map[string]bool{}
 	for _, c := range cands {
 		for _, m := range c.Backend.Models() {
@@ -145,7 +144,7 @@ func serves(b Backend, model string) bool {
 
 // Generate implements Backend on the best eligible worker serving the
 // model.
-func (p *Pool) Generate(ctx context.Context, req worker.Request, onDelta func(worker.Delta) error) (*worker.Result, error) {
+func (p *Pool) Generate(ctx context.Context, req inference.Request, onDelta func(inference.Delta) error) (*inference.Result, error) {
 	known := false
 	for _, c := range p.Ranked(ctx) {
 		if serves(c.Backend, req.Model) {
@@ -158,7 +157,7 @@ func (p *Pool) Generate(ctx context.Context, req worker.Request, onDelta func(wo
 		}
 	}
 	if !known {
-		return nil, fmt.Errorf("%w: %q", worker.ErrUnknownModel, req.Model)
+		return nil, fmt.Errorf("%w: %q", inference.ErrUnknownModel, req.Model)
 	}
 	return nil, fmt.Errorf("%w: every worker serving %q is jailed or under the minimum stake", ErrNoWorker, req.Model)
 }
@@ -173,23 +172,23 @@ func (p *Pool) Receipt(ctx context.Context, id string) ([]byte, error) {
 		if err == nil {
 			return b, nil
 		}
-		if !errors.Is(err, worker.ErrNotFound) {
+		if !errors.Is(err, inference.ErrNotFound) {
 			return nil, err
 		}
 	}
-	return nil, worker.ErrNotFound
+	return nil, inference.ErrNotFound
 }
 
 // Verify implements the MCP backend with the first worker serving the
 // receipt's model (any worker checks signatures).
-func (p *Pool) Verify(ctx context.Context, data []byte, replay bool) (*worker.Verification, error) {
+func (p *Pool) Verify(ctx context.Context, data []byte, replay bool) (*inference.Verification, error) {
 	p.mu.Lock()
 	cands := slices.Clone(p.cands)
 	p.mu.Unlock()
 	if len(cands) == 0 {
 		return nil, ErrNoWorker
 	}
-	var first *worker.Verification
+	var first *inference.Verification
 	for _, c := range cands {
 		v, err := c.Backend.Verify(ctx, data, replay)
 		if err != nil {

@@ -6,9 +6,9 @@ import (
 	"net/http/httptest"
 	"testing"
 
+	"github.com/verdictnet/verdict/internal/inference"
 	"github.com/verdictnet/verdict/internal/keys"
 	"github.com/verdictnet/verdict/internal/ledger"
-	"github.com/verdictnet/verdict/internal/worker"
 )
 
 func addr(b byte) ledger.Address { return ledger.Address{b} }
@@ -50,11 +50,11 @@ func TestRank(t *testing.T) {
 func TestPool(t *testing.T) {
 	w := testWorker(t)
 	p := NewPool(nil, 1000, Candidate{Backend: w, Address: addr(1), Stake: 1000})
-	req := worker.Request{Model: "stories260K", Tokens: []int{1, 400}, MaxTokens: 2}
+	req := inference.Request{Model: "stories260K", Tokens: []int{1, 400}, MaxTokens: 2}
 	if _, err := p.Generate(context.Background(), req, nil); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := p.Generate(context.Background(), worker.Request{Model: "nope", Tokens: []int{1}}, nil); !errors.Is(err, worker.ErrUnknownModel) {
+	if _, err := p.Generate(context.Background(), inference.Request{Model: "nope", Tokens: []int{1}}, nil); !errors.Is(err, inference.ErrUnknownModel) {
 		t.Fatalf("unknown model: %v", err)
 	}
 	p.cands[0].Jailed = true

@@ -13,17 +13,19 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"github.com/verdictnet/verdict/internal/worker"
+	"github.com/verdictnet/verdict/internal/inference"
 )
 
 // stubBackend serves no model; enough for endpoints that run no generation.
 type stubBackend struct{}
 
-func (stubBackend) Models() []worker.ModelInfo { return nil }
-func (stubBackend) Generate(context.Context, worker.Request, func(worker.Delta) error) (*worker.Result, error) {
+func (stubBackend) Models() []inference.ModelInfo { return nil }
+func (stubBackend) Generate(context.Context, inference.Request, func(inference.Delta) error) (*inference.Result, error) {
 	return nil, errors.New("stub backend: no generation")
 }
-func (stubBackend) Receipt(context.Context, string) ([]byte, error) { return nil, worker.ErrNotFound }
+func (stubBackend) Receipt(context.Context, string) ([]byte, error) {
+	return nil, inference.ErrNotFound
+}
 
 type oneKey string
 

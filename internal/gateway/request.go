@@ -9,8 +9,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/verdictnet/verdict/internal/chat"
+	"github.com/verdictnet/verdict/internal/inference"
 	"github.com/verdictnet/verdict/internal/sampler"
-	"github.com/verdictnet/verdict/internal/worker"
 )
 
 // Limits on requests.
@@ -201,7 +201,7 @@ func invalidUTF8At(b []byte) int {
 }
 
 // sampling validates the shared fields and fills the worker request.
-func (c *common) sampling(req *worker.Request) *apiError {
+func (c *common) sampling(req *inference.Request) *apiError {
 	if c.Model == "" {
 		return invalid("model", "", "you must provide a model parameter")
 	}
@@ -280,8 +280,8 @@ func (c *common) sampling(req *worker.Request) *apiError {
 
 // toWorker validates a chat request and renders its prompt; tmpl is the
 // chat template of the requested model.
-func (c *chatRequest) toWorker(tmpl *chat.Template) (worker.Request, *apiError) {
-	var req worker.Request
+func (c *chatRequest) toWorker(tmpl *chat.Template) (inference.Request, *apiError) {
+	var req inference.Request
 	if err := c.sampling(&req); err != nil {
 		return req, err
 	}
@@ -295,8 +295,8 @@ func (c *chatRequest) toWorker(tmpl *chat.Template) (worker.Request, *apiError) 
 		if c.Logprobs == nil || !*c.Logprobs {
 			return req, invalid("top_logprobs", "", "top_logprobs needs logprobs set to true")
 		}
-		if *c.TopLogprobs < 0 || *c.TopLogprobs > worker.MaxTopLogprobs {
-			return req, invalid("top_logprobs", "", "top_logprobs must be in [0, %d], got %d", worker.MaxTopLogprobs, *c.TopLogprobs)
+		if *c.TopLogprobs < 0 || *c.TopLogprobs > inference.MaxTopLogprobs {
+			return req, invalid("top_logprobs", "", "top_logprobs must be in [0, %d], got %d", inference.MaxTopLogprobs, *c.TopLogprobs)
 		}
 		req.TopLogprobs = *c.TopLogprobs
 	}
@@ -357,8 +357,8 @@ func checkToolChoice(raw json.RawMessage) *apiError {
 }
 
 // toWorker validates a completions request and builds the generation.
-func (c *completionRequest) toWorker() (worker.Request, *apiError) {
-	var req worker.Request
+func (c *completionRequest) toWorker() (inference.Request, *apiError) {
+	var req inference.Request
 	if err := c.sampling(&req); err != nil {
 		return req, err
 	}

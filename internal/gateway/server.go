@@ -19,16 +19,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/verdictnet/verdict/internal/worker"
+	"github.com/verdictnet/verdict/internal/inference"
 )
 
-// Backend runs generations and keeps their receipts: a local worker in
-// phase 1, a client of remote workers chosen by stake and reputation later.
-type Backend interface {
-	Models() []worker.ModelInfo
-	Generate(ctx context.Context, req worker.Request, onDelta func(worker.Delta) error) (*worker.Result, error)
-	Receipt(ctx context.Context, id string) ([]byte, error)
-}
+// Backend runs generations and keeps their receipts (inference.Backend):
+// a local worker, or a Pool of workers chosen by stake and reputation.
+type Backend = inference.Backend
 
 // StatusFunc returns the ledger status of a receipt ("published",
 // "audited", "challenged", "final" or "slashed").
@@ -43,8 +39,12 @@ type Options struct {
 	NoAuth bool
 	// Status gives a receipt's ledger status; nil: "published".
 	Status StatusFunc
-	// Meter, if set, reserves and charges the fees of generations.
+	// Meter, if set, reserves and charges the fees of generations, and
+	// of replays when it is a ReplayMeter (else replays are refused).
 	Meter Meter
+	// Verifier checks and replays receipts (MCP verify_receipt); nil:
+	// the Backend, when it is one (a *worker.Local is both).
+	Verifier inference.Verifier
 	// Owners records which account paid for each receipt; nil: in
 	// memory (the last 200000), NewFileOwners keeps them across restarts.
 	Owners Owners
@@ -77,14 +77,22 @@ type Options struct {
 	X402 *X402
 	// Now is the clock for "created" fields; nil: time.Now.
 	Now func() time.Time
+	// Explorer, if set, is the web explorer (package explorer), served
+	// without an API key at ExplorerPath: it shows only what the ledger
+	// shows anyone.
+	Explorer http.Handler
 }
+
+// ExplorerPath is where Options.Explorer is served.
+const ExplorerPath = "/explorer/"
 
 // Gate is what the MCP tools go through: billed generations and receipts
 // readable by their owner, for the account of the caller.
 type Gate interface {
-	Generate(ctx context.Context, account string, req worker.Request, onDelta func(worker.Delta) error) (*worker.Result, error)
+	Generate(ctx context.Context, account string, req inference.Request, onDelta func(inference.Delta) error) (*inference.Result, error)
 	ReadReceipt(ctx context.Context, account, id string) ([]byte, error)
 	Status(ctx context.Context, id string) (string, error)
+	Verify(ctx context.Context, account string, data []byte, replay bool) (*inference.Verification, error)
 }
 
 // Server is the OpenAI-compatible HTTP API.
@@ -148,6 +156,10 @@ func New(o Options) (*Server, error) {
 	if o.Registration != nil {
 		s.handle("GET "+RegistrationPath, "registration", s.registration)
 	}
+	if o.Explorer != nil {
+		s.handle(ExplorerPath, "explorer", o.Explorer.ServeHTTP)
+		s.mux.Handle("GET "+strings.TrimSuffix(ExplorerPath, "/"), http.RedirectHandler(ExplorerPath, http.StatusMovedPermanently))
+	}
 	if o.ServeMetrics {
 		s.mux.Handle("GET /metrics", MetricsHandler(o.Registry))
 	}
@@ -162,9 +174,24 @@ func New(o Options) (*Server, error) {
 				return &auth.TokenInfo{UserID: acct}, nil
 			}, &auth.RequireBearerTokenOptions{AllowMissingExpiration: true})(mcpH)
 		}
-		h := s.authed(func(w http.ResponseWriter, r *http.Request, acct string) {
+		keyed := s.authed(func(w http.ResponseWriter, r *http.Request, acct string) {
 			mcpH.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), accountKey{}, acct)))
 		})
+		h := keyed
+		if o.X402 != nil {
+			// Without an Authorization header: an anonymous session, whose
+			// generate calls pay with x402 (mcpserver.Payer); it cannot
+			// use a session opened with a key (the SDK refuses a session
+			// whose user differs).
+			anon := o.MCP(s)
+			h = func(w http.ResponseWriter, r *http.Request) {
+				if r.Header.Get("Authorization") == "" {
+					anon.ServeHTTP(w, r)
+					return
+				}
+				keyed(w, r)
+			}
+		}
 		s.handle("/mcp", "mcp", h)
 		s.handle("/mcp/", "mcp", h)
 	}
@@ -246,7 +273,7 @@ func (s *Server) post(h func(w http.ResponseWriter, r *http.Request, acct string
 		}
 		// No API key: x402. Without PAYMENT-SIGNATURE the request is
 		// quoted (402); with it, paid by the payer's escrow.
-		xr := &x402Request{w: w, url: "http://" + r.Host + r.URL.Path}
+		xr := &x402Request{h: w.Header(), url: "http://" + r.Host + r.URL.Path}
 		if r.TLS != nil {
 			xr.url = "https://" + r.Host + r.URL.Path
 		}
@@ -335,13 +362,13 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 }
 
 // findModel returns the served model a request names.
-func (s *Server) findModel(name string) (worker.ModelInfo, *apiError) {
+func (s *Server) findModel(name string) (inference.ModelInfo, *apiError) {
 	for _, m := range s.o.Backend.Models() {
 		if m.Name == name || strings.EqualFold(m.ID.String(), name) {
 			return m, nil
 		}
 	}
-	return worker.ModelInfo{}, &apiError{Status: http.StatusNotFound, Type: "invalid_request_error", Message: fmt.Sprintf("the model %q does not exist (GET /v1/models lists the served models)", name), Param: strp("model"), Code: strp("model_not_found")}
+	return inference.ModelInfo{}, &apiError{Status: http.StatusNotFound, Type: "invalid_request_error", Message: fmt.Sprintf("the model %q does not exist (GET /v1/models lists the served models)", name), Param: strp("model"), Code: strp("model_not_found")}
 }
 
 func newID(prefix string) string {
@@ -358,7 +385,7 @@ type verdictInfo struct {
 	Spec       string `json:"spec"`
 }
 
-func verdictOf(res *worker.Result) *verdictInfo {
+func verdictOf(res *inference.Result) *verdictInfo {
 	return &verdictInfo{ReceiptID: res.ReceiptID, ReceiptURL: "/v1/receipts/" + res.ReceiptID, ModelID: res.Model.ID.String(), Spec: res.Model.Spec}
 }
 
@@ -368,11 +395,11 @@ type usage struct {
 	TotalTokens      int `json:"total_tokens"`
 }
 
-func usageOf(res *worker.Result) *usage {
+func usageOf(res *inference.Result) *usage {
 	return &usage{res.PromptTokens, res.CompletionTokens, res.PromptTokens + res.CompletionTokens}
 }
 
-func (s *Server) metrics(res *worker.Result) {
+func (s *Server) metrics(res *inference.Result) {
 	s.m.tokens.WithLabelValues("prompt").Add(float64(res.PromptTokens))
 	s.m.tokens.WithLabelValues("completion").Add(float64(res.CompletionTokens))
 	s.m.receipts.Inc()
@@ -411,7 +438,7 @@ type modelObject struct {
 	} `json:"verdict"`
 }
 
-func (s *Server) modelObject(m worker.ModelInfo) modelObject {
+func (s *Server) modelObject(m inference.ModelInfo) modelObject {
 	o := modelObject{ID: m.Name, Object: "model", Created: s.start.Unix(), OwnedBy: "verdict"}
 	o.Verdict.ModelID = m.ID.String()
 	o.Verdict.Spec = m.Spec
@@ -430,7 +457,7 @@ func (s *Server) receipt(w http.ResponseWriter, r *http.Request, acct string) {
 		return
 	}
 	data, err := s.ReadReceipt(r.Context(), acct, id)
-	if errors.Is(err, worker.ErrNotFound) {
+	if errors.Is(err, inference.ErrNotFound) {
 		writeError(w, &apiError{Status: http.StatusNotFound, Type: "invalid_request_error", Message: "no receipt " + id, Param: strp("id"), Code: strp("receipt_not_found")})
 		return
 	}

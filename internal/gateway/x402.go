@@ -15,9 +15,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/verdictnet/verdict/internal/inference"
 	"github.com/verdictnet/verdict/internal/ledger"
 	"github.com/verdictnet/verdict/internal/ledger/client"
-	"github.com/verdictnet/verdict/internal/worker"
+	"github.com/verdictnet/verdict/internal/receipt"
 )
 
 // x402 (version 2) headers and constants.
@@ -27,9 +28,13 @@ const (
 	HeaderPaymentResponse  = "PAYMENT-RESPONSE"
 	X402Version            = 2
 	// SchemeExact pays the quoted amount, the most the request can cost,
-	// into an escrow for the receipt. (x402's "upto" would need the ledger
-	// to pay out less than an escrow's fee; it is not offered.)
+	// into an escrow for the receipt: the worker gets all of it.
 	SchemeExact = "exact"
+	// SchemeUpto authorises the same amount as a maximum: the escrow
+	// carries the price per token (openEscrow's pricePerToken) and the
+	// receipt costs its prompt and generated tokens at that price; the
+	// ledger returns the rest to the payer when the receipt is published.
+	SchemeUpto = "upto"
 	// X402Asset names the ledger's coin in payment requirements.
 	X402Asset = "verdict"
 	// MaxPaymentHeaderBytes bounds a PAYMENT-SIGNATURE header.
@@ -70,8 +75,8 @@ type X402 struct {
 	PayTo         ledger.Address // the worker's account
 	PricePerToken uint64
 	// Submit queues the receipt for publication against the payer's
-	// escrow (worker.Chain.Submit).
-	Submit func(worker.Pending) error
+	// escrow (worker.Chain.SubmitCharge).
+	Submit func(inference.Charge) error
 	// Timeout is how long a quote may be paid (default 120 s).
 	Timeout time.Duration
 	// Secret keys the quotes' nonces (default: random at New).
@@ -104,6 +109,8 @@ type X402QuoteExtra struct {
 	Deadline    int64  `json:"deadline"` // unix seconds
 	ModelID     string `json:"modelId"`
 	ChainID     string `json:"chainId"`
+	// PricePerToken (decimal; upto only) is the escrow's pricePerToken.
+	PricePerToken string `json:"pricePerToken,omitempty"`
 }
 
 // ResourceInfo describes the paid resource.
@@ -147,7 +154,9 @@ type SettleResponse struct {
 
 // x402Request is a completion request taken by x402 (in its context).
 type x402Request struct {
-	w       http.ResponseWriter
+	// h receives PAYMENT-REQUIRED and PAYMENT-RESPONSE: the response's
+	// header over HTTP, a header read back by the MCP tools.
+	h       http.Header
 	url     string
 	payload *PaymentPayload // nil: quote
 	tx      *ledger.Tx
@@ -272,7 +281,7 @@ func decodePayment(h string) (*PaymentPayload, *ledger.Tx, error) {
 }
 
 // generateX402 runs a request paid (or to be quoted) by x402.
-func (s *Server) generateX402(ctx context.Context, xr *x402Request, req worker.Request, onDelta func(worker.Delta) error) (*worker.Result, error) {
+func (s *Server) generateX402(ctx context.Context, xr *x402Request, req inference.Request, onDelta func(inference.Delta) error) (*inference.Result, error) {
 	x := s.o.X402
 	chainID, err := x.Ledger.ChainID(ctx)
 	if err != nil {
@@ -292,12 +301,14 @@ func (s *Server) generateX402(ctx context.Context, xr *x402Request, req worker.R
 	if xr.payload == nil {
 		nonce, deadline := x.newNonce()
 		req.Nonce = nonce
-		var q PaymentRequirements
+		var q, up PaymentRequirements
 		req.Bind = func(h ledger.Hash) error {
 			info, _ := s.findModel(req.Model)
 			q = PaymentRequirements{Scheme: SchemeExact, Network: network, Asset: X402Asset, Amount: strconv.FormatUint(amount(), 10),
 				PayTo: x.PayTo.String(), MaxTimeoutSeconds: int(x.timeout() / time.Second),
 				Extra: X402QuoteExtra{RequestHash: h.String(), Nonce: base64.StdEncoding.EncodeToString(nonce), Deadline: deadline, ModelID: info.ID.String(), ChainID: chainID}}
+			up = q
+			up.Scheme, up.Extra.PricePerToken = SchemeUpto, strconv.FormatUint(x.PricePerToken, 10)
 			return errQuoted
 		}
 		if _, err := s.o.Backend.Generate(ctx, req, nil); !errors.Is(err, errQuoted) {
@@ -306,14 +317,14 @@ func (s *Server) generateX402(ctx context.Context, xr *x402Request, req worker.R
 			}
 			return nil, err
 		}
-		s.setPaymentRequired(xr, ReasonPaymentRequired, []PaymentRequirements{q})
+		s.setPaymentRequired(xr, ReasonPaymentRequired, []PaymentRequirements{q, up})
 		return nil, &apiError{Status: http.StatusPaymentRequired, Type: "invalid_request_error", Code: strp(string(ReasonPaymentRequired)),
 			Message: fmt.Sprintf("payment required: pay %s %s to %s with x402 (%s header; see %s) or use an API key", q.Amount, X402Asset, q.PayTo, HeaderPaymentSignature, HeaderPaymentRequired)}
 	}
 	p, tx := xr.payload, xr.tx
 	acc := p.Accepted
-	if acc.Scheme != SchemeExact {
-		return nil, s.x402Refused(xr, refuse(ReasonInvalidScheme, "scheme %q: this gateway takes %q", acc.Scheme, SchemeExact))
+	if acc.Scheme != SchemeExact && acc.Scheme != SchemeUpto {
+		return nil, s.x402Refused(xr, refuse(ReasonInvalidScheme, "scheme %q: this gateway takes %q and %q", acc.Scheme, SchemeExact, SchemeUpto))
 	}
 	if acc.Network != network || tx.ChainID != chainID {
 		return nil, s.x402Refused(xr, refuse(ReasonInvalidNetwork, "network %q, transaction for chain %q: this gateway settles on %s", acc.Network, tx.ChainID, network))
@@ -332,6 +343,9 @@ func (s *Server) generateX402(ctx context.Context, xr *x402Request, req worker.R
 	}
 	if m.Worker != x.PayTo {
 		return nil, s.x402Refused(xr, refuse(ReasonInvalidPayload, "the escrow pays %s, not this worker %s", m.Worker, x.PayTo))
+	}
+	if err := checkScheme(acc.Scheme, m, x.PricePerToken); err != nil {
+		return nil, s.x402Refused(xr, err)
 	}
 	req.Nonce = nonce
 	var settle SettleResponse
@@ -356,11 +370,16 @@ func (s *Server) generateX402(ctx context.Context, xr *x402Request, req worker.R
 		}
 		escrowID = ledger.EscrowID(tx.Signer, tx.Nonce)
 		settle = settled(tx, res, network)
-		setPaymentResponse(xr.w, settle)
+		setPaymentResponse(xr.h, settle)
 		return nil
 	}
 	res, err := s.o.Backend.Generate(ctx, req, onDelta)
-	if err != nil {
+	var cut *inference.PartialError
+	if errors.As(err, &cut) {
+		// Cut short (the payer hung up): the tokens generated are paid,
+		// their receipt published against the escrow.
+		res = cut.Result
+	} else if err != nil {
 		var xe *x402Error
 		if errors.As(err, &xe) {
 			return nil, s.x402Refused(xr, err)
@@ -371,12 +390,98 @@ func (s *Server) generateX402(ctx context.Context, xr *x402Request, req worker.R
 		// A backend that does not call Bind would serve unpaid.
 		return nil, fmt.Errorf("x402: receipt %s: the backend generated without binding the request, so it was not paid", res.ReceiptID)
 	}
-	if err := x.Submit(worker.Pending{ReceiptID: res.ReceiptID, Receipt: res.Receipt, Requester: tx.Signer.String(), Fee: m.Fee, EscrowID: escrowID}); err != nil {
+	ch := inference.Charge{ReceiptID: res.ReceiptID, Receipt: res.Receipt, Requester: tx.Signer.String(), Fee: m.Fee, EscrowID: escrowID}
+	if rc, perr := receipt.Parse(res.Receipt); perr == nil && rc.Sampling.Steps < res.RequestSteps {
+		// Ended early (stop string, hang-up): the escrow is bound to the
+		// steps asked for.
+		ch.RequestSteps = uint64(res.RequestSteps)
+	}
+	if m.PricePerToken != 0 {
+		ch.Fee = uptoFee(m, res)
+		settle.Amount = strconv.FormatUint(ch.Fee, 10)
+		settle.Extra["maxAmount"] = strconv.FormatUint(m.Fee, 10)
+	}
+	if err := x.Submit(ch); err != nil {
 		return nil, fmt.Errorf("x402: queueing receipt %s for escrow %s: %w", res.ReceiptID, escrowID, err)
 	}
+	if cut != nil {
+		return nil, cut
+	}
 	settle.Extra["receiptId"] = res.ReceiptID
-	setPaymentResponse(xr.w, settle) // seen unless a stream has started
+	setPaymentResponse(xr.h, settle) // seen unless a stream has started
 	return res, nil
+}
+
+// uptoFee is what the ledger charges an upto escrow for a receipt: its
+// tokens at the escrow's price, at most the escrow's fee.
+func uptoFee(m *ledger.MsgOpenEscrow, res *inference.Result) uint64 {
+	n := uint64(res.PromptTokens + res.CompletionTokens)
+	if n > m.Fee/m.PricePerToken {
+		return m.Fee
+	}
+	return m.PricePerToken * n
+}
+
+// checkScheme checks an escrow against the scheme it is paid under: no
+// pricePerToken for exact, the quoted price for upto.
+func checkScheme(scheme string, m *ledger.MsgOpenEscrow, price uint64) error {
+	switch {
+	case scheme == SchemeExact && m.PricePerToken != 0:
+		return refuse(ReasonInvalidPayload, "an exact payment's escrow has no pricePerToken (it has %d): pay with scheme %q", m.PricePerToken, SchemeUpto)
+	case scheme == SchemeUpto && m.PricePerToken < price:
+		return refuse(ReasonAmountTooLow, "the escrow's pricePerToken is %d, the price is %d", m.PricePerToken, price)
+	case scheme == SchemeUpto && m.PricePerToken != price:
+		return refuse(ReasonInvalidPayload, "the escrow's pricePerToken is %d, the price is %d", m.PricePerToken, price)
+	}
+	return nil
+}
+
+// MCPResource is the resource an x402 payment over MCP pays for.
+const MCPResource = "mcp://tool/generate"
+
+// TakesPayments reports whether the server takes x402 payments (for the
+// MCP tools: mcpserver.Payer).
+func (s *Server) TakesPayments() bool { return s.o.X402 != nil }
+
+// PayGenerate runs an MCP generate call made without an API key, paid
+// with x402 (mcpserver.Payer): payment is the PaymentPayload as JSON (the
+// tool call's _meta["x402/payment"]), nil for a quote. The checks, the
+// escrow and the receipt are those of an HTTP request; the quote or the
+// reason for a refusal comes back as the PaymentRequired object, the
+// settlement as the SettleResponse.
+func (s *Server) PayGenerate(ctx context.Context, payment json.RawMessage, req inference.Request) (inference.Payment, error) {
+	var out inference.Payment
+	if s.o.X402 == nil {
+		return out, errors.New("x402: this gateway takes no payments: use an API key")
+	}
+	xr := &x402Request{h: http.Header{}, url: MCPResource}
+	acct := ""
+	var err error
+	if len(payment) > 0 {
+		var p *PaymentPayload
+		var tx *ledger.Tx
+		if p, tx, err = decodePayment(base64.StdEncoding.EncodeToString(payment)); err == nil {
+			xr.payload, xr.tx, acct = p, tx, "x402:"+tx.Signer.String()
+		} else {
+			err = s.x402Refused(xr, err)
+		}
+	}
+	if err == nil {
+		out.Result, err = s.Generate(context.WithValue(ctx, x402Key{}, xr), acct, req, nil)
+	}
+	for _, hv := range []struct {
+		name string
+		dst  *json.RawMessage
+	}{{HeaderPaymentRequired, &out.Required}, {HeaderPaymentResponse, &out.Settle}} {
+		if v := xr.h.Get(hv.name); v != "" {
+			*hv.dst, _ = base64.StdEncoding.DecodeString(v)
+		}
+	}
+	var ae *apiError
+	if errors.As(err, &ae) {
+		err = errors.New(ae.Message)
+	}
+	return out, err
 }
 
 func (s *Server) setPaymentRequired(xr *x402Request, reason X402Reason, accepts []PaymentRequirements) {
@@ -385,7 +490,7 @@ func (s *Server) setPaymentRequired(xr *x402Request, reason X402Reason, accepts 
 	}
 	b, _ := json.Marshal(PaymentRequired{X402Version: X402Version, Error: string(reason),
 		Resource: ResourceInfo{URL: xr.url, Description: "Verdict verifiable inference", MimeType: "application/json"}, Accepts: accepts})
-	xr.w.Header().Set(HeaderPaymentRequired, base64.StdEncoding.EncodeToString(b))
+	xr.h.Set(HeaderPaymentRequired, base64.StdEncoding.EncodeToString(b))
 }
 
 // x402Refused sets PAYMENT-REQUIRED with the reason of a refusal and
@@ -399,9 +504,9 @@ func (s *Server) x402Refused(xr *x402Request, err error) error {
 	return &apiError{Status: http.StatusPaymentRequired, Type: "invalid_request_error", Code: strp(string(xe.Reason)), Message: "payment refused: " + xe.Msg}
 }
 
-func setPaymentResponse(w http.ResponseWriter, r SettleResponse) {
+func setPaymentResponse(h http.Header, r SettleResponse) {
 	b, _ := json.Marshal(r)
-	w.Header().Set(HeaderPaymentResponse, base64.StdEncoding.EncodeToString(b))
+	h.Set(HeaderPaymentResponse, base64.StdEncoding.EncodeToString(b))
 }
 
 // checkFunds checks an escrow transaction's fee against amount and the

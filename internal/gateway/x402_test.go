@@ -19,10 +19,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/verdictnet/verdict/internal/inference"
 	"github.com/verdictnet/verdict/internal/ledger"
 	"github.com/verdictnet/verdict/internal/ledger/client"
 	"github.com/verdictnet/verdict/internal/testutil"
-	"github.com/verdictnet/verdict/internal/worker"
 )
 
 // memLedger runs the ledger's state machine in memory, one block per
@@ -93,7 +93,7 @@ type x402Env struct {
 	ts        *httptest.Server
 	led       *memLedger
 	x         *X402
-	submitted chan worker.Pending
+	submitted chan inference.Charge
 	now       time.Time
 	nowMu     sync.Mutex
 	gen       *counting
@@ -106,6 +106,10 @@ func (e *x402Env) advance(d time.Duration) {
 	e.nowMu.Unlock()
 }
 
+// workerKey is the key of the test worker, which signs its receipts: the
+// x402 payTo, so that the tests can publish what it queues.
+func workerKey(t testing.TB) ed25519.PrivateKey { return testWorker(t).Key().Private }
+
 func newX402Env(t *testing.T) *x402Env {
 	t.Helper()
 	w := testWorker(t)
@@ -113,21 +117,26 @@ func newX402Env(t *testing.T) *x402Env {
 	p.ModelQuorumBps = 0
 	g := ledger.Genesis{ChainID: "x402-test", Params: p, Accounts: []ledger.GenesisAccount{
 		{Address: addrOf(testKey("payer")), Balance: 1_000_000}, {Address: addrOf(testKey("poor")), Balance: 10},
-		{Address: addrOf(testKey("worker")), Balance: 1_000_000},
+		{Address: addrOf(workerKey(t)), Balance: 1_000_000},
 	}}
-	l := ledger.New(ledger.NewMemStore(), ledger.Hooks{})
+	l := ledger.New(ledger.NewMemStore(), ledger.Hooks{Receipts: ledger.Receipts{}})
 	if err := l.InitGenesis(g); err != nil {
 		t.Fatal(err)
 	}
-	e := &x402Env{led: &memLedger{l: l, chain: g.ChainID}, submitted: make(chan worker.Pending, 10), now: time.Unix(1_800_000_000, 0)}
+	e := &x402Env{led: &memLedger{l: l, chain: g.ChainID}, submitted: make(chan inference.Charge, 10), now: time.Unix(1_800_000_000, 0)}
 	mi := w.Models()[0]
 	reg := &ledger.Tx{ChainID: g.ChainID, Fee: 1, Msg: ledger.Msg{RegisterModel: &ledger.MsgRegisterModel{ModelID: ledger.Hash(mi.ID), Name: mi.Name, SpecVersion: 2}}}
-	reg.Sign(testKey("worker"))
+	reg.Sign(workerKey(t))
 	if res, err := e.led.BroadcastCommit(context.Background(), reg); err != nil || res.Code != 0 {
 		t.Fatalf("registering the model: %v %+v", err, res)
 	}
-	e.x = &X402{Ledger: e.led, PayTo: addrOf(testKey("worker")), PricePerToken: 2, Now: e.clock,
-		Submit: func(p worker.Pending) error { e.submitted <- p; return nil }}
+	bond := &ledger.Tx{ChainID: g.ChainID, Nonce: 1, Fee: 1, Msg: ledger.Msg{Bond: &ledger.MsgBond{Amount: p.MinWorkerStake}}}
+	bond.Sign(workerKey(t))
+	if res, err := e.led.BroadcastCommit(context.Background(), bond); err != nil || res.Code != 0 {
+		t.Fatalf("bonding the worker: %v %+v", err, res)
+	}
+	e.x = &X402{Ledger: e.led, PayTo: addrOf(workerKey(t)), PricePerToken: 2, Now: e.clock,
+		Submit: func(p inference.Charge) error { e.submitted <- p; return nil }}
 	e.ts, e.gen = newServer(t, func(o *Options) { o.Auth = oneKey("k"); o.X402 = e.x })
 	return e
 }
@@ -150,11 +159,28 @@ func decodeHeader[T any](t *testing.T, h string) T {
 // quote asks for the price of body: a 402 with PAYMENT-REQUIRED.
 func (e *x402Env) quote(t *testing.T, body string) PaymentRequired {
 	t.Helper()
-	res, b := post(t, e.ts.URL+"/v1/chat/completions", body)
+	return e.quoteAt(t, "/v1/chat/completions", body)
+}
+
+// quoteAt asks for the price of body at path.
+func (e *x402Env) quoteAt(t *testing.T, path, body string) PaymentRequired {
+	t.Helper()
+	res, b := post(t, e.ts.URL+path, body)
 	if res.StatusCode != http.StatusPaymentRequired {
 		t.Fatalf("status %d: %s", res.StatusCode, b)
 	}
 	return decodeHeader[PaymentRequired](t, res.Header.Get(HeaderPaymentRequired))
+}
+
+// scheme keeps the requirements of one scheme in a quote (first).
+func scheme(q PaymentRequired, name string) PaymentRequired {
+	for _, a := range q.Accepts {
+		if a.Scheme == name {
+			q.Accepts = []PaymentRequirements{a}
+			return q
+		}
+	}
+	panic("no " + name + " in the quote")
 }
 
 // pay builds the PAYMENT-SIGNATURE of a quote signed by key, with mod
@@ -170,8 +196,9 @@ func (e *x402Env) pay(t *testing.T, q PaymentRequired, key ed25519.PrivateKey, m
 	payTo, _ := ledger.ParseAddress(acc.PayTo)
 	model, _ := ledger.ParseHash(acc.Extra.ModelID)
 	req, _ := ledger.ParseHash(acc.Extra.RequestHash)
+	price, _ := strconv.ParseUint(acc.Extra.PricePerToken, 10, 64) // upto; absent (0) for exact
 	tx := &ledger.Tx{ChainID: acc.Extra.ChainID, Nonce: a.Nonce, Fee: 1,
-		Msg: ledger.Msg{OpenEscrow: &ledger.MsgOpenEscrow{Worker: payTo, ModelID: model, Fee: amount, Request: req}}}
+		Msg: ledger.Msg{OpenEscrow: &ledger.MsgOpenEscrow{Worker: payTo, ModelID: model, Fee: amount, Request: req, PricePerToken: price}}}
 	if mod != nil {
 		mod(tx)
 	}
@@ -201,13 +228,19 @@ func TestX402Pay(t *testing.T) {
 	if e.gen.n.Load() != 1 || e.balance(t, payer) != before {
 		t.Fatalf("a quote ran %d generations (want 1, stopped before a slot) and moved the balance", e.gen.n.Load())
 	}
-	if q.X402Version != 2 || q.Error != string(ReasonPaymentRequired) || len(q.Accepts) != 1 || !strings.HasSuffix(q.Resource.URL, "/v1/chat/completions") {
+	if q.X402Version != 2 || q.Error != string(ReasonPaymentRequired) || len(q.Accepts) != 2 || !strings.HasSuffix(q.Resource.URL, "/v1/chat/completions") {
 		t.Fatalf("quote %+v", q)
 	}
 	acc := q.Accepts[0]
-	if acc.Scheme != "exact" || acc.Network != "cosmos:x402-test" || acc.Asset != X402Asset || acc.PayTo != addrOf(testKey("worker")).String() || acc.MaxTimeoutSeconds != 120 {
+	if acc.Scheme != "exact" || acc.Network != "cosmos:x402-test" || acc.Asset != X402Asset || acc.PayTo != addrOf(workerKey(t)).String() || acc.MaxTimeoutSeconds != 120 || acc.Extra.PricePerToken != "" {
 		t.Fatalf("requirements %+v", acc)
 	}
+	// The same quote, as a maximum with its price per token.
+	up := q.Accepts[1]
+	if up.Scheme != SchemeUpto || up.Extra.PricePerToken != "2" || up.Amount != acc.Amount || up.Extra.Nonce != acc.Extra.Nonce || up.Extra.RequestHash != acc.Extra.RequestHash || up.PayTo != acc.PayTo {
+		t.Fatalf("upto requirements %+v", up)
+	}
+	q.Accepts = q.Accepts[:1]
 	hdr := e.pay(t, q, payer, nil)
 	res, b := post(t, e.ts.URL+"/v1/chat/completions", x402Body, HeaderPaymentSignature, hdr)
 	if res.StatusCode != 200 {
@@ -289,6 +322,12 @@ func checkRefused(t *testing.T, res *http.Response, body []byte, want X402Reason
 // malformed payments are refused with the x402 error shape and nothing is
 // charged or generated.
 func TestX402Refusals(t *testing.T) {
+	for _, sch := range []string{SchemeExact, SchemeUpto} {
+		t.Run(sch, func(t *testing.T) { testX402Refusals(t, sch) })
+	}
+}
+
+func testX402Refusals(t *testing.T, sch string) {
 	e := newX402Env(t)
 	payer, poor := testKey("payer"), testKey("poor")
 	for _, tc := range []struct {
@@ -312,8 +351,32 @@ func TestX402Refusals(t *testing.T) {
 			return e.pay(t, q, payer, nil)
 		}},
 		{name: "scheme", key: payer, want: ReasonInvalidScheme, header: func(q PaymentRequired) string {
-			q.Accepts[0].Scheme = "upto"
+			q.Accepts[0].Scheme = "deferred"
 			return e.pay(t, q, payer, nil)
+		}},
+		{name: "exact with a price per token", key: payer, want: ReasonInvalidPayload, header: func(q PaymentRequired) string {
+			q.Accepts[0].Scheme = SchemeExact
+			return e.pay(t, q, payer, func(tx *ledger.Tx) { tx.Msg.OpenEscrow.PricePerToken = 2 })
+		}},
+		{name: "upto price lowered", key: payer, want: ReasonAmountTooLow, header: func(q PaymentRequired) string {
+			q.Accepts[0].Scheme = SchemeUpto
+			return e.pay(t, q, payer, func(tx *ledger.Tx) { tx.Msg.OpenEscrow.PricePerToken = 1 })
+		}},
+		{name: "upto without a price", key: payer, want: ReasonAmountTooLow, header: func(q PaymentRequired) string {
+			q.Accepts[0].Scheme = SchemeUpto
+			return e.pay(t, q, payer, func(tx *ledger.Tx) { tx.Msg.OpenEscrow.PricePerToken = 0 })
+		}},
+		{name: "upto price raised", key: payer, want: ReasonInvalidPayload, header: func(q PaymentRequired) string {
+			q.Accepts[0].Scheme = SchemeUpto
+			return e.pay(t, q, payer, func(tx *ledger.Tx) { tx.Msg.OpenEscrow.PricePerToken = 3 })
+		}},
+		{name: "replayed quote", key: payer, want: ReasonReplayed, header: func(q PaymentRequired) string {
+			h := e.pay(t, q, payer, nil)
+			if res, b := post(t, e.ts.URL+"/v1/chat/completions", x402Body, HeaderPaymentSignature, h); res.StatusCode != 200 {
+				t.Fatalf("first payment: %d %s", res.StatusCode, b)
+			}
+			<-e.submitted
+			return h
 		}},
 		{name: "tampered request", key: payer, want: ReasonRequestMismatch,
 			body: strings.Replace(x402Body, "Lily", "Tom", 1)},
@@ -353,7 +416,7 @@ func TestX402Refusals(t *testing.T) {
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			q := e.quote(t, x402Body)
+			q := scheme(e.quote(t, x402Body), sch)
 			hdr := ""
 			if tc.header != nil {
 				hdr = tc.header(q)
@@ -404,6 +467,15 @@ func TestX402KeysStay(t *testing.T) {
 // e2e/node_modules (or a directory holding node_modules/@x402/core in
 // $VERDICT_X402_DIR) and skips without it.
 func TestX402OfficialClient(t *testing.T) {
+	for _, sch := range []string{SchemeExact, SchemeUpto} {
+		t.Run(sch, func(t *testing.T) { testX402OfficialClient(t, sch) })
+	}
+}
+
+// testX402OfficialClient pays with scheme sch and publishes the receipt
+// as the worker's outbox would: under upto the payer gets back, on the
+// ledger, what the tokens generated did not cost.
+func testX402OfficialClient(t *testing.T, sch string) {
 	dir := os.Getenv("VERDICT_X402_DIR")
 	if dir == "" {
 		dir = filepath.Join(testutil.RepoRoot(t), "e2e")
@@ -422,9 +494,11 @@ func TestX402OfficialClient(t *testing.T) {
 	e := newX402Env(t)
 	payer := testKey("payer")
 	before := e.balance(t, payer)
+	// Room for 200 tokens; the answer stops at its first full stop.
+	body := strings.Replace(x402Body, `"max_tokens":8`, `"max_tokens":200,"stop":["."]`, 1)
 	cmd := exec.Command(node, "--input-type=module")
 	cmd.Dir, cmd.Stdin = dir, bytes.NewReader(script)
-	cmd.Env = append(os.Environ(), "URL="+e.ts.URL+"/v1/chat/completions", "BODY="+x402Body, "SEED="+hex.EncodeToString(payer.Seed()), "NONCE=0", "CHAIN=x402-test")
+	cmd.Env = append(os.Environ(), "URL="+e.ts.URL+"/v1/chat/completions", "BODY="+body, "SEED="+hex.EncodeToString(payer.Seed()), "NONCE=0", "CHAIN=x402-test", "SCHEME="+sch)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("%v: %s", err, out)
@@ -440,7 +514,14 @@ func TestX402OfficialClient(t *testing.T) {
 	p := <-e.submitted
 	var esc ledger.Escrow
 	e.led.query(t, "escrow/"+p.EscrowID.String(), &esc)
-	rh, _ := ledger.ReceiptRequest(p.Receipt)
+	info, err := ledger.Receipts{}.VerifyReceipt(p.Receipt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rh := info.Request
+	if p.RequestSteps != 0 { // stopped early at the full stop
+		rh = info.RequestAt(p.RequestSteps)
+	}
 	if !got.Settle.Success || got.Settle.Payer != addrOf(payer).String() || got.Settle.Extra["receiptId"] != got.ReceiptID || p.ReceiptID != got.ReceiptID ||
 		esc.Requester != addrOf(payer) || esc.Request != rh || strconv.FormatUint(esc.Fee, 10) != got.Required.Accepts[0].Amount {
 		t.Fatalf("settle %+v, escrow %+v, receipt %s", got.Settle, esc, got.ReceiptID)
@@ -448,6 +529,22 @@ func TestX402OfficialClient(t *testing.T) {
 	if e.balance(t, payer) != before-esc.Fee-1 {
 		t.Errorf("payer balance %d, want %d", e.balance(t, payer), before-esc.Fee-1)
 	}
+	if got.Settle.Amount != strconv.FormatUint(p.Fee, 10) {
+		t.Errorf("settled %s, the receipt is queued for %d", got.Settle.Amount, p.Fee)
+	}
+	e.publish(t, p)
+	np, no, _ := tokens(t, p.Receipt)
+	due := esc.Fee
+	if sch == SchemeUpto {
+		due = 2 * uint64(np+no)
+		if esc.PricePerToken != 2 || due >= esc.Fee {
+			t.Fatalf("upto escrow %+v: %d+%d tokens cost %d, not less than the %d authorised", esc, np, no, due, esc.Fee)
+		}
+	}
+	if got := e.balance(t, payer); got != before-due-1 {
+		t.Errorf("payer balance %d after publication, want %d (%d of the %d authorised returned)", got, before-due-1, esc.Fee-due, esc.Fee)
+	}
+	t.Logf("%s: authorised %d, charged %d, returned %d", sch, esc.Fee, due, esc.Fee-due)
 }
 
 // TestX402Facilitator: /x402/supported, /verify and /settle let another
@@ -458,7 +555,7 @@ func TestX402Facilitator(t *testing.T) {
 	payer := testKey("payer")
 	res, b := get(t, e.ts.URL+"/x402/supported")
 	var sup SupportedResponse
-	if json.Unmarshal(b, &sup); res.StatusCode != 200 || len(sup.Kinds) != 1 || sup.Kinds[0] != (SupportedKind{2, "exact", "cosmos:x402-test"}) {
+	if json.Unmarshal(b, &sup); res.StatusCode != 200 || len(sup.Kinds) != 2 || sup.Kinds[0] != (SupportedKind{2, "exact", "cosmos:x402-test"}) || sup.Kinds[1] != (SupportedKind{2, "upto", "cosmos:x402-test"}) {
 		t.Fatalf("supported: %d %s", res.StatusCode, b)
 	}
 	q := e.quote(t, x402Body)
@@ -486,6 +583,27 @@ func TestX402Facilitator(t *testing.T) {
 	if json.Unmarshal(b, &vr); res.StatusCode != 200 || vr.IsValid || vr.InvalidReason != string(ReasonRequestMismatch) {
 		t.Fatalf("verify for another request: %s", b)
 	}
+	// An upto payment verifies against upto requirements only, with the
+	// price per token they name.
+	uq := scheme(q, SchemeUpto)
+	uhdr := e.pay(t, uq, payer, nil)
+	for _, tc := range []struct {
+		req  PaymentRequirements
+		hdr  string
+		want string // invalid reason; "" valid
+	}{
+		{uq.Accepts[0], uhdr, ""},
+		{q.Accepts[0], uhdr, string(ReasonInvalidScheme)},
+		{uq.Accepts[0], hdr, string(ReasonInvalidScheme)},
+		{func() PaymentRequirements { r := uq.Accepts[0]; r.Extra.PricePerToken = "3"; return r }(), uhdr, string(ReasonAmountTooLow)},
+		{func() PaymentRequirements { r := uq.Accepts[0]; r.Extra.PricePerToken = ""; return r }(), uhdr, string(ReasonInvalidPayload)},
+	} {
+		res, b = post(t, e.ts.URL+"/x402/verify", body(tc.hdr, tc.req))
+		vr = VerifyResponse{}
+		if json.Unmarshal(b, &vr); res.StatusCode != 200 || vr.IsValid != (tc.want == "") || vr.InvalidReason != tc.want {
+			t.Errorf("verify upto (%s, price %q): %s, want %q", tc.req.Scheme, tc.req.Extra.PricePerToken, b, tc.want)
+		}
+	}
 	var sr SettleResponse
 	res, b = post(t, e.ts.URL+"/x402/settle", body(hdr, q.Accepts[0]))
 	if json.Unmarshal(b, &sr); res.StatusCode != 200 || !sr.Success || len(sr.Transaction) != 64 {
@@ -509,7 +627,7 @@ func TestX402Facilitator(t *testing.T) {
 // unbound is a backend that generates without calling Bind.
 type unbound struct{ Backend }
 
-func (u unbound) Generate(ctx context.Context, req worker.Request, f func(worker.Delta) error) (*worker.Result, error) {
+func (u unbound) Generate(ctx context.Context, req inference.Request, f func(inference.Delta) error) (*inference.Result, error) {
 	req.Bind = nil
 	return u.Backend.Generate(ctx, req, f)
 }
@@ -565,5 +683,18 @@ func TestX402Stream(t *testing.T) {
 	p := <-e.submitted
 	if !sr.Success || sr.Extra["escrowId"] != p.EscrowID.String() || res.Trailer.Get("X-Verdict-Receipt") != p.ReceiptID {
 		t.Fatalf("settlement %+v, trailer %q, queued %s for escrow %s", sr, res.Trailer.Get("X-Verdict-Receipt"), p.ReceiptID, p.EscrowID)
+	}
+	// The settlement's final form follows as a trailer: the receipt, and
+	// under upto what it costs.
+	hdr = e.pay(t, scheme(e.quote(t, body), SchemeUpto), testKey("payer"), nil)
+	res, b = post(t, e.ts.URL+"/v1/chat/completions", body, HeaderPaymentSignature, hdr)
+	if res.StatusCode != 200 {
+		t.Fatalf("paid upto stream: %d %s", res.StatusCode, b)
+	}
+	p = <-e.submitted
+	head := decodeHeader[SettleResponse](t, res.Header.Get(HeaderPaymentResponse))
+	tr := decodeHeader[SettleResponse](t, res.Trailer.Get(HeaderPaymentResponse))
+	if head.Amount != tr.Extra["maxAmount"] || tr.Amount != strconv.FormatUint(p.Fee, 10) || tr.Extra["receiptId"] != p.ReceiptID || tr.Transaction != head.Transaction {
+		t.Fatalf("upto stream: header %+v, trailer %+v, queued %s for %d", head, tr, p.ReceiptID, p.Fee)
 	}
 }

@@ -76,3 +76,18 @@ func ExampleTemplate_Render() {
 	// false "Hi [/INST]"
 	// true " [/INST]"
 }
+
+// TestNumberOutOfRange: a number literal beyond float64's range is
+// infinite (as in JavaScript, which @huggingface/jinja runs on), not a
+// parse error.
+func TestNumberOutOfRange(t *testing.T) {
+	huge := strings.Repeat("9", 400)
+	tp, err := jinja.Parse("{{ " + huge + " > 1 }}{{ -" + huge + ".5 < 0 }}")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := tp.RenderString(nil)
+	if err != nil || got != "truetrue" {
+		t.Fatalf("got %q, %v; want truetrue", got, err)
+	}
+}

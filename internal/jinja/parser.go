@@ -1,6 +1,7 @@
 package jinja
 
 import (
+	"errors"
 	"slices"
 	"strconv"
 	"strings"
@@ -850,7 +851,7 @@ func (p *parser) parsePrimary() node {
 	switch t.typ {
 	case tNumber:
 		f, err := strconv.ParseFloat(t.val, 64)
-		if err != nil && !strings.Contains(err.Error(), "range") {
+		if err != nil && !errors.Is(err, strconv.ErrRange) {
 			p.fail(t.pos, "bad number %q", t.val)
 		}
 		if strings.Contains(t.val, ".") {

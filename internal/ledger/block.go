@@ -11,7 +11,7 @@ import (
 func (e *exec) beginBlock() {
 	for _, m := range e.ctx.Misbehaving {
 		if m.Height > e.ctx.Height || e.ctx.Height-m.Height > e.params.EvidenceMaxAgeBlocks {
-			e.emit("evidence_ignored", "account", m.Validator.String(), "height", u64(m.Height), "reason", "older than evidenceMaxAgeBlocks")
+			e.emit(EventEvidenceIgnored, Attr{AttrAccount, m.Validator.String()}, Attr{AttrHeight, u64(m.Height)}, Attr{AttrReason, "older than evidenceMaxAgeBlocks"})
 			continue
 		}
 		amt := e.slash(m.Validator, e.params.SlashEvidenceBps, true, "consensus misbehaviour")
@@ -48,7 +48,7 @@ func (e *exec) beginBlock() {
 		if err != nil || (r.Status != StatusPublished && r.Status != StatusChallenged) {
 			continue
 		}
-		e.emit("audit_unrevealed", "receiptId", id.String())
+		e.emit(EventAuditUnrevealed, Attr{AttrReceiptID, id.String()})
 		e.maybeAudit(r, derive("verdict/audit/unrevealed/v1", e.ctx.Hash[:], id[:]), 10000)
 	}
 }
@@ -66,7 +66,7 @@ func (e *exec) maybeAudit(r ReceiptRecord, seed Hash, rateBps uint32) {
 	r.Audited, r.Audit = true, a.Status
 	put(e.st, keyReceipt(id), r)
 	e.queuePush(qOpening, a.Deadline+1, id)
-	e.emit("audit_selected", "receiptId", id.String(), "seed", seed.String(), "cells", u64(uint64(a.Cells)), "deadline", u64(a.Deadline), "worker", r.Worker.String())
+	e.emit(EventAuditSelected, Attr{AttrReceiptID, id.String()}, Attr{AttrSeed, seed.String()}, Attr{AttrCells, u64(uint64(a.Cells))}, Attr{AttrDeadline, u64(a.Deadline)}, Attr{AttrWorker, r.Worker.String()})
 }
 
 // endBlock runs the deadlines that fall at this height, pays out receipts
@@ -81,7 +81,7 @@ func (e *exec) endBlock() {
 		}
 		a.Status = AuditMissed
 		r := e.setAudit(a)
-		e.emit("audit_missed", "receiptId", id.String())
+		e.emit(EventAuditMissed, Attr{AttrReceiptID, id.String()})
 		if r.Status == StatusPublished || r.Status == StatusChallenged {
 			e.slashReceipt(r, e.params.SlashAuditBps, "missing opening")
 		}
@@ -94,13 +94,13 @@ func (e *exec) endBlock() {
 		next, err := e.l.hooks.Disputes.Tick(d.Game, h)
 		if err != nil {
 			e.unavailable(err)
-			e.emit("dispute_error", "disputeId", id.String(), "error", err.Error())
+			e.emit(EventDisputeError, Attr{AttrDisputeID, id.String()}, Attr{AttrError, err.Error()})
 			continue
 		}
 		d.Game = next
-		e.emit("dispute_timeout", "disputeId", id.String())
+		e.emit(EventDisputeTimeout, Attr{AttrDisputeID, id.String()})
 		if err := e.advanceDispute(d); err != nil { // unavailable models were recorded there
-			e.emit("dispute_error", "disputeId", id.String(), "error", err.Error())
+			e.emit(EventDisputeError, Attr{AttrDisputeID, id.String()}, Attr{AttrError, err.Error()})
 		}
 	}
 	var paid []payout
@@ -147,7 +147,7 @@ func (e *exec) finalize(r ReceiptRecord) payout {
 	s.Final++
 	put(e.st, keyStake(r.Worker), s)
 	e.settleReceipt(r, StatusFinal)
-	e.emit("receipt_final", "receiptId", r.ReceiptID.String(), "worker", r.Worker.String(), "fee", u64(esc.Fee), "protocolFee", u64(burn))
+	e.emit(EventReceiptFinal, Attr{AttrReceiptID, r.ReceiptID.String()}, Attr{AttrWorker, r.Worker.String()}, Attr{AttrFee, u64(esc.Fee)}, Attr{AttrProtocolFee, u64(burn)})
 	if esc.AgentID == 0 || esc.Fee < e.params.MinFeedbackFee {
 		return pay
 	}
@@ -198,11 +198,11 @@ func (e *exec) rewards(paid []payout) {
 	for i, p := range paid {
 		if rewards[i] > 0 {
 			_ = e.credit(p.worker, rewards[i])
-			e.emit("reward", "account", p.worker.String(), "amount", u64(rewards[i]), "kind", "work")
+			e.emit(EventReward, Attr{AttrAccount, p.worker.String()}, Attr{AttrAmount, u64(rewards[i])}, Attr{AttrKind, "work"})
 		}
 	}
 	if fees > 0 {
 		_ = e.credit(e.ctx.Proposer, fees)
-		e.emit("reward", "account", e.ctx.Proposer.String(), "amount", u64(fees), "kind", "fees")
+		e.emit(EventReward, Attr{AttrAccount, e.ctx.Proposer.String()}, Attr{AttrAmount, u64(fees)}, Attr{AttrKind, "fees"})
 	}
 }

@@ -46,7 +46,7 @@ func (e *exec) send(m *MsgSend) error {
 	if err := e.credit(m.To, m.Amount); err != nil {
 		return err
 	}
-	e.emit("transfer", "from", e.signer.String(), "to", m.To.String(), "amount", u64(m.Amount))
+	e.emit(EventTransfer, Attr{AttrFrom, e.signer.String()}, Attr{AttrTo, m.To.String()}, Attr{AttrAmount, u64(m.Amount)})
 	return nil
 }
 
@@ -84,10 +84,10 @@ func (e *exec) registerAgent(m *MsgRegisterAgent) error {
 	e.chain.NextAgent++
 	put(e.st, keyChain, e.chain)
 	put(e.st, keyAgent(id), Agent{AgentID: id, Owner: e.signer, AgentURI: m.AgentURI, AgentWallet: e.signer})
-	e.emit("Registered", "agentId", u64(id), "agentURI", m.AgentURI, "owner", e.signer.String())
+	e.emit(EventRegistered, Attr{AttrAgentID, u64(id)}, Attr{AttrAgentURI, m.AgentURI}, Attr{AttrOwner, e.signer.String()})
 	for _, md := range m.Metadata {
 		e.st.Set(keyAgentMeta(id, md.MetadataKey), append([]byte{}, md.MetadataValue...))
-		e.emit("MetadataSet", "agentId", u64(id), "metadataKey", md.MetadataKey)
+		e.emit(EventMetadataSet, Attr{AttrAgentID, u64(id)}, Attr{AttrMetadataKey, md.MetadataKey})
 	}
 	return nil
 }
@@ -99,7 +99,7 @@ func (e *exec) setAgentURI(m *MsgSetAgentURI) error {
 	}
 	a.AgentURI = m.AgentURI
 	put(e.st, keyAgent(a.AgentID), a)
-	e.emit("URIUpdated", "agentId", u64(a.AgentID), "agentURI", m.AgentURI, "updatedBy", e.signer.String())
+	e.emit(EventURIUpdated, Attr{AttrAgentID, u64(a.AgentID)}, Attr{AttrAgentURI, m.AgentURI}, Attr{AttrUpdatedBy, e.signer.String()})
 	return nil
 }
 
@@ -111,7 +111,7 @@ func (e *exec) setMetadata(m *MsgSetMetadata) error {
 		return fmt.Errorf("%w: metadata key %q is set only by setAgentWallet", ErrInvalid, reservedMetadataKey)
 	}
 	e.st.Set(keyAgentMeta(m.AgentID, m.MetadataKey), append([]byte{}, m.MetadataValue...))
-	e.emit("MetadataSet", "agentId", u64(m.AgentID), "metadataKey", m.MetadataKey)
+	e.emit(EventMetadataSet, Attr{AttrAgentID, u64(m.AgentID)}, Attr{AttrMetadataKey, m.MetadataKey})
 	return nil
 }
 
@@ -128,7 +128,7 @@ func (e *exec) setAgentWallet(m *MsgSetAgentWallet) error {
 	}
 	a.AgentWallet = m.NewWallet
 	put(e.st, keyAgent(a.AgentID), a)
-	e.emit("AgentWalletSet", "agentId", u64(a.AgentID), "agentWallet", m.NewWallet.String())
+	e.emit(EventAgentWalletSet, Attr{AttrAgentID, u64(a.AgentID)}, Attr{AttrAgentWallet, m.NewWallet.String()})
 	return nil
 }
 
@@ -145,8 +145,8 @@ func (e *exec) transferFrom(m *MsgTransferFrom) error {
 	}
 	a.Owner, a.AgentWallet = m.To, Address{}
 	put(e.st, keyAgent(a.AgentID), a)
-	e.emit("Transfer", "from", m.From.String(), "to", m.To.String(), "tokenId", u64(a.AgentID))
-	e.emit("AgentWalletSet", "agentId", u64(a.AgentID), "agentWallet", Address{}.String())
+	e.emit(EventAgentTransfer, Attr{AttrFrom, m.From.String()}, Attr{AttrTo, m.To.String()}, Attr{AttrTokenID, u64(a.AgentID)})
+	e.emit(EventAgentWalletSet, Attr{AttrAgentID, u64(a.AgentID)}, Attr{AttrAgentWallet, Address{}.String()})
 	return nil
 }
 
@@ -177,9 +177,7 @@ func (e *exec) addFeedback(f Feedback) {
 	f.FeedbackIndex = last + 1
 	put(e.st, keyFeedbackLast(f.AgentID, f.ClientAddress), f.FeedbackIndex)
 	put(e.st, keyFeedback(f.AgentID, f.ClientAddress, f.FeedbackIndex), f)
-	e.emit("NewFeedback", "agentId", u64(f.AgentID), "clientAddress", f.ClientAddress.String(), "feedbackIndex", u64(f.FeedbackIndex),
-		"value", string(f.Value), "valueDecimals", fmt.Sprint(f.ValueDecimals), "tag1", f.Tag1, "tag2", f.Tag2,
-		"endpoint", f.Endpoint, "feedbackURI", f.FeedbackURI, "feedbackHash", f.FeedbackHash.String())
+	e.emit(EventNewFeedback, Attr{AttrAgentID, u64(f.AgentID)}, Attr{AttrClientAddress, f.ClientAddress.String()}, Attr{AttrFeedbackIndex, u64(f.FeedbackIndex)}, Attr{AttrValue, string(f.Value)}, Attr{AttrValueDecimals, fmt.Sprint(f.ValueDecimals)}, Attr{AttrTag1, f.Tag1}, Attr{AttrTag2, f.Tag2}, Attr{AttrEndpoint, f.Endpoint}, Attr{AttrFeedbackURI, f.FeedbackURI}, Attr{AttrFeedbackHash, f.FeedbackHash.String()})
 }
 
 func (e *exec) revokeFeedback(m *MsgRevokeFeedback) error {
@@ -192,7 +190,7 @@ func (e *exec) revokeFeedback(m *MsgRevokeFeedback) error {
 	}
 	f.IsRevoked = true
 	put(e.st, keyFeedback(m.AgentID, e.signer, m.FeedbackIndex), f)
-	e.emit("FeedbackRevoked", "agentId", u64(m.AgentID), "clientAddress", e.signer.String(), "feedbackIndex", u64(m.FeedbackIndex))
+	e.emit(EventFeedbackRevoked, Attr{AttrAgentID, u64(m.AgentID)}, Attr{AttrClientAddress, e.signer.String()}, Attr{AttrFeedbackIndex, u64(m.FeedbackIndex)})
 	return nil
 }
 
@@ -204,8 +202,7 @@ func (e *exec) appendResponse(m *MsgAppendResponse) error {
 	var n uint64
 	get(e.st, k, &n)
 	put(e.st, k, n+1)
-	e.emit("ResponseAppended", "agentId", u64(m.AgentID), "clientAddress", m.ClientAddress.String(), "feedbackIndex", u64(m.FeedbackIndex),
-		"responder", e.signer.String(), "responseURI", m.ResponseURI, "responseHash", m.ResponseHash.String())
+	e.emit(EventResponseAppended, Attr{AttrAgentID, u64(m.AgentID)}, Attr{AttrClientAddress, m.ClientAddress.String()}, Attr{AttrFeedbackIndex, u64(m.FeedbackIndex)}, Attr{AttrResponder, e.signer.String()}, Attr{AttrResponseURI, m.ResponseURI}, Attr{AttrResponseHash, m.ResponseHash.String()})
 	return nil
 }
 
@@ -221,7 +218,7 @@ func (e *exec) validationRequest(m *MsgValidationRequest) error {
 	put(e.st, keyValidation(m.RequestHash), Validation{ValidatorAddress: m.ValidatorAddress, AgentID: m.AgentID, RequestURI: m.RequestURI, RequestHash: m.RequestHash, LastUpdate: e.ctx.Height})
 	listPush(e.st, keyAgentValidations(m.AgentID), m.RequestHash[:])
 	listPush(e.st, keyValidatorRequests(m.ValidatorAddress), m.RequestHash[:])
-	e.emit("ValidationRequest", "validatorAddress", m.ValidatorAddress.String(), "agentId", u64(m.AgentID), "requestURI", m.RequestURI, "requestHash", m.RequestHash.String())
+	e.emit(EventValidationRequest, Attr{AttrValidatorAddress, m.ValidatorAddress.String()}, Attr{AttrAgentID, u64(m.AgentID)}, Attr{AttrRequestURI, m.RequestURI}, Attr{AttrRequestHash, m.RequestHash.String()})
 	return nil
 }
 
@@ -260,8 +257,7 @@ func (e *exec) validationResponse(m *MsgValidationResponse) error {
 	v.Response, v.ResponseURI, v.ResponseHash, v.Tag = m.Response, m.ResponseURI, m.ResponseHash, m.Tag
 	v.HasResponse, v.LastUpdate = true, e.ctx.Height
 	put(e.st, keyValidation(m.RequestHash), v)
-	e.emit("ValidationResponse", "validatorAddress", e.signer.String(), "agentId", u64(v.AgentID), "requestHash", m.RequestHash.String(),
-		"response", fmt.Sprint(m.Response), "responseURI", m.ResponseURI, "responseHash", m.ResponseHash.String(), "tag", m.Tag)
+	e.emit(EventValidationResponse, Attr{AttrValidatorAddress, e.signer.String()}, Attr{AttrAgentID, u64(v.AgentID)}, Attr{AttrRequestHash, m.RequestHash.String()}, Attr{AttrResponse, fmt.Sprint(m.Response)}, Attr{AttrResponseURI, m.ResponseURI}, Attr{AttrResponseHash, m.ResponseHash.String()}, Attr{AttrTag, m.Tag})
 	return nil
 }
 
@@ -284,7 +280,7 @@ func (e *exec) bond(m *MsgBond) error {
 	}
 	s.Bonded = b
 	put(e.st, keyStake(e.signer), s)
-	e.emit("bond", "account", e.signer.String(), "amount", u64(m.Amount), "bonded", u64(s.Bonded))
+	e.emit(EventBond, Attr{AttrAccount, e.signer.String()}, Attr{AttrAmount, u64(m.Amount)}, Attr{AttrBonded, u64(s.Bonded)})
 	return nil
 }
 
@@ -298,7 +294,7 @@ func (e *exec) unbond(m *MsgUnbond) error {
 	s.Unbonding = append(s.Unbonding, Unbonding{Amount: m.Amount, Height: at})
 	put(e.st, keyStake(e.signer), s)
 	e.queuePush(qUnbond, at, e.signer)
-	e.emit("unbond", "account", e.signer.String(), "amount", u64(m.Amount), "completes", u64(at))
+	e.emit(EventUnbond, Attr{AttrAccount, e.signer.String()}, Attr{AttrAmount, u64(m.Amount)}, Attr{AttrCompletes, u64(at)})
 	return nil
 }
 
@@ -312,7 +308,7 @@ func (e *exec) unjail() error {
 	}
 	s.JailedUntil = 0
 	put(e.st, keyStake(e.signer), s)
-	e.emit("unjail", "account", e.signer.String())
+	e.emit(EventUnjail, Attr{AttrAccount, e.signer.String()})
 	return nil
 }
 
@@ -341,14 +337,14 @@ func (e *exec) slash(a Address, bps uint32, jail bool, reason string) uint64 {
 		s.JailedUntil = e.ctx.Height + e.params.JailBlocks + 1
 	}
 	put(e.st, keyStake(a), s)
-	e.emit("slash", "account", a.String(), "amount", u64(amt), "reason", reason, "jailedUntil", u64(s.JailedUntil))
+	e.emit(EventSlash, Attr{AttrAccount, a.String()}, Attr{AttrAmount, u64(amt)}, Attr{AttrReason, reason}, Attr{AttrJailedUntil, u64(s.JailedUntil)})
 	return amt
 }
 
 func (e *exec) burn(amt uint64, reason string) {
 	e.totals.Burned += amt
 	e.saveTotals()
-	e.emit("burn", "amount", u64(amt), "reason", reason)
+	e.emit(EventBurn, Attr{AttrAmount, u64(amt)}, Attr{AttrReason, reason})
 }
 
 // --- Receipts ------------------------------------------------------------
@@ -369,10 +365,10 @@ func (e *exec) openEscrow(m *MsgOpenEscrow) error {
 		return err
 	}
 	id := derive("verdict/escrow/v1", e.signer[:], be64(e.tx.Nonce))
-	esc := Escrow{EscrowID: id, Requester: e.signer, Worker: m.Worker, ModelID: m.ModelID, Fee: m.Fee, Request: m.Request, AuditCommit: m.AuditCommit, AgentID: m.AgentID, Expires: e.ctx.Height + e.params.EscrowTimeout}
+	esc := Escrow{EscrowID: id, Requester: e.signer, Worker: m.Worker, ModelID: m.ModelID, Fee: m.Fee, Request: m.Request, AuditCommit: m.AuditCommit, AgentID: m.AgentID, PricePerToken: m.PricePerToken, Expires: e.ctx.Height + e.params.EscrowTimeout}
 	put(e.st, keyEscrow(id), esc)
 	e.queuePush(qEscrow, esc.Expires, id)
-	e.emit("escrow_opened", "escrowId", id.String(), "requester", e.signer.String(), "worker", m.Worker.String(), "modelId", m.ModelID.String(), "fee", u64(m.Fee), "expires", u64(esc.Expires))
+	e.emit(EventEscrowOpened, Attr{AttrEscrowID, id.String()}, Attr{AttrRequester, e.signer.String()}, Attr{AttrWorker, m.Worker.String()}, Attr{AttrModelID, m.ModelID.String()}, Attr{AttrFee, u64(m.Fee)}, Attr{AttrExpires, u64(esc.Expires)})
 	return nil
 }
 
@@ -416,13 +412,35 @@ func (e *exec) publishReceipt(m *MsgPublishReceipt) error {
 	if info.ModelID != esc.ModelID {
 		return fmt.Errorf("%w: receipt is for model %s, escrow for %s", ErrInvalid, info.ModelID, esc.ModelID)
 	}
-	if info.Request != esc.Request {
-		return fmt.Errorf("%w: receipt answers request %s, escrow %s pays for request %s", ErrInvalid, info.Request, esc.EscrowID, esc.Request)
+	request := info.Request
+	if m.RequestSteps != 0 {
+		// The generation ended early: the receipt's steps are those fed,
+		// the request's those asked for.
+		if info.RequestAt == nil || m.RequestSteps < info.Steps {
+			return fmt.Errorf("%w: requestSteps %d: the receipt has %d steps", ErrInvalid, m.RequestSteps, info.Steps)
+		}
+		request = info.RequestAt(m.RequestSteps)
+	}
+	if request != esc.Request {
+		return fmt.Errorf("%w: receipt answers request %s, escrow %s pays for request %s", ErrInvalid, request, esc.EscrowID, esc.Request)
 	}
 	if _, ok := e.st.Get(keyReceipt(info.ID)); ok {
 		return fmt.Errorf("%w: receipt %s is already published", ErrExists, info.ID)
 	}
 	esc.ReceiptID = info.ID
+	if esc.PricePerToken != 0 {
+		// "upto": the receipt costs its tokens at the escrow's price, at
+		// most the fee; the rest goes back to the requester now.
+		due := esc.Fee
+		if info.Tokens <= esc.Fee/esc.PricePerToken {
+			due = esc.PricePerToken * info.Tokens
+		}
+		if back := esc.Fee - due; back > 0 {
+			esc.Fee = due
+			_ = e.credit(esc.Requester, back) // cannot overflow: it came out of the supply
+			e.emit(EventEscrowSettled, Attr{AttrEscrowID, esc.EscrowID.String()}, Attr{AttrRequester, esc.Requester.String()}, Attr{AttrFee, u64(due)}, Attr{AttrRefund, u64(back)})
+		}
+	}
 	put(e.st, keyEscrow(esc.EscrowID), esc)
 	s.Live++ // the stake stays slashable until this receipt settles
 	put(e.st, keyStake(e.signer), s)
@@ -432,7 +450,7 @@ func (e *exec) publishReceipt(m *MsgPublishReceipt) error {
 	e.st.Set(keyReceiptData(info.ID), append([]byte{}, m.Receipt...))
 	e.queuePush(qAudit, e.ctx.Height+1, info.ID)
 	e.queuePush(qFinal, r.WindowEnd, info.ID)
-	e.emit("receipt_published", "receiptId", info.ID.String(), "escrowId", esc.EscrowID.String(), "worker", e.signer.String(), "modelId", info.ModelID.String(), "windowEnd", u64(r.WindowEnd))
+	e.emit(EventReceiptPublished, Attr{AttrReceiptID, info.ID.String()}, Attr{AttrEscrowID, esc.EscrowID.String()}, Attr{AttrWorker, e.signer.String()}, Attr{AttrModelID, info.ModelID.String()}, Attr{AttrWindowEnd, u64(r.WindowEnd)})
 	return nil
 }
 
@@ -474,13 +492,13 @@ func (e *exec) postOpenings(m *MsgPostOpenings) error {
 		}
 		a.Status = AuditFailed
 		r = e.setAudit(a)
-		e.emit("audit_failed", "receiptId", m.ReceiptID.String(), "error", err.Error())
+		e.emit(EventAuditFailed, Attr{AttrReceiptID, m.ReceiptID.String()}, Attr{AttrError, err.Error()})
 		e.slashReceipt(r, e.params.SlashAuditBps, "failed opening")
 		return nil
 	}
 	a.Status = AuditPassed
 	e.setAudit(a)
-	e.emit("audit_passed", "receiptId", m.ReceiptID.String())
+	e.emit(EventAuditPassed, Attr{AttrReceiptID, m.ReceiptID.String()})
 	return nil
 }
 
@@ -520,7 +538,7 @@ func (e *exec) revealAudit(m *MsgRevealAudit) error {
 		return fmt.Errorf("%w: the audit secret of %s is revealed after the block that follows its publication (height %d)", ErrWrongState, m.ReceiptID, r.Height+1)
 	}
 	put(e.st, keyRevealed(m.ReceiptID), true)
-	e.emit("audit_revealed", "receiptId", m.ReceiptID.String())
+	e.emit(EventAuditRevealed, Attr{AttrReceiptID, m.ReceiptID.String()})
 	e.maybeAudit(r, derive("verdict/audit/reveal/v2", m.Secret, beacon[:], m.ReceiptID[:]), e.params.AuditRateBps)
 	return nil
 }
@@ -574,7 +592,7 @@ func (e *exec) releaseUnbonding(a Address) {
 	if s.liable() {
 		for _, u := range s.Unbonding {
 			if u.Height <= h {
-				e.emit("unbond_held", "account", a.String(), "live", u64(s.Live), "disputes", u64(s.Disputes))
+				e.emit(EventUnbondHeld, Attr{AttrAccount, a.String()}, Attr{AttrLive, u64(s.Live)}, Attr{AttrDisputes, u64(s.Disputes)})
 				break
 			}
 		}
@@ -598,7 +616,7 @@ func (e *exec) releaseUnbonding(a Address) {
 	s.Unbonding = kept
 	put(e.st, keyStake(a), s)
 	_ = e.credit(a, back) // cannot overflow: the stake came out of the supply
-	e.emit("unbond_complete", "account", a.String(), "amount", u64(back))
+	e.emit(EventUnbondComplete, Attr{AttrAccount, a.String()}, Attr{AttrAmount, u64(back)})
 }
 
 // refund returns an escrow's fee to its requester and deletes the escrow.
@@ -609,7 +627,7 @@ func (e *exec) refund(id Hash, reason string) {
 	}
 	_ = e.credit(esc.Requester, esc.Fee) // cannot overflow: the fee came out of the supply
 	e.st.Delete(keyEscrow(id))
-	e.emit("escrow_refunded", "escrowId", id.String(), "requester", esc.Requester.String(), "fee", u64(esc.Fee), "reason", reason)
+	e.emit(EventEscrowRefunded, Attr{AttrEscrowID, id.String()}, Attr{AttrRequester, esc.Requester.String()}, Attr{AttrFee, u64(esc.Fee)}, Attr{AttrReason, reason})
 }
 
 // --- Disputes ------------------------------------------------------------
@@ -652,7 +670,7 @@ func (e *exec) openDispute(m *MsgOpenDispute) error {
 	put(e.st, keyReceipt(r.ReceiptID), r)
 	e.addDisputes(r.Worker, 1)
 	e.addDisputes(e.signer, 1)
-	e.emit("dispute_opened", "disputeId", id.String(), "receiptId", m.ReceiptID.String(), "challenger", e.signer.String(), "worker", r.Worker.String())
+	e.emit(EventDisputeOpened, Attr{AttrDisputeID, id.String()}, Attr{AttrReceiptID, m.ReceiptID.String()}, Attr{AttrChallenger, e.signer.String()}, Attr{AttrWorker, r.Worker.String()})
 	return e.advanceDispute(d)
 }
 
@@ -721,7 +739,7 @@ func (e *exec) disputeMove(m *MsgDisputeMove) error {
 		return fmt.Errorf("%w: dispute move: %v", ErrCheck, err)
 	}
 	d.Game, d.Moves = next, d.Moves+1
-	e.emit("dispute_move", "disputeId", m.DisputeID.String(), "from", from.String(), "move", u64(d.Moves))
+	e.emit(EventDisputeMove, Attr{AttrDisputeID, m.DisputeID.String()}, Attr{AttrFrom, from.String()}, Attr{AttrMove, u64(d.Moves)})
 	return e.advanceDispute(d)
 }
 
@@ -745,7 +763,7 @@ func (e *exec) settleDispute(d Dispute, st DisputeStatus) {
 	}
 	d.Reason = st.Reason
 	put(e.st, keyDispute(d.DisputeID), d)
-	e.emit("dispute_settled", "disputeId", d.DisputeID.String(), "status", d.Status, "reason", st.Reason)
+	e.emit(EventDisputeSettled, Attr{AttrDisputeID, d.DisputeID.String()}, Attr{AttrStatus, d.Status}, Attr{AttrReason, st.Reason})
 	r, err := e.receipt(d.ReceiptID)
 	if err != nil {
 		return

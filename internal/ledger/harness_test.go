@@ -148,6 +148,9 @@ type harness struct {
 	l      *Ledger
 	height uint64
 	nonces map[Address]uint64
+	// events: every event of every block applied, each checked against
+	// eventAttrs (checkEvent).
+	events []Event
 }
 
 const testBalance = 1_000_000
@@ -240,6 +243,14 @@ func (h *harness) block(txs ...[]byte) BlockResult {
 		h.t.Fatal(err)
 	}
 	h.checkSupply()
+	for _, r := range res.TxResults {
+		for _, ev := range r.Events {
+			h.checkEvent(ev)
+		}
+	}
+	for _, ev := range res.Events {
+		h.checkEvent(ev)
+	}
 	for a := range h.nonces { // resync: rejected transactions use no nonce
 		var acct Account
 		get(h.l.Store(), keyAccount(a), &acct)

@@ -25,7 +25,13 @@ func (Receipts) VerifyReceipt(b []byte) (ReceiptInfo, error) {
 	if err != nil {
 		return ReceiptInfo{}, fmt.Errorf("receipt worker: %w", err)
 	}
-	return ReceiptInfo{ID: r.ID(), Worker: w, ModelID: Hash(r.Model), Request: RequestHash(r)}, nil
+	at := func(steps uint64) Hash {
+		c := *r
+		c.Sampling.Steps = int(min(steps, 1<<31))
+		return RequestHash(&c)
+	}
+	return ReceiptInfo{ID: r.ID(), Worker: w, ModelID: Hash(r.Model), Request: RequestHash(r),
+		Tokens: uint64(len(r.Prompt) + len(r.Output)), Steps: uint64(r.Sampling.Steps), RequestAt: at}, nil
 }
 
 // RequestHash is the hash of what a requester asks for, which its escrow

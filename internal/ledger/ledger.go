@@ -36,14 +36,14 @@ type Misbehaviour struct {
 
 // Event is an indexable record of something a transaction or block did.
 type Event struct {
-	Type  string `json:"type"`
-	Attrs []Attr `json:"attrs"`
+	Type  EventType `json:"type"`
+	Attrs []Attr    `json:"attrs"`
 }
 
 // Attr is one event attribute.
 type Attr struct {
-	Key   string `json:"key"`
-	Value string `json:"value"`
+	Key   AttrKey `json:"key"`
+	Value string  `json:"value"`
 }
 
 // Result is the outcome of one transaction.
@@ -64,6 +64,12 @@ type ReceiptInfo struct {
 	Worker  Address // the signing worker
 	ModelID Hash
 	Request Hash // RequestHash of the receipt: what an escrow commits to
+	// Tokens is the receipt's prompt and output token count (what an
+	// escrow's PricePerToken is paid for) and Steps its step count.
+	Tokens, Steps uint64
+	// RequestAt, if set, is the receipt's RequestHash with another step
+	// count (MsgPublishReceipt.RequestSteps); nil: not supported.
+	RequestAt func(steps uint64) Hash
 }
 
 // ReceiptVerifier parses a receipt's canonical bytes and checks its
@@ -414,7 +420,7 @@ func (l *Ledger) apply(st Store, ctx BlockContext, tx *Tx, size uint64, estimate
 		msg.Write()
 	}
 	envelope.Write()
-	ev := Event{Type: "tx", Attrs: []Attr{{"kind", tx.Msg.Kind()}, {"signer", tx.Signer.String()}, {"nonce", u64(tx.Nonce)}, {"fee", u64(tx.Fee)}}}
+	ev := Event{Type: EventTx, Attrs: []Attr{{AttrKind, tx.Msg.Kind()}, {AttrSigner, tx.Signer.String()}, {AttrNonce, u64(tx.Nonce)}, {AttrFee, u64(tx.Fee)}}}
 	if err != nil {
 		r := fail(fmt.Errorf("%s: %w", tx.Msg.Kind(), err))
 		r.Events = []Event{ev} // the fee was paid
@@ -543,12 +549,8 @@ func (e *exec) unavailable(err error) bool {
 	return true
 }
 
-func (e *exec) emit(typ string, kv ...string) {
-	ev := Event{Type: typ}
-	for i := 0; i+1 < len(kv); i += 2 {
-		ev.Attrs = append(ev.Attrs, Attr{kv[i], kv[i+1]})
-	}
-	e.events = append(e.events, ev)
+func (e *exec) emit(typ EventType, attrs ...Attr) {
+	e.events = append(e.events, Event{Type: typ, Attrs: attrs})
 }
 
 func (e *exec) account(a Address) (Account, bool) {

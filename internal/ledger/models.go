@@ -78,8 +78,7 @@ func (e *exec) activate(m *Model, total uint64) bool {
 		return false
 	}
 	m.Active = true
-	e.emit("model_active", "modelId", m.ModelID.String(), "attestedPower", u64(att), "totalPower", u64(total),
-		"attesters", fmt.Sprint(len(m.Attesters)))
+	e.emit(EventModelActive, Attr{AttrModelID, m.ModelID.String()}, Attr{AttrAttestedPower, u64(att)}, Attr{AttrTotalPower, u64(total)}, Attr{AttrAttesters, fmt.Sprint(len(m.Attesters))})
 	return true
 }
 
@@ -88,7 +87,7 @@ func (e *exec) registerModel(m *MsgRegisterModel) error {
 		return fmt.Errorf("%w: model %s is registered", ErrExists, m.ModelID)
 	}
 	rec := Model{ModelID: m.ModelID, Name: m.Name, SpecVersion: m.SpecVersion, Registrant: e.signer, Height: e.ctx.Height, Attesters: []Address{}}
-	e.emit("model_registered", "modelId", m.ModelID.String(), "name", m.Name, "specVersion", fmt.Sprint(m.SpecVersion), "registrant", e.signer.String())
+	e.emit(EventModelRegistered, Attr{AttrModelID, m.ModelID.String()}, Attr{AttrName, m.Name}, Attr{AttrSpecVersion, fmt.Sprint(m.SpecVersion)}, Attr{AttrRegistrant, e.signer.String()})
 	// Active at once when the rule is off (or, trivially, on a chain with
 	// no voting power).
 	e.activate(&rec, e.totalPower())
@@ -115,7 +114,7 @@ func (e *exec) attestModel(m *MsgAttestModel) error {
 	rec.Attesters = append(rec.Attesters, Address{})
 	copy(rec.Attesters[i+1:], rec.Attesters[i:])
 	rec.Attesters[i] = e.signer
-	e.emit("model_attested", "modelId", m.ModelID.String(), "validator", e.signer.String())
+	e.emit(EventModelAttested, Attr{AttrModelID, m.ModelID.String()}, Attr{AttrValidator, e.signer.String()})
 	wasActive := rec.Active
 	e.activate(&rec, e.totalPower())
 	put(e.st, keyModel(m.ModelID), rec)

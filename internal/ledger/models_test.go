@@ -13,7 +13,7 @@ func (h *harness) model(id Hash) Model {
 	return m
 }
 
-func countEvents(evs []Event, typ string) int {
+func countEvents(evs []Event, typ EventType) int {
 	n := 0
 	for _, e := range evs {
 		if e.Type == typ {

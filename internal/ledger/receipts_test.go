@@ -407,3 +407,87 @@ func TestMissingModels(t *testing.T) {
 		t.Fatalf("a final receipt still needs its model: %+v", got)
 	}
 }
+
+// An "upto" escrow (pricePerToken set) pays the receipt's tokens at that
+// price, at most its fee; the rest returns to the requester when the
+// receipt is published, and the worker is paid the rest at finality.
+func TestUptoEscrow(t *testing.T) {
+	p := testParams()
+	h := newHarness(t, p)
+	setupMarket(t, h, 500)
+	// signedReceipt: 3 prompt and 2 output tokens.
+	for _, tc := range []struct {
+		name       string
+		price, fee uint64
+		nonce      byte
+		want       uint64 // what the receipt costs
+	}{
+		{"refund", 10, 500, 2, 50},
+		{"capped at the fee", 1000, 500, 3, 500},
+		{"exactly the fee", 100, 500, 4, 500},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var a Account
+			h.query("account/"+testAddr("alice").String(), &a)
+			h.ok(h.tx("alice", Msg{OpenEscrow: &MsgOpenEscrow{Worker: testAddr("carol"), ModelID: testModel, Fee: tc.fee, Request: testRequest(tc.nonce), AgentID: 1, PricePerToken: tc.price}}))
+			esc := EscrowID(testAddr("alice"), a.Nonce)
+			alice := h.balance("alice")
+			rcpt, id := signedReceipt(t, "carol", testModel, tc.nonce)
+			h.ok(h.tx("carol", Msg{PublishReceipt: &MsgPublishReceipt{EscrowID: esc, Receipt: rcpt}}))
+			if got := h.balance("alice"); got != alice+tc.fee-tc.want {
+				t.Errorf("requester balance %d after publication, want %d + refund %d", got, alice, tc.fee-tc.want)
+			}
+			var e Escrow
+			h.query("escrow/"+esc.String(), &e)
+			if e.Fee != tc.want || e.PricePerToken != tc.price || e.ReceiptID != id {
+				t.Errorf("escrow %+v, want fee %d", e, tc.want)
+			}
+			var settled []EscrowSettled
+			for _, ev := range decodeAll(t, h.events, EventEscrowSettled, DecodeEscrowSettled) {
+				if ev.EscrowID == esc {
+					settled = append(settled, ev)
+				}
+			}
+			if want := (EscrowSettled{EscrowID: esc, Requester: testAddr("alice"), Fee: tc.want, Refund: tc.fee - tc.want}); tc.want < tc.fee && (len(settled) != 1 || settled[0] != want) {
+				t.Errorf("escrow_settled events %+v, want %+v", settled, want)
+			} else if tc.want == tc.fee && len(settled) != 0 {
+				t.Errorf("escrow_settled events %+v for a receipt that cost the whole fee", settled)
+			}
+			carol := h.balance("carol")
+			h.blocksUntil(h.receiptRecord(id).WindowEnd)
+			if h.receiptRecord(id).Status != StatusFinal {
+				t.Fatal("not final")
+			}
+			// The worker gets the fee less the protocol fee (and a reward
+			// of at most rewardCapBps of it).
+			burn := mulBps(tc.want, p.ProtocolFeeBps)
+			if got := h.balance("carol"); got < carol+tc.want-burn || got > carol+tc.want-burn+mulBps(burn, p.RewardCapBps) {
+				t.Errorf("worker got %d, want %d less the protocol fee %d", got-carol, tc.want, burn)
+			}
+		})
+	}
+}
+
+// A receipt whose generation ended early (a stop string, a requester who
+// hung up) has fewer steps than its request asked for: publishReceipt
+// checks the escrow's request at requestSteps, never below the receipt's
+// own steps.
+func TestPublishRequestSteps(t *testing.T) {
+	h := newHarness(t, testParams())
+	setupMarket(t, h, 500)
+	// The request asked for 9 steps; the receipt (4 steps) ended early.
+	asked := testReceipt(testModel, 5)
+	asked.Sampling.Steps = 9
+	var a Account
+	h.query("account/"+testAddr("alice").String(), &a)
+	h.ok(h.tx("alice", Msg{OpenEscrow: &MsgOpenEscrow{Worker: testAddr("carol"), ModelID: testModel, Fee: 100, Request: RequestHash(asked)}}))
+	esc := EscrowID(testAddr("alice"), a.Nonce)
+	rcpt, id := signedReceipt(t, "carol", testModel, 5)
+	h.fails(h.tx("carol", Msg{PublishReceipt: &MsgPublishReceipt{EscrowID: esc, Receipt: rcpt}}), ErrInvalid)
+	h.fails(h.tx("carol", Msg{PublishReceipt: &MsgPublishReceipt{EscrowID: esc, Receipt: rcpt, RequestSteps: 8}}), ErrInvalid)
+	h.fails(h.tx("carol", Msg{PublishReceipt: &MsgPublishReceipt{EscrowID: esc, Receipt: rcpt, RequestSteps: 3}}), ErrInvalid)
+	h.ok(h.tx("carol", Msg{PublishReceipt: &MsgPublishReceipt{EscrowID: esc, Receipt: rcpt, RequestSteps: 9}}))
+	if r := h.receiptRecord(id); r.Status != StatusPublished || r.EscrowID != esc {
+		t.Fatalf("record %+v", r)
+	}
+}

@@ -97,8 +97,11 @@ type Escrow struct {
 	// AuditCommit: SHA-256 of the requester's audit secret (zero: none).
 	AuditCommit Hash   `json:"auditCommit,omitzero"`
 	AgentID     uint64 `json:"agentId,omitempty"`
-	Expires     uint64 `json:"expires"`
-	ReceiptID   Hash   `json:"receiptId"` // zero until a receipt is published
+	// PricePerToken: Fee is a maximum (MsgOpenEscrow.PricePerToken);
+	// once a receipt is published, Fee is what it costs.
+	PricePerToken uint64 `json:"pricePerToken,omitempty"`
+	Expires       uint64 `json:"expires"`
+	ReceiptID     Hash   `json:"receiptId"` // zero until a receipt is published
 }
 
 // Receipt statuses. What a client shows (docs/ledger.md, "Receipt

@@ -203,6 +203,11 @@ type MsgOpenEscrow struct {
 	// worker nor any block proposer knows in time to bias it.
 	AuditCommit Hash   `json:"auditCommit,omitzero"`
 	AgentID     uint64 `json:"agentId,omitempty"`
+	// PricePerToken (optional) makes Fee a maximum (x402 "upto"): the
+	// receipt published against the escrow costs PricePerToken x its
+	// prompt and output tokens, at most Fee, and the rest returns to the
+	// requester when it is published.
+	PricePerToken uint64 `json:"pricePerToken,omitempty"`
 }
 
 // MsgPublishReceipt publishes the canonical bytes of a signed receipt
@@ -210,6 +215,11 @@ type MsgOpenEscrow struct {
 type MsgPublishReceipt struct {
 	EscrowID Hash   `json:"escrowId"`
 	Receipt  []byte `json:"receipt"`
+	// RequestSteps (optional) is the step count the escrow's request
+	// asked for, when the receipt's is lower (its generation ended early:
+	// a stop string, or a requester who hung up): the escrow's request is
+	// checked against the receipt's RequestHash at RequestSteps.
+	RequestSteps uint64 `json:"requestSteps,omitempty"`
 }
 
 // MsgPostOpenings answers an audit with the opened cells.

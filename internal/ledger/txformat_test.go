@@ -47,6 +47,9 @@ func vectorTxs() []struct {
 		{"giveFeedback", "carol", Tx{ChainID: testChain, Nonce: 3, Fee: 1, Msg: Msg{GiveFeedback: &MsgGiveFeedback{AgentID: 1, Value: "-170141183460469231731687303715884105728", ValueDecimals: 18, Tag1: "<b>", Tag2: "ok", Endpoint: "https://x.example/?q=a&r=b", FeedbackURI: "ipfs://f", FeedbackHash: Hash{9}}}}},
 		{"disputeMove", "dave", Tx{ChainID: testChain, Nonce: 4, Fee: 2, Msg: Msg{DisputeMove: &MsgDisputeMove{DisputeID: Hash{5}, Message: []byte(`{"open":[1,2]}`)}}}},
 		{"unjail", "erin", Tx{ChainID: testChain, Nonce: 0, Fee: 1, Msg: Msg{Unjail: &MsgUnjail{}}}},
+		{"openEscrow upto", "bob", Tx{ChainID: testChain, Nonce: 10, Fee: 1, Msg: Msg{OpenEscrow: &MsgOpenEscrow{Worker: testAddr("carol"), ModelID: testModel,
+			Fee: 400, Request: Hash{1, 2, 3}, PricePerToken: 2}}}},
+		{"publishReceipt requestSteps", "carol", Tx{ChainID: testChain, Nonce: 5, Fee: 1, Msg: Msg{PublishReceipt: &MsgPublishReceipt{EscrowID: Hash{6}, Receipt: []byte(`{"version":1}`), RequestSteps: 199}}}},
 	}
 }
 

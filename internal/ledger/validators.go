@@ -92,7 +92,7 @@ func (e *exec) setValidator(m *MsgSetValidator) error {
 			v.Active, v.Left = false, e.ctx.Height
 		}
 		put(e.st, keyValidator(e.signer), v)
-		e.emit("set_validator", "account", e.signer.String(), "active", "false")
+		e.emit(EventSetValidator, Attr{AttrAccount, e.signer.String()}, Attr{AttrActive, "false"})
 		return nil
 	}
 	s := e.stake(e.signer)
@@ -122,7 +122,7 @@ func (e *exec) setValidator(m *MsgSetValidator) error {
 			get(e.st, keyValidator(poorest), &w)
 			w.Active, w.Left = false, e.ctx.Height
 			put(e.st, keyValidator(poorest), w)
-			e.emit("validator_evicted", "account", poorest.String(), "bonded", u64(poorestStake), "by", e.signer.String())
+			e.emit(EventValidatorEvicted, Attr{AttrAccount, poorest.String()}, Attr{AttrBonded, u64(poorestStake)}, Attr{AttrBy, e.signer.String()})
 		}
 	}
 	if !known {
@@ -136,7 +136,7 @@ func (e *exec) setValidator(m *MsgSetValidator) error {
 	}
 	v.Active, v.Left = true, 0
 	put(e.st, keyValidator(e.signer), v)
-	e.emit("set_validator", "account", e.signer.String(), "active", "true")
+	e.emit(EventSetValidator, Attr{AttrAccount, e.signer.String()}, Attr{AttrActive, "true"})
 	return nil
 }
 
@@ -166,7 +166,7 @@ func (e *exec) validatorUpdates() []ValidatorUpdate {
 		return nil
 	}
 	if total == 0 {
-		e.emit("validator_updates_refused", "reason", "no voting power would remain")
+		e.emit(EventValidatorUpdatesRefused, Attr{AttrReason, "no voting power would remain"})
 		return nil
 	}
 	for _, u := range ups {
@@ -174,7 +174,7 @@ func (e *exec) validatorUpdates() []ValidatorUpdate {
 		get(e.st, keyValidator(u.PubKey), &v)
 		v.Power = uint64(u.Power)
 		put(e.st, keyValidator(u.PubKey), v)
-		e.emit("validator_update", "account", u.PubKey.String(), "power", fmt.Sprint(u.Power))
+		e.emit(EventValidatorUpdate, Attr{AttrAccount, u.PubKey.String()}, Attr{AttrPower, fmt.Sprint(u.Power)})
 	}
 	// Pending models are judged against the new powers.
 	e.reevaluateModels()
@@ -190,7 +190,7 @@ func (e *exec) removeLeft(list []Address, recs []Validator) {
 		r := recs[i]
 		if !r.Active && r.Power == 0 && e.ctx.Height > r.Left+e.params.EvidenceMaxAgeBlocks {
 			e.st.Delete(keyValidator(a))
-			e.emit("validator_removed", "account", a.String())
+			e.emit(EventValidatorRemoved, Attr{AttrAccount, a.String()})
 			continue
 		}
 		kept = append(kept, a)

@@ -14,7 +14,16 @@
 // process: no accounts) and over streamable HTTP (mounted by the gateway at
 // /mcp, behind its API keys). Over HTTP the tools go through Options.Gate
 // with the caller's account: generate is reserved, charged and sent to the
-// ledger like a /v1 completion (a refusal is a tool error), and
+// ledger like a /v1 completion (a refusal is a tool error), verify_receipt
+// with replay is billed like a generation of the receipt's prompt and
+// output tokens (its signature check alone, replay false, is free), and
 // get_receipt and verify_receipt by id read only the caller's receipts.
+// A caller without an API key (no token info: the gateway lets such calls
+// through only when it takes x402 payments) pays generate with x402 when
+// the Gate is a Payer: the payment in the call's _meta["x402/payment"] (or
+// the PAYMENT-SIGNATURE header of its HTTP request), the settlement in the
+// result's _meta["x402/payment-response"], and a payment required or
+// refused as a tool error carrying x402's PaymentRequired in content[0].text
+// (the x402/error wrapper) and structuredContent (x402's MCP transport).
 // Sampling defaults are the gateway's: temperature 1, top_p 1, seed 0.
 package mcpserver

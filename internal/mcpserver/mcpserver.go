@@ -2,6 +2,8 @@ package mcpserver
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -9,26 +11,71 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/verdictnet/verdict/internal/chat"
+	"github.com/verdictnet/verdict/internal/inference"
 	"github.com/verdictnet/verdict/internal/sampler"
-	"github.com/verdictnet/verdict/internal/worker"
 )
 
-// Backend is what the tools call: a local worker in phase 1.
+// Backend is what the tools call: a local worker (internal/worker), or
+// anything else that runs generations and checks receipts.
 type Backend interface {
-	Models() []worker.ModelInfo
-	Generate(ctx context.Context, req worker.Request, onDelta func(worker.Delta) error) (*worker.Result, error)
-	Receipt(ctx context.Context, id string) ([]byte, error)
-	Verify(ctx context.Context, data []byte, replay bool) (*worker.Verification, error)
+	inference.Backend
+	inference.Verifier
 }
 
-// Gate bills generations and guards receipts for the account of the
-// caller (the gateway implements it): generations are reserved, charged
-// and sent to the ledger like those of the HTTP API, and a receipt is
-// readable only by the account that paid for it.
+// Gate bills generations and replays and guards receipts for the account
+// of the caller (the gateway implements it): generations are reserved,
+// charged and sent to the ledger like those of the HTTP API, a replay
+// (verify_receipt) is billed like a generation of the receipt's size, and
+// a receipt is readable only by the account that paid for it.
 type Gate interface {
-	Generate(ctx context.Context, account string, req worker.Request, onDelta func(worker.Delta) error) (*worker.Result, error)
+	Generate(ctx context.Context, account string, req inference.Request, onDelta func(inference.Delta) error) (*inference.Result, error)
 	ReadReceipt(ctx context.Context, account, id string) ([]byte, error)
 	Status(ctx context.Context, id string) (string, error)
+	Verify(ctx context.Context, account string, data []byte, replay bool) (*inference.Verification, error)
+}
+
+// x402 over MCP (the x402 MCP transport, specs/transports-v2/mcp.md of
+// the x402 specification): the payment travels in a tool call's
+// _meta[MetaPayment], the settlement comes back in the result's
+// _meta[MetaPaymentResponse], and a payment that is required or refused
+// is a tool error whose content[0].text is {"x402/error": {"code": 402,
+// "message", "data": PaymentRequired}} and whose structuredContent is the
+// PaymentRequired object.
+const (
+	MetaPayment         = "x402/payment"
+	MetaPaymentResponse = "x402/payment-response"
+	// HeaderPayment is x402's HTTP header, also taken on the MCP POST
+	// that carries the tool call (base64 of the PaymentPayload).
+	HeaderPayment = "PAYMENT-SIGNATURE"
+)
+
+// Payer is a Gate that takes x402 payments for generate from callers
+// without an API key (the gateway with x402).
+type Payer interface {
+	// TakesPayments reports whether x402 payments are taken.
+	TakesPayments() bool
+	// PayGenerate runs req paid by payment (the x402 PaymentPayload,
+	// JSON; nil asks for a quote). On a quote or a refusal, Required is
+	// the PaymentRequired object (JSON) and the error says why; once
+	// paid, Settle is the SettleResponse (JSON).
+	PayGenerate(ctx context.Context, payment json.RawMessage, req inference.Request) (Payment, error)
+}
+
+// Payment is the outcome of Payer.PayGenerate (inference's, so that the
+// gateway implements Payer without importing this package).
+type Payment = inference.Payment
+
+// paymentRequired is a tool error carrying x402's PaymentRequired: its
+// text is the x402/error wrapper (the middleware in New copies the object
+// into structuredContent).
+type paymentRequired struct {
+	msg      string
+	required json.RawMessage
+}
+
+func (e *paymentRequired) Error() string {
+	b, _ := json.Marshal(map[string]any{"x402/error": map[string]any{"code": 402, "message": e.msg, "data": e.required}})
+	return string(b)
 }
 
 // Options configure the server.
@@ -121,9 +168,37 @@ func New(b Backend, o Options) *mcp.Server {
 	t := &tools{b: b, o: o}
 	mcp.AddTool(s, &mcp.Tool{Name: "generate", Description: "Run verifiable LLM inference: returns the generated text and a signed receipt that anyone can check by replaying it on the deterministic engine."}, t.generate)
 	mcp.AddTool(s, &mcp.Tool{Name: "get_receipt", Description: "Fetch a signed inference receipt by id, with its ledger status."}, t.getReceipt)
-	mcp.AddTool(s, &mcp.Tool{Name: "verify_receipt", Description: "Verify an inference receipt: its signature and, when the model is served here, a full replay of the generation."}, t.verify)
+	mcp.AddTool(s, &mcp.Tool{Name: "verify_receipt", Description: "Verify an inference receipt: its signature and, when the model is served here, a full replay of the generation (billed like a generation of the receipt's prompt and output tokens; replay false checks the signature only, free)."}, t.verify)
 	mcp.AddTool(s, &mcp.Tool{Name: "list_models", Description: "List the served models with their model ids (Merkle roots over the weights and tokenizer)."}, t.listModels)
+	s.AddReceivingMiddleware(structuredPaymentRequired)
 	return s
+}
+
+// structuredPaymentRequired gives a tool error carrying an x402/error
+// (paymentRequired) its PaymentRequired object as structuredContent, as
+// the x402 MCP transport asks.
+func structuredPaymentRequired(next mcp.MethodHandler) mcp.MethodHandler {
+	return func(ctx context.Context, method string, req mcp.Request) (mcp.Result, error) {
+		res, err := next(ctx, method, req)
+		r, ok := res.(*mcp.CallToolResult)
+		if err != nil || !ok || !r.IsError || len(r.Content) == 0 {
+			return res, err
+		}
+		tc, ok := r.Content[0].(*mcp.TextContent)
+		if !ok {
+			return res, err
+		}
+		var w struct {
+			E *struct {
+				Code int             `json:"code"`
+				Data json.RawMessage `json:"data"`
+			} `json:"x402/error"`
+		}
+		if json.Unmarshal([]byte(tc.Text), &w) == nil && w.E != nil && w.E.Code == 402 && len(w.E.Data) > 0 {
+			r.StructuredContent = w.E.Data
+		}
+		return res, err
+	}
 }
 
 // HTTPHandler serves s over streamable HTTP.
@@ -136,10 +211,10 @@ type tools struct {
 	o Options
 }
 
-func (t *tools) model(name string) (worker.ModelInfo, error) {
+func (t *tools) model(name string) (inference.ModelInfo, error) {
 	ms := t.b.Models()
 	if len(ms) == 0 {
-		return worker.ModelInfo{}, errors.New("no model is served")
+		return inference.ModelInfo{}, errors.New("no model is served")
 	}
 	if name == "" {
 		return ms[0], nil
@@ -149,7 +224,7 @@ func (t *tools) model(name string) (worker.ModelInfo, error) {
 			return m, nil
 		}
 	}
-	return worker.ModelInfo{}, fmt.Errorf("model %q not found", name)
+	return inference.ModelInfo{}, fmt.Errorf("model %q not found", name)
 }
 
 func (t *tools) generate(ctx context.Context, call *mcp.CallToolRequest, in GenerateInput) (*mcp.CallToolResult, GenerateOutput, error) {
@@ -158,7 +233,7 @@ func (t *tools) generate(ctx context.Context, call *mcp.CallToolRequest, in Gene
 	if err != nil {
 		return nil, out, err
 	}
-	req := worker.Request{Model: info.Name, MaxTokens: in.MaxTokens, Stop: in.Stop}
+	req := inference.Request{Model: info.Name, MaxTokens: in.MaxTokens, Stop: in.Stop}
 	temp, topP := 1.0, 1.0
 	if in.Temperature != nil {
 		temp = *in.Temperature
@@ -196,10 +271,31 @@ func (t *tools) generate(ctx context.Context, call *mcp.CallToolRequest, in Gene
 			return nil, out, err
 		}
 	}
-	var res *worker.Result
-	if t.o.Gate != nil {
+	var res *inference.Result
+	var result *mcp.CallToolResult
+	switch p, ok := t.o.Gate.(Payer); {
+	case ok && unauthenticated(call) && p.TakesPayments():
+		// No API key: x402.
+		payment, err := paymentOf(call)
+		if err != nil {
+			return nil, out, err
+		}
+		paid, err := p.PayGenerate(ctx, payment, req)
+		if len(paid.Required) > 0 {
+			return nil, out, &paymentRequired{msg: errText(err), required: paid.Required}
+		}
+		if err != nil {
+			return nil, out, err
+		}
+		res = paid.Result
+		var settle map[string]any
+		if err := json.Unmarshal(paid.Settle, &settle); err != nil {
+			return nil, out, fmt.Errorf("x402 settlement: %w", err)
+		}
+		result = &mcp.CallToolResult{Meta: mcp.Meta{MetaPaymentResponse: settle}}
+	case t.o.Gate != nil:
 		res, err = t.o.Gate.Generate(ctx, account(call), req, nil)
-	} else {
+	default:
 		res, err = t.b.Generate(ctx, req, nil)
 	}
 	if err != nil {
@@ -210,7 +306,45 @@ func (t *tools) generate(ctx context.Context, call *mcp.CallToolRequest, in Gene
 		SystemFingerprint: info.Fingerprint, PromptTokens: res.PromptTokens, CompletionTokens: res.CompletionTokens,
 		ReceiptID: res.ReceiptID, Receipt: string(res.Receipt),
 	}
-	return nil, out, nil
+	return result, out, nil
+}
+
+func errText(err error) string {
+	if err == nil {
+		return "payment required"
+	}
+	return err.Error()
+}
+
+// unauthenticated reports a call made without credentials (no token info:
+// the gateway lets such calls through only when it takes x402 payments).
+func unauthenticated(call *mcp.CallToolRequest) bool {
+	return call == nil || call.Extra == nil || call.Extra.TokenInfo == nil
+}
+
+// paymentOf returns the x402 PaymentPayload of a call: its
+// _meta[MetaPayment], else the PAYMENT-SIGNATURE header of the HTTP
+// request that carried it (base64); nil when there is none.
+func paymentOf(call *mcp.CallToolRequest) (json.RawMessage, error) {
+	if call != nil && call.Params != nil {
+		if v, ok := call.Params.Meta[MetaPayment]; ok && v != nil {
+			b, err := json.Marshal(v)
+			if err != nil {
+				return nil, fmt.Errorf("_meta[%q]: %w", MetaPayment, err)
+			}
+			return b, nil
+		}
+	}
+	if call != nil && call.Extra != nil {
+		if h := call.Extra.Header.Get(HeaderPayment); h != "" {
+			b, err := base64.StdEncoding.DecodeString(h)
+			if err != nil {
+				b = []byte(h) // not JSON either: refused with x402's reason
+			}
+			return b, nil
+		}
+	}
+	return nil, nil
 }
 
 // account is the caller's account: the user of its bearer token.
@@ -252,7 +386,7 @@ func (t *tools) getReceipt(ctx context.Context, call *mcp.CallToolRequest, in Re
 	return nil, ReceiptOutput{ID: in.ID, Status: st, Receipt: string(data)}, nil
 }
 
-func (t *tools) verify(ctx context.Context, call *mcp.CallToolRequest, in VerifyInput) (*mcp.CallToolResult, *worker.Verification, error) {
+func (t *tools) verify(ctx context.Context, call *mcp.CallToolRequest, in VerifyInput) (*mcp.CallToolResult, *inference.Verification, error) {
 	data := []byte(in.Receipt)
 	switch {
 	case (in.ID == "") == (in.Receipt == ""):
@@ -264,7 +398,13 @@ func (t *tools) verify(ctx context.Context, call *mcp.CallToolRequest, in Verify
 		}
 	}
 	replay := in.Replay == nil || *in.Replay
-	v, err := t.b.Verify(ctx, data, replay)
+	var v *inference.Verification
+	var err error
+	if t.o.Gate != nil {
+		v, err = t.o.Gate.Verify(ctx, account(call), data, replay)
+	} else {
+		v, err = t.b.Verify(ctx, data, replay)
+	}
 	if err != nil {
 		return nil, nil, err
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/verdictnet/verdict/internal/chat"
+	"github.com/verdictnet/verdict/internal/inference"
 	"github.com/verdictnet/verdict/internal/receipt"
 	"github.com/verdictnet/verdict/internal/sampler"
 	"github.com/verdictnet/verdict/internal/testutil"
@@ -115,7 +116,7 @@ func TestTools(t *testing.T) {
 
 			// The tool's greedy text equals the worker's (itself checked
 			// against run.c in package worker).
-			want, err := w.Generate(context.Background(), worker.Request{Model: "stories260K", Chat: mustRender(t, w.Models()[0].Template, "Once upon a time"), MaxTokens: 20, Sampler: sampler.Params{Temperature: 1}}, nil)
+			want, err := w.Generate(context.Background(), inference.Request{Model: "stories260K", Chat: mustRender(t, w.Models()[0].Template, "Once upon a time"), MaxTokens: 20, Sampler: sampler.Params{Temperature: 1}}, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -135,7 +136,7 @@ func TestTools(t *testing.T) {
 			if e := call(t, cs, "get_receipt", map[string]any{"id": g.ReceiptID}, &got); e != "" || got.Receipt != g.Receipt || got.Status != "published" {
 				t.Errorf("get_receipt: %q %+v", e, got)
 			}
-			var v worker.Verification
+			var v inference.Verification
 			if e := call(t, cs, "verify_receipt", map[string]any{"id": g.ReceiptID}, &v); e != "" || !v.Signature || !v.Replayed || !v.Match {
 				t.Errorf("verify by id: %q %+v", e, v)
 			}

@@ -15,13 +15,14 @@ import (
 
 	"github.com/verdictnet/verdict/internal/audit"
 	"github.com/verdictnet/verdict/internal/dispute"
+	"github.com/verdictnet/verdict/internal/inference"
 	"github.com/verdictnet/verdict/internal/keys"
 	"github.com/verdictnet/verdict/internal/ledger"
 	"github.com/verdictnet/verdict/internal/ledger/client"
-	"github.com/verdictnet/verdict/internal/ledger/proofhooks"
+	"github.com/verdictnet/verdict/internal/ledger/disputeplay"
 	"github.com/verdictnet/verdict/internal/merkle"
+	"github.com/verdictnet/verdict/internal/model"
 	"github.com/verdictnet/verdict/internal/receipt"
-	"github.com/verdictnet/verdict/internal/worker"
 )
 
 // Config configures a Verifier.
@@ -32,9 +33,9 @@ type Config struct {
 	RPC    string
 	// Key is the verifier's ledger account.
 	Key *keys.Key
-	// Worker holds the model the verifier re-runs receipts on; receipts
-	// of other models are left alone.
-	Worker *worker.Local
+	// Worker holds the model the verifier re-runs receipts on (a
+	// *worker.Local); receipts of other models are left alone.
+	Worker Replayer
 	// ReplayShareBps is the share of receipts re-run in full, in basis
 	// points (10000: all). Receipts whose worker asked this verifier for
 	// an ERC-8004 validation are always re-run.
@@ -46,6 +47,19 @@ type Config struct {
 	Logger *slog.Logger
 }
 
+// Replayer is what the verifier re-runs receipts on: the served model, a
+// replay that checks a receipt (inference.Verifier) and its own trace of
+// another worker's receipt for a dispute (RetraceLeaves: the tree alone
+// at first, then the values of the disputed leaf's inputs once the game
+// reaches them). A *worker.Local is one.
+type Replayer interface {
+	inference.Verifier
+	ModelID() merkle.Hash
+	Model() *model.Model
+	Retrace(ctx context.Context, r *receipt.Receipt) (*audit.Trace, error)
+	RetraceLeaves(ctx context.Context, r *receipt.Receipt, leaves []int) (*audit.Trace, error)
+}
+
 // Stats count what a verifier did.
 type Stats struct {
 	Seen, Replayed, Mismatches, OpeningsChecked, OpeningsBad, Validations, Disputes, DisputesWon int64
@@ -54,7 +68,7 @@ type Stats struct {
 // Verifier follows the ledger and checks receipts.
 type Verifier struct {
 	cfg    Config
-	send   *worker.Sender
+	send   *client.Sender
 	log    *slog.Logger
 	addr   ledger.Address
 	params ledger.Params
@@ -63,7 +77,7 @@ type Verifier struct {
 	results  map[ledger.Hash]uint8       // receipt -> validation response (100 match, 0 mismatch)
 	requests map[ledger.Hash]ledger.Hash // receipt -> request hash addressed to us
 	answered map[ledger.Hash]bool        // request hashes answered
-	disputes worker.DisputeBook
+	disputes disputeplay.DisputeBook
 	traces   map[ledger.Hash]*audit.Trace // receipt -> our trace, for disputes we opened
 
 	stats struct {
@@ -83,7 +97,7 @@ func New(cfg Config) (*Verifier, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	s, err := worker.NewSender(cfg.Client, cfg.Key.Private, 1)
+	s, err := client.NewSender(cfg.Client, cfg.Key.Private, 1)
 	if err != nil {
 		return nil, err
 	}
@@ -142,15 +156,17 @@ func (v *Verifier) Register(reg prometheus.Registerer) error {
 
 // Setup reads the chain's parameters and bonds the verifier's stake.
 func (v *Verifier) Setup(ctx context.Context) error {
-	if _, err := worker.QueryJSON(ctx, v.cfg.Client, "params", &v.params); err != nil {
+	params, err := v.cfg.Client.Params(ctx)
+	if err != nil {
 		return fmt.Errorf("verifier setup: %w", err)
 	}
+	v.params = params
 	want := v.cfg.Stake
 	if want == 0 {
 		want = v.params.MinVerifierStake
 	}
-	var st ledger.Stake
-	if _, err := worker.QueryJSON(ctx, v.cfg.Client, "stake/"+v.addr.String(), &st); err != nil {
+	st, err := v.cfg.Client.Stake(ctx, v.addr)
+	if err != nil {
 		return fmt.Errorf("verifier setup: %w", err)
 	}
 	if st.Bonded < want {
@@ -164,7 +180,7 @@ func (v *Verifier) Setup(ctx context.Context) error {
 
 // Run follows the ledger until ctx ends.
 func (v *Verifier) Run(ctx context.Context) error {
-	f, err := worker.NewFollower(v.cfg.RPC, v.cfg.From)
+	f, err := client.NewFollower(v.cfg.RPC, v.cfg.From)
 	if err != nil {
 		return err
 	}
@@ -175,7 +191,7 @@ func (v *Verifier) Run(ctx context.Context) error {
 		v.replayLoop(ctx)
 	}()
 	defer wg.Wait()
-	model := ledger.Hash(v.cfg.Worker.ModelID()).String()
+	model := ledger.Hash(v.cfg.Worker.ModelID())
 	for ctx.Err() == nil {
 		_, evs, err := f.Next(ctx)
 		if err != nil {
@@ -187,17 +203,18 @@ func (v *Verifier) Run(ctx context.Context) error {
 		}
 		for _, e := range evs {
 			switch e.Type {
-			case "receipt_published":
-				id, err := ledger.ParseHash(e.Attrs["receiptId"])
-				if err != nil || e.Attrs["modelId"] != model {
+			case ledger.EventReceiptPublished:
+				p, err := ledger.DecodeReceiptPublished(e.Event)
+				if err != nil || p.ModelID != model {
 					continue
 				}
 				v.stats.seen.Add(1)
-				if Sampled(id, v.addr, v.cfg.ReplayShareBps) {
-					v.enqueue(id)
+				if Sampled(p.ReceiptID, v.addr, v.cfg.ReplayShareBps) {
+					v.enqueue(p.ReceiptID)
 				}
-			case "ValidationRequest":
-				if e.Attrs["validatorAddress"] != v.addr.String() || e.Tx == nil || e.Tx.Msg.ValidationRequest == nil {
+			case ledger.EventValidationRequest:
+				r, err := ledger.DecodeValidationRequest(e.Event)
+				if err != nil || r.ValidatorAddress != v.addr || e.Tx == nil || e.Tx.Msg.ValidationRequest == nil {
 					continue
 				}
 				vr := e.Tx.Msg.ValidationRequest
@@ -213,21 +230,24 @@ func (v *Verifier) Run(ctx context.Context) error {
 					v.enqueue(rid)
 				}
 				v.respond(ctx, rid)
-			case "audit_passed", "audit_failed":
+			case ledger.EventAuditPassed, ledger.EventAuditFailed:
 				if e.Tx != nil && e.Tx.Msg.PostOpenings != nil {
-					v.checkOpenings(ctx, e.Tx.Msg.PostOpenings, e.Type == "audit_passed")
+					v.checkOpenings(ctx, e.Tx.Msg.PostOpenings, e.Type == ledger.EventAuditPassed)
 				}
-			case "dispute_opened":
-				if e.Attrs["challenger"] == v.addr.String() {
-					v.joinDispute(e.Attrs["disputeId"], e.Attrs["receiptId"])
+			case ledger.EventDisputeOpened:
+				if d, err := ledger.DecodeDisputeOpened(e.Event); err == nil && d.Challenger == v.addr {
+					v.joinDispute(d.DisputeID, d.ReceiptID)
 				}
-			case "dispute_settled":
-				id, _ := ledger.ParseHash(e.Attrs["disputeId"])
-				if ours := v.disputes.Remove(id); ours {
-					if e.Attrs["status"] == ledger.DisputeWorkerLost {
+			case ledger.EventDisputeSettled:
+				d, err := ledger.DecodeDisputeSettled(e.Event)
+				if err != nil {
+					continue
+				}
+				if ours := v.disputes.Remove(d.DisputeID); ours {
+					if d.Status == ledger.DisputeWorkerLost {
 						v.stats.won.Add(1)
 					}
-					v.log.Info("dispute settled", "dispute", id.String(), "status", e.Attrs["status"], "reason", e.Attrs["reason"])
+					v.log.Info("dispute settled", "dispute", d.DisputeID.String(), "status", d.Status, "reason", d.Reason)
 				}
 			}
 		}
@@ -272,7 +292,7 @@ func (v *Verifier) check(ctx context.Context, id ledger.Hash) {
 	if done {
 		return
 	}
-	data, err := v.cfg.Client.Query(ctx, "receiptData/"+id.String(), nil)
+	data, err := v.cfg.Client.ReceiptData(ctx, id)
 	if err != nil {
 		v.log.Warn("fetching a receipt", "receipt", id.String(), "err", err)
 		return
@@ -325,12 +345,7 @@ func (v *Verifier) challenge(ctx context.Context, id ledger.Hash, data []byte) {
 	v.log.Warn("dispute opened", "receipt", id.String())
 }
 
-func (v *Verifier) joinDispute(did, rid string) {
-	id, err1 := ledger.ParseHash(did)
-	r, err2 := ledger.ParseHash(rid)
-	if err1 != nil || err2 != nil {
-		return
-	}
+func (v *Verifier) joinDispute(id, r ledger.Hash) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	tr := v.traces[r]
@@ -339,7 +354,7 @@ func (v *Verifier) joinDispute(did, rid string) {
 	}
 	m := v.cfg.Worker
 	rc := tr.Receipt()
-	v.disputes.Add(id, &worker.Player{Side: ledger.SideChallenger, Setup: worker.TraceSetup(m.Model(), m.ModelID()), Timeout: v.params.MoveWindow,
+	v.disputes.Add(id, &disputeplay.Player{Side: ledger.SideChallenger, Setup: disputeplay.TraceSetup(m.Model(), m.ModelID()), Timeout: v.params.MoveWindow,
 		Responder: &dispute.Responder{Party: dispute.B, Tree: tr.Tree(), Value: tr.LeafValue},
 		Reload: func(leaves []int) (func(int) ([]byte, error), error) {
 			kept, err := m.RetraceLeaves(context.Background(), rc, leaves)
@@ -377,11 +392,11 @@ func (v *Verifier) respond(ctx context.Context, id ledger.Hash) {
 
 // checkOpenings checks posted openings independently of the ledger.
 func (v *Verifier) checkOpenings(ctx context.Context, m *ledger.MsgPostOpenings, ledgerPassed bool) {
-	var a ledger.Audit
-	if _, err := worker.QueryJSON(ctx, v.cfg.Client, "audit/"+m.ReceiptID.String(), &a); err != nil {
+	a, found, err := v.cfg.Client.Audit(ctx, m.ReceiptID)
+	if err != nil || !found {
 		return
 	}
-	data, err := v.cfg.Client.Query(ctx, "receiptData/"+m.ReceiptID.String(), nil)
+	data, err := v.cfg.Client.ReceiptData(ctx, m.ReceiptID)
 	if err != nil {
 		return
 	}
@@ -391,7 +406,7 @@ func (v *Verifier) checkOpenings(ctx context.Context, m *ledger.MsgPostOpenings,
 	}
 	op, err := audit.ParseOpenings(m.Openings)
 	if err == nil {
-		err = audit.Check(v.cfg.Worker.Model(), merkle.Hash(r.Model), r, proofhooks.Seed(a.Seed), int(a.Cells), op)
+		err = audit.Check(v.cfg.Worker.Model(), merkle.Hash(r.Model), r, audit.SeedOf(a.Seed), int(a.Cells), op)
 	}
 	v.stats.opened.Add(1)
 	if err != nil {

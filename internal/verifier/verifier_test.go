@@ -7,7 +7,11 @@ import (
 	"testing"
 
 	"github.com/verdictnet/verdict/internal/ledger"
+	"github.com/verdictnet/verdict/internal/worker"
 )
+
+// The worker is what the CLI and the devnet give the verifier to replay on.
+var _ Replayer = (*worker.Local)(nil)
 
 // TestSampled checks the replay sampling: the share of 20000 receipts
 // sampled is within 1.5 percentage points of the asked share, 0 and 10000

@@ -10,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -36,6 +35,10 @@ type Pending struct {
 	Requester string      `json:"requester"`
 	Fee       uint64      `json:"fee"`
 	EscrowID  ledger.Hash `json:"escrowId,omitzero"`
+	// RequestSteps, when not zero, is the step count of the request the
+	// escrow (opened before the generation: x402) was bound to, for a
+	// receipt that ended early (MsgPublishReceipt.RequestSteps).
+	RequestSteps uint64 `json:"requestSteps,omitempty"`
 	// EscrowTx is the signed transaction opening EscrowID, written here
 	// before it is broadcast and kept until the ledger shows the escrow:
 	// after a crash the outbox finds it committed, sends the same bytes
@@ -269,10 +272,8 @@ func (c *Chain) Setup(ctx context.Context) error {
 			return fmt.Errorf("worker setup: registering the agent: %w", err)
 		}
 		for _, e := range res.Events {
-			for _, a := range e.Attrs {
-				if e.Type == "Registered" && a.Key == "agentId" {
-					c.agent, _ = strconv.ParseUint(a.Value, 10, 64)
-				}
+			if g, err := ledger.DecodeRegistered(e); err == nil {
+				c.agent = g.AgentID
 			}
 		}
 		if c.agent == 0 {
@@ -600,7 +601,7 @@ func (c *Chain) step(ctx context.Context, ps *pendingState) error {
 		}
 		// In the mempool: the receipt can follow it into the same block.
 	}
-	if _, err := c.send.Send(ctx, ledger.Msg{PublishReceipt: &ledger.MsgPublishReceipt{EscrowID: p.EscrowID, Receipt: p.Receipt}}); err != nil {
+	if _, err := c.send.Send(ctx, ledger.Msg{PublishReceipt: &ledger.MsgPublishReceipt{EscrowID: p.EscrowID, Receipt: p.Receipt, RequestSteps: p.RequestSteps}}); err != nil {
 		if code, ok := client.RejectionCode(err); ok && code == ledger.Code(ledger.ErrExists) {
 			return nil // published meanwhile; the next look drops it
 		}
@@ -859,40 +860,47 @@ func (c *Chain) follow(ctx context.Context) {
 			continue
 		}
 		for _, e := range evs {
-			id := e.Attrs["receiptId"]
 			switch e.Type {
-			case "audit_selected":
+			case ledger.EventAuditSelected:
+				a, err := ledger.DecodeAuditSelected(e.Event)
 				// The audit may be selected before the publishing loop has
 				// seen its receipt on the ledger: the event names the worker.
-				if e.Attrs["worker"] != c.addr.String() {
+				if err != nil || a.Worker != c.addr {
 					continue
 				}
+				id := a.ReceiptID.String()
 				c.mu.Lock()
 				r := c.watch[id]
 				c.mu.Unlock()
 				task(h, func() { c.answerAudit(ctx, sem, id, r) })
-			case "dispute_opened":
-				if e.Attrs["worker"] == c.addr.String() {
-					did := e.Attrs["disputeId"]
+			case ledger.EventDisputeOpened:
+				if d, err := ledger.DecodeDisputeOpened(e.Event); err == nil && d.Worker == c.addr {
+					did, id := d.DisputeID.String(), d.ReceiptID.String()
 					task(h, func() { c.startDispute(ctx, sem, did, id) })
 				}
-			case "receipt_published":
+			case ledger.EventReceiptPublished:
 				// Drop the outbox entry at once, without a query.
+				p, err := ledger.DecodeReceiptPublished(e.Event)
+				if err != nil || p.Worker != c.addr {
+					continue
+				}
 				c.mu.Lock()
-				ps := c.pending[id]
+				ps := c.pending[p.ReceiptID.String()]
 				c.mu.Unlock()
-				if ps != nil && e.Attrs["worker"] == c.addr.String() {
+				if ps != nil {
 					c.published(ps.p)
 				}
 				c.mu.Lock()
-				if _, ok := c.reveals[id]; ok && e.Attrs["worker"] == c.addr.String() {
-					c.revealAt[id] = h
+				if _, ok := c.reveals[p.ReceiptID.String()]; ok {
+					c.revealAt[p.ReceiptID.String()] = h
 				}
 				c.mu.Unlock()
-			case "receipt_final", "escrow_refunded":
-				c.mu.Lock()
-				delete(c.watch, id)
-				c.mu.Unlock()
+			case ledger.EventReceiptFinal:
+				if f, err := ledger.DecodeReceiptFinal(e.Event); err == nil {
+					c.mu.Lock()
+					delete(c.watch, f.ReceiptID.String())
+					c.mu.Unlock()
+				}
 			}
 		}
 		task(h, func() { c.revealAudits(ctx, h) })
@@ -1233,24 +1241,6 @@ func (c *Chain) playDisputes(ctx context.Context) {
 	for _, id := range c.disputes.Play(ctx, c.send, c.log) {
 		c.trackDispute(id.String(), "")
 	}
-}
-
-// PlayDispute sends p's answer to dispute id's outstanding query, if any;
-// done is true once the dispute is over.
-func PlayDispute(ctx context.Context, s *Sender, p *Player, id ledger.Hash) (done bool, err error) {
-	d, _, err := s.Client().Dispute(ctx, id)
-	if err != nil {
-		return false, err
-	}
-	if d.Status != ledger.DisputeOpen {
-		return true, nil
-	}
-	msg, ok, err := p.Move(&d)
-	if err != nil || !ok {
-		return false, err
-	}
-	_, err = s.Send(ctx, ledger.Msg{DisputeMove: &ledger.MsgDisputeMove{DisputeID: id, Message: msg}})
-	return false, err
 }
 
 func sleep(ctx context.Context, d time.Duration) {

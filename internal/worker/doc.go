@@ -9,18 +9,22 @@
 // durable outbox until the ledger holds it (opening the caller's escrow
 // first, retrying with backoff, idempotent by receipt id), answers the
 // audits the ledger selects with openings before their deadline, and plays
-// the disputes opened against it (Player, over the trace bisection game).
+// the disputes opened against it (internal/ledger/disputeplay's Player,
+// over the ledger's own trace bisection game).
 // The outbox records each escrow transaction before it sends it and the
 // follower its progress (follow.json), so a restart loses no answered
 // receipt and misses no audit or dispute (docs/ledger.md). Sending and
-// following blocks are internal/ledger/client's (Sender, Follower); the
-// names here are aliases.
+// following blocks are internal/ledger/client's (Sender, Follower), the
+// request and result types internal/inference's, the dispute player
+// internal/ledger/disputeplay's; the names here are aliases.
 //
 // Every generation is fully determined by its receipt: the prompt tokens, the
 // sampling parameters (seed included), the step count and the stop tokens.
 // When a stop string ends a generation early, the receipt's step count is
 // lowered to the positions actually fed, so that replaying the receipt yields
-// exactly the tokens returned.
+// exactly the tokens returned; a generation cut short (its caller hung up or
+// cancelled) after its first token gets such a receipt too, for the tokens
+// generated (PartialError), so that the worker can be paid for them.
 //
 // A Local worker runs its generations as one continuous batch
 // (internal/scheduler: requests join and leave at every step, within a

@@ -3,7 +3,6 @@ package worker
 import (
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -20,123 +19,65 @@ import (
 	"github.com/verdictnet/verdict/internal/engine"
 	"github.com/verdictnet/verdict/internal/generate"
 	"github.com/verdictnet/verdict/internal/gguf"
+	"github.com/verdictnet/verdict/internal/inference"
 	"github.com/verdictnet/verdict/internal/keys"
 	"github.com/verdictnet/verdict/internal/ledger"
 	"github.com/verdictnet/verdict/internal/merkle"
 	"github.com/verdictnet/verdict/internal/model"
 	"github.com/verdictnet/verdict/internal/modelid"
 	"github.com/verdictnet/verdict/internal/receipt"
-	"github.com/verdictnet/verdict/internal/sampler"
 	"github.com/verdictnet/verdict/internal/scheduler"
 	"github.com/verdictnet/verdict/internal/tokenizer"
 )
 
-// Errors a generation can fail with; callers test them with errors.Is.
+// The request, result and error types are internal/inference's; these
+// names stay for the worker's callers and its own files.
+type (
+	// ModelInfo is inference.ModelInfo.
+	ModelInfo = inference.ModelInfo
+	// Request is inference.Request.
+	Request = inference.Request
+	// Alt is inference.Alt.
+	Alt = inference.Alt
+	// TokenLogprob is inference.TokenLogprob.
+	TokenLogprob = inference.TokenLogprob
+	// Delta is inference.Delta.
+	Delta = inference.Delta
+	// Result is inference.Result.
+	Result = inference.Result
+	// Verification is inference.Verification.
+	Verification = inference.Verification
+)
+
+// Errors a generation can fail with (inference's); callers test them with
+// errors.Is.
 var (
-	ErrUnknownModel  = errors.New("model not found")
-	ErrContextLength = errors.New("context length exceeded")
-	ErrInvalid       = errors.New("invalid request")
-	ErrBusy          = errors.New("too many requests")
+	ErrUnknownModel  = inference.ErrUnknownModel
+	ErrContextLength = inference.ErrContextLength
+	ErrInvalid       = inference.ErrInvalid
+	ErrBusy          = inference.ErrBusy
 )
 
-// ModelInfo describes a served model.
-type ModelInfo struct {
-	Name        string               // what requests name it by
-	ID          merkle.Hash          // model id (internal/modelid)
-	Spec        string               // determinism specification (engine.SpecVersion)
-	Fingerprint string               // OpenAI system_fingerprint: see Fingerprint
-	ContextLen  int                  // positions
-	Vocab       int                  // tokens
-	Template    *chat.Template       // chat template (the model's, or the plain built-in)
-	Format      string               // "gguf" or "llama2c"
-	Tokenizer   *tokenizer.Tokenizer `json:"-"`
-}
-
-// Fingerprint derives the OpenAI system_fingerprint of a model id and a
-// determinism spec version: "fp_" and the first 16 hex digits of
-// SHA-256(spec || 0x00 || model id bytes). Two servers with the same
-// fingerprint produce bit-identical outputs for the same request.
-func Fingerprint(id merkle.Hash, spec string) string {
-	h := sha256.New()
-	h.Write([]byte(spec))
-	h.Write([]byte{0})
-	h.Write(id[:])
-	return "fp_" + hex.EncodeToString(h.Sum(nil))[:16]
-}
-
-// Request is one generation.
-type Request struct {
-	// Model is a model's Name or its id in hex.
-	Model string
-	// Chat is a rendered chat prompt (see chat.Template.Render); else
-	// Segments is raw prompt text (see chat.Segment); when both are nil,
-	// Tokens is the prompt, used as it is.
-	Chat     *chat.Prompt
-	Segments []chat.Segment
-	Tokens   []int
-	// MaxTokens bounds the generated tokens; 0 means up to the context
-	// length. It is capped by the context.
-	MaxTokens int
-	Sampler   sampler.Params
-	// Stop strings end the generation; the text returned stops before the
-	// first of them.
-	Stop []string
-	// Logprobs asks for the log-probability of each generated token and of
-	// the TopLogprobs most likely alternatives (at most MaxTopLogprobs).
-	Logprobs    bool
-	TopLogprobs int
-	// Nonce is the requester's request id, recorded in the receipt.
-	Nonce []byte
-	// Admit, if set, is called once the prompt is tokenized and before
-	// the generation takes a slot, with the prompt's token count and the
-	// most completion tokens the generation may produce; an error from it
-	// refuses the request (Generate returns it). The gateway reserves the
-	// request's fee here.
-	Admit func(promptTokens, maxCompletion int) error
-	// Bind, if set, is called after Admit with the RequestHash
-	// (ledger.RequestHash) the receipt will have; an error from it refuses
-	// the request. An x402 payer's escrow is bound to it (gateway).
-	Bind func(requestHash ledger.Hash) error
-}
-
-// Alt is a candidate token with its log-probability.
-type Alt struct {
-	Token   int
-	Text    string // the token's bytes as text (may be part of a character)
-	Bytes   []byte
-	Logprob float64
-}
-
-// TokenLogprob is a generated token, its log-probability and the most
-// likely alternatives at its position.
-type TokenLogprob struct {
-	Alt
-	Top []Alt
-}
-
-// Delta is a piece of streamed output.
-type Delta struct {
-	Text     string
-	Logprobs []TokenLogprob
-}
-
-// Finish reasons, as OpenAI names them.
+// Finish reasons, as OpenAI names them, and FinishCancelled for a
+// generation cut short (PartialError).
 const (
-	FinishStop   = "stop"
-	FinishLength = "length"
+	FinishStop      = inference.FinishStop
+	FinishLength    = inference.FinishLength
+	FinishCancelled = inference.FinishCancelled
 )
 
-// Result is a finished generation.
-type Result struct {
-	Model            ModelInfo
-	Text             string
-	FinishReason     string
-	PromptTokens     int
-	CompletionTokens int
-	Logprobs         []TokenLogprob
-	ReceiptID        string // hex
-	Receipt          []byte // canonical signed receipt (JSON)
-}
+// PartialError is inference.PartialError: a generation cut short, with
+// the receipt of the tokens generated so far.
+type PartialError = inference.PartialError
+
+// deltaError is an error of the caller's onDelta.
+type deltaError struct{ err error }
+
+func (e *deltaError) Error() string { return e.err.Error() }
+func (e *deltaError) Unwrap() error { return e.err }
+
+// Fingerprint is inference.Fingerprint.
+func Fingerprint(id merkle.Hash, spec string) string { return inference.Fingerprint(id, spec) }
 
 // Config configures a Local worker.
 type Config struct {
@@ -478,10 +419,11 @@ func (w *Local) Generate(ctx context.Context, req Request, onDelta func(Delta) e
 			return nil, err
 		}
 	}
+	requestSteps := audit.EffectiveSteps(steps, ctxLen)
 	if req.Bind != nil {
 		p := req.Sampler
 		h := ledger.RequestHash(&receipt.Receipt{Model: info.ID, Nonce: req.Nonce, Prompt: prompt,
-			Sampling: receipt.Sampling{Temperature: p.Temperature, TopK: p.TopK, TopP: p.TopP, Seed: p.Seed, Steps: audit.EffectiveSteps(steps, ctxLen), Stop: w.stops}})
+			Sampling: receipt.Sampling{Temperature: p.Temperature, TopK: p.TopK, TopP: p.TopP, Seed: p.Seed, Steps: requestSteps, Stop: w.stops}})
 		if err := req.Bind(h); err != nil {
 			return nil, err
 		}
@@ -504,12 +446,17 @@ func (w *Local) Generate(ctx context.Context, req Request, onDelta func(Delta) e
 	emit := func(s string, tl []TokenLogprob) error {
 		text.WriteString(s)
 		if onDelta != nil && (s != "" || len(tl) > 0) {
-			return onDelta(Delta{Text: s, Logprobs: tl})
+			if err := onDelta(Delta{Text: s, Logprobs: tl}); err != nil {
+				return &deltaError{err}
+			}
 		}
 		return nil
 	}
+	// A cancelled Run returns while the batch may still be tracing its
+	// next position into rec; the gate ends the tracing first.
+	trace := &traceGate{t: rec}
 	greq := generate.Request{
-		Prompt: prompt, Steps: steps, Sampler: req.Sampler, StopTokens: w.stops, Trace: rec,
+		Prompt: prompt, Steps: steps, Sampler: req.Sampler, StopTokens: w.stops, Trace: trace,
 		// The receipt commits to, and logprobs read, only the vectors
 		// output tokens are sampled from.
 		OutputLogitsOnly: true,
@@ -561,10 +508,22 @@ func (w *Local) Generate(ctx context.Context, req Request, onDelta func(Delta) e
 		},
 	}
 	res, err := w.sched.Run(ctx, greq)
+	trace.stop()
 	finish := FinishLength
+	var cut error // what cut the generation short
+	var de *deltaError
 	switch {
 	case stopString && errors.Is(err, errStopString):
 		finish = FinishStop
+		steps = len(prompt) + len(res.Output) - 1
+	case err != nil && len(res.Output) > 0 && (ctx.Err() != nil || errors.As(err, &de)):
+		// Cut short: a receipt for the tokens generated, as for a stop
+		// string (every one of them was sampled from recorded logits
+		// after the positions before it were traced).
+		finish, cut = FinishCancelled, err
+		if de != nil {
+			cut = de.err
+		}
 		steps = len(prompt) + len(res.Output) - 1
 	case errors.Is(err, generate.ErrPromptTooLong), errors.Is(err, scheduler.ErrTooLarge):
 		return nil, fmt.Errorf("%w: %v", ErrContextLength, err)
@@ -583,7 +542,12 @@ func (w *Local) Generate(ctx context.Context, req Request, onDelta func(Delta) e
 			finish = FinishStop
 		}
 		if err := emit(s, nil); err != nil {
-			return nil, err
+			// Generated in full, but the end could not be delivered:
+			// the receipt is whole, the caller is gone.
+			cut = err
+			if errors.As(err, &de) {
+				cut = de.err
+			}
 		}
 	}
 	if req.Chat != nil {
@@ -602,12 +566,47 @@ func (w *Local) Generate(ctx context.Context, req Request, onDelta func(Delta) e
 	if err := w.store.Put(id, data); err != nil {
 		return nil, fmt.Errorf("storing receipt %s: %w", id, err)
 	}
-	w.log.Debug("generation", "model", info.Name, "prompt_tokens", len(prompt), "output_tokens", len(res.Output), "receipt", id)
-	return &Result{
+	w.log.Debug("generation", "model", info.Name, "prompt_tokens", len(prompt), "output_tokens", len(res.Output), "receipt", id, "finish", finish)
+	out := &Result{
 		Model: info, Text: text.String(), FinishReason: finish,
 		PromptTokens: len(prompt), CompletionTokens: len(res.Output), Logprobs: lps,
-		ReceiptID: id, Receipt: data,
-	}, nil
+		ReceiptID: id, Receipt: data, RequestSteps: requestSteps,
+	}
+	if cut != nil {
+		return nil, &PartialError{Result: out, Err: cut}
+	}
+	return out, nil
+}
+
+// traceGate passes a generation's trace to its recorder until stop, which
+// waits for a call in progress: after it the recorder is the caller's
+// alone.
+type traceGate struct {
+	mu      sync.Mutex
+	t       engine.Tracer
+	stopped bool
+}
+
+func (g *traceGate) Layer(l, pos int, x, k, v, attn []float32) {
+	g.mu.Lock()
+	if !g.stopped {
+		g.t.Layer(l, pos, x, k, v, attn)
+	}
+	g.mu.Unlock()
+}
+
+func (g *traceGate) Final(pos int, x []float32) {
+	g.mu.Lock()
+	if !g.stopped {
+		g.t.Final(pos, x)
+	}
+	g.mu.Unlock()
+}
+
+func (g *traceGate) stop() {
+	g.mu.Lock()
+	g.stopped = true
+	g.mu.Unlock()
 }
 
 func (w *Local) alt(prev, t int, lp *logprobs) (Alt, error) {
@@ -616,19 +615,6 @@ func (w *Local) alt(prev, t int, lp *logprobs) (Alt, error) {
 		return Alt{}, err
 	}
 	return Alt{Token: t, Text: string(b), Bytes: b, Logprob: lp.of(t)}, nil
-}
-
-// Verification is the outcome of checking a receipt.
-type Verification struct {
-	ID        string `json:"receipt_id"`
-	Signature bool   `json:"signature_valid"`
-	Worker    string `json:"worker"`
-	Model     string `json:"model_id"`
-	// Replayed: the generation was re-run on the served model; Match: it
-	// agreed token for token and root for root.
-	Replayed bool   `json:"replayed"`
-	Match    bool   `json:"match"`
-	Problem  string `json:"problem,omitempty"`
 }
 
 // Verify parses a receipt (in any JSON spelling: its canonical form is what

@@ -4,15 +4,17 @@ import (
 	"math"
 
 	"github.com/verdictnet/verdict/internal/detmath"
+	"github.com/verdictnet/verdict/internal/inference"
 	"github.com/verdictnet/verdict/internal/kernels"
 )
 
-// MaxTopLogprobs is the most alternatives reported per token (OpenAI's limit).
-const MaxTopLogprobs = 20
+// MaxTopLogprobs is the most alternatives reported per token (OpenAI's
+// limit): inference.MaxTopLogprobs.
+const MaxTopLogprobs = inference.MaxTopLogprobs
 
 // MinLogprob stands for the log-probability of a token whose probability
-// underflows to zero (OpenAI reports -9999 there too).
-const MinLogprob = -9999.0
+// underflows to zero: inference.MinLogprob.
+const MinLogprob = inference.MinLogprob
 
 // logprobs holds the log-probabilities of one logit vector. They are
 // reporting, not part of the receipt, but still deterministic: the canonical

@@ -7,10 +7,13 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+
+	"github.com/verdictnet/verdict/internal/inference"
 )
 
-// ErrNotFound is returned by a Store for an unknown receipt id.
-var ErrNotFound = errors.New("receipt not found")
+// ErrNotFound is returned by a Store for an unknown receipt id
+// (inference.ErrNotFound).
+var ErrNotFound = inference.ErrNotFound
 
 // Store keeps signed receipts by id (the hex SHA-256 of the canonical
 // encoding): in memory (MemStore) or on disk (FileStore).

@@ -220,9 +220,9 @@ func (a *App) FinalizeBlock(_ context.Context, req *abci.RequestFinalizeBlock) (
 func events(evs []ledger.Event) []abci.Event {
 	out := make([]abci.Event, 0, len(evs))
 	for _, e := range evs {
-		ae := abci.Event{Type: e.Type}
+		ae := abci.Event{Type: string(e.Type)}
 		for _, at := range e.Attrs {
-			ae.Attributes = append(ae.Attributes, abci.EventAttribute{Key: at.Key, Value: at.Value, Index: true})
+			ae.Attributes = append(ae.Attributes, abci.EventAttribute{Key: string(at.Key), Value: at.Value, Index: true})
 		}
 		out = append(out, ae)
 	}

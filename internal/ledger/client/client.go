@@ -216,11 +216,7 @@ func (c *Client) BroadcastCommit(ctx context.Context, tx *ledger.Tx) (Result, er
 	}
 	res := Result{Hash: r.Hash.String(), Height: r.Height, Code: r.TxResult.Code, Log: r.TxResult.Log}
 	for _, e := range r.TxResult.Events {
-		ev := ledger.Event{Type: e.Type}
-		for _, a := range e.Attributes {
-			ev.Attrs = append(ev.Attrs, ledger.Attr{Key: a.Key, Value: a.Value})
-		}
-		res.Events = append(res.Events, ev)
+		res.Events = append(res.Events, EventOf(r.Height, e, nil).Event)
 	}
 	return res, nil
 }

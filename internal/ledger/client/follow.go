@@ -6,18 +6,30 @@ import (
 	"strings"
 	"time"
 
+	abci "github.com/cometbft/cometbft/abci/types"
 	rpchttp "github.com/cometbft/cometbft/rpc/client/http"
 
 	"github.com/verdictnet/verdict/internal/ledger"
 )
 
-// Event is a ledger event with its attributes by key.
+// Event is a ledger event as a block holds it: read it with its typed
+// decoder (ledger.DecodeAuditSelected...) by its Type.
 type Event struct {
+	ledger.Event
 	Height int64
-	Type   string
-	Attrs  map[string]string
 	// Tx is the transaction that emitted it (nil for block events).
 	Tx *ledger.Tx
+}
+
+// EventOf converts an event of CometBFT's block or transaction results
+// (tx: the transaction that emitted it, or nil), for readers of raw block
+// results; Follower.Next returns events converted by it.
+func EventOf(h int64, e abci.Event, tx *ledger.Tx) Event {
+	ev := Event{Height: h, Tx: tx, Event: ledger.Event{Type: ledger.EventType(e.Type)}}
+	for _, a := range e.Attributes {
+		ev.Attrs = append(ev.Attrs, ledger.Attr{Key: ledger.AttrKey(a.Key), Value: a.Value})
+	}
+	return ev
 }
 
 // Follower reads the ledger block by block: the events of every
@@ -42,10 +54,25 @@ func NewFollower(addr string, from int64) (*Follower, error) {
 	return &Follower{rpc: c, next: from, Poll: 200 * time.Millisecond}, nil
 }
 
+// Block is one committed block as a Follower reads it.
+type Block struct {
+	Height int64
+	// Time is the block's time (its header's, agreed by the validators).
+	Time time.Time
+	// Events are the transactions' events, then the block's.
+	Events []Event
+}
+
 // Next waits for the next block and returns its height and events (the
 // transactions' events, then the block's). Errors talking to the node are
 // returned; call again to retry the same block.
 func (f *Follower) Next(ctx context.Context) (int64, []Event, error) {
+	b, err := f.NextBlock(ctx)
+	return b.Height, b.Events, err
+}
+
+// NextBlock is Next with the block's time.
+func (f *Follower) NextBlock(ctx context.Context) (Block, error) {
 	for {
 		// The application's last committed height, not the block store's:
 		// a block is stored before it is executed, and asking for its
@@ -54,7 +81,7 @@ func (f *Follower) Next(ctx context.Context) (int64, []Event, error) {
 		// committed a block its results are saved.
 		info, err := f.rpc.ABCIInfo(ctx)
 		if err != nil {
-			return 0, nil, fmt.Errorf("node info: %w", err)
+			return Block{}, fmt.Errorf("node info: %w", err)
 		}
 		h := info.Response.LastBlockHeight
 		if f.next == 0 {
@@ -66,27 +93,19 @@ func (f *Follower) Next(ctx context.Context) (int64, []Event, error) {
 		select {
 		case <-time.After(f.Poll):
 		case <-ctx.Done():
-			return 0, nil, ctx.Err()
+			return Block{}, ctx.Err()
 		}
 	}
 	h := f.next
 	b, err := f.rpc.Block(ctx, &h)
 	if err != nil {
-		return 0, nil, fmt.Errorf("block %d: %w", h, err)
+		return Block{}, fmt.Errorf("block %d: %w", h, err)
 	}
+	// The application committed block h (ABCIInfo above), so its results
+	// are saved: CometBFT saves them before it calls Commit.
 	r, err := f.rpc.BlockResults(ctx, &h)
-	for i := 0; err != nil && strings.Contains(err.Error(), "could not find results") && i < 50; i++ {
-		// The node reports a height before it has saved the block's
-		// results: not an error, just early.
-		select {
-		case <-time.After(f.Poll / 4):
-		case <-ctx.Done():
-			return 0, nil, ctx.Err()
-		}
-		r, err = f.rpc.BlockResults(ctx, &h)
-	}
 	if err != nil {
-		return 0, nil, fmt.Errorf("block results %d: %w", h, err)
+		return Block{}, fmt.Errorf("block results %d: %w", h, err)
 	}
 	var evs []Event
 	for i, tr := range r.TxsResults {
@@ -98,20 +117,12 @@ func (f *Follower) Next(ctx context.Context) (int64, []Event, error) {
 			continue
 		}
 		for _, e := range tr.Events {
-			ev := Event{Height: h, Type: e.Type, Attrs: map[string]string{}, Tx: tx}
-			for _, a := range e.Attributes {
-				ev.Attrs[a.Key] = a.Value
-			}
-			evs = append(evs, ev)
+			evs = append(evs, EventOf(h, e, tx))
 		}
 	}
 	for _, e := range r.FinalizeBlockEvents {
-		ev := Event{Height: h, Type: e.Type, Attrs: map[string]string{}}
-		for _, a := range e.Attributes {
-			ev.Attrs[a.Key] = a.Value
-		}
-		evs = append(evs, ev)
+		evs = append(evs, EventOf(h, e, nil))
 	}
 	f.next++
-	return h, evs, nil
+	return Block{Height: h, Time: b.Block.Time, Events: evs}, nil
 }

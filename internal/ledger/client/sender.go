@@ -204,6 +204,12 @@ func (c *Client) Params(ctx context.Context) (ledger.Params, error) {
 	return p, err
 }
 
+// Chain returns the last block the state has applied (its height and time).
+func (c *Client) Chain(ctx context.Context) (ledger.ChainInfo, error) {
+	ch, _, err := get[ledger.ChainInfo](ctx, c, "chain")
+	return ch, err
+}
+
 // Model returns a registered model (found false: not registered).
 func (c *Client) Model(ctx context.Context, id ledger.Hash) (ledger.Model, bool, error) {
 	return get[ledger.Model](ctx, c, "model/"+id.String())

@@ -260,3 +260,34 @@ func (g Game) Rounds(state []byte) (int, error) {
 	}
 	return m.Rounds(), nil
 }
+
+// Answer is one party's message in a stored game and the height at which
+// it landed.
+type Answer struct {
+	Height uint64
+	From   ledger.Side
+	Msg    *dispute.Message
+}
+
+// Answers decodes a stored game's transcript without refereeing it (no
+// model needed): the height the game started at and the parties' messages
+// in the order they landed, ticks left out. Each node answer names the
+// range [Start, End) of the round it answers, so the rounds can be drawn
+// as a narrowing interval; the first round's range is every cell.
+func Answers(state []byte) (start uint64, answers []Answer, err error) {
+	var t transcript
+	if err := json.Unmarshal(state, &t); err != nil {
+		return 0, nil, fmt.Errorf("dispute transcript: %w", err)
+	}
+	for i, e := range t.Entries {
+		if len(e.Msg) == 0 {
+			continue
+		}
+		msg, err := message(e.From, e.Msg)
+		if err != nil {
+			return 0, nil, fmt.Errorf("dispute transcript entry %d: %w", i, err)
+		}
+		answers = append(answers, Answer{Height: e.Height, From: e.From, Msg: msg})
+	}
+	return t.Start, answers, nil
+}

@@ -183,10 +183,8 @@ func TestLedgerDispute(t *testing.T) {
 			res := ch.ok("verifier", ledger.Msg{OpenDispute: &ledger.MsgOpenDispute{ReceiptID: rid, Commitment: []byte(ledger.Hash(vtree.Root()).String())}})
 			var did ledger.Hash
 			for _, e := range res.Events {
-				for _, a := range e.Attrs {
-					if e.Type == "dispute_opened" && a.Key == "disputeId" {
-						did, _ = ledger.ParseHash(a.Value)
-					}
+				if d, err := ledger.DecodeDisputeOpened(e); err == nil {
+					did = d.DisputeID
 				}
 			}
 			players := map[string]*dispute.Responder{
@@ -236,7 +234,54 @@ func TestLedgerDispute(t *testing.T) {
 			if d.Status != c.wantStatus || r.Status != c.wantRcpt {
 				t.Fatalf("dispute %s (%s), receipt %s; want %s, %s", d.Status, d.Reason, r.Status, c.wantStatus, c.wantRcpt)
 			}
+			lie := max(c.workerLie, c.challLie)
+			if c.workerSilent {
+				lie = -1 // the game ends in its first round
+			}
+			checkAnswers(t, d.Game, lie)
 		})
+	}
+}
+
+// checkAnswers reads a finished game's transcript with Answers: the node
+// answers' ranges start at every cell and narrow round by round (each
+// inside the one before) down to the cell where the traces differ.
+func checkAnswers(t *testing.T, state []byte, lieAt int) {
+	t.Helper()
+	start, answers, err := Answers(state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if start == 0 || len(answers) == 0 {
+		t.Fatalf("start %d, %d answers", start, len(answers))
+	}
+	lo, hi, round := 0, cells, 0
+	last := -1
+	for _, a := range answers {
+		m := a.Msg
+		if m.Round < round || a.Height < start {
+			t.Fatalf("answer %+v out of order (round %d, start %d)", m, round, start)
+		}
+		round = m.Round
+		if m.Start < lo || m.End > hi {
+			t.Fatalf("round %d range [%d,%d) is outside [%d,%d)", m.Round, m.Start, m.End, lo, hi)
+		}
+		lo, hi = m.Start, m.End
+		if m.Kind == dispute.LeafValues {
+			last = m.Start
+		}
+	}
+	if lieAt < 0 {
+		if last != -1 || lo != 0 || hi != cells {
+			t.Fatalf("a game ended by silence narrowed to [%d,%d), leaf %d", lo, hi, last)
+		}
+		return
+	}
+	if last != lieAt || hi-lo != 1 {
+		t.Fatalf("the rounds end at [%d,%d), leaf %d; the traces differ at %d", lo, hi, last, lieAt)
+	}
+	if _, _, err := Answers([]byte("{not json")); err == nil {
+		t.Fatal("Answers accepted a malformed transcript")
 	}
 }
 
@@ -362,10 +407,8 @@ func TestLedgerDisputeInParts(t *testing.T) {
 			res := ch.ok("verifier", ledger.Msg{OpenDispute: &ledger.MsgOpenDispute{ReceiptID: rid, Commitment: []byte(ledger.Hash(vtree.Root()).String())}})
 			var did ledger.Hash
 			for _, e := range res.Events {
-				for _, a := range e.Attrs {
-					if e.Type == "dispute_opened" && a.Key == "disputeId" {
-						did, _ = ledger.ParseHash(a.Value)
-					}
+				if d, err := ledger.DecodeDisputeOpened(e); err == nil {
+					did = d.DisputeID
 				}
 			}
 			players := map[string]*dispute.Responder{
@@ -443,4 +486,29 @@ func TestLedgerDisputeInParts(t *testing.T) {
 			}
 		})
 	}
+}
+
+// FuzzAnswers: any stored state decodes to answers or an error, never a
+// panic; every answer it returns is a well-formed message from its side.
+func FuzzAnswers(f *testing.F) {
+	m := dispute.Message{Kind: dispute.Node, From: dispute.A, Round: 1, Start: 0, End: 4, Left: merkle.LeafHash([]byte("l")), Right: merkle.LeafHash([]byte("r"))}
+	msg, _ := m.Marshal()
+	good, _ := json.Marshal(transcript{Receipt: []byte("r"), Commitment: []byte("c"), Start: 3, Entries: []entry{{Height: 4}, {Height: 5, From: ledger.SideWorker, Msg: msg}}})
+	for _, s := range [][]byte{good, []byte(`{}`), []byte(`{"entries":[{"height":1,"from":2,"msg":"e30="}]}`), []byte(`not json`), nil} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, state []byte) {
+		_, answers, err := Answers(state)
+		if err != nil {
+			return
+		}
+		for _, a := range answers {
+			if a.Msg == nil || (a.From != ledger.SideWorker && a.From != ledger.SideChallenger) {
+				t.Fatalf("answer %+v", a)
+			}
+			if _, err := a.Msg.Marshal(); err != nil {
+				t.Fatalf("answer does not re-encode: %v", err)
+			}
+		}
+	})
 }

@@ -132,7 +132,7 @@ func TestSingleNode(t *testing.T) {
 		if err != nil || r.Code != 0 {
 			t.Fatalf("tx %d: %+v %v", i, r, err)
 		}
-		if len(r.Events) == 0 || r.Events[0].Type != "tx" {
+		if len(r.Events) == 0 || r.Events[0].Type != ledger.EventTx {
 			t.Fatalf("events %+v", r.Events)
 		}
 	}

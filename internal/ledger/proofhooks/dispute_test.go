@@ -238,10 +238,8 @@ func TestDisputeThroughLedger(t *testing.T) {
 			res := ch.ok(ch.tx(chall, ledger.Msg{OpenDispute: &ledger.MsgOpenDispute{ReceiptID: ledger.Hash(rr.ID()), Commitment: root[:]}}))
 			var did ledger.Hash
 			for _, ev := range res.TxResults[0].Events {
-				for _, a := range ev.Attrs {
-					if ev.Type == "dispute_opened" && a.Key == "disputeId" {
-						did, _ = ledger.ParseHash(a.Value)
-					}
+				if d, err := ledger.DecodeDisputeOpened(ev); err == nil {
+					did = d.DisputeID
 				}
 			}
 			var before ledger.Totals
@@ -551,10 +549,8 @@ func TestDisputeWholeContextThroughLedger(t *testing.T) {
 	opened := ch.ok(ch.tx(chall, ledger.Msg{OpenDispute: &ledger.MsgOpenDispute{ReceiptID: ledger.Hash(cp.ID()), Commitment: root[:]}}))
 	var did ledger.Hash
 	for _, ev := range opened.TxResults[0].Events {
-		for _, a := range ev.Attrs {
-			if ev.Type == "dispute_opened" && a.Key == "disputeId" {
-				did, _ = ledger.ParseHash(a.Value)
-			}
+		if d, err := ledger.DecodeDisputeOpened(ev); err == nil {
+			did = d.DisputeID
 		}
 	}
 	players := map[ledger.Side]struct {

@@ -1,13 +1,38 @@
-package worker
+package disputeplay
 
 import (
 	"fmt"
 	"time"
 
+	"github.com/verdictnet/verdict/internal/audit"
 	"github.com/verdictnet/verdict/internal/dispute"
 	"github.com/verdictnet/verdict/internal/ledger"
 	"github.com/verdictnet/verdict/internal/ledger/disputegame"
+	"github.com/verdictnet/verdict/internal/merkle"
+	"github.com/verdictnet/verdict/internal/model"
 )
+
+// A dispute over a receipt bisects the trace tree (docs/protocol.md,
+// audit.DisputeSetup): the worker's root is the receipt's TraceRoot, the
+// challenger's commitment the 32-byte root of its own trace of the same
+// tokens, and the referee recomputes the one cell where they part. The
+// ledger runs the game (proofhooks.Hooks); a Player answers for a party.
+
+// TraceSetup is the dispute setup for receipts of model m with id, the
+// same as the ledger's (proofhooks.Models.DisputeSetup) for that model.
+func TraceSetup(m *model.Model, id merkle.Hash) disputegame.Setup {
+	return func(rb, commitment []byte) (dispute.Config, dispute.Referee, error) {
+		cfg, ref, err := audit.DisputeSetup(m, id, rb, commitment)
+		if err != nil || ref == nil {
+			return cfg, nil, err // a nil *audit.Referee stays a nil dispute.Referee
+		}
+		return cfg, ref, nil
+	}
+}
+
+// resend is how long a player waits for its answer to show in the
+// transcript before it sends the same answer again.
+const resend = 3 * time.Second
 
 // Player plays one side of a ledger dispute from its trace.
 type Player struct {
@@ -26,9 +51,10 @@ type Player struct {
 }
 
 // Move returns the player's answer to the dispute's outstanding query, or
-// ok false when there is none or it was answered already. The query is
-// the ledger's own (disputegame.Game.Outstanding replays the transcript as
-// the validators do).
+// ok false when there is none or it was answered in the last few seconds.
+// The query is the ledger's own: disputegame.Game.Outstanding replays the
+// transcript as the validators do, and a transcript they could not replay
+// is an error here too.
 func (p *Player) Move(d *ledger.Dispute) (msg []byte, ok bool, err error) {
 	if d.Status != ledger.DisputeOpen {
 		return nil, false, nil
@@ -40,9 +66,15 @@ func (p *Player) Move(d *ledger.Dispute) (msg []byte, ok bool, err error) {
 	if !ok {
 		return nil, false, nil
 	}
-	qb, _ := q.Marshal()
+	if p.Responder == nil {
+		return nil, false, fmt.Errorf("dispute %s: the player has no trace to answer from", d.DisputeID)
+	}
+	qb, err := q.Marshal()
+	if err != nil {
+		return nil, false, fmt.Errorf("dispute %s: %w", d.DisputeID, err)
+	}
 	key := d.DisputeID.String() + string(qb)
-	if at, ok := p.answered[key]; ok && time.Since(at) < 3*time.Second {
+	if at, ok := p.answered[key]; ok && time.Since(at) < resend {
 		return nil, false, nil
 	}
 	if q.Kind == dispute.OpenLeaves && p.Reload != nil && p.loaded != q.Start+1 {
@@ -62,7 +94,7 @@ func (p *Player) Move(d *ledger.Dispute) (msg []byte, ok bool, err error) {
 	}
 	b, err := a.Marshal()
 	if err != nil {
-		return nil, false, err
+		return nil, false, fmt.Errorf("dispute %s: %w", d.DisputeID, err)
 	}
 	if p.answered == nil {
 		p.answered = map[string]time.Time{}

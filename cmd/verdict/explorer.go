@@ -1,0 +1,91 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/verdictnet/verdict/internal/explorer"
+	"github.com/verdictnet/verdict/internal/gateway"
+	"github.com/verdictnet/verdict/internal/ledger"
+	"github.com/verdictnet/verdict/internal/model"
+	"github.com/verdictnet/verdict/internal/modelid"
+)
+
+func init() {
+	register(&command{Name: "explorer", Summary: "serve the web explorer of a ledger node (overview, models, workers, receipts, accounts)", Run: runExplorer})
+}
+
+// runExplorer implements `verdict explorer --node RPC --addr A [--model
+// PATH[,PATH...]] [--from H]`.
+func runExplorer(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("explorer", stderr)
+	nodeAddr := fs.String("node", "tcp://127.0.0.1:26657", "ledger node RPC address")
+	addr := fs.String("addr", "127.0.0.1:8090", "listen address (port 0: any free port)")
+	models := fs.String("model", "", "models to decode prompts and outputs with, comma-separated (GGUF or llama2.c; default: none, tokens are shown as ids)")
+	tok := fs.String("tokenizer", "", "tokenizer file (llama2.c checkpoints)")
+	from := fs.Int64("from", 1, "first block to index: receipt timelines and worker counts start there")
+	level := fs.String("log-level", "info", "log level: debug, info, warn or error")
+	if err := fs.Parse(reorderFlags(args)); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("explorer: unexpected argument %q (usage: verdict explorer --node RPC --addr HOST:PORT [--model PATH])", fs.Arg(0))
+	}
+	if *from < 1 {
+		return fmt.Errorf("explorer: --from %d: heights start at 1", *from)
+	}
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(*level)); err != nil {
+		return fmt.Errorf("explorer: --log-level %q: %w", *level, err)
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lv}))
+	held := map[ledger.Hash]*model.Model{}
+	for _, p := range strings.Split(*models, ",") {
+		if p = strings.TrimSpace(p); p == "" {
+			continue
+		}
+		m, err := model.Load(p, *tok)
+		if err != nil {
+			return fmt.Errorf("explorer: %w", err)
+		}
+		defer m.Close()
+		id, err := modelid.Of(m)
+		if err != nil {
+			return fmt.Errorf("explorer: %s: %w", p, err)
+		}
+		held[ledger.Hash(id)] = m
+	}
+	ex, err := explorer.Start(ctx, *nodeAddr, *from, explorer.Options{Models: held, Logger: log})
+	if err != nil {
+		return fmt.Errorf("explorer: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle(gateway.ExplorerPath, ex)
+	mux.Handle("GET /{$}", http.RedirectHandler(gateway.ExplorerPath, http.StatusFound))
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		return fmt.Errorf("explorer: %w", err)
+	}
+	hs := gateway.HTTPServer(mux)
+	fmt.Fprintf(stdout, "verdict explorer: http://%s%s (ledger %s, %d models held)\n", ln.Addr(), gateway.ExplorerPath, *nodeAddr, len(held))
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("explorer: %w", err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := hs.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("explorer: shutdown: %w", err)
+	}
+	return nil
+}

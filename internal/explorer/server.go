@@ -1,0 +1,265 @@
+package explorer
+
+import (
+	"bytes"
+	"context"
+	"embed"
+	"errors"
+	"fmt"
+	"html/template"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/verdictnet/verdict/internal/ledger"
+	"github.com/verdictnet/verdict/internal/ledger/client"
+	"github.com/verdictnet/verdict/internal/model"
+)
+
+// Ledger is what the explorer reads from a node: *client.Client.
+type Ledger interface {
+	Query(ctx context.Context, path string, data []byte) ([]byte, error)
+	Height(ctx context.Context) (int64, error)
+	Validators(ctx context.Context) ([]ledger.ValidatorUpdate, error)
+	Params(ctx context.Context) (ledger.Params, error)
+	Account(ctx context.Context, a ledger.Address) (ledger.Account, error)
+	Stake(ctx context.Context, a ledger.Address) (ledger.Stake, error)
+	Model(ctx context.Context, id ledger.Hash) (ledger.Model, bool, error)
+	Agent(ctx context.Context, id uint64) (ledger.Agent, bool, error)
+	Receipt(ctx context.Context, id ledger.Hash) (ledger.ReceiptRecord, bool, error)
+	ReceiptData(ctx context.Context, id ledger.Hash) ([]byte, error)
+	Audit(ctx context.Context, receipt ledger.Hash) (ledger.Audit, bool, error)
+	Dispute(ctx context.Context, id ledger.Hash) (ledger.Dispute, bool, error)
+}
+
+var _ Ledger = (*client.Client)(nil)
+
+// Options configure an explorer.
+type Options struct {
+	// Ledger is the node the pages read.
+	Ledger Ledger
+	// Index is fed by the caller (Index.Run with a client.Follower);
+	// Start does both.
+	Index *Index
+	// Prefix is the path the explorer is served under, with slashes at
+	// both ends (default "/explorer/").
+	Prefix string
+	// Models are the models the explorer holds, by model id: their
+	// tokenizers decode prompts and outputs, their shapes name the cells
+	// of audits and disputes, and their paths go into the `verdict
+	// verify` command. A receipt of another model shows its tokens.
+	Models map[ledger.Hash]*model.Model
+	Logger *slog.Logger
+}
+
+// Explorer serves the pages.
+type Explorer struct {
+	o    Options
+	mux  *http.ServeMux
+	tmpl map[string]*template.Template
+	log  *slog.Logger
+	toks *tokenizers
+}
+
+//go:embed templates/*.html
+var templateFS embed.FS
+
+//go:embed static
+var staticFS embed.FS
+
+// New returns an explorer over o.Ledger and o.Index.
+func New(o Options) (*Explorer, error) {
+	if o.Ledger == nil || o.Index == nil {
+		return nil, errors.New("explorer: no ledger or no index")
+	}
+	if o.Prefix == "" {
+		o.Prefix = "/explorer/"
+	}
+	if !strings.HasPrefix(o.Prefix, "/") || !strings.HasSuffix(o.Prefix, "/") {
+		return nil, fmt.Errorf("explorer: prefix %q must start and end with a slash", o.Prefix)
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	e := &Explorer{o: o, mux: http.NewServeMux(), log: o.Logger, toks: newTokenizers(o.Models)}
+	if err := e.parseTemplates(); err != nil {
+		return nil, err
+	}
+	p := o.Prefix
+	e.mux.HandleFunc("GET "+p+"{$}", e.page("overview", e.overview))
+	e.mux.HandleFunc("GET "+p+"models", e.page("models", e.models))
+	e.mux.HandleFunc("GET "+p+"workers", e.page("workers", e.workers))
+	e.mux.HandleFunc("GET "+p+"receipt/{id}", e.page("receipt", e.receipt))
+	e.mux.HandleFunc("GET "+p+"receipt/{id}/json", e.receiptJSON)
+	e.mux.HandleFunc("GET "+p+"account/{addr}", e.page("account", e.account))
+	e.mux.HandleFunc("GET "+p+"search", e.search)
+	e.mux.HandleFunc("GET "+p+"events", e.events)
+	e.mux.HandleFunc("GET "+p+"static/{file}", e.static)
+	e.mux.HandleFunc(p, func(w http.ResponseWriter, r *http.Request) {
+		e.fail(w, r, &pageError{Status: http.StatusNotFound, Msg: fmt.Sprintf("There is no page %s here.", r.URL.Path)})
+	})
+	return e, nil
+}
+
+// Start builds an explorer reading the node at rpc: it follows the chain
+// from height from (1: the whole chain, which the worker and dispute counts
+// need) until ctx ends.
+func Start(ctx context.Context, rpc string, from int64, o Options) (*Explorer, error) {
+	c, err := client.New(rpc)
+	if err != nil {
+		return nil, fmt.Errorf("explorer: %w", err)
+	}
+	f, err := client.NewFollower(rpc, from)
+	if err != nil {
+		return nil, fmt.Errorf("explorer: %w", err)
+	}
+	o.Ledger, o.Index = c, NewIndex()
+	e, err := New(o)
+	if err != nil {
+		return nil, err
+	}
+	go o.Index.Run(ctx, f, func(err error) { e.log.Warn("explorer: reading the ledger", "err", err) })
+	return e, nil
+}
+
+// static serves the script and the style sheet (nothing else: no listing).
+func (e *Explorer) static(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("file")
+	types := map[string]string{"app.js": "text/javascript; charset=utf-8", "style.css": "text/css; charset=utf-8"}
+	b, err := fs.ReadFile(staticFS, "static/"+name)
+	if types[name] == "" || err != nil {
+		e.fail(w, r, notFound("There is no file %s here.", name))
+		return
+	}
+	w.Header().Set("Content-Type", types[name])
+	w.Header().Set("Cache-Control", "no-cache")
+	http.ServeContent(w, r, name, time.Time{}, bytes.NewReader(b))
+}
+
+// ServeHTTP implements http.Handler. Pages carry a Content-Security-Policy
+// that runs only the explorer's own script: text from the ledger (prompts,
+// agent URIs, model names) is escaped by html/template, and even markup
+// that slipped through could not run a script.
+func (e *Explorer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h := w.Header()
+	h.Set("Content-Security-Policy", "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Referrer-Policy", "no-referrer")
+	e.mux.ServeHTTP(w, r)
+}
+
+// pageError is a page that cannot be shown: an unknown id (404), a
+// malformed one (404: the URL names nothing), the node not answering (502).
+type pageError struct {
+	Status int
+	Msg    string
+}
+
+func (p *pageError) Error() string { return p.Msg }
+
+func notFound(format string, args ...any) error {
+	return &pageError{Status: http.StatusNotFound, Msg: fmt.Sprintf(format, args...)}
+}
+
+// nodeError wraps an error talking to the node.
+func nodeError(err error) error {
+	return &pageError{Status: http.StatusBadGateway, Msg: "The ledger node did not answer: " + err.Error()}
+}
+
+// layout is what every page's frame shows.
+type layout struct {
+	Title  string
+	Prefix string
+	Nav    string
+	Height int64
+	Page   any
+	Error  *pageError
+}
+
+func (e *Explorer) page(name string, build func(r *http.Request) (string, any, error)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		title, data, err := build(r)
+		if err != nil {
+			e.fail(w, r, err)
+			return
+		}
+		h, _ := e.o.Index.Height()
+		e.render(w, http.StatusOK, name, layout{Title: title, Prefix: e.o.Prefix, Nav: name, Height: h, Page: data})
+	}
+}
+
+func (e *Explorer) fail(w http.ResponseWriter, r *http.Request, err error) {
+	var pe *pageError
+	if !errors.As(err, &pe) {
+		e.log.Error("explorer page failed", "path", r.URL.Path, "err", err)
+		pe = &pageError{Status: http.StatusInternalServerError, Msg: "The page could not be drawn: " + err.Error()}
+	}
+	h, _ := e.o.Index.Height()
+	title := "Not found"
+	if pe.Status != http.StatusNotFound {
+		title = http.StatusText(pe.Status)
+	}
+	e.render(w, pe.Status, "error", layout{Title: title, Prefix: e.o.Prefix, Height: h, Error: pe})
+}
+
+func (e *Explorer) render(w http.ResponseWriter, status int, name string, l layout) {
+	var buf bytes.Buffer
+	if err := e.tmpl[name].ExecuteTemplate(&buf, "layout", l); err != nil {
+		e.log.Error("explorer template", "page", name, "err", err)
+		http.Error(w, "explorer: the page could not be drawn", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	w.Write(buf.Bytes())
+}
+
+// events streams server-sent events: "block" with the height of every
+// block the index reads (data: {"height":H,"version":V}). Pages refresh
+// their content when one arrives.
+func (e *Explorer) events(w http.ResponseWriter, r *http.Request) {
+	fl, ok := w.(http.Flusher)
+	if !ok {
+		http.Error(w, "streaming unsupported", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusOK)
+	fmt.Fprint(w, "retry: 2000\n\n")
+	fl.Flush()
+	ping := time.NewTicker(15 * time.Second)
+	defer ping.Stop()
+	for {
+		ch, v := e.o.Index.Changed()
+		select {
+		case <-r.Context().Done():
+			return
+		case <-e.o.Index.stopped:
+			return
+		case <-ping.C:
+			fmt.Fprint(w, ": ping\n\n")
+		case <-ch:
+			h, _ := e.o.Index.Height()
+			fmt.Fprintf(w, "event: block\ndata: {\"height\":%d,\"version\":%d}\n\n", h, v+1)
+		}
+		fl.Flush()
+	}
+}
+
+// search sends a receipt id, an account or an agent id to its page.
+func (e *Explorer) search(w http.ResponseWriter, r *http.Request) {
+	q := strings.ToLower(strings.TrimSpace(r.URL.Query().Get("q")))
+	if h, err := ledger.ParseHash(q); err == nil {
+		if _, found, err := e.o.Ledger.Receipt(r.Context(), h); err == nil && found {
+			http.Redirect(w, r, e.o.Prefix+"receipt/"+q, http.StatusSeeOther)
+			return
+		}
+		http.Redirect(w, r, e.o.Prefix+"account/"+q, http.StatusSeeOther)
+		return
+	}
+	e.fail(w, r, notFound("%q is neither a receipt id nor an account (64 hex digits).", q))
+}

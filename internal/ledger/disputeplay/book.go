@@ -1,0 +1,88 @@
+package disputeplay
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+
+	"github.com/verdictnet/verdict/internal/ledger"
+	"github.com/verdictnet/verdict/internal/ledger/client"
+)
+
+// DisputeBook holds the disputes one party is playing. It is safe for
+// concurrent use; the zero value is empty and ready.
+type DisputeBook struct {
+	mu sync.Mutex
+	m  map[ledger.Hash]*Player
+}
+
+// Add starts playing dispute id with p.
+func (b *DisputeBook) Add(id ledger.Hash, p *Player) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.m == nil {
+		b.m = map[ledger.Hash]*Player{}
+	}
+	b.m[id] = p
+}
+
+// Remove stops playing dispute id and reports whether it was being played.
+func (b *DisputeBook) Remove(id ledger.Hash) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	_, ok := b.m[id]
+	delete(b.m, id)
+	return ok
+}
+
+// Play makes each dispute's outstanding move, if any, in dispute id order,
+// and forgets the disputes that are over; it returns their ids.
+func (b *DisputeBook) Play(ctx context.Context, s *client.Sender, log *slog.Logger) (over []ledger.Hash) {
+	b.mu.Lock()
+	ids := make([]ledger.Hash, 0, len(b.m))
+	for id := range b.m {
+		ids = append(ids, id)
+	}
+	b.mu.Unlock()
+	slices.SortFunc(ids, func(x, y ledger.Hash) int { return bytes.Compare(x[:], y[:]) })
+	for _, id := range ids {
+		b.mu.Lock()
+		p := b.m[id]
+		b.mu.Unlock()
+		if p == nil {
+			continue
+		}
+		done, err := PlayDispute(ctx, s, p, id)
+		if err != nil {
+			log.Warn("dispute move", "dispute", id.String(), "err", err)
+		}
+		if done {
+			b.Remove(id)
+			over = append(over, id)
+		}
+	}
+	return over
+}
+
+// PlayDispute sends p's answer to dispute id's outstanding query, if any;
+// done is true once the dispute is over.
+func PlayDispute(ctx context.Context, s *client.Sender, p *Player, id ledger.Hash) (done bool, err error) {
+	d, _, err := s.Client().Dispute(ctx, id)
+	if err != nil {
+		return false, fmt.Errorf("dispute %s: %w", id, err)
+	}
+	if d.Status != ledger.DisputeOpen {
+		return true, nil
+	}
+	msg, ok, err := p.Move(&d)
+	if err != nil || !ok {
+		return false, err
+	}
+	if _, err := s.Send(ctx, ledger.Msg{DisputeMove: &ledger.MsgDisputeMove{DisputeID: id, Message: msg}}); err != nil {
+		return false, fmt.Errorf("dispute %s: move: %w", id, err)
+	}
+	return false, nil
+}
