@@ -83,6 +83,7 @@ const pct = (xs, p) => {
 for (const n of ns) {
     const ctx = await newContext(n);
     const seqs = Array.from({ length: n }, () => ctx.getSequence());
+    const cpu0 = process.cpuUsage();
     const t0 = process.hrtime.bigint();
     const runs = await Promise.all(seqs.map((s, i) => run(s, prompts[i])));
     let last = t0, tokens = 0, differ = 0;
@@ -96,9 +97,11 @@ for (const n of ns) {
         if (r.times[r.times.length - 1] > last) last = r.times[r.times.length - 1];
     });
     const wall = Number(last - t0) / 1e9;
+    const cu = process.cpuUsage(cpu0); // the node process: llama.cpp's threads included
+    const cpu = (cu.user + cu.system) / 1e6;
     console.log(JSON.stringify({
         engine: "llama.cpp", model: modelPath, threads, streams: n, prompt_tokens: promptN + 1, decode_tokens: decodeN,
-        output_tokens: tokens, wall_s: wall, aggregate_tok_s: tokens / wall,
+        output_tokens: tokens, wall_s: wall, aggregate_tok_s: tokens / wall, cpu_s: cpu, tok_per_cpu_s: tokens / cpu,
         ttft_p50_ms: pct(ttft, 50), ttft_p99_ms: pct(ttft, 99), tpot_p50_ms: pct(tpot, 50), tpot_p99_ms: pct(tpot, 99), differ,
     }));
     await ctx.dispose();

@@ -15,8 +15,9 @@
 # and bench/llama-batch-driver.mjs (N sequences of one llama.cpp context
 # evaluated together), each after running every stream alone. Printed: a
 # table of aggregate tokens/s (all streams' generated tokens over the wall
-# time), time to first token and per output token (p50 / p99), and the
-# answers that differ from the same stream run alone. Raw results go to
+# time) and per CPU second of the process (both engines; steadier than the
+# wall clock on a busy machine), time to first token and per output token
+# (p50 / p99), and the answers that differ from the same stream run alone. Raw results go to
 # OUT/streams.jsonl. Setup (models, node-llama-cpp) as bench/run.sh.
 set -euo pipefail
 
@@ -85,11 +86,13 @@ node - "$RES" <<'EOF'
 const fs = require("fs");
 const rows = fs.readFileSync(process.argv[2], "utf8").trim().split("\n").map((l) => JSON.parse(l));
 const f = (x) => (x >= 100 ? x.toFixed(0) : x.toFixed(1));
-console.log("| model | engine | streams | aggregate tok/s | x its N=1 | TTFT p50 / p99 ms | per token p50 / p99 ms | answers unlike alone |");
-console.log("|---|---|---|---|---|---|---|---|");
+console.log("| model | engine | streams | aggregate tok/s | x its N=1 | tokens per CPU-second | x its N=1 | TTFT p50 / p99 ms | per token p50 / p99 ms | answers unlike alone |");
+console.log("|---|---|---|---|---|---|---|---|---|---|");
 for (const r of rows) {
 	const one = rows.find((o) => o.engine === r.engine && o.preset === r.preset && o.type === r.type && o.streams === 1);
 	const x = one ? (r.aggregate_tok_s / one.aggregate_tok_s).toFixed(2) : "";
-	console.log(`| ${r.preset} ${r.type} | ${r.engine} | ${r.streams} | ${f(r.aggregate_tok_s)} | ${x} | ${f(r.ttft_p50_ms)} / ${f(r.ttft_p99_ms)} | ${f(r.tpot_p50_ms)} / ${f(r.tpot_p99_ms)} | ${r.differ} of ${r.streams} |`);
+	const xc = one && one.tok_per_cpu_s > 0 ? (r.tok_per_cpu_s / one.tok_per_cpu_s).toFixed(2) : "";
+	const c = r.tok_per_cpu_s > 0 ? f(r.tok_per_cpu_s) : "—";
+	console.log(`| ${r.preset} ${r.type} | ${r.engine} | ${r.streams} | ${f(r.aggregate_tok_s)} | ${x} | ${c} | ${xc} | ${f(r.ttft_p50_ms)} / ${f(r.ttft_p99_ms)} | ${f(r.tpot_p50_ms)} / ${f(r.tpot_p99_ms)} | ${r.differ} of ${r.streams} |`);
 }
 EOF

@@ -27,6 +27,8 @@ type streamsResult struct {
 	OutputTokens int     `json:"output_tokens"` // generated, all streams
 	WallSecs     float64 `json:"wall_s"`        // first request sent to last answer
 	AggTokS      float64 `json:"aggregate_tok_s"`
+	CPUSecs      float64 `json:"cpu_s"`         // user+system CPU time of the process over the run
+	TokPerCPUS   float64 `json:"tok_per_cpu_s"` // output tokens per CPU second (steadier than tok/s on a shared machine)
 	TTFTP50Ms    float64 `json:"ttft_p50_ms"`
 	TTFTP99Ms    float64 `json:"ttft_p99_ms"`
 	TPOTP50Ms    float64 `json:"tpot_p50_ms"` // time per output token after the first, over every gap
@@ -131,6 +133,7 @@ func benchStreams(ctx context.Context, m *model.Model, path string, threads int,
 	fmt.Fprintln(stderr)
 	for _, n := range ns {
 		runs := make([]streamRun, n)
+		cpu0 := cpuSeconds()
 		t0 := time.Now()
 		var wg sync.WaitGroup
 		for i := range n {
@@ -141,6 +144,7 @@ func benchStreams(ctx context.Context, m *model.Model, path string, threads int,
 			}()
 		}
 		wg.Wait()
+		cpu := cpuSeconds() - cpu0
 		res := streamsResult{Model: path, Threads: threads, Streams: n, PromptTokens: promptN + 1, DecodeTokens: decodeN, PeakBatch: w.BatchStats().PeakBatch}
 		var ttft, tpot []time.Duration
 		last := t0
@@ -165,6 +169,9 @@ func benchStreams(ctx context.Context, m *model.Model, path string, threads int,
 		}
 		res.WallSecs = last.Sub(t0).Seconds()
 		res.AggTokS = float64(res.OutputTokens) / res.WallSecs
+		if cpu > 0 {
+			res.CPUSecs, res.TokPerCPUS = cpu, float64(res.OutputTokens)/cpu
+		}
 		res.TTFTP50Ms, res.TTFTP99Ms = pctMs(ttft, 50), pctMs(ttft, 99)
 		res.TPOTP50Ms, res.TPOTP99Ms = pctMs(tpot, 50), pctMs(tpot, 99)
 		if asJSON {
@@ -175,8 +182,8 @@ func benchStreams(ctx context.Context, m *model.Model, path string, threads int,
 			fmt.Fprintf(stdout, "%s\n", b)
 			continue
 		}
-		fmt.Fprintf(stdout, "streams %3d: %5d tokens in %6.2f s: %7.1f tok/s aggregate; TTFT p50 %.0f ms p99 %.0f ms; per token p50 %.1f ms p99 %.1f ms; %d of %d answers differ from alone\n",
-			n, res.OutputTokens, res.WallSecs, res.AggTokS, res.TTFTP50Ms, res.TTFTP99Ms, res.TPOTP50Ms, res.TPOTP99Ms, res.Differ, n)
+		fmt.Fprintf(stdout, "streams %3d: %5d tokens in %6.2f s: %7.1f tok/s aggregate (%.1f per CPU second); TTFT p50 %.0f ms p99 %.0f ms; per token p50 %.1f ms p99 %.1f ms; %d of %d answers differ from alone\n",
+			n, res.OutputTokens, res.WallSecs, res.AggTokS, res.TokPerCPUS, res.TTFTP50Ms, res.TTFTP99Ms, res.TPOTP50Ms, res.TPOTP99Ms, res.Differ, n)
 	}
 	return nil
 }

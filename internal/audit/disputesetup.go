@@ -25,9 +25,11 @@ const CommitmentSize = 32
 // Config.Timeout is left for the caller to set.
 //
 // It checks only what the referee needs to run safely: the model id and
-// spec version, tokens inside the vocabulary, positions inside the
-// context, and a commitment of 32 bytes that differs from the worker's
-// root. The receipt's signature is the caller's to check.
+// spec version, and a commitment of 32 bytes that differs from the
+// worker's root. A receipt whose tokens no run of m can produce (more
+// positions than the context, a token outside the vocabulary, no prompt
+// or output) is decided at once against the worker (Config.Forfeit, with
+// a nil referee). The receipt's signature is the caller's to check.
 func DisputeSetup(m *model.Model, modelID merkle.Hash, receiptBytes, commitment []byte) (dispute.Config, *Referee, error) {
 	r, err := receipt.Parse(receiptBytes)
 	if err != nil {
@@ -47,16 +49,37 @@ func DisputeSetup(m *model.Model, modelID merkle.Hash, receiptBytes, commitment 
 	if root == r.TraceRoot {
 		return dispute.Config{}, nil, fmt.Errorf("dispute setup: the commitment is the receipt's own trace root %s; nothing to dispute", root)
 	}
-	if len(r.Output) > 0 {
-		if n := len(r.Prompt) + len(r.Output) - 1; n > m.Config.ContextLen {
-			return dispute.Config{}, nil, fmt.Errorf("dispute setup: %d positions exceed the model's context of %d", n, m.Config.ContextLen)
-		}
+	if err := disputable(m, r); err != nil {
+		// The worker signed a receipt no run of the model can produce:
+		// it loses the dispute at once (the ledger accepted the receipt
+		// by its signature; no receipt it accepts escapes a dispute).
+		return dispute.Config{Forfeit: [2]string{fmt.Sprintf("signed a receipt no run of the model can produce: %v", err), ""}}, nil, nil
 	}
 	ref, err := NewReferee(m, r)
 	if err != nil {
 		return dispute.Config{}, nil, fmt.Errorf("dispute setup: %w", err)
 	}
 	return dispute.Config{Cells: ref.Cells(), Roots: [2]merkle.Hash{r.TraceRoot, root}}, ref, nil
+}
+
+// disputable reports why r's tokens cannot be a run of m: more positions
+// than its context, no prompt or no output, or a token outside its
+// vocabulary.
+func disputable(m *model.Model, r *receipt.Receipt) error {
+	if len(r.Output) > 0 {
+		if n := len(r.Prompt) + len(r.Output) - 1; n > m.Config.ContextLen {
+			return fmt.Errorf("%d positions exceed the model's context of %d", n, m.Config.ContextLen)
+		}
+	}
+	if len(r.Prompt) < 1 || len(r.Output) < 1 {
+		return fmt.Errorf("a receipt needs a prompt and an output")
+	}
+	for _, t := range append(append([]int(nil), r.Prompt...), r.Output...) {
+		if t < 0 || t >= m.Config.Vocab {
+			return fmt.Errorf("token %d outside the vocabulary of %d", t, m.Config.Vocab)
+		}
+	}
+	return nil
 }
 
 // WithLeaf returns a copy of t whose trace leaf i holds value instead (the
@@ -82,20 +105,31 @@ func (t *Trace) WithLeaf(i int, value []byte) (*Trace, error) {
 
 // MaxAnswerBytes bounds the size of the largest answer a party may have
 // to send in a dispute over this referee's receipt: the canonical JSON of
-// a leaf_values message opening the inputs of one leaf, the largest being
-// those of an attention leaf at the last position (a state leaf and the
-// key/value leaves of one head at every position) or of a state leaf (a
-// state and the attention leaves of every head), with their multi-proof.
-// A ledger that carries answers in transactions refuses disputes whose
-// answers could not fit.
-func (r *Referee) MaxAnswerBytes() int {
-	lay := r.lay
+// a leaf_values message opening the inputs of one leaf, or one part of
+// them (Parts), with their multi-proof. The largest are those of an
+// attention leaf (a state leaf and the key/value leaves of one head at
+// every position up to the leaf's, in parts of at most the part bound
+// when they take more) or of a state leaf (a state and the attention
+// leaves of every head). Reading in parts keeps the bound near
+// DisputePartBytes (base64-encoded) however long the receipt. A ledger
+// that carries answers in transactions refuses disputes whose answers
+// could not fit.
+func (r *Referee) MaxAnswerBytes() int { return MaxAnswerBytes(r.lay, r.parts()) }
+
+// MaxAnswerBytes is Referee.MaxAnswerBytes for a receipt of layout lay and
+// answers of at most partBytes bytes of values (DisputePartBytes on a
+// ledger).
+func MaxAnswerBytes(lay Layout, partBytes int) int {
 	T := lay.Positions()
 	b64 := func(raw int) int { return 4*((raw+2)/3) + 3 } // quoted, with a comma
 	state := b64(4 * lay.Dim)
-	attnIns := state + T*b64(4*2*lay.HeadDim)           // X(l, p) and KV(l, h, 0..p)
+	kvLeaves := T // key/value leaves in one answer
+	if 4*lay.Dim+T*8*lay.HeadDim > partBytes {
+		kvLeaves = min(T, partSize(lay, partBytes)) // a part (the first has the state too)
+	}
+	attnIns := state + kvLeaves*b64(4*2*lay.HeadDim)    // X(l, p) and KV(l, h, t) of a part
 	stateIns := state + lay.KVHeads*b64(4*lay.AWidth()) // X(l-1, p) and A(l-1, h, p) for every h
-	n := max(1+T, 1+lay.KVHeads)                        // leaves read
+	n := max(1+kvLeaves, 1+lay.KVHeads)                 // leaves read
 	size := 256                                         // kind, from, round, start, end, brackets
 	size += n * (len(fmt.Sprint(lay.Leaves())) + 1)     // leaf indices
 	size += max(attnIns, stateIns)                      // values

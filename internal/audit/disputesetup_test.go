@@ -8,6 +8,7 @@ import (
 
 	"github.com/verdictnet/verdict/internal/dispute"
 	"github.com/verdictnet/verdict/internal/merkle"
+	"github.com/verdictnet/verdict/internal/receipt"
 	"github.com/verdictnet/verdict/internal/sampler"
 )
 
@@ -117,6 +118,48 @@ func TestDisputeSetup(t *testing.T) {
 	}
 }
 
+// TestDisputeSetupForfeit: a signed receipt that no run of the model can
+// produce (a token outside the vocabulary, more positions than the
+// context) is disputable: the worker loses at once, with no query.
+func TestDisputeSetupForfeit(t *testing.T) {
+	f := loadFixture(t, "stories260K.gguf", 1)
+	r := f.generateReceipt(t, storyPrompt, sampler.Params{Temperature: 0.8, Seed: 4}, 12)
+	long := make([]int, f.m.Config.ContextLen+1)
+	for i := range long {
+		long[i] = 1 + i%7
+	}
+	other := merkle.Hash{7}
+	for _, c := range []struct {
+		name string
+		edit func(cp *receipt.Receipt)
+		want string
+	}{
+		{"token outside the vocabulary", func(cp *receipt.Receipt) { cp.Output[0] = f.m.Config.Vocab }, "outside the vocabulary"},
+		{"longer than the context", func(cp *receipt.Receipt) { cp.Prompt = long; cp.Sampling.Steps = len(long) + len(cp.Output) }, "exceed the model's context"},
+	} {
+		cp := *r
+		cp.Prompt = append([]int(nil), r.Prompt...)
+		cp.Output = append([]int(nil), r.Output...)
+		c.edit(&cp)
+		if err := cp.Sign(f.key.Private); err != nil {
+			t.Fatal(err)
+		}
+		rb, err := cp.Marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg, ref, err := DisputeSetup(f.m, f.id, rb, other[:])
+		if err != nil || ref != nil || !strings.Contains(cfg.Forfeit[0], c.want) || cfg.Forfeit[1] != "" {
+			t.Fatalf("%s: config %+v, referee %v, error %v", c.name, cfg, ref, err)
+		}
+		cfg.Timeout = 3
+		m, qs, err := dispute.New(cfg, nil, 5)
+		if o := m.Outcome(); err != nil || len(qs) != 0 || !o.Done || !o.Lost[dispute.A] || o.Lost[dispute.B] {
+			t.Fatalf("%s: outcome %+v, %d queries, error %v", c.name, o, len(qs), err)
+		}
+	}
+}
+
 // TestMaxAnswerBytes: the bound covers the real answer opening the inputs
 // of every attention leaf at the last position, and is not loose by more
 // than double.
@@ -169,6 +212,12 @@ func FuzzDisputeSetup(f *testing.F) {
 	f.Fuzz(func(t *testing.T, rb, commitment []byte) {
 		cfg, ref, err := DisputeSetup(fx.m, fx.id, rb, commitment)
 		if err != nil {
+			return
+		}
+		if ref == nil {
+			if cfg.Forfeit[0] == "" || cfg.Forfeit[1] != "" {
+				t.Fatalf("no referee, forfeits %q", cfg.Forfeit)
+			}
 			return
 		}
 		if cfg.Cells != ref.Cells() || cfg.Roots[0] == cfg.Roots[1] {

@@ -172,13 +172,54 @@ func Regenerate(e *engine.Engine, r *receipt.Receipt) (*Trace, error) {
 	return t, nil
 }
 
+// RegenerateLeaves is Regenerate keeping the data of the given trace
+// leaves alone (every leaf is hashed, so the tree is whole; LeafValue of
+// another leaf is an error). A dispute party needs the values of the
+// inputs of the one disputed leaf only (Referee.Inputs): for an attention
+// leaf, a state and one head's keys and values, T*2*hd floats, where the
+// whole trace of a long receipt (about L*T*(2*dim+2*kv_dim) floats: 170
+// GB for llama3.1-8b at 131072 positions) does not fit in memory.
+func RegenerateLeaves(e *engine.Engine, r *receipt.Receipt, leaves []int) (*Trace, error) {
+	t, err := RetraceLeaves(e, r, leaves)
+	if err != nil {
+		return nil, err
+	}
+	if t.trace.Root() != r.TraceRoot || t.logits.Root() != r.LogitsRoot {
+		return nil, fmt.Errorf("open: regenerating the trace does not give the receipt's roots; this model did not produce the receipt")
+	}
+	return t, nil
+}
+
+// RetraceLeaves is Retrace keeping the data of the given leaves alone, as
+// RegenerateLeaves does: a challenger's side of a dispute over a long
+// receipt.
+func RetraceLeaves(e *engine.Engine, r *receipt.Receipt, leaves []int) (*Trace, error) {
+	lay := NewLayout(e.Model().Config, len(r.Prompt), len(r.Output))
+	only := make(map[leafKey]bool, len(leaves))
+	for _, i := range leaves {
+		if i < 0 || i >= lay.Leaves() {
+			return nil, fmt.Errorf("open: leaf %d out of range", i)
+		}
+		kind, l, h, p := lay.Leaf(i)
+		if kind == 'x' {
+			h = 0
+		}
+		only[leafKey{kind: kind, p: p, l: l, h: h}] = true
+	}
+	return regenerateKeeping(e, r, only)
+}
+
 func regenerate(e *engine.Engine, r *receipt.Receipt) (*Trace, error) {
+	return regenerateKeeping(e, r, nil)
+}
+
+func regenerateKeeping(e *engine.Engine, r *receipt.Receipt, only map[leafKey]bool) (*Trace, error) {
 	m := e.Model()
 	lay := NewLayout(m.Config, len(r.Prompt), len(r.Output))
 	if err := lay.check(); err != nil {
 		return nil, fmt.Errorf("open: %w", err)
 	}
-	rec, _, err := prefill(e, r, true)
+	rec, _, err := prefillKeeping(e, r, true, only)
 	if err != nil {
 		return nil, fmt.Errorf("open: %w", err)
 	}

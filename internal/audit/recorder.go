@@ -39,6 +39,7 @@ type Recorder struct {
 	h      hash.Hash
 	buf    []byte
 	got    map[leafKey][]byte // every leaf's data, when keeping the trace
+	only   map[leafKey]bool   // when set, the leaves got keeps (the others are hashed)
 	err    error
 	async  *asyncHasher // when set, Layer and Final hash on other goroutines
 	// chatTemplate is the receipt's chat_template (zero: none).
@@ -66,7 +67,7 @@ func appendF32(b []byte, xs []float32) []byte {
 }
 
 func (r *Recorder) leaf(k leafKey, parts ...[]float32) merkle.Hash {
-	if r.got != nil {
+	if r.got != nil && (r.only == nil || r.only[k]) {
 		r.buf = r.buf[:0]
 		for _, p := range parts {
 			r.buf = appendF32(r.buf, p)

@@ -17,6 +17,8 @@ type Referee struct {
 	calc   *calc
 	lay    Layout
 	tokens []int
+	// partBytes bounds the values of one answer (0: DisputePartBytes).
+	partBytes int
 	// Calls counts recomputations; LeavesRead and BytesRead the inputs
 	// they read.
 	Calls, LeavesRead, BytesRead int
@@ -147,6 +149,9 @@ func (r *Referee) Recompute(i int, ins [][]byte) ([]byte, error) {
 	}
 	return appendF32(nil, out), nil
 }
+
+// Receipt returns the receipt a trace was regenerated from.
+func (t *Trace) Receipt() *receipt.Receipt { return t.r }
 
 // Tree returns the trace tree of a regenerated trace.
 func (t *Trace) Tree() *merkle.Tree { return t.trace }

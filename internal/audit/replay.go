@@ -111,7 +111,7 @@ func Replay(ctx context.Context, e *engine.Engine, r *receipt.Receipt, modelID m
 		return err
 	}
 	threads := e.Threads()
-	rec, logits, err := forward(e, r, false, threads)
+	rec, logits, err := forward(e, r, false, threads, nil)
 	if err != nil {
 		return err
 	}
@@ -154,7 +154,13 @@ func Replay(ctx context.Context, e *engine.Engine, r *receipt.Receipt, modelID m
 // the logit vectors (keep: with every leaf's data, for openings). The
 // logits are indexed by position, nil before the last prompt position.
 func prefill(e *engine.Engine, r *receipt.Receipt, keep bool) (*Recorder, [][]float32, error) {
-	rec, logits, err := forward(e, r, keep, e.Threads())
+	return prefillKeeping(e, r, keep, nil)
+}
+
+// prefillKeeping is prefill keeping, when keep is set and only is not
+// nil, the data of the leaves in only alone.
+func prefillKeeping(e *engine.Engine, r *receipt.Receipt, keep bool, only map[leafKey]bool) (*Recorder, [][]float32, error) {
+	rec, logits, err := forward(e, r, keep, e.Threads(), only)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -164,7 +170,7 @@ func prefill(e *engine.Engine, r *receipt.Receipt, keep bool) (*Recorder, [][]fl
 
 // forward is prefill without the logit leaves. Unless keeping the trace
 // data, trace leaves are hashed on threads goroutines beside the pass.
-func forward(e *engine.Engine, r *receipt.Receipt, keep bool, threads int) (*Recorder, [][]float32, error) {
+func forward(e *engine.Engine, r *receipt.Receipt, keep bool, threads int, only map[leafKey]bool) (*Recorder, [][]float32, error) {
 	m := e.Model()
 	if len(r.Prompt) == 0 || len(r.Output) == 0 {
 		return nil, nil, mismatch("tokens", -1, "a receipt needs a prompt and an output")
@@ -180,6 +186,7 @@ func forward(e *engine.Engine, r *receipt.Receipt, keep bool, threads int) (*Rec
 	rec := NewRecorder(m.Config, r.Prompt)
 	if keep {
 		rec.got = make(map[leafKey][]byte)
+		rec.only = only
 	} else {
 		rec.hashAsync(len(tokens), threads)
 	}

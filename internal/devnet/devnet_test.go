@@ -450,3 +450,42 @@ func TestStartFails(t *testing.T) {
 	}
 	start(t, Options{Dir: dir})
 }
+
+// TestAuditSecretRevealed: the gateway's escrows commit to an audit secret
+// of the requester and the worker reveals it after publication, so that
+// the chain's sampling rate decides the audit (an escrow without one, or
+// an unrevealed secret, means an audit). At a rate of 1 in 10,000, the
+// receipts become final unaudited (a missing reveal would audit them all).
+func TestAuditSecretRevealed(t *testing.T) {
+	p := DevParams()
+	p.AuditRateBps = 1
+	d := start(t, Options{Params: &p})
+	var ids []string
+	for i := 0; i < 3; i++ {
+		code, body := post(t, d, d.APIKey, "/v1/completions", fmt.Sprintf(`{"model":"verdict-tiny","prompt":"Once upon a time","max_tokens":6,"seed":%d,"temperature":0.8}`, i))
+		if code != 200 {
+			t.Fatalf("status %d: %s", code, body)
+		}
+		var r struct {
+			Verdict struct {
+				ReceiptID string `json:"receipt_id"`
+			} `json:"verdict"`
+		}
+		if err := json.Unmarshal(body, &r); err != nil || len(r.Verdict.ReceiptID) != 64 {
+			t.Fatalf("no receipt id in %s", body)
+		}
+		ids = append(ids, r.Verdict.ReceiptID)
+	}
+	for _, id := range ids {
+		waitStatus(t, d, id, 60*time.Second, ledger.StatusFinal)
+		// Only a revealed secret leaves a receipt unaudited while audits
+		// are on (the escrow is gone once the receipt is paid).
+		var rec ledger.ReceiptRecord
+		if _, err := worker.QueryJSON(context.Background(), d.Client, "receipt/"+id, &rec); err != nil {
+			t.Fatal(err)
+		}
+		if rec.Audited {
+			t.Fatalf("receipt %s was audited: its audit secret was not committed or not revealed", id)
+		}
+	}
+}

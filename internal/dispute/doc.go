@@ -16,5 +16,10 @@
 // d. A party loses when it opens children that do not hash to its node, a
 // leaf value without a valid proof, two different answers to the same query
 // (equivocation), or nothing before the deadline. The game takes at most
-// ceil(log2 N) + 1 rounds for N cells.
+// ceil(log2 N) + 1 rounds for N cells. A referee whose cell reads more
+// inputs than one answer can carry (Folder: an attention leaf reads the
+// keys and values of every position before it) asks for them in parts, one
+// round each, and folds each part into a small state: the game then takes
+// one more round per part, and stays within a fixed answer size however
+// long the computation.
 package dispute

@@ -16,11 +16,37 @@ type Referee interface {
 	Recompute(cell int, inputs [][]byte) (output []byte, err error)
 }
 
+// Folder is implemented by a Referee that can recompute some leaves from
+// their inputs read in parts, keeping a small state between parts, for a
+// leaf whose inputs would not fit in one answer (docs/protocol.md 8). The
+// game then asks for the inputs part by part, one round each: part k of a
+// pass is Inputs(d)[k*size : (k+1)*size] (the last part shorter), and
+// every pass reads all parts in order.
+type Folder interface {
+	// Parts returns how leaf d's inputs are read: passes over them, in
+	// parts of at most size leaves. passes 0, or a single part, means at
+	// once, through Recompute.
+	Parts(d int) (passes, size int)
+	// Fold folds the values of part k of pass (the inputs it covers, in
+	// order) into state (nil before the first part) and returns the new
+	// state.
+	Fold(d, pass, part int, values [][]byte, state []byte) ([]byte, error)
+	// Finish returns the value leaf d must hold from the state after the
+	// last part of the last pass.
+	Finish(d int, state []byte) ([]byte, error)
+}
+
 // Config describes a dispute.
 type Config struct {
 	Cells   int            // N, the number of leaves of both trees
 	Roots   [2]merkle.Hash // the roots A and B committed to
 	Timeout uint64         // heights a party has to answer each query
+	// Forfeit decides the game at once: a party with a reason here has
+	// committed to something no computation can produce (for a receipt:
+	// more positions than the model's context, a token outside its
+	// vocabulary) and loses with no query. Cells, Roots and the referee
+	// are then not used.
+	Forfeit [2]string
 }
 
 // Outcome is the result of a dispute.
@@ -54,11 +80,28 @@ type Machine struct {
 	got     [2]*Message         // answers to the current round
 	out     Outcome
 	work    int // referee recomputations
+	// Reading the inputs of the disputed leaf in parts (Folder): its
+	// inputs, the passes and part size, the part asked for, the state.
+	ins          []int
+	passes, size int
+	pass, part   int
+	fold         []byte
+	partsRead    int
 }
 
 // New starts a dispute at the given height and returns the first queries
 // (none when the game is decided without one).
 func New(cfg Config, ref Referee, height uint64) (*Machine, []Message, error) {
+	if cfg.Forfeit[A] != "" || cfg.Forfeit[B] != "" {
+		m := &Machine{cfg: cfg, now: height}
+		m.out.Cell = -1
+		for _, p := range []Party{A, B} {
+			if cfg.Forfeit[p] != "" {
+				m.lose(p, cfg.Forfeit[p])
+			}
+		}
+		return m, nil, nil
+	}
 	if cfg.Cells < 1 || cfg.Cells > 1<<40 {
 		return nil, nil, fmt.Errorf("dispute: %d cells", cfg.Cells)
 	}
@@ -110,7 +153,65 @@ func (m *Machine) next() []Message {
 		m.judge(nil)
 		return nil
 	}
+	if f, ok := m.ref.(Folder); ok {
+		if passes, size := f.Parts(d); passes > 0 && size > 0 && size < len(ins) {
+			m.ins, m.passes, m.size = ins, passes, size
+			return m.issuePart()
+		}
+	}
 	return m.issue(Message{Kind: OpenLeaves, Start: d, End: d + 1, Leaves: append([]int(nil), ins...)})
+}
+
+// issuePart asks for the current part of the disputed leaf's inputs.
+func (m *Machine) issuePart() []Message {
+	m.got = [2]*Message{}
+	lo := m.part * m.size
+	hi := min(lo+m.size, len(m.ins))
+	d := m.out.Cell
+	return m.issue(Message{Kind: OpenLeaves, Start: d, End: d + 1, Leaves: append([]int(nil), m.ins[lo:hi]...)})
+}
+
+// InParts reports whether the game is reading the disputed leaf's inputs
+// in parts (the outstanding query asks for one part).
+func (m *Machine) InParts() bool { return m.passes > 0 && !m.out.Done }
+
+// PartsRead is the number of parts of the disputed leaf's inputs taken so
+// far (each one answer).
+func (m *Machine) PartsRead() int { return m.partsRead }
+
+// PartState returns the referee's state after the parts read so far (nil
+// before the first).
+func (m *Machine) PartState() []byte { return m.fold }
+
+// advancePart takes state as the state after the current part and asks
+// for the next one, or finishes the leaf after the last.
+func (m *Machine) advancePart(state []byte) []Message {
+	m.fold = state
+	m.partsRead++
+	m.part++
+	if m.part*m.size >= len(m.ins) {
+		m.part = 0
+		m.pass++
+	}
+	if m.pass < m.passes {
+		return m.issuePart()
+	}
+	d := m.out.Cell
+	m.work++
+	out, err := m.ref.(Folder).Finish(d, m.fold)
+	m.decide(out, err)
+	return nil
+}
+
+// SkipPart replays a part's answer accepted earlier (its proof checked and
+// its values folded when it was first delivered) from the state it left,
+// without its values: a stored game keeps the state instead of the
+// values. from answered the part asked for in round.
+func (m *Machine) SkipPart(from Party, round int, state []byte) ([]Message, error) {
+	if !m.InParts() || round != m.query.Round || (from != A && from != B) {
+		return nil, fmt.Errorf("dispute: %w: no part is asked for in round %d", ErrIgnored, round)
+	}
+	return m.advancePart(state), nil
 }
 
 func (m *Machine) issue(q Message) []Message {
@@ -129,9 +230,14 @@ func (m *Machine) lose(p Party, why string) {
 
 // judge recomputes cell d from the agreed leaves before it.
 func (m *Machine) judge(inputs [][]byte) {
-	d := m.out.Cell
 	m.work++
-	out, err := m.ref.Recompute(d, inputs)
+	out, err := m.ref.Recompute(m.out.Cell, inputs)
+	m.decide(out, err)
+}
+
+// decide ends the game on the referee's value out of the disputed leaf.
+func (m *Machine) decide(out []byte, err error) {
+	d := m.out.Cell
 	m.out.Done = true
 	if err != nil {
 		m.out.Err = fmt.Errorf("dispute: referee could not recompute cell %d: %w", d, err)
@@ -165,6 +271,9 @@ func (m *Machine) Step(msg Message) ([]Message, error) {
 		}
 		m.lose(p, fmt.Sprintf("equivocated: two different answers in round %d", msg.Round))
 		return nil, nil
+	}
+	if m.InParts() {
+		return m.stepPart(msg)
 	}
 	q := m.query
 	if msg.Round != q.Round || msg.Start != q.Start || msg.End != q.End || (msg.Kind == Node) != (q.Kind == OpenNode) || !sameInts(msg.Leaves, q.Leaves) {
@@ -205,6 +314,33 @@ func (m *Machine) Step(msg Message) ([]Message, error) {
 	}
 	m.judge(msg.Values)
 	return nil, nil
+}
+
+// stepPart takes an answer to a part of the disputed leaf's inputs: the
+// first valid one (from either party: both trees agree on these leaves)
+// is folded and the next part asked for; an answer with an invalid proof
+// loses. Parts are not kept for equivocation: a valid answer can only
+// hold the committed values.
+func (m *Machine) stepPart(msg Message) ([]Message, error) {
+	q, p := m.query, msg.From
+	if msg.Kind != LeafValues || msg.Round != q.Round || msg.Start != q.Start || msg.End != q.End || !sameInts(msg.Leaves, q.Leaves) {
+		return nil, fmt.Errorf("dispute: %w: %s from %s does not answer round %d", ErrIgnored, msg.Kind, p, q.Round)
+	}
+	hs := make([]merkle.Hash, len(msg.Values))
+	for i, v := range msg.Values {
+		hs[i] = merkle.LeafHash(v)
+	}
+	if err := merkle.VerifyMulti(m.cfg.Roots[p], m.cfg.Cells, msg.Leaves, hs, msg.Proof); err != nil {
+		m.lose(p, fmt.Sprintf("opened part %d of pass %d of the inputs of leaf %d with an invalid proof", m.part, m.pass, msg.Start))
+		return nil, nil
+	}
+	state, err := m.ref.(Folder).Fold(q.Start, m.pass, m.part, msg.Values, m.fold)
+	if err != nil {
+		m.out.Done = true
+		m.out.Err = fmt.Errorf("dispute: referee could not read part %d of pass %d of the inputs of leaf %d: %w", m.part, m.pass, q.Start, err)
+		return nil, nil
+	}
+	return m.advancePart(state), nil
 }
 
 func sameInts(a, b []int) bool {

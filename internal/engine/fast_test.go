@@ -3,6 +3,7 @@ package engine_test
 import (
 	"fmt"
 	"math"
+	"os"
 	"testing"
 
 	"github.com/verdictnet/verdict/internal/engine"
@@ -150,5 +151,54 @@ func BenchmarkPrefill(b *testing.B) {
 			}
 			b.ReportMetric(float64(len(toks)*b.N)/b.Elapsed().Seconds(), "tok/s")
 		})
+	}
+}
+
+// BenchmarkBatchStep times one decode step of a continuous batch: n
+// sequences, one token each, in one Forward (the last position's logits of
+// every item), on the model file named by VERDICT_BENCH_MODEL (skipped
+// without it; e.g. a `verdict model synth --preset 110m --type q8_0` file).
+// tok/s is n tokens per step; compare it across n for the batch's scaling.
+// tok/cpu-s divides by the process's CPU time instead (steadier on a shared
+// machine; with threads=2 it counts both threads).
+func BenchmarkBatchStep(b *testing.B) {
+	path := os.Getenv("VERDICT_BENCH_MODEL")
+	if path == "" {
+		b.Skip("VERDICT_BENCH_MODEL not set")
+	}
+	m, err := model.Load(path, "")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { m.Close() })
+	for _, threads := range []int{1, 2} {
+		for _, n := range []int{1, 2, 4, 8, 16} {
+			b.Run(fmt.Sprintf("threads=%d/n=%d", threads, n), func(b *testing.B) {
+				e := newEngine(b, m, threads)
+				items := make([]*engine.Item, n)
+				for i := range items {
+					seq, err := e.NewSequence(64)
+					if err != nil {
+						b.Fatal(err)
+					}
+					items[i] = &engine.Item{Seq: seq, Tokens: []int{1 + i}, Logits: engine.LogitsLast}
+				}
+				cpu0 := processCPU()
+				for b.Loop() {
+					for _, it := range items {
+						if it.Seq.Pos == it.Seq.Cap() {
+							it.Seq.Pos = 0
+						}
+					}
+					if err := e.Forward(items...); err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "tok/s")
+				if cpu := processCPU() - cpu0; cpu > 0 {
+					b.ReportMetric(float64(n*b.N)/cpu.Seconds(), "tok/cpu-s")
+				}
+			})
+		}
 	}
 }

@@ -159,7 +159,8 @@
 // payment_expired, payment_replayed, insufficient_funds, request_mismatch,
 // amount_too_low, settlement_failed); nothing is submitted, so nothing is
 // charged. The escrow may carry the payer's auditCommit (the payer then
-// reveals its secret itself, docs/ledger.md "Audit selection") and name the
+// reveals its secret itself, docs/ledger.md "Audit selection"; without one
+// the receipt is always audited) and name the
 // worker's agentId (for the ledger's feedback when the receipt is final).
 // A generation that fails after the escrow was submitted is
 // refunded by the ledger when the escrow expires (escrowTimeout blocks).

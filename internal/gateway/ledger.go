@@ -312,7 +312,14 @@ func (m *LedgerMeter) Escrow(p *inference.Charge, w ledger.Address, model ledger
 	if err != nil {
 		return ledger.Msg{}, nil, fmt.Errorf("%w: %v", client.ErrRejected, err)
 	}
-	return ledger.Msg{OpenEscrow: &ledger.MsgOpenEscrow{Worker: w, ModelID: model, Fee: p.Fee, Request: req, AgentID: agentID}}, s, nil
+	rid, err := ledger.ParseHash(p.ReceiptID)
+	if err != nil {
+		return ledger.Msg{}, nil, fmt.Errorf("%w: receipt id: %w", client.ErrRejected, err)
+	}
+	// The requester's audit commitment (its secret derived from its key,
+	// revealed by the worker's Chain through this sender after
+	// publication): an escrow without one is always audited.
+	return ledger.Msg{OpenEscrow: &ledger.MsgOpenEscrow{Worker: w, ModelID: model, Fee: p.Fee, Request: req, AuditCommit: s.AuditCommit(rid), AgentID: agentID}}, s, nil
 }
 
 // LedgerStatus returns a StatusFunc reading a receipt's status from the

@@ -3,6 +3,7 @@ package kernels
 import (
 	"fmt"
 	"math/rand/v2"
+	"runtime"
 	"testing"
 
 	"github.com/verdictnet/verdict/internal/tensor"
@@ -159,6 +160,69 @@ func BenchmarkPrefillK(b *testing.B) {
 					}
 				}
 				b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "rows/s")
+			})
+		}
+	}
+}
+
+// BenchmarkMatMulSmallN times the few-row case of continuous batching: a
+// 3072 x 768 matrix (the 110m FFN, L2-resident) against n = 1..16
+// activation rows. ns/row is the time per activation row: with each weight
+// block read once for all n rows it falls as n grows.
+func BenchmarkMatMulSmallN(b *testing.B) {
+	r := rand.New(rand.NewPCG(1, 1))
+	const rows, cols = 3072, 768
+	for _, typ := range []tensor.Type{tensor.Q8_0, tensor.Q4_0, tensor.Q5_0, tensor.Q4_K, tensor.Q6_K} {
+		w := weights(r, typ, rows, cols, false)
+		for _, n := range []int{1, 2, 3, 4, 8, 16} {
+			x := values(r, n*cols, false)
+			out := make([]float32, n*rows)
+			b.Run(fmt.Sprintf("%s/n=%d", typ, n), func(b *testing.B) {
+				var a Acts
+				a.Prepare(typ, x, n, cols)
+				runtime.LockOSThread()
+				defer runtime.UnlockOSThread()
+				cpu0 := threadCPU()
+				for b.Loop() {
+					MatMul(w, &a, out, rows, 0, rows)
+				}
+				cpu := threadCPU() - cpu0
+				b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(n), "ns/row")
+				b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N), "cpu-ns/op")
+			})
+		}
+	}
+}
+
+// BenchmarkMatMulSmallNDRAM is BenchmarkMatMulSmallN with the weights
+// streaming from memory, as in a decode step of a real model: four copies
+// of an 8192 x 2048 matrix (the llama3.2-1b FFN shape) are cycled. cpu-GB/s
+// is weight bytes per CPU second of the benchmark's thread.
+func BenchmarkMatMulSmallNDRAM(b *testing.B) {
+	r := rand.New(rand.NewPCG(1, 1))
+	const rows, cols, copies = 8192, 2048, 4
+	for _, typ := range []tensor.Type{tensor.Q8_0, tensor.Q4_0, tensor.Q5_0, tensor.Q4_K} {
+		ws := make([]*tensor.Tensor, copies)
+		for i := range ws {
+			ws[i] = weights(r, typ, rows, cols, false)
+		}
+		for _, n := range []int{1, 2, 4, 8, 16} {
+			x := values(r, n*cols, false)
+			out := make([]float32, n*rows)
+			b.Run(fmt.Sprintf("%s/n=%d", typ, n), func(b *testing.B) {
+				var a Acts
+				a.Prepare(typ, x, n, cols)
+				runtime.LockOSThread()
+				defer runtime.UnlockOSThread()
+				cpu0 := threadCPU()
+				i := 0
+				for b.Loop() {
+					MatMul(ws[i%copies], &a, out, rows, 0, rows)
+					i++
+				}
+				cpu := threadCPU() - cpu0
+				b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N), "cpu-ns/op")
+				b.ReportMetric(float64(len(ws[0].Data))*float64(b.N)/cpu.Seconds()/1e9, "cpu-GB/s")
 			})
 		}
 	}

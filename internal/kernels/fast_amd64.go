@@ -109,7 +109,7 @@ func enableFast() {
 	FastPath = "amd64-avx2"
 	prefillTiles, prefillR, prefillP = &tilesF32, tileRows, 3
 	packActs, useVNNI, useQ2, quantizeFast = packActsQ2, false, true, nil
-	packActsK, quantizeFastK = packActsKQ2, nil
+	packActs8, packActsK, quantizeFastK = nil, packActsKQ2, nil
 	if hasAVX512 && useAVX512 {
 		FastPath = "amd64-avx512"
 		prefillTiles, prefillR, prefillP = &tilesZ, 6, 4
@@ -117,7 +117,7 @@ func enableFast() {
 		if hasVNNI {
 			FastPath = "amd64-avx512-vnni"
 			packActs, useVNNI, useQ2 = packActsVNNI, true, false
-			packActsK = packActsKVNNI
+			packActs8, packActsK = packActsVNNIWT, packActsKVNNI
 		}
 	}
 }
@@ -143,7 +143,7 @@ func disableFast() {
 	hasFast = false
 	fastMatMul = nil
 	packActs, useVNNI, useQ2, quantizeFast = nil, false, false, nil
-	packActsK, quantizeFastK = nil, nil
+	packActs8, packActsK, quantizeFastK = nil, nil, nil
 	FastPath = ""
 }
 

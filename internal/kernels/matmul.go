@@ -42,6 +42,12 @@ type Acts struct {
 	// on, once per matmul.
 	pk     []byte
 	packed bool
+	// pk8 holds the quantised rows repacked for the AVX-512 VNNI tiles of
+	// Q8_0, Q4_0 and Q5_0 weights against a few rows (vnniwt_amd64.go)
+	// when packed8 is set; where it is, those weights use it (pk, made as
+	// before, then serves the other types).
+	pk8     []byte
+	packed8 bool
 	// pkK holds the Q8K rows repacked for the AVX-512 VNNI tiles of the K
 	// types (k_vnni_amd64.go) when packedK is set.
 	pkK     []byte
@@ -80,6 +86,11 @@ var (
 // and reports whether it did.
 var packActs func(a *Acts, t tensor.Type, run func(n int, fn func(lo, hi int))) bool
 
+// packActs8, when set by an architecture-specific file, repacks a's
+// quantised rows for Q8_0, Q4_0 and Q5_0 weights against a few rows (possibly in parallel through run) and
+// reports whether it did.
+var packActs8 func(a *Acts, run func(n int, fn func(lo, hi int))) bool
+
 // packActsK, when set by an architecture-specific file, repacks a's Q8K
 // rows for the K-type tiles and reports whether it did.
 var packActsK func(a *Acts, run func(n int, fn func(lo, hi int))) bool
@@ -104,11 +115,13 @@ func (a *Acts) PrepareParallel(t tensor.Type, x []float32, n, cols int, run func
 func (a *Acts) PrepareTypes(ts []tensor.Type, x []float32, n, cols int, run func(n int, fn func(lo, hi int))) {
 	a.N, a.Cols, a.F = n, cols, x[:n*cols]
 	a.noMin128 = false
-	a.packed, a.packedK = false, false
+	a.packed, a.packedK, a.packed8 = false, false, false
 	var f ActFormat
+	few := false // weights that the few-row tiles take at this n
 	pack := tensor.F32
 	for _, t := range ts {
 		f |= FormatOf(t)
+		few = few || t == tensor.Q8_0 && n >= 2 || t == tensor.Q4_0 || t == tensor.Q5_0
 		if t == tensor.Q8_0 || t == tensor.Q4_0 || pack == tensor.F32 && (t == tensor.Q4_1 || t == tensor.Q5_0 || t == tensor.Q5_1) {
 			pack = t
 		}
@@ -133,6 +146,7 @@ func (a *Acts) PrepareTypes(ts []tensor.Type, x []float32, n, cols int, run func
 		}
 		a.noMin128 = true
 		a.packed = pack != tensor.F32 && packActs != nil && packActs(a, pack, run)
+		a.packed8 = few && packActs8 != nil && packActs8(a, run)
 	}
 	if f&ActQ8K != 0 && cols%tensor.QKK == 0 {
 		a.Formats |= ActQ8K

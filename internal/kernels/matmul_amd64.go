@@ -58,7 +58,7 @@ func matMulAVX2(w *tensor.Tensor, a *Acts, out []float32, ld, r0, r1 int) bool {
 		if cols%tensor.QK != 0 || len(a.Q) < n*cols || len(a.D) < n*nb {
 			return false
 		}
-		if useVNNI && matMulVNNI(w, a, out, ld, r0, r1) || useQ2 && matMulQ2(w, a, out, ld, r0, r1) {
+		if useVNNI && (matMulVNNIWT(w, a, out, ld, r0, r1) || matMulVNNI(w, a, out, ld, r0, r1)) || useQ2 && matMulQ2(w, a, out, ld, r0, r1) {
 			return true
 		}
 		dot := q8Dot

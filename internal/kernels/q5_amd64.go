@@ -53,7 +53,7 @@ func matQ5(w *tensor.Tensor, a *Acts, out []float32, ld, r0, r1 int) bool {
 	if cols%tensor.QK != 0 || a.Formats&ActQ8 == 0 || len(a.Q) < n*cols || len(a.D) < n*nb {
 		return false
 	}
-	if useVNNI && a.packed && matMulVNNIQ5(w, a, out, ld, r0, r1) {
+	if useVNNI && (matMulVNNIWT(w, a, out, ld, r0, r1) || a.packed && matMulVNNIQ5(w, a, out, ld, r0, r1)) {
 		return true
 	}
 	rs := w.RowSize()

@@ -699,51 +699,74 @@ func (h *harness) blockWithHash(hash Hash, txs ...[]byte) BlockResult {
 // Attack 6: the audit seed was the hash of the block after publication,
 // which its proposer shapes (choice and order of transactions): a worker
 // that proposes that block tries hashes until its receipt is not audited.
-// Now a requester may commit to a secret in its escrow (auditCommit) and
-// reveal it after publication (revealAudit): the audit is decided by the
-// secret, so no block hash changes it; a secret not revealed in time
-// means an audit. Escrows without a commitment keep the block-hash seed.
+// Now a receipt whose escrow commits to no secret is always audited (while
+// audits are on): no seed decides whether. One whose requester committed
+// to a secret is decided by the secret and the hash of the block after
+// publication (revealed after that block): the proposer of that block
+// does not know the secret, and the requester fixed it before the hash
+// existed, so neither alone picks the outcome; a secret not revealed in
+// time means an audit.
 func TestAttackAuditGrinding(t *testing.T) {
 	p := testParams()
 	p.AuditRateBps = 5000
-	secret := bytes.Repeat([]byte{7}, 32)
-	commit := Hash(sha256.Sum256(secret))
-	// run publishes receipt 1 (with or without a commitment), applies the
-	// next block with the proposer's chosen hash, has the requester reveal
-	// (when it committed), and reports whether the receipt is audited.
-	run := func(withCommit bool, hash Hash) bool {
+	// run publishes receipt 1 (with or without a commitment to secret),
+	// applies the next block with the proposer's chosen hash, has the
+	// requester reveal (when it committed), and reports whether the
+	// receipt is audited.
+	run := func(secret []byte, hash Hash) bool {
 		h := newHarness(t, p)
 		setupMarket(t, h, 300)
 		var a Account
 		h.query("account/"+testAddr("alice").String(), &a)
 		m := &MsgOpenEscrow{Worker: testAddr("carol"), ModelID: testModel, Fee: 500, Request: testRequest(2)}
-		if withCommit {
-			m.AuditCommit = commit
+		if secret != nil {
+			m.AuditCommit = Hash(sha256.Sum256(secret))
 		}
 		h.ok(h.tx("alice", Msg{OpenEscrow: m}))
 		rcpt, id := signedReceipt(t, "carol", testModel, 2)
 		h.ok(h.tx("carol", Msg{PublishReceipt: &MsgPublishReceipt{EscrowID: EscrowID(testAddr("alice"), a.Nonce), Receipt: rcpt}}))
 		h.blockWithHash(hash)
-		if withCommit {
+		if secret != nil {
 			h.blockWithHash(Hash{hash[0], 1}, h.tx("alice", Msg{RevealAudit: &MsgRevealAudit{ReceiptID: id, Secret: secret}}))
 		}
 		return h.receiptRecord(id).Audited
 	}
-	// Without a commitment the proposer of the next block decides.
-	outcomes := map[bool]int{}
+	// Without a commitment no block hash exempts the receipt.
 	for i := byte(0); i < 16; i++ {
-		outcomes[run(false, Hash{i})]++
-	}
-	if outcomes[false] == 0 || outcomes[true] == 0 {
-		t.Fatalf("block-hash seed: outcomes %v; the grinding this test shows did not happen", outcomes)
-	}
-	// With one, no block hash changes the outcome.
-	first := run(true, Hash{0})
-	for i := byte(1); i < 16; i++ {
-		if run(true, Hash{i}) != first {
-			t.Fatal("a block hash changed the audit of a receipt whose requester committed to a secret")
+		if !run(nil, Hash{i}) {
+			t.Fatalf("block hash %d exempted a receipt whose escrow committed to no secret", i)
 		}
 	}
+	// With one, the proposer, who does not know the secret, cannot choose:
+	// for one block hash, both outcomes occur over secrets...
+	bySecret := map[bool]int{}
+	for i := byte(0); i < 16; i++ {
+		bySecret[run(bytes.Repeat([]byte{i}, 32), Hash{3})]++
+	}
+	// ...and the requester, who fixed the secret before the block hash
+	// existed, cannot either: for one secret, both occur over block hashes.
+	byHash := map[bool]int{}
+	for i := byte(0); i < 16; i++ {
+		byHash[run(bytes.Repeat([]byte{7}, 32), Hash{i})]++
+	}
+	if bySecret[true] == 0 || bySecret[false] == 0 || byHash[true] == 0 || byHash[false] == 0 {
+		t.Fatalf("outcomes over secrets %v, over block hashes %v: one party alone decides", bySecret, byHash)
+	}
+	secret := bytes.Repeat([]byte{7}, 32)
+	commit := Hash(sha256.Sum256(secret))
+	t.Run("too early", func(t *testing.T) {
+		h := newHarness(t, p)
+		setupMarket(t, h, 300)
+		var a Account
+		h.query("account/"+testAddr("alice").String(), &a)
+		h.ok(h.tx("alice", Msg{OpenEscrow: &MsgOpenEscrow{Worker: testAddr("carol"), ModelID: testModel, Fee: 500, Request: testRequest(2), AuditCommit: commit}}))
+		rcpt, id := signedReceipt(t, "carol", testModel, 2)
+		res := h.block(h.tx("carol", Msg{PublishReceipt: &MsgPublishReceipt{EscrowID: EscrowID(testAddr("alice"), a.Nonce), Receipt: rcpt}}),
+			h.tx("alice", Msg{RevealAudit: &MsgRevealAudit{ReceiptID: id, Secret: secret}}))
+		if res.TxResults[0].Code != 0 || res.TxResults[1].Code != Code(ErrWrongState) {
+			t.Fatalf("publication %d, reveal in the same block %d (%s)", res.TxResults[0].Code, res.TxResults[1].Code, res.TxResults[1].Log)
+		}
+	})
 	t.Run("unrevealed", func(t *testing.T) {
 		h := newHarness(t, p)
 		setupMarket(t, h, 300)
@@ -753,7 +776,7 @@ func TestAttackAuditGrinding(t *testing.T) {
 		rcpt, id := signedReceipt(t, "carol", testModel, 2)
 		h.ok(h.tx("carol", Msg{PublishReceipt: &MsgPublishReceipt{EscrowID: EscrowID(testAddr("alice"), a.Nonce), Receipt: rcpt}}))
 		pub := h.height
-		h.fails(h.tx("bob", Msg{RevealAudit: &MsgRevealAudit{ReceiptID: id, Secret: secret}}), ErrUnauthorized)
+		h.fails(h.tx("bob", Msg{RevealAudit: &MsgRevealAudit{ReceiptID: id, Secret: bytes.Repeat([]byte{8}, 32)}}), ErrInvalid)
 		h.fails(h.tx("alice", Msg{RevealAudit: &MsgRevealAudit{ReceiptID: id, Secret: bytes.Repeat([]byte{8}, 32)}}), ErrInvalid)
 		h.blocksUntil(pub + 1 + p.RevealWindow)
 		h.fails(h.tx("alice", Msg{RevealAudit: &MsgRevealAudit{ReceiptID: id, Secret: secret}}), ErrDeadline)

@@ -24,14 +24,22 @@ func (e *exec) beginBlock() {
 		}
 		var esc Escrow
 		if get(e.st, keyEscrow(r.EscrowID), &esc) && !esc.AuditCommit.IsZero() {
-			// The requester's secret decides (revealAudit); unrevealed
-			// by the deadline, the receipt is audited.
+			// The requester's secret and this block's hash decide
+			// (revealAudit); unrevealed by the deadline, the receipt is
+			// audited.
+			put(e.st, keyBeacon(id), Hash(e.ctx.Hash))
 			e.queuePush(qReveal, r.Height+1+e.params.RevealWindow+1, id)
 			continue
 		}
-		e.maybeAudit(r, derive("verdict/audit/v1", e.ctx.Hash[:], id[:]), e.params.AuditRateBps)
+		// No secret: nothing a proposer or worker controls decides
+		// whether the receipt is audited; it is, whenever audits are on
+		// (the block hash only picks the cells).
+		if e.params.AuditRateBps > 0 {
+			e.maybeAudit(r, derive("verdict/audit/uncommitted/v1", e.ctx.Hash[:], id[:]), 10000)
+		}
 	}
 	for _, id := range e.queueTake(qReveal, e.ctx.Height) {
+		e.st.Delete(keyBeacon(id))
 		if _, ok := e.st.Get(keyRevealed(id)); ok {
 			e.st.Delete(keyRevealed(id))
 			continue

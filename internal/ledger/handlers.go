@@ -503,9 +503,12 @@ func (e *exec) postOpenings(m *MsgPostOpenings) error {
 }
 
 // revealAudit takes the requester's audit secret for a receipt whose
-// escrow committed to it, and decides the audit by it: selected when the
-// first 8 bytes (big-endian) of SHA-256("verdict/audit/reveal/v1", secret,
-// receipt id) (derive) mod 10000 are below auditRateBps.
+// escrow committed to it, and decides the audit by it and the beacon (the
+// hash of the block after the receipt's): selected when the first 8 bytes
+// (big-endian) of derive("verdict/audit/reveal/v2", secret, beacon,
+// receipt id) mod 10000 are below auditRateBps. Neither the requester (who
+// fixed the secret before the beacon existed) nor the proposer of that
+// block (who does not know the secret) can choose the outcome alone.
 func (e *exec) revealAudit(m *MsgRevealAudit) error {
 	r, err := e.receipt(m.ReceiptID)
 	if err != nil {
@@ -515,9 +518,9 @@ func (e *exec) revealAudit(m *MsgRevealAudit) error {
 	if !get(e.st, keyEscrow(r.EscrowID), &esc) || esc.AuditCommit.IsZero() {
 		return fmt.Errorf("%w: the escrow of receipt %s committed to no audit secret", ErrWrongState, m.ReceiptID)
 	}
-	if esc.Requester != e.signer {
-		return fmt.Errorf("%w: only requester %s reveals the audit secret of %s", ErrUnauthorized, esc.Requester, m.ReceiptID)
-	}
+	// Anyone may send the secret: only the requester knew it, so whoever
+	// has it was given it by the requester (the gateway's worker reveals
+	// for the accounts it holds, paying the fee itself).
 	if Hash(sha256.Sum256(m.Secret)) != esc.AuditCommit {
 		return fmt.Errorf("%w: the secret does not match the escrow's audit commitment", ErrInvalid)
 	}
@@ -530,9 +533,13 @@ func (e *exec) revealAudit(m *MsgRevealAudit) error {
 	if _, ok := e.st.Get(keyRevealed(m.ReceiptID)); ok || r.Audited {
 		return fmt.Errorf("%w: the audit of %s is already decided", ErrExists, m.ReceiptID)
 	}
+	var beacon Hash
+	if !get(e.st, keyBeacon(m.ReceiptID), &beacon) {
+		return fmt.Errorf("%w: the audit secret of %s is revealed after the block that follows its publication (height %d)", ErrWrongState, m.ReceiptID, r.Height+1)
+	}
 	put(e.st, keyRevealed(m.ReceiptID), true)
 	e.emit(EventAuditRevealed, Attr{AttrReceiptID, m.ReceiptID.String()})
-	e.maybeAudit(r, derive("verdict/audit/reveal/v1", m.Secret, m.ReceiptID[:]), e.params.AuditRateBps)
+	e.maybeAudit(r, derive("verdict/audit/reveal/v2", m.Secret, beacon[:], m.ReceiptID[:]), e.params.AuditRateBps)
 	return nil
 }
 

@@ -38,6 +38,7 @@ func keyReceiptData(id Hash) string         { return "receiptdata/" + id.String(
 func keyAudit(id Hash) string               { return "audit/" + id.String() }
 func keyDispute(id Hash) string             { return "dispute/" + id.String() }
 func keyRevealed(id Hash) string            { return "revealed/" + id.String() }
+func keyBeacon(id Hash) string              { return "beacon/" + id.String() }
 func keyQueue(kind string, h uint64) string { return fmt.Sprintf("queue/%s/%020d", kind, h) }
 
 // keyListItem is item i of the list whose count is under key: lists grow

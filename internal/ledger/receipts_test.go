@@ -150,7 +150,7 @@ func TestAudits(t *testing.T) {
 		if a.Status != AuditPending || a.Cells != p.AuditCells || a.Deadline != h.height+p.OpeningWindow {
 			t.Fatalf("audit %+v", a)
 		}
-		wantSeed := derive("verdict/audit/v1", func() []byte { b := blockHash(h.height); return b[:] }(), id[:])
+		wantSeed := derive("verdict/audit/uncommitted/v1", func() []byte { b := blockHash(h.height); return b[:] }(), id[:])
 		if a.Seed != wantSeed {
 			t.Fatal("seed is not derived from the block after publication")
 		}

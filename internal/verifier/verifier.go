@@ -49,12 +49,15 @@ type Config struct {
 
 // Replayer is what the verifier re-runs receipts on: the served model, a
 // replay that checks a receipt (inference.Verifier) and its own trace of
-// another worker's receipt for a dispute. A *worker.Local is one.
+// another worker's receipt for a dispute (RetraceLeaves: the tree alone
+// at first, then the values of the disputed leaf's inputs once the game
+// reaches them). A *worker.Local is one.
 type Replayer interface {
 	inference.Verifier
 	ModelID() merkle.Hash
 	Model() *model.Model
 	Retrace(ctx context.Context, r *receipt.Receipt) (*audit.Trace, error)
+	RetraceLeaves(ctx context.Context, r *receipt.Receipt, leaves []int) (*audit.Trace, error)
 }
 
 // Stats count what a verifier did.
@@ -319,7 +322,9 @@ func (v *Verifier) challenge(ctx context.Context, id ledger.Hash, data []byte) {
 	if err != nil {
 		return
 	}
-	tr, err := v.cfg.Worker.Retrace(ctx, r)
+	// The tree alone: the values of the disputed leaf's inputs are
+	// recomputed when the game reaches it (Player.Reload).
+	tr, err := v.cfg.Worker.RetraceLeaves(ctx, r, []int{})
 	if err != nil {
 		v.log.Error("computing our trace", "receipt", id.String(), "err", err)
 		return
@@ -348,8 +353,16 @@ func (v *Verifier) joinDispute(id, r ledger.Hash) {
 		return
 	}
 	m := v.cfg.Worker
+	rc := tr.Receipt()
 	v.disputes.Add(id, &disputeplay.Player{Side: ledger.SideChallenger, Setup: disputeplay.TraceSetup(m.Model(), m.ModelID()), Timeout: v.params.MoveWindow,
-		Responder: &dispute.Responder{Party: dispute.B, Tree: tr.Tree(), Value: tr.LeafValue}})
+		Responder: &dispute.Responder{Party: dispute.B, Tree: tr.Tree(), Value: tr.LeafValue},
+		Reload: func(leaves []int) (func(int) ([]byte, error), error) {
+			kept, err := m.RetraceLeaves(context.Background(), rc, leaves)
+			if err != nil {
+				return nil, err
+			}
+			return kept.LeafValue, nil
+		}})
 }
 
 func (v *Verifier) playDisputes(ctx context.Context) { v.disputes.Play(ctx, v.send, v.log) }

@@ -78,11 +78,19 @@ type Chain struct {
 
 	// The outbox: its state machine (under mu, with watch and the
 	// submissions being written) and its records on disk.
-	mu       sync.Mutex
-	box      *outbox.Machine
-	writing  map[string]chan struct{}
-	store    *outbox.Store
-	watch    map[string]*receipt.Receipt // published, not yet final
+	mu      sync.Mutex
+	box     *outbox.Machine
+	writing map[string]chan struct{}
+	store   *outbox.Store
+	watch   map[string]*receipt.Receipt // published, not yet final
+	// reveals holds the sender of each escrow this process opened with an
+	// audit commitment (the requester's, whose key derives the secret:
+	// AuditSecret), by receipt id; revealAt the height its receipt was
+	// published, once seen. The secret is revealed once the block after
+	// that is committed. Kept in memory only: after a restart the
+	// receipt is audited instead (safe, more work).
+	reveals  map[string]*Sender
+	revealAt map[string]int64
 	disputes DisputeBook
 
 	nPublished, audits, disputed, failures atomic.Int64
@@ -154,7 +162,7 @@ func NewChain(w *Local, cfg ChainConfig) (*Chain, error) {
 		return nil, err
 	}
 	c := &Chain{w: w, cfg: cfg, send: s, log: cfg.Logger, addr: s.Address(),
-		box: outbox.New(outbox.Config{Worker: s.Address(), MaxStarts: publishStarts}), watch: map[string]*receipt.Receipt{}, writing: map[string]chan struct{}{}, validations: make(chan string, 4096)}
+		box: outbox.New(outbox.Config{Worker: s.Address(), MaxStarts: publishStarts}), watch: map[string]*receipt.Receipt{}, writing: map[string]chan struct{}{}, reveals: map[string]*Sender{}, revealAt: map[string]int64{}, validations: make(chan string, 4096)}
 	if c.store, err = outbox.OpenStore(cfg.Dir); err != nil {
 		return nil, fmt.Errorf("worker chain: %w", err)
 	}
@@ -474,6 +482,11 @@ func (c *Chain) follow(ctx context.Context) {
 				// Drop the outbox entry at once, without a query.
 				if p, err := ledger.DecodeReceiptPublished(e.Event); err == nil && p.Worker == c.addr {
 					outboxEvs = append(outboxEvs, outbox.Published{ID: p.ReceiptID.String()})
+					c.mu.Lock()
+					if _, ok := c.reveals[p.ReceiptID.String()]; ok {
+						c.revealAt[p.ReceiptID.String()] = h
+					}
+					c.mu.Unlock()
 				}
 			case ledger.EventEscrowOpened:
 				// A receipt waiting for its escrow goes out now.
@@ -496,6 +509,7 @@ func (c *Chain) follow(ctx context.Context) {
 				c.feed(ctx, outboxEvs)
 			}()
 		}
+		task(h, func() { c.revealAudits(ctx, h) })
 		c.saveFollow(wm.handled(h))
 		c.playDisputes(ctx)
 		if h%10 == 0 {
@@ -801,7 +815,9 @@ func (c *Chain) startDispute(ctx context.Context, sem chan struct{}, did, rid st
 	case <-ctx.Done():
 		return
 	}
-	tr, err := c.w.Trace(ctx, r)
+	// The tree alone: the values of the disputed leaf's inputs are
+	// regenerated when the game reaches it (Player.Reload).
+	tr, err := c.w.TraceLeaves(ctx, r, []int{})
 	<-sem
 	if err != nil {
 		c.log.Error("dispute: regenerating the trace", "dispute", did, "err", err)
@@ -809,7 +825,20 @@ func (c *Chain) startDispute(ctx context.Context, sem chan struct{}, did, rid st
 		return
 	}
 	c.disputes.Add(id, &Player{Side: ledger.SideWorker, Setup: TraceSetup(c.w.m, c.w.info.ID), Timeout: c.params.MoveWindow,
-		Responder: &dispute.Responder{Party: dispute.A, Tree: tr.Tree(), Value: tr.LeafValue}})
+		Responder: &dispute.Responder{Party: dispute.A, Tree: tr.Tree(), Value: tr.LeafValue},
+		Reload: func(leaves []int) (func(int) ([]byte, error), error) {
+			select {
+			case sem <- struct{}{}:
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+			defer func() { <-sem }()
+			t, err := c.w.TraceLeaves(ctx, r, leaves)
+			if err != nil {
+				return nil, err
+			}
+			return t.LeafValue, nil
+		}})
 	c.disputed.Add(1)
 	c.log.Warn("receipt disputed", "dispute", did, "receipt", rid)
 }
@@ -832,6 +861,39 @@ func sleep(ctx context.Context, d time.Duration) {
 // order).
 func (c *Chain) Sender() *Sender { return c.send }
 
+// revealAudits reveals the audit secrets of the receipts published before
+// block h, now that h, the block after their publication (whose hash the
+// ledger mixes with the secret), is committed. A reveal that fails (or one
+// never sent, after a restart) only means the receipt is audited.
+func (c *Chain) revealAudits(ctx context.Context, h int64) {
+	c.mu.Lock()
+	var ids []string
+	for id, at := range c.revealAt {
+		if at < h {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
+	senders := make([]*Sender, len(ids))
+	for i, id := range ids {
+		senders[i] = c.reveals[id]
+		delete(c.reveals, id)
+		delete(c.revealAt, id)
+	}
+	c.mu.Unlock()
+	for i, id := range ids {
+		rid, err := ledger.ParseHash(id)
+		if err != nil || senders[i] == nil {
+			continue
+		}
+		// The worker's account sends it (and pays the fee): the secret is
+		// the requester's, derived from its key.
+		if _, err := c.send.Send(ctx, ledger.Msg{RevealAudit: &ledger.MsgRevealAudit{ReceiptID: rid, Secret: senders[i].AuditSecret(rid)}}); err != nil {
+			c.log.Warn("revealing the audit secret (the receipt will be audited)", "receipt", id, "err", err)
+		}
+	}
+}
+
 // SelfEscrow is an Escrower for receipts with no paying requester: the
 // worker escrows the fee for itself, so that the receipt still goes on the
 // ledger and can be audited and disputed. It names no agent: an agent
@@ -844,5 +906,12 @@ func (c *Chain) SelfEscrow(p *Pending, w ledger.Address, model ledger.Hash, agen
 	// The chain refuses escrows below minEscrowFee; the worker pays it to
 	// itself (less the protocol fee).
 	fee := max(p.Fee, c.params.MinEscrowFee)
-	return ledger.Msg{OpenEscrow: &ledger.MsgOpenEscrow{Worker: w, ModelID: model, Fee: fee, Request: req, AgentID: 0}}, c.send, nil
+	rid, err := ledger.ParseHash(p.ReceiptID)
+	if err != nil {
+		return ledger.Msg{}, nil, fmt.Errorf("self escrow: %w: receipt id: %w", client.ErrRejected, err)
+	}
+	// The worker commits to an audit secret of its own and reveals it
+	// after publication (revealAudits); an escrow without one is always
+	// audited (docs/ledger.md, attack 6).
+	return ledger.Msg{OpenEscrow: &ledger.MsgOpenEscrow{Worker: w, ModelID: model, Fee: fee, Request: req, AuditCommit: c.send.AuditCommit(rid), AgentID: 0}}, c.send, nil
 }

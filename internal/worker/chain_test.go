@@ -130,7 +130,9 @@ func TestFileStore(t *testing.T) {
 
 // TestPlayerDispute plays a real dispute between an honest worker and a
 // challenger whose trace differs at one leaf, through Player.Move on the
-// transcripts the ledger's dispute game stores: the challenger loses.
+// transcripts the ledger's dispute game stores: the challenger loses. The
+// worker holds the tree alone and regenerates the disputed leaf's inputs
+// once (Player.Reload), as it does in Chain.
 func TestPlayerDispute(t *testing.T) {
 	w := testWorker(t)
 	res, err := w.Generate(context.Background(), textReq("Once upon a time", 6), nil)
@@ -146,7 +148,7 @@ func TestPlayerDispute(t *testing.T) {
 		t.Fatal(err)
 	}
 	N := tr.Tree().Len()
-	bad := 7
+	bad := N - 1 // a final state: its inputs are opened
 	hs := make([]merkle.Hash, N)
 	for i := range hs {
 		hs[i] = tr.Tree().Leaf(i)
@@ -163,8 +165,31 @@ func TestPlayerDispute(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The worker keeps the tree alone and regenerates the values of the
+	// disputed leaf's inputs once, when the game reaches it.
+	lazy, err := w.TraceLeaves(context.Background(), rc, []int{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reloads := 0
+	reload := func(leaves []int) (func(int) ([]byte, error), error) {
+		reloads++
+		kept, err := w.TraceLeaves(context.Background(), rc, leaves)
+		if err != nil {
+			return nil, err
+		}
+		return kept.LeafValue, nil
+	}
+	if _, err := lazy.LeafValue(0); err == nil {
+		t.Fatal("the tree-only trace kept a value")
+	}
+	defer func() {
+		if reloads != 1 {
+			t.Errorf("the worker regenerated values %d times, want once", reloads)
+		}
+	}()
 	players := map[ledger.Side]*Player{
-		ledger.SideWorker: {Side: ledger.SideWorker, Setup: setup, Timeout: 5, Responder: &dispute.Responder{Party: dispute.A, Tree: tr.Tree(), Value: tr.LeafValue}},
+		ledger.SideWorker: {Side: ledger.SideWorker, Setup: setup, Timeout: 5, Responder: &dispute.Responder{Party: dispute.A, Tree: lazy.Tree(), Value: lazy.LeafValue}, Reload: reload},
 		ledger.SideChallenger: {Side: ledger.SideChallenger, Setup: setup, Timeout: 5, Responder: &dispute.Responder{Party: dispute.B, Tree: ltree, Value: func(i int) ([]byte, error) {
 			if i == bad {
 				return lie, nil

@@ -284,6 +284,9 @@ func (c *Chain) storeWork(acts []outbox.Action) error {
 			if err := c.store.Fail(a.Record); err != nil {
 				c.log.Error("moving an outbox entry to failed/", "receipt", a.Record.ReceiptID, "err", err)
 			}
+			c.mu.Lock()
+			delete(c.reveals, a.Record.ReceiptID)
+			c.mu.Unlock()
 			c.failures.Add(1)
 			c.log.Error("receipt not published", "receipt", a.Record.ReceiptID, "reason", a.Record.Failed)
 		}
@@ -443,6 +446,14 @@ func (c *Chain) openEscrows(ctx context.Context, s *Sender, batch []escrowOpen, 
 		return c.store.SaveAll(recs)
 	})
 	for i, err := range errs {
+		if txs != nil && err == nil {
+			if o := batch[i].msg.OpenEscrow; o != nil && !o.AuditCommit.IsZero() {
+				// Its secret is revealed after publication (revealAudits).
+				c.mu.Lock()
+				c.reveals[batch[i].id] = s
+				c.mu.Unlock()
+			}
+		}
 		switch {
 		case txs != nil && (err == nil || errors.Is(err, client.ErrMaybeSent) || errors.Is(err, client.ErrRejected)):
 			answer(sent(batch[i].id, outbox.EscrowTx, err))

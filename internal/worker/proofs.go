@@ -25,6 +25,18 @@ func (w *Local) Trace(ctx context.Context, r *receipt.Receipt) (*audit.Trace, er
 	return audit.Regenerate(w.e, r)
 }
 
+// TraceLeaves is Trace keeping the values of the given leaves only (the
+// whole tree): audit.RegenerateLeaves.
+func (w *Local) TraceLeaves(ctx context.Context, r *receipt.Receipt, leaves []int) (*audit.Trace, error) {
+	return audit.RegenerateLeaves(w.e, r, leaves)
+}
+
+// RetraceLeaves is Retrace keeping the values of the given leaves only
+// (the whole tree): audit.RetraceLeaves.
+func (w *Local) RetraceLeaves(ctx context.Context, r *receipt.Receipt, leaves []int) (*audit.Trace, error) {
+	return audit.RetraceLeaves(w.e, r, leaves)
+}
+
 // Retrace computes this worker's own trace of another worker's receipt,
 // whatever its roots: a challenger's side of a dispute.
 func (w *Local) Retrace(ctx context.Context, r *receipt.Receipt) (*audit.Trace, error) {

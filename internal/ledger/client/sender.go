@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"crypto/ed25519"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -60,6 +61,25 @@ func NewSender(c *Client, key ed25519.PrivateKey, fee uint64) (*Sender, error) {
 
 // Address is the account the sender signs for.
 func (s *Sender) Address() ledger.Address { return s.addr }
+
+// AuditSecret is the audit secret the account commits to in an escrow for
+// the receipt with id (MsgOpenEscrow.AuditCommit is its SHA-256) and
+// reveals after the receipt is published (MsgRevealAudit): SHA-256 of
+// "verdict/audit-secret/v1" and the account's ed25519 signature of that
+// tag followed by the receipt id. Deterministic, so it is derived again
+// from the key when revealed; unknown to anyone without the key, the
+// worker included when it is not the requester.
+func (s *Sender) AuditSecret(receiptID ledger.Hash) []byte {
+	const tag = "verdict/audit-secret/v1"
+	sig := ed25519.Sign(s.key, append([]byte(tag), receiptID[:]...))
+	h := sha256.Sum256(append([]byte(tag), sig...))
+	return h[:]
+}
+
+// AuditCommit is SHA-256 of AuditSecret(receiptID).
+func (s *Sender) AuditCommit(receiptID ledger.Hash) ledger.Hash {
+	return ledger.Hash(sha256.Sum256(s.AuditSecret(receiptID)))
+}
 
 // Client is the sender's ledger client.
 func (s *Sender) Client() *Client { return s.c }

@@ -26,8 +26,11 @@ type Game struct {
 }
 
 // MaxEntries caps a transcript; a game takes about log2(cells)+3 rounds of
-// two answers, so this is far above any honest game.
-const MaxEntries = 512
+// two answers, plus one answer per part when the disputed leaf's inputs
+// are read in parts (at most 3 passes of 64 parts of 2 MiB for the
+// 131072 positions of llama3.1-8b's context), so this is far above any
+// honest game.
+const MaxEntries = 4096
 
 // transcript is the stored state.
 type transcript struct {
@@ -38,11 +41,19 @@ type transcript struct {
 	Entries    []entry `json:"entries"`
 }
 
-// entry is a message from a party, or a tick (Msg empty).
+// entry is a message from a party, or a tick (Msg and Round empty). An
+// answer to a part of the disputed leaf's inputs (dispute.Folder) is kept
+// without its values, which would make the transcript as large as the
+// receipt's whole key/value cache: as its round and, in the last such
+// entry only, Fold, the referee's state after it (the state it leaves is
+// all the parts that follow read; the values were checked against the
+// sender's root when the answer was delivered).
 type entry struct {
 	Height uint64      `json:"height"`
 	From   ledger.Side `json:"from,omitempty"`
 	Msg    []byte      `json:"msg,omitempty"`
+	Round  int         `json:"round,omitempty"`
+	Fold   []byte      `json:"fold,omitempty"`
 }
 
 var _ ledger.DisputeGame = Game{}
@@ -58,6 +69,16 @@ func (g Game) replay(state []byte) (*transcript, *dispute.Machine, error) {
 	}
 	for i, e := range t.Entries {
 		m.Tick(e.Height)
+		if e.Round > 0 {
+			party, err := side(e.From)
+			if err != nil {
+				return nil, nil, fmt.Errorf("dispute transcript entry %d: %w", i, err)
+			}
+			if _, err := m.SkipPart(party, e.Round, e.Fold); err != nil {
+				return nil, nil, fmt.Errorf("dispute transcript entry %d: %w", i, err)
+			}
+			continue
+		}
 		if len(e.Msg) == 0 {
 			continue
 		}
@@ -88,19 +109,25 @@ func (g Game) start(t *transcript) (*dispute.Machine, error) {
 	return m, err
 }
 
+// side is the party of a ledger side: the worker is A, the challenger B.
+func side(from ledger.Side) (dispute.Party, error) {
+	switch from {
+	case ledger.SideWorker:
+		return dispute.A, nil
+	case ledger.SideChallenger:
+		return dispute.B, nil
+	}
+	return 0, fmt.Errorf("message from side %d", from)
+}
+
 func message(from ledger.Side, b []byte) (*dispute.Message, error) {
 	msg, err := dispute.ParseMessage(b)
 	if err != nil {
 		return nil, err
 	}
-	var want dispute.Party
-	switch from {
-	case ledger.SideWorker:
-		want = dispute.A
-	case ledger.SideChallenger:
-		want = dispute.B
-	default:
-		return nil, fmt.Errorf("message from side %d", from)
+	want, err := side(from)
+	if err != nil {
+		return nil, err
 	}
 	if msg.From != want {
 		return nil, fmt.Errorf("message claims to be from party %s but the %s sent it", msg.From, from)
@@ -135,8 +162,19 @@ func (g Game) Step(state []byte, from ledger.Side, msg []byte, height uint64) ([
 	if m.Outcome().Done {
 		return nil, errors.New("dispute is over")
 	}
+	read := m.PartsRead()
 	if _, err := m.Step(*parsed); err != nil {
 		return nil, err
+	}
+	if m.PartsRead() > read {
+		// A part taken: keep the state it left instead of its values (an
+		// answer that lost by its proof or that the referee could not
+		// read is kept whole, and replays to the same end).
+		for i := range t.Entries {
+			t.Entries[i].Fold = nil
+		}
+		t.Entries = append(t.Entries, entry{Height: height, From: from, Round: parsed.Round, Fold: m.PartState()})
+		return json.Marshal(t)
 	}
 	t.Entries = append(t.Entries, entry{Height: height, From: from, Msg: append([]byte{}, msg...)})
 	return json.Marshal(t)
@@ -190,6 +228,28 @@ func (g Game) Outstanding(state []byte) (q dispute.Message, ok bool, err error) 
 	}
 	q, ok = m.Query()
 	return q, ok, nil
+}
+
+// Inputs returns the leaves the referee of a stored game reads to
+// recompute leaf d (Referee.Inputs): the values a party needs for every
+// opening of leaf d's inputs, all parts included, which a party that keeps
+// the tree alone regenerates once (audit.RegenerateLeaves).
+func (g Game) Inputs(state []byte, d int) ([]int, error) {
+	var t transcript
+	if err := json.Unmarshal(state, &t); err != nil {
+		return nil, fmt.Errorf("dispute transcript: %w", err)
+	}
+	if g.Setup == nil {
+		return nil, errors.New("dispute game has no setup")
+	}
+	_, ref, err := g.Setup(t.Receipt, t.Commitment)
+	if err != nil {
+		return nil, err
+	}
+	if ref == nil {
+		return nil, errors.New("dispute game decided at setup: no leaf is opened")
+	}
+	return ref.Inputs(d), nil
 }
 
 // Rounds returns the number of queries a stored game has issued.

@@ -307,6 +307,187 @@ func TestStepRejects(t *testing.T) {
 	}
 }
 
+// chainReferee is a toy computation whose leaf i reads every leaf before
+// it (as an attention leaf reads every key and value): leaf i is
+// cell(i, c), c chaining SHA-256 over the leaves before it in two passes,
+// read in parts of 5 (dispute.Folder).
+type chainReferee struct{}
+
+func (chainReferee) Inputs(i int) []int {
+	ins := make([]int, i)
+	for j := range ins {
+		ins[j] = j
+	}
+	return ins
+}
+
+func chainStep(state, v []byte, pass int) []byte {
+	h := sha256.New()
+	h.Write(state)
+	h.Write([]byte{byte(pass)})
+	h.Write(v)
+	return h.Sum(nil)
+}
+
+func (chainReferee) Recompute(i int, ins [][]byte) ([]byte, error) {
+	var s []byte
+	for pass := 0; pass < 2; pass++ {
+		for _, v := range ins {
+			s = chainStep(s, v, pass)
+		}
+	}
+	return cell(i, s), nil
+}
+
+func (chainReferee) Parts(d int) (passes, size int) { return 2, 5 }
+
+func (chainReferee) Fold(d, pass, part int, values [][]byte, state []byte) ([]byte, error) {
+	for _, v := range values {
+		state = chainStep(state, v, pass)
+	}
+	return state, nil
+}
+
+func (chainReferee) Finish(d int, state []byte) ([]byte, error) { return cell(d, state), nil }
+
+func chainTrace(lieAt int) [][]byte {
+	s := make([][]byte, cells)
+	for i := range s {
+		s[i], _ = chainReferee{}.Recompute(i, s[:i])
+		if i == lieAt {
+			s[i][0] ^= 1
+		}
+	}
+	return s
+}
+
+func chainSetup(receipt, commitment []byte) (dispute.Config, dispute.Referee, error) {
+	cfg, _, err := setup(receipt, commitment)
+	return cfg, chainReferee{}, err
+}
+
+// TestLedgerDisputeInParts plays, through ledger transactions, games whose
+// disputed leaf reads more inputs than one answer carries: the inputs are
+// opened part by part, one transaction each, by whichever party answers
+// (the other's late copy is refused); the liar loses, and the stored
+// transcript keeps each part as its round and only the latest referee
+// state, never the values.
+func TestLedgerDisputeInParts(t *testing.T) {
+	for _, c := range []struct {
+		name                string
+		workerLie, challLie int
+		partsBy             string // who opens the parts
+		wantStatus          string
+	}{
+		{"worker lies, challenger opens", 30, -1, "verifier", ledger.DisputeWorkerLost},
+		{"worker lies and opens", 33, -1, "worker", ledger.DisputeWorkerLost},
+		{"challenger lies, worker opens", -1, 36, "worker", ledger.DisputeChallengerLost},
+		{"both open", 25, -1, "both", ledger.DisputeWorkerLost},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			p := ledger.DefaultParams()
+			p.AuditRateBps, p.ChallengeWindow = 0, 400
+			game := Game{Setup: chainSetup, Timeout: p.MoveWindow}
+			l := ledger.New(ledger.NewMemStore(), ledger.Hooks{Receipts: receipts{}, Disputes: game})
+			g := ledger.Genesis{ChainID: "dg", Params: p}
+			for _, n := range []string{"req", "worker", "verifier"} {
+				g.Accounts = append(g.Accounts, ledger.GenesisAccount{Address: addr(n), Balance: 1_000_000, Bonded: 10_000})
+			}
+			if err := l.InitGenesis(g); err != nil {
+				t.Fatal(err)
+			}
+			ch := &chain{t: t, l: l, nonces: map[string]uint64{}}
+			ch.ok("req", ledger.Msg{RegisterModel: &ledger.MsgRegisterModel{ModelID: ledger.Hash{1}, Name: "toy", SpecVersion: 1}})
+			ch.ok("req", ledger.Msg{OpenEscrow: &ledger.MsgOpenEscrow{Worker: addr("worker"), ModelID: ledger.Hash{1}, Fee: 100, Request: ledger.Hash{2}}})
+			wt, vt := chainTrace(c.workerLie), chainTrace(c.challLie)
+			wtree, vtree := merkle.NewTreeFromData(wt), merkle.NewTreeFromData(vt)
+			rcpt := toyReceipt(addr("worker"), wtree.Root())
+			ch.ok("worker", ledger.Msg{PublishReceipt: &ledger.MsgPublishReceipt{EscrowID: ledger.EscrowID(addr("req"), 1), Receipt: rcpt}})
+			rid := ledger.Hash(sha256.Sum256(rcpt))
+			res := ch.ok("verifier", ledger.Msg{OpenDispute: &ledger.MsgOpenDispute{ReceiptID: rid, Commitment: []byte(ledger.Hash(vtree.Root()).String())}})
+			var did ledger.Hash
+			for _, e := range res.Events {
+				if d, err := ledger.DecodeDisputeOpened(e); err == nil {
+					did = d.DisputeID
+				}
+			}
+			players := map[string]*dispute.Responder{
+				"worker":   {Party: dispute.A, Tree: wtree, Value: func(i int) ([]byte, error) { return wt[i], nil }},
+				"verifier": {Party: dispute.B, Tree: vtree, Value: func(i int) ([]byte, error) { return vt[i], nil }},
+			}
+			parts, refused := 0, 0
+			var d ledger.Dispute
+			for round := 0; round < 60; round++ {
+				ch.query("dispute/"+did.String(), &d)
+				if d.Status != ledger.DisputeOpen {
+					break
+				}
+				_, m, err := game.replay(d.Game)
+				if err != nil {
+					t.Fatal(err)
+				}
+				q, _ := m.Query()
+				inParts := m.InParts()
+				var txs [][]byte
+				for _, who := range []string{"worker", "verifier"} {
+					if inParts && c.partsBy != "both" && who != c.partsBy {
+						continue
+					}
+					a, err := players[who].Answer(q)
+					if err != nil {
+						t.Fatal(err)
+					}
+					b, _ := a.Marshal()
+					tx := &ledger.Tx{ChainID: "dg", Nonce: ch.nonces[who], Fee: 1, Msg: ledger.Msg{DisputeMove: &ledger.MsgDisputeMove{DisputeID: did, Message: b}}}
+					ch.nonces[who]++
+					tx.Sign(key(who))
+					txs = append(txs, tx.Encode())
+				}
+				for _, r := range ch.block(txs...).TxResults {
+					if r.Code != 0 {
+						if !inParts {
+							t.Fatalf("round %d: %s", round, r.Log)
+						}
+						refused++
+					}
+				}
+				if inParts {
+					parts++
+				}
+			}
+			if d.Status != c.wantStatus {
+				t.Fatalf("dispute %s (%s), want %s", d.Status, d.Reason, c.wantStatus)
+			}
+			lie := max(c.workerLie, c.challLie)
+			if want := 2 * ((lie + 4) / 5); parts != want {
+				t.Fatalf("%d parts, want %d", parts, want)
+			}
+			if c.partsBy == "both" && refused != parts {
+				t.Fatalf("%d late copies of %d parts refused", refused, parts)
+			}
+			var tr transcript
+			if err := json.Unmarshal(d.Game, &tr); err != nil {
+				t.Fatal(err)
+			}
+			stored, folds := 0, 0
+			for _, e := range tr.Entries {
+				if e.Round > 0 {
+					stored++
+					if len(e.Msg) > 0 {
+						t.Fatal("a part kept its values")
+					}
+				}
+				if e.Fold != nil {
+					folds++
+				}
+			}
+			if stored != parts || folds != 1 {
+				t.Fatalf("transcript: %d parts stored of %d, %d states", stored, parts, folds)
+			}
+		})
+	}
+}
+
 // FuzzAnswers: any stored state decodes to answers or an error, never a
 // panic; every answer it returns is a well-formed message from its side.
 func FuzzAnswers(f *testing.F) {

@@ -3,7 +3,9 @@
 // dispute.Responder), a DisputeBook holds the disputes one account plays and
 // sends their moves (PlayDispute) through the account's ledger client
 // Sender. The worker defends its receipts with it; the verifier challenges
-// with it.
+// with it. Both keep their trace's tree alone and, when the game reaches
+// the disputed leaf, regenerate the values of its inputs once
+// (Player.Reload), so a long receipt's whole trace need not fit in memory.
 //
 // The player does not keep its own copy of the game: it reads the query
 // from the ledger's stored transcript with the validators' own replay

@@ -40,7 +40,14 @@ type Player struct {
 	Setup     disputegame.Setup
 	Timeout   uint64 // the chain's moveWindow, for transcripts that do not record it
 	Responder *dispute.Responder
-	answered  map[string]time.Time
+	// Reload, when set, returns the values of the given leaves (from a
+	// trace regenerated keeping them: audit.RegenerateLeaves). A player
+	// whose Responder holds the tree alone (a long receipt's whole trace
+	// does not fit in memory) gets, at the first opening of the disputed
+	// leaf's inputs, the values of all of them, every part included.
+	Reload   func(leaves []int) (func(i int) ([]byte, error), error)
+	loaded   int // 1 + the leaf whose inputs Reload gave (0: none)
+	answered map[string]time.Time
 }
 
 // Move returns the player's answer to the dispute's outstanding query, or
@@ -69,6 +76,17 @@ func (p *Player) Move(d *ledger.Dispute) (msg []byte, ok bool, err error) {
 	key := d.DisputeID.String() + string(qb)
 	if at, ok := p.answered[key]; ok && time.Since(at) < resend {
 		return nil, false, nil
+	}
+	if q.Kind == dispute.OpenLeaves && p.Reload != nil && p.loaded != q.Start+1 {
+		ins, err := disputegame.Game{Setup: p.Setup, Timeout: p.Timeout}.Inputs(d.Game, q.Start)
+		if err != nil {
+			return nil, false, fmt.Errorf("dispute %s: %w", d.DisputeID, err)
+		}
+		v, err := p.Reload(ins)
+		if err != nil {
+			return nil, false, fmt.Errorf("dispute %s: regenerating the inputs of leaf %d: %w", d.DisputeID, q.Start, err)
+		}
+		p.Responder.Value, p.loaded = v, q.Start+1
 	}
 	a, err := p.Responder.Answer(q)
 	if err != nil {

@@ -462,3 +462,164 @@ func TestOpeningsWithoutModel(t *testing.T) {
 		t.Fatalf("a failed block changed the state (audit %s)", a.Status)
 	}
 }
+
+// TestDisputeWholeContextThroughLedger: a stories260K receipt that fills
+// the model's whole context (512 positions), whose worker committed to a
+// trace forged at an attention leaf of the last position (the leaf whose
+// inputs are the keys and values of every position), disputed through
+// ledger transactions with the engine referee inside FinalizeBlock, the
+// answers limited (here, so that a short model needs them) to a few
+// key/value leaves: the inputs are opened part by part, one transaction
+// each, by the challenger alone; the worker loses and is slashed, and the
+// referee finishes the one leaf.
+func TestDisputeWholeContextThroughLedger(t *testing.T) {
+	models, id, m, e := stories(t)
+	wk, err := keys.New(make([]byte, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(3, 4))
+	prompt := make([]int, m.Config.ContextLen-1)
+	prompt[0] = 1
+	for i := 1; i < len(prompt); i++ {
+		prompt[i] = 3 + rng.IntN(m.Config.Vocab-3)
+	}
+	rec := audit.NewRecorder(m.Config, prompt)
+	sp := sampler.Params{Temperature: 0}
+	steps := len(prompt) + 2
+	res, err := generate.Run(context.Background(), e, generate.Request{Prompt: prompt, Steps: steps, Sampler: sp,
+		OnLogits: func(pos int, l []float32) error { rec.Logits(pos, l); return nil }, Trace: rec})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := rec.Receipt(merkle.Hash(id), engine.SpecVersion, sp, audit.EffectiveSteps(steps, m.Config.ContextLen), nil, res.Output, nil, wk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	honest, err := audit.Regenerate(e, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lay := audit.NewLayout(m.Config, len(r.Prompt), len(r.Output))
+	if lay.Positions() != m.Config.ContextLen {
+		t.Fatalf("%d positions, want the context of %d", lay.Positions(), m.Config.ContextLen)
+	}
+	T := lay.Positions()
+	leaf := lay.ALeaf(lay.Layers-1, 1, T-1)
+	lie := forged(t, honest, leaf, rng)
+	cp := *r
+	cp.TraceRoot = lie.Tree().Root()
+	if err := cp.Sign(wk.Private); err != nil {
+		t.Fatal(err)
+	}
+	rb, err := cp.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	const size = 48 // inputs per part
+	partBytes := 4*lay.Dim + (size-1)*8*lay.HeadDim
+	rl := &refereeLog{}
+	setup := func(rb, c []byte) (dispute.Config, dispute.Referee, error) {
+		cfg, ref, err := rl.setup(models)(rb, c)
+		if err != nil {
+			return cfg, nil, err
+		}
+		return cfg, ref.(*audit.Referee).WithPartBytes(partBytes), nil
+	}
+	hooks := Hooks(models)
+	game := disputegame.Game{Setup: setup}
+	hooks.Disputes = game
+	p := ledger.DefaultParams()
+	p.AuditRateBps, p.ChallengeWindow = 0, 100
+	worker := ed25519.PrivateKey(wk.Private)
+	chall := ed25519.NewKeyFromSeed([]byte("challenger seed challenger seed!"))
+	req := ed25519.NewKeyFromSeed([]byte("requester seed requester seed!!!"))
+	l := ledger.New(ledger.NewMemStore(), hooks)
+	if err := l.InitGenesis(ledger.Genesis{ChainID: "pd", Params: p, Accounts: []ledger.GenesisAccount{
+		{Address: addrOf(worker), Balance: 10_000, Bonded: 10_000},
+		{Address: addrOf(chall), Balance: 10_000, Bonded: 20_000},
+		{Address: addrOf(req), Balance: 10_000}}}); err != nil {
+		t.Fatal(err)
+	}
+	ch := &dchain{t: t, l: l, nonces: map[ledger.Address]uint64{}}
+	ch.ok(ch.tx(req, ledger.Msg{RegisterModel: &ledger.MsgRegisterModel{ModelID: id, Name: "stories260K", SpecVersion: 1}}),
+		ch.tx(req, ledger.Msg{OpenEscrow: &ledger.MsgOpenEscrow{Worker: addrOf(worker), ModelID: id, Fee: 50, Request: reqOf(t, rb)}}))
+	ch.ok(ch.tx(worker, ledger.Msg{PublishReceipt: &ledger.MsgPublishReceipt{EscrowID: ledger.EscrowID(addrOf(req), 1), Receipt: rb}}))
+	root := honest.Tree().Root()
+	opened := ch.ok(ch.tx(chall, ledger.Msg{OpenDispute: &ledger.MsgOpenDispute{ReceiptID: ledger.Hash(cp.ID()), Commitment: root[:]}}))
+	var did ledger.Hash
+	for _, ev := range opened.TxResults[0].Events {
+		if d, err := ledger.DecodeDisputeOpened(ev); err == nil {
+			did = d.DisputeID
+		}
+	}
+	players := map[ledger.Side]struct {
+		key  ed25519.PrivateKey
+		resp *dispute.Responder
+	}{
+		ledger.SideWorker:     {worker, &dispute.Responder{Party: dispute.A, Tree: lie.Tree(), Value: lie.LeafValue}},
+		ledger.SideChallenger: {chall, &dispute.Responder{Party: dispute.B, Tree: honest.Tree(), Value: honest.LeafValue}},
+	}
+	N := lay.Leaves()
+	wantParts := audit.AttentionPasses * ((T + 1 + size - 1) / size)
+	maxRounds := bits.Len(uint(N-1)) + 1 + wantParts
+	var d ledger.Dispute
+	parts, rounds := 0, 0
+	for step := 0; ; step++ {
+		if step > 2*maxRounds {
+			t.Fatal("dispute does not end")
+		}
+		ch.query("dispute/"+did.String(), &d)
+		if d.Status != ledger.DisputeOpen {
+			break
+		}
+		if rounds, err = game.Rounds(d.Game); err != nil {
+			t.Fatal(err)
+		}
+		q, ok, err := game.Outstanding(d.Game)
+		if err != nil || !ok {
+			t.Fatalf("open dispute without a query: %v", err)
+		}
+		var txs [][]byte
+		for _, side := range []ledger.Side{ledger.SideChallenger, ledger.SideWorker} {
+			if q.Kind == dispute.OpenLeaves && side == ledger.SideWorker {
+				continue // the challenger opens the inputs alone
+			}
+			a, err := players[side].resp.Answer(q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, err := a.Marshal()
+			if err != nil {
+				t.Fatal(err)
+			}
+			txs = append(txs, ch.tx(players[side].key, ledger.Msg{DisputeMove: &ledger.MsgDisputeMove{DisputeID: did, Message: b}}))
+		}
+		if q.Kind == dispute.OpenLeaves {
+			parts++
+		}
+		ch.ok(txs...)
+	}
+	var rcp ledger.ReceiptRecord
+	ch.query("receipt/"+ledger.Hash(cp.ID()).String(), &rcp)
+	if d.Status != ledger.DisputeWorkerLost || rcp.Status != ledger.StatusSlashed {
+		t.Fatalf("dispute %s (%s), receipt %s", d.Status, d.Reason, rcp.Status)
+	}
+	if parts != wantParts || rounds > maxRounds {
+		t.Fatalf("%d parts (want %d), %d rounds (limit %d)", parts, wantParts, rounds, maxRounds)
+	}
+	// Each replay of the transcript builds a referee: none recomputes
+	// more than one leaf, and the game was decided by one.
+	finished := 0
+	for _, ref := range rl.refs {
+		if ref.Calls > 1 {
+			t.Fatalf("a referee recomputed %d leaves", ref.Calls)
+		}
+		finished += ref.Calls
+	}
+	if finished == 0 {
+		t.Fatal("no referee finished the leaf")
+	}
+	t.Logf("%d positions, %d leaves: worker lost at A(%d, 1, %d) in %d rounds, %d of them parts of %d inputs; transcript %d bytes; %s",
+		T, N, lay.Layers-1, T-1, rounds, parts, size, len(d.Game), d.Reason)
+}

@@ -98,7 +98,11 @@ func (o Openings) CheckOpenings(rb []byte, seed ledger.Hash, cells uint32, ob []
 // A dispute whose largest answer (audit.Referee.MaxAnswerBytes, carried
 // base64-encoded in a disputeMove transaction) could exceed
 // ledger.MaxTxBytes is refused: its parties could not answer in time and
-// an honest one would lose.
+// an honest one would lose. Since the inputs of a long attention leaf are
+// opened in parts of audit.DisputePartBytes, no model shape the project
+// knows comes near it at its whole context (audit
+// TestMaxAnswerBytesWholeContexts); it stays as a guard for a shape whose
+// single state or head would not fit.
 func (ms *Models) DisputeSetup(rb, commitment []byte) (dispute.Config, dispute.Referee, error) {
 	return ms.disputeSetup(rb, commitment, ledger.MaxTxBytes)
 }
@@ -119,6 +123,9 @@ func (ms *Models) disputeSetup(rb, commitment []byte, maxTx int) (dispute.Config
 	cfg, ref, err := audit.DisputeSetup(m, r.Model, rb, commitment)
 	if err != nil {
 		return dispute.Config{}, nil, err
+	}
+	if ref == nil {
+		return cfg, nil, nil // decided at once (Config.Forfeit)
 	}
 	if n := ref.MaxAnswerBytes(); 4*((n+2)/3)+txOverhead > maxTx {
 		return dispute.Config{}, nil, fmt.Errorf("dispute setup: receipt %s is too long to dispute on this chain: an answer may take %d bytes, transactions are limited to %d", ledger.Hash(r.ID()), 4*((n+2)/3)+txOverhead, maxTx)

@@ -1,0 +1,227 @@
+//go:build amd64 && !purego
+
+package kernels
+
+import (
+	"encoding/binary"
+	"unsafe"
+
+	"github.com/verdictnet/verdict/internal/tensor"
+)
+
+// The AVX-512 VNNI path of the Q8_0, Q4_0 and Q5_0 matrix product for a
+// few activation rows (Q8_0: 2 to 16, Q4_0 and Q5_0: 1 to 16; the decode
+// steps of a continuous batch, and Q4_0/Q5_0 decode), with the lanes on
+// the weight rows (asmgen_vnni.go, vnniWTTile):
+// 16 weight rows per register, transposed per block in registers, against
+// up to 8 activation rows per call whose quanta are VPDPBUSD's broadcast
+// operand. The transposition and the weight scales are paid once per
+// block and 16 weight rows, the rest (8 VPDPBUSD and 4 float operations
+// per block, activation row and 16 weight rows) grows with n; the results
+// of an activation row are 16 consecutive floats of out. The arithmetic
+// per (weight row, activation row) is that of dotQ8_0, dotQ4_0 or dotQ5,
+// bit for bit
+// (docs/determinism.md 4.2), for any int8 activation quanta.
+//
+// Packed layout (packVNNIWT), per group g of 8 activation rows and block b,
+// at g*gs + b*vnniWTBlk (gs = nb*vnniWTBlk):
+//
+//	[0, 32):    -Σ q_x over block b of row 8g+j (int32) at 4j; the tiles
+//	            start block b's sums at that times 128 (Q8_0), 8 (Q4_0)
+//	            or 16 (Q5_0)
+//	[32, 64):   dx_b of row 8g+j (float32) at 4j
+//	[64, 320):  the 32 quanta of block b of row 8g+j at 64+32j
+//
+// Rows past n in the last group are zero; the tiles never read them (P is
+// the group's row count).
+
+const (
+	vnniWTBlk  = 320
+	vnniWTRows = 16 // weight rows per tile
+
+	// vnniWTMaxRows is the most activation rows for which PrepareTypes
+	// packs for these tiles (Q8_0 weights); from vnniWTMaxRows+1 on the
+	// tiles of vnni_amd64.go run.
+	vnniWTMaxRows = 16
+)
+
+//go:noescape
+func vnniWTQ8P1(w *byte, ws int, pk *byte, nb int, out *float32, ld int)
+
+//go:noescape
+func vnniWTQ8P2(w *byte, ws int, pk *byte, nb int, out *float32, ld int)
+
+//go:noescape
+func vnniWTQ8P3(w *byte, ws int, pk *byte, nb int, out *float32, ld int)
+
+//go:noescape
+func vnniWTQ8P4(w *byte, ws int, pk *byte, nb int, out *float32, ld int)
+
+//go:noescape
+func vnniWTQ8P5(w *byte, ws int, pk *byte, nb int, out *float32, ld int)
+
+//go:noescape
+func vnniWTQ8P6(w *byte, ws int, pk *byte, nb int, out *float32, ld int)
+
+//go:noescape
+func vnniWTQ8P7(w *byte, ws int, pk *byte, nb int, out *float32, ld int)
+
+//go:noescape
+func vnniWTQ8P8(w *byte, ws int, pk *byte, nb int, out *float32, ld int)
+
+//go:noescape
+func vnniWTQ4P1(w *byte, ws int, pk *byte, nb int, out *float32, ld int)
+
+//go:noescape
+func vnniWTQ4P2(w *byte, ws int, pk *byte, nb int, out *float32, ld int)
+
+//go:noescape
+func vnniWTQ4P3(w *byte, ws int, pk *byte, nb int, out *float32, ld int)
+
+//go:noescape
+func vnniWTQ4P4(w *byte, ws int, pk *byte, nb int, out *float32, ld int)
+
+//go:noescape
+func vnniWTQ4P5(w *byte, ws int, pk *byte, nb int, out *float32, ld int)
+
+//go:noescape
+func vnniWTQ4P6(w *byte, ws int, pk *byte, nb int, out *float32, ld int)
+
+//go:noescape
+func vnniWTQ4P7(w *byte, ws int, pk *byte, nb int, out *float32, ld int)
+
+//go:noescape
+func vnniWTQ4P8(w *byte, ws int, pk *byte, nb int, out *float32, ld int)
+
+//go:noescape
+func vnniWTQ50P1(w *byte, ws int, pk *byte, nb int, out *float32, ld int)
+
+//go:noescape
+func vnniWTQ50P2(w *byte, ws int, pk *byte, nb int, out *float32, ld int)
+
+//go:noescape
+func vnniWTQ50P3(w *byte, ws int, pk *byte, nb int, out *float32, ld int)
+
+//go:noescape
+func vnniWTQ50P4(w *byte, ws int, pk *byte, nb int, out *float32, ld int)
+
+//go:noescape
+func vnniWTQ50P5(w *byte, ws int, pk *byte, nb int, out *float32, ld int)
+
+//go:noescape
+func vnniWTQ50P6(w *byte, ws int, pk *byte, nb int, out *float32, ld int)
+
+//go:noescape
+func vnniWTQ50P7(w *byte, ws int, pk *byte, nb int, out *float32, ld int)
+
+//go:noescape
+func vnniWTQ50P8(w *byte, ws int, pk *byte, nb int, out *float32, ld int)
+
+type vnniWTFn func(w *byte, ws int, pk *byte, nb int, out *float32, ld int)
+
+var (
+	vnniWTTilesQ8  = [9]vnniWTFn{1: vnniWTQ8P1, 2: vnniWTQ8P2, 3: vnniWTQ8P3, 4: vnniWTQ8P4, 5: vnniWTQ8P5, 6: vnniWTQ8P6, 7: vnniWTQ8P7, 8: vnniWTQ8P8}
+	vnniWTTilesQ4  = [9]vnniWTFn{1: vnniWTQ4P1, 2: vnniWTQ4P2, 3: vnniWTQ4P3, 4: vnniWTQ4P4, 5: vnniWTQ4P5, 6: vnniWTQ4P6, 7: vnniWTQ4P7, 8: vnniWTQ4P8}
+	vnniWTTilesQ50 = [9]vnniWTFn{1: vnniWTQ50P1, 2: vnniWTQ50P2, 3: vnniWTQ50P3, 4: vnniWTQ50P4, 5: vnniWTQ50P5, 6: vnniWTQ50P6, 7: vnniWTQ50P7, 8: vnniWTQ50P8}
+)
+
+// packActsVNNIWT is packActs8 where the VNNI tiles are on: it packs
+// rows (for Q8_0, Q4_0 and Q5_0 weights) for n <= vnniWTMaxRows.
+func packActsVNNIWT(a *Acts, run func(n int, fn func(lo, hi int))) bool {
+	return a.N >= 1 && a.N <= vnniWTMaxRows && packVNNIWT(a)
+}
+
+// packVNNIWT fills a.pk8 from a.Q and a.D. It declines (false) shapes the
+// tiles do not take.
+func packVNNIWT(a *Acts) bool {
+	n, cols := a.N, a.Cols
+	if n <= 0 || cols <= 0 || cols%tensor.QK != 0 || len(a.Q) < n*cols || len(a.D) < n*(cols/tensor.QK) {
+		return false
+	}
+	nb := cols / tensor.QK
+	groups := (n + 7) / 8
+	gs := nb * vnniWTBlk
+	a.pk8 = grow(a.pk8, groups*gs)
+	q := unsafe.Slice((*byte)(unsafe.Pointer(&a.Q[0])), len(a.Q))
+	const (
+		flip = 0x8080808080808080 // int8 -> uint8 + 128
+		lo8  = 0x00ff00ff00ff00ff
+		add4 = 0x0001000100010001
+	)
+	le := binary.LittleEndian
+	for g := 0; g < groups; g++ {
+		for b := 0; b < nb; b++ {
+			blk := a.pk8[g*gs+b*vnniWTBlk : g*gs+(b+1)*vnniWTBlk]
+			if 8*g+8 > n {
+				clear(blk)
+			}
+			for j := 0; j < 8 && 8*g+j < n; j++ {
+				p := 8*g + j
+				src := q[p*cols+b*tensor.QK : p*cols+(b+1)*tensor.QK]
+				copy(blk[64+32*j:64+32*j+32], src)
+				// Σ (q+128) over the block, eight bytes at a time in
+				// 16-bit lanes (at most 4*2*255 each), as packVNNI.
+				var us uint64
+				for k := 0; k < 4; k++ {
+					u := le.Uint64(src[8*k:]) ^ flip
+					us += ((u&lo8 + u>>8&lo8) * add4) >> 48
+				}
+				sx := int32(us) - 128*tensor.QK
+				le.PutUint32(blk[4*j:], uint32(-sx))
+				le.PutUint32(blk[32+4*j:], math32bits(a.D[p*nb+b]))
+			}
+		}
+	}
+	return true
+}
+
+// matMulVNNIWT is matMulAVX2's Q8_0 case with the vnniWT tiles, for Acts
+// that PrepareTypes packed for them; matMulAVX2 has checked the shapes. The
+// weight rows past the last multiple of 16 in [r0, r1) go through the
+// scalar reference.
+// It declines (false) anything else.
+func matMulVNNIWT(w *tensor.Tensor, a *Acts, out []float32, ld, r0, r1 int) bool {
+	n, cols := a.N, a.Cols
+	if !a.packed8 || n <= 0 || n > vnniWTMaxRows || cols%tensor.QK != 0 {
+		return false
+	}
+	var tiles *[9]vnniWTFn
+	var dot func(row []byte, q []int8, d []float32) float32
+	switch w.Type {
+	case tensor.Q8_0:
+		if n == 1 {
+			// Q8_0 decode stays with the AVX2 kernel q8DotM, whose
+			// single stream through the weights reads them from memory
+			// as fast (both about 33 GB/s here; for Q4_0 these tiles
+			// read 24 GB/s, q4DotM 14).
+			return false
+		}
+		tiles, dot = &vnniWTTilesQ8, dotQ8_0
+	case tensor.Q4_0:
+		tiles, dot = &vnniWTTilesQ4, dotQ4_0
+	case tensor.Q5_0:
+		tiles, dot = &vnniWTTilesQ50, func(row []byte, q []int8, d []float32) float32 { return dotQ5(tensor.Q5_0, row, q, d) }
+	default:
+		return false
+	}
+	nb := cols / tensor.QK
+	groups := (n + 7) / 8
+	gs := nb * vnniWTBlk
+	rs := w.RowSize()
+	if nb == 0 || len(a.pk8) < groups*gs || r1*rs > len(w.Data) || len(out) < (n-1)*ld+r1 {
+		return false
+	}
+	r := r0
+	for ; r+vnniWTRows <= r1; r += vnniWTRows {
+		for g := 0; g < groups; g++ {
+			P := min(8, n-8*g)
+			tiles[P](&w.Data[r*rs], rs, &a.pk8[g*gs], nb, &out[8*g*ld+r], ld)
+		}
+	}
+	for ; r < r1; r++ { // the scalar reference: at most 15 rows
+		for p := 0; p < n; p++ {
+			out[p*ld+r] = dot(w.Data[r*rs:(r+1)*rs], a.Q[p*cols:(p+1)*cols], a.D[p*nb:(p+1)*nb])
+		}
+	}
+	return true
+}

@@ -1,0 +1,129 @@
+//go:build amd64 && !purego
+
+package kernels
+
+import (
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/verdictnet/verdict/internal/tensor"
+)
+
+// The vnniWT tiles (Q8_0, Q4_0 and Q5_0 weights, lanes on weight rows) are
+// checked against MatMulRef (dotQ8_0, dotQ4_0, dotQ5), bit for bit.
+
+// checkVNNIWT compares matMulVNNIWT with MatMulRef for rows x cols weights
+// of type typ and n activation rows (packed by hand when Prepare did not: the
+// tiles take one row too).
+func checkVNNIWT(t *testing.T, r *rand.Rand, typ tensor.Type, rows, cols, n int, special bool, mode actsMode) {
+	t.Helper()
+	w, a := quantInputs(r, typ, rows, cols, n, special, mode)
+	if want := n <= vnniWTMaxRows && (typ != tensor.Q8_0 || n >= 2); mode == actsPrepared && a.packed8 != want {
+		t.Fatalf("Prepare %s cols=%d n=%d: packed8 %v, want %v", typ, cols, n, a.packed8, want)
+	}
+	if mode != actsPrepared || !a.packed8 {
+		a.packed8 = packVNNIWT(a)
+		if !a.packed8 {
+			t.Fatalf("packVNNIWT declined cols=%d n=%d", cols, n)
+		}
+	}
+	if typ == tensor.Q8_0 && n == 1 { // decode stays with the AVX2 kernel
+		if matMulVNNIWT(w, a, make([]float32, rows), rows, 0, rows) {
+			t.Fatal("matMulVNNIWT took Q8_0 weights against one row")
+		}
+		return
+	}
+	// All the rows (as many 16-row tiles as fit), then a random range.
+	r0 := r.IntN(rows)
+	r1 := r0 + 1 + r.IntN(rows-r0)
+	for _, rg := range [][2]int{{0, rows}, {r0, r1}} {
+		ld := rows + r.IntN(3)
+		got := make([]float32, n*ld)
+		want := make([]float32, n*ld)
+		if !matMulVNNIWT(w, a, got, ld, rg[0], rg[1]) {
+			t.Fatalf("matMulVNNIWT declined %s %dx%d n=%d", typ, rows, cols, n)
+		}
+		MatMulRef(w, a, want, ld, rg[0], rg[1])
+		for i := range got {
+			if !same(got[i], want[i]) {
+				t.Fatalf("%s rows [%d,%d) of %dx%d, n=%d, mode %d, special %v: out[%d] = %g (%#08x), reference %g (%#08x)",
+					typ, rg[0], rg[1], rows, cols, n, mode, special, i, got[i], math.Float32bits(got[i]), want[i], math.Float32bits(want[i]))
+			}
+		}
+	}
+}
+
+func TestVNNIWTTable(t *testing.T) {
+	needVNNI(t)
+	r := rand.New(rand.NewPCG(21, 22))
+	for _, typ := range []tensor.Type{tensor.Q8_0, tensor.Q4_0, tensor.Q5_0} {
+		for _, cols := range []int{32, 64, 96, 288, 768} {
+			for _, n := range []int{1, 2, 3, 4, 7, 8, 9, 15, 16} {
+				for _, mode := range []actsMode{actsPrepared, actsExtreme, actsAnyInt8} {
+					for _, special := range []bool{false, true} {
+						checkVNNIWT(t, r, typ, 16+r.IntN(40), cols, n, special, mode)
+					}
+				}
+			}
+		}
+	}
+}
+
+// TestVNNIWTEveryN runs every n the dispatch sends here, on row counts
+// that leave every remainder of 16.
+func TestVNNIWTEveryN(t *testing.T) {
+	needVNNI(t)
+	r := rand.New(rand.NewPCG(23, 24))
+	for _, typ := range []tensor.Type{tensor.Q8_0, tensor.Q4_0, tensor.Q5_0} {
+		for n := 1; n <= vnniWTMaxRows; n++ {
+			for _, rows := range []int{1, 15, 16, 17, 31, 32, 77} {
+				checkVNNIWT(t, r, typ, rows, 32*(1+r.IntN(8)), n, n%4 == 0, actsMode(n%3))
+			}
+		}
+	}
+}
+
+// TestVNNIWTDispatch checks when PrepareTypes packs for the vnniWT tiles
+// (rows for Q8_0 and Q4_0 weights at once serve both) and that they take
+// no other type.
+func TestVNNIWTDispatch(t *testing.T) {
+	needVNNI(t)
+	r := rand.New(rand.NewPCG(25, 26))
+	const rows, cols = 40, 64
+	for _, n := range []int{1, 2, 3, 4, 16, vnniWTMaxRows + 1} {
+		var a Acts
+		a.PrepareTypes([]tensor.Type{tensor.Q8_0, tensor.Q4_0, tensor.Q5_0}, values(r, n*cols, false), n, cols, nil)
+		if want := n <= vnniWTMaxRows; a.packed8 != want {
+			t.Fatalf("n=%d: packed8 %v, want %v", n, a.packed8, want)
+		}
+		if want := n >= vnniMinRows; a.packed != want {
+			t.Fatalf("n=%d: packed %v, want %v", n, a.packed, want)
+		}
+		for _, typ := range []tensor.Type{tensor.Q8_0, tensor.Q4_0, tensor.Q5_0} {
+			w := weights(r, typ, rows, cols, false)
+			got, want := make([]float32, n*rows), make([]float32, n*rows)
+			MatMul(w, &a, got, rows, 0, rows)
+			MatMulRef(w, &a, want, rows, 0, rows)
+			compareSlices(t, typ.String(), got, want)
+		}
+		for _, typ := range []tensor.Type{tensor.Q4_1, tensor.Q5_1, tensor.F16} {
+			if matMulVNNIWT(weights(r, typ, rows, cols, false), &a, make([]float32, n*rows), rows, 0, rows) {
+				t.Fatalf("matMulVNNIWT took %s weights", typ)
+			}
+		}
+	}
+}
+
+func FuzzVNNIWT(f *testing.F) {
+	f.Add(uint64(1), uint8(1), uint8(1), uint8(17), uint8(0), true)
+	f.Add(uint64(2), uint8(3), uint8(2), uint8(33), uint8(1), false)
+	f.Add(uint64(3), uint8(24), uint8(16), uint8(7), uint8(2), true)
+	f.Add(uint64(4), uint8(9), uint8(9), uint8(64), uint8(1), true)
+	f.Fuzz(func(t *testing.T, seed uint64, blocks, n, rows, mode uint8, special bool) {
+		needVNNI(t)
+		r := rand.New(rand.NewPCG(seed, uint64(blocks)))
+		typ := []tensor.Type{tensor.Q8_0, tensor.Q4_0, tensor.Q5_0}[seed%3]
+		checkVNNIWT(t, r, typ, 1+int(rows)%80, 32*(1+int(blocks)%24), 1+int(n)%vnniWTMaxRows, special, actsMode(mode%3))
+	})
+}
