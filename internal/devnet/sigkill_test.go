@@ -461,8 +461,9 @@ func TestCrashSIGKILL(t *testing.T) {
 	if got, _ := sc.sum(ledger.EventReceiptFinal, wa); got != finalToWorker {
 		t.Errorf("worker was paid %d for final receipts, want %d", got, finalToWorker)
 	}
-	t.Logf("%d receipts final (%d answered 200 seen by the clients), fees %d, worker paid %d; %d escrows refunded; %d disputes",
-		len(sc.final), len(ok), finalFees, finalToWorker, sc.count(ledger.EventEscrowRefunded), sc.count(ledger.EventDisputeOpened))
+	t.Logf("%d receipts final (%d answered 200 seen by the clients), fees %d, worker paid %d; %d escrows refunded; %d disputes; audit secrets: %d revealed, %d unrevealed (audited)",
+		len(sc.final), len(ok), finalFees, finalToWorker, sc.count(ledger.EventEscrowRefunded), sc.count(ledger.EventDisputeOpened),
+		sc.count(ledger.EventAuditRevealed), sc.count(ledger.EventAuditUnrevealed))
 
 	// Deadlines: the worst audit and first dispute answer, in blocks.
 	worstAudit, worstMove := worst(sc.audits), worst(sc.moves)

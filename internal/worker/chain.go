@@ -881,15 +881,28 @@ func (c *Chain) revealAudits(ctx context.Context, h int64) {
 		delete(c.revealAt, id)
 	}
 	c.mu.Unlock()
+	// The worker's account sends them (and pays the fees): each secret is
+	// the requester's, derived from its key. They go in one batch, with
+	// consecutive nonces, so that a block's worth of receipts is revealed
+	// within the reveal window under load (one by one, they came too late
+	// and most receipts were audited: TestCrashSIGKILL).
+	var msgs []ledger.Msg
+	var sent []string
 	for i, id := range ids {
 		rid, err := ledger.ParseHash(id)
 		if err != nil || senders[i] == nil {
 			continue
 		}
-		// The worker's account sends it (and pays the fee): the secret is
-		// the requester's, derived from its key.
-		if _, err := c.send.Send(ctx, ledger.Msg{RevealAudit: &ledger.MsgRevealAudit{ReceiptID: rid, Secret: senders[i].AuditSecret(rid)}}); err != nil {
-			c.log.Warn("revealing the audit secret (the receipt will be audited)", "receipt", id, "err", err)
+		msgs = append(msgs, ledger.Msg{RevealAudit: &ledger.MsgRevealAudit{ReceiptID: rid, Secret: senders[i].AuditSecret(rid)}})
+		sent = append(sent, id)
+	}
+	if len(msgs) == 0 {
+		return
+	}
+	_, errs := c.send.SendBatch(ctx, msgs, nil)
+	for i, err := range errs {
+		if err != nil {
+			c.log.Warn("revealing the audit secret (the receipt will be audited)", "receipt", sent[i], "err", err)
 		}
 	}
 }
