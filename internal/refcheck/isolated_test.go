@@ -226,3 +226,67 @@ func isolatedCompare(t *testing.T, node, dir, text, path string, keep func(strin
 	}
 	return rep, types
 }
+
+// TestExact checks refcheck.Exact against the model it stands for: a file
+// whose quantised matrices are written out in F32 with exactly their values
+// gives the same logits, bit for bit, and they differ from the quantised
+// model's own.
+func TestExact(t *testing.T) {
+	for _, typ := range []string{"q8_0", "q4_k_m"} {
+		t.Run(typ, func(t *testing.T) {
+			src := synthModel(t, "tiny256-qwen3", "", typ)
+			f32 := writeVariant(t, src, variant{name: "exact-" + typ, toF32: func(string) bool { return true }})
+			defer os.Remove(f32)
+			tokens := []int{1, 5, 9, 200, 17, 3, 77, 120}
+			logitsOf := func(path string) (q, exact [][]float32) {
+				m, err := model.Load(path, "")
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer m.Close()
+				e, err := engine.New(m, engine.Options{Threads: 2})
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer e.Close()
+				if q, err = refcheck.TeacherForced(e, tokens); err != nil {
+					t.Fatal(err)
+				}
+				if exact, err = refcheck.Exact(m, 2, tokens); err != nil {
+					t.Fatal(err)
+				}
+				e2, err := engine.New(m, engine.Options{Threads: 2})
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer e2.Close()
+				after, err := refcheck.TeacherForced(e2, tokens)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for i := range after {
+					for k := range after[i] {
+						if after[i][k] != q[i][k] {
+							t.Fatalf("%s: the model computes otherwise after Exact (position %d, token %d)", path, i, k)
+						}
+					}
+				}
+				return q, exact
+			}
+			q, exact := logitsOf(src)
+			want, again := logitsOf(f32)
+			differ := false
+			for i := range tokens {
+				for k := range want[i] {
+					if exact[i][k] != want[i][k] || again[i][k] != want[i][k] {
+						t.Fatalf("position %d, token %d: Exact gives %g, the F32 file %g (Exact of it %g)", i, k, exact[i][k], want[i][k], again[i][k])
+					}
+					differ = differ || q[i][k] != want[i][k]
+				}
+			}
+			if !differ {
+				t.Error("the quantised model's logits equal the exact ones: no activation was quantised")
+			}
+		})
+	}
+}

@@ -19,7 +19,8 @@ import (
 // traceRow compares Verdict and llama.cpp on one file over n positions and
 // returns a line: the largest difference of log-probabilities over
 // llama.cpp's top 8 tokens (both renormalised over its top 64, so a
-// difference of logits up to a common shift), where it is, and the top
+// difference of logits up to a common shift), where it is, the same for
+// Verdict against its exact activations (the floor), and the top
 // probabilities at positions 0 and 1.
 func traceRow(tb testing.TB, node, dir, text, path string, n int) string {
 	tb.Helper()
