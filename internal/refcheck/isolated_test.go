@@ -119,7 +119,7 @@ func writeVariant(tb testing.TB, src string, v variant) string {
 // isolatedGroups are the matrices of a layer whose products do not feed one
 // another: quantised alone (everything else F32, one layer), each gives a
 // chain with a single quantised product, where llama.cpp and Verdict must
-// agree to rounding. (Two quantised products in a chain already differ by
+// agree to rounding and an occasional quantum (see TestAgreeIsolated). (Two quantised products in a chain already differ by
 // the quantisation noise: a rounding difference in the first moves an
 // activation of the second across a quantisation boundary now and then.)
 var isolatedGroups = []struct {
@@ -144,10 +144,9 @@ var isolatedGroups = []struct {
 // product's input still move an activation across a quantisation boundary
 // now and then, and one such jump of a quantum moves these probabilities
 // by up to a few 1e-3: measured on every quantised case, at most 0.004,
-// mean 3.3e-4, both on Qwen3 Q4_K_M's Q4_K and Q6_K products; Q8_0
-// products mostly agree within 1e-5.) CI
-// runs qwen3-0.6b Q4_K_M (Q4_K, Q6_K); VERDICT_REFCHECK_ALL=1 every
-// quantised case.
+// mean 3.3e-4, both on Qwen3 Q4_K_M's Q4_K and Q6_K products; most Q8_0
+// groups agree within 1e-5.) CI runs qwen3-0.6b Q4_K_M (Q4_K, Q6_K);
+// VERDICT_REFCHECK_ALL=1 every quantised case.
 func TestAgreeIsolated(t *testing.T) {
 	if testing.Short() {
 		t.Skip("models in real shapes (-short)")
