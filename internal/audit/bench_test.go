@@ -5,6 +5,8 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
+	"syscall"
 	"testing"
 	"time"
 
@@ -24,24 +26,32 @@ import (
 // It writes a 440 MB model to a temporary directory; run it with
 //
 //	VERDICT_BENCH_110M=1 go test -run XXX -bench Costs110M -benchtime 1x ./internal/audit
+//
+// VERDICT_BENCH_MODEL=FILE.gguf measures FILE instead; VERDICT_BENCH_RUNS
+// sets the number of rounds (7).
 func BenchmarkCosts110M(b *testing.B) {
 	if os.Getenv("VERDICT_BENCH_110M") == "" {
 		b.Skip("set VERDICT_BENCH_110M=1 to run (writes a 440 MB model)")
 	}
-	preset := os.Getenv("VERDICT_BENCH_PRESET")
-	if preset == "" {
-		preset = "110m"
+	// VERDICT_BENCH_MODEL: an existing GGUF instead (e.g. a synthesised
+	// llama3.2-1b Q4_K_M, the model for these costs).
+	path := os.Getenv("VERDICT_BENCH_MODEL")
+	if path == "" {
+		preset := os.Getenv("VERDICT_BENCH_PRESET")
+		if preset == "" {
+			preset = "110m"
+		}
+		dir := sharedModels(b)
+		path = filepath.Join(b.TempDir(), "m.gguf")
+		out, err := os.Create(path)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := synth.Generate(preset, filepath.Join(dir, "ggml-vocab-llama-spm.gguf"), 1, tensor.F32, out); err != nil {
+			b.Fatal(err)
+		}
+		out.Close()
 	}
-	dir := sharedModels(b)
-	path := filepath.Join(b.TempDir(), "m.gguf")
-	out, err := os.Create(path)
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := synth.Generate(preset, filepath.Join(dir, "ggml-vocab-llama-spm.gguf"), 1, tensor.F32, out); err != nil {
-		b.Fatal(err)
-	}
-	out.Close()
 	m, err := model.Load(path, "")
 	if err != nil {
 		b.Fatal(err)
@@ -57,7 +67,10 @@ func BenchmarkCosts110M(b *testing.B) {
 	// and take the median over rounds of each ratio to the round's plain
 	// generation: adjacent runs share the machine's state of the moment,
 	// which on a shared machine moves by more than the costs measured.
-	const runs = 7
+	runs := 7
+	if n, err := strconv.Atoi(os.Getenv("VERDICT_BENCH_RUNS")); err == nil && n > 0 {
+		runs = n
+	}
 	if _, err := generate.Run(ctx, f.e, generate.Request{Prompt: prompt, Steps: steps, Sampler: params}); err != nil {
 		b.Fatal(err)
 	}
@@ -66,33 +79,36 @@ func BenchmarkCosts110M(b *testing.B) {
 		return xs[len(xs)/2]
 	}
 	for b.Loop() {
-		var plains, traceRatios, replayRatios []float64
+		var plains, plainsCPU, traceRatios, replayRatios, cpuTrace, cpuReplay []float64
 		var res generate.Result
 		var r *receipt.Receipt
 		for k := 0; k < runs; k++ {
-			var plain, traced time.Duration
+			var plain, traced, plainCPU, tracedCPU time.Duration
 			for _, tracedFirst := range []bool{k%2 == 1, k%2 == 0} {
-				t0 := time.Now()
+				t0, c0 := time.Now(), cpuTime()
 				if tracedFirst {
 					r = f.generateReceipt(b, prompt, params, steps)
-					traced = time.Since(t0)
+					traced, tracedCPU = time.Since(t0), cpuTime()-c0
 					continue
 				}
 				var err error
 				if res, err = generate.Run(ctx, f.e, generate.Request{Prompt: prompt, Steps: steps, Sampler: params}); err != nil {
 					b.Fatal(err)
 				}
-				plain = time.Since(t0)
+				plain, plainCPU = time.Since(t0), cpuTime()-c0
 			}
 			if len(r.Output) != len(res.Output) {
 				b.Fatalf("traced run gave %d tokens, plain %d", len(r.Output), len(res.Output))
 			}
-			t0 := time.Now()
+			t0, c0 := time.Now(), cpuTime()
 			if err := Replay(ctx, f.e, r, f.id); err != nil {
 				b.Fatal(err)
 			}
-			replay := time.Since(t0)
+			replay, replayCPU := time.Since(t0), cpuTime()-c0
+			cpuTrace = append(cpuTrace, tracedCPU.Seconds()/plainCPU.Seconds())
+			cpuReplay = append(cpuReplay, replayCPU.Seconds()/plainCPU.Seconds())
 			plains = append(plains, plain.Seconds())
+			plainsCPU = append(plainsCPU, plainCPU.Seconds())
 			traceRatios = append(traceRatios, traced.Seconds()/plain.Seconds())
 			replayRatios = append(replayRatios, replay.Seconds()/plain.Seconds())
 		}
@@ -138,12 +154,14 @@ func BenchmarkCosts110M(b *testing.B) {
 		open := time.Since(t0)
 		enc := o.Marshal()
 		var checks []time.Duration
+		var checksCPU []float64
 		for k := 0; k < runs; k++ {
-			t0 = time.Now()
+			t0, c0 := time.Now(), cpuTime()
 			if err := Check(f.m, f.id, r, 5, 16, o); err != nil {
 				b.Fatal(err)
 			}
 			checks = append(checks, time.Since(t0))
+			checksCPU = append(checksCPU, (cpuTime() - c0).Seconds())
 		}
 		slices.Sort(checks)
 		check := checks[runs/2]
@@ -158,6 +176,12 @@ func BenchmarkCosts110M(b *testing.B) {
 		b.ReportMetric(100*(median(traceRatios)-1), "trace-overhead-%")
 		b.ReportMetric(100*median(replayRatios), "replay-%gen")
 		b.ReportMetric(100*check.Seconds()/plain.Seconds(), "audit16-%gen")
+		// The same shares in CPU time (user and system, all threads): on a
+		// machine shared with other work they move far less than the wall
+		// clock's.
+		b.ReportMetric(100*(median(cpuTrace)-1), "trace-overhead-cpu-%")
+		b.ReportMetric(100*median(cpuReplay), "replay-cpu-%gen")
+		b.ReportMetric(100*median(checksCPU)/median(plainsCPU), "audit16-cpu-%gen")
 		b.ReportMetric(open.Seconds(), "open16-s")
 		b.ReportMetric(float64(len(enc))/(1<<20), "openings16-MiB")
 		b.ReportMetric(float64(len(renc)), "receipt-B")
@@ -188,4 +212,13 @@ func (t *timedTracer) logits(pos int, l []float32) error {
 	t.rec.Logits(pos, l)
 	t.spent += time.Since(t0)
 	return nil
+}
+
+// cpuTime is the user and system CPU time of this process so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -72,9 +72,10 @@ type agreeCase struct {
 	path      func(testing.TB) string
 	positions int
 	crit      refcheck.Criteria
-	// floorTies excuses disagreements within twice the noise floor (see
-	// refcheck.Criteria.NearTieProb): for deep models with quantised
-	// activations.
+	// floorTies bounds the comparison by twice the noise floor of
+	// quantised activations where that is larger than crit (see
+	// refcheck.Exact and refcheck.Criteria.NearTieProb): for models in real
+	// shapes with quantised weights.
 	floorTies bool
 	// full: only with VERDICT_REFCHECK_ALL=1 (the whole matrix costs more
 	// CI time than the suite affords; see the README).
@@ -124,19 +125,20 @@ var agreeCases = []agreeCase{
 	// The presets in real shapes on their real vocabularies. Quantised
 	// ones: crit is the least bound, the noise floor may widen it (see
 	// floorTies). Those marked full run with VERDICT_REFCHECK_ALL=1 only:
-	// qwen2.5-0.5b Q8_0 (below), Q4_K_M, which is mostly Q5_0 (896 columns are not whole Q4_K
-	// super-blocks, so llama.cpp's mix falls back), which Verdict runs on
-	// the scalar reference kernels (minutes of CI), and the 1B F16 and Q8_0
-	// files cost half a minute each to write.
+	// qwen2.5-0.5b Q4_K_M, which is mostly Q5_0 (896 columns are not whole
+	// Q4_K super-blocks, so llama.cpp's mix falls back), which Verdict runs
+	// on the scalar reference kernels (minutes of CI), and the 1B F16 and
+	// Q8_0 files, which cost half a minute each to write and 5 GB each for
+	// the floor's F32 copy.
 	{"smollm2-135m/f16", synthetic("smollm2-135m", vocabSmolLM2, "f16"), 256, crit(1e-2, 3e-3), false, false},
 	{"smollm2-135m/q8_0", synthetic("smollm2-135m", vocabSmolLM2, "q8_0"), 256, crit(1e-2, 1e-3), true, false},
 	{"smollm2-135m/q4_k_m", synthetic("smollm2-135m", vocabSmolLM2, "q4_k_m"), 256, crit(1e-2, 1e-3), true, false},
 	{"qwen2.5-0.5b/f16", synthetic("qwen2.5-0.5b", vocabQwen, "f16"), 256, crit(2e-3, 1e-4), false, false},
-	// qwen2.5-0.5b Q8_0 is an open case: the top token agrees at every
-	// position, but at position 1 the probabilities differ by 0.0998,
-	// twelve times the noise floor's largest change (0.0085); the F16 file
-	// agrees there within 5e-4. Not traced to a layer yet (see the README).
-	{"qwen2.5-0.5b/q8_0", synthetic("qwen2.5-0.5b", vocabQwen, "q8_0"), 256, crit(1e-2, 1e-3), true, true},
+	// qwen2.5-0.5b Q8_0: the probabilities differ by up to 0.0998 at
+	// position 1, as much as Verdict's own Q8_0 differs from the same
+	// weights computed in F32 (0.0976); with the weights in F32 llama.cpp
+	// and Verdict agree within 5e-5 (TestTraceQwen2Q8Noise, the README).
+	{"qwen2.5-0.5b/q8_0", synthetic("qwen2.5-0.5b", vocabQwen, "q8_0"), 256, crit(1e-2, 1e-3), true, false},
 	{"qwen2.5-0.5b/q4_k_m", synthetic("qwen2.5-0.5b", vocabQwen, "q4_k_m"), 256, crit(1e-2, 1e-3), true, true},
 	{"qwen3-0.6b/f16", synthetic("qwen3-0.6b", vocabQwen, "f16"), 256, crit(1e-2, 1e-3), false, false},
 	{"qwen3-0.6b/q8_0", synthetic("qwen3-0.6b", vocabQwen, "q8_0"), 256, crit(1e-2, 1e-3), true, false},
@@ -214,15 +216,20 @@ func runAgreement(t *testing.T, node, dir, text string, c agreeCase) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The noise floor: only where activations are quantised is it more
-	// than rounding (F32 and F16 models: about 1e-6).
-	var floor refcheck.Report
+	// The noise floor: Verdict against the same weights computed without
+	// quantised activations (only where activations are quantised is it
+	// more than rounding).
+	// llx: llama.cpp against the same exact activations.
+	var floor, llx refcheck.Report
 	if c.floorTies {
-		pert, err := refcheck.Perturbed(m, 2, ll.Tokens)
+		exact, err := refcheck.Exact(m, 2, ll.Tokens)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if floor, err = refcheck.Floor(ll.Top, logits, pert); err != nil {
+		if floor, err = refcheck.Floor(ll.Top, logits, exact); err != nil {
+			t.Fatal(err)
+		}
+		if llx, err = refcheck.Compare(ll.Top, exact); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -236,7 +243,7 @@ func runAgreement(t *testing.T, node, dir, text string, c agreeCase) {
 		c.name, rep.Positions, rep.TopAgree, 100*rep.TopAgreeShare(), len(rep.Disagreements), rep.MaxAbs, rep.MaxAbsPos, rep.MeanAbs, topK, rep.MaxTail,
 		rep.MedianTopP, 100*rep.Confident, g.Same, g.Steps, g.Diverged, g.Gap, llamaTime.Round(time.Millisecond), ll.CPU.Round(time.Millisecond),
 		verdictTime.Round(time.Millisecond), verdictCPU.Round(time.Millisecond))
-	t.Logf("  noise floor (Verdict against itself with every other weight of every norm one ulp up): max |dp| %.3g, mean %.3g, top token differs at %d positions",
+	t.Logf("  noise floor (Verdict against the same weights with F32 activations): max |dp| %.3g, mean %.3g, top token differs at %d positions",
 		floor.MaxAbs, floor.MeanAbs, len(floor.Disagreements))
 	for _, d := range rep.Disagreements {
 		t.Logf("  disagreement at %d: llama.cpp %d (p %.5f), Verdict %d (llama.cpp p %.5f), gap %.4f", d.Pos, d.Llama, d.LlamaP, d.Verdict, d.LlamaPVerdict, d.Gap)
@@ -244,9 +251,10 @@ func runAgreement(t *testing.T, node, dir, text string, c agreeCase) {
 	if *summaryOut != "" {
 		f, err := os.OpenFile(*summaryOut, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
 		if err == nil {
-			fl := "—"
+			fl := "— | —"
 			if c.floorTies {
-				fl = fmt.Sprintf("%.2g / %.2g / %d", floor.MaxAbs, floor.MeanAbs, len(floor.Disagreements))
+				fl = fmt.Sprintf("%.2g / %.2g / %d | %.2g / %.2g / %d", floor.MaxAbs, floor.MeanAbs, len(floor.Disagreements),
+					llx.MaxAbs, llx.MeanAbs, len(llx.Disagreements))
 			}
 			fmt.Fprintf(f, "| %s | %d | %.2f%% | %d | %.2g | %.2g | %s | %.2f | %d/%d | %.0f s / %.0f s |\n", c.name, rep.Positions, 100*rep.TopAgreeShare(),
 				len(rep.Disagreements), rep.MaxAbs, rep.MeanAbs, fl, rep.MedianTopP, g.Same, g.Steps,
@@ -256,17 +264,28 @@ func runAgreement(t *testing.T, node, dir, text string, c agreeCase) {
 	}
 	cr := c.crit
 	if c.floorTies {
-		// Deep models with quantised activations: llama.cpp must be as
-		// close to Verdict as Verdict is to itself after a one-ulp
-		// perturbation (twice the floor), or within the stated bounds,
+		// Models with quantised activations: llama.cpp must be as close
+		// to Verdict as the quantisation noise allows (twice the distance
+		// of Verdict's own result from the same weights computed with F32
+		// activations: two engines whose roundings differ are two
+		// independent draws of that noise), or within the stated bounds,
 		// whichever is larger; the top token may differ at up to twice
 		// the floor's disagreements plus 1% of the positions, each a
-		// near-tie or within twice the floor's largest probability change.
+		// near-tie or a probability gap within twice the larger of the two
+		// engines' largest distances from the exact activations. llama.cpp's
+		// own distance from the exact activations is held to the bounds
+		// from Verdict's: a model that llama.cpp computes otherwise (not
+		// only rounds otherwise) is far from both.
 		cr.NearTieProb = 2 * floor.MaxAbs
 		cr.MaxAbs = max(cr.MaxAbs, 2*floor.MaxAbs)
 		cr.MeanAbs = max(cr.MeanAbs, 2*floor.MeanAbs)
 		allowed := 2*len(floor.Disagreements) + rep.Positions/100
 		cr.MinTopAgree = min(cr.MinTopAgree, 1-float64(allowed)/float64(rep.Positions))
+		t.Logf("  llama.cpp against Verdict's exact activations: top token agrees at %d, max |dp| %.3g, mean %.3g", llx.TopAgree, llx.MaxAbs, llx.MeanAbs)
+		if err := llx.Check(cr); err != nil {
+			t.Errorf("llama.cpp against Verdict's exact activations: %v", err)
+		}
+		cr.NearTieProb = 2 * max(floor.MaxAbs, llx.MaxAbs)
 		t.Logf("  criteria from the floor: top token agrees at >= %.2f%%, near-tie within %.3g, max |dp| <= %.3g, mean <= %.3g",
 			100*cr.MinTopAgree, cr.NearTieProb, cr.MaxAbs, cr.MeanAbs)
 	}

@@ -7,6 +7,7 @@ import (
 	"sort"
 
 	"github.com/verdictnet/verdict/internal/engine"
+	"github.com/verdictnet/verdict/internal/kernels"
 	"github.com/verdictnet/verdict/internal/model"
 	"github.com/verdictnet/verdict/internal/tensor"
 )
@@ -23,9 +24,11 @@ type Criteria struct {
 	NearTie float64
 	// NearTieProb, when positive, also excuses a disagreement whose two
 	// tokens' probabilities in llama.cpp's distribution differ by at most
-	// NearTieProb. The tests set it to twice the largest probability change
-	// that a one-ulp perturbation causes in Verdict itself (Floor): two
-	// tokens that close can swap places by rounding alone.
+	// NearTieProb. The tests of quantised models set it to twice the
+	// largest probability change that quantising the activations causes in
+	// either engine (Floor with Exact for Verdict, Compare with Exact's
+	// logits for llama.cpp): two tokens that close can swap places by the
+	// quantisation noise alone.
 	NearTieProb float64
 	// MaxAbs bounds max over positions and tokens of |p_Verdict - p_llama|,
 	// both distributions restricted to llama.cpp's top K tokens (see
@@ -51,9 +54,10 @@ type Report struct {
 	Positions     int
 	TopAgree      int // positions with the same most probable token
 	Disagreements []Disagreement
-	MaxAbs        float64 // max over positions and tokens of |p_V - p_L| over llama.cpp's top K
-	MaxAbsPos     int     // where MaxAbs is
-	MeanAbs       float64 // mean over positions of max over those tokens of |p_V - p_L|
+	MaxAbs        float64   // max over positions and tokens of |p_V - p_L| over llama.cpp's top K
+	MaxAbsPos     int       // where MaxAbs is
+	MeanAbs       float64   // mean over positions of max over those tokens of |p_V - p_L|
+	Worst         []float64 // per position: max over those tokens of |p_V - p_L|
 	// MaxTail is the largest probability, in Verdict's full distribution,
 	// of the tokens outside llama.cpp's top K: what the comparison over the
 	// top K leaves out.
@@ -179,6 +183,7 @@ func Compare(llama [][]TokenProb, verdict [][]float32) (Report, error) {
 		for k, tp := range top {
 			worst = math.Max(worst, math.Abs(qs[k]-tp.Prob))
 		}
+		r.Worst = append(r.Worst, worst)
 		if worst > r.MaxAbs || i == 0 {
 			r.MaxAbs, r.MaxAbsPos = worst, i
 		}
@@ -283,52 +288,13 @@ func Greedy(e *engine.Engine, prompt, gen []int, top [][]TokenProb) (GreedyRepor
 	return g, nil
 }
 
-// Perturbed returns Verdict's logits for tokens with every other weight of
-// every RMSNorm of every layer one ulp larger (copies; m is unchanged): a
-// change no bigger than the rounding differences between two engines'
-// arithmetic (llama.cpp's RMSNorm alone sums in double and scales in
-// another order), made everywhere they differ, which shows how far
-// rounding alone moves this model's distributions (see Floor).
-func Perturbed(m *model.Model, threads int, tokens []int) ([][]float32, error) {
-	saved := make([]model.Layer, len(m.Layers))
-	copy(saved, m.Layers)
-	defer copy(m.Layers, saved)
-	for l := range m.Layers {
-		for _, w := range []**tensor.Tensor{&m.Layers[l].AttnNorm, &m.Layers[l].FFNNorm} {
-			if *w == nil || (*w).Type != tensor.F32 {
-				return nil, fmt.Errorf("refcheck: layer %d has a norm that is not F32", l)
-			}
-			*w = nudged(*w)
-		}
-	}
-	e, err := engine.New(m, engine.Options{Threads: threads})
-	if err != nil {
-		return nil, err
-	}
-	defer e.Close()
-	return TeacherForced(e, tokens)
-}
-
-// nudged returns a copy of the F32 tensor t with its even elements one ulp
-// larger (a uniform scale would vanish in the quantised activations'
-// scales).
-func nudged(t *tensor.Tensor) *tensor.Tensor {
-	w := *t
-	w.Data = append([]byte(nil), t.Data...)
-	for i := 0; i+4 <= len(w.Data); i += 8 {
-		v := math.Float32frombits(binary.LittleEndian.Uint32(w.Data[i:]))
-		binary.LittleEndian.PutUint32(w.Data[i:], math.Float32bits(math.Nextafter32(v, float32(math.Inf(1)))))
-	}
-	return &w
-}
-
-// Floor compares Verdict with itself perturbed (Perturbed), over the same
-// token sets as Compare compares it with llama.cpp (llama.cpp's top K at
-// each position): the noise floor of the comparison. Models whose
-// activations are quantised (Q8_0, Q4_0, the K types, ...) have a high
-// floor when they are deep: a one-ulp difference moves an activation
-// across a rounding boundary now and then, and the jump of one quantum
-// spreads through the later layers.
+// Floor compares Verdict with Verdict computed otherwise (Exact: the same
+// weights without quantised activations), over the same token sets as
+// Compare compares it with llama.cpp (llama.cpp's top K at each position):
+// the noise floor of the comparison. In models whose activations are
+// quantised for the matrix products (Q8_0, Q4_0, the K types, ...) it is
+// far more than rounding: two engines that round anything differently end
+// up about as far apart as either is from exact activations.
 func Floor(llama [][]TokenProb, verdict, perturbed [][]float32) (Report, error) {
 	if len(llama) != len(verdict) {
 		return Report{}, fmt.Errorf("%d llama.cpp positions against %d Verdict positions", len(llama), len(verdict))
@@ -350,4 +316,62 @@ func Floor(llama [][]TokenProb, verdict, perturbed [][]float32) (Report, error) 
 		sort.SliceStable(ref[i], func(a, b int) bool { return ref[i][a].Prob > ref[i][b].Prob })
 	}
 	return Compare(ref, perturbed)
+}
+
+// Exact returns Verdict's logits for tokens with every quantised weight
+// matrix of m replaced by an F32 copy holding exactly its dequantised values
+// (m is unchanged): the same model, computed without quantising any
+// activation. Against Verdict's own logits it measures the quantisation noise
+// of the model's activations (see ExactFloor), which is what two engines
+// whose roundings differ anywhere can be apart: in a chain of products with
+// 8-bit activations, a rounding difference that moves one value across a
+// quantisation boundary makes a jump of a whole quantum, the jumps that
+// follow spread it, and the two results end up as far apart as two
+// independent quantisations. F32 models are returned unchanged; F16 and
+// BF16 matrices are converted too (exactly).
+func Exact(m *model.Model, threads int, tokens []int) ([][]float32, error) {
+	saved := *m
+	savedLayers := append([]model.Layer(nil), m.Layers...)
+	defer func() {
+		layers := m.Layers
+		*m = saved
+		m.Layers = layers
+		copy(m.Layers, savedLayers)
+	}()
+	conv := map[*tensor.Tensor]*tensor.Tensor{}
+	f32 := func(w **tensor.Tensor) {
+		if *w == nil || (*w).Type == tensor.F32 {
+			return
+		}
+		if c, ok := conv[*w]; ok { // a tied output shares its copy
+			*w = c
+			return
+		}
+		src := *w
+		c := &tensor.Tensor{Name: src.Name, Type: tensor.F32, Dims: src.Dims, Data: make([]byte, 4*src.Elements())}
+		row := make([]float32, src.Cols())
+		for r := 0; r < src.Rows(); r++ {
+			kernels.DequantRow(src, r, row)
+			off := 4 * r * len(row)
+			for i, v := range row {
+				binary.LittleEndian.PutUint32(c.Data[off+4*i:], math.Float32bits(v))
+			}
+		}
+		conv[src] = c
+		*w = c
+	}
+	f32(&m.TokenEmbd)
+	f32(&m.Output)
+	for l := range m.Layers {
+		ly := &m.Layers[l]
+		for _, w := range []**tensor.Tensor{&ly.Wq, &ly.Wk, &ly.Wv, &ly.Wo, &ly.FFNGate, &ly.FFNDown, &ly.FFNUp} {
+			f32(w)
+		}
+	}
+	e, err := engine.New(m, engine.Options{Threads: threads})
+	if err != nil {
+		return nil, err
+	}
+	defer e.Close()
+	return TeacherForced(e, tokens)
 }

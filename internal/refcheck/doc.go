@@ -23,17 +23,20 @@
 //     differ, and that step is a near-tie in llama.cpp's distribution.
 //
 // Floor measures the noise floor of such a comparison: Verdict against
-// itself with every other weight of every layer's RMSNorms nudged by one ulp
-// (Perturbed).
-// In models whose activations are quantised for the matrix products (Q8_0,
-// Q4_0, the K types and their fallbacks) and that are deep, that is far more
-// than rounding: now and then a one-ulp difference moves an activation
-// across a rounding boundary of its 8-bit quantisation, and the jump of a
-// whole quantum spreads through the later layers. Two engines whose
-// arithmetic differs in any ulp (llama.cpp fuses multiply-adds and sums in
-// other orders) cannot agree more closely than that, so the tests of such
-// models bound the difference by twice the floor where the floor is larger
-// than the stated bounds.
+// Verdict on the same weights computed without quantised activations
+// (Exact: every quantised matrix converted to F32 with exactly its
+// dequantised values). In models whose activations are quantised for the
+// matrix products (Q8_0, Q4_0, the K types and their fallbacks) that is far
+// more than rounding: now and then a rounding difference moves an
+// activation across a boundary of its 8-bit quantisation, the jump of a
+// whole quantum moves the next products' activations across theirs, and
+// two engines whose arithmetic differs in any ulp (llama.cpp fuses
+// multiply-adds and sums in other orders) end up about as far apart as
+// either is from exact activations. The tests of such models bound the
+// difference by twice that floor where it is larger than the stated
+// bounds; TestAgreeIsolated checks each quantised product alone (one layer,
+// the other matrices in F32), where the two engines must agree to rounding
+// and at most a few quanta.
 //
 // llama.cpp runs with flash attention off, an F32 KV cache (keys and values;
 // node-llama-cpp's experimentalKvCache*Type, checked in llama.cpp's own log),
