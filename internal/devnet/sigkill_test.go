@@ -479,11 +479,19 @@ func TestCrashSIGKILL(t *testing.T) {
 	if len(sc.audits) == 0 || len(sc.moves) == 0 {
 		t.Errorf("%d audits, %d disputes answered: the deadline check checked too little", len(sc.audits), len(sc.moves))
 	}
-	if 2*worstAudit > int64(p.OpeningWindow) {
-		t.Errorf("an audit took %d blocks, more than half the opening window (%d): not the margin docs/ledger.md states", worstAudit, p.OpeningWindow)
+	// The margin docs/ledger.md states (half of each window) is that of a
+	// production build. Under the race detector, which slows the worker
+	// several times over, each answer must still land inside its window
+	// (a missed audit or an unanswered dispute fails above).
+	margin := int64(2)
+	if raceEnabled {
+		margin = 1
 	}
-	if 2*worstMove > int64(p.MoveWindow) {
-		t.Errorf("a dispute answer took %d blocks, more than half the move window (%d)", worstMove, p.MoveWindow)
+	if margin*worstAudit > int64(p.OpeningWindow) {
+		t.Errorf("an audit took %d blocks, more than 1/%d of the opening window (%d): not the margin docs/ledger.md states", worstAudit, margin, p.OpeningWindow)
+	}
+	if margin*worstMove > int64(p.MoveWindow) {
+		t.Errorf("a dispute answer took %d blocks, more than 1/%d of the move window (%d)", worstMove, margin, p.MoveWindow)
 	}
 
 	// Finality, from the answer to the block that paid the receipt out.
