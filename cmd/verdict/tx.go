@@ -29,21 +29,21 @@ var txKinds = map[string]func(fs *flag.FlagSet) func(chain string) (ledger.Msg, 
 		to, amt := fs.String("to", "", "recipient address"), fs.Uint64("amount", 0, "amount")
 		return func(chain string) (ledger.Msg, error) {
 			a, err := ledger.ParseAddress(*to)
-			return ledger.Msg{Send: &ledger.MsgSend{To: a, Amount: *amt}}, flagErr("to", err)
+			return &ledger.MsgSend{To: a, Amount: *amt}, flagErr("to", err)
 		}
 	},
 	"register-model": func(fs *flag.FlagSet) func(chain string) (ledger.Msg, error) {
 		id, name, spec := fs.String("model-id", "", "model id (hex)"), fs.String("name", "", "model name"), fs.Uint("spec-version", 1, "determinism spec version")
 		return func(chain string) (ledger.Msg, error) {
 			h, err := ledger.ParseHash(*id)
-			return ledger.Msg{RegisterModel: &ledger.MsgRegisterModel{ModelID: h, Name: *name, SpecVersion: uint32(*spec)}}, flagErr("model-id", err)
+			return &ledger.MsgRegisterModel{ModelID: h, Name: *name, SpecVersion: uint32(*spec)}, flagErr("model-id", err)
 		}
 	},
 	"attest-model": func(fs *flag.FlagSet) func(chain string) (ledger.Msg, error) {
 		id := fs.String("model-id", "", "model id (hex) of a model this validator holds; sign with --validator-home")
 		return func(chain string) (ledger.Msg, error) {
 			h, err := ledger.ParseHash(*id)
-			return ledger.Msg{AttestModel: &ledger.MsgAttestModel{ModelID: h}}, flagErr("model-id", err)
+			return &ledger.MsgAttestModel{ModelID: h}, flagErr("model-id", err)
 		}
 	},
 	"register-agent": func(fs *flag.FlagSet) func(chain string) (ledger.Msg, error) {
@@ -51,19 +51,19 @@ var txKinds = map[string]func(fs *flag.FlagSet) func(chain string) (ledger.Msg, 
 		var meta metaFlag
 		fs.Var(&meta, "meta", "metadata KEY=VALUE (repeatable)")
 		return func(chain string) (ledger.Msg, error) {
-			return ledger.Msg{RegisterAgent: &ledger.MsgRegisterAgent{AgentURI: *uri, Metadata: meta}}, nil
+			return &ledger.MsgRegisterAgent{AgentURI: *uri, Metadata: meta}, nil
 		}
 	},
 	"set-agent-uri": func(fs *flag.FlagSet) func(chain string) (ledger.Msg, error) {
 		id, uri := fs.Uint64("agent-id", 0, "agentId"), fs.String("agent-uri", "", "new agentURI")
 		return func(chain string) (ledger.Msg, error) {
-			return ledger.Msg{SetAgentURI: &ledger.MsgSetAgentURI{AgentID: *id, AgentURI: *uri}}, nil
+			return &ledger.MsgSetAgentURI{AgentID: *id, AgentURI: *uri}, nil
 		}
 	},
 	"set-metadata": func(fs *flag.FlagSet) func(chain string) (ledger.Msg, error) {
 		id, k, v := fs.Uint64("agent-id", 0, "agentId"), fs.String("key", "", "metadataKey"), fs.String("value", "", "metadataValue")
 		return func(chain string) (ledger.Msg, error) {
-			return ledger.Msg{SetMetadata: &ledger.MsgSetMetadata{AgentID: *id, MetadataKey: *k, MetadataValue: []byte(*v)}}, nil
+			return &ledger.MsgSetMetadata{AgentID: *id, MetadataKey: *k, MetadataValue: []byte(*v)}, nil
 		}
 	},
 	"set-agent-wallet": func(fs *flag.FlagSet) func(chain string) (ledger.Msg, error) {
@@ -71,11 +71,11 @@ var txKinds = map[string]func(fs *flag.FlagSet) func(chain string) (ledger.Msg, 
 		deadline := fs.Int64("deadline", 0, "unix time after which the wallet's signature expires (default: now + 1h)")
 		return func(chain string) (ledger.Msg, error) {
 			if *wk == "" {
-				return ledger.Msg{}, errors.New("--wallet-key is required")
+				return nil, errors.New("--wallet-key is required")
 			}
 			k, err := keys.Load(*wk)
 			if err != nil {
-				return ledger.Msg{}, fmt.Errorf("--wallet-key: %w", err)
+				return nil, fmt.Errorf("--wallet-key: %w", err)
 			}
 			dl := *deadline
 			if dl == 0 {
@@ -83,7 +83,7 @@ var txKinds = map[string]func(fs *flag.FlagSet) func(chain string) (ledger.Msg, 
 			}
 			w := ledger.Address(k.Public)
 			sig := ed25519.Sign(k.Private, ledger.AgentWalletMessage(chain, *id, w, dl))
-			return ledger.Msg{SetAgentWallet: &ledger.MsgSetAgentWallet{AgentID: *id, NewWallet: w, Deadline: dl, Signature: sig}}, nil
+			return &ledger.MsgSetAgentWallet{AgentID: *id, NewWallet: w, Deadline: dl, Signature: sig}, nil
 		}
 	},
 	"transfer-agent": func(fs *flag.FlagSet) func(chain string) (ledger.Msg, error) {
@@ -92,7 +92,7 @@ var txKinds = map[string]func(fs *flag.FlagSet) func(chain string) (ledger.Msg, 
 		return func(chain string) (ledger.Msg, error) {
 			f, err1 := ledger.ParseAddress(*from)
 			t, err2 := ledger.ParseAddress(*to)
-			return ledger.Msg{TransferFrom: &ledger.MsgTransferFrom{From: f, To: t, AgentID: *id}},
+			return &ledger.MsgTransferFrom{From: f, To: t, AgentID: *id},
 				errors.Join(flagErr("from", err1), flagErr("to", err2))
 		}
 	},
@@ -103,16 +103,16 @@ var txKinds = map[string]func(fs *flag.FlagSet) func(chain string) (ledger.Msg, 
 		return func(chain string) (ledger.Msg, error) {
 			h, err := ledger.ParseHash(*fh)
 			if *d > 255 {
-				return ledger.Msg{}, fmt.Errorf("--value-decimals %d out of range", *d)
+				return nil, fmt.Errorf("--value-decimals %d out of range", *d)
 			}
-			return ledger.Msg{GiveFeedback: &ledger.MsgGiveFeedback{AgentID: *id, Value: ledger.Int128(*v), ValueDecimals: uint8(*d),
-				Tag1: *t1, Tag2: *t2, Endpoint: *ep, FeedbackURI: *uri, FeedbackHash: h}}, flagErr("feedback-hash", err)
+			return &ledger.MsgGiveFeedback{AgentID: *id, Value: ledger.Int128(*v), ValueDecimals: uint8(*d),
+				Tag1: *t1, Tag2: *t2, Endpoint: *ep, FeedbackURI: *uri, FeedbackHash: h}, flagErr("feedback-hash", err)
 		}
 	},
 	"revoke-feedback": func(fs *flag.FlagSet) func(chain string) (ledger.Msg, error) {
 		id, idx := fs.Uint64("agent-id", 0, "agentId"), fs.Uint64("feedback-index", 0, "feedbackIndex (1-based)")
 		return func(chain string) (ledger.Msg, error) {
-			return ledger.Msg{RevokeFeedback: &ledger.MsgRevokeFeedback{AgentID: *id, FeedbackIndex: *idx}}, nil
+			return &ledger.MsgRevokeFeedback{AgentID: *id, FeedbackIndex: *idx}, nil
 		}
 	},
 	"append-response": func(fs *flag.FlagSet) func(chain string) (ledger.Msg, error) {
@@ -121,7 +121,7 @@ var txKinds = map[string]func(fs *flag.FlagSet) func(chain string) (ledger.Msg, 
 		return func(chain string) (ledger.Msg, error) {
 			a, err1 := ledger.ParseAddress(*c)
 			h, err2 := ledger.ParseHash(*rh)
-			return ledger.Msg{AppendResponse: &ledger.MsgAppendResponse{AgentID: *id, ClientAddress: a, FeedbackIndex: *idx, ResponseURI: *uri, ResponseHash: h}},
+			return &ledger.MsgAppendResponse{AgentID: *id, ClientAddress: a, FeedbackIndex: *idx, ResponseURI: *uri, ResponseHash: h},
 				errors.Join(flagErr("client", err1), flagErr("response-hash", err2))
 		}
 	},
@@ -131,7 +131,7 @@ var txKinds = map[string]func(fs *flag.FlagSet) func(chain string) (ledger.Msg, 
 		return func(chain string) (ledger.Msg, error) {
 			a, err1 := ledger.ParseAddress(*v)
 			h, err2 := ledger.ParseHash(*rh)
-			return ledger.Msg{ValidationRequest: &ledger.MsgValidationRequest{ValidatorAddress: a, AgentID: *id, RequestURI: *uri, RequestHash: h}},
+			return &ledger.MsgValidationRequest{ValidatorAddress: a, AgentID: *id, RequestURI: *uri, RequestHash: h},
 				errors.Join(flagErr("validator", err1), flagErr("request-hash", err2))
 		}
 	},
@@ -142,29 +142,29 @@ var txKinds = map[string]func(fs *flag.FlagSet) func(chain string) (ledger.Msg, 
 			h, err1 := ledger.ParseHash(*rh)
 			h2, err2 := ledger.ParseHash(*resh)
 			if *r > 100 {
-				return ledger.Msg{}, fmt.Errorf("--response %d exceeds 100", *r)
+				return nil, fmt.Errorf("--response %d exceeds 100", *r)
 			}
-			return ledger.Msg{ValidationResponse: &ledger.MsgValidationResponse{RequestHash: h, Response: uint8(*r), ResponseURI: *uri, ResponseHash: h2, Tag: *tag}},
+			return &ledger.MsgValidationResponse{RequestHash: h, Response: uint8(*r), ResponseURI: *uri, ResponseHash: h2, Tag: *tag},
 				errors.Join(flagErr("request-hash", err1), flagErr("response-hash", err2))
 		}
 	},
 	"bond": func(fs *flag.FlagSet) func(chain string) (ledger.Msg, error) {
 		amt := fs.Uint64("amount", 0, "amount to bond")
-		return func(chain string) (ledger.Msg, error) { return ledger.Msg{Bond: &ledger.MsgBond{Amount: *amt}}, nil }
+		return func(chain string) (ledger.Msg, error) { return &ledger.MsgBond{Amount: *amt}, nil }
 	},
 	"unbond": func(fs *flag.FlagSet) func(chain string) (ledger.Msg, error) {
 		amt := fs.Uint64("amount", 0, "amount to unbond")
 		return func(chain string) (ledger.Msg, error) {
-			return ledger.Msg{Unbond: &ledger.MsgUnbond{Amount: *amt}}, nil
+			return &ledger.MsgUnbond{Amount: *amt}, nil
 		}
 	},
 	"unjail": func(fs *flag.FlagSet) func(chain string) (ledger.Msg, error) {
-		return func(chain string) (ledger.Msg, error) { return ledger.Msg{Unjail: &ledger.MsgUnjail{}}, nil }
+		return func(chain string) (ledger.Msg, error) { return &ledger.MsgUnjail{}, nil }
 	},
 	"set-validator": func(fs *flag.FlagSet) func(chain string) (ledger.Msg, error) {
 		active := fs.Bool("active", true, "validate (true) or withdraw (false); the signing key must be the node's priv_validator key")
 		return func(chain string) (ledger.Msg, error) {
-			return ledger.Msg{SetValidator: &ledger.MsgSetValidator{Active: *active}}, nil
+			return &ledger.MsgSetValidator{Active: *active}, nil
 		}
 	},
 	"open-escrow": func(fs *flag.FlagSet) func(chain string) (ledger.Msg, error) {
@@ -181,7 +181,7 @@ var txKinds = map[string]func(fs *flag.FlagSet) func(chain string) (ledger.Msg, 
 			if *commit != "" {
 				c, err4 = ledger.ParseHash(*commit)
 			}
-			return ledger.Msg{OpenEscrow: &ledger.MsgOpenEscrow{Worker: a, ModelID: h, Fee: *amt, Request: r, AuditCommit: c, AgentID: *agent, PricePerToken: *price}},
+			return &ledger.MsgOpenEscrow{Worker: a, ModelID: h, Fee: *amt, Request: r, AuditCommit: c, AgentID: *agent, PricePerToken: *price},
 				errors.Join(flagErr("worker", err1), flagErr("model-id", err2), flagErr("request", err3), flagErr("audit-commit", err4))
 		}
 	},
@@ -191,7 +191,7 @@ var txKinds = map[string]func(fs *flag.FlagSet) func(chain string) (ledger.Msg, 
 		return func(chain string) (ledger.Msg, error) {
 			h, err := ledger.ParseHash(*esc)
 			b, rerr := readArg("receipt", *file)
-			return ledger.Msg{PublishReceipt: &ledger.MsgPublishReceipt{EscrowID: h, Receipt: b, RequestSteps: *steps}}, errors.Join(flagErr("escrow", err), rerr)
+			return &ledger.MsgPublishReceipt{EscrowID: h, Receipt: b, RequestSteps: *steps}, errors.Join(flagErr("escrow", err), rerr)
 		}
 	},
 	"post-openings": func(fs *flag.FlagSet) func(chain string) (ledger.Msg, error) {
@@ -199,7 +199,7 @@ var txKinds = map[string]func(fs *flag.FlagSet) func(chain string) (ledger.Msg, 
 		return func(chain string) (ledger.Msg, error) {
 			h, err := ledger.ParseHash(*id)
 			b, rerr := readArg("openings", *file)
-			return ledger.Msg{PostOpenings: &ledger.MsgPostOpenings{ReceiptID: h, Openings: b}}, errors.Join(flagErr("receipt-id", err), rerr)
+			return &ledger.MsgPostOpenings{ReceiptID: h, Openings: b}, errors.Join(flagErr("receipt-id", err), rerr)
 		}
 	},
 	"open-dispute": func(fs *flag.FlagSet) func(chain string) (ledger.Msg, error) {
@@ -212,7 +212,7 @@ var txKinds = map[string]func(fs *flag.FlagSet) func(chain string) (ledger.Msg, 
 					b = root[:]
 				}
 			}
-			return ledger.Msg{OpenDispute: &ledger.MsgOpenDispute{ReceiptID: h, Commitment: b}}, errors.Join(flagErr("receipt-id", err), rerr)
+			return &ledger.MsgOpenDispute{ReceiptID: h, Commitment: b}, errors.Join(flagErr("receipt-id", err), rerr)
 		}
 	},
 	"reveal-audit": func(fs *flag.FlagSet) func(chain string) (ledger.Msg, error) {
@@ -220,7 +220,7 @@ var txKinds = map[string]func(fs *flag.FlagSet) func(chain string) (ledger.Msg, 
 		return func(chain string) (ledger.Msg, error) {
 			h, err := ledger.ParseHash(*id)
 			s, serr := ledger.ParseHash(*secret)
-			return ledger.Msg{RevealAudit: &ledger.MsgRevealAudit{ReceiptID: h, Secret: s[:]}}, errors.Join(flagErr("receipt-id", err), flagErr("secret", serr))
+			return &ledger.MsgRevealAudit{ReceiptID: h, Secret: s[:]}, errors.Join(flagErr("receipt-id", err), flagErr("secret", serr))
 		}
 	},
 	"dispute-move": func(fs *flag.FlagSet) func(chain string) (ledger.Msg, error) {
@@ -228,7 +228,7 @@ var txKinds = map[string]func(fs *flag.FlagSet) func(chain string) (ledger.Msg, 
 		return func(chain string) (ledger.Msg, error) {
 			h, err := ledger.ParseHash(*id)
 			b, rerr := readArg("message", *file)
-			return ledger.Msg{DisputeMove: &ledger.MsgDisputeMove{DisputeID: h, Message: b}}, errors.Join(flagErr("dispute-id", err), rerr)
+			return &ledger.MsgDisputeMove{DisputeID: h, Message: b}, errors.Join(flagErr("dispute-id", err), rerr)
 		}
 	},
 }

@@ -331,7 +331,7 @@ func workerRegistration(ctx context.Context, c *client.Client, k *keys.Key, agen
 		return nil, fmt.Errorf("registration file: %w", err)
 	}
 	if a.AgentURI != uri {
-		tx, err := c.Sign(ctx, k.Private, ledger.Msg{SetAgentURI: &ledger.MsgSetAgentURI{AgentID: agentID, AgentURI: uri}}, 1, -1)
+		tx, err := c.Sign(ctx, k.Private, &ledger.MsgSetAgentURI{AgentID: agentID, AgentURI: uri}, 1, -1)
 		if err != nil {
 			return nil, fmt.Errorf("setting the agentURI: %w", err)
 		}

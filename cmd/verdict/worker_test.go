@@ -235,7 +235,7 @@ func TestWorkerVerifierCLI(t *testing.T) {
 	price, _ := strconv.ParseUint(acc.Extra.PricePerToken, 10, 64)
 	var before ledger.Account
 	worker.QueryJSON(ctx, c, "account/"+payer.String(), &before)
-	etx, err := c.Sign(ctx, uk.Private, ledger.Msg{OpenEscrow: &ledger.MsgOpenEscrow{Worker: payTo, ModelID: mid, Fee: amount, Request: rh, PricePerToken: price}}, 1, -1)
+	etx, err := c.Sign(ctx, uk.Private, &ledger.MsgOpenEscrow{Worker: payTo, ModelID: mid, Fee: amount, Request: rh, PricePerToken: price}, 1, -1)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -29,7 +29,7 @@ func TestSendBatch(t *testing.T) {
 		t.Fatal(err)
 	}
 	to := ledger.Address{9}
-	send := func(amount uint64) ledger.Msg { return ledger.Msg{Send: &ledger.MsgSend{To: to, Amount: amount}} }
+	send := func(amount uint64) ledger.Msg { return &ledger.MsgSend{To: to, Amount: amount} }
 	if fees := d.Client.EstimateFees(ctx, d.User.Private, []ledger.Msg{send(1), send(2)}, 1); len(fees) != 2 || fees[0] < 1 || fees[1] < 1 {
 		t.Fatalf("fees %v", fees)
 	}

@@ -73,8 +73,8 @@ func TestOutboxRestart(t *testing.T) {
 	}
 	n := acct.Nonce
 	open := func(e entry, nonce uint64) *ledger.Tx {
-		tx, err := d.Client.Sign(ctx, d.User.Private, ledger.Msg{OpenEscrow: &ledger.MsgOpenEscrow{Worker: d.Chain.Address(),
-			ModelID: ledger.Hash(d.Model.ID), Fee: fee, Request: e.req, AgentID: d.Chain.AgentID()}}, 1, int64(nonce))
+		tx, err := d.Client.Sign(ctx, d.User.Private, &ledger.MsgOpenEscrow{Worker: d.Chain.Address(),
+			ModelID: ledger.Hash(d.Model.ID), Fee: fee, Request: e.req, AgentID: d.Chain.AgentID()}, 1, int64(nonce))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -187,13 +187,13 @@ func TestFollowerResumes(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		nonce, err := us.Send(ctx, ledger.Msg{OpenEscrow: &ledger.MsgOpenEscrow{Worker: d.Chain.Address(),
-			ModelID: ledger.Hash(d.Model.ID), Fee: p.MinEscrowFee, Request: req}})
+		nonce, err := us.Send(ctx, &ledger.MsgOpenEscrow{Worker: d.Chain.Address(),
+			ModelID: ledger.Hash(d.Model.ID), Fee: p.MinEscrowFee, Request: req})
 		if err != nil {
 			t.Fatalf("escrow: %v", err)
 		}
 		user, _ := ledger.AddressOf(d.User.Public)
-		r, err := d.Chain.Sender().Commit(ctx, ledger.Msg{PublishReceipt: &ledger.MsgPublishReceipt{EscrowID: ledger.EscrowID(user, nonce), Receipt: res.Receipt}})
+		r, err := d.Chain.Sender().Commit(ctx, &ledger.MsgPublishReceipt{EscrowID: ledger.EscrowID(user, nonce), Receipt: res.Receipt})
 		if err != nil {
 			t.Fatal(err)
 		}

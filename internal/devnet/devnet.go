@@ -600,7 +600,7 @@ func fund(ctx context.Context, c *client.Client, faucet *keys.Key, want map[*key
 			return err
 		}
 		if acct.Balance < amt/2 {
-			if _, err := s.Send(ctx, ledger.Msg{Send: &ledger.MsgSend{To: a, Amount: amt - acct.Balance}}); err != nil {
+			if _, err := s.Send(ctx, &ledger.MsgSend{To: a, Amount: amt - acct.Balance}); err != nil {
 				return err
 			}
 			todo = append(todo, topup{a, amt / 2})

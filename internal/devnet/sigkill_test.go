@@ -594,10 +594,10 @@ func fundChallengers(t *testing.T, c *client.Client, dir string, n int, p ledger
 		if err != nil {
 			t.Fatal(err)
 		}
-		if r, err := fs.Commit(ctx, ledger.Msg{Send: &ledger.MsgSend{To: s.Address(), Amount: 10 * p.MinVerifierStake}}); err != nil || r.Code != 0 {
+		if r, err := fs.Commit(ctx, &ledger.MsgSend{To: s.Address(), Amount: 10 * p.MinVerifierStake}); err != nil || r.Code != 0 {
 			t.Fatalf("funding challenger %d: %+v %v", i, r, err)
 		}
-		if r, err := s.Commit(ctx, ledger.Msg{Bond: &ledger.MsgBond{Amount: 5 * p.MinVerifierStake}}); err != nil || r.Code != 0 {
+		if r, err := s.Commit(ctx, &ledger.MsgBond{Amount: 5 * p.MinVerifierStake}); err != nil || r.Code != 0 {
 			t.Fatalf("bonding challenger %d: %+v %v", i, r, err)
 		}
 		out = append(out, s)
@@ -636,7 +636,7 @@ func challenge(t *testing.T, c *client.Client, s *client.Sender, ids []string) {
 	}
 	root := make([]byte, 32)
 	root[0] = 0x5a
-	if r, err := s.Commit(ctx, ledger.Msg{OpenDispute: &ledger.MsgOpenDispute{ReceiptID: rid, Commitment: root}}); err != nil || r.Code != 0 {
+	if r, err := s.Commit(ctx, &ledger.MsgOpenDispute{ReceiptID: rid, Commitment: root}); err != nil || r.Code != 0 {
 		t.Fatalf("opening a dispute on %s: %+v %v", rid, r, err)
 	}
 }

@@ -131,8 +131,8 @@ func TestBrowser(t *testing.T) {
 	hm := ledger.Hash(sha256.Sum256([]byte("hostile model")))
 	honest.HostileModel = hm.String()
 	for _, m := range []ledger.Msg{
-		{RegisterModel: &ledger.MsgRegisterModel{ModelID: hm, Name: hostile, SpecVersion: 2}},
-		{RegisterAgent: &ledger.MsgRegisterAgent{AgentURI: hostileURI, Metadata: []ledger.MetadataEntry{{MetadataKey: "name", MetadataValue: []byte(hostile)}}}},
+		&ledger.MsgRegisterModel{ModelID: hm, Name: hostile, SpecVersion: 2},
+		&ledger.MsgRegisterAgent{AgentURI: hostileURI, Metadata: []ledger.MetadataEntry{{MetadataKey: "name", MetadataValue: []byte(hostile)}}},
 	} {
 		tx, err := hd.Client.Sign(ctx, hd.User.Private, m, 1, -1)
 		if err != nil {

@@ -141,8 +141,8 @@ func (s *Server) checkFacilitated(ctx context.Context, p *PaymentPayload, tx *le
 	if req.Extra.Deadline != 0 && x.now().Unix() > req.Extra.Deadline {
 		return refuse(ReasonExpired, "the requirements expired")
 	}
-	m := tx.Msg.OpenEscrow
-	if m == nil {
+	m, ok := tx.Msg.(*ledger.MsgOpenEscrow)
+	if !ok || m == nil {
 		return refuse(ReasonInvalidPayload, "the transaction is %q, not openEscrow", tx.Msg.Kind())
 	}
 	payTo, err1 := ledger.ParseAddress(req.PayTo)

@@ -209,7 +209,7 @@ func (a *LedgerAccounts) Payer(worker ledger.Address) func(ctx context.Context, 
 		if s == nil {
 			return fmt.Errorf("no key for account %s", account)
 		}
-		if _, err := s.Commit(ctx, ledger.Msg{Send: &ledger.MsgSend{To: worker, Amount: fee}}); err != nil {
+		if _, err := s.Commit(ctx, &ledger.MsgSend{To: worker, Amount: fee}); err != nil {
 			return fmt.Errorf("paying %d to %s: %w", fee, worker, err)
 		}
 		return nil
@@ -302,24 +302,24 @@ func (r *ledgerReservation) Charge(ctx context.Context, res *inference.Result) e
 func (m *LedgerMeter) Escrow(p *inference.Charge, w ledger.Address, model ledger.Hash, agentID uint64) (ledger.Msg, *client.Sender, error) {
 	a, err := ledger.ParseAddress(p.Requester)
 	if err != nil {
-		return ledger.Msg{}, nil, fmt.Errorf("%w: requester %q is not a ledger account", client.ErrRejected, p.Requester)
+		return nil, nil, fmt.Errorf("%w: requester %q is not a ledger account", client.ErrRejected, p.Requester)
 	}
 	s := m.Accounts.sender[a]
 	if s == nil {
-		return ledger.Msg{}, nil, fmt.Errorf("%w: no key for requester %s", client.ErrRejected, a)
+		return nil, nil, fmt.Errorf("%w: no key for requester %s", client.ErrRejected, a)
 	}
 	req, err := ledger.ReceiptRequest(p.Receipt)
 	if err != nil {
-		return ledger.Msg{}, nil, fmt.Errorf("%w: %v", client.ErrRejected, err)
+		return nil, nil, fmt.Errorf("%w: %v", client.ErrRejected, err)
 	}
 	rid, err := ledger.ParseHash(p.ReceiptID)
 	if err != nil {
-		return ledger.Msg{}, nil, fmt.Errorf("%w: receipt id: %w", client.ErrRejected, err)
+		return nil, nil, fmt.Errorf("%w: receipt id: %w", client.ErrRejected, err)
 	}
 	// The requester's audit commitment (its secret derived from its key,
 	// revealed by the worker's Chain through this sender after
 	// publication): an escrow without one is always audited.
-	return ledger.Msg{OpenEscrow: &ledger.MsgOpenEscrow{Worker: w, ModelID: model, Fee: p.Fee, Request: req, AuditCommit: s.AuditCommit(rid), AgentID: agentID}}, s, nil
+	return &ledger.MsgOpenEscrow{Worker: w, ModelID: model, Fee: p.Fee, Request: req, AuditCommit: s.AuditCommit(rid), AgentID: agentID}, s, nil
 }
 
 // LedgerStatus returns a StatusFunc reading a receipt's status from the

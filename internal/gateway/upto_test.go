@@ -22,7 +22,7 @@ func (e *x402Env) publish(t *testing.T, p inference.Charge) {
 	var a ledger.Account
 	e.led.query(t, "account/"+addrOf(workerKey(t)).String(), &a)
 	tx := &ledger.Tx{ChainID: e.led.chain, Nonce: a.Nonce, Fee: 1,
-		Msg: ledger.Msg{PublishReceipt: &ledger.MsgPublishReceipt{EscrowID: p.EscrowID, Receipt: p.Receipt, RequestSteps: p.RequestSteps}}}
+		Msg: &ledger.MsgPublishReceipt{EscrowID: p.EscrowID, Receipt: p.Receipt, RequestSteps: p.RequestSteps}}
 	tx.Sign(workerKey(t))
 	if res, err := e.led.BroadcastCommit(context.Background(), tx); err != nil || res.Code != 0 {
 		t.Fatalf("publishing receipt %s against escrow %s: %v %+v", p.ReceiptID, p.EscrowID, err, res)

@@ -337,8 +337,8 @@ func (s *Server) generateX402(ctx context.Context, xr *x402Request, req inferenc
 	if err != nil {
 		return nil, s.x402Refused(xr, err)
 	}
-	m := tx.Msg.OpenEscrow
-	if m == nil || tx.Msg.Kind() != "openEscrow" {
+	m, ok := tx.Msg.(*ledger.MsgOpenEscrow)
+	if !ok || m == nil {
 		return nil, s.x402Refused(xr, refuse(ReasonInvalidPayload, "the transaction is %q, not openEscrow", tx.Msg.Kind()))
 	}
 	if m.Worker != x.PayTo {
@@ -512,7 +512,7 @@ func setPaymentResponse(h http.Header, r SettleResponse) {
 // checkFunds checks an escrow transaction's fee against amount and the
 // payer's ledger nonce and balance.
 func (x *X402) checkFunds(ctx context.Context, tx *ledger.Tx, amount uint64) error {
-	m := tx.Msg.OpenEscrow
+	m := tx.Msg.(*ledger.MsgOpenEscrow)
 	if m.Fee < amount {
 		return refuse(ReasonAmountTooLow, "the escrow holds %d, the request may cost %d", m.Fee, amount)
 	}
@@ -545,6 +545,6 @@ func (x *X402) submit(ctx context.Context, tx *ledger.Tx) (client.Result, error)
 }
 
 func settled(tx *ledger.Tx, res client.Result, network string) SettleResponse {
-	return SettleResponse{Success: true, Payer: tx.Signer.String(), Transaction: res.Hash, Network: network, Amount: strconv.FormatUint(tx.Msg.OpenEscrow.Fee, 10),
+	return SettleResponse{Success: true, Payer: tx.Signer.String(), Transaction: res.Hash, Network: network, Amount: strconv.FormatUint(tx.Msg.(*ledger.MsgOpenEscrow).Fee, 10),
 		Extra: map[string]any{"escrowId": ledger.EscrowID(tx.Signer, tx.Nonce).String(), "height": res.Height}}
 }

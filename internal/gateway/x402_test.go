@@ -125,12 +125,12 @@ func newX402Env(t *testing.T) *x402Env {
 	}
 	e := &x402Env{led: &memLedger{l: l, chain: g.ChainID}, submitted: make(chan inference.Charge, 10), now: time.Unix(1_800_000_000, 0)}
 	mi := w.Models()[0]
-	reg := &ledger.Tx{ChainID: g.ChainID, Fee: 1, Msg: ledger.Msg{RegisterModel: &ledger.MsgRegisterModel{ModelID: ledger.Hash(mi.ID), Name: mi.Name, SpecVersion: 2}}}
+	reg := &ledger.Tx{ChainID: g.ChainID, Fee: 1, Msg: &ledger.MsgRegisterModel{ModelID: ledger.Hash(mi.ID), Name: mi.Name, SpecVersion: 2}}
 	reg.Sign(workerKey(t))
 	if res, err := e.led.BroadcastCommit(context.Background(), reg); err != nil || res.Code != 0 {
 		t.Fatalf("registering the model: %v %+v", err, res)
 	}
-	bond := &ledger.Tx{ChainID: g.ChainID, Nonce: 1, Fee: 1, Msg: ledger.Msg{Bond: &ledger.MsgBond{Amount: p.MinWorkerStake}}}
+	bond := &ledger.Tx{ChainID: g.ChainID, Nonce: 1, Fee: 1, Msg: &ledger.MsgBond{Amount: p.MinWorkerStake}}
 	bond.Sign(workerKey(t))
 	if res, err := e.led.BroadcastCommit(context.Background(), bond); err != nil || res.Code != 0 {
 		t.Fatalf("bonding the worker: %v %+v", err, res)
@@ -198,7 +198,7 @@ func (e *x402Env) pay(t *testing.T, q PaymentRequired, key ed25519.PrivateKey, m
 	req, _ := ledger.ParseHash(acc.Extra.RequestHash)
 	price, _ := strconv.ParseUint(acc.Extra.PricePerToken, 10, 64) // upto; absent (0) for exact
 	tx := &ledger.Tx{ChainID: acc.Extra.ChainID, Nonce: a.Nonce, Fee: 1,
-		Msg: ledger.Msg{OpenEscrow: &ledger.MsgOpenEscrow{Worker: payTo, ModelID: model, Fee: amount, Request: req, PricePerToken: price}}}
+		Msg: &ledger.MsgOpenEscrow{Worker: payTo, ModelID: model, Fee: amount, Request: req, PricePerToken: price}}
 	if mod != nil {
 		mod(tx)
 	}
@@ -279,7 +279,7 @@ func TestX402Pay(t *testing.T) {
 	}
 	// The payer may commit to its own audit secret in the escrow.
 	commit := sha256.Sum256([]byte("secret"))
-	hdr = e.pay(t, e.quote(t, x402Body), payer, func(tx *ledger.Tx) { tx.Msg.OpenEscrow.AuditCommit = commit })
+	hdr = e.pay(t, e.quote(t, x402Body), payer, func(tx *ledger.Tx) { tx.Msg.(*ledger.MsgOpenEscrow).AuditCommit = commit })
 	res, b = post(t, e.ts.URL+"/v1/chat/completions", x402Body, HeaderPaymentSignature, hdr)
 	if res.StatusCode != 200 {
 		t.Fatalf("escrow with an audit commitment: %d %s", res.StatusCode, b)
@@ -356,19 +356,19 @@ func testX402Refusals(t *testing.T, sch string) {
 		}},
 		{name: "exact with a price per token", key: payer, want: ReasonInvalidPayload, header: func(q PaymentRequired) string {
 			q.Accepts[0].Scheme = SchemeExact
-			return e.pay(t, q, payer, func(tx *ledger.Tx) { tx.Msg.OpenEscrow.PricePerToken = 2 })
+			return e.pay(t, q, payer, func(tx *ledger.Tx) { tx.Msg.(*ledger.MsgOpenEscrow).PricePerToken = 2 })
 		}},
 		{name: "upto price lowered", key: payer, want: ReasonAmountTooLow, header: func(q PaymentRequired) string {
 			q.Accepts[0].Scheme = SchemeUpto
-			return e.pay(t, q, payer, func(tx *ledger.Tx) { tx.Msg.OpenEscrow.PricePerToken = 1 })
+			return e.pay(t, q, payer, func(tx *ledger.Tx) { tx.Msg.(*ledger.MsgOpenEscrow).PricePerToken = 1 })
 		}},
 		{name: "upto without a price", key: payer, want: ReasonAmountTooLow, header: func(q PaymentRequired) string {
 			q.Accepts[0].Scheme = SchemeUpto
-			return e.pay(t, q, payer, func(tx *ledger.Tx) { tx.Msg.OpenEscrow.PricePerToken = 0 })
+			return e.pay(t, q, payer, func(tx *ledger.Tx) { tx.Msg.(*ledger.MsgOpenEscrow).PricePerToken = 0 })
 		}},
 		{name: "upto price raised", key: payer, want: ReasonInvalidPayload, header: func(q PaymentRequired) string {
 			q.Accepts[0].Scheme = SchemeUpto
-			return e.pay(t, q, payer, func(tx *ledger.Tx) { tx.Msg.OpenEscrow.PricePerToken = 3 })
+			return e.pay(t, q, payer, func(tx *ledger.Tx) { tx.Msg.(*ledger.MsgOpenEscrow).PricePerToken = 3 })
 		}},
 		{name: "replayed quote", key: payer, want: ReasonReplayed, header: func(q PaymentRequired) string {
 			h := e.pay(t, q, payer, nil)
@@ -383,10 +383,10 @@ func testX402Refusals(t *testing.T, sch string) {
 		{name: "tampered max_tokens", key: payer, want: ReasonRequestMismatch,
 			body: strings.Replace(x402Body, `"max_tokens":8`, `"max_tokens":9`, 1)},
 		{name: "amount lowered", key: payer, want: ReasonAmountTooLow, header: func(q PaymentRequired) string {
-			return e.pay(t, q, payer, func(tx *ledger.Tx) { tx.Msg.OpenEscrow.Fee-- })
+			return e.pay(t, q, payer, func(tx *ledger.Tx) { tx.Msg.(*ledger.MsgOpenEscrow).Fee-- })
 		}},
 		{name: "another worker", key: payer, want: ReasonInvalidPayload, header: func(q PaymentRequired) string {
-			return e.pay(t, q, payer, func(tx *ledger.Tx) { tx.Msg.OpenEscrow.Worker = addrOf(testKey("other")) })
+			return e.pay(t, q, payer, func(tx *ledger.Tx) { tx.Msg.(*ledger.MsgOpenEscrow).Worker = addrOf(testKey("other")) })
 		}},
 		{name: "forged nonce", key: payer, want: ReasonInvalidPayload, header: func(q PaymentRequired) string {
 			n, _ := base64.StdEncoding.DecodeString(q.Accepts[0].Extra.Nonce)
@@ -400,7 +400,7 @@ func testX402Refusals(t *testing.T, sch string) {
 			raw, _ := base64.StdEncoding.DecodeString(p.Payload.Transaction)
 			var tx ledger.Tx
 			json.Unmarshal(raw, &tx)
-			tx.Msg.OpenEscrow.Fee++ // the payer signed another amount
+			tx.Msg.(*ledger.MsgOpenEscrow).Fee++ // the payer signed another amount
 			p.Payload.Transaction = base64.StdEncoding.EncodeToString(tx.Encode())
 			b, _ := json.Marshal(p)
 			return base64.StdEncoding.EncodeToString(b)

@@ -10,7 +10,7 @@ import (
 )
 
 func TestEnvelopeFailures(t *testing.T) {
-	send := Msg{Send: &MsgSend{To: testAddr("bob"), Amount: 10}}
+	send := &MsgSend{To: testAddr("bob"), Amount: 10}
 	signed := func(mut func(*Tx)) []byte {
 		tx := &Tx{ChainID: testChain, Nonce: 0, Fee: 1, Msg: send}
 		mut(tx)
@@ -20,12 +20,12 @@ func TestEnvelopeFailures(t *testing.T) {
 	badSig := func() []byte {
 		tx := &Tx{ChainID: testChain, Fee: 1, Msg: send}
 		tx.Sign(testKey("alice"))
-		tx.Msg.Send.Amount = 11 // after signing
-		defer func() { tx.Msg.Send.Amount = 10 }()
+		tx.Msg.(*MsgSend).Amount = 11 // after signing
+		defer func() { tx.Msg.(*MsgSend).Amount = 10 }()
 		return tx.Encode()
 	}()
 	wrongSigner := func() []byte {
-		tx := &Tx{ChainID: testChain, Fee: 1, Msg: Msg{Send: &MsgSend{To: testAddr("bob"), Amount: 10}}}
+		tx := &Tx{ChainID: testChain, Fee: 1, Msg: &MsgSend{To: testAddr("bob"), Amount: 10}}
 		tx.Sign(testKey("alice"))
 		tx.Signer = testAddr("carol")
 		return tx.Encode()
@@ -42,9 +42,10 @@ func TestEnvelopeFailures(t *testing.T) {
 		{"fee below minimum", signed(func(tx *Tx) { tx.Fee = 0 }), ErrFee},
 		{"fee above balance", signed(func(tx *Tx) { tx.Fee = testBalance + 1 }), ErrFunds},
 		{"not json", []byte("send 10 to bob"), ErrDecode},
-		{"no message", signed(func(tx *Tx) { tx.Msg = Msg{} }), ErrDecode},
-		{"two messages", signed(func(tx *Tx) { tx.Msg.Bond = &MsgBond{Amount: 1} }), ErrDecode},
-		{"zero amount", signed(func(tx *Tx) { tx.Msg = Msg{Send: &MsgSend{To: testAddr("bob")}} }), ErrDecode},
+		{"no message", signed(func(tx *Tx) { tx.Msg = nil }), ErrDecode},
+		// A Tx cannot hold two messages; its wire form can.
+		{"two messages", bytes.Replace(signed(func(*Tx) {}), []byte(`}},"sig":`), []byte(`},"bond":{"amount":1}},"sig":`), 1), ErrDecode},
+		{"zero amount", signed(func(tx *Tx) { tx.Msg = &MsgSend{To: testAddr("bob")} }), ErrDecode},
 		{"non-canonical spacing", append([]byte(" "), signed(func(*Tx) {})...), ErrDecode},
 		{"unknown field", bytes.Replace(signed(func(*Tx) {}), []byte(`{"chainId"`), []byte(`{"extra":1,"chainId"`), 1), ErrDecode},
 	}
@@ -65,7 +66,7 @@ func TestEnvelopeFailures(t *testing.T) {
 
 func TestSendReplayAndFunds(t *testing.T) {
 	h := newHarness(t, testParams())
-	raw := h.tx("alice", Msg{Send: &MsgSend{To: testAddr("bob"), Amount: 1000}})
+	raw := h.tx("alice", &MsgSend{To: testAddr("bob"), Amount: 1000})
 	h.ok(raw)
 	if got := h.balance("alice"); got != testBalance-1000-1 {
 		t.Fatalf("alice has %d", got)
@@ -75,14 +76,14 @@ func TestSendReplayAndFunds(t *testing.T) {
 	}
 	h.fails(raw, ErrNonce) // replay of the same bytes
 	// Insufficient balance: the message fails but the fee and nonce are taken.
-	r := h.fails(h.tx("alice", Msg{Send: &MsgSend{To: testAddr("bob"), Amount: testBalance}}), ErrFunds)
+	r := h.fails(h.tx("alice", &MsgSend{To: testAddr("bob"), Amount: testBalance}), ErrFunds)
 	if len(r.Events) != 1 || r.Events[0].Type != "tx" {
 		t.Fatalf("failed tx: want only the tx event, got %v", r.Events)
 	}
 	if got := h.balance("alice"); got != testBalance-1000-2 {
 		t.Fatalf("alice has %d after a failed send", got)
 	}
-	h.ok(h.tx("alice", Msg{Send: &MsgSend{To: testAddr("bob"), Amount: 1}})) // nonce 2 is next
+	h.ok(h.tx("alice", &MsgSend{To: testAddr("bob"), Amount: 1})) // nonce 2 is next
 	// Fees went to the proposer (erin), who also sees no other change.
 	if got := h.balance("erin"); got != testBalance+3 {
 		t.Fatalf("proposer has %d, want %d", got, testBalance+3)
@@ -93,7 +94,7 @@ func TestSeveralTxsFromOneSignerInABlock(t *testing.T) {
 	h := newHarness(t, testParams())
 	var txs [][]byte
 	for i := 0; i < 5; i++ {
-		txs = append(txs, h.tx("alice", Msg{Send: &MsgSend{To: testAddr("bob"), Amount: 1}}))
+		txs = append(txs, h.tx("alice", &MsgSend{To: testAddr("bob"), Amount: 1}))
 	}
 	res := h.block(txs...)
 	for i, r := range res.TxResults {
@@ -110,8 +111,8 @@ func TestCheckerPendingNonces(t *testing.T) {
 	h := newHarness(t, testParams())
 	c := NewChecker(h.l)
 	before := h.l.Store().Root()
-	a := h.tx("alice", Msg{Send: &MsgSend{To: testAddr("bob"), Amount: 1}})
-	b := h.tx("alice", Msg{Send: &MsgSend{To: testAddr("bob"), Amount: 1}})
+	a := h.tx("alice", &MsgSend{To: testAddr("bob"), Amount: 1})
+	b := h.tx("alice", &MsgSend{To: testAddr("bob"), Amount: 1})
 	if r := c.Check(b); r.Code != Code(ErrNonce) {
 		t.Fatalf("nonce 1 before nonce 0: code %d %s", r.Code, r.Log)
 	}
@@ -127,14 +128,14 @@ func TestCheckerPendingNonces(t *testing.T) {
 	if h.l.Store().Root() != before {
 		t.Fatal("CheckTx changed the state")
 	}
-	if r := c.Check(h.tx("carol", Msg{Send: &MsgSend{To: testAddr("bob"), Amount: testBalance}})); r.Code != Code(ErrFunds) {
+	if r := c.Check(h.tx("carol", &MsgSend{To: testAddr("bob"), Amount: testBalance})); r.Code != Code(ErrFunds) {
 		t.Fatalf("overspend passed CheckTx: %d %s", r.Code, r.Log)
 	}
 }
 
 func TestModelRegistry(t *testing.T) {
 	h := newHarness(t, testParams())
-	reg := Msg{RegisterModel: &MsgRegisterModel{ModelID: testModel, Name: "stories260K", SpecVersion: 1}}
+	reg := &MsgRegisterModel{ModelID: testModel, Name: "stories260K", SpecVersion: 1}
 	h.ok(h.tx("alice", reg))
 	var m Model
 	h.query("model/"+testModel.String(), &m)
@@ -144,20 +145,20 @@ func TestModelRegistry(t *testing.T) {
 	h.fails(h.tx("bob", reg), ErrExists)
 	other := testModel
 	other[0] ^= 1
-	h.fails(h.tx("alice", Msg{OpenEscrow: &MsgOpenEscrow{Worker: testAddr("carol"), ModelID: other, Fee: 10, Request: testRequest(1)}}), ErrNotFound)
+	h.fails(h.tx("alice", &MsgOpenEscrow{Worker: testAddr("carol"), ModelID: other, Fee: 10, Request: testRequest(1)}), ErrNotFound)
 }
 
 func TestStaking(t *testing.T) {
 	p := testParams()
 	h := newHarness(t, p)
-	h.ok(h.tx("carol", Msg{Bond: &MsgBond{Amount: 5000}}))
+	h.ok(h.tx("carol", &MsgBond{Amount: 5000}))
 	if s := h.stakeOf("carol"); s.Bonded != 5000 {
 		t.Fatalf("bonded %d", s.Bonded)
 	}
-	h.fails(h.tx("carol", Msg{Bond: &MsgBond{Amount: testBalance}}), ErrFunds)
-	h.ok(h.tx("carol", Msg{Unbond: &MsgUnbond{Amount: 3000}}))
+	h.fails(h.tx("carol", &MsgBond{Amount: testBalance}), ErrFunds)
+	h.ok(h.tx("carol", &MsgUnbond{Amount: 3000}))
 	unbondAt := h.height
-	h.fails(h.tx("carol", Msg{Unbond: &MsgUnbond{Amount: 3000}}), ErrStake) // double unbond
+	h.fails(h.tx("carol", &MsgUnbond{Amount: 3000}), ErrStake) // double unbond
 	s := h.stakeOf("carol")
 	if s.Bonded != 2000 || len(s.Unbonding) != 1 || s.Unbonding[0].Height != unbondAt+p.UnbondingBlocks {
 		t.Fatalf("stake %+v", s)
@@ -174,7 +175,7 @@ func TestStaking(t *testing.T) {
 	if s := h.stakeOf("carol"); len(s.Unbonding) != 0 || s.Bonded != 2000 {
 		t.Fatalf("stake after unbonding %+v", s)
 	}
-	h.fails(h.tx("carol", Msg{Unjail: &MsgUnjail{}}), ErrWrongState)
+	h.fails(h.tx("carol", &MsgUnjail{}), ErrWrongState)
 }
 
 func TestSubsidyHalving(t *testing.T) {
@@ -214,8 +215,8 @@ func TestCheckerDependentTxs(t *testing.T) {
 	h := newHarness(t, testParams())
 	c := NewChecker(h.l)
 	before := h.l.AppHash()
-	reg := h.tx("bob", Msg{RegisterModel: &MsgRegisterModel{ModelID: testModel, Name: "m", SpecVersion: 1}})
-	esc := h.tx("alice", Msg{OpenEscrow: &MsgOpenEscrow{Worker: testAddr("carol"), ModelID: testModel, Fee: 5, Request: testRequest(1)}})
+	reg := h.tx("bob", &MsgRegisterModel{ModelID: testModel, Name: "m", SpecVersion: 1})
+	esc := h.tx("alice", &MsgOpenEscrow{Worker: testAddr("carol"), ModelID: testModel, Fee: 5, Request: testRequest(1)})
 	if r := c.Check(esc); r.Code != Code(ErrNotFound) {
 		t.Fatalf("escrow before its model: %d %s", r.Code, r.Log)
 	}
@@ -225,7 +226,7 @@ func TestCheckerDependentTxs(t *testing.T) {
 	if r := c.Check(esc); r.Code != Code(ErrModelInactive) {
 		t.Fatalf("escrow for a model no validator attested: %d %s", r.Code, r.Log)
 	}
-	if r := c.Check(h.tx(testValidator, Msg{AttestModel: &MsgAttestModel{ModelID: testModel}})); r.Code != 0 {
+	if r := c.Check(h.tx(testValidator, &MsgAttestModel{ModelID: testModel})); r.Code != 0 {
 		t.Fatal(r.Log)
 	}
 	if r := c.Check(esc); r.Code != 0 {
@@ -259,21 +260,21 @@ func TestValidatorUpdates(t *testing.T) {
 	if u := ups(h.block()); len(u) != 0 {
 		t.Fatalf("updates %v", u)
 	}
-	if u := ups(h.block(h.tx("erin", Msg{Bond: &MsgBond{Amount: 5500}}))); len(u) != 1 || u[erin] != 5 {
+	if u := ups(h.block(h.tx("erin", &MsgBond{Amount: 5500}))); len(u) != 1 || u[erin] != 5 {
 		t.Fatalf("after bond: %v", u)
 	}
-	h.fails(h.tx("carol", Msg{SetValidator: &MsgSetValidator{Active: false}}), ErrWrongState)
-	u := ups(h.block(h.tx("carol", Msg{Bond: &MsgBond{Amount: 3000}}), h.tx("carol", Msg{SetValidator: &MsgSetValidator{Active: true}})))
+	h.fails(h.tx("carol", &MsgSetValidator{Active: false}), ErrWrongState)
+	u := ups(h.block(h.tx("carol", &MsgBond{Amount: 3000}), h.tx("carol", &MsgSetValidator{Active: true})))
 	if len(u) != 1 || u[carol] != 3 {
 		t.Fatalf("after carol joins: %v", u)
 	}
-	if u := ups(h.block(h.tx("carol", Msg{Unbond: &MsgUnbond{Amount: 2000}}))); len(u) != 1 || u[carol] != 1 {
+	if u := ups(h.block(h.tx("carol", &MsgUnbond{Amount: 2000}))); len(u) != 1 || u[carol] != 1 {
 		t.Fatalf("after unbond: %v", u)
 	}
-	if u := ups(h.block(h.tx("carol", Msg{SetValidator: &MsgSetValidator{Active: false}}))); len(u) != 1 || u[carol] != 0 {
+	if u := ups(h.block(h.tx("carol", &MsgSetValidator{Active: false}))); len(u) != 1 || u[carol] != 0 {
 		t.Fatalf("after carol leaves: %v", u)
 	}
-	if u := ups(h.block(h.tx("erin", Msg{SetValidator: &MsgSetValidator{Active: false}}))); len(u) != 0 {
+	if u := ups(h.block(h.tx("erin", &MsgSetValidator{Active: false}))); len(u) != 0 {
 		t.Fatalf("the last validator left: %v", u)
 	}
 	if got := h.l.ProposerAccount(func() []byte { s := sha256.Sum256(testAddr("erin").PublicKey()); return s[:20] }()); got != testAddr("erin") {
@@ -284,7 +285,7 @@ func TestValidatorUpdates(t *testing.T) {
 func TestMisbehaviourSlashes(t *testing.T) {
 	p := testParams()
 	h := newHarness(t, p)
-	h.ok(h.tx("erin", Msg{Bond: &MsgBond{Amount: 10_000}}))
+	h.ok(h.tx("erin", &MsgBond{Amount: 10_000}))
 	h.height++
 	ctx := BlockContext{Height: h.height, Time: 1_700_000_000, Misbehaving: []Misbehaviour{{Validator: testAddr("erin"), Height: h.height - 1}}}
 	res, err := h.l.FinalizeBlock(ctx, nil)

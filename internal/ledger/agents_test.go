@@ -8,8 +8,8 @@ import (
 
 func TestIdentityRegistry(t *testing.T) {
 	h := newHarness(t, testParams())
-	h.ok(h.tx("alice", Msg{RegisterAgent: &MsgRegisterAgent{AgentURI: "ipfs://a", Metadata: []MetadataEntry{{MetadataKey: "name", MetadataValue: []byte("Alice")}}}}))
-	h.ok(h.tx("bob", Msg{RegisterAgent: &MsgRegisterAgent{AgentURI: "ipfs://b"}}))
+	h.ok(h.tx("alice", &MsgRegisterAgent{AgentURI: "ipfs://a", Metadata: []MetadataEntry{{MetadataKey: "name", MetadataValue: []byte("Alice")}}}))
+	h.ok(h.tx("bob", &MsgRegisterAgent{AgentURI: "ipfs://b"}))
 	var a1, a2 Agent
 	h.query("agent/1", &a1)
 	h.query("agent/2", &a2)
@@ -21,11 +21,11 @@ func TestIdentityRegistry(t *testing.T) {
 	if string(name) != "Alice" {
 		t.Fatalf("metadata %q", name)
 	}
-	h.fails(h.tx("bob", Msg{SetAgentURI: &MsgSetAgentURI{AgentID: 1, AgentURI: "ipfs://evil"}}), ErrUnauthorized)
-	h.ok(h.tx("alice", Msg{SetAgentURI: &MsgSetAgentURI{AgentID: 1, AgentURI: "ipfs://a2"}}))
-	h.fails(h.tx("alice", Msg{SetMetadata: &MsgSetMetadata{AgentID: 1, MetadataKey: "agentWallet", MetadataValue: []byte("x")}}), ErrInvalid)
-	h.fails(h.tx("alice", Msg{RegisterAgent: &MsgRegisterAgent{Metadata: []MetadataEntry{{MetadataKey: "agentWallet"}}}}), ErrInvalid)
-	h.fails(h.tx("alice", Msg{SetMetadata: &MsgSetMetadata{AgentID: 9, MetadataKey: "k"}}), ErrNotFound)
+	h.fails(h.tx("bob", &MsgSetAgentURI{AgentID: 1, AgentURI: "ipfs://evil"}), ErrUnauthorized)
+	h.ok(h.tx("alice", &MsgSetAgentURI{AgentID: 1, AgentURI: "ipfs://a2"}))
+	h.fails(h.tx("alice", &MsgSetMetadata{AgentID: 1, MetadataKey: "agentWallet", MetadataValue: []byte("x")}), ErrInvalid)
+	h.fails(h.tx("alice", &MsgRegisterAgent{Metadata: []MetadataEntry{{MetadataKey: "agentWallet"}}}), ErrInvalid)
+	h.fails(h.tx("alice", &MsgSetMetadata{AgentID: 9, MetadataKey: "k"}), ErrNotFound)
 
 	// setAgentWallet needs the new wallet's signature before the deadline.
 	deadline := int64(1_700_000_000 + 1000)
@@ -45,9 +45,9 @@ func TestIdentityRegistry(t *testing.T) {
 		{"not owner", MsgSetAgentWallet{AgentID: 1, NewWallet: dave, Deadline: deadline, Signature: walletSig("dave", 1, dave, deadline)}, "bob", ErrUnauthorized},
 	} {
 		m := c.m
-		h.fails(h.tx(c.by, Msg{SetAgentWallet: &m}), c.want)
+		h.fails(h.tx(c.by, &m), c.want)
 	}
-	h.ok(h.tx("alice", Msg{SetAgentWallet: &MsgSetAgentWallet{AgentID: 1, NewWallet: dave, Deadline: deadline, Signature: walletSig("dave", 1, dave, deadline)}}))
+	h.ok(h.tx("alice", &MsgSetAgentWallet{AgentID: 1, NewWallet: dave, Deadline: deadline, Signature: walletSig("dave", 1, dave, deadline)}))
 	h.query("agent/1", &a1)
 	if a1.AgentWallet != dave || a1.AgentURI != "ipfs://a2" {
 		t.Fatalf("agent after updates %+v", a1)
@@ -61,12 +61,12 @@ func TestIdentityRegistry(t *testing.T) {
 
 func TestReputationRegistry(t *testing.T) {
 	h := newHarness(t, testParams())
-	h.ok(h.tx("alice", Msg{RegisterAgent: &MsgRegisterAgent{AgentURI: "ipfs://a"}}))
+	h.ok(h.tx("alice", &MsgRegisterAgent{AgentURI: "ipfs://a"}))
 	fb := func(v Int128, dec uint8, tag1 string) Msg {
-		return Msg{GiveFeedback: &MsgGiveFeedback{AgentID: 1, Value: v, ValueDecimals: dec, Tag1: tag1, Tag2: "t2", Endpoint: "https://a/v1", FeedbackURI: "ipfs://f"}}
+		return &MsgGiveFeedback{AgentID: 1, Value: v, ValueDecimals: dec, Tag1: tag1, Tag2: "t2", Endpoint: "https://a/v1", FeedbackURI: "ipfs://f"}
 	}
 	h.fails(h.tx("alice", fb("90", 0, "starred")), ErrUnauthorized) // self-feedback
-	h.fails(h.tx("bob", Msg{GiveFeedback: &MsgGiveFeedback{AgentID: 7, Value: "1"}}), ErrNotFound)
+	h.fails(h.tx("bob", &MsgGiveFeedback{AgentID: 7, Value: "1"}), ErrNotFound)
 	h.ok(h.tx("bob", fb("90", 0, "starred")))
 	h.ok(h.tx("bob", fb("80", 0, "starred")))
 	h.ok(h.tx("carol", fb("9977", 2, "uptime")))
@@ -105,18 +105,18 @@ func TestReputationRegistry(t *testing.T) {
 		t.Fatalf("bob's summary %+v", s)
 	}
 	// Responses: anyone may append to an existing entry.
-	h.fails(h.tx("alice", Msg{AppendResponse: &MsgAppendResponse{AgentID: 1, ClientAddress: testAddr("bob"), FeedbackIndex: 9}}), ErrNotFound)
-	h.ok(h.tx("alice", Msg{AppendResponse: &MsgAppendResponse{AgentID: 1, ClientAddress: testAddr("bob"), FeedbackIndex: 2, ResponseURI: "ipfs://r"}}))
-	h.ok(h.tx("dave", Msg{AppendResponse: &MsgAppendResponse{AgentID: 1, ClientAddress: testAddr("bob"), FeedbackIndex: 2}}))
+	h.fails(h.tx("alice", &MsgAppendResponse{AgentID: 1, ClientAddress: testAddr("bob"), FeedbackIndex: 9}), ErrNotFound)
+	h.ok(h.tx("alice", &MsgAppendResponse{AgentID: 1, ClientAddress: testAddr("bob"), FeedbackIndex: 2, ResponseURI: "ipfs://r"}))
+	h.ok(h.tx("dave", &MsgAppendResponse{AgentID: 1, ClientAddress: testAddr("bob"), FeedbackIndex: 2}))
 	var nresp uint64
 	h.query("responseCount/1/"+testAddr("bob").String()+"/2", &nresp)
 	if nresp != 2 {
 		t.Fatalf("response count %d", nresp)
 	}
 	// Revocation: only by the client, only once, and it leaves the summary.
-	h.fails(h.tx("carol", Msg{RevokeFeedback: &MsgRevokeFeedback{AgentID: 1, FeedbackIndex: 3}}), ErrNotFound)
-	h.ok(h.tx("bob", Msg{RevokeFeedback: &MsgRevokeFeedback{AgentID: 1, FeedbackIndex: 1}}))
-	h.fails(h.tx("bob", Msg{RevokeFeedback: &MsgRevokeFeedback{AgentID: 1, FeedbackIndex: 1}}), ErrWrongState)
+	h.fails(h.tx("carol", &MsgRevokeFeedback{AgentID: 1, FeedbackIndex: 3}), ErrNotFound)
+	h.ok(h.tx("bob", &MsgRevokeFeedback{AgentID: 1, FeedbackIndex: 1}))
+	h.fails(h.tx("bob", &MsgRevokeFeedback{AgentID: 1, FeedbackIndex: 1}), ErrWrongState)
 	if s := sum(SummaryRequest{AgentID: 1, Tag1: "starred"}); s != (Summary{2, "37", 0}) { // (80-5)/2 = 37.5
 		t.Fatalf("after revoke %+v", s)
 	}
@@ -138,7 +138,7 @@ func TestFeedbackValueChecks(t *testing.T) {
 		{"007", 0, false}, {"+7", 0, false}, {"-0", 0, false}, {"", 0, false}, {"1.5", 0, false},
 		{"1", 19, false},
 	} {
-		m := Msg{GiveFeedback: &MsgGiveFeedback{AgentID: 1, Value: c.v, ValueDecimals: c.dec}}
+		m := &MsgGiveFeedback{AgentID: 1, Value: c.v, ValueDecimals: c.dec}
 		if err := m.validate(); (err == nil) != c.ok {
 			t.Errorf("value %q decimals %d: err %v, want ok=%v", c.v, c.dec, err, c.ok)
 		}
@@ -147,17 +147,17 @@ func TestFeedbackValueChecks(t *testing.T) {
 
 func TestValidationRegistry(t *testing.T) {
 	h := newHarness(t, testParams())
-	h.ok(h.tx("alice", Msg{RegisterAgent: &MsgRegisterAgent{AgentURI: "ipfs://a"}}))
+	h.ok(h.tx("alice", &MsgRegisterAgent{AgentURI: "ipfs://a"}))
 	rh := Hash{1, 2, 3}
-	req := Msg{ValidationRequest: &MsgValidationRequest{ValidatorAddress: testAddr("dave"), AgentID: 1, RequestURI: "ipfs://req", RequestHash: rh}}
+	req := &MsgValidationRequest{ValidatorAddress: testAddr("dave"), AgentID: 1, RequestURI: "ipfs://req", RequestHash: rh}
 	h.fails(h.tx("bob", req), ErrUnauthorized) // not the owner
 	h.ok(h.tx("alice", req))
 	h.fails(h.tx("alice", req), ErrExists)
 	resp := func(v uint8, tag string) Msg {
-		return Msg{ValidationResponse: &MsgValidationResponse{RequestHash: rh, Response: v, Tag: tag}}
+		return &MsgValidationResponse{RequestHash: rh, Response: v, Tag: tag}
 	}
 	h.fails(h.tx("bob", resp(100, "x")), ErrUnauthorized) // wrong validator
-	h.fails(h.tx("dave", Msg{ValidationResponse: &MsgValidationResponse{RequestHash: Hash{9}, Response: 1}}), ErrNotFound)
+	h.fails(h.tx("dave", &MsgValidationResponse{RequestHash: Hash{9}, Response: 1}), ErrNotFound)
 	h.fails(h.tx("dave", resp(101, "x")), ErrDecode)
 	h.ok(h.tx("dave", resp(40, "soft")))
 	h.ok(h.tx("dave", resp(100, "hard"))) // repeatable
@@ -189,7 +189,7 @@ func TestValidationRegistry(t *testing.T) {
 func TestTransferAgent(t *testing.T) {
 	h := newHarness(t, testParams())
 	alice, bob, carol, dave := testAddr("alice"), testAddr("bob"), testAddr("carol"), testAddr("dave")
-	h.ok(h.tx("alice", Msg{RegisterAgent: &MsgRegisterAgent{AgentURI: "ipfs://a"}}))
+	h.ok(h.tx("alice", &MsgRegisterAgent{AgentURI: "ipfs://a"}))
 	for _, c := range []struct {
 		name string
 		by   string
@@ -202,14 +202,14 @@ func TestTransferAgent(t *testing.T) {
 		{"to the zero address", "alice", MsgTransferFrom{From: alice, AgentID: 1}, ErrDecode},
 	} {
 		m := c.m
-		h.fails(h.tx(c.by, Msg{TransferFrom: &m}), c.want)
+		h.fails(h.tx(c.by, &m), c.want)
 	}
 	var a Agent
 	h.query("agent/1", &a)
 	if a.Owner != alice || a.AgentWallet != alice {
 		t.Fatalf("agent changed by failed transfers: %+v", a)
 	}
-	r := h.ok(h.tx("alice", Msg{TransferFrom: &MsgTransferFrom{From: alice, To: bob, AgentID: 1}}))
+	r := h.ok(h.tx("alice", &MsgTransferFrom{From: alice, To: bob, AgentID: 1}))
 	if ev := r.Events[1]; ev.Type != "Transfer" || ev.Attrs[0].Value != alice.String() || ev.Attrs[1].Value != bob.String() || ev.Attrs[2].Value != "1" {
 		t.Fatalf("transfer event %+v", ev)
 	}
@@ -222,18 +222,18 @@ func TestTransferAgent(t *testing.T) {
 	if Address(w) != (Address{}) {
 		t.Fatalf("agentWallet after transfer %x", w)
 	}
-	h.fails(h.tx("alice", Msg{SetAgentURI: &MsgSetAgentURI{AgentID: 1, AgentURI: "ipfs://old"}}), ErrUnauthorized)
-	h.fails(h.tx("alice", Msg{TransferFrom: &MsgTransferFrom{From: alice, To: alice, AgentID: 1}}), ErrUnauthorized)
-	h.ok(h.tx("bob", Msg{SetAgentURI: &MsgSetAgentURI{AgentID: 1, AgentURI: "ipfs://b"}}))
-	h.fails(h.tx("bob", Msg{GiveFeedback: &MsgGiveFeedback{AgentID: 1, Value: "1"}}), ErrUnauthorized)
-	h.ok(h.tx("alice", Msg{GiveFeedback: &MsgGiveFeedback{AgentID: 1, Value: "1"}}))
+	h.fails(h.tx("alice", &MsgSetAgentURI{AgentID: 1, AgentURI: "ipfs://old"}), ErrUnauthorized)
+	h.fails(h.tx("alice", &MsgTransferFrom{From: alice, To: alice, AgentID: 1}), ErrUnauthorized)
+	h.ok(h.tx("bob", &MsgSetAgentURI{AgentID: 1, AgentURI: "ipfs://b"}))
+	h.fails(h.tx("bob", &MsgGiveFeedback{AgentID: 1, Value: "1"}), ErrUnauthorized)
+	h.ok(h.tx("alice", &MsgGiveFeedback{AgentID: 1, Value: "1"}))
 	deadline := int64(1_700_000_000 + 1000)
 	sig := ed25519.Sign(testKey("dave"), AgentWalletMessage(testChain, 1, dave, deadline))
-	h.fails(h.tx("alice", Msg{SetAgentWallet: &MsgSetAgentWallet{AgentID: 1, NewWallet: dave, Deadline: deadline, Signature: sig}}), ErrUnauthorized)
-	h.ok(h.tx("bob", Msg{SetAgentWallet: &MsgSetAgentWallet{AgentID: 1, NewWallet: dave, Deadline: deadline, Signature: sig}}))
+	h.fails(h.tx("alice", &MsgSetAgentWallet{AgentID: 1, NewWallet: dave, Deadline: deadline, Signature: sig}), ErrUnauthorized)
+	h.ok(h.tx("bob", &MsgSetAgentWallet{AgentID: 1, NewWallet: dave, Deadline: deadline, Signature: sig}))
 	h.query("agent/1", &a)
 	if a.Owner != bob || a.AgentWallet != dave {
 		t.Fatalf("after setAgentWallet %+v", a)
 	}
-	h.fails(h.tx("dave", Msg{GiveFeedback: &MsgGiveFeedback{AgentID: 1, Value: "1"}}), ErrUnauthorized)
+	h.fails(h.tx("dave", &MsgGiveFeedback{AgentID: 1, Value: "1"}), ErrUnauthorized)
 }

@@ -42,7 +42,7 @@ func (h *harness) dispute(id Hash) Dispute {
 }
 
 func (h *harness) move(who string, did Hash, msg string) []byte {
-	return h.tx(who, Msg{DisputeMove: &MsgDisputeMove{DisputeID: did, Message: []byte(msg)}})
+	return h.tx(who, &MsgDisputeMove{DisputeID: did, Message: []byte(msg)})
 }
 
 // stallAll plays several fake games against carol's receipts, each side
@@ -108,9 +108,9 @@ func TestAttackUnbondingEscape(t *testing.T) {
 	setupMarket(t, h, 300)
 	id := h.publish(1)
 	const stake = 10_000
-	h.ok(h.tx("carol", Msg{Unbond: &MsgUnbond{Amount: stake}}))
+	h.ok(h.tx("carol", &MsgUnbond{Amount: stake}))
 	matures := h.height + p.UnbondingBlocks
-	did := disputeID(t, h.ok(h.tx("dave", Msg{OpenDispute: &MsgOpenDispute{ReceiptID: id, Commitment: []byte("commit")}})))
+	did := disputeID(t, h.ok(h.tx("dave", &MsgOpenDispute{ReceiptID: id, Commitment: []byte("commit")})))
 	carol := h.balance("carol")
 	h.stall(did, matures+5) // the game outlasts unbonding
 	if b, s := h.balance("carol"), h.stakeOf("carol"); b > carol || len(s.Unbonding) != 1 || s.Unbonding[0].Amount != stake || s.Disputes != 1 || s.Live != 1 {
@@ -145,8 +145,8 @@ func TestAttackUnbondingEscape(t *testing.T) {
 		h := newHarness(t, p)
 		setupMarket(t, h, 300)
 		id := h.publish(1)
-		did := disputeID(t, h.ok(h.tx("dave", Msg{OpenDispute: &MsgOpenDispute{ReceiptID: id, Commitment: []byte("commit")}})))
-		h.ok(h.tx("dave", Msg{Unbond: &MsgUnbond{Amount: stake}}))
+		did := disputeID(t, h.ok(h.tx("dave", &MsgOpenDispute{ReceiptID: id, Commitment: []byte("commit")})))
+		h.ok(h.tx("dave", &MsgUnbond{Amount: stake}))
 		h.stall(did, h.height+p.UnbondingBlocks+5)
 		if s := h.stakeOf("dave"); len(s.Unbonding) != 1 || s.Unbonding[0].Amount != stake {
 			t.Fatalf("challenger's unbonding released during its dispute: %+v", s)
@@ -173,7 +173,7 @@ func TestAttackUnbondingEscape(t *testing.T) {
 		h := newHarness(t, q)
 		setupMarket(t, h, 300)
 		id := h.publish(1)
-		h.ok(h.tx("carol", Msg{Unbond: &MsgUnbond{Amount: 4000}}))
+		h.ok(h.tx("carol", &MsgUnbond{Amount: 4000}))
 		h.blocksUntil(h.height + q.UnbondingBlocks + 1)
 		if s := h.stakeOf("carol"); len(s.Unbonding) != 1 {
 			t.Fatalf("unbonding released with a receipt in its window: %+v", s)
@@ -193,9 +193,9 @@ func TestAttackUnbondingEscape(t *testing.T) {
 func TestAttackEvidenceAfterUnbonding(t *testing.T) {
 	p := testParams()
 	h := newHarness(t, p)
-	h.ok(h.tx("erin", Msg{Bond: &MsgBond{Amount: 10_000}}))
+	h.ok(h.tx("erin", &MsgBond{Amount: 10_000}))
 	offence := h.height
-	h.ok(h.tx("erin", Msg{Unbond: &MsgUnbond{Amount: 10_000}}))
+	h.ok(h.tx("erin", &MsgUnbond{Amount: 10_000}))
 	h.blocksUntil(offence + p.EvidenceMaxAgeBlocks - 1)
 	h.height++
 	ctx := BlockContext{Height: h.height, Time: 1_700_000_000, Misbehaving: []Misbehaviour{{Validator: testAddr("erin"), Height: offence}}}
@@ -238,18 +238,18 @@ func TestAttackEscrowNotBound(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := h.fails(h.tx("carol", Msg{PublishReceipt: &MsgPublishReceipt{EscrowID: esc, Receipt: b}}), ErrInvalid)
+	r := h.fails(h.tx("carol", &MsgPublishReceipt{EscrowID: esc, Receipt: b}), ErrInvalid)
 	if !strings.Contains(r.Log, "request") {
 		t.Fatalf("refused for another reason: %s", r.Log)
 	}
 	// Another nonce (a second request with the same prompt) is refused too.
 	other, _ := signedReceipt(t, "carol", testModel, 2)
-	h.fails(h.tx("carol", Msg{PublishReceipt: &MsgPublishReceipt{EscrowID: esc, Receipt: other}}), ErrInvalid)
+	h.fails(h.tx("carol", &MsgPublishReceipt{EscrowID: esc, Receipt: other}), ErrInvalid)
 	// The receipt of alice's request claims it.
 	rcpt, _ := signedReceipt(t, "carol", testModel, 1)
-	h.ok(h.tx("carol", Msg{PublishReceipt: &MsgPublishReceipt{EscrowID: esc, Receipt: rcpt}}))
+	h.ok(h.tx("carol", &MsgPublishReceipt{EscrowID: esc, Receipt: rcpt}))
 	// An escrow must name a request.
-	h.fails(h.tx("alice", Msg{OpenEscrow: &MsgOpenEscrow{Worker: testAddr("carol"), ModelID: testModel, Fee: 5}}), ErrDecode)
+	h.fails(h.tx("alice", &MsgOpenEscrow{Worker: testAddr("carol"), ModelID: testModel, Fee: 5}), ErrDecode)
 }
 
 // TestRequestHashVector pins RequestHash to the byte layout docs/ledger.md
@@ -282,12 +282,12 @@ func TestAttackSybilShield(t *testing.T) {
 	p := testParams()
 	h := newHarness(t, p)
 	setupMarket(t, h, 300)
-	h.ok(h.tx("bob", Msg{Bond: &MsgBond{Amount: 10_000}})) // the honest challenger
+	h.ok(h.tx("bob", &MsgBond{Amount: 10_000})) // the honest challenger
 	id := h.publish(1)
-	sybil := disputeID(t, h.ok(h.tx("dave", Msg{OpenDispute: &MsgOpenDispute{ReceiptID: id, Commitment: []byte("commit")}})))
+	sybil := disputeID(t, h.ok(h.tx("dave", &MsgOpenDispute{ReceiptID: id, Commitment: []byte("commit")})))
 	h.ok(h.move("carol", sybil, "bisect"))
 	// The honest challenger is not locked out.
-	honest := disputeID(t, h.ok(h.tx("bob", Msg{OpenDispute: &MsgOpenDispute{ReceiptID: id, Commitment: []byte("commit")}})))
+	honest := disputeID(t, h.ok(h.tx("bob", &MsgOpenDispute{ReceiptID: id, Commitment: []byte("commit")})))
 	if r := h.receiptRecord(id); r.Status != StatusChallenged || r.Disputes != 2 {
 		t.Fatalf("receipt %+v", r)
 	}
@@ -322,9 +322,9 @@ func TestAttackSybilShield(t *testing.T) {
 		h := newHarness(t, p)
 		setupMarket(t, h, 300)
 		a, b := h.publish(1), h.publish(2)
-		h.ok(h.tx("dave", Msg{Unbond: &MsgUnbond{Amount: 10_000 - 2*p.MinVerifierStake + 1}}))
-		h.ok(h.tx("dave", Msg{OpenDispute: &MsgOpenDispute{ReceiptID: a, Commitment: []byte("commit")}}))
-		h.fails(h.tx("dave", Msg{OpenDispute: &MsgOpenDispute{ReceiptID: b, Commitment: []byte("commit")}}), ErrStake)
+		h.ok(h.tx("dave", &MsgUnbond{Amount: 10_000 - 2*p.MinVerifierStake + 1}))
+		h.ok(h.tx("dave", &MsgOpenDispute{ReceiptID: a, Commitment: []byte("commit")}))
+		h.fails(h.tx("dave", &MsgOpenDispute{ReceiptID: b, Commitment: []byte("commit")}), ErrStake)
 	})
 }
 
@@ -367,7 +367,7 @@ func TestAttackSubsidyCapture(t *testing.T) {
 	}
 	// Zero-fee escrows are refused.
 	h := market(t)
-	h.fails(h.tx("carol", Msg{OpenEscrow: &MsgOpenEscrow{Worker: testAddr("carol"), ModelID: testModel, Fee: 0, Request: testRequest(9)}}), ErrFee)
+	h.fails(h.tx("carol", &MsgOpenEscrow{Worker: testAddr("carol"), ModelID: testModel, Fee: 0, Request: testRequest(9)}), ErrFee)
 	for _, c := range []struct {
 		name      string
 		requester string
@@ -393,7 +393,7 @@ func TestAttackSubsidyCapture(t *testing.T) {
 				n := 100 + i
 				esc := h.openEscrow(c.requester, "carol", c.fee, n)
 				rcpt, id := signedReceipt(t, "carol", testModel, n)
-				h.ok(h.tx("carol", Msg{PublishReceipt: &MsgPublishReceipt{EscrowID: esc, Receipt: rcpt}}))
+				h.ok(h.tx("carol", &MsgPublishReceipt{EscrowID: esc, Receipt: rcpt}))
 				last = id
 			}
 			h.blocksUntil(h.receiptRecord(last).WindowEnd)
@@ -426,19 +426,19 @@ func TestAttackValidatorSetFilling(t *testing.T) {
 	p := testParams()
 	p.MaxValidators = 3
 	h := newHarness(t, p) // "val" is the genesis validator (10 units)
-	join := func(name string) []byte { return h.tx(name, Msg{SetValidator: &MsgSetValidator{Active: true}}) }
+	join := func(name string) []byte { return h.tx(name, &MsgSetValidator{Active: true}) }
 	// Without stake: refused.
 	h.fails(join("alice"), ErrStake)
 	// The attacker fills the set with the minimum self-stake.
 	for _, n := range []string{"alice", "bob"} {
-		h.ok(h.tx(n, Msg{Bond: &MsgBond{Amount: p.MinValidatorStake}}))
+		h.ok(h.tx(n, &MsgBond{Amount: p.MinValidatorStake}))
 		h.ok(join(n))
 	}
 	// A candidate no richer than the poorest is refused; a richer one
 	// evicts the poorest (equal stakes: the greater address).
-	h.ok(h.tx("carol", Msg{Bond: &MsgBond{Amount: p.MinValidatorStake}}))
+	h.ok(h.tx("carol", &MsgBond{Amount: p.MinValidatorStake}))
 	h.fails(join("carol"), ErrWrongState)
-	h.ok(h.tx("carol", Msg{Bond: &MsgBond{Amount: 4000}}))
+	h.ok(h.tx("carol", &MsgBond{Amount: 4000}))
 	res := h.block(join("carol"))
 	if res.TxResults[0].Code != 0 {
 		t.Fatal(res.TxResults[0].Log)
@@ -461,7 +461,7 @@ func TestAttackValidatorSetFilling(t *testing.T) {
 	}
 	// The evicted entry leaves the list once evidence can no longer
 	// arrive; a withdrawn one likewise.
-	h.ok(h.tx(stays, Msg{SetValidator: &MsgSetValidator{Active: false}}))
+	h.ok(h.tx(stays, &MsgSetValidator{Active: false}))
 	var list []Address
 	h.query("validators", &list)
 	if len(list) != 4 {
@@ -473,7 +473,7 @@ func TestAttackValidatorSetFilling(t *testing.T) {
 		t.Fatalf("list after the evidence age %v", list)
 	}
 	// Stake below the minimum gives no power.
-	h.ok(h.tx("carol", Msg{Unbond: &MsgUnbond{Amount: 4500}}))
+	h.ok(h.tx("carol", &MsgUnbond{Amount: 4500}))
 	h.query("validator/"+testAddr("carol").String(), &v)
 	if v.Power != 0 {
 		t.Fatalf("carol with %d bonded has power %d", h.stakeOf("carol").Bonded, v.Power)
@@ -487,7 +487,7 @@ func bigAgent(tag byte) Msg {
 	for i := 0; i < maxMetaN; i++ {
 		md = append(md, MetadataEntry{MetadataKey: fmt.Sprintf("k%02d", i), MetadataValue: bytes.Repeat([]byte{tag}, maxMetaVal)})
 	}
-	return Msg{RegisterAgent: &MsgRegisterAgent{AgentURI: "ipfs://spam", Metadata: md}}
+	return &MsgRegisterAgent{AgentURI: "ipfs://spam", Metadata: md}
 }
 
 // txFee builds a signed transaction from name with the next nonce and fee.
@@ -548,13 +548,13 @@ func TestAttackFlatFee(t *testing.T) {
 
 	// Validation requests for one validator: the fee and the largest
 	// value written stay flat however many there are.
-	h.ok(h.tx("bob", Msg{RegisterAgent: &MsgRegisterAgent{AgentURI: "ipfs://bob"}}))
+	h.ok(h.tx("bob", &MsgRegisterAgent{AgentURI: "ipfs://bob"}))
 	var growth []uint64
 	const n = 300
 	for i := 0; i < n; i++ {
 		var txs [][]byte
 		for j := 0; j < 10; j++ {
-			txs = append(txs, h.tx("bob", Msg{ValidationRequest: &MsgValidationRequest{ValidatorAddress: testAddr("dave"), AgentID: 2, RequestHash: Hash{byte(i), byte(i >> 8), byte(j), 1}}}))
+			txs = append(txs, h.tx("bob", &MsgValidationRequest{ValidatorAddress: testAddr("dave"), AgentID: 2, RequestHash: Hash{byte(i), byte(i >> 8), byte(j), 1}}))
 		}
 		for _, r := range h.block(txs...).TxResults {
 			if r.Code != 0 {
@@ -591,7 +591,7 @@ func TestAttackMempoolFlood(t *testing.T) {
 	h := newHarness(t, p)
 	setupMarket(t, h, 300)
 	id := h.publish(1)
-	did := disputeID(t, h.ok(h.tx("dave", Msg{OpenDispute: &MsgOpenDispute{ReceiptID: id, Commitment: []byte("commit")}})))
+	did := disputeID(t, h.ok(h.tx("dave", &MsgOpenDispute{ReceiptID: id, Commitment: []byte("commit")})))
 	a := h.audit(id)
 	if a.Status != AuditPending {
 		t.Fatalf("audit %+v", a)
@@ -623,7 +623,7 @@ func TestAttackMempoolFlood(t *testing.T) {
 		t.Fatalf("%d bytes of spam from three senders", spam)
 	}
 	// The worker's deadline transactions arrive last.
-	opening := h.tx("carol", Msg{PostOpenings: &MsgPostOpenings{ReceiptID: id, Openings: goodOpenings(a.Seed, a.Cells)}})
+	opening := h.tx("carol", &MsgPostOpenings{ReceiptID: id, Openings: goodOpenings(a.Seed, a.Cells)})
 	move := h.move("carol", did, "bisect")
 	for _, raw := range [][]byte{opening, move} {
 		if r := c.Check(raw); r.Code != 0 {
@@ -660,11 +660,11 @@ func TestAttackMempoolFlood(t *testing.T) {
 // fit loses its later ones (their nonces would fail).
 func TestProposeKeepsSenderOrder(t *testing.T) {
 	h := newHarness(t, testParams())
-	a1 := h.tx("alice", Msg{Send: &MsgSend{To: testAddr("bob"), Amount: 1}})
+	a1 := h.tx("alice", &MsgSend{To: testAddr("bob"), Amount: 1})
 	b1 := h.tx("bob", bigAgent(1))
-	a2 := h.tx("alice", Msg{DisputeMove: &MsgDisputeMove{DisputeID: Hash{1}, Message: []byte("m")}})
-	b2 := h.tx("bob", Msg{Send: &MsgSend{To: testAddr("alice"), Amount: 1}})
-	c1 := h.tx("carol", Msg{Send: &MsgSend{To: testAddr("alice"), Amount: 1}})
+	a2 := h.tx("alice", &MsgDisputeMove{DisputeID: Hash{1}, Message: []byte("m")})
+	b2 := h.tx("bob", &MsgSend{To: testAddr("alice"), Amount: 1})
+	c1 := h.tx("carol", &MsgSend{To: testAddr("alice"), Amount: 1})
 	got := Propose([][]byte{a1, b1, a2, b2, c1}, int64(len(a1)+len(a2)+len(b2)+len(c1)+10))
 	want := [][]byte{a1, a2, c1} // b1 does not fit, so b2 is left out too
 	if len(got) != len(want) {
@@ -722,12 +722,12 @@ func TestAttackAuditGrinding(t *testing.T) {
 		if secret != nil {
 			m.AuditCommit = Hash(sha256.Sum256(secret))
 		}
-		h.ok(h.tx("alice", Msg{OpenEscrow: m}))
+		h.ok(h.tx("alice", m))
 		rcpt, id := signedReceipt(t, "carol", testModel, 2)
-		h.ok(h.tx("carol", Msg{PublishReceipt: &MsgPublishReceipt{EscrowID: EscrowID(testAddr("alice"), a.Nonce), Receipt: rcpt}}))
+		h.ok(h.tx("carol", &MsgPublishReceipt{EscrowID: EscrowID(testAddr("alice"), a.Nonce), Receipt: rcpt}))
 		h.blockWithHash(hash)
 		if secret != nil {
-			h.blockWithHash(Hash{hash[0], 1}, h.tx("alice", Msg{RevealAudit: &MsgRevealAudit{ReceiptID: id, Secret: secret}}))
+			h.blockWithHash(Hash{hash[0], 1}, h.tx("alice", &MsgRevealAudit{ReceiptID: id, Secret: secret}))
 		}
 		return h.receiptRecord(id).Audited
 	}
@@ -759,10 +759,10 @@ func TestAttackAuditGrinding(t *testing.T) {
 		setupMarket(t, h, 300)
 		var a Account
 		h.query("account/"+testAddr("alice").String(), &a)
-		h.ok(h.tx("alice", Msg{OpenEscrow: &MsgOpenEscrow{Worker: testAddr("carol"), ModelID: testModel, Fee: 500, Request: testRequest(2), AuditCommit: commit}}))
+		h.ok(h.tx("alice", &MsgOpenEscrow{Worker: testAddr("carol"), ModelID: testModel, Fee: 500, Request: testRequest(2), AuditCommit: commit}))
 		rcpt, id := signedReceipt(t, "carol", testModel, 2)
-		res := h.block(h.tx("carol", Msg{PublishReceipt: &MsgPublishReceipt{EscrowID: EscrowID(testAddr("alice"), a.Nonce), Receipt: rcpt}}),
-			h.tx("alice", Msg{RevealAudit: &MsgRevealAudit{ReceiptID: id, Secret: secret}}))
+		res := h.block(h.tx("carol", &MsgPublishReceipt{EscrowID: EscrowID(testAddr("alice"), a.Nonce), Receipt: rcpt}),
+			h.tx("alice", &MsgRevealAudit{ReceiptID: id, Secret: secret}))
 		if res.TxResults[0].Code != 0 || res.TxResults[1].Code != Code(ErrWrongState) {
 			t.Fatalf("publication %d, reveal in the same block %d (%s)", res.TxResults[0].Code, res.TxResults[1].Code, res.TxResults[1].Log)
 		}
@@ -772,14 +772,14 @@ func TestAttackAuditGrinding(t *testing.T) {
 		setupMarket(t, h, 300)
 		var a Account
 		h.query("account/"+testAddr("alice").String(), &a)
-		h.ok(h.tx("alice", Msg{OpenEscrow: &MsgOpenEscrow{Worker: testAddr("carol"), ModelID: testModel, Fee: 500, Request: testRequest(2), AuditCommit: commit}}))
+		h.ok(h.tx("alice", &MsgOpenEscrow{Worker: testAddr("carol"), ModelID: testModel, Fee: 500, Request: testRequest(2), AuditCommit: commit}))
 		rcpt, id := signedReceipt(t, "carol", testModel, 2)
-		h.ok(h.tx("carol", Msg{PublishReceipt: &MsgPublishReceipt{EscrowID: EscrowID(testAddr("alice"), a.Nonce), Receipt: rcpt}}))
+		h.ok(h.tx("carol", &MsgPublishReceipt{EscrowID: EscrowID(testAddr("alice"), a.Nonce), Receipt: rcpt}))
 		pub := h.height
-		h.fails(h.tx("bob", Msg{RevealAudit: &MsgRevealAudit{ReceiptID: id, Secret: bytes.Repeat([]byte{8}, 32)}}), ErrInvalid)
-		h.fails(h.tx("alice", Msg{RevealAudit: &MsgRevealAudit{ReceiptID: id, Secret: bytes.Repeat([]byte{8}, 32)}}), ErrInvalid)
+		h.fails(h.tx("bob", &MsgRevealAudit{ReceiptID: id, Secret: bytes.Repeat([]byte{8}, 32)}), ErrInvalid)
+		h.fails(h.tx("alice", &MsgRevealAudit{ReceiptID: id, Secret: bytes.Repeat([]byte{8}, 32)}), ErrInvalid)
 		h.blocksUntil(pub + 1 + p.RevealWindow)
-		h.fails(h.tx("alice", Msg{RevealAudit: &MsgRevealAudit{ReceiptID: id, Secret: secret}}), ErrDeadline)
+		h.fails(h.tx("alice", &MsgRevealAudit{ReceiptID: id, Secret: secret}), ErrDeadline)
 		if r := h.receiptRecord(id); !r.Audited || h.audit(id).Deadline >= r.WindowEnd {
 			t.Fatalf("unrevealed secret: receipt %+v, audit %+v", r, h.audit(id))
 		}

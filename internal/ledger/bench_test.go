@@ -37,7 +37,7 @@ func BenchmarkReceiptBlocks(b *testing.B) {
 		return tx.Encode()
 	}
 	model := Hash{9}
-	if r := l.DeliverTx(BlockContext{Height: 1}, mk(worker, 0, Msg{RegisterModel: &MsgRegisterModel{ModelID: model, Name: "m", SpecVersion: 1}})); r.Code != 0 {
+	if r := l.DeliverTx(BlockContext{Height: 1}, mk(worker, 0, &MsgRegisterModel{ModelID: model, Name: "m", SpecVersion: 1})); r.Code != 0 {
 		b.Fatal(r.Log)
 	}
 	// Prebuild the transactions of every block.
@@ -48,13 +48,13 @@ func BenchmarkReceiptBlocks(b *testing.B) {
 		for i, rk := range reqs {
 			r := &receipt.Receipt{Version: receipt.Version, Spec: receipt.DefaultSpec, Model: merkle.Hash(model), Nonce: []byte{byte(n), byte(n >> 8), byte(n >> 16), byte(i), byte(i >> 8)},
 				Sampling: receipt.Sampling{TopP: 1, Steps: 6}, Prompt: []int{1, 2, 3}, Output: []int{4, 5, 6, 7}}
-			blocks[n].escrows = append(blocks[n].escrows, mk(rk, uint64(n), Msg{OpenEscrow: &MsgOpenEscrow{Worker: wa, ModelID: model, Fee: 10, Request: RequestHash(r)}}))
+			blocks[n].escrows = append(blocks[n].escrows, mk(rk, uint64(n), &MsgOpenEscrow{Worker: wa, ModelID: model, Fee: 10, Request: RequestHash(r)}))
 			if err := r.Sign(worker); err != nil {
 				b.Fatal(err)
 			}
 			rb, _ := r.Marshal()
 			esc := EscrowID(Address(rk.Public().(ed25519.PublicKey)), uint64(n))
-			blocks[n].publishes = append(blocks[n].publishes, mk(worker, wnonce, Msg{PublishReceipt: &MsgPublishReceipt{EscrowID: esc, Receipt: rb}}))
+			blocks[n].publishes = append(blocks[n].publishes, mk(worker, wnonce, &MsgPublishReceipt{EscrowID: esc, Receipt: rb}))
 			wnonce++
 		}
 	}

@@ -29,27 +29,27 @@ func scenario(t *testing.T) []Hash {
 		roots = append(roots, r.AppHash)
 	}
 	rec(h.block(
-		h.tx("bob", Msg{RegisterModel: &MsgRegisterModel{ModelID: testModel, Name: "stories260K", SpecVersion: 1}}),
-		h.tx(testValidator, Msg{AttestModel: &MsgAttestModel{ModelID: testModel}}),
-		h.tx("carol", Msg{Bond: &MsgBond{Amount: 10_000}}),
-		h.tx("dave", Msg{Bond: &MsgBond{Amount: 10_000}}),
-		h.tx("carol", Msg{RegisterAgent: &MsgRegisterAgent{AgentURI: "ipfs://carol", Metadata: []MetadataEntry{{MetadataKey: "k", MetadataValue: []byte("v")}}}}),
-		h.tx("alice", Msg{Send: &MsgSend{To: testAddr("erin"), Amount: 12345}}),
+		h.tx("bob", &MsgRegisterModel{ModelID: testModel, Name: "stories260K", SpecVersion: 1}),
+		h.tx(testValidator, &MsgAttestModel{ModelID: testModel}),
+		h.tx("carol", &MsgBond{Amount: 10_000}),
+		h.tx("dave", &MsgBond{Amount: 10_000}),
+		h.tx("carol", &MsgRegisterAgent{AgentURI: "ipfs://carol", Metadata: []MetadataEntry{{MetadataKey: "k", MetadataValue: []byte("v")}}}),
+		h.tx("alice", &MsgSend{To: testAddr("erin"), Amount: 12345}),
 	))
 	rec(h.block(
-		h.tx("alice", Msg{OpenEscrow: &MsgOpenEscrow{Worker: testAddr("carol"), ModelID: testModel, Fee: 400, Request: fakeRequest(testModel, 1), AgentID: 1}}),
-		h.tx("bob", Msg{GiveFeedback: &MsgGiveFeedback{AgentID: 1, Value: "-42", ValueDecimals: 1, Tag1: "a"}}),
-		h.tx("carol", Msg{ValidationRequest: &MsgValidationRequest{ValidatorAddress: testAddr("dave"), AgentID: 1, RequestHash: Hash{1}}}),
+		h.tx("alice", &MsgOpenEscrow{Worker: testAddr("carol"), ModelID: testModel, Fee: 400, Request: fakeRequest(testModel, 1), AgentID: 1}),
+		h.tx("bob", &MsgGiveFeedback{AgentID: 1, Value: "-42", ValueDecimals: 1, Tag1: "a"}),
+		h.tx("carol", &MsgValidationRequest{ValidatorAddress: testAddr("dave"), AgentID: 1, RequestHash: Hash{1}}),
 	))
 	rcpt, id := fakeReceipt("carol", testModel, 1)
 	rec(h.block(
-		h.tx("carol", Msg{PublishReceipt: &MsgPublishReceipt{EscrowID: EscrowID(testAddr("alice"), 1), Receipt: rcpt}}),
-		h.tx("dave", Msg{ValidationResponse: &MsgValidationResponse{RequestHash: Hash{1}, Response: 77, Tag: "t"}}),
-		h.tx("carol", Msg{Unbond: &MsgUnbond{Amount: 1}}),
+		h.tx("carol", &MsgPublishReceipt{EscrowID: EscrowID(testAddr("alice"), 1), Receipt: rcpt}),
+		h.tx("dave", &MsgValidationResponse{RequestHash: Hash{1}, Response: 77, Tag: "t"}),
+		h.tx("carol", &MsgUnbond{Amount: 1}),
 	))
 	rec(h.block())
 	a := h.audit(id)
-	rec(h.block(h.tx("carol", Msg{PostOpenings: &MsgPostOpenings{ReceiptID: id, Openings: goodOpenings(a.Seed, a.Cells)}})))
+	rec(h.block(h.tx("carol", &MsgPostOpenings{ReceiptID: id, Openings: goodOpenings(a.Seed, a.Cells)})))
 	for i := 0; i < 25; i++ {
 		rec(h.block())
 	}
@@ -59,10 +59,10 @@ func scenario(t *testing.T) []Hash {
 	// A second receipt, audited and then lost in a dispute.
 	var acct Account
 	h.query("account/"+testAddr("alice").String(), &acct)
-	rec(h.block(h.tx("alice", Msg{OpenEscrow: &MsgOpenEscrow{Worker: testAddr("carol"), ModelID: testModel, Fee: 300, Request: fakeRequest(testModel, 2)}})))
+	rec(h.block(h.tx("alice", &MsgOpenEscrow{Worker: testAddr("carol"), ModelID: testModel, Fee: 300, Request: fakeRequest(testModel, 2)})))
 	rcpt2, id2 := fakeReceipt("carol", testModel, 2)
-	rec(h.block(h.tx("carol", Msg{PublishReceipt: &MsgPublishReceipt{EscrowID: EscrowID(testAddr("alice"), acct.Nonce), Receipt: rcpt2}})))
-	res := h.block(h.tx("dave", Msg{OpenDispute: &MsgOpenDispute{ReceiptID: id2, Commitment: []byte("commit")}}))
+	rec(h.block(h.tx("carol", &MsgPublishReceipt{EscrowID: EscrowID(testAddr("alice"), acct.Nonce), Receipt: rcpt2})))
+	res := h.block(h.tx("dave", &MsgOpenDispute{ReceiptID: id2, Commitment: []byte("commit")}))
 	rec(res)
 	var did Hash
 	for _, e := range res.TxResults[0].Events {
@@ -74,10 +74,10 @@ func scenario(t *testing.T) []Hash {
 	}
 	a2 := h.audit(id2)
 	rec(h.block(
-		h.tx("carol", Msg{PostOpenings: &MsgPostOpenings{ReceiptID: id2, Openings: goodOpenings(a2.Seed, a2.Cells)}}),
-		h.tx("carol", Msg{DisputeMove: &MsgDisputeMove{DisputeID: did, Message: []byte("bisect")}}),
+		h.tx("carol", &MsgPostOpenings{ReceiptID: id2, Openings: goodOpenings(a2.Seed, a2.Cells)}),
+		h.tx("carol", &MsgDisputeMove{DisputeID: did, Message: []byte("bisect")}),
 	))
-	rec(h.block(h.tx("dave", Msg{DisputeMove: &MsgDisputeMove{DisputeID: did, Message: []byte("referee:challenger")}})))
+	rec(h.block(h.tx("dave", &MsgDisputeMove{DisputeID: did, Message: []byte("referee:challenger")})))
 	if h.receiptRecord(id2).Status != StatusSlashed {
 		t.Fatal("scenario dispute not lost by the worker")
 	}
@@ -85,11 +85,11 @@ func scenario(t *testing.T) []Hash {
 	// to an audit secret, and a validator that joins.
 	secret := []byte("0123456789abcdef0123456789abcdef")
 	h.query("account/"+testAddr("alice").String(), &acct)
-	rec(h.block(h.tx("alice", Msg{OpenEscrow: &MsgOpenEscrow{Worker: testAddr("dave"), ModelID: testModel, Fee: 300, Request: fakeRequest(testModel, 3), AuditCommit: sha256.Sum256(secret)}}),
-		h.tx("bob", Msg{Bond: &MsgBond{Amount: 2000}}), h.tx("bob", Msg{SetValidator: &MsgSetValidator{Active: true}})))
+	rec(h.block(h.tx("alice", &MsgOpenEscrow{Worker: testAddr("dave"), ModelID: testModel, Fee: 300, Request: fakeRequest(testModel, 3), AuditCommit: sha256.Sum256(secret)}),
+		h.tx("bob", &MsgBond{Amount: 2000}), h.tx("bob", &MsgSetValidator{Active: true})))
 	rcpt3, id3 := fakeReceipt("dave", testModel, 3)
-	rec(h.block(h.tx("dave", Msg{PublishReceipt: &MsgPublishReceipt{EscrowID: EscrowID(testAddr("alice"), acct.Nonce), Receipt: rcpt3}})))
-	rec(h.block(h.tx("alice", Msg{RevealAudit: &MsgRevealAudit{ReceiptID: id3, Secret: secret}})))
+	rec(h.block(h.tx("dave", &MsgPublishReceipt{EscrowID: EscrowID(testAddr("alice"), acct.Nonce), Receipt: rcpt3})))
+	rec(h.block(h.tx("alice", &MsgRevealAudit{ReceiptID: id3, Secret: secret})))
 	return roots
 }
 
@@ -126,7 +126,7 @@ func TestDeterminism(t *testing.T) {
 
 func TestProofs(t *testing.T) {
 	h := newHarness(t, testParams())
-	h.ok(h.tx("alice", Msg{Send: &MsgSend{To: testAddr("bob"), Amount: 5}}))
+	h.ok(h.tx("alice", &MsgSend{To: testAddr("bob"), Amount: 5}))
 	root := h.l.AppHash()
 	p, err := h.l.Store().Prove(keyAccount(testAddr("bob")))
 	if err != nil {

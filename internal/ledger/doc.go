@@ -8,4 +8,11 @@
 // hash are passed in through BlockContext. State is a key/value map whose
 // sorted contents are committed to by an RFC 6962-style Merkle root (the app
 // hash). The ABCI application in internal/ledger/abciapp drives it.
+//
+// A transaction (Tx) carries one message: Msg is a sealed interface
+// implemented by one type per message kind (*MsgSend, *MsgOpenEscrow, ...),
+// each with its own stateless validation and its handler, so a Tx holds
+// exactly one message by construction. Its canonical encoding
+// (docs/ledger.md, "Transaction format") writes the message as
+// {"<kind>": {...}}; DecodeTx accepts only that encoding.
 package ledger

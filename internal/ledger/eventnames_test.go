@@ -122,16 +122,16 @@ func TestEventDecoders(t *testing.T) {
 	var escrow Escrow
 	h.query("escrow/"+esc.String(), &escrow)
 	stakeBefore := h.stakeOf("carol").Bonded
-	h.ok(h.tx("alice", Msg{Send: &MsgSend{To: testAddr("bob"), Amount: 77}}))
+	h.ok(h.tx("alice", &MsgSend{To: testAddr("bob"), Amount: 77}))
 	rcpt, id := signedReceipt(t, "carol", testModel, 1)
-	h.ok(h.tx("carol", Msg{PublishReceipt: &MsgPublishReceipt{EscrowID: esc, Receipt: rcpt}}))
+	h.ok(h.tx("carol", &MsgPublishReceipt{EscrowID: esc, Receipt: rcpt}))
 	h.block() // audit selection
 	id2 := h.publish(2)
 	h.block()
 	a2 := h.audit(id2)
-	h.ok(h.tx("carol", Msg{PostOpenings: &MsgPostOpenings{ReceiptID: id2, Openings: goodOpenings(a2.Seed, a2.Cells)}}))
-	h.ok(h.tx("carol", Msg{ValidationRequest: &MsgValidationRequest{ValidatorAddress: testAddr("dave"), AgentID: 1, RequestURI: "verdict:receipt/" + id2.String(), RequestHash: Hash{9}}}))
-	res := h.ok(h.tx("dave", Msg{OpenDispute: &MsgOpenDispute{ReceiptID: id, Commitment: []byte("commit")}}))
+	h.ok(h.tx("carol", &MsgPostOpenings{ReceiptID: id2, Openings: goodOpenings(a2.Seed, a2.Cells)}))
+	h.ok(h.tx("carol", &MsgValidationRequest{ValidatorAddress: testAddr("dave"), AgentID: 1, RequestURI: "verdict:receipt/" + id2.String(), RequestHash: Hash{9}}))
+	res := h.ok(h.tx("dave", &MsgOpenDispute{ReceiptID: id, Commitment: []byte("commit")}))
 	var did Hash
 	for _, ev := range res.Events {
 		if ev.Type == EventDisputeOpened {
@@ -140,7 +140,7 @@ func TestEventDecoders(t *testing.T) {
 		}
 	}
 	move := func(who, msg string) []byte {
-		return h.tx(who, Msg{DisputeMove: &MsgDisputeMove{DisputeID: did, Message: []byte(msg)}})
+		return h.tx(who, &MsgDisputeMove{DisputeID: did, Message: []byte(msg)})
 	}
 	h.ok(move("carol", "bisect"))
 	h.ok(move("dave", "referee:challenger"))

@@ -11,10 +11,10 @@ import (
 func ExampleDecodeTx() {
 	priv := ed25519.NewKeyFromSeed(make([]byte, 32))
 	tx := &ledger.Tx{ChainID: "verdict-dev", Nonce: 0, Fee: 1,
-		Msg: ledger.Msg{Bond: &ledger.MsgBond{Amount: 1000}}}
+		Msg: &ledger.MsgBond{Amount: 1000}}
 	tx.Sign(priv)
 	got, err := ledger.DecodeTx(tx.Encode())
-	fmt.Println(got.Msg.Kind(), got.Msg.Bond.Amount, err)
+	fmt.Println(got.Msg.Kind(), got.Msg.(*ledger.MsgBond).Amount, err)
 
 	tampered := tx.Encode()
 	tampered[len(tampered)-3] ^= 1 // inside the signature
@@ -36,7 +36,7 @@ func ExampleLedger_FinalizeBlock() {
 		Accounts: []ledger.GenesisAccount{{Address: a, Balance: 100}}}); err != nil {
 		panic(err)
 	}
-	tx := &ledger.Tx{ChainID: "demo", Fee: 1, Msg: ledger.Msg{Send: &ledger.MsgSend{To: bob, Amount: 40}}}
+	tx := &ledger.Tx{ChainID: "demo", Fee: 1, Msg: &ledger.MsgSend{To: bob, Amount: 40}}
 	tx.Sign(alice)
 	res, err := l.FinalizeBlock(ledger.BlockContext{Height: 1, Time: 1700000000}, [][]byte{tx.Encode()})
 	if err != nil {

@@ -11,35 +11,35 @@ func seedTxs(t testing.TB) [][]byte {
 	h := newHarness(t, testParams())
 	rcpt, id := signedReceipt(t, "carol", testModel, 1)
 	msgs := []Msg{
-		{Send: &MsgSend{To: testAddr("bob"), Amount: 1}},
-		{RegisterModel: &MsgRegisterModel{ModelID: testModel, Name: "m", SpecVersion: 1}},
-		{RegisterAgent: &MsgRegisterAgent{AgentURI: "ipfs://x", Metadata: []MetadataEntry{{MetadataKey: "k", MetadataValue: []byte{0, 1}}}}},
-		{SetAgentURI: &MsgSetAgentURI{AgentID: 1, AgentURI: "u"}},
-		{SetMetadata: &MsgSetMetadata{AgentID: 1, MetadataKey: "k"}},
-		{SetAgentWallet: &MsgSetAgentWallet{AgentID: 1, NewWallet: testAddr("bob"), Deadline: 5, Signature: make([]byte, 64)}},
-		{GiveFeedback: &MsgGiveFeedback{AgentID: 1, Value: "-3", ValueDecimals: 2, Tag1: "a", Tag2: "b"}},
-		{RevokeFeedback: &MsgRevokeFeedback{AgentID: 1, FeedbackIndex: 1}},
-		{AppendResponse: &MsgAppendResponse{AgentID: 1, ClientAddress: testAddr("bob"), FeedbackIndex: 1}},
-		{ValidationRequest: &MsgValidationRequest{ValidatorAddress: testAddr("dave"), AgentID: 1, RequestHash: Hash{1}}},
-		{ValidationResponse: &MsgValidationResponse{RequestHash: Hash{1}, Response: 50}},
-		{Bond: &MsgBond{Amount: 5}},
-		{Unbond: &MsgUnbond{Amount: 5}},
-		{Unjail: &MsgUnjail{}},
-		{OpenEscrow: &MsgOpenEscrow{Worker: testAddr("carol"), ModelID: testModel, Fee: 3, Request: testRequest(1)}},
-		{PublishReceipt: &MsgPublishReceipt{EscrowID: Hash{2}, Receipt: rcpt}},
-		{PostOpenings: &MsgPostOpenings{ReceiptID: id, Openings: []byte("o")}},
-		{OpenDispute: &MsgOpenDispute{ReceiptID: id, Commitment: []byte("commit")}},
-		{DisputeMove: &MsgDisputeMove{DisputeID: Hash{3}, Message: []byte("bisect")}},
-		{TransferFrom: &MsgTransferFrom{From: testAddr("alice"), To: testAddr("bob"), AgentID: 1}},
-		{AttestModel: &MsgAttestModel{ModelID: testModel}},
-		{RevealAudit: &MsgRevealAudit{ReceiptID: id, Secret: make([]byte, 32)}},
+		&MsgSend{To: testAddr("bob"), Amount: 1},
+		&MsgRegisterModel{ModelID: testModel, Name: "m", SpecVersion: 1},
+		&MsgRegisterAgent{AgentURI: "ipfs://x", Metadata: []MetadataEntry{{MetadataKey: "k", MetadataValue: []byte{0, 1}}}},
+		&MsgSetAgentURI{AgentID: 1, AgentURI: "u"},
+		&MsgSetMetadata{AgentID: 1, MetadataKey: "k"},
+		&MsgSetAgentWallet{AgentID: 1, NewWallet: testAddr("bob"), Deadline: 5, Signature: make([]byte, 64)},
+		&MsgGiveFeedback{AgentID: 1, Value: "-3", ValueDecimals: 2, Tag1: "a", Tag2: "b"},
+		&MsgRevokeFeedback{AgentID: 1, FeedbackIndex: 1},
+		&MsgAppendResponse{AgentID: 1, ClientAddress: testAddr("bob"), FeedbackIndex: 1},
+		&MsgValidationRequest{ValidatorAddress: testAddr("dave"), AgentID: 1, RequestHash: Hash{1}},
+		&MsgValidationResponse{RequestHash: Hash{1}, Response: 50},
+		&MsgBond{Amount: 5},
+		&MsgUnbond{Amount: 5},
+		&MsgUnjail{},
+		&MsgOpenEscrow{Worker: testAddr("carol"), ModelID: testModel, Fee: 3, Request: testRequest(1)},
+		&MsgPublishReceipt{EscrowID: Hash{2}, Receipt: rcpt},
+		&MsgPostOpenings{ReceiptID: id, Openings: []byte("o")},
+		&MsgOpenDispute{ReceiptID: id, Commitment: []byte("commit")},
+		&MsgDisputeMove{DisputeID: Hash{3}, Message: []byte("bisect")},
+		&MsgTransferFrom{From: testAddr("alice"), To: testAddr("bob"), AgentID: 1},
+		&MsgAttestModel{ModelID: testModel},
+		&MsgRevealAudit{ReceiptID: id, Secret: make([]byte, 32)},
 	}
 	var out [][]byte
 	for _, m := range msgs {
 		out = append(out, h.tx("alice", m))
 	}
 	// A validator's attestation (of a model that FuzzCheckTx registers).
-	out = append(out, h.tx(testValidator, Msg{AttestModel: &MsgAttestModel{ModelID: testModel}}))
+	out = append(out, h.tx(testValidator, &MsgAttestModel{ModelID: testModel}))
 	return out
 }
 
@@ -96,11 +96,11 @@ var fuzzSigners = []string{"alice", "bob", "carol", "dave", "erin", testValidato
 func fuzzState(tb testing.TB) *harness {
 	h := newHarness(tb, auditParams())
 	setupMarket(nil, h, 300)
-	h.ok(h.tx("bob", Msg{GiveFeedback: &MsgGiveFeedback{AgentID: 1, Value: "5"}}))
-	h.ok(h.tx("carol", Msg{ValidationRequest: &MsgValidationRequest{ValidatorAddress: testAddr("dave"), AgentID: 1, RequestHash: Hash{1}}}))
+	h.ok(h.tx("bob", &MsgGiveFeedback{AgentID: 1, Value: "5"}))
+	h.ok(h.tx("carol", &MsgValidationRequest{ValidatorAddress: testAddr("dave"), AgentID: 1, RequestHash: Hash{1}}))
 	h.publish(1)
 	id := h.publish(2)
-	h.ok(h.tx("dave", Msg{OpenDispute: &MsgOpenDispute{ReceiptID: id, Commitment: []byte("commit")}}))
+	h.ok(h.tx("dave", &MsgOpenDispute{ReceiptID: id, Commitment: []byte("commit")}))
 	return h
 }
 
@@ -114,7 +114,7 @@ func FuzzHandlers(f *testing.F) {
 		if err != nil {
 			f.Fatal(err)
 		}
-		b, _ := json.Marshal(tx.Msg)
+		b, _ := json.Marshal(tx.wire().Msg) // {"<kind>": {...}}
 		f.Add(byte(i), b)
 	}
 	f.Add(byte(3), []byte(`{"disputeMove":{"disputeId":"`+strings.Repeat("0", 64)+`","message":"YmlzZWN0"}}`))
@@ -146,8 +146,8 @@ func FuzzHandlers(f *testing.F) {
 // handlers in a scratch store over h's state; ok is false when msg is not
 // one valid message.
 func fuzzDeliver(h *harness, who byte, msg []byte) (Result, bool) {
-	var m Msg
-	if json.Unmarshal(msg, &m) != nil || m.Kind() == "" || m.validate() != nil {
+	m, err := decodeMsg(msg)
+	if err != nil || m.validate() != nil {
 		return Result{}, false
 	}
 	name := fuzzSigners[int(who)%len(fuzzSigners)]
@@ -175,7 +175,7 @@ func TestFuzzHandlersReach(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		b, _ := json.Marshal(tx.Msg)
+		b, _ := json.Marshal(tx.wire().Msg) // {"<kind>": {...}}
 		r, valid := fuzzDeliver(h, byte(i), b)
 		if !valid || len(r.Events) == 0 || r.Events[0].Type != "tx" {
 			t.Fatalf("seed %d (%s) did not reach its handler: %+v", i, tx.Msg.Kind(), r)

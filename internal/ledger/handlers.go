@@ -9,8 +9,8 @@ import (
 
 // handle executes e.tx's message; the envelope (fee, nonce) is already applied.
 func (e *exec) handle() error {
-	if x := e.tx.Msg.one(); x != nil {
-		return x.handle(e)
+	if e.tx.Msg != nil {
+		return e.tx.Msg.handle(e)
 	}
 	return fmt.Errorf("%w: empty message", ErrDecode)
 }

@@ -208,8 +208,8 @@ const (
 // is active for what follows.
 func (h *harness) registerModel(registrant string, id Hash, name string) {
 	h.t.Helper()
-	res := h.block(h.tx(registrant, Msg{RegisterModel: &MsgRegisterModel{ModelID: id, Name: name, SpecVersion: 1}}),
-		h.tx(testValidator, Msg{AttestModel: &MsgAttestModel{ModelID: id}}))
+	res := h.block(h.tx(registrant, &MsgRegisterModel{ModelID: id, Name: name, SpecVersion: 1}),
+		h.tx(testValidator, &MsgAttestModel{ModelID: id}))
 	for i, r := range res.TxResults {
 		if r.Code != 0 {
 			h.t.Fatalf("height %d: registering model %s: tx %d: %s", h.height, id, i, r.Log)

@@ -24,7 +24,7 @@ func countEvents(evs []Event, typ EventType) int {
 }
 
 func attest(h *harness, name string, id Hash) []byte {
-	return h.tx(name, Msg{AttestModel: &MsgAttestModel{ModelID: id}})
+	return h.tx(name, &MsgAttestModel{ModelID: id})
 }
 
 // TestAttestModelRefusals: only a validator with voting power attests, only
@@ -44,14 +44,14 @@ func TestAttestModelRefusals(t *testing.T) {
 		}, ErrExists},
 		{"validator without power", func(h *harness) []byte {
 			// "low" leaves the set: its power is 0 from the end of that block.
-			h.ok(h.tx("low", Msg{SetValidator: &MsgSetValidator{Active: false}}))
+			h.ok(h.tx("low", &MsgSetValidator{Active: false}))
 			return attest(h, "low", testModel)
 		}, ErrUnauthorized},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			h := newHarnessValidators(t, testParams(), testHooks, []testVal{{testValidator, 10}, {"low", 1}})
-			h.ok(h.tx("bob", Msg{RegisterModel: &MsgRegisterModel{ModelID: testModel, Name: "m", SpecVersion: 1}}))
+			h.ok(h.tx("bob", &MsgRegisterModel{ModelID: testModel, Name: "m", SpecVersion: 1}))
 			raw := c.run(h)
 			before := h.model(testModel)
 			h.fails(raw, c.want)
@@ -95,7 +95,7 @@ func TestModelQuorum(t *testing.T) {
 			p := testParams()
 			p.ModelQuorumBps = c.bps
 			h := newHarnessValidators(t, p, testHooks, vals)
-			res := h.block(h.tx("bob", Msg{RegisterModel: &MsgRegisterModel{ModelID: testModel, Name: "m", SpecVersion: 1}}))
+			res := h.block(h.tx("bob", &MsgRegisterModel{ModelID: testModel, Name: "m", SpecVersion: 1}))
 			if m := h.model(testModel); m.Active || countEvents(res.TxResults[0].Events, "model_active") != 0 {
 				t.Fatalf("active at registration: %+v", m)
 			}
@@ -136,9 +136,9 @@ func TestModelQuorum(t *testing.T) {
 // no escrow (code 15); after, escrows and receipts go through.
 func TestEscrowAndReceiptNeedActiveModel(t *testing.T) {
 	h := newHarness(t, testParams())
-	h.ok(h.tx("bob", Msg{RegisterModel: &MsgRegisterModel{ModelID: testModel, Name: "m", SpecVersion: 1}}))
-	h.ok(h.tx("carol", Msg{Bond: &MsgBond{Amount: 10_000}}))
-	esc := h.tx("alice", Msg{OpenEscrow: &MsgOpenEscrow{Worker: testAddr("carol"), ModelID: testModel, Fee: 5, Request: testRequest(1)}})
+	h.ok(h.tx("bob", &MsgRegisterModel{ModelID: testModel, Name: "m", SpecVersion: 1}))
+	h.ok(h.tx("carol", &MsgBond{Amount: 10_000}))
+	esc := h.tx("alice", &MsgOpenEscrow{Worker: testAddr("carol"), ModelID: testModel, Fee: 5, Request: testRequest(1)})
 	if r := NewChecker(h.l).Check(esc); r.Code != Code(ErrModelInactive) || Code(ErrModelInactive) != 15 {
 		t.Fatalf("CheckTx of an escrow for an inactive model: code %d %s", r.Code, r.Log)
 	}
@@ -153,7 +153,7 @@ func TestEscrowAndReceiptNeedActiveModel(t *testing.T) {
 	}
 	var a Account
 	h.query("account/"+testAddr("alice").String(), &a)
-	h.ok(h.tx("alice", Msg{OpenEscrow: &MsgOpenEscrow{Worker: testAddr("carol"), ModelID: testModel, Fee: 5, Request: testRequest(1)}}))
+	h.ok(h.tx("alice", &MsgOpenEscrow{Worker: testAddr("carol"), ModelID: testModel, Fee: 5, Request: testRequest(1)}))
 	escID := EscrowID(testAddr("alice"), a.Nonce)
 
 	// publishReceipt checks the model too (an escrow can only exist for an
@@ -164,7 +164,7 @@ func TestEscrowAndReceiptNeedActiveModel(t *testing.T) {
 	put(h.l.Store(), keyModel(testModel), m)
 	rcpt, id := signedReceipt(t, "carol", testModel, 1)
 	pub := func() []byte {
-		return h.tx("carol", Msg{PublishReceipt: &MsgPublishReceipt{EscrowID: escID, Receipt: rcpt}})
+		return h.tx("carol", &MsgPublishReceipt{EscrowID: escID, Receipt: rcpt})
 	}
 	h.fails(pub(), ErrModelInactive)
 	m.Active = true
@@ -181,8 +181,8 @@ func TestModelQuorumOff(t *testing.T) {
 	p := testParams()
 	p.ModelQuorumBps = 0
 	h := newHarness(t, p)
-	res := h.block(h.tx("bob", Msg{RegisterModel: &MsgRegisterModel{ModelID: testModel, Name: "m", SpecVersion: 1}}),
-		h.tx("alice", Msg{OpenEscrow: &MsgOpenEscrow{Worker: testAddr("carol"), ModelID: testModel, Fee: 5, Request: testRequest(1)}}))
+	res := h.block(h.tx("bob", &MsgRegisterModel{ModelID: testModel, Name: "m", SpecVersion: 1}),
+		h.tx("alice", &MsgOpenEscrow{Worker: testAddr("carol"), ModelID: testModel, Fee: 5, Request: testRequest(1)}))
 	for i, r := range res.TxResults {
 		if r.Code != 0 {
 			t.Fatalf("tx %d: %s", i, r.Log)
@@ -195,7 +195,7 @@ func TestModelQuorumOff(t *testing.T) {
 	// active flag) is usable when the rule is off.
 	old := Hash{5}
 	put(h.l.Store(), keyModel(old), Model{ModelID: old, Name: "old"})
-	h.ok(h.tx("alice", Msg{OpenEscrow: &MsgOpenEscrow{Worker: testAddr("carol"), ModelID: old, Fee: 5, Request: testRequest(1)}}))
+	h.ok(h.tx("alice", &MsgOpenEscrow{Worker: testAddr("carol"), ModelID: old, Fee: 5, Request: testRequest(1)}))
 }
 
 // TestModelActivatedByPowerChange: a pending model whose attesters reach
@@ -203,19 +203,19 @@ func TestModelQuorumOff(t *testing.T) {
 // of that block.
 func TestModelActivatedByPowerChange(t *testing.T) {
 	h := newHarnessValidators(t, testParams(), testHooks, []testVal{{"v5", 5}, {"v3", 3}, {"v2", 2}})
-	h.ok(h.tx("bob", Msg{RegisterModel: &MsgRegisterModel{ModelID: testModel, Name: "m", SpecVersion: 1}}))
+	h.ok(h.tx("bob", &MsgRegisterModel{ModelID: testModel, Name: "m", SpecVersion: 1}))
 	h.ok(attest(h, "v3", testModel))
 	h.ok(attest(h, "v2", testModel)) // 5 of 10: pending
 	if m := h.model(testModel); m.Active {
 		t.Fatal("active at 5000 bps")
 	}
 	// v3 bonds 2000 more (power 5): 7 of 12 = 5833 bps, still pending.
-	res := h.block(h.tx("v3", Msg{Bond: &MsgBond{Amount: 2000}}))
+	res := h.block(h.tx("v3", &MsgBond{Amount: 2000}))
 	if m := h.model(testModel); m.Active || countEvents(res.Events, "model_active") != 0 {
 		t.Fatalf("active at 7/12: %+v", m)
 	}
 	// v5 leaves: 7 of 7.
-	res = h.block(h.tx("v5", Msg{SetValidator: &MsgSetValidator{Active: false}}))
+	res = h.block(h.tx("v5", &MsgSetValidator{Active: false}))
 	if len(res.ValidatorUpdates) != 1 || res.ValidatorUpdates[0].Power != 0 {
 		t.Fatalf("updates %+v", res.ValidatorUpdates)
 	}
@@ -226,7 +226,7 @@ func TestModelActivatedByPowerChange(t *testing.T) {
 		t.Fatal("activated model still pending")
 	}
 	// Activation is permanent: v5 coming back does not undo it.
-	h.block(h.tx("v5", Msg{SetValidator: &MsgSetValidator{Active: true}}))
+	h.block(h.tx("v5", &MsgSetValidator{Active: true}))
 	if m := h.model(testModel); !m.Active {
 		t.Fatal("model deactivated")
 	}

@@ -10,9 +10,9 @@ import (
 // alice to carol; it returns the escrow id.
 func setupMarket(t *testing.T, h *harness, fee uint64) Hash {
 	h.registerModel("bob", testModel, "stories260K")
-	h.ok(h.tx("carol", Msg{Bond: &MsgBond{Amount: 10_000}}))
-	h.ok(h.tx("dave", Msg{Bond: &MsgBond{Amount: 10_000}}))
-	h.ok(h.tx("carol", Msg{RegisterAgent: &MsgRegisterAgent{AgentURI: "ipfs://carol"}}))
+	h.ok(h.tx("carol", &MsgBond{Amount: 10_000}))
+	h.ok(h.tx("dave", &MsgBond{Amount: 10_000}))
+	h.ok(h.tx("carol", &MsgRegisterAgent{AgentURI: "ipfs://carol"}))
 	return h.openEscrow("alice", "carol", fee, 1)
 }
 
@@ -21,7 +21,7 @@ func (h *harness) openEscrow(requester, worker string, fee uint64, nonce byte) H
 	h.t.Helper()
 	var a Account
 	h.query("account/"+testAddr(requester).String(), &a)
-	h.ok(h.tx(requester, Msg{OpenEscrow: &MsgOpenEscrow{Worker: testAddr(worker), ModelID: testModel, Fee: fee, Request: testRequest(nonce), AgentID: 1}}))
+	h.ok(h.tx(requester, &MsgOpenEscrow{Worker: testAddr(worker), ModelID: testModel, Fee: fee, Request: testRequest(nonce), AgentID: 1}))
 	return EscrowID(testAddr(requester), a.Nonce)
 }
 
@@ -38,21 +38,21 @@ func TestReceiptFinalizes(t *testing.T) {
 	aliceBefore := h.balance("alice")
 	rcpt, id := signedReceipt(t, "carol", testModel, 1)
 	other, _ := signedReceipt(t, "bob", testModel, 1)
-	h.fails(h.tx("carol", Msg{PublishReceipt: &MsgPublishReceipt{EscrowID: Hash{7}, Receipt: rcpt}}), ErrNotFound)
-	h.fails(h.tx("bob", Msg{PublishReceipt: &MsgPublishReceipt{EscrowID: esc, Receipt: rcpt}}), ErrUnauthorized)
-	h.fails(h.tx("carol", Msg{PublishReceipt: &MsgPublishReceipt{EscrowID: esc, Receipt: other}}), ErrUnauthorized)
+	h.fails(h.tx("carol", &MsgPublishReceipt{EscrowID: Hash{7}, Receipt: rcpt}), ErrNotFound)
+	h.fails(h.tx("bob", &MsgPublishReceipt{EscrowID: esc, Receipt: rcpt}), ErrUnauthorized)
+	h.fails(h.tx("carol", &MsgPublishReceipt{EscrowID: esc, Receipt: other}), ErrUnauthorized)
 	tampered := append([]byte{}, rcpt...)
 	tampered[len(tampered)/2] ^= 1
-	h.fails(h.tx("carol", Msg{PublishReceipt: &MsgPublishReceipt{EscrowID: esc, Receipt: tampered}}), ErrCheck)
+	h.fails(h.tx("carol", &MsgPublishReceipt{EscrowID: esc, Receipt: tampered}), ErrCheck)
 	otherModel, _ := signedReceipt(t, "carol", Hash{5}, 1)
-	h.fails(h.tx("carol", Msg{PublishReceipt: &MsgPublishReceipt{EscrowID: esc, Receipt: otherModel}}), ErrInvalid)
-	res := h.ok(h.tx("carol", Msg{PublishReceipt: &MsgPublishReceipt{EscrowID: esc, Receipt: rcpt}}))
+	h.fails(h.tx("carol", &MsgPublishReceipt{EscrowID: esc, Receipt: otherModel}), ErrInvalid)
+	res := h.ok(h.tx("carol", &MsgPublishReceipt{EscrowID: esc, Receipt: rcpt}))
 	if res.Events[1].Type != "receipt_published" {
 		t.Fatalf("events %+v", res.Events)
 	}
-	h.fails(h.tx("carol", Msg{PublishReceipt: &MsgPublishReceipt{EscrowID: esc, Receipt: rcpt}}), ErrExists)
+	h.fails(h.tx("carol", &MsgPublishReceipt{EscrowID: esc, Receipt: rcpt}), ErrExists)
 	esc2 := h.openEscrow("alice", "carol", 1, 1)
-	h.fails(h.tx("carol", Msg{PublishReceipt: &MsgPublishReceipt{EscrowID: esc2, Receipt: rcpt}}), ErrExists) // same receipt twice
+	h.fails(h.tx("carol", &MsgPublishReceipt{EscrowID: esc2, Receipt: rcpt}), ErrExists) // same receipt twice
 
 	r := h.receiptRecord(id)
 	if r.Status != StatusPublished || r.WindowEnd != r.Height+p.ChallengeWindow {
@@ -103,19 +103,19 @@ func TestEscrowExpiresAndWorkerNeedsStake(t *testing.T) {
 	p := testParams()
 	h := newHarness(t, p)
 	h.registerModel("bob", testModel, "m")
-	h.ok(h.tx("carol", Msg{RegisterAgent: &MsgRegisterAgent{AgentURI: "x"}}))
+	h.ok(h.tx("carol", &MsgRegisterAgent{AgentURI: "x"}))
 	before := h.balance("alice")
 	esc := h.openEscrow("alice", "carol", 700, 1)
 	opened := h.height
 	rcpt, _ := signedReceipt(t, "carol", testModel, 1)
-	h.fails(h.tx("carol", Msg{PublishReceipt: &MsgPublishReceipt{EscrowID: esc, Receipt: rcpt}}), ErrStake) // unbonded worker
-	h.fails(h.tx("alice", Msg{OpenEscrow: &MsgOpenEscrow{Worker: testAddr("carol"), ModelID: testModel, Fee: testBalance, Request: testRequest(2)}}), ErrFunds)
+	h.fails(h.tx("carol", &MsgPublishReceipt{EscrowID: esc, Receipt: rcpt}), ErrStake) // unbonded worker
+	h.fails(h.tx("alice", &MsgOpenEscrow{Worker: testAddr("carol"), ModelID: testModel, Fee: testBalance, Request: testRequest(2)}), ErrFunds)
 	h.blocksUntil(opened + p.EscrowTimeout)
 	if got := h.balance("alice"); got != before-2 { // two tx fees; escrow refunded
 		t.Fatalf("alice %d, want %d", got, before-2)
 	}
-	h.ok(h.tx("carol", Msg{Bond: &MsgBond{Amount: p.MinWorkerStake}}))
-	h.fails(h.tx("carol", Msg{PublishReceipt: &MsgPublishReceipt{EscrowID: esc, Receipt: rcpt}}), ErrNotFound) // expired
+	h.ok(h.tx("carol", &MsgBond{Amount: p.MinWorkerStake}))
+	h.fails(h.tx("carol", &MsgPublishReceipt{EscrowID: esc, Receipt: rcpt}), ErrNotFound) // expired
 }
 
 func auditParams() Params {
@@ -129,7 +129,7 @@ func (h *harness) publish(nonce byte) Hash {
 	h.t.Helper()
 	esc := h.openEscrow("alice", "carol", 500, nonce)
 	rcpt, id := signedReceipt(h.t, "carol", testModel, nonce)
-	h.ok(h.tx("carol", Msg{PublishReceipt: &MsgPublishReceipt{EscrowID: esc, Receipt: rcpt}}))
+	h.ok(h.tx("carol", &MsgPublishReceipt{EscrowID: esc, Receipt: rcpt}))
 	return id
 }
 
@@ -154,9 +154,9 @@ func TestAudits(t *testing.T) {
 		if a.Seed != wantSeed {
 			t.Fatal("seed is not derived from the block after publication")
 		}
-		h.fails(h.tx("dave", Msg{PostOpenings: &MsgPostOpenings{ReceiptID: id, Openings: goodOpenings(a.Seed, a.Cells)}}), ErrUnauthorized)
-		h.ok(h.tx("carol", Msg{PostOpenings: &MsgPostOpenings{ReceiptID: id, Openings: goodOpenings(a.Seed, a.Cells)}}))
-		h.fails(h.tx("carol", Msg{PostOpenings: &MsgPostOpenings{ReceiptID: id, Openings: goodOpenings(a.Seed, a.Cells)}}), ErrWrongState)
+		h.fails(h.tx("dave", &MsgPostOpenings{ReceiptID: id, Openings: goodOpenings(a.Seed, a.Cells)}), ErrUnauthorized)
+		h.ok(h.tx("carol", &MsgPostOpenings{ReceiptID: id, Openings: goodOpenings(a.Seed, a.Cells)}))
+		h.fails(h.tx("carol", &MsgPostOpenings{ReceiptID: id, Openings: goodOpenings(a.Seed, a.Cells)}), ErrWrongState)
 		h.blocksUntil(h.receiptRecord(id).WindowEnd)
 		if s := h.receiptRecord(id).Status; s != StatusFinal || h.audit(id).Status != AuditPassed {
 			t.Fatalf("status %s audit %s", s, h.audit(id).Status)
@@ -171,7 +171,7 @@ func TestAudits(t *testing.T) {
 		stake := h.stakeOf("carol").Bonded
 		aliceBefore := h.balance("alice")
 		h.blocksUntil(a.Deadline)
-		h.fails(h.tx("carol", Msg{PostOpenings: &MsgPostOpenings{ReceiptID: id, Openings: goodOpenings(a.Seed, a.Cells)}}), ErrDeadline)
+		h.fails(h.tx("carol", &MsgPostOpenings{ReceiptID: id, Openings: goodOpenings(a.Seed, a.Cells)}), ErrDeadline)
 		if got := h.audit(id).Status; got != AuditMissed {
 			t.Fatalf("audit %s", got)
 		}
@@ -185,10 +185,10 @@ func TestAudits(t *testing.T) {
 		// Jailed: cannot publish, cannot unjail before the term.
 		esc := h.openEscrow("alice", "carol", 1, 2)
 		r2, _ := signedReceipt(t, "carol", testModel, 2)
-		h.fails(h.tx("carol", Msg{PublishReceipt: &MsgPublishReceipt{EscrowID: esc, Receipt: r2}}), ErrStake)
-		h.fails(h.tx("carol", Msg{Unjail: &MsgUnjail{}}), ErrWrongState)
+		h.fails(h.tx("carol", &MsgPublishReceipt{EscrowID: esc, Receipt: r2}), ErrStake)
+		h.fails(h.tx("carol", &MsgUnjail{}), ErrWrongState)
 		h.blocksUntil(s.JailedUntil - 1)
-		h.ok(h.tx("carol", Msg{Unjail: &MsgUnjail{}}))
+		h.ok(h.tx("carol", &MsgUnjail{}))
 	})
 	t.Run("failed opening", func(t *testing.T) {
 		h := newHarness(t, p)
@@ -196,7 +196,7 @@ func TestAudits(t *testing.T) {
 		id := h.publish(1)
 		h.block()
 		stake := h.stakeOf("carol").Bonded
-		res := h.ok(h.tx("carol", Msg{PostOpenings: &MsgPostOpenings{ReceiptID: id, Openings: []byte("forged")}}))
+		res := h.ok(h.tx("carol", &MsgPostOpenings{ReceiptID: id, Openings: []byte("forged")}))
 		if res.Events[1].Type != "audit_failed" {
 			t.Fatalf("events %+v", res.Events)
 		}
@@ -222,10 +222,10 @@ func TestDisputes(t *testing.T) {
 		h := newHarness(t, p)
 		setupMarket(t, h, 300)
 		id := h.publish(1)
-		h.fails(h.tx("carol", Msg{OpenDispute: &MsgOpenDispute{ReceiptID: id, Commitment: []byte("commit")}}), ErrUnauthorized)
-		h.fails(h.tx("erin", Msg{OpenDispute: &MsgOpenDispute{ReceiptID: id, Commitment: []byte("commit")}}), ErrStake)
-		h.fails(h.tx("dave", Msg{OpenDispute: &MsgOpenDispute{ReceiptID: id, Commitment: []byte("garbage")}}), ErrCheck)
-		res := h.ok(h.tx("dave", Msg{OpenDispute: &MsgOpenDispute{ReceiptID: id, Commitment: []byte("commit")}}))
+		h.fails(h.tx("carol", &MsgOpenDispute{ReceiptID: id, Commitment: []byte("commit")}), ErrUnauthorized)
+		h.fails(h.tx("erin", &MsgOpenDispute{ReceiptID: id, Commitment: []byte("commit")}), ErrStake)
+		h.fails(h.tx("dave", &MsgOpenDispute{ReceiptID: id, Commitment: []byte("garbage")}), ErrCheck)
+		res := h.ok(h.tx("dave", &MsgOpenDispute{ReceiptID: id, Commitment: []byte("commit")}))
 		var did Hash
 		for _, a := range res.Events[1].Attrs {
 			if a.Key == "disputeId" {
@@ -238,7 +238,7 @@ func TestDisputes(t *testing.T) {
 		return h, id, did
 	}
 	move := func(h *harness, who string, did Hash, msg string) []byte {
-		return h.tx(who, Msg{DisputeMove: &MsgDisputeMove{DisputeID: did, Message: []byte(msg)}})
+		return h.tx(who, &MsgDisputeMove{DisputeID: did, Message: []byte(msg)})
 	}
 	t.Run("worker loses", func(t *testing.T) {
 		h, id, did := start(t)
@@ -308,7 +308,7 @@ func TestDisputes(t *testing.T) {
 		setupMarket(t, h, 1)
 		id := h.publish(1)
 		h.blocksUntil(h.receiptRecord(id).WindowEnd - 1)
-		h.fails(h.tx("dave", Msg{OpenDispute: &MsgOpenDispute{ReceiptID: id, Commitment: []byte("commit")}}), ErrDeadline)
+		h.fails(h.tx("dave", &MsgOpenDispute{ReceiptID: id, Commitment: []byte("commit")}), ErrDeadline)
 	})
 }
 
@@ -331,7 +331,7 @@ func TestReceiptStatuses(t *testing.T) {
 		if got, r := shown(h, id), h.receiptRecord(id); got != ShownPublished || r.Audit != AuditPending || !r.Audited {
 			t.Fatalf("audit pending: %s %+v", got, r)
 		}
-		h.ok(h.tx("carol", Msg{PostOpenings: &MsgPostOpenings{ReceiptID: id, Openings: goodOpenings(a.Seed, a.Cells)}}))
+		h.ok(h.tx("carol", &MsgPostOpenings{ReceiptID: id, Openings: goodOpenings(a.Seed, a.Cells)}))
 		if got := shown(h, id); got != ShownAudited {
 			t.Fatalf("audit passed: %s", got)
 		}
@@ -344,7 +344,7 @@ func TestReceiptStatuses(t *testing.T) {
 		h := newHarness(t, p)
 		setupMarket(t, h, 1)
 		id := h.publish(1)
-		res := h.ok(h.tx("dave", Msg{OpenDispute: &MsgOpenDispute{ReceiptID: id, Commitment: []byte("commit")}}))
+		res := h.ok(h.tx("dave", &MsgOpenDispute{ReceiptID: id, Commitment: []byte("commit")}))
 		var did Hash
 		for _, a := range res.Events[1].Attrs {
 			if a.Key == "disputeId" {
@@ -359,14 +359,14 @@ func TestReceiptStatuses(t *testing.T) {
 		h.blocksUntil(h.height + 1)
 		a := h.audit(id)
 		for h.height <= a.Deadline {
-			h.ok(h.tx("carol", Msg{DisputeMove: &MsgDisputeMove{DisputeID: did, Message: []byte("bisect")}}))
-			h.ok(h.tx("dave", Msg{DisputeMove: &MsgDisputeMove{DisputeID: did, Message: []byte("bisect")}}))
+			h.ok(h.tx("carol", &MsgDisputeMove{DisputeID: did, Message: []byte("bisect")}))
+			h.ok(h.tx("dave", &MsgDisputeMove{DisputeID: did, Message: []byte("bisect")}))
 		}
 		if got, r := shown(h, id), h.receiptRecord(id); got != ShownSlashed || r.Audit != AuditMissed {
 			t.Fatalf("missed audit: %s %+v", got, r)
 		}
 		carol := h.balance("carol")
-		h.ok(h.tx("carol", Msg{DisputeMove: &MsgDisputeMove{DisputeID: did, Message: []byte("referee:worker")}}))
+		h.ok(h.tx("carol", &MsgDisputeMove{DisputeID: did, Message: []byte("referee:worker")}))
 		h.blocksUntil(h.receiptRecord(id).WindowEnd + 1)
 		if got := shown(h, id); got != ShownSlashed || h.balance("carol") > carol-1+mulBps(mulBps(10_000, p.SlashDisputeBps), p.WinnerShareBps) {
 			t.Fatalf("a slashed receipt came back as %s (worker balance %d -> %d)", got, carol, h.balance("carol"))
@@ -385,7 +385,7 @@ func TestMissingModels(t *testing.T) {
 	h := newHarness(t, testParams())
 	setupMarket(t, h, 1)
 	other := Hash{7}
-	h.ok(h.tx("bob", Msg{RegisterModel: &MsgRegisterModel{ModelID: other, Name: "unused", SpecVersion: 1}}))
+	h.ok(h.tx("bob", &MsgRegisterModel{ModelID: other, Name: "unused", SpecVersion: 1}))
 	h.l.Store().TakeDirty() // commit
 	if got := h.l.MissingModels(holder{}.Holds); len(got) != 0 {
 		t.Fatalf("models needed without receipts: %+v", got)
@@ -429,11 +429,11 @@ func TestUptoEscrow(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			var a Account
 			h.query("account/"+testAddr("alice").String(), &a)
-			h.ok(h.tx("alice", Msg{OpenEscrow: &MsgOpenEscrow{Worker: testAddr("carol"), ModelID: testModel, Fee: tc.fee, Request: testRequest(tc.nonce), AgentID: 1, PricePerToken: tc.price}}))
+			h.ok(h.tx("alice", &MsgOpenEscrow{Worker: testAddr("carol"), ModelID: testModel, Fee: tc.fee, Request: testRequest(tc.nonce), AgentID: 1, PricePerToken: tc.price}))
 			esc := EscrowID(testAddr("alice"), a.Nonce)
 			alice := h.balance("alice")
 			rcpt, id := signedReceipt(t, "carol", testModel, tc.nonce)
-			h.ok(h.tx("carol", Msg{PublishReceipt: &MsgPublishReceipt{EscrowID: esc, Receipt: rcpt}}))
+			h.ok(h.tx("carol", &MsgPublishReceipt{EscrowID: esc, Receipt: rcpt}))
 			if got := h.balance("alice"); got != alice+tc.fee-tc.want {
 				t.Errorf("requester balance %d after publication, want %d + refund %d", got, alice, tc.fee-tc.want)
 			}
@@ -480,13 +480,13 @@ func TestPublishRequestSteps(t *testing.T) {
 	asked.Sampling.Steps = 9
 	var a Account
 	h.query("account/"+testAddr("alice").String(), &a)
-	h.ok(h.tx("alice", Msg{OpenEscrow: &MsgOpenEscrow{Worker: testAddr("carol"), ModelID: testModel, Fee: 100, Request: RequestHash(asked)}}))
+	h.ok(h.tx("alice", &MsgOpenEscrow{Worker: testAddr("carol"), ModelID: testModel, Fee: 100, Request: RequestHash(asked)}))
 	esc := EscrowID(testAddr("alice"), a.Nonce)
 	rcpt, id := signedReceipt(t, "carol", testModel, 5)
-	h.fails(h.tx("carol", Msg{PublishReceipt: &MsgPublishReceipt{EscrowID: esc, Receipt: rcpt}}), ErrInvalid)
-	h.fails(h.tx("carol", Msg{PublishReceipt: &MsgPublishReceipt{EscrowID: esc, Receipt: rcpt, RequestSteps: 8}}), ErrInvalid)
-	h.fails(h.tx("carol", Msg{PublishReceipt: &MsgPublishReceipt{EscrowID: esc, Receipt: rcpt, RequestSteps: 3}}), ErrInvalid)
-	h.ok(h.tx("carol", Msg{PublishReceipt: &MsgPublishReceipt{EscrowID: esc, Receipt: rcpt, RequestSteps: 9}}))
+	h.fails(h.tx("carol", &MsgPublishReceipt{EscrowID: esc, Receipt: rcpt}), ErrInvalid)
+	h.fails(h.tx("carol", &MsgPublishReceipt{EscrowID: esc, Receipt: rcpt, RequestSteps: 8}), ErrInvalid)
+	h.fails(h.tx("carol", &MsgPublishReceipt{EscrowID: esc, Receipt: rcpt, RequestSteps: 3}), ErrInvalid)
+	h.ok(h.tx("carol", &MsgPublishReceipt{EscrowID: esc, Receipt: rcpt, RequestSteps: 9}))
 	if r := h.receiptRecord(id); r.Status != StatusPublished || r.EscrowID != esc {
 		t.Fatalf("record %+v", r)
 	}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"reflect"
 )
 
 // MaxTxBytes caps the size of an encoded transaction (audit openings are the
@@ -31,8 +32,23 @@ type Tx struct {
 	Sig     []byte  `json:"sig,omitempty"`
 }
 
-// Msg holds exactly one message.
-type Msg struct {
+// Msg is one message of a transaction: exactly one of the *MsgX types
+// below, each with its own stateless checks (validate) and its handler
+// (handle, in handlers.go). The interface is sealed (its unexported
+// methods), so a Tx holds exactly one message by construction. On the wire
+// a message is the object {"<kind>": {...}} (see msgWire).
+type Msg interface {
+	// Kind is the message's JSON name in the transaction's msg object.
+	Kind() string
+	validate() error
+	handle(e *exec) error
+	isMsg()
+}
+
+// msgWire is the wire form of Msg: an object with one field, named by the
+// message's kind. Its fields are the message types, in a fixed order;
+// exactly one is set in a valid transaction.
+type msgWire struct {
 	Send               *MsgSend               `json:"send,omitempty"`
 	RegisterModel      *MsgRegisterModel      `json:"registerModel,omitempty"`
 	RegisterAgent      *MsgRegisterAgent      `json:"register,omitempty"`
@@ -261,7 +277,7 @@ type MsgRevealAudit struct {
 func (tx *Tx) SignBytes() []byte {
 	c := *tx
 	c.Sig = nil
-	return append([]byte(txDomain), canonical(&c)...)
+	return append([]byte(txDomain), canonical(c.wire())...)
 }
 
 // canonical is the transaction encoding of docs/ledger.md ("Transaction
@@ -286,7 +302,7 @@ func (tx *Tx) Sign(priv ed25519.PrivateKey) {
 }
 
 // Encode returns the canonical encoding.
-func (tx *Tx) Encode() []byte { return canonical(tx) }
+func (tx *Tx) Encode() []byte { return canonical(tx.wire()) }
 
 // DecodeTx parses a transaction, accepting only its canonical encoding with
 // exactly one message, and checks its signature (not its chain id, nonce or
@@ -299,15 +315,17 @@ func decodeTx(b []byte, verify bool) (*Tx, error) {
 	}
 	d := json.NewDecoder(bytes.NewReader(b))
 	d.DisallowUnknownFields()
-	var tx Tx
-	if err := d.Decode(&tx); err != nil {
+	type Tx txWire // named as before in encoding/json's errors
+	var w Tx
+	if err := d.Decode(&w); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrDecode, err)
 	}
 	if d.More() {
 		return nil, fmt.Errorf("%w: trailing data after the transaction", ErrDecode)
 	}
-	if tx.Msg.Kind() == "" {
-		return nil, fmt.Errorf("%w: msg must hold exactly one message", ErrDecode)
+	tx, err := (*txWire)(&w).tx()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrDecode, err)
 	}
 	if err := tx.Msg.validate(); err != nil {
 		return nil, fmt.Errorf("%w: %s: %v", ErrDecode, tx.Msg.Kind(), err)
@@ -318,7 +336,7 @@ func decodeTx(b []byte, verify bool) (*Tx, error) {
 	if len(tx.Sig) != ed25519.SignatureSize || verify && !ed25519.Verify(tx.Signer.PublicKey(), tx.SignBytes(), tx.Sig) {
 		return nil, fmt.Errorf("%w: signature does not verify for signer %s", ErrSignature, tx.Signer)
 	}
-	return &tx, nil
+	return tx, nil
 }
 
 // AgentWalletMessage is what a new agent wallet signs to accept the role.
@@ -368,64 +386,115 @@ func checkLen(field string, s string, max int) error {
 	return nil
 }
 
-// message is one kind of message: its JSON name in Msg, its stateless
-// checks and its handler. Every Msg field's type implements it, so that a
-// message's rules live with its type (Msg itself is only the wire form).
-type message interface {
-	kind() string
-	validate() error
-	handle(e *exec) error
+// txWire is the wire form of Tx: the same fields, with Msg as msgWire.
+type txWire struct {
+	ChainID string  `json:"chainId"`
+	Signer  Address `json:"signer"`
+	Nonce   uint64  `json:"nonce"`
+	Fee     uint64  `json:"fee"`
+	Msg     msgWire `json:"msg"`
+	Sig     []byte  `json:"sig,omitempty"`
 }
 
-// set returns p as a message, or nil for a nil pointer.
-func set[T any, P interface {
-	*T
-	message
-}](p P) message {
-	if p == nil {
-		return nil
-	}
-	return p
-}
+var errNotOneMsg = errors.New("msg must hold exactly one message")
 
-// messages returns what each field of m holds (nil when unset), in the
-// order of Msg's fields.
-func (m *Msg) messages() []message {
-	return []message{set(m.Send), set(m.RegisterModel), set(m.RegisterAgent), set(m.SetAgentURI), set(m.SetMetadata), set(m.SetAgentWallet), set(m.TransferFrom), set(m.GiveFeedback), set(m.RevokeFeedback), set(m.AppendResponse), set(m.ValidationRequest), set(m.ValidationResponse), set(m.Bond), set(m.Unbond), set(m.Unjail), set(m.SetValidator), set(m.OpenEscrow), set(m.PublishReceipt), set(m.PostOpenings), set(m.OpenDispute), set(m.DisputeMove), set(m.AttestModel), set(m.RevealAudit)}
-}
-
-// one returns the message m holds, or nil when it holds none or more than one.
-func (m *Msg) one() message {
-	var found message
-	for _, x := range m.messages() {
-		if x != nil {
-			if found != nil {
-				return nil
+// wire returns tx's wire form; a nil Msg is the empty object.
+func (tx *Tx) wire() *txWire {
+	w := &txWire{ChainID: tx.ChainID, Signer: tx.Signer, Nonce: tx.Nonce, Fee: tx.Fee, Sig: tx.Sig}
+	if tx.Msg != nil {
+		v := reflect.ValueOf(&w.Msg).Elem()
+		m := reflect.ValueOf(tx.Msg)
+		for i := range v.NumField() {
+			if f := v.Field(i); f.Type() == m.Type() {
+				f.Set(m)
+				return w
 			}
-			found = x
+		}
+		panic(fmt.Sprintf("ledger: message type %T has no field in msgWire", tx.Msg))
+	}
+	return w
+}
+
+// tx returns the transaction w holds, or errNotOneMsg when its msg holds
+// no message or more than one.
+func (w *txWire) tx() (*Tx, error) {
+	m, err := w.Msg.one()
+	if err != nil {
+		return nil, err
+	}
+	return &Tx{ChainID: w.ChainID, Signer: w.Signer, Nonce: w.Nonce, Fee: w.Fee, Msg: m, Sig: w.Sig}, nil
+}
+
+// one returns the message w holds, or errNotOneMsg.
+func (w *msgWire) one() (Msg, error) {
+	var found Msg
+	v := reflect.ValueOf(w).Elem()
+	for i := range v.NumField() {
+		if f := v.Field(i); !f.IsNil() {
+			if found != nil {
+				return nil, errNotOneMsg
+			}
+			found = f.Interface().(Msg)
 		}
 	}
-	return found
-}
-
-// Kind returns the JSON name of the message held, or "" when Msg holds none
-// or more than one.
-func (m *Msg) Kind() string {
-	if x := m.one(); x != nil {
-		return x.kind()
+	if found == nil {
+		return nil, errNotOneMsg
 	}
-	return ""
+	return found, nil
 }
 
-// validate performs the stateless checks of the message held.
-func (m *Msg) validate() error {
-	if x := m.one(); x != nil {
-		return x.validate()
+// MarshalJSON writes tx in its canonical encoding (Encode).
+func (tx Tx) MarshalJSON() ([]byte, error) { return canonical(tx.wire()), nil }
+
+// UnmarshalJSON reads a transaction's JSON (not only the canonical
+// encoding: DecodeTx checks that); its msg must hold exactly one message.
+func (tx *Tx) UnmarshalJSON(b []byte) error {
+	var w txWire
+	if err := json.Unmarshal(b, &w); err != nil {
+		return err
 	}
-	return errors.New("msg must hold exactly one message")
+	t, err := w.tx()
+	if err != nil {
+		return err
+	}
+	*tx = *t
+	return nil
 }
 
-func (*MsgSend) kind() string { return "send" }
+// decodeMsg reads the JSON of one message, {"<kind>": {...}}.
+func decodeMsg(b []byte) (Msg, error) {
+	var w msgWire
+	if err := json.Unmarshal(b, &w); err != nil {
+		return nil, err
+	}
+	return w.one()
+}
+
+func (*MsgSend) isMsg()               {}
+func (*MsgRegisterModel) isMsg()      {}
+func (*MsgRegisterAgent) isMsg()      {}
+func (*MsgSetAgentURI) isMsg()        {}
+func (*MsgSetMetadata) isMsg()        {}
+func (*MsgSetAgentWallet) isMsg()     {}
+func (*MsgTransferFrom) isMsg()       {}
+func (*MsgGiveFeedback) isMsg()       {}
+func (*MsgRevokeFeedback) isMsg()     {}
+func (*MsgAppendResponse) isMsg()     {}
+func (*MsgValidationRequest) isMsg()  {}
+func (*MsgValidationResponse) isMsg() {}
+func (*MsgBond) isMsg()               {}
+func (*MsgUnbond) isMsg()             {}
+func (*MsgUnjail) isMsg()             {}
+func (*MsgSetValidator) isMsg()       {}
+func (*MsgOpenEscrow) isMsg()         {}
+func (*MsgPublishReceipt) isMsg()     {}
+func (*MsgPostOpenings) isMsg()       {}
+func (*MsgOpenDispute) isMsg()        {}
+func (*MsgDisputeMove) isMsg()        {}
+func (*MsgAttestModel) isMsg()        {}
+func (*MsgRevealAudit) isMsg()        {}
+
+func (*MsgSend) Kind() string { return "send" }
 
 func (m *MsgSend) validate() error {
 	if m.Amount == 0 {
@@ -434,7 +503,7 @@ func (m *MsgSend) validate() error {
 	return nil
 }
 
-func (*MsgRegisterModel) kind() string { return "registerModel" }
+func (*MsgRegisterModel) Kind() string { return "registerModel" }
 
 func (m *MsgRegisterModel) validate() error {
 	if m.ModelID.IsZero() {
@@ -446,7 +515,7 @@ func (m *MsgRegisterModel) validate() error {
 	return checkLen("name", m.Name, maxName)
 }
 
-func (*MsgRegisterAgent) kind() string { return "register" }
+func (*MsgRegisterAgent) Kind() string { return "register" }
 
 func (m *MsgRegisterAgent) validate() error {
 	if err := checkLen("agentURI", m.AgentURI, maxURI); err != nil {
@@ -463,19 +532,19 @@ func (m *MsgRegisterAgent) validate() error {
 	return nil
 }
 
-func (*MsgSetAgentURI) kind() string { return "setAgentURI" }
+func (*MsgSetAgentURI) Kind() string { return "setAgentURI" }
 
 func (m *MsgSetAgentURI) validate() error {
 	return checkLen("agentURI", m.AgentURI, maxURI)
 }
 
-func (*MsgSetMetadata) kind() string { return "setMetadata" }
+func (*MsgSetMetadata) Kind() string { return "setMetadata" }
 
 func (m *MsgSetMetadata) validate() error {
 	return checkMeta(m.MetadataKey, m.MetadataValue)
 }
 
-func (*MsgSetAgentWallet) kind() string { return "setAgentWallet" }
+func (*MsgSetAgentWallet) Kind() string { return "setAgentWallet" }
 
 func (m *MsgSetAgentWallet) validate() error {
 	if len(m.Signature) != ed25519.SignatureSize {
@@ -484,7 +553,7 @@ func (m *MsgSetAgentWallet) validate() error {
 	return nil
 }
 
-func (*MsgTransferFrom) kind() string { return "transferFrom" }
+func (*MsgTransferFrom) Kind() string { return "transferFrom" }
 
 func (m *MsgTransferFrom) validate() error {
 	if m.To.IsZero() {
@@ -493,7 +562,7 @@ func (m *MsgTransferFrom) validate() error {
 	return nil
 }
 
-func (*MsgGiveFeedback) kind() string { return "giveFeedback" }
+func (*MsgGiveFeedback) Kind() string { return "giveFeedback" }
 
 func (m *MsgGiveFeedback) validate() error {
 	f := m
@@ -514,7 +583,7 @@ func (m *MsgGiveFeedback) validate() error {
 	return nil
 }
 
-func (*MsgRevokeFeedback) kind() string { return "revokeFeedback" }
+func (*MsgRevokeFeedback) Kind() string { return "revokeFeedback" }
 
 func (m *MsgRevokeFeedback) validate() error {
 	if m.FeedbackIndex == 0 {
@@ -523,7 +592,7 @@ func (m *MsgRevokeFeedback) validate() error {
 	return nil
 }
 
-func (*MsgAppendResponse) kind() string { return "appendResponse" }
+func (*MsgAppendResponse) Kind() string { return "appendResponse" }
 
 func (m *MsgAppendResponse) validate() error {
 	if m.FeedbackIndex == 0 {
@@ -532,7 +601,7 @@ func (m *MsgAppendResponse) validate() error {
 	return checkLen("responseURI", m.ResponseURI, maxURI)
 }
 
-func (*MsgValidationRequest) kind() string { return "validationRequest" }
+func (*MsgValidationRequest) Kind() string { return "validationRequest" }
 
 func (m *MsgValidationRequest) validate() error {
 	if m.RequestHash.IsZero() {
@@ -541,7 +610,7 @@ func (m *MsgValidationRequest) validate() error {
 	return checkLen("requestURI", m.RequestURI, maxURI)
 }
 
-func (*MsgValidationResponse) kind() string { return "validationResponse" }
+func (*MsgValidationResponse) Kind() string { return "validationResponse" }
 
 func (m *MsgValidationResponse) validate() error {
 	r := m
@@ -554,7 +623,7 @@ func (m *MsgValidationResponse) validate() error {
 	return checkLen("tag", r.Tag, maxTag)
 }
 
-func (*MsgBond) kind() string { return "bond" }
+func (*MsgBond) Kind() string { return "bond" }
 
 func (m *MsgBond) validate() error {
 	if m.Amount == 0 {
@@ -563,7 +632,7 @@ func (m *MsgBond) validate() error {
 	return nil
 }
 
-func (*MsgUnbond) kind() string { return "unbond" }
+func (*MsgUnbond) Kind() string { return "unbond" }
 
 func (m *MsgUnbond) validate() error {
 	if m.Amount == 0 {
@@ -572,19 +641,19 @@ func (m *MsgUnbond) validate() error {
 	return nil
 }
 
-func (*MsgUnjail) kind() string { return "unjail" }
+func (*MsgUnjail) Kind() string { return "unjail" }
 
 func (m *MsgUnjail) validate() error {
 	return nil
 }
 
-func (*MsgSetValidator) kind() string { return "setValidator" }
+func (*MsgSetValidator) Kind() string { return "setValidator" }
 
 func (m *MsgSetValidator) validate() error {
 	return nil
 }
 
-func (*MsgOpenEscrow) kind() string { return "openEscrow" }
+func (*MsgOpenEscrow) Kind() string { return "openEscrow" }
 
 func (m *MsgOpenEscrow) validate() error {
 	if m.ModelID.IsZero() {
@@ -596,7 +665,7 @@ func (m *MsgOpenEscrow) validate() error {
 	return nil
 }
 
-func (*MsgPublishReceipt) kind() string { return "publishReceipt" }
+func (*MsgPublishReceipt) Kind() string { return "publishReceipt" }
 
 func (m *MsgPublishReceipt) validate() error {
 	if n := len(m.Receipt); n == 0 || n > maxReceipt {
@@ -605,7 +674,7 @@ func (m *MsgPublishReceipt) validate() error {
 	return nil
 }
 
-func (*MsgPostOpenings) kind() string { return "postOpenings" }
+func (*MsgPostOpenings) Kind() string { return "postOpenings" }
 
 func (m *MsgPostOpenings) validate() error {
 	if n := len(m.Openings); n == 0 || n > maxOpenings {
@@ -614,7 +683,7 @@ func (m *MsgPostOpenings) validate() error {
 	return nil
 }
 
-func (*MsgOpenDispute) kind() string { return "openDispute" }
+func (*MsgOpenDispute) Kind() string { return "openDispute" }
 
 func (m *MsgOpenDispute) validate() error {
 	if n := len(m.Commitment); n == 0 || n > maxMessage {
@@ -623,7 +692,7 @@ func (m *MsgOpenDispute) validate() error {
 	return nil
 }
 
-func (*MsgDisputeMove) kind() string { return "disputeMove" }
+func (*MsgDisputeMove) Kind() string { return "disputeMove" }
 
 func (m *MsgDisputeMove) validate() error {
 	if n := len(m.Message); n == 0 || n > maxMessage {
@@ -632,7 +701,7 @@ func (m *MsgDisputeMove) validate() error {
 	return nil
 }
 
-func (*MsgAttestModel) kind() string { return "attestModel" }
+func (*MsgAttestModel) Kind() string { return "attestModel" }
 
 func (m *MsgAttestModel) validate() error {
 	if m.ModelID.IsZero() {
@@ -641,7 +710,7 @@ func (m *MsgAttestModel) validate() error {
 	return nil
 }
 
-func (*MsgRevealAudit) kind() string { return "revealAudit" }
+func (*MsgRevealAudit) Kind() string { return "revealAudit" }
 
 func (m *MsgRevealAudit) validate() error {
 	if len(m.Secret) != 32 {

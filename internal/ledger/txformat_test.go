@@ -39,17 +39,17 @@ func vectorTxs() []struct {
 		name, signer string
 		tx           Tx
 	}{
-		{"send", "alice", Tx{ChainID: testChain, Nonce: 0, Fee: 1, Msg: Msg{Send: &MsgSend{To: testAddr("bob"), Amount: 5}}}},
-		{"register", "alice", Tx{ChainID: testChain, Nonce: 1, Fee: 3, Msg: Msg{RegisterAgent: &MsgRegisterAgent{AgentURI: trickyURI,
-			Metadata: []MetadataEntry{{MetadataKey: "x<y&z", MetadataValue: []byte{0, 1, 2, 0xfe, 0xff}}}}}}},
-		{"openEscrow", "bob", Tx{ChainID: testChain, Nonce: 9007199254740991, Fee: 2, Msg: Msg{OpenEscrow: &MsgOpenEscrow{Worker: testAddr("carol"), ModelID: testModel,
-			Fee: 1000, Request: Hash{1, 2, 3}, AuditCommit: Hash{4}, AgentID: 7}}}},
-		{"giveFeedback", "carol", Tx{ChainID: testChain, Nonce: 3, Fee: 1, Msg: Msg{GiveFeedback: &MsgGiveFeedback{AgentID: 1, Value: "-170141183460469231731687303715884105728", ValueDecimals: 18, Tag1: "<b>", Tag2: "ok", Endpoint: "https://x.example/?q=a&r=b", FeedbackURI: "ipfs://f", FeedbackHash: Hash{9}}}}},
-		{"disputeMove", "dave", Tx{ChainID: testChain, Nonce: 4, Fee: 2, Msg: Msg{DisputeMove: &MsgDisputeMove{DisputeID: Hash{5}, Message: []byte(`{"open":[1,2]}`)}}}},
-		{"unjail", "erin", Tx{ChainID: testChain, Nonce: 0, Fee: 1, Msg: Msg{Unjail: &MsgUnjail{}}}},
-		{"openEscrow upto", "bob", Tx{ChainID: testChain, Nonce: 10, Fee: 1, Msg: Msg{OpenEscrow: &MsgOpenEscrow{Worker: testAddr("carol"), ModelID: testModel,
-			Fee: 400, Request: Hash{1, 2, 3}, PricePerToken: 2}}}},
-		{"publishReceipt requestSteps", "carol", Tx{ChainID: testChain, Nonce: 5, Fee: 1, Msg: Msg{PublishReceipt: &MsgPublishReceipt{EscrowID: Hash{6}, Receipt: []byte(`{"version":1}`), RequestSteps: 199}}}},
+		{"send", "alice", Tx{ChainID: testChain, Nonce: 0, Fee: 1, Msg: &MsgSend{To: testAddr("bob"), Amount: 5}}},
+		{"register", "alice", Tx{ChainID: testChain, Nonce: 1, Fee: 3, Msg: &MsgRegisterAgent{AgentURI: trickyURI,
+			Metadata: []MetadataEntry{{MetadataKey: "x<y&z", MetadataValue: []byte{0, 1, 2, 0xfe, 0xff}}}}}},
+		{"openEscrow", "bob", Tx{ChainID: testChain, Nonce: 9007199254740991, Fee: 2, Msg: &MsgOpenEscrow{Worker: testAddr("carol"), ModelID: testModel,
+			Fee: 1000, Request: Hash{1, 2, 3}, AuditCommit: Hash{4}, AgentID: 7}}},
+		{"giveFeedback", "carol", Tx{ChainID: testChain, Nonce: 3, Fee: 1, Msg: &MsgGiveFeedback{AgentID: 1, Value: "-170141183460469231731687303715884105728", ValueDecimals: 18, Tag1: "<b>", Tag2: "ok", Endpoint: "https://x.example/?q=a&r=b", FeedbackURI: "ipfs://f", FeedbackHash: Hash{9}}}},
+		{"disputeMove", "dave", Tx{ChainID: testChain, Nonce: 4, Fee: 2, Msg: &MsgDisputeMove{DisputeID: Hash{5}, Message: []byte(`{"open":[1,2]}`)}}},
+		{"unjail", "erin", Tx{ChainID: testChain, Nonce: 0, Fee: 1, Msg: &MsgUnjail{}}},
+		{"openEscrow upto", "bob", Tx{ChainID: testChain, Nonce: 10, Fee: 1, Msg: &MsgOpenEscrow{Worker: testAddr("carol"), ModelID: testModel,
+			Fee: 400, Request: Hash{1, 2, 3}, PricePerToken: 2}}},
+		{"publishReceipt requestSteps", "carol", Tx{ChainID: testChain, Nonce: 5, Fee: 1, Msg: &MsgPublishReceipt{EscrowID: Hash{6}, Receipt: []byte(`{"version":1}`), RequestSteps: 199}}},
 	}
 }
 
@@ -119,7 +119,7 @@ func TestJavaScriptClient(t *testing.T) {
 		t.Fatal(err)
 	}
 	h := newHarness(t, testParams())
-	h.ok(h.tx("bob", Msg{RegisterAgent: &MsgRegisterAgent{AgentURI: "first"}})) // agent 1; alice's will be 2
+	h.ok(h.tx("bob", &MsgRegisterAgent{AgentURI: "first"})) // agent 1; alice's will be 2
 	var acct Account
 	h.query("account/"+testAddr("alice").String(), &acct)
 	uri2 := "ipfs://second?x=<&>\u2028"
@@ -176,24 +176,59 @@ func TestJavaScriptClient(t *testing.T) {
 	}
 }
 
-// TestMessageKinds: every field of Msg holds a message type whose kind is
-// the field's JSON name, and Msg lists them all (messages), in order.
+// TestMessageKinds: every field of msgWire (the wire form of Msg) holds a
+// message type whose Kind is the field's JSON name, a Tx holding it is
+// written under that name alone, and decoding finds it again.
 func TestMessageKinds(t *testing.T) {
-	typ := reflect.TypeOf(Msg{})
-	var m Msg
-	if n := len(m.messages()); n != typ.NumField() {
-		t.Fatalf("messages lists %d fields, Msg has %d", n, typ.NumField())
-	}
+	typ := reflect.TypeFor[msgWire]()
+	seen := map[string]bool{}
 	for i := 0; i < typ.NumField(); i++ {
 		f := typ.Field(i)
-		var one Msg
-		reflect.ValueOf(&one).Elem().Field(i).Set(reflect.New(f.Type.Elem()))
-		want := strings.TrimSuffix(f.Tag.Get("json"), ",omitempty")
-		if got := one.Kind(); got != want {
-			t.Errorf("field %s: kind %q, JSON name %q", f.Name, got, want)
+		m, ok := reflect.New(f.Type.Elem()).Interface().(Msg)
+		if !ok {
+			t.Fatalf("field %s: %s is not a Msg", f.Name, f.Type)
 		}
-		if one.messages()[i] == nil {
-			t.Errorf("field %s is not at position %d of messages", f.Name, i)
+		want := strings.TrimSuffix(f.Tag.Get("json"), ",omitempty")
+		if got := m.Kind(); got != want || seen[want] {
+			t.Errorf("field %s: kind %q, JSON name %q (seen before: %v)", f.Name, got, want, seen[want])
+		}
+		seen[want] = true
+		w := (&Tx{Msg: m}).wire()
+		if v := reflect.ValueOf(w.Msg).Field(i); v.IsNil() || v.Interface() != m {
+			t.Errorf("field %s does not hold its message in the wire form", f.Name)
+		}
+		if one, err := w.Msg.one(); err != nil || one != m {
+			t.Errorf("field %s: one() = %v, %v", f.Name, one, err)
+		}
+	}
+}
+
+// TestMsgEnvelope: encoding/json writes a Tx (or a value holding one) in
+// its canonical encoding, and json.Unmarshal and DecodeTx refuse a msg with
+// no message or with two, as the wire form allows.
+func TestMsgEnvelope(t *testing.T) {
+	tx := &Tx{ChainID: testChain, Fee: 1, Msg: &MsgRegisterAgent{AgentURI: trickyURI}}
+	tx.Sign(testKey("alice"))
+	raw := tx.Encode()
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(struct{ Tx *Tx }{tx}); err != nil || buf.String() != `{"Tx":`+string(raw)+"}\n" {
+		t.Fatalf("encoding/json: %v\n%s\n%s", err, buf.Bytes(), raw)
+	}
+	var back Tx
+	if err := json.Unmarshal(raw, &back); err != nil || !bytes.Equal(back.Encode(), raw) {
+		t.Fatalf("json.Unmarshal: %v", err)
+	}
+	for name, b := range map[string][]byte{
+		"none": []byte(`{"chainId":"` + testChain + `","signer":"` + testAddr("alice").String() + `","nonce":0,"fee":1,"msg":{}}`),
+		"two":  bytes.Replace(raw, []byte(`"msg":{`), []byte(`"msg":{"bond":{"amount":1},`), 1),
+	} {
+		if err := json.Unmarshal(b, &back); err == nil || !strings.Contains(err.Error(), "exactly one message") {
+			t.Errorf("%s: json.Unmarshal of %s: %v", name, b, err)
+		}
+		if _, err := DecodeTx(b); Code(err) != Code(ErrDecode) || !strings.Contains(err.Error(), "msg must hold exactly one message") {
+			t.Errorf("%s: DecodeTx of %s: %v", name, b, err)
 		}
 	}
 }

@@ -519,7 +519,11 @@ func (m *Machine) advance(e *entry) []Action {
 		return []Action{QueryEscrow{ID: r.ReceiptID, Escrow: r.MaybeEscrow}}
 	case len(r.EscrowTx) > 0 && !e.inPool:
 		tx, err := ledger.DecodeTx(r.EscrowTx)
-		if err != nil || tx.Msg.OpenEscrow == nil {
+		var escrow bool
+		if err == nil {
+			_, escrow = tx.Msg.(*ledger.MsgOpenEscrow)
+		}
+		if !escrow {
 			// Unreadable: it was never ours to broadcast; open another.
 			r.EscrowTx, r.EscrowID = nil, ledger.Hash{}
 			return append([]Action{Persist{*r}}, m.advance(e)...)

@@ -57,8 +57,8 @@ func requestOf(t testing.TB, r Record) ledger.Hash {
 
 // escrowTx is the payer's signed transaction opening r's escrow at nonce.
 func escrowTx(t testing.TB, r Record, nonce uint64) *ledger.Tx {
-	tx := &ledger.Tx{ChainID: "test", Fee: 1, Nonce: nonce, Msg: ledger.Msg{OpenEscrow: &ledger.MsgOpenEscrow{
-		Worker: workerA, ModelID: ledger.Hash(merkle.LeafHash([]byte("model"))), Fee: r.Fee, Request: requestOf(t, r)}}}
+	tx := &ledger.Tx{ChainID: "test", Fee: 1, Nonce: nonce, Msg: &ledger.MsgOpenEscrow{
+		Worker: workerA, ModelID: ledger.Hash(merkle.LeafHash([]byte("model"))), Fee: r.Fee, Request: requestOf(t, r)}}
 	tx.Sign(payerKey)
 	if _, err := ledger.DecodeTx(tx.Encode()); err != nil {
 		t.Fatal(err)

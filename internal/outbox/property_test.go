@@ -73,7 +73,7 @@ func (l *simLedger) checkTx(tx *ledger.Tx) Sent {
 	if tx.Nonce != next {
 		return Sent{Outcome: Rejected, Code: ledger.Code(ledger.ErrNonce), Log: "wrong nonce"}
 	}
-	if p := tx.Msg.PublishReceipt; p != nil {
+	if p, ok := tx.Msg.(*ledger.MsgPublishReceipt); ok {
 		if _, done := l.receipts[receiptID(p.Receipt)]; done {
 			return Sent{Outcome: Rejected, Code: ledger.Code(ledger.ErrExists), Log: "already exists"}
 		}
@@ -121,15 +121,15 @@ func (l *simLedger) block() {
 			continue
 		}
 		l.nonce[tx.Signer]++
-		switch {
-		case tx.Msg.OpenEscrow != nil:
+		switch m := tx.Msg.(type) {
+		case *ledger.MsgOpenEscrow:
 			id := ledger.EscrowID(tx.Signer, tx.Nonce)
-			l.trace("block %d: escrow nonce %d req %x", l.height, tx.Nonce, tx.Msg.OpenEscrow.Request[:4])
-			l.escrows[id] = &simEscrow{req: tx.Msg.OpenEscrow.Request}
-			l.byReq[tx.Msg.OpenEscrow.Request]++
+			l.trace("block %d: escrow nonce %d req %x", l.height, tx.Nonce, m.Request[:4])
+			l.escrows[id] = &simEscrow{req: m.Request}
+			l.byReq[m.Request]++
 			l.events = append(l.events, EscrowOpened{id})
-		case tx.Msg.PublishReceipt != nil:
-			p := tx.Msg.PublishReceipt
+		case *ledger.MsgPublishReceipt:
+			p := m
 			rid := receiptID(p.Receipt)
 			esc := l.escrows[p.EscrowID]
 			if _, done := l.receipts[rid]; done || esc == nil || esc.consumed || esc.req != l.requestOf[rid] {
@@ -282,7 +282,7 @@ func (w *world) carry(acts []Action) {
 			ev = st
 		case OpenEscrow:
 			req := w.l.requestOf[a.Record.ReceiptID]
-			tx := w.payer.sign(w.l, ledger.Msg{OpenEscrow: &ledger.MsgOpenEscrow{Worker: workerA, ModelID: ledger.Hash{1}, Fee: a.Record.Fee, Request: req}})
+			tx := w.payer.sign(w.l, &ledger.MsgOpenEscrow{Worker: workerA, ModelID: ledger.Hash{1}, Fee: a.Record.Fee, Request: req})
 			w.logf("  signed nonce %d req %x", tx.Nonce, req[:4])
 			// Recorded before it is broadcast, crash points between.
 			for _, pa := range w.m.Step(EscrowSigned{a.Record.ReceiptID, tx}) {
@@ -309,7 +309,7 @@ func (w *world) carry(acts []Action) {
 			s.ID, s.Kind = a.ID, EscrowTx
 			ev = s
 		case Publish:
-			tx := w.worker.sign(w.l, ledger.Msg{PublishReceipt: &ledger.MsgPublishReceipt{EscrowID: a.EscrowID, Receipt: a.Receipt}})
+			tx := w.worker.sign(w.l, &ledger.MsgPublishReceipt{EscrowID: a.EscrowID, Receipt: a.Receipt})
 			s := w.broadcast(tx)
 			w.worker.sent(s)
 			s.ID, s.Kind = a.ID, PublishTx

@@ -170,7 +170,7 @@ func (v *Verifier) Setup(ctx context.Context) error {
 		return fmt.Errorf("verifier setup: %w", err)
 	}
 	if st.Bonded < want {
-		if _, err := v.send.Commit(ctx, ledger.Msg{Bond: &ledger.MsgBond{Amount: want - st.Bonded}}); err != nil {
+		if _, err := v.send.Commit(ctx, &ledger.MsgBond{Amount: want - st.Bonded}); err != nil {
 			return fmt.Errorf("verifier setup: bonding %d: %w", want-st.Bonded, err)
 		}
 	}
@@ -214,10 +214,13 @@ func (v *Verifier) Run(ctx context.Context) error {
 				}
 			case ledger.EventValidationRequest:
 				r, err := ledger.DecodeValidationRequest(e.Event)
-				if err != nil || r.ValidatorAddress != v.addr || e.Tx == nil || e.Tx.Msg.ValidationRequest == nil {
+				if err != nil || r.ValidatorAddress != v.addr || e.Tx == nil {
 					continue
 				}
-				vr := e.Tx.Msg.ValidationRequest
+				vr, ok := e.Tx.Msg.(*ledger.MsgValidationRequest)
+				if !ok || vr == nil {
+					continue
+				}
 				rid, err := receiptOf(vr.RequestURI)
 				if err != nil {
 					continue
@@ -231,8 +234,10 @@ func (v *Verifier) Run(ctx context.Context) error {
 				}
 				v.respond(ctx, rid)
 			case ledger.EventAuditPassed, ledger.EventAuditFailed:
-				if e.Tx != nil && e.Tx.Msg.PostOpenings != nil {
-					v.checkOpenings(ctx, e.Tx.Msg.PostOpenings, e.Type == ledger.EventAuditPassed)
+				if e.Tx != nil {
+					if p, ok := e.Tx.Msg.(*ledger.MsgPostOpenings); ok && p != nil {
+						v.checkOpenings(ctx, p, e.Type == ledger.EventAuditPassed)
+					}
 				}
 			case ledger.EventDisputeOpened:
 				if d, err := ledger.DecodeDisputeOpened(e.Event); err == nil && d.Challenger == v.addr {
@@ -337,7 +342,7 @@ func (v *Verifier) challenge(ctx context.Context, id ledger.Hash, data []byte) {
 	v.mu.Lock()
 	v.traces[id] = tr
 	v.mu.Unlock()
-	if _, err := v.send.Send(ctx, ledger.Msg{OpenDispute: &ledger.MsgOpenDispute{ReceiptID: id, Commitment: root[:]}}); err != nil {
+	if _, err := v.send.Send(ctx, &ledger.MsgOpenDispute{ReceiptID: id, Commitment: root[:]}); err != nil {
 		v.log.Error("opening a dispute", "receipt", id.String(), "err", err)
 		return
 	}
@@ -379,8 +384,8 @@ func (v *Verifier) respond(ctx context.Context, id ledger.Hash) {
 	}
 	v.answered[req] = true
 	v.mu.Unlock()
-	if _, err := v.send.Send(ctx, ledger.Msg{ValidationResponse: &ledger.MsgValidationResponse{RequestHash: req, Response: res,
-		ResponseURI: "verdict:replay/" + id.String(), ResponseHash: id, Tag: "verdict.replay"}}); err != nil {
+	if _, err := v.send.Send(ctx, &ledger.MsgValidationResponse{RequestHash: req, Response: res,
+		ResponseURI: "verdict:replay/" + id.String(), ResponseHash: id, Tag: "verdict.replay"}); err != nil {
 		v.log.Warn("validation response", "receipt", id.String(), "err", err)
 		v.mu.Lock()
 		delete(v.answered, req)

@@ -198,7 +198,7 @@ func (c *Chain) Setup(ctx context.Context) error {
 			return fmt.Errorf("worker setup: %w", err)
 		}
 		if !found {
-			if _, err := c.send.Commit(ctx, ledger.Msg{RegisterModel: &ledger.MsgRegisterModel{ModelID: ledger.Hash(mi.ID), Name: mi.Name, SpecVersion: 2}}); err != nil && !isCode(err, ledger.ErrExists) {
+			if _, err := c.send.Commit(ctx, &ledger.MsgRegisterModel{ModelID: ledger.Hash(mi.ID), Name: mi.Name, SpecVersion: 2}); err != nil && !isCode(err, ledger.ErrExists) {
 				return fmt.Errorf("worker setup: registering model %s: %w", mi.Name, err)
 			}
 		}
@@ -222,8 +222,8 @@ func (c *Chain) Setup(ctx context.Context) error {
 		if uri == "" {
 			uri = "verdict:worker/" + c.addr.String()
 		}
-		res, err := c.send.Commit(ctx, ledger.Msg{RegisterAgent: &ledger.MsgRegisterAgent{AgentURI: uri,
-			Metadata: []ledger.MetadataEntry{{MetadataKey: "verdict.role", MetadataValue: []byte("worker")}}}})
+		res, err := c.send.Commit(ctx, &ledger.MsgRegisterAgent{AgentURI: uri,
+			Metadata: []ledger.MetadataEntry{{MetadataKey: "verdict.role", MetadataValue: []byte("worker")}}})
 		if err != nil {
 			return fmt.Errorf("worker setup: registering the agent: %w", err)
 		}
@@ -256,7 +256,7 @@ func (c *Chain) Setup(ctx context.Context) error {
 		return fmt.Errorf("worker setup: %w", err)
 	}
 	if st.Bonded < want {
-		if _, err := c.send.Commit(ctx, ledger.Msg{Bond: &ledger.MsgBond{Amount: want - st.Bonded}}); err != nil {
+		if _, err := c.send.Commit(ctx, &ledger.MsgBond{Amount: want - st.Bonded}); err != nil {
 			return fmt.Errorf("worker setup: bonding %d: %w", want-st.Bonded, err)
 		}
 	}
@@ -375,8 +375,8 @@ func (c *Chain) requestValidations(ctx context.Context) {
 		}
 		rid, _ := ledger.ParseHash(id)
 		for _, v := range c.cfg.Validators {
-			if _, err := c.send.Send(ctx, ledger.Msg{ValidationRequest: &ledger.MsgValidationRequest{
-				ValidatorAddress: v, AgentID: c.agent, RequestURI: "verdict:receipt/" + id, RequestHash: ValidationRequestHash(rid, v)}}); err != nil && ctx.Err() == nil {
+			if _, err := c.send.Send(ctx, &ledger.MsgValidationRequest{
+				ValidatorAddress: v, AgentID: c.agent, RequestURI: "verdict:receipt/" + id, RequestHash: ValidationRequestHash(rid, v)}); err != nil && ctx.Err() == nil {
 				c.log.Warn("validation request", "receipt", id, "validator", v.String(), "err", err)
 			}
 		}
@@ -671,7 +671,7 @@ func (c *Chain) maintain(ctx context.Context, height int64) {
 		return
 	}
 	if st.JailedUntil != 0 && uint64(height) >= st.JailedUntil {
-		if _, err := c.send.Send(ctx, ledger.Msg{Unjail: &ledger.MsgUnjail{}}); err == nil {
+		if _, err := c.send.Send(ctx, &ledger.MsgUnjail{}); err == nil {
 			c.log.Info("unjailing", "jailed_until", st.JailedUntil)
 		}
 	}
@@ -687,7 +687,7 @@ func (c *Chain) maintain(ctx context.Context, height int64) {
 		return
 	}
 	amt := min(want-st.Bonded, acct.Balance-1)
-	if _, err := c.send.Send(ctx, ledger.Msg{Bond: &ledger.MsgBond{Amount: amt}}); err == nil {
+	if _, err := c.send.Send(ctx, &ledger.MsgBond{Amount: amt}); err == nil {
 		c.log.Info("bond topped up", "amount", amt, "bonded", st.Bonded+amt)
 	}
 }
@@ -742,7 +742,7 @@ func (c *Chain) answerAudit(ctx context.Context, sem chan struct{}, id string, r
 				}
 			}
 			if err == nil {
-				if _, err = c.send.Send(ctx, ledger.Msg{PostOpenings: &ledger.MsgPostOpenings{ReceiptID: rid, Openings: op}}); err == nil {
+				if _, err = c.send.Send(ctx, &ledger.MsgPostOpenings{ReceiptID: rid, Openings: op}); err == nil {
 					if sent.IsZero() {
 						c.audits.Add(1)
 					}
@@ -893,7 +893,7 @@ func (c *Chain) revealAudits(ctx context.Context, h int64) {
 		if err != nil || senders[i] == nil {
 			continue
 		}
-		msgs = append(msgs, ledger.Msg{RevealAudit: &ledger.MsgRevealAudit{ReceiptID: rid, Secret: senders[i].AuditSecret(rid)}})
+		msgs = append(msgs, &ledger.MsgRevealAudit{ReceiptID: rid, Secret: senders[i].AuditSecret(rid)})
 		sent = append(sent, id)
 	}
 	if len(msgs) == 0 {
@@ -914,17 +914,17 @@ func (c *Chain) revealAudits(ctx context.Context, h int64) {
 func (c *Chain) SelfEscrow(p *Pending, w ledger.Address, model ledger.Hash, agentID uint64) (ledger.Msg, *Sender, error) {
 	req, err := ledger.ReceiptRequest(p.Receipt)
 	if err != nil {
-		return ledger.Msg{}, nil, fmt.Errorf("self escrow: %w: %w", client.ErrRejected, err)
+		return nil, nil, fmt.Errorf("self escrow: %w: %w", client.ErrRejected, err)
 	}
 	// The chain refuses escrows below minEscrowFee; the worker pays it to
 	// itself (less the protocol fee).
 	fee := max(p.Fee, c.params.MinEscrowFee)
 	rid, err := ledger.ParseHash(p.ReceiptID)
 	if err != nil {
-		return ledger.Msg{}, nil, fmt.Errorf("self escrow: %w: receipt id: %w", client.ErrRejected, err)
+		return nil, nil, fmt.Errorf("self escrow: %w: receipt id: %w", client.ErrRejected, err)
 	}
 	// The worker commits to an audit secret of its own and reveals it
 	// after publication (revealAudits); an escrow without one is always
 	// audited (docs/ledger.md, attack 6).
-	return ledger.Msg{OpenEscrow: &ledger.MsgOpenEscrow{Worker: w, ModelID: model, Fee: fee, Request: req, AuditCommit: c.send.AuditCommit(rid), AgentID: 0}}, c.send, nil
+	return &ledger.MsgOpenEscrow{Worker: w, ModelID: model, Fee: fee, Request: req, AuditCommit: c.send.AuditCommit(rid), AgentID: 0}, c.send, nil
 }

@@ -36,7 +36,7 @@ func TestOutboxSurvivesLedgerOutage(t *testing.T) {
 	cfg := ChainConfig{Client: deadLedger(t), RPC: "tcp://127.0.0.1:1", Dir: dir, Poll: 10 * time.Millisecond,
 		Escrow: func(*Pending, ledger.Address, ledger.Hash, uint64) (ledger.Msg, *Sender, error) {
 			escrows++
-			return ledger.Msg{}, nil, errors.New("unreachable")
+			return nil, nil, errors.New("unreachable")
 		}}
 	c, err := NewChain(w, cfg)
 	if err != nil {

@@ -26,7 +26,7 @@ func TestChargeRoundTrip(t *testing.T) {
 	var seen inference.Charge
 	esc := EscrowCharges(func(c *inference.Charge, w ledger.Address, m ledger.Hash, agent uint64) (ledger.Msg, *Sender, error) {
 		seen = *c
-		return ledger.Msg{}, nil, nil
+		return nil, nil, nil
 	})
 	if _, _, err := esc(&p, ledger.Address{}, ledger.Hash{}, 0); err != nil || !reflect.DeepEqual(seen, ch) {
 		t.Fatalf("escrower saw %+v (%v), want %+v", seen, err, ch)

@@ -447,7 +447,7 @@ func (c *Chain) openEscrows(ctx context.Context, s *Sender, batch []escrowOpen, 
 	})
 	for i, err := range errs {
 		if txs != nil && err == nil {
-			if o := batch[i].msg.OpenEscrow; o != nil && !o.AuditCommit.IsZero() {
+			if o, ok := batch[i].msg.(*ledger.MsgOpenEscrow); ok && o != nil && !o.AuditCommit.IsZero() {
 				// Its secret is revealed after publication (revealAudits).
 				c.mu.Lock()
 				c.reveals[batch[i].id] = s
@@ -470,7 +470,7 @@ func (c *Chain) openEscrows(ctx context.Context, s *Sender, batch []escrowOpen, 
 func (c *Chain) publishReceipts(ctx context.Context, ps []outbox.Publish, answer func(outbox.Event)) {
 	msgs := make([]ledger.Msg, len(ps))
 	for i, p := range ps {
-		msgs[i] = ledger.Msg{PublishReceipt: &ledger.MsgPublishReceipt{EscrowID: p.EscrowID, Receipt: p.Receipt, RequestSteps: p.RequestSteps}}
+		msgs[i] = &ledger.MsgPublishReceipt{EscrowID: p.EscrowID, Receipt: p.Receipt, RequestSteps: p.RequestSteps}
 	}
 	txs, errs := c.send.SendBatch(ctx, msgs, nil)
 	for i, err := range errs {

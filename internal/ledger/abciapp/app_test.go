@@ -38,7 +38,7 @@ func genesis(t *testing.T) []byte {
 }
 
 func send(nonce uint64, amount uint64) []byte {
-	tx := &ledger.Tx{ChainID: "abci-test", Nonce: nonce, Fee: 1, Msg: ledger.Msg{Send: &ledger.MsgSend{To: addr("bob"), Amount: amount}}}
+	tx := &ledger.Tx{ChainID: "abci-test", Nonce: nonce, Fee: 1, Msg: &ledger.MsgSend{To: addr("bob"), Amount: amount}}
 	tx.Sign(key("alice"))
 	return tx.Encode()
 }
@@ -260,9 +260,9 @@ func TestRefusesToStartWithoutModel(t *testing.T) {
 		return t.Encode()
 	}
 	r := finalize(t, a, 1,
-		tx("bob", 0, ledger.Msg{RegisterModel: &ledger.MsgRegisterModel{ModelID: ledger.Hash{1}, Name: "m1", SpecVersion: 1}}),
-		tx("bob", 1, ledger.Msg{OpenEscrow: &ledger.MsgOpenEscrow{Worker: addr("alice"), ModelID: ledger.Hash{1}, Fee: 5, Request: ledger.Hash{2}}}),
-		tx("alice", 0, ledger.Msg{PublishReceipt: &ledger.MsgPublishReceipt{EscrowID: ledger.EscrowID(addr("bob"), 1), Receipt: []byte("rcpt:1")}}))
+		tx("bob", 0, &ledger.MsgRegisterModel{ModelID: ledger.Hash{1}, Name: "m1", SpecVersion: 1}),
+		tx("bob", 1, &ledger.MsgOpenEscrow{Worker: addr("alice"), ModelID: ledger.Hash{1}, Fee: 5, Request: ledger.Hash{2}}),
+		tx("alice", 0, &ledger.MsgPublishReceipt{EscrowID: ledger.EscrowID(addr("bob"), 1), Receipt: []byte("rcpt:1")}))
 	for i, res := range r.TxResults {
 		if res.Code != 0 {
 			t.Fatalf("tx %d: %s", i, res.Log)

@@ -173,14 +173,14 @@ func TestLedgerDispute(t *testing.T) {
 				t.Fatal(err)
 			}
 			ch := &chain{t: t, l: l, nonces: map[string]uint64{}}
-			ch.ok("req", ledger.Msg{RegisterModel: &ledger.MsgRegisterModel{ModelID: ledger.Hash{1}, Name: "toy", SpecVersion: 1}})
-			ch.ok("req", ledger.Msg{OpenEscrow: &ledger.MsgOpenEscrow{Worker: addr("worker"), ModelID: ledger.Hash{1}, Fee: 100, Request: ledger.Hash{2}}})
+			ch.ok("req", &ledger.MsgRegisterModel{ModelID: ledger.Hash{1}, Name: "toy", SpecVersion: 1})
+			ch.ok("req", &ledger.MsgOpenEscrow{Worker: addr("worker"), ModelID: ledger.Hash{1}, Fee: 100, Request: ledger.Hash{2}})
 			wt, vt := trace(c.workerLie), trace(c.challLie)
 			wtree, vtree := merkle.NewTreeFromData(wt), merkle.NewTreeFromData(vt)
 			rcpt := toyReceipt(addr("worker"), wtree.Root())
-			ch.ok("worker", ledger.Msg{PublishReceipt: &ledger.MsgPublishReceipt{EscrowID: ledger.EscrowID(addr("req"), 1), Receipt: rcpt}})
+			ch.ok("worker", &ledger.MsgPublishReceipt{EscrowID: ledger.EscrowID(addr("req"), 1), Receipt: rcpt})
 			rid := ledger.Hash(sha256.Sum256(rcpt))
-			res := ch.ok("verifier", ledger.Msg{OpenDispute: &ledger.MsgOpenDispute{ReceiptID: rid, Commitment: []byte(ledger.Hash(vtree.Root()).String())}})
+			res := ch.ok("verifier", &ledger.MsgOpenDispute{ReceiptID: rid, Commitment: []byte(ledger.Hash(vtree.Root()).String())})
 			var did ledger.Hash
 			for _, e := range res.Events {
 				if d, err := ledger.DecodeDisputeOpened(e); err == nil {
@@ -218,7 +218,7 @@ func TestLedgerDispute(t *testing.T) {
 						t.Fatal(err)
 					}
 					b, _ := a.Marshal()
-					r := ch.send(who, ledger.Msg{DisputeMove: &ledger.MsgDisputeMove{DisputeID: did, Message: b}})
+					r := ch.send(who, &ledger.MsgDisputeMove{DisputeID: did, Message: b})
 					answered = answered || r.Code == 0
 				}
 				if !answered || c.workerSilent {
@@ -397,14 +397,14 @@ func TestLedgerDisputeInParts(t *testing.T) {
 				t.Fatal(err)
 			}
 			ch := &chain{t: t, l: l, nonces: map[string]uint64{}}
-			ch.ok("req", ledger.Msg{RegisterModel: &ledger.MsgRegisterModel{ModelID: ledger.Hash{1}, Name: "toy", SpecVersion: 1}})
-			ch.ok("req", ledger.Msg{OpenEscrow: &ledger.MsgOpenEscrow{Worker: addr("worker"), ModelID: ledger.Hash{1}, Fee: 100, Request: ledger.Hash{2}}})
+			ch.ok("req", &ledger.MsgRegisterModel{ModelID: ledger.Hash{1}, Name: "toy", SpecVersion: 1})
+			ch.ok("req", &ledger.MsgOpenEscrow{Worker: addr("worker"), ModelID: ledger.Hash{1}, Fee: 100, Request: ledger.Hash{2}})
 			wt, vt := chainTrace(c.workerLie), chainTrace(c.challLie)
 			wtree, vtree := merkle.NewTreeFromData(wt), merkle.NewTreeFromData(vt)
 			rcpt := toyReceipt(addr("worker"), wtree.Root())
-			ch.ok("worker", ledger.Msg{PublishReceipt: &ledger.MsgPublishReceipt{EscrowID: ledger.EscrowID(addr("req"), 1), Receipt: rcpt}})
+			ch.ok("worker", &ledger.MsgPublishReceipt{EscrowID: ledger.EscrowID(addr("req"), 1), Receipt: rcpt})
 			rid := ledger.Hash(sha256.Sum256(rcpt))
-			res := ch.ok("verifier", ledger.Msg{OpenDispute: &ledger.MsgOpenDispute{ReceiptID: rid, Commitment: []byte(ledger.Hash(vtree.Root()).String())}})
+			res := ch.ok("verifier", &ledger.MsgOpenDispute{ReceiptID: rid, Commitment: []byte(ledger.Hash(vtree.Root()).String())})
 			var did ledger.Hash
 			for _, e := range res.Events {
 				if d, err := ledger.DecodeDisputeOpened(e); err == nil {
@@ -438,7 +438,7 @@ func TestLedgerDisputeInParts(t *testing.T) {
 						t.Fatal(err)
 					}
 					b, _ := a.Marshal()
-					tx := &ledger.Tx{ChainID: "dg", Nonce: ch.nonces[who], Fee: 1, Msg: ledger.Msg{DisputeMove: &ledger.MsgDisputeMove{DisputeID: did, Message: b}}}
+					tx := &ledger.Tx{ChainID: "dg", Nonce: ch.nonces[who], Fee: 1, Msg: &ledger.MsgDisputeMove{DisputeID: did, Message: b}}
 					ch.nonces[who]++
 					tx.Sign(key(who))
 					txs = append(txs, tx.Encode())

@@ -81,7 +81,7 @@ func PlayDispute(ctx context.Context, s *client.Sender, p *Player, id ledger.Has
 	if err != nil || !ok {
 		return false, err
 	}
-	if _, err := s.Send(ctx, ledger.Msg{DisputeMove: &ledger.MsgDisputeMove{DisputeID: id, Message: msg}}); err != nil {
+	if _, err := s.Send(ctx, &ledger.MsgDisputeMove{DisputeID: id, Message: msg}); err != nil {
 		return false, fmt.Errorf("dispute %s: move: %w", id, err)
 	}
 	return false, nil

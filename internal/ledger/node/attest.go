@@ -135,7 +135,7 @@ func (a *attester) round(ctx context.Context) error {
 		if h, ok := a.sent[id]; ok && ci.Height < h+attestResend {
 			continue
 		}
-		tx := &ledger.Tx{ChainID: ci.ChainID, Nonce: nonce, Fee: p.MinFee, Msg: ledger.Msg{AttestModel: &ledger.MsgAttestModel{ModelID: id}}}
+		tx := &ledger.Tx{ChainID: ci.ChainID, Nonce: nonce, Fee: p.MinFee, Msg: &ledger.MsgAttestModel{ModelID: id}}
 		tx.Sign(a.key)
 		code, log, err := a.broadcast(ctx, tx.Encode())
 		if err != nil {

@@ -72,7 +72,7 @@ func TestNodeAttestsModels(t *testing.T) {
 	}
 	waitHeight(t, c, 1)
 	for _, id := range []ledger.Hash{held, notHeld} {
-		tx, err := c.Sign(ctx, fkey, ledger.Msg{RegisterModel: &ledger.MsgRegisterModel{ModelID: id, Name: "m", SpecVersion: 1}}, 1, -1)
+		tx, err := c.Sign(ctx, fkey, &ledger.MsgRegisterModel{ModelID: id, Name: "m", SpecVersion: 1}, 1, -1)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -111,11 +111,11 @@ func TestNodeAttestsModels(t *testing.T) {
 	if acct, err := c.Account(ctx, va); err != nil || acct.Nonce != 1 {
 		t.Fatalf("validator account %+v %v", acct, err)
 	}
-	tx, _ := c.Sign(ctx, fkey, ledger.Msg{OpenEscrow: &ledger.MsgOpenEscrow{Worker: va, ModelID: notHeld, Fee: 5, Request: ledger.Hash{1}}}, 1, -1)
+	tx, _ := c.Sign(ctx, fkey, &ledger.MsgOpenEscrow{Worker: va, ModelID: notHeld, Fee: 5, Request: ledger.Hash{1}}, 1, -1)
 	if _, err := c.BroadcastSync(ctx, tx); !errors.Is(err, client.ErrRejected) || !strings.Contains(err.Error(), ledger.ErrModelInactive.Error()) {
 		t.Fatalf("escrow for an inactive model: %v", err)
 	}
-	tx, _ = c.Sign(ctx, fkey, ledger.Msg{OpenEscrow: &ledger.MsgOpenEscrow{Worker: va, ModelID: held, Fee: 5, Request: ledger.Hash{1}}}, 1, -1)
+	tx, _ = c.Sign(ctx, fkey, &ledger.MsgOpenEscrow{Worker: va, ModelID: held, Fee: 5, Request: ledger.Hash{1}}, 1, -1)
 	if r, err := c.BroadcastCommit(ctx, tx); err != nil || r.Code != 0 {
 		t.Fatalf("escrow for the active model: %+v %v", r, err)
 	}

@@ -82,17 +82,17 @@ func runReceiptBench(b *testing.B, c *client.Client, dir, workerHome, chain stri
 	}
 	wa := ledger.Address(wk.Public().(ed25519.PublicKey))
 	ra := ledger.Address(req.Public().(ed25519.PublicKey))
-	escrows := []*ledger.Tx{sign(req, 0, ledger.Msg{RegisterModel: &ledger.MsgRegisterModel{ModelID: model, Name: "bench", SpecVersion: 1}})}
+	escrows := []*ledger.Tx{sign(req, 0, &ledger.MsgRegisterModel{ModelID: model, Name: "bench", SpecVersion: 1})}
 	var publishes []*ledger.Tx
 	for i := 0; i < n; i++ {
 		r := &receipt.Receipt{Version: receipt.Version, Spec: receipt.DefaultSpec, Model: merkle.Hash(model), Nonce: []byte{byte(i), byte(i >> 8)},
 			Sampling: receipt.Sampling{TopP: 1, Steps: 6}, Prompt: []int{1, 2, 3}, Output: []int{4, 5, 6, 7}}
-		escrows = append(escrows, sign(req, uint64(i+1), ledger.Msg{OpenEscrow: &ledger.MsgOpenEscrow{Worker: wa, ModelID: model, Fee: 10, Request: ledger.RequestHash(r)}}))
+		escrows = append(escrows, sign(req, uint64(i+1), &ledger.MsgOpenEscrow{Worker: wa, ModelID: model, Fee: 10, Request: ledger.RequestHash(r)}))
 		if err := r.Sign(wk); err != nil {
 			b.Fatal(err)
 		}
 		rb, _ := r.Marshal()
-		publishes = append(publishes, sign(wk, uint64(i), ledger.Msg{PublishReceipt: &ledger.MsgPublishReceipt{EscrowID: ledger.EscrowID(ra, uint64(i+1)), Receipt: rb}}))
+		publishes = append(publishes, sign(wk, uint64(i), &ledger.MsgPublishReceipt{EscrowID: ledger.EscrowID(ra, uint64(i+1)), Receipt: rb}))
 	}
 	waitNonce := func(a ledger.Address, want uint64) {
 		for {

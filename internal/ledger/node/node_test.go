@@ -124,7 +124,7 @@ func TestSingleNode(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	for i := 0; i < 3; i++ {
-		tx, err := c.Sign(ctx, fkey, ledger.Msg{Send: &ledger.MsgSend{To: bob, Amount: 100}}, 1, -1)
+		tx, err := c.Sign(ctx, fkey, &ledger.MsgSend{To: bob, Amount: 100}, 1, -1)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -137,7 +137,7 @@ func TestSingleNode(t *testing.T) {
 		}
 	}
 	// A replayed transaction is rejected by CheckTx.
-	tx, _ := c.Sign(ctx, fkey, ledger.Msg{Send: &ledger.MsgSend{To: bob, Amount: 1}}, 1, 0)
+	tx, _ := c.Sign(ctx, fkey, &ledger.MsgSend{To: bob, Amount: 1}, 1, 0)
 	if _, err := c.BroadcastCommit(ctx, tx); !errors.Is(err, client.ErrRejected) {
 		t.Fatalf("replay: %v", err)
 	}
@@ -150,11 +150,11 @@ func TestSingleNode(t *testing.T) {
 	vs := sha256.Sum256([]byte("joining validator"))
 	vk := ed25519.NewKeyFromSeed(vs[:])
 	va := ledger.Address(vk.Public().(ed25519.PublicKey))
-	tx, _ = c.Sign(ctx, fkey, ledger.Msg{Send: &ledger.MsgSend{To: va, Amount: 5000}}, 1, -1)
+	tx, _ = c.Sign(ctx, fkey, &ledger.MsgSend{To: va, Amount: 5000}, 1, -1)
 	if r, err := c.BroadcastCommit(ctx, tx); err != nil || r.Code != 0 {
 		t.Fatalf("fund: %+v %v", r, err)
 	}
-	for i, m := range []ledger.Msg{{Bond: &ledger.MsgBond{Amount: 2000}}, {SetValidator: &ledger.MsgSetValidator{Active: true}}} {
+	for i, m := range []ledger.Msg{&ledger.MsgBond{Amount: 2000}, &ledger.MsgSetValidator{Active: true}} {
 		tx, _ := c.Sign(ctx, vk, m, 1, int64(i))
 		if r, err := c.BroadcastCommit(ctx, tx); err != nil || r.Code != 0 {
 			t.Fatalf("join %d: %+v %v", i, r, err)

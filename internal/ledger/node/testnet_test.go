@@ -163,7 +163,7 @@ func TestFourValidators(t *testing.T) {
 	for i := range sk {
 		s := sha256.Sum256([]byte(fmt.Sprint("sender", i)))
 		sk[i] = ed25519.NewKeyFromSeed(s[:])
-		tx, err := c0.Sign(ctx, fpriv, ledger.Msg{Send: &ledger.MsgSend{To: ledger.Address(sk[i].Public().(ed25519.PublicKey)), Amount: 1000}}, 1, int64(i))
+		tx, err := c0.Sign(ctx, fpriv, &ledger.MsgSend{To: ledger.Address(sk[i].Public().(ed25519.PublicKey)), Amount: 1000}, 1, int64(i))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -172,7 +172,7 @@ func TestFourValidators(t *testing.T) {
 		}
 	}
 	model := ledger.Hash{0x4d}
-	tx, err := c0.Sign(ctx, fpriv, ledger.Msg{RegisterModel: &ledger.MsgRegisterModel{ModelID: model, Name: "m", SpecVersion: 1}}, 1, senders)
+	tx, err := c0.Sign(ctx, fpriv, &ledger.MsgRegisterModel{ModelID: model, Name: "m", SpecVersion: 1}, 1, senders)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -187,7 +187,7 @@ func TestFourValidators(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		tx, err := c0.Sign(ctx, vk, ledger.Msg{AttestModel: &ledger.MsgAttestModel{ModelID: model}}, 1, -1)
+		tx, err := c0.Sign(ctx, vk, &ledger.MsgAttestModel{ModelID: model}, 1, -1)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -220,7 +220,7 @@ func TestFourValidators(t *testing.T) {
 			defer wg.Done()
 			c := rpc(i % 3)
 			for n := 0; n < perSender; n++ {
-				tx, err := c.Sign(ctx, sk[i], ledger.Msg{OpenEscrow: &ledger.MsgOpenEscrow{Worker: wa, ModelID: model, Fee: 10, Request: ledger.RequestHash(testnetReceipt(model, i, n))}}, 1, int64(n))
+				tx, err := c.Sign(ctx, sk[i], &ledger.MsgOpenEscrow{Worker: wa, ModelID: model, Fee: 10, Request: ledger.RequestHash(testnetReceipt(model, i, n))}, 1, int64(n))
 				if err == nil {
 					var r client.Result
 					r, err = c.BroadcastCommit(ctx, tx)
@@ -255,8 +255,8 @@ func TestFourValidators(t *testing.T) {
 			}
 			rb, _ := r.Marshal()
 			ids = append(ids, r.ID())
-			tx := &ledger.Tx{ChainID: o.ChainID, Nonce: uint64(len(pubs)), Fee: 1, Msg: ledger.Msg{PublishReceipt: &ledger.MsgPublishReceipt{
-				EscrowID: ledger.EscrowID(ledger.Address(sk[i].Public().(ed25519.PublicKey)), uint64(n)), Receipt: rb}}}
+			tx := &ledger.Tx{ChainID: o.ChainID, Nonce: uint64(len(pubs)), Fee: 1, Msg: &ledger.MsgPublishReceipt{
+				EscrowID: ledger.EscrowID(ledger.Address(sk[i].Public().(ed25519.PublicKey)), uint64(n)), Receipt: rb}}
 			tx.Sign(wk)
 			pubs = append(pubs, tx)
 		}

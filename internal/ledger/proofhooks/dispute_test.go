@@ -231,11 +231,11 @@ func TestDisputeThroughLedger(t *testing.T) {
 				t.Fatal(err)
 			}
 			ch := &dchain{t: t, l: l, nonces: map[ledger.Address]uint64{}}
-			ch.ok(ch.tx(req, ledger.Msg{RegisterModel: &ledger.MsgRegisterModel{ModelID: id, Name: "stories260K", SpecVersion: 1}}),
-				ch.tx(req, ledger.Msg{OpenEscrow: &ledger.MsgOpenEscrow{Worker: addrOf(worker), ModelID: id, Fee: 50, Request: reqOf(t, rb)}}))
-			ch.ok(ch.tx(worker, ledger.Msg{PublishReceipt: &ledger.MsgPublishReceipt{EscrowID: ledger.EscrowID(addrOf(req), 1), Receipt: rb}}))
+			ch.ok(ch.tx(req, &ledger.MsgRegisterModel{ModelID: id, Name: "stories260K", SpecVersion: 1}),
+				ch.tx(req, &ledger.MsgOpenEscrow{Worker: addrOf(worker), ModelID: id, Fee: 50, Request: reqOf(t, rb)}))
+			ch.ok(ch.tx(worker, &ledger.MsgPublishReceipt{EscrowID: ledger.EscrowID(addrOf(req), 1), Receipt: rb}))
 			root := ct.Tree().Root()
-			res := ch.ok(ch.tx(chall, ledger.Msg{OpenDispute: &ledger.MsgOpenDispute{ReceiptID: ledger.Hash(rr.ID()), Commitment: root[:]}}))
+			res := ch.ok(ch.tx(chall, &ledger.MsgOpenDispute{ReceiptID: ledger.Hash(rr.ID()), Commitment: root[:]}))
 			var did ledger.Hash
 			for _, ev := range res.TxResults[0].Events {
 				if d, err := ledger.DecodeDisputeOpened(ev); err == nil {
@@ -295,7 +295,7 @@ func TestDisputeThroughLedger(t *testing.T) {
 					if err != nil {
 						t.Fatal(err)
 					}
-					txs = append(txs, ch.tx(players[side].key, ledger.Msg{DisputeMove: &ledger.MsgDisputeMove{DisputeID: did, Message: b}}))
+					txs = append(txs, ch.tx(players[side].key, &ledger.MsgDisputeMove{DisputeID: did, Message: b}))
 				}
 				ch.ok(txs...)
 				if c.silent && q.Round >= 3 {
@@ -382,12 +382,12 @@ func TestDisputeWithoutModel(t *testing.T) {
 		t.Fatal(err)
 	}
 	ch := &dchain{t: t, l: l, nonces: map[ledger.Address]uint64{}}
-	ch.ok(ch.tx(chall, ledger.Msg{RegisterModel: &ledger.MsgRegisterModel{ModelID: id, Name: "s", SpecVersion: 1}}),
-		ch.tx(chall, ledger.Msg{OpenEscrow: &ledger.MsgOpenEscrow{Worker: addrOf(worker), ModelID: id, Fee: 5, Request: reqOf(t, rb)}}))
-	ch.ok(ch.tx(worker, ledger.Msg{PublishReceipt: &ledger.MsgPublishReceipt{EscrowID: ledger.EscrowID(addrOf(chall), 1), Receipt: rb}}))
+	ch.ok(ch.tx(chall, &ledger.MsgRegisterModel{ModelID: id, Name: "s", SpecVersion: 1}),
+		ch.tx(chall, &ledger.MsgOpenEscrow{Worker: addrOf(worker), ModelID: id, Fee: 5, Request: reqOf(t, rb)}))
+	ch.ok(ch.tx(worker, &ledger.MsgPublishReceipt{EscrowID: ledger.EscrowID(addrOf(chall), 1), Receipt: rb}))
 	hash := l.AppHash()
 	other := ledger.Hash{9}
-	_, err = ch.block(ch.tx(chall, ledger.Msg{OpenDispute: &ledger.MsgOpenDispute{ReceiptID: ledger.Hash(r.ID()), Commitment: other[:]}}))
+	_, err = ch.block(ch.tx(chall, &ledger.MsgOpenDispute{ReceiptID: ledger.Hash(r.ID()), Commitment: other[:]}))
 	if !errors.Is(err, ledger.ErrModelUnavailable) {
 		t.Fatalf("FinalizeBlock error %v, want ErrModelUnavailable", err)
 	}
@@ -444,12 +444,12 @@ func TestOpeningsWithoutModel(t *testing.T) {
 		t.Fatal(err)
 	}
 	ch := &dchain{t: t, l: l, nonces: map[ledger.Address]uint64{}}
-	ch.ok(ch.tx(req, ledger.Msg{RegisterModel: &ledger.MsgRegisterModel{ModelID: id, Name: "s", SpecVersion: 1}}),
-		ch.tx(req, ledger.Msg{OpenEscrow: &ledger.MsgOpenEscrow{Worker: addrOf(worker), ModelID: id, Fee: 5, Request: reqOf(t, rb)}}))
-	ch.ok(ch.tx(worker, ledger.Msg{PublishReceipt: &ledger.MsgPublishReceipt{EscrowID: ledger.EscrowID(addrOf(req), 1), Receipt: rb}}))
+	ch.ok(ch.tx(req, &ledger.MsgRegisterModel{ModelID: id, Name: "s", SpecVersion: 1}),
+		ch.tx(req, &ledger.MsgOpenEscrow{Worker: addrOf(worker), ModelID: id, Fee: 5, Request: reqOf(t, rb)}))
+	ch.ok(ch.tx(worker, &ledger.MsgPublishReceipt{EscrowID: ledger.EscrowID(addrOf(req), 1), Receipt: rb}))
 	ch.ok() // the audit is selected
 	hash := l.AppHash()
-	post := ch.tx(worker, ledger.Msg{PostOpenings: &ledger.MsgPostOpenings{ReceiptID: ledger.Hash(r.ID()), Openings: []byte("{}")}})
+	post := ch.tx(worker, &ledger.MsgPostOpenings{ReceiptID: ledger.Hash(r.ID()), Openings: []byte("{}")})
 	if res := ledger.NewChecker(l).Check(post); res.Code != ledger.Code(ledger.ErrCheck) {
 		t.Fatalf("CheckTx: code %d %s", res.Code, res.Log)
 	}
@@ -542,11 +542,11 @@ func TestDisputeWholeContextThroughLedger(t *testing.T) {
 		t.Fatal(err)
 	}
 	ch := &dchain{t: t, l: l, nonces: map[ledger.Address]uint64{}}
-	ch.ok(ch.tx(req, ledger.Msg{RegisterModel: &ledger.MsgRegisterModel{ModelID: id, Name: "stories260K", SpecVersion: 1}}),
-		ch.tx(req, ledger.Msg{OpenEscrow: &ledger.MsgOpenEscrow{Worker: addrOf(worker), ModelID: id, Fee: 50, Request: reqOf(t, rb)}}))
-	ch.ok(ch.tx(worker, ledger.Msg{PublishReceipt: &ledger.MsgPublishReceipt{EscrowID: ledger.EscrowID(addrOf(req), 1), Receipt: rb}}))
+	ch.ok(ch.tx(req, &ledger.MsgRegisterModel{ModelID: id, Name: "stories260K", SpecVersion: 1}),
+		ch.tx(req, &ledger.MsgOpenEscrow{Worker: addrOf(worker), ModelID: id, Fee: 50, Request: reqOf(t, rb)}))
+	ch.ok(ch.tx(worker, &ledger.MsgPublishReceipt{EscrowID: ledger.EscrowID(addrOf(req), 1), Receipt: rb}))
 	root := honest.Tree().Root()
-	opened := ch.ok(ch.tx(chall, ledger.Msg{OpenDispute: &ledger.MsgOpenDispute{ReceiptID: ledger.Hash(cp.ID()), Commitment: root[:]}}))
+	opened := ch.ok(ch.tx(chall, &ledger.MsgOpenDispute{ReceiptID: ledger.Hash(cp.ID()), Commitment: root[:]}))
 	var did ledger.Hash
 	for _, ev := range opened.TxResults[0].Events {
 		if d, err := ledger.DecodeDisputeOpened(ev); err == nil {
@@ -593,7 +593,7 @@ func TestDisputeWholeContextThroughLedger(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			txs = append(txs, ch.tx(players[side].key, ledger.Msg{DisputeMove: &ledger.MsgDisputeMove{DisputeID: did, Message: b}}))
+			txs = append(txs, ch.tx(players[side].key, &ledger.MsgDisputeMove{DisputeID: did, Message: b}))
 		}
 		if q.Kind == dispute.OpenLeaves {
 			parts++

@@ -89,9 +89,9 @@ func TestAuditThroughLedger(t *testing.T) {
 				}
 				return out.TxResults[0]
 			}
-			do(reqKey, ledger.Msg{RegisterModel: &ledger.MsgRegisterModel{ModelID: id, Name: "stories260K", SpecVersion: 1}})
-			do(reqKey, ledger.Msg{OpenEscrow: &ledger.MsgOpenEscrow{Worker: wa, ModelID: id, Fee: 50, Request: reqOf(t, rb)}})
-			do(worker, ledger.Msg{PublishReceipt: &ledger.MsgPublishReceipt{EscrowID: ledger.EscrowID(ra, 1), Receipt: rb}})
+			do(reqKey, &ledger.MsgRegisterModel{ModelID: id, Name: "stories260K", SpecVersion: 1})
+			do(reqKey, &ledger.MsgOpenEscrow{Worker: wa, ModelID: id, Fee: 50, Request: reqOf(t, rb)})
+			do(worker, &ledger.MsgPublishReceipt{EscrowID: ledger.EscrowID(ra, 1), Receipt: rb})
 			h++
 			if _, err := l.FinalizeBlock(ledger.BlockContext{Height: h, Time: int64(h), Hash: ledger.Hash{byte(h), 7}}, nil); err != nil {
 				t.Fatal(err)
@@ -110,7 +110,7 @@ func TestAuditThroughLedger(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			do(worker, ledger.Msg{PostOpenings: &ledger.MsgPostOpenings{ReceiptID: rid, Openings: op.Marshal()}})
+			do(worker, &ledger.MsgPostOpenings{ReceiptID: rid, Openings: op.Marshal()})
 			b, _ = l.Query("audit/"+rid.String(), nil)
 			json.Unmarshal(b, &a)
 			want := ledger.AuditPassed
