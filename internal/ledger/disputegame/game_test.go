@@ -164,33 +164,7 @@ func TestLedgerDispute(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			p := ledger.DefaultParams()
 			p.AuditRateBps, p.ChallengeWindow = 0, 200
-			l := ledger.New(ledger.NewMemStore(), ledger.Hooks{Receipts: receipts{}, Disputes: Game{Setup: setup, Timeout: p.MoveWindow}})
-			g := ledger.Genesis{ChainID: "dg", Params: p}
-			for _, n := range []string{"req", "worker", "verifier"} {
-				g.Accounts = append(g.Accounts, ledger.GenesisAccount{Address: addr(n), Balance: 1_000_000, Bonded: 10_000})
-			}
-			if err := l.InitGenesis(g); err != nil {
-				t.Fatal(err)
-			}
-			ch := &chain{t: t, l: l, nonces: map[string]uint64{}}
-			ch.ok("req", &ledger.MsgRegisterModel{ModelID: ledger.Hash{1}, Name: "toy", SpecVersion: 1})
-			ch.ok("req", &ledger.MsgOpenEscrow{Worker: addr("worker"), ModelID: ledger.Hash{1}, Fee: 100, Request: ledger.Hash{2}})
-			wt, vt := trace(c.workerLie), trace(c.challLie)
-			wtree, vtree := merkle.NewTreeFromData(wt), merkle.NewTreeFromData(vt)
-			rcpt := toyReceipt(addr("worker"), wtree.Root())
-			ch.ok("worker", &ledger.MsgPublishReceipt{EscrowID: ledger.EscrowID(addr("req"), 1), Receipt: rcpt})
-			rid := ledger.Hash(sha256.Sum256(rcpt))
-			res := ch.ok("verifier", &ledger.MsgOpenDispute{ReceiptID: rid, Commitment: []byte(ledger.Hash(vtree.Root()).String())})
-			var did ledger.Hash
-			for _, e := range res.Events {
-				if d, err := ledger.DecodeDisputeOpened(e); err == nil {
-					did = d.DisputeID
-				}
-			}
-			players := map[string]*dispute.Responder{
-				"worker":   {Party: dispute.A, Tree: wtree, Value: func(i int) ([]byte, error) { return wt[i], nil }},
-				"verifier": {Party: dispute.B, Tree: vtree, Value: func(i int) ([]byte, error) { return vt[i], nil }},
-			}
+			ch, rid, did, players := openToyDispute(t, p, setup, trace(c.workerLie), trace(c.challLie))
 			// Each round, read the outstanding query from the stored
 			// transcript by replaying it, and answer as each party.
 			game := Game{Setup: setup, Timeout: p.MoveWindow}
@@ -388,33 +362,7 @@ func TestLedgerDisputeInParts(t *testing.T) {
 			p := ledger.DefaultParams()
 			p.AuditRateBps, p.ChallengeWindow = 0, 400
 			game := Game{Setup: chainSetup, Timeout: p.MoveWindow}
-			l := ledger.New(ledger.NewMemStore(), ledger.Hooks{Receipts: receipts{}, Disputes: game})
-			g := ledger.Genesis{ChainID: "dg", Params: p}
-			for _, n := range []string{"req", "worker", "verifier"} {
-				g.Accounts = append(g.Accounts, ledger.GenesisAccount{Address: addr(n), Balance: 1_000_000, Bonded: 10_000})
-			}
-			if err := l.InitGenesis(g); err != nil {
-				t.Fatal(err)
-			}
-			ch := &chain{t: t, l: l, nonces: map[string]uint64{}}
-			ch.ok("req", &ledger.MsgRegisterModel{ModelID: ledger.Hash{1}, Name: "toy", SpecVersion: 1})
-			ch.ok("req", &ledger.MsgOpenEscrow{Worker: addr("worker"), ModelID: ledger.Hash{1}, Fee: 100, Request: ledger.Hash{2}})
-			wt, vt := chainTrace(c.workerLie), chainTrace(c.challLie)
-			wtree, vtree := merkle.NewTreeFromData(wt), merkle.NewTreeFromData(vt)
-			rcpt := toyReceipt(addr("worker"), wtree.Root())
-			ch.ok("worker", &ledger.MsgPublishReceipt{EscrowID: ledger.EscrowID(addr("req"), 1), Receipt: rcpt})
-			rid := ledger.Hash(sha256.Sum256(rcpt))
-			res := ch.ok("verifier", &ledger.MsgOpenDispute{ReceiptID: rid, Commitment: []byte(ledger.Hash(vtree.Root()).String())})
-			var did ledger.Hash
-			for _, e := range res.Events {
-				if d, err := ledger.DecodeDisputeOpened(e); err == nil {
-					did = d.DisputeID
-				}
-			}
-			players := map[string]*dispute.Responder{
-				"worker":   {Party: dispute.A, Tree: wtree, Value: func(i int) ([]byte, error) { return wt[i], nil }},
-				"verifier": {Party: dispute.B, Tree: vtree, Value: func(i int) ([]byte, error) { return vt[i], nil }},
-			}
+			ch, _, did, players := openToyDispute(t, p, chainSetup, chainTrace(c.workerLie), chainTrace(c.challLie))
 			parts, refused := 0, 0
 			var d ledger.Dispute
 			for round := 0; round < 60; round++ {
@@ -511,4 +459,39 @@ func FuzzAnswers(f *testing.F) {
 			}
 		}
 	})
+}
+
+// openToyDispute starts a ledger whose disputes play the Game of setup,
+// has the worker publish a toy receipt committing to its trace wt and the
+// verifier dispute it with the trace vt, and returns the chain, the
+// receipt and dispute ids and each party's responder.
+func openToyDispute(t *testing.T, p ledger.Params, setup Setup, wt, vt [][]byte) (*chain, ledger.Hash, ledger.Hash, map[string]*dispute.Responder) {
+	t.Helper()
+	l := ledger.New(ledger.NewMemStore(), ledger.Hooks{Receipts: receipts{}, Disputes: Game{Setup: setup, Timeout: p.MoveWindow}})
+	g := ledger.Genesis{ChainID: "dg", Params: p}
+	for _, n := range []string{"req", "worker", "verifier"} {
+		g.Accounts = append(g.Accounts, ledger.GenesisAccount{Address: addr(n), Balance: 1_000_000, Bonded: 10_000})
+	}
+	if err := l.InitGenesis(g); err != nil {
+		t.Fatal(err)
+	}
+	ch := &chain{t: t, l: l, nonces: map[string]uint64{}}
+	ch.ok("req", &ledger.MsgRegisterModel{ModelID: ledger.Hash{1}, Name: "toy", SpecVersion: 1})
+	ch.ok("req", &ledger.MsgOpenEscrow{Worker: addr("worker"), ModelID: ledger.Hash{1}, Fee: 100, Request: ledger.Hash{2}})
+	wtree, vtree := merkle.NewTreeFromData(wt), merkle.NewTreeFromData(vt)
+	rcpt := toyReceipt(addr("worker"), wtree.Root())
+	ch.ok("worker", &ledger.MsgPublishReceipt{EscrowID: ledger.EscrowID(addr("req"), 1), Receipt: rcpt})
+	rid := ledger.Hash(sha256.Sum256(rcpt))
+	res := ch.ok("verifier", &ledger.MsgOpenDispute{ReceiptID: rid, Commitment: []byte(ledger.Hash(vtree.Root()).String())})
+	var did ledger.Hash
+	for _, e := range res.Events {
+		if d, err := ledger.DecodeDisputeOpened(e); err == nil {
+			did = d.DisputeID
+		}
+	}
+	players := map[string]*dispute.Responder{
+		"worker":   {Party: dispute.A, Tree: wtree, Value: func(i int) ([]byte, error) { return wt[i], nil }},
+		"verifier": {Party: dispute.B, Tree: vtree, Value: func(i int) ([]byte, error) { return vt[i], nil }},
+	}
+	return ch, rid, did, players
 }
