@@ -1,0 +1,81 @@
+// Package multigw is the gateway in front of many workers (`verdict
+// gateway --node RPC`): it discovers from the ledger the workers serving
+// each model, routes every request to one of them by its score, pays the
+// chosen worker from the caller's own ledger account with an x402 "upto"
+// escrow, and fails over to the next worker when one dies before
+// answering.
+//
+// Discovery (Discovery.Discover, every Refresh): agents 1 to the ledger's
+// next agent id (at most MaxAgents) whose metadata "verdict.role" is
+// "worker" and which advertise, in their metadata, the model they serve
+// ("verdict.model": the model id in hex) and their price per token
+// ("verdict.price": decimal); `verdict worker` sets all three. For each, the
+// gateway reads its bonded stake and record (stake/ADDR: final receipts,
+// times slashed, jailed until) and fetches the ERC-8004 registration file at
+// the agentURI it registered (ParseRegistration: at most
+// MaxRegistrationBytes, http or https only, the file naming this agent id
+// in the chain's identity registry, an "OpenAI" service whose endpoint is
+// an absolute http(s) URL, no HTML in the name). A worker whose file is
+// missing, malformed, hostile or unreachable is skipped with a log line
+// (once per change of reason). The pool is then ranked as gateway.Rank
+// does: jailed workers and workers under the chain's minimum stake are
+// left out, the rest scored by gateway.Candidate.Score (stake x record /
+// price).
+//
+// Routing (Router): smooth weighted round-robin over the eligible workers
+// of the requested model, each weighted by its score: for each request
+// every eligible worker's counter grows by its score, the worker with the
+// largest counter (ties: the better ranked) is chosen and its counter
+// falls by the sum of the scores. Over any run of requests in which the
+// scores stay the same, each worker's count differs from its share
+// (requests x score / sum of scores) by less than the number of
+// workers; it is deterministic and needs no random numbers. A worker
+// leaving the eligible set loses its counter. When the chosen worker fails
+// before the first byte of its answer (connection refused or reset, a
+// timeout before the response headers, a 5xx), the request goes to the
+// other eligible workers, best ranked first, and the failed worker is
+// marked down for DownFor (default 15 s): it is skipped until then and
+// retried after.
+//
+// Payment: the gateway holds callers' API keys, each mapped to the key
+// file of the ledger account that pays (as `verdict worker --accounts`).
+// For a request it asks the chosen worker for a quote (the request without
+// credentials: 402 with PAYMENT-REQUIRED), checks that the quote's payTo is
+// the worker's address on the ledger, its price the price the worker
+// advertises there, its chain this chain and its model the requested one,
+// signs with the caller's key an openEscrow transaction under the "upto"
+// scheme (fee: the quoted maximum, pricePerToken: the price, request: the
+// quote's request hash) and sends the request again with it in
+// PAYMENT-SIGNATURE. The worker submits the escrow, generates and
+// publishes its receipt against it; the ledger charges the tokens the
+// receipt holds and returns the rest to the caller. The gateway never
+// holds a worker's key and a worker cannot charge without the caller's
+// signature on an escrow bound to that one request; each escrow pays for
+// one receipt only (the ledger's rule), so a request retried on another
+// worker after a failure is a new escrow for a new request hash, and an
+// escrow nobody published a receipt for returns to the caller at its
+// deadline (the chain's escrowTimeout). One caller's requests are paid one
+// at a time (from signing the escrow to the worker's response headers): the
+// ledger takes an account's transactions in nonce order.
+//
+// Callers without an API key pay with x402 themselves: a request without
+// Authorization and without PAYMENT-SIGNATURE goes, unchanged, to the
+// worker the router picks, whose 402 quote names that worker (payTo); the
+// same request sent again with PAYMENT-SIGNATURE goes to the worker whose
+// address is the payload's accepted.payTo (no failover: the payment is
+// bound to that worker). With NoAuth the gateway forwards every request
+// without payment, for workers run with --no-auth.
+//
+// A worker that dies after its response started: a non-streamed answer is
+// read whole before anything is sent, so the caller gets a 502
+// (worker_failed); a stream ends with a final `data: {"error":...}` event
+// and no [DONE]. Nothing is spliced from another worker, and the caller
+// pays at most once: for the receipt the worker published (a partial
+// receipt when it cut the generation short), or nothing when its escrow
+// returns at its deadline.
+//
+// Every completion served names its worker: the response's "verdict"
+// object gains "agent_id" and "worker" (its address), in the last chunks
+// of a stream as for the receipt id, and the response carries the headers
+// X-Verdict-Agent-Id and X-Verdict-Worker.
+package multigw
