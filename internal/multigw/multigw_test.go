@@ -47,7 +47,9 @@ func TestParseRegistration(t *testing.T) {
 		{name: "query", want: "without credentials", mod: func(r *gateway.AgentRegistration) { r.Services[0].Endpoint = "http://host/v1?x=1" }},
 		{name: "no OpenAI service", want: "no \"OpenAI\" service", mod: func(r *gateway.AgentRegistration) { r.Services = r.Services[1:] }},
 		{name: "another agent's file", want: "do not name agent 7", mod: func(r *gateway.AgentRegistration) { r.Registrations[0].AgentID = 8 }},
-		{name: "another chain", want: "do not name agent 7", mod: func(r *gateway.AgentRegistration) { r.Registrations[0].AgentRegistry = gateway.AgentRegistryID("other") }},
+		{name: "another chain", want: "do not name agent 7", mod: func(r *gateway.AgentRegistration) {
+			r.Registrations[0].AgentRegistry = gateway.AgentRegistryID("other")
+		}},
 		{name: "huge body", want: "at most", raw: bytes.Repeat([]byte(" "), MaxRegistrationBytes+1)},
 		{name: "not JSON", want: "not JSON", raw: []byte("<html>hello</html>")},
 	} {
