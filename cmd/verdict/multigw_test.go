@@ -3,16 +3,23 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"log"
 	"log/slog"
 	"math"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -245,7 +252,7 @@ func TestGatewayNodeManyWorkers(t *testing.T) {
 		agent        uint64
 		addr, base   string
 	}
-	startWorker := func(w *wk) {
+	startWorker := func(w *wk, more ...string) {
 		key(w.name, 100_000)
 		args := []string{"worker", "--home", filepath.Join(dir, w.name), "--node", d.RPC, "--model", modelPath, "--name", synth.BuiltinName,
 			"--key", filepath.Join(kdir, w.name+".json"), "--addr", "127.0.0.1:0", "--accounts", filepath.Join(kdir, "none.json"), "--x402",
@@ -253,6 +260,7 @@ func TestGatewayNodeManyWorkers(t *testing.T) {
 		if w.cheat {
 			args = append(args, "--cheat-for-tests")
 		}
+		args = append(args, more...)
 		w.proc = startProc(t, args...)
 		var l string
 		w.base, l = w.proc.url(t)
@@ -261,7 +269,14 @@ func TestGatewayNodeManyWorkers(t *testing.T) {
 		}
 	}
 	ws := []*wk{{name: "a", stake: 4000, price: 1}, {name: "b", stake: 2000, price: 1}, {name: "c", stake: 3000, price: 2}}
+	// Worker c is reached through a proxy that can cut its streams.
+	proxy := newCutProxy(t)
 	for _, w := range ws {
+		if w.name == "c" {
+			startWorker(w, "--public-url", proxy.srv.URL)
+			proxy.setUpstream(t, w.base)
+			continue
+		}
 		startWorker(w)
 	}
 	gwp := startProc(t, "gateway", "--node", d.RPC, "--addr", "127.0.0.1:0", "--accounts", filepath.Join(kdir, "accounts.json"), "--refresh", "500ms", "--down-for", "60s")
@@ -343,6 +358,87 @@ func TestGatewayNodeManyWorkers(t *testing.T) {
 			t.Errorf("the dead worker is not marked down: %+v", pool.Data)
 		}
 	}
+	// Worker c dies mid-stream (its proxy cuts the connection after the
+	// first event): the caller gets an error event and no [DONE], and pays
+	// at most what the receipt c published for that escrow costs
+	// (nothing if none: the escrow returns at its deadline).
+	proxy.cut.Store(true)
+	var cuts []ledger.Hash
+	for i := n + 15; len(cuts) < 2 && i < n+40; i++ {
+		body := fmt.Sprintf(`{"model":"verdict-tiny","prompt":"Cut %d","max_tokens":40,"temperature":0,"stream":true,"stream_options":{"include_usage":true}}`, i)
+		req, _ := http.NewRequest(http.MethodPost, gw+"/v1/completions", strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer sk-one")
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if res.Header.Get(multigw.HeaderAgentID) != strconv.FormatUint(ws[2].agent, 10) {
+			if res.StatusCode != 200 || !strings.Contains(string(b), "data: [DONE]") {
+				t.Fatalf("request %d: status %d: %s", i, res.StatusCode, b)
+			}
+			// Served whole by worker a: priced as any answer.
+			if res.Header.Get(multigw.HeaderAgentID) != strconv.FormatUint(ws[0].agent, 10) {
+				t.Fatalf("request %d served by agent %s", i, res.Header.Get(multigw.HeaderAgentID))
+			}
+			var receipt string
+			var tokens uint64
+			for _, l := range strings.Split(string(b), "\n") {
+				d, ok := strings.CutPrefix(l, "data: {")
+				if !ok {
+					continue
+				}
+				var ev struct {
+					Verdict *struct {
+						ReceiptID string `json:"receipt_id"`
+					}
+					Usage *struct {
+						TotalTokens uint64 `json:"total_tokens"`
+					}
+				}
+				json.Unmarshal([]byte("{"+d), &ev)
+				if ev.Verdict != nil {
+					receipt = ev.Verdict.ReceiptID
+				}
+				if ev.Usage != nil {
+					tokens = ev.Usage.TotalTokens
+				}
+			}
+			if receipt == "" || tokens == 0 {
+				t.Fatalf("request %d: no receipt or usage: %s", i, b)
+			}
+			receipts = append(receipts, receipt)
+			spent += tokens * ws[0].price
+			continue
+		}
+		if strings.Contains(string(b), "data: [DONE]") || !strings.Contains(string(b), `"code":"worker_failed"`) {
+			t.Fatalf("request %d cut mid-stream: %s", i, b)
+		}
+		var pr struct {
+			Extra struct {
+				EscrowID string `json:"escrowId"`
+			}
+		}
+		if err := decodeHeaderJSON(res.Header.Get("PAYMENT-RESPONSE"), &pr); err != nil {
+			t.Fatalf("request %d: PAYMENT-RESPONSE: %v", i, err)
+		}
+		id, err := ledger.ParseHash(pr.Extra.EscrowID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cuts = append(cuts, id)
+	}
+	proxy.cut.Store(false)
+	if len(cuts) == 0 {
+		t.Fatal("no stream went to worker c")
+	}
+	for _, id := range cuts {
+		cost, published := settledEscrow(t, d.Client, id)
+		t.Logf("escrow %s of a stream cut mid-way: receipt published %v, cost %d", id, published, cost)
+		spent += cost
+	}
 	waitPublished(t, d.Client, receipts)
 	after, err := d.Client.Account(ctx, payerAddr)
 	if err != nil {
@@ -350,7 +446,7 @@ func TestGatewayNodeManyWorkers(t *testing.T) {
 	}
 	escrows := after.Nonce - before.Nonce
 	t.Logf("payer: %d requests, %d escrows, balance %d -> %d (tokens paid %d)", len(receipts), escrows, before.Balance, after.Balance, spent)
-	if escrows != uint64(len(receipts)) || after.Balance != before.Balance-escrows-spent {
+	if escrows != uint64(len(receipts)+len(cuts)) || after.Balance != before.Balance-escrows-spent {
 		t.Errorf("payer balance %d -> %d over %d escrows for %d answers costing %d: want %d", before.Balance, after.Balance, escrows, len(receipts), spent, before.Balance-escrows-spent)
 	}
 
@@ -415,6 +511,84 @@ func TestGatewayNodeManyWorkers(t *testing.T) {
 		if res.StatusCode != 200 || !strings.HasPrefix(res.Header.Get("Content-Type"), "text/html") {
 			t.Errorf("%s: status %d %s", u, res.StatusCode, res.Header.Get("Content-Type"))
 		}
+	}
+}
+
+// cutProxy forwards to a worker and, while cut is set, breaks every
+// stream after its first read.
+type cutProxy struct {
+	srv      *httptest.Server
+	upstream atomic.Pointer[url.URL]
+	cut      atomic.Bool
+}
+
+func newCutProxy(t *testing.T) *cutProxy {
+	p := &cutProxy{}
+	rp := &httputil.ReverseProxy{
+		Rewrite:       func(pr *httputil.ProxyRequest) { pr.SetURL(p.upstream.Load()) },
+		FlushInterval: -1,
+		ErrorLog:      log.New(io.Discard, "", 0),
+		ModifyResponse: func(res *http.Response) error {
+			if p.cut.Load() && strings.HasPrefix(res.Header.Get("Content-Type"), "text/event-stream") {
+				res.Body = &cutBody{ReadCloser: res.Body}
+			}
+			return nil
+		},
+	}
+	p.srv = httptest.NewServer(rp)
+	t.Cleanup(p.srv.Close)
+	return p
+}
+
+func (p *cutProxy) setUpstream(t *testing.T, base string) {
+	u, err := url.Parse(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.upstream.Store(u)
+}
+
+// cutBody passes its first read, then fails (and hangs up on the worker).
+type cutBody struct {
+	io.ReadCloser
+	n int
+}
+
+func (b *cutBody) Read(p []byte) (int, error) {
+	if b.n > 0 {
+		b.ReadCloser.Close()
+		return 0, errors.New("cut")
+	}
+	b.n++
+	return b.ReadCloser.Read(p)
+}
+
+func decodeHeaderJSON(h string, v any) error {
+	b, err := base64.StdEncoding.DecodeString(h)
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal(b, v)
+}
+
+// settledEscrow waits until escrow id has a receipt published against it
+// (its cost: the escrow's fee once published) or is refunded at its
+// deadline (cost 0).
+func settledEscrow(t *testing.T, c *client.Client, id ledger.Hash) (uint64, bool) {
+	t.Helper()
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		esc, found, err := c.Escrow(context.Background(), id)
+		if err == nil && found && !esc.ReceiptID.IsZero() {
+			return esc.Fee, true
+		}
+		if err == nil && !found {
+			return 0, false
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("escrow %s neither used nor refunded: %+v %v", id, esc, err)
+		}
+		time.Sleep(300 * time.Millisecond)
 	}
 }
 
