@@ -97,6 +97,7 @@ func cmdGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	refresh := fs.Duration("refresh", 2*time.Second, "with --node: time between discoveries of the workers")
 	downFor := fs.Duration("down-for", 15*time.Second, "with --node: how long a worker that failed is skipped")
 	maxFee := fs.Uint64("max-fee", 0, "with --node: refuse worker quotes above this fee (0: no limit)")
+	headerTimeout := fs.Duration("header-timeout", 5*time.Minute, "with --node: how long a paid worker may take to start its answer (a non-streamed answer starts when it is complete) before the request goes to the next worker")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -113,7 +114,7 @@ func cmdGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			return errors.New("gateway: --node serves the ledger's workers: --model and --api-keys belong to a gateway with a local model (use --accounts)")
 		}
 		return multiGateway{node: *nodeAddr, addr: *addr, accounts: *accounts, noAuth: *noAuth, refresh: *refresh, downFor: *downFor,
-			maxFee: *maxFee, maxBody: *maxBody, log: log}.run(ctx, stdout)
+			maxFee: *maxFee, maxBody: *maxBody, headerTimeout: *headerTimeout, log: log}.run(ctx, stdout)
 	}
 	if *accounts != "" {
 		return errors.New("gateway: --accounts needs --node (a gateway with a local model takes --api-keys-file)")

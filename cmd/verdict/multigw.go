@@ -21,6 +21,7 @@ type multiGateway struct {
 	node, addr, accounts string
 	noAuth               bool
 	refresh, downFor     time.Duration
+	headerTimeout        time.Duration
 	maxFee               uint64
 	maxBody              int64
 	log                  *slog.Logger
@@ -34,7 +35,8 @@ func (g multiGateway) run(ctx context.Context, stdout io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("gateway: %w", err)
 	}
-	o := multigw.Options{Ledger: c, NoAuth: g.noAuth, Refresh: g.refresh, DownFor: g.downFor, MaxFee: g.maxFee, MaxBodyBytes: g.maxBody, Logger: g.log}
+	o := multigw.Options{Ledger: c, NoAuth: g.noAuth, Refresh: g.refresh, DownFor: g.downFor, MaxFee: g.maxFee, MaxBodyBytes: g.maxBody,
+		HeaderTimeout: g.headerTimeout, Logger: g.log}
 	if g.accounts != "" {
 		if o.Accounts, err = readAccounts(g.accounts); err != nil {
 			return fmt.Errorf("gateway: --accounts: %w", err)

@@ -76,6 +76,21 @@
 // receipt when it cut the generation short), or nothing when its escrow
 // returns at its deadline.
 //
+// Limits. A worker that is alive but slower than HeaderTimeout to start its
+// answer is abandoned and the request goes on: the worker sees the hang-up
+// and may still publish a receipt for the tokens it generated until then,
+// which the caller pays too (a partial receipt, against its own escrow).
+// A worker that dies after the caller's escrow was broadcast but before it
+// was in a block can leave that transaction pending: the next worker's
+// escrow, signed with the same ledger nonce, may then be refused (402) and
+// the request go on to the next one. The quote's amount is the worker's
+// (price x the prompt and max_tokens): an escrow above what the answer
+// costs is returned when the receipt is published, but a worker that
+// publishes nothing holds it until the escrow's deadline; MaxFee bounds
+// it. Registration files are fetched again at every refresh, from wherever
+// their agentURI points (an operator behind a firewall should run the
+// gateway where a hostile agentURI reaches nothing private).
+//
 // Every completion served names its worker: the response's "verdict"
 // object gains "agent_id" and "worker" (its address), in the last chunks
 // of a stream as for the receipt id, and the response carries the headers
