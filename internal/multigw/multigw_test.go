@@ -377,3 +377,22 @@ func TestServerRefusals(t *testing.T) {
 		t.Fatalf("status %d, quote %+v, %v", res.StatusCode, pr, err)
 	}
 }
+
+// TestServerMaxFee: quotes above MaxFee are not paid; the workers are
+// not marked down for it.
+func TestServerMaxFee(t *testing.T) {
+	e := newTestEnv(t)
+	e.srv.o.MaxFee = 99 // the fake workers quote 100
+	res, b := e.post(t, `{"model":"tiny","prompt":"hi"}`)
+	if res.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(b), "max-fee 99") {
+		t.Fatalf("status %d: %s", res.StatusCode, b)
+	}
+	if n := e.l.nonces[e.payAddr]; n != 0 {
+		t.Fatalf("%d escrows signed", n)
+	}
+	for _, w := range e.ws {
+		if e.srv.router.IsDown(w.addr) || w.served.Load() != 0 {
+			t.Fatalf("worker %d down or served", w.id)
+		}
+	}
+}

@@ -28,13 +28,17 @@ const (
 )
 
 // errDown is a worker that failed before answering: the request may go
-// to another worker.
-type errDown struct{ err error }
+// to another worker. skip: the worker is not marked down (it is busy, or
+// its quote is above MaxFee).
+type errDown struct {
+	err  error
+	skip bool
+}
 
 func (e *errDown) Error() string { return e.err.Error() }
 func (e *errDown) Unwrap() error { return e.err }
 
-func down(format string, a ...any) error { return &errDown{fmt.Errorf(format, a...)} }
+func down(format string, a ...any) error { return &errDown{err: fmt.Errorf(format, a...)} }
 
 // post sends body to the worker's path (under its /v1 endpoint) with
 // header hdr. A failure to reach the worker, or a 5xx, is errDown.
@@ -84,7 +88,7 @@ func (s *Server) quote(ctx context.Context, w Worker, path string, body []byte) 
 		if res.StatusCode == http.StatusTooManyRequests || res.StatusCode == http.StatusUnauthorized {
 			// Busy, or not taking x402: another worker may serve.
 			res.Body.Close()
-			return nil, nil, &errDown{fmt.Errorf("worker %d: status %d to a quote", w.AgentID, res.StatusCode)}
+			return nil, nil, &errDown{err: fmt.Errorf("worker %d: status %d to a quote", w.AgentID, res.StatusCode), skip: res.StatusCode == http.StatusTooManyRequests}
 		}
 		return nil, res, nil
 	}
@@ -133,7 +137,7 @@ func (s *Server) payment(ctx context.Context, payer *keys.Key, a *gateway.Paymen
 		return "", nil, down("malformed quote: %v", err)
 	}
 	if s.o.MaxFee > 0 && amount > s.o.MaxFee {
-		return "", nil, fmt.Errorf("%w: the worker quotes %d, more than the gateway's --max-fee %d", errTooDear, amount, s.o.MaxFee)
+		return "", nil, &errDown{err: fmt.Errorf("worker quotes %d, more than the gateway's --max-fee %d", amount, s.o.MaxFee), skip: true}
 	}
 	tx, err := s.o.Ledger.Sign(ctx, payer.Private, &ledger.MsgOpenEscrow{Worker: payTo, ModelID: model, Fee: amount, Request: reqHash, PricePerToken: price}, 1, -1)
 	if err != nil {
@@ -147,8 +151,6 @@ func (s *Server) payment(ctx context.Context, payer *keys.Key, a *gateway.Paymen
 	}
 	return base64.StdEncoding.EncodeToString(b), tx, nil
 }
-
-var errTooDear = errors.New("quote over the limit")
 
 func decodeB64JSON(h string, v any) error {
 	if h == "" {

@@ -318,25 +318,23 @@ func (s *Server) complete(w http.ResponseWriter, r *http.Request, path string) {
 		if err != nil {
 			var d *errDown
 			if errors.As(err, &d) {
-				s.log.Warn("worker failed, trying the next", "agent", wk.AgentID, "err", err)
-				s.router.MarkDown(wk.Address)
+				if !d.skip {
+					s.log.Warn("worker failed, trying the next", "agent", wk.AgentID, "err", err)
+					s.router.MarkDown(wk.Address)
+				}
 				last = err
 				continue
 			}
 			if r.Context().Err() != nil {
 				return
 			}
-			status, code := http.StatusInternalServerError, "internal_error"
-			if errors.Is(err, errTooDear) {
-				status, code = http.StatusPaymentRequired, "quote_too_high"
-			}
-			writeError(w, status, "server_error", code, err.Error())
+			writeError(w, http.StatusInternalServerError, "server_error", "internal_error", err.Error())
 			return
 		}
 		s.finish(w, res, wk)
 		return
 	}
-	writeError(w, http.StatusServiceUnavailable, "server_error", "no_worker_available", fmt.Sprintf("every worker serving %q failed: %v", trunc(model, 80), last))
+	writeError(w, http.StatusServiceUnavailable, "server_error", "no_worker_available", fmt.Sprintf("no worker serving %q took the request; the last: %v", trunc(model, 80), last))
 }
 
 // finish relays a worker's answer and remembers the receipt.
@@ -429,7 +427,9 @@ func (s *Server) passX402(w http.ResponseWriter, r *http.Request, path string, b
 			if err != nil {
 				var d *errDown
 				if errors.As(err, &d) {
-					s.router.MarkDown(wk.Address)
+					if !d.skip {
+						s.router.MarkDown(wk.Address)
+					}
 					last = err
 					continue
 				}
