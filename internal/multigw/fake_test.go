@@ -118,6 +118,8 @@ type fakeWorker struct {
 	served atomic.Int64
 	// cut, when set, makes the worker die mid-answer after n bytes.
 	cut atomic.Bool
+	// free: the worker serves without payment (--no-auth).
+	free bool
 }
 
 func (l *fakeLedger) addWorker(t *testing.T, name string, stake, price uint64) *fakeWorker {
@@ -155,6 +157,15 @@ func (w *fakeWorker) serve(rw http.ResponseWriter, r *http.Request) {
 		w.t.Errorf("worker got model %q, want the id", req.Model)
 	}
 	sig := r.Header.Get(gateway.HeaderPaymentSignature)
+	if w.free {
+		if sig != "" || r.Header.Get("Authorization") != "" {
+			w.t.Errorf("a free worker got credentials")
+		}
+		w.served.Add(1)
+		rw.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(rw, `{"choices":[{"text":"free"}],"verdict":{"receipt_id":"%064x"}}`, w.served.Load())
+		return
+	}
 	if sig == "" {
 		q := gateway.PaymentRequirements{Scheme: gateway.SchemeUpto, Network: gateway.CAIP2Network(testChain), Asset: gateway.X402Asset, Amount: "100",
 			PayTo: w.addr.String(), Extra: gateway.X402QuoteExtra{RequestHash: ledger.Hash{9}.String(), Nonce: "AA==", ModelID: w.l.model.String(), ChainID: testChain,

@@ -396,3 +396,36 @@ func TestServerMaxFee(t *testing.T) {
 		}
 	}
 }
+
+// TestServerNoAuth: a free gateway forwards to free workers without
+// payment and without credentials.
+func TestServerNoAuth(t *testing.T) {
+	l := newFakeLedger()
+	ws := []*fakeWorker{l.addWorker(t, "w1", 300, 1), l.addWorker(t, "w2", 100, 1)}
+	for _, w := range ws {
+		w.free = true
+	}
+	srv, err := New(context.Background(), Options{Ledger: l, NoAuth: true, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gw := httptest.NewServer(srv)
+	defer gw.Close()
+	for i := 0; i < 8; i++ {
+		res, err := http.Post(gw.URL+"/v1/completions", "application/json", strings.NewReader(`{"model":"tiny","prompt":"hi"}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if res.StatusCode != 200 || !strings.Contains(string(b), `"agent_id":`) {
+			t.Fatalf("status %d: %s", res.StatusCode, b)
+		}
+	}
+	if ws[0].served.Load() != 6 || ws[1].served.Load() != 2 {
+		t.Fatalf("served %d and %d of 8, want 6 and 2", ws[0].served.Load(), ws[1].served.Load())
+	}
+	if _, err := New(context.Background(), Options{Ledger: l}); err == nil {
+		t.Fatal("a gateway without accounts and without NoAuth started")
+	}
+}
