@@ -42,7 +42,10 @@ func (g multiGateway) run(ctx context.Context, stdout io.Writer) error {
 			return fmt.Errorf("gateway: --accounts: %w", err)
 		}
 	}
-	ex, err := explorer.Start(ctx, g.node, 1, explorer.Options{Logger: g.log.With("service", "explorer")})
+	// The explorer's index and the refresh loop stop when run returns.
+	rctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	ex, err := explorer.Start(rctx, g.node, 1, explorer.Options{Logger: g.log.With("service", "explorer")})
 	if err != nil {
 		return fmt.Errorf("gateway: %w", err)
 	}
@@ -62,8 +65,6 @@ func (g multiGateway) run(ctx context.Context, stdout io.Writer) error {
 	for _, w := range ws {
 		g.log.Info("worker", "agent", w.AgentID, "address", w.Address, "endpoint", w.Endpoint, "model", w.ModelName, "price", w.Price, "stake", w.Stake, "jailed", w.Jailed)
 	}
-	rctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	go srv.Run(rctx)
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()

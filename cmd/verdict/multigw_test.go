@@ -328,6 +328,35 @@ func TestGatewayNodeManyWorkers(t *testing.T) {
 	// 2. Worker b dies (once its receipts are on the ledger: the balance
 	// check needs them published); the others take its traffic at once.
 	waitPublished(t, d.Client, receipts)
+	// Receipts and models through the gateway.
+	var rc struct {
+		ID      string          `json:"id"`
+		Status  string          `json:"status"`
+		Receipt json.RawMessage `json:"receipt"`
+	}
+	getJSON(t, gw+"/v1/receipts/"+receipts[0], &rc)
+	if rc.ID != receipts[0] || rc.Status != ledger.ShownPublished || len(rc.Receipt) < 100 {
+		t.Errorf("receipt through the gateway: %+v", rc)
+	}
+	req, _ := http.NewRequest(http.MethodGet, gw+"/v1/models", nil)
+	req.Header.Set("Authorization", "Bearer sk-one")
+	if res, err := http.DefaultClient.Do(req); err != nil {
+		t.Fatal(err)
+	} else {
+		var models struct {
+			Data []struct {
+				ID      string
+				Verdict struct {
+					Workers int
+				}
+			}
+		}
+		json.NewDecoder(res.Body).Decode(&models)
+		res.Body.Close()
+		if len(models.Data) != 1 || models.Data[0].ID != synth.BuiltinName || models.Data[0].Verdict.Workers != 3 {
+			t.Errorf("models: %+v", models)
+		}
+	}
 	ws[1].proc.stop(t)
 	killed := time.Now()
 	var firstOK time.Duration

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/verdictnet/verdict/internal/gateway"
 	"github.com/verdictnet/verdict/internal/keys"
@@ -427,5 +428,74 @@ func TestServerNoAuth(t *testing.T) {
 	}
 	if _, err := New(context.Background(), Options{Ledger: l}); err == nil {
 		t.Fatal("a gateway without accounts and without NoAuth started")
+	}
+}
+
+// TestRouterDownThenRetried: a worker marked down is skipped (tried last)
+// until DownFor has passed, then is back in the round.
+func TestRouterDownThenRetried(t *testing.T) {
+	now := time.Unix(1000, 0)
+	r := &Router{DownFor: 10 * time.Second, Now: func() time.Time { return now }}
+	ranked := rank([]Worker{{Address: ledger.Address{1}, Stake: 100, Price: 1}, {Address: ledger.Address{2}, Stake: 100, Price: 1}}, 0)
+	r.MarkDown(ledger.Address{1})
+	for i := 0; i < 4; i++ {
+		o := r.Order(ledger.Hash{}, ranked)
+		if o[0].Address != (ledger.Address{2}) || len(o) != 2 || o[1].Address != (ledger.Address{1}) {
+			t.Fatalf("order %v while worker 1 is down", o)
+		}
+	}
+	now = now.Add(10 * time.Second)
+	seen := map[ledger.Address]int{}
+	for i := 0; i < 4; i++ {
+		seen[r.Order(ledger.Hash{}, ranked)[0].Address]++
+	}
+	if seen[ledger.Address{1}] != 2 || r.IsDown(ledger.Address{1}) {
+		t.Fatalf("after DownFor: %v", seen)
+	}
+}
+
+// TestServerX402PassThrough: a caller without an API key pays the worker
+// the gateway quoted itself; the payment goes to that worker.
+func TestServerX402PassThrough(t *testing.T) {
+	e := newTestEnv(t)
+	do := func(sig string) *http.Response {
+		req, _ := http.NewRequest(http.MethodPost, e.gw.URL+"/v1/completions", strings.NewReader(`{"model":"tiny","prompt":"hi"}`))
+		req.Header.Set("Content-Type", "application/json")
+		if sig != "" {
+			req.Header.Set(gateway.HeaderPaymentSignature, sig)
+		}
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+		return res
+	}
+	res := do("")
+	var pr gateway.PaymentRequired
+	if err := decodeB64JSON(res.Header.Get(gateway.HeaderPaymentRequired), &pr); res.StatusCode != 402 || err != nil {
+		t.Fatalf("status %d: %v", res.StatusCode, err)
+	}
+	k, _ := keys.Generate(t.TempDir() + "/agent.json")
+	var q *gateway.PaymentRequirements
+	for i := range pr.Accepts {
+		if pr.Accepts[i].Scheme == gateway.SchemeUpto {
+			q = &pr.Accepts[i]
+		}
+	}
+	sig, _, err := e.srv.payment(context.Background(), k, q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res = do(sig)
+	if res.StatusCode != 200 || res.Header.Get(HeaderWorker) != q.PayTo {
+		t.Fatalf("status %d, served by %s, paid %s", res.StatusCode, res.Header.Get(HeaderWorker), q.PayTo)
+	}
+	// A payment to an account that is no worker here is refused.
+	q.PayTo = ledger.Address{0xee}.String()
+	sig, _, _ = e.srv.payment(context.Background(), k, q)
+	if res := do(sig); res.StatusCode != 400 {
+		t.Fatalf("payment to a stranger: status %d", res.StatusCode)
 	}
 }
