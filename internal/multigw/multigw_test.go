@@ -499,3 +499,39 @@ func TestServerX402PassThrough(t *testing.T) {
 		t.Fatalf("payment to a stranger: status %d", res.StatusCode)
 	}
 }
+
+// FuzzNameWorker: naming the worker in an answer keeps valid JSON valid,
+// leaves everything but the verdict object as it was, and never panics on
+// whatever a worker sends.
+func FuzzNameWorker(f *testing.F) {
+	f.Add([]byte(`{"id":"x","verdict":{"receipt_id":"ab"}}`))
+	f.Add([]byte(`{"verdict":null}`))
+	f.Add([]byte(`{"verdict":[1]}`))
+	f.Add([]byte(`[]`))
+	f.Add([]byte(`{"choices":[{"text":"\"verdict\":{"}],"verdict":{}}`))
+	w := Worker{AgentID: 7, Address: ledger.Address{7}}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		out := nameWorker(b, w)
+		if !json.Valid(b) {
+			return
+		}
+		if !json.Valid(out) {
+			t.Fatalf("%s became invalid: %s", b, out)
+		}
+		var in, got map[string]any
+		if json.Unmarshal(b, &in) != nil || json.Unmarshal(out, &got) != nil {
+			return
+		}
+		v, ok := got["verdict"].(map[string]any)
+		if _, was := in["verdict"].(map[string]any); was && (!ok || v["agent_id"] != float64(7) || v["worker"] != w.Address.String()) {
+			t.Fatalf("%s: verdict not named: %s", b, out)
+		}
+		delete(in, "verdict")
+		delete(got, "verdict")
+		a, _ := json.Marshal(in)
+		c, _ := json.Marshal(got)
+		if !bytes.Equal(a, c) {
+			t.Fatalf("%s: changed outside verdict: %s", b, out)
+		}
+	})
+}
