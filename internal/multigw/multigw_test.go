@@ -535,3 +535,42 @@ func FuzzNameWorker(f *testing.F) {
 		}
 	})
 }
+
+// TestServerConcurrentPayer: one payer's concurrent requests are all
+// paid, each escrow with the payer's next nonce.
+func TestServerConcurrentPayer(t *testing.T) {
+	e := newTestEnv(t)
+	var wg sync.WaitGroup
+	errs := make(chan string, 64)
+	for g := 0; g < 8; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 5; i++ {
+				req, _ := http.NewRequest(http.MethodPost, e.gw.URL+"/v1/completions", strings.NewReader(`{"model":"tiny","prompt":"hi"}`))
+				req.Header.Set("Content-Type", "application/json")
+				req.Header.Set("Authorization", "Bearer "+e.apiKey)
+				res, err := http.DefaultClient.Do(req)
+				if err != nil {
+					errs <- err.Error()
+					return
+				}
+				b, _ := io.ReadAll(res.Body)
+				res.Body.Close()
+				if res.StatusCode != 200 {
+					errs <- fmt.Sprintf("status %d: %s", res.StatusCode, b)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	e.l.mu.Lock()
+	defer e.l.mu.Unlock()
+	if n := e.l.nonces[e.payAddr]; n != 40 {
+		t.Fatalf("%d escrows for 40 requests", n)
+	}
+}
