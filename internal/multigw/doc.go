@@ -80,10 +80,11 @@
 // answer is abandoned and the request goes on: the worker sees the hang-up
 // and may still publish a receipt for the tokens it generated until then,
 // which the caller pays too (a partial receipt, against its own escrow).
-// A worker that dies after the caller's escrow was broadcast but before it
-// was in a block can leave that transaction pending: the next worker's
-// escrow, signed with the same ledger nonce, may then be refused (402) and
-// the request go on to the next one. The quote's amount is the worker's
+// A worker that dies holding the caller's escrow may have broadcast it:
+// the caller's next escrow waits up to PendingWait (3 s) for the payer's
+// ledger nonce to pass it, and is signed with the same nonce after that; if
+// the first transaction lands later, the second is refused (402, nothing
+// charged) and the request goes on to the next worker. The quote's amount is the worker's
 // (price x the prompt and max_tokens): an escrow above what the answer
 // costs is returned when the receipt is published, but a worker that
 // publishes nothing holds it until the escrow's deadline; MaxFee bounds

@@ -14,6 +14,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/verdictnet/verdict/internal/gateway"
 	"github.com/verdictnet/verdict/internal/ledger"
@@ -120,6 +121,9 @@ type fakeWorker struct {
 	cut atomic.Bool
 	// free: the worker serves without payment (--no-auth).
 	free bool
+	// dieAfterPay: the worker broadcasts the escrow (it lands 300 ms
+	// later) and dies before answering.
+	dieAfterPay bool
 }
 
 func (l *fakeLedger) addWorker(t *testing.T, name string, stake, price uint64) *fakeWorker {
@@ -188,6 +192,15 @@ func (w *fakeWorker) serve(rw http.ResponseWriter, r *http.Request) {
 	}
 	if m, ok := tx.Msg.(*ledger.MsgOpenEscrow); !ok || m.Worker != w.addr || m.PricePerToken != w.price || m.Fee != 100 {
 		w.t.Errorf("escrow %+v", tx.Msg)
+	}
+	if w.dieAfterPay {
+		go func() {
+			time.Sleep(300 * time.Millisecond)
+			if err := w.l.take(tx); err != nil {
+				w.t.Errorf("escrow: %v", err)
+			}
+		}()
+		panic(http.ErrAbortHandler)
 	}
 	if err := w.l.take(tx); err != nil {
 		w.t.Errorf("escrow: %v", err)

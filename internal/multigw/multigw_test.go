@@ -574,3 +574,20 @@ func TestServerConcurrentPayer(t *testing.T) {
 		t.Fatalf("%d escrows for 40 requests", n)
 	}
 }
+
+// TestServerPendingEscrow: a worker that dies after broadcasting the
+// payer's escrow (which lands a little later) does not make the next
+// worker's escrow reuse its nonce.
+func TestServerPendingEscrow(t *testing.T) {
+	e := newTestEnv(t)
+	e.ws[0].dieAfterPay = true
+	res, b := e.post(t, `{"model":"tiny","prompt":"hi"}`)
+	if res.StatusCode != 200 || res.Header.Get(HeaderAgentID) == "1" {
+		t.Fatalf("status %d from agent %s: %s", res.StatusCode, res.Header.Get(HeaderAgentID), b)
+	}
+	e.l.mu.Lock()
+	defer e.l.mu.Unlock()
+	if n := e.l.nonces[e.payAddr]; n != 2 {
+		t.Fatalf("nonce %d: want the dead worker's escrow and the next one's", n)
+	}
+}

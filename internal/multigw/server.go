@@ -43,6 +43,10 @@ type Options struct {
 	HeaderTimeout, QuoteTimeout time.Duration
 	// MaxFee (0: none) refuses quotes above it.
 	MaxFee uint64
+	// PendingWait is how long, after a worker failed holding a payer's
+	// escrow, the payer's next escrow waits for that one to land on the
+	// ledger (default 3 s).
+	PendingWait time.Duration
 	// MaxBodyBytes bounds a request body (default 1 MiB).
 	MaxBodyBytes int64
 	// DownFor is how long a failed worker is skipped (default 15 s).
@@ -99,6 +103,9 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	}
 	if o.HeaderTimeout <= 0 {
 		o.HeaderTimeout = 5 * time.Minute
+	}
+	if o.PendingWait <= 0 {
+		o.PendingWait = 3 * time.Second
 	}
 	if o.QuoteTimeout <= 0 {
 		o.QuoteTimeout = 10 * time.Second
@@ -368,12 +375,24 @@ func (s *Server) attempt(ctx context.Context, wk Worker, path string, body []byt
 	// The payer's next escrow waits until this one is in a block (the
 	// ledger takes an account's transactions in nonce order) or the
 	// worker has answered.
-	sent := make(chan struct{})
+	sent, landed := make(chan struct{}), make(chan struct{})
 	go func() {
 		defer lock.Unlock()
-		s.waitNonce(ctx, addr, tx.Nonce, sent)
+		s.waitNonce(ctx, addr, tx.Nonce, sent, landed)
 	}()
 	res, err = s.post(ctx, wk, path, body, http.Header{gateway.HeaderPaymentSignature: {sig}})
+	if err != nil {
+		// The worker failed holding the escrow: it may have broadcast it.
+		// Give it PendingWait to land before the payer's next escrow is
+		// signed (with the next nonce then, not the same one).
+		t := time.NewTimer(s.o.PendingWait)
+		select {
+		case <-landed:
+		case <-t.C:
+		case <-ctx.Done():
+		}
+		t.Stop()
+	}
 	close(sent)
 	if err == nil && res.StatusCode == http.StatusPaymentRequired {
 		// The worker refused the payment (see its PAYMENT-REQUIRED):
@@ -386,9 +405,9 @@ func (s *Server) attempt(ctx context.Context, wk Worker, path string, body []byt
 	return res, err
 }
 
-// waitNonce returns once the payer's account has passed nonce n, sent is
-// closed, or ctx ends.
-func (s *Server) waitNonce(ctx context.Context, a ledger.Address, n uint64, sent <-chan struct{}) {
+// waitNonce returns once the payer's account has passed nonce n (closing
+// landed), sent is closed, or ctx ends.
+func (s *Server) waitNonce(ctx context.Context, a ledger.Address, n uint64, sent <-chan struct{}, landed chan<- struct{}) {
 	t := time.NewTicker(100 * time.Millisecond)
 	defer t.Stop()
 	for {
@@ -399,6 +418,7 @@ func (s *Server) waitNonce(ctx context.Context, a ledger.Address, n uint64, sent
 			return
 		case <-t.C:
 			if acct, err := s.account(ctx, a); err == nil && acct.Nonce > n {
+				close(landed)
 				return
 			}
 		}
