@@ -126,7 +126,7 @@ func TestGatewayCommandErrors(t *testing.T) {
 		{[]string{"gateway", "--model", "x", "--accounts", "a.json"}, "--accounts needs --node"},
 		{[]string{"gateway", "--node", "tcp://127.0.0.1:1"}, "give --accounts FILE"},
 		{[]string{"gateway", "--node", "tcp://127.0.0.1:1", "--accounts", "/nonexistent.json"}, "--accounts: open /nonexistent.json"},
-		{[]string{"gateway", "--node", "tcp://127.0.0.1:1", "--no-auth"}, "gateway: multigw: "},
+		{[]string{"gateway", "--node", "tcp://127.0.0.1:1", "--no-auth"}, "gateway: ledger tcp://127.0.0.1:1: "},
 	} {
 		code, _, stderr := verdict(tc.args...)
 		if code != 1 || !strings.Contains(stderr, tc.want) || strings.Count(strings.TrimSpace(stderr), "\n") != 0 {

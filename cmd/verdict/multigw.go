@@ -42,6 +42,9 @@ func (g multiGateway) run(ctx context.Context, stdout io.Writer) error {
 			return fmt.Errorf("gateway: --accounts: %w", err)
 		}
 	}
+	if _, err := c.ChainID(ctx); err != nil {
+		return fmt.Errorf("gateway: ledger %s: %w", g.node, err)
+	}
 	// The explorer's index and the refresh loop stop when run returns.
 	rctx, cancel := context.WithCancel(ctx)
 	defer cancel()
