@@ -1,6 +1,7 @@
 package multigw
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"encoding/base64"
@@ -124,6 +125,8 @@ type fakeWorker struct {
 	// dieAfterPay: the worker broadcasts the escrow (it lands 300 ms
 	// later) and dies before answering.
 	dieAfterPay bool
+	// flood: the worker streams one endless line.
+	flood bool
 }
 
 func (l *fakeLedger) addWorker(t *testing.T, name string, stake, price uint64) *fakeWorker {
@@ -226,6 +229,15 @@ func (w *fakeWorker) serve(rw http.ResponseWriter, r *http.Request) {
 	rw.(http.Flusher).Flush()
 	if w.cut.Load() {
 		panic(http.ErrAbortHandler) // dies mid-stream
+	}
+	if w.flood {
+		chunk := bytes.Repeat([]byte("x"), 64<<10)
+		for i := 0; i < 2*MaxEventBytes/len(chunk); i++ {
+			if _, err := rw.Write(chunk); err != nil {
+				return
+			}
+		}
+		return
 	}
 	fmt.Fprintf(rw, "data: {\"choices\":[],\"verdict\":{\"receipt_id\":%q}}\n\ndata: [DONE]\n\n", rid)
 	rw.Header().Set("X-Verdict-Receipt", rid)

@@ -591,3 +591,14 @@ func TestServerPendingEscrow(t *testing.T) {
 		t.Fatalf("nonce %d: want the dead worker's escrow and the next one's", n)
 	}
 }
+
+// TestServerStreamFlood: a worker streaming one endless line is cut off
+// at MaxEventBytes with an error event; nothing of the line is relayed.
+func TestServerStreamFlood(t *testing.T) {
+	e := newTestEnv(t)
+	e.ws[0].flood = true
+	res, b := e.post(t, `{"model":"tiny","prompt":"hi","stream":true}`)
+	if res.StatusCode != 200 || res.Header.Get(HeaderAgentID) != "1" || len(b) > 4096 || !strings.Contains(string(b), "longer than") || strings.Contains(string(b), "xxx") {
+		t.Fatalf("status %d, agent %s, %d bytes: %.300s", res.StatusCode, res.Header.Get(HeaderAgentID), len(b), b)
+	}
+}

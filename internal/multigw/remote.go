@@ -18,8 +18,27 @@ import (
 	"github.com/verdictnet/verdict/internal/ledger"
 )
 
-// MaxResponseBytes bounds a worker's non-streamed answer.
-const MaxResponseBytes = 64 << 20
+// MaxResponseBytes bounds a worker's non-streamed answer, MaxEventBytes
+// one line of its stream.
+const (
+	MaxResponseBytes = 64 << 20
+	MaxEventBytes    = 4 << 20
+)
+
+// readLine reads up to and including '\n', failing past max bytes.
+func readLine(br *bufio.Reader, max int) ([]byte, error) {
+	var line []byte
+	for {
+		b, err := br.ReadSlice('\n')
+		if len(line)+len(b) > max {
+			return nil, fmt.Errorf("a stream line longer than %d bytes", max)
+		}
+		line = append(line, b...)
+		if err != bufio.ErrBufferFull {
+			return line, err
+		}
+	}
+}
 
 // Response headers naming the worker that served a request.
 const (
@@ -214,7 +233,7 @@ func (s *Server) relay(rw http.ResponseWriter, res *http.Response, w Worker) boo
 	br := bufio.NewReaderSize(res.Body, 64<<10)
 	done := false
 	for {
-		line, err := br.ReadBytes('\n')
+		line, err := readLine(br, MaxEventBytes)
 		if len(line) > 0 && err == nil {
 			if bytes.HasPrefix(line, []byte("data: {")) {
 				line = append(append([]byte("data: "), nameWorker(bytes.TrimSpace(line[len("data: "):]), w)...), '\n')
