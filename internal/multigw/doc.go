@@ -48,17 +48,19 @@
 // signs with the caller's key an openEscrow transaction under the "upto"
 // scheme (fee: the quoted maximum, pricePerToken: the price, request: the
 // quote's request hash) and sends the request again with it in
-// PAYMENT-SIGNATURE. The worker submits the escrow, generates and
-// publishes its receipt against it; the ledger charges the tokens the
+// PAYMENT-SIGNATURE (a worker run with --no-auth answers the first
+// request itself, unpaid, and that answer is relayed). The worker submits
+// the escrow, generates and publishes its receipt against it; the ledger charges the tokens the
 // receipt holds and returns the rest to the caller. The gateway never
 // holds a worker's key and a worker cannot charge without the caller's
 // signature on an escrow bound to that one request; each escrow pays for
 // one receipt only (the ledger's rule), so a request retried on another
 // worker after a failure is a new escrow for a new request hash, and an
 // escrow nobody published a receipt for returns to the caller at its
-// deadline (the chain's escrowTimeout). One caller's requests are paid one
-// at a time (from signing the escrow to the worker's response headers): the
-// ledger takes an account's transactions in nonce order.
+// deadline (the chain's escrowTimeout). One caller's escrows are signed
+// one at a time, each once the previous one is in a block or its worker
+// has answered: the ledger takes an account's transactions in nonce order
+// and a worker checks the payer's next nonce.
 //
 // Callers without an API key pay with x402 themselves: a request without
 // Authorization and without PAYMENT-SIGNATURE goes, unchanged, to the
@@ -84,13 +86,16 @@
 // the caller's next escrow waits up to PendingWait (3 s) for the payer's
 // ledger nonce to pass it, and is signed with the same nonce after that; if
 // the first transaction lands later, the second is refused (402, nothing
-// charged) and the request goes on to the next worker. The quote's amount is the worker's
-// (price x the prompt and max_tokens): an escrow above what the answer
+// charged) and the request goes on to the next worker. The quote's amount
+// is the worker's (price x the prompt and max_tokens): an escrow above what the answer
 // costs is returned when the receipt is published, but a worker that
 // publishes nothing holds it until the escrow's deadline; MaxFee bounds
 // it. Registration files are fetched again at every refresh, from wherever
 // their agentURI points (an operator behind a firewall should run the
-// gateway where a hostile agentURI reaches nothing private).
+// gateway where a hostile agentURI reaches nothing private). A worker's
+// non-streamed answer is read up to MaxResponseBytes (64 MiB) and each
+// line of its stream up to MaxEventBytes (4 MiB); past either the caller
+// gets the worker_failed error.
 //
 // Every completion served names its worker: the response's "verdict"
 // object gains "agent_id" and "worker" (its address), in the last chunks

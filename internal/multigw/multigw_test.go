@@ -602,3 +602,19 @@ func TestServerStreamFlood(t *testing.T) {
 		t.Fatalf("status %d, agent %s, %d bytes: %.300s", res.StatusCode, res.Header.Get(HeaderAgentID), len(b), b)
 	}
 }
+
+// TestServerFreeWorkerInPaidPool: a worker that serves without payment
+// answers the quote itself; the answer is relayed and nothing is paid.
+func TestServerFreeWorkerInPaidPool(t *testing.T) {
+	e := newTestEnv(t)
+	e.ws[0].free = true
+	res, b := e.post(t, `{"model":"tiny","prompt":"hi"}`)
+	if res.StatusCode != 200 || res.Header.Get(HeaderAgentID) != "1" || !strings.Contains(string(b), `"free"`) {
+		t.Fatalf("status %d, agent %s: %s", res.StatusCode, res.Header.Get(HeaderAgentID), b)
+	}
+	e.l.mu.Lock()
+	defer e.l.mu.Unlock()
+	if n := e.l.nonces[e.payAddr]; n != 0 {
+		t.Fatalf("%d escrows signed for a free answer", n)
+	}
+}

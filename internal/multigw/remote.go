@@ -88,7 +88,8 @@ func (s *Server) post(ctx context.Context, w Worker, path string, body []byte, h
 // quote asks w for the x402 quote of the request: the "upto" entry of its
 // PAYMENT-REQUIRED, checked against what the ledger says of w. A 4xx
 // other than 402 is the caller's (the request is refused as it would be
-// anywhere) and comes back as res.
+// anywhere) and comes back as res, as does the answer of a worker that
+// serves without payment (--no-auth).
 func (s *Server) quote(ctx context.Context, w Worker, path string, body []byte) (*gateway.PaymentRequirements, *http.Response, error) {
 	qctx, cancel := context.WithTimeout(ctx, s.o.QuoteTimeout)
 	defer cancel()
@@ -100,10 +101,6 @@ func (s *Server) quote(ctx context.Context, w Worker, path string, body []byte) 
 		return nil, nil, err
 	}
 	if res.StatusCode != http.StatusPaymentRequired {
-		if res.StatusCode == http.StatusOK {
-			res.Body.Close()
-			return nil, nil, down("worker %d served without payment (it runs --no-auth; this gateway pays)", w.AgentID)
-		}
 		if res.StatusCode == http.StatusTooManyRequests || res.StatusCode == http.StatusUnauthorized {
 			// Busy, or not taking x402: another worker may serve.
 			res.Body.Close()
