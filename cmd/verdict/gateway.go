@@ -97,7 +97,7 @@ func cmdGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	refresh := fs.Duration("refresh", 2*time.Second, "with --node: time between discoveries of the workers")
 	downFor := fs.Duration("down-for", 15*time.Second, "with --node: how long a worker that failed is skipped")
 	maxFee := fs.Uint64("max-fee", 0, "with --node: refuse worker quotes above this fee (0: no limit)")
-	headerTimeout := fs.Duration("header-timeout", 5*time.Minute, "with --node: how long a paid worker may take to start its answer (a non-streamed answer starts when it is complete) before the request goes to the next worker")
+	headerTimeout := fs.Duration("header-timeout", 5*time.Minute, "with --node: how long a paid worker may take to start its answer (a non-streamed answer starts when it is complete) before it is given up: the request goes to the next worker unless its escrow is on the ledger (then 504)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}

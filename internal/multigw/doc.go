@@ -32,9 +32,10 @@
 // needs no random numbers. A worker leaving the eligible set loses its
 // counter. When the chosen worker fails before the first byte of its answer
 // (connection refused or reset, a timeout before the response headers, a
-// 5xx), the request goes to the other eligible workers, best ranked first,
-// and the failed worker is marked down for DownFor (default 15 s): it is
-// skipped until then and retried after.
+// 5xx) and could not have been paid for the request (see "No double
+// charge" below), the request goes to the other eligible workers, best
+// ranked first; the failed worker is marked down for DownFor (default
+// 15 s) either way: it is skipped until then and retried after.
 //
 // Payment: the gateway holds callers' API keys, each mapped to the key file
 // of the ledger account that pays (as `verdict worker --accounts`). For a
@@ -51,13 +52,34 @@
 // charges the tokens the receipt holds and returns the rest to the caller.
 // The gateway never holds a worker's key and a worker cannot charge without
 // the caller's signature on an escrow bound to that one request; each
-// escrow pays for one receipt only (the ledger's rule), so a request
-// retried on another worker after a failure is a new escrow for a new
-// request hash, and an escrow nobody published a receipt for returns to the
-// caller at its deadline (the chain's escrowTimeout). One caller's escrows
-// are signed one at a time, each once the previous one is in a block or its
-// worker has answered: the ledger takes an account's transactions in nonce
-// order and a worker checks the payer's next nonce.
+// escrow pays for one receipt only (the ledger's rule), and an escrow
+// nobody published a receipt for returns to the caller at its deadline
+// (the chain's escrowTimeout). One caller's escrows are signed one at a
+// time, each once the previous one is in a block or its request has
+// ended: the ledger takes an account's transactions in nonce order and a
+// worker checks the payer's next nonce.
+//
+// No double charge: a caller never pays two workers for one request. All
+// the escrows signed for one request, on whichever workers it is tried,
+// carry the same ledger nonce, hence the same escrow id
+// (ledger.EscrowID(payer, nonce)): the ledger opens at most one of them,
+// and a worker whose escrow is refused cannot publish a receipt for it.
+// The payer's lock is held from the first signature until the request
+// ends or its escrow lands, so no other request of the payer takes that
+// nonce meanwhile. A paid request goes on to the next worker only while
+// the escrow is not on the ledger: after the worker refused the payment
+// (402), or failed (unreachable, reset, a 5xx, no response headers
+// within HeaderTimeout) and the payer's ledger nonce had still not passed
+// the escrow's PendingWait (3 s) later (at once when the request never
+// left the gateway: its headers were not written). Once the nonce has passed,
+// the worker that failed holds the escrow and may still publish a receipt
+// for it (a slow worker publishes a partial receipt for the tokens it
+// generated before it saw the hang-up): the request goes nowhere else,
+// the caller gets a 504 (code worker_timeout, after a timeout) or a 502
+// (worker_failed) naming the worker (X-Verdict-Agent-Id) and the escrow,
+// and pays at most that receipt; the escrow returns at its deadline if
+// none comes. TestServerStallNoDoubleCharge is the attack: a worker that
+// stalls past HeaderTimeout, then publishes.
 //
 // Callers without an API key pay with x402 themselves: a request without
 // Authorization and without PAYMENT-SIGNATURE goes, unchanged, to the
@@ -75,15 +97,12 @@
 // receipt when it cut the generation short), or nothing when its escrow
 // returns at its deadline.
 //
-// Limits. A worker that is alive but slower than HeaderTimeout to start its
-// answer is abandoned and the request goes on: the worker sees the hang-up
-// and may still publish a receipt for the tokens it generated until then,
-// which the caller pays too (a partial receipt, against its own escrow). A
-// worker that dies holding the caller's escrow may have broadcast it: the
-// caller's next escrow waits up to PendingWait (3 s) for the payer's ledger
-// nonce to pass it, and is signed with the same nonce after that; if the
-// first transaction lands later, the second is refused (402, nothing
-// charged) and the request goes on to the next worker. The quote's amount
+// Limits. A worker that took the escrow and then died or stalled costs the
+// caller that request (a 502 or 504, not a failover): the gateway cannot
+// tell a dead worker from one that will still publish. The payer's nonce
+// passing is taken as the escrow landing, so a payer that signs elsewhere
+// with the same account meanwhile can end a request that could have
+// failed over. The quote's amount
 // is the worker's (price x the prompt and max_tokens): an escrow above what
 // the answer costs is returned when the receipt is published, but a worker
 // that publishes nothing holds it until the escrow's deadline; MaxFee

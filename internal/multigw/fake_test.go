@@ -35,11 +35,15 @@ type fakeLedger struct {
 	nonces   map[ledger.Address]uint64
 	model    ledger.Hash
 	minStake uint64
+	// escrows open (fee) and what each payer was charged by receipts
+	// published against them.
+	escrows map[ledger.Hash]uint64
+	charged map[ledger.Address]uint64
 }
 
 func newFakeLedger() *fakeLedger {
 	return &fakeLedger{height: 10, meta: map[string][]byte{}, stakes: map[ledger.Address]ledger.Stake{}, nonces: map[ledger.Address]uint64{},
-		model: ledger.Hash{1, 2, 3}, minStake: 100}
+		escrows: map[ledger.Hash]uint64{}, charged: map[ledger.Address]uint64{}, model: ledger.Hash{1, 2, 3}, minStake: 100}
 }
 
 func (l *fakeLedger) Chain(context.Context) (ledger.ChainInfo, error) {
@@ -86,6 +90,9 @@ func (l *fakeLedger) Sign(_ context.Context, key ed25519.PrivateKey, m ledger.Ms
 	l.mu.Lock()
 	n := l.nonces[a]
 	l.mu.Unlock()
+	if nonce >= 0 {
+		n = uint64(nonce)
+	}
 	tx := &ledger.Tx{ChainID: testChain, Fee: fee, Nonce: n, Msg: m}
 	tx.Sign(key)
 	return tx, nil
@@ -97,7 +104,8 @@ func (l *fakeLedger) ReceiptData(context.Context, ledger.Hash) ([]byte, error) {
 	return nil, fmt.Errorf("not found")
 }
 
-// take records a paid escrow: the payer's nonce advances.
+// take records a paid escrow: the payer's nonce advances, the escrow
+// opens (once: its id is the payer's and the nonce's).
 func (l *fakeLedger) take(tx *ledger.Tx) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -105,7 +113,29 @@ func (l *fakeLedger) take(tx *ledger.Tx) error {
 		return fmt.Errorf("nonce %d, want %d", tx.Nonce, l.nonces[tx.Signer])
 	}
 	l.nonces[tx.Signer]++
+	l.escrows[ledger.EscrowID(tx.Signer, tx.Nonce)] = tx.Msg.(*ledger.MsgOpenEscrow).Fee
 	return nil
+}
+
+// publish charges the payer of an open escrow amount (at most its fee)
+// for a receipt, and closes it.
+func (l *fakeLedger) publish(tx *ledger.Tx, amount uint64) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	id := ledger.EscrowID(tx.Signer, tx.Nonce)
+	fee, ok := l.escrows[id]
+	if !ok {
+		return fmt.Errorf("no escrow %s", id)
+	}
+	delete(l.escrows, id)
+	l.charged[tx.Signer] += min(amount, fee)
+	return nil
+}
+
+func (l *fakeLedger) chargedTo(a ledger.Address) uint64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.charged[a]
 }
 
 // fakeWorker serves x402 quotes and paid completions like a worker.
@@ -127,7 +157,20 @@ type fakeWorker struct {
 	dieAfterPay bool
 	// flood: the worker streams one endless line.
 	flood bool
+	// stall: the worker takes the escrow (after stalling, with
+	// stallFirst), stalls, then publishes a partial receipt (cost
+	// partialCost) for it whatever became of the request; stalled is
+	// closed once it has tried.
+	stall      time.Duration
+	stallFirst bool
+	stalled    chan struct{}
 }
+
+// Receipt costs in the fake: an answer, and a receipt cut short.
+const (
+	fullCost    = 10
+	partialCost = 4
+)
 
 func (l *fakeLedger) addWorker(t *testing.T, name string, stake, price uint64) *fakeWorker {
 	seed := make([]byte, ed25519.SeedSize)
@@ -196,6 +239,22 @@ func (w *fakeWorker) serve(rw http.ResponseWriter, r *http.Request) {
 	if m, ok := tx.Msg.(*ledger.MsgOpenEscrow); !ok || m.Worker != w.addr || m.PricePerToken != w.price || m.Fee != 100 {
 		w.t.Errorf("escrow %+v", tx.Msg)
 	}
+	if w.stall > 0 {
+		defer close(w.stalled)
+		if w.stallFirst {
+			time.Sleep(w.stall)
+		}
+		if err := w.l.take(tx); err != nil {
+			return // the ledger refused the escrow: no receipt can be paid
+		}
+		if !w.stallFirst {
+			time.Sleep(w.stall)
+		}
+		if err := w.l.publish(tx, partialCost); err != nil {
+			w.t.Errorf("publishing: %v", err)
+		}
+		return
+	}
 	if w.dieAfterPay {
 		go func() {
 			time.Sleep(300 * time.Millisecond)
@@ -207,6 +266,9 @@ func (w *fakeWorker) serve(rw http.ResponseWriter, r *http.Request) {
 	}
 	if err := w.l.take(tx); err != nil {
 		w.t.Errorf("escrow: %v", err)
+	}
+	if err := w.l.publish(tx, fullCost); err != nil {
+		w.t.Errorf("publishing: %v", err)
 	}
 	w.served.Add(1)
 	rid := fmt.Sprintf("%064x", w.served.Load()+int64(w.id)<<32)

@@ -203,7 +203,7 @@ type testEnv struct {
 	payAddr ledger.Address
 }
 
-func newTestEnv(t *testing.T) *testEnv {
+func newTestEnv(t *testing.T, opts ...func(*Options)) *testEnv {
 	l := newFakeLedger()
 	e := &testEnv{l: l, apiKey: "sk-test"}
 	e.ws = append(e.ws, l.addWorker(t, "w1", 400, 1), l.addWorker(t, "w2", 200, 1), l.addWorker(t, "w3", 300, 2))
@@ -213,7 +213,11 @@ func newTestEnv(t *testing.T) *testEnv {
 	}
 	e.payer = k
 	e.payAddr, _ = ledger.AddressOf(k.Public)
-	e.srv, err = New(context.Background(), Options{Ledger: l, Accounts: map[string]*keys.Key{e.apiKey: k}, Logger: slog.New(slog.DiscardHandler)})
+	o := Options{Ledger: l, Accounts: map[string]*keys.Key{e.apiKey: k}, Logger: slog.New(slog.DiscardHandler)}
+	for _, f := range opts {
+		f(&o)
+	}
+	e.srv, err = New(context.Background(), o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -484,7 +488,7 @@ func TestServerX402PassThrough(t *testing.T) {
 			q = &pr.Accepts[i]
 		}
 	}
-	sig, _, err := e.srv.payment(context.Background(), k, q)
+	sig, _, err := e.srv.payment(context.Background(), k, q, -1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -494,7 +498,7 @@ func TestServerX402PassThrough(t *testing.T) {
 	}
 	// A payment to an account that is no worker here is refused.
 	q.PayTo = ledger.Address{0xee}.String()
-	sig, _, _ = e.srv.payment(context.Background(), k, q)
+	sig, _, _ = e.srv.payment(context.Background(), k, q, -1)
 	if res := do(sig); res.StatusCode != 400 {
 		t.Fatalf("payment to a stranger: status %d", res.StatusCode)
 	}
@@ -576,19 +580,81 @@ func TestServerConcurrentPayer(t *testing.T) {
 }
 
 // TestServerPendingEscrow: a worker that dies after broadcasting the
-// payer's escrow (which lands a little later) does not make the next
-// worker's escrow reuse its nonce.
+// payer's escrow (which lands a little later, within PendingWait) may
+// still publish a receipt for it: the request goes to no other worker and
+// the caller gets a 502 naming the worker and the escrow.
 func TestServerPendingEscrow(t *testing.T) {
 	e := newTestEnv(t)
 	e.ws[0].dieAfterPay = true
 	res, b := e.post(t, `{"model":"tiny","prompt":"hi"}`)
-	if res.StatusCode != 200 || res.Header.Get(HeaderAgentID) == "1" {
+	escrow := ledger.EscrowID(e.payAddr, 0).String()
+	if res.StatusCode != http.StatusBadGateway || res.Header.Get(HeaderAgentID) != "1" || !strings.Contains(string(b), `"code":"worker_failed"`) || !strings.Contains(string(b), escrow) {
 		t.Fatalf("status %d from agent %s: %s", res.StatusCode, res.Header.Get(HeaderAgentID), b)
+	}
+	if n := e.ws[1].served.Load() + e.ws[2].served.Load(); n != 0 {
+		t.Fatalf("%d other workers served the request", n)
+	}
+	if !e.srv.router.IsDown(e.ws[0].addr) {
+		t.Error("the worker is not marked down")
 	}
 	e.l.mu.Lock()
 	defer e.l.mu.Unlock()
-	if n := e.l.nonces[e.payAddr]; n != 2 {
-		t.Fatalf("nonce %d: want the dead worker's escrow and the next one's", n)
+	if n := e.l.nonces[e.payAddr]; n != 1 {
+		t.Fatalf("nonce %d: want the dead worker's escrow only", n)
+	}
+}
+
+// TestServerStallNoDoubleCharge is the attack of a worker slower than
+// HeaderTimeout that still publishes a receipt once the gateway gave up
+// on it: the caller pays at most one worker for one request. A worker
+// that took the escrow before stalling keeps the request (504 naming it;
+// the caller pays its partial receipt only); one that stalls before
+// landing the escrow loses it to the next worker, whose escrow has the
+// same nonce, so the ledger refuses the staller's when it comes.
+func TestServerStallNoDoubleCharge(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		stallFirst bool
+		status     int
+		agent      string
+		charged    uint64
+	}{
+		{"escrow then stall", false, http.StatusGatewayTimeout, "1", partialCost},
+		{"stall then escrow", true, http.StatusOK, "2", fullCost},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newTestEnv(t, func(o *Options) { o.HeaderTimeout, o.PendingWait = 300*time.Millisecond, 300*time.Millisecond })
+			w := e.ws[0]
+			w.stall, w.stallFirst, w.stalled = time.Second, tc.stallFirst, make(chan struct{})
+			res, b := e.post(t, `{"model":"tiny","prompt":"hi","max_tokens":4}`)
+			if res.StatusCode != tc.status || res.Header.Get(HeaderAgentID) != tc.agent {
+				t.Fatalf("status %d from agent %s: %s", res.StatusCode, res.Header.Get(HeaderAgentID), b)
+			}
+			if tc.status == http.StatusGatewayTimeout && (!strings.Contains(string(b), `"code":"worker_timeout"`) || !strings.Contains(string(b), ledger.EscrowID(e.payAddr, 0).String())) {
+				t.Fatalf("body %s", b)
+			}
+			<-w.stalled // the staller has taken or tried to take the escrow, and published
+			if got := e.l.chargedTo(e.payAddr); got != tc.charged {
+				t.Fatalf("the caller was charged %d for one request, want %d (partial %d, full %d)", got, tc.charged, partialCost, fullCost)
+			}
+			if !e.srv.router.IsDown(w.addr) {
+				t.Error("the staller is not marked down")
+			}
+			e.l.mu.Lock()
+			n := e.l.nonces[e.payAddr]
+			e.l.mu.Unlock()
+			if n != 1 {
+				t.Fatalf("%d escrows opened for one request", n)
+			}
+			// The next request goes to another worker and is paid as usual.
+			res, b = e.post(t, `{"model":"tiny","prompt":"hi","max_tokens":4}`)
+			if res.StatusCode != 200 || res.Header.Get(HeaderAgentID) == "1" {
+				t.Fatalf("next request: status %d from agent %s: %s", res.StatusCode, res.Header.Get(HeaderAgentID), b)
+			}
+			if got := e.l.chargedTo(e.payAddr); got != tc.charged+fullCost {
+				t.Fatalf("charged %d after a second request", got)
+			}
+		})
 	}
 }
 

@@ -75,7 +75,7 @@ func (s *Server) post(ctx context.Context, w Worker, path string, body []byte, h
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		return nil, down("worker %d at %s: %v", w.AgentID, w.Endpoint, err)
+		return nil, down("worker %d at %s: %w", w.AgentID, w.Endpoint, err)
 	}
 	if res.StatusCode >= 500 {
 		b, _ := io.ReadAll(io.LimitReader(res.Body, 512))
@@ -142,8 +142,9 @@ func (s *Server) checkQuote(w Worker, a gateway.PaymentRequirements) error {
 }
 
 // payment signs, with the payer's key, the openEscrow transaction of an
-// upto quote and returns the PAYMENT-SIGNATURE header.
-func (s *Server) payment(ctx context.Context, payer *keys.Key, a *gateway.PaymentRequirements) (string, *ledger.Tx, error) {
+// upto quote with the given nonce (negative: the account's next) and
+// returns the PAYMENT-SIGNATURE header.
+func (s *Server) payment(ctx context.Context, payer *keys.Key, a *gateway.PaymentRequirements, nonce int64) (string, *ledger.Tx, error) {
 	amount, err1 := strconv.ParseUint(a.Amount, 10, 64)
 	payTo, err2 := ledger.ParseAddress(a.PayTo)
 	model, err3 := ledger.ParseHash(a.Extra.ModelID)
@@ -155,7 +156,7 @@ func (s *Server) payment(ctx context.Context, payer *keys.Key, a *gateway.Paymen
 	if s.o.MaxFee > 0 && amount > s.o.MaxFee {
 		return "", nil, &errDown{err: fmt.Errorf("worker quotes %d, more than the gateway's --max-fee %d", amount, s.o.MaxFee), skip: true}
 	}
-	tx, err := s.o.Ledger.Sign(ctx, payer.Private, &ledger.MsgOpenEscrow{Worker: payTo, ModelID: model, Fee: amount, Request: reqHash, PricePerToken: price}, 1, -1)
+	tx, err := s.o.Ledger.Sign(ctx, payer.Private, &ledger.MsgOpenEscrow{Worker: payTo, ModelID: model, Fee: amount, Request: reqHash, PricePerToken: price}, 1, nonce)
 	if err != nil {
 		return "", nil, fmt.Errorf("signing the escrow: %w", err)
 	}

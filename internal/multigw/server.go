@@ -12,9 +12,12 @@ import (
 	"mime"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/verdictnet/verdict/internal/gateway"
@@ -43,9 +46,10 @@ type Options struct {
 	HeaderTimeout, QuoteTimeout time.Duration
 	// MaxFee (0: none) refuses quotes above it.
 	MaxFee uint64
-	// PendingWait is how long, after a worker failed holding a payer's
-	// escrow, the payer's next escrow waits for that one to land on the
-	// ledger (default 3 s).
+	// PendingWait is how long, after a paid worker failed, the gateway
+	// waits for the payer's escrow to land on the ledger before it
+	// decides whether the request may go to another worker (default 3 s;
+	// see the package doc, "No double charge").
 	PendingWait time.Duration
 	// MaxBodyBytes bounds a request body (default 1 MiB).
 	MaxBodyBytes int64
@@ -319,29 +323,85 @@ func (s *Server) complete(w http.ResponseWriter, r *http.Request, path string) {
 		s.passX402(w, r, path, body, id, ranked)
 		return
 	}
-	var last error
-	for _, wk := range s.router.Order(id, ranked) {
-		res, err := s.attempt(r.Context(), wk, path, body, payer)
-		if err != nil {
-			var d *errDown
-			if errors.As(err, &d) {
-				if !d.skip {
-					s.log.Warn("worker failed, trying the next", "agent", wk.AgentID, "err", err)
-					s.router.MarkDown(wk.Address)
-				}
-				last = err
-				continue
-			}
-			if r.Context().Err() != nil {
-				return
-			}
-			writeError(w, http.StatusInternalServerError, "server_error", "internal_error", err.Error())
+	res, wk, err := s.route(r.Context(), id, ranked, path, body, payer, model)
+	if err != nil {
+		if r.Context().Err() != nil {
 			return
 		}
-		s.finish(w, res, wk)
+		writeRouteError(w, err)
 		return
 	}
-	writeError(w, http.StatusServiceUnavailable, "server_error", "no_worker_available", fmt.Sprintf("no worker serving %q took the request; the last: %v", trunc(model, 80), last))
+	s.finish(w, res, wk)
+}
+
+// routeError is a request no worker served, as the caller sees it.
+type routeError struct {
+	status    int
+	typ, code string
+	msg       string
+}
+
+func (e *routeError) Error() string { return e.msg }
+
+// writeRouteError writes err as an OpenAI-shaped error: a routeError or
+// errHeld as it says, anything else as a 500.
+func writeRouteError(w http.ResponseWriter, err error) {
+	var re *routeError
+	var h *errHeld
+	switch {
+	case errors.As(err, &h):
+		w.Header().Set(HeaderAgentID, strconv.FormatUint(h.w.AgentID, 10))
+		w.Header().Set(HeaderWorker, h.w.Address.String())
+		status, code := http.StatusBadGateway, "worker_failed"
+		if h.timeout {
+			status, code = http.StatusGatewayTimeout, "worker_timeout"
+		}
+		writeError(w, status, "server_error", code, h.Error())
+	case errors.As(err, &re):
+		writeError(w, re.status, re.typ, re.code, re.msg)
+	default:
+		writeError(w, http.StatusInternalServerError, "server_error", "internal_error", err.Error())
+	}
+}
+
+// route runs a request on the eligible workers of its model, in the
+// router's order, until one answers: unpaid (payer nil: NoAuth), or paid
+// from payer's account (attempt). A worker that failed before it could
+// have been paid (errDown) passes the request on; one that may have been
+// paid (errHeld) ends it.
+func (s *Server) route(ctx context.Context, id ledger.Hash, ranked []Worker, path string, body []byte, payer *keys.Key, model string) (*http.Response, Worker, error) {
+	var p *paying
+	if payer != nil {
+		addr, err := ledger.ParseAddress(payer.Address())
+		if err != nil {
+			return nil, Worker{}, err
+		}
+		p = &paying{key: payer, addr: addr, lock: s.payerLock(addr)}
+		defer p.release()
+	}
+	var last error
+	for _, wk := range s.router.Order(id, ranked) {
+		res, err := s.attempt(ctx, wk, path, body, p)
+		if err == nil {
+			return res, wk, nil
+		}
+		var d *errDown
+		var h *errHeld
+		switch {
+		case errors.As(err, &h): // before errDown, which it may wrap
+			s.log.Warn("worker failed holding the payer's escrow: not retried", "agent", wk.AgentID, "escrow", h.escrow, "err", h.err)
+			s.router.MarkDown(wk.Address)
+		case errors.As(err, &d):
+			if !d.skip {
+				s.log.Warn("worker failed, trying the next", "agent", wk.AgentID, "err", err)
+				s.router.MarkDown(wk.Address)
+			}
+			last = err
+			continue
+		}
+		return nil, wk, err
+	}
+	return nil, Worker{}, &routeError{http.StatusServiceUnavailable, "server_error", "no_worker_available", fmt.Sprintf("no worker serving %q took the request; the last: %v", trunc(model, 80), last)}
 }
 
 // finish relays a worker's answer and remembers the receipt.
@@ -350,41 +410,93 @@ func (s *Server) finish(w http.ResponseWriter, res *http.Response, wk Worker) {
 	s.remember(w.Header().Get("X-Verdict-Receipt"), wk)
 }
 
-// attempt runs the request on one worker: quoted and paid from payer's
-// account, or without payment (NoAuth). An errDown lets the request go to
-// the next worker.
-func (s *Server) attempt(ctx context.Context, wk Worker, path string, body []byte, payer *keys.Key) (*http.Response, error) {
-	if payer == nil {
+// paying is one request paid from a payer's account: every escrow
+// signed for it, on whichever worker, carries the same ledger nonce, so
+// they all have the same escrow id (ledger.EscrowID: signer and nonce)
+// and the ledger opens at most one of them. The payer's lock is held
+// from the first signature until the request ends or its escrow lands.
+type paying struct {
+	key    *keys.Key
+	addr   ledger.Address
+	lock   *sync.Mutex
+	unlock func() // once; nil until locked
+	signed bool
+	nonce  uint64
+}
+
+func (p *paying) release() {
+	if p.unlock != nil {
+		p.unlock()
+	}
+}
+
+// attempt runs the request on one worker: quoted and paid from p's
+// account, or without payment (p nil: NoAuth). An errDown lets the
+// request go to the next worker; an errHeld ends it.
+//
+// A paid request goes to the next worker only while the payer's escrow
+// for it is not on the ledger: the worker refused the payment (402), or
+// failed (unreachable, reset, a 5xx, no answer within HeaderTimeout) and
+// its escrow had not landed PendingWait later. The next worker's escrow
+// has the same nonce, so a worker that lands its copy later is refused by
+// the ledger and can never be paid. Once the escrow is on the ledger the
+// worker that failed holding it may still publish a receipt against it,
+// so the request goes nowhere else (errHeld: 504 after a timeout, else
+// 502): the caller pays at most that receipt, never two workers for one
+// request.
+func (s *Server) attempt(ctx context.Context, wk Worker, path string, body []byte, p *paying) (*http.Response, error) {
+	if p == nil {
 		return s.post(ctx, wk, path, body, nil)
 	}
 	q, res, err := s.quote(ctx, wk, path, body)
 	if err != nil || res != nil {
 		return res, err
 	}
-	addr, err := ledger.ParseAddress(payer.Address())
+	if p.unlock == nil {
+		p.lock.Lock()
+		p.unlock = sync.OnceFunc(p.lock.Unlock)
+	}
+	nonce := int64(-1)
+	if p.signed {
+		nonce = int64(p.nonce)
+	}
+	sig, tx, err := s.payment(ctx, p.key, q, nonce)
 	if err != nil {
 		return nil, err
 	}
-	lock := s.payerLock(addr)
-	lock.Lock()
-	sig, tx, err := s.payment(ctx, payer, q)
-	if err != nil {
-		lock.Unlock()
-		return nil, err
-	}
-	// The payer's next escrow waits until this one is in a block (the
-	// ledger takes an account's transactions in nonce order) or the
-	// worker has answered.
-	sent, landed := make(chan struct{}), make(chan struct{})
+	p.signed, p.nonce = true, tx.Nonce
+	escrow := ledger.EscrowID(p.addr, tx.Nonce)
+	// The payer's next request waits until this escrow is in a block (the
+	// ledger takes an account's transactions in nonce order) or this
+	// request has ended.
+	landed, stopped, done := make(chan struct{}), make(chan struct{}), make(chan struct{})
 	go func() {
-		defer lock.Unlock()
-		s.waitNonce(ctx, addr, tx.Nonce, sent, landed)
+		defer close(done)
+		if s.waitNonce(ctx, p.addr, tx.Nonce, stopped) {
+			close(landed)
+			p.unlock()
+		}
 	}()
-	res, err = s.post(ctx, wk, path, body, http.Header{gateway.HeaderPaymentSignature: {sig}})
-	if err != nil {
-		// The worker failed holding the escrow: it may have broadcast it.
-		// Give it PendingWait to land before the payer's next escrow is
-		// signed (with the next nonce then, not the same one).
+	stop := func() { close(stopped); <-done }
+	var wrote atomic.Bool
+	tctx := httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{WroteHeaders: func() { wrote.Store(true) }})
+	res, err = s.post(tctx, wk, path, body, http.Header{gateway.HeaderPaymentSignature: {sig}})
+	if err == nil && res.StatusCode != http.StatusPaymentRequired {
+		stop()
+		return res, nil
+	}
+	if err != nil && ctx.Err() != nil {
+		stop()
+		return nil, ctx.Err()
+	}
+	if err == nil {
+		// The worker refused the payment (see its PAYMENT-REQUIRED).
+		var pr gateway.PaymentRequired
+		decodeB64JSON(res.Header.Get(gateway.HeaderPaymentRequired), &pr)
+		res.Body.Close()
+		err = down("worker %d refused the payment: %s", wk.AgentID, trunc(pr.Error, 80))
+	} else if wrote.Load() {
+		// The worker may hold the escrow: give it PendingWait to land.
 		t := time.NewTimer(s.o.PendingWait)
 		select {
 		case <-landed:
@@ -393,33 +505,52 @@ func (s *Server) attempt(ctx context.Context, wk Worker, path string, body []byt
 		}
 		t.Stop()
 	}
-	close(sent)
-	if err == nil && res.StatusCode == http.StatusPaymentRequired {
-		// The worker refused the payment (see its PAYMENT-REQUIRED):
-		// nothing was charged; another worker may take it.
-		var pr gateway.PaymentRequired
-		decodeB64JSON(res.Header.Get(gateway.HeaderPaymentRequired), &pr)
-		res.Body.Close()
-		return nil, down("worker %d refused the payment: %s", wk.AgentID, trunc(pr.Error, 80))
+	stop()
+	if !wrote.Load() {
+		// The payment never left the gateway.
+		return nil, err
 	}
-	return res, err
+	acct, aerr := s.account(ctx, p.addr)
+	if aerr != nil {
+		return nil, &errHeld{w: wk, escrow: escrow, err: fmt.Errorf("%v; reading the payer's account: %v", err, aerr)}
+	}
+	if acct.Nonce > tx.Nonce {
+		var ne net.Error
+		return nil, &errHeld{w: wk, escrow: escrow, err: err, timeout: errors.As(err, &ne) && ne.Timeout()}
+	}
+	return nil, err
 }
 
-// waitNonce returns once the payer's account has passed nonce n (closing
-// landed), sent is closed, or ctx ends.
-func (s *Server) waitNonce(ctx context.Context, a ledger.Address, n uint64, sent <-chan struct{}, landed chan<- struct{}) {
+// errHeld is a paid request whose worker failed once the payer's escrow
+// for it was on the ledger: it goes to no other worker.
+type errHeld struct {
+	w       Worker
+	escrow  ledger.Hash
+	timeout bool
+	err     error
+}
+
+func (e *errHeld) Error() string {
+	return fmt.Sprintf("worker %d (%s) failed after your escrow %s for this request was on the ledger (%v): the request was not sent to another worker, so you pay at most the receipt this worker publishes for that escrow, and the escrow returns to you at its deadline if it publishes none",
+		e.w.AgentID, e.w.Address, e.escrow, e.err)
+}
+
+func (e *errHeld) Unwrap() error { return e.err }
+
+// waitNonce reports true once the payer's account has passed nonce n,
+// false when stop is closed or ctx ends first.
+func (s *Server) waitNonce(ctx context.Context, a ledger.Address, n uint64, stop <-chan struct{}) bool {
 	t := time.NewTicker(100 * time.Millisecond)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
-			return
-		case <-sent:
-			return
+			return false
+		case <-stop:
+			return false
 		case <-t.C:
 			if acct, err := s.account(ctx, a); err == nil && acct.Nonce > n {
-				close(landed)
-				return
+				return true
 			}
 		}
 	}
