@@ -64,7 +64,7 @@ func (g multiGateway) run(ctx context.Context, stdout io.Writer) error {
 	hs := gateway.HTTPServer(srv)
 	ws := srv.Workers()
 	fmt.Fprintf(stdout, "verdict gateway: listening on http://%s (ledger %s, %d workers)\n", ln.Addr(), g.node, len(ws))
-	fmt.Fprintf(stdout, "  OpenAI API: http://%s/v1   workers: http://%s/v1/workers   explorer: http://%s%s\n", ln.Addr(), ln.Addr(), ln.Addr(), gateway.ExplorerPath)
+	fmt.Fprintf(stdout, "  OpenAI API: http://%s/v1   MCP: http://%s%s   workers: http://%s/v1/workers   explorer: http://%s%s\n", ln.Addr(), ln.Addr(), multigw.MCPPath, ln.Addr(), ln.Addr(), gateway.ExplorerPath)
 	for _, w := range ws {
 		g.log.Info("worker", "agent", w.AgentID, "address", w.Address, "endpoint", w.Endpoint, "model", w.ModelName, "price", w.Price, "stake", w.Stake, "jailed", w.Jailed)
 	}

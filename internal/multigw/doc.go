@@ -113,6 +113,31 @@
 // of its stream up to MaxEventBytes (4 MiB); past either the caller gets
 // the worker_failed error.
 //
+// MCP: the gateway serves the MCP tools of package mcpserver (generate,
+// get_receipt, verify_receipt, list_models) over streamable HTTP at
+// /mcp, through mcpserver.Forwarder (mcpTools). A session opened with an
+// API key (Authorization: Bearer, checked as for /v1) pays from that key's
+// account: generate becomes the OpenAI request it describes (chat
+// completions for messages, completions for a prompt, the model by id),
+// routed, paid and failed over exactly as over HTTP, and its result names
+// the serving worker (agent_id, worker); its receipt's text is read from
+// the ledger once the worker published it, or from the worker while it
+// serves it without credentials, waiting up to ReceiptWait (5 s; else it
+// is empty and get_receipt reads it later). A session without an
+// Authorization header pays with x402 over MCP (x402's MCP transport):
+// generate without _meta["x402/payment"] fails with the quote of the
+// worker the router picks (x402's PaymentRequired as structuredContent,
+// naming that worker in payTo); with it, the call goes to the worker the
+// payment pays and the result carries _meta["x402/payment-response"].
+// With NoAuth every session is free. get_receipt reads the ledger, else
+// the worker that served the receipt (as GET /v1/receipts/{id}: public).
+// verify_receipt checks the signature; the gateway holds no model, so it
+// replays nothing: with replay (the default) the result is replayed
+// false, its problem saying so; replay a receipt with `verdict verify` or
+// on a worker's own /mcp, where its model is. list_models gives each
+// model's name and id only (the spec, fingerprint and context length are
+// the workers').
+//
 // Every completion served names its worker: the response's "verdict" object
 // gains "agent_id" and "worker" (its address), in the last chunks of a
 // stream as for the receipt id, and the response carries the headers

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -20,6 +21,8 @@ import (
 	"github.com/verdictnet/verdict/internal/gateway"
 	"github.com/verdictnet/verdict/internal/ledger"
 	"github.com/verdictnet/verdict/internal/ledger/client"
+	"github.com/verdictnet/verdict/internal/merkle"
+	"github.com/verdictnet/verdict/internal/receipt"
 )
 
 const testChain = "verdict-test"
@@ -164,6 +167,31 @@ type fakeWorker struct {
 	stall      time.Duration
 	stallFirst bool
 	stalled    chan struct{}
+
+	mu       sync.Mutex
+	receipts map[string][]byte // id -> signed receipt, as served
+}
+
+// sign makes the worker's signed receipt for its nth answer and keeps it.
+func (w *fakeWorker) sign(n int64) string {
+	r := &receipt.Receipt{Version: receipt.Version, Spec: receipt.DefaultSpec, Model: merkle.Hash(w.l.model), Worker: w.key.Public().(ed25519.PublicKey),
+		Nonce: []byte(fmt.Sprint(n)), Sampling: receipt.Sampling{Steps: 5}, Prompt: []int{1, 2}, Output: []int{3, 4, 5}}
+	if err := r.Sign(w.key); err != nil {
+		w.t.Error(err)
+	}
+	b, err := r.Marshal()
+	if err != nil {
+		w.t.Error(err)
+	}
+	id := r.ID()
+	rid := hex.EncodeToString(id[:])
+	w.mu.Lock()
+	if w.receipts == nil {
+		w.receipts = map[string][]byte{}
+	}
+	w.receipts[rid] = b
+	w.mu.Unlock()
+	return rid
 }
 
 // Receipt costs in the fake: an answer, and a receipt cut short.
@@ -197,6 +225,18 @@ func (w *fakeWorker) serve(rw http.ResponseWriter, r *http.Request) {
 		json.NewEncoder(rw).Encode(reg)
 		return
 	}
+	if id, ok := strings.CutPrefix(r.URL.Path, "/v1/receipts/"); ok {
+		w.mu.Lock()
+		b := w.receipts[id]
+		w.mu.Unlock()
+		if b == nil {
+			http.NotFound(rw, r)
+			return
+		}
+		rw.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(rw, `{"id":%q,"object":"receipt","status":"published","receipt":%s}`, id, b)
+		return
+	}
 	body, _ := io.ReadAll(r.Body)
 	var req struct {
 		Model  string `json:"model"`
@@ -213,7 +253,7 @@ func (w *fakeWorker) serve(rw http.ResponseWriter, r *http.Request) {
 		}
 		w.served.Add(1)
 		rw.Header().Set("Content-Type", "application/json")
-		fmt.Fprintf(rw, `{"choices":[{"text":"free"}],"verdict":{"receipt_id":"%064x"}}`, w.served.Load())
+		fmt.Fprintf(rw, `{"choices":[{"text":"free"}],"verdict":{"receipt_id":%q}}`, w.sign(w.served.Load()))
 		return
 	}
 	if sig == "" {
@@ -271,7 +311,9 @@ func (w *fakeWorker) serve(rw http.ResponseWriter, r *http.Request) {
 		w.t.Errorf("publishing: %v", err)
 	}
 	w.served.Add(1)
-	rid := fmt.Sprintf("%064x", w.served.Load()+int64(w.id)<<32)
+	rid := w.sign(w.served.Load())
+	settle, _ := json.Marshal(gateway.SettleResponse{Success: true, Payer: tx.Signer.String(), Transaction: "tx", Network: p.Accepted.Network, Amount: strconv.Itoa(fullCost)})
+	rw.Header().Set(gateway.HeaderPaymentResponse, base64.StdEncoding.EncodeToString(settle))
 	if !req.Stream {
 		if w.cut.Load() {
 			rw.Header().Set("Content-Length", "1000")
@@ -281,6 +323,10 @@ func (w *fakeWorker) serve(rw http.ResponseWriter, r *http.Request) {
 		}
 		rw.Header().Set("Content-Type", "application/json")
 		rw.Header().Set("X-Verdict-Receipt", rid)
+		if r.URL.Path == "/v1/chat/completions" {
+			fmt.Fprintf(rw, `{"id":"chat","object":"chat.completion","system_fingerprint":"fp_x","choices":[{"message":{"role":"assistant","content":"chat from %d"},"finish_reason":"stop"}],"usage":{"prompt_tokens":2,"completion_tokens":3},"verdict":{"receipt_id":%q}}`, w.id, rid)
+			return
+		}
 		fmt.Fprintf(rw, `{"id":"cmpl","object":"text_completion","choices":[{"text":"from %d <b>"}],"verdict":{"receipt_id":%q}}`, w.id, rid)
 		return
 	}

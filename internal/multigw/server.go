@@ -3,7 +3,6 @@ package multigw
 import (
 	"context"
 	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -55,6 +54,11 @@ type Options struct {
 	MaxBodyBytes int64
 	// DownFor is how long a failed worker is skipped (default 15 s).
 	DownFor time.Duration
+	// ReceiptWait bounds how long an MCP generate call waits for its
+	// receipt's text, which the gateway reads from the ledger once the
+	// worker published it (default 5 s; past it the result's receipt is
+	// empty and get_receipt reads it later).
+	ReceiptWait time.Duration
 	// Explorer, when set, is served at gateway.ExplorerPath.
 	Explorer http.Handler
 	// HTTPRegistration fetches registration files (default: 5 s
@@ -114,6 +118,9 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	if o.QuoteTimeout <= 0 {
 		o.QuoteTimeout = 10 * time.Second
 	}
+	if o.ReceiptWait <= 0 {
+		o.ReceiptWait = 5 * time.Second
+	}
 	if o.MaxBodyBytes <= 0 {
 		o.MaxBodyBytes = 1 << 20
 	}
@@ -154,6 +161,9 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "workers": len(s.Workers())})
 	})
+	mcpH := s.mcpHandler()
+	s.mux.Handle(MCPPath, mcpH)
+	s.mux.Handle(MCPPath+"/", mcpH)
 	if o.Explorer != nil {
 		s.mux.Handle(gateway.ExplorerPath, o.Explorer)
 		s.mux.Handle("GET "+strings.TrimSuffix(gateway.ExplorerPath, "/"), http.RedirectHandler(gateway.ExplorerPath, http.StatusMovedPermanently))
@@ -264,13 +274,7 @@ func (s *Server) authenticate(r *http.Request) (*keys.Key, error) {
 	if !ok || !strings.EqualFold(scheme, "Bearer") || tok == "" {
 		return nil, errors.New("want Authorization: Bearer KEY")
 	}
-	sum := sha256.Sum256([]byte(tok))
-	var found *keys.Key
-	for _, k := range s.keys {
-		if subtle.ConstantTimeCompare(sum[:], k.sum[:]) == 1 {
-			found = k.key
-		}
-	}
+	found := s.keyOf(tok)
 	if found == nil {
 		return nil, errors.New("invalid API key")
 	}
@@ -566,15 +570,28 @@ func (s *Server) account(ctx context.Context, a ledger.Address) (ledger.Account,
 	return acct, err
 }
 
-// passX402 serves a caller without an API key, who pays with x402 itself:
-// the quote comes from the worker the router picks; the payment goes to
-// the worker it pays.
+// passX402 serves a caller without an API key, who pays with x402 itself.
 func (s *Server) passX402(w http.ResponseWriter, r *http.Request, path string, body []byte, id ledger.Hash, ranked []Worker) {
-	sig := r.Header.Get(gateway.HeaderPaymentSignature)
+	res, wk, err := s.routeX402(r.Context(), id, ranked, path, body, r.Header.Get(gateway.HeaderPaymentSignature))
+	if err != nil {
+		if r.Context().Err() == nil {
+			writeRouteError(w, err)
+		}
+		return
+	}
+	s.finish(w, res, wk)
+}
+
+// routeX402 runs the request of a caller who pays with x402 itself (sig:
+// its PAYMENT-SIGNATURE, base64): without a payment it goes, unchanged,
+// to the worker the router picks (failing over), whose 402 quote names
+// that worker (payTo); with one, to the worker the payment pays (no
+// failover: the payment is bound to that worker).
+func (s *Server) routeX402(ctx context.Context, id ledger.Hash, ranked []Worker, path string, body []byte, sig string) (*http.Response, Worker, error) {
 	if sig == "" {
 		var last error
 		for _, wk := range s.router.Order(id, ranked) {
-			res, err := s.post(r.Context(), wk, path, body, nil)
+			res, err := s.post(ctx, wk, path, body, nil)
 			if err != nil {
 				var d *errDown
 				if errors.As(err, &d) {
@@ -584,33 +601,26 @@ func (s *Server) passX402(w http.ResponseWriter, r *http.Request, path string, b
 					last = err
 					continue
 				}
-				return
+				return nil, wk, err
 			}
-			s.finish(w, res, wk)
-			return
+			return res, wk, nil
 		}
-		writeError(w, http.StatusServiceUnavailable, "server_error", "no_worker_available", fmt.Sprintf("every worker failed: %v", last))
-		return
+		return nil, Worker{}, &routeError{http.StatusServiceUnavailable, "server_error", "no_worker_available", fmt.Sprintf("every worker failed: %v", last)}
 	}
 	var p gateway.PaymentPayload
 	if err := decodeB64JSON(sig, &p); err != nil {
-		writeError(w, http.StatusBadRequest, "invalid_request_error", "invalid_payload", fmt.Sprintf("%s: %v", gateway.HeaderPaymentSignature, err))
-		return
+		return nil, Worker{}, &routeError{http.StatusBadRequest, "invalid_request_error", "invalid_payload", fmt.Sprintf("%s: %v", gateway.HeaderPaymentSignature, err)}
 	}
 	for _, wk := range ranked {
 		if wk.Address.String() == p.Accepted.PayTo {
-			res, err := s.post(r.Context(), wk, path, body, http.Header{gateway.HeaderPaymentSignature: {sig}})
+			res, err := s.post(ctx, wk, path, body, http.Header{gateway.HeaderPaymentSignature: {sig}})
 			if err != nil {
-				if r.Context().Err() == nil {
-					writeError(w, http.StatusBadGateway, "server_error", "worker_failed", fmt.Sprintf("the worker this payment pays failed: %v (its escrow, if submitted, returns to you at its deadline)", err))
-				}
-				return
+				return nil, wk, &routeError{http.StatusBadGateway, "server_error", "worker_failed", fmt.Sprintf("the worker this payment pays failed: %v (its escrow, if submitted, returns to you at its deadline)", err)}
 			}
-			s.finish(w, res, wk)
-			return
+			return res, wk, nil
 		}
 	}
-	writeError(w, http.StatusBadRequest, "invalid_request_error", "unknown_worker", fmt.Sprintf("the payment pays %q, which is not an eligible worker serving this model: ask for a new quote", trunc(p.Accepted.PayTo, 80)))
+	return nil, Worker{}, &routeError{http.StatusBadRequest, "invalid_request_error", "unknown_worker", fmt.Sprintf("the payment pays %q, which is not an eligible worker serving this model: ask for a new quote", trunc(p.Accepted.PayTo, 80))}
 }
 
 // models lists the models some eligible worker serves.
