@@ -23,6 +23,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+
 	"github.com/verdictnet/verdict/internal/devnet"
 	"github.com/verdictnet/verdict/internal/keys"
 	"github.com/verdictnet/verdict/internal/ledger"
@@ -530,6 +532,38 @@ func TestGatewayNodeManyWorkers(t *testing.T) {
 			t.Fatalf("request %d went to the jailed cheater", i)
 		}
 	}
+	// MCP on the gateway: generate is routed and paid like /v1 (here from
+	// sk-two's account) and names its worker; the receipt it returns is
+	// the one on the ledger, and verify_receipt checks its signature.
+	cs, err := mcp.NewClient(&mcp.Implementation{Name: "multigw-test", Version: "0"}, nil).Connect(ctx,
+		&mcp.StreamableClientTransport{Endpoint: gw + multigw.MCPPath, HTTPClient: &http.Client{Transport: bearer{"sk-two", http.DefaultTransport}}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "generate", Arguments: map[string]any{"model": synth.BuiltinName, "prompt": "Once upon a time", "max_tokens": 8, "temperature": 0}})
+	if err != nil || res.IsError {
+		t.Fatalf("MCP generate: %v %+v", err, res)
+	}
+	b, _ := json.Marshal(res.StructuredContent)
+	var gen struct {
+		ReceiptID string `json:"receipt_id"`
+		Receipt   string `json:"receipt"`
+		AgentID   uint64 `json:"agent_id"`
+		Worker    string `json:"worker"`
+		Text      string `json:"text"`
+	}
+	json.Unmarshal(b, &gen)
+	if w := byAgent[gen.AgentID]; w == nil || w == ws[1] || w == cheat || w.addr != gen.Worker || gen.ReceiptID == "" || gen.Receipt == "" || gen.Text == "" {
+		t.Fatalf("MCP generate: %s", b)
+	}
+	if data, err := d.Client.ReceiptData(ctx, mustHash(t, gen.ReceiptID)); err != nil || string(data) != gen.Receipt {
+		t.Fatalf("MCP generate's receipt %q, the ledger's %q (%v)", gen.Receipt, data, err)
+	}
+	res, err = cs.CallTool(ctx, &mcp.CallToolParams{Name: "verify_receipt", Arguments: map[string]any{"id": gen.ReceiptID, "replay": false}})
+	if b, _ = json.Marshal(res.StructuredContent); err != nil || res.IsError || !strings.Contains(string(b), `"signature_valid":true`) {
+		t.Fatalf("MCP verify_receipt: %v %s", err, b)
+	}
+	cs.Close()
 	// The explorer is served by the gateway and by worker a.
 	for _, u := range []string{gw + "/explorer/", ws[0].base + "/explorer/"} {
 		res, err := http.Get(u)
@@ -650,4 +684,13 @@ func waitPublished(t *testing.T, c *client.Client, ids []string) {
 			time.Sleep(200 * time.Millisecond)
 		}
 	}
+}
+
+func mustHash(t *testing.T, s string) ledger.Hash {
+	t.Helper()
+	h, err := ledger.ParseHash(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
 }
