@@ -8,12 +8,14 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/verdictnet/verdict/internal/gateway"
 	"github.com/verdictnet/verdict/internal/inference"
 	"github.com/verdictnet/verdict/internal/keys"
+	"github.com/verdictnet/verdict/internal/ledger"
 	"github.com/verdictnet/verdict/internal/mcpserver"
 )
 
@@ -193,5 +195,29 @@ func TestMCPNoAuth(t *testing.T) {
 	var out mcpserver.GenerateOutput
 	if _, msg := callTool(t, cs, "generate", nil, map[string]any{"prompt": "hi"}, &out); msg != "" || out.Text != "free" || out.AgentID != 1 || out.Receipt == "" {
 		t.Fatalf("generate: %s %+v", msg, out)
+	}
+}
+
+// TestMCPStallNoDoubleCharge: over MCP too, a worker that took the
+// escrow and stalls past HeaderTimeout keeps the request: the call fails
+// naming it and the escrow, and the caller pays its partial receipt only.
+func TestMCPStallNoDoubleCharge(t *testing.T) {
+	e := newTestEnv(t, func(o *Options) { o.HeaderTimeout, o.PendingWait = 300*time.Millisecond, 300*time.Millisecond })
+	w := e.ws[0]
+	w.stall, w.stalled = time.Second, make(chan struct{})
+	cs, err := mcpClient(t, e.gw.URL, e.apiKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, msg := callTool(t, cs, "generate", nil, map[string]any{"prompt": "hi"}, &struct{}{})
+	if !strings.Contains(msg, "worker 1 ") || !strings.Contains(msg, ledger.EscrowID(e.payAddr, 0).String()) {
+		t.Fatalf("generate: %q", msg)
+	}
+	<-w.stalled
+	if got := e.l.chargedTo(e.payAddr); got != partialCost {
+		t.Fatalf("charged %d, want the staller's partial receipt %d", got, partialCost)
+	}
+	if n := e.ws[1].served.Load() + e.ws[2].served.Load(); n != 0 {
+		t.Fatalf("%d other workers served the call", n)
 	}
 }

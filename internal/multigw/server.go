@@ -161,7 +161,11 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "workers": len(s.Workers())})
 	})
-	mcpH := s.mcpHandler()
+	mcpInner := s.mcpHandler()
+	mcpH := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.Body = http.MaxBytesReader(w, r.Body, s.o.MaxBodyBytes)
+		mcpInner.ServeHTTP(w, r)
+	})
 	s.mux.Handle(MCPPath, mcpH)
 	s.mux.Handle(MCPPath+"/", mcpH)
 	if o.Explorer != nil {
