@@ -44,14 +44,17 @@ type poolJob struct {
 }
 
 // spinFor is how long an idle worker polls for the next job before it
-// sleeps.
-const spinFor = 200 * time.Microsecond
+// sleeps: long enough for the gaps between the jobs of one forward pass,
+// short enough not to take the CPU from other work between passes (on the
+// shared 2-core machine at load 14, 200 µs of polling cost 15-25% of the
+// tokens per CPU second of a serving run: see docs/benchmarks.md).
+const spinFor = 20 * time.Microsecond
 
 // waitSpin is how long the caller of run polls for the parts other
 // threads still compute before it sleeps: a thread the OS has pre-empted
 // (a loaded machine) may hold a part for milliseconds, and polling all
 // that time would take the CPU from it.
-const waitSpin = 50 * time.Microsecond
+const waitSpin = 20 * time.Microsecond
 
 // partsPerThread is how many parts a job is cut into per thread, at most.
 const partsPerThread = 4
