@@ -87,7 +87,7 @@ for p in $PRESETS; do
 		f="$OUT/models/$p-$t.gguf"
 		# The llama.cpp driver draws the streams' prompt ids below the
 		# model's token count, as `verdict bench` does.
-		vocab=$("$V" model inspect "$f" | awk '/^vocab:/ {print $2; exit}')
+		vocab=$("$V" model inspect "$f" | awk '/^vocab:/ && !v {v = $2} END {print v}')
 		load=$(cut -d' ' -f1 /proc/loadavg)
 		echo "== $p $t threads=$THREADS: verdict (load: $(cut -d' ' -f1-3 /proc/loadavg))" >&2
 		"$V" bench --json --model "$f" --threads "$THREADS" --streams "$STREAMS" --stream-prompt "$PROMPT" --decode-tokens "$DECODE" |
