@@ -60,6 +60,12 @@ func New(m *model.Model, opts Options) (*Engine, error) {
 // Close stops the engine's threads. The model stays open.
 func (e *Engine) Close() { e.pool.close() }
 
+// Idle tells the engine that no forward pass follows at once (the caller
+// has other work first, such as sampling the next tokens of a batch): its
+// threads sleep instead of polling for the next pass, leaving the CPU to
+// that work. It never changes a result; the next Forward wakes them.
+func (e *Engine) Idle() { e.pool.park() }
+
 // Model returns the engine's model.
 func (e *Engine) Model() *model.Model { return e.m }
 
@@ -166,6 +172,11 @@ type Tracer interface {
 	Final(pos int, x []float32)
 }
 
+// Forward calls each item's Tracer in position order (every layer, then
+// Final) on one goroutine at a time; the Tracers of different items of a
+// batch may be called at the same time, from different goroutines (a
+// Tracer shared by several items of one batch must be safe for that).
+
 // Item is one sequence's share of a forward pass: Tokens are fed at
 // positions Seq.Pos, Seq.Pos+1, ...; afterwards Seq.Pos has advanced.
 type Item struct {
@@ -231,9 +242,17 @@ func (e *Engine) Forward(items ...*Item) error {
 	}
 	st := e.newState(rows)
 	defer e.putState(st)
+	start := 0
+	for _, it := range items {
+		if it.Trace != nil {
+			st.traced = append(st.traced, span{start, start + len(it.Tokens)})
+		}
+		start += len(it.Tokens)
+	}
 	for r := range rows {
 		kernels.DequantRow(e.m.TokenEmbd, rows[r].tok, st.x[r*e.c.Dim:(r+1)*e.c.Dim])
 	}
+
 	for l := range e.m.Layers {
 		e.layer(l, st)
 	}
@@ -250,8 +269,14 @@ type state struct {
 	n                      int
 	x, xb, q, k, v, att, o []float32
 	hb, hb2                []float32
+	cos, sin               []float32 // RoPE of each row: HeadDim/2 each
 	acts                   kernels.Acts
+	// traced holds the row ranges of the items with a Tracer.
+	traced []span
 }
+
+// span is the rows [lo, hi) of one item.
+type span struct{ lo, hi int }
 
 func (e *Engine) newState(rows []row) *state {
 	st, _ := e.states.Get().(*state)
@@ -265,12 +290,20 @@ func (e *Engine) newState(rows []row) *state {
 	st.q, st.k, st.v = grow(st.q, n*c.QDim()), grow(st.k, n*c.KVDim()), grow(st.v, n*c.KVDim())
 	st.att, st.o = grow(st.att, n*c.QDim()), grow(st.o, n*c.Dim)
 	st.hb, st.hb2 = grow(st.hb, n*c.Hidden), grow(st.hb2, n*c.Hidden)
+	// Every layer rotates a row by the same angles: computed once.
+	half := e.hd / 2
+	st.cos, st.sin = grow(st.cos, n*half), grow(st.sin, n*half)
+	e.pool.run(n, 4, func(lo, hi int) {
+		for r := lo; r < hi; r++ {
+			RopeAngles(e.freqs, rows[r].pos, st.cos[r*half:(r+1)*half], st.sin[r*half:(r+1)*half])
+		}
+	})
 	return st
 }
 
 // putState returns a state's buffers for reuse by a later Forward.
 func (e *Engine) putState(st *state) {
-	st.rows = nil
+	st.rows, st.traced = nil, st.traced[:0]
 	e.states.Put(st)
 }
 
@@ -328,13 +361,26 @@ func (e *Engine) rmsnorm(st *state, w *tensor.Tensor, in, out []float32) {
 func (e *Engine) layer(l int, st *state) {
 	e.layerQKV(l, st)
 	e.layerAttend(l, st)
-	for r, rw := range st.rows {
-		if rw.item != nil && rw.item.Trace != nil {
-			d, kv, qd := e.c.Dim, e.c.KVDim(), e.qd
-			rw.item.Trace.Layer(l, rw.pos, st.x[r*d:(r+1)*d], st.k[r*kv:(r+1)*kv], st.v[r*kv:(r+1)*kv], st.att[r*qd:(r+1)*qd])
-		}
-	}
+	d, kv, qd := e.c.Dim, e.c.KVDim(), e.qd
+	e.trace(st, func(r int, t Tracer) {
+		t.Layer(l, st.rows[r].pos, st.x[r*d:(r+1)*d], st.k[r*kv:(r+1)*kv], st.v[r*kv:(r+1)*kv], st.att[r*qd:(r+1)*qd])
+	})
 	e.layerFinish(l, st)
+}
+
+// trace calls fn on the rows of every traced item, the items spread over
+// the pool's threads (a Tracer hashes its rows' vectors: in a batch of
+// many sequences, the step would otherwise wait on one thread for all of
+// them), each item's rows in order on one thread.
+func (e *Engine) trace(st *state, fn func(r int, t Tracer)) {
+	e.pool.run(len(st.traced), 1, func(lo, hi int) {
+		for _, sp := range st.traced[lo:hi] {
+			t := st.rows[sp.lo].item.Trace
+			for r := sp.lo; r < sp.hi; r++ {
+				fn(r, t)
+			}
+		}
+	})
 }
 
 // layerQKV computes the query, key and value vectors of every row (biases
@@ -356,8 +402,8 @@ func (e *Engine) layerQKV(l int, st *state) {
 	e.matmulPrepared(st, L.Wq, st.q)
 	e.matmulPrepared(st, L.Wk, st.k)
 	e.matmulPrepared(st, L.Wv, st.v)
+	half := hd / 2
 	e.pool.run(st.n, 4, func(lo, hi int) {
-		cos, sin := make([]float32, hd/2), make([]float32, hd/2)
 		for r := lo; r < hi; r++ {
 			rw := st.rows[r]
 			q, k := st.q[r*d:(r+1)*d], st.k[r*kv:(r+1)*kv]
@@ -374,7 +420,7 @@ func (e *Engine) layerQKV(l int, st *state) {
 					kernels.RMSNorm(k[h:h+hd], k[h:h+hd], kn, c.NormEps)
 				}
 			}
-			RopeAngles(e.freqs, rw.pos, cos, sin)
+			cos, sin := st.cos[r*half:(r+1)*half], st.sin[r*half:(r+1)*half]
 			e.rope(q, cos, sin)
 			e.rope(k, cos, sin)
 			if rw.seq != nil {
@@ -449,15 +495,13 @@ func Attend(q, keys, values []float32, stride, off, n int, scale float32, out, s
 // logits and hands them to their items.
 func (e *Engine) finish(st *state, items []*Item) {
 	d := e.c.Dim
+	e.trace(st, func(r int, t Tracer) { t.Final(st.rows[r].pos, st.x[r*d:(r+1)*d]) })
 	var sel []int
 	start := 0
 	for _, it := range items {
 		n := len(it.Tokens)
 		for i := 0; i < n; i++ {
 			r := start + i
-			if it.Trace != nil {
-				it.Trace.Final(st.rows[r].pos, st.x[r*d:(r+1)*d])
-			}
 			if (it.Logits == LogitsAll && i >= it.LogitsFrom) || (it.Logits == LogitsLast && i == n-1) {
 				sel = append(sel, r)
 			}
