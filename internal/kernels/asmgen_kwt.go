@@ -1,0 +1,247 @@
+//go:build ignore
+
+package main
+
+import "fmt"
+
+// The AVX-512 VNNI tiles of the K types with the lanes on the weight rows
+// (run with asmgen.go): kwt4P{P}(w *byte, ws int, pk *byte, nb int,
+// out *float32, ld int, scr *byte) multiplies 16 Q4_K weight rows (row stride ws
+// bytes) by P <= 4 activation rows packed by packKWT (kwt_amd64.go) over
+// nb super-blocks: out[p*ld + i] (i < 16, p < P) is the value of section
+// 4.2 of docs/determinism.md for weight row i and activation row p, bit
+// for bit (dotK). The design is vnniWTTile's (asmgen_vnni.go) for the
+// super-blocks of the K types:
+//
+//   - the 16-byte headers of the 16 rows (d, dmin, the 12 scale bytes) are
+//     loaded four rows to a register and transposed in 128-bit lanes, so
+//     that lane i of each result is dword k of row i's header; the 8 scales
+//     and 8 mins of the 16 rows are unpacked lane-wise (get_scale_min_k4)
+//     as exact int32, and d, dmin converted (VCVTPH2PS, exact); they go to
+//     scr (kwtScratch bytes);
+//   - per chunk c of 64 elements (32 bytes of nibbles per row), the 16 rows'
+//     32 bytes are transposed as in vnniWTTile (lane i of W_k is dword k of
+//     row i), and split into the low nibbles (sub-block 2c) and the high
+//     ones (sub-block 2c+1); per activation row, eight VPDPBUSD with the
+//     activation dwords as broadcast operand make σ_2c and σ_2c+1 exactly
+//     (at most 32·15·128 per lane, any int8 quanta), VPMULLD by the
+//     sub-block scales and VPADDD make isum;
+//   - msum = Σ_s m_s·ξ_s by four VPDPWSSD of the pairs (m_2t, m_2t+1) and
+//     the broadcast packed pairs of sums of 32 (ξ_2t, ξ_2t+1);
+//   - then, lane by lane, the float sequence of the specification:
+//     (d ⊗ dx) ⊗ f32(isum) ⊖ (dmin ⊗ dx) ⊗ f32(msum), acc ⊕ that, super-blocks
+//     in increasing order. Never a fused multiply-add.
+//
+// Each super-block step prefetches the 16·144 bytes of the next tile's
+// rows (contiguous in memory), as vnniWTTile does.
+const (
+	kwtBlk  = 1232 // packed bytes per (group of 4 activation rows, super-block)
+	kwtDX   = 1024 // 4 dx (float32)
+	kwtS32  = 1040 // 4 x 8 sums of 32 (int16)
+	kwtS16  = 1104 // 4 x 16 sums of 16 (int16)
+	kwtMaxP = 4
+)
+
+func kwtKernels() {
+	for P := 1; P <= kwtMaxP; P++ {
+		kwtTile(P)
+	}
+}
+
+func kwtTile(P int) {
+	name := fmt.Sprintf("kwt4P%d", P)
+	const bs = 144
+	bases := []string{"SI", "R8", "R10", "R11"}
+	rowAt := func(off, i int) string {
+		return fmt.Sprintf("%d(%s)%s", off, bases[i/4], []string{"", "(AX*1)", "(AX*2)", "(R12*1)"}[i%4])
+	}
+	// Registers: Z0-Z7 the loaded rows, then the high nibbles; Z8-Z15 the
+	// transposed rows, then the low nibbles; Z16+p isum of activation row
+	// p; Z20-Z23 the sub-block sums σ; Z24+p the float accumulators; Z28
+	// 0x03, Z29 0x0f, Z30 0x3f (dwords), Z31 0x0f bytes.
+	A := func(i int) string { return z(i) }
+	Bz := func(i int) string { return z(8 + i) }
+	isum := func(q int) string { return z(16 + q) }
+	sig := func(i int) string { return z(20 + i%4) }
+	facc := func(q int) string { return z(24 + q) }
+	// scr (BX): 0 d, 64 dmin (float32), 128+64s the scale of sub-block s
+	// (int32), 640+64t the pairs (m_2t, m_2t+1) (int16).
+	const fD, fDmin, fSc, fMp = 0, 64, 128, 640
+	fmt.Fprintf(&b, "// func %s(w *byte, ws int, pk *byte, nb int, out *float32, ld int, scr *byte)\n", name)
+	fmt.Fprintf(&b, "TEXT ·%s(SB), NOSPLIT, $0-56\n", name)
+	p("MOVQ w+0(FP), SI")
+	p("MOVQ ws+8(FP), AX")
+	p("LEAQ (AX)(AX*2), R12")
+	p("LEAQ (SI)(AX*4), R8")
+	p("LEAQ (R8)(AX*4), R10")
+	p("LEAQ (R10)(AX*4), R11")
+	p("LEAQ (R11)(AX*4), R9") // the next tile's rows: one sequential stream
+	p("MOVQ pk+16(FP), DI")
+	p("MOVQ nb+24(FP), CX")
+	p("MOVQ scr+48(FP), BX")
+	for _, c := range []struct {
+		v   uint32
+		reg string
+	}{{0x03, "Z28"}, {0x0f, "Z29"}, {0x3f, "Z30"}, {0x0f0f0f0f, "Z31"}} {
+		p("MOVL $0x%08x, DX", c.v)
+		p("VPBROADCASTD DX, %s", c.reg)
+	}
+	for q := 0; q < P; q++ {
+		p("VPXORD %s, %s, %s", facc(q), facc(q), facc(q))
+	}
+	p("TESTQ CX, CX")
+	p("JZ %s_done", name)
+	label(name + "_loop")
+	for c := 0; c < (16*bs+63)/64; c++ {
+		p("PREFETCHT0 %d(R9)", 64*c)
+	}
+	p("ADDQ $%d, R9", 16*bs)
+
+	// The headers: Z_a holds rows a, 4+a, 8+a, 12+a in its 128-bit lanes;
+	// after the in-lane 4x4 transposition, dword i of T_k (Z0-Z3) is
+	// dword k of row i's header: T0 [d, dmin], T1 bytes u0-u3, T2 u4-u7,
+	// T3 u8-u11.
+	for a := 0; a < 4; a++ {
+		p("VMOVDQU %s, %s", rowAt(0, a), x(a))
+		for L := 1; L < 4; L++ {
+			p("VINSERTI32X4 $%d, %s, %s, %s", L, rowAt(0, 4*L+a), z(a), z(a))
+		}
+	}
+	p("VPUNPCKLDQ Z1, Z0, Z4")
+	p("VPUNPCKHDQ Z1, Z0, Z5")
+	p("VPUNPCKLDQ Z3, Z2, Z6")
+	p("VPUNPCKHDQ Z3, Z2, Z7")
+	p("VPUNPCKLQDQ Z6, Z4, Z0")
+	p("VPUNPCKHQDQ Z6, Z4, Z1")
+	p("VPUNPCKLQDQ Z7, Z5, Z2")
+	p("VPUNPCKHQDQ Z7, Z5, Z3")
+	p("VPMOVDW Z0, Y4")
+	p("VCVTPH2PS Y4, Z4") // d, exact
+	p("VMOVUPS Z4, %d(BX)", fD)
+	p("VPSRLD $16, Z0, Z5")
+	p("VPMOVDW Z5, Y5")
+	p("VCVTPH2PS Y5, Z5") // dmin
+	p("VMOVUPS Z5, %d(BX)", fDmin)
+	// shifted(dst, src, sh, mask): dst = (src >> sh) & mask.
+	shifted := func(dst, src string, sh int, mask string) {
+		if sh == 0 {
+			p("VPANDD %s, %s, %s", mask, src, dst)
+			return
+		}
+		p("VPSRLD $%d, %s, %s", sh, src, dst)
+		p("VPANDD %s, %s, %s", mask, dst, dst)
+	}
+	// Scales: sc_j = u_j & 63 (j < 4), (u_{j+4} & 15) | (u_{j-4} >> 6) << 4
+	// (j >= 4); mins: m_j = u_{j+4} & 63 (j < 4), (u_{j+4} >> 4) |
+	// (u_j >> 6) << 4 (j >= 4). Mins in Z8-Z15.
+	for j := 0; j < 4; j++ {
+		shifted("Z4", "Z1", 8*j, "Z30")
+		p("VMOVDQU32 Z4, %d(BX)", fSc+64*j)
+		shifted(z(8+j), "Z2", 8*j, "Z30")
+		shifted("Z4", "Z3", 8*j, "Z29")
+		shifted("Z5", "Z1", 8*j+6, "Z28")
+		p("VPSLLD $4, Z5, Z5")
+		p("VPORD Z5, Z4, Z4")
+		p("VMOVDQU32 Z4, %d(BX)", fSc+64*(4+j))
+		shifted(z(12+j), "Z3", 8*j+4, "Z29")
+		shifted("Z5", "Z2", 8*j+6, "Z28")
+		p("VPSLLD $4, Z5, Z5")
+		p("VPORD Z5, %s, %s", z(12+j), z(12+j))
+	}
+	for t := 0; t < 4; t++ {
+		p("VPSLLD $16, %s, Z4", z(8+2*t+1))
+		p("VPORD Z4, %s, Z4", z(8+2*t))
+		p("VMOVDQU32 Z4, %d(BX)", fMp+64*t)
+	}
+
+	for c := 0; c < 4; c++ {
+		off := 16 + 32*c
+		// Z_j = [row j | row j+4] for j < 4, [row j+4 | row j+8] for j >= 4.
+		for j := 0; j < 8; j++ {
+			lo, hi := j, j+4
+			if j >= 4 {
+				lo, hi = j+4, j+8
+			}
+			p("VMOVDQU %s, %s", rowAt(off, lo), y(j))
+			p("VINSERTI64X4 $1, %s, %s, %s", rowAt(off, hi), A(j), A(j))
+		}
+		for m := 0; m < 4; m++ {
+			p("VPUNPCKLDQ %s, %s, %s", A(2*m+1), A(2*m), Bz(2*m))
+			p("VPUNPCKHDQ %s, %s, %s", A(2*m+1), A(2*m), Bz(2*m+1))
+		}
+		for h := 0; h < 8; h += 4 {
+			p("VPUNPCKLQDQ %s, %s, %s", Bz(h+2), Bz(h), A(h))
+			p("VPUNPCKHQDQ %s, %s, %s", Bz(h+2), Bz(h), A(h+1))
+			p("VPUNPCKLQDQ %s, %s, %s", Bz(h+3), Bz(h+1), A(h+2))
+			p("VPUNPCKHQDQ %s, %s, %s", Bz(h+3), Bz(h+1), A(h+3))
+		}
+		for x := 0; x < 4; x++ {
+			p("VSHUFI32X4 $0x88, %s, %s, %s", A(4+x), A(x), Bz(x))
+			p("VSHUFI32X4 $0xdd, %s, %s, %s", A(4+x), A(x), Bz(4+x))
+		}
+		// Lane i of Bz(k) is dword k of row i's 32 bytes: its low nibbles
+		// are elements 64c+4k..64c+4k+3, its high ones 64c+32+4k...
+		for k := 0; k < 8; k++ {
+			p("VPSRLD $4, %s, %s", Bz(k), A(k))
+			p("VPANDD Z31, %s, %s", A(k), A(k))
+			p("VPANDD Z31, %s, %s", Bz(k), Bz(k))
+		}
+		for q := 0; q < P; q++ {
+			lo, hi := sig(2*q), sig(2*q+1)
+			p("VPXORD %s, %s, %s", lo, lo, lo)
+			p("VPXORD %s, %s, %s", hi, hi, hi)
+			for k := 0; k < 8; k++ {
+				p("VPDPBUSD.BCST %d(DI), %s, %s", 256*q+64*c+4*k, Bz(k), lo)
+				p("VPDPBUSD.BCST %d(DI), %s, %s", 256*q+64*c+32+4*k, A(k), hi)
+			}
+			p("VPMULLD %d(BX), %s, %s", fSc+64*(2*c), lo, lo)
+			p("VPMULLD %d(BX), %s, %s", fSc+64*(2*c+1), hi, hi)
+			if c == 0 {
+				p("VPADDD %s, %s, %s", hi, lo, isum(q))
+			} else {
+				p("VPADDD %s, %s, %s", lo, isum(q), isum(q))
+				p("VPADDD %s, %s, %s", hi, isum(q), isum(q))
+			}
+		}
+	}
+
+	// msum and the float sequence.
+	p("VMOVUPS %d(BX), Z8", fD)
+	p("VMOVUPS %d(BX), Z9", fDmin)
+	for t := 0; t < 4; t++ {
+		p("VMOVDQU32 %d(BX), %s", fMp+64*t, z(4+t))
+	}
+	for q := 0; q < P; q++ {
+		p("VPXORD Z0, Z0, Z0")
+		for t := 0; t < 4; t++ {
+			p("VPDPWSSD.BCST %d(DI), %s, Z0", kwtS32+16*q+4*t, z(4+t))
+		}
+		p("VMULPS.BCST %d(DI), Z8, Z1", kwtDX+4*q) // d ⊗ dx
+		p("VCVTDQ2PS %s, Z2", isum(q))
+		p("VMULPS Z2, Z1, Z1")                     // ⊗ f32(isum)
+		p("VMULPS.BCST %d(DI), Z9, Z3", kwtDX+4*q) // dmin ⊗ dx
+		p("VCVTDQ2PS Z0, Z0")
+		p("VMULPS Z0, Z3, Z3") // ⊗ f32(msum)
+		p("VSUBPS Z3, Z1, Z1")
+		p("VADDPS Z1, %s, %s", facc(q), facc(q))
+	}
+	for _, r := range bases {
+		p("ADDQ $%d, %s", bs, r)
+	}
+	p("ADDQ $%d, DI", kwtBlk)
+	p("DECQ CX")
+	p("JNZ %s_loop", name)
+	label(name + "_done")
+	p("MOVQ out+32(FP), DX")
+	p("MOVQ ld+40(FP), BX")
+	p("SHLQ $2, BX")
+	for q := 0; q < P; q++ {
+		p("VMOVUPS %s, (DX)", facc(q))
+		if q+1 < P {
+			p("ADDQ BX, DX")
+		}
+	}
+	p("VZEROUPPER")
+	p("RET")
+	b.WriteString("\n")
+}
