@@ -46,6 +46,232 @@ func kwtKernels() {
 	for P := 1; P <= kwtMaxP; P++ {
 		kwtTile(P)
 	}
+	for P := 1; P <= kwtMaxP; P++ {
+		kwtTile6(P)
+	}
+}
+
+// kwtTranspose transposes the 16 rows' 32 bytes loaded in Z0-Z7 (Z_j =
+// [row j | row j+4] for j < 4, [row j+4 | row j+8] for j >= 4) into
+// Z8-Z15: lane i of Z(8+k) is dword k of row i. Z0-Z7 are clobbered.
+func kwtTranspose() {
+	A := func(i int) string { return z(i) }
+	Bz := func(i int) string { return z(8 + i) }
+	for m := 0; m < 4; m++ {
+		p("VPUNPCKLDQ %s, %s, %s", A(2*m+1), A(2*m), Bz(2*m))
+		p("VPUNPCKHDQ %s, %s, %s", A(2*m+1), A(2*m), Bz(2*m+1))
+	}
+	for h := 0; h < 8; h += 4 {
+		p("VPUNPCKLQDQ %s, %s, %s", Bz(h+2), Bz(h), A(h))
+		p("VPUNPCKHQDQ %s, %s, %s", Bz(h+2), Bz(h), A(h+1))
+		p("VPUNPCKLQDQ %s, %s, %s", Bz(h+3), Bz(h+1), A(h+2))
+		p("VPUNPCKHQDQ %s, %s, %s", Bz(h+3), Bz(h+1), A(h+3))
+	}
+	for x := 0; x < 4; x++ {
+		p("VSHUFI32X4 $0x88, %s, %s, %s", A(4+x), A(x), Bz(x))
+		p("VSHUFI32X4 $0xdd, %s, %s, %s", A(4+x), A(x), Bz(4+x))
+	}
+}
+
+// kwtLoad32 loads 32 bytes at offset off of each of the 16 rows into the
+// registers reg(0..7) in kwtTranspose's input order.
+func kwtLoad32(rowAt func(off, i int) string, off int, reg func(int) int) {
+	for j := 0; j < 8; j++ {
+		lo, hi := j, j+4
+		if j >= 4 {
+			lo, hi = j+4, j+8
+		}
+		p("VMOVDQU %s, %s", rowAt(off, lo), y(reg(j)))
+		p("VINSERTI64X4 $1, %s, %s, %s", rowAt(off, hi), z(reg(j)), z(reg(j)))
+	}
+}
+
+// kwtTile6 writes kwt6P{P}, kwtTile for Q6_K weights (210-byte
+// super-blocks: ql[128], qh[64], 16 int8 scales, d). Per half h and
+// quarter k' (elements 128h+32k'..+31, sub-blocks 8h+2k' and 8h+2k'+1), the
+// unsigned quanta u = q + 32 of the 16 rows' 32 bytes are made bytewise
+// from ql and qh before the transposition (a permutation of whole dwords,
+// which bytewise operations commute with); per activation row, four
+// VPDPBUSD for each of the two sub-blocks, VPMULLD by their scales (exact
+// int32, sign-extended), and VPADDD make Σ_s sc_s·Σ u·q_x; the correction
+// −32·Σ_s sc_s·ξ_s comes from eight VPDPWSSD of the pairs (sc_2t, sc_2t+1)
+// and the broadcast packed pairs of sums of 16 (ξ_2t, ξ_2t+1). Then the
+// float sequence: (d ⊗ dx) ⊗ f32(isum), acc ⊕ that. d (the word at 208)
+// comes from one VPGATHERDD of the dwords at 206.
+func kwtTile6(P int) {
+	name := fmt.Sprintf("kwt6P%d", P)
+	const bs = 210
+	bases := []string{"SI", "R8", "R10", "R11"}
+	rowAt := func(off, i int) string {
+		return fmt.Sprintf("%d(%s)%s", off, bases[i/4], []string{"", "(AX*1)", "(AX*2)", "(R12*1)"}[i%4])
+	}
+	// Registers: Z0-Z7 ql, then u; Z8-Z15 qh, then the transposed u; Z16+p
+	// isum; Z20-Z23 σ; Z24+p the float accumulators; Z28 0x30 bytes, Z29
+	// the gather offsets (lane i: i*ws), Z30 0xffff (dwords), Z31 0x0f
+	// bytes.
+	isum := func(q int) string { return z(16 + q) }
+	sig := func(i int) string { return z(20 + i%4) }
+	facc := func(q int) string { return z(24 + q) }
+	// scr (BX): 0 d (float32), 64+64s the scale of sub-block s (int32),
+	// 1088+64t the pairs (sc_2t, sc_2t+1) (int16).
+	const fD, fSc, fPair = 0, 64, 1088
+	fmt.Fprintf(&b, "// func %s(w *byte, ws int, pk *byte, nb int, out *float32, ld int, scr *byte)\n", name)
+	fmt.Fprintf(&b, "TEXT ·%s(SB), NOSPLIT, $0-56\n", name)
+	p("MOVQ w+0(FP), SI")
+	p("MOVQ ws+8(FP), AX")
+	p("LEAQ (AX)(AX*2), R12")
+	p("LEAQ (SI)(AX*4), R8")
+	p("LEAQ (R8)(AX*4), R10")
+	p("LEAQ (R10)(AX*4), R11")
+	p("LEAQ (R11)(AX*4), R9") // the next tile's rows: one sequential stream
+	p("MOVQ pk+16(FP), DI")
+	p("MOVQ nb+24(FP), CX")
+	p("MOVQ scr+48(FP), BX")
+	p("VPBROADCASTD AX, Z29")
+	p("VPMULLD vnniIota<>(SB), Z29, Z29")
+	for _, c := range []struct {
+		v   uint32
+		reg string
+	}{{0x30303030, "Z28"}, {0xffff, "Z30"}, {0x0f0f0f0f, "Z31"}} {
+		p("MOVL $0x%08x, DX", c.v)
+		p("VPBROADCASTD DX, %s", c.reg)
+	}
+	for q := 0; q < P; q++ {
+		p("VPXORD %s, %s, %s", facc(q), facc(q), facc(q))
+	}
+	p("TESTQ CX, CX")
+	p("JZ %s_done", name)
+	label(name + "_loop")
+	for c := 0; c < (16*bs+63)/64; c++ {
+		p("PREFETCHT0 %d(R9)", 64*c)
+	}
+	p("ADDQ $%d, R9", 16*bs)
+
+	// The scales: as kwtTile's headers, the 16 bytes at 192; dword i of
+	// T_k (Z0-Z3) is scales 4k..4k+3 of row i.
+	for a := 0; a < 4; a++ {
+		p("VMOVDQU %s, %s", rowAt(192, a), x(a))
+		for L := 1; L < 4; L++ {
+			p("VINSERTI32X4 $%d, %s, %s, %s", L, rowAt(192, 4*L+a), z(a), z(a))
+		}
+	}
+	p("VPUNPCKLDQ Z1, Z0, Z4")
+	p("VPUNPCKHDQ Z1, Z0, Z5")
+	p("VPUNPCKLDQ Z3, Z2, Z6")
+	p("VPUNPCKHDQ Z3, Z2, Z7")
+	p("VPUNPCKLQDQ Z6, Z4, Z0")
+	p("VPUNPCKHQDQ Z6, Z4, Z1")
+	p("VPUNPCKLQDQ Z7, Z5, Z2")
+	p("VPUNPCKHQDQ Z7, Z5, Z3")
+	for s := 0; s < 16; s++ {
+		reg := z(4 + s%2)
+		if sh := 24 - 8*(s%4); sh > 0 {
+			p("VPSLLD $%d, %s, %s", sh, z(s/4), reg)
+			p("VPSRAD $24, %s, %s", reg, reg)
+		} else {
+			p("VPSRAD $24, %s, %s", z(s/4), reg)
+		}
+		p("VMOVDQU32 %s, %d(BX)", reg, fSc+64*s)
+		if s%2 == 1 {
+			p("VPSLLD $16, Z5, Z5")
+			p("VPANDD Z30, Z4, Z4")
+			p("VPORD Z5, Z4, Z4")
+			p("VMOVDQU32 Z4, %d(BX)", fPair+64*(s/2))
+		}
+	}
+	p("KXNORW K1, K1, K1")
+	p("VPGATHERDD 206(SI)(Z29*1), K1, Z4")
+	p("VPSRLD $16, Z4, Z4")
+	p("VPMOVDW Z4, Y4")
+	p("VCVTPH2PS Y4, Z4") // d, exact
+	p("VMOVUPS Z4, %d(BX)", fD)
+
+	first := true
+	for h := 0; h < 2; h++ {
+		for kq := 0; kq < 4; kq++ {
+			kwtLoad32(rowAt, 64*h+32*(kq%2), func(j int) int { return j })
+			kwtLoad32(rowAt, 128+32*h, func(j int) int { return 8 + j })
+			for j := 0; j < 8; j++ {
+				a, hb := z(j), z(8+j)
+				if kq < 2 {
+					p("VPANDD Z31, %s, %s", a, a)
+				} else {
+					p("VPSRLD $4, %s, %s", a, a)
+					p("VPANDD Z31, %s, %s", a, a)
+				}
+				switch kq {
+				case 0:
+					p("VPSLLD $4, %s, %s", hb, hb)
+				case 1:
+					p("VPSLLD $2, %s, %s", hb, hb)
+				case 3:
+					p("VPSRLD $2, %s, %s", hb, hb)
+				}
+				p("VPANDD Z28, %s, %s", hb, hb)
+				p("VPORD %s, %s, %s", hb, a, a) // u = q + 32
+			}
+			kwtTranspose()
+			sa := 8*h + 2*kq
+			for q := 0; q < P; q++ {
+				lo, hi := sig(2*q), sig(2*q+1)
+				p("VPXORD %s, %s, %s", lo, lo, lo)
+				p("VPXORD %s, %s, %s", hi, hi, hi)
+				for k := 0; k < 8; k++ {
+					acc := lo
+					if k >= 4 {
+						acc = hi
+					}
+					p("VPDPBUSD.BCST %d(DI), %s, %s", 256*q+128*h+32*kq+4*k, z(8+k), acc)
+				}
+				p("VPMULLD %d(BX), %s, %s", fSc+64*sa, lo, lo)
+				p("VPMULLD %d(BX), %s, %s", fSc+64*(sa+1), hi, hi)
+				if first {
+					p("VPADDD %s, %s, %s", hi, lo, isum(q))
+				} else {
+					p("VPADDD %s, %s, %s", lo, isum(q), isum(q))
+					p("VPADDD %s, %s, %s", hi, isum(q), isum(q))
+				}
+			}
+			first = false
+		}
+	}
+
+	// The correction and the float sequence.
+	for t := 0; t < 8; t++ {
+		p("VMOVDQU32 %d(BX), %s", fPair+64*t, z(t))
+	}
+	p("VMOVUPS %d(BX), Z8", fD)
+	for q := 0; q < P; q++ {
+		p("VPXORD Z9, Z9, Z9")
+		for t := 0; t < 8; t++ {
+			p("VPDPWSSD.BCST %d(DI), %s, Z9", kwtS16+32*q+4*t, z(t))
+		}
+		p("VPSLLD $5, Z9, Z9")
+		p("VPSUBD Z9, %s, %s", isum(q), isum(q))    // isum
+		p("VMULPS.BCST %d(DI), Z8, Z10", kwtDX+4*q) // d ⊗ dx
+		p("VCVTDQ2PS %s, Z11", isum(q))
+		p("VMULPS Z11, Z10, Z10") // ⊗ f32(isum)
+		p("VADDPS Z10, %s, %s", facc(q), facc(q))
+	}
+	for _, r := range bases {
+		p("ADDQ $%d, %s", bs, r)
+	}
+	p("ADDQ $%d, DI", kwtBlk)
+	p("DECQ CX")
+	p("JNZ %s_loop", name)
+	label(name + "_done")
+	p("MOVQ out+32(FP), DX")
+	p("MOVQ ld+40(FP), BX")
+	p("SHLQ $2, BX")
+	for q := 0; q < P; q++ {
+		p("VMOVUPS %s, (DX)", facc(q))
+		if q+1 < P {
+			p("ADDQ BX, DX")
+		}
+	}
+	p("VZEROUPPER")
+	p("RET")
+	b.WriteString("\n")
 }
 
 func kwtTile(P int) {

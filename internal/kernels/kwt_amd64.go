@@ -19,8 +19,8 @@ import (
 // kernels (k_amd64.go) unpack them per row and sum each row's lanes
 // horizontally per super-block. The arithmetic per (weight row, activation
 // row) is that of dotK, bit for bit (docs/determinism.md 4.2), for any int8
-// activation quanta. Q4_K only so far; Q5_K and Q6_K keep the kernels of
-// k_amd64.go and k_vnni_amd64.go.
+// activation quanta. Q4_K and Q6_K (from kwtMin6 rows on); Q5_K keeps the
+// kernels of k_amd64.go and k_vnni_amd64.go.
 //
 // Packed layout (packKWT), per group g of 4 activation rows and super-block
 // b, at g*gs + b*kwtBlk (gs = nb*kwtBlk), for row 4g+j:
@@ -41,10 +41,19 @@ const (
 	// for these tiles.
 	kwtMaxRows = 16
 
+	// kwtMin6Default is the fewest activation rows for which Q6_K weights take
+	// these tiles: below, the one-row AVX2 kernels of k_amd64.go read them
+	// faster (measured, 8192 x 2048 from memory, per CPU second: one row
+	// 29 GB/s against 15, two 21 against 14; four rows 4 against 13).
+	kwtMin6Default = 3
+
 	// kwtScratch is the bytes of scratch a tile call takes (scales and
 	// mins of the current super-block).
-	kwtScratch = 896
+	kwtScratch = 1600
 )
+
+// kwtMin6 is kwtMin6Default (a variable for the tests).
+var kwtMin6 = kwtMin6Default
 
 type kwtFn func(w *byte, ws int, pk *byte, nb int, out *float32, ld int, scr *byte)
 
@@ -60,9 +69,23 @@ func kwt4P3(w *byte, ws int, pk *byte, nb int, out *float32, ld int, scr *byte)
 //go:noescape
 func kwt4P4(w *byte, ws int, pk *byte, nb int, out *float32, ld int, scr *byte)
 
+//go:noescape
+func kwt6P1(w *byte, ws int, pk *byte, nb int, out *float32, ld int, scr *byte)
+
+//go:noescape
+func kwt6P2(w *byte, ws int, pk *byte, nb int, out *float32, ld int, scr *byte)
+
+//go:noescape
+func kwt6P3(w *byte, ws int, pk *byte, nb int, out *float32, ld int, scr *byte)
+
+//go:noescape
+func kwt6P4(w *byte, ws int, pk *byte, nb int, out *float32, ld int, scr *byte)
+
 // kwtTiles[type][P]: type 0 Q4_K, 1 Q5_K, 2 Q6_K (nil: not written).
 var kwtTiles = [3][kwtP + 1]kwtFn{
 	{1: kwt4P1, 2: kwt4P2, 3: kwt4P3, 4: kwt4P4},
+	{},
+	{1: kwt6P1, 2: kwt6P2, 3: kwt6P3, 4: kwt6P4},
 }
 
 // packKWT fills a.pkKW from a.KQ, a.KD, a.KS and a.KS32. It declines
@@ -106,7 +129,7 @@ func matMulKWT(w *tensor.Tensor, a *Acts, out []float32, ld, r0, r1, ti int) boo
 		return false
 	}
 	tiles := &kwtTiles[ti]
-	if tiles[1] == nil {
+	if tiles[1] == nil || ti == 2 && n < kwtMin6 {
 		return false
 	}
 	nb := cols / tensor.QKK

@@ -16,23 +16,35 @@ import (
 // (specDot) and MatMulRef, bit for bit.
 
 // kwtTypes are the K types that have kwt tiles.
-var kwtTypes = []tensor.Type{tensor.Q4_K}
+var kwtTypes = []tensor.Type{tensor.Q4_K, tensor.Q6_K}
 
-// kwtExtreme sets every byte of the super-blocks of w but the f16 scales
-// to 0xff (nibbles 15, sub-block scales and mins 63: the largest products),
-// or to 0x00 with high bits only in the scale bytes, alternately.
+// kwtExtreme makes every super-block of w extreme: Q4_K nibbles 15 and
+// sub-block scales and mins 63 (every byte but d and dmin 0xff; or 0xc0:
+// nibbles 0 and 12, the scales' top bits set), d the largest f16; Q6_K
+// quanta 31 or -32 (0xff or 0x00) and scales -128 or 127, d the largest
+// f16 or random.
 func kwtExtreme(w *tensor.Tensor, r *rand.Rand) {
 	bb := w.Type.BlockBytes()
 	for b := 0; b+bb <= len(w.Data); b += bb {
-		fill := byte(0xff)
-		if r.IntN(2) == 0 {
-			fill = 0xc0 // scale bytes' top bits set, nibbles 0 or 12
+		blk := w.Data[b : b+bb]
+		switch w.Type {
+		case tensor.Q4_K:
+			fill := []byte{0xff, 0xc0}[r.IntN(2)]
+			for i := 4; i < bb; i++ {
+				blk[i] = fill
+			}
+			binary.LittleEndian.PutUint16(blk, F32ToF16(65504))
+			binary.LittleEndian.PutUint16(blk[2:], F32ToF16(float32(r.NormFloat64())))
+		case tensor.Q6_K:
+			fill := []byte{0xff, 0x00}[r.IntN(2)]
+			for i := 0; i < 192; i++ {
+				blk[i] = fill
+			}
+			for i := 192; i < 208; i++ {
+				blk[i] = []byte{0x80, 0x7f}[r.IntN(2)]
+			}
+			binary.LittleEndian.PutUint16(blk[208:], []uint16{F32ToF16(65504), F32ToF16(float32(r.NormFloat64()))}[r.IntN(2)])
 		}
-		for i := 4; i < bb; i++ {
-			w.Data[b+i] = fill
-		}
-		binary.LittleEndian.PutUint16(w.Data[b:], F32ToF16(65504))
-		binary.LittleEndian.PutUint16(w.Data[b+2:], F32ToF16(float32(r.NormFloat64())))
 	}
 }
 
@@ -45,6 +57,13 @@ func checkKWT(t *testing.T, r *rand.Rand, typ tensor.Type, rows, cols, n int, mo
 		kwtExtreme(w, r)
 	}
 	a := actsOf(r, typ, n, cols, mode == "special")
+	if mode == "dense" { // every quantum in play (value's outliers make most 0)
+		x := make([]float32, n*cols)
+		for i := range x {
+			x[i] = float32(r.NormFloat64())
+		}
+		a.Prepare(typ, x, n, cols)
+	}
 	if want := n <= kwtMaxRows; a.packedKW != want {
 		t.Fatalf("Prepare n=%d: packedKW %v, want %v", n, a.packedKW, want)
 	}
@@ -66,10 +85,18 @@ func checkKWT(t *testing.T, r *rand.Rand, typ tensor.Type, rows, cols, n int, mo
 	}
 	r0 := r.IntN(rows)
 	r1 := r0 + 1 + r.IntN(rows-r0)
+	if typ == tensor.Q6_K && n < kwtMin6 {
+		if matMulKWT(w, a, make([]float32, n*rows), rows, 0, rows, kwtIndex(typ)) {
+			t.Fatalf("matMulKWT took Q6_K weights against %d rows", n)
+		}
+		was := kwtMin6
+		kwtMin6 = 1
+		defer func() { kwtMin6 = was }()
+	}
 	for _, rg := range [][2]int{{0, rows}, {r0, r1}} {
 		ld := rows + r.IntN(3)
 		got := make([]float32, n*ld)
-		if !matMulKWT(w, a, got, ld, rg[0], rg[1], 0) {
+		if !matMulKWT(w, a, got, ld, rg[0], rg[1], kwtIndex(typ)) {
 			t.Fatalf("matMulKWT declined %s %dx%d n=%d", typ, rows, cols, n)
 		}
 		ref := make([]float32, n*ld)
@@ -90,14 +117,15 @@ func checkKWT(t *testing.T, r *rand.Rand, typ tensor.Type, rows, cols, n int, mo
 // TestKWT runs every activation row count the dispatch sends to the kwt
 // tiles (1 to kwtMaxRows: every tile size and group count) on row counts
 // that leave every kind of remainder of 16 (the tail goes to the AVX2
-// kernels), with random, special (NaN/Inf/huge scales), any-int8 (-128
-// included) and maximal (nibbles 15, scales and mins 63) inputs.
+// kernels), with random, dense (normal activations: every quantum in
+// play), special (NaN/Inf/huge scales), any-int8 (-128 included) and
+// extreme (kwtExtreme) inputs.
 func TestKWT(t *testing.T) {
 	needVNNI(t)
 	r := rand.New(rand.NewPCG(31, 32))
 	for _, typ := range kwtTypes {
 		for n := 1; n <= kwtMaxRows; n++ {
-			for _, mode := range []string{"prepared", "special", "anyint8", "maxweights"} {
+			for _, mode := range []string{"prepared", "dense", "special", "anyint8", "maxweights"} {
 				t.Run(fmt.Sprintf("%s/n=%d/%s", typ, n, mode), func(t *testing.T) {
 					rows := []int{1, 15, 16, 17, 32, 47, 64 + r.IntN(40)}[r.IntN(7)]
 					checkKWT(t, r, typ, rows, 256*(1+r.IntN(3)), n, mode)
@@ -168,17 +196,27 @@ func FuzzKWT(f *testing.F) {
 			sums16(a.KQ, a.KS)
 			sums32(a.KS, a.KS32)
 			a.packedKW = packKWT(a)
+			if typ == tensor.Q6_K {
+				was := kwtMin6
+				kwtMin6 = 1
+				defer func() { kwtMin6 = was }()
+			}
 			got := make([]float32, n*rows)
-			if !matMulKWT(w, a, got, rows, 0, rows, 0) {
+			if !matMulKWT(w, a, got, rows, 0, rows, kwtIndex(typ)) {
 				t.Fatal("matMulKWT declined")
 			}
 			for p := 0; p < n; p++ {
 				for i := 0; i < rows; i++ {
 					if want := specDot(typ, w.Row(i), a.KQ[p*cols:(p+1)*cols], a.KD[p:]); !same(got[p*rows+i], want) {
-						t.Fatalf("row %d act %d: %g, spec %g", i, p, got[p*rows+i], want)
+						t.Fatalf("%s row %d act %d: %g, spec %g", typ, i, p, got[p*rows+i], want)
 					}
 				}
 			}
 		}
 	})
+}
+
+// kwtIndex is the index of a K type in the kernel tables.
+func kwtIndex(t tensor.Type) int {
+	return map[tensor.Type]int{tensor.Q4_K: 0, tensor.Q5_K: 1, tensor.Q6_K: 2}[t]
 }
