@@ -32,8 +32,11 @@ import "fmt"
 //     (d ⊗ dx) ⊗ f32(isum) ⊖ (dmin ⊗ dx) ⊗ f32(msum), acc ⊕ that, super-blocks
 //     in increasing order. Never a fused multiply-add.
 //
-// Each super-block step prefetches the 16·144 bytes of the next tile's
-// rows (contiguous in memory), as vnniWTTile does.
+// Each super-block step prefetches the 16·144 bytes (Q6_K: 16·210) of the
+// next tile's rows (contiguous in memory), as vnniWTTile does, spread over
+// the chunks: issued in one burst at the top of the step, Q6_K weights
+// streamed from memory at 15 GB/s per CPU second, spread at 31 (8192 x
+// 2048, one activation row; the AVX2 one-row kernel 29). Q4_K: 37 and 43.
 const (
 	kwtBlk  = 1232 // packed bytes per (group of 4 activation rows, super-block)
 	kwtDX   = 1024 // 4 dx (float32)
@@ -142,10 +145,9 @@ func kwtTile6(P int) {
 	p("TESTQ CX, CX")
 	p("JZ %s_done", name)
 	label(name + "_loop")
-	for c := 0; c < (16*bs+63)/64; c++ {
-		p("PREFETCHT0 %d(R9)", 64*c)
-	}
-	p("ADDQ $%d, R9", 16*bs)
+	// The prefetches of the next tile's 16*bs bytes are spread over the
+	// eight quarters (kwtPrefetch).
+	pf := kwtPrefetch(16*bs, 8)
 
 	// The scales: as kwtTile's headers, the 16 bytes at 192; dword i of
 	// T_k (Z0-Z3) is scales 4k..4k+3 of row i.
@@ -189,6 +191,7 @@ func kwtTile6(P int) {
 	first := true
 	for h := 0; h < 2; h++ {
 		for kq := 0; kq < 4; kq++ {
+			pf(4*h + kq)
 			kwtLoad32(rowAt, 64*h+32*(kq%2), func(j int) int { return j })
 			kwtLoad32(rowAt, 128+32*h, func(j int) int { return 8 + j })
 			for j := 0; j < 8; j++ {
@@ -257,6 +260,7 @@ func kwtTile6(P int) {
 		p("ADDQ $%d, %s", bs, r)
 	}
 	p("ADDQ $%d, DI", kwtBlk)
+	p("ADDQ $%d, R9", 16*bs)
 	p("DECQ CX")
 	p("JNZ %s_loop", name)
 	label(name + "_done")
@@ -318,10 +322,7 @@ func kwtTile(P int) {
 	p("TESTQ CX, CX")
 	p("JZ %s_done", name)
 	label(name + "_loop")
-	for c := 0; c < (16*bs+63)/64; c++ {
-		p("PREFETCHT0 %d(R9)", 64*c)
-	}
-	p("ADDQ $%d, R9", 16*bs)
+	pf := kwtPrefetch(16*bs, 4) // spread over the four chunks
 
 	// The headers: Z_a holds rows a, 4+a, 8+a, 12+a in its 128-bit lanes;
 	// after the in-lane 4x4 transposition, dword i of T_k (Z0-Z3) is
@@ -381,6 +382,7 @@ func kwtTile(P int) {
 	}
 
 	for c := 0; c < 4; c++ {
+		pf(c)
 		off := 16 + 32*c
 		// Z_j = [row j | row j+4] for j < 4, [row j+4 | row j+8] for j >= 4.
 		for j := 0; j < 8; j++ {
@@ -455,6 +457,7 @@ func kwtTile(P int) {
 		p("ADDQ $%d, %s", bs, r)
 	}
 	p("ADDQ $%d, DI", kwtBlk)
+	p("ADDQ $%d, R9", 16*bs)
 	p("DECQ CX")
 	p("JNZ %s_loop", name)
 	label(name + "_done")
@@ -470,4 +473,16 @@ func kwtTile(P int) {
 	p("VZEROUPPER")
 	p("RET")
 	b.WriteString("\n")
+}
+
+// kwtPrefetch returns pf(i), which writes part i of parts of the
+// PREFETCHT0 of the bytes cache lines at R9 (the next tile's rows; R9
+// steps by bytes at the end of each super-block).
+func kwtPrefetch(bytes, parts int) func(i int) {
+	lines := (bytes + 63) / 64
+	return func(i int) {
+		for c := i * lines / parts; c < (i+1)*lines/parts; c++ {
+			p("PREFETCHT0 %d(R9)", 64*c)
+		}
+	}
 }

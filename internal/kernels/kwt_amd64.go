@@ -19,8 +19,8 @@ import (
 // kernels (k_amd64.go) unpack them per row and sum each row's lanes
 // horizontally per super-block. The arithmetic per (weight row, activation
 // row) is that of dotK, bit for bit (docs/determinism.md 4.2), for any int8
-// activation quanta. Q4_K and Q6_K (from kwtMin6 rows on); Q5_K keeps the
-// kernels of k_amd64.go and k_vnni_amd64.go.
+// activation quanta. Q4_K and Q6_K; Q5_K keeps the kernels of k_amd64.go
+// and k_vnni_amd64.go.
 //
 // Packed layout (packKWT), per group g of 4 activation rows and super-block
 // b, at g*gs + b*kwtBlk (gs = nb*kwtBlk), for row 4g+j:
@@ -41,19 +41,10 @@ const (
 	// for these tiles.
 	kwtMaxRows = 16
 
-	// kwtMin6Default is the fewest activation rows for which Q6_K weights take
-	// these tiles: below, the one-row AVX2 kernels of k_amd64.go read them
-	// faster (measured, 8192 x 2048 from memory, per CPU second: one row
-	// 29 GB/s against 15, two 21 against 14; four rows 4 against 13).
-	kwtMin6Default = 3
-
 	// kwtScratch is the bytes of scratch a tile call takes (scales and
 	// mins of the current super-block).
 	kwtScratch = 1600
 )
-
-// kwtMin6 is kwtMin6Default (a variable for the tests).
-var kwtMin6 = kwtMin6Default
 
 type kwtFn func(w *byte, ws int, pk *byte, nb int, out *float32, ld int, scr *byte)
 
@@ -129,7 +120,7 @@ func matMulKWT(w *tensor.Tensor, a *Acts, out []float32, ld, r0, r1, ti int) boo
 		return false
 	}
 	tiles := &kwtTiles[ti]
-	if tiles[1] == nil || ti == 2 && n < kwtMin6 {
+	if tiles[1] == nil {
 		return false
 	}
 	nb := cols / tensor.QKK

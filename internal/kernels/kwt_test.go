@@ -85,14 +85,6 @@ func checkKWT(t *testing.T, r *rand.Rand, typ tensor.Type, rows, cols, n int, mo
 	}
 	r0 := r.IntN(rows)
 	r1 := r0 + 1 + r.IntN(rows-r0)
-	if typ == tensor.Q6_K && n < kwtMin6 {
-		if matMulKWT(w, a, make([]float32, n*rows), rows, 0, rows, kwtIndex(typ)) {
-			t.Fatalf("matMulKWT took Q6_K weights against %d rows", n)
-		}
-		was := kwtMin6
-		kwtMin6 = 1
-		defer func() { kwtMin6 = was }()
-	}
 	for _, rg := range [][2]int{{0, rows}, {r0, r1}} {
 		ld := rows + r.IntN(3)
 		got := make([]float32, n*ld)
@@ -196,11 +188,6 @@ func FuzzKWT(f *testing.F) {
 			sums16(a.KQ, a.KS)
 			sums32(a.KS, a.KS32)
 			a.packedKW = packKWT(a)
-			if typ == tensor.Q6_K {
-				was := kwtMin6
-				kwtMin6 = 1
-				defer func() { kwtMin6 = was }()
-			}
 			got := make([]float32, n*rows)
 			if !matMulKWT(w, a, got, rows, 0, rows, kwtIndex(typ)) {
 				t.Fatal("matMulKWT declined")
