@@ -5,8 +5,9 @@ package main
 import "fmt"
 
 // The AVX-512 VNNI tiles of the K types with the lanes on the weight rows
-// (run with asmgen.go): kwt4P{P}(w *byte, ws int, pk *byte, nb int,
-// out *float32, ld int, scr *byte) multiplies 16 Q4_K weight rows (row stride ws
+// (run with asmgen.go): kwt4P{P}, kwt5P{P} and kwt6P{P}(w *byte, ws int,
+// pk *byte, nb int, out *float32, ld int, scr *byte) multiply 16 Q4_K,
+// Q5_K or Q6_K weight rows (row stride ws
 // bytes) by P <= 4 activation rows packed by packKWT (kwt_amd64.go) over
 // nb super-blocks: out[p*ld + i] (i < 16, p < P) is the value of section
 // 4.2 of docs/determinism.md for weight row i and activation row p, bit
@@ -22,9 +23,11 @@ import "fmt"
 //   - per chunk c of 64 elements (32 bytes of nibbles per row), the 16 rows'
 //     32 bytes are transposed as in vnniWTTile (lane i of W_k is dword k of
 //     row i), and split into the low nibbles (sub-block 2c) and the high
-//     ones (sub-block 2c+1); per activation row, eight VPDPBUSD with the
+//     ones (sub-block 2c+1) (Q5_K: each sub-block's unsigned quanta, with
+//     its bit of qh as 16, made bytewise before its own transposition);
+//     per activation row, eight VPDPBUSD with the
 //     activation dwords as broadcast operand make σ_2c and σ_2c+1 exactly
-//     (at most 32·15·128 per lane, any int8 quanta), VPMULLD by the
+//     (at most 32·31·128 per lane, any int8 quanta), VPMULLD by the
 //     sub-block scales and VPADDD make isum;
 //   - msum = Σ_s m_s·ξ_s by four VPDPWSSD of the pairs (m_2t, m_2t+1) and
 //     the broadcast packed pairs of sums of 32 (ξ_2t, ξ_2t+1);
@@ -32,7 +35,7 @@ import "fmt"
 //     (d ⊗ dx) ⊗ f32(isum) ⊖ (dmin ⊗ dx) ⊗ f32(msum), acc ⊕ that, super-blocks
 //     in increasing order. Never a fused multiply-add.
 //
-// Each super-block step prefetches the 16·144 bytes (Q6_K: 16·210) of the
+// Each super-block step prefetches the 16·bs bytes (bs = 144, 176, 210) of the
 // next tile's rows (contiguous in memory), as vnniWTTile does, spread over
 // the chunks: issued in one burst at the top of the step, Q6_K weights
 // streamed from memory at 15 GB/s per CPU second, spread at 31 (8192 x
@@ -46,8 +49,11 @@ const (
 )
 
 func kwtKernels() {
-	for P := 1; P <= kwtMaxP; P++ {
-		kwtTile(P)
+	b.WriteString("DATA kwt10<>+0(SB)/4, $0x10101010\nGLOBL kwt10<>(SB), RODATA|NOPTR, $4\n\n")
+	for _, t := range []int{4, 5} {
+		for P := 1; P <= kwtMaxP; P++ {
+			kwtTile(t, P)
+		}
 	}
 	for P := 1; P <= kwtMaxP; P++ {
 		kwtTile6(P)
@@ -278,9 +284,13 @@ func kwtTile6(P int) {
 	b.WriteString("\n")
 }
 
-func kwtTile(P int) {
-	name := fmt.Sprintf("kwt4P%d", P)
-	const bs = 144
+func kwtTile(typ, P int) {
+	name := fmt.Sprintf("kwt%dP%d", typ, P)
+	q5 := typ == 5
+	bs := 144
+	if q5 {
+		bs = 176
+	}
 	bases := []string{"SI", "R8", "R10", "R11"}
 	rowAt := func(off, i int) string {
 		return fmt.Sprintf("%d(%s)%s", off, bases[i/4], []string{"", "(AX*1)", "(AX*2)", "(R12*1)"}[i%4])
@@ -383,30 +393,49 @@ func kwtTile(P int) {
 
 	for c := 0; c < 4; c++ {
 		pf(c)
-		off := 16 + 32*c
-		// Z_j = [row j | row j+4] for j < 4, [row j+4 | row j+8] for j >= 4.
-		for j := 0; j < 8; j++ {
-			lo, hi := j, j+4
-			if j >= 4 {
-				lo, hi = j+4, j+8
+		if q5 {
+			// Two passes: the unsigned quanta of sub-block 2c (low
+			// nibbles, bit 2c of qh as 16), then of 2c+1 (high nibbles,
+			// bit 2c+1), each made bytewise before its transposition.
+			for half := 0; half < 2; half++ {
+				kwtLoad32(rowAt, 48+32*c, func(j int) int { return j })
+				kwtLoad32(rowAt, 16, func(j int) int { return 8 + j })
+				bit := 2*c + half // of qh, to bit 4
+				for j := 0; j < 8; j++ {
+					a, h := A(j), Bz(j)
+					if half == 1 {
+						p("VPSRLD $4, %s, %s", a, a)
+					}
+					p("VPANDD Z31, %s, %s", a, a)
+					switch {
+					case bit < 4:
+						p("VPSLLD $%d, %s, %s", 4-bit, h, h)
+					case bit > 4:
+						p("VPSRLD $%d, %s, %s", bit-4, h, h)
+					}
+					p("VPANDD.BCST kwt10<>(SB), %s, %s", h, h)
+					p("VPORD %s, %s, %s", h, a, a)
+				}
+				kwtTranspose()
+				s := 2*c + half
+				for q := 0; q < P; q++ {
+					acc := sig(2*q + half)
+					p("VPXORD %s, %s, %s", acc, acc, acc)
+					for k := 0; k < 8; k++ {
+						p("VPDPBUSD.BCST %d(DI), %s, %s", 256*q+32*s+4*k, Bz(k), acc)
+					}
+					p("VPMULLD %d(BX), %s, %s", fSc+64*s, acc, acc)
+					if s == 0 {
+						p("VMOVDQA32 %s, %s", acc, isum(q))
+					} else {
+						p("VPADDD %s, %s, %s", acc, isum(q), isum(q))
+					}
+				}
 			}
-			p("VMOVDQU %s, %s", rowAt(off, lo), y(j))
-			p("VINSERTI64X4 $1, %s, %s, %s", rowAt(off, hi), A(j), A(j))
+			continue
 		}
-		for m := 0; m < 4; m++ {
-			p("VPUNPCKLDQ %s, %s, %s", A(2*m+1), A(2*m), Bz(2*m))
-			p("VPUNPCKHDQ %s, %s, %s", A(2*m+1), A(2*m), Bz(2*m+1))
-		}
-		for h := 0; h < 8; h += 4 {
-			p("VPUNPCKLQDQ %s, %s, %s", Bz(h+2), Bz(h), A(h))
-			p("VPUNPCKHQDQ %s, %s, %s", Bz(h+2), Bz(h), A(h+1))
-			p("VPUNPCKLQDQ %s, %s, %s", Bz(h+3), Bz(h+1), A(h+2))
-			p("VPUNPCKHQDQ %s, %s, %s", Bz(h+3), Bz(h+1), A(h+3))
-		}
-		for x := 0; x < 4; x++ {
-			p("VSHUFI32X4 $0x88, %s, %s, %s", A(4+x), A(x), Bz(x))
-			p("VSHUFI32X4 $0xdd, %s, %s, %s", A(4+x), A(x), Bz(4+x))
-		}
+		kwtLoad32(rowAt, 16+32*c, func(j int) int { return j })
+		kwtTranspose()
 		// Lane i of Bz(k) is dword k of row i's 32 bytes: its low nibbles
 		// are elements 64c+4k..64c+4k+3, its high ones 64c+32+4k...
 		for k := 0; k < 8; k++ {

@@ -19,8 +19,7 @@ import (
 // kernels (k_amd64.go) unpack them per row and sum each row's lanes
 // horizontally per super-block. The arithmetic per (weight row, activation
 // row) is that of dotK, bit for bit (docs/determinism.md 4.2), for any int8
-// activation quanta. Q4_K and Q6_K; Q5_K keeps the kernels of k_amd64.go
-// and k_vnni_amd64.go.
+// activation quanta.
 //
 // Packed layout (packKWT), per group g of 4 activation rows and super-block
 // b, at g*gs + b*kwtBlk (gs = nb*kwtBlk), for row 4g+j:
@@ -61,6 +60,18 @@ func kwt4P3(w *byte, ws int, pk *byte, nb int, out *float32, ld int, scr *byte)
 func kwt4P4(w *byte, ws int, pk *byte, nb int, out *float32, ld int, scr *byte)
 
 //go:noescape
+func kwt5P1(w *byte, ws int, pk *byte, nb int, out *float32, ld int, scr *byte)
+
+//go:noescape
+func kwt5P2(w *byte, ws int, pk *byte, nb int, out *float32, ld int, scr *byte)
+
+//go:noescape
+func kwt5P3(w *byte, ws int, pk *byte, nb int, out *float32, ld int, scr *byte)
+
+//go:noescape
+func kwt5P4(w *byte, ws int, pk *byte, nb int, out *float32, ld int, scr *byte)
+
+//go:noescape
 func kwt6P1(w *byte, ws int, pk *byte, nb int, out *float32, ld int, scr *byte)
 
 //go:noescape
@@ -75,7 +86,7 @@ func kwt6P4(w *byte, ws int, pk *byte, nb int, out *float32, ld int, scr *byte)
 // kwtTiles[type][P]: type 0 Q4_K, 1 Q5_K, 2 Q6_K (nil: not written).
 var kwtTiles = [3][kwtP + 1]kwtFn{
 	{1: kwt4P1, 2: kwt4P2, 3: kwt4P3, 4: kwt4P4},
-	{},
+	{1: kwt5P1, 2: kwt5P2, 3: kwt5P3, 4: kwt5P4},
 	{1: kwt6P1, 2: kwt6P2, 3: kwt6P3, 4: kwt6P4},
 }
 

@@ -16,9 +16,10 @@ import (
 // (specDot) and MatMulRef, bit for bit.
 
 // kwtTypes are the K types that have kwt tiles.
-var kwtTypes = []tensor.Type{tensor.Q4_K, tensor.Q6_K}
+var kwtTypes = []tensor.Type{tensor.Q4_K, tensor.Q5_K, tensor.Q6_K}
 
-// kwtExtreme makes every super-block of w extreme: Q4_K nibbles 15 and
+// kwtExtreme makes every super-block of w extreme: Q4_K (Q5_K: with every
+// high bit, quanta 31) nibbles 15 and
 // sub-block scales and mins 63 (every byte but d and dmin 0xff; or 0xc0:
 // nibbles 0 and 12, the scales' top bits set), d the largest f16; Q6_K
 // quanta 31 or -32 (0xff or 0x00) and scales -128 or 127, d the largest
@@ -28,7 +29,7 @@ func kwtExtreme(w *tensor.Tensor, r *rand.Rand) {
 	for b := 0; b+bb <= len(w.Data); b += bb {
 		blk := w.Data[b : b+bb]
 		switch w.Type {
-		case tensor.Q4_K:
+		case tensor.Q4_K, tensor.Q5_K:
 			fill := []byte{0xff, 0xc0}[r.IntN(2)]
 			for i := 4; i < bb; i++ {
 				blk[i] = fill
