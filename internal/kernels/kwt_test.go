@@ -157,6 +157,17 @@ func TestKWTDispatch(t *testing.T) {
 		}
 		setAVX512(was)
 	}
+	// One Acts reused: a larger n after a small one is not left packed.
+	var a Acts
+	x := values(r, 17*256, false)
+	a.Prepare(tensor.Q4_K, x[:4*256], 4, 256)
+	if !a.packedKW {
+		t.Fatal("n=4: not packed for the kwt tiles")
+	}
+	a.Prepare(tensor.Q4_K, x, 17, 256)
+	if a.packedKW {
+		t.Fatal("n=17 after n=4: still packed for the kwt tiles")
+	}
 }
 
 // FuzzKWT feeds arbitrary weight bytes and activation quanta to the kwt
