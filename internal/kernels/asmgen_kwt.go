@@ -8,7 +8,7 @@ import "fmt"
 // (run with asmgen.go): kwt4P{P}, kwt5P{P} and kwt6P{P}(w *byte, ws int,
 // pk *byte, nb int, out *float32, ld int, scr *byte) multiply 16 Q4_K,
 // Q5_K or Q6_K weight rows (row stride ws
-// bytes) by P <= 4 activation rows packed by packKWT (kwt_amd64.go) over
+// bytes) by P <= 8 activation rows packed by packKWT (kwt_amd64.go) over
 // nb super-blocks: out[p*ld + i] (i < 16, p < P) is the value of section
 // 4.2 of docs/determinism.md for weight row i and activation row p, bit
 // for bit (dotK). The design is vnniWTTile's (asmgen_vnni.go) for the
@@ -41,12 +41,72 @@ import "fmt"
 // streamed from memory at 15 GB/s per CPU second, spread at 31 (8192 x
 // 2048, one activation row; the AVX2 one-row kernel 29). Q4_K: 37 and 43.
 const (
-	kwtBlk  = 1232 // packed bytes per (group of 4 activation rows, super-block)
-	kwtDX   = 1024 // 4 dx (float32)
-	kwtS32  = 1040 // 4 x 8 sums of 32 (int16)
-	kwtS16  = 1104 // 4 x 16 sums of 16 (int16)
-	kwtMaxP = 4
+	// Packed bytes per activation row and super-block (packKWT): a group
+	// of P rows takes kwtRow*P bytes per super-block, the quanta of row q
+	// at 256q, its dx at 256P+4q, its sums of 32 at 260P+16q and of 16 at
+	// 276P+32q.
+	kwtRow  = 308
+	kwtMaxP = 8
+	kwtAcc  = 1600 // scr offset of the float accumulators when P > 4
 )
+
+// kwtRegs are the registers of a kwt tile for P activation rows: isum of
+// row q in Z16+q; the sub-block sums σ in Z20-Z23 (P <= 4) or Z24-Z27; the
+// float accumulators in Z24+q (P <= 4) or in scr at kwtAcc+64q.
+type kwtRegs struct{ P int }
+
+func (r kwtRegs) isum(q int) string { return z(16 + q) }
+func (r kwtRegs) sig(i int) string {
+	if r.P > 4 {
+		return z(24 + i%4)
+	}
+	return z(20 + i%4)
+}
+
+// accInit zeroes the float accumulators.
+func (r kwtRegs) accInit() {
+	if r.P > 4 {
+		p("VPXORD Z0, Z0, Z0")
+	}
+	for q := 0; q < r.P; q++ {
+		if r.P > 4 {
+			p("VMOVUPS Z0, %d(BX)", kwtAcc+64*q)
+			continue
+		}
+		p("VPXORD %s, %s, %s", z(24+q), z(24+q), z(24+q))
+	}
+}
+
+// accAdd adds register t to accumulator q (acc ⊕ t).
+func (r kwtRegs) accAdd(q int, t string) {
+	if r.P > 4 {
+		p("VADDPS %d(BX), %s, %s", kwtAcc+64*q, t, t)
+		p("VMOVUPS %s, %d(BX)", t, kwtAcc+64*q)
+		return
+	}
+	p("VADDPS %s, %s, %s", t, z(24+q), z(24+q))
+}
+
+// store writes the accumulators to out[q*ld] (16 floats each) and returns.
+func (r kwtRegs) store() {
+	p("MOVQ out+32(FP), DX")
+	p("MOVQ ld+40(FP), R13")
+	p("SHLQ $2, R13")
+	for q := 0; q < r.P; q++ {
+		src := z(24 + q)
+		if r.P > 4 {
+			src = "Z0"
+			p("VMOVUPS %d(BX), Z0", kwtAcc+64*q)
+		}
+		p("VMOVUPS %s, (DX)", src)
+		if q+1 < r.P {
+			p("ADDQ R13, DX")
+		}
+	}
+	p("VZEROUPPER")
+	p("RET")
+	b.WriteString("\n")
+}
 
 func kwtKernels() {
 	b.WriteString("DATA kwt10<>+0(SB)/4, $0x10101010\nGLOBL kwt10<>(SB), RODATA|NOPTR, $4\n\n")
@@ -114,13 +174,12 @@ func kwtTile6(P int) {
 	rowAt := func(off, i int) string {
 		return fmt.Sprintf("%d(%s)%s", off, bases[i/4], []string{"", "(AX*1)", "(AX*2)", "(R12*1)"}[i%4])
 	}
-	// Registers: Z0-Z7 ql, then u; Z8-Z15 qh, then the transposed u; Z16+p
-	// isum; Z20-Z23 σ; Z24+p the float accumulators; Z28 0x30 bytes, Z29
+	// Registers: Z0-Z7 ql, then u; Z8-Z15 qh, then the transposed u; Z16
+	// and up isum, σ and the float accumulators (kwtRegs); Z28 0x30 bytes, Z29
 	// the gather offsets (lane i: i*ws), Z30 0xffff (dwords), Z31 0x0f
 	// bytes.
-	isum := func(q int) string { return z(16 + q) }
-	sig := func(i int) string { return z(20 + i%4) }
-	facc := func(q int) string { return z(24 + q) }
+	rg := kwtRegs{P}
+	isum, sig := rg.isum, rg.sig
 	// scr (BX): 0 d (float32), 64+64s the scale of sub-block s (int32),
 	// 1088+64t the pairs (sc_2t, sc_2t+1) (int16).
 	const fD, fSc, fPair = 0, 64, 1088
@@ -145,9 +204,7 @@ func kwtTile6(P int) {
 		p("MOVL $0x%08x, DX", c.v)
 		p("VPBROADCASTD DX, %s", c.reg)
 	}
-	for q := 0; q < P; q++ {
-		p("VPXORD %s, %s, %s", facc(q), facc(q), facc(q))
-	}
+	rg.accInit()
 	p("TESTQ CX, CX")
 	p("JZ %s_done", name)
 	label(name + "_loop")
@@ -253,35 +310,24 @@ func kwtTile6(P int) {
 	for q := 0; q < P; q++ {
 		p("VPXORD Z9, Z9, Z9")
 		for t := 0; t < 8; t++ {
-			p("VPDPWSSD.BCST %d(DI), %s, Z9", kwtS16+32*q+4*t, z(t))
+			p("VPDPWSSD.BCST %d(DI), %s, Z9", 276*P+32*q+4*t, z(t))
 		}
 		p("VPSLLD $5, Z9, Z9")
 		p("VPSUBD Z9, %s, %s", isum(q), isum(q))    // isum
-		p("VMULPS.BCST %d(DI), Z8, Z10", kwtDX+4*q) // d ⊗ dx
+		p("VMULPS.BCST %d(DI), Z8, Z10", 256*P+4*q) // d ⊗ dx
 		p("VCVTDQ2PS %s, Z11", isum(q))
 		p("VMULPS Z11, Z10, Z10") // ⊗ f32(isum)
-		p("VADDPS Z10, %s, %s", facc(q), facc(q))
+		rg.accAdd(q, "Z10")
 	}
 	for _, r := range bases {
 		p("ADDQ $%d, %s", bs, r)
 	}
-	p("ADDQ $%d, DI", kwtBlk)
+	p("ADDQ $%d, DI", kwtRow*P)
 	p("ADDQ $%d, R9", 16*bs)
 	p("DECQ CX")
 	p("JNZ %s_loop", name)
 	label(name + "_done")
-	p("MOVQ out+32(FP), DX")
-	p("MOVQ ld+40(FP), BX")
-	p("SHLQ $2, BX")
-	for q := 0; q < P; q++ {
-		p("VMOVUPS %s, (DX)", facc(q))
-		if q+1 < P {
-			p("ADDQ BX, DX")
-		}
-	}
-	p("VZEROUPPER")
-	p("RET")
-	b.WriteString("\n")
+	rg.store()
 }
 
 func kwtTile(typ, P int) {
@@ -296,14 +342,13 @@ func kwtTile(typ, P int) {
 		return fmt.Sprintf("%d(%s)%s", off, bases[i/4], []string{"", "(AX*1)", "(AX*2)", "(R12*1)"}[i%4])
 	}
 	// Registers: Z0-Z7 the loaded rows, then the high nibbles; Z8-Z15 the
-	// transposed rows, then the low nibbles; Z16+p isum of activation row
-	// p; Z20-Z23 the sub-block sums σ; Z24+p the float accumulators; Z28
+	// transposed rows, then the low nibbles; Z16 and up isum, σ and the
+	// float accumulators (kwtRegs); Z28
 	// 0x03, Z29 0x0f, Z30 0x3f (dwords), Z31 0x0f bytes.
 	A := func(i int) string { return z(i) }
 	Bz := func(i int) string { return z(8 + i) }
-	isum := func(q int) string { return z(16 + q) }
-	sig := func(i int) string { return z(20 + i%4) }
-	facc := func(q int) string { return z(24 + q) }
+	rg := kwtRegs{P}
+	isum, sig := rg.isum, rg.sig
 	// scr (BX): 0 d, 64 dmin (float32), 128+64s the scale of sub-block s
 	// (int32), 640+64t the pairs (m_2t, m_2t+1) (int16).
 	const fD, fDmin, fSc, fMp = 0, 64, 128, 640
@@ -326,9 +371,7 @@ func kwtTile(typ, P int) {
 		p("MOVL $0x%08x, DX", c.v)
 		p("VPBROADCASTD DX, %s", c.reg)
 	}
-	for q := 0; q < P; q++ {
-		p("VPXORD %s, %s, %s", facc(q), facc(q), facc(q))
-	}
+	rg.accInit()
 	p("TESTQ CX, CX")
 	p("JZ %s_done", name)
 	label(name + "_loop")
@@ -471,37 +514,26 @@ func kwtTile(typ, P int) {
 	for q := 0; q < P; q++ {
 		p("VPXORD Z0, Z0, Z0")
 		for t := 0; t < 4; t++ {
-			p("VPDPWSSD.BCST %d(DI), %s, Z0", kwtS32+16*q+4*t, z(4+t))
+			p("VPDPWSSD.BCST %d(DI), %s, Z0", 260*P+16*q+4*t, z(4+t))
 		}
-		p("VMULPS.BCST %d(DI), Z8, Z1", kwtDX+4*q) // d ⊗ dx
+		p("VMULPS.BCST %d(DI), Z8, Z1", 256*P+4*q) // d ⊗ dx
 		p("VCVTDQ2PS %s, Z2", isum(q))
 		p("VMULPS Z2, Z1, Z1")                     // ⊗ f32(isum)
-		p("VMULPS.BCST %d(DI), Z9, Z3", kwtDX+4*q) // dmin ⊗ dx
+		p("VMULPS.BCST %d(DI), Z9, Z3", 256*P+4*q) // dmin ⊗ dx
 		p("VCVTDQ2PS Z0, Z0")
 		p("VMULPS Z0, Z3, Z3") // ⊗ f32(msum)
 		p("VSUBPS Z3, Z1, Z1")
-		p("VADDPS Z1, %s, %s", facc(q), facc(q))
+		rg.accAdd(q, "Z1")
 	}
 	for _, r := range bases {
 		p("ADDQ $%d, %s", bs, r)
 	}
-	p("ADDQ $%d, DI", kwtBlk)
+	p("ADDQ $%d, DI", kwtRow*P)
 	p("ADDQ $%d, R9", 16*bs)
 	p("DECQ CX")
 	p("JNZ %s_loop", name)
 	label(name + "_done")
-	p("MOVQ out+32(FP), DX")
-	p("MOVQ ld+40(FP), BX")
-	p("SHLQ $2, BX")
-	for q := 0; q < P; q++ {
-		p("VMOVUPS %s, (DX)", facc(q))
-		if q+1 < P {
-			p("ADDQ BX, DX")
-		}
-	}
-	p("VZEROUPPER")
-	p("RET")
-	b.WriteString("\n")
+	rg.store()
 }
 
 // kwtPrefetch returns pf(i), which writes part i of parts of the
