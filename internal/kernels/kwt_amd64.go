@@ -31,7 +31,7 @@ import (
 //	[276P+32j, 276P+32j+32):   its 16 sums of 16 quanta (int16)
 //
 // (Padding a short group to 8 rows spread its data over twice the cache
-// lines: measured 10-15% slower at n = 4.)
+// lines: measured 5-15% slower at n = 4.)
 
 const (
 	kwtRow  = 308 // packed bytes per activation row and super-block
