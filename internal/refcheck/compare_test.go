@@ -108,7 +108,7 @@ func TestCompareTops(t *testing.T) {
 		{"different top K", [][]TokenProb{tops(TokenProb{0, 0.6}, TokenProb{1, 0.3}, TokenProb{2, 0.1})},
 			[][]TokenProb{tops(TokenProb{0, 0.5}, TokenProb{1, 0.3}, TokenProb{3, 0.2})}, 1, 0, 0.6/0.9 - 0.5/0.8, nil, 0.2},
 		{"other's top not in ref's list", [][]TokenProb{tops(TokenProb{0, 0.6}, TokenProb{1, 0.4})},
-			[][]TokenProb{tops(TokenProb{2, 0.5}, TokenProb{0, 0.3}, TokenProb{1, 0.2})}, 0, 0, 0.6 - 0.6, []float64{math.Inf(1)}, 0.5},
+			[][]TokenProb{tops(TokenProb{2, 0.5}, TokenProb{0, 0.3}, TokenProb{1, 0.2})}, 0, 0, 0, []float64{math.Inf(1)}, 0.5},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
