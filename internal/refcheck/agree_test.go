@@ -148,6 +148,31 @@ var agreeCases = []agreeCase{
 	{"llama3.2-1b/q4_k_m", synthetic("llama3.2-1b", vocabLlama3, "q4_k_m"), 256, crit(1e-2, 1e-3), true, false},
 }
 
+// selfInCI are the cases whose run measures llama.cpp against itself in
+// every test run (token by token against one batch: a few seconds each on
+// these small models); VERDICT_REFCHECK_SELF=1 measures every case run,
+// under every variant of selfVariants.
+var selfInCI = map[string]bool{"smollm2-135m/q8_0": true, "smollm2-135m/q4_k_m": true}
+
+// selfVariants are the llama.cpp settings that change only its rounding,
+// each compared with the main run (one batch of every position, 2
+// threads): token by token (its decode path: matrix-vector kernels) on one
+// thread, and with VERDICT_REFCHECK_SELF=1 also batches of 7 (matrix-matrix
+// kernels; the repacked-weight ones run 4 rows at a time and the rest
+// alone) and one batch on one thread. Token by token runs on one thread:
+// llama.cpp's threads meet at a barrier after every operation, which on a
+// loaded 2-core machine costs minutes over 256 single-token evaluations (on
+// SmolLM2 Q8_0 one and two threads gave the same bits, as they do for a
+// whole batch: ggml splits rows among threads, never a sum). positions is
+// the case's.
+func selfVariants(positions int, all bool) []refcheck.Variant {
+	v := []refcheck.Variant{{Batch: 1, Threads: 1}}
+	if all {
+		v = append(v, refcheck.Variant{Batch: 7, Threads: 2}, refcheck.Variant{Batch: positions, Threads: 1})
+	}
+	return v
+}
+
 func readText(tb testing.TB) string {
 	b, err := os.ReadFile(filepath.Join("testdata", "story.txt"))
 	if err != nil {
@@ -191,6 +216,9 @@ func runAgreement(t *testing.T, node, dir, text string, c agreeCase) {
 	req := refcheck.Request{
 		Model: path, Text: text, Positions: c.positions, TopK: topK, Threads: 2, Batch: c.positions,
 		GenPrompt: genPrompt, GenTokens: min(genTokens, m.Config.ContextLen-genPrompt), GenTop: 16,
+	}
+	if selfAll := os.Getenv("VERDICT_REFCHECK_SELF") == "1"; selfAll || selfInCI[c.name] {
+		req.Self = selfVariants(c.positions, selfAll)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
@@ -248,6 +276,32 @@ func runAgreement(t *testing.T, node, dir, text string, c agreeCase) {
 	for _, d := range rep.Disagreements {
 		t.Logf("  disagreement at %d: llama.cpp %d (p %.5f), Verdict %d (llama.cpp p %.5f), gap %.4f", d.Pos, d.Llama, d.LlamaP, d.Verdict, d.LlamaPVerdict, d.Gap)
 	}
+	// llama.cpp against itself: its answer under each variant (a setting
+	// that changes only its rounding) against its main run, and Verdict
+	// against that answer.
+	selfCol := "— | —"
+	var selfReps []refcheck.Report
+	for i, sr := range ll.Self {
+		rs, err := refcheck.CompareTops(ll.Top, sr.Top)
+		if err != nil {
+			t.Fatalf("llama.cpp against itself, %+v: %v", sr.Variant, err)
+		}
+		rv, err := refcheck.Compare(sr.Top, logits)
+		if err != nil {
+			t.Fatalf("Verdict against llama.cpp, %+v: %v", sr.Variant, err)
+		}
+		selfReps = append(selfReps, rs)
+		t.Logf("  llama.cpp against itself, batch %d and %d threads against one batch and 2: identical at %d positions, top token agrees at %d (%.2f%%), %d disagreements (largest ln gap %.3g), max |dp| %.3g, mean %.3g; Verdict against it: top token agrees at %d (%.2f%%), max |dp| %.3g, mean %.3g",
+			sr.Batch, sr.Threads, rs.Identical, rs.TopAgree, 100*rs.TopAgreeShare(), len(rs.Disagreements), largestGap(rs), rs.MaxAbs, rs.MeanAbs,
+			rv.TopAgree, 100*rv.TopAgreeShare(), rv.MaxAbs, rv.MeanAbs)
+		for _, d := range rs.Disagreements {
+			t.Logf("    disagreement at %d: one batch %d (p %.5f), batch %d: %d (one batch's p %.5f), gap %.4f", d.Pos, d.Llama, d.LlamaP, sr.Batch, d.Verdict, d.LlamaPVerdict, d.Gap)
+		}
+		if i == 0 {
+			selfCol = fmt.Sprintf("%.2f%% / %d (ln gap ≤ %.2g) / %.2g | %.2f%% / %d / %.2g", 100*rs.TopAgreeShare(), len(rs.Disagreements), largestGap(rs), rs.MaxAbs,
+				100*rv.TopAgreeShare(), len(rv.Disagreements), rv.MaxAbs)
+		}
+	}
 	if *summaryOut != "" {
 		f, err := os.OpenFile(*summaryOut, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
 		if err == nil {
@@ -256,8 +310,8 @@ func runAgreement(t *testing.T, node, dir, text string, c agreeCase) {
 				fl = fmt.Sprintf("%.2g / %.2g / %d | %.2g / %.2g / %d", floor.MaxAbs, floor.MeanAbs, len(floor.Disagreements),
 					llx.MaxAbs, llx.MeanAbs, len(llx.Disagreements))
 			}
-			fmt.Fprintf(f, "| %s | %d | %.2f%% | %d | %.2g | %.2g | %s | %.2f | %d/%d | %.0f s / %.0f s |\n", c.name, rep.Positions, 100*rep.TopAgreeShare(),
-				len(rep.Disagreements), rep.MaxAbs, rep.MeanAbs, fl, rep.MedianTopP, g.Same, g.Steps,
+			fmt.Fprintf(f, "| %s | %d | %.2f%% | %d | %.2g | %.2g | %s | %s | %.2f | %d/%d | %.0f s / %.0f s |\n", c.name, rep.Positions, 100*rep.TopAgreeShare(),
+				len(rep.Disagreements), rep.MaxAbs, rep.MeanAbs, fl, selfCol, rep.MedianTopP, g.Same, g.Steps,
 				ll.CPU.Seconds(), verdictCPU.Seconds())
 			f.Close()
 		}
@@ -292,9 +346,44 @@ func runAgreement(t *testing.T, node, dir, text string, c agreeCase) {
 	if err := rep.Check(cr); err != nil {
 		t.Error(err)
 	}
+	// Where llama.cpp ran against itself, Verdict must also be no farther
+	// from llama.cpp than twice llama.cpp's own distance from itself, with
+	// the same allowance as the floor's: top token disagreements within
+	// twice the most of any variant plus 1% of the positions, each a
+	// near-tie or a probability gap within twice the largest change a
+	// variant makes, the probabilities within twice its largest and mean
+	// changes (or the case's stated bounds). This adds to the checks above;
+	// it loosens none of them.
+	if len(selfReps) > 0 {
+		sc := c.crit
+		var most int
+		for _, rs := range selfReps {
+			most = max(most, len(rs.Disagreements))
+			sc.NearTieProb = max(sc.NearTieProb, 2*rs.MaxAbs)
+			sc.MaxAbs = max(sc.MaxAbs, 2*rs.MaxAbs)
+			sc.MeanAbs = max(sc.MeanAbs, 2*rs.MeanAbs)
+		}
+		allowed := 2*most + rep.Positions/100
+		sc.MinTopAgree = min(sc.MinTopAgree, 1-float64(allowed)/float64(rep.Positions))
+		t.Logf("  criteria from llama.cpp against itself: top token agrees at >= %.2f%%, near-tie within %.3g, max |dp| <= %.3g, mean <= %.3g",
+			100*sc.MinTopAgree, sc.NearTieProb, sc.MaxAbs, sc.MeanAbs)
+		if err := rep.Check(sc); err != nil {
+			t.Errorf("against llama.cpp's distance from itself: %v", err)
+		}
+	}
 	if err := g.Check(nearTie); err != nil {
 		t.Error(err)
 	}
+}
+
+// largestGap is the largest log-probability gap of r's disagreements (0
+// when there are none).
+func largestGap(r refcheck.Report) float64 {
+	g := 0.0
+	for _, d := range r.Disagreements {
+		g = max(g, d.Gap)
+	}
+	return g
 }
 
 // cpuTime is the user and system CPU time of this process so far.

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 
 	"github.com/verdictnet/verdict/internal/engine"
@@ -68,6 +69,9 @@ type Report struct {
 	Confident float64
 	// MedianTopP is the median of Verdict's top probability.
 	MedianTopP float64
+	// Identical counts the positions whose two answers are equal in every
+	// token and probability (CompareTops only).
+	Identical int
 }
 
 // TopAgreeShare is the share of positions whose most probable tokens agree.
@@ -374,4 +378,80 @@ func Exact(m *model.Model, threads int, tokens []int) ([][]float32, error) {
 	}
 	defer e.Close()
 	return TeacherForced(e, tokens)
+}
+
+// CompareTops compares two of llama.cpp's teacher-forced answers over the
+// same tokens (Llama.Top and a SelfRun's Top): llama.cpp against itself.
+// ref plays llama.cpp's part in Compare and other Verdict's: the most
+// probable tokens are each answer's first, a disagreement's gap is taken in
+// ref's distribution, and the probabilities are compared over the tokens in
+// both top-K lists, each answer's renormalised over them (both are softmaxes
+// of logits restricted to their own top K, so this compares the logits of
+// the common tokens up to a common shift, as Compare does). MaxTail is the
+// largest probability either answer gives the tokens left out; Confident and
+// MedianTopP are other's top probabilities (over its top K); Identical counts
+// the positions whose two lists are equal, token for token and bit for bit.
+func CompareTops(ref, other [][]TokenProb) (Report, error) {
+	if len(ref) != len(other) {
+		return Report{}, fmt.Errorf("%d positions against %d", len(ref), len(other))
+	}
+	r := Report{Positions: len(ref)}
+	if len(ref) == 0 {
+		return r, nil
+	}
+	tops := make([]float64, 0, len(ref))
+	for i := range ref {
+		a, b := ref[i], other[i]
+		if len(a) == 0 || len(b) == 0 {
+			return Report{}, fmt.Errorf("position %d: no probabilities", i)
+		}
+		if slices.Equal(a, b) {
+			r.Identical++
+		}
+		pb := make(map[int]float64, len(b))
+		for _, tp := range b {
+			pb[tp.Token] = tp.Prob
+		}
+		var sa, sb float64
+		for _, tp := range a {
+			if q, ok := pb[tp.Token]; ok {
+				sa += tp.Prob
+				sb += q
+			}
+		}
+		if sa == 0 || sb == 0 {
+			return Report{}, fmt.Errorf("position %d: no token in both top lists", i)
+		}
+		if a[0].Token == b[0].Token {
+			r.TopAgree++
+		} else {
+			d := Disagreement{Pos: i, Llama: a[0].Token, Verdict: b[0].Token, LlamaP: a[0].Prob, Gap: math.Inf(1)}
+			for _, tp := range a {
+				if tp.Token == d.Verdict {
+					d.LlamaPVerdict, d.Gap = tp.Prob, gap(a[0].Prob, tp.Prob)
+				}
+			}
+			r.Disagreements = append(r.Disagreements, d)
+		}
+		worst := 0.0
+		for _, tp := range a {
+			if q, ok := pb[tp.Token]; ok {
+				worst = math.Max(worst, math.Abs(tp.Prob/sa-q/sb))
+			}
+		}
+		r.Worst = append(r.Worst, worst)
+		if worst > r.MaxAbs || i == 0 {
+			r.MaxAbs, r.MaxAbsPos = worst, i
+		}
+		r.MeanAbs += worst
+		r.MaxTail = math.Max(r.MaxTail, math.Max(1-sa, 1-sb))
+		tops = append(tops, b[0].Prob)
+		if b[0].Prob > 0.3 {
+			r.Confident++
+		}
+	}
+	r.MeanAbs /= float64(r.Positions)
+	r.Confident /= float64(r.Positions)
+	r.MedianTopP = median(tops)
+	return r, nil
 }

@@ -84,6 +84,63 @@ func TestCompare(t *testing.T) {
 	}
 }
 
+// tops is one position of llama.cpp's answer with explicit tokens, most
+// probable first.
+func tops(tp ...TokenProb) []TokenProb { return tp }
+
+func TestCompareTops(t *testing.T) {
+	cases := []struct {
+		name      string
+		ref, oth  [][]TokenProb
+		agree     int
+		identical int
+		maxAbs    float64
+		gaps      []float64 // of the disagreements, in order
+		maxTail   float64
+	}{
+		{"identical", [][]TokenProb{probs(0.7, 0.2, 0.1), probs(0.1, 0.1, 0.8)},
+			[][]TokenProb{probs(0.7, 0.2, 0.1), probs(0.1, 0.1, 0.8)}, 2, 2, 0, nil, 0},
+		{"rounding", [][]TokenProb{probs(0.7, 0.2, 0.1)}, [][]TokenProb{probs(0.69, 0.21, 0.1)}, 1, 0, 0.01, nil, 0},
+		{"swapped near-tie", [][]TokenProb{probs(0.44, 0.4, 0.16)}, [][]TokenProb{probs(0.4, 0.44, 0.16)}, 0, 0, 0.04,
+			[]float64{math.Log(0.44 / 0.4)}, 0},
+		// The lists differ in their last token: both are renormalised
+		// over tokens 0 and 1 (0.6/0.9 against 0.5/0.8).
+		{"different top K", [][]TokenProb{tops(TokenProb{0, 0.6}, TokenProb{1, 0.3}, TokenProb{2, 0.1})},
+			[][]TokenProb{tops(TokenProb{0, 0.5}, TokenProb{1, 0.3}, TokenProb{3, 0.2})}, 1, 0, 0.6/0.9 - 0.5/0.8, nil, 0.2},
+		{"other's top not in ref's list", [][]TokenProb{tops(TokenProb{0, 0.6}, TokenProb{1, 0.4})},
+			[][]TokenProb{tops(TokenProb{2, 0.5}, TokenProb{0, 0.3}, TokenProb{1, 0.2})}, 0, 0, 0, []float64{math.Inf(1)}, 0.5},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			r, err := CompareTops(c.ref, c.oth)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.TopAgree != c.agree || r.Identical != c.identical || math.Abs(r.MaxAbs-c.maxAbs) > 1e-9 || math.Abs(r.MaxTail-c.maxTail) > 1e-9 {
+				t.Errorf("agree %d identical %d max %g tail %g, want %d, %d, %g and %g", r.TopAgree, r.Identical, r.MaxAbs, r.MaxTail,
+					c.agree, c.identical, c.maxAbs, c.maxTail)
+			}
+			if len(r.Disagreements) != len(c.gaps) {
+				t.Fatalf("%d disagreements, want %d", len(r.Disagreements), len(c.gaps))
+			}
+			for i, d := range r.Disagreements {
+				if !(math.Abs(d.Gap-c.gaps[i]) <= 1e-9) && !(math.IsInf(d.Gap, 1) && math.IsInf(c.gaps[i], 1)) {
+					t.Errorf("disagreement %d: gap %g, want %g", i, d.Gap, c.gaps[i])
+				}
+			}
+		})
+	}
+	if _, err := CompareTops([][]TokenProb{probs(1)}, nil); err == nil {
+		t.Error("CompareTops accepted a different number of positions")
+	}
+	if _, err := CompareTops([][]TokenProb{probs(1)}, [][]TokenProb{tops(TokenProb{5, 1})}); err == nil {
+		t.Error("CompareTops accepted lists without a common token")
+	}
+	if _, err := CompareTops([][]TokenProb{probs(1)}, [][]TokenProb{nil}); err == nil {
+		t.Error("CompareTops accepted an empty list")
+	}
+}
+
 func TestGreedyCheck(t *testing.T) {
 	cases := []struct {
 		name string

@@ -38,6 +38,16 @@
 // the other matrices in F32), where the two engines must agree to rounding
 // and at most a few quanta.
 //
+// llama.cpp against itself: Request.Self runs llama.cpp's teacher-forced
+// evaluation again under Variants that change only its rounding (token by
+// token against one batch, which swaps its matrix-matrix kernels for
+// matrix-vector ones; other batch sizes; other thread counts), and
+// CompareTops compares two such answers as Compare compares Verdict with
+// llama.cpp. On the quantised presets in real shapes llama.cpp's token-by-
+// token run disagrees with its one-batch run about as often, and as far, as
+// Verdict does (see the README): the tests hold Verdict to twice that
+// distance too, besides the floor.
+//
 // llama.cpp runs with flash attention off, an F32 KV cache (keys and values;
 // node-llama-cpp's experimentalKvCache*Type, checked in llama.cpp's own log),
 // the whole text in one batch and micro-batch, and two threads; its matrix

@@ -62,21 +62,45 @@
     // (The full distribution, with temperature 0, costs a sort and a
     // transfer of the whole vocabulary per position: minutes for 150k-token
     // vocabularies.)
-    const top = new Array(n);
-    await seq.controlledEvaluate(tokens.map((t) => [t, { generateNext: { probabilities: true,
-        options: { temperature: 1, topK: cfg.topK, topP: 1, minP: 0, seed: 1 } } }]), {
-        onTokenResult(i, result) {
-            const p = result.next.probabilities;
-            if (p == null || p.size !== cfg.topK)
-                throw new Error(`position ${i}: ${p == null ? "no" : p.size} probabilities, not the ${cfg.topK} asked for`);
-            top[i] = [...p.entries()];
-        },
-    });
-    if (top.some((x) => x == null)) throw new Error("llama.cpp left out some positions");
-    const held = seq.contextTokens;
-    if (held.length !== n || held.some((t, i) => t !== tokens[i]))
-        throw new Error(`the sequence holds ${held.length} tokens after the evaluation, not the ${n} evaluated (a context shift?)`);
+    const teacherForce = async (seq) => {
+        const top = new Array(n);
+        await seq.controlledEvaluate(tokens.map((t) => [t, { generateNext: { probabilities: true,
+            options: { temperature: 1, topK: cfg.topK, topP: 1, minP: 0, seed: 1 } } }]), {
+            onTokenResult(i, result) {
+                const p = result.next.probabilities;
+                if (p == null || p.size !== cfg.topK)
+                    throw new Error(`position ${i}: ${p == null ? "no" : p.size} probabilities, not the ${cfg.topK} asked for`);
+                top[i] = [...p.entries()];
+            },
+        });
+        if (top.some((x) => x == null)) throw new Error("llama.cpp left out some positions");
+        const held = seq.contextTokens;
+        if (held.length !== n || held.some((t, i) => t !== tokens[i]))
+            throw new Error(`the sequence holds ${held.length} tokens after the evaluation, not the ${n} evaluated (a context shift?)`);
+        return top;
+    };
+    const top = await teacherForce(seq);
     phase("teacher-forced");
+
+    // llama.cpp against itself: the same teacher-forced evaluation again in
+    // fresh contexts that differ from the first only in how the work is cut
+    // (batch and micro-batch size, thread count): settings that change the
+    // rounding of llama.cpp's arithmetic (which matrix kernel runs, in which
+    // order it sums), never what it computes.
+    const self = [];
+    for (const v of cfg.self || []) {
+        const ctx2 = await model.createContext({
+            contextSize: n + 16, batchSize: v.batch, sequences: 1,
+            threads: { ideal: v.threads, min: v.threads }, flashAttention: false,
+            experimentalKvCacheKeyType: "F32", experimentalKvCacheValueType: "F32",
+        });
+        const seq2 = ctx2.getSequence();
+        const top2 = await teacherForce(seq2);
+        self.push({ batch: ctx2.batchSize, threads: ctx2.currentThreads, top: top2 });
+        await ctx2.dispose();
+        phase(`self: batch ${v.batch}, ${v.threads} threads`);
+    }
+
     // Greedy generation from the first genPrompt tokens: the generated tokens
     // and, at each step, llama.cpp's genTop most probable tokens.
     const gen = { tokens: [], top: [] };
@@ -100,7 +124,7 @@
 
     phase("generated");
     const res = {
-        tokens, top, gen,
+        tokens, top, gen, self,
         settings: {
             flash_attention: context.flashAttention, context_size: context.contextSize, batch_size: context.batchSize,
             threads: context.currentThreads, cpu_math_cores: llama.cpuMathCores, log: settingsLog,

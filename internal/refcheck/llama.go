@@ -27,6 +27,28 @@ type Request struct {
 	GenPrompt int    // greedy generation starts from the first GenPrompt tokens of Text
 	GenTokens int    // and generates at most this many tokens (fewer when an end-of-generation token comes)
 	GenTop    int    // how many of llama.cpp's most probable tokens to keep per generated token
+	// Self: the teacher-forced evaluation again, once per variant, each in
+	// a fresh context that differs from the first only in how the work is
+	// cut: llama.cpp against itself (see CompareTops).
+	Self []Variant
+}
+
+// Variant is a llama.cpp setting that changes only the rounding of its
+// arithmetic, not what it computes: the batch and micro-batch size (1 is
+// token by token, llama.cpp's decode path: its matrix products then run
+// matrix-vector kernels, with more rows its matrix-matrix kernels — tinyBLAS
+// (llamafile's sgemm) or the repacked-weight kernels of CPU_REPACK, which sum
+// in other orders) and the thread count.
+type Variant struct {
+	Batch   int `json:"batch"`
+	Threads int `json:"threads"`
+}
+
+// SelfRun is llama.cpp's teacher-forced answer under a Variant: Top as in
+// Llama.Top, over the same tokens.
+type SelfRun struct {
+	Variant
+	Top [][]TokenProb `json:"top"`
 }
 
 // TokenProb is one token's probability.
@@ -77,6 +99,7 @@ type Llama struct {
 	Top    [][]TokenProb
 	Gen    []int         // greedy tokens after Tokens[:GenPrompt]
 	GenTop [][]TokenProb // llama.cpp's GenTop most probable tokens at each step (full softmax)
+	Self   []SelfRun     // one per Request.Self variant, in that order
 	CPU    time.Duration // user and system CPU time of the node process
 	Settings
 }
@@ -87,9 +110,15 @@ func RunLlama(ctx context.Context, node, dir string, req Request) (*Llama, error
 	if req.TopK <= 0 || req.Positions <= 0 || req.Threads <= 0 || req.Batch <= 0 {
 		return nil, fmt.Errorf("refcheck: incomplete request %+v", req)
 	}
+	for _, v := range req.Self {
+		if v.Batch <= 0 || v.Threads <= 0 {
+			return nil, fmt.Errorf("refcheck: incomplete variant %+v", v)
+		}
+	}
 	cfg, err := json.Marshal(map[string]any{
 		"model": req.Model, "text": req.Text, "positions": req.Positions, "topK": req.TopK, "threads": req.Threads,
 		"batch": req.Batch, "genPrompt": req.GenPrompt, "genTokens": req.GenTokens, "genTop": req.GenTop,
+		"self": req.Self,
 	})
 	if err != nil {
 		return nil, err
@@ -114,7 +143,8 @@ func RunLlama(ctx context.Context, node, dir string, req Request) (*Llama, error
 			Tokens []int         `json:"tokens"`
 			Top    [][]TokenProb `json:"top"`
 		} `json:"gen"`
-		Settings Settings `json:"settings"`
+		Settings Settings  `json:"settings"`
+		Self     []SelfRun `json:"self"`
 	}
 	if err := json.Unmarshal(stdout.Bytes(), &out); err != nil {
 		return nil, fmt.Errorf("refcheck: llama.cpp's result: %w (stderr: %s)", err, lastLines(stderr.String(), 12))
@@ -122,7 +152,18 @@ func RunLlama(ctx context.Context, node, dir string, req Request) (*Llama, error
 	if len(out.Top) != len(out.Tokens) {
 		return nil, fmt.Errorf("refcheck: llama.cpp gave %d distributions for %d positions", len(out.Top), len(out.Tokens))
 	}
-	return &Llama{Tokens: out.Tokens, Top: out.Top, Gen: out.Gen.Tokens, GenTop: out.Gen.Top, Settings: out.Settings, CPU: cpu}, nil
+	if len(out.Self) != len(req.Self) {
+		return nil, fmt.Errorf("refcheck: llama.cpp ran %d of the %d variants asked for", len(out.Self), len(req.Self))
+	}
+	for i, sr := range out.Self {
+		if sr.Variant != req.Self[i] {
+			return nil, fmt.Errorf("refcheck: llama.cpp ran variant %+v where %+v was asked for", sr.Variant, req.Self[i])
+		}
+		if len(sr.Top) != len(out.Tokens) {
+			return nil, fmt.Errorf("refcheck: llama.cpp gave %d distributions for %d positions in variant %+v", len(sr.Top), len(out.Tokens), sr.Variant)
+		}
+	}
+	return &Llama{Tokens: out.Tokens, Top: out.Top, Gen: out.Gen.Tokens, GenTop: out.Gen.Top, Self: out.Self, Settings: out.Settings, CPU: cpu}, nil
 }
 
 func lastLines(s string, n int) string {
