@@ -3,7 +3,9 @@
 //
 //   node llama-driver.mjs MODEL.gguf THREADS PROMPT_TOKENS DECODE_TOKENS VOCAB [DECODE_AT]
 //
-// - warm-up: one token evaluated (touches every weight), then cleared;
+// - load: getLlama, loadModel (mmap) and createContext, timed as load_s;
+// - warm-up: one token evaluated (touches every weight), timed as
+//   warmup_s, then cleared;
 // - prefill: PROMPT_TOKENS fixed pseudo-random token ids (the same ids
 //   Verdict uses) evaluated in one batch, without generating;
 // - decode: after one BOS token (and, with DECODE_AT, that many more
@@ -33,6 +35,7 @@ function benchTokens(n) {
     return t;
 }
 
+const loadStart = process.hrtime.bigint();
 const llama = await getLlama({
     gpu: false, build: "never", skipDownload: true, usePrebuiltBinaries: true,
     progressLogs: false, logLevel: LlamaLogLevel.error, maxThreads: threads,
@@ -44,11 +47,15 @@ const context = await model.createContext({
 });
 const seq = context.getSequence();
 const bos = model.tokens.bos ?? 1;
+const loadS = Number(process.hrtime.bigint() - loadStart) / 1e9;
 
+const warmStart = process.hrtime.bigint();
 await seq.evaluateWithoutGeneratingNewTokens([bos]);
+const warmupS = Number(process.hrtime.bigint() - warmStart) / 1e9;
 await seq.clearHistory();
 
-const res = { threads, prompt_tokens: promptN, decode_tokens: decodeN, llama_cpu: llama.cpuMathCores, flash_attention: context.flashAttention };
+const res = { threads, prompt_tokens: promptN, decode_tokens: decodeN, llama_cpu: llama.cpuMathCores, flash_attention: context.flashAttention,
+    load_s: loadS, warmup_s: warmupS };
 if (decodeAt > 0) res.decode_at = decodeAt;
 if (promptN > 0) {
     const toks = benchTokens(promptN);
