@@ -35,8 +35,8 @@
 #      engines) and per CPU-second of the process (less sensitive to a
 #      busy machine than the wall clock), and peak RSS (Verdict: VmHWM; llama.cpp: the node process's
 #      maxRSS, which includes node itself), and the load time (Verdict:
-#      model.Load and engine.New; llama.cpp: getLlama, loadModel and
-#      createContext; both map the file) and the first
+#      model.Load and engine.New; llama.cpp: loadModel and createContext,
+#      after getLlama; both map the file) and the first
 #      token's time (the warm-up, which touches every weight), medians;
 #   6. measures the memory read bandwidth first (go run ./bench/membw), the
 #      physical limit of the decode figures.
