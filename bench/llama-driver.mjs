@@ -3,7 +3,10 @@
 //
 //   node llama-driver.mjs MODEL.gguf THREADS PROMPT_TOKENS DECODE_TOKENS VOCAB [DECODE_AT]
 //
-// - warm-up: one token evaluated (touches every weight), then cleared;
+// - load: getLlama (the native library) timed as init_s, then loadModel
+//   (mmap) and createContext timed as load_s;
+// - warm-up: one token evaluated (touches every weight), timed as
+//   warmup_s, then cleared;
 // - prefill: PROMPT_TOKENS fixed pseudo-random token ids (the same ids
 //   Verdict uses) evaluated in one batch, without generating;
 // - decode: after one BOS token (and, with DECODE_AT, that many more
@@ -33,10 +36,13 @@ function benchTokens(n) {
     return t;
 }
 
+const initStart = process.hrtime.bigint();
 const llama = await getLlama({
     gpu: false, build: "never", skipDownload: true, usePrebuiltBinaries: true,
     progressLogs: false, logLevel: LlamaLogLevel.error, maxThreads: threads,
 });
+const initS = Number(process.hrtime.bigint() - initStart) / 1e9;
+const loadStart = process.hrtime.bigint();
 const model = await llama.loadModel({ modelPath, gpuLayers: 0, useMmap: true });
 const ctxSize = Math.max(promptN, decodeAt + decodeN + 1, 8) + 8;
 const context = await model.createContext({
@@ -44,11 +50,15 @@ const context = await model.createContext({
 });
 const seq = context.getSequence();
 const bos = model.tokens.bos ?? 1;
+const loadS = Number(process.hrtime.bigint() - loadStart) / 1e9;
 
+const warmStart = process.hrtime.bigint();
 await seq.evaluateWithoutGeneratingNewTokens([bos]);
+const warmupS = Number(process.hrtime.bigint() - warmStart) / 1e9;
 await seq.clearHistory();
 
-const res = { threads, prompt_tokens: promptN, decode_tokens: decodeN, llama_cpu: llama.cpuMathCores, flash_attention: context.flashAttention };
+const res = { threads, prompt_tokens: promptN, decode_tokens: decodeN, llama_cpu: llama.cpuMathCores, flash_attention: context.flashAttention,
+    init_s: initS, load_s: loadS, warmup_s: warmupS };
 if (decodeAt > 0) res.decode_at = decodeAt;
 if (promptN > 0) {
     const toks = benchTokens(promptN);

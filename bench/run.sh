@@ -34,7 +34,10 @@
 #      bytes of the matrices one token reads, times tokens/s, for both
 #      engines) and per CPU-second of the process (less sensitive to a
 #      busy machine than the wall clock), and peak RSS (Verdict: VmHWM; llama.cpp: the node process's
-#      maxRSS, which includes node itself);
+#      maxRSS, which includes node itself), and the load time (Verdict:
+#      model.Load and engine.New; llama.cpp: loadModel and createContext,
+#      after getLlama; both map the file) and the first
+#      token's time (the warm-up, which touches every weight), medians;
 #   6. measures the memory read bandwidth first (go run ./bench/membw), the
 #      physical limit of the decode figures.
 # Raw results go to OUT/results.jsonl.
@@ -61,7 +64,7 @@ while [ $# -gt 0 ]; do
 	--decode-at) DECODE_AT=$2; shift 2 ;;
 	--out) OUT=$2; shift 2 ;;
 	--verdict) VBIN=$2; shift 2 ;;
-	-h|--help) sed -n '2,42p' "${BASH_SOURCE[0]}"; exit 0 ;;
+	-h|--help) sed -n '2,45p' "${BASH_SOURCE[0]}"; exit 0 ;;
 	*) echo "run.sh: unknown argument $1 (try --help)" >&2; exit 2 ;;
 	esac
 done
@@ -172,9 +175,10 @@ for (const [k, g] of groups) {
 	}
 	if (at > 0) continue;
 	const v = g.verdict[0];
-	rss.push(`| ${preset} ${type} | ${threads} | ${mib(Math.max(...g.verdict.map((r) => r.peak_rss_bytes)))} | ${mib(Math.max(...g["llama.cpp"].map((r) => r.peak_rss_bytes)))} | ${mib(v.file)} | ${mib(v.kv_cache_bytes)} | ${mib(v.file + v.kv_cache_bytes + 64 * 1048576)} |`);
+	const secs = (e, f) => { const xs = g[e].map((r) => r[f]).filter((x) => x > 0); return xs.length ? stats(xs).med.toFixed(3) : "—"; };
+	rss.push(`| ${preset} ${type} | ${threads} | ${mib(Math.max(...g.verdict.map((r) => r.peak_rss_bytes)))} | ${mib(Math.max(...g["llama.cpp"].map((r) => r.peak_rss_bytes)))} | ${mib(v.file)} | ${mib(v.kv_cache_bytes)} | ${mib(v.file + v.kv_cache_bytes + 64 * 1048576)} | ${secs("verdict", "load_s")} / ${secs("llama.cpp", "load_s")} | ${secs("verdict", "warmup_s")} / ${secs("llama.cpp", "warmup_s")} |`);
 }
-console.log("\n| model | threads | Verdict peak RSS MiB | llama.cpp (node) peak RSS MiB | GGUF MiB | Verdict KV cache MiB | budget: file + KV + 64 MiB |");
-console.log("|---|---|---|---|---|---|---|");
+console.log("\n| model | threads | Verdict peak RSS MiB | llama.cpp (node) peak RSS MiB | GGUF MiB | Verdict KV cache MiB | budget: file + KV + 64 MiB | load s, Verdict / llama.cpp (medians) | first token s, Verdict / llama.cpp (medians) |");
+console.log("|---|---|---|---|---|---|---|---|---|");
 for (const l of rss) console.log(l);
 EOF

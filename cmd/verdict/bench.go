@@ -27,6 +27,8 @@ type benchResult struct {
 	Model         string  `json:"model"`
 	Threads       int     `json:"threads"`
 	FastPath      string  `json:"fast_path"`
+	LoadSecs      float64 `json:"load_s"`   // model.Load (header, tensor index, vocabulary, mmap) and engine.New: wall seconds
+	WarmupSecs    float64 `json:"warmup_s"` // the first forward pass of one token, which touches every weight of the mapping
 	PromptTokens  int     `json:"prompt_tokens"`
 	PrefillSecs   float64 `json:"prefill_s"`
 	PrefillTokS   float64 `json:"prefill_tok_s"`
@@ -71,6 +73,7 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if *scalar {
 		defer kernels.UseFast(kernels.UseFast(false))
 	}
+	loadStart := time.Now()
 	m, err := model.Load(*path, "")
 	if err != nil {
 		return fmt.Errorf("bench: %w", err)
@@ -113,7 +116,8 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return fmt.Errorf("bench: %w", err)
 	}
 	defer e.Close()
-	res := benchResult{Model: *path, Threads: e.Threads(), FastPath: kernels.FastPath, ScalarKernels: *scalar,
+	loadSecs := time.Since(loadStart).Seconds()
+	res := benchResult{Model: *path, Threads: e.Threads(), FastPath: kernels.FastPath, ScalarKernels: *scalar, LoadSecs: loadSecs,
 		PromptTokens: *promptN, DecodeTokens: *decodeN, DecodeAt: *decodeAt, WeightBytes: weightBytesPerToken(m)}
 	if st, err := os.Stat(*path); err == nil {
 		res.FileBytes = st.Size()
@@ -121,10 +125,12 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	res.KVCacheBytes = int64(2*c.Layers*c.KVDim()) * int64(maxPos) * 4
 
 	// Warm-up: one token touches every weight once (page faults of the
-	// mapping are not part of the timings).
+	// mapping are not part of the timings; they are in warmup_s).
+	warmStart := time.Now()
 	if err := benchForward(e, []int{bosOr(m, 1)}, 1); err != nil {
 		return err
 	}
+	res.WarmupSecs = time.Since(warmStart).Seconds()
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)
 		if err != nil {
@@ -201,6 +207,7 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		fp = "scalar"
 	}
 	fmt.Fprintf(w, "threads  %d, kernels %s\n", res.Threads, fp)
+	fmt.Fprintf(w, "load     %.3f s (open, parse and map the file, build the engine), first token %.3f s (touches every weight)\n", res.LoadSecs, res.WarmupSecs)
 	if *promptN > 0 {
 		fmt.Fprintf(w, "prefill  %d tokens in %.3f s: %.1f tok/s\n", *promptN, res.PrefillSecs, res.PrefillTokS)
 	}

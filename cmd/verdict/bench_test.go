@@ -21,7 +21,8 @@ func TestBenchCommand(t *testing.T) {
 	if err := json.Unmarshal(out.Bytes(), &r); err != nil {
 		t.Fatalf("bench --json printed %q: %v", out.String(), err)
 	}
-	if r.Threads != 2 || r.PromptTokens != 16 || r.DecodeTokens != 8 || !(r.PrefillTokS > 0) || !(r.DecodeTokS > 0) || r.WeightBytes <= 0 {
+	if r.Threads != 2 || r.PromptTokens != 16 || r.DecodeTokens != 8 || !(r.PrefillTokS > 0) || !(r.DecodeTokS > 0) || r.WeightBytes <= 0 ||
+		!(r.LoadSecs > 0) || !(r.WarmupSecs > 0) {
 		t.Errorf("bench result %+v", r)
 	}
 	// The greedy decode is deterministic: the scalar kernels reach the same
@@ -41,7 +42,7 @@ func TestBenchCommand(t *testing.T) {
 	if err := cmdBench(context.Background(), []string{"--model", m, "--prompt-tokens", "100", "--decode-tokens", "20"}, &out, &errb); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(out.String(), "prefill  100 tokens") || !strings.Contains(out.String(), "decode   20 tokens") {
+	if !strings.Contains(out.String(), "prefill  100 tokens") || !strings.Contains(out.String(), "load     ") || !strings.Contains(out.String(), "decode   20 tokens") {
 		t.Errorf("text output:\n%s", out.String())
 	}
 	// --decode-at 100: the timed decode starts at position 101 (after 100
