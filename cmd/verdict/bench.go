@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 	"runtime/pprof"
 	"strconv"
 	"strings"
@@ -19,7 +20,7 @@ import (
 )
 
 func init() {
-	register(&command{Name: "bench", Summary: "time prefill and decode of a model (tokens/s, GB/s of weights)", Run: cmdBench})
+	register(&command{Name: "bench", Summary: "time prefill and decode of a model (tokens/s, GB/s of weights)", Run: cmdBench, HoldsModel: true})
 }
 
 // benchResult is what `verdict bench --json` prints (one line).
@@ -42,6 +43,7 @@ type benchResult struct {
 	KVCacheBytes  int64   `json:"kv_cache_bytes"`
 	LastToken     int     `json:"last_token"`
 	ScalarKernels bool    `json:"scalar_kernels,omitempty"`
+	ChunkRows     int     `json:"chunk_rows"`
 }
 
 func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -51,9 +53,11 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	promptN := fs.Int("prompt-tokens", 256, "tokens in the timed prefill (one forward pass); 0 = skip")
 	decodeN := fs.Int("decode-tokens", 64, "tokens in the timed greedy decode, one forward pass each; 0 = skip")
 	decodeAt := fs.Int("decode-at", 0, "position of the first timed decode step: the KV cache first holds this many tokens (an untimed prefill); 0 = decode right after BOS")
+	chunkRows := fs.Int("chunk-rows", 0, "rows per pass through the layers (a longer prefill runs in chunks); 0 = sized to the engine's activation budget")
 	asJSON := fs.Bool("json", false, "print one JSON object instead of text")
 	scalar := fs.Bool("scalar", false, "use the scalar reference kernels (same bits, slower)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the timed part to this file")
+	memProfile := fs.String("memprofile", "", "write a heap profile (live objects at the last collection, and every allocation) to this file at the end")
 	streams := fs.String("streams", "", "serving benchmark instead: for each count N in this list (e.g. 1,4,16,32), N concurrent greedy generations of --decode-tokens each through a worker's continuous batch; aggregate tok/s, time to first token and per output token, answers that differ from the same request alone")
 	streamPrompt := fs.Int("stream-prompt", 16, "with --streams: prompt tokens per stream after BOS (each stream its own)")
 	if err := fs.Parse(args); err != nil {
@@ -65,8 +69,11 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if *path == "" {
 		return fmt.Errorf("bench: --model is required")
 	}
-	if *promptN < 0 || *decodeN < 0 || *threads < 0 || *decodeAt < 0 {
-		return fmt.Errorf("bench: --prompt-tokens, --decode-tokens, --decode-at and --threads must not be negative")
+	if *promptN < 0 || *decodeN < 0 || *threads < 0 || *decodeAt < 0 || *chunkRows < 0 {
+		return fmt.Errorf("bench: --prompt-tokens, --decode-tokens, --decode-at, --chunk-rows and --threads must not be negative")
+	}
+	if *memProfile != "" {
+		runtime.MemProfileRate = 4096
 	}
 	if *scalar {
 		defer kernels.UseFast(kernels.UseFast(false))
@@ -103,13 +110,13 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if maxPos > c.ContextLen {
 		return fmt.Errorf("bench: %s: %d positions exceed the context length %d", *path, maxPos, c.ContextLen)
 	}
-	e, err := engine.New(m, engine.Options{Threads: *threads})
+	e, err := engine.New(m, engine.Options{Threads: *threads, ChunkRows: *chunkRows})
 	if err != nil {
 		return fmt.Errorf("bench: %w", err)
 	}
 	defer e.Close()
 	res := benchResult{Model: *path, Threads: e.Threads(), FastPath: kernels.FastPath, ScalarKernels: *scalar,
-		PromptTokens: *promptN, DecodeTokens: *decodeN, DecodeAt: *decodeAt, WeightBytes: weightBytesPerToken(m)}
+		PromptTokens: *promptN, DecodeTokens: *decodeN, DecodeAt: *decodeAt, WeightBytes: weightBytesPerToken(m), ChunkRows: e.ChunkRows()}
 	if st, err := os.Stat(*path); err == nil {
 		res.FileBytes = st.Size()
 	}
@@ -181,6 +188,11 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		res.LastToken = next
 	}
 	res.PeakRSSBytes = peakRSS()
+	if *memProfile != "" {
+		if err := writeHeapProfile(*memProfile); err != nil {
+			return fmt.Errorf("bench: %w", err)
+		}
+	}
 	if *asJSON {
 		b, err := json.Marshal(res)
 		if err != nil {
@@ -195,7 +207,7 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if fp == "" {
 		fp = "scalar"
 	}
-	fmt.Fprintf(w, "threads  %d, kernels %s\n", res.Threads, fp)
+	fmt.Fprintf(w, "threads  %d, kernels %s, %d rows per pass\n", res.Threads, fp, res.ChunkRows)
 	if *promptN > 0 {
 		fmt.Fprintf(w, "prefill  %d tokens in %.3f s: %.1f tok/s\n", *promptN, res.PrefillSecs, res.PrefillTokS)
 	}
@@ -210,6 +222,21 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		fmt.Fprintf(w, "peak RSS %.1f MiB (file %.1f MiB, KV cache %.1f MiB)\n", float64(res.PeakRSSBytes)/(1<<20), float64(res.FileBytes)/(1<<20), float64(res.KVCacheBytes)/(1<<20))
 	}
 	return w.Flush()
+}
+
+// writeHeapProfile writes the heap profile (pprof's "heap": live objects as
+// of the last collection, and every allocation since the start) to path.
+func writeHeapProfile(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	runtime.GC() // the profile is as of the last collection
+	if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 func benchForward(e *engine.Engine, toks []int, n int) error {

@@ -22,8 +22,8 @@ import (
 )
 
 func init() {
-	register(&command{Name: "gateway", Summary: "serve the OpenAI-compatible API and MCP over HTTP", Run: cmdGateway})
-	register(&command{Name: "mcp", Summary: "serve verifiable inference as MCP tools over stdio", Run: cmdMCP})
+	register(&command{Name: "gateway", Summary: "serve the OpenAI-compatible API and MCP over HTTP", Run: cmdGateway, HoldsModel: true})
+	register(&command{Name: "mcp", Summary: "serve verifiable inference as MCP tools over stdio", Run: cmdMCP, HoldsModel: true})
 }
 
 // workerFlags are the flags that open a local worker.

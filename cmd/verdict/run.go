@@ -18,7 +18,7 @@ import (
 )
 
 func init() {
-	register(&command{Name: "run", Summary: "generate text from a prompt, deterministically", Run: cmdRun})
+	register(&command{Name: "run", Summary: "generate text from a prompt, deterministically", Run: cmdRun, HoldsModel: true})
 }
 
 // runFlags are the flags of `verdict run`.

@@ -21,7 +21,22 @@ type Options struct {
 	// Threads is the number of threads; 0 means one per CPU. It never
 	// changes a result.
 	Threads int
+	// ChunkRows is the largest number of rows (tokens) one pass through the
+	// layers takes: a longer batch runs as consecutive chunks, every layer
+	// over the first chunk, then over the next, so that the activation
+	// buffers are those of a chunk, not of the batch. 0 sizes chunks to
+	// ChunkBytes of activations. It never changes a result (a chunk is the
+	// prefill of part of a prompt, whose later positions read the cache the
+	// earlier chunks wrote).
+	ChunkRows int
 }
+
+// ChunkBytes is the activation memory a forward pass's chunk of rows is
+// sized to when Options.ChunkRows is 0 (at least 16 rows, a multiple of 16:
+// the row tiles of the prefill kernels). On the Llama 3.2 1B shape that is
+// 64 rows; the weights are read once per chunk, which a compute-bound
+// prefill of 64 rows hides.
+const ChunkBytes = 8 << 20
 
 // Engine runs one model. It is safe for concurrent use by several
 // goroutines, each with its own Sequences.
@@ -35,6 +50,7 @@ type Engine struct {
 	hd     int
 	qd     int       // Heads * hd: the width of queries and attention outputs
 	freqs  []float32 // RoPE frequency of pair j of a head
+	chunk  int       // rows per pass through the layers
 	scale  float32   // sqrt(head dim)
 	rope   func(x, cos, sin []float32)
 }
@@ -54,8 +70,23 @@ func New(m *model.Model, opts Options) (*Engine, error) {
 		e.rope = kernels.RopeNeox
 	}
 	e.scale = detmath.Sqrt32(float32(e.hd))
+	e.chunk = opts.ChunkRows
+	if e.chunk <= 0 {
+		e.chunk = chunkRows(c, ChunkBytes)
+	}
 	return e, nil
 }
+
+// chunkRows is the number of rows whose activation buffers (state and the
+// quantised activations of its widest matrix input) fit in budget bytes,
+// rounded down to a multiple of 16, at least 16.
+func chunkRows(c model.Config, budget int) int {
+	perRow := 4*(3*c.Dim+2*c.QDim()+2*c.KVDim()+2*c.Hidden) + 2*max(c.Dim, c.QDim(), c.Hidden)
+	return max(16, budget/perRow/16*16)
+}
+
+// ChunkRows is the number of rows one pass through the layers takes.
+func (e *Engine) ChunkRows() int { return e.chunk }
 
 // Close stops the engine's threads. The model stays open.
 func (e *Engine) Close() { e.pool.close() }
@@ -192,6 +223,7 @@ type row struct {
 	seq  *Sequence
 	tok  int
 	pos  int
+	i    int // index into item.Tokens
 }
 
 // Forward runs the model over every item's tokens as one batch. Every
@@ -213,7 +245,7 @@ func (e *Engine) Forward(items ...*Item) error {
 			if t < 0 || t >= e.c.Vocab {
 				return fmt.Errorf("engine: token id %d out of range [0, %d)", t, e.c.Vocab)
 			}
-			rows = append(rows, row{item: it, seq: it.Seq, tok: t, pos: it.Seq.Pos + i})
+			rows = append(rows, row{item: it, seq: it.Seq, tok: t, pos: it.Seq.Pos + i, i: i})
 		}
 	}
 	for i, a := range items {
@@ -228,17 +260,27 @@ func (e *Engine) Forward(items ...*Item) error {
 	}
 	for _, it := range items {
 		it.Seq.reserve(it.Seq.Pos + len(it.Tokens))
+		it.Out = it.Out[:0]
 	}
-	st := e.newState(rows)
-	defer e.putState(st)
-	for r := range rows {
-		kernels.DequantRow(e.m.TokenEmbd, rows[r].tok, st.x[r*e.c.Dim:(r+1)*e.c.Dim])
+	// Chunks of rows, each through every layer: a row's attention reads
+	// cache positions that an earlier chunk, or this chunk's own key and
+	// value step, wrote.
+	logits := false
+	for lo := 0; lo < len(rows); lo += e.chunk {
+		st := e.newState(rows[lo:min(lo+e.chunk, len(rows))])
+		for r := range st.rows {
+			kernels.DequantRow(e.m.TokenEmbd, st.rows[r].tok, st.x[r*e.c.Dim:(r+1)*e.c.Dim])
+		}
+		for l := range e.m.Layers {
+			e.layer(l, st)
+		}
+		logits = e.finish(st) || logits
+		e.putState(st)
 	}
-	for l := range e.m.Layers {
-		e.layer(l, st)
-	}
-	e.finish(st, items)
 	for _, it := range items {
+		if !logits {
+			it.Out = nil
+		}
 		it.Seq.Pos += len(it.Tokens)
 	}
 	return nil
@@ -445,32 +487,27 @@ func Attend(q, keys, values []float32, stride, off, n int, scale float32, out, s
 	kernels.WeightedSum(out, scores[:n], values, stride, off)
 }
 
-// finish applies the output norm and classifier to the rows that need
-// logits and hands them to their items.
-func (e *Engine) finish(st *state, items []*Item) {
+// finish applies the output norm and classifier to the rows of st that
+// need logits and appends them to their items' Out; it reports whether
+// there were any.
+func (e *Engine) finish(st *state) bool {
 	d := e.c.Dim
 	var sel []int
-	start := 0
-	for _, it := range items {
-		n := len(it.Tokens)
-		for i := 0; i < n; i++ {
-			r := start + i
-			if it.Trace != nil {
-				it.Trace.Final(st.rows[r].pos, st.x[r*d:(r+1)*d])
-			}
-			if (it.Logits == LogitsAll && i >= it.LogitsFrom) || (it.Logits == LogitsLast && i == n-1) {
-				sel = append(sel, r)
-			}
+	for r, rw := range st.rows {
+		it := rw.item
+		if it.Trace != nil {
+			it.Trace.Final(rw.pos, st.x[r*d:(r+1)*d])
 		}
-		start += n
+		if (it.Logits == LogitsAll && rw.i >= it.LogitsFrom) || (it.Logits == LogitsLast && rw.i == len(it.Tokens)-1) {
+			sel = append(sel, r)
+		}
 	}
 	if len(sel) == 0 {
-		for _, it := range items {
-			it.Out = nil
-		}
-		return
+		return false
 	}
-	sub := &state{rows: make([]row, len(sel)), n: len(sel), x: make([]float32, len(sel)*d), xb: make([]float32, len(sel)*d)}
+	// The classifier's rows reuse the chunk's quantised-activation buffers.
+	sub := &state{rows: make([]row, len(sel)), n: len(sel), x: make([]float32, len(sel)*d), xb: make([]float32, len(sel)*d), acts: st.acts}
+	defer func() { st.acts = sub.acts }()
 	for i, r := range sel {
 		sub.rows[i] = st.rows[r]
 		copy(sub.x[i*d:(i+1)*d], st.x[r*d:(r+1)*d])
@@ -479,12 +516,8 @@ func (e *Engine) finish(st *state, items []*Item) {
 	vocab := e.c.Vocab
 	logits := make([]float32, len(sel)*vocab)
 	e.matmul(sub, e.m.Output, sub.xb, logits)
-	i := 0
-	for _, it := range items {
-		it.Out = it.Out[:0]
-		for i < len(sel) && sub.rows[i].item == it {
-			it.Out = append(it.Out, logits[i*vocab:(i+1)*vocab:(i+1)*vocab])
-			i++
-		}
+	for i, rw := range sub.rows {
+		rw.item.Out = append(rw.item.Out, logits[i*vocab:(i+1)*vocab:(i+1)*vocab])
 	}
+	return true
 }
