@@ -427,12 +427,28 @@ func (e *Engine) layerQKV(l int, st *state) {
 	})
 }
 
-// layerAttend computes the attention output of every row, one (row, head)
-// pair per unit of work, over the row's cache positions 0..pos.
+// layerAttend computes the attention output of every row over the row's
+// cache positions 0..pos: one (row, key/value head) pair per unit of work,
+// the query heads of the group together (AttendGroup), or, when that would
+// leave threads idle (a few rows of a model with few key/value heads), one
+// (row, query head) pair per unit. Both give the same bits.
 func (e *Engine) layerAttend(l int, st *state) {
 	c := e.c
 	d, kv, hd := e.qd, c.KVDim(), e.hd
 	group := c.Heads / c.KVHeads
+	if group > 1 && st.n*c.KVHeads >= 2*e.pool.n {
+		e.pool.run(st.n*c.KVHeads, 1, func(lo, hi int) {
+			var sc groupScratch
+			for u := lo; u < hi; u++ {
+				r, g := u/c.KVHeads, u%c.KVHeads
+				rw := st.rows[r]
+				q := st.q[r*d+g*group*hd : r*d+(g+1)*group*hd]
+				AttendGroup(q, group, hd, rw.seq.k[l], rw.seq.v[l], kv, g*hd, rw.pos+1, e.scale,
+					st.att[r*d+g*group*hd:r*d+(g+1)*group*hd], &sc)
+			}
+		})
+		return
+	}
 	e.pool.run(st.n*c.Heads, 1, func(lo, hi int) {
 		var scores []float32
 		for u := lo; u < hi; u++ {
