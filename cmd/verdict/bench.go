@@ -25,25 +25,26 @@ func init() {
 
 // benchResult is what `verdict bench --json` prints (one line).
 type benchResult struct {
-	Model         string  `json:"model"`
-	Threads       int     `json:"threads"`
-	FastPath      string  `json:"fast_path"`
-	PromptTokens  int     `json:"prompt_tokens"`
-	PrefillSecs   float64 `json:"prefill_s"`
-	PrefillTokS   float64 `json:"prefill_tok_s"`
-	DecodeTokens  int     `json:"decode_tokens"`
-	DecodeAt      int     `json:"decode_at,omitempty"` // tokens in the KV cache before the first timed decode step
-	DecodeSecs    float64 `json:"decode_s"`
-	DecodeTokS    float64 `json:"decode_tok_s"`
-	DecodeCPUSecs float64 `json:"decode_cpu_s"` // user+system CPU time of the process during the decode
-	WeightBytes   int64   `json:"weight_bytes_per_token"`
-	DecodeGBs     float64 `json:"decode_weight_gb_s"`
-	PeakRSSBytes  int64   `json:"peak_rss_bytes"`
-	FileBytes     int64   `json:"file_bytes"`
-	KVCacheBytes  int64   `json:"kv_cache_bytes"`
-	LastToken     int     `json:"last_token"`
-	ScalarKernels bool    `json:"scalar_kernels,omitempty"`
-	ChunkRows     int     `json:"chunk_rows"`
+	Model          string  `json:"model"`
+	Threads        int     `json:"threads"`
+	FastPath       string  `json:"fast_path"`
+	PromptTokens   int     `json:"prompt_tokens"`
+	PrefillSecs    float64 `json:"prefill_s"`
+	PrefillTokS    float64 `json:"prefill_tok_s"`
+	PrefillCPUSecs float64 `json:"prefill_cpu_s"` // user+system CPU time of the process during the prefill
+	DecodeTokens   int     `json:"decode_tokens"`
+	DecodeAt       int     `json:"decode_at,omitempty"` // tokens in the KV cache before the first timed decode step
+	DecodeSecs     float64 `json:"decode_s"`
+	DecodeTokS     float64 `json:"decode_tok_s"`
+	DecodeCPUSecs  float64 `json:"decode_cpu_s"` // user+system CPU time of the process during the decode
+	WeightBytes    int64   `json:"weight_bytes_per_token"`
+	DecodeGBs      float64 `json:"decode_weight_gb_s"`
+	PeakRSSBytes   int64   `json:"peak_rss_bytes"`
+	FileBytes      int64   `json:"file_bytes"`
+	KVCacheBytes   int64   `json:"kv_cache_bytes"`
+	LastToken      int     `json:"last_token"`
+	ScalarKernels  bool    `json:"scalar_kernels,omitempty"`
+	ChunkRows      int     `json:"chunk_rows"`
 }
 
 func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -145,11 +146,13 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return fmt.Errorf("bench: %w", err)
 		}
 		it := &engine.Item{Seq: seq, Tokens: toks, Logits: engine.LogitsLast}
+		cpu0 := cpuSeconds()
 		start := time.Now()
 		if err := e.Forward(it); err != nil {
 			return fmt.Errorf("bench: prefill: %w", err)
 		}
 		res.PrefillSecs = time.Since(start).Seconds()
+		res.PrefillCPUSecs = cpuSeconds() - cpu0
 		res.PrefillTokS = float64(*promptN) / res.PrefillSecs
 	}
 	if *decodeN > 0 {
@@ -209,7 +212,7 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	fmt.Fprintf(w, "threads  %d, kernels %s, %d rows per pass\n", res.Threads, fp, res.ChunkRows)
 	if *promptN > 0 {
-		fmt.Fprintf(w, "prefill  %d tokens in %.3f s: %.1f tok/s\n", *promptN, res.PrefillSecs, res.PrefillTokS)
+		fmt.Fprintf(w, "prefill  %d tokens in %.3f s: %.1f tok/s (%.1f per CPU-second)\n", *promptN, res.PrefillSecs, res.PrefillTokS, float64(*promptN)/res.PrefillCPUSecs)
 	}
 	if *decodeN > 0 {
 		fmt.Fprintf(w, "decode   %d tokens in %.3f s: %.2f tok/s, %.2f GB/s of weights", *decodeN, res.DecodeSecs, res.DecodeTokS, res.DecodeGBs)

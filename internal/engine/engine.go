@@ -24,19 +24,25 @@ type Options struct {
 	// ChunkRows is the largest number of rows (tokens) one pass through the
 	// layers takes: a longer batch runs as consecutive chunks, every layer
 	// over the first chunk, then over the next, so that the activation
-	// buffers are those of a chunk, not of the batch. 0 sizes chunks to
-	// ChunkBytes of activations. It never changes a result (a chunk is the
-	// prefill of part of a prompt, whose later positions read the cache the
-	// earlier chunks wrote).
+	// buffers are those of a chunk, not of the batch. 0 means the default:
+	// 128 rows, fewer where 128 rows' activations would exceed ChunkBytes.
+	// It never changes a result (a chunk is the prefill of part of a
+	// prompt, whose later positions read the cache the earlier chunks
+	// wrote).
 	ChunkRows int
 }
 
-// ChunkBytes is the activation memory a forward pass's chunk of rows is
-// sized to when Options.ChunkRows is 0 (at least 16 rows, a multiple of 16:
-// the row tiles of the prefill kernels). On the Llama 3.2 1B shape that is
-// 64 rows; the weights are read once per chunk, which a compute-bound
-// prefill of 64 rows hides.
-const ChunkBytes = 8 << 20
+// ChunkBytes and maxChunkRows size the default chunk of rows (at least 16,
+// a multiple of 16: the row tiles of the prefill kernels). The weights are
+// read once per chunk: on the Llama 3.2 1B shape (Q4_K_M, one thread), a
+// 256-token prefill in chunks of 128 rows costs 2% more CPU time than in
+// one pass and 12 MiB less memory; in chunks of 64, 10% more
+// (docs/benchmarks.md). 128 rows take 12 MiB there, 6 on Qwen3 0.6B, 10
+// on the 8B shapes (80 rows).
+const (
+	ChunkBytes   = 16 << 20
+	maxChunkRows = 128
+)
 
 // Engine runs one model. It is safe for concurrent use by several
 // goroutines, each with its own Sequences.
@@ -81,8 +87,8 @@ func New(m *model.Model, opts Options) (*Engine, error) {
 // quantised activations of its widest matrix input) fit in budget bytes,
 // rounded down to a multiple of 16, at least 16.
 func chunkRows(c model.Config, budget int) int {
-	perRow := 4*(3*c.Dim+2*c.QDim()+2*c.KVDim()+2*c.Hidden) + 2*max(c.Dim, c.QDim(), c.Hidden)
-	return max(16, budget/perRow/16*16)
+	perRow := 4*stateFloats(c) + 2*max(c.Dim, c.QDim(), c.Hidden)
+	return min(maxChunkRows, max(16, budget/perRow/16*16))
 }
 
 // ChunkRows is the number of rows one pass through the layers takes.
@@ -160,6 +166,12 @@ func (s *Sequence) reserve(n int) {
 		return
 	}
 	size := min(max(need, 2*len(s.k[0]), 64*s.kv), s.cap*s.kv)
+	if s.cap*s.kv <= 2*need {
+		// Doubling would reach the cap: take it now rather than copy the
+		// cache once more (a prompt, then the few tokens generated after
+		// it).
+		size = s.cap * s.kv
+	}
 	for l := range s.k {
 		s.k[l] = append(s.k[l], make([]float32, size-len(s.k[l]))...)
 		s.v[l] = append(s.v[l], make([]float32, size-len(s.v[l]))...)
@@ -286,13 +298,23 @@ func (e *Engine) Forward(items ...*Item) error {
 	return nil
 }
 
-// state holds the activations of a batch of n rows.
+// state holds the activations of a batch of n rows. Buffers that are never
+// live at once share memory: q, k, v and att (the attention half of a
+// layer) lie in u, which the feed-forward half then uses for the up
+// projection (hb2) and the down projection's output; the output
+// projection writes into hb before the feed-forward block needs it.
 type state struct {
-	rows                   []row
-	n                      int
-	x, xb, q, k, v, att, o []float32
-	hb, hb2                []float32
-	acts                   kernels.Acts
+	rows                []row
+	n                   int
+	x, xb, q, k, v, att []float32
+	hb, hb2             []float32
+	u                   []float32 // backs q, k, v, att and hb2
+	acts                kernels.Acts
+}
+
+// stateFloats is the number of floats a state holds per row.
+func stateFloats(c model.Config) int {
+	return 2*c.Dim + max(c.Hidden, c.Dim) + max(2*c.QDim()+2*c.KVDim(), c.Hidden, c.Dim)
 }
 
 func (e *Engine) newState(rows []row) *state {
@@ -303,10 +325,12 @@ func (e *Engine) newState(rows []row) *state {
 	n := len(rows)
 	c := e.c
 	st.rows, st.n = rows, n
+	qd, kv := c.QDim(), c.KVDim()
 	st.x, st.xb = grow(st.x, n*c.Dim), grow(st.xb, n*c.Dim)
-	st.q, st.k, st.v = grow(st.q, n*c.QDim()), grow(st.k, n*c.KVDim()), grow(st.v, n*c.KVDim())
-	st.att, st.o = grow(st.att, n*c.QDim()), grow(st.o, n*c.Dim)
-	st.hb, st.hb2 = grow(st.hb, n*c.Hidden), grow(st.hb2, n*c.Hidden)
+	st.hb = grow(st.hb, n*max(c.Hidden, c.Dim))
+	st.u = grow(st.u, n*max(2*qd+2*kv, c.Hidden, c.Dim))
+	st.q, st.k, st.v, st.att = st.u[:n*qd], st.u[n*qd:n*(qd+kv)], st.u[n*(qd+kv):n*(qd+2*kv)], st.u[n*(qd+2*kv):n*(2*qd+2*kv)]
+	st.hb2 = st.u[:n*c.Hidden]
 	return st
 }
 
@@ -468,17 +492,21 @@ func (e *Engine) layerAttend(l int, st *state) {
 // both with residual connections, to every row's hidden state.
 func (e *Engine) layerFinish(l int, st *state) {
 	L := &e.m.Layers[l]
-	e.matmul(st, L.Wo, st.att, st.o)
-	e.add(st.x, st.o)
+	n, d := st.n, e.c.Dim
+	o := st.hb[:n*d] // free until the feed-forward block
+	e.matmul(st, L.Wo, st.att, o)
+	e.add(st.x, o)
 	e.rmsnorm(st, L.FFNNorm, st.x, st.xb)
 	e.prepare(st, st.xb, L.FFNGate, L.FFNUp)
-	e.matmulPrepared(st, L.FFNGate, st.hb)
-	e.matmulPrepared(st, L.FFNUp, st.hb2)
-	e.pool.run(len(st.hb), 2048, func(lo, hi int) {
-		kernels.SwiGLU(st.hb[lo:hi], st.hb[lo:hi], st.hb2[lo:hi])
+	hb := st.hb[:n*e.c.Hidden]
+	e.matmulPrepared(st, L.FFNGate, hb)
+	e.matmulPrepared(st, L.FFNUp, st.hb2) // over q, k, v and att
+	e.pool.run(len(hb), 2048, func(lo, hi int) {
+		kernels.SwiGLU(hb[lo:hi], hb[lo:hi], st.hb2[lo:hi])
 	})
-	e.matmul(st, L.FFNDown, st.hb, st.o)
-	e.add(st.x, st.o)
+	o = st.u[:n*d] // hb2 is spent
+	e.matmul(st, L.FFNDown, hb, o)
+	e.add(st.x, o)
 }
 
 // add adds y to x element by element, in parallel for large batches.
