@@ -13,9 +13,10 @@ import (
 // default of 100 the heap grows to twice its live size before a
 // collection: on the Llama 3.2 1B shape (a live heap of 24-40 MB) that was
 // 20-25 MB of peak resident memory for garbage alone (docs/benchmarks.md,
-// peak resident memory), against 26 collections instead of 8 in a
-// 256-token prefill and 32-token decode with 25, too few to measure.
-const ModelGCPercent = 25
+// peak resident memory). With 15 a 64-token decode makes 26-27 collections
+// instead of 19-20 with 25; its tokens per CPU second moved by less than
+// the spread of the measurement (1-2%).
+const ModelGCPercent = 15
 
 // modelGC sets the collector for a process that holds a model.
 func modelGC() {
