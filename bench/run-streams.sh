@@ -10,6 +10,9 @@
 #                             [--streams 1,4,16,32] [--prompt 16] [--decode 64]
 #                             [--out DIR] [--verdict BIN]
 #
+# The Llama 3.2 1B shape: --presets llama3.2-1b --types q4_k_m (its
+# vocabulary comes from ../shared/tokenizers/derived, as in bench/run.sh).
+#
 # For every model: `verdict bench --streams N1,N2,... --json` (N concurrent
 # greedy generations through a worker: receipts signed, every token timed)
 # and bench/llama-batch-driver.mjs (N sequences of one llama.cpp context
@@ -40,11 +43,20 @@ while [ $# -gt 0 ]; do
 	--decode) DECODE=$2; shift 2 ;;
 	--out) OUT=$2; shift 2 ;;
 	--verdict) VBIN=$2; shift 2 ;;
-	-h|--help) sed -n '2,21p' "${BASH_SOURCE[0]}"; exit 0 ;;
+	-h|--help) sed -n '2,24p' "${BASH_SOURCE[0]}"; exit 0 ;;
 	*) echo "unknown argument $1" >&2; exit 2 ;;
 	esac
 done
-VOCAB="$ROOT/../shared/models/ggml-vocab-llama-spm.gguf"
+# vocab_of PRESET: the vocabulary GGUF its synthetic model is written on
+# (as bench/run.sh).
+vocab_of() {
+	case "$1" in
+	smollm2-*) echo "$ROOT/../shared/tokenizers/derived/ggml-vocab-smollm2.derived.gguf" ;;
+	qwen*) echo "$ROOT/../shared/tokenizers/derived/ggml-vocab-qwen2.derived-from-qwen3.gguf" ;;
+	llama3*) echo "$ROOT/../shared/tokenizers/derived/ggml-vocab-llama-bpe.derived.gguf" ;;
+	*) echo "$ROOT/../shared/models/ggml-vocab-llama-spm.gguf" ;;
+	esac
+}
 mkdir -p "$OUT/models" "$OUT/node"
 if [ -n "$VBIN" ]; then
 	V=$VBIN
@@ -55,7 +67,7 @@ fi
 for p in $PRESETS; do
 	for t in $TYPES; do
 		f="$OUT/models/$p-$t.gguf"
-		[ -f "$f" ] || "$V" model synth --preset "$p" --vocab "$VOCAB" --seed 1 --type "$t" --out "$f" >&2
+		[ -f "$f" ] || "$V" model synth --preset "$p" --vocab "$(vocab_of "$p")" --seed 1 --type "$t" --out "$f" >&2
 	done
 done
 # The e2e tests' node-llama-cpp, when installed, serves too.
@@ -73,12 +85,17 @@ RES="$OUT/streams.jsonl"
 for p in $PRESETS; do
 	for t in $TYPES; do
 		f="$OUT/models/$p-$t.gguf"
+		# The llama.cpp driver draws the streams' prompt ids below the
+		# model's token count, as `verdict bench` does.
+		vocab=$("$V" model inspect "$f" | awk '/^vocab:/ && !v {v = $2} END {print v}')
+		load=$(cut -d' ' -f1 /proc/loadavg)
 		echo "== $p $t threads=$THREADS: verdict (load: $(cut -d' ' -f1-3 /proc/loadavg))" >&2
 		"$V" bench --json --model "$f" --threads "$THREADS" --streams "$STREAMS" --stream-prompt "$PROMPT" --decode-tokens "$DECODE" |
-			sed "s/^{/{\"engine\":\"verdict\",\"preset\":\"$p\",\"type\":\"$t\",/" >>"$RES"
+			sed "s/^{/{\"engine\":\"verdict\",\"preset\":\"$p\",\"type\":\"$t\",\"load\":$load,/" >>"$RES"
+		load=$(cut -d' ' -f1 /proc/loadavg)
 		echo "== $p $t threads=$THREADS: llama.cpp (load: $(cut -d' ' -f1-3 /proc/loadavg))" >&2
-		(cd "$OUT/node" && node llama-batch-driver.mjs "$f" "$THREADS" "$PROMPT" "$DECODE" 32000 "$STREAMS") |
-			sed "s/^{\"engine\":\"llama.cpp\",/{\"engine\":\"llama.cpp\",\"preset\":\"$p\",\"type\":\"$t\",/" >>"$RES"
+		(cd "$OUT/node" && node llama-batch-driver.mjs "$f" "$THREADS" "$PROMPT" "$DECODE" "$vocab" "$STREAMS") |
+			sed "s/^{\"engine\":\"llama.cpp\",/{\"engine\":\"llama.cpp\",\"preset\":\"$p\",\"type\":\"$t\",\"load\":$load,/" >>"$RES"
 	done
 done
 
@@ -86,13 +103,13 @@ node - "$RES" <<'EOF'
 const fs = require("fs");
 const rows = fs.readFileSync(process.argv[2], "utf8").trim().split("\n").map((l) => JSON.parse(l));
 const f = (x) => (x >= 100 ? x.toFixed(0) : x.toFixed(1));
-console.log("| model | engine | streams | aggregate tok/s | x its N=1 | tokens per CPU-second | x its N=1 | TTFT p50 / p99 ms | per token p50 / p99 ms | answers unlike alone |");
-console.log("|---|---|---|---|---|---|---|---|---|---|");
+console.log("| model | engine | streams | aggregate tok/s | x its N=1 | tokens per CPU-second | x its N=1 | TTFT p50 / p99 ms | per token p50 / p99 ms | answers unlike alone | load (1 min, at start) |");
+console.log("|---|---|---|---|---|---|---|---|---|---|---|");
 for (const r of rows) {
 	const one = rows.find((o) => o.engine === r.engine && o.preset === r.preset && o.type === r.type && o.streams === 1);
 	const x = one ? (r.aggregate_tok_s / one.aggregate_tok_s).toFixed(2) : "";
 	const xc = one && one.tok_per_cpu_s > 0 ? (r.tok_per_cpu_s / one.tok_per_cpu_s).toFixed(2) : "";
 	const c = r.tok_per_cpu_s > 0 ? f(r.tok_per_cpu_s) : "—";
-	console.log(`| ${r.preset} ${r.type} | ${r.engine} | ${r.streams} | ${f(r.aggregate_tok_s)} | ${x} | ${c} | ${xc} | ${f(r.ttft_p50_ms)} / ${f(r.ttft_p99_ms)} | ${f(r.tpot_p50_ms)} / ${f(r.tpot_p99_ms)} | ${r.differ} of ${r.streams} |`);
+	console.log(`| ${r.preset} ${r.type} | ${r.engine} | ${r.streams} | ${f(r.aggregate_tok_s)} | ${x} | ${c} | ${xc} | ${f(r.ttft_p50_ms)} / ${f(r.ttft_p99_ms)} | ${f(r.tpot_p50_ms)} / ${f(r.tpot_p99_ms)} | ${r.differ} of ${r.streams} | ${r.load ?? ""} |`);
 }
 EOF

@@ -92,18 +92,23 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if *streamPrompt < 0 || *decodeN < 1 {
 			return fmt.Errorf("bench: --streams needs --stream-prompt >= 0 and --decode-tokens >= 1")
 		}
+		// The profile covers the concurrent runs only, not the runs
+		// of every stream alone that come first.
+		profile := func() (stop func(), err error) { return func() {}, nil }
 		if *cpuProfile != "" {
-			f, err := os.Create(*cpuProfile)
-			if err != nil {
-				return fmt.Errorf("bench: %w", err)
+			profile = func() (func(), error) {
+				f, err := os.Create(*cpuProfile)
+				if err != nil {
+					return nil, fmt.Errorf("bench: %w", err)
+				}
+				if err := pprof.StartCPUProfile(f); err != nil {
+					f.Close()
+					return nil, fmt.Errorf("bench: %w", err)
+				}
+				return func() { pprof.StopCPUProfile(); f.Close() }, nil
 			}
-			defer f.Close()
-			if err := pprof.StartCPUProfile(f); err != nil {
-				return fmt.Errorf("bench: %w", err)
-			}
-			defer pprof.StopCPUProfile()
 		}
-		return benchStreams(ctx, m, *path, *threads, ns, *streamPrompt, *decodeN, *asJSON, stdout, stderr)
+		return benchStreams(ctx, m, *path, *threads, ns, *streamPrompt, *decodeN, *asJSON, profile, stdout, stderr)
 	}
 	c := m.Config
 	// The KV cache holds the prompt, or the warm-up token and the decoded tokens.

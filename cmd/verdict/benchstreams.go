@@ -101,8 +101,9 @@ func pctMs(xs []time.Duration, p int) float64 {
 }
 
 // benchStreams runs, for each N of ns, N concurrent streams through a worker
-// whose batch admits max(ns), after running every stream alone once.
-func benchStreams(ctx context.Context, m *model.Model, path string, threads int, ns []int, promptN, decodeN int, asJSON bool, stdout, stderr io.Writer) error {
+// whose batch admits max(ns), after running every stream alone once;
+// profile is started after those single runs and stopped at the end.
+func benchStreams(ctx context.Context, m *model.Model, path string, threads int, ns []int, promptN, decodeN int, asJSON bool, profile func() (stop func(), err error), stdout, stderr io.Writer) error {
 	maxN := slices.Max(ns)
 	c := m.Config
 	if 1+promptN+decodeN > c.ContextLen {
@@ -131,6 +132,11 @@ func benchStreams(ctx context.Context, m *model.Model, path string, threads int,
 		fmt.Fprintf(stderr, "\ralone %d/%d", i+1, maxN)
 	}
 	fmt.Fprintln(stderr)
+	stop, err := profile()
+	if err != nil {
+		return err
+	}
+	defer stop()
 	for _, n := range ns {
 		runs := make([]streamRun, n)
 		cpu0 := cpuSeconds()

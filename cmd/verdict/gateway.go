@@ -22,7 +22,7 @@ import (
 )
 
 func init() {
-	register(&command{Name: "gateway", Summary: "serve the OpenAI-compatible API and MCP over HTTP", Run: cmdGateway, HoldsModel: true})
+	register(&command{Name: "gateway", Summary: "serve the OpenAI-compatible API and MCP over HTTP for a local model, or with --node the ledger's workers behind one API", Run: cmdGateway, HoldsModel: true})
 	register(&command{Name: "mcp", Summary: "serve verifiable inference as MCP tools over stdio", Run: cmdMCP, HoldsModel: true})
 }
 
@@ -92,14 +92,35 @@ func cmdGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	metricsAddr := fs.String("metrics", "", "serve /metrics (Prometheus) on this address (default: not served)")
 	maxBody := fs.Int64("max-body", 1<<20, "largest request body in bytes")
 	verbose := fs.Bool("v", false, "log every request")
+	nodeAddr := fs.String("node", "", "ledger node RPC address: serve the workers the ledger lists (discovered from their registration files, routed by score) instead of a local --model")
+	accounts := fs.String("accounts", "", "with --node: JSON file mapping API keys to the key files of the ledger accounts that pay the workers (x402 upto escrows the gateway signs per request)")
+	refresh := fs.Duration("refresh", 2*time.Second, "with --node: time between discoveries of the workers")
+	downFor := fs.Duration("down-for", 15*time.Second, "with --node: how long a worker that failed is skipped")
+	maxFee := fs.Uint64("max-fee", 0, "with --node: refuse worker quotes above this fee (0: no limit)")
+	headerTimeout := fs.Duration("header-timeout", 5*time.Minute, "with --node: how long a paid worker may take to start its answer (a non-streamed answer starts when it is complete) before it is given up: the request goes to the next worker unless its escrow is on the ledger (then 504)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("gateway: unexpected argument %q", fs.Arg(0))
 	}
+	level := slog.LevelInfo
+	if *verbose {
+		level = slog.LevelDebug
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	if *nodeAddr != "" {
+		if wf.model != "" || *apiKeys != "" || *keysFile != "" {
+			return errors.New("gateway: --node serves the ledger's workers: --model and --api-keys belong to a gateway with a local model (use --accounts)")
+		}
+		return multiGateway{node: *nodeAddr, addr: *addr, accounts: *accounts, noAuth: *noAuth, refresh: *refresh, downFor: *downFor,
+			maxFee: *maxFee, maxBody: *maxBody, headerTimeout: *headerTimeout, log: log}.run(ctx, stdout)
+	}
+	if *accounts != "" {
+		return errors.New("gateway: --accounts needs --node (a gateway with a local model takes --api-keys-file)")
+	}
 	if wf.model == "" {
-		return errors.New("gateway: --model is required")
+		return errors.New("gateway: --model is required (or --node RPC for the ledger's workers)")
 	}
 	keys, err := loadAPIKeys(*apiKeys, *keysFile, os.Getenv(apiKeysEnv))
 	if err != nil {
@@ -111,11 +132,6 @@ func cmdGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if len(keys) > 0 && *noAuth {
 		return errors.New("gateway: --no-auth with API keys: choose one")
 	}
-	level := slog.LevelInfo
-	if *verbose {
-		level = slog.LevelDebug
-	}
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 	w, err := wf.open(log)
 	if err != nil {
 		return fmt.Errorf("gateway: %w", err)

@@ -122,6 +122,11 @@ func TestGatewayCommandErrors(t *testing.T) {
 		{[]string{"gateway", "--model", "x", "--api-keys", "a", "--no-auth"}, "--no-auth with API keys"},
 		{[]string{"gateway", "--model", "x", "--api-keys", "a,a"}, `API key "a" given twice`},
 		{[]string{"gateway", "--model", "x", "--api-keys-file", "/nonexistent"}, "--api-keys-file"},
+		{[]string{"gateway", "--node", "tcp://127.0.0.1:1", "--model", "x", "--no-auth"}, "--node serves the ledger's workers"},
+		{[]string{"gateway", "--model", "x", "--accounts", "a.json"}, "--accounts needs --node"},
+		{[]string{"gateway", "--node", "tcp://127.0.0.1:1"}, "give --accounts FILE"},
+		{[]string{"gateway", "--node", "tcp://127.0.0.1:1", "--accounts", "/nonexistent.json"}, "--accounts: open /nonexistent.json"},
+		{[]string{"gateway", "--node", "tcp://127.0.0.1:1", "--no-auth"}, "gateway: ledger tcp://127.0.0.1:1: "},
 	} {
 		code, _, stderr := verdict(tc.args...)
 		if code != 1 || !strings.Contains(stderr, tc.want) || strings.Count(strings.TrimSpace(stderr), "\n") != 0 {

@@ -12,17 +12,21 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/verdictnet/verdict/internal/explorer"
 	"github.com/verdictnet/verdict/internal/gateway"
 	"github.com/verdictnet/verdict/internal/keys"
 	"github.com/verdictnet/verdict/internal/ledger"
 	"github.com/verdictnet/verdict/internal/ledger/client"
 	"github.com/verdictnet/verdict/internal/mcpserver"
+	"github.com/verdictnet/verdict/internal/model"
+	"github.com/verdictnet/verdict/internal/multigw"
 	"github.com/verdictnet/verdict/internal/worker"
 )
 
@@ -124,6 +128,7 @@ func runWorker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	agentImage := fs.String("agent-image", "", "image URL in the agent's registration file")
 	x402 := fs.Bool("x402", false, "with --accounts: also take x402 payments (HTTP 402) from callers without an API key, each paying with an escrow signed by its own ledger key")
 	level := fs.String("log-level", "info", "log level")
+	withExplorer := fs.Bool("explorer", true, "serve the web explorer at /explorer/ on the API's address (it indexes the ledger from its first block)")
 	applyConfig := configFlag(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -217,7 +222,7 @@ func runWorker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if *x402 {
 		opts.X402 = &gateway.X402{Ledger: c, PayTo: chain.Address(), PricePerToken: *price, Submit: chain.SubmitCharge}
 	}
-	if opts.Registration, err = workerRegistration(ctx, c, k, chain.AgentID(), base, *agentName, *agentImage, *x402, w.Models()[0]); err != nil {
+	if opts.Registration, err = workerRegistration(ctx, c, k, chain.AgentID(), base, *agentName, *agentImage, *x402, *price, w.Models()[0]); err != nil {
 		return fmt.Errorf("worker: %w", err)
 	}
 	opts.Registry = prometheus.NewRegistry()
@@ -230,6 +235,14 @@ func runWorker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	opts.MCP = func(g gateway.Gate) http.Handler {
 		return mcpserver.HTTPHandler(mcpserver.New(w, mcpserver.Options{Gate: g}))
+	}
+	if *withExplorer {
+		ex, err := explorer.Start(ctx, *nodeAddr, 1, explorer.Options{Logger: log.With("service", "explorer"),
+			Models: map[ledger.Hash]*model.Model{ledger.Hash(w.Models()[0].ID): w.Model()}})
+		if err != nil {
+			return fmt.Errorf("worker: %w", err)
+		}
+		opts.Explorer = ex
 	}
 	srv, err := gateway.New(opts)
 	if err != nil {
@@ -310,8 +323,10 @@ func publicBase(public, addr string) (string, error) {
 
 // workerRegistration builds the worker's ERC-8004 registration file and
 // points its agentURI on the ledger at it (setAgentURI when an agent
-// registered before names another URI).
-func workerRegistration(ctx context.Context, c *client.Client, k *keys.Key, agentID uint64, base, name, image string, x402 bool, m worker.ModelInfo) (*gateway.AgentRegistration, error) {
+// registered before names another URI); the agent's metadata advertises
+// the model served and the price per token (multigw.MetaModel,
+// MetaPrice), which `verdict gateway --node` reads.
+func workerRegistration(ctx context.Context, c *client.Client, k *keys.Key, agentID uint64, base, name, image string, x402 bool, price uint64, m worker.ModelInfo) (*gateway.AgentRegistration, error) {
 	chainID, err := c.ChainID(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("registration file: %w", err)
@@ -339,6 +354,28 @@ func workerRegistration(ctx context.Context, c *client.Client, k *keys.Key, agen
 			return nil, fmt.Errorf("setting the agentURI: %w", err)
 		} else if res.Code != 0 {
 			return nil, fmt.Errorf("setting the agentURI: code %d: %s", res.Code, res.Log)
+		}
+	}
+	for _, md := range []ledger.MetadataEntry{
+		{MetadataKey: multigw.MetaRole, MetadataValue: []byte(multigw.RoleWorker)},
+		{MetadataKey: multigw.MetaModel, MetadataValue: []byte(ledger.Hash(m.ID).String())},
+		{MetadataKey: multigw.MetaPrice, MetadataValue: []byte(strconv.FormatUint(price, 10))},
+	} {
+		var have []byte
+		if _, err := client.QueryJSON(ctx, c, fmt.Sprintf("agent/%d/metadata/%s", agentID, md.MetadataKey), &have); err != nil {
+			return nil, fmt.Errorf("agent metadata %s: %w", md.MetadataKey, err)
+		}
+		if string(have) == string(md.MetadataValue) {
+			continue
+		}
+		tx, err := c.Sign(ctx, k.Private, &ledger.MsgSetMetadata{AgentID: agentID, MetadataKey: md.MetadataKey, MetadataValue: md.MetadataValue}, 1, -1)
+		if err != nil {
+			return nil, fmt.Errorf("setting agent metadata %s: %w", md.MetadataKey, err)
+		}
+		if res, err := c.BroadcastCommit(ctx, tx); err != nil {
+			return nil, fmt.Errorf("setting agent metadata %s: %w", md.MetadataKey, err)
+		} else if res.Code != 0 {
+			return nil, fmt.Errorf("setting agent metadata %s: code %d: %s", md.MetadataKey, res.Code, res.Log)
 		}
 	}
 	return reg, nil

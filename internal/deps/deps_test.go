@@ -20,7 +20,7 @@ var engine = []string{"detmath", "kernels", "tensor", "mmapfile", "gguf", "llama
 
 // services are built on the worker and the ledger client; nothing below
 // them may reach them.
-var services = []string{"worker", "gateway", "verifier", "mcpserver", "devnet", "explorer"}
+var services = []string{"worker", "gateway", "verifier", "mcpserver", "devnet", "explorer", "multigw"}
 
 // ledgerSide is the ledger and its client side.
 var ledgerSide = []string{"ledger", "ledger/client", "ledger/node", "ledger/abciapp", "ledger/proofhooks", "ledger/disputegame", "ledger/disputeplay"}
@@ -45,15 +45,19 @@ func rules() map[string][]string {
 	r["ledger/proofhooks"] = slices.Concat([]string{"ledger/client", "ledger/node", "ledger/disputeplay"}, services)
 	// The outbox is a pure state machine: no I/O, so no ledger client.
 	r["outbox"] = slices.Concat([]string{"ledger/client", "ledger/node", "ledger/abciapp", "ledger/proofhooks", "ledger/disputeplay"}, services)
-	r["worker"] = []string{"ledger/proofhooks", "ledger/abciapp", "ledger/node", "gateway", "verifier", "mcpserver", "devnet", "explorer"}
+	r["worker"] = []string{"ledger/proofhooks", "ledger/abciapp", "ledger/node", "gateway", "verifier", "mcpserver", "devnet", "explorer", "multigw"}
 	// The services above the worker reach it only through inference's
 	// types and interfaces: the devnet and the CLI wire them together.
-	r["gateway"] = []string{"worker", "verifier", "mcpserver", "devnet", "ledger/node", "ledger/abciapp", "ledger/proofhooks", "explorer"}
-	r["verifier"] = []string{"worker", "gateway", "mcpserver", "devnet", "ledger/node", "ledger/abciapp", "ledger/proofhooks", "explorer"}
-	r["mcpserver"] = []string{"worker", "gateway", "verifier", "devnet", "ledger/client", "ledger/node", "ledger/abciapp", "ledger/proofhooks", "explorer"}
+	r["gateway"] = []string{"worker", "verifier", "mcpserver", "devnet", "ledger/node", "ledger/abciapp", "ledger/proofhooks", "explorer", "multigw"}
+	r["verifier"] = []string{"worker", "gateway", "mcpserver", "devnet", "ledger/node", "ledger/abciapp", "ledger/proofhooks", "explorer", "multigw"}
+	r["mcpserver"] = []string{"worker", "gateway", "verifier", "devnet", "ledger/client", "ledger/node", "ledger/abciapp", "ledger/proofhooks", "explorer", "multigw"}
 	// The explorer reads the ledger only through its client, and the
 	// gateway mounts it as a plain http.Handler.
-	r["explorer"] = []string{"worker", "gateway", "verifier", "mcpserver", "devnet", "ledger/node", "ledger/abciapp", "ledger/proofhooks", "ledger/disputeplay"}
+	r["explorer"] = []string{"worker", "gateway", "verifier", "mcpserver", "devnet", "ledger/node", "ledger/abciapp", "ledger/proofhooks", "ledger/disputeplay", "multigw"}
+	// The gateway in front of many workers talks to them over HTTP and to
+	// the ledger through its client; it takes the pool's scores and the
+	// x402 types from the gateway and mounts the explorer as a handler.
+	r["multigw"] = []string{"worker", "verifier", "mcpserver", "devnet", "ledger/node", "ledger/abciapp", "ledger/proofhooks", "ledger/disputeplay", "explorer"}
 	return r
 }
 

@@ -97,6 +97,12 @@ func (e *Engine) ChunkRows() int { return e.chunk }
 // Close stops the engine's threads. The model stays open.
 func (e *Engine) Close() { e.pool.close() }
 
+// Idle tells the engine that no forward pass follows at once (the caller
+// has other work first, such as sampling the next tokens of a batch): its
+// threads sleep instead of polling for the next pass, leaving the CPU to
+// that work. It never changes a result; the next Forward wakes them.
+func (e *Engine) Idle() { e.pool.park() }
+
 // Model returns the engine's model.
 func (e *Engine) Model() *model.Model { return e.m }
 
@@ -209,6 +215,12 @@ type Tracer interface {
 	Final(pos int, x []float32)
 }
 
+// Forward calls each item's Tracer in position order (every layer, then
+// Final, for the item's rows of one chunk of ChunkRows rows, then for the
+// next chunk's) on one goroutine at a time; the Tracers of different items
+// of a batch may be called at the same time, from different goroutines (a
+// Tracer shared by several items of one batch must be safe for that).
+
 // Item is one sequence's share of a forward pass: Tokens are fed at
 // positions Seq.Pos, Seq.Pos+1, ...; afterwards Seq.Pos has advanced.
 type Item struct {
@@ -309,13 +321,19 @@ type state struct {
 	x, xb, q, k, v, att []float32
 	hb, hb2             []float32
 	u                   []float32 // backs q, k, v, att and hb2
+	cos, sin            []float32 // RoPE of each row: HeadDim/2 each
 	acts                kernels.Acts
+	// traced holds the row ranges of the items with a Tracer.
+	traced []span
 }
 
 // stateFloats is the number of floats a state holds per row.
 func stateFloats(c model.Config) int {
-	return 2*c.Dim + max(c.Hidden, c.Dim) + max(2*c.QDim()+2*c.KVDim(), c.Hidden, c.Dim)
+	return 2*c.Dim + max(c.Hidden, c.Dim) + max(2*c.QDim()+2*c.KVDim(), c.Hidden, c.Dim) + c.HeadDim()
 }
+
+// span is the rows [lo, hi) of one item.
+type span struct{ lo, hi int }
 
 func (e *Engine) newState(rows []row) *state {
 	st, _ := e.states.Get().(*state)
@@ -331,12 +349,33 @@ func (e *Engine) newState(rows []row) *state {
 	st.u = grow(st.u, n*max(2*qd+2*kv, c.Hidden, c.Dim))
 	st.q, st.k, st.v, st.att = st.u[:n*qd], st.u[n*qd:n*(qd+kv)], st.u[n*(qd+kv):n*(qd+2*kv)], st.u[n*(qd+2*kv):n*(2*qd+2*kv)]
 	st.hb2 = st.u[:n*c.Hidden]
+	// Every layer rotates a row by the same angles: computed once per
+	// chunk.
+	half := e.hd / 2
+	st.cos, st.sin = grow(st.cos, n*half), grow(st.sin, n*half)
+	e.pool.run(n, 4, func(lo, hi int) {
+		for r := lo; r < hi; r++ {
+			RopeAngles(e.freqs, rows[r].pos, st.cos[r*half:(r+1)*half], st.sin[r*half:(r+1)*half])
+		}
+	})
+	// The rows of one item are consecutive; those of an item with a
+	// Tracer form one span of this chunk.
+	for r := 0; r < n; {
+		it, hi := rows[r].item, r+1
+		for hi < n && rows[hi].item == it {
+			hi++
+		}
+		if it != nil && it.Trace != nil {
+			st.traced = append(st.traced, span{r, hi})
+		}
+		r = hi
+	}
 	return st
 }
 
 // putState returns a state's buffers for reuse by a later Forward.
 func (e *Engine) putState(st *state) {
-	st.rows = nil
+	st.rows, st.traced = nil, st.traced[:0]
 	e.states.Put(st)
 }
 
@@ -394,13 +433,26 @@ func (e *Engine) rmsnorm(st *state, w *tensor.Tensor, in, out []float32) {
 func (e *Engine) layer(l int, st *state) {
 	e.layerQKV(l, st)
 	e.layerAttend(l, st)
-	for r, rw := range st.rows {
-		if rw.item != nil && rw.item.Trace != nil {
-			d, kv, qd := e.c.Dim, e.c.KVDim(), e.qd
-			rw.item.Trace.Layer(l, rw.pos, st.x[r*d:(r+1)*d], st.k[r*kv:(r+1)*kv], st.v[r*kv:(r+1)*kv], st.att[r*qd:(r+1)*qd])
-		}
-	}
+	d, kv, qd := e.c.Dim, e.c.KVDim(), e.qd
+	e.trace(st, func(r int, t Tracer) {
+		t.Layer(l, st.rows[r].pos, st.x[r*d:(r+1)*d], st.k[r*kv:(r+1)*kv], st.v[r*kv:(r+1)*kv], st.att[r*qd:(r+1)*qd])
+	})
 	e.layerFinish(l, st)
+}
+
+// trace calls fn on the rows of every traced item, the items spread over
+// the pool's threads (a Tracer hashes its rows' vectors: in a batch of
+// many sequences, the step would otherwise wait on one thread for all of
+// them), each item's rows in order on one thread.
+func (e *Engine) trace(st *state, fn func(r int, t Tracer)) {
+	e.pool.run(len(st.traced), 1, func(lo, hi int) {
+		for _, sp := range st.traced[lo:hi] {
+			t := st.rows[sp.lo].item.Trace
+			for r := sp.lo; r < sp.hi; r++ {
+				fn(r, t)
+			}
+		}
+	})
 }
 
 // layerQKV computes the query, key and value vectors of every row (biases
@@ -422,8 +474,8 @@ func (e *Engine) layerQKV(l int, st *state) {
 	e.matmulPrepared(st, L.Wq, st.q)
 	e.matmulPrepared(st, L.Wk, st.k)
 	e.matmulPrepared(st, L.Wv, st.v)
+	half := hd / 2
 	e.pool.run(st.n, 4, func(lo, hi int) {
-		cos, sin := make([]float32, hd/2), make([]float32, hd/2)
 		for r := lo; r < hi; r++ {
 			rw := st.rows[r]
 			q, k := st.q[r*d:(r+1)*d], st.k[r*kv:(r+1)*kv]
@@ -440,7 +492,7 @@ func (e *Engine) layerQKV(l int, st *state) {
 					kernels.RMSNorm(k[h:h+hd], k[h:h+hd], kn, c.NormEps)
 				}
 			}
-			RopeAngles(e.freqs, rw.pos, cos, sin)
+			cos, sin := st.cos[r*half:(r+1)*half], st.sin[r*half:(r+1)*half]
 			e.rope(q, cos, sin)
 			e.rope(k, cos, sin)
 			if rw.seq != nil {
@@ -536,12 +588,10 @@ func Attend(q, keys, values []float32, stride, off, n int, scale float32, out, s
 // there were any.
 func (e *Engine) finish(st *state) bool {
 	d := e.c.Dim
+	e.trace(st, func(r int, t Tracer) { t.Final(st.rows[r].pos, st.x[r*d:(r+1)*d]) })
 	var sel []int
 	for r, rw := range st.rows {
 		it := rw.item
-		if it.Trace != nil {
-			it.Trace.Final(rw.pos, st.x[r*d:(r+1)*d])
-		}
 		if (it.Logits == LogitsAll && rw.i >= it.LogitsFrom) || (it.Logits == LogitsLast && rw.i == len(it.Tokens)-1) {
 			sel = append(sel, r)
 		}

@@ -36,11 +36,25 @@ type poolJob struct {
 	n, parts int64
 	next     atomic.Int64
 	done     atomic.Int64
+	// The caller, once it has polled for waitSpin, sets waiting and
+	// sleeps on finished; the worker that finishes the last part then
+	// wakes it.
+	waiting  atomic.Bool
+	finished chan struct{}
 }
 
 // spinFor is how long an idle worker polls for the next job before it
-// sleeps.
-const spinFor = 200 * time.Microsecond
+// sleeps: long enough for the gaps between the jobs of one forward pass,
+// short enough not to take the CPU from other work between passes (on the
+// shared 2-core machine at load 14, 200 µs of polling cost 15-25% of the
+// tokens per CPU second of a serving run: see docs/benchmarks.md).
+const spinFor = 20 * time.Microsecond
+
+// waitSpin is how long the caller of run polls for the parts other
+// threads still compute before it sleeps: a thread the OS has pre-empted
+// (a loaded machine) may hold a part for milliseconds, and polling all
+// that time would take the CPU from it.
+const waitSpin = 20 * time.Microsecond
 
 // partsPerThread is how many parts a job is cut into per thread, at most.
 const partsPerThread = 4
@@ -61,23 +75,27 @@ func newPool(threads int) *pool {
 func (p *pool) worker() {
 	defer p.wg.Done()
 	var seen uint64
+	spin := true
 	for {
-		g, ok := p.wait(seen)
+		g, ok := p.wait(seen, spin)
 		if !ok {
 			return
 		}
 		seen = g
-		if j := p.job.Load(); j != nil {
+		// A generation without a job is park's: sleep until the next.
+		j := p.job.Load()
+		spin = j != nil
+		if j != nil {
 			j.work()
 		}
 	}
 }
 
 // wait returns the first generation after seen, or false once the pool is
-// closed.
-func (p *pool) wait(seen uint64) (uint64, bool) {
+// closed; it polls for a while first when spin is set.
+func (p *pool) wait(seen uint64, spin bool) (uint64, bool) {
 	var deadline time.Time
-	for i := 0; ; i++ {
+	for i := 0; spin; i++ {
 		if g := p.gen.Load(); g != seen {
 			return g, true
 		}
@@ -117,7 +135,9 @@ func (j *poolJob) work() {
 			return
 		}
 		j.fn(int(j.n*i/j.parts), int(j.n*(i+1)/j.parts))
-		j.done.Add(1)
+		if j.done.Add(1) == j.parts && j.waiting.Load() {
+			j.finished <- struct{}{}
+		}
 	}
 }
 
@@ -150,11 +170,45 @@ func (p *pool) run(n, grain int, fn func(lo, hi int)) {
 		p.mu.Unlock()
 	}
 	j.work()
+	var deadline time.Time
 	for i := 0; j.done.Load() < j.parts; i++ {
-		if i&63 == 63 {
-			runtime.Gosched()
+		if i&63 != 63 {
+			continue
 		}
+		runtime.Gosched()
+		now := time.Now()
+		if deadline.IsZero() {
+			deadline = now.Add(waitSpin)
+			continue
+		}
+		if now.Before(deadline) {
+			continue
+		}
+		// Sleep until the last part is done. The worker finishing it
+		// sees waiting (and wakes us), or we see its done count: the
+		// atomics are sequentially consistent.
+		j.finished = make(chan struct{}, 1)
+		j.waiting.Store(true)
+		if j.done.Load() < j.parts {
+			<-j.finished
+		}
+		return
 	}
+}
+
+// park sends the idle workers to sleep at once instead of polling for
+// spinFor: for a caller that knows no job follows soon (a batch of
+// sequences waits for its callers to sample their next tokens), so that
+// polling does not take CPU time from the goroutines that have work. The
+// next run wakes them.
+func (p *pool) park() {
+	if p.n <= 1 {
+		return
+	}
+	p.runMu.Lock()
+	p.job.Store(nil)
+	p.gen.Add(1)
+	p.runMu.Unlock()
 }
 
 func (p *pool) close() {

@@ -5,6 +5,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // TestPoolCoversEveryIndexOnce checks that run hands every index of [0, n)
@@ -44,6 +45,41 @@ func TestPoolCoversEveryIndexOnce(t *testing.T) {
 				}
 				wg.Wait()
 			})
+		}
+		p.close()
+	}
+}
+
+// TestPoolSlowPartAndPark checks that run returns only once every part is
+// done when a part outlasts the caller's polling (the caller then sleeps
+// until the last part wakes it), and that jobs after park (workers asleep
+// at once) still cover every index.
+func TestPoolSlowPartAndPark(t *testing.T) {
+	for _, threads := range []int{2, 3} {
+		p := newPool(threads)
+		for round := range 20 {
+			var done atomic.Int32
+			p.run(8, 1, func(lo, hi int) {
+				if lo == 0 {
+					time.Sleep(time.Duration(round%4) * waitSpin)
+				}
+				done.Add(int32(hi - lo))
+			})
+			if d := done.Load(); d != 8 {
+				t.Fatalf("threads %d round %d: run returned with %d of 8 indices done", threads, round, d)
+			}
+			if round%2 == 0 {
+				p.park()
+			}
+			var sum atomic.Int64
+			p.run(1000, 1, func(lo, hi int) {
+				for i := lo; i < hi; i++ {
+					sum.Add(int64(i))
+				}
+			})
+			if s := sum.Load(); s != 999*1000/2 {
+				t.Fatalf("threads %d round %d: sum %d after park", threads, round, s)
+			}
 		}
 		p.close()
 	}

@@ -14,3 +14,15 @@ func BenchmarkFewRowsOff(b *testing.B) {
 	b.Run("SmallN", BenchmarkMatMulSmallN)
 	b.Run("SmallNDRAM", BenchmarkMatMulSmallNDRAM)
 }
+
+// BenchmarkKWTOff runs BenchmarkMatMulSmallN, BenchmarkMatMulSmallNDRAM and
+// BenchmarkMatVecK without the kwt tiles of the K types (the kernels that
+// ran before them), for comparison.
+func BenchmarkKWTOff(b *testing.B) {
+	was := kwtTiles
+	kwtTiles = [3][kwtP + 1]kwtFn{}
+	defer func() { kwtTiles = was }()
+	b.Run("SmallN", BenchmarkMatMulSmallN)
+	b.Run("SmallNDRAM", BenchmarkMatMulSmallNDRAM)
+	b.Run("MatVecK", BenchmarkMatVecK)
+}

@@ -201,7 +201,7 @@ func BenchmarkMatMulSmallN(b *testing.B) {
 func BenchmarkMatMulSmallNDRAM(b *testing.B) {
 	r := rand.New(rand.NewPCG(1, 1))
 	const rows, cols, copies = 8192, 2048, 4
-	for _, typ := range []tensor.Type{tensor.Q8_0, tensor.Q4_0, tensor.Q5_0, tensor.Q4_K} {
+	for _, typ := range []tensor.Type{tensor.Q8_0, tensor.Q4_0, tensor.Q5_0, tensor.Q4_K, tensor.Q5_K, tensor.Q6_K} {
 		ws := make([]*tensor.Tensor, copies)
 		for i := range ws {
 			ws[i] = weights(r, typ, rows, cols, false)

@@ -71,9 +71,6 @@ func matK(w *tensor.Tensor, a *Acts, out []float32, ld, r0, r1 int) bool {
 	if cols%tensor.QKK != 0 || a.Formats&ActQ8K == 0 || len(a.KQ) < n*cols || len(a.KD) < n*cols/tensor.QKK || len(a.KS) < n*cols/16 || len(a.KS32) < n*cols/32 {
 		return false
 	}
-	if useVNNI && a.packedK && matMulVNNIK(w, a, out, ld, r0, r1) {
-		return true
-	}
 	ti := 0 // the index of the type in the kernel tables
 	switch w.Type {
 	case tensor.Q4_K:
@@ -83,6 +80,9 @@ func matK(w *tensor.Tensor, a *Acts, out []float32, ld, r0, r1 int) bool {
 		ti = 2
 	default:
 		return false
+	}
+	if useVNNI && (a.packedKW && matMulKWT(w, a, out, ld, r0, r1, ti) || a.packedK && matMulVNNIK(w, a, out, ld, r0, r1)) {
+		return true
 	}
 	if useQ2 && a.packedK && matMulQ2K(w, a, out, ld, r0, r1, ti) {
 		return true

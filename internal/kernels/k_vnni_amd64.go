@@ -92,8 +92,10 @@ var kvnniTiles2 = [3][3]kvnniFn{
 var kvnniR = 2
 
 // packActsKVNNI is packActsK where the VNNI tiles are on: it packs for n >=
-// vnniMinRows.
+// vnniMinRows, and for the kwt tiles (kwt_amd64.go, a.packedKW) for n <=
+// kwtMaxRows.
 func packActsKVNNI(a *Acts, run func(n int, fn func(lo, hi int))) bool {
+	a.packedKW = a.N <= kwtMaxRows && packKWT(a)
 	return a.N >= vnniMinRows && packK(a, run)
 }
 

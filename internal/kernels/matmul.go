@@ -52,6 +52,10 @@ type Acts struct {
 	// types (k_vnni_amd64.go) when packedK is set.
 	pkK     []byte
 	packedK bool
+	// pkKW holds the Q8K rows repacked for the AVX-512 VNNI tiles of the K
+	// types against a few rows (kwt_amd64.go) when packedKW is set.
+	pkKW     []byte
+	packedKW bool
 }
 
 // ActFormat is a set of activation quantisations.
@@ -115,7 +119,7 @@ func (a *Acts) PrepareParallel(t tensor.Type, x []float32, n, cols int, run func
 func (a *Acts) PrepareTypes(ts []tensor.Type, x []float32, n, cols int, run func(n int, fn func(lo, hi int))) {
 	a.N, a.Cols, a.F = n, cols, x[:n*cols]
 	a.noMin128 = false
-	a.packed, a.packedK, a.packed8 = false, false, false
+	a.packed, a.packedK, a.packed8, a.packedKW = false, false, false, false
 	var f ActFormat
 	few := false // weights that the few-row tiles take at this n
 	pack := tensor.F32

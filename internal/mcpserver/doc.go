@@ -26,4 +26,12 @@
 // refused as a tool error carrying x402's PaymentRequired in content[0].text
 // (the x402/error wrapper) and structuredContent (x402's MCP transport).
 // Sampling defaults are the gateway's: temperature 1, top_p 1, seed 0.
+//
+// A server with no model of its own (the gateway in front of many
+// workers, internal/multigw) sets Options.Forward: the tools check their
+// arguments here and the Forwarder runs them (generate on a worker it
+// chooses and pays, the result naming that worker in agent_id and
+// worker), with the call's account (token info) and x402 payment
+// (_meta or header) as a Caller; a payment required or refused is the
+// same x402 tool error as above.
 package mcpserver

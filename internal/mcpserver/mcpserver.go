@@ -61,6 +61,42 @@ type Payer interface {
 	PayGenerate(ctx context.Context, payment json.RawMessage, req inference.Request) (Payment, error)
 }
 
+// Forwarder serves the tools from workers elsewhere instead of a local
+// Backend: the gateway in front of many workers (internal/multigw), which
+// has no model of its own. generate's arguments are checked here, then
+// Generate runs them on a worker the forwarder chooses and pays; receipts
+// and verification go through it too.
+type Forwarder interface {
+	// Models lists the models served.
+	Models(ctx context.Context) ([]ModelOut, error)
+	// Generate runs in for the caller.
+	Generate(ctx context.Context, c Caller, in GenerateInput) (Forwarded, error)
+	// Receipt returns a receipt (canonical JSON) and its ledger status.
+	Receipt(ctx context.Context, c Caller, id string) ([]byte, string, error)
+	// Verify checks a receipt (replay: re-run it where its model is).
+	Verify(ctx context.Context, c Caller, data []byte, replay bool) (*inference.Verification, error)
+}
+
+// Caller is who calls a tool of a Forwarder.
+type Caller struct {
+	// Account is the UserID of the request's token info (set by the
+	// server's authentication); "" without one.
+	Account string
+	// Payment is the call's x402 PaymentPayload (JSON; see paymentOf),
+	// nil when it carries none.
+	Payment json.RawMessage
+}
+
+// Forwarded is the outcome of Forwarder.Generate: the output, and for a
+// caller paying with x402 the settlement (Settle, x402's SettleResponse)
+// or, when a payment is required or was refused, Required (x402's
+// PaymentRequired: the call fails with it, as for a Payer).
+type Forwarded struct {
+	Output   GenerateOutput
+	Settle   json.RawMessage
+	Required json.RawMessage
+}
+
 // Payment is the outcome of Payer.PayGenerate (inference's, so that the
 // gateway implements Payer without importing this package).
 type Payment = inference.Payment
@@ -90,6 +126,9 @@ type Options struct {
 	// the gateway's authentication). Without a Gate (stdio) the tools
 	// call the backend directly.
 	Gate Gate
+	// Forward, if set, serves every tool instead of the backend (which
+	// may then be nil) and the Gate.
+	Forward Forwarder
 }
 
 // Message is a chat message of the generate tool.
@@ -121,6 +160,10 @@ type GenerateOutput struct {
 	CompletionTokens  int    `json:"completion_tokens"`
 	ReceiptID         string `json:"receipt_id"`
 	Receipt           string `json:"receipt" jsonschema:"the signed receipt, canonical JSON text"`
+	// AgentID and Worker name the worker that served the generation
+	// when the server forwards it (a gateway in front of many workers).
+	AgentID uint64 `json:"agent_id,omitempty" jsonschema:"the serving worker's agent id (gateway in front of many workers)"`
+	Worker  string `json:"worker,omitempty" jsonschema:"the serving worker's ledger address (gateway in front of many workers)"`
 }
 
 // ReceiptInput names a receipt.
@@ -229,11 +272,6 @@ func (t *tools) model(name string) (inference.ModelInfo, error) {
 
 func (t *tools) generate(ctx context.Context, call *mcp.CallToolRequest, in GenerateInput) (*mcp.CallToolResult, GenerateOutput, error) {
 	var out GenerateOutput
-	info, err := t.model(in.Model)
-	if err != nil {
-		return nil, out, err
-	}
-	req := inference.Request{Model: info.Name, MaxTokens: in.MaxTokens, Stop: in.Stop}
 	temp, topP := 1.0, 1.0
 	if in.Temperature != nil {
 		temp = *in.Temperature
@@ -253,6 +291,14 @@ func (t *tools) generate(ctx context.Context, call *mcp.CallToolRequest, in Gene
 	case (in.Prompt == "") == (len(in.Messages) == 0):
 		return nil, out, errors.New("give either prompt or messages")
 	}
+	if t.o.Forward != nil {
+		return t.forward(ctx, call, in)
+	}
+	info, err := t.model(in.Model)
+	if err != nil {
+		return nil, out, err
+	}
+	req := inference.Request{Model: info.Name, MaxTokens: in.MaxTokens, Stop: in.Stop}
 	req.Sampler = sampler.Params{Temperature: float32(temp)}
 	if topP < 1 {
 		req.Sampler.TopP = float32(topP)
@@ -309,6 +355,36 @@ func (t *tools) generate(ctx context.Context, call *mcp.CallToolRequest, in Gene
 	return result, out, nil
 }
 
+// forward runs a checked generate call through the Forwarder.
+func (t *tools) forward(ctx context.Context, call *mcp.CallToolRequest, in GenerateInput) (*mcp.CallToolResult, GenerateOutput, error) {
+	c, err := caller(call)
+	if err != nil {
+		return nil, GenerateOutput{}, err
+	}
+	f, err := t.o.Forward.Generate(ctx, c, in)
+	if len(f.Required) > 0 {
+		return nil, GenerateOutput{}, &paymentRequired{msg: errText(err), required: f.Required}
+	}
+	if err != nil {
+		return nil, GenerateOutput{}, err
+	}
+	var result *mcp.CallToolResult
+	if len(f.Settle) > 0 {
+		var settle map[string]any
+		if err := json.Unmarshal(f.Settle, &settle); err != nil {
+			return nil, GenerateOutput{}, fmt.Errorf("x402 settlement: %w", err)
+		}
+		result = &mcp.CallToolResult{Meta: mcp.Meta{MetaPaymentResponse: settle}}
+	}
+	return result, f.Output, nil
+}
+
+// caller is the Forwarder's view of a call: its account and payment.
+func caller(call *mcp.CallToolRequest) (Caller, error) {
+	p, err := paymentOf(call)
+	return Caller{Account: account(call), Payment: p}, err
+}
+
 func errText(err error) string {
 	if err == nil {
 		return "payment required"
@@ -357,6 +433,10 @@ func account(call *mcp.CallToolRequest) string {
 
 // receipt reads a stored receipt, through the gate when there is one.
 func (t *tools) receipt(ctx context.Context, call *mcp.CallToolRequest, id string) ([]byte, error) {
+	if t.o.Forward != nil {
+		data, _, err := t.o.Forward.Receipt(ctx, Caller{Account: account(call)}, id)
+		return data, err
+	}
 	if t.o.Gate != nil {
 		return t.o.Gate.ReadReceipt(ctx, account(call), id)
 	}
@@ -375,6 +455,13 @@ func (t *tools) status(ctx context.Context, id string) (string, error) {
 
 func (t *tools) getReceipt(ctx context.Context, call *mcp.CallToolRequest, in ReceiptInput) (*mcp.CallToolResult, ReceiptOutput, error) {
 	var out ReceiptOutput
+	if t.o.Forward != nil {
+		data, st, err := t.o.Forward.Receipt(ctx, Caller{Account: account(call)}, in.ID)
+		if err != nil {
+			return nil, out, fmt.Errorf("receipt %q: %w", in.ID, err)
+		}
+		return nil, ReceiptOutput{ID: in.ID, Status: st, Receipt: string(data)}, nil
+	}
 	data, err := t.receipt(ctx, call, in.ID)
 	if err != nil {
 		return nil, out, fmt.Errorf("receipt %q: %w", in.ID, err)
@@ -400,9 +487,12 @@ func (t *tools) verify(ctx context.Context, call *mcp.CallToolRequest, in Verify
 	replay := in.Replay == nil || *in.Replay
 	var v *inference.Verification
 	var err error
-	if t.o.Gate != nil {
+	switch {
+	case t.o.Forward != nil:
+		v, err = t.o.Forward.Verify(ctx, Caller{Account: account(call)}, data, replay)
+	case t.o.Gate != nil:
 		v, err = t.o.Gate.Verify(ctx, account(call), data, replay)
-	} else {
+	default:
 		v, err = t.b.Verify(ctx, data, replay)
 	}
 	if err != nil {
@@ -413,6 +503,14 @@ func (t *tools) verify(ctx context.Context, call *mcp.CallToolRequest, in Verify
 
 func (t *tools) listModels(ctx context.Context, _ *mcp.CallToolRequest, _ empty) (*mcp.CallToolResult, ModelsOutput, error) {
 	out := ModelsOutput{Models: []ModelOut{}}
+	if t.o.Forward != nil {
+		ms, err := t.o.Forward.Models(ctx)
+		if err != nil {
+			return nil, out, err
+		}
+		out.Models = append(out.Models, ms...)
+		return nil, out, nil
+	}
 	for _, m := range t.b.Models() {
 		out.Models = append(out.Models, ModelOut{Name: m.Name, ModelID: m.ID.String(), Spec: m.Spec, SystemFingerprint: m.Fingerprint, ContextLength: m.ContextLen, ChatTemplate: m.Template.Name()})
 	}

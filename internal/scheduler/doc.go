@@ -21,5 +21,8 @@
 // the caller's goroutine, in parallel with the other callers'; the step
 // after waits for every running request to hand over its next token, up to
 // Config.MaxWait and never longer than the last step took, and goes on
-// without the late ones (they join the step after).
+// without the late ones (they join the step after). Meanwhile the engine's
+// threads sleep (engine.Engine.Idle) rather than poll, leaving the CPU to
+// that per-token work; within a step, the trace of each sequence is
+// hashed on the engine's threads, several sequences at once.
 package scheduler

@@ -528,6 +528,9 @@ func (s *Scheduler) step(ready []work) time.Duration {
 	start := time.Now()
 	err := s.e.Forward(items...)
 	dt := time.Since(start)
+	// The next step waits for the callers' per-token work (hashing,
+	// sampling, streaming): the engine's threads must not poll meanwhile.
+	s.e.Idle()
 	s.steps.Add(1)
 	s.promptTokens.Add(uint64(prompt))
 	s.mu.Lock()

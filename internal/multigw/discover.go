@@ -1,0 +1,219 @@
+package multigw
+
+import (
+	"context"
+	"crypto/ed25519"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/verdictnet/verdict/internal/gateway"
+	"github.com/verdictnet/verdict/internal/ledger"
+	"github.com/verdictnet/verdict/internal/ledger/client"
+)
+
+// Agent metadata keys a worker sets on the ledger (`verdict worker` does).
+const (
+	MetaRole  = "verdict.role"  // "worker"
+	MetaModel = "verdict.model" // the model id served, 64 hex digits
+	MetaPrice = "verdict.price" // price per token, decimal
+	// RoleWorker is MetaRole's value for a worker.
+	RoleWorker = "worker"
+)
+
+// Ledger is what the gateway reads from, and signs against, a ledger node
+// (client.Client has it).
+type Ledger interface {
+	Chain(ctx context.Context) (ledger.ChainInfo, error)
+	Params(ctx context.Context) (ledger.Params, error)
+	Agent(ctx context.Context, id uint64) (ledger.Agent, bool, error)
+	Model(ctx context.Context, id ledger.Hash) (ledger.Model, bool, error)
+	Stake(ctx context.Context, a ledger.Address) (ledger.Stake, error)
+	Query(ctx context.Context, path string, data []byte) ([]byte, error)
+	Sign(ctx context.Context, key ed25519.PrivateKey, m ledger.Msg, fee uint64, nonce int64) (*ledger.Tx, error)
+	Receipt(ctx context.Context, id ledger.Hash) (ledger.ReceiptRecord, bool, error)
+	ReceiptData(ctx context.Context, id ledger.Hash) ([]byte, error)
+}
+
+var _ Ledger = (*client.Client)(nil)
+
+// Worker is a worker as discovered: its agent, the model it serves, its
+// price, where its API is and what the ledger says of it.
+type Worker struct {
+	AgentID   uint64
+	Address   ledger.Address
+	Name      string
+	Endpoint  string // the OpenAI-compatible API's base, .../v1
+	ModelID   ledger.Hash
+	ModelName string // as registered on the ledger
+	Price     uint64
+	Stake     uint64
+	Final     uint64
+	Slashed   uint64
+	Jailed    bool
+}
+
+// Candidate is the worker as gateway.Rank scores it.
+func (w Worker) Candidate() gateway.Candidate {
+	return gateway.Candidate{Address: w.Address, Price: w.Price, Stake: w.Stake, Final: w.Final, Slashed: w.Slashed, Jailed: w.Jailed}
+}
+
+// Score is gateway.Candidate.Score.
+func (w Worker) Score() float64 { return w.Candidate().Score() }
+
+// Discovery finds the workers on the ledger.
+type Discovery struct {
+	Ledger Ledger
+	// HTTP fetches registration files (default: a client with a 5 s
+	// timeout).
+	HTTP *http.Client
+	// MaxAgents bounds the agent ids read per refresh (default 4096).
+	MaxAgents uint64
+	Logger    *slog.Logger
+
+	mu      sync.Mutex
+	skipped map[uint64]string // agent id -> the reason last logged
+}
+
+// DefaultMaxAgents is Discovery.MaxAgents's default.
+const DefaultMaxAgents = 4096
+
+func (d *Discovery) log() *slog.Logger {
+	if d.Logger == nil {
+		return slog.Default()
+	}
+	return d.Logger
+}
+
+// skip logs that agent id is left out, once per reason.
+func (d *Discovery) skip(id uint64, reason string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.skipped == nil {
+		d.skipped = map[uint64]string{}
+	}
+	if d.skipped[id] == reason {
+		return
+	}
+	d.skipped[id] = reason
+	d.log().Warn("worker skipped", "agent", id, "reason", reason)
+}
+
+func (d *Discovery) ok(id uint64) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if _, was := d.skipped[id]; was {
+		delete(d.skipped, id)
+		d.log().Info("worker back in the pool", "agent", id)
+	}
+}
+
+// meta reads an agent's metadata value (nil when unset).
+func meta(ctx context.Context, l Ledger, id uint64, key string) ([]byte, error) {
+	b, err := l.Query(ctx, fmt.Sprintf("agent/%d/metadata/%s", id, key), nil)
+	if err != nil {
+		var qe *client.QueryError
+		if errors.As(err, &qe) && qe.Code == ledger.Code(ledger.ErrNotFound) {
+			return nil, nil
+		}
+		return nil, err
+	}
+	var v []byte
+	if err := json.Unmarshal(b, &v); err != nil {
+		return nil, fmt.Errorf("metadata %s: %w", key, err)
+	}
+	return v, nil
+}
+
+// Discover returns every worker the ledger lists that advertises a model
+// and a price and serves a registration file the gateway accepts, jailed
+// or not (Rank leaves the jailed out). An error means the ledger could not
+// be read at all.
+func (d *Discovery) Discover(ctx context.Context) ([]Worker, error) {
+	ch, err := d.Ledger.Chain(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("discovery: %w", err)
+	}
+	hc := d.HTTP
+	if hc == nil {
+		hc = &http.Client{Timeout: 5 * time.Second}
+	}
+	maxAgents := d.MaxAgents
+	if maxAgents == 0 {
+		maxAgents = DefaultMaxAgents
+	}
+	names := map[ledger.Hash]string{}
+	var out []Worker
+	for id := uint64(1); id < ch.NextAgent && id <= maxAgents; id++ {
+		a, found, err := d.Ledger.Agent(ctx, id)
+		if err != nil {
+			return nil, fmt.Errorf("discovery: agent %d: %w", id, err)
+		}
+		if !found {
+			continue
+		}
+		role, err := meta(ctx, d.Ledger, id, MetaRole)
+		if err != nil {
+			return nil, fmt.Errorf("discovery: agent %d: %w", id, err)
+		}
+		if string(role) != RoleWorker {
+			continue // not a worker
+		}
+		mb, err1 := meta(ctx, d.Ledger, id, MetaModel)
+		pb, err2 := meta(ctx, d.Ledger, id, MetaPrice)
+		if err := errors.Join(err1, err2); err != nil {
+			return nil, fmt.Errorf("discovery: agent %d: %w", id, err)
+		}
+		if mb == nil || pb == nil {
+			d.skip(id, "it advertises no model or no price (metadata "+MetaModel+", "+MetaPrice+")")
+			continue
+		}
+		mid, err := ledger.ParseHash(string(mb))
+		if err != nil {
+			d.skip(id, fmt.Sprintf("metadata %s: %v", MetaModel, err))
+			continue
+		}
+		price, err := strconv.ParseUint(string(pb), 10, 64)
+		if err != nil || price == 0 {
+			d.skip(id, fmt.Sprintf("metadata %s %q: want a positive decimal integer", MetaPrice, trunc(string(pb), 40)))
+			continue
+		}
+		name, ok := names[mid]
+		if !ok {
+			m, found, err := d.Ledger.Model(ctx, mid)
+			if err != nil {
+				return nil, fmt.Errorf("discovery: model %s: %w", mid, err)
+			}
+			if !found || !m.Active {
+				d.skip(id, fmt.Sprintf("model %s is not registered and active", mid))
+				continue
+			}
+			name, names[mid] = m.Name, m.Name
+		}
+		reg, err := fetchRegistration(ctx, hc, a.AgentURI, ch.ChainID, id)
+		if err != nil {
+			d.skip(id, fmt.Sprintf("agentURI %q: %v", trunc(a.AgentURI, 120), err))
+			continue
+		}
+		st, err := d.Ledger.Stake(ctx, a.Owner)
+		if err != nil {
+			return nil, fmt.Errorf("discovery: stake of %s: %w", a.Owner, err)
+		}
+		d.ok(id)
+		out = append(out, Worker{AgentID: id, Address: a.Owner, Name: reg.Name, Endpoint: reg.Endpoint, ModelID: mid, ModelName: name,
+			Price: price, Stake: st.Bonded, Final: st.Final, Slashed: st.Slashed, Jailed: ch.Height < st.JailedUntil})
+	}
+	return out, nil
+}
+
+// serves reports whether w serves the model a request names (the ledger's
+// name for it, or its id in hex).
+func (w Worker) serves(model string) bool {
+	return model == w.ModelName || strings.EqualFold(model, w.ModelID.String())
+}

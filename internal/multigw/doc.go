@@ -1,0 +1,145 @@
+// Package multigw is the gateway in front of many workers (`verdict gateway
+// --node RPC`): it discovers from the ledger the workers serving each
+// model, routes every request to one of them by its score, pays the chosen
+// worker from the caller's own ledger account with an x402 "upto" escrow,
+// and fails over to the next worker when one dies before answering.
+//
+// Discovery (Discovery.Discover, every Refresh): agents 1 to the ledger's
+// next agent id (at most MaxAgents) whose metadata "verdict.role" is
+// "worker" and which advertise, in their metadata, the model they serve
+// ("verdict.model": the model id in hex) and their price per token
+// ("verdict.price": decimal); `verdict worker` sets all three. For each,
+// the gateway reads its bonded stake and record (stake/ADDR: final
+// receipts, times slashed, jailed until) and fetches the ERC-8004
+// registration file at the agentURI it registered (ParseRegistration: at
+// most MaxRegistrationBytes, http or https only, the file naming this agent
+// id in the chain's identity registry, an "OpenAI" service whose endpoint
+// is an absolute http(s) URL, no HTML in the name). A worker whose file is
+// missing, malformed, hostile or unreachable is skipped with a log line
+// (once per change of reason). The pool is then ranked as gateway.Rank
+// does: jailed workers and workers under the chain's minimum stake are left
+// out, the rest scored by gateway.Candidate.Score (stake x record / price).
+//
+// Routing (Router): smooth weighted round-robin over the eligible workers
+// of the requested model, each weighted by its score: for each request
+// every eligible worker's counter grows by its score, the worker with the
+// largest counter (ties: the better ranked) is chosen and its counter falls
+// by the sum of the scores. Over any run of requests in which the scores
+// stay the same, each worker's count stays close to its share (requests x
+// score / sum of scores): TestRouterShares holds it within the number of
+// workers, and over 3000 random pools of one to six workers and 500
+// requests each it was never more than 1.1 off. It is deterministic and
+// needs no random numbers. A worker leaving the eligible set loses its
+// counter. When the chosen worker fails before the first byte of its answer
+// (connection refused or reset, a timeout before the response headers, a
+// 5xx) and could not have been paid for the request (see "No double
+// charge" below), the request goes to the other eligible workers, best
+// ranked first; the failed worker is marked down for DownFor (default
+// 15 s) either way: it is skipped until then and retried after.
+//
+// Payment: the gateway holds callers' API keys, each mapped to the key file
+// of the ledger account that pays (as `verdict worker --accounts`). For a
+// request it asks the chosen worker for a quote (the request without
+// credentials: 402 with PAYMENT-REQUIRED), checks that the quote's payTo is
+// the worker's address on the ledger, its price the price the worker
+// advertises there, its chain this chain and its model the requested one,
+// signs with the caller's key an openEscrow transaction under the "upto"
+// scheme (fee: the quoted maximum, pricePerToken: the price, request: the
+// quote's request hash) and sends the request again with it in
+// PAYMENT-SIGNATURE (a worker run with --no-auth answers the first request
+// itself, unpaid, and that answer is relayed). The worker submits the
+// escrow, generates and publishes its receipt against it; the ledger
+// charges the tokens the receipt holds and returns the rest to the caller.
+// The gateway never holds a worker's key and a worker cannot charge without
+// the caller's signature on an escrow bound to that one request; each
+// escrow pays for one receipt only (the ledger's rule), and an escrow
+// nobody published a receipt for returns to the caller at its deadline
+// (the chain's escrowTimeout). One caller's escrows are signed one at a
+// time, each once the previous one is in a block or its request has
+// ended: the ledger takes an account's transactions in nonce order and a
+// worker checks the payer's next nonce.
+//
+// No double charge: a caller never pays two workers for one request. All
+// the escrows signed for one request, on whichever workers it is tried,
+// carry the same ledger nonce, hence the same escrow id
+// (ledger.EscrowID(payer, nonce)): the ledger opens at most one of them,
+// and a worker whose escrow is refused cannot publish a receipt for it.
+// The payer's lock is held from the first signature until the request
+// ends or its escrow lands, so no other request of the payer takes that
+// nonce meanwhile. A paid request goes on to the next worker only while
+// the escrow is not on the ledger: after the worker refused the payment
+// (402), or failed (unreachable, reset, a 5xx, no response headers
+// within HeaderTimeout) and the payer's ledger nonce had still not passed
+// the escrow's PendingWait (3 s) later (at once when the request never
+// left the gateway: its headers were not written). Once the nonce has passed,
+// the worker that failed holds the escrow and may still publish a receipt
+// for it (a slow worker publishes a partial receipt for the tokens it
+// generated before it saw the hang-up): the request goes nowhere else,
+// the caller gets a 504 (code worker_timeout, after a timeout) or a 502
+// (worker_failed) naming the worker (X-Verdict-Agent-Id) and the escrow,
+// and pays at most that receipt; the escrow returns at its deadline if
+// none comes. TestServerStallNoDoubleCharge is the attack: a worker that
+// stalls past HeaderTimeout, then publishes.
+//
+// Callers without an API key pay with x402 themselves: a request without
+// Authorization and without PAYMENT-SIGNATURE goes, unchanged, to the
+// worker the router picks, whose 402 quote names that worker (payTo); the
+// same request sent again with PAYMENT-SIGNATURE goes to the worker whose
+// address is the payload's accepted.payTo (no failover: the payment is
+// bound to that worker). With NoAuth the gateway forwards every request
+// without payment, for workers run with --no-auth.
+//
+// A worker that dies after its response started: a non-streamed answer is
+// read whole before anything is sent, so the caller gets a 502
+// (worker_failed); a stream ends with a final `data: {"error":...}` event
+// and no [DONE]. Nothing is spliced from another worker, and the caller
+// pays at most once: for the receipt the worker published (a partial
+// receipt when it cut the generation short), or nothing when its escrow
+// returns at its deadline.
+//
+// Limits. A worker that took the escrow and then died or stalled costs the
+// caller that request (a 502 or 504, not a failover): the gateway cannot
+// tell a dead worker from one that will still publish. The payer's nonce
+// passing is taken as the escrow landing, so a payer that signs elsewhere
+// with the same account meanwhile can end a request that could have
+// failed over. The quote's amount
+// is the worker's (price x the prompt and max_tokens): an escrow above what
+// the answer costs is returned when the receipt is published, but a worker
+// that publishes nothing holds it until the escrow's deadline; MaxFee
+// bounds it. Registration files are fetched again at every refresh, from
+// wherever their agentURI points (an operator behind a firewall should run
+// the gateway where a hostile agentURI reaches nothing private). A worker's
+// non-streamed answer is read up to MaxResponseBytes (64 MiB) and each line
+// of its stream up to MaxEventBytes (4 MiB); past either the caller gets
+// the worker_failed error.
+//
+// MCP: the gateway serves the MCP tools of package mcpserver (generate,
+// get_receipt, verify_receipt, list_models) over streamable HTTP at
+// /mcp, through mcpserver.Forwarder (mcpTools). A session opened with an
+// API key (Authorization: Bearer, checked as for /v1) pays from that key's
+// account: generate becomes the OpenAI request it describes (chat
+// completions for messages, completions for a prompt, the model by id),
+// routed, paid and failed over exactly as over HTTP, and its result names
+// the serving worker (agent_id, worker); its receipt's text is read from
+// the ledger once the worker published it, or from the worker while it
+// serves it without credentials, waiting up to ReceiptWait (5 s; else it
+// is empty and get_receipt reads it later). A session without an
+// Authorization header pays with x402 over MCP (x402's MCP transport):
+// generate without _meta["x402/payment"] fails with the quote of the
+// worker the router picks (x402's PaymentRequired as structuredContent,
+// naming that worker in payTo); with it, the call goes to the worker the
+// payment pays and the result carries _meta["x402/payment-response"].
+// With NoAuth every session is free. get_receipt reads the ledger, else
+// the worker that served the receipt (as GET /v1/receipts/{id}: public).
+// verify_receipt checks the signature; the gateway holds no model, so it
+// replays nothing: with replay (the default) the result is replayed
+// false, its problem saying so; replay a receipt with `verdict verify` or
+// on a worker's own /mcp, where its model is. list_models gives each
+// model's name and id only (the spec, fingerprint and context length are
+// the workers').
+//
+// Every completion served names its worker: the response's "verdict" object
+// gains "agent_id" and "worker" (its address), in the last chunks of a
+// stream as for the receipt id, and the response carries the headers
+// X-Verdict-Agent-Id and X-Verdict-Worker.
+package multigw

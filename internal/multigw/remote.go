@@ -1,0 +1,312 @@
+package multigw
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/verdictnet/verdict/internal/gateway"
+	"github.com/verdictnet/verdict/internal/keys"
+	"github.com/verdictnet/verdict/internal/ledger"
+)
+
+// MaxResponseBytes bounds a worker's non-streamed answer, MaxEventBytes
+// one line of its stream.
+const (
+	MaxResponseBytes = 64 << 20
+	MaxEventBytes    = 4 << 20
+)
+
+// readLine reads up to and including '\n', failing past max bytes.
+func readLine(br *bufio.Reader, max int) ([]byte, error) {
+	var line []byte
+	for {
+		b, err := br.ReadSlice('\n')
+		if len(line)+len(b) > max {
+			return nil, fmt.Errorf("a stream line longer than %d bytes", max)
+		}
+		line = append(line, b...)
+		if err != bufio.ErrBufferFull {
+			return line, err
+		}
+	}
+}
+
+// Response headers naming the worker that served a request.
+const (
+	HeaderAgentID = "X-Verdict-Agent-Id"
+	HeaderWorker  = "X-Verdict-Worker"
+)
+
+// errDown is a worker that failed before answering: the request may go
+// to another worker. skip: the worker is not marked down (it is busy, or
+// its quote is above MaxFee).
+type errDown struct {
+	err  error
+	skip bool
+}
+
+func (e *errDown) Error() string { return e.err.Error() }
+func (e *errDown) Unwrap() error { return e.err }
+
+func down(format string, a ...any) error { return &errDown{err: fmt.Errorf(format, a...)} }
+
+// post sends body to the worker's path (under its /v1 endpoint) with
+// header hdr. A failure to reach the worker, or a 5xx, is errDown.
+func (s *Server) post(ctx context.Context, w Worker, path string, body []byte, hdr http.Header) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, w.Endpoint+path, bytes.NewReader(body))
+	if err != nil {
+		return nil, fmt.Errorf("worker %d: %w", w.AgentID, err)
+	}
+	for k, v := range hdr {
+		req.Header[k] = v
+	}
+	req.Header.Set("Content-Type", "application/json")
+	res, err := s.hc.Do(req)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, down("worker %d at %s: %w", w.AgentID, w.Endpoint, err)
+	}
+	if res.StatusCode >= 500 {
+		b, _ := io.ReadAll(io.LimitReader(res.Body, 512))
+		res.Body.Close()
+		return nil, down("worker %d: status %d: %s", w.AgentID, res.StatusCode, trunc(string(b), 200))
+	}
+	return res, nil
+}
+
+// quote asks w for the x402 quote of the request: the "upto" entry of its
+// PAYMENT-REQUIRED, checked against what the ledger says of w. A 4xx
+// other than 402 is the caller's (the request is refused as it would be
+// anywhere) and comes back as res, as does the answer of a worker that
+// serves without payment (--no-auth).
+func (s *Server) quote(ctx context.Context, w Worker, path string, body []byte) (*gateway.PaymentRequirements, *http.Response, error) {
+	qctx, cancel := context.WithTimeout(ctx, s.o.QuoteTimeout)
+	defer cancel()
+	res, err := s.post(qctx, w, path, body, nil)
+	if err != nil {
+		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+			err = down("worker %d: no quote within %s", w.AgentID, s.o.QuoteTimeout)
+		}
+		return nil, nil, err
+	}
+	if res.StatusCode != http.StatusPaymentRequired {
+		if res.StatusCode == http.StatusTooManyRequests || res.StatusCode == http.StatusUnauthorized {
+			// Busy, or not taking x402: another worker may serve.
+			res.Body.Close()
+			return nil, nil, &errDown{err: fmt.Errorf("worker %d: status %d to a quote", w.AgentID, res.StatusCode), skip: res.StatusCode == http.StatusTooManyRequests}
+		}
+		return nil, res, nil
+	}
+	io.Copy(io.Discard, io.LimitReader(res.Body, 1<<16))
+	res.Body.Close()
+	var pr gateway.PaymentRequired
+	if err := decodeB64JSON(res.Header.Get(gateway.HeaderPaymentRequired), &pr); err != nil {
+		return nil, nil, down("worker %d: %s: %v", w.AgentID, gateway.HeaderPaymentRequired, err)
+	}
+	for _, a := range pr.Accepts {
+		if a.Scheme != gateway.SchemeUpto {
+			continue
+		}
+		if err := s.checkQuote(w, a); err != nil {
+			return nil, nil, down("worker %d: its quote %v", w.AgentID, err)
+		}
+		return &a, nil, nil
+	}
+	return nil, nil, down("worker %d: no %q quote", w.AgentID, gateway.SchemeUpto)
+}
+
+// checkQuote checks a quote against the ledger's view of w.
+func (s *Server) checkQuote(w Worker, a gateway.PaymentRequirements) error {
+	switch {
+	case a.PayTo != w.Address.String():
+		return fmt.Errorf("pays %s, not the worker's account %s", trunc(a.PayTo, 80), w.Address)
+	case a.Network != gateway.CAIP2Network(s.chainID) || a.Extra.ChainID != s.chainID:
+		return fmt.Errorf("is for network %q", trunc(a.Network, 80))
+	case !strings.EqualFold(a.Extra.ModelID, w.ModelID.String()):
+		return fmt.Errorf("is for model %q", trunc(a.Extra.ModelID, 80))
+	case a.Extra.PricePerToken != strconv.FormatUint(w.Price, 10):
+		return fmt.Errorf("asks %q per token; it advertises %d on the ledger", trunc(a.Extra.PricePerToken, 40), w.Price)
+	}
+	return nil
+}
+
+// payment signs, with the payer's key, the openEscrow transaction of an
+// upto quote with the given nonce (negative: the account's next) and
+// returns the PAYMENT-SIGNATURE header.
+func (s *Server) payment(ctx context.Context, payer *keys.Key, a *gateway.PaymentRequirements, nonce int64) (string, *ledger.Tx, error) {
+	amount, err1 := strconv.ParseUint(a.Amount, 10, 64)
+	payTo, err2 := ledger.ParseAddress(a.PayTo)
+	model, err3 := ledger.ParseHash(a.Extra.ModelID)
+	reqHash, err4 := ledger.ParseHash(a.Extra.RequestHash)
+	price, err5 := strconv.ParseUint(a.Extra.PricePerToken, 10, 64)
+	if err := errors.Join(err1, err2, err3, err4, err5); err != nil {
+		return "", nil, down("malformed quote: %v", err)
+	}
+	if s.o.MaxFee > 0 && amount > s.o.MaxFee {
+		return "", nil, &errDown{err: fmt.Errorf("worker quotes %d, more than the gateway's --max-fee %d", amount, s.o.MaxFee), skip: true}
+	}
+	tx, err := s.o.Ledger.Sign(ctx, payer.Private, &ledger.MsgOpenEscrow{Worker: payTo, ModelID: model, Fee: amount, Request: reqHash, PricePerToken: price}, 1, nonce)
+	if err != nil {
+		return "", nil, fmt.Errorf("signing the escrow: %w", err)
+	}
+	p := gateway.PaymentPayload{X402Version: gateway.X402Version, Accepted: *a}
+	p.Payload.Transaction = base64.StdEncoding.EncodeToString(tx.Encode())
+	b, err := json.Marshal(p)
+	if err != nil {
+		return "", nil, err
+	}
+	return base64.StdEncoding.EncodeToString(b), tx, nil
+}
+
+func decodeB64JSON(h string, v any) error {
+	if h == "" {
+		return errors.New("missing")
+	}
+	if len(h) > gateway.MaxPaymentHeaderBytes {
+		return fmt.Errorf("%d bytes", len(h))
+	}
+	b, err := base64.StdEncoding.DecodeString(h)
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal(b, v)
+}
+
+// relayed are the worker's response headers passed on to the caller.
+var relayed = []string{"Content-Type", "Cache-Control", "X-Verdict-Receipt", gateway.HeaderPaymentRequired, gateway.HeaderPaymentResponse, "Retry-After"}
+
+// relay copies the worker's answer to the caller, naming the worker in
+// the headers and in every "verdict" object. A non-streamed answer is read
+// whole first; a stream that breaks ends with an error event. It returns
+// whether the answer was complete.
+func (s *Server) relay(rw http.ResponseWriter, res *http.Response, w Worker) bool {
+	defer res.Body.Close()
+	h := rw.Header()
+	for _, k := range relayed {
+		if v := res.Header.Values(k); len(v) > 0 {
+			h[k] = v
+		}
+	}
+	h.Set(HeaderAgentID, strconv.FormatUint(w.AgentID, 10))
+	h.Set(HeaderWorker, w.Address.String())
+	ct := res.Header.Get("Content-Type")
+	if res.StatusCode != http.StatusOK || !strings.HasPrefix(ct, "text/event-stream") {
+		b, err := io.ReadAll(io.LimitReader(res.Body, MaxResponseBytes+1))
+		if err == nil && len(b) > MaxResponseBytes {
+			err = fmt.Errorf("answer larger than %d bytes", MaxResponseBytes)
+		}
+		if err != nil {
+			for _, k := range relayed {
+				h.Del(k)
+			}
+			s.log.Warn("worker failed mid-answer", "agent", w.AgentID, "err", err)
+			writeError(rw, http.StatusBadGateway, "server_error", "worker_failed", fmt.Sprintf("worker %d failed while sending its answer (%v); nothing of it is returned, and you pay at most for the receipt it published", w.AgentID, err))
+			return false
+		}
+		if res.StatusCode == http.StatusOK {
+			b = nameWorker(b, w)
+		}
+		h.Set("Content-Length", strconv.Itoa(len(b)))
+		rw.WriteHeader(res.StatusCode)
+		rw.Write(b)
+		return res.StatusCode == http.StatusOK
+	}
+	h.Set("Trailer", "X-Verdict-Receipt")
+	if h.Get(gateway.HeaderPaymentResponse) != "" {
+		h.Add("Trailer", gateway.HeaderPaymentResponse)
+	}
+	rw.WriteHeader(http.StatusOK)
+	rc := http.NewResponseController(rw)
+	br := bufio.NewReaderSize(res.Body, 64<<10)
+	done := false
+	for {
+		line, err := readLine(br, MaxEventBytes)
+		if len(line) > 0 && err == nil {
+			if bytes.HasPrefix(line, []byte("data: {")) {
+				line = append(append([]byte("data: "), nameWorker(bytes.TrimSpace(line[len("data: "):]), w)...), '\n')
+			}
+			if bytes.Equal(bytes.TrimSpace(line), []byte("data: [DONE]")) {
+				done = true
+			}
+			if _, werr := rw.Write(line); werr != nil {
+				return false // the caller hung up; the worker sees it too
+			}
+			if len(bytes.TrimSpace(line)) == 0 {
+				rc.Flush()
+			}
+		}
+		if err != nil {
+			if !done {
+				if err == io.EOF {
+					err = io.ErrUnexpectedEOF
+				}
+				s.log.Warn("worker failed mid-stream", "agent", w.AgentID, "err", err)
+				b, _ := json.Marshal(errorBody("server_error", "worker_failed", fmt.Sprintf("worker %d failed mid-stream (%v): the answer above is incomplete; you pay at most for the receipt it published", w.AgentID, err)))
+				rw.Write(append(append([]byte("data: "), b...), '\n', '\n'))
+				rc.Flush()
+				return false
+			}
+			break
+		}
+	}
+	for _, k := range []string{"X-Verdict-Receipt", gateway.HeaderPaymentResponse} {
+		if v := res.Trailer.Get(k); v != "" {
+			h.Set(k, v)
+		}
+	}
+	return true
+}
+
+// nameWorker adds the worker's agent id and address to the "verdict"
+// object of a JSON answer (unchanged when it has none or is not JSON).
+func nameWorker(b []byte, w Worker) []byte {
+	var top map[string]json.RawMessage
+	if json.Unmarshal(b, &top) != nil || top["verdict"] == nil {
+		return b
+	}
+	var v map[string]json.RawMessage
+	if json.Unmarshal(top["verdict"], &v) != nil || v == nil {
+		return b
+	}
+	v["agent_id"], _ = json.Marshal(w.AgentID)
+	v["worker"], _ = json.Marshal(w.Address.String())
+	top["verdict"], _ = json.Marshal(v)
+	var out bytes.Buffer
+	enc := json.NewEncoder(&out)
+	enc.SetEscapeHTML(false)
+	if enc.Encode(top) != nil {
+		return b
+	}
+	return bytes.TrimRight(out.Bytes(), "\n")
+}
+
+type apiErr struct {
+	Message string  `json:"message"`
+	Type    string  `json:"type"`
+	Param   *string `json:"param"`
+	Code    string  `json:"code"`
+}
+
+func errorBody(typ, code, msg string) map[string]apiErr {
+	return map[string]apiErr{"error": {Message: msg, Type: typ, Code: code}}
+}
+
+// writeError writes an OpenAI-shaped error.
+func writeError(w http.ResponseWriter, status int, typ, code, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	enc.Encode(errorBody(typ, code, msg))
+}
