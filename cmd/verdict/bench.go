@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 	"runtime/pprof"
 	"strconv"
 	"strings"
@@ -19,31 +20,33 @@ import (
 )
 
 func init() {
-	register(&command{Name: "bench", Summary: "time prefill and decode of a model (tokens/s, GB/s of weights)", Run: cmdBench})
+	register(&command{Name: "bench", Summary: "time prefill and decode of a model (tokens/s, GB/s of weights)", Run: cmdBench, HoldsModel: true})
 }
 
 // benchResult is what `verdict bench --json` prints (one line).
 type benchResult struct {
-	Model         string  `json:"model"`
-	Threads       int     `json:"threads"`
-	FastPath      string  `json:"fast_path"`
-	LoadSecs      float64 `json:"load_s"`   // model.Load (header, tensor index, vocabulary, mmap) and engine.New: wall seconds
-	WarmupSecs    float64 `json:"warmup_s"` // the first forward pass of one token, which touches every weight of the mapping
-	PromptTokens  int     `json:"prompt_tokens"`
-	PrefillSecs   float64 `json:"prefill_s"`
-	PrefillTokS   float64 `json:"prefill_tok_s"`
-	DecodeTokens  int     `json:"decode_tokens"`
-	DecodeAt      int     `json:"decode_at,omitempty"` // tokens in the KV cache before the first timed decode step
-	DecodeSecs    float64 `json:"decode_s"`
-	DecodeTokS    float64 `json:"decode_tok_s"`
-	DecodeCPUSecs float64 `json:"decode_cpu_s"` // user+system CPU time of the process during the decode
-	WeightBytes   int64   `json:"weight_bytes_per_token"`
-	DecodeGBs     float64 `json:"decode_weight_gb_s"`
-	PeakRSSBytes  int64   `json:"peak_rss_bytes"`
-	FileBytes     int64   `json:"file_bytes"`
-	KVCacheBytes  int64   `json:"kv_cache_bytes"`
-	LastToken     int     `json:"last_token"`
-	ScalarKernels bool    `json:"scalar_kernels,omitempty"`
+	Model          string  `json:"model"`
+	Threads        int     `json:"threads"`
+	FastPath       string  `json:"fast_path"`
+	LoadSecs       float64 `json:"load_s"`   // model.Load (header, tensor index, vocabulary, mmap) and engine.New: wall seconds
+	WarmupSecs     float64 `json:"warmup_s"` // the first forward pass of one token, which touches every weight of the mapping
+	PromptTokens   int     `json:"prompt_tokens"`
+	PrefillSecs    float64 `json:"prefill_s"`
+	PrefillTokS    float64 `json:"prefill_tok_s"`
+	PrefillCPUSecs float64 `json:"prefill_cpu_s"` // user+system CPU time of the process during the prefill
+	DecodeTokens   int     `json:"decode_tokens"`
+	DecodeAt       int     `json:"decode_at,omitempty"` // tokens in the KV cache before the first timed decode step
+	DecodeSecs     float64 `json:"decode_s"`
+	DecodeTokS     float64 `json:"decode_tok_s"`
+	DecodeCPUSecs  float64 `json:"decode_cpu_s"` // user+system CPU time of the process during the decode
+	WeightBytes    int64   `json:"weight_bytes_per_token"`
+	DecodeGBs      float64 `json:"decode_weight_gb_s"`
+	PeakRSSBytes   int64   `json:"peak_rss_bytes"`
+	FileBytes      int64   `json:"file_bytes"`
+	KVCacheBytes   int64   `json:"kv_cache_bytes"`
+	LastToken      int     `json:"last_token"`
+	ScalarKernels  bool    `json:"scalar_kernels,omitempty"`
+	ChunkRows      int     `json:"chunk_rows"`
 }
 
 func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -53,9 +56,11 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	promptN := fs.Int("prompt-tokens", 256, "tokens in the timed prefill (one forward pass); 0 = skip")
 	decodeN := fs.Int("decode-tokens", 64, "tokens in the timed greedy decode, one forward pass each; 0 = skip")
 	decodeAt := fs.Int("decode-at", 0, "position of the first timed decode step: the KV cache first holds this many tokens (an untimed prefill); 0 = decode right after BOS")
+	chunkRows := fs.Int("chunk-rows", 0, "rows per pass through the layers (a longer prefill runs in chunks); 0 = sized to the engine's activation budget")
 	asJSON := fs.Bool("json", false, "print one JSON object instead of text")
 	scalar := fs.Bool("scalar", false, "use the scalar reference kernels (same bits, slower)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the timed part to this file")
+	memProfile := fs.String("memprofile", "", "write a heap profile (live objects at the last collection, and every allocation) to this file at the end")
 	streams := fs.String("streams", "", "serving benchmark instead: for each count N in this list (e.g. 1,4,16,32), N concurrent greedy generations of --decode-tokens each through a worker's continuous batch; aggregate tok/s, time to first token and per output token, answers that differ from the same request alone")
 	streamPrompt := fs.Int("stream-prompt", 16, "with --streams: prompt tokens per stream after BOS (each stream its own)")
 	if err := fs.Parse(args); err != nil {
@@ -67,8 +72,11 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if *path == "" {
 		return fmt.Errorf("bench: --model is required")
 	}
-	if *promptN < 0 || *decodeN < 0 || *threads < 0 || *decodeAt < 0 {
-		return fmt.Errorf("bench: --prompt-tokens, --decode-tokens, --decode-at and --threads must not be negative")
+	if *promptN < 0 || *decodeN < 0 || *threads < 0 || *decodeAt < 0 || *chunkRows < 0 {
+		return fmt.Errorf("bench: --prompt-tokens, --decode-tokens, --decode-at, --chunk-rows and --threads must not be negative")
+	}
+	if *memProfile != "" {
+		runtime.MemProfileRate = 4096
 	}
 	if *scalar {
 		defer kernels.UseFast(kernels.UseFast(false))
@@ -111,14 +119,14 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if maxPos > c.ContextLen {
 		return fmt.Errorf("bench: %s: %d positions exceed the context length %d", *path, maxPos, c.ContextLen)
 	}
-	e, err := engine.New(m, engine.Options{Threads: *threads})
+	e, err := engine.New(m, engine.Options{Threads: *threads, ChunkRows: *chunkRows})
 	if err != nil {
 		return fmt.Errorf("bench: %w", err)
 	}
 	defer e.Close()
 	loadSecs := time.Since(loadStart).Seconds()
 	res := benchResult{Model: *path, Threads: e.Threads(), FastPath: kernels.FastPath, ScalarKernels: *scalar, LoadSecs: loadSecs,
-		PromptTokens: *promptN, DecodeTokens: *decodeN, DecodeAt: *decodeAt, WeightBytes: weightBytesPerToken(m)}
+		PromptTokens: *promptN, DecodeTokens: *decodeN, DecodeAt: *decodeAt, WeightBytes: weightBytesPerToken(m), ChunkRows: e.ChunkRows()}
 	if st, err := os.Stat(*path); err == nil {
 		res.FileBytes = st.Size()
 	}
@@ -149,11 +157,13 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return fmt.Errorf("bench: %w", err)
 		}
 		it := &engine.Item{Seq: seq, Tokens: toks, Logits: engine.LogitsLast}
+		cpu0 := cpuSeconds()
 		start := time.Now()
 		if err := e.Forward(it); err != nil {
 			return fmt.Errorf("bench: prefill: %w", err)
 		}
 		res.PrefillSecs = time.Since(start).Seconds()
+		res.PrefillCPUSecs = cpuSeconds() - cpu0
 		res.PrefillTokS = float64(*promptN) / res.PrefillSecs
 	}
 	if *decodeN > 0 {
@@ -192,6 +202,11 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		res.LastToken = next
 	}
 	res.PeakRSSBytes = peakRSS()
+	if *memProfile != "" {
+		if err := writeHeapProfile(*memProfile); err != nil {
+			return fmt.Errorf("bench: %w", err)
+		}
+	}
 	if *asJSON {
 		b, err := json.Marshal(res)
 		if err != nil {
@@ -206,10 +221,10 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if fp == "" {
 		fp = "scalar"
 	}
-	fmt.Fprintf(w, "threads  %d, kernels %s\n", res.Threads, fp)
+	fmt.Fprintf(w, "threads  %d, kernels %s, %d rows per pass\n", res.Threads, fp, res.ChunkRows)
 	fmt.Fprintf(w, "load     %.3f s (open, parse and map the file, build the engine), first token %.3f s (touches every weight)\n", res.LoadSecs, res.WarmupSecs)
 	if *promptN > 0 {
-		fmt.Fprintf(w, "prefill  %d tokens in %.3f s: %.1f tok/s\n", *promptN, res.PrefillSecs, res.PrefillTokS)
+		fmt.Fprintf(w, "prefill  %d tokens in %.3f s: %.1f tok/s (%.1f per CPU-second)\n", *promptN, res.PrefillSecs, res.PrefillTokS, float64(*promptN)/res.PrefillCPUSecs)
 	}
 	if *decodeN > 0 {
 		fmt.Fprintf(w, "decode   %d tokens in %.3f s: %.2f tok/s, %.2f GB/s of weights", *decodeN, res.DecodeSecs, res.DecodeTokS, res.DecodeGBs)
@@ -222,6 +237,21 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		fmt.Fprintf(w, "peak RSS %.1f MiB (file %.1f MiB, KV cache %.1f MiB)\n", float64(res.PeakRSSBytes)/(1<<20), float64(res.FileBytes)/(1<<20), float64(res.KVCacheBytes)/(1<<20))
 	}
 	return w.Flush()
+}
+
+// writeHeapProfile writes the heap profile (pprof's "heap": live objects as
+// of the last collection, and every allocation since the start) to path.
+func writeHeapProfile(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	runtime.GC() // the profile is as of the last collection
+	if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 func benchForward(e *engine.Engine, toks []int, n int) error {

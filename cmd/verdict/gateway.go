@@ -22,8 +22,8 @@ import (
 )
 
 func init() {
-	register(&command{Name: "gateway", Summary: "serve the OpenAI-compatible API and MCP over HTTP for a local model, or with --node the ledger's workers behind one API", Run: cmdGateway})
-	register(&command{Name: "mcp", Summary: "serve verifiable inference as MCP tools over stdio", Run: cmdMCP})
+	register(&command{Name: "gateway", Summary: "serve the OpenAI-compatible API and MCP over HTTP for a local model, or with --node the ledger's workers behind one API", Run: cmdGateway, HoldsModel: true})
+	register(&command{Name: "mcp", Summary: "serve verifiable inference as MCP tools over stdio", Run: cmdMCP, HoldsModel: true})
 }
 
 // workerFlags are the flags that open a local worker.

@@ -21,6 +21,9 @@ type command struct {
 	Name    string
 	Summary string
 	Run     func(ctx context.Context, args []string, stdout, stderr io.Writer) error
+	// HoldsModel marks the commands that load a model and run it: they
+	// collect garbage more often (modelGC).
+	HoldsModel bool
 }
 
 var commands = map[string]*command{}
@@ -49,6 +52,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if !ok {
 		fmt.Fprintf(stderr, "verdict: unknown command %q (run `verdict help`)\n", args[0])
 		return 2
+	}
+	if c.HoldsModel {
+		modelGC()
 	}
 	err := c.Run(ctx, args[1:], stdout, stderr)
 	switch {

@@ -18,7 +18,7 @@ import (
 )
 
 func init() {
-	register(&command{Name: "run", Summary: "generate text from a prompt, deterministically", Run: cmdRun})
+	register(&command{Name: "run", Summary: "generate text from a prompt, deterministically", Run: cmdRun, HoldsModel: true})
 }
 
 // runFlags are the flags of `verdict run`.
@@ -153,8 +153,14 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	req := generate.Request{
 		Prompt: prompt, Steps: f.steps, Sampler: params, StopTokens: stops,
 		TokenByToken: f.tokenByToken,
+		// The prompt positions' logits only for the digest: a receipt
+		// commits to the output tokens' alone, and a prefill's logits are
+		// one vector per position (0.5 MB each with a 128k vocabulary).
+		OutputLogitsOnly: !f.digest,
 		OnLogits: func(pos int, logits []float32) error {
-			digest.Add(logits)
+			if f.digest {
+				digest.Add(logits)
+			}
 			if rec != nil {
 				rec.Logits(pos, logits)
 			}

@@ -20,7 +20,7 @@ import (
 )
 
 func init() {
-	register(&command{Name: "verifier", Summary: "follow the ledger, re-run receipts, check audits, dispute cheats", Run: runVerifier})
+	register(&command{Name: "verifier", Summary: "follow the ledger, re-run receipts, check audits, dispute cheats", Run: runVerifier, HoldsModel: true})
 }
 
 func runVerifier(ctx context.Context, args []string, stdout, stderr io.Writer) error {

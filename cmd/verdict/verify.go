@@ -16,7 +16,7 @@ import (
 )
 
 func init() {
-	register(&command{Name: "verify", Summary: "check a receipt by exact replay", Run: runVerify})
+	register(&command{Name: "verify", Summary: "check a receipt by exact replay", Run: runVerify, HoldsModel: true})
 }
 
 // proofModel is a model opened for checking receipts.

@@ -31,7 +31,7 @@ import (
 )
 
 func init() {
-	register(&command{Name: "worker", Summary: "serve inference on the ledger: register, bond, publish receipts, answer audits and disputes", Run: runWorker})
+	register(&command{Name: "worker", Summary: "serve inference on the ledger: register, bond, publish receipts, answer audits and disputes", Run: runWorker, HoldsModel: true})
 }
 
 // addrList collects ledger addresses from repeated or comma-separated flags.

@@ -142,9 +142,10 @@ func (e *Engine) LayerStep(l, pos int, x []float32, keys, values [][]float32) (k
 	copy(st.x, x)
 	e.layerQKV(l, st)
 	e.layerAttend(l, st)
+	k, v = append([]float32(nil), st.k...), append([]float32(nil), st.v...)
 	attn = append([]float32(nil), st.att...)
-	e.layerFinish(l, st)
-	return st.k, st.v, attn, st.x, nil
+	e.layerFinish(l, st) // overwrites k, v and attn in st
+	return k, v, attn, st.x, nil
 }
 
 // AttentionHead recomputes head h of layer l at position pos: q is the

@@ -21,7 +21,28 @@ type Options struct {
 	// Threads is the number of threads; 0 means one per CPU. It never
 	// changes a result.
 	Threads int
+	// ChunkRows is the largest number of rows (tokens) one pass through the
+	// layers takes: a longer batch runs as consecutive chunks, every layer
+	// over the first chunk, then over the next, so that the activation
+	// buffers are those of a chunk, not of the batch. 0 means the default:
+	// 128 rows, fewer where 128 rows' activations would exceed ChunkBytes.
+	// It never changes a result (a chunk is the prefill of part of a
+	// prompt, whose later positions read the cache the earlier chunks
+	// wrote).
+	ChunkRows int
 }
+
+// ChunkBytes and maxChunkRows size the default chunk of rows (at least 16,
+// a multiple of 16: the row tiles of the prefill kernels). The weights are
+// read once per chunk: on the Llama 3.2 1B shape (Q4_K_M, one thread), a
+// 256-token prefill in chunks of 128 rows costs 2% more CPU time than in
+// one pass and 12 MiB less memory; in chunks of 64, 10% more
+// (docs/benchmarks.md). 128 rows take 12 MiB there, 6 on Qwen3 0.6B, 10
+// on the 8B shapes (80 rows).
+const (
+	ChunkBytes   = 16 << 20
+	maxChunkRows = 128
+)
 
 // Engine runs one model. It is safe for concurrent use by several
 // goroutines, each with its own Sequences.
@@ -35,6 +56,7 @@ type Engine struct {
 	hd     int
 	qd     int       // Heads * hd: the width of queries and attention outputs
 	freqs  []float32 // RoPE frequency of pair j of a head
+	chunk  int       // rows per pass through the layers
 	scale  float32   // sqrt(head dim)
 	rope   func(x, cos, sin []float32)
 }
@@ -54,8 +76,23 @@ func New(m *model.Model, opts Options) (*Engine, error) {
 		e.rope = kernels.RopeNeox
 	}
 	e.scale = detmath.Sqrt32(float32(e.hd))
+	e.chunk = opts.ChunkRows
+	if e.chunk <= 0 {
+		e.chunk = chunkRows(c, ChunkBytes)
+	}
 	return e, nil
 }
+
+// chunkRows is the number of rows whose activation buffers (state and the
+// quantised activations of its widest matrix input) fit in budget bytes,
+// rounded down to a multiple of 16, at least 16.
+func chunkRows(c model.Config, budget int) int {
+	perRow := 4*stateFloats(c) + 2*max(c.Dim, c.QDim(), c.Hidden)
+	return min(maxChunkRows, max(16, budget/perRow/16*16))
+}
+
+// ChunkRows is the number of rows one pass through the layers takes.
+func (e *Engine) ChunkRows() int { return e.chunk }
 
 // Close stops the engine's threads. The model stays open.
 func (e *Engine) Close() { e.pool.close() }
@@ -135,6 +172,12 @@ func (s *Sequence) reserve(n int) {
 		return
 	}
 	size := min(max(need, 2*len(s.k[0]), 64*s.kv), s.cap*s.kv)
+	if s.cap*s.kv <= 2*need {
+		// Doubling would reach the cap: take it now rather than copy the
+		// cache once more (a prompt, then the few tokens generated after
+		// it).
+		size = s.cap * s.kv
+	}
 	for l := range s.k {
 		s.k[l] = append(s.k[l], make([]float32, size-len(s.k[l]))...)
 		s.v[l] = append(s.v[l], make([]float32, size-len(s.v[l]))...)
@@ -173,8 +216,9 @@ type Tracer interface {
 }
 
 // Forward calls each item's Tracer in position order (every layer, then
-// Final) on one goroutine at a time; the Tracers of different items of a
-// batch may be called at the same time, from different goroutines (a
+// Final, for the item's rows of one chunk of ChunkRows rows, then for the
+// next chunk's) on one goroutine at a time; the Tracers of different items
+// of a batch may be called at the same time, from different goroutines (a
 // Tracer shared by several items of one batch must be safe for that).
 
 // Item is one sequence's share of a forward pass: Tokens are fed at
@@ -203,6 +247,7 @@ type row struct {
 	seq  *Sequence
 	tok  int
 	pos  int
+	i    int // index into item.Tokens
 }
 
 // Forward runs the model over every item's tokens as one batch. Every
@@ -224,7 +269,7 @@ func (e *Engine) Forward(items ...*Item) error {
 			if t < 0 || t >= e.c.Vocab {
 				return fmt.Errorf("engine: token id %d out of range [0, %d)", t, e.c.Vocab)
 			}
-			rows = append(rows, row{item: it, seq: it.Seq, tok: t, pos: it.Seq.Pos + i})
+			rows = append(rows, row{item: it, seq: it.Seq, tok: t, pos: it.Seq.Pos + i, i: i})
 		}
 	}
 	for i, a := range items {
@@ -239,40 +284,52 @@ func (e *Engine) Forward(items ...*Item) error {
 	}
 	for _, it := range items {
 		it.Seq.reserve(it.Seq.Pos + len(it.Tokens))
+		it.Out = it.Out[:0]
 	}
-	st := e.newState(rows)
-	defer e.putState(st)
-	start := 0
-	for _, it := range items {
-		if it.Trace != nil {
-			st.traced = append(st.traced, span{start, start + len(it.Tokens)})
+	// Chunks of rows, each through every layer: a row's attention reads
+	// cache positions that an earlier chunk, or this chunk's own key and
+	// value step, wrote.
+	logits := false
+	for lo := 0; lo < len(rows); lo += e.chunk {
+		st := e.newState(rows[lo:min(lo+e.chunk, len(rows))])
+		for r := range st.rows {
+			kernels.DequantRow(e.m.TokenEmbd, st.rows[r].tok, st.x[r*e.c.Dim:(r+1)*e.c.Dim])
 		}
-		start += len(it.Tokens)
+		for l := range e.m.Layers {
+			e.layer(l, st)
+		}
+		logits = e.finish(st) || logits
+		e.putState(st)
 	}
-	for r := range rows {
-		kernels.DequantRow(e.m.TokenEmbd, rows[r].tok, st.x[r*e.c.Dim:(r+1)*e.c.Dim])
-	}
-
-	for l := range e.m.Layers {
-		e.layer(l, st)
-	}
-	e.finish(st, items)
 	for _, it := range items {
+		if !logits {
+			it.Out = nil
+		}
 		it.Seq.Pos += len(it.Tokens)
 	}
 	return nil
 }
 
-// state holds the activations of a batch of n rows.
+// state holds the activations of a batch of n rows. Buffers that are never
+// live at once share memory: q, k, v and att (the attention half of a
+// layer) lie in u, which the feed-forward half then uses for the up
+// projection (hb2) and the down projection's output; the output
+// projection writes into hb before the feed-forward block needs it.
 type state struct {
-	rows                   []row
-	n                      int
-	x, xb, q, k, v, att, o []float32
-	hb, hb2                []float32
-	cos, sin               []float32 // RoPE of each row: HeadDim/2 each
-	acts                   kernels.Acts
+	rows                []row
+	n                   int
+	x, xb, q, k, v, att []float32
+	hb, hb2             []float32
+	u                   []float32 // backs q, k, v, att and hb2
+	cos, sin            []float32 // RoPE of each row: HeadDim/2 each
+	acts                kernels.Acts
 	// traced holds the row ranges of the items with a Tracer.
 	traced []span
+}
+
+// stateFloats is the number of floats a state holds per row.
+func stateFloats(c model.Config) int {
+	return 2*c.Dim + max(c.Hidden, c.Dim) + max(2*c.QDim()+2*c.KVDim(), c.Hidden, c.Dim) + c.HeadDim()
 }
 
 // span is the rows [lo, hi) of one item.
@@ -286,11 +343,14 @@ func (e *Engine) newState(rows []row) *state {
 	n := len(rows)
 	c := e.c
 	st.rows, st.n = rows, n
+	qd, kv := c.QDim(), c.KVDim()
 	st.x, st.xb = grow(st.x, n*c.Dim), grow(st.xb, n*c.Dim)
-	st.q, st.k, st.v = grow(st.q, n*c.QDim()), grow(st.k, n*c.KVDim()), grow(st.v, n*c.KVDim())
-	st.att, st.o = grow(st.att, n*c.QDim()), grow(st.o, n*c.Dim)
-	st.hb, st.hb2 = grow(st.hb, n*c.Hidden), grow(st.hb2, n*c.Hidden)
-	// Every layer rotates a row by the same angles: computed once.
+	st.hb = grow(st.hb, n*max(c.Hidden, c.Dim))
+	st.u = grow(st.u, n*max(2*qd+2*kv, c.Hidden, c.Dim))
+	st.q, st.k, st.v, st.att = st.u[:n*qd], st.u[n*qd:n*(qd+kv)], st.u[n*(qd+kv):n*(qd+2*kv)], st.u[n*(qd+2*kv):n*(2*qd+2*kv)]
+	st.hb2 = st.u[:n*c.Hidden]
+	// Every layer rotates a row by the same angles: computed once per
+	// chunk.
 	half := e.hd / 2
 	st.cos, st.sin = grow(st.cos, n*half), grow(st.sin, n*half)
 	e.pool.run(n, 4, func(lo, hi int) {
@@ -298,6 +358,18 @@ func (e *Engine) newState(rows []row) *state {
 			RopeAngles(e.freqs, rows[r].pos, st.cos[r*half:(r+1)*half], st.sin[r*half:(r+1)*half])
 		}
 	})
+	// The rows of one item are consecutive; those of an item with a
+	// Tracer form one span of this chunk.
+	for r := 0; r < n; {
+		it, hi := rows[r].item, r+1
+		for hi < n && rows[hi].item == it {
+			hi++
+		}
+		if it != nil && it.Trace != nil {
+			st.traced = append(st.traced, span{r, hi})
+		}
+		r = hi
+	}
 	return st
 }
 
@@ -431,12 +503,28 @@ func (e *Engine) layerQKV(l int, st *state) {
 	})
 }
 
-// layerAttend computes the attention output of every row, one (row, head)
-// pair per unit of work, over the row's cache positions 0..pos.
+// layerAttend computes the attention output of every row over the row's
+// cache positions 0..pos: one (row, key/value head) pair per unit of work,
+// the query heads of the group together (AttendGroup), or, when that would
+// leave threads idle (a few rows of a model with few key/value heads), one
+// (row, query head) pair per unit. Both give the same bits.
 func (e *Engine) layerAttend(l int, st *state) {
 	c := e.c
 	d, kv, hd := e.qd, c.KVDim(), e.hd
 	group := c.Heads / c.KVHeads
+	if group > 1 && st.n*c.KVHeads >= 2*e.pool.n {
+		e.pool.run(st.n*c.KVHeads, 1, func(lo, hi int) {
+			var sc groupScratch
+			for u := lo; u < hi; u++ {
+				r, g := u/c.KVHeads, u%c.KVHeads
+				rw := st.rows[r]
+				q := st.q[r*d+g*group*hd : r*d+(g+1)*group*hd]
+				AttendGroup(q, group, hd, rw.seq.k[l], rw.seq.v[l], kv, g*hd, rw.pos+1, e.scale,
+					st.att[r*d+g*group*hd:r*d+(g+1)*group*hd], &sc)
+			}
+		})
+		return
+	}
 	e.pool.run(st.n*c.Heads, 1, func(lo, hi int) {
 		var scores []float32
 		for u := lo; u < hi; u++ {
@@ -456,17 +544,21 @@ func (e *Engine) layerAttend(l int, st *state) {
 // both with residual connections, to every row's hidden state.
 func (e *Engine) layerFinish(l int, st *state) {
 	L := &e.m.Layers[l]
-	e.matmul(st, L.Wo, st.att, st.o)
-	e.add(st.x, st.o)
+	n, d := st.n, e.c.Dim
+	o := st.hb[:n*d] // free until the feed-forward block
+	e.matmul(st, L.Wo, st.att, o)
+	e.add(st.x, o)
 	e.rmsnorm(st, L.FFNNorm, st.x, st.xb)
 	e.prepare(st, st.xb, L.FFNGate, L.FFNUp)
-	e.matmulPrepared(st, L.FFNGate, st.hb)
-	e.matmulPrepared(st, L.FFNUp, st.hb2)
-	e.pool.run(len(st.hb), 2048, func(lo, hi int) {
-		kernels.SwiGLU(st.hb[lo:hi], st.hb[lo:hi], st.hb2[lo:hi])
+	hb := st.hb[:n*e.c.Hidden]
+	e.matmulPrepared(st, L.FFNGate, hb)
+	e.matmulPrepared(st, L.FFNUp, st.hb2) // over q, k, v and att
+	e.pool.run(len(hb), 2048, func(lo, hi int) {
+		kernels.SwiGLU(hb[lo:hi], hb[lo:hi], st.hb2[lo:hi])
 	})
-	e.matmul(st, L.FFNDown, st.hb, st.o)
-	e.add(st.x, st.o)
+	o = st.u[:n*d] // hb2 is spent
+	e.matmul(st, L.FFNDown, hb, o)
+	e.add(st.x, o)
 }
 
 // add adds y to x element by element, in parallel for large batches.
@@ -491,30 +583,25 @@ func Attend(q, keys, values []float32, stride, off, n int, scale float32, out, s
 	kernels.WeightedSum(out, scores[:n], values, stride, off)
 }
 
-// finish applies the output norm and classifier to the rows that need
-// logits and hands them to their items.
-func (e *Engine) finish(st *state, items []*Item) {
+// finish applies the output norm and classifier to the rows of st that
+// need logits and appends them to their items' Out; it reports whether
+// there were any.
+func (e *Engine) finish(st *state) bool {
 	d := e.c.Dim
 	e.trace(st, func(r int, t Tracer) { t.Final(st.rows[r].pos, st.x[r*d:(r+1)*d]) })
 	var sel []int
-	start := 0
-	for _, it := range items {
-		n := len(it.Tokens)
-		for i := 0; i < n; i++ {
-			r := start + i
-			if (it.Logits == LogitsAll && i >= it.LogitsFrom) || (it.Logits == LogitsLast && i == n-1) {
-				sel = append(sel, r)
-			}
+	for r, rw := range st.rows {
+		it := rw.item
+		if (it.Logits == LogitsAll && rw.i >= it.LogitsFrom) || (it.Logits == LogitsLast && rw.i == len(it.Tokens)-1) {
+			sel = append(sel, r)
 		}
-		start += n
 	}
 	if len(sel) == 0 {
-		for _, it := range items {
-			it.Out = nil
-		}
-		return
+		return false
 	}
-	sub := &state{rows: make([]row, len(sel)), n: len(sel), x: make([]float32, len(sel)*d), xb: make([]float32, len(sel)*d)}
+	// The classifier's rows reuse the chunk's quantised-activation buffers.
+	sub := &state{rows: make([]row, len(sel)), n: len(sel), x: make([]float32, len(sel)*d), xb: make([]float32, len(sel)*d), acts: st.acts}
+	defer func() { st.acts = sub.acts }()
 	for i, r := range sel {
 		sub.rows[i] = st.rows[r]
 		copy(sub.x[i*d:(i+1)*d], st.x[r*d:(r+1)*d])
@@ -523,12 +610,8 @@ func (e *Engine) finish(st *state, items []*Item) {
 	vocab := e.c.Vocab
 	logits := make([]float32, len(sel)*vocab)
 	e.matmul(sub, e.m.Output, sub.xb, logits)
-	i := 0
-	for _, it := range items {
-		it.Out = it.Out[:0]
-		for i < len(sel) && sub.rows[i].item == it {
-			it.Out = append(it.Out, logits[i*vocab:(i+1)*vocab:(i+1)*vocab])
-			i++
-		}
+	for i, rw := range sub.rows {
+		rw.item.Out = append(rw.item.Out, logits[i*vocab:(i+1)*vocab:(i+1)*vocab])
 	}
+	return true
 }

@@ -191,7 +191,13 @@ func (r *reader) strings(n int) []string {
 
 // rawStr reads a string's length and returns its bytes, aliasing the input.
 func (r *reader) rawStr(what string) []byte {
-	n := r.u64(what + " length")
+	// The name of the length field is built only for its error: a
+	// vocabulary's 300k strings would otherwise allocate it 300k times.
+	name := "string length"
+	if len(r.b)-r.pos < 8 {
+		name = what + " length"
+	}
+	n := r.u64(name)
 	if r.err != nil {
 		return nil
 	}
