@@ -56,8 +56,10 @@ func rules() map[string][]string {
 	r["explorer"] = []string{"worker", "gateway", "verifier", "mcpserver", "devnet", "ledger/node", "ledger/abciapp", "ledger/proofhooks", "ledger/disputeplay", "multigw"}
 	// The gateway in front of many workers talks to them over HTTP and to
 	// the ledger through its client; it takes the pool's scores and the
-	// x402 types from the gateway and mounts the explorer as a handler.
-	r["multigw"] = []string{"worker", "verifier", "mcpserver", "devnet", "ledger/node", "ledger/abciapp", "ledger/proofhooks", "ledger/disputeplay", "explorer"}
+	// x402 types from the gateway, serves MCP through mcpserver's Forwarder
+	// (mcpserver stays the one MCP implementation and does not know
+	// multigw) and mounts the explorer as a handler.
+	r["multigw"] = []string{"worker", "verifier", "devnet", "ledger/node", "ledger/abciapp", "ledger/proofhooks", "ledger/disputeplay", "explorer"}
 	return r
 }
 
