@@ -341,12 +341,27 @@ func vnniWTTile(kind string, P int) {
 	// (measured here from memory, one activation row: 14 GB/s, against
 	// 33 for the AVX2 kernel's single stream): each block step prefetches
 	// 16*34 bytes of the next tile's rows (contiguous in memory) in order.
-	if wtPrefetch {
-		for c := 0; c < (16*bs+63)/64; c++ {
+	// With one activation row (decode: little arithmetic per block) the
+	// Q8_0 tile spreads those prefetches over eight points of the block
+	// step (wtPrefetchParts) rather than issuing them at once.
+	parts := 1
+	if kind == "Q8" && P == 1 {
+		parts = wtPrefetchParts
+	}
+	lines := (16*bs + 63) / 64
+	pf := func(i int) { // prefetch point i of 8
+		if !wtPrefetch || i%(8/parts) != 0 {
+			return
+		}
+		k := i / (8 / parts)
+		for c := k * lines / parts; c < (k+1)*lines/parts; c++ {
 			p("%s %d(R9)", wtPrefetchOp, 64*c)
 		}
-		p("ADDQ $%d, R9", 16*bs)
+		if k == parts-1 {
+			p("ADDQ $%d, R9", 16*bs)
+		}
 	}
+	pf(0)
 	// Z_j = [row j | row j+4] for j < 4, [row j+4 | row j+8] for j >= 4.
 	for j := 0; j < 8; j++ {
 		lo, hi := j, j+4
@@ -376,7 +391,11 @@ func vnniWTTile(kind string, P int) {
 		}
 		p("VMOVDQU %s, %s", row(lo), y(j))
 		p("VINSERTI64X4 $1, %s, %s, %s", row(hi), A(j), A(j))
+		if j%2 == 1 && j < 7 {
+			pf(1 + j/2)
+		}
 	}
+	pf(4)
 	for m := 0; m < 4; m++ {
 		p("VPUNPCKLDQ %s, %s, %s", A(2*m+1), A(2*m), Bz(2*m))
 		p("VPUNPCKHDQ %s, %s, %s", A(2*m+1), A(2*m), Bz(2*m+1))
@@ -387,10 +406,12 @@ func vnniWTTile(kind string, P int) {
 		p("VPUNPCKLQDQ %s, %s, %s", Bz(h+3), Bz(h+1), A(h+2))
 		p("VPUNPCKHQDQ %s, %s, %s", Bz(h+3), Bz(h+1), A(h+3))
 	}
+	pf(5)
 	for x := 0; x < 4; x++ {
 		p("VSHUFI32X4 $0x88, %s, %s, %s", A(4+x), A(x), Bz(x))
 		p("VSHUFI32X4 $0xdd, %s, %s, %s", A(4+x), A(x), Bz(4+x))
 	}
+	pf(6)
 	if !q4 {
 		for k := 0; k < 8; k++ {
 			p("VPXORD Z31, %s, %s", Bz(k), Bz(k)) // w+128
@@ -400,6 +421,7 @@ func vnniWTTile(kind string, P int) {
 	p("VPGATHERDD (SI)(Z30*1), K1, Z26")
 	p("VPMOVDW Z26, Y26")
 	p("VCVTPH2PS Y26, Z24") // exact
+	pf(7)
 	for q := 0; q < P; q++ {
 		acc := A(q)
 		p("VPBROADCASTD %d(DI), %s", 4*q, acc) // -Σq_x
@@ -438,6 +460,9 @@ func vnniWTTile(kind string, P int) {
 var (
 	wtPrefetch   = true
 	wtPrefetchOp = "PREFETCHT0"
+	// wtPrefetchParts is the number of parts (1, 2, 4 or 8) over which
+	// vnniWTQ8P1 spreads each block step's prefetches.
+	wtPrefetchParts = 8
 )
 
 // vnniWTBlk is the packed bytes per (group of 8 activation rows, block) of

@@ -2,7 +2,14 @@
 
 package kernels
 
-import "testing"
+import (
+	"fmt"
+	"math/rand/v2"
+	"runtime"
+	"testing"
+
+	"github.com/verdictnet/verdict/internal/tensor"
+)
 
 // BenchmarkFewRowsOff runs BenchmarkMatMulSmallN and
 // BenchmarkMatMulSmallNDRAM without the few-row Q8_0 tiles (packActs8 off:
@@ -25,4 +32,61 @@ func BenchmarkKWTOff(b *testing.B) {
 	b.Run("SmallN", BenchmarkMatMulSmallN)
 	b.Run("SmallNDRAM", BenchmarkMatMulSmallNDRAM)
 	b.Run("MatVecK", BenchmarkMatVecK)
+}
+
+// BenchmarkQ8Decode times Q8_0 decode (one activation row) on the
+// llama3.2-1b FFN shape, 2048 x 8192, streaming from memory as
+// BenchmarkMatVecK does, with the vnniWT tile (wt=true, where the CPU has
+// VNNI) and with the AVX2 kernel q8DotM that ran before it (wt=false).
+// cpu-GB/s (one thread) is weight bytes per CPU second of the benchmark's
+// thread, steadier than GB/s on a shared machine.
+func BenchmarkQ8Decode(b *testing.B) {
+	r := rand.New(rand.NewPCG(1, 1))
+	const rows, cols, copies = 8192, 2048, 6
+	ws := make([]*tensor.Tensor, copies)
+	for i := range ws {
+		ws[i] = weights(r, tensor.Q8_0, rows, cols, false)
+	}
+	x := values(r, cols, false)
+	out := make([]float32, rows)
+	for _, wt := range []bool{false, true} {
+		if wt && q8FewMinRows != 1 {
+			continue // no vnniWT tiles here
+		}
+		for _, threads := range []int{1, 2} {
+			b.Run(fmt.Sprintf("wt=%v/threads=%d", wt, threads), func(b *testing.B) {
+				was := q8FewMinRows
+				if !wt {
+					q8FewMinRows = 2
+				}
+				defer func() { q8FewMinRows = was }()
+				var a Acts
+				a.Prepare(tensor.Q8_0, x, 1, cols)
+				if a.packed8 != wt {
+					b.Fatalf("packed8 %v, want %v", a.packed8, wt)
+				}
+				runtime.LockOSThread()
+				defer runtime.UnlockOSThread()
+				cpu0 := threadCPU()
+				i := 0
+				for b.Loop() {
+					w := ws[i%copies]
+					i++
+					if threads == 1 {
+						MatMul(w, &a, out, rows, 0, rows)
+						continue
+					}
+					done := make(chan bool)
+					go func() { MatMul(w, &a, out, rows, 0, rows/2); done <- true }()
+					MatMul(w, &a, out, rows, rows/2, rows)
+					<-done
+				}
+				cpu := threadCPU() - cpu0
+				b.ReportMetric(float64(len(ws[0].Data))*float64(b.N)/b.Elapsed().Seconds()/1e9, "GB/s")
+				if threads == 1 {
+					b.ReportMetric(float64(len(ws[0].Data))*float64(b.N)/cpu.Seconds()/1e9, "cpu-GB/s")
+				}
+			})
+		}
+	}
 }

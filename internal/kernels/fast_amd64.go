@@ -110,6 +110,7 @@ func enableFast() {
 	prefillTiles, prefillR, prefillP = &tilesF32, tileRows, 3
 	packActs, useVNNI, useQ2, quantizeFast = packActsQ2, false, true, nil
 	packActs8, packActsK, quantizeFastK = nil, packActsKQ2, nil
+	q8FewMinRows = 2
 	if hasAVX512 && useAVX512 {
 		FastPath = "amd64-avx512"
 		prefillTiles, prefillR, prefillP = &tilesZ, 6, 4
@@ -118,6 +119,7 @@ func enableFast() {
 			FastPath = "amd64-avx512-vnni"
 			packActs, useVNNI, useQ2 = packActsVNNI, true, false
 			packActs8, packActsK = packActsVNNIWT, packActsKVNNI
+			q8FewMinRows = 1
 		}
 	}
 }

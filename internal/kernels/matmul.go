@@ -95,6 +95,11 @@ var packActs func(a *Acts, t tensor.Type, run func(n int, fn func(lo, hi int))) 
 // reports whether it did.
 var packActs8 func(a *Acts, run func(n int, fn func(lo, hi int))) bool
 
+// q8FewMinRows is the fewest activation rows for which PrepareTypes packs
+// for packActs8's tiles when the weights are Q8_0 (Q4_0 and Q5_0: from one
+// row). Set by an architecture-specific file with packActs8.
+var q8FewMinRows = 2
+
 // packActsK, when set by an architecture-specific file, repacks a's Q8K
 // rows for the K-type tiles and reports whether it did.
 var packActsK func(a *Acts, run func(n int, fn func(lo, hi int))) bool
@@ -125,7 +130,7 @@ func (a *Acts) PrepareTypes(ts []tensor.Type, x []float32, n, cols int, run func
 	pack := tensor.F32
 	for _, t := range ts {
 		f |= FormatOf(t)
-		few = few || t == tensor.Q8_0 && n >= 2 || t == tensor.Q4_0 || t == tensor.Q5_0
+		few = few || t == tensor.Q8_0 && n >= q8FewMinRows || t == tensor.Q4_0 || t == tensor.Q5_0
 		if t == tensor.Q8_0 || t == tensor.Q4_0 || pack == tensor.F32 && (t == tensor.Q4_1 || t == tensor.Q5_0 || t == tensor.Q5_1) {
 			pack = t
 		}

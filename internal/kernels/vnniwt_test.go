@@ -19,7 +19,7 @@ import (
 func checkVNNIWT(t *testing.T, r *rand.Rand, typ tensor.Type, rows, cols, n int, special bool, mode actsMode) {
 	t.Helper()
 	w, a := quantInputs(r, typ, rows, cols, n, special, mode)
-	if want := n <= vnniWTMaxRows && (typ != tensor.Q8_0 || n >= 2); mode == actsPrepared && a.packed8 != want {
+	if want := n <= vnniWTMaxRows; mode == actsPrepared && a.packed8 != want {
 		t.Fatalf("Prepare %s cols=%d n=%d: packed8 %v, want %v", typ, cols, n, a.packed8, want)
 	}
 	if mode != actsPrepared || !a.packed8 {
@@ -27,12 +27,6 @@ func checkVNNIWT(t *testing.T, r *rand.Rand, typ tensor.Type, rows, cols, n int,
 		if !a.packed8 {
 			t.Fatalf("packVNNIWT declined cols=%d n=%d", cols, n)
 		}
-	}
-	if typ == tensor.Q8_0 && n == 1 { // decode stays with the AVX2 kernel
-		if matMulVNNIWT(w, a, make([]float32, rows), rows, 0, rows) {
-			t.Fatal("matMulVNNIWT took Q8_0 weights against one row")
-		}
-		return
 	}
 	// All the rows (as many 16-row tiles as fit), then a random range.
 	r0 := r.IntN(rows)
