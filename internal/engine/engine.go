@@ -51,11 +51,8 @@ type Engine struct {
 	c    model.Config
 	pool *pool
 	// states holds reusable activation buffers (*state), so that a
-	// decode step allocates next to nothing: states[0] those of passes
-	// of at most smallState rows (decode steps), states[1] the others
-	// (prefill chunks), so that a decode does not keep a prefill chunk's
-	// buffers alive (a sync.Pool drops what two collections find unused).
-	states [2]sync.Pool
+	// decode step allocates next to nothing.
+	states sync.Pool
 	hd     int
 	qd     int       // Heads * hd: the width of queries and attention outputs
 	freqs  []float32 // RoPE frequency of pair j of a head
@@ -417,7 +414,7 @@ func stateFloats(c model.Config) int {
 type span struct{ lo, hi int }
 
 func (e *Engine) newState(rows []row) *state {
-	st, _ := e.states[stateClass(len(rows))].Get().(*state)
+	st, _ := e.states.Get().(*state)
 	if st == nil {
 		st = new(state)
 	}
@@ -457,19 +454,7 @@ func (e *Engine) newState(rows []row) *state {
 // putState returns a state's buffers for reuse by a later Forward.
 func (e *Engine) putState(st *state) {
 	st.rows, st.traced = nil, st.traced[:0]
-	e.states[stateClass(st.n)].Put(st)
-}
-
-// smallState is the most rows of a pass whose buffers go to states[0].
-const smallState = 16
-
-// stateClass is the index in Engine.states of the buffers of a pass of
-// n rows.
-func stateClass(n int) int {
-	if n <= smallState {
-		return 0
-	}
-	return 1
+	e.states.Put(st)
 }
 
 // grow returns s resized to n, reallocating only when it is too small.
