@@ -165,6 +165,7 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		res.PrefillSecs = time.Since(start).Seconds()
 		res.PrefillCPUSecs = cpuSeconds() - cpu0
 		res.PrefillTokS = float64(*promptN) / res.PrefillSecs
+		seq.Release() // the decode's cache reuses it
 	}
 	if *decodeN > 0 {
 		seq, err := e.NewSequence(1 + *decodeAt + *decodeN)
@@ -200,6 +201,7 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		res.DecodeTokS = float64(*decodeN) / res.DecodeSecs
 		res.DecodeGBs = float64(res.WeightBytes) * res.DecodeTokS / 1e9
 		res.LastToken = next
+		seq.Release()
 	}
 	res.PeakRSSBytes = peakRSS()
 	if *memProfile != "" {
@@ -259,6 +261,7 @@ func benchForward(e *engine.Engine, toks []int, n int) error {
 	if err != nil {
 		return fmt.Errorf("bench: %w", err)
 	}
+	defer seq.Release()
 	if err := e.Forward(&engine.Item{Seq: seq, Tokens: toks, Logits: engine.LogitsLast}); err != nil {
 		return fmt.Errorf("bench: warm-up: %w", err)
 	}

@@ -611,11 +611,16 @@ func (p *cutProxy) setUpstream(t *testing.T, base string) {
 	p.upstream.Store(u)
 }
 
-// cutBody passes its first read, then fails (and hangs up on the worker).
+// cutBody passes its first read, at most cutFirst bytes of it, then fails
+// (and hangs up on the worker). The limit keeps a stream that the worker
+// wrote whole before the proxy's first read from passing whole.
 type cutBody struct {
 	io.ReadCloser
 	n int
 }
+
+// cutFirst is the most bytes of a cut stream that pass.
+const cutFirst = 16
 
 func (b *cutBody) Read(p []byte) (int, error) {
 	if b.n > 0 {
@@ -623,7 +628,7 @@ func (b *cutBody) Read(p []byte) (int, error) {
 		return 0, errors.New("cut")
 	}
 	b.n++
-	return b.ReadCloser.Read(p)
+	return b.ReadCloser.Read(p[:min(len(p), cutFirst)])
 }
 
 func decodeHeaderJSON(h string, v any) error {

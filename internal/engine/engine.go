@@ -59,6 +59,9 @@ type Engine struct {
 	chunk  int       // rows per pass through the layers
 	scale  float32   // sqrt(head dim)
 	rope   func(x, cos, sin []float32)
+	// spare holds the key/value buffers of released sequences for the
+	// next sequences' caches (Sequence.Release).
+	spare *kvSpare
 }
 
 // New returns an engine for m, which must have passed m.Check.
@@ -67,7 +70,7 @@ func New(m *model.Model, opts Options) (*Engine, error) {
 		return nil, fmt.Errorf("engine: %w", err)
 	}
 	c := m.Config
-	e := &Engine{m: m, c: c, pool: newPool(opts.Threads), hd: c.HeadDim(), qd: c.QDim(), rope: kernels.Rope}
+	e := &Engine{m: m, c: c, pool: newPool(opts.Threads), hd: c.HeadDim(), qd: c.QDim(), rope: kernels.Rope, spare: &kvSpare{max: 2 * c.Layers}}
 	e.freqs = RopeFreqs(c.RopeTheta, e.hd)
 	if c.FreqFactors {
 		DivideFreqs(e.freqs, kernels.F32Row(m.RopeFreqs.Data))
@@ -141,11 +144,13 @@ func RopeAngles(freqs []float32, pos int, cos, sin []float32) {
 // Sequence is the state of one token sequence: its key/value cache and the
 // next position to fill.
 type Sequence struct {
-	Pos int
-	cap int
-	kv  int         // KVDim: the values of one position in one layer
-	k   [][]float32 // per layer, room for len/kv positions (at most cap)
-	v   [][]float32
+	Pos      int
+	cap      int
+	kv       int         // KVDim: the values of one position in one layer
+	k        [][]float32 // per layer, room for len/kv positions (at most cap)
+	v        [][]float32
+	spare    *kvSpare // the engine's released buffers
+	released bool
 }
 
 // NewSequence returns an empty sequence with room for maxPos positions
@@ -160,7 +165,73 @@ func (e *Engine) NewSequence(maxPos int) (*Sequence, error) {
 	// The cache grows as positions are fed (reserve), so that a sequence
 	// allowed the whole context of a long-context model (131072 positions
 	// of Llama 3.x: 8.6 GB for the 1B shape) costs only what it uses.
-	return &Sequence{cap: maxPos, kv: e.c.KVDim(), k: make([][]float32, e.c.Layers), v: make([][]float32, e.c.Layers)}, nil
+	return &Sequence{cap: maxPos, kv: e.c.KVDim(), k: make([][]float32, e.c.Layers), v: make([][]float32, e.c.Layers), spare: e.spare}, nil
+}
+
+// Release hands the sequence's key/value cache to its engine for the
+// caches of later sequences, and ends the sequence: a Forward with it
+// fails. A caller that is done with a sequence (a finished generation)
+// releases it so that the next sequence reuses the memory at once instead
+// of allocating more while the collector has not yet freed it (a prefill
+// of 256 tokens followed by a new sequence held both caches: 9-15 MiB of
+// peak resident memory on Qwen3 0.6B, docs/benchmarks.md). The engine
+// keeps the buffers of at most one sequence (two per layer); others are
+// left to the collector. Release is idempotent; it must not run
+// concurrently with a Forward of the sequence.
+func (s *Sequence) Release() {
+	if s.released {
+		return
+	}
+	s.released = true
+	for l := range s.k {
+		s.spare.put(s.k[l])
+		s.spare.put(s.v[l])
+	}
+	s.k, s.v = nil, nil
+}
+
+// kvSpare holds the key/value buffers of released sequences.
+type kvSpare struct {
+	mu   sync.Mutex
+	bufs [][]float32
+	max  int // buffers kept at most
+}
+
+// put keeps b, if there is room, for a later get.
+func (p *kvSpare) put(b []float32) {
+	if cap(b) == 0 {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.bufs) < p.max {
+		p.bufs = append(p.bufs, b[:0])
+	}
+}
+
+// get returns a zeroed buffer of n floats from the released ones (the
+// smallest whose capacity suffices), or one newly allocated.
+func (p *kvSpare) get(n int) []float32 {
+	p.mu.Lock()
+	best := -1
+	for i, b := range p.bufs {
+		if cap(b) >= n && (best < 0 || cap(b) < cap(p.bufs[best])) {
+			best = i
+		}
+	}
+	var b []float32
+	if best >= 0 {
+		b = p.bufs[best][:n]
+		last := len(p.bufs) - 1
+		p.bufs[best], p.bufs[last] = p.bufs[last], nil
+		p.bufs = p.bufs[:last]
+	}
+	p.mu.Unlock()
+	if b == nil {
+		return make([]float32, n)
+	}
+	clear(b) // as a new buffer: no state of another sequence survives
+	return b
 }
 
 // reserve makes room in the cache for positions 0..n-1 (n <= cap),
@@ -179,6 +250,10 @@ func (s *Sequence) reserve(n int) {
 		size = s.cap * s.kv
 	}
 	for l := range s.k {
+		if len(s.k[l]) == 0 {
+			s.k[l], s.v[l] = s.spare.get(size), s.spare.get(size)
+			continue
+		}
 		s.k[l] = append(s.k[l], make([]float32, size-len(s.k[l]))...)
 		s.v[l] = append(s.v[l], make([]float32, size-len(s.v[l]))...)
 	}
@@ -258,6 +333,9 @@ func (e *Engine) Forward(items ...*Item) error {
 	for _, it := range items {
 		if it.Seq == nil {
 			return errors.New("engine: item without a sequence")
+		}
+		if it.Seq.released {
+			return errors.New("engine: item with a released sequence")
 		}
 		if it.LogitsFrom < 0 || (it.LogitsFrom > 0 && (it.Logits != LogitsAll || it.LogitsFrom >= len(it.Tokens))) {
 			return fmt.Errorf("engine: logits from token %d of %d (mode %d)", it.LogitsFrom, len(it.Tokens), it.Logits)

@@ -75,6 +75,7 @@ func Run(ctx context.Context, e *engine.Engine, req Request) (Result, error) {
 	if err != nil {
 		return res, fmt.Errorf("generate: %w", err)
 	}
+	defer seq.Release() // the engine's next sequence reuses the cache
 	report := func(it *engine.Item) error {
 		if req.OnLogits == nil {
 			return nil

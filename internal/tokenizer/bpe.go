@@ -28,9 +28,6 @@ func init() {
 	}
 }
 
-// mergeKey is a merge of two vocabulary tokens.
-type mergeKey struct{ left, right int32 }
-
 // mergeVal is the rank of a merge and the token its result is (-1 when
 // the merged text is no token).
 type mergeVal struct{ rank, tok int32 }
@@ -43,7 +40,7 @@ type bpeData struct {
 	// merges holds the merges of two tokens; strMerges, keyed "left
 	// right", those where a side is no token. The first of duplicate
 	// merges wins, as in llama.cpp's bpe_ranks.emplace.
-	merges    map[mergeKey]mergeVal
+	merges    mergeTable
 	strMerges map[string]int32
 	pool      sync.Pool // *bpeState
 }
@@ -70,18 +67,22 @@ func (t *Tokenizer) buildBPE() error {
 	if err != nil {
 		return fmt.Errorf("tokenizer: %w", err)
 	}
-	b := &bpeData{pre: pre, merges: make(map[mergeKey]mergeVal, len(t.v.Merges)), strMerges: map[string]int32{}}
+	b := &bpeData{pre: pre, strMerges: map[string]int32{}}
 	b.pool.New = func() any { return new(bpeState) }
 	for i := range 256 {
 		b.byteTok[i] = -1
-		if id, ok := t.lookup[byteChars[i]]; ok {
+		if id, ok := t.lookup.get(byteChars[i]); ok {
 			b.byteTok[i] = id
 		}
 	}
 	if len(t.v.Merges) > 1<<30 {
 		return fmt.Errorf("tokenizer: %d merges is too many", len(t.v.Merges))
 	}
+	// lr holds the left and right tokens of each merge of two tokens, by
+	// rank; -1 on the left marks the others.
+	lr := make([]int32, 2*len(t.v.Merges))
 	for rank, m := range t.v.Merges {
+		lr[2*rank] = -1
 		// llama.cpp splits at the first space after the first byte; a
 		// merge without one pairs two empty pieces and never applies.
 		k := strings.IndexByte(m[min(1, len(m)):], ' ')
@@ -90,23 +91,24 @@ func (t *Tokenizer) buildBPE() error {
 		}
 		k += min(1, len(m))
 		left, right := m[:k], m[k+1:]
-		l, okl := t.lookup[left]
-		r, okr := t.lookup[right]
+		l, okl := t.lookup.get(left)
+		r, okr := t.lookup.get(right)
 		if okl && okr {
-			key := mergeKey{l, r}
-			if _, dup := b.merges[key]; !dup {
-				tok, ok := t.lookup[left+right]
-				if !ok {
-					tok = -1
-				}
-				b.merges[key] = mergeVal{rank: int32(rank), tok: tok}
-			}
+			lr[2*rank], lr[2*rank+1] = l, r
 			continue
 		}
 		if key := left + " " + right; !hasKey(b.strMerges, key) {
 			b.strMerges[key] = int32(rank)
 		}
 	}
+	var buf []byte
+	b.merges = newMergeTable(t.n, lr, func(l, r int32) int32 {
+		buf = append(append(buf[:0], t.v.Tokens[l]...), t.v.Tokens[r]...)
+		if tok, ok := t.lookup.getBytes(buf); ok {
+			return tok
+		}
+		return -1
+	})
 	t.bpe = b
 	return nil
 }
@@ -171,7 +173,7 @@ func (t *Tokenizer) bpeMerge(out []int, st *bpeState) []int {
 	w := st.word
 	if t.bpe.pre.ignoreMerges {
 		st.buf = mapped(st.buf[:0], w)
-		if id, ok := t.lookup[string(st.buf)]; ok {
+		if id, ok := t.lookup.getBytes(st.buf); ok {
 			return append(out, int(id))
 		}
 	}
@@ -183,7 +185,7 @@ func (t *Tokenizer) bpeMerge(out []int, st *bpeState) []int {
 	pair := func(l, r int32) (int32, float32, bool) {
 		a, b := &m.syms[l], &m.syms[r]
 		if a.tok >= 0 && b.tok >= 0 {
-			v, ok := t.bpe.merges[mergeKey{a.tok, b.tok}]
+			v, ok := t.bpe.merges.get(a.tok, b.tok)
 			return v.tok, -float32(v.rank), ok
 		}
 		if len(t.bpe.strMerges) == 0 {
@@ -198,7 +200,7 @@ func (t *Tokenizer) bpeMerge(out []int, st *bpeState) []int {
 		}
 		// The merged text: its token, if any.
 		st.buf = mapped(st.buf[:0], w[a.start:b.start+b.n])
-		tok, found := t.lookup[string(st.buf)]
+		tok, found := t.lookup.getBytes(st.buf)
 		if !found {
 			tok = -1
 		}
@@ -214,7 +216,7 @@ func (t *Tokenizer) bpeMerge(out []int, st *bpeState) []int {
 		// No token: llama.cpp looks up each byte of the mapped text alone.
 		st.buf = mapped(st.buf[:0], w[s.start:s.start+s.n])
 		for k := range st.buf {
-			if id, ok := t.lookup[string(st.buf[k:k+1])]; ok {
+			if id, ok := t.lookup.getBytes(st.buf[k : k+1]); ok {
 				out = append(out, int(id))
 			}
 		}

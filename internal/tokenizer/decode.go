@@ -24,7 +24,7 @@ func (t *Tokenizer) AppendPiece(dst []byte, prev, tok int) ([]byte, error) {
 	if err := t.checkID(tok); err != nil {
 		return dst, fmt.Errorf("decode: %w", err)
 	}
-	p := t.decoded[tok]
+	p := t.piece(tok)
 	if prev == t.v.BOS && prev >= 0 && t.dummy && t.byteVal[tok] < 0 && len(p) > 0 && p[0] == ' ' {
 		p = p[1:]
 	}

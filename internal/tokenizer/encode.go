@@ -18,7 +18,7 @@ func (t *Tokenizer) encodeLlama2C(out []int, text string) ([]int, error) {
 	}
 	if text != "" {
 		// add_dummy_prefix: the token for " " precedes the text.
-		sp, ok := t.lookup[" "]
+		sp, ok := t.lookup.get(" ")
 		if !ok {
 			return nil, fmt.Errorf("vocabulary has no \" \" token for the dummy prefix")
 		}
@@ -32,7 +32,7 @@ func (t *Tokenizer) encodeLlama2C(out []int, text string) ([]int, error) {
 		for j < len(text) && text[j]&0xC0 == 0x80 && j-i < 4 {
 			j++
 		}
-		if id, ok := t.lookup[text[i:j]]; ok {
+		if id, ok := t.lookup.get(text[i:j]); ok {
 			m.push(id, 0, 0)
 		} else {
 			for k := i; k < j; k++ {
@@ -48,7 +48,7 @@ func (t *Tokenizer) encodeLlama2C(out []int, text string) ([]int, error) {
 	var buf []byte
 	pair := func(l, r int32) (int32, float32, bool) {
 		buf = append(append(buf[:0], t.v.Tokens[m.syms[l].tok]...), t.v.Tokens[m.syms[r].tok]...)
-		id, ok := t.lookup[string(buf)]
+		id, ok := t.lookup.getBytes(buf)
 		if !ok || !(t.v.Scores[id] > llama2cMinScore) {
 			return 0, 0, false
 		}
@@ -137,7 +137,7 @@ func (t *Tokenizer) spmMerge(out []int, m *merger, text string, lo, hi int) ([]i
 	}
 	pair := func(l, r int32) (int32, float32, bool) {
 		a := m.syms[l]
-		id, ok := t.lookup[text[a.start:a.start+a.n+m.syms[r].n]]
+		id, ok := t.lookup.get(text[a.start : a.start+a.n+m.syms[r].n])
 		if !ok {
 			return 0, 0, false
 		}
@@ -147,7 +147,7 @@ func (t *Tokenizer) spmMerge(out []int, m *merger, text string, lo, hi int) ([]i
 	for i := m.first(); i >= 0; i = m.syms[i].next {
 		s := m.syms[i]
 		piece := text[s.start : s.start+s.n]
-		if id, ok := t.lookup[piece]; ok {
+		if id, ok := t.lookup.get(piece); ok {
 			out = append(out, int(id))
 			continue
 		}

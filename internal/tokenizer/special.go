@@ -76,12 +76,12 @@ func (t *Tokenizer) buildSpecial() {
 		}
 	}
 	for _, s := range controlTexts {
-		if id, ok := t.lookup[s]; ok {
+		if id, ok := t.lookup.get(s); ok {
 			t.attrs[id] |= attrControl
 		}
 	}
 	for _, s := range eogTexts {
-		if id, ok := t.lookup[s]; ok {
+		if id, ok := t.lookup.get(s); ok {
 			t.attrs[id] |= attrControl
 		}
 	}
@@ -107,11 +107,11 @@ func (t *Tokenizer) buildSpecial() {
 		for _, id := range t.special {
 			t.attrs[id] |= attrRStrip
 		}
-		if id, ok := t.lookup["</s>"]; ok {
+		if id, ok := t.lookup.get("</s>"); ok {
 			t.attrs[id] |= attrRStrip
 		}
 		for _, s := range []string{"<unk>", "<s>", "<|endoftext|>"} {
-			if id, ok := t.lookup[s]; ok {
+			if id, ok := t.lookup.get(s); ok {
 				t.attrs[id] &^= attrRStrip
 			}
 		}
@@ -138,19 +138,19 @@ func (t *Tokenizer) buildEOG() {
 		{"<|file_sep|>"},
 	} {
 		for _, s := range group {
-			if id, ok := t.lookup[s]; ok {
+			if id, ok := t.lookup.get(s); ok {
 				set[int(id)] = true
 				break
 			}
 		}
 	}
 	for _, s := range eogTexts {
-		if id, ok := t.lookup[s]; ok {
+		if id, ok := t.lookup.get(s); ok {
 			set[int(id)] = true
 		}
 	}
 	has := func(s string) (int, bool) {
-		id, ok := t.lookup[s]
+		id, ok := t.lookup.get(s)
 		return int(id), ok && set[int(id)]
 	}
 	_, ret := has("<|return|>")

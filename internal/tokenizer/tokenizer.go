@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 )
 
@@ -20,8 +21,8 @@ const spaceEscape = "\u2581"
 type Tokenizer struct {
 	v      *Vocab
 	n      int
-	dummy  bool             // a dummy-prefix space is added before the text
-	lookup map[string]int32 // piece -> id
+	dummy  bool       // a dummy-prefix space is added before the text
+	lookup pieceTable // piece -> id
 	// spmByte[b] is the token an SPM encoding emits for byte b when no
 	// piece covers it: <0xXX>, else the one-byte piece, else UNK, else -1.
 	spmByte [256]int32
@@ -38,9 +39,11 @@ type Tokenizer struct {
 	eog []int
 	// bpe is set for BPE vocabularies.
 	bpe *bpeData
-	// decoded[id] is the text of token id; byteVal[id] is its byte value
-	// for byte tokens, -1 for others.
-	decoded [][]byte
+	// decoded[decOff[id]:decOff[id+1]] is the text of token id (one
+	// allocation for all); byteVal[id] is its byte value for byte tokens,
+	// -1 for others.
+	decoded []byte
+	decOff  []uint32
 	byteVal []int16
 }
 
@@ -90,8 +93,8 @@ func New(v *Vocab) (*Tokenizer, error) {
 		v:       v,
 		n:       n,
 		dummy:   v.Flavor == Llama2C || v.Flavor == SPM && !v.NoDummyPrefix,
-		lookup:  make(map[string]int32, n),
-		decoded: make([][]byte, n),
+		lookup:  newPieceTable(v.Tokens),
+		decOff:  make([]uint32, n+1),
 		byteVal: make([]int16, n),
 	}
 	for i, s := range v.Scores {
@@ -108,12 +111,11 @@ func New(v *Vocab) (*Tokenizer, error) {
 			if strings.IndexByte(p, 0) >= 0 {
 				return nil, fmt.Errorf("tokenizer: token %d (%q) contains a NUL byte", i, p)
 			}
-			if j, dup := t.lookup[p]; dup {
+			if j, dup := t.lookup.set(int32(i)); dup {
 				return nil, fmt.Errorf("tokenizer: tokens %d and %d are both %q", j, i, p)
 			}
-			t.lookup[p] = int32(i)
 		} else if p != "" {
-			t.lookup[p] = int32(i) // last wins, as in llama.cpp
+			t.lookup.set(int32(i)) // last wins, as in llama.cpp
 		}
 	}
 	for _, id := range v.EOG {
@@ -168,46 +170,73 @@ func unhex(c byte) (byte, bool) {
 	return 0, false
 }
 
-// buildDecode fills decoded and byteVal.
+// buildDecode fills decoded, decOff and byteVal.
 func (t *Tokenizer) buildDecode() error {
+	size := 0
+	for _, p := range t.v.Tokens {
+		size += len(p) // most decoded pieces are no longer than their piece
+	}
+	t.decoded = make([]byte, 0, size)
 	for i, p := range t.v.Tokens {
-		t.byteVal[i] = -1
-		if i == t.v.BOS {
-			continue // BOS marks a sequence start; it is never text
+		if err := t.decodePiece(i, p); err != nil {
+			return err
 		}
-		if t.v.Flavor == Llama2C {
-			// run.c: a piece that reads as <0xXX> is that raw byte.
-			if b, ok := parseByteToken(p); ok {
-				t.byteVal[i] = int16(b)
-				t.decoded[i] = []byte{b}
-			} else {
-				t.decoded[i] = []byte(p)
-			}
-			continue
+		if len(t.decoded) > math.MaxUint32 {
+			return fmt.Errorf("tokenizer: the decoded pieces hold more than 4 GiB")
 		}
-		// SPM and BPE, as llama.cpp's token_to_piece without special
-		// tokens.
-		if t.attrs[i]&(attrControl|attrUnknown) != 0 {
-			continue
-		}
-		switch t.typ(i) {
-		case Normal:
-			if t.v.Flavor == BPE {
-				t.decoded[i] = decodeBPEText(p)
-			} else {
-				t.decoded[i] = []byte(strings.ReplaceAll(p, spaceEscape, " "))
-			}
-		case Byte:
-			b, ok := parseByteToken(p)
-			if !ok {
-				return fmt.Errorf("tokenizer: token %d is a byte token but its piece %q is not <0xXX>", i, p)
-			}
+		t.decOff[i+1] = uint32(len(t.decoded))
+	}
+	if len(t.decoded) > size {
+		t.decoded = slices.Clone(t.decoded) // grown: drop the spare capacity
+	}
+	return nil
+}
+
+// piece is the decoded text of token id.
+func (t *Tokenizer) piece(id int) []byte {
+	a, b := t.decOff[id], t.decOff[id+1]
+	return t.decoded[a:b:b]
+}
+
+// decodePiece appends the text of token i, piece p, to decoded and sets
+// its byteVal.
+func (t *Tokenizer) decodePiece(i int, p string) error {
+	t.byteVal[i] = -1
+	if i == t.v.BOS {
+		return nil // BOS marks a sequence start; it is never text
+	}
+	if t.v.Flavor == Llama2C {
+		// run.c: a piece that reads as <0xXX> is that raw byte.
+		if b, ok := parseByteToken(p); ok {
 			t.byteVal[i] = int16(b)
-			t.decoded[i] = []byte{b}
-		case UserDefined:
-			t.decoded[i] = []byte(p)
-		default: // Unused, Undefined: no text
+			t.decoded = append(t.decoded, b)
+		} else {
+			t.decoded = append(t.decoded, p...)
 		}
+		return nil
+	}
+	// SPM and BPE, as llama.cpp's token_to_piece without special
+	// tokens.
+	if t.attrs[i]&(attrControl|attrUnknown) != 0 {
+		return nil
+	}
+	switch t.typ(i) {
+	case Normal:
+		if t.v.Flavor == BPE {
+			t.decoded = append(t.decoded, decodeBPEText(p)...)
+		} else {
+			t.decoded = append(t.decoded, strings.ReplaceAll(p, spaceEscape, " ")...)
+		}
+	case Byte:
+		b, ok := parseByteToken(p)
+		if !ok {
+			return fmt.Errorf("tokenizer: token %d is a byte token but its piece %q is not <0xXX>", i, p)
+		}
+		t.byteVal[i] = int16(b)
+		t.decoded = append(t.decoded, b)
+	case UserDefined:
+		t.decoded = append(t.decoded, p...)
+	default: // Unused, Undefined: no text
 	}
 	return nil
 }
@@ -225,9 +254,9 @@ func (t *Tokenizer) buildSPM() {
 	const hexdig = "0123456789ABCDEF"
 	for b := 0; b < 256; b++ {
 		t.spmByte[b] = -1
-		if id, ok := t.lookup[string([]byte{'<', '0', 'x', hexdig[b>>4], hexdig[b&15], '>'})]; ok {
+		if id, ok := t.lookup.getBytes([]byte{'<', '0', 'x', hexdig[b>>4], hexdig[b&15], '>'}); ok {
 			t.spmByte[b] = id
-		} else if id, ok := t.lookup[string([]byte{byte(b)})]; ok {
+		} else if id, ok := t.lookup.getBytes([]byte{byte(b)}); ok {
 			t.spmByte[b] = id
 		} else if t.v.UNK >= 0 {
 			t.spmByte[b] = int32(t.v.UNK)
@@ -244,7 +273,7 @@ func (t *Tokenizer) Len() int { return t.n }
 // TokenID returns the id of the token whose piece is exactly piece (as
 // stored in the vocabulary: U+2581 for spaces in SPM vocabularies).
 func (t *Tokenizer) TokenID(piece string) (int, bool) {
-	id, ok := t.lookup[piece]
+	id, ok := t.lookup.get(piece)
 	return int(id), ok
 }
 
