@@ -173,7 +173,8 @@ func matMulVNNIK(w *tensor.Tensor, a *Acts, out []float32, ld, r0, r1 int) bool 
 	}
 	// As matMulVNNI: the tiles scatter into buf (row stride vnniBufLD),
 	// then each activation row's run of results is copied to out.
-	var buf [kG * 16 * vnniBufLD]float32
+	buf := kvnniBuf.get()
+	defer kvnniBuf.put(buf)
 	TG := kG
 	if kvnniR == 2 {
 		TG = 2

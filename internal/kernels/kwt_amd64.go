@@ -180,7 +180,8 @@ func matMulKWT(w *tensor.Tensor, a *Acts, out []float32, ld, r0, r1, ti int) boo
 	if nb == 0 || len(a.pkKW) < n*nb*kwtRow || r0 < 0 || r1 < r0 || r1*rs > len(w.Data) || len(out) < (n-1)*ld+r1 {
 		return false
 	}
-	var scr [kwtScratch]byte
+	scr := kwtScr.get()
+	defer kwtScr.put(scr)
 	r := r0
 	for ; r+kwtRows <= r1; r += kwtRows {
 		for g := 0; g < groups; g++ {

@@ -244,7 +244,8 @@ func matMulVNNI(w *tensor.Tensor, a *Acts, out []float32, ld, r0, r1 int) bool {
 	// sets), then each activation row's run of vnniRC results is copied to
 	// out. Scattering straight into out (stride ld, often a multiple of
 	// 4 KiB: every lane in the same cache set) was measured slower.
-	var buf [vnniG * 16 * vnniBufLD]float32
+	buf := vnniBuf.get()
+	defer vnniBuf.put(buf)
 	for rc := r0; rc < r1; rc += vnniRC {
 		re := min(rc+vnniRC, r1)
 		for g := 0; g < groups; g += vnniG {
