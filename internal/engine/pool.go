@@ -186,9 +186,14 @@ func (p *pool) run(n, grain int, fn func(lo, hi int)) {
 		}
 		// Sleep until the last part is done. The worker finishing it
 		// sees waiting (and wakes us), or we see its done count: the
-		// atomics are sequentially consistent.
+		// atomics are sequentially consistent. waiting is set with a
+		// read-modify-write, not a plain store: qemu-user runs arm64's
+		// store-release and the load-acquire after it as plain x86 moves,
+		// which lets the load pass the store, and both sides then missed
+		// each other (the arm64 tests under qemu hung here once); a swap
+		// is a locked instruction there and a full barrier everywhere.
 		j.finished = make(chan struct{}, 1)
-		j.waiting.Store(true)
+		j.waiting.Swap(true)
 		if j.done.Load() < j.parts {
 			<-j.finished
 		}
