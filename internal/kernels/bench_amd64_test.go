@@ -72,14 +72,7 @@ func BenchmarkQ8Decode(b *testing.B) {
 				for b.Loop() {
 					w := ws[i%copies]
 					i++
-					if threads == 1 {
-						MatMul(w, &a, out, rows, 0, rows)
-						continue
-					}
-					done := make(chan bool)
-					go func() { MatMul(w, &a, out, rows, 0, rows/2); done <- true }()
-					MatMul(w, &a, out, rows, rows/2, rows)
-					<-done
+					matMulHalves(w, &a, out, rows, threads)
 				}
 				cpu := threadCPU() - cpu0
 				b.ReportMetric(float64(len(ws[0].Data))*float64(b.N)/b.Elapsed().Seconds()/1e9, "GB/s")

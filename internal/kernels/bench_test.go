@@ -124,14 +124,7 @@ func BenchmarkMatVecK(b *testing.B) {
 				for b.Loop() {
 					w := ws[i%copies]
 					i++
-					if threads == 1 {
-						MatMul(w, &a, out, rows, 0, rows)
-						continue
-					}
-					done := make(chan bool)
-					go func() { MatMul(w, &a, out, rows, 0, rows/2); done <- true }()
-					MatMul(w, &a, out, rows, rows/2, rows)
-					<-done
+					matMulHalves(w, &a, out, rows, threads)
 				}
 				b.ReportMetric(float64(len(ws[0].Data))*float64(b.N)/b.Elapsed().Seconds()/1e9, "GB/s")
 			})
@@ -226,4 +219,17 @@ func BenchmarkMatMulSmallNDRAM(b *testing.B) {
 			})
 		}
 	}
+}
+
+// matMulHalves runs MatMul over the rows of w on one thread, or on two
+// (the second half on a goroutine), for the streaming benchmarks.
+func matMulHalves(w *tensor.Tensor, a *Acts, out []float32, rows, threads int) {
+	if threads == 1 {
+		MatMul(w, a, out, rows, 0, rows)
+		return
+	}
+	done := make(chan bool)
+	go func() { MatMul(w, a, out, rows, 0, rows/2); done <- true }()
+	MatMul(w, a, out, rows, rows/2, rows)
+	<-done
 }
