@@ -22,7 +22,9 @@ type command struct {
 	Summary string
 	Run     func(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	// HoldsModel marks the commands that load a model and run it: they
-	// collect garbage more often (modelGC).
+	// collect garbage more often (modelGC) and take the executable's pages
+	// that package initialisation touched out of their resident set
+	// (releaseStartPages).
 	HoldsModel bool
 }
 
@@ -55,6 +57,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	if c.HoldsModel {
 		modelGC()
+		// Best effort: where it fails the pages just stay resident.
+		releaseStartPages()
 	}
 	err := c.Run(ctx, args[1:], stdout, stderr)
 	switch {

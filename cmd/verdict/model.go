@@ -258,7 +258,7 @@ func writeVocab(w io.Writer, v *tokenizer.Vocab) {
 			pre = "default"
 		}
 		fmt.Fprintf(w, "  pre-tokenizer: %s\n", pre)
-		fmt.Fprintf(w, "  merges:        %d\n", len(v.Merges))
+		fmt.Fprintf(w, "  merges:        %d\n", mergeCount(v))
 	}
 	if tok, err := tokenizer.New(v); err == nil && v.Flavor != tokenizer.Llama2C {
 		var eog []string
@@ -352,4 +352,12 @@ func runModelSynth(args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "wrote %s (%d bytes): preset %s, %s weights, seed %d\n", *out, st.Size(), *preset, o.Type, *seed)
 	return nil
+}
+
+// mergeCount is the number of BPE merges of v.
+func mergeCount(v *tokenizer.Vocab) int {
+	if v.Merges == nil {
+		return 0
+	}
+	return v.Merges.Len()
 }

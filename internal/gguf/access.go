@@ -119,13 +119,23 @@ func (f *File) Float32(key string) (float32, error) {
 	return float32(x), nil
 }
 
-// Strings returns an array of strings.
+// Strings returns an array of strings, copied out of the file (their
+// bytes in one allocation).
 func (f *File) Strings(key string) ([]string, error) {
+	a, err := f.StringArray(key)
+	if err != nil {
+		return nil, err
+	}
+	return a.Strings(), nil
+}
+
+// StringArray returns an array of strings read in place (see StringArray).
+func (f *File) StringArray(key string) (*StringArray, error) {
 	v, err := f.lookup(key)
 	if err != nil {
 		return nil, err
 	}
-	a, ok := v.x.([]string)
+	a, ok := v.x.(*StringArray)
 	if !ok {
 		return nil, typeErr(key, v, "array of string")
 	}

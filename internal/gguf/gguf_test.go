@@ -451,6 +451,21 @@ func FuzzParse(f *testing.F) {
 		}
 		for _, kv := range file.KV {
 			kv.Value.Format(3)
+			// A string array read in place yields Len strings, the
+			// same as its copy.
+			if a, ok := kv.Value.x.(*StringArray); ok {
+				ss := a.Strings()
+				n := 0
+				for i, s := range a.All() {
+					if i != n || string(s) != ss[i] {
+						t.Fatalf("%s: string %d differs from its copy", kv.Key, i)
+					}
+					n++
+				}
+				if n != a.Len() || len(ss) != a.Len() {
+					t.Fatalf("%s: %d strings yielded, %d copied, length %d", kv.Key, n, len(ss), a.Len())
+				}
+			}
 		}
 		// A parsed file can be written back and parses to the same metadata.
 		var ts []TensorData

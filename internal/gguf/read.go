@@ -5,8 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"runtime"
 	"sort"
-	"strings"
+	"strconv"
 
 	"github.com/verdictnet/verdict/internal/mmapfile"
 	"github.com/verdictnet/verdict/internal/tensor"
@@ -50,11 +51,12 @@ type File struct {
 	index  map[string]int // key -> position in KV
 	tindex map[string]int // tensor name -> position in Tensors
 	closer *mmapfile.File
+	head   *head // the string arrays read in place share it
 }
 
 // Open memory-maps and parses the named file. Errors start with the path.
 // The returned File must be closed to release the mapping; tensors obtained
-// from it must not be used after Close.
+// from it must not be used after Close (its string arrays may: see Close).
 func Open(path string) (*File, error) {
 	mf, err := mmapfile.Open(path)
 	if err != nil {
@@ -70,12 +72,21 @@ func Open(path string) (*File, error) {
 }
 
 // Close releases the memory map of a file from Open. It does nothing for a
-// file from Parse.
+// file from Parse. Tensors of the file must not be used afterwards; its
+// metadata values may: the pages that hold its string arrays, which are
+// read in place (StringArray), stay mapped until none of them is reachable.
 func (f *File) Close() error {
 	if f.closer == nil {
 		return nil
 	}
-	err := f.closer.Close()
+	var err error
+	if f.head != nil && f.head.arrays > 0 {
+		var release func() error
+		release, err = f.closer.CloseExceptHead(int(f.DataOffset))
+		runtime.AddCleanup(f.head, func(release func() error) { release() }, release)
+	} else {
+		err = f.closer.Close()
+	}
 	f.closer = nil
 	f.Data = nil
 	return err
@@ -84,9 +95,10 @@ func (f *File) Close() error {
 // reader decodes little-endian values from a byte slice, failing with
 // errTruncated instead of reading past its end.
 type reader struct {
-	b   []byte
-	pos int
-	err error
+	b    []byte
+	pos  int
+	err  error
+	head *head // shared by the string arrays read in place
 }
 
 func (r *reader) fail(format string, args ...any) {
@@ -159,34 +171,20 @@ func (r *reader) str(what string) string {
 	return string(r.rawStr(what))
 }
 
-// strings reads an array of n strings. Their bytes share one allocation
-// (the strings are slices of it): a vocabulary of 150k tokens and 300k
-// merges would otherwise cost a heap object, rounded up to its size class,
-// per string (the Llama 3 vocabulary: 18 MiB of heap against 10).
-func (r *reader) strings(n int) []string {
-	start, total := r.pos, 0
+// strings checks an array of n strings (every length within the file)
+// and returns it read in place: its elements stay in the file's bytes,
+// where a Go string per element would cost 16 bytes of header and a copy
+// (the Llama 3 vocabulary's 128k tokens and 280k merges: 10 MB of heap).
+func (r *reader) strings(n int) *StringArray {
+	start := r.pos
 	for i := 0; i < n && r.err == nil; i++ {
-		total += len(r.rawStr("string"))
+		r.rawStr("string")
 	}
 	if r.err != nil {
 		return nil
 	}
-	var b strings.Builder
-	b.Grow(total)
-	r.pos = start
-	for i := 0; i < n; i++ {
-		b.Write(r.rawStr("string"))
-	}
-	all := b.String()
-	a := make([]string, n)
-	r.pos = start
-	off := 0
-	for i := range a {
-		k := len(r.rawStr("string"))
-		a[i] = all[off : off+k]
-		off += k
-	}
-	return a
+	r.head.arrays++
+	return &StringArray{raw: r.b[start:r.pos:r.pos], n: n, head: r.head}
 }
 
 // rawStr reads a string's length and returns its bytes, aliasing the input.
@@ -211,7 +209,7 @@ func (r *reader) rawStr(what string) []byte {
 // Parse parses a GGUF file held in memory. Tensors returned by the File
 // alias data.
 func Parse(data []byte) (*File, error) {
-	r := &reader{b: data}
+	r := &reader{b: data, head: new(head)}
 	magic := r.take(4, "magic")
 	if r.err != nil {
 		return nil, fmt.Errorf("not a GGUF file: %w", r.err)
@@ -219,7 +217,7 @@ func Parse(data []byte) (*File, error) {
 	if string(magic) != Magic {
 		return nil, fmt.Errorf("not a GGUF file: magic %q, want %q", magic, Magic)
 	}
-	f := &File{Data: data, Alignment: DefaultAlignment}
+	f := &File{Data: data, Alignment: DefaultAlignment, head: r.head}
 	f.Version = r.u32("version")
 	switch {
 	case r.err != nil:
@@ -315,33 +313,33 @@ func (r *reader) tensorInfo() (TensorInfo, error) {
 	}
 	nd := r.u32("dimension count")
 	if r.err != nil {
-		return ti, fmt.Errorf("tensor %s: %w", ti.Name, r.err)
+		return ti, fmt.Errorf("tensor %s: %w", shown(ti.Name), r.err)
 	}
 	if nd == 0 || nd > maxDims {
-		return ti, fmt.Errorf("tensor %s: %d dimensions, want 1 to %d", ti.Name, nd, maxDims)
+		return ti, fmt.Errorf("tensor %s: %d dimensions, want 1 to %d", shown(ti.Name), nd, maxDims)
 	}
 	ti.Dims = make([]int, nd)
 	for j := range ti.Dims {
 		d := r.u64("dimension")
 		if r.err == nil && (d == 0 || d > 1<<40) {
-			return ti, fmt.Errorf("tensor %s: dimension %d is %d", ti.Name, j, d)
+			return ti, fmt.Errorf("tensor %s: dimension %d is %d", shown(ti.Name), j, d)
 		}
 		ti.Dims[j] = int(d)
 	}
 	ti.Type = tensor.Type(r.u32("tensor type"))
 	off := r.u64("tensor offset")
 	if r.err != nil {
-		return ti, fmt.Errorf("tensor %s: %w", ti.Name, r.err)
+		return ti, fmt.Errorf("tensor %s: %w", shown(ti.Name), r.err)
 	}
 	if _, ok := ggmlTypes[ti.Type]; !ok {
-		return ti, fmt.Errorf("tensor %s: unknown tensor type %d", ti.Name, uint32(ti.Type))
+		return ti, fmt.Errorf("tensor %s: unknown tensor type %d", shown(ti.Name), uint32(ti.Type))
 	}
 	size, err := TypeSize(ti.Type, ti.Dims)
 	if err != nil {
-		return ti, fmt.Errorf("tensor %s: shape %v: %w", ti.Name, ti.Dims, err)
+		return ti, fmt.Errorf("tensor %s: shape %v: %w", shown(ti.Name), ti.Dims, err)
 	}
 	if off > 1<<60 {
-		return ti, fmt.Errorf("tensor %s: offset %d out of range", ti.Name, off)
+		return ti, fmt.Errorf("tensor %s: offset %d out of range", shown(ti.Name), off)
 	}
 	ti.Offset = int64(off)
 	ti.Size = size
@@ -362,18 +360,29 @@ func (f *File) checkTensorLayout() error {
 	for _, i := range order {
 		t := &f.Tensors[i]
 		if t.Offset%int64(f.Alignment) != 0 {
-			return fmt.Errorf("tensor %s: offset %d is not a multiple of the alignment %d", t.Name, t.Offset, f.Alignment)
+			return fmt.Errorf("tensor %s: offset %d is not a multiple of the alignment %d", shown(t.Name), t.Offset, f.Alignment)
 		}
 		if t.Offset > avail || t.Size > avail-t.Offset {
-			return fmt.Errorf("truncated: tensor %s needs bytes %d to %d of the data section, which has %d", t.Name, t.Offset, t.Offset+t.Size, avail)
+			return fmt.Errorf("truncated: tensor %s needs bytes %d to %d of the data section, which has %d", shown(t.Name), t.Offset, t.Offset+t.Size, avail)
 		}
 		if prev >= 0 && t.Offset < end {
-			return fmt.Errorf("tensor %s (offset %d) overlaps tensor %s (ends at %d)", t.Name, t.Offset, f.Tensors[prev].Name, end)
+			return fmt.Errorf("tensor %s (offset %d) overlaps tensor %s (ends at %d)", shown(t.Name), t.Offset, shown(f.Tensors[prev].Name), end)
 		}
 		end = t.Offset + t.Size
 		prev = i
 	}
 	return nil
+}
+
+// shown is a tensor name as error messages print it: quoted when it holds
+// a control character, so that an error stays one line.
+func shown(name string) string {
+	for i := 0; i < len(name); i++ {
+		if name[i] < 0x20 || name[i] == 0x7f {
+			return strconv.Quote(name)
+		}
+	}
+	return name
 }
 
 // value reads one value of type t.

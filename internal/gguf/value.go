@@ -59,7 +59,8 @@ func (t ValueType) scalarSize() int {
 //
 // Scalars hold the Go type of the same name (uint8 ... float64, bool,
 // string). Arrays hold a slice of their element type ([]uint8 ... []string),
-// or []Value for arrays of arrays.
+// or []Value for arrays of arrays; arrays of strings read from a file hold
+// a *StringArray, which Any returns as a []string.
 type Value struct {
 	Type ValueType
 	Elem ValueType // element type, when Type is TypeArray
@@ -73,7 +74,13 @@ type KV struct {
 }
 
 // Any returns the value as a Go value: a scalar, a typed slice or []Value.
-func (v Value) Any() any { return v.x }
+// An array of strings read from a file is copied into a []string.
+func (v Value) Any() any {
+	if a, ok := v.x.(*StringArray); ok {
+		return a.Strings()
+	}
+	return v.x
+}
 
 // Len returns the number of elements of an array value, or 0.
 func (v Value) Len() int {
@@ -96,6 +103,8 @@ func (v Value) Len() int {
 		return len(a)
 	case []string:
 		return len(a)
+	case *StringArray:
+		return a.n
 	case []uint64:
 		return len(a)
 	case []int64:
@@ -184,7 +193,7 @@ func sliceElem(slice any) (ValueType, bool) {
 		return TypeFloat32, true
 	case []bool:
 		return TypeBool, true
-	case []string:
+	case []string, *StringArray:
 		return TypeString, true
 	case []uint64:
 		return TypeUint64, true
@@ -255,7 +264,19 @@ func (v Value) Format(max int) string {
 		return b.String()
 	}
 	b.WriteString(" [")
-	for i := 0; i < shown; i++ {
+	a, lazy := v.x.(*StringArray)
+	if lazy {
+		for i, s := range a.All() {
+			if i == shown {
+				break
+			}
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			b.WriteString(strconv.Quote(string(s)))
+		}
+	}
+	for i := 0; i < shown && !lazy; i++ {
 		if i > 0 {
 			b.WriteString(", ")
 		}
@@ -302,6 +323,8 @@ func elemAt(slice any, i int) any {
 		return a[i]
 	case []string:
 		return a[i]
+	case *StringArray:
+		return a.at(i)
 	case []uint64:
 		return a[i]
 	case []int64:

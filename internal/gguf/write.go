@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"runtime"
 
 	"github.com/verdictnet/verdict/internal/tensor"
 )
@@ -273,6 +274,11 @@ func (e *encoder) array(v Value) {
 	e.u32(uint32(v.Elem))
 	n := v.Len()
 	e.u64(uint64(n))
+	if a, ok := v.x.(*StringArray); ok {
+		defer runtime.KeepAlive(a)
+		e.raw(a.raw) // already in the file's encoding
+		return
+	}
 	for i := 0; i < n; i++ {
 		x := elemAt(v.x, i)
 		if sub, ok := x.(Value); ok {

@@ -5,15 +5,36 @@ package mmapfile
 import (
 	"fmt"
 	"os"
-	"syscall"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
 )
 
+// The mapping is made and released with the pointer forms of mmap and
+// munmap (not syscall.Mmap, whose table of mappings refuses to unmap part
+// of one).
 func mapFile(f *os.File, size int) ([]byte, bool, error) {
-	data, err := syscall.Mmap(int(f.Fd()), 0, size, syscall.PROT_READ, syscall.MAP_SHARED)
+	p, err := unix.MmapPtr(int(f.Fd()), 0, nil, uintptr(size), unix.PROT_READ, unix.MAP_SHARED)
 	if err != nil {
 		return nil, false, fmt.Errorf("mmap: %w", err)
 	}
-	return data, true, nil
+	return unsafe.Slice((*byte)(p), size), true, nil
 }
 
-func unmap(b []byte) error { return syscall.Munmap(b) }
+func unmap(b []byte) error {
+	return unix.MunmapPtr(unsafe.Pointer(unsafe.SliceData(b)), uintptr(len(b)))
+}
+
+// unmapTail unmaps b except its first keep bytes rounded up to whole pages,
+// and returns what stays mapped.
+func unmapTail(b []byte, keep int) ([]byte, error) {
+	page := os.Getpagesize()
+	keep = (keep + page - 1) / page * page
+	if keep >= len(b) {
+		return b, nil
+	}
+	if err := unmap(b[keep:]); err != nil {
+		return nil, err
+	}
+	return b[:keep:keep], nil
+}

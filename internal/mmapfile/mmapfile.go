@@ -58,3 +58,27 @@ func (m *File) Close() error {
 	m.mapped = false
 	return err
 }
+
+// CloseExceptHead releases the mapping except its first n bytes (rounded
+// up to whole pages), which stay mapped until the returned function
+// releases them: a parsed header whose values alias the file can outlive
+// the rest of it. The File is closed as by Close. For a file that was
+// read, not mapped, the function does nothing (the head is heap memory).
+func (m *File) CloseExceptHead(n int) (release func() error, err error) {
+	if m == nil || m.Data == nil {
+		return func() error { return nil }, nil
+	}
+	if n <= 0 {
+		return func() error { return nil }, m.Close()
+	}
+	data, mapped := m.Data, m.mapped
+	m.Data, m.mapped = nil, false
+	if !mapped {
+		return func() error { return nil }, nil
+	}
+	head, err := unmapTail(data, min(n, len(data)))
+	if err != nil { // all of it stays mapped
+		return func() error { return unmap(data) }, err
+	}
+	return func() error { return unmap(head) }, nil
+}

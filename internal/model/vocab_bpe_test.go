@@ -86,9 +86,9 @@ func TestLoadBPEVocab(t *testing.T) {
 				t.Fatal(err)
 			}
 			if v.Flavor != tokenizer.BPE || v.Pre != tt.pre || v.BOS != tt.bos || v.EOS != tt.eos || v.UNK != -1 ||
-				v.AddBOS != tt.addBOS || v.AddEOS != tt.addEOS || !slices.Equal(v.EOG, tt.eog) || len(v.Merges) != 50000 {
+				v.AddBOS != tt.addBOS || v.AddEOS != tt.addEOS || !slices.Equal(v.EOG, tt.eog) || v.Merges.Len() != 50000 {
 				t.Fatalf("got flavor %s pre %q bos %d eos %d unk %d addBOS %v addEOS %v eog %v merges %d",
-					v.Flavor, v.Pre, v.BOS, v.EOS, v.UNK, v.AddBOS, v.AddEOS, v.EOG, len(v.Merges))
+					v.Flavor, v.Pre, v.BOS, v.EOS, v.UNK, v.AddBOS, v.AddEOS, v.EOG, v.Merges.Len())
 			}
 			if _, err := tokenizer.New(v); err != nil {
 				t.Fatal(err)

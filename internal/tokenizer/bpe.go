@@ -1,8 +1,8 @@
 package tokenizer
 
 import (
+	"bytes"
 	"fmt"
-	"strings"
 	"sync"
 	"unicode/utf8"
 )
@@ -75,30 +75,39 @@ func (t *Tokenizer) buildBPE() error {
 			b.byteTok[i] = id
 		}
 	}
-	if len(t.v.Merges) > 1<<30 {
-		return fmt.Errorf("tokenizer: %d merges is too many", len(t.v.Merges))
-	}
-	// lr holds the left and right tokens of each merge of two tokens, by
-	// rank; -1 on the left marks the others.
-	lr := make([]int32, 2*len(t.v.Merges))
-	for rank, m := range t.v.Merges {
-		lr[2*rank] = -1
-		// llama.cpp splits at the first space after the first byte; a
-		// merge without one pairs two empty pieces and never applies.
-		k := strings.IndexByte(m[min(1, len(m)):], ' ')
-		if k < 0 {
-			continue
+	var lr []int32
+	if t.v.Merges != nil {
+		n := t.v.Merges.Len()
+		if n > 1<<30 {
+			return fmt.Errorf("tokenizer: %d merges is too many", n)
 		}
-		k += min(1, len(m))
-		left, right := m[:k], m[k+1:]
-		l, okl := t.lookup.get(left)
-		r, okr := t.lookup.get(right)
-		if okl && okr {
-			lr[2*rank], lr[2*rank+1] = l, r
-			continue
-		}
-		if key := left + " " + right; !hasKey(b.strMerges, key) {
-			b.strMerges[key] = int32(rank)
+		// lr holds the left and right tokens of each merge of two
+		// tokens, by rank; -1 on the left marks the others.
+		lr = make([]int32, 0, 2*n)
+		for _, m := range t.v.Merges.All() {
+			rank := len(lr) / 2
+			if rank == n {
+				return fmt.Errorf("tokenizer: the merges yield more than their length %d", n)
+			}
+			lr = append(lr, -1, 0)
+			// llama.cpp splits at the first space after the first
+			// byte; a merge without one pairs two empty pieces and
+			// never applies.
+			k := bytes.IndexByte(m[min(1, len(m)):], ' ')
+			if k < 0 {
+				continue
+			}
+			k += min(1, len(m))
+			left, right := m[:k], m[k+1:]
+			l, okl := t.lookup.getBytes(left)
+			r, okr := t.lookup.getBytes(right)
+			if okl && okr {
+				lr[2*rank], lr[2*rank+1] = l, r
+				continue
+			}
+			if key := string(left) + " " + string(right); !hasKey(b.strMerges, key) {
+				b.strMerges[key] = int32(rank)
+			}
 		}
 	}
 	var buf []byte

@@ -65,7 +65,7 @@ func Example_bpe() {
 		Tokens: []string{"h", "i", "hi", "Ġ", "Ġhi", "<|end|>"},
 		Scores: make([]float32, 6),
 		Types:  []tokenizer.TokenType{1, 1, 1, 1, 1, 3},
-		Merges: []string{"h i", "Ġ hi"},
+		Merges: tokenizer.StringSlice{"h i", "Ġ hi"},
 		BOS:    -1, EOS: 5, UNK: -1,
 	}
 	tok, err := tokenizer.New(v)

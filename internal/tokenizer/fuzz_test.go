@@ -368,7 +368,7 @@ func FuzzNewBPE(f *testing.F) {
 	f.Add("h\ni\nhi", "h i", []byte{1, 4, 9}, "llama-bpe", "hi hi")
 	f.Add("", "", []byte{}, "nope", "")
 	f.Fuzz(func(t *testing.T, tokens, merges string, types []byte, pre, text string) {
-		v := &tokenizer.Vocab{Flavor: tokenizer.BPE, Tokens: strings.Split(tokens, "\n"), Merges: strings.Split(merges, "\n"),
+		v := &tokenizer.Vocab{Flavor: tokenizer.BPE, Tokens: strings.Split(tokens, "\n"), Merges: tokenizer.StringSlice(strings.Split(merges, "\n")),
 			Pre: pre, BOS: 0, EOS: 0, UNK: -1}
 		v.Scores = make([]float32, len(v.Tokens))
 		if len(types) > 0 {

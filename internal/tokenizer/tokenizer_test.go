@@ -320,3 +320,33 @@ func TestLlama2CPrintable(t *testing.T) {
 		}
 	}
 }
+
+// longStrings claims fewer strings than it yields.
+type longStrings struct{ tokenizer.StringSlice }
+
+func (s longStrings) Len() int { return len(s.StringSlice) - 1 }
+
+// TestMergeSources checks that merges given as a StringSlice, or as any
+// Strings, give the same encoding, and that a Strings yielding more than
+// its length is refused.
+func TestMergeSources(t *testing.T) {
+	bpe := func(m tokenizer.Strings) *tokenizer.Vocab {
+		return &tokenizer.Vocab{Flavor: tokenizer.BPE, Tokens: []string{"h", "i", "hi", "Ġ", "Ġhi"},
+			Scores: make([]float32, 5), BOS: -1, EOS: -1, UNK: -1, Merges: m}
+	}
+	merges := tokenizer.StringSlice{"h i", "Ġ hi"}
+	want := []int{2, 4}
+	for _, m := range []tokenizer.Strings{merges, struct{ tokenizer.StringSlice }{merges}} {
+		got, err := mustNew(t, bpe(m)).Encode("hi hi", false)
+		if err != nil || !slices.Equal(got, want) {
+			t.Errorf("%T: Encode = %v, %v; want %v", m, got, err, want)
+		}
+	}
+	if got, err := mustNew(t, bpe(nil)).Encode("hi", false); err != nil || !slices.Equal(got, []int{0, 1}) {
+		t.Errorf("no merges: Encode = %v, %v; want [0 1]", got, err)
+	}
+	_, err := tokenizer.New(bpe(longStrings{merges}))
+	if err == nil || !strings.Contains(err.Error(), "more than their length") {
+		t.Errorf("merges longer than their Len: %v", err)
+	}
+}

@@ -1,5 +1,7 @@
 package tokenizer
 
+import "iter"
+
 // TokenType classifies a vocabulary entry, numbered as GGUF's
 // tokenizer.ggml.token_type (llama.cpp's llama_token_type).
 type TokenType int32
@@ -52,8 +54,10 @@ type Vocab struct {
 	// Tokenizer.EOG.
 	EOG []int
 	// Merges are the BPE merge rules, best first, each two pieces
-	// separated by one space (GGUF tokenizer.ggml.merges). BPE only.
-	Merges []string
+	// separated by one space (GGUF tokenizer.ggml.merges). BPE only. New
+	// reads them once; a vocabulary read from a GGUF file leaves them in
+	// the file (gguf.StringArray), StringSlice holds them in memory.
+	Merges Strings
 	// Pre names the BPE pre-tokenizer (GGUF tokenizer.ggml.pre; "" means
 	// "default"). BPE only; see PreTokenizers.
 	Pre string
@@ -68,4 +72,31 @@ type Vocab struct {
 	// control, user-defined and unknown tokens and "</s>", except "<unk>",
 	// "<s>" and "<|endoftext|>".
 	RStripSpecial bool
+}
+
+// Strings is a read-only list of strings, read in order.
+type Strings interface {
+	Len() int
+	// All yields each index and string, Len of them; the bytes must not
+	// be modified and are valid only until the loop body returns.
+	All() iter.Seq2[int, []byte]
+}
+
+// StringSlice is a []string as Strings.
+type StringSlice []string
+
+// Len is the number of strings.
+func (s StringSlice) Len() int { return len(s) }
+
+// All yields each index and string, through one buffer.
+func (s StringSlice) All() iter.Seq2[int, []byte] {
+	return func(yield func(int, []byte) bool) {
+		var buf []byte
+		for i, x := range s {
+			buf = append(buf[:0], x...)
+			if !yield(i, buf) {
+				return
+			}
+		}
+	}
 }
