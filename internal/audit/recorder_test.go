@@ -166,3 +166,46 @@ func TestHashLogits(t *testing.T) {
 		}
 	}
 }
+
+// TestBatchedLeavesMatchOneByOne checks the recorders that hash leaves
+// together (sha256x16: the synchronous recorder's heads, the hashing
+// goroutines' batches of jobs, hashLogits' chunks) against a recorder
+// keeping the trace, which hashes every leaf alone with merkle.LeafHash,
+// for models with enough key/value heads to fill the multi-buffer lanes.
+func TestBatchedLeavesMatchOneByOne(t *testing.T) {
+	prompt := []int{1, 2, 3}
+	for _, c := range []model.Config{
+		{Dim: 64, Hidden: 32, Layers: 2, Heads: 8, KVHeads: 8, Vocab: 50, ContextLen: 64},
+		{Dim: 64, Hidden: 32, Layers: 2, Heads: 16, KVHeads: 4, Vocab: 70, ContextLen: 64},
+	} {
+		const T = 40
+		n := T - len(prompt) + 1
+		p := newTracePass(c, T, 5)
+		ref := NewRecorder(c, prompt)
+		ref.got = make(map[leafKey][]byte)
+		p.feed(ref, T)
+		for pos, l := range p.logits {
+			ref.Logits(pos, l)
+		}
+		wantL, wantT, err := ref.Roots(n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sync := NewRecorder(c, prompt)
+		p.feed(sync, T)
+		sync.hashLogits(p.logits, 2)
+		if l, tr, err := sync.Roots(n); err != nil || l != wantL || tr != wantT {
+			t.Fatalf("%d kv heads: synchronous recorder roots %s %s (%v), one by one %s %s", c.KVHeads, l, tr, err, wantL, wantT)
+		}
+		for _, threads := range []int{1, 3} {
+			rec := NewRecorder(c, prompt)
+			rec.hashAsync(T, threads)
+			p.feed(rec, T)
+			rec.wait()
+			rec.hashLogits(p.logits, threads)
+			if l, tr, err := rec.Roots(n); err != nil || l != wantL || tr != wantT {
+				t.Fatalf("%d kv heads, %d threads: roots %s %s (%v), one by one %s %s", c.KVHeads, threads, l, tr, err, wantL, wantT)
+			}
+		}
+	}
+}
