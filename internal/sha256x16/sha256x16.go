@@ -15,7 +15,7 @@ const Lanes = 16
 // MinLanes is the fewest messages of a group of up to Lanes for which Sum
 // runs the kernel; smaller groups (the last of a call, typically) are
 // hashed one by one with crypto/sha256, which is faster for them.
-const MinLanes = 4
+const MinLanes = 7
 
 // Available reports whether the multi-buffer kernel runs on this CPU
 // (amd64 with AVX512F and AVX512BW). Without it Sum is crypto/sha256 in

@@ -200,9 +200,12 @@ func benchSum(b *testing.B, n, L int, kernel bool) {
 	b.SetBytes(int64(n * L))
 	b.ResetTimer()
 	for range b.N {
-		if kernel {
+		switch {
+		case kernel && hasKernel && n <= Lanes:
+			sum16(out, nil, msgs, 1) // whatever n
+		case kernel:
 			Sum(out, nil, msgs)
-		} else {
+		default:
 			sumEach(out, nil, msgs, 1)
 		}
 	}
@@ -247,5 +250,15 @@ func BenchmarkNodes(b *testing.B) {
 			}
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/node")
 		})
+	}
+}
+
+// BenchmarkLanes is Sum of fewer than 16 messages of 257 bytes (the kernel
+// still runs 16 lanes) against crypto/sha256 one by one: where MinLanes
+// comes from.
+func BenchmarkLanes(b *testing.B) {
+	for _, n := range []int{2, 3, 4, 6, 8} {
+		b.Run(fmt.Sprintf("x16/%d", n), func(b *testing.B) { benchSum(b, n, 257, true) })
+		b.Run(fmt.Sprintf("sha256/%d", n), func(b *testing.B) { benchSum(b, n, 257, false) })
 	}
 }
