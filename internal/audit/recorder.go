@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash"
 	"math"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -170,7 +171,71 @@ func (r *Recorder) Logits(pos int, logits []float32) {
 	for len(r.logits) <= j {
 		r.logits = append(r.logits, merkle.Hash{})
 	}
-	r.logits[j] = r.leafHash(logits)
+	r.logits[j] = logitCombiner.leafHash(logits)
+}
+
+// logitCombiner hashes the logit vectors of the recorders of concurrent
+// generations together: the sequences of a batch step each have their own
+// recorder, called by their own caller's goroutine right after the step.
+var logitCombiner combiner
+
+// combiner computes leaf hashes of float vectors handed to it by several
+// goroutines at once, hashing those that meet 16 at a time (flat
+// combining): a caller queues its vector and, unless another caller is
+// already hashing, takes every queued vector (its own among them), hashes
+// them together (sha256x16), and repeats while more were queued meanwhile;
+// a caller that finds another hashing waits for its leaf. Before it takes
+// the queue the hashing caller yields its thread once (runtime.Gosched),
+// so that the other callers of the step that are ready to run queue their
+// vectors; nobody waits for a batch to fill: a caller alone hashes its
+// vector alone. Each vector
+// stays its caller's, unchanged, and the caller returns with its leaf.
+type combiner struct {
+	mu    sync.Mutex
+	queue []*leafRequest
+	busy  bool
+}
+
+type leafRequest struct {
+	vec  []float32
+	leaf merkle.Hash
+	done chan struct{} // closed once leaf is set, for a waiting caller
+}
+
+func (c *combiner) leafHash(vec []float32) merkle.Hash {
+	req := &leafRequest{vec: vec, done: make(chan struct{})}
+	c.mu.Lock()
+	c.queue = append(c.queue, req)
+	if c.busy {
+		c.mu.Unlock()
+		<-req.done
+		return req.leaf
+	}
+	c.busy = true
+	// Let the other callers of a batch step that are ready to run queue
+	// their vectors first (it never waits for one that is not).
+	c.mu.Unlock()
+	runtime.Gosched()
+	c.mu.Lock()
+	for len(c.queue) > 0 {
+		batch := c.queue
+		c.queue = nil
+		c.mu.Unlock()
+		vecs := make([][]float32, len(batch))
+		leaves := make([]merkle.Hash, len(batch))
+		for i, q := range batch {
+			vecs[i] = q.vec
+		}
+		leafHashesF32(leaves, vecs)
+		for i, q := range batch {
+			q.leaf = leaves[i]
+			close(q.done)
+		}
+		c.mu.Lock()
+	}
+	c.busy = false
+	c.mu.Unlock()
+	return req.leaf
 }
 
 // hashLogits records the logit vectors of positions 0, 1, ... (as Logits

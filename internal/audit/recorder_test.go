@@ -3,6 +3,7 @@ package audit
 import (
 	"math/rand/v2"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/verdictnet/verdict/internal/merkle"
@@ -205,6 +206,47 @@ func TestBatchedLeavesMatchOneByOne(t *testing.T) {
 			rec.hashLogits(p.logits, threads)
 			if l, tr, err := rec.Roots(n); err != nil || l != wantL || tr != wantT {
 				t.Fatalf("%d kv heads, %d threads: roots %s %s (%v), one by one %s %s", c.KVHeads, threads, l, tr, err, wantL, wantT)
+			}
+		}
+	}
+}
+
+// TestConcurrentLogits: the logit vectors that the recorders of
+// concurrent generations record at the same time (hashed together by
+// logitCombiner) get the leaves merkle.LeafHash gives each alone, vectors
+// of equal and of different lengths.
+func TestConcurrentLogits(t *testing.T) {
+	c := recorderConfig
+	prompt := []int{1}
+	const seqs, steps = 24, 20
+	var wg sync.WaitGroup
+	recs := make([]*Recorder, seqs)
+	vecs := make([][][]float32, seqs)
+	for s := range seqs {
+		recs[s] = NewRecorder(c, prompt)
+		r := rand.New(rand.NewPCG(uint64(s), 2))
+		for range steps {
+			v := make([]float32, 1000+s%3) // three lengths
+			for i := range v {
+				v[i] = float32(r.NormFloat64())
+			}
+			vecs[s] = append(vecs[s], v)
+		}
+	}
+	for s := range seqs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for pos, v := range vecs[s] {
+				recs[s].Logits(pos, v)
+			}
+		}()
+	}
+	wg.Wait()
+	for s := range seqs {
+		for pos, v := range vecs[s] {
+			if want := merkle.LeafHash(appendF32(nil, v)); recs[s].logits[pos] != want {
+				t.Fatalf("sequence %d position %d: leaf %s, want %s", s, pos, recs[s].logits[pos], want)
 			}
 		}
 	}
