@@ -290,6 +290,17 @@ func ExampleTree_Proof() {
 	// Output: 1 <nil>
 }
 
+// The leaf hashes of four leaves and the two nodes above them, each
+// level hashed in one call.
+func ExampleNodeHashes() {
+	leaves := make([]Hash, 4)
+	LeafHashes(leaves, [][]byte{[]byte("a"), []byte("b"), []byte("c"), []byte("d")})
+	nodes := make([]Hash, 2)
+	NodeHashes(nodes, leaves)
+	fmt.Println(nodes[0].String()[:16], nodes[1].String()[:16], nodes[0] == NodeHash(leaves[0], leaves[1]))
+	// Output: b137985ff484fb60 dbbd68c325614a73 true
+}
+
 func BenchmarkBuilder64KiB(b *testing.B) {
 	data := make([]byte, 64<<10)
 	b.SetBytes(int64(len(data)))
