@@ -188,8 +188,8 @@ var logitCombiner combiner
 // the queue the hashing caller yields its thread once (runtime.Gosched),
 // so that the other callers of the step that are ready to run queue their
 // vectors; nobody waits for a batch to fill: a caller alone hashes its
-// vector alone. Each vector
-// stays its caller's, unchanged, and the caller returns with its leaf.
+// vector alone. Each vector stays its caller's, unchanged, and the caller
+// returns with its leaf.
 type combiner struct {
 	mu    sync.Mutex
 	queue []*leafRequest
