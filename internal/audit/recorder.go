@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"hash"
 	"math"
+	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"unsafe"
@@ -15,6 +17,7 @@ import (
 	"github.com/verdictnet/verdict/internal/model"
 	"github.com/verdictnet/verdict/internal/receipt"
 	"github.com/verdictnet/verdict/internal/sampler"
+	"github.com/verdictnet/verdict/internal/sha256x16"
 )
 
 // leafKey names a trace leaf independently of the final position count:
@@ -41,7 +44,9 @@ type Recorder struct {
 	got    map[leafKey][]byte // every leaf's data, when keeping the trace
 	only   map[leafKey]bool   // when set, the leaves got keeps (the others are hashed)
 	err    error
-	async  *asyncHasher // when set, Layer and Final hash on other goroutines
+	async  *asyncHasher  // when set, Layer and Final hash on other goroutines
+	parts  [][]byte      // Layer's scratch: the leaves of all heads
+	hs     []merkle.Hash // and their hashes
 	// chatTemplate is the receipt's chat_template (zero: none).
 	chatTemplate merkle.Hash
 }
@@ -117,6 +122,26 @@ func (r *Recorder) Layer(l, pos int, x, k, v, attn []float32) {
 	}
 	r.x[l] = set(r.x[l], pos, r.leaf(leafKey{kind: 'x', p: pos, l: l}, x))
 	hd, w := r.hd, r.c.QDim()/r.c.KVHeads
+	if r.got == nil && len(k) == r.c.KVDim() && len(v) == len(k) && len(attn) == r.c.QDim() {
+		// The key/value leaves of all heads together, then the attention
+		// leaves (sha256x16).
+		H := r.c.KVHeads
+		r.parts = r.parts[:0]
+		for h := range H {
+			r.parts = append(r.parts, f32Bytes(k[h*hd:(h+1)*hd]), f32Bytes(v[h*hd:(h+1)*hd]))
+		}
+		for h := range H {
+			r.parts = append(r.parts, f32Bytes(attn[h*w:(h+1)*w]))
+		}
+		r.hs = slices.Grow(r.hs[:0], 2*H)[:2*H]
+		sha256x16.Sum(r.hs[:H], leafPrefix, r.parts[:2*H])
+		sha256x16.Sum(r.hs[H:], leafPrefix, r.parts[2*H:])
+		for h := range H {
+			r.kv[l][h] = set(r.kv[l][h], pos, r.hs[h])
+			r.a[l][h] = set(r.a[l][h], pos, r.hs[H+h])
+		}
+		return
+	}
 	for h := 0; h < r.c.KVHeads; h++ {
 		r.kv[l][h] = set(r.kv[l][h], pos, r.leaf(leafKey{kind: 'k', p: pos, l: l, h: h}, k[h*hd:(h+1)*hd], v[h*hd:(h+1)*hd]))
 		r.a[l][h] = set(r.a[l][h], pos, r.leaf(leafKey{kind: 'a', p: pos, l: l, h: h}, attn[h*w:(h+1)*w]))
@@ -146,7 +171,71 @@ func (r *Recorder) Logits(pos int, logits []float32) {
 	for len(r.logits) <= j {
 		r.logits = append(r.logits, merkle.Hash{})
 	}
-	r.logits[j] = r.leafHash(logits)
+	r.logits[j] = logitCombiner.leafHash(logits)
+}
+
+// logitCombiner hashes the logit vectors of the recorders of concurrent
+// generations together: the sequences of a batch step each have their own
+// recorder, called by their own caller's goroutine right after the step.
+var logitCombiner combiner
+
+// combiner computes leaf hashes of float vectors handed to it by several
+// goroutines at once, hashing those that meet 16 at a time (flat
+// combining): a caller queues its vector and, unless another caller is
+// already hashing, takes every queued vector (its own among them), hashes
+// them together (sha256x16), and repeats while more were queued meanwhile;
+// a caller that finds another hashing waits for its leaf. Before it takes
+// the queue the hashing caller yields its thread once (runtime.Gosched),
+// so that the other callers of the step that are ready to run queue their
+// vectors; nobody waits for a batch to fill: a caller alone hashes its
+// vector alone. Each vector stays its caller's, unchanged, and the caller
+// returns with its leaf.
+type combiner struct {
+	mu    sync.Mutex
+	queue []*leafRequest
+	busy  bool
+}
+
+type leafRequest struct {
+	vec  []float32
+	leaf merkle.Hash
+	done chan struct{} // closed once leaf is set, for a waiting caller
+}
+
+func (c *combiner) leafHash(vec []float32) merkle.Hash {
+	req := &leafRequest{vec: vec, done: make(chan struct{})}
+	c.mu.Lock()
+	c.queue = append(c.queue, req)
+	if c.busy {
+		c.mu.Unlock()
+		<-req.done
+		return req.leaf
+	}
+	c.busy = true
+	// Let the other callers of a batch step that are ready to run queue
+	// their vectors first (it never waits for one that is not).
+	c.mu.Unlock()
+	runtime.Gosched()
+	c.mu.Lock()
+	for len(c.queue) > 0 {
+		batch := c.queue
+		c.queue = nil
+		c.mu.Unlock()
+		vecs := make([][]float32, len(batch))
+		leaves := make([]merkle.Hash, len(batch))
+		for i, q := range batch {
+			vecs[i] = q.vec
+		}
+		leafHashesF32(leaves, vecs)
+		for i, q := range batch {
+			q.leaf = leaves[i]
+			close(q.done)
+		}
+		c.mu.Lock()
+	}
+	c.busy = false
+	c.mu.Unlock()
+	return req.leaf
 }
 
 // hashLogits records the logit vectors of positions 0, 1, ... (as Logits
@@ -157,9 +246,35 @@ func (r *Recorder) hashLogits(logits [][]float32, threads int) {
 		return
 	}
 	leaves := r.logitLeaves(len(logits) - first)
-	parallel(len(leaves), threads, func(h hash.Hash, j int) {
-		leaves[j] = leafHashWith(h, logits[first+j])
+	parallel(len(leaves), hashChunk, threads, func(lo, hi int) {
+		leafHashesF32(leaves[lo:hi], logits[first+lo:first+hi])
 	})
+}
+
+// hashChunk is how many logit vectors a hashing goroutine takes at once:
+// they are hashed together, 16 at a time (sha256x16).
+const hashChunk = sha256x16.Lanes
+
+// leafPrefix is the Merkle leaf prefix (docs/protocol.md section 1).
+var leafPrefix = []byte{0}
+
+// f32Bytes is the little-endian bytes of xs, in place (the engine's floats
+// are little-endian in memory, as kernels.F32Row assumes).
+func f32Bytes(xs []float32) []byte {
+	if len(xs) == 0 {
+		return nil
+	}
+	return unsafe.Slice((*byte)(unsafe.Pointer(&xs[0])), 4*len(xs))
+}
+
+// leafHashesF32 sets out[i] to the leaf hash of vecs[i] (as leafHash),
+// hashing vectors of equal length together.
+func leafHashesF32(out []merkle.Hash, vecs [][]float32) {
+	parts := make([][]byte, len(vecs))
+	for i, v := range vecs {
+		parts[i] = f32Bytes(v)
+	}
+	sha256x16.Sum(out[:len(vecs)], leafPrefix, parts)
 }
 
 // logitLeaves sizes the logit leaves for n output tokens and returns them,
@@ -171,23 +286,24 @@ func (r *Recorder) logitLeaves(n int) []merkle.Hash {
 	return r.logits[:n]
 }
 
-// parallel runs fn(h, i) for i in [0, n) on up to threads goroutines, each
-// with its own SHA-256 state h, and returns when all have returned.
-func parallel(n, threads int, fn func(h hash.Hash, i int)) {
-	threads = max(1, min(threads, n))
+// parallel runs fn(lo, hi) for consecutive ranges [lo, hi) of at most
+// chunk indices that cover [0, n), on up to threads goroutines, and
+// returns when all have returned.
+func parallel(n, chunk, threads int, fn func(lo, hi int)) {
+	chunks := (n + chunk - 1) / chunk
+	threads = max(1, min(threads, chunks))
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	for range threads {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			h := sha256.New()
 			for {
-				i := int(next.Add(1) - 1)
-				if i >= n {
+				c := int(next.Add(1) - 1)
+				if c >= chunks {
 					return
 				}
-				fn(h, i)
+				fn(c*chunk, min(n, (c+1)*chunk))
 			}
 		}()
 	}
@@ -279,22 +395,64 @@ func (a *asyncHasher) final(pos int, x []float32) {
 	a.job(r.c.Layers, pos, x)
 }
 
+// maxBatch is the most jobs a hashing goroutine takes at once (those
+// already queued; it never waits for more): the state leaves of all of
+// them (all Dim floats), their key/value leaves and their attention leaves
+// are each hashed together, 16 at a time (sha256x16).
+const maxBatch = 16
+
 func (a *asyncHasher) work() {
 	defer a.wg.Done()
 	r := a.r
-	h := sha256.New()
-	d, qd, kvd, hd, w := r.c.Dim, r.c.QDim(), r.c.KVDim(), r.hd, r.c.QDim()/r.c.KVHeads
+	d, qd, kvd, hd, w, H := r.c.Dim, r.c.QDim(), r.c.KVDim(), r.hd, r.c.QDim()/r.c.KVHeads, r.c.KVHeads
+	var (
+		batch                   []*hashJob
+		xParts, kvParts, aParts [][]byte
+		xs, kvs, as             []merkle.Hash
+	)
 	for j := range a.jobs {
-		x := j.data[:d]
-		r.x[j.l][j.pos] = leafHashWith(h, x)
-		if j.l < r.c.Layers {
-			attn, k, v := j.data[d:d+qd], j.data[d+qd:d+qd+kvd], j.data[d+qd+kvd:d+qd+2*kvd]
-			for i := range r.kv[j.l] {
-				r.kv[j.l][i][j.pos] = leafHashWith(h, k[i*hd:(i+1)*hd], v[i*hd:(i+1)*hd])
-				r.a[j.l][i][j.pos] = leafHashWith(h, attn[i*w:(i+1)*w])
+		batch = append(batch[:0], j)
+	more:
+		for len(batch) < maxBatch {
+			select {
+			case j, ok := <-a.jobs:
+				if !ok {
+					break more
+				}
+				batch = append(batch, j)
+			default:
+				break more
 			}
 		}
-		a.free.Put(j)
+		xParts, kvParts, aParts = xParts[:0], kvParts[:0], aParts[:0]
+		for _, j := range batch {
+			xParts = append(xParts, f32Bytes(j.data[:d]))
+			if j.l < r.c.Layers {
+				attn, k, v := j.data[d:d+qd], j.data[d+qd:d+qd+kvd], j.data[d+qd+kvd:d+qd+2*kvd]
+				for i := range H {
+					kvParts = append(kvParts, f32Bytes(k[i*hd:(i+1)*hd]), f32Bytes(v[i*hd:(i+1)*hd]))
+					aParts = append(aParts, f32Bytes(attn[i*w:(i+1)*w]))
+				}
+			}
+		}
+		xs = slices.Grow(xs[:0], len(xParts))[:len(xParts)]
+		kvs = slices.Grow(kvs[:0], len(aParts))[:len(aParts)]
+		as = slices.Grow(as[:0], len(aParts))[:len(aParts)]
+		sha256x16.Sum(xs, leafPrefix, xParts)
+		sha256x16.Sum(kvs, leafPrefix, kvParts)
+		sha256x16.Sum(as, leafPrefix, aParts)
+		n := 0
+		for b, j := range batch {
+			r.x[j.l][j.pos] = xs[b]
+			if j.l < r.c.Layers {
+				for i := range H {
+					r.kv[j.l][i][j.pos] = kvs[n]
+					r.a[j.l][i][j.pos] = as[n]
+					n++
+				}
+			}
+			a.free.Put(j)
+		}
 	}
 }
 

@@ -3,6 +3,7 @@ package audit
 import (
 	"math/rand/v2"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/verdictnet/verdict/internal/merkle"
@@ -163,6 +164,90 @@ func TestHashLogits(t *testing.T) {
 		want := merkle.LeafHash(appendF32(nil, p.logits[len(prompt)-1+j]))
 		if par.logits[j] != want || one.logits[j] != want {
 			t.Fatalf("leaf %d: parallel %s, Logits %s, want %s", j, par.logits[j], one.logits[j], want)
+		}
+	}
+}
+
+// TestBatchedLeavesMatchOneByOne checks the recorders that hash leaves
+// together (sha256x16: the synchronous recorder's heads, the hashing
+// goroutines' batches of jobs, hashLogits' chunks) against a recorder
+// keeping the trace, which hashes every leaf alone with merkle.LeafHash,
+// for models with enough key/value heads to fill the multi-buffer lanes.
+func TestBatchedLeavesMatchOneByOne(t *testing.T) {
+	prompt := []int{1, 2, 3}
+	for _, c := range []model.Config{
+		{Dim: 64, Hidden: 32, Layers: 2, Heads: 8, KVHeads: 8, Vocab: 50, ContextLen: 64},
+		{Dim: 64, Hidden: 32, Layers: 2, Heads: 16, KVHeads: 4, Vocab: 70, ContextLen: 64},
+	} {
+		const T = 40
+		n := T - len(prompt) + 1
+		p := newTracePass(c, T, 5)
+		ref := NewRecorder(c, prompt)
+		ref.got = make(map[leafKey][]byte)
+		p.feed(ref, T)
+		for pos, l := range p.logits {
+			ref.Logits(pos, l)
+		}
+		wantL, wantT, err := ref.Roots(n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sync := NewRecorder(c, prompt)
+		p.feed(sync, T)
+		sync.hashLogits(p.logits, 2)
+		if l, tr, err := sync.Roots(n); err != nil || l != wantL || tr != wantT {
+			t.Fatalf("%d kv heads: synchronous recorder roots %s %s (%v), one by one %s %s", c.KVHeads, l, tr, err, wantL, wantT)
+		}
+		for _, threads := range []int{1, 3} {
+			rec := NewRecorder(c, prompt)
+			rec.hashAsync(T, threads)
+			p.feed(rec, T)
+			rec.wait()
+			rec.hashLogits(p.logits, threads)
+			if l, tr, err := rec.Roots(n); err != nil || l != wantL || tr != wantT {
+				t.Fatalf("%d kv heads, %d threads: roots %s %s (%v), one by one %s %s", c.KVHeads, threads, l, tr, err, wantL, wantT)
+			}
+		}
+	}
+}
+
+// TestConcurrentLogits: the logit vectors that the recorders of
+// concurrent generations record at the same time (hashed together by
+// logitCombiner) get the leaves merkle.LeafHash gives each alone, vectors
+// of equal and of different lengths.
+func TestConcurrentLogits(t *testing.T) {
+	c := recorderConfig
+	prompt := []int{1}
+	const seqs, steps = 24, 20
+	var wg sync.WaitGroup
+	recs := make([]*Recorder, seqs)
+	vecs := make([][][]float32, seqs)
+	for s := range seqs {
+		recs[s] = NewRecorder(c, prompt)
+		r := rand.New(rand.NewPCG(uint64(s), 2))
+		for range steps {
+			v := make([]float32, 1000+s%3) // three lengths
+			for i := range v {
+				v[i] = float32(r.NormFloat64())
+			}
+			vecs[s] = append(vecs[s], v)
+		}
+	}
+	for s := range seqs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for pos, v := range vecs[s] {
+				recs[s].Logits(pos, v)
+			}
+		}()
+	}
+	wg.Wait()
+	for s := range seqs {
+		for pos, v := range vecs[s] {
+			if want := merkle.LeafHash(appendF32(nil, v)); recs[s].logits[pos] != want {
+				t.Fatalf("sequence %d position %d: leaf %s, want %s", s, pos, recs[s].logits[pos], want)
+			}
 		}
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash"
 	"sync/atomic"
 
 	"github.com/verdictnet/verdict/internal/engine"
@@ -215,7 +214,8 @@ func checkSampling(ctx context.Context, r *receipt.Receipt, logits [][]float32, 
 
 // sampleAndHash is checkSampling that also, when leaves is not nil, hashes
 // the logit vector each output token is sampled from into leaves (one per
-// output token), each worker with its own SHA-256 state.
+// output token), each worker those of the (up to 16) positions it
+// re-samples together.
 func sampleAndHash(ctx context.Context, r *receipt.Receipt, logits [][]float32, threads int, leaves []merkle.Hash) error {
 	P := len(r.Prompt)
 	params := SamplerParams(r)
@@ -225,18 +225,19 @@ func sampleAndHash(ctx context.Context, r *receipt.Receipt, logits [][]float32, 
 	}
 	got := make([]int, n)
 	var cancelled atomic.Bool
-	parallel(n, threads, func(h hash.Hash, j int) {
-		if cancelled.Load() {
-			return
+	parallel(n, hashChunk, threads, func(lo, hi int) {
+		for j := lo; j < hi; j++ {
+			if cancelled.Load() {
+				return
+			}
+			if ctx.Err() != nil {
+				cancelled.Store(true)
+				return
+			}
+			got[j] = sampler.Sample(logits[P+j-1], params, P+j)
 		}
-		if ctx.Err() != nil {
-			cancelled.Store(true)
-			return
-		}
-		l := logits[P+j-1]
-		got[j] = sampler.Sample(l, params, P+j)
 		if leaves != nil {
-			leaves[j] = leafHashWith(h, l)
+			leafHashesF32(leaves[lo:hi], logits[P+lo-1:P+hi-1])
 		}
 	})
 	if err := ctx.Err(); err != nil {

@@ -231,17 +231,21 @@ func Compute(m *model.Model) (*Commitment, error) {
 	if err != nil {
 		return nil, fmt.Errorf("model id: internal error: own manifest does not parse: %w", err)
 	}
-	leaves := make([]merkle.Hash, 0, lay.Leaves)
-	leaves = append(leaves, merkle.LeafHash(man))
-	chunk := func(data []byte) {
-		for off := 0; off < len(data); off += ChunkSize {
-			leaves = append(leaves, merkle.LeafHash(data[off:min(off+ChunkSize, len(data))]))
+	// The leaf data: the manifest, then every chunk (hashed together, 16
+	// chunks of equal length at a time).
+	data := make([][]byte, 0, lay.Leaves)
+	data = append(data, man)
+	chunk := func(d []byte) {
+		for off := 0; off < len(d); off += ChunkSize {
+			data = append(data, d[off:min(off+ChunkSize, len(d))])
 		}
 	}
 	chunk(tok)
 	for _, t := range ts {
 		chunk(t.Data)
 	}
+	leaves := make([]merkle.Hash, len(data))
+	merkle.LeafHashes(leaves, data)
 	if len(leaves) != lay.Leaves {
 		return nil, fmt.Errorf("model id: internal error: %d leaves, manifest says %d", len(leaves), lay.Leaves)
 	}

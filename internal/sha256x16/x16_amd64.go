@@ -1,0 +1,18 @@
+//go:build amd64 && !purego
+
+package sha256x16
+
+//go:generate go run asmgen.go
+
+import "golang.org/x/sys/cpu"
+
+// blocks16 runs the compression function on n consecutive 64-byte blocks
+// of 16 messages: lane j reads ptrs[j], ptrs[j]+64, ...; state[w][j] is
+// word w of lane j's chaining value. It needs AVX512F and AVX512BW.
+//
+//go:noescape
+func blocks16(state *[8][16]uint32, ptrs *[16]*byte, n int)
+
+// hasKernel reports whether blocks16 can run here (x/sys/cpu reports
+// AVX-512 only where the OS also saves the zmm state).
+var hasKernel = cpu.X86.HasAVX512F && cpu.X86.HasAVX512BW
