@@ -22,7 +22,11 @@
 // time), the float32 prefill tiles use one zmm register per sum (all 16
 // lanes), 6 weight rows by 4 activation rows, k-register masks for tails,
 // and fold up to 16 sums at once with the same additions as the canonical
-// tree (asmgen_exp.go adds the vectorised exp of softmax and SwiGLU). With
+// tree; each block of 6 weight rows goes against all the activation rows
+// in turn while its tiles prefetch the next block, spread over the
+// block's steps, so that the weights stream from memory under the
+// arithmetic (asmgen_f32b.go, f32b_amd64.go: the batch decode step and
+// prefill; asmgen_exp.go adds the vectorised exp of softmax and SwiGLU). With
 // AVX-512 VNNI as well, quantised prefill packs 16 activation rows per zmm
 // so that VPDPBUSD leaves each block's exact integer sum in its own lane,
 // followed by the per-block float sequence lane by lane (asmgen_vnni.go);
