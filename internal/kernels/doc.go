@@ -38,7 +38,9 @@
 // tiles turn the other way: 16 weight rows per register, transposed block
 // by block in registers, each activation dword VPDPBUSD's broadcast operand
 // and the next 16 rows prefetched as one stream, spread over each block
-// step in the Q8_0 decode tile (vnniwt_amd64.go). The K types (Q4_K, Q5_K, Q6_K) and Q4_1,
+// step in the Q8_0 decode tile (vnniwt_amd64.go); 16 activation rows
+// against Q8_0 take one call for both groups of 8, so that each block of
+// weights is transposed once (asmgen_wt16.go). The K types (Q4_K, Q5_K, Q6_K) and Q4_1,
 // Q5_0, Q5_1 have AVX2 kernels for decode and small prefill tiles, AVX-512
 // VNNI prefill tiles, and (K types) AVX2 tiles on the same packing
 // (asmgen_k.go, asmgen_q5.go): the unsigned quanta times the activation
