@@ -114,9 +114,10 @@ func matF32Batch(wf []float32, base, cols int, x []float32, n int, out []float32
 				} else {
 					tilesZ[R][P](&wf[(r-base)*cols], cols, &x[p*cols], cols, cols, &res[0])
 				}
-				for i := 0; i < R; i++ {
-					for j := 0; j < P; j++ {
-						out[(p+j)*ld+r+i] = res[i*P+j]
+				for j := 0; j < P; j++ {
+					o := out[(p+j)*ld+r : (p+j)*ld+r+R]
+					for i := range o {
+						o[i] = res[i*P+j]
 					}
 				}
 			}
