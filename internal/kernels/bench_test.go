@@ -236,7 +236,8 @@ func matMulHalves(w *tensor.Tensor, a *Acts, out []float32, rows, threads int) {
 
 // BenchmarkF32Batch times float32 weights against a few activation rows
 // (n = 2..32: the decode step of a continuous batch, a short prefill
-// chunk) on the 110m shapes 768 x 768 (attention) and 2048 x 768 (FFN up),
+// chunk) on the 110m shapes 768 x 768 (attention), 2048 x 768 (FFN up)
+// and 768 x 2048 (FFN down),
 // with the weights streaming from memory as in a real step: copies of the
 // matrix, over 32 MB in all (beyond the L3 cache), are cycled. threads=2
 // splits the rows between two goroutines (matMulHalves). GB/s is weight
@@ -245,8 +246,9 @@ func matMulHalves(w *tensor.Tensor, a *Acts, out []float32, rows, threads int) {
 // benchmark's thread, steadier on a shared machine.
 func BenchmarkF32Batch(b *testing.B) {
 	r := rand.New(rand.NewPCG(1, 1))
-	const cols, total = 768, 40 << 20
-	for _, rows := range []int{768, 2048} {
+	const total = 40 << 20
+	for _, sh := range [][2]int{{768, 768}, {2048, 768}, {768, 2048}} {
+		rows, cols := sh[0], sh[1]
 		bytes := rows * cols * 4
 		ws := make([]*tensor.Tensor, (total+bytes-1)/bytes)
 		for i := range ws {

@@ -70,6 +70,9 @@ var tilesZB = [len(f32bL)][5]tileBFn{
 	{1: f32ZB6x1L6, 2: f32ZB6x2L6, 3: f32ZB6x3L6, 4: f32ZB6x4L6},
 }
 
+// f32bLongCols: see matF32Batch.
+const f32bLongCols = 1024
+
 // useF32B is whether matF32 runs matF32Batch where the AVX-512F tiles are
 // on (tests and benchmarks turn it off to compare).
 var useF32B = true
@@ -101,9 +104,17 @@ func matF32Batch(wf []float32, base, cols int, x []float32, n int, out []float32
 			li++
 		}
 		pfs := 64 * min(per, f32bL[li])
+		// Rows longer than f32bLongCols against many activation groups
+		// (prefill) run without the prefetches: a block of 6 such rows
+		// fills the L1 cache by itself, and the next one prefetched into
+		// it evicted the block between its groups (measured here, 768 x
+		// 2048 against 256 rows: 66 GMAC/s per CPU second with the
+		// prefetches, 76 without; at 16 rows 59 and 58, at 4 rows 34
+		// and 29).
+		long := cols > f32bLongCols && per == 1
 		for r := r0; r < r1; r += TR {
 			R := min(TR, r1-r)
-			pre := R == TR && r+TR < r1 && steps > 0
+			pre := R == TR && r+TR < r1 && steps > 0 && !long
 			// The first line of the next block (its rows are contiguous).
 			pf := (wp + uintptr((r+TR-base)*cols*4)) &^ 63
 			for p := p0; p < p1; p += TP {

@@ -60,7 +60,7 @@ func TestF32BatchMatMul(t *testing.T) {
 	prefillPaths(t, func(t *testing.T) {
 		r := rand.New(rand.NewPCG(3, 4))
 		for _, typ := range []tensor.Type{tensor.F32, tensor.F16} {
-			for _, cols := range []int{8, 16, 33, 64, 100, 768, 2048} {
+			for _, cols := range []int{8, 16, 33, 64, 100, 768, 1040, 2048} {
 				for _, n := range []int{2, 4, 6, 8, 11, 16, 17, 24, 32, 33, 40} {
 					t.Run(fmt.Sprintf("%s/cols=%d/n=%d", typ, cols, n), func(t *testing.T) {
 						checkMatMul(t, r, typ, 1+r.IntN(40), cols, n, r.IntN(4) == 0)
