@@ -233,3 +233,74 @@ func matMulHalves(w *tensor.Tensor, a *Acts, out []float32, rows, threads int) {
 	MatMul(w, a, out, rows, rows/2, rows)
 	<-done
 }
+
+// BenchmarkF32Batch times float32 weights against a few activation rows
+// (n = 2..32: the decode step of a continuous batch, a short prefill
+// chunk) on the 110m shapes 768 x 768 (attention), 2048 x 768 (FFN up)
+// and 768 x 2048 (FFN down),
+// with the weights streaming from memory as in a real step: copies of the
+// matrix, over 32 MB in all (beyond the L3 cache), are cycled. threads=2
+// splits the rows between two goroutines (matMulHalves). GB/s is weight
+// bytes per second, GMAC/s multiply-add pairs per second (both wall
+// clock); cpu-GB/s (one thread) is weight bytes per CPU second of the
+// benchmark's thread, steadier on a shared machine.
+func BenchmarkF32Batch(b *testing.B) {
+	r := rand.New(rand.NewPCG(1, 1))
+	const total = 40 << 20
+	for _, sh := range [][2]int{{768, 768}, {2048, 768}, {768, 2048}} {
+		rows, cols := sh[0], sh[1]
+		bytes := rows * cols * 4
+		ws := make([]*tensor.Tensor, (total+bytes-1)/bytes)
+		for i := range ws {
+			ws[i] = weights(r, tensor.F32, rows, cols, false)
+		}
+		for _, n := range []int{2, 4, 8, 16, 32} {
+			x := values(r, n*cols, false)
+			var a Acts
+			a.Prepare(tensor.F32, x, n, cols)
+			out := make([]float32, n*rows)
+			for _, threads := range []int{1, 2} {
+				b.Run(fmt.Sprintf("%dx%d/n=%d/threads=%d", rows, cols, n, threads), func(b *testing.B) {
+					runtime.LockOSThread()
+					defer runtime.UnlockOSThread()
+					cpu0 := threadCPU()
+					i := 0
+					for b.Loop() {
+						matMulHalves(ws[i%len(ws)], &a, out, rows, threads)
+						i++
+					}
+					cpu := threadCPU() - cpu0
+					sec := b.Elapsed().Seconds()
+					b.ReportMetric(float64(bytes)*float64(b.N)/sec/1e9, "GB/s")
+					b.ReportMetric(float64(rows*cols*n)*float64(b.N)/sec/1e9, "GMAC/s")
+					if threads == 1 {
+						b.ReportMetric(float64(bytes)*float64(b.N)/cpu.Seconds()/1e9, "cpu-GB/s")
+						b.ReportMetric(float64(rows*cols*n)*float64(b.N)/cpu.Seconds()/1e9, "cpu-GMAC/s")
+					}
+				})
+			}
+		}
+	}
+}
+
+// BenchmarkF32BatchCached is BenchmarkF32Batch's n = 16 on one thread with
+// a 96 x 768 matrix (288 KB) that stays in the L2 cache: the arithmetic
+// ceiling of the tiles, without the memory stream.
+func BenchmarkF32BatchCached(b *testing.B) {
+	r := rand.New(rand.NewPCG(1, 1))
+	const rows, cols, n = 96, 768, 16
+	w := weights(r, tensor.F32, rows, cols, false)
+	x := values(r, n*cols, false)
+	var a Acts
+	a.Prepare(tensor.F32, x, n, cols)
+	out := make([]float32, n*rows)
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	cpu0 := threadCPU()
+	for b.Loop() {
+		MatMul(w, &a, out, rows, 0, rows)
+	}
+	cpu := threadCPU() - cpu0
+	b.ReportMetric(float64(rows*cols*n)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GMAC/s")
+	b.ReportMetric(float64(rows*cols*n)*float64(b.N)/cpu.Seconds()/1e9, "cpu-GMAC/s")
+}

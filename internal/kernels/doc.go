@@ -22,7 +22,11 @@
 // time), the float32 prefill tiles use one zmm register per sum (all 16
 // lanes), 6 weight rows by 4 activation rows, k-register masks for tails,
 // and fold up to 16 sums at once with the same additions as the canonical
-// tree (asmgen_exp.go adds the vectorised exp of softmax and SwiGLU). With
+// tree; each block of 6 weight rows goes against all the activation rows
+// in turn while its tiles prefetch the next block, spread over the
+// block's steps, so that the weights stream from memory under the
+// arithmetic (asmgen_f32b.go, f32b_amd64.go: the batch decode step and
+// prefill; asmgen_exp.go adds the vectorised exp of softmax and SwiGLU). With
 // AVX-512 VNNI as well, quantised prefill packs 16 activation rows per zmm
 // so that VPDPBUSD leaves each block's exact integer sum in its own lane,
 // followed by the per-block float sequence lane by lane (asmgen_vnni.go);
@@ -34,7 +38,9 @@
 // tiles turn the other way: 16 weight rows per register, transposed block
 // by block in registers, each activation dword VPDPBUSD's broadcast operand
 // and the next 16 rows prefetched as one stream, spread over each block
-// step in the Q8_0 decode tile (vnniwt_amd64.go). The K types (Q4_K, Q5_K, Q6_K) and Q4_1,
+// step in the Q8_0 decode tile (vnniwt_amd64.go); 16 activation rows
+// against Q8_0 take one call for both groups of 8, so that each block of
+// weights is transposed once (asmgen_wt16.go). The K types (Q4_K, Q5_K, Q6_K) and Q4_1,
 // Q5_0, Q5_1 have AVX2 kernels for decode and small prefill tiles, AVX-512
 // VNNI prefill tiles, and (K types) AVX2 tiles on the same packing
 // (asmgen_k.go, asmgen_q5.go): the unsigned quanta times the activation

@@ -117,6 +117,10 @@ func matF32(wf []float32, base, cols int, x []float32, n int, out []float32, ld,
 		}
 		return
 	}
+	if prefillTiles == &tilesZ && useF32B {
+		matF32Batch(wf, base, cols, x, n, out, ld, r0, r1)
+		return
+	}
 	tiles, TR, TP := prefillTiles, prefillR, prefillP
 	chunk := chunkBytes / 4 / cols / TP * TP
 	if chunk < TP {

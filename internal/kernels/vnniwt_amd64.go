@@ -209,6 +209,11 @@ func matMulVNNIWT(w *tensor.Tensor, a *Acts, out []float32, ld, r0, r1 int) bool
 		return false
 	}
 	r := r0
+	if n == 2*8 && w.Type == tensor.Q8_0 && useWT16 { // both groups in one call
+		for ; r+vnniWTRows <= r1; r += vnniWTRows {
+			vnniWT16Q8(&w.Data[r*rs], rs, &a.pk8[0], gs, nb, &out[r], ld)
+		}
+	}
 	for ; r+vnniWTRows <= r1; r += vnniWTRows {
 		for g := 0; g < groups; g++ {
 			P := min(8, n-8*g)

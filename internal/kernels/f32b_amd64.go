@@ -1,0 +1,137 @@
+//go:build amd64 && !purego
+
+package kernels
+
+import "unsafe"
+
+// The AVX-512F float32 tiles of the batch decode step and of prefill
+// (asmgen_f32b.go): f32ZB6x{P}L{L} is f32Z6x{P} that, in each 16-element
+// step, also prefetches L cache lines of the next block of 6 weight rows.
+
+//go:noescape
+func f32ZB6x1L1(w *float32, ws int, x *float32, xs int, n int, out *float32, pf uintptr, pfs int)
+
+//go:noescape
+func f32ZB6x2L1(w *float32, ws int, x *float32, xs int, n int, out *float32, pf uintptr, pfs int)
+
+//go:noescape
+func f32ZB6x3L1(w *float32, ws int, x *float32, xs int, n int, out *float32, pf uintptr, pfs int)
+
+//go:noescape
+func f32ZB6x4L1(w *float32, ws int, x *float32, xs int, n int, out *float32, pf uintptr, pfs int)
+
+//go:noescape
+func f32ZB6x1L2(w *float32, ws int, x *float32, xs int, n int, out *float32, pf uintptr, pfs int)
+
+//go:noescape
+func f32ZB6x2L2(w *float32, ws int, x *float32, xs int, n int, out *float32, pf uintptr, pfs int)
+
+//go:noescape
+func f32ZB6x3L2(w *float32, ws int, x *float32, xs int, n int, out *float32, pf uintptr, pfs int)
+
+//go:noescape
+func f32ZB6x4L2(w *float32, ws int, x *float32, xs int, n int, out *float32, pf uintptr, pfs int)
+
+//go:noescape
+func f32ZB6x1L3(w *float32, ws int, x *float32, xs int, n int, out *float32, pf uintptr, pfs int)
+
+//go:noescape
+func f32ZB6x2L3(w *float32, ws int, x *float32, xs int, n int, out *float32, pf uintptr, pfs int)
+
+//go:noescape
+func f32ZB6x3L3(w *float32, ws int, x *float32, xs int, n int, out *float32, pf uintptr, pfs int)
+
+//go:noescape
+func f32ZB6x4L3(w *float32, ws int, x *float32, xs int, n int, out *float32, pf uintptr, pfs int)
+
+//go:noescape
+func f32ZB6x1L6(w *float32, ws int, x *float32, xs int, n int, out *float32, pf uintptr, pfs int)
+
+//go:noescape
+func f32ZB6x2L6(w *float32, ws int, x *float32, xs int, n int, out *float32, pf uintptr, pfs int)
+
+//go:noescape
+func f32ZB6x3L6(w *float32, ws int, x *float32, xs int, n int, out *float32, pf uintptr, pfs int)
+
+//go:noescape
+func f32ZB6x4L6(w *float32, ws int, x *float32, xs int, n int, out *float32, pf uintptr, pfs int)
+
+type tileBFn func(w *float32, ws int, x *float32, xs int, n int, out *float32, pf uintptr, pfs int)
+
+// f32bL are the prefetch lines per step of the rows of tilesZB.
+var f32bL = [...]int{1, 2, 3, 6}
+
+// tilesZB[i][P]: 6 weight rows against P activation rows, prefetching
+// f32bL[i] lines a step.
+var tilesZB = [len(f32bL)][5]tileBFn{
+	{1: f32ZB6x1L1, 2: f32ZB6x2L1, 3: f32ZB6x3L1, 4: f32ZB6x4L1},
+	{1: f32ZB6x1L2, 2: f32ZB6x2L2, 3: f32ZB6x3L2, 4: f32ZB6x4L2},
+	{1: f32ZB6x1L3, 2: f32ZB6x2L3, 3: f32ZB6x3L3, 4: f32ZB6x4L3},
+	{1: f32ZB6x1L6, 2: f32ZB6x2L6, 3: f32ZB6x3L6, 4: f32ZB6x4L6},
+}
+
+// f32bLongCols: see matF32Batch.
+const f32bLongCols = 1024
+
+// useF32B is whether matF32 runs matF32Batch where the AVX-512F tiles are
+// on (tests and benchmarks turn it off to compare).
+var useF32B = true
+
+// matF32Batch is matF32 for n >= 2 with the AVX-512F tiles: blocks of 6
+// weight rows, each against every group of up to 4 activation
+// rows in turn (the block stays in the L1/L2 cache between the groups;
+// chunkBytes bounds the activation rows of one pass as in matF32), and the
+// tiles of each block prefetch the next block, spread evenly over the
+// block's calls. The last block of [r0, r1) and a block of fewer than 6
+// rows run the f32Z tiles (nothing of this range is left to prefetch).
+func matF32Batch(wf []float32, base, cols int, x []float32, n int, out []float32, ld, r0, r1 int) {
+	const TR, TP = 6, 4
+	var res [TR * TP]float32
+	chunk := max(TP, chunkBytes/4/cols/TP*TP)
+	steps := cols / 16
+	wp := uintptr(unsafe.Pointer(&wf[0]))
+	for p0 := 0; p0 < n; p0 += chunk {
+		p1 := min(n, p0+chunk)
+		calls := (p1 - p0 + TP - 1) / TP
+		// Lines of a block per step of its calls, rounded up, and the
+		// tiles that prefetch at least that many.
+		per := (TR*cols*4 + 63) / 64
+		if steps > 0 {
+			per = (per + calls*steps - 1) / (calls * steps)
+		}
+		li := 0
+		for li+1 < len(f32bL) && f32bL[li] < per {
+			li++
+		}
+		pfs := 64 * min(per, f32bL[li])
+		// Rows longer than f32bLongCols against many activation groups
+		// (prefill) run without the prefetches: a block of 6 such rows
+		// fills the L1 cache by itself, and the next one prefetched into
+		// it evicted the block between its groups (measured here, 768 x
+		// 2048 against 256 rows: 66 GMAC/s per CPU second with the
+		// prefetches, 76 without; at 16 rows 59 and 58, at 4 rows 34
+		// and 29).
+		long := cols > f32bLongCols && per == 1
+		for r := r0; r < r1; r += TR {
+			R := min(TR, r1-r)
+			pre := R == TR && r+TR < r1 && steps > 0 && !long
+			// The first line of the next block (its rows are contiguous).
+			pf := (wp + uintptr((r+TR-base)*cols*4)) &^ 63
+			for p := p0; p < p1; p += TP {
+				P := min(TP, p1-p)
+				if pre {
+					tilesZB[li][P](&wf[(r-base)*cols], cols, &x[p*cols], cols, cols, &res[0], pf, pfs)
+					pf += uintptr(steps * pfs)
+				} else {
+					tilesZ[R][P](&wf[(r-base)*cols], cols, &x[p*cols], cols, cols, &res[0])
+				}
+				for j := 0; j < P; j++ {
+					o := out[(p+j)*ld+r : (p+j)*ld+r+R]
+					for i := range o {
+						o[i] = res[i*P+j]
+					}
+				}
+			}
+		}
+	}
+}

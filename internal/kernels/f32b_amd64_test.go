@@ -1,0 +1,83 @@
+//go:build amd64 && !purego
+
+package kernels
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"testing"
+	"unsafe"
+
+	"github.com/verdictnet/verdict/internal/tensor"
+)
+
+// TestF32BatchTiles calls every prefetching float32 tile (f32ZB6x{P}L{L})
+// directly on every tail length, with row strides longer than the rows and
+// prefetch cursors that point inside, before and far past the weights
+// (a prefetch never faults), against DotRef.
+func TestF32BatchTiles(t *testing.T) {
+	needFast(t)
+	if !hasAVX512 {
+		t.Skip("no AVX-512F")
+	}
+	r := rand.New(rand.NewPCG(7, 8))
+	const R = 6
+	for li := range tilesZB {
+		for P, fn := range tilesZB[li] {
+			if fn == nil {
+				continue
+			}
+			for _, n := range []int{1, 5, 15, 16, 17, 31, 32, 33, 48, 63, 100} {
+				for _, special := range []bool{false, true} {
+					ws, xs := n+r.IntN(5), n+r.IntN(5)
+					w := values(r, R*ws, special)
+					x := values(r, P*xs, special)
+					var res [24]float32
+					pf := uintptr(unsafe.Pointer(&w[0])) + uintptr(r.IntN(1<<20)) - 1<<19
+					fn(&w[0], ws, &x[0], xs, n, &res[0], pf, 64*r.IntN(7))
+					for i := 0; i < R; i++ {
+						for j := 0; j < P; j++ {
+							want := DotRef(w[i*ws:i*ws+n], x[j*xs:j*xs+n])
+							if got := res[i*P+j]; !same(got, want) {
+								t.Fatalf("tile 6x%dL%d n=%d special=%v: sum (%d,%d) = %g (%#08x), DotRef %g (%#08x)",
+									P, f32bL[li], n, special, i, j, got, math.Float32bits(got), want, math.Float32bits(want))
+							}
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
+// TestF32BatchMatMul runs float32 (and F16) matrices against 2 to 40
+// activation rows, with row ranges that end inside a weight block, through
+// the fast path, against MatMulRef: every tile shape and every edge of
+// matF32Batch's blocks, prefetch cursors and activation chunks.
+func TestF32BatchMatMul(t *testing.T) {
+	needFast(t)
+	prefillPaths(t, func(t *testing.T) {
+		r := rand.New(rand.NewPCG(3, 4))
+		for _, typ := range []tensor.Type{tensor.F32, tensor.F16} {
+			for _, cols := range []int{8, 16, 33, 64, 100, 768, 1040, 2048} {
+				for _, n := range []int{2, 4, 6, 8, 11, 16, 17, 24, 32, 33, 40} {
+					t.Run(fmt.Sprintf("%s/cols=%d/n=%d", typ, cols, n), func(t *testing.T) {
+						checkMatMul(t, r, typ, 1+r.IntN(40), cols, n, r.IntN(4) == 0)
+					})
+				}
+			}
+		}
+	})
+}
+
+// BenchmarkF32BatchOff runs BenchmarkF32Batch and BenchmarkF32BatchCached
+// with the tiles that ran before the prefetching ones (f32Z), for
+// comparison.
+func BenchmarkF32BatchOff(b *testing.B) {
+	was := useF32B
+	useF32B = false
+	defer func() { useF32B = was }()
+	b.Run("Stream", BenchmarkF32Batch)
+	b.Run("Cached", BenchmarkF32BatchCached)
+}
