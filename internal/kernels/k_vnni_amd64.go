@@ -91,12 +91,12 @@ var kvnniTiles2 = [3][3]kvnniFn{
 // (kvnniTiles2, two groups at a time) or 1 (kvnniTiles, four groups).
 var kvnniR = 2
 
-// packActsKVNNI is packActsK where the VNNI tiles are on: it packs for n >=
-// vnniMinRows, and for the kwt tiles (kwt_amd64.go, a.packedKW) for n <=
-// kwtMaxRows.
+// packActsKVNNI is packActsK where the VNNI tiles are on: it packs for the
+// kwt tiles (kwt_amd64.go, a.packedKW) for n <= kwtMaxRows, and otherwise
+// for the kvnni tiles for n >= vnniMinRows.
 func packActsKVNNI(a *Acts, run func(n int, fn func(lo, hi int))) bool {
-	a.packedKW = a.N <= kwtMaxRows && packKWT(a)
-	return a.N >= vnniMinRows && packK(a, run)
+	a.packedKW = a.N <= kwtMaxRows && packKWT(a, run)
+	return !a.packedKW && a.N >= vnniMinRows && packK(a, run)
 }
 
 // packK fills a.pkK from a.KQ, a.KD and a.KS. It declines (false) shapes
