@@ -10,12 +10,13 @@ import (
 	"github.com/verdictnet/verdict/internal/tensor"
 )
 
-// The AVX-512 VNNI path of the K types for a few activation rows (1 to
-// kwtMaxRows: decode and the decode steps of a continuous batch), with the
-// lanes on the weight rows (asmgen_kwt.go, kwtTile), as vnniwt_amd64.go
-// does for Q8_0, Q4_0 and Q5_0: 16 weight rows per register, transposed per
-// super-block in registers, against up to 8 activation rows per call whose
-// quanta are VPDPBUSD's broadcast operand. The headers (d, dmin, scales)
+// The AVX-512 VNNI path of the K types for any number of activation rows
+// (1 to kwtMaxRows: decode, the decode steps of a continuous batch and
+// prefill chunks), with the lanes on the weight rows (asmgen_kwt.go,
+// kwtTile), as vnniwt_amd64.go does for Q8_0, Q4_0 and Q5_0: 16 weight rows
+// per register, transposed per super-block in registers, against up to 8
+// activation rows per call (one group; matMulKWT calls each tile once per
+// group) whose quanta are VPDPBUSD's broadcast operand. The headers (d, dmin, scales)
 // are unpacked once per super-block and 16 weight rows; the one-row AVX2
 // kernels (k_amd64.go) unpack them per row and sum each row's lanes
 // horizontally per super-block. The arithmetic per (weight row, activation
