@@ -49,7 +49,7 @@ const (
 // kwtMaxRows is the most activation rows for which PrepareTypes packs for
 // these tiles (beyond it, for the kvnni tiles of k_vnni_amd64.go): every
 // n, since they are faster than the kvnni tiles at every n measured, 1 to
-// 128 (BenchmarkKBatch, docs/benchmarks.md: 1.25-2.8x from 17 rows on). A
+// 128 (BenchmarkKBatch, docs/benchmarks.md: 1.02-2.9x from 17 rows on). A
 // variable so that the benchmarks can compare the two paths.
 var kwtMaxRows = math.MaxInt
 
