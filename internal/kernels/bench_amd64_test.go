@@ -26,9 +26,9 @@ func BenchmarkFewRowsOff(b *testing.B) {
 // BenchmarkMatVecK without the kwt tiles of the K types (the kernels that
 // ran before them), for comparison.
 func BenchmarkKWTOff(b *testing.B) {
-	was := kwtTiles
-	kwtTiles = [3][kwtP + 1]kwtFn{}
-	defer func() { kwtTiles = was }()
+	was, wasMax := kwtTiles, kwtMaxRows
+	kwtTiles, kwtMaxRows = [3][kwtP + 1]kwtFn{}, 0
+	defer func() { kwtTiles, kwtMaxRows = was, wasMax }()
 	b.Run("SmallN", BenchmarkMatMulSmallN)
 	b.Run("SmallNDRAM", BenchmarkMatMulSmallNDRAM)
 	b.Run("MatVecK", BenchmarkMatVecK)

@@ -46,11 +46,12 @@
 // (asmgen_k.go, asmgen_q5.go): the unsigned quanta times the activation
 // quanta in exact integer sums per sub-block, scaled by the sub-block
 // scales in int32, then the per-block float sequence of the specification.
-// The K types against 1 to 16 activation rows (decode and the decode steps
-// of a continuous batch) take VNNI tiles with 16 weight rows per register
-// as well, their scales and mins unpacked lane by lane once per super-block
-// and 16 rows, up to 4 activation rows per call (asmgen_kwt.go,
-// kwt_amd64.go).
+// The K types against any number of activation rows (decode, the decode
+// steps of a continuous batch, prefill chunks) take VNNI tiles with 16
+// weight rows per register as well, their scales and mins unpacked lane by
+// lane once per super-block and 16 rows, up to 8 activation rows per call
+// (asmgen_kwt.go, kwt_amd64.go); the VNNI prefill tiles with 16 activation
+// rows per register (k_vnni_amd64.go) remain where those are off.
 // Everywhere else, and with the build tag purego, the scalar code runs;
 // FastPath says which is in use and UseFast switches.
 package kernels

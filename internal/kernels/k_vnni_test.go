@@ -14,9 +14,14 @@ import (
 // The VNNI tiles of the K types against the specification (specDot), for
 // activation row counts that fill 1 to 4 groups partly or wholly and more
 // than one tile pass, random and extreme inputs, and hand-made quanta
-// (-128 included).
+// (-128 included). The dispatch takes the kwt tiles for every n
+// (kwtMaxRows); with kwtMaxRows 0, as where the kwt tiles are off,
+// Prepare packs for these.
 func TestKVNNI(t *testing.T) {
 	needVNNI(t)
+	wasMax := kwtMaxRows
+	kwtMaxRows = 0
+	defer func() { kwtMaxRows = wasMax }()
 	for _, R := range []int{1, 2} {
 		t.Run(fmt.Sprintf("R=%d", R), func(t *testing.T) {
 			was := kvnniR

@@ -4,17 +4,19 @@ package kernels
 
 import (
 	"encoding/binary"
+	"math"
 	"unsafe"
 
 	"github.com/verdictnet/verdict/internal/tensor"
 )
 
-// The AVX-512 VNNI path of the K types for a few activation rows (1 to
-// kwtMaxRows: decode and the decode steps of a continuous batch), with the
-// lanes on the weight rows (asmgen_kwt.go, kwtTile), as vnniwt_amd64.go
-// does for Q8_0, Q4_0 and Q5_0: 16 weight rows per register, transposed per
-// super-block in registers, against up to 8 activation rows per call whose
-// quanta are VPDPBUSD's broadcast operand. The headers (d, dmin, scales)
+// The AVX-512 VNNI path of the K types for any number of activation rows
+// (1 to kwtMaxRows: decode, the decode steps of a continuous batch and
+// prefill chunks), with the lanes on the weight rows (asmgen_kwt.go,
+// kwtTile), as vnniwt_amd64.go does for Q8_0, Q4_0 and Q5_0: 16 weight rows
+// per register, transposed per super-block in registers, against up to 8
+// activation rows per call (one group; matMulKWT calls each tile once per
+// group) whose quanta are VPDPBUSD's broadcast operand. The headers (d, dmin, scales)
 // are unpacked once per super-block and 16 weight rows; the one-row AVX2
 // kernels (k_amd64.go) unpack them per row and sum each row's lanes
 // horizontally per super-block. The arithmetic per (weight row, activation
@@ -38,15 +40,27 @@ const (
 	kwtRows = 16  // weight rows per tile
 	kwtP    = 8   // activation rows per tile call
 
-	// kwtMaxRows is the most activation rows for which PrepareTypes packs
-	// for these tiles.
-	kwtMaxRows = 16
-
 	// kwtScratch is the bytes of scratch a tile call takes (scales and
 	// mins of the current super-block; from 5 rows on, the float
 	// accumulators).
 	kwtScratch = 2112
 )
+
+// kwtMaxRows is the most activation rows for which PrepareTypes packs for
+// these tiles (beyond it, for the kvnni tiles of k_vnni_amd64.go): every
+// n, since they are faster than the kvnni tiles at every n measured, 1 to
+// 128 (BenchmarkKBatch, docs/benchmarks.md: 1.02-2.9x from 17 rows on). A
+// variable so that the benchmarks can compare the two paths.
+var kwtMaxRows = math.MaxInt
+
+// kwtChunkBytes bounds the packed activation bytes of a pass of
+// matMulKWT (a multiple of kwtP rows, at least kwtP) against each tile of
+// 16 weight rows, so that they stay in the L2 cache while the weight tiles
+// go by. Measured (BenchmarkKWTChunk, Zen 5, 1 MB L2 a core): 320 KB,
+// 128 rows of 2048 columns or 32 of 8192, was the best pass or within 2%
+// of it for Q4_K and Q6_K on both FFN shapes at 64 and 128 rows, where
+// passes of 20 KB lose 7-15%.
+var kwtChunkBytes = 320 << 10
 
 type kwtFn func(w *byte, ws int, pk *byte, nb int, out *float32, ld int, scr *byte)
 
@@ -129,36 +143,51 @@ var kwtTiles = [3][kwtP + 1]kwtFn{
 	{1: kwt6P1, 2: kwt6P2, 3: kwt6P3, 4: kwt6P4, 5: kwt6P5, 6: kwt6P6, 7: kwt6P7, 8: kwt6P8},
 }
 
-// packKWT fills a.pkKW from a.KQ, a.KD, a.KS and a.KS32. It declines
-// (false) shapes the tiles do not take.
-func packKWT(a *Acts) bool {
+// packKWT fills a.pkKW from a.KQ, a.KD, a.KS and a.KS32, its groups of
+// kwtP rows handed to run (when not nil) as packK does. It declines (false)
+// shapes the tiles do not take.
+func packKWT(a *Acts, run func(n int, fn func(lo, hi int))) bool {
 	n, cols := a.N, a.Cols
-	if n <= 0 || n > kwtMaxRows || cols <= 0 || cols%tensor.QKK != 0 || len(a.KQ) < n*cols || len(a.KD) < n*cols/tensor.QKK || len(a.KS) < n*cols/16 || len(a.KS32) < n*cols/32 {
+	if n <= 0 || cols <= 0 || cols%tensor.QKK != 0 || len(a.KQ) < n*cols || len(a.KD) < n*cols/tensor.QKK || len(a.KS) < n*cols/16 || len(a.KS32) < n*cols/32 {
 		return false
 	}
 	nb := cols / tensor.QKK
 	a.pkKW = grow(a.pkKW, n*nb*kwtRow)
 	q := unsafe.Slice((*byte)(unsafe.Pointer(&a.KQ[0])), len(a.KQ))
+	groups := (n + kwtP - 1) / kwtP
+	fn := func(lo, hi int) {
+		for g := lo; g < hi; g++ {
+			packKWTGroup(a, q, g, nb)
+		}
+	}
+	if run == nil || groups == 1 {
+		fn(0, groups)
+	} else {
+		run(groups, fn)
+	}
+	return true
+}
+
+// packKWTGroup packs group g (rows kwtP*g and up) of packKWT.
+func packKWTGroup(a *Acts, q []byte, g, nb int) {
+	n, cols := a.N, a.Cols
 	le := binary.LittleEndian
-	for g := 0; g*kwtP < n; g++ {
-		P := min(kwtP, n-kwtP*g)
-		for b := 0; b < nb; b++ {
-			off := g*kwtP*nb*kwtRow + b*P*kwtRow
-			blk := a.pkKW[off : off+P*kwtRow]
-			for j := 0; j < P; j++ {
-				p := kwtP*g + j
-				copy(blk[256*j:256*j+256], q[p*cols+b*tensor.QKK:p*cols+(b+1)*tensor.QKK])
-				le.PutUint32(blk[256*P+4*j:], math32bits(a.KD[p*nb+b]))
-				for t := 0; t < 8; t++ {
-					le.PutUint16(blk[260*P+16*j+2*t:], uint16(a.KS32[p*cols/32+8*b+t]))
-				}
-				for t := 0; t < 16; t++ {
-					le.PutUint16(blk[276*P+32*j+2*t:], uint16(a.KS[p*cols/16+16*b+t]))
-				}
+	P := min(kwtP, n-kwtP*g)
+	for b := 0; b < nb; b++ {
+		off := g*kwtP*nb*kwtRow + b*P*kwtRow
+		blk := a.pkKW[off : off+P*kwtRow]
+		for j := 0; j < P; j++ {
+			p := kwtP*g + j
+			copy(blk[256*j:256*j+256], q[p*cols+b*tensor.QKK:p*cols+(b+1)*tensor.QKK])
+			le.PutUint32(blk[256*P+4*j:], math32bits(a.KD[p*nb+b]))
+			for t := 0; t < 8; t++ {
+				le.PutUint16(blk[260*P+16*j+2*t:], uint16(a.KS32[p*cols/32+8*b+t]))
+			}
+			for t := 0; t < 16; t++ {
+				le.PutUint16(blk[276*P+32*j+2*t:], uint16(a.KS[p*cols/16+16*b+t]))
 			}
 		}
 	}
-	return true
 }
 
 // matMulKWT is matK with the kwt tiles, for Acts that PrepareTypes packed
@@ -166,7 +195,7 @@ func packKWT(a *Acts) bool {
 // through matKTiles. It declines (false) anything else.
 func matMulKWT(w *tensor.Tensor, a *Acts, out []float32, ld, r0, r1, ti int) bool {
 	n, cols := a.N, a.Cols
-	if !a.packedKW || n <= 0 || n > kwtMaxRows || cols%tensor.QKK != 0 {
+	if !a.packedKW || n <= 0 || cols%tensor.QKK != 0 {
 		return false
 	}
 	tiles := &kwtTiles[ti]
@@ -182,14 +211,21 @@ func matMulKWT(w *tensor.Tensor, a *Acts, out []float32, ld, r0, r1, ti int) boo
 	}
 	scr := kwtScr.get()
 	defer kwtScr.put(scr)
-	r := r0
-	for ; r+kwtRows <= r1; r += kwtRows {
-		for g := 0; g < groups; g++ {
-			P := min(kwtP, n-kwtP*g)
-			tiles[P](&w.Data[r*rs], rs, &a.pkKW[g*gs], nb, &out[kwtP*g*ld+r], ld, &scr[0])
+	// The groups go in passes of at most kwtChunkBytes over all the
+	// weight tiles (each result depends on its own weight rows and
+	// activation row only: the order changes no bit).
+	rEnd := r0 + (r1-r0)/kwtRows*kwtRows
+	gc := max(1, kwtChunkBytes/gs)
+	for g0 := 0; g0 < groups; g0 += gc {
+		g1 := min(groups, g0+gc)
+		for r := r0; r < rEnd; r += kwtRows {
+			for g := g0; g < g1; g++ {
+				P := min(kwtP, n-kwtP*g)
+				tiles[P](&w.Data[r*rs], rs, &a.pkKW[g*gs], nb, &out[kwtP*g*ld+r], ld, &scr[0])
+			}
 		}
 	}
-	if r < r1 {
+	if r := rEnd; r < r1 {
 		return matKTiles(w, a, out, ld, r, r1, ti)
 	}
 	return true

@@ -80,7 +80,7 @@ func checkKWT(t *testing.T, r *rand.Rand, typ tensor.Type, rows, cols, n int, mo
 		for i := range a.KD {
 			a.KD[i] = value(r, true)
 		}
-		if !packKWT(a) {
+		if !packKWT(a, nil) {
 			t.Fatal("packKWT declined")
 		}
 	}
@@ -107,21 +107,30 @@ func checkKWT(t *testing.T, r *rand.Rand, typ tensor.Type, rows, cols, n int, mo
 	}
 }
 
-// TestKWT runs every activation row count the dispatch sends to the kwt
-// tiles (1 to kwtMaxRows: every tile size and group count) on row counts
-// that leave every kind of remainder of 16 (the tail goes to the AVX2
-// kernels), with random, dense (normal activations: every quantum in
-// play), special (NaN/Inf/huge scales), any-int8 (-128 included) and
-// extreme (kwtExtreme) inputs.
+// kwtTestRows are the activation row counts TestKWT runs: every tile size
+// and group count up to 16 rows, then batches and prefill chunks (partial
+// and whole groups of 8, several passes).
+var kwtTestRows = []int{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 24, 31, 32, 33, 48, 64, 65, 129}
+
+// TestKWT runs the kwt tiles for kwtTestRows on row counts that leave
+// every kind of remainder of 16 (the tail goes to the AVX2 kernels), with
+// random, dense (normal activations: every quantum in play), special
+// (NaN/Inf/huge scales), any-int8 (-128 included) and extreme (kwtExtreme)
+// inputs; past 16 rows, with passes (kwtChunkBytes) of every group, of one
+// group and of two.
 func TestKWT(t *testing.T) {
 	needVNNI(t)
 	r := rand.New(rand.NewPCG(31, 32))
+	was := kwtChunkBytes
+	defer func() { kwtChunkBytes = was }()
 	for _, typ := range kwtTypes {
-		for n := 1; n <= kwtMaxRows; n++ {
+		for _, n := range kwtTestRows {
 			for _, mode := range []string{"prepared", "dense", "special", "anyint8", "maxweights"} {
 				t.Run(fmt.Sprintf("%s/n=%d/%s", typ, n, mode), func(t *testing.T) {
 					rows := []int{1, 15, 16, 17, 32, 47, 64 + r.IntN(40)}[r.IntN(7)]
-					checkKWT(t, r, typ, rows, 256*(1+r.IntN(3)), n, mode)
+					nb := 1 + r.IntN(3)
+					kwtChunkBytes = []int{was, 1, 2 * kwtP * nb * kwtRow}[r.IntN(3)]
+					checkKWT(t, r, typ, rows, 256*nb, n, mode)
 				})
 			}
 		}
@@ -129,45 +138,65 @@ func TestKWT(t *testing.T) {
 }
 
 // TestKWTDispatch checks that MatMul takes the kwt path for n <= kwtMaxRows
-// (the output equals MatMulRef and the Acts are packed for it), and not
-// beyond, with AVX-512 on and off.
+// (every n: the output equals MatMulRef and the Acts are packed for it, not
+// for the kvnni tiles) with AVX-512 on, and not with it off; and that an
+// Acts reused across row counts is packed for the path of each.
 func TestKWTDispatch(t *testing.T) {
 	needVNNI(t)
 	r := rand.New(rand.NewPCG(33, 34))
+	matches := func(t *testing.T, typ tensor.Type, a *Acts, rows, cols int) {
+		t.Helper()
+		w := quantTensor(r, typ, rows, cols, false)
+		got := make([]float32, a.N*rows)
+		want := make([]float32, a.N*rows)
+		MatMul(w, a, got, rows, 0, rows)
+		MatMulRef(w, a, want, rows, 0, rows)
+		for i := range got {
+			if !same(got[i], want[i]) {
+				t.Fatalf("%s n=%d: out[%d] = %g, reference %g", typ, a.N, i, got[i], want[i])
+			}
+		}
+	}
 	for _, avx512 := range []bool{true, false} {
 		was := setAVX512(avx512)
 		for _, typ := range []tensor.Type{tensor.Q4_K, tensor.Q5_K, tensor.Q6_K} {
-			for _, n := range []int{1, 2, 5, 16, 17} {
+			for _, n := range []int{1, 2, 5, 16, 17, 32, 33, 48, 129} {
 				rows, cols := 48+r.IntN(20), 512
-				w := quantTensor(r, typ, rows, cols, false)
 				a := actsOf(r, typ, n, cols, false)
 				if want := avx512 && n <= kwtMaxRows; a.packedKW != want {
 					t.Errorf("avx512 %v n=%d: packedKW %v, want %v", avx512, n, a.packedKW, want)
 				}
-				got := make([]float32, n*rows)
-				want := make([]float32, n*rows)
-				MatMul(w, a, got, rows, 0, rows)
-				MatMulRef(w, a, want, rows, 0, rows)
-				for i := range got {
-					if !same(got[i], want[i]) {
-						t.Fatalf("avx512 %v %s n=%d: out[%d] = %g, reference %g", avx512, typ, n, i, got[i], want[i])
-					}
+				if avx512 && a.packedK {
+					t.Errorf("n=%d: packed for the kvnni tiles too", n)
 				}
+				matches(t, typ, a, rows, 512)
 			}
 		}
 		setAVX512(was)
 	}
-	// One Acts reused: a larger n after a small one is not left packed.
+	// One Acts reused: packed for the kwt tiles at every n, regrown.
 	var a Acts
-	x := values(r, 17*256, false)
+	x := values(r, 129*256, false)
+	for _, n := range []int{4, 129, 17, 1} {
+		a.Prepare(tensor.Q4_K, x[:n*256], n, 256)
+		if !a.packedKW {
+			t.Fatalf("n=%d: not packed for the kwt tiles", n)
+		}
+		matches(t, tensor.Q4_K, &a, 40, 256)
+	}
+	// With kwtMaxRows 16: n=17 after n=4 goes to the kvnni tiles.
+	wasMax := kwtMaxRows
+	kwtMaxRows = 16
+	defer func() { kwtMaxRows = wasMax }()
 	a.Prepare(tensor.Q4_K, x[:4*256], 4, 256)
-	if !a.packedKW {
-		t.Fatal("n=4: not packed for the kwt tiles")
+	if !a.packedKW || a.packedK {
+		t.Fatalf("kwtMaxRows 16, n=4: packedKW %v, packedK %v", a.packedKW, a.packedK)
 	}
-	a.Prepare(tensor.Q4_K, x, 17, 256)
-	if a.packedKW {
-		t.Fatal("n=17 after n=4: still packed for the kwt tiles")
+	a.Prepare(tensor.Q4_K, x[:17*256], 17, 256)
+	if a.packedKW || !a.packedK {
+		t.Fatalf("kwtMaxRows 16, n=17 after n=4: packedKW %v, packedK %v", a.packedKW, a.packedK)
 	}
+	matches(t, tensor.Q4_K, &a, 40, 256)
 }
 
 // FuzzKWT feeds arbitrary weight bytes and activation quanta to the kwt
@@ -177,11 +206,12 @@ func FuzzKWT(f *testing.F) {
 	f.Add([]byte{0xff, 0x7b, 0x00, 0x3c}, []byte{0x80, 0x7f}, uint8(1), uint8(17))
 	f.Add([]byte{0x00}, []byte{0x01, 0x02, 0x03}, uint8(5), uint8(16))
 	f.Add([]byte{0x12, 0x34, 0x56}, []byte{0xff}, uint8(16), uint8(33))
+	f.Add([]byte{0x9a, 0x01}, []byte{0x7f, 0x80, 0x00}, uint8(128), uint8(20))
 	f.Fuzz(func(t *testing.T, wb, qb []byte, nb, rb uint8) {
 		if !hasVNNI || !hasFast || len(wb) == 0 || len(qb) == 0 {
 			t.Skip()
 		}
-		n := 1 + int(nb)%kwtMaxRows
+		n := 1 + int(nb) // 1 to 256: every tile size, up to 32 groups
 		rows := 1 + int(rb)%48
 		const cols = 256
 		for _, typ := range kwtTypes {
@@ -199,7 +229,7 @@ func FuzzKWT(f *testing.F) {
 			}
 			sums16(a.KQ, a.KS)
 			sums32(a.KS, a.KS32)
-			a.packedKW = packKWT(a)
+			a.packedKW = packKWT(a, nil)
 			got := make([]float32, n*rows)
 			if !matMulKWT(w, a, got, rows, 0, rows, kwtIndex(typ)) {
 				t.Fatal("matMulKWT declined")
