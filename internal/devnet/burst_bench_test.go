@@ -62,7 +62,7 @@ func BenchmarkBurst(b *testing.B) {
 					b.ReportMetric(r.wall.Seconds(), "s/burst")
 					b.ReportMetric(float64(r.output)/r.wall.Seconds(), "tok/s")
 					b.ReportMetric(r.median().Seconds()*1000, "ms-p50")
-					b.Logf("%v; largest batch %d", r, d.Worker.BatchStats().PeakBatch)
+					b.Logf("%v; largest batch %d; load average %s", r, d.Worker.BatchStats().PeakBatch, loadAverage())
 				}
 				b.ReportMetric(float64(d.Worker.BatchStats().PeakBatch), "peak-batch")
 			})
@@ -90,4 +90,14 @@ func profile(tb testing.TB, dir, name string) (stop func()) {
 		cpu.Close()
 		tr.Close()
 	}
+}
+
+// loadAverage is the machine's load average (/proc/loadavg's first three
+// fields), or "?" where there is none.
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if f := strings.Fields(string(b)); err == nil && len(f) >= 3 {
+		return strings.Join(f[:3], " ")
+	}
+	return "?"
 }
