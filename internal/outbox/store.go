@@ -8,16 +8,12 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-
-	"github.com/verdictnet/verdict/internal/durable"
 )
 
 // Store keeps the outbox on disk: Dir/outbox/RECEIPT_ID.json for every
 // record (Record's JSON) and Dir/failed/RECEIPT_ID.json for the receipts
 // given up. Every file is written to a temporary name, synced and
-// renamed, and the folder synced (internal/durable: concurrent writers
-// share the folder's syncs), so a record once saved survives a crash
-// whole.
+// renamed, so a record once saved survives a crash whole.
 type Store struct {
 	outbox, failed string
 }
@@ -164,16 +160,43 @@ func (s *Store) Fail(r Record) error {
 
 // writeFileSync writes path atomically and durably.
 func writeFileSync(path string, data []byte) error {
-	if err := durable.WriteFile(path, data); err != nil {
-		return fmt.Errorf("outbox store: %w", err)
+	tmp, err := writeTemp(filepath.Dir(path), data)
+	if err == nil {
+		err = os.Rename(tmp, path)
 	}
+	if err != nil {
+		if tmp != "" {
+			os.Remove(tmp)
+		}
+		return fmt.Errorf("outbox store: writing %s: %w", path, err)
+	}
+	syncDir(filepath.Dir(path))
 	return nil
 }
 
 // writeTemp writes data to a new synced temporary file in dir.
-func writeTemp(dir string, data []byte) (string, error) { return durable.WriteTemp(dir, data) }
+func writeTemp(dir string, data []byte) (string, error) {
+	f, err := os.CreateTemp(dir, ".tmp-*")
+	if err != nil {
+		return "", err
+	}
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(f.Name())
+		return "", err
+	}
+	return f.Name(), nil
+}
 
-// syncDir syncs dir, sharing the sync with concurrent writers
-// (durable.SyncDir); a file system that cannot sync a folder is not an
-// error, as before.
-func syncDir(dir string) { durable.SyncDir(dir) }
+func syncDir(dir string) {
+	if d, err := os.Open(dir); err == nil {
+		d.Sync()
+		d.Close()
+	}
+}

@@ -8,7 +8,6 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/verdictnet/verdict/internal/durable"
 	"github.com/verdictnet/verdict/internal/inference"
 )
 
@@ -68,9 +67,8 @@ func (s *MemStore) Get(id string) ([]byte, error) {
 }
 
 // FileStore is a Store on disk: one file per receipt, named by its id,
-// holding its canonical bytes. Put writes a temporary file, syncs it,
-// renames it and syncs the folder (internal/durable: concurrent Puts share
-// the folder's syncs), so a receipt once stored survives a crash.
+// holding its canonical bytes. Put writes a temporary file, syncs it and
+// renames it, so a receipt once stored survives a crash.
 type FileStore struct {
 	dir string
 }
@@ -114,8 +112,30 @@ func (s *FileStore) Get(id string) ([]byte, error) {
 	return b, nil
 }
 
-// writeFileSync writes path atomically and durably (durable.WriteFile:
-// concurrent writers into one directory share its syncs).
+// writeFileSync writes path atomically and durably.
 func writeFileSync(path string, data []byte) error {
-	return durable.WriteFile(path, data)
+	f, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	if d, err := os.Open(filepath.Dir(path)); err == nil {
+		d.Sync()
+		d.Close()
+	}
+	return nil
 }
