@@ -14,6 +14,7 @@ import (
 
 	"github.com/verdictnet/verdict/internal/keys"
 	"github.com/verdictnet/verdict/internal/ledger"
+	"github.com/verdictnet/verdict/internal/scheduler"
 	"github.com/verdictnet/verdict/internal/worker"
 )
 
@@ -28,78 +29,26 @@ func TestLoad(t *testing.T) {
 	user, _ := ledger.AddressOf(d.User.Public)
 	before := balance(t, d, user)
 	const n, conc = 100, 8
-	type result struct {
-		id     string
-		tokens int
-		lat    time.Duration
-	}
-	results := make([]result, n)
-	errs := make(chan error, n)
-	var wg sync.WaitGroup
-	jobs := make(chan int)
-	t0 := time.Now()
-	for range conc {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range jobs {
-				body := fmt.Sprintf(`{"model":"verdict-tiny","messages":[{"role":"user","content":"Once upon a time"}],"max_tokens":16,"temperature":0.8,"seed":%d}`, i)
-				s := time.Now()
-				code, b := post(t, d, d.APIKey, "/v1/chat/completions", body, "Idempotency-Key", fmt.Sprint("load-", i))
-				if code != 200 {
-					errs <- fmt.Errorf("request %d: status %d: %s", i, code, b)
-					continue
-				}
-				var r chatResponse
-				if err := json.Unmarshal(b, &r); err != nil {
-					errs <- err
-					continue
-				}
-				results[i] = result{r.Verdict.ReceiptID, r.Usage.PromptTokens + r.Usage.CompletionTokens, time.Since(s)}
-			}
-		}()
-	}
-	for i := range n {
-		jobs <- i
-	}
-	close(jobs)
-	wg.Wait()
-	burst := time.Since(t0)
-	close(errs)
-	for err := range errs {
-		t.Error(err)
-	}
-	if t.Failed() {
-		t.FailNow()
-	}
-	if burst > 20*time.Second {
-		t.Errorf("the burst took %v, more than 20 s", burst)
+	r := burst(t, d, "verdict-tiny", "load-", n, conc, 16)
+	if r.wall > 20*time.Second {
+		t.Errorf("the burst took %v, more than 20 s", r.wall)
 	}
 	// Retries with the same key replay the first answer and charge nothing.
 	for i := 0; i < 10; i++ {
-		body := fmt.Sprintf(`{"model":"verdict-tiny","messages":[{"role":"user","content":"Once upon a time"}],"max_tokens":16,"temperature":0.8,"seed":%d}`, i)
-		code, b := post(t, d, d.APIKey, "/v1/chat/completions", body, "Idempotency-Key", fmt.Sprint("load-", i))
-		var r chatResponse
-		json.Unmarshal(b, &r)
-		if code != 200 || r.Verdict.ReceiptID != results[i].id {
-			t.Fatalf("retry %d: status %d, receipt %s, want %s", i, code, r.Verdict.ReceiptID, results[i].id)
+		code, b := post(t, d, d.APIKey, "/v1/chat/completions", burstBody("verdict-tiny", i, 16), "Idempotency-Key", fmt.Sprint("load-", i))
+		var cr chatResponse
+		json.Unmarshal(b, &cr)
+		if code != 200 || cr.Verdict.ReceiptID != r.ids[i] {
+			t.Fatalf("retry %d: status %d, receipt %s, want %s", i, code, cr.Verdict.ReceiptID, r.ids[i])
 		}
 	}
 	ids := map[string]bool{}
-	var lats []time.Duration
 	var fees uint64
-	for _, r := range results {
-		ids[r.id] = true
-		lats = append(lats, r.lat)
-		fees += uint64(r.tokens)
+	for i, id := range r.ids {
+		ids[id] = true
+		fees += uint64(r.tokens[i])
 	}
-	if len(ids) != n {
-		t.Fatalf("%d distinct receipts for %d requests", len(ids), n)
-	}
-	slices.Sort(lats)
-	pct := func(p int) time.Duration { return lats[(len(lats)-1)*p/100] }
-	t.Logf("%d requests, %d concurrent, in %v: latency p50 %v p90 %v p99 %v max %v", n, conc, burst.Round(time.Millisecond),
-		pct(50).Round(time.Millisecond), pct(90).Round(time.Millisecond), pct(99).Round(time.Millisecond), lats[n-1].Round(time.Millisecond))
+	t.Log(r)
 	tf := time.Now()
 	for id := range ids {
 		waitStatus(t, d, id, 60*time.Second, ledger.StatusFinal)
@@ -128,16 +77,104 @@ func TestLoad(t *testing.T) {
 	}
 	mb, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if st := d.Worker.BatchStats(); st.PeakBatch < 2 {
-		t.Errorf("8 concurrent clients never shared a batch step: %+v", st)
+	bs := d.Worker.BatchStats()
+	if bs.PeakBatch < 2 {
+		t.Errorf("8 concurrent clients never shared a batch step: %+v", bs)
 	}
 	for _, want := range []string{"verdict_worker_receipts_published_total 100", "verdict_worker_outbox_pending 0", "verdict_verifier_replays_total ",
 		// The continuous batch ran several sequences at once, and let go of them all.
-		"verdict_worker_queue_length 0", "verdict_worker_batch_running 0", "verdict_worker_kv_cache_used_bytes 0"} {
+		fmt.Sprintf("verdict_worker_batch_size_peak %d", bs.PeakBatch), fmt.Sprintf("verdict_worker_batch_size_max %d", scheduler.DefaultMaxBatch),
+		"verdict_worker_queue_length 0", "verdict_worker_batch_running 0", "verdict_worker_kv_cache_used_bytes 0",
+		fmt.Sprintf(`verdict_worker_batch_tokens_total{kind="completion"} %d`, bs.OutputTokens), "verdict_worker_decode_tokens_per_second "} {
 		if !strings.Contains(string(mb), want) {
 			t.Errorf("/metrics lacks %q", want)
 		}
 	}
+}
+
+// burstResult is what a burst of chat completions gave.
+type burstResult struct {
+	n, conc int
+	ids     []string // each request's receipt id
+	tokens  []int    // each request's prompt and completion tokens
+	output  int      // completion tokens, all requests
+	lats    []time.Duration
+	wall    time.Duration
+}
+
+func (r burstResult) String() string {
+	lats := slices.Sorted(slices.Values(r.lats))
+	pct := func(p int) time.Duration { return lats[(len(lats)-1)*p/100].Round(time.Millisecond) }
+	return fmt.Sprintf("%d requests, %d concurrent, in %v (%.1f completion tokens/s): latency p50 %v p90 %v p99 %v max %v", r.n, r.conc, r.wall.Round(time.Millisecond),
+		float64(r.output)/r.wall.Seconds(), pct(50), pct(90), pct(99), lats[len(lats)-1].Round(time.Millisecond))
+}
+
+// median is the median latency.
+func (r burstResult) median() time.Duration {
+	lats := slices.Sorted(slices.Values(r.lats))
+	return lats[(len(lats)-1)/2]
+}
+
+// burstBody is request i of a burst: a chat completion of up to maxTokens
+// tokens, seeded by i.
+func burstBody(model string, i, maxTokens int) string {
+	return fmt.Sprintf(`{"model":%q,"messages":[{"role":"user","content":"Once upon a time"}],"max_tokens":%d,"temperature":0.8,"seed":%d}`, model, maxTokens, i)
+}
+
+// burst sends n chat completions (burstBody) from conc concurrent clients,
+// request i with the Idempotency-Key keyPrefix+i, and fails tb unless
+// every one is answered 200 with its own receipt.
+func burst(tb testing.TB, d *Devnet, model, keyPrefix string, n, conc, maxTokens int) burstResult {
+	tb.Helper()
+	r := burstResult{n: n, conc: conc, ids: make([]string, n), tokens: make([]int, n), lats: make([]time.Duration, n)}
+	output := make([]int, n)
+	errs := make(chan error, n)
+	var wg sync.WaitGroup
+	jobs := make(chan int)
+	t0 := time.Now()
+	for range conc {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range jobs {
+				s := time.Now()
+				code, b := post(tb, d, d.APIKey, "/v1/chat/completions", burstBody(model, i, maxTokens), "Idempotency-Key", fmt.Sprint(keyPrefix, i))
+				if code != 200 {
+					errs <- fmt.Errorf("request %d: status %d: %s", i, code, b)
+					continue
+				}
+				var cr chatResponse
+				if err := json.Unmarshal(b, &cr); err != nil {
+					errs <- err
+					continue
+				}
+				r.ids[i], r.lats[i] = cr.Verdict.ReceiptID, time.Since(s)
+				r.tokens[i], output[i] = cr.Usage.PromptTokens+cr.Usage.CompletionTokens, cr.Usage.CompletionTokens
+			}
+		}()
+	}
+	for i := range n {
+		jobs <- i
+	}
+	close(jobs)
+	wg.Wait()
+	r.wall = time.Since(t0)
+	close(errs)
+	for err := range errs {
+		tb.Error(err)
+	}
+	if tb.Failed() {
+		tb.FailNow()
+	}
+	distinct := map[string]bool{}
+	for i, id := range r.ids {
+		distinct[id] = true
+		r.output += output[i]
+	}
+	if len(distinct) != n {
+		tb.Fatalf("%d distinct receipts for %d requests", len(distinct), n)
+	}
+	return r
 }
 
 // TestBadInput sends requests that must fail: each gets its OpenAI-style

@@ -9,8 +9,9 @@ import (
 // TestReleasedCacheReused runs a generation on a fresh engine and the same
 // generation on an engine whose new sequences take the cache of released
 // ones (a longer sequence, released, then a shorter one, released mid-way
-// and started again): every logit bit must agree, and a released sequence
-// must be refused.
+// and started again): every logit bit must agree, a released sequence
+// must be refused, and the engine's counters must show each cache taken
+// from the released one before it.
 func TestReleasedCacheReused(t *testing.T) {
 	l := load(t, "synth:tiny256:mix", "")
 	prompt := make([]int, 40)
@@ -52,10 +53,16 @@ func TestReleasedCacheReused(t *testing.T) {
 	e := newEngine()
 	want := generate(e, newSeq(e, len(prompt)+5))
 
+	c := l.m.Config
+	perPos := int64(c.Layers) * int64(c.KVDim()) * 2 * 4 // a key and a value per layer
 	e = newEngine()
 	old := newSeq(e, len(other))
 	if err := e.Forward(&engine.Item{Seq: old, Tokens: other, Logits: engine.LogitsNone}); err != nil {
 		t.Fatal(err)
+	}
+	// The prompt takes the whole room at once (no doubling past it).
+	if st, want := e.KVStats(), (engine.KVStats{Allocated: int64(len(other)) * perPos}); st != want {
+		t.Fatalf("after the first sequence: %+v, want %+v", st, want)
 	}
 	old.Release()
 	old.Release() // idempotent
@@ -74,6 +81,11 @@ func TestReleasedCacheReused(t *testing.T) {
 			}
 		}
 		seq.Release()
+		// Each round's cache (its whole room, taken with the prompt)
+		// came from the sequence released before it.
+		if st, want := e.KVStats(), (engine.KVStats{Allocated: int64(len(other)) * perPos, Reused: int64(round+1) * int64(len(prompt)+5) * perPos}); st != want {
+			t.Fatalf("round %d: %+v, want %+v", round, st, want)
+		}
 	}
 }
 

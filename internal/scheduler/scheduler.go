@@ -426,6 +426,16 @@ type work struct {
 // loop is the scheduler goroutine: one step per iteration.
 func (s *Scheduler) loop() {
 	defer close(s.done)
+	defer func() {
+		// Closed: no step follows. The callers still running get
+		// ErrClosed; their sequences go back to the engine.
+		s.mu.Lock()
+		for _, sl := range s.active {
+			sl.seq.Release()
+		}
+		s.active = nil
+		s.mu.Unlock()
+	}()
 	var since time.Time    // when the oldest ready request became ready
 	var last time.Duration // the last step's forward pass
 	for {
@@ -478,12 +488,17 @@ func (s *Scheduler) loop() {
 	}
 }
 
-// reapLocked drops the slots whose callers left and admits queued
-// requests into the room they free.
+// reapLocked drops the slots whose callers left, releases their sequences
+// (engine.Sequence.Release: the next sequences' caches take their
+// memory) and admits queued requests into the room they free. It runs on
+// the scheduler goroutine between steps, so no Forward holds a dropped
+// sequence: its caller has left Run (which may return while a step with
+// its sequence is under way) and it is in no later step.
 func (s *Scheduler) reapLocked() {
 	kept := s.active[:0]
 	for _, sl := range s.active {
 		if sl.gone {
+			sl.seq.Release()
 			s.running--
 			s.kvUsed -= sl.kv
 			continue

@@ -313,42 +313,83 @@ func TestCancelMidPrefill(t *testing.T) {
 	waitIdle(t, s)
 }
 
+// TestCollector reads the metrics while a generation is held in its third
+// token's callback (running, its cache held, a decode rate) and once it
+// has ended.
 func TestCollector(t *testing.T) {
 	e := newEngine(t)
+	c := e.Model().Config
 	s := scheduler.New(e, scheduler.Config{MaxBatch: 3})
 	defer s.Close()
-	if _, err := s.Run(context.Background(), generate.Request{Prompt: []int{1, 403, 407}, Steps: 8}); err != nil {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(scheduler.NewCollector(s.Stats))
+	gather := func() map[string]float64 {
+		t.Helper()
+		mfs, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]float64{}
+		for _, mf := range mfs {
+			for _, m := range mf.GetMetric() {
+				name := mf.GetName()
+				for _, l := range m.GetLabel() {
+					name += "{" + l.GetValue() + "}"
+				}
+				got[name] = m.GetGauge().GetValue() + m.GetCounter().GetValue()
+			}
+		}
+		return got
+	}
+	check := func(when string, got, want map[string]float64) {
+		t.Helper()
+		for name, v := range want {
+			if g, ok := got[name]; !ok || g != v {
+				t.Errorf("%s: %s = %v (present %v), want %v", when, name, g, ok, v)
+			}
+		}
+	}
+	const steps = 8
+	held, hold := make(chan struct{}), make(chan struct{})
+	errc := make(chan error, 1)
+	go func() {
+		n := 0
+		_, err := s.Run(context.Background(), generate.Request{Prompt: []int{1, 403, 407}, Steps: steps, OnToken: func(int, int) error {
+			if n++; n == 3 {
+				close(held)
+				<-hold
+			}
+			return nil
+		}})
+		errc <- err
+	}()
+	<-held
+	// Two decode steps ran (the second and third tokens' logits).
+	got := gather()
+	check("running", got, map[string]float64{
+		"verdict_worker_batch_size_max": 3, "verdict_worker_batch_size": 1, "verdict_worker_batch_size_peak": 1,
+		"verdict_worker_batch_running": 1, "verdict_worker_queue_length": 0,
+		"verdict_worker_kv_cache_used_bytes":        float64(scheduler.KVBytes(c.Layers, c.KVDim(), steps)),
+		"verdict_worker_batch_tokens_total{prompt}": 3, "verdict_worker_batch_tokens_total{completion}": 3,
+		"verdict_worker_batch_steps_total": 3,
+	})
+	if r := got["verdict_worker_decode_tokens_per_second"]; !(r > 0) {
+		t.Errorf("running: decode rate %v, want > 0", r)
+	}
+	close(hold)
+	if err := <-errc; err != nil {
 		t.Fatal(err)
 	}
 	waitIdle(t, s)
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(scheduler.NewCollector(s.Stats))
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := map[string]float64{}
-	for _, mf := range mfs {
-		for _, m := range mf.GetMetric() {
-			name := mf.GetName()
-			for _, l := range m.GetLabel() {
-				name += "{" + l.GetValue() + "}"
-			}
-			got[name] = m.GetGauge().GetValue() + m.GetCounter().GetValue()
-		}
-	}
-	for name, v := range map[string]float64{
+	got = gather()
+	check("ended", got, map[string]float64{
 		"verdict_worker_batch_size_max": 3, "verdict_worker_batch_size": 1, "verdict_worker_batch_size_peak": 1,
 		"verdict_worker_batch_running": 0, "verdict_worker_queue_length": 0, "verdict_worker_kv_cache_used_bytes": 0,
 		"verdict_worker_batch_tokens_total{prompt}": 3, "verdict_worker_batch_tokens_total{completion}": 6,
 		"verdict_worker_batch_steps_total": 6,
-	} {
-		if g, ok := got[name]; !ok || g != v {
-			t.Errorf("%s = %v (present %v), want %v", name, g, ok, v)
-		}
-	}
-	if got["verdict_worker_kv_cache_budget_bytes"] <= 0 {
-		t.Errorf("no KV budget: %v", got)
+	})
+	if got["verdict_worker_kv_cache_budget_bytes"] != float64(3*scheduler.KVBytes(c.Layers, c.KVDim(), c.ContextLen)) {
+		t.Errorf("KV budget %v, want 3 full contexts", got["verdict_worker_kv_cache_budget_bytes"])
 	}
 }
 
@@ -371,3 +412,43 @@ func (h *hangUp) Layer(l, pos int, x, k, v, attn []float32) {
 }
 
 func (h *hangUp) Final(int, []float32) {}
+
+// A generation that ends hands its key/value cache to the next: requests
+// one after another on a fresh engine allocate one cache, the first, and
+// every later one takes the memory of the one before (engine.KVStats),
+// whether the one before finished, was cancelled or failed in its
+// callback; the answers stay those of generate.Run alone.
+func TestReleaseReusesCache(t *testing.T) {
+	e := newEngine(t)
+	c := e.Model().Config
+	s := scheduler.New(e, scheduler.Config{MaxBatch: 4})
+	defer s.Close()
+	const steps = 40 // the prompt takes the whole room at once: no doubling
+	perSeq := scheduler.KVBytes(c.Layers, c.KVDim(), steps)
+	js := []job{
+		{prompt: []int{1, 403, 407, 261, 378}, steps: steps},
+		{prompt: []int{1, 3, 17, 99}, steps: steps, params: sampler.Params{Temperature: 0.9, Seed: 5}, cancelA: 3},
+		{prompt: []int{1, 250, 251}, steps: steps, stopAt: 2},
+		{prompt: []int{1, 403, 407, 261, 378}, steps: steps, params: sampler.Params{Temperature: 1, TopP: 0.9, Seed: 7}, all: true},
+	}
+	// The answers alone, on another engine: e's counters count the
+	// scheduler's sequences only.
+	alone, err := engine.New(e.Model(), engine.Options{Threads: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer alone.Close()
+	for i, j := range js {
+		want := j.run(context.Background(), c, func(ctx context.Context, req generate.Request) (generate.Result, error) {
+			return generate.Run(ctx, alone, req)
+		})
+		got := j.run(context.Background(), c, s.Run)
+		if err := got.equal(want); err != nil {
+			t.Errorf("request %d: %v", i, err)
+		}
+		if st, want := e.KVStats(), (engine.KVStats{Allocated: perSeq, Reused: int64(i) * perSeq}); st != want {
+			t.Errorf("after request %d: %+v, want %+v", i, st, want)
+		}
+	}
+	waitIdle(t, s)
+}
