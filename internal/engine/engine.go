@@ -647,7 +647,9 @@ func (e *Engine) layerQKV(l int, st *state) {
 // the query heads of the group together (AttendGroup), or, when that would
 // leave threads idle (a few rows of a model with few key/value heads), one
 // (row, query head) pair per unit (AttendGroup of a group of one). Both
-// give the same bits.
+// give the same bits. The units go head by head, all rows of one head
+// before the next: the rows of a prefill read the same cache of that head,
+// which then stays in the core's caches from one row to the next.
 func (e *Engine) layerAttend(l int, st *state) {
 	c := e.c
 	d, hd := e.qd, e.hd
@@ -656,7 +658,7 @@ func (e *Engine) layerAttend(l int, st *state) {
 		e.pool.run(st.n*c.KVHeads, 1, func(lo, hi int) {
 			sc := e.getScratch()
 			for u := lo; u < hi; u++ {
-				r, g := u/c.KVHeads, u%c.KVHeads
+				g, r := u/st.n, u%st.n
 				rw := st.rows[r]
 				q := st.q[r*d+g*group*hd : r*d+(g+1)*group*hd]
 				AttendGroup(q, group, rw.seq.cache(l), g, rw.pos+1, e.scale, st.att[r*d+g*group*hd:r*d+(g+1)*group*hd], sc)
@@ -668,7 +670,7 @@ func (e *Engine) layerAttend(l int, st *state) {
 	e.pool.run(st.n*c.Heads, 1, func(lo, hi int) {
 		sc := e.getScratch()
 		for u := lo; u < hi; u++ {
-			r, h := u/c.Heads, u%c.Heads
+			h, r := u/st.n, u%st.n
 			rw := st.rows[r]
 			AttendGroup(st.q[r*d+h*hd:r*d+(h+1)*hd], 1, rw.seq.cache(l), h/group, rw.pos+1, e.scale, st.att[r*d+h*hd:r*d+(h+1)*hd], sc)
 		}
