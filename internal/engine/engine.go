@@ -235,8 +235,11 @@ type kvSpare struct {
 }
 
 // put keeps the buffers of a released sequence's pages while there is
-// room, for later gets.
+// room, for later gets (none in a nil kvSpare).
 func (p *kvSpare) put(pages [][]kvPage) {
+	if p == nil {
+		return
+	}
 	total := 0
 	for _, ps := range pages {
 		for _, pg := range ps {

@@ -46,6 +46,7 @@ func TestKVSpare(t *testing.T) {
 	if b := nilSpare.get(3); len(b) != 3 {
 		t.Fatalf("nil spare: %d floats", len(b))
 	}
+	nilSpare.put(mk(10)) // kept nowhere, no panic
 
 	// A sequence of 3 heads of 5, pages of 4 positions, cap 10 (the last
 	// page 2 positions): every position's vectors read back.
