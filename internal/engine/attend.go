@@ -2,72 +2,91 @@ package engine
 
 import "github.com/verdictnet/verdict/internal/kernels"
 
-// attendBlock is the number of cache positions AttendGroup takes at a time:
-// one block of a key/value head (256 positions of head size 64: 64 KiB of
-// keys) stays in the core's cache while every query head of the group reads
-// it. A variable so that tests can make blocks small.
+// attendBlock is the largest number of cache positions AttendGroup takes
+// as one run: one block of a key/value head (256 positions of head size
+// 64: 64 KiB of keys) stays in the core's cache while every query head of
+// the group reads it. A run also ends where a cache page ends. A variable
+// so that tests can make blocks small.
 var attendBlock = 256
+
+// scoreChunk is how many keys of a run every query head of a group scores
+// before the next keys: 64 keys of head size 64 (16 KiB) stay in the L1
+// cache for the group's heads.
+const scoreChunk = 64
 
 // groupScratch is AttendGroup's working memory, reused between calls.
 type groupScratch struct {
 	scores []float32 // group * n
-	a      []float32 // 1 + attendBlock
-	v      []float32 // (1 + attendBlock) * head size
+}
+
+// kvCache is the view of one layer of a sequence's cache that attention
+// reads.
+type kvCache struct {
+	pages []kvPage
+	heads int // key/value heads
+	hd    int
+	page  int // positions of a full page
+}
+
+// cache returns the view of layer l of the sequence's cache.
+func (s *Sequence) cache(l int) kvCache {
+	return kvCache{pages: s.pages[l], heads: s.heads, hd: s.hd, page: s.page}
+}
+
+// runs calls fn on the runs of key/value head g's first n positions in
+// order: positions [t0, t1) of one page and one attendBlock, their keys
+// and values ((t1-t0)*hd floats each, contiguous).
+func (c kvCache) runs(g, n int, fn func(t0, t1 int, keys, values []float32)) {
+	hd := c.hd
+	for t0 := 0; t0 < n; {
+		i := t0 / c.page
+		p := &c.pages[i]
+		j := t0 - i*c.page
+		t1 := min(n, i*c.page+p.n, (t0/attendBlock+1)*attendBlock)
+		m := t1 - t0
+		fn(t0, t1, p.keys(g, hd)[j*hd:(j+m)*hd], p.values(g, c.heads, hd)[j*hd:(j+m)*hd])
+		t0 = t1
+	}
 }
 
 // AttendGroup computes what Attend computes for each of the group query
-// heads in qs (group consecutive heads of size hd) that share one key/value
-// head at column off, writing the heads' outputs to out (group * hd): the
-// same bits, reading each block of the cache from memory once for the
-// whole group instead of once per head (grouped-query attention: 4 query
-// heads per key/value head on Llama 3.x, a 4x smaller cache read at long
-// context).
+// heads in qs (group consecutive heads of size hd) that share key/value
+// head g of a sequence's cache, over its first n positions, writing the
+// heads' outputs to out (group * hd): the same bits, reading each run of
+// the cache from memory once for the whole group instead of once per head
+// (grouped-query attention: 4 query heads per key/value head on Llama 3.x,
+// a 4x smaller cache read at long context).
 //
-// Every score is the same Dot; the softmax is per head over all n. The
-// value sum of a head is the same single pass over t = 0, 1, ..., n-1: a
-// block after the first is summed by WeightedSum over a copy of its rows
-// preceded by one row holding the head's sum so far with weight 1
-// (0 + float32(1 * s) = s exactly: a running sum that starts at +0 is
-// never -0), so that the sum continues where the last block left it.
-func AttendGroup(qs []float32, group, hd int, keys, values []float32, stride, off, n int, scale float32, out []float32, sc *groupScratch) {
-	B := attendBlock
+// Every score is the same Dot (kernels.DotMany over a run of contiguous
+// keys, scoreChunk keys for every head before the next); the softmax is
+// per head over all n. The value sum of a head is the same single pass
+// over t = 0, 1, ..., n-1: out starts at +0 and every run continues it
+// (kernels.WeightedSumGroup, the group's heads together).
+func AttendGroup(qs []float32, group int, c kvCache, g, n int, scale float32, out []float32, sc *groupScratch) {
+	hd := c.hd
 	sc.scores = growF(sc.scores, group*n)
-	for t0 := 0; t0 < n; t0 += B {
-		t1 := min(t0+B, n)
-		for h := 0; h < group; h++ {
-			kernels.DotMany(sc.scores[h*n+t0:h*n+t1], qs[h*hd:(h+1)*hd], keys[t0*stride:], stride, off)
+	scores := sc.scores
+	c.runs(g, n, func(t0, t1 int, keys, _ []float32) {
+		for u0 := t0; u0 < t1; u0 += scoreChunk {
+			u1 := min(u0+scoreChunk, t1)
+			k := keys[(u0-t0)*hd : (u1-t0)*hd]
+			for h := 0; h < group; h++ {
+				kernels.DotMany(scores[h*n+u0:h*n+u1], qs[h*hd:(h+1)*hd], k, hd, 0)
+			}
 		}
-	}
+	})
 	for h := 0; h < group; h++ {
-		s := sc.scores[h*n : (h+1)*n]
+		s := scores[h*n : (h+1)*n]
 		for t := range s {
 			s[t] = s[t] / scale
 		}
 		kernels.Softmax(s)
 	}
-	t1 := min(B, n)
-	for h := 0; h < group; h++ {
-		kernels.WeightedSum(out[h*hd:(h+1)*hd], sc.scores[h*n:h*n+t1], values, stride, off)
-	}
-	if t1 == n {
-		return
-	}
-	sc.a = growF(sc.a, 1+B)
-	sc.v = growF(sc.v, (1+B)*hd)
-	for t0 := B; t0 < n; t0 += B {
-		t1 := min(t0+B, n)
-		m := t1 - t0
-		for t := t0; t < t1; t++ {
-			copy(sc.v[(1+t-t0)*hd:(2+t-t0)*hd], values[t*stride+off:t*stride+off+hd])
-		}
-		sc.a[0] = 1
-		for h := 0; h < group; h++ {
-			o := out[h*hd : (h+1)*hd]
-			copy(sc.v[:hd], o)
-			copy(sc.a[1:1+m], sc.scores[h*n+t0:h*n+t1])
-			kernels.WeightedSum(o, sc.a[:1+m], sc.v[:(1+m)*hd], hd, 0)
-		}
-	}
+	out = out[:group*hd]
+	clear(out)
+	c.runs(g, n, func(t0, t1 int, _, values []float32) {
+		kernels.WeightedSumGroup(out, group, scores[t0:], n, t1-t0, values, hd)
+	})
 }
 
 // growF returns s resized to n, reallocating only when it is too small.

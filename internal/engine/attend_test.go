@@ -9,36 +9,53 @@ import (
 	"time"
 )
 
-// TestAttendGroupEqualsAttend: the grouped attention gives every head the
-// bits of Attend, for blocks of 1, 3, 7 and 256 positions against caches of
-// 1 to 300 positions (blocks that do not divide them, one block, many).
+// pagedCache returns the paged cache (pages of page positions) of a flat
+// one: n positions of heads key/value heads of hd, rows of heads*hd.
+func pagedCache(keys, values []float32, heads, hd, n, page int) kvCache {
+	s := &Sequence{cap: n, heads: heads, hd: hd, page: page, pages: make([][]kvPage, 1)}
+	s.reserveLayer(0, n)
+	kv := heads * hd
+	for t := 0; t < n; t++ {
+		s.store(0, t, keys[t*kv:(t+1)*kv], values[t*kv:(t+1)*kv])
+	}
+	return s.cache(0)
+}
+
+// TestAttendGroupEqualsAttend: the grouped attention over a paged cache
+// gives every head the bits of Attend over the flat cache, for pages of 1,
+// 5, 16 and 256 positions and blocks of 1, 3, 7 and 256 against caches of
+// 1 to 300 positions (blocks and pages that do not divide them, one
+// block, many).
 func TestAttendGroupEqualsAttend(t *testing.T) {
 	defer func(b int) { attendBlock = b }(attendBlock)
 	rng := rand.New(rand.NewPCG(1, 2))
-	for _, c := range []struct{ group, kvHeads, hd int }{{4, 2, 16}, {2, 3, 8}, {1, 1, 64}, {7, 1, 4}} {
+	for _, c := range []struct{ group, kvHeads, hd int }{{4, 2, 16}, {2, 3, 8}, {1, 1, 64}, {7, 1, 4}, {8, 2, 17}} {
 		stride := c.kvHeads * c.hd
-		for _, block := range []int{1, 3, 7, 256} {
-			attendBlock = block
-			var sc groupScratch
-			for _, n := range []int{1, 2, 7, 8, 22, 300} {
-				keys, values := make([]float32, n*stride), make([]float32, n*stride)
-				for i := range keys {
-					keys[i], values[i] = float32(rng.NormFloat64()), float32(rng.NormFloat64()*3)
-				}
-				qs := make([]float32, c.group*c.hd)
-				for i := range qs {
-					qs[i] = float32(rng.NormFloat64() * 2)
-				}
-				for g := 0; g < c.kvHeads; g++ {
-					got := make([]float32, c.group*c.hd)
-					AttendGroup(qs, c.group, c.hd, keys, values, stride, g*c.hd, n, 8, got, &sc)
-					for h := 0; h < c.group; h++ {
-						want := make([]float32, c.hd)
-						Attend(qs[h*c.hd:(h+1)*c.hd], keys, values, stride, g*c.hd, n, 8, want, make([]float32, n))
-						for i := range want {
-							if math.Float32bits(got[h*c.hd+i]) != math.Float32bits(want[i]) {
-								t.Fatalf("group %d, head size %d, block %d, %d positions, kv head %d, head %d, element %d: %v, Attend %v",
-									c.group, c.hd, block, n, g, h, i, got[h*c.hd+i], want[i])
+		for _, page := range []int{1, 5, 16, 256} {
+			for _, block := range []int{1, 3, 7, 256} {
+				attendBlock = block
+				var sc groupScratch
+				for _, n := range []int{1, 2, 7, 8, 22, 300} {
+					keys, values := make([]float32, n*stride), make([]float32, n*stride)
+					for i := range keys {
+						keys[i], values[i] = float32(rng.NormFloat64()), float32(rng.NormFloat64()*3)
+					}
+					qs := make([]float32, c.group*c.hd)
+					for i := range qs {
+						qs[i] = float32(rng.NormFloat64() * 2)
+					}
+					cache := pagedCache(keys, values, c.kvHeads, c.hd, n, page)
+					for g := 0; g < c.kvHeads; g++ {
+						got := make([]float32, c.group*c.hd)
+						AttendGroup(qs, c.group, cache, g, n, 8, got, &sc)
+						for h := 0; h < c.group; h++ {
+							want := make([]float32, c.hd)
+							Attend(qs[h*c.hd:(h+1)*c.hd], keys, values, stride, g*c.hd, n, 8, want, make([]float32, n))
+							for i := range want {
+								if math.Float32bits(got[h*c.hd+i]) != math.Float32bits(want[i]) {
+									t.Fatalf("group %d, head size %d, page %d, block %d, %d positions, kv head %d, head %d, element %d: %v, Attend %v",
+										c.group, c.hd, page, block, n, g, h, i, got[h*c.hd+i], want[i])
+								}
 							}
 						}
 					}
@@ -51,28 +68,43 @@ func TestAttendGroupEqualsAttend(t *testing.T) {
 // BenchmarkAttendDepth is one decode step's attention over 8192 cached
 // positions in the Llama 3.2 1B shape (32 query heads, 8 key/value heads of
 // 64), cycling over 4 layers' caches (128 MiB: from memory, as in a real
-// step): per query head (Attend) and per group (AttendGroup).
+// step): per query head (Attend over a flat cache, the reference), per
+// head over the paged cache (AttendGroup of one head) and per group
+// (AttendGroup).
 func BenchmarkAttendDepth(b *testing.B) {
 	const n, heads, kvHeads, hd, layers = 8192, 32, 8, 64, 4
 	group, stride := heads/kvHeads, kvHeads*hd
 	rng := rand.New(rand.NewPCG(1, 2))
 	var keys, values [layers][]float32
+	var caches [layers]kvCache
 	for l := range keys {
 		keys[l], values[l] = make([]float32, n*stride), make([]float32, n*stride)
 		for i := range keys[l] {
 			keys[l][i], values[l][i] = float32(rng.NormFloat64()), float32(rng.NormFloat64())
 		}
+		caches[l] = pagedCache(keys[l], values[l], kvHeads, hd, n, kvPagePositions)
 	}
 	q, out, scores := make([]float32, heads*hd), make([]float32, heads*hd), make([]float32, n)
 	for i := range q {
 		q[i] = float32(rng.NormFloat64())
 	}
-	b.Run("per-head", func(b *testing.B) {
+	b.Run("flat-per-head", func(b *testing.B) {
 		defer cpuMetric(b)()
 		l := 0
 		for b.Loop() {
 			for h := 0; h < heads; h++ {
 				Attend(q[h*hd:(h+1)*hd], keys[l], values[l], stride, (h/group)*hd, n, 8, out[h*hd:(h+1)*hd], scores)
+			}
+			l = (l + 1) % layers
+		}
+	})
+	b.Run("per-head", func(b *testing.B) {
+		var sc groupScratch
+		defer cpuMetric(b)()
+		l := 0
+		for b.Loop() {
+			for h := 0; h < heads; h++ {
+				AttendGroup(q[h*hd:(h+1)*hd], 1, caches[l], h/group, n, 8, out[h*hd:(h+1)*hd], &sc)
 			}
 			l = (l + 1) % layers
 		}
@@ -83,7 +115,7 @@ func BenchmarkAttendDepth(b *testing.B) {
 		l := 0
 		for b.Loop() {
 			for g := 0; g < kvHeads; g++ {
-				AttendGroup(q[g*group*hd:(g+1)*group*hd], group, hd, keys[l], values[l], stride, g*hd, n, 8, out[g*group*hd:(g+1)*group*hd], &sc)
+				AttendGroup(q[g*group*hd:(g+1)*group*hd], group, caches[l], g, n, 8, out[g*group*hd:(g+1)*group*hd], &sc)
 			}
 			l = (l + 1) % layers
 		}

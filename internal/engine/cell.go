@@ -128,15 +128,16 @@ func (e *Engine) LayerStep(l, pos int, x []float32, keys, values [][]float32) (k
 	if len(keys) != pos || len(values) != pos {
 		return nil, nil, nil, nil, fmt.Errorf("engine: position %d needs %d cached keys and values, got %d and %d", pos, pos, len(keys), len(values))
 	}
-	seq := &Sequence{Pos: pos, cap: pos + 1, kv: kv, k: make([][]float32, e.c.Layers), v: make([][]float32, e.c.Layers)}
-	seq.k[l] = make([]float32, (pos+1)*kv)
-	seq.v[l] = make([]float32, (pos+1)*kv)
 	for t := 0; t < pos; t++ {
 		if len(keys[t]) != kv || len(values[t]) != kv {
 			return nil, nil, nil, nil, fmt.Errorf("engine: cached key or value %d has the wrong length (want %d)", t, kv)
 		}
-		copy(seq.k[l][t*kv:], keys[t])
-		copy(seq.v[l][t*kv:], values[t])
+	}
+	// A sequence with layer l's cache only.
+	seq := &Sequence{Pos: pos, cap: pos + 1, heads: e.c.KVHeads, hd: e.hd, page: e.page, pages: make([][]kvPage, e.c.Layers)}
+	seq.reserveLayer(l, pos+1)
+	for t := 0; t < pos; t++ {
+		seq.store(l, t, keys[t], values[t])
 	}
 	st := e.newState([]row{{seq: seq, pos: pos}})
 	copy(st.x, x)

@@ -60,12 +60,14 @@ type Engine struct {
 	chunk  int       // rows per pass through the layers
 	scale  float32   // sqrt(head dim)
 	rope   func(x, cos, sin []float32)
-	// spare holds the key/value buffers of released sequences for the
-	// next sequences' caches (Sequence.Release).
+	// spare holds the cache pages of released sequences for the next
+	// sequences' caches (Sequence.Release).
 	spare *kvSpare
-	// scratch holds AttendGroup's working memory (*groupScratch): past
-	// 256 positions a block of values, 128 KiB per layer and decode step
-	// on Qwen3 0.6B, which was garbage after every call.
+	// page is the number of positions of a full cache page (kvPage): a
+	// field so that tests can make pages small.
+	page int
+	// scratch holds attention working memory (*groupScratch) between
+	// layers and steps.
 	scratch sync.Pool
 }
 
@@ -75,7 +77,7 @@ func New(m *model.Model, opts Options) (*Engine, error) {
 		return nil, fmt.Errorf("engine: %w", err)
 	}
 	c := m.Config
-	e := &Engine{m: m, c: c, pool: newPool(opts.Threads), hd: c.HeadDim(), qd: c.QDim(), rope: kernels.Rope, spare: &kvSpare{max: 2 * c.Layers}}
+	e := &Engine{m: m, c: c, pool: newPool(opts.Threads), hd: c.HeadDim(), qd: c.QDim(), rope: kernels.Rope, spare: &kvSpare{}, page: kvPagePositions}
 	e.freqs = RopeFreqs(c.RopeTheta, e.hd)
 	if c.FreqFactors {
 		DivideFreqs(e.freqs, kernels.F32Row(m.RopeFreqs.Data))
@@ -148,14 +150,46 @@ func RopeAngles(freqs []float32, pos int, cos, sin []float32) {
 
 // Sequence is the state of one token sequence: its key/value cache and the
 // next position to fill.
+//
+// The cache of a layer is a list of pages (kvPage), page i holding
+// positions [i*page, i*page+n) head-major: the keys of key/value head g at
+// those positions are one contiguous run of n*hd floats, and so are its
+// values. A sequence grows by adding pages, never by copying the positions
+// it holds; attention walks a head's keys and values as a few long runs
+// instead of one vector every kvDim floats. The layout is not part of the
+// specification (docs/determinism.md): only the order of each sum is.
 type Sequence struct {
 	Pos      int
 	cap      int
-	kv       int         // KVDim: the values of one position in one layer
-	k        [][]float32 // per layer, room for len/kv positions (at most cap)
-	v        [][]float32
-	spare    *kvSpare // the engine's released buffers
+	heads    int        // key/value heads
+	hd       int        // head size
+	page     int        // positions of a full page
+	pages    [][]kvPage // per layer, the pages of positions 0, page, 2*page, ...
+	spare    *kvSpare   // the engine's released pages
 	released bool
+}
+
+// kvPagePositions is the number of positions of a full cache page: one
+// block of attention (attendBlock); 1 MiB per layer on the Llama 3.2 1B
+// shape (8 key/value heads of 64).
+const kvPagePositions = 256
+
+// kvPage holds n consecutive positions of one layer's cache: the keys,
+// [head][n][hd], then the values, [head][n][hd], in one buffer. Every
+// page of a sequence has the sequence's full page size of positions but
+// the last, which ends at the sequence's cap.
+type kvPage struct {
+	buf []float32
+	n   int
+}
+
+// keys returns the keys of key/value head g (hd floats each): n*hd floats.
+func (p *kvPage) keys(g, hd int) []float32 { return p.buf[g*p.n*hd : (g+1)*p.n*hd] }
+
+// values returns the values of key/value head g of heads: n*hd floats.
+func (p *kvPage) values(g, heads, hd int) []float32 {
+	o := heads * p.n * hd
+	return p.buf[o+g*p.n*hd : o+(g+1)*p.n*hd]
 }
 
 // NewSequence returns an empty sequence with room for maxPos positions
@@ -167,48 +201,47 @@ func (e *Engine) NewSequence(maxPos int) (*Sequence, error) {
 	if maxPos > e.c.ContextLen {
 		return nil, fmt.Errorf("sequence of %d positions exceeds the model's context length %d", maxPos, e.c.ContextLen)
 	}
-	// The cache grows as positions are fed (reserve), so that a sequence
-	// allowed the whole context of a long-context model (131072 positions
-	// of Llama 3.x: 8.6 GB for the 1B shape) costs only what it uses.
-	return &Sequence{cap: maxPos, kv: e.c.KVDim(), k: make([][]float32, e.c.Layers), v: make([][]float32, e.c.Layers), spare: e.spare}, nil
+	// The cache grows a page at a time as positions are fed (reserve), so
+	// that a sequence allowed the whole context of a long-context model
+	// (131072 positions of Llama 3.x: 8.6 GB for the 1B shape) costs only
+	// what it uses.
+	return &Sequence{cap: maxPos, heads: e.c.KVHeads, hd: e.hd, page: e.page, pages: make([][]kvPage, e.c.Layers), spare: e.spare}, nil
 }
 
-// Release hands the sequence's key/value cache to its engine for the
+// Release hands the sequence's key/value cache pages to its engine for the
 // caches of later sequences, and ends the sequence: a Forward with it
 // fails. A caller that is done with a sequence (a finished generation)
 // releases it so that the next sequence reuses the memory at once instead
 // of allocating more while the collector has not yet freed it (a prefill
 // of 256 tokens followed by a new sequence held both caches: 9-15 MiB of
 // peak resident memory on Qwen3 0.6B, docs/benchmarks.md). The engine
-// keeps the buffers of at most one sequence (two per layer); others are
-// left to the collector. Release is idempotent; it must not run
-// concurrently with a Forward of the sequence.
+// keeps at most as many floats of pages as the largest sequence released
+// to it held; others are left to the collector. Release is idempotent; it
+// must not run concurrently with a Forward of the sequence.
 func (s *Sequence) Release() {
 	if s.released {
 		return
 	}
 	s.released = true
-	for l := range s.k {
-		s.spare.put(s.k[l])
-		s.spare.put(s.v[l])
-	}
-	s.k, s.v = nil, nil
+	s.spare.put(s.pages)
+	s.pages = nil
 }
 
-// kvSpare holds the key/value buffers of released sequences.
+// kvSpare holds the cache pages of released sequences.
 type kvSpare struct {
-	mu   sync.Mutex
-	bufs [][]float32
-	max  int // buffers kept at most
-	// Floats of the caches handed out (get): taken from released
-	// buffers, or newly allocated.
+	mu    sync.Mutex
+	bufs  [][]float32
+	kept  int // floats in bufs
+	limit int // floats kept at most: the largest sequence released
+	// Floats of the pages handed out (get): taken from released
+	// sequences' pages, or newly allocated.
 	reused, allocated atomic.Int64
 }
 
 // KVStats counts the key/value cache the engine's sequences took since
 // its start, in bytes: Reused from released sequences (Sequence.Release),
-// Allocated anew. Memory a growing cache copies itself into is not
-// counted.
+// Allocated anew. The cache grows a page (kvPage) at a time; both count
+// whole pages.
 type KVStats struct {
 	Reused, Allocated int64
 }
@@ -218,21 +251,38 @@ func (e *Engine) KVStats() KVStats {
 	return KVStats{Reused: 4 * e.spare.reused.Load(), Allocated: 4 * e.spare.allocated.Load()}
 }
 
-// put keeps b, if there is room, for a later get.
-func (p *kvSpare) put(b []float32) {
-	if cap(b) == 0 {
+// put keeps the buffers of a released sequence's pages while there is
+// room, for later gets (none in a nil kvSpare).
+func (p *kvSpare) put(pages [][]kvPage) {
+	if p == nil {
 		return
+	}
+	total := 0
+	for _, ps := range pages {
+		for _, pg := range ps {
+			total += cap(pg.buf)
+		}
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if len(p.bufs) < p.max {
-		p.bufs = append(p.bufs, b[:0])
+	p.limit = max(p.limit, total)
+	for _, ps := range pages {
+		for _, pg := range ps {
+			if c := cap(pg.buf); c > 0 && p.kept+c <= p.limit {
+				p.bufs = append(p.bufs, pg.buf[:0])
+				p.kept += c
+			}
+		}
 	}
 }
 
 // get returns a zeroed buffer of n floats from the released ones (the
-// smallest whose capacity suffices), or one newly allocated.
+// smallest whose capacity suffices), or one newly allocated (always, from
+// a nil kvSpare).
 func (p *kvSpare) get(n int) []float32 {
+	if p == nil {
+		return make([]float32, n)
+	}
 	p.mu.Lock()
 	best := -1
 	for i, b := range p.bufs {
@@ -243,6 +293,7 @@ func (p *kvSpare) get(n int) []float32 {
 	var b []float32
 	if best >= 0 {
 		b = p.bufs[best][:n]
+		p.kept -= cap(b)
 		last := len(p.bufs) - 1
 		p.bufs[best], p.bufs[last] = p.bufs[last], nil
 		p.bufs = p.bufs[:last]
@@ -257,38 +308,48 @@ func (p *kvSpare) get(n int) []float32 {
 	return b
 }
 
-// reserve makes room in the cache for positions 0..n-1 (n <= cap),
-// doubling the room it has, so that a sequence fed one token at a time
-// copies its cache O(log n) times.
+// reserve makes room in the cache for positions 0..n-1 (n <= cap).
 func (s *Sequence) reserve(n int) {
-	need := n * s.kv
-	if len(s.k) == 0 || len(s.k[0]) >= need {
-		return
+	for l := range s.pages {
+		s.reserveLayer(l, n)
 	}
-	size := min(max(need, 2*len(s.k[0]), 64*s.kv), s.cap*s.kv)
-	if s.cap*s.kv <= 2*need {
-		// Doubling would reach the cap: take it now rather than copy the
-		// cache once more (a prompt, then the few tokens generated after
-		// it).
-		size = s.cap * s.kv
+}
+
+// reserveLayer adds to layer l's cache the pages that hold positions
+// 0..n-1 (n <= cap): page i of min(page, cap-i*page) positions.
+func (s *Sequence) reserveLayer(l, n int) {
+	for i := len(s.pages[l]); i*s.page < n; i++ {
+		m := min(s.page, s.cap-i*s.page)
+		s.pages[l] = append(s.pages[l], kvPage{buf: s.spare.get(2 * s.heads * m * s.hd), n: m})
 	}
-	for l := range s.k {
-		if len(s.k[l]) == 0 {
-			s.k[l], s.v[l] = s.spare.get(size), s.spare.get(size)
-			continue
-		}
-		s.k[l] = append(s.k[l], make([]float32, size-len(s.k[l]))...)
-		s.v[l] = append(s.v[l], make([]float32, size-len(s.v[l]))...)
+}
+
+// store writes the key and value vectors (all heads, kvDim floats each)
+// of layer l at position pos into the cache.
+func (s *Sequence) store(l, pos int, k, v []float32) {
+	p := &s.pages[l][pos/s.page]
+	i, hd := pos%s.page, s.hd
+	for g := 0; g < s.heads; g++ {
+		copy(p.keys(g, hd)[i*hd:(i+1)*hd], k[g*hd:(g+1)*hd])
+		copy(p.values(g, s.heads, hd)[i*hd:(i+1)*hd], v[g*hd:(g+1)*hd])
 	}
 }
 
 // Cap is the number of positions the sequence can hold.
 func (s *Sequence) Cap() int { return s.cap }
 
-// KV returns the cached key and value vectors of layer l at position pos.
+// KV returns copies of the cached key and value vectors (all key/value
+// heads, KVDim floats each) of layer l at position pos, which must have
+// been fed.
 func (s *Sequence) KV(l, pos int) (k, v []float32) {
-	n := s.kv
-	return s.k[l][pos*n : (pos+1)*n], s.v[l][pos*n : (pos+1)*n]
+	p := &s.pages[l][pos/s.page]
+	i, hd := pos%s.page, s.hd
+	k, v = make([]float32, s.heads*hd), make([]float32, s.heads*hd)
+	for g := 0; g < s.heads; g++ {
+		copy(k[g*hd:(g+1)*hd], p.keys(g, hd)[i*hd:(i+1)*hd])
+		copy(v[g*hd:(g+1)*hd], p.values(g, s.heads, hd)[i*hd:(i+1)*hd])
+	}
+	return k, v
 }
 
 // LogitsMode selects which positions of an Item return logits.
@@ -597,8 +658,7 @@ func (e *Engine) layerQKV(l int, st *state) {
 			e.rope(q, cos, sin)
 			e.rope(k, cos, sin)
 			if rw.seq != nil {
-				copy(rw.seq.k[l][rw.pos*kv:(rw.pos+1)*kv], st.k[r*kv:(r+1)*kv])
-				copy(rw.seq.v[l][rw.pos*kv:(rw.pos+1)*kv], st.v[r*kv:(r+1)*kv])
+				rw.seq.store(l, rw.pos, st.k[r*kv:(r+1)*kv], st.v[r*kv:(r+1)*kv])
 			}
 		}
 	})
@@ -608,41 +668,44 @@ func (e *Engine) layerQKV(l int, st *state) {
 // cache positions 0..pos: one (row, key/value head) pair per unit of work,
 // the query heads of the group together (AttendGroup), or, when that would
 // leave threads idle (a few rows of a model with few key/value heads), one
-// (row, query head) pair per unit. Both give the same bits.
+// (row, query head) pair per unit (AttendGroup of a group of one). Both
+// give the same bits. The units go head by head, all rows of one head
+// before the next: the rows of a prefill read the same cache of that head,
+// which then stays in the core's caches from one row to the next.
 func (e *Engine) layerAttend(l int, st *state) {
 	c := e.c
-	d, kv, hd := e.qd, c.KVDim(), e.hd
+	d, hd := e.qd, e.hd
 	group := c.Heads / c.KVHeads
 	if group > 1 && st.n*c.KVHeads >= 2*e.pool.n {
 		e.pool.run(st.n*c.KVHeads, 1, func(lo, hi int) {
-			sc, _ := e.scratch.Get().(*groupScratch)
-			if sc == nil {
-				sc = new(groupScratch)
-			}
+			sc := e.getScratch()
 			for u := lo; u < hi; u++ {
-				r, g := u/c.KVHeads, u%c.KVHeads
+				g, r := u/st.n, u%st.n
 				rw := st.rows[r]
 				q := st.q[r*d+g*group*hd : r*d+(g+1)*group*hd]
-				AttendGroup(q, group, hd, rw.seq.k[l], rw.seq.v[l], kv, g*hd, rw.pos+1, e.scale,
-					st.att[r*d+g*group*hd:r*d+(g+1)*group*hd], sc)
+				AttendGroup(q, group, rw.seq.cache(l), g, rw.pos+1, e.scale, st.att[r*d+g*group*hd:r*d+(g+1)*group*hd], sc)
 			}
 			e.scratch.Put(sc)
 		})
 		return
 	}
 	e.pool.run(st.n*c.Heads, 1, func(lo, hi int) {
-		var scores []float32
+		sc := e.getScratch()
 		for u := lo; u < hi; u++ {
-			r, h := u/c.Heads, u%c.Heads
+			h, r := u/st.n, u%st.n
 			rw := st.rows[r]
-			if cap(scores) < rw.pos+1 {
-				scores = make([]float32, rw.pos+1, min(rw.seq.cap, 2*(rw.pos+1)))
-			}
-			kvOff := (h / group) * hd
-			Attend(st.q[r*d+h*hd:r*d+(h+1)*hd], rw.seq.k[l], rw.seq.v[l], kv, kvOff, rw.pos+1,
-				e.scale, st.att[r*d+h*hd:r*d+(h+1)*hd], scores[:rw.pos+1])
+			AttendGroup(st.q[r*d+h*hd:r*d+(h+1)*hd], 1, rw.seq.cache(l), h/group, rw.pos+1, e.scale, st.att[r*d+h*hd:r*d+(h+1)*hd], sc)
 		}
+		e.scratch.Put(sc)
 	})
+}
+
+// getScratch returns attention working memory from e.scratch or a new one.
+func (e *Engine) getScratch() *groupScratch {
+	if sc, ok := e.scratch.Get().(*groupScratch); ok {
+		return sc
+	}
+	return new(groupScratch)
 }
 
 // layerFinish applies the output projection and the feed-forward block,
@@ -675,7 +738,8 @@ func (e *Engine) add(x, y []float32) {
 
 // Attend computes one head's attention output for a query q over n cached
 // positions: keys and values are flat caches with row stride `stride`, the
-// head's slice starting at column off.
+// head's slice starting at column off. It is the reference of the engine's
+// attention over its paged cache (AttendGroup), which gives the same bits.
 //
 //	s_t = Dot(q, k_t) / scale, t < n; a = Softmax(s)
 //	out = 0; for t = 0..n-1: out_i = out_i + float32(a_t * v_t,i)

@@ -2,7 +2,7 @@
 
 // asmgen writes kernels_amd64.s, the AVX2 fast paths of this package (and
 // the AVX-512F float32 prefill tiles f32Z{R}x{P}). Run it
-// with `go generate ./internal/kernels/` (or `go run asmgen.go asmgen_exp.go asmgen_vnni.go asmgen_q2.go asmgen_k.go asmgen_q5.go asmgen_kwt.go asmgen_f32b.go asmgen_wt16.go`
+// with `go generate ./internal/kernels/` (or `go run asmgen.go asmgen_exp.go asmgen_vnni.go asmgen_q2.go asmgen_k.go asmgen_q5.go asmgen_kwt.go asmgen_f32b.go asmgen_wt16.go asmgen_attn.go`
 // in this directory); the generated file is committed, so building never needs it.
 //
 // Every kernel keeps the canonical order of docs/determinism.md: products
@@ -1011,6 +1011,7 @@ func main() {
 	for m := 1; m <= 8; m++ {
 		wsum(m)
 	}
+	attnKernels()
 	if err := os.WriteFile("kernels_amd64.s", b.Bytes(), 0o644); err != nil {
 		log.Fatal(err)
 	}

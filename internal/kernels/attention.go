@@ -54,3 +54,54 @@ func checkRows(fn string, l, n, stride, off, hd int) {
 		panic(fmt.Sprintf("kernels.%s: %d rows of %d at stride %d, offset %d do not fit in %d values", fn, n, hd, stride, off, l))
 	}
 }
+
+// WeightedSumGroup continues the attention value sums of group heads that
+// share one run of n cached values: with hd = len(out)/group, head h's
+// outputs out[h*hd:(h+1)*hd] and its weights a[h*aStride:h*aStride+n], for
+// t = 0, 1, ..., n-1 in order,
+//
+//	out[h*hd+i] = out[h*hd+i] + float32(a[h*aStride+t] * values[t*stride+i])
+//
+// starting from what out holds (WeightedSum starts from 0), so that a value
+// sum over a cache stored in several runs is one call per run. Each value
+// vector is read once for all the heads.
+func WeightedSumGroup(out []float32, group int, a []float32, aStride, n int, values []float32, stride int) {
+	if group < 1 || len(out)%group != 0 || aStride < 0 {
+		panic(fmt.Sprintf("kernels.WeightedSumGroup: %d outputs in %d heads, weight stride %d", len(out), group, aStride))
+	}
+	hd := len(out) / group
+	if n <= 0 || hd == 0 {
+		return
+	}
+	checkRows("WeightedSumGroup", len(a), group, aStride, 0, n)
+	checkRows("WeightedSumGroup", len(values), n, stride, 0, hd)
+	i := 0
+	if hasFast {
+		i = weightedSumGroupFast(out, group, hd, a, aStride, n, values, stride)
+	}
+	if i == hd {
+		return
+	}
+	for h := 0; h < group; h++ {
+		o, w := out[h*hd:(h+1)*hd], a[h*aStride:h*aStride+n]
+		for t, at := range w {
+			v := values[t*stride : t*stride+hd]
+			for j := i; j < hd; j++ {
+				o[j] = o[j] + float32(at*v[j])
+			}
+		}
+	}
+}
+
+// WeightedSumGroupRef is the scalar reference of WeightedSumGroup (for
+// tests of the fast paths): the loop of its documentation.
+func WeightedSumGroupRef(out []float32, group int, a []float32, aStride, n int, values []float32, stride int) {
+	hd := len(out) / group
+	for t := 0; t < n; t++ {
+		for h := 0; h < group; h++ {
+			for i := 0; i < hd; i++ {
+				out[h*hd+i] = out[h*hd+i] + float32(a[h*aStride+t]*values[t*stride+i])
+			}
+		}
+	}
+}

@@ -83,3 +83,43 @@ func BenchmarkQ8Decode(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkAttentionRun times the attention kernels on one run of 256
+// cached positions of head size 64 (64 KiB of keys, 64 KiB of values: from
+// the core's caches, the arithmetic alone) with the AVX2 and, where the
+// CPU has it, the AVX-512 kernels: DotMany scores one query against the
+// run; WeightedSumGroup sums the values of a group of 1 and of 4 heads.
+func BenchmarkAttentionRun(b *testing.B) {
+	const n, hd = 256, 64
+	r := rand.New(rand.NewPCG(1, 2))
+	keys, vals := values(r, n*hd, false), values(r, n*hd, false)
+	q, scores := values(r, hd, false), make([]float32, n)
+	a := values(r, 4*n, false)
+	out := make([]float32, 4*hd)
+	paths := []bool{false}
+	if hasAVX512 {
+		paths = append(paths, true)
+	}
+	for _, z := range paths {
+		name := "avx2"
+		if z {
+			name = "avx512"
+		}
+		b.Run(name, func(b *testing.B) {
+			was := setAVX512(z)
+			defer setAVX512(was)
+			b.Run("DotMany", func(b *testing.B) {
+				for b.Loop() {
+					DotMany(scores, q, keys, hd, 0)
+				}
+			})
+			for _, g := range []int{1, 4} {
+				b.Run(fmt.Sprintf("WeightedSumGroup%d", g), func(b *testing.B) {
+					for b.Loop() {
+						WeightedSumGroup(out[:g*hd], g, a, n, n, vals, hd)
+					}
+				})
+			}
+		})
+	}
+}

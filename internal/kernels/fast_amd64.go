@@ -2,7 +2,7 @@
 
 package kernels
 
-//go:generate go run asmgen.go asmgen_exp.go asmgen_vnni.go asmgen_q2.go asmgen_k.go asmgen_q5.go asmgen_kwt.go asmgen_f32b.go asmgen_wt16.go
+//go:generate go run asmgen.go asmgen_exp.go asmgen_vnni.go asmgen_q2.go asmgen_k.go asmgen_q5.go asmgen_kwt.go asmgen_f32b.go asmgen_wt16.go asmgen_attn.go
 
 import (
 	"golang.org/x/sys/cpu"
@@ -111,8 +111,10 @@ func enableFast() {
 	packActs, useVNNI, useQ2, quantizeFast = packActsQ2, false, true, nil
 	packActs8, packActsK, quantizeFastK = nil, packActsKQ2, nil
 	q8FewMinRows = 2
+	useAttnZ = false
 	if hasAVX512 && useAVX512 {
 		FastPath = "amd64-avx512"
+		useAttnZ = true
 		prefillTiles, prefillR, prefillP = &tilesZ, 6, 4
 		quantizeFast, quantizeFastK = quantizeQ8Z, quantizeQ8KZ // AVX-512F
 		if hasVNNI {
@@ -143,6 +145,7 @@ func setAVX512(on bool) (was bool) {
 
 func disableFast() {
 	hasFast = false
+	useAttnZ = false
 	fastMatMul = nil
 	packActs, useVNNI, useQ2, quantizeFast = nil, false, false, nil
 	packActs8, packActsK, quantizeFastK = nil, nil, nil
@@ -208,13 +211,45 @@ func wsum7(out, a, v *float32, stride, n int)
 //go:noescape
 func wsum8(out, a, v *float32, stride, n int)
 
+//go:noescape
+func wsumA1(out, a, v *float32, stride, n int)
+
+//go:noescape
+func wsumA2(out, a, v *float32, stride, n int)
+
+//go:noescape
+func wsumA3(out, a, v *float32, stride, n int)
+
+//go:noescape
+func wsumA4(out, a, v *float32, stride, n int)
+
+//go:noescape
+func wsumA5(out, a, v *float32, stride, n int)
+
+//go:noescape
+func wsumA6(out, a, v *float32, stride, n int)
+
+//go:noescape
+func wsumA7(out, a, v *float32, stride, n int)
+
+//go:noescape
+func wsumA8(out, a, v *float32, stride, n int)
+
+var wsumAs = [9]func(out, a, v *float32, stride, n int){nil, wsumA1, wsumA2, wsumA3, wsumA4, wsumA5, wsumA6, wsumA7, wsumA8}
+
 var wsums = [9]func(out, a, v *float32, stride, n int){nil, wsum1, wsum2, wsum3, wsum4, wsum5, wsum6, wsum7, wsum8}
 
-// dotManyFast: the caller has checked that every key is in bounds.
+// dotManyFast: the caller has checked that every key is in bounds. With
+// AVX-512F, blocks of 16 keys run dotK16 (one zmm accumulator per key, the
+// 16 folded together); the rest, four keys at a time.
 func dotManyFast(out, q, keys []float32, stride, off int) {
 	n, hd := len(out), len(q)
 	var res [4]float32
 	t := 0
+	if useAttnZ && n >= 16 {
+		t = n &^ 15
+		dotK16(&out[0], &q[0], &keys[off], stride, hd, n/16)
+	}
 	for ; t+4 <= n; t += 4 {
 		f32Tile4x1(&keys[t*stride+off], stride, &q[0], 0, hd, &res[0])
 		copy(out[t:t+4], res[:])
@@ -232,6 +267,33 @@ func weightedSumFast(out, a, values []float32, stride, off int) int {
 	for c := 0; c < m; c += 8 {
 		k := min(8, m-c)
 		wsums[k](&out[8*c], &a[0], &values[off+8*c], stride, len(a))
+	}
+	return 8 * m
+}
+
+// weightedSumGroupFast does the columns of WeightedSumGroup that its
+// kernels take (with AVX-512F, the multiple-of-16 prefix: wsumZ, up to 6
+// heads by 64 columns per call; with AVX2, the multiple-of-8 prefix:
+// wsumA, one head by up to 64 columns per call; the caller has checked
+// the bounds) and returns how many.
+func weightedSumGroupFast(out []float32, group, hd int, a []float32, aStride, n int, values []float32, stride int) int {
+	if useAttnZ {
+		m := hd / 16
+		for c := 0; c < m; c += wsumZMaxC {
+			k := min(wsumZMaxC, m-c)
+			for h := 0; h < group; h += wsumZMaxG {
+				g := min(wsumZMaxG, group-h)
+				wsumZs[g-1][k-1](&out[h*hd+16*c], hd, &a[h*aStride], aStride, &values[16*c], stride, n)
+			}
+		}
+		return 16 * m
+	}
+	m := hd / 8
+	for h := 0; h < group; h++ {
+		for c := 0; c < m; c += 8 {
+			k := min(8, m-c)
+			wsumAs[k](&out[h*hd+8*c], &a[h*aStride], &values[8*c], stride, n)
+		}
 	}
 	return 8 * m
 }

@@ -10,7 +10,10 @@ func enableFast()         {}
 func disableFast()        {}
 
 // No AVX-512F tiles here.
-const hasAVX512 = false
+const (
+	hasAVX512 = false
+	useAttnZ  = false
+)
 
 func setAVX512(on bool) bool { return false }
 
@@ -22,6 +25,9 @@ func scaleMulFast(out, x, w []float32, s float32) int    { return 0 }
 
 func dotManyFast(out, q, keys []float32, stride, off int)           {}
 func weightedSumFast(out, a, values []float32, stride, off int) int { return 0 }
+func weightedSumGroupFast(out []float32, group, hd int, a []float32, aStride, n int, values []float32, stride int) int {
+	return 0
+}
 
 func expShiftFast(x []float32, m float32) int { return 0 }
 func swigluFast(out, gate, up []float32) int  { return 0 }

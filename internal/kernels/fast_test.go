@@ -336,26 +336,133 @@ func checkAttention(t *testing.T, r *rand.Rand, hd, n, stride, off int, special 
 	compareSlices(t, fmt.Sprintf("WeightedSum hd=%d n=%d stride=%d off=%d", hd, n, stride, off), out, ref)
 }
 
-func TestAttentionKernels(t *testing.T) {
-	r := rand.New(rand.NewPCG(5, 6))
-	for _, hd := range []int{1, 7, 8, 16, 33, 48, 64, 100, 128, 200} {
-		for _, n := range []int{0, 1, 3, 4, 5, 9, 64} {
-			stride := hd + r.IntN(3)*hd
-			checkAttention(t, r, hd, n, stride, r.IntN(stride-hd+1), n%2 == 1)
+// attnPaths runs f with the AVX2 attention kernels and, where the CPU has
+// AVX-512F, with the AVX-512 ones (dotK16, wsumZ).
+func attnPaths(t *testing.T, f func(t *testing.T)) {
+	t.Helper()
+	was := setAVX512(false)
+	defer setAVX512(was)
+	f(t)
+	if hasAVX512 && hasFast {
+		setAVX512(true)
+		if !useAttnZ {
+			t.Fatal("AVX-512 on, but the attention kernels do not use it")
 		}
+		f(t)
 	}
+}
+
+func TestAttentionKernels(t *testing.T) {
+	attnPaths(t, func(t *testing.T) {
+		r := rand.New(rand.NewPCG(5, 6))
+		for _, hd := range []int{1, 7, 8, 15, 16, 17, 33, 48, 64, 100, 128, 200} {
+			for _, n := range []int{0, 1, 3, 4, 5, 9, 15, 16, 17, 32, 47, 64, 100} {
+				stride := hd + r.IntN(3)*hd
+				checkAttention(t, r, hd, n, stride, r.IntN(stride-hd+1), n%2 == 1)
+			}
+		}
+	})
+}
+
+// TestDotManyExtremes: keys of huge, tiny, signed-zero, infinite and NaN
+// values in blocks of 16 and their tails, every key of a block different.
+func TestDotManyExtremes(t *testing.T) {
+	attnPaths(t, func(t *testing.T) {
+		specials := []float32{0, float32(math.Copysign(0, -1)), 1e38, -1e38, 1e-45, float32(math.Inf(1)), float32(math.Inf(-1)), float32(math.NaN()), 3.4028235e38, 1}
+		r := rand.New(rand.NewPCG(8, 9))
+		for _, hd := range []int{16, 17, 64} {
+			for _, n := range []int{16, 33} {
+				keys := make([]float32, n*hd)
+				for i := range keys {
+					keys[i] = specials[r.IntN(len(specials))]
+				}
+				q := make([]float32, hd)
+				for i := range q {
+					q[i] = specials[r.IntN(len(specials))]
+				}
+				got := make([]float32, n)
+				DotMany(got, q, keys, hd, 0)
+				for k := range got {
+					if want := DotRef(q, keys[k*hd:(k+1)*hd]); !same(got[k], want) {
+						t.Fatalf("hd %d, key %d of %d: %#08x, reference %#08x", hd, k, n, math.Float32bits(got[k]), math.Float32bits(want))
+					}
+				}
+			}
+		}
+	})
 }
 
 func FuzzAttention(f *testing.F) {
 	f.Add(uint64(1), uint8(64), uint8(9), uint8(2), true)
 	f.Add(uint64(2), uint8(7), uint8(0), uint8(0), false)
 	f.Add(uint64(3), uint8(200), uint8(33), uint8(1), true)
+	f.Add(uint64(4), uint8(63), uint8(48), uint8(0), true)
 	f.Fuzz(func(t *testing.T, seed uint64, hd, n, extra uint8, special bool) {
-		r := rand.New(rand.NewPCG(seed, 7))
-		h := 1 + int(hd)
-		stride := h * (1 + int(extra)%3)
-		checkAttention(t, r, h, int(n)%70, stride, r.IntN(stride-h+1), special)
+		attnPaths(t, func(t *testing.T) {
+			r := rand.New(rand.NewPCG(seed, 7))
+			h := 1 + int(hd)
+			stride := h * (1 + int(extra)%3)
+			checkAttention(t, r, h, int(n)%70, stride, r.IntN(stride-h+1), special)
+		})
 	})
+}
+
+// checkWeightedSumGroup compares WeightedSumGroup with its reference loop,
+// continuing from random sums (NaN and Inf among them when special).
+func checkWeightedSumGroup(t *testing.T, r *rand.Rand, group, hd, n, aStride, stride int, special bool) {
+	t.Helper()
+	vals := values(r, max(0, (n-1)*stride+hd), special)
+	a := values(r, max(0, (group-1)*aStride+n), special)
+	out := values(r, group*hd, special)
+	ref := append([]float32(nil), out...)
+	WeightedSumGroup(out, group, a, aStride, n, vals, stride)
+	WeightedSumGroupRef(ref, group, a, aStride, n, vals, stride)
+	compareSlices(t, fmt.Sprintf("WeightedSumGroup group=%d hd=%d n=%d aStride=%d stride=%d", group, hd, n, aStride, stride), out, ref)
+}
+
+func TestWeightedSumGroup(t *testing.T) {
+	attnPaths(t, func(t *testing.T) {
+		r := rand.New(rand.NewPCG(10, 11))
+		for _, group := range []int{1, 2, 3, 4, 5, 6, 7, 8, 13} {
+			for _, hd := range []int{1, 7, 8, 15, 16, 17, 33, 64, 100, 128, 200} {
+				for _, n := range []int{0, 1, 3, 16, 17, 40} {
+					checkWeightedSumGroup(t, r, group, hd, n, n+r.IntN(3), hd+r.IntN(2)*hd, n%2 == 1)
+				}
+			}
+		}
+	})
+}
+
+func FuzzWeightedSumGroup(f *testing.F) {
+	f.Add(uint64(1), uint8(4), uint8(64), uint8(9), uint8(2), true)
+	f.Add(uint64(2), uint8(1), uint8(7), uint8(0), uint8(0), false)
+	f.Add(uint64(3), uint8(7), uint8(200), uint8(33), uint8(1), true)
+	f.Fuzz(func(t *testing.T, seed uint64, group, hd, n, extra uint8, special bool) {
+		attnPaths(t, func(t *testing.T) {
+			r := rand.New(rand.NewPCG(seed, 12))
+			g, h, m := 1+int(group)%12, 1+int(hd), int(n)%70
+			checkWeightedSumGroup(t, r, g, h, m, m+int(extra)%5, h*(1+int(extra)%3), special)
+		})
+	})
+}
+
+func TestWeightedSumGroupBounds(t *testing.T) {
+	for _, tc := range []struct{ out, group, a, aStride, n, v, stride int }{
+		{8, 3, 10, 4, 2, 16, 4}, // 8 outputs in 3 heads
+		{8, 2, 5, 3, 3, 12, 4},  // head 1's weights pass the end
+		{8, 2, 6, 3, 3, 11, 4},  // the last value row passes the end
+		{8, 2, 6, -1, 3, 12, 4}, // negative weight stride
+		{8, 0, 6, 3, 3, 12, 4},  // no heads
+	} {
+		func() {
+			defer func() {
+				if recover() == nil {
+					t.Errorf("WeightedSumGroup %+v: no panic", tc)
+				}
+			}()
+			WeightedSumGroup(make([]float32, tc.out), tc.group, make([]float32, tc.a), tc.aStride, tc.n, make([]float32, tc.v), tc.stride)
+		}()
+	}
 }
 
 func TestAttentionBounds(t *testing.T) {

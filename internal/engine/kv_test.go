@@ -1,0 +1,87 @@
+package engine
+
+import (
+	"math/rand/v2"
+	"testing"
+)
+
+// TestKVSpare: a released sequence's pages go to the engine's free list up
+// to the floats of the largest sequence released, come back zeroed, the
+// smallest that fits first, and a sequence built on them reads back what
+// it stored.
+func TestKVSpare(t *testing.T) {
+	p := &kvSpare{}
+	mk := func(sizes ...int) [][]kvPage {
+		var ps []kvPage
+		for _, n := range sizes {
+			b := make([]float32, n)
+			for i := range b {
+				b[i] = 7
+			}
+			ps = append(ps, kvPage{buf: b, n: 1})
+		}
+		return [][]kvPage{ps}
+	}
+	p.put(mk(100, 50))
+	if p.kept != 150 || p.limit != 150 {
+		t.Fatalf("after one sequence: %d floats kept, limit %d; want 150, 150", p.kept, p.limit)
+	}
+	p.put(mk(40, 40)) // 80 more would pass the limit of 150: none kept
+	if p.kept != 150 || len(p.bufs) != 2 {
+		t.Fatalf("after a smaller sequence: %d floats in %d buffers kept, want 150 in 2", p.kept, len(p.bufs))
+	}
+	b := p.get(45)
+	if cap(b) != 50 || len(b) != 45 || p.kept != 100 {
+		t.Fatalf("get(45): capacity %d, length %d, %d floats left; want the 50-float buffer, 100 left", cap(b), len(b), p.kept)
+	}
+	for i, v := range b {
+		if v != 0 {
+			t.Fatalf("reused buffer not zeroed at %d: %v", i, v)
+		}
+	}
+	if b := p.get(200); cap(b) != 200 || p.kept != 100 {
+		t.Fatalf("get(200): capacity %d, %d floats left; want a new buffer, 100 left", cap(b), p.kept)
+	}
+	var nilSpare *kvSpare
+	if b := nilSpare.get(3); len(b) != 3 {
+		t.Fatalf("nil spare: %d floats", len(b))
+	}
+	nilSpare.put(mk(10)) // kept nowhere, no panic
+
+	// A sequence of 3 heads of 5, pages of 4 positions, cap 10 (the last
+	// page 2 positions): every position's vectors read back.
+	rng := rand.New(rand.NewPCG(3, 4))
+	s := &Sequence{cap: 10, heads: 3, hd: 5, page: 4, pages: make([][]kvPage, 2), spare: p}
+	s.reserve(10)
+	if len(s.pages[1]) != 3 || s.pages[1][2].n != 2 || len(s.pages[1][2].buf) != 2*3*2*5 {
+		t.Fatalf("pages of layer 1: %d, the last of %d positions and %d floats", len(s.pages[1]), s.pages[1][2].n, len(s.pages[1][2].buf))
+	}
+	want := make([][2][]float32, 10)
+	for pos := range want {
+		k, v := make([]float32, 15), make([]float32, 15)
+		for i := range k {
+			k[i], v[i] = float32(rng.NormFloat64()), float32(rng.NormFloat64())
+		}
+		want[pos] = [2][]float32{k, v}
+		s.store(1, pos, k, v)
+	}
+	for pos, kv := range want {
+		k, v := s.KV(1, pos)
+		for i := range k {
+			if k[i] != kv[0][i] || v[i] != kv[1][i] {
+				t.Fatalf("position %d element %d: %v %v, stored %v %v", pos, i, k[i], v[i], kv[0][i], kv[1][i])
+			}
+		}
+	}
+	// Head 1's keys at positions 4..7 are one run of page 1.
+	c := s.cache(1)
+	var got []float32
+	c.runs(1, 10, func(t0, t1 int, keys, _ []float32) {
+		if t0 == 4 {
+			got = keys
+		}
+	})
+	if len(got) != 4*5 || got[0] != want[4][0][5] || got[19] != want[7][0][9] {
+		t.Fatalf("run of positions 4..7: %d floats, %v", len(got), got)
+	}
+}
