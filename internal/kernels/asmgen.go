@@ -804,8 +804,15 @@ func quantPairs(name string, q4 bool) {
 // floats of out, out[i] = 0, then for t < n in order
 // out[i] = out[i] + float32(a[t] * v[t*stride+i]): the attention value sum,
 // with out held in M ymm registers.
-func wsum(M int) {
+func wsum(M int) { wsumGen(M, false) }
+
+// wsumGen writes wsum{M}, or with cont wsumA{M}: the same loop over the
+// cached positions, its sums started from the out it is given instead of 0.
+func wsumGen(M int, cont bool) {
 	name := fmt.Sprintf("wsum%d", M)
+	if cont {
+		name = fmt.Sprintf("wsumA%d", M)
+	}
 	fmt.Fprintf(&b, "// func %s(out, a, v *float32, stride, n int)\n", name)
 	fmt.Fprintf(&b, "TEXT ·%s(SB), NOSPLIT, $0-40\n", name)
 	p("MOVQ out+0(FP), DI")
@@ -815,7 +822,11 @@ func wsum(M int) {
 	p("SHLQ $2, R8")
 	p("MOVQ n+32(FP), CX")
 	for c := 0; c < M; c++ {
-		p("VXORPS %s, %s, %s", y(c), y(c), y(c))
+		if cont {
+			p("VMOVUPS %d(DI), %s", 32*c, y(c))
+		} else {
+			p("VXORPS %s, %s, %s", y(c), y(c), y(c))
+		}
 	}
 	p("TESTQ CX, CX")
 	p("JZ %s_store", name)

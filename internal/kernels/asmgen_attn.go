@@ -209,36 +209,4 @@ func wsumZ(G, C int) {
 // continues the sums out holds instead of starting them at 0: for the 8*M
 // floats of out and t < n in order, out[i] = out[i] + float32(a[t] *
 // v[t*stride+i]).
-func wsumA(M int) {
-	name := fmt.Sprintf("wsumA%d", M)
-	fmt.Fprintf(&b, "// func %s(out, a, v *float32, stride, n int)\n", name)
-	fmt.Fprintf(&b, "TEXT ·%s(SB), NOSPLIT, $0-40\n", name)
-	p("MOVQ out+0(FP), DI")
-	p("MOVQ a+8(FP), SI")
-	p("MOVQ v+16(FP), DX")
-	p("MOVQ stride+24(FP), R8")
-	p("SHLQ $2, R8")
-	p("MOVQ n+32(FP), CX")
-	for c := 0; c < M; c++ {
-		p("VMOVUPS %d(DI), %s", 32*c, y(c))
-	}
-	p("TESTQ CX, CX")
-	p("JZ %s_store", name)
-	label(name + "_loop")
-	p("VBROADCASTSS (SI), Y15")
-	for c := 0; c < M; c++ {
-		p("VMULPS %d(DX), Y15, Y14", 32*c)
-		p("VADDPS Y14, %s, %s", y(c), y(c))
-	}
-	p("ADDQ $4, SI")
-	p("ADDQ R8, DX")
-	p("DECQ CX")
-	p("JNZ %s_loop", name)
-	label(name + "_store")
-	for c := 0; c < M; c++ {
-		p("VMOVUPS %s, %d(DI)", y(c), 32*c)
-	}
-	p("VZEROUPPER")
-	p("RET")
-	b.WriteString("\n")
-}
+func wsumA(M int) { wsumGen(M, true) }
