@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"strings"
 	"time"
@@ -17,6 +18,7 @@ import (
 	"github.com/verdictnet/verdict/internal/gateway"
 	"github.com/verdictnet/verdict/internal/keys"
 	"github.com/verdictnet/verdict/internal/mcpserver"
+	"github.com/verdictnet/verdict/internal/multigw"
 	"github.com/verdictnet/verdict/internal/scheduler"
 	"github.com/verdictnet/verdict/internal/worker"
 )
@@ -98,6 +100,8 @@ func cmdGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	downFor := fs.Duration("down-for", 15*time.Second, "with --node: how long a worker that failed is skipped")
 	maxFee := fs.Uint64("max-fee", 0, "with --node: refuse worker quotes above this fee (0: no limit)")
 	headerTimeout := fs.Duration("header-timeout", 5*time.Minute, "with --node: how long a paid worker may take to start its answer (a non-streamed answer starts when it is complete) before it is given up: the request goes to the next worker unless its escrow is on the ledger (then 504)")
+	allowPrivate := fs.Bool("allow-private-workers", false, "with --node: fetch registration files from, and forward requests to, workers at any address, loopback and private networks included (a testnet on one machine or a LAN; default: public addresses only, since any agent chooses its agentURI and endpoint)")
+	allowNets := fs.String("allow-worker-net", "", "with --node: comma-separated CIDR prefixes of non-public networks the gateway may reach nonetheless (the private network its workers are on, e.g. 10.1.0.0/16)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -113,8 +117,16 @@ func cmdGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		if wf.model != "" || *apiKeys != "" || *keysFile != "" {
 			return errors.New("gateway: --node serves the ledger's workers: --model and --api-keys belong to a gateway with a local model (use --accounts)")
 		}
+		nets, err := parsePrefixes(*allowNets)
+		if err != nil {
+			return fmt.Errorf("gateway: --allow-worker-net: %w", err)
+		}
 		return multiGateway{node: *nodeAddr, addr: *addr, accounts: *accounts, noAuth: *noAuth, refresh: *refresh, downFor: *downFor,
-			maxFee: *maxFee, maxBody: *maxBody, headerTimeout: *headerTimeout, log: log}.run(ctx, stdout)
+			maxFee: *maxFee, maxBody: *maxBody, headerTimeout: *headerTimeout, net: multigw.NetPolicy{AllowPrivate: *allowPrivate, Allow: nets},
+			log: log}.run(ctx, stdout)
+	}
+	if *allowPrivate || *allowNets != "" {
+		return errors.New("gateway: --allow-private-workers and --allow-worker-net need --node (a gateway with a local model connects to no worker)")
 	}
 	if *accounts != "" {
 		return errors.New("gateway: --accounts needs --node (a gateway with a local model takes --api-keys-file)")
@@ -191,6 +203,22 @@ func cmdGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return fmt.Errorf("gateway: shutdown: %w", err)
 	}
 	return nil
+}
+
+// parsePrefixes parses comma-separated CIDR prefixes ("" is none).
+func parsePrefixes(s string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		p, err := netip.ParsePrefix(f)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
 }
 
 // apiKeysEnv holds comma-separated API keys for `verdict gateway`.

@@ -127,6 +127,8 @@ func TestGatewayCommandErrors(t *testing.T) {
 		{[]string{"gateway", "--node", "tcp://127.0.0.1:1"}, "give --accounts FILE"},
 		{[]string{"gateway", "--node", "tcp://127.0.0.1:1", "--accounts", "/nonexistent.json"}, "--accounts: open /nonexistent.json"},
 		{[]string{"gateway", "--node", "tcp://127.0.0.1:1", "--no-auth"}, "gateway: ledger tcp://127.0.0.1:1: "},
+		{[]string{"gateway", "--node", "tcp://127.0.0.1:1", "--no-auth", "--allow-worker-net", "10.1.0.0/99"}, "--allow-worker-net: netip.ParsePrefix(\"10.1.0.0/99\")"},
+		{[]string{"gateway", "--model", "x", "--no-auth", "--allow-private-workers"}, "--allow-private-workers and --allow-worker-net need --node"},
 	} {
 		code, _, stderr := verdict(tc.args...)
 		if code != 1 || !strings.Contains(stderr, tc.want) || strings.Count(strings.TrimSpace(stderr), "\n") != 0 {

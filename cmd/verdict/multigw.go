@@ -24,6 +24,7 @@ type multiGateway struct {
 	headerTimeout        time.Duration
 	maxFee               uint64
 	maxBody              int64
+	net                  multigw.NetPolicy
 	log                  *slog.Logger
 }
 
@@ -36,7 +37,7 @@ func (g multiGateway) run(ctx context.Context, stdout io.Writer) error {
 		return fmt.Errorf("gateway: %w", err)
 	}
 	o := multigw.Options{Ledger: c, NoAuth: g.noAuth, Refresh: g.refresh, DownFor: g.downFor, MaxFee: g.maxFee, MaxBodyBytes: g.maxBody,
-		HeaderTimeout: g.headerTimeout, Logger: g.log}
+		HeaderTimeout: g.headerTimeout, Net: g.net, Logger: g.log}
 	if g.accounts != "" {
 		if o.Accounts, err = readAccounts(g.accounts); err != nil {
 			return fmt.Errorf("gateway: --accounts: %w", err)
@@ -65,6 +66,9 @@ func (g multiGateway) run(ctx context.Context, stdout io.Writer) error {
 	ws := srv.Workers()
 	fmt.Fprintf(stdout, "verdict gateway: listening on http://%s (ledger %s, %d workers)\n", ln.Addr(), g.node, len(ws))
 	fmt.Fprintf(stdout, "  OpenAI API: http://%s/v1   MCP: http://%s%s   workers: http://%s/v1/workers   explorer: http://%s%s\n", ln.Addr(), ln.Addr(), multigw.MCPPath, ln.Addr(), ln.Addr(), gateway.ExplorerPath)
+	if g.net.AllowPrivate {
+		g.log.Warn("--allow-private-workers: any agent on the ledger can make this gateway fetch from, and forward to, loopback and private addresses")
+	}
 	for _, w := range ws {
 		g.log.Info("worker", "agent", w.AgentID, "address", w.Address, "endpoint", w.Endpoint, "model", w.ModelName, "price", w.Price, "stake", w.Stake, "jailed", w.Jailed)
 	}

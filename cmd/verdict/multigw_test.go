@@ -281,7 +281,8 @@ func TestGatewayNodeManyWorkers(t *testing.T) {
 		}
 		startWorker(w)
 	}
-	gwp := startProc(t, "gateway", "--node", d.RPC, "--addr", "127.0.0.1:0", "--accounts", filepath.Join(kdir, "accounts.json"), "--refresh", "500ms", "--down-for", "60s")
+	gwp := startProc(t, "gateway", "--node", d.RPC, "--addr", "127.0.0.1:0", "--accounts", filepath.Join(kdir, "accounts.json"), "--refresh", "500ms", "--down-for", "60s",
+		"--allow-private-workers") // every worker is on 127.0.0.1
 	gw, _ := gwp.url(t)
 	byAgent := map[uint64]*wk{}
 	for _, w := range ws {

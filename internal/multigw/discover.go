@@ -8,10 +8,10 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/verdictnet/verdict/internal/gateway"
 	"github.com/verdictnet/verdict/internal/ledger"
@@ -70,8 +70,15 @@ func (w Worker) Score() float64 { return w.Candidate().Score() }
 // Discovery finds the workers on the ledger.
 type Discovery struct {
 	Ledger Ledger
-	// HTTP fetches registration files (default: a client with a 5 s
-	// timeout).
+	// Net is where registration files may be fetched from (the zero
+	// value: public addresses only) and, at discovery, which endpoints a
+	// worker may give (an endpoint at an IP address Net refuses leaves the
+	// worker out).
+	Net NetPolicy
+	// HTTP fetches registration files (default: Net's client: at most
+	// MaxRegistrationRedirects redirects, each checked, within
+	// RegistrationTimeout). A client given here is used as it is: Net
+	// does not apply to it.
 	HTTP *http.Client
 	// MaxAgents bounds the agent ids read per refresh (default 4096).
 	MaxAgents uint64
@@ -79,6 +86,7 @@ type Discovery struct {
 
 	mu      sync.Mutex
 	skipped map[uint64]string // agent id -> the reason last logged
+	hc      *http.Client      // the default HTTP, made once
 }
 
 // DefaultMaxAgents is Discovery.MaxAgents's default.
@@ -114,6 +122,29 @@ func (d *Discovery) ok(id uint64) {
 	}
 }
 
+// client returns HTTP, or Net's registration client.
+func (d *Discovery) client() *http.Client {
+	if d.HTTP != nil {
+		return d.HTTP
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.hc == nil {
+		d.hc = d.Net.registrationClient()
+	}
+	return d.hc
+}
+
+// checkEndpoint refuses an endpoint whose host is an IP address Net does
+// not allow (a name is checked when the gateway connects to it).
+func (d *Discovery) checkEndpoint(ep string) error {
+	u, err := url.Parse(ep)
+	if err != nil {
+		return err
+	}
+	return d.Net.checkHost(u)
+}
+
 // meta reads an agent's metadata value (nil when unset).
 func meta(ctx context.Context, l Ledger, id uint64, key string) ([]byte, error) {
 	b, err := l.Query(ctx, fmt.Sprintf("agent/%d/metadata/%s", id, key), nil)
@@ -140,10 +171,7 @@ func (d *Discovery) Discover(ctx context.Context) ([]Worker, error) {
 	if err != nil {
 		return nil, fmt.Errorf("discovery: %w", err)
 	}
-	hc := d.HTTP
-	if hc == nil {
-		hc = &http.Client{Timeout: 5 * time.Second}
-	}
+	hc := d.client()
 	maxAgents := d.MaxAgents
 	if maxAgents == 0 {
 		maxAgents = DefaultMaxAgents
@@ -199,6 +227,10 @@ func (d *Discovery) Discover(ctx context.Context) ([]Worker, error) {
 		reg, err := fetchRegistration(ctx, hc, a.AgentURI, ch.ChainID, id)
 		if err != nil {
 			d.skip(id, fmt.Sprintf("agentURI %q: %v", trunc(a.AgentURI, 120), err))
+			continue
+		}
+		if err := d.checkEndpoint(reg.Endpoint); err != nil {
+			d.skip(id, fmt.Sprintf("%s endpoint %q: %v", gateway.ServiceOpenAI, trunc(reg.Endpoint, 120), err))
 			continue
 		}
 		st, err := d.Ledger.Stake(ctx, a.Owner)

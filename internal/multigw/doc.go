@@ -20,6 +20,38 @@
 // does: jailed workers and workers under the chain's minimum stake are left
 // out, the rest scored by gateway.Candidate.Score (stake x record / price).
 //
+// Outbound connections (NetPolicy). Every agentURI and endpoint is
+// chosen by whoever registered the agent, so by default the gateway
+// connects to public addresses only: not to loopback (127/8, ::1),
+// unspecified (0/8, ::), private (10/8, 172.16/12, 192.168/16, fc00::/7,
+// fec0::/10), link-local (169.254/16, the cloud metadata service
+// 169.254.169.254 among them, fe80::/10), carrier-grade NAT (100.64/10),
+// multicast, documentation, benchmarking and other reserved blocks, nor to
+// the IPv4-mapped, 6to4 or NAT64 forms of these (ClassifyAddr lists
+// them). The check is made in the dialer's Control hook on the address
+// each connection is actually made to, after the name was resolved, so a
+// name that resolves, or rebinds between two fetches, to a non-public
+// address is refused like the address itself; a redirect to a URL whose
+// host is such an address is refused before it is followed, and a worker
+// whose endpoint's host is one is left out at discovery. A
+// registration file is fetched within RegistrationTimeout (5 s, redirects
+// and body included) through at most MaxRegistrationRedirects (3)
+// redirects, each to an http(s) URL without credentials, query or
+// fragment and checked again; its body is read up to MaxRegistrationBytes
+// (64 KiB) and its headers up to as much. A worker's API (quotes, paid
+// requests, receipts) is never followed through a redirect: the attempt
+// fails as one to a worker that does not answer (a quote's goes to the
+// next worker; a paid one as "No double charge" says). Connections time out after
+// DialTimeout (5 s), TLS handshakes after TLSHandshakeTimeout (10 s), and
+// the default clients use no HTTP proxy. The refusal names the address and
+// its class ("127.0.0.1 is a loopback address: ...", ErrNonPublic, an
+// *AddrError), in the skip's log line or in the worker failure the caller
+// gets. NetPolicy.AllowPrivate (`verdict gateway --allow-private-workers`)
+// allows every address, for a testnet on one machine or a LAN;
+// NetPolicy.Allow (`--allow-worker-net CIDR,...`) allows chosen non-public
+// networks, such as the private network the workers are on. Clients given
+// in Options.HTTP or Options.HTTPRegistration are used as they are.
+//
 // Routing (Router): smooth weighted round-robin over the eligible workers
 // of the requested model, each weighted by its score: for each request
 // every eligible worker's counter grows by its score, the worker with the
@@ -106,9 +138,13 @@
 // is the worker's (price x the prompt and max_tokens): an escrow above what
 // the answer costs is returned when the receipt is published, but a worker
 // that publishes nothing holds it until the escrow's deadline; MaxFee
-// bounds it. Registration files are fetched again at every refresh, from
-// wherever their agentURI points (an operator behind a firewall should run
-// the gateway where a hostile agentURI reaches nothing private). A worker's
+// bounds it. Registration files are fetched again at every refresh: each
+// agent can make the gateway send one GET per refresh to a public address
+// of its choosing (and, with AllowPrivate or Allow, to the addresses these
+// allow: run such a gateway where they reach nothing that trusts it). A
+// public server that itself relays requests into a private network (a
+// proxy, unlike a redirect, which is checked) is beyond what the gateway
+// can see. A worker's
 // non-streamed answer is read up to MaxResponseBytes (64 MiB) and each line
 // of its stream up to MaxEventBytes (4 MiB); past either the caller gets
 // the worker_failed error.

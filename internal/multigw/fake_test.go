@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -26,6 +27,9 @@ import (
 )
 
 const testChain = "verdict-test"
+
+// testNet lets the gateway reach the fake workers, all on 127.0.0.1.
+var testNet = NetPolicy{AllowPrivate: true}
 
 // fakeLedger is a ledger in memory: agents with metadata, stakes,
 // accounts whose nonce advances with every escrow a fake worker takes.
@@ -151,6 +155,9 @@ type fakeWorker struct {
 	price  uint64
 	srv    *httptest.Server
 	served atomic.Int64
+	hits   atomic.Int64 // requests of any kind
+	// redirect, when set, makes the worker's API redirect there.
+	redirect atomic.Pointer[string]
 	// cut, when set, makes the worker die mid-answer after n bytes.
 	cut atomic.Bool
 	// free: the worker serves without payment (--no-auth).
@@ -201,12 +208,22 @@ const (
 )
 
 func (l *fakeLedger) addWorker(t *testing.T, name string, stake, price uint64) *fakeWorker {
+	return l.addWorkerOn(t, name, stake, price, nil)
+}
+
+// addWorkerOn adds a worker serving on ln (nil: httptest's 127.0.0.1).
+func (l *fakeLedger) addWorkerOn(t *testing.T, name string, stake, price uint64, ln net.Listener) *fakeWorker {
 	seed := make([]byte, ed25519.SeedSize)
 	copy(seed, name)
 	k := ed25519.NewKeyFromSeed(seed)
 	a, _ := ledger.AddressOf(k.Public().(ed25519.PublicKey))
 	w := &fakeWorker{t: t, l: l, key: k, addr: a, price: price}
-	w.srv = httptest.NewServer(http.HandlerFunc(w.serve))
+	w.srv = httptest.NewUnstartedServer(http.HandlerFunc(w.serve))
+	if ln != nil {
+		w.srv.Listener.Close()
+		w.srv.Listener = ln
+	}
+	w.srv.Start()
 	t.Cleanup(w.srv.Close)
 	l.mu.Lock()
 	l.agents = append(l.agents, ledger.Agent{AgentID: uint64(len(l.agents) + 1), Owner: a, AgentURI: w.srv.URL + gateway.RegistrationPath})
@@ -220,6 +237,11 @@ func (l *fakeLedger) addWorker(t *testing.T, name string, stake, price uint64) *
 }
 
 func (w *fakeWorker) serve(rw http.ResponseWriter, r *http.Request) {
+	w.hits.Add(1)
+	if to := w.redirect.Load(); to != nil && r.URL.Path != gateway.RegistrationPath {
+		http.Redirect(rw, r, *to+r.URL.Path, http.StatusTemporaryRedirect)
+		return
+	}
 	if r.URL.Path == gateway.RegistrationPath {
 		reg, _ := gateway.WorkerRegistration{Name: "fake", Base: w.srv.URL, ChainID: testChain, AgentID: w.id, X402: true}.Build()
 		json.NewEncoder(rw).Encode(reg)

@@ -182,7 +182,7 @@ func TestMCPNoAuth(t *testing.T) {
 	l := newFakeLedger()
 	w := l.addWorker(t, "free", 400, 1)
 	w.free = true
-	srv, err := New(context.Background(), Options{Ledger: l, NoAuth: true, Logger: slog.New(slog.DiscardHandler)})
+	srv, err := New(context.Background(), Options{Ledger: l, NoAuth: true, Net: testNet, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -169,7 +169,7 @@ func TestDiscoverRefusesHostile(t *testing.T) {
 	hostile(serve(func(w http.ResponseWriter, r *http.Request) { json.NewEncoder(w).Encode(goodRegistration(t, good.id)) }))
 	hostile(serve(func(w http.ResponseWriter, r *http.Request) { http.NotFound(w, r) }))
 	var logs logBuf
-	d := &Discovery{Ledger: l, Logger: slog.New(slog.NewTextHandler(&logs, nil))}
+	d := &Discovery{Ledger: l, Net: testNet, Logger: slog.New(slog.NewTextHandler(&logs, nil))}
 	ws, err := d.Discover(context.Background())
 	if err != nil {
 		t.Fatal(err)
@@ -213,7 +213,7 @@ func newTestEnv(t *testing.T, opts ...func(*Options)) *testEnv {
 	}
 	e.payer = k
 	e.payAddr, _ = ledger.AddressOf(k.Public)
-	o := Options{Ledger: l, Accounts: map[string]*keys.Key{e.apiKey: k}, Logger: slog.New(slog.DiscardHandler)}
+	o := Options{Ledger: l, Accounts: map[string]*keys.Key{e.apiKey: k}, Net: testNet, Logger: slog.New(slog.DiscardHandler)}
 	for _, f := range opts {
 		f(&o)
 	}
@@ -410,7 +410,7 @@ func TestServerNoAuth(t *testing.T) {
 	for _, w := range ws {
 		w.free = true
 	}
-	srv, err := New(context.Background(), Options{Ledger: l, NoAuth: true, Logger: slog.New(slog.DiscardHandler)})
+	srv, err := New(context.Background(), Options{Ledger: l, NoAuth: true, Net: testNet, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -36,8 +36,14 @@ type Options struct {
 	NoAuth bool
 	// Refresh is the time between discoveries (default 2 s).
 	Refresh time.Duration
-	// HTTP reaches the workers (default: a client whose dial times out
-	// after 5 s and which waits HeaderTimeout for response headers).
+	// Net is where the gateway may connect to, for registration files
+	// and workers alike (the zero value: public addresses only; see
+	// NetPolicy).
+	Net NetPolicy
+	// HTTP reaches the workers (default: a client that connects only
+	// where Net allows, whose dial times out after DialTimeout, which
+	// waits HeaderTimeout for response headers and follows no redirect).
+	// A client given here is used as it is: Net does not apply to it.
 	HTTP *http.Client
 	// HeaderTimeout bounds the wait for a worker's response headers once
 	// it is paid (default 5 minutes: a non-streamed answer's headers come
@@ -61,8 +67,8 @@ type Options struct {
 	ReceiptWait time.Duration
 	// Explorer, when set, is served at gateway.ExplorerPath.
 	Explorer http.Handler
-	// HTTPRegistration fetches registration files (default: 5 s
-	// timeout).
+	// HTTPRegistration fetches registration files (default: Net's, see
+	// Discovery.HTTP).
 	HTTPRegistration *http.Client
 	Logger           *slog.Logger
 }
@@ -129,15 +135,10 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	}
 	hc := o.HTTP
 	if hc == nil {
-		hc = &http.Client{Transport: &http.Transport{
-			DialContext:           (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-			ResponseHeaderTimeout: o.HeaderTimeout,
-			MaxIdleConnsPerHost:   16,
-			IdleConnTimeout:       90 * time.Second,
-		}}
+		hc = o.Net.workerClient(o.HeaderTimeout)
 	}
 	s := &Server{o: o, hc: hc, log: o.Logger, mux: http.NewServeMux(),
-		disc:   &Discovery{Ledger: o.Ledger, HTTP: o.HTTPRegistration, Logger: o.Logger},
+		disc:   &Discovery{Ledger: o.Ledger, Net: o.Net, HTTP: o.HTTPRegistration, Logger: o.Logger},
 		router: &Router{DownFor: o.DownFor}, payers: map[ledger.Address]*sync.Mutex{}, served: map[string]Worker{}}
 	for k, key := range o.Accounts {
 		if k == "" || key == nil {
