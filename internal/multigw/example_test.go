@@ -3,6 +3,7 @@ package multigw_test
 import (
 	"encoding/json"
 	"fmt"
+	"net/netip"
 
 	"github.com/verdictnet/verdict/internal/gateway"
 	"github.com/verdictnet/verdict/internal/multigw"
@@ -23,4 +24,24 @@ func ExampleParseRegistration() {
 	// Output:
 	// https://w3.example.net/v1 <nil>
 	// registration file refused: name: "<script>x</script>" holds markup
+}
+
+// The gateway connects to public addresses only, unless its NetPolicy
+// allows others: an IPv4-mapped or 6to4 address is what it holds.
+func ExampleNetPolicy_Check() {
+	for _, s := range []string{"93.184.215.14", "169.254.169.254", "::ffff:127.0.0.1", "2002:a00:1::", "10.1.2.3"} {
+		ip := netip.MustParseAddr(s)
+		fmt.Println(s, multigw.ClassifyAddr(ip), multigw.NetPolicy{}.Check(ip) == nil)
+	}
+	vpc := multigw.NetPolicy{Allow: []netip.Prefix{netip.MustParsePrefix("10.1.0.0/16")}}
+	fmt.Println(vpc.Check(netip.MustParseAddr("10.1.2.3")))
+	fmt.Println(vpc.Check(netip.MustParseAddr("10.2.0.1")))
+	// Output:
+	// 93.184.215.14 public true
+	// 169.254.169.254 link-local false
+	// ::ffff:127.0.0.1 loopback false
+	// 2002:a00:1:: private false
+	// 10.1.2.3 private false
+	// <nil>
+	// 10.2.0.1 is a private address: the gateway connects to public addresses only (--allow-private-workers, --allow-worker-net)
 }
