@@ -159,7 +159,8 @@ type NetPolicy struct {
 	AllowPrivate bool
 	// Allow lists non-public prefixes allowed nonetheless (the private
 	// network the workers are on: `--allow-worker-net`). An IPv4 prefix
-	// also matches the IPv4-mapped form of its addresses.
+	// also matches the IPv4-mapped form of its addresses, and an
+	// IPv4-mapped prefix (::ffff:10.0.0.0/104) the IPv4 addresses.
 	Allow []netip.Prefix
 	// Resolver resolves names (default net.DefaultResolver).
 	Resolver *net.Resolver
@@ -173,6 +174,9 @@ func (p NetPolicy) Check(ip netip.Addr) error {
 	}
 	u := ip.WithZone("").Unmap()
 	for _, a := range p.Allow {
+		if a.Addr().Is4In6() && a.Bits() >= 96 {
+			a = netip.PrefixFrom(a.Addr().Unmap(), a.Bits()-96)
+		}
 		if a.Contains(u) {
 			return nil
 		}

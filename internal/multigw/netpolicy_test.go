@@ -119,6 +119,8 @@ func TestNetPolicyCheck(t *testing.T) {
 		{vpc, "fd00:2::5", "fd00:2::5 is a private address"},
 		{vpc, "127.0.0.1", "loopback"},
 		{vpc, "8.8.4.4", ""},
+		{NetPolicy{Allow: []netip.Prefix{netip.MustParsePrefix("::ffff:10.1.0.0/112")}}, "10.1.9.9", ""},
+		{NetPolicy{Allow: []netip.Prefix{netip.MustParsePrefix("::ffff:10.1.0.0/112")}}, "10.2.9.9", "10.2.9.9 is a private address"},
 	} {
 		err := tc.p.Check(netip.MustParseAddr(tc.ip))
 		if tc.want == "" {
