@@ -197,7 +197,9 @@ func mgwPost(t *testing.T, gw, key string, i int) mgwAnswer {
 //     of each answer at its worker's price (nothing charged twice);
 //  3. a cheating worker (--cheat-for-tests) with the largest stake gets
 //     traffic until its receipt is slashed and it is jailed, and none
-//     after.
+//     after;
+//  4. a gateway run without --allow-private-workers takes none of these
+//     workers, all on 127.0.0.1.
 func TestGatewayNodeManyWorkers(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs four CometBFT validators, four workers and a gateway")
@@ -284,6 +286,13 @@ func TestGatewayNodeManyWorkers(t *testing.T) {
 	gwp := startProc(t, "gateway", "--node", d.RPC, "--addr", "127.0.0.1:0", "--accounts", filepath.Join(kdir, "accounts.json"), "--refresh", "500ms", "--down-for", "60s",
 		"--allow-private-workers") // every worker is on 127.0.0.1
 	gw, _ := gwp.url(t)
+	// Without the flag a gateway reaches none of them: each is refused,
+	// the log naming the address.
+	strict := startProc(t, "gateway", "--node", d.RPC, "--addr", "127.0.0.1:0", "--no-auth")
+	if _, line := strict.url(t); !strings.Contains(line, ", 0 workers)") || !strings.Contains(strict.errb.String(), "127.0.0.1 is a loopback address") {
+		t.Fatalf("a gateway without --allow-private-workers: %s\n%s", line, strict.errb.String())
+	}
+	strict.stop(t)
 	byAgent := map[uint64]*wk{}
 	for _, w := range ws {
 		byAgent[w.agent] = w
