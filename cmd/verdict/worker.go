@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -180,6 +181,11 @@ func runWorker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	base, err := publicBase(*publicURL, ln.Addr().String())
 	if err != nil {
 		return fmt.Errorf("worker: %w", err)
+	}
+	if u, err := url.Parse(base); err == nil {
+		if ip, err := netip.ParseAddr(u.Hostname()); err == nil && multigw.ClassifyAddr(ip) != multigw.AddrPublic {
+			log.Warn("the registered URL is at a "+multigw.ClassifyAddr(ip).String()+" address: `verdict gateway --node` reaches this worker only when run with --allow-private-workers or --allow-worker-net (set --public-url to where gateways reach it)", "url", base)
+		}
 	}
 	cc := worker.ChainConfig{Client: c, RPC: *nodeAddr, Dir: *home, Stake: *stake, Validators: validators, Logger: log,
 		MaxPending: *maxPending, AgentURI: gateway.RegistrationURI(base)}

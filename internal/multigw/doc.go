@@ -11,7 +11,8 @@
 // ("verdict.price": decimal); `verdict worker` sets all three. For each,
 // the gateway reads its bonded stake and record (stake/ADDR: final
 // receipts, times slashed, jailed until) and fetches the ERC-8004
-// registration file at the agentURI it registered (ParseRegistration: at
+// registration file at the agentURI it registered, where NetPolicy allows
+// (see "Outbound connections" below; ParseRegistration: at
 // most MaxRegistrationBytes, http or https only, the file naming this agent
 // id in the chain's identity registry, an "OpenAI" service whose endpoint
 // is an absolute http(s) URL, no HTML in the name). A worker whose file is
