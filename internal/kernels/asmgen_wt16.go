@@ -98,8 +98,8 @@ func vnniWT16() {
 			a, t := ra(i), rb(i)
 			p("VPADDD %s, %s, %s", t, a, a)
 			p("VMULPS.BCST %d(%s), Z5, %s", 32+4*j, base, t) // dw*dx
-			p("VCVTDQ2PS %s, %s", a, a)                     // exact: |isum| < 2^24
-			p("VMULPS %s, %s, %s", a, t, a)                 // (dw*dx)*isum
+			p("VCVTDQ2PS %s, %s", a, a)                      // exact: |isum| < 2^24
+			p("VMULPS %s, %s, %s", a, t, a)                  // (dw*dx)*isum
 			p("VADDPS %s, %s, %s", a, facc(q), facc(q))
 		}
 	}
@@ -156,19 +156,19 @@ func wtTranspose(row func(int) string, A, Bz func(int) string) {
 
 // wtScales converts the F16 scales of 16 weight rows (row 4m+i at
 // bases[m] + i*ws, ws in AX, 3*ws in R12) into the 16 float32 lanes of
-// dst (exact), by integer loads, four to a quadword (BX, R14), then lo (rows
-// 0-7) and hi (8-15), two xmm registers.
+// dst (exact), by integer loads, four to a quadword in BX (row 4m+3 first,
+// each next one under it: MOVW writes the low 16 bits), then lo (rows 0-7)
+// and hi (8-15), two xmm registers.
 func wtScales(bases []string, lo, hi, dst string) {
 	for m := 0; m < 4; m++ {
-		for i := 0; i < 4; i++ {
+		for i := 3; i >= 0; i-- {
 			at := fmt.Sprintf("(%s)%s", bases[m], []string{"", "(AX*1)", "(AX*2)", "(R12*1)"}[i])
-			if i == 0 {
+			if i == 3 {
 				p("MOVWQZX %s, BX", at)
 				continue
 			}
-			p("MOVWQZX %s, R14", at)
-			p("SHLQ $%d, R14", 16*i)
-			p("ORQ R14, BX")
+			p("SHLQ $16, BX")
+			p("MOVW %s, BX", at)
 		}
 		switch m {
 		case 0:
