@@ -1018,7 +1018,9 @@ func main() {
 	q5Kernels()
 	kwtKernels()
 	f32bKernels()
-	vnniWT16()
+	for q := 1; q <= 8; q++ {
+		vnniWT16(q)
+	}
 	for m := 1; m <= 8; m++ {
 		wsum(m)
 	}

@@ -29,9 +29,13 @@ import "fmt"
 // 8 VPDPBUSD run as two chains of 4 (dwords 0-3 from the correction,
 // 4-7 from zero, then VPADDD: the integer sums are exact, so the bits do
 // not change), three rows interleaved: 271-282 -> 299-302.
-func vnniWT16() {
+//
+// vnniWT{8+P}Q8 for P < 8 is the same for 8+P activation rows: the second
+// group holds P.
+func vnniWT16(P int) {
 	const bs, shift, qoff = 34, 7, 2
-	name := "vnniWT16Q8"
+	n := 8 + P // activation rows
+	name := fmt.Sprintf("vnniWT%dQ8", n)
 	A := func(i int) string { return z(i) }
 	Bz := func(i int) string { return z(8 + i) }
 	facc := func(q int) string { return z(16 + q) }
@@ -55,7 +59,7 @@ func vnniWT16() {
 	p("MOVQ nb+32(FP), CX")
 	p("LEAQ (R11)(AX*4), R9") // the next tile's rows: one sequential stream
 	p("MOVL $0x80808080, DX")
-	for q := 0; q < 16; q++ {
+	for q := 0; q < n; q++ {
 		p("VPXORD %s, %s, %s", facc(q), facc(q), facc(q))
 	}
 	p("TESTQ CX, CX")
@@ -75,8 +79,8 @@ func vnniWT16() {
 	// dwords 0-3 from the correction, b: dwords 4-7 from zero),
 	// interleaved, then a += b (exact integers); b then holds t.
 	free := []string{"Z0", "Z1", "Z2", "Z3", "Z4", "Z6"}
-	for q0 := 0; q0 < 16; q0 += 3 {
-		rows := min(3, 16-q0)
+	for q0 := 0; q0 < n; q0 += 3 {
+		rows := min(3, n-q0)
 		ra := func(i int) string { return free[2*i] }
 		rb := func(i int) string { return free[2*i+1] }
 		for i := 0; i < rows; i++ {
@@ -114,9 +118,9 @@ func vnniWT16() {
 	p("MOVQ out+40(FP), DX")
 	p("MOVQ ld+48(FP), BX")
 	p("SHLQ $2, BX")
-	for q := 0; q < 16; q++ {
+	for q := 0; q < n; q++ {
 		p("VMOVUPS %s, (DX)", facc(q))
-		if q+1 < 16 {
+		if q+1 < n {
 			p("ADDQ BX, DX")
 		}
 	}

@@ -10,12 +10,13 @@ import (
 )
 
 // The AVX-512 VNNI path of the Q8_0, Q4_0 and Q5_0 matrix product for a
-// few activation rows (1 to 16: decode, and the decode steps of a
-// continuous batch), with the lanes on
+// few activation rows (1 to vnniWTMaxRows = 32, Q4_0 to 24: decode, and the
+// decode steps of a continuous batch), with the lanes on
 // the weight rows (asmgen_vnni.go, vnniWTTile):
 // 16 weight rows per register, transposed per block in registers, against
 // up to 8 activation rows per call whose quanta are VPDPBUSD's broadcast
-// operand. For Q8_0 decode (one activation row) this tile reads the weights
+// operand; for Q8_0 against 9 or more rows, the groups of 8 go in pairs
+// to vnniWT{9..16}Q8 (asmgen_wt16.go), 8 + P rows per call. For Q8_0 decode (one activation row) this tile reads the weights
 // from memory faster than the AVX2 kernel q8DotM's single stream (measured
 // here, 8192x2048 from memory, one thread: about 40 against 34 GB/s per CPU
 // second), with vnniWTQ8P1's prefetches of the next tile spread over each
@@ -42,12 +43,21 @@ import (
 const (
 	vnniWTBlk  = 320
 	vnniWTRows = 16 // weight rows per tile
-
-	// vnniWTMaxRows is the most activation rows for which PrepareTypes
-	// packs for these tiles (Q8_0 weights); from vnniWTMaxRows+1 on the
-	// tiles of vnni_amd64.go run.
-	vnniWTMaxRows = 16
 )
+
+// vnniWTMaxRows is the most activation rows for which PrepareTypes packs
+// for these tiles; from vnniWTMaxRows+1 on the tiles of vnni_amd64.go run.
+// Measured here (110m shapes, Q8_0, from memory, one thread), 32 rows in
+// vnniWT16Q8 pairs run at 290-310 GMAC per CPU second where the prefill
+// tiles vnniQ8R6G2 ran at 170-250. Benchmarks lower it to compare.
+var vnniWTMaxRows = 32
+
+// vnniWTMaxRowsQ4 is the most activation rows for which matMulVNNIWT takes
+// Q4_0 weights (beyond it the prefill tiles vnniQ4R*G2 run): measured here
+// (768 x 2048 from memory, one thread), the vnniWT tiles against the
+// prefill tiles at 20 rows 214 against 155 GMAC per CPU second, at 24 228
+// against 187, at 32 228 against 251.
+const vnniWTMaxRowsQ4 = 24
 
 //go:noescape
 func vnniWTQ8P1(w *byte, ws int, pk *byte, nb int, out *float32, ld int)
@@ -195,6 +205,9 @@ func matMulVNNIWT(w *tensor.Tensor, a *Acts, out []float32, ld, r0, r1 int) bool
 	case tensor.Q8_0:
 		tiles, dot = &vnniWTTilesQ8, dotQ8_0
 	case tensor.Q4_0:
+		if n > vnniWTMaxRowsQ4 {
+			return false
+		}
 		tiles, dot = &vnniWTTilesQ4, dotQ4_0
 	case tensor.Q5_0:
 		tiles, dot = &vnniWTTilesQ50, func(row []byte, q []int8, d []float32) float32 { return dotQ5(tensor.Q5_0, row, q, d) }
@@ -209,9 +222,15 @@ func matMulVNNIWT(w *tensor.Tensor, a *Acts, out []float32, ld, r0, r1 int) bool
 		return false
 	}
 	r := r0
-	if n == 2*8 && w.Type == tensor.Q8_0 && useWT16 { // both groups in one call
+	if n > 8 && w.Type == tensor.Q8_0 && useWT16 { // groups in pairs
 		for ; r+vnniWTRows <= r1; r += vnniWTRows {
-			vnniWT16Q8(&w.Data[r*rs], rs, &a.pk8[0], gs, nb, &out[r], ld)
+			for g := 0; g < groups; g += 2 {
+				if g+1 == groups {
+					tiles[min(8, n-8*g)](&w.Data[r*rs], rs, &a.pk8[g*gs], nb, &out[8*g*ld+r], ld)
+					break
+				}
+				vnniWTPairsQ8[min(8, n-8*g-8)](&w.Data[r*rs], rs, &a.pk8[g*gs], gs, nb, &out[8*g*ld+r], ld)
+			}
 		}
 	}
 	for ; r+vnniWTRows <= r1; r += vnniWTRows {

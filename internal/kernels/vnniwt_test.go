@@ -28,6 +28,12 @@ func checkVNNIWT(t *testing.T, r *rand.Rand, typ tensor.Type, rows, cols, n int,
 			t.Fatalf("packVNNIWT declined cols=%d n=%d", cols, n)
 		}
 	}
+	if typ == tensor.Q4_0 && n > vnniWTMaxRowsQ4 {
+		if matMulVNNIWT(w, a, make([]float32, n*rows), rows, 0, rows) {
+			t.Fatalf("matMulVNNIWT took Q4_0 weights against %d rows", n)
+		}
+		return
+	}
 	// All the rows (as many 16-row tiles as fit), then a random range.
 	r0 := r.IntN(rows)
 	r1 := r0 + 1 + r.IntN(rows-r0)
@@ -53,7 +59,7 @@ func TestVNNIWTTable(t *testing.T) {
 	r := rand.New(rand.NewPCG(21, 22))
 	for _, typ := range []tensor.Type{tensor.Q8_0, tensor.Q4_0, tensor.Q5_0} {
 		for _, cols := range []int{32, 64, 96, 288, 768} {
-			for _, n := range []int{1, 2, 3, 4, 7, 8, 9, 15, 16} {
+			for _, n := range []int{1, 2, 3, 4, 7, 8, 9, 15, 16, 17, 24, 25, 31, 32} {
 				for _, mode := range []actsMode{actsPrepared, actsExtreme, actsAnyInt8} {
 					for _, special := range []bool{false, true} {
 						checkVNNIWT(t, r, typ, 16+r.IntN(40), cols, n, special, mode)
@@ -85,7 +91,7 @@ func TestVNNIWTDispatch(t *testing.T) {
 	needVNNI(t)
 	r := rand.New(rand.NewPCG(25, 26))
 	const rows, cols = 40, 64
-	for _, n := range []int{1, 2, 3, 4, 16, vnniWTMaxRows + 1} {
+	for _, n := range []int{1, 2, 3, 4, 16, 17, 25, vnniWTMaxRows, vnniWTMaxRows + 1} {
 		var a Acts
 		a.PrepareTypes([]tensor.Type{tensor.Q8_0, tensor.Q4_0, tensor.Q5_0}, values(r, n*cols, false), n, cols, nil)
 		if want := n <= vnniWTMaxRows; a.packed8 != want {
@@ -114,6 +120,9 @@ func FuzzVNNIWT(f *testing.F) {
 	f.Add(uint64(2), uint8(3), uint8(2), uint8(33), uint8(1), false)
 	f.Add(uint64(3), uint8(24), uint8(16), uint8(7), uint8(2), true)
 	f.Add(uint64(4), uint8(9), uint8(9), uint8(64), uint8(1), true)
+	f.Add(uint64(6), uint8(5), uint8(23), uint8(47), uint8(0), false) // Q8_0, 24 rows: a pair and a group of 8
+	f.Add(uint64(9), uint8(2), uint8(30), uint8(62), uint8(1), true)  // Q8_0, 31 rows: two pairs
+	f.Add(uint64(7), uint8(3), uint8(26), uint8(33), uint8(2), false) // Q4_0, 27 rows: declined
 	f.Fuzz(func(t *testing.T, seed uint64, blocks, n, rows, mode uint8, special bool) {
 		needVNNI(t)
 		r := rand.New(rand.NewPCG(seed, uint64(blocks)))
