@@ -24,12 +24,12 @@ func BenchmarkWT16Off(b *testing.B) {
 
 // BenchmarkQ8Rows times the Q8_0 matrix product against n = 1 to 32
 // activation rows (decode and the decode steps of a continuous batch: the
-// vnniWT tiles up to vnniWTMaxRows, vnniWT16Q8 for 16, the prefill tiles
-// beyond) on the 110m shapes 768 x 768 (attention), 2048 x 768 (FFN up),
-// 768 x 2048 (FFN down) and 32000 x 768 (the output), one thread, with the
-// weights streaming from memory as in a real step: copies of the matrix,
-// over 40 MB in all (beyond the L3 cache), are cycled. cpu-GMAC/s is the
-// multiply-adds (rows x cols x n) per CPU second of the benchmark's thread.
+// vnniWT tiles, in pairs of groups of 8 from 9 rows on) on the 110m shapes
+// 768 x 768 (attention), 2048 x 768 (FFN up), 768 x 2048 (FFN down) and
+// 32000 x 768 (the output), one thread, with the weights streaming from
+// memory as in a real step: copies of the matrix, over 40 MB in all (beyond
+// the L3 cache), are cycled. cpu-GMAC/s is the multiply-adds (rows x cols x
+// n) per CPU second of the benchmark's thread.
 func BenchmarkQ8Rows(b *testing.B) {
 	r := rand.New(rand.NewPCG(1, 1))
 	const total = 40 << 20
@@ -40,7 +40,7 @@ func BenchmarkQ8Rows(b *testing.B) {
 		for i := range ws {
 			ws[i] = weights(r, tensor.Q8_0, rows, cols, false)
 		}
-		for _, n := range []int{1, 4, 8, 16, 32} {
+		for _, n := range []int{1, 4, 8, 12, 16, 24, 32} {
 			x := values(r, n*cols, false)
 			var a Acts
 			a.Prepare(tensor.Q8_0, x, n, cols)
