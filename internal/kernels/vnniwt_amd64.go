@@ -46,11 +46,18 @@ const (
 )
 
 // vnniWTMaxRows is the most activation rows for which PrepareTypes packs
-// for these tiles; from vnniWTMaxRows+1 on the tiles of vnni_amd64.go run.
-// Measured here (110m shapes, Q8_0, from memory, one thread), 32 rows in
-// vnniWT16Q8 pairs run at 290-310 GMAC per CPU second where the prefill
-// tiles vnniQ8R6G2 ran at 170-250. Benchmarks lower it to compare.
-var vnniWTMaxRows = 32
+// for these tiles (vnniWTMaxRowsQ8 where Q8_0 weights are among those that
+// take the rows); beyond, the tiles of vnni_amd64.go and q5_amd64.go run.
+// Measured here (110m shapes, one thread, weights from memory), Q8_0
+// against 32 rows in vnniWT16Q8 pairs ran at 290-310 GMAC per CPU second
+// where the prefill tiles vnniQ8R6G2 ran at 155-217; at 40 to 128 rows 284-316
+// against 157-287, at 256 305-307 against 277-285, at 512 297-307 against
+// 289-319; Q5_0 at 40 to 128 rows 204-214 against 118-186 (not taken:
+// not measured in a model). Benchmarks lower them to compare.
+var (
+	vnniWTMaxRows   = 32
+	vnniWTMaxRowsQ8 = 256
+)
 
 // vnniWTMaxRowsQ4 is the most activation rows for which matMulVNNIWT takes
 // Q4_0 weights (beyond it the prefill tiles vnniQ4R*G2 run): measured here
@@ -140,14 +147,30 @@ var (
 )
 
 // packActsVNNIWT is packActs8 where the VNNI tiles are on: it packs
-// rows (for Q8_0, Q4_0 and Q5_0 weights) for n <= vnniWTMaxRows.
-func packActsVNNIWT(a *Acts, run func(n int, fn func(lo, hi int))) bool {
-	return a.N >= 1 && a.N <= vnniWTMaxRows && packVNNIWT(a)
+// rows (for Q8_0, Q4_0 and Q5_0 weights) for n <= vnniWTMaxRows, or
+// vnniWTMaxRowsQ8 where q8.
+func packActsVNNIWT(a *Acts, q8 bool, run func(n int, fn func(lo, hi int))) bool {
+	return a.N >= 1 && (a.N <= vnniWTMaxRows || q8 && a.N <= vnniWTMaxRowsQ8) && packVNNIWT(a, run)
 }
 
-// packVNNIWT fills a.pk8 from a.Q and a.D. It declines (false) shapes the
-// tiles do not take.
-func packVNNIWT(a *Acts) bool {
+// wtTakes reports whether matMulVNNIWT takes weights of type t against n
+// activation rows (packed for it).
+func wtTakes(t tensor.Type, n int) bool {
+	switch t {
+	case tensor.Q8_0:
+		return n <= max(vnniWTMaxRows, vnniWTMaxRowsQ8)
+	case tensor.Q4_0:
+		return n <= min(vnniWTMaxRows, vnniWTMaxRowsQ4)
+	case tensor.Q5_0:
+		return n <= vnniWTMaxRows
+	}
+	return false
+}
+
+// packVNNIWT fills a.pk8 from a.Q and a.D, its groups of 8 rows possibly in
+// parallel through run (nil: here). It declines (false) shapes the tiles do
+// not take.
+func packVNNIWT(a *Acts, run func(n int, fn func(lo, hi int))) bool {
 	n, cols := a.N, a.Cols
 	if n <= 0 || cols <= 0 || cols%tensor.QK != 0 || len(a.Q) < n*cols || len(a.D) < n*(cols/tensor.QK) {
 		return false
@@ -157,36 +180,48 @@ func packVNNIWT(a *Acts) bool {
 	gs := nb * vnniWTBlk
 	a.pk8 = grow(a.pk8, groups*gs)
 	q := unsafe.Slice((*byte)(unsafe.Pointer(&a.Q[0])), len(a.Q))
+	fn := func(lo, hi int) {
+		for g := lo; g < hi; g++ {
+			packVNNIWTGroup(a, q, g, n, cols, nb, gs)
+		}
+	}
+	if run == nil {
+		fn(0, groups)
+	} else {
+		run(groups, fn)
+	}
+	return true
+}
+
+// packVNNIWTGroup packs group g of packVNNIWT.
+func packVNNIWTGroup(a *Acts, q []byte, g, n, cols, nb, gs int) {
 	const (
 		flip = 0x8080808080808080 // int8 -> uint8 + 128
 		lo8  = 0x00ff00ff00ff00ff
 		add4 = 0x0001000100010001
 	)
 	le := binary.LittleEndian
-	for g := 0; g < groups; g++ {
-		for b := 0; b < nb; b++ {
-			blk := a.pk8[g*gs+b*vnniWTBlk : g*gs+(b+1)*vnniWTBlk]
-			if 8*g+8 > n {
-				clear(blk)
+	for b := 0; b < nb; b++ {
+		blk := a.pk8[g*gs+b*vnniWTBlk : g*gs+(b+1)*vnniWTBlk]
+		if 8*g+8 > n {
+			clear(blk)
+		}
+		for j := 0; j < 8 && 8*g+j < n; j++ {
+			p := 8*g + j
+			src := q[p*cols+b*tensor.QK : p*cols+(b+1)*tensor.QK]
+			copy(blk[64+32*j:64+32*j+32], src)
+			// Σ (q+128) over the block, eight bytes at a time in
+			// 16-bit lanes (at most 4*2*255 each), as packVNNI.
+			var us uint64
+			for k := 0; k < 4; k++ {
+				u := le.Uint64(src[8*k:]) ^ flip
+				us += ((u&lo8 + u>>8&lo8) * add4) >> 48
 			}
-			for j := 0; j < 8 && 8*g+j < n; j++ {
-				p := 8*g + j
-				src := q[p*cols+b*tensor.QK : p*cols+(b+1)*tensor.QK]
-				copy(blk[64+32*j:64+32*j+32], src)
-				// Σ (q+128) over the block, eight bytes at a time in
-				// 16-bit lanes (at most 4*2*255 each), as packVNNI.
-				var us uint64
-				for k := 0; k < 4; k++ {
-					u := le.Uint64(src[8*k:]) ^ flip
-					us += ((u&lo8 + u>>8&lo8) * add4) >> 48
-				}
-				sx := int32(us) - 128*tensor.QK
-				le.PutUint32(blk[4*j:], uint32(-sx))
-				le.PutUint32(blk[32+4*j:], math32bits(a.D[p*nb+b]))
-			}
+			sx := int32(us) - 128*tensor.QK
+			le.PutUint32(blk[4*j:], uint32(-sx))
+			le.PutUint32(blk[32+4*j:], math32bits(a.D[p*nb+b]))
 		}
 	}
-	return true
 }
 
 // matMulVNNIWT is matMulAVX2's Q8_0 case with the vnniWT tiles, for Acts
@@ -196,7 +231,7 @@ func packVNNIWT(a *Acts) bool {
 // It declines (false) anything else.
 func matMulVNNIWT(w *tensor.Tensor, a *Acts, out []float32, ld, r0, r1 int) bool {
 	n, cols := a.N, a.Cols
-	if !a.packed8 || n <= 0 || n > vnniWTMaxRows || cols%tensor.QK != 0 {
+	if !a.packed8 || n <= 0 || !wtTakes(w.Type, n) || cols%tensor.QK != 0 {
 		return false
 	}
 	var tiles *[9]vnniWTFn
@@ -205,9 +240,6 @@ func matMulVNNIWT(w *tensor.Tensor, a *Acts, out []float32, ld, r0, r1 int) bool
 	case tensor.Q8_0:
 		tiles, dot = &vnniWTTilesQ8, dotQ8_0
 	case tensor.Q4_0:
-		if n > vnniWTMaxRowsQ4 {
-			return false
-		}
 		tiles, dot = &vnniWTTilesQ4, dotQ4_0
 	case tensor.Q5_0:
 		tiles, dot = &vnniWTTilesQ50, func(row []byte, q []int8, d []float32) float32 { return dotQ5(tensor.Q5_0, row, q, d) }
@@ -238,6 +270,9 @@ func matMulVNNIWT(w *tensor.Tensor, a *Acts, out []float32, ld, r0, r1 int) bool
 			P := min(8, n-8*g)
 			tiles[P](&w.Data[r*rs], rs, &a.pk8[g*gs], nb, &out[8*g*ld+r], ld)
 		}
+	}
+	if r < r1 && n > 2*8 && a.packed && matMulVNNI(w, a, out, ld, r, r1) {
+		return true // the last rows (at most 15) on the prefill tiles
 	}
 	for ; r < r1; r++ { // the scalar reference: at most 15 rows
 		for p := 0; p < n; p++ {
