@@ -92,9 +92,8 @@ var packActs func(a *Acts, t tensor.Type, run func(n int, fn func(lo, hi int))) 
 
 // packActs8, when set by an architecture-specific file, repacks a's
 // quantised rows for Q8_0, Q4_0 and Q5_0 weights against a few rows (possibly in parallel through run) and
-// reports whether it did; q8 says whether Q8_0 weights are among those
-// that will use them.
-var packActs8 func(a *Acts, q8 bool, run func(n int, fn func(lo, hi int))) bool
+// reports whether it did; ts are the weight types that will use them.
+var packActs8 func(a *Acts, ts []tensor.Type, run func(n int, fn func(lo, hi int))) bool
 
 // q8FewMinRows is the fewest activation rows for which PrepareTypes packs
 // for packActs8's tiles when the weights are Q8_0 (Q4_0 and Q5_0: from one
@@ -128,12 +127,10 @@ func (a *Acts) PrepareTypes(ts []tensor.Type, x []float32, n, cols int, run func
 	a.packed, a.packedK, a.packed8, a.packedKW = false, false, false, false
 	var f ActFormat
 	few := false // weights that the few-row tiles take at this n
-	q8 := false  // Q8_0 weights among them
 	pack := tensor.F32
 	for _, t := range ts {
 		f |= FormatOf(t)
 		few = few || t == tensor.Q8_0 && n >= q8FewMinRows || t == tensor.Q4_0 || t == tensor.Q5_0
-		q8 = q8 || t == tensor.Q8_0
 		if t == tensor.Q8_0 || t == tensor.Q4_0 || pack == tensor.F32 && (t == tensor.Q4_1 || t == tensor.Q5_0 || t == tensor.Q5_1) {
 			pack = t
 		}
@@ -158,7 +155,7 @@ func (a *Acts) PrepareTypes(ts []tensor.Type, x []float32, n, cols int, run func
 		}
 		a.noMin128 = true
 		a.packed = pack != tensor.F32 && packActs != nil && packActs(a, pack, run)
-		a.packed8 = few && packActs8 != nil && packActs8(a, q8, run)
+		a.packed8 = few && packActs8 != nil && packActs8(a, ts, run)
 	}
 	if f&ActQ8K != 0 && cols%tensor.QKK == 0 {
 		a.Formats |= ActQ8K

@@ -10,8 +10,8 @@ import (
 )
 
 // The AVX-512 VNNI path of the Q8_0, Q4_0 and Q5_0 matrix product for a
-// few activation rows (1 to vnniWTMaxRows = 32, Q4_0 to 24: decode, and the
-// decode steps of a continuous batch), with the lanes on
+// few activation rows (Q8_0 1 to 256, Q5_0 to 128, Q4_0 to 24: decode, the
+// decode steps of a continuous batch, short prefill), with the lanes on
 // the weight rows (asmgen_vnni.go, vnniWTTile):
 // 16 weight rows per register, transposed per block in registers, against
 // up to 8 activation rows per call whose quanta are VPDPBUSD's broadcast
@@ -45,26 +45,22 @@ const (
 	vnniWTRows = 16 // weight rows per tile
 )
 
-// vnniWTMaxRows is the most activation rows for which PrepareTypes packs
-// for these tiles (vnniWTMaxRowsQ8 where Q8_0 weights are among those that
-// take the rows); beyond, the tiles of vnni_amd64.go and q5_amd64.go run.
-// Measured here (110m shapes, one thread, weights from memory), Q8_0
-// against 32 rows in vnniWT16Q8 pairs ran at 290-310 GMAC per CPU second
-// where the prefill tiles vnniQ8R6G2 ran at 155-217; at 40 to 128 rows 284-316
-// against 157-287, at 256 305-307 against 277-285, at 512 297-307 against
-// 289-319; Q5_0 at 40 to 128 rows 204-214 against 118-186 (not taken:
-// not measured in a model). Benchmarks lower them to compare.
+// The most activation rows for which matMulVNNIWT takes each weight type
+// (PrepareTypes packs for it when any of the types takes n); beyond, the
+// prefill tiles of vnni_amd64.go and q5_amd64.go run. Measured here (one
+// thread, weights from memory, GMAC per CPU second), the vnniWT tiles
+// against the prefill tiles: Q8_0 (110m shapes) at 32 rows 290-310 against
+// 155-217, at 40 to 128 rows 284-316 against 157-287, at 256 305-307
+// against 277-285, at 512 297-307 against 289-319; Q5_0 (768 x 768 and
+// 768 x 2048) at 48 rows 211-295 against 166-241, at 128 209-213 against
+// 199-205, at 256 and 512 210-213 against 206-222; Q4_0 (768 x 2048) at 20
+// rows 214 against 155, at 24 228 against 187, at 32 228 against 251.
+// Benchmarks change them to compare.
 var (
-	vnniWTMaxRows   = 32
 	vnniWTMaxRowsQ8 = 256
+	vnniWTMaxRowsQ4 = 24
+	vnniWTMaxRowsQ5 = 128
 )
-
-// vnniWTMaxRowsQ4 is the most activation rows for which matMulVNNIWT takes
-// Q4_0 weights (beyond it the prefill tiles vnniQ4R*G2 run): measured here
-// (768 x 2048 from memory, one thread), the vnniWT tiles against the
-// prefill tiles at 20 rows 214 against 155 GMAC per CPU second, at 24 228
-// against 187, at 32 228 against 251.
-const vnniWTMaxRowsQ4 = 24
 
 //go:noescape
 func vnniWTQ8P1(w *byte, ws int, pk *byte, nb int, out *float32, ld int)
@@ -147,10 +143,14 @@ var (
 )
 
 // packActsVNNIWT is packActs8 where the VNNI tiles are on: it packs
-// rows (for Q8_0, Q4_0 and Q5_0 weights) for n <= vnniWTMaxRows, or
-// vnniWTMaxRowsQ8 where q8.
-func packActsVNNIWT(a *Acts, q8 bool, run func(n int, fn func(lo, hi int))) bool {
-	return a.N >= 1 && (a.N <= vnniWTMaxRows || q8 && a.N <= vnniWTMaxRowsQ8) && packVNNIWT(a, run)
+// rows when matMulVNNIWT takes any of the weight types ts against them.
+func packActsVNNIWT(a *Acts, ts []tensor.Type, run func(n int, fn func(lo, hi int))) bool {
+	for _, t := range ts {
+		if a.N >= 1 && wtTakes(t, a.N) {
+			return packVNNIWT(a, run)
+		}
+	}
+	return false
 }
 
 // wtTakes reports whether matMulVNNIWT takes weights of type t against n
@@ -158,11 +158,11 @@ func packActsVNNIWT(a *Acts, q8 bool, run func(n int, fn func(lo, hi int))) bool
 func wtTakes(t tensor.Type, n int) bool {
 	switch t {
 	case tensor.Q8_0:
-		return n <= max(vnniWTMaxRows, vnniWTMaxRowsQ8)
+		return n <= vnniWTMaxRowsQ8
 	case tensor.Q4_0:
-		return n <= min(vnniWTMaxRows, vnniWTMaxRowsQ4)
+		return n <= vnniWTMaxRowsQ4
 	case tensor.Q5_0:
-		return n <= vnniWTMaxRows
+		return n <= vnniWTMaxRowsQ5
 	}
 	return false
 }
@@ -271,7 +271,7 @@ func matMulVNNIWT(w *tensor.Tensor, a *Acts, out []float32, ld, r0, r1 int) bool
 			tiles[P](&w.Data[r*rs], rs, &a.pk8[g*gs], nb, &out[8*g*ld+r], ld)
 		}
 	}
-	if r < r1 && n > 2*8 && a.packed && matMulVNNI(w, a, out, ld, r, r1) {
+	if r < r1 && n > 2*8 && a.packed && (matMulVNNI(w, a, out, ld, r, r1) || matMulVNNIQ5(w, a, out, ld, r, r1)) {
 		return true // the last rows (at most 15) on the prefill tiles
 	}
 	for ; r < r1; r++ { // the scalar reference: at most 15 rows

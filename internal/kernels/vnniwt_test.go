@@ -19,7 +19,7 @@ import (
 func checkVNNIWT(t *testing.T, r *rand.Rand, typ tensor.Type, rows, cols, n int, special bool, mode actsMode) {
 	t.Helper()
 	w, a := quantInputs(r, typ, rows, cols, n, special, mode)
-	if want := n <= vnniWTMaxRows || typ == tensor.Q8_0 && n <= vnniWTMaxRowsQ8; mode == actsPrepared && a.packed8 != want {
+	if want := wtTakes(typ, n); mode == actsPrepared && a.packed8 != want {
 		t.Fatalf("Prepare %s cols=%d n=%d: packed8 %v, want %v", typ, cols, n, a.packed8, want)
 	}
 	if mode != actsPrepared && a.packed { // the prefill tiles' packing (the last rows)
@@ -79,7 +79,7 @@ func TestVNNIWTEveryN(t *testing.T) {
 	needVNNI(t)
 	r := rand.New(rand.NewPCG(23, 24))
 	for _, typ := range []tensor.Type{tensor.Q8_0, tensor.Q4_0, tensor.Q5_0} {
-		for n := 1; n <= vnniWTMaxRows; n++ {
+		for n := 1; n <= 32; n++ {
 			for _, rows := range []int{1, 15, 16, 17, 31, 32, 77} {
 				checkVNNIWT(t, r, typ, rows, 32*(1+r.IntN(8)), n, n%4 == 0, actsMode(n%3))
 			}
@@ -87,8 +87,8 @@ func TestVNNIWTEveryN(t *testing.T) {
 	}
 }
 
-// TestVNNIWTManyRows runs Q8_0 against the most activation rows the
-// vnniWT tiles take and around it, on row counts that leave a remainder of
+// TestVNNIWTManyRows runs Q8_0 and Q5_0 against the most activation rows
+// the vnniWT tiles take and around it, on row counts that leave a remainder of
 // 16 (run by the prefill tiles where Prepare packed for them, else by the
 // scalar reference).
 func TestVNNIWTManyRows(t *testing.T) {
@@ -97,6 +97,11 @@ func TestVNNIWTManyRows(t *testing.T) {
 	for _, n := range []int{100, vnniWTMaxRowsQ8 - 1, vnniWTMaxRowsQ8, vnniWTMaxRowsQ8 + 1} {
 		for i, rows := range []int{16, 37} {
 			checkVNNIWT(t, r, tensor.Q8_0, rows, 64, n, i == 1, actsMode(i))
+		}
+	}
+	for _, n := range []int{33, vnniWTMaxRowsQ5, vnniWTMaxRowsQ5 + 1} {
+		for i, rows := range []int{16, 37} {
+			checkVNNIWT(t, r, tensor.Q5_0, rows, 64, n, i == 1, actsMode(i))
 		}
 	}
 }
@@ -133,11 +138,16 @@ func TestVNNIWTDispatch(t *testing.T) {
 	needVNNI(t)
 	r := rand.New(rand.NewPCG(25, 26))
 	const rows, cols = 40, 64
-	for _, n := range []int{1, 2, 3, 4, 16, 17, 25, vnniWTMaxRows, vnniWTMaxRows + 1, vnniWTMaxRowsQ8, vnniWTMaxRowsQ8 + 1} {
-		var b Acts // without Q8_0: up to vnniWTMaxRows
+	for _, n := range []int{1, 2, 3, 4, 16, 17, 25, 32, 33, vnniWTMaxRowsQ5, vnniWTMaxRowsQ5 + 1, vnniWTMaxRowsQ8, vnniWTMaxRowsQ8 + 1} {
+		var b Acts // without Q8_0: up to vnniWTMaxRowsQ5
 		b.PrepareTypes([]tensor.Type{tensor.Q4_0, tensor.Q5_0}, values(r, n*cols, false), n, cols, nil)
-		if want := n <= vnniWTMaxRows; b.packed8 != want {
+		if want := n <= vnniWTMaxRowsQ5; b.packed8 != want {
 			t.Fatalf("n=%d, Q4_0 and Q5_0: packed8 %v, want %v", n, b.packed8, want)
+		}
+		var c Acts // Q4_0 alone: up to vnniWTMaxRowsQ4
+		c.PrepareTypes([]tensor.Type{tensor.Q4_0}, values(r, n*cols, false), n, cols, nil)
+		if want := n <= vnniWTMaxRowsQ4; c.packed8 != want {
+			t.Fatalf("n=%d, Q4_0: packed8 %v, want %v", n, c.packed8, want)
 		}
 		var a Acts
 		a.PrepareTypes([]tensor.Type{tensor.Q8_0, tensor.Q4_0, tensor.Q5_0}, values(r, n*cols, false), n, cols, nil)
@@ -175,10 +185,7 @@ func FuzzVNNIWT(f *testing.F) {
 		needVNNI(t)
 		r := rand.New(rand.NewPCG(seed, uint64(blocks)))
 		typ := []tensor.Type{tensor.Q8_0, tensor.Q4_0, tensor.Q5_0}[seed%3]
-		rn := 1 + int(n) // Q8_0: 1 to 256 rows
-		if typ != tensor.Q8_0 {
-			rn = 1 + int(n)%vnniWTMaxRows
-		}
+		rn := 1 + int(n) // 1 to 256 rows (Q4_0 and Q5_0 also past what they take)
 		checkVNNIWT(t, r, typ, 1+int(rows)%80, 32*(1+int(blocks)%24), rn, special, actsMode(mode%3))
 	})
 }
