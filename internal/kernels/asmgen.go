@@ -1018,8 +1018,10 @@ func main() {
 	q5Kernels()
 	kwtKernels()
 	f32bKernels()
-	for q := 1; q <= 8; q++ {
-		vnniWT16(q)
+	for _, kind := range []string{"Q8", "Q4", "Q50"} {
+		for q := 1; q <= 8; q++ {
+			vnniWT16(kind, q)
+		}
 	}
 	for m := 1; m <= 8; m++ {
 		wsum(m)

@@ -31,18 +31,28 @@ import "fmt"
 // not change), three rows interleaved: 271-282 -> 299-302.
 //
 // vnniWT{8+P}Q8 for P < 8 is the same for 8+P activation rows: the second
-// group holds P.
-func vnniWT16(P int) {
-	const bs, shift, qoff = 34, 7, 2
+// group holds P. vnniWT{8+P}Q4 and vnniWT{8+P}Q50 are the same for Q4_0
+// and Q5_0 weights, their rows unpacked as in vnniWTTile (the constants of
+// the unpacking in Z14 and Z15, free until the transposition writes them).
+func vnniWT16(kind string, P int) {
+	bs, shift, qoff := 34, 7, 2
+	switch kind {
+	case "Q4":
+		bs, shift = 18, 3
+	case "Q50":
+		bs, shift, qoff = 22, 4, 6
+	}
+	q4 := kind != "Q8"
 	n := 8 + P // activation rows
-	name := fmt.Sprintf("vnniWT%dQ8", n)
+	name := fmt.Sprintf("vnniWT%d%s", n, kind)
 	A := func(i int) string { return z(i) }
 	Bz := func(i int) string { return z(8 + i) }
 	facc := func(q int) string { return z(16 + q) }
 	bases := []string{"SI", "R8", "R10", "R11"}
-	row := func(i int) string {
-		return fmt.Sprintf("%d(%s)%s", qoff, bases[i/4], []string{"", "(AX*1)", "(AX*2)", "(R12*1)"}[i%4])
+	rowAt := func(off, i int) string {
+		return fmt.Sprintf("%d(%s)%s", off, bases[i/4], []string{"", "(AX*1)", "(AX*2)", "(R12*1)"}[i%4])
 	}
+	row := func(i int) string { return rowAt(qoff, i) }
 	// pk of activation row q: group q/8 at DI or R13 = DI + gs.
 	pkb := func(q int) string { return []string{"DI", "R13"}[q/8] }
 	fmt.Fprintf(&b, "// func %s(w *byte, ws int, pk *byte, gs int, nb int, out *float32, ld int)\n", name)
@@ -58,7 +68,12 @@ func vnniWT16(P int) {
 	p("ADDQ DI, R13")
 	p("MOVQ nb+32(FP), CX")
 	p("LEAQ (R11)(AX*4), R9") // the next tile's rows: one sequential stream
-	p("MOVL $0x80808080, DX")
+	if q4 {
+		p("MOVL $0xff00ff00, DX") // the words of 128-bit chunks 1 and 3
+		p("KMOVD DX, K2")
+	} else {
+		p("MOVL $0x80808080, DX")
+	}
 	for q := 0; q < n; q++ {
 		p("VPXORD %s, %s, %s", facc(q), facc(q), facc(q))
 	}
@@ -69,10 +84,20 @@ func vnniWT16(P int) {
 		p("PREFETCHT0 %d(R9)", 64*c)
 	}
 	p("ADDQ $%d, R9", 16*bs)
-	wtTranspose(row, A, Bz)
-	p("VPBROADCASTD DX, Z0")
-	for k := 0; k < 8; k++ {
-		p("VPXORD Z0, %s, %s", Bz(k), Bz(k)) // w+128
+	if q4 {
+		p("MOVL $0x0f0f0f0f, DX")
+		p("VPBROADCASTD DX, Z15")
+		if kind == "Q50" {
+			p("MOVL $0x10101010, DX")
+			p("VPBROADCASTD DX, Z14")
+		}
+		wtTransposeQ4(kind == "Q50", row, func(i int) string { return rowAt(2, i) }, A, Bz)
+	} else {
+		wtTranspose(row, A, Bz)
+		p("VPBROADCASTD DX, Z0")
+		for k := 0; k < 8; k++ {
+			p("VPXORD Z0, %s, %s", Bz(k), Bz(k)) // w+128
+		}
 	}
 	wtScales(bases, "X6", "X7", "Z5")
 	// Rows in threes, each row's sum in two chains of 4 VPDPBUSD (a:
@@ -142,6 +167,40 @@ func wtTranspose(row func(int) string, A, Bz func(int) string) {
 		p("VMOVDQU %s, Y%s", row(lo), A(j)[1:])
 		p("VINSERTI64X4 $1, %s, %s, %s", row(hi), A(j), A(j))
 	}
+	wtShuffle(A, Bz)
+}
+
+// wtTransposeQ4 is wtTranspose for Q4_0 (q5 false) and Q5_0 rows, unpacked
+// as vnniWTTile does: the 16 bytes of nibbles of each row twice, the low
+// nibbles (elements 0-15) in 128-bit chunks 0 and 2, the high ones in 1 and
+// 3 (VPSRLW under K2, VPANDD with the 0x0f bytes of Z15); Q5_0 adds the
+// 0x10 bytes of Z14 where the element's bit of qh (qh(i): its address) is
+// set. DX, BX and K3 are clobbered.
+func wtTransposeQ4(q5 bool, row, qh func(int) string, A, Bz func(int) string) {
+	for j := 0; j < 8; j++ {
+		lo, hi := j, j+4
+		if j >= 4 {
+			lo, hi = j+4, j+8
+		}
+		p("VBROADCASTI32X4 %s, %s", row(lo), A(j))
+		p("VINSERTI32X4 $2, %s, %s, %s", row(hi), A(j), A(j))
+		p("VINSERTI32X4 $3, %s, %s, %s", row(hi), A(j), A(j))
+		p("VPSRLW $4, %s, K2, %s", A(j), A(j))
+		p("VPANDD Z15, %s, %s", A(j), A(j))
+		if q5 {
+			p("MOVL %s, DX", qh(lo))
+			p("MOVL %s, BX", qh(hi))
+			p("SHLQ $32, BX")
+			p("ORQ BX, DX")
+			p("KMOVQ DX, K3")
+			p("VPADDB Z14, %s, K3, %s", A(j), A(j))
+		}
+	}
+	wtShuffle(A, Bz)
+}
+
+// wtShuffle is the transposition of wtTranspose: A(0..7) to Bz(0..7).
+func wtShuffle(A, Bz func(int) string) {
 	for m := 0; m < 4; m++ {
 		p("VPUNPCKLDQ %s, %s, %s", A(2*m+1), A(2*m), Bz(2*m))
 		p("VPUNPCKHDQ %s, %s, %s", A(2*m+1), A(2*m), Bz(2*m+1))

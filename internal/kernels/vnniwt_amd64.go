@@ -10,14 +10,15 @@ import (
 )
 
 // The AVX-512 VNNI path of the Q8_0, Q4_0 and Q5_0 matrix product for a
-// few activation rows (Q8_0 1 to 256, Q5_0 to 128, Q4_0 to 24: decode, the
+// few activation rows (Q8_0 and Q5_0 1 to 256, Q4_0 to 64: decode, the
 // decode steps of a continuous batch, short prefill), with the lanes on
 // the weight rows (asmgen_vnni.go, vnniWTTile):
 // 16 weight rows per register, transposed per block in registers, against
 // up to 8 activation rows per call whose quanta are VPDPBUSD's broadcast
-// operand; for Q8_0 against 9 or more rows, the groups of 8 go in pairs
-// to vnniWT{9..16}Q8 (asmgen_wt16.go), 8 + P rows per call. For Q8_0 decode (one activation row) this tile reads the weights
-// from memory faster than the AVX2 kernel q8DotM's single stream (measured
+// operand; against 9 or more rows, the groups of 8 go in pairs to
+// vnniWT{9..16}{Q8,Q4,Q50} (asmgen_wt16.go), 8 + P rows per call. For
+// Q8_0 decode (one activation row) this tile reads the weights from memory
+// faster than the AVX2 kernel q8DotM's single stream (measured
 // here, 8192x2048 from memory, one thread: about 40 against 34 GB/s per CPU
 // second), with vnniWTQ8P1's prefetches of the next tile spread over each
 // block step. The transposition and the weight scales are paid once per
@@ -49,17 +50,16 @@ const (
 // (PrepareTypes packs for it when any of the types takes n); beyond, the
 // prefill tiles of vnni_amd64.go and q5_amd64.go run. Measured here (one
 // thread, weights from memory, GMAC per CPU second), the vnniWT tiles
-// against the prefill tiles: Q8_0 (110m shapes) at 32 rows 290-310 against
-// 155-217, at 40 to 128 rows 284-316 against 157-287, at 256 305-307
-// against 277-285, at 512 297-307 against 289-319; Q5_0 (768 x 768 and
-// 768 x 2048) at 48 rows 211-295 against 166-241, at 128 209-213 against
-// 199-205, at 256 and 512 210-213 against 206-222; Q4_0 (768 x 2048) at 20
-// rows 214 against 155, at 24 228 against 187, at 32 228 against 251.
-// Benchmarks change them to compare.
+// (in pairs of groups from 9 rows) against the prefill tiles: Q8_0 (110m
+// shapes) at 32 rows 290-310 against 155-217, at 40 to 128 rows 284-316
+// against 157-287, at 256 305-307 against 277-285, at 512 297-307 against
+// 289-319; Q4_0 (2048 x 768 and 768 x 2048) at 32 to 64 rows 283-304
+// against 174-283, at 128 and 256 279-284 against 235-287; Q5_0 at 32 to
+// 256 rows 267-275 against 203-218. Benchmarks change them to compare.
 var (
 	vnniWTMaxRowsQ8 = 256
-	vnniWTMaxRowsQ4 = 24
-	vnniWTMaxRowsQ5 = 128
+	vnniWTMaxRowsQ4 = 64
+	vnniWTMaxRowsQ5 = 256
 )
 
 //go:noescape
@@ -235,14 +235,15 @@ func matMulVNNIWT(w *tensor.Tensor, a *Acts, out []float32, ld, r0, r1 int) bool
 		return false
 	}
 	var tiles *[9]vnniWTFn
+	var pairs *[9]vnniWT2Fn
 	var dot func(row []byte, q []int8, d []float32) float32
 	switch w.Type {
 	case tensor.Q8_0:
-		tiles, dot = &vnniWTTilesQ8, dotQ8_0
+		tiles, pairs, dot = &vnniWTTilesQ8, &vnniWTPairsQ8, dotQ8_0
 	case tensor.Q4_0:
-		tiles, dot = &vnniWTTilesQ4, dotQ4_0
+		tiles, pairs, dot = &vnniWTTilesQ4, &vnniWTPairsQ4, dotQ4_0
 	case tensor.Q5_0:
-		tiles, dot = &vnniWTTilesQ50, func(row []byte, q []int8, d []float32) float32 { return dotQ5(tensor.Q5_0, row, q, d) }
+		tiles, pairs, dot = &vnniWTTilesQ50, &vnniWTPairsQ50, func(row []byte, q []int8, d []float32) float32 { return dotQ5(tensor.Q5_0, row, q, d) }
 	default:
 		return false
 	}
@@ -254,14 +255,14 @@ func matMulVNNIWT(w *tensor.Tensor, a *Acts, out []float32, ld, r0, r1 int) bool
 		return false
 	}
 	r := r0
-	if n > 8 && w.Type == tensor.Q8_0 && useWT16 { // groups in pairs
+	if n > 8 && useWT16 { // groups in pairs
 		for ; r+vnniWTRows <= r1; r += vnniWTRows {
 			for g := 0; g < groups; g += 2 {
 				if g+1 == groups {
 					tiles[min(8, n-8*g)](&w.Data[r*rs], rs, &a.pk8[g*gs], nb, &out[8*g*ld+r], ld)
 					break
 				}
-				vnniWTPairsQ8[min(8, n-8*g-8)](&w.Data[r*rs], rs, &a.pk8[g*gs], gs, nb, &out[8*g*ld+r], ld)
+				pairs[min(8, n-8*g-8)](&w.Data[r*rs], rs, &a.pk8[g*gs], gs, nb, &out[8*g*ld+r], ld)
 			}
 		}
 	}
