@@ -11,15 +11,17 @@ import (
 	"github.com/verdictnet/verdict/internal/tensor"
 )
 
-// BenchmarkWT16Off runs BenchmarkMatMulSmallN and BenchmarkMatMulSmallNDRAM
-// without vnniWT16Q8 (16 activation rows against Q8_0 then take two
-// vnniWTQ8P8 calls per 16 weight rows, as before it), for comparison.
+// BenchmarkWT16Off runs BenchmarkMatMulSmallN, BenchmarkMatMulSmallNDRAM
+// and BenchmarkQ8Rows without the pair tiles vnniWT{9..16}* (9 or more
+// activation rows then take one vnniWT*P* call per group of 8 and 16
+// weight rows), for comparison.
 func BenchmarkWT16Off(b *testing.B) {
 	was := useWT16
 	useWT16 = false
 	defer func() { useWT16 = was }()
 	b.Run("SmallN", BenchmarkMatMulSmallN)
 	b.Run("SmallNDRAM", BenchmarkMatMulSmallNDRAM)
+	b.Run("Q8Rows", BenchmarkQ8Rows)
 }
 
 // BenchmarkQ8Rows times the Q8_0 matrix product against n = 1 to 32
