@@ -1018,7 +1018,11 @@ func main() {
 	q5Kernels()
 	kwtKernels()
 	f32bKernels()
-	vnniWT16()
+	for _, kind := range []string{"Q8", "Q4", "Q50"} {
+		for q := 1; q <= 8; q++ {
+			vnniWT16(kind, q)
+		}
+	}
 	for m := 1; m <= 8; m++ {
 		wsum(m)
 	}

@@ -32,15 +32,16 @@
 // followed by the per-block float sequence lane by lane (asmgen_vnni.go);
 // without VNNI, AVX2 tiles do the same on the same packing with
 // VPSIGNB/VPMADDUBSW/VPMADDWD, exact because activations stay within
-// [-127, 127] (asmgen_q2.go). For a few activation rows (Q8_0, Q4_0 and
-// Q5_0 against 1 to 16: decode and the decode steps of a continuous batch),
+// [-127, 127] (asmgen_q2.go). For a few activation rows (Q8_0 and Q5_0
+// against 1 to 256, Q4_0 to 64: decode, the decode steps of a continuous
+// batch and short prefill),
 // where a group of 16 activation rows would leave most lanes idle, the VNNI
 // tiles turn the other way: 16 weight rows per register, transposed block
 // by block in registers, each activation dword VPDPBUSD's broadcast operand
 // and the next 16 rows prefetched as one stream, spread over each block
-// step in the Q8_0 decode tile (vnniwt_amd64.go); 16 activation rows
-// against Q8_0 take one call for both groups of 8, so that each block of
-// weights is transposed once (asmgen_wt16.go). The K types (Q4_K, Q5_K, Q6_K) and Q4_1,
+// step in the Q8_0 decode tile (vnniwt_amd64.go); 9 or more activation rows
+// take one call per pair of groups of 8, so that each block of
+// weights is transposed once per 16 rows (asmgen_wt16.go). The K types (Q4_K, Q5_K, Q6_K) and Q4_1,
 // Q5_0, Q5_1 have AVX2 kernels for decode and small prefill tiles, AVX-512
 // VNNI prefill tiles, and (K types) AVX2 tiles on the same packing
 // (asmgen_k.go, asmgen_q5.go): the unsigned quanta times the activation

@@ -92,8 +92,8 @@ var packActs func(a *Acts, t tensor.Type, run func(n int, fn func(lo, hi int))) 
 
 // packActs8, when set by an architecture-specific file, repacks a's
 // quantised rows for Q8_0, Q4_0 and Q5_0 weights against a few rows (possibly in parallel through run) and
-// reports whether it did.
-var packActs8 func(a *Acts, run func(n int, fn func(lo, hi int))) bool
+// reports whether it did; ts are the weight types that will use them.
+var packActs8 func(a *Acts, ts []tensor.Type, run func(n int, fn func(lo, hi int))) bool
 
 // q8FewMinRows is the fewest activation rows for which PrepareTypes packs
 // for packActs8's tiles when the weights are Q8_0 (Q4_0 and Q5_0: from one
@@ -155,7 +155,7 @@ func (a *Acts) PrepareTypes(ts []tensor.Type, x []float32, n, cols int, run func
 		}
 		a.noMin128 = true
 		a.packed = pack != tensor.F32 && packActs != nil && packActs(a, pack, run)
-		a.packed8 = few && packActs8 != nil && packActs8(a, run)
+		a.packed8 = few && packActs8 != nil && packActs8(a, ts, run)
 	}
 	if f&ActQ8K != 0 && cols%tensor.QKK == 0 {
 		a.Formats |= ActQ8K

@@ -10,13 +10,15 @@ import (
 )
 
 // The AVX-512 VNNI path of the Q8_0, Q4_0 and Q5_0 matrix product for a
-// few activation rows (1 to 16: decode, and the decode steps of a
-// continuous batch), with the lanes on
+// few activation rows (Q8_0 and Q5_0 1 to 256, Q4_0 to 64: decode, the
+// decode steps of a continuous batch, short prefill), with the lanes on
 // the weight rows (asmgen_vnni.go, vnniWTTile):
 // 16 weight rows per register, transposed per block in registers, against
 // up to 8 activation rows per call whose quanta are VPDPBUSD's broadcast
-// operand. For Q8_0 decode (one activation row) this tile reads the weights
-// from memory faster than the AVX2 kernel q8DotM's single stream (measured
+// operand; against 9 or more rows, the groups of 8 go in pairs to
+// vnniWT{9..16}{Q8,Q4,Q50} (asmgen_wt16.go), 8 + P rows per call. For
+// Q8_0 decode (one activation row) this tile reads the weights from memory
+// faster than the AVX2 kernel q8DotM's single stream (measured
 // here, 8192x2048 from memory, one thread: about 40 against 34 GB/s per CPU
 // second), with vnniWTQ8P1's prefetches of the next tile spread over each
 // block step. The transposition and the weight scales are paid once per
@@ -42,11 +44,22 @@ import (
 const (
 	vnniWTBlk  = 320
 	vnniWTRows = 16 // weight rows per tile
+)
 
-	// vnniWTMaxRows is the most activation rows for which PrepareTypes
-	// packs for these tiles (Q8_0 weights); from vnniWTMaxRows+1 on the
-	// tiles of vnni_amd64.go run.
-	vnniWTMaxRows = 16
+// The most activation rows for which matMulVNNIWT takes each weight type
+// (PrepareTypes packs for it when any of the types takes n); beyond, the
+// prefill tiles of vnni_amd64.go and q5_amd64.go run. Measured here (one
+// thread, weights from memory, GMAC per CPU second), the vnniWT tiles
+// (in pairs of groups from 9 rows) against the prefill tiles: Q8_0 (110m
+// shapes) at 32 rows 290-310 against 155-217, at 40 to 128 rows 284-316
+// against 157-287, at 256 305-307 against 277-285, at 512 297-307 against
+// 289-319; Q4_0 (2048 x 768 and 768 x 2048) at 32 to 64 rows 283-304
+// against 174-283, at 128 and 256 279-284 against 235-287; Q5_0 at 32 to
+// 256 rows 267-275 against 203-218. Benchmarks change them to compare.
+var (
+	vnniWTMaxRowsQ8 = 256
+	vnniWTMaxRowsQ4 = 64
+	vnniWTMaxRowsQ5 = 256
 )
 
 //go:noescape
@@ -130,14 +143,34 @@ var (
 )
 
 // packActsVNNIWT is packActs8 where the VNNI tiles are on: it packs
-// rows (for Q8_0, Q4_0 and Q5_0 weights) for n <= vnniWTMaxRows.
-func packActsVNNIWT(a *Acts, run func(n int, fn func(lo, hi int))) bool {
-	return a.N >= 1 && a.N <= vnniWTMaxRows && packVNNIWT(a)
+// rows when matMulVNNIWT takes any of the weight types ts against them.
+func packActsVNNIWT(a *Acts, ts []tensor.Type, run func(n int, fn func(lo, hi int))) bool {
+	for _, t := range ts {
+		if a.N >= 1 && wtTakes(t, a.N) {
+			return packVNNIWT(a, run)
+		}
+	}
+	return false
 }
 
-// packVNNIWT fills a.pk8 from a.Q and a.D. It declines (false) shapes the
-// tiles do not take.
-func packVNNIWT(a *Acts) bool {
+// wtTakes reports whether matMulVNNIWT takes weights of type t against n
+// activation rows (packed for it).
+func wtTakes(t tensor.Type, n int) bool {
+	switch t {
+	case tensor.Q8_0:
+		return n <= vnniWTMaxRowsQ8
+	case tensor.Q4_0:
+		return n <= vnniWTMaxRowsQ4
+	case tensor.Q5_0:
+		return n <= vnniWTMaxRowsQ5
+	}
+	return false
+}
+
+// packVNNIWT fills a.pk8 from a.Q and a.D, its groups of 8 rows possibly in
+// parallel through run (nil: here). It declines (false) shapes the tiles do
+// not take.
+func packVNNIWT(a *Acts, run func(n int, fn func(lo, hi int))) bool {
 	n, cols := a.N, a.Cols
 	if n <= 0 || cols <= 0 || cols%tensor.QK != 0 || len(a.Q) < n*cols || len(a.D) < n*(cols/tensor.QK) {
 		return false
@@ -147,36 +180,48 @@ func packVNNIWT(a *Acts) bool {
 	gs := nb * vnniWTBlk
 	a.pk8 = grow(a.pk8, groups*gs)
 	q := unsafe.Slice((*byte)(unsafe.Pointer(&a.Q[0])), len(a.Q))
+	fn := func(lo, hi int) {
+		for g := lo; g < hi; g++ {
+			packVNNIWTGroup(a, q, g, n, cols, nb, gs)
+		}
+	}
+	if run == nil {
+		fn(0, groups)
+	} else {
+		run(groups, fn)
+	}
+	return true
+}
+
+// packVNNIWTGroup packs group g of packVNNIWT.
+func packVNNIWTGroup(a *Acts, q []byte, g, n, cols, nb, gs int) {
 	const (
 		flip = 0x8080808080808080 // int8 -> uint8 + 128
 		lo8  = 0x00ff00ff00ff00ff
 		add4 = 0x0001000100010001
 	)
 	le := binary.LittleEndian
-	for g := 0; g < groups; g++ {
-		for b := 0; b < nb; b++ {
-			blk := a.pk8[g*gs+b*vnniWTBlk : g*gs+(b+1)*vnniWTBlk]
-			if 8*g+8 > n {
-				clear(blk)
+	for b := 0; b < nb; b++ {
+		blk := a.pk8[g*gs+b*vnniWTBlk : g*gs+(b+1)*vnniWTBlk]
+		if 8*g+8 > n {
+			clear(blk)
+		}
+		for j := 0; j < 8 && 8*g+j < n; j++ {
+			p := 8*g + j
+			src := q[p*cols+b*tensor.QK : p*cols+(b+1)*tensor.QK]
+			copy(blk[64+32*j:64+32*j+32], src)
+			// Σ (q+128) over the block, eight bytes at a time in
+			// 16-bit lanes (at most 4*2*255 each), as packVNNI.
+			var us uint64
+			for k := 0; k < 4; k++ {
+				u := le.Uint64(src[8*k:]) ^ flip
+				us += ((u&lo8 + u>>8&lo8) * add4) >> 48
 			}
-			for j := 0; j < 8 && 8*g+j < n; j++ {
-				p := 8*g + j
-				src := q[p*cols+b*tensor.QK : p*cols+(b+1)*tensor.QK]
-				copy(blk[64+32*j:64+32*j+32], src)
-				// Σ (q+128) over the block, eight bytes at a time in
-				// 16-bit lanes (at most 4*2*255 each), as packVNNI.
-				var us uint64
-				for k := 0; k < 4; k++ {
-					u := le.Uint64(src[8*k:]) ^ flip
-					us += ((u&lo8 + u>>8&lo8) * add4) >> 48
-				}
-				sx := int32(us) - 128*tensor.QK
-				le.PutUint32(blk[4*j:], uint32(-sx))
-				le.PutUint32(blk[32+4*j:], math32bits(a.D[p*nb+b]))
-			}
+			sx := int32(us) - 128*tensor.QK
+			le.PutUint32(blk[4*j:], uint32(-sx))
+			le.PutUint32(blk[32+4*j:], math32bits(a.D[p*nb+b]))
 		}
 	}
-	return true
 }
 
 // matMulVNNIWT is matMulAVX2's Q8_0 case with the vnniWT tiles, for Acts
@@ -186,18 +231,19 @@ func packVNNIWT(a *Acts) bool {
 // It declines (false) anything else.
 func matMulVNNIWT(w *tensor.Tensor, a *Acts, out []float32, ld, r0, r1 int) bool {
 	n, cols := a.N, a.Cols
-	if !a.packed8 || n <= 0 || n > vnniWTMaxRows || cols%tensor.QK != 0 {
+	if !a.packed8 || n <= 0 || !wtTakes(w.Type, n) || cols%tensor.QK != 0 {
 		return false
 	}
 	var tiles *[9]vnniWTFn
+	var pairs *[9]vnniWT2Fn
 	var dot func(row []byte, q []int8, d []float32) float32
 	switch w.Type {
 	case tensor.Q8_0:
-		tiles, dot = &vnniWTTilesQ8, dotQ8_0
+		tiles, pairs, dot = &vnniWTTilesQ8, &vnniWTPairsQ8, dotQ8_0
 	case tensor.Q4_0:
-		tiles, dot = &vnniWTTilesQ4, dotQ4_0
+		tiles, pairs, dot = &vnniWTTilesQ4, &vnniWTPairsQ4, dotQ4_0
 	case tensor.Q5_0:
-		tiles, dot = &vnniWTTilesQ50, func(row []byte, q []int8, d []float32) float32 { return dotQ5(tensor.Q5_0, row, q, d) }
+		tiles, pairs, dot = &vnniWTTilesQ50, &vnniWTPairsQ50, func(row []byte, q []int8, d []float32) float32 { return dotQ5(tensor.Q5_0, row, q, d) }
 	default:
 		return false
 	}
@@ -209,9 +255,15 @@ func matMulVNNIWT(w *tensor.Tensor, a *Acts, out []float32, ld, r0, r1 int) bool
 		return false
 	}
 	r := r0
-	if n == 2*8 && w.Type == tensor.Q8_0 && useWT16 { // both groups in one call
+	if n > 8 && useWT16 { // groups in pairs
 		for ; r+vnniWTRows <= r1; r += vnniWTRows {
-			vnniWT16Q8(&w.Data[r*rs], rs, &a.pk8[0], gs, nb, &out[r], ld)
+			for g := 0; g < groups; g += 2 {
+				if g+1 == groups {
+					tiles[min(8, n-8*g)](&w.Data[r*rs], rs, &a.pk8[g*gs], nb, &out[8*g*ld+r], ld)
+					break
+				}
+				pairs[min(8, n-8*g-8)](&w.Data[r*rs], rs, &a.pk8[g*gs], gs, nb, &out[8*g*ld+r], ld)
+			}
 		}
 	}
 	for ; r+vnniWTRows <= r1; r += vnniWTRows {
@@ -219,6 +271,9 @@ func matMulVNNIWT(w *tensor.Tensor, a *Acts, out []float32, ld, r0, r1 int) bool
 			P := min(8, n-8*g)
 			tiles[P](&w.Data[r*rs], rs, &a.pk8[g*gs], nb, &out[8*g*ld+r], ld)
 		}
+	}
+	if r < r1 && n > 2*8 && a.packed && (matMulVNNI(w, a, out, ld, r, r1) || matMulVNNIQ5(w, a, out, ld, r, r1)) {
+		return true // the last rows (at most 15) on the prefill tiles
 	}
 	for ; r < r1; r++ { // the scalar reference: at most 15 rows
 		for p := 0; p < n; p++ {
