@@ -1017,6 +1017,7 @@ func main() {
 	kQuantKernels()
 	q5Kernels()
 	kwtKernels()
+	kwt16Kernels()
 	f32bKernels()
 	vnniWT16()
 	for m := 1; m <= 8; m++ {
