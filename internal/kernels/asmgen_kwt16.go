@@ -35,7 +35,7 @@ import (
 // enough independent VPDPBUSD are in flight for the two VNNI pipes.
 var (
 	kwt16Split = 1 // chains per σ (1 or 2)
-	kwt16IL    = 2 // activation rows whose chains are interleaved
+	kwt16IL    = 4 // activation rows whose chains are interleaved
 )
 
 const kwt16Acc = 1600 // scr offset of the 16 float accumulators
