@@ -196,7 +196,8 @@ func kwt16Q4() {
 		return fmt.Sprintf("%d(%s)%s", off, bases[i/4], []string{"", "(AX*1)", "(AX*2)", "(R12*1)"}[i%4])
 	}
 	// scr (BX): as kwtTile's: 0 d, 64 dmin (float32), 128+64s the scale
-	// of sub-block s (int32), 640+64t the pairs (m_2t, m_2t+1) (int16).
+	// of sub-block s (int32), 640+64t the pairs (m_2t, m_2t+1) (int16);
+	// then 896+64k the high nibbles of the current chunk (W_k).
 	const fD, fDmin, fSc, fMp = 0, 64, 128, 640
 	kwt16Prologue(name, 0)
 	p("TESTQ CX, CX")
@@ -266,21 +267,27 @@ func kwt16Q4() {
 	p("VPBROADCASTD kwt0f<>(SB), Z15")
 	sig := []int{9, 10, 11, 12, 13, 14}
 	ks := [][]int{{0, 1, 2, 3, 4, 5, 6, 7}}
+	// Per chunk, the 16 rows' 32 bytes are transposed once: the low
+	// nibbles stay in the registers for sub-block 2c, the high ones go to
+	// scr (fHi) and come back for sub-block 2c+1.
+	const fHi = 896
 	for c := 0; c < 4; c++ {
-		for half := 0; half < 2; half++ {
-			pf(2*c + half)
-			in := [8]int{0, 1, 2, 3, 4, 5, 6, 7}
-			kwtLoad32(rowAt, 16+32*c, func(j int) int { return in[j] })
-			for j := 0; j < 8; j++ {
-				if half == 1 {
-					p("VPSRLD $4, %s, %s", z(in[j]), z(in[j]))
-				}
-				p("VPANDD Z15, %s, %s", z(in[j]), z(in[j]))
-			}
-			W, _ := kwt16Transpose(in, 8)
-			s := 2*c + half
-			kwt16Sums(W, []int{s}, ks, func(s, k int) int { return 32*s + 4*k }, func(s int) int { return fSc + 64*s }, c == 0 && half == 0, sig)
+		pf(2 * c)
+		in := [8]int{0, 1, 2, 3, 4, 5, 6, 7}
+		kwtLoad32(rowAt, 16+32*c, func(j int) int { return in[j] })
+		W, t := kwt16Transpose(in, 8)
+		for k := 0; k < 8; k++ {
+			p("VPSRLD $4, %s, %s", z(W[k]), z(t))
+			p("VPANDD Z15, %s, %s", z(t), z(t))
+			p("VMOVDQU32 %s, %d(BX)", z(t), fHi+64*k)
+			p("VPANDD Z15, %s, %s", z(W[k]), z(W[k]))
 		}
+		kwt16Sums(W, []int{2 * c}, ks, func(s, k int) int { return 32*s + 4*k }, func(s int) int { return fSc + 64*s }, c == 0, sig)
+		pf(2*c + 1)
+		for k := 0; k < 8; k++ {
+			p("VMOVDQU32 %d(BX), %s", fHi+64*k, z(W[k]))
+		}
+		kwt16Sums(W, []int{2*c + 1}, ks, func(s, k int) int { return 32*s + 4*k }, func(s int) int { return fSc + 64*s }, false, sig)
 	}
 
 	// msum and the float sequence, as kwtTile's.
