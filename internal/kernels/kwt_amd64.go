@@ -16,8 +16,10 @@ import (
 // kwtTile), as vnniwt_amd64.go does for Q8_0, Q4_0 and Q5_0: 16 weight rows
 // per register, transposed per super-block in registers, against up to 8
 // activation rows per call (one group; matMulKWT calls each tile once per
-// group) whose quanta are VPDPBUSD's broadcast operand. The headers (d, dmin, scales)
-// are unpacked once per super-block and 16 weight rows; the one-row AVX2
+// group, or, for Q4_K and Q6_K, the 16-row tiles of kwt16_amd64.go once per
+// two whole groups) whose quanta are VPDPBUSD's broadcast operand. The
+// headers (d, dmin, scales) are unpacked once per super-block and 16 weight
+// rows; the one-row AVX2
 // kernels (k_amd64.go) unpack them per row and sum each row's lanes
 // horizontally per super-block. The arithmetic per (weight row, activation
 // row) is that of dotK, bit for bit (docs/determinism.md 4.2), for any int8
