@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"runtime"
 	"testing"
 
 	"github.com/verdictnet/verdict/internal/tensor"
@@ -70,6 +71,45 @@ func TestKWT16(t *testing.T) {
 					}
 				})
 			}
+		}
+	}
+}
+
+// BenchmarkKWT16Tile times one 16-row tile call (kwt4W16, kwt6W16) against
+// the two kwt P8 calls it replaces, on 32 weight rows of 2048 columns that
+// stay in the cache (the tiles' own rate, without the memory stream of
+// BenchmarkKBatch): cpu-GMAC/s per CPU second of the benchmark's thread.
+func BenchmarkKWT16Tile(b *testing.B) {
+	if !hasVNNI || !useVNNI {
+		b.Skip("no AVX-512 VNNI")
+	}
+	r := rand.New(rand.NewPCG(1, 1))
+	for _, typ := range []tensor.Type{tensor.Q4_K, tensor.Q6_K} {
+		const nb = 8
+		const cols = 256 * nb
+		w := weights(r, typ, 32, cols, false)
+		var a Acts
+		a.Prepare(typ, values(r, 16*cols, false), 16, cols)
+		out := make([]float32, 16*32)
+		scr := new([kwtScratch]byte)
+		ti := kwtIndex(typ)
+		gs := kwtP * nb * kwtRow
+		for _, path := range []string{"w16", "p8x2"} {
+			b.Run(fmt.Sprintf("%s/%s", typ, path), func(b *testing.B) {
+				runtime.LockOSThread()
+				defer runtime.UnlockOSThread()
+				cpu0 := threadCPU()
+				for b.Loop() {
+					if path == "w16" {
+						kwt16Tiles[ti](&w.Data[0], w.RowSize(), &a.pkKW[0], gs, nb, &out[0], 32, &scr[0])
+						continue
+					}
+					kwtTiles[ti][kwtP](&w.Data[0], w.RowSize(), &a.pkKW[0], nb, &out[0], 32, &scr[0])
+					kwtTiles[ti][kwtP](&w.Data[0], w.RowSize(), &a.pkKW[gs], nb, &out[kwtP*32], 32, &scr[0])
+				}
+				cpu := threadCPU() - cpu0
+				b.ReportMetric(16*16*float64(cols)*float64(b.N)/cpu.Seconds()/1e9, "cpu-GMAC/s")
+			})
 		}
 	}
 }
