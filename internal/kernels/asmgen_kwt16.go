@@ -36,7 +36,21 @@ import (
 var (
 	kwt16Split = 1 // chains per σ (1 or 2)
 	kwt16IL    = 4 // activation rows whose chains are interleaved
+	// For measurements: the prefetch instruction, and how many tiles of
+	// 16 rows ahead it reads (1: the next tile).
+	kwt16PfOp   = "PREFETCHT0"
+	kwt16PfDist = 1
 )
+
+// kwt16Prefetch is kwtPrefetch with kwt16PfOp.
+func kwt16Prefetch(bytes, parts int) func(i int) {
+	lines := (bytes + 63) / 64
+	return func(i int) {
+		for c := i * lines / parts; c < (i+1)*lines/parts; c++ {
+			p("%s %d(R9)", kwt16PfOp, 64*c)
+		}
+	}
+}
 
 const kwt16Acc = 1600 // scr offset of the 16 float accumulators
 
@@ -143,6 +157,10 @@ func kwt16Prologue(name string, frame int) {
 	p("ADDQ DI, R13")
 	p("MOVQ nb+32(FP), CX")
 	p("MOVQ scr+56(FP), BX")
+	for i := 1; i < kwt16PfDist; i++ {
+		p("LEAQ (R9)(AX*8), R9")
+		p("LEAQ (R9)(AX*8), R9")
+	}
 	p("VPXORD Z0, Z0, Z0")
 	for q := 0; q < 16; q++ {
 		p("VMOVUPS Z0, %d(BX)", kwt16Acc+64*q)
@@ -183,6 +201,12 @@ func kwt16Kernels() {
 	if v := os.Getenv("KWT16_IL"); v != "" {
 		fmt.Sscan(v, &kwt16IL)
 	}
+	if v := os.Getenv("KWT16_PFOP"); v != "" {
+		kwt16PfOp = v
+	}
+	if v := os.Getenv("KWT16_PFDIST"); v != "" {
+		fmt.Sscan(v, &kwt16PfDist)
+	}
 	b.WriteString("DATA kwt0f<>+0(SB)/4, $0x0f0f0f0f\nGLOBL kwt0f<>(SB), RODATA|NOPTR, $4\n\n")
 	kwt16Q4()
 	kwt16Q6()
@@ -203,7 +227,7 @@ func kwt16Q4() {
 	p("TESTQ CX, CX")
 	p("JZ %s_done", name)
 	label(name + "_loop")
-	pf := kwtPrefetch(16*bs, 8) // spread over the eight sub-blocks
+	pf := kwt16Prefetch(16*bs, 8) // spread over the eight sub-blocks
 
 	// The headers, as kwtTile (Z0-Z15 are free at the top of a step).
 	for a := 0; a < 4; a++ {
@@ -337,7 +361,7 @@ func kwt16Q6() {
 	p("TESTQ CX, CX")
 	p("JZ %s_done", name)
 	label(name + "_loop")
-	pf := kwtPrefetch(16*bs, 8)
+	pf := kwt16Prefetch(16*bs, 8)
 
 	// The scales and d, as kwtTile6 (Z0-Z15 free; Z30 0xffff).
 	p("MOVL $0x0000ffff, DX")
