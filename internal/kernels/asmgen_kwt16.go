@@ -38,8 +38,9 @@ var (
 	kwt16IL    = 4 // activation rows whose chains are interleaved
 	// For measurements: the prefetch instruction, and how many tiles of
 	// 16 rows ahead it reads (1: the next tile).
-	kwt16PfOp   = "PREFETCHT0"
-	kwt16PfDist = 1
+	kwt16PfOp    = "PREFETCHT0"
+	kwt16PfDist  = 1
+	kwt16PfParts = 8 // the super-block's steps the prefetches are spread over (1: all at the top)
 )
 
 // kwt16Prefetch is kwtPrefetch with kwt16PfOp.
@@ -207,6 +208,9 @@ func kwt16Kernels() {
 	if v := os.Getenv("KWT16_PFDIST"); v != "" {
 		fmt.Sscan(v, &kwt16PfDist)
 	}
+	if v := os.Getenv("KWT16_PFPARTS"); v != "" {
+		fmt.Sscan(v, &kwt16PfParts)
+	}
 	b.WriteString("DATA kwt0f<>+0(SB)/4, $0x0f0f0f0f\nGLOBL kwt0f<>(SB), RODATA|NOPTR, $4\n\n")
 	kwt16Q4()
 	kwt16Q6()
@@ -227,7 +231,7 @@ func kwt16Q4() {
 	p("TESTQ CX, CX")
 	p("JZ %s_done", name)
 	label(name + "_loop")
-	pf := kwt16Prefetch(16*bs, 8) // spread over the eight sub-blocks
+	pf := kwt16Prefetch(16*bs, kwt16PfParts) // spread over the eight sub-blocks
 
 	// The headers, as kwtTile (Z0-Z15 are free at the top of a step).
 	for a := 0; a < 4; a++ {
@@ -361,7 +365,7 @@ func kwt16Q6() {
 	p("TESTQ CX, CX")
 	p("JZ %s_done", name)
 	label(name + "_loop")
-	pf := kwt16Prefetch(16*bs, 8)
+	pf := kwt16Prefetch(16*bs, kwt16PfParts)
 
 	// The scales and d, as kwtTile6 (Z0-Z15 free; Z30 0xffff).
 	p("MOVL $0x0000ffff, DX")
