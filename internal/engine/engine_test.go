@@ -309,23 +309,29 @@ func TestGoldenDigests(t *testing.T) {
 
 // TestBatchEqualsAlone runs three sequences as one batch (their prompts in
 // one prefill, then decode steps together) and each alone, and compares every
-// logit bit.
+// logit bit; and 16 sequences (decode steps of 16 rows: the 16-row kwt
+// tiles of Q4_K and Q6_K) on the K-type models.
 func TestBatchEqualsAlone(t *testing.T) {
 	for _, mf := range append(cellModels, [2]string{"synth:tiny256:mix", ""}) { // and a model with every quantised type (synth_test.go)
-		t.Run(mf[0], func(t *testing.T) { testBatchEqualsAlone(t, mf) })
+		t.Run(mf[0], func(t *testing.T) { testBatchEqualsAlone(t, mf, 3) })
+	}
+	for _, mf := range [][2]string{{"synth:tiny256:mix", ""}, {"synth:tiny256-qwen3:q4_k_m", ""}} {
+		t.Run(mf[0]+"/16", func(t *testing.T) { testBatchEqualsAlone(t, mf, 16) })
 	}
 }
 
-func testBatchEqualsAlone(t *testing.T, mf [2]string) {
+// testBatchEqualsAlone runs n sequences: the prompts p1, p2, p3 in turn,
+// the (i/3)th of each without its last i/3 tokens.
+func testBatchEqualsAlone(t *testing.T, mf [2]string, n int) {
 	l := load(t, mf[0], mf[1])
 	e := newEngine(t, l.m, 3)
 	var ps [][]int
-	for _, p := range []string{"p1", "p2", "p3"} {
-		toks, err := l.tok.Encode(prompts[p], true)
+	for i := 0; i < n; i++ {
+		toks, err := l.tok.Encode(prompts[[]string{"p1", "p2", "p3"}[i%3]], true)
 		if err != nil {
 			t.Fatal(err)
 		}
-		ps = append(ps, toks)
+		ps = append(ps, toks[:max(1, len(toks)-i/3)])
 	}
 	const extra = 12
 	// Alone: prompt then greedy decode, one sequence at a time.

@@ -1017,6 +1017,7 @@ func main() {
 	kQuantKernels()
 	q5Kernels()
 	kwtKernels()
+	kwt16Kernels()
 	f32bKernels()
 	for _, kind := range []string{"Q8", "Q4", "Q50"} {
 		for q := 1; q <= 8; q++ {

@@ -51,7 +51,8 @@
 // steps of a continuous batch, prefill chunks) take VNNI tiles with 16
 // weight rows per register as well, their scales and mins unpacked lane by
 // lane once per super-block and 16 rows, up to 8 activation rows per call
-// (asmgen_kwt.go, kwt_amd64.go); the VNNI prefill tiles with 16 activation
+// (asmgen_kwt.go, kwt_amd64.go), 16 for Q4_K and Q6_K where two whole
+// groups of 8 share a pass (asmgen_kwt16.go); the VNNI prefill tiles with 16 activation
 // rows per register (k_vnni_amd64.go) remain where those are off.
 // Everywhere else, and with the build tag purego, the scalar code runs;
 // FastPath says which is in use and UseFast switches.

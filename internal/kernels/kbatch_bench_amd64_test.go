@@ -17,7 +17,8 @@ import (
 // and attention (2048 x 2048), each cycled over enough copies (beyond the
 // L3 cache) that the weights stream from memory, as in a real step. The
 // paths: dispatch (what MatMul does), kwt (the kwt tiles for every n, in
-// groups of 8 rows and passes of kwtChunkBytes) and kvnni (the kvnni tiles
+// groups of 8 rows and passes of kwtChunkBytes, two whole groups at a time
+// in the 16-row tiles), kwt8 (kwt without the 16-row tiles) and kvnni (the kvnni tiles
 // for every n >= vnniMinRows, kvnniR = 2). cpu-GMAC/s is the multiply-adds
 // (rows x cols x n) per CPU second of the benchmark's thread, cpu-GB/s
 // the weight bytes per CPU second (steadier than wall time on a shared
@@ -41,22 +42,24 @@ func BenchmarkKBatch(b *testing.B) {
 			for _, n := range []int{1, 2, 4, 8, 16, 17, 24, 32, 48, 64, 128} {
 				x := values(r, n*sh.cols, false)
 				out := make([]float32, n*sh.rows)
-				for _, path := range []string{"dispatch", "kwt", "kvnni"} {
-					if path != "dispatch" && n < vnniMinRows {
+				for _, path := range []string{"dispatch", "kwt", "kwt8", "kvnni"} {
+					if path != "dispatch" && n < vnniMinRows || path == "kwt8" && n < 2*kwtP {
 						continue
 					}
 					b.Run(fmt.Sprintf("%s/%s/n=%d/%s", typ, sh.name, n, path), func(b *testing.B) {
-						was := kwtMaxRows
-						defer func() { kwtMaxRows = was }()
+						was, was16 := kwtMaxRows, useKWT16
+						defer func() { kwtMaxRows, useKWT16 = was, was16 }()
 						switch path {
 						case "kwt":
 							kwtMaxRows = 1 << 30
+						case "kwt8":
+							kwtMaxRows, useKWT16 = 1<<30, false
 						case "kvnni":
 							kwtMaxRows = 0
 						}
 						var a Acts
 						a.Prepare(typ, x, n, sh.cols)
-						if want := path == "kwt" || path == "dispatch" && n <= was; a.packedKW != want {
+						if want := path == "kwt" || path == "kwt8" || path == "dispatch" && n <= was; a.packedKW != want {
 							b.Fatalf("packedKW %v, want %v", a.packedKW, want)
 						}
 						runtime.LockOSThread()

@@ -16,8 +16,10 @@ import (
 // kwtTile), as vnniwt_amd64.go does for Q8_0, Q4_0 and Q5_0: 16 weight rows
 // per register, transposed per super-block in registers, against up to 8
 // activation rows per call (one group; matMulKWT calls each tile once per
-// group) whose quanta are VPDPBUSD's broadcast operand. The headers (d, dmin, scales)
-// are unpacked once per super-block and 16 weight rows; the one-row AVX2
+// group, or, for Q4_K and Q6_K, the 16-row tiles of kwt16_amd64.go once per
+// two whole groups) whose quanta are VPDPBUSD's broadcast operand. The
+// headers (d, dmin, scales) are unpacked once per super-block and 16 weight
+// rows; the one-row AVX2
 // kernels (k_amd64.go) unpack them per row and sum each row's lanes
 // horizontally per super-block. The arithmetic per (weight row, activation
 // row) is that of dotK, bit for bit (docs/determinism.md 4.2), for any int8
@@ -42,8 +44,8 @@ const (
 
 	// kwtScratch is the bytes of scratch a tile call takes (scales and
 	// mins of the current super-block; from 5 rows on, the float
-	// accumulators).
-	kwtScratch = 2112
+	// accumulators: 16 of them in the 16-row tiles, kwt16_amd64.go).
+	kwtScratch = 2624
 )
 
 // kwtMaxRows is the most activation rows for which PrepareTypes packs for
@@ -214,12 +216,26 @@ func matMulKWT(w *tensor.Tensor, a *Acts, out []float32, ld, r0, r1, ti int) boo
 	// The groups go in passes of at most kwtChunkBytes over all the
 	// weight tiles (each result depends on its own weight rows and
 	// activation row only: the order changes no bit).
+	// Two whole groups in one pass go to the 16-row tile (passes of at
+	// least two groups, an even number where it exists).
 	rEnd := r0 + (r1-r0)/kwtRows*kwtRows
 	gc := max(1, kwtChunkBytes/gs)
+	t16 := kwt16Tiles[ti]
+	if !useKWT16 {
+		t16 = nil
+	}
+	if t16 != nil {
+		gc = max(2, gc&^1)
+	}
 	for g0 := 0; g0 < groups; g0 += gc {
 		g1 := min(groups, g0+gc)
 		for r := r0; r < rEnd; r += kwtRows {
 			for g := g0; g < g1; g++ {
+				if t16 != nil && g+1 < g1 && n-kwtP*g >= 2*kwtP {
+					t16(&w.Data[r*rs], rs, &a.pkKW[g*gs], gs, nb, &out[kwtP*g*ld+r], ld, &scr[0])
+					g++
+					continue
+				}
 				P := min(kwtP, n-kwtP*g)
 				tiles[P](&w.Data[r*rs], rs, &a.pkKW[g*gs], nb, &out[kwtP*g*ld+r], ld, &scr[0])
 			}

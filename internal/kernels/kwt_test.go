@@ -53,6 +53,34 @@ func kwtExtreme(w *tensor.Tensor, r *rand.Rand) {
 // rows x cols weights of type typ and n activation rows.
 func checkKWT(t *testing.T, r *rand.Rand, typ tensor.Type, rows, cols, n int, mode string) {
 	t.Helper()
+	w, a := kwtInputs(t, r, typ, rows, cols, n, mode)
+	r0 := r.IntN(rows)
+	r1 := r0 + 1 + r.IntN(rows-r0)
+	for _, rg := range [][2]int{{0, rows}, {r0, r1}} {
+		ld := rows + r.IntN(3)
+		got := make([]float32, n*ld)
+		if !matMulKWT(w, a, got, ld, rg[0], rg[1], kwtIndex(typ)) {
+			t.Fatalf("matMulKWT declined %s %dx%d n=%d", typ, rows, cols, n)
+		}
+		ref := make([]float32, n*ld)
+		MatMulRef(w, a, ref, ld, rg[0], rg[1])
+		for p := 0; p < n; p++ {
+			for i := rg[0]; i < rg[1]; i++ {
+				want := specDot(typ, w.Row(i), a.KQ[p*cols:(p+1)*cols], a.KD[p*cols/256:])
+				g := got[p*ld+i]
+				if !same(g, want) || !same(ref[p*ld+i], want) {
+					t.Fatalf("%s %s rows [%d,%d) of %dx%d n=%d: row %d act %d: %g (%#08x), spec %g (%#08x), reference %g",
+						typ, mode, rg[0], rg[1], rows, cols, n, i, p, g, math.Float32bits(g), want, math.Float32bits(want), ref[p*ld+i])
+				}
+			}
+		}
+	}
+}
+
+// kwtInputs makes the rows x cols weights of type typ and the n activation
+// rows, packed for the kwt tiles, of checkKWT's mode.
+func kwtInputs(t *testing.T, r *rand.Rand, typ tensor.Type, rows, cols, n int, mode string) (*tensor.Tensor, *Acts) {
+	t.Helper()
 	w := quantTensor(r, typ, rows, cols, mode != "prepared")
 	if mode == "maxweights" {
 		kwtExtreme(w, r)
@@ -84,27 +112,7 @@ func checkKWT(t *testing.T, r *rand.Rand, typ tensor.Type, rows, cols, n int, mo
 			t.Fatal("packKWT declined")
 		}
 	}
-	r0 := r.IntN(rows)
-	r1 := r0 + 1 + r.IntN(rows-r0)
-	for _, rg := range [][2]int{{0, rows}, {r0, r1}} {
-		ld := rows + r.IntN(3)
-		got := make([]float32, n*ld)
-		if !matMulKWT(w, a, got, ld, rg[0], rg[1], kwtIndex(typ)) {
-			t.Fatalf("matMulKWT declined %s %dx%d n=%d", typ, rows, cols, n)
-		}
-		ref := make([]float32, n*ld)
-		MatMulRef(w, a, ref, ld, rg[0], rg[1])
-		for p := 0; p < n; p++ {
-			for i := rg[0]; i < rg[1]; i++ {
-				want := specDot(typ, w.Row(i), a.KQ[p*cols:(p+1)*cols], a.KD[p*cols/256:])
-				g := got[p*ld+i]
-				if !same(g, want) || !same(ref[p*ld+i], want) {
-					t.Fatalf("%s %s rows [%d,%d) of %dx%d n=%d: row %d act %d: %g (%#08x), spec %g (%#08x), reference %g",
-						typ, mode, rg[0], rg[1], rows, cols, n, i, p, g, math.Float32bits(g), want, math.Float32bits(want), ref[p*ld+i])
-				}
-			}
-		}
-	}
+	return w, a
 }
 
 // kwtTestRows are the activation row counts TestKWT runs: every tile size
