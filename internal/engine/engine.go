@@ -88,16 +88,18 @@ func New(m *model.Model, opts Options) (*Engine, error) {
 	e.scale = detmath.Sqrt32(float32(e.hd))
 	e.chunk = opts.ChunkRows
 	if e.chunk <= 0 {
-		e.chunk = chunkRows(c, ChunkBytes)
+		e.chunk = chunkRows(c, fewRowsPack(m), ChunkBytes)
 	}
 	return e, nil
 }
 
 // chunkRows is the number of rows whose activation buffers (state and the
-// quantised activations of its widest matrix input) fit in budget bytes,
+// quantised activations of its widest matrix input, and when pack, those
+// activations packed for the few-row tiles too) fit in budget bytes,
 // rounded down to a multiple of 16, at least 16.
-func chunkRows(c model.Config, budget int) int {
-	perRow := 4*stateFloats(c) + 2*max(c.Dim, c.QDim(), c.Hidden)
+func chunkRows(c model.Config, pack [2]int, budget int) int {
+	w := max(c.Dim, c.QDim(), c.Hidden)
+	perRow := 4*stateFloats(c) + 2*w + (w*pack[0]+pack[1]-1)/pack[1]
 	return min(maxChunkRows, max(16, budget/perRow/16*16))
 }
 
@@ -487,6 +489,18 @@ type state struct {
 	acts                kernels.Acts
 	// traced holds the row ranges of the items with a Tracer.
 	traced []span
+}
+
+// fewRowsPack is the largest kernels.FewRowsPackBytes of m's matrices, as
+// {num, den}.
+func fewRowsPack(m *model.Model) [2]int {
+	best := [2]int{0, 1}
+	for _, t := range m.Tensors() {
+		if num, den := kernels.FewRowsPackBytes(t.Type); num*best[1] > best[0]*den {
+			best = [2]int{num, den}
+		}
+	}
+	return best
 }
 
 // stateFloats is the number of floats a state holds per row.

@@ -118,6 +118,18 @@ func (a *Acts) PrepareParallel(t tensor.Type, x []float32, n, cols int, run func
 	a.PrepareTypes([]tensor.Type{t}, x, n, cols, run)
 }
 
+// FewRowsPackBytes is the extra activation memory, in bytes per row and
+// input column (as a fraction num/den), that PrepareTypes may hold for the
+// few-row tiles when weights of type t are in the product: the packed
+// groups of 8 rows (vnniWTBlk bytes a block of 32 columns, 40 a row) where
+// the architecture has those tiles, else nothing.
+func FewRowsPackBytes(t tensor.Type) (num, den int) {
+	if packActs8 != nil && (t == tensor.Q8_0 || t == tensor.Q4_0 || t == tensor.Q5_0) {
+		return 40, tensor.QK
+	}
+	return 0, 1
+}
+
 // PrepareTypes is PrepareParallel for several weight types at once (the
 // matrices that share this input): every quantisation any of them needs is
 // made, once.
