@@ -2,61 +2,66 @@
 
 package kernels
 
-import "unsafe"
+import (
+	"sync"
+	"unsafe"
+)
 
 // The AVX-512F float32 tiles of the batch decode step and of prefill
 // (asmgen_f32b.go): f32ZB6x{P}L{L} is f32Z6x{P} that, in each 16-element
-// step, also prefetches L cache lines of the next block of 6 weight rows.
+// step, also prefetches L cache lines of the next block of 6 weight rows;
+// with mode bits (f32bLoad, f32bStore) it starts from, or ends by storing,
+// its raw accumulators at acc, for rows cut into column slices.
 
 //go:noescape
-func f32ZB6x1L1(w *float32, ws int, x *float32, xs int, n int, out *float32, pf uintptr, pfs int)
+func f32ZB6x1L1(w *float32, ws int, x *float32, xs int, n int, out *float32, pf uintptr, pfs int, acc *float32, mode int)
 
 //go:noescape
-func f32ZB6x2L1(w *float32, ws int, x *float32, xs int, n int, out *float32, pf uintptr, pfs int)
+func f32ZB6x2L1(w *float32, ws int, x *float32, xs int, n int, out *float32, pf uintptr, pfs int, acc *float32, mode int)
 
 //go:noescape
-func f32ZB6x3L1(w *float32, ws int, x *float32, xs int, n int, out *float32, pf uintptr, pfs int)
+func f32ZB6x3L1(w *float32, ws int, x *float32, xs int, n int, out *float32, pf uintptr, pfs int, acc *float32, mode int)
 
 //go:noescape
-func f32ZB6x4L1(w *float32, ws int, x *float32, xs int, n int, out *float32, pf uintptr, pfs int)
+func f32ZB6x4L1(w *float32, ws int, x *float32, xs int, n int, out *float32, pf uintptr, pfs int, acc *float32, mode int)
 
 //go:noescape
-func f32ZB6x1L2(w *float32, ws int, x *float32, xs int, n int, out *float32, pf uintptr, pfs int)
+func f32ZB6x1L2(w *float32, ws int, x *float32, xs int, n int, out *float32, pf uintptr, pfs int, acc *float32, mode int)
 
 //go:noescape
-func f32ZB6x2L2(w *float32, ws int, x *float32, xs int, n int, out *float32, pf uintptr, pfs int)
+func f32ZB6x2L2(w *float32, ws int, x *float32, xs int, n int, out *float32, pf uintptr, pfs int, acc *float32, mode int)
 
 //go:noescape
-func f32ZB6x3L2(w *float32, ws int, x *float32, xs int, n int, out *float32, pf uintptr, pfs int)
+func f32ZB6x3L2(w *float32, ws int, x *float32, xs int, n int, out *float32, pf uintptr, pfs int, acc *float32, mode int)
 
 //go:noescape
-func f32ZB6x4L2(w *float32, ws int, x *float32, xs int, n int, out *float32, pf uintptr, pfs int)
+func f32ZB6x4L2(w *float32, ws int, x *float32, xs int, n int, out *float32, pf uintptr, pfs int, acc *float32, mode int)
 
 //go:noescape
-func f32ZB6x1L3(w *float32, ws int, x *float32, xs int, n int, out *float32, pf uintptr, pfs int)
+func f32ZB6x1L3(w *float32, ws int, x *float32, xs int, n int, out *float32, pf uintptr, pfs int, acc *float32, mode int)
 
 //go:noescape
-func f32ZB6x2L3(w *float32, ws int, x *float32, xs int, n int, out *float32, pf uintptr, pfs int)
+func f32ZB6x2L3(w *float32, ws int, x *float32, xs int, n int, out *float32, pf uintptr, pfs int, acc *float32, mode int)
 
 //go:noescape
-func f32ZB6x3L3(w *float32, ws int, x *float32, xs int, n int, out *float32, pf uintptr, pfs int)
+func f32ZB6x3L3(w *float32, ws int, x *float32, xs int, n int, out *float32, pf uintptr, pfs int, acc *float32, mode int)
 
 //go:noescape
-func f32ZB6x4L3(w *float32, ws int, x *float32, xs int, n int, out *float32, pf uintptr, pfs int)
+func f32ZB6x4L3(w *float32, ws int, x *float32, xs int, n int, out *float32, pf uintptr, pfs int, acc *float32, mode int)
 
 //go:noescape
-func f32ZB6x1L6(w *float32, ws int, x *float32, xs int, n int, out *float32, pf uintptr, pfs int)
+func f32ZB6x1L6(w *float32, ws int, x *float32, xs int, n int, out *float32, pf uintptr, pfs int, acc *float32, mode int)
 
 //go:noescape
-func f32ZB6x2L6(w *float32, ws int, x *float32, xs int, n int, out *float32, pf uintptr, pfs int)
+func f32ZB6x2L6(w *float32, ws int, x *float32, xs int, n int, out *float32, pf uintptr, pfs int, acc *float32, mode int)
 
 //go:noescape
-func f32ZB6x3L6(w *float32, ws int, x *float32, xs int, n int, out *float32, pf uintptr, pfs int)
+func f32ZB6x3L6(w *float32, ws int, x *float32, xs int, n int, out *float32, pf uintptr, pfs int, acc *float32, mode int)
 
 //go:noescape
-func f32ZB6x4L6(w *float32, ws int, x *float32, xs int, n int, out *float32, pf uintptr, pfs int)
+func f32ZB6x4L6(w *float32, ws int, x *float32, xs int, n int, out *float32, pf uintptr, pfs int, acc *float32, mode int)
 
-type tileBFn func(w *float32, ws int, x *float32, xs int, n int, out *float32, pf uintptr, pfs int)
+type tileBFn func(w *float32, ws int, x *float32, xs int, n int, out *float32, pf uintptr, pfs int, acc *float32, mode int)
 
 // f32bL are the prefetch lines per step of the rows of tilesZB.
 var f32bL = [...]int{1, 2, 3, 6}
@@ -73,6 +78,30 @@ var tilesZB = [len(f32bL)][5]tileBFn{
 // f32bLongCols: see matF32Batch.
 const f32bLongCols = 1024
 
+// f32bSliceCols is the longest column slice of one tile call: longer rows
+// run as several calls, their accumulators carried in memory (see
+// asmgen_f32b.go), so that the block's slice stays in the L1 cache between
+// its activation groups (measured here, 768 x 2048 from memory, one
+// thread, G multiply-adds per CPU second: 8 activation rows 49 -> 54, 16
+// rows 60 -> 69, 32 rows 71 -> 72; slices of 512 or 700 columns were
+// slower than 1024 at 16 to 128 rows, the calls' fixed cost).
+const f32bSliceCols = 1024
+
+// The tiles' mode bits (asmgen_f32b.go): start from the accumulators at
+// acc, store them there instead of the sums.
+const (
+	f32bLoad  = 1
+	f32bStore = 2
+)
+
+// f32bAccFloats holds the raw accumulators of every activation group of
+// one pass of matF32Batch over sliced rows: at most chunkBytes/4/(
+// f32bLongCols+1) activation rows, in groups of 4, 24 registers of 16
+// floats a group.
+const f32bAccFloats = (chunkBytes/4/(f32bSliceCols+1) + 3) / 4 * 24 * 16
+
+var f32bAccs = sync.Pool{New: func() any { return new([f32bAccFloats]float32) }}
+
 // useF32B is whether matF32 runs matF32Batch where the AVX-512F tiles are
 // on (tests and benchmarks turn it off to compare).
 var useF32B = true
@@ -82,14 +111,26 @@ var useF32B = true
 // rows in turn (the block stays in the L1/L2 cache between the groups;
 // chunkBytes bounds the activation rows of one pass as in matF32), and the
 // tiles of each block prefetch the next block, spread evenly over the
-// block's calls. The last block of [r0, r1) and a block of fewer than 6
-// rows run the f32Z tiles (nothing of this range is left to prefetch).
+// block's calls. Rows longer than f32bSliceCols run in column slices, each
+// slice of a block against every group before the next slice. The last
+// block of [r0, r1) and a block of fewer than 6 rows run the f32Z tiles
+// (nothing of this range is left to prefetch), or, a block of 6 sliced
+// rows, the f32ZB tiles prefetching one line of the block itself.
 func matF32Batch(wf []float32, base, cols int, x []float32, n int, out []float32, ld, r0, r1 int) {
 	const TR, TP = 6, 4
 	var res [TR * TP]float32
 	chunk := max(TP, chunkBytes/4/cols/TP*TP)
 	steps := cols / 16
 	wp := uintptr(unsafe.Pointer(&wf[0]))
+	// Column slices: sw columns each (a multiple of 16), the last the
+	// rest.
+	slices := (cols + f32bSliceCols - 1) / f32bSliceCols
+	sw := ((cols+slices-1)/slices + 15) &^ 15
+	var acc *[f32bAccFloats]float32
+	if slices > 1 {
+		acc = f32bAccs.Get().(*[f32bAccFloats]float32)
+		defer f32bAccs.Put(acc)
+	}
 	for p0 := 0; p0 < n; p0 += chunk {
 		p1 := min(n, p0+chunk)
 		calls := (p1 - p0 + TP - 1) / TP
@@ -115,15 +156,45 @@ func matF32Batch(wf []float32, base, cols int, x []float32, n int, out []float32
 		for r := r0; r < r1; r += TR {
 			R := min(TR, r1-r)
 			pre := R == TR && r+TR < r1 && steps > 0 && !long
+			w := &wf[(r-base)*cols]
+			if slices > 1 && R == TR {
+				// The first line of the next block (its rows are
+				// contiguous), or, with nothing to prefetch, of this
+				// block, again and again.
+				pf, step, tiles := uintptr(unsafe.Pointer(w))&^63, 0, &tilesZB[0]
+				if pre {
+					pf, step, tiles = (wp+uintptr((r+TR-base)*cols*4))&^63, pfs, &tilesZB[li]
+				}
+				for c0 := 0; c0 < cols; c0 += sw {
+					c1 := min(cols, c0+sw)
+					mode := 0
+					if c0 > 0 {
+						mode |= f32bLoad
+					}
+					if c1 < cols {
+						mode |= f32bStore
+					}
+					for p := p0; p < p1; p += TP {
+						P := min(TP, p1-p)
+						a := &acc[(p-p0)/TP*TR*TP*16]
+						tiles[P](&wf[(r-base)*cols+c0], cols, &x[p*cols+c0], cols, c1-c0, &res[0], pf, step, a, mode)
+						pf += uintptr((c1 - c0) / 16 * step)
+						if c1 == cols {
+							f32bStoreRes(out, ld, p, P, r, &res)
+						}
+					}
+				}
+				continue
+			}
 			// The first line of the next block (its rows are contiguous).
 			pf := (wp + uintptr((r+TR-base)*cols*4)) &^ 63
 			for p := p0; p < p1; p += TP {
 				P := min(TP, p1-p)
 				if pre {
-					tilesZB[li][P](&wf[(r-base)*cols], cols, &x[p*cols], cols, cols, &res[0], pf, pfs)
+					tilesZB[li][P](w, cols, &x[p*cols], cols, cols, &res[0], pf, pfs, nil, 0)
 					pf += uintptr(steps * pfs)
 				} else {
-					tilesZ[R][P](&wf[(r-base)*cols], cols, &x[p*cols], cols, cols, &res[0])
+					tilesZ[R][P](w, cols, &x[p*cols], cols, cols, &res[0])
 				}
 				for j := 0; j < P; j++ {
 					o := out[(p+j)*ld+r : (p+j)*ld+r+R]
@@ -132,6 +203,17 @@ func matF32Batch(wf []float32, base, cols int, x []float32, n int, out []float32
 					}
 				}
 			}
+		}
+	}
+}
+
+// f32bStoreRes writes the sums of a 6 x P tile (res[i*P+j]: weight row r+i,
+// activation row p+j) to out.
+func f32bStoreRes(out []float32, ld, p, P, r int, res *[24]float32) {
+	for j := 0; j < P; j++ {
+		o := out[(p+j)*ld+r : (p+j)*ld+r+6]
+		for i := range o {
+			o[i] = res[i*P+j]
 		}
 	}
 }

@@ -15,7 +15,10 @@ import (
 // TestF32BatchTiles calls every prefetching float32 tile (f32ZB6x{P}L{L})
 // directly on every tail length, with row strides longer than the rows and
 // prefetch cursors that point inside, before and far past the weights
-// (a prefetch never faults), against DotRef.
+// (a prefetch never faults), against DotRef: in one call, and in up to
+// three calls on column slices (each a multiple of 16 long but the last)
+// that carry the raw accumulators in memory (modes f32bStore, f32bLoad),
+// where only the last call may write the sums.
 func TestF32BatchTiles(t *testing.T) {
 	needFast(t)
 	if !hasAVX512 {
@@ -33,15 +36,55 @@ func TestF32BatchTiles(t *testing.T) {
 					ws, xs := n+r.IntN(5), n+r.IntN(5)
 					w := values(r, R*ws, special)
 					x := values(r, P*xs, special)
-					var res [24]float32
-					pf := uintptr(unsafe.Pointer(&w[0])) + uintptr(r.IntN(1<<20)) - 1<<19
-					fn(&w[0], ws, &x[0], xs, n, &res[0], pf, 64*r.IntN(7))
-					for i := 0; i < R; i++ {
-						for j := 0; j < P; j++ {
-							want := DotRef(w[i*ws:i*ws+n], x[j*xs:j*xs+n])
-							if got := res[i*P+j]; !same(got, want) {
-								t.Fatalf("tile 6x%dL%d n=%d special=%v: sum (%d,%d) = %g (%#08x), DotRef %g (%#08x)",
-									P, f32bL[li], n, special, i, j, got, math.Float32bits(got), want, math.Float32bits(want))
+					for _, split := range []bool{false, true} {
+						// Slice boundaries: multiples of 16 inside (0, n).
+						cuts := []int{0}
+						for c := 16; split && c < n; c += 16 {
+							if r.IntN(2) == 0 {
+								cuts = append(cuts, c)
+							}
+						}
+						if split && len(cuts) == 1 {
+							continue
+						}
+						cuts = append(cuts, n)
+						var res [24]float32
+						acc := make([]float32, 24*16+16)
+						for k := range acc {
+							acc[k] = float32(math.NaN())
+						}
+						for c := 0; c+1 < len(cuts); c++ {
+							mode := 0
+							if c > 0 {
+								mode |= f32bLoad
+							}
+							if c+2 < len(cuts) {
+								mode |= f32bStore
+							}
+							for k := range res {
+								res[k] = -7
+							}
+							c0, c1 := cuts[c], cuts[c+1]
+							pf := uintptr(unsafe.Pointer(&w[0])) + uintptr(r.IntN(1<<20)) - 1<<19
+							fn(&w[c0], ws, &x[c0], xs, c1-c0, &res[0], pf, 64*r.IntN(7), &acc[0], mode)
+							if mode&f32bStore != 0 {
+								for k, v := range res {
+									if v != -7 {
+										t.Fatalf("tile 6x%dL%d n=%d cuts %v: call %d (mode %d) wrote sum %d", P, f32bL[li], n, cuts, c, mode, k)
+									}
+								}
+							}
+							if acc[24*16] == acc[24*16] {
+								t.Fatalf("tile 6x%dL%d: wrote past the accumulators", P, f32bL[li])
+							}
+						}
+						for i := 0; i < R; i++ {
+							for j := 0; j < P; j++ {
+								want := DotRef(w[i*ws:i*ws+n], x[j*xs:j*xs+n])
+								if got := res[i*P+j]; !same(got, want) {
+									t.Fatalf("tile 6x%dL%d n=%d special=%v cuts %v: sum (%d,%d) = %g (%#08x), DotRef %g (%#08x)",
+										P, f32bL[li], n, special, cuts, i, j, got, math.Float32bits(got), want, math.Float32bits(want))
+								}
 							}
 						}
 					}
@@ -60,7 +103,7 @@ func TestF32BatchMatMul(t *testing.T) {
 	prefillPaths(t, func(t *testing.T) {
 		r := rand.New(rand.NewPCG(3, 4))
 		for _, typ := range []tensor.Type{tensor.F32, tensor.F16} {
-			for _, cols := range []int{8, 16, 33, 64, 100, 768, 1040, 2048} {
+			for _, cols := range []int{8, 16, 33, 64, 100, 768, 1025, 1040, 2048, 3000} {
 				for _, n := range []int{2, 4, 6, 8, 11, 16, 17, 24, 32, 33, 40} {
 					t.Run(fmt.Sprintf("%s/cols=%d/n=%d", typ, cols, n), func(t *testing.T) {
 						checkMatMul(t, r, typ, 1+r.IntN(40), cols, n, r.IntN(4) == 0)
