@@ -25,9 +25,7 @@ type Options struct {
 	// ChunkRows is the largest number of rows (tokens) one pass through the
 	// layers takes: a longer batch runs as consecutive chunks, every layer
 	// over the first chunk, then over the next, so that the activation
-	// buffers are those of a chunk, not of the batch (a batch of more than
-	// ChunkRows rows runs in as few chunks as it can, of even sizes rounded
-	// up to a multiple of 16; the last takes the rest). 0 means the default:
+	// buffers are those of a chunk, not of the batch. 0 means the default:
 	// 128 rows, fewer where 128 rows' activations would exceed ChunkBytes.
 	// It never changes a result (a chunk is the prefill of part of a
 	// prompt, whose later positions read the cache the earlier chunks
@@ -105,22 +103,6 @@ func chunkRows(c model.Config, budget int) int {
 
 // ChunkRows is the number of rows one pass through the layers takes.
 func (e *Engine) ChunkRows() int { return e.chunk }
-
-// chunkSize is the rows of each pass (the last takes the rest) of a
-// forward pass over n rows in passes of at most chunk: as few passes as
-// chunk allows, of even sizes rounded up to a multiple of 16 (the row
-// tiles of the prefill kernels). Every pass reads all the weights, and a
-// pass of a few rows reads them at the cost of many: a step of 128 prompt
-// tokens and one token of each running sequence (129 to 144 rows) used
-// to run 128 rows, then 1 to 16 (measured on the 110m F32 model at 16
-// streams: 84 ms for 128 rows, then 10 ms for the one row left).
-func chunkSize(n, chunk int) int {
-	passes := (n + chunk - 1) / chunk
-	if passes <= 1 {
-		return chunk
-	}
-	return min(chunk, ((n+passes-1)/passes+15)&^15)
-}
 
 // Close stops the engine's threads. The model stays open.
 func (e *Engine) Close() { e.pool.close() }
@@ -393,8 +375,8 @@ type Tracer interface {
 }
 
 // Forward calls each item's Tracer in position order (every layer, then
-// Final, for the item's rows of one pass of at most ChunkRows rows, then
-// for the next pass's) on one goroutine at a time; the Tracers of different items
+// Final, for the item's rows of one chunk of ChunkRows rows, then for the
+// next chunk's) on one goroutine at a time; the Tracers of different items
 // of a batch may be called at the same time, from different goroutines (a
 // Tracer shared by several items of one batch must be safe for that).
 
@@ -470,9 +452,8 @@ func (e *Engine) Forward(items ...*Item) error {
 	// cache positions that an earlier chunk, or this chunk's own key and
 	// value step, wrote.
 	logits := false
-	per := chunkSize(len(rows), e.chunk)
-	for lo := 0; lo < len(rows); lo += per {
-		st := e.newState(rows[lo:min(lo+per, len(rows))])
+	for lo := 0; lo < len(rows); lo += e.chunk {
+		st := e.newState(rows[lo:min(lo+e.chunk, len(rows))])
 		for r := range st.rows {
 			kernels.DequantRow(e.m.TokenEmbd, st.rows[r].tok, st.x[r*e.c.Dim:(r+1)*e.c.Dim])
 		}
