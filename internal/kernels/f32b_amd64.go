@@ -14,54 +14,54 @@ import (
 // its raw accumulators at acc, for rows cut into column slices.
 
 //go:noescape
-func f32ZB6x1L1(w *float32, ws int, x *float32, xs int, n int, out *float32, pf uintptr, pfs int, acc *float32, mode int)
+func f32ZB6x1L1(w *float32, ws int, x *float32, xs int, n int, out *float32, ld int, pf uintptr, pfs int, acc *float32, mode int)
 
 //go:noescape
-func f32ZB6x2L1(w *float32, ws int, x *float32, xs int, n int, out *float32, pf uintptr, pfs int, acc *float32, mode int)
+func f32ZB6x2L1(w *float32, ws int, x *float32, xs int, n int, out *float32, ld int, pf uintptr, pfs int, acc *float32, mode int)
 
 //go:noescape
-func f32ZB6x3L1(w *float32, ws int, x *float32, xs int, n int, out *float32, pf uintptr, pfs int, acc *float32, mode int)
+func f32ZB6x3L1(w *float32, ws int, x *float32, xs int, n int, out *float32, ld int, pf uintptr, pfs int, acc *float32, mode int)
 
 //go:noescape
-func f32ZB6x4L1(w *float32, ws int, x *float32, xs int, n int, out *float32, pf uintptr, pfs int, acc *float32, mode int)
+func f32ZB6x4L1(w *float32, ws int, x *float32, xs int, n int, out *float32, ld int, pf uintptr, pfs int, acc *float32, mode int)
 
 //go:noescape
-func f32ZB6x1L2(w *float32, ws int, x *float32, xs int, n int, out *float32, pf uintptr, pfs int, acc *float32, mode int)
+func f32ZB6x1L2(w *float32, ws int, x *float32, xs int, n int, out *float32, ld int, pf uintptr, pfs int, acc *float32, mode int)
 
 //go:noescape
-func f32ZB6x2L2(w *float32, ws int, x *float32, xs int, n int, out *float32, pf uintptr, pfs int, acc *float32, mode int)
+func f32ZB6x2L2(w *float32, ws int, x *float32, xs int, n int, out *float32, ld int, pf uintptr, pfs int, acc *float32, mode int)
 
 //go:noescape
-func f32ZB6x3L2(w *float32, ws int, x *float32, xs int, n int, out *float32, pf uintptr, pfs int, acc *float32, mode int)
+func f32ZB6x3L2(w *float32, ws int, x *float32, xs int, n int, out *float32, ld int, pf uintptr, pfs int, acc *float32, mode int)
 
 //go:noescape
-func f32ZB6x4L2(w *float32, ws int, x *float32, xs int, n int, out *float32, pf uintptr, pfs int, acc *float32, mode int)
+func f32ZB6x4L2(w *float32, ws int, x *float32, xs int, n int, out *float32, ld int, pf uintptr, pfs int, acc *float32, mode int)
 
 //go:noescape
-func f32ZB6x1L3(w *float32, ws int, x *float32, xs int, n int, out *float32, pf uintptr, pfs int, acc *float32, mode int)
+func f32ZB6x1L3(w *float32, ws int, x *float32, xs int, n int, out *float32, ld int, pf uintptr, pfs int, acc *float32, mode int)
 
 //go:noescape
-func f32ZB6x2L3(w *float32, ws int, x *float32, xs int, n int, out *float32, pf uintptr, pfs int, acc *float32, mode int)
+func f32ZB6x2L3(w *float32, ws int, x *float32, xs int, n int, out *float32, ld int, pf uintptr, pfs int, acc *float32, mode int)
 
 //go:noescape
-func f32ZB6x3L3(w *float32, ws int, x *float32, xs int, n int, out *float32, pf uintptr, pfs int, acc *float32, mode int)
+func f32ZB6x3L3(w *float32, ws int, x *float32, xs int, n int, out *float32, ld int, pf uintptr, pfs int, acc *float32, mode int)
 
 //go:noescape
-func f32ZB6x4L3(w *float32, ws int, x *float32, xs int, n int, out *float32, pf uintptr, pfs int, acc *float32, mode int)
+func f32ZB6x4L3(w *float32, ws int, x *float32, xs int, n int, out *float32, ld int, pf uintptr, pfs int, acc *float32, mode int)
 
 //go:noescape
-func f32ZB6x1L6(w *float32, ws int, x *float32, xs int, n int, out *float32, pf uintptr, pfs int, acc *float32, mode int)
+func f32ZB6x1L6(w *float32, ws int, x *float32, xs int, n int, out *float32, ld int, pf uintptr, pfs int, acc *float32, mode int)
 
 //go:noescape
-func f32ZB6x2L6(w *float32, ws int, x *float32, xs int, n int, out *float32, pf uintptr, pfs int, acc *float32, mode int)
+func f32ZB6x2L6(w *float32, ws int, x *float32, xs int, n int, out *float32, ld int, pf uintptr, pfs int, acc *float32, mode int)
 
 //go:noescape
-func f32ZB6x3L6(w *float32, ws int, x *float32, xs int, n int, out *float32, pf uintptr, pfs int, acc *float32, mode int)
+func f32ZB6x3L6(w *float32, ws int, x *float32, xs int, n int, out *float32, ld int, pf uintptr, pfs int, acc *float32, mode int)
 
 //go:noescape
-func f32ZB6x4L6(w *float32, ws int, x *float32, xs int, n int, out *float32, pf uintptr, pfs int, acc *float32, mode int)
+func f32ZB6x4L6(w *float32, ws int, x *float32, xs int, n int, out *float32, ld int, pf uintptr, pfs int, acc *float32, mode int)
 
-type tileBFn func(w *float32, ws int, x *float32, xs int, n int, out *float32, pf uintptr, pfs int, acc *float32, mode int)
+type tileBFn func(w *float32, ws int, x *float32, xs int, n int, out *float32, ld int, pf uintptr, pfs int, acc *float32, mode int)
 
 // f32bL are the prefetch lines per step of the rows of tilesZB.
 var f32bL = [...]int{1, 2, 3, 6}
@@ -117,9 +117,8 @@ var useF32B = true
 // before the next slice (against one group slicing saves nothing and adds
 // the accumulators' stores and loads: 768 x 2048 at 4 activation rows
 // went from 36 to 34 G multiply-adds per CPU second). The last
-// block of [r0, r1) and a block of fewer than 6 rows run the f32Z tiles
-// (nothing of this range is left to prefetch), or, a block of 6 sliced
-// rows, the f32ZB tiles prefetching one line of the block itself.
+// block of [r0, r1) prefetches one line of itself (nothing of this range
+// is left to prefetch); a block of fewer than 6 rows runs the f32Z tiles.
 func matF32Batch(wf []float32, base, cols int, x []float32, n int, out []float32, ld, r0, r1 int) {
 	const TR, TP = 6, 4
 	var res [TR * TP]float32
@@ -181,17 +180,19 @@ func matF32Batch(wf []float32, base, cols int, x []float32, n int, out []float32
 					for p := p0; p < p1; p += TP {
 						P := min(TP, p1-p)
 						a := &acc[(p-p0)/TP*TR*TP*16]
-						tiles[P](&wf[(r-base)*cols+c0], cols, &x[p*cols+c0], cols, c1-c0, &res[0], pf, step, a, mode)
+						_ = out[(p+P-1)*ld+r+TR-1] // the tile writes out[(p+j)*ld+r+i]
+						tiles[P](&wf[(r-base)*cols+c0], cols, &x[p*cols+c0], cols, c1-c0, &out[p*ld+r], ld, pf, step, a, mode)
 						pf += uintptr((c1 - c0) / 16 * step)
-						if c1 == cols {
-							f32bStoreRes(out, ld, p, P, r, &res)
-						}
 					}
 				}
 				continue
 			}
-			// The first line of the next block (its rows are contiguous).
-			pf := (wp + uintptr((r+TR-base)*cols*4)) &^ 63
+			// The first line of the next block (its rows are contiguous),
+			// or, a last block of 6 rows, of this block, again and again.
+			pf, step, tiles := (wp+uintptr((r+TR-base)*cols*4))&^63, pfs, &tilesZB[li]
+			if !pre {
+				pf, step, tiles = uintptr(unsafe.Pointer(w))&^63, 0, &tilesZB[0]
+			}
 			// The groups in turn, backwards every other block: a block's
 			// first group is the last one's, whose activation rows are
 			// still in the L1 cache (the rows of all groups are not: 16
@@ -206,12 +207,13 @@ func matF32Batch(wf []float32, base, cols int, x []float32, n int, out []float32
 				}
 				p := p0 + g*TP
 				P := min(TP, p1-p)
-				if pre {
-					tilesZB[li][P](w, cols, &x[p*cols], cols, cols, &res[0], pf, pfs, nil, 0)
-					pf += uintptr(steps * pfs)
-				} else {
-					tilesZ[R][P](w, cols, &x[p*cols], cols, cols, &res[0])
+				if R == TR {
+					_ = out[(p+P-1)*ld+r+TR-1] // the tile writes out[(p+j)*ld+r+i]
+					tiles[P](w, cols, &x[p*cols], cols, cols, &out[p*ld+r], ld, pf, step, nil, 0)
+					pf += uintptr(steps * step)
+					continue
 				}
+				tilesZ[R][P](w, cols, &x[p*cols], cols, cols, &res[0])
 				for j := 0; j < P; j++ {
 					o := out[(p+j)*ld+r : (p+j)*ld+r+R]
 					for i := range o {
@@ -219,17 +221,6 @@ func matF32Batch(wf []float32, base, cols int, x []float32, n int, out []float32
 					}
 				}
 			}
-		}
-	}
-}
-
-// f32bStoreRes writes the sums of a 6 x P tile (res[i*P+j]: weight row r+i,
-// activation row p+j) to out.
-func f32bStoreRes(out []float32, ld, p, P, r int, res *[24]float32) {
-	for j := 0; j < P; j++ {
-		o := out[(p+j)*ld+r : (p+j)*ld+r+6]
-		for i := range o {
-			o[i] = res[i*P+j]
 		}
 	}
 }

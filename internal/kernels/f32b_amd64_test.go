@@ -15,10 +15,11 @@ import (
 // TestF32BatchTiles calls every prefetching float32 tile (f32ZB6x{P}L{L})
 // directly on every tail length, with row strides longer than the rows and
 // prefetch cursors that point inside, before and far past the weights
-// (a prefetch never faults), against DotRef: in one call, and in up to
-// three calls on column slices (each a multiple of 16 long but the last)
-// that carry the raw accumulators in memory (modes f32bStore, f32bLoad),
-// where only the last call may write the sums.
+// (a prefetch never faults), against DotRef: in one call, and in calls on
+// column slices (each a multiple of 16 long but the last) that carry the
+// raw accumulators in memory (modes f32bStore, f32bLoad), where only the
+// last call may write, and only the 6 x P sums at out[j*ld+i] (a random
+// stride ld >= 6).
 func TestF32BatchTiles(t *testing.T) {
 	needFast(t)
 	if !hasAVX512 {
@@ -48,7 +49,11 @@ func TestF32BatchTiles(t *testing.T) {
 							continue
 						}
 						cuts = append(cuts, n)
-						var res [24]float32
+						// Sum (i, j) goes to buf[pad+j*ld+i]; every other
+						// element of buf must keep its sentinel.
+						const pad, sentinel = 32, -7
+						ld := R + r.IntN(5)
+						buf := make([]float32, pad+P*ld+pad)
 						acc := make([]float32, 24*16+16)
 						for k := range acc {
 							acc[k] = float32(math.NaN())
@@ -61,27 +66,29 @@ func TestF32BatchTiles(t *testing.T) {
 							if c+2 < len(cuts) {
 								mode |= f32bStore
 							}
-							for k := range res {
-								res[k] = -7
+							for k := range buf {
+								buf[k] = sentinel
 							}
 							c0, c1 := cuts[c], cuts[c+1]
 							pf := uintptr(unsafe.Pointer(&w[0])) + uintptr(r.IntN(1<<20)) - 1<<19
-							fn(&w[c0], ws, &x[c0], xs, c1-c0, &res[0], pf, 64*r.IntN(7), &acc[0], mode)
-							if mode&f32bStore != 0 {
-								for k, v := range res {
-									if v != -7 {
-										t.Fatalf("tile 6x%dL%d n=%d cuts %v: call %d (mode %d) wrote sum %d", P, f32bL[li], n, cuts, c, mode, k)
-									}
-								}
-							}
+							fn(&w[c0], ws, &x[c0], xs, c1-c0, &buf[pad], ld, pf, 64*r.IntN(7), &acc[0], mode)
 							if acc[24*16] == acc[24*16] {
 								t.Fatalf("tile 6x%dL%d: wrote past the accumulators", P, f32bL[li])
+							}
+							for k, v := range buf {
+								k0 := k - pad
+								if mode&f32bStore == 0 && k0 >= 0 && k0/ld < P && k0%ld < R {
+									continue
+								}
+								if v != sentinel {
+									t.Fatalf("tile 6x%dL%d n=%d ld=%d cuts %v: call %d (mode %d) wrote buf[%d] (out[%d])", P, f32bL[li], n, ld, cuts, c, mode, k, k0)
+								}
 							}
 						}
 						for i := 0; i < R; i++ {
 							for j := 0; j < P; j++ {
 								want := DotRef(w[i*ws:i*ws+n], x[j*xs:j*xs+n])
-								if got := res[i*P+j]; !same(got, want) {
+								if got := buf[pad+j*ld+i]; !same(got, want) {
 									t.Fatalf("tile 6x%dL%d n=%d special=%v cuts %v: sum (%d,%d) = %g (%#08x), DotRef %g (%#08x)",
 										P, f32bL[li], n, special, cuts, i, j, got, math.Float32bits(got), want, math.Float32bits(want))
 								}
