@@ -55,6 +55,21 @@ import (
 // here, 6 x 4 tile in the L1 cache, 768 columns: 110 -> 114 G multiply-adds
 // per CPU second; the fold of 24 sums took about a sixth of a call).
 //
+// With mode&f32bPeel the tile first adds the products of the 8 elements
+// before w and x (w[-8:0], x[-8:0]) into lanes 8-15, the rest of n from w
+// and x on: the accumulators' lanes are then the canonical ones rotated by
+// 8 (lane l holds canonical lane (l+8)%16, each with its elements in the
+// canonical order), and the fold's first step, which adds lane j and lane
+// j+8, gives the canonical sums (operands swapped: the same float). This
+// is for weights at 32 bytes past a 64-byte line (the tensors of a GGUF
+// file aligned to 32 bytes, such as the 110m F32 model here): each
+// 64-byte load of such a row straddles two cache lines, which cost about
+// a quarter of the tile's speed (768 x 768 from memory, 16 activation
+// rows: 83 G multiply-adds per CPU second aligned, 61 at 32 bytes past);
+// matF32Batch calls the tiles 8 elements into such rows, against a copy of
+// the activation rows with the same offset, so that every load is
+// aligned.
+//
 // Row r of the weights is at SI + r*ws (rows 3-5 at R8 = SI + 3*ws), row q
 // of the activations at DI + q*xs (row 3 at R12 = DI + 3*xs); the pointers
 // advance. R10 is pf, R11 pfs, R13 acc.
@@ -66,6 +81,7 @@ var f32bLines = []int{1, 2, 3, 6}
 const (
 	f32bLoad  = 1
 	f32bStore = 2
+	f32bPeel  = 4
 )
 
 func f32bKernels() {
@@ -154,6 +170,16 @@ func f32bTile(R, P, L int) {
 			}
 		}
 	}
+	// mode&f32bPeel: first the 8 elements before w and x (the first of
+	// canonical lanes 0-7), into lanes 8-15.
+	p("MOVQ mode+80(FP), AX")
+	p("TESTQ $%d, AX", f32bPeel)
+	p("JZ %s_main", name)
+	p("MOVL $0xff00, AX")
+	p("KMOVW AX, K5")
+	// Lanes 8-15 of a masked load 64 bytes back: the 32 bytes before.
+	body(func(addr string, dst int) { p("VMOVUPS.Z -64%s, K5, %s", addr, z(dst)) }, false)
+	label(name + "_main")
 	p("MOVQ CX, AX")
 	p("SHRQ $4, AX")
 	p("JZ %s_tail", name)

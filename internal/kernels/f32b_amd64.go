@@ -92,6 +92,7 @@ const f32bSliceCols = 1024
 const (
 	f32bLoad  = 1
 	f32bStore = 2
+	f32bPeel  = 4
 )
 
 // f32bAccFloats holds the raw accumulators of every activation group of
@@ -125,18 +126,45 @@ func matF32Batch(wf []float32, base, cols int, x []float32, n int, out []float32
 	chunk := max(TP, chunkBytes/4/cols/TP*TP)
 	steps := cols / 16
 	wp := uintptr(unsafe.Pointer(&wf[0]))
-	// Column slices: sw columns each (a multiple of 16), the last the
-	// rest.
-	slices := (cols + f32bSliceCols - 1) / f32bSliceCols
-	sw := ((cols+slices-1)/slices + 15) &^ 15
+	// Rows 32 bytes past a cache line (all alike: a row is a whole number
+	// of lines) run from their 9th element on, the first 8 peeled
+	// (f32bPeel), against activation rows copied to the same offset: every
+	// load aligned.
+	off := 0
+	if cols%16 == 0 && (wp+uintptr((r0-base)*cols*4))%64 == 32 && n > 1 {
+		off = 8
+	}
+	// Column slices of the off..cols elements: sw columns each (a
+	// multiple of 16), the last the rest.
+	slices := (cols - off + f32bSliceCols - 1) / f32bSliceCols
+	sw := ((cols-off+slices-1)/slices + 15) &^ 15
 	var acc *[f32bAccFloats]float32
 	if slices > 1 && n > TP {
 		acc = f32bAccs.Get().(*[f32bAccFloats]float32)
 		defer f32bAccs.Put(acc)
 	}
+	var xb *[]float32
 	for p0 := 0; p0 < n; p0 += chunk {
 		p1 := min(n, p0+chunk)
 		calls := (p1 - p0 + TP - 1) / TP
+		// xt: the activation rows of the f32ZB tiles, xt[(p-xp)*cols:],
+		// with their first element 32 bytes past a cache line when off
+		// is 8.
+		xt, xp := x, 0
+		if off > 0 {
+			if xb == nil {
+				xb = f32bXBufs.Get().(*[]float32)
+				defer f32bXBufs.Put(xb)
+			}
+			need := (p1-p0)*cols + 32
+			if cap(*xb) < need {
+				*xb = make([]float32, need)
+			}
+			b := (*xb)[:need]
+			a := int((96 - uintptr(unsafe.Pointer(&b[0]))%64) % 64 / 4) // 32 bytes past a line
+			xt, xp = b[a:a+(p1-p0)*cols], p0
+			copy(xt, x[p0*cols:p1*cols])
+		}
 		// Lines of a block per step of its calls, rounded up, and the
 		// tiles that prefetch at least that many.
 		per := (TR*cols*4 + 63) / 64
@@ -158,69 +186,75 @@ func matF32Batch(wf []float32, base, cols int, x []float32, n int, out []float32
 		long := cols > f32bLongCols && per == 1
 		for r := r0; r < r1; r += TR {
 			R := min(TR, r1-r)
-			pre := R == TR && r+TR < r1 && steps > 0 && !long
-			w := &wf[(r-base)*cols]
-			if slices > 1 && calls > 1 && R == TR {
-				// The first line of the next block (its rows are
-				// contiguous), or, with nothing to prefetch, of this
-				// block, again and again.
-				pf, step, tiles := uintptr(unsafe.Pointer(w))&^63, 0, &tilesZB[0]
-				if pre {
-					pf, step, tiles = (wp+uintptr((r+TR-base)*cols*4))&^63, pfs, &tilesZB[li]
-				}
-				for c0 := 0; c0 < cols; c0 += sw {
-					c1 := min(cols, c0+sw)
-					mode := 0
-					if c0 > 0 {
-						mode |= f32bLoad
-					}
-					if c1 < cols {
-						mode |= f32bStore
-					}
-					for p := p0; p < p1; p += TP {
-						P := min(TP, p1-p)
-						a := &acc[(p-p0)/TP*TR*TP*16]
-						_ = out[(p+P-1)*ld+r+TR-1] // the tile writes out[(p+j)*ld+r+i]
-						tiles[P](&wf[(r-base)*cols+c0], cols, &x[p*cols+c0], cols, c1-c0, &out[p*ld+r], ld, pf, step, a, mode)
-						pf += uintptr((c1 - c0) / 16 * step)
+			if R < TR {
+				for p := p0; p < p1; p += TP {
+					P := min(TP, p1-p)
+					tilesZ[R][P](&wf[(r-base)*cols], cols, &x[p*cols], cols, cols, &res[0])
+					for j := 0; j < P; j++ {
+						o := out[(p+j)*ld+r : (p+j)*ld+r+R]
+						for i := range o {
+							o[i] = res[i*P+j]
+						}
 					}
 				}
 				continue
 			}
 			// The first line of the next block (its rows are contiguous),
-			// or, a last block of 6 rows, of this block, again and again.
+			// or, the last block of the range, of this block, again and
+			// again.
 			pf, step, tiles := (wp+uintptr((r+TR-base)*cols*4))&^63, pfs, &tilesZB[li]
-			if !pre {
-				pf, step, tiles = uintptr(unsafe.Pointer(w))&^63, 0, &tilesZB[0]
+			if r+TR >= r1 || steps == 0 || long {
+				pf, step, tiles = uintptr(unsafe.Pointer(&wf[(r-base)*cols]))&^63, 0, &tilesZB[0]
 			}
-			// The groups in turn, backwards every other block: a block's
-			// first group is the last one's, whose activation rows are
-			// still in the L1 cache (the rows of all groups are not: 16
-			// rows of 768 floats are 48 KB). Measured here, one thread,
-			// weights from memory, G multiply-adds per CPU second: 768 x
-			// 768 at 8, 16, 32 activation rows 65 -> 71, 80 -> 85, 88 ->
-			// 92; 2048 x 768 67 -> 74, 80.5 -> 85.7, 88 -> 92.
-			for k := 0; k < calls; k++ {
-				g := k
-				if (r-r0)/TR%2 == 1 {
-					g = calls - 1 - k
+			if slices == 1 || calls == 1 {
+				// The groups in turn, backwards every other block: a
+				// block's first group is the last one's, whose activation
+				// rows are still in the L1 cache (the rows of all groups
+				// are not: 16 rows of 768 floats are 48 KB). Measured
+				// here, one thread, weights from memory, G multiply-adds
+				// per CPU second: 768 x 768 at 8, 16, 32 activation rows
+				// 65 -> 71, 80 -> 85, 88 -> 92; 2048 x 768 67 -> 74, 80.5
+				// -> 85.7, 88 -> 92.
+				mode := 0
+				if off > 0 {
+					mode = f32bPeel
 				}
-				p := p0 + g*TP
-				P := min(TP, p1-p)
-				if R == TR {
-					_ = out[(p+P-1)*ld+r+TR-1] // the tile writes out[(p+j)*ld+r+i]
-					tiles[P](w, cols, &x[p*cols], cols, cols, &out[p*ld+r], ld, pf, step, nil, 0)
-					pf += uintptr(steps * step)
-					continue
-				}
-				tilesZ[R][P](w, cols, &x[p*cols], cols, cols, &res[0])
-				for j := 0; j < P; j++ {
-					o := out[(p+j)*ld+r : (p+j)*ld+r+R]
-					for i := range o {
-						o[i] = res[i*P+j]
+				for k := 0; k < calls; k++ {
+					g := k
+					if (r-r0)/TR%2 == 1 {
+						g = calls - 1 - k
 					}
+					p := p0 + g*TP
+					P := min(TP, p1-p)
+					_ = out[(p+P-1)*ld+r+TR-1] // the tile writes out[(p+j)*ld+r+i]
+					tiles[P](&wf[(r-base)*cols+off], cols, &xt[(p-xp)*cols+off], cols, cols-off, &out[p*ld+r], ld, pf, step, nil, mode)
+					pf += uintptr((cols - off) / 16 * step)
+				}
+				continue
+			}
+			// Column slices, each against every group before the next.
+			for c0 := off; c0 < cols; c0 += sw {
+				c1 := min(cols, c0+sw)
+				mode := 0
+				if c0 > off {
+					mode |= f32bLoad
+				} else if off > 0 {
+					mode |= f32bPeel
+				}
+				if c1 < cols {
+					mode |= f32bStore
+				}
+				for p := p0; p < p1; p += TP {
+					P := min(TP, p1-p)
+					a := &acc[(p-p0)/TP*TR*TP*16]
+					_ = out[(p+P-1)*ld+r+TR-1] // the tile writes out[(p+j)*ld+r+i]
+					tiles[P](&wf[(r-base)*cols+c0], cols, &xt[(p-xp)*cols+c0], cols, c1-c0, &out[p*ld+r], ld, pf, step, a, mode)
+					pf += uintptr((c1 - c0) / 16 * step)
 				}
 			}
 		}
 	}
 }
+
+// f32bXBufs holds matF32Batch's copies of activation rows (*[]float32).
+var f32bXBufs = sync.Pool{New: func() any { return new([]float32) }}

@@ -19,7 +19,8 @@ import (
 // column slices (each a multiple of 16 long but the last) that carry the
 // raw accumulators in memory (modes f32bStore, f32bLoad), where only the
 // last call may write, and only the 6 x P sums at out[j*ld+i] (a random
-// stride ld >= 6).
+// stride ld >= 6); and all that again with the calls starting 8 elements
+// into the rows, the first 8 peeled (f32bPeel).
 func TestF32BatchTiles(t *testing.T) {
 	needFast(t)
 	if !hasAVX512 {
@@ -37,10 +38,20 @@ func TestF32BatchTiles(t *testing.T) {
 					ws, xs := n+r.IntN(5), n+r.IntN(5)
 					w := values(r, R*ws, special)
 					x := values(r, P*xs, special)
-					for _, split := range []bool{false, true} {
-						// Slice boundaries: multiples of 16 inside (0, n).
-						cuts := []int{0}
-						for c := 16; split && c < n; c += 16 {
+					for _, v := range []int{0, 1, 2, 3} {
+						split, peel := v&1 != 0, v&2 != 0
+						// peel: the calls start 8 elements in (f32bPeel
+						// takes the first 8).
+						off := 0
+						if peel {
+							if n < 8 {
+								continue
+							}
+							off = 8
+						}
+						// Slice boundaries: multiples of 16 inside (off, n).
+						cuts := []int{off}
+						for c := off + 16; split && c < n; c += 16 {
 							if r.IntN(2) == 0 {
 								cuts = append(cuts, c)
 							}
@@ -62,6 +73,8 @@ func TestF32BatchTiles(t *testing.T) {
 							mode := 0
 							if c > 0 {
 								mode |= f32bLoad
+							} else if peel {
+								mode |= f32bPeel
 							}
 							if c+2 < len(cuts) {
 								mode |= f32bStore
@@ -89,8 +102,8 @@ func TestF32BatchTiles(t *testing.T) {
 							for j := 0; j < P; j++ {
 								want := DotRef(w[i*ws:i*ws+n], x[j*xs:j*xs+n])
 								if got := buf[pad+j*ld+i]; !same(got, want) {
-									t.Fatalf("tile 6x%dL%d n=%d special=%v cuts %v: sum (%d,%d) = %g (%#08x), DotRef %g (%#08x)",
-										P, f32bL[li], n, special, cuts, i, j, got, math.Float32bits(got), want, math.Float32bits(want))
+									t.Fatalf("tile 6x%dL%d n=%d special=%v peel=%v cuts %v: sum (%d,%d) = %g (%#08x), DotRef %g (%#08x)",
+										P, f32bL[li], n, special, peel, cuts, i, j, got, math.Float32bits(got), want, math.Float32bits(want))
 								}
 							}
 						}
@@ -119,6 +132,50 @@ func TestF32BatchMatMul(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestF32BatchMisaligned is TestF32BatchMatMul with the weights 32 bytes
+// past a cache line (as in a GGUF file aligned to 32 bytes), where
+// matF32Batch peels the first 8 elements of each row and runs against
+// activation rows copied to the same offset.
+func TestF32BatchMisaligned(t *testing.T) {
+	needFast(t)
+	if !hasAVX512 || prefillTiles != &tilesZ || !useF32B {
+		t.Skip("no AVX-512F batch path")
+	}
+	r := rand.New(rand.NewPCG(5, 6))
+	for _, cols := range []int{16, 32, 48, 768, 1040, 2048, 3008} {
+		for _, n := range []int{2, 4, 5, 8, 16, 17, 32, 40} {
+			for _, special := range []bool{false, true} {
+				rows := 1 + r.IntN(40)
+				w := weights(r, tensor.F32, rows, cols, special)
+				buf := make([]byte, len(w.Data)+128)
+				a := (96 - int(uintptr(unsafe.Pointer(&buf[0]))%64)) % 64
+				w.Data = buf[a : a+copy(buf[a:], w.Data)]
+				if uintptr(unsafe.Pointer(&w.Data[0]))%64 != 32 {
+					t.Fatal("weights not 32 bytes past a line")
+				}
+				x := values(r, n*cols, special)
+				var acts Acts
+				acts.Prepare(tensor.F32, x, n, cols)
+				r0 := r.IntN(rows)
+				r1 := r0 + 1 + r.IntN(rows-r0)
+				ld := rows + r.IntN(3)
+				got := make([]float32, n*ld)
+				want := make([]float32, n*ld)
+				if !fastMatMul(w, &acts, got, ld, r0, r1) {
+					t.Fatalf("fast path declined %dx%d n=%d", rows, cols, n)
+				}
+				MatMulRef(w, &acts, want, ld, r0, r1)
+				for i := range got {
+					if !same(got[i], want[i]) {
+						t.Fatalf("rows [%d,%d) of %dx%d, n=%d, special=%v: out[%d] = %g (%#08x), reference %g (%#08x)",
+							r0, r1, rows, cols, n, special, i, got[i], math.Float32bits(got[i]), want[i], math.Float32bits(want[i]))
+					}
+				}
+			}
+		}
+	}
 }
 
 // BenchmarkF32BatchOff runs BenchmarkF32Batch and BenchmarkF32BatchCached
