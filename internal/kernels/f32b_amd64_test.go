@@ -137,7 +137,8 @@ func TestF32BatchMatMul(t *testing.T) {
 // TestF32BatchMisaligned is TestF32BatchMatMul with the weights 32 bytes
 // past a cache line (as in a GGUF file aligned to 32 bytes), where
 // matF32Batch peels the first 8 elements of each row and runs against
-// activation rows copied to the same offset.
+// activation rows copied to the same offset (by Prepare, or, for Acts
+// without that copy, by matF32Batch).
 func TestF32BatchMisaligned(t *testing.T) {
 	needFast(t)
 	if !hasAVX512 || prefillTiles != &tilesZ || !useF32B {
@@ -161,16 +162,24 @@ func TestF32BatchMisaligned(t *testing.T) {
 				r0 := r.IntN(rows)
 				r1 := r0 + 1 + r.IntN(rows-r0)
 				ld := rows + r.IntN(3)
-				got := make([]float32, n*ld)
-				want := make([]float32, n*ld)
-				if !fastMatMul(w, &acts, got, ld, r0, r1) {
-					t.Fatalf("fast path declined %dx%d n=%d", rows, cols, n)
+				if !acts.hasF32o {
+					t.Fatalf("%dx%d n=%d: Prepare made no copy at 32 bytes past a line", rows, cols, n)
 				}
+				want := make([]float32, n*ld)
 				MatMulRef(w, &acts, want, ld, r0, r1)
-				for i := range got {
-					if !same(got[i], want[i]) {
-						t.Fatalf("rows [%d,%d) of %dx%d, n=%d, special=%v: out[%d] = %g (%#08x), reference %g (%#08x)",
-							r0, r1, rows, cols, n, special, i, got[i], math.Float32bits(got[i]), want[i], math.Float32bits(want[i]))
+				// With Prepare's copy of the activations, and with a copy
+				// per call (Acts without one).
+				for _, prepared := range []bool{true, false} {
+					acts.hasF32o = prepared
+					got := make([]float32, n*ld)
+					if !fastMatMul(w, &acts, got, ld, r0, r1) {
+						t.Fatalf("fast path declined %dx%d n=%d", rows, cols, n)
+					}
+					for i := range got {
+						if !same(got[i], want[i]) {
+							t.Fatalf("rows [%d,%d) of %dx%d, n=%d, special=%v, prepared=%v: out[%d] = %g (%#08x), reference %g (%#08x)",
+								r0, r1, rows, cols, n, special, prepared, i, got[i], math.Float32bits(got[i]), want[i], math.Float32bits(want[i]))
+						}
 					}
 				}
 			}
