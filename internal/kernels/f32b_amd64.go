@@ -2,61 +2,66 @@
 
 package kernels
 
-import "unsafe"
+import (
+	"sync"
+	"unsafe"
+)
 
 // The AVX-512F float32 tiles of the batch decode step and of prefill
 // (asmgen_f32b.go): f32ZB6x{P}L{L} is f32Z6x{P} that, in each 16-element
-// step, also prefetches L cache lines of the next block of 6 weight rows.
+// step, also prefetches L cache lines of the next block of 6 weight rows;
+// with mode bits (f32bLoad, f32bStore) it starts from, or ends by storing,
+// its raw accumulators at acc, for rows cut into column slices.
 
 //go:noescape
-func f32ZB6x1L1(w *float32, ws int, x *float32, xs int, n int, out *float32, pf uintptr, pfs int)
+func f32ZB6x1L1(w *float32, ws int, x *float32, xs int, n int, out *float32, ld int, pf uintptr, pfs int, acc *float32, mode int)
 
 //go:noescape
-func f32ZB6x2L1(w *float32, ws int, x *float32, xs int, n int, out *float32, pf uintptr, pfs int)
+func f32ZB6x2L1(w *float32, ws int, x *float32, xs int, n int, out *float32, ld int, pf uintptr, pfs int, acc *float32, mode int)
 
 //go:noescape
-func f32ZB6x3L1(w *float32, ws int, x *float32, xs int, n int, out *float32, pf uintptr, pfs int)
+func f32ZB6x3L1(w *float32, ws int, x *float32, xs int, n int, out *float32, ld int, pf uintptr, pfs int, acc *float32, mode int)
 
 //go:noescape
-func f32ZB6x4L1(w *float32, ws int, x *float32, xs int, n int, out *float32, pf uintptr, pfs int)
+func f32ZB6x4L1(w *float32, ws int, x *float32, xs int, n int, out *float32, ld int, pf uintptr, pfs int, acc *float32, mode int)
 
 //go:noescape
-func f32ZB6x1L2(w *float32, ws int, x *float32, xs int, n int, out *float32, pf uintptr, pfs int)
+func f32ZB6x1L2(w *float32, ws int, x *float32, xs int, n int, out *float32, ld int, pf uintptr, pfs int, acc *float32, mode int)
 
 //go:noescape
-func f32ZB6x2L2(w *float32, ws int, x *float32, xs int, n int, out *float32, pf uintptr, pfs int)
+func f32ZB6x2L2(w *float32, ws int, x *float32, xs int, n int, out *float32, ld int, pf uintptr, pfs int, acc *float32, mode int)
 
 //go:noescape
-func f32ZB6x3L2(w *float32, ws int, x *float32, xs int, n int, out *float32, pf uintptr, pfs int)
+func f32ZB6x3L2(w *float32, ws int, x *float32, xs int, n int, out *float32, ld int, pf uintptr, pfs int, acc *float32, mode int)
 
 //go:noescape
-func f32ZB6x4L2(w *float32, ws int, x *float32, xs int, n int, out *float32, pf uintptr, pfs int)
+func f32ZB6x4L2(w *float32, ws int, x *float32, xs int, n int, out *float32, ld int, pf uintptr, pfs int, acc *float32, mode int)
 
 //go:noescape
-func f32ZB6x1L3(w *float32, ws int, x *float32, xs int, n int, out *float32, pf uintptr, pfs int)
+func f32ZB6x1L3(w *float32, ws int, x *float32, xs int, n int, out *float32, ld int, pf uintptr, pfs int, acc *float32, mode int)
 
 //go:noescape
-func f32ZB6x2L3(w *float32, ws int, x *float32, xs int, n int, out *float32, pf uintptr, pfs int)
+func f32ZB6x2L3(w *float32, ws int, x *float32, xs int, n int, out *float32, ld int, pf uintptr, pfs int, acc *float32, mode int)
 
 //go:noescape
-func f32ZB6x3L3(w *float32, ws int, x *float32, xs int, n int, out *float32, pf uintptr, pfs int)
+func f32ZB6x3L3(w *float32, ws int, x *float32, xs int, n int, out *float32, ld int, pf uintptr, pfs int, acc *float32, mode int)
 
 //go:noescape
-func f32ZB6x4L3(w *float32, ws int, x *float32, xs int, n int, out *float32, pf uintptr, pfs int)
+func f32ZB6x4L3(w *float32, ws int, x *float32, xs int, n int, out *float32, ld int, pf uintptr, pfs int, acc *float32, mode int)
 
 //go:noescape
-func f32ZB6x1L6(w *float32, ws int, x *float32, xs int, n int, out *float32, pf uintptr, pfs int)
+func f32ZB6x1L6(w *float32, ws int, x *float32, xs int, n int, out *float32, ld int, pf uintptr, pfs int, acc *float32, mode int)
 
 //go:noescape
-func f32ZB6x2L6(w *float32, ws int, x *float32, xs int, n int, out *float32, pf uintptr, pfs int)
+func f32ZB6x2L6(w *float32, ws int, x *float32, xs int, n int, out *float32, ld int, pf uintptr, pfs int, acc *float32, mode int)
 
 //go:noescape
-func f32ZB6x3L6(w *float32, ws int, x *float32, xs int, n int, out *float32, pf uintptr, pfs int)
+func f32ZB6x3L6(w *float32, ws int, x *float32, xs int, n int, out *float32, ld int, pf uintptr, pfs int, acc *float32, mode int)
 
 //go:noescape
-func f32ZB6x4L6(w *float32, ws int, x *float32, xs int, n int, out *float32, pf uintptr, pfs int)
+func f32ZB6x4L6(w *float32, ws int, x *float32, xs int, n int, out *float32, ld int, pf uintptr, pfs int, acc *float32, mode int)
 
-type tileBFn func(w *float32, ws int, x *float32, xs int, n int, out *float32, pf uintptr, pfs int)
+type tileBFn func(w *float32, ws int, x *float32, xs int, n int, out *float32, ld int, pf uintptr, pfs int, acc *float32, mode int)
 
 // f32bL are the prefetch lines per step of the rows of tilesZB.
 var f32bL = [...]int{1, 2, 3, 6}
@@ -73,6 +78,31 @@ var tilesZB = [len(f32bL)][5]tileBFn{
 // f32bLongCols: see matF32Batch.
 const f32bLongCols = 1024
 
+// f32bSliceCols is the longest column slice of one tile call: longer rows
+// run as several calls, their accumulators carried in memory (see
+// asmgen_f32b.go), so that the block's slice stays in the L1 cache between
+// its activation groups (measured here, 768 x 2048 from memory, one
+// thread, G multiply-adds per CPU second: 8 activation rows 49 -> 54, 16
+// rows 60 -> 69, 32 rows 71 -> 72; slices of 512 or 700 columns were
+// slower than 1024 at 16 to 128 rows, the calls' fixed cost).
+const f32bSliceCols = 1024
+
+// The tiles' mode bits (asmgen_f32b.go): start from the accumulators at
+// acc, store them there instead of the sums.
+const (
+	f32bLoad  = 1
+	f32bStore = 2
+	f32bPeel  = 4
+)
+
+// f32bAccFloats holds the raw accumulators of every activation group of
+// one pass of matF32Batch over sliced rows: at most chunkBytes/4/(
+// f32bLongCols+1) activation rows, in groups of 4, 24 registers of 16
+// floats a group.
+const f32bAccFloats = (chunkBytes/4/(f32bSliceCols+1) + 3) / 4 * 24 * 16
+
+var f32bAccs = sync.Pool{New: func() any { return new([f32bAccFloats]float32) }}
+
 // useF32B is whether matF32 runs matF32Batch where the AVX-512F tiles are
 // on (tests and benchmarks turn it off to compare).
 var useF32B = true
@@ -82,17 +112,61 @@ var useF32B = true
 // rows in turn (the block stays in the L1/L2 cache between the groups;
 // chunkBytes bounds the activation rows of one pass as in matF32), and the
 // tiles of each block prefetch the next block, spread evenly over the
-// block's calls. The last block of [r0, r1) and a block of fewer than 6
-// rows run the f32Z tiles (nothing of this range is left to prefetch).
-func matF32Batch(wf []float32, base, cols int, x []float32, n int, out []float32, ld, r0, r1 int) {
+// block's calls, the groups in reverse order every other block. Rows
+// longer than f32bSliceCols against more than one
+// group run in column slices, each slice of a block against every group
+// before the next slice (against one group slicing saves nothing and adds
+// the accumulators' stores and loads: 768 x 2048 at 4 activation rows
+// went from 36 to 34 G multiply-adds per CPU second). The last
+// block of [r0, r1) prefetches one line of itself (nothing of this range
+// is left to prefetch); a block of fewer than 6 rows runs the f32Z tiles.
+func matF32Batch(wf []float32, base, cols int, x, xo []float32, n int, out []float32, ld, r0, r1 int) {
 	const TR, TP = 6, 4
 	var res [TR * TP]float32
 	chunk := max(TP, chunkBytes/4/cols/TP*TP)
 	steps := cols / 16
 	wp := uintptr(unsafe.Pointer(&wf[0]))
+	// Rows 32 bytes past a cache line (all alike: a row is a whole number
+	// of lines) run from their 9th element on, the first 8 peeled
+	// (f32bPeel), against activation rows copied to the same offset: every
+	// load aligned.
+	off := 0
+	if cols%16 == 0 && (wp+uintptr((r0-base)*cols*4))%64 == 32 && n > 1 {
+		off = 8
+	}
+	// Column slices of the off..cols elements: sw columns each (a
+	// multiple of 16), the last the rest.
+	slices := (cols - off + f32bSliceCols - 1) / f32bSliceCols
+	sw := ((cols-off+slices-1)/slices + 15) &^ 15
+	var acc *[f32bAccFloats]float32
+	if slices > 1 && n > TP {
+		acc = f32bAccs.Get().(*[f32bAccFloats]float32)
+		defer f32bAccs.Put(acc)
+	}
+	var xb *[]float32
 	for p0 := 0; p0 < n; p0 += chunk {
 		p1 := min(n, p0+chunk)
 		calls := (p1 - p0 + TP - 1) / TP
+		// xt: the activation rows of the f32ZB tiles, xt[(p-xp)*cols:],
+		// with their first element 32 bytes past a cache line when off
+		// is 8.
+		xt, xp := x, 0
+		if off > 0 && xo != nil {
+			xt = xo
+		} else if off > 0 {
+			if xb == nil {
+				xb = f32bXBufs.Get().(*[]float32)
+				defer f32bXBufs.Put(xb)
+			}
+			need := (p1-p0)*cols + 32
+			if cap(*xb) < need {
+				*xb = make([]float32, need)
+			}
+			b := (*xb)[:need]
+			a := int((96 - uintptr(unsafe.Pointer(&b[0]))%64) % 64 / 4) // 32 bytes past a line
+			xt, xp = b[a:a+(p1-p0)*cols], p0
+			copy(xt, x[p0*cols:p1*cols])
+		}
 		// Lines of a block per step of its calls, rounded up, and the
 		// tiles that prefetch at least that many.
 		per := (TR*cols*4 + 63) / 64
@@ -114,24 +188,98 @@ func matF32Batch(wf []float32, base, cols int, x []float32, n int, out []float32
 		long := cols > f32bLongCols && per == 1
 		for r := r0; r < r1; r += TR {
 			R := min(TR, r1-r)
-			pre := R == TR && r+TR < r1 && steps > 0 && !long
-			// The first line of the next block (its rows are contiguous).
-			pf := (wp + uintptr((r+TR-base)*cols*4)) &^ 63
-			for p := p0; p < p1; p += TP {
-				P := min(TP, p1-p)
-				if pre {
-					tilesZB[li][P](&wf[(r-base)*cols], cols, &x[p*cols], cols, cols, &res[0], pf, pfs)
-					pf += uintptr(steps * pfs)
-				} else {
+			if R < TR {
+				for p := p0; p < p1; p += TP {
+					P := min(TP, p1-p)
 					tilesZ[R][P](&wf[(r-base)*cols], cols, &x[p*cols], cols, cols, &res[0])
-				}
-				for j := 0; j < P; j++ {
-					o := out[(p+j)*ld+r : (p+j)*ld+r+R]
-					for i := range o {
-						o[i] = res[i*P+j]
+					for j := 0; j < P; j++ {
+						o := out[(p+j)*ld+r : (p+j)*ld+r+R]
+						for i := range o {
+							o[i] = res[i*P+j]
+						}
 					}
+				}
+				continue
+			}
+			// The first line of the next block (its rows are contiguous),
+			// or, the last block of the range, of this block, again and
+			// again.
+			pf, step, tiles := (wp+uintptr((r+TR-base)*cols*4))&^63, pfs, &tilesZB[li]
+			if r+TR >= r1 || steps == 0 || long {
+				pf, step, tiles = uintptr(unsafe.Pointer(&wf[(r-base)*cols]))&^63, 0, &tilesZB[0]
+			}
+			if slices == 1 || calls == 1 {
+				// The groups in turn, backwards every other block: a
+				// block's first group is the last one's, whose activation
+				// rows are still in the L1 cache (the rows of all groups
+				// are not: 16 rows of 768 floats are 48 KB). Measured
+				// here, one thread, weights from memory, G multiply-adds
+				// per CPU second: 768 x 768 at 8, 16, 32 activation rows
+				// 65 -> 71, 80 -> 85, 88 -> 92; 2048 x 768 67 -> 74, 80.5
+				// -> 85.7, 88 -> 92.
+				mode := 0
+				if off > 0 {
+					mode = f32bPeel
+				}
+				for k := 0; k < calls; k++ {
+					g := k
+					if (r-r0)/TR%2 == 1 {
+						g = calls - 1 - k
+					}
+					p := p0 + g*TP
+					P := min(TP, p1-p)
+					_ = out[(p+P-1)*ld+r+TR-1] // the tile writes out[(p+j)*ld+r+i]
+					tiles[P](&wf[(r-base)*cols+off], cols, &xt[(p-xp)*cols+off], cols, cols-off, &out[p*ld+r], ld, pf, step, nil, mode)
+					pf += uintptr((cols - off) / 16 * step)
+				}
+				continue
+			}
+			// Column slices, each against every group before the next.
+			for c0 := off; c0 < cols; c0 += sw {
+				c1 := min(cols, c0+sw)
+				mode := 0
+				if c0 > off {
+					mode |= f32bLoad
+				} else if off > 0 {
+					mode |= f32bPeel
+				}
+				if c1 < cols {
+					mode |= f32bStore
+				}
+				for p := p0; p < p1; p += TP {
+					P := min(TP, p1-p)
+					a := &acc[(p-p0)/TP*TR*TP*16]
+					_ = out[(p+P-1)*ld+r+TR-1] // the tile writes out[(p+j)*ld+r+i]
+					tiles[P](&wf[(r-base)*cols+c0], cols, &xt[(p-xp)*cols+c0], cols, c1-c0, &out[p*ld+r], ld, pf, step, a, mode)
+					pf += uintptr((c1 - c0) / 16 * step)
 				}
 			}
 		}
 	}
 }
+
+func init() { prepF32o = f32bPrepO }
+
+// f32bPrepO fills a.f32o (Acts.PrepareTypes, F32 weights) where
+// matF32Batch runs: once per prepared input instead of once per call of
+// matF32Batch (a matrix product runs as several, on the threads' parts of
+// its rows; measured here, 768 x 768 in 8 parts, weights 32 bytes off, G
+// multiply-adds per CPU second: 16 activation rows 79-83 with a copy per
+// part, 128 rows 93-94 against 103 aligned).
+func f32bPrepO(a *Acts) bool {
+	if prefillTiles != &tilesZ || !useF32B || a.N < 2 || a.Cols%16 != 0 {
+		return false
+	}
+	need := a.N*a.Cols + 32
+	if cap(a.f32o) < need {
+		a.f32o = make([]float32, need)
+	}
+	b := a.f32o[:need]
+	o := int((96 - uintptr(unsafe.Pointer(&b[0]))%64) % 64 / 4) // 32 bytes past a line
+	a.f32o = b[o : o+a.N*a.Cols]
+	copy(a.f32o, a.F)
+	return true
+}
+
+// f32bXBufs holds matF32Batch's copies of activation rows (*[]float32).
+var f32bXBufs = sync.Pool{New: func() any { return new([]float32) }}

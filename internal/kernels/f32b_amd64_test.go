@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"runtime"
 	"testing"
 	"unsafe"
 
@@ -15,7 +16,12 @@ import (
 // TestF32BatchTiles calls every prefetching float32 tile (f32ZB6x{P}L{L})
 // directly on every tail length, with row strides longer than the rows and
 // prefetch cursors that point inside, before and far past the weights
-// (a prefetch never faults), against DotRef.
+// (a prefetch never faults), against DotRef: in one call, and in calls on
+// column slices (each a multiple of 16 long but the last) that carry the
+// raw accumulators in memory (modes f32bStore, f32bLoad), where only the
+// last call may write, and only the 6 x P sums at out[j*ld+i] (a random
+// stride ld >= 6); and all that again with the calls starting 8 elements
+// into the rows, the first 8 peeled (f32bPeel).
 func TestF32BatchTiles(t *testing.T) {
 	needFast(t)
 	if !hasAVX512 {
@@ -33,15 +39,73 @@ func TestF32BatchTiles(t *testing.T) {
 					ws, xs := n+r.IntN(5), n+r.IntN(5)
 					w := values(r, R*ws, special)
 					x := values(r, P*xs, special)
-					var res [24]float32
-					pf := uintptr(unsafe.Pointer(&w[0])) + uintptr(r.IntN(1<<20)) - 1<<19
-					fn(&w[0], ws, &x[0], xs, n, &res[0], pf, 64*r.IntN(7))
-					for i := 0; i < R; i++ {
-						for j := 0; j < P; j++ {
-							want := DotRef(w[i*ws:i*ws+n], x[j*xs:j*xs+n])
-							if got := res[i*P+j]; !same(got, want) {
-								t.Fatalf("tile 6x%dL%d n=%d special=%v: sum (%d,%d) = %g (%#08x), DotRef %g (%#08x)",
-									P, f32bL[li], n, special, i, j, got, math.Float32bits(got), want, math.Float32bits(want))
+					for _, v := range []int{0, 1, 2, 3} {
+						split, peel := v&1 != 0, v&2 != 0
+						// peel: the calls start 8 elements in (f32bPeel
+						// takes the first 8).
+						off := 0
+						if peel {
+							if n < 8 {
+								continue
+							}
+							off = 8
+						}
+						// Slice boundaries: multiples of 16 inside (off, n).
+						cuts := []int{off}
+						for c := off + 16; split && c < n; c += 16 {
+							if r.IntN(2) == 0 {
+								cuts = append(cuts, c)
+							}
+						}
+						if split && len(cuts) == 1 {
+							continue
+						}
+						cuts = append(cuts, n)
+						// Sum (i, j) goes to buf[pad+j*ld+i]; every other
+						// element of buf must keep its sentinel.
+						const pad, sentinel = 32, -7
+						ld := R + r.IntN(5)
+						buf := make([]float32, pad+P*ld+pad)
+						acc := make([]float32, 24*16+16)
+						for k := range acc {
+							acc[k] = float32(math.NaN())
+						}
+						for c := 0; c+1 < len(cuts); c++ {
+							mode := 0
+							if c > 0 {
+								mode |= f32bLoad
+							} else if peel {
+								mode |= f32bPeel
+							}
+							if c+2 < len(cuts) {
+								mode |= f32bStore
+							}
+							for k := range buf {
+								buf[k] = sentinel
+							}
+							c0, c1 := cuts[c], cuts[c+1]
+							pf := uintptr(unsafe.Pointer(&w[0])) + uintptr(r.IntN(1<<20)) - 1<<19
+							fn(&w[c0], ws, &x[c0], xs, c1-c0, &buf[pad], ld, pf, 64*r.IntN(7), &acc[0], mode)
+							if acc[24*16] == acc[24*16] {
+								t.Fatalf("tile 6x%dL%d: wrote past the accumulators", P, f32bL[li])
+							}
+							for k, v := range buf {
+								k0 := k - pad
+								if mode&f32bStore == 0 && k0 >= 0 && k0/ld < P && k0%ld < R {
+									continue
+								}
+								if v != sentinel {
+									t.Fatalf("tile 6x%dL%d n=%d ld=%d cuts %v: call %d (mode %d) wrote buf[%d] (out[%d])", P, f32bL[li], n, ld, cuts, c, mode, k, k0)
+								}
+							}
+						}
+						for i := 0; i < R; i++ {
+							for j := 0; j < P; j++ {
+								want := DotRef(w[i*ws:i*ws+n], x[j*xs:j*xs+n])
+								if got := buf[pad+j*ld+i]; !same(got, want) {
+									t.Fatalf("tile 6x%dL%d n=%d special=%v peel=%v cuts %v: sum (%d,%d) = %g (%#08x), DotRef %g (%#08x)",
+										P, f32bL[li], n, special, peel, cuts, i, j, got, math.Float32bits(got), want, math.Float32bits(want))
+								}
 							}
 						}
 					}
@@ -60,7 +124,7 @@ func TestF32BatchMatMul(t *testing.T) {
 	prefillPaths(t, func(t *testing.T) {
 		r := rand.New(rand.NewPCG(3, 4))
 		for _, typ := range []tensor.Type{tensor.F32, tensor.F16} {
-			for _, cols := range []int{8, 16, 33, 64, 100, 768, 1040, 2048} {
+			for _, cols := range []int{8, 16, 33, 64, 100, 768, 1025, 1040, 2048, 3000} {
 				for _, n := range []int{2, 4, 6, 8, 11, 16, 17, 24, 32, 33, 40} {
 					t.Run(fmt.Sprintf("%s/cols=%d/n=%d", typ, cols, n), func(t *testing.T) {
 						checkMatMul(t, r, typ, 1+r.IntN(40), cols, n, r.IntN(4) == 0)
@@ -69,6 +133,59 @@ func TestF32BatchMatMul(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestF32BatchMisaligned is TestF32BatchMatMul with the weights 32 bytes
+// past a cache line (as in a GGUF file aligned to 32 bytes), where
+// matF32Batch peels the first 8 elements of each row and runs against
+// activation rows copied to the same offset (by Prepare, or, for Acts
+// without that copy, by matF32Batch).
+func TestF32BatchMisaligned(t *testing.T) {
+	needFast(t)
+	if !hasAVX512 || prefillTiles != &tilesZ || !useF32B {
+		t.Skip("no AVX-512F batch path")
+	}
+	r := rand.New(rand.NewPCG(5, 6))
+	for _, cols := range []int{16, 32, 48, 768, 1040, 2048, 3008} {
+		for _, n := range []int{2, 4, 5, 8, 16, 17, 32, 40} {
+			for _, special := range []bool{false, true} {
+				rows := 1 + r.IntN(40)
+				w := weights(r, tensor.F32, rows, cols, special)
+				buf := make([]byte, len(w.Data)+128)
+				a := (96 - int(uintptr(unsafe.Pointer(&buf[0]))%64)) % 64
+				w.Data = buf[a : a+copy(buf[a:], w.Data)]
+				if uintptr(unsafe.Pointer(&w.Data[0]))%64 != 32 {
+					t.Fatal("weights not 32 bytes past a line")
+				}
+				x := values(r, n*cols, special)
+				var acts Acts
+				acts.Prepare(tensor.F32, x, n, cols)
+				r0 := r.IntN(rows)
+				r1 := r0 + 1 + r.IntN(rows-r0)
+				ld := rows + r.IntN(3)
+				if !acts.hasF32o {
+					t.Fatalf("%dx%d n=%d: Prepare made no copy at 32 bytes past a line", rows, cols, n)
+				}
+				want := make([]float32, n*ld)
+				MatMulRef(w, &acts, want, ld, r0, r1)
+				// With Prepare's copy of the activations, and with a copy
+				// per call (Acts without one).
+				for _, prepared := range []bool{true, false} {
+					acts.hasF32o = prepared
+					got := make([]float32, n*ld)
+					if !fastMatMul(w, &acts, got, ld, r0, r1) {
+						t.Fatalf("fast path declined %dx%d n=%d", rows, cols, n)
+					}
+					for i := range got {
+						if !same(got[i], want[i]) {
+							t.Fatalf("rows [%d,%d) of %dx%d, n=%d, special=%v, prepared=%v: out[%d] = %g (%#08x), reference %g (%#08x)",
+								r0, r1, rows, cols, n, special, prepared, i, got[i], math.Float32bits(got[i]), want[i], math.Float32bits(want[i]))
+						}
+					}
+				}
+			}
+		}
+	}
 }
 
 // BenchmarkF32BatchOff runs BenchmarkF32Batch and BenchmarkF32BatchCached
@@ -80,4 +197,44 @@ func BenchmarkF32BatchOff(b *testing.B) {
 	defer func() { useF32B = was }()
 	b.Run("Stream", BenchmarkF32Batch)
 	b.Run("Cached", BenchmarkF32BatchCached)
+}
+
+// BenchmarkF32BatchMisaligned is BenchmarkF32Batch (one thread, n = 16 and
+// 32) with the weights 32 bytes past a cache line, as every tensor of a
+// GGUF file aligned to 32 bytes may be (all of the 110m F32 file's are):
+// the peeled path of matF32Batch. cpu-GMAC/s is multiply-add pairs per CPU
+// second of the benchmark's thread.
+func BenchmarkF32BatchMisaligned(b *testing.B) {
+	r := rand.New(rand.NewPCG(1, 1))
+	const total = 40 << 20
+	for _, sh := range [][2]int{{768, 768}, {2048, 768}, {768, 2048}} {
+		rows, cols := sh[0], sh[1]
+		bytes := rows * cols * 4
+		ws := make([]*tensor.Tensor, (total+bytes-1)/bytes)
+		for i := range ws {
+			w := weights(r, tensor.F32, rows, cols, false)
+			buf := make([]byte, bytes+128)
+			a := (96 - int(uintptr(unsafe.Pointer(&buf[0]))%64)) % 64
+			w.Data = buf[a : a+copy(buf[a:], w.Data)]
+			ws[i] = w
+		}
+		for _, n := range []int{16, 32} {
+			x := values(r, n*cols, false)
+			var a Acts
+			a.Prepare(tensor.F32, x, n, cols)
+			out := make([]float32, n*rows)
+			b.Run(fmt.Sprintf("%dx%d/n=%d", rows, cols, n), func(b *testing.B) {
+				runtime.LockOSThread()
+				defer runtime.UnlockOSThread()
+				cpu0 := threadCPU()
+				i := 0
+				for b.Loop() {
+					MatMul(ws[i%len(ws)], &a, out, rows, 0, rows)
+					i++
+				}
+				cpu := threadCPU() - cpu0
+				b.ReportMetric(float64(rows*cols*n)*float64(b.N)/cpu.Seconds()/1e9, "cpu-GMAC/s")
+			})
+		}
+	}
 }

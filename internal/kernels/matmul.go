@@ -56,7 +56,16 @@ type Acts struct {
 	// types against a few rows (kwt_amd64.go) when packedKW is set.
 	pkKW     []byte
 	packedKW bool
+	// f32o holds F again with its first element 32 bytes past a 64-byte
+	// line, for the float32 batch tiles on weights at that offset
+	// (f32b_amd64.go), when hasF32o is set.
+	f32o    []float32
+	hasF32o bool
 }
+
+// prepF32o fills a.f32o where the float32 batch tiles take it (nil where
+// none do).
+var prepF32o func(a *Acts) bool
 
 // ActFormat is a set of activation quantisations.
 type ActFormat uint8
@@ -137,6 +146,13 @@ func (a *Acts) PrepareTypes(ts []tensor.Type, x []float32, n, cols int, run func
 	a.N, a.Cols, a.F = n, cols, x[:n*cols]
 	a.noMin128 = false
 	a.packed, a.packedK, a.packed8, a.packedKW = false, false, false, false
+	a.hasF32o = false
+	for _, t := range ts {
+		if t == tensor.F32 && prepF32o != nil {
+			a.hasF32o = prepF32o(a)
+			break
+		}
+	}
 	var f ActFormat
 	few := false // weights that the few-row tiles take at this n
 	pack := tensor.F32

@@ -50,7 +50,11 @@ func matMulAVX2(w *tensor.Tensor, a *Acts, out []float32, ld, r0, r1 int) bool {
 	}
 	switch w.Type {
 	case tensor.F32:
-		matF32(F32Row(w.Data[:r1*rs]), 0, cols, a.F, n, out, ld, r0, r1)
+		var xo []float32
+		if a.hasF32o {
+			xo = a.f32o
+		}
+		matF32(F32Row(w.Data[:r1*rs]), 0, cols, a.F, xo, n, out, ld, r0, r1)
 	case tensor.F16, tensor.BF16:
 		matHalf(w, rs, cols, a.F, n, out, ld, r0, r1)
 	case tensor.Q8_0, tensor.Q4_0:
@@ -103,8 +107,9 @@ func matMulAVX2(w *tensor.Tensor, a *Acts, out []float32, ld, r0, r1 int) bool {
 }
 
 // matF32 computes rows [r0, r1) of a float32 matrix whose row `base` starts
-// at wf[0] (row stride cols) against the n rows of x.
-func matF32(wf []float32, base, cols int, x []float32, n int, out []float32, ld, r0, r1 int) {
+// at wf[0] (row stride cols) against the n rows of x; xo, when not nil, is
+// x again 32 bytes past a cache line (Acts.f32o).
+func matF32(wf []float32, base, cols int, x, xo []float32, n int, out []float32, ld, r0, r1 int) {
 	var res [24]float32
 	_ = wf[(r1-base)*cols-1] // every row read is in wf
 	if n == 1 {
@@ -118,7 +123,7 @@ func matF32(wf []float32, base, cols int, x []float32, n int, out []float32, ld,
 		return
 	}
 	if prefillTiles == &tilesZ && useF32B {
-		matF32Batch(wf, base, cols, x, n, out, ld, r0, r1)
+		matF32Batch(wf, base, cols, x, xo, n, out, ld, r0, r1)
 		return
 	}
 	tiles, TR, TP := prefillTiles, prefillR, prefillP
@@ -166,7 +171,7 @@ func matHalf(w *tensor.Tensor, rs, cols int, x []float32, n int, out []float32, 
 		for i := r; i < re; i++ {
 			convertRow(w.Type, buf[(i-r)*cols:(i-r+1)*cols], w.Data[i*rs:(i+1)*rs])
 		}
-		matF32(buf, r, cols, x, n, out, ld, r, re)
+		matF32(buf, r, cols, x, nil, n, out, ld, r, re)
 	}
 	halfBufs.Put(bp)
 }
