@@ -37,7 +37,7 @@ type streamsResult struct {
 	Steps        uint64  `json:"steps"`           // forward steps of the batch over the run
 	ForwardMs    float64 `json:"step_forward_ms"` // mean wall time of a step's forward pass
 	GapMs        float64 `json:"step_gap_ms"`     // mean wall time between steps (the callers' per-token work)
-	Differ       int     `json:"differ"` // answers (tokens or receipt) unlike the same request alone
+	Differ       int     `json:"differ"`          // answers (tokens or receipt) unlike the same request alone
 }
 
 // ms is d in milliseconds.
