@@ -575,10 +575,17 @@ func (e *Engine) prepare(st *state, in []float32, ws ...*tensor.Tensor) {
 
 // matmulPrepared is matmul on the activations prepare loaded.
 func (e *Engine) matmulPrepared(st *state, w *tensor.Tensor, out []float32) {
+	e.pool.runSegs(matSeg(st, w, out))
+}
+
+// matSeg is matmulPrepared as a segment of a pool job: several products
+// of the same prepared activations (and other work that reads them) run
+// as one job.
+func matSeg(st *state, w *tensor.Tensor, out []float32) seg {
 	rows := w.Rows()
-	e.pool.run(rows, 16, func(lo, hi int) {
+	return seg{n: rows, grain: 16, fn: func(lo, hi int) {
 		kernels.MatMul(w, &st.acts, out, rows, lo, hi)
-	})
+	}}
 }
 
 // rmsnorm normalises each of the n rows of in into out.
@@ -596,10 +603,11 @@ func (e *Engine) layer(l int, st *state) {
 	e.layerQKV(l, st)
 	e.layerAttend(l, st)
 	d, kv, qd := e.c.Dim, e.c.KVDim(), e.qd
-	e.trace(st, func(r int, t Tracer) {
+	// The trace of the layer runs in the job of the output projection
+	// (which reads the attention output too, and writes neither).
+	e.layerFinish(l, st, e.traceSeg(st, func(r int, t Tracer) {
 		t.Layer(l, st.rows[r].pos, st.x[r*d:(r+1)*d], st.k[r*kv:(r+1)*kv], st.v[r*kv:(r+1)*kv], st.att[r*qd:(r+1)*qd])
-	})
-	e.layerFinish(l, st)
+	}))
 }
 
 // trace calls fn on the rows of every traced item, the items spread over
@@ -607,14 +615,19 @@ func (e *Engine) layer(l int, st *state) {
 // many sequences, the step would otherwise wait on one thread for all of
 // them), each item's rows in order on one thread.
 func (e *Engine) trace(st *state, fn func(r int, t Tracer)) {
-	e.pool.run(len(st.traced), 1, func(lo, hi int) {
+	e.pool.runSegs(e.traceSeg(st, fn))
+}
+
+// traceSeg is trace as a segment of a pool job.
+func (e *Engine) traceSeg(st *state, fn func(r int, t Tracer)) seg {
+	return seg{n: len(st.traced), grain: 1, fn: func(lo, hi int) {
 		for _, sp := range st.traced[lo:hi] {
 			t := st.rows[sp.lo].item.Trace
 			for r := sp.lo; r < sp.hi; r++ {
 				fn(r, t)
 			}
 		}
-	})
+	}}
 }
 
 // layerQKV computes the query, key and value vectors of every row (biases
@@ -633,9 +646,7 @@ func (e *Engine) layerQKV(l int, st *state) {
 	}
 	e.rmsnorm(st, L.AttnNorm, st.x, st.xb)
 	e.prepare(st, st.xb, L.Wq, L.Wk, L.Wv)
-	e.matmulPrepared(st, L.Wq, st.q)
-	e.matmulPrepared(st, L.Wk, st.k)
-	e.matmulPrepared(st, L.Wv, st.v)
+	e.pool.runSegs(matSeg(st, L.Wq, st.q), matSeg(st, L.Wk, st.k), matSeg(st, L.Wv, st.v))
 	half := hd / 2
 	e.pool.run(st.n, 4, func(lo, hi int) {
 		for r := lo; r < hi; r++ {
@@ -709,18 +720,21 @@ func (e *Engine) getScratch() *groupScratch {
 }
 
 // layerFinish applies the output projection and the feed-forward block,
-// both with residual connections, to every row's hidden state.
-func (e *Engine) layerFinish(l int, st *state) {
+// both with residual connections, to every row's hidden state; with runs
+// in the output projection's job (the layer's trace: it reads the layer's
+// input, keys, values and attention output, and writes none of them).
+func (e *Engine) layerFinish(l int, st *state, with seg) {
 	L := &e.m.Layers[l]
 	n, d := st.n, e.c.Dim
 	o := st.hb[:n*d] // free until the feed-forward block
-	e.matmul(st, L.Wo, st.att, o)
+	e.prepare(st, st.att, L.Wo)
+	e.pool.runSegs(matSeg(st, L.Wo, o), with)
 	e.add(st.x, o)
 	e.rmsnorm(st, L.FFNNorm, st.x, st.xb)
 	e.prepare(st, st.xb, L.FFNGate, L.FFNUp)
 	hb := st.hb[:n*e.c.Hidden]
-	e.matmulPrepared(st, L.FFNGate, hb)
-	e.matmulPrepared(st, L.FFNUp, st.hb2) // over q, k, v and att
+	// hb2 lies over q, k, v and att, which the trace read above.
+	e.pool.runSegs(matSeg(st, L.FFNGate, hb), matSeg(st, L.FFNUp, st.hb2))
 	e.pool.run(len(hb), 2048, func(lo, hi int) {
 		kernels.SwiGLU(hb[lo:hi], hb[lo:hi], st.hb2[lo:hi])
 	})
