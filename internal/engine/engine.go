@@ -732,11 +732,18 @@ func (e *Engine) layerFinish(l int, st *state, with seg) {
 	e.add(st.x, o)
 	e.rmsnorm(st, L.FFNNorm, st.x, st.xb)
 	e.prepare(st, st.xb, L.FFNGate, L.FFNUp)
-	hb := st.hb[:n*e.c.Hidden]
-	// hb2 lies over q, k, v and att, which the trace read above.
-	e.pool.runSegs(matSeg(st, L.FFNGate, hb), matSeg(st, L.FFNUp, st.hb2))
-	e.pool.run(len(hb), 2048, func(lo, hi int) {
-		kernels.SwiGLU(hb[lo:hi], hb[lo:hi], st.hb2[lo:hi])
+	// Each part computes the gate and up products of the same hidden
+	// units, for every row, and their SwiGLU (element by element) right
+	// away, while they are in the core's cache. hb2 lies over q, k, v and
+	// att, which the trace read above.
+	H := e.c.Hidden
+	hb := st.hb[:n*H]
+	e.pool.run(H, 16, func(lo, hi int) {
+		kernels.MatMul(L.FFNGate, &st.acts, hb, H, lo, hi)
+		kernels.MatMul(L.FFNUp, &st.acts, st.hb2, H, lo, hi)
+		for r := range n {
+			kernels.SwiGLU(hb[r*H+lo:r*H+hi], hb[r*H+lo:r*H+hi], st.hb2[r*H+lo:r*H+hi])
+		}
 	})
 	o = st.u[:n*d] // hb2 is spent
 	e.matmul(st, L.FFNDown, hb, o)
