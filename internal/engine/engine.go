@@ -610,15 +610,11 @@ func (e *Engine) layer(l int, st *state) {
 	}))
 }
 
-// trace calls fn on the rows of every traced item, the items spread over
-// the pool's threads (a Tracer hashes its rows' vectors: in a batch of
-// many sequences, the step would otherwise wait on one thread for all of
-// them), each item's rows in order on one thread.
-func (e *Engine) trace(st *state, fn func(r int, t Tracer)) {
-	e.pool.runSegs(e.traceSeg(st, fn))
-}
-
-// traceSeg is trace as a segment of a pool job.
+// traceSeg is a pool job's segment that calls fn on the rows of every
+// traced item, the items spread over the pool's threads (a Tracer hashes
+// its rows' vectors: in a batch of many sequences, the step would
+// otherwise wait on one thread for all of them), each item's rows in
+// order on one thread.
 func (e *Engine) traceSeg(st *state, fn func(r int, t Tracer)) seg {
 	return seg{n: len(st.traced), grain: 1, fn: func(lo, hi int) {
 		for _, sp := range st.traced[lo:hi] {
@@ -778,7 +774,7 @@ func Attend(q, keys, values []float32, stride, off, n int, scale float32, out, s
 // there were any.
 func (e *Engine) finish(st *state) bool {
 	d := e.c.Dim
-	e.trace(st, func(r int, t Tracer) { t.Final(st.rows[r].pos, st.x[r*d:(r+1)*d]) })
+	final := e.traceSeg(st, func(r int, t Tracer) { t.Final(st.rows[r].pos, st.x[r*d:(r+1)*d]) })
 	var sel []int
 	for r, rw := range st.rows {
 		it := rw.item
@@ -787,16 +783,24 @@ func (e *Engine) finish(st *state) bool {
 		}
 	}
 	if len(sel) == 0 {
+		e.pool.runSegs(final)
 		return false
 	}
 	// The classifier's rows reuse the chunk's quantised-activation buffers.
-	sub := &state{rows: make([]row, len(sel)), n: len(sel), x: make([]float32, len(sel)*d), xb: make([]float32, len(sel)*d), acts: st.acts}
+	sub := &state{rows: make([]row, len(sel)), n: len(sel), xb: make([]float32, len(sel)*d), acts: st.acts}
 	defer func() { st.acts = sub.acts }()
 	for i, r := range sel {
 		sub.rows[i] = st.rows[r]
-		copy(sub.x[i*d:(i+1)*d], st.x[r*d:(r+1)*d])
 	}
-	e.rmsnorm(sub, e.m.OutputNorm, sub.x, sub.xb)
+	// The output norm of the selected rows in the job of the final
+	// states' trace (both read st.x; the norm writes sub.xb).
+	wf := kernels.F32Row(e.m.OutputNorm.Data)
+	e.pool.runSegs(seg{n: len(sel), grain: 4, fn: func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			r := sel[i]
+			kernels.RMSNorm(sub.xb[i*d:(i+1)*d], st.x[r*d:(r+1)*d], wf, e.c.NormEps)
+		}
+	}}, final)
 	vocab := e.c.Vocab
 	logits := make([]float32, len(sel)*vocab)
 	e.matmul(sub, e.m.Output, sub.xb, logits)
