@@ -479,8 +479,24 @@ func (s *Scheduler) exchange(ctx context.Context, sl *slot, feed []int, first in
 		return nil, ErrClosed
 	}
 	sl.feed, sl.first = feed, first
+	// The loop needs a wake-up when the first running request is ready
+	// (to start its wait for the others) and when the last one is: not
+	// for each of those in between (a step of 16 would wake it 16 times
+	// while the callers still at work need the CPU).
+	ready, busy := 0, 0
+	for _, o := range s.active {
+		switch {
+		case o.gone:
+		case o.feed != nil:
+			ready++
+		default:
+			busy++
+		}
+	}
 	s.mu.Unlock()
-	s.signal()
+	if ready == 1 || busy == 0 {
+		s.signal()
+	}
 	select {
 	case r := <-sl.out:
 		return r.logits, r.err
