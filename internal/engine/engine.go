@@ -573,6 +573,26 @@ func (e *Engine) prepare(st *state, in []float32, ws ...*tensor.Tensor) {
 	})
 }
 
+// besideRows is the most rows for which prepareBeside runs: a decode
+// step's batch, whose preparation (a few microseconds of quantising and
+// packing, much of it serial) would leave a thread idle; a longer chunk
+// prepares its rows in parallel.
+const besideRows = 32
+
+// prepareBeside is prepare on one thread while the pool's other threads
+// run with (work that neither writes in nor reads the activations: a
+// trace), in one job.
+func (e *Engine) prepareBeside(st *state, in []float32, with seg, ws ...*tensor.Tensor) {
+	var buf [8]tensor.Type
+	ts := buf[:0]
+	for _, w := range ws {
+		ts = append(ts, w.Type)
+	}
+	e.pool.runSegs(seg{n: 1, grain: 1, fn: func(int, int) {
+		st.acts.PrepareTypes(ts, in, st.n, ws[0].Cols(), nil)
+	}}, with)
+}
+
 // matmulPrepared is matmul on the activations prepare loaded.
 func (e *Engine) matmulPrepared(st *state, w *tensor.Tensor, out []float32) {
 	e.pool.runSegs(matSeg(st, w, out))
@@ -723,8 +743,13 @@ func (e *Engine) layerFinish(l int, st *state, with seg) {
 	L := &e.m.Layers[l]
 	n, d := st.n, e.c.Dim
 	o := st.hb[:n*d] // free until the feed-forward block
-	e.prepare(st, st.att, L.Wo)
-	e.pool.runSegs(matSeg(st, L.Wo, o), with)
+	if with.n > 0 && n <= besideRows {
+		e.prepareBeside(st, st.att, with, L.Wo)
+		e.matmulPrepared(st, L.Wo, o)
+	} else {
+		e.prepare(st, st.att, L.Wo)
+		e.pool.runSegs(matSeg(st, L.Wo, o), with)
+	}
 	e.add(st.x, o)
 	e.rmsnorm(st, L.FFNNorm, st.x, st.xb)
 	e.prepare(st, st.xb, L.FFNGate, L.FFNUp)
@@ -792,18 +817,26 @@ func (e *Engine) finish(st *state) bool {
 	for i, r := range sel {
 		sub.rows[i] = st.rows[r]
 	}
-	// The output norm of the selected rows in the job of the final
-	// states' trace (both read st.x; the norm writes sub.xb).
+	// The output norm of the selected rows reads the chunk's states in
+	// place; the final states' trace runs beside it, or beside the
+	// classifier's preparation (which reads only sub.xb).
 	wf := kernels.F32Row(e.m.OutputNorm.Data)
-	e.pool.runSegs(seg{n: len(sel), grain: 4, fn: func(lo, hi int) {
+	norm := seg{n: len(sel), grain: 4, fn: func(lo, hi int) {
 		for i := lo; i < hi; i++ {
 			r := sel[i]
 			kernels.RMSNorm(sub.xb[i*d:(i+1)*d], st.x[r*d:(r+1)*d], wf, e.c.NormEps)
 		}
-	}}, final)
+	}}
 	vocab := e.c.Vocab
 	logits := make([]float32, len(sel)*vocab)
-	e.matmul(sub, e.m.Output, sub.xb, logits)
+	if final.n > 0 && sub.n <= besideRows {
+		e.pool.runSegs(norm)
+		e.prepareBeside(sub, sub.xb, final, e.m.Output)
+	} else {
+		e.pool.runSegs(norm, final)
+		e.prepare(sub, sub.xb, e.m.Output)
+	}
+	e.matmulPrepared(sub, e.m.Output, logits)
 	for i, rw := range sub.rows {
 		rw.item.Out = append(rw.item.Out, logits[i*vocab:(i+1)*vocab:(i+1)*vocab])
 	}
