@@ -623,8 +623,9 @@ func (e *Engine) layer(l int, st *state) {
 	e.layerQKV(l, st)
 	e.layerAttend(l, st)
 	d, kv, qd := e.c.Dim, e.c.KVDim(), e.qd
-	// The trace of the layer runs in the job of the output projection
-	// (which reads the attention output too, and writes neither).
+	// The trace of the layer runs beside the output projection's
+	// preparation or product (which read the attention output too, and
+	// write nothing the trace reads).
 	e.layerFinish(l, st, e.traceSeg(st, func(r int, t Tracer) {
 		t.Layer(l, st.rows[r].pos, st.x[r*d:(r+1)*d], st.k[r*kv:(r+1)*kv], st.v[r*kv:(r+1)*kv], st.att[r*qd:(r+1)*qd])
 	}))
@@ -736,9 +737,11 @@ func (e *Engine) getScratch() *groupScratch {
 }
 
 // layerFinish applies the output projection and the feed-forward block,
-// both with residual connections, to every row's hidden state; with runs
-// in the output projection's job (the layer's trace: it reads the layer's
-// input, keys, values and attention output, and writes none of them).
+// both with residual connections, to every row's hidden state; with (the
+// layer's trace: it reads the layer's input, keys, values and attention
+// output, and writes none of them) runs beside the preparation of the
+// output projection's activations for a decode batch (up to besideRows
+// rows: the preparation runs on one thread), else beside the product.
 func (e *Engine) layerFinish(l int, st *state, with seg) {
 	L := &e.m.Layers[l]
 	n, d := st.n, e.c.Dim
