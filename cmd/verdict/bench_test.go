@@ -84,7 +84,8 @@ func TestBenchStreams(t *testing.T) {
 		if err := json.Unmarshal([]byte(lines[i]), &r); err != nil {
 			t.Fatal(err)
 		}
-		if r.Streams != n || r.Differ != 0 || r.OutputTokens == 0 || !(r.AggTokS > 0) || r.PromptTokens != 6 || r.PeakBatch < 1 {
+		if r.Streams != n || r.Differ != 0 || r.OutputTokens == 0 || !(r.AggTokS > 0) || r.PromptTokens != 6 || r.PeakBatch < 1 ||
+			r.Steps < 12 || !(r.ForwardMs > 0) || !(r.GapMs > 0) {
 			t.Errorf("streams %d: %+v", n, r)
 		}
 	}

@@ -34,8 +34,14 @@ type streamsResult struct {
 	TPOTP50Ms    float64 `json:"tpot_p50_ms"` // time per output token after the first, over every gap
 	TPOTP99Ms    float64 `json:"tpot_p99_ms"`
 	PeakBatch    int     `json:"peak_batch"`
-	Differ       int     `json:"differ"` // answers (tokens or receipt) unlike the same request alone
+	Steps        uint64  `json:"steps"`           // forward steps of the batch over the run
+	ForwardMs    float64 `json:"step_forward_ms"` // mean wall time of a step's forward pass
+	GapMs        float64 `json:"step_gap_ms"`     // mean wall time between steps (the callers' per-token work)
+	Differ       int     `json:"differ"`          // answers (tokens or receipt) unlike the same request alone
 }
+
+// ms is d in milliseconds.
+func ms(d time.Duration) float64 { return float64(d) / 1e6 }
 
 // streamTokens returns stream i's prompt: BOS, then n pseudo-random ids in
 // [3, vocab) from the generator of benchTokens seeded with 12345+i
@@ -139,6 +145,7 @@ func benchStreams(ctx context.Context, m *model.Model, path string, threads int,
 	defer stop()
 	for _, n := range ns {
 		runs := make([]streamRun, n)
+		st0 := w.BatchStats()
 		cpu0 := cpuSeconds()
 		t0 := time.Now()
 		var wg sync.WaitGroup
@@ -151,7 +158,9 @@ func benchStreams(ctx context.Context, m *model.Model, path string, threads int,
 		}
 		wg.Wait()
 		cpu := cpuSeconds() - cpu0
-		res := streamsResult{Model: path, Threads: threads, Streams: n, PromptTokens: promptN + 1, DecodeTokens: decodeN, PeakBatch: w.BatchStats().PeakBatch}
+		st := w.BatchStats()
+		res := streamsResult{Model: path, Threads: threads, Streams: n, PromptTokens: promptN + 1, DecodeTokens: decodeN, PeakBatch: st.PeakBatch,
+			Steps: st.Steps - st0.Steps, ForwardMs: ms(st.Forward.Sub(st0.Forward).Mean()), GapMs: ms(st.Gap.Sub(st0.Gap).Mean())}
 		var ttft, tpot []time.Duration
 		last := t0
 		for i, r := range runs {
@@ -188,8 +197,8 @@ func benchStreams(ctx context.Context, m *model.Model, path string, threads int,
 			fmt.Fprintf(stdout, "%s\n", b)
 			continue
 		}
-		fmt.Fprintf(stdout, "streams %3d: %5d tokens in %6.2f s: %7.1f tok/s aggregate (%.1f per CPU second); TTFT p50 %.0f ms p99 %.0f ms; per token p50 %.1f ms p99 %.1f ms; %d of %d answers differ from alone\n",
-			n, res.OutputTokens, res.WallSecs, res.AggTokS, res.TokPerCPUS, res.TTFTP50Ms, res.TTFTP99Ms, res.TPOTP50Ms, res.TPOTP99Ms, res.Differ, n)
+		fmt.Fprintf(stdout, "streams %3d: %5d tokens in %6.2f s: %7.1f tok/s aggregate (%.1f per CPU second); TTFT p50 %.0f ms p99 %.0f ms; per token p50 %.1f ms p99 %.1f ms; %d steps: forward %.2f ms, gap %.2f ms (means); %d of %d answers differ from alone\n",
+			n, res.OutputTokens, res.WallSecs, res.AggTokS, res.TokPerCPUS, res.TTFTP50Ms, res.TTFTP99Ms, res.TPOTP50Ms, res.TPOTP99Ms, res.Steps, res.ForwardMs, res.GapMs, res.Differ, n)
 	}
 	return nil
 }

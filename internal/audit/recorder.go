@@ -47,6 +47,9 @@ type Recorder struct {
 	async  *asyncHasher  // when set, Layer and Final hash on other goroutines
 	parts  [][]byte      // Layer's scratch: the leaves of all heads
 	hs     []merkle.Hash // and their hashes
+	// pending are the logit leaves LogitsAsync handed to logitHasher,
+	// not yet stored in logits.
+	pending []pendingLeaf
 	// chatTemplate is the receipt's chat_template (zero: none).
 	chatTemplate merkle.Hash
 }
@@ -168,10 +171,112 @@ func (r *Recorder) Logits(pos int, logits []float32) {
 	if j < 0 {
 		return
 	}
+	r.flushLogits()
 	for len(r.logits) <= j {
 		r.logits = append(r.logits, merkle.Hash{})
 	}
 	r.logits[j] = logitCombiner.leafHash(logits)
+}
+
+// LogitsAsync records what Logits records, but returns at once: the
+// vector is hashed on another goroutine (logitHasher), with those of the
+// other generations' recorders that hand theirs over meanwhile, while the
+// caller goes on (samples its next token, and the next batch step runs).
+// The caller must leave logits unchanged until Roots or Receipt, which
+// wait for the hash. Calls of one recorder come from one goroutine at a
+// time, as for Logits.
+func (r *Recorder) LogitsAsync(pos int, logits []float32) {
+	j := pos - (len(r.prompt) - 1)
+	if j < 0 {
+		return
+	}
+	req := &leafRequest{vec: logits, done: make(chan struct{})}
+	r.pending = append(r.pending, pendingLeaf{j: j, req: req})
+	logitHasher.add(req)
+}
+
+// pendingLeaf is a logit leaf of position index j being hashed.
+type pendingLeaf struct {
+	j   int
+	req *leafRequest
+}
+
+// flushLogits waits for the leaves LogitsAsync handed over and stores
+// them, in the order they were handed over.
+func (r *Recorder) flushLogits() {
+	for _, p := range r.pending {
+		<-p.req.done
+		for len(r.logits) <= p.j {
+			r.logits = append(r.logits, merkle.Hash{})
+		}
+		r.logits[p.j] = p.req.leaf
+	}
+	clear(r.pending)
+	r.pending = r.pending[:0]
+}
+
+// logitHasher hashes the logit vectors of LogitsAsync.
+var logitHasher asyncLeaves
+
+// asyncLeaves computes leaf hashes of float vectors on a goroutine of its
+// own, started when a vector arrives and none is running, which hashes
+// every vector queued, 16 at a time (sha256x16), until the queue is empty,
+// and then ends. Before it takes the queue it yields its thread
+// (runtime.Gosched) while the queue keeps growing, up to a few times and
+// never beyond sha256x16.Lanes vectors, so that the other sequences of a
+// batch step queue theirs and the 16 lanes are filled; it never waits
+// for a vector that is not on its way.
+type asyncLeaves struct {
+	mu    sync.Mutex
+	queue []*leafRequest
+	busy  bool
+}
+
+// gatherYields is the most times asyncLeaves yields for more vectors
+// before it hashes those queued.
+const gatherYields = 4
+
+func (a *asyncLeaves) add(req *leafRequest) {
+	a.mu.Lock()
+	a.queue = append(a.queue, req)
+	start := !a.busy
+	a.busy = true
+	a.mu.Unlock()
+	if start {
+		go a.drain()
+	}
+}
+
+func (a *asyncLeaves) drain() {
+	a.mu.Lock()
+	for len(a.queue) > 0 {
+		for i, n := 0, len(a.queue); i < gatherYields && n < sha256x16.Lanes; i++ {
+			a.mu.Unlock()
+			runtime.Gosched()
+			a.mu.Lock()
+			if len(a.queue) == n {
+				break
+			}
+			n = len(a.queue)
+		}
+		batch := a.queue
+		a.queue = nil
+		a.mu.Unlock()
+		vecs := make([][]float32, len(batch))
+		leaves := make([]merkle.Hash, len(batch))
+		for i, q := range batch {
+			vecs[i] = q.vec
+		}
+		leafHashesF32(leaves, vecs)
+		for i, q := range batch {
+			q.leaf = leaves[i]
+			q.vec = nil
+			close(q.done)
+		}
+		a.mu.Lock()
+	}
+	a.busy = false
+	a.mu.Unlock()
 }
 
 // logitCombiner hashes the logit vectors of the recorders of concurrent
@@ -280,6 +385,7 @@ func leafHashesF32(out []merkle.Hash, vecs [][]float32) {
 // logitLeaves sizes the logit leaves for n output tokens and returns them,
 // for the caller to fill (distinct goroutines may fill distinct leaves).
 func (r *Recorder) logitLeaves(n int) []merkle.Hash {
+	r.flushLogits()
 	for len(r.logits) < n {
 		r.logits = append(r.logits, merkle.Hash{})
 	}
@@ -471,6 +577,7 @@ func (r *Recorder) Roots(n int) (logitsRoot, traceRoot merkle.Hash, err error) {
 }
 
 func (r *Recorder) logitsTree(n int) (*merkle.Tree, error) {
+	r.flushLogits()
 	if len(r.logits) < n {
 		return nil, fmt.Errorf("trace: %d logit vectors recorded for %d output tokens", len(r.logits), n)
 	}

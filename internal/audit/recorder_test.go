@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"strings"
 	"sync"
@@ -211,11 +212,59 @@ func TestBatchedLeavesMatchOneByOne(t *testing.T) {
 	}
 }
 
+// LogitsAsync stores its leaves where Logits would, whatever the order of
+// the positions and whether a position is recorded again (the last call
+// wins, as with Logits); positions before the last prompt token are
+// ignored; Roots waits for them.
+func TestLogitsAsyncOrder(t *testing.T) {
+	c := recorderConfig
+	prompt := []int{1, 2, 3}
+	vec := func(i int) []float32 {
+		v := make([]float32, 300)
+		for j := range v {
+			v[j] = float32(i*1000 + j)
+		}
+		return v
+	}
+	a, b := NewRecorder(c, prompt), NewRecorder(c, prompt)
+	for k, pos := range []int{0, 1, 4, 2, 3, 2} {
+		a.Logits(pos, vec(pos*7+k))
+		b.LogitsAsync(pos, vec(pos*7+k))
+	}
+	b.Logits(5, vec(99))
+	a.Logits(5, vec(99))
+	b.LogitsAsync(3, vec(98))
+	a.Logits(3, vec(98))
+	la, err := a.logitsTree(4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lb, err := b.logitsTree(4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if la.Root() != lb.Root() || len(b.pending) != 0 || len(a.logits) != len(b.logits) {
+		t.Fatalf("async root %s (%d leaves, %d pending), sync %s (%d)", lb.Root(), len(b.logits), len(b.pending), la.Root(), len(a.logits))
+	}
+	for j := range a.logits {
+		if a.logits[j] != b.logits[j] {
+			t.Errorf("leaf %d: async %s, sync %s", j, b.logits[j], a.logits[j])
+		}
+	}
+}
+
 // TestConcurrentLogits: the logit vectors that the recorders of
 // concurrent generations record at the same time (hashed together by
-// logitCombiner) get the leaves merkle.LeafHash gives each alone, vectors
-// of equal and of different lengths.
+// logitCombiner, or by logitHasher for LogitsAsync) get the leaves
+// merkle.LeafHash gives each alone, vectors of equal and of different
+// lengths.
 func TestConcurrentLogits(t *testing.T) {
+	for _, async := range []bool{false, true} {
+		t.Run(fmt.Sprintf("async=%v", async), func(t *testing.T) { testConcurrentLogits(t, async) })
+	}
+}
+
+func testConcurrentLogits(t *testing.T, async bool) {
 	c := recorderConfig
 	prompt := []int{1}
 	const seqs, steps = 24, 20
@@ -238,12 +287,22 @@ func TestConcurrentLogits(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for pos, v := range vecs[s] {
-				recs[s].Logits(pos, v)
+				if async {
+					recs[s].LogitsAsync(pos, v)
+				} else {
+					recs[s].Logits(pos, v)
+				}
 			}
 		}()
 	}
 	wg.Wait()
 	for s := range seqs {
+		if async {
+			if len(recs[s].pending) != steps {
+				t.Fatalf("sequence %d: %d leaves pending, want %d", s, len(recs[s].pending), steps)
+			}
+			recs[s].flushLogits()
+		}
 		for pos, v := range vecs[s] {
 			if want := merkle.LeafHash(appendF32(nil, v)); recs[s].logits[pos] != want {
 				t.Fatalf("sequence %d position %d: leaf %s, want %s", s, pos, recs[s].logits[pos], want)

@@ -107,7 +107,7 @@ func (e *Engine) FinishLayerRows(l int, xs, attns [][]float32) ([][]float32, err
 		copy(st.x[i*d:], xs[i])
 		copy(st.att[i*qd:], attns[i])
 	}
-	e.layerFinish(l, st)
+	e.layerFinish(l, st, seg{})
 	out := make([][]float32, len(xs))
 	for i := range out {
 		out[i] = append([]float32(nil), st.x[i*d:(i+1)*d]...)
@@ -145,7 +145,7 @@ func (e *Engine) LayerStep(l, pos int, x []float32, keys, values [][]float32) (k
 	e.layerAttend(l, st)
 	k, v = append([]float32(nil), st.k...), append([]float32(nil), st.v...)
 	attn = append([]float32(nil), st.att...)
-	e.layerFinish(l, st) // overwrites k, v and attn in st
+	e.layerFinish(l, st, seg{}) // overwrites k, v and attn in st
 	return k, v, attn, st.x, nil
 }
 

@@ -587,12 +587,39 @@ func (e *Engine) prepare(st *state, in []float32, ws ...*tensor.Tensor) {
 	})
 }
 
+// besideRows is the most rows for which prepareBeside runs: a decode
+// step's batch, whose preparation (a few microseconds of quantising and
+// packing, much of it serial) would leave a thread idle; a longer chunk
+// prepares its rows in parallel.
+const besideRows = 32
+
+// prepareBeside is prepare on one thread while the pool's other threads
+// run with (work that neither writes in nor reads the activations: a
+// trace), in one job.
+func (e *Engine) prepareBeside(st *state, in []float32, with seg, ws ...*tensor.Tensor) {
+	var buf [8]tensor.Type
+	ts := buf[:0]
+	for _, w := range ws {
+		ts = append(ts, w.Type)
+	}
+	e.pool.runSegs(seg{n: 1, grain: 1, fn: func(int, int) {
+		st.acts.PrepareTypes(ts, in, st.n, ws[0].Cols(), nil)
+	}}, with)
+}
+
 // matmulPrepared is matmul on the activations prepare loaded.
 func (e *Engine) matmulPrepared(st *state, w *tensor.Tensor, out []float32) {
+	e.pool.runSegs(matSeg(st, w, out))
+}
+
+// matSeg is matmulPrepared as a segment of a pool job: several products
+// of the same prepared activations (and other work that reads them) run
+// as one job.
+func matSeg(st *state, w *tensor.Tensor, out []float32) seg {
 	rows := w.Rows()
-	e.pool.run(rows, 16, func(lo, hi int) {
+	return seg{n: rows, grain: 16, fn: func(lo, hi int) {
 		kernels.MatMul(w, &st.acts, out, rows, lo, hi)
-	})
+	}}
 }
 
 // rmsnorm normalises each of the n rows of in into out.
@@ -610,25 +637,28 @@ func (e *Engine) layer(l int, st *state) {
 	e.layerQKV(l, st)
 	e.layerAttend(l, st)
 	d, kv, qd := e.c.Dim, e.c.KVDim(), e.qd
-	e.trace(st, func(r int, t Tracer) {
+	// The trace of the layer runs beside the output projection's
+	// preparation or product (which read the attention output too, and
+	// write nothing the trace reads).
+	e.layerFinish(l, st, e.traceSeg(st, func(r int, t Tracer) {
 		t.Layer(l, st.rows[r].pos, st.x[r*d:(r+1)*d], st.k[r*kv:(r+1)*kv], st.v[r*kv:(r+1)*kv], st.att[r*qd:(r+1)*qd])
-	})
-	e.layerFinish(l, st)
+	}))
 }
 
-// trace calls fn on the rows of every traced item, the items spread over
-// the pool's threads (a Tracer hashes its rows' vectors: in a batch of
-// many sequences, the step would otherwise wait on one thread for all of
-// them), each item's rows in order on one thread.
-func (e *Engine) trace(st *state, fn func(r int, t Tracer)) {
-	e.pool.run(len(st.traced), 1, func(lo, hi int) {
+// traceSeg is a pool job's segment that calls fn on the rows of every
+// traced item, the items spread over the pool's threads (a Tracer hashes
+// its rows' vectors: in a batch of many sequences, the step would
+// otherwise wait on one thread for all of them), each item's rows in
+// order on one thread.
+func (e *Engine) traceSeg(st *state, fn func(r int, t Tracer)) seg {
+	return seg{n: len(st.traced), grain: 1, fn: func(lo, hi int) {
 		for _, sp := range st.traced[lo:hi] {
 			t := st.rows[sp.lo].item.Trace
 			for r := sp.lo; r < sp.hi; r++ {
 				fn(r, t)
 			}
 		}
-	})
+	}}
 }
 
 // layerQKV computes the query, key and value vectors of every row (biases
@@ -647,9 +677,7 @@ func (e *Engine) layerQKV(l int, st *state) {
 	}
 	e.rmsnorm(st, L.AttnNorm, st.x, st.xb)
 	e.prepare(st, st.xb, L.Wq, L.Wk, L.Wv)
-	e.matmulPrepared(st, L.Wq, st.q)
-	e.matmulPrepared(st, L.Wk, st.k)
-	e.matmulPrepared(st, L.Wv, st.v)
+	e.pool.runSegs(matSeg(st, L.Wq, st.q), matSeg(st, L.Wk, st.k), matSeg(st, L.Wv, st.v))
 	half := hd / 2
 	e.pool.run(st.n, 4, func(lo, hi int) {
 		for r := lo; r < hi; r++ {
@@ -723,20 +751,37 @@ func (e *Engine) getScratch() *groupScratch {
 }
 
 // layerFinish applies the output projection and the feed-forward block,
-// both with residual connections, to every row's hidden state.
-func (e *Engine) layerFinish(l int, st *state) {
+// both with residual connections, to every row's hidden state; with (the
+// layer's trace: it reads the layer's input, keys, values and attention
+// output, and writes none of them) runs beside the preparation of the
+// output projection's activations for a decode batch (up to besideRows
+// rows: the preparation runs on one thread), else beside the product.
+func (e *Engine) layerFinish(l int, st *state, with seg) {
 	L := &e.m.Layers[l]
 	n, d := st.n, e.c.Dim
 	o := st.hb[:n*d] // free until the feed-forward block
-	e.matmul(st, L.Wo, st.att, o)
+	if with.n > 0 && n <= besideRows {
+		e.prepareBeside(st, st.att, with, L.Wo)
+		e.matmulPrepared(st, L.Wo, o)
+	} else {
+		e.prepare(st, st.att, L.Wo)
+		e.pool.runSegs(matSeg(st, L.Wo, o), with)
+	}
 	e.add(st.x, o)
 	e.rmsnorm(st, L.FFNNorm, st.x, st.xb)
 	e.prepare(st, st.xb, L.FFNGate, L.FFNUp)
-	hb := st.hb[:n*e.c.Hidden]
-	e.matmulPrepared(st, L.FFNGate, hb)
-	e.matmulPrepared(st, L.FFNUp, st.hb2) // over q, k, v and att
-	e.pool.run(len(hb), 2048, func(lo, hi int) {
-		kernels.SwiGLU(hb[lo:hi], hb[lo:hi], st.hb2[lo:hi])
+	// Each part computes the gate and up products of the same hidden
+	// units, for every row, and their SwiGLU (element by element) right
+	// away, while they are in the core's cache. hb2 lies over q, k, v and
+	// att, which the trace read above.
+	H := e.c.Hidden
+	hb := st.hb[:n*H]
+	e.pool.run(H, 16, func(lo, hi int) {
+		kernels.MatMul(L.FFNGate, &st.acts, hb, H, lo, hi)
+		kernels.MatMul(L.FFNUp, &st.acts, st.hb2, H, lo, hi)
+		for r := range n {
+			kernels.SwiGLU(hb[r*H+lo:r*H+hi], hb[r*H+lo:r*H+hi], st.hb2[r*H+lo:r*H+hi])
+		}
 	})
 	o = st.u[:n*d] // hb2 is spent
 	e.matmul(st, L.FFNDown, hb, o)
@@ -771,7 +816,7 @@ func Attend(q, keys, values []float32, stride, off, n int, scale float32, out, s
 // there were any.
 func (e *Engine) finish(st *state) bool {
 	d := e.c.Dim
-	e.trace(st, func(r int, t Tracer) { t.Final(st.rows[r].pos, st.x[r*d:(r+1)*d]) })
+	final := e.traceSeg(st, func(r int, t Tracer) { t.Final(st.rows[r].pos, st.x[r*d:(r+1)*d]) })
 	var sel []int
 	for r, rw := range st.rows {
 		it := rw.item
@@ -780,19 +825,35 @@ func (e *Engine) finish(st *state) bool {
 		}
 	}
 	if len(sel) == 0 {
+		e.pool.runSegs(final)
 		return false
 	}
 	// The classifier's rows reuse the chunk's quantised-activation buffers.
-	sub := &state{rows: make([]row, len(sel)), n: len(sel), x: make([]float32, len(sel)*d), xb: make([]float32, len(sel)*d), acts: st.acts}
+	sub := &state{rows: make([]row, len(sel)), n: len(sel), xb: make([]float32, len(sel)*d), acts: st.acts}
 	defer func() { st.acts = sub.acts }()
 	for i, r := range sel {
 		sub.rows[i] = st.rows[r]
-		copy(sub.x[i*d:(i+1)*d], st.x[r*d:(r+1)*d])
 	}
-	e.rmsnorm(sub, e.m.OutputNorm, sub.x, sub.xb)
+	// The output norm of the selected rows reads the chunk's states in
+	// place; the final states' trace runs beside it, or beside the
+	// classifier's preparation (which reads only sub.xb).
+	wf := kernels.F32Row(e.m.OutputNorm.Data)
+	norm := seg{n: len(sel), grain: 4, fn: func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			r := sel[i]
+			kernels.RMSNorm(sub.xb[i*d:(i+1)*d], st.x[r*d:(r+1)*d], wf, e.c.NormEps)
+		}
+	}}
 	vocab := e.c.Vocab
 	logits := make([]float32, len(sel)*vocab)
-	e.matmul(sub, e.m.Output, sub.xb, logits)
+	if final.n > 0 && sub.n <= besideRows {
+		e.pool.runSegs(norm)
+		e.prepareBeside(sub, sub.xb, final, e.m.Output)
+	} else {
+		e.pool.runSegs(norm, final)
+		e.prepare(sub, sub.xb, e.m.Output)
+	}
+	e.matmulPrepared(sub, e.m.Output, logits)
 	for i, rw := range sub.rows {
 		rw.item.Out = append(rw.item.Out, logits[i*vocab:(i+1)*vocab:(i+1)*vocab])
 	}

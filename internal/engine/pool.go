@@ -32,10 +32,10 @@ type pool struct {
 }
 
 type poolJob struct {
-	fn       func(lo, hi int)
-	n, parts int64
-	next     atomic.Int64
-	done     atomic.Int64
+	segs  []seg
+	parts int64
+	next  atomic.Int64
+	done  atomic.Int64
 	// The caller, once it has polled for waitSpin, sets waiting and
 	// sleeps on finished; the worker that finishes the last part then
 	// wakes it.
@@ -127,14 +127,30 @@ func (p *pool) wait(seen uint64, spin bool) (uint64, bool) {
 	}
 }
 
-// work claims and runs parts until none is left.
+// seg is one piece of work of a job: fn on a partition of [0, n) into
+// parts contiguous ranges.
+type seg struct {
+	n, grain int
+	fn       func(lo, hi int)
+	parts    int64
+}
+
+// work claims and runs parts until none is left: the parts of the first
+// segment, then those of the next (a segment of no parts, n = 0, is
+// passed over).
 func (j *poolJob) work() {
 	for {
 		i := j.next.Add(1) - 1
 		if i >= j.parts {
 			return
 		}
-		j.fn(int(j.n*i/j.parts), int(j.n*(i+1)/j.parts))
+		s := &j.segs[0]
+		for k := 1; i >= s.parts; k++ {
+			i -= s.parts
+			s = &j.segs[k]
+		}
+		n := int64(s.n)
+		s.fn(int(n*i/s.parts), int(n*(i+1)/s.parts))
 		if j.done.Add(1) == j.parts && j.waiting.Load() {
 			j.finished <- struct{}{}
 		}
@@ -145,21 +161,43 @@ func (j *poolJob) work() {
 // least grain long, and returns when all have finished. The calling
 // goroutine works too.
 func (p *pool) run(n, grain int, fn func(lo, hi int)) {
-	if n <= 0 {
+	p.runSegs(seg{n: n, grain: grain, fn: fn})
+}
+
+// runSegs runs independent pieces of work as one job: each segment's fn
+// on a partition of its [0, n) into ranges of at least its grain (the
+// partition run would make), the threads taking the parts of one segment
+// after another, and returns when all have finished. One job instead of
+// one run per segment spares the threads a wait for the slowest part at
+// the end of each: a thread that has no part left of one segment goes on
+// with the next. The segments must not write what another reads.
+func (p *pool) runSegs(segs ...seg) {
+	total := 0
+	for i := range segs {
+		s := &segs[i]
+		s.parts = 0
+		if s.n <= 0 {
+			continue
+		}
+		s.grain = max(s.grain, 1)
+		s.parts = int64(min(p.n*partsPerThread, s.n/s.grain))
+		if p.n <= 1 || s.parts < 1 {
+			s.parts = 1
+		}
+		total += int(s.parts)
+	}
+	if total == 0 {
 		return
 	}
-	if grain < 1 {
-		grain = 1
-	}
-	parts := p.n * partsPerThread
-	if max := n / grain; parts > max {
-		parts = max
-	}
-	if p.n <= 1 || parts <= 1 {
-		fn(0, n)
+	if p.n <= 1 || total == 1 {
+		for _, s := range segs {
+			if s.n > 0 {
+				s.fn(0, s.n)
+			}
+		}
 		return
 	}
-	j := &poolJob{fn: fn, n: int64(n), parts: int64(parts)}
+	j := &poolJob{segs: segs, parts: int64(total)}
 	p.runMu.Lock()
 	defer p.runMu.Unlock()
 	p.job.Store(j)

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -40,6 +41,71 @@ func TestPoolCoversEveryIndexOnce(t *testing.T) {
 						}
 						if short.Load() != 0 {
 							t.Errorf("%d ranges shorter than the grain", short.Load())
+						}
+					}()
+				}
+				wg.Wait()
+			})
+		}
+		p.close()
+	}
+}
+
+// TestPoolSegments checks that runSegs hands every index of every
+// segment to exactly one call of that segment's function, in ranges of at
+// least its grain (except where n is smaller), segments of no indices
+// among them, for several thread counts and from several goroutines at
+// once; and that the ranges are those run makes for the segment alone.
+func TestPoolSegments(t *testing.T) {
+	type shape struct{ n, grain int }
+	for _, threads := range []int{1, 2, 3, 8} {
+		p := newPool(threads)
+		for ci, shapes := range [][]shape{{{0, 1}}, {{0, 1}, {0, 4}}, {{5, 1}, {0, 1}, {1000, 16}}, {{1, 1}, {1, 1}, {1, 1}}, {{768, 16}, {768, 16}, {768, 16}}, {{2048, 16}, {16, 1}}, {{4097, 64}, {7, 3}, {0, 2}, {100, 1}}} {
+			t.Run(fmt.Sprintf("threads=%d/case=%d", threads, ci), func(t *testing.T) {
+				var wg sync.WaitGroup
+				for g := 0; g < 3; g++ {
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						hits := make([][]atomic.Int32, len(shapes))
+						ranges := make([][][2]int, len(shapes))
+						var mu sync.Mutex
+						segs := make([]seg, len(shapes))
+						for i, sh := range shapes {
+							hits[i] = make([]atomic.Int32, sh.n)
+							segs[i] = seg{n: sh.n, grain: sh.grain, fn: func(lo, hi int) {
+								mu.Lock()
+								ranges[i] = append(ranges[i], [2]int{lo, hi})
+								mu.Unlock()
+								for j := lo; j < hi; j++ {
+									hits[i][j].Add(1)
+								}
+							}}
+						}
+						p.runSegs(segs...)
+						for i, sh := range shapes {
+							for j := range hits[i] {
+								if h := hits[i][j].Load(); h != 1 {
+									t.Errorf("segment %d index %d run %d times", i, j, h)
+									return
+								}
+							}
+							var alone [][2]int
+							p.run(sh.n, sh.grain, func(lo, hi int) {
+								mu.Lock()
+								alone = append(alone, [2]int{lo, hi})
+								mu.Unlock()
+							})
+							slices.SortFunc(ranges[i], func(a, b [2]int) int { return a[0] - b[0] })
+							slices.SortFunc(alone, func(a, b [2]int) int { return a[0] - b[0] })
+							if !slices.Equal(ranges[i], alone) {
+								t.Errorf("segment %d (n %d grain %d): ranges %v, alone %v", i, sh.n, sh.grain, ranges[i], alone)
+							}
+							for _, r := range ranges[i] {
+								if r[1]-r[0] < sh.grain && r[1]-r[0] < sh.n {
+									t.Errorf("segment %d: range %v shorter than the grain %d", i, r, sh.grain)
+								}
+							}
 						}
 					}()
 				}

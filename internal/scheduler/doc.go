@@ -24,5 +24,13 @@
 // without the late ones (they join the step after). Meanwhile the engine's
 // threads sleep (engine.Engine.Idle) rather than poll, leaving the CPU to
 // that per-token work; within a step, the trace of each sequence is
-// hashed on the engine's threads, several sequences at once.
+// hashed on the engine's threads, several sequences at once. (The worker
+// hands its logit vectors to a hashing goroutine that runs beside the next
+// step, audit.Recorder.LogitsAsync, so that hashing them is not part of
+// the wait.) A caller handing over its token wakes the scheduler only when
+// it is the first of the step's to be ready or the last.
+//
+// Stats.Forward and Stats.Gap (the Prometheus histograms
+// verdict_worker_step_forward_seconds and _step_gap_seconds) time each
+// step's forward pass and the wait between steps while generations run.
 package scheduler

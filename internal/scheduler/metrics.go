@@ -5,7 +5,8 @@ import "github.com/prometheus/client_golang/prometheus"
 // Collector exposes a scheduler's Stats to Prometheus (names under
 // verdict_worker_): the batch size, the running and queued requests, the
 // key/value cache used and budgeted, the steps and tokens processed, and
-// the recent decode rate.
+// the recent decode rate, and histograms of the steps' forward time and of
+// the gaps between steps.
 type Collector struct {
 	stats func() Stats
 	descs map[string]*prometheus.Desc
@@ -28,6 +29,8 @@ func NewCollector(stats func() Stats) *Collector {
 		"steps":    d("batch_steps_total", "Forward steps of the batch."),
 		"tokens":   d("batch_tokens_total", "Tokens processed by the batch, by kind (prompt: prefilled; completion: generated).", "kind"),
 		"rate":     d("decode_tokens_per_second", "Generated tokens per second over recent steps (0 when idle)."),
+		"forward":  d("step_forward_seconds", "Wall time of each batch step's forward pass (all its sequences together)."),
+		"gap":      d("step_gap_seconds", "Wall time from the end of one step's forward pass to the start of the next while generations run: the callers' per-token work (logit hashing, sampling, streaming) and the wait for it, when the engine computes nothing."),
 	}}
 }
 
@@ -58,4 +61,17 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	n("tokens", float64(s.PromptTokens), "prompt")
 	n("tokens", float64(s.OutputTokens), "completion")
 	g("rate", s.DecodeRate)
+	h := func(k string, v Histogram) {
+		buckets := make(map[float64]uint64, len(StepBounds))
+		var cum uint64
+		for i, b := range StepBounds {
+			if i < len(v.Counts) {
+				cum += v.Counts[i]
+			}
+			buckets[b] = cum
+		}
+		ch <- prometheus.MustNewConstHistogram(c.descs[k], v.Count, v.Sum, buckets)
+	}
+	h("forward", s.Forward)
+	h("gap", s.Gap)
 }

@@ -73,6 +73,75 @@ type Stats struct {
 	// DecodeRate is the generated tokens per second of recent steps (an
 	// exponentially weighted average over steps that ran), 0 when idle.
 	DecodeRate float64
+	// Forward is the wall time of every step's forward pass since the
+	// start (engine.Forward, all of the step's sequences together).
+	Forward Histogram
+	// Gap is the wall time between the end of one step's forward pass
+	// and the start of the next, while generations are running: the
+	// callers' per-token work (logit hashing, sampling, stop checks,
+	// streaming), the wait for it (Config.MaxWait) and the scheduler's
+	// own, during which the engine computes nothing. A gap is not counted
+	// when the batch empties before the next step.
+	Gap Histogram
+}
+
+// StepBounds are the upper bounds, in seconds, of the buckets of
+// Stats.Forward and Stats.Gap (a last bucket, +Inf, holds the rest).
+var StepBounds = []float64{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}
+
+// Histogram counts durations in the buckets of StepBounds.
+type Histogram struct {
+	// Counts[i] is the number of durations d with StepBounds[i-1] < d <=
+	// StepBounds[i] (not cumulative); Counts[len(StepBounds)] those above
+	// the last bound. Nil before the first duration.
+	Counts []uint64
+	Count  uint64  // durations counted
+	Sum    float64 // their sum, in seconds
+}
+
+// observe counts d.
+func (h *Histogram) observe(d time.Duration) {
+	if h.Counts == nil {
+		h.Counts = make([]uint64, len(StepBounds)+1)
+	}
+	v := d.Seconds()
+	i := 0
+	for i < len(StepBounds) && v > StepBounds[i] {
+		i++
+	}
+	h.Counts[i]++
+	h.Count++
+	h.Sum += v
+}
+
+// clone returns a copy of h that shares no memory with it.
+func (h Histogram) clone() Histogram {
+	h.Counts = append([]uint64(nil), h.Counts...)
+	return h
+}
+
+// Mean is the mean duration counted, 0 when none was.
+func (h Histogram) Mean() time.Duration {
+	if h.Count == 0 {
+		return 0
+	}
+	return time.Duration(h.Sum / float64(h.Count) * 1e9)
+}
+
+// Sub returns the durations counted in h and not in an earlier snapshot
+// before of the same histogram.
+func (h Histogram) Sub(before Histogram) Histogram {
+	d := Histogram{Count: h.Count - before.Count, Sum: h.Sum - before.Sum}
+	if h.Counts != nil {
+		d.Counts = make([]uint64, len(h.Counts))
+		for i := range h.Counts {
+			d.Counts[i] = h.Counts[i]
+			if i < len(before.Counts) {
+				d.Counts[i] -= before.Counts[i]
+			}
+		}
+	}
+	return d
 }
 
 // Scheduler runs generations on one engine as a continuous batch. It is
@@ -91,6 +160,11 @@ type Scheduler struct {
 	batch   int
 	peak    int
 	rate    float64
+	forward Histogram
+	gap     Histogram
+	// ended is when the last step's forward pass ended, zero once the
+	// batch has emptied since (the scheduler goroutine's).
+	ended time.Time
 
 	steps, promptTokens, outputTokens atomic.Uint64
 
@@ -172,6 +246,7 @@ func (s *Scheduler) Stats() Stats {
 	return Stats{
 		Running: s.running, Queued: len(s.queue), Batch: s.batch, PeakBatch: s.peak, KVUsed: s.kvUsed, KVBudget: s.cfg.KVBudget, MaxBatch: s.cfg.MaxBatch,
 		Steps: s.steps.Load(), PromptTokens: s.promptTokens.Load(), OutputTokens: s.outputTokens.Load(), DecodeRate: s.rate,
+		Forward: s.forward.clone(), Gap: s.gap.clone(),
 	}
 }
 
@@ -404,8 +479,24 @@ func (s *Scheduler) exchange(ctx context.Context, sl *slot, feed []int, first in
 		return nil, ErrClosed
 	}
 	sl.feed, sl.first = feed, first
+	// The loop needs a wake-up when the first running request is ready
+	// (to start its wait for the others) and when the last one is: not
+	// for each of those in between (a step of 16 would wake it 16 times
+	// while the callers still at work need the CPU).
+	ready, busy := 0, 0
+	for _, o := range s.active {
+		switch {
+		case o.gone:
+		case o.feed != nil:
+			ready++
+		default:
+			busy++
+		}
+	}
 	s.mu.Unlock()
-	s.signal()
+	if ready == 1 || busy == 0 {
+		s.signal()
+	}
 	select {
 	case r := <-sl.out:
 		return r.logits, r.err
@@ -447,6 +538,7 @@ func (s *Scheduler) loop() {
 		s.reapLocked()
 		if len(s.active) == 0 {
 			s.rate = 0
+			s.ended = time.Time{}
 		}
 		var ready []work
 		busy := 0
@@ -542,7 +634,8 @@ func (s *Scheduler) step(ready []work) time.Duration {
 	}
 	start := time.Now()
 	err := s.e.Forward(items...)
-	dt := time.Since(start)
+	end := time.Now()
+	dt := end.Sub(start)
 	// The next step waits for the callers' per-token work (hashing,
 	// sampling, streaming): the engine's threads must not poll meanwhile.
 	s.e.Idle()
@@ -551,6 +644,11 @@ func (s *Scheduler) step(ready []work) time.Duration {
 	s.mu.Lock()
 	s.batch = len(items)
 	s.peak = max(s.peak, s.batch)
+	s.forward.observe(dt)
+	if !s.ended.IsZero() {
+		s.gap.observe(start.Sub(s.ended))
+	}
+	s.ended = end
 	if dt > 0 && decode > 0 {
 		r := float64(decode) / dt.Seconds()
 		if s.rate == 0 || math.IsNaN(s.rate) {

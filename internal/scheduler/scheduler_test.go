@@ -315,7 +315,8 @@ func TestCancelMidPrefill(t *testing.T) {
 
 // TestCollector reads the metrics while a generation is held in its third
 // token's callback (running, its cache held, a decode rate) and once it
-// has ended.
+// has ended: the steps' forward times and the gaps between them among
+// them, the hold one long gap.
 func TestCollector(t *testing.T) {
 	e := newEngine(t)
 	c := e.Model().Config
@@ -337,6 +338,13 @@ func TestCollector(t *testing.T) {
 					name += "{" + l.GetValue() + "}"
 				}
 				got[name] = m.GetGauge().GetValue() + m.GetCounter().GetValue()
+				if h := m.GetHistogram(); h != nil {
+					got[name+"_count"] = float64(h.GetSampleCount())
+					got[name+"_sum"] = h.GetSampleSum()
+					for _, b := range h.GetBucket() {
+						got[fmt.Sprintf("%s_bucket{%g}", name, b.GetUpperBound())] = float64(b.GetCumulativeCount())
+					}
+				}
 			}
 		}
 		return got
@@ -372,10 +380,17 @@ func TestCollector(t *testing.T) {
 		"verdict_worker_kv_cache_used_bytes":        float64(scheduler.KVBytes(c.Layers, c.KVDim(), steps)),
 		"verdict_worker_batch_tokens_total{prompt}": 3, "verdict_worker_batch_tokens_total{completion}": 3,
 		"verdict_worker_batch_steps_total": 3,
+		// Three forward passes, two gaps between them.
+		"verdict_worker_step_forward_seconds_count": 3, "verdict_worker_step_gap_seconds_count": 2,
 	})
 	if r := got["verdict_worker_decode_tokens_per_second"]; !(r > 0) {
 		t.Errorf("running: decode rate %v, want > 0", r)
 	}
+	if f := got["verdict_worker_step_forward_seconds_sum"]; !(f > 0) {
+		t.Errorf("running: forward time %v, want > 0", f)
+	}
+	const hold0 = 30 * time.Millisecond
+	time.Sleep(hold0)
 	close(hold)
 	if err := <-errc; err != nil {
 		t.Fatal(err)
@@ -386,8 +401,22 @@ func TestCollector(t *testing.T) {
 		"verdict_worker_batch_size_max": 3, "verdict_worker_batch_size": 1, "verdict_worker_batch_size_peak": 1,
 		"verdict_worker_batch_running": 0, "verdict_worker_queue_length": 0, "verdict_worker_kv_cache_used_bytes": 0,
 		"verdict_worker_batch_tokens_total{prompt}": 3, "verdict_worker_batch_tokens_total{completion}": 6,
-		"verdict_worker_batch_steps_total": 6,
+		"verdict_worker_batch_steps_total":          6,
+		"verdict_worker_step_forward_seconds_count": 6, "verdict_worker_step_gap_seconds_count": 5,
+		// Every step and gap took less than 10 s.
+		"verdict_worker_step_forward_seconds_bucket{10}": 6, "verdict_worker_step_gap_seconds_bucket{10}": 5,
 	})
+	// The hold is one gap of at least 30 ms: above the 25 ms bound.
+	if g := got["verdict_worker_step_gap_seconds_sum"]; g < hold0.Seconds() {
+		t.Errorf("ended: gaps sum to %v s, want at least the %v held", g, hold0)
+	}
+	if n := got["verdict_worker_step_gap_seconds_bucket{0.025}"]; n > 4 {
+		t.Errorf("ended: %v of 5 gaps at most 25 ms, want at most 4 (one held %v)", n, hold0)
+	}
+	st := s.Stats()
+	if st.Gap.Mean() < hold0/5 || st.Forward.Count != 6 || st.Forward.Sub(st.Forward).Count != 0 {
+		t.Errorf("ended: stats %+v %+v", st.Forward, st.Gap)
+	}
 	if got["verdict_worker_kv_cache_budget_bytes"] != float64(3*scheduler.KVBytes(c.Layers, c.KVDim(), c.ContextLen)) {
 		t.Errorf("KV budget %v, want 3 full contexts", got["verdict_worker_kv_cache_budget_bytes"])
 	}

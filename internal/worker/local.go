@@ -464,7 +464,9 @@ func (w *Local) Generate(ctx context.Context, req Request, onDelta func(Delta) e
 			if w.forced != nil && pos >= len(prompt)-1 {
 				forceToken(logits, w.forced, pos-(len(prompt)-1), w.m.Vocab.EOS)
 			}
-			rec.Logits(pos, logits)
+			// Hashed beside the next step; the engine's vector is
+			// this generation's and nobody changes it after this.
+			rec.LogitsAsync(pos, logits)
 			if req.Logprobs && pos >= len(prompt)-1 {
 				lp.set(logits)
 			}
