@@ -262,17 +262,7 @@ func (a *asyncLeaves) drain() {
 		batch := a.queue
 		a.queue = nil
 		a.mu.Unlock()
-		vecs := make([][]float32, len(batch))
-		leaves := make([]merkle.Hash, len(batch))
-		for i, q := range batch {
-			vecs[i] = q.vec
-		}
-		leafHashesF32(leaves, vecs)
-		for i, q := range batch {
-			q.leaf = leaves[i]
-			q.vec = nil
-			close(q.done)
-		}
+		hashRequests(batch)
 		a.mu.Lock()
 	}
 	a.busy = false
@@ -307,6 +297,22 @@ type leafRequest struct {
 	done chan struct{} // closed once leaf is set, for a waiting caller
 }
 
+// hashRequests hashes the vectors of batch together, sets each request's
+// leaf, drops its vector and closes its done.
+func hashRequests(batch []*leafRequest) {
+	vecs := make([][]float32, len(batch))
+	leaves := make([]merkle.Hash, len(batch))
+	for i, q := range batch {
+		vecs[i] = q.vec
+	}
+	leafHashesF32(leaves, vecs)
+	for i, q := range batch {
+		q.leaf = leaves[i]
+		q.vec = nil
+		close(q.done)
+	}
+}
+
 func (c *combiner) leafHash(vec []float32) merkle.Hash {
 	req := &leafRequest{vec: vec, done: make(chan struct{})}
 	c.mu.Lock()
@@ -326,16 +332,7 @@ func (c *combiner) leafHash(vec []float32) merkle.Hash {
 		batch := c.queue
 		c.queue = nil
 		c.mu.Unlock()
-		vecs := make([][]float32, len(batch))
-		leaves := make([]merkle.Hash, len(batch))
-		for i, q := range batch {
-			vecs[i] = q.vec
-		}
-		leafHashesF32(leaves, vecs)
-		for i, q := range batch {
-			q.leaf = leaves[i]
-			close(q.done)
-		}
+		hashRequests(batch)
 		c.mu.Lock()
 	}
 	c.busy = false
