@@ -304,3 +304,20 @@ func BenchmarkF32BatchCached(b *testing.B) {
 	b.ReportMetric(float64(rows*cols*n)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GMAC/s")
 	b.ReportMetric(float64(rows*cols*n)*float64(b.N)/cpu.Seconds()/1e9, "cpu-GMAC/s")
 }
+
+// benchCycled times MatMul of the weights ws, taken in turn (copies that
+// together exceed the caches, so that they stream from memory), against
+// the n rows of a, on one locked thread, and reports multiply-adds per
+// CPU second of that thread.
+func benchCycled(b *testing.B, ws []*tensor.Tensor, a *Acts, out []float32, rows, cols, n int) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	cpu0 := threadCPU()
+	i := 0
+	for b.Loop() {
+		MatMul(ws[i%len(ws)], a, out, rows, 0, rows)
+		i++
+	}
+	cpu := threadCPU() - cpu0
+	b.ReportMetric(float64(rows*cols*n)*float64(b.N)/cpu.Seconds()/1e9, "cpu-GMAC/s")
+}

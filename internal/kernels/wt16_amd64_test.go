@@ -47,18 +47,7 @@ func BenchmarkQ8Rows(b *testing.B) {
 			var a Acts
 			a.Prepare(tensor.Q8_0, x, n, cols)
 			out := make([]float32, n*rows)
-			b.Run(fmt.Sprintf("%dx%d/n=%d", rows, cols, n), func(b *testing.B) {
-				runtime.LockOSThread()
-				defer runtime.UnlockOSThread()
-				cpu0 := threadCPU()
-				i := 0
-				for b.Loop() {
-					MatMul(ws[i%len(ws)], &a, out, rows, 0, rows)
-					i++
-				}
-				cpu := threadCPU() - cpu0
-				b.ReportMetric(float64(rows*cols*n)*float64(b.N)/cpu.Seconds()/1e9, "cpu-GMAC/s")
-			})
+			b.Run(fmt.Sprintf("%dx%d/n=%d", rows, cols, n), func(b *testing.B) { benchCycled(b, ws, &a, out, rows, cols, n) })
 		}
 	}
 }
