@@ -147,25 +147,28 @@ func matF32Batch(wf []float32, base, cols int, x, xo []float32, n int, out []flo
 	for p0 := 0; p0 < n; p0 += chunk {
 		p1 := min(n, p0+chunk)
 		calls := (p1 - p0 + TP - 1) / TP
-		// xt: the activation rows of the f32ZB tiles, xt[(p-xp)*cols:],
-		// with their first element 32 bytes past a cache line when off
-		// is 8.
-		xt, xp := x, 0
+		// xt: the activation rows of the f32ZB tiles, xt[(p-xp)*xs:],
+		// xs floats apart, with their first element 32 bytes past a
+		// cache line when off is 8 (a copy, its rows f32bXStride apart).
+		xt, xp, xs := x, 0, cols
 		if off > 0 && xo != nil {
-			xt = xo
+			xt, xs = xo, f32bXStride(cols)
 		} else if off > 0 {
 			if xb == nil {
 				xb = f32bXBufs.Get().(*[]float32)
 				defer f32bXBufs.Put(xb)
 			}
-			need := (p1-p0)*cols + 32
+			xs = f32bXStride(cols)
+			need := (p1-p0)*xs + 32
 			if cap(*xb) < need {
 				*xb = make([]float32, need)
 			}
 			b := (*xb)[:need]
 			a := int((96 - uintptr(unsafe.Pointer(&b[0]))%64) % 64 / 4) // 32 bytes past a line
-			xt, xp = b[a:a+(p1-p0)*cols], p0
-			copy(xt, x[p0*cols:p1*cols])
+			xt, xp = b[a:a+(p1-p0)*xs], p0
+			for p := p0; p < p1; p++ {
+				copy(xt[(p-p0)*xs:(p-p0)*xs+cols], x[p*cols:(p+1)*cols])
+			}
 		}
 		// Lines of a block per step of its calls, rounded up, and the
 		// tiles that prefetch at least that many.
@@ -229,7 +232,7 @@ func matF32Batch(wf []float32, base, cols int, x, xo []float32, n int, out []flo
 					p := p0 + g*TP
 					P := min(TP, p1-p)
 					_ = out[(p+P-1)*ld+r+TR-1] // the tile writes out[(p+j)*ld+r+i]
-					tiles[P](&wf[(r-base)*cols+off], cols, &xt[(p-xp)*cols+off], cols, cols-off, &out[p*ld+r], ld, pf, step, nil, mode)
+					tiles[P](&wf[(r-base)*cols+off], cols, &xt[(p-xp)*xs+off], xs, cols-off, &out[p*ld+r], ld, pf, step, nil, mode)
 					pf += uintptr((cols - off) / 16 * step)
 				}
 				continue
@@ -250,7 +253,7 @@ func matF32Batch(wf []float32, base, cols int, x, xo []float32, n int, out []flo
 					P := min(TP, p1-p)
 					a := &acc[(p-p0)/TP*TR*TP*16]
 					_ = out[(p+P-1)*ld+r+TR-1] // the tile writes out[(p+j)*ld+r+i]
-					tiles[P](&wf[(r-base)*cols+c0], cols, &xt[(p-xp)*cols+c0], cols, c1-c0, &out[p*ld+r], ld, pf, step, a, mode)
+					tiles[P](&wf[(r-base)*cols+c0], cols, &xt[(p-xp)*xs+c0], xs, c1-c0, &out[p*ld+r], ld, pf, step, a, mode)
 					pf += uintptr((c1 - c0) / 16 * step)
 				}
 			}
@@ -270,16 +273,40 @@ func f32bPrepO(a *Acts) bool {
 	if prefillTiles != &tilesZ || !useF32B || a.N < 2 || a.Cols%16 != 0 {
 		return false
 	}
-	need := a.N*a.Cols + 32
+	xs := f32bXStride(a.Cols)
+	need := a.N*xs + 32
 	if cap(a.f32o) < need {
 		a.f32o = make([]float32, need)
 	}
 	b := a.f32o[:need]
 	o := int((96 - uintptr(unsafe.Pointer(&b[0]))%64) % 64 / 4) // 32 bytes past a line
-	a.f32o = b[o : o+a.N*a.Cols]
-	copy(a.f32o, a.F)
+	a.f32o = b[o : o+a.N*xs]
+	for q := range a.N {
+		copy(a.f32o[q*xs:q*xs+a.Cols], a.F[q*a.Cols:(q+1)*a.Cols])
+	}
 	return true
 }
+
+// f32bXStride is the row stride, in floats, of matF32Batch's copies of
+// activation rows of cols floats (Acts.f32o and its own): 16 floats (one
+// cache line) more than cols where a row is a whole number of 4 KB pages,
+// so that the activation rows of a tile call do not all map to the same
+// L1 cache sets as one another and as the weight rows (the FFN down
+// projection's rows of 2048 floats are 8 KB apart; the L1 cache here has
+// 64 sets of 64-byte lines, 4 KB a way). Measured here, 768 x 2048 with
+// the weights 32 bytes past a line (BenchmarkF32BatchMisaligned against
+// ...NoPad), one thread, G multiply-adds per CPU second: 16 activation
+// rows 69-73 -> 74-80, 32 rows 77-80 -> 84-88.
+func f32bXStride(cols int) int {
+	if f32bPadX && cols*4%4096 == 0 {
+		return cols + 16
+	}
+	return cols
+}
+
+// f32bPadX is whether f32bXStride pads (benchmarks turn it off to
+// compare).
+var f32bPadX = true
 
 // f32bXBufs holds matF32Batch's copies of activation rows (*[]float32).
 var f32bXBufs = sync.Pool{New: func() any { return new([]float32) }}

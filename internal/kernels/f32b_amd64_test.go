@@ -145,7 +145,7 @@ func TestF32BatchMisaligned(t *testing.T) {
 		t.Skip("no AVX-512F batch path")
 	}
 	r := rand.New(rand.NewPCG(5, 6))
-	for _, cols := range []int{16, 32, 48, 768, 1040, 2048, 3008} {
+	for _, cols := range []int{16, 32, 48, 768, 1024, 1040, 2048, 3008, 4096} {
 		for _, n := range []int{2, 4, 5, 8, 16, 17, 32, 40} {
 			for _, special := range []bool{false, true} {
 				rows := 1 + r.IntN(40)
@@ -225,4 +225,14 @@ func BenchmarkF32BatchMisaligned(b *testing.B) {
 			b.Run(fmt.Sprintf("%dx%d/n=%d", rows, cols, n), func(b *testing.B) { benchCycled(b, ws, &a, out, rows, cols, n) })
 		}
 	}
+}
+
+// BenchmarkF32BatchMisalignedNoPad is BenchmarkF32BatchMisaligned with the
+// activation copies at the rows' own stride (f32bPadX off), for
+// comparison.
+func BenchmarkF32BatchMisalignedNoPad(b *testing.B) {
+	was := f32bPadX
+	f32bPadX = false
+	defer func() { f32bPadX = was }()
+	BenchmarkF32BatchMisaligned(b)
 }

@@ -57,8 +57,9 @@ type Acts struct {
 	pkKW     []byte
 	packedKW bool
 	// f32o holds F again with its first element 32 bytes past a 64-byte
-	// line, for the float32 batch tiles on weights at that offset
-	// (f32b_amd64.go), when hasF32o is set.
+	// line, its rows f32bXStride(Cols) floats apart, for the float32
+	// batch tiles on weights at that offset (f32b_amd64.go), when hasF32o
+	// is set.
 	f32o    []float32
 	hasF32o bool
 }

@@ -108,7 +108,8 @@ func matMulAVX2(w *tensor.Tensor, a *Acts, out []float32, ld, r0, r1 int) bool {
 
 // matF32 computes rows [r0, r1) of a float32 matrix whose row `base` starts
 // at wf[0] (row stride cols) against the n rows of x; xo, when not nil, is
-// x again 32 bytes past a cache line (Acts.f32o).
+// x again 32 bytes past a cache line, its rows f32bXStride(cols) floats
+// apart (Acts.f32o).
 func matF32(wf []float32, base, cols int, x, xo []float32, n int, out []float32, ld, r0, r1 int) {
 	var res [24]float32
 	_ = wf[(r1-base)*cols-1] // every row read is in wf
