@@ -25,9 +25,13 @@ import (
 // stalling on 6 interleaved row streams (measured here, 2048 x 768 from
 // memory, 16 activation rows: 13 GB/s of weights per CPU second without,
 // 19.5 with). A block takes 6*cols/16 lines over calls*cols/16 steps, so
-// the step prefetches L = 6/calls lines (rounded up); L comes in 1, 2, 3
-// and 6, because a surplus prefetch costs (measured: three lines a step
-// where two do, 7% slower at 16 activation rows).
+// the step prefetches about 6/calls lines: pfs is the block's bytes a step
+// rounded to a multiple of 32 (1.5 lines at 16 activation rows), L the
+// lines that cover pfs bytes from 0 or 32 bytes into a line
+// (f32bPrefetch); L comes in 1, 2, 3 and 6, because a surplus prefetch
+// costs (measured: three lines a step where two do, 7% slower at 16
+// activation rows; two lines a step where 1.5 do, 5% slower on 768 x
+// 2048).
 //
 // The accumulator of weight row r and activation row q is Z(q*R+r), so
 // that after the fold activation row q's R sums are consecutive lanes,

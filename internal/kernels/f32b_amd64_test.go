@@ -227,6 +227,16 @@ func BenchmarkF32BatchMisaligned(b *testing.B) {
 	}
 }
 
+// BenchmarkF32BatchMisalignedOff is BenchmarkF32BatchMisaligned as the
+// tiles ran before the padded activation copies (f32bPadX) and the finer
+// prefetch stride (f32bPfFine), for comparison.
+func BenchmarkF32BatchMisalignedOff(b *testing.B) {
+	pad, fine := f32bPadX, f32bPfFine
+	f32bPadX, f32bPfFine = false, false
+	defer func() { f32bPadX, f32bPfFine = pad, fine }()
+	BenchmarkF32BatchMisaligned(b)
+}
+
 // BenchmarkF32BatchMisalignedNoPad is BenchmarkF32BatchMisaligned with the
 // activation copies at the rows' own stride (f32bPadX off), for
 // comparison.
@@ -235,4 +245,48 @@ func BenchmarkF32BatchMisalignedNoPad(b *testing.B) {
 	f32bPadX = false
 	defer func() { f32bPadX = was }()
 	BenchmarkF32BatchMisaligned(b)
+}
+
+// TestF32BPrefetch checks f32bPrefetch's strides against a simulation of
+// the tiles' prefetches (f32bL[li] lines at the cursor each step, which
+// starts on a line and advances by pfs bytes): the lines prefetched have
+// no hole, and the steps together cover the block's bytes to within half
+// of 32 bytes a step, or as much of them as 6 lines a step do. The steps
+// are those of 1 to 8 activation groups (matF32Batch's chunks of up to 32
+// rows) on rows of cols columns, peeled or not.
+func TestF32BPrefetch(t *testing.T) {
+	for _, cols := range []int{16, 48, 256, 768, 1024, 2048, 3008, 4096} {
+		var stepsList []int
+		for calls := 1; calls <= 8; calls++ {
+			stepsList = append(stepsList, calls*(cols/16), calls*((cols-8)/16))
+		}
+		for _, steps := range stepsList {
+			if steps == 0 {
+				continue
+			}
+			bytes := 6 * cols * 4
+			li, pfs := f32bPrefetch(bytes, steps)
+			L := f32bL[li]
+			if pfs <= 0 || pfs%32 != 0 {
+				t.Fatalf("%d bytes over %d steps: stride %d", bytes, steps, pfs)
+			}
+			covered := map[int]bool{}
+			for k := range steps {
+				for j := range L {
+					covered[(k*pfs+64*j)/64] = true
+				}
+			}
+			for line := 0; line <= (steps*pfs-1)/64; line++ {
+				if !covered[line] {
+					t.Fatalf("%d bytes over %d steps (stride %d, %d lines a step): line %d not prefetched", bytes, steps, pfs, L, line)
+				}
+			}
+			if d := steps*pfs - bytes; pfs < 64*L && (d > 16*steps || d < -16*steps) {
+				t.Fatalf("%d bytes over %d steps (stride %d, %d lines a step): the steps cover %d bytes", bytes, steps, pfs, L, steps*pfs)
+			}
+			if pfs == 64*L && steps*pfs < bytes-16*steps && L != 6 {
+				t.Fatalf("%d bytes over %d steps: %d lines a step cover only %d bytes", bytes, steps, L, steps*pfs)
+			}
+		}
+	}
 }
