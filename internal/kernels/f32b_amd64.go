@@ -87,6 +87,10 @@ const f32bLongCols = 1024
 // slower than 1024 at 16 to 128 rows, the calls' fixed cost).
 const f32bSliceCols = 1024
 
+// f32bSliceGroups is the most activation groups (calls per block) that
+// run rows longer than f32bSliceCols in column slices.
+var f32bSliceGroups = 4
+
 // The tiles' mode bits (asmgen_f32b.go): start from the accumulators at
 // acc, store them there instead of the sums.
 const (
@@ -170,6 +174,7 @@ func matF32Batch(wf []float32, base, cols int, x, xo []float32, n int, out []flo
 				copy(xt[(p-p0)*xs:(p-p0)*xs+cols], x[p*cols:(p+1)*cols])
 			}
 		}
+		sliced := slices > 1 && calls > 1 && calls <= f32bSliceGroups
 		// Lines of a block per step of its calls, rounded up, and the
 		// tiles that prefetch at least that many (without f32bPfFine),
 		// or f32bPrefetch's stride and tiles.
@@ -183,7 +188,7 @@ func matF32Batch(wf []float32, base, cols int, x, xo []float32, n int, out []flo
 		}
 		pfs := 64 * min(per, f32bL[li])
 		if f32bPfFine {
-			li, pfs = f32bPrefetch(TR*cols*4, calls*f32bSteps(cols, off, sw, slices > 1 && calls > 1))
+			li, pfs = f32bPrefetch(TR*cols*4, calls*f32bSteps(cols, off, sw, sliced))
 		}
 		// Rows longer than f32bLongCols against many activation groups
 		// (prefill) run without the prefetches: a block of 6 such rows
@@ -215,7 +220,7 @@ func matF32Batch(wf []float32, base, cols int, x, xo []float32, n int, out []flo
 			if r+TR >= r1 || steps == 0 || long {
 				pf, step, tiles = uintptr(unsafe.Pointer(&wf[(r-base)*cols]))&^63, 0, &tilesZB[0]
 			}
-			if slices == 1 || calls == 1 {
+			if !sliced {
 				// The groups in turn, backwards every other block: a
 				// block's first group is the last one's, whose activation
 				// rows are still in the L1 cache (the rows of all groups
