@@ -88,7 +88,14 @@ const f32bLongCols = 1024
 const f32bSliceCols = 1024
 
 // f32bSliceGroups is the most activation groups (calls per block) that
-// run rows longer than f32bSliceCols in column slices.
+// run rows longer than f32bSliceCols in column slices: against more, the
+// whole rows ran faster once the activation copies were padded
+// (f32bXStride) and the prefetch stride finer (f32bPrefetch). Measured
+// here, 768 x 2048 with the weights 32 bytes past a line, one thread, G
+// multiply-adds per CPU second, whole rows against slices: 32 activation
+// rows (8 groups) 83.3, 83.4 against 80.3, 82.2; 24 rows 68.4, 69.0
+// against 71.0, 67.1; 128 rows 86.6, 86.5 against 86.2, 86.7 (16 rows,
+// 4 groups, stay sliced: 82-86 against 73-79 whole).
 var f32bSliceGroups = 4
 
 // The tiles' mode bits (asmgen_f32b.go): start from the accumulators at
@@ -117,8 +124,8 @@ var useF32B = true
 // chunkBytes bounds the activation rows of one pass as in matF32), and the
 // tiles of each block prefetch the next block, spread evenly over the
 // block's calls, the groups in reverse order every other block. Rows
-// longer than f32bSliceCols against more than one
-// group run in column slices, each slice of a block against every group
+// longer than f32bSliceCols against 2 to f32bSliceGroups groups run in
+// column slices, each slice of a block against every group
 // before the next slice (against one group slicing saves nothing and adds
 // the accumulators' stores and loads: 768 x 2048 at 4 activation rows
 // went from 36 to 34 G multiply-adds per CPU second). The last
