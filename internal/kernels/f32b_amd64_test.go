@@ -228,12 +228,13 @@ func BenchmarkF32BatchMisaligned(b *testing.B) {
 }
 
 // BenchmarkF32BatchMisalignedOff is BenchmarkF32BatchMisaligned as the
-// tiles ran before the padded activation copies (f32bPadX) and the finer
-// prefetch stride (f32bPfFine), for comparison.
+// tiles ran before the padded activation copies (f32bPadX), the finer
+// prefetch stride (f32bPfFine) and whole long rows against more than 4
+// activation groups (f32bSliceGroups), for comparison.
 func BenchmarkF32BatchMisalignedOff(b *testing.B) {
-	pad, fine := f32bPadX, f32bPfFine
-	f32bPadX, f32bPfFine = false, false
-	defer func() { f32bPadX, f32bPfFine = pad, fine }()
+	pad, fine, groups := f32bPadX, f32bPfFine, f32bSliceGroups
+	f32bPadX, f32bPfFine, f32bSliceGroups = false, false, 1<<30
+	defer func() { f32bPadX, f32bPfFine, f32bSliceGroups = pad, fine, groups }()
 	BenchmarkF32BatchMisaligned(b)
 }
 
