@@ -173,45 +173,41 @@ func packVNNI(a *Acts, t tensor.Type, run func(n int, fn func(lo, hi int))) bool
 		add4 = 0x0001000100010001
 	)
 	le := binary.LittleEndian
+	// Units of (group, block), so that the few groups of a short batch
+	// are shared among threads too.
 	fn := func(lo, hi int) {
-		for g := lo; g < hi; g++ {
-			grp := a.pk[g*gs : (g+1)*gs]
+		for u := lo; u < hi; u++ {
+			g, b := u/nb, u%nb
+			blk := a.pk[g*gs+b*vnniBlk : g*gs+(b+1)*vnniBlk]
 			for j := 0; j < 16; j++ {
 				p := 16*g + j
 				if p >= n { // padding: q, dx and the correction 0
-					for b := 0; b < nb; b++ {
-						blk := grp[b*vnniBlk : (b+1)*vnniBlk]
-						for k := 0; k < 10; k++ {
-							le.PutUint32(blk[64*k+4*j:], 0)
-						}
+					for k := 0; k < 10; k++ {
+						le.PutUint32(blk[64*k+4*j:], 0)
 					}
 					continue
 				}
-				row := q[p*cols : (p+1)*cols]
-				for b := 0; b < nb; b++ {
-					blk := grp[b*vnniBlk : (b+1)*vnniBlk]
-					src := row[b*tensor.QK : (b+1)*tensor.QK]
-					// Σ (q+128) over the block, eight bytes at a time in
-					// 16-bit lanes (at most 4*2*255 each).
-					var us uint64
-					for k := 0; k < 4; k++ {
-						v := le.Uint64(src[8*k:])
-						u := v ^ flip
-						us += ((u&lo8 + u>>8&lo8) * add4) >> 48
-						le.PutUint32(blk[64*(2*k)+4*j:], uint32(v))
-						le.PutUint32(blk[64*(2*k+1)+4*j:], uint32(v>>32))
-					}
-					sx := int32(us) - 128*tensor.QK
-					le.PutUint32(blk[512+4*j:], math32bits(a.D[p*nb+b]))
-					le.PutUint32(blk[576+4*j:], uint32(-sx))
+				src := q[p*cols+b*tensor.QK : p*cols+(b+1)*tensor.QK]
+				// Σ (q+128) over the block, eight bytes at a time in
+				// 16-bit lanes (at most 4*2*255 each).
+				var us uint64
+				for k := 0; k < 4; k++ {
+					v := le.Uint64(src[8*k:])
+					u := v ^ flip
+					us += ((u&lo8 + u>>8&lo8) * add4) >> 48
+					le.PutUint32(blk[64*(2*k)+4*j:], uint32(v))
+					le.PutUint32(blk[64*(2*k+1)+4*j:], uint32(v>>32))
 				}
+				sx := int32(us) - 128*tensor.QK
+				le.PutUint32(blk[512+4*j:], math32bits(a.D[p*nb+b]))
+				le.PutUint32(blk[576+4*j:], uint32(-sx))
 			}
 		}
 	}
 	if run == nil {
-		fn(0, groups)
+		fn(0, groups*nb)
 	} else {
-		run(groups, fn)
+		run(groups*nb, fn)
 	}
 	return true
 }
