@@ -181,9 +181,12 @@ func packVNNIWT(a *Acts, run func(n int, fn func(lo, hi int))) bool {
 	gs := nb * vnniWTBlk
 	a.pk8 = grow(a.pk8, groups*gs)
 	q := unsafe.Slice((*byte)(unsafe.Pointer(&a.Q[0])), len(a.Q))
-	fn := func(lo, hi int) {
-		for u := lo; u < hi; u++ {
-			packVNNIWTBlock(a, q, u/nb, u%nb, n, cols, nb, gs)
+	fn := func(lo, hi int) { // units u = g*nb + b
+		for u := lo; u < hi; {
+			g := u / nb
+			e := min(hi, (g+1)*nb)
+			packVNNIWTBlocks(a, q, g, u-g*nb, e-g*nb, n, cols, nb, gs)
+			u = e
 		}
 	}
 	if run == nil {
@@ -194,32 +197,34 @@ func packVNNIWT(a *Acts, run func(n int, fn func(lo, hi int))) bool {
 	return true
 }
 
-// packVNNIWTBlock packs block b of group g of packVNNIWT.
-func packVNNIWTBlock(a *Acts, q []byte, g, b, n, cols, nb, gs int) {
+// packVNNIWTBlocks packs blocks [b0, b1) of group g of packVNNIWT.
+func packVNNIWTBlocks(a *Acts, q []byte, g, b0, b1, n, cols, nb, gs int) {
 	const (
 		flip = 0x8080808080808080 // int8 -> uint8 + 128
 		lo8  = 0x00ff00ff00ff00ff
 		add4 = 0x0001000100010001
 	)
 	le := binary.LittleEndian
-	blk := a.pk8[g*gs+b*vnniWTBlk : g*gs+(b+1)*vnniWTBlk]
-	if 8*g+8 > n {
-		clear(blk)
-	}
-	for j := 0; j < 8 && 8*g+j < n; j++ {
-		p := 8*g + j
-		src := q[p*cols+b*tensor.QK : p*cols+(b+1)*tensor.QK]
-		copy(blk[64+32*j:64+32*j+32], src)
-		// Σ (q+128) over the block, eight bytes at a time in
-		// 16-bit lanes (at most 4*2*255 each), as packVNNI.
-		var us uint64
-		for k := 0; k < 4; k++ {
-			u := le.Uint64(src[8*k:]) ^ flip
-			us += ((u&lo8 + u>>8&lo8) * add4) >> 48
+	for b := b0; b < b1; b++ {
+		blk := a.pk8[g*gs+b*vnniWTBlk : g*gs+(b+1)*vnniWTBlk]
+		if 8*g+8 > n {
+			clear(blk)
 		}
-		sx := int32(us) - 128*tensor.QK
-		le.PutUint32(blk[4*j:], uint32(-sx))
-		le.PutUint32(blk[32+4*j:], math32bits(a.D[p*nb+b]))
+		for j := 0; j < 8 && 8*g+j < n; j++ {
+			p := 8*g + j
+			src := q[p*cols+b*tensor.QK : p*cols+(b+1)*tensor.QK]
+			copy(blk[64+32*j:64+32*j+32], src)
+			// Σ (q+128) over the block, eight bytes at a time in
+			// 16-bit lanes (at most 4*2*255 each), as packVNNI.
+			var us uint64
+			for k := 0; k < 4; k++ {
+				u := le.Uint64(src[8*k:]) ^ flip
+				us += ((u&lo8 + u>>8&lo8) * add4) >> 48
+			}
+			sx := int32(us) - 128*tensor.QK
+			le.PutUint32(blk[4*j:], uint32(-sx))
+			le.PutUint32(blk[32+4*j:], math32bits(a.D[p*nb+b]))
+		}
 	}
 }
 
