@@ -128,11 +128,26 @@ func (p *pool) wait(seen uint64, spin bool) (uint64, bool) {
 }
 
 // seg is one piece of work of a job: fn on a partition of [0, n) into
-// parts contiguous ranges.
+// parts contiguous ranges, each starting at a multiple of grain (bound).
 type seg struct {
 	n, grain int
 	fn       func(lo, hi int)
 	parts    int64
+}
+
+// bound is where part i of the segment starts (part parts: n): n*i/parts
+// rounded down to a multiple of the grain, so that every part but the last
+// is a whole number of grains (a matrix product's parts then hold whole
+// tiles of 16 weight rows: kernels.MatMul runs the rows past the last
+// multiple of 16 of a range with a tile call of its own). Each part is at
+// least a grain long: n*(i+1)/parts - n*i/parts >= grain before the
+// rounding, which keeps that.
+func (s *seg) bound(i int64) int {
+	if i >= s.parts {
+		return s.n
+	}
+	b := int(int64(s.n) * i / s.parts)
+	return b - b%s.grain
 }
 
 // work claims and runs parts until none is left: the parts of the first
@@ -149,8 +164,7 @@ func (j *poolJob) work() {
 			i -= s.parts
 			s = &j.segs[k]
 		}
-		n := int64(s.n)
-		s.fn(int(n*i/s.parts), int(n*(i+1)/s.parts))
+		s.fn(s.bound(i), s.bound(i+1))
 		if j.done.Add(1) == j.parts && j.waiting.Load() {
 			j.finished <- struct{}{}
 		}

@@ -11,12 +11,12 @@ import (
 
 // TestPoolCoversEveryIndexOnce checks that run hands every index of [0, n)
 // to exactly one call, in contiguous ranges of at least grain (except when
-// n itself is smaller), for several thread counts, and from several
-// goroutines at once.
+// n itself is smaller) that start at multiples of grain, for several
+// thread counts, and from several goroutines at once.
 func TestPoolCoversEveryIndexOnce(t *testing.T) {
 	for _, threads := range []int{1, 2, 3, 8} {
 		p := newPool(threads)
-		for _, tc := range []struct{ n, grain int }{{0, 1}, {1, 1}, {2, 1}, {7, 3}, {16, 16}, {100, 1}, {1000, 16}, {4097, 64}} {
+		for _, tc := range []struct{ n, grain int }{{0, 1}, {1, 1}, {2, 1}, {7, 3}, {16, 16}, {100, 1}, {1000, 16}, {4097, 64}, {32000, 16}, {2048, 16}, {151936, 16}} {
 			t.Run(fmt.Sprintf("threads=%d/n=%d/grain=%d", threads, tc.n, tc.grain), func(t *testing.T) {
 				var wg sync.WaitGroup
 				for g := 0; g < 3; g++ {
@@ -24,10 +24,13 @@ func TestPoolCoversEveryIndexOnce(t *testing.T) {
 					go func() {
 						defer wg.Done()
 						hits := make([]atomic.Int32, tc.n)
-						var short atomic.Int32
+						var short, unaligned atomic.Int32
 						p.run(tc.n, tc.grain, func(lo, hi int) {
 							if hi-lo < tc.grain && hi-lo < tc.n {
 								short.Add(1)
+							}
+							if lo%tc.grain != 0 {
+								unaligned.Add(1)
 							}
 							for i := lo; i < hi; i++ {
 								hits[i].Add(1)
@@ -41,6 +44,9 @@ func TestPoolCoversEveryIndexOnce(t *testing.T) {
 						}
 						if short.Load() != 0 {
 							t.Errorf("%d ranges shorter than the grain", short.Load())
+						}
+						if unaligned.Load() != 0 {
+							t.Errorf("%d ranges start off a multiple of the grain", unaligned.Load())
 						}
 					}()
 				}

@@ -321,3 +321,24 @@ func benchCycled(b *testing.B, ws []*tensor.Tensor, a *Acts, out []float32, rows
 	cpu := threadCPU() - cpu0
 	b.ReportMetric(float64(rows*cols*n)*float64(b.N)/cpu.Seconds()/1e9, "cpu-GMAC/s")
 }
+
+// BenchmarkPrepareTypes times the activation preparation of a decode
+// batch on the 110m shapes (the Q, K and V products' input, 768 columns
+// for three Q8_0 matrices; the down product's, 2048), one thread: the
+// quantisation and whatever packing the fast paths make for these rows.
+func BenchmarkPrepareTypes(b *testing.B) {
+	r := rand.New(rand.NewPCG(3, 3))
+	for _, cols := range []int{768, 2048} {
+		for _, n := range []int{1, 16, 32, 64} {
+			x := values(r, n*cols, false)
+			ts := []tensor.Type{tensor.Q8_0, tensor.Q8_0, tensor.Q8_0}
+			b.Run(fmt.Sprintf("cols=%d/n=%d", cols, n), func(b *testing.B) {
+				var a Acts
+				for b.Loop() {
+					a.PrepareTypes(ts, x, n, cols, nil)
+				}
+				b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(n), "ns/row")
+			})
+		}
+	}
+}

@@ -110,6 +110,7 @@ func enableFast() {
 	prefillTiles, prefillR, prefillP = &tilesF32, tileRows, 3
 	packActs, useVNNI, useQ2, quantizeFast = packActsQ2, false, true, nil
 	packActs8, packActsK, quantizeFastK = nil, packActsKQ2, nil
+	fewTakes = nil
 	q8FewMinRows = 2
 	useAttnZ = false
 	if hasAVX512 && useAVX512 {
@@ -121,6 +122,7 @@ func enableFast() {
 			FastPath = "amd64-avx512-vnni"
 			packActs, useVNNI, useQ2 = packActsVNNI, true, false
 			packActs8, packActsK = packActsVNNIWT, packActsKVNNI
+			fewTakes = wtTakes
 			q8FewMinRows = 1
 		}
 	}
@@ -149,6 +151,7 @@ func disableFast() {
 	fastMatMul = nil
 	packActs, useVNNI, useQ2, quantizeFast = nil, false, false, nil
 	packActs8, packActsK, quantizeFastK = nil, nil, nil
+	fewTakes = nil
 	FastPath = ""
 }
 

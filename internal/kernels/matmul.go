@@ -45,7 +45,8 @@ type Acts struct {
 	// pk8 holds the quantised rows repacked for the AVX-512 VNNI tiles of
 	// Q8_0, Q4_0 and Q5_0 weights against a few rows (vnniwt_amd64.go)
 	// when packed8 is set; where it is, those weights use it (pk, made as
-	// before, then serves the other types).
+	// before, then serves the other types, and is not made when there are
+	// none: fewTakeAll).
 	pk8     []byte
 	packed8 bool
 	// pkK holds the Q8K rows repacked for the AVX-512 VNNI tiles of the K
@@ -104,6 +105,12 @@ var packActs func(a *Acts, t tensor.Type, run func(n int, fn func(lo, hi int))) 
 // quantised rows for Q8_0, Q4_0 and Q5_0 weights against a few rows (possibly in parallel through run) and
 // reports whether it did; ts are the weight types that will use them.
 var packActs8 func(a *Acts, ts []tensor.Type, run func(n int, fn func(lo, hi int))) bool
+
+// fewTakes, set by an architecture-specific file with packActs8, reports
+// whether packActs8's tiles take weights of type t against n rows (all of
+// them: the last rows of a range too, so that those weights never read
+// packActs's packing).
+var fewTakes func(t tensor.Type, n int) bool
 
 // q8FewMinRows is the fewest activation rows for which PrepareTypes packs
 // for packActs8's tiles when the weights are Q8_0 (Q4_0 and Q5_0: from one
@@ -183,8 +190,10 @@ func (a *Acts) PrepareTypes(ts []tensor.Type, x []float32, n, cols int, run func
 			run(n, fn)
 		}
 		a.noMin128 = true
-		a.packed = pack != tensor.F32 && packActs != nil && packActs(a, pack, run)
 		a.packed8 = few && packActs8 != nil && packActs8(a, ts, run)
+		// The packing for the prefill tiles, unless the few-row tiles
+		// take every type that would read it.
+		a.packed = pack != tensor.F32 && packActs != nil && !(a.packed8 && fewTakeAll(ts, n)) && packActs(a, pack, run)
 	}
 	if f&ActQ8K != 0 && cols%tensor.QKK == 0 {
 		a.Formats |= ActQ8K
@@ -208,6 +217,17 @@ func (a *Acts) PrepareTypes(ts []tensor.Type, x []float32, n, cols int, run func
 		}
 		a.packedK = packActsK != nil && packActsK(a, run)
 	}
+}
+
+// fewTakeAll reports whether packActs8's tiles take every type of ts
+// that uses the 32-element block quantisation against n rows.
+func fewTakeAll(ts []tensor.Type, n int) bool {
+	for _, t := range ts {
+		if FormatOf(t) == ActQ8 && (fewTakes == nil || !fewTakes(t, n)) {
+			return false
+		}
+	}
+	return true
 }
 
 func grow[T any](s []T, n int) []T {

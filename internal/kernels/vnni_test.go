@@ -102,8 +102,10 @@ func checkVNNI(t *testing.T, r *rand.Rand, typ tensor.Type, rows, cols, n int, s
 			t.Fatalf("packVNNI declined %s cols=%d n=%d", typ, cols, n)
 		}
 	}
-	if mode == actsPrepared && a.packed != (n >= vnniMinRows) {
-		t.Fatalf("Prepare %s cols=%d n=%d: packed %v (VNNI rows from %d)", typ, cols, n, a.packed, vnniMinRows)
+	// Prepare packs for these tiles from vnniMinRows rows, where the
+	// vnniWT tiles do not take the weights.
+	if want := n >= vnniMinRows && !wtTakes(typ, n); mode == actsPrepared && a.packed != want {
+		t.Fatalf("Prepare %s cols=%d n=%d: packed %v, want %v (VNNI rows from %d)", typ, cols, n, a.packed, want, vnniMinRows)
 	}
 	if !a.packed { // few rows: pack by hand, the tiles take any n
 		a.packed = packVNNI(a, typ, nil)
@@ -186,8 +188,11 @@ func TestVNNIDispatch(t *testing.T) {
 	}{
 		{tensor.Q8_0, 1, true, false},
 		{tensor.Q8_0, vnniMinRows - 1, true, false},
-		{tensor.Q8_0, vnniMinRows, true, true},
-		{tensor.Q4_0, 40, true, true},
+		{tensor.Q8_0, vnniMinRows, true, false}, // the vnniWT tiles take Q8_0 to vnniWTMaxRowsQ8 rows
+		{tensor.Q4_0, 40, true, false},
+		{tensor.Q4_0, vnniWTMaxRowsQ4 + 1, true, true},
+		{tensor.Q8_0, vnniWTMaxRowsQ8 + 1, true, true},
+		{tensor.Q4_1, vnniMinRows, true, true},
 		{tensor.F32, 40, true, false},
 		{tensor.F16, 40, true, false},
 		{tensor.Q8_0, 40, false, true}, // packed for the AVX2 q2 tiles (q2_amd64.go)
@@ -200,8 +205,9 @@ func TestVNNIDispatch(t *testing.T) {
 	}
 	setAVX512(true)
 	// Rows packed for one quantised type serve the other: the packing does
-	// not depend on it.
-	a.Prepare(tensor.Q8_0, values(r, 20*cols, false), 20, cols)
+	// not depend on it (Q4_1, which the vnniWT tiles do not take, has
+	// them packed at 20 rows).
+	a.Prepare(tensor.Q4_1, values(r, 20*cols, false), 20, cols)
 	for _, typ := range []tensor.Type{tensor.Q8_0, tensor.Q4_0} {
 		w := weights(r, typ, rows, cols, false)
 		got, want := make([]float32, 20*rows), make([]float32, 20*rows)
@@ -224,8 +230,8 @@ func TestVNNIParallelPrepare(t *testing.T) {
 	const n, cols = 53, 128
 	x := values(r, n*cols, false)
 	var a, b Acts
-	a.Prepare(tensor.Q4_0, x, n, cols)
-	b.PrepareParallel(tensor.Q4_0, x, n, cols, func(n int, fn func(lo, hi int)) {
+	a.Prepare(tensor.Q4_1, x, n, cols) // Q4_1: packed for these tiles at any n >= vnniMinRows
+	b.PrepareParallel(tensor.Q4_1, x, n, cols, func(n int, fn func(lo, hi int)) {
 		done := make(chan bool)
 		for lo := 0; lo < n; lo += 2 {
 			go func() { fn(lo, min(n, lo+2)); done <- true }()

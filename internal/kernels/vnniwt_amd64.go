@@ -167,9 +167,10 @@ func wtTakes(t tensor.Type, n int) bool {
 	return false
 }
 
-// packVNNIWT fills a.pk8 from a.Q and a.D, its groups of 8 rows possibly in
-// parallel through run (nil: here). It declines (false) shapes the tiles do
-// not take.
+// packVNNIWT fills a.pk8 from a.Q and a.D, its (group of 8 rows, block)
+// units possibly in parallel through run (nil: here): a decode batch of
+// 16 rows is two groups, too few to share among threads. It declines
+// (false) shapes the tiles do not take.
 func packVNNIWT(a *Acts, run func(n int, fn func(lo, hi int))) bool {
 	n, cols := a.N, a.Cols
 	if n <= 0 || cols <= 0 || cols%tensor.QK != 0 || len(a.Q) < n*cols || len(a.D) < n*(cols/tensor.QK) {
@@ -180,28 +181,31 @@ func packVNNIWT(a *Acts, run func(n int, fn func(lo, hi int))) bool {
 	gs := nb * vnniWTBlk
 	a.pk8 = grow(a.pk8, groups*gs)
 	q := unsafe.Slice((*byte)(unsafe.Pointer(&a.Q[0])), len(a.Q))
-	fn := func(lo, hi int) {
-		for g := lo; g < hi; g++ {
-			packVNNIWTGroup(a, q, g, n, cols, nb, gs)
+	fn := func(lo, hi int) { // units u = g*nb + b
+		for u := lo; u < hi; {
+			g := u / nb
+			e := min(hi, (g+1)*nb)
+			packVNNIWTBlocks(a, q, g, u-g*nb, e-g*nb, n, cols, nb, gs)
+			u = e
 		}
 	}
 	if run == nil {
-		fn(0, groups)
+		fn(0, groups*nb)
 	} else {
-		run(groups, fn)
+		run(groups*nb, fn)
 	}
 	return true
 }
 
-// packVNNIWTGroup packs group g of packVNNIWT.
-func packVNNIWTGroup(a *Acts, q []byte, g, n, cols, nb, gs int) {
+// packVNNIWTBlocks packs blocks [b0, b1) of group g of packVNNIWT.
+func packVNNIWTBlocks(a *Acts, q []byte, g, b0, b1, n, cols, nb, gs int) {
 	const (
 		flip = 0x8080808080808080 // int8 -> uint8 + 128
 		lo8  = 0x00ff00ff00ff00ff
 		add4 = 0x0001000100010001
 	)
 	le := binary.LittleEndian
-	for b := 0; b < nb; b++ {
+	for b := b0; b < b1; b++ {
 		blk := a.pk8[g*gs+b*vnniWTBlk : g*gs+(b+1)*vnniWTBlk]
 		if 8*g+8 > n {
 			clear(blk)
@@ -226,8 +230,9 @@ func packVNNIWTGroup(a *Acts, q []byte, g, n, cols, nb, gs int) {
 
 // matMulVNNIWT is matMulAVX2's Q8_0 case with the vnniWT tiles, for Acts
 // that PrepareTypes packed for them; matMulAVX2 has checked the shapes. The
-// weight rows past the last multiple of 16 in [r0, r1) go through the
-// scalar reference.
+// weight rows past the last multiple of 16 in [r0, r1) (at most 15) go
+// through one more tile call whose results land in a scratch buffer
+// (wtTail), so that these weights never need another packing.
 // It declines (false) anything else.
 func matMulVNNIWT(w *tensor.Tensor, a *Acts, out []float32, ld, r0, r1 int) bool {
 	n, cols := a.N, a.Cols
@@ -236,14 +241,13 @@ func matMulVNNIWT(w *tensor.Tensor, a *Acts, out []float32, ld, r0, r1 int) bool
 	}
 	var tiles *[9]vnniWTFn
 	var pairs *[9]vnniWT2Fn
-	var dot func(row []byte, q []int8, d []float32) float32
 	switch w.Type {
 	case tensor.Q8_0:
-		tiles, pairs, dot = &vnniWTTilesQ8, &vnniWTPairsQ8, dotQ8_0
+		tiles, pairs = &vnniWTTilesQ8, &vnniWTPairsQ8
 	case tensor.Q4_0:
-		tiles, pairs, dot = &vnniWTTilesQ4, &vnniWTPairsQ4, dotQ4_0
+		tiles, pairs = &vnniWTTilesQ4, &vnniWTPairsQ4
 	case tensor.Q5_0:
-		tiles, pairs, dot = &vnniWTTilesQ50, &vnniWTPairsQ50, func(row []byte, q []int8, d []float32) float32 { return dotQ5(tensor.Q5_0, row, q, d) }
+		tiles, pairs = &vnniWTTilesQ50, &vnniWTPairsQ50
 	default:
 		return false
 	}
@@ -255,30 +259,64 @@ func matMulVNNIWT(w *tensor.Tensor, a *Acts, out []float32, ld, r0, r1 int) bool
 		return false
 	}
 	r := r0
-	if n > 8 && useWT16 { // groups in pairs
-		for ; r+vnniWTRows <= r1; r += vnniWTRows {
-			for g := 0; g < groups; g += 2 {
-				if g+1 == groups {
-					tiles[min(8, n-8*g)](&w.Data[r*rs], rs, &a.pk8[g*gs], nb, &out[8*g*ld+r], ld)
-					break
-				}
-				pairs[min(8, n-8*g-8)](&w.Data[r*rs], rs, &a.pk8[g*gs], gs, nb, &out[8*g*ld+r], ld)
-			}
-		}
-	}
 	for ; r+vnniWTRows <= r1; r += vnniWTRows {
-		for g := 0; g < groups; g++ {
-			P := min(8, n-8*g)
-			tiles[P](&w.Data[r*rs], rs, &a.pk8[g*gs], nb, &out[8*g*ld+r], ld)
-		}
+		wtTile(tiles, pairs, &w.Data[r*rs], rs, a.pk8, gs, nb, n, out[r:], ld)
 	}
-	if r < r1 && n > 2*8 && a.packed && (matMulVNNI(w, a, out, ld, r, r1) || matMulVNNIQ5(w, a, out, ld, r, r1)) {
-		return true // the last rows (at most 15) on the prefill tiles
-	}
-	for ; r < r1; r++ { // the scalar reference: at most 15 rows
-		for p := 0; p < n; p++ {
-			out[p*ld+r] = dot(w.Data[r*rs:(r+1)*rs], a.Q[p*cols:(p+1)*cols], a.D[p*nb:(p+1)*nb])
-		}
+	if r < r1 {
+		wtTail(tiles, pairs, w.Data, rs, a.pk8, gs, nb, n, out, ld, r, r1)
 	}
 	return true
+}
+
+// wtTile runs 16 weight rows from w (row stride rs) against the n packed
+// activation rows of pk: results of activation row p at out[p*ld:][:16].
+func wtTile(tiles *[9]vnniWTFn, pairs *[9]vnniWT2Fn, w *byte, rs int, pk []byte, gs, nb, n int, out []float32, ld int) {
+	groups := (n + 7) / 8
+	if n > 8 && useWT16 { // groups in pairs
+		for g := 0; g < groups; g += 2 {
+			if g+1 == groups {
+				tiles[min(8, n-8*g)](w, rs, &pk[g*gs], nb, &out[8*g*ld], ld)
+				break
+			}
+			pairs[min(8, n-8*g-8)](w, rs, &pk[g*gs], gs, nb, &out[8*g*ld], ld)
+		}
+		return
+	}
+	for g := 0; g < groups; g++ {
+		tiles[min(8, n-8*g)](w, rs, &pk[g*gs], nb, &out[8*g*ld], ld)
+	}
+}
+
+// wtTailBuf is wtTail's scratch: the results of the 16 rows of a tile
+// (stride 16) and, at the end of a matrix, its last rows padded with zeros.
+type wtTailBuf struct {
+	out []float32
+	w   []byte
+}
+
+var wtTailBufs scratch[wtTailBuf]
+
+// wtTail computes the m = r1-r (1 to 15) weight rows [r, r1) of data (row
+// stride rs) with one tile of 16: the tile reads the 16 rows from r where
+// data holds them (rows past r1 are read, never written: their results go
+// to a scratch buffer, of which the first m columns are copied to out),
+// else from a copy of the m rows padded with zero rows. Each result
+// depends only on its weight and activation rows: the same bits as a full
+// tile.
+func wtTail(tiles *[9]vnniWTFn, pairs *[9]vnniWT2Fn, data []byte, rs int, pk []byte, gs, nb, n int, out []float32, ld, r, r1 int) {
+	m := r1 - r
+	buf := wtTailBufs.get()
+	defer wtTailBufs.put(buf)
+	buf.out = grow(buf.out, n*vnniWTRows)
+	w := data[r*rs:]
+	if len(w) < vnniWTRows*rs {
+		buf.w = grow(buf.w, vnniWTRows*rs)
+		copy(buf.w, data[r*rs:r1*rs])
+		clear(buf.w[m*rs:])
+		w = buf.w
+	}
+	wtTile(tiles, pairs, &w[0], rs, pk, gs, nb, n, buf.out, vnniWTRows)
+	for p := 0; p < n; p++ {
+		copy(out[p*ld+r:p*ld+r1], buf.out[p*vnniWTRows:p*vnniWTRows+m])
+	}
 }

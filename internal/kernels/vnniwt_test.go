@@ -22,9 +22,6 @@ func checkVNNIWT(t *testing.T, r *rand.Rand, typ tensor.Type, rows, cols, n int,
 	if want := wtTakes(typ, n); mode == actsPrepared && a.packed8 != want {
 		t.Fatalf("Prepare %s cols=%d n=%d: packed8 %v, want %v", typ, cols, n, a.packed8, want)
 	}
-	if mode != actsPrepared && a.packed { // the prefill tiles' packing (the last rows)
-		a.packed = packVNNI(a, typ, nil)
-	}
 	if mode != actsPrepared || !a.packed8 {
 		a.packed8 = packVNNIWT(a, nil)
 		if !a.packed8 {
@@ -89,8 +86,7 @@ func TestVNNIWTEveryN(t *testing.T) {
 
 // TestVNNIWTManyRows runs Q8_0 and Q5_0 against the most activation rows
 // the vnniWT tiles take and around it, on row counts that leave a remainder of
-// 16 (run by the prefill tiles where Prepare packed for them, else by the
-// scalar reference).
+// 16 (run by one more tile into a scratch buffer: wtTail).
 func TestVNNIWTManyRows(t *testing.T) {
 	needVNNI(t)
 	r := rand.New(rand.NewPCG(27, 28))
@@ -154,8 +150,25 @@ func TestVNNIWTDispatch(t *testing.T) {
 		if want := n <= vnniWTMaxRowsQ8; a.packed8 != want {
 			t.Fatalf("n=%d: packed8 %v, want %v", n, a.packed8, want)
 		}
-		if want := n >= vnniMinRows; a.packed != want {
+		// The prefill tiles' packing only where the vnniWT tiles do not
+		// take all three types (Q4_0 past vnniWTMaxRowsQ4).
+		if want := n >= vnniMinRows && n > vnniWTMaxRowsQ4; a.packed != want {
 			t.Fatalf("n=%d: packed %v, want %v", n, a.packed, want)
+		}
+		if want := n >= vnniMinRows && n > vnniWTMaxRowsQ4; b.packed != want {
+			t.Fatalf("n=%d, Q4_0 and Q5_0: packed %v, want %v", n, b.packed, want)
+		}
+		var d Acts // Q4_1 reads the prefill packing at any n
+		d.PrepareTypes([]tensor.Type{tensor.Q8_0, tensor.Q4_1}, values(r, n*cols, false), n, cols, nil)
+		if want := n >= vnniMinRows; d.packed != want || d.packed8 != (n <= vnniWTMaxRowsQ8) {
+			t.Fatalf("n=%d, Q8_0 and Q4_1: packed %v, packed8 %v", n, d.packed, d.packed8)
+		}
+		for _, typ := range []tensor.Type{tensor.Q8_0, tensor.Q4_1} {
+			w := weights(r, typ, rows, cols, false)
+			got, want := make([]float32, n*rows), make([]float32, n*rows)
+			MatMul(w, &d, got, rows, 0, rows)
+			MatMulRef(w, &d, want, rows, 0, rows)
+			compareSlices(t, typ.String(), got, want)
 		}
 		for _, typ := range []tensor.Type{tensor.Q8_0, tensor.Q4_0, tensor.Q5_0} {
 			w := weights(r, typ, rows, cols, false)
