@@ -214,36 +214,7 @@ func kwtTile6(P int) {
 
 	// The scales: as kwtTile's headers, the 16 bytes at 192; dword i of
 	// T_k (Z0-Z3) is scales 4k..4k+3 of row i.
-	for a := 0; a < 4; a++ {
-		p("VMOVDQU %s, %s", rowAt(192, a), x(a))
-		for L := 1; L < 4; L++ {
-			p("VINSERTI32X4 $%d, %s, %s, %s", L, rowAt(192, 4*L+a), z(a), z(a))
-		}
-	}
-	p("VPUNPCKLDQ Z1, Z0, Z4")
-	p("VPUNPCKHDQ Z1, Z0, Z5")
-	p("VPUNPCKLDQ Z3, Z2, Z6")
-	p("VPUNPCKHDQ Z3, Z2, Z7")
-	p("VPUNPCKLQDQ Z6, Z4, Z0")
-	p("VPUNPCKHQDQ Z6, Z4, Z1")
-	p("VPUNPCKLQDQ Z7, Z5, Z2")
-	p("VPUNPCKHQDQ Z7, Z5, Z3")
-	for s := 0; s < 16; s++ {
-		reg := z(4 + s%2)
-		if sh := 24 - 8*(s%4); sh > 0 {
-			p("VPSLLD $%d, %s, %s", sh, z(s/4), reg)
-			p("VPSRAD $24, %s, %s", reg, reg)
-		} else {
-			p("VPSRAD $24, %s, %s", z(s/4), reg)
-		}
-		p("VMOVDQU32 %s, %d(BX)", reg, fSc+64*s)
-		if s%2 == 1 {
-			p("VPSLLD $16, Z5, Z5")
-			p("VPANDD Z30, Z4, Z4")
-			p("VPORD Z5, Z4, Z4")
-			p("VMOVDQU32 Z4, %d(BX)", fPair+64*(s/2))
-		}
-	}
+	kwt6Scales(rowAt, fSc, fPair)
 	p("KXNORW K1, K1, K1")
 	p("VPGATHERDD 206(SI)(Z29*1), K1, Z4")
 	p("VPSRLD $16, Z4, Z4")
@@ -544,6 +515,44 @@ func kwtPrefetch(bytes, parts int) func(i int) {
 	return func(i int) {
 		for c := i * lines / parts; c < (i+1)*lines/parts; c++ {
 			p("PREFETCHT0 %d(R9)", 64*c)
+		}
+	}
+}
+
+// kwt6Scales writes the 16 Q6_K rows' sub-block scales (the 16 bytes at 192
+// of each row, rowAt(192, row)) into the frame, sign-extended: scale s of
+// the 16 rows as 16 dwords at fSc+64*s, and scales 2m and 2m+1 as 16-bit
+// pairs at fPair+64*m. It uses Z0-Z7 and expects 0xffff in each dword of
+// Z30.
+func kwt6Scales(rowAt func(off, row int) string, fSc, fPair int) {
+	for a := 0; a < 4; a++ {
+		p("VMOVDQU %s, %s", rowAt(192, a), x(a))
+		for L := 1; L < 4; L++ {
+			p("VINSERTI32X4 $%d, %s, %s, %s", L, rowAt(192, 4*L+a), z(a), z(a))
+		}
+	}
+	p("VPUNPCKLDQ Z1, Z0, Z4")
+	p("VPUNPCKHDQ Z1, Z0, Z5")
+	p("VPUNPCKLDQ Z3, Z2, Z6")
+	p("VPUNPCKHDQ Z3, Z2, Z7")
+	p("VPUNPCKLQDQ Z6, Z4, Z0")
+	p("VPUNPCKHQDQ Z6, Z4, Z1")
+	p("VPUNPCKLQDQ Z7, Z5, Z2")
+	p("VPUNPCKHQDQ Z7, Z5, Z3")
+	for s := 0; s < 16; s++ {
+		reg := z(4 + s%2)
+		if sh := 24 - 8*(s%4); sh > 0 {
+			p("VPSLLD $%d, %s, %s", sh, z(s/4), reg)
+			p("VPSRAD $24, %s, %s", reg, reg)
+		} else {
+			p("VPSRAD $24, %s, %s", z(s/4), reg)
+		}
+		p("VMOVDQU32 %s, %d(BX)", reg, fSc+64*s)
+		if s%2 == 1 {
+			p("VPSLLD $16, Z5, Z5")
+			p("VPANDD Z30, Z4, Z4")
+			p("VPORD Z5, Z4, Z4")
+			p("VMOVDQU32 Z4, %d(BX)", fPair+64*(s/2))
 		}
 	}
 }

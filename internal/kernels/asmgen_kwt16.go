@@ -370,36 +370,7 @@ func kwt16Q6() {
 	// The scales and d, as kwtTile6 (Z0-Z15 free; Z30 0xffff).
 	p("MOVL $0x0000ffff, DX")
 	p("VPBROADCASTD DX, Z30")
-	for a := 0; a < 4; a++ {
-		p("VMOVDQU %s, %s", rowAt(192, a), x(a))
-		for L := 1; L < 4; L++ {
-			p("VINSERTI32X4 $%d, %s, %s, %s", L, rowAt(192, 4*L+a), z(a), z(a))
-		}
-	}
-	p("VPUNPCKLDQ Z1, Z0, Z4")
-	p("VPUNPCKHDQ Z1, Z0, Z5")
-	p("VPUNPCKLDQ Z3, Z2, Z6")
-	p("VPUNPCKHDQ Z3, Z2, Z7")
-	p("VPUNPCKLQDQ Z6, Z4, Z0")
-	p("VPUNPCKHQDQ Z6, Z4, Z1")
-	p("VPUNPCKLQDQ Z7, Z5, Z2")
-	p("VPUNPCKHQDQ Z7, Z5, Z3")
-	for s := 0; s < 16; s++ {
-		reg := z(4 + s%2)
-		if sh := 24 - 8*(s%4); sh > 0 {
-			p("VPSLLD $%d, %s, %s", sh, z(s/4), reg)
-			p("VPSRAD $24, %s, %s", reg, reg)
-		} else {
-			p("VPSRAD $24, %s, %s", z(s/4), reg)
-		}
-		p("VMOVDQU32 %s, %d(BX)", reg, fSc+64*s)
-		if s%2 == 1 {
-			p("VPSLLD $16, Z5, Z5")
-			p("VPANDD Z30, Z4, Z4")
-			p("VPORD Z5, Z4, Z4")
-			p("VMOVDQU32 Z4, %d(BX)", fPair+64*(s/2))
-		}
-	}
+	kwt6Scales(rowAt, fSc, fPair)
 	p("VMOVDQU32 (SP), Z7")
 	p("KXNORW K1, K1, K1")
 	p("VPGATHERDD 206(SI)(Z7*1), K1, Z4")
