@@ -352,20 +352,7 @@ func kwtTile(typ, P int) {
 	// after the in-lane 4x4 transposition, dword i of T_k (Z0-Z3) is
 	// dword k of row i's header: T0 [d, dmin], T1 bytes u0-u3, T2 u4-u7,
 	// T3 u8-u11.
-	for a := 0; a < 4; a++ {
-		p("VMOVDQU %s, %s", rowAt(0, a), x(a))
-		for L := 1; L < 4; L++ {
-			p("VINSERTI32X4 $%d, %s, %s, %s", L, rowAt(0, 4*L+a), z(a), z(a))
-		}
-	}
-	p("VPUNPCKLDQ Z1, Z0, Z4")
-	p("VPUNPCKHDQ Z1, Z0, Z5")
-	p("VPUNPCKLDQ Z3, Z2, Z6")
-	p("VPUNPCKHDQ Z3, Z2, Z7")
-	p("VPUNPCKLQDQ Z6, Z4, Z0")
-	p("VPUNPCKHQDQ Z6, Z4, Z1")
-	p("VPUNPCKLQDQ Z7, Z5, Z2")
-	p("VPUNPCKHQDQ Z7, Z5, Z3")
+	kwtHeaders(rowAt, 0)
 	p("VPMOVDW Z0, Y4")
 	p("VCVTPH2PS Y4, Z4") // d, exact
 	p("VMOVUPS Z4, %d(BX)", fD)
@@ -525,20 +512,7 @@ func kwtPrefetch(bytes, parts int) func(i int) {
 // pairs at fPair+64*m. It uses Z0-Z7 and expects 0xffff in each dword of
 // Z30.
 func kwt6Scales(rowAt func(off, row int) string, fSc, fPair int) {
-	for a := 0; a < 4; a++ {
-		p("VMOVDQU %s, %s", rowAt(192, a), x(a))
-		for L := 1; L < 4; L++ {
-			p("VINSERTI32X4 $%d, %s, %s, %s", L, rowAt(192, 4*L+a), z(a), z(a))
-		}
-	}
-	p("VPUNPCKLDQ Z1, Z0, Z4")
-	p("VPUNPCKHDQ Z1, Z0, Z5")
-	p("VPUNPCKLDQ Z3, Z2, Z6")
-	p("VPUNPCKHDQ Z3, Z2, Z7")
-	p("VPUNPCKLQDQ Z6, Z4, Z0")
-	p("VPUNPCKHQDQ Z6, Z4, Z1")
-	p("VPUNPCKLQDQ Z7, Z5, Z2")
-	p("VPUNPCKHQDQ Z7, Z5, Z3")
+	kwtHeaders(rowAt, 192)
 	for s := 0; s < 16; s++ {
 		reg := z(4 + s%2)
 		if sh := 24 - 8*(s%4); sh > 0 {
@@ -555,4 +529,24 @@ func kwt6Scales(rowAt func(off, row int) string, fSc, fPair int) {
 			p("VMOVDQU32 Z4, %d(BX)", fPair+64*(s/2))
 		}
 	}
+}
+
+// kwtHeaders loads the 16 bytes at off of 16 weight rows (rowAt(off, row))
+// and transposes them in-lane 4x4: dword i of Z_k (k < 4) is dword k of
+// row i's 16 bytes. It uses Z0-Z7.
+func kwtHeaders(rowAt func(off, row int) string, off int) {
+	for a := 0; a < 4; a++ {
+		p("VMOVDQU %s, %s", rowAt(off, a), x(a))
+		for L := 1; L < 4; L++ {
+			p("VINSERTI32X4 $%d, %s, %s, %s", L, rowAt(off, 4*L+a), z(a), z(a))
+		}
+	}
+	p("VPUNPCKLDQ Z1, Z0, Z4")
+	p("VPUNPCKHDQ Z1, Z0, Z5")
+	p("VPUNPCKLDQ Z3, Z2, Z6")
+	p("VPUNPCKHDQ Z3, Z2, Z7")
+	p("VPUNPCKLQDQ Z6, Z4, Z0")
+	p("VPUNPCKHQDQ Z6, Z4, Z1")
+	p("VPUNPCKLQDQ Z7, Z5, Z2")
+	p("VPUNPCKHQDQ Z7, Z5, Z3")
 }

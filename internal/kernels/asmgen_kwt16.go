@@ -234,20 +234,7 @@ func kwt16Q4() {
 	pf := kwt16Prefetch(16*bs, kwt16PfParts) // spread over the eight sub-blocks
 
 	// The headers, as kwtTile (Z0-Z15 are free at the top of a step).
-	for a := 0; a < 4; a++ {
-		p("VMOVDQU %s, %s", rowAt(0, a), x(a))
-		for L := 1; L < 4; L++ {
-			p("VINSERTI32X4 $%d, %s, %s, %s", L, rowAt(0, 4*L+a), z(a), z(a))
-		}
-	}
-	p("VPUNPCKLDQ Z1, Z0, Z4")
-	p("VPUNPCKHDQ Z1, Z0, Z5")
-	p("VPUNPCKLDQ Z3, Z2, Z6")
-	p("VPUNPCKHDQ Z3, Z2, Z7")
-	p("VPUNPCKLQDQ Z6, Z4, Z0")
-	p("VPUNPCKHQDQ Z6, Z4, Z1")
-	p("VPUNPCKLQDQ Z7, Z5, Z2")
-	p("VPUNPCKHQDQ Z7, Z5, Z3")
+	kwtHeaders(rowAt, 0)
 	p("VPMOVDW Z0, Y4")
 	p("VCVTPH2PS Y4, Z4") // d, exact
 	p("VMOVUPS Z4, %d(BX)", fD)
