@@ -360,37 +360,10 @@ func kwtTile(typ, P int) {
 	p("VPMOVDW Z5, Y5")
 	p("VCVTPH2PS Y5, Z5") // dmin
 	p("VMOVUPS Z5, %d(BX)", fDmin)
-	// shifted(dst, src, sh, mask): dst = (src >> sh) & mask.
-	shifted := func(dst, src string, sh int, mask string) {
-		if sh == 0 {
-			p("VPANDD %s, %s, %s", mask, src, dst)
-			return
-		}
-		p("VPSRLD $%d, %s, %s", sh, src, dst)
-		p("VPANDD %s, %s, %s", mask, dst, dst)
-	}
 	// Scales: sc_j = u_j & 63 (j < 4), (u_{j+4} & 15) | (u_{j-4} >> 6) << 4
 	// (j >= 4); mins: m_j = u_{j+4} & 63 (j < 4), (u_{j+4} >> 4) |
 	// (u_j >> 6) << 4 (j >= 4). Mins in Z8-Z15.
-	for j := 0; j < 4; j++ {
-		shifted("Z4", "Z1", 8*j, "Z30")
-		p("VMOVDQU32 Z4, %d(BX)", fSc+64*j)
-		shifted(z(8+j), "Z2", 8*j, "Z30")
-		shifted("Z4", "Z3", 8*j, "Z29")
-		shifted("Z5", "Z1", 8*j+6, "Z28")
-		p("VPSLLD $4, Z5, Z5")
-		p("VPORD Z5, Z4, Z4")
-		p("VMOVDQU32 Z4, %d(BX)", fSc+64*(4+j))
-		shifted(z(12+j), "Z3", 8*j+4, "Z29")
-		shifted("Z5", "Z2", 8*j+6, "Z28")
-		p("VPSLLD $4, Z5, Z5")
-		p("VPORD Z5, %s, %s", z(12+j), z(12+j))
-	}
-	for t := 0; t < 4; t++ {
-		p("VPSLLD $16, %s, Z4", z(8+2*t+1))
-		p("VPORD Z4, %s, Z4", z(8+2*t))
-		p("VMOVDQU32 Z4, %d(BX)", fMp+64*t)
-	}
+	kwt4Scales(fSc, fMp)
 
 	for c := 0; c < 4; c++ {
 		pf(c)
@@ -549,4 +522,40 @@ func kwtHeaders(rowAt func(off, row int) string, off int) {
 	p("VPUNPCKHQDQ Z6, Z4, Z1")
 	p("VPUNPCKLQDQ Z7, Z5, Z2")
 	p("VPUNPCKHQDQ Z7, Z5, Z3")
+}
+
+// kwt4Scales writes the 16 Q4_K rows' 6-bit scales and mins, unpacked from
+// the headers kwtHeaders left in Z1-Z3 (masks 63, 15 and 3 in Z30, Z29,
+// Z28): scale j of the 16 rows as 16 dwords at fSc+64*j, mins 2t and 2t+1
+// as 16-bit pairs at fMp+64*t. It uses Z4, Z5 and Z8-Z15.
+func kwt4Scales(fSc, fMp int) {
+	for j := 0; j < 4; j++ {
+		shifted("Z4", "Z1", 8*j, "Z30")
+		p("VMOVDQU32 Z4, %d(BX)", fSc+64*j)
+		shifted(z(8+j), "Z2", 8*j, "Z30")
+		shifted("Z4", "Z3", 8*j, "Z29")
+		shifted("Z5", "Z1", 8*j+6, "Z28")
+		p("VPSLLD $4, Z5, Z5")
+		p("VPORD Z5, Z4, Z4")
+		p("VMOVDQU32 Z4, %d(BX)", fSc+64*(4+j))
+		shifted(z(12+j), "Z3", 8*j+4, "Z29")
+		shifted("Z5", "Z2", 8*j+6, "Z28")
+		p("VPSLLD $4, Z5, Z5")
+		p("VPORD Z5, %s, %s", z(12+j), z(12+j))
+	}
+	for t := 0; t < 4; t++ {
+		p("VPSLLD $16, %s, Z4", z(8+2*t+1))
+		p("VPORD Z4, %s, Z4", z(8+2*t))
+		p("VMOVDQU32 Z4, %d(BX)", fMp+64*t)
+	}
+}
+
+// shifted writes dst = (src >> sh) & mask.
+func shifted(dst, src string, sh int, mask string) {
+	if sh == 0 {
+		p("VPANDD %s, %s, %s", mask, src, dst)
+		return
+	}
+	p("VPSRLD $%d, %s, %s", sh, src, dst)
+	p("VPANDD %s, %s, %s", mask, dst, dst)
 }

@@ -249,33 +249,7 @@ func kwt16Q4() {
 		p("MOVL $0x%08x, DX", c.v)
 		p("VPBROADCASTD DX, %s", c.reg)
 	}
-	shifted := func(dst, src string, sh int, mask string) {
-		if sh == 0 {
-			p("VPANDD %s, %s, %s", mask, src, dst)
-			return
-		}
-		p("VPSRLD $%d, %s, %s", sh, src, dst)
-		p("VPANDD %s, %s, %s", mask, dst, dst)
-	}
-	for j := 0; j < 4; j++ {
-		shifted("Z4", "Z1", 8*j, "Z30")
-		p("VMOVDQU32 Z4, %d(BX)", fSc+64*j)
-		shifted(z(8+j), "Z2", 8*j, "Z30")
-		shifted("Z4", "Z3", 8*j, "Z29")
-		shifted("Z5", "Z1", 8*j+6, "Z28")
-		p("VPSLLD $4, Z5, Z5")
-		p("VPORD Z5, Z4, Z4")
-		p("VMOVDQU32 Z4, %d(BX)", fSc+64*(4+j))
-		shifted(z(12+j), "Z3", 8*j+4, "Z29")
-		shifted("Z5", "Z2", 8*j+6, "Z28")
-		p("VPSLLD $4, Z5, Z5")
-		p("VPORD Z5, %s, %s", z(12+j), z(12+j))
-	}
-	for t := 0; t < 4; t++ {
-		p("VPSLLD $16, %s, Z4", z(8+2*t+1))
-		p("VPORD Z4, %s, Z4", z(8+2*t))
-		p("VMOVDQU32 Z4, %d(BX)", fMp+64*t)
-	}
+	kwt4Scales(fSc, fMp)
 
 	// Registers through the sums: Z0-Z8 the weights (eight and a free
 	// one), Z9-Z14 σ, Z15 0x0f bytes, Z16-Z31 isum.
