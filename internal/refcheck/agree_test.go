@@ -290,9 +290,25 @@ func runAgreement(t *testing.T, node, dir, text string, c agreeCase) {
 		if err != nil {
 			t.Fatalf("Verdict against llama.cpp, %+v: %v", sr.Variant, err)
 		}
-		selfReps = append(selfReps, rs)
-		t.Logf("  llama.cpp against itself, batch %d and %d threads against one batch and 2: identical at %d positions, top token agrees at %d (%.2f%%), %d disagreements (largest ln gap %.3g), max |dp| %.3g, mean %.3g; Verdict against it: top token agrees at %d (%.2f%%), max |dp| %.3g, mean %.3g",
-			sr.Batch, sr.Threads, rs.Identical, rs.TopAgree, 100*rs.TopAgreeShare(), len(rs.Disagreements), largestGap(rs), rs.MaxAbs, rs.MeanAbs,
+		// A variant whose answer at position 0 is llama.cpp's main
+		// answer bit for bit computes every product as the main run
+		// does (at position 0 attention returns the value vector
+		// itself, so the answer is the products', norms' and
+		// activation roundings' alone): its distance, if any, comes
+		// from the attention's sums over longer contexts and is no
+		// sample of the products' rounding noise that the criterion
+		// below scales. On CPUs where llama.cpp holds quantised
+		// weights in its AMX buffer (Sapphire Rapids), token by token
+		// and one batch run the same AMX kernels: identical up to
+		// position 80 on SmolLM2 Q8_0, then apart by half of what
+		// zen4's two kernel paths are.
+		if rs.FirstDiffer == 0 || rs.Identical == rs.Positions {
+			selfReps = append(selfReps, rs)
+		} else {
+			t.Logf("  llama.cpp against itself, batch %d and %d threads: the same answer as one batch from position 0 to %d, so the same products; not a bound for Verdict", sr.Batch, sr.Threads, rs.FirstDiffer-1)
+		}
+		t.Logf("  llama.cpp against itself, batch %d and %d threads against one batch and 2: identical at %d positions (first difference at %d), top token agrees at %d (%.2f%%), %d disagreements (largest ln gap %.3g), max |dp| %.3g, mean %.3g; Verdict against it: top token agrees at %d (%.2f%%), max |dp| %.3g, mean %.3g",
+			sr.Batch, sr.Threads, rs.Identical, rs.FirstDiffer, rs.TopAgree, 100*rs.TopAgreeShare(), len(rs.Disagreements), largestGap(rs), rs.MaxAbs, rs.MeanAbs,
 			rv.TopAgree, 100*rv.TopAgreeShare(), rv.MaxAbs, rv.MeanAbs)
 		for _, d := range rs.Disagreements {
 			t.Logf("    disagreement at %d: one batch %d (p %.5f), batch %d: %d (one batch's p %.5f), gap %.4f", d.Pos, d.Llama, d.LlamaP, sr.Batch, d.Verdict, d.LlamaPVerdict, d.Gap)

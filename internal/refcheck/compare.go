@@ -72,6 +72,9 @@ type Report struct {
 	// Identical counts the positions whose two answers are equal in every
 	// token and probability (CompareTops only).
 	Identical int
+	// FirstDiffer is the first position whose two answers are not equal
+	// (CompareTops only; Positions when all are).
+	FirstDiffer int
 }
 
 // TopAgreeShare is the share of positions whose most probable tokens agree.
@@ -395,7 +398,7 @@ func CompareTops(ref, other [][]TokenProb) (Report, error) {
 	if len(ref) != len(other) {
 		return Report{}, fmt.Errorf("%d positions against %d", len(ref), len(other))
 	}
-	r := Report{Positions: len(ref)}
+	r := Report{Positions: len(ref), FirstDiffer: len(ref)}
 	if len(ref) == 0 {
 		return r, nil
 	}
@@ -407,6 +410,8 @@ func CompareTops(ref, other [][]TokenProb) (Report, error) {
 		}
 		if slices.Equal(a, b) {
 			r.Identical++
+		} else if r.FirstDiffer == len(ref) {
+			r.FirstDiffer = i
 		}
 		pb := make(map[int]float64, len(b))
 		for _, tp := range b {
