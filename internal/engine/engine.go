@@ -217,8 +217,12 @@ func (e *Engine) NewSequence(maxPos int) (*Sequence, error) {
 // of allocating more while the collector has not yet freed it (a prefill
 // of 256 tokens followed by a new sequence held both caches: 9-15 MiB of
 // peak resident memory on Qwen3 0.6B, docs/benchmarks.md). The engine
-// keeps at most as many floats of pages as the largest sequence released
-// to it held; others are left to the collector. Release is idempotent; it
+// keeps at most as many floats of pages as its sequences held at once
+// (counted at each release: the pages of live sequences and of the one
+// released), or the largest sequence released, if more; others are left to
+// the collector. A burst of sequences that end together (a batch of
+// streams) so leaves its pages to the next burst: no new allocation, no
+// page faults, no collection of the old ones. Release is idempotent; it
 // must not run concurrently with a Forward of the sequence.
 func (s *Sequence) Release() {
 	if s.released {
@@ -234,7 +238,8 @@ type kvSpare struct {
 	mu    sync.Mutex
 	bufs  [][]float32
 	kept  int // floats in bufs
-	limit int // floats kept at most: the largest sequence released
+	limit int // floats kept at most: see Sequence.Release
+	live  int // floats handed out (get) and not yet released (put)
 	// Floats of the pages handed out (get): taken from released
 	// sequences' pages, or newly allocated.
 	reused, allocated atomic.Int64
@@ -267,7 +272,8 @@ func (p *kvSpare) put(pages [][]kvPage) {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.limit = max(p.limit, total)
+	p.limit = max(p.limit, total, p.live)
+	p.live = max(p.live-total, 0)
 	for _, ps := range pages {
 		for _, pg := range ps {
 			if c := cap(pg.buf); c > 0 && p.kept+c <= p.limit {
@@ -295,10 +301,13 @@ func (p *kvSpare) get(n int) []float32 {
 	var b []float32
 	if best >= 0 {
 		b = p.bufs[best][:n]
+		p.live += cap(b)
 		p.kept -= cap(b)
 		last := len(p.bufs) - 1
 		p.bufs[best], p.bufs[last] = p.bufs[last], nil
 		p.bufs = p.bufs[:last]
+	} else {
+		p.live += n // make([]float32, n) below: capacity n
 	}
 	p.mu.Unlock()
 	if b == nil {

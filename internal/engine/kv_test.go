@@ -6,7 +6,8 @@ import (
 )
 
 // TestKVSpare: a released sequence's pages go to the engine's free list up
-// to the floats of the largest sequence released, come back zeroed, the
+// to the floats of the largest sequence released or of the sequences live
+// together, come back zeroed, the
 // smallest that fits first, and a sequence built on them reads back what
 // it stored.
 func TestKVSpare(t *testing.T) {
@@ -41,6 +42,25 @@ func TestKVSpare(t *testing.T) {
 	}
 	if b := p.get(200); cap(b) != 200 || p.kept != 100 {
 		t.Fatalf("get(200): capacity %d, %d floats left; want a new buffer, 100 left", cap(b), p.kept)
+	}
+	// Sequences live together are kept together: three of 60 floats
+	// handed out, then released, all come back for the next three.
+	q := &kvSpare{}
+	var held [][][]kvPage
+	for range 3 {
+		held = append(held, [][]kvPage{{{buf: q.get(60), n: 1}}})
+	}
+	for _, h := range held {
+		q.put(h)
+	}
+	if q.kept != 180 || q.limit != 180 || q.live != 0 {
+		t.Fatalf("three live sequences released: %d floats kept, limit %d, %d live; want 180, 180, 0", q.kept, q.limit, q.live)
+	}
+	for range 3 {
+		q.get(60)
+	}
+	if q.kept != 0 || q.allocated.Load() != 180 || q.reused.Load() != 180 {
+		t.Fatalf("three more: %d kept, %d allocated, %d reused; want 0, 180, 180", q.kept, q.allocated.Load(), q.reused.Load())
 	}
 	var nilSpare *kvSpare
 	if b := nilSpare.get(3); len(b) != 3 {

@@ -2,7 +2,7 @@
 
 // asmgen writes kernels_amd64.s, the AVX2 fast paths of this package (and
 // the AVX-512F float32 prefill tiles f32Z{R}x{P}). Run it
-// with `go generate ./internal/kernels/` (or `go run asmgen.go asmgen_exp.go asmgen_vnni.go asmgen_q2.go asmgen_k.go asmgen_q5.go asmgen_kwt.go asmgen_f32b.go asmgen_wt16.go asmgen_attn.go`
+// with `go generate ./internal/kernels/` (or `go run asmgen.go asmgen_exp.go asmgen_vnni.go asmgen_q2.go asmgen_k.go asmgen_q5.go asmgen_kwt.go asmgen_f32b.go asmgen_wt16.go asmgen_attn.go asmgen_amx.go`
 // in this directory); the generated file is committed, so building never needs it.
 //
 // Every kernel keeps the canonical order of docs/determinism.md: products
@@ -983,6 +983,7 @@ func main() {
 		fmt.Fprintf(&b, "DATA eights<>+%d(SB)/8, $0x0808080808080808\n", 8*i)
 	}
 	b.WriteString("GLOBL nibbleMask<>(SB), RODATA|NOPTR, $16\nGLOBL eights<>(SB), RODATA|NOPTR, $32\n\n")
+	amxCfgData()
 
 	b.WriteString("// func cpuid1ECX() uint32\nTEXT ·cpuid1ECX(SB), NOSPLIT, $0-4\n")
 	p("MOVL $1, AX")
@@ -1024,6 +1025,7 @@ func main() {
 			vnniWT16(kind, q)
 		}
 	}
+	amxQ8x16()
 	for m := 1; m <= 8; m++ {
 		wsum(m)
 	}

@@ -2,7 +2,7 @@
 
 package kernels
 
-//go:generate go run asmgen.go asmgen_exp.go asmgen_vnni.go asmgen_q2.go asmgen_k.go asmgen_q5.go asmgen_kwt.go asmgen_kwt16.go asmgen_f32b.go asmgen_wt16.go asmgen_attn.go
+//go:generate go run asmgen.go asmgen_exp.go asmgen_vnni.go asmgen_q2.go asmgen_k.go asmgen_q5.go asmgen_kwt.go asmgen_kwt16.go asmgen_f32b.go asmgen_wt16.go asmgen_attn.go asmgen_amx.go
 
 import (
 	"golang.org/x/sys/cpu"

@@ -49,6 +49,10 @@ type Acts struct {
 	// none: fewTakeAll).
 	pk8     []byte
 	packed8 bool
+	// pkA holds the first 16*packedA quantised rows repacked for the AMX
+	// tiles of Q8_0 weights (amx_amd64.go), where the CPU has them.
+	pkA     []byte
+	packedA int
 	// pkK holds the Q8K rows repacked for the AVX-512 VNNI tiles of the K
 	// types (k_vnni_amd64.go) when packedK is set.
 	pkK     []byte
@@ -153,7 +157,7 @@ func FewRowsPackBytes(t tensor.Type) (num, den int) {
 func (a *Acts) PrepareTypes(ts []tensor.Type, x []float32, n, cols int, run func(n int, fn func(lo, hi int))) {
 	a.N, a.Cols, a.F = n, cols, x[:n*cols]
 	a.noMin128 = false
-	a.packed, a.packedK, a.packed8, a.packedKW = false, false, false, false
+	a.packed, a.packedK, a.packed8, a.packedKW, a.packedA = false, false, false, false, 0
 	a.hasF32o = false
 	for _, t := range ts {
 		if t == tensor.F32 && prepF32o != nil {

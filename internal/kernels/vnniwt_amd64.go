@@ -4,6 +4,7 @@ package kernels
 
 import (
 	"encoding/binary"
+	"slices"
 	"unsafe"
 
 	"github.com/verdictnet/verdict/internal/tensor"
@@ -147,7 +148,13 @@ var (
 func packActsVNNIWT(a *Acts, ts []tensor.Type, run func(n int, fn func(lo, hi int))) bool {
 	for _, t := range ts {
 		if a.N >= 1 && wtTakes(t, a.N) {
-			return packVNNIWT(a, run)
+			if !packVNNIWT(a, run) {
+				return false
+			}
+			if hasAMX && useAMX && a.N >= 16 && slices.Contains(ts, tensor.Q8_0) {
+				packAMX(a)
+			}
+			return true
 		}
 	}
 	return false
@@ -180,6 +187,7 @@ func packVNNIWT(a *Acts, run func(n int, fn func(lo, hi int))) bool {
 	groups := (n + 7) / 8
 	gs := nb * vnniWTBlk
 	a.pk8 = grow(a.pk8, groups*gs)
+	a.packedA = 0 // packAMX, where it runs, packs these rows again
 	q := unsafe.Slice((*byte)(unsafe.Pointer(&a.Q[0])), len(a.Q))
 	fn := func(lo, hi int) { // units u = g*nb + b
 		for u := lo; u < hi; {
@@ -259,6 +267,18 @@ func matMulVNNIWT(w *tensor.Tensor, a *Acts, out []float32, ld, r0, r1 int) bool
 		return false
 	}
 	r := r0
+	if full := (r1 - r0) / vnniWTRows; w.Type == tensor.Q8_0 && a.packedA > 0 && full > 0 && len(a.pkA) >= a.packedA*nb*amxBlk {
+		// The activation rows packAMX packed (16 at a time) on the AMX
+		// tiles, the rest (at most 15) on the vnniWT ones.
+		p := a.packedA
+		matMulAMX(w.Data, rs, a, nb, out, ld, r0, full)
+		if rest := n - 16*p; rest > 0 {
+			for ; r+vnniWTRows <= r1; r += vnniWTRows {
+				wtTile(tiles, pairs, &w.Data[r*rs], rs, a.pk8[2*p*gs:], gs, nb, rest, out[16*p*ld+r:], ld)
+			}
+		}
+		r = r0 + full*vnniWTRows
+	}
 	for ; r+vnniWTRows <= r1; r += vnniWTRows {
 		wtTile(tiles, pairs, &w.Data[r*rs], rs, a.pk8, gs, nb, n, out[r:], ld)
 	}

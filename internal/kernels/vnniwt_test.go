@@ -27,6 +27,9 @@ func checkVNNIWT(t *testing.T, r *rand.Rand, typ tensor.Type, rows, cols, n int,
 		if !a.packed8 {
 			t.Fatalf("packVNNIWT declined cols=%d n=%d", cols, n)
 		}
+		if hasAMX && useAMX && n >= 16 && typ == tensor.Q8_0 {
+			packAMX(a) // the AMX tiles take these inputs too
+		}
 	}
 	if !wtTakes(typ, n) {
 		if matMulVNNIWT(w, a, make([]float32, n*rows), rows, 0, rows) {
