@@ -58,6 +58,10 @@ func amxQ8x16() {
 	p("LEAQ (R8)(AX*4), R10")
 	p("LEAQ (R10)(AX*4), R11")
 	p("LEAQ (R11)(AX*4), R9") // the next tile's rows: one sequential stream
+	for i := 1; i < amxPFTiles; i++ {
+		p("LEAQ (R9)(AX*8), R9")
+		p("LEAQ (R9)(AX*8), R9")
+	}
 	p("MOVQ pa+16(FP), DI")
 	p("MOVQ nb+24(FP), CX")
 	for m := 0; m < 16; m++ {
@@ -100,7 +104,7 @@ func amxQ8x16() {
 	}
 	prefetch := func() {
 		for c := 0; c < (16*bs+63)/64; c++ {
-			p("PREFETCHT0 %d(R9)", 64*c)
+			p("%s %d(R9)", amxPFOp, 64*c)
 		}
 		p("ADDQ $%d, R9", 16*bs)
 	}
@@ -168,6 +172,13 @@ func amxQ8x16() {
 	p("RET")
 	b.WriteString("\n")
 }
+
+// amxPFOp and amxPFTiles: the prefetch instruction and how many tiles
+// ahead (measurements: AMXPF_OP, AMXPF_TILES in the environment).
+var (
+	amxPFOp    = "PREFETCHT0"
+	amxPFTiles = 1
+)
 
 // amxBlk is the bytes of one block of packAMX's layout: the B operand (8
 // rows of 64 bytes), then the 16 activation rows' scales (float32).
