@@ -47,10 +47,13 @@ func Uniform(seed uint64, pos int) float32 {
 // Argmax returns the index of the largest logit, the lowest index on ties.
 // NaN never wins.
 func Argmax(logits []float32) int {
-	best := 0
-	for i, v := range logits {
-		if v > logits[best] || (logits[best] != logits[best] && v == v) {
-			best = i
+	if len(logits) == 0 {
+		return 0
+	}
+	best, bv := 0, logits[0] // bv = logits[best], kept in a register
+	for i, v := range logits[1:] {
+		if v > bv || (bv != bv && v == v) {
+			best, bv = i+1, v
 		}
 	}
 	return best

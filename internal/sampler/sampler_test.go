@@ -2,6 +2,7 @@ package sampler
 
 import (
 	"math"
+	"math/rand/v2"
 	"testing"
 )
 
@@ -16,11 +17,54 @@ func TestArgmax(t *testing.T) {
 		{[]float32{nan, 1, 2}, 2},
 		{[]float32{1, nan, 0}, 0},
 		{[]float32{-1}, 0},
+		{[]float32{nan, nan}, 0},
+		{[]float32{float32(math.Copysign(0, -1)), 0}, 0},
+		{[]float32{float32(math.Inf(-1)), nan, float32(math.Inf(-1))}, 0},
+		{nil, 0},
 	}
 	for _, c := range cases {
 		if got := Argmax(c.in); got != c.want {
 			t.Errorf("Argmax(%v) = %d, want %d", c.in, got, c.want)
 		}
+	}
+}
+
+// TestArgmaxScan compares Argmax with the definition read literally (the
+// first index whose value no other beats, NaN losing to any number) on
+// random vectors of NaNs, infinities, signed zeros and repeats.
+func TestArgmaxScan(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	pool := []float32{float32(math.NaN()), float32(math.Inf(1)), float32(math.Inf(-1)), 0, float32(math.Copysign(0, -1)), 1, -1, 2}
+	for range 20000 {
+		v := make([]float32, 1+r.IntN(12))
+		for i := range v {
+			if r.IntN(3) == 0 {
+				v[i] = float32(r.NormFloat64())
+			} else {
+				v[i] = pool[r.IntN(len(pool))]
+			}
+		}
+		want := 0
+		for i, x := range v {
+			w := v[want]
+			if x > w || (w != w && x == x) {
+				want = i
+			}
+		}
+		if got := Argmax(v); got != want {
+			t.Fatalf("Argmax(%v) = %d, want %d", v, got, want)
+		}
+	}
+}
+
+func BenchmarkArgmax32000(b *testing.B) {
+	r := rand.New(rand.NewPCG(7, 8))
+	v := make([]float32, 32000)
+	for i := range v {
+		v[i] = float32(r.NormFloat64())
+	}
+	for b.Loop() {
+		Argmax(v)
 	}
 }
 
