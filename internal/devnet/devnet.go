@@ -367,7 +367,29 @@ func Start(ctx context.Context, o Options) (_ *Devnet, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("devnet: gateway: %w", err)
 	}
-	hs := gateway.HTTPServer(srv)
+	// Requests still running when Shutdown's grace ends have their
+	// contexts cancelled and are waited for: none outlives Stop (a
+	// late one would write its receipt into a store already closed, or
+	// into a directory the caller is removing).
+	hctx, hcancel := context.WithCancel(context.Background())
+	var (
+		hmu      sync.Mutex
+		hclosed  bool
+		inflight sync.WaitGroup
+	)
+	hs := gateway.HTTPServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hmu.Lock()
+		if hclosed {
+			hmu.Unlock()
+			http.Error(w, "the devnet is stopping", http.StatusServiceUnavailable)
+			return
+		}
+		inflight.Add(1)
+		hmu.Unlock()
+		defer inflight.Done()
+		srv.ServeHTTP(w, r)
+	}))
+	hs.BaseContext = func(net.Listener) context.Context { return hctx }
 	d.GatewayURL = "http://" + ln.Addr().String()
 	d.MCPURL = d.GatewayURL + "/mcp"
 	d.ExplorerURL = d.GatewayURL + gateway.ExplorerPath
@@ -396,7 +418,15 @@ func Start(ctx context.Context, o Options) (_ *Devnet, err error) {
 		}
 		sctx, c := context.WithTimeout(context.Background(), 5*time.Second)
 		defer c()
-		hs.Shutdown(sctx)
+		if err := hs.Shutdown(sctx); err != nil {
+			log.Warn("gateway: requests still running after the shutdown grace: cancelled", "err", err)
+		}
+		hcancel()
+		hs.Close()
+		hmu.Lock()
+		hclosed = true
+		hmu.Unlock()
+		inflight.Wait()
 		<-errc
 		return nil
 	})
