@@ -964,6 +964,9 @@ func main() {
 	if v := os.Getenv("AMXPF_OP"); v != "" {
 		amxPFOp = v
 	}
+	if v := os.Getenv("AMX_PIPE"); v != "" {
+		amxPipe = v == "1"
+	}
 	if v := os.Getenv("AMXPF_TILES"); v != "" {
 		fmt.Sscan(v, &amxPFTiles)
 	}
