@@ -221,32 +221,6 @@ var (
 // rows of 64 bytes), then the 16 activation rows' scales (float32).
 const amxBlk = 576
 
-// wtScalesAt is wtScales for the scales off bytes past the row bases.
-func wtScalesAt(bases []string, off int, lo, hi, dst string) {
-	for m := 0; m < 4; m++ {
-		for i := 3; i >= 0; i-- {
-			at := fmt.Sprintf("%d(%s)%s", off, bases[m], []string{"", "(AX*1)", "(AX*2)", "(R12*1)"}[i])
-			if i == 3 {
-				p("MOVWQZX %s, BX", at)
-				continue
-			}
-			p("SHLQ $16, BX")
-			p("MOVW %s, BX", at)
-		}
-		switch m {
-		case 0:
-			p("VMOVQ BX, %s", lo)
-		case 1:
-			p("VPINSRQ $1, BX, %s, %s", lo, lo)
-		case 2:
-			p("VMOVQ BX, %s", hi)
-		case 3:
-			p("VPINSRQ $1, BX, %s, %s", hi, hi)
-		}
-	}
-	p("VINSERTI128 $1, %s, Y%s, Y%s", hi, lo[1:], lo[1:])
-	p("VCVTPH2PS Y%s, %s", lo[1:], dst) // exact
-}
 
 // amxCfgData writes amxCfg, the tile configuration of amxQ8x16 (palette 1;
 // per tile its bytes per row, uint16 at 16+2i, and rows, at 48+i).

@@ -222,10 +222,17 @@ func wtShuffle(A, Bz func(int) string) {
 // dst (exact), by integer loads, four to a quadword in BX (row 4m+3 first,
 // each next one under it: MOVW writes the low 16 bits), then lo (rows 0-7)
 // and hi (8-15), two xmm registers.
-func wtScales(bases []string, lo, hi, dst string) {
+func wtScales(bases []string, lo, hi, dst string) { wtScalesAt(bases, 0, lo, hi, dst) }
+
+// wtScalesAt is wtScales for the scales off bytes past the row bases.
+func wtScalesAt(bases []string, off int, lo, hi, dst string) {
+	disp := ""
+	if off != 0 {
+		disp = fmt.Sprint(off)
+	}
 	for m := 0; m < 4; m++ {
 		for i := 3; i >= 0; i-- {
-			at := fmt.Sprintf("(%s)%s", bases[m], []string{"", "(AX*1)", "(AX*2)", "(R12*1)"}[i])
+			at := fmt.Sprintf("%s(%s)%s", disp, bases[m], []string{"", "(AX*1)", "(AX*2)", "(R12*1)"}[i])
 			if i == 3 {
 				p("MOVWQZX %s, BX", at)
 				continue
