@@ -221,7 +221,6 @@ var (
 // rows of 64 bytes), then the 16 activation rows' scales (float32).
 const amxBlk = 576
 
-
 // amxCfgData writes amxCfg, the tile configuration of amxQ8x16 (palette 1;
 // per tile its bytes per row, uint16 at 16+2i, and rows, at 48+i).
 func amxCfgData() {
