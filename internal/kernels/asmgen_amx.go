@@ -116,15 +116,20 @@ func amxQ8x16() {
 	}
 	p("SHRQ $1, CX")
 	p("JZ %s_odd", name)
-	if amxPipe {
-		// Software-pipelined: the tile unit works on blocks b+2 and
-		// b+3 while the float work of b and b+1 runs.
+	// begin hands blocks b and b+1 to the tile unit and converts their
+	// weight scales.
+	begin := func() {
 		prefetch()
 		issue(0, 0)
 		issue(1, 1)
 		prefetch()
 		scales(0)
 		scales(1)
+	}
+	if amxPipe {
+		// Software-pipelined: the tile unit works on blocks b+2 and
+		// b+3 while the float work of b and b+1 runs.
+		begin()
 		p("DECQ CX")
 		p("JZ %s_last", name)
 		label(name + "_loop")
@@ -149,12 +154,7 @@ func amxQ8x16() {
 		advance(2)
 	} else {
 		label(name + "_loop")
-		prefetch()
-		issue(0, 0)
-		issue(1, 1)
-		prefetch()
-		scales(0)
-		scales(1)
+		begin()
 		store(0)
 		float(0, 0, 512)
 		store(1)
