@@ -63,27 +63,34 @@ func amxBuf(s *amxScratch) *byte {
 // for amxQ8x16, 16 rows at a time: per block of 32 columns (amxBlk bytes),
 // the B operand of TDPBSSD, 8 rows of 16 dwords, dword n of row k the
 // elements 4k..4k+3 of activation row n; then the 16 rows' block scales.
-func packAMX(a *Acts) {
+// Its (group, block) units run through run (nil: here), as packVNNIWT's.
+func packAMX(a *Acts, run func(n int, fn func(lo, hi int))) {
 	n, cols := a.N, a.Cols
 	nb := cols / tensor.QK
-	pairs := n / 16
-	a.pkA = grow(a.pkA, pairs*nb*amxBlk)
+	groups := n / 16
+	a.pkA = grow(a.pkA, groups*nb*amxBlk)
 	q := unsafe.Slice((*byte)(unsafe.Pointer(&a.Q[0])), len(a.Q))
-	le := binary.LittleEndian
-	for g := 0; g < pairs; g++ {
-		for b := 0; b < nb; b++ {
-			blk := a.pkA[(g*nb+b)*amxBlk : (g*nb+b+1)*amxBlk]
+	fn := func(lo, hi int) { // units u = g*nb + b
+		le := binary.LittleEndian
+		for u := lo; u < hi; u++ {
+			g, b := u/nb, u%nb
+			blk := a.pkA[u*amxBlk : (u+1)*amxBlk]
 			for i := 0; i < 16; i++ {
 				p := 16*g + i
 				src := q[p*cols+b*tensor.QK : p*cols+(b+1)*tensor.QK]
 				for k := 0; k < 8; k++ {
-					copy(blk[64*k+4*i:64*k+4*i+4], src[4*k:4*k+4])
+					le.PutUint32(blk[64*k+4*i:], le.Uint32(src[4*k:]))
 				}
 				le.PutUint32(blk[512+4*i:], math32bits(a.D[p*nb+b]))
 			}
 		}
 	}
-	a.packedA = pairs
+	if run == nil {
+		fn(0, groups*nb)
+	} else {
+		run(groups*nb, fn)
+	}
+	a.packedA = groups
 }
 
 // matMulAMX runs the full tiles of weight rows [r0, r0+16*tiles) of a

@@ -152,7 +152,7 @@ func packActsVNNIWT(a *Acts, ts []tensor.Type, run func(n int, fn func(lo, hi in
 				return false
 			}
 			if hasAMX && useAMX && a.N >= 16 && slices.Contains(ts, tensor.Q8_0) {
-				packAMX(a)
+				packAMX(a, run)
 			}
 			return true
 		}

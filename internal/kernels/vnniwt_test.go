@@ -28,7 +28,7 @@ func checkVNNIWT(t *testing.T, r *rand.Rand, typ tensor.Type, rows, cols, n int,
 			t.Fatalf("packVNNIWT declined cols=%d n=%d", cols, n)
 		}
 		if hasAMX && useAMX && n >= 16 && typ == tensor.Q8_0 {
-			packAMX(a) // the AMX tiles take these inputs too
+			packAMX(a, nil) // the AMX tiles take these inputs too
 		}
 	}
 	if !wtTakes(typ, n) {
@@ -126,6 +126,20 @@ func TestPackVNNIWTParallel(t *testing.T) {
 		}
 		if string(a.pk8) != string(want) {
 			t.Fatalf("n=%d: the packing in parallel ranges differs", n)
+		}
+		if n < 16 {
+			continue
+		}
+		packAMX(&a, nil) // the AMX packing alike (it runs on any amd64 CPU)
+		wantA := append([]byte(nil), a.pkA...)
+		clear(a.pkA)
+		packAMX(&a, func(n int, fn func(lo, hi int)) {
+			for lo := 0; lo < n; lo += 5 {
+				defer fn(lo, min(n, lo+5))
+			}
+		})
+		if a.packedA != n/16 || string(a.pkA) != string(wantA) {
+			t.Fatalf("n=%d: the AMX packing in parallel ranges differs (%d groups)", n, a.packedA)
 		}
 	}
 }
