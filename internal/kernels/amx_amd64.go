@@ -59,15 +59,33 @@ func amxBuf(s *amxScratch) *byte {
 	return &s[off]
 }
 
-// packAMX packs the first 16*(N/16) rows of a's quantised activations
-// for amxQ8x16, 16 rows at a time: per block of 32 columns (amxBlk bytes),
-// the B operand of TDPBSSD, 8 rows of 16 dwords, dword n of row k the
-// elements 4k..4k+3 of activation row n; then the 16 rows' block scales.
-// Its (group, block) units run through run (nil: here), as packVNNIWT's.
+// amxMinRows is the fewest activation rows of a last group that the AMX
+// tiles take, padded to 16 with zero rows; fewer go to the vnniWT tiles,
+// whose work grows with the rows where the tile unit's does not
+// (BenchmarkQ8Rows, 2048 x 768, one thread: 8 rows padded ran at 0.95x the
+// vnniWT tiles, 12 at 1.21x; 24 rows as 16 + 8 padded at 154 cpu-GMAC/s,
+// as 16 on AMX and 8 on vnniWT at 166).
+const amxMinRows = 10
+
+// amxRows is how many of n activation rows packAMX packs: every group of 16,
+// and a last group of amxMinRows to 15.
+func amxRows(n int) int {
+	if n%16 >= amxMinRows {
+		return n
+	}
+	return n - n%16
+}
+
+// packAMX packs the first amxRows(N) rows of a's quantised activations for
+// amxQ8x16, 16 rows at a time (a last group of fewer padded with zero
+// rows): per block of 32 columns (amxBlk bytes), the B operand of
+// TDPBSSD, 8 rows of 16 dwords, dword n of row k the elements 4k..4k+3 of
+// activation row n; then the 16 rows' block scales. Its (group, block)
+// units run through run (nil: here), as packVNNIWT's.
 func packAMX(a *Acts, run func(n int, fn func(lo, hi int))) {
-	n, cols := a.N, a.Cols
+	n, cols := amxRows(a.N), a.Cols
 	nb := cols / tensor.QK
-	groups := n / 16
+	groups := (n + 15) / 16
 	a.pkA = grow(a.pkA, groups*nb*amxBlk)
 	q := unsafe.Slice((*byte)(unsafe.Pointer(&a.Q[0])), len(a.Q))
 	fn := func(lo, hi int) { // units u = g*nb + b
@@ -75,7 +93,10 @@ func packAMX(a *Acts, run func(n int, fn func(lo, hi int))) {
 		for u := lo; u < hi; u++ {
 			g, b := u/nb, u%nb
 			blk := a.pkA[u*amxBlk : (u+1)*amxBlk]
-			for i := 0; i < 16; i++ {
+			if 16*g+16 > n {
+				clear(blk)
+			}
+			for i := 0; i < 16 && 16*g+i < n; i++ {
 				p := 16*g + i
 				src := q[p*cols+b*tensor.QK : p*cols+(b+1)*tensor.QK]
 				for k := 0; k < 8; k++ {
@@ -93,18 +114,38 @@ func packAMX(a *Acts, run func(n int, fn func(lo, hi int))) {
 	a.packedA = groups
 }
 
+// amxOut is the results of a padded last group: 16 rows of amxChunk tiles.
+type amxOut [16 * 16 * amxChunk]float32
+
+var amxOuts scratch[amxOut]
+
 // matMulAMX runs the full tiles of weight rows [r0, r0+16*tiles) of a
-// Q8_0 matrix (row stride rs, nb blocks) against the a.packedA groups of
-// 16 activation rows packAMX packed.
+// Q8_0 matrix (row stride rs, nb blocks) against the amxRows(a.N)
+// activation rows packAMX packed; a padded last group's results go
+// through a scratch buffer, of which its real rows are copied to out.
 func matMulAMX(data []byte, rs int, a *Acts, nb int, out []float32, ld, r0, tiles int) {
 	s := amxBufs.get()
 	defer amxBufs.put(s)
 	sc := amxBuf(s)
+	n := amxRows(a.N)
+	var pad *amxOut
+	if n%16 != 0 {
+		pad = amxOuts.get()
+		defer amxOuts.put(pad)
+	}
 	for t := 0; t < tiles; t += amxChunk {
 		c := min(amxChunk, tiles-t)
 		r := r0 + 16*t
 		for g := 0; g < a.packedA; g++ {
-			amxQ8x16(&data[r*rs], rs, &a.pkA[g*nb*amxBlk], nb, &out[16*g*ld+r], ld, c, sc)
+			if 16*g+16 <= n {
+				amxQ8x16(&data[r*rs], rs, &a.pkA[g*nb*amxBlk], nb, &out[16*g*ld+r], ld, c, sc)
+				continue
+			}
+			w := 16 * c
+			amxQ8x16(&data[r*rs], rs, &a.pkA[g*nb*amxBlk], nb, &pad[0], w, c, sc)
+			for p := 16 * g; p < n; p++ {
+				copy(out[p*ld+r:p*ld+r+w], pad[(p-16*g)*w:(p-16*g+1)*w])
+			}
 		}
 	}
 }

@@ -151,7 +151,7 @@ func packActsVNNIWT(a *Acts, ts []tensor.Type, run func(n int, fn func(lo, hi in
 			if !packVNNIWT(a, run) {
 				return false
 			}
-			if hasAMX && useAMX && a.N >= 16 && slices.Contains(ts, tensor.Q8_0) {
+			if hasAMX && useAMX && amxRows(a.N) > 0 && slices.Contains(ts, tensor.Q8_0) {
 				packAMX(a, run)
 			}
 			return true
@@ -268,13 +268,12 @@ func matMulVNNIWT(w *tensor.Tensor, a *Acts, out []float32, ld, r0, r1 int) bool
 	}
 	r := r0
 	if full := (r1 - r0) / vnniWTRows; w.Type == tensor.Q8_0 && a.packedA > 0 && full > 0 && len(a.pkA) >= a.packedA*nb*amxBlk {
-		// The activation rows packAMX packed (16 at a time) on the AMX
-		// tiles, the rest (at most 15) on the vnniWT ones.
-		p := a.packedA
+		// The activation rows packAMX packed (amxRows) on the AMX
+		// tiles, the rest (at most amxMinRows-1) on the vnniWT ones.
 		matMulAMX(w.Data, rs, a, nb, out, ld, r0, full)
-		if rest := n - 16*p; rest > 0 {
+		if m := amxRows(n); m < n {
 			for ; r+vnniWTRows <= r1; r += vnniWTRows {
-				wtTile(tiles, pairs, &w.Data[r*rs], rs, a.pk8[2*p*gs:], gs, nb, rest, out[16*p*ld+r:], ld)
+				wtTile(tiles, pairs, &w.Data[r*rs], rs, a.pk8[m/8*gs:], gs, nb, n-m, out[m*ld+r:], ld)
 			}
 		}
 		r = r0 + full*vnniWTRows

@@ -27,7 +27,7 @@ func checkVNNIWT(t *testing.T, r *rand.Rand, typ tensor.Type, rows, cols, n int,
 		if !a.packed8 {
 			t.Fatalf("packVNNIWT declined cols=%d n=%d", cols, n)
 		}
-		if hasAMX && useAMX && n >= 16 && typ == tensor.Q8_0 {
+		if hasAMX && useAMX && amxRows(n) > 0 && typ == tensor.Q8_0 {
 			packAMX(a, nil) // the AMX tiles take these inputs too
 		}
 	}
@@ -127,7 +127,7 @@ func TestPackVNNIWTParallel(t *testing.T) {
 		if string(a.pk8) != string(want) {
 			t.Fatalf("n=%d: the packing in parallel ranges differs", n)
 		}
-		if n < 16 {
+		if amxRows(n) == 0 {
 			continue
 		}
 		packAMX(&a, nil) // the AMX packing alike (it runs on any amd64 CPU)
@@ -138,7 +138,7 @@ func TestPackVNNIWTParallel(t *testing.T) {
 				defer fn(lo, min(n, lo+5))
 			}
 		})
-		if a.packedA != n/16 || string(a.pkA) != string(wantA) {
+		if a.packedA != (amxRows(n)+15)/16 || string(a.pkA) != string(wantA) {
 			t.Fatalf("n=%d: the AMX packing in parallel ranges differs (%d groups)", n, a.packedA)
 		}
 	}
