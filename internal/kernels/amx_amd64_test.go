@@ -10,8 +10,8 @@ import (
 	"github.com/verdictnet/verdict/internal/tensor"
 )
 
-// TestAMX runs Q8_0 weights against 8 to 80 prepared activation rows on
-// the AMX tiles (a last group of 8 to 15 padded with zero rows) (where the CPU has them: the test says so and checks that
+// TestAMX runs Q8_0 weights against 10 to 80 prepared activation rows on
+// the AMX tiles (a last group of amxMinRows to 15 padded with zero rows) (where the CPU has them: the test says so and checks that
 // they ran) and compares every result with the vnniWT tiles' and with
 // MatMulRef, bit for bit: more tiles of 16 weight rows than one call
 // takes (amxChunk), an odd and an even number of blocks, activation rows
@@ -25,7 +25,7 @@ func TestAMX(t *testing.T) {
 	r := rand.New(rand.NewPCG(41, 42))
 	rows := 16*(2*amxChunk+1) + 5
 	for _, cols := range []int{96, 256} {
-		for _, n := range []int{8, 9, 15, 16, 17, 23, 24, 32, 39, 40, 48, 63, 80} {
+		for _, n := range []int{amxMinRows, 11, 15, 16, 17, 24, 25, 26, 32, 39, 42, 48, 63, 80} {
 			for _, special := range []bool{false, true} {
 				w, a := quantInputs(r, tensor.Q8_0, rows, cols, n, special, actsPrepared)
 				if want := (amxRows(n) + 15) / 16; a.packedA != want || want == 0 {
