@@ -17,16 +17,16 @@ import (
 // weight rows (row stride ws, nb blocks) against the 16 activation rows
 // packAMX packed at pa: tile t's results of activation row p at
 // out[p*ld+16*t:][:16]. sc is amxScratchBytes of 64-byte-aligned scratch
-// (amxBuf). The
-// same bits as vnniWT16Q8: the integer sums are exact either way and the
-// float arithmetic of each (weight row, activation row) is the same.
+// (amxBuf). The same bits as vnniWT16Q8: the integer sums are exact either
+// way and the float arithmetic of each (weight row, activation row) is the
+// same.
 //
 //go:noescape
 func amxQ8x16(w *byte, ws int, pa *byte, nb int, out *float32, ld int, tiles int, sc *byte)
 
 // hasAMX reports whether amxQ8x16 can run here: the CPU has AMX-TILE and
-// AMX-INT8 (Intel Sapphire Rapids and later) beside the VNNI tiles it
-// shares its packing and transposition with, and the kernel lets this
+// AMX-INT8 (Intel Sapphire Rapids and later) beside the VNNI tiles that
+// take the activation rows it leaves (matMulVNNIWT), and the kernel lets this
 // process use the tile registers (Linux asks a process to request them:
 // amxPermit). VERDICT_AMX=0 in the environment turns it off.
 var hasAMX = hasVNNI && cpu.X86.HasAMXTile && cpu.X86.HasAMXInt8 && os.Getenv("VERDICT_AMX") != "0" && amxPermit()
@@ -36,9 +36,9 @@ var hasAMX = hasVNNI && cpu.X86.HasAMXTile && cpu.X86.HasAMXInt8 && os.Getenv("V
 var useAMX = true
 
 // amxChunk is how many tiles of 16 weight rows one amxQ8x16 call runs
-// against a pair of activation groups before the next pair takes the same
-// tiles: 8 tiles of 768 columns (104 KB) stay in the L2 cache for the
-// pairs of a prefill chunk.
+// against a group of 16 activation rows before the next group takes the
+// same tiles: 8 tiles of 768 columns (104 KB) stay in the L2 cache for the
+// groups of a prefill chunk.
 const amxChunk = 8
 
 // amxScratchBytes is amxQ8x16's scratch: two 16 x 16 int32 results, two

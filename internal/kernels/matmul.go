@@ -49,8 +49,9 @@ type Acts struct {
 	// none: fewTakeAll).
 	pk8     []byte
 	packed8 bool
-	// pkA holds the first 16*packedA quantised rows repacked for the AMX
-	// tiles of Q8_0 weights (amx_amd64.go), where the CPU has them.
+	// pkA holds packedA groups of 16 quantised rows (a last one padded)
+	// repacked for the AMX tiles of Q8_0 weights (amx_amd64.go, packAMX),
+	// where the CPU has them.
 	pkA     []byte
 	packedA int
 	// pkK holds the Q8K rows repacked for the AVX-512 VNNI tiles of the K
