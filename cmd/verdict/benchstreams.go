@@ -154,19 +154,10 @@ func benchStreams(ctx context.Context, m *model.Model, path string, threads int,
 	}
 	defer stop()
 	for _, n := range ns {
-		runs := make([]streamRun, n)
 		st0 := w.BatchStats()
 		cpu0 := cpuSeconds()
 		t0 := time.Now()
-		var wg sync.WaitGroup
-		for i := range n {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				runs[i] = runStream(ctx, w, name, prompts[i], decodeN)
-			}()
-		}
-		wg.Wait()
+		runs := runStreams(ctx, w, name, prompts[:n], decodeN)
 		cpu := cpuSeconds() - cpu0
 		st := w.BatchStats()
 		res := streamsResult{Model: path, Threads: threads, Streams: n, PromptTokens: promptN + 1, DecodeTokens: decodeN, PeakBatch: st.PeakBatch,
@@ -214,17 +205,26 @@ func benchStreams(ctx context.Context, m *model.Model, path string, threads int,
 }
 
 // warmStreams runs every prompt at once through w, as a timed round
-// would, and keeps nothing but the first error.
+// would, and keeps nothing but the errors.
 func warmStreams(ctx context.Context, w *worker.Local, name string, prompts [][]int, decodeN int) error {
-	errs := make([]error, len(prompts))
+	var errs []error
+	for _, r := range runStreams(ctx, w, name, prompts, decodeN) {
+		errs = append(errs, r.err)
+	}
+	return errors.Join(errs...)
+}
+
+// runStreams runs every prompt at once through w, one goroutine each.
+func runStreams(ctx context.Context, w *worker.Local, name string, prompts [][]int, decodeN int) []streamRun {
+	runs := make([]streamRun, len(prompts))
 	var wg sync.WaitGroup
 	for i := range prompts {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs[i] = runStream(ctx, w, name, prompts[i], decodeN).err
+			runs[i] = runStream(ctx, w, name, prompts[i], decodeN)
 		}()
 	}
 	wg.Wait()
-	return errors.Join(errs...)
+	return runs
 }
