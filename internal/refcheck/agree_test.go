@@ -299,9 +299,8 @@ func runAgreement(t *testing.T, node, dir, text string, c agreeCase) {
 		// sample of the products' rounding noise that the criterion
 		// below scales. On CPUs where llama.cpp holds quantised
 		// weights in its AMX buffer (Sapphire Rapids), token by token
-		// and one batch run the same AMX kernels: identical up to
-		// position 80 on SmolLM2 Q8_0, then apart by half of what
-		// zen4's two kernel paths are.
+		// and one batch run the same AMX kernels: identical at
+		// positions 0 to 79 on SmolLM2 Q8_0 (0 to 40 on Q4_K_M).
 		if rs.FirstDiffer == 0 || rs.Identical == rs.Positions {
 			selfReps = append(selfReps, rs)
 		} else {
