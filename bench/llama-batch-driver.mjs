@@ -11,8 +11,11 @@
 //   of one sequence, one after another (after a warm-up token);
 // - for each N: a context of N sequences; the N streams are started together
 //   and evaluated by llama.cpp in shared batches. Reported: generated tokens
-//   over the wall time (first request to last token), time to first token
-//   and between tokens (p50, p99), and how many answers differ from alone.
+//   over the wall time (first request to last token); the decode rate while
+//   every stream decodes (the tokens after the last stream's first token up
+//   to the first stream's last one, over that span: decodeRate in
+//   cmd/verdict/benchstreams.go); time to first token and between tokens
+//   (p50, p99), and how many answers differ from alone.
 // run-streams.sh copies this file next to its node_modules and runs it there.
 import { getLlama, LlamaLogLevel } from "node-llama-cpp";
 
@@ -80,6 +83,22 @@ const pct = (xs, p) => {
     const s = [...xs].sort((a, b) => a - b);
     return s[Math.floor(((s.length - 1) * p) / 100)];
 };
+// decodeRate: tokens per second that arrived while every run was decoding,
+// and that span in seconds.
+function decodeRate(runs) {
+    if (runs.some((r) => r.times.length === 0)) return [0, 0];
+    let from = runs[0].times[0], to = runs[0].times[runs[0].times.length - 1];
+    for (const r of runs) {
+        if (r.times[0] > from) from = r.times[0];
+        if (r.times[r.times.length - 1] < to) to = r.times[r.times.length - 1];
+    }
+    if (to <= from) return [0, 0];
+    let n = 0;
+    for (const r of runs) for (const t of r.times) if (t > from && t <= to) n++;
+    const d = Number(to - from) / 1e9;
+    return [n / d, d];
+}
+
 for (const n of ns) {
     const ctx = await newContext(n);
     const seqs = Array.from({ length: n }, () => ctx.getSequence());
@@ -97,11 +116,12 @@ for (const n of ns) {
         if (r.times[r.times.length - 1] > last) last = r.times[r.times.length - 1];
     });
     const wall = Number(last - t0) / 1e9;
+    const [decodeTokS, decodeS] = decodeRate(runs);
     const cu = process.cpuUsage(cpu0); // the node process: llama.cpp's threads included
     const cpu = (cu.user + cu.system) / 1e6;
     console.log(JSON.stringify({
         engine: "llama.cpp", model: modelPath, threads, streams: n, prompt_tokens: promptN + 1, decode_tokens: decodeN,
-        output_tokens: tokens, wall_s: wall, aggregate_tok_s: tokens / wall, cpu_s: cpu, tok_per_cpu_s: tokens / cpu,
+        output_tokens: tokens, wall_s: wall, aggregate_tok_s: tokens / wall, decode_tok_s: decodeTokS, decode_s: decodeS, cpu_s: cpu, tok_per_cpu_s: tokens / cpu,
         ttft_p50_ms: pct(ttft, 50), ttft_p99_ms: pct(ttft, 99), tpot_p50_ms: pct(tpot, 50), tpot_p99_ms: pct(tpot, 99), differ,
     }));
     await ctx.dispose();

@@ -17,11 +17,15 @@
 # greedy generations through a worker: receipts signed, every token timed)
 # and bench/llama-batch-driver.mjs (N sequences of one llama.cpp context
 # evaluated together), each after running every stream alone. Printed: a
-# table of aggregate tokens/s (all streams' generated tokens over the wall
-# time) and per CPU second of the process (both engines; steadier than the
-# wall clock on a busy machine), time to first token and per output token
-# (p50 / p99), and the answers that differ from the same stream run alone. Raw results go to
-# OUT/streams.jsonl. Setup (models, node-llama-cpp) as bench/run.sh.
+# table of the aggregate decode rate while all N streams decode (the tokens
+# after the last stream's first token up to the first stream's last one,
+# over that span: prefill is in the time to first token), aggregate
+# tokens/s end to end (all streams' generated tokens over the wall time,
+# prefill included) and per CPU second of the process (both engines;
+# steadier than the wall clock on a busy machine), time to first token and
+# per output token (p50 / p99), and the answers that differ from the same
+# stream run alone. Raw results go to OUT/streams.jsonl. Setup (models,
+# node-llama-cpp) as bench/run.sh.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -43,7 +47,7 @@ while [ $# -gt 0 ]; do
 	--decode) DECODE=$2; shift 2 ;;
 	--out) OUT=$2; shift 2 ;;
 	--verdict) VBIN=$2; shift 2 ;;
-	-h|--help) sed -n '2,24p' "${BASH_SOURCE[0]}"; exit 0 ;;
+	-h|--help) sed -n '2,28p' "${BASH_SOURCE[0]}"; exit 0 ;;
 	*) echo "unknown argument $1" >&2; exit 2 ;;
 	esac
 done
@@ -103,13 +107,13 @@ node - "$RES" <<'EOF'
 const fs = require("fs");
 const rows = fs.readFileSync(process.argv[2], "utf8").trim().split("\n").map((l) => JSON.parse(l));
 const f = (x) => (x >= 100 ? x.toFixed(0) : x.toFixed(1));
-console.log("| model | engine | streams | aggregate tok/s | x its N=1 | tokens per CPU-second | x its N=1 | TTFT p50 / p99 ms | per token p50 / p99 ms | answers unlike alone | load (1 min, at start) |");
-console.log("|---|---|---|---|---|---|---|---|---|---|---|");
+console.log("| model | engine | streams | decode tok/s, all decoding | x its N=1 | tok/s end to end | x its N=1 | tokens per CPU-second | x its N=1 | TTFT p50 / p99 ms | per token p50 / p99 ms | answers unlike alone | load (1 min, at start) |");
+console.log("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
 for (const r of rows) {
 	const one = rows.find((o) => o.engine === r.engine && o.preset === r.preset && o.type === r.type && o.streams === 1);
-	const x = one ? (r.aggregate_tok_s / one.aggregate_tok_s).toFixed(2) : "";
-	const xc = one && one.tok_per_cpu_s > 0 ? (r.tok_per_cpu_s / one.tok_per_cpu_s).toFixed(2) : "";
+	const ratio = (a, b) => (one && b > 0 ? (a / b).toFixed(2) : "");
 	const c = r.tok_per_cpu_s > 0 ? f(r.tok_per_cpu_s) : "—";
-	console.log(`| ${r.preset} ${r.type} | ${r.engine} | ${r.streams} | ${f(r.aggregate_tok_s)} | ${x} | ${c} | ${xc} | ${f(r.ttft_p50_ms)} / ${f(r.ttft_p99_ms)} | ${f(r.tpot_p50_ms)} / ${f(r.tpot_p99_ms)} | ${r.differ} of ${r.streams} | ${r.load ?? ""} |`);
+	const d = r.decode_tok_s > 0 ? f(r.decode_tok_s) : "—";
+	console.log(`| ${r.preset} ${r.type} | ${r.engine} | ${r.streams} | ${d} | ${ratio(r.decode_tok_s, one?.decode_tok_s)} | ${f(r.aggregate_tok_s)} | ${ratio(r.aggregate_tok_s, one?.aggregate_tok_s)} | ${c} | ${ratio(r.tok_per_cpu_s, one?.tok_per_cpu_s)} | ${f(r.ttft_p50_ms)} / ${f(r.ttft_p99_ms)} | ${f(r.tpot_p50_ms)} / ${f(r.tpot_p99_ms)} | ${r.differ} of ${r.streams} | ${r.load ?? ""} |`);
 }
 EOF

@@ -111,7 +111,15 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 				return func() { pprof.StopCPUProfile(); f.Close() }, nil
 			}
 		}
-		return benchStreams(ctx, m, *path, *threads, ns, *streamPrompt, *decodeN, *asJSON, profile, stdout, stderr)
+		if err := benchStreams(ctx, m, *path, *threads, ns, *streamPrompt, *decodeN, *asJSON, profile, stdout, stderr); err != nil {
+			return err
+		}
+		if *memProfile != "" {
+			if err := writeHeapProfile(*memProfile); err != nil {
+				return fmt.Errorf("bench: %w", err)
+			}
+		}
+		return nil
 	}
 	c := m.Config
 	// The KV cache holds the prompt, or the warm-up token and the decoded tokens.

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"math"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/verdictnet/verdict/internal/testutil"
 )
@@ -85,13 +87,46 @@ func TestBenchStreams(t *testing.T) {
 			t.Fatal(err)
 		}
 		if r.Streams != n || r.Differ != 0 || r.OutputTokens == 0 || !(r.AggTokS > 0) || r.PromptTokens != 6 || r.PeakBatch < 1 ||
-			r.Steps < 12 || !(r.ForwardMs > 0) || !(r.GapMs > 0) {
+			r.Steps < 12 || !(r.ForwardMs > 0) || !(r.GapMs > 0) || r.DecodeTokS < 0 || (n == 1 && !(r.DecodeTokS > 0 && r.DecodeSecs > 0)) {
+			// (On this tiny model streams started one after another
+			// may finish before the last one starts: no span where
+			// all decode, a decode rate of 0.)
 			t.Errorf("streams %d: %+v", n, r)
 		}
 	}
 	for _, bad := range [][]string{{"--model", m, "--streams", "0"}, {"--model", m, "--streams", "1,x"}, {"--model", m, "--streams", "2", "--decode-tokens", "0"}} {
 		if err := cmdBench(context.Background(), bad, &out, &errb); err == nil {
 			t.Errorf("bench %q: no error", bad)
+		}
+	}
+}
+
+// decodeRate counts the tokens that arrive while every stream decodes:
+// after the latest first delta, up to the earliest last one.
+func TestDecodeRate(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	at := func(ms ...int) []time.Time {
+		var ts []time.Time
+		for _, m := range ms {
+			ts = append(ts, t0.Add(time.Duration(m)*time.Millisecond))
+		}
+		return ts
+	}
+	for _, tc := range []struct {
+		name       string
+		runs       []streamRun
+		rate, secs float64
+	}{
+		{"one stream", []streamRun{{times: at(10, 20, 30, 40), counts: []int{1, 1, 1, 1}}}, 3 / 0.03, 0.03},
+		// From 20 (b's first) to 40 (b's last): a's 30 and 40 (1+2), b's 30 and 40 (1+1).
+		{"two", []streamRun{{times: at(10, 20, 30, 40, 50), counts: []int{1, 1, 1, 2, 1}}, {times: at(20, 30, 40), counts: []int{1, 1, 1}}}, 5 / 0.02, 0.02},
+		{"no overlap", []streamRun{{times: at(10, 20), counts: []int{1, 1}}, {times: at(30, 40), counts: []int{1, 1}}}, 0, 0},
+		{"a stream without deltas", []streamRun{{times: at(10, 20), counts: []int{1, 1}}, {}}, 0, 0},
+		{"none", nil, 0, 0},
+	} {
+		rate, secs := decodeRate(tc.runs)
+		if math.Abs(rate-tc.rate) > 1e-9*tc.rate || math.Abs(secs-tc.secs) > 1e-12 {
+			t.Errorf("%s: %v tok/s over %v s, want %v over %v", tc.name, rate, secs, tc.rate, tc.secs)
 		}
 	}
 }

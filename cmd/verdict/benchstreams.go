@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/verdictnet/verdict/internal/model"
+	"github.com/verdictnet/verdict/internal/receipt"
 	"github.com/verdictnet/verdict/internal/worker"
 )
 
@@ -28,17 +29,24 @@ type streamsResult struct {
 	OutputTokens int     `json:"output_tokens"` // generated, all streams
 	WallSecs     float64 `json:"wall_s"`        // first request sent to last answer
 	AggTokS      float64 `json:"aggregate_tok_s"`
-	CPUSecs      float64 `json:"cpu_s"`         // user+system CPU time of the process over the run
-	TokPerCPUS   float64 `json:"tok_per_cpu_s"` // output tokens per CPU second (steadier than tok/s on a shared machine)
-	TTFTP50Ms    float64 `json:"ttft_p50_ms"`
-	TTFTP99Ms    float64 `json:"ttft_p99_ms"`
-	TPOTP50Ms    float64 `json:"tpot_p50_ms"` // time per output token after the first, over every gap
-	TPOTP99Ms    float64 `json:"tpot_p99_ms"`
-	PeakBatch    int     `json:"peak_batch"`
-	Steps        uint64  `json:"steps"`           // forward steps of the batch over the run
-	ForwardMs    float64 `json:"step_forward_ms"` // mean wall time of a step's forward pass
-	GapMs        float64 `json:"step_gap_ms"`     // mean wall time between steps (the callers' per-token work)
-	Differ       int     `json:"differ"`          // answers (tokens or receipt) unlike the same request alone
+	// DecodeTokS is the aggregate decode rate while every stream decodes:
+	// the tokens that arrived after the last stream's first token and up
+	// to the first stream's last one, over that span (prefill, the first
+	// token of each stream, is in TTFT; llama-batched-bench's S_TG is the
+	// same rate measured after a separate prefill). 0 when no such span.
+	DecodeTokS float64 `json:"decode_tok_s"`
+	DecodeSecs float64 `json:"decode_s"`
+	CPUSecs    float64 `json:"cpu_s"`         // user+system CPU time of the process over the run
+	TokPerCPUS float64 `json:"tok_per_cpu_s"` // output tokens per CPU second (steadier than tok/s on a shared machine)
+	TTFTP50Ms  float64 `json:"ttft_p50_ms"`
+	TTFTP99Ms  float64 `json:"ttft_p99_ms"`
+	TPOTP50Ms  float64 `json:"tpot_p50_ms"` // time per output token after the first, over every gap
+	TPOTP99Ms  float64 `json:"tpot_p99_ms"`
+	PeakBatch  int     `json:"peak_batch"`
+	Steps      uint64  `json:"steps"`           // forward steps of the batch over the run
+	ForwardMs  float64 `json:"step_forward_ms"` // mean wall time of a step's forward pass
+	GapMs      float64 `json:"step_gap_ms"`     // mean wall time between steps (the callers' per-token work)
+	Differ     int     `json:"differ"`          // answers (tokens or receipt) unlike the same request alone
 }
 
 // ms is d in milliseconds.
@@ -71,22 +79,24 @@ func parseStreams(s string) ([]int, error) {
 
 // streamRun is one stream's answer and timings.
 type streamRun struct {
-	tokens  []int
+	tokens  []int // the receipt's output
 	receipt string
 	start   time.Time
-	times   []time.Time // when each token arrived
+	times   []time.Time // when each delta arrived
+	counts  []int       // the tokens each delta completed (inference.Delta.Tokens)
 	err     error
 }
 
+// runStream runs one greedy generation of prompt through w, as an API
+// caller would (no log-probabilities: they cost a softmax over the
+// vocabulary a token), timing each delta of text.
 func runStream(ctx context.Context, w *worker.Local, name string, prompt []int, decodeN int) streamRun {
 	r := streamRun{start: time.Now()}
-	// Logprobs make every token a delta, so that each one is timed.
-	req := worker.Request{Model: name, Tokens: prompt, MaxTokens: decodeN, Logprobs: true}
+	req := worker.Request{Model: name, Tokens: prompt, MaxTokens: decodeN}
 	res, err := w.Generate(ctx, req, func(d worker.Delta) error {
-		now := time.Now()
-		for _, l := range d.Logprobs {
-			r.tokens = append(r.tokens, l.Token)
-			r.times = append(r.times, now)
+		if d.Tokens > 0 {
+			r.times = append(r.times, time.Now())
+			r.counts = append(r.counts, d.Tokens)
 		}
 		return nil
 	})
@@ -94,7 +104,12 @@ func runStream(ctx context.Context, w *worker.Local, name string, prompt []int, 
 		r.err = err
 		return r
 	}
-	r.receipt = res.ReceiptID
+	rc, err := receipt.Parse(res.Receipt)
+	if err != nil {
+		r.err = fmt.Errorf("the worker's receipt: %w", err)
+		return r
+	}
+	r.tokens, r.receipt = rc.Output, res.ReceiptID
 	return r
 }
 
@@ -177,12 +192,18 @@ func benchStreams(ctx context.Context, m *model.Model, path string, threads int,
 			}
 			ttft = append(ttft, r.times[0].Sub(r.start))
 			for j := 1; j < len(r.times); j++ {
-				tpot = append(tpot, r.times[j].Sub(r.times[j-1]))
+				// A delta that completes k tokens (text held back
+				// for a while) counts k gaps of a k-th each.
+				k := r.counts[j]
+				for range k {
+					tpot = append(tpot, r.times[j].Sub(r.times[j-1])/time.Duration(k))
+				}
 			}
 			if end := r.times[len(r.times)-1]; end.After(last) {
 				last = end
 			}
 		}
+		res.DecodeTokS, res.DecodeSecs = decodeRate(runs)
 		res.WallSecs = last.Sub(t0).Seconds()
 		res.AggTokS = float64(res.OutputTokens) / res.WallSecs
 		if cpu > 0 {
@@ -198,10 +219,41 @@ func benchStreams(ctx context.Context, m *model.Model, path string, threads int,
 			fmt.Fprintf(stdout, "%s\n", b)
 			continue
 		}
-		fmt.Fprintf(stdout, "streams %3d: %5d tokens in %6.2f s: %7.1f tok/s aggregate (%.1f per CPU second); TTFT p50 %.0f ms p99 %.0f ms; per token p50 %.1f ms p99 %.1f ms; %d steps: forward %.2f ms, gap %.2f ms (means); %d of %d answers differ from alone\n",
-			n, res.OutputTokens, res.WallSecs, res.AggTokS, res.TokPerCPUS, res.TTFTP50Ms, res.TTFTP99Ms, res.TPOTP50Ms, res.TPOTP99Ms, res.Steps, res.ForwardMs, res.GapMs, res.Differ, n)
+		fmt.Fprintf(stdout, "streams %3d: %5d tokens in %6.2f s: %7.1f tok/s aggregate (%.1f per CPU second), %.1f tok/s while all decode; TTFT p50 %.0f ms p99 %.0f ms; per token p50 %.1f ms p99 %.1f ms; %d steps: forward %.2f ms, gap %.2f ms (means); %d of %d answers differ from alone\n",
+			n, res.OutputTokens, res.WallSecs, res.AggTokS, res.TokPerCPUS, res.DecodeTokS, res.TTFTP50Ms, res.TTFTP99Ms, res.TPOTP50Ms, res.TPOTP99Ms, res.Steps, res.ForwardMs, res.GapMs, res.Differ, n)
 	}
 	return nil
+}
+
+// decodeRate returns the tokens per second that arrived while every run
+// was decoding (after the latest first delta, up to the earliest last one)
+// and the length of that span in seconds; 0, 0 when there is none.
+func decodeRate(runs []streamRun) (float64, float64) {
+	var from, to time.Time
+	for i, r := range runs {
+		if len(r.times) == 0 {
+			return 0, 0
+		}
+		if first := r.times[0]; i == 0 || first.After(from) {
+			from = first
+		}
+		if last := r.times[len(r.times)-1]; i == 0 || last.Before(to) {
+			to = last
+		}
+	}
+	if !to.After(from) {
+		return 0, 0
+	}
+	n := 0
+	for _, r := range runs {
+		for j, t := range r.times {
+			if t.After(from) && !t.After(to) {
+				n += r.counts[j]
+			}
+		}
+	}
+	d := to.Sub(from).Seconds()
+	return float64(n) / d, d
 }
 
 // warmStreams runs every prompt at once through w, as a timed round

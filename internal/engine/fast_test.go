@@ -158,6 +158,9 @@ func BenchmarkPrefill(b *testing.B) {
 // sequences, one token each, in one Forward (the last position's logits of
 // every item), on the model file named by VERDICT_BENCH_MODEL (skipped
 // without it; e.g. a `verdict model synth --preset 110m --type q8_0` file).
+// Each sequence holds a prompt of 17 positions and decodes to 80, over and
+// over (the depths of `verdict bench --streams` with its defaults), so
+// that a step reads the key/value cache a serving step reads.
 // tok/s is n tokens per step; compare it across n for the batch's scaling.
 // tok/cpu-s divides by the process's CPU time instead (steadier on a shared
 // machine; with threads=2 it counts both threads).
@@ -175,10 +178,18 @@ func BenchmarkBatchStep(b *testing.B) {
 		for _, n := range []int{1, 2, 4, 8, 16} {
 			b.Run(fmt.Sprintf("threads=%d/n=%d", threads, n), func(b *testing.B) {
 				e := newEngine(b, m, threads)
+				const prompt, depth = 17, 80
 				items := make([]*engine.Item, n)
 				for i := range items {
-					seq, err := e.NewSequence(64)
+					seq, err := e.NewSequence(depth)
 					if err != nil {
+						b.Fatal(err)
+					}
+					toks := make([]int, prompt)
+					for j := range toks {
+						toks[j] = 1 + (i*prompt+j)%(m.Config.Vocab-1)
+					}
+					if err := e.Forward(&engine.Item{Seq: seq, Tokens: toks}); err != nil {
 						b.Fatal(err)
 					}
 					items[i] = &engine.Item{Seq: seq, Tokens: []int{1 + i}, Logits: engine.LogitsLast}
@@ -187,7 +198,7 @@ func BenchmarkBatchStep(b *testing.B) {
 				for b.Loop() {
 					for _, it := range items {
 						if it.Seq.Pos == it.Seq.Cap() {
-							it.Seq.Pos = 0
+							it.Seq.Pos = prompt
 						}
 					}
 					if err := e.Forward(items...); err != nil {

@@ -125,6 +125,13 @@ type TokenLogprob struct {
 type Delta struct {
 	Text     string
 	Logprobs []TokenLogprob
+	// Tokens is how many generated tokens were sampled since the previous
+	// delta: those whose text this one carries, or releases when it was
+	// held back (part of a character, the possible start of a stop
+	// string). With Logprobs it is the length of Logprobs. Tokens that never
+	// show in a delta (a stop token, text withheld at the end) are in
+	// Result.CompletionTokens only.
+	Tokens int
 }
 
 // Finish reasons, as OpenAI names them, and FinishCancelled for a

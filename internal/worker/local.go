@@ -443,10 +443,13 @@ func (w *Local) Generate(ctx context.Context, req Request, onDelta func(Delta) e
 	var lp logprobs
 	prev := prompt[len(prompt)-1]
 	stopString := false
+	unsent := 0 // tokens generated since the last delta
 	emit := func(s string, tl []TokenLogprob) error {
 		text.WriteString(s)
 		if onDelta != nil && (s != "" || len(tl) > 0) {
-			if err := onDelta(Delta{Text: s, Logprobs: tl}); err != nil {
+			n := unsent
+			unsent = 0
+			if err := onDelta(Delta{Text: s, Logprobs: tl, Tokens: n}); err != nil {
 				return &deltaError{err}
 			}
 		}
@@ -491,6 +494,7 @@ func (w *Local) Generate(ctx context.Context, req Request, onDelta func(Delta) e
 				tl = []TokenLogprob{e}
 			}
 			prev = t
+			unsent++
 			if slices.Contains(w.stops, t) {
 				return emit("", tl)
 			}

@@ -155,6 +155,48 @@ func TestStopString(t *testing.T) {
 	}
 }
 
+// Delta.Tokens counts the tokens sampled since the previous delta: over a
+// generation cut by its length they add up to the completion tokens; a
+// stop string leaves the tokens after its start uncounted; with logprobs
+// each delta counts its entries.
+func TestDeltaTokens(t *testing.T) {
+	w := testWorker(t)
+	for _, tc := range []struct {
+		name     string
+		stop     []string
+		logprobs bool
+	}{{"length", nil, false}, {"stop string", []string{"park"}, false}, {"logprobs", nil, true}} {
+		req := textReq("Once upon a time", 40)
+		req.Stop, req.Logprobs = tc.stop, tc.logprobs
+		sum, deltas := 0, 0
+		res, err := w.Generate(context.Background(), req, func(d Delta) error {
+			deltas++
+			sum += d.Tokens
+			if d.Text != "" && d.Tokens == 0 {
+				t.Errorf("%s: text %q for no token", tc.name, d.Text)
+			}
+			if tc.logprobs && d.Tokens != len(d.Logprobs) {
+				t.Errorf("%s: %d tokens, %d logprobs", tc.name, d.Tokens, len(d.Logprobs))
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch {
+		case res.FinishReason == FinishLength && sum != res.CompletionTokens:
+			t.Errorf("%s: deltas count %d tokens, %d generated", tc.name, sum, res.CompletionTokens)
+		case res.FinishReason == FinishStop && (sum >= res.CompletionTokens || sum == 0):
+			t.Errorf("%s: deltas count %d tokens of %d generated before the stop string", tc.name, sum, res.CompletionTokens)
+		case deltas < 2:
+			t.Errorf("%s: %d deltas", tc.name, deltas)
+		}
+		if tc.stop != nil && res.FinishReason != FinishStop {
+			t.Errorf("%s: finished by %s", tc.name, res.FinishReason)
+		}
+	}
+}
+
 func TestDeterminism(t *testing.T) {
 	w := testWorker(t)
 	gen := func(seed uint64) *Result {
