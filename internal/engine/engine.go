@@ -455,6 +455,7 @@ func (e *Engine) Forward(items ...*Item) error {
 	if len(rows) == 0 {
 		return nil
 	}
+	defer e.pool.hold()()
 	for _, it := range items {
 		it.Seq.reserve(it.Seq.Pos + len(it.Tokens))
 		it.Out = it.Out[:0]

@@ -157,6 +157,51 @@ func TestPoolSlowPartAndPark(t *testing.T) {
 	}
 }
 
+// TestPoolHold checks that idle workers poll instead of sleeping while a
+// pass holds the pool, however long the wait between its jobs, go to
+// sleep once it is released, and that a held pool still runs every job
+// and closes.
+func TestPoolHold(t *testing.T) {
+	p := newPool(3)
+	defer p.close()
+	asleep := func(want int32) bool {
+		// Workers fall asleep spinFor after their last job; allow for a
+		// slow machine.
+		for range 200 {
+			if p.sleepers.Load() == want {
+				return true
+			}
+			time.Sleep(time.Millisecond)
+		}
+		return false
+	}
+	var sum atomic.Int64
+	job := func() {
+		p.run(100, 1, func(lo, hi int) { sum.Add(int64(hi - lo)) })
+	}
+	job()
+	if !asleep(2) {
+		t.Fatalf("%d of 2 idle workers asleep after a job", p.sleepers.Load())
+	}
+	release := p.hold()
+	job() // wakes them; they stay awake
+	for range 10 {
+		time.Sleep(5 * spinFor)
+		if n := p.sleepers.Load(); n != 0 {
+			t.Fatalf("%d workers asleep while the pool is held", n)
+		}
+		job()
+	}
+	release()
+	if !asleep(2) {
+		t.Fatalf("%d of 2 idle workers asleep after the release", p.sleepers.Load())
+	}
+	job()
+	if s := sum.Load(); s != 13*100 {
+		t.Fatalf("%d indices done, want %d", s, 13*100)
+	}
+}
+
 func BenchmarkPoolDispatch(b *testing.B) {
 	p := newPool(2)
 	defer p.close()
