@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"unsafe"
 
+	"github.com/verdictnet/verdict/internal/engine"
 	"github.com/verdictnet/verdict/internal/keys"
 	"github.com/verdictnet/verdict/internal/merkle"
 	"github.com/verdictnet/verdict/internal/model"
@@ -150,6 +151,69 @@ func (r *Recorder) Layer(l, pos int, x, k, v, attn []float32) {
 		r.a[l][h] = set(r.a[l][h], pos, r.leaf(leafKey{kind: 'a', p: pos, l: l, h: h}, attn[h*w:(h+1)*w]))
 	}
 }
+
+// TraceLayerRows is engine.Options.TraceLayers for Recorders: the rows
+// whose Tracer is a *Recorder that hashes as it goes (not one keeping the
+// trace for openings, nor one hashing on goroutines of its own) get the
+// leaves Layer would give them, the key/value leaves of all those rows
+// hashed in one sha256x16.Sum and their attention leaves in another (a
+// row at a time fills 12 of the 16 lanes on the 110m shape; rows of the
+// same recorder, one item's positions, are set in order); other rows go to
+// their Tracer's Layer.
+func TraceLayerRows(l int, rows []engine.LayerRow) {
+	sc := rowScratch.Get().(*layerRowsScratch)
+	defer rowScratch.Put(sc)
+	sc.recs, sc.rows = sc.recs[:0], sc.rows[:0]
+	for _, row := range rows {
+		r, ok := row.Tracer.(*Recorder)
+		if !ok || r.async != nil || r.got != nil || l < 0 || l >= r.c.Layers || row.Pos < 0 ||
+			len(row.K) != r.c.KVDim() || len(row.V) != len(row.K) || len(row.Attn) != r.c.QDim() ||
+			(len(sc.recs) > 0 && r.c.KVHeads != sc.recs[0].c.KVHeads) {
+			row.Tracer.Layer(l, row.Pos, row.X, row.K, row.V, row.Attn)
+			continue
+		}
+		sc.recs, sc.rows = append(sc.recs, r), append(sc.rows, row)
+	}
+	if len(sc.recs) == 0 {
+		return
+	}
+	H := sc.recs[0].c.KVHeads
+	n := len(sc.rows)
+	sc.kv, sc.att = sc.kv[:0], sc.att[:0]
+	for i, row := range sc.rows {
+		r := sc.recs[i]
+		hd, w := r.hd, r.c.QDim()/H
+		for h := range H {
+			sc.kv = append(sc.kv, f32Bytes(row.K[h*hd:(h+1)*hd]), f32Bytes(row.V[h*hd:(h+1)*hd]))
+			sc.att = append(sc.att, f32Bytes(row.Attn[h*w:(h+1)*w]))
+		}
+	}
+	sc.hs = slices.Grow(sc.hs[:0], 2*n*H)[:2*n*H]
+	sha256x16.Sum(sc.hs[:n*H], leafPrefix, sc.kv)
+	sha256x16.Sum(sc.hs[n*H:], leafPrefix, sc.att)
+	for i, row := range sc.rows {
+		r := sc.recs[i]
+		r.x[l] = set(r.x[l], row.Pos, r.leafHash(row.X))
+		for h := range H {
+			r.kv[l][h] = set(r.kv[l][h], row.Pos, sc.hs[i*H+h])
+			r.a[l][h] = set(r.a[l][h], row.Pos, sc.hs[n*H+i*H+h])
+		}
+	}
+	clear(sc.kv)
+	clear(sc.att)
+	clear(sc.rows)
+	clear(sc.recs)
+}
+
+// layerRowsScratch is TraceLayerRows's working memory.
+type layerRowsScratch struct {
+	recs    []*Recorder
+	rows    []engine.LayerRow
+	kv, att [][]byte
+	hs      []merkle.Hash
+}
+
+var rowScratch = sync.Pool{New: func() any { return new(layerRowsScratch) }}
 
 // Final implements engine.Tracer.
 func (r *Recorder) Final(pos int, x []float32) {

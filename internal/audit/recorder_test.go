@@ -7,6 +7,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/verdictnet/verdict/internal/engine"
 	"github.com/verdictnet/verdict/internal/merkle"
 	"github.com/verdictnet/verdict/internal/model"
 )
@@ -307,6 +308,105 @@ func testConcurrentLogits(t *testing.T, async bool) {
 			if want := merkle.LeafHash(appendF32(nil, v)); recs[s].logits[pos] != want {
 				t.Fatalf("sequence %d position %d: leaf %s, want %s", s, pos, recs[s].logits[pos], want)
 			}
+		}
+	}
+}
+
+// countTracer is an engine.Tracer that only counts its Layer calls.
+type countTracer struct{ layers int }
+
+func (c *countTracer) Layer(l, pos int, x, k, v, attn []float32) { c.layers++ }
+func (c *countTracer) Final(pos int, x []float32)                {}
+
+// TraceLayerRows gives every recorder the roots its own Layer calls give,
+// however the rows of several recorders are grouped (one position each,
+// as in a decode step, or several positions of one, as in a prefill), with
+// a recorder that keeps its trace for openings and another tracer among
+// them; the buffers are scribbled over after each call, as the engine's.
+func TestTraceLayerRowsMatchesLayer(t *testing.T) {
+	prompt := []int{1, 2, 3}
+	for _, c := range []model.Config{recorderConfig, {Dim: 64, Hidden: 32, Layers: 2, Heads: 16, KVHeads: 4, Vocab: 70, ContextLen: 64}} {
+		const T, seqs = 9, 5
+		n := T - len(prompt) + 1
+		var passes []*tracePass
+		var want [][2]merkle.Hash
+		for s := range seqs {
+			p := newTracePass(c, T, uint64(100+s))
+			ref := NewRecorder(c, prompt)
+			p.feed(ref, T)
+			for pos, l := range p.logits {
+				ref.Logits(pos, l)
+			}
+			l, tr, err := ref.Roots(n)
+			if err != nil {
+				t.Fatal(err)
+			}
+			passes, want = append(passes, p), append(want, [2]merkle.Hash{l, tr})
+		}
+		recs := make([]*Recorder, seqs)
+		for s := range recs {
+			recs[s] = NewRecorder(c, prompt)
+		}
+		recs[2].got = make(map[leafKey][]byte) // keeps its trace: Layer's own path
+		other := &countTracer{}
+		row := func(s, l, pos int) engine.LayerRow {
+			i := l*T + pos
+			p := passes[s]
+			cp := func(v []float32) []float32 { return append([]float32(nil), v...) }
+			return engine.LayerRow{Tracer: recs[s], Pos: pos, X: cp(p.x[i]), K: cp(p.k[i]), V: cp(p.v[i]), Attn: cp(p.attn[i])}
+		}
+		scribble := func(rows []engine.LayerRow) {
+			for _, r := range rows {
+				clear(r.X)
+				clear(r.K)
+				clear(r.V)
+				clear(r.Attn)
+			}
+		}
+		for l := range c.Layers {
+			// Sequence 0 prefills its first 4 positions alone, then
+			// every sequence's positions go in steps of one each (the
+			// others' first 4 in one call of 16 rows), another tracer in
+			// the middle.
+			rows := []engine.LayerRow{}
+			for pos := range 4 {
+				rows = append(rows, row(0, l, pos))
+			}
+			TraceLayerRows(l, rows)
+			scribble(rows)
+			rows = rows[:0]
+			for s := 1; s < seqs; s++ {
+				for pos := range 4 {
+					rows = append(rows, row(s, l, pos))
+				}
+			}
+			TraceLayerRows(l, rows)
+			scribble(rows)
+			for pos := 4; pos < T; pos++ {
+				rows = rows[:0]
+				for s := range seqs {
+					rows = append(rows, row(s, l, pos))
+					if s == 1 {
+						rows = append(rows, engine.LayerRow{Tracer: other, Pos: pos, X: make([]float32, c.Dim)})
+					}
+				}
+				TraceLayerRows(l, rows)
+				scribble(rows)
+			}
+		}
+		for s, rec := range recs {
+			p := passes[s]
+			for pos := range T {
+				rec.Final(pos, p.final[pos])
+				rec.Logits(pos, p.logits[pos])
+			}
+			l, tr, err := rec.Roots(n)
+			if err != nil || l != want[s][0] || tr != want[s][1] {
+				t.Errorf("%d kv heads, sequence %d: roots %s %s (%v), Layer's %s %s", c.KVHeads, s, l, tr, err, want[s][0], want[s][1])
+			}
+		}
+		if other.layers != c.Layers*(T-4) {
+			t.Errorf("the other tracer got %d Layer calls, want %d", other.layers, c.Layers*(T-4))
 		}
 	}
 }

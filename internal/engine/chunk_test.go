@@ -1,6 +1,7 @@
 package engine_test
 
 import (
+	"sync"
 	"testing"
 
 	"github.com/verdictnet/verdict/internal/engine"
@@ -9,8 +10,9 @@ import (
 // TestChunksEqualWhole runs one batch of three sequences (a long prompt
 // with logits from its middle on, a short one with the last logits only,
 // and one with none) through engines whose passes take 1, 5, 16 rows or
-// the default chunk, and compares every logit bit and every traced state
-// with one pass over the whole batch.
+// the default chunk, and the default with Options.TraceLayers, and compares
+// every logit bit and every traced state with one pass over the whole
+// batch.
 func TestChunksEqualWhole(t *testing.T) {
 	for _, mf := range append(cellModels, [2]string{"synth:tiny256:mix", ""}) {
 		t.Run(mf[0], func(t *testing.T) { testChunksEqualWhole(t, mf) })
@@ -22,9 +24,25 @@ type chunkRun struct {
 	trace [3]*recorder
 }
 
-func runChunked(t *testing.T, l loaded, chunk int, toks [3][]int) chunkRun {
+func runChunked(t *testing.T, l loaded, chunk int, toks [3][]int, group bool) chunkRun {
 	t.Helper()
-	e, err := engine.New(l.m, engine.Options{Threads: 2, ChunkRows: chunk})
+	opts := engine.Options{Threads: 2, ChunkRows: chunk}
+	calls, rows := 0, 0
+	if group {
+		// Each row's Layer in order, as audit.TraceLayerRows does for
+		// tracers other than its recorders.
+		var mu sync.Mutex
+		opts.TraceLayers = func(l int, rs []engine.LayerRow) {
+			mu.Lock()
+			calls++
+			rows += len(rs)
+			mu.Unlock()
+			for _, r := range rs {
+				r.Tracer.Layer(l, r.Pos, r.X, r.K, r.V, r.Attn)
+			}
+		}
+	}
+	e, err := engine.New(l.m, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,6 +68,10 @@ func runChunked(t *testing.T, l loaded, chunk int, toks [3][]int) chunkRun {
 	for i, it := range items {
 		run.out[i] = it.Out
 	}
+	// Every traced row of every layer, in calls of several items'.
+	if n := l.m.Config.Layers * (len(toks[0]) + len(toks[1]) + len(toks[2])); group && (rows != n || calls == 0 || calls >= rows) {
+		t.Fatalf("TraceLayers traced %d rows in %d calls, want %d rows in fewer calls", rows, calls, n)
+	}
 	return run
 }
 
@@ -61,12 +83,12 @@ func testChunksEqualWhole(t *testing.T, mf [2]string) {
 			toks[i] = append(toks[i], 1+(j*7919+i*104729)%(l.m.Config.Vocab-1))
 		}
 	}
-	whole := runChunked(t, l, 1000, toks)
+	whole := runChunked(t, l, 1000, toks, false)
 	if len(whole.out[0]) != len(toks[0])-len(toks[0])/2 || len(whole.out[1]) != 1 || len(whole.out[2]) != 0 {
 		t.Fatalf("%d, %d and %d logit vectors", len(whole.out[0]), len(whole.out[1]), len(whole.out[2]))
 	}
-	for _, chunk := range []int{1, 5, 16, 0} {
-		got := runChunked(t, l, chunk, toks)
+	for _, chunk := range []int{1, 5, 16, 0, -1} {
+		got := runChunked(t, l, max(chunk, 0), toks, chunk < 0)
 		for i := range toks {
 			if len(got.out[i]) != len(whole.out[i]) {
 				t.Fatalf("chunk %d, sequence %d: %d logit vectors, %d in one pass", chunk, i, len(got.out[i]), len(whole.out[i]))

@@ -31,6 +31,24 @@ type Options struct {
 	// prompt, whose later positions read the cache the earlier chunks
 	// wrote).
 	ChunkRows int
+	// TraceLayers, when set, traces one layer of the rows of several
+	// items in one call, in place of a Tracer.Layer call per row: it must
+	// do what rows[i].Tracer.Layer(l, rows[i].Pos, rows[i].X, rows[i].K,
+	// rows[i].V, rows[i].Attn) would for every i (an item's rows come in
+	// position order, all in the same call). A receipt recorder hashes
+	// the leaves of many rows together, filling the lanes of its
+	// multi-buffer hash (audit.TraceLayerRows). It never changes a
+	// result.
+	TraceLayers func(l int, rows []LayerRow)
+}
+
+// LayerRow is one row's Tracer.Layer call (Options.TraceLayers): the
+// item's Tracer, the row's position and the vectors Layer reports, which
+// the engine overwrites once the call returns.
+type LayerRow struct {
+	Tracer        Tracer
+	Pos           int
+	X, K, V, Attn []float32
 }
 
 // ChunkBytes and maxChunkRows size the default chunk of rows (at least 16,
@@ -60,6 +78,8 @@ type Engine struct {
 	chunk  int       // rows per pass through the layers
 	scale  float32   // sqrt(head dim)
 	rope   func(x, cos, sin []float32)
+	// traceLayers is Options.TraceLayers.
+	traceLayers func(l int, rows []LayerRow)
 	// spare holds the cache pages of released sequences for the next
 	// sequences' caches (Sequence.Release).
 	spare *kvSpare
@@ -86,6 +106,7 @@ func New(m *model.Model, opts Options) (*Engine, error) {
 		e.rope = kernels.RopeNeox
 	}
 	e.scale = detmath.Sqrt32(float32(e.hd))
+	e.traceLayers = opts.TraceLayers
 	e.chunk = opts.ChunkRows
 	if e.chunk <= 0 {
 		e.chunk = chunkRows(c, fewRowsPack(m), ChunkBytes)
@@ -650,10 +671,40 @@ func (e *Engine) layer(l int, st *state) {
 	// The trace of the layer runs beside the output projection's
 	// preparation or product (which read the attention output too, and
 	// write nothing the trace reads).
-	e.layerFinish(l, st, e.traceSeg(st, func(r int, t Tracer) {
-		t.Layer(l, st.rows[r].pos, st.x[r*d:(r+1)*d], st.k[r*kv:(r+1)*kv], st.v[r*kv:(r+1)*kv], st.att[r*qd:(r+1)*qd])
-	}))
+	row := func(r int, t Tracer) LayerRow {
+		return LayerRow{Tracer: t, Pos: st.rows[r].pos, X: st.x[r*d : (r+1)*d], K: st.k[r*kv : (r+1)*kv], V: st.v[r*kv : (r+1)*kv], Attn: st.att[r*qd : (r+1)*qd]}
+	}
+	if e.traceLayers == nil {
+		e.layerFinish(l, st, e.traceSeg(st, func(r int, t Tracer) {
+			lr := row(r, t)
+			t.Layer(l, lr.Pos, lr.X, lr.K, lr.V, lr.Attn)
+		}))
+		return
+	}
+	// The traced items in groups of traceGroup, one TraceLayers call
+	// each, the groups spread over the pool's threads.
+	groups := (len(st.traced) + traceGroup - 1) / traceGroup
+	e.layerFinish(l, st, seg{n: groups, grain: 1, fn: func(lo, hi int) {
+		for g := lo; g < hi; g++ {
+			spans := st.traced[g*traceGroup : min((g+1)*traceGroup, len(st.traced))]
+			rows := make([]LayerRow, 0, spans[len(spans)-1].hi-spans[0].lo)
+			for _, sp := range spans {
+				t := st.rows[sp.lo].item.Trace
+				for r := sp.lo; r < sp.hi; r++ {
+					rows = append(rows, row(r, t))
+				}
+			}
+			e.traceLayers(l, rows)
+		}
+	}})
 }
+
+// traceGroup is how many traced items one Options.TraceLayers call takes:
+// a decode step of 16 sequences makes 4 calls of 4 rows, which the pool's
+// threads share (a receipt recorder hashes 4 rows' 48 key/value leaves of
+// the 110m shape in 3 passes of its 16 lanes where one row at a time took
+// 4 passes of 12).
+const traceGroup = 4
 
 // traceSeg is a pool job's segment that calls fn on the rows of every
 // traced item, the items spread over the pool's threads (a Tracer hashes

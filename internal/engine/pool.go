@@ -32,7 +32,7 @@ type pool struct {
 	// workers poll for the next job however long it takes instead of
 	// sleeping after spinFor.
 	hot atomic.Int32
-	wg       sync.WaitGroup
+	wg  sync.WaitGroup
 }
 
 type poolJob struct {

@@ -168,7 +168,7 @@ func New(m *model.Model, cfg Config) (*Local, error) {
 	if cfg.CheatForTests {
 		em = cheatModel(m)
 	}
-	e, err := engine.New(em, engine.Options{Threads: cfg.Threads})
+	e, err := engine.New(em, engine.Options{Threads: cfg.Threads, TraceLayers: traceLayers})
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", m.Path, err)
 	}
@@ -607,6 +607,34 @@ func (g *traceGate) Final(pos int, x []float32) {
 		g.t.Final(pos, x)
 	}
 	g.mu.Unlock()
+}
+
+// traceLayers is engine.Options.TraceLayers for the worker's tracers: the
+// rows of open gates go to audit.TraceLayerRows together (their gates
+// held meanwhile), the others to their Tracer.
+func traceLayers(l int, rows []engine.LayerRow) {
+	var gates []*traceGate
+	inner := make([]engine.LayerRow, 0, len(rows))
+	for _, row := range rows {
+		g, ok := row.Tracer.(*traceGate)
+		if !ok {
+			inner = append(inner, row)
+			continue
+		}
+		if len(gates) == 0 || gates[len(gates)-1] != g {
+			// An item's rows are consecutive: each gate once.
+			g.mu.Lock()
+			gates = append(gates, g)
+		}
+		if !g.stopped {
+			row.Tracer = g.t
+			inner = append(inner, row)
+		}
+	}
+	audit.TraceLayerRows(l, inner)
+	for _, g := range gates {
+		g.mu.Unlock()
+	}
 }
 
 func (g *traceGate) stop() {
