@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/verdictnet/verdict/internal/detmath"
 	"github.com/verdictnet/verdict/internal/kernels"
@@ -135,6 +136,14 @@ func (e *Engine) Close() { e.pool.close() }
 // threads sleep instead of polling for the next pass, leaving the CPU to
 // that work. It never changes a result; the next Forward wakes them.
 func (e *Engine) Idle() { e.pool.park() }
+
+// Soon tells the engine that the next Forward follows within d (the caller
+// has a little work first, such as one sequence's sampling): its idle
+// threads poll for it until then instead of sleeping, so that the pass
+// does not begin by waking them through the operating system (on the
+// 2-core VM a median 120 µs, a tenth of the time over 0.6 ms). It never
+// changes a result; Idle ends it.
+func (e *Engine) Soon(d time.Duration) { e.pool.warm(d) }
 
 // Model returns the engine's model.
 func (e *Engine) Model() *model.Model { return e.m }

@@ -32,7 +32,10 @@ type pool struct {
 	// workers poll for the next job however long it takes instead of
 	// sleeping after spinFor.
 	hot atomic.Int32
-	wg  sync.WaitGroup
+	// warmUntil (Unix nanoseconds): until then idle workers poll too
+	// (warm).
+	warmUntil atomic.Int64
+	wg        sync.WaitGroup
 }
 
 type poolJob struct {
@@ -111,7 +114,7 @@ func (p *pool) wait(seen uint64, spin bool) (uint64, bool) {
 			now := time.Now()
 			if deadline.IsZero() {
 				deadline = now.Add(spinFor)
-			} else if now.After(deadline) && p.hot.Load() == 0 {
+			} else if now.After(deadline) && p.hot.Load() == 0 && now.UnixNano() >= p.warmUntil.Load() {
 				break
 			}
 		}
@@ -270,6 +273,14 @@ func (p *pool) hold() (release func()) {
 	return func() { p.hot.Add(-1) }
 }
 
+// warm has the idle workers that poll go on polling for up to d instead
+// of sleeping after spinFor: for a caller that expects the next pass
+// within d, so that it does not begin by waking them through the OS (see
+// hold). Workers already asleep (park) stay asleep; park ends it.
+func (p *pool) warm(d time.Duration) {
+	p.warmUntil.Store(time.Now().Add(d).UnixNano())
+}
+
 // park sends the idle workers to sleep at once instead of polling for
 // spinFor: for a caller that knows no job follows soon (a batch of
 // sequences waits for its callers to sample their next tokens), so that
@@ -280,6 +291,7 @@ func (p *pool) park() {
 		return
 	}
 	p.runMu.Lock()
+	p.warmUntil.Store(0)
 	p.job.Store(nil)
 	p.gen.Add(1)
 	p.runMu.Unlock()

@@ -159,8 +159,8 @@ func TestPoolSlowPartAndPark(t *testing.T) {
 
 // TestPoolHold checks that idle workers poll instead of sleeping while a
 // pass holds the pool, however long the wait between its jobs, go to
-// sleep once it is released, and that a held pool still runs every job
-// and closes.
+// sleep once it is released, poll while warm until park or the warm time
+// is up, and that the pool runs every job and closes.
 func TestPoolHold(t *testing.T) {
 	p := newPool(3)
 	defer p.close()
@@ -197,8 +197,26 @@ func TestPoolHold(t *testing.T) {
 		t.Fatalf("%d of 2 idle workers asleep after the release", p.sleepers.Load())
 	}
 	job()
-	if s := sum.Load(); s != 13*100 {
-		t.Fatalf("%d indices done, want %d", s, 13*100)
+	// warm: polling until its time is up (the job wakes the sleepers
+	// first), or until park.
+	p.warm(time.Hour)
+	job()
+	time.Sleep(10 * spinFor)
+	if n := p.sleepers.Load(); n != 0 {
+		t.Fatalf("%d workers asleep while the pool is warm", n)
+	}
+	p.park()
+	if !asleep(2) {
+		t.Fatalf("%d of 2 idle workers asleep after park", p.sleepers.Load())
+	}
+	job()
+	p.warm(5 * spinFor)
+	if !asleep(2) {
+		t.Fatalf("%d of 2 idle workers asleep after the warm time", p.sleepers.Load())
+	}
+	job()
+	if s := sum.Load(); s != 16*100 {
+		t.Fatalf("%d indices done, want %d", s, 16*100)
 	}
 }
 

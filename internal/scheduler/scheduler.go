@@ -637,8 +637,15 @@ func (s *Scheduler) step(ready []work) time.Duration {
 	end := time.Now()
 	dt := end.Sub(start)
 	// The next step waits for the callers' per-token work (hashing,
-	// sampling, streaming): the engine's threads must not poll meanwhile.
-	s.e.Idle()
+	// sampling, streaming): with several callers the engine's threads
+	// must not poll meanwhile (the callers need the CPUs); one caller's
+	// is short and leaves a CPU free, and they poll through it (16 streams:
+	// 3% more tokens/s parked than polling; one stream: 4% more polling).
+	if len(items) > 1 {
+		s.e.Idle()
+	} else {
+		s.e.Soon(s.cfg.MaxWait)
+	}
 	s.steps.Add(1)
 	s.promptTokens.Add(uint64(prompt))
 	s.mu.Lock()
