@@ -13,8 +13,10 @@ import (
 //
 // Dispatch is built for the many small jobs of a decode step (a dozen per
 // layer): the job is published through an atomic generation counter that
-// idle workers spin on for a short while (spinFor) before they sleep on a
-// condition variable, so a job usually starts without waking an OS thread.
+// idle workers spin on for a short while (spinFor), or through the whole
+// forward pass (hold) or until the pass expected next (warm), before they
+// sleep on a condition variable, so a job usually starts without waking
+// an OS thread.
 // A job is cut into more parts than threads, claimed one at a time, so that
 // a thread the OS pre-empts does not hold the others up.
 type pool struct {

@@ -165,9 +165,10 @@ func TestPoolHold(t *testing.T) {
 	p := newPool(3)
 	defer p.close()
 	asleep := func(want int32) bool {
-		// Workers fall asleep spinFor after their last job; allow for a
-		// slow machine.
-		for range 200 {
+		// Workers fall asleep spinFor after their last job, and wake
+		// some time after a job's broadcast; allow for a loaded
+		// machine.
+		for range 2000 {
 			if p.sleepers.Load() == want {
 				return true
 			}
@@ -185,6 +186,9 @@ func TestPoolHold(t *testing.T) {
 	}
 	release := p.hold()
 	job() // wakes them; they stay awake
+	if !asleep(0) {
+		t.Fatalf("%d workers still asleep after a job", p.sleepers.Load())
+	}
 	for range 10 {
 		time.Sleep(5 * spinFor)
 		if n := p.sleepers.Load(); n != 0 {
@@ -201,6 +205,9 @@ func TestPoolHold(t *testing.T) {
 	// first), or until park.
 	p.warm(time.Hour)
 	job()
+	if !asleep(0) {
+		t.Fatalf("%d workers still asleep after a job", p.sleepers.Load())
+	}
 	time.Sleep(10 * spinFor)
 	if n := p.sleepers.Load(); n != 0 {
 		t.Fatalf("%d workers asleep while the pool is warm", n)
