@@ -162,22 +162,39 @@ func meta(ctx context.Context, l Ledger, id uint64, key string) ([]byte, error) 
 	return v, nil
 }
 
+// DiscoverFetches is how many registration files Discover fetches at once:
+// an agent whose agentURI answers slowly (or never, until
+// RegistrationTimeout) holds up only its own fetch, so that a few such
+// agents cannot keep the gateway from finding the workers listed after
+// them.
+const DiscoverFetches = 16
+
 // Discover returns every worker the ledger lists that advertises a model
 // and a price and serves a registration file the gateway accepts, jailed
-// or not (Rank leaves the jailed out). An error means the ledger could not
-// be read at all.
+// or not (Rank leaves the jailed out), in agent id order. It reads the
+// ledger first, then fetches the registration files, DiscoverFetches at
+// a time. An error means the ledger could not be read at all.
 func (d *Discovery) Discover(ctx context.Context) ([]Worker, error) {
 	ch, err := d.Ledger.Chain(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("discovery: %w", err)
 	}
-	hc := d.client()
 	maxAgents := d.MaxAgents
 	if maxAgents == 0 {
 		maxAgents = DefaultMaxAgents
 	}
+	// The agents that advertise a model and a price, from the ledger.
+	type listed struct {
+		id    uint64
+		agent ledger.Agent
+		model ledger.Hash
+		name  string
+		price uint64
+		reg   Registration
+		err   error
+	}
 	names := map[ledger.Hash]string{}
-	var out []Worker
+	var cands []listed
 	for id := uint64(1); id < ch.NextAgent && id <= maxAgents; id++ {
 		a, found, err := d.Ledger.Agent(ctx, id)
 		if err != nil {
@@ -224,22 +241,39 @@ func (d *Discovery) Discover(ctx context.Context) ([]Worker, error) {
 			}
 			name, names[mid] = m.Name, m.Name
 		}
-		reg, err := fetchRegistration(ctx, hc, a.AgentURI, ch.ChainID, id)
-		if err != nil {
-			d.skip(id, fmt.Sprintf("agentURI %q: %v", trunc(a.AgentURI, 120), err))
+		cands = append(cands, listed{id: id, agent: a, model: mid, name: name, price: price})
+	}
+	// Their registration files, several at a time.
+	hc := d.client()
+	sem := make(chan struct{}, DiscoverFetches)
+	var wg sync.WaitGroup
+	for i := range cands {
+		c := &cands[i]
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			c.reg, c.err = fetchRegistration(ctx, hc, c.agent.AgentURI, ch.ChainID, c.id)
+		}()
+	}
+	wg.Wait()
+	var out []Worker
+	for _, c := range cands {
+		if c.err != nil {
+			d.skip(c.id, fmt.Sprintf("agentURI %q: %v", trunc(c.agent.AgentURI, 120), c.err))
 			continue
 		}
-		if err := d.checkEndpoint(reg.Endpoint); err != nil {
-			d.skip(id, fmt.Sprintf("%s endpoint %q: %v", gateway.ServiceOpenAI, trunc(reg.Endpoint, 120), err))
+		if err := d.checkEndpoint(c.reg.Endpoint); err != nil {
+			d.skip(c.id, fmt.Sprintf("%s endpoint %q: %v", gateway.ServiceOpenAI, trunc(c.reg.Endpoint, 120), err))
 			continue
 		}
-		st, err := d.Ledger.Stake(ctx, a.Owner)
+		st, err := d.Ledger.Stake(ctx, c.agent.Owner)
 		if err != nil {
-			return nil, fmt.Errorf("discovery: stake of %s: %w", a.Owner, err)
+			return nil, fmt.Errorf("discovery: stake of %s: %w", c.agent.Owner, err)
 		}
-		d.ok(id)
-		out = append(out, Worker{AgentID: id, Address: a.Owner, Name: reg.Name, Endpoint: reg.Endpoint, ModelID: mid, ModelName: name,
-			Price: price, Stake: st.Bonded, Final: st.Final, Slashed: st.Slashed, Jailed: ch.Height < st.JailedUntil})
+		d.ok(c.id)
+		out = append(out, Worker{AgentID: c.id, Address: c.agent.Owner, Name: c.reg.Name, Endpoint: c.reg.Endpoint, ModelID: c.model, ModelName: c.name,
+			Price: c.price, Stake: st.Bonded, Final: st.Final, Slashed: st.Slashed, Jailed: ch.Height < st.JailedUntil})
 	}
 	return out, nil
 }

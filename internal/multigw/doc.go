@@ -36,7 +36,9 @@
 // host is such an address is refused before it is followed, and a worker
 // whose endpoint's host is one is left out at discovery. A
 // registration file is fetched within RegistrationTimeout (5 s, redirects
-// and body included) through at most MaxRegistrationRedirects (3)
+// and body included; DiscoverFetches, 16, at once, so that agents whose
+// files answer slowly or never cannot hold up the discovery of the
+// others) through at most MaxRegistrationRedirects (3)
 // redirects, each to an http(s) URL without credentials, query or
 // fragment and checked again; its body is read up to MaxRegistrationBytes
 // (64 KiB) and its headers up to as much. A worker's API (quotes, paid

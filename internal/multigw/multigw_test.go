@@ -12,8 +12,10 @@ import (
 	"math"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -682,5 +684,58 @@ func TestServerFreeWorkerInPaidPool(t *testing.T) {
 	defer e.l.mu.Unlock()
 	if n := e.l.nonces[e.payAddr]; n != 0 {
 		t.Fatalf("%d escrows signed for a free answer", n)
+	}
+}
+
+// An attack on discovery: agents whose registration files answer only
+// once many requests for them are waiting at the same time (a tarpit:
+// answered one after another, each would hold its fetch until
+// RegistrationTimeout, 5 s, and leave the workers listed after them
+// undiscovered for as long). Discover fetches them at once: every one
+// answers and every worker, the honest one listed last included, is found
+// in agent id order.
+func TestDiscoverTarpits(t *testing.T) {
+	l := newFakeLedger()
+	const slow = 8
+	var arrived atomic.Int32
+	all := make(chan struct{})
+	var ids []uint64
+	for range slow {
+		l.mu.Lock()
+		id := uint64(len(l.agents) + 1)
+		owner := ledger.Address{0xee, byte(id)}
+		l.agents = append(l.agents, ledger.Agent{AgentID: id, Owner: owner})
+		l.meta[fmt.Sprintf("agent/%d/metadata/%s", id, MetaRole)] = []byte(RoleWorker)
+		l.meta[fmt.Sprintf("agent/%d/metadata/%s", id, MetaModel)] = []byte(l.model.String())
+		l.meta[fmt.Sprintf("agent/%d/metadata/%s", id, MetaPrice)] = []byte("1")
+		l.stakes[owner] = ledger.Stake{Bonded: 1000}
+		l.mu.Unlock()
+		s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if arrived.Add(1) == slow {
+				close(all)
+			}
+			select {
+			case <-all:
+				json.NewEncoder(w).Encode(goodRegistration(t, id))
+			case <-r.Context().Done():
+			}
+		}))
+		t.Cleanup(s.Close)
+		l.agents[id-1].AgentURI = s.URL + gateway.RegistrationPath
+		ids = append(ids, id)
+	}
+	good := l.addWorker(t, "good", 500, 1)
+	ids = append(ids, good.id)
+	d := &Discovery{Ledger: l, Net: testNet, Logger: slog.New(slog.DiscardHandler)}
+	ws, err := d.Discover(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []uint64
+	for _, w := range ws {
+		got = append(got, w.AgentID)
+	}
+	if !slices.Equal(got, ids) {
+		t.Fatalf("discovered agents %v, want %v (%d requests reached the %d slow servers)", got, ids, arrived.Load(), slow)
 	}
 }
