@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/verdictnet/verdict/internal/gateway"
 	"github.com/verdictnet/verdict/internal/ledger"
@@ -87,6 +88,65 @@ type Discovery struct {
 	mu      sync.Mutex
 	skipped map[uint64]string // agent id -> the reason last logged
 	hc      *http.Client      // the default HTTP, made once
+	// retry holds, for each agent whose registration file could not be
+	// had, when to fetch it again (see FetchBackoff).
+	retry map[uint64]backoff
+	now   func() time.Time // time.Now; tests set it
+}
+
+// backoff is when an agent's registration file is fetched again, and how
+// many fetches of it failed in a row.
+type backoff struct {
+	at    time.Time
+	fails int
+}
+
+// An agent whose registration file could not be fetched or was refused
+// is left out, without a fetch, for FetchBackoff, then twice as long after
+// each failure in a row, up to MaxFetchBackoff: agents whose files answer
+// slowly or never cost the gateway one fetch each per backoff, not one
+// per refresh. A worker whose file is fetched again is back at once.
+const (
+	FetchBackoff    = 2 * time.Second
+	MaxFetchBackoff = time.Minute
+)
+
+func (d *Discovery) clock() time.Time {
+	if d.now != nil {
+		return d.now()
+	}
+	return time.Now()
+}
+
+// waiting reports whether agent id's registration file is not to be
+// fetched at t.
+func (d *Discovery) waiting(id uint64, t time.Time) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	b, ok := d.retry[id]
+	return ok && t.Before(b.at)
+}
+
+// fetched records the outcome of a fetch of agent id's registration file
+// made at t.
+func (d *Discovery) fetched(id uint64, t time.Time, err error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if err == nil {
+		delete(d.retry, id)
+		return
+	}
+	if d.retry == nil {
+		d.retry = map[uint64]backoff{}
+	}
+	b := d.retry[id]
+	b.fails++
+	wait := MaxFetchBackoff
+	if b.fails <= 6 { // 2 s << 5 = 64 s: the cap from the sixth failure on
+		wait = min(FetchBackoff<<(b.fails-1), MaxFetchBackoff)
+	}
+	b.at = t.Add(wait)
+	d.retry[id] = b
 }
 
 // DefaultMaxAgents is Discovery.MaxAgents's default.
@@ -173,7 +233,8 @@ const DiscoverFetches = 16
 // and a price and serves a registration file the gateway accepts, jailed
 // or not (Rank leaves the jailed out), in agent id order. It reads the
 // ledger first, then fetches the registration files, DiscoverFetches at
-// a time. An error means the ledger could not be read at all.
+// a time, but those of agents in a FetchBackoff. An error means the ledger
+// could not be read at all.
 func (d *Discovery) Discover(ctx context.Context) ([]Worker, error) {
 	ch, err := d.Ledger.Chain(ctx)
 	if err != nil {
@@ -195,6 +256,7 @@ func (d *Discovery) Discover(ctx context.Context) ([]Worker, error) {
 	}
 	names := map[ledger.Hash]string{}
 	var cands []listed
+	start := d.clock()
 	for id := uint64(1); id < ch.NextAgent && id <= maxAgents; id++ {
 		a, found, err := d.Ledger.Agent(ctx, id)
 		if err != nil {
@@ -241,6 +303,9 @@ func (d *Discovery) Discover(ctx context.Context) ([]Worker, error) {
 			}
 			name, names[mid] = m.Name, m.Name
 		}
+		if d.waiting(id, start) {
+			continue // its last fetch failed: left out until its backoff ends
+		}
 		cands = append(cands, listed{id: id, agent: a, model: mid, name: name, price: price})
 	}
 	// Their registration files, several at a time.
@@ -254,6 +319,9 @@ func (d *Discovery) Discover(ctx context.Context) ([]Worker, error) {
 		go func() {
 			defer func() { <-sem; wg.Done() }()
 			c.reg, c.err = fetchRegistration(ctx, hc, c.agent.AgentURI, ch.ChainID, c.id)
+			if ctx.Err() == nil {
+				d.fetched(c.id, start, c.err)
+			}
 		}()
 	}
 	wg.Wait()
@@ -264,6 +332,7 @@ func (d *Discovery) Discover(ctx context.Context) ([]Worker, error) {
 			continue
 		}
 		if err := d.checkEndpoint(c.reg.Endpoint); err != nil {
+			d.fetched(c.id, start, err)
 			d.skip(c.id, fmt.Sprintf("%s endpoint %q: %v", gateway.ServiceOpenAI, trunc(c.reg.Endpoint, 120), err))
 			continue
 		}

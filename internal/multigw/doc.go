@@ -38,7 +38,9 @@
 // registration file is fetched within RegistrationTimeout (5 s, redirects
 // and body included; DiscoverFetches, 16, at once, so that agents whose
 // files answer slowly or never cannot hold up the discovery of the
-// others) through at most MaxRegistrationRedirects (3)
+// others; an agent whose file could not be had is not fetched again for
+// FetchBackoff, 2 s, doubling with each failure in a row up to
+// MaxFetchBackoff, a minute) through at most MaxRegistrationRedirects (3)
 // redirects, each to an http(s) URL without credentials, query or
 // fragment and checked again; its body is read up to MaxRegistrationBytes
 // (64 KiB) and its headers up to as much. A worker's API (quotes, paid

@@ -739,3 +739,58 @@ func TestDiscoverTarpits(t *testing.T) {
 		t.Fatalf("discovered agents %v, want %v (%d requests reached the %d slow servers)", got, ids, arrived.Load(), slow)
 	}
 }
+
+// An agent whose registration file never answers is fetched once per
+// backoff, not once per refresh: 2 s after the first failure, then 4 s,
+// ...; once its file answers it is in the pool, and fetched at every
+// discovery again.
+func TestDiscoverBackoff(t *testing.T) {
+	l := newFakeLedger()
+	good := l.addWorker(t, "good", 500, 1)
+	l.mu.Lock()
+	id := uint64(len(l.agents) + 1)
+	owner := ledger.Address{0xdd}
+	l.agents = append(l.agents, ledger.Agent{AgentID: id, Owner: owner})
+	l.meta[fmt.Sprintf("agent/%d/metadata/%s", id, MetaRole)] = []byte(RoleWorker)
+	l.meta[fmt.Sprintf("agent/%d/metadata/%s", id, MetaModel)] = []byte(l.model.String())
+	l.meta[fmt.Sprintf("agent/%d/metadata/%s", id, MetaPrice)] = []byte("1")
+	l.stakes[owner] = ledger.Stake{Bonded: 1000}
+	l.mu.Unlock()
+	var hits atomic.Int32
+	var answer atomic.Bool
+	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		if answer.Load() {
+			json.NewEncoder(w).Encode(goodRegistration(t, id))
+			return
+		}
+		<-r.Context().Done() // a tarpit: the fetch times out
+	}))
+	t.Cleanup(s.Close)
+	l.agents[id-1].AgentURI = s.URL + gateway.RegistrationPath
+	now := time.Unix(1000, 0)
+	d := &Discovery{Ledger: l, Net: testNet, HTTP: &http.Client{Timeout: 50 * time.Millisecond}, Logger: slog.New(slog.DiscardHandler),
+		now: func() time.Time { return now }}
+	discover := func(after time.Duration, wantHits int32, wantIDs ...uint64) {
+		t.Helper()
+		now = now.Add(after)
+		ws, err := d.Discover(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []uint64
+		for _, w := range ws {
+			got = append(got, w.AgentID)
+		}
+		if h := hits.Load(); h != wantHits || !slices.Equal(got, wantIDs) {
+			t.Fatalf("at %v: %d fetches of the slow file, discovered %v; want %d and %v", now.Sub(time.Unix(1000, 0)), h, got, wantHits, wantIDs)
+		}
+	}
+	discover(0, 1, good.id)
+	discover(time.Second, 1, good.id)           // within 2 s: not fetched
+	discover(1100*time.Millisecond, 2, good.id) // 2.1 s: fetched, failed: 4 s
+	discover(3*time.Second, 2, good.id)
+	answer.Store(true)
+	discover(1100*time.Millisecond, 3, good.id, id) // 4.1 s later: fetched, answered
+	discover(0, 4, good.id, id)                     // and fetched at every discovery again
+}
