@@ -236,6 +236,15 @@ func (l *fakeLedger) addWorkerOn(t *testing.T, name string, stake, price uint64,
 	return w
 }
 
+// agentIDs returns the agent ids of ws, in order.
+func agentIDs(ws []Worker) []uint64 {
+	var ids []uint64
+	for _, w := range ws {
+		ids = append(ids, w.AgentID)
+	}
+	return ids
+}
+
 func (w *fakeWorker) serve(rw http.ResponseWriter, r *http.Request) {
 	w.hits.Add(1)
 	if to := w.redirect.Load(); to != nil && r.URL.Path != gateway.RegistrationPath {

@@ -141,17 +141,7 @@ func (l *logBuf) String() string              { l.mu.Lock(); defer l.mu.Unlock()
 func TestDiscoverRefusesHostile(t *testing.T) {
 	l := newFakeLedger()
 	good := l.addWorker(t, "good", 500, 1)
-	hostile := func(uri string) uint64 {
-		l.mu.Lock()
-		defer l.mu.Unlock()
-		id := uint64(len(l.agents) + 1)
-		l.agents = append(l.agents, ledger.Agent{AgentID: id, Owner: ledger.Address{byte(id)}, AgentURI: uri})
-		l.meta[fmt.Sprintf("agent/%d/metadata/%s", id, MetaRole)] = []byte(RoleWorker)
-		l.meta[fmt.Sprintf("agent/%d/metadata/%s", id, MetaModel)] = []byte(l.model.String())
-		l.meta[fmt.Sprintf("agent/%d/metadata/%s", id, MetaPrice)] = []byte("1")
-		l.stakes[ledger.Address{byte(id)}] = ledger.Stake{Bonded: 1000}
-		return id
-	}
+	hostile := l.addAgent
 	serve := func(h http.HandlerFunc) string {
 		s := httptest.NewServer(h)
 		t.Cleanup(s.Close)
@@ -701,15 +691,7 @@ func TestDiscoverTarpits(t *testing.T) {
 	all := make(chan struct{})
 	var ids []uint64
 	for range slow {
-		l.mu.Lock()
-		id := uint64(len(l.agents) + 1)
-		owner := ledger.Address{0xee, byte(id)}
-		l.agents = append(l.agents, ledger.Agent{AgentID: id, Owner: owner})
-		l.meta[fmt.Sprintf("agent/%d/metadata/%s", id, MetaRole)] = []byte(RoleWorker)
-		l.meta[fmt.Sprintf("agent/%d/metadata/%s", id, MetaModel)] = []byte(l.model.String())
-		l.meta[fmt.Sprintf("agent/%d/metadata/%s", id, MetaPrice)] = []byte("1")
-		l.stakes[owner] = ledger.Stake{Bonded: 1000}
-		l.mu.Unlock()
+		id := l.addAgent("")
 		s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if arrived.Add(1) == slow {
 				close(all)
@@ -731,11 +713,7 @@ func TestDiscoverTarpits(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var got []uint64
-	for _, w := range ws {
-		got = append(got, w.AgentID)
-	}
-	if !slices.Equal(got, ids) {
+	if got := agentIDs(ws); !slices.Equal(got, ids) {
 		t.Fatalf("discovered agents %v, want %v (%d requests reached the %d slow servers)", got, ids, arrived.Load(), slow)
 	}
 }
@@ -747,15 +725,7 @@ func TestDiscoverTarpits(t *testing.T) {
 func TestDiscoverBackoff(t *testing.T) {
 	l := newFakeLedger()
 	good := l.addWorker(t, "good", 500, 1)
-	l.mu.Lock()
-	id := uint64(len(l.agents) + 1)
-	owner := ledger.Address{0xdd}
-	l.agents = append(l.agents, ledger.Agent{AgentID: id, Owner: owner})
-	l.meta[fmt.Sprintf("agent/%d/metadata/%s", id, MetaRole)] = []byte(RoleWorker)
-	l.meta[fmt.Sprintf("agent/%d/metadata/%s", id, MetaModel)] = []byte(l.model.String())
-	l.meta[fmt.Sprintf("agent/%d/metadata/%s", id, MetaPrice)] = []byte("1")
-	l.stakes[owner] = ledger.Stake{Bonded: 1000}
-	l.mu.Unlock()
+	id := l.addAgent("")
 	var hits atomic.Int32
 	var answer atomic.Bool
 	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -778,11 +748,7 @@ func TestDiscoverBackoff(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var got []uint64
-		for _, w := range ws {
-			got = append(got, w.AgentID)
-		}
-		if h := hits.Load(); h != wantHits || !slices.Equal(got, wantIDs) {
+		if h, got := hits.Load(), agentIDs(ws); h != wantHits || !slices.Equal(got, wantIDs) {
 			t.Fatalf("at %v: %d fetches of the slow file, discovered %v; want %d and %v", now.Sub(time.Unix(1000, 0)), h, got, wantHits, wantIDs)
 		}
 	}
