@@ -26,6 +26,13 @@ var (
 	ErrClosed = errors.New("scheduler closed")
 )
 
+// pollOne is how long the engine's threads poll for the next step after a
+// step of one sequence (engine.Soon): its caller's sampling, hashing and
+// streaming take 0.1 ms or so; a caller slower than this, or a generation
+// that ends, leaves them asleep again soon (on a loaded machine a thread
+// that polls takes the CPU from other processes).
+const pollOne = time.Millisecond
+
 // Defaults of Config.
 const (
 	DefaultMaxBatch    = 16
@@ -150,6 +157,9 @@ type Scheduler struct {
 	e     *engine.Engine
 	cfg   Config
 	perKV int64 // bytes of cache per position
+	// polling: the engine's threads were told a step follows soon
+	// (engine.Soon) after the last one (the loop's goroutine only).
+	polling bool
 
 	mu      sync.Mutex
 	active  []*slot   // admitted, in admission order
@@ -536,7 +546,8 @@ func (s *Scheduler) loop() {
 			return
 		}
 		s.reapLocked()
-		if len(s.active) == 0 {
+		empty := len(s.active) == 0
+		if empty {
 			s.rate = 0
 			s.ended = time.Time{}
 		}
@@ -552,6 +563,11 @@ func (s *Scheduler) loop() {
 		s.mu.Unlock()
 		if len(ready) == 0 {
 			since = time.Time{}
+			if s.polling && empty {
+				// The last generation ended: no step follows.
+				s.e.Idle()
+				s.polling = false
+			}
 			select {
 			case <-s.wake:
 			case <-s.quit:
@@ -643,8 +659,10 @@ func (s *Scheduler) step(ready []work) time.Duration {
 	// 3% more tokens/s parked than polling; one stream: 4% more polling).
 	if len(items) > 1 {
 		s.e.Idle()
+		s.polling = false
 	} else {
-		s.e.Soon(s.cfg.MaxWait)
+		s.e.Soon(min(s.cfg.MaxWait, pollOne))
+		s.polling = true
 	}
 	s.steps.Add(1)
 	s.promptTokens.Add(uint64(prompt))
