@@ -17,6 +17,7 @@ import (
 	"github.com/verdictnet/verdict/internal/engine"
 	"github.com/verdictnet/verdict/internal/kernels"
 	"github.com/verdictnet/verdict/internal/model"
+	"github.com/verdictnet/verdict/internal/sampler"
 )
 
 func init() {
@@ -191,7 +192,7 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 				return fmt.Errorf("bench: decode: %w", err)
 			}
 		}
-		next := argmax(it.Out[0])
+		next := sampler.Argmax(it.Out[0])
 		cpu0 := cpuSeconds()
 		start := time.Now()
 		for i := 0; i < *decodeN; i++ {
@@ -202,7 +203,7 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			if err := e.Forward(it); err != nil {
 				return fmt.Errorf("bench: decode: %w", err)
 			}
-			next = argmax(it.Out[0])
+			next = sampler.Argmax(it.Out[0])
 		}
 		res.DecodeSecs = time.Since(start).Seconds()
 		res.DecodeCPUSecs = cpuSeconds() - cpu0
@@ -296,16 +297,6 @@ func benchTokens(vocab, n int) []int {
 		}
 	}
 	return t
-}
-
-func argmax(v []float32) int {
-	best := 0
-	for i, x := range v {
-		if x > v[best] {
-			best = i
-		}
-	}
-	return best
 }
 
 // weightBytesPerToken is the number of weight bytes one decode step reads:

@@ -106,13 +106,25 @@ func leafHashWith(h hash.Hash, parts ...[]float32) merkle.Hash {
 	return out
 }
 
+// set stores v at position p of s, extending s with zero hashes to reach
+// it. A list grows to at least setMinCap positions at once: a recorder
+// holds (2 * heads + 1) lists per layer, and growing each a position at a
+// time cost a fifth of a 16-sequence decode's trace hashing in
+// reallocations.
 func set(s []merkle.Hash, p int, v merkle.Hash) []merkle.Hash {
-	for len(s) <= p {
-		s = append(s, merkle.Hash{})
+	if n := len(s); p >= n {
+		if p >= cap(s) {
+			s = slices.Grow(s, max(p+1, setMinCap)-n)
+		}
+		s = s[:p+1]
+		clear(s[n:p])
 	}
 	s[p] = v
 	return s
 }
+
+// setMinCap is the fewest positions set allocates a list for.
+const setMinCap = 64
 
 // Layer implements engine.Tracer.
 func (r *Recorder) Layer(l, pos int, x, k, v, attn []float32) {

@@ -275,6 +275,92 @@ func expKernels() {
 	p("RET")
 	b.WriteString("\n")
 
+	// maxOrdF32 (n a multiple of 32, n >= 32): the largest non-NaN value of
+	// x, -Inf where there is none. Four accumulators start at -Inf; each
+	// VMAXPS takes the loaded values as its first source, and VMAXPS
+	// returns the second source (the accumulator) where either is NaN, so
+	// a NaN never enters. No float arithmetic: Argmax's first pass.
+	b.WriteString("// func maxOrdF32(x *float32, n int) float32\n")
+	b.WriteString("TEXT ·maxOrdF32(SB), NOSPLIT, $0-20\n")
+	p("MOVQ x+0(FP), DI")
+	p("MOVQ n+8(FP), CX")
+	p("SHRQ $5, CX")
+	p("MOVL $0xff800000, AX") // -Inf
+	p("VMOVD AX, X0")
+	p("VPBROADCASTD X0, Y0")
+	for i := 1; i < 4; i++ {
+		p("VMOVAPS Y0, Y%d", i)
+	}
+	label("maxord_loop")
+	for i := 0; i < 4; i++ {
+		p("VMOVUPS %d(DI), Y%d", 32*i, 4+i)
+	}
+	for i := 0; i < 4; i++ {
+		p("VMAXPS Y%d, Y%d, Y%d", i, 4+i, i) // NaN in Y(4+i): Y(i) kept
+	}
+	p("ADDQ $128, DI")
+	p("DECQ CX")
+	p("JNZ maxord_loop")
+	p("VMAXPS Y1, Y0, Y0")
+	p("VMAXPS Y3, Y2, Y2")
+	p("VMAXPS Y2, Y0, Y0")
+	p("VEXTRACTF128 $1, Y0, X1")
+	p("VMAXPS X1, X0, X0")
+	p("VMOVHLPS X0, X0, X1")
+	p("VMAXPS X1, X0, X0")
+	p("VMOVSHDUP X0, X1")
+	p("VMAXSS X1, X0, X0")
+	p("VMOVSS X0, ret+16(FP)")
+	p("VZEROUPPER")
+	p("RET")
+	b.WriteString("\n")
+
+	// firstEqF32 (n a multiple of 8): the first index i < n with x[i] == m
+	// (an ordered comparison: -0 equals +0, NaN equals nothing), -1 where
+	// there is none. Argmax's second pass.
+	b.WriteString("// func firstEqF32(x *float32, n int, m float32) int\n")
+	b.WriteString("TEXT ·firstEqF32(SB), NOSPLIT, $0-32\n")
+	p("MOVQ x+0(FP), DI")
+	p("MOVQ n+8(FP), CX")
+	p("VBROADCASTSS m+16(FP), Y0")
+	p("XORQ AX, AX")
+	p("MOVQ CX, DX")
+	p("ANDQ $-32, DX")
+	label("firsteq_32")
+	p("CMPQ AX, DX")
+	p("JGE firsteq_8")
+	for i := 0; i < 4; i++ {
+		p("VCMPPS $0, %d(DI)(AX*4), Y0, Y%d", 32*i, 1+i) // EQ_OQ
+	}
+	p("VORPS Y2, Y1, Y5")
+	p("VORPS Y4, Y3, Y6")
+	p("VORPS Y6, Y5, Y5")
+	p("VMOVMSKPS Y5, BX")
+	p("TESTL BX, BX")
+	p("JNZ firsteq_8")
+	p("ADDQ $32, AX")
+	p("JMP firsteq_32")
+	label("firsteq_8") // eight at a time from AX: the remainder, or the 32 that hold a match
+	p("CMPQ AX, CX")
+	p("JGE firsteq_none")
+	p("VCMPPS $0, (DI)(AX*4), Y0, Y1")
+	p("VMOVMSKPS Y1, BX")
+	p("TESTL BX, BX")
+	p("JNZ firsteq_found")
+	p("ADDQ $8, AX")
+	p("JMP firsteq_8")
+	label("firsteq_found")
+	p("BSFL BX, BX")
+	p("ADDQ BX, AX")
+	p("MOVQ AX, ret+24(FP)")
+	p("VZEROUPPER")
+	p("RET")
+	label("firsteq_none")
+	p("MOVQ $-1, ret+24(FP)")
+	p("VZEROUPPER")
+	p("RET")
+	b.WriteString("\n")
+
 	// divF32: correctly rounded division, as the scalar x[i] / s.
 	b.WriteString("// func divF32(x *float32, s float32, n int)\n")
 	b.WriteString("TEXT ·divF32(SB), NOSPLIT, $0-24\n")

@@ -71,6 +71,39 @@ func maxFast(x []float32) (float32, int) {
 	return maxF32(&x[0], n), n
 }
 
+//go:noescape
+func maxOrdF32(x *float32, n int) float32
+
+//go:noescape
+func firstEqF32(x *float32, n int, m float32) int
+
+// argmaxFast returns Argmax(x) for x of at least 32 values, ok false
+// where x is shorter: the largest non-NaN value m (maxOrdF32 on the
+// multiple-of-32 prefix, the scalar rule on the rest), then the first
+// index holding a value equal to m (firstEqF32); 0 where every value is
+// NaN.
+func argmaxFast(x []float32) (int, bool) {
+	n := len(x) &^ 31
+	if n == 0 {
+		return 0, false
+	}
+	m := maxOrdF32(&x[0], n)
+	for _, v := range x[n:] {
+		if v > m {
+			m = v
+		}
+	}
+	if i := firstEqF32(&x[0], len(x)&^7, m); i >= 0 {
+		return i, true
+	}
+	for i := len(x) &^ 7; i < len(x); i++ {
+		if x[i] == m {
+			return i, true
+		}
+	}
+	return 0, true
+}
+
 // divFast does x[i] = x[i] / s on the multiple-of-8 prefix of x and
 // returns its length.
 func divFast(x []float32, s float32) int {

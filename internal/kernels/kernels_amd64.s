@@ -6202,6 +6202,85 @@ max_fold:
 	VZEROUPPER
 	RET
 
+// func maxOrdF32(x *float32, n int) float32
+TEXT ·maxOrdF32(SB), NOSPLIT, $0-20
+	MOVQ x+0(FP), DI
+	MOVQ n+8(FP), CX
+	SHRQ $5, CX
+	MOVL $0xff800000, AX
+	VMOVD AX, X0
+	VPBROADCASTD X0, Y0
+	VMOVAPS Y0, Y1
+	VMOVAPS Y0, Y2
+	VMOVAPS Y0, Y3
+maxord_loop:
+	VMOVUPS 0(DI), Y4
+	VMOVUPS 32(DI), Y5
+	VMOVUPS 64(DI), Y6
+	VMOVUPS 96(DI), Y7
+	VMAXPS Y0, Y4, Y0
+	VMAXPS Y1, Y5, Y1
+	VMAXPS Y2, Y6, Y2
+	VMAXPS Y3, Y7, Y3
+	ADDQ $128, DI
+	DECQ CX
+	JNZ maxord_loop
+	VMAXPS Y1, Y0, Y0
+	VMAXPS Y3, Y2, Y2
+	VMAXPS Y2, Y0, Y0
+	VEXTRACTF128 $1, Y0, X1
+	VMAXPS X1, X0, X0
+	VMOVHLPS X0, X0, X1
+	VMAXPS X1, X0, X0
+	VMOVSHDUP X0, X1
+	VMAXSS X1, X0, X0
+	VMOVSS X0, ret+16(FP)
+	VZEROUPPER
+	RET
+
+// func firstEqF32(x *float32, n int, m float32) int
+TEXT ·firstEqF32(SB), NOSPLIT, $0-32
+	MOVQ x+0(FP), DI
+	MOVQ n+8(FP), CX
+	VBROADCASTSS m+16(FP), Y0
+	XORQ AX, AX
+	MOVQ CX, DX
+	ANDQ $-32, DX
+firsteq_32:
+	CMPQ AX, DX
+	JGE firsteq_8
+	VCMPPS $0, 0(DI)(AX*4), Y0, Y1
+	VCMPPS $0, 32(DI)(AX*4), Y0, Y2
+	VCMPPS $0, 64(DI)(AX*4), Y0, Y3
+	VCMPPS $0, 96(DI)(AX*4), Y0, Y4
+	VORPS Y2, Y1, Y5
+	VORPS Y4, Y3, Y6
+	VORPS Y6, Y5, Y5
+	VMOVMSKPS Y5, BX
+	TESTL BX, BX
+	JNZ firsteq_8
+	ADDQ $32, AX
+	JMP firsteq_32
+firsteq_8:
+	CMPQ AX, CX
+	JGE firsteq_none
+	VCMPPS $0, (DI)(AX*4), Y0, Y1
+	VMOVMSKPS Y1, BX
+	TESTL BX, BX
+	JNZ firsteq_found
+	ADDQ $8, AX
+	JMP firsteq_8
+firsteq_found:
+	BSFL BX, BX
+	ADDQ BX, AX
+	MOVQ AX, ret+24(FP)
+	VZEROUPPER
+	RET
+firsteq_none:
+	MOVQ $-1, ret+24(FP)
+	VZEROUPPER
+	RET
+
 // func divF32(x *float32, s float32, n int)
 TEXT ·divF32(SB), NOSPLIT, $0-24
 	MOVQ x+0(FP), DI

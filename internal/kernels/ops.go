@@ -62,6 +62,35 @@ func Softmax(x []float32) {
 	}
 }
 
+// Argmax returns the index of the largest value of x, the lowest index on
+// ties (-0 and +0 tie), ignoring NaN; 0 where x is empty or all NaN: the
+// greedy choice of docs/determinism.md, "Sampling". It compares and
+// computes nothing, so the fast path (the maximum, then the first index
+// holding it) returns what the scalar loop does, bit for bit.
+func Argmax(x []float32) int {
+	if hasFast {
+		if i, ok := argmaxFast(x); ok {
+			return i
+		}
+	}
+	return ArgmaxRef(x)
+}
+
+// ArgmaxRef is Argmax's scalar definition: one pass, keeping the first
+// value that no later one exceeds (a NaN kept only until a number comes).
+func ArgmaxRef(x []float32) int {
+	if len(x) == 0 {
+		return 0
+	}
+	best, bv := 0, x[0]
+	for i, v := range x[1:] {
+		if v > bv || (bv != bv && v == v) {
+			best, bv = i+1, v
+		}
+	}
+	return best
+}
+
 // Rope rotates each adjacent pair (2j, 2j+1) of every head of x (heads of
 // size len(cos)*2) by the angle whose cosine and sine are cos[j], sin[j]:
 //

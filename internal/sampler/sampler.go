@@ -45,19 +45,9 @@ func Uniform(seed uint64, pos int) float32 {
 }
 
 // Argmax returns the index of the largest logit, the lowest index on ties.
-// NaN never wins.
-func Argmax(logits []float32) int {
-	if len(logits) == 0 {
-		return 0
-	}
-	best, bv := 0, logits[0] // bv = logits[best], kept in a register
-	for i, v := range logits[1:] {
-		if v > bv || (bv != bv && v == v) {
-			best, bv = i+1, v
-		}
-	}
-	return best
-}
+// NaN never wins. (kernels.Argmax: vectorised where the CPU allows, the
+// same index as the scalar rule.)
+func Argmax(logits []float32) int { return kernels.Argmax(logits) }
 
 // Sample picks the token at position pos from logits (which it does not
 // modify), following docs/determinism.md, "Sampling":
