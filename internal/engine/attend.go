@@ -49,6 +49,17 @@ func (c kvCache) runs(g, n int, fn func(t0, t1 int, keys, values []float32)) {
 	}
 }
 
+// prefetch asks for the keys and values of key/value head g's first n
+// positions to be brought into the L2 cache: the next head's runs arrive
+// while this one is attended (short runs of a decode step end before the
+// hardware prefetcher gets going).
+func (c kvCache) prefetch(g, n int) {
+	c.runs(g, n, func(_, _ int, keys, values []float32) {
+		kernels.PrefetchL2(keys)
+		kernels.PrefetchL2(values)
+	})
+}
+
 // AttendGroup computes what Attend computes for each of the group query
 // heads in qs (group consecutive heads of size hd) that share key/value
 // head g of a sequence's cache, over its first n positions, writing the

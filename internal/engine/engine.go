@@ -794,6 +794,9 @@ func (e *Engine) layerAttend(l int, st *state) {
 			for u := lo; u < hi; u++ {
 				g, r := u/st.n, u%st.n
 				rw := st.rows[r]
+				if v := u + 1; v < hi {
+					st.rows[v%st.n].seq.cache(l).prefetch(v/st.n, st.rows[v%st.n].pos+1)
+				}
 				q := st.q[r*d+g*group*hd : r*d+(g+1)*group*hd]
 				AttendGroup(q, group, rw.seq.cache(l), g, rw.pos+1, e.scale, st.att[r*d+g*group*hd:r*d+(g+1)*group*hd], sc)
 			}
@@ -806,6 +809,9 @@ func (e *Engine) layerAttend(l int, st *state) {
 		for u := lo; u < hi; u++ {
 			h, r := u/st.n, u%st.n
 			rw := st.rows[r]
+			if v := u + 1; v < hi {
+				st.rows[v%st.n].seq.cache(l).prefetch(v/st.n/group, st.rows[v%st.n].pos+1)
+			}
 			AttendGroup(st.q[r*d+h*hd:r*d+(h+1)*hd], 1, rw.seq.cache(l), h/group, rw.pos+1, e.scale, st.att[r*d+h*hd:r*d+(h+1)*hd], sc)
 		}
 		e.scratch.Put(sc)

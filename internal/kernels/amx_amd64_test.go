@@ -5,6 +5,7 @@ package kernels
 import (
 	"math"
 	"math/rand/v2"
+	"sync"
 	"testing"
 
 	"github.com/verdictnet/verdict/internal/tensor"
@@ -48,6 +49,42 @@ func TestAMX(t *testing.T) {
 					}
 				}
 			}
+		}
+	}
+}
+
+// TestAMXTailPackedOnUse: where the AMX tiles take every activation row,
+// the vnniWT packing is made only when a weight row tail needs it, once,
+// by whichever of the concurrent matmuls sharing the activations gets
+// there first (run it under -race). Two goroutines take row ranges that
+// both end in a tail; the results equal MatMulRef's.
+func TestAMXTailPackedOnUse(t *testing.T) {
+	needVNNI(t)
+	if !hasAMX {
+		t.Skip("no AMX-INT8 here (or VERDICT_AMX=0)")
+	}
+	r := rand.New(rand.NewPCG(43, 44))
+	const rows, cols, n = 16*5 + 7, 256, 32
+	w, a := quantInputs(r, tensor.Q8_0, rows, cols, n, false, actsPrepared)
+	if a.pk8Once == nil {
+		t.Fatalf("%d rows: the vnniWT packing was made at preparation, want it left for first use", n)
+	}
+	got, ref := make([]float32, n*rows), make([]float32, n*rows)
+	var wg sync.WaitGroup
+	for _, rg := range [][2]int{{0, 40}, {40, rows}} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if !matMulVNNIWT(w, a, got, rows, rg[0], rg[1]) {
+				t.Errorf("matMulVNNIWT declined rows [%d, %d)", rg[0], rg[1])
+			}
+		}()
+	}
+	wg.Wait()
+	MatMulRef(w, a, ref, rows, 0, rows)
+	for i := range got {
+		if !same(got[i], ref[i]) {
+			t.Fatalf("out[%d] (activation row %d, weight row %d) = %#08x, reference %#08x", i, i/rows, i%rows, math.Float32bits(got[i]), math.Float32bits(ref[i]))
 		}
 	}
 }

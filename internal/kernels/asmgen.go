@@ -1002,6 +1002,19 @@ func main() {
 	p("RET")
 	b.WriteString("\n")
 
+	// prefetchL2 asks for the n (> 0) cache lines from x into the L2
+	// cache (PREFETCHT1): a hint, no result.
+	b.WriteString("// func prefetchL2(x *float32, n int)\nTEXT ·prefetchL2(SB), NOSPLIT, $0-16\n")
+	p("MOVQ x+0(FP), DI")
+	p("MOVQ n+8(FP), CX")
+	label("prefetch_loop")
+	p("PREFETCHT1 (DI)")
+	p("ADDQ $64, DI")
+	p("DECQ CX")
+	p("JNZ prefetch_loop")
+	p("RET")
+	b.WriteString("\n")
+
 	for _, t := range tiles {
 		tile(t[0], t[1])
 	}

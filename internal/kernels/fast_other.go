@@ -34,3 +34,6 @@ func swigluFast(out, gate, up []float32) int  { return 0 }
 func maxFast(x []float32) (float32, int)      { return 0, 0 }
 func divFast(x []float32, s float32) int      { return 0 }
 func argmaxFast(x []float32) (int, bool)      { return 0, false }
+
+// PrefetchL2 does nothing here.
+func PrefetchL2(x []float32) {}

@@ -106,6 +106,17 @@ TEXT ·cpuid1ECX(SB), NOSPLIT, $0-4
 	MOVL CX, ret+0(FP)
 	RET
 
+// func prefetchL2(x *float32, n int)
+TEXT ·prefetchL2(SB), NOSPLIT, $0-16
+	MOVQ x+0(FP), DI
+	MOVQ n+8(FP), CX
+prefetch_loop:
+	PREFETCHT1 (DI)
+	ADDQ $64, DI
+	DECQ CX
+	JNZ prefetch_loop
+	RET
+
 // func f32Tile1x1(w *float32, ws int, x *float32, xs int, n int, out *float32)
 TEXT ·f32Tile1x1(SB), NOSPLIT, $0-48
 	MOVQ w+0(FP), SI

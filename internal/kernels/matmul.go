@@ -3,6 +3,7 @@ package kernels
 import (
 	"encoding/binary"
 	"fmt"
+	"sync"
 	"unsafe"
 
 	"github.com/verdictnet/verdict/internal/tensor"
@@ -49,6 +50,10 @@ type Acts struct {
 	// none: fewTakeAll).
 	pk8     []byte
 	packed8 bool
+	// pk8Once, when set, makes pk8 on first use: packActs8 left it
+	// unmade because the AMX tiles take every activation row, and only
+	// weight rows past a multiple of 16 (wtTail) read it.
+	pk8Once *sync.Once
 	// pkA holds packedA groups of 16 quantised rows (a last one padded)
 	// repacked for the AMX tiles of Q8_0 weights (amx_amd64.go, packAMX),
 	// where the CPU has them.
@@ -159,6 +164,7 @@ func (a *Acts) PrepareTypes(ts []tensor.Type, x []float32, n, cols int, run func
 	a.N, a.Cols, a.F = n, cols, x[:n*cols]
 	a.noMin128 = false
 	a.packed, a.packedK, a.packed8, a.packedKW, a.packedA = false, false, false, false, 0
+	a.pk8Once = nil
 	a.hasF32o = false
 	for _, t := range ts {
 		if t == tensor.F32 && prepF32o != nil {

@@ -5,6 +5,7 @@ package kernels
 import (
 	"encoding/binary"
 	"slices"
+	"sync"
 	"unsafe"
 
 	"github.com/verdictnet/verdict/internal/tensor"
@@ -148,6 +149,13 @@ var (
 func packActsVNNIWT(a *Acts, ts []tensor.Type, run func(n int, fn func(lo, hi int))) bool {
 	for _, t := range ts {
 		if a.N >= 1 && wtTakes(t, a.N) {
+			if hasAMX && useAMX && amxRows(a.N) == a.N && allQ8(ts) && vnniWTPackable(a) {
+				// The AMX tiles take every row: the vnniWT packing is
+				// made only if a weight row tail asks for it.
+				packAMX(a, run)
+				a.pk8Once = new(sync.Once)
+				return true
+			}
 			if !packVNNIWT(a, run) {
 				return false
 			}
@@ -179,15 +187,37 @@ func wtTakes(t tensor.Type, n int) bool {
 // 16 rows is two groups, too few to share among threads. It declines
 // (false) shapes the tiles do not take.
 func packVNNIWT(a *Acts, run func(n int, fn func(lo, hi int))) bool {
-	n, cols := a.N, a.Cols
-	if n <= 0 || cols <= 0 || cols%tensor.QK != 0 || len(a.Q) < n*cols || len(a.D) < n*(cols/tensor.QK) {
+	if !vnniWTPackable(a) {
 		return false
 	}
+	a.packedA = 0 // packAMX, where it runs, packs these rows again
+	fillVNNIWT(a, run)
+	return true
+}
+
+// allQ8 reports whether every type of ts is Q8_0.
+func allQ8(ts []tensor.Type) bool {
+	for _, t := range ts {
+		if t != tensor.Q8_0 {
+			return false
+		}
+	}
+	return len(ts) > 0
+}
+
+// vnniWTPackable reports whether packVNNIWT takes a's shape.
+func vnniWTPackable(a *Acts) bool {
+	n, cols := a.N, a.Cols
+	return n > 0 && cols > 0 && cols%tensor.QK == 0 && len(a.Q) >= n*cols && len(a.D) >= n*(cols/tensor.QK)
+}
+
+// fillVNNIWT is packVNNIWT's work on a shape it takes.
+func fillVNNIWT(a *Acts, run func(n int, fn func(lo, hi int))) {
+	n, cols := a.N, a.Cols
 	nb := cols / tensor.QK
 	groups := (n + 7) / 8
 	gs := nb * vnniWTBlk
 	a.pk8 = grow(a.pk8, groups*gs)
-	a.packedA = 0 // packAMX, where it runs, packs these rows again
 	q := unsafe.Slice((*byte)(unsafe.Pointer(&a.Q[0])), len(a.Q))
 	fn := func(lo, hi int) { // units u = g*nb + b
 		for u := lo; u < hi; {
@@ -202,7 +232,15 @@ func packVNNIWT(a *Acts, run func(n int, fn func(lo, hi int))) bool {
 	} else {
 		run(groups*nb, fn)
 	}
-	return true
+}
+
+// ensureVNNIWT makes a.pk8 where packActsVNNIWT left it for first use;
+// safe for the concurrent matmuls that share a (the first one packs, the
+// others wait for it).
+func ensureVNNIWT(a *Acts) {
+	if o := a.pk8Once; o != nil {
+		o.Do(func() { fillVNNIWT(a, nil) })
+	}
 }
 
 // packVNNIWTBlocks packs blocks [b0, b1) of group g of packVNNIWT.
@@ -263,11 +301,19 @@ func matMulVNNIWT(w *tensor.Tensor, a *Acts, out []float32, ld, r0, r1 int) bool
 	groups := (n + 7) / 8
 	gs := nb * vnniWTBlk
 	rs := w.RowSize()
-	if nb == 0 || len(a.pk8) < groups*gs || r1*rs > len(w.Data) || len(out) < (n-1)*ld+r1 {
+	if nb == 0 || r1*rs > len(w.Data) || len(out) < (n-1)*ld+r1 {
 		return false
 	}
+	full := (r1 - r0) / vnniWTRows
+	amx := useAMX && w.Type == tensor.Q8_0 && a.packedA > 0 && full > 0 && len(a.pkA) >= a.packedA*nb*amxBlk
+	if !amx || full*vnniWTRows < r1-r0 || amxRows(n) < n {
+		ensureVNNIWT(a)
+		if len(a.pk8) < groups*gs {
+			return false
+		}
+	}
 	r := r0
-	if full := (r1 - r0) / vnniWTRows; w.Type == tensor.Q8_0 && a.packedA > 0 && full > 0 && len(a.pkA) >= a.packedA*nb*amxBlk {
+	if amx {
 		// The activation rows packAMX packed (amxRows) on the AMX
 		// tiles, the rest (at most amxMinRows-1) on the vnniWT ones.
 		matMulAMX(w.Data, rs, a, nb, out, ld, r0, full)
