@@ -3,7 +3,6 @@
 package kernels
 
 import (
-	"encoding/binary"
 	"os"
 	"unsafe"
 
@@ -89,20 +88,22 @@ func packAMX(a *Acts, run func(n int, fn func(lo, hi int))) {
 	a.pkA = grow(a.pkA, groups*nb*amxBlk)
 	q := unsafe.Slice((*byte)(unsafe.Pointer(&a.Q[0])), len(a.Q))
 	fn := func(lo, hi int) { // units u = g*nb + b
-		le := binary.LittleEndian
 		for u := lo; u < hi; u++ {
 			g, b := u/nb, u%nb
 			blk := a.pkA[u*amxBlk : (u+1)*amxBlk]
 			if 16*g+16 > n {
 				clear(blk)
 			}
+			// The block as 9 rows of 16 dwords (amd64: little-endian,
+			// unaligned loads and stores allowed).
+			dst := (*[9][16]uint32)(unsafe.Pointer(&blk[0]))
 			for i := 0; i < 16 && 16*g+i < n; i++ {
 				p := 16*g + i
-				src := q[p*cols+b*tensor.QK : p*cols+(b+1)*tensor.QK]
-				for k := 0; k < 8; k++ {
-					le.PutUint32(blk[64*k+4*i:], le.Uint32(src[4*k:]))
+				src := (*[8]uint32)(unsafe.Pointer(&q[p*cols+b*tensor.QK : p*cols+(b+1)*tensor.QK][0]))
+				for k := range src {
+					dst[k][i] = src[k]
 				}
-				le.PutUint32(blk[512+4*i:], math32bits(a.D[p*nb+b]))
+				dst[8][i] = math32bits(a.D[p*nb+b])
 			}
 		}
 	}
