@@ -376,6 +376,15 @@ func (s *Sequence) store(l, pos int, k, v []float32) {
 	}
 }
 
+// storeHead writes key/value head g's key and value vectors (hd floats
+// each) of layer l at position pos into the cache: store, one head.
+func (s *Sequence) storeHead(l, pos, g int, k, v []float32) {
+	p := &s.pages[l][pos/s.page]
+	i, hd := pos%s.page, s.hd
+	copy(p.keys(g, hd)[i*hd:(i+1)*hd], k)
+	copy(p.values(g, s.heads, hd)[i*hd:(i+1)*hd], v)
+}
+
 // Cap is the number of positions the sequence can hold.
 func (s *Sequence) Cap() int { return s.cap }
 
@@ -529,6 +538,9 @@ type state struct {
 	acts                kernels.Acts
 	// traced holds the row ranges of the items with a Tracer.
 	traced []span
+	// oneRowEach: every row is the only one of its item (sequence) in
+	// the chunk.
+	oneRowEach bool
 }
 
 // fewRowsPack is the largest kernels.FewRowsPackBytes of m's matrices, as
@@ -559,6 +571,13 @@ func (e *Engine) newState(rows []row) *state {
 	n := len(rows)
 	c := e.c
 	st.rows, st.n = rows, n
+	st.oneRowEach = true
+	for r := 1; r < n; r++ {
+		if rows[r].item == rows[r-1].item {
+			st.oneRowEach = false
+			break
+		}
+	}
 	qd, kv := c.QDim(), c.KVDim()
 	st.x, st.xb = grow(st.x, n*c.Dim), grow(st.xb, n*c.Dim)
 	st.hb = grow(st.hb, n*max(c.Hidden, c.Dim))
@@ -749,6 +768,7 @@ func (e *Engine) layerQKV(l int, st *state) {
 	e.prepare(st, st.xb, L.Wq, L.Wk, L.Wv)
 	e.pool.runSegs(matSeg(st, L.Wq, st.q), matSeg(st, L.Wk, st.k), matSeg(st, L.Wv, st.v))
 	half := hd / 2
+	inAttend := e.storeInAttend(st)
 	e.pool.run(st.n, 4, func(lo, hi int) {
 		for r := lo; r < hi; r++ {
 			rw := st.rows[r]
@@ -769,7 +789,7 @@ func (e *Engine) layerQKV(l int, st *state) {
 			cos, sin := st.cos[r*half:(r+1)*half], st.sin[r*half:(r+1)*half]
 			e.rope(q, cos, sin)
 			e.rope(k, cos, sin)
-			if rw.seq != nil {
+			if rw.seq != nil && !inAttend {
 				rw.seq.store(l, rw.pos, st.k[r*kv:(r+1)*kv], st.v[r*kv:(r+1)*kv])
 			}
 		}
@@ -786,9 +806,18 @@ func (e *Engine) layerQKV(l int, st *state) {
 // which then stays in the core's caches from one row to the next.
 func (e *Engine) layerAttend(l int, st *state) {
 	c := e.c
-	d, hd := e.qd, e.hd
+	d, hd, kv := e.qd, e.hd, c.KVDim()
 	group := c.Heads / c.KVHeads
-	if group > 1 && st.n*c.KVHeads >= 2*e.pool.n {
+	inAttend := e.storeInAttend(st)
+	// store writes row r's keys and values of key/value head g to its
+	// cache, where layerQKV left that to the unit that owns them.
+	store := func(r, g int) {
+		if inAttend {
+			o := r*kv + g*hd
+			st.rows[r].seq.storeHead(l, st.rows[r].pos, g, st.k[o:o+hd], st.v[o:o+hd])
+		}
+	}
+	if e.attendByKVHead(st) {
 		e.pool.run(st.n*c.KVHeads, 1, func(lo, hi int) {
 			sc := e.getScratch()
 			for u := lo; u < hi; u++ {
@@ -797,6 +826,7 @@ func (e *Engine) layerAttend(l int, st *state) {
 				if v := u + 1; v < hi {
 					st.rows[v%st.n].seq.cache(l).prefetch(v/st.n, st.rows[v%st.n].pos+1)
 				}
+				store(r, g)
 				q := st.q[r*d+g*group*hd : r*d+(g+1)*group*hd]
 				AttendGroup(q, group, rw.seq.cache(l), g, rw.pos+1, e.scale, st.att[r*d+g*group*hd:r*d+(g+1)*group*hd], sc)
 			}
@@ -812,10 +842,31 @@ func (e *Engine) layerAttend(l int, st *state) {
 			if v := u + 1; v < hi {
 				st.rows[v%st.n].seq.cache(l).prefetch(v/st.n/group, st.rows[v%st.n].pos+1)
 			}
+			store(r, h) // group == 1 where inAttend: h is the key/value head
 			AttendGroup(st.q[r*d+h*hd:r*d+(h+1)*hd], 1, rw.seq.cache(l), h/group, rw.pos+1, e.scale, st.att[r*d+h*hd:r*d+(h+1)*hd], sc)
 		}
 		e.scratch.Put(sc)
 	})
+}
+
+// attendByKVHead reports whether layerAttend's units are (row, key/value
+// head) pairs, the query heads of a group together; else (row, query head).
+func (e *Engine) attendByKVHead(st *state) bool {
+	return e.c.Heads > e.c.KVHeads && st.n*e.c.KVHeads >= 2*e.pool.n
+}
+
+// storeInAttend reports whether the attention units store the keys and
+// values of this layer's rows in the cache, each unit those of its own
+// (row, key/value head) just before reading them back, instead of
+// layerQKV storing every row's: where no other unit reads them, that is
+// every row is the only one of its sequence in the chunk (a decode batch;
+// the rows of a prefill read each other's) and one unit owns each key/value
+// head of a row (no two query heads of a group in separate units). The
+// unit before prefetched those cache lines with the rest of the head's
+// run, so the store finds them in the L2 cache instead of fetching each
+// for writing from memory. The same values in the same places.
+func (e *Engine) storeInAttend(st *state) bool {
+	return st.oneRowEach && (e.c.Heads == e.c.KVHeads || e.attendByKVHead(st))
 }
 
 // getScratch returns attention working memory from e.scratch or a new one.
