@@ -191,21 +191,23 @@ func TraceLayerRows(l int, rows []engine.LayerRow) {
 	}
 	H := sc.recs[0].c.KVHeads
 	n := len(sc.rows)
-	sc.kv, sc.att = sc.kv[:0], sc.att[:0]
+	sc.kv, sc.att, sc.xs = sc.kv[:0], sc.att[:0], sc.xs[:0]
 	for i, row := range sc.rows {
 		r := sc.recs[i]
+		sc.xs = append(sc.xs, f32Bytes(row.X))
 		hd, w := r.hd, r.c.QDim()/H
 		for h := range H {
 			sc.kv = append(sc.kv, f32Bytes(row.K[h*hd:(h+1)*hd]), f32Bytes(row.V[h*hd:(h+1)*hd]))
 			sc.att = append(sc.att, f32Bytes(row.Attn[h*w:(h+1)*w]))
 		}
 	}
-	sc.hs = slices.Grow(sc.hs[:0], 2*n*H)[:2*n*H]
+	sc.hs = slices.Grow(sc.hs[:0], 2*n*H+n)[:2*n*H+n]
 	sha256x16.Sum(sc.hs[:n*H], leafPrefix, sc.kv)
-	sha256x16.Sum(sc.hs[n*H:], leafPrefix, sc.att)
+	sha256x16.Sum(sc.hs[n*H:2*n*H], leafPrefix, sc.att)
+	sha256x16.Sum(sc.hs[2*n*H:], leafPrefix, sc.xs)
 	for i, row := range sc.rows {
 		r := sc.recs[i]
-		r.x[l] = set(r.x[l], row.Pos, r.leafHash(row.X))
+		r.x[l] = set(r.x[l], row.Pos, sc.hs[2*n*H+i])
 		for h := range H {
 			r.kv[l][h] = set(r.kv[l][h], row.Pos, sc.hs[i*H+h])
 			r.a[l][h] = set(r.a[l][h], row.Pos, sc.hs[n*H+i*H+h])
@@ -213,6 +215,7 @@ func TraceLayerRows(l int, rows []engine.LayerRow) {
 	}
 	clear(sc.kv)
 	clear(sc.att)
+	clear(sc.xs)
 	clear(sc.rows)
 	clear(sc.recs)
 }
@@ -222,6 +225,7 @@ type layerRowsScratch struct {
 	recs    []*Recorder
 	rows    []engine.LayerRow
 	kv, att [][]byte
+	xs      [][]byte // the rows' layer inputs
 	hs      []merkle.Hash
 }
 
