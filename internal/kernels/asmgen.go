@@ -879,6 +879,88 @@ func conv(name string, bf bool) {
 
 // elementwise kernels over n (a multiple of 8) elements; the Go caller does
 // the tail with the reference expression.
+// ropeKernels writes the RoPE rotations of ops.go (Rope, RopeNeox) for
+// heads of 2*half floats, the same products and sums, unfused:
+//
+//	ropeF32(x, cos, sin *float32, heads, half int)     adjacent pairs (half % 4 == 0)
+//	ropeNeoxF32(x, cos, sin *float32, heads, half int) halves (half % 8 == 0)
+//
+// ropeF32 takes 4 pairs at a time: a = x*(c0 c0 c1 c1 ...), b = (x with
+// the elements of each pair swapped)*(s0 s0 s1 s1 ...), then VADDSUBPS
+// gives a-b in the even lanes (x0*c - x1*s) and a+b in the odd ones
+// (x1*c + x0*s: the scalar x0*s + x1*c, addition being commutative).
+func ropeKernels() {
+	b.WriteString("// func ropeF32(x, cos, sin *float32, heads, half int)\n")
+	b.WriteString("TEXT ·ropeF32(SB), NOSPLIT, $0-40\n")
+	p("MOVQ x+0(FP), DI")
+	p("MOVQ heads+24(FP), CX")
+	p("MOVQ half+32(FP), DX")
+	p("SHRQ $2, DX")
+	p("VMOVDQU ropeIdx<>(SB), Y15")
+	label("rope_head")
+	p("MOVQ cos+8(FP), SI")
+	p("MOVQ sin+16(FP), R8")
+	p("MOVQ DX, BX")
+	label("rope_pairs")
+	p("VBROADCASTF128 (SI), Y2")
+	p("VPERMPS Y2, Y15, Y2") // c0 c0 c1 c1 c2 c2 c3 c3
+	p("VBROADCASTF128 (R8), Y3")
+	p("VPERMPS Y3, Y15, Y3") // s0 s0 ...
+	p("VMOVUPS (DI), Y0")
+	p("VPERMILPS $0xb1, Y0, Y1") // x1 x0 per pair
+	p("VMULPS Y2, Y0, Y0")
+	p("VMULPS Y3, Y1, Y1")
+	p("VADDSUBPS Y1, Y0, Y0")
+	p("VMOVUPS Y0, (DI)")
+	p("ADDQ $32, DI")
+	p("ADDQ $16, SI")
+	p("ADDQ $16, R8")
+	p("DECQ BX")
+	p("JNZ rope_pairs")
+	p("DECQ CX")
+	p("JNZ rope_head")
+	p("VZEROUPPER")
+	p("RET")
+	b.WriteString("\n")
+
+	b.WriteString("// func ropeNeoxF32(x, cos, sin *float32, heads, half int)\n")
+	b.WriteString("TEXT ·ropeNeoxF32(SB), NOSPLIT, $0-40\n")
+	p("MOVQ x+0(FP), DI")
+	p("MOVQ heads+24(FP), CX")
+	p("MOVQ half+32(FP), DX")
+	label("neox_head")
+	p("MOVQ cos+8(FP), SI")
+	p("MOVQ sin+16(FP), R8")
+	p("MOVQ DI, R9")
+	p("LEAQ (DI)(DX*4), R10")
+	p("MOVQ DX, BX")
+	p("SHRQ $3, BX")
+	label("neox_loop")
+	p("VMOVUPS (R9), Y0")  // x0
+	p("VMOVUPS (R10), Y1") // x1
+	p("VMOVUPS (SI), Y2")  // c
+	p("VMOVUPS (R8), Y3")  // s
+	p("VMULPS Y2, Y0, Y4") // x0*c
+	p("VMULPS Y3, Y1, Y5") // x1*s
+	p("VSUBPS Y5, Y4, Y4") // x0*c - x1*s
+	p("VMULPS Y3, Y0, Y6") // x0*s
+	p("VMULPS Y2, Y1, Y7") // x1*c
+	p("VADDPS Y7, Y6, Y6") // x0*s + x1*c
+	p("VMOVUPS Y4, (R9)")
+	p("VMOVUPS Y6, (R10)")
+	for _, r := range []string{"R9", "R10", "SI", "R8"} {
+		p("ADDQ $32, %s", r)
+	}
+	p("DECQ BX")
+	p("JNZ neox_loop")
+	p("LEAQ (DI)(DX*8), DI") // the next head: 2*half floats on
+	p("DECQ CX")
+	p("JNZ neox_head")
+	p("VZEROUPPER")
+	p("RET")
+	b.WriteString("\n")
+}
+
 func elementwise() {
 	// axpyF32(out *float32, a float32, v *float32, n int): out[i] = out[i] + float32(a*v[i])
 	b.WriteString("// func axpyF32(out *float32, a float32, v *float32, n int)\n")
@@ -985,6 +1067,11 @@ func main() {
 		fmt.Fprintf(&b, "DATA foldPerm<>+%d(SB)/4, $%d\n", 4*i, 4*(i%4)+i/4)
 	}
 	b.WriteString("GLOBL foldPerm<>(SB), RODATA|NOPTR, $64\n\n")
+	// ropeF32's permutation: cos/sin j..j+3 each twice, one per element of a pair.
+	for i := 0; i < 8; i++ {
+		fmt.Fprintf(&b, "DATA ropeIdx<>+%d(SB)/4, $%d\n", 4*i, i/2)
+	}
+	b.WriteString("GLOBL ropeIdx<>(SB), RODATA|NOPTR, $32\n\n")
 	for i := 0; i < 2; i++ {
 		fmt.Fprintf(&b, "DATA nibbleMask<>+%d(SB)/8, $0x0f0f0f0f0f0f0f0f\n", 8*i)
 	}
@@ -1034,6 +1121,7 @@ func main() {
 	conv("cvtF16", false)
 	conv("cvtBF16", true)
 	elementwise()
+	ropeKernels()
 	expKernels()
 	vnniKernels()
 	avx2QuantKernels()

@@ -87,6 +87,32 @@ func cpuid1ECX() uint32
 //go:noescape
 func prefetchL2(x *float32, n int)
 
+//go:noescape
+func ropeF32(x, cos, sin *float32, heads, half int)
+
+//go:noescape
+func ropeNeoxF32(x, cos, sin *float32, heads, half int)
+
+// ropeFast rotates the whole heads of x as Rope (neox: RopeNeox) does and
+// reports whether it did: where half = len(cos) is a multiple of 4 (8 for
+// neox) and sin is as long.
+func ropeFast(x, cos, sin []float32, neox bool) bool {
+	half := len(cos)
+	if half == 0 || len(sin) < half || half%4 != 0 || neox && half%8 != 0 {
+		return false
+	}
+	heads := len(x) / (2 * half)
+	if heads == 0 {
+		return true
+	}
+	if neox {
+		ropeNeoxF32(&x[0], &cos[0], &sin[0], heads, half)
+	} else {
+		ropeF32(&x[0], &cos[0], &sin[0], heads, half)
+	}
+	return true
+}
+
 // PrefetchL2 asks for the floats of x to be brought into the L2 cache
 // ahead of their use; it changes nothing else.
 func PrefetchL2(x []float32) {

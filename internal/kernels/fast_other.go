@@ -37,3 +37,5 @@ func argmaxFast(x []float32) (int, bool)      { return 0, false }
 
 // PrefetchL2 does nothing here.
 func PrefetchL2(x []float32) {}
+
+func ropeFast(x, cos, sin []float32, neox bool) bool { return false }

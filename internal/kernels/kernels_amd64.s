@@ -56,6 +56,16 @@ DATA foldPerm<>+56(SB)/4, $11
 DATA foldPerm<>+60(SB)/4, $15
 GLOBL foldPerm<>(SB), RODATA|NOPTR, $64
 
+DATA ropeIdx<>+0(SB)/4, $0
+DATA ropeIdx<>+4(SB)/4, $0
+DATA ropeIdx<>+8(SB)/4, $1
+DATA ropeIdx<>+12(SB)/4, $1
+DATA ropeIdx<>+16(SB)/4, $2
+DATA ropeIdx<>+20(SB)/4, $2
+DATA ropeIdx<>+24(SB)/4, $3
+DATA ropeIdx<>+28(SB)/4, $3
+GLOBL ropeIdx<>(SB), RODATA|NOPTR, $32
+
 DATA nibbleMask<>+0(SB)/8, $0x0f0f0f0f0f0f0f0f
 DATA nibbleMask<>+8(SB)/8, $0x0f0f0f0f0f0f0f0f
 DATA eights<>+0(SB)/8, $0x0808080808080808
@@ -5824,6 +5834,75 @@ scale_loop:
 	DECQ CX
 	JNZ scale_loop
 scale_done:
+	VZEROUPPER
+	RET
+
+// func ropeF32(x, cos, sin *float32, heads, half int)
+TEXT ·ropeF32(SB), NOSPLIT, $0-40
+	MOVQ x+0(FP), DI
+	MOVQ heads+24(FP), CX
+	MOVQ half+32(FP), DX
+	SHRQ $2, DX
+	VMOVDQU ropeIdx<>(SB), Y15
+rope_head:
+	MOVQ cos+8(FP), SI
+	MOVQ sin+16(FP), R8
+	MOVQ DX, BX
+rope_pairs:
+	VBROADCASTF128 (SI), Y2
+	VPERMPS Y2, Y15, Y2
+	VBROADCASTF128 (R8), Y3
+	VPERMPS Y3, Y15, Y3
+	VMOVUPS (DI), Y0
+	VPERMILPS $0xb1, Y0, Y1
+	VMULPS Y2, Y0, Y0
+	VMULPS Y3, Y1, Y1
+	VADDSUBPS Y1, Y0, Y0
+	VMOVUPS Y0, (DI)
+	ADDQ $32, DI
+	ADDQ $16, SI
+	ADDQ $16, R8
+	DECQ BX
+	JNZ rope_pairs
+	DECQ CX
+	JNZ rope_head
+	VZEROUPPER
+	RET
+
+// func ropeNeoxF32(x, cos, sin *float32, heads, half int)
+TEXT ·ropeNeoxF32(SB), NOSPLIT, $0-40
+	MOVQ x+0(FP), DI
+	MOVQ heads+24(FP), CX
+	MOVQ half+32(FP), DX
+neox_head:
+	MOVQ cos+8(FP), SI
+	MOVQ sin+16(FP), R8
+	MOVQ DI, R9
+	LEAQ (DI)(DX*4), R10
+	MOVQ DX, BX
+	SHRQ $3, BX
+neox_loop:
+	VMOVUPS (R9), Y0
+	VMOVUPS (R10), Y1
+	VMOVUPS (SI), Y2
+	VMOVUPS (R8), Y3
+	VMULPS Y2, Y0, Y4
+	VMULPS Y3, Y1, Y5
+	VSUBPS Y5, Y4, Y4
+	VMULPS Y3, Y0, Y6
+	VMULPS Y2, Y1, Y7
+	VADDPS Y7, Y6, Y6
+	VMOVUPS Y4, (R9)
+	VMOVUPS Y6, (R10)
+	ADDQ $32, R9
+	ADDQ $32, R10
+	ADDQ $32, SI
+	ADDQ $32, R8
+	DECQ BX
+	JNZ neox_loop
+	LEAQ (DI)(DX*8), DI
+	DECQ CX
+	JNZ neox_head
 	VZEROUPPER
 	RET
 

@@ -97,6 +97,14 @@ func ArgmaxRef(x []float32) int {
 //	x0' = float32(x0*c) - float32(x1*s)
 //	x1' = float32(x0*s) + float32(x1*c)
 func Rope(x, cos, sin []float32) {
+	if hasFast && ropeFast(x, cos, sin, false) {
+		return
+	}
+	RopeRef(x, cos, sin)
+}
+
+// RopeRef is Rope's scalar definition.
+func RopeRef(x, cos, sin []float32) {
 	hd := 2 * len(cos)
 	for h := 0; h+hd <= len(x); h += hd {
 		for j := range cos {
@@ -115,6 +123,14 @@ func Rope(x, cos, sin []float32) {
 //	x0' = float32(x0*c) - float32(x1*s)
 //	x1' = float32(x0*s) + float32(x1*c)
 func RopeNeox(x, cos, sin []float32) {
+	if hasFast && ropeFast(x, cos, sin, true) {
+		return
+	}
+	RopeNeoxRef(x, cos, sin)
+}
+
+// RopeNeoxRef is RopeNeox's scalar definition.
+func RopeNeoxRef(x, cos, sin []float32) {
 	half := len(cos)
 	hd := 2 * half
 	for h := 0; h+hd <= len(x); h += hd {
