@@ -302,8 +302,8 @@ var logitHasher asyncLeaves
 // own, started when a vector arrives and none is running, which hashes
 // every vector queued, 16 at a time (sha256x16), until the queue is empty,
 // and then ends. Before it takes the queue it yields its thread
-// (runtime.Gosched) while the queue keeps growing, up to a few times and
-// never beyond sha256x16.Lanes vectors, so that the other sequences of a
+// (runtime.Gosched) until gatherIdle yields in a row queue nothing, up to
+// gatherYields times and never beyond sha256x16.Lanes vectors, so that the other sequences of a
 // batch step queue theirs and the 16 lanes are filled; it never waits
 // for a vector that is not on its way.
 type asyncLeaves struct {
@@ -313,8 +313,15 @@ type asyncLeaves struct {
 }
 
 // gatherYields is the most times asyncLeaves yields for more vectors
-// before it hashes those queued.
-const gatherYields = 4
+// before it hashes those queued. A yield lets about one other goroutine
+// run: with 4 yields, a 16-sequence step's logits went in batches of a
+// few, under sha256x16.MinLanes, hashed one by one with crypto/sha256 (a
+// third of the hashing's time, at half the multi-buffer rate).
+const gatherYields = 32
+
+// gatherIdle is how many yields in a row that queue nothing end the
+// gathering.
+const gatherIdle = 2
 
 func (a *asyncLeaves) add(req *leafRequest) {
 	a.mu.Lock()
@@ -330,14 +337,15 @@ func (a *asyncLeaves) add(req *leafRequest) {
 func (a *asyncLeaves) drain() {
 	a.mu.Lock()
 	for len(a.queue) > 0 {
-		for i, n := 0, len(a.queue); i < gatherYields && n < sha256x16.Lanes; i++ {
+		for i, idle, n := 0, 0, len(a.queue); i < gatherYields && idle < gatherIdle && n < sha256x16.Lanes; i++ {
 			a.mu.Unlock()
 			runtime.Gosched()
 			a.mu.Lock()
 			if len(a.queue) == n {
-				break
+				idle++
+				continue
 			}
-			n = len(a.queue)
+			idle, n = 0, len(a.queue)
 		}
 		batch := a.queue
 		a.queue = nil
