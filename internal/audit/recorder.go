@@ -303,9 +303,9 @@ var logitHasher asyncLeaves
 // every vector queued, 16 at a time (sha256x16), until the queue is empty,
 // and then ends. Before it takes the queue it yields its thread
 // (runtime.Gosched) until gatherIdle yields in a row queue nothing, up to
-// gatherYields times and never beyond sha256x16.Lanes vectors, so that the other sequences of a
-// batch step queue theirs and the 16 lanes are filled; it never waits
-// for a vector that is not on its way.
+// gatherYields times and never beyond sha256x16.Lanes vectors, so that
+// the other sequences of a batch step queue theirs and the 16 lanes are
+// filled; it never waits for a vector that is not on its way.
 type asyncLeaves struct {
 	mu    sync.Mutex
 	queue []*leafRequest
