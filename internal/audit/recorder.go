@@ -45,9 +45,7 @@ type Recorder struct {
 	got    map[leafKey][]byte // every leaf's data, when keeping the trace
 	only   map[leafKey]bool   // when set, the leaves got keeps (the others are hashed)
 	err    error
-	async  *asyncHasher  // when set, Layer and Final hash on other goroutines
-	parts  [][]byte      // Layer's scratch: the leaves of all heads
-	hs     []merkle.Hash // and their hashes
+	async  *asyncHasher // when set, Layer and Final hash on other goroutines
 	// pending are the logit leaves LogitsAsync handed to logitHasher,
 	// not yet stored in logits.
 	pending []pendingLeaf
@@ -136,28 +134,16 @@ func (r *Recorder) Layer(l, pos int, x, k, v, attn []float32) {
 		r.async.layer(l, pos, x, k, v, attn)
 		return
 	}
-	r.x[l] = set(r.x[l], pos, r.leaf(leafKey{kind: 'x', p: pos, l: l}, x))
-	hd, w := r.hd, r.c.QDim()/r.c.KVHeads
-	if r.got == nil && len(k) == r.c.KVDim() && len(v) == len(k) && len(attn) == r.c.QDim() {
-		// The key/value leaves of all heads together, then the attention
-		// leaves (sha256x16).
-		H := r.c.KVHeads
-		r.parts = r.parts[:0]
-		for h := range H {
-			r.parts = append(r.parts, f32Bytes(k[h*hd:(h+1)*hd]), f32Bytes(v[h*hd:(h+1)*hd]))
-		}
-		for h := range H {
-			r.parts = append(r.parts, f32Bytes(attn[h*w:(h+1)*w]))
-		}
-		r.hs = slices.Grow(r.hs[:0], 2*H)[:2*H]
-		sha256x16.Sum(r.hs[:H], leafPrefix, r.parts[:2*H])
-		sha256x16.Sum(r.hs[H:], leafPrefix, r.parts[2*H:])
-		for h := range H {
-			r.kv[l][h] = set(r.kv[l][h], pos, r.hs[h])
-			r.a[l][h] = set(r.a[l][h], pos, r.hs[H+h])
-		}
+	row := engine.LayerRow{Tracer: r, Pos: pos, X: x, K: k, V: v, Attn: attn}
+	if r.hashesRow(l, row) {
+		sc := rowScratch.Get().(*layerRowsScratch)
+		sc.recs, sc.rows = append(sc.recs[:0], r), append(sc.rows[:0], row)
+		sc.hash(l)
+		rowScratch.Put(sc)
 		return
 	}
+	r.x[l] = set(r.x[l], pos, r.leaf(leafKey{kind: 'x', p: pos, l: l}, x))
+	hd, w := r.hd, r.c.QDim()/r.c.KVHeads
 	for h := 0; h < r.c.KVHeads; h++ {
 		r.kv[l][h] = set(r.kv[l][h], pos, r.leaf(leafKey{kind: 'k', p: pos, l: l, h: h}, k[h*hd:(h+1)*hd], v[h*hd:(h+1)*hd]))
 		r.a[l][h] = set(r.a[l][h], pos, r.leaf(leafKey{kind: 'a', p: pos, l: l, h: h}, attn[h*w:(h+1)*w]))
@@ -178,14 +164,29 @@ func TraceLayerRows(l int, rows []engine.LayerRow) {
 	sc.recs, sc.rows = sc.recs[:0], sc.rows[:0]
 	for _, row := range rows {
 		r, ok := row.Tracer.(*Recorder)
-		if !ok || r.async != nil || r.got != nil || l < 0 || l >= r.c.Layers || row.Pos < 0 ||
-			len(row.K) != r.c.KVDim() || len(row.V) != len(row.K) || len(row.Attn) != r.c.QDim() ||
-			(len(sc.recs) > 0 && r.c.KVHeads != sc.recs[0].c.KVHeads) {
+		if !ok || !r.hashesRow(l, row) || (len(sc.recs) > 0 && r.c.KVHeads != sc.recs[0].c.KVHeads) {
 			row.Tracer.Layer(l, row.Pos, row.X, row.K, row.V, row.Attn)
 			continue
 		}
 		sc.recs, sc.rows = append(sc.recs, r), append(sc.rows, row)
 	}
+	sc.hash(l)
+}
+
+// hashesRow reports whether r takes row of layer l through
+// layerRowsScratch.hash: r hashes as it goes (it neither keeps the trace
+// for openings nor hashes on goroutines of its own) and the row's vectors
+// have its model's sizes.
+func (r *Recorder) hashesRow(l int, row engine.LayerRow) bool {
+	return r.async == nil && r.got == nil && l >= 0 && l < r.c.Layers && row.Pos >= 0 && len(row.X) == r.c.Dim &&
+		len(row.K) == r.c.KVDim() && len(row.V) == len(row.K) && len(row.Attn) == r.c.QDim()
+}
+
+// hash sets the leaves of layer l of the rows sc.rows (each of the
+// recorder sc.recs[i], all with the same number of key/value heads): the
+// key/value leaves of every row and head in one sha256x16.Sum, the
+// attention leaves in another, the layer inputs in a third; and clears sc.
+func (sc *layerRowsScratch) hash(l int) {
 	if len(sc.recs) == 0 {
 		return
 	}
