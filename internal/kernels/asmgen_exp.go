@@ -174,6 +174,21 @@ func expLoop(name string, load func(v, off int) []string, store func(v, off int)
 	b.WriteString("\n")
 }
 
+// maxFoldRet writes the end of maxF32 and maxOrdF32: the maximum of Y0's
+// eight lanes (VMAXPS of halves, then pairs), returned.
+func maxFoldRet() {
+	p("VEXTRACTF128 $1, Y0, X1")
+	p("VMAXPS X1, X0, X0")
+	p("VMOVHLPS X0, X0, X1")
+	p("VMAXPS X1, X0, X0")
+	p("VMOVSHDUP X0, X1")
+	p("VMAXSS X1, X0, X0")
+	p("VMOVSS X0, ret+16(FP)")
+	p("VZEROUPPER")
+	p("RET")
+	b.WriteString("\n")
+}
+
 // expKernels writes the vectorised Exp32-based kernels (softmax's exp pass,
 // SwiGLU). Run with asmgen.go: `go run asmgen.go asmgen_exp.go`.
 //
@@ -264,16 +279,7 @@ func expKernels() {
 	p("VMAXPS (DI), Y0, Y0")
 	label("max_fold")
 	p("VMAXPS Y1, Y0, Y0")
-	p("VEXTRACTF128 $1, Y0, X1")
-	p("VMAXPS X1, X0, X0")
-	p("VMOVHLPS X0, X0, X1")
-	p("VMAXPS X1, X0, X0")
-	p("VMOVSHDUP X0, X1")
-	p("VMAXSS X1, X0, X0")
-	p("VMOVSS X0, ret+16(FP)")
-	p("VZEROUPPER")
-	p("RET")
-	b.WriteString("\n")
+	maxFoldRet()
 
 	// maxOrdF32 (n a multiple of 32, n >= 32): the largest non-NaN value of
 	// x, -Inf where there is none. Four accumulators start at -Inf; each
@@ -304,16 +310,7 @@ func expKernels() {
 	p("VMAXPS Y1, Y0, Y0")
 	p("VMAXPS Y3, Y2, Y2")
 	p("VMAXPS Y2, Y0, Y0")
-	p("VEXTRACTF128 $1, Y0, X1")
-	p("VMAXPS X1, X0, X0")
-	p("VMOVHLPS X0, X0, X1")
-	p("VMAXPS X1, X0, X0")
-	p("VMOVSHDUP X0, X1")
-	p("VMAXSS X1, X0, X0")
-	p("VMOVSS X0, ret+16(FP)")
-	p("VZEROUPPER")
-	p("RET")
-	b.WriteString("\n")
+	maxFoldRet()
 
 	// firstEqF32 (n a multiple of 8): the first index i < n with x[i] == m
 	// (an ordered comparison: -0 equals +0, NaN equals nothing), -1 where
