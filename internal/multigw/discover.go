@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -83,7 +84,10 @@ type Discovery struct {
 	HTTP *http.Client
 	// MaxAgents bounds the agent ids read per refresh (default 4096).
 	MaxAgents uint64
-	Logger    *slog.Logger
+	// Within bounds the registration fetches of one Discover (default
+	// DiscoverWithin).
+	Within time.Duration
+	Logger *slog.Logger
 
 	mu      sync.Mutex
 	skipped map[uint64]string // agent id -> the reason last logged
@@ -91,7 +95,9 @@ type Discovery struct {
 	// retry holds, for each agent whose registration file could not be
 	// had, when to fetch it again (see FetchBackoff).
 	retry map[uint64]backoff
-	now   func() time.Time // time.Now; tests set it
+	// served holds the agents whose last registration file was accepted.
+	served map[uint64]bool
+	now    func() time.Time // time.Now; tests set it
 }
 
 // backoff is when an agent's registration file is fetched again, and how
@@ -134,8 +140,13 @@ func (d *Discovery) fetched(id uint64, t time.Time, err error) {
 	defer d.mu.Unlock()
 	if err == nil {
 		delete(d.retry, id)
+		if d.served == nil {
+			d.served = map[uint64]bool{}
+		}
+		d.served[id] = true
 		return
 	}
+	delete(d.served, id)
 	if d.retry == nil {
 		d.retry = map[uint64]backoff{}
 	}
@@ -229,6 +240,34 @@ func meta(ctx context.Context, l Ledger, id uint64, key string) ([]byte, error) 
 // them.
 const DiscoverFetches = 16
 
+// DiscoverWithin is how long the registration fetches of one Discover may
+// take (Discovery.Within): fetches still running then are cancelled and
+// count as failed (FetchBackoff), agents not reached are left out of this
+// round. The fetches go in this order: the agents whose last file was
+// accepted, then those never fetched, then those whose last fetch failed
+// (by agent id within each), so that agents whose files never answer can
+// neither keep a gateway from starting nor push known workers out of its
+// pool, and a new worker listed after many of them is reached within a few
+// rounds as they go into their backoffs.
+const DiscoverWithin = 15 * time.Second
+
+// errRound is the error of a fetch cut by the end of its round.
+var errRound = errors.New("not fetched within the discovery round")
+
+// fetchRank is the order in which Discover fetches agent id's file: 0 for
+// an agent whose last file was accepted, 1 never fetched, 2 failed.
+func (d *Discovery) fetchRank(id uint64) int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	switch _, failed := d.retry[id]; {
+	case d.served[id]:
+		return 0
+	case !failed:
+		return 1
+	}
+	return 2
+}
+
 // Discover returns every worker the ledger lists that advertises a model
 // and a price and serves a registration file the gateway accepts, jailed
 // or not (Rank leaves the jailed out), in agent id order. It reads the
@@ -308,17 +347,37 @@ func (d *Discovery) Discover(ctx context.Context) ([]Worker, error) {
 		}
 		cands = append(cands, listed{id: id, agent: a, model: mid, name: name, price: price})
 	}
-	// Their registration files, several at a time.
+	// Their registration files, several at a time, within the round.
 	hc := d.client()
+	within := d.Within
+	if within <= 0 {
+		within = DiscoverWithin
+	}
+	fctx, cancel := context.WithTimeout(ctx, within)
+	defer cancel()
+	order := make([]int, len(cands))
+	ranks := make([]int, len(cands))
+	for i := range cands {
+		order[i], ranks[i] = i, d.fetchRank(cands[i].id)
+	}
+	slices.SortStableFunc(order, func(a, b int) int { return ranks[a] - ranks[b] })
 	sem := make(chan struct{}, DiscoverFetches)
 	var wg sync.WaitGroup
-	for i := range cands {
+	for _, i := range order {
 		c := &cands[i]
-		sem <- struct{}{}
+		select {
+		case sem <- struct{}{}:
+		case <-fctx.Done():
+			c.err = errRound // not reached: left out, not backed off
+			continue
+		}
 		wg.Add(1)
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			c.reg, c.err = fetchRegistration(ctx, hc, c.agent.AgentURI, ch.ChainID, c.id)
+			c.reg, c.err = fetchRegistration(fctx, hc, c.agent.AgentURI, ch.ChainID, c.id)
+			if c.err != nil && fctx.Err() != nil {
+				c.err = fmt.Errorf("%w (%v): %w", errRound, within, c.err)
+			}
 			if ctx.Err() == nil {
 				d.fetched(c.id, start, c.err)
 			}

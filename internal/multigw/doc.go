@@ -40,7 +40,12 @@
 // files answer slowly or never cannot hold up the discovery of the
 // others; an agent whose file could not be had is not fetched again for
 // FetchBackoff, 2 s, doubling with each failure in a row up to
-// MaxFetchBackoff, a minute) through at most MaxRegistrationRedirects (3)
+// MaxFetchBackoff, a minute; one discovery's fetches end within
+// DiscoverWithin, 15 s, those still running cut and counted as failed,
+// and go in the order: workers whose file was accepted last time, agents
+// never fetched, agents that failed, so that such agents, however many,
+// can neither keep a gateway from starting nor push a known worker out of
+// its pool) through at most MaxRegistrationRedirects (3)
 // redirects, each to an http(s) URL without credentials, query or
 // fragment and checked again; its body is read up to MaxRegistrationBytes
 // (64 KiB) and its headers up to as much. A worker's API (quotes, paid

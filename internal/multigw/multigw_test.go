@@ -718,6 +718,52 @@ func TestDiscoverTarpits(t *testing.T) {
 	}
 }
 
+// The attack: many agents whose registration files never answer, listed
+// before a worker. A discovery round ends within Discovery.Within however
+// many there are (their cut fetches count as failed); the worker is
+// reached within a few rounds, as they go into their backoffs (never
+// fetched agents go before those that failed); and once its file has been
+// accepted it is fetched first, so that tarpits listed later, however
+// many, cannot push it out of the pool.
+func TestDiscoverRoundBounded(t *testing.T) {
+	l := newFakeLedger()
+	tarpit := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		<-r.Context().Done()
+	}))
+	t.Cleanup(tarpit.Close)
+	addTarpits := func(n int) {
+		for range n {
+			l.addAgent(tarpit.URL + gateway.RegistrationPath)
+		}
+	}
+	addTarpits(2 * DiscoverFetches)
+	good := l.addWorker(t, "good", 500, 1)
+	now := time.Unix(1000, 0)
+	const within = 200 * time.Millisecond
+	d := &Discovery{Ledger: l, Net: testNet, Within: within, Logger: slog.New(slog.DiscardHandler), now: func() time.Time { return now }}
+	round := func(want ...uint64) {
+		t.Helper()
+		t0 := time.Now()
+		ws, err := d.Discover(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if took := time.Since(t0); took > within+2*time.Second {
+			t.Fatalf("at %v: the round took %v, Within %v", now.Sub(time.Unix(1000, 0)), took, within)
+		}
+		if got := agentIDs(ws); !slices.Equal(got, want) {
+			t.Fatalf("at %v: discovered %v, want %v", now.Sub(time.Unix(1000, 0)), got, want)
+		}
+		now = now.Add(time.Second)
+	}
+	round()        // 0 s: the first DiscoverFetches tarpits cut, backed off 2 s; the rest not reached
+	round()        // 1 s: the next DiscoverFetches, never fetched before
+	round(good.id) // 2 s: the worker, never fetched, before the first tarpits, whose backoff ended
+	addTarpits(4 * DiscoverFetches)
+	round(good.id) // 3 s: 64 new tarpits, never fetched: the worker, accepted before, goes first
+	round(good.id)
+}
+
 // An agent whose registration file never answers is fetched once per
 // backoff, not once per refresh: 2 s after the first failure, then 4 s,
 // ...; once its file answers it is in the pool, and fetched at every
