@@ -43,6 +43,21 @@ func newTracePass(c model.Config, T int, seed uint64) *tracePass {
 	return p
 }
 
+// roots feeds rec the pass's T positions and their logits, one call at a
+// time, and returns its roots for n outputs.
+func (p *tracePass) roots(t *testing.T, rec *Recorder, T, n int) (logits, trace merkle.Hash) {
+	t.Helper()
+	p.feed(rec, T)
+	for pos, l := range p.logits {
+		rec.Logits(pos, l)
+	}
+	logits, trace, err := rec.Roots(n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return logits, trace
+}
+
 // feed makes the calls in the engine's order (layer by layer, each over
 // all positions), scribbling over each vector after the call as the
 // engine's buffers are reused.
@@ -82,15 +97,7 @@ func TestAsyncRecorderMatchesSync(t *testing.T) {
 	for _, T := range []int{3, 4, 17} {
 		n := T - len(prompt) + 1
 		p := newTracePass(c, T, uint64(T))
-		sync := NewRecorder(c, prompt)
-		p.feed(sync, T)
-		for pos, l := range p.logits {
-			sync.Logits(pos, l)
-		}
-		wantL, wantT, err := sync.Roots(n)
-		if err != nil {
-			t.Fatal(err)
-		}
+		wantL, wantT := p.roots(t, NewRecorder(c, prompt), T, n)
 		for _, threads := range []int{1, 2, 5} {
 			rec := NewRecorder(c, prompt)
 			rec.hashAsync(T, threads)
@@ -186,14 +193,7 @@ func TestBatchedLeavesMatchOneByOne(t *testing.T) {
 		p := newTracePass(c, T, 5)
 		ref := NewRecorder(c, prompt)
 		ref.got = make(map[leafKey][]byte)
-		p.feed(ref, T)
-		for pos, l := range p.logits {
-			ref.Logits(pos, l)
-		}
-		wantL, wantT, err := ref.Roots(n)
-		if err != nil {
-			t.Fatal(err)
-		}
+		wantL, wantT := p.roots(t, ref, T, n)
 		sync := NewRecorder(c, prompt)
 		p.feed(sync, T)
 		sync.hashLogits(p.logits, 2)
@@ -332,15 +332,7 @@ func TestTraceLayerRowsMatchesLayer(t *testing.T) {
 		var want [][2]merkle.Hash
 		for s := range seqs {
 			p := newTracePass(c, T, uint64(100+s))
-			ref := NewRecorder(c, prompt)
-			p.feed(ref, T)
-			for pos, l := range p.logits {
-				ref.Logits(pos, l)
-			}
-			l, tr, err := ref.Roots(n)
-			if err != nil {
-				t.Fatal(err)
-			}
+			l, tr := p.roots(t, NewRecorder(c, prompt), T, n)
 			passes, want = append(passes, p), append(want, [2]merkle.Hash{l, tr})
 		}
 		recs := make([]*Recorder, seqs)
