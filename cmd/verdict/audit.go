@@ -48,7 +48,7 @@ func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return fmt.Errorf("audit: %s: %w", fs.Arg(1), err)
 	}
-	pm, err := openProofModel(*modelPath, *tok, 1, false)
+	pm, err := openProofModel(*modelPath, *tok, r.Spec, 1, false)
 	if err != nil {
 		return fmt.Errorf("audit: %w", err)
 	}

@@ -45,6 +45,7 @@ type benchResult struct {
 	PeakRSSBytes   int64   `json:"peak_rss_bytes"`
 	FileBytes      int64   `json:"file_bytes"`
 	KVCacheBytes   int64   `json:"kv_cache_bytes"`
+	KVCache        string  `json:"kv_cache"` // the cache's precision: f32 or f16
 	LastToken      int     `json:"last_token"`
 	ScalarKernels  bool    `json:"scalar_kernels,omitempty"`
 	ChunkRows      int     `json:"chunk_rows"`
@@ -64,6 +65,8 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	memProfile := fs.String("memprofile", "", "write a heap profile (live objects at the last collection, and every allocation) to this file at the end")
 	streams := fs.String("streams", "", "serving benchmark instead: for each count N in this list (e.g. 1,4,16,32), N concurrent greedy generations of --decode-tokens each through a worker's continuous batch; aggregate tok/s, time to first token and per output token, answers that differ from the same request alone")
 	streamPrompt := fs.Int("stream-prompt", 16, "with --streams: prompt tokens per stream after BOS (each stream its own)")
+	var kv engine.KVType
+	fs.Var(kvFlag{&kv}, "kv-cache", "key/value cache precision: f32, or f16 (the spec "+engine.SpecKV16+": half the cache's memory and reads)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -112,7 +115,7 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 				return func() { pprof.StopCPUProfile(); f.Close() }, nil
 			}
 		}
-		if err := benchStreams(ctx, m, *path, *threads, ns, *streamPrompt, *decodeN, *asJSON, profile, stdout, stderr); err != nil {
+		if err := benchStreams(ctx, m, *path, *threads, kv, ns, *streamPrompt, *decodeN, *asJSON, profile, stdout, stderr); err != nil {
 			return err
 		}
 		if *memProfile != "" {
@@ -128,18 +131,18 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if maxPos > c.ContextLen {
 		return fmt.Errorf("bench: %s: %d positions exceed the context length %d", *path, maxPos, c.ContextLen)
 	}
-	e, err := engine.New(m, engine.Options{Threads: *threads, ChunkRows: *chunkRows})
+	e, err := engine.New(m, engine.Options{Threads: *threads, ChunkRows: *chunkRows, KV: kv})
 	if err != nil {
 		return fmt.Errorf("bench: %w", err)
 	}
 	defer e.Close()
 	loadSecs := time.Since(loadStart).Seconds()
-	res := benchResult{Model: *path, Threads: e.Threads(), FastPath: kernels.FastPath, ScalarKernels: *scalar, LoadSecs: loadSecs,
+	res := benchResult{Model: *path, Threads: e.Threads(), KVCache: kv.String(), FastPath: kernels.FastPath, ScalarKernels: *scalar, LoadSecs: loadSecs,
 		PromptTokens: *promptN, DecodeTokens: *decodeN, DecodeAt: *decodeAt, WeightBytes: weightBytesPerToken(m), ChunkRows: e.ChunkRows()}
 	if st, err := os.Stat(*path); err == nil {
 		res.FileBytes = st.Size()
 	}
-	res.KVCacheBytes = int64(2*c.Layers*c.KVDim()) * int64(maxPos) * 4
+	res.KVCacheBytes = e.KVBytesPerPosition() * int64(maxPos)
 
 	// Warm-up: one token touches every weight once (page faults of the
 	// mapping are not part of the timings; they are in warmup_s).

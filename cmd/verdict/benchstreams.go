@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/verdictnet/verdict/internal/engine"
 	"github.com/verdictnet/verdict/internal/model"
 	"github.com/verdictnet/verdict/internal/receipt"
 	"github.com/verdictnet/verdict/internal/worker"
@@ -23,6 +24,7 @@ import (
 type streamsResult struct {
 	Model        string  `json:"model"`
 	Threads      int     `json:"threads"`
+	KVCache      string  `json:"kv_cache"` // the cache's precision: f32 or f16
 	Streams      int     `json:"streams"`
 	PromptTokens int     `json:"prompt_tokens"` // per stream
 	DecodeTokens int     `json:"decode_tokens"` // asked per stream
@@ -126,13 +128,13 @@ func pctMs(xs []time.Duration, p int) float64 {
 // whose batch admits max(ns), after running every stream alone once and
 // all of them together once, untimed (warmStreams);
 // profile is started after those single runs and stopped at the end.
-func benchStreams(ctx context.Context, m *model.Model, path string, threads int, ns []int, promptN, decodeN int, asJSON bool, profile func() (stop func(), err error), stdout, stderr io.Writer) error {
+func benchStreams(ctx context.Context, m *model.Model, path string, threads int, kv engine.KVType, ns []int, promptN, decodeN int, asJSON bool, profile func() (stop func(), err error), stdout, stderr io.Writer) error {
 	maxN := slices.Max(ns)
 	c := m.Config
 	if 1+promptN+decodeN > c.ContextLen {
 		return fmt.Errorf("bench: %d prompt and %d decode tokens exceed the context length %d", promptN, decodeN, c.ContextLen)
 	}
-	w, err := worker.New(m, worker.Config{Threads: threads, MaxConcurrent: maxN, MaxQueue: maxN, Store: worker.NewMemStore(0)})
+	w, err := worker.New(m, worker.Config{Threads: threads, MaxConcurrent: maxN, MaxQueue: maxN, Store: worker.NewMemStore(0), KV: kv})
 	if err != nil {
 		return fmt.Errorf("bench: %w", err)
 	}
@@ -175,7 +177,7 @@ func benchStreams(ctx context.Context, m *model.Model, path string, threads int,
 		runs := runStreams(ctx, w, name, prompts[:n], decodeN)
 		cpu := cpuSeconds() - cpu0
 		st := w.BatchStats()
-		res := streamsResult{Model: path, Threads: threads, Streams: n, PromptTokens: promptN + 1, DecodeTokens: decodeN, PeakBatch: st.PeakBatch,
+		res := streamsResult{Model: path, Threads: threads, KVCache: kv.String(), Streams: n, PromptTokens: promptN + 1, DecodeTokens: decodeN, PeakBatch: st.PeakBatch,
 			Steps: st.Steps - st0.Steps, ForwardMs: ms(st.Forward.Sub(st0.Forward).Mean()), GapMs: ms(st.Gap.Sub(st0.Gap).Mean())}
 		var ttft, tpot []time.Duration
 		last := t0

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/verdictnet/verdict/internal/devnet"
+	"github.com/verdictnet/verdict/internal/engine"
 	"github.com/verdictnet/verdict/internal/ledger"
 	"github.com/verdictnet/verdict/internal/scheduler"
 	"github.com/verdictnet/verdict/internal/worker"
@@ -34,6 +35,8 @@ func runDevnet(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	batch := fs.Int("concurrency", scheduler.DefaultMaxBatch, "generations the worker runs at once, as one continuous batch")
 	queue := fs.Int("queue", 256, "generations that may wait for room in the batch; beyond that requests get 429")
 	kvMiB := fs.Int("kv-budget-mib", 0, "the worker's key/value cache, in MiB (0: --concurrency full contexts)")
+	var kv engine.KVType
+	fs.Var(kvFlag{&kv}, "kv-cache", kvCacheUsage)
 	maxPending := fs.Int("max-pending", worker.DefaultMaxPending, "outbox bound: with this many receipts waiting to be published, paid requests get 429 with Retry-After")
 	cheat := fs.Bool("cheat-for-tests", false, "make the worker dishonest (its attention norms one ulp off) to watch it get caught")
 	applyConfig := configFlag(fs)
@@ -63,7 +66,7 @@ func runDevnet(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	o := devnet.Options{Dir: *data, ModelPath: *modelPath, TokenizerPath: *tok, Addr: *addr, BlockInterval: *interval,
 		ReplayShareBps: bps, PricePerToken: *price, Threads: *threads, Validators: *validators, CheatForTests: *cheat, Logger: log,
-		MaxBatch: *batch, MaxQueue: *queue, KVBudget: int64(*kvMiB) << 20, MaxPending: *maxPending}
+		MaxBatch: *batch, MaxQueue: *queue, KVBudget: int64(*kvMiB) << 20, KV: kv, MaxPending: *maxPending}
 	if *share == 0 {
 		o.ReplayShareBps = 0
 	}

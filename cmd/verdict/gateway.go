@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/verdictnet/verdict/internal/engine"
 	"github.com/verdictnet/verdict/internal/gateway"
 	"github.com/verdictnet/verdict/internal/keys"
 	"github.com/verdictnet/verdict/internal/mcpserver"
@@ -33,12 +35,37 @@ type workerFlags struct {
 	model, tokenizer, name, key string
 	threads, concurrency, queue int
 	kvBudgetMiB, prefillChunk   int
+	kv                          engine.KVType
 }
+
+// kvFlag is the --kv-cache flag: an engine.KVType.
+type kvFlag struct{ t *engine.KVType }
+
+func (f kvFlag) String() string {
+	if f.t == nil {
+		return engine.KVF32.String()
+	}
+	return f.t.String()
+}
+
+func (f kvFlag) Set(s string) error {
+	t, err := engine.ParseKVType(s)
+	if err != nil {
+		return err
+	}
+	*f.t = t
+	return nil
+}
+
+// kvCacheUsage is the --kv-cache flag's help.
+const kvCacheUsage = "key/value cache precision: f32, or f16 (half the cache memory and attention reads; the model is served under its id for the spec " + engine.SpecKV16 + ", whose receipts replay only under it)"
 
 func (f *workerFlags) register(fs interface {
 	StringVar(*string, string, string, string)
 	IntVar(*int, string, int, string)
+	Var(flag.Value, string, string)
 }) {
+	fs.Var(kvFlag{&f.kv}, "kv-cache", kvCacheUsage)
 	fs.StringVar(&f.model, "model", "", "model file: GGUF or llama2.c checkpoint (required)")
 	fs.StringVar(&f.tokenizer, "tokenizer", "", "tokenizer file (default: from the GGUF, or beside a checkpoint)")
 	fs.StringVar(&f.name, "name", "", "model name in the API (default: the model file name without extension)")
@@ -54,6 +81,7 @@ func (f *workerFlags) register(fs interface {
 func (f *workerFlags) apply(cfg *worker.Config) {
 	cfg.MaxConcurrent, cfg.MaxQueue, cfg.ChunkTokens = f.concurrency, f.queue, f.prefillChunk
 	cfg.KVBudget = int64(f.kvBudgetMiB) << 20
+	cfg.KV = f.kv
 }
 
 func (f *workerFlags) open(log *slog.Logger) (*worker.Local, error) {

@@ -35,7 +35,7 @@ func runOpen(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return fmt.Errorf("open: %w", err)
 	}
-	pm, err := openProofModel(*modelPath, *tok, *threads, true)
+	pm, err := openProofModel(*modelPath, *tok, r.Spec, *threads, true)
 	if err != nil {
 		return fmt.Errorf("open: %w", err)
 	}

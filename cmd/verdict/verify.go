@@ -33,22 +33,31 @@ func (p *proofModel) Close() {
 	p.m.Close()
 }
 
-func openProofModel(path, tok string, threads int, withEngine bool) (*proofModel, error) {
+// openProofModel opens the model at path for checking receipts made under
+// the determinism specification spec: its id under spec, and with
+// withEngine an engine implementing spec. A spec the engine does not
+// implement opens it under engine.SpecVersion (the receipt's check then
+// names the mismatch).
+func openProofModel(path, tok, spec string, threads int, withEngine bool) (*proofModel, error) {
 	if path == "" {
 		return nil, errors.New("--model is required")
+	}
+	kv, err := engine.KVTypeOf(spec)
+	if err != nil {
+		kv = engine.KVF32
 	}
 	m, err := model.Load(path, tok)
 	if err != nil {
 		return nil, err
 	}
-	id, err := modelid.Of(m)
+	id, err := modelid.OfSpec(m, kv.Spec())
 	if err != nil {
 		m.Close()
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	p := &proofModel{m: m, id: id}
 	if withEngine {
-		if p.e, err = engine.New(m, engine.Options{Threads: threads}); err != nil {
+		if p.e, err = engine.New(m, engine.Options{Threads: threads, KV: kv}); err != nil {
 			m.Close()
 			return nil, err
 		}
@@ -93,7 +102,7 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return fmt.Errorf("verify: %w", err)
 	}
-	pm, err := openProofModel(*modelPath, *tok, *threads, true)
+	pm, err := openProofModel(*modelPath, *tok, r.Spec, *threads, true)
 	if err != nil {
 		return fmt.Errorf("verify: %w", err)
 	}

@@ -38,8 +38,8 @@ func DisputeSetup(m *model.Model, modelID merkle.Hash, receiptBytes, commitment 
 	if r.Model != modelID {
 		return dispute.Config{}, nil, fmt.Errorf("dispute setup: receipt names model %s, the referee holds %s", r.Model, modelID)
 	}
-	if r.Spec != engine.SpecVersion {
-		return dispute.Config{}, nil, fmt.Errorf("dispute setup: receipt was made under %q, the referee implements %q", r.Spec, engine.SpecVersion)
+	if _, err := engine.KVTypeOf(r.Spec); err != nil {
+		return dispute.Config{}, nil, fmt.Errorf("dispute setup: receipt was made under %q: %w", r.Spec, err)
 	}
 	if len(commitment) != CommitmentSize {
 		return dispute.Config{}, nil, fmt.Errorf("dispute setup: commitment of %d bytes, want the %d-byte root of the challenger's trace", len(commitment), CommitmentSize)

@@ -245,6 +245,9 @@ func SeedOf(s [32]byte) uint64 { return binary.BigEndian.Uint64(s[:8]) }
 // Open regenerates the trace of a receipt (the worker need have kept
 // nothing) and opens the k cells the seed selects.
 func Open(ctx context.Context, e *engine.Engine, r *receipt.Receipt, seed uint64, k int) (*Openings, error) {
+	if r.Spec != e.Spec() {
+		return nil, fmt.Errorf("open: receipt was made under %q, the engine implements %q", r.Spec, e.Spec())
+	}
 	t, err := Regenerate(e, r)
 	if err != nil {
 		return nil, err
@@ -421,7 +424,7 @@ func Check(m *model.Model, modelID merkle.Hash, r *receipt.Receipt, seed uint64,
 		}
 		ops[i] = opened{x, attn, out, kvs}
 	}
-	calc, err := newCalc(m, 0)
+	calc, err := newCalc(m, r.Spec, 0)
 	if err != nil {
 		return err
 	}

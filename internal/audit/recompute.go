@@ -18,10 +18,15 @@ type calc struct {
 	hd int
 }
 
-// newCalc returns a calculator running on threads threads (0: one per CPU);
-// with more than one, close must be called when done.
-func newCalc(m *model.Model, threads int) (*calc, error) {
-	e, err := engine.New(m, engine.Options{Threads: threads})
+// newCalc returns a calculator of the determinism specification spec
+// running on threads threads (0: one per CPU); with more than one, close
+// must be called when done.
+func newCalc(m *model.Model, spec string, threads int) (*calc, error) {
+	kv, err := engine.KVTypeOf(spec)
+	if err != nil {
+		return nil, fmt.Errorf("audit: %w", err)
+	}
+	e, err := engine.New(m, engine.Options{Threads: threads, KV: kv})
 	if err != nil {
 		return nil, fmt.Errorf("audit: %w", err)
 	}

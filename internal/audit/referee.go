@@ -35,7 +35,7 @@ func NewReferee(m *model.Model, r *receipt.Receipt) (*Referee, error) {
 			return nil, fmt.Errorf("referee: token %d outside the vocabulary", t)
 		}
 	}
-	c, err := newCalc(m, 1) // a referee lives long and runs inside a block: no threads of its own
+	c, err := newCalc(m, r.Spec, 1) // a referee lives long and runs inside a block: no threads of its own
 	if err != nil {
 		return nil, fmt.Errorf("referee: %w", err)
 	}

@@ -39,8 +39,9 @@ func mismatch(what string, pos int, format string, args ...any) *Mismatch {
 }
 
 // CheckHeader checks what needs no computation: the signature, the model
-// id, the spec version, token ranges and the stopping rule. vocab and
-// contextLen come from the verifier's model.
+// id, that the engine implements the receipt's spec version, token ranges
+// and the stopping rule. vocab and contextLen come from the verifier's
+// model, modelID is its id under the receipt's spec (modelid.OfSpec).
 func CheckHeader(r *receipt.Receipt, modelID merkle.Hash, vocab, contextLen int) error {
 	if err := r.Verify(); err != nil {
 		return &Mismatch{What: "signature", Position: -1, Layer: -1, Detail: err.Error()}
@@ -48,8 +49,8 @@ func CheckHeader(r *receipt.Receipt, modelID merkle.Hash, vocab, contextLen int)
 	if r.Model != modelID {
 		return mismatch("model", -1, "receipt names model %s, the given model is %s", r.Model, modelID)
 	}
-	if r.Spec != engine.SpecVersion {
-		return mismatch("spec", -1, "receipt was made under %q, this engine implements %q", r.Spec, engine.SpecVersion)
+	if _, err := engine.KVTypeOf(r.Spec); err != nil {
+		return mismatch("spec", -1, "receipt was made under %q: %v", r.Spec, err)
 	}
 	if len(r.Output) == 0 {
 		return mismatch("output", -1, "empty output")
@@ -108,6 +109,9 @@ func Replay(ctx context.Context, e *engine.Engine, r *receipt.Receipt, modelID m
 	m := e.Model()
 	if err := CheckHeader(r, modelID, m.Config.Vocab, m.Config.ContextLen); err != nil {
 		return err
+	}
+	if r.Spec != e.Spec() {
+		return mismatch("spec", -1, "receipt was made under %q, the replaying engine implements %q", r.Spec, e.Spec())
 	}
 	threads := e.Threads()
 	rec, logits, err := forward(e, r, false, threads, nil)

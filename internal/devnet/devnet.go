@@ -22,6 +22,7 @@ import (
 	"github.com/cometbft/cometbft/p2p"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/verdictnet/verdict/internal/engine"
 	"github.com/verdictnet/verdict/internal/explorer"
 	"github.com/verdictnet/verdict/internal/gateway"
 	"github.com/verdictnet/verdict/internal/keys"
@@ -71,6 +72,9 @@ type Options struct {
 	// sequences, 256 waiting, 16 full contexts of cache).
 	MaxBatch, MaxQueue int
 	KVBudget           int64
+	// KV is the worker's and the verifier's key/value cache precision
+	// (worker.Config's KV; default engine.KVF32).
+	KV engine.KVType
 	// MaxPending bounds the worker's outbox (worker.ChainConfig's
 	// MaxPending, default worker.DefaultMaxPending): past it the gateway
 	// answers new paid requests 429 until publishing catches up.
@@ -270,7 +274,7 @@ func Start(ctx context.Context, o Options) (_ *Devnet, err error) {
 	}
 	d.Worker, err = worker.Open(worker.Config{ModelPath: modelPath, TokenizerPath: o.TokenizerPath, Name: name, Threads: o.Threads,
 		Key: wk, Store: store, Logger: log.With("service", "worker"), CheatForTests: o.CheatForTests,
-		MaxConcurrent: o.MaxBatch, MaxQueue: cmp.Or(o.MaxQueue, 256), KVBudget: o.KVBudget})
+		MaxConcurrent: o.MaxBatch, MaxQueue: cmp.Or(o.MaxQueue, 256), KVBudget: o.KVBudget, KV: o.KV})
 	if err != nil {
 		return nil, fmt.Errorf("devnet: worker: %w", err)
 	}
@@ -312,7 +316,7 @@ func Start(ctx context.Context, o Options) (_ *Devnet, err error) {
 
 	// Verifier, on its own copy of the model.
 	vw, err := worker.Open(worker.Config{ModelPath: modelPath, TokenizerPath: o.TokenizerPath, Name: name, Threads: o.Threads, Key: vk,
-		Logger: log.With("service", "verifier")})
+		Logger: log.With("service", "verifier"), KV: o.KV})
 	if err != nil {
 		return nil, fmt.Errorf("devnet: verifier: %w", err)
 	}

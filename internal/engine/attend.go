@@ -26,25 +26,44 @@ type kvCache struct {
 	heads int // key/value heads
 	hd    int
 	page  int // positions of a full page
+	f16   bool
 }
 
 // cache returns the view of layer l of the sequence's cache.
 func (s *Sequence) cache(l int) kvCache {
-	return kvCache{pages: s.pages[l], heads: s.heads, hd: s.hd, page: s.page}
+	return kvCache{pages: s.pages[l], heads: s.heads, hd: s.hd, page: s.page, f16: s.f16}
 }
 
-// runs calls fn on the runs of key/value head g's first n positions in
-// order: positions [t0, t1) of one page and one attendBlock, their keys
-// and values ((t1-t0)*hd floats each, contiguous).
+// runs calls fn on the runs of key/value head g's first n positions of a
+// float32 cache in order: positions [t0, t1) of one page and one
+// attendBlock, their keys and values ((t1-t0)*hd floats each, contiguous).
 func (c kvCache) runs(g, n int, fn func(t0, t1 int, keys, values []float32)) {
 	hd := c.hd
+	c.spans(g, n, func(p *kvPage, j, t0, t1 int) {
+		m := t1 - t0
+		fn(t0, t1, p.keys(g, hd)[j*hd:(j+m)*hd], p.values(g, c.heads, hd)[j*hd:(j+m)*hd])
+	})
+}
+
+// runs16 is runs for a binary16 cache: the runs' keys and values as
+// binary16 values.
+func (c kvCache) runs16(g, n int, fn func(t0, t1 int, keys, values []uint16)) {
+	hd := c.hd
+	c.spans(g, n, func(p *kvPage, j, t0, t1 int) {
+		m := t1 - t0
+		fn(t0, t1, p.keys16(g, hd)[j*hd:(j+m)*hd], p.values16(g, c.heads, hd)[j*hd:(j+m)*hd])
+	})
+}
+
+// spans calls fn on the runs of runs and runs16: page p's positions [j,
+// j+t1-t0), which are positions [t0, t1) of the sequence.
+func (c kvCache) spans(g, n int, fn func(p *kvPage, j, t0, t1 int)) {
 	for t0 := 0; t0 < n; {
 		i := t0 / c.page
 		p := &c.pages[i]
 		j := t0 - i*c.page
 		t1 := min(n, i*c.page+p.n, (t0/attendBlock+1)*attendBlock)
-		m := t1 - t0
-		fn(t0, t1, p.keys(g, hd)[j*hd:(j+m)*hd], p.values(g, c.heads, hd)[j*hd:(j+m)*hd])
+		fn(p, j, t0, t1)
 		t0 = t1
 	}
 }
@@ -54,9 +73,16 @@ func (c kvCache) runs(g, n int, fn func(t0, t1 int, keys, values []float32)) {
 // while this one is attended (short runs of a decode step end before the
 // hardware prefetcher gets going).
 func (c kvCache) prefetch(g, n int) {
-	c.runs(g, n, func(_, _ int, keys, values []float32) {
-		kernels.PrefetchL2(keys)
-		kernels.PrefetchL2(values)
+	c.spans(g, n, func(p *kvPage, j, t0, t1 int) {
+		hd, m := c.hd, t1-t0
+		if c.f16 {
+			// Whole words: a head's run starts on one (hd is even).
+			kernels.PrefetchL2(p.raw16(g, c.heads, hd, false)[j*hd/2 : (j+m)*hd/2])
+			kernels.PrefetchL2(p.raw16(g, c.heads, hd, true)[j*hd/2 : (j+m)*hd/2])
+			return
+		}
+		kernels.PrefetchL2(p.keys(g, hd)[j*hd : (j+m)*hd])
+		kernels.PrefetchL2(p.values(g, c.heads, hd)[j*hd : (j+m)*hd])
 	})
 }
 
@@ -77,15 +103,27 @@ func AttendGroup(qs []float32, group int, c kvCache, g, n int, scale float32, ou
 	hd := c.hd
 	sc.scores = growF(sc.scores, group*n)
 	scores := sc.scores
-	c.runs(g, n, func(t0, t1 int, keys, _ []float32) {
-		for u0 := t0; u0 < t1; u0 += scoreChunk {
-			u1 := min(u0+scoreChunk, t1)
-			k := keys[(u0-t0)*hd : (u1-t0)*hd]
-			for h := 0; h < group; h++ {
-				kernels.DotMany(scores[h*n+u0:h*n+u1], qs[h*hd:(h+1)*hd], k, hd, 0)
+	if c.f16 {
+		c.runs16(g, n, func(t0, t1 int, keys, _ []uint16) {
+			for u0 := t0; u0 < t1; u0 += scoreChunk {
+				u1 := min(u0+scoreChunk, t1)
+				k := keys[(u0-t0)*hd : (u1-t0)*hd]
+				for h := 0; h < group; h++ {
+					kernels.DotManyF16(scores[h*n+u0:h*n+u1], qs[h*hd:(h+1)*hd], k)
+				}
 			}
-		}
-	})
+		})
+	} else {
+		c.runs(g, n, func(t0, t1 int, keys, _ []float32) {
+			for u0 := t0; u0 < t1; u0 += scoreChunk {
+				u1 := min(u0+scoreChunk, t1)
+				k := keys[(u0-t0)*hd : (u1-t0)*hd]
+				for h := 0; h < group; h++ {
+					kernels.DotMany(scores[h*n+u0:h*n+u1], qs[h*hd:(h+1)*hd], k, hd, 0)
+				}
+			}
+		})
+	}
 	for h := 0; h < group; h++ {
 		s := scores[h*n : (h+1)*n]
 		for t := range s {
@@ -95,6 +133,12 @@ func AttendGroup(qs []float32, group int, c kvCache, g, n int, scale float32, ou
 	}
 	out = out[:group*hd]
 	clear(out)
+	if c.f16 {
+		c.runs16(g, n, func(t0, t1 int, _, values []uint16) {
+			kernels.WeightedSumGroupF16(out, group, scores[t0:], n, t1-t0, values, hd)
+		})
+		return
+	}
 	c.runs(g, n, func(t0, t1 int, _, values []float32) {
 		kernels.WeightedSumGroup(out, group, scores[t0:], n, t1-t0, values, hd)
 	})

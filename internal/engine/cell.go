@@ -117,9 +117,10 @@ func (e *Engine) FinishLayerRows(l int, xs, attns [][]float32) ([][]float32, err
 
 // LayerStep recomputes layer l at position pos from the hidden state x
 // entering it and the keys and values that positions 0..pos-1 wrote into
-// layer l's cache (keys[t], values[t], each of KVDim values). It returns the
-// position's own key and value, the attention output and the hidden state
-// leaving the layer: the same bits Forward computes.
+// layer l's cache (keys[t], values[t], each of KVDim values; a binary16
+// cache stores them rounded). It returns the position's own key and value,
+// the attention output and the hidden state leaving the layer: the same
+// bits Forward computes.
 func (e *Engine) LayerStep(l, pos int, x []float32, keys, values [][]float32) (k, v, attn, out []float32, err error) {
 	if err := e.checkCell(l, pos, x); err != nil {
 		return nil, nil, nil, nil, err
@@ -134,7 +135,7 @@ func (e *Engine) LayerStep(l, pos int, x []float32, keys, values [][]float32) (k
 		}
 	}
 	// A sequence with layer l's cache only.
-	seq := &Sequence{Pos: pos, cap: pos + 1, heads: e.c.KVHeads, hd: e.hd, page: e.page, pages: make([][]kvPage, e.c.Layers)}
+	seq := &Sequence{Pos: pos, cap: pos + 1, heads: e.c.KVHeads, hd: e.hd, page: e.page, pages: make([][]kvPage, e.c.Layers), f16: e.kv16}
 	seq.reserveLayer(l, pos+1)
 	for t := 0; t < pos; t++ {
 		seq.store(l, t, keys[t], values[t])
@@ -171,6 +172,11 @@ func (e *Engine) AttentionHead(l, h, pos int, q []float32, keys, values [][]floa
 		}
 		copy(ks[t*kv:], keys[t])
 		copy(vs[t*kv:], values[t])
+	}
+	if e.kv16 {
+		// What the cache of SpecKV16 holds (idempotent on Forward's).
+		kernels.RoundF16(ks)
+		kernels.RoundF16(vs)
 	}
 	out := make([]float32, hd)
 	scores := make([]float32, pos+1)
@@ -220,6 +226,12 @@ func (e *Engine) AttendHead(q, keys, values []float32, n int) ([]float32, error)
 	hd := e.hd
 	if len(q) != hd || n < 1 || len(keys) < n*hd || len(values) < n*hd {
 		return nil, fmt.Errorf("engine: attention head needs a %d-value query and %d keys and values of %d", hd, n, hd)
+	}
+	if e.kv16 {
+		// What the cache of SpecKV16 holds (idempotent on Forward's).
+		keys, values = append([]float32(nil), keys[:n*hd]...), append([]float32(nil), values[:n*hd]...)
+		kernels.RoundF16(keys)
+		kernels.RoundF16(values)
 	}
 	out := make([]float32, hd)
 	Attend(q, keys, values, hd, 0, n, e.scale, out, make([]float32, n))

@@ -49,6 +49,9 @@ var cellModels = [][2]string{
 	{"synth:tiny-qwen2:q8_0", ""},
 	{"synth:tiny-qwen3:f32", ""},
 	{"synth:tiny-qwen3:q4_k_m", ""},
+	// the binary16 key/value cache (engine.SpecKV16), with grouped-query
+	// attention
+	{"synth:tiny-llama3:f16" + kvSuffix, ""},
 }
 
 // tracedPrefill runs text through the model mf as one prefill on threads

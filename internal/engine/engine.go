@@ -6,6 +6,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/verdictnet/verdict/internal/detmath"
 	"github.com/verdictnet/verdict/internal/kernels"
@@ -17,6 +18,61 @@ import (
 // implements. Every commitment to a computation (model ids, receipts)
 // includes it: a change to any rounding or order is a new version.
 const SpecVersion = "verdict-det/2"
+
+// SpecKV16 is SpecVersion with a half-precision key/value cache
+// (docs/determinism.md, section 13): every key and value vector is rounded
+// to binary16 where it is computed and cached as binary16, which halves the
+// cache's memory and the bytes attention reads. Another function of the
+// weights than SpecVersion's: other logits, another model id.
+const SpecKV16 = SpecVersion + "+kv16"
+
+// KVType is the precision of the key/value cache.
+type KVType uint8
+
+const (
+	KVF32 KVType = iota // float32: SpecVersion
+	KVF16               // binary16: SpecKV16
+)
+
+// String is the type's name in flags and configuration: "f32" or "f16".
+func (t KVType) String() string {
+	if t == KVF16 {
+		return "f16"
+	}
+	return "f32"
+}
+
+// ParseKVType reads "f32" or "f16".
+func ParseKVType(s string) (KVType, error) {
+	switch s {
+	case "f32":
+		return KVF32, nil
+	case "f16":
+		return KVF16, nil
+	}
+	return 0, fmt.Errorf("key/value cache type %q: want f32 or f16", s)
+}
+
+// Spec is the determinism specification an engine with this cache type
+// implements.
+func (t KVType) Spec() string {
+	if t == KVF16 {
+		return SpecKV16
+	}
+	return SpecVersion
+}
+
+// KVTypeOf returns the cache type of a specification this engine
+// implements, or an error naming the ones it does.
+func KVTypeOf(spec string) (KVType, error) {
+	switch spec {
+	case SpecVersion:
+		return KVF32, nil
+	case SpecKV16:
+		return KVF16, nil
+	}
+	return 0, fmt.Errorf("determinism spec %q: this engine implements %q and %q", spec, SpecVersion, SpecKV16)
+}
 
 // Options configure an Engine.
 type Options struct {
@@ -41,6 +97,10 @@ type Options struct {
 	// multi-buffer hash (audit.TraceLayerRows). It never changes a
 	// result.
 	TraceLayers func(l int, rows []LayerRow)
+	// KV is the precision of the key/value cache, which selects the
+	// specification the engine implements (Spec): KVF32 (the zero value)
+	// SpecVersion, KVF16 SpecKV16.
+	KV KVType
 }
 
 // LayerRow is one row's Tracer.Layer call (Options.TraceLayers): the
@@ -90,6 +150,30 @@ type Engine struct {
 	// scratch holds attention working memory (*groupScratch) between
 	// layers and steps.
 	scratch sync.Pool
+	// kv16 is whether the cache is binary16 (Options.KV).
+	kv16 bool
+}
+
+// Spec is the determinism specification the engine implements: its
+// results are those of every engine with the same Spec.
+func (e *Engine) Spec() string { return e.KV().Spec() }
+
+// KV is the engine's key/value cache type.
+func (e *Engine) KV() KVType {
+	if e.kv16 {
+		return KVF16
+	}
+	return KVF32
+}
+
+// KVBytesPerPosition is the memory one position of a sequence's cache
+// takes: the keys and values of every layer.
+func (e *Engine) KVBytesPerPosition() int64 {
+	per := int64(4)
+	if e.kv16 {
+		per = 2
+	}
+	return 2 * int64(e.c.Layers) * int64(e.c.KVDim()) * per
 }
 
 // New returns an engine for m, which must have passed m.Check.
@@ -108,6 +192,13 @@ func New(m *model.Model, opts Options) (*Engine, error) {
 	}
 	e.scale = detmath.Sqrt32(float32(e.hd))
 	e.traceLayers = opts.TraceLayers
+	switch opts.KV {
+	case KVF32:
+	case KVF16:
+		e.kv16 = true
+	default:
+		return nil, fmt.Errorf("engine: key/value cache type %d unknown", opts.KV)
+	}
 	e.chunk = opts.ChunkRows
 	if e.chunk <= 0 {
 		e.chunk = chunkRows(c, fewRowsPack(m), ChunkBytes)
@@ -198,6 +289,7 @@ type Sequence struct {
 	page     int        // positions of a full page
 	pages    [][]kvPage // per layer, the pages of positions 0, page, 2*page, ...
 	spare    *kvSpare   // the engine's released pages
+	f16      bool       // binary16 pages (Options.KV)
 	released bool
 }
 
@@ -207,9 +299,10 @@ type Sequence struct {
 const kvPagePositions = 256
 
 // kvPage holds n consecutive positions of one layer's cache: the keys,
-// [head][n][hd], then the values, [head][n][hd], in one buffer. Every
-// page of a sequence has the sequence's full page size of positions but
-// the last, which ends at the sequence's cap.
+// [head][n][hd], then the values, [head][n][hd], in one buffer of float32
+// values, or of binary16 values (a binary16 cache: the buffer holds two
+// per float32, halves). Every page of a sequence has the sequence's full
+// page size of positions but the last, which ends at the sequence's cap.
 type kvPage struct {
 	buf []float32
 	n   int
@@ -222,6 +315,33 @@ func (p *kvPage) keys(g, hd int) []float32 { return p.buf[g*p.n*hd : (g+1)*p.n*h
 func (p *kvPage) values(g, heads, hd int) []float32 {
 	o := heads * p.n * hd
 	return p.buf[o+g*p.n*hd : o+(g+1)*p.n*hd]
+}
+
+// halves returns a binary16 page's buffer as its binary16 values.
+func (p *kvPage) halves() []uint16 {
+	if len(p.buf) == 0 {
+		return nil
+	}
+	return unsafe.Slice((*uint16)(unsafe.Pointer(&p.buf[0])), 2*len(p.buf))
+}
+
+// keys16 and values16 are keys and values for a binary16 page.
+func (p *kvPage) keys16(g, hd int) []uint16 { return p.halves()[g*p.n*hd : (g+1)*p.n*hd] }
+
+func (p *kvPage) values16(g, heads, hd int) []uint16 {
+	o := heads * p.n * hd
+	return p.halves()[o+g*p.n*hd : o+(g+1)*p.n*hd]
+}
+
+// raw16 returns the float32 words of a binary16 page that hold head g's
+// keys (values: its values), for prefetching (hd is even: a head's run of
+// n*hd halves is n*hd/2 whole words).
+func (p *kvPage) raw16(g, heads, hd int, values bool) []float32 {
+	o := 0
+	if values {
+		o = heads * p.n * hd
+	}
+	return p.buf[(o+g*p.n*hd)/2 : (o+(g+1)*p.n*hd)/2]
 }
 
 // NewSequence returns an empty sequence with room for maxPos positions
@@ -237,7 +357,7 @@ func (e *Engine) NewSequence(maxPos int) (*Sequence, error) {
 	// that a sequence allowed the whole context of a long-context model
 	// (131072 positions of Llama 3.x: 8.6 GB for the 1B shape) costs only
 	// what it uses.
-	return &Sequence{cap: maxPos, heads: e.c.KVHeads, hd: e.hd, page: e.page, pages: make([][]kvPage, e.c.Layers), spare: e.spare}, nil
+	return &Sequence{cap: maxPos, heads: e.c.KVHeads, hd: e.hd, page: e.page, pages: make([][]kvPage, e.c.Layers), spare: e.spare, f16: e.kv16}, nil
 }
 
 // Release hands the sequence's key/value cache pages to its engine for the
@@ -361,26 +481,35 @@ func (s *Sequence) reserve(n int) {
 func (s *Sequence) reserveLayer(l, n int) {
 	for i := len(s.pages[l]); i*s.page < n; i++ {
 		m := min(s.page, s.cap-i*s.page)
-		s.pages[l] = append(s.pages[l], kvPage{buf: s.spare.get(2 * s.heads * m * s.hd), n: m})
+		words := 2 * s.heads * m * s.hd
+		if s.f16 {
+			words /= 2 // two binary16 values a word
+		}
+		s.pages[l] = append(s.pages[l], kvPage{buf: s.spare.get(words), n: m})
 	}
 }
 
 // store writes the key and value vectors (all heads, kvDim floats each)
 // of layer l at position pos into the cache.
 func (s *Sequence) store(l, pos int, k, v []float32) {
-	p := &s.pages[l][pos/s.page]
-	i, hd := pos%s.page, s.hd
+	hd := s.hd
 	for g := 0; g < s.heads; g++ {
-		copy(p.keys(g, hd)[i*hd:(i+1)*hd], k[g*hd:(g+1)*hd])
-		copy(p.values(g, s.heads, hd)[i*hd:(i+1)*hd], v[g*hd:(g+1)*hd])
+		s.storeHead(l, pos, g, k[g*hd:(g+1)*hd], v[g*hd:(g+1)*hd])
 	}
 }
 
 // storeHead writes key/value head g's key and value vectors (hd floats
-// each) of layer l at position pos into the cache: store, one head.
+// each) of layer l at position pos into the cache: store, one head. A
+// binary16 cache stores them converted (kernels.F32sToF16: exact on the
+// rounded vectors of Forward).
 func (s *Sequence) storeHead(l, pos, g int, k, v []float32) {
 	p := &s.pages[l][pos/s.page]
 	i, hd := pos%s.page, s.hd
+	if s.f16 {
+		kernels.F32sToF16(p.keys16(g, hd)[i*hd:(i+1)*hd], k)
+		kernels.F32sToF16(p.values16(g, s.heads, hd)[i*hd:(i+1)*hd], v)
+		return
+	}
 	copy(p.keys(g, hd)[i*hd:(i+1)*hd], k)
 	copy(p.values(g, s.heads, hd)[i*hd:(i+1)*hd], v)
 }
@@ -396,6 +525,11 @@ func (s *Sequence) KV(l, pos int) (k, v []float32) {
 	i, hd := pos%s.page, s.hd
 	k, v = make([]float32, s.heads*hd), make([]float32, s.heads*hd)
 	for g := 0; g < s.heads; g++ {
+		if s.f16 {
+			kernels.F16sToF32(k[g*hd:(g+1)*hd], p.keys16(g, hd)[i*hd:(i+1)*hd])
+			kernels.F16sToF32(v[g*hd:(g+1)*hd], p.values16(g, s.heads, hd)[i*hd:(i+1)*hd])
+			continue
+		}
 		copy(k[g*hd:(g+1)*hd], p.keys(g, hd)[i*hd:(i+1)*hd])
 		copy(v[g*hd:(g+1)*hd], p.values(g, s.heads, hd)[i*hd:(i+1)*hd])
 	}
@@ -789,6 +923,12 @@ func (e *Engine) layerQKV(l int, st *state) {
 			cos, sin := st.cos[r*half:(r+1)*half], st.sin[r*half:(r+1)*half]
 			e.rope(q, cos, sin)
 			e.rope(k, cos, sin)
+			if e.kv16 {
+				// SpecKV16: the key and value the position caches,
+				// traces and attends to are binary16 values.
+				kernels.RoundF16(k)
+				kernels.RoundF16(st.v[r*kv : (r+1)*kv])
+			}
 			if rw.seq != nil && !inAttend {
 				rw.seq.store(l, rw.pos, st.k[r*kv:(r+1)*kv], st.v[r*kv:(r+1)*kv])
 			}

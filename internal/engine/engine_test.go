@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/verdictnet/verdict/internal/engine"
@@ -29,7 +30,25 @@ type loaded struct {
 	tok *tokenizer.Tokenizer
 }
 
+// kvSuffix on a model file name in these tests (load) runs the model's
+// engines (newEngine) with the binary16 key/value cache (engine.SpecKV16).
+const kvSuffix = "+kv16"
+
+// kv16Models are the models loaded with kvSuffix.
+var kv16Models sync.Map // *model.Model -> true
+
 func load(tb testing.TB, file, tokFile string) loaded {
+	tb.Helper()
+	file, kv16 := strings.CutSuffix(file, kvSuffix)
+	l := loadFile(tb, file, tokFile)
+	if kv16 {
+		kv16Models.Store(l.m, true)
+		tb.Cleanup(func() { kv16Models.Delete(l.m) })
+	}
+	return l
+}
+
+func loadFile(tb testing.TB, file, tokFile string) loaded {
 	tb.Helper()
 	var path string
 	if strings.HasPrefix(file, "synth:") {
@@ -55,7 +74,11 @@ func load(tb testing.TB, file, tokFile string) loaded {
 
 func newEngine(tb testing.TB, m *model.Model, threads int) *engine.Engine {
 	tb.Helper()
-	e, err := engine.New(m, engine.Options{Threads: threads})
+	opts := engine.Options{Threads: threads}
+	if _, ok := kv16Models.Load(m); ok {
+		opts.KV = engine.KVF16
+	}
+	e, err := engine.New(m, opts)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -221,6 +244,9 @@ var digestCases = []digestCase{
 	{"q8_0-p2-greedy", "stories260K-Q8_0.gguf", "", "Lily and Tom went to the park", 64, sampler.Params{}, false},
 	{"q4_0-p3-sampled", "stories260K-Q4_0.gguf", "", "The little dog", 64, sampler.Params{Temperature: 0.7, Seed: 3}, false},
 	{"tiny-random-f16", "llama-2-tiny-random.gguf", "", "Hello world", 24, sampler.Params{}, false},
+	// The binary16 key/value cache (engine.SpecKV16).
+	{"bin-p1-greedy-kv16", "stories260K.bin" + kvSuffix, "tok512.bin", "Once upon a time", 64, sampler.Params{}, false},
+	{"q8_0-p2-sampled-kv16", "stories260K-Q8_0.gguf" + kvSuffix, "", "Lily and Tom went to the park", 64, sampler.Params{Temperature: 0.9, Seed: 5}, false},
 }
 
 func runDigest(tb testing.TB, e *engine.Engine, tok *tokenizer.Tokenizer, c digestCase, tokenByToken bool) (string, []int) {
@@ -315,7 +341,7 @@ func TestBatchEqualsAlone(t *testing.T) {
 	for _, mf := range append(cellModels, [2]string{"synth:tiny256:mix", ""}) { // and a model with every quantised type (synth_test.go)
 		t.Run(mf[0], func(t *testing.T) { testBatchEqualsAlone(t, mf, 3) })
 	}
-	for _, mf := range [][2]string{{"synth:tiny256:mix", ""}, {"synth:tiny256-qwen3:q4_k_m", ""}} {
+	for _, mf := range [][2]string{{"synth:tiny256:mix", ""}, {"synth:tiny256-qwen3:q4_k_m", ""}, {"synth:tiny256-qwen3:q4_k_m" + kvSuffix, ""}} {
 		t.Run(mf[0]+"/16", func(t *testing.T) { testBatchEqualsAlone(t, mf, 16) })
 	}
 }

@@ -161,7 +161,8 @@ func BenchmarkPrefill(b *testing.B) {
 // Each sequence holds a prompt of 17 positions and decodes to 80, over and
 // over (the depths of `verdict bench --streams` with its defaults), so
 // that a step reads the key/value cache a serving step reads.
-// tok/s is n tokens per step; compare it across n for the batch's scaling.
+// tok/s is n tokens per step; compare it across n for the batch's scaling,
+// and kv=f16 (the binary16 cache) with the float32 cache.
 // tok/cpu-s divides by the process's CPU time instead (steadier on a shared
 // machine; with threads=2 it counts both threads).
 func BenchmarkBatchStep(b *testing.B) {
@@ -176,40 +177,50 @@ func BenchmarkBatchStep(b *testing.B) {
 	b.Cleanup(func() { m.Close() })
 	for _, threads := range []int{1, 2} {
 		for _, n := range []int{1, 2, 4, 8, 16} {
-			b.Run(fmt.Sprintf("threads=%d/n=%d", threads, n), func(b *testing.B) {
-				e := newEngine(b, m, threads)
-				const prompt, depth = 17, 80
-				items := make([]*engine.Item, n)
-				for i := range items {
-					seq, err := e.NewSequence(depth)
+			for _, kv := range []engine.KVType{engine.KVF32, engine.KVF16} {
+				name := fmt.Sprintf("threads=%d/n=%d", threads, n)
+				if kv != engine.KVF32 {
+					name += "/kv=" + kv.String()
+				}
+				b.Run(name, func(b *testing.B) {
+					e, err := engine.New(m, engine.Options{Threads: threads, KV: kv})
 					if err != nil {
 						b.Fatal(err)
 					}
-					toks := make([]int, prompt)
-					for j := range toks {
-						toks[j] = 1 + (i*prompt+j)%(m.Config.Vocab-1)
+					b.Cleanup(e.Close)
+					const prompt, depth = 17, 80
+					items := make([]*engine.Item, n)
+					for i := range items {
+						seq, err := e.NewSequence(depth)
+						if err != nil {
+							b.Fatal(err)
+						}
+						toks := make([]int, prompt)
+						for j := range toks {
+							toks[j] = 1 + (i*prompt+j)%(m.Config.Vocab-1)
+						}
+						if err := e.Forward(&engine.Item{Seq: seq, Tokens: toks}); err != nil {
+							b.Fatal(err)
+						}
+						items[i] = &engine.Item{Seq: seq, Tokens: []int{1 + i}, Logits: engine.LogitsLast}
 					}
-					if err := e.Forward(&engine.Item{Seq: seq, Tokens: toks}); err != nil {
-						b.Fatal(err)
-					}
-					items[i] = &engine.Item{Seq: seq, Tokens: []int{1 + i}, Logits: engine.LogitsLast}
-				}
-				cpu0 := processCPU()
-				for b.Loop() {
-					for _, it := range items {
-						if it.Seq.Pos == it.Seq.Cap() {
-							it.Seq.Pos = prompt
+					cpu0 := processCPU()
+					for b.Loop() {
+						for _, it := range items {
+							if it.Seq.Pos == it.Seq.Cap() {
+								it.Seq.Pos = prompt
+							}
+						}
+						if err := e.Forward(items...); err != nil {
+							b.Fatal(err)
 						}
 					}
-					if err := e.Forward(items...); err != nil {
-						b.Fatal(err)
+					b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "tok/s")
+					if cpu := processCPU() - cpu0; cpu > 0 {
+						b.ReportMetric(float64(n*b.N)/cpu.Seconds(), "tok/cpu-s")
 					}
-				}
-				b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "tok/s")
-				if cpu := processCPU() - cpu0; cpu > 0 {
-					b.ReportMetric(float64(n*b.N)/cpu.Seconds(), "tok/cpu-s")
-				}
-			})
+				})
+			}
 		}
 	}
 }

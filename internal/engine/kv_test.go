@@ -3,6 +3,8 @@ package engine
 import (
 	"math/rand/v2"
 	"testing"
+
+	"github.com/verdictnet/verdict/internal/kernels"
 )
 
 // TestKVSpare: a released sequence's pages go to the engine's free list up
@@ -68,40 +70,63 @@ func TestKVSpare(t *testing.T) {
 	}
 	nilSpare.put(mk(10)) // kept nowhere, no panic
 
-	// A sequence of 3 heads of 5, pages of 4 positions, cap 10 (the last
-	// page 2 positions): every position's vectors read back.
+	// A sequence of 3 heads of 5 (binary16: 6, an even head size as
+	// every model's), pages of 4 positions, cap 10 (the last page 2
+	// positions): every position's vectors read back (binary16: rounded,
+	// once).
 	rng := rand.New(rand.NewPCG(3, 4))
-	s := &Sequence{cap: 10, heads: 3, hd: 5, page: 4, pages: make([][]kvPage, 2), spare: p}
-	s.reserve(10)
-	if len(s.pages[1]) != 3 || s.pages[1][2].n != 2 || len(s.pages[1][2].buf) != 2*3*2*5 {
-		t.Fatalf("pages of layer 1: %d, the last of %d positions and %d floats", len(s.pages[1]), s.pages[1][2].n, len(s.pages[1][2].buf))
-	}
-	want := make([][2][]float32, 10)
-	for pos := range want {
-		k, v := make([]float32, 15), make([]float32, 15)
-		for i := range k {
-			k[i], v[i] = float32(rng.NormFloat64()), float32(rng.NormFloat64())
+	for _, f16 := range []bool{false, true} {
+		hd, words := 5, 2
+		if f16 {
+			hd, words = 6, 1
 		}
-		want[pos] = [2][]float32{k, v}
-		s.store(1, pos, k, v)
-	}
-	for pos, kv := range want {
-		k, v := s.KV(1, pos)
-		for i := range k {
-			if k[i] != kv[0][i] || v[i] != kv[1][i] {
-				t.Fatalf("position %d element %d: %v %v, stored %v %v", pos, i, k[i], v[i], kv[0][i], kv[1][i])
+		kvd := 3 * hd
+		s := &Sequence{cap: 10, heads: 3, hd: hd, page: 4, pages: make([][]kvPage, 2), spare: p, f16: f16}
+		s.reserve(10)
+		if len(s.pages[1]) != 3 || s.pages[1][2].n != 2 || len(s.pages[1][2].buf) != words*3*2*hd {
+			t.Fatalf("f16 %v: pages of layer 1: %d, the last of %d positions and %d words", f16, len(s.pages[1]), s.pages[1][2].n, len(s.pages[1][2].buf))
+		}
+		want := make([][2][]float32, 10)
+		for pos := range want {
+			k, v := make([]float32, kvd), make([]float32, kvd)
+			for i := range k {
+				k[i], v[i] = float32(rng.NormFloat64()), float32(rng.NormFloat64())
+			}
+			s.store(1, pos, k, v)
+			if f16 {
+				kernels.RoundF16(k)
+				kernels.RoundF16(v)
+			}
+			want[pos] = [2][]float32{k, v}
+		}
+		for pos, kv := range want {
+			k, v := s.KV(1, pos)
+			for i := range k {
+				if k[i] != kv[0][i] || v[i] != kv[1][i] {
+					t.Fatalf("f16 %v: position %d element %d: %v %v, stored %v %v", f16, pos, i, k[i], v[i], kv[0][i], kv[1][i])
+				}
 			}
 		}
-	}
-	// Head 1's keys at positions 4..7 are one run of page 1.
-	c := s.cache(1)
-	var got []float32
-	c.runs(1, 10, func(t0, t1 int, keys, _ []float32) {
-		if t0 == 4 {
-			got = keys
+		// Head 1's keys and values at positions 4..7 are one run of page 1.
+		c := s.cache(1)
+		var got, gotV []float32
+		if f16 {
+			c.runs16(1, 10, func(t0, t1 int, keys, values []uint16) {
+				if t0 == 4 {
+					got, gotV = make([]float32, len(keys)), make([]float32, len(values))
+					kernels.F16sToF32(got, keys)
+					kernels.F16sToF32(gotV, values)
+				}
+			})
+		} else {
+			c.runs(1, 10, func(t0, t1 int, keys, values []float32) {
+				if t0 == 4 {
+					got, gotV = keys, values
+				}
+			})
 		}
-	})
-	if len(got) != 4*5 || got[0] != want[4][0][5] || got[19] != want[7][0][9] {
-		t.Fatalf("run of positions 4..7: %d floats, %v", len(got), got)
+		if len(got) != 4*hd || got[0] != want[4][0][hd] || got[4*hd-1] != want[7][0][2*hd-1] || gotV[0] != want[4][1][hd] {
+			t.Fatalf("f16 %v: run of positions 4..7: %d floats, %v", f16, len(got), got)
+		}
 	}
 }

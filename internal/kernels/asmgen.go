@@ -849,6 +849,65 @@ func wsumGen(M int, cont bool) {
 	b.WriteString("\n")
 }
 
+// halfKernels writes the binary16 rounding and storing of the half-precision
+// key/value cache (half.go), n a multiple of 8, with F16C (VCVTPS2PH with
+// imm8 0: round to nearest, ties to even, whatever MXCSR says; subnormal
+// results exact) and every NaN first made the canonical quiet NaN of its
+// sign (sign | 0x7fc00000), which VCVTPS2PH turns into sign | 0x7e00 and
+// VCVTPH2PS back into sign | 0x7fc00000: what F32ToF16 and F16ToF32 give
+// (VCVTPS2PH alone keeps the top payload bits):
+//
+//	roundF16(x *float32, n int)              x[i] = F16ToF32(F32ToF16(x[i]))
+//	toF16(dst *uint16, src *float32, n int)  dst[i] = F32ToF16(src[i])
+func halfKernels() {
+	for _, name := range []string{"roundF16", "toF16"} {
+		round := name == "roundF16"
+		if round {
+			fmt.Fprintf(&b, "// func %s(x *float32, n int)\n", name)
+			fmt.Fprintf(&b, "TEXT ·%s(SB), NOSPLIT, $0-16\n", name)
+			p("MOVQ x+0(FP), SI")
+			p("MOVQ SI, DI")
+			p("MOVQ n+8(FP), CX")
+		} else {
+			fmt.Fprintf(&b, "// func %s(dst *uint16, src *float32, n int)\n", name)
+			fmt.Fprintf(&b, "TEXT ·%s(SB), NOSPLIT, $0-24\n", name)
+			p("MOVQ dst+0(FP), DI")
+			p("MOVQ src+8(FP), SI")
+			p("MOVQ n+16(FP), CX")
+		}
+		p("MOVL $0x80000000, AX")
+		p("MOVQ AX, X5")
+		p("VPBROADCASTD X5, Y5") // the sign bit
+		p("MOVL $0x7fc00000, AX")
+		p("MOVQ AX, X6")
+		p("VPBROADCASTD X6, Y6") // the canonical quiet NaN
+		p("SHRQ $3, CX")
+		p("JZ %s_done", name)
+		label(name + "_loop")
+		p("VMOVUPS (SI), Y0")
+		p("VCMPPS $3, Y0, Y0, Y2") // unordered: the NaN lanes
+		p("VANDPS Y5, Y0, Y3")
+		p("VORPS Y6, Y3, Y3")         // sign | 0x7fc00000
+		p("VBLENDVPS Y2, Y3, Y0, Y0") // NaN lanes canonical
+		p("VCVTPS2PH $0, Y0, X1")
+		if round {
+			p("VCVTPH2PS X1, Y1")
+			p("VMOVUPS Y1, (DI)")
+			p("ADDQ $32, DI")
+		} else {
+			p("VMOVDQU X1, (DI)")
+			p("ADDQ $16, DI")
+		}
+		p("ADDQ $32, SI")
+		p("DECQ CX")
+		p("JNZ %s_loop", name)
+		label(name + "_done")
+		p("VZEROUPPER")
+		p("RET")
+		b.WriteString("\n")
+	}
+}
+
 // conv writes cvtF16 / cvtBF16(dst *float32, src *byte, n int), n a
 // multiple of 8: exact conversion to float32.
 func conv(name string, bf bool) {
@@ -1120,6 +1179,7 @@ func main() {
 	quantPairs("q4Tile2x4", true)
 	conv("cvtF16", false)
 	conv("cvtBF16", true)
+	halfKernels()
 	elementwise()
 	ropeKernels()
 	expKernels()

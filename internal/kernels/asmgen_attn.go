@@ -7,10 +7,12 @@ import "fmt"
 // The attention kernels over a run of cached keys and values (run with
 // asmgen.go).
 func attnKernels() {
-	dotK16()
+	dotK16(false)
+	dotK16(true)
 	for g := 1; g <= wsumZMaxG; g++ {
 		for c := 1; c <= wsumZMaxC; c++ {
-			wsumZ(g, c)
+			wsumZ(g, c, false)
+			wsumZ(g, c, true)
 		}
 	}
 	for m := 1; m <= 8; m++ {
@@ -41,15 +43,30 @@ const (
 // 3*stride and 4*stride bytes, R11-R14 keys 0, 4, 8 and 12 of the block
 // (advanced by 64 bytes a step), SI blocks left, AX the byte offset into
 // q, CX the bytes of hd's whole steps; K1 the tail mask.
-func dotK16() {
-	name := "dotK16"
-	fmt.Fprintf(&b, "// func %s(out, q, k *float32, stride, hd, nblk int)\n", name)
+//
+// half: dotK16h(out, q *float32, k *uint16, stride, hd, nblk int), the
+// keys binary16 (a binary16 key/value cache), each 16 of them converted
+// exactly (VCVTPH2PS) before the same product and sum: the bits dotK16
+// gives on the converted keys. hd must be a multiple of 16 (no tail step:
+// a masked load of halves is not used).
+func dotK16(half bool) {
+	name, ksz, kt := "dotK16", 2, "*float32"
+	if !half {
+		ksz = 4
+	} else {
+		name, kt = "dotK16h", "*uint16"
+	}
+	fmt.Fprintf(&b, "// func %s(out, q *float32, k %s, stride, hd, nblk int)\n", name, kt)
 	fmt.Fprintf(&b, "TEXT ·%s(SB), NOSPLIT, $0-48\n", name)
 	p("MOVQ out+0(FP), DX")
 	p("MOVQ q+8(FP), DI")
 	p("MOVQ k+16(FP), BX")
 	p("MOVQ stride+24(FP), R8")
-	p("SHLQ $2, R8")
+	if ksz == 4 {
+		p("SHLQ $2, R8")
+	} else {
+		p("SHLQ $1, R8")
+	}
 	p("LEAQ (R8)(R8*2), R9")
 	p("MOVQ R8, R10")
 	p("SHLQ $2, R10")
@@ -96,16 +113,24 @@ func dotK16() {
 	p("VMOVUPS (DI)(AX*1), Z16")
 	for j := 0; j < 16; j++ {
 		t := next()
-		p("VMULPS %s, Z16, %s", addr(j), t)
+		if half {
+			p("VCVTPH2PS %s, %s", addr(j), t) // exact
+			p("VMULPS %s, Z16, %s", t, t)
+		} else {
+			p("VMULPS %s, Z16, %s", addr(j), t)
+		}
 		p("VADDPS %s, %s, %s", t, z(j), z(j))
 	}
 	for _, r := range keys {
-		p("ADDQ $64, %s", r)
+		p("ADDQ $%d, %s", 16*ksz, r)
 	}
 	p("ADDQ $64, AX")
 	p("CMPQ AX, CX")
 	p("JNE %s_step", name)
 	label(name + "_tail")
+	if half {
+		p("JMP %s_fold", name) // hd % 16 == 0: no tail
+	}
 	p("KORTESTW K1, K1")
 	p("JZ %s_fold", name)
 	p("VMOVUPS.Z (DI)(AX*1), K1, Z16")
@@ -134,9 +159,15 @@ func dotK16() {
 // attention value sum of the heads that share one key/value head,
 // continued from what out holds. Each value vector is loaded once for the
 // G heads; each output element keeps its own sum over t in order.
-func wsumZ(G, C int) {
-	name := fmt.Sprintf("wsumZ%dx%d", G, C)
-	fmt.Fprintf(&b, "// func %s(out *float32, os int, a *float32, as int, v *float32, vs int, n int)\n", name)
+//
+// half: wsumZh{G}x{C}, the values binary16 (v *uint16, vs in halves), each
+// converted exactly (VCVTPH2PS) where wsumZ loads it: the same bits.
+func wsumZ(G, C int, half bool) {
+	name, vt, vsh := fmt.Sprintf("wsumZ%dx%d", G, C), "*float32", 2
+	if half {
+		name, vt, vsh = fmt.Sprintf("wsumZh%dx%d", G, C), "*uint16", 1
+	}
+	fmt.Fprintf(&b, "// func %s(out *float32, os int, a *float32, as int, v %s, vs int, n int)\n", name, vt)
 	fmt.Fprintf(&b, "TEXT ·%s(SB), NOSPLIT, $0-56\n", name)
 	p("MOVQ out+0(FP), DI")
 	p("MOVQ os+8(FP), R8")
@@ -146,7 +177,7 @@ func wsumZ(G, C int) {
 	p("SHLQ $2, R9")
 	p("MOVQ v+32(FP), DX")
 	p("MOVQ vs+40(FP), R10")
-	p("SHLQ $2, R10")
+	p("SHLQ $%d, R10", vsh)
 	p("MOVQ n+48(FP), CX")
 	// Head h's outputs and weights: R11 = out + h*os, R12 = a + h*as
 	// walked per head (at most 6 heads: no index register per head).
@@ -172,7 +203,11 @@ func wsumZ(G, C int) {
 	p("JZ %s_store", name)
 	label(name + "_loop")
 	for c := 0; c < C; c++ {
-		p("VMOVUPS %d(DX), %s", 64*c, z(vreg(c)))
+		if half {
+			p("VCVTPH2PS %d(DX), %s", 32*c, z(vreg(c))) // exact
+		} else {
+			p("VMOVUPS %d(DX), %s", 64*c, z(vreg(c)))
+		}
 	}
 	p("MOVQ SI, R12")
 	for h := 0; h < G; h++ {

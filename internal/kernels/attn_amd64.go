@@ -100,3 +100,118 @@ var wsumZs = [wsumZMaxG][wsumZMaxC]func(out *float32, os int, a *float32, as int
 	{wsumZ5x1, wsumZ5x2, wsumZ5x3, wsumZ5x4},
 	{wsumZ6x1, wsumZ6x2, wsumZ6x3, wsumZ6x4},
 }
+
+//go:noescape
+func dotK16h(out, q *float32, k *uint16, stride, hd, nblk int)
+
+//go:noescape
+func wsumZh1x1(out *float32, os int, a *float32, as int, v *uint16, vs int, n int)
+
+//go:noescape
+func wsumZh1x2(out *float32, os int, a *float32, as int, v *uint16, vs int, n int)
+
+//go:noescape
+func wsumZh1x3(out *float32, os int, a *float32, as int, v *uint16, vs int, n int)
+
+//go:noescape
+func wsumZh1x4(out *float32, os int, a *float32, as int, v *uint16, vs int, n int)
+
+//go:noescape
+func wsumZh2x1(out *float32, os int, a *float32, as int, v *uint16, vs int, n int)
+
+//go:noescape
+func wsumZh2x2(out *float32, os int, a *float32, as int, v *uint16, vs int, n int)
+
+//go:noescape
+func wsumZh2x3(out *float32, os int, a *float32, as int, v *uint16, vs int, n int)
+
+//go:noescape
+func wsumZh2x4(out *float32, os int, a *float32, as int, v *uint16, vs int, n int)
+
+//go:noescape
+func wsumZh3x1(out *float32, os int, a *float32, as int, v *uint16, vs int, n int)
+
+//go:noescape
+func wsumZh3x2(out *float32, os int, a *float32, as int, v *uint16, vs int, n int)
+
+//go:noescape
+func wsumZh3x3(out *float32, os int, a *float32, as int, v *uint16, vs int, n int)
+
+//go:noescape
+func wsumZh3x4(out *float32, os int, a *float32, as int, v *uint16, vs int, n int)
+
+//go:noescape
+func wsumZh4x1(out *float32, os int, a *float32, as int, v *uint16, vs int, n int)
+
+//go:noescape
+func wsumZh4x2(out *float32, os int, a *float32, as int, v *uint16, vs int, n int)
+
+//go:noescape
+func wsumZh4x3(out *float32, os int, a *float32, as int, v *uint16, vs int, n int)
+
+//go:noescape
+func wsumZh4x4(out *float32, os int, a *float32, as int, v *uint16, vs int, n int)
+
+//go:noescape
+func wsumZh5x1(out *float32, os int, a *float32, as int, v *uint16, vs int, n int)
+
+//go:noescape
+func wsumZh5x2(out *float32, os int, a *float32, as int, v *uint16, vs int, n int)
+
+//go:noescape
+func wsumZh5x3(out *float32, os int, a *float32, as int, v *uint16, vs int, n int)
+
+//go:noescape
+func wsumZh5x4(out *float32, os int, a *float32, as int, v *uint16, vs int, n int)
+
+//go:noescape
+func wsumZh6x1(out *float32, os int, a *float32, as int, v *uint16, vs int, n int)
+
+//go:noescape
+func wsumZh6x2(out *float32, os int, a *float32, as int, v *uint16, vs int, n int)
+
+//go:noescape
+func wsumZh6x3(out *float32, os int, a *float32, as int, v *uint16, vs int, n int)
+
+//go:noescape
+func wsumZh6x4(out *float32, os int, a *float32, as int, v *uint16, vs int, n int)
+
+// wsumZhs[G-1][C-1] is wsumZh{G}x{C}.
+var wsumZhs = [wsumZMaxG][wsumZMaxC]func(out *float32, os int, a *float32, as int, v *uint16, vs int, n int){
+	{wsumZh1x1, wsumZh1x2, wsumZh1x3, wsumZh1x4},
+	{wsumZh2x1, wsumZh2x2, wsumZh2x3, wsumZh2x4},
+	{wsumZh3x1, wsumZh3x2, wsumZh3x3, wsumZh3x4},
+	{wsumZh4x1, wsumZh4x2, wsumZh4x3, wsumZh4x4},
+	{wsumZh5x1, wsumZh5x2, wsumZh5x3, wsumZh5x4},
+	{wsumZh6x1, wsumZh6x2, wsumZh6x3, wsumZh6x4},
+}
+
+// dotManyF16Fast scores the whole blocks of 16 binary16 keys (a run of n
+// keys of hd halves each, contiguous) where the AVX-512 kernel takes them
+// (hd a multiple of 16) and returns how many keys it scored.
+func dotManyF16Fast(out, q []float32, keys []uint16) int {
+	n, hd := len(out), len(q)
+	if !useAttnZ || hd%16 != 0 || n < 16 {
+		return 0
+	}
+	dotK16h(&out[0], &q[0], &keys[0], hd, hd, n/16)
+	return n &^ 15
+}
+
+// weightedSumGroupF16Fast is weightedSumGroupFast over binary16 values:
+// the multiple-of-16 prefix of the columns with AVX-512F (wsumZh), none
+// without it.
+func weightedSumGroupF16Fast(out []float32, group, hd int, a []float32, aStride, n int, values []uint16, stride int) int {
+	if !useAttnZ {
+		return 0
+	}
+	m := hd / 16
+	for c := 0; c < m; c += wsumZMaxC {
+		k := min(wsumZMaxC, m-c)
+		for h := 0; h < group; h += wsumZMaxG {
+			g := min(wsumZMaxG, group-h)
+			wsumZhs[g-1][k-1](&out[h*hd+16*c], hd, &a[h*aStride], aStride, &values[16*c], stride, n)
+		}
+	}
+	return 16 * m
+}

@@ -5,6 +5,8 @@ package kernels
 //go:generate go run asmgen.go asmgen_exp.go asmgen_vnni.go asmgen_q2.go asmgen_k.go asmgen_q5.go asmgen_kwt.go asmgen_kwt16.go asmgen_f32b.go asmgen_wt16.go asmgen_attn.go asmgen_amx.go
 
 import (
+	"unsafe"
+
 	"golang.org/x/sys/cpu"
 )
 
@@ -336,4 +338,36 @@ func weightedSumGroupFast(out []float32, group, hd int, a []float32, aStride, n 
 		}
 	}
 	return 8 * m
+}
+
+//go:noescape
+func roundF16(x *float32, n int)
+
+//go:noescape
+func toF16(dst *uint16, src *float32, n int)
+
+// roundF16Fast, toF16Fast and fromF16Fast run the F16C kernels on the
+// longest prefix of a multiple of 8 values and return its length.
+func roundF16Fast(x []float32) int {
+	n := len(x) &^ 7
+	if n > 0 {
+		roundF16(&x[0], n)
+	}
+	return n
+}
+
+func toF16Fast(dst []uint16, src []float32) int {
+	n := len(src) &^ 7
+	if n > 0 {
+		toF16(&dst[0], &src[0], n)
+	}
+	return n
+}
+
+func fromF16Fast(dst []float32, src []uint16) int {
+	n := len(src) &^ 7
+	if n > 0 {
+		cvtF16(&dst[0], (*byte)(unsafe.Pointer(&src[0])), n)
+	}
+	return n
 }

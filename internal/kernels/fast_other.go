@@ -39,3 +39,12 @@ func argmaxFast(x []float32) (int, bool)      { return 0, false }
 func PrefetchL2(x []float32) {}
 
 func ropeFast(x, cos, sin []float32, neox bool) bool { return false }
+
+func roundF16Fast(x []float32) int                { return 0 }
+func toF16Fast(dst []uint16, src []float32) int   { return 0 }
+func fromF16Fast(dst []float32, src []uint16) int { return 0 }
+
+func dotManyF16Fast(out, q []float32, keys []uint16) int { return 0 }
+func weightedSumGroupF16Fast(out []float32, group, hd int, a []float32, aStride, n int, values []uint16, stride int) int {
+	return 0
+}

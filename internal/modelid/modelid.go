@@ -196,10 +196,10 @@ func (l *Layout) Manifest() []byte {
 }
 
 // layoutOf builds the layout of a checked model.
-func layoutOf(m *model.Model, ts []*tensor.Tensor, tied bool, tokBytes int) *Layout {
+func layoutOf(m *model.Model, spec string, ts []*tensor.Tensor, tied bool, tokBytes int) *Layout {
 	c := m.Config
 	c.ContextLen = 0
-	l := &Layout{Spec: engine.SpecVersion, Config: c, Tied: tied, BOS: m.Vocab.BOS, EOS: m.Vocab.EOS, UNK: m.Vocab.UNK}
+	l := &Layout{Spec: spec, Config: c, Tied: tied, BOS: m.Vocab.BOS, EOS: m.Vocab.EOS, UNK: m.Vocab.UNK}
 	leaves := 1
 	l.Tokenizer = Region{Name: "tokenizer", Bytes: int64(tokBytes), First: leaves}
 	leaves += l.Tokenizer.Leaves()
@@ -213,8 +213,29 @@ func layoutOf(m *model.Model, ts []*tensor.Tensor, tied bool, tokBytes int) *Lay
 	return l
 }
 
-// Compute hashes a model. It reads every weight once.
-func Compute(m *model.Model) (*Commitment, error) {
+// Compute hashes a model under the engine's default specification
+// (engine.SpecVersion). It reads every weight once.
+func Compute(m *model.Model) (*Commitment, error) { return ComputeSpec(m, engine.SpecVersion) }
+
+// ComputeSpec hashes a model under the determinism specification spec,
+// one the engine implements (engine.KVTypeOf): the same weights computed
+// under another specification are another function, with another id.
+func ComputeSpec(m *model.Model, spec string) (*Commitment, error) {
+	cs, err := ComputeSpecs(m, spec)
+	if err != nil {
+		return nil, err
+	}
+	return cs[0], nil
+}
+
+// ComputeSpecs is ComputeSpec for each of specs, reading the weights once:
+// the commitments differ in the manifest (leaf 0) only.
+func ComputeSpecs(m *model.Model, specs ...string) ([]*Commitment, error) {
+	for _, spec := range specs {
+		if _, err := engine.KVTypeOf(spec); err != nil {
+			return nil, fmt.Errorf("model id: %w", err)
+		}
+	}
 	if m == nil || m.Vocab == nil {
 		return nil, fmt.Errorf("model id: model has no tokenizer")
 	}
@@ -226,15 +247,9 @@ func Compute(m *model.Model) (*Commitment, error) {
 	if err != nil {
 		return nil, fmt.Errorf("model id: %w", err)
 	}
-	man := layoutOf(m, ts, tied, len(tok)).Manifest()
-	lay, err := ParseManifest(man)
-	if err != nil {
-		return nil, fmt.Errorf("model id: internal error: own manifest does not parse: %w", err)
-	}
-	// The leaf data: the manifest, then every chunk (hashed together, 16
-	// chunks of equal length at a time).
-	data := make([][]byte, 0, lay.Leaves)
-	data = append(data, man)
+	// The data leaves: every chunk after the manifest (hashed together,
+	// 16 chunks of equal length at a time).
+	var data [][]byte
 	chunk := func(d []byte) {
 		for off := 0; off < len(d); off += ChunkSize {
 			data = append(data, d[off:min(off+ChunkSize, len(d))])
@@ -244,18 +259,31 @@ func Compute(m *model.Model) (*Commitment, error) {
 	for _, t := range ts {
 		chunk(t.Data)
 	}
-	leaves := make([]merkle.Hash, len(data))
-	merkle.LeafHashes(leaves, data)
-	if len(leaves) != lay.Leaves {
-		return nil, fmt.Errorf("model id: internal error: %d leaves, manifest says %d", len(leaves), lay.Leaves)
+	dataLeaves := make([]merkle.Hash, len(data))
+	merkle.LeafHashes(dataLeaves, data)
+	var out []*Commitment
+	for _, spec := range specs {
+		man := layoutOf(m, spec, ts, tied, len(tok)).Manifest()
+		lay, err := ParseManifest(man)
+		if err != nil {
+			return nil, fmt.Errorf("model id: internal error: own manifest does not parse: %w", err)
+		}
+		leaves := append([]merkle.Hash{merkle.LeafHash(man)}, dataLeaves...)
+		if len(leaves) != lay.Leaves {
+			return nil, fmt.Errorf("model id: internal error: %d leaves, manifest says %d", len(leaves), lay.Leaves)
+		}
+		tree := merkle.NewTree(leaves)
+		out = append(out, &Commitment{Root: tree.Root(), Manifest: man, Layout: lay, tree: tree})
 	}
-	tree := merkle.NewTree(leaves)
-	return &Commitment{Root: tree.Root(), Manifest: man, Layout: lay, tree: tree}, nil
+	return out, nil
 }
 
-// Of returns the model id.
-func Of(m *model.Model) (merkle.Hash, error) {
-	c, err := Compute(m)
+// Of returns the model id under engine.SpecVersion.
+func Of(m *model.Model) (merkle.Hash, error) { return OfSpec(m, engine.SpecVersion) }
+
+// OfSpec returns the model id under the specification spec.
+func OfSpec(m *model.Model, spec string) (merkle.Hash, error) {
+	c, err := ComputeSpec(m, spec)
 	if err != nil {
 		return merkle.Hash{}, err
 	}

@@ -230,7 +230,7 @@ func New(e *engine.Engine, cfg Config) *Scheduler {
 	if cfg.MaxWait <= 0 {
 		cfg.MaxWait = DefaultMaxWait
 	}
-	s := &Scheduler{e: e, perKV: KVBytes(c.Layers, c.KVDim(), 1), wake: make(chan struct{}, 1), quit: make(chan struct{}), done: make(chan struct{})}
+	s := &Scheduler{e: e, perKV: e.KVBytesPerPosition(), wake: make(chan struct{}, 1), quit: make(chan struct{}), done: make(chan struct{})}
 	if cfg.KVBudget <= 0 {
 		cfg.KVBudget = int64(cfg.MaxBatch) * int64(c.ContextLen) * s.perKV
 	}
@@ -239,9 +239,10 @@ func New(e *engine.Engine, cfg Config) *Scheduler {
 	return s
 }
 
-// KVBytes is the key/value cache of positions positions of a model with
-// layers layers and kvDim-wide keys: a float32 key and value per layer,
-// layers * kvDim * 2 * 4 bytes a position.
+// KVBytes is the float32 key/value cache of positions positions of a model
+// with layers layers and kvDim-wide keys: a key and value per layer,
+// layers * kvDim * 2 * 4 bytes a position (a binary16 cache, half:
+// engine.KVBytesPerPosition is what the scheduler counts).
 func KVBytes(layers, kvDim, positions int) int64 {
 	return int64(layers) * int64(kvDim) * 2 * 4 * int64(positions)
 }

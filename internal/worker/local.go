@@ -97,10 +97,16 @@ type Config struct {
 	MaxConcurrent, MaxQueue int
 	// KVBudget is the key/value cache, in bytes, the running generations
 	// share (default: MaxConcurrent full contexts); each holds
-	// scheduler.KVBytes of the positions it may fill from admission to
-	// its end. A request that could never fit fails with
+	// engine.KVBytesPerPosition times the positions it may fill from
+	// admission to its end. A request that could never fit fails with
 	// ErrContextLength.
 	KVBudget int64
+	// KV is the precision of the key/value cache: engine.KVF32 (the
+	// default, engine.SpecVersion) or engine.KVF16 (engine.SpecKV16: half
+	// the memory and the attention's reads; the model is then served
+	// under its id for that spec, modelid.OfSpec, and its receipts replay
+	// only with that spec).
+	KV engine.KVType
 	// ChunkTokens is the most prompt tokens prefilled per batch step
 	// (default 128).
 	ChunkTokens int
@@ -160,7 +166,8 @@ func New(m *model.Model, cfg Config) (*Local, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: tokenizer: %w", m.Path, err)
 	}
-	id, err := modelid.Of(m)
+	spec := cfg.KV.Spec()
+	id, err := modelid.OfSpec(m, spec)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", m.Path, err)
 	}
@@ -168,7 +175,7 @@ func New(m *model.Model, cfg Config) (*Local, error) {
 	if cfg.CheatForTests {
 		em = cheatModel(m)
 	}
-	e, err := engine.New(em, engine.Options{Threads: cfg.Threads, TraceLayers: traceLayers})
+	e, err := engine.New(em, engine.Options{Threads: cfg.Threads, TraceLayers: traceLayers, KV: cfg.KV})
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", m.Path, err)
 	}
@@ -210,7 +217,7 @@ func New(m *model.Model, cfg Config) (*Local, error) {
 	}
 	w := &Local{
 		info: ModelInfo{
-			Name: name, ID: id, Spec: engine.SpecVersion, Fingerprint: Fingerprint(id, engine.SpecVersion),
+			Name: name, ID: id, Spec: spec, Fingerprint: Fingerprint(id, spec),
 			ContextLen: m.Config.ContextLen, Vocab: m.Config.Vocab, Template: tmpl, Format: m.Format, Tokenizer: tok,
 		},
 		m: m, tok: tok, e: e, key: key, store: store, log: log,

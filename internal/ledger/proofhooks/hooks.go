@@ -8,6 +8,7 @@ import (
 
 	"github.com/verdictnet/verdict/internal/audit"
 	"github.com/verdictnet/verdict/internal/dispute"
+	"github.com/verdictnet/verdict/internal/engine"
 	"github.com/verdictnet/verdict/internal/ledger"
 	"github.com/verdictnet/verdict/internal/ledger/disputegame"
 	"github.com/verdictnet/verdict/internal/merkle"
@@ -23,13 +24,16 @@ type Models struct {
 }
 
 // Add loads a model (and its tokenizer, for llama2.c checkpoints) and
-// returns its model id.
+// returns its model id (engine.SpecVersion). The model is held under its
+// id for every specification the engine implements (engine.SpecKV16 too:
+// receipts name the id of the spec they were made under, and the audits
+// and disputes of each run under it).
 func (ms *Models) Add(path, tokenizer string) (ledger.Hash, error) {
 	m, err := model.Load(path, tokenizer)
 	if err != nil {
 		return ledger.Hash{}, err
 	}
-	id, err := modelid.Of(m)
+	cs, err := modelid.ComputeSpecs(m, engine.SpecVersion, engine.SpecKV16)
 	if err != nil {
 		m.Close()
 		return ledger.Hash{}, fmt.Errorf("%s: %w", path, err)
@@ -39,11 +43,25 @@ func (ms *Models) Add(path, tokenizer string) (ledger.Hash, error) {
 	if ms.m == nil {
 		ms.m = map[ledger.Hash]*model.Model{}
 	}
-	if old, ok := ms.m[ledger.Hash(id)]; ok {
-		old.Close()
+	for _, c := range cs {
+		id := ledger.Hash(c.Root)
+		if old, ok := ms.m[id]; ok && !ms.heldElsewhere(old, id) {
+			old.Close()
+		}
+		ms.m[id] = m
 	}
-	ms.m[ledger.Hash(id)] = m
-	return ledger.Hash(id), nil
+	return ledger.Hash(cs[0].Root), nil
+}
+
+// heldElsewhere reports whether m is held under another id than id (a
+// model is held once per spec; it is closed once no id holds it).
+func (ms *Models) heldElsewhere(m *model.Model, id ledger.Hash) bool {
+	for k, o := range ms.m {
+		if o == m && k != id {
+			return true
+		}
+	}
+	return false
 }
 
 // Get returns the model with id.
@@ -58,8 +76,12 @@ func (ms *Models) Get(id ledger.Hash) (*model.Model, bool) {
 func (ms *Models) Close() {
 	ms.mu.Lock()
 	defer ms.mu.Unlock()
+	closed := map[*model.Model]bool{}
 	for _, m := range ms.m {
-		m.Close()
+		if !closed[m] {
+			closed[m] = true
+			m.Close()
+		}
 	}
 	ms.m = nil
 }
