@@ -33,6 +33,9 @@ type fixture struct {
 	e   *engine.Engine
 	id  merkle.Hash
 	key *keys.Key
+	// spec is the determinism spec the fixture's receipts name ("":
+	// engine.SpecVersion).
+	spec string
 }
 
 func loadFixture(t testing.TB, file string, threads int) *fixture {
@@ -78,7 +81,11 @@ func (f *fixture) generateReceipt(t testing.TB, prompt []int, p sampler.Params, 
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := rec.Receipt(f.id, engine.SpecVersion, p, EffectiveSteps(steps, f.m.Config.ContextLen), stop, res.Output, nil, f.key)
+	spec := f.spec
+	if spec == "" {
+		spec = engine.SpecVersion
+	}
+	r, err := rec.Receipt(f.id, spec, p, EffectiveSteps(steps, f.m.Config.ContextLen), stop, res.Output, nil, f.key)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -46,11 +46,12 @@ func CheckHeader(r *receipt.Receipt, modelID merkle.Hash, vocab, contextLen int)
 	if err := r.Verify(); err != nil {
 		return &Mismatch{What: "signature", Position: -1, Layer: -1, Detail: err.Error()}
 	}
+	// The spec first: it selects the model's id (modelid.OfSpec).
+	if _, err := engine.KVTypeOf(r.Spec); err != nil {
+		return mismatch("spec", -1, "%v", err)
+	}
 	if r.Model != modelID {
 		return mismatch("model", -1, "receipt names model %s, the given model is %s", r.Model, modelID)
-	}
-	if _, err := engine.KVTypeOf(r.Spec); err != nil {
-		return mismatch("spec", -1, "receipt was made under %q: %v", r.Spec, err)
 	}
 	if len(r.Output) == 0 {
 		return mismatch("output", -1, "empty output")

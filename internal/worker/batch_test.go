@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/verdictnet/verdict/internal/engine"
 	"github.com/verdictnet/verdict/internal/keys"
 	"github.com/verdictnet/verdict/internal/receipt"
 	"github.com/verdictnet/verdict/internal/sampler"
@@ -89,25 +90,36 @@ func batchCases(n int, r *rand.Rand) []batchCase {
 // alone: text, finish reason, token counts, logprobs and the signed receipt
 // byte for byte (tokens, logits root, trace root). A verifier replaying each
 // receipt alone accepts it.
+//
+// With the binary16 key/value cache (engine.SpecKV16) the same holds, for
+// 16 requests.
 func TestBatchBitExact(t *testing.T) {
+	testBatchBitExact(t, engine.KVF32, []int{1, 4, 16})
+	t.Run("kv=f16", func(t *testing.T) { testBatchBitExact(t, engine.KVF16, []int{16}) })
+}
+
+func testBatchBitExact(t *testing.T, kv engine.KVType, ns []int) {
 	path := testutil.Shared(t, "models/stories260K.gguf")
 	key, err := keys.GenerateKey(rand.NewChaCha8([32]byte{15}))
 	if err != nil {
 		t.Fatal(err)
 	}
-	alone, err := Open(Config{ModelPath: path, Threads: 1, Key: key, MaxConcurrent: 1})
+	alone, err := Open(Config{ModelPath: path, Threads: 1, Key: key, MaxConcurrent: 1, KV: kv})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer alone.Close()
 	// A batch smaller than N, a small prefill chunk: requests queue, and
 	// prompts are fed over several steps beside the others' decoding.
-	w, err := Open(Config{ModelPath: path, Threads: 2, Key: key, MaxConcurrent: 6, ChunkTokens: 16})
+	w, err := Open(Config{ModelPath: path, Threads: 2, Key: key, MaxConcurrent: 6, ChunkTokens: 16, KV: kv})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer w.Close()
-	for _, n := range []int{1, 4, 16} {
+	if w.info.Spec != kv.Spec() {
+		t.Fatalf("worker serves spec %q, want %q", w.info.Spec, kv.Spec())
+	}
+	for _, n := range ns {
 		t.Run(fmt.Sprint(n), func(t *testing.T) {
 			r := rand.New(rand.NewPCG(uint64(n), 15))
 			cs := batchCases(n, r)

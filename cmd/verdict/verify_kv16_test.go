@@ -1,0 +1,77 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/verdictnet/verdict/internal/chat"
+	"github.com/verdictnet/verdict/internal/engine"
+	"github.com/verdictnet/verdict/internal/keys"
+	"github.com/verdictnet/verdict/internal/receipt"
+	"github.com/verdictnet/verdict/internal/worker"
+)
+
+// TestVerifyKV16 drives `verify`, `open` and `audit` on a receipt of a
+// worker run with the binary16 key/value cache: each takes the spec from
+// the receipt. A receipt under a spec this build does not implement is
+// refused in one line naming it.
+func TestVerifyKV16(t *testing.T) {
+	dir := filepath.Join("..", "..", "..", "shared", "models")
+	gg := filepath.Join(dir, "stories260K.gguf")
+	if _, err := os.Stat(gg); err != nil {
+		t.Skipf("shared models not available at %s", dir)
+	}
+	k, err := keys.New(bytes.Repeat([]byte{7}, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := worker.Open(worker.Config{ModelPath: gg, Threads: 2, Key: k, KV: engine.KVF16})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	res, err := w.Generate(context.Background(), worker.Request{Model: "stories260K", MaxTokens: 40,
+		Segments: []chat.Segment{{Text: "Once upon a time", BOS: true}}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmp := t.TempDir()
+	rpath := filepath.Join(tmp, "r.json")
+	if err := os.WriteFile(rpath, res.Receipt, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := func(args ...string) (int, string, string) {
+		var out, errb bytes.Buffer
+		code := run(context.Background(), args, &out, &errb)
+		return code, out.String(), errb.String()
+	}
+	if code, out, errs := cmd("verify", rpath, "--model", gg); code != 0 || !strings.HasPrefix(out, "ok: ") {
+		t.Fatalf("verify: exit %d: %s%s", code, out, errs)
+	}
+	opath := filepath.Join(tmp, "o.json")
+	if code, out, errs := cmd("open", rpath, "--model", gg, "--challenge", "5", "--cells", "8", "--out", opath); code != 0 {
+		t.Fatalf("open: exit %d: %s%s", code, out, errs)
+	}
+	if code, out, errs := cmd("audit", rpath, opath, "--model", gg, "--challenge", "5", "--cells", "8"); code != 0 {
+		t.Fatalf("audit: exit %d: %s%s", code, out, errs)
+	}
+	r, err := receipt.Parse(res.Receipt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Spec = "verdict-det/9"
+	if err := r.Sign(k.Private); err != nil {
+		t.Fatal(err)
+	}
+	enc, _ := r.Marshal()
+	if err := os.WriteFile(rpath, enc, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, errs := cmd("verify", rpath, "--model", gg); code != 1 || strings.Count(errs, "\n") != 1 || !strings.Contains(errs, "verdict-det/9") {
+		t.Fatalf("verify under an unknown spec: exit %d: %q", code, errs)
+	}
+}
