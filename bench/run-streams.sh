@@ -8,7 +8,7 @@
 #
 #   bash bench/run-streams.sh [--presets "110m"] [--types "f32 q8_0"] [--threads 2]
 #                             [--streams 1,4,16,32] [--prompt 16] [--decode 64]
-#                             [--out DIR] [--verdict BIN]
+#                             [--out DIR] [--verdict BIN] [--kv-cache "f32 f16"]
 #
 # The Llama 3.2 1B shape: --presets llama3.2-1b --types q4_k_m (its
 # vocabulary comes from ../shared/tokenizers/derived, as in bench/run.sh).
@@ -26,6 +26,10 @@
 # per output token (p50 / p99), and the answers that differ from the same
 # stream run alone. Raw results go to OUT/streams.jsonl. Setup (models,
 # node-llama-cpp) as bench/run.sh.
+#
+# --kv-cache lists Verdict's key/value cache precisions to run (default f32;
+# "f32 f16" runs both, f16 being the spec verdict-det/2+kv16); llama.cpp
+# runs with its default cache, F16.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -37,6 +41,7 @@ PROMPT=16
 DECODE=64
 OUT="$ROOT/bench/out"
 VBIN=""
+KVS="f32"
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--presets) PRESETS=$2; shift 2 ;;
@@ -47,7 +52,8 @@ while [ $# -gt 0 ]; do
 	--decode) DECODE=$2; shift 2 ;;
 	--out) OUT=$2; shift 2 ;;
 	--verdict) VBIN=$2; shift 2 ;;
-	-h|--help) sed -n '2,28p' "${BASH_SOURCE[0]}"; exit 0 ;;
+	--kv-cache) KVS=$2; shift 2 ;;
+	-h|--help) sed -n '2,33p' "${BASH_SOURCE[0]}"; exit 0 ;;
 	*) echo "unknown argument $1" >&2; exit 2 ;;
 	esac
 done
@@ -92,10 +98,12 @@ for p in $PRESETS; do
 		# The llama.cpp driver draws the streams' prompt ids below the
 		# model's token count, as `verdict bench` does.
 		vocab=$("$V" model inspect "$f" | awk '/^vocab:/ && !v {v = $2} END {print v}')
-		load=$(cut -d' ' -f1 /proc/loadavg)
-		echo "== $p $t threads=$THREADS: verdict (load: $(cut -d' ' -f1-3 /proc/loadavg))" >&2
-		"$V" bench --json --model "$f" --threads "$THREADS" --streams "$STREAMS" --stream-prompt "$PROMPT" --decode-tokens "$DECODE" |
-			sed "s/^{/{\"engine\":\"verdict\",\"preset\":\"$p\",\"type\":\"$t\",\"load\":$load,/" >>"$RES"
+		for kv in $KVS; do
+			load=$(cut -d' ' -f1 /proc/loadavg)
+			echo "== $p $t threads=$THREADS: verdict, $kv cache (load: $(cut -d' ' -f1-3 /proc/loadavg))" >&2
+			"$V" bench --json --model "$f" --threads "$THREADS" --streams "$STREAMS" --stream-prompt "$PROMPT" --decode-tokens "$DECODE" --kv-cache "$kv" |
+				sed "s/^{/{\"engine\":\"verdict\",\"preset\":\"$p\",\"type\":\"$t\",\"load\":$load,/" >>"$RES"
+		done
 		load=$(cut -d' ' -f1 /proc/loadavg)
 		echo "== $p $t threads=$THREADS: llama.cpp (load: $(cut -d' ' -f1-3 /proc/loadavg))" >&2
 		(cd "$OUT/node" && node llama-batch-driver.mjs "$f" "$THREADS" "$PROMPT" "$DECODE" "$vocab" "$STREAMS") |
@@ -110,10 +118,11 @@ const f = (x) => (x >= 100 ? x.toFixed(0) : x.toFixed(1));
 console.log("| model | engine | streams | decode tok/s, all decoding | x its N=1 | tok/s end to end | x its N=1 | tokens per CPU-second | x its N=1 | TTFT p50 / p99 ms | per token p50 / p99 ms | answers unlike alone | load (1 min, at start) |");
 console.log("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
 for (const r of rows) {
-	const one = rows.find((o) => o.engine === r.engine && o.preset === r.preset && o.type === r.type && o.streams === 1);
+	const one = rows.find((o) => o.engine === r.engine && o.preset === r.preset && o.type === r.type && o.kv_cache === r.kv_cache && o.streams === 1);
+	const engine = r.engine === "verdict" && r.kv_cache === "f16" ? "verdict, f16 cache" : r.engine;
 	const ratio = (a, b) => (one && b > 0 ? (a / b).toFixed(2) : "");
 	const c = r.tok_per_cpu_s > 0 ? f(r.tok_per_cpu_s) : "—";
 	const d = r.decode_tok_s > 0 ? f(r.decode_tok_s) : "—";
-	console.log(`| ${r.preset} ${r.type} | ${r.engine} | ${r.streams} | ${d} | ${ratio(r.decode_tok_s, one?.decode_tok_s)} | ${f(r.aggregate_tok_s)} | ${ratio(r.aggregate_tok_s, one?.aggregate_tok_s)} | ${c} | ${ratio(r.tok_per_cpu_s, one?.tok_per_cpu_s)} | ${f(r.ttft_p50_ms)} / ${f(r.ttft_p99_ms)} | ${f(r.tpot_p50_ms)} / ${f(r.tpot_p99_ms)} | ${r.differ} of ${r.streams} | ${r.load ?? ""} |`);
+	console.log(`| ${r.preset} ${r.type} | ${engine} | ${r.streams} | ${d} | ${ratio(r.decode_tok_s, one?.decode_tok_s)} | ${f(r.aggregate_tok_s)} | ${ratio(r.aggregate_tok_s, one?.aggregate_tok_s)} | ${c} | ${ratio(r.tok_per_cpu_s, one?.tok_per_cpu_s)} | ${f(r.ttft_p50_ms)} / ${f(r.ttft_p99_ms)} | ${f(r.tpot_p50_ms)} / ${f(r.tpot_p99_ms)} | ${r.differ} of ${r.streams} | ${r.load ?? ""} |`);
 }
 EOF
