@@ -75,3 +75,37 @@ func TestVerifyKV16(t *testing.T) {
 		t.Fatalf("verify under an unknown spec: exit %d: %q", code, errs)
 	}
 }
+
+// `verdict model id --kv-cache f16` prints the id a worker run with
+// --kv-cache f16 serves (its manifest's spec line names the spec), not the
+// default one.
+func TestModelIDKV16(t *testing.T) {
+	gg := filepath.Join("..", "..", "..", "shared", "models", "stories260K.gguf")
+	if _, err := os.Stat(gg); err != nil {
+		t.Skip("shared models not available")
+	}
+	w, err := worker.Open(worker.Config{ModelPath: gg, Threads: 1, KV: engine.KVF16})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	last := func(args ...string) string {
+		var out, errb bytes.Buffer
+		if code := run(context.Background(), args, &out, &errb); code != 0 {
+			t.Fatalf("%v: exit %d: %s", args, code, errb.String())
+		}
+		lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+		return lines[len(lines)-1]
+	}
+	id16, id32 := last("model", "id", gg, "--kv-cache", "f16"), last("model", "id", gg)
+	if id16 != w.Models()[0].ID.String() || id16 == id32 {
+		t.Fatalf("model id --kv-cache f16: %s; the binary16 worker serves %s, the default id is %s", id16, w.Models()[0].ID, id32)
+	}
+	var out, errb bytes.Buffer
+	if code := run(context.Background(), []string{"model", "id", gg, "--kv-cache", "f16", "--manifest"}, &out, &errb); code != 0 || !strings.Contains(out.String(), "\nspec "+engine.SpecKV16+"\n") {
+		t.Fatalf("manifest: exit %d: %s%s", code, out.String(), errb.String())
+	}
+	if code := run(context.Background(), []string{"model", "id", gg, "--kv-cache", "f8"}, &out, &errb); code == 0 {
+		t.Fatal("--kv-cache f8 accepted")
+	}
+}
