@@ -31,6 +31,7 @@ type runFlags struct {
 	threads                  int
 	digest, tokenByToken     bool
 	keyFile, receiptOut      string
+	kv                       engine.KVType
 }
 
 func parseRunFlags(args []string, stderr io.Writer) (*runFlags, error) {
@@ -50,6 +51,7 @@ func parseRunFlags(args []string, stderr io.Writer) (*runFlags, error) {
 	fs.BoolVar(&f.tokenByToken, "token-by-token", false, "feed the prompt one position at a time instead of one prefill pass (same result)")
 	fs.StringVar(&f.keyFile, "key", "", "worker key file to sign a receipt with")
 	fs.StringVar(&f.receiptOut, "receipt", "", "write a signed receipt to this file (needs --key)")
+	fs.Var(kvFlag{&f.kv}, "kv-cache", "key/value cache precision: f32, or f16 (the spec "+engine.SpecKV16+": other logits, and a receipt under that spec)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -113,7 +115,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 			return fmt.Errorf("run: a prompt of %d tokens and --max-tokens %d need %d positions; the model's context length is %d", len(prompt), f.maxTokens, f.steps, m.Config.ContextLen)
 		}
 	}
-	e, err := engine.New(m, engine.Options{Threads: f.threads})
+	e, err := engine.New(m, engine.Options{Threads: f.threads, KV: f.kv})
 	if err != nil {
 		return err
 	}
@@ -145,7 +147,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	var rec *audit.Builder
 	if f.receiptOut != "" {
-		if rec, err = audit.NewBuilder(f.keyFile, m, prompt, params, f.steps, stops); err != nil {
+		if rec, err = audit.NewBuilder(f.keyFile, m, e.Spec(), prompt, params, f.steps, stops); err != nil {
 			return fmt.Errorf("run: %w", err)
 		}
 	}

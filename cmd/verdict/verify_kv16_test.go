@@ -109,3 +109,44 @@ func TestModelIDKV16(t *testing.T) {
 		t.Fatal("--kv-cache f8 accepted")
 	}
 }
+
+// `verdict run --kv-cache f16 --key K --receipt R` signs a receipt under the
+// binary16 spec that `verdict verify` replays; its digest differs from the
+// float32 cache's.
+func TestRunKV16Receipt(t *testing.T) {
+	gg := filepath.Join("..", "..", "..", "shared", "models", "stories260K.gguf")
+	if _, err := os.Stat(gg); err != nil {
+		t.Skip("shared models not available")
+	}
+	tmp := t.TempDir()
+	keyFile := filepath.Join(tmp, "w.key")
+	if _, err := keys.Generate(keyFile); err != nil {
+		t.Fatal(err)
+	}
+	cmd := func(args ...string) (int, string, string) {
+		var out, errb bytes.Buffer
+		code := run(context.Background(), args, &out, &errb)
+		return code, out.String(), errb.String()
+	}
+	rpath := filepath.Join(tmp, "r.json")
+	code, out16, errs := cmd("run", "--model", gg, "--prompt", "Once upon a time", "--steps", "40", "--digest", "--kv-cache", "f16", "--key", keyFile, "--receipt", rpath)
+	if code != 0 {
+		t.Fatalf("run: exit %d: %s", code, errs)
+	}
+	_, out32, _ := cmd("run", "--model", gg, "--prompt", "Once upon a time", "--steps", "40", "--digest")
+	d := func(s string) string { _, v, _ := strings.Cut(s, "digest: "); return strings.TrimSpace(v) }
+	if d(out16) == "" || d(out16) == d(out32) {
+		t.Fatalf("digests: %q with the binary16 cache, %q without", d(out16), d(out32))
+	}
+	b, err := os.ReadFile(rpath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := receipt.Parse(b)
+	if err != nil || r.Spec != engine.SpecKV16 {
+		t.Fatalf("receipt spec %v, %v", r, err)
+	}
+	if code, out, errs := cmd("verify", rpath, "--model", gg); code != 0 || !strings.HasPrefix(out, "ok: ") {
+		t.Fatalf("verify: exit %d: %s%s", code, out, errs)
+	}
+}

@@ -43,7 +43,7 @@ func TestVerifyOpenAudit(t *testing.T) {
 	defer e.Close()
 	prompt := []int{1, 403, 407, 261, 378}
 	params := sampler.Params{Temperature: 0.7, Seed: 5}
-	b, err := audit.NewBuilder(keyFile, m, prompt, params, 48, []int{1})
+	b, err := audit.NewBuilder(keyFile, m, engine.SpecVersion, prompt, params, 48, []int{1})
 	if err != nil {
 		t.Fatal(err)
 	}

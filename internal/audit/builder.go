@@ -19,25 +19,27 @@ import (
 type Builder struct {
 	rec    *Recorder
 	key    *keys.Key
+	spec   string
 	id     merkle.Hash
 	params sampler.Params
 	steps  int
 	stop   []int
 }
 
-// NewBuilder loads the worker key and computes the model id. steps is the
-// generation's requested step count (capped as generate.Run caps it) and
-// stop its stop tokens.
-func NewBuilder(keyFile string, m *model.Model, prompt []int, p sampler.Params, steps int, stop []int) (*Builder, error) {
+// NewBuilder loads the worker key and computes the model id under spec,
+// the determinism spec of the generation's engine (engine.Engine.Spec).
+// steps is the generation's requested step count (capped as generate.Run
+// caps it) and stop its stop tokens.
+func NewBuilder(keyFile string, m *model.Model, spec string, prompt []int, p sampler.Params, steps int, stop []int) (*Builder, error) {
 	k, err := keys.Load(keyFile)
 	if err != nil {
 		return nil, err
 	}
-	id, err := modelid.Of(m)
+	id, err := modelid.OfSpec(m, spec)
 	if err != nil {
 		return nil, err
 	}
-	return &Builder{rec: NewRecorder(m.Config, prompt), key: k, id: id, params: p,
+	return &Builder{rec: NewRecorder(m.Config, prompt), key: k, spec: spec, id: id, params: p,
 		steps: EffectiveSteps(steps, m.Config.ContextLen), stop: append([]int(nil), stop...)}, nil
 }
 
@@ -50,7 +52,7 @@ func (b *Builder) Tracer() engine.Tracer { return b.rec }
 // Finish signs the receipt for the generated output and, when path is not
 // empty, writes it there (canonical JSON, no trailing newline).
 func (b *Builder) Finish(output []int, path string) (*receipt.Receipt, error) {
-	r, err := b.rec.Receipt(b.id, engine.SpecVersion, b.params, b.steps, b.stop, output, nil, b.key)
+	r, err := b.rec.Receipt(b.id, b.spec, b.params, b.steps, b.stop, output, nil, b.key)
 	if err != nil {
 		return nil, fmt.Errorf("receipt: %w", err)
 	}
