@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/verdictnet/verdict/internal/engine"
 	"github.com/verdictnet/verdict/internal/explorer"
 	"github.com/verdictnet/verdict/internal/gateway"
 	"github.com/verdictnet/verdict/internal/ledger"
@@ -47,6 +48,7 @@ func runExplorer(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lv}))
 	held := map[ledger.Hash]*model.Model{}
+	files := 0
 	for _, p := range strings.Split(*models, ",") {
 		if p = strings.TrimSpace(p); p == "" {
 			continue
@@ -56,11 +58,16 @@ func runExplorer(ctx context.Context, args []string, stdout, stderr io.Writer) e
 			return fmt.Errorf("explorer: %w", err)
 		}
 		defer m.Close()
-		id, err := modelid.Of(m)
+		// Held under its id for each spec (workers run with --kv-cache
+		// f16 serve it under its verdict-det/2+kv16 id).
+		cs, err := modelid.ComputeSpecs(m, engine.SpecVersion, engine.SpecKV16)
 		if err != nil {
 			return fmt.Errorf("explorer: %s: %w", p, err)
 		}
-		held[ledger.Hash(id)] = m
+		for _, c := range cs {
+			held[ledger.Hash(c.Root)] = m
+		}
+		files++
 	}
 	ex, err := explorer.Start(ctx, *nodeAddr, *from, explorer.Options{Models: held, Logger: log})
 	if err != nil {
@@ -74,7 +81,7 @@ func runExplorer(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return fmt.Errorf("explorer: %w", err)
 	}
 	hs := gateway.HTTPServer(mux)
-	fmt.Fprintf(stdout, "verdict explorer: http://%s%s (ledger %s, %d models held)\n", ln.Addr(), gateway.ExplorerPath, *nodeAddr, len(held))
+	fmt.Fprintf(stdout, "verdict explorer: http://%s%s (ledger %s, %d models held)\n", ln.Addr(), gateway.ExplorerPath, *nodeAddr, files)
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
 	select {
