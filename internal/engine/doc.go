@@ -7,4 +7,9 @@
 //
 // Work is split across threads only by output element: matrix rows,
 // (position, head) pairs of attention, rows of a norm. No sum is ever split.
+//
+// The key/value cache is float32 (SpecVersion) or, with Options.KV =
+// KVF16, binary16 (SpecKV16: keys and values rounded where they are
+// computed, half the cache's memory and attention's reads); an engine
+// implements one spec (Engine.Spec), which receipts and model ids name.
 package engine

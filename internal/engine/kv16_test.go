@@ -77,3 +77,26 @@ func TestKV16(t *testing.T) {
 	}
 	t.Logf("%d of %d logits differ from the float32 cache's, by at most %.3g", differ, len(it32.Out)*len(it32.Out[0]), worst)
 }
+
+// An engine refuses a cache type it does not know; the names parse back.
+func TestKVTypes(t *testing.T) {
+	l := load(t, "stories260K.bin", "tok512.bin")
+	if _, err := engine.New(l.m, engine.Options{KV: 7}); err == nil {
+		t.Fatal("cache type 7 accepted")
+	}
+	for _, kv := range []engine.KVType{engine.KVF32, engine.KVF16} {
+		got, err := engine.ParseKVType(kv.String())
+		if err != nil || got != kv {
+			t.Fatalf("%v: parsed back as %v, %v", kv, got, err)
+		}
+		if got, err := engine.KVTypeOf(kv.Spec()); err != nil || got != kv {
+			t.Fatalf("spec %q: %v, %v", kv.Spec(), got, err)
+		}
+	}
+	if _, err := engine.ParseKVType("q8_0"); err == nil {
+		t.Fatal(`"q8_0" parsed as a cache type`)
+	}
+	if _, err := engine.KVTypeOf("verdict-det/1"); err == nil {
+		t.Fatal("verdict-det/1 accepted")
+	}
+}

@@ -3,7 +3,10 @@
 // sums, matrix-vector and matrix-matrix products over F32, F16, BF16, Q8_0,
 // Q4_0, Q4_1, Q5_0, Q5_1 weights (against activations quantised per block of
 // 32) and Q4_K, Q5_K, Q6_K weights (against activations quantised per
-// super-block of 256), RMSNorm, softmax, RoPE and SwiGLU.
+// super-block of 256), RMSNorm, softmax, RoPE and SwiGLU, and the binary16
+// rounding, storing and reading of a half-precision key/value cache
+// (half.go: RoundF16, F32sToF16, F16sToF32, DotManyF16,
+// WeightedSumGroupF16).
 //
 // The functions in this package define the bits. A fast path (assembly or
 // SIMD) may replace the body of a kernel only if it produces the same bits
