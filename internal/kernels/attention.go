@@ -66,15 +66,10 @@ func checkRows(fn string, l, n, stride, off, hd int) {
 // sum over a cache stored in several runs is one call per run. Each value
 // vector is read once for all the heads.
 func WeightedSumGroup(out []float32, group int, a []float32, aStride, n int, values []float32, stride int) {
-	if group < 1 || len(out)%group != 0 || aStride < 0 {
-		panic(fmt.Sprintf("kernels.WeightedSumGroup: %d outputs in %d heads, weight stride %d", len(out), group, aStride))
-	}
-	hd := len(out) / group
-	if n <= 0 || hd == 0 {
+	hd := groupShape("WeightedSumGroup", len(out), group, len(a), aStride, n, len(values), stride)
+	if hd == 0 {
 		return
 	}
-	checkRows("WeightedSumGroup", len(a), group, aStride, 0, n)
-	checkRows("WeightedSumGroup", len(values), n, stride, 0, hd)
 	i := 0
 	if hasFast {
 		i = weightedSumGroupFast(out, group, hd, a, aStride, n, values, stride)
@@ -91,6 +86,22 @@ func WeightedSumGroup(out []float32, group int, a []float32, aStride, n int, val
 			}
 		}
 	}
+}
+
+// groupShape returns the head size of a WeightedSumGroup call (0: nothing
+// to do) and panics, as an index out of range would, when its slices do
+// not hold what its arguments say: a caller's bug.
+func groupShape(fn string, outs, group, as, aStride, n, vs, stride int) int {
+	if group < 1 || outs%group != 0 || aStride < 0 {
+		panic(fmt.Sprintf("kernels.%s: %d outputs in %d heads, weight stride %d", fn, outs, group, aStride))
+	}
+	hd := outs / group
+	if n <= 0 || hd == 0 {
+		return 0
+	}
+	checkRows(fn, as, group, aStride, 0, n)
+	checkRows(fn, vs, n, stride, 0, hd)
+	return hd
 }
 
 // WeightedSumGroupRef is the scalar reference of WeightedSumGroup (for

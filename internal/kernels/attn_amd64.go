@@ -205,12 +205,20 @@ func weightedSumGroupF16Fast(out []float32, group, hd int, a []float32, aStride,
 	if !useAttnZ {
 		return 0
 	}
+	return wsumZGroups(&wsumZhs, out, group, hd, a, aStride, n, values, stride)
+}
+
+// wsumZGroups runs the wsumZ kernels of ks (wsumZs, or wsumZhs over
+// binary16 values) on the multiple-of-16 prefix of the columns, up to 6
+// heads by 64 columns a call, and returns its length.
+func wsumZGroups[V float32 | uint16](ks *[wsumZMaxG][wsumZMaxC]func(out *float32, os int, a *float32, as int, v *V, vs int, n int),
+	out []float32, group, hd int, a []float32, aStride, n int, values []V, stride int) int {
 	m := hd / 16
 	for c := 0; c < m; c += wsumZMaxC {
 		k := min(wsumZMaxC, m-c)
 		for h := 0; h < group; h += wsumZMaxG {
 			g := min(wsumZMaxG, group-h)
-			wsumZhs[g-1][k-1](&out[h*hd+16*c], hd, &a[h*aStride], aStride, &values[16*c], stride, n)
+			ks[g-1][k-1](&out[h*hd+16*c], hd, &a[h*aStride], aStride, &values[16*c], stride, n)
 		}
 	}
 	return 16 * m

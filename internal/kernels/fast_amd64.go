@@ -320,15 +320,7 @@ func weightedSumFast(out, a, values []float32, stride, off int) int {
 // the bounds) and returns how many.
 func weightedSumGroupFast(out []float32, group, hd int, a []float32, aStride, n int, values []float32, stride int) int {
 	if useAttnZ {
-		m := hd / 16
-		for c := 0; c < m; c += wsumZMaxC {
-			k := min(wsumZMaxC, m-c)
-			for h := 0; h < group; h += wsumZMaxG {
-				g := min(wsumZMaxG, group-h)
-				wsumZs[g-1][k-1](&out[h*hd+16*c], hd, &a[h*aStride], aStride, &values[16*c], stride, n)
-			}
-		}
-		return 16 * m
+		return wsumZGroups(&wsumZs, out, group, hd, a, aStride, n, values, stride)
 	}
 	m := hd / 8
 	for h := 0; h < group; h++ {

@@ -97,15 +97,10 @@ func DotManyF16(out, q []float32, keys []uint16) {
 // at values[t*stride:], stride in halves), each converted exactly
 // (F16sToF32) where WeightedSumGroup reads it: the same bits.
 func WeightedSumGroupF16(out []float32, group int, a []float32, aStride, n int, values []uint16, stride int) {
-	if group < 1 || len(out)%group != 0 || aStride < 0 {
-		panic(fmt.Sprintf("kernels.WeightedSumGroupF16: %d outputs in %d heads, weight stride %d", len(out), group, aStride))
-	}
-	hd := len(out) / group
-	if n <= 0 || hd == 0 {
+	hd := groupShape("WeightedSumGroupF16", len(out), group, len(a), aStride, n, len(values), stride)
+	if hd == 0 {
 		return
 	}
-	checkRows("WeightedSumGroupF16", len(a), group, aStride, 0, n)
-	checkRows("WeightedSumGroupF16", len(values), n, stride, 0, hd)
 	i := 0
 	if hasFast {
 		i = weightedSumGroupF16Fast(out, group, hd, a, aStride, n, values, stride)
