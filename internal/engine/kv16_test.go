@@ -100,3 +100,19 @@ func TestKVTypes(t *testing.T) {
 		t.Fatal("verdict-det/1 accepted")
 	}
 }
+
+// FuzzKVTypeOf: a receipt's spec string (any bytes) either names a cache
+// type whose spec is that string, or is refused; a flag's value likewise.
+func FuzzKVTypeOf(f *testing.F) {
+	for _, s := range []string{engine.SpecVersion, engine.SpecKV16, "f16", "f32", "", "verdict-det/2+kv8"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if kv, err := engine.KVTypeOf(s); err == nil && kv.Spec() != s {
+			t.Fatalf("spec %q read as %v, whose spec is %q", s, kv, kv.Spec())
+		}
+		if kv, err := engine.ParseKVType(s); err == nil && kv.String() != s {
+			t.Fatalf("flag %q read as %v", s, kv)
+		}
+	})
+}
