@@ -226,3 +226,23 @@ func TestKVBudget(t *testing.T) {
 		t.Errorf("a request that fits: %v", err)
 	}
 }
+
+// With the binary16 cache a position takes half the bytes: the same budget
+// holds twice the positions, and the request TestKVBudget refuses runs.
+func TestKVBudgetKV16(t *testing.T) {
+	// stories260K: 5 layers, keys of 32 binary16 values: 640 bytes a
+	// position; 80 positions.
+	w, err := Open(Config{ModelPath: testutil.Shared(t, "models/stories260K.gguf"), Threads: 1, KVBudget: 51200, KV: engine.KVF16})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	long := textReq(strings.Repeat("Once upon a time ", 12), 10)
+	if _, err := w.Generate(context.Background(), long, nil); err != nil {
+		t.Errorf("a request of about 60 positions in 80: %v", err)
+	}
+	longer := textReq(strings.Repeat("Once upon a time ", 24), 10)
+	if _, err := w.Generate(context.Background(), longer, nil); !errors.Is(err, ErrContextLength) || !strings.Contains(err.Error(), "budget is 51200 bytes (80 positions)") {
+		t.Errorf("prompt over the budget: %v", err)
+	}
+}
