@@ -135,7 +135,7 @@ func (e *Engine) LayerStep(l, pos int, x []float32, keys, values [][]float32) (k
 		}
 	}
 	// A sequence with layer l's cache only.
-	seq := &Sequence{Pos: pos, cap: pos + 1, heads: e.c.KVHeads, hd: e.hd, page: e.page, pages: make([][]kvPage, e.c.Layers), f16: e.kv16}
+	seq := &Sequence{Pos: pos, cap: pos + 1, heads: e.c.KVHeads, hd: e.hd, page: e.page, pages: make([][]kvPage, e.c.Layers), f16: e.kv == KVF16}
 	seq.reserveLayer(l, pos+1)
 	for t := 0; t < pos; t++ {
 		seq.store(l, t, keys[t], values[t])
@@ -173,7 +173,7 @@ func (e *Engine) AttentionHead(l, h, pos int, q []float32, keys, values [][]floa
 		copy(ks[t*kv:], keys[t])
 		copy(vs[t*kv:], values[t])
 	}
-	if e.kv16 {
+	if e.kv == KVF16 {
 		// What the cache of SpecKV16 holds (idempotent on Forward's).
 		kernels.RoundF16(ks)
 		kernels.RoundF16(vs)
@@ -227,7 +227,7 @@ func (e *Engine) AttendHead(q, keys, values []float32, n int) ([]float32, error)
 	if len(q) != hd || n < 1 || len(keys) < n*hd || len(values) < n*hd {
 		return nil, fmt.Errorf("engine: attention head needs a %d-value query and %d keys and values of %d", hd, n, hd)
 	}
-	if e.kv16 {
+	if e.kv == KVF16 {
 		// What the cache of SpecKV16 holds (idempotent on Forward's).
 		keys, values = append([]float32(nil), keys[:n*hd]...), append([]float32(nil), values[:n*hd]...)
 		kernels.RoundF16(keys)

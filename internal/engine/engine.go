@@ -150,8 +150,8 @@ type Engine struct {
 	// scratch holds attention working memory (*groupScratch) between
 	// layers and steps.
 	scratch sync.Pool
-	// kv16 is whether the cache is binary16 (Options.KV).
-	kv16 bool
+	// kv is the cache's precision (Options.KV).
+	kv KVType
 }
 
 // Spec is the determinism specification the engine implements: its
@@ -159,18 +159,13 @@ type Engine struct {
 func (e *Engine) Spec() string { return e.KV().Spec() }
 
 // KV is the engine's key/value cache type.
-func (e *Engine) KV() KVType {
-	if e.kv16 {
-		return KVF16
-	}
-	return KVF32
-}
+func (e *Engine) KV() KVType { return e.kv }
 
 // KVBytesPerPosition is the memory one position of a sequence's cache
 // takes: the keys and values of every layer.
 func (e *Engine) KVBytesPerPosition() int64 {
 	per := int64(4)
-	if e.kv16 {
+	if e.kv == KVF16 {
 		per = 2
 	}
 	return 2 * int64(e.c.Layers) * int64(e.c.KVDim()) * per
@@ -192,13 +187,10 @@ func New(m *model.Model, opts Options) (*Engine, error) {
 	}
 	e.scale = detmath.Sqrt32(float32(e.hd))
 	e.traceLayers = opts.TraceLayers
-	switch opts.KV {
-	case KVF32:
-	case KVF16:
-		e.kv16 = true
-	default:
+	if opts.KV != KVF32 && opts.KV != KVF16 {
 		return nil, fmt.Errorf("engine: key/value cache type %d unknown", opts.KV)
 	}
+	e.kv = opts.KV
 	e.chunk = opts.ChunkRows
 	if e.chunk <= 0 {
 		e.chunk = chunkRows(c, fewRowsPack(m), ChunkBytes)
@@ -357,7 +349,7 @@ func (e *Engine) NewSequence(maxPos int) (*Sequence, error) {
 	// that a sequence allowed the whole context of a long-context model
 	// (131072 positions of Llama 3.x: 8.6 GB for the 1B shape) costs only
 	// what it uses.
-	return &Sequence{cap: maxPos, heads: e.c.KVHeads, hd: e.hd, page: e.page, pages: make([][]kvPage, e.c.Layers), spare: e.spare, f16: e.kv16}, nil
+	return &Sequence{cap: maxPos, heads: e.c.KVHeads, hd: e.hd, page: e.page, pages: make([][]kvPage, e.c.Layers), spare: e.spare, f16: e.kv == KVF16}, nil
 }
 
 // Release hands the sequence's key/value cache pages to its engine for the
@@ -923,7 +915,7 @@ func (e *Engine) layerQKV(l int, st *state) {
 			cos, sin := st.cos[r*half:(r+1)*half], st.sin[r*half:(r+1)*half]
 			e.rope(q, cos, sin)
 			e.rope(k, cos, sin)
-			if e.kv16 {
+			if e.kv == KVF16 {
 				// SpecKV16: the key and value the position caches,
 				// traces and attends to are binary16 values.
 				kernels.RoundF16(k)
