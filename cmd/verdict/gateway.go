@@ -68,7 +68,7 @@ func (f *workerFlags) register(fs interface {
 	fs.Var(kvFlag{&f.kv}, "kv-cache", kvCacheUsage)
 	fs.StringVar(&f.model, "model", "", "model file: GGUF or llama2.c checkpoint (required)")
 	fs.StringVar(&f.tokenizer, "tokenizer", "", "tokenizer file (default: from the GGUF, or beside a checkpoint)")
-	fs.StringVar(&f.name, "name", "", "model name in the API (default: the model file name without extension)")
+	fs.StringVar(&f.name, "name", "", "model name in the API and on the ledger, where a name holds one model id (default: the model file name without extension, followed by +kv16 with --kv-cache f16)")
 	fs.StringVar(&f.key, "key", "", "worker key file that signs receipts (default: a fresh key for this run)")
 	fs.IntVar(&f.threads, "threads", 0, "engine threads; 0 = one per CPU (never changes results)")
 	fs.IntVar(&f.concurrency, "concurrency", scheduler.DefaultMaxBatch, "generations run at once, as one continuous batch (each answer stays identical to its run alone)")

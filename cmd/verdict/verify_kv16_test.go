@@ -30,7 +30,7 @@ func TestVerifyKV16(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer w.Close()
-	res, err := w.Generate(context.Background(), worker.Request{Model: "stories260K", MaxTokens: 40,
+	res, err := w.Generate(context.Background(), worker.Request{Model: w.Models()[0].Name, MaxTokens: 40,
 		Segments: []chat.Segment{{Text: "Once upon a time", BOS: true}}}, nil)
 	if err != nil {
 		t.Fatal(err)

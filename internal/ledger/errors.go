@@ -28,6 +28,11 @@ var (
 	// sender's transactions waiting in the mempool past
 	// Params.MaxPendingBytes (code 16); retry once some are in a block.
 	ErrPending = errors.New("too many pending transaction bytes from this sender")
+	// ErrNameTaken: registerModel names a model with a name another model
+	// id holds (code 17). Names are unique, first come first served, so
+	// that a name a caller asks for (the OpenAI API's "model") designates
+	// one model; register the model under another name.
+	ErrNameTaken = errors.New("model name taken")
 )
 
 // ErrModelUnavailable is wrapped by a hook's error when this node cannot
@@ -37,7 +42,7 @@ var (
 var ErrModelUnavailable = errors.New("model not held by this node")
 
 var codes = []error{nil, ErrDecode, ErrSignature, ErrChainID, ErrNonce, ErrFunds, ErrFee,
-	ErrNotFound, ErrUnauthorized, ErrInvalid, ErrExists, ErrDeadline, ErrWrongState, ErrStake, ErrCheck, ErrModelInactive, ErrPending}
+	ErrNotFound, ErrUnauthorized, ErrInvalid, ErrExists, ErrDeadline, ErrWrongState, ErrStake, ErrCheck, ErrModelInactive, ErrPending, ErrNameTaken}
 
 // Code returns the ABCI code of err: 0 for nil, the index of its class
 // otherwise, and 255 for an error of no known class.

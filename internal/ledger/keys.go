@@ -1,6 +1,9 @@
 package ledger
 
-import "fmt"
+import (
+	"encoding/hex"
+	"fmt"
+)
 
 // State keys. Heights and ids are zero-padded to 20 digits so that the
 // sorted key order is the numeric order.
@@ -12,7 +15,11 @@ const (
 
 func keyAccount(a Address) string { return "acct/" + a.String() }
 func keyModel(id Hash) string     { return "model/" + id.String() }
-func keyAgent(id uint64) string   { return fmt.Sprintf("agent/%020d", id) }
+
+// keyModelName is the model id registered under a name (hex-encoded in
+// the key, so that any name makes a printable key of its own).
+func keyModelName(name string) string { return "modelname/" + hex.EncodeToString([]byte(name)) }
+func keyAgent(id uint64) string       { return fmt.Sprintf("agent/%020d", id) }
 func keyAgentMeta(id uint64, k string) string {
 	return fmt.Sprintf("agentmeta/%020d/%x", id, k)
 }

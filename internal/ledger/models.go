@@ -86,6 +86,11 @@ func (e *exec) registerModel(m *MsgRegisterModel) error {
 	if _, ok := e.st.Get(keyModel(m.ModelID)); ok {
 		return fmt.Errorf("%w: model %s is registered", ErrExists, m.ModelID)
 	}
+	var holder Hash
+	if get(e.st, keyModelName(m.Name), &holder) {
+		return fmt.Errorf("%w: %q is the name of model %s", ErrNameTaken, m.Name, holder)
+	}
+	put(e.st, keyModelName(m.Name), m.ModelID)
 	rec := Model{ModelID: m.ModelID, Name: m.Name, SpecVersion: m.SpecVersion, Registrant: e.signer, Height: e.ctx.Height, Attesters: []Address{}}
 	e.emit(EventModelRegistered, Attr{AttrModelID, m.ModelID.String()}, Attr{AttrName, m.Name}, Attr{AttrSpecVersion, fmt.Sprint(m.SpecVersion)}, Attr{AttrRegistrant, e.signer.String()})
 	// Active at once when the rule is off (or, trivially, on a chain with

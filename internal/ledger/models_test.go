@@ -1,8 +1,10 @@
 package ledger
 
 import (
+	"crypto/sha256"
 	"math"
 	"math/big"
+	"strings"
 	"testing"
 )
 
@@ -262,4 +264,43 @@ func TestParamsRejectQuorumAbove10000(t *testing.T) {
 	if err := p.Validate(); err == nil {
 		t.Fatal("quorum 10001 accepted")
 	}
+}
+
+// TestAttackModelNameSquatting: a model's name is what a caller of the
+// OpenAI API asks for, and a gateway routes it to the workers serving the
+// model registered under it. An attacker registering another model (its
+// own weights, or the same weights under another spec) under a name
+// already taken, or under a name that spells a registered model's id,
+// would have requests for that model routed to its workers. Names are
+// unique, first come first served, and a name is never an id; a refused
+// registration claims nothing.
+func TestAttackModelNameSquatting(t *testing.T) {
+	h := newHarness(t, testParams())
+	real, junk := Hash(sha256.Sum256([]byte("real"))), Hash(sha256.Sum256([]byte("junk")))
+	h.registerModel("bob", real, "llama-3.2-1b")
+
+	// The same name for another id: refused, the model not registered.
+	r := h.fails(h.tx("carol", &MsgRegisterModel{ModelID: junk, Name: "llama-3.2-1b", SpecVersion: 1}), ErrNameTaken)
+	if !strings.Contains(r.Log, real.String()) {
+		t.Errorf("refusal %q does not name the model holding the name", r.Log)
+	}
+	if _, err := h.l.Query("model/"+junk.String(), nil); err == nil {
+		t.Fatal("a registration refused for its name registered the model")
+	}
+	// A name spelling an id, in either case: malformed.
+	for _, name := range []string{real.String(), strings.ToUpper(real.String()), junk.String()} {
+		if _, err := DecodeTx(h.tx("carol", &MsgRegisterModel{ModelID: junk, Name: name, SpecVersion: 1})); Code(err) != Code(ErrDecode) {
+			t.Fatalf("name %s: %v, want malformed", name, err)
+		}
+		h.nonces[testAddr("carol")]-- // never sent
+	}
+	// An id registered again under a new name: refused for the id, and
+	// the new name stays free.
+	h.fails(h.tx("carol", &MsgRegisterModel{ModelID: real, Name: "free", SpecVersion: 1}), ErrExists)
+	h.ok(h.tx("carol", &MsgRegisterModel{ModelID: junk, Name: "free", SpecVersion: 1}))
+	if m := h.model(real); m.Name != "llama-3.2-1b" {
+		t.Fatalf("the first model's name changed: %+v", m)
+	}
+	// Names are exact: another spelling is another name.
+	h.ok(h.tx("carol", &MsgRegisterModel{ModelID: Hash(sha256.Sum256([]byte("other"))), Name: "Llama-3.2-1B", SpecVersion: 1}))
 }

@@ -379,6 +379,19 @@ const (
 
 var errTooLong = errors.New("too long")
 
+// looksLikeID reports whether s is 64 hex digits, of either case.
+func looksLikeID(s string) bool {
+	if len(s) != 64 {
+		return false
+	}
+	for _, c := range []byte(s) {
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F') {
+			return false
+		}
+	}
+	return true
+}
+
 func checkLen(field string, s string, max int) error {
 	if len(s) > max {
 		return fmt.Errorf("%s is %d bytes, limit %d: %w", field, len(s), max, errTooLong)
@@ -511,6 +524,11 @@ func (m *MsgRegisterModel) validate() error {
 	}
 	if m.Name == "" {
 		return errors.New("name must not be empty")
+	}
+	if looksLikeID(m.Name) {
+		// A caller names a model by its name or by its id (in either
+		// case): a name spelling an id would take requests meant for it.
+		return errors.New("name must not be 64 hex digits (a model id)")
 	}
 	return checkLen("name", m.Name, maxName)
 }

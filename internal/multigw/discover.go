@@ -11,7 +11,6 @@ import (
 	"net/url"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -54,11 +53,15 @@ type Worker struct {
 	Endpoint  string // the OpenAI-compatible API's base, .../v1
 	ModelID   ledger.Hash
 	ModelName string // as registered on the ledger
-	Price     uint64
-	Stake     uint64
-	Final     uint64
-	Slashed   uint64
-	Jailed    bool
+	// ModelHeight is the height the model was registered at: of two
+	// models under one name (a ledger from before names were unique),
+	// the name is the first's.
+	ModelHeight uint64
+	Price       uint64
+	Stake       uint64
+	Final       uint64
+	Slashed     uint64
+	Jailed      bool
 }
 
 // Candidate is the worker as gateway.Rank scores it.
@@ -289,11 +292,16 @@ func (d *Discovery) Discover(ctx context.Context) ([]Worker, error) {
 		agent ledger.Agent
 		model ledger.Hash
 		name  string
+		mh    uint64 // the model's registration height
 		price uint64
 		reg   Registration
 		err   error
 	}
-	names := map[ledger.Hash]string{}
+	type named struct {
+		name   string
+		height uint64
+	}
+	names := map[ledger.Hash]named{}
 	var cands []listed
 	start := d.clock()
 	for id := uint64(1); id < ch.NextAgent && id <= maxAgents; id++ {
@@ -330,7 +338,7 @@ func (d *Discovery) Discover(ctx context.Context) ([]Worker, error) {
 			d.skip(id, fmt.Sprintf("metadata %s %q: want a positive decimal integer", MetaPrice, trunc(string(pb), 40)))
 			continue
 		}
-		name, ok := names[mid]
+		nm, ok := names[mid]
 		if !ok {
 			m, found, err := d.Ledger.Model(ctx, mid)
 			if err != nil {
@@ -340,12 +348,13 @@ func (d *Discovery) Discover(ctx context.Context) ([]Worker, error) {
 				d.skip(id, fmt.Sprintf("model %s is not registered and active", mid))
 				continue
 			}
-			name, names[mid] = m.Name, m.Name
+			nm = named{m.Name, m.Height}
+			names[mid] = nm
 		}
 		if d.waiting(id, start) {
 			continue // its last fetch failed: left out until its backoff ends
 		}
-		cands = append(cands, listed{id: id, agent: a, model: mid, name: name, price: price})
+		cands = append(cands, listed{id: id, agent: a, model: mid, name: nm.name, mh: nm.height, price: price})
 	}
 	// Their registration files, several at a time, within the round.
 	hc := d.client()
@@ -400,14 +409,8 @@ func (d *Discovery) Discover(ctx context.Context) ([]Worker, error) {
 			return nil, fmt.Errorf("discovery: stake of %s: %w", c.agent.Owner, err)
 		}
 		d.ok(c.id)
-		out = append(out, Worker{AgentID: c.id, Address: c.agent.Owner, Name: c.reg.Name, Endpoint: c.reg.Endpoint, ModelID: c.model, ModelName: c.name,
+		out = append(out, Worker{AgentID: c.id, Address: c.agent.Owner, Name: c.reg.Name, Endpoint: c.reg.Endpoint, ModelID: c.model, ModelName: c.name, ModelHeight: c.mh,
 			Price: c.price, Stake: st.Bonded, Final: st.Final, Slashed: st.Slashed, Jailed: ch.Height < st.JailedUntil})
 	}
 	return out, nil
-}
-
-// serves reports whether w serves the model a request names (the ledger's
-// name for it, or its id in hex).
-func (w Worker) serves(model string) bool {
-	return model == w.ModelName || strings.EqualFold(model, w.ModelID.String())
 }

@@ -62,6 +62,15 @@
 // networks, such as the private network the workers are on. Clients given
 // in Options.HTTP or Options.HTTPRegistration are used as they are.
 //
+// The requested model (the request's "model") is one model id: the id
+// itself (hex, either case), else the model registered under that name —
+// the ledger holds a name for one id, and should two models the workers
+// serve bear one name (a chain from before that rule), the first
+// registered (resolve) — so that a caller asking for a name never gets
+// some answers of another model or of the same weights under the other
+// spec. /v1/models and list_models list each model under what reaches it:
+// its name, or its id where the name reaches another.
+//
 // Routing (Router): smooth weighted round-robin over the eligible workers
 // of the requested model, each weighted by its score: for each request
 // every eligible worker's counter grows by its score, the worker with the

@@ -97,7 +97,7 @@ func (m mcpTools) Models(context.Context) ([]mcpserver.ModelOut, error) {
 	for _, wk := range rank(ws, min) {
 		if !seen[wk.ModelID] {
 			seen[wk.ModelID] = true
-			out = append(out, mcpserver.ModelOut{Name: wk.ModelName, ModelID: wk.ModelID.String()})
+			out = append(out, mcpserver.ModelOut{Name: nameOf(ws, wk), ModelID: wk.ModelID.String()})
 		}
 	}
 	return out, nil

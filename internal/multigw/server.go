@@ -1,6 +1,7 @@
 package multigw
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/json"
@@ -222,21 +223,57 @@ func (s *Server) Workers() []Worker {
 	return slices.Clone(s.workers)
 }
 
-// ranked returns the eligible workers of a model, best first.
+// ranked returns the eligible workers of the model a request names, best
+// first, and that model's id.
 func (s *Server) ranked(model string) (ledger.Hash, []Worker, bool) {
 	s.mu.Lock()
 	ws, min := slices.Clone(s.workers), s.minStake
 	s.mu.Unlock()
-	var id ledger.Hash
-	known := false
+	id, ok := resolve(ws, model)
+	if !ok {
+		return ledger.Hash{}, nil, false
+	}
 	var of []Worker
 	for _, w := range ws {
-		if w.serves(model) {
-			known, id = true, w.ModelID
+		if w.ModelID == id {
 			of = append(of, w)
 		}
 	}
-	return id, rank(of, min), known
+	return id, rank(of, min), true
+}
+
+// nameOf is what a request gives to reach w's model: the model's name,
+// unless the name resolves to another model (then its id).
+func nameOf(ws []Worker, w Worker) string {
+	if id, _ := resolve(ws, w.ModelName); id != w.ModelID {
+		return w.ModelID.String()
+	}
+	return w.ModelName
+}
+
+// resolve returns the model a request's model string names among the
+// workers' models: the one whose id it is (hex, either case), else the
+// one registered under it as a name. A ledger holds each name for one
+// model; should two models the workers serve bear the same name (a chain
+// from before that rule), it names the first registered (lowest height,
+// then lowest id), never some of each: a caller asking for a name gets
+// one model's work.
+func resolve(ws []Worker, model string) (ledger.Hash, bool) {
+	var best *Worker
+	for i := range ws {
+		w := &ws[i]
+		if strings.EqualFold(model, w.ModelID.String()) {
+			return w.ModelID, true
+		}
+		if w.ModelName == model && (best == nil || w.ModelHeight < best.ModelHeight ||
+			w.ModelHeight == best.ModelHeight && bytes.Compare(w.ModelID[:], best.ModelID[:]) < 0) {
+			best = w
+		}
+	}
+	if best == nil {
+		return ledger.Hash{}, false
+	}
+	return best.ModelID, true
 }
 
 // payerLock is the lock that orders one payer's escrows.
@@ -655,7 +692,7 @@ func (s *Server) models(w http.ResponseWriter, r *http.Request) {
 		if !ok {
 			i = len(data)
 			seen[wk.ModelID] = i
-			m := modelOut{ID: wk.ModelName, Object: "model", OwnedBy: "verdict"}
+			m := modelOut{ID: nameOf(ws, wk), Object: "model", OwnedBy: "verdict"}
 			m.Verdict.ModelID = wk.ModelID.String()
 			data = append(data, m)
 		}

@@ -104,14 +104,14 @@ func testBatchBitExact(t *testing.T, kv engine.KVType, ns []int) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	alone, err := Open(Config{ModelPath: path, Threads: 1, Key: key, MaxConcurrent: 1, KV: kv})
+	alone, err := Open(Config{ModelPath: path, Name: "stories260K", Threads: 1, Key: key, MaxConcurrent: 1, KV: kv})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer alone.Close()
 	// A batch smaller than N, a small prefill chunk: requests queue, and
 	// prompts are fed over several steps beside the others' decoding.
-	w, err := Open(Config{ModelPath: path, Threads: 2, Key: key, MaxConcurrent: 6, ChunkTokens: 16, KV: kv})
+	w, err := Open(Config{ModelPath: path, Name: "stories260K", Threads: 2, Key: key, MaxConcurrent: 6, ChunkTokens: 16, KV: kv})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -232,7 +232,7 @@ func TestKVBudget(t *testing.T) {
 func TestKVBudgetKV16(t *testing.T) {
 	// stories260K: 5 layers, keys of 32 binary16 values: 640 bytes a
 	// position; 80 positions.
-	w, err := Open(Config{ModelPath: testutil.Shared(t, "models/stories260K.gguf"), Threads: 1, KVBudget: 51200, KV: engine.KVF16})
+	w, err := Open(Config{ModelPath: testutil.Shared(t, "models/stories260K.gguf"), Name: "stories260K", Threads: 1, KVBudget: 51200, KV: engine.KVF16})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -198,7 +198,11 @@ func (c *Chain) Setup(ctx context.Context) error {
 			return fmt.Errorf("worker setup: %w", err)
 		}
 		if !found {
-			if _, err := c.send.Commit(ctx, &ledger.MsgRegisterModel{ModelID: ledger.Hash(mi.ID), Name: mi.Name, SpecVersion: 2}); err != nil && !isCode(err, ledger.ErrExists) {
+			_, err := c.send.Commit(ctx, &ledger.MsgRegisterModel{ModelID: ledger.Hash(mi.ID), Name: mi.Name, SpecVersion: 2})
+			switch {
+			case isCode(err, ledger.ErrNameTaken):
+				return fmt.Errorf("worker setup: the ledger holds the name %q for another model (serve model %s under a name of its own: --name): %w", mi.Name, mi.ID, err)
+			case err != nil && !isCode(err, ledger.ErrExists): // ErrExists: registered meanwhile
 				return fmt.Errorf("worker setup: registering model %s: %w", mi.Name, err)
 			}
 		}

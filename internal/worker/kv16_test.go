@@ -35,7 +35,17 @@ func TestKV16Receipts(t *testing.T) {
 	if info.Spec != engine.SpecKV16 || info.ID != id16 || info.ID == w32.Models()[0].ID || info.Fingerprint == w32.Models()[0].Fingerprint {
 		t.Fatalf("binary16 worker serves %s under %q (fingerprint %s); float32: %s", info.ID, info.Spec, info.Fingerprint, w32.Models()[0].ID)
 	}
-	res, err := w16.Generate(ctx, textReq("Once upon a time", 40), nil)
+	// Its own name by default (a ledger holds a name for one model id),
+	// and the float32 model's name is not its.
+	if info.Name != "stories260K+kv16" || w32.Models()[0].Name != "stories260K" {
+		t.Fatalf("served as %q beside %q", info.Name, w32.Models()[0].Name)
+	}
+	if _, err := w16.Generate(ctx, textReq("Once upon a time", 4), nil); !errors.Is(err, ErrUnknownModel) {
+		t.Fatalf("binary16 worker asked for the float32 model's name: %v", err)
+	}
+	req := textReq("Once upon a time", 40)
+	req.Model = info.Name
+	res, err := w16.Generate(ctx, req, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -83,8 +83,7 @@ func Fingerprint(id merkle.Hash, spec string) string { return inference.Fingerpr
 type Config struct {
 	ModelPath     string
 	TokenizerPath string
-	// Name is the model name served; default: the file name without its
-	// extension.
+	// Name is the model name served; default: DefaultName.
 	Name    string
 	Threads int
 	// Key signs receipts; nil: a fresh key for this process.
@@ -143,6 +142,19 @@ type Local struct {
 	maxWait int
 }
 
+// DefaultName is the name a worker serves the model file at path under
+// when it is given none: the file name without its extension, and under
+// the binary16 cache (another spec, so another model id) that name with
+// "+kv16" after it. A ledger holds each name for one model id (the first
+// to register it), so that a name a caller asks for designates one model.
+func DefaultName(path string, kv engine.KVType) string {
+	name := strings.TrimSuffix(filepath.Base(path), filepath.Ext(path))
+	if kv == engine.KVF16 {
+		name += "+kv16"
+	}
+	return name
+}
+
 // Open loads the model of cfg and returns a worker serving it.
 func Open(cfg Config) (*Local, error) {
 	m, err := model.Load(cfg.ModelPath, cfg.TokenizerPath)
@@ -188,7 +200,7 @@ func New(m *model.Model, cfg Config) (*Local, error) {
 	}
 	name := cfg.Name
 	if name == "" {
-		name = strings.TrimSuffix(filepath.Base(m.Path), filepath.Ext(m.Path))
+		name = DefaultName(m.Path, cfg.KV)
 	}
 	src := ""
 	if m.Format == "gguf" {

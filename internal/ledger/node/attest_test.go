@@ -71,8 +71,8 @@ func TestNodeAttestsModels(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitHeight(t, c, 1)
-	for _, id := range []ledger.Hash{held, notHeld} {
-		tx, err := c.Sign(ctx, fkey, &ledger.MsgRegisterModel{ModelID: id, Name: "m", SpecVersion: 1}, 1, -1)
+	for i, id := range []ledger.Hash{held, notHeld} {
+		tx, err := c.Sign(ctx, fkey, &ledger.MsgRegisterModel{ModelID: id, Name: fmt.Sprint("m", i), SpecVersion: 1}, 1, -1)
 		if err != nil {
 			t.Fatal(err)
 		}
