@@ -207,12 +207,20 @@ func amxQ8x16() {
 }
 
 // amxPFOp and amxPFTiles: the prefetch instruction and how many tiles
-// ahead (measurements: AMXPF_OP, AMXPF_TILES in the environment). amxPipe:
+// ahead (measurements: AMXPF_OP, AMXPF_TILES in the environment).
+// PREFETCHT1 (into L2) one tile ahead: 16 rows against weights streamed
+// from memory (BenchmarkAMX/amx/dram with 72 matrices, 120 MB), two
+// threads at once, 147-151 us a 2048 x 768 product against 152-167 with
+// PREFETCHT0, whose misses hold the core's few L1 fill buffers while they
+// wait on memory (PREFETCHT2 the same as T1 here, PREFETCHNTA half the
+// speed; one thread: T1 one tile ahead 147-155, two or three 152-190, T0
+// 172-173); the 110m Q8_0 16-row decode step 10.5-11.2 ms against
+// 11.0-11.8 (five alternated rounds); weights in L2 the same. amxPipe:
 // the tile unit takes blocks b+2 and b+3 while the float work of b and
 // b+1 runs (AMX_PIPE=0 for the plain loop: 252-263 against 274-287 GMAC
 // per CPU second on 16 rows, weights in L2).
 var (
-	amxPFOp    = "PREFETCHT0"
+	amxPFOp    = "PREFETCHT1"
 	amxPFTiles = 1
 	amxPipe    = true
 )
