@@ -116,6 +116,10 @@ type lanes struct {
 // copyOp copies bytes [lo, lo+n) of segment seg to offset off of a block.
 type copyOp struct{ seg, lo, off, n int }
 
+// prefetchFrom is the shortest message (bytes, prefix included) whose
+// parts sum16 prefetches before it hashes them.
+const prefetchFrom = 256
+
 // sum16 hashes a group of 1..16 messages of equal shape on the kernel.
 // Since every message has the same segment boundaries (prefix, then part
 // lengths), all lanes walk the same block layout: a run of blocks lying
@@ -147,6 +151,28 @@ func sum16[D ~[Size]byte](out []D, prefix []byte, parts [][]byte, k int) {
 		L += len(p)
 	}
 	padded := (L + 9 + 63) &^ 63
+	// Every part's first lines and its last, for all lanes at once: the
+	// scratch blocks copy from them a lane at a time, and a run's first
+	// blocks are loaded before blocks16's own prefetches reach them
+	// (parts just written by other cores, or fallen out of this one's
+	// caches, would otherwise cost a wait on memory per lane). Not for
+	// messages of a few blocks (Merkle nodes: hashes just computed).
+	for s := 1; s < nseg && L >= prefetchFrom; s++ {
+		l := len(seg(0, s))
+		if l == 0 {
+			continue
+		}
+		for i := range g.ptrs {
+			g.ptrs[i] = &seg(i, s)[0]
+		}
+		prefetch16(&g.ptrs, min((l+63)/64, 4))
+		if l > 4*64 {
+			for i := range g.ptrs {
+				g.ptrs[i] = &seg(i, s)[l-1]
+			}
+			prefetch16(&g.ptrs, 1)
+		}
+	}
 	s, start := 0, 0 // the segment holding byte pos, and where it starts
 	for pos := 0; pos < padded; {
 		for s < nseg && pos >= start+len(seg(0, s)) {

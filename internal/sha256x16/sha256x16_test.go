@@ -262,3 +262,35 @@ func BenchmarkLanes(b *testing.B) {
 		b.Run(fmt.Sprintf("sha256/%d", n), func(b *testing.B) { benchSum(b, n, 257, false) })
 	}
 }
+
+// BenchmarkSumCold is Sum of 16 messages read from memory rather than the
+// core's caches, in the shapes of a 110m decode step's trace leaves (a
+// head's key and value, 2 parts of 256 bytes from two places; a head's
+// attention output, 256 bytes; a layer input, 3072): each call takes the
+// next parts of a 64 MiB arena, as a batch step hashes leaves written a
+// moment before by other cores and evicted by the weights streaming past.
+func BenchmarkSumCold(b *testing.B) {
+	arena := make([]byte, 64<<20)
+	for i := range arena {
+		arena[i] = byte(i * 7)
+	}
+	for _, shape := range []struct {
+		name string
+		k, L int // parts of L bytes a message
+	}{{"kv", 2, 256}, {"att", 1, 256}, {"x", 1, 3072}} {
+		slots := len(arena) / shape.L
+		out := make([][Size]byte, 16)
+		parts := make([][]byte, 16*shape.k)
+		b.Run("x16/"+shape.name, func(b *testing.B) {
+			b.SetBytes(int64(16 * shape.k * shape.L))
+			next := 0
+			for b.Loop() {
+				for i := range parts {
+					parts[i] = arena[next*shape.L : (next+1)*shape.L]
+					next = (next + 7919) % slots // not the next slot: no stream to follow
+				}
+				Sum(out, []byte{0}, parts)
+			}
+		})
+	}
+}
