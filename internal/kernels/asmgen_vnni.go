@@ -499,10 +499,16 @@ func vnniWTTile(kind string, P int) {
 }
 
 // wtPrefetch is whether vnniWTTile prefetches the next tile's weight rows
-// (with wtPrefetchOp).
+// (with wtPrefetchOp: PREFETCHT1, into L2, since session 12 on the
+// Sapphire Rapids VM: a 8192 x 2048 product against 1 to 8 rows from
+// memory on two threads (BenchmarkQ8RowsDRAM), four alternated rounds, 1 row 20.3-24.3 GB/s
+// against 17.4-19.4 with PREFETCHT0, 2 rows 15.1-17.7 against 12.4-15.8,
+// 4 and 8 rows within the noise; Llama 3.2 1B Q8_0 decode 14.7-14.9 tok/s
+// against 13.3-13.4: a PREFETCHT0 miss holds one of the core's few L1
+// fill buffers until memory answers).
 var (
 	wtPrefetch   = true
-	wtPrefetchOp = "PREFETCHT0"
+	wtPrefetchOp = "PREFETCHT1"
 	// wtPrefetchParts is the number of parts (1, 2, 4 or 8) over which
 	// vnniWTQ8P1 spreads each block step's prefetches.
 	wtPrefetchParts = 8

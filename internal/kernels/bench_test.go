@@ -342,3 +342,36 @@ func BenchmarkPrepareTypes(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkQ8RowsDRAM times a Q8_0 product of a few activation rows (a
+// decode batch of 1 to 16 sequences) with the weights streaming from
+// memory: six 8192 x 2048 matrices (100 MB, beyond what the L3 cache
+// keeps) cycled, on one thread and split between two (matMulHalves). GB/s
+// is weight bytes per second of wall clock: the rate a decode step of that
+// many sequences reads its weights at.
+func BenchmarkQ8RowsDRAM(b *testing.B) {
+	r := rand.New(rand.NewPCG(1, 1))
+	const rows, cols, copies = 8192, 2048, 6
+	ws := make([]*tensor.Tensor, copies)
+	for i := range ws {
+		ws[i] = weights(r, tensor.Q8_0, rows, cols, false)
+	}
+	for _, threads := range []int{1, 2} {
+		for _, n := range []int{1, 2, 4, 8, 16} {
+			x := values(r, n*cols, false)
+			out := make([]float32, n*rows)
+			b.Run(fmt.Sprintf("threads=%d/n=%d", threads, n), func(b *testing.B) {
+				var a Acts
+				a.Prepare(tensor.Q8_0, x, n, cols)
+				runtime.LockOSThread()
+				defer runtime.UnlockOSThread()
+				i := 0
+				for b.Loop() {
+					matMulHalves(ws[i%copies], &a, out, rows, threads)
+					i++
+				}
+				b.ReportMetric(float64(len(ws[0].Data))*float64(b.N)/b.Elapsed().Seconds()/1e9, "GB/s")
+			})
+		}
+	}
+}
