@@ -9,12 +9,11 @@ import (
 
 // f32bPfOp is the F32 batch tiles' weight prefetch: PREFETCHT1, into L2
 // (session 12, Sapphire Rapids VM, BenchmarkBatchStep on the 110m F32
-// file, two threads, alternated rounds (four for n = 4, two for the
-// others): n = 4 195-204 tok/s against
-// 174-182 with PREFETCHT0, n = 8 341-349 against 303-324, n = 2 103-117
-// against 99-104, n = 16 513-521 against 492-509; as for the Q8_0 and
-// K-quant tiles, a PREFETCHT0 miss holds one of the core's few L1 fill
-// buffers until memory answers).
+// file, two threads, alternated rounds, four for n = 4 and two for the
+// others: n = 4 195-204 tok/s against 174-182 with PREFETCHT0, n = 8
+// 341-349 against 303-324, n = 2 103-117 against 99-104, n = 16 513-521
+// against 492-509; as for the Q8_0 and K-quant tiles, a PREFETCHT0 miss
+// holds one of the core's few L1 fill buffers until memory answers).
 const f32bPfOp = "PREFETCHT1"
 
 // The AVX-512F float32 tiles of the batch decode step and of prefill
