@@ -60,11 +60,18 @@ func amxBuf(s *amxScratch) *byte {
 
 // amxMinRows is the fewest activation rows of a last group that the AMX
 // tiles take, padded to 16 with zero rows; fewer go to the vnniWT tiles,
-// whose work grows with the rows where the tile unit's does not
-// (BenchmarkQ8Rows, 2048 x 768, one thread: 8 rows padded ran at 0.95x the
-// vnniWT tiles, 12 at 1.21x; 24 rows as 16 + 8 padded at 154 cpu-GMAC/s,
-// as 16 on AMX and 8 on vnniWT at 166).
-const amxMinRows = 10
+// whose work grows with the rows where the tile unit's does not. With the
+// weights in the core's caches the two are even from about 8 rows
+// (BenchmarkQ8RowsCached n = 8: 134-142 GMAC/s padded against 136-139;
+// an earlier session's BenchmarkQ8Rows, 2048 x 768: 8 rows padded 0.95x,
+// 12 1.21x, 24 rows as 16 + 8 padded 154 cpu-GMAC/s against 166 as 16 +
+// 8 on vnniWT); from memory, where a decode step reads them, the tile unit
+// overlaps its arithmetic with the reads better (session 12, two threads,
+// three alternated rounds: BenchmarkQ8RowsDRAM n = 8 11.6-11.9 GB/s
+// padded against 10.0-10.4, n = 6 11.6-12.2 against 11.2-11.8;
+// BenchmarkBatchStep on the 110m Q8_0 file n = 8 805-876 tok/s against
+// 683-716; at n = 4 padding gained 4-5%, within the noise of some rounds).
+const amxMinRows = 6
 
 // amxRows is how many of n activation rows packAMX packs: every group of 16,
 // and a last group of amxMinRows to 15.

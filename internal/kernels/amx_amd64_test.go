@@ -26,7 +26,7 @@ func TestAMX(t *testing.T) {
 	r := rand.New(rand.NewPCG(41, 42))
 	rows := 16*(2*amxChunk+1) + 5
 	for _, cols := range []int{96, 256} {
-		for _, n := range []int{amxMinRows, 11, 15, 16, 17, 24, 25, 26, 32, 39, 42, 48, 63, 80} {
+		for _, n := range []int{amxMinRows, 8, 9, 11, 15, 16, 17, 24, 25, 26, 32, 39, 42, 48, 63, 80} {
 			for _, special := range []bool{false, true} {
 				w, a := quantInputs(r, tensor.Q8_0, rows, cols, n, special, actsPrepared)
 				if want := (amxRows(n) + 15) / 16; a.packedA != want || want == 0 {

@@ -357,7 +357,7 @@ func BenchmarkQ8RowsDRAM(b *testing.B) {
 		ws[i] = weights(r, tensor.Q8_0, rows, cols, false)
 	}
 	for _, threads := range []int{1, 2} {
-		for _, n := range []int{1, 2, 4, 8, 16} {
+		for _, n := range []int{1, 2, 4, 6, 8, 16} {
 			x := values(r, n*cols, false)
 			out := make([]float32, n*rows)
 			b.Run(fmt.Sprintf("threads=%d/n=%d", threads, n), func(b *testing.B) {
