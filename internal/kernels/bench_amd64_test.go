@@ -42,11 +42,8 @@ func BenchmarkKWTOff(b *testing.B) {
 // thread, steadier than GB/s on a shared machine.
 func BenchmarkQ8Decode(b *testing.B) {
 	r := rand.New(rand.NewPCG(1, 1))
-	const rows, cols, copies = 8192, 2048, 6
-	ws := make([]*tensor.Tensor, copies)
-	for i := range ws {
-		ws[i] = weights(r, tensor.Q8_0, rows, cols, false)
-	}
+	const rows, cols = q8DRAMRows, q8DRAMCols
+	ws := q8DRAMCopies(r)
 	x := values(r, cols, false)
 	out := make([]float32, rows)
 	for _, wt := range []bool{false, true} {
@@ -70,7 +67,7 @@ func BenchmarkQ8Decode(b *testing.B) {
 				cpu0 := threadCPU()
 				i := 0
 				for b.Loop() {
-					w := ws[i%copies]
+					w := ws[i%len(ws)]
 					i++
 					matMulHalves(w, &a, out, rows, threads)
 				}

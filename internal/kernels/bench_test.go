@@ -351,11 +351,8 @@ func BenchmarkPrepareTypes(b *testing.B) {
 // many sequences reads its weights at.
 func BenchmarkQ8RowsDRAM(b *testing.B) {
 	r := rand.New(rand.NewPCG(1, 1))
-	const rows, cols, copies = 8192, 2048, 6
-	ws := make([]*tensor.Tensor, copies)
-	for i := range ws {
-		ws[i] = weights(r, tensor.Q8_0, rows, cols, false)
-	}
+	const rows, cols = q8DRAMRows, q8DRAMCols
+	ws := q8DRAMCopies(r)
 	for _, threads := range []int{1, 2} {
 		for _, n := range []int{1, 2, 4, 6, 8, 16} {
 			x := values(r, n*cols, false)
@@ -367,11 +364,23 @@ func BenchmarkQ8RowsDRAM(b *testing.B) {
 				defer runtime.UnlockOSThread()
 				i := 0
 				for b.Loop() {
-					matMulHalves(ws[i%copies], &a, out, rows, threads)
+					matMulHalves(ws[i%len(ws)], &a, out, rows, threads)
 					i++
 				}
 				b.ReportMetric(float64(len(ws[0].Data))*float64(b.N)/b.Elapsed().Seconds()/1e9, "GB/s")
 			})
 		}
 	}
+}
+
+// The Q8_0 matrices the decode benchmarks stream from memory: six of 8192
+// x 2048 (100 MB, beyond what the L3 cache keeps), cycled.
+const q8DRAMRows, q8DRAMCols = 8192, 2048
+
+func q8DRAMCopies(r *rand.Rand) []*tensor.Tensor {
+	ws := make([]*tensor.Tensor, 6)
+	for i := range ws {
+		ws[i] = weights(r, tensor.Q8_0, q8DRAMRows, q8DRAMCols, false)
+	}
+	return ws
 }
