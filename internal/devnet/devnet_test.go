@@ -155,11 +155,10 @@ func balance(t testing.TB, d *Devnet, a ledger.Address) uint64 {
 	return acct.Balance
 }
 
-// TestBuiltinDevnet starts the devnet with its built-in model: a chat
-// completion returns a receipt that becomes final on the ledger, with
-// the fee paid from the user's escrow.
-func TestBuiltinDevnet(t *testing.T) {
-	d := start(t, Options{})
+// chatReceipt asks the devnet's gateway for a short sampled chat
+// completion of its built-in model and returns the answer's receipt id.
+func chatReceipt(t *testing.T, d *Devnet) string {
+	t.Helper()
 	code, body := post(t, d, d.APIKey, "/v1/chat/completions", `{"model":"verdict-tiny","messages":[{"role":"user","content":"Once upon a time"}],"max_tokens":12,"seed":3,"temperature":0.8}`)
 	if code != 200 {
 		t.Fatalf("status %d: %s", code, body)
@@ -168,10 +167,18 @@ func TestBuiltinDevnet(t *testing.T) {
 	if err := json.Unmarshal(body, &r); err != nil {
 		t.Fatal(err)
 	}
-	id := r.Verdict.ReceiptID
-	if len(id) != 64 {
+	if len(r.Verdict.ReceiptID) != 64 {
 		t.Fatalf("no receipt id in %s", body)
 	}
+	return r.Verdict.ReceiptID
+}
+
+// TestBuiltinDevnet starts the devnet with its built-in model: a chat
+// completion returns a receipt that becomes final on the ledger, with
+// the fee paid from the user's escrow.
+func TestBuiltinDevnet(t *testing.T) {
+	d := start(t, Options{})
+	id := chatReceipt(t, d)
 	waitStatus(t, d, id, 30*time.Second, ledger.StatusFinal)
 	if st := receiptStatus(t, d, id); st != ledger.StatusFinal {
 		t.Fatalf("gateway says %q", st)

@@ -3,7 +3,6 @@ package devnet
 import (
 	"context"
 	"crypto/rand"
-	"encoding/json"
 	"strings"
 	"testing"
 	"time"
@@ -29,18 +28,7 @@ func TestKV16Devnet(t *testing.T) {
 	if id, err := modelid.Of(d.Worker.Model()); err != nil || id == d.Model.ID {
 		t.Fatalf("binary16 id %s equals the float32 one (%v)", d.Model.ID, err)
 	}
-	code, body := post(t, d, d.APIKey, "/v1/chat/completions", `{"model":"verdict-tiny","messages":[{"role":"user","content":"Once upon a time"}],"max_tokens":12,"seed":3,"temperature":0.8}`)
-	if code != 200 {
-		t.Fatalf("status %d: %s", code, body)
-	}
-	var r chatResponse
-	if err := json.Unmarshal(body, &r); err != nil {
-		t.Fatal(err)
-	}
-	if len(r.Verdict.ReceiptID) != 64 {
-		t.Fatalf("no receipt id in %s", body)
-	}
-	waitStatus(t, d, r.Verdict.ReceiptID, 60*time.Second, ledger.StatusFinal)
+	waitStatus(t, d, chatReceipt(t, d), 60*time.Second, ledger.StatusFinal)
 	if s := d.Verifier.Stats(); s.Replayed < 1 || s.Mismatches != 0 {
 		t.Fatalf("verifier stats %+v: want an exact replay", s)
 	}
