@@ -506,6 +506,62 @@ func (s *Sequence) storeHead(l, pos, g int, k, v []float32) {
 	copy(p.values(g, s.heads, hd)[i*hd:(i+1)*hd], v)
 }
 
+// CopyPrefix makes s, a sequence nothing has been fed to, hold the keys
+// and values of src's first m positions, and sets s.Pos to m: the state
+// feeding src's first m tokens to s would leave. Every value is copied bit
+// for bit, and a position's keys and values depend only on the tokens up
+// to it (whatever was fed with them, in whatever chunks), so what s
+// computes next is what it would compute had it been fed those tokens. A
+// prompt that starts with a finished generation's tokens so skips their
+// prefill (the scheduler's prefix cache). s and src must come from the
+// same engine (the same cache layout); src may be used by other copies
+// at the same time, not by a Forward.
+func (s *Sequence) CopyPrefix(src *Sequence, m int) error {
+	switch {
+	case s.released || src.released:
+		return errors.New("copying a cache prefix: sequence released")
+	case s.Pos != 0:
+		return fmt.Errorf("copying a cache prefix: the sequence already holds %d positions", s.Pos)
+	case m < 0 || m > src.Pos:
+		return fmt.Errorf("copying a cache prefix: %d positions asked, the source holds %d", m, src.Pos)
+	case m > s.cap:
+		return fmt.Errorf("copying a cache prefix: %d positions exceed the sequence's %d", m, s.cap)
+	case s.heads != src.heads || s.hd != src.hd || s.page != src.page || s.f16 != src.f16 || len(s.pages) != len(src.pages):
+		return errors.New("copying a cache prefix: the sequences' caches differ in shape")
+	}
+	s.reserve(m)
+	hd := s.hd
+	for l := range s.pages {
+		for i := 0; i*s.page < m; i++ {
+			n := min(m-i*s.page, s.page) // positions of page i to copy
+			d, f := &s.pages[l][i], &src.pages[l][i]
+			for g := 0; g < s.heads; g++ {
+				if s.f16 {
+					copy(d.keys16(g, hd)[:n*hd], f.keys16(g, hd)[:n*hd])
+					copy(d.values16(g, s.heads, hd)[:n*hd], f.values16(g, s.heads, hd)[:n*hd])
+					continue
+				}
+				copy(d.keys(g, hd)[:n*hd], f.keys(g, hd)[:n*hd])
+				copy(d.values(g, s.heads, hd)[:n*hd], f.values(g, s.heads, hd)[:n*hd])
+			}
+		}
+	}
+	s.Pos = m
+	return nil
+}
+
+// Bytes is the memory the sequence's key/value cache holds now (whole
+// pages, as the cache grows).
+func (s *Sequence) Bytes() int64 {
+	var n int64
+	for _, ps := range s.pages {
+		for _, p := range ps {
+			n += 4 * int64(len(p.buf))
+		}
+	}
+	return n
+}
+
 // Cap is the number of positions the sequence can hold.
 func (s *Sequence) Cap() int { return s.cap }
 
