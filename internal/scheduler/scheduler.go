@@ -61,6 +61,15 @@ type Config struct {
 	// busy with their previous token before it goes on without them
 	// (default 10 ms); it never waits longer than the last step took.
 	MaxWait time.Duration
+	// PrefixCache is the most bytes of KVBudget that finished
+	// generations' caches may keep, so that a later prompt starting with
+	// the same tokens (a system prompt, a conversation's earlier turns)
+	// takes their keys and values, and their trace, instead of
+	// computing them again: the same bits (engine.Sequence.CopyPrefix).
+	// Running sequences come first: a request that needs the room gives
+	// up the least recently used. 0: a quarter of KVBudget; negative:
+	// no prefix cache.
+	PrefixCache int64
 }
 
 // Stats is a snapshot of a Scheduler.
@@ -73,6 +82,15 @@ type Stats struct {
 	KVUsed    int64 // bytes of the budget held by running sequences
 	KVBudget  int64
 	MaxBatch  int
+	// The prefix cache (Config.PrefixCache): the bytes and the finished
+	// generations' caches it keeps, its bound, and since the start the
+	// requests that took a cached prefix and the prompt tokens they so
+	// did not compute.
+	PrefixBytes   int64
+	PrefixEntries int
+	PrefixCap     int64
+	PrefixHits    uint64
+	PrefixTokens  uint64
 	// Counters since the start.
 	Steps        uint64 // forward passes
 	PromptTokens uint64 // prompt tokens prefilled
@@ -157,6 +175,8 @@ type Scheduler struct {
 	e     *engine.Engine
 	cfg   Config
 	perKV int64 // bytes of cache per position
+	// prefixCap is Config.PrefixCache resolved (0: no prefix cache).
+	prefixCap int64
 	// polling: the engine's threads were told a step follows soon
 	// (engine.Soon) after the last one (the loop's goroutine only).
 	polling bool
@@ -167,6 +187,11 @@ type Scheduler struct {
 	running int       // admitted (active, or about to be)
 	kvUsed  int64
 	closed  bool
+	// The prefix cache: finished generations' sequences, the bytes they
+	// hold, and the clock of their last use.
+	prefixes    []*prefix
+	prefixBytes int64
+	clock       uint64
 	batch   int
 	peak    int
 	rate    float64
@@ -177,6 +202,7 @@ type Scheduler struct {
 	ended time.Time
 
 	steps, promptTokens, outputTokens atomic.Uint64
+	prefixHits, prefixTokens          atomic.Uint64
 
 	wake chan struct{} // cap 1: something changed
 	quit chan struct{}
@@ -192,10 +218,12 @@ type slot struct {
 
 	// Guarded by Scheduler.mu: the tokens to feed next (nil when the
 	// caller holds the turn), the index into feed of the first position
-	// whose logits are wanted, and whether the caller left.
+	// whose logits are wanted, whether the caller left, and whether the
+	// prefix cache took its sequence (keepPrefix).
 	feed  []int
 	first int
 	gone  bool
+	kept  bool
 
 	// The scheduler goroutine's: tokens of feed already fed, and the
 	// logits gathered over the chunks.
@@ -234,6 +262,12 @@ func New(e *engine.Engine, cfg Config) *Scheduler {
 	if cfg.KVBudget <= 0 {
 		cfg.KVBudget = int64(cfg.MaxBatch) * int64(c.ContextLen) * s.perKV
 	}
+	switch {
+	case cfg.PrefixCache == 0:
+		s.prefixCap = cfg.KVBudget / 4
+	case cfg.PrefixCache > 0:
+		s.prefixCap = min(cfg.PrefixCache, cfg.KVBudget)
+	}
 	s.cfg = cfg
 	go s.loop()
 	return s
@@ -256,6 +290,7 @@ func (s *Scheduler) Stats() Stats {
 	defer s.mu.Unlock()
 	return Stats{
 		Running: s.running, Queued: len(s.queue), Batch: s.batch, PeakBatch: s.peak, KVUsed: s.kvUsed, KVBudget: s.cfg.KVBudget, MaxBatch: s.cfg.MaxBatch,
+		PrefixBytes: s.prefixBytes, PrefixEntries: len(s.prefixes), PrefixCap: s.prefixCap, PrefixHits: s.prefixHits.Load(), PrefixTokens: s.prefixTokens.Load(),
 		Steps: s.steps.Load(), PromptTokens: s.promptTokens.Load(), OutputTokens: s.outputTokens.Load(), DecodeRate: s.rate,
 		Forward: s.forward.clone(), Gap: s.gap.clone(),
 	}
@@ -354,7 +389,10 @@ func (s *Scheduler) Run(ctx context.Context, req generate.Request) (generate.Res
 	if req.OnLogits == nil || req.OutputLogitsOnly {
 		first = len(req.Prompt) - 1
 	}
-	logits, err := s.exchange(ctx, sl, req.Prompt, first)
+	// A cached prefix gives positions before the first whose logits are
+	// wanted (and always leaves the last prompt token to feed).
+	skip := s.takePrefix(req, seq, first)
+	logits, err := s.exchange(ctx, sl, req.Prompt[skip:], first-skip)
 	if err != nil {
 		return res, err
 	}
@@ -392,6 +430,7 @@ func (s *Scheduler) Run(ctx context.Context, req generate.Request) (generate.Res
 		last = logits[0]
 		pos++
 	}
+	s.keepPrefix(req, sl, res.Output)
 	return res, nil
 }
 
@@ -448,8 +487,19 @@ func (s *Scheduler) admit(ctx context.Context, kv int64) error {
 	return ctx.Err()
 }
 
+// fitsLocked reports whether a request holding kv bytes of cache fits in
+// the batch and the budget, giving up cached prefixes (least recently
+// used first) to make room.
 func (s *Scheduler) fitsLocked(kv int64) bool {
-	return s.running < s.cfg.MaxBatch && s.kvUsed+kv <= s.cfg.KVBudget
+	if s.running >= s.cfg.MaxBatch {
+		return false
+	}
+	for s.kvUsed+s.prefixBytes+kv > s.cfg.KVBudget {
+		if !s.evictLocked() {
+			return false
+		}
+	}
+	return true
 }
 
 // admitLocked admits queued requests, in order, while the head fits.
@@ -533,9 +583,12 @@ func (s *Scheduler) loop() {
 		// ErrClosed; their sequences go back to the engine.
 		s.mu.Lock()
 		for _, sl := range s.active {
-			sl.seq.Release()
+			if !sl.kept {
+				sl.seq.Release()
+			}
 		}
 		s.active = nil
+		s.dropLocked(func(*prefix) bool { return true })
 		s.mu.Unlock()
 	}()
 	var since time.Time    // when the oldest ready request became ready
@@ -607,7 +660,9 @@ func (s *Scheduler) reapLocked() {
 	kept := s.active[:0]
 	for _, sl := range s.active {
 		if sl.gone {
-			sl.seq.Release()
+			if !sl.kept {
+				sl.seq.Release()
+			}
 			s.running--
 			s.kvUsed -= sl.kv
 			continue

@@ -43,6 +43,9 @@ type job struct {
 	all     bool // every logit vector, not only the output ones
 	stopAt  int  // OnToken ends the generation at this output token (0: never)
 	cancelA int  // the context is cancelled after this many tokens (0: never)
+	// prefix: the request's tracer gives and takes cached prefixes
+	// (scheduler.PrefixTracer).
+	prefix bool
 }
 
 type outcome struct {
@@ -63,8 +66,12 @@ func (j job) run(ctx context.Context, c model.Config, run func(context.Context, 
 	d := generate.NewDigest()
 	var o outcome
 	n := 0
+	var tr engine.Tracer = rec
+	if j.prefix {
+		tr = prefixRec{rec}
+	}
 	req := generate.Request{
-		Prompt: j.prompt, Steps: j.steps, Sampler: j.params, StopTokens: []int{1, 2}, Trace: rec,
+		Prompt: j.prompt, Steps: j.steps, Sampler: j.params, StopTokens: []int{1, 2}, Trace: tr,
 		OutputLogitsOnly: !j.all,
 		OnLogits: func(pos int, l []float32) error {
 			rec.Logits(pos, l)

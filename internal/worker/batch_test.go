@@ -104,7 +104,7 @@ func testBatchBitExact(t *testing.T, kv engine.KVType, ns []int) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	alone, err := Open(Config{ModelPath: path, Name: "stories260K", Threads: 1, Key: key, MaxConcurrent: 1, KV: kv})
+	alone, err := Open(Config{ModelPath: path, Name: "stories260K", Threads: 1, Key: key, MaxConcurrent: 1, KV: kv, PrefixCache: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -165,6 +165,88 @@ func testBatchBitExact(t *testing.T, kv engine.KVType, ns []int) {
 			}
 		})
 	}
+}
+
+// TestPrefixCacheReceipts: conversations through a worker whose prefix
+// cache is on (the default) — a shared opening, then follow-up turns that
+// send an earlier turn's prompt and answer again with a few words more,
+// arriving together — give every text, logprob and receipt, byte for byte,
+// of a worker without one; a verifier replaying each receipt alone
+// accepts it; and the follow-ups took cached prefixes.
+func TestPrefixCacheReceipts(t *testing.T) {
+	path := testutil.Shared(t, "models/stories260K.gguf")
+	key, err := keys.GenerateKey(rand.NewChaCha8([32]byte{16}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain, err := Open(Config{ModelPath: path, Name: "stories260K", Threads: 1, Key: key, MaxConcurrent: 1, PrefixCache: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer plain.Close()
+	w, err := Open(Config{ModelPath: path, Name: "stories260K", Threads: 2, Key: key, MaxConcurrent: 6, ChunkTokens: 16})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	r := rand.New(rand.NewPCG(4, 16))
+	opening := "Once upon a time there was a little dog named Tom who liked to play in the park."
+	turn := func(prompts []string) []batchCase {
+		var cs []batchCase
+		for i, p := range prompts {
+			req := textReq(p, 8+r.IntN(24))
+			req.Nonce = []byte(fmt.Sprint("turn", len(p), i))
+			if i%2 == 1 {
+				req.Sampler = sampler.Params{Temperature: 0.8, Seed: uint64(i)}
+				req.Logprobs, req.TopLogprobs = true, 2
+			}
+			cs = append(cs, batchCase{req: req})
+		}
+		return cs
+	}
+	runTurn := func(cs []batchCase) []batchOutcome {
+		want := make([]batchOutcome, len(cs))
+		for i, c := range cs {
+			want[i] = c.run(plain)
+		}
+		got := make([]batchOutcome, len(cs))
+		var wg sync.WaitGroup
+		for _, i := range r.Perm(len(cs)) {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				got[i] = cs[i].run(w)
+			}()
+			time.Sleep(time.Duration(r.IntN(300)) * time.Microsecond)
+		}
+		wg.Wait()
+		for i := range cs {
+			if err := sameOutcome(got[i], want[i]); err != nil {
+				t.Fatalf("request %d: %v", i, err)
+			}
+			v, err := plain.Verify(context.Background(), got[i].res.Receipt, true)
+			if err != nil || !v.Match {
+				t.Fatalf("request %d: replay %+v, %v", i, v, err)
+			}
+		}
+		return got
+	}
+	prompts := make([]string, 6)
+	for i := range prompts {
+		prompts[i] = opening + " " + words[r.IntN(len(words))] + " " + words[r.IntN(len(words))]
+	}
+	runTurn(turn(prompts[:1])) // the opening, cached
+	first := runTurn(turn(prompts))
+	for i := range prompts {
+		prompts[i] += first[i].res.Text + " " + words[r.IntN(len(words))]
+	}
+	before := w.BatchStats()
+	runTurn(turn(prompts))
+	st := w.BatchStats()
+	if st.PrefixHits < before.PrefixHits+3 || st.PrefixTokens == before.PrefixTokens {
+		t.Errorf("follow-ups took %d cached prefixes (%d tokens), want at least 3", st.PrefixHits-before.PrefixHits, st.PrefixTokens-before.PrefixTokens)
+	}
+	t.Logf("%d requests took a cached prefix, %d prompt tokens not computed; %d caches kept (%d bytes of %d)", st.PrefixHits, st.PrefixTokens, st.PrefixEntries, st.PrefixBytes, st.PrefixCap)
 }
 
 func sameOutcome(got, want batchOutcome) error {

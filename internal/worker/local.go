@@ -100,6 +100,15 @@ type Config struct {
 	// admission to its end. A request that could never fit fails with
 	// ErrContextLength.
 	KVBudget int64
+	// PrefixCache is the most bytes of KVBudget that finished
+	// generations' caches may keep, so that a prompt starting with the
+	// same tokens (a system prompt; a conversation's earlier turns, which
+	// the next request sends again) takes their keys, values and trace
+	// instead of computing them: the same tokens, logits and receipt as
+	// computing them (scheduler.Config.PrefixCache). Running generations
+	// come first: kept caches give way, least recently used first.
+	// 0: a quarter of KVBudget; negative: none.
+	PrefixCache int64
 	// KV is the precision of the key/value cache: engine.KVF32 (the
 	// default, engine.SpecVersion) or engine.KVF16 (engine.SpecKV16: half
 	// the memory and the attention's reads; the model is then served
@@ -234,7 +243,7 @@ func New(m *model.Model, cfg Config) (*Local, error) {
 		},
 		m: m, tok: tok, e: e, key: key, store: store, log: log,
 		sem: make(chan struct{}, replays), maxWait: queue,
-		sched: scheduler.New(e, scheduler.Config{MaxBatch: cfg.MaxConcurrent, MaxQueue: queue, KVBudget: cfg.KVBudget, ChunkTokens: cfg.ChunkTokens}),
+		sched: scheduler.New(e, scheduler.Config{MaxBatch: cfg.MaxConcurrent, MaxQueue: queue, KVBudget: cfg.KVBudget, ChunkTokens: cfg.ChunkTokens, PrefixCache: cfg.PrefixCache}),
 	}
 	// Generation stops on BOS (as llama2.c) and on every end-of-generation
 	// token: EOS, EOT, EOM and those llama.cpp recognises by text.
@@ -654,6 +663,33 @@ func traceLayers(l int, rows []engine.LayerRow) {
 	for _, g := range gates {
 		g.mu.Unlock()
 	}
+}
+
+var _ scheduler.PrefixTracer = (*traceGate)(nil)
+
+// TracePrefix and ResumePrefix make the gate a scheduler.PrefixTracer:
+// its recorder's trace of a generation's first positions goes with the
+// generation's cache to the prefix cache, and from it to a generation
+// whose prompt starts with the same tokens.
+func (g *traceGate) TracePrefix(m int) (any, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	rec, ok := g.t.(*audit.Recorder)
+	if g.stopped || !ok {
+		return nil, errors.New("trace prefix: the generation's trace is closed")
+	}
+	return rec.TracePrefix(m)
+}
+
+func (g *traceGate) ResumePrefix(p any, m int) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	rec, ok := g.t.(*audit.Recorder)
+	tp, isPrefix := p.(*audit.TracePrefix)
+	if g.stopped || !ok || !isPrefix {
+		return errors.New("resuming a trace prefix: not a recorder's prefix")
+	}
+	return rec.ResumePrefix(tp, m)
 }
 
 func (g *traceGate) stop() {

@@ -1,0 +1,177 @@
+package scheduler
+
+import (
+	"slices"
+
+	"github.com/verdictnet/verdict/internal/engine"
+	"github.com/verdictnet/verdict/internal/generate"
+)
+
+// PrefixTracer is a request's Tracer that can hand over what it traced of
+// its sequence's first positions (TracePrefix, at the end of a generation)
+// and take such a trace for a new sequence (ResumePrefix, before it is fed
+// anything): the prefix cache gives a prompt that starts with a finished
+// generation's tokens that generation's keys and values of those
+// positions, and its tracer their trace. The value TracePrefix returns is
+// opaque to the scheduler; ResumePrefix gets it back. A request whose
+// Trace is neither nil nor a PrefixTracer neither gives nor takes a
+// cached prefix.
+type PrefixTracer interface {
+	TracePrefix(m int) (any, error)
+	ResumePrefix(p any, m int) error
+}
+
+// minPrefix is the fewest positions a cached prefix must give a prompt to
+// be taken (a beginning-of-sequence token alone is no reuse).
+const minPrefix = 4
+
+// prefix is a finished generation's key/value cache kept for later
+// prompts that start with its tokens (Config.PrefixCache).
+type prefix struct {
+	tokens []int // the tokens fed: seq holds positions [0, len(tokens))
+	seq    *engine.Sequence
+	trace  any // the generation's PrefixTracer.TracePrefix; nil: untraced
+	bytes  int64
+	pins   int    // Runs copying from it
+	used   uint64 // Scheduler.clock when last kept or taken
+}
+
+// takePrefix gives seq (nothing fed yet) the longest cached prefix of the
+// prompt's first `limit` tokens (at least minPrefix of them), with its
+// trace when req has a tracer, and returns the positions it took (0:
+// none).
+func (s *Scheduler) takePrefix(req generate.Request, seq *engine.Sequence, limit int) int {
+	pt, traced := req.Trace.(PrefixTracer)
+	if s.prefixCap <= 0 || limit < minPrefix || (req.Trace != nil && !traced) {
+		return 0
+	}
+	s.mu.Lock()
+	var best *prefix
+	m := 0
+	for _, p := range s.prefixes {
+		if traced && p.trace == nil {
+			continue
+		}
+		if n := commonPrefix(p.tokens, req.Prompt[:limit]); n > m {
+			best, m = p, n
+		}
+	}
+	if best == nil || m < minPrefix {
+		s.mu.Unlock()
+		return 0
+	}
+	best.pins++
+	s.clock++
+	best.used = s.clock
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		best.pins--
+		s.mu.Unlock()
+	}()
+	if err := seq.CopyPrefix(best.seq, m); err != nil {
+		return 0
+	}
+	if traced {
+		if err := pt.ResumePrefix(best.trace, m); err != nil {
+			seq.Pos = 0 // the copied positions are fed again
+			return 0
+		}
+	}
+	s.prefixHits.Add(1)
+	s.prefixTokens.Add(uint64(m))
+	return m
+}
+
+// keepPrefix keeps the cache of sl, whose generation of req ended with
+// output after its last step, for later prompts: its sequence goes to the
+// prefix cache instead of back to the engine, and the room it held in the
+// budget goes with it (Config.PrefixCache bounds what is kept, the least
+// recently used given up first). A cache whose tokens start another's (or
+// are another's) is not kept twice: the longer one stays.
+func (s *Scheduler) keepPrefix(req generate.Request, sl *slot, output []int) {
+	n := sl.seq.Pos
+	pt, traced := req.Trace.(PrefixTracer)
+	if s.prefixCap <= 0 || n < minPrefix || (req.Trace != nil && !traced) || n > len(req.Prompt)+len(output) {
+		return
+	}
+	p := &prefix{tokens: append(slices.Clip(req.Prompt), output...)[:n:n], seq: sl.seq, bytes: sl.seq.Bytes()}
+	if traced {
+		tr, err := pt.TracePrefix(n)
+		if err != nil {
+			return
+		}
+		p.trace = tr
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed || p.bytes > s.prefixCap {
+		return
+	}
+	for _, q := range s.prefixes {
+		if len(q.tokens) >= n && slices.Equal(q.tokens[:n], p.tokens) && (q.trace != nil || !traced) {
+			s.clock++
+			q.used = s.clock
+			return
+		}
+	}
+	s.dropLocked(func(q *prefix) bool {
+		return len(q.tokens) < n && slices.Equal(p.tokens[:len(q.tokens)], q.tokens) && (p.trace != nil || q.trace == nil)
+	})
+	for s.prefixBytes+p.bytes > s.prefixCap && s.evictLocked() {
+	}
+	if s.prefixBytes+p.bytes > s.prefixCap {
+		return
+	}
+	s.clock++
+	p.used = s.clock
+	s.prefixes = append(s.prefixes, p)
+	s.prefixBytes += p.bytes
+	// The sequence is the cache's now: its room in the budget too.
+	sl.kept = true
+	s.kvUsed -= sl.kv
+	sl.kv = 0
+}
+
+// evictLocked gives up the least recently used cached prefix no Run is
+// copying from; false when there is none.
+func (s *Scheduler) evictLocked() bool {
+	var lru *prefix
+	for _, p := range s.prefixes {
+		if p.pins == 0 && (lru == nil || p.used < lru.used) {
+			lru = p
+		}
+	}
+	if lru == nil {
+		return false
+	}
+	s.dropLocked(func(p *prefix) bool { return p == lru })
+	return true
+}
+
+// dropLocked gives up the cached prefixes no Run is copying from for
+// which drop is true: their sequences go back to the engine.
+func (s *Scheduler) dropLocked(drop func(*prefix) bool) {
+	kept := s.prefixes[:0]
+	for _, p := range s.prefixes {
+		if p.pins == 0 && drop(p) {
+			p.seq.Release()
+			s.prefixBytes -= p.bytes
+			continue
+		}
+		kept = append(kept, p)
+	}
+	clear(s.prefixes[len(kept):])
+	s.prefixes = kept
+}
+
+// commonPrefix is the length of the longest common prefix of a and b.
+func commonPrefix(a, b []int) int {
+	n := min(len(a), len(b))
+	for i := 0; i < n; i++ {
+		if a[i] != b[i] {
+			return i
+		}
+	}
+	return n
+}

@@ -1,0 +1,167 @@
+package scheduler_test
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/verdictnet/verdict/internal/audit"
+	"github.com/verdictnet/verdict/internal/generate"
+	"github.com/verdictnet/verdict/internal/sampler"
+	"github.com/verdictnet/verdict/internal/scheduler"
+)
+
+// prefixRec is an audit.Recorder as a scheduler.PrefixTracer (as the
+// worker's tracer is).
+type prefixRec struct{ *audit.Recorder }
+
+func (p prefixRec) TracePrefix(m int) (any, error) { return p.Recorder.TracePrefix(m) }
+
+func (p prefixRec) ResumePrefix(x any, m int) error {
+	return p.Recorder.ResumePrefix(x.(*audit.TracePrefix), m)
+}
+
+// conversations returns n requests whose prompts start with one of two
+// shared "system prompts" (30 and 45 tokens), then a few tokens of their
+// own; mixed sampling, some ending early, some cancelled, some asking for
+// every prompt position's logits (which no cached prefix can give).
+func conversations(n int, r *rand.Rand) []job {
+	systems := [2][]int{{1}, {1}}
+	for i, l := range []int{29, 44} {
+		for range l {
+			systems[i] = append(systems[i], 3+r.IntN(500))
+		}
+	}
+	js := jobs(n, r)
+	for i := range js {
+		p := slices.Clone(systems[i%2])
+		p = append(p, js[i].prompt[1:1+min(len(js[i].prompt)-1, 6)]...)
+		js[i].prompt, js[i].steps, js[i].prefix = p, len(p)+4+r.IntN(30), true
+	}
+	return js
+}
+
+// TestPrefixCacheEqualsAlone: requests that share system prompts, then
+// follow-up turns whose prompts are an earlier turn's prompt and answer
+// and a few tokens more, run concurrently (arrival shuffled) through a
+// scheduler with a prefix cache, give the tokens, logits and trace roots
+// of generate.Run alone, for N = 1, 4 and 16; the follow-ups take cached
+// prefixes (the scheduler's counters), and when every request is done the
+// cache holds no more than its bound and no running room.
+func TestPrefixCacheEqualsAlone(t *testing.T) {
+	e := newEngine(t)
+	c := e.Model().Config
+	alone := func(ctx context.Context, req generate.Request) (generate.Result, error) { return generate.Run(ctx, e, req) }
+	for _, n := range []int{1, 4, 16} {
+		t.Run(fmt.Sprint(n), func(t *testing.T) {
+			r := rand.New(rand.NewPCG(uint64(n), 11))
+			s := scheduler.New(e, scheduler.Config{MaxBatch: 6, ChunkTokens: 16})
+			defer s.Close()
+			runAll := func(js []job) []outcome {
+				got := make([]outcome, len(js))
+				var wg sync.WaitGroup
+				for _, i := range r.Perm(len(js)) {
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						got[i] = js[i].run(context.Background(), c, s.Run)
+					}()
+					time.Sleep(time.Duration(r.IntN(300)) * time.Microsecond)
+				}
+				wg.Wait()
+				return got
+			}
+			check := func(js []job, got []outcome) {
+				t.Helper()
+				for i, j := range js {
+					want := j.run(context.Background(), c, alone)
+					if err := got[i].equal(want); err != nil {
+						t.Errorf("request %d (prompt of %d): %v", i, len(j.prompt), err)
+					}
+				}
+			}
+			first := conversations(n, r)
+			got := runAll(first)
+			check(first, got)
+			t.Logf("after the first turns: %+v", s.Stats())
+			// Second turns: the first turn's prompt and answer (but its
+			// last token), then a few new tokens; greedy.
+			var next []job
+			for i, j := range first {
+				if got[i].err != nil || len(got[i].out) < 2 {
+					continue
+				}
+				p := append(slices.Clone(j.prompt), got[i].out[:len(got[i].out)-1]...)
+				for range 1 + r.IntN(5) {
+					p = append(p, 3+r.IntN(500))
+				}
+				if len(p)+8 > c.ContextLen {
+					continue
+				}
+				next = append(next, job{prompt: p, steps: len(p) + 8, prefix: true, params: sampler.Params{Temperature: 0.7, Seed: uint64(i)}})
+			}
+			before := s.Stats()
+			check(next, runAll(next))
+			waitIdle(t, s)
+			st := s.Stats()
+			if n > 1 && (st.PrefixHits == before.PrefixHits || st.PrefixTokens <= before.PrefixTokens) {
+				t.Errorf("second turns took no cached prefix: %+v", st)
+			}
+			if st.PrefixHits == 0 || st.PrefixEntries == 0 || st.PrefixBytes <= 0 || st.PrefixBytes > st.PrefixCap {
+				t.Errorf("prefix cache after the runs: %d hits, %d entries of %d bytes, bound %d", st.PrefixHits, st.PrefixEntries, st.PrefixBytes, st.PrefixCap)
+			}
+			t.Logf("%d requests then %d follow-ups: %d took a cached prefix (%d positions), %d entries (%d bytes) kept", n, len(next), st.PrefixHits, st.PrefixTokens, st.PrefixEntries, st.PrefixBytes)
+		})
+	}
+}
+
+// TestPrefixCacheGivesWay: cached prefixes never keep a request out: one
+// that needs the whole budget evicts them, and a scheduler whose prefix
+// cache is off keeps nothing.
+func TestPrefixCacheGivesWay(t *testing.T) {
+	e := newEngine(t)
+	c := e.Model().Config
+	per := e.KVBytesPerPosition()
+	budget := int64(c.ContextLen) * per
+	s := scheduler.New(e, scheduler.Config{MaxBatch: 4, KVBudget: budget, PrefixCache: budget})
+	defer s.Close()
+	r := rand.New(rand.NewPCG(5, 5))
+	for i := range 3 {
+		j := conversations(3, r)[i]
+		j.steps, j.cancelA, j.stopAt = len(j.prompt)+6, 0, 0
+		if o := j.run(context.Background(), c, s.Run); o.err != nil {
+			t.Fatal(o.err)
+		}
+	}
+	waitIdle(t, s)
+	if st := s.Stats(); st.PrefixEntries == 0 {
+		t.Fatalf("nothing cached: %+v", st)
+	}
+	// The whole context: every cached prefix gives way.
+	j := job{prompt: []int{1, 5, 6, 7}, steps: c.ContextLen, prefix: true}
+	if o := j.run(context.Background(), c, s.Run); o.err != nil {
+		t.Fatalf("a request for the whole budget: %v", o.err)
+	}
+	waitIdle(t, s)
+	if st := s.Stats(); st.PrefixBytes+int64(c.ContextLen)*per > budget && st.PrefixEntries > 1 {
+		t.Errorf("after the large request: %+v", st)
+	}
+
+	off := scheduler.New(e, scheduler.Config{MaxBatch: 4, PrefixCache: -1})
+	defer off.Close()
+	for i := range 2 {
+		j := conversations(2, r)[i]
+		j.cancelA, j.stopAt = 0, 0
+		if o := j.run(context.Background(), c, off.Run); o.err != nil {
+			t.Fatal(o.err)
+		}
+	}
+	waitIdle(t, off)
+	if st := off.Stats(); st.PrefixEntries != 0 || st.PrefixHits != 0 || st.PrefixCap != 0 {
+		t.Errorf("prefix cache off: %+v", st)
+	}
+}
