@@ -55,7 +55,9 @@ func conversations(n int, r *rand.Rand) []job {
 func TestPrefixCacheEqualsAlone(t *testing.T) {
 	e := newEngine(t)
 	c := e.Model().Config
-	alone := func(ctx context.Context, req generate.Request) (generate.Result, error) { return generate.Run(ctx, e, req) }
+	alone := func(ctx context.Context, req generate.Request) (generate.Result, error) {
+		return generate.Run(ctx, e, req)
+	}
 	for _, n := range []int{1, 4, 16} {
 		t.Run(fmt.Sprint(n), func(t *testing.T) {
 			r := rand.New(rand.NewPCG(uint64(n), 11))

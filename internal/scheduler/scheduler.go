@@ -192,11 +192,11 @@ type Scheduler struct {
 	prefixes    []*prefix
 	prefixBytes int64
 	clock       uint64
-	batch   int
-	peak    int
-	rate    float64
-	forward Histogram
-	gap     Histogram
+	batch       int
+	peak        int
+	rate        float64
+	forward     Histogram
+	gap         Histogram
 	// ended is when the last step's forward pass ended, zero once the
 	// batch has emptied since (the scheduler goroutine's).
 	ended time.Time
