@@ -5,7 +5,7 @@ import "github.com/prometheus/client_golang/prometheus"
 // Collector exposes a scheduler's Stats to Prometheus (names under
 // verdict_worker_): the batch size, the running and queued requests, the
 // key/value cache used and budgeted, the steps and tokens processed, and
-// the recent decode rate, and histograms of the steps' forward time and of
+// the recent decode rate, the prefix cache, and histograms of the steps' forward time and of
 // the gaps between steps.
 type Collector struct {
 	stats func() Stats
@@ -19,18 +19,23 @@ func NewCollector(stats func() Stats) *Collector {
 		return prometheus.NewDesc("verdict_worker_"+name, help, labels, nil)
 	}
 	return &Collector{stats: stats, descs: map[string]*prometheus.Desc{
-		"batch":    d("batch_size", "Sequences in the last forward step of the continuous batch."),
-		"peak":     d("batch_size_peak", "Most sequences in one forward step since the start."),
-		"max":      d("batch_size_max", "Most sequences the batch admits (--concurrency)."),
-		"running":  d("batch_running", "Generations admitted to the batch and not yet ended."),
-		"queued":   d("queue_length", "Generations waiting for room in the batch."),
-		"kvUsed":   d("kv_cache_used_bytes", "Key/value cache held by running generations."),
-		"kvBudget": d("kv_cache_budget_bytes", "Key/value cache budget (--kv-budget-mib)."),
-		"steps":    d("batch_steps_total", "Forward steps of the batch."),
-		"tokens":   d("batch_tokens_total", "Tokens processed by the batch, by kind (prompt: prefilled; completion: generated).", "kind"),
-		"rate":     d("decode_tokens_per_second", "Generated tokens per second over recent steps (0 when idle)."),
-		"forward":  d("step_forward_seconds", "Wall time of each batch step's forward pass (all its sequences together)."),
-		"gap":      d("step_gap_seconds", "Wall time from the end of one step's forward pass to the start of the next while generations run: the callers' per-token work (logit hashing, sampling, streaming) and the wait for it, when the engine computes nothing."),
+		"batch":     d("batch_size", "Sequences in the last forward step of the continuous batch."),
+		"peak":      d("batch_size_peak", "Most sequences in one forward step since the start."),
+		"max":       d("batch_size_max", "Most sequences the batch admits (--concurrency)."),
+		"running":   d("batch_running", "Generations admitted to the batch and not yet ended."),
+		"queued":    d("queue_length", "Generations waiting for room in the batch."),
+		"kvUsed":    d("kv_cache_used_bytes", "Key/value cache held by running generations."),
+		"kvBudget":  d("kv_cache_budget_bytes", "Key/value cache budget (--kv-budget-mib)."),
+		"steps":     d("batch_steps_total", "Forward steps of the batch."),
+		"tokens":    d("batch_tokens_total", "Tokens processed by the batch, by kind (prompt: prefilled; completion: generated).", "kind"),
+		"rate":      d("decode_tokens_per_second", "Generated tokens per second over recent steps (0 when idle)."),
+		"forward":   d("step_forward_seconds", "Wall time of each batch step's forward pass (all its sequences together)."),
+		"pcBytes":   d("prefix_cache_bytes", "Key/value cache kept by finished generations for prompts that start with their tokens (the prefix cache)."),
+		"pcEntries": d("prefix_cache_entries", "Finished generations' caches the prefix cache keeps."),
+		"pcBudget":  d("prefix_cache_budget_bytes", "Most of the key/value cache budget the prefix cache keeps (--prefix-cache-mib)."),
+		"pcHits":    d("prefix_cache_hits_total", "Generations that took a cached prefix."),
+		"pcTokens":  d("prefix_cache_tokens_total", "Prompt tokens taken from the prefix cache instead of computed."),
+		"gap":       d("step_gap_seconds", "Wall time from the end of one step's forward pass to the start of the next while generations run: the callers' per-token work (logit hashing, sampling, streaming) and the wait for it, when the engine computes nothing."),
 	}}
 }
 
@@ -61,6 +66,11 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	n("tokens", float64(s.PromptTokens), "prompt")
 	n("tokens", float64(s.OutputTokens), "completion")
 	g("rate", s.DecodeRate)
+	g("pcBytes", float64(s.PrefixBytes))
+	g("pcEntries", float64(s.PrefixEntries))
+	g("pcBudget", float64(s.PrefixCap))
+	n("pcHits", float64(s.PrefixHits))
+	n("pcTokens", float64(s.PrefixTokens))
 	h := func(k string, v Histogram) {
 		buckets := make(map[float64]uint64, len(StepBounds))
 		var cum uint64

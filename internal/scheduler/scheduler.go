@@ -220,10 +220,11 @@ type slot struct {
 	// caller holds the turn), the index into feed of the first position
 	// whose logits are wanted, whether the caller left, and whether the
 	// prefix cache took its sequence (keepPrefix).
-	feed  []int
-	first int
-	gone  bool
-	kept  bool
+	feed   []int
+	first  int
+	prompt bool // feed is (the rest of) the prompt
+	gone   bool
+	kept   bool
 
 	// The scheduler goroutine's: tokens of feed already fed, and the
 	// logits gathered over the chunks.
@@ -392,7 +393,7 @@ func (s *Scheduler) Run(ctx context.Context, req generate.Request) (generate.Res
 	// A cached prefix gives positions before the first whose logits are
 	// wanted (and always leaves the last prompt token to feed).
 	skip := s.takePrefix(req, seq, first)
-	logits, err := s.exchange(ctx, sl, req.Prompt[skip:], first-skip)
+	logits, err := s.exchange(ctx, sl, req.Prompt[skip:], first-skip, true)
 	if err != nil {
 		return res, err
 	}
@@ -420,7 +421,7 @@ func (s *Scheduler) Run(ctx context.Context, req generate.Request) (generate.Res
 		if pos >= steps {
 			break
 		}
-		logits, err := s.exchange(ctx, sl, []int{next}, 0)
+		logits, err := s.exchange(ctx, sl, []int{next}, 0, false)
 		if err != nil {
 			return res, err
 		}
@@ -533,13 +534,13 @@ func (s *Scheduler) leave(sl *slot) {
 
 // exchange hands the scheduler the tokens to feed and waits for their
 // logits (those of positions first.. of feed).
-func (s *Scheduler) exchange(ctx context.Context, sl *slot, feed []int, first int) ([][]float32, error) {
+func (s *Scheduler) exchange(ctx context.Context, sl *slot, feed []int, first int, prompt bool) ([][]float32, error) {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
 		return nil, ErrClosed
 	}
-	sl.feed, sl.first = feed, first
+	sl.feed, sl.first, sl.prompt = feed, first, prompt
 	// The loop needs a wake-up when the first running request is ready
 	// (to start its wait for the others) and when the last one is: not
 	// for each of those in between (a step of 16 would wake it 16 times
@@ -570,9 +571,10 @@ func (s *Scheduler) exchange(ctx context.Context, sl *slot, feed []int, first in
 
 // work is a slot's share of one step.
 type work struct {
-	sl    *slot
-	feed  []int
-	first int
+	sl     *slot
+	feed   []int
+	first  int
+	prompt bool // feed is (the rest of) the prompt
 }
 
 // loop is the scheduler goroutine: one step per iteration.
@@ -609,7 +611,7 @@ func (s *Scheduler) loop() {
 		busy := 0
 		for _, sl := range s.active {
 			if sl.feed != nil {
-				ready = append(ready, work{sl, sl.feed, sl.first})
+				ready = append(ready, work{sl, sl.feed, sl.first, sl.prompt})
 			} else {
 				busy++
 			}
@@ -696,10 +698,10 @@ func (s *Scheduler) step(ready []work) time.Duration {
 			it.Logits = engine.LogitsAll
 			it.LogitsFrom = max(w.first-a, 0)
 		}
-		if len(w.feed) == 1 {
-			decode++
-		} else {
+		if w.prompt {
 			prompt += n
+		} else {
+			decode++
 		}
 		items = append(items, it)
 		in = append(in, w)

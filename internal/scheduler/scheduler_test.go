@@ -367,15 +367,17 @@ func TestCollector(t *testing.T) {
 	const steps = 8
 	held, hold := make(chan struct{}), make(chan struct{})
 	errc := make(chan error, 1)
+	var out []int
 	go func() {
 		n := 0
-		_, err := s.Run(context.Background(), generate.Request{Prompt: []int{1, 403, 407}, Steps: steps, OnToken: func(int, int) error {
+		res, err := s.Run(context.Background(), generate.Request{Prompt: []int{1, 403, 407}, Steps: steps, OnToken: func(int, int) error {
 			if n++; n == 3 {
 				close(held)
 				<-hold
 			}
 			return nil
 		}})
+		out = res.Output
 		errc <- err
 	}()
 	<-held
@@ -427,6 +429,23 @@ func TestCollector(t *testing.T) {
 	if got["verdict_worker_kv_cache_budget_bytes"] != float64(3*scheduler.KVBytes(c.Layers, c.KVDim(), c.ContextLen)) {
 		t.Errorf("KV budget %v, want 3 full contexts", got["verdict_worker_kv_cache_budget_bytes"])
 	}
+	// The ended generation's cache stays for prompts that start with its
+	// tokens; a second prompt takes 5 of its 7 positions.
+	check("kept", got, map[string]float64{
+		"verdict_worker_prefix_cache_entries": 1, "verdict_worker_prefix_cache_hits_total": 0, "verdict_worker_prefix_cache_tokens_total": 0,
+		"verdict_worker_prefix_cache_budget_bytes": float64(3*scheduler.KVBytes(c.Layers, c.KVDim(), c.ContextLen)) / 4,
+	})
+	if b := got["verdict_worker_prefix_cache_bytes"]; !(b > 0) {
+		t.Errorf("kept: prefix cache of %v bytes", b)
+	}
+	if _, err := s.Run(context.Background(), generate.Request{Prompt: append([]int{1, 403, 407, out[0], out[1]}, 9), Steps: 10}); err != nil {
+		t.Fatal(err)
+	}
+	waitIdle(t, s)
+	check("taken", gather(), map[string]float64{
+		"verdict_worker_prefix_cache_hits_total": 1, "verdict_worker_prefix_cache_tokens_total": 5,
+		"verdict_worker_batch_tokens_total{prompt}": 4,
+	})
 }
 
 // hangUp is a tracer that cancels its request when the forward pass reaches
