@@ -65,6 +65,8 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	memProfile := fs.String("memprofile", "", "write a heap profile (live objects at the last collection, and every allocation) to this file at the end")
 	streams := fs.String("streams", "", "serving benchmark instead: for each count N in this list (e.g. 1,4,16,32), N concurrent greedy generations of --decode-tokens each through a worker's continuous batch; aggregate tok/s, time to first token and per output token, answers that differ from the same request alone")
 	streamPrompt := fs.Int("stream-prompt", 16, "with --streams: prompt tokens per stream after BOS (each stream its own)")
+	sharedPrefix := fs.Int("shared-prefix", 0, "with --streams: tokens every stream's prompt starts with after BOS (a system prompt), before its own --stream-prompt tokens")
+	prefixMiB := fs.Int("prefix-cache-mib", -1, "with --streams: the worker's prefix cache ("+prefixCacheUsage+"); off by default, so that every prompt is prefilled, as llama.cpp's side does")
 	var kv engine.KVType
 	fs.Var(kvFlag{&kv}, "kv-cache", "key/value cache precision: f32, or f16 (the spec "+engine.SpecKV16+": half the cache's memory and reads)")
 	if err := fs.Parse(args); err != nil {
@@ -96,8 +98,8 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if err != nil {
 			return err
 		}
-		if *streamPrompt < 0 || *decodeN < 1 {
-			return fmt.Errorf("bench: --streams needs --stream-prompt >= 0 and --decode-tokens >= 1")
+		if *streamPrompt < 0 || *sharedPrefix < 0 || *decodeN < 1 {
+			return fmt.Errorf("bench: --streams needs --stream-prompt >= 0, --shared-prefix >= 0 and --decode-tokens >= 1")
 		}
 		// The profile covers the concurrent runs only, not the runs
 		// of every stream alone that come first.
@@ -115,7 +117,8 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 				return func() { pprof.StopCPUProfile(); f.Close() }, nil
 			}
 		}
-		if err := benchStreams(ctx, m, *path, *threads, kv, ns, *streamPrompt, *decodeN, *asJSON, profile, stdout, stderr); err != nil {
+		sp := streamsPrompts{own: *streamPrompt, shared: *sharedPrefix, prefixCache: prefixCacheBytes(*prefixMiB)}
+		if err := benchStreams(ctx, m, *path, *threads, kv, ns, sp, *decodeN, *asJSON, profile, stdout, stderr); err != nil {
 			return err
 		}
 		if *memProfile != "" {

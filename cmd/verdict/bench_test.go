@@ -93,8 +93,27 @@ func TestBenchStreams(t *testing.T) {
 			// all decode, a decode rate of 0.)
 			t.Errorf("streams %d: %+v", n, r)
 		}
+		if r.SharedPrefix != 0 || r.PrefixCacheTokens != 0 {
+			t.Errorf("streams %d: prefix cache off by default, yet %+v", n, r)
+		}
 	}
-	for _, bad := range [][]string{{"--model", m, "--streams", "0"}, {"--model", m, "--streams", "1,x"}, {"--model", m, "--streams", "2", "--decode-tokens", "0"}} {
+	// A shared system prompt of 20 tokens with the prefix cache on: every
+	// timed stream takes at least those from the cache, and every answer
+	// still equals its run alone.
+	out.Reset()
+	args = []string{"--model", m, "--threads", "2", "--streams", "4", "--stream-prompt", "5", "--shared-prefix", "20", "--prefix-cache-mib", "0", "--decode-tokens", "6", "--json"}
+	if err := cmdBench(context.Background(), args, &out, &errb); err != nil {
+		t.Fatalf("bench: %v (%s)", err, errb.String())
+	}
+	var r streamsResult
+	if err := json.Unmarshal(out.Bytes(), &r); err != nil {
+		t.Fatal(err)
+	}
+	if r.Differ != 0 || r.PromptTokens != 26 || r.SharedPrefix != 20 || r.PrefixCacheTokens < 4*20 {
+		t.Errorf("--shared-prefix 20 --prefix-cache-mib 0: %+v", r)
+	}
+	for _, bad := range [][]string{{"--model", m, "--streams", "0"}, {"--model", m, "--streams", "1,x"}, {"--model", m, "--streams", "2", "--decode-tokens", "0"},
+		{"--model", m, "--streams", "2", "--shared-prefix", "-1"}} {
 		if err := cmdBench(context.Background(), bad, &out, &errb); err == nil {
 			t.Errorf("bench %q: no error", bad)
 		}

@@ -22,15 +22,21 @@ import (
 // concurrent greedy generations through a worker (its continuous batch,
 // receipts signed), each compared with the same generation alone.
 type streamsResult struct {
-	Model        string  `json:"model"`
-	Threads      int     `json:"threads"`
-	KVCache      string  `json:"kv_cache"` // the cache's precision: f32 or f16
-	Streams      int     `json:"streams"`
-	PromptTokens int     `json:"prompt_tokens"` // per stream
-	DecodeTokens int     `json:"decode_tokens"` // asked per stream
-	OutputTokens int     `json:"output_tokens"` // generated, all streams
-	WallSecs     float64 `json:"wall_s"`        // first request sent to last answer
-	AggTokS      float64 `json:"aggregate_tok_s"`
+	Model        string `json:"model"`
+	Threads      int    `json:"threads"`
+	KVCache      string `json:"kv_cache"` // the cache's precision: f32 or f16
+	Streams      int    `json:"streams"`
+	PromptTokens int    `json:"prompt_tokens"` // per stream
+	// SharedPrefix is the tokens every stream's prompt starts with after
+	// BOS (--shared-prefix), PrefixCacheTokens the prompt tokens the
+	// streams took from the worker's prefix cache instead of computing
+	// them (--prefix-cache-mib).
+	SharedPrefix      int     `json:"shared_prefix"`
+	PrefixCacheTokens uint64  `json:"prefix_cache_tokens"`
+	DecodeTokens      int     `json:"decode_tokens"` // asked per stream
+	OutputTokens      int     `json:"output_tokens"` // generated, all streams
+	WallSecs          float64 `json:"wall_s"`        // first request sent to last answer
+	AggTokS           float64 `json:"aggregate_tok_s"`
 	// DecodeTokS is the aggregate decode rate while every stream decodes:
 	// the tokens that arrived after the last stream's first token and up
 	// to the first stream's last one, over that span (prefill, the first
@@ -53,6 +59,22 @@ type streamsResult struct {
 
 // ms is d in milliseconds.
 func ms(d time.Duration) float64 { return float64(d) / 1e6 }
+
+// streamsPrompts shapes the streams' prompts: BOS, shared tokens every
+// stream starts with, then own tokens of each stream's; and the worker's
+// prefix cache (worker.Config.PrefixCache).
+type streamsPrompts struct {
+	own, shared int
+	prefixCache int64
+}
+
+// prompt returns stream i's prompt: BOS, the shared tokens (the
+// generator of streamTokens seeded as a stream -1 would be), then stream
+// i's own (streamTokens).
+func (sp streamsPrompts) prompt(bos, vocab, i int) []int {
+	p := streamTokens(bos, vocab, sp.shared, -1)
+	return append(p, streamTokens(bos, vocab, sp.own, i)[1:]...)
+}
 
 // streamTokens returns stream i's prompt: BOS, then n pseudo-random ids in
 // [3, vocab) from the generator of benchTokens seeded with 12345+i
@@ -128,13 +150,14 @@ func pctMs(xs []time.Duration, p int) float64 {
 // whose batch admits max(ns), after running every stream alone once and
 // all of them together once, untimed (warmStreams);
 // profile is started after those single runs and stopped at the end.
-func benchStreams(ctx context.Context, m *model.Model, path string, threads int, kv engine.KVType, ns []int, promptN, decodeN int, asJSON bool, profile func() (stop func(), err error), stdout, stderr io.Writer) error {
+func benchStreams(ctx context.Context, m *model.Model, path string, threads int, kv engine.KVType, ns []int, sp streamsPrompts, decodeN int, asJSON bool, profile func() (stop func(), err error), stdout, stderr io.Writer) error {
 	maxN := slices.Max(ns)
 	c := m.Config
+	promptN := sp.shared + sp.own
 	if 1+promptN+decodeN > c.ContextLen {
 		return fmt.Errorf("bench: %d prompt and %d decode tokens exceed the context length %d", promptN, decodeN, c.ContextLen)
 	}
-	w, err := worker.New(m, worker.Config{Threads: threads, MaxConcurrent: maxN, MaxQueue: maxN, Store: worker.NewMemStore(0), KV: kv})
+	w, err := worker.New(m, worker.Config{Threads: threads, MaxConcurrent: maxN, MaxQueue: maxN, Store: worker.NewMemStore(0), KV: kv, PrefixCache: sp.prefixCache})
 	if err != nil {
 		return fmt.Errorf("bench: %w", err)
 	}
@@ -143,7 +166,7 @@ func benchStreams(ctx context.Context, m *model.Model, path string, threads int,
 	bos := bosOr(m, 1)
 	prompts := make([][]int, maxN)
 	for i := range prompts {
-		prompts[i] = streamTokens(bos, c.Vocab, promptN, i)
+		prompts[i] = sp.prompt(bos, c.Vocab, i)
 	}
 	// Warm-up, then every stream alone: the answers batched runs must give.
 	if r := runStream(ctx, w, name, prompts[0], 1); r.err != nil {
@@ -178,6 +201,7 @@ func benchStreams(ctx context.Context, m *model.Model, path string, threads int,
 		cpu := cpuSeconds() - cpu0
 		st := w.BatchStats()
 		res := streamsResult{Model: path, Threads: threads, KVCache: kv.String(), Streams: n, PromptTokens: promptN + 1, DecodeTokens: decodeN, PeakBatch: st.PeakBatch,
+			SharedPrefix: sp.shared, PrefixCacheTokens: st.PrefixTokens - st0.PrefixTokens,
 			Steps: st.Steps - st0.Steps, ForwardMs: ms(st.Forward.Sub(st0.Forward).Mean()), GapMs: ms(st.Gap.Sub(st0.Gap).Mean())}
 		var ttft, tpot []time.Duration
 		last := t0
@@ -221,8 +245,12 @@ func benchStreams(ctx context.Context, m *model.Model, path string, threads int,
 			fmt.Fprintf(stdout, "%s\n", b)
 			continue
 		}
-		fmt.Fprintf(stdout, "streams %3d: %5d tokens in %6.2f s: %7.1f tok/s aggregate (%.1f per CPU second), %.1f tok/s while all decode; TTFT p50 %.0f ms p99 %.0f ms; per token p50 %.1f ms p99 %.1f ms; %d steps: forward %.2f ms, gap %.2f ms (means); %d of %d answers differ from alone\n",
-			n, res.OutputTokens, res.WallSecs, res.AggTokS, res.TokPerCPUS, res.DecodeTokS, res.TTFTP50Ms, res.TTFTP99Ms, res.TPOTP50Ms, res.TPOTP99Ms, res.Steps, res.ForwardMs, res.GapMs, res.Differ, n)
+		cached := ""
+		if res.PrefixCacheTokens > 0 {
+			cached = fmt.Sprintf("; %d prompt tokens from the prefix cache", res.PrefixCacheTokens)
+		}
+		fmt.Fprintf(stdout, "streams %3d: %5d tokens in %6.2f s: %7.1f tok/s aggregate (%.1f per CPU second), %.1f tok/s while all decode; TTFT p50 %.0f ms p99 %.0f ms; per token p50 %.1f ms p99 %.1f ms; %d steps: forward %.2f ms, gap %.2f ms (means); %d of %d answers differ from alone%s\n",
+			n, res.OutputTokens, res.WallSecs, res.AggTokS, res.TokPerCPUS, res.DecodeTokS, res.TTFTP50Ms, res.TTFTP99Ms, res.TPOTP50Ms, res.TPOTP99Ms, res.Steps, res.ForwardMs, res.GapMs, res.Differ, n, cached)
 	}
 	return nil
 }

@@ -35,6 +35,7 @@ type workerFlags struct {
 	model, tokenizer, name, key string
 	threads, concurrency, queue int
 	kvBudgetMiB, prefillChunk   int
+	prefixCacheMiB              int
 	kv                          engine.KVType
 }
 
@@ -75,12 +76,25 @@ func (f *workerFlags) register(fs interface {
 	fs.IntVar(&f.queue, "queue", scheduler.DefaultMaxQueue, "generations that may wait for room in the batch; beyond that requests get 429")
 	fs.IntVar(&f.kvBudgetMiB, "kv-budget-mib", 0, "key/value cache shared by the batch, in MiB; each generation holds its prompt and max_tokens worth (0: --concurrency full contexts)")
 	fs.IntVar(&f.prefillChunk, "prefill-chunk", scheduler.DefaultChunkTokens, "most prompt tokens prefilled per batch step, so a long prompt does not stall the others")
+	fs.IntVar(&f.prefixCacheMiB, "prefix-cache-mib", 0, prefixCacheUsage)
+}
+
+// prefixCacheUsage is the --prefix-cache-mib flag's help.
+const prefixCacheUsage = "most of the key/value cache budget, in MiB, that finished generations keep for prompts starting with their tokens (system prompts, a conversation's earlier turns): those positions are not computed again, with the same answer and receipt; running generations come first (0: a quarter of the budget; -1: off)"
+
+// prefixCacheBytes is a --prefix-cache-mib value as worker.Config.PrefixCache.
+func prefixCacheBytes(mib int) int64 {
+	if mib < 0 {
+		return -1
+	}
+	return int64(mib) << 20
 }
 
 // apply sets the batch knobs of cfg.
 func (f *workerFlags) apply(cfg *worker.Config) {
 	cfg.MaxConcurrent, cfg.MaxQueue, cfg.ChunkTokens = f.concurrency, f.queue, f.prefillChunk
 	cfg.KVBudget = int64(f.kvBudgetMiB) << 20
+	cfg.PrefixCache = prefixCacheBytes(f.prefixCacheMiB)
 	cfg.KV = f.kv
 }
 

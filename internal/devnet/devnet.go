@@ -72,6 +72,10 @@ type Options struct {
 	// sequences, 256 waiting, 16 full contexts of cache).
 	MaxBatch, MaxQueue int
 	KVBudget           int64
+	// PrefixCache bounds the worker's prefix cache
+	// (worker.Config.PrefixCache; default a quarter of KVBudget, negative
+	// none).
+	PrefixCache int64
 	// KV is the worker's and the verifier's key/value cache precision
 	// (worker.Config's KV; default engine.KVF32).
 	KV engine.KVType
@@ -274,7 +278,7 @@ func Start(ctx context.Context, o Options) (_ *Devnet, err error) {
 	}
 	d.Worker, err = worker.Open(worker.Config{ModelPath: modelPath, TokenizerPath: o.TokenizerPath, Name: name, Threads: o.Threads,
 		Key: wk, Store: store, Logger: log.With("service", "worker"), CheatForTests: o.CheatForTests,
-		MaxConcurrent: o.MaxBatch, MaxQueue: cmp.Or(o.MaxQueue, 256), KVBudget: o.KVBudget, KV: o.KV})
+		MaxConcurrent: o.MaxBatch, MaxQueue: cmp.Or(o.MaxQueue, 256), KVBudget: o.KVBudget, PrefixCache: o.PrefixCache, KV: o.KV})
 	if err != nil {
 		return nil, fmt.Errorf("devnet: worker: %w", err)
 	}
