@@ -656,3 +656,32 @@ func TestBacklogRefuses(t *testing.T) {
 		t.Fatalf("after the backlog: %d %s", resp.StatusCode, rb)
 	}
 }
+
+// TestAttackPrefixCacheProbe: the worker's prefix cache makes a prompt
+// whose opening was sent recently answer sooner; a caller who times its
+// requests could so learn what another account sent. The attack: alice
+// sends a prompt, mallory sends one that starts with it; mallory's takes
+// no cached prefix (the worker's counters), alice's next one does. Before
+// the gateway gave each account its own scope, mallory's took alice's.
+func TestAttackPrefixCacheProbe(t *testing.T) {
+	b := newBilled(t, map[string]uint64{"sk-alice": 1 << 30, "sk-mallory": 1 << 30}, nil)
+	w := testWorker(t)
+	secret := "Lily whispered the secret password to Tom under the old oak tree in the garden"
+	send := func(key, prompt string) {
+		t.Helper()
+		resp, rb := post(t, b.ts.URL+"/v1/completions", fmt.Sprintf(`{"model":"stories260K","prompt":%q,"max_tokens":4,"temperature":0}`, prompt), "Authorization", "Bearer "+key)
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("%s: %d %s", key, resp.StatusCode, rb)
+		}
+	}
+	send("sk-alice", secret)
+	before := w.BatchStats()
+	send("sk-mallory", secret+" and")
+	if st := w.BatchStats(); st.PrefixHits != before.PrefixHits {
+		t.Fatalf("mallory's prompt took a cached prefix of alice's (%d tokens)", st.PrefixTokens-before.PrefixTokens)
+	}
+	send("sk-alice", secret+" and")
+	if st := w.BatchStats(); st.PrefixHits == before.PrefixHits {
+		t.Fatalf("alice's own follow-up took no cached prefix: %+v", st)
+	}
+}

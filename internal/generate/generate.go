@@ -40,6 +40,11 @@ type Request struct {
 	OnToken func(pos, token int) error
 	// Trace, if set, observes the forward passes.
 	Trace engine.Tracer
+	// PrefixScope confines a scheduler's prefix cache: a request takes
+	// cached prefixes only from generations of the same scope, so that
+	// callers of one scope cannot learn from their time to first token
+	// what those of another sent (generate.Run has no cache).
+	PrefixScope string
 }
 
 // Result is the outcome of a generation.

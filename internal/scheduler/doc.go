@@ -30,6 +30,18 @@
 // the wait.) A caller handing over its token wakes the scheduler only when
 // it is the first of the step's to be ready or the last.
 //
+// A prefix cache (Config.PrefixCache, prefix.go): a generation that ends
+// leaves its sequence, holding the keys and values of every position it
+// fed, to the cache instead of the engine, with its tracer's trace of
+// those positions (PrefixTracer). A later request whose prompt starts
+// with at least minPrefix of those tokens is given the longest such
+// prefix (engine.Sequence.CopyPrefix, PrefixTracer.ResumePrefix) and fed
+// only the rest: a position's keys, values and trace depend only on the
+// tokens up to it, so its answer is what it would be computed from the
+// first token (the engine's chunk invariance). The cache's bytes count
+// against KVBudget and give way to running sequences, the least recently
+// used first.
+//
 // Stats.Forward and Stats.Gap (the Prometheus histograms
 // verdict_worker_step_forward_seconds and _step_gap_seconds) time each
 // step's forward pass and the wait between steps while generations run.

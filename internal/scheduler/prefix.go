@@ -28,7 +28,8 @@ const minPrefix = 4
 // prefix is a finished generation's key/value cache kept for later
 // prompts that start with its tokens (Config.PrefixCache).
 type prefix struct {
-	tokens []int // the tokens fed: seq holds positions [0, len(tokens))
+	scope  string // generate.Request.PrefixScope: only its requests take it
+	tokens []int  // the tokens fed: seq holds positions [0, len(tokens))
 	seq    *engine.Sequence
 	trace  any // the generation's PrefixTracer.TracePrefix; nil: untraced
 	bytes  int64
@@ -36,8 +37,9 @@ type prefix struct {
 	used   uint64 // Scheduler.clock when last kept or taken
 }
 
-// takePrefix gives seq (nothing fed yet) the longest cached prefix of the
-// prompt's first `limit` tokens (at least minPrefix of them), with its
+// takePrefix gives seq (nothing fed yet) the longest cached prefix, of
+// req's scope (generate.Request.PrefixScope), of the prompt's first
+// `limit` tokens (at least minPrefix of them), with its
 // trace when req has a tracer, and returns the positions it took (0:
 // none).
 func (s *Scheduler) takePrefix(req generate.Request, seq *engine.Sequence, limit int) int {
@@ -49,7 +51,7 @@ func (s *Scheduler) takePrefix(req generate.Request, seq *engine.Sequence, limit
 	var best *prefix
 	m := 0
 	for _, p := range s.prefixes {
-		if traced && p.trace == nil {
+		if p.scope != req.PrefixScope || (traced && p.trace == nil) {
 			continue
 		}
 		if n := commonPrefix(p.tokens, req.Prompt[:limit]); n > m {
@@ -95,7 +97,7 @@ func (s *Scheduler) keepPrefix(req generate.Request, sl *slot, output []int) {
 	if s.prefixCap <= 0 || n < minPrefix || (req.Trace != nil && !traced) || n > len(req.Prompt)+len(output) {
 		return
 	}
-	p := &prefix{tokens: append(slices.Clip(req.Prompt), output...)[:n:n], seq: sl.seq, bytes: sl.seq.Bytes()}
+	p := &prefix{scope: req.PrefixScope, tokens: append(slices.Clip(req.Prompt), output...)[:n:n], seq: sl.seq, bytes: sl.seq.Bytes()}
 	if traced {
 		tr, err := pt.TracePrefix(n)
 		if err != nil {
@@ -109,14 +111,14 @@ func (s *Scheduler) keepPrefix(req generate.Request, sl *slot, output []int) {
 		return
 	}
 	for _, q := range s.prefixes {
-		if len(q.tokens) >= n && slices.Equal(q.tokens[:n], p.tokens) && (q.trace != nil || !traced) {
+		if q.scope == p.scope && len(q.tokens) >= n && slices.Equal(q.tokens[:n], p.tokens) && (q.trace != nil || !traced) {
 			s.clock++
 			q.used = s.clock
 			return
 		}
 	}
 	s.dropLocked(func(q *prefix) bool {
-		return len(q.tokens) < n && slices.Equal(p.tokens[:len(q.tokens)], q.tokens) && (p.trace != nil || q.trace == nil)
+		return q.scope == p.scope && len(q.tokens) < n && slices.Equal(p.tokens[:len(q.tokens)], q.tokens) && (p.trace != nil || q.trace == nil)
 	})
 	for s.prefixBytes+p.bytes > s.prefixCap && s.evictLocked() {
 	}
