@@ -86,7 +86,8 @@ func (s *Scheduler) takePrefix(req generate.Request, seq *engine.Sequence, limit
 }
 
 // keepPrefix keeps the cache of sl, whose generation of req ended with
-// output after its last step, for later prompts: its sequence goes to the
+// output after its last step (no step under way holds its sequence: not
+// after a cancelled exchange), for later prompts: its sequence goes to the
 // prefix cache instead of back to the engine, and the room it held in the
 // budget goes with it (Config.PrefixCache bounds what is kept, the least
 // recently used given up first). A cache whose tokens start another's (or

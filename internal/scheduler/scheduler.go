@@ -411,6 +411,9 @@ func (s *Scheduler) Run(ctx context.Context, req generate.Request) (generate.Res
 		s.outputTokens.Add(1)
 		if req.OnToken != nil {
 			if err := req.OnToken(pos, next); err != nil {
+				// The caller ended it (a stop string, a caller gone):
+				// every position fed is whole, no step holds it.
+				s.keepPrefix(req, sl, res.Output)
 				return res, err
 			}
 		}

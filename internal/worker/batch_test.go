@@ -200,6 +200,9 @@ func TestPrefixCacheReceipts(t *testing.T) {
 				req.Sampler = sampler.Params{Temperature: 0.8, Seed: uint64(i)}
 				req.Logprobs, req.TopLogprobs = true, 2
 			}
+			if i%3 == 2 {
+				req.Stop = []string{"."} // a stop string ends it: still cached
+			}
 			cs = append(cs, batchCase{req: req})
 		}
 		return cs
