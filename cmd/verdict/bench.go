@@ -66,6 +66,7 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	streams := fs.String("streams", "", "serving benchmark instead: for each count N in this list (e.g. 1,4,16,32), N concurrent greedy generations of --decode-tokens each through a worker's continuous batch; aggregate tok/s, time to first token and per output token, answers that differ from the same request alone")
 	streamPrompt := fs.Int("stream-prompt", 16, "with --streams: prompt tokens per stream after BOS (each stream its own)")
 	sharedPrefix := fs.Int("shared-prefix", 0, "with --streams: tokens every stream's prompt starts with after BOS (a system prompt), before its own --stream-prompt tokens")
+	speculate := fs.Int("speculate", 0, "with --streams: the worker's draft tokens per step ("+speculateUsage+")")
 	prefixMiB := fs.Int("prefix-cache-mib", -1, "with --streams: the worker's prefix cache ("+prefixCacheUsage+"); off by default, so that every prompt is prefilled, as llama.cpp's side does")
 	var kv engine.KVType
 	fs.Var(kvFlag{&kv}, "kv-cache", "key/value cache precision: f32, or f16 (the spec "+engine.SpecKV16+": half the cache's memory and reads)")
@@ -117,7 +118,7 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 				return func() { pprof.StopCPUProfile(); f.Close() }, nil
 			}
 		}
-		sp := streamsPrompts{own: *streamPrompt, shared: *sharedPrefix, prefixCache: prefixCacheBytes(*prefixMiB)}
+		sp := streamsPrompts{own: *streamPrompt, shared: *sharedPrefix, prefixCache: prefixCacheBytes(*prefixMiB), speculate: *speculate}
 		if err := benchStreams(ctx, m, *path, *threads, kv, ns, sp, *decodeN, *asJSON, profile, stdout, stderr); err != nil {
 			return err
 		}

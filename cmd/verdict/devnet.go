@@ -36,6 +36,7 @@ func runDevnet(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	queue := fs.Int("queue", 256, "generations that may wait for room in the batch; beyond that requests get 429")
 	kvMiB := fs.Int("kv-budget-mib", 0, "the worker's key/value cache, in MiB (0: --concurrency full contexts)")
 	prefixMiB := fs.Int("prefix-cache-mib", 0, "the worker's prefix cache: "+prefixCacheUsage)
+	speculate := fs.Int("speculate", 0, "the worker's "+speculateUsage)
 	var kv engine.KVType
 	fs.Var(kvFlag{&kv}, "kv-cache", kvCacheUsage)
 	maxPending := fs.Int("max-pending", worker.DefaultMaxPending, "outbox bound: with this many receipts waiting to be published, paid requests get 429 with Retry-After")
@@ -67,7 +68,7 @@ func runDevnet(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	o := devnet.Options{Dir: *data, ModelPath: *modelPath, TokenizerPath: *tok, Addr: *addr, BlockInterval: *interval,
 		ReplayShareBps: bps, PricePerToken: *price, Threads: *threads, Validators: *validators, CheatForTests: *cheat, Logger: log,
-		MaxBatch: *batch, MaxQueue: *queue, KVBudget: int64(*kvMiB) << 20, PrefixCache: prefixCacheBytes(*prefixMiB), KV: kv, MaxPending: *maxPending}
+		MaxBatch: *batch, MaxQueue: *queue, KVBudget: int64(*kvMiB) << 20, PrefixCache: prefixCacheBytes(*prefixMiB), Speculate: *speculate, KV: kv, MaxPending: *maxPending}
 	if *share == 0 {
 		o.ReplayShareBps = 0
 	}

@@ -35,7 +35,7 @@ type workerFlags struct {
 	model, tokenizer, name, key string
 	threads, concurrency, queue int
 	kvBudgetMiB, prefillChunk   int
-	prefixCacheMiB              int
+	prefixCacheMiB, speculate   int
 	kv                          engine.KVType
 }
 
@@ -77,7 +77,11 @@ func (f *workerFlags) register(fs interface {
 	fs.IntVar(&f.kvBudgetMiB, "kv-budget-mib", 0, "key/value cache shared by the batch, in MiB; each generation holds its prompt and max_tokens worth (0: --concurrency full contexts)")
 	fs.IntVar(&f.prefillChunk, "prefill-chunk", scheduler.DefaultChunkTokens, "most prompt tokens prefilled per batch step, so a long prompt does not stall the others")
 	fs.IntVar(&f.prefixCacheMiB, "prefix-cache-mib", 0, prefixCacheUsage)
+	fs.IntVar(&f.speculate, "speculate", 0, speculateUsage)
 }
+
+// speculateUsage is the --speculate flag's help.
+const speculateUsage = "most draft tokens a generation feeds after each token it samples: those that followed its last tokens where they occurred before in its prompt or output (prompt lookup decoding); each one the sampler picks saves a step, with the same answer and receipt (0: off)"
 
 // prefixCacheUsage is the --prefix-cache-mib flag's help.
 const prefixCacheUsage = "most of the key/value cache budget, in MiB, that finished generations keep for prompts starting with their tokens (system prompts, a conversation's earlier turns): those positions are not computed again, with the same answer and receipt; running generations come first (0: a quarter of the budget; -1: off)"
@@ -95,6 +99,7 @@ func (f *workerFlags) apply(cfg *worker.Config) {
 	cfg.MaxConcurrent, cfg.MaxQueue, cfg.ChunkTokens = f.concurrency, f.queue, f.prefillChunk
 	cfg.KVBudget = int64(f.kvBudgetMiB) << 20
 	cfg.PrefixCache = prefixCacheBytes(f.prefixCacheMiB)
+	cfg.Speculate = f.speculate
 	cfg.KV = f.kv
 }
 

@@ -76,6 +76,9 @@ type Options struct {
 	// (worker.Config.PrefixCache; default a quarter of KVBudget, negative
 	// none).
 	PrefixCache int64
+	// Speculate is the worker's draft tokens per step
+	// (worker.Config.Speculate; default none).
+	Speculate int
 	// KV is the worker's and the verifier's key/value cache precision
 	// (worker.Config's KV; default engine.KVF32).
 	KV engine.KVType
@@ -278,7 +281,7 @@ func Start(ctx context.Context, o Options) (_ *Devnet, err error) {
 	}
 	d.Worker, err = worker.Open(worker.Config{ModelPath: modelPath, TokenizerPath: o.TokenizerPath, Name: name, Threads: o.Threads,
 		Key: wk, Store: store, Logger: log.With("service", "worker"), CheatForTests: o.CheatForTests,
-		MaxConcurrent: o.MaxBatch, MaxQueue: cmp.Or(o.MaxQueue, 256), KVBudget: o.KVBudget, PrefixCache: o.PrefixCache, KV: o.KV})
+		MaxConcurrent: o.MaxBatch, MaxQueue: cmp.Or(o.MaxQueue, 256), KVBudget: o.KVBudget, PrefixCache: o.PrefixCache, Speculate: o.Speculate, KV: o.KV})
 	if err != nil {
 		return nil, fmt.Errorf("devnet: worker: %w", err)
 	}

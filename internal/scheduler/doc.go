@@ -42,6 +42,13 @@
 // against KVBudget and give way to running sequences, the least recently
 // used first.
 //
+// Draft tokens (Config.Speculate, draft.go): a generation may feed, after
+// the token it sampled, the tokens that followed its last few where they
+// occurred before (prompt lookup decoding); each the sampler picks in
+// turn is taken with its logits, the first it does not ends the step's
+// tokens and the sequence's position goes back to it. The same tokens,
+// logits and trace as without drafts.
+//
 // Stats.Forward and Stats.Gap (the Prometheus histograms
 // verdict_worker_step_forward_seconds and _step_gap_seconds) time each
 // step's forward pass and the wait between steps while generations run.

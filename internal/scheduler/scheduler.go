@@ -57,6 +57,12 @@ type Config struct {
 	// several steps and never stalls the running sequences for long.
 	// Tokens of running sequences are never held back.
 	ChunkTokens int
+	// Speculate is the most draft tokens a generation feeds after the
+	// token it sampled in one step (prompt lookup decoding: the tokens
+	// that followed its last few tokens where they occurred before in its
+	// prompt or output); each the sampler then picks is one step saved,
+	// with the same tokens, logits and trace as without. 0: none.
+	Speculate int
 	// MaxWait is the longest a step waits for running requests still
 	// busy with their previous token before it goes on without them
 	// (default 10 ms); it never waits longer than the last step took.
@@ -91,6 +97,9 @@ type Stats struct {
 	PrefixCap     int64
 	PrefixHits    uint64
 	PrefixTokens  uint64
+	// Draft tokens fed (Config.Speculate) and those the sampler picked,
+	// since the start.
+	Drafted, Accepted uint64
 	// Counters since the start.
 	Steps        uint64 // forward passes
 	PromptTokens uint64 // prompt tokens prefilled
@@ -203,6 +212,7 @@ type Scheduler struct {
 
 	steps, promptTokens, outputTokens atomic.Uint64
 	prefixHits, prefixTokens          atomic.Uint64
+	drafted, accepted                 atomic.Uint64
 
 	wake chan struct{} // cap 1: something changed
 	quit chan struct{}
@@ -292,6 +302,7 @@ func (s *Scheduler) Stats() Stats {
 	return Stats{
 		Running: s.running, Queued: len(s.queue), Batch: s.batch, PeakBatch: s.peak, KVUsed: s.kvUsed, KVBudget: s.cfg.KVBudget, MaxBatch: s.cfg.MaxBatch,
 		PrefixBytes: s.prefixBytes, PrefixEntries: len(s.prefixes), PrefixCap: s.prefixCap, PrefixHits: s.prefixHits.Load(), PrefixTokens: s.prefixTokens.Load(),
+		Drafted: s.drafted.Load(), Accepted: s.accepted.Load(),
 		Steps: s.steps.Load(), PromptTokens: s.promptTokens.Load(), OutputTokens: s.outputTokens.Load(), DecodeRate: s.rate,
 		Forward: s.forward.clone(), Gap: s.gap.clone(),
 	}
@@ -402,37 +413,80 @@ func (s *Scheduler) Run(ctx context.Context, req generate.Request) (generate.Res
 	}
 	last := logits[len(logits)-1]
 	pos := len(req.Prompt) // the position the next token goes to
-	for {
+	// emit hands the caller token t, of position p; done when it ends
+	// the generation (a stop token, the last position).
+	emit := func(p, t int) (done bool, err error) {
+		res.Output = append(res.Output, t)
+		s.outputTokens.Add(1)
+		if req.OnToken != nil {
+			if err := req.OnToken(p, t); err != nil {
+				return true, err
+			}
+		}
+		if isStop(t, req.StopTokens) {
+			res.Stopped = true
+			return true, nil
+		}
+		return p >= steps, nil
+	}
+	// A step feeds the token sampled, then (Config.Speculate) the tokens
+	// that followed the last ones the latest time they occurred: position
+	// pos+i's logits, computed with feed[i] there, are those the
+	// generation would compute as long as feed[1..i] are the tokens it
+	// samples (a position's logits depend only on the tokens up to it),
+	// so each draft token the sampler picks is taken with its logits, and
+	// the first it does not ends the step's tokens: the positions after
+	// are fed again.
+	for done := false; !done; {
 		if err := ctx.Err(); err != nil {
 			return res, err
 		}
 		next := sampler.Sample(last, req.Sampler, pos)
-		res.Output = append(res.Output, next)
-		s.outputTokens.Add(1)
-		if req.OnToken != nil {
-			if err := req.OnToken(pos, next); err != nil {
-				// The caller ended it (a stop string, a caller gone):
-				// every position fed is whole, no step holds it.
-				s.keepPrefix(req, sl, res.Output)
-				return res, err
-			}
+		end, err := emit(pos, next)
+		if err != nil {
+			// The caller ended it (a stop string, a caller gone):
+			// every position fed is whole, no step holds it.
+			s.keepPrefix(req, sl, res.Output)
+			return res, err
 		}
-		if isStop(next, req.StopTokens) {
-			res.Stopped = true
+		if end {
 			break
 		}
-		if pos >= steps {
-			break
+		feed := []int{next}
+		if k := min(s.cfg.Speculate, steps-1-pos); k > 0 {
+			feed = append(feed, draft(req.Prompt, res.Output, k)...)
+			s.drafted.Add(uint64(len(feed) - 1))
 		}
-		logits, err := s.exchange(ctx, sl, []int{next}, 0, false)
+		logits, err := s.exchange(ctx, sl, feed, 0, false)
 		if err != nil {
 			return res, err
 		}
-		if err := report(pos, logits); err != nil {
-			return res, err
+		for i := 0; ; {
+			if err := report(pos, logits[i:i+1]); err != nil {
+				return res, err
+			}
+			last = logits[i]
+			pos++
+			if i++; i == len(feed) {
+				break
+			}
+			t := sampler.Sample(last, req.Sampler, pos)
+			if t != feed[i] {
+				sl.seq.Pos = pos // the drafts from here on were not the tokens
+				break
+			}
+			s.accepted.Add(1)
+			end, err := emit(pos, t)
+			if err != nil || end {
+				sl.seq.Pos = pos // t ends it: fed ahead of its turn
+				if err != nil {
+					s.keepPrefix(req, sl, res.Output)
+					return res, err
+				}
+				done = true
+				break
+			}
 		}
-		last = logits[0]
-		pos++
 	}
 	s.keepPrefix(req, sl, res.Output)
 	return res, nil

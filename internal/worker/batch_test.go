@@ -93,12 +93,16 @@ func batchCases(n int, r *rand.Rand) []batchCase {
 //
 // With the binary16 key/value cache (engine.SpecKV16) the same holds, for
 // 16 requests.
+//
+// With draft tokens (Config.Speculate, prompt lookup decoding) the same
+// holds, for 16 requests, and some drafts are taken.
 func TestBatchBitExact(t *testing.T) {
-	testBatchBitExact(t, engine.KVF32, []int{1, 4, 16})
-	t.Run("kv=f16", func(t *testing.T) { testBatchBitExact(t, engine.KVF16, []int{16}) })
+	testBatchBitExact(t, engine.KVF32, []int{1, 4, 16}, 0)
+	t.Run("kv=f16", func(t *testing.T) { testBatchBitExact(t, engine.KVF16, []int{16}, 0) })
+	t.Run("speculate", func(t *testing.T) { testBatchBitExact(t, engine.KVF32, []int{16}, 4) })
 }
 
-func testBatchBitExact(t *testing.T, kv engine.KVType, ns []int) {
+func testBatchBitExact(t *testing.T, kv engine.KVType, ns []int, speculate int) {
 	path := testutil.Shared(t, "models/stories260K.gguf")
 	key, err := keys.GenerateKey(rand.NewChaCha8([32]byte{15}))
 	if err != nil {
@@ -111,7 +115,7 @@ func testBatchBitExact(t *testing.T, kv engine.KVType, ns []int) {
 	defer alone.Close()
 	// A batch smaller than N, a small prefill chunk: requests queue, and
 	// prompts are fed over several steps beside the others' decoding.
-	w, err := Open(Config{ModelPath: path, Name: "stories260K", Threads: 2, Key: key, MaxConcurrent: 6, ChunkTokens: 16, KV: kv})
+	w, err := Open(Config{ModelPath: path, Name: "stories260K", Threads: 2, Key: key, MaxConcurrent: 6, ChunkTokens: 16, KV: kv, Speculate: speculate})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -153,6 +157,9 @@ func testBatchBitExact(t *testing.T, kv engine.KVType, ns []int) {
 			}
 			if n >= 16 && w.BatchStats().PeakBatch < 2 {
 				t.Errorf("never more than one sequence in a step: %+v", w.BatchStats())
+			}
+			if st := w.BatchStats(); speculate > 0 && st.Accepted == 0 {
+				t.Errorf("no draft token taken: %d fed", st.Drafted)
 			}
 			for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
 				st := w.BatchStats()

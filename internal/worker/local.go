@@ -109,6 +109,11 @@ type Config struct {
 	// come first: kept caches give way, least recently used first.
 	// 0: a quarter of KVBudget; negative: none.
 	PrefixCache int64
+	// Speculate is the most draft tokens a generation feeds after each
+	// token it samples (prompt lookup decoding, scheduler.Config.Speculate):
+	// every one the sampler picks saves a step, with the same tokens,
+	// logits and receipt. 0: none.
+	Speculate int
 	// KV is the precision of the key/value cache: engine.KVF32 (the
 	// default, engine.SpecVersion) or engine.KVF16 (engine.SpecKV16: half
 	// the memory and the attention's reads; the model is then served
@@ -243,7 +248,7 @@ func New(m *model.Model, cfg Config) (*Local, error) {
 		},
 		m: m, tok: tok, e: e, key: key, store: store, log: log,
 		sem: make(chan struct{}, replays), maxWait: queue,
-		sched: scheduler.New(e, scheduler.Config{MaxBatch: cfg.MaxConcurrent, MaxQueue: queue, KVBudget: cfg.KVBudget, ChunkTokens: cfg.ChunkTokens, PrefixCache: cfg.PrefixCache}),
+		sched: scheduler.New(e, scheduler.Config{MaxBatch: cfg.MaxConcurrent, MaxQueue: queue, KVBudget: cfg.KVBudget, ChunkTokens: cfg.ChunkTokens, PrefixCache: cfg.PrefixCache, Speculate: cfg.Speculate}),
 	}
 	// Generation stops on BOS (as llama2.c) and on every end-of-generation
 	// token: EOS, EOT, EOM and those llama.cpp recognises by text.
