@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/verdictnet/verdict/internal/gateway"
 	"github.com/verdictnet/verdict/internal/mcpserver"
 	"github.com/verdictnet/verdict/internal/synth"
@@ -41,7 +42,12 @@ func TestOpenAIClient(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer w.Close()
-	srv, err := gateway.New(gateway.Options{Backend: w, NoAuth: true, MCP: func(g gateway.Gate) http.Handler {
+	// /metrics shows the worker's prefix cache at work (openai.test.mjs).
+	reg := prometheus.NewRegistry()
+	if err := w.Register(reg); err != nil {
+		t.Fatal(err)
+	}
+	srv, err := gateway.New(gateway.Options{Backend: w, NoAuth: true, Registry: reg, ServeMetrics: true, MCP: func(g gateway.Gate) http.Handler {
 		return mcpserver.HTTPHandler(mcpserver.New(w, mcpserver.Options{Gate: g}))
 	}})
 	if err != nil {

@@ -112,3 +112,25 @@ test('errors are OpenAI errors', async () => {
     (err) => err instanceof OpenAI.BadRequestError && err.code === 'context_length_exceeded',
   );
 });
+
+// metric reads one counter of the gateway's /metrics.
+async function metric(name) {
+  const text = await (await fetch(`${origin}/metrics`)).text();
+  const line = text.split('\n').find((l) => l.startsWith(name + ' '));
+  assert.ok(line, `${name} in /metrics`);
+  return Number(line.split(' ')[1]);
+}
+
+test("a conversation's next turn takes the first from the prefix cache", async () => {
+  const first = [{ role: 'user', content: 'Tom had a red ball and a small blue kite' }];
+  const a = await client.chat.completions.create({ model, messages: first, max_tokens: 16, temperature: 0 });
+  const hits = await metric('verdict_worker_prefix_cache_hits_total');
+  const tokens = await metric('verdict_worker_prefix_cache_tokens_total');
+  const second = [...first, { role: 'assistant', content: a.choices[0].message.content }, { role: 'user', content: 'What did Tom do next?' }];
+  const b = await client.chat.completions.create({ model, messages: second, max_tokens: 16, temperature: 0 });
+  assert.equal(await metric('verdict_worker_prefix_cache_hits_total'), hits + 1);
+  assert.ok(await metric('verdict_worker_prefix_cache_tokens_total') >= tokens + a.usage.prompt_tokens,
+    'the second turn took at least the first turn\'s prompt from the cache');
+  const receipt = await fetchReceipt(b.verdict.receipt_id);
+  assert.equal(receipt.model, b.verdict.model_id);
+});
