@@ -84,7 +84,7 @@ func (f *workerFlags) register(fs interface {
 const speculateUsage = "most draft tokens a generation feeds after each token it samples: those that followed its last tokens where they occurred before in its prompt or output (prompt lookup decoding); each one the sampler picks saves a step, with the same answer and receipt (0: off)"
 
 // prefixCacheUsage is the --prefix-cache-mib flag's help.
-const prefixCacheUsage = "most of the key/value cache budget, in MiB, that finished generations keep for prompts starting with their tokens (system prompts, a conversation's earlier turns): those positions are not computed again, with the same answer and receipt; running generations come first (0: a quarter of the budget; -1: off)"
+const prefixCacheUsage = "most of the key/value cache budget, in MiB, that finished generations keep for prompts starting with their tokens (system prompts, a conversation's earlier turns): those positions are not computed again, with the same answer and receipt; running generations come first (0: a quarter of the budget, at most 1024; -1: off)"
 
 // prefixCacheBytes is a --prefix-cache-mib value as worker.Config.PrefixCache.
 func prefixCacheBytes(mib int) int64 {

@@ -73,7 +73,7 @@ type Options struct {
 	MaxBatch, MaxQueue int
 	KVBudget           int64
 	// PrefixCache bounds the worker's prefix cache
-	// (worker.Config.PrefixCache; default a quarter of KVBudget, negative
+	// (worker.Config.PrefixCache; default a quarter of KVBudget up to 1 GiB, negative
 	// none).
 	PrefixCache int64
 	// Speculate is the worker's draft tokens per step

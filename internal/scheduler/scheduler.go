@@ -39,6 +39,11 @@ const (
 	DefaultMaxQueue    = 64
 	DefaultChunkTokens = 128
 	DefaultMaxWait     = 10 * time.Millisecond
+	// DefaultPrefixCacheMax bounds the default prefix cache: kept caches
+	// hold memory, where the budget of running sequences is a bound on
+	// what they may come to hold (the default budget, MaxBatch full
+	// contexts, is 128 GiB for a 131072-position Llama 3.2 1B).
+	DefaultPrefixCacheMax = 1 << 30
 )
 
 // Config bounds a Scheduler.
@@ -73,8 +78,8 @@ type Config struct {
 	// takes their keys and values, and their trace, instead of
 	// computing them again: the same bits (engine.Sequence.CopyPrefix).
 	// Running sequences come first: a request that needs the room gives
-	// up the least recently used. 0: a quarter of KVBudget; negative:
-	// no prefix cache.
+	// up the least recently used. 0: a quarter of KVBudget, at most
+	// DefaultPrefixCacheMax; negative: no prefix cache.
 	PrefixCache int64
 }
 
@@ -275,7 +280,7 @@ func New(e *engine.Engine, cfg Config) *Scheduler {
 	}
 	switch {
 	case cfg.PrefixCache == 0:
-		s.prefixCap = cfg.KVBudget / 4
+		s.prefixCap = min(cfg.KVBudget/4, DefaultPrefixCacheMax)
 	case cfg.PrefixCache > 0:
 		s.prefixCap = min(cfg.PrefixCache, cfg.KVBudget)
 	}

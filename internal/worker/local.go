@@ -107,7 +107,7 @@ type Config struct {
 	// instead of computing them: the same tokens, logits and receipt as
 	// computing them (scheduler.Config.PrefixCache). Running generations
 	// come first: kept caches give way, least recently used first.
-	// 0: a quarter of KVBudget; negative: none.
+	// 0: a quarter of KVBudget, at most 1 GiB; negative: none.
 	PrefixCache int64
 	// Speculate is the most draft tokens a generation feeds after each
 	// token it samples (prompt lookup decoding, scheduler.Config.Speculate):
