@@ -6,9 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
-	"sync"
 	"testing"
-	"time"
 
 	"github.com/verdictnet/verdict/internal/audit"
 	"github.com/verdictnet/verdict/internal/generate"
@@ -64,20 +62,6 @@ func TestPrefixCacheEqualsAlone(t *testing.T) {
 			r := rand.New(rand.NewPCG(uint64(n), 11))
 			s := scheduler.New(e, scheduler.Config{MaxBatch: 6, ChunkTokens: 16})
 			defer s.Close()
-			runAll := func(js []job) []outcome {
-				got := make([]outcome, len(js))
-				var wg sync.WaitGroup
-				for _, i := range r.Perm(len(js)) {
-					wg.Add(1)
-					go func() {
-						defer wg.Done()
-						got[i] = js[i].run(context.Background(), c, s.Run)
-					}()
-					time.Sleep(time.Duration(r.IntN(300)) * time.Microsecond)
-				}
-				wg.Wait()
-				return got
-			}
 			check := func(js []job, got []outcome) {
 				t.Helper()
 				for i, j := range js {
@@ -88,7 +72,7 @@ func TestPrefixCacheEqualsAlone(t *testing.T) {
 				}
 			}
 			first := conversations(n, r)
-			got := runAll(first)
+			got := runShuffled(s, c, first, r)
 			check(first, got)
 			t.Logf("after the first turns: %+v", s.Stats())
 			// Second turns: the first turn's prompt and answer (but its
@@ -108,7 +92,7 @@ func TestPrefixCacheEqualsAlone(t *testing.T) {
 				next = append(next, job{prompt: p, steps: len(p) + 8, prefix: true, params: sampler.Params{Temperature: 0.7, Seed: uint64(i)}})
 			}
 			before := s.Stats()
-			check(next, runAll(next))
+			check(next, runShuffled(s, c, next, r))
 			waitIdle(t, s)
 			st := s.Stats()
 			if n > 1 && (st.PrefixHits == before.PrefixHits || st.PrefixTokens <= before.PrefixTokens) {

@@ -172,17 +172,7 @@ func TestBatchEqualsAlone(t *testing.T) {
 			}
 			s := scheduler.New(e, scheduler.Config{MaxBatch: 6, ChunkTokens: 16})
 			defer s.Close()
-			got := make([]outcome, n)
-			var wg sync.WaitGroup
-			for _, i := range r.Perm(n) {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					got[i] = js[i].run(context.Background(), c, s.Run)
-				}()
-				time.Sleep(time.Duration(r.IntN(300)) * time.Microsecond)
-			}
-			wg.Wait()
+			got := runShuffled(s, c, js, r)
 			// The test is about batches, not about requests that happen
 			// to run one after another.
 			maxBatch := s.Stats().PeakBatch
@@ -198,6 +188,23 @@ func TestBatchEqualsAlone(t *testing.T) {
 			waitIdle(t, s)
 		})
 	}
+}
+
+// runShuffled runs every job through s at once, each on its own goroutine,
+// started in a shuffled order a few hundred microseconds apart.
+func runShuffled(s *scheduler.Scheduler, c model.Config, js []job, r *rand.Rand) []outcome {
+	got := make([]outcome, len(js))
+	var wg sync.WaitGroup
+	for _, i := range r.Perm(len(js)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			got[i] = js[i].run(context.Background(), c, s.Run)
+		}()
+		time.Sleep(time.Duration(r.IntN(300)) * time.Microsecond)
+	}
+	wg.Wait()
+	return got
 }
 
 // waitIdle waits for every slot to be freed.

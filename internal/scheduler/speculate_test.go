@@ -4,9 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"sync"
 	"testing"
-	"time"
 
 	"github.com/verdictnet/verdict/internal/generate"
 	"github.com/verdictnet/verdict/internal/scheduler"
@@ -33,17 +31,7 @@ func TestSpeculationEqualsAlone(t *testing.T) {
 			}
 			s := scheduler.New(e, scheduler.Config{MaxBatch: 6, ChunkTokens: 16, Speculate: 5})
 			defer s.Close()
-			got := make([]outcome, n)
-			var wg sync.WaitGroup
-			for _, i := range r.Perm(n) {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					got[i] = js[i].run(context.Background(), c, s.Run)
-				}()
-				time.Sleep(time.Duration(r.IntN(300)) * time.Microsecond)
-			}
-			wg.Wait()
+			got := runShuffled(s, c, js, r)
 			for i, j := range js {
 				if err := got[i].equal(j.run(context.Background(), c, alone)); err != nil {
 					t.Errorf("request %d: %v", i, err)

@@ -131,17 +131,7 @@ func testBatchBitExact(t *testing.T, kv engine.KVType, ns []int, speculate int) 
 			for i, c := range cs {
 				want[i] = c.run(alone)
 			}
-			got := make([]batchOutcome, n)
-			var wg sync.WaitGroup
-			for _, i := range r.Perm(n) {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					got[i] = cs[i].run(w)
-				}()
-				time.Sleep(time.Duration(r.IntN(300)) * time.Microsecond)
-			}
-			wg.Wait()
+			got := runShuffled(w, cs, r)
 			for i := range cs {
 				if err := sameOutcome(got[i], want[i]); err != nil {
 					t.Errorf("request %d: %v", i, err)
@@ -219,17 +209,7 @@ func TestPrefixCacheReceipts(t *testing.T) {
 		for i, c := range cs {
 			want[i] = c.run(plain)
 		}
-		got := make([]batchOutcome, len(cs))
-		var wg sync.WaitGroup
-		for _, i := range r.Perm(len(cs)) {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				got[i] = cs[i].run(w)
-			}()
-			time.Sleep(time.Duration(r.IntN(300)) * time.Microsecond)
-		}
-		wg.Wait()
+		got := runShuffled(w, cs, r)
 		for i := range cs {
 			if err := sameOutcome(got[i], want[i]); err != nil {
 				t.Fatalf("request %d: %v", i, err)
@@ -257,6 +237,23 @@ func TestPrefixCacheReceipts(t *testing.T) {
 		t.Errorf("follow-ups took %d cached prefixes (%d tokens), want at least 3", st.PrefixHits-before.PrefixHits, st.PrefixTokens-before.PrefixTokens)
 	}
 	t.Logf("%d requests took a cached prefix, %d prompt tokens not computed; %d caches kept (%d bytes of %d)", st.PrefixHits, st.PrefixTokens, st.PrefixEntries, st.PrefixBytes, st.PrefixCap)
+}
+
+// runShuffled runs every case through w at once, each on its own
+// goroutine, started in a shuffled order a few hundred microseconds apart.
+func runShuffled(w *Local, cs []batchCase, r *rand.Rand) []batchOutcome {
+	got := make([]batchOutcome, len(cs))
+	var wg sync.WaitGroup
+	for _, i := range r.Perm(len(cs)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			got[i] = cs[i].run(w)
+		}()
+		time.Sleep(time.Duration(r.IntN(300)) * time.Microsecond)
+	}
+	wg.Wait()
+	return got
 }
 
 func sameOutcome(got, want batchOutcome) error {
