@@ -139,6 +139,9 @@ test("a conversation's next turn takes the first from the prefix cache", async (
   assert.equal(await metric('verdict_worker_prefix_cache_hits_total'), hits + 1);
   assert.ok(await metric('verdict_worker_prefix_cache_tokens_total') >= tokens + a.usage.prompt_tokens,
     'the second turn took at least the first turn\'s prompt from the cache');
+  // OpenAI's usage field says so too.
+  assert.ok(b.usage.prompt_tokens_details.cached_tokens >= a.usage.prompt_tokens, JSON.stringify(b.usage));
+  assert.ok(b.usage.prompt_tokens_details.cached_tokens < b.usage.prompt_tokens);
   const receipt = await fetchReceipt(b.verdict.receipt_id);
   assert.equal(receipt.model, b.verdict.model_id);
 });

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -667,21 +668,34 @@ func TestAttackPrefixCacheProbe(t *testing.T) {
 	b := newBilled(t, map[string]uint64{"sk-alice": 1 << 30, "sk-mallory": 1 << 30}, nil)
 	w := testWorker(t)
 	secret := "Lily whispered the secret password to Tom under the old oak tree in the garden"
-	send := func(key, prompt string) {
+	// send returns usage.prompt_tokens_details.cached_tokens.
+	send := func(key, prompt string) int {
 		t.Helper()
 		resp, rb := post(t, b.ts.URL+"/v1/completions", fmt.Sprintf(`{"model":"stories260K","prompt":%q,"max_tokens":4,"temperature":0}`, prompt), "Authorization", "Bearer "+key)
 		if resp.StatusCode != http.StatusOK {
 			t.Fatalf("%s: %d %s", key, resp.StatusCode, rb)
 		}
+		var r struct {
+			Usage struct {
+				PromptTokensDetails struct {
+					CachedTokens *int `json:"cached_tokens"`
+				} `json:"prompt_tokens_details"`
+			} `json:"usage"`
+		}
+		if err := json.Unmarshal(rb, &r); err != nil || r.Usage.PromptTokensDetails.CachedTokens == nil {
+			t.Fatalf("%s: no usage.prompt_tokens_details.cached_tokens in %s (%v)", key, rb, err)
+		}
+		return *r.Usage.PromptTokensDetails.CachedTokens
 	}
 	send("sk-alice", secret)
 	before := w.BatchStats()
-	send("sk-mallory", secret+" and")
+	if n := send("sk-mallory", secret+" and"); n != 0 {
+		t.Fatalf("mallory's prompt took %d tokens of alice's from the cache", n)
+	}
 	if st := w.BatchStats(); st.PrefixHits != before.PrefixHits {
 		t.Fatalf("mallory's prompt took a cached prefix of alice's (%d tokens)", st.PrefixTokens-before.PrefixTokens)
 	}
-	send("sk-alice", secret+" and")
-	if st := w.BatchStats(); st.PrefixHits == before.PrefixHits {
-		t.Fatalf("alice's own follow-up took no cached prefix: %+v", st)
+	if n := send("sk-alice", secret+" and"); n < 10 {
+		t.Fatalf("alice's own follow-up took %d tokens from the cache: %+v", n, w.BatchStats())
 	}
 }

@@ -393,10 +393,18 @@ type usage struct {
 	PromptTokens     int `json:"prompt_tokens"`
 	CompletionTokens int `json:"completion_tokens"`
 	TotalTokens      int `json:"total_tokens"`
+	// PromptTokensDetails.CachedTokens: the prompt tokens the worker took
+	// from its prefix cache (OpenAI's field; billed as the others, since
+	// the receipt and its replay cover the whole prompt).
+	PromptTokensDetails promptTokensDetails `json:"prompt_tokens_details"`
+}
+
+type promptTokensDetails struct {
+	CachedTokens int `json:"cached_tokens"`
 }
 
 func usageOf(res *inference.Result) *usage {
-	return &usage{res.PromptTokens, res.CompletionTokens, res.PromptTokens + res.CompletionTokens}
+	return &usage{res.PromptTokens, res.CompletionTokens, res.PromptTokens + res.CompletionTokens, promptTokensDetails{res.CachedTokens}}
 }
 
 func (s *Server) metrics(res *inference.Result) {

@@ -51,6 +51,9 @@ type Request struct {
 type Result struct {
 	Output  []int // generated tokens, in order
 	Stopped bool  // ended on a stop token
+	// CachedPrompt is the prompt tokens taken from a scheduler's prefix
+	// cache instead of computed (generate.Run computes them all).
+	CachedPrompt int
 }
 
 // ErrPromptTooLong is returned when the prompt does not fit in the context.

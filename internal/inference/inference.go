@@ -174,9 +174,13 @@ type Result struct {
 	FinishReason     string
 	PromptTokens     int
 	CompletionTokens int
-	Logprobs         []TokenLogprob
-	ReceiptID        string // hex
-	Receipt          []byte // canonical signed receipt (JSON)
+	// CachedTokens is how many of PromptTokens the worker took from its
+	// prefix cache instead of computing them (the answer and receipt are
+	// the same either way).
+	CachedTokens int
+	Logprobs     []TokenLogprob
+	ReceiptID    string // hex
+	Receipt      []byte // canonical signed receipt (JSON)
 	// RequestSteps is the step count the request asked for (that of the
 	// RequestHash passed to Bind); the receipt's is lower when a stop
 	// string or a cancellation ended the generation early.

@@ -409,6 +409,7 @@ func (s *Scheduler) Run(ctx context.Context, req generate.Request) (generate.Res
 	// A cached prefix gives positions before the first whose logits are
 	// wanted (and always leaves the last prompt token to feed).
 	skip := s.takePrefix(req, seq, first)
+	res.CachedPrompt = skip
 	logits, err := s.exchange(ctx, sl, req.Prompt[skip:], first-skip, true)
 	if err != nil {
 		return res, err

@@ -608,7 +608,7 @@ func (w *Local) Generate(ctx context.Context, req Request, onDelta func(Delta) e
 	w.log.Debug("generation", "model", info.Name, "prompt_tokens", len(prompt), "output_tokens", len(res.Output), "receipt", id, "finish", finish)
 	out := &Result{
 		Model: info, Text: text.String(), FinishReason: finish,
-		PromptTokens: len(prompt), CompletionTokens: len(res.Output), Logprobs: lps,
+		PromptTokens: len(prompt), CompletionTokens: len(res.Output), CachedTokens: res.CachedPrompt, Logprobs: lps,
 		ReceiptID: id, Receipt: data, RequestSteps: requestSteps,
 	}
 	if cut != nil {
