@@ -99,6 +99,24 @@ func (s *Scheduler) keepPrefix(req generate.Request, sl *slot, output []int) {
 		return
 	}
 	p := &prefix{scope: req.PrefixScope, tokens: append(slices.Clip(req.Prompt), output...)[:n:n], seq: sl.seq, bytes: sl.seq.Bytes()}
+	// covered refreshes and reports a kept cache that holds p's tokens.
+	covered := func() bool {
+		for _, q := range s.prefixes {
+			if q.scope == p.scope && len(q.tokens) >= n && slices.Equal(q.tokens[:n], p.tokens) && (q.trace != nil || !traced) {
+				s.clock++
+				q.used = s.clock
+				return true
+			}
+		}
+		return false
+	}
+	// Not kept: no trace copied (checked again below, after the copy).
+	s.mu.Lock()
+	skip := s.closed || p.bytes > s.prefixCap || covered()
+	s.mu.Unlock()
+	if skip {
+		return
+	}
 	if traced {
 		tr, err := pt.TracePrefix(n)
 		if err != nil {
@@ -108,15 +126,8 @@ func (s *Scheduler) keepPrefix(req generate.Request, sl *slot, output []int) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closed || p.bytes > s.prefixCap {
+	if s.closed || covered() {
 		return
-	}
-	for _, q := range s.prefixes {
-		if q.scope == p.scope && len(q.tokens) >= n && slices.Equal(q.tokens[:n], p.tokens) && (q.trace != nil || !traced) {
-			s.clock++
-			q.used = s.clock
-			return
-		}
 	}
 	s.dropLocked(func(q *prefix) bool {
 		return q.scope == p.scope && len(q.tokens) < n && slices.Equal(p.tokens[:len(q.tokens)], q.tokens) && (p.trace != nil || q.trace == nil)
