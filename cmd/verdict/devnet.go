@@ -34,7 +34,7 @@ func runDevnet(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	validators := fs.Int("validators", 1, "validators of a fresh ledger, all in this process (1..16)")
 	batch := fs.Int("concurrency", scheduler.DefaultMaxBatch, "generations the worker runs at once, as one continuous batch")
 	queue := fs.Int("queue", 256, "generations that may wait for room in the batch; beyond that requests get 429")
-	kvMiB := fs.Int("kv-budget-mib", 0, "the worker's key/value cache, in MiB (0: --concurrency full contexts)")
+	kvMiB := fs.Int("kv-budget-mib", 0, "the worker's key/value cache, in MiB; each generation holds the pages it has filled (0: --concurrency full contexts)")
 	prefixMiB := fs.Int("prefix-cache-mib", 0, "the worker's prefix cache: "+prefixCacheUsage)
 	speculate := fs.Int("speculate", 0, "the worker's "+speculateUsage)
 	var kv engine.KVType

@@ -74,7 +74,7 @@ func (f *workerFlags) register(fs interface {
 	fs.IntVar(&f.threads, "threads", 0, "engine threads; 0 = one per CPU (never changes results)")
 	fs.IntVar(&f.concurrency, "concurrency", scheduler.DefaultMaxBatch, "generations run at once, as one continuous batch (each answer stays identical to its run alone)")
 	fs.IntVar(&f.queue, "queue", scheduler.DefaultMaxQueue, "generations that may wait for room in the batch; beyond that requests get 429")
-	fs.IntVar(&f.kvBudgetMiB, "kv-budget-mib", 0, "key/value cache shared by the batch, in MiB; each generation holds its prompt and max_tokens worth (0: --concurrency full contexts)")
+	fs.IntVar(&f.kvBudgetMiB, "kv-budget-mib", 0, "key/value cache shared by the batch, in MiB; each generation holds the pages it has filled (a full one takes room from the latest admitted, which compute theirs again later: same answers) and refuses prompt + max_tokens over it (0: --concurrency full contexts)")
 	fs.IntVar(&f.prefillChunk, "prefill-chunk", scheduler.DefaultChunkTokens, "most prompt tokens prefilled per batch step, so a long prompt does not stall the others")
 	fs.IntVar(&f.prefixCacheMiB, "prefix-cache-mib", 0, prefixCacheUsage)
 	fs.IntVar(&f.speculate, "speculate", 0, speculateUsage)

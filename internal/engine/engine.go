@@ -101,6 +101,11 @@ type Options struct {
 	// specification the engine implements (Spec): KVF32 (the zero value)
 	// SpecVersion, KVF16 SpecKV16.
 	KV KVType
+	// PagePositions is the positions of a full key/value cache page, the
+	// steps in which a sequence takes memory as it grows (CacheBytes); 0
+	// means 256, one block of attention. It never changes a result: the
+	// layout of the cache is not part of the specification.
+	PagePositions int
 }
 
 // LayerRow is one row's Tracer.Layer call (Options.TraceLayers): the
@@ -171,6 +176,19 @@ func (e *Engine) KVBytesPerPosition() int64 {
 	return 2 * int64(e.c.Layers) * int64(e.c.KVDim()) * per
 }
 
+// CacheBytes is the key/value cache a sequence with room for maxPos
+// positions (NewSequence) holds once positions 0..n-1 have been fed: its
+// pages hold them, a full page at a time but the last, which ends at
+// maxPos. It is Sequence.Bytes after such a feed, and maxPos times
+// KVBytesPerPosition once all are.
+func (e *Engine) CacheBytes(maxPos, n int) int64 {
+	if n <= 0 || maxPos <= 0 {
+		return 0
+	}
+	pages := (min(n, maxPos) + e.page - 1) / e.page
+	return int64(min(pages*e.page, maxPos)) * e.KVBytesPerPosition()
+}
+
 // New returns an engine for m, which must have passed m.Check.
 func New(m *model.Model, opts Options) (*Engine, error) {
 	if err := m.Check(); err != nil {
@@ -191,6 +209,12 @@ func New(m *model.Model, opts Options) (*Engine, error) {
 		return nil, fmt.Errorf("engine: key/value cache type %d unknown", opts.KV)
 	}
 	e.kv = opts.KV
+	if opts.PagePositions < 0 {
+		return nil, fmt.Errorf("engine: %d positions a cache page", opts.PagePositions)
+	}
+	if opts.PagePositions > 0 {
+		e.page = opts.PagePositions
+	}
 	e.chunk = opts.ChunkRows
 	if e.chunk <= 0 {
 		e.chunk = chunkRows(c, fewRowsPack(m), ChunkBytes)

@@ -48,3 +48,51 @@ func TestPageSizesEqual(t *testing.T) {
 		})
 	}
 }
+
+// TestCacheBytes: a sequence fed n positions, in one pass or one at a
+// time, holds CacheBytes(cap, n) bytes (Sequence.Bytes), for pages of 3,
+// 16 and 256 positions (Options.PagePositions) and both cache types, and
+// cap*KVBytesPerPosition once full; a negative page size is refused.
+func TestCacheBytes(t *testing.T) {
+	l := load(t, "synth:tiny256:mix", "")
+	for _, kv := range []engine.KVType{engine.KVF32, engine.KVF16} {
+		for _, page := range []int{3, 16, 256} {
+			e, err := engine.New(l.m, engine.Options{Threads: 1, KV: kv, PagePositions: page})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, c := range []struct{ cap, n int }{{1, 1}, {10, 1}, {10, 3}, {10, 4}, {10, 10}, {40, 17}, {40, 32}, {200, 199}} {
+				s, err := e.NewSequence(c.cap)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got := s.Bytes(); got != 0 || e.CacheBytes(c.cap, 0) != 0 {
+					t.Errorf("page %d, an empty sequence holds %d bytes, CacheBytes %d", page, got, e.CacheBytes(c.cap, 0))
+				}
+				toks := make([]int, c.n)
+				for i := range toks {
+					toks[i] = 1 + i%7
+				}
+				if err := e.Forward(&engine.Item{Seq: s, Tokens: toks[:c.n/2]}); err != nil {
+					t.Fatal(err)
+				}
+				for _, tk := range toks[c.n/2:] {
+					if err := e.Forward(&engine.Item{Seq: s, Tokens: []int{tk}}); err != nil {
+						t.Fatal(err)
+					}
+				}
+				if got, want := s.Bytes(), e.CacheBytes(c.cap, c.n); got != want {
+					t.Errorf("%v, page %d, cap %d: %d positions hold %d bytes, CacheBytes %d", kv, page, c.cap, c.n, got, want)
+				}
+				if c.n == c.cap && s.Bytes() != int64(c.cap)*e.KVBytesPerPosition() {
+					t.Errorf("%v, page %d: a full sequence of %d holds %d bytes", kv, page, c.cap, s.Bytes())
+				}
+				s.Release()
+			}
+			e.Close()
+		}
+	}
+	if _, err := engine.New(l.m, engine.Options{PagePositions: -1}); err == nil {
+		t.Error("a page of -1 positions was accepted")
+	}
+}

@@ -9,11 +9,18 @@
 // chunks), so Run returns exactly what generate.Run returns for the same
 // request alone: the same tokens, the same logit vectors, the same trace.
 //
-// Room is counted in key/value cache: each running sequence holds
-// KVBytes(steps) bytes of the stated budget (the positions it may fill:
-// prompt plus the most tokens it may generate) from admission to its end.
-// When the budget or the batch is full, requests wait in a bounded FIFO
-// queue; beyond it Run fails with ErrBusy at once. A request that could
+// Room is counted in key/value cache: each running sequence holds, of the
+// stated budget, the bytes of the cache pages it has filled
+// (engine.Engine.CacheBytes), and its prompt's from admission. A sequence
+// that needs a page when the budget is full takes the room of cached
+// prefixes, then preempts the latest admitted sequences waiting for a step:
+// they give up their caches and, once there is room, are fed their tokens
+// again, untraced and without logits, before going on — a position's keys
+// and values depend only on the tokens up to it, so the answer does not
+// change. The earliest admitted sequence always has room, so every request
+// ends; newcomers wait while a preempted sequence does. When the budget or
+// the batch is full, requests wait in a bounded FIFO queue; beyond it Run
+// fails with ErrBusy at once. A request whose prompt and most tokens could
 // never fit fails with ErrTooLarge, naming the limit.
 //
 // The per-token work of a request (its logits callback, sampling, its token

@@ -4,7 +4,7 @@ import "github.com/prometheus/client_golang/prometheus"
 
 // Collector exposes a scheduler's Stats to Prometheus (names under
 // verdict_worker_): the batch size, the running and queued requests, the
-// key/value cache used and budgeted, the steps and tokens processed, and
+// key/value cache used and budgeted, preemptions, the steps and tokens processed, and
 // the recent decode rate, the prefix cache, and histograms of the steps' forward time and of
 // the gaps between steps.
 type Collector struct {
@@ -27,7 +27,9 @@ func NewCollector(stats func() Stats) *Collector {
 		"kvUsed":    d("kv_cache_used_bytes", "Key/value cache held by running generations."),
 		"kvBudget":  d("kv_cache_budget_bytes", "Key/value cache budget (--kv-budget-mib)."),
 		"steps":     d("batch_steps_total", "Forward steps of the batch."),
-		"tokens":    d("batch_tokens_total", "Tokens processed by the batch, by kind (prompt: prefilled; completion: generated).", "kind"),
+		"tokens":    d("batch_tokens_total", "Tokens processed by the batch, by kind (prompt: prefilled; completion: generated; recomputed: fed again by generations that gave up their cache to earlier ones).", "kind"),
+		"preempted": d("preemptions_total", "Times a running generation gave up its key/value cache to an earlier one that needed room in the budget (it computes it again later, with the same answer)."),
+		"resuming":  d("batch_resuming", "Preempted generations waiting for room to compute their cache again."),
 		"rate":      d("decode_tokens_per_second", "Generated tokens per second over recent steps (0 when idle)."),
 		"forward":   d("step_forward_seconds", "Wall time of each batch step's forward pass (all its sequences together)."),
 		"pcBytes":   d("prefix_cache_bytes", "Key/value cache kept by finished generations for prompts that start with their tokens (the prefix cache)."),
@@ -66,6 +68,9 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	n("steps", float64(s.Steps))
 	n("tokens", float64(s.PromptTokens), "prompt")
 	n("tokens", float64(s.OutputTokens), "completion")
+	n("tokens", float64(s.Recomputed), "recomputed")
+	n("preempted", float64(s.Preempted))
+	g("resuming", float64(s.Resuming))
 	g("rate", s.DecodeRate)
 	g("pcBytes", float64(s.PrefixBytes))
 	g("pcEntries", float64(s.PrefixEntries))

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -39,10 +40,10 @@ const (
 	DefaultMaxQueue    = 64
 	DefaultChunkTokens = 128
 	DefaultMaxWait     = 10 * time.Millisecond
-	// DefaultPrefixCacheMax bounds the default prefix cache: kept caches
-	// hold memory, where the budget of running sequences is a bound on
-	// what they may come to hold (the default budget, MaxBatch full
-	// contexts, is 128 GiB for a 131072-position Llama 3.2 1B).
+	// DefaultPrefixCacheMax bounds the default prefix cache: the
+	// default budget, MaxBatch full contexts, is 128 GiB for a
+	// 131072-position Llama 3.2 1B, which running sequences rarely come
+	// to fill, where kept caches would.
 	DefaultPrefixCacheMax = 1 << 30
 )
 
@@ -51,8 +52,10 @@ type Config struct {
 	// MaxBatch is the most sequences running at once (default 16).
 	MaxBatch int
 	// KVBudget is the key/value cache, in bytes, shared by the running
-	// sequences (see KVBytes); default: MaxBatch sequences of the full
-	// context length.
+	// sequences: each holds the pages of the positions it has filled
+	// (engine.Engine.CacheBytes), and its prompt's from admission; a
+	// request whose prompt and max tokens together exceed it fails with
+	// ErrTooLarge. Default: MaxBatch sequences of the full context length.
 	KVBudget int64
 	// MaxQueue is the most requests waiting for room (default 64); beyond
 	// it Run fails with ErrBusy.
@@ -93,6 +96,12 @@ type Stats struct {
 	KVUsed    int64 // bytes of the budget held by running sequences
 	KVBudget  int64
 	MaxBatch  int
+	// Preempted counts, since the start, the running sequences that gave
+	// up their cache for an earlier one that needed room (and fed their
+	// tokens again later: Recomputed counts those tokens); Resuming is
+	// the sequences now waiting to.
+	Preempted, Recomputed uint64
+	Resuming              int
 	// The prefix cache (Config.PrefixCache): the bytes and the finished
 	// generations' caches it keeps, its bound, and since the start the
 	// requests that took a cached prefix and the prompt tokens they so
@@ -201,6 +210,11 @@ type Scheduler struct {
 	running int       // admitted (active, or about to be)
 	kvUsed  int64
 	closed  bool
+	// resuming counts the slots preempted and not yet fed again; starved
+	// is whether the last step left a sequence out for want of room.
+	// Either holds newcomers in the queue: the room is theirs first.
+	resuming int
+	starved  bool
 	// The prefix cache: finished generations' sequences, the bytes they
 	// hold, and the clock of their last use.
 	prefixes    []*prefix
@@ -216,6 +230,10 @@ type Scheduler struct {
 	ended time.Time
 
 	steps, promptTokens, outputTokens atomic.Uint64
+	preempted, recomputed             atomic.Uint64
+	// overdrawn counts the steps after which a sequence held more cache
+	// than the budget counted for it (never: tests check).
+	overdrawn atomic.Uint64
 	prefixHits, prefixTokens          atomic.Uint64
 	drafted, accepted                 atomic.Uint64
 
@@ -228,8 +246,14 @@ type Scheduler struct {
 type slot struct {
 	seq   *engine.Sequence
 	trace engine.Tracer
-	kv    int64
+	cap   int             // positions seq has room for
+	kv    int64           // bytes of the budget it holds (Scheduler.mu)
 	out   chan stepResult // cap 1: at most one exchange is outstanding
+	// hist holds the tokens fed at positions 0, 1, ...: those of
+	// seq's positions, and, while evicted (preempted, Scheduler.mu), the
+	// positions it had, which seq is fed again before feed.
+	hist    []int
+	evicted bool
 
 	// Guarded by Scheduler.mu: the tokens to feed next (nil when the
 	// caller holds the turn), the index into feed of the first position
@@ -306,6 +330,7 @@ func (s *Scheduler) Stats() Stats {
 	defer s.mu.Unlock()
 	return Stats{
 		Running: s.running, Queued: len(s.queue), Batch: s.batch, PeakBatch: s.peak, KVUsed: s.kvUsed, KVBudget: s.cfg.KVBudget, MaxBatch: s.cfg.MaxBatch,
+		Preempted: s.preempted.Load(), Recomputed: s.recomputed.Load(), Resuming: s.resuming,
 		PrefixBytes: s.prefixBytes, PrefixEntries: len(s.prefixes), PrefixCap: s.prefixCap, PrefixHits: s.prefixHits.Load(), PrefixTokens: s.prefixTokens.Load(),
 		Drafted: s.drafted.Load(), Accepted: s.accepted.Load(),
 		Steps: s.steps.Load(), PromptTokens: s.promptTokens.Load(), OutputTokens: s.outputTokens.Load(), DecodeRate: s.rate,
@@ -369,14 +394,16 @@ func (s *Scheduler) Run(ctx context.Context, req generate.Request) (generate.Res
 			return res, fmt.Errorf("generate: prompt token %d at index %d is outside the vocabulary of %d", t, i, c.Vocab)
 		}
 	}
-	kv := int64(steps) * s.perKV
-	if kv > s.cfg.KVBudget {
+	if kv := s.e.CacheBytes(steps, steps); kv > s.cfg.KVBudget {
 		budget := s.cfg.KVBudget / s.perKV
 		if int64(len(req.Prompt)) > budget {
 			return res, fmt.Errorf("%w: the prompt's %d tokens need %d bytes of KV cache, the budget is %d bytes (%d positions)", ErrTooLarge, len(req.Prompt), int64(len(req.Prompt))*s.perKV, s.cfg.KVBudget, budget)
 		}
 		return res, fmt.Errorf("%w: %d positions (prompt %d and up to %d generated tokens) need %d bytes of KV cache, the budget is %d bytes (%d positions); ask for fewer tokens", ErrTooLarge, steps, len(req.Prompt), steps-len(req.Prompt)+1, kv, s.cfg.KVBudget, budget)
 	}
+	// Admitted with room for the prompt and the first token generated;
+	// it takes the rest a page at a time as it grows (step).
+	kv := s.e.CacheBytes(steps, len(req.Prompt)+1)
 	if err := s.admit(ctx, kv); err != nil {
 		return res, err
 	}
@@ -385,7 +412,7 @@ func (s *Scheduler) Run(ctx context.Context, req generate.Request) (generate.Res
 		s.release(kv)
 		return res, fmt.Errorf("generate: %w", err)
 	}
-	sl := &slot{seq: seq, trace: req.Trace, kv: kv, out: make(chan stepResult, 1)}
+	sl := &slot{seq: seq, trace: req.Trace, cap: steps, kv: kv, out: make(chan stepResult, 1)}
 	s.mu.Lock()
 	s.active = append(s.active, sl)
 	s.mu.Unlock()
@@ -410,6 +437,7 @@ func (s *Scheduler) Run(ctx context.Context, req generate.Request) (generate.Res
 	// wanted (and always leaves the last prompt token to feed).
 	skip := s.takePrefix(req, seq, first)
 	res.CachedPrompt = skip
+	sl.hist = slices.Clone(req.Prompt[:skip])
 	logits, err := s.exchange(ctx, sl, req.Prompt[skip:], first-skip, true)
 	if err != nil {
 		return res, err
@@ -514,7 +542,7 @@ func (s *Scheduler) admit(ctx context.Context, kv int64) error {
 		s.mu.Unlock()
 		return ErrClosed
 	}
-	if len(s.queue) == 0 && s.fitsLocked(kv) {
+	if len(s.queue) == 0 && s.roomLocked(kv) {
 		s.running++
 		s.kvUsed += kv
 		s.mu.Unlock()
@@ -551,13 +579,20 @@ func (s *Scheduler) admit(ctx context.Context, kv int64) error {
 	return ctx.Err()
 }
 
-// fitsLocked reports whether a request holding kv bytes of cache fits in
-// the batch and the budget, giving up cached prefixes (least recently
-// used first) to make room.
-func (s *Scheduler) fitsLocked(kv int64) bool {
-	if s.running >= s.cfg.MaxBatch {
+// roomLocked reports whether a newcomer holding kv bytes of cache fits in
+// the batch and the budget: not while running sequences wait for room
+// (resuming, starved), and giving up cached prefixes (least recently used
+// first) to make room.
+func (s *Scheduler) roomLocked(kv int64) bool {
+	if s.running >= s.cfg.MaxBatch || s.resuming > 0 || s.starved {
 		return false
 	}
+	return s.fitsLocked(kv)
+}
+
+// fitsLocked reports whether kv more bytes of cache fit in the budget,
+// giving up cached prefixes (least recently used first) to make room.
+func (s *Scheduler) fitsLocked(kv int64) bool {
 	for s.kvUsed+s.prefixBytes+kv > s.cfg.KVBudget {
 		if !s.evictLocked() {
 			return false
@@ -568,7 +603,7 @@ func (s *Scheduler) fitsLocked(kv int64) bool {
 
 // admitLocked admits queued requests, in order, while the head fits.
 func (s *Scheduler) admitLocked() {
-	for len(s.queue) > 0 && s.fitsLocked(s.queue[0].kv) {
+	for len(s.queue) > 0 && s.roomLocked(s.queue[0].kv) {
 		w := s.queue[0]
 		s.queue = s.queue[1:]
 		s.running++
@@ -711,7 +746,20 @@ func (s *Scheduler) loop() {
 			}
 		}
 		since = time.Time{}
-		last = s.step(ready)
+		dt, ran := s.step(ready)
+		if ran {
+			last = dt
+			continue
+		}
+		// Every ready sequence waits for room that busy ones hold: one of
+		// them hands over its next token (and can be preempted) or ends.
+		t := time.NewTimer(s.cfg.MaxWait)
+		select {
+		case <-s.wake:
+		case <-t.C:
+		case <-s.quit:
+		}
+		t.Stop()
 	}
 }
 
@@ -728,6 +776,9 @@ func (s *Scheduler) reapLocked() {
 			if !sl.kept {
 				sl.seq.Release()
 			}
+			if sl.evicted {
+				s.resuming--
+			}
 			s.running--
 			s.kvUsed -= sl.kv
 			continue
@@ -736,38 +787,91 @@ func (s *Scheduler) reapLocked() {
 	}
 	clear(s.active[len(kept):])
 	s.active = kept
+	if len(kept) == 0 {
+		s.starved = false // nobody waits for room any more
+	}
 	s.admitLocked()
 }
 
 // step runs one forward pass over the ready slots: every pending token of
-// running sequences, and up to ChunkTokens prompt tokens of newcomers.
-func (s *Scheduler) step(ready []work) time.Duration {
+// running sequences, and up to ChunkTokens prompt tokens of newcomers (and
+// of preempted sequences feeding their tokens again), as far as the
+// budget has room for the pages they grow into; ran is false when none
+// had room.
+//
+// Room goes to the sequences in admission order: one that needs a page
+// when the budget is full takes the cached prefixes' room first, then
+// preempts the latest admitted sequences that wait for a step (never a
+// busy one: its caller may be using its sequence), which give up their
+// cache and, once there is room again, feed their tokens again untraced
+// and without logits before going on (a position's keys and values
+// depend only on the tokens up to it: the same bits). An earlier sequence
+// so always gets its room, and a lone request always fits (Run refuses
+// what could not), so every request ends. While a sequence waits for
+// room, the ones after it take none.
+func (s *Scheduler) step(ready []work) (time.Duration, bool) {
 	budget := s.cfg.ChunkTokens
 	var items []*engine.Item
 	var in []work
-	prompt, decode := 0, 0
+	var at []int // the position each item starts at
+	prompt, decode, again := 0, 0, 0
+	s.mu.Lock()
+	s.starved = false
+	var victims []*slot
 	for _, w := range ready {
+		sl := w.sl
+		if slices.Contains(victims, sl) {
+			continue
+		}
+		if sl.evicted && sl.seq.Pos == len(sl.hist) {
+			sl.evicted = false
+			s.resuming--
+		}
 		a := w.sl.off
-		n := len(w.feed) - a
+		toks := w.feed[a:]
+		if sl.evicted {
+			toks = sl.hist[sl.seq.Pos:]
+		}
+		n := len(toks)
 		if n > 1 {
 			n = min(n, budget)
 			if n == 0 {
 				continue
 			}
+		}
+		if need := s.e.CacheBytes(sl.cap, sl.seq.Pos+n) - sl.kv; need > 0 {
+			if s.starved || !s.growLocked(sl, need, &victims) {
+				s.starved = true
+				continue
+			}
+		}
+		if n > 1 {
 			budget -= n
 		}
-		it := &engine.Item{Seq: w.sl.seq, Tokens: w.feed[a : a+n], Trace: w.sl.trace, Logits: engine.LogitsNone}
-		if b := a + n; w.first < b {
-			it.Logits = engine.LogitsAll
-			it.LogitsFrom = max(w.first-a, 0)
-		}
-		if w.prompt {
-			prompt += n
-		} else {
-			decode++
+		it := &engine.Item{Seq: sl.seq, Tokens: toks[:n], Logits: engine.LogitsNone}
+		switch {
+		case sl.evicted:
+			// Fed again: traced and reported the first time.
+			again += n
+		default:
+			it.Trace = sl.trace
+			if b := a + n; w.first < b {
+				it.Logits = engine.LogitsAll
+				it.LogitsFrom = max(w.first-a, 0)
+			}
+			if w.prompt {
+				prompt += n
+			} else {
+				decode++
+			}
 		}
 		items = append(items, it)
 		in = append(in, w)
+		at = append(at, sl.seq.Pos)
+	}
+	s.mu.Unlock()
+	if len(items) == 0 {
+		return 0, false
 	}
 	start := time.Now()
 	err := s.e.Forward(items...)
@@ -787,6 +891,7 @@ func (s *Scheduler) step(ready []work) time.Duration {
 	}
 	s.steps.Add(1)
 	s.promptTokens.Add(uint64(prompt))
+	s.recomputed.Add(uint64(again))
 	s.mu.Lock()
 	s.batch = len(items)
 	s.peak = max(s.peak, s.batch)
@@ -813,6 +918,13 @@ func (s *Scheduler) step(ready []work) time.Duration {
 			results = append(results, stepResult{err: fmt.Errorf("generate: %w", err)})
 			continue
 		}
+		if sl.seq.Bytes() > sl.kv {
+			s.overdrawn.Add(1)
+		}
+		if sl.evicted {
+			continue // fed again: the feed waits for the next step
+		}
+		sl.hist = append(sl.hist[:at[i]], items[i].Tokens...)
 		sl.got = append(sl.got, items[i].Out...)
 		sl.off += len(items[i].Tokens)
 		if sl.off == len(w.feed) {
@@ -828,5 +940,51 @@ func (s *Scheduler) step(ready []work) time.Duration {
 		default: // cannot happen: one exchange at a time
 		}
 	}
-	return dt
+	return dt, true
+}
+
+// growLocked makes room for need more bytes of sl's cache, giving up
+// cached prefixes and then preempting the latest admitted sequences after
+// sl that wait for a step (adding them to victims), and takes it; false,
+// with nothing preempted, when even that would not make room (or, rarely,
+// after preempting, when a prefix being copied holds the rest).
+func (s *Scheduler) growLocked(sl *slot, need int64, victims *[]*slot) bool {
+	free := s.cfg.KVBudget - s.kvUsed - need // with no cached prefix
+	var cands []*slot
+	for i := len(s.active) - 1; i >= 0 && s.active[i] != sl; i-- {
+		if v := s.active[i]; !v.gone && v.kv > 0 && v.feed != nil {
+			cands = append(cands, v)
+			free += v.kv
+		}
+	}
+	if free < 0 {
+		return false
+	}
+	for !s.fitsLocked(need) {
+		if len(cands) == 0 {
+			return false
+		}
+		s.preemptLocked(cands[0])
+		*victims = append(*victims, cands[0])
+		cands = cands[1:]
+	}
+	s.kvUsed += need
+	sl.kv += need
+	return true
+}
+
+// preemptLocked makes v, a sequence waiting for a step (its caller is
+// blocked in exchange), give up its cache: it is fed its tokens again
+// once there is room (step).
+func (s *Scheduler) preemptLocked(v *slot) {
+	if !v.evicted {
+		v.hist = v.hist[:v.seq.Pos]
+		v.evicted = true
+		s.resuming++
+	}
+	v.seq.Release()
+	v.seq, _ = s.e.NewSequence(v.cap) // v.cap fitted before
+	s.kvUsed -= v.kv
+	v.kv = 0
+	s.preempted.Add(1)
 }

@@ -417,6 +417,7 @@ func TestCollector(t *testing.T) {
 		"verdict_worker_batch_size_max": 3, "verdict_worker_batch_size": 1, "verdict_worker_batch_size_peak": 1,
 		"verdict_worker_batch_running": 0, "verdict_worker_queue_length": 0, "verdict_worker_kv_cache_used_bytes": 0,
 		"verdict_worker_batch_tokens_total{prompt}": 3, "verdict_worker_batch_tokens_total{completion}": 6,
+		"verdict_worker_batch_tokens_total{recomputed}": 0, "verdict_worker_preemptions_total": 0, "verdict_worker_batch_resuming": 0,
 		"verdict_worker_batch_steps_total":          6,
 		"verdict_worker_step_forward_seconds_count": 6, "verdict_worker_step_gap_seconds_count": 5,
 		// Every step and gap took less than 10 s.

@@ -96,13 +96,22 @@ func batchCases(n int, r *rand.Rand) []batchCase {
 //
 // With draft tokens (Config.Speculate, prompt lookup decoding) the same
 // holds, for 16 requests, and some drafts are taken.
+//
+// With a key/value budget that holds a few of them (pages of 8 positions),
+// so that generations take each other's room and compute their caches
+// again, the same holds, for 16 requests, and some were preempted.
 func TestBatchBitExact(t *testing.T) {
-	testBatchBitExact(t, engine.KVF32, []int{1, 4, 16}, 0)
-	t.Run("kv=f16", func(t *testing.T) { testBatchBitExact(t, engine.KVF16, []int{16}, 0) })
-	t.Run("speculate", func(t *testing.T) { testBatchBitExact(t, engine.KVF32, []int{16}, 4) })
+	testBatchBitExact(t, Config{}, []int{1, 4, 16})
+	t.Run("kv=f16", func(t *testing.T) { testBatchBitExact(t, Config{KV: engine.KVF16}, []int{16}) })
+	t.Run("speculate", func(t *testing.T) { testBatchBitExact(t, Config{Speculate: 4}, []int{16}) })
+	// 200 positions of 1280 bytes: the longest request and a few pages.
+	t.Run("preempt", func(t *testing.T) { testBatchBitExact(t, Config{KVPage: 8, KVBudget: 200 * 1280}, []int{16}) })
 }
 
-func testBatchBitExact(t *testing.T, kv engine.KVType, ns []int, speculate int) {
+// testBatchBitExact is TestBatchBitExact for a worker with batch's
+// KV, Speculate, KVPage and KVBudget, for N in ns.
+func testBatchBitExact(t *testing.T, batch Config, ns []int) {
+	kv, speculate := batch.KV, batch.Speculate
 	path := testutil.Shared(t, "models/stories260K.gguf")
 	key, err := keys.GenerateKey(rand.NewChaCha8([32]byte{15}))
 	if err != nil {
@@ -115,7 +124,7 @@ func testBatchBitExact(t *testing.T, kv engine.KVType, ns []int, speculate int) 
 	defer alone.Close()
 	// A batch smaller than N, a small prefill chunk: requests queue, and
 	// prompts are fed over several steps beside the others' decoding.
-	w, err := Open(Config{ModelPath: path, Name: "stories260K", Threads: 2, Key: key, MaxConcurrent: 6, ChunkTokens: 16, KV: kv, Speculate: speculate})
+	w, err := Open(Config{ModelPath: path, Name: "stories260K", Threads: 2, Key: key, MaxConcurrent: 6, ChunkTokens: 16, KV: kv, Speculate: speculate, KVPage: batch.KVPage, KVBudget: batch.KVBudget})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -150,6 +159,12 @@ func testBatchBitExact(t *testing.T, kv engine.KVType, ns []int, speculate int) 
 			}
 			if st := w.BatchStats(); speculate > 0 && st.Accepted == 0 {
 				t.Errorf("no draft token taken: %d fed", st.Drafted)
+			}
+			if st := w.BatchStats(); batch.KVBudget > 0 {
+				if st.Preempted == 0 {
+					t.Errorf("no generation preempted: %+v", st)
+				}
+				t.Logf("%d preemptions, %d tokens computed again", st.Preempted, st.Recomputed)
 			}
 			for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
 				st := w.BatchStats()

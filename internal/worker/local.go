@@ -95,11 +95,18 @@ type Config struct {
 	// (default 64); beyond that Generate fails with ErrBusy.
 	MaxConcurrent, MaxQueue int
 	// KVBudget is the key/value cache, in bytes, the running generations
-	// share (default: MaxConcurrent full contexts); each holds
-	// engine.KVBytesPerPosition times the positions it may fill from
-	// admission to its end. A request that could never fit fails with
+	// share (default: MaxConcurrent full contexts); each holds the cache
+	// pages of the positions it has filled, its prompt's from admission.
+	// One that needs a page when the budget is full takes it from the
+	// latest admitted generations, which compute their caches again
+	// later (same answers and receipts: scheduler.Config.KVBudget). A
+	// request whose prompt and max_tokens could never fit fails with
 	// ErrContextLength.
 	KVBudget int64
+	// KVPage is the positions of a key/value cache page, the steps in
+	// which a generation takes memory from KVBudget (0: 256; never
+	// changes a result).
+	KVPage int
 	// PrefixCache is the most bytes of KVBudget that finished
 	// generations' caches may keep, so that a prompt starting with the
 	// same tokens (a system prompt; a conversation's earlier turns, which
@@ -201,7 +208,7 @@ func New(m *model.Model, cfg Config) (*Local, error) {
 	if cfg.CheatForTests {
 		em = cheatModel(m)
 	}
-	e, err := engine.New(em, engine.Options{Threads: cfg.Threads, TraceLayers: traceLayers, KV: cfg.KV})
+	e, err := engine.New(em, engine.Options{Threads: cfg.Threads, TraceLayers: traceLayers, KV: cfg.KV, PagePositions: cfg.KVPage})
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", m.Path, err)
 	}

@@ -1,0 +1,110 @@
+package scheduler_test
+
+import (
+	"context"
+	"math/rand/v2"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/verdictnet/verdict/internal/engine"
+	"github.com/verdictnet/verdict/internal/generate"
+	"github.com/verdictnet/verdict/internal/model"
+	"github.com/verdictnet/verdict/internal/scheduler"
+	"github.com/verdictnet/verdict/internal/testutil"
+)
+
+// TestPreemptionEqualsAlone: 16 requests at once through a key/value
+// budget that holds a few of them (pages of 8 positions), so that
+// sequences grow into each other's room and the latest admitted give up
+// their caches and compute them again — plain requests, requests sharing
+// system prompts with the prefix cache on, draft tokens — give the tokens,
+// logits and trace roots of generate.Run alone; preemptions happened, no
+// sequence held more than the budget counted for it, and the budget held
+// at every moment sampled.
+func TestPreemptionEqualsAlone(t *testing.T) {
+	m, err := model.Load(testutil.Shared(t, "models/stories260K.gguf"), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	e, err := engine.New(m, engine.Options{Threads: 2, PagePositions: 8})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.Close)
+	c := m.Config
+	alone := func(ctx context.Context, req generate.Request) (generate.Result, error) {
+		return generate.Run(ctx, e, req)
+	}
+	for _, tc := range []struct {
+		name      string
+		jobs      func(*rand.Rand) []job
+		cfg       scheduler.Config
+		preempted uint64 // at least
+	}{
+		{"plain", func(r *rand.Rand) []job { return jobs(16, r) }, scheduler.Config{PrefixCache: -1}, 1},
+		{"prefix", func(r *rand.Rand) []job { return conversations(16, r) }, scheduler.Config{}, 1},
+		{"speculate", func(r *rand.Rand) []job {
+			js := jobs(16, r)
+			for i := range js {
+				js[i].steps += 40
+				js[i].prefix = i%2 == 0
+			}
+			return js
+		}, scheduler.Config{Speculate: 4}, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := rand.New(rand.NewPCG(5, 8))
+			js := tc.jobs(r)
+			most := 0
+			for _, j := range js {
+				most = max(most, j.steps)
+			}
+			cfg := tc.cfg
+			cfg.MaxBatch, cfg.ChunkTokens = 16, 16
+			// Room for the longest request and a few pages more.
+			cfg.KVBudget = e.CacheBytes(most+24, most+24)
+			s := scheduler.New(e, cfg)
+			defer s.Close()
+			var over []scheduler.Stats
+			done := make(chan struct{})
+			var wg sync.WaitGroup
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for {
+					select {
+					case <-done:
+						return
+					case <-time.After(50 * time.Microsecond):
+					}
+					if st := s.Stats(); st.KVUsed+st.PrefixBytes > st.KVBudget || st.KVUsed < 0 {
+						over = append(over, st)
+					}
+				}
+			}()
+			got := runShuffled(s, c, js, r)
+			close(done)
+			wg.Wait()
+			for i, j := range js {
+				if err := got[i].equal(j.run(context.Background(), c, alone)); err != nil {
+					t.Errorf("request %d: %v", i, err)
+				}
+			}
+			for _, st := range over[:min(len(over), 3)] {
+				t.Errorf("over the budget: %d bytes used, %d cached prefixes, budget %d", st.KVUsed, st.PrefixBytes, st.KVBudget)
+			}
+			if n := scheduler.Overdrawn(s); n > 0 {
+				t.Errorf("%d steps left a sequence holding more cache than counted", n)
+			}
+			waitIdle(t, s)
+			st := s.Stats()
+			if st.Preempted < tc.preempted || st.Recomputed == 0 || st.Resuming != 0 {
+				t.Errorf("%d preemptions, %d tokens recomputed, %d resuming: want preemptions", st.Preempted, st.Recomputed, st.Resuming)
+			}
+			t.Logf("budget %d positions: %d preemptions, %d tokens recomputed, %d prompt and %d output tokens in %d steps, largest batch %d",
+				cfg.KVBudget/e.KVBytesPerPosition(), st.Preempted, st.Recomputed, st.PromptTokens, st.OutputTokens, st.Steps, st.PeakBatch)
+		})
+	}
+}
