@@ -233,9 +233,9 @@ type Scheduler struct {
 	preempted, recomputed             atomic.Uint64
 	// overdrawn counts the steps after which a sequence held more cache
 	// than the budget counted for it (never: tests check).
-	overdrawn atomic.Uint64
-	prefixHits, prefixTokens          atomic.Uint64
-	drafted, accepted                 atomic.Uint64
+	overdrawn                atomic.Uint64
+	prefixHits, prefixTokens atomic.Uint64
+	drafted, accepted        atomic.Uint64
 
 	wake chan struct{} // cap 1: something changed
 	quit chan struct{}
