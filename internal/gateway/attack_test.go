@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -25,6 +26,8 @@ import (
 	"github.com/verdictnet/verdict/internal/keys"
 	"github.com/verdictnet/verdict/internal/ledger"
 	"github.com/verdictnet/verdict/internal/mcpserver"
+	"github.com/verdictnet/verdict/internal/testutil"
+	"github.com/verdictnet/verdict/internal/worker"
 )
 
 // The tests in this file are attacks on the gateway, each of which worked
@@ -697,5 +700,48 @@ func TestAttackPrefixCacheProbe(t *testing.T) {
 	}
 	if n := send("sk-alice", secret+" and"); n < 10 {
 		t.Fatalf("alice's own follow-up took %d tokens from the cache: %+v", n, w.BatchStats())
+	}
+}
+
+// TestAttackQueueFlood: mallory floods a worker that runs one generation
+// at a time with 8 long requests; alice's one request, sent once the
+// flood waits in the queue, is answered second or third (the queue takes
+// turns between accounts: inference.Request.Account), not after the whole
+// flood.
+func TestAttackQueueFlood(t *testing.T) {
+	one, err := worker.Open(worker.Config{ModelPath: testutil.Shared(t, "models/stories260K.gguf"), Threads: 1, MaxConcurrent: 1, MaxQueue: 16})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer one.Close()
+	b := newBilled(t, map[string]uint64{"sk-alice": 1 << 30, "sk-mallory": 1 << 30}, func(o *Options) { o.Backend = one })
+	var mu sync.Mutex
+	var done []string
+	send := func(key, name string, maxTokens int) {
+		resp, rb := post(t, b.ts.URL+"/v1/completions", fmt.Sprintf(`{"model":"stories260K","prompt":"Once upon a time %s","max_tokens":%d,"temperature":0}`, name, maxTokens), "Authorization", "Bearer "+key)
+		if resp.StatusCode != http.StatusOK {
+			t.Errorf("%s: %d %s", name, resp.StatusCode, rb)
+		}
+		mu.Lock()
+		done = append(done, name)
+		mu.Unlock()
+	}
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			send("sk-mallory", fmt.Sprint("mallory", i), 150)
+		}()
+	}
+	for deadline := time.Now().Add(10 * time.Second); one.BatchStats().Queued < 7; time.Sleep(100 * time.Microsecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the flood never queued: %+v", one.BatchStats())
+		}
+	}
+	send("sk-alice", "alice", 5)
+	wg.Wait()
+	if i := slices.Index(done, "alice"); i < 0 || i > 2 {
+		t.Errorf("alice's request answered %dth of 9, after %v", i+1, done[:max(i, 0)])
 	}
 }

@@ -261,9 +261,9 @@ const RequestNonceLen = 16
 // Idempotency-Key is the way to retry without paying twice).
 func (s *Server) Generate(ctx context.Context, account string, req inference.Request, onDelta func(inference.Delta) error) (*inference.Result, error) {
 	// Each account's prompts share the worker's prefix cache only with its
-	// own: no caller learns from its time to first token what another
-	// account sent.
-	req.CacheScope = account
+	// own (no caller learns from its time to first token what another
+	// account sent), and the worker's batch takes turns between accounts.
+	req.Account = account
 	if xr, _ := ctx.Value(x402Key{}).(*x402Request); xr != nil && s.o.X402 != nil {
 		res, err := s.generateX402(ctx, xr, req, onDelta)
 		if cut := (*inference.PartialError)(nil); errors.As(err, &cut) {

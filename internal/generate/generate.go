@@ -40,11 +40,12 @@ type Request struct {
 	OnToken func(pos, token int) error
 	// Trace, if set, observes the forward passes.
 	Trace engine.Tracer
-	// PrefixScope confines a scheduler's prefix cache: a request takes
-	// cached prefixes only from generations of the same scope, so that
-	// callers of one scope cannot learn from their time to first token
-	// what those of another sent (generate.Run has no cache).
-	PrefixScope string
+	// Account is the caller's account, for a scheduler (generate.Run
+	// ignores it): a request takes cached prefixes only from generations
+	// of the same account, so that callers of one cannot learn from their
+	// time to first token what those of another sent, and the requests
+	// waiting for room are admitted taking turns between accounts.
+	Account string
 }
 
 // Result is the outcome of a generation.

@@ -94,12 +94,15 @@ type Request struct {
 	TopLogprobs int
 	// Nonce is the requester's request id, recorded in the receipt.
 	Nonce []byte
-	// CacheScope confines the worker's prefix cache: the request takes
-	// cached prompt prefixes only from generations of the same scope (the
-	// gateway gives each paying account its own), so that no caller can
-	// tell from its time to first token what callers of another scope
-	// sent. Empty: the scope of every request without one.
-	CacheScope string
+	// Account is the caller's account as the gateway knows it (an API
+	// key's account, or x402:<payer>). The worker's batch keeps each
+	// account's cached prompt prefixes to itself, so that no caller can
+	// tell from its time to first token what another account sent, and
+	// takes turns between accounts when requests wait for room, so that
+	// one account's backlog does not hold up the others
+	// (generate.Request.Account). Empty: the account of every request
+	// without one.
+	Account string
 	// Admit, if set, is called once the prompt is tokenized and before
 	// the generation takes a slot, with the prompt's token count and the
 	// most completion tokens the generation may produce; an error from it

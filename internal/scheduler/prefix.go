@@ -28,7 +28,7 @@ const minPrefix = 4
 // prefix is a finished generation's key/value cache kept for later
 // prompts that start with its tokens (Config.PrefixCache).
 type prefix struct {
-	scope  string // generate.Request.PrefixScope: only its requests take it
+	scope  string // generate.Request.Account: only its requests take it
 	tokens []int  // the tokens fed: seq holds positions [0, len(tokens))
 	seq    *engine.Sequence
 	trace  any // the generation's PrefixTracer.TracePrefix; nil: untraced
@@ -38,7 +38,7 @@ type prefix struct {
 }
 
 // takePrefix gives seq (nothing fed yet) the longest cached prefix, of
-// req's scope (generate.Request.PrefixScope), of the prompt's first
+// req's scope (generate.Request.Account), of the prompt's first
 // `limit` tokens (at least minPrefix of them), with its
 // trace when req has a tracer, and returns the positions it took (0:
 // none).
@@ -51,7 +51,7 @@ func (s *Scheduler) takePrefix(req generate.Request, seq *engine.Sequence, limit
 	var best *prefix
 	m := 0
 	for _, p := range s.prefixes {
-		if p.scope != req.PrefixScope || (traced && p.trace == nil) {
+		if p.scope != req.Account || (traced && p.trace == nil) {
 			continue
 		}
 		if n := commonPrefix(p.tokens, req.Prompt[:limit]); n > m {
@@ -98,7 +98,7 @@ func (s *Scheduler) keepPrefix(req generate.Request, sl *slot, output []int) {
 	if s.prefixCap <= 0 || n < minPrefix || (req.Trace != nil && !traced) || n > len(req.Prompt)+len(output) {
 		return
 	}
-	p := &prefix{scope: req.PrefixScope, tokens: append(slices.Clip(req.Prompt), output...)[:n:n], seq: sl.seq, bytes: sl.seq.Bytes()}
+	p := &prefix{scope: req.Account, tokens: append(slices.Clip(req.Prompt), output...)[:n:n], seq: sl.seq, bytes: sl.seq.Bytes()}
 	// covered refreshes and reports a kept cache that holds p's tokens.
 	covered := func() bool {
 		for _, q := range s.prefixes {

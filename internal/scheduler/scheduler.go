@@ -215,6 +215,10 @@ type Scheduler struct {
 	// Either holds newcomers in the queue: the room is theirs first.
 	resuming int
 	starved  bool
+	// accounts holds, for each account (generate.Request.Account) with a
+	// request admitted or waiting, its running requests and the clock of
+	// its latest admission: the queue takes turns between accounts.
+	accounts map[string]*account
 	// The prefix cache: finished generations' sequences, the bytes they
 	// hold, and the clock of their last use.
 	prefixes    []*prefix
@@ -246,6 +250,7 @@ type Scheduler struct {
 type slot struct {
 	seq   *engine.Sequence
 	trace engine.Tracer
+	acct  string          // generate.Request.Account
 	cap   int             // positions seq has room for
 	kv    int64           // bytes of the budget it holds (Scheduler.mu)
 	out   chan stepResult // cap 1: at most one exchange is outstanding
@@ -276,8 +281,15 @@ type stepResult struct {
 	err    error
 }
 
+// account is an account's share of the batch (Scheduler.accounts).
+type account struct {
+	running, waiting int
+	admitted         uint64 // Scheduler.clock at its latest admission
+}
+
 // waiter is a queued request.
 type waiter struct {
+	acct  string
 	kv    int64
 	ready chan struct{} // closed when admitted or failed
 	err   error
@@ -298,7 +310,7 @@ func New(e *engine.Engine, cfg Config) *Scheduler {
 	if cfg.MaxWait <= 0 {
 		cfg.MaxWait = DefaultMaxWait
 	}
-	s := &Scheduler{e: e, perKV: e.KVBytesPerPosition(), wake: make(chan struct{}, 1), quit: make(chan struct{}), done: make(chan struct{})}
+	s := &Scheduler{e: e, perKV: e.KVBytesPerPosition(), accounts: map[string]*account{}, wake: make(chan struct{}, 1), quit: make(chan struct{}), done: make(chan struct{})}
 	if cfg.KVBudget <= 0 {
 		cfg.KVBudget = int64(cfg.MaxBatch) * int64(c.ContextLen) * s.perKV
 	}
@@ -404,15 +416,15 @@ func (s *Scheduler) Run(ctx context.Context, req generate.Request) (generate.Res
 	// Admitted with room for the prompt and the first token generated;
 	// it takes the rest a page at a time as it grows (step).
 	kv := s.e.CacheBytes(steps, len(req.Prompt)+1)
-	if err := s.admit(ctx, kv); err != nil {
+	if err := s.admit(ctx, req.Account, kv); err != nil {
 		return res, err
 	}
 	seq, err := s.e.NewSequence(steps)
 	if err != nil {
-		s.release(kv)
+		s.release(req.Account, kv)
 		return res, fmt.Errorf("generate: %w", err)
 	}
-	sl := &slot{seq: seq, trace: req.Trace, cap: steps, kv: kv, out: make(chan stepResult, 1)}
+	sl := &slot{seq: seq, trace: req.Trace, acct: req.Account, cap: steps, kv: kv, out: make(chan stepResult, 1)}
 	s.mu.Lock()
 	s.active = append(s.active, sl)
 	s.mu.Unlock()
@@ -535,16 +547,16 @@ func isStop(t int, stops []int) bool {
 	return false
 }
 
-// admit waits for room for kv bytes of cache and a place in the batch.
-func (s *Scheduler) admit(ctx context.Context, kv int64) error {
+// admit waits for room for kv bytes of cache and a place in the batch for
+// a request of account acct.
+func (s *Scheduler) admit(ctx context.Context, acct string, kv int64) error {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
 		return ErrClosed
 	}
 	if len(s.queue) == 0 && s.roomLocked(kv) {
-		s.running++
-		s.kvUsed += kv
+		s.startLocked(acct, kv)
 		s.mu.Unlock()
 		return nil
 	}
@@ -553,8 +565,9 @@ func (s *Scheduler) admit(ctx context.Context, kv int64) error {
 		s.mu.Unlock()
 		return fmt.Errorf("%w: %d sequences running and %d waiting", ErrBusy, n, q)
 	}
-	w := &waiter{kv: kv, ready: make(chan struct{})}
+	w := &waiter{acct: acct, kv: kv, ready: make(chan struct{})}
 	s.queue = append(s.queue, w)
+	s.accountLocked(acct).waiting++
 	s.mu.Unlock()
 	select {
 	case <-w.ready:
@@ -566,17 +579,71 @@ func (s *Scheduler) admit(ctx context.Context, kv int64) error {
 	for i, q := range s.queue {
 		if q == w {
 			s.queue = append(s.queue[:i], s.queue[i+1:]...)
-			s.admitLocked() // the head may have changed
+			s.accountLocked(acct).waiting--
+			s.forgetLocked(acct)
+			s.admitLocked() // the next in turn may have changed
 			return ctx.Err()
 		}
 	}
 	// Admitted (or failed) meanwhile: give the room back.
 	if w.err == nil {
-		s.running--
-		s.kvUsed -= kv
+		s.stopLocked(acct, kv)
 		s.admitLocked()
 	}
 	return ctx.Err()
+}
+
+// accountLocked returns acct's share, made if it has none.
+func (s *Scheduler) accountLocked(acct string) *account {
+	a := s.accounts[acct]
+	if a == nil {
+		a = &account{}
+		s.accounts[acct] = a
+	}
+	return a
+}
+
+// forgetLocked drops the share of acct once it has no request admitted
+// or waiting (the map holds only accounts with requests).
+func (s *Scheduler) forgetLocked(acct string) {
+	if a := s.accounts[acct]; a != nil && a.running == 0 && a.waiting == 0 {
+		delete(s.accounts, acct)
+	}
+}
+
+// startLocked counts an admitted request of acct holding kv bytes.
+func (s *Scheduler) startLocked(acct string, kv int64) {
+	a := s.accountLocked(acct)
+	a.running++
+	s.clock++
+	a.admitted = s.clock
+	s.running++
+	s.kvUsed += kv
+}
+
+// stopLocked uncounts an admitted request of acct holding kv bytes.
+func (s *Scheduler) stopLocked(acct string, kv int64) {
+	if a := s.accounts[acct]; a != nil {
+		a.running--
+		s.forgetLocked(acct)
+	}
+	s.running--
+	s.kvUsed -= kv
+}
+
+// nextLocked is the index in the queue of the request whose turn is next:
+// of the accounts waiting, the one with the fewest requests running, then
+// the one admitted least recently; its earliest request. With one account
+// (or none named) that is the queue's order.
+func (s *Scheduler) nextLocked() int {
+	best := 0
+	for i, w := range s.queue[1:] {
+		a, b := s.accounts[w.acct], s.accounts[s.queue[best].acct]
+		if a.running < b.running || (a.running == b.running && a.admitted < b.admitted) {
+			best = i + 1
+		}
+	}
+	return best
 }
 
 // roomLocked reports whether a newcomer holding kv bytes of cache fits in
@@ -601,22 +668,26 @@ func (s *Scheduler) fitsLocked(kv int64) bool {
 	return true
 }
 
-// admitLocked admits queued requests, in order, while the head fits.
+// admitLocked admits queued requests, each in its turn (nextLocked), while
+// the next fits.
 func (s *Scheduler) admitLocked() {
-	for len(s.queue) > 0 && s.roomLocked(s.queue[0].kv) {
-		w := s.queue[0]
-		s.queue = s.queue[1:]
-		s.running++
-		s.kvUsed += w.kv
+	for len(s.queue) > 0 {
+		i := s.nextLocked()
+		w := s.queue[i]
+		if !s.roomLocked(w.kv) {
+			return
+		}
+		s.queue = slices.Delete(s.queue, i, i+1)
+		s.accountLocked(w.acct).waiting--
+		s.startLocked(w.acct, w.kv)
 		close(w.ready)
 	}
 }
 
 // release gives back the room of an admitted request that never ran.
-func (s *Scheduler) release(kv int64) {
+func (s *Scheduler) release(acct string, kv int64) {
 	s.mu.Lock()
-	s.running--
-	s.kvUsed -= kv
+	s.stopLocked(acct, kv)
 	s.admitLocked()
 	s.mu.Unlock()
 }
@@ -779,8 +850,7 @@ func (s *Scheduler) reapLocked() {
 			if sl.evicted {
 				s.resuming--
 			}
-			s.running--
-			s.kvUsed -= sl.kv
+			s.stopLocked(sl.acct, sl.kv)
 			continue
 		}
 		kept = append(kept, sl)

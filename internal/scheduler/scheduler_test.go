@@ -515,3 +515,66 @@ func TestReleaseReusesCache(t *testing.T) {
 	}
 	waitIdle(t, s)
 }
+
+// TestAccountsTakeTurns: with one slot busy and account a's backlog
+// queued before b's and c's requests, the queue admits b's and c's first
+// (their accounts run nothing and were served least recently), then a's
+// in arrival order; with no accounts named it is first come, first
+// served.
+func TestAccountsTakeTurns(t *testing.T) {
+	e := newEngine(t)
+	for _, tc := range []struct {
+		accounts bool
+		want     []string
+	}{
+		{true, []string{"a1", "b1", "c1", "a2", "a3", "a4", "a5"}},
+		{false, []string{"a1", "a2", "a3", "a4", "b1", "a5", "c1"}},
+	} {
+		s := scheduler.New(e, scheduler.Config{MaxBatch: 1, MaxQueue: 10})
+		var mu sync.Mutex
+		var order []string
+		hold := make(chan struct{})
+		var wg sync.WaitGroup
+		run := func(name string, first chan<- struct{}) {
+			defer wg.Done()
+			acct := ""
+			if tc.accounts {
+				acct = name[:1]
+			}
+			n := 0
+			_, err := s.Run(context.Background(), generate.Request{Prompt: []int{1, 10 + int(name[0]) + int(name[1])}, Steps: 6, Account: acct, OnToken: func(int, int) error {
+				if n++; n == 1 {
+					mu.Lock()
+					order = append(order, name)
+					mu.Unlock()
+					if first != nil {
+						close(first)
+						<-hold
+					}
+				}
+				return nil
+			}})
+			if err != nil {
+				t.Errorf("%s: %v", name, err)
+			}
+		}
+		started := make(chan struct{})
+		wg.Add(1)
+		go run("a1", started)
+		<-started
+		for i, name := range []string{"a2", "a3", "a4", "b1", "a5", "c1"} {
+			wg.Add(1)
+			go run(name, nil)
+			for s.Stats().Queued != i+1 {
+				time.Sleep(100 * time.Microsecond)
+			}
+		}
+		close(hold)
+		wg.Wait()
+		if !slices.Equal(order, tc.want) {
+			t.Errorf("accounts %v: admitted %v, want %v", tc.accounts, order, tc.want)
+		}
+		waitIdle(t, s)
+		s.Close()
+	}
+}

@@ -499,7 +499,7 @@ func (w *Local) Generate(ctx context.Context, req Request, onDelta func(Delta) e
 	// next position into rec; the gate ends the tracing first.
 	trace := &traceGate{t: rec}
 	greq := generate.Request{
-		Prompt: prompt, Steps: steps, Sampler: req.Sampler, StopTokens: w.stops, Trace: trace, PrefixScope: req.CacheScope,
+		Prompt: prompt, Steps: steps, Sampler: req.Sampler, StopTokens: w.stops, Trace: trace, Account: req.Account,
 		// The receipt commits to, and logprobs read, only the vectors
 		// output tokens are sampled from.
 		OutputLogitsOnly: true,
