@@ -704,12 +704,13 @@ func TestAttackPrefixCacheProbe(t *testing.T) {
 }
 
 // TestAttackQueueFlood: mallory floods a worker that runs one generation
-// at a time with 8 long requests; alice's one request, sent once the
-// flood waits in the queue, is answered second or third (the queue takes
-// turns between accounts: inference.Request.Account), not after the whole
-// flood.
+// at a time, with a queue of 4, with 8 long requests: one runs, 4 wait, 3
+// get 429. Alice's one request, sent then, takes the place of mallory's
+// latest in the queue (which gets 429) and is answered second or third
+// (the queue takes turns between accounts: inference.Request.Account),
+// not refused, nor answered after the whole flood.
 func TestAttackQueueFlood(t *testing.T) {
-	one, err := worker.Open(worker.Config{ModelPath: testutil.Shared(t, "models/stories260K.gguf"), Threads: 1, MaxConcurrent: 1, MaxQueue: 16})
+	one, err := worker.Open(worker.Config{ModelPath: testutil.Shared(t, "models/stories260K.gguf"), Threads: 1, MaxConcurrent: 1, MaxQueue: 4})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -717,14 +718,19 @@ func TestAttackQueueFlood(t *testing.T) {
 	b := newBilled(t, map[string]uint64{"sk-alice": 1 << 30, "sk-mallory": 1 << 30}, func(o *Options) { o.Backend = one })
 	var mu sync.Mutex
 	var done []string
+	busy := 0
 	send := func(key, name string, maxTokens int) {
 		resp, rb := post(t, b.ts.URL+"/v1/completions", fmt.Sprintf(`{"model":"stories260K","prompt":"Once upon a time %s","max_tokens":%d,"temperature":0}`, name, maxTokens), "Authorization", "Bearer "+key)
-		if resp.StatusCode != http.StatusOK {
+		mu.Lock()
+		defer mu.Unlock()
+		switch {
+		case resp.StatusCode == http.StatusOK:
+			done = append(done, name)
+		case resp.StatusCode == http.StatusTooManyRequests && key == "sk-mallory":
+			busy++
+		default:
 			t.Errorf("%s: %d %s", name, resp.StatusCode, rb)
 		}
-		mu.Lock()
-		done = append(done, name)
-		mu.Unlock()
 	}
 	var wg sync.WaitGroup
 	for i := range 8 {
@@ -734,14 +740,17 @@ func TestAttackQueueFlood(t *testing.T) {
 			send("sk-mallory", fmt.Sprint("mallory", i), 150)
 		}()
 	}
-	for deadline := time.Now().Add(10 * time.Second); one.BatchStats().Queued < 7; time.Sleep(100 * time.Microsecond) {
+	for deadline := time.Now().Add(10 * time.Second); one.BatchStats().Queued < 4; time.Sleep(100 * time.Microsecond) {
 		if time.Now().After(deadline) {
-			t.Fatalf("the flood never queued: %+v", one.BatchStats())
+			t.Fatalf("the flood never filled the queue: %+v", one.BatchStats())
 		}
 	}
 	send("sk-alice", "alice", 5)
 	wg.Wait()
 	if i := slices.Index(done, "alice"); i < 0 || i > 2 {
-		t.Errorf("alice's request answered %dth of 9, after %v", i+1, done[:max(i, 0)])
+		t.Errorf("alice's request answered %dth, after %v (0th: refused)", i+1, done[:max(i, 0)])
+	}
+	if len(done) != 5 || busy != 4 {
+		t.Errorf("%d answered %v, %d refused: want mallory's first four answered, and alice's", len(done), done, busy)
 	}
 }

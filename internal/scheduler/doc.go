@@ -20,11 +20,13 @@
 // change. The earliest admitted sequence always has room, so every request
 // ends; newcomers wait while a preempted sequence does. When the budget or
 // the batch is full, requests wait in a bounded queue; beyond it Run
-// fails with ErrBusy at once. The queue takes turns between accounts
+// fails with ErrBusy at once — unless another account has more requests
+// waiting than the newcomer's would, whose latest then fails with ErrBusy
+// in its place. The queue takes turns between accounts
 // (generate.Request.Account): of those waiting, the account with the
 // fewest requests running, then the one admitted least recently, goes
-// first, its requests in arrival order — one account's backlog does not
-// hold up the others. A request whose prompt and most tokens could
+// first, its requests in arrival order — one account's backlog neither
+// holds up the others nor keeps them out. A request whose prompt and most tokens could
 // never fit fails with ErrTooLarge, naming the limit.
 //
 // The per-token work of a request (its logits callback, sampling, its token

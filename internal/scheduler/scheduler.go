@@ -560,7 +560,7 @@ func (s *Scheduler) admit(ctx context.Context, acct string, kv int64) error {
 		s.mu.Unlock()
 		return nil
 	}
-	if len(s.queue) >= s.cfg.MaxQueue {
+	if len(s.queue) >= s.cfg.MaxQueue && !s.pushOutLocked(acct) {
 		n, q := s.running, len(s.queue)
 		s.mu.Unlock()
 		return fmt.Errorf("%w: %d sequences running and %d waiting", ErrBusy, n, q)
@@ -591,6 +591,38 @@ func (s *Scheduler) admit(ctx context.Context, acct string, kv int64) error {
 		s.admitLocked()
 	}
 	return ctx.Err()
+}
+
+// pushOutLocked makes room in the full queue for a request of account
+// acct, when another account has more requests waiting than acct would
+// with it: the latest of the account with the most waiting fails with
+// ErrBusy (as it would have had it come after this one). False when no
+// account has: one account's flood cannot keep the others out of the
+// queue, and a single account's requests are first come, first served.
+func (s *Scheduler) pushOutLocked(acct string) bool {
+	heavy, most := "", 0
+	for _, w := range s.queue {
+		if n := s.accounts[w.acct].waiting; n > most {
+			heavy, most = w.acct, n
+		}
+	}
+	own := 0
+	if a := s.accounts[acct]; a != nil {
+		own = a.waiting
+	}
+	if most <= own+1 {
+		return false
+	}
+	for i := len(s.queue) - 1; i >= 0; i-- {
+		if w := s.queue[i]; w.acct == heavy {
+			s.queue = slices.Delete(s.queue, i, i+1)
+			s.accounts[heavy].waiting--
+			w.err = fmt.Errorf("%w: the queue's %d places are full, %d of them this account's; a request of an account with fewer took this one's place", ErrBusy, s.cfg.MaxQueue, most)
+			close(w.ready)
+			return true
+		}
+	}
+	return false
 }
 
 // accountLocked returns acct's share, made if it has none.

@@ -578,3 +578,68 @@ func TestAccountsTakeTurns(t *testing.T) {
 		s.Close()
 	}
 }
+
+// TestAccountPushOut: in a full queue, a request of an account with fewer
+// waiting takes the place of the latest of the account with the most,
+// which fails with ErrBusy; a request of the account with the most, or
+// of one that would then have as many, is refused as in any full queue.
+func TestAccountPushOut(t *testing.T) {
+	e := newEngine(t)
+	s := scheduler.New(e, scheduler.Config{MaxBatch: 1, MaxQueue: 2})
+	defer s.Close()
+	hold, held := make(chan struct{}), make(chan struct{})
+	errs := map[string]chan error{}
+	run := func(name string) {
+		ch := make(chan error, 1)
+		errs[name] = ch
+		go func() {
+			n := 0
+			_, err := s.Run(context.Background(), generate.Request{Prompt: []int{1, 5}, Steps: 4, Account: name[:1], OnToken: func(int, int) error {
+				if n++; n == 1 && name == "a1" {
+					close(held)
+					<-hold
+				}
+				return nil
+			}})
+			ch <- err
+		}()
+	}
+	queued := func(n int) {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); s.Stats().Queued != n; time.Sleep(100 * time.Microsecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("queued %d, want %d", s.Stats().Queued, n)
+			}
+		}
+	}
+	run("a1")
+	<-held
+	run("a2")
+	queued(1)
+	run("a3")
+	queued(2)
+	if _, err := s.Run(context.Background(), generate.Request{Prompt: []int{1, 5}, Steps: 4, Account: "a"}); !errors.Is(err, scheduler.ErrBusy) {
+		t.Errorf("a4 in a full queue of a's: %v, want ErrBusy", err)
+	}
+	run("b1") // takes a3's place
+	select {
+	case err := <-errs["a3"]:
+		if !errors.Is(err, scheduler.ErrBusy) {
+			t.Errorf("a3 pushed out: %v, want ErrBusy", err)
+		}
+	case <-time.After(10 * time.Second):
+		close(hold)
+		t.Fatal("a3 still waits: b1 did not take its place")
+	}
+	queued(2)
+	if _, err := s.Run(context.Background(), generate.Request{Prompt: []int{1, 5}, Steps: 4, Account: "b"}); !errors.Is(err, scheduler.ErrBusy) {
+		t.Errorf("b2 with a and b one each in the queue: %v, want ErrBusy", err)
+	}
+	close(hold)
+	for _, name := range []string{"a1", "a2", "b1"} {
+		if err := <-errs[name]; err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	waitIdle(t, s)
+}
