@@ -67,6 +67,7 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	streamPrompt := fs.Int("stream-prompt", 16, "with --streams: prompt tokens per stream after BOS (each stream its own)")
 	sharedPrefix := fs.Int("shared-prefix", 0, "with --streams: tokens every stream's prompt starts with after BOS (a system prompt), before its own --stream-prompt tokens")
 	speculate := fs.Int("speculate", 0, "with --streams: the worker's draft tokens per step ("+speculateUsage+")")
+	kvBudgetMiB := fs.Int("kv-budget-mib", 0, "with --streams: the worker's key/value cache budget, in MiB (0: one full context a stream); a tighter one makes generations wait, or give up their caches to earlier ones and compute them again (preemptions)")
 	prefixMiB := fs.Int("prefix-cache-mib", -1, "with --streams: the worker's prefix cache ("+prefixCacheUsage+"); off by default, so that every prompt is prefilled, as llama.cpp's side does")
 	var kv engine.KVType
 	fs.Var(kvFlag{&kv}, "kv-cache", "key/value cache precision: f32, or f16 (the spec "+engine.SpecKV16+": half the cache's memory and reads)")
@@ -118,7 +119,7 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 				return func() { pprof.StopCPUProfile(); f.Close() }, nil
 			}
 		}
-		sp := streamsPrompts{own: *streamPrompt, shared: *sharedPrefix, prefixCache: prefixCacheBytes(*prefixMiB), speculate: *speculate}
+		sp := streamsPrompts{own: *streamPrompt, shared: *sharedPrefix, prefixCache: prefixCacheBytes(*prefixMiB), speculate: *speculate, kvBudget: int64(*kvBudgetMiB) << 20}
 		if err := benchStreams(ctx, m, *path, *threads, kv, ns, sp, *decodeN, *asJSON, profile, stdout, stderr); err != nil {
 			return err
 		}

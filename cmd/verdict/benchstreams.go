@@ -35,12 +35,17 @@ type streamsResult struct {
 	PrefixCacheTokens uint64 `json:"prefix_cache_tokens"`
 	// DraftTokens and DraftAccepted: draft tokens fed (--speculate) and
 	// those the sampler picked, over the run.
-	DraftTokens   uint64  `json:"draft_tokens"`
-	DraftAccepted uint64  `json:"draft_accepted"`
-	DecodeTokens  int     `json:"decode_tokens"` // asked per stream
-	OutputTokens  int     `json:"output_tokens"` // generated, all streams
-	WallSecs      float64 `json:"wall_s"`        // first request sent to last answer
-	AggTokS       float64 `json:"aggregate_tok_s"`
+	DraftTokens   uint64 `json:"draft_tokens"`
+	DraftAccepted uint64 `json:"draft_accepted"`
+	// Preempted counts the generations that gave up their key/value
+	// cache to earlier ones (a tight --kv-budget-mib), Recomputed the
+	// tokens they so fed again.
+	Preempted    uint64  `json:"preempted"`
+	Recomputed   uint64  `json:"recomputed_tokens"`
+	DecodeTokens int     `json:"decode_tokens"` // asked per stream
+	OutputTokens int     `json:"output_tokens"` // generated, all streams
+	WallSecs     float64 `json:"wall_s"`        // first request sent to last answer
+	AggTokS      float64 `json:"aggregate_tok_s"`
 	// DecodeTokS is the aggregate decode rate while every stream decodes:
 	// the tokens that arrived after the last stream's first token and up
 	// to the first stream's last one, over that span (prefill, the first
@@ -70,7 +75,8 @@ func ms(d time.Duration) float64 { return float64(d) / 1e6 }
 type streamsPrompts struct {
 	own, shared int
 	prefixCache int64
-	speculate   int // worker.Config.Speculate
+	speculate   int   // worker.Config.Speculate
+	kvBudget    int64 // worker.Config.KVBudget
 }
 
 // prompt returns stream i's prompt: BOS, the shared tokens (the
@@ -162,7 +168,7 @@ func benchStreams(ctx context.Context, m *model.Model, path string, threads int,
 	if 1+promptN+decodeN > c.ContextLen {
 		return fmt.Errorf("bench: %d prompt and %d decode tokens exceed the context length %d", promptN, decodeN, c.ContextLen)
 	}
-	w, err := worker.New(m, worker.Config{Threads: threads, MaxConcurrent: maxN, MaxQueue: maxN, Store: worker.NewMemStore(0), KV: kv, PrefixCache: sp.prefixCache, Speculate: sp.speculate})
+	w, err := worker.New(m, worker.Config{Threads: threads, MaxConcurrent: maxN, MaxQueue: maxN, Store: worker.NewMemStore(0), KV: kv, PrefixCache: sp.prefixCache, Speculate: sp.speculate, KVBudget: sp.kvBudget})
 	if err != nil {
 		return fmt.Errorf("bench: %w", err)
 	}
@@ -208,6 +214,7 @@ func benchStreams(ctx context.Context, m *model.Model, path string, threads int,
 		res := streamsResult{Model: path, Threads: threads, KVCache: kv.String(), Streams: n, PromptTokens: promptN + 1, DecodeTokens: decodeN, PeakBatch: st.PeakBatch,
 			SharedPrefix: sp.shared, PrefixCacheTokens: st.PrefixTokens - st0.PrefixTokens,
 			DraftTokens: st.Drafted - st0.Drafted, DraftAccepted: st.Accepted - st0.Accepted,
+			Preempted: st.Preempted - st0.Preempted, Recomputed: st.Recomputed - st0.Recomputed,
 			Steps: st.Steps - st0.Steps, ForwardMs: ms(st.Forward.Sub(st0.Forward).Mean()), GapMs: ms(st.Gap.Sub(st0.Gap).Mean())}
 		var ttft, tpot []time.Duration
 		last := t0
@@ -257,6 +264,9 @@ func benchStreams(ctx context.Context, m *model.Model, path string, threads int,
 		}
 		if res.DraftTokens > 0 {
 			cached += fmt.Sprintf("; %d of %d draft tokens taken", res.DraftAccepted, res.DraftTokens)
+		}
+		if res.Preempted > 0 {
+			cached += fmt.Sprintf("; %d preemptions, %d tokens computed again", res.Preempted, res.Recomputed)
 		}
 		fmt.Fprintf(stdout, "streams %3d: %5d tokens in %6.2f s: %7.1f tok/s aggregate (%.1f per CPU second), %.1f tok/s while all decode; TTFT p50 %.0f ms p99 %.0f ms; per token p50 %.1f ms p99 %.1f ms; %d steps: forward %.2f ms, gap %.2f ms (means); %d of %d answers differ from alone%s\n",
 			n, res.OutputTokens, res.WallSecs, res.AggTokS, res.TokPerCPUS, res.DecodeTokS, res.TTFTP50Ms, res.TTFTP99Ms, res.TPOTP50Ms, res.TPOTP99Ms, res.Steps, res.ForwardMs, res.GapMs, res.Differ, n, cached)
