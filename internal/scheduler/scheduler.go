@@ -940,8 +940,8 @@ func (s *Scheduler) step(ready []work) (time.Duration, bool) {
 	var victims []*slot
 	for _, w := range ready {
 		sl := w.sl
-		if slices.Contains(victims, sl) {
-			continue
+		if sl.gone || slices.Contains(victims, sl) {
+			continue // its caller left (reaped before the next step), or preempted just now
 		}
 		if sl.evicted && sl.seq.Pos == len(sl.hist) {
 			sl.evicted = false
