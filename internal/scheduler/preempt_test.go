@@ -108,3 +108,61 @@ func TestPreemptionEqualsAlone(t *testing.T) {
 		})
 	}
 }
+
+// TestPreemptionRandomized runs random configurations — pages of 1 to 16
+// positions, batches of 2 to 16, prefill chunks of 1 to 32 tokens, draft
+// tokens or none, the prefix cache on or off, a budget between the
+// longest request and twice it — each with 12 requests at once (mixed
+// sampling, stops, cancels, shared system prompts), and checks every
+// answer against generate.Run alone, that no sequence held more than it
+// was counted for, and that all the room came back.
+func TestPreemptionRandomized(t *testing.T) {
+	m, err := model.Load(testutil.Shared(t, "models/stories260K.gguf"), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	c := m.Config
+	var preempted uint64
+	for seed := range uint64(8) {
+		r := rand.New(rand.NewPCG(seed, 99))
+		page := 1 + r.IntN(16)
+		e, err := engine.New(m, engine.Options{Threads: 2, PagePositions: page})
+		if err != nil {
+			t.Fatal(err)
+		}
+		alone := func(ctx context.Context, req generate.Request) (generate.Result, error) {
+			return generate.Run(ctx, e, req)
+		}
+		js := jobs(12, r)
+		if seed%2 == 1 {
+			js = conversations(12, r)
+		}
+		most := 0
+		for _, j := range js {
+			most = max(most, j.steps)
+		}
+		cfg := scheduler.Config{MaxBatch: 2 + r.IntN(15), ChunkTokens: 1 + r.IntN(32), Speculate: r.IntN(2) * (1 + r.IntN(3)), PrefixCache: int64(r.IntN(2) - 1)}
+		cfg.KVBudget = e.CacheBytes(most, most) + int64(r.IntN(most))*e.KVBytesPerPosition()
+		s := scheduler.New(e, cfg)
+		got := runShuffled(s, c, js, r)
+		for i, j := range js {
+			if err := got[i].equal(j.run(context.Background(), c, alone)); err != nil {
+				t.Errorf("seed %d (page %d, %+v): request %d: %v", seed, page, cfg, i, err)
+			}
+		}
+		if n := scheduler.Overdrawn(s); n > 0 {
+			t.Errorf("seed %d: %d steps left a sequence holding more cache than counted", seed, n)
+		}
+		waitIdle(t, s)
+		st := s.Stats()
+		preempted += st.Preempted
+		t.Logf("seed %d: page %d, batch %d, chunk %d, speculate %d, prefix cache %v, budget %d positions: %d preemptions, %d tokens again, largest batch %d",
+			seed, page, cfg.MaxBatch, cfg.ChunkTokens, cfg.Speculate, cfg.PrefixCache == 0, cfg.KVBudget/e.KVBytesPerPosition(), st.Preempted, st.Recomputed, st.PeakBatch)
+		s.Close()
+		e.Close()
+	}
+	if preempted == 0 {
+		t.Error("no configuration preempted anything")
+	}
+}
