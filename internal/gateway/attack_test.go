@@ -704,23 +704,28 @@ func TestAttackPrefixCacheProbe(t *testing.T) {
 }
 
 // TestAttackQueueFlood: mallory floods a worker that runs one generation
-// at a time, with a queue of 4, with 8 long requests: one runs, 4 wait, 3
-// get 429. Alice's one request, sent then, takes the place of mallory's
-// latest in the queue (which gets 429) and is answered second or third
-// (the queue takes turns between accounts: inference.Request.Account),
-// not refused, nor answered after the whole flood.
+// at a time, with a queue of 4: her first request runs (held at its first
+// token), 4 more wait, 3 get 429. Alice's one request, sent then, takes
+// the place of mallory's latest in the queue (which gets 429) and is
+// answered second (the queue takes turns between accounts:
+// inference.Request.Account) — not refused, nor, with room in the queue,
+// answered after the whole flood.
 func TestAttackQueueFlood(t *testing.T) {
 	one, err := worker.Open(worker.Config{ModelPath: testutil.Shared(t, "models/stories260K.gguf"), Threads: 1, MaxConcurrent: 1, MaxQueue: 4})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer one.Close()
-	b := newBilled(t, map[string]uint64{"sk-alice": 1 << 30, "sk-mallory": 1 << 30}, func(o *Options) { o.Backend = one })
+	hold := &holdFirst{Backend: one, held: make(chan struct{}), release: make(chan struct{})}
+	var released sync.Once
+	release := func() { released.Do(func() { close(hold.release) }) }
+	defer release() // a failed test lets the held generation end
+	b := newBilled(t, map[string]uint64{"sk-alice": 1 << 30, "sk-mallory": 1 << 30}, func(o *Options) { o.Backend = hold })
 	var mu sync.Mutex
 	var done []string
 	busy := 0
-	send := func(key, name string, maxTokens int) {
-		resp, rb := post(t, b.ts.URL+"/v1/completions", fmt.Sprintf(`{"model":"stories260K","prompt":"Once upon a time %s","max_tokens":%d,"temperature":0}`, name, maxTokens), "Authorization", "Bearer "+key)
+	send := func(key, name string) {
+		resp, rb := post(t, b.ts.URL+"/v1/completions", fmt.Sprintf(`{"model":"stories260K","prompt":"Once upon a time %s","max_tokens":20,"temperature":0}`, name), "Authorization", "Bearer "+key)
 		mu.Lock()
 		defer mu.Unlock()
 		switch {
@@ -733,24 +738,86 @@ func TestAttackQueueFlood(t *testing.T) {
 		}
 	}
 	var wg sync.WaitGroup
-	for i := range 8 {
+	flood := func(i int) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			send("sk-mallory", fmt.Sprint("mallory", i), 150)
+			send("sk-mallory", fmt.Sprint("mallory", i))
 		}()
 	}
-	for deadline := time.Now().Add(10 * time.Second); one.BatchStats().Queued < 4; time.Sleep(100 * time.Microsecond) {
+	flood(0)
+	<-hold.held
+	for i := 1; i < 8; i++ {
+		flood(i)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Microsecond) {
+		mu.Lock()
+		refused := busy
+		mu.Unlock()
+		if one.BatchStats().Queued == 4 && refused == 3 {
+			break
+		}
 		if time.Now().After(deadline) {
-			t.Fatalf("the flood never filled the queue: %+v", one.BatchStats())
+			t.Errorf("the flood never filled the queue: %+v, %d refused", one.BatchStats(), refused)
+			release()
+			wg.Wait()
+			return
 		}
 	}
-	send("sk-alice", "alice", 5)
+	alice := make(chan struct{})
+	go func() {
+		defer close(alice)
+		send("sk-alice", "alice")
+	}()
+	// Alice's request is in the queue (or was refused) before the flood
+	// goes on.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Microsecond) {
+		mu.Lock()
+		n := busy + len(done)
+		mu.Unlock()
+		if n == 4 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("no request of mallory's gave alice's its place: %+v", one.BatchStats())
+			release()
+			wg.Wait()
+			<-alice
+			return
+		}
+	}
+	release()
 	wg.Wait()
-	if i := slices.Index(done, "alice"); i < 0 || i > 2 {
+	<-alice
+	if i := slices.Index(done, "alice"); i != 1 {
 		t.Errorf("alice's request answered %dth, after %v (0th: refused)", i+1, done[:max(i, 0)])
 	}
 	if len(done) != 5 || busy != 4 {
 		t.Errorf("%d answered %v, %d refused: want mallory's first four answered, and alice's", len(done), done, busy)
 	}
+}
+
+// holdFirst is a backend whose first generation stops at its first token
+// (holding its place in the worker's batch) until release is closed.
+type holdFirst struct {
+	Backend
+	first         atomic.Bool
+	held, release chan struct{}
+}
+
+func (h *holdFirst) Generate(ctx context.Context, req inference.Request, f func(inference.Delta) error) (*inference.Result, error) {
+	if h.first.CompareAndSwap(false, true) {
+		inner, n := f, 0
+		f = func(d inference.Delta) error {
+			if n++; n == 1 {
+				close(h.held)
+				<-h.release
+			}
+			if inner == nil {
+				return nil
+			}
+			return inner(d)
+		}
+	}
+	return h.Backend.Generate(ctx, req, f)
 }
