@@ -91,7 +91,10 @@
 // receipt, 405 for a wrong method, 413 for a body over the size limit, 415
 // for a body that is not application/json, 422 for an Idempotency-Key
 // reused with a different body, 429 with Retry-After when the worker is
-// saturated (rate_limit_exceeded, 1 s) or the account cannot pay
+// saturated (rate_limit_exceeded, 1 s: its batch and queue are full, or a
+// request of an account with fewer waiting took this one's place in the
+// queue; each request carries its account, inference.Request.Account, and
+// the queue takes turns between accounts) or the account cannot pay
 // (insufficient_quota, 10 s) and 500 for failures of the server. Once a stream has started, an error
 // arrives as a final `data: {"error":...}` event.
 //
