@@ -947,7 +947,7 @@ func (s *Scheduler) step(ready []work) (time.Duration, bool) {
 			sl.evicted = false
 			s.resuming--
 		}
-		a := w.sl.off
+		a := sl.off
 		toks := w.feed[a:]
 		if sl.evicted {
 			toks = sl.hist[sl.seq.Pos:]
@@ -969,11 +969,10 @@ func (s *Scheduler) step(ready []work) (time.Duration, bool) {
 			budget -= n
 		}
 		it := &engine.Item{Seq: sl.seq, Tokens: toks[:n], Logits: engine.LogitsNone}
-		switch {
-		case sl.evicted:
+		if sl.evicted {
 			// Fed again: traced and reported the first time.
 			again += n
-		default:
+		} else {
 			it.Trace = sl.trace
 			if b := a + n; w.first < b {
 				it.Logits = engine.LogitsAll
