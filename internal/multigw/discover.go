@@ -374,9 +374,18 @@ func (d *Discovery) Discover(ctx context.Context) ([]Worker, error) {
 	var wg sync.WaitGroup
 	for _, i := range order {
 		c := &cands[i]
+		placed := false
 		select {
 		case sem <- struct{}{}:
+			placed = true
 		case <-fctx.Done():
+		}
+		// Both cases are ready once a fetch cut by the round's end gives
+		// up its place, and select takes either: the round's end decides.
+		if fctx.Err() != nil {
+			if placed {
+				<-sem
+			}
 			c.err = errRound // not reached: left out, not backed off
 			continue
 		}
