@@ -14,8 +14,9 @@ import (
 // batch of one is answered unbatched by CometBFT), then three whose
 // second cannot be paid: the first is taken, the second refused with its
 // code, the third refused for its nonce, and the sender's next nonce
-// follows the first. The fee estimates and the receipt queries of a batch
-// answer for each item.
+// follows the first; an urgent batch (SendBatchUrgent) is answered the
+// same way. The fee estimates and the receipt queries of a batch answer
+// for each item.
 func TestSendBatch(t *testing.T) {
 	d := start(t, Options{BlockInterval: 200 * time.Millisecond})
 	ctx := context.Background()
@@ -53,6 +54,11 @@ func TestSendBatch(t *testing.T) {
 	txs, errs = s.SendBatch(ctx, []ledger.Msg{send(4)}, nil)
 	if errs[0] != nil || txs[0].Nonce != acct.Nonce+2 {
 		t.Fatalf("after the refusal: nonce %d, %v", txs[0].Nonce, errs[0])
+	}
+	// An urgent batch: the same answers.
+	txs, errs = s.SendBatchUrgent(ctx, []ledger.Msg{send(6), send(acct.Balance * 2)}, nil)
+	if len(txs) != 2 || errs[0] != nil || code(errs[1]) != ledger.Code(ledger.ErrFunds) || txs[0].Nonce != acct.Nonce+3 {
+		t.Fatalf("urgent batch: %v %v", txs, errs)
 	}
 	// A record error broadcasts nothing.
 	boom := errors.New("disk full")

@@ -415,7 +415,8 @@ func TestCrashSIGKILL(t *testing.T) {
 		}
 	}
 	if len(sc.bad) > 0 {
-		t.Errorf("honest worker punished or failing:\n%s", strings.Join(sc.bad, "\n"))
+		t.Errorf("honest worker punished or failing:\n%s\nkills at heights %v, ready again at %v; the processes' log lines about those receipts:\n%s",
+			strings.Join(sc.bad, "\n"), killedAt, readyAt, logLinesAbout(filepath.Dir(dir), kills, sc.badIDs))
 	}
 	for _, s := range sc.slashed {
 		if s == wa.String() {
@@ -519,6 +520,40 @@ func TestCrashSIGKILL(t *testing.T) {
 		}
 	}
 	t.Logf("%d ERROR lines in the processes' logs: %v", len(errs), errs[:min(len(errs), 5)])
+}
+
+// logLinesAbout returns the lines of the child processes' logs (under
+// dir) that name one of ids, a few per receipt, so that a failure of the
+// crash test says what the worker did about them.
+func logLinesAbout(dir string, kills int, ids []string) string {
+	var out []string
+	for _, id := range ids {
+		n := 0
+		for k := 0; k <= kills && n < 12; k++ {
+			b, _ := os.ReadFile(filepath.Join(dir, fmt.Sprintf("child-%d.log", k)))
+			for _, l := range strings.Split(string(b), "\n") {
+				if strings.Contains(l, id) && n < 12 {
+					out = append(out, fmt.Sprintf("process %d: %.400s", k, l))
+					n++
+				}
+			}
+		}
+		if n == 0 {
+			out = append(out, "no line names "+id)
+		}
+	}
+	// Where each worker resumed following the ledger, and its warnings.
+	for k := 1; k <= kills; k++ {
+		b, _ := os.ReadFile(filepath.Join(dir, fmt.Sprintf("child-%d.log", k)))
+		n := 0
+		for _, l := range strings.Split(string(b), "\n") {
+			if (strings.Contains(l, "following the ledger") || strings.Contains(l, "level=WARN") || strings.Contains(l, "level=ERROR")) && n < 8 {
+				out = append(out, fmt.Sprintf("process %d: %.400s", k, l))
+				n++
+			}
+		}
+	}
+	return strings.Join(out, "\n")
 }
 
 func cmpOr(a, b string) string {
@@ -660,6 +695,7 @@ type scanner struct {
 	opened    map[string]int64   // dispute id to opening height
 	slashed   []string
 	bad       []string
+	badIDs    []string // receipts of the audits in bad
 	lastFinal time.Time
 }
 
@@ -819,7 +855,8 @@ func (s *scanner) read(ctx context.Context, h int64, ev client.Event, at *time.T
 		if err != nil {
 			return err
 		}
-		s.bad = append(s.bad, fmt.Sprintf("height %d: %+v", h, a))
+		s.bad = append(s.bad, fmt.Sprintf("height %d: %+v (selected at %d)", h, a, s.selected[a.ReceiptID.String()]))
+		s.badIDs = append(s.badIDs, a.ReceiptID.String())
 	case ledger.EventDisputeOpened:
 		d, err := ledger.DecodeDisputeOpened(ev.Event)
 		if err != nil {

@@ -91,6 +91,8 @@ type Chain struct {
 	// receipt is audited instead (safe, more work).
 	reveals  map[string]*Sender
 	revealAt map[string]int64
+	revealer batchSender                          // sends the reveals: send (a fake in tests)
+	tip      func(context.Context) (int64, error) // the ledger's height: Client.Height
 	disputes DisputeBook
 
 	nPublished, audits, disputed, failures atomic.Int64
@@ -161,7 +163,7 @@ func NewChain(w *Local, cfg ChainConfig) (*Chain, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &Chain{w: w, cfg: cfg, send: s, log: cfg.Logger, addr: s.Address(),
+	c := &Chain{w: w, cfg: cfg, send: s, revealer: s, tip: cfg.Client.Height, log: cfg.Logger, addr: s.Address(),
 		box: outbox.New(outbox.Config{Worker: s.Address(), MaxStarts: publishStarts}), watch: map[string]*receipt.Receipt{}, writing: map[string]chan struct{}{}, reveals: map[string]*Sender{}, revealAt: map[string]int64{}, validations: make(chan string, 4096)}
 	if c.store, err = outbox.OpenStore(cfg.Dir); err != nil {
 		return nil, fmt.Errorf("worker chain: %w", err)
@@ -170,6 +172,7 @@ func NewChain(w *Local, cfg ChainConfig) (*Chain, error) {
 	if err != nil {
 		return nil, fmt.Errorf("worker chain: %w", err)
 	}
+	c.restoreReveals(recs)
 	// Receipts that cannot be read are given up at once.
 	c.carry(context.Background(), c.box.Step(outbox.Restore{Records: recs}))
 	return c, nil
@@ -870,45 +873,119 @@ func (c *Chain) Sender() *Sender { return c.send }
 // ledger mixes with the secret), is committed. A reveal that fails (or one
 // never sent, after a restart) only means the receipt is audited.
 func (c *Chain) revealAudits(ctx context.Context, h int64) {
-	c.mu.Lock()
-	var ids []string
-	for id, at := range c.revealAt {
-		if at < h {
-			ids = append(ids, id)
-		}
+	type reveal struct {
+		id  string
+		at  int64 // the receipt's publication height
+		msg ledger.Msg
 	}
-	slices.Sort(ids)
-	senders := make([]*Sender, len(ids))
-	for i, id := range ids {
-		senders[i] = c.reveals[id]
+	c.mu.Lock()
+	var due []reveal
+	for id, at := range c.revealAt {
+		if at >= h {
+			continue
+		}
+		if s := c.reveals[id]; s != nil {
+			if rid, err := ledger.ParseHash(id); err == nil {
+				due = append(due, reveal{id, at, &ledger.MsgRevealAudit{ReceiptID: rid, Secret: s.AuditSecret(rid)}})
+			}
+		}
 		delete(c.reveals, id)
 		delete(c.revealAt, id)
 	}
 	c.mu.Unlock()
+	slices.SortFunc(due, func(a, b reveal) int { return strings.Compare(a.id, b.id) })
 	// The worker's account sends them (and pays the fees): each secret is
 	// the requester's, derived from its key. They go in one batch, with
 	// consecutive nonces, so that a block's worth of receipts is revealed
 	// within the reveal window under load (one by one, they came too late
-	// and most receipts were audited: TestCrashSIGKILL).
-	var msgs []ledger.Msg
-	var sent []string
-	for i, id := range ids {
-		rid, err := ledger.ParseHash(id)
-		if err != nil || senders[i] == nil {
-			continue
+	// and most receipts were audited: TestCrashSIGKILL); the batch takes
+	// its turn among the audits' openings (SendBatchUrgent), which would
+	// otherwise hold it back past the window after a restart, when every
+	// receipt not revealed is audited. A reveal the ledger refuses for
+	// itself (its audit decided) makes it refuse every later one of the
+	// batch for its nonce: those go again, as does a whole batch refused
+	// for a stale nonce (once). Before each batch, the reveals whose
+	// window has passed at the ledger's height (the follower may be
+	// reading older blocks) are left out: the ledger would refuse them.
+	for stale := 0; len(due) > 0 && ctx.Err() == nil; {
+		tip := h
+		if t, err := c.tip(ctx); err == nil && t > tip {
+			tip = t
 		}
-		msgs = append(msgs, &ledger.MsgRevealAudit{ReceiptID: rid, Secret: senders[i].AuditSecret(rid)})
-		sent = append(sent, id)
+		late := 0
+		due = slices.DeleteFunc(due, func(r reveal) bool {
+			// Sent now, it lands at tip+1 at the earliest; the ledger takes
+			// it up to at+1+revealWindow.
+			if tip > r.at+int64(c.params.RevealWindow) {
+				late++
+				return true
+			}
+			return false
+		})
+		if late > 0 {
+			c.log.Info("audit secrets not revealed: past their reveal window (the receipts will be audited)", "receipts", late, "height", tip)
+		}
+		if len(due) == 0 {
+			return
+		}
+		msgs := make([]ledger.Msg, len(due))
+		for i, r := range due {
+			msgs[i] = r.msg
+		}
+		_, errs := c.revealer.SendBatchUrgent(ctx, msgs, nil)
+		var again []reveal
+		for i, err := range errs {
+			if code, ok := client.RejectionCode(err); ok && code == ledger.Code(ledger.ErrNonce) {
+				again = append(again, due[i])
+			} else if err != nil {
+				c.log.Warn("revealing the audit secret (the receipt will be audited)", "receipt", due[i].id, "err", err)
+			}
+		}
+		if len(again) == len(due) {
+			if stale++; stale > 1 {
+				c.log.Warn("revealing audit secrets: refused for the nonce twice (the receipts will be audited)", "receipts", len(due), "err", errs[0])
+				return
+			}
+		}
+		due = again
 	}
-	if len(msgs) == 0 {
+}
+
+// restoreReveals finds, after a restart, the audit secrets to reveal for
+// the receipts waiting in the outbox whose escrow transaction was signed:
+// the escrow's payer is asked of the Escrower again (the sender whose key
+// derives the secret), and kept where its commitment is the transaction's.
+// Without this every receipt in the outbox at a crash was audited.
+func (c *Chain) restoreReveals(recs []outbox.Record) {
+	if c.cfg.Escrow == nil {
 		return
 	}
-	_, errs := c.send.SendBatch(ctx, msgs, nil)
-	for i, err := range errs {
-		if err != nil {
-			c.log.Warn("revealing the audit secret (the receipt will be audited)", "receipt", sent[i], "err", err)
+	for i := range recs {
+		r := &recs[i]
+		if len(r.EscrowTx) == 0 {
+			continue
 		}
+		tx, err := ledger.DecodeTx(r.EscrowTx)
+		if err != nil {
+			continue
+		}
+		m, ok := tx.Msg.(*ledger.MsgOpenEscrow)
+		rid, err := ledger.ParseHash(r.ReceiptID)
+		if !ok || err != nil || m.AuditCommit.IsZero() {
+			continue
+		}
+		_, s, err := c.cfg.Escrow(r, c.addr, m.ModelID, m.AgentID)
+		if err != nil || s == nil || s.Address() != tx.Signer || s.AuditCommit(rid) != m.AuditCommit {
+			continue
+		}
+		c.reveals[r.ReceiptID] = s
 	}
+}
+
+// batchSender sends transactions of one account in a batch, as
+// client.Sender.SendBatchUrgent does.
+type batchSender interface {
+	SendBatchUrgent(ctx context.Context, msgs []ledger.Msg, record func([]*ledger.Tx) error) ([]*ledger.Tx, []error)
 }
 
 // SelfEscrow is an Escrower for receipts with no paying requester: the

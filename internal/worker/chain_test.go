@@ -3,16 +3,21 @@ package worker
 import (
 	"context"
 	"errors"
+	"log/slog"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
 	"github.com/verdictnet/verdict/internal/dispute"
+	"github.com/verdictnet/verdict/internal/keys"
 	"github.com/verdictnet/verdict/internal/ledger"
 	"github.com/verdictnet/verdict/internal/ledger/client"
 	"github.com/verdictnet/verdict/internal/ledger/disputegame"
 	"github.com/verdictnet/verdict/internal/merkle"
+	"github.com/verdictnet/verdict/internal/outbox"
 )
 
 // deadLedger is a client of an address where nothing listens.
@@ -297,5 +302,170 @@ func TestResumeFloor(t *testing.T) {
 	}
 	if got := resumeFloor(5, p); got > 0 {
 		t.Fatalf("young chain: floor %d", got)
+	}
+}
+
+// refusingLedger is a batchSender that answers as client.Sender.SendBatch
+// does against the ledger (TestSendBatch in internal/devnet): the reveals
+// of the receipts in refuse are refused for their own reason, and once one
+// transaction of a batch is refused every later one is refused for its
+// nonce; stale refuses a whole batch for its nonce first (a restart).
+type refusingLedger struct {
+	refuse   map[ledger.Hash]bool
+	stale    bool
+	batches  int
+	tried    map[ledger.Hash]bool
+	revealed []ledger.Hash
+}
+
+func (l *refusingLedger) SendBatchUrgent(_ context.Context, msgs []ledger.Msg, _ func([]*ledger.Tx) error) ([]*ledger.Tx, []error) {
+	l.batches++
+	errs := make([]error, len(msgs))
+	refused := l.stale
+	l.stale = false
+	for i, m := range msgs {
+		id := m.(*ledger.MsgRevealAudit).ReceiptID
+		l.tried[id] = true
+		switch {
+		case refused:
+			errs[i] = &client.RejectedError{Code: ledger.Code(ledger.ErrNonce), Log: "wrong nonce"}
+		case l.refuse[id]:
+			errs[i] = &client.RejectedError{Code: ledger.Code(ledger.ErrDeadline), Log: "deadline passed"}
+			refused = true
+		default:
+			l.revealed = append(l.revealed, id)
+		}
+	}
+	return make([]*ledger.Tx, len(msgs)), errs
+}
+
+// TestRevealRefusalInBatch reveals the audit secrets of a block's
+// receipts in one batch of which two are refused: the others, refused for
+// their nonce only, go in the next batches, not left to be audited; after
+// a stale nonce the whole batch goes again; a receipt whose reveal window
+// has passed at the ledger's height (which the follower may lag) is not
+// sent. Before, one refusal left every later receipt of the batch
+// unrevealed (TestCrashSIGKILL's logs after a restart: 65 at once, each
+// then audited).
+func TestRevealRefusalInBatch(t *testing.T) {
+	w := testWorker(t)
+	c, err := NewChain(w, ChainConfig{Client: deadLedger(t), RPC: "tcp://127.0.0.1:1", Dir: t.TempDir(), Poll: 10 * time.Millisecond, Logger: slog.New(slog.DiscardHandler),
+		Escrow: func(*Pending, ledger.Address, ledger.Hash, uint64) (ledger.Msg, *Sender, error) {
+			return nil, nil, errors.New("unused")
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.params.RevealWindow = 2
+	requester, err := NewSender(deadLedger(t), w.key.Private, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const published = 20
+	var ids []ledger.Hash
+	for i := range 6 {
+		ids = append(ids, ledger.Hash{byte(i + 1)})
+	}
+	late := ledger.Hash{0xff} // published 3 blocks earlier: its window passed
+	for _, tc := range []struct {
+		name  string
+		stale bool
+		tip   int64 // the ledger's height
+		want  []ledger.Hash
+	}{
+		{"two refused", false, published + 1, []ledger.Hash{ids[0], ids[2], ids[4], ids[5]}},
+		{"stale nonce", true, published + 1, []ledger.Hash{ids[0], ids[2], ids[4], ids[5]}},
+		{"follower behind", false, published + 3, nil}, // every window passed
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, id := range append(ids, late) {
+				c.reveals[id.String()] = requester
+				c.revealAt[id.String()] = published
+			}
+			c.revealAt[late.String()] = published - 3
+			l := &refusingLedger{refuse: map[ledger.Hash]bool{ids[1]: true, ids[3]: true, late: true}, stale: tc.stale, tried: map[ledger.Hash]bool{}}
+			c.revealer = l
+			c.tip = func(context.Context) (int64, error) { return tc.tip, nil }
+			c.revealAudits(context.Background(), published+1)
+			if !slices.Equal(l.revealed, tc.want) {
+				t.Fatalf("revealed %v in %d batches, want %v", l.revealed, l.batches, tc.want)
+			}
+			if l.tried[late] || tc.want == nil && len(l.tried) > 0 {
+				t.Fatalf("a reveal past its window was sent: %v", l.tried)
+			}
+			if len(c.reveals) != 0 || len(c.revealAt) != 0 {
+				t.Fatalf("%d reveals left", len(c.reveals))
+			}
+		})
+	}
+}
+
+// TestRestartRestoresReveals restarts a Chain on an outbox holding
+// receipts whose escrow transactions were signed with an audit commitment:
+// the new Chain reveals the secrets of those whose payer the Escrower
+// still names with the committed key, not of one signed by another key
+// (whose secret it cannot know). Before, every receipt in the outbox at a
+// crash went unrevealed, and was audited.
+func TestRestartRestoresReveals(t *testing.T) {
+	w := testWorker(t)
+	dir := t.TempDir()
+	payerKey, err := keys.GenerateKey(rand.NewChaCha8([32]byte{21}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	otherKey, err := keys.GenerateKey(rand.NewChaCha8([32]byte{22}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	payer, err := NewSender(deadLedger(t), payerKey.Private, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := NewSender(deadLedger(t), otherKey.Private, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	store, err := outbox.OpenStore(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for i, signer := range []*Sender{payer, other, payer} {
+		res, err := w.Generate(context.Background(), textReq("Once upon a time", 3+i), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rid, _ := ledger.ParseHash(res.ReceiptID)
+		rec := outbox.Record{ReceiptID: res.ReceiptID, Receipt: res.Receipt, Requester: "payer", Fee: 5}
+		if i < 2 {
+			m := &ledger.MsgOpenEscrow{Worker: ledger.Address{1}, ModelID: ledger.Hash{2}, Fee: 5, Request: ledger.Hash{3}, AuditCommit: signer.AuditCommit(rid)}
+			tx := &ledger.Tx{ChainID: "test", Fee: 1, Nonce: uint64(i), Msg: m}
+			tx.Sign(map[*Sender]*keys.Key{payer: payerKey, other: otherKey}[signer].Private)
+			rec.EscrowTx, rec.EscrowID = tx.Encode(), ledger.EscrowID(tx.Signer, tx.Nonce)
+		}
+		if err := store.Save(rec); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, res.ReceiptID)
+	}
+	c, err := NewChain(w, ChainConfig{Client: deadLedger(t), RPC: "tcp://127.0.0.1:1", Dir: dir, Poll: 10 * time.Millisecond, Logger: slog.New(slog.DiscardHandler),
+		Escrow: func(p *Pending, _ ledger.Address, _ ledger.Hash, _ uint64) (ledger.Msg, *Sender, error) {
+			if p.Requester != "payer" {
+				return nil, nil, errors.New("unknown payer")
+			}
+			return nil, payer, nil
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The first: signed by the payer's key; the second by another key;
+	// the third has no escrow yet (revealed once it is opened).
+	for i, want := range []bool{true, false, false} {
+		if got := c.reveals[ids[i]] == payer; got != want || (!want && c.reveals[ids[i]] != nil) {
+			t.Errorf("receipt %d: reveal restored %v, want %v", i, got, want)
+		}
+		if !c.IsPending(ids[i]) {
+			t.Errorf("receipt %d left the outbox", i)
+		}
 	}
 }

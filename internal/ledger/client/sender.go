@@ -275,14 +275,29 @@ func (c *Client) Dispute(ctx context.Context, id ledger.Hash) (ledger.Dispute, b
 // the caller tries again later. Single transactions (Send, Commit)
 // waiting for the sender go first.
 func (s *Sender) SendBatch(ctx context.Context, msgs []ledger.Msg, record func([]*ledger.Tx) error) ([]*ledger.Tx, []error) {
+	return s.sendBatch(ctx, msgs, record, false)
+}
+
+// SendBatchUrgent is SendBatch for transactions with a deadline as close
+// as a single transaction's (an audit secret's reveal window): it takes
+// its turn among the single transactions instead of waiting for them all.
+func (s *Sender) SendBatchUrgent(ctx context.Context, msgs []ledger.Msg, record func([]*ledger.Tx) error) ([]*ledger.Tx, []error) {
+	return s.sendBatch(ctx, msgs, record, true)
+}
+
+func (s *Sender) sendBatch(ctx context.Context, msgs []ledger.Msg, record func([]*ledger.Tx) error, urgent bool) ([]*ledger.Tx, []error) {
 	// The fees are asked before the sender is taken: a batch holds it
 	// only to sign, record and broadcast.
 	fees := s.c.EstimateFees(ctx, s.key, msgs, s.fee)
 	chain, err := s.c.ChainID(ctx)
-	for s.urgent.Load() > 0 && ctx.Err() == nil {
-		time.Sleep(time.Millisecond) // single transactions first
+	if urgent {
+		s.lockUrgent()
+	} else {
+		for s.urgent.Load() > 0 && ctx.Err() == nil {
+			time.Sleep(time.Millisecond) // single transactions first
+		}
+		s.mu.Lock()
 	}
-	s.mu.Lock()
 	defer s.mu.Unlock()
 	errs := make([]error, len(msgs))
 	all := func(err error) []error {
