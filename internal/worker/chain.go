@@ -83,12 +83,14 @@ type Chain struct {
 	writing map[string]chan struct{}
 	store   *outbox.Store
 	watch   map[string]*receipt.Receipt // published, not yet final
-	// reveals holds the sender of each escrow this process opened with an
-	// audit commitment (the requester's, whose key derives the secret:
+	// reveals holds the sender of each escrow opened with an audit
+	// commitment (the requester's, whose key derives the secret:
 	// AuditSecret), by receipt id; revealAt the height its receipt was
 	// published, once seen. The secret is revealed once the block after
-	// that is committed. Kept in memory only: after a restart the
-	// receipt is audited instead (safe, more work).
+	// that is committed. Kept in memory, and found again after a restart
+	// for the receipts still in the outbox (restoreReveals); a receipt
+	// published but not yet revealed at a crash is audited instead (safe,
+	// more work).
 	reveals  map[string]*Sender
 	revealAt map[string]int64
 	revealer batchSender                          // sends the reveals: send (a fake in tests)
