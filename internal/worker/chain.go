@@ -458,6 +458,25 @@ func (c *Chain) follow(ctx context.Context) {
 	for _, d := range st.Disputes {
 		task(st.Next, func() { c.startDispute(ctx, sem, d.Dispute, d.Receipt) })
 	}
+	// Dispute moves are played off the loop too, one round at a time and
+	// again after every block: a move may regenerate part of a trace
+	// (Player.Reload), seconds of work under load, and a follow loop
+	// waiting on it read no blocks meanwhile, so that audits selected
+	// then went unanswered past their deadline (TestCrashSIGKILL under the
+	// race detector: 13 receipts slashed after a restart).
+	play := make(chan struct{}, 1)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-play:
+				c.playDisputes(ctx)
+			}
+		}
+	}()
 	for ctx.Err() == nil {
 		h, evs, err := f.Next(ctx)
 		if err != nil {
@@ -520,7 +539,10 @@ func (c *Chain) follow(ctx context.Context) {
 		}
 		task(h, func() { c.revealAudits(ctx, h) })
 		c.saveFollow(wm.handled(h))
-		c.playDisputes(ctx)
+		select {
+		case play <- struct{}{}:
+		default: // a round is due already
+		}
 		if h%10 == 0 {
 			c.maintain(ctx, h)
 		}
