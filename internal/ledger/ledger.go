@@ -370,7 +370,7 @@ func (l *Ledger) deliver(st Store, ctx BlockContext, raw []byte) Result {
 	if err != nil {
 		return fail(err)
 	}
-	return l.apply(st, ctx, tx, uint64(len(raw)), false)
+	return l.apply(st, ctx, tx, uint64(len(raw)), false, false)
 }
 
 // apply runs tx, of size encoded bytes, against st. A tx that passes the
@@ -378,7 +378,10 @@ func (l *Ledger) deliver(st Store, ctx BlockContext, raw []byte) Result {
 // fails, or grows the state by more than its fee pays for. With estimate
 // (fee estimation on a scratch store) the fee is neither checked nor
 // charged, so that the message runs and its state growth is measured.
-func (l *Ledger) apply(st Store, ctx BlockContext, tx *Tx, size uint64, estimate bool) Result {
+// With check (the mempool's CheckTx, its rechecks and fee estimates) the
+// proofs a block checks anyway and that decide nothing but the sender's
+// own standing are left to the block (postOpenings).
+func (l *Ledger) apply(st Store, ctx BlockContext, tx *Tx, size uint64, estimate, check bool) Result {
 	envelope := newCache(st)
 	e := l.exec(envelope, ctx)
 	if tx.ChainID != e.chain.ChainID {
@@ -407,7 +410,7 @@ func (l *Ledger) apply(st Store, ctx BlockContext, tx *Tx, size uint64, estimate
 
 	msg := newCache(envelope)
 	m := l.exec(msg, ctx)
-	m.signer, m.tx = tx.Signer, tx
+	m.signer, m.tx, m.check = tx.Signer, tx, check
 	err := m.handle()
 	need, growth := e.params.RequiredFee(size, 0), uint64(0)
 	if err == nil {
@@ -480,7 +483,7 @@ func (c *Checker) run(st Store, tx *Tx, raw []byte, estimate bool) Result {
 	ci := c.l.Info()
 	ctx := BlockContext{Height: ci.Height + 1, Time: ci.Time}
 	c.l.fatal = nil
-	r := c.l.apply(st, ctx, tx, uint64(len(raw)), estimate)
+	r := c.l.apply(st, ctx, tx, uint64(len(raw)), estimate, true)
 	c.l.fatal = nil // the transaction failed with ErrCheck; nothing to halt
 	return r
 }
@@ -525,6 +528,7 @@ type exec struct {
 	signer Address
 	tx     *Tx
 	events []Event
+	check  bool // for the mempool, not a block: see apply
 }
 
 func (l *Ledger) exec(st Store, ctx BlockContext) *exec {

@@ -19,7 +19,8 @@ import (
 
 // TestAuditThroughLedger generates a real receipt with stories260K,
 // publishes it, lets the chain select an audit, and posts real openings
-// (accepted) or openings for another challenge (rejected, slashed).
+// (accepted) or openings for another challenge (rejected, slashed): CheckTx
+// takes both, leaving the proofs to the block.
 func TestAuditThroughLedger(t *testing.T) {
 	path := testutil.Shared(t, "models/stories260K.gguf")
 	models := &Models{}
@@ -62,7 +63,10 @@ func TestAuditThroughLedger(t *testing.T) {
 		t.Run(fmt.Sprint("honest=", honest), func(t *testing.T) {
 			params := ledger.DefaultParams()
 			params.AuditRateBps = 10000
-			l := ledger.New(ledger.NewMemStore(), Hooks(models))
+			hooks := Hooks(models)
+			checks := &countingOpenings{OpeningChecker: hooks.Openings}
+			hooks.Openings = checks
+			l := ledger.New(ledger.NewMemStore(), hooks)
 			wa, ra := ledger.Address(worker.Public().(ed25519.PublicKey)), ledger.Address(reqKey.Public().(ed25519.PublicKey))
 			g := ledger.Genesis{ChainID: "ph", Params: params, Accounts: []ledger.GenesisAccount{{Address: wa, Balance: 10_000, Bonded: 10_000}, {Address: ra, Balance: 10_000}}}
 			if err := l.InitGenesis(g); err != nil {
@@ -110,7 +114,21 @@ func TestAuditThroughLedger(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			do(worker, &ledger.MsgPostOpenings{ReceiptID: rid, Openings: op.Marshal()})
+			// The mempool takes either: the block checks the proofs.
+			post := &ledger.Tx{ChainID: "ph", Nonce: nonces[wa], Fee: 1, Msg: &ledger.MsgPostOpenings{ReceiptID: rid, Openings: op.Marshal()}}
+			post.Sign(worker)
+			post.Fee = max(post.Fee, ledger.NewChecker(l).EstimateFee(post.Encode()).RequiredFee)
+			post.Sign(worker)
+			if r := ledger.NewChecker(l).Check(post.Encode()); r.Code != 0 {
+				t.Fatalf("CheckTx: code %d %s", r.Code, r.Log)
+			}
+			if checks.n != 0 {
+				t.Fatalf("the mempool checked the openings %d times", checks.n)
+			}
+			do(worker, post.Msg)
+			if checks.n != 1 {
+				t.Fatalf("the openings were checked %d times, want once (in the block)", checks.n)
+			}
 			b, _ = l.Query("audit/"+rid.String(), nil)
 			json.Unmarshal(b, &a)
 			want := ledger.AuditPassed
@@ -132,4 +150,15 @@ func reqOf(t testing.TB, rb []byte) ledger.Hash {
 		t.Fatal(err)
 	}
 	return h
+}
+
+// countingOpenings counts the openings an OpeningChecker checks.
+type countingOpenings struct {
+	ledger.OpeningChecker
+	n int
+}
+
+func (c *countingOpenings) CheckOpenings(rb []byte, seed ledger.Hash, cells uint32, ob []byte) error {
+	c.n++
+	return c.OpeningChecker.CheckOpenings(rb, seed, cells, ob)
 }
