@@ -84,7 +84,24 @@ func TestPreemptionEqualsAlone(t *testing.T) {
 					}
 				}
 			}()
-			got := runShuffled(s, c, js, r)
+			// Every request waits before the first step: which of them
+			// overlap, and so whether any is preempted, does not depend on
+			// how fast the machine runs the ones before.
+			release := scheduler.HoldSteps(s)
+			var got []outcome
+			ran := make(chan struct{})
+			go func() { got = runShuffled(s, c, js, r); close(ran) }()
+			for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+				if st := s.Stats(); st.Running+st.Queued == len(js) {
+					break
+				}
+				if time.Now().After(deadline) {
+					release()
+					t.Fatalf("requests not queued: %+v", s.Stats())
+				}
+			}
+			release()
+			<-ran
 			close(done)
 			wg.Wait()
 			for i, j := range js {

@@ -235,6 +235,10 @@ type Scheduler struct {
 	// batch has emptied since (the scheduler goroutine's).
 	ended time.Time
 
+	// gate is held by tests (HoldSteps) to keep steps from starting
+	// while they queue requests: the loop takes it before every step.
+	gate sync.Mutex
+
 	steps, promptTokens, outputTokens atomic.Uint64
 	preempted, recomputed             atomic.Uint64
 	// overdrawn counts the steps after which a sequence held more cache
@@ -815,6 +819,8 @@ func (s *Scheduler) loop() {
 	var since time.Time    // when the oldest ready request became ready
 	var last time.Duration // the last step's forward pass
 	for {
+		s.gate.Lock()
+		s.gate.Unlock()
 		s.mu.Lock()
 		if s.closed {
 			s.mu.Unlock()
