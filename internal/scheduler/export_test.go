@@ -7,6 +7,14 @@ func Overdrawn(s *Scheduler) uint64 { return s.overdrawn.Load() }
 // HoldSteps keeps s from starting a step until release is called, so that
 // a test can queue requests that the first step then finds together.
 func HoldSteps(s *Scheduler) (release func()) {
-	s.gate.Lock()
-	return s.gate.Unlock
+	h := make(chan struct{})
+	s.mu.Lock()
+	s.hold = h
+	s.mu.Unlock()
+	return func() {
+		s.mu.Lock()
+		s.hold = nil
+		s.mu.Unlock()
+		close(h)
+	}
 }

@@ -235,9 +235,9 @@ type Scheduler struct {
 	// batch has emptied since (the scheduler goroutine's).
 	ended time.Time
 
-	// gate is held by tests (HoldSteps) to keep steps from starting
-	// while they queue requests: the loop takes it before every step.
-	gate sync.Mutex
+	// hold, when not nil (tests: HoldSteps), keeps steps from starting
+	// until it is closed, while requests queue.
+	hold chan struct{}
 
 	steps, promptTokens, outputTokens atomic.Uint64
 	preempted, recomputed             atomic.Uint64
@@ -819,12 +819,15 @@ func (s *Scheduler) loop() {
 	var since time.Time    // when the oldest ready request became ready
 	var last time.Duration // the last step's forward pass
 	for {
-		s.gate.Lock()
-		s.gate.Unlock()
 		s.mu.Lock()
 		if s.closed {
 			s.mu.Unlock()
 			return
+		}
+		if h := s.hold; h != nil {
+			s.mu.Unlock()
+			<-h
+			continue
 		}
 		s.reapLocked()
 		empty := len(s.active) == 0
