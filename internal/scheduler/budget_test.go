@@ -23,9 +23,9 @@ import (
 // with cache pages of a whole context — a request holds its context from
 // admission, as every request did before pages were taken as needed — and
 // of 256, 64 and 16 positions: more run at once, the latest admitted
-// giving up their caches when the others grow into the budget. tok/s is generated tokens per second of the whole burst;
-// preempted/op and recomputed/op count the preemptions and the tokens fed
-// again.
+// giving up their caches when the others grow into the budget. tok/s is
+// generated tokens per second of the whole burst; preempted/op and
+// recomputed/op count the preemptions and the tokens fed again.
 func BenchmarkKVBudget(b *testing.B) {
 	path := os.Getenv("VERDICT_BENCH_MODEL")
 	if path == "" {
