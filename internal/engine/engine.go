@@ -307,6 +307,10 @@ type Sequence struct {
 	spare    *kvSpare   // the engine's released pages
 	f16      bool       // binary16 pages (Options.KV)
 	released bool
+	// shares is set (under pageRefs) once SharePrefix gave any of its
+	// pages to another sequence or took another's: reserve then copies a
+	// shared page before a Forward writes into it.
+	shares bool
 }
 
 // kvPagePositions is the number of positions of a full cache page: one
@@ -322,7 +326,15 @@ const kvPagePositions = 256
 type kvPage struct {
 	buf []float32
 	n   int
+	// refs counts the sequences that hold buf, once SharePrefix has
+	// shared it (nil: only this one); guarded by pageRefs. The last to
+	// let go of it hands it to the engine's spare pages.
+	refs *int
 }
+
+// pageRefs guards the reference counts of shared cache pages
+// (kvPage.refs) and Sequence.shares.
+var pageRefs sync.Mutex
 
 // keys returns the keys of key/value head g (hd floats each): n*hd floats.
 func (p *kvPage) keys(g, hd int) []float32 { return p.buf[g*p.n*hd : (g+1)*p.n*hd] }
@@ -395,8 +407,30 @@ func (s *Sequence) Release() {
 		return
 	}
 	s.released = true
+	if s.shares {
+		s.dropShared()
+	}
 	s.spare.put(s.pages)
 	s.pages = nil
+}
+
+// dropShared lets go of the pages s shares with other sequences: those
+// another sequence still holds are taken out of s.pages (left to that
+// one), the rest stay for Release to hand back.
+func (s *Sequence) dropShared() {
+	pageRefs.Lock()
+	defer pageRefs.Unlock()
+	for l, ps := range s.pages {
+		for i := range ps {
+			if r := ps[i].refs; r != nil {
+				*r--
+				if *r > 0 {
+					ps[i] = kvPage{}
+				}
+			}
+		}
+		s.pages[l] = ps
+	}
 }
 
 // kvSpare holds the cache pages of released sequences.
@@ -487,6 +521,9 @@ func (p *kvSpare) get(n int) []float32 {
 
 // reserve makes room in the cache for positions 0..n-1 (n <= cap).
 func (s *Sequence) reserve(n int) {
+	if s.shares {
+		s.unshareFrom(s.Pos)
+	}
 	for l := range s.pages {
 		s.reserveLayer(l, n)
 	}
@@ -502,6 +539,27 @@ func (s *Sequence) reserveLayer(l, n int) {
 			words /= 2 // two binary16 values a word
 		}
 		s.pages[l] = append(s.pages[l], kvPage{buf: s.spare.get(words), n: m})
+	}
+}
+
+// unshareFrom gives s its own copy of every page it shares with another
+// sequence (SharePrefix) that holds position pos or a later one: the
+// positions a Forward writes. The scheduler never feeds a shared page
+// (a prefix it took stays below the positions it feeds); this keeps any
+// other caller from writing into another sequence's cache.
+func (s *Sequence) unshareFrom(pos int) {
+	pageRefs.Lock()
+	defer pageRefs.Unlock()
+	for l, ps := range s.pages {
+		for i := pos / s.page; i < len(ps); i++ {
+			if r := ps[i].refs; r != nil && *r > 1 {
+				buf := s.spare.get(len(ps[i].buf))
+				copy(buf, ps[i].buf)
+				*r--
+				ps[i] = kvPage{buf: buf, n: ps[i].n}
+			}
+		}
+		s.pages[l] = ps
 	}
 }
 
@@ -537,45 +595,108 @@ func (s *Sequence) storeHead(l, pos, g int, k, v []float32) {
 // to it (whatever was fed with them, in whatever chunks), so what s
 // computes next is what it would compute had it been fed those tokens. A
 // prompt that starts with a finished generation's tokens so skips their
-// prefill (the scheduler's prefix cache). s and src must come from the
-// same engine (the same cache layout); src may be used by other copies
-// at the same time, not by a Forward.
+// prefill. s and src must come from the same engine (the same cache
+// layout); src may be used by other copies at the same time, not by a
+// Forward.
 func (s *Sequence) CopyPrefix(src *Sequence, m int) error {
-	switch {
-	case s.released || src.released:
-		return errors.New("copying a cache prefix: sequence released")
-	case s.Pos != 0:
-		return fmt.Errorf("copying a cache prefix: the sequence already holds %d positions", s.Pos)
-	case m < 0 || m > src.Pos:
-		return fmt.Errorf("copying a cache prefix: %d positions asked, the source holds %d", m, src.Pos)
-	case m > s.cap:
-		return fmt.Errorf("copying a cache prefix: %d positions exceed the sequence's %d", m, s.cap)
-	case s.heads != src.heads || s.hd != src.hd || s.page != src.page || s.f16 != src.f16 || len(s.pages) != len(src.pages):
-		return errors.New("copying a cache prefix: the sequences' caches differ in shape")
+	if err := s.checkPrefix(src, m); err != nil {
+		return fmt.Errorf("copying a cache prefix: %w", err)
 	}
-	s.reserve(m)
-	hd := s.hd
-	for l := range s.pages {
-		for i := 0; i*s.page < m; i++ {
-			n := min(m-i*s.page, s.page) // positions of page i to copy
-			d, f := &s.pages[l][i], &src.pages[l][i]
-			for g := 0; g < s.heads; g++ {
-				if s.f16 {
-					copy(d.keys16(g, hd)[:n*hd], f.keys16(g, hd)[:n*hd])
-					copy(d.values16(g, s.heads, hd)[:n*hd], f.values16(g, s.heads, hd)[:n*hd])
-					continue
-				}
-				copy(d.keys(g, hd)[:n*hd], f.keys(g, hd)[:n*hd])
-				copy(d.values(g, s.heads, hd)[:n*hd], f.values(g, s.heads, hd)[:n*hd])
-			}
-		}
-	}
+	s.copyFrom(src, 0, m)
 	s.Pos = m
 	return nil
 }
 
+// SharePrefix is CopyPrefix without the copy of src's whole pages: s
+// takes the pages that hold only positions below m (positions 0 to
+// m/page*page-1) as they are, shared with src, and copies the rest. It
+// returns the bytes of the pages it shares. A shared page is never
+// written: a Forward that would write into one (s or src fed at a
+// position below the shared ones' end: Pos set back) first gives its
+// sequence a copy of its own; the last sequence that holds a page hands
+// it back to the engine (Release). The scheduler's prefix cache shares
+// a cached prefix's pages with every prompt that starts with it (a
+// system prompt and its tools, 16 callers: its cache held once instead
+// of 16 times). The same rules as CopyPrefix: src may be used by other
+// copies and shares at the same time, not by a Forward.
+func (s *Sequence) SharePrefix(src *Sequence, m int) (int64, error) {
+	if err := s.checkPrefix(src, m); err != nil {
+		return 0, fmt.Errorf("sharing a cache prefix: %w", err)
+	}
+	full := m / s.page
+	var shared int64
+	if full > 0 {
+		pageRefs.Lock()
+		for l := range s.pages {
+			for i := 0; i < full; i++ {
+				p := &src.pages[l][i]
+				if p.refs == nil {
+					p.refs = new(int)
+					*p.refs = 1
+				}
+				*p.refs++
+				s.pages[l] = append(s.pages[l], *p)
+				shared += 4 * int64(len(p.buf))
+			}
+		}
+		s.shares, src.shares = true, true
+		pageRefs.Unlock()
+	}
+	s.copyFrom(src, full*s.page, m)
+	s.Pos = m
+	return shared, nil
+}
+
+// checkPrefix checks that s, src and m are fit for CopyPrefix and
+// SharePrefix.
+func (s *Sequence) checkPrefix(src *Sequence, m int) error {
+	switch {
+	case s.released || src.released:
+		return errors.New("sequence released")
+	case s.Pos != 0:
+		return fmt.Errorf("the sequence already holds %d positions", s.Pos)
+	case m < 0 || m > src.Pos:
+		return fmt.Errorf("%d positions asked, the source holds %d", m, src.Pos)
+	case m > s.cap:
+		return fmt.Errorf("%d positions exceed the sequence's %d", m, s.cap)
+	case s.heads != src.heads || s.hd != src.hd || s.page != src.page || s.f16 != src.f16 || len(s.pages) != len(src.pages):
+		return errors.New("the sequences' caches differ in shape")
+	}
+	return nil
+}
+
+// copyFrom copies src's keys and values of positions [from, m) into s,
+// adding s's pages up to m (those below from s already holds, maybe
+// shared: not reserve, which would copy them).
+func (s *Sequence) copyFrom(src *Sequence, from, m int) {
+	if from >= m {
+		return
+	}
+	for l := range s.pages {
+		s.reserveLayer(l, m)
+	}
+	hd := s.hd
+	for l := range s.pages {
+		for i := from / s.page; i*s.page < m; i++ {
+			a := max(from-i*s.page, 0)   // first position of page i to copy
+			b := min(m-i*s.page, s.page) // positions of page i up to m
+			d, f := &s.pages[l][i], &src.pages[l][i]
+			for g := 0; g < s.heads; g++ {
+				if s.f16 {
+					copy(d.keys16(g, hd)[a*hd:b*hd], f.keys16(g, hd)[a*hd:b*hd])
+					copy(d.values16(g, s.heads, hd)[a*hd:b*hd], f.values16(g, s.heads, hd)[a*hd:b*hd])
+					continue
+				}
+				copy(d.keys(g, hd)[a*hd:b*hd], f.keys(g, hd)[a*hd:b*hd])
+				copy(d.values(g, s.heads, hd)[a*hd:b*hd], f.values(g, s.heads, hd)[a*hd:b*hd])
+			}
+		}
+	}
+}
+
 // Bytes is the memory the sequence's key/value cache holds now (whole
-// pages, as the cache grows).
+// pages, as the cache grows), the pages it shares with other sequences
+// (SharePrefix) included.
 func (s *Sequence) Bytes() int64 {
 	var n int64
 	for _, ps := range s.pages {
