@@ -166,6 +166,10 @@ func (e *Engine) Spec() string { return e.KV().Spec() }
 // KV is the engine's key/value cache type.
 func (e *Engine) KV() KVType { return e.kv }
 
+// PagePositions is the positions of a full key/value cache page: the
+// cache grows, and SharePrefix shares, whole pages.
+func (e *Engine) PagePositions() int { return e.page }
+
 // KVBytesPerPosition is the memory one position of a sequence's cache
 // takes: the keys and values of every layer.
 func (e *Engine) KVBytesPerPosition() int64 {

@@ -37,6 +37,8 @@ func NewCollector(stats func() Stats) *Collector {
 		"pcBudget":  d("prefix_cache_budget_bytes", "Most of the key/value cache budget the prefix cache keeps (--prefix-cache-mib)."),
 		"pcHits":    d("prefix_cache_hits_total", "Generations that took a cached prefix."),
 		"pcTokens":  d("prefix_cache_tokens_total", "Prompt tokens taken from the prefix cache instead of computed."),
+		"pcShared":  d("prefix_cache_shared_bytes", "Key/value cache of the prefix cache that running generations share (held once, not copied into each)."),
+		"pcSharedT": d("prefix_cache_shared_tokens_total", "Prompt tokens taken from the prefix cache in whole cache pages shared with it rather than copied."),
 		"drafts":    d("draft_tokens_total", "Draft tokens fed after sampled ones (--speculate), by result (accepted: the sampler picked it, a step saved; rejected).", "result"),
 		"gap":       d("step_gap_seconds", "Wall time from the end of one step's forward pass to the start of the next while generations run: the callers' per-token work (logit hashing, sampling, streaming) and the wait for it, when the engine computes nothing."),
 	}}
@@ -77,6 +79,8 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	g("pcBudget", float64(s.PrefixCap))
 	n("pcHits", float64(s.PrefixHits))
 	n("pcTokens", float64(s.PrefixTokens))
+	g("pcShared", float64(s.PrefixShared))
+	n("pcSharedT", float64(s.PrefixSharedTokens))
 	n("drafts", float64(s.Accepted), "accepted")
 	n("drafts", float64(s.Drafted-s.Accepted), "rejected")
 	h := func(k string, v Histogram) {

@@ -32,22 +32,20 @@ type prefix struct {
 	tokens []int  // the tokens fed: seq holds positions [0, len(tokens))
 	seq    *engine.Sequence
 	trace  any // the generation's PrefixTracer.TracePrefix; nil: untraced
-	bytes  int64
-	pins   int    // Runs copying from it
-	used   uint64 // Scheduler.clock when last kept or taken
+	// bytes is the cache seq holds but the pages it shares with base,
+	// the cached prefix its generation took (pinned while this one is
+	// kept: those pages are counted there).
+	bytes int64
+	base  *prefix
+	pins  int    // Runs copying from it, sequences and cached prefixes sharing its pages
+	used  uint64 // Scheduler.clock when last kept or taken
 }
 
-// takePrefix gives seq (nothing fed yet) the longest cached prefix, of
-// req's scope (generate.Request.Account), of the prompt's first
-// `limit` tokens (at least minPrefix of them), with its
-// trace when req has a tracer, and returns the positions it took (0:
-// none).
-func (s *Scheduler) takePrefix(req generate.Request, seq *engine.Sequence, limit int) int {
-	pt, traced := req.Trace.(PrefixTracer)
-	if s.prefixCap <= 0 || limit < minPrefix || (req.Trace != nil && !traced) {
-		return 0
-	}
-	s.mu.Lock()
+// bestLocked is the cached prefix, of req's scope
+// (generate.Request.Account), that gives the most of the prompt's first
+// `limit` tokens, at least minPrefix, with its trace when traced, and
+// how many it gives (nil, 0: none).
+func (s *Scheduler) bestLocked(req generate.Request, traced bool, limit int) (*prefix, int) {
 	var best *prefix
 	m := 0
 	for _, p := range s.prefixes {
@@ -58,7 +56,44 @@ func (s *Scheduler) takePrefix(req generate.Request, seq *engine.Sequence, limit
 			best, m = p, n
 		}
 	}
-	if best == nil || m < minPrefix {
+	if m < minPrefix {
+		return nil, 0
+	}
+	return best, m
+}
+
+// shareable is the bytes of cache a request would share with the prefix
+// cache if it took its prefix now (takePrefix): its admission asks for
+// that much less room. A prefix given up meanwhile costs it nothing
+// but a wait at its first step for the room it then lacks.
+func (s *Scheduler) shareable(req generate.Request, limit int) int64 {
+	_, traced := req.Trace.(PrefixTracer)
+	if s.prefixCap <= 0 || limit < minPrefix || (req.Trace != nil && !traced) {
+		return 0
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, m := s.bestLocked(req, traced, limit)
+	page := s.e.PagePositions()
+	return int64(m/page*page) * s.perKV
+}
+
+// takePrefix gives sl's sequence (nothing fed yet) the longest cached
+// prefix (bestLocked) of the prompt's first `limit` tokens, with its
+// trace when req has a tracer, and returns the positions it took (0:
+// none). The sequence shares the prefix's whole pages
+// (engine.Sequence.SharePrefix), which count in the prefix cache's bytes,
+// not in sl's room: the prefix stays pinned while the sequence shares
+// them (sl.pref), and sl, admitted with est bytes less than its prompt
+// needs (shareable), gives back the room of any more it shares.
+func (s *Scheduler) takePrefix(req generate.Request, sl *slot, limit int, est int64) int {
+	pt, traced := req.Trace.(PrefixTracer)
+	if s.prefixCap <= 0 || limit < minPrefix || (req.Trace != nil && !traced) {
+		return 0
+	}
+	s.mu.Lock()
+	best, m := s.bestLocked(req, traced, limit)
+	if best == nil {
 		s.mu.Unlock()
 		return 0
 	}
@@ -66,23 +101,53 @@ func (s *Scheduler) takePrefix(req generate.Request, seq *engine.Sequence, limit
 	s.clock++
 	best.used = s.clock
 	s.mu.Unlock()
-	defer func() {
-		s.mu.Lock()
-		best.pins--
-		s.mu.Unlock()
-	}()
-	if err := seq.CopyPrefix(best.seq, m); err != nil {
-		return 0
+	shared, err := sl.seq.SharePrefix(best.seq, m)
+	if err == nil && traced {
+		if err = pt.ResumePrefix(best.trace, m); err != nil {
+			// The positions taken are fed again (into copies of the
+			// shared pages: a step finds the room they need).
+			sl.seq.Pos = 0
+		}
 	}
-	if traced {
-		if err := pt.ResumePrefix(best.trace, m); err != nil {
-			seq.Pos = 0 // the copied positions are fed again
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err != nil || shared == 0 {
+		best.pins--
+		if err != nil {
 			return 0
+		}
+	} else {
+		sl.pref, sl.shared = best, shared
+		s.sharedTokens.Add(uint64(shared / s.perKV))
+		if give := min(shared-est, sl.kv); give > 0 {
+			sl.kv -= give
+			s.kvUsed -= give
+			s.admitLocked()
 		}
 	}
 	s.prefixHits.Add(1)
 	s.prefixTokens.Add(uint64(m))
 	return m
+}
+
+// unshareLocked unpins the cached prefix whose pages sl's sequence
+// shared, once the sequence has been released (or handed to the prefix
+// cache with its pin: keepPrefix).
+func (s *Scheduler) unshareLocked(sl *slot) {
+	if sl.pref != nil {
+		sl.pref.pins--
+		sl.pref, sl.shared = nil, 0
+	}
+}
+
+// sharedLocked is the bytes of cached prefixes' pages that running
+// sequences share.
+func (s *Scheduler) sharedLocked() int64 {
+	var n int64
+	for _, sl := range s.active {
+		n += sl.shared
+	}
+	return n
 }
 
 // keepPrefix keeps the cache of sl, whose generation of req ended with
@@ -98,7 +163,11 @@ func (s *Scheduler) keepPrefix(req generate.Request, sl *slot, output []int) {
 	if s.prefixCap <= 0 || n < minPrefix || (req.Trace != nil && !traced) || n > len(req.Prompt)+len(output) {
 		return
 	}
-	p := &prefix{scope: req.Account, tokens: append(slices.Clip(req.Prompt), output...)[:n:n], seq: sl.seq, bytes: sl.seq.Bytes()}
+	// Its own pages only: those it shares are its base's (s.mu: sl.shared).
+	s.mu.Lock()
+	own := sl.seq.Bytes() - sl.shared
+	s.mu.Unlock()
+	p := &prefix{scope: req.Account, tokens: append(slices.Clip(req.Prompt), output...)[:n:n], seq: sl.seq, bytes: own}
 	// covered refreshes and reports a kept cache that holds p's tokens.
 	covered := func() bool {
 		for _, q := range s.prefixes {
@@ -141,14 +210,16 @@ func (s *Scheduler) keepPrefix(req generate.Request, sl *slot, output []int) {
 	p.used = s.clock
 	s.prefixes = append(s.prefixes, p)
 	s.prefixBytes += p.bytes
-	// The sequence is the cache's now: its room in the budget too.
+	// The sequence is the cache's now: its room in the budget too, and
+	// the pin of the prefix whose pages it shares.
 	sl.kept = true
 	s.kvUsed -= sl.kv
 	sl.kv = 0
+	p.base, sl.pref, sl.shared = sl.pref, nil, 0
 }
 
-// evictLocked gives up the least recently used cached prefix no Run is
-// copying from; false when there is none.
+// evictLocked gives up the least recently used cached prefix nothing
+// pins (dropLocked); false when there is none.
 func (s *Scheduler) evictLocked() bool {
 	var lru *prefix
 	for _, p := range s.prefixes {
@@ -163,20 +234,30 @@ func (s *Scheduler) evictLocked() bool {
 	return true
 }
 
-// dropLocked gives up the cached prefixes no Run is copying from for
-// which drop is true: their sequences go back to the engine.
+// dropLocked gives up the cached prefixes that nothing pins (no Run
+// copying from it, no sequence or cached prefix sharing its pages) for
+// which drop is true: their sequences go back to the engine, and the
+// prefixes whose pages they shared are unpinned (and dropped too, if
+// drop is true for them).
 func (s *Scheduler) dropLocked(drop func(*prefix) bool) {
-	kept := s.prefixes[:0]
-	for _, p := range s.prefixes {
-		if p.pins == 0 && drop(p) {
-			p.seq.Release()
-			s.prefixBytes -= p.bytes
-			continue
+	for again := true; again; {
+		again = false
+		kept := s.prefixes[:0]
+		for _, p := range s.prefixes {
+			if p.pins == 0 && drop(p) {
+				p.seq.Release()
+				s.prefixBytes -= p.bytes
+				if p.base != nil {
+					p.base.pins--
+					again = again || p.base.pins == 0
+				}
+				continue
+			}
+			kept = append(kept, p)
 		}
-		kept = append(kept, p)
+		clear(s.prefixes[len(kept):])
+		s.prefixes = kept
 	}
-	clear(s.prefixes[len(kept):])
-	s.prefixes = kept
 }
 
 // commonPrefix is the length of the longest common prefix of a and b.

@@ -7,11 +7,15 @@ import (
 	"math/rand/v2"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/verdictnet/verdict/internal/audit"
+	"github.com/verdictnet/verdict/internal/engine"
 	"github.com/verdictnet/verdict/internal/generate"
+	"github.com/verdictnet/verdict/internal/model"
 	"github.com/verdictnet/verdict/internal/sampler"
 	"github.com/verdictnet/verdict/internal/scheduler"
+	"github.com/verdictnet/verdict/internal/testutil"
 )
 
 // prefixRec is an audit.Recorder as a scheduler.PrefixTracer (as the
@@ -150,5 +154,99 @@ func TestPrefixCacheGivesWay(t *testing.T) {
 	waitIdle(t, off)
 	if st := off.Stats(); st.PrefixEntries != 0 || st.PrefixHits != 0 || st.PrefixCap != 0 {
 		t.Errorf("prefix cache off: %+v", st)
+	}
+}
+
+// TestPrefixSharing: requests whose prompts start with a cached 96-token
+// system prompt share its cache's pages (8 positions a page) instead of
+// each holding a copy, so that 8 of them run at once in a budget of 240
+// positions, where the cached prompt and one copy of it (each request
+// takes 112) would leave room for no other: all 8 are admitted before
+// the first step, the scheduler counts 8 x 96 positions shared and none
+// of them in its running sequences' room, and each gives the tokens,
+// logits and trace roots of generate.Run alone. Once they end nothing is
+// shared and no step held more than it counted; a request whose prompt
+// alone needs half the budget still gets it (cached caches give way).
+func TestPrefixSharing(t *testing.T) {
+	m, err := model.Load(testutil.Shared(t, "models/stories260K.gguf"), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	e, err := engine.New(m, engine.Options{Threads: 2, PagePositions: 8})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.Close)
+	c := m.Config
+	per := e.KVBytesPerPosition()
+	budget := 240 * per
+	s := scheduler.New(e, scheduler.Config{MaxBatch: 8, KVBudget: budget, PrefixCache: budget})
+	defer s.Close()
+	r := rand.New(rand.NewPCG(8, 8))
+	system := []int{1}
+	for range 95 {
+		system = append(system, 3+r.IntN(500))
+	}
+	first := job{prompt: slices.Clone(system), steps: len(system) + 1, prefix: true}
+	if o := first.run(context.Background(), c, s.Run); o.err != nil {
+		t.Fatal(o.err)
+	}
+	waitIdle(t, s)
+	if st := s.Stats(); st.PrefixEntries != 1 {
+		t.Fatalf("the system prompt not cached: %+v", st)
+	}
+	js := make([]job, 8)
+	for i := range js {
+		p := slices.Clone(system)
+		for range 4 {
+			p = append(p, 3+r.IntN(500))
+		}
+		js[i] = job{prompt: p, steps: len(p) + 10, prefix: true, params: sampler.Params{Temperature: 0.8, Seed: uint64(i)}}
+	}
+	release := scheduler.HoldSteps(s)
+	var got []outcome
+	ran := make(chan struct{})
+	go func() { got = runShuffled(s, c, js, r); close(ran) }()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+		st := s.Stats()
+		if st.Running == len(js) && st.PrefixShared == int64(len(js))*96*per {
+			if st.KVUsed+st.PrefixBytes > budget {
+				t.Errorf("over the budget: %+v", st)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			release()
+			<-ran
+			t.Fatalf("not all admitted sharing the cached prompt: %+v", st)
+		}
+	}
+	release()
+	<-ran
+	for i, j := range js {
+		if err := got[i].equal(j.run(context.Background(), c, generateAlone(e))); err != nil {
+			t.Errorf("request %d: %v", i, err)
+		}
+	}
+	waitIdle(t, s)
+	st := s.Stats()
+	if st.PeakBatch != len(js) || st.PrefixShared != 0 || scheduler.Overdrawn(s) != 0 {
+		t.Errorf("after the requests: peak batch %d, %d bytes still shared, %d steps overdrawn", st.PeakBatch, st.PrefixShared, scheduler.Overdrawn(s))
+	}
+	t.Logf("%d requests at once, %d prefix hits, %d cached caches of %d bytes", st.PeakBatch, st.PrefixHits, st.PrefixEntries, st.PrefixBytes)
+	long := job{prompt: []int{1}, steps: c.ContextLen, prefix: true}
+	for len(long.prompt) < 119 {
+		long.prompt = append(long.prompt, 3+r.IntN(500))
+	}
+	if o := long.run(context.Background(), c, s.Run); o.err != nil {
+		t.Fatalf("a request for half the budget: %v", o.err)
+	}
+}
+
+// generateAlone runs a request alone on e (generate.Run).
+func generateAlone(e *engine.Engine) func(context.Context, generate.Request) (generate.Result, error) {
+	return func(ctx context.Context, req generate.Request) (generate.Result, error) {
+		return generate.Run(ctx, e, req)
 	}
 }

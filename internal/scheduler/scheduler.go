@@ -81,9 +81,12 @@ type Config struct {
 	// generations' caches may keep, so that a later prompt starting with
 	// the same tokens (a system prompt, a conversation's earlier turns)
 	// takes their keys and values, and their trace, instead of
-	// computing them again: the same bits (engine.Sequence.CopyPrefix).
-	// Running sequences come first: a request that needs the room gives
-	// up the least recently used. 0: a quarter of KVBudget, at most
+	// computing them again: the same bits. The prompt's sequence shares
+	// the cached cache's whole pages (engine.Sequence.SharePrefix): they
+	// count once, in the prefix cache, which keeps them while any
+	// sequence shares them; the rest is copied. Running sequences come
+	// first: a request that needs the room gives up the least recently
+	// used cache no sequence shares. 0: a quarter of KVBudget, at most
 	// DefaultPrefixCacheMax; negative: no prefix cache.
 	PrefixCache int64
 }
@@ -107,12 +110,18 @@ type Stats struct {
 	// The prefix cache (Config.PrefixCache): the bytes and the finished
 	// generations' caches it keeps, its bound, and since the start the
 	// requests that took a cached prefix and the prompt tokens they so
-	// did not compute.
-	PrefixBytes   int64
-	PrefixEntries int
-	PrefixCap     int64
-	PrefixHits    uint64
-	PrefixTokens  uint64
+	// did not compute, PrefixSharedTokens those of them in whole pages
+	// shared rather than copied (engine.Sequence.SharePrefix).
+	// PrefixShared is the bytes of cached caches' pages that running
+	// sequences share now (counted in PrefixBytes, not in KVUsed: without
+	// sharing, each would hold a copy).
+	PrefixBytes        int64
+	PrefixEntries      int
+	PrefixCap          int64
+	PrefixHits         uint64
+	PrefixTokens       uint64
+	PrefixSharedTokens uint64
+	PrefixShared       int64
 	// Draft tokens fed (Config.Speculate) and those the sampler picked,
 	// since the start.
 	Drafted, Accepted uint64
@@ -245,6 +254,7 @@ type Scheduler struct {
 	// than the budget counted for it (never: tests check).
 	overdrawn                atomic.Uint64
 	prefixHits, prefixTokens atomic.Uint64
+	sharedTokens             atomic.Uint64
 	drafted, accepted        atomic.Uint64
 
 	wake chan struct{} // cap 1: something changed
@@ -256,10 +266,15 @@ type Scheduler struct {
 type slot struct {
 	seq   *engine.Sequence
 	trace engine.Tracer
-	acct  string          // generate.Request.Account
-	cap   int             // positions seq has room for
-	kv    int64           // bytes of the budget it holds (Scheduler.mu)
-	out   chan stepResult // cap 1: at most one exchange is outstanding
+	acct  string // generate.Request.Account
+	cap   int    // positions seq has room for
+	kv    int64  // bytes of the budget it holds (Scheduler.mu)
+	// pref is the cached prefix whose pages seq shares, pinned while it
+	// does, and shared the bytes of those pages: counted in the prefix
+	// cache's bytes, not in kv (Scheduler.mu).
+	pref   *prefix
+	shared int64
+	out    chan stepResult // cap 1: at most one exchange is outstanding
 	// hist holds the tokens fed at positions 0, 1, ...: those of
 	// seq's positions, and, while evicted (preempted, Scheduler.mu), the
 	// positions it had, which seq is fed again before feed.
@@ -349,7 +364,7 @@ func (s *Scheduler) Stats() Stats {
 	return Stats{
 		Running: s.running, Queued: len(s.queue), Batch: s.batch, PeakBatch: s.peak, KVUsed: s.kvUsed, KVBudget: s.cfg.KVBudget, MaxBatch: s.cfg.MaxBatch,
 		Preempted: s.preempted.Load(), Recomputed: s.recomputed.Load(), Resuming: s.resuming,
-		PrefixBytes: s.prefixBytes, PrefixEntries: len(s.prefixes), PrefixCap: s.prefixCap, PrefixHits: s.prefixHits.Load(), PrefixTokens: s.prefixTokens.Load(),
+		PrefixBytes: s.prefixBytes, PrefixEntries: len(s.prefixes), PrefixCap: s.prefixCap, PrefixHits: s.prefixHits.Load(), PrefixTokens: s.prefixTokens.Load(), PrefixSharedTokens: s.sharedTokens.Load(), PrefixShared: s.sharedLocked(),
 		Drafted: s.drafted.Load(), Accepted: s.accepted.Load(),
 		Steps: s.steps.Load(), PromptTokens: s.promptTokens.Load(), OutputTokens: s.outputTokens.Load(), DecodeRate: s.rate,
 		Forward: s.forward.clone(), Gap: s.gap.clone(),
@@ -419,9 +434,15 @@ func (s *Scheduler) Run(ctx context.Context, req generate.Request) (generate.Res
 		}
 		return res, fmt.Errorf("%w: %d positions (prompt %d and up to %d generated tokens) need %d bytes of KV cache, the budget is %d bytes (%d positions); ask for fewer tokens", ErrTooLarge, steps, len(req.Prompt), steps-len(req.Prompt)+1, kv, s.cfg.KVBudget, budget)
 	}
-	// Admitted with room for the prompt and the first token generated;
-	// it takes the rest a page at a time as it grows (step).
-	kv := s.e.CacheBytes(steps, len(req.Prompt)+1)
+	first := 0
+	if req.OnLogits == nil || req.OutputLogitsOnly {
+		first = len(req.Prompt) - 1
+	}
+	// Admitted with room for the prompt and the first token generated,
+	// but the pages it will share with a cached prefix (takePrefix); it
+	// takes the rest a page at a time as it grows (step).
+	est := s.shareable(req, first)
+	kv := s.e.CacheBytes(steps, len(req.Prompt)+1) - est
 	if err := s.admit(ctx, req.Account, kv); err != nil {
 		return res, err
 	}
@@ -447,13 +468,9 @@ func (s *Scheduler) Run(ctx context.Context, req generate.Request) (generate.Res
 		}
 		return nil
 	}
-	first := 0
-	if req.OnLogits == nil || req.OutputLogitsOnly {
-		first = len(req.Prompt) - 1
-	}
 	// A cached prefix gives positions before the first whose logits are
 	// wanted (and always leaves the last prompt token to feed).
-	skip := s.takePrefix(req, seq, first)
+	skip := s.takePrefix(req, sl, first, est)
 	res.CachedPrompt = skip
 	sl.hist = slices.Clone(req.Prompt[:skip])
 	logits, err := s.exchange(ctx, sl, req.Prompt[skip:], first-skip, true)
@@ -705,7 +722,7 @@ func (s *Scheduler) headroomLocked() int64 {
 	var n int64
 	for _, sl := range s.active {
 		if !sl.gone && !sl.kept {
-			n = max(n, s.e.CacheBytes(sl.cap, int(sl.kv/s.perKV)+1)-sl.kv)
+			n = max(n, s.e.CacheBytes(sl.cap, int((sl.kv+sl.shared)/s.perKV)+1)-sl.shared-sl.kv)
 		}
 	}
 	return n
@@ -811,6 +828,7 @@ func (s *Scheduler) loop() {
 			if !sl.kept {
 				sl.seq.Release()
 			}
+			s.unshareLocked(sl)
 		}
 		s.active = nil
 		s.dropLocked(func(*prefix) bool { return true })
@@ -906,6 +924,7 @@ func (s *Scheduler) reapLocked() {
 			if !sl.kept {
 				sl.seq.Release()
 			}
+			s.unshareLocked(sl)
 			if sl.evicted {
 				s.resuming--
 			}
@@ -968,7 +987,7 @@ func (s *Scheduler) step(ready []work) (time.Duration, bool) {
 				continue
 			}
 		}
-		if need := s.e.CacheBytes(sl.cap, sl.seq.Pos+n) - sl.kv; need > 0 {
+		if need := s.e.CacheBytes(sl.cap, sl.seq.Pos+n) - sl.shared - sl.kv; need > 0 {
 			if s.starved || !s.growLocked(sl, need, &victims) {
 				s.starved = true
 				continue
@@ -1046,7 +1065,7 @@ func (s *Scheduler) step(ready []work) (time.Duration, bool) {
 			results = append(results, stepResult{err: fmt.Errorf("generate: %w", err)})
 			continue
 		}
-		if sl.seq.Bytes() > sl.kv {
+		if sl.seq.Bytes()-sl.shared > sl.kv {
 			s.overdrawn.Add(1)
 		}
 		if sl.evicted {
@@ -1111,6 +1130,7 @@ func (s *Scheduler) preemptLocked(v *slot) {
 		s.resuming++
 	}
 	v.seq.Release()
+	s.unshareLocked(v)
 	v.seq, _ = s.e.NewSequence(v.cap) // v.cap fitted before
 	s.kvUsed -= v.kv
 	v.kv = 0

@@ -184,7 +184,8 @@ func testBatchBitExact(t *testing.T, batch Config, ns []int) {
 // send an earlier turn's prompt and answer again with a few words more,
 // arriving together — give every text, logprob and receipt, byte for byte,
 // of a worker without one; a verifier replaying each receipt alone
-// accepts it; and the follow-ups took cached prefixes.
+// accepts it; and the follow-ups took cached prefixes, in cache pages
+// of 8 positions shared with the cache rather than copied.
 func TestPrefixCacheReceipts(t *testing.T) {
 	path := testutil.Shared(t, "models/stories260K.gguf")
 	key, err := keys.GenerateKey(rand.NewChaCha8([32]byte{16}))
@@ -196,7 +197,7 @@ func TestPrefixCacheReceipts(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer plain.Close()
-	w, err := Open(Config{ModelPath: path, Name: "stories260K", Threads: 2, Key: key, MaxConcurrent: 6, ChunkTokens: 16})
+	w, err := Open(Config{ModelPath: path, Name: "stories260K", Threads: 2, Key: key, MaxConcurrent: 6, ChunkTokens: 16, KVPage: 8})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -250,6 +251,10 @@ func TestPrefixCacheReceipts(t *testing.T) {
 	st := w.BatchStats()
 	if st.PrefixHits < before.PrefixHits+3 || st.PrefixTokens == before.PrefixTokens {
 		t.Errorf("follow-ups took %d cached prefixes (%d tokens), want at least 3", st.PrefixHits-before.PrefixHits, st.PrefixTokens-before.PrefixTokens)
+	}
+	// Pages of 8 positions: the follow-ups share most of what they take.
+	if st.PrefixSharedTokens == before.PrefixSharedTokens {
+		t.Errorf("follow-ups shared no cached page: %+v", st)
 	}
 	t.Logf("%d requests took a cached prefix, %d prompt tokens not computed; %d caches kept (%d bytes of %d)", st.PrefixHits, st.PrefixTokens, st.PrefixEntries, st.PrefixBytes, st.PrefixCap)
 }
