@@ -48,12 +48,20 @@
 // fed, to the cache instead of the engine, with its tracer's trace of
 // those positions (PrefixTracer). A later request whose prompt starts
 // with at least minPrefix of those tokens is given the longest such
-// prefix (engine.Sequence.CopyPrefix, PrefixTracer.ResumePrefix) and fed
+// prefix (engine.Sequence.SharePrefix, PrefixTracer.ResumePrefix) and fed
 // only the rest: a position's keys, values and trace depend only on the
 // tokens up to it, so its answer is what it would be computed from the
 // first token (the engine's chunk invariance). The cache's bytes count
 // against KVBudget and give way to running sequences, the least recently
-// used first.
+// used first. The prompt's sequence shares the cached sequence's whole
+// pages (reference counted by the engine, never written: the positions
+// it feeds are past them) and copies the last, partial one; the shared
+// pages count once, in the cache's bytes, and the cached prefix is pinned
+// (not given up) while a sequence, or a cached prefix kept from one,
+// shares them. Admission asks a request for the room of its prompt but
+// the pages it would share at that moment (shareable); if the prefix is
+// gone by the time it takes one, its first step finds the room it lacks
+// as any growing sequence does.
 //
 // Draft tokens (Config.Speculate, draft.go): a generation may feed, after
 // the token it sampled, the tokens that followed its last few where they
