@@ -44,7 +44,7 @@ func TestPreemptionEqualsAlone(t *testing.T) {
 		preempted uint64 // at least
 	}{
 		{"plain", func(r *rand.Rand) []job { return jobs(16, r) }, scheduler.Config{PrefixCache: -1}, 1},
-		{"prefix", func(r *rand.Rand) []job { return conversations(16, r) }, scheduler.Config{}, 1},
+		{"prefix", func(r *rand.Rand) []job { return conversations(16, r) }, scheduler.Config{PrefixCache: 1}, 1},
 		{"speculate", func(r *rand.Rand) []job {
 			js := jobs(16, r)
 			for i := range js {
@@ -63,8 +63,12 @@ func TestPreemptionEqualsAlone(t *testing.T) {
 			}
 			cfg := tc.cfg
 			cfg.MaxBatch, cfg.ChunkTokens = 16, 16
-			// Room for the longest request and a few pages more.
+			// Room for the longest request and a few pages more; the
+			// prefix case's cache may take all of it (it gives way).
 			cfg.KVBudget = e.CacheBytes(most+24, most+24)
+			if cfg.PrefixCache > 0 {
+				cfg.PrefixCache = cfg.KVBudget
+			}
 			s := scheduler.New(e, cfg)
 			defer s.Close()
 			var over []scheduler.Stats
@@ -120,15 +124,19 @@ func TestPreemptionEqualsAlone(t *testing.T) {
 			if st.Preempted < tc.preempted || st.Recomputed == 0 || st.Resuming != 0 {
 				t.Errorf("%d preemptions, %d tokens recomputed, %d resuming: want preemptions", st.Preempted, st.Recomputed, st.Resuming)
 			}
-			t.Logf("budget %d positions: %d preemptions, %d tokens recomputed, %d prompt and %d output tokens in %d steps, largest batch %d",
-				cfg.KVBudget/e.KVBytesPerPosition(), st.Preempted, st.Recomputed, st.PromptTokens, st.OutputTokens, st.Steps, st.PeakBatch)
+			if cfg.PrefixCache > 0 && st.PrefixSharedTokens == 0 {
+				t.Errorf("no cached prefix's pages shared: %+v", st)
+			}
+			t.Logf("budget %d positions: %d preemptions, %d tokens recomputed, %d prompt and %d output tokens in %d steps, largest batch %d; %d prompt tokens from the prefix cache, %d of them shared",
+				cfg.KVBudget/e.KVBytesPerPosition(), st.Preempted, st.Recomputed, st.PromptTokens, st.OutputTokens, st.Steps, st.PeakBatch, st.PrefixTokens, st.PrefixSharedTokens)
 		})
 	}
 }
 
 // TestPreemptionRandomized runs random configurations — pages of 1 to 16
 // positions, batches of 2 to 16, prefill chunks of 1 to 32 tokens, draft
-// tokens or none, the prefix cache on or off, a budget between the
+// tokens or none, the prefix cache off, at a quarter of the budget or at
+// all of it (its pages shared with the prompts that take it), a budget between the
 // longest request and twice it — each with 12 requests at once (mixed
 // sampling, stops, cancels, shared system prompts), and checks every
 // answer against generate.Run alone, that no sequence held more than it
@@ -141,7 +149,7 @@ func TestPreemptionRandomized(t *testing.T) {
 	t.Cleanup(func() { m.Close() })
 	c := m.Config
 	var preempted uint64
-	for seed := range uint64(8) {
+	for seed := range uint64(12) {
 		r := rand.New(rand.NewPCG(seed, 99))
 		page := 1 + r.IntN(16)
 		e, err := engine.New(m, engine.Options{Threads: 2, PagePositions: page})
@@ -159,8 +167,13 @@ func TestPreemptionRandomized(t *testing.T) {
 		for _, j := range js {
 			most = max(most, j.steps)
 		}
-		cfg := scheduler.Config{MaxBatch: 2 + r.IntN(15), ChunkTokens: 1 + r.IntN(32), Speculate: r.IntN(2) * (1 + r.IntN(3)), PrefixCache: int64(r.IntN(2) - 1)}
+		// The prefix cache off (-1), a quarter of the budget (0), or all
+		// of it, in turn (the odd seeds' shared system prompts meet each).
+		cfg := scheduler.Config{MaxBatch: 2 + r.IntN(15), ChunkTokens: 1 + r.IntN(32), Speculate: r.IntN(2) * (1 + r.IntN(3)), PrefixCache: int64(seed%3) - 1}
 		cfg.KVBudget = e.CacheBytes(most, most) + int64(r.IntN(most))*e.KVBytesPerPosition()
+		if cfg.PrefixCache > 0 {
+			cfg.PrefixCache = cfg.KVBudget
+		}
 		s := scheduler.New(e, cfg)
 		got := runShuffled(s, c, js, r)
 		for i, j := range js {
@@ -174,8 +187,8 @@ func TestPreemptionRandomized(t *testing.T) {
 		waitIdle(t, s)
 		st := s.Stats()
 		preempted += st.Preempted
-		t.Logf("seed %d: page %d, batch %d, chunk %d, speculate %d, prefix cache %v, budget %d positions: %d preemptions, %d tokens again, largest batch %d",
-			seed, page, cfg.MaxBatch, cfg.ChunkTokens, cfg.Speculate, cfg.PrefixCache == 0, cfg.KVBudget/e.KVBytesPerPosition(), st.Preempted, st.Recomputed, st.PeakBatch)
+		t.Logf("seed %d: page %d, batch %d, chunk %d, speculate %d, prefix cache %d positions, budget %d: %d preemptions, %d tokens again, largest batch %d; %d prompt tokens from the prefix cache, %d of them shared",
+			seed, page, cfg.MaxBatch, cfg.ChunkTokens, cfg.Speculate, st.PrefixCap/e.KVBytesPerPosition(), cfg.KVBudget/e.KVBytesPerPosition(), st.Preempted, st.Recomputed, st.PeakBatch, st.PrefixTokens, st.PrefixSharedTokens)
 		s.Close()
 		e.Close()
 	}

@@ -41,69 +41,65 @@ type prefix struct {
 	used  uint64 // Scheduler.clock when last kept or taken
 }
 
-// bestLocked is the cached prefix, of req's scope
-// (generate.Request.Account), that gives the most of the prompt's first
-// `limit` tokens, at least minPrefix, with its trace when traced, and
-// how many it gives (nil, 0: none).
-func (s *Scheduler) bestLocked(req generate.Request, traced bool, limit int) (*prefix, int) {
-	var best *prefix
-	m := 0
-	for _, p := range s.prefixes {
-		if p.scope != req.Account || (traced && p.trace == nil) {
-			continue
-		}
-		if n := commonPrefix(p.tokens, req.Prompt[:limit]); n > m {
-			best, m = p, n
-		}
-	}
-	if m < minPrefix {
-		return nil, 0
-	}
-	return best, m
+// prefixWant is what a request may take from the prefix cache: a cached
+// prefix of its scope (req.Account) giving at least minPrefix of its
+// prompt's first limit tokens, with a trace when traced.
+type prefixWant struct {
+	req    generate.Request
+	limit  int
+	traced bool
 }
 
-// shareable is the bytes of cache a request would share with the prefix
-// cache if it took its prefix now (takePrefix): its admission asks for
-// that much less room. A prefix given up meanwhile costs it nothing
-// but a wait at its first step for the room it then lacks.
-func (s *Scheduler) shareable(req generate.Request, limit int) int64 {
+// wantPrefix is what req may take from the prefix cache (nil: nothing,
+// the cache off, too short a prompt, or a tracer that is no
+// PrefixTracer), limit the positions before the first whose logits it
+// wants.
+func (s *Scheduler) wantPrefix(req generate.Request, limit int) *prefixWant {
 	_, traced := req.Trace.(PrefixTracer)
 	if s.prefixCap <= 0 || limit < minPrefix || (req.Trace != nil && !traced) {
-		return 0
+		return nil
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	_, m := s.bestLocked(req, traced, limit)
-	page := s.e.PagePositions()
-	return int64(m/page*page) * s.perKV
+	return &prefixWant{req: req, limit: limit, traced: traced}
 }
 
-// takePrefix gives sl's sequence (nothing fed yet) the longest cached
-// prefix (bestLocked) of the prompt's first `limit` tokens, with its
-// trace when req has a tracer, and returns the positions it took (0:
-// none). The sequence shares the prefix's whole pages
-// (engine.Sequence.SharePrefix), which count in the prefix cache's bytes,
-// not in sl's room: the prefix stays pinned while the sequence shares
-// them (sl.pref), and sl, admitted with est bytes less than its prompt
-// needs (shareable), gives back the room of any more it shares.
-func (s *Scheduler) takePrefix(req generate.Request, sl *slot, limit int, est int64) int {
-	pt, traced := req.Trace.(PrefixTracer)
-	if s.prefixCap <= 0 || limit < minPrefix || (req.Trace != nil && !traced) {
+// planLocked chooses the cached prefix w would take if admitted now, the
+// one giving the most positions, and the room it would then ask for: its
+// full need but the whole pages it would share (counted in the cache).
+func (s *Scheduler) planLocked(w *waiter) {
+	w.kv, w.pref, w.m = w.full, nil, 0
+	if w.want == nil {
+		return
+	}
+	for _, p := range s.prefixes {
+		if p.scope != w.want.req.Account || (w.want.traced && p.trace == nil) {
+			continue
+		}
+		if n := commonPrefix(p.tokens, w.want.req.Prompt[:w.want.limit]); n > w.m {
+			w.pref, w.m = p, n
+		}
+	}
+	if w.m < minPrefix {
+		w.pref, w.m = nil, 0
+		return
+	}
+	page := s.e.PagePositions()
+	w.kv = w.full - min(int64(w.m/page*page)*s.perKV, w.full)
+}
+
+// takePrefix gives sl's sequence (nothing fed yet) the cached prefix its
+// admission chose and pinned (w.pref, w.m positions), with its trace
+// when req has a tracer, and returns the positions it took (0: none). The
+// sequence shares the prefix's whole pages (engine.Sequence.SharePrefix),
+// which count in the prefix cache's bytes, not in sl's room: the prefix
+// stays pinned while the sequence shares them (sl.pref).
+func (s *Scheduler) takePrefix(req generate.Request, sl *slot, w *waiter) int {
+	if w.pref == nil {
 		return 0
 	}
-	s.mu.Lock()
-	best, m := s.bestLocked(req, traced, limit)
-	if best == nil {
-		s.mu.Unlock()
-		return 0
-	}
-	best.pins++
-	s.clock++
-	best.used = s.clock
-	s.mu.Unlock()
+	best, m := w.pref, w.m
 	shared, err := sl.seq.SharePrefix(best.seq, m)
-	if err == nil && traced {
-		if err = pt.ResumePrefix(best.trace, m); err != nil {
+	if err == nil && w.want.traced {
+		if err = req.Trace.(PrefixTracer).ResumePrefix(best.trace, m); err != nil {
 			// The positions taken are fed again (into copies of the
 			// shared pages: a step finds the room they need).
 			sl.seq.Pos = 0
@@ -111,6 +107,7 @@ func (s *Scheduler) takePrefix(req generate.Request, sl *slot, limit int, est in
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	w.pref = nil // sl's pin now, or none
 	if err != nil || shared == 0 {
 		best.pins--
 		if err != nil {
@@ -119,7 +116,10 @@ func (s *Scheduler) takePrefix(req generate.Request, sl *slot, limit int, est in
 	} else {
 		sl.pref, sl.shared = best, shared
 		s.sharedTokens.Add(uint64(shared / s.perKV))
-		if give := min(shared-est, sl.kv); give > 0 {
+		// Admitted without the room of full-w.kv bytes: any more
+		// shared gives its room back (a step finds what any less
+		// lacks).
+		if give := min(shared-(w.full-w.kv), sl.kv); give > 0 {
 			sl.kv -= give
 			s.kvUsed -= give
 			s.admitLocked()
@@ -201,7 +201,7 @@ func (s *Scheduler) keepPrefix(req generate.Request, sl *slot, output []int) {
 	s.dropLocked(func(q *prefix) bool {
 		return q.scope == p.scope && len(q.tokens) < n && slices.Equal(p.tokens[:len(q.tokens)], q.tokens) && (p.trace != nil || q.trace == nil)
 	})
-	for s.prefixBytes+p.bytes > s.prefixCap && s.evictLocked() {
+	for s.prefixBytes+p.bytes > s.prefixCap && s.evictLocked(nil) {
 	}
 	if s.prefixBytes+p.bytes > s.prefixCap {
 		return
@@ -219,11 +219,11 @@ func (s *Scheduler) keepPrefix(req generate.Request, sl *slot, output []int) {
 }
 
 // evictLocked gives up the least recently used cached prefix nothing
-// pins (dropLocked); false when there is none.
-func (s *Scheduler) evictLocked() bool {
+// pins (dropLocked) but keep; false when there is none.
+func (s *Scheduler) evictLocked(keep *prefix) bool {
 	var lru *prefix
 	for _, p := range s.prefixes {
-		if p.pins == 0 && (lru == nil || p.used < lru.used) {
+		if p.pins == 0 && p != keep && (lru == nil || p.used < lru.used) {
 			lru = p
 		}
 	}

@@ -250,3 +250,56 @@ func generateAlone(e *engine.Engine) func(context.Context, generate.Request) (ge
 		return generate.Run(ctx, e, req)
 	}
 }
+
+// TestPrefixSharerGrows: a request that shares a cached prefix holding
+// more than it shares (a 70-position generation, of which it shares the
+// first 40 positions) still grows to the end of its room alone: when the
+// cached prefix and its own pages no longer fit the budget (100
+// positions), the shared pages become its own and the prefix gives way
+// (it would otherwise pin room the request needs: a stall). Its tokens are
+// those of generate.Run alone.
+func TestPrefixSharerGrows(t *testing.T) {
+	m, err := model.Load(testutil.Shared(t, "models/stories260K.gguf"), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	e, err := engine.New(m, engine.Options{Threads: 2, PagePositions: 8})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.Close)
+	budget := 100 * e.KVBytesPerPosition()
+	s := scheduler.New(e, scheduler.Config{MaxBatch: 4, KVBudget: budget, PrefixCache: budget})
+	defer s.Close()
+	r := rand.New(rand.NewPCG(9, 9))
+	prompt := []int{1}
+	for range 39 {
+		prompt = append(prompt, 3+r.IntN(500))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if _, err := s.Run(ctx, generate.Request{Prompt: prompt, Steps: 70, Sampler: sampler.Params{Temperature: 1, Seed: 3}}); err != nil {
+		t.Fatal(err)
+	}
+	waitIdle(t, s)
+	if st := s.Stats(); st.PrefixEntries != 1 || st.PrefixBytes < 70*e.KVBytesPerPosition() {
+		t.Fatalf("the first generation not cached whole: %+v", st)
+	}
+	req := generate.Request{Prompt: append(slices.Clone(prompt), 7, 8), Steps: 100, Sampler: sampler.Params{Temperature: 1, Seed: 4}}
+	got, err := s.Run(ctx, req)
+	if err != nil {
+		t.Fatalf("the sharer: %v (%+v)", err, s.Stats())
+	}
+	want, err := generate.Run(context.Background(), e, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(got.Output, want.Output) || len(got.Output) != 100-len(req.Prompt)+1 {
+		t.Errorf("tokens %v, alone %v", got.Output, want.Output)
+	}
+	waitIdle(t, s)
+	if st := s.Stats(); st.PrefixSharedTokens != 40 || scheduler.Overdrawn(s) != 0 {
+		t.Errorf("%d positions shared (want 40), %d steps overdrawn", st.PrefixSharedTokens, scheduler.Overdrawn(s))
+	}
+}

@@ -308,10 +308,17 @@ type account struct {
 	admitted         uint64 // Scheduler.clock at its latest admission
 }
 
-// waiter is a queued request.
+// waiter is a request waiting for admission (queued, or admitted at once).
 type waiter struct {
-	acct  string
+	acct string
+	full int64       // the cache its prompt and first token need, without a cached prefix
+	want *prefixWant // the cached prefix it would take (nil: none)
+	// Set by planLocked, and kept from its admission on: the room it
+	// holds (full, but the whole pages it shares of pref) and the cached
+	// prefix it takes, giving m positions (pinned once admitted).
 	kv    int64
+	pref  *prefix
+	m     int
 	ready chan struct{} // closed when admitted or failed
 	err   error
 }
@@ -439,19 +446,19 @@ func (s *Scheduler) Run(ctx context.Context, req generate.Request) (generate.Res
 		first = len(req.Prompt) - 1
 	}
 	// Admitted with room for the prompt and the first token generated,
-	// but the pages it will share with a cached prefix (takePrefix); it
-	// takes the rest a page at a time as it grows (step).
-	est := s.shareable(req, first)
-	kv := s.e.CacheBytes(steps, len(req.Prompt)+1) - est
-	if err := s.admit(ctx, req.Account, kv); err != nil {
+	// but the pages it will share with the cached prefix it takes, chosen
+	// at admission (planLocked); it takes the rest a page at a time as it
+	// grows (step).
+	w := &waiter{acct: req.Account, full: s.e.CacheBytes(steps, len(req.Prompt)+1), want: s.wantPrefix(req, first)}
+	if err := s.admit(ctx, w); err != nil {
 		return res, err
 	}
 	seq, err := s.e.NewSequence(steps)
 	if err != nil {
-		s.release(req.Account, kv)
+		s.release(w)
 		return res, fmt.Errorf("generate: %w", err)
 	}
-	sl := &slot{seq: seq, trace: req.Trace, acct: req.Account, cap: steps, kv: kv, out: make(chan stepResult, 1)}
+	sl := &slot{seq: seq, trace: req.Trace, acct: req.Account, cap: steps, kv: w.kv, out: make(chan stepResult, 1)}
 	s.mu.Lock()
 	s.active = append(s.active, sl)
 	s.mu.Unlock()
@@ -470,7 +477,7 @@ func (s *Scheduler) Run(ctx context.Context, req generate.Request) (generate.Res
 	}
 	// A cached prefix gives positions before the first whose logits are
 	// wanted (and always leaves the last prompt token to feed).
-	skip := s.takePrefix(req, sl, first, est)
+	skip := s.takePrefix(req, sl, w)
 	res.CachedPrompt = skip
 	sl.hist = slices.Clone(req.Prompt[:skip])
 	logits, err := s.exchange(ctx, sl, req.Prompt[skip:], first-skip, true)
@@ -572,14 +579,14 @@ func isStop(t int, stops []int) bool {
 
 // admit waits for room for kv bytes of cache and a place in the batch for
 // a request of account acct.
-func (s *Scheduler) admit(ctx context.Context, acct string, kv int64) error {
+func (s *Scheduler) admit(ctx context.Context, w *waiter) error {
+	acct := w.acct
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
 		return ErrClosed
 	}
-	if len(s.queue) == 0 && s.roomLocked(kv) {
-		s.startLocked(acct, kv)
+	if len(s.queue) == 0 && s.tryAdmitLocked(w) {
 		s.mu.Unlock()
 		return nil
 	}
@@ -588,7 +595,7 @@ func (s *Scheduler) admit(ctx context.Context, acct string, kv int64) error {
 		s.mu.Unlock()
 		return fmt.Errorf("%w: %d sequences running and %d waiting", ErrBusy, n, q)
 	}
-	w := &waiter{acct: acct, kv: kv, ready: make(chan struct{})}
+	w.ready = make(chan struct{})
 	s.queue = append(s.queue, w)
 	s.accountLocked(acct).waiting++
 	s.mu.Unlock()
@@ -610,7 +617,8 @@ func (s *Scheduler) admit(ctx context.Context, acct string, kv int64) error {
 	}
 	// Admitted (or failed) meanwhile: give the room back.
 	if w.err == nil {
-		s.stopLocked(acct, kv)
+		s.stopLocked(acct, w.kv)
+		s.unpinLocked(w)
 		s.admitLocked()
 	}
 	return ctx.Err()
@@ -667,13 +675,45 @@ func (s *Scheduler) forgetLocked(acct string) {
 }
 
 // startLocked counts an admitted request of acct holding kv bytes.
-func (s *Scheduler) startLocked(acct string, kv int64) {
-	a := s.accountLocked(acct)
+func (s *Scheduler) startLocked(w *waiter) {
+	a := s.accountLocked(w.acct)
 	a.running++
 	s.clock++
 	a.admitted = s.clock
 	s.running++
-	s.kvUsed += kv
+	s.kvUsed += w.kv
+	if w.pref != nil {
+		w.pref.pins++
+		w.pref.used = s.clock
+	}
+}
+
+// tryAdmitLocked admits w if it fits: taking the cached prefix planLocked
+// chooses, which is then not given up to make room, or, where that does
+// not fit, without one (giving up any cached prefix: a request never
+// waits for a prefix that holds the room it needs).
+func (s *Scheduler) tryAdmitLocked(w *waiter) bool {
+	s.planLocked(w)
+	if !s.roomLocked(w.kv, w.pref) {
+		if w.pref == nil {
+			return false
+		}
+		w.kv, w.pref, w.m = w.full, nil, 0
+		if !s.roomLocked(w.kv, nil) {
+			return false
+		}
+	}
+	s.startLocked(w)
+	return true
+}
+
+// unpinLocked unpins the cached prefix an admitted waiter was to take
+// (it gave up before it took it: takePrefix).
+func (s *Scheduler) unpinLocked(w *waiter) {
+	if w.pref != nil {
+		w.pref.pins--
+		w.pref = nil
+	}
 }
 
 // stopLocked uncounts an admitted request of acct holding kv bytes.
@@ -704,12 +744,12 @@ func (s *Scheduler) nextLocked() int {
 // roomLocked reports whether a newcomer holding kv bytes of cache fits in
 // the batch and the budget: not while running sequences wait for room
 // (resuming, starved), and giving up cached prefixes (least recently used
-// first) to make room.
-func (s *Scheduler) roomLocked(kv int64) bool {
+// first, never keep: the one it takes) to make room.
+func (s *Scheduler) roomLocked(kv int64, keep *prefix) bool {
 	if s.running >= s.cfg.MaxBatch || s.resuming > 0 || s.starved {
 		return false
 	}
-	return s.fitsLocked(kv + s.headroomLocked())
+	return s.fitsLocked(kv+s.headroomLocked(), keep)
 }
 
 // headroomLocked is the largest page a running sequence would take next
@@ -729,10 +769,11 @@ func (s *Scheduler) headroomLocked() int64 {
 }
 
 // fitsLocked reports whether kv more bytes of cache fit in the budget,
-// giving up cached prefixes (least recently used first) to make room.
-func (s *Scheduler) fitsLocked(kv int64) bool {
+// giving up cached prefixes (least recently used first, never keep) to
+// make room.
+func (s *Scheduler) fitsLocked(kv int64, keep *prefix) bool {
 	for s.kvUsed+s.prefixBytes+kv > s.cfg.KVBudget {
-		if !s.evictLocked() {
+		if !s.evictLocked(keep) {
 			return false
 		}
 	}
@@ -745,20 +786,20 @@ func (s *Scheduler) admitLocked() {
 	for len(s.queue) > 0 {
 		i := s.nextLocked()
 		w := s.queue[i]
-		if !s.roomLocked(w.kv) {
+		if !s.tryAdmitLocked(w) {
 			return
 		}
 		s.queue = slices.Delete(s.queue, i, i+1)
 		s.accountLocked(w.acct).waiting--
-		s.startLocked(w.acct, w.kv)
 		close(w.ready)
 	}
 }
 
 // release gives back the room of an admitted request that never ran.
-func (s *Scheduler) release(acct string, kv int64) {
+func (s *Scheduler) release(w *waiter) {
 	s.mu.Lock()
-	s.stopLocked(acct, kv)
+	s.stopLocked(w.acct, w.kv)
+	s.unpinLocked(w)
 	s.admitLocked()
 	s.mu.Unlock()
 }
@@ -1094,21 +1135,35 @@ func (s *Scheduler) step(ready []work) (time.Duration, bool) {
 // cached prefixes and then preempting the latest admitted sequences after
 // sl that wait for a step (adding them to victims), and takes it; false,
 // with nothing preempted, when even that would not make room (or, rarely,
-// after preempting, when a prefix being copied holds the rest).
+// after preempting, when a prefix being taken holds the rest). Last, when
+// sl alone pins the cached prefix whose pages it shares, its pages are
+// counted as sl's own, and the prefix (holding more than sl shares) may
+// go: so the earliest admitted sequence always finds its room.
 func (s *Scheduler) growLocked(sl *slot, need int64, victims *[]*slot) bool {
-	free := s.cfg.KVBudget - s.kvUsed - need // with no cached prefix
+	if s.fitsLocked(need, nil) {
+		s.kvUsed += need
+		sl.kv += need
+		return true
+	}
+	free := s.cfg.KVBudget - s.kvUsed - need
 	var cands []*slot
 	for i := len(s.active) - 1; i >= 0 && s.active[i] != sl; i-- {
-		if v := s.active[i]; !v.gone && v.kv > 0 && v.feed != nil {
+		if v := s.active[i]; !v.gone && (v.kv > 0 || v.shared > 0) && v.feed != nil {
 			cands = append(cands, v)
 			free += v.kv
 		}
 	}
-	if free < 0 {
+	if free-s.keptLocked(sl, cands) < 0 {
 		return false
 	}
-	for !s.fitsLocked(need) {
+	for !s.fitsLocked(need, nil) {
 		if len(cands) == 0 {
+			if p := sl.pref; p != nil && p.pins == 1 {
+				sl.kv += sl.shared
+				s.kvUsed += sl.shared
+				s.unshareLocked(sl)
+				continue
+			}
 			return false
 		}
 		s.preemptLocked(cands[0])
@@ -1118,6 +1173,50 @@ func (s *Scheduler) growLocked(sl *slot, need int64, victims *[]*slot) bool {
 	s.kvUsed += need
 	sl.kv += need
 	return true
+}
+
+// keptLocked is the room cached prefixes would still hold if the
+// sequences cands were preempted and sl, when it then alone pinned the
+// one it shares, counted its pages as its own (growLocked): the bytes of
+// the prefixes something else pins (a sequence before sl, a request
+// taking it, a kept prefix that shares its pages and is itself kept),
+// plus sl's shared bytes when its prefix stays.
+func (s *Scheduler) keptLocked(sl *slot, cands []*slot) int64 {
+	left := make(map[*prefix]int, len(s.prefixes))
+	for _, p := range s.prefixes {
+		left[p] = p.pins
+	}
+	for _, v := range cands {
+		if v.pref != nil {
+			left[v.pref]--
+		}
+	}
+	if sl.pref != nil {
+		left[sl.pref]--
+	}
+	// The prefixes nothing would pin go, and unpin their bases.
+	for again := true; again; {
+		again = false
+		for _, p := range s.prefixes {
+			if n, ok := left[p]; ok && n == 0 {
+				delete(left, p)
+				if p.base != nil {
+					left[p.base]--
+					again = true
+				}
+			}
+		}
+	}
+	var kept int64
+	for _, p := range s.prefixes {
+		if _, ok := left[p]; ok {
+			kept += p.bytes
+		}
+	}
+	if _, stays := left[sl.pref]; sl.pref != nil && !stays {
+		kept += sl.shared // counted as sl's own once its prefix goes
+	}
+	return kept
 }
 
 // preemptLocked makes v, a sequence waiting for a step (its caller is
