@@ -1,6 +1,7 @@
 package engine_test
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 	"sync"
@@ -94,15 +95,7 @@ func testCopyPrefix(t *testing.T, share bool) {
 						t.Fatalf("m %d: logits of position %d differ from one sequence fed every token", m, m+i)
 					}
 				}
-				for layer := 0; layer < c.Layers; layer++ {
-					for p := range toks {
-						k, v := dst.KV(layer, p)
-						wk, wv := whole.KV(layer, p)
-						if !sameBits(k, wk) || !sameBits(v, wv) {
-							t.Fatalf("m %d: layer %d position %d keys or values differ", m, layer, p)
-						}
-					}
-				}
+				sameCache(t, fmt.Sprintf("m %d", m), dst, whole, c.Layers, len(toks))
 				dst.Release()
 			}
 			// Bad calls.
@@ -178,15 +171,7 @@ func TestSharePrefixLifetime(t *testing.T) {
 	mixed, mixedAll := run(append(slices.Clone(toks[:4]), alt[4:]...))
 	sameKV := func(what string, s, want *engine.Sequence, n int) {
 		t.Helper()
-		for layer := 0; layer < c.Layers; layer++ {
-			for p := range n {
-				k, v := s.KV(layer, p)
-				wk, wv := want.KV(layer, p)
-				if !sameBits(k, wk) || !sameBits(v, wv) {
-					t.Fatalf("%s: layer %d position %d keys or values differ", what, layer, p)
-				}
-			}
-		}
+		sameCache(t, what, s, want, c.Layers, n)
 	}
 	src, _ := run(toks[:10])
 	takers := make([]*engine.Sequence, 2)
@@ -239,4 +224,19 @@ func TestSharePrefixLifetime(t *testing.T) {
 	// what it is fed.
 	again, _ := run(toks)
 	sameKV("a sequence after both takers' release", again, whole, len(toks))
+}
+
+// sameCache fails t unless s holds the bits want holds, keys and values of
+// every layer at positions 0..n-1.
+func sameCache(t *testing.T, what string, s, want *engine.Sequence, layers, n int) {
+	t.Helper()
+	for layer := range layers {
+		for p := range n {
+			k, v := s.KV(layer, p)
+			wk, wv := want.KV(layer, p)
+			if !sameBits(k, wk) || !sameBits(v, wv) {
+				t.Fatalf("%s: layer %d position %d keys or values differ", what, layer, p)
+			}
+		}
+	}
 }

@@ -23,17 +23,8 @@ import (
 // sequence held more than the budget counted for it, and the budget held
 // at every moment sampled.
 func TestPreemptionEqualsAlone(t *testing.T) {
-	m, err := model.Load(testutil.Shared(t, "models/stories260K.gguf"), "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { m.Close() })
-	e, err := engine.New(m, engine.Options{Threads: 2, PagePositions: 8})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(e.Close)
-	c := m.Config
+	e := newPagedEngine(t, 8)
+	c := e.Model().Config
 	alone := func(ctx context.Context, req generate.Request) (generate.Result, error) {
 		return generate.Run(ctx, e, req)
 	}

@@ -12,10 +12,8 @@ import (
 	"github.com/verdictnet/verdict/internal/audit"
 	"github.com/verdictnet/verdict/internal/engine"
 	"github.com/verdictnet/verdict/internal/generate"
-	"github.com/verdictnet/verdict/internal/model"
 	"github.com/verdictnet/verdict/internal/sampler"
 	"github.com/verdictnet/verdict/internal/scheduler"
-	"github.com/verdictnet/verdict/internal/testutil"
 )
 
 // prefixRec is an audit.Recorder as a scheduler.PrefixTracer (as the
@@ -168,26 +166,14 @@ func TestPrefixCacheGivesWay(t *testing.T) {
 // shared and no step held more than it counted; a request whose prompt
 // alone needs half the budget still gets it (cached caches give way).
 func TestPrefixSharing(t *testing.T) {
-	m, err := model.Load(testutil.Shared(t, "models/stories260K.gguf"), "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { m.Close() })
-	e, err := engine.New(m, engine.Options{Threads: 2, PagePositions: 8})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(e.Close)
-	c := m.Config
+	e := newPagedEngine(t, 8)
+	c := e.Model().Config
 	per := e.KVBytesPerPosition()
 	budget := 240 * per
 	s := scheduler.New(e, scheduler.Config{MaxBatch: 8, KVBudget: budget, PrefixCache: budget})
 	defer s.Close()
 	r := rand.New(rand.NewPCG(8, 8))
-	system := []int{1}
-	for range 95 {
-		system = append(system, 3+r.IntN(500))
-	}
+	system := randPrompt(r, 96)
 	first := job{prompt: slices.Clone(system), steps: len(system) + 1, prefix: true}
 	if o := first.run(context.Background(), c, s.Run); o.err != nil {
 		t.Fatal(o.err)
@@ -235,10 +221,7 @@ func TestPrefixSharing(t *testing.T) {
 		t.Errorf("after the requests: peak batch %d, %d bytes still shared, %d steps overdrawn", st.PeakBatch, st.PrefixShared, scheduler.Overdrawn(s))
 	}
 	t.Logf("%d requests at once, %d prefix hits, %d cached caches of %d bytes", st.PeakBatch, st.PrefixHits, st.PrefixEntries, st.PrefixBytes)
-	long := job{prompt: []int{1}, steps: c.ContextLen, prefix: true}
-	for len(long.prompt) < 119 {
-		long.prompt = append(long.prompt, 3+r.IntN(500))
-	}
+	long := job{prompt: randPrompt(r, 119), steps: c.ContextLen, prefix: true}
 	if o := long.run(context.Background(), c, s.Run); o.err != nil {
 		t.Fatalf("a request for half the budget: %v", o.err)
 	}
@@ -259,24 +242,12 @@ func generateAlone(e *engine.Engine) func(context.Context, generate.Request) (ge
 // (it would otherwise pin room the request needs: a stall). Its tokens are
 // those of generate.Run alone.
 func TestPrefixSharerGrows(t *testing.T) {
-	m, err := model.Load(testutil.Shared(t, "models/stories260K.gguf"), "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { m.Close() })
-	e, err := engine.New(m, engine.Options{Threads: 2, PagePositions: 8})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(e.Close)
+	e := newPagedEngine(t, 8)
 	budget := 100 * e.KVBytesPerPosition()
 	s := scheduler.New(e, scheduler.Config{MaxBatch: 4, KVBudget: budget, PrefixCache: budget})
 	defer s.Close()
 	r := rand.New(rand.NewPCG(9, 9))
-	prompt := []int{1}
-	for range 39 {
-		prompt = append(prompt, 3+r.IntN(500))
-	}
+	prompt := randPrompt(r, 40)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	if _, err := s.Run(ctx, generate.Request{Prompt: prompt, Steps: 70, Sampler: sampler.Params{Temperature: 1, Seed: 3}}); err != nil {
@@ -302,4 +273,13 @@ func TestPrefixSharerGrows(t *testing.T) {
 	if st := s.Stats(); st.PrefixSharedTokens != 40 || scheduler.Overdrawn(s) != 0 {
 		t.Errorf("%d positions shared (want 40), %d steps overdrawn", st.PrefixSharedTokens, scheduler.Overdrawn(s))
 	}
+}
+
+// randPrompt is a prompt of n tokens: BOS, then tokens drawn from r.
+func randPrompt(r *rand.Rand, n int) []int {
+	p := []int{1}
+	for len(p) < n {
+		p = append(p, 3+r.IntN(500))
+	}
+	return p
 }

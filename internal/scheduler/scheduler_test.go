@@ -21,13 +21,17 @@ import (
 	"github.com/verdictnet/verdict/internal/testutil"
 )
 
-func newEngine(t testing.TB) *engine.Engine {
+func newEngine(t testing.TB) *engine.Engine { return newPagedEngine(t, 0) }
+
+// newPagedEngine is newEngine with cache pages of page positions (0: the
+// engine's default).
+func newPagedEngine(t testing.TB, page int) *engine.Engine {
 	m, err := model.Load(testutil.Shared(t, "models/stories260K.gguf"), "")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { m.Close() })
-	e, err := engine.New(m, engine.Options{Threads: 2})
+	e, err := engine.New(m, engine.Options{Threads: 2, PagePositions: page})
 	if err != nil {
 		t.Fatal(err)
 	}
