@@ -58,10 +58,14 @@
 // it feeds are past them) and copies the last, partial one; the shared
 // pages count once, in the cache's bytes, and the cached prefix is pinned
 // (not given up) while a sequence, or a cached prefix kept from one,
-// shares them. Admission asks a request for the room of its prompt but
-// the pages it would share at that moment (shareable); if the prefix is
-// gone by the time it takes one, its first step finds the room it lacks
-// as any growing sequence does.
+// shares them. The prefix a request takes is chosen when it is admitted
+// (planLocked), pinned from then on, and the request asks for the room of
+// its prompt but the pages it shares; one that does not fit beside its
+// prefix is admitted without one. A sequence that alone pins its prefix
+// and needs room takes the shared pages as its own, and the prefix may
+// go (growLocked): the earliest sequence always finds its room. A
+// preempted sequence takes its account's cached pages again when it
+// resumes (reshareLocked).
 //
 // Draft tokens (Config.Speculate, draft.go): a generation may feed, after
 // the token it sampled, the tokens that followed its last few where they

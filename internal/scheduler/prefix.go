@@ -130,6 +130,35 @@ func (s *Scheduler) takePrefix(req generate.Request, sl *slot, w *waiter) int {
 	return m
 }
 
+// reshareLocked gives sl, preempted and about to feed its tokens again
+// from the first, the whole pages of the cached prefix of its account
+// that holds the most of them (at least one page), shared as takePrefix
+// shares them: those positions are not computed again. Fed again, they
+// are neither traced nor reported, so any cached prefix will do, traced
+// or not.
+func (s *Scheduler) reshareLocked(sl *slot) {
+	page := s.e.PagePositions()
+	var best *prefix
+	m := 0
+	for _, p := range s.prefixes {
+		if n := commonPrefix(p.tokens, sl.hist); p.scope == sl.acct && n/page*page > m {
+			best, m = p, n/page*page
+		}
+	}
+	if best == nil {
+		return
+	}
+	shared, err := sl.seq.SharePrefix(best.seq, m)
+	if err != nil || shared == 0 {
+		return
+	}
+	best.pins++
+	s.clock++
+	best.used = s.clock
+	sl.pref, sl.shared = best, shared
+	s.reshared.Add(uint64(m))
+}
+
 // unshareLocked unpins the cached prefix whose pages sl's sequence
 // shared, once the sequence has been released (or handed to the prefix
 // cache with its pin: keepPrefix).

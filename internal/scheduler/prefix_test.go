@@ -283,3 +283,54 @@ func randPrompt(r *rand.Rand, n int) []int {
 	}
 	return p
 }
+
+// TestPrefixReshare: sharers of a cached 96-token prompt (pages of 8) that
+// grow into each other's room (8 of them, up to 40 positions each of their
+// own, in a budget of 240 positions) are preempted, and each takes the
+// cached prompt's pages again when it resumes: it feeds again only its own
+// positions, never the 96 it shares. Every answer equals generate.Run
+// alone.
+func TestPrefixReshare(t *testing.T) {
+	e := newPagedEngine(t, 8)
+	c := e.Model().Config
+	budget := 240 * e.KVBytesPerPosition()
+	s := scheduler.New(e, scheduler.Config{MaxBatch: 8, KVBudget: budget, PrefixCache: budget})
+	defer s.Close()
+	r := rand.New(rand.NewPCG(10, 10))
+	system := randPrompt(r, 96)
+	first := job{prompt: slices.Clone(system), steps: len(system) + 1, prefix: true}
+	if o := first.run(context.Background(), c, s.Run); o.err != nil {
+		t.Fatal(o.err)
+	}
+	waitIdle(t, s)
+	js := make([]job, 8)
+	for i := range js {
+		p := append(slices.Clone(system), 3+r.IntN(500), 3+r.IntN(500))
+		js[i] = job{prompt: p, steps: len(p) + 38, prefix: true, params: sampler.Params{Temperature: 0.9, Seed: uint64(20 + i)}}
+	}
+	release := scheduler.HoldSteps(s)
+	var got []outcome
+	ran := make(chan struct{})
+	go func() { got = runShuffled(s, c, js, r); close(ran) }()
+	for deadline := time.Now().Add(10 * time.Second); s.Stats().Running < len(js); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			release()
+			<-ran
+			t.Fatalf("not all admitted: %+v", s.Stats())
+		}
+	}
+	release()
+	<-ran
+	for i, j := range js {
+		if err := got[i].equal(j.run(context.Background(), c, generateAlone(e))); err != nil {
+			t.Errorf("request %d: %v", i, err)
+		}
+	}
+	waitIdle(t, s)
+	st := s.Stats()
+	if st.Preempted == 0 || st.Reshared != st.Preempted*96 || st.Recomputed > st.Preempted*(98+38-96) || scheduler.Overdrawn(s) != 0 {
+		t.Errorf("%d preemptions, %d positions taken again from the prefix cache (want 96 each), %d fed again (at most %d each), %d steps overdrawn",
+			st.Preempted, st.Reshared, st.Recomputed, 98+38-96, scheduler.Overdrawn(s))
+	}
+	t.Logf("%d preemptions, %d positions taken again, %d fed again", st.Preempted, st.Reshared, st.Recomputed)
+}

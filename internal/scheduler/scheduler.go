@@ -103,10 +103,11 @@ type Stats struct {
 	MaxBatch  int
 	// Preempted counts, since the start, the running sequences that gave
 	// up their cache for an earlier one that needed room (and fed their
-	// tokens again later: Recomputed counts those tokens); Resuming is
-	// the sequences now waiting to.
-	Preempted, Recomputed uint64
-	Resuming              int
+	// tokens again later: Recomputed counts those tokens, Reshared those
+	// they took again from the prefix cache instead, its pages shared);
+	// Resuming is the sequences now waiting to.
+	Preempted, Recomputed, Reshared uint64
+	Resuming                        int
 	// The prefix cache (Config.PrefixCache): the bytes and the finished
 	// generations' caches it keeps, its bound, and since the start the
 	// requests that took a cached prefix and the prompt tokens they so
@@ -250,6 +251,7 @@ type Scheduler struct {
 
 	steps, promptTokens, outputTokens atomic.Uint64
 	preempted, recomputed             atomic.Uint64
+	reshared                          atomic.Uint64
 	// overdrawn counts the steps after which a sequence held more cache
 	// than the budget counted for it (never: tests check).
 	overdrawn                atomic.Uint64
@@ -370,7 +372,7 @@ func (s *Scheduler) Stats() Stats {
 	defer s.mu.Unlock()
 	return Stats{
 		Running: s.running, Queued: len(s.queue), Batch: s.batch, PeakBatch: s.peak, KVUsed: s.kvUsed, KVBudget: s.cfg.KVBudget, MaxBatch: s.cfg.MaxBatch,
-		Preempted: s.preempted.Load(), Recomputed: s.recomputed.Load(), Resuming: s.resuming,
+		Preempted: s.preempted.Load(), Recomputed: s.recomputed.Load(), Reshared: s.reshared.Load(), Resuming: s.resuming,
 		PrefixBytes: s.prefixBytes, PrefixEntries: len(s.prefixes), PrefixCap: s.prefixCap, PrefixHits: s.prefixHits.Load(), PrefixTokens: s.prefixTokens.Load(), PrefixSharedTokens: s.sharedTokens.Load(), PrefixShared: s.sharedLocked(),
 		Drafted: s.drafted.Load(), Accepted: s.accepted.Load(),
 		Steps: s.steps.Load(), PromptTokens: s.promptTokens.Load(), OutputTokens: s.outputTokens.Load(), DecodeRate: s.rate,
@@ -1011,6 +1013,9 @@ func (s *Scheduler) step(ready []work) (time.Duration, bool) {
 		sl := w.sl
 		if sl.gone || slices.Contains(victims, sl) {
 			continue // its caller left (reaped before the next step), or preempted just now
+		}
+		if sl.evicted && sl.seq.Pos == 0 {
+			s.reshareLocked(sl)
 		}
 		if sl.evicted && sl.seq.Pos == len(sl.hist) {
 			sl.evicted = false
