@@ -707,9 +707,12 @@ func TestAttackPrefixCacheProbe(t *testing.T) {
 // at a time, with a queue of 4: her first request runs (held at its first
 // token), 4 more wait, 3 get 429. Alice's one request, sent then, takes
 // the place of mallory's latest in the queue (which gets 429) and is
-// answered second (the queue takes turns between accounts:
+// the second to run (the queue takes turns between accounts:
 // inference.Request.Account) — not refused, nor, with room in the queue,
-// answered after the whole flood.
+// run after the whole flood. (The order the generations start in, at
+// their first token: the answers' order at the client also depends on how
+// soon each response is written after its generation ends, and the next
+// generation can be done by then.)
 func TestAttackQueueFlood(t *testing.T) {
 	one, err := worker.Open(worker.Config{ModelPath: testutil.Shared(t, "models/stories260K.gguf"), Threads: 1, MaxConcurrent: 1, MaxQueue: 4})
 	if err != nil {
@@ -789,8 +792,9 @@ func TestAttackQueueFlood(t *testing.T) {
 	release()
 	wg.Wait()
 	<-alice
-	if i := slices.Index(done, "alice"); i != 1 {
-		t.Errorf("alice's request answered %dth, after %v (0th: refused)", i+1, done[:max(i, 0)])
+	started := hold.order()
+	if i := slices.Index(started, "alice"); i != 1 {
+		t.Errorf("alice's generation started %dth, after %v (0th: refused)", i+1, started[:max(i, 0)])
 	}
 	if len(done) != 5 || busy != 4 {
 		t.Errorf("%d answered %v, %d refused: want mallory's first four answered, and alice's", len(done), done, busy)
@@ -799,25 +803,45 @@ func TestAttackQueueFlood(t *testing.T) {
 
 // holdFirst is a backend whose first generation stops at its first token
 // (holding its place in the worker's batch) until release is closed.
+// It records the order the generations start in: the last word of each
+// one's prompt, at its first token.
 type holdFirst struct {
 	Backend
 	first         atomic.Bool
 	held, release chan struct{}
+	mu            sync.Mutex
+	started       []string
 }
 
 func (h *holdFirst) Generate(ctx context.Context, req inference.Request, f func(inference.Delta) error) (*inference.Result, error) {
-	if h.first.CompareAndSwap(false, true) {
-		inner, n := f, 0
-		f = func(d inference.Delta) error {
-			if n++; n == 1 {
+	hold := h.first.CompareAndSwap(false, true)
+	name := ""
+	if n := len(req.Segments); n > 0 {
+		words := strings.Fields(req.Segments[n-1].Text)
+		name = words[len(words)-1]
+	}
+	inner, n := f, 0
+	f = func(d inference.Delta) error {
+		if n++; n == 1 {
+			h.mu.Lock()
+			h.started = append(h.started, name)
+			h.mu.Unlock()
+			if hold {
 				close(h.held)
 				<-h.release
 			}
-			if inner == nil {
-				return nil
-			}
-			return inner(d)
 		}
+		if inner == nil {
+			return nil
+		}
+		return inner(d)
 	}
 	return h.Backend.Generate(ctx, req, f)
+}
+
+// order is the generations started so far, in the order they started.
+func (h *holdFirst) order() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return slices.Clone(h.started)
 }
