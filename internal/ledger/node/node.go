@@ -124,6 +124,12 @@ func Init(dir string, o Options) error {
 		conf.RPC.ListenAddress = fmt.Sprintf("tcp://127.0.0.1:%d", rpcPort)
 		conf.P2P.AllowDuplicateIP = true
 		conf.P2P.AddrBookStrict = false
+		// Every validator dials the others (persistent peers): no
+		// address exchange. (CometBFT's address book, which PEX starts,
+		// writes config/addrbook.json once more after the node has
+		// stopped, on a goroutine the node does not wait for: a devnet
+		// test's cleanup then found its config directory not empty.)
+		conf.P2P.PexReactor = false
 		conf.ProxyApp = "" // the application runs in-process
 		conf.Consensus.TimeoutCommit = o.BlockInterval
 		conf.Mempool.MaxTxBytes = ledger.MaxTxBytes
