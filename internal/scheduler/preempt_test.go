@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/verdictnet/verdict/internal/engine"
-	"github.com/verdictnet/verdict/internal/generate"
 	"github.com/verdictnet/verdict/internal/model"
 	"github.com/verdictnet/verdict/internal/scheduler"
 	"github.com/verdictnet/verdict/internal/testutil"
@@ -25,9 +24,6 @@ import (
 func TestPreemptionEqualsAlone(t *testing.T) {
 	e := newPagedEngine(t, 8)
 	c := e.Model().Config
-	alone := func(ctx context.Context, req generate.Request) (generate.Result, error) {
-		return generate.Run(ctx, e, req)
-	}
 	for _, tc := range []struct {
 		name      string
 		jobs      func(*rand.Rand) []job
@@ -82,28 +78,10 @@ func TestPreemptionEqualsAlone(t *testing.T) {
 			// Every request waits before the first step: which of them
 			// overlap, and so whether any is preempted, does not depend on
 			// how fast the machine runs the ones before.
-			release := scheduler.HoldSteps(s)
-			var got []outcome
-			ran := make(chan struct{})
-			go func() { got = runShuffled(s, c, js, r); close(ran) }()
-			for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
-				if st := s.Stats(); st.Running+st.Queued == len(js) {
-					break
-				}
-				if time.Now().After(deadline) {
-					release()
-					t.Fatalf("requests not queued: %+v", s.Stats())
-				}
-			}
-			release()
-			<-ran
+			got := runHeld(t, s, c, js, r, func(st scheduler.Stats) bool { return st.Running+st.Queued == len(js) })
 			close(done)
 			wg.Wait()
-			for i, j := range js {
-				if err := got[i].equal(j.run(context.Background(), c, alone)); err != nil {
-					t.Errorf("request %d: %v", i, err)
-				}
-			}
+			sameAsAlone(t, e, js, got)
 			for _, st := range over[:min(len(over), 3)] {
 				t.Errorf("over the budget: %d bytes used, %d cached prefixes, budget %d", st.KVUsed, st.PrefixBytes, st.KVBudget)
 			}
@@ -147,9 +125,7 @@ func TestPreemptionRandomized(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		alone := func(ctx context.Context, req generate.Request) (generate.Result, error) {
-			return generate.Run(ctx, e, req)
-		}
+		alone := generateAlone(e)
 		js := jobs(12, r)
 		if seed%2 == 1 {
 			js = conversations(12, r)

@@ -12,6 +12,7 @@ import (
 	"github.com/verdictnet/verdict/internal/audit"
 	"github.com/verdictnet/verdict/internal/engine"
 	"github.com/verdictnet/verdict/internal/generate"
+	"github.com/verdictnet/verdict/internal/model"
 	"github.com/verdictnet/verdict/internal/sampler"
 	"github.com/verdictnet/verdict/internal/scheduler"
 )
@@ -173,48 +174,22 @@ func TestPrefixSharing(t *testing.T) {
 	s := scheduler.New(e, scheduler.Config{MaxBatch: 8, KVBudget: budget, PrefixCache: budget})
 	defer s.Close()
 	r := rand.New(rand.NewPCG(8, 8))
-	system := randPrompt(r, 96)
-	first := job{prompt: slices.Clone(system), steps: len(system) + 1, prefix: true}
-	if o := first.run(context.Background(), c, s.Run); o.err != nil {
-		t.Fatal(o.err)
-	}
-	waitIdle(t, s)
-	if st := s.Stats(); st.PrefixEntries != 1 {
-		t.Fatalf("the system prompt not cached: %+v", st)
-	}
+	system := cacheSystem(t, s, c, r, 96)
 	js := make([]job, 8)
 	for i := range js {
-		p := slices.Clone(system)
-		for range 4 {
-			p = append(p, 3+r.IntN(500))
-		}
+		p := append(slices.Clone(system), randPrompt(r, 5)[1:]...)
 		js[i] = job{prompt: p, steps: len(p) + 10, prefix: true, params: sampler.Params{Temperature: 0.8, Seed: uint64(i)}}
 	}
-	release := scheduler.HoldSteps(s)
-	var got []outcome
-	ran := make(chan struct{})
-	go func() { got = runShuffled(s, c, js, r); close(ran) }()
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
-		st := s.Stats()
-		if st.Running == len(js) && st.PrefixShared == int64(len(js))*96*per {
-			if st.KVUsed+st.PrefixBytes > budget {
-				t.Errorf("over the budget: %+v", st)
-			}
-			break
+	got := runHeld(t, s, c, js, r, func(st scheduler.Stats) bool {
+		if st.Running != len(js) || st.PrefixShared != int64(len(js))*96*per {
+			return false
 		}
-		if time.Now().After(deadline) {
-			release()
-			<-ran
-			t.Fatalf("not all admitted sharing the cached prompt: %+v", st)
+		if st.KVUsed+st.PrefixBytes > budget {
+			t.Errorf("over the budget: %+v", st)
 		}
-	}
-	release()
-	<-ran
-	for i, j := range js {
-		if err := got[i].equal(j.run(context.Background(), c, generateAlone(e))); err != nil {
-			t.Errorf("request %d: %v", i, err)
-		}
-	}
+		return true
+	})
+	sameAsAlone(t, e, js, got)
 	waitIdle(t, s)
 	st := s.Stats()
 	if st.PeakBatch != len(js) || st.PrefixShared != 0 || scheduler.Overdrawn(s) != 0 {
@@ -297,35 +272,14 @@ func TestPrefixReshare(t *testing.T) {
 	s := scheduler.New(e, scheduler.Config{MaxBatch: 8, KVBudget: budget, PrefixCache: budget})
 	defer s.Close()
 	r := rand.New(rand.NewPCG(10, 10))
-	system := randPrompt(r, 96)
-	first := job{prompt: slices.Clone(system), steps: len(system) + 1, prefix: true}
-	if o := first.run(context.Background(), c, s.Run); o.err != nil {
-		t.Fatal(o.err)
-	}
-	waitIdle(t, s)
+	system := cacheSystem(t, s, c, r, 96)
 	js := make([]job, 8)
 	for i := range js {
-		p := append(slices.Clone(system), 3+r.IntN(500), 3+r.IntN(500))
+		p := append(slices.Clone(system), randPrompt(r, 3)[1:]...)
 		js[i] = job{prompt: p, steps: len(p) + 38, prefix: true, params: sampler.Params{Temperature: 0.9, Seed: uint64(20 + i)}}
 	}
-	release := scheduler.HoldSteps(s)
-	var got []outcome
-	ran := make(chan struct{})
-	go func() { got = runShuffled(s, c, js, r); close(ran) }()
-	for deadline := time.Now().Add(10 * time.Second); s.Stats().Running < len(js); time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			release()
-			<-ran
-			t.Fatalf("not all admitted: %+v", s.Stats())
-		}
-	}
-	release()
-	<-ran
-	for i, j := range js {
-		if err := got[i].equal(j.run(context.Background(), c, generateAlone(e))); err != nil {
-			t.Errorf("request %d: %v", i, err)
-		}
-	}
+	got := runHeld(t, s, c, js, r, func(st scheduler.Stats) bool { return st.Running == len(js) })
+	sameAsAlone(t, e, js, got)
 	waitIdle(t, s)
 	st := s.Stats()
 	if st.Preempted == 0 || st.Reshared != st.Preempted*96 || st.Recomputed > st.Preempted*(98+38-96) || scheduler.Overdrawn(s) != 0 {
@@ -333,4 +287,53 @@ func TestPrefixReshare(t *testing.T) {
 			st.Preempted, st.Reshared, st.Recomputed, 98+38-96, scheduler.Overdrawn(s))
 	}
 	t.Logf("%d preemptions, %d positions taken again, %d fed again", st.Preempted, st.Reshared, st.Recomputed)
+}
+
+// cacheSystem runs a prompt of n random tokens (a system prompt) through
+// s, which keeps it in its prefix cache, and returns it.
+func cacheSystem(t *testing.T, s *scheduler.Scheduler, c model.Config, r *rand.Rand, n int) []int {
+	t.Helper()
+	system := randPrompt(r, n)
+	first := job{prompt: slices.Clone(system), steps: n + 1, prefix: true}
+	if o := first.run(context.Background(), c, s.Run); o.err != nil {
+		t.Fatal(o.err)
+	}
+	waitIdle(t, s)
+	if st := s.Stats(); st.PrefixEntries != 1 {
+		t.Fatalf("the system prompt not cached: %+v", st)
+	}
+	return system
+}
+
+// runHeld runs js through s as runShuffled does, holding s's steps
+// (scheduler.HoldSteps) until ready holds for its stats, so that which
+// requests overlap does not depend on how fast the machine runs the ones
+// before; it fails t if ready does not come to hold within 10 seconds.
+func runHeld(t *testing.T, s *scheduler.Scheduler, c model.Config, js []job, r *rand.Rand, ready func(scheduler.Stats) bool) []outcome {
+	t.Helper()
+	release := scheduler.HoldSteps(s)
+	var got []outcome
+	ran := make(chan struct{})
+	go func() { got = runShuffled(s, c, js, r); close(ran) }()
+	for deadline := time.Now().Add(10 * time.Second); !ready(s.Stats()); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			release()
+			<-ran
+			t.Fatalf("the requests never came to wait as wanted: %+v", s.Stats())
+		}
+	}
+	release()
+	<-ran
+	return got
+}
+
+// sameAsAlone fails t for each of js whose outcome got differs from
+// generate.Run's alone on e.
+func sameAsAlone(t *testing.T, e *engine.Engine, js []job, got []outcome) {
+	t.Helper()
+	for i, j := range js {
+		if err := got[i].equal(j.run(context.Background(), e.Model().Config, generateAlone(e))); err != nil {
+			t.Errorf("request %d: %v", i, err)
+		}
+	}
 }
