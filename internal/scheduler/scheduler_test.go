@@ -457,6 +457,9 @@ func TestCollector(t *testing.T) {
 	check("taken", gather(), map[string]float64{
 		"verdict_worker_prefix_cache_hits_total": 1, "verdict_worker_prefix_cache_tokens_total": 5,
 		"verdict_worker_batch_tokens_total{prompt}": 4,
+		// Pages of 256 positions: the 5 copied, none shared.
+		"verdict_worker_prefix_cache_shared_tokens_total": 0, "verdict_worker_prefix_cache_shared_bytes": 0,
+		"verdict_worker_prefix_cache_reshared_tokens_total": 0,
 	})
 }
 
