@@ -579,8 +579,9 @@ func isStop(t int, stops []int) bool {
 	return false
 }
 
-// admit waits for room for kv bytes of cache and a place in the batch for
-// a request of account acct.
+// admit waits for room for w's cache (w.full, less the pages of the
+// cached prefix it will share: planLocked) and a place in the batch for
+// a request of account w.acct.
 func (s *Scheduler) admit(ctx context.Context, w *waiter) error {
 	acct := w.acct
 	s.mu.Lock()
@@ -676,7 +677,8 @@ func (s *Scheduler) forgetLocked(acct string) {
 	}
 }
 
-// startLocked counts an admitted request of acct holding kv bytes.
+// startLocked counts an admitted request w holding w.kv bytes, and pins
+// the cached prefix it will take.
 func (s *Scheduler) startLocked(w *waiter) {
 	a := s.accountLocked(w.acct)
 	a.running++
