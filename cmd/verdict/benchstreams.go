@@ -30,18 +30,22 @@ type streamsResult struct {
 	// SharedPrefix is the tokens every stream's prompt starts with after
 	// BOS (--shared-prefix), PrefixCacheTokens the prompt tokens the
 	// streams took from the worker's prefix cache instead of computing
-	// them (--prefix-cache-mib).
-	SharedPrefix      int    `json:"shared_prefix"`
-	PrefixCacheTokens uint64 `json:"prefix_cache_tokens"`
+	// them (--prefix-cache-mib), PrefixSharedTokens those of them in
+	// whole cache pages shared with the cache rather than copied.
+	SharedPrefix       int    `json:"shared_prefix"`
+	PrefixCacheTokens  uint64 `json:"prefix_cache_tokens"`
+	PrefixSharedTokens uint64 `json:"prefix_shared_tokens"`
 	// DraftTokens and DraftAccepted: draft tokens fed (--speculate) and
 	// those the sampler picked, over the run.
 	DraftTokens   uint64 `json:"draft_tokens"`
 	DraftAccepted uint64 `json:"draft_accepted"`
 	// Preempted counts the generations that gave up their key/value
 	// cache to earlier ones (a tight --kv-budget-mib), Recomputed the
-	// tokens they so fed again.
+	// tokens they so fed again, Reshared those they took again from the
+	// prefix cache's shared pages instead.
 	Preempted    uint64  `json:"preempted"`
 	Recomputed   uint64  `json:"recomputed_tokens"`
+	Reshared     uint64  `json:"reshared_tokens"`
 	DecodeTokens int     `json:"decode_tokens"` // asked per stream
 	OutputTokens int     `json:"output_tokens"` // generated, all streams
 	WallSecs     float64 `json:"wall_s"`        // first request sent to last answer
@@ -212,9 +216,9 @@ func benchStreams(ctx context.Context, m *model.Model, path string, threads int,
 		cpu := cpuSeconds() - cpu0
 		st := w.BatchStats()
 		res := streamsResult{Model: path, Threads: threads, KVCache: kv.String(), Streams: n, PromptTokens: promptN + 1, DecodeTokens: decodeN, PeakBatch: st.PeakBatch,
-			SharedPrefix: sp.shared, PrefixCacheTokens: st.PrefixTokens - st0.PrefixTokens,
+			SharedPrefix: sp.shared, PrefixCacheTokens: st.PrefixTokens - st0.PrefixTokens, PrefixSharedTokens: st.PrefixSharedTokens - st0.PrefixSharedTokens,
 			DraftTokens: st.Drafted - st0.Drafted, DraftAccepted: st.Accepted - st0.Accepted,
-			Preempted: st.Preempted - st0.Preempted, Recomputed: st.Recomputed - st0.Recomputed,
+			Preempted: st.Preempted - st0.Preempted, Recomputed: st.Recomputed - st0.Recomputed, Reshared: st.Reshared - st0.Reshared,
 			Steps: st.Steps - st0.Steps, ForwardMs: ms(st.Forward.Sub(st0.Forward).Mean()), GapMs: ms(st.Gap.Sub(st0.Gap).Mean())}
 		var ttft, tpot []time.Duration
 		last := t0
@@ -260,13 +264,13 @@ func benchStreams(ctx context.Context, m *model.Model, path string, threads int,
 		}
 		cached := ""
 		if res.PrefixCacheTokens > 0 {
-			cached = fmt.Sprintf("; %d prompt tokens from the prefix cache", res.PrefixCacheTokens)
+			cached = fmt.Sprintf("; %d prompt tokens from the prefix cache (%d in shared pages)", res.PrefixCacheTokens, res.PrefixSharedTokens)
 		}
 		if res.DraftTokens > 0 {
 			cached += fmt.Sprintf("; %d of %d draft tokens taken", res.DraftAccepted, res.DraftTokens)
 		}
 		if res.Preempted > 0 {
-			cached += fmt.Sprintf("; %d preemptions, %d tokens computed again", res.Preempted, res.Recomputed)
+			cached += fmt.Sprintf("; %d preemptions, %d tokens computed again, %d taken again from shared pages", res.Preempted, res.Recomputed, res.Reshared)
 		}
 		fmt.Fprintf(stdout, "streams %3d: %5d tokens in %6.2f s: %7.1f tok/s aggregate (%.1f per CPU second), %.1f tok/s while all decode; TTFT p50 %.0f ms p99 %.0f ms; per token p50 %.1f ms p99 %.1f ms; %d steps: forward %.2f ms, gap %.2f ms (means); %d of %d answers differ from alone%s\n",
 			n, res.OutputTokens, res.WallSecs, res.AggTokS, res.TokPerCPUS, res.DecodeTokS, res.TTFTP50Ms, res.TTFTP99Ms, res.TPOTP50Ms, res.TPOTP99Ms, res.Steps, res.ForwardMs, res.GapMs, res.Differ, n, cached)
