@@ -337,3 +337,38 @@ func sameAsAlone(t *testing.T, e *engine.Engine, js []job, got []outcome) {
 		}
 	}
 }
+
+// TestPrefixGivesWayToItsTaker: a request that would share a cached
+// prefix (its first 40 positions) but does not fit beside it (the cached
+// generation holds 90 of the budget's 100 positions, the request's own
+// prompt needs 32 more) is admitted without it, the prefix given up,
+// instead of waiting for room nothing will free; its tokens are those of
+// generate.Run alone.
+func TestPrefixGivesWayToItsTaker(t *testing.T) {
+	e := newPagedEngine(t, 8)
+	s := scheduler.New(e, scheduler.Config{MaxBatch: 4, KVBudget: 100 * e.KVBytesPerPosition(), PrefixCache: 100 * e.KVBytesPerPosition()})
+	defer s.Close()
+	r := rand.New(rand.NewPCG(11, 11))
+	prompt := randPrompt(r, 40)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if _, err := s.Run(ctx, generate.Request{Prompt: prompt, Steps: 90, Sampler: sampler.Params{Temperature: 1, Seed: 5}}); err != nil {
+		t.Fatal(err)
+	}
+	waitIdle(t, s)
+	if st := s.Stats(); st.PrefixEntries != 1 || st.PrefixBytes != 90*e.KVBytesPerPosition() {
+		t.Fatalf("the first generation not cached whole: %+v", st)
+	}
+	req := generate.Request{Prompt: append(slices.Clone(prompt), randPrompt(r, 31)[1:]...), Steps: 100, Sampler: sampler.Params{Temperature: 1, Seed: 6}}
+	got, err := s.Run(ctx, req)
+	if err != nil {
+		t.Fatalf("the request: %v (%+v)", err, s.Stats())
+	}
+	want, err := generate.Run(context.Background(), e, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(got.Output, want.Output) || got.CachedPrompt != 0 {
+		t.Errorf("tokens %v (%d from the cache), alone %v", got.Output, got.CachedPrompt, want.Output)
+	}
+}
