@@ -627,6 +627,10 @@ func (s *Sequence) SharePrefix(src *Sequence, m int) (int64, error) {
 	if err := s.checkPrefix(src, m); err != nil {
 		return 0, fmt.Errorf("sharing a cache prefix: %w", err)
 	}
+	if len(s.pages) > 0 && len(s.pages[0]) > 0 {
+		// Pos set back to 0 after a feed: its pages stay in place.
+		return 0, errors.New("sharing a cache prefix: the sequence already holds cache pages")
+	}
 	full := m / s.page
 	var shared int64
 	if full > 0 {
