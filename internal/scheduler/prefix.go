@@ -37,7 +37,7 @@ type prefix struct {
 	// kept: those pages are counted there).
 	bytes int64
 	base  *prefix
-	pins  int    // Runs copying from it, sequences and cached prefixes sharing its pages
+	pins  int    // requests admitted to take it, sequences and cached prefixes sharing its pages
 	used  uint64 // Scheduler.clock when last kept or taken
 }
 
@@ -70,14 +70,7 @@ func (s *Scheduler) planLocked(w *waiter) {
 	if w.want == nil {
 		return
 	}
-	for _, p := range s.prefixes {
-		if p.scope != w.want.req.Account || (w.want.traced && p.trace == nil) {
-			continue
-		}
-		if n := commonPrefix(p.tokens, w.want.req.Prompt[:w.want.limit]); n > w.m {
-			w.pref, w.m = p, n
-		}
-	}
+	w.pref, w.m = s.longestLocked(w.want.req.Account, w.want.req.Prompt[:w.want.limit], w.want.traced, 1)
 	if w.m < minPrefix {
 		w.pref, w.m = nil, 0
 		return
@@ -137,14 +130,7 @@ func (s *Scheduler) takePrefix(req generate.Request, sl *slot, w *waiter) int {
 // are neither traced nor reported, so any cached prefix will do, traced
 // or not.
 func (s *Scheduler) reshareLocked(sl *slot) {
-	page := s.e.PagePositions()
-	var best *prefix
-	m := 0
-	for _, p := range s.prefixes {
-		if n := commonPrefix(p.tokens, sl.hist); p.scope == sl.acct && n/page*page > m {
-			best, m = p, n/page*page
-		}
-	}
+	best, m := s.longestLocked(sl.acct, sl.hist, false, s.e.PagePositions())
 	if best == nil {
 		return
 	}
@@ -157,6 +143,23 @@ func (s *Scheduler) reshareLocked(sl *slot) {
 	best.used = s.clock
 	sl.pref, sl.shared = best, shared
 	s.reshared.Add(uint64(m))
+}
+
+// longestLocked is the cached prefix of scope (with a trace when traced)
+// whose tokens start tokens the longest, counted in whole units of unit
+// positions, and that length (nil, 0: none of a unit).
+func (s *Scheduler) longestLocked(scope string, tokens []int, traced bool, unit int) (*prefix, int) {
+	var best *prefix
+	m := 0
+	for _, p := range s.prefixes {
+		if p.scope != scope || (traced && p.trace == nil) {
+			continue
+		}
+		if n := commonPrefix(p.tokens, tokens) / unit * unit; n > m {
+			best, m = p, n
+		}
+	}
+	return best, m
 }
 
 // unshareLocked unpins the cached prefix whose pages sl's sequence
