@@ -145,6 +145,144 @@ func (s *Scheduler) reshareLocked(sl *slot) {
 	s.reshared.Add(uint64(m))
 }
 
+// joinLocked gives sl, about to be fed its prompt from the first position
+// (sl.want: it took no cached prefix at admission), the most positions of
+// either a cached prefix of its scope (kept or published since it was
+// admitted) or the whole pages its prompt shares with a generation
+// admitted before it and running (a leader: a request with the same
+// system prompt, say), which publishLocked makes a cached prefix once the
+// leader has computed them. wait is true while the leader still has them
+// to compute (its prompt is fed in this step or a later one): sl is fed
+// nothing meanwhile rather than computing the same positions (it would
+// get the chunk budget after the leader anyway: the budget goes in
+// admission order). gave is true when sl took positions, its room
+// shrinking by the pages it shares.
+func (s *Scheduler) joinLocked(sl *slot, ready []work) (wait, gave bool) {
+	want := sl.want
+	tokens := want.req.Prompt[:want.limit]
+	page := s.e.PagePositions()
+	best, m := s.longestLocked(sl.acct, tokens, want.traced, 1)
+	var lead *slot
+	target := 0
+	// Only a leader admitted before sl (ahead of it in ready, where
+	// every slot's caller waits: its sequence is still): none waits on
+	// one that waits on it.
+	for _, w := range ready {
+		o := w.sl
+		if o == sl {
+			break
+		}
+		if o.gone || o.evicted || o.acct != sl.acct || !publishable(o.trace, want.traced) {
+			continue
+		}
+		n := o.seq.Pos
+		c := commonPrefix(o.hist[:n], tokens)
+		if c == n && w.prompt {
+			c += commonPrefix(w.feed[o.off:], tokens[c:])
+		}
+		if c = c / page * page; c > target && int64(c)*s.perKV > o.shared {
+			lead, target = o, c
+		}
+	}
+	if lead != nil && target > m {
+		if lead.seq.Pos < target {
+			return true, false
+		}
+		if p := s.publishLocked(lead, target); p != nil {
+			best, m = p, target
+		}
+	}
+	sl.want = nil
+	if best == nil || m < minPrefix {
+		return false, false
+	}
+	return false, s.joinPrefixLocked(sl, best, m, tokens)
+}
+
+// publishable reports whether a running generation traced by tr can
+// publish its pages for a request traced (or not).
+func publishable(tr engine.Tracer, traced bool) bool {
+	if tr == nil {
+		return !traced
+	}
+	_, ok := tr.(PrefixTracer)
+	return ok
+}
+
+// publishLocked makes lead's first m positions (whole pages) a cached
+// prefix that shares its pages, with their trace when lead is traced
+// (PrefixTracer.TracePrefix), as if lead had taken it at admission: the
+// pages' bytes move from lead's room to the prefix cache (less those it
+// shares already: counted in its cached prefix, the new one's base), and
+// lead pins it. Nil when it does not fit the prefix cache, or the trace
+// cannot be had.
+func (s *Scheduler) publishLocked(lead *slot, m int) *prefix {
+	seq, err := s.e.NewSequence(m)
+	if err != nil {
+		return nil
+	}
+	shared, err := seq.SharePrefix(lead.seq, m)
+	if err != nil || shared <= lead.shared || shared-lead.shared > lead.kv {
+		seq.Release()
+		return nil
+	}
+	p := &prefix{scope: lead.acct, tokens: slices.Clone(lead.hist[:m]), seq: seq, bytes: shared - lead.shared, base: lead.pref, pins: 1}
+	for s.prefixBytes+p.bytes > s.prefixCap && s.evictLocked(nil) {
+	}
+	if s.prefixBytes+p.bytes > s.prefixCap {
+		seq.Release()
+		return nil
+	}
+	if pt, ok := lead.trace.(PrefixTracer); ok {
+		if p.trace, err = pt.TracePrefix(m); err != nil {
+			seq.Release()
+			return nil
+		}
+	}
+	s.clock++
+	p.used = s.clock
+	s.prefixes = append(s.prefixes, p)
+	s.prefixBytes += p.bytes
+	s.kvUsed -= p.bytes
+	lead.kv -= p.bytes
+	// lead's pin of its former prefix is p's now (its base).
+	lead.pref, lead.shared = p, shared
+	return p
+}
+
+// joinPrefixLocked gives sl (nothing fed) the first m positions of
+// cached prefix p, as takePrefix does at admission: it shares p's whole
+// pages below m (its room shrinks by them) and takes their trace, and its
+// first step feeds its prompt from position m. False when it took nothing.
+func (s *Scheduler) joinPrefixLocked(sl *slot, p *prefix, m int, tokens []int) bool {
+	shared, err := sl.seq.SharePrefix(p.seq, m)
+	if err != nil {
+		return false
+	}
+	if pt, ok := sl.trace.(PrefixTracer); ok {
+		if err := pt.ResumePrefix(p.trace, m); err != nil {
+			// Fed from the first position after all, into copies of
+			// the shared pages (its room holds its whole prompt).
+			sl.seq.Pos = 0
+			return false
+		}
+	}
+	p.pins++
+	s.clock++
+	p.used = s.clock
+	sl.pref, sl.shared = p, shared
+	give := min(shared, sl.kv)
+	sl.kv -= give
+	s.kvUsed -= give
+	sl.off, sl.cached = m, m
+	sl.hist = append(sl.hist[:0], tokens[:m]...)
+	s.prefixHits.Add(1)
+	s.prefixTokens.Add(uint64(m))
+	s.sharedTokens.Add(uint64(shared / s.perKV))
+	s.joinedTokens.Add(uint64(m))
+	return give > 0
+}
+
 // longestLocked is the cached prefix of scope (with a trace when traced)
 // whose tokens start tokens the longest, counted in whole units of unit
 // positions, and that length (nil, 0: none of a unit).
@@ -238,16 +376,28 @@ func (s *Scheduler) keepPrefix(req generate.Request, sl *slot, output []int) {
 	if s.prefixBytes+p.bytes > s.prefixCap {
 		return
 	}
+	// The sequence is the cache's now: its room in the budget too, and
+	// the pin of the prefix whose pages it shares. A base that only this
+	// generation pinned, all of whose pages it shares (a prefix it
+	// published for others, or took whole), is covered by p: p holds
+	// its pages and takes its place (its tokens start p's).
+	sl.kept = true
+	s.kvUsed -= sl.kv
+	sl.kv = 0
+	p.base = sl.pref
+	if b := p.base; b != nil && b.pins == 1 && sl.shared == b.seq.Bytes() && len(b.tokens) <= n &&
+		slices.Equal(p.tokens[:len(b.tokens)], b.tokens) && (p.trace != nil || b.trace == nil) {
+		s.prefixes = slices.DeleteFunc(s.prefixes, func(q *prefix) bool { return q == b })
+		s.prefixBytes -= b.bytes
+		p.bytes += b.bytes
+		p.base = b.base // b's pin of its base is p's
+		b.seq.Release()
+	}
+	sl.pref, sl.shared = nil, 0
 	s.clock++
 	p.used = s.clock
 	s.prefixes = append(s.prefixes, p)
 	s.prefixBytes += p.bytes
-	// The sequence is the cache's now: its room in the budget too, and
-	// the pin of the prefix whose pages it shares.
-	sl.kept = true
-	s.kvUsed -= sl.kv
-	sl.kv = 0
-	p.base, sl.pref, sl.shared = sl.pref, nil, 0
 }
 
 // evictLocked gives up the least recently used cached prefix nothing

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -370,5 +371,111 @@ func TestPrefixGivesWayToItsTaker(t *testing.T) {
 	}
 	if !slices.Equal(got.Output, want.Output) || got.CachedPrompt != 0 {
 		t.Errorf("tokens %v (%d from the cache), alone %v", got.Output, got.CachedPrompt, want.Output)
+	}
+}
+
+// TestPrefixJoin: a cold burst, 8 requests whose prompts start with the
+// same 64-token system prompt that no cache holds, all admitted before the
+// first step (pages of 8 positions, 16 prompt tokens a step): the first
+// computes the system prompt, the others wait for its pages and share
+// them, so that the batch prefills it once (69 + 7 x 5 prompt tokens, not
+// 8 x 69); each answer equals generate.Run alone. A follower whose leader
+// leaves before it has computed the pages waits on the next one instead
+// (TestPrefixJoinLeaderLeaves).
+func TestPrefixJoin(t *testing.T) {
+	e := newPagedEngine(t, 8)
+	c := e.Model().Config
+	budget := 1024 * e.KVBytesPerPosition()
+	s := scheduler.New(e, scheduler.Config{MaxBatch: 8, KVBudget: budget, PrefixCache: budget, ChunkTokens: 16})
+	defer s.Close()
+	r := rand.New(rand.NewPCG(12, 12))
+	system := randPrompt(r, 64)
+	js := make([]job, 8)
+	for i := range js {
+		p := append(slices.Clone(system), randPrompt(r, 6)[1:]...)
+		js[i] = job{prompt: p, steps: len(p) + 8, prefix: true, params: sampler.Params{Temperature: 0.8, Seed: uint64(30 + i)}}
+	}
+	js[3].params = sampler.Params{} // greedy
+	js[5].stopAt = 3
+	got := runHeld(t, s, c, js, r, func(st scheduler.Stats) bool { return st.Running == len(js) })
+	sameAsAlone(t, e, js, got)
+	waitIdle(t, s)
+	st := s.Stats()
+	if st.PrefixJoinedTokens != 7*64 || st.PromptTokens != 69+7*5 || st.PrefixSharedTokens != 7*64 || scheduler.Overdrawn(s) != 0 {
+		t.Errorf("%d prompt positions taken from the first request's pages (want %d), %d shared, %d prompt tokens fed (want %d), %d steps overdrawn",
+			st.PrefixJoinedTokens, 7*64, st.PrefixSharedTokens, st.PromptTokens, 69+7*5, scheduler.Overdrawn(s))
+	}
+	if st.PrefixBytes > st.PrefixCap || st.PrefixShared != 0 {
+		t.Errorf("after the burst: %+v", st)
+	}
+	t.Logf("%d steps, %d prompt tokens fed, %d taken from the first request's pages; %d cached entries of %d bytes", st.Steps, st.PromptTokens, st.PrefixJoinedTokens, st.PrefixEntries, st.PrefixBytes)
+}
+
+// cancelAt is a prefix tracer that cancels its request when the forward
+// pass reaches position at, and holds the pass until the request has
+// returned.
+type cancelAt struct {
+	prefixRec
+	at       int
+	cancel   func()
+	returned chan struct{}
+	once     sync.Once
+}
+
+func (c *cancelAt) Layer(l, pos int, x, k, v, attn []float32) {
+	c.prefixRec.Layer(l, pos, x, k, v, attn)
+	if pos == c.at {
+		c.once.Do(func() {
+			c.cancel()
+			<-c.returned
+		})
+	}
+}
+
+// TestPrefixJoinLeaderLeaves: the first of 5 requests sharing a 64-token
+// system prompt hangs up at position 40, before its pages hold the whole
+// system prompt; the 4 waiting for them go on (none waits for ever): the
+// next one computes it and the other 3 share its pages. Every answer
+// equals generate.Run alone.
+func TestPrefixJoinLeaderLeaves(t *testing.T) {
+	e := newPagedEngine(t, 8)
+	c := e.Model().Config
+	budget := 1024 * e.KVBytesPerPosition()
+	s := scheduler.New(e, scheduler.Config{MaxBatch: 8, KVBudget: budget, PrefixCache: budget, ChunkTokens: 16})
+	defer s.Close()
+	r := rand.New(rand.NewPCG(13, 13))
+	system := randPrompt(r, 64)
+	release := scheduler.HoldSteps(s)
+	ctx, cancel := context.WithCancel(context.Background())
+	lead := &cancelAt{prefixRec: prefixRec{audit.NewRecorder(c, system)}, at: 40, cancel: cancel, returned: make(chan struct{})}
+	var leadErr error
+	go func() {
+		_, leadErr = s.Run(ctx, generate.Request{Prompt: append(slices.Clone(system), 9, 10), Steps: 80, Trace: lead})
+		close(lead.returned)
+	}()
+	for s.Stats().Running != 1 {
+		time.Sleep(time.Millisecond)
+	}
+	js := make([]job, 4)
+	for i := range js {
+		p := append(slices.Clone(system), randPrompt(r, 4)[1:]...)
+		js[i] = job{prompt: p, steps: len(p) + 6, prefix: true, params: sampler.Params{Temperature: 0.9, Seed: uint64(40 + i)}}
+	}
+	var got []outcome
+	ran := make(chan struct{})
+	go func() { got = runShuffled(s, c, js, r); close(ran) }()
+	for s.Stats().Running != 5 {
+		time.Sleep(time.Millisecond)
+	}
+	release()
+	<-ran
+	<-lead.returned
+	if !errors.Is(leadErr, context.Canceled) {
+		t.Fatalf("the first request: %v", leadErr)
+	}
+	sameAsAlone(t, e, js, got)
+	waitIdle(t, s)
+	if st := s.Stats(); st.PrefixJoinedTokens != 3*64 || scheduler.Overdrawn(s) != 0 {
+		t.Errorf("%d prompt positions taken from a running request's pages (want %d), %d steps overdrawn", st.PrefixJoinedTokens, 3*64, scheduler.Overdrawn(s))
 	}
 }

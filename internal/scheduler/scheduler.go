@@ -123,6 +123,15 @@ type Stats struct {
 	PrefixTokens       uint64
 	PrefixSharedTokens uint64
 	PrefixShared       int64
+	// PrefixJoinedTokens counts, since the start, the prompt tokens
+	// requests took from the prefix cache at their first step rather than
+	// at admission, most of them from pages a running generation published
+	// for them: a request whose prompt starts with a whole cache page or
+	// more of what an earlier one is prefilling waits for those pages
+	// instead of computing them too, then shares them (a burst of
+	// requests with a new system prompt computes it once). Counted in
+	// PrefixTokens too.
+	PrefixJoinedTokens uint64
 	// Draft tokens fed (Config.Speculate) and those the sampler picked,
 	// since the start.
 	Drafted, Accepted uint64
@@ -257,6 +266,7 @@ type Scheduler struct {
 	overdrawn                atomic.Uint64
 	prefixHits, prefixTokens atomic.Uint64
 	sharedTokens             atomic.Uint64
+	joinedTokens             atomic.Uint64
 	drafted, accepted        atomic.Uint64
 
 	wake chan struct{} // cap 1: something changed
@@ -276,6 +286,12 @@ type slot struct {
 	// cache's bytes, not in kv (Scheduler.mu).
 	pref   *prefix
 	shared int64
+	// want is what sl may still take from the prefix cache, or from a
+	// running generation's pages, before its first step (nil: nothing, or
+	// it took a cached prefix at admission); cached is the positions its
+	// first step so took (step: joinLocked) (Scheduler.mu).
+	want   *prefixWant
+	cached int
 	out    chan stepResult // cap 1: at most one exchange is outstanding
 	// hist holds the tokens fed at positions 0, 1, ...: those of
 	// seq's positions, and, while evicted (preempted, Scheduler.mu), the
@@ -374,7 +390,8 @@ func (s *Scheduler) Stats() Stats {
 		Running: s.running, Queued: len(s.queue), Batch: s.batch, PeakBatch: s.peak, KVUsed: s.kvUsed, KVBudget: s.cfg.KVBudget, MaxBatch: s.cfg.MaxBatch,
 		Preempted: s.preempted.Load(), Recomputed: s.recomputed.Load(), Reshared: s.reshared.Load(), Resuming: s.resuming,
 		PrefixBytes: s.prefixBytes, PrefixEntries: len(s.prefixes), PrefixCap: s.prefixCap, PrefixHits: s.prefixHits.Load(), PrefixTokens: s.prefixTokens.Load(), PrefixSharedTokens: s.sharedTokens.Load(), PrefixShared: s.sharedLocked(),
-		Drafted: s.drafted.Load(), Accepted: s.accepted.Load(),
+		PrefixJoinedTokens: s.joinedTokens.Load(),
+		Drafted:            s.drafted.Load(), Accepted: s.accepted.Load(),
 		Steps: s.steps.Load(), PromptTokens: s.promptTokens.Load(), OutputTokens: s.outputTokens.Load(), DecodeRate: s.rate,
 		Forward: s.forward.clone(), Gap: s.gap.clone(),
 	}
@@ -480,9 +497,18 @@ func (s *Scheduler) Run(ctx context.Context, req generate.Request) (generate.Res
 	// A cached prefix gives positions before the first whose logits are
 	// wanted (and always leaves the last prompt token to feed).
 	skip := s.takePrefix(req, sl, w)
-	res.CachedPrompt = skip
 	sl.hist = slices.Clone(req.Prompt[:skip])
+	if skip == 0 && w.want != nil {
+		// Its first step may find a cached prefix, or a running
+		// generation computing the pages its prompt starts with.
+		s.mu.Lock()
+		sl.want = w.want
+		s.mu.Unlock()
+	}
 	logits, err := s.exchange(ctx, sl, req.Prompt[skip:], first-skip, true)
+	s.mu.Lock()
+	res.CachedPrompt = skip + sl.cached
+	s.mu.Unlock()
 	if err != nil {
 		return res, err
 	}
@@ -1011,6 +1037,7 @@ func (s *Scheduler) step(ready []work) (time.Duration, bool) {
 	s.mu.Lock()
 	s.starved = false
 	var victims []*slot
+	freed := false // a sequence's room shrank: admit into it after
 	for _, w := range ready {
 		sl := w.sl
 		if sl.gone || slices.Contains(victims, sl) {
@@ -1022,6 +1049,15 @@ func (s *Scheduler) step(ready []work) (time.Duration, bool) {
 		if sl.evicted && sl.seq.Pos == len(sl.hist) {
 			sl.evicted = false
 			s.resuming--
+		}
+		if sl.want != nil {
+			if sl.off > 0 || sl.seq.Pos > 0 || sl.evicted || !w.prompt {
+				sl.want = nil
+			} else if wait, gave := s.joinLocked(sl, ready); wait {
+				continue
+			} else {
+				freed = freed || gave
+			}
 		}
 		a := sl.off
 		toks := w.feed[a:]
@@ -1063,6 +1099,9 @@ func (s *Scheduler) step(ready []work) (time.Duration, bool) {
 		items = append(items, it)
 		in = append(in, w)
 		at = append(at, sl.seq.Pos)
+	}
+	if freed {
+		s.admitLocked()
 	}
 	s.mu.Unlock()
 	if len(items) == 0 {

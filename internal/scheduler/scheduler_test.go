@@ -460,6 +460,7 @@ func TestCollector(t *testing.T) {
 		// Pages of 256 positions: the 5 copied, none shared.
 		"verdict_worker_prefix_cache_shared_tokens_total": 0, "verdict_worker_prefix_cache_shared_bytes": 0,
 		"verdict_worker_prefix_cache_reshared_tokens_total": 0,
+		"verdict_worker_prefix_cache_joined_tokens_total":   0,
 	})
 }
 

@@ -237,6 +237,22 @@ func TestPrefixCacheReceipts(t *testing.T) {
 		}
 		return got
 	}
+	// A cold burst: 6 requests whose prompts start with a story of 60
+	// words that no cache holds, at once: one computes it, the others
+	// wait for its pages and share them (their traces taken from its).
+	story := ""
+	for range 60 {
+		story += words[r.IntN(len(words))] + " "
+	}
+	burst := make([]string, 6)
+	for i := range burst {
+		burst[i] = story + words[r.IntN(len(words))] + " " + words[r.IntN(len(words))]
+	}
+	before := w.BatchStats()
+	runTurn(turn(burst))
+	if st := w.BatchStats(); st.PrefixJoinedTokens == before.PrefixJoinedTokens {
+		t.Errorf("the cold burst shared no running request's pages: %+v", st)
+	}
 	prompts := make([]string, 6)
 	for i := range prompts {
 		prompts[i] = opening + " " + words[r.IntN(len(words))] + " " + words[r.IntN(len(words))]
@@ -246,7 +262,7 @@ func TestPrefixCacheReceipts(t *testing.T) {
 	for i := range prompts {
 		prompts[i] += first[i].res.Text + " " + words[r.IntN(len(words))]
 	}
-	before := w.BatchStats()
+	before = w.BatchStats()
 	runTurn(turn(prompts))
 	st := w.BatchStats()
 	if st.PrefixHits < before.PrefixHits+3 || st.PrefixTokens == before.PrefixTokens {
@@ -256,7 +272,7 @@ func TestPrefixCacheReceipts(t *testing.T) {
 	if st.PrefixSharedTokens == before.PrefixSharedTokens {
 		t.Errorf("follow-ups shared no cached page: %+v", st)
 	}
-	t.Logf("%d requests took a cached prefix, %d prompt tokens not computed; %d caches kept (%d bytes of %d)", st.PrefixHits, st.PrefixTokens, st.PrefixEntries, st.PrefixBytes, st.PrefixCap)
+	t.Logf("%d requests took a cached prefix, %d prompt tokens not computed (%d of them from running requests' pages); %d caches kept (%d bytes of %d)", st.PrefixHits, st.PrefixTokens, st.PrefixJoinedTokens, st.PrefixEntries, st.PrefixBytes, st.PrefixCap)
 }
 
 // runShuffled runs every case through w at once, each on its own
