@@ -267,10 +267,12 @@ func (s *Scheduler) joinPrefixLocked(sl *slot, p *prefix, m int, tokens []int) b
 			return false
 		}
 	}
-	p.pins++
+	if shared > 0 {
+		p.pins++
+		sl.pref, sl.shared = p, shared
+	}
 	s.clock++
 	p.used = s.clock
-	sl.pref, sl.shared = p, shared
 	give := min(shared, sl.kv)
 	sl.kv -= give
 	s.kvUsed -= give
@@ -398,6 +400,7 @@ func (s *Scheduler) keepPrefix(req generate.Request, sl *slot, output []int) {
 	p.used = s.clock
 	s.prefixes = append(s.prefixes, p)
 	s.prefixBytes += p.bytes
+	s.checkLocked()
 }
 
 // evictLocked gives up the least recently used cached prefix nothing

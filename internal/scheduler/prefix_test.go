@@ -479,3 +479,46 @@ func TestPrefixJoinLeaderLeaves(t *testing.T) {
 		t.Errorf("%d prompt positions taken from a running request's pages (want %d), %d steps overdrawn", st.PrefixJoinedTokens, 3*64, scheduler.Overdrawn(s))
 	}
 }
+
+// TestPrefixJoinKeptWhole: of two requests that start with the same
+// 64-token system prompt, the one that joins the other's pages hangs up
+// (its cache is not kept); the one kept then holds the published system
+// prompt's pages as its own: the prefix cache keeps one entry (the
+// published prefix gives way to the generation that covers it), its
+// bytes counted once, and a request that starts with the whole kept
+// generation takes it.
+func TestPrefixJoinKeptWhole(t *testing.T) {
+	e := newPagedEngine(t, 8)
+	c := e.Model().Config
+	per := e.KVBytesPerPosition()
+	budget := 1024 * per
+	s := scheduler.New(e, scheduler.Config{MaxBatch: 4, KVBudget: budget, PrefixCache: budget, ChunkTokens: 16})
+	defer s.Close()
+	r := rand.New(rand.NewPCG(14, 14))
+	system := randPrompt(r, 64)
+	js := make([]job, 2)
+	for i := range js {
+		p := append(slices.Clone(system), randPrompt(r, 4)[1:]...)
+		js[i] = job{prompt: p, steps: len(p) + 12, prefix: true}
+	}
+	js[1].cancelA = 2
+	got := runHeld(t, s, c, js, r, func(st scheduler.Stats) bool { return st.Running == 2 })
+	sameAsAlone(t, e, js, got)
+	waitIdle(t, s)
+	st := s.Stats()
+	if st.PrefixJoinedTokens != 64 || st.PrefixEntries != 1 || st.PrefixBytes < 72*per || st.PrefixBytes > 80*per {
+		t.Fatalf("%d positions joined (want 64), %d cached entries of %d positions (want 1 of 72 to 80): %+v", st.PrefixJoinedTokens, st.PrefixEntries, st.PrefixBytes/per, st)
+	}
+	if got[0].err != nil {
+		t.Fatal(got[0].err)
+	}
+	next := job{prompt: append(slices.Clone(js[0].prompt), got[0].out[:len(got[0].out)-1]...), prefix: true}
+	next.prompt = append(next.prompt, 5)
+	next.steps = len(next.prompt) + 3
+	if err := next.run(context.Background(), c, s.Run).equal(next.run(context.Background(), c, generateAlone(e))); err != nil {
+		t.Fatal(err)
+	}
+	if after := s.Stats(); after.PrefixTokens-st.PrefixTokens != uint64(len(next.prompt)-1) {
+		t.Errorf("the follow-up took %d positions from the cache, want %d", after.PrefixTokens-st.PrefixTokens, len(next.prompt)-1)
+	}
+}

@@ -230,7 +230,10 @@ type Scheduler struct {
 	queue   []*waiter // FIFO
 	running int       // admitted (active, or about to be)
 	kvUsed  int64
-	closed  bool
+	// pendingKV is the part of kvUsed held by requests admitted and not
+	// yet active (checkLocked: kvUsed is it and the active slots' kv).
+	pendingKV int64
+	closed    bool
 	// resuming counts the slots preempted and not yet fed again; starved
 	// is whether the last step left a sequence out for want of room.
 	// Either holds newcomers in the queue: the room is theirs first.
@@ -479,6 +482,7 @@ func (s *Scheduler) Run(ctx context.Context, req generate.Request) (generate.Res
 	}
 	sl := &slot{seq: seq, trace: req.Trace, acct: req.Account, cap: steps, kv: w.kv, out: make(chan stepResult, 1)}
 	s.mu.Lock()
+	s.pendingKV -= w.kv
 	s.active = append(s.active, sl)
 	s.mu.Unlock()
 	defer s.leave(sl)
@@ -646,6 +650,7 @@ func (s *Scheduler) admit(ctx context.Context, w *waiter) error {
 	}
 	// Admitted (or failed) meanwhile: give the room back.
 	if w.err == nil {
+		s.pendingKV -= w.kv
 		s.stopLocked(acct, w.kv)
 		s.unpinLocked(w)
 		s.admitLocked()
@@ -712,6 +717,7 @@ func (s *Scheduler) startLocked(w *waiter) {
 	a.admitted = s.clock
 	s.running++
 	s.kvUsed += w.kv
+	s.pendingKV += w.kv
 	if w.pref != nil {
 		w.pref.pins++
 		w.pref.used = s.clock
@@ -828,6 +834,7 @@ func (s *Scheduler) admitLocked() {
 // release gives back the room of an admitted request that never ran.
 func (s *Scheduler) release(w *waiter) {
 	s.mu.Lock()
+	s.pendingKV -= w.kv
 	s.stopLocked(w.acct, w.kv)
 	s.unpinLocked(w)
 	s.admitLocked()
@@ -1010,6 +1017,7 @@ func (s *Scheduler) reapLocked() {
 		s.starved = false // nobody waits for room any more
 	}
 	s.admitLocked()
+	s.checkLocked()
 }
 
 // step runs one forward pass over the ready slots: every pending token of
@@ -1167,6 +1175,7 @@ func (s *Scheduler) step(ready []work) (time.Duration, bool) {
 			sl.feed, sl.off, sl.got = nil, 0, nil
 		}
 	}
+	s.checkLocked()
 	s.mu.Unlock()
 	for i, sl := range deliver {
 		select {
