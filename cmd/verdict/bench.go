@@ -66,6 +66,7 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	streams := fs.String("streams", "", "serving benchmark instead: for each count N in this list (e.g. 1,4,16,32), N concurrent greedy generations of --decode-tokens each through a worker's continuous batch; aggregate tok/s, time to first token and per output token, answers that differ from the same request alone")
 	streamPrompt := fs.Int("stream-prompt", 16, "with --streams: prompt tokens per stream after BOS (each stream its own)")
 	sharedPrefix := fs.Int("shared-prefix", 0, "with --streams: tokens every stream's prompt starts with after BOS (a system prompt), before its own --stream-prompt tokens")
+	coldPrefix := fs.Bool("cold-prefix", false, "with --streams and --shared-prefix: each round's streams start with shared tokens the worker has not seen (a burst with a new system prompt: none in its prefix cache), and are run alone after it for the comparison")
 	speculate := fs.Int("speculate", 0, "with --streams: the worker's draft tokens per step ("+speculateUsage+")")
 	kvBudgetMiB := fs.Int("kv-budget-mib", 0, "with --streams: the worker's key/value cache budget, in MiB (0: one full context a stream); a tighter one makes generations wait, or give up their caches to earlier ones and compute them again (preemptions)")
 	prefixMiB := fs.Int("prefix-cache-mib", -1, "with --streams: the worker's prefix cache ("+prefixCacheUsage+"); off by default, so that every prompt is prefilled, as llama.cpp's side does")
@@ -103,6 +104,9 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if *streamPrompt < 0 || *sharedPrefix < 0 || *decodeN < 1 {
 			return fmt.Errorf("bench: --streams needs --stream-prompt >= 0, --shared-prefix >= 0 and --decode-tokens >= 1")
 		}
+		if *coldPrefix && *sharedPrefix == 0 {
+			return fmt.Errorf("bench: --cold-prefix needs --shared-prefix")
+		}
 		// The profile covers the concurrent runs only, not the runs
 		// of every stream alone that come first.
 		profile := func() (stop func(), err error) { return func() {}, nil }
@@ -119,7 +123,7 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 				return func() { pprof.StopCPUProfile(); f.Close() }, nil
 			}
 		}
-		sp := streamsPrompts{own: *streamPrompt, shared: *sharedPrefix, prefixCache: prefixCacheBytes(*prefixMiB), speculate: *speculate, kvBudget: int64(*kvBudgetMiB) << 20}
+		sp := streamsPrompts{own: *streamPrompt, shared: *sharedPrefix, prefixCache: prefixCacheBytes(*prefixMiB), speculate: *speculate, kvBudget: int64(*kvBudgetMiB) << 20, cold: *coldPrefix}
 		if err := benchStreams(ctx, m, *path, *threads, kv, ns, sp, *decodeN, *asJSON, profile, stdout, stderr); err != nil {
 			return err
 		}

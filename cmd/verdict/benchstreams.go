@@ -32,9 +32,13 @@ type streamsResult struct {
 	// streams took from the worker's prefix cache instead of computing
 	// them (--prefix-cache-mib), PrefixSharedTokens those of them in
 	// whole cache pages shared with the cache rather than copied.
+	// PrefixJoinedTokens are the prompt tokens streams took from the
+	// pages of streams still prefilling them (a --cold-prefix burst).
 	SharedPrefix       int    `json:"shared_prefix"`
+	ColdPrefix         bool   `json:"cold_prefix,omitempty"`
 	PrefixCacheTokens  uint64 `json:"prefix_cache_tokens"`
 	PrefixSharedTokens uint64 `json:"prefix_shared_tokens"`
+	PrefixJoinedTokens uint64 `json:"prefix_joined_tokens"`
 	// DraftTokens and DraftAccepted: draft tokens fed (--speculate) and
 	// those the sampler picked, over the run.
 	DraftTokens   uint64 `json:"draft_tokens"`
@@ -81,13 +85,20 @@ type streamsPrompts struct {
 	prefixCache int64
 	speculate   int   // worker.Config.Speculate
 	kvBudget    int64 // worker.Config.KVBudget
+	// cold: each round's shared tokens are new (round r's those of
+	// round), not the warm-up's nor the runs alone's.
+	cold bool
 }
 
 // prompt returns stream i's prompt: BOS, the shared tokens (the
-// generator of streamTokens seeded as a stream -1 would be), then stream
-// i's own (streamTokens).
-func (sp streamsPrompts) prompt(bos, vocab, i int) []int {
-	p := streamTokens(bos, vocab, sp.shared, -1)
+// generator of streamTokens seeded as a stream -1 would be, or -2-round
+// with cold), then stream i's own (streamTokens).
+func (sp streamsPrompts) prompt(bos, vocab, i, round int) []int {
+	seed := -1
+	if sp.cold {
+		seed = -2 - round
+	}
+	p := streamTokens(bos, vocab, sp.shared, seed)
 	return append(p, streamTokens(bos, vocab, sp.own, i)[1:]...)
 }
 
@@ -179,22 +190,39 @@ func benchStreams(ctx context.Context, m *model.Model, path string, threads int,
 	defer w.Close()
 	name := w.Models()[0].Name
 	bos := bosOr(m, 1)
-	prompts := make([][]int, maxN)
-	for i := range prompts {
-		prompts[i] = sp.prompt(bos, c.Vocab, i)
+	// promptsOf is round r's prompts (round -1: the warm-up's); all
+	// rounds' are the same but with --cold-prefix.
+	promptsOf := func(r, n int) [][]int {
+		ps := make([][]int, n)
+		for i := range ps {
+			ps[i] = sp.prompt(bos, c.Vocab, i, r)
+		}
+		return ps
 	}
-	// Warm-up, then every stream alone: the answers batched runs must give.
+	prompts := promptsOf(-1, maxN)
+	// runAlone runs every prompt alone: the answers batched runs must give.
+	runAlone := func(prompts [][]int) ([]streamRun, error) {
+		alone := make([]streamRun, len(prompts))
+		for i := range alone {
+			if alone[i] = runStream(ctx, w, name, prompts[i], decodeN); alone[i].err != nil {
+				return nil, fmt.Errorf("bench: %w", alone[i].err)
+			}
+			fmt.Fprintf(stderr, "\ralone %d/%d", i+1, len(prompts))
+		}
+		fmt.Fprintln(stderr)
+		return alone, nil
+	}
+	// Warm-up, then every stream alone (with --cold-prefix, after each
+	// round, on its prompts).
 	if r := runStream(ctx, w, name, prompts[0], 1); r.err != nil {
 		return fmt.Errorf("bench: %w", r.err)
 	}
-	alone := make([]streamRun, maxN)
-	for i := range alone {
-		if alone[i] = runStream(ctx, w, name, prompts[i], decodeN); alone[i].err != nil {
-			return fmt.Errorf("bench: %w", alone[i].err)
+	var alone []streamRun
+	if !sp.cold {
+		if alone, err = runAlone(prompts); err != nil {
+			return err
 		}
-		fmt.Fprintf(stderr, "\ralone %d/%d", i+1, maxN)
 	}
-	fmt.Fprintln(stderr)
 	// One untimed round of all the streams at once: a serving worker's
 	// KV cache pages are mapped and reused from one request to the next
 	// (engine.Sequence.Release), as llama.cpp's context allocates and
@@ -208,15 +236,25 @@ func benchStreams(ctx context.Context, m *model.Model, path string, threads int,
 		return err
 	}
 	defer stop()
-	for _, n := range ns {
+	for round, n := range ns {
+		ps := prompts[:n]
+		if sp.cold {
+			ps = promptsOf(round, n)
+		}
 		st0 := w.BatchStats()
 		cpu0 := cpuSeconds()
 		t0 := time.Now()
-		runs := runStreams(ctx, w, name, prompts[:n], decodeN)
+		runs := runStreams(ctx, w, name, ps, decodeN)
 		cpu := cpuSeconds() - cpu0
 		st := w.BatchStats()
+		if sp.cold {
+			if alone, err = runAlone(ps); err != nil {
+				return err
+			}
+		}
 		res := streamsResult{Model: path, Threads: threads, KVCache: kv.String(), Streams: n, PromptTokens: promptN + 1, DecodeTokens: decodeN, PeakBatch: st.PeakBatch,
-			SharedPrefix: sp.shared, PrefixCacheTokens: st.PrefixTokens - st0.PrefixTokens, PrefixSharedTokens: st.PrefixSharedTokens - st0.PrefixSharedTokens,
+			SharedPrefix: sp.shared, ColdPrefix: sp.cold, PrefixCacheTokens: st.PrefixTokens - st0.PrefixTokens, PrefixSharedTokens: st.PrefixSharedTokens - st0.PrefixSharedTokens,
+			PrefixJoinedTokens: st.PrefixJoinedTokens - st0.PrefixJoinedTokens,
 			DraftTokens: st.Drafted - st0.Drafted, DraftAccepted: st.Accepted - st0.Accepted,
 			Preempted: st.Preempted - st0.Preempted, Recomputed: st.Recomputed - st0.Recomputed, Reshared: st.Reshared - st0.Reshared,
 			Steps: st.Steps - st0.Steps, ForwardMs: ms(st.Forward.Sub(st0.Forward).Mean()), GapMs: ms(st.Gap.Sub(st0.Gap).Mean())}
@@ -264,7 +302,7 @@ func benchStreams(ctx context.Context, m *model.Model, path string, threads int,
 		}
 		cached := ""
 		if res.PrefixCacheTokens > 0 {
-			cached = fmt.Sprintf("; %d prompt tokens from the prefix cache (%d in shared pages)", res.PrefixCacheTokens, res.PrefixSharedTokens)
+			cached = fmt.Sprintf("; %d prompt tokens from the prefix cache (%d in shared pages, %d from streams still prefilling them)", res.PrefixCacheTokens, res.PrefixSharedTokens, res.PrefixJoinedTokens)
 		}
 		if res.DraftTokens > 0 {
 			cached += fmt.Sprintf("; %d of %d draft tokens taken", res.DraftAccepted, res.DraftTokens)
