@@ -112,8 +112,26 @@ func TestBenchStreams(t *testing.T) {
 	if r.Differ != 0 || r.PromptTokens != 26 || r.SharedPrefix != 20 || r.PrefixCacheTokens < 4*20 {
 		t.Errorf("--shared-prefix 20 --prefix-cache-mib 0: %+v", r)
 	}
+	// A cold burst, twice: each round's shared prompt is new, and every
+	// answer equals its run alone (the scheduler's and the worker's tests
+	// check that streams take the pages of the one computing it: this
+	// model's context is shorter than a page).
+	out.Reset()
+	args = []string{"--model", m, "--threads", "2", "--streams", "4,4", "--stream-prompt", "5", "--shared-prefix", "60", "--cold-prefix", "--prefix-cache-mib", "0", "--decode-tokens", "6", "--json"}
+	if err := cmdBench(context.Background(), args, &out, &errb); err != nil {
+		t.Fatalf("bench: %v (%s)", err, errb.String())
+	}
+	for _, line := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+		r = streamsResult{}
+		if err := json.Unmarshal([]byte(line), &r); err != nil {
+			t.Fatal(err)
+		}
+		if r.Differ != 0 || !r.ColdPrefix || r.SharedPrefix != 60 || r.PrefixCacheTokens >= 4*60 {
+			t.Errorf("--shared-prefix 60 --cold-prefix: %+v", r)
+		}
+	}
 	for _, bad := range [][]string{{"--model", m, "--streams", "0"}, {"--model", m, "--streams", "1,x"}, {"--model", m, "--streams", "2", "--decode-tokens", "0"},
-		{"--model", m, "--streams", "2", "--shared-prefix", "-1"}} {
+		{"--model", m, "--streams", "2", "--shared-prefix", "-1"}, {"--model", m, "--streams", "2", "--cold-prefix"}} {
 		if err := cmdBench(context.Background(), bad, &out, &errb); err == nil {
 			t.Errorf("bench %q: no error", bad)
 		}

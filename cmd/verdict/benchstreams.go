@@ -253,9 +253,8 @@ func benchStreams(ctx context.Context, m *model.Model, path string, threads int,
 			}
 		}
 		res := streamsResult{Model: path, Threads: threads, KVCache: kv.String(), Streams: n, PromptTokens: promptN + 1, DecodeTokens: decodeN, PeakBatch: st.PeakBatch,
-			SharedPrefix: sp.shared, ColdPrefix: sp.cold, PrefixCacheTokens: st.PrefixTokens - st0.PrefixTokens, PrefixSharedTokens: st.PrefixSharedTokens - st0.PrefixSharedTokens,
-			PrefixJoinedTokens: st.PrefixJoinedTokens - st0.PrefixJoinedTokens,
-			DraftTokens:        st.Drafted - st0.Drafted, DraftAccepted: st.Accepted - st0.Accepted,
+			SharedPrefix: sp.shared, ColdPrefix: sp.cold, PrefixCacheTokens: st.PrefixTokens - st0.PrefixTokens, PrefixSharedTokens: st.PrefixSharedTokens - st0.PrefixSharedTokens, PrefixJoinedTokens: st.PrefixJoinedTokens - st0.PrefixJoinedTokens,
+			DraftTokens: st.Drafted - st0.Drafted, DraftAccepted: st.Accepted - st0.Accepted,
 			Preempted: st.Preempted - st0.Preempted, Recomputed: st.Recomputed - st0.Recomputed, Reshared: st.Reshared - st0.Reshared,
 			Steps: st.Steps - st0.Steps, ForwardMs: ms(st.Forward.Sub(st0.Forward).Mean()), GapMs: ms(st.Gap.Sub(st0.Gap).Mean())}
 		var ttft, tpot []time.Duration
