@@ -65,7 +65,22 @@
 // and needs room takes the shared pages as its own, and the prefix may
 // go (growLocked): the earliest sequence always finds its room. A
 // preempted sequence takes its account's cached pages again when it
-// resumes (reshareLocked).
+// resumes (reshareLocked). A request that took nothing at admission looks
+// again at its first step (joinLocked): for a cached prefix kept since, or
+// for a sequence admitted before it (of its account) whose positions, fed
+// or being fed as its prompt, start its own prompt for a whole page or
+// more. It waits, fed nothing, while that sequence computes those pages
+// (the step's prompt budget goes in admission order: it would get none
+// before it anyway), then the pages are published as a cached prefix
+// that the sequence pins as if it had taken it (publishLocked: their bytes
+// move from its room to the cache's) and the request shares them — a
+// burst with a new system prompt computes it once. A generation kept
+// whose cached prefix only it pinned, all of whose pages it shares, takes
+// that prefix's place (keepPrefix).
+//
+// Built with -tags invariants (the race run of the tests in CI), the
+// scheduler checks its accounting after every step and panics where it
+// breaks (invariants.go).
 //
 // Draft tokens (Config.Speculate, draft.go): a generation may feed, after
 // the token it sampled, the tokens that followed its last few where they
