@@ -148,19 +148,17 @@ func (s *Scheduler) reshareLocked(sl *slot) {
 // joinLocked gives sl, about to be fed its prompt from the first position
 // (sl.want: it took no cached prefix at admission), the most positions of
 // either a cached prefix of its scope (kept or published since it was
-// admitted) or the whole pages its prompt shares with a generation
-// admitted before it and running (a leader: a request with the same
-// system prompt, say), which publishLocked makes a cached prefix once the
-// leader has computed them. wait is true while the leader still has them
-// to compute (its prompt is fed in this step or a later one): sl is fed
-// nothing meanwhile rather than computing the same positions (it would
-// get the chunk budget after the leader anyway: the budget goes in
-// admission order). gave is true when sl took positions, its room
-// shrinking by the pages it shares.
+// admitted) or the positions its prompt shares with a generation admitted
+// before it and running (a leader: a request with the same system prompt,
+// say). wait is true while the leader still has them to compute (its
+// prompt is fed in this step or a later one): sl is fed nothing meanwhile
+// rather than computing the same positions (it would get the chunk budget
+// after the leader anyway: the budget goes in admission order). Then sl
+// takes them from the leader's sequence (joinRunningLocked). gave is true
+// when sl took positions in shared pages (its room shrank by them).
 func (s *Scheduler) joinLocked(sl *slot, ready []work) (wait, gave bool) {
 	want := sl.want
 	tokens := want.req.Prompt[:want.limit]
-	page := s.e.PagePositions()
 	best, m := s.longestLocked(sl.acct, tokens, want.traced, 1)
 	var lead *slot
 	target := 0
@@ -180,23 +178,83 @@ func (s *Scheduler) joinLocked(sl *slot, ready []work) (wait, gave bool) {
 		if c == n && w.prompt {
 			c += commonPrefix(w.feed[o.off:], tokens[c:])
 		}
-		if c = c / page * page; c > target && int64(c)*s.perKV > o.shared {
+		// Positions in pages o shares are in the cache already.
+		if c > target && int64(c)*s.perKV > o.shared {
 			lead, target = o, c
 		}
 	}
-	if lead != nil && target > m {
+	sl.want = nil
+	if lead != nil && target > m && target >= minPrefix {
 		if lead.seq.Pos < target {
+			sl.want = want
 			return true, false
 		}
-		if p := s.publishLocked(lead, target); p != nil {
-			best, m = p, target
+		if ok, gave := s.joinRunningLocked(sl, lead, target, tokens); ok {
+			return false, gave
 		}
 	}
-	sl.want = nil
 	if best == nil || m < minPrefix {
 		return false, false
 	}
 	return false, s.joinPrefixLocked(sl, best, m, tokens)
+}
+
+// joinRunningLocked gives sl (nothing fed) the first m positions of
+// lead's sequence, with their trace: the whole pages below m shared — those
+// lead does not share yet published as a cached prefix first
+// (publishLocked), so that they count once, in the cache, pinned while
+// shared — and the rest copied into sl's own room. Where the pages cannot
+// be published (the prefix cache too small), all m are copied. ok is
+// false when sl took nothing.
+func (s *Scheduler) joinRunningLocked(sl *slot, lead *slot, m int, tokens []int) (ok, gave bool) {
+	var tr any
+	pt, traced := sl.trace.(PrefixTracer)
+	if traced {
+		var err error
+		if tr, err = lead.trace.(PrefixTracer).TracePrefix(m); err != nil {
+			return false, false
+		}
+	}
+	page := s.e.PagePositions()
+	full := m / page * page
+	p := lead.pref
+	if full > 0 && int64(full)*s.perKV > lead.shared {
+		p = s.publishLocked(lead, full)
+	}
+	var shared int64
+	var err error
+	if full > 0 && p != nil {
+		shared, err = sl.seq.SharePrefix(lead.seq, m)
+	} else {
+		err = sl.seq.CopyPrefix(lead.seq, m)
+	}
+	if err != nil {
+		return false, false
+	}
+	if traced && pt.ResumePrefix(tr, m) != nil {
+		// Fed from the first position after all, into copies of any
+		// shared pages (its room holds its whole prompt).
+		sl.seq.Pos = 0
+		return false, false
+	}
+	give := min(shared, sl.kv)
+	if shared > 0 {
+		p.pins++
+		sl.pref, sl.shared = p, shared
+		sl.kv -= give
+		s.kvUsed -= give
+	}
+	s.clock++
+	if p != nil {
+		p.used = s.clock
+	}
+	sl.off, sl.cached = m, m
+	sl.hist = append(sl.hist[:0], tokens[:m]...)
+	s.prefixHits.Add(1)
+	s.prefixTokens.Add(uint64(m))
+	s.sharedTokens.Add(uint64(shared / s.perKV))
+	s.joinedTokens.Add(uint64(m))
+	return true, give > 0
 }
 
 // publishable reports whether a running generation traced by tr can

@@ -375,40 +375,52 @@ func TestPrefixGivesWayToItsTaker(t *testing.T) {
 }
 
 // TestPrefixJoin: a cold burst, 8 requests whose prompts start with the
-// same 64-token system prompt that no cache holds, all admitted before the
-// first step (pages of 8 positions, 16 prompt tokens a step): the first
-// computes the system prompt, the others wait for its pages and share
-// them, so that the batch prefills it once (69 + 7 x 5 prompt tokens, not
-// 8 x 69); each answer equals generate.Run alone. A follower whose leader
-// leaves before it has computed the pages waits on the next one instead
-// (TestPrefixJoinLeaderLeaves).
+// same system prompt that no cache holds, all admitted before the first
+// step (16 prompt tokens a step): the first computes the system prompt, the
+// others wait for it and take it from its sequence — its whole cache pages
+// shared (published as a cached prefix), the rest copied — so that the
+// batch prefills it once (n + 5 + 7 x 5 prompt tokens, not 8 x (n + 5));
+// each answer equals generate.Run alone. With pages of 8 positions a
+// 64-token system prompt is 8 shared pages; with pages of 16 a 40-token
+// one is 2 pages and 8 positions copied; with pages of 64 it is copied
+// whole. A follower whose leader leaves before it has computed them waits
+// on the next one instead (TestPrefixJoinLeaderLeaves).
 func TestPrefixJoin(t *testing.T) {
-	e := newPagedEngine(t, 8)
-	c := e.Model().Config
-	budget := 1024 * e.KVBytesPerPosition()
-	s := scheduler.New(e, scheduler.Config{MaxBatch: 8, KVBudget: budget, PrefixCache: budget, ChunkTokens: 16})
-	defer s.Close()
-	r := rand.New(rand.NewPCG(12, 12))
-	system := randPrompt(r, 64)
-	js := make([]job, 8)
-	for i := range js {
-		p := append(slices.Clone(system), randPrompt(r, 6)[1:]...)
-		js[i] = job{prompt: p, steps: len(p) + 8, prefix: true, params: sampler.Params{Temperature: 0.8, Seed: uint64(30 + i)}}
+	for _, tc := range []struct{ page, system int }{{8, 64}, {16, 40}, {64, 40}} {
+		t.Run(fmt.Sprintf("page=%d/system=%d", tc.page, tc.system), func(t *testing.T) {
+			e := newPagedEngine(t, tc.page)
+			c := e.Model().Config
+			budget := 1024 * e.KVBytesPerPosition()
+			s := scheduler.New(e, scheduler.Config{MaxBatch: 8, KVBudget: budget, PrefixCache: budget, ChunkTokens: 16})
+			defer s.Close()
+			r := rand.New(rand.NewPCG(12, uint64(tc.page)))
+			system := randPrompt(r, tc.system)
+			js := make([]job, 8)
+			for i := range js {
+				// Each prompt's own tokens start with a token of its own:
+				// the prompts share the system prompt and no more.
+				p := append(slices.Clone(system), 503+i)
+				p = append(p, randPrompt(r, 5)[1:]...)
+				js[i] = job{prompt: p, steps: len(p) + 8, prefix: true, params: sampler.Params{Temperature: 0.8, Seed: uint64(30 + i)}}
+			}
+			js[3].params = sampler.Params{} // greedy
+			js[5].stopAt = 3
+			got := runHeld(t, s, c, js, r, func(st scheduler.Stats) bool { return st.Running == len(js) })
+			sameAsAlone(t, e, js, got)
+			waitIdle(t, s)
+			st := s.Stats()
+			n := uint64(tc.system)
+			shared := n / uint64(tc.page) * uint64(tc.page)
+			if st.PrefixJoinedTokens != 7*n || st.PromptTokens != n+5+7*5 || st.PrefixSharedTokens != 7*shared || scheduler.Overdrawn(s) != 0 {
+				t.Errorf("%d prompt positions taken from the first request's sequence (want %d), %d shared (want %d), %d prompt tokens fed (want %d), %d steps overdrawn",
+					st.PrefixJoinedTokens, 7*n, st.PrefixSharedTokens, 7*shared, st.PromptTokens, n+5+7*5, scheduler.Overdrawn(s))
+			}
+			if st.PrefixBytes > st.PrefixCap || st.PrefixShared != 0 {
+				t.Errorf("after the burst: %+v", st)
+			}
+			t.Logf("%d steps, %d prompt tokens fed, %d taken from the first request's sequence (%d in shared pages); %d cached entries of %d bytes", st.Steps, st.PromptTokens, st.PrefixJoinedTokens, st.PrefixSharedTokens, st.PrefixEntries, st.PrefixBytes)
+		})
 	}
-	js[3].params = sampler.Params{} // greedy
-	js[5].stopAt = 3
-	got := runHeld(t, s, c, js, r, func(st scheduler.Stats) bool { return st.Running == len(js) })
-	sameAsAlone(t, e, js, got)
-	waitIdle(t, s)
-	st := s.Stats()
-	if st.PrefixJoinedTokens != 7*64 || st.PromptTokens != 69+7*5 || st.PrefixSharedTokens != 7*64 || scheduler.Overdrawn(s) != 0 {
-		t.Errorf("%d prompt positions taken from the first request's pages (want %d), %d shared, %d prompt tokens fed (want %d), %d steps overdrawn",
-			st.PrefixJoinedTokens, 7*64, st.PrefixSharedTokens, st.PromptTokens, 69+7*5, scheduler.Overdrawn(s))
-	}
-	if st.PrefixBytes > st.PrefixCap || st.PrefixShared != 0 {
-		t.Errorf("after the burst: %+v", st)
-	}
-	t.Logf("%d steps, %d prompt tokens fed, %d taken from the first request's pages; %d cached entries of %d bytes", st.Steps, st.PromptTokens, st.PrefixJoinedTokens, st.PrefixEntries, st.PrefixBytes)
 }
 
 // cancelAt is a prefix tracer that cancels its request when the forward
