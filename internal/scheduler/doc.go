@@ -68,13 +68,14 @@
 // resumes (reshareLocked). A request that took nothing at admission looks
 // again at its first step (joinLocked): for a cached prefix kept since, or
 // for a sequence admitted before it (of its account) whose positions, fed
-// or being fed as its prompt, start its own prompt for a whole page or
-// more. It waits, fed nothing, while that sequence computes those pages
-// (the step's prompt budget goes in admission order: it would get none
-// before it anyway), then the pages are published as a cached prefix
-// that the sequence pins as if it had taken it (publishLocked: their bytes
-// move from its room to the cache's) and the request shares them — a
-// burst with a new system prompt computes it once. A generation kept
+// or being fed as its prompt, start its own prompt (at least minPrefix).
+// It waits, fed nothing, while that sequence computes them (the step's
+// prompt budget goes in admission order: it would get none before it
+// anyway), then takes them from it (joinRunningLocked): the whole pages
+// are published as a cached prefix that the sequence pins as if it had
+// taken it (publishLocked: their bytes move from its room to the cache's)
+// and shared, the rest copied, the trace taken from the sequence's tracer
+// — a burst with a new system prompt computes it once. A generation kept
 // whose cached prefix only it pinned, all of whose pages it shares, takes
 // that prefix's place (keepPrefix).
 //
