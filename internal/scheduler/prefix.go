@@ -207,54 +207,45 @@ func (s *Scheduler) joinLocked(sl *slot, ready []work) (wait, gave bool) {
 // be published (the prefix cache too small), all m are copied. ok is
 // false when sl took nothing.
 func (s *Scheduler) joinRunningLocked(sl *slot, lead *slot, m int, tokens []int) (ok, gave bool) {
-	var tr any
-	pt, traced := sl.trace.(PrefixTracer)
-	if traced {
-		var err error
-		if tr, err = lead.trace.(PrefixTracer).TracePrefix(m); err != nil {
-			return false, false
-		}
+	tr, err := s.lentTraceLocked(lead, m)
+	if err != nil {
+		return false, false
 	}
 	page := s.e.PagePositions()
 	full := m / page * page
 	p := lead.pref
 	if full > 0 && int64(full)*s.perKV > lead.shared {
-		p = s.publishLocked(lead, full)
+		p = s.publishLocked(lead, full, tr)
 	}
 	var shared int64
-	var err error
 	if full > 0 && p != nil {
 		shared, err = sl.seq.SharePrefix(lead.seq, m)
 	} else {
 		err = sl.seq.CopyPrefix(lead.seq, m)
 	}
-	if err != nil {
+	if err != nil || !s.resumeLocked(sl, tr, m) {
 		return false, false
 	}
-	if traced && pt.ResumePrefix(tr, m) != nil {
-		// Fed from the first position after all, into copies of any
-		// shared pages (its room holds its whole prompt).
-		sl.seq.Pos = 0
-		return false, false
+	return true, s.tookLocked(sl, p, shared, m, tokens)
+}
+
+// lentTraceLocked returns the trace of lead's first m positions (nil when
+// lead is untraced), taken from its tracer once for every request that
+// joins it: a position's leaves never change once it is fed, and a trace
+// of n positions gives any fewer (PrefixTracer.ResumePrefix).
+func (s *Scheduler) lentTraceLocked(lead *slot, m int) (any, error) {
+	pt, ok := lead.trace.(PrefixTracer)
+	if !ok {
+		return nil, nil
 	}
-	give := min(shared, sl.kv)
-	if shared > 0 {
-		p.pins++
-		sl.pref, sl.shared = p, shared
-		sl.kv -= give
-		s.kvUsed -= give
+	if lead.lent == nil || lead.lentN < m {
+		tr, err := pt.TracePrefix(m)
+		if err != nil {
+			return nil, err
+		}
+		lead.lent, lead.lentN = tr, m
 	}
-	s.clock++
-	if p != nil {
-		p.used = s.clock
-	}
-	sl.off, sl.cached = m, m
-	sl.hist = append(sl.hist[:0], tokens[:m]...)
-	s.prefixHits.Add(1)
-	s.prefixTokens.Add(uint64(m))
-	s.sharedTokens.Add(uint64(shared / s.perKV))
-	s.joinedTokens.Add(uint64(m))
-	return true, give > 0
+	return lead.lent, nil
 }
 
 // publishable reports whether a running generation traced by tr can
@@ -268,13 +259,12 @@ func publishable(tr engine.Tracer, traced bool) bool {
 }
 
 // publishLocked makes lead's first m positions (whole pages) a cached
-// prefix that shares its pages, with their trace when lead is traced
-// (PrefixTracer.TracePrefix), as if lead had taken it at admission: the
-// pages' bytes move from lead's room to the prefix cache (less those it
-// shares already: counted in its cached prefix, the new one's base), and
-// lead pins it. Nil when it does not fit the prefix cache, or the trace
-// cannot be had.
-func (s *Scheduler) publishLocked(lead *slot, m int) *prefix {
+// prefix that shares its pages, with trace tr (lead's, of m positions or
+// more), as if lead had taken it at admission: the pages' bytes move from
+// lead's room to the prefix cache (less those it shares already: counted
+// in its cached prefix, the new one's base), and lead pins it. Nil when it
+// does not fit the prefix cache.
+func (s *Scheduler) publishLocked(lead *slot, m int, tr any) *prefix {
 	seq, err := s.e.NewSequence(m)
 	if err != nil {
 		return nil
@@ -284,18 +274,12 @@ func (s *Scheduler) publishLocked(lead *slot, m int) *prefix {
 		seq.Release()
 		return nil
 	}
-	p := &prefix{scope: lead.acct, tokens: slices.Clone(lead.hist[:m]), seq: seq, bytes: shared - lead.shared, base: lead.pref, pins: 1}
+	p := &prefix{scope: lead.acct, tokens: slices.Clone(lead.hist[:m]), seq: seq, trace: tr, bytes: shared - lead.shared, base: lead.pref, pins: 1}
 	for s.prefixBytes+p.bytes > s.prefixCap && s.evictLocked(nil) {
 	}
 	if s.prefixBytes+p.bytes > s.prefixCap {
 		seq.Release()
 		return nil
-	}
-	if pt, ok := lead.trace.(PrefixTracer); ok {
-		if p.trace, err = pt.TracePrefix(m); err != nil {
-			seq.Release()
-			return nil
-		}
 	}
 	s.clock++
 	p.used = s.clock
@@ -310,30 +294,43 @@ func (s *Scheduler) publishLocked(lead *slot, m int) *prefix {
 
 // joinPrefixLocked gives sl (nothing fed) the first m positions of
 // cached prefix p, as takePrefix does at admission: it shares p's whole
-// pages below m (its room shrinks by them) and takes their trace, and its
-// first step feeds its prompt from position m. False when it took nothing.
+// pages below m and takes their trace, and its first step feeds its prompt
+// from position m. It reports whether its room shrank.
 func (s *Scheduler) joinPrefixLocked(sl *slot, p *prefix, m int, tokens []int) bool {
 	shared, err := sl.seq.SharePrefix(p.seq, m)
-	if err != nil {
+	if err != nil || !s.resumeLocked(sl, p.trace, m) {
 		return false
 	}
-	if pt, ok := sl.trace.(PrefixTracer); ok {
-		if err := pt.ResumePrefix(p.trace, m); err != nil {
-			// Fed from the first position after all, into copies of
-			// the shared pages (its room holds its whole prompt).
-			sl.seq.Pos = 0
-			return false
-		}
+	return s.tookLocked(sl, p, shared, m, tokens)
+}
+
+// resumeLocked gives sl's tracer, if it takes prefixes, trace tr of the m
+// positions its sequence now holds; false (the sequence set back to
+// position 0, fed from the first after all, into copies of any shared
+// pages: its room holds its whole prompt) where it cannot.
+func (s *Scheduler) resumeLocked(sl *slot, tr any, m int) bool {
+	if pt, ok := sl.trace.(PrefixTracer); ok && pt.ResumePrefix(tr, m) != nil {
+		sl.seq.Pos = 0
+		return false
 	}
+	return true
+}
+
+// tookLocked counts the m positions sl took at its first step, shared of
+// them in whole pages of cached prefix p (pinned while sl shares them, out
+// of sl's room), and reports whether sl's room shrank.
+func (s *Scheduler) tookLocked(sl *slot, p *prefix, shared int64, m int, tokens []int) bool {
+	give := min(shared, sl.kv)
 	if shared > 0 {
 		p.pins++
 		sl.pref, sl.shared = p, shared
+		sl.kv -= give
+		s.kvUsed -= give
 	}
 	s.clock++
-	p.used = s.clock
-	give := min(shared, sl.kv)
-	sl.kv -= give
-	s.kvUsed -= give
+	if p != nil {
+		p.used = s.clock
+	}
 	sl.off, sl.cached = m, m
 	sl.hist = append(sl.hist[:0], tokens[:m]...)
 	s.prefixHits.Add(1)

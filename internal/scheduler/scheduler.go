@@ -295,7 +295,11 @@ type slot struct {
 	// first step so took (step: joinLocked) (Scheduler.mu).
 	want   *prefixWant
 	cached int
-	out    chan stepResult // cap 1: at most one exchange is outstanding
+	// lent is the trace of its first lentN positions that requests
+	// joining it took (lentTraceLocked) (Scheduler.mu).
+	lent  any
+	lentN int
+	out   chan stepResult // cap 1: at most one exchange is outstanding
 	// hist holds the tokens fed at positions 0, 1, ...: those of
 	// seq's positions, and, while evicted (preempted, Scheduler.mu), the
 	// positions it had, which seq is fed again before feed.
