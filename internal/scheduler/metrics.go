@@ -39,7 +39,7 @@ func NewCollector(stats func() Stats) *Collector {
 		"pcTokens":  d("prefix_cache_tokens_total", "Prompt tokens taken from the prefix cache instead of computed."),
 		"pcShared":  d("prefix_cache_shared_bytes", "Key/value cache of the prefix cache that running generations share (held once, not copied into each)."),
 		"pcSharedT": d("prefix_cache_shared_tokens_total", "Prompt tokens taken from the prefix cache in whole cache pages shared with it rather than copied."),
-		"joined":    d("prefix_cache_joined_tokens_total", "Prompt tokens generations took from the prefix cache at their first step rather than at admission, most from the pages of an earlier generation still prefilling the same prompt start (published for them instead of computed twice)."),
+		"joined":    d("prefix_cache_joined_tokens_total", "Prompt tokens generations took at their first step rather than at admission, most from an earlier generation still prefilling the same prompt start (its whole pages shared, instead of computing them twice)."),
 		"reshared":  d("prefix_cache_reshared_tokens_total", "Tokens a preempted generation took again from the prefix cache's shared pages when it resumed, instead of computing them again."),
 		"drafts":    d("draft_tokens_total", "Draft tokens fed after sampled ones (--speculate), by result (accepted: the sampler picked it, a step saved; rejected).", "result"),
 		"gap":       d("step_gap_seconds", "Wall time from the end of one step's forward pass to the start of the next while generations run: the callers' per-token work (logit hashing, sampling, streaming) and the wait for it, when the engine computes nothing."),

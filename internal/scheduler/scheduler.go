@@ -124,13 +124,12 @@ type Stats struct {
 	PrefixSharedTokens uint64
 	PrefixShared       int64
 	// PrefixJoinedTokens counts, since the start, the prompt tokens
-	// requests took from the prefix cache at their first step rather than
-	// at admission, most of them from pages a running generation published
-	// for them: a request whose prompt starts with a whole cache page or
-	// more of what an earlier one is prefilling waits for those pages
-	// instead of computing them too, then shares them (a burst of
-	// requests with a new system prompt computes it once). Counted in
-	// PrefixTokens too.
+	// requests took at their first step rather than at admission, most of
+	// them from a running generation: a request whose prompt starts with
+	// what an earlier one is prefilling waits for those positions instead
+	// of computing them too, then takes them, sharing their whole pages (a
+	// burst of requests with a new system prompt computes it once).
+	// Counted in PrefixTokens too.
 	PrefixJoinedTokens uint64
 	// Draft tokens fed (Config.Speculate) and those the sampler picked,
 	// since the start.
@@ -397,8 +396,7 @@ func (s *Scheduler) Stats() Stats {
 		Running: s.running, Queued: len(s.queue), Batch: s.batch, PeakBatch: s.peak, KVUsed: s.kvUsed, KVBudget: s.cfg.KVBudget, MaxBatch: s.cfg.MaxBatch,
 		Preempted: s.preempted.Load(), Recomputed: s.recomputed.Load(), Reshared: s.reshared.Load(), Resuming: s.resuming,
 		PrefixBytes: s.prefixBytes, PrefixEntries: len(s.prefixes), PrefixCap: s.prefixCap, PrefixHits: s.prefixHits.Load(), PrefixTokens: s.prefixTokens.Load(), PrefixSharedTokens: s.sharedTokens.Load(), PrefixShared: s.sharedLocked(),
-		PrefixJoinedTokens: s.joinedTokens.Load(),
-		Drafted:            s.drafted.Load(), Accepted: s.accepted.Load(),
+		PrefixJoinedTokens: s.joinedTokens.Load(), Drafted: s.drafted.Load(), Accepted: s.accepted.Load(),
 		Steps: s.steps.Load(), PromptTokens: s.promptTokens.Load(), OutputTokens: s.outputTokens.Load(), DecodeRate: s.rate,
 		Forward: s.forward.clone(), Gap: s.gap.clone(),
 	}
@@ -508,7 +506,7 @@ func (s *Scheduler) Run(ctx context.Context, req generate.Request) (generate.Res
 	sl.hist = slices.Clone(req.Prompt[:skip])
 	if skip == 0 && w.want != nil {
 		// Its first step may find a cached prefix, or a running
-		// generation computing the pages its prompt starts with.
+		// generation computing the positions its prompt starts with.
 		s.mu.Lock()
 		sl.want = w.want
 		s.mu.Unlock()
