@@ -69,9 +69,10 @@
 // again at its first step (joinLocked): for a cached prefix kept since, or
 // for a sequence admitted before it (of its account) whose positions, fed
 // or being fed as its prompt, start its own prompt (at least minPrefix).
-// It waits, fed nothing, while that sequence computes them (the step's
-// prompt budget goes in admission order: it would get none before it
-// anyway), then takes them from it (joinRunningLocked): the whole pages
+// Where the step's prompt budget left for it would not cover them (it goes
+// in admission order: the earlier prompt takes it first), it waits, fed
+// nothing, while that sequence computes them, then takes them from it
+// (joinRunningLocked): the whole pages
 // are published as a cached prefix that the sequence pins as if it had
 // taken it (publishLocked: their bytes move from its room to the cache's)
 // and shared, the rest copied, the trace taken from the sequence's tracer

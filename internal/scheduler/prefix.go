@@ -37,6 +37,7 @@ type prefix struct {
 	// kept: those pages are counted there).
 	bytes int64
 	base  *prefix
+	whole bool   // seq shares every page of base's
 	pins  int    // requests admitted to take it, sequences and cached prefixes sharing its pages
 	used  uint64 // Scheduler.clock when last kept or taken
 }
@@ -151,20 +152,26 @@ func (s *Scheduler) reshareLocked(sl *slot) {
 // admitted) or the positions its prompt shares with a generation admitted
 // before it and running (a leader: a request with the same system prompt,
 // say). wait is true while the leader still has them to compute (its
-// prompt is fed in this step or a later one): sl is fed nothing meanwhile
-// rather than computing the same positions (it would get the chunk budget
-// after the leader anyway: the budget goes in admission order). Then sl
-// takes them from the leader's sequence (joinRunningLocked). gave is true
-// when sl took positions in shared pages (its room shrank by them).
-func (s *Scheduler) joinLocked(sl *slot, ready []work) (wait, gave bool) {
+// prompt is fed in this step or a later one) and the step's prompt budget
+// left for sl (budget) is less than they are: sl is fed nothing meanwhile
+// rather than computing the same positions over this step and later ones
+// (the budget goes in admission order: the leader's prompt takes it
+// first). Where sl could feed them all in this step, it does not wait a
+// step for them (a chat template's few first tokens, say); it takes what
+// the leader has computed so far, if that is more than a cached prefix
+// gives. Then sl takes them from the leader's sequence
+// (joinRunningLocked). gave is true when sl took positions in shared
+// pages (its room shrank by them).
+func (s *Scheduler) joinLocked(sl *slot, ready []work, budget int) (wait, gave bool) {
 	want := sl.want
 	tokens := want.req.Prompt[:want.limit]
 	best, m := s.longestLocked(sl.acct, tokens, want.traced, 1)
 	var lead *slot
 	target := 0
 	// Only a leader admitted before sl (ahead of it in ready, where
-	// every slot's caller waits: its sequence is still): none waits on
-	// one that waits on it.
+	// every slot's caller waits, before the step and after it until its
+	// result is delivered: its sequence is still): none waits on one that
+	// waits on it.
 	for _, w := range ready {
 		o := w.sl
 		if o == sl {
@@ -175,8 +182,8 @@ func (s *Scheduler) joinLocked(sl *slot, ready []work) (wait, gave bool) {
 		}
 		n := o.seq.Pos
 		c := commonPrefix(o.hist[:n], tokens)
-		if c == n && w.prompt {
-			c += commonPrefix(w.feed[o.off:], tokens[c:])
+		if c == n && o.feed != nil && o.prompt {
+			c += commonPrefix(o.feed[o.off:], tokens[c:])
 		}
 		// Positions in pages o shares are in the cache already.
 		if c > target && int64(c)*s.perKV > o.shared {
@@ -184,11 +191,14 @@ func (s *Scheduler) joinLocked(sl *slot, ready []work) (wait, gave bool) {
 		}
 	}
 	sl.want = nil
-	if lead != nil && target > m && target >= minPrefix {
-		if lead.seq.Pos < target {
-			sl.want = want
-			return true, false
-		}
+	if lead != nil && lead.seq.Pos < target && budget < target {
+		sl.want = want
+		return true, false
+	}
+	if lead != nil {
+		target = min(target, lead.seq.Pos)
+	}
+	if lead != nil && target > m && target >= minPrefix && int64(target)*s.perKV > lead.shared {
 		if ok, gave := s.joinRunningLocked(sl, lead, target, tokens); ok {
 			return false, gave
 		}
@@ -361,10 +371,36 @@ func (s *Scheduler) longestLocked(scope string, tokens []int, traced bool, unit 
 // shared, once the sequence has been released (or handed to the prefix
 // cache with its pin: keepPrefix).
 func (s *Scheduler) unshareLocked(sl *slot) {
-	if sl.pref != nil {
-		sl.pref.pins--
+	if p := sl.pref; p != nil {
+		p.pins--
 		sl.pref, sl.shared = nil, 0
+		if p.pins == 1 {
+			// Pinned now by one cached prefix, maybe: it may cover p.
+			for _, q := range s.prefixes {
+				if q.base == p {
+					s.mergeLocked(q)
+					break
+				}
+			}
+		}
 	}
+}
+
+// mergeLocked merges into cached prefix p its base when p alone pins it,
+// shares every page of it and holds its tokens (and a trace where it has
+// one): the base, of no use for a lookup p does not answer, goes, and p
+// counts its pages as its own. A prefix a generation published for others
+// (publishLocked) so becomes part of the generation's cache once nothing
+// else shares it.
+func (s *Scheduler) mergeLocked(p *prefix) {
+	b := p.base
+	if b == nil || b.pins != 1 || !p.whole || len(b.tokens) > len(p.tokens) || !slices.Equal(p.tokens[:len(b.tokens)], b.tokens) || (p.trace == nil && b.trace != nil) {
+		return
+	}
+	s.prefixes = slices.DeleteFunc(s.prefixes, func(q *prefix) bool { return q == b })
+	p.bytes += b.bytes                // the cache's bytes stay the same
+	p.base, p.whole = b.base, b.whole // b's pin of its base is p's
+	b.seq.Release()
 }
 
 // sharedLocked is the bytes of cached prefixes' pages that running
@@ -434,27 +470,20 @@ func (s *Scheduler) keepPrefix(req generate.Request, sl *slot, output []int) {
 		return
 	}
 	// The sequence is the cache's now: its room in the budget too, and
-	// the pin of the prefix whose pages it shares. A base that only this
-	// generation pinned, all of whose pages it shares (a prefix it
-	// published for others, or took whole), is covered by p: p holds
-	// its pages and takes its place (its tokens start p's).
+	// the pin of the prefix whose pages it shares, which p takes the place
+	// of if nothing else pins it (mergeLocked: a prefix it published for
+	// others, or took whole).
 	sl.kept = true
 	s.kvUsed -= sl.kv
 	sl.kv = 0
 	p.base = sl.pref
-	if b := p.base; b != nil && b.pins == 1 && sl.shared == b.seq.Bytes() && len(b.tokens) <= n &&
-		slices.Equal(p.tokens[:len(b.tokens)], b.tokens) && (p.trace != nil || b.trace == nil) {
-		s.prefixes = slices.DeleteFunc(s.prefixes, func(q *prefix) bool { return q == b })
-		s.prefixBytes -= b.bytes
-		p.bytes += b.bytes
-		p.base = b.base // b's pin of its base is p's
-		b.seq.Release()
-	}
+	p.whole = p.base != nil && sl.shared == p.base.seq.Bytes()
 	sl.pref, sl.shared = nil, 0
 	s.clock++
 	p.used = s.clock
 	s.prefixes = append(s.prefixes, p)
 	s.prefixBytes += p.bytes
+	s.mergeLocked(p)
 	s.checkLocked()
 }
 

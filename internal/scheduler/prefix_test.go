@@ -182,7 +182,7 @@ func TestPrefixSharing(t *testing.T) {
 		js[i] = job{prompt: p, steps: len(p) + 10, prefix: true, params: sampler.Params{Temperature: 0.8, Seed: uint64(i)}}
 	}
 	got := runHeld(t, s, c, js, r, func(st scheduler.Stats) bool {
-		if st.Running != len(js) || st.PrefixShared != int64(len(js))*96*per {
+		if st.Ready != len(js) || st.PrefixShared != int64(len(js))*96*per {
 			return false
 		}
 		if st.KVUsed+st.PrefixBytes > budget {
@@ -279,7 +279,7 @@ func TestPrefixReshare(t *testing.T) {
 		p := append(slices.Clone(system), randPrompt(r, 3)[1:]...)
 		js[i] = job{prompt: p, steps: len(p) + 38, prefix: true, params: sampler.Params{Temperature: 0.9, Seed: uint64(20 + i)}}
 	}
-	got := runHeld(t, s, c, js, r, func(st scheduler.Stats) bool { return st.Running == len(js) })
+	got := runHeld(t, s, c, js, r, func(st scheduler.Stats) bool { return st.Ready == len(js) })
 	sameAsAlone(t, e, js, got)
 	waitIdle(t, s)
 	st := s.Stats()
@@ -307,12 +307,12 @@ func cacheSystem(t *testing.T, s *scheduler.Scheduler, c model.Config, r *rand.R
 }
 
 // runHeld runs js through s as runShuffled does, holding s's steps
-// (scheduler.HoldSteps) until ready holds for its stats, so that which
+// (Scheduler.HoldSteps) until ready holds for its stats, so that which
 // requests overlap does not depend on how fast the machine runs the ones
 // before; it fails t if ready does not come to hold within 10 seconds.
 func runHeld(t *testing.T, s *scheduler.Scheduler, c model.Config, js []job, r *rand.Rand, ready func(scheduler.Stats) bool) []outcome {
 	t.Helper()
-	release := scheduler.HoldSteps(s)
+	release := s.HoldSteps()
 	var got []outcome
 	ran := make(chan struct{})
 	go func() { got = runShuffled(s, c, js, r); close(ran) }()
@@ -405,7 +405,7 @@ func TestPrefixJoin(t *testing.T) {
 			}
 			js[3].params = sampler.Params{} // greedy
 			js[5].stopAt = 3
-			got := runHeld(t, s, c, js, r, func(st scheduler.Stats) bool { return st.Running == len(js) })
+			got := runHeld(t, s, c, js, r, func(st scheduler.Stats) bool { return st.Ready == len(js) })
 			sameAsAlone(t, e, js, got)
 			waitIdle(t, s)
 			st := s.Stats()
@@ -457,7 +457,7 @@ func TestPrefixJoinLeaderLeaves(t *testing.T) {
 	defer s.Close()
 	r := rand.New(rand.NewPCG(13, 13))
 	system := randPrompt(r, 64)
-	release := scheduler.HoldSteps(s)
+	release := s.HoldSteps()
 	ctx, cancel := context.WithCancel(context.Background())
 	lead := &cancelAt{prefixRec: prefixRec{audit.NewRecorder(c, system)}, at: 40, cancel: cancel, returned: make(chan struct{})}
 	var leadErr error
@@ -465,7 +465,7 @@ func TestPrefixJoinLeaderLeaves(t *testing.T) {
 		_, leadErr = s.Run(ctx, generate.Request{Prompt: append(slices.Clone(system), 9, 10), Steps: 80, Trace: lead})
 		close(lead.returned)
 	}()
-	for s.Stats().Running != 1 {
+	for s.Stats().Ready != 1 {
 		time.Sleep(time.Millisecond)
 	}
 	js := make([]job, 4)
@@ -476,7 +476,7 @@ func TestPrefixJoinLeaderLeaves(t *testing.T) {
 	var got []outcome
 	ran := make(chan struct{})
 	go func() { got = runShuffled(s, c, js, r); close(ran) }()
-	for s.Stats().Running != 5 {
+	for s.Stats().Ready != 5 {
 		time.Sleep(time.Millisecond)
 	}
 	release()
@@ -514,7 +514,7 @@ func TestPrefixJoinKeptWhole(t *testing.T) {
 		js[i] = job{prompt: p, steps: len(p) + 12, prefix: true}
 	}
 	js[1].cancelA = 2
-	got := runHeld(t, s, c, js, r, func(st scheduler.Stats) bool { return st.Running == 2 })
+	got := runHeld(t, s, c, js, r, func(st scheduler.Stats) bool { return st.Ready == 2 })
 	sameAsAlone(t, e, js, got)
 	waitIdle(t, s)
 	st := s.Stats()
@@ -532,5 +532,31 @@ func TestPrefixJoinKeptWhole(t *testing.T) {
 	}
 	if after := s.Stats(); after.PrefixTokens-st.PrefixTokens != uint64(len(next.prompt)-1) {
 		t.Errorf("the follow-up took %d positions from the cache, want %d", after.PrefixTokens-st.PrefixTokens, len(next.prompt)-1)
+	}
+}
+
+// TestPrefixJoinNoWait: requests whose prompts share only their first 8
+// tokens (a chat template's opening, say), all admitted before the first
+// step with room in its prompt budget for every prompt, are all fed in
+// that step: none waits a step for 8 positions it computes at once.
+func TestPrefixJoinNoWait(t *testing.T) {
+	e := newPagedEngine(t, 8)
+	c := e.Model().Config
+	budget := 1024 * e.KVBytesPerPosition()
+	s := scheduler.New(e, scheduler.Config{MaxBatch: 4, KVBudget: budget, PrefixCache: budget, ChunkTokens: 128})
+	defer s.Close()
+	r := rand.New(rand.NewPCG(15, 15))
+	opening := randPrompt(r, 8)
+	js := make([]job, 3)
+	for i := range js {
+		p := append(slices.Clone(opening), 503+i)
+		p = append(p, randPrompt(r, 12)[1:]...)
+		js[i] = job{prompt: p, steps: len(p) + 4, prefix: true}
+	}
+	got := runHeld(t, s, c, js, r, func(st scheduler.Stats) bool { return st.Ready == len(js) })
+	sameAsAlone(t, e, js, got)
+	waitIdle(t, s)
+	if st := s.Stats(); st.PrefixJoinedTokens != 0 || st.PromptTokens != 60 || st.PeakBatch != 3 {
+		t.Errorf("%d positions joined (want 0), %d prompt tokens fed (want 60), peak batch %d", st.PrefixJoinedTokens, st.PromptTokens, st.PeakBatch)
 	}
 }

@@ -94,6 +94,7 @@ type Config struct {
 // Stats is a snapshot of a Scheduler.
 type Stats struct {
 	Running int // sequences admitted and not yet ended
+	Ready   int // running sequences whose callers wait for their next step
 	Queued  int // requests waiting for room
 	Batch   int // sequences in the last step
 	// PeakBatch is the most sequences in one step since the start.
@@ -256,7 +257,7 @@ type Scheduler struct {
 	// batch has emptied since (the scheduler goroutine's).
 	ended time.Time
 
-	// hold, when not nil (tests: HoldSteps), keeps steps from starting
+	// hold, when not nil (HoldSteps), keeps steps from starting
 	// until it is closed, while requests queue.
 	hold chan struct{}
 
@@ -392,13 +393,37 @@ func (s *Scheduler) Config() Config { return s.cfg }
 func (s *Scheduler) Stats() Stats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	ready := 0
+	for _, sl := range s.active {
+		if sl.feed != nil && !sl.gone {
+			ready++
+		}
+	}
 	return Stats{
-		Running: s.running, Queued: len(s.queue), Batch: s.batch, PeakBatch: s.peak, KVUsed: s.kvUsed, KVBudget: s.cfg.KVBudget, MaxBatch: s.cfg.MaxBatch,
+		Running: s.running, Ready: ready, Queued: len(s.queue), Batch: s.batch, PeakBatch: s.peak, KVUsed: s.kvUsed, KVBudget: s.cfg.KVBudget, MaxBatch: s.cfg.MaxBatch,
 		Preempted: s.preempted.Load(), Recomputed: s.recomputed.Load(), Reshared: s.reshared.Load(), Resuming: s.resuming,
 		PrefixBytes: s.prefixBytes, PrefixEntries: len(s.prefixes), PrefixCap: s.prefixCap, PrefixHits: s.prefixHits.Load(), PrefixTokens: s.prefixTokens.Load(), PrefixSharedTokens: s.sharedTokens.Load(), PrefixShared: s.sharedLocked(),
 		PrefixJoinedTokens: s.joinedTokens.Load(), Drafted: s.drafted.Load(), Accepted: s.accepted.Load(),
 		Steps: s.steps.Load(), PromptTokens: s.promptTokens.Load(), OutputTokens: s.outputTokens.Load(), DecodeRate: s.rate,
 		Forward: s.forward.clone(), Gap: s.gap.clone(),
+	}
+}
+
+// HoldSteps keeps the scheduler from starting a step until release is
+// called, while requests are admitted, queue and hand over their tokens
+// (Stats.Ready counts those waiting for a step): a test's requests so meet
+// in one step however fast the machine runs the ones before. Not for
+// serving.
+func (s *Scheduler) HoldSteps() (release func()) {
+	h := make(chan struct{})
+	s.mu.Lock()
+	s.hold = h
+	s.mu.Unlock()
+	return func() {
+		s.mu.Lock()
+		s.hold = nil
+		s.mu.Unlock()
+		close(h)
 	}
 }
 
@@ -1048,6 +1073,9 @@ func (s *Scheduler) step(ready []work) (time.Duration, bool) {
 	s.starved = false
 	var victims []*slot
 	freed := false // a sequence's room shrank: admit into it after
+	// waiting are the newcomers that wait for an earlier one to compute
+	// the positions their prompts start with (joinLocked).
+	var waiting []*slot
 	for _, w := range ready {
 		sl := w.sl
 		if sl.gone || slices.Contains(victims, sl) {
@@ -1063,7 +1091,8 @@ func (s *Scheduler) step(ready []work) (time.Duration, bool) {
 		if sl.want != nil {
 			if sl.off > 0 || sl.seq.Pos > 0 || sl.evicted || !w.prompt {
 				sl.want = nil
-			} else if wait, gave := s.joinLocked(sl, ready); wait {
+			} else if wait, gave := s.joinLocked(sl, ready, budget); wait {
+				waiting = append(waiting, sl)
 				continue
 			} else {
 				freed = freed || gave
@@ -1176,6 +1205,22 @@ func (s *Scheduler) step(ready []work) (time.Duration, bool) {
 			results = append(results, stepResult{logits: sl.got})
 			sl.feed, sl.off, sl.got = nil, 0, nil
 		}
+	}
+	// The newcomers that waited take what was computed for them now,
+	// while the sequences of this step wait for their results: the one
+	// that computed it may be busy with its next token at the next step.
+	freed = false
+	for _, sl := range waiting {
+		if want := sl.want; err == nil && want != nil && !sl.gone {
+			_, gave := s.joinLocked(sl, ready, 0)
+			freed = freed || gave
+			if sl.off == 0 {
+				sl.want = want // nothing taken: the next step looks again
+			}
+		}
+	}
+	if freed {
+		s.admitLocked()
 	}
 	s.checkLocked()
 	s.mu.Unlock()

@@ -220,12 +220,30 @@ func TestPrefixCacheReceipts(t *testing.T) {
 		}
 		return cs
 	}
-	runTurn := func(cs []batchCase) []batchOutcome {
+	// runTurn runs cs through w at once (held: admitted together, all
+	// in the batch's first step) and checks each answer against plain's.
+	runTurn := func(cs []batchCase, held bool) []batchOutcome {
 		want := make([]batchOutcome, len(cs))
 		for i, c := range cs {
 			want[i] = c.run(plain)
 		}
-		got := runShuffled(w, cs, r)
+		var got []batchOutcome
+		if held {
+			release := w.sched.HoldSteps()
+			ran := make(chan struct{})
+			go func() { got = runShuffled(w, cs, r); close(ran) }()
+			for deadline := time.Now().Add(10 * time.Second); w.sched.Stats().Ready != len(cs); time.Sleep(time.Millisecond) {
+				if time.Now().After(deadline) {
+					release()
+					<-ran
+					t.Fatalf("the requests never met: %+v", w.sched.Stats())
+				}
+			}
+			release()
+			<-ran
+		} else {
+			got = runShuffled(w, cs, r)
+		}
 		for i := range cs {
 			if err := sameOutcome(got[i], want[i]); err != nil {
 				t.Fatalf("request %d: %v", i, err)
@@ -249,7 +267,7 @@ func TestPrefixCacheReceipts(t *testing.T) {
 		burst[i] = story + words[r.IntN(len(words))] + " " + words[r.IntN(len(words))]
 	}
 	before := w.BatchStats()
-	runTurn(turn(burst))
+	runTurn(turn(burst), true)
 	if st := w.BatchStats(); st.PrefixJoinedTokens == before.PrefixJoinedTokens {
 		t.Errorf("the cold burst shared no running request's pages: %+v", st)
 	}
@@ -257,13 +275,13 @@ func TestPrefixCacheReceipts(t *testing.T) {
 	for i := range prompts {
 		prompts[i] = opening + " " + words[r.IntN(len(words))] + " " + words[r.IntN(len(words))]
 	}
-	runTurn(turn(prompts[:1])) // the opening, cached
-	first := runTurn(turn(prompts))
+	runTurn(turn(prompts[:1]), false) // the opening, cached
+	first := runTurn(turn(prompts), false)
 	for i := range prompts {
 		prompts[i] += first[i].res.Text + " " + words[r.IntN(len(words))]
 	}
 	before = w.BatchStats()
-	runTurn(turn(prompts))
+	runTurn(turn(prompts), false)
 	st := w.BatchStats()
 	if st.PrefixHits < before.PrefixHits+3 || st.PrefixTokens == before.PrefixTokens {
 		t.Errorf("follow-ups took %d cached prefixes (%d tokens), want at least 3", st.PrefixHits-before.PrefixHits, st.PrefixTokens-before.PrefixTokens)
