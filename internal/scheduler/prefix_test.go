@@ -388,11 +388,8 @@ func TestPrefixGivesWayToItsTaker(t *testing.T) {
 func TestPrefixJoin(t *testing.T) {
 	for _, tc := range []struct{ page, system int }{{8, 64}, {16, 40}, {64, 40}} {
 		t.Run(fmt.Sprintf("page=%d/system=%d", tc.page, tc.system), func(t *testing.T) {
-			e := newPagedEngine(t, tc.page)
+			e, s := joinScheduler(t, tc.page, 8, 16)
 			c := e.Model().Config
-			budget := 1024 * e.KVBytesPerPosition()
-			s := scheduler.New(e, scheduler.Config{MaxBatch: 8, KVBudget: budget, PrefixCache: budget, ChunkTokens: 16})
-			defer s.Close()
 			r := rand.New(rand.NewPCG(12, uint64(tc.page)))
 			system := randPrompt(r, tc.system)
 			js := make([]job, 8)
@@ -450,11 +447,8 @@ func (c *cancelAt) Layer(l, pos int, x, k, v, attn []float32) {
 // next one computes it and the other 3 share its pages. Every answer
 // equals generate.Run alone.
 func TestPrefixJoinLeaderLeaves(t *testing.T) {
-	e := newPagedEngine(t, 8)
+	e, s := joinScheduler(t, 8, 8, 16)
 	c := e.Model().Config
-	budget := 1024 * e.KVBytesPerPosition()
-	s := scheduler.New(e, scheduler.Config{MaxBatch: 8, KVBudget: budget, PrefixCache: budget, ChunkTokens: 16})
-	defer s.Close()
 	r := rand.New(rand.NewPCG(13, 13))
 	system := randPrompt(r, 64)
 	release := s.HoldSteps()
@@ -500,12 +494,9 @@ func TestPrefixJoinLeaderLeaves(t *testing.T) {
 // bytes counted once, and a request that starts with the whole kept
 // generation takes it.
 func TestPrefixJoinKeptWhole(t *testing.T) {
-	e := newPagedEngine(t, 8)
+	e, s := joinScheduler(t, 8, 4, 16)
 	c := e.Model().Config
 	per := e.KVBytesPerPosition()
-	budget := 1024 * per
-	s := scheduler.New(e, scheduler.Config{MaxBatch: 4, KVBudget: budget, PrefixCache: budget, ChunkTokens: 16})
-	defer s.Close()
 	r := rand.New(rand.NewPCG(14, 14))
 	system := randPrompt(r, 64)
 	js := make([]job, 2)
@@ -540,11 +531,8 @@ func TestPrefixJoinKeptWhole(t *testing.T) {
 // step with room in its prompt budget for every prompt, are all fed in
 // that step: none waits a step for 8 positions it computes at once.
 func TestPrefixJoinNoWait(t *testing.T) {
-	e := newPagedEngine(t, 8)
+	e, s := joinScheduler(t, 8, 4, 128)
 	c := e.Model().Config
-	budget := 1024 * e.KVBytesPerPosition()
-	s := scheduler.New(e, scheduler.Config{MaxBatch: 4, KVBudget: budget, PrefixCache: budget, ChunkTokens: 128})
-	defer s.Close()
 	r := rand.New(rand.NewPCG(15, 15))
 	opening := randPrompt(r, 8)
 	js := make([]job, 3)
@@ -559,4 +547,15 @@ func TestPrefixJoinNoWait(t *testing.T) {
 	if st := s.Stats(); st.PrefixJoinedTokens != 0 || st.PromptTokens != 60 || st.PeakBatch != 3 {
 		t.Errorf("%d positions joined (want 0), %d prompt tokens fed (want 60), peak batch %d", st.PrefixJoinedTokens, st.PromptTokens, st.PeakBatch)
 	}
+}
+
+// joinScheduler is a scheduler of the join tests: an engine with cache
+// pages of page positions, a budget of 1024 positions, all of which the
+// prefix cache may keep, maxBatch sequences and chunk prompt tokens a step.
+func joinScheduler(t *testing.T, page, maxBatch, chunk int) (*engine.Engine, *scheduler.Scheduler) {
+	e := newPagedEngine(t, page)
+	budget := 1024 * e.KVBytesPerPosition()
+	s := scheduler.New(e, scheduler.Config{MaxBatch: maxBatch, KVBudget: budget, PrefixCache: budget, ChunkTokens: chunk})
+	t.Cleanup(s.Close)
+	return e, s
 }
