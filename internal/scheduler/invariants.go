@@ -47,8 +47,8 @@ func (s *Scheduler) checkLocked() {
 			}
 			refs[p.base]++
 		}
-		if p.bytes < 0 || p.bytes > p.seq.Bytes() {
-			panic(fmt.Sprintf("scheduler invariant: a cached prefix counts %d bytes of the %d its sequence holds", p.bytes, p.seq.Bytes()))
+		if p.bytes < 0 || p.shareBase < 0 || p.bytes+p.shareBase != p.seq.Bytes() || (p.base == nil && p.shareBase != 0) {
+			panic(fmt.Sprintf("scheduler invariant: a cached prefix counts %d bytes as its own and %d as its base's of the %d its sequence holds", p.bytes, p.shareBase, p.seq.Bytes()))
 		}
 	}
 	for p, n := range refs {

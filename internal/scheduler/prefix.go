@@ -37,9 +37,11 @@ type prefix struct {
 	// kept: those pages are counted there).
 	bytes int64
 	base  *prefix
-	whole bool   // seq shares every page of base's
-	pins  int    // requests admitted to take it, sequences and cached prefixes sharing its pages
-	used  uint64 // Scheduler.clock when last kept or taken
+	// shareBase is the bytes of seq's pages that are base's (shared
+	// with it): seq holds shareBase+bytes.
+	shareBase int64
+	pins      int    // requests admitted to take it, sequences and cached prefixes sharing its pages
+	used      uint64 // Scheduler.clock when last kept or taken
 }
 
 // prefixWant is what a request may take from the prefix cache: a cached
@@ -284,7 +286,7 @@ func (s *Scheduler) publishLocked(lead *slot, m int, tr any) *prefix {
 		seq.Release()
 		return nil
 	}
-	p := &prefix{scope: lead.acct, tokens: slices.Clone(lead.hist[:m]), seq: seq, trace: tr, bytes: shared - lead.shared, base: lead.pref, pins: 1}
+	p := &prefix{scope: lead.acct, tokens: slices.Clone(lead.hist[:m]), seq: seq, trace: tr, bytes: shared - lead.shared, base: lead.pref, shareBase: lead.shared, pins: 1}
 	for s.prefixBytes+p.bytes > s.prefixCap && s.evictLocked(nil) {
 	}
 	if s.prefixBytes+p.bytes > s.prefixCap {
@@ -386,20 +388,24 @@ func (s *Scheduler) unshareLocked(sl *slot) {
 	}
 }
 
-// mergeLocked merges into cached prefix p its base when p alone pins it,
-// shares every page of it and holds its tokens (and a trace where it has
-// one): the base, of no use for a lookup p does not answer, goes, and p
-// counts its pages as its own. A prefix a generation published for others
-// (publishLocked) so becomes part of the generation's cache once nothing
-// else shares it.
+// mergeLocked merges into cached prefix p its base b when p alone pins
+// it and holds its tokens (and a trace where it has one): b, of no use
+// for a lookup p does not answer, goes, and p counts as its own the pages
+// it shares with b but those b shares with its own base. The pages of b
+// that p does not share (b's last, partial page, which p holds a copy of)
+// are freed. A prefix a generation published for others (publishLocked)
+// so becomes part of the generation's cache once nothing else shares it,
+// and a conversation's turns kept one after another hold one cache.
 func (s *Scheduler) mergeLocked(p *prefix) {
 	b := p.base
-	if b == nil || b.pins != 1 || !p.whole || len(b.tokens) > len(p.tokens) || !slices.Equal(p.tokens[:len(b.tokens)], b.tokens) || (p.trace == nil && b.trace != nil) {
+	if b == nil || b.pins != 1 || p.shareBase < b.shareBase || len(b.tokens) > len(p.tokens) || !slices.Equal(p.tokens[:len(b.tokens)], b.tokens) || (p.trace == nil && b.trace != nil) {
 		return
 	}
 	s.prefixes = slices.DeleteFunc(s.prefixes, func(q *prefix) bool { return q == b })
-	p.bytes += b.bytes                // the cache's bytes stay the same
-	p.base, p.whole = b.base, b.whole // b's pin of its base is p's
+	before := p.bytes + b.bytes
+	p.bytes = p.seq.Bytes() - b.shareBase
+	s.prefixBytes += p.bytes - before
+	p.base, p.shareBase = b.base, b.shareBase // b's pin of its base is p's
 	b.seq.Release()
 }
 
@@ -477,7 +483,7 @@ func (s *Scheduler) keepPrefix(req generate.Request, sl *slot, output []int) {
 	s.kvUsed -= sl.kv
 	sl.kv = 0
 	p.base = sl.pref
-	p.whole = p.base != nil && sl.shared == p.base.seq.Bytes()
+	p.shareBase = sl.shared
 	sl.pref, sl.shared = nil, 0
 	s.clock++
 	p.used = s.clock

@@ -559,3 +559,34 @@ func joinScheduler(t *testing.T, page, maxBatch, chunk int) (*engine.Engine, *sc
 	t.Cleanup(s.Close)
 	return e, s
 }
+
+// TestPrefixConversation: a conversation's turns, each prompt the last
+// one's prompt and answer and a few tokens more, one after another (pages
+// of 8 positions): each turn takes the last one's cache, and once kept,
+// holds it as its own — the cache keeps one entry, the pages of the
+// conversation so far, not one per turn each pinning the turn before with
+// a page copied from it. Every answer equals generate.Run alone.
+func TestPrefixConversation(t *testing.T) {
+	e, s := joinScheduler(t, 8, 4, 16)
+	c := e.Model().Config
+	per := e.KVBytesPerPosition()
+	r := rand.New(rand.NewPCG(16, 16))
+	prompt := randPrompt(r, 21)
+	for turn := range 4 {
+		j := job{prompt: prompt, steps: len(prompt) + 9, prefix: true, params: sampler.Params{Temperature: 0.9, Seed: uint64(turn)}}
+		got := j.run(context.Background(), c, s.Run)
+		if err := got.equal(j.run(context.Background(), c, generateAlone(e))); err != nil {
+			t.Fatalf("turn %d: %v", turn, err)
+		}
+		waitIdle(t, s)
+		kept := len(prompt) + len(got.out) - 1 // the last token is not fed
+		st := s.Stats()
+		if want := e.CacheBytes(j.steps, kept); st.PrefixEntries != 1 || st.PrefixBytes != want {
+			t.Fatalf("after turn %d (%d positions kept): %d cached entries of %d positions, want 1 of %d", turn, kept, st.PrefixEntries, st.PrefixBytes/per, want/per)
+		}
+		if turn > 0 && st.PrefixTokens < uint64(len(prompt)-4) {
+			t.Fatalf("turn %d took %d positions from the cache", turn, st.PrefixTokens)
+		}
+		prompt = append(append(slices.Clone(prompt), got.out[:len(got.out)-1]...), randPrompt(r, 4)[1:]...)
+	}
+}
