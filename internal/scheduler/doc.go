@@ -77,8 +77,9 @@
 // taken it (publishLocked: their bytes move from its room to the cache's)
 // and shared, the rest copied, the trace taken from the sequence's tracer
 // — a burst with a new system prompt computes it once. A generation kept
-// whose cached prefix only it pinned, all of whose pages it shares, takes
-// that prefix's place (keepPrefix).
+// whose cached prefix only it pins, and whose tokens it holds, takes that
+// prefix's place (mergeLocked: a prefix it published for others, or a
+// conversation's earlier turn).
 //
 // Built with -tags invariants (the race run of the tests in CI), the
 // scheduler checks its accounting after every step and panics where it
