@@ -627,10 +627,6 @@ func (s *Sequence) SharePrefix(src *Sequence, m int) (int64, error) {
 	if err := s.checkPrefix(src, m); err != nil {
 		return 0, fmt.Errorf("sharing a cache prefix: %w", err)
 	}
-	if len(s.pages) > 0 && len(s.pages[0]) > 0 {
-		// Pos set back to 0 after a feed: its pages stay in place.
-		return 0, errors.New("sharing a cache prefix: the sequence already holds cache pages")
-	}
 	full := m / s.page
 	var shared int64
 	if full > 0 {
@@ -663,6 +659,10 @@ func (s *Sequence) checkPrefix(src *Sequence, m int) error {
 		return errors.New("sequence released")
 	case s.Pos != 0:
 		return fmt.Errorf("the sequence already holds %d positions", s.Pos)
+	case len(s.pages) > 0 && len(s.pages[0]) > 0:
+		// Pos set back to 0 after a feed (or a share): its pages, maybe
+		// shared, stay in place, and a copy would write into them.
+		return errors.New("the sequence already holds cache pages")
 	case m < 0 || m > src.Pos:
 		return fmt.Errorf("%d positions asked, the source holds %d", m, src.Pos)
 	case m > s.cap:

@@ -129,15 +129,13 @@ func testCopyPrefix(t *testing.T, share bool) {
 					t.Errorf("m %d: %v, want one line with %q", c.m, err, c.want)
 				}
 			}
-			if share {
-				// A sequence set back to position 0 keeps its pages:
-				// none can be shared in their place.
-				used.Pos = 0
-				if err := takePrefix(t, e, used, src, 3, share); err == nil || !strings.Contains(err.Error(), "already holds cache pages") {
-					t.Errorf("sharing into a sequence with pages: %v", err)
-				}
-				used.Pos = 2
+			// A sequence set back to position 0 keeps its pages (maybe
+			// shared): none can be shared or copied in their place.
+			used.Pos = 0
+			if err := takePrefix(t, e, used, src, 3, share); err == nil || !strings.Contains(err.Error(), "already holds cache pages") {
+				t.Errorf("taking a prefix into a sequence with pages: %v", err)
 			}
+			used.Pos = 2
 			if dst.Pos != 0 || used.Pos != 2 {
 				t.Errorf("refused copies changed the sequences: Pos %d and %d", dst.Pos, used.Pos)
 			}
