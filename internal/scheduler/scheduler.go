@@ -1211,7 +1211,7 @@ func (s *Scheduler) step(ready []work) (time.Duration, bool) {
 	// that computed it may be busy with its next token at the next step.
 	freed = false
 	for _, sl := range waiting {
-		if want := sl.want; err == nil && want != nil && !sl.gone {
+		if want := sl.want; err == nil && want != nil && !sl.gone && !sl.evicted {
 			_, gave := s.joinLocked(sl, ready, 0)
 			freed = freed || gave
 			if sl.off == 0 {
