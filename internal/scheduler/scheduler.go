@@ -677,10 +677,7 @@ func (s *Scheduler) admit(ctx context.Context, w *waiter) error {
 	}
 	// Admitted (or failed) meanwhile: give the room back.
 	if w.err == nil {
-		s.pendingKV -= w.kv
-		s.stopLocked(acct, w.kv)
-		s.unpinLocked(w)
-		s.admitLocked()
+		s.releaseLocked(w)
 	}
 	return ctx.Err()
 }
@@ -861,11 +858,16 @@ func (s *Scheduler) admitLocked() {
 // release gives back the room of an admitted request that never ran.
 func (s *Scheduler) release(w *waiter) {
 	s.mu.Lock()
+	s.releaseLocked(w)
+	s.mu.Unlock()
+}
+
+// releaseLocked is release with s.mu held.
+func (s *Scheduler) releaseLocked(w *waiter) {
 	s.pendingKV -= w.kv
 	s.stopLocked(w.acct, w.kv)
 	s.unpinLocked(w)
 	s.admitLocked()
-	s.mu.Unlock()
 }
 
 // leave ends a slot: the scheduler drops it (and frees its room) before its
