@@ -235,3 +235,74 @@ func BenchmarkPoolDispatch(b *testing.B) {
 		p.run(768, 16, func(lo, hi int) { sink.Add(int64(hi - lo)) })
 	}
 }
+
+// TestPoolRunsInOrder checks the order in which a thread claims a job's
+// parts: its own run first, front to back, then the other threads' runs
+// from their ends. Thread 0 here works alone.
+func TestPoolRunsInOrder(t *testing.T) {
+	for _, tc := range []struct {
+		threads int
+		parts   int64
+		want    []int64
+	}{
+		{1, 5, []int64{0, 1, 2, 3, 4}},
+		{2, 8, []int64{0, 1, 2, 3, 7, 6, 5, 4}},
+		{2, 1, []int64{0}},
+		{3, 7, []int64{0, 1, 3, 2, 6, 5, 4}},
+	} {
+		var got []int64
+		j := &poolJob{parts: tc.parts, segs: []seg{{n: int(tc.parts), grain: 1, parts: tc.parts, fn: func(lo, hi int) {
+			got = append(got, int64(lo))
+		}}}}
+		j.runs = make([]partRun, tc.threads)
+		for r := range j.runs {
+			n := int64(tc.threads)
+			j.runs[r].set(int64(r)*tc.parts/n, int64(r+1)*tc.parts/n)
+		}
+		j.work(0)
+		if !slices.Equal(got, tc.want) {
+			t.Errorf("threads %d, parts %d: thread 0 alone ran %v, want %v", tc.threads, tc.parts, got, tc.want)
+		}
+		if d := j.done.Load(); d != tc.parts {
+			t.Errorf("threads %d, parts %d: done %d", tc.threads, tc.parts, d)
+		}
+	}
+}
+
+// TestPartRunClaims has an owner claim a run from the front while two
+// others claim it from the end: every part goes to exactly one of them.
+func TestPartRunClaims(t *testing.T) {
+	const n = 20000
+	var r partRun
+	r.set(3, n)
+	hits := make([]atomic.Int32, n)
+	var wg sync.WaitGroup
+	for g := 0; g < 3; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				var i int64
+				if g == 0 {
+					i = r.front()
+				} else {
+					i = r.back()
+				}
+				if i < 0 {
+					return
+				}
+				hits[i].Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	for i := range hits {
+		want := int32(1)
+		if i < 3 {
+			want = 0
+		}
+		if h := hits[i].Load(); h != want {
+			t.Fatalf("part %d claimed %d times, want %d", i, h, want)
+		}
+	}
+}
