@@ -396,10 +396,11 @@ func (s *Scheduler) unshareLocked(sl *slot) {
 // are freed. A prefix a generation published for others (publishLocked)
 // so becomes part of the generation's cache once nothing else shares it,
 // and a conversation's turns kept one after another hold one cache.
-func (s *Scheduler) mergeLocked(p *prefix) {
+// It reports whether it merged.
+func (s *Scheduler) mergeLocked(p *prefix) bool {
 	b := p.base
 	if b == nil || b.pins != 1 || p.shareBase < b.shareBase || len(b.tokens) > len(p.tokens) || !slices.Equal(p.tokens[:len(b.tokens)], b.tokens) || (p.trace == nil && b.trace != nil) {
-		return
+		return false
 	}
 	s.prefixes = slices.DeleteFunc(s.prefixes, func(q *prefix) bool { return q == b })
 	before := p.bytes + b.bytes
@@ -407,6 +408,26 @@ func (s *Scheduler) mergeLocked(p *prefix) {
 	s.prefixBytes += p.bytes - before
 	p.base, p.shareBase = b.base, b.shareBase // b's pin of its base is p's
 	b.seq.Release()
+	return true
+}
+
+// mergeSolesLocked merges into each cached prefix its base where it alone
+// pins it (mergeLocked), until none is left to merge: for the bases whose
+// other sharers have gone since, such as a conversation turn's cache and
+// a sibling branch of it (another continuation of the same turn) that was
+// given up to make room (dropLocked). Not called from dropLocked itself: a
+// caller making room for a cached prefix it is about to take (fitsLocked)
+// must find that prefix still cached, not merged into another.
+func (s *Scheduler) mergeSolesLocked() {
+	for merged := true; merged; {
+		merged = false
+		for _, q := range s.prefixes {
+			if q.base != nil && q.base.pins == 1 && s.mergeLocked(q) {
+				merged = true
+				break
+			}
+		}
+	}
 }
 
 // sharedLocked is the bytes of cached prefixes' pages that running
@@ -489,7 +510,7 @@ func (s *Scheduler) keepPrefix(req generate.Request, sl *slot, output []int) {
 	p.used = s.clock
 	s.prefixes = append(s.prefixes, p)
 	s.prefixBytes += p.bytes
-	s.mergeLocked(p)
+	s.mergeSolesLocked() // p's base, and any a prefix given up above left to one
 	s.checkLocked()
 }
 

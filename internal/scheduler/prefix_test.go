@@ -590,3 +590,68 @@ func TestPrefixConversation(t *testing.T) {
 		prompt = append(append(slices.Clone(prompt), got.out[:len(got.out)-1]...), randPrompt(r, 4)[1:]...)
 	}
 }
+
+// TestPrefixBranchDropped: two continuations of one conversation turn (a
+// branch and the next turn, run at once) each keep their cache, sharing
+// the turn's pages; a new request then makes room by giving up one of the
+// two (the least recently used). The other, alone to share the turn's
+// pages now, holds them as its own (mergeSolesLocked), as it would had
+// the first never been: two entries stay (it and the new request), of the
+// bytes of their sequences, not three. Every answer equals generate.Run
+// alone.
+func TestPrefixBranchDropped(t *testing.T) {
+	r := rand.New(rand.NewPCG(17, 17))
+	turn := randPrompt(r, 21)
+	branch, next, other := randPrompt(r, 5)[1:], randPrompt(r, 5)[1:], randPrompt(r, 9)
+	// run runs the requests through s, the two continuations at once;
+	// the cache's bytes after each round.
+	run := func(s *scheduler.Scheduler, e *engine.Engine) (jobs []job, outs []outcome, bytes []int64) {
+		c := e.Model().Config
+		do := func(js ...job) {
+			got := make([]outcome, len(js))
+			var wg sync.WaitGroup
+			for i, j := range js {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					got[i] = j.run(context.Background(), c, s.Run)
+				}()
+			}
+			wg.Wait()
+			for i, j := range js {
+				if err := got[i].equal(j.run(context.Background(), c, generateAlone(e))); err != nil {
+					t.Fatalf("request %d: %v", len(jobs)+i, err)
+				}
+			}
+			waitIdle(t, s)
+			jobs, outs, bytes = append(jobs, js...), append(outs, got...), append(bytes, s.Stats().PrefixBytes)
+		}
+		mk := func(prompt []int, steps int, seed uint64) job {
+			return job{prompt: prompt, steps: steps, prefix: true, params: sampler.Params{Temperature: 0.9, Seed: seed}}
+		}
+		do(mk(turn, len(turn)+9, 0))
+		held := append(slices.Clone(turn), outs[0].out[:len(outs[0].out)-1]...)
+		do(mk(append(slices.Clone(held), branch...), len(held)+len(branch)+6, 1), mk(append(slices.Clone(held), next...), len(held)+len(next)+6, 2))
+		do(mk(other, len(other)+4, 3))
+		return jobs, outs, bytes
+	}
+	e := newPagedEngine(t, 8)
+	budget := 1024 * e.KVBytesPerPosition()
+	// First with room for all: the cache's bytes with the new request.
+	s := scheduler.New(e, scheduler.Config{MaxBatch: 4, KVBudget: budget, PrefixCache: budget, ChunkTokens: 16})
+	_, _, bytes := run(s, e)
+	st := s.Stats()
+	s.Close()
+	if st.PrefixEntries != 4 {
+		t.Fatalf("with room for all, %d entries, want 4 (the turn, its two continuations, the new request)", st.PrefixEntries)
+	}
+	// Then with one byte too few for the new request beside the others.
+	s = scheduler.New(e, scheduler.Config{MaxBatch: 4, KVBudget: budget, PrefixCache: bytes[2] - 1, ChunkTokens: 16})
+	t.Cleanup(s.Close)
+	jobs, outs, _ := run(s, e)
+	kept := func(i int) int64 { return e.CacheBytes(jobs[i].steps, len(jobs[i].prompt)+len(outs[i].out)-1) }
+	st = s.Stats()
+	if a, b := kept(1)+kept(3), kept(2)+kept(3); st.PrefixEntries != 2 || st.PrefixBytes != a && st.PrefixBytes != b {
+		t.Fatalf("after a continuation was given up: %d entries of %d bytes, want 2 of %d or %d (the other continuation's sequence and the new request's)", st.PrefixEntries, st.PrefixBytes, a, b)
+	}
+}

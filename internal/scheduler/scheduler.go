@@ -1045,6 +1045,7 @@ func (s *Scheduler) reapLocked() {
 	if len(kept) == 0 {
 		s.starved = false // nobody waits for room any more
 	}
+	s.mergeSolesLocked() // bases whose other sharers admissions gave up
 	s.admitLocked()
 	s.checkLocked()
 }
