@@ -79,7 +79,10 @@
 // — a burst with a new system prompt computes it once. A generation kept
 // whose cached prefix only it pins, and whose tokens it holds, takes that
 // prefix's place (mergeLocked: a prefix it published for others, or a
-// conversation's earlier turn).
+// conversation's earlier turn); so does a kept one whose prefix's other
+// sharers have gone since: a running one that left (unshareLocked), or a
+// cached one given up to make room, such as another continuation of the
+// same turn (mergeSolesLocked, after a keep and between steps).
 //
 // Built with -tags invariants (the race run of the tests in CI), the
 // scheduler checks its accounting after every step and panics where it
