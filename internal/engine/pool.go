@@ -174,30 +174,21 @@ type partRun struct {
 
 func (r *partRun) set(lo, hi int64) { r.span.Store(uint64(lo) | uint64(hi)<<32) }
 
-// front claims the run's first part, or returns -1 where it is empty.
-func (r *partRun) front() int64 {
+// claim takes the run's first part, or its last where last is set, or
+// returns -1 where the run is empty.
+func (r *partRun) claim(last bool) int64 {
 	for {
 		s := r.span.Load()
 		lo, hi := s&(1<<32-1), s>>32
 		if lo >= hi {
 			return -1
 		}
-		if r.span.CompareAndSwap(s, lo+1|hi<<32) {
-			return int64(lo)
+		i, next := lo, lo+1|hi<<32
+		if last {
+			i, next = hi-1, lo|(hi-1)<<32
 		}
-	}
-}
-
-// back claims the run's last part, or returns -1 where it is empty.
-func (r *partRun) back() int64 {
-	for {
-		s := r.span.Load()
-		lo, hi := s&(1<<32-1), s>>32
-		if lo >= hi {
-			return -1
-		}
-		if r.span.CompareAndSwap(s, lo|(hi-1)<<32) {
-			return int64(hi - 1)
+		if r.span.CompareAndSwap(s, next) {
+			return int64(i)
 		}
 	}
 }
@@ -215,9 +206,9 @@ func (r *partRun) back() int64 {
 func (j *poolJob) work(id int) {
 	n := len(j.runs)
 	for {
-		i := j.runs[id%n].front()
+		i := j.runs[id%n].claim(false)
 		for k := 1; i < 0 && k < n; k++ {
-			i = j.runs[(id+k)%n].back()
+			i = j.runs[(id+k)%n].claim(true)
 		}
 		if i < 0 {
 			return

@@ -282,12 +282,7 @@ func TestPartRunClaims(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for {
-				var i int64
-				if g == 0 {
-					i = r.front()
-				} else {
-					i = r.back()
-				}
+				i := r.claim(g != 0)
 				if i < 0 {
 					return
 				}
