@@ -202,7 +202,7 @@ func (r *partRun) claim(last bool) int64 {
 // rows after a part is of the part the same thread runs next. (Claimed
 // one at a time by all threads in turn, as before, a thread began every
 // other part with weights it had not asked for: the 110m Q8_0 16-row
-// decode step 13.2 ms against 12.0, five alternated rounds.)
+// decode step 15.4 ms against 12.9, four alternated rounds.)
 func (j *poolJob) work(id int) {
 	n := len(j.runs)
 	for {
