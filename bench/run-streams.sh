@@ -33,7 +33,10 @@
 # table gives each figure's median over the rounds, the decode rate's
 # range beside it, and the ratios to N=1 of the medians: on a shared
 # virtual machine a single round's N=1 figure moves by a third from minute
-# to minute, and so would a ratio taken from it.
+# to minute, and so would a ratio taken from it. Beside the decode ratio,
+# "by round": the median and range of each round's own ratio (its rate
+# over the N=1 rate of the same round, measured seconds before, in the
+# same state of the machine).
 #
 # --kv-cache lists Verdict's key/value cache precisions to run (default f32;
 # "f32 f16" runs both, f16 being the spec verdict-det/2+kv16); llama.cpp
@@ -144,7 +147,7 @@ const median = (xs) => {
 };
 const fields = ["decode_tok_s", "aggregate_tok_s", "tok_per_cpu_s", "ttft_p50_ms", "ttft_p99_ms", "tpot_p50_ms", "tpot_p99_ms"];
 const rows = [...groups.values()].map((rs) => {
-	const r = { ...rs[0], rounds: rs.length, differ: Math.max(...rs.map((x) => x.differ)) };
+	const r = { ...rs[0], rounds: rs.length, differ: Math.max(...rs.map((x) => x.differ)), each: rs.map((x) => x.decode_tok_s) };
 	for (const k of fields) r[k] = median(rs.map((x) => x[k]));
 	const d = rs.map((x) => x.decode_tok_s);
 	r.decode_min = Math.min(...d);
@@ -162,6 +165,14 @@ for (const r of rows) {
 	const c = r.tok_per_cpu_s > 0 ? f(r.tok_per_cpu_s) : "—";
 	let d = r.decode_tok_s > 0 ? f(r.decode_tok_s) : "—";
 	if (r.rounds > 1 && r.decode_tok_s > 0) d += ` (${f(r.decode_min)}–${f(r.decode_max)})`;
-	console.log(`| ${r.preset} ${r.type} | ${engine} | ${r.streams} | ${d} | ${ratio(r.decode_tok_s, one?.decode_tok_s)} | ${f(r.aggregate_tok_s)} | ${ratio(r.aggregate_tok_s, one?.aggregate_tok_s)} | ${c} | ${ratio(r.tok_per_cpu_s, one?.tok_per_cpu_s)} | ${f(r.ttft_p50_ms)} / ${f(r.ttft_p99_ms)} | ${f(r.tpot_p50_ms)} / ${f(r.tpot_p99_ms)} | ${r.differ} of ${r.streams} | ${r.load ?? ""} |`);
+	// Round by round: each round's rate over the same round's N=1 (the
+	// two measured seconds apart, in the same state of the machine), the
+	// median and range of those ratios.
+	let x = ratio(r.decode_tok_s, one?.decode_tok_s);
+	if (one && r.streams !== 1 && r.rounds > 1 && one.rounds === r.rounds && one.each.every((v) => v > 0)) {
+		const each = r.each.map((v, i) => v / one.each[i]);
+		x += `; by round ${median(each).toFixed(2)} (${Math.min(...each).toFixed(2)}–${Math.max(...each).toFixed(2)})`;
+	}
+	console.log(`| ${r.preset} ${r.type} | ${engine} | ${r.streams} | ${d} | ${x} | ${f(r.aggregate_tok_s)} | ${ratio(r.aggregate_tok_s, one?.aggregate_tok_s)} | ${c} | ${ratio(r.tok_per_cpu_s, one?.tok_per_cpu_s)} | ${f(r.ttft_p50_ms)} / ${f(r.ttft_p99_ms)} | ${f(r.tpot_p50_ms)} / ${f(r.tpot_p99_ms)} | ${r.differ} of ${r.streams} | ${r.load ?? ""} |`);
 }
 EOF
