@@ -749,6 +749,13 @@ func (e *exec) disputeMove(m *MsgDisputeMove) error {
 	if e.ctx.Height > d.Deadline {
 		return fmt.Errorf("%w: answers in dispute %s were due by height %d", ErrDeadline, m.DisputeID, d.Deadline)
 	}
+	// Unlike postOpenings, the mempool plays the move too (at CheckTx and
+	// at every recheck until a block takes it): a move the game refuses
+	// then never reaches a block, where it would cost every node a replay
+	// of the transcript for the fee of a failed transaction. What that
+	// costs the mempool is bounded: only the two parties may move, the
+	// check state leaves a decided game at its first step, and a move
+	// the game takes goes into the next block and pays its fee.
 	next, err := e.l.hooks.Disputes.Step(d.Game, from, m.Message, e.ctx.Height)
 	if err != nil {
 		e.unavailable(err)
