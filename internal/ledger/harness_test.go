@@ -1,6 +1,7 @@
 package ledger
 
 import (
+	"bytes"
 	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/json"
@@ -45,7 +46,8 @@ func (fakeOpenings) CheckOpenings(rcpt []byte, seed Hash, cells uint32, openings
 }
 
 // fakeGame: the commitment must be "commit"; the worker answers first; a
-// message "bisect" from the side whose turn it is passes the turn,
+// message "bisect" (or "bisect " and any bytes: a long answer) from the
+// side whose turn it is passes the turn,
 // "referee:worker", "referee:challenger" and "referee:void" end the game
 // (naming the winner, or nobody); anything else is rejected. The side to
 // answer has fakeTimeout blocks.
@@ -73,6 +75,9 @@ func (fakeGame) Step(state []byte, from Side, msg []byte, h uint64) ([]byte, err
 	}
 	if s.Status.Done || from != s.Turn {
 		return nil, errors.New("not your turn")
+	}
+	if bytes.HasPrefix(msg, []byte("bisect ")) {
+		msg = msg[:len("bisect")]
 	}
 	switch string(msg) {
 	case "bisect":

@@ -374,7 +374,14 @@ const (
 	maxMetaN    = 32
 	maxReceipt  = 1 << 20
 	maxOpenings = 5 << 20
-	maxMessage  = 1 << 20
+	maxMessage  = 1 << 20 // a dispute's commitment
+	// maxMove is a dispute move's message: an answer carries up to
+	// audit.DisputePartBytes (2 MiB) of values with their proofs, about
+	// 2.9 MB of JSON at the whole context of the known model shapes
+	// (docs/ledger.md), and the game refuses at openDispute a dispute
+	// whose answers would not fit a transaction (Models.DisputeSetup), so
+	// the transaction's own bound is the message's.
+	maxMove = MaxTxBytes
 )
 
 var errTooLong = errors.New("too long")
@@ -713,8 +720,8 @@ func (m *MsgOpenDispute) validate() error {
 func (*MsgDisputeMove) Kind() string { return "disputeMove" }
 
 func (m *MsgDisputeMove) validate() error {
-	if n := len(m.Message); n == 0 || n > maxMessage {
-		return fmt.Errorf("message is %d bytes, want 1..%d", n, maxMessage)
+	if n := len(m.Message); n == 0 || n > maxMove {
+		return fmt.Errorf("message is %d bytes, want 1..%d", n, maxMove)
 	}
 	return nil
 }
