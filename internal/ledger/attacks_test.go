@@ -785,3 +785,64 @@ func TestAttackAuditGrinding(t *testing.T) {
 		}
 	})
 }
+
+// TestAttackAuditEscapeByDispute (attack 11): a receipt challenged in the
+// block that published it was skipped by the next block's audit selection
+// (it was no longer "published"), so a worker whose sybil opened a dispute
+// on each receipt in its own block escaped every audit, and the
+// requester's secret could never be revealed (no beacon).
+func TestAttackAuditEscapeByDispute(t *testing.T) {
+	p := auditParams()
+	for _, commit := range []bool{false, true} {
+		h := newHarness(t, p)
+		setupMarket(t, h, 1)
+		var a Account
+		h.query("account/"+testAddr("alice").String(), &a)
+		secret := Hash{7}
+		m := &MsgOpenEscrow{Worker: testAddr("carol"), ModelID: testModel, Fee: 500, Request: testRequest(1), AgentID: 1}
+		if commit {
+			m.AuditCommit = sha256.Sum256(secret[:])
+		}
+		h.ok(h.tx("alice", m))
+		rcpt, id := signedReceipt(t, "carol", testModel, 1)
+		res := h.block(h.tx("carol", &MsgPublishReceipt{EscrowID: EscrowID(testAddr("alice"), a.Nonce), Receipt: rcpt}),
+			h.tx("dave", &MsgOpenDispute{ReceiptID: id, Commitment: []byte("commit")}))
+		for i, r := range res.TxResults {
+			if r.Code != 0 {
+				t.Fatalf("commit %v: tx %d: %s", commit, i, r.Log)
+			}
+		}
+		if h.receiptRecord(id).Status != StatusChallenged {
+			t.Fatal("not challenged")
+		}
+		h.block()
+		if commit { // at a rate of 10000, revealed means audited
+			h.ok(h.tx("alice", &MsgRevealAudit{ReceiptID: id, Secret: secret[:]}))
+		}
+		if a := h.audit(id); a.Status != AuditPending {
+			t.Fatalf("commit %v: audit %+v", commit, a)
+		}
+	}
+}
+
+// TestAttackLongDisputeAnswer (attack 12): the dispute game's largest
+// answer at a whole context is about 2.9 MB of JSON (docs/ledger.md);
+// moves were limited to 1 MiB, so the party that had to send one could
+// not, and lost the game on time however right it was.
+func TestAttackLongDisputeAnswer(t *testing.T) {
+	p := testParams()
+	h := newHarness(t, p)
+	setupMarket(t, h, 300)
+	id := h.publish(1)
+	did := disputeID(t, h.ok(h.tx("dave", &MsgOpenDispute{ReceiptID: id, Commitment: []byte("commit")})))
+	a := testAddr("carol")
+	msg := append([]byte("bisect "), bytes.Repeat([]byte{'x'}, 2_900_000)...)
+	tx := &Tx{ChainID: testChain, Nonce: h.nonces[a], Fee: p.RequiredFee(MaxTxBytes, 0), Msg: &MsgDisputeMove{DisputeID: did, Message: msg}}
+	h.nonces[a]++
+	tx.Sign(testKey("carol"))
+	h.ok(tx.Encode())
+	if d := h.dispute(did); d.Moves != 1 || d.Status != DisputeOpen {
+		t.Fatalf("after the long answer: %d moves, %s", d.Moves, d.Status)
+	}
+	h.ok(h.move("dave", did, "bisect")) // the turn passed
+}

@@ -18,8 +18,12 @@ func (e *exec) beginBlock() {
 		e.burn(amt, "consensus misbehaviour")
 	}
 	for _, id := range e.queueTake(qAudit, e.ctx.Height) {
+		// A receipt challenged in the block that published it is
+		// selected as any other: a dispute does not spare it its audit
+		// (a worker's sybil challenging every receipt at once would
+		// otherwise escape them all).
 		r, err := e.receipt(id)
-		if err != nil || r.Status != StatusPublished {
+		if err != nil || (r.Status != StatusPublished && r.Status != StatusChallenged) {
 			continue
 		}
 		var esc Escrow

@@ -1,7 +1,6 @@
 package ledger
 
 import (
-	"bytes"
 	"slices"
 	"testing"
 )
@@ -264,23 +263,6 @@ func TestDisputes(t *testing.T) {
 		if h.receiptRecord(id).Status != StatusSlashed {
 			t.Fatal("slashed receipt changed")
 		}
-	})
-	t.Run("an answer of 2.9 MB", func(t *testing.T) {
-		// The largest answer of the dispute game at a whole context is
-		// about 2.9 MB of JSON (docs/ledger.md); moves were limited to
-		// 1 MiB, so the party that had to send one could not, and lost
-		// the game on time however right it was.
-		h, _, did := start(t)
-		a := testAddr("carol")
-		msg := append([]byte("bisect "), bytes.Repeat([]byte{'x'}, 2_900_000)...)
-		tx := &Tx{ChainID: testChain, Nonce: h.nonces[a], Fee: p.RequiredFee(MaxTxBytes, 0), Msg: &MsgDisputeMove{DisputeID: did, Message: msg}}
-		h.nonces[a]++
-		tx.Sign(testKey("carol"))
-		h.ok(tx.Encode())
-		if d := h.dispute(did); d.Moves != 1 || d.Status != DisputeOpen {
-			t.Fatalf("after the long answer: %d moves, %s", d.Moves, d.Status)
-		}
-		h.ok(move(h, "dave", did, "bisect")) // the turn passed
 	})
 	t.Run("challenger loses after the window", func(t *testing.T) {
 		h, id, did := start(t)
