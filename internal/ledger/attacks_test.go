@@ -835,12 +835,8 @@ func TestAttackLongDisputeAnswer(t *testing.T) {
 	setupMarket(t, h, 300)
 	id := h.publish(1)
 	did := disputeID(t, h.ok(h.tx("dave", &MsgOpenDispute{ReceiptID: id, Commitment: []byte("commit")})))
-	a := testAddr("carol")
 	msg := append([]byte("bisect "), bytes.Repeat([]byte{'x'}, 2_900_000)...)
-	tx := &Tx{ChainID: testChain, Nonce: h.nonces[a], Fee: p.RequiredFee(MaxTxBytes, 0), Msg: &MsgDisputeMove{DisputeID: did, Message: msg}}
-	h.nonces[a]++
-	tx.Sign(testKey("carol"))
-	h.ok(tx.Encode())
+	h.ok(h.txFee("carol", p.RequiredFee(MaxTxBytes, 0), &MsgDisputeMove{DisputeID: did, Message: msg}))
 	if d := h.dispute(did); d.Moves != 1 || d.Status != DisputeOpen {
 		t.Fatalf("after the long answer: %d moves, %s", d.Moves, d.Status)
 	}
