@@ -228,13 +228,7 @@ func (h *harness) registerModel(registrant string, id Hash, name string) {
 }
 
 // tx builds a signed transaction from name with the next nonce and fee 1.
-func (h *harness) tx(name string, m Msg) []byte {
-	a := testAddr(name)
-	tx := &Tx{ChainID: testChain, Nonce: h.nonces[a], Fee: 1, Msg: m}
-	h.nonces[a]++
-	tx.Sign(testKey(name))
-	return tx.Encode()
-}
+func (h *harness) tx(name string, m Msg) []byte { return h.txFee(name, 1, m) }
 
 func blockHash(height uint64) Hash { return sha256.Sum256(fmt.Appendf(nil, "block %d", height)) }
 
