@@ -15,7 +15,7 @@ const module = "github.com/verdictnet/verdict/"
 
 // engine is the deterministic engine and what it stands on: none of it
 // may reach the ledger or the services.
-var engine = []string{"detmath", "kernels", "tensor", "mmapfile", "gguf", "llama2c", "tokenizer", "model", "engine",
+var engine = []string{"detmath", "kernels", "tensor", "mmapfile", "hugepage", "gguf", "llama2c", "tokenizer", "model", "engine",
 	"sampler", "generate", "merkle", "sha256x16", "receipt", "audit", "dispute", "chat", "jinja", "modelid", "keys", "synth"}
 
 // services are built on the worker and the ledger client; nothing below

@@ -9,14 +9,87 @@ import "github.com/verdictnet/verdict/internal/kernels"
 // so that tests can make blocks small.
 var attendBlock = 256
 
-// scoreChunk is how many keys of a run every query head of a group scores
-// before the next keys: 64 keys of head size 64 (16 KiB) stay in the L1
-// cache for the group's heads.
-const scoreChunk = 64
+// attendPiece is how many positions of a run AttendGroup reads at a time:
+// every query head of a group scores a piece's keys (16 keys of head size
+// 64: 4 KiB, in the L1 cache for the group's heads) before the next, and
+// the value sums take a piece at a time; before each piece the unit's
+// kvAhead asks for as many words further on.
+const attendPiece = 16
+
+// attendAhead is how far ahead of what attention reads its kvAhead
+// prefetches: 2048 words, 8 KiB.
+const attendAhead = 2048
 
 // groupScratch is AttendGroup's working memory, reused between calls.
 type groupScratch struct {
 	scores []float32 // group * n
+	ahead  kvAhead
+}
+
+// kvAhead prefetches into the L2 cache the cache runs a thread's attention
+// units will read, a fixed distance (attendAhead) ahead of what they read,
+// a piece at a time as they read it: to it the short runs of a decode
+// step's units (a sequence's key/value head, 12.5 KiB of keys and as much
+// of values at position 50 of the 110m shape) are one stream, across the
+// units. Where the whole next unit was asked for at once before each unit,
+// most of those prefetches waited for the core's miss buffers, and the
+// step's attention took as long as with no prefetch at all; with the cache
+// in huge pages (kvSpare.newPageLocked) and this stream, 20-25% less
+// (docs/benchmarks.md, session 20). A prefetch is a hint: nothing read
+// changes.
+type kvAhead struct {
+	spans [][]float32 // the stream's runs, in the order read: spans[i] from off on are next
+	i     int
+	off   int
+	// more adds the next unit's runs (kvCache.streams) to the stream;
+	// false when no unit is left.
+	more func(add func([]float32)) bool
+}
+
+// prefetchL2 is kernels.PrefetchL2; tests record what is asked for.
+var prefetchL2 = kernels.PrefetchL2
+
+// start begins a thread's units (more adds each one's runs in turn) and
+// asks for the first attendAhead words.
+func (a *kvAhead) start(more func(add func([]float32)) bool) {
+	a.spans, a.i, a.off, a.more = a.spans[:0], 0, 0, more
+	a.advance(attendAhead)
+}
+
+// stop ends the thread's units: later advances ask for nothing.
+func (a *kvAhead) stop() {
+	clear(a.spans)
+	a.spans, a.i, a.off, a.more = a.spans[:0], 0, 0, nil
+}
+
+func (a *kvAhead) add(s []float32) {
+	if len(s) > 0 {
+		a.spans = append(a.spans, s)
+	}
+}
+
+// advance asks for the next n words of the stream (none without start).
+func (a *kvAhead) advance(n int) {
+	for n > 0 {
+		if a.i == len(a.spans) {
+			clear(a.spans)
+			a.spans, a.i = a.spans[:0], 0
+			if a.more == nil || !a.more(a.add) {
+				a.more = nil
+				return
+			}
+			continue
+		}
+		s := a.spans[a.i]
+		m := min(n, len(s)-a.off)
+		prefetchL2(s[a.off : a.off+m])
+		a.off += m
+		n -= m
+		if a.off == len(s) {
+			a.i++
+			a.off = 0
+		}
+	}
 }
 
 // kvCache is the view of one layer of a sequence's cache that attention
@@ -68,22 +141,25 @@ func (c kvCache) spans(g, n int, fn func(p *kvPage, j, t0, t1 int)) {
 	}
 }
 
-// prefetch asks for the keys and values of key/value head g's first n
-// positions to be brought into the L2 cache: the next head's runs arrive
-// while this one is attended (short runs of a decode step end before the
-// hardware prefetcher gets going).
-func (c kvCache) prefetch(g, n int) {
-	c.spans(g, n, func(p *kvPage, j, t0, t1 int) {
-		hd, m := c.hd, t1-t0
-		if c.f16 {
-			// Whole words: a head's run starts on one (hd is even).
-			kernels.PrefetchL2(p.raw16(g, c.heads, hd, false)[j*hd/2 : (j+m)*hd/2])
-			kernels.PrefetchL2(p.raw16(g, c.heads, hd, true)[j*hd/2 : (j+m)*hd/2])
-			return
-		}
-		kernels.PrefetchL2(p.keys(g, hd)[j*hd : (j+m)*hd])
-		kernels.PrefetchL2(p.values(g, c.heads, hd)[j*hd : (j+m)*hd])
-	})
+// streams adds to add the words attention reads of key/value head g's
+// first n positions, in the order AttendGroup reads them: the keys' runs,
+// then the values' (a binary16 cache's as the float32 words that hold
+// them: a head's run of n*hd halves is n*hd/2 whole words, hd even).
+func (c kvCache) streams(g, n int, add func([]float32)) {
+	hd := c.hd
+	for _, values := range []bool{false, true} {
+		c.spans(g, n, func(p *kvPage, j, t0, t1 int) {
+			m := t1 - t0
+			switch {
+			case c.f16:
+				add(p.raw16(g, c.heads, hd, values)[j*hd/2 : (j+m)*hd/2])
+			case values:
+				add(p.values(g, c.heads, hd)[j*hd : (j+m)*hd])
+			default:
+				add(p.keys(g, hd)[j*hd : (j+m)*hd])
+			}
+		})
+	}
 }
 
 // AttendGroup computes what Attend computes for each of the group query
@@ -94,19 +170,22 @@ func (c kvCache) prefetch(g, n int) {
 // (grouped-query attention: 4 query heads per key/value head on Llama 3.x,
 // a 4x smaller cache read at long context).
 //
-// Every score is the same Dot (kernels.DotMany over a run of contiguous
-// keys, scoreChunk keys for every head before the next); the softmax is
+// Every score is the same Dot (kernels.DotMany over a piece of contiguous
+// keys, attendPiece keys for every head before the next); the softmax is
 // per head over all n. The value sum of a head is the same single pass
-// over t = 0, 1, ..., n-1: out starts at +0 and every run continues it
-// (kernels.WeightedSumGroup, the group's heads together).
+// over t = 0, 1, ..., n-1: out starts at +0 and every piece continues it
+// (kernels.WeightedSumGroup, the group's heads together). With sc.ahead
+// started (layerAttend), what the units read next is prefetched as it
+// reads.
 func AttendGroup(qs []float32, group int, c kvCache, g, n int, scale float32, out []float32, sc *groupScratch) {
 	hd := c.hd
 	sc.scores = growF(sc.scores, group*n)
 	scores := sc.scores
 	if c.f16 {
 		c.runs16(g, n, func(t0, t1 int, keys, _ []uint16) {
-			for u0 := t0; u0 < t1; u0 += scoreChunk {
-				u1 := min(u0+scoreChunk, t1)
+			for u0 := t0; u0 < t1; u0 += attendPiece {
+				u1 := min(u0+attendPiece, t1)
+				sc.ahead.advance((u1 - u0) * hd / 2)
 				k := keys[(u0-t0)*hd : (u1-t0)*hd]
 				for h := 0; h < group; h++ {
 					kernels.DotManyF16(scores[h*n+u0:h*n+u1], qs[h*hd:(h+1)*hd], k)
@@ -115,8 +194,9 @@ func AttendGroup(qs []float32, group int, c kvCache, g, n int, scale float32, ou
 		})
 	} else {
 		c.runs(g, n, func(t0, t1 int, keys, _ []float32) {
-			for u0 := t0; u0 < t1; u0 += scoreChunk {
-				u1 := min(u0+scoreChunk, t1)
+			for u0 := t0; u0 < t1; u0 += attendPiece {
+				u1 := min(u0+attendPiece, t1)
+				sc.ahead.advance((u1 - u0) * hd)
 				k := keys[(u0-t0)*hd : (u1-t0)*hd]
 				for h := 0; h < group; h++ {
 					kernels.DotMany(scores[h*n+u0:h*n+u1], qs[h*hd:(h+1)*hd], k, hd, 0)
@@ -135,12 +215,20 @@ func AttendGroup(qs []float32, group int, c kvCache, g, n int, scale float32, ou
 	clear(out)
 	if c.f16 {
 		c.runs16(g, n, func(t0, t1 int, _, values []uint16) {
-			kernels.WeightedSumGroupF16(out, group, scores[t0:], n, t1-t0, values, hd)
+			for u0 := t0; u0 < t1; u0 += attendPiece {
+				u1 := min(u0+attendPiece, t1)
+				sc.ahead.advance((u1 - u0) * hd / 2)
+				kernels.WeightedSumGroupF16(out, group, scores[u0:], n, u1-u0, values[(u0-t0)*hd:(u1-t0)*hd], hd)
+			}
 		})
 		return
 	}
 	c.runs(g, n, func(t0, t1 int, _, values []float32) {
-		kernels.WeightedSumGroup(out, group, scores[t0:], n, t1-t0, values, hd)
+		for u0 := t0; u0 < t1; u0 += attendPiece {
+			u1 := min(u0+attendPiece, t1)
+			sc.ahead.advance((u1 - u0) * hd)
+			kernels.WeightedSumGroup(out, group, scores[u0:], n, u1-u0, values[(u0-t0)*hd:(u1-t0)*hd], hd)
+		}
 	})
 }
 

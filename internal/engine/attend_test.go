@@ -4,9 +4,11 @@ import (
 	"math"
 	"math/rand/v2"
 	"runtime"
+	"slices"
 	"syscall"
 	"testing"
 	"time"
+	"unsafe"
 )
 
 // pagedCache returns the paged cache (pages of page positions) of a flat
@@ -140,4 +142,101 @@ func threadCPU() time.Duration {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// TestKVAheadStream: the units' prefetch stream asks for every word the
+// units read, once, in the order they read it, attendAhead words ahead:
+// when a unit starts, exactly the words up to attendAhead past its first
+// have been asked for (AttendGroup advances by what it reads, binary16
+// runs counted in whole words); after stop, nothing.
+func TestKVAheadStream(t *testing.T) {
+	var got []uintptr // the words asked for, by address
+	defer func(f func([]float32)) { prefetchL2 = f }(prefetchL2)
+	prefetchL2 = func(x []float32) {
+		for i := range x {
+			got = append(got, uintptr(unsafe.Pointer(&x[i])))
+		}
+	}
+	rng := rand.New(rand.NewPCG(5, 6))
+	const heads, hd, page = 2, 64, 100
+	for _, f16 := range []bool{false, true} {
+		s := &Sequence{cap: 300, heads: heads, hd: hd, page: page, pages: make([][]kvPage, 1), f16: f16}
+		s.reserveLayer(0, 300)
+		for pos := 0; pos < 300; pos++ {
+			k, v := make([]float32, heads*hd), make([]float32, heads*hd)
+			for i := range k {
+				k[i], v[i] = float32(rng.NormFloat64()), float32(rng.NormFloat64())
+			}
+			s.store(0, pos, k, v)
+		}
+		c := s.cache(0)
+		units := []struct{ g, n int }{{0, 300}, {1, 37}, {1, 150}, {0, 1}, {0, 256}}
+		var want []uintptr
+		var starts []int
+		// What AttendGroup reads, as its runs give it: every key, then
+		// every value (binary16: the words holding them).
+		for _, u := range units {
+			starts = append(starts, len(want))
+			for _, values := range []bool{false, true} {
+				if f16 {
+					c.runs16(u.g, u.n, func(_, _ int, keys, vals []uint16) {
+						x := keys
+						if values {
+							x = vals
+						}
+						for i := 0; i < len(x); i += 2 {
+							want = append(want, uintptr(unsafe.Pointer(&x[i])))
+						}
+					})
+					continue
+				}
+				c.runs(u.g, u.n, func(_, _ int, keys, vals []float32) {
+					x := keys
+					if values {
+						x = vals
+					}
+					for i := range x {
+						want = append(want, uintptr(unsafe.Pointer(&x[i])))
+					}
+				})
+			}
+		}
+		got = got[:0]
+		var sc groupScratch
+		next := 0
+		sc.ahead.start(func(add func([]float32)) bool {
+			if next == len(units) {
+				return false
+			}
+			c.streams(units[next].g, units[next].n, add)
+			next++
+			return true
+		})
+		q, out := make([]float32, hd), make([]float32, hd)
+		for i, u := range units {
+			if w := min(starts[i]+attendAhead, len(want)); len(got) != w {
+				t.Fatalf("f16 %v: unit %d starts with %d words asked for, want %d", f16, i, len(got), w)
+			}
+			AttendGroup(q, 1, c, u.g, u.n, 8, out, &sc)
+		}
+		sc.ahead.stop()
+		sc.ahead.advance(100)
+		if !slices.Equal(got, want) {
+			t.Fatalf("f16 %v: %d words asked for, want the %d read, in order", f16, len(got), len(want))
+		}
+		// Stopped before its units are done: nothing more.
+		next = 0
+		sc.ahead.start(func(add func([]float32)) bool {
+			next++
+			c.streams(0, 300, add)
+			return true
+		})
+		sc.ahead.stop()
+		n := len(got)
+		sc.ahead.advance(100)
+		AttendGroup(q, 1, c, 0, 300, 8, out, &sc)
+		if len(got) != n {
+			t.Fatalf("f16 %v: %d words asked for after stop", f16, len(got)-n)
+		}
+	}
 }

@@ -1,14 +1,17 @@
 package engine
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 	"unsafe"
 
 	"github.com/verdictnet/verdict/internal/detmath"
+	"github.com/verdictnet/verdict/internal/hugepage"
 	"github.com/verdictnet/verdict/internal/kernels"
 	"github.com/verdictnet/verdict/internal/model"
 	"github.com/verdictnet/verdict/internal/tensor"
@@ -437,16 +440,30 @@ func (s *Sequence) dropShared() {
 	}
 }
 
-// kvSpare holds the cache pages of released sequences.
+// kvSpare holds the cache pages of released sequences, and carves new
+// large pages from slabs in huge pages.
 type kvSpare struct {
 	mu    sync.Mutex
 	bufs  [][]float32
 	kept  int // floats in bufs
-	limit int // floats kept at most: see Sequence.Release
+	limit int // floats kept at most (but slabs' pages): see Sequence.Release
 	live  int // floats handed out (get) and not yet released (put)
+	// slabs are the slabs with a page handed out or kept, by address;
+	// cur is the one new pages are carved from, rest what is left of it.
+	slabs []*kvSlab
+	cur   *kvSlab
+	rest  []float32
 	// Floats of the pages handed out (get): taken from released
 	// sequences' pages, or newly allocated.
 	reused, allocated atomic.Int64
+}
+
+// kvSlab is a slab of memory, mostly in huge pages, that large cache pages
+// are carved from (kvSpare.newPageLocked).
+type kvSlab struct {
+	mem    []float32 // all of it
+	lo, hi uintptr   // its addresses: [lo, hi)
+	out    int       // its pages handed out (get) and not yet back (put)
 }
 
 // KVStats counts the key/value cache the engine's sequences took since
@@ -463,7 +480,11 @@ func (e *Engine) KVStats() KVStats {
 }
 
 // put keeps the buffers of a released sequence's pages while there is
-// room, for later gets (none in a nil kvSpare).
+// room, for later gets (none in a nil kvSpare). A page carved from a slab
+// is always kept: left to the collector, it would hold no memory of its
+// own back but keep the slab's other pages from being reused there. A
+// slab whose pages are all back is given up, its pages with it, while the
+// pages kept are more than the limit.
 func (p *kvSpare) put(pages [][]kvPage) {
 	if p == nil {
 		return
@@ -480,12 +501,71 @@ func (p *kvSpare) put(pages [][]kvPage) {
 	p.live = max(p.live-total, 0)
 	for _, ps := range pages {
 		for _, pg := range ps {
-			if c := cap(pg.buf); c > 0 && p.kept+c <= p.limit {
+			c := cap(pg.buf)
+			if c == 0 {
+				continue
+			}
+			sl := p.slabOf(pg.buf)
+			if sl != nil {
+				sl.out--
+			}
+			if sl != nil || p.kept+c <= p.limit {
 				p.bufs = append(p.bufs, pg.buf[:0])
 				p.kept += c
 			}
 		}
 	}
+	if p.kept > p.limit {
+		p.freeSlabsLocked()
+	}
+}
+
+// freeSlabsLocked gives up slabs (not the one pages are carved from) whose
+// pages are all kept, until the pages kept are no more than the limit.
+func (p *kvSpare) freeSlabsLocked() {
+	var free []*kvSlab
+	for _, sl := range p.slabs {
+		if sl.out == 0 && sl != p.cur {
+			free = append(free, sl)
+		}
+	}
+	for _, f := range free {
+		if p.kept <= p.limit {
+			return
+		}
+		bufs := p.bufs[:0]
+		for _, b := range p.bufs {
+			if p.slabOf(b) == f {
+				p.kept -= cap(b)
+			} else {
+				bufs = append(bufs, b)
+			}
+		}
+		clear(p.bufs[len(bufs):])
+		p.bufs = bufs
+		p.slabs = slices.DeleteFunc(p.slabs, func(sl *kvSlab) bool { return sl == f })
+	}
+}
+
+// slabOf returns the slab b was carved from, or nil.
+func (p *kvSpare) slabOf(b []float32) *kvSlab {
+	if cap(b) == 0 {
+		return nil
+	}
+	a := uintptr(unsafe.Pointer(unsafe.SliceData(b)))
+	i, _ := slices.BinarySearchFunc(p.slabs, a, func(sl *kvSlab, a uintptr) int {
+		switch {
+		case sl.hi <= a:
+			return -1
+		case sl.lo > a:
+			return 1
+		}
+		return 0
+	})
+	if i < len(p.slabs) && p.slabs[i].lo <= a && a < p.slabs[i].hi {
+		return p.slabs[i]
+	}
+	return nil
 }
 
 // get returns a zeroed buffer of n floats from the released ones (the
@@ -502,24 +582,64 @@ func (p *kvSpare) get(n int) []float32 {
 			best = i
 		}
 	}
-	var b []float32
 	if best >= 0 {
-		b = p.bufs[best][:n]
+		b := p.bufs[best][:n]
 		p.live += cap(b)
 		p.kept -= cap(b)
 		last := len(p.bufs) - 1
 		p.bufs[best], p.bufs[last] = p.bufs[last], nil
 		p.bufs = p.bufs[:last]
-	} else {
-		p.live += n // make([]float32, n) below: capacity n
+		if sl := p.slabOf(b); sl != nil {
+			sl.out++
+		}
+		p.mu.Unlock()
+		p.reused.Add(int64(n))
+		clear(b) // as a new buffer: no state of another sequence survives
+		return b
 	}
+	p.live += n // capacity n
+	b := p.newPageLocked(n)
 	p.mu.Unlock()
-	if b == nil {
-		p.allocated.Add(int64(n))
+	p.allocated.Add(int64(n))
+	return b
+}
+
+// kvSlabMin is the smallest page (bytes) newPageLocked carves from a slab;
+// kvSlabBytes the size of a slab (a larger page has its own), but the
+// engine's first slabs: 1 MiB, then twice the one before, so that an
+// engine that holds one short sequence (a verifier's replay) takes little
+// more than its pages.
+const kvSlabMin, kvSlabBytes = 64 << 10, 16 << 20
+
+// newPageLocked returns a new zeroed page of n floats (capacity n). A
+// large one is carved from a slab whose memory is in huge pages
+// (internal/hugepage: all of a slab but its first and last 2 MiB at most),
+// the pages side by side: a decode step of many sequences reads every
+// sequence's cache in short runs, and with 4 KiB pages most runs began
+// with a TLB miss and a page walk (attention took 2.4-2.5 ms of a
+// 16-sequence step of the 110m Q8_0 shape with the slabs, 3.1-3.4 ms
+// without: docs/benchmarks.md, session 20). What is not yet carved of the
+// last slab is memory the engine holds beyond its pages (untouched, not
+// resident).
+func (p *kvSpare) newPageLocked(n int) []float32 {
+	if 4*n < kvSlabMin {
 		return make([]float32, n)
 	}
-	p.reused.Add(int64(n))
-	clear(b) // as a new buffer: no state of another sequence survives
+	if len(p.rest) < n {
+		size := kvSlabBytes / 4 / 16 // floats
+		if p.cur != nil {
+			size = min(2*len(p.cur.mem), kvSlabBytes/4)
+		}
+		mem := hugepage.Floats(max(n, size))
+		lo := uintptr(unsafe.Pointer(unsafe.SliceData(mem)))
+		sl := &kvSlab{mem: mem, lo: lo, hi: lo + 4*uintptr(len(mem))}
+		i, _ := slices.BinarySearchFunc(p.slabs, lo, func(s *kvSlab, lo uintptr) int { return cmp.Compare(s.lo, lo) })
+		p.slabs = slices.Insert(p.slabs, i, sl)
+		p.cur, p.rest = sl, mem
+	}
+	b := p.rest[:n:n]
+	p.rest = p.rest[min((n+15)&^15, len(p.rest)):] // the next page on a cache line
+	p.cur.out++
 	return b
 }
 
@@ -1161,31 +1281,47 @@ func (e *Engine) layerAttend(l int, st *state) {
 	if e.attendByKVHead(st) {
 		e.pool.run(st.n*c.KVHeads, 1, func(lo, hi int) {
 			sc := e.getScratch()
+			v := lo
+			sc.ahead.start(func(add func([]float32)) bool {
+				if v == hi {
+					return false
+				}
+				rw := st.rows[v%st.n]
+				rw.seq.cache(l).streams(v/st.n, rw.pos+1, add)
+				v++
+				return true
+			})
 			for u := lo; u < hi; u++ {
 				g, r := u/st.n, u%st.n
 				rw := st.rows[r]
-				if v := u + 1; v < hi {
-					st.rows[v%st.n].seq.cache(l).prefetch(v/st.n, st.rows[v%st.n].pos+1)
-				}
 				store(r, g)
 				q := st.q[r*d+g*group*hd : r*d+(g+1)*group*hd]
 				AttendGroup(q, group, rw.seq.cache(l), g, rw.pos+1, e.scale, st.att[r*d+g*group*hd:r*d+(g+1)*group*hd], sc)
 			}
+			sc.ahead.stop()
 			e.scratch.Put(sc)
 		})
 		return
 	}
 	e.pool.run(st.n*c.Heads, 1, func(lo, hi int) {
 		sc := e.getScratch()
+		v := lo
+		sc.ahead.start(func(add func([]float32)) bool {
+			if v == hi {
+				return false
+			}
+			rw := st.rows[v%st.n]
+			rw.seq.cache(l).streams(v/st.n/group, rw.pos+1, add)
+			v++
+			return true
+		})
 		for u := lo; u < hi; u++ {
 			h, r := u/st.n, u%st.n
 			rw := st.rows[r]
-			if v := u + 1; v < hi {
-				st.rows[v%st.n].seq.cache(l).prefetch(v/st.n/group, st.rows[v%st.n].pos+1)
-			}
 			store(r, h) // group == 1 where inAttend: h is the key/value head
 			AttendGroup(st.q[r*d+h*hd:r*d+(h+1)*hd], 1, rw.seq.cache(l), h/group, rw.pos+1, e.scale, st.att[r*d+h*hd:r*d+(h+1)*hd], sc)
 		}
+		sc.ahead.stop()
 		e.scratch.Put(sc)
 	})
 }
@@ -1203,9 +1339,10 @@ func (e *Engine) attendByKVHead(st *state) bool {
 // every row is the only one of its sequence in the chunk (a decode batch;
 // the rows of a prefill read each other's) and one unit owns each key/value
 // head of a row (no two query heads of a group in separate units). The
-// unit before prefetched those cache lines with the rest of the head's
-// run, so the store finds them in the L2 cache instead of fetching each
-// for writing from memory. The same values in the same places.
+// units' prefetch stream (kvAhead) takes those cache lines with the rest
+// of the head's run, so that a store finds them in the L2 cache, or soon
+// will, instead of fetching each for writing from memory alone. The same
+// values in the same places.
 func (e *Engine) storeInAttend(st *state) bool {
 	return st.oneRowEach && (e.c.Heads == e.c.KVHeads || e.attendByKVHead(st))
 }

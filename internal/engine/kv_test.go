@@ -3,6 +3,7 @@ package engine
 import (
 	"math/rand/v2"
 	"testing"
+	"unsafe"
 
 	"github.com/verdictnet/verdict/internal/kernels"
 )
@@ -128,5 +129,136 @@ func TestKVSpare(t *testing.T) {
 		if len(got) != 4*hd || got[0] != want[4][0][hd] || got[4*hd-1] != want[7][0][2*hd-1] || gotV[0] != want[4][1][hd] {
 			t.Fatalf("f16 %v: run of positions 4..7: %d floats, %v", f16, len(got), got)
 		}
+	}
+}
+
+// TestKVSlab: new pages of kvSlabMin bytes or more are carved from one
+// slab (in huge pages: internal/hugepage's test), side by side on cache lines, each zeroed and capped
+// at its own length (a write or an append to one cannot reach the next);
+// smaller ones are allocated alone; reused pages still come back zeroed.
+func TestKVSlab(t *testing.T) {
+	p := &kvSpare{}
+	n := kvSlabMin/4 + 3 // floats: not a whole number of cache lines
+	var pages [][]float32
+	for range 4 {
+		b := p.get(n)
+		if len(b) != n || cap(b) != n {
+			t.Fatalf("get(%d): len %d cap %d", n, len(b), cap(b))
+		}
+		for i, v := range b {
+			if v != 0 {
+				t.Fatalf("new page not zeroed at %d: %v", i, v)
+			}
+		}
+		for i := range b {
+			b[i] = 9
+		}
+		pages = append(pages, b)
+	}
+	addr := func(b []float32) uintptr { return uintptr(unsafe.Pointer(&b[0])) }
+	step := uintptr((n+15)&^15) * 4
+	for i := 1; i < len(pages); i++ {
+		if d := addr(pages[i]) - addr(pages[i-1]); d != step {
+			t.Fatalf("page %d starts %d bytes after page %d, want %d (the next cache line)", i, d, i-1, step)
+		}
+	}
+	pages[0] = append(pages[0], 1) // past its capacity: moves
+	if pages[1][0] != 9 {
+		t.Fatalf("an append to one page wrote the next")
+	}
+	left := len(p.rest)
+	if small := p.get(kvSlabMin/4 - 1); len(small) != kvSlabMin/4-1 || len(p.rest) != left {
+		t.Fatalf("a small page carved from the slab")
+	}
+	p.put([][]kvPage{{{buf: pages[2], n: 1}}})
+	if b := p.get(n); addr(b) != addr(pages[2]) {
+		t.Fatalf("a released page not reused")
+	} else {
+		for i, v := range b {
+			if v != 0 {
+				t.Fatalf("reused slab page not zeroed at %d: %v", i, v)
+			}
+		}
+	}
+}
+
+// TestKVSlabFree: a released page carved from a slab is kept even past
+// the limit (left to the collector it would free nothing while the slab's
+// other pages live), and a slab is given up, its kept pages with it, once
+// all its pages are back and the pages kept pass the limit; not while one
+// is out, nor the slab pages are being carved from.
+func TestKVSlabFree(t *testing.T) {
+	p := &kvSpare{}
+	n := kvSlabMin / 4
+	seq := func(bufs ...[]float32) [][]kvPage {
+		var ps []kvPage
+		for _, b := range bufs {
+			ps = append(ps, kvPage{buf: b, n: 1})
+		}
+		return [][]kvPage{ps}
+	}
+	a1, a2 := p.get(n), p.get(n) // slab A
+	if len(p.slabs) != 1 || p.slabs[0].out != 2 {
+		t.Fatalf("two pages carved: %d slabs, want 1 with 2 pages out", len(p.slabs))
+	}
+	big := p.get(kvSlabBytes / 4) // a page of a slab of its own: B, now carved from
+	if len(p.slabs) != 2 || p.cur == p.slabOf(a1) {
+		t.Fatalf("a page as large as a slab: %d slabs, want 2, carving from the new one", len(p.slabs))
+	}
+	// a1 comes back on its own: the limit is its size, a2 is out.
+	p.put(seq(a1))
+	if p.kept != n || len(p.slabs) != 2 {
+		t.Fatalf("one page of A back: %d floats kept, %d slabs; want %d, 2", p.kept, len(p.slabs), n)
+	}
+	// big comes back: the limit rises to it (the pages live together);
+	// B is carved from, so kept.
+	p.put(seq(big))
+	if p.kept != n+kvSlabBytes/4 || len(p.slabs) != 2 {
+		t.Fatalf("B back: %d floats kept, %d slabs", p.kept, len(p.slabs))
+	}
+	// Another page of that size: a1, the smallest kept that fits, goes
+	// out again.
+	if b := p.get(n); p.slabOf(b) != p.slabOf(a2) || p.slabOf(a2).out != 2 {
+		t.Fatalf("a page of A's size not taken back from A")
+	} else {
+		a1 = b
+	}
+	// Both A pages back: every page of A is kept. The limit (the most
+	// live at once: a1, a2 and big) is not passed: A stays.
+	p.put(seq(a1, a2))
+	if len(p.slabs) != 2 || p.kept != 2*n+kvSlabBytes/4 {
+		t.Fatalf("A all back under the limit: %d slabs, %d floats kept", len(p.slabs), p.kept)
+	}
+	// Past the limit (it only rises; lowered here by hand, as if the
+	// pages live together had been fewer): not while a page of A is out;
+	// then the release of that page gives A up, both its pages, but not
+	// B, which pages are carved from.
+	a1 = p.get(n)
+	p.limit = n
+	p.put(nil)
+	if len(p.slabs) != 2 {
+		t.Fatalf("past the limit with a page of A out: %d slabs, want 2", len(p.slabs))
+	}
+	p.put(seq(a1))
+	if len(p.slabs) != 1 || p.slabs[0] != p.cur || p.kept != kvSlabBytes/4 {
+		t.Fatalf("past the limit: %d slabs (want only B, carved from), %d floats kept (want B's page)", len(p.slabs), p.kept)
+	}
+	for _, b := range p.bufs {
+		if p.slabOf(b) == nil {
+			t.Fatalf("a kept page of a slab given up")
+		}
+	}
+	// A slab's page comes back past the limit: kept all the same, where
+	// an allocation of its own (y) would not be.
+	q := &kvSpare{}
+	x := q.get(n)
+	q.put(seq(make([]float32, n))) // the limit: n, the most live at once
+	q.put(seq(x))
+	if q.kept != 2*n || len(q.bufs) != 2 {
+		t.Fatalf("a slab's page past the limit: %d floats in %d pages kept, want %d in 2", q.kept, len(q.bufs), 2*n)
+	}
+	q.put(seq(make([]float32, n)))
+	if q.kept != 2*n {
+		t.Fatalf("a page of its own past the limit: %d floats kept, want %d", q.kept, 2*n)
 	}
 }
