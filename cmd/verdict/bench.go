@@ -68,6 +68,7 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	sharedPrefix := fs.Int("shared-prefix", 0, "with --streams: tokens every stream's prompt starts with after BOS (a system prompt), before its own --stream-prompt tokens")
 	coldPrefix := fs.Bool("cold-prefix", false, "with --streams and --shared-prefix: each round's streams start with shared tokens the worker has not seen (a burst with a new system prompt: none in its prefix cache), and are run alone after it for the comparison")
 	speculate := fs.Int("speculate", 0, "with --streams: the worker's draft tokens per step ("+speculateUsage+")")
+	hugeWeights := fs.Bool("huge-weights", true, "as verdict worker: "+hugeWeightsUsage)
 	kvBudgetMiB := fs.Int("kv-budget-mib", 0, "with --streams: the worker's key/value cache budget, in MiB (0: one full context a stream); a tighter one makes generations wait, or give up their caches to earlier ones and compute them again (preemptions)")
 	prefixMiB := fs.Int("prefix-cache-mib", -1, "with --streams: the worker's prefix cache ("+prefixCacheUsage+"); off by default, so that every prompt is prefilled, as llama.cpp's side does")
 	var kv engine.KVType
@@ -96,6 +97,9 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return fmt.Errorf("bench: %w", err)
 	}
 	defer m.Close()
+	if *hugeWeights {
+		m.CopyToHugePages()
+	}
 	if *streams != "" {
 		ns, err := parseStreams(*streams)
 		if err != nil {

@@ -37,6 +37,7 @@ type workerFlags struct {
 	kvBudgetMiB, prefillChunk   int
 	prefixCacheMiB, speculate   int
 	kv                          engine.KVType
+	hugeWeights                 bool
 }
 
 // kvFlag is the --kv-cache flag: an engine.KVType.
@@ -64,6 +65,7 @@ const kvCacheUsage = "key/value cache precision: f32, or f16 (half the cache mem
 func (f *workerFlags) register(fs interface {
 	StringVar(*string, string, string, string)
 	IntVar(*int, string, int, string)
+	BoolVar(*bool, string, bool, string)
 	Var(flag.Value, string, string)
 }) {
 	fs.Var(kvFlag{&f.kv}, "kv-cache", kvCacheUsage)
@@ -78,7 +80,11 @@ func (f *workerFlags) register(fs interface {
 	fs.IntVar(&f.prefillChunk, "prefill-chunk", scheduler.DefaultChunkTokens, "most prompt tokens prefilled per batch step, so a long prompt does not stall the others")
 	fs.IntVar(&f.prefixCacheMiB, "prefix-cache-mib", 0, prefixCacheUsage)
 	fs.IntVar(&f.speculate, "speculate", 0, speculateUsage)
+	fs.BoolVar(&f.hugeWeights, "huge-weights", true, hugeWeightsUsage)
 }
+
+// hugeWeightsUsage is the --huge-weights flag's help.
+const hugeWeightsUsage = "copy the model's weights out of the file's mapping into memory in 2 MiB pages (Linux): decode 3-12% faster; the process then holds the weights as its own memory, not shared with another process serving the same file (never changes a result)"
 
 // speculateUsage is the --speculate flag's help.
 const speculateUsage = "most draft tokens a generation feeds after each token it samples: those that followed its last tokens where they occurred before in its prompt or output (prompt lookup decoding); each one the sampler picks saves a step, with the same answer and receipt (0: off)"
@@ -101,6 +107,7 @@ func (f *workerFlags) apply(cfg *worker.Config) {
 	cfg.PrefixCache = prefixCacheBytes(f.prefixCacheMiB)
 	cfg.Speculate = f.speculate
 	cfg.KV = f.kv
+	cfg.HugeWeights = f.hugeWeights
 }
 
 func (f *workerFlags) open(log *slog.Logger) (*worker.Local, error) {

@@ -92,6 +92,15 @@ func (f *File) Close() error {
 	return err
 }
 
+// Release tells the system that the whole pages of b, a part of the
+// file's tensor data, are no longer needed (their contents were copied
+// elsewhere): mmapfile.File.Release.
+func (f *File) Release(b []byte) {
+	if f.closer != nil {
+		f.closer.Release(b)
+	}
+}
+
 // reader decodes little-endian values from a byte slice, failing with
 // errTruncated instead of reading past its end.
 type reader struct {

@@ -1,12 +1,12 @@
 package hugepage
 
 import (
-	"bufio"
-	"fmt"
 	"os"
 	"strings"
 	"testing"
 	"unsafe"
+
+	"github.com/verdictnet/verdict/internal/testutil"
 )
 
 // TestBackedByHugePages touches memory from Floats and reads from
@@ -30,40 +30,7 @@ func TestBackedByHugePages(t *testing.T) {
 	for i := 0; i < n; i += 1024 {
 		b[i] = 1
 	}
-	kb, err := anonHugeKB(uintptr(unsafe.Pointer(&b[n/2])))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if kb < 3*Size/1024 {
+	if kb := testutil.SmapsKB(t, uintptr(unsafe.Pointer(&b[n/2])), "AnonHugePages"); kb < 3*Size/1024 {
 		t.Fatalf("%d KiB of the mapping holding 8 MiB from Floats in huge pages, want at least %d", kb, 3*Size/1024)
 	}
-}
-
-// anonHugeKB returns the AnonHugePages of the mapping holding address a.
-func anonHugeKB(a uintptr) (int, error) {
-	f, err := os.Open("/proc/self/smaps")
-	if err != nil {
-		return 0, err
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	in := false
-	for sc.Scan() {
-		line := sc.Text()
-		var lo, hi uintptr
-		if n, _ := fmt.Sscanf(line, "%x-%x ", &lo, &hi); n == 2 {
-			in = lo <= a && a < hi
-			continue
-		}
-		var kb int
-		if in {
-			if n, _ := fmt.Sscanf(line, "AnonHugePages: %d kB", &kb); n == 1 {
-				return kb, nil
-			}
-		}
-	}
-	if err := sc.Err(); err != nil {
-		return 0, err
-	}
-	return 0, fmt.Errorf("no mapping holds %#x in /proc/self/smaps", a)
 }

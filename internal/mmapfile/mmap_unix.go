@@ -38,3 +38,16 @@ func unmapTail(b []byte, keep int) ([]byte, error) {
 	}
 	return b[:keep:keep], nil
 }
+
+// dropPages tells the system the whole pages of b (mapped from the file)
+// are not needed: they leave the process's resident memory, and a later
+// read maps them again from the file.
+func dropPages(b []byte) {
+	page := uintptr(os.Getpagesize())
+	a := uintptr(unsafe.Pointer(unsafe.SliceData(b)))
+	lo := (a + page - 1) &^ (page - 1)
+	hi := (a + uintptr(len(b))) &^ (page - 1)
+	if lo < hi {
+		_ = unix.Madvise(unsafe.Slice((*byte)(unsafe.Add(unsafe.Pointer(unsafe.SliceData(b)), lo-a)), hi-lo), unix.MADV_DONTNEED)
+	}
+}

@@ -3,6 +3,7 @@ package mmapfile
 import (
 	"fmt"
 	"os"
+	"unsafe"
 )
 
 // File is a read-only view of a whole file.
@@ -57,6 +58,22 @@ func (m *File) Close() error {
 	m.Data = nil
 	m.mapped = false
 	return err
+}
+
+// Release tells the system that the whole pages of b, a part of the mapped
+// file, are no longer needed (their contents were copied elsewhere): they
+// leave the process's resident memory, and stay readable (a read maps them
+// again from the file). For a file that was read, not mapped, and for b
+// outside Data, it does nothing.
+func (m *File) Release(b []byte) {
+	if m == nil || !m.mapped || len(b) == 0 || len(m.Data) == 0 {
+		return
+	}
+	lo, hi := uintptr(unsafe.Pointer(unsafe.SliceData(m.Data))), uintptr(unsafe.Pointer(unsafe.SliceData(b)))
+	if hi < lo || hi-lo > uintptr(len(m.Data)) || uintptr(len(m.Data))-(hi-lo) < uintptr(len(b)) {
+		return
+	}
+	dropPages(b)
 }
 
 // CloseExceptHead releases the mapping except its first n bytes (rounded

@@ -155,6 +155,7 @@ type Model struct {
 	Path   string
 
 	closer io.Closer
+	copied bool // CopyToHugePages has run
 }
 
 // Close releases the memory map behind the weights.

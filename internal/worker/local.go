@@ -107,6 +107,11 @@ type Config struct {
 	// which a generation takes memory from KVBudget (0: 256; never
 	// changes a result).
 	KVPage int
+	// HugeWeights makes Open copy the model's weights out of the file's
+	// mapping into memory in huge pages (model.CopyToHugePages: decode
+	// 3-12% faster; the process then holds the weights as its own memory
+	// instead of sharing the file's pages). Never changes a result.
+	HugeWeights bool
 	// PrefixCache is the most bytes of KVBudget that finished
 	// generations' caches may keep, so that a prompt starting with the
 	// same tokens (a system prompt; a conversation's earlier turns, which
@@ -181,6 +186,11 @@ func Open(cfg Config) (*Local, error) {
 	m, err := model.Load(cfg.ModelPath, cfg.TokenizerPath)
 	if err != nil {
 		return nil, err
+	}
+	if cfg.HugeWeights {
+		if n := m.CopyToHugePages(); n > 0 && cfg.Logger != nil {
+			cfg.Logger.Info("weights copied into huge pages", "model", cfg.ModelPath, "bytes", n)
+		}
 	}
 	w, err := New(m, cfg)
 	if err != nil {
