@@ -187,6 +187,7 @@ func forward(e *engine.Engine, r *receipt.Receipt, keep bool, threads int, only 
 	if err != nil {
 		return nil, nil, fmt.Errorf("replay: %w", err)
 	}
+	defer seq.Release() // the engine's next replay reuses the cache
 	rec := NewRecorder(m.Config, r.Prompt)
 	if keep {
 		rec.got = make(map[leafKey][]byte)

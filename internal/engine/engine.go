@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -392,7 +393,27 @@ func (e *Engine) NewSequence(maxPos int) (*Sequence, error) {
 	// that a sequence allowed the whole context of a long-context model
 	// (131072 positions of Llama 3.x: 8.6 GB for the 1B shape) costs only
 	// what it uses.
-	return &Sequence{cap: maxPos, heads: e.c.KVHeads, hd: e.hd, page: e.page, pages: make([][]kvPage, e.c.Layers), spare: e.spare, f16: e.kv == KVF16}, nil
+	s := &Sequence{cap: maxPos, heads: e.c.KVHeads, hd: e.hd, page: e.page, pages: make([][]kvPage, e.c.Layers), spare: e.spare, f16: e.kv == KVF16}
+	// A sequence its caller drops without Release hands its own pages
+	// back once collected: the engine counts the pages of each slab
+	// handed out (kvSpare), and a page never handed back would keep its
+	// slab from being given up. Release empties the layers' list, so
+	// that the pages go back once. Shared pages (SharePrefix) are left to
+	// the sequences that share them.
+	spare := e.spare
+	runtime.AddCleanup(s, func(layers [][]kvPage) {
+		for l, ps := range layers {
+			own := ps[:0:0]
+			for _, pg := range ps {
+				if pg.refs == nil {
+					own = append(own, pg)
+				}
+			}
+			layers[l] = own
+		}
+		spare.put(layers)
+	}, s.pages)
+	return s, nil
 }
 
 // Release hands the sequence's key/value cache pages to its engine for the
@@ -418,6 +439,7 @@ func (s *Sequence) Release() {
 		s.dropShared()
 	}
 	s.spare.put(s.pages)
+	clear(s.pages) // nothing left for the cleanup of NewSequence
 	s.pages = nil
 }
 
@@ -604,12 +626,15 @@ func (p *kvSpare) get(n int) []float32 {
 	return b
 }
 
-// kvSlabMin is the smallest page (bytes) newPageLocked carves from a slab;
-// kvSlabBytes the size of a slab (a larger page has its own), but the
+// kvSlabMin is the smallest page (bytes) newPageLocked carves from a slab
+// (a variable so that tests can carve a small model's pages).
+var kvSlabMin = 64 << 10
+
+// kvSlabBytes is the size of a slab (a larger page has its own), but the
 // engine's first slabs: 1 MiB, then twice the one before, so that an
 // engine that holds one short sequence (a verifier's replay) takes little
 // more than its pages.
-const kvSlabMin, kvSlabBytes = 64 << 10, 16 << 20
+const kvSlabBytes = 16 << 20
 
 // newPageLocked returns a new zeroed page of n floats (capacity n). A
 // large one is carved from a slab whose memory is in huge pages

@@ -2,8 +2,14 @@ package engine
 
 import (
 	"math/rand/v2"
+	"path/filepath"
+	"runtime"
 	"testing"
+	"time"
 	"unsafe"
+
+	"github.com/verdictnet/verdict/internal/model"
+	"github.com/verdictnet/verdict/internal/testutil"
 
 	"github.com/verdictnet/verdict/internal/kernels"
 )
@@ -260,5 +266,69 @@ func TestKVSlabFree(t *testing.T) {
 	q.put(seq(make([]float32, n)))
 	if q.kept != 2*n {
 		t.Fatalf("a page of its own past the limit: %d floats kept, want %d", q.kept, 2*n)
+	}
+}
+
+// TestKVSlabUnreleased: a sequence dropped without Release hands its slab
+// pages back once collected, so that its slabs can be given up.
+func TestKVSlabUnreleased(t *testing.T) {
+	m, err := model.Load(filepath.Join(testutil.Shared(t, "models"), "stories260K.gguf"), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	defer func(v int) { kvSlabMin = v }(kvSlabMin)
+	kvSlabMin = 4 << 10 // its pages of 128 positions (32 KiB) from slabs
+	e, err := New(m, Options{Threads: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	out := func() int {
+		e.spare.mu.Lock()
+		defer e.spare.mu.Unlock()
+		n := 0
+		for _, sl := range e.spare.slabs {
+			n += sl.out
+		}
+		return n
+	}
+	func() {
+		s, err := e.NewSequence(0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := e.Forward(&Item{Seq: s, Tokens: []int{1, 2, 3}}); err != nil {
+			t.Fatal(err)
+		}
+	}()
+	if n := out(); n != m.Config.Layers {
+		t.Fatalf("%d slab pages out, want one a layer (%d)", n, m.Config.Layers)
+	}
+	for i := 0; i < 50 && out() > 0; i++ {
+		runtime.GC()
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := out(); n != 0 {
+		t.Fatalf("%d slab pages still out after the sequence was collected", n)
+	}
+	// A released one hands them back at once, and the collector's
+	// cleanup then finds nothing to hand back twice.
+	s, err := e.NewSequence(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Forward(&Item{Seq: s, Tokens: []int{1}}); err != nil {
+		t.Fatal(err)
+	}
+	s.Release()
+	kept := e.spare.kept
+	s = nil
+	runtime.GC()
+	time.Sleep(50 * time.Millisecond)
+	e.spare.mu.Lock()
+	defer e.spare.mu.Unlock()
+	if e.spare.kept != kept {
+		t.Fatalf("pages kept went from %d to %d floats after the released sequence was collected", kept, e.spare.kept)
 	}
 }
