@@ -3,12 +3,17 @@ package engine
 import (
 	"math"
 	"math/rand/v2"
+	"path/filepath"
 	"runtime"
 	"slices"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 	"unsafe"
+
+	"github.com/verdictnet/verdict/internal/model"
+	"github.com/verdictnet/verdict/internal/testutil"
 )
 
 // pagedCache returns the paged cache (pages of page positions) of a flat
@@ -237,6 +242,85 @@ func TestKVAheadStream(t *testing.T) {
 		AttendGroup(q, 1, c, 0, 300, 8, out, &sc)
 		if len(got) != n {
 			t.Fatalf("f16 %v: %d words asked for after stop", f16, len(got)-n)
+		}
+	}
+}
+
+// TestLayerAttendStream: in a decode step, the units' prefetch streams
+// ask for exactly the words attention reads, each once, with units of
+// key/value heads (one thread) and of query heads (four threads, one row),
+// on a model of two query heads per key/value head.
+func TestLayerAttendStream(t *testing.T) {
+	m, err := model.Load(filepath.Join(testutil.Shared(t, "models"), "stories260K.gguf"), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	var mu sync.Mutex
+	var got []uintptr
+	defer func(f func([]float32)) { prefetchL2 = f }(prefetchL2)
+	prefetchL2 = func(x []float32) {
+		mu.Lock()
+		defer mu.Unlock()
+		for i := range x {
+			got = append(got, uintptr(unsafe.Pointer(&x[i])))
+		}
+	}
+	for _, c := range []struct{ threads, rows int }{{1, 3}, {4, 1}} {
+		e, err := New(m, Options{Threads: c.threads})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer e.Close()
+		var items []*Item
+		for r := 0; r < c.rows; r++ {
+			s, err := e.NewSequence(0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := e.Forward(&Item{Seq: s, Tokens: []int{1, 20 + r, 30, 40 + r}}); err != nil {
+				t.Fatal(err)
+			}
+			items = append(items, &Item{Seq: s, Tokens: []int{7 + r}})
+		}
+		byKV := c.threads == 1
+		st := &state{n: c.rows}
+		if e.attendByKVHead(st) != byKV {
+			t.Fatalf("threads %d, rows %d: units of key/value heads %v, want %v", c.threads, c.rows, !byKV, byKV)
+		}
+		mu.Lock()
+		got = got[:0]
+		mu.Unlock()
+		if err := e.Forward(items...); err != nil {
+			t.Fatal(err)
+		}
+		// What the step's attention read: every layer, every row, every
+		// key/value head (once per query head of its group, for units of
+		// query heads), its cache at the new position's depth.
+		var want []uintptr
+		group := m.Config.Heads / m.Config.KVHeads
+		for l := 0; l < m.Config.Layers; l++ {
+			for _, it := range items {
+				for h := 0; h < m.Config.Heads; h++ {
+					if byKV && h%group != 0 {
+						continue
+					}
+					it.Seq.cache(l).streams(h/group, it.Seq.Pos, func(x []float32) {
+						for i := range x {
+							want = append(want, uintptr(unsafe.Pointer(&x[i])))
+						}
+					})
+				}
+			}
+		}
+		mu.Lock()
+		slices.Sort(got)
+		slices.Sort(want)
+		ok := slices.Equal(got, want)
+		n := len(got)
+		mu.Unlock()
+		if !ok {
+			t.Fatalf("threads %d, rows %d: %d words asked for, want the %d read, each once", c.threads, c.rows, n, len(want))
 		}
 	}
 }

@@ -1306,16 +1306,7 @@ func (e *Engine) layerAttend(l int, st *state) {
 	if e.attendByKVHead(st) {
 		e.pool.run(st.n*c.KVHeads, 1, func(lo, hi int) {
 			sc := e.getScratch()
-			v := lo
-			sc.ahead.start(func(add func([]float32)) bool {
-				if v == hi {
-					return false
-				}
-				rw := st.rows[v%st.n]
-				rw.seq.cache(l).streams(v/st.n, rw.pos+1, add)
-				v++
-				return true
-			})
+			startAhead(sc, st, l, lo, hi, 1)
 			for u := lo; u < hi; u++ {
 				g, r := u/st.n, u%st.n
 				rw := st.rows[r]
@@ -1330,16 +1321,7 @@ func (e *Engine) layerAttend(l int, st *state) {
 	}
 	e.pool.run(st.n*c.Heads, 1, func(lo, hi int) {
 		sc := e.getScratch()
-		v := lo
-		sc.ahead.start(func(add func([]float32)) bool {
-			if v == hi {
-				return false
-			}
-			rw := st.rows[v%st.n]
-			rw.seq.cache(l).streams(v/st.n/group, rw.pos+1, add)
-			v++
-			return true
-		})
+		startAhead(sc, st, l, lo, hi, group)
 		for u := lo; u < hi; u++ {
 			h, r := u/st.n, u%st.n
 			rw := st.rows[r]
@@ -1348,6 +1330,22 @@ func (e *Engine) layerAttend(l int, st *state) {
 		}
 		sc.ahead.stop()
 		e.scratch.Put(sc)
+	})
+}
+
+// startAhead starts sc's prefetch stream (kvAhead) over layerAttend's
+// units lo..hi-1 of layer l: unit u reads row u%n's cache of key/value
+// head u/n/group (group 1: units of key/value heads; else of query heads).
+func startAhead(sc *groupScratch, st *state, l, lo, hi, group int) {
+	v := lo
+	sc.ahead.start(func(add func([]float32)) bool {
+		if v == hi {
+			return false
+		}
+		rw := st.rows[v%st.n]
+		rw.seq.cache(l).streams(v/st.n/group, rw.pos+1, add)
+		v++
+		return true
 	})
 }
 
