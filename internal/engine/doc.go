@@ -12,4 +12,7 @@
 // KVF16, binary16 (SpecKV16: keys and values rounded where they are
 // computed, half the cache's memory and attention's reads); an engine
 // implements one spec (Engine.Spec), which receipts and model ids name.
+// Its pages are carved from slabs of memory in huge pages
+// (internal/hugepage), and attention reads them as one prefetch stream
+// (kvAhead); neither enters a result.
 package engine
