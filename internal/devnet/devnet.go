@@ -242,7 +242,7 @@ func Start(ctx context.Context, o Options) (_ *Devnet, err error) {
 	if d.Client, err = client.New(d.RPC); err != nil {
 		return nil, err
 	}
-	if err := waitReady(ctx, d.Client); err != nil {
+	if err := waitReady(ctx, d.Client, nodes, d.failed); err != nil {
 		return nil, fmt.Errorf("devnet: ledger did not start: %w", err)
 	}
 
@@ -468,6 +468,13 @@ func (d *Devnet) Wait() error {
 	return d.firstErr
 }
 
+// failed returns the first error a service failed with, nil while none has.
+func (d *Devnet) failed() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.firstErr
+}
+
 func (d *Devnet) fail(err error) {
 	d.mu.Lock()
 	if d.firstErr == nil {
@@ -525,13 +532,15 @@ func initLedger(dir string, o Options) ([]string, error) {
 	}
 	confs := make([]*cfg.Config, n)
 	peers := make([]string, n)
+	var ports portPicker
+	defer ports.release()
 	for i, h := range homes {
 		conf, err := node.LoadConfig(h)
 		if err != nil {
 			return nil, fmt.Errorf("devnet: %w", err)
 		}
-		p2pPort, err1 := keepPort(conf.P2P.ListenAddress, fresh)
-		rpc, err2 := keepPort(conf.RPC.ListenAddress, fresh)
+		p2pPort, err1 := ports.take(conf.P2P.ListenAddress, !fresh)
+		rpc, err2 := ports.take(conf.RPC.ListenAddress, !fresh)
 		if err := errors.Join(err1, err2); err != nil {
 			return nil, fmt.Errorf("devnet: %w", err)
 		}
@@ -564,34 +573,52 @@ func initLedger(dir string, o Options) ([]string, error) {
 	return homes, nil
 }
 
-// keepPort returns the port of a configured listen address
-// (tcp://host:port) when it is free on loopback and fresh is false, and
-// a free port otherwise.
-func keepPort(addr string, fresh bool) (int, error) {
-	if !fresh {
-		if _, p, err := net.SplitHostPort(strings.TrimPrefix(addr, "tcp://")); err == nil {
-			if ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", p)); err == nil {
-				port := ln.Addr().(*net.TCPAddr).Port
-				ln.Close()
-				return port, nil
+// portPicker hands out loopback ports, each held open until release, so
+// that it never hands out one port twice: a listener closed at once is
+// free to be handed out again, and two of a ledger's addresses could come
+// out the same (the later node to listen then failing to start), as could
+// two a resumed ledger's configuration names alike.
+type portPicker struct{ held []net.Listener }
+
+// take returns the port of a configured listen address (tcp://host:port)
+// when keep is true and it is free on loopback, a free port otherwise.
+func (p *portPicker) take(addr string, keep bool) (int, error) {
+	if keep {
+		if _, port, err := net.SplitHostPort(strings.TrimPrefix(addr, "tcp://")); err == nil {
+			if ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", port)); err == nil {
+				p.held = append(p.held, ln)
+				return ln.Addr().(*net.TCPAddr).Port, nil
 			}
 		}
 	}
-	return freePort()
-}
-
-func freePort() (int, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return 0, err
 	}
-	defer ln.Close()
+	p.held = append(p.held, ln)
 	return ln.Addr().(*net.TCPAddr).Port, nil
 }
 
-func waitReady(ctx context.Context, c *client.Client) error {
-	deadline := time.Now().Add(60 * time.Second)
+// release lets the ports go, for the nodes to listen on.
+func (p *portPicker) release() {
+	for _, ln := range p.held {
+		ln.Close()
+	}
+	p.held = nil
+}
+
+// startWait is how long the ledger may take to make its first block.
+var startWait = 60 * time.Second
+
+// waitReady waits for the ledger's first block. It gives up at once when a
+// validator failed (failed returns its error) and after startWait otherwise,
+// saying where each validator's consensus stands.
+func waitReady(ctx context.Context, c *client.Client, nodes []*node.Node, failed func() error) error {
+	deadline := time.Now().Add(startWait)
 	for {
+		if err := failed(); err != nil {
+			return err
+		}
 		h, err := c.Height(ctx)
 		if err == nil && h >= 1 {
 			return nil
@@ -600,7 +627,11 @@ func waitReady(ctx context.Context, c *client.Client) error {
 			if err == nil {
 				err = errors.New("no block")
 			}
-			return err
+			var where []string
+			for i, n := range nodes {
+				where = append(where, fmt.Sprintf("validator %d: %v", i, n.Status()))
+			}
+			return fmt.Errorf("%w after %v (%s)", err, startWait, strings.Join(where, "; "))
 		}
 		select {
 		case <-ctx.Done():

@@ -389,6 +389,28 @@ func (n *Node) RPCAddress() string { return n.cmt.Config().RPC.ListenAddress }
 // App returns the in-process application.
 func (n *Node) App() *abciapp.App { return n.app }
 
+// Status is where a running node stands: what a ledger that makes no
+// blocks is asked first.
+type Status struct {
+	Height  int64 // last block stored
+	Peers   int   // peers connected
+	Syncing bool  // still catching up from peers, not yet voting
+}
+
+func (s Status) String() string {
+	syncing := ""
+	if s.Syncing {
+		syncing = ", catching up"
+	}
+	return fmt.Sprintf("height %d, %d peers%s", s.Height, s.Peers, syncing)
+}
+
+// Status reports the node's height, its peers and whether it is still
+// catching up.
+func (n *Node) Status() Status {
+	return Status{Height: n.cmt.BlockStore().Height(), Peers: n.cmt.Switch().Peers().Size(), Syncing: n.cmt.ConsensusReactor().WaitSync()}
+}
+
 // New builds (does not start) the node of home with the given hooks.
 func New(home string, hooks ledger.Hooks, log *slog.Logger) (*Node, error) {
 	if log == nil {
@@ -437,6 +459,11 @@ func New(home string, hooks ledger.Hooks, log *slog.Logger) (*Node, error) {
 // Run starts the node and blocks until ctx ends, then stops it.
 func (n *Node) Run(ctx context.Context) error {
 	if err := n.cmt.Start(); err != nil {
+		// CometBFT serves RPC before it listens for peers: a node whose
+		// peer address is taken would go on answering RPC at its genesis
+		// height, looking alive to every client. Release what the start
+		// began.
+		n.cmt.OnStop()
 		n.dbs.closeAll()
 		n.db.Close()
 		return fmt.Errorf("node start: %w", err)

@@ -2,7 +2,10 @@ package node
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net"
+	"syscall"
 	"testing"
 	"time"
 
@@ -90,4 +93,52 @@ func waitFresh(t *testing.T, rpc string, h int64) int64 {
 	}
 	t.Fatalf("node %s did not reach height %d: %v", rpc, h, err)
 	return 0
+}
+
+// TestPeerPortTaken starts a node whose peer-to-peer address another
+// program holds. CometBFT serves RPC before it listens for peers, and its
+// failed start left that RPC answering at height 0: a four-validator devnet
+// whose first validator lost its peer port to a sibling's RPC waited out
+// its minute for a first block from a node that was never in consensus
+// ("ledger did not start: no block"), while the other three made blocks.
+// Now Run returns the listen error and the RPC address is free again; the
+// node starts once the port is.
+func TestPeerPortTaken(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a CometBFT node")
+	}
+	home := tempHome(t)
+	o := DefaultOptions()
+	o.ChainID = "verdict-port-test"
+	o.BasePort = freeBase(t)
+	o.BlockInterval = 50 * time.Millisecond
+	if err := Init(home, o); err != nil {
+		t.Fatal(err)
+	}
+	held, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", o.BasePort))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := New(home, ledger.Hooks{Receipts: ledger.Receipts{}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Run(context.Background()); err == nil || !errors.Is(err, syscall.EADDRINUSE) {
+		t.Fatalf("Run with its peer port taken: %v, want address in use", err)
+	}
+	rpcAddr := fmt.Sprintf("127.0.0.1:%d", o.BasePort+1)
+	l, err := net.Listen("tcp", rpcAddr)
+	if err != nil {
+		t.Fatalf("the failed node still holds its RPC address: %v", err)
+	}
+	l.Close()
+	held.Close()
+
+	stop := start(t, home)
+	defer stop()
+	c, err := client.New("tcp://" + rpcAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitHeight(t, c, 1)
 }
