@@ -210,16 +210,37 @@ func TestAttackEvidenceAfterUnbonding(t *testing.T) {
 	h.height++
 	ctx = BlockContext{Height: h.height, Time: 1_700_000_000, Misbehaving: []Misbehaviour{{Validator: testAddr("erin"), Height: h.height - p.EvidenceMaxAgeBlocks - 1}}}
 	before := h.stakeOf("erin")
-	if _, err := h.l.FinalizeBlock(ctx, nil); err != nil {
+	res, err := h.l.FinalizeBlock(ctx, nil)
+	if err != nil {
 		t.Fatal(err)
 	}
 	if s := h.stakeOf("erin"); s.Slashed != before.Slashed {
 		t.Fatalf("expired evidence slashed: %+v", s)
 	}
+	wantIgnored(t, res, ReasonEvidenceTooOld)
+	// So is evidence from a height the chain has not reached.
+	h.height++
+	ctx = BlockContext{Height: h.height, Time: 1_700_000_000, Misbehaving: []Misbehaviour{{Validator: testAddr("erin"), Height: h.height + 1}}}
+	if res, err = h.l.FinalizeBlock(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	if s := h.stakeOf("erin"); s.Slashed != before.Slashed {
+		t.Fatalf("evidence from a later height slashed: %+v", s)
+	}
+	wantIgnored(t, res, ReasonEvidenceFuture)
 	bad := p
 	bad.EvidenceMaxAgeBlocks = bad.UnbondingBlocks
 	if bad.Validate() == nil {
 		t.Fatal("unbonding that does not outlast the evidence age accepted")
+	}
+}
+
+// wantIgnored checks that a block's one event is evidence_ignored with the
+// reason given.
+func wantIgnored(t *testing.T, res BlockResult, reason string) {
+	t.Helper()
+	if len(res.Events) != 1 || res.Events[0].Type != EventEvidenceIgnored || res.Events[0].Attrs[2] != (Attr{AttrReason, reason}) {
+		t.Fatalf("block events %+v, want one %s with reason %q", res.Events, EventEvidenceIgnored, reason)
 	}
 }
 

@@ -10,8 +10,15 @@ import (
 // published.
 func (e *exec) beginBlock() {
 	for _, m := range e.ctx.Misbehaving {
-		if m.Height > e.ctx.Height || e.ctx.Height-m.Height > e.params.EvidenceMaxAgeBlocks {
-			e.emit(EventEvidenceIgnored, Attr{AttrAccount, m.Validator.String()}, Attr{AttrHeight, u64(m.Height)}, Attr{AttrReason, "older than evidenceMaxAgeBlocks"})
+		reason := ""
+		switch {
+		case m.Height > e.ctx.Height:
+			reason = ReasonEvidenceFuture
+		case e.ctx.Height-m.Height > e.params.EvidenceMaxAgeBlocks:
+			reason = ReasonEvidenceTooOld
+		}
+		if reason != "" {
+			e.emit(EventEvidenceIgnored, Attr{AttrAccount, m.Validator.String()}, Attr{AttrHeight, u64(m.Height)}, Attr{AttrReason, reason})
 			continue
 		}
 		amt := e.slash(m.Validator, e.params.SlashEvidenceBps, true, "consensus misbehaviour")

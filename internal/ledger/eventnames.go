@@ -40,7 +40,7 @@ const (
 	EventDisputeOpened           EventType = "dispute_opened"            // a challenger opened a dispute over a receipt
 	EventDisputeMove             EventType = "dispute_move"              // a party moved in a dispute
 	EventDisputeSettled          EventType = "dispute_settled"           // a dispute ended
-	EventEvidenceIgnored         EventType = "evidence_ignored"          // misbehaviour evidence too old to act on
+	EventEvidenceIgnored         EventType = "evidence_ignored"          // misbehaviour evidence too old to act on, or from a later height
 	EventAuditUnrevealed         EventType = "audit_unrevealed"          // the requester did not reveal its audit secret in time (the receipt is audited)
 	EventAuditSelected           EventType = "audit_selected"            // a receipt was selected for audit (block event)
 	EventAuditMissed             EventType = "audit_missed"              // a worker did not answer its audit by the deadline
@@ -129,6 +129,12 @@ const (
 	AttrRegistrant       AttrKey = "registrant"
 	AttrValidator        AttrKey = "validator"
 	AttrRefund           AttrKey = "refund"
+)
+
+// The reasons an evidence_ignored event gives.
+const (
+	ReasonEvidenceTooOld = "older than evidenceMaxAgeBlocks"
+	ReasonEvidenceFuture = "height not reached yet"
 )
 
 // eventAttrs lists every event the ledger emits with its attributes in
