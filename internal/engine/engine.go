@@ -394,23 +394,15 @@ func (e *Engine) NewSequence(maxPos int) (*Sequence, error) {
 	// (131072 positions of Llama 3.x: 8.6 GB for the 1B shape) costs only
 	// what it uses.
 	s := &Sequence{cap: maxPos, heads: e.c.KVHeads, hd: e.hd, page: e.page, pages: make([][]kvPage, e.c.Layers), spare: e.spare, f16: e.kv == KVF16}
-	// A sequence its caller drops without Release hands its own pages
-	// back once collected: the engine counts the pages of each slab
-	// handed out (kvSpare), and a page never handed back would keep its
-	// slab from being given up. Release empties the layers' list, so
-	// that the pages go back once. Shared pages (SharePrefix) are left to
-	// the sequences that share them.
+	// A sequence its caller drops without Release hands its pages back
+	// once collected, as Release would: the engine counts the pages of
+	// each slab handed out (kvSpare), and a page never handed back would
+	// keep its slab from being given up. Its shared pages (SharePrefix)
+	// count one holder fewer; the last holder hands them back. Release
+	// empties the layers' list, so that the pages go back once.
 	spare := e.spare
 	runtime.AddCleanup(s, func(layers [][]kvPage) {
-		for l, ps := range layers {
-			own := ps[:0:0]
-			for _, pg := range ps {
-				if pg.refs == nil {
-					own = append(own, pg)
-				}
-			}
-			layers[l] = own
-		}
+		dropShared(layers)
 		spare.put(layers)
 	}, s.pages)
 	return s, nil
@@ -446,10 +438,15 @@ func (s *Sequence) Release() {
 // dropShared lets go of the pages s shares with other sequences: those
 // another sequence still holds are taken out of s.pages (left to that
 // one), the rest stay for Release to hand back.
-func (s *Sequence) dropShared() {
+func (s *Sequence) dropShared() { dropShared(s.pages) }
+
+// dropShared lets go of the shared pages among a sequence's pages: each
+// one's count of holders falls by one, and one that others still hold is
+// taken out of pages (the last holder keeps it, to hand back).
+func dropShared(pages [][]kvPage) {
 	pageRefs.Lock()
 	defer pageRefs.Unlock()
-	for l, ps := range s.pages {
+	for _, ps := range pages {
 		for i := range ps {
 			if r := ps[i].refs; r != nil {
 				*r--
@@ -458,7 +455,6 @@ func (s *Sequence) dropShared() {
 				}
 			}
 		}
-		s.pages[l] = ps
 	}
 }
 

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"path/filepath"
 	"runtime"
@@ -330,5 +331,73 @@ func TestKVSlabUnreleased(t *testing.T) {
 	defer e.spare.mu.Unlock()
 	if e.spare.kept != kept {
 		t.Fatalf("pages kept went from %d to %d floats after the released sequence was collected", kept, e.spare.kept)
+	}
+}
+
+// TestKVSlabUnreleasedShared drops sequences that share cache pages
+// (SharePrefix) without Release: each one's cleanup counts one holder
+// fewer and the last hands the shared pages back, so that no slab stays
+// pinned. (The cleanup handed back only a sequence's own pages: shared
+// ones dropped by all their holders were never back.)
+func TestKVSlabUnreleasedShared(t *testing.T) {
+	m, err := model.Load(filepath.Join(testutil.Shared(t, "models"), "stories260K.gguf"), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	defer func(v int) { kvSlabMin = v }(kvSlabMin)
+	kvSlabMin = 4 << 10 // its pages of 32 positions (8 KiB) from slabs
+	for _, releaseSrc := range []bool{false, true} {
+		t.Run(fmt.Sprintf("release-source=%v", releaseSrc), func(t *testing.T) {
+			e, err := New(m, Options{Threads: 1, PagePositions: 32})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer e.Close()
+			out := func() int {
+				e.spare.mu.Lock()
+				defer e.spare.mu.Unlock()
+				n := 0
+				for _, sl := range e.spare.slabs {
+					n += sl.out
+				}
+				return n
+			}
+			func() {
+				src, err := e.NewSequence(0)
+				if err != nil {
+					t.Fatal(err)
+				}
+				toks := make([]int, e.page+2)
+				for i := range toks {
+					toks[i] = 1 + i%100
+				}
+				if err := e.Forward(&Item{Seq: src, Tokens: toks}); err != nil {
+					t.Fatal(err)
+				}
+				var dst [2]*Sequence
+				for i := range dst {
+					if dst[i], err = e.NewSequence(0); err != nil {
+						t.Fatal(err)
+					}
+					if n, err := dst[i].SharePrefix(src, e.page+1); err != nil || n == 0 {
+						t.Fatalf("SharePrefix: %d bytes shared, %v", n, err)
+					}
+				}
+				if releaseSrc {
+					src.Release()
+				}
+				if n := out(); n == 0 {
+					t.Fatal("no slab pages out")
+				}
+			}()
+			for i := 0; i < 100 && out() > 0; i++ {
+				runtime.GC()
+				time.Sleep(10 * time.Millisecond)
+			}
+			if n := out(); n != 0 {
+				t.Fatalf("%d slab pages still out after the sequences sharing them were collected", n)
+			}
+		})
 	}
 }
