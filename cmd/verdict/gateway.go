@@ -72,7 +72,7 @@ func (f *workerFlags) register(fs interface {
 	fs.StringVar(&f.model, "model", "", "model file: GGUF or llama2.c checkpoint (required)")
 	fs.StringVar(&f.tokenizer, "tokenizer", "", "tokenizer file (default: from the GGUF, or beside a checkpoint)")
 	fs.StringVar(&f.name, "name", "", "model name in the API and on the ledger, where a name holds one model id (default: the model file name without extension, followed by +kv16 with --kv-cache f16)")
-	fs.StringVar(&f.key, "key", "", "worker key file that signs receipts (default: a fresh key for this run)")
+	fs.StringVar(&f.key, "key", "", "worker key file that signs receipts (required by verdict worker; gateway and mcp: a fresh key for this run when absent)")
 	fs.IntVar(&f.threads, "threads", 0, "engine threads; 0 = one per CPU (never changes results)")
 	fs.IntVar(&f.concurrency, "concurrency", scheduler.DefaultMaxBatch, "generations run at once, as one continuous batch (each answer stays identical to its run alone)")
 	fs.IntVar(&f.queue, "queue", scheduler.DefaultMaxQueue, "generations that may wait for room in the batch; beyond that requests get 429")
@@ -140,6 +140,8 @@ func cmdGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	var wf workerFlags
 	fs := newFlagSet("gateway", stderr)
 	wf.register(fs)
+	localFlags := map[string]bool{"public-receipts": true, "metrics": true}
+	fs.VisitAll(func(f *flag.Flag) { localFlags[f.Name] = true }) // those of the local model (workerFlags)
 	addr := fs.String("addr", "127.0.0.1:8080", "listen address (port 0: any free port)")
 	apiKeys := fs.String("api-keys", "", "comma-separated API keys callers send as a bearer token (visible in the process list: prefer --api-keys-file or $"+apiKeysEnv+")")
 	keysFile := fs.String("api-keys-file", "", "file of API keys, one a line: KEY or KEY ACCOUNT (# starts a comment)")
@@ -170,6 +172,17 @@ func cmdGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if *nodeAddr != "" {
 		if wf.model != "" || *apiKeys != "" || *keysFile != "" {
 			return errors.New("gateway: --node serves the ledger's workers: --model and --api-keys belong to a gateway with a local model (use --accounts)")
+		}
+		// The rest of a local model's flags would do nothing here: say so
+		// rather than drop them.
+		var local []string
+		fs.Visit(func(f *flag.Flag) {
+			if localFlags[f.Name] {
+				local = append(local, "--"+f.Name)
+			}
+		})
+		if len(local) > 0 {
+			return fmt.Errorf("gateway: --node serves the ledger's workers: %s belong to a gateway with a local model", strings.Join(local, ", "))
 		}
 		nets, err := parsePrefixes(*allowNets)
 		if err != nil {

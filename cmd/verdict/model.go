@@ -28,7 +28,7 @@ func init() {
 const modelUsage = `usage:
   verdict model inspect PATH [--tokenizer PATH]
   verdict model synth --preset PRESET --vocab VOCAB.gguf|builtin --seed S --out FILE.gguf [--type TYPE] [--force]
-  verdict model id PATH [--tokenizer PATH] [--manifest]`
+  verdict model id PATH [--tokenizer PATH] [--manifest] [--kv-cache f16]`
 
 func runModel(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {

@@ -49,7 +49,7 @@ func runNode(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return nil
 	case "start":
 		fs := newFlagSet("node start", stderr)
-		home := fs.String("home", "", "home directory written by `verdict node init`")
+		home := fs.String("home", "", "home directory written by 'verdict node init'")
 		level := fs.String("log-level", "info", "log level: debug, info, warn or error")
 		var modelFlags nodeModels
 		fs.Var(&modelFlags, "model", "model this validator holds for audits and disputes, PATH or PATH,TOKENIZER (repeatable); a validator attests to holding each (attestModel) once it is registered")

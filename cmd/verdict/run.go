@@ -47,7 +47,7 @@ func parseRunFlags(args []string, stderr io.Writer) (*runFlags, error) {
 	fs.Float64Var(&f.topP, "top-p", 0, "nucleus sampling mass in (0,1); 0 = off")
 	fs.Uint64Var(&f.seed, "seed", 0, "sampling seed")
 	fs.IntVar(&f.threads, "threads", 0, "threads; 0 = one per CPU (never changes the result)")
-	fs.BoolVar(&f.digest, "digest", false, "print `digest: <hex>`, a SHA-256 over every logit vector computed")
+	fs.BoolVar(&f.digest, "digest", false, "print a line 'digest: HEX', a SHA-256 over every logit vector computed")
 	fs.BoolVar(&f.tokenByToken, "token-by-token", false, "feed the prompt one position at a time instead of one prefill pass (same result)")
 	fs.StringVar(&f.keyFile, "key", "", "worker key file to sign a receipt with")
 	fs.StringVar(&f.receiptOut, "receipt", "", "write a signed receipt to this file (needs --key)")

@@ -114,7 +114,7 @@ func runWorker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	home := fs.String("home", "", "worker directory: receipts, outbox, agent id (required)")
 	nodeAddr := fs.String("node", "tcp://127.0.0.1:26657", "ledger node RPC address")
 	addr := fs.String("addr", "127.0.0.1:8081", "API listen address (OpenAI-compatible, MCP at /mcp)")
-	accounts := fs.String("accounts", "", "JSON file mapping API keys to the key files of the ledger accounts that pay (default: no caller accounts; the worker escrows its receipts itself)")
+	accounts := fs.String("accounts", "", "JSON file mapping API keys to the key files of the ledger accounts that pay; this or --no-auth is required (--no-auth: anyone calls, free of charge, and the worker escrows its receipts itself)")
 	noAuth := fs.Bool("no-auth", false, "without --accounts: serve everyone, free of charge (the worker escrows its receipts itself)")
 	publicReceipts := fs.Bool("public-receipts", false, "let every caller read every receipt (default: only the account that paid for it)")
 	metricsAddr := fs.String("metrics", "", "serve /metrics (Prometheus) on this address (default: not served)")
