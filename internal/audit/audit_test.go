@@ -206,3 +206,63 @@ func FuzzParseOpenings(f *testing.F) {
 }
 
 var _ = errors.Is
+
+// TestContextNotCommitted: stories260K.bin states a context of 512
+// positions, its GGUF conversion 128, and both have one model id (the
+// context length is not part of it). A receipt of more than 128 positions
+// made on the first used to be refused on the second ("the model's
+// context is 128"): its replay, its openings (which validators check
+// inside a block) and its dispute (a forfeit). Validators holding the two
+// files would have disagreed on it, and the ledger split. Now nothing a
+// verifier checks reads the context length its file states.
+func TestContextNotCommitted(t *testing.T) {
+	if engine.MaxPositions != receipt.MaxTokens {
+		t.Fatalf("engine.MaxPositions %d, receipt.MaxTokens %d", engine.MaxPositions, receipt.MaxTokens)
+	}
+	dir := sharedModels(t)
+	m, err := model.Load(filepath.Join(dir, "stories260K.bin"), filepath.Join(dir, "tok512.bin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	f := newFixture(t, m, 2)
+	g := loadFixture(t, "stories260K.gguf", 2)
+	if f.id != g.id || f.m.Config.ContextLen <= g.m.Config.ContextLen {
+		t.Fatalf("ids %s, %s; contexts %d, %d", f.id, g.id, f.m.Config.ContextLen, g.m.Config.ContextLen)
+	}
+	// Sampled without stop tokens, so that it runs to its steps.
+	const steps = 200
+	p := sampler.Params{Temperature: 1, Seed: 11}
+	rec := NewRecorder(f.m.Config, storyPrompt)
+	res, err := generate.Run(context.Background(), f.e, generate.Request{Prompt: storyPrompt, Steps: steps, Sampler: p,
+		OnLogits: func(pos int, l []float32) error { rec.Logits(pos, l); return nil }, Trace: rec})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := rec.Receipt(f.id, engine.SpecVersion, p, steps, nil, res.Output, nil, f.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(r.Prompt) + len(r.Output) - 1; n <= g.m.Config.ContextLen {
+		t.Fatalf("receipt of %d positions, not past the GGUF's context", n)
+	}
+	if err := Replay(context.Background(), g.e, r, g.id); err != nil {
+		t.Fatalf("replay on the GGUF: %v", err)
+	}
+	lay := NewLayout(g.m.Config, len(r.Prompt), len(r.Output))
+	o, err := Open(context.Background(), f.e, r, 3, lay.Cells())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := Check(g.m, g.id, r, 3, lay.Cells(), o); err != nil {
+		t.Fatalf("every cell's openings checked on the GGUF: %v", err)
+	}
+	rb, err := r.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, ref, err := DisputeSetup(g.m, g.id, rb, make([]byte, 32))
+	if err != nil || ref == nil || cfg.Forfeit != [2]string{} {
+		t.Fatalf("dispute setup on the GGUF: forfeit %q, referee %v, error %v", cfg.Forfeit, ref != nil, err)
+	}
+}

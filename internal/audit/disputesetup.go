@@ -63,12 +63,13 @@ func DisputeSetup(m *model.Model, modelID merkle.Hash, receiptBytes, commitment 
 }
 
 // disputable reports why r's tokens cannot be a run of m: more positions
-// than its context, no prompt or no output, or a token outside its
-// vocabulary.
+// than an engine holds (never the context length m's file states, which
+// its model id does not commit: CheckHeader), no prompt or no output, or a
+// token outside its vocabulary.
 func disputable(m *model.Model, r *receipt.Receipt) error {
 	if len(r.Output) > 0 {
-		if n := len(r.Prompt) + len(r.Output) - 1; n > m.Config.ContextLen {
-			return fmt.Errorf("%d positions exceed the model's context of %d", n, m.Config.ContextLen)
+		if n := len(r.Prompt) + len(r.Output) - 1; n > engine.MaxPositions {
+			return fmt.Errorf("%d positions, more than the %d an engine holds", n, engine.MaxPositions)
 		}
 	}
 	if len(r.Prompt) < 1 || len(r.Output) < 1 {

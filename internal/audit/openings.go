@@ -368,7 +368,7 @@ func (s leafSet) sorted() ([]int, []merkle.Hash) {
 // first failing cell, or an error for malformed openings.
 func Check(m *model.Model, modelID merkle.Hash, r *receipt.Receipt, seed uint64, k int, o *Openings) error {
 	c := m.Config
-	if err := CheckHeader(r, modelID, c.Vocab, c.ContextLen); err != nil {
+	if err := CheckHeader(r, modelID, c.Vocab); err != nil {
 		return err
 	}
 	lay := NewLayout(c, len(r.Prompt), len(r.Output))

@@ -40,9 +40,17 @@ func mismatch(what string, pos int, format string, args ...any) *Mismatch {
 
 // CheckHeader checks what needs no computation: the signature, the model
 // id, that the engine implements the receipt's spec version, token ranges
-// and the stopping rule. vocab and contextLen come from the verifier's
-// model, modelID is its id under the receipt's spec (modelid.OfSpec).
-func CheckHeader(r *receipt.Receipt, modelID merkle.Hash, vocab, contextLen int) error {
+// and the stopping rule. vocab comes from the verifier's model, modelID is
+// its id under the receipt's spec (modelid.OfSpec).
+//
+// No check reads the context length the verifier's model file states: it
+// is not part of the model id (two files of one model may state different
+// lengths, as stories260K.bin and its GGUF conversion do), and validators
+// holding either must agree on every receipt, whose openings they check
+// inside the block. A receipt's positions are bounded by
+// engine.MaxPositions alone; the verifier computes every position a
+// receipt spans.
+func CheckHeader(r *receipt.Receipt, modelID merkle.Hash, vocab int) error {
 	if err := r.Verify(); err != nil {
 		return &Mismatch{What: "signature", Position: -1, Layer: -1, Detail: err.Error()}
 	}
@@ -71,8 +79,8 @@ func CheckHeader(r *receipt.Receipt, modelID merkle.Hash, vocab, contextLen int)
 		return mismatch("sampling", -1, "%v", err)
 	}
 	s := r.Sampling
-	if s.Steps > contextLen {
-		return mismatch("steps", -1, "receipt allows %d positions, the model's context is %d", s.Steps, contextLen)
+	if s.Steps > engine.MaxPositions {
+		return mismatch("steps", -1, "receipt allows %d positions, more than the %d an engine holds", s.Steps, engine.MaxPositions)
 	}
 	isStop := func(t int) bool {
 		for _, x := range s.Stop {
@@ -108,7 +116,7 @@ func CheckHeader(r *receipt.Receipt, modelID merkle.Hash, vocab, contextLen int)
 // run.
 func Replay(ctx context.Context, e *engine.Engine, r *receipt.Receipt, modelID merkle.Hash) error {
 	m := e.Model()
-	if err := CheckHeader(r, modelID, m.Config.Vocab, m.Config.ContextLen); err != nil {
+	if err := CheckHeader(r, modelID, m.Config.Vocab); err != nil {
 		return err
 	}
 	if r.Spec != e.Spec() {
@@ -180,8 +188,8 @@ func forward(e *engine.Engine, r *receipt.Receipt, keep bool, threads int, only 
 		return nil, nil, mismatch("tokens", -1, "a receipt needs a prompt and an output")
 	}
 	tokens := append(append([]int(nil), r.Prompt...), r.Output[:len(r.Output)-1]...)
-	if len(tokens) > m.Config.ContextLen {
-		return nil, nil, mismatch("steps", -1, "%d positions exceed the model's context of %d", len(tokens), m.Config.ContextLen)
+	if len(tokens) > engine.MaxPositions {
+		return nil, nil, mismatch("steps", -1, "%d positions, more than the %d an engine holds", len(tokens), engine.MaxPositions)
 	}
 	seq, err := e.NewSequence(len(tokens))
 	if err != nil {

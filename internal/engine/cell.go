@@ -26,8 +26,8 @@ func (e *Engine) checkCell(l, pos int, x []float32) error {
 	switch {
 	case l < 0 || l >= e.c.Layers:
 		return fmt.Errorf("engine: layer %d out of range [0, %d)", l, e.c.Layers)
-	case pos < 0 || pos >= e.c.ContextLen:
-		return fmt.Errorf("engine: position %d out of range [0, %d)", pos, e.c.ContextLen)
+	case pos < 0 || pos >= MaxPositions:
+		return fmt.Errorf("engine: position %d out of range [0, %d)", pos, MaxPositions)
 	case len(x) != e.c.Dim:
 		return fmt.Errorf("engine: hidden state of %d values, model dim is %d", len(x), e.c.Dim)
 	}

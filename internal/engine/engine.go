@@ -30,6 +30,18 @@ const SpecVersion = "verdict-det/2"
 // weights than SpecVersion's: other logits, another model id.
 const SpecKV16 = SpecVersion + "+kv16"
 
+// MaxPositions is the most positions a sequence holds (NewSequence) and
+// the bound of a cell's position (QKV and the other cell functions),
+// whatever context length the model file states. That length is not part
+// of the model's id: two files of one model may state different lengths
+// (stories260K.bin 512, its GGUF conversion 128), and a verifier computes
+// every position a receipt spans whichever file it holds, so that
+// validators holding either agree (docs/protocol.md). Generation bounds
+// its sequences by the file's context length itself (generate, the
+// scheduler). Equal to receipt.MaxTokens: no receipt's token list is
+// longer.
+const MaxPositions = 1 << 20
+
 // KVType is the precision of the key/value cache.
 type KVType uint8
 
@@ -381,13 +393,14 @@ func (p *kvPage) raw16(g, heads, hd int, values bool) []float32 {
 }
 
 // NewSequence returns an empty sequence with room for maxPos positions
-// (at most the model's context length; 0 means the context length).
+// (0 means the model's context length). maxPos may exceed that length, up
+// to MaxPositions: a receipt's replay computes every position it spans.
 func (e *Engine) NewSequence(maxPos int) (*Sequence, error) {
 	if maxPos <= 0 {
 		maxPos = e.c.ContextLen
 	}
-	if maxPos > e.c.ContextLen {
-		return nil, fmt.Errorf("sequence of %d positions exceeds the model's context length %d", maxPos, e.c.ContextLen)
+	if maxPos > MaxPositions {
+		return nil, fmt.Errorf("sequence of %d positions exceeds the engine's limit of %d", maxPos, MaxPositions)
 	}
 	// The cache grows a page at a time as positions are fed (reserve), so
 	// that a sequence allowed the whole context of a long-context model
