@@ -197,14 +197,14 @@ func ParseManifest(b []byte) (*Layout, error) {
 		return nil, fmt.Errorf("manifest: tokenizer line wants 4 values")
 	}
 	var tv [4]int64
-	if tf[3] == "none" {
-		tf = tf[:3]
-		tv[3] = -1
-	}
 	for i := range tf {
 		max := int64(maxBytes)
 		if i > 0 {
 			max = int64(l.Config.Vocab - 1)
+			if tf[i] == "none" { // a vocabulary without BOS, EOS or UNK
+				tv[i] = -1
+				continue
+			}
 		}
 		if tv[i], err = atoi(tf[i], max); err != nil {
 			return nil, fmt.Errorf("manifest: tokenizer: %w", err)

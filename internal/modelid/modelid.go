@@ -184,11 +184,14 @@ func (l *Layout) Manifest() []byte {
 	if l.Tied {
 		out = "tied"
 	}
-	unk := "none"
-	if l.UNK >= 0 {
-		unk = strconv.Itoa(l.UNK)
+	// A vocabulary may lack BOS or EOS (a GPT-2 style one) as well as UNK.
+	id := func(t int) string {
+		if t < 0 {
+			return "none"
+		}
+		return strconv.Itoa(t)
 	}
-	fmt.Fprintf(&b, "output %s\nchunk %d\ntokenizer %d %d %d %s\n", out, ChunkSize, l.Tokenizer.Bytes, l.BOS, l.EOS, unk)
+	fmt.Fprintf(&b, "output %s\nchunk %d\ntokenizer %d %s %s %s\n", out, ChunkSize, l.Tokenizer.Bytes, id(l.BOS), id(l.EOS), id(l.UNK))
 	for _, r := range l.Tensors {
 		fmt.Fprintf(&b, "tensor %s %s %s %d\n", r.Name, r.Type, dimsString(r.Dims), r.Bytes)
 	}

@@ -266,3 +266,27 @@ func BenchmarkCompute(b *testing.B) {
 		}
 	}
 }
+
+// TestVocabularyWithoutBOS: a vocabulary may lack BOS and EOS (a GPT-2
+// style one without them, as it may lack UNK). The manifest wrote such an
+// id as -1, which its own parser refused, so that the model had no id
+// ("own manifest does not parse"); it writes none now, parses back, and
+// the id differs from the one with the tokens.
+func TestVocabularyWithoutBOS(t *testing.T) {
+	m := load(t, "stories260K.gguf", "")
+	with := id(t, m)
+	bos, eos := m.Vocab.BOS, m.Vocab.EOS
+	defer func() { m.Vocab.BOS, m.Vocab.EOS = bos, eos }()
+	m.Vocab.BOS, m.Vocab.EOS = -1, -1
+	c := id(t, m)
+	l, err := ParseManifest(c.Manifest)
+	if err != nil {
+		t.Fatalf("manifest of a vocabulary without BOS and EOS: %v", err)
+	}
+	if l.BOS != -1 || l.EOS != -1 || !bytes.Contains(c.Manifest, []byte(" none none ")) {
+		t.Fatalf("BOS %d, EOS %d parsed from %q", l.BOS, l.EOS, c.Manifest)
+	}
+	if c.Root == with.Root {
+		t.Fatal("the id without BOS and EOS is the id with them")
+	}
+}
