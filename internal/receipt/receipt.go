@@ -259,9 +259,10 @@ func (r *Receipt) Verify() error {
 	return nil
 }
 
-// ID is SHA-256 of the canonical encoding including the signature. Ed25519
-// signatures are deterministic and Verify rejects non-canonical ones, so a
-// signed statement has exactly one id.
+// ID is SHA-256 of the canonical encoding including the signature. Verify
+// rejects non-canonical signatures, so no one but the worker can turn a
+// valid receipt into another valid one with another id; the worker itself
+// could sign the same fields again with another nonce (docs/protocol.md).
 func (r *Receipt) ID() [32]byte { return sha256.Sum256(r.encode(true)) }
 
 // wire mirrors the JSON fields for decoding.
