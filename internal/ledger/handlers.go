@@ -509,7 +509,11 @@ func (e *exec) postOpenings(m *MsgPostOpenings) error {
 		a.Status = AuditFailed
 		r = e.setAudit(a)
 		e.emit(EventAuditFailed, Attr{AttrReceiptID, m.ReceiptID.String()}, Attr{AttrError, err.Error()})
-		e.slashReceipt(r, e.params.SlashAuditBps, "failed opening")
+		// As for a missed opening: a receipt a lost dispute slashed
+		// already is not slashed (and jailed) a second time for it.
+		if r.Status == StatusPublished || r.Status == StatusChallenged {
+			e.slashReceipt(r, e.params.SlashAuditBps, "failed opening")
+		}
 		return nil
 	}
 	a.Status = AuditPassed

@@ -204,6 +204,44 @@ func TestAudits(t *testing.T) {
 			t.Fatal("failed opening not punished")
 		}
 	})
+	// A receipt slashed by a lost dispute while its audit was pending:
+	// forged openings then fail the audit but do not slash the worker a
+	// second time for the same receipt (they did: stake cut and the
+	// worker jailed twice), as a missed opening does not.
+	t.Run("failed opening after a lost dispute", func(t *testing.T) {
+		h := newHarness(t, p)
+		setupMarket(t, h, 1)
+		id := h.publish(1)
+		h.block()
+		if h.audit(id).Status != AuditPending {
+			t.Fatal("not audited")
+		}
+		res := h.ok(h.tx("dave", &MsgOpenDispute{ReceiptID: id, Commitment: []byte("commit")}))
+		var did Hash
+		for _, a := range res.Events[1].Attrs {
+			if a.Key == "disputeId" {
+				did, _ = ParseHash(a.Value)
+			}
+		}
+		h.ok(h.tx("carol", &MsgDisputeMove{DisputeID: did, Message: []byte("bisect")}))
+		h.ok(h.tx("dave", &MsgDisputeMove{DisputeID: did, Message: []byte("referee:challenger")}))
+		before := h.stakeOf("carol")
+		if h.receiptRecord(id).Status != StatusSlashed || before.Slashed != 1 {
+			t.Fatalf("lost dispute: receipt %s, stake %+v", h.receiptRecord(id).Status, before)
+		}
+		res = h.ok(h.tx("carol", &MsgPostOpenings{ReceiptID: id, Openings: []byte("forged")}))
+		if h.audit(id).Status != AuditFailed {
+			t.Fatalf("audit %s", h.audit(id).Status)
+		}
+		for _, ev := range res.Events {
+			if ev.Type == EventSlash {
+				t.Fatalf("slashed again: %+v", ev)
+			}
+		}
+		if s := h.stakeOf("carol"); s.Bonded != before.Bonded || s.Slashed != 1 || s.JailedUntil != before.JailedUntil {
+			t.Fatalf("stake %+v after the failed opening, %+v before", s, before)
+		}
+	})
 	t.Run("not selected", func(t *testing.T) {
 		p := testParams() // audit rate 0
 		h := newHarness(t, p)
