@@ -299,6 +299,35 @@ func TestMisbehaviourSlashes(t *testing.T) {
 	}
 }
 
+// TestSlashedUnbondingReleased: an unbonding a slash took whole (amount 0)
+// is dropped from the stake when it matures. A release that returned
+// nothing used to leave it there for good.
+func TestSlashedUnbondingReleased(t *testing.T) {
+	p := testParams()
+	p.SlashEvidenceBps = 10000
+	h := newHarness(t, p)
+	h.ok(h.tx("erin", &MsgBond{Amount: 10_000}))
+	h.ok(h.tx("erin", &MsgUnbond{Amount: 10_000}))
+	at := h.stakeOf("erin").Unbonding[0].Height
+	h.height++
+	ctx := BlockContext{Height: h.height, Time: 1_700_000_000, Misbehaving: []Misbehaviour{{Validator: testAddr("erin"), Height: h.height - 1}}}
+	if _, err := h.l.FinalizeBlock(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	h.checkSupply()
+	if s := h.stakeOf("erin"); len(s.Unbonding) != 1 || s.Unbonding[0].Amount != 0 {
+		t.Fatalf("stake after the slash: %+v", s)
+	}
+	before := h.balance("erin")
+	h.blocksUntil(at)
+	if s := h.stakeOf("erin"); len(s.Unbonding) != 0 {
+		t.Fatalf("an emptied unbonding stayed after it matured: %+v", s)
+	}
+	if h.balance("erin") != before {
+		t.Fatal("balance changed")
+	}
+}
+
 // TestCommittedView: after random writes and deletes on top of a
 // "committed" store (TakeDirty), Committed reads and ProveCommitted
 // proofs give the committed values against the root computed at commit.

@@ -627,14 +627,19 @@ func (e *exec) releaseUnbonding(a Address) {
 			kept = append(kept, u)
 		}
 	}
-	if back == 0 {
-		return
+	if len(kept) == len(s.Unbonding) {
+		return // none matured
 	}
 	if len(kept) == 0 {
 		kept = nil
 	}
+	// Matured entries go, even those a slash emptied (they stayed in the
+	// stake for good when nothing came back).
 	s.Unbonding = kept
 	put(e.st, keyStake(a), s)
+	if back == 0 {
+		return
+	}
 	_ = e.credit(a, back) // cannot overflow: the stake came out of the supply
 	e.emit(EventUnbondComplete, Attr{AttrAccount, a.String()}, Attr{AttrAmount, u64(back)})
 }
