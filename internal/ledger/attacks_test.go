@@ -805,6 +805,32 @@ func TestAttackAuditGrinding(t *testing.T) {
 			t.Fatalf("unrevealed secret: receipt %+v, audit %+v", r, h.audit(id))
 		}
 	})
+	// With audits off (auditRateBps 0, auditCells 0: valid parameters) an
+	// unrevealed secret audited the receipt all the same, asking the
+	// worker for openings of 0 cells on pain of a slash: a requester
+	// could make any worker that did not answer such an audit lose stake.
+	t.Run("unrevealed, audits off", func(t *testing.T) {
+		q := p
+		q.AuditRateBps, q.AuditCells = 0, 0
+		if err := q.Validate(); err != nil {
+			t.Fatal(err)
+		}
+		h := newHarness(t, q)
+		setupMarket(t, h, 300)
+		var a Account
+		h.query("account/"+testAddr("alice").String(), &a)
+		h.ok(h.tx("alice", &MsgOpenEscrow{Worker: testAddr("carol"), ModelID: testModel, Fee: 500, Request: testRequest(2), AuditCommit: commit}))
+		rcpt, id := signedReceipt(t, "carol", testModel, 2)
+		h.ok(h.tx("carol", &MsgPublishReceipt{EscrowID: EscrowID(testAddr("alice"), a.Nonce), Receipt: rcpt}))
+		stake := h.stakeOf("carol")
+		h.blocksUntil(h.receiptRecord(id).WindowEnd)
+		if r := h.receiptRecord(id); r.Audited || r.Status != StatusFinal {
+			t.Fatalf("audits off, unrevealed secret: receipt %+v", r)
+		}
+		if s := h.stakeOf("carol"); s.Slashed != stake.Slashed {
+			t.Fatalf("worker slashed: %+v", s)
+		}
+	})
 }
 
 // TestAttackAuditEscapeByDispute (attack 11): a receipt challenged in the

@@ -55,6 +55,12 @@ func (e *exec) beginBlock() {
 			e.st.Delete(keyRevealed(id))
 			continue
 		}
+		if e.params.AuditRateBps == 0 {
+			// Audits are off: an unrevealed secret audits nothing
+			// either (it did, with auditCells cells, possibly 0, a
+			// worker that did not answer paid for with a slash).
+			continue
+		}
 		r, err := e.receipt(id)
 		if err != nil || (r.Status != StatusPublished && r.Status != StatusChallenged) {
 			continue
