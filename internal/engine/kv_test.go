@@ -285,15 +285,7 @@ func TestKVSlabUnreleased(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer e.Close()
-	out := func() int {
-		e.spare.mu.Lock()
-		defer e.spare.mu.Unlock()
-		n := 0
-		for _, sl := range e.spare.slabs {
-			n += sl.out
-		}
-		return n
-	}
+	out := func() int { return slabPagesOut(e) }
 	func() {
 		s, err := e.NewSequence(0)
 		if err != nil {
@@ -334,6 +326,17 @@ func TestKVSlabUnreleased(t *testing.T) {
 	}
 }
 
+// slabPagesOut counts the pages of e's slabs handed out and not back.
+func slabPagesOut(e *Engine) int {
+	e.spare.mu.Lock()
+	defer e.spare.mu.Unlock()
+	n := 0
+	for _, sl := range e.spare.slabs {
+		n += sl.out
+	}
+	return n
+}
+
 // TestKVSlabUnreleasedShared drops sequences that share cache pages
 // (SharePrefix) without Release: each one's cleanup counts one holder
 // fewer and the last hands the shared pages back, so that no slab stays
@@ -354,15 +357,7 @@ func TestKVSlabUnreleasedShared(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer e.Close()
-			out := func() int {
-				e.spare.mu.Lock()
-				defer e.spare.mu.Unlock()
-				n := 0
-				for _, sl := range e.spare.slabs {
-					n += sl.out
-				}
-				return n
-			}
+			out := func() int { return slabPagesOut(e) }
 			func() {
 				src, err := e.NewSequence(0)
 				if err != nil {

@@ -788,7 +788,9 @@ func TestAttackAuditGrinding(t *testing.T) {
 			t.Fatalf("publication %d, reveal in the same block %d (%s)", res.TxResults[0].Code, res.TxResults[1].Code, res.TxResults[1].Log)
 		}
 	})
-	t.Run("unrevealed", func(t *testing.T) {
+	// published returns a market under p with carol's receipt published
+	// for alice's escrow, which commits to secret.
+	published := func(t *testing.T, p Params) (*harness, Hash) {
 		h := newHarness(t, p)
 		setupMarket(t, h, 300)
 		var a Account
@@ -796,6 +798,10 @@ func TestAttackAuditGrinding(t *testing.T) {
 		h.ok(h.tx("alice", &MsgOpenEscrow{Worker: testAddr("carol"), ModelID: testModel, Fee: 500, Request: testRequest(2), AuditCommit: commit}))
 		rcpt, id := signedReceipt(t, "carol", testModel, 2)
 		h.ok(h.tx("carol", &MsgPublishReceipt{EscrowID: EscrowID(testAddr("alice"), a.Nonce), Receipt: rcpt}))
+		return h, id
+	}
+	t.Run("unrevealed", func(t *testing.T) {
+		h, id := published(t, p)
 		pub := h.height
 		h.fails(h.tx("bob", &MsgRevealAudit{ReceiptID: id, Secret: bytes.Repeat([]byte{8}, 32)}), ErrInvalid)
 		h.fails(h.tx("alice", &MsgRevealAudit{ReceiptID: id, Secret: bytes.Repeat([]byte{8}, 32)}), ErrInvalid)
@@ -815,13 +821,7 @@ func TestAttackAuditGrinding(t *testing.T) {
 		if err := q.Validate(); err != nil {
 			t.Fatal(err)
 		}
-		h := newHarness(t, q)
-		setupMarket(t, h, 300)
-		var a Account
-		h.query("account/"+testAddr("alice").String(), &a)
-		h.ok(h.tx("alice", &MsgOpenEscrow{Worker: testAddr("carol"), ModelID: testModel, Fee: 500, Request: testRequest(2), AuditCommit: commit}))
-		rcpt, id := signedReceipt(t, "carol", testModel, 2)
-		h.ok(h.tx("carol", &MsgPublishReceipt{EscrowID: EscrowID(testAddr("alice"), a.Nonce), Receipt: rcpt}))
+		h, id := published(t, q)
 		stake := h.stakeOf("carol")
 		h.blocksUntil(h.receiptRecord(id).WindowEnd)
 		if r := h.receiptRecord(id); r.Audited || r.Status != StatusFinal {
