@@ -9,7 +9,7 @@ const (
 	expLn2Lo float32 = -2.12194440e-4       // ln2 - expLn2Hi, rounded to float32
 	expRound float32 = 12582912             // 1.5 * 2^23: adding and subtracting it rounds to an integer (ties to even)
 	expMax   float32 = 88.72283172607421875 // largest float32 x whose exp is finite, 0x42b17217
-	expMin   float32 = -103.97208           // below this the result is 0, 0xc2cff1b5
+	expMin   float32 = -103.97208           // below this the result is 0, 0xc2cff1b4
 	expP0    float32 = 1.9875691500e-4
 	expP1    float32 = 1.3981999507e-3
 	expP2    float32 = 8.3334519073e-3

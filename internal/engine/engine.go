@@ -2,6 +2,7 @@ package engine
 
 import (
 	"cmp"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"runtime"
@@ -29,6 +30,14 @@ const SpecVersion = "verdict-det/2"
 // cache's memory and the bytes attention reads. Another function of the
 // weights than SpecVersion's: other logits, another model id.
 const SpecKV16 = SpecVersion + "+kv16"
+
+// littleEndian reports whether this CPU stores integers and floats little
+// end first, as model files do: the engine reads float32 tensors (F32
+// weights, norms, biases, RoPE factors) in place (kernels.F32Row), which
+// would give other values on a big-endian CPU.
+var littleEndian = binary.NativeEndian.Uint16([]byte{1, 0}) == 1
+
+var errBigEndian = errors.New("engine: this CPU is big-endian; the engine reads model tensors in place as little-endian and runs only on little-endian CPUs (amd64, arm64, riscv64, ppc64le, ...)")
 
 // MaxPositions is the most positions a sequence holds (NewSequence) and
 // the bound of a cell's position (QKV and the other cell functions),
@@ -211,6 +220,9 @@ func (e *Engine) CacheBytes(maxPos, n int) int64 {
 
 // New returns an engine for m, which must have passed m.Check.
 func New(m *model.Model, opts Options) (*Engine, error) {
+	if !littleEndian {
+		return nil, errBigEndian
+	}
 	if err := m.Check(); err != nil {
 		return nil, fmt.Errorf("engine: %w", err)
 	}

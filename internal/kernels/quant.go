@@ -66,6 +66,11 @@ func quantBlock(xs []float32, qs []int8, d *float32) {
 			r = 127
 		} else if r < -127 {
 			r = -127
+		} else if r != r {
+			// NaN (a NaN input, or 0 ⊗ ∞ when 1/d overflows): 0. Go
+			// leaves int8(NaN) to the platform (0 on amd64 and arm64,
+			// -1 on riscv64); the AVX-512 kernel gives 0.
+			r = 0
 		}
 		qs[i] = int8(r)
 	}

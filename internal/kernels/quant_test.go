@@ -377,6 +377,36 @@ func TestQuantizeQ8K(t *testing.T) {
 	}
 }
 
+// TestQuantizeNaNQuanta: where x ⊗ id is NaN the quantum is 0
+// (docs/determinism.md 4.2): a block whose largest value is tiny enough
+// that 1/d overflows (0 ⊗ ∞), and NaN inputs. Go leaves int8(NaN) to the
+// platform (-1 on riscv64, where this test failed: qemu-riscv64); the
+// kernels give 0 on every one, Q8 and Q8_K,
+// and quantQ8Z (AVX-512) as the Go code.
+func TestQuantizeNaNQuanta(t *testing.T) {
+	nan := float32(math.NaN())
+	for _, tc := range []struct {
+		name string
+		x0   []float32
+		want []int8
+	}{
+		{"1/d overflows", []float32{1e-38, 0, -1e-45, 1e-45}, []int8{127, 0, -127, 127}},
+		{"NaN inputs", []float32{1, nan, -1, nan}, []int8{127, 0, -127, 0}},
+	} {
+		x := make([]float32, tensor.QKK)
+		copy(x, tc.x0)
+		q, d := make([]int8, tensor.QK), make([]float32, 1)
+		QuantizeQ8(x[:tensor.QK], q, d)
+		qk, dk, sk := make([]int8, tensor.QKK), make([]float32, 1), make([]int16, tensor.QKK/16)
+		QuantizeQ8K(x, qk, dk, sk)
+		for i, w := range tc.want {
+			if q[i] != w || qk[i] != w {
+				t.Errorf("%s: quantum %d: Q8 %d, Q8_K %d, want %d", tc.name, i, q[i], qk[i], w)
+			}
+		}
+	}
+}
+
 // TestPrepareTypes: one Acts prepared for several weight types holds every
 // quantisation they need, identical to preparing for each alone.
 func TestPrepareTypes(t *testing.T) {
