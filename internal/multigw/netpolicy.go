@@ -238,6 +238,9 @@ func (p NetPolicy) registrationClient() *http.Client {
 	}
 }
 
+// MaxWorkerHeaderBytes bounds the response headers of a worker's API.
+const MaxWorkerHeaderBytes = 64 << 10
+
 // errRedirect is a worker's API answering with a redirect.
 var errRedirect = errors.New("the gateway follows no redirect of a worker")
 
@@ -250,7 +253,10 @@ func (p NetPolicy) workerClient(headerTimeout time.Duration) *http.Client {
 			DialContext:           p.Dialer(DialTimeout).DialContext,
 			TLSHandshakeTimeout:   TLSHandshakeTimeout,
 			ResponseHeaderTimeout: headerTimeout,
-			MaxIdleConnsPerHost:   16,
+			// A worker's headers are a few short lines; the default
+			// allowed 10 MiB of them (a receipt id of megabytes).
+			MaxResponseHeaderBytes: MaxWorkerHeaderBytes,
+			MaxIdleConnsPerHost:    16,
 			IdleConnTimeout:       90 * time.Second,
 		},
 		CheckRedirect: func(req *http.Request, via []*http.Request) error {

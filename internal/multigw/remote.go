@@ -305,6 +305,7 @@ func errorBody(typ, code, msg string) map[string]apiErr {
 // writeError writes an OpenAI-shaped error.
 func writeError(w http.ResponseWriter, status int, typ, code, msg string) {
 	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(status)
 	enc := json.NewEncoder(w)
 	enc.SetEscapeHTML(false)

@@ -289,9 +289,14 @@ func (s *Server) payerLock(a ledger.Address) *sync.Mutex {
 }
 
 func (s *Server) remember(id string, w Worker) {
-	if id == "" {
+	// Only a receipt id (64 hex digits) is kept, in the form the receipts
+	// route looks up: a worker names its receipt in a header, and a
+	// hostile one made the gateway keep megabytes a request.
+	h, err := ledger.ParseHash(id)
+	if err != nil {
 		return
 	}
+	id = h.String()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if _, ok := s.served[id]; ok {
@@ -768,11 +773,36 @@ func (s *Server) receipt(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadGateway, "server_error", "worker_failed", fmt.Sprintf("worker %d: %v (the receipt is on the ledger once published)", wk.AgentID, err))
 		return
 	}
-	s.relay(w, res, wk)
+	s.relayReceipt(w, res, wk)
+}
+
+// relayReceipt passes on a worker's answer for a receipt it served, as
+// JSON the gateway writes itself: the route answers anyone, on the
+// gateway's origin (its explorer's too), so a worker's headers (a
+// Content-Type of text/html, a year of Cache-Control) and any body that
+// is not a JSON value must not reach the caller as they are.
+func (s *Server) relayReceipt(w http.ResponseWriter, res *http.Response, wk Worker) {
+	defer res.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(res.Body, MaxResponseBytes+1))
+	switch {
+	case err != nil:
+	case len(b) > MaxResponseBytes:
+		err = fmt.Errorf("answer larger than %d bytes", MaxResponseBytes)
+	case !json.Valid(b):
+		err = errors.New("its answer is not JSON")
+	}
+	if err != nil {
+		writeError(w, http.StatusBadGateway, "server_error", "worker_failed", fmt.Sprintf("worker %d: %v (the receipt is on the ledger once published)", wk.AgentID, err))
+		return
+	}
+	w.Header().Set(HeaderAgentID, strconv.FormatUint(wk.AgentID, 10))
+	w.Header().Set(HeaderWorker, wk.Address.String())
+	writeJSON(w, res.StatusCode, json.RawMessage(b))
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(status)
 	enc := json.NewEncoder(w)
 	enc.SetEscapeHTML(false)

@@ -1,0 +1,148 @@
+package multigw
+
+import (
+	"context"
+	"crypto/ed25519"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/verdictnet/verdict/internal/gateway"
+	"github.com/verdictnet/verdict/internal/keys"
+	"github.com/verdictnet/verdict/internal/ledger"
+)
+
+// addHostile registers an agent whose API is served by h (its
+// registration file is a valid one naming its server).
+func (l *fakeLedger) addHostile(t *testing.T, name string, stake uint64, h http.HandlerFunc) ledger.Address {
+	t.Helper()
+	seed := make([]byte, ed25519.SeedSize)
+	copy(seed, name)
+	a, _ := ledger.AddressOf(ed25519.NewKeyFromSeed(seed).Public().(ed25519.PublicKey))
+	srv := httptest.NewUnstartedServer(nil)
+	srv.Start()
+	t.Cleanup(srv.Close)
+	l.mu.Lock()
+	id := uint64(len(l.agents) + 1)
+	l.agents = append(l.agents, ledger.Agent{AgentID: id, Owner: a, AgentURI: srv.URL + gateway.RegistrationPath})
+	l.meta[fmt.Sprintf("agent/%d/metadata/%s", id, MetaRole)] = []byte(RoleWorker)
+	l.meta[fmt.Sprintf("agent/%d/metadata/%s", id, MetaModel)] = []byte(l.model.String())
+	l.meta[fmt.Sprintf("agent/%d/metadata/%s", id, MetaPrice)] = []byte("1")
+	l.stakes[a] = ledger.Stake{Bonded: stake}
+	l.mu.Unlock()
+	srv.Config.Handler = http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == gateway.RegistrationPath {
+			reg, _ := gateway.WorkerRegistration{Name: name, Base: srv.URL, ChainID: testChain, AgentID: id, X402: true}.Build()
+			json.NewEncoder(rw).Encode(reg)
+			return
+		}
+		h(rw, r)
+	})
+	return a
+}
+
+// hostileGateway is a gateway whose one worker is served by h.
+func hostileGateway(t *testing.T, h http.HandlerFunc) (*Server, *httptest.Server, ledger.Address) {
+	t.Helper()
+	l := newFakeLedger()
+	addr := l.addHostile(t, "evil", 1000, h)
+	k, err := keys.Generate(t.TempDir() + "/payer.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := New(context.Background(), Options{Ledger: l, Accounts: map[string]*keys.Key{"sk": k}, Net: testNet, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gw := httptest.NewServer(srv)
+	t.Cleanup(gw.Close)
+	return srv, gw, addr
+}
+
+// anonymousPayment is an x402 payment header any caller can send: no
+// signature, naming payTo, so the gateway relays the request to that
+// worker (which refuses it).
+func anonymousPayment(t *testing.T, gw string, payTo ledger.Address) {
+	t.Helper()
+	p := gateway.PaymentPayload{X402Version: 2}
+	p.Accepted.PayTo = payTo.String()
+	b, _ := json.Marshal(p)
+	req, _ := http.NewRequest("POST", gw+"/v1/completions", strings.NewReader(`{"model":"tiny","prompt":"x"}`))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set(gateway.HeaderPaymentSignature, base64.StdEncoding.EncodeToString(b))
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, res.Body)
+	res.Body.Close()
+}
+
+// TestAttackReceiptRelayHTML: a hostile worker names a receipt id in its
+// answer to an anonymous request and then serves that "receipt" as HTML
+// with a year of caching. The unauthenticated receipts route relayed it
+// as it was, on the gateway's origin (its explorer's too): a script ran
+// there. Now the route answers only JSON it writes itself, with nosniff,
+// and none of the worker's headers.
+func TestAttackReceiptRelayHTML(t *testing.T) {
+	const rid = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+	for _, body := range []string{`<script>alert(document.domain)</script>`, `{"id":"` + rid + `","note":"<script>alert(1)</script>"}`} {
+		_, gw, addr := hostileGateway(t, func(rw http.ResponseWriter, r *http.Request) {
+			if r.Method == http.MethodGet {
+				rw.Header().Set("Content-Type", "text/html")
+				rw.Header().Set("Cache-Control", "public, max-age=31536000")
+				io.WriteString(rw, body)
+				return
+			}
+			io.Copy(io.Discard, r.Body)
+			rw.Header().Set("X-Verdict-Receipt", rid)
+			rw.WriteHeader(http.StatusBadRequest)
+		})
+		anonymousPayment(t, gw.URL, addr)
+		res, err := http.Get(gw.URL + "/v1/receipts/" + rid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if ct := res.Header.Get("Content-Type"); ct != "application/json" || res.Header.Get("X-Content-Type-Options") != "nosniff" || res.Header.Get("Cache-Control") != "" {
+			t.Fatalf("worker's %q relayed as %d, Content-Type %q, Cache-Control %q, nosniff %q: %s", body, res.StatusCode, ct, res.Header.Get("Cache-Control"), res.Header.Get("X-Content-Type-Options"), b)
+		}
+		if !json.Valid(b) || (strings.HasPrefix(body, "<") && res.StatusCode != http.StatusBadGateway) {
+			t.Fatalf("worker's %q answered %d: %s", body, res.StatusCode, b)
+		}
+	}
+}
+
+// TestAttackRememberedIDs: a hostile worker names megabytes as its
+// receipt id; the gateway kept every one (40 anonymous requests held 320
+// MiB). Now it keeps ids that are receipt ids only, and refuses a worker's
+// headers past MaxWorkerHeaderBytes.
+func TestAttackRememberedIDs(t *testing.T) {
+	n := 0
+	srv, gw, addr := hostileGateway(t, func(rw http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		n++
+		id := strconv.Itoa(n) + strings.Repeat("a", 32<<10)
+		if n%2 == 0 {
+			id = strings.Repeat("b", 1<<20) // past the header limit
+		}
+		rw.Header().Set("X-Verdict-Receipt", id)
+		rw.WriteHeader(http.StatusBadRequest)
+	})
+	for range 8 {
+		anonymousPayment(t, gw.URL, addr)
+	}
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	if n == 0 || len(srv.served) != 0 {
+		t.Fatalf("%d requests relayed, %d ids kept", n, len(srv.served))
+	}
+}
