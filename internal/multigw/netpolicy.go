@@ -257,7 +257,7 @@ func (p NetPolicy) workerClient(headerTimeout time.Duration) *http.Client {
 			// allowed 10 MiB of them (a receipt id of megabytes).
 			MaxResponseHeaderBytes: MaxWorkerHeaderBytes,
 			MaxIdleConnsPerHost:    16,
-			IdleConnTimeout:       90 * time.Second,
+			IdleConnTimeout:        90 * time.Second,
 		},
 		CheckRedirect: func(req *http.Request, via []*http.Request) error {
 			return fmt.Errorf("redirected to %q: %w", trunc(req.URL.Redacted(), 120), errRedirect)
