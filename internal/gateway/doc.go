@@ -109,7 +109,8 @@
 // MiB, and an eighth of it per account; the oldest go first, those of the
 // account holding the most when the total is over); a request still running
 // is never evicted, and a response larger than an account's share is not
-// stored.
+// stored; nor are server errors, 429s and 402s (a quote or a refused x402
+// payment: anyone provokes those without an API key).
 //
 // x402 (Options.X402, x402.go; beside API keys, which it requires for the
 // routes it does not cover): a POST to /v1/chat/completions or

@@ -87,15 +87,18 @@ func entrySize(key string, header http.Header, body []byte) int64 {
 
 // finish stores the response of an owned entry, or drops the entry when
 // the response must not be replayed (server errors, rate limits, requests
-// cut short) or is larger than an account may store, so that a retry runs
-// again.
+// cut short, and 402s: a quote or a refused payment, which anyone can
+// provoke without an API key under an account of a key made for the
+// request, and whose thousands of one-entry accounts evicted every paying
+// account's entries) or is larger than an account may store, so that a
+// retry runs again.
 func (c *idemCache) finish(account, key string, e *idemEntry, rec *recorder, complete bool) {
 	c.mu.Lock()
 	k := idemKey{account, key}
 	header := rec.Header().Clone()
 	body := rec.buf.Bytes()
 	e.size = entrySize(key, header, body)
-	if complete && rec.status < 500 && rec.status != http.StatusTooManyRequests && e.size <= c.maxAcct {
+	if complete && rec.status < 500 && rec.status != http.StatusTooManyRequests && rec.status != http.StatusPaymentRequired && e.size <= c.maxAcct {
 		e.ok, e.status, e.header, e.body = true, rec.status, header, body
 		a := c.accts[account]
 		if a == nil {

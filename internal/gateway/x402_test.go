@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -696,5 +698,45 @@ func TestX402Stream(t *testing.T) {
 	tr := decodeHeader[SettleResponse](t, res.Trailer.Get(HeaderPaymentResponse))
 	if head.Amount != tr.Extra["maxAmount"] || tr.Amount != strconv.FormatUint(p.Fee, 10) || tr.Extra["receiptId"] != p.ReceiptID || tr.Transaction != head.Transaction {
 		t.Fatalf("upto stream: header %+v, trailer %+v, queued %s for %d", head, tr, p.ReceiptID, p.Fee)
+	}
+}
+
+// TestAttackIdempotencyFlush: without an API key, a caller sends x402
+// payments each signed by a key made for the request (refused: 402), each
+// with its own Idempotency-Key. Each refusal was stored under an account
+// of its own, and the cache, full, evicted the largest account first: the
+// paying customer's. Its retry of "order-42" then ran (and was billed)
+// again. Now a 402 is never stored.
+func TestAttackIdempotencyFlush(t *testing.T) {
+	e := newX402Env(t)
+	s, err := New(Options{Backend: e.gen, Auth: oneKey("k"), X402: e.x, IdempotencyBytes: 64 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(s)
+	t.Cleanup(ts.Close)
+	legit := `{"model":"stories260K","messages":[{"role":"user","content":"Lily"}],"max_tokens":8,"seed":3}`
+	post(t, ts.URL+"/v1/chat/completions", legit, "Authorization", "Bearer k", "Idempotency-Key", "order-42")
+	bogus := func() string {
+		_, k, _ := ed25519.GenerateKey(rand.Reader)
+		tx := &ledger.Tx{ChainID: "x402-test", Fee: 1, Msg: &ledger.MsgOpenEscrow{Worker: ledger.Address{1}, ModelID: ledger.Hash{1}, Fee: 1, Request: ledger.Hash{1}}}
+		tx.Sign(k)
+		p := PaymentPayload{X402Version: X402Version}
+		p.Accepted.Scheme = "exact"
+		p.Payload.Transaction = base64.StdEncoding.EncodeToString(tx.Encode())
+		b, _ := json.Marshal(p)
+		return base64.StdEncoding.EncodeToString(b)
+	}
+	for i := range 300 {
+		r, _ := post(t, ts.URL+"/v1/chat/completions", `{"model":"stories260K","messages":[{"role":"user","content":"x"}]}`,
+			HeaderPaymentSignature, bogus(), "Idempotency-Key", fmt.Sprintf("%0200d", i))
+		if r.StatusCode != http.StatusPaymentRequired {
+			t.Fatalf("bogus payment: %d", r.StatusCode)
+		}
+	}
+	n := e.gen.n.Load()
+	res, _ := post(t, ts.URL+"/v1/chat/completions", legit, "Authorization", "Bearer k", "Idempotency-Key", "order-42")
+	if res.Header.Get("Idempotent-Replayed") != "true" || e.gen.n.Load() != n {
+		t.Fatalf("the paying account's retry after the flood: replayed %q, %d generations more", res.Header.Get("Idempotent-Replayed"), e.gen.n.Load()-n)
 	}
 }
