@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/verdictnet/verdict/internal/gateway"
 	"github.com/verdictnet/verdict/internal/keys"
@@ -145,4 +146,39 @@ func TestAttackRememberedIDs(t *testing.T) {
 	if n == 0 || len(srv.served) != 0 {
 		t.Fatalf("%d requests relayed, %d ids kept", n, len(srv.served))
 	}
+}
+
+// TestAttackPayerLockStall: a worker takes a payment and stalls without
+// submitting the escrow, holding the payer's lock (its escrows go in
+// nonce order) until HeaderTimeout. Another request of that payer waited
+// that long even after its caller had hung up. Now the wait ends with
+// the request.
+func TestAttackPayerLockStall(t *testing.T) {
+	e := newTestEnv(t, func(o *Options) { o.HeaderTimeout = 5 * time.Second })
+	for _, w := range e.ws {
+		w.stall, w.stallFirst, w.stalled = 4*time.Second, true, make(chan struct{})
+	}
+	first := make(chan struct{})
+	go func() { // holds the lock
+		defer close(first)
+		req, _ := http.NewRequest(http.MethodPost, e.gw.URL+"/v1/completions", strings.NewReader(`{"model":"tiny","prompt":"first","max_tokens":4}`))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer "+e.apiKey)
+		if res, err := http.DefaultClient.Do(req); err == nil {
+			io.Copy(io.Discard, res.Body)
+			res.Body.Close()
+		}
+	}()
+	time.Sleep(300 * time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	req := httptest.NewRequestWithContext(ctx, http.MethodPost, "/v1/completions", strings.NewReader(`{"model":"tiny","prompt":"second","max_tokens":4}`))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+e.apiKey)
+	t0 := time.Now()
+	e.srv.ServeHTTP(httptest.NewRecorder(), req)
+	if d := time.Since(t0); d > 2*time.Second {
+		t.Fatalf("a request whose caller left after 300 ms waited %v for the payer's lock", d)
+	}
+	<-first
 }

@@ -89,7 +89,7 @@ type Server struct {
 	mu       sync.Mutex
 	workers  []Worker
 	minStake uint64
-	payers   map[ledger.Address]*sync.Mutex
+	payers   map[ledger.Address]payerMutex
 	served   map[string]Worker // receipt id -> worker, bounded
 	order    []string
 }
@@ -140,7 +140,7 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	}
 	s := &Server{o: o, hc: hc, log: o.Logger, mux: http.NewServeMux(),
 		disc:   &Discovery{Ledger: o.Ledger, Net: o.Net, HTTP: o.HTTPRegistration, Logger: o.Logger},
-		router: &Router{DownFor: o.DownFor}, payers: map[ledger.Address]*sync.Mutex{}, served: map[string]Worker{}}
+		router: &Router{DownFor: o.DownFor}, payers: map[ledger.Address]payerMutex{}, served: map[string]Worker{}}
 	for k, key := range o.Accounts {
 		if k == "" || key == nil {
 			return nil, errors.New("multigw: empty API key or account key")
@@ -277,16 +277,35 @@ func resolve(ws []Worker, model string) (ledger.Hash, bool) {
 }
 
 // payerLock is the lock that orders one payer's escrows.
-func (s *Server) payerLock(a ledger.Address) *sync.Mutex {
+func (s *Server) payerLock(a ledger.Address) payerMutex {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	m := s.payers[a]
 	if m == nil {
-		m = &sync.Mutex{}
+		m = make(payerMutex, 1)
 		s.payers[a] = m
 	}
 	return m
 }
+
+// payerMutex orders one payer's escrows. Its Lock gives up when the
+// request ends: a request waiting behind another of the same payer (held
+// until that one's escrow lands or it ends: up to HeaderTimeout when its
+// worker stalls) ends when its caller hangs up, instead of waiting on.
+type payerMutex chan struct{}
+
+// Lock takes the lock, or returns ctx's error if ctx ends first.
+func (m payerMutex) Lock(ctx context.Context) error {
+	select {
+	case m <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Unlock lets the lock go.
+func (m payerMutex) Unlock() { <-m }
 
 func (s *Server) remember(id string, w Worker) {
 	// Only a receipt id (64 hex digits) is kept, in the form the receipts
@@ -469,7 +488,7 @@ func (s *Server) finish(w http.ResponseWriter, res *http.Response, wk Worker) {
 type paying struct {
 	key    *keys.Key
 	addr   ledger.Address
-	lock   *sync.Mutex
+	lock   payerMutex
 	unlock func() // once; nil until locked
 	signed bool
 	nonce  uint64
@@ -504,7 +523,9 @@ func (s *Server) attempt(ctx context.Context, wk Worker, path string, body []byt
 		return res, err
 	}
 	if p.unlock == nil {
-		p.lock.Lock()
+		if err := p.lock.Lock(ctx); err != nil {
+			return nil, err
+		}
 		p.unlock = sync.OnceFunc(p.lock.Unlock)
 	}
 	nonce := int64(-1)
