@@ -22,10 +22,11 @@ const ChunkSize = 64 << 10
 // manifestMagic is the first line of every manifest.
 const manifestMagic = "verdict-model-id/1"
 
-// Limits on what ParseManifest accepts.
+// Limits on what ParseManifest accepts. (The tensors are those the
+// configuration names, CanonicalNames: their count is bounded by
+// model.Config.Validate's.)
 const (
 	MaxManifest = 1 << 20
-	maxTensors  = 1 << 14
 	maxBytes    = 1 << 40 // per tensor or tokenizer
 )
 
