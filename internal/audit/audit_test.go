@@ -114,14 +114,21 @@ func TestHonestReceiptReplays(t *testing.T) {
 	}
 }
 
-func TestHonestReceiptFromBinReplaysOnGGUF(t *testing.T) {
+// binFixture is the fixture of stories260K.bin (llama2.c, its context
+// 512 positions), on two threads: the model of stories260K.gguf (128).
+func binFixture(t testing.TB) *fixture {
+	t.Helper()
 	dir := sharedModels(t)
 	m, err := model.Load(filepath.Join(dir, "stories260K.bin"), filepath.Join(dir, "tok512.bin"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer m.Close()
-	f := newFixture(t, m, 2)
+	t.Cleanup(func() { m.Close() })
+	return newFixture(t, m, 2)
+}
+
+func TestHonestReceiptFromBinReplaysOnGGUF(t *testing.T) {
+	f := binFixture(t)
 	r := f.generateReceipt(t, storyPrompt, sampler.Params{}, 100)
 	g := loadFixture(t, "stories260K.gguf", 2)
 	if err := Replay(context.Background(), g.e, r, g.id); err != nil {
@@ -219,13 +226,7 @@ func TestContextNotCommitted(t *testing.T) {
 	if engine.MaxPositions != receipt.MaxTokens {
 		t.Fatalf("engine.MaxPositions %d, receipt.MaxTokens %d", engine.MaxPositions, receipt.MaxTokens)
 	}
-	dir := sharedModels(t)
-	m, err := model.Load(filepath.Join(dir, "stories260K.bin"), filepath.Join(dir, "tok512.bin"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
-	f := newFixture(t, m, 2)
+	f := binFixture(t)
 	g := loadFixture(t, "stories260K.gguf", 2)
 	if f.id != g.id || f.m.Config.ContextLen <= g.m.Config.ContextLen {
 		t.Fatalf("ids %s, %s; contexts %d, %d", f.id, g.id, f.m.Config.ContextLen, g.m.Config.ContextLen)
