@@ -453,17 +453,12 @@ func (s *Sequence) Release() {
 	}
 	s.released = true
 	if s.shares {
-		s.dropShared()
+		dropShared(s.pages)
 	}
 	s.spare.put(s.pages)
 	clear(s.pages) // nothing left for the cleanup of NewSequence
 	s.pages = nil
 }
-
-// dropShared lets go of the pages s shares with other sequences: those
-// another sequence still holds are taken out of s.pages (left to that
-// one), the rest stay for Release to hand back.
-func (s *Sequence) dropShared() { dropShared(s.pages) }
 
 // dropShared lets go of the shared pages among a sequence's pages: each
 // one's count of holders falls by one, and one that others still hold is
