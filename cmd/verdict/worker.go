@@ -226,7 +226,12 @@ func runWorker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return fmt.Errorf("worker: %w", err)
 	}
 	if *x402 {
-		opts.X402 = &gateway.X402{Ledger: c, PayTo: chain.Address(), PricePerToken: *price, Submit: chain.SubmitCharge}
+		params, err := c.Params(ctx)
+		if err != nil {
+			return fmt.Errorf("worker: the ledger's parameters: %w", err)
+		}
+		// A paid generation is cut short before its escrow expires.
+		opts.X402 = &gateway.X402{Ledger: c, PayTo: chain.Address(), PricePerToken: *price, Submit: chain.SubmitCharge, EscrowTimeout: params.EscrowTimeout}
 	}
 	if opts.Registration, err = workerRegistration(ctx, c, k, chain.AgentID(), base, *agentName, *agentImage, *x402, *price, w.Models()[0]); err != nil {
 		return fmt.Errorf("worker: %w", err)

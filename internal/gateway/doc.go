@@ -156,7 +156,12 @@
 // (docs/ledger.md, publishReceipt). A receipt whose generation ended
 // early (a stop string, or a payer who hung up after the first token: it
 // is charged as under an API key) has its steps lowered; it is published
-// with requestSteps, the steps its escrow's request asked for. A
+// with requestSteps, the steps its escrow's request asked for. So does a
+// generation still running when the chain comes within EscrowMargin
+// blocks of its escrow's expiry (X402.EscrowTimeout: an escrow with no
+// receipt by then is refunded and the answer would go unpaid): it is cut
+// short and answered as one that reached its length (finish_reason
+// "length"). A
 // refused payment is 402 with PAYMENT-REQUIRED {x402Version: 2, error:
 // REASON, accepts: []} and the OpenAI error code REASON (X402Reason:
 // invalid_payload, unsupported_scheme, invalid_network, invalid_signature,

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"cmp"
 	"context"
 	"crypto/hmac"
 	"crypto/rand"
@@ -63,6 +64,7 @@ const (
 // (client.Client has it).
 type X402Ledger interface {
 	ChainID(ctx context.Context) (string, error)
+	Height(ctx context.Context) (int64, error)
 	Account(ctx context.Context, a ledger.Address) (ledger.Account, error)
 	BroadcastCommit(ctx context.Context, tx *ledger.Tx) (client.Result, error)
 }
@@ -83,6 +85,19 @@ type X402 struct {
 	Secret []byte
 	// Now is the clock (default time.Now).
 	Now func() time.Time
+	// EscrowTimeout is the ledger's escrowTimeout (0: no bound). An
+	// escrow with no receipt that many blocks after it landed is
+	// refunded, and the generation it paid for goes unpaid: one still
+	// running when the chain is EscrowMargin blocks from that height is
+	// cut short, answered with what it generated (finish_reason length),
+	// and its receipt published.
+	EscrowTimeout uint64
+	// EscrowMargin is the blocks left for the receipt's publication
+	// (default: a quarter of EscrowTimeout, at least 2).
+	EscrowMargin uint64
+	// HeightPoll is how often a running generation's escrow height is
+	// checked (default 1 s).
+	HeightPoll time.Duration
 
 	mu   sync.Mutex
 	used map[string]int64 // nonces paid, until their deadline
@@ -350,6 +365,11 @@ func (s *Server) generateX402(ctx context.Context, xr *x402Request, req inferenc
 	req.Nonce = nonce
 	var settle SettleResponse
 	var escrowID ledger.Hash
+	// gctx ends the generation before its escrow expires (watchEscrow).
+	gctx, cancel := context.WithCancel(ctx)
+	var watched sync.WaitGroup
+	stopWatch := sync.OnceFunc(func() { cancel(); watched.Wait() })
+	defer stopWatch()
 	req.Bind = func(h ledger.Hash) error {
 		if m.Request != h {
 			return refuse(ReasonRequestMismatch, "the escrow is for request %s; this request is %s (the request changed since its quote)", m.Request, h)
@@ -371,14 +391,28 @@ func (s *Server) generateX402(ctx context.Context, xr *x402Request, req inferenc
 		escrowID = ledger.EscrowID(tx.Signer, tx.Nonce)
 		settle = settled(tx, res, network)
 		setPaymentResponse(xr.h, settle)
+		if x.EscrowTimeout > 0 {
+			watched.Add(1)
+			go func() {
+				defer watched.Done()
+				x.watchEscrow(gctx, res.Height, cancel)
+			}()
+		}
 		return nil
 	}
-	res, err := s.o.Backend.Generate(ctx, req, onDelta)
+	res, err := s.o.Backend.Generate(gctx, req, onDelta)
+	stopWatch()
 	var cut *inference.PartialError
 	if errors.As(err, &cut) {
-		// Cut short (the payer hung up): the tokens generated are paid,
-		// their receipt published against the escrow.
+		// Cut short (the payer hung up, or the escrow's window): the
+		// tokens generated are paid, their receipt published against
+		// the escrow.
 		res = cut.Result
+		if ctx.Err() == nil {
+			// The window, not the payer: an answer that reached its
+			// length.
+			res.FinishReason, cut = "length", nil
+		}
 	} else if err != nil {
 		var xe *x402Error
 		if errors.As(err, &xe) {
@@ -530,6 +564,31 @@ func (x *X402) checkFunds(ctx context.Context, tx *ledger.Tx, amount uint64) err
 }
 
 // submit broadcasts an escrow transaction and waits for its block.
+// watchEscrow cancels a paid generation (ctx) when the chain reaches, less
+// the margin, the height at which the escrow that landed at height landed
+// expires (EscrowTimeout); it returns then or when ctx ends.
+func (x *X402) watchEscrow(ctx context.Context, landed int64, cancel func()) {
+	margin := x.EscrowMargin
+	if margin == 0 {
+		margin = max(x.EscrowTimeout/4, 2)
+	}
+	cut := landed + int64(x.EscrowTimeout) - int64(min(margin, x.EscrowTimeout))
+	poll := cmp.Or(x.HeightPoll, time.Second)
+	t := time.NewTicker(poll)
+	defer t.Stop()
+	for {
+		if h, err := x.Ledger.Height(ctx); err == nil && h >= cut {
+			cancel()
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
 func (x *X402) submit(ctx context.Context, tx *ledger.Tx) (client.Result, error) {
 	res, err := x.Ledger.BroadcastCommit(ctx, tx)
 	if err != nil {

@@ -62,6 +62,12 @@ func (m *memLedger) query(t *testing.T, path string, v any) {
 	}
 }
 
+func (m *memLedger) Height(context.Context) (int64, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return int64(m.h), nil
+}
+
 func (m *memLedger) BroadcastCommit(_ context.Context, tx *ledger.Tx) (client.Result, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -738,5 +744,85 @@ func TestAttackIdempotencyFlush(t *testing.T) {
 	res, _ := post(t, ts.URL+"/v1/chat/completions", legit, "Authorization", "Bearer k", "Idempotency-Key", "order-42")
 	if res.Header.Get("Idempotent-Replayed") != "true" || e.gen.n.Load() != n {
 		t.Fatalf("the paying account's retry after the flood: replayed %q, %d generations more", res.Header.Get("Idempotent-Replayed"), e.gen.n.Load()-n)
+	}
+}
+
+// TestAttackEscrowExpiresMidGeneration: a paid generation outlasts its
+// escrow (escrowTimeout blocks: 50 s at 500 ms blocks), a long answer on
+// a slow model or one read slowly. The escrow was refunded at its expiry
+// with no receipt, and the worker's receipt then refused ("escrow not
+// found"): the answer went unpaid. Now the generation is cut short
+// EscrowMargin blocks before the expiry, answered (finish_reason length),
+// and its receipt, queued at once, is published in time.
+func TestAttackEscrowExpiresMidGeneration(t *testing.T) {
+	e := newX402Env(t)
+	// The answer takes 60 tokens of 25 ms, 60 blocks; the escrow expires
+	// after 40, and the cut comes at 10, leaving 30 (750 ms) to answer and
+	// publish.
+	x := &X402{Ledger: e.led, PayTo: e.x.PayTo, PricePerToken: e.x.PricePerToken, Now: e.clock, Submit: e.x.Submit,
+		EscrowTimeout: 40, EscrowMargin: 30, HeightPoll: 2 * time.Millisecond}
+	s, err := New(Options{Backend: slow{e.gen, 25 * time.Millisecond}, Auth: oneKey("k"), X402: x})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(s)
+	t.Cleanup(ts.Close)
+	body := `{"model":"stories260K","messages":[{"role":"user","content":"Lily"}],"max_tokens":60,"seed":3}`
+	res, b := post(t, ts.URL+"/v1/chat/completions", body)
+	if res.StatusCode != http.StatusPaymentRequired {
+		t.Fatalf("quote: %d %s", res.StatusCode, b)
+	}
+	q := scheme(decodeHeader[PaymentRequired](t, res.Header.Get(HeaderPaymentRequired)), SchemeExact)
+	hdr := e.pay(t, q, testKey("payer"), nil)
+	// Blocks keep coming while the answer is generated: one every 25 ms,
+	// a token's time (the chain of the test has no clock of its own).
+	stop := make(chan struct{})
+	blocks := make(chan struct{})
+	go func() {
+		defer close(blocks)
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(25 * time.Millisecond):
+				e.led.mu.Lock()
+				e.led.h++
+				_, err := e.led.l.FinalizeBlock(ledger.BlockContext{Height: e.led.h, Time: 1_700_000_000 + int64(e.led.h)}, nil)
+				e.led.mu.Unlock()
+				if err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}
+	}()
+	res, b = post(t, ts.URL+"/v1/chat/completions", body, HeaderPaymentSignature, hdr)
+	close(stop)
+	<-blocks
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("paid request: %d %s", res.StatusCode, b)
+	}
+	var out struct {
+		Choices []struct {
+			FinishReason string `json:"finish_reason"`
+		}
+		Usage struct {
+			CompletionTokens int `json:"completion_tokens"`
+		}
+	}
+	if err := json.Unmarshal(b, &out); err != nil {
+		t.Fatal(err)
+	}
+	if out.Choices[0].FinishReason != "length" || out.Usage.CompletionTokens >= 60 {
+		t.Fatalf("answer: finish %q after %d tokens", out.Choices[0].FinishReason, out.Usage.CompletionTokens)
+	}
+	// What the worker's outbox sends at once: the receipt against the escrow.
+	ch := <-e.submitted
+	wk := workerKey(t)
+	acct, _ := e.led.Account(context.Background(), addrOf(wk))
+	tx := &ledger.Tx{ChainID: "x402-test", Nonce: acct.Nonce, Fee: 1, Msg: &ledger.MsgPublishReceipt{EscrowID: ch.EscrowID, Receipt: ch.Receipt, RequestSteps: ch.RequestSteps}}
+	tx.Sign(wk)
+	if r, err := e.led.BroadcastCommit(context.Background(), tx); err != nil || r.Code != 0 {
+		t.Fatalf("publishing the cut answer's receipt: %v %+v", err, r)
 	}
 }
