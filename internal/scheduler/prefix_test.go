@@ -609,6 +609,11 @@ func TestPrefixBranchDropped(t *testing.T) {
 		c := e.Model().Config
 		do := func(js ...job) {
 			got := make([]outcome, len(js))
+			// The requests of one round meet in one step however the
+			// machine schedules their goroutines (a continuation run
+			// after the other had kept its cache would take that
+			// instead of the turn's).
+			release := s.HoldSteps()
 			var wg sync.WaitGroup
 			for i, j := range js {
 				wg.Add(1)
@@ -617,6 +622,14 @@ func TestPrefixBranchDropped(t *testing.T) {
 					got[i] = j.run(context.Background(), c, s.Run)
 				}()
 			}
+			for deadline := time.Now().Add(10 * time.Second); s.Stats().Ready < len(js); time.Sleep(time.Millisecond) {
+				if time.Now().After(deadline) {
+					release()
+					wg.Wait()
+					t.Fatalf("round %d: the requests never came to wait for one step: %+v", len(jobs), s.Stats())
+				}
+			}
+			release()
 			wg.Wait()
 			for i, j := range js {
 				if err := got[i].equal(j.run(context.Background(), c, generateAlone(e))); err != nil {
