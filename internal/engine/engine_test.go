@@ -8,6 +8,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -443,5 +444,33 @@ func TestSeededSampling(t *testing.T) {
 	_, g := runDigest(t, newEngine(t, l.m, 2), l.tok, greedy, false)
 	if fmt.Sprint(g) == fmt.Sprint(ref) {
 		t.Fatal("sampling at temperature 1 gave the greedy text")
+	}
+}
+
+// TestRopeAnglesInRange: the smallest frequency base and factors a model
+// may have (model.Config.Validate: at least 1) keep every RoPE angle of
+// every position a sequence may hold (MaxPositions) inside
+// detmath.SinCos64's range: cos and sin finite and of magnitude at most 1.
+// A base of 1/2 would not.
+func TestRopeAnglesInRange(t *testing.T) {
+	for _, hd := range []int{2, 64, 128, 256} {
+		for _, theta := range []float32{1, 1.5, 10000, 5e5, 1e6, math.MaxFloat32} {
+			freqs := engine.RopeFreqs(theta, hd)
+			engine.DivideFreqs(freqs, slices.Repeat([]float32{1}, hd/2))
+			cos, sin := make([]float32, hd/2), make([]float32, hd/2)
+			for _, pos := range []int{0, 1, engine.MaxPositions/2 + 7, engine.MaxPositions - 1} {
+				engine.RopeAngles(freqs, pos, cos, sin)
+				for j := range cos {
+					if !(math.Abs(float64(cos[j])) <= 1 && math.Abs(float64(sin[j])) <= 1) {
+						t.Fatalf("head size %d, theta %v, position %d, pair %d: cos %v sin %v", hd, theta, pos, j, cos[j], sin[j])
+					}
+				}
+			}
+		}
+	}
+	cos, sin := make([]float32, 32), make([]float32, 32)
+	engine.RopeAngles(engine.RopeFreqs(0.5, 64), engine.MaxPositions-1, cos, sin)
+	if !math.IsNaN(float64(cos[31])) {
+		t.Errorf("theta 1/2: cos %v at the last position; the test no longer shows what the model's check guards", cos[31])
 	}
 }

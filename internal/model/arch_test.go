@@ -2,8 +2,11 @@ package model_test
 
 import (
 	"bytes"
+	"encoding/binary"
+	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -80,6 +83,20 @@ func add(name string, typ tensor.Type, dims ...int) func([]gguf.TensorData) []gg
 			data = data[:n*2]
 		}
 		return append(ts, gguf.TensorData{Name: name, Type: typ, Dims: dims, Data: data})
+	}
+}
+
+// setF32 sets the i-th value of F32 tensor name to x.
+func setF32(name string, i int, x float32) func([]gguf.TensorData) []gguf.TensorData {
+	return func(ts []gguf.TensorData) []gguf.TensorData {
+		for j := range ts {
+			if ts[j].Name == name {
+				d := slices.Clone(ts[j].Data)
+				binary.LittleEndian.PutUint32(d[4*i:], math.Float32bits(x))
+				ts[j].Data = d
+			}
+		}
+		return ts
 	}
 }
 
@@ -162,6 +179,7 @@ func TestLoadArchitectureErrors(t *testing.T) {
 		{"llama3 zero factors", edited(t, llama3, nil, func(ts []gguf.TensorData) []gguf.TensorData {
 			return add("rope_freqs.weight", tensor.F32, 8)(drop("rope_freqs.weight")(ts))
 		}), "rope_freqs.weight: factor 0 of pair 0"},
+		{"llama3 factor below 1", edited(t, llama3, nil, setF32("rope_freqs.weight", 3, 0.5)), "rope_freqs.weight: factor 0.5 of pair 3; RoPE frequency factors must be finite and at least 1"},
 		{"missing output norm", edited(t, qwen3, nil, drop("output_norm.weight")), "missing tensor output_norm.weight"},
 		{"string head count", edited(t, qwen3, set("qwen3.attention.head_count", gguf.String("4")), nil), "qwen3.attention.head_count has type string"},
 	}

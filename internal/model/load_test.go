@@ -322,6 +322,7 @@ func TestLoadErrors(t *testing.T) {
 		{"no architecture", ggufFile(t, dropKV("general.architecture"), nil), "", "general.architecture"},
 		{"rope scaling", ggufFile(t, setKV("llama.rope.scaling.type", gguf.String("yarn")), nil), "", `RoPE scaling "yarn"`},
 		{"rope scale factor", ggufFile(t, setKV("llama.rope.scaling.factor", gguf.Float32(4)), nil), "", "llama.rope.scaling.factor = 4"},
+		{"rope theta below 1", ggufFile(t, setKV("llama.rope.freq_base", gguf.Float32(0.5)), nil), "", "rope theta 0.5 out of range: the RoPE frequency base must be finite and at least 1"},
 		{"partial rope", ggufFile(t, setKV("llama.rope.dimension_count", gguf.Uint32(4)), nil), "", "partial RoPE"},
 		{"experts", ggufFile(t, setKV("llama.expert_count", gguf.Uint32(8)), nil), "", "mixture of experts"},
 		{"lying dim", ggufFile(t, func(kvs []gguf.KV) []gguf.KV {

@@ -116,8 +116,12 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%d heads is not a multiple of %d key/value heads", c.Heads, c.KVHeads)
 	case c.HeadDim()%2 != 0:
 		return fmt.Errorf("head size %d is odd; RoPE needs pairs", c.HeadDim())
-	case !(c.RopeTheta > 0) || !(c.NormEps >= 0):
-		return fmt.Errorf("rope theta %v or norm epsilon %v out of range", c.RopeTheta, c.NormEps)
+	case !(c.RopeTheta >= 1) || math.IsInf(float64(c.RopeTheta), 1):
+		// A base below 1 makes frequencies above 1, and angles past
+		// detmath.SinCos64's range at positions a sequence may hold.
+		return fmt.Errorf("rope theta %v out of range: the RoPE frequency base must be finite and at least 1", c.RopeTheta)
+	case !(c.NormEps >= 0) || math.IsInf(float64(c.NormEps), 1):
+		return fmt.Errorf("norm epsilon %v out of range", c.NormEps)
 	}
 	return nil
 }
@@ -281,8 +285,11 @@ func (m *Model) Check() error {
 	if c.FreqFactors {
 		for j := 0; j < c.HeadDim()/2; j++ {
 			x := math.Float32frombits(binary.LittleEndian.Uint32(m.RopeFreqs.Data[4*j:]))
-			if !(x > 0) || math.IsInf(float64(x), 1) {
-				return fmt.Errorf("rope_freqs.weight: factor %v of pair %d; RoPE frequency factors must be positive and finite", x, j)
+			if !(x >= 1) || math.IsInf(float64(x), 1) {
+				// A factor below 1 would raise a frequency above 1 (see
+				// Config.Validate's RopeTheta): Llama 3's are from 1 to its
+				// scaling factor.
+				return fmt.Errorf("rope_freqs.weight: factor %v of pair %d; RoPE frequency factors must be finite and at least 1", x, j)
 			}
 		}
 	}
