@@ -229,15 +229,27 @@ func (m *Model) Entries() []Entry {
 	return es
 }
 
-// TensorNames returns the canonical names of the tensors of a model with
-// configuration c, in the order of Entries; tied says whether the output
-// matrix is the token embedding.
-func TensorNames(c Config, tied bool) []string {
+// Shapes returns the entries of a model with configuration c, as Entries
+// lists them, without their tensors: each name with the shape and whether
+// it must be F32. tied says whether the output matrix is the token
+// embedding.
+func Shapes(c Config, tied bool) []Entry {
 	m := &Model{Config: c, Layers: make([]Layer, max(c.Layers, 0)), TokenEmbd: &tensor.Tensor{}, Output: &tensor.Tensor{}}
 	if tied {
 		m.Output = m.TokenEmbd
 	}
 	es := m.Entries()
+	for i := range es {
+		es[i].Tensor = nil
+	}
+	return es
+}
+
+// TensorNames returns the canonical names of the tensors of a model with
+// configuration c, in the order of Entries; tied says whether the output
+// matrix is the token embedding.
+func TensorNames(c Config, tied bool) []string {
+	es := Shapes(c, tied)
 	names := make([]string, len(es))
 	for i, e := range es {
 		names[i] = e.Name

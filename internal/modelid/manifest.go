@@ -214,8 +214,8 @@ func ParseManifest(b []byte) (*Layout, error) {
 	leaves := int64(1)
 	l.Tokenizer = Region{Name: "tokenizer", Bytes: tv[0], First: int(leaves)}
 	leaves += int64(l.Tokenizer.Leaves())
-	names := CanonicalNames(l.Config, l.Tied)
-	for _, name := range names {
+	for _, want := range model.Shapes(l.Config, l.Tied) {
+		name := want.Name
 		f, err := field("tensor")
 		if err != nil {
 			return nil, err
@@ -244,6 +244,14 @@ func ParseManifest(b []byte) (*Layout, error) {
 			return nil, fmt.Errorf("manifest: tensor %s: bytes: %w", name, err)
 		}
 		t := tensor.Tensor{Name: name, Type: typ, Dims: dims}
+		// What model.Check asks of a file's tensor: no file's
+		// manifest has another shape, or a norm of another type.
+		if !t.ShapeIs(want.Dims...) {
+			return nil, fmt.Errorf("manifest: tensor %s has shape %v, the configuration needs %v", name, dims, want.Dims)
+		}
+		if want.F32 && typ != tensor.F32 {
+			return nil, fmt.Errorf("manifest: tensor %s is %s; norms, biases and frequency factors are F32", name, typ)
+		}
 		if err := checkSize(&t, nb); err != nil {
 			return nil, fmt.Errorf("manifest: %w", err)
 		}

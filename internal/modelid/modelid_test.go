@@ -209,22 +209,28 @@ func TestParseManifestRejects(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := string(good)
-	cases := []struct{ name, data string }{
-		{"empty", ""},
-		{"no newline", strings.TrimSuffix(s, "\n")},
-		{"magic", strings.Replace(s, "verdict-model-id/1", "verdict-model-id/2", 1)},
-		{"missing line", strings.Replace(s, "hidden 172\n", "", 1)},
-		{"leading zero", strings.Replace(s, "dim 64", "dim 064", 1)},
-		{"negative", strings.Replace(s, "dim 64", "dim -64", 1)},
-		{"bad float", strings.Replace(s, "rope_theta 0x461c4000", "rope_theta 10000", 1)},
-		{"upper float", strings.Replace(s, "rope_theta 0x461c4000", "rope_theta 0x461C4000", 1)},
-		{"chunk", strings.Replace(s, "chunk 65536", "chunk 1", 1)},
-		{"type", strings.Replace(s, "token_embd.weight F32", "token_embd.weight F64", 1)},
-		{"size", strings.Replace(s, "64,512 131072", "64,512 131076", 1)},
-		{"extra", s + "extra\n"},
-		{"double space", strings.Replace(s, "dim 64", "dim  64", 1)},
-		{"bos out of range", strings.Replace(s, " 1 2 0\n", " 512 2 0\n", 1)},
-		{"heads", strings.Replace(s, "heads 8", "heads 7", 1)},
+	cases := []struct{ name, data, want string }{
+		{"empty", "", ""},
+		{"no newline", strings.TrimSuffix(s, "\n"), ""},
+		{"magic", strings.Replace(s, "verdict-model-id/1", "verdict-model-id/2", 1), ""},
+		{"missing line", strings.Replace(s, "hidden 172\n", "", 1), ""},
+		{"leading zero", strings.Replace(s, "dim 64", "dim 064", 1), ""},
+		{"negative", strings.Replace(s, "dim 64", "dim -64", 1), ""},
+		{"bad float", strings.Replace(s, "rope_theta 0x461c4000", "rope_theta 10000", 1), ""},
+		{"upper float", strings.Replace(s, "rope_theta 0x461c4000", "rope_theta 0x461C4000", 1), ""},
+		{"chunk", strings.Replace(s, "chunk 65536", "chunk 1", 1), ""},
+		{"type", strings.Replace(s, "token_embd.weight F32", "token_embd.weight F64", 1), ""},
+		{"size", strings.Replace(s, "64,512 131072", "64,512 131076", 1), ""},
+		{"extra", s + "extra\n", ""},
+		{"double space", strings.Replace(s, "dim 64", "dim  64", 1), ""},
+		{"bos out of range", strings.Replace(s, " 1 2 0\n", " 512 2 0\n", 1), ""},
+		{"heads", strings.Replace(s, "heads 8", "heads 7", 1), ""},
+		// Each of the next three passes every other check.
+		{"shape", strings.Replace(s, "blk.0.ffn_down.weight F32 172,64 44032", "blk.0.ffn_down.weight F32 64,172 44032", 1),
+			"manifest: tensor blk.0.ffn_down.weight has shape [64 172], the configuration needs [172 64]"},
+		{"norm type", strings.Replace(s, "blk.0.attn_norm.weight F32 64 256", "blk.0.attn_norm.weight F16 64 128", 1),
+			"manifest: tensor blk.0.attn_norm.weight is F16; norms, biases and frequency factors are F32"},
+		{"rope theta below 1", strings.Replace(s, "rope_theta 0x461c4000", "rope_theta 0x3f000000", 1), "rope theta 0.5 out of range"},
 	}
 	for _, c := range cases {
 		if c.data == s {
@@ -234,6 +240,8 @@ func TestParseManifestRejects(t *testing.T) {
 			t.Errorf("%s: accepted", c.name)
 		} else if !strings.HasPrefix(err.Error(), "manifest: ") || strings.Contains(err.Error(), "\n") {
 			t.Errorf("%s: error %q is not one line starting with manifest:", c.name, err)
+		} else if !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: error %q, want it to say %q", c.name, err, c.want)
 		}
 	}
 }
