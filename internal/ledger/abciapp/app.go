@@ -195,9 +195,15 @@ func (a *App) FinalizeBlock(_ context.Context, req *abci.RequestFinalizeBlock) (
 	copy(bh[:], req.Hash)
 	ctx := ledger.BlockContext{Height: uint64(req.Height), Time: req.Time.Unix(), Hash: bh, Proposer: a.ledger.ProposerAccount(req.ProposerAddress)}
 	for _, m := range req.Misbehavior {
-		if v := a.ledger.ProposerAccount(m.Validator.Address); !v.IsZero() {
-			ctx.Misbehaving = append(ctx.Misbehaving, ledger.Misbehaviour{Validator: v, Height: uint64(max(m.Height, 0))})
+		v := a.ledger.ProposerAccount(m.Validator.Address)
+		if v.IsZero() {
+			// The ledger keeps a validator's entry for
+			// evidenceMaxAgeBlocks after it leaves; CometBFT's own
+			// evidence age (consensus params) may be longer.
+			a.log.Warn("evidence of misbehaviour by a validator the ledger no longer knows: not slashed", "height", req.Height, "evidence_height", m.Height, "validator", fmt.Sprintf("%X", m.Validator.Address), "type", m.Type.String())
+			continue
 		}
+		ctx.Misbehaving = append(ctx.Misbehaving, ledger.Misbehaviour{Validator: v, Height: uint64(max(m.Height, 0))})
 	}
 	res, err := a.ledger.FinalizeBlock(ctx, req.Txs)
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -338,5 +339,49 @@ func TestQueryWithoutConsensusLock(t *testing.T) {
 	a.qmu.RUnlock()
 	if !built {
 		t.Fatal("the snapshot's root is not the committed app hash")
+	}
+}
+
+// TestEvidenceUnknownValidator: CometBFT's evidence of a validator the
+// ledger knows slashes it; evidence naming an address the ledger does not
+// know (none of its validators, past or present) is logged, not dropped
+// in silence, and the block applies.
+func TestEvidenceUnknownValidator(t *testing.T) {
+	ctx := context.Background()
+	var logs strings.Builder
+	db := dbm.NewMemDB()
+	a, err := New(db, ledger.Hooks{}, slog.New(slog.NewTextHandler(&logs, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	val := addr("val")
+	if _, err := a.InitChain(ctx, &abci.RequestInitChain{ChainId: "abci-test", AppStateBytes: genesis(t),
+		Validators: []abci.ValidatorUpdate{abci.Ed25519ValidatorUpdate(val[:], 10)}}); err != nil {
+		t.Fatal(err)
+	}
+	consAddr := func(a ledger.Address) []byte { h := sha256.Sum256(a[:]); return h[:20] }
+	finalize(t, a, 1)
+	if _, err := a.Commit(ctx, &abci.RequestCommit{}); err != nil {
+		t.Fatal(err)
+	}
+	bh := sha256.Sum256([]byte("2"))
+	r, err := a.FinalizeBlock(ctx, &abci.RequestFinalizeBlock{Height: 2, Hash: bh[:], Time: time.Unix(1_700_000_002, 0), Misbehavior: []abci.Misbehavior{
+		{Type: abci.MisbehaviorType_DUPLICATE_VOTE, Validator: abci.Validator{Address: consAddr(addr("stranger")), Power: 10}, Height: 1},
+		{Type: abci.MisbehaviorType_DUPLICATE_VOTE, Validator: abci.Validator{Address: consAddr(val), Power: 10}, Height: 1},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	slashed := 0
+	for _, e := range r.Events {
+		if e.Type == string(ledger.EventSlash) {
+			slashed++
+		}
+	}
+	if slashed != 1 {
+		t.Errorf("%d slash events, want 1 (the known validator's)", slashed)
+	}
+	if want := fmt.Sprintf("validator=%X", consAddr(addr("stranger"))); !strings.Contains(logs.String(), "a validator the ledger no longer knows") || !strings.Contains(logs.String(), want) {
+		t.Errorf("the unknown validator's evidence was not logged with %s: %q", want, logs.String())
 	}
 }
