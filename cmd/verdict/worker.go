@@ -231,7 +231,7 @@ func runWorker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			return fmt.Errorf("worker: the ledger's parameters: %w", err)
 		}
 		// A paid generation is cut short before its escrow expires.
-		opts.X402 = &gateway.X402{Ledger: c, PayTo: chain.Address(), PricePerToken: *price, Submit: chain.SubmitCharge, EscrowTimeout: params.EscrowTimeout}
+		opts.X402 = &gateway.X402{Ledger: c, PayTo: chain.Address(), PricePerToken: *price, Submit: chain.SubmitCharge, EscrowTimeout: params.EscrowTimeout, Backlogged: chain.Backlogged}
 	}
 	if opts.Registration, err = workerRegistration(ctx, c, k, chain.AgentID(), base, *agentName, *agentImage, *x402, *price, w.Models()[0]); err != nil {
 		return fmt.Errorf("worker: %w", err)

@@ -98,6 +98,11 @@ type X402 struct {
 	// HeightPoll is how often a running generation's escrow height is
 	// checked (default 1 s).
 	HeightPoll time.Duration
+	// Backlogged reports that the worker's outbox is past its bound
+	// (worker.Chain.Backlogged): requests are neither quoted nor paid
+	// (429 with Retry-After, ErrBacklog), since a receipt that waits in
+	// the outbox past its escrow's timeout goes unpaid. nil: never.
+	Backlogged func() bool
 
 	mu   sync.Mutex
 	used map[string]int64 // nonces paid, until their deadline
@@ -303,6 +308,10 @@ func (s *Server) generateX402(ctx context.Context, xr *x402Request, req inferenc
 		return nil, fmt.Errorf("x402: ledger: %w", err)
 	}
 	network := CAIP2Network(chainID)
+	if x.Backlogged != nil && x.Backlogged() {
+		// Before the escrow is submitted: the payer's coins stay theirs.
+		return nil, fmt.Errorf("%w: the worker's receipts wait to be published on the ledger", ErrBacklog)
+	}
 	var prompt, maxc int
 	admit := req.Admit
 	req.Admit = func(p, m int) error {

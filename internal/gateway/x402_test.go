@@ -18,6 +18,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -824,5 +825,41 @@ func TestAttackEscrowExpiresMidGeneration(t *testing.T) {
 	tx.Sign(wk)
 	if r, err := e.led.BroadcastCommit(context.Background(), tx); err != nil || r.Code != 0 {
 		t.Fatalf("publishing the cut answer's receipt: %v %+v", err, r)
+	}
+}
+
+// TestAttackBacklogUnpaid: a caller floods a worker whose receipts wait
+// in its outbox past its bound (the ledger slower than the worker), then
+// pays for requests with x402. The API-key path refused new requests
+// then; x402 served them, and their receipts, queued behind the backlog,
+// could reach the ledger after their escrows' timeout: refunded, the
+// answers free. Now x402 neither quotes nor takes a payment while the
+// outbox is backlogged (429 with Retry-After, the escrow not submitted,
+// nothing generated), and takes the same payment once it drains.
+func TestAttackBacklogUnpaid(t *testing.T) {
+	e := newX402Env(t)
+	var backlogged atomic.Bool
+	e.x.Backlogged = backlogged.Load
+	payer := testKey("payer")
+	q := scheme(e.quote(t, x402Body), SchemeUpto)
+	hdr := e.pay(t, q, payer, nil)
+	backlogged.Store(true)
+	before, n := e.balance(t, payer), e.gen.n.Load()
+	for _, h := range [][]string{nil, {HeaderPaymentSignature, hdr}} {
+		res, b := post(t, e.ts.URL+"/v1/chat/completions", x402Body, h...)
+		if res.StatusCode != http.StatusTooManyRequests || res.Header.Get("Retry-After") == "" || !strings.Contains(string(b), "publishing backlog") {
+			t.Fatalf("backlogged, paid %v: %d (Retry-After %q) %s", h != nil, res.StatusCode, res.Header.Get("Retry-After"), b)
+		}
+	}
+	if e.balance(t, payer) != before || e.gen.n.Load() != n || len(e.submitted) != 0 {
+		t.Fatalf("backlogged: balance %d -> %d, %d generations, %d receipts queued", before, e.balance(t, payer), e.gen.n.Load()-n, len(e.submitted))
+	}
+	backlogged.Store(false)
+	res, b := post(t, e.ts.URL+"/v1/chat/completions", x402Body, HeaderPaymentSignature, hdr)
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("the same payment once drained: %d %s", res.StatusCode, b)
+	}
+	if c := <-e.submitted; c.ReceiptID != decodeResp(t, b).Verdict.ReceiptID {
+		t.Fatalf("queued %s", c.ReceiptID)
 	}
 }
