@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -181,4 +182,58 @@ func TestAttackPayerLockStall(t *testing.T) {
 		t.Fatalf("a request whose caller left after 300 ms waited %v for the payer's lock", d)
 	}
 	<-first
+}
+
+// TestAttackSlowAcceptedFiles: an attacker registers agents whose
+// registration files are valid but each take most of a fetch's time, as
+// many as fill a discovery round's Within. Their files accepted, they
+// were fetched first in every round, so a new worker, fetched after them,
+// was cut at the round's end every time (then backed off, behind them
+// still): never discovered. Now an accepted file is kept
+// (Discovery.Keep), and the next round fetches only the new worker's.
+func TestAttackSlowAcceptedFiles(t *testing.T) {
+	l := newFakeLedger()
+	serve := func(id uint64, lag time.Duration) {
+		s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			select {
+			case <-time.After(lag):
+				json.NewEncoder(w).Encode(goodRegistration(t, id))
+			case <-r.Context().Done():
+			}
+		}))
+		t.Cleanup(s.Close)
+		l.mu.Lock()
+		l.agents[id-1].AgentURI = s.URL + gateway.RegistrationPath
+		l.mu.Unlock()
+	}
+	var slow []uint64
+	for range 2 * DiscoverFetches {
+		id := l.addAgent("")
+		serve(id, 900*time.Millisecond)
+		slow = append(slow, id)
+	}
+	now := time.Unix(1000, 0)
+	d := &Discovery{Ledger: l, Net: testNet, Within: 20 * time.Second, Logger: slog.New(slog.DiscardHandler), now: func() time.Time { return now }}
+	discover := func() []uint64 {
+		t.Helper()
+		ws, err := d.Discover(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return agentIDs(ws)
+	}
+	if got := discover(); !slices.Equal(got, slow) {
+		t.Fatalf("the slow agents' files: discovered %v, want %v", got, slow)
+	}
+	// A worker registers; its file takes 600 ms. Two rounds of the slow
+	// files (2 x 900 ms) and it no longer fit a 2 s round.
+	good := l.addAgent("")
+	serve(good, 600*time.Millisecond)
+	d.Within = 2 * time.Second
+	for round := range 3 {
+		now = now.Add(2 * time.Second)
+		if got := discover(); !slices.Contains(got, good) || len(got) != len(slow)+1 {
+			t.Fatalf("round %d after the worker registered: discovered %v, want the %d slow agents and %d", round, got, len(slow), good)
+		}
+	}
 }

@@ -90,6 +90,10 @@ type Discovery struct {
 	// Within bounds the registration fetches of one Discover (default
 	// DiscoverWithin).
 	Within time.Duration
+	// Keep is how long an accepted registration file is used without a
+	// fetch (default RegistrationKeep); a change of the agent's agentURI
+	// on the ledger ends it at once.
+	Keep   time.Duration
 	Logger *slog.Logger
 
 	mu      sync.Mutex
@@ -100,7 +104,51 @@ type Discovery struct {
 	retry map[uint64]backoff
 	// served holds the agents whose last registration file was accepted.
 	served map[uint64]bool
-	now    func() time.Time // time.Now; tests set it
+	// kept holds each accepted registration file, by agent, until Keep
+	// has passed since its fetch.
+	kept map[uint64]keptRegistration
+	now  func() time.Time // time.Now; tests set it
+}
+
+// keptRegistration is an accepted registration file: the agentURI and
+// chain it was fetched for, and when.
+type keptRegistration struct {
+	uri, chain string
+	reg        Registration
+	at         time.Time
+}
+
+// RegistrationKeep is Discovery.Keep's default. Fetching every accepted
+// file at every refresh let agents whose files are accepted but answer
+// slowly fill every round's DiscoverWithin, fetched first each time, so
+// that a new worker was never reached; kept, they cost one fetch per
+// RegistrationKeep.
+const RegistrationKeep = 5 * time.Minute
+
+// keptFor returns agent id's kept registration file when it was fetched
+// from uri on chain less than Keep before t.
+func (d *Discovery) keptFor(id uint64, uri, chain string, t time.Time) (Registration, bool) {
+	keep := d.Keep
+	if keep <= 0 {
+		keep = RegistrationKeep
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	k, ok := d.kept[id]
+	if !ok || k.uri != uri || k.chain != chain || !t.Before(k.at.Add(keep)) {
+		return Registration{}, false
+	}
+	return k.reg, true
+}
+
+// keep records agent id's accepted registration file, fetched at t.
+func (d *Discovery) keep(id uint64, k keptRegistration) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.kept == nil {
+		d.kept = map[uint64]keptRegistration{}
+	}
+	d.kept[id] = k
 }
 
 // backoff is when an agent's registration file is fetched again, and how
@@ -150,6 +198,7 @@ func (d *Discovery) fetched(id uint64, t time.Time, err error) {
 		return
 	}
 	delete(d.served, id)
+	delete(d.kept, id)
 	if d.retry == nil {
 		d.retry = map[uint64]backoff{}
 	}
@@ -296,6 +345,7 @@ func (d *Discovery) Discover(ctx context.Context) ([]Worker, error) {
 		price uint64
 		reg   Registration
 		err   error
+		kept  bool // reg was kept, not fetched
 	}
 	type named struct {
 		name   string
@@ -354,7 +404,9 @@ func (d *Discovery) Discover(ctx context.Context) ([]Worker, error) {
 		if d.waiting(id, start) {
 			continue // its last fetch failed: left out until its backoff ends
 		}
-		cands = append(cands, listed{id: id, agent: a, model: mid, name: nm.name, mh: nm.height, price: price})
+		c := listed{id: id, agent: a, model: mid, name: nm.name, mh: nm.height, price: price}
+		c.reg, c.kept = d.keptFor(id, a.AgentURI, ch.ChainID, start)
+		cands = append(cands, c)
 	}
 	// Their registration files, several at a time, within the round.
 	hc := d.client()
@@ -374,6 +426,9 @@ func (d *Discovery) Discover(ctx context.Context) ([]Worker, error) {
 	var wg sync.WaitGroup
 	for _, i := range order {
 		c := &cands[i]
+		if c.kept {
+			continue
+		}
 		placed := false
 		select {
 		case sem <- struct{}{}:
@@ -398,6 +453,9 @@ func (d *Discovery) Discover(ctx context.Context) ([]Worker, error) {
 			}
 			if ctx.Err() == nil {
 				d.fetched(c.id, start, c.err)
+				if c.err == nil && d.checkEndpoint(c.reg.Endpoint) == nil {
+					d.keep(c.id, keptRegistration{uri: c.agent.AgentURI, chain: ch.ChainID, reg: c.reg, at: start})
+				}
 			}
 		}()
 	}

@@ -45,7 +45,9 @@
 // and go in the order: workers whose file was accepted last time, agents
 // never fetched, agents that failed, so that such agents, however many,
 // can neither keep a gateway from starting nor push a known worker out of
-// its pool) through at most MaxRegistrationRedirects (3)
+// its pool; an accepted file is kept for RegistrationKeep, 5 minutes,
+// unless the agent's agentURI changes, so that agents whose files are
+// accepted but slow cannot fill every round ahead of a new worker) through at most MaxRegistrationRedirects (3)
 // redirects, each to an http(s) URL without credentials, query or
 // fragment and checked again; its body is read up to MaxRegistrationBytes
 // (64 KiB) and its headers up to as much. A worker's API (quotes, paid
@@ -157,9 +159,10 @@
 // is the worker's (price x the prompt and max_tokens): an escrow above what
 // the answer costs is returned when the receipt is published, but a worker
 // that publishes nothing holds it until the escrow's deadline; MaxFee
-// bounds it. Registration files are fetched again at every refresh: each
-// agent can make the gateway send one GET per refresh to a public address
-// of its choosing (and, with AllowPrivate or Allow, to the addresses these
+// bounds it. Registration files are fetched again once kept for
+// RegistrationKeep (or, failing, after each backoff): each agent can make
+// the gateway send one GET per RegistrationKeep, or per MaxFetchBackoff,
+// to a public address of its choosing (and, with AllowPrivate or Allow, to the addresses these
 // allow: run such a gateway where they reach nothing that trusts it). A
 // public server that itself relays requests into a private network (a
 // proxy, unlike a redirect, which is checked) is beyond what the gateway

@@ -766,8 +766,9 @@ func TestDiscoverRoundBounded(t *testing.T) {
 
 // An agent whose registration file never answers is fetched once per
 // backoff, not once per refresh: 2 s after the first failure, then 4 s,
-// ...; once its file answers it is in the pool, and fetched at every
-// discovery again.
+// ...; once its file answers it is in the pool, its file kept for
+// Discovery.Keep (fetched again after that, or at once when its agentURI
+// changes on the ledger).
 func TestDiscoverBackoff(t *testing.T) {
 	l := newFakeLedger()
 	good := l.addWorker(t, "good", 500, 1)
@@ -786,7 +787,7 @@ func TestDiscoverBackoff(t *testing.T) {
 	l.agents[id-1].AgentURI = s.URL + gateway.RegistrationPath
 	now := time.Unix(1000, 0)
 	d := &Discovery{Ledger: l, Net: testNet, HTTP: &http.Client{Timeout: 50 * time.Millisecond}, Logger: slog.New(slog.DiscardHandler),
-		now: func() time.Time { return now }}
+		Keep: time.Minute, now: func() time.Time { return now }}
 	discover := func(after time.Duration, wantHits int32, wantIDs ...uint64) {
 		t.Helper()
 		now = now.Add(after)
@@ -804,5 +805,9 @@ func TestDiscoverBackoff(t *testing.T) {
 	discover(3*time.Second, 2, good.id)
 	answer.Store(true)
 	discover(1100*time.Millisecond, 3, good.id, id) // 4.1 s later: fetched, answered
-	discover(0, 4, good.id, id)                     // and fetched at every discovery again
+	discover(0, 3, good.id, id)                     // kept
+	discover(59*time.Second, 3, good.id, id)        // for a minute
+	discover(time.Second, 4, good.id, id)           // then fetched again
+	l.agents[id-1].AgentURI = s.URL + "/moved.json" // its agentURI changes: fetched at once
+	discover(0, 5, good.id, id)
 }
