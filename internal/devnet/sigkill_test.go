@@ -393,6 +393,10 @@ func TestCrashSIGKILL(t *testing.T) {
 						a.id, a.killed, a.at.Format("15:04:05.000"), found, rec, err, sc.published[a.id] != "", ferr == nil)
 				}
 			}
+			if len(sc.bad) > 0 {
+				t.Logf("honest worker punished or failing:\n%s\nkills at heights %v, ready again at %v; the processes' log lines about those receipts:\n%s",
+					strings.Join(sc.bad, "\n"), killedAt, readyAt, logLinesAbout(filepath.Dir(dir), kills, sc.badIDs))
+			}
 			t.Fatalf("after the drain: %d answered receipts not final, %d escrows open, %d in the outbox", missing, open, outboxLen(t, dir))
 		}
 		time.Sleep(500 * time.Millisecond)
