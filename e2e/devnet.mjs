@@ -29,7 +29,7 @@ async function receipt(id) {
 // final waits until the ledger says the receipt is final.
 async function final(id) {
   const seen = [];
-  for (let i = 0; i < 300; i++) {
+  for (let i = 0; i < 900; i++) {
     const r = await receipt(id);
     if (seen.at(-1) !== r.status) seen.push(r.status);
     if (r.status === 'final') {
@@ -39,7 +39,7 @@ async function final(id) {
     assert.ok(['pending', 'published', 'audited', 'challenged'].includes(r.status), `receipt ${id} is ${r.status}`);
     await new Promise((ok) => setTimeout(ok, 100));
   }
-  throw new Error(`receipt ${id} not final in 30 s (statuses ${seen.join(' -> ')})`);
+  throw new Error(`receipt ${id} not final in 90 s (statuses ${seen.join(' -> ')})`);
 }
 
 const messages = [{ role: 'user', content: 'Once upon a time' }];

@@ -123,7 +123,7 @@ wait:
 		t.Logf("skipping the openai npm client: %v (run `npm ci` in e2e/)", err)
 	default:
 		outFile := filepath.Join(t.TempDir(), "receipts.txt")
-		nctx, ncancel := context.WithTimeout(ctx, 3*time.Minute)
+		nctx, ncancel := context.WithTimeout(ctx, 6*time.Minute)
 		cmd := exec.CommandContext(nctx, node, "--test", "devnet.mjs")
 		cmd.Dir = e2e
 		cmd.Env = append(os.Environ(), "VERDICT_BASE_URL="+base, "VERDICT_API_KEY="+apiKey, "VERDICT_MODEL=stories260K", "VERDICT_RECEIPTS_OUT="+outFile)
@@ -184,10 +184,10 @@ wait:
 		}
 		return r.Status, r.Receipt
 	}
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(90 * time.Second)
 	for st, _ := status(gen.ReceiptID); st != "final"; st, _ = status(gen.ReceiptID) {
 		if time.Now().After(deadline) {
-			t.Fatalf("MCP receipt %s is %q after 30 s", gen.ReceiptID, st)
+			t.Fatalf("MCP receipt %s is %q after 90 s", gen.ReceiptID, st)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}

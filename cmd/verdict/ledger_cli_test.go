@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/ed25519"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,24 +14,16 @@ import (
 	"github.com/verdictnet/verdict/internal/keys"
 	"github.com/verdictnet/verdict/internal/ledger"
 	"github.com/verdictnet/verdict/internal/ledger/node"
+	"github.com/verdictnet/verdict/internal/loopport"
 )
 
 // ledgerPortBase returns a port p with p and p+1 free on loopback.
 func ledgerPortBase(t *testing.T) int {
-	for i := 0; i < 50; i++ {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		p := l.Addr().(*net.TCPAddr).Port
-		l.Close()
-		if l2, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p+1)); err == nil {
-			l2.Close()
-			return p
-		}
+	p, err := loopport.Range(2)
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Fatal("no free ports")
-	return 0
+	return p
 }
 
 // TestLedgerCLI runs `verdict node init`, `node start`, `tx` and `query`
@@ -77,7 +68,7 @@ func TestLedgerCLI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(15 * time.Second)
+	deadline := time.Now().Add(60 * time.Second)
 	for {
 		code, _, _ := cli(context.Background(), "query", "--node", rpc, "chain")
 		if code == 0 {

@@ -382,7 +382,10 @@ func TestGatewayNodeManyWorkers(t *testing.T) {
 		}
 	}
 	t.Logf("worker b killed: the first request after it was served in %s", firstOK)
-	if firstOK > 5*time.Second {
+	// A dead worker's refused connection fails over at once; waiting for
+	// it (HeaderTimeout: 5 minutes) would take far longer than this
+	// bound, which leaves room for a loaded machine.
+	if firstOK > 30*time.Second {
 		t.Errorf("the first request after the kill took %s", firstOK)
 	}
 	var pool struct {

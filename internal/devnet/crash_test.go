@@ -104,7 +104,7 @@ func TestOutboxRestart(t *testing.T) {
 
 	d2 := start(t, o)
 	for _, e := range es {
-		waitStatus(t, d2, e.p.ReceiptID, 30*time.Second, ledger.StatusPublished)
+		waitStatus(t, d2, e.p.ReceiptID, 90*time.Second, ledger.StatusPublished)
 	}
 	escrows := map[ledger.Hash]bool{}
 	for i, e := range es {
@@ -132,7 +132,7 @@ func TestOutboxRestart(t *testing.T) {
 	if got, want := balance(t, d2, user), balBefore-3*(fee+1); got != want {
 		t.Errorf("requester balance %d, want %d (%d before the restart)", got, want, balBefore)
 	}
-	for deadline := time.Now().Add(5 * time.Second); d2.Chain.PendingCount() != 0 && time.Now().Before(deadline); {
+	for deadline := time.Now().Add(30 * time.Second); d2.Chain.PendingCount() != 0 && time.Now().Before(deadline); {
 		time.Sleep(50 * time.Millisecond) // the worker sees the publication a block later
 	}
 	if d2.Chain.PendingCount() != 0 || d2.Chain.Stats().Failed != 0 {

@@ -30,6 +30,7 @@ import (
 	"github.com/verdictnet/verdict/internal/ledger/client"
 	"github.com/verdictnet/verdict/internal/ledger/node"
 	"github.com/verdictnet/verdict/internal/ledger/proofhooks"
+	"github.com/verdictnet/verdict/internal/loopport"
 	"github.com/verdictnet/verdict/internal/mcpserver"
 	"github.com/verdictnet/verdict/internal/model"
 	"github.com/verdictnet/verdict/internal/synth"
@@ -591,7 +592,9 @@ func (p *portPicker) take(addr string, keep bool) (int, error) {
 			}
 		}
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	// Below the ephemeral range: between release and the node's bind no
+	// outgoing connection can take it (loopport).
+	ln, err := loopport.Listen()
 	if err != nil {
 		return 0, err
 	}

@@ -179,7 +179,7 @@ func chatReceipt(t *testing.T, d *Devnet) string {
 func TestBuiltinDevnet(t *testing.T) {
 	d := start(t, Options{})
 	id := chatReceipt(t, d)
-	waitStatus(t, d, id, 30*time.Second, ledger.StatusFinal)
+	waitStatus(t, d, id, 90*time.Second, ledger.StatusFinal)
 	if st := receiptStatus(t, d, id); st != ledger.StatusFinal {
 		t.Fatalf("gateway says %q", st)
 	}
@@ -292,7 +292,7 @@ func TestResume(t *testing.T) {
 	}
 	var r chatResponse
 	json.Unmarshal(body, &r)
-	waitStatus(t, d, r.Verdict.ReceiptID, 30*time.Second, ledger.StatusFinal)
+	waitStatus(t, d, r.Verdict.ReceiptID, 90*time.Second, ledger.StatusFinal)
 	h1, _ := d.Client.Height(context.Background())
 	id1, w1, a1, key1, rpc1 := d.Model.ID, d.Chain.Address(), d.Chain.AgentID(), d.APIKey, d.RPC
 	if err := d.Stop(); err != nil {
@@ -318,7 +318,7 @@ func TestResume(t *testing.T) {
 		t.Fatalf("status %d: %s", code, body)
 	}
 	json.Unmarshal(body, &r)
-	waitStatus(t, d2, r.Verdict.ReceiptID, 30*time.Second, ledger.StatusPublished, ledger.StatusFinal)
+	waitStatus(t, d2, r.Verdict.ReceiptID, 90*time.Second, ledger.StatusPublished, ledger.StatusFinal)
 }
 
 // TestCheatingWorkerFourValidators is the cheating-worker test on a

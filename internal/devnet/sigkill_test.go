@@ -310,13 +310,15 @@ func TestCrashSIGKILL(t *testing.T) {
 		if k < len(challengers) && (k == 0 || rng.IntN(2) > 0) {
 			// A lying challenger disputes the latest answer published;
 			// the kill may come before the worker's answer.
-			mu.Lock()
-			ids := make([]string, 0, len(ok))
-			for _, a := range ok {
-				ids = append(ids, a.id)
-			}
-			mu.Unlock()
-			challenge(t, lc, challengers[k], ids)
+			challenge(t, lc, challengers[k], func() []string {
+				mu.Lock()
+				defer mu.Unlock()
+				ids := make([]string, 0, len(ok))
+				for _, a := range ok {
+					ids = append(ids, a.id)
+				}
+				return ids
+			})
 			time.Sleep(time.Duration(rng.IntN(1000)) * time.Millisecond)
 		}
 		time.Sleep(time.Duration(rng.IntN(1000)) * time.Millisecond)
@@ -645,13 +647,17 @@ func fundChallengers(t *testing.T, c *client.Client, dir string, n int, p ledger
 }
 
 // challenge opens a dispute, committing to a root that is not the
-// worker's, on the latest of the receipts ids (in the order answered) that
-// is published and not yet final.
-func challenge(t *testing.T, c *client.Client, s *client.Sender, ids []string) {
+// worker's, on the latest of the receipts answered returns (in the order
+// answered) that is published and not yet final.
+func challenge(t *testing.T, c *client.Client, s *client.Sender, answered func() []string) {
 	t.Helper()
 	ctx := context.Background()
 	var rid ledger.Hash
-	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+	var ids []string
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		// The answers so far, read afresh: the latest may wait behind a
+		// publishing backlog while newer ones come.
+		ids = answered()
 		for i := len(ids) - 1; i >= 0 && i >= len(ids)-2000; i -= 20 {
 			id, err := ledger.ParseHash(ids[i])
 			if err != nil {
@@ -670,7 +676,7 @@ func challenge(t *testing.T, c *client.Client, s *client.Sender, ids []string) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("none of the last %d answers published in 20 s", min(len(ids), 2000))
+			t.Fatalf("none of the last %d answers published in 60 s", min(len(ids), 2000))
 		}
 	}
 	root := make([]byte, 32)

@@ -298,7 +298,7 @@ func TestKVSlabUnreleased(t *testing.T) {
 	if n := out(); n != m.Config.Layers {
 		t.Fatalf("%d slab pages out, want one a layer (%d)", n, m.Config.Layers)
 	}
-	for i := 0; i < 50 && out() > 0; i++ {
+	for deadline := time.Now().Add(10 * time.Second); out() > 0 && time.Now().Before(deadline); {
 		runtime.GC()
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -386,7 +386,7 @@ func TestKVSlabUnreleasedShared(t *testing.T) {
 					t.Fatal("no slab pages out")
 				}
 			}()
-			for i := 0; i < 100 && out() > 0; i++ {
+			for deadline := time.Now().Add(10 * time.Second); out() > 0 && time.Now().Before(deadline); {
 				runtime.GC()
 				time.Sleep(10 * time.Millisecond)
 			}

@@ -226,6 +226,9 @@ func (e *Explorer) events(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "streaming unsupported", http.StatusInternalServerError)
 		return
 	}
+	// Watch before the headers go out: a block read while they do is
+	// an event, not missed by a page that loaded before it.
+	ch, v := e.o.Index.Changed()
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(http.StatusOK)
@@ -234,7 +237,6 @@ func (e *Explorer) events(w http.ResponseWriter, r *http.Request) {
 	ping := time.NewTicker(15 * time.Second)
 	defer ping.Stop()
 	for {
-		ch, v := e.o.Index.Changed()
 		select {
 		case <-r.Context().Done():
 			return
@@ -243,8 +245,9 @@ func (e *Explorer) events(w http.ResponseWriter, r *http.Request) {
 		case <-ping.C:
 			fmt.Fprint(w, ": ping\n\n")
 		case <-ch:
+			ch, v = e.o.Index.Changed()
 			h, _ := e.o.Index.Height()
-			fmt.Fprintf(w, "event: block\ndata: {\"height\":%d,\"version\":%d}\n\n", h, v+1)
+			fmt.Fprintf(w, "event: block\ndata: {\"height\":%d,\"version\":%d}\n\n", h, v)
 		}
 		fl.Flush()
 	}

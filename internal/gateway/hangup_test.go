@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -21,11 +22,27 @@ import (
 type slowStream struct {
 	Backend
 	delay time.Duration
+	// hold (nil or 0: none) is how many tokens a generation streams
+	// before it waits for its caller to go away, so that a hang-up comes
+	// mid-generation however slowly the machine runs the test; held, if
+	// not nil, is told when a generation begins to wait.
+	hold *atomic.Int64
+	held chan struct{}
 }
 
 func (b slowStream) Generate(ctx context.Context, req inference.Request, f func(inference.Delta) error) (*inference.Result, error) {
+	var hold, n int64
+	if b.hold != nil {
+		hold = b.hold.Load()
+	}
 	return b.Backend.Generate(ctx, req, func(d inference.Delta) error {
 		time.Sleep(b.delay)
+		if n++; n == hold+1 && hold > 0 {
+			if b.held != nil {
+				b.held <- struct{}{}
+			}
+			<-ctx.Done()
+		}
 		if f == nil {
 			return nil
 		}
@@ -87,7 +104,11 @@ func checkPartial(t *testing.T, p inference.Charge, full []int) int {
 // the client cancels is charged the same way.
 func TestHangUpMidStreamIsCharged(t *testing.T) {
 	const maxTokens, hangUps = 200, 4
-	b := newBilled(t, map[string]uint64{"sk-a": 100000}, func(o *Options) { o.Backend = slowStream{o.Backend, 3 * time.Millisecond} })
+	var hold atomic.Int64
+	held := make(chan struct{}, 1)
+	b := newBilled(t, map[string]uint64{"sk-a": 100000}, func(o *Options) {
+		o.Backend = slowStream{Backend: o.Backend, delay: 3 * time.Millisecond, hold: &hold, held: held}
+	})
 	a := b.addr["sk-a"]
 	body := fmt.Sprintf(`{"model":"stories260K","prompt":"Once upon a time","max_tokens":%d,"temperature":0%s}`, maxTokens, "%s")
 	resp, rb := post(t, b.ts.URL+"/v1/completions", fmt.Sprintf(body, ""), "Authorization", "Bearer sk-a")
@@ -99,6 +120,9 @@ func TestHangUpMidStreamIsCharged(t *testing.T) {
 		t.Fatal(err)
 	}
 	full := fr.Output
+	// From here each generation streams 5 tokens, then waits for its
+	// caller to hang up.
+	hold.Store(5)
 	for i := range hangUps {
 		req, _ := http.NewRequest("POST", b.ts.URL+"/v1/completions", strings.NewReader(fmt.Sprintf(body, `,"stream":true`)))
 		req.Header.Set("Authorization", "Bearer sk-a")
@@ -113,6 +137,7 @@ func TestHangUpMidStreamIsCharged(t *testing.T) {
 				chunks++
 			}
 		}
+		<-held
 		resp.Body.Close() // hang up
 		got := b.ledger.waitSubmitted(t, 2+i)
 		n := checkPartial(t, got[1+i], full)
@@ -120,7 +145,8 @@ func TestHangUpMidStreamIsCharged(t *testing.T) {
 	}
 	// An MCP client that cancels its call.
 	cs := mcpSession(t, b.ts.URL, "sk-a")
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Millisecond)
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() { <-held; cancel() }()
 	_, err = cs.CallTool(ctx, &mcp.CallToolParams{Name: "generate", Arguments: map[string]any{"prompt": "Once upon a time", "max_tokens": maxTokens, "temperature": 0}})
 	cancel()
 	if err == nil {

@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -93,7 +94,11 @@ func TestX402Upto(t *testing.T) {
 	}
 
 	// A payer that hangs up on an upto stream pays for what was generated.
-	slow, err := New(Options{Backend: slowStream{testWorker(t), 3 * time.Millisecond}, Auth: oneKey("k"), X402: e.x})
+	// It streams 5 tokens, then waits for the payer to hang up.
+	var hold atomic.Int64
+	hold.Store(5)
+	held := make(chan struct{}, 1)
+	slow, err := New(Options{Backend: slowStream{Backend: testWorker(t), delay: 3 * time.Millisecond, hold: &hold, held: held}, Auth: oneKey("k"), X402: e.x})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,6 +125,7 @@ func TestX402Upto(t *testing.T) {
 			chunks++
 		}
 	}
+	<-held
 	resp.Body.Close()
 	var p inference.Charge
 	select {

@@ -170,10 +170,12 @@ type fakeWorker struct {
 	// stall: the worker takes the escrow (after stalling, with
 	// stallFirst), stalls, then publishes a partial receipt (cost
 	// partialCost) for it whatever became of the request; stalled is
-	// closed once it has tried.
+	// closed once it has tried. With release not nil it stalls until
+	// release is closed instead (a test then decides what came first).
 	stall      time.Duration
 	stallFirst bool
 	stalled    chan struct{}
+	release    chan struct{}
 
 	mu       sync.Mutex
 	receipts map[string][]byte // id -> signed receipt, as served
@@ -310,16 +312,23 @@ func (w *fakeWorker) serve(rw http.ResponseWriter, r *http.Request) {
 	if m, ok := tx.Msg.(*ledger.MsgOpenEscrow); !ok || m.Worker != w.addr || m.PricePerToken != w.price || m.Fee != 100 {
 		w.t.Errorf("escrow %+v", tx.Msg)
 	}
-	if w.stall > 0 {
+	if w.stall > 0 || w.release != nil {
 		defer close(w.stalled)
+		stall := func() {
+			if w.release != nil {
+				<-w.release
+			} else {
+				time.Sleep(w.stall)
+			}
+		}
 		if w.stallFirst {
-			time.Sleep(w.stall)
+			stall()
 		}
 		if err := w.l.take(tx); err != nil {
 			return // the ledger refused the escrow: no receipt can be paid
 		}
 		if !w.stallFirst {
-			time.Sleep(w.stall)
+			stall()
 		}
 		if err := w.l.publish(tx, partialCost); err != nil {
 			w.t.Errorf("publishing: %v", err)

@@ -204,12 +204,13 @@ func TestMCPNoAuth(t *testing.T) {
 func TestMCPStallNoDoubleCharge(t *testing.T) {
 	e := newTestEnv(t, func(o *Options) { o.HeaderTimeout, o.PendingWait = 300*time.Millisecond, 300*time.Millisecond })
 	w := e.ws[0]
-	w.stall, w.stalled = time.Second, make(chan struct{})
+	w.release, w.stalled = make(chan struct{}), make(chan struct{}) // it stalls until the call has failed
 	cs, err := mcpClient(t, e.gw.URL, e.apiKey)
 	if err != nil {
 		t.Fatal(err)
 	}
 	_, msg := callTool(t, cs, "generate", nil, map[string]any{"prompt": "hi"}, &struct{}{})
+	close(w.release)
 	if !strings.Contains(msg, "worker 1 ") || !strings.Contains(msg, ledger.EscrowID(e.payAddr, 0).String()) {
 		t.Fatalf("generate: %q", msg)
 	}

@@ -617,8 +617,10 @@ func TestServerStallNoDoubleCharge(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newTestEnv(t, func(o *Options) { o.HeaderTimeout, o.PendingWait = 300*time.Millisecond, 300*time.Millisecond })
 			w := e.ws[0]
-			w.stall, w.stallFirst, w.stalled = time.Second, tc.stallFirst, make(chan struct{})
+			// It stalls until the gateway has answered.
+			w.release, w.stallFirst, w.stalled = make(chan struct{}), tc.stallFirst, make(chan struct{})
 			res, b := e.post(t, `{"model":"tiny","prompt":"hi","max_tokens":4}`)
+			close(w.release)
 			if res.StatusCode != tc.status || res.Header.Get(HeaderAgentID) != tc.agent {
 				t.Fatalf("status %d from agent %s: %s", res.StatusCode, res.Header.Get(HeaderAgentID), b)
 			}
@@ -739,7 +741,7 @@ func TestDiscoverRoundBounded(t *testing.T) {
 	addTarpits(2 * DiscoverFetches)
 	good := l.addWorker(t, "good", 500, 1)
 	now := time.Unix(1000, 0)
-	const within = 200 * time.Millisecond
+	const within = time.Second
 	d := &Discovery{Ledger: l, Net: testNet, Within: within, Logger: slog.New(slog.DiscardHandler), now: func() time.Time { return now }}
 	round := func(want ...uint64) {
 		t.Helper()
@@ -764,7 +766,7 @@ func TestDiscoverRoundBounded(t *testing.T) {
 	round(good.id)
 }
 
-// An agent whose registration file never answers is fetched once per
+// An agent whose registration file cannot be had is fetched once per
 // backoff, not once per refresh: 2 s after the first failure, then 4 s,
 // ...; once its file answers it is in the pool, its file kept for
 // Discovery.Keep (fetched again after that, or at once when its agentURI
@@ -781,12 +783,15 @@ func TestDiscoverBackoff(t *testing.T) {
 			json.NewEncoder(w).Encode(goodRegistration(t, id))
 			return
 		}
-		<-r.Context().Done() // a tarpit: the fetch times out
+		// Down (a tarpit, cut by the client's timeout, backs off the
+		// same way; a timeout short enough to keep this test quick
+		// would cut the good worker's fetch too on a loaded machine).
+		http.Error(w, "down", http.StatusServiceUnavailable)
 	}))
 	t.Cleanup(s.Close)
 	l.agents[id-1].AgentURI = s.URL + gateway.RegistrationPath
 	now := time.Unix(1000, 0)
-	d := &Discovery{Ledger: l, Net: testNet, HTTP: &http.Client{Timeout: 50 * time.Millisecond}, Logger: slog.New(slog.DiscardHandler),
+	d := &Discovery{Ledger: l, Net: testNet, HTTP: &http.Client{Timeout: 10 * time.Second}, Logger: slog.New(slog.DiscardHandler),
 		Keep: time.Minute, now: func() time.Time { return now }}
 	discover := func(after time.Duration, wantHits int32, wantIDs ...uint64) {
 		t.Helper()

@@ -55,7 +55,7 @@ func TestNodeAttestsModels(t *testing.T) {
 		t.Fatal(err)
 	}
 	n.AttestInterval = 50 * time.Millisecond
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	runCtx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)

@@ -6,7 +6,6 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -19,6 +18,7 @@ import (
 	"github.com/verdictnet/verdict/internal/keys"
 	"github.com/verdictnet/verdict/internal/ledger"
 	"github.com/verdictnet/verdict/internal/ledger/client"
+	"github.com/verdictnet/verdict/internal/loopport"
 	"github.com/verdictnet/verdict/internal/merkle"
 	"github.com/verdictnet/verdict/internal/receipt"
 )
@@ -46,31 +46,11 @@ func TestMain(m *testing.M) {
 
 // freeRange returns a port p such that p..p+n-1 are free on loopback.
 func freeRange(t testing.TB, n int) int {
-	for try := 0; try < 50; try++ {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		p := l.Addr().(*net.TCPAddr).Port
-		l.Close()
-		if p+n > 65535 {
-			continue
-		}
-		ok := true
-		for i := 0; i < n && ok; i++ {
-			l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p+i))
-			if err != nil {
-				ok = false
-				break
-			}
-			l.Close()
-		}
-		if ok {
-			return p
-		}
+	p, err := loopport.Range(n)
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Fatal("no free port range")
-	return 0
+	return p
 }
 
 type proc struct {
@@ -149,7 +129,7 @@ func TestFourValidators(t *testing.T) {
 	}
 	c0 := rpc(0)
 	waitHeight(t, c0, 2)
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 
 	faucetKey, err := keys.Load(filepath.Join(dir, FaucetFile))
@@ -195,7 +175,7 @@ func TestFourValidators(t *testing.T) {
 			t.Fatalf("attest model: %+v %v", r, err)
 		}
 	}
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(50 * time.Millisecond) {
 		var mrec ledger.Model
 		b, err := c0.Query(ctx, "model/"+model.String(), nil)
 		if err == nil && json.Unmarshal(b, &mrec) == nil && mrec.Active {
