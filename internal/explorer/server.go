@@ -228,7 +228,7 @@ func (e *Explorer) events(w http.ResponseWriter, r *http.Request) {
 	}
 	// Watch before the headers go out: a block read while they do is
 	// an event, not missed by a page that loaded before it.
-	ch, v := e.o.Index.Changed()
+	ch, _ := e.o.Index.Changed()
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(http.StatusOK)
@@ -245,6 +245,7 @@ func (e *Explorer) events(w http.ResponseWriter, r *http.Request) {
 		case <-ping.C:
 			fmt.Fprint(w, ": ping\n\n")
 		case <-ch:
+			var v uint64
 			ch, v = e.o.Index.Changed()
 			h, _ := e.o.Index.Height()
 			fmt.Fprintf(w, "event: block\ndata: {\"height\":%d,\"version\":%d}\n\n", h, v)

@@ -237,3 +237,55 @@ func TestAttackSlowAcceptedFiles(t *testing.T) {
 		}
 	}
 }
+
+// TestAttackInflatedQuote: a staked worker quotes a request for far more
+// than it can cost at the worker's own price (the payer's whole balance),
+// and the gateway signed whatever a worker quoted (unless --max-fee was
+// set): the escrow locked it, and a receipt of the worker's choosing, as
+// long as the fee allowed, could take it. Now a quote above the price
+// times what the request can hold (requestTokens: its max_tokens, its
+// body's bytes and the chat template's) is refused as a worker's
+// failure: the request goes to the next worker, the liar is marked down.
+func TestAttackInflatedQuote(t *testing.T) {
+	e := newTestEnv(t)
+	liar := e.ws[0]
+	liar.amount = "1000000000"
+	res, b := e.post(t, `{"model":"tiny","prompt":"hi","max_tokens":4}`)
+	if res.StatusCode != http.StatusOK || res.Header.Get(HeaderAgentID) == strconv.FormatUint(liar.id, 10) {
+		t.Fatalf("status %d from agent %s: %s", res.StatusCode, res.Header.Get(HeaderAgentID), b)
+	}
+	if got := e.l.chargedTo(e.payAddr); got != fullCost {
+		t.Fatalf("charged %d, want one answer's %d", got, fullCost)
+	}
+	e.l.mu.Lock()
+	n := e.l.nonces[e.payAddr]
+	e.l.mu.Unlock()
+	if n != 1 || !e.srv.router.IsDown(liar.addr) {
+		t.Fatalf("%d escrows signed; the liar marked down: %v", n, e.srv.router.IsDown(liar.addr))
+	}
+	// A quote of the whole bound is taken, one more is not.
+	const body = `{"model":"tiny","prompt":"hi","max_tokens":4}`
+	var top map[string]json.RawMessage
+	json.Unmarshal([]byte(body), &top)
+	top["model"], _ = json.Marshal(e.l.model.String()) // as the gateway sends it
+	sent, _ := json.Marshal(top)
+	bound := requestTokens(top, len(sent))
+	if want := uint64(4 + 2*len(sent) + TemplateTokens); bound != want {
+		t.Fatalf("requestTokens %d, want %d", bound, want)
+	}
+	next := e.ws[1]                     // price 1
+	e.srv.router.MarkDown(e.ws[2].addr) // next goes first
+	for _, tc := range []struct {
+		amount uint64
+		served bool
+	}{{bound + 1, false}, {bound, true}} {
+		e.srv.router.mu.Lock()
+		delete(e.srv.router.down, next.addr)
+		e.srv.router.mu.Unlock()
+		next.amount = strconv.FormatUint(tc.amount, 10)
+		res, b := e.post(t, body)
+		if served := res.Header.Get(HeaderAgentID) == strconv.FormatUint(next.id, 10); res.StatusCode != http.StatusOK || served != tc.served {
+			t.Fatalf("a quote of %d (bound %d): status %d from agent %s: %s", tc.amount, bound, res.StatusCode, res.Header.Get(HeaderAgentID), b)
+		}
+	}
+}

@@ -158,8 +158,13 @@
 // failed over. The quote's amount
 // is the worker's (price x the prompt and max_tokens): an escrow above what
 // the answer costs is returned when the receipt is published, but a worker
-// that publishes nothing holds it until the escrow's deadline; MaxFee
-// bounds it. Registration files are fetched again once kept for
+// that publishes nothing holds it until the escrow's deadline. A quote
+// above the worker's price times requestTokens (max_tokens, two tokens a
+// byte of the body, TemplateTokens and TemplateTokensPerMessage) is
+// refused as the worker's failure; without max_tokens only MaxFee bounds
+// it. The quote's request hash cannot be checked here (no tokenizer): a
+// staked worker can bill, within that bound, a receipt for a request of
+// its choosing. Registration files are fetched again once kept for
 // RegistrationKeep (or, failing, after each backoff): each agent can make
 // the gateway send one GET per RegistrationKeep, or per MaxFetchBackoff,
 // to a public address of its choosing (and, with AllowPrivate or Allow, to the addresses these

@@ -2,6 +2,7 @@ package multigw
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/ed25519"
 	"encoding/base64"
@@ -167,6 +168,8 @@ type fakeWorker struct {
 	dieAfterPay bool
 	// flood: the worker streams one endless line.
 	flood bool
+	// amount, if set, is the amount the worker quotes (else 100).
+	amount string
 	// stall: the worker takes the escrow (after stalling, with
 	// stallFirst), stalls, then publishes a partial receipt (cost
 	// partialCost) for it whatever became of the request; stalled is
@@ -290,7 +293,8 @@ func (w *fakeWorker) serve(rw http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if sig == "" {
-		q := gateway.PaymentRequirements{Scheme: gateway.SchemeUpto, Network: gateway.CAIP2Network(testChain), Asset: gateway.X402Asset, Amount: "100",
+		amount := cmp.Or(w.amount, "100")
+		q := gateway.PaymentRequirements{Scheme: gateway.SchemeUpto, Network: gateway.CAIP2Network(testChain), Asset: gateway.X402Asset, Amount: amount,
 			PayTo: w.addr.String(), Extra: gateway.X402QuoteExtra{RequestHash: ledger.Hash{9}.String(), Nonce: "AA==", ModelID: w.l.model.String(), ChainID: testChain,
 				PricePerToken: strconv.FormatUint(w.price, 10)}}
 		b, _ := json.Marshal(gateway.PaymentRequired{X402Version: 2, Error: "payment_required", Accepts: []gateway.PaymentRequirements{q}})
@@ -309,7 +313,7 @@ func (w *fakeWorker) serve(rw http.ResponseWriter, r *http.Request) {
 		w.t.Errorf("payment transaction: %v", err)
 		return
 	}
-	if m, ok := tx.Msg.(*ledger.MsgOpenEscrow); !ok || m.Worker != w.addr || m.PricePerToken != w.price || m.Fee != 100 {
+	if m, ok := tx.Msg.(*ledger.MsgOpenEscrow); !ok || m.Worker != w.addr || m.PricePerToken != w.price || strconv.FormatUint(m.Fee, 10) != cmp.Or(w.amount, "100") {
 		w.t.Errorf("escrow %+v", tx.Msg)
 	}
 	if w.stall > 0 || w.release != nil {

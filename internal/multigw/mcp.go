@@ -171,13 +171,15 @@ func (m mcpTools) Generate(ctx context.Context, c mcpserver.Caller, in mcpserver
 	var wk Worker
 	switch {
 	case s.o.NoAuth:
-		res, wk, err = s.route(ctx, id, ranked, path, body, nil, model)
+		res, wk, err = s.route(ctx, id, ranked, path, body, nil, model, 0)
 	case c.Account != "":
 		payer := s.payerOf(c.Account)
 		if payer == nil {
 			return f, fmt.Errorf("no account %q here", trunc(c.Account, 80))
 		}
-		res, wk, err = s.route(ctx, id, ranked, path, body, payer, model)
+		var top map[string]json.RawMessage
+		json.Unmarshal(body, &top)
+		res, wk, err = s.route(ctx, id, ranked, path, body, payer, model, requestTokens(top, len(body)))
 	default:
 		sig := ""
 		if len(c.Payment) > 0 {

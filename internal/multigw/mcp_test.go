@@ -152,7 +152,7 @@ func TestMCPX402(t *testing.T) {
 		t.Fatalf("structuredContent %s", b)
 	}
 	agent, _ := keys.Generate(t.TempDir() + "/agent.json")
-	sig, _, err := e.srv.payment(context.Background(), agent, &pr.Accepts[0], -1)
+	sig, _, err := e.srv.payment(context.Background(), agent, &pr.Accepts[0], -1, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

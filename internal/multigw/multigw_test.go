@@ -480,7 +480,7 @@ func TestServerX402PassThrough(t *testing.T) {
 			q = &pr.Accepts[i]
 		}
 	}
-	sig, _, err := e.srv.payment(context.Background(), k, q, -1)
+	sig, _, err := e.srv.payment(context.Background(), k, q, -1, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -490,7 +490,7 @@ func TestServerX402PassThrough(t *testing.T) {
 	}
 	// A payment to an account that is no worker here is refused.
 	q.PayTo = ledger.Address{0xee}.String()
-	sig, _, _ = e.srv.payment(context.Background(), k, q, -1)
+	sig, _, _ = e.srv.payment(context.Background(), k, q, -1, 0)
 	if res := do(sig); res.StatusCode != 400 {
 		t.Fatalf("payment to a stranger: status %d", res.StatusCode)
 	}

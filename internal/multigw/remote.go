@@ -143,8 +143,9 @@ func (s *Server) checkQuote(w Worker, a gateway.PaymentRequirements) error {
 
 // payment signs, with the payer's key, the openEscrow transaction of an
 // upto quote with the given nonce (negative: the account's next) and
-// returns the PAYMENT-SIGNATURE header.
-func (s *Server) payment(ctx context.Context, payer *keys.Key, a *gateway.PaymentRequirements, nonce int64) (string, *ledger.Tx, error) {
+// returns the PAYMENT-SIGNATURE header. A quote above limit (0: none), the
+// most the request can cost at the worker's price, is a worker's lie.
+func (s *Server) payment(ctx context.Context, payer *keys.Key, a *gateway.PaymentRequirements, nonce int64, limit uint64) (string, *ledger.Tx, error) {
 	amount, err1 := strconv.ParseUint(a.Amount, 10, 64)
 	payTo, err2 := ledger.ParseAddress(a.PayTo)
 	model, err3 := ledger.ParseHash(a.Extra.ModelID)
@@ -152,6 +153,9 @@ func (s *Server) payment(ctx context.Context, payer *keys.Key, a *gateway.Paymen
 	price, err5 := strconv.ParseUint(a.Extra.PricePerToken, 10, 64)
 	if err := errors.Join(err1, err2, err3, err4, err5); err != nil {
 		return "", nil, down("malformed quote: %v", err)
+	}
+	if limit > 0 && amount > limit {
+		return "", nil, down("worker quotes %d, more than the request can cost at its price (%d per token, %d tokens at most)", amount, price, limit/max(price, 1))
 	}
 	if s.o.MaxFee > 0 && amount > s.o.MaxFee {
 		return "", nil, &errDown{err: fmt.Errorf("worker quotes %d, more than the gateway's --max-fee %d", amount, s.o.MaxFee), skip: true}
@@ -181,6 +185,39 @@ func decodeB64JSON(h string, v any) error {
 		return err
 	}
 	return json.Unmarshal(b, v)
+}
+
+// Bounds requestTokens allows for what a chat template adds to the
+// messages it renders: TemplateTokens, and TemplateTokensPerMessage for
+// each message.
+const (
+	TemplateTokens           = 1024
+	TemplateTokensPerMessage = 16
+)
+
+// requestTokens bounds the tokens a request's prompt and answer can hold,
+// as far as the gateway can tell without the model's tokenizer: two per
+// byte of the body (a token of the prompt stands for at least one byte of
+// the rendered text; JSON writes each byte of text as one or more, and a
+// template may render a message's content, or its tools, twice as long,
+// indented), the chat template's own (TemplateTokens and
+// TemplateTokensPerMessage), and max_tokens or max_completion_tokens. 0
+// when the request sets neither: a worker then quotes up to its model's
+// context, which the gateway does not know.
+func requestTokens(top map[string]json.RawMessage, bodyBytes int) uint64 {
+	var max uint64
+	for _, k := range []string{"max_tokens", "max_completion_tokens"} {
+		var n uint64
+		if json.Unmarshal(top[k], &n) == nil && n > max {
+			max = n
+		}
+	}
+	if max == 0 || max > 1<<40 {
+		return 0
+	}
+	var msgs []json.RawMessage
+	json.Unmarshal(top["messages"], &msgs)
+	return max + 2*uint64(bodyBytes) + TemplateTokens + TemplateTokensPerMessage*uint64(len(msgs))
 }
 
 // relayed are the worker's response headers passed on to the caller.

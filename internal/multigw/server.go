@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
+	"math/bits"
 	"mime"
 	"net"
 	"net/http"
@@ -393,7 +395,7 @@ func (s *Server) complete(w http.ResponseWriter, r *http.Request, path string) {
 		s.passX402(w, r, path, body, id, ranked)
 		return
 	}
-	res, wk, err := s.route(r.Context(), id, ranked, path, body, payer, model)
+	res, wk, err := s.route(r.Context(), id, ranked, path, body, payer, model, requestTokens(top, len(body)))
 	if err != nil {
 		if r.Context().Err() != nil {
 			return
@@ -439,14 +441,14 @@ func writeRouteError(w http.ResponseWriter, err error) {
 // from payer's account (attempt). A worker that failed before it could
 // have been paid (errDown) passes the request on; one that may have been
 // paid (errHeld) ends it.
-func (s *Server) route(ctx context.Context, id ledger.Hash, ranked []Worker, path string, body []byte, payer *keys.Key, model string) (*http.Response, Worker, error) {
+func (s *Server) route(ctx context.Context, id ledger.Hash, ranked []Worker, path string, body []byte, payer *keys.Key, model string, tokens uint64) (*http.Response, Worker, error) {
 	var p *paying
 	if payer != nil {
 		addr, err := ledger.ParseAddress(payer.Address())
 		if err != nil {
 			return nil, Worker{}, err
 		}
-		p = &paying{key: payer, addr: addr, lock: s.payerLock(addr)}
+		p = &paying{key: payer, addr: addr, tokens: tokens, lock: s.payerLock(addr)}
 		defer p.release()
 	}
 	var last error
@@ -486,8 +488,11 @@ func (s *Server) finish(w http.ResponseWriter, res *http.Response, wk Worker) {
 // and the ledger opens at most one of them. The payer's lock is held
 // from the first signature until the request ends or its escrow lands.
 type paying struct {
-	key    *keys.Key
-	addr   ledger.Address
+	key  *keys.Key
+	addr ledger.Address
+	// tokens bounds the request's prompt and answer (requestTokens; 0:
+	// no bound): a quote above a worker's price times it is refused.
+	tokens uint64
 	lock   payerMutex
 	unlock func() // once; nil until locked
 	signed bool
@@ -532,7 +537,14 @@ func (s *Server) attempt(ctx context.Context, wk Worker, path string, body []byt
 	if p.signed {
 		nonce = int64(p.nonce)
 	}
-	sig, tx, err := s.payment(ctx, p.key, q, nonce)
+	var limit uint64 // the most the request can cost at wk's price
+	if p.tokens > 0 {
+		hi, lo := bits.Mul64(wk.Price, p.tokens)
+		if limit = lo; hi != 0 {
+			limit = math.MaxUint64
+		}
+	}
+	sig, tx, err := s.payment(ctx, p.key, q, nonce, limit)
 	if err != nil {
 		return nil, err
 	}
