@@ -307,6 +307,14 @@ func (v *Verifier) check(ctx context.Context, id ledger.Hash) {
 		v.log.Warn("replaying a receipt", "receipt", id.String(), "err", err)
 		return
 	}
+	if !ver.Replayed {
+		// Not re-run (a receipt of another model, named by a validation
+		// request anyone may address to this verifier): no verdict on it,
+		// and no dispute, which a trace of this verifier's model could
+		// only lose (its stake slashed).
+		v.log.Warn("receipt not replayed; no validation and no dispute", "receipt", id.String(), "problem", ver.Problem)
+		return
+	}
 	v.stats.replayed.Add(1)
 	result := uint8(100)
 	if !ver.Match {

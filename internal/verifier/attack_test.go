@@ -1,0 +1,171 @@
+package verifier
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+
+	abci "github.com/cometbft/cometbft/abci/types"
+	"github.com/cometbft/cometbft/p2p"
+	coretypes "github.com/cometbft/cometbft/rpc/core/types"
+	rpctypes "github.com/cometbft/cometbft/rpc/jsonrpc/types"
+
+	"github.com/verdictnet/verdict/internal/keys"
+	"github.com/verdictnet/verdict/internal/ledger"
+	"github.com/verdictnet/verdict/internal/ledger/client"
+	"github.com/verdictnet/verdict/internal/merkle"
+	"github.com/verdictnet/verdict/internal/receipt"
+	"github.com/verdictnet/verdict/internal/testutil"
+	"github.com/verdictnet/verdict/internal/worker"
+)
+
+// fakeNode answers the few CometBFT RPC calls a verifier makes (status,
+// abci_query, broadcast_tx_sync) from fixed query answers, and records
+// the transactions broadcast to it.
+type fakeNode struct {
+	t       *testing.T
+	mu      sync.Mutex
+	answers map[string][]byte // query path -> value (missing: not found)
+	txs     []*ledger.Tx
+}
+
+func (n *fakeNode) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	var req rpctypes.RPCRequest
+	if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	var res any
+	switch req.Method {
+	case "status":
+		res = &coretypes.ResultStatus{NodeInfo: p2p.DefaultNodeInfo{Network: "verdict-test"}}
+	case "abci_query":
+		var p struct {
+			Path string `json:"path"`
+		}
+		_ = json.Unmarshal(req.Params, &p)
+		n.mu.Lock()
+		v, ok := n.answers[p.Path]
+		n.mu.Unlock()
+		q := abci.ResponseQuery{Value: v}
+		if !ok {
+			q = abci.ResponseQuery{Code: uint32(ledger.Code(ledger.ErrNotFound)), Log: "not found"}
+		}
+		res = &coretypes.ResultABCIQuery{Response: q}
+	case "broadcast_tx_sync":
+		var p struct {
+			Tx string `json:"tx"`
+		}
+		_ = json.Unmarshal(req.Params, &p)
+		b, _ := base64.StdEncoding.DecodeString(p.Tx)
+		tx, err := ledger.DecodeTx(b)
+		if err != nil {
+			n.t.Errorf("broadcast of an undecodable transaction: %v", err)
+		} else {
+			n.mu.Lock()
+			n.txs = append(n.txs, tx)
+			n.mu.Unlock()
+		}
+		res = &coretypes.ResultBroadcastTx{}
+	default:
+		n.t.Errorf("unexpected RPC call %s", req.Method)
+	}
+	_ = json.NewEncoder(w).Encode(rpctypes.NewRPCSuccessResponse(req.ID, res))
+}
+
+// newFakeVerifier returns a verifier replaying on w against node, whose
+// account the node funds.
+func newFakeVerifier(t *testing.T, w *worker.Local, node *fakeNode) *Verifier {
+	t.Helper()
+	vk, err := keys.New([]byte(strings.Repeat("v", 32)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	va, _ := ledger.AddressOf(vk.Public)
+	node.mu.Lock()
+	node.answers["account/"+va.String()] = []byte(`{"balance":1000000,"nonce":0}`)
+	node.mu.Unlock()
+	srv := httptest.NewServer(node)
+	t.Cleanup(srv.Close)
+	c, err := client.New(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := New(Config{Client: c, RPC: srv.URL, Key: vk, Worker: w, ReplayShareBps: 10000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v.params = ledger.DefaultParams()
+	return v
+}
+
+func openWorker(t *testing.T) *worker.Local {
+	t.Helper()
+	w, err := worker.Open(worker.Config{ModelPath: testutil.Shared(t, "models/stories260K.gguf"), Threads: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { w.Close() })
+	return w
+}
+
+func (n *fakeNode) broadcast() []*ledger.Tx {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return append([]*ledger.Tx(nil), n.txs...)
+}
+
+// TestAttackForeignModelValidation: anyone may address an ERC-8004
+// validation request to a verifier naming any receipt. A receipt of a
+// model the verifier does not serve was "not replayed" (Match false), so
+// the verifier answered it 0 (a false mismatch against an honest worker)
+// and opened a dispute over it with a trace computed on its own model:
+// a dispute it could neither play (its referee setup refuses the other
+// model) nor win, losing slashDisputeBps of its stake each time, for the
+// price of one validation request. Now a receipt the verifier did not
+// replay gets neither an answer nor a dispute.
+func TestAttackForeignModelValidation(t *testing.T) {
+	w := openWorker(t)
+	// An honest receipt of another model (its own trace root), whose
+	// tokens the verifier's model can run.
+	wk, err := keys.New(make([]byte, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &receipt.Receipt{Version: receipt.Version, Spec: receipt.DefaultSpec, Model: merkle.Hash(sha256.Sum256([]byte("another model"))),
+		Sampling: receipt.Sampling{Steps: 4}, Prompt: []int{1, 2, 3}, Output: []int{4, 5},
+		TraceRoot: merkle.Hash(sha256.Sum256([]byte("its trace"))), LogitsRoot: merkle.Hash(sha256.Sum256([]byte("its logits")))}
+	if err := r.Sign(wk.Private); err != nil {
+		t.Fatal(err)
+	}
+	data, err := r.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := ledger.Hash(r.ID())
+	node := &fakeNode{t: t, answers: map[string][]byte{"receiptData/" + id.String(): data}}
+	v := newFakeVerifier(t, w, node)
+	// The validation request names the verifier and the foreign receipt
+	// (what the follow loop records for an EventValidationRequest).
+	v.requests[id] = ledger.Hash(sha256.Sum256([]byte("request")))
+	v.check(context.Background(), id)
+	for _, tx := range node.broadcast() {
+		switch m := tx.Msg.(type) {
+		case *ledger.MsgOpenDispute:
+			t.Errorf("the verifier opened a dispute over receipt %s of a model it does not serve", m.ReceiptID)
+		case *ledger.MsgValidationResponse:
+			t.Errorf("the verifier answered %d for receipt %s of a model it does not serve", m.Response, id)
+		default:
+			t.Errorf("unexpected transaction %s", tx.Msg.Kind())
+		}
+	}
+	if st := v.Stats(); st.Mismatches != 0 || st.Disputes != 0 {
+		t.Errorf("stats %+v: a receipt not replayed counted as a mismatch", st)
+	}
+}
