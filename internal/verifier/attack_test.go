@@ -16,6 +16,7 @@ import (
 	coretypes "github.com/cometbft/cometbft/rpc/core/types"
 	rpctypes "github.com/cometbft/cometbft/rpc/jsonrpc/types"
 
+	"github.com/verdictnet/verdict/internal/chat"
 	"github.com/verdictnet/verdict/internal/keys"
 	"github.com/verdictnet/verdict/internal/ledger"
 	"github.com/verdictnet/verdict/internal/ledger/client"
@@ -32,6 +33,7 @@ type fakeNode struct {
 	t       *testing.T
 	mu      sync.Mutex
 	answers map[string][]byte // query path -> value (missing: not found)
+	reject  bool              // refuse every broadcast (CheckTx)
 	txs     []*ledger.Tx
 }
 
@@ -73,6 +75,9 @@ func (n *fakeNode) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			n.mu.Unlock()
 		}
 		res = &coretypes.ResultBroadcastTx{}
+		if n.reject {
+			res = &coretypes.ResultBroadcastTx{Code: uint32(ledger.Code(ledger.ErrWrongState)), Log: "refused"}
+		}
 	default:
 		n.t.Errorf("unexpected RPC call %s", req.Method)
 	}
@@ -167,5 +172,67 @@ func TestAttackForeignModelValidation(t *testing.T) {
 	}
 	if st := v.Stats(); st.Mismatches != 0 || st.Disputes != 0 {
 		t.Errorf("stats %+v: a receipt not replayed counted as a mismatch", st)
+	}
+}
+
+// TestAttackTraceLeak: a worker publishes receipts of the verifier's
+// model with a forged trace root. The verifier challenges each with its
+// own trace, which it kept in memory for good: after its dispute opened
+// and settled, and when the openDispute was refused. A worker losing
+// disputes grew the verifier's memory by a trace tree each time (about
+// 100 MB for a 4096-position receipt of an 8B model). Now the trace goes
+// to the dispute's player, and is dropped when the dispute is not opened.
+func TestAttackTraceLeak(t *testing.T) {
+	w := openWorker(t)
+	res, err := w.Generate(context.Background(), worker.Request{Model: "stories260K",
+		Segments: []chat.Segment{{Text: "Once upon a time", BOS: true}}, MaxTokens: 4}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	forged := func(tag string) (ledger.Hash, []byte) {
+		r, err := receipt.Parse(res.Receipt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.TraceRoot = merkle.Hash(sha256.Sum256([]byte(tag)))
+		wk, _ := keys.New(make([]byte, 32))
+		if err := r.Sign(wk.Private); err != nil {
+			t.Fatal(err)
+		}
+		b, err := r.Marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ledger.Hash(r.ID()), b
+	}
+	a, ad := forged("forged a")
+	b, bd := forged("forged b")
+	node := &fakeNode{t: t, answers: map[string][]byte{"receiptData/" + a.String(): ad, "receiptData/" + b.String(): bd}}
+	v := newFakeVerifier(t, w, node)
+	kept := func() int {
+		v.mu.Lock()
+		defer v.mu.Unlock()
+		return len(v.traces)
+	}
+	// a: the dispute opens, is played and settles.
+	v.check(context.Background(), a)
+	if st := v.Stats(); st.Disputes != 1 {
+		t.Fatalf("stats %+v: want the forged receipt disputed", st)
+	}
+	did := ledger.Hash(sha256.Sum256([]byte("dispute a")))
+	v.joinDispute(did, a)
+	if !v.disputes.Remove(did) {
+		t.Fatal("the verifier does not play its dispute")
+	}
+	if n := kept(); n != 0 {
+		t.Errorf("%d traces kept after the dispute opened and settled", n)
+	}
+	// b: the ledger refuses the openDispute.
+	node.mu.Lock()
+	node.reject = true
+	node.mu.Unlock()
+	v.check(context.Background(), b)
+	if n := kept(); n != 0 {
+		t.Errorf("%d traces kept after the dispute was refused", n)
 	}
 }

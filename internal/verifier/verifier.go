@@ -243,6 +243,14 @@ func (v *Verifier) Run(ctx context.Context) error {
 				if d, err := ledger.DecodeDisputeOpened(e.Event); err == nil && d.Challenger == v.addr {
 					v.joinDispute(d.DisputeID, d.ReceiptID)
 				}
+			case ledger.EventReceiptFinal:
+				// A dispute we meant to open did not (its transaction failed
+				// in its block): the trace kept for it goes.
+				if f, err := ledger.DecodeReceiptFinal(e.Event); err == nil {
+					v.mu.Lock()
+					delete(v.traces, f.ReceiptID)
+					v.mu.Unlock()
+				}
 			case ledger.EventDisputeSettled:
 				d, err := ledger.DecodeDisputeSettled(e.Event)
 				if err != nil {
@@ -352,6 +360,9 @@ func (v *Verifier) challenge(ctx context.Context, id ledger.Hash, data []byte) {
 	v.mu.Unlock()
 	if _, err := v.send.Send(ctx, &ledger.MsgOpenDispute{ReceiptID: id, Commitment: root[:]}); err != nil {
 		v.log.Error("opening a dispute", "receipt", id.String(), "err", err)
+		v.mu.Lock()
+		delete(v.traces, id)
+		v.mu.Unlock()
 		return
 	}
 	v.stats.disputes.Add(1)
@@ -365,6 +376,10 @@ func (v *Verifier) joinDispute(id, r ledger.Hash) {
 	if tr == nil {
 		return
 	}
+	// The player holds the trace from now on (until the dispute settles):
+	// kept here too, every receipt a worker forged would hold its trace
+	// tree in memory for good.
+	delete(v.traces, r)
 	m := v.cfg.Worker
 	rc := tr.Receipt()
 	v.disputes.Add(id, &disputeplay.Player{Side: ledger.SideChallenger, Setup: disputeplay.TraceSetup(m.Model(), m.ModelID()), Timeout: v.params.MoveWindow,
