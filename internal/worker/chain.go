@@ -14,6 +14,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"weak"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -21,6 +22,7 @@ import (
 	"github.com/verdictnet/verdict/internal/dispute"
 	"github.com/verdictnet/verdict/internal/ledger"
 	"github.com/verdictnet/verdict/internal/ledger/client"
+	"github.com/verdictnet/verdict/internal/merkle"
 	"github.com/verdictnet/verdict/internal/outbox"
 	"github.com/verdictnet/verdict/internal/receipt"
 )
@@ -106,6 +108,9 @@ type Chain struct {
 	fstate    followState
 	fdisputes map[string]string // dispute id to receipt id
 	fdirty    bool
+
+	tmu   sync.Mutex
+	trees map[string]*sharedTree // receipt id to its disputes' trace tree
 }
 
 // ChainStats count what a worker did on the ledger.
@@ -841,22 +846,18 @@ func (c *Chain) startDispute(ctx context.Context, sem chan struct{}, did, rid st
 	if r == nil {
 		return
 	}
-	select {
-	case sem <- struct{}{}:
-	case <-ctx.Done():
-		return
-	}
-	// The tree alone: the values of the disputed leaf's inputs are
-	// regenerated when the game reaches it (Player.Reload).
-	tr, err := c.w.TraceLeaves(ctx, r, []int{})
-	<-sem
+	tree, err := c.disputeTree(ctx, sem, rid, r)
 	if err != nil {
-		c.log.Error("dispute: regenerating the trace", "dispute", did, "err", err)
-		c.trackDispute(did, "")
+		if ctx.Err() == nil {
+			c.log.Error("dispute: regenerating the trace", "dispute", did, "err", err)
+			c.trackDispute(did, "")
+		}
 		return
 	}
 	c.disputes.Add(id, &Player{Side: ledger.SideWorker, Setup: TraceSetup(c.w.m, c.w.info.ID), Timeout: c.params.MoveWindow,
-		Responder: &dispute.Responder{Party: dispute.A, Tree: tr.Tree(), Value: tr.LeafValue},
+		Responder: &dispute.Responder{Party: dispute.A, Tree: tree, Value: func(i int) ([]byte, error) {
+			return nil, fmt.Errorf("leaf %d not kept", i)
+		}},
 		Reload: func(leaves []int) (func(int) ([]byte, error), error) {
 			select {
 			case sem <- struct{}{}:
@@ -872,6 +873,59 @@ func (c *Chain) startDispute(ctx context.Context, sem chan struct{}, did, rid st
 		}})
 	c.disputed.Add(1)
 	c.log.Warn("receipt disputed", "dispute", did, "receipt", rid)
+}
+
+// sharedTree is the trace tree of a disputed receipt, shared by the
+// disputes over it while any of them holds it.
+type sharedTree struct {
+	mu   sync.Mutex // held while the tree is regenerated
+	tree weak.Pointer[merkle.Tree]
+}
+
+// disputeTree returns the trace tree of receipt rid (the tree alone: the
+// values of the disputed leaf's inputs are regenerated when the game
+// reaches it, Player.Reload), regenerated holding a slot of sem unless a
+// dispute over the same receipt still holds it. Disputes are cheap to
+// open in numbers (minVerifierStake each, from any accounts, over one
+// receipt): each regenerating and keeping its own tree, a long receipt's
+// (GBs) times the disputes, would exhaust the worker's memory and CPU.
+func (c *Chain) disputeTree(ctx context.Context, sem chan struct{}, rid string, r *receipt.Receipt) (*merkle.Tree, error) {
+	c.tmu.Lock()
+	if c.trees == nil {
+		c.trees = map[string]*sharedTree{}
+	}
+	for id, e := range c.trees { // forget the trees no dispute holds
+		if id != rid && e.mu.TryLock() {
+			if e.tree.Value() == nil {
+				delete(c.trees, id)
+			}
+			e.mu.Unlock()
+		}
+	}
+	e := c.trees[rid]
+	if e == nil {
+		e = &sharedTree{}
+		c.trees[rid] = e
+	}
+	c.tmu.Unlock()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if t := e.tree.Value(); t != nil {
+		return t, nil
+	}
+	select {
+	case sem <- struct{}{}:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	tr, err := c.w.TraceLeaves(ctx, r, []int{})
+	<-sem
+	if err != nil {
+		return nil, err
+	}
+	t := tr.Tree()
+	e.tree = weak.Make(t)
+	return t, nil
 }
 
 func (c *Chain) playDisputes(ctx context.Context) {

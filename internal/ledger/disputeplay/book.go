@@ -29,6 +29,13 @@ func (b *DisputeBook) Add(id ledger.Hash, p *Player) {
 	b.m[id] = p
 }
 
+// Player returns the player of dispute id (nil: not played).
+func (b *DisputeBook) Player(id ledger.Hash) *Player {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.m[id]
+}
+
 // Remove stops playing dispute id and reports whether it was being played.
 func (b *DisputeBook) Remove(id ledger.Hash) bool {
 	b.mu.Lock()
