@@ -5,11 +5,13 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	abci "github.com/cometbft/cometbft/abci/types"
 	"github.com/cometbft/cometbft/p2p"
@@ -33,6 +35,7 @@ type fakeNode struct {
 	t       *testing.T
 	mu      sync.Mutex
 	answers map[string][]byte // query path -> value (missing: not found)
+	queries []string          // the query paths asked, in order
 	reject  bool              // refuse every broadcast (CheckTx)
 	txs     []*ledger.Tx
 }
@@ -54,6 +57,7 @@ func (n *fakeNode) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		_ = json.Unmarshal(req.Params, &p)
 		n.mu.Lock()
 		v, ok := n.answers[p.Path]
+		n.queries = append(n.queries, p.Path)
 		n.mu.Unlock()
 		q := abci.ResponseQuery{Value: v}
 		if !ok {
@@ -234,5 +238,62 @@ func TestAttackTraceLeak(t *testing.T) {
 	v.check(context.Background(), b)
 	if n := kept(); n != 0 {
 		t.Errorf("%d traces kept after the dispute was refused", n)
+	}
+}
+
+// TestAttackValidationFlood: validation requests bypass the replay
+// sampling, and anyone may address any number of them to a verifier
+// (a transaction fee each). A worker filled the verifier's one replay
+// queue with requests naming other receipts (long honest ones replay for
+// minutes), so that its own forged receipt, sampled, waited behind them
+// past the challenge window or was dropped from the full queue. Now the
+// sampled receipts have a queue of their own and go first.
+func TestAttackValidationFlood(t *testing.T) {
+	w := openWorker(t)
+	node := &fakeNode{t: t, answers: map[string][]byte{}}
+	v := newFakeVerifier(t, w, node)
+	model := ledger.Hash(w.ModelID())
+	hash := func(s string, i int) ledger.Hash { return ledger.Hash(sha256.Sum256(fmt.Append(nil, s, i))) }
+	// The flood, in the block before the forged receipt's: receipts the
+	// verifier does not sample, named by requests addressed to it.
+	const flood = 64
+	v.cfg.ReplayShareBps = 0 // sampled: the forged receipt below alone
+	for i := 0; i < flood; i++ {
+		rid := hash("flood ", i)
+		uri := "verdict:receipt/" + rid.String()
+		rh := hash("request ", i)
+		v.handle(context.Background(), model, client.Event{Event: ledger.Event{Type: ledger.EventValidationRequest, Attrs: []ledger.Attr{
+			{Key: ledger.AttrValidatorAddress, Value: v.addr.String()}, {Key: ledger.AttrAgentID, Value: "1"},
+			{Key: ledger.AttrRequestURI, Value: uri}, {Key: ledger.AttrRequestHash, Value: rh.String()}}},
+			Tx: &ledger.Tx{Msg: &ledger.MsgValidationRequest{ValidatorAddress: v.addr, AgentID: 1, RequestURI: uri, RequestHash: rh}}})
+	}
+	v.cfg.ReplayShareBps = 10000
+	forged := hash("forged ", 0)
+	v.handle(context.Background(), model, client.Event{Event: ledger.Event{Type: ledger.EventReceiptPublished, Attrs: []ledger.Attr{
+		{Key: ledger.AttrReceiptID, Value: forged.String()}, {Key: ledger.AttrEscrowID, Value: hash("escrow ", 0).String()},
+		{Key: ledger.AttrWorker, Value: hash("worker ", 0).String()}, {Key: ledger.AttrModelID, Value: model.String()},
+		{Key: ledger.AttrWindowEnd, Value: "100"}}}})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		v.replayLoop(ctx)
+	}()
+	want := "receiptData/" + forged.String()
+	deadline := time.Now().Add(10 * time.Second)
+	var first int
+	for first = -1; first < 0 && time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+		node.mu.Lock()
+		for i, q := range node.queries {
+			if q == want {
+				first = i
+			}
+		}
+		node.mu.Unlock()
+	}
+	cancel()
+	<-done
+	if first != 0 {
+		t.Errorf("the sampled receipt was fetched for replay after %d receipts named by validation requests, want first", first)
 	}
 }

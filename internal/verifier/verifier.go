@@ -83,7 +83,10 @@ type Verifier struct {
 	stats struct {
 		seen, replayed, mismatches, opened, openBad, validations, disputes, won atomic.Int64
 	}
-	queue chan ledger.Hash
+	// queue holds the sampled receipts, requested those named by
+	// validation requests: anyone may address many of those to the
+	// verifier, and they wait behind the sampled ones.
+	queue, requested chan ledger.Hash
 }
 
 // New returns a verifier.
@@ -104,7 +107,7 @@ func New(cfg Config) (*Verifier, error) {
 	return &Verifier{cfg: cfg, send: s, log: cfg.Logger, addr: s.Address(),
 		results: map[ledger.Hash]uint8{}, requests: map[ledger.Hash]ledger.Hash{}, answered: map[ledger.Hash]bool{},
 		traces: map[ledger.Hash]*audit.Trace{},
-		queue:  make(chan ledger.Hash, 4096)}, nil
+		queue:  make(chan ledger.Hash, 4096), requested: make(chan ledger.Hash, 4096)}, nil
 }
 
 // Address is the verifier's ledger account.
@@ -202,76 +205,82 @@ func (v *Verifier) Run(ctx context.Context) error {
 			continue
 		}
 		for _, e := range evs {
-			switch e.Type {
-			case ledger.EventReceiptPublished:
-				p, err := ledger.DecodeReceiptPublished(e.Event)
-				if err != nil || p.ModelID != model {
-					continue
-				}
-				v.stats.seen.Add(1)
-				if Sampled(p.ReceiptID, v.addr, v.cfg.ReplayShareBps) {
-					v.enqueue(p.ReceiptID)
-				}
-			case ledger.EventValidationRequest:
-				r, err := ledger.DecodeValidationRequest(e.Event)
-				if err != nil || r.ValidatorAddress != v.addr || e.Tx == nil {
-					continue
-				}
-				vr, ok := e.Tx.Msg.(*ledger.MsgValidationRequest)
-				if !ok || vr == nil {
-					continue
-				}
-				rid, err := receiptOf(vr.RequestURI)
-				if err != nil {
-					continue
-				}
-				v.mu.Lock()
-				v.requests[rid] = vr.RequestHash
-				_, done := v.results[rid]
-				v.mu.Unlock()
-				if !done && !Sampled(rid, v.addr, v.cfg.ReplayShareBps) {
-					v.enqueue(rid)
-				}
-				v.respond(ctx, rid)
-			case ledger.EventAuditPassed, ledger.EventAuditFailed:
-				if e.Tx != nil {
-					if p, ok := e.Tx.Msg.(*ledger.MsgPostOpenings); ok && p != nil {
-						v.checkOpenings(ctx, p, e.Type == ledger.EventAuditPassed)
-					}
-				}
-			case ledger.EventDisputeOpened:
-				if d, err := ledger.DecodeDisputeOpened(e.Event); err == nil && d.Challenger == v.addr {
-					v.joinDispute(d.DisputeID, d.ReceiptID)
-				}
-			case ledger.EventReceiptFinal:
-				// A dispute we meant to open did not (its transaction failed
-				// in its block): the trace kept for it goes.
-				if f, err := ledger.DecodeReceiptFinal(e.Event); err == nil {
-					v.mu.Lock()
-					delete(v.traces, f.ReceiptID)
-					v.mu.Unlock()
-				}
-			case ledger.EventDisputeSettled:
-				d, err := ledger.DecodeDisputeSettled(e.Event)
-				if err != nil {
-					continue
-				}
-				if ours := v.disputes.Remove(d.DisputeID); ours {
-					if d.Status == ledger.DisputeWorkerLost {
-						v.stats.won.Add(1)
-					}
-					v.log.Info("dispute settled", "dispute", d.DisputeID.String(), "status", d.Status, "reason", d.Reason)
-				}
-			}
+			v.handle(ctx, model, e)
 		}
 		v.playDisputes(ctx)
 	}
 	return nil
 }
 
-func (v *Verifier) enqueue(id ledger.Hash) {
+// handle acts on one event of a block the verifier follows; model is the
+// id of the model it replays.
+func (v *Verifier) handle(ctx context.Context, model ledger.Hash, e client.Event) {
+	switch e.Type {
+	case ledger.EventReceiptPublished:
+		p, err := ledger.DecodeReceiptPublished(e.Event)
+		if err != nil || p.ModelID != model {
+			return
+		}
+		v.stats.seen.Add(1)
+		if Sampled(p.ReceiptID, v.addr, v.cfg.ReplayShareBps) {
+			v.enqueue(v.queue, p.ReceiptID)
+		}
+	case ledger.EventValidationRequest:
+		r, err := ledger.DecodeValidationRequest(e.Event)
+		if err != nil || r.ValidatorAddress != v.addr || e.Tx == nil {
+			return
+		}
+		vr, ok := e.Tx.Msg.(*ledger.MsgValidationRequest)
+		if !ok || vr == nil {
+			return
+		}
+		rid, err := receiptOf(vr.RequestURI)
+		if err != nil {
+			return
+		}
+		v.mu.Lock()
+		v.requests[rid] = vr.RequestHash
+		_, done := v.results[rid]
+		v.mu.Unlock()
+		if !done && !Sampled(rid, v.addr, v.cfg.ReplayShareBps) {
+			v.enqueue(v.requested, rid)
+		}
+		v.respond(ctx, rid)
+	case ledger.EventAuditPassed, ledger.EventAuditFailed:
+		if e.Tx != nil {
+			if p, ok := e.Tx.Msg.(*ledger.MsgPostOpenings); ok && p != nil {
+				v.checkOpenings(ctx, p, e.Type == ledger.EventAuditPassed)
+			}
+		}
+	case ledger.EventDisputeOpened:
+		if d, err := ledger.DecodeDisputeOpened(e.Event); err == nil && d.Challenger == v.addr {
+			v.joinDispute(d.DisputeID, d.ReceiptID)
+		}
+	case ledger.EventReceiptFinal:
+		// A dispute we meant to open did not (its transaction failed
+		// in its block): the trace kept for it goes.
+		if f, err := ledger.DecodeReceiptFinal(e.Event); err == nil {
+			v.mu.Lock()
+			delete(v.traces, f.ReceiptID)
+			v.mu.Unlock()
+		}
+	case ledger.EventDisputeSettled:
+		d, err := ledger.DecodeDisputeSettled(e.Event)
+		if err != nil {
+			return
+		}
+		if ours := v.disputes.Remove(d.DisputeID); ours {
+			if d.Status == ledger.DisputeWorkerLost {
+				v.stats.won.Add(1)
+			}
+			v.log.Info("dispute settled", "dispute", d.DisputeID.String(), "status", d.Status, "reason", d.Reason)
+		}
+	}
+}
+
+func (v *Verifier) enqueue(q chan ledger.Hash, id ledger.Hash) {
 	select {
-	case v.queue <- id:
+	case q <- id:
 	default:
 		v.log.Warn("replay queue full; receipt skipped", "receipt", id.String())
 	}
@@ -292,6 +301,17 @@ func (v *Verifier) replayLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case id := <-v.queue:
+			v.check(ctx, id)
+			continue
+		default:
+		}
+		// No sampled receipt waits: one asked for by a validation request.
+		select {
+		case <-ctx.Done():
+			return
+		case id := <-v.queue:
+			v.check(ctx, id)
+		case id := <-v.requested:
 			v.check(ctx, id)
 		}
 	}
