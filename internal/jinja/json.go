@@ -21,8 +21,29 @@ type jsonOpts struct {
 	undefinedAsText bool // undefined prints as "undefined" (toString), else null
 }
 
-// toJSON is the reference's toJSON: Python json.dumps separators.
+// toJSON is the reference's toJSON: Python json.dumps separators. It is
+// written into one buffer and fails once that holds more than MaxOutput
+// bytes: indentation grows with the depth, so that a small, deeply nested
+// value (a caller's tool definition) would otherwise print to gigabytes.
 func toJSON(v Value, o jsonOpts, depth int) (string, error) {
+	var b strings.Builder
+	if err := writeJSON(&b, v, o, depth, MaxOutput); err != nil {
+		return "", err
+	}
+	if b.Len() > MaxOutput {
+		return "", errJSONTooLong
+	}
+	return b.String(), nil
+}
+
+var errJSONTooLong = &Error{Msg: fmt.Sprintf("tojson: string longer than %d bytes", MaxOutput)}
+
+// writeJSON writes v's JSON text to b; limit > 0 stops it once b holds
+// more than limit bytes.
+func writeJSON(b *strings.Builder, v Value, o jsonOpts, depth, limit int) error {
+	if limit > 0 && b.Len() > limit {
+		return errJSONTooLong
+	}
 	item, key := ", ", ": "
 	if o.sepSet {
 		item, key = o.itemSep, o.keySep
@@ -31,38 +52,43 @@ func toJSON(v Value, o jsonOpts, depth int) (string, error) {
 	}
 	switch v := v.(type) {
 	case noneT:
-		return "null", nil
+		b.WriteString("null")
 	case undefinedT:
 		if o.undefinedAsText {
-			return "undefined", nil
+			b.WriteString("undefined")
+		} else {
+			b.WriteString("null")
 		}
-		return "null", nil
 	case Int:
-		return jsonNumber(float64(v)), nil
+		b.WriteString(jsonNumber(float64(v)))
 	case Float:
-		return jsonNumber(float64(v)), nil
+		b.WriteString(jsonNumber(float64(v)))
 	case bool:
-		return strconv.FormatBool(v), nil
+		b.WriteString(strconv.FormatBool(v))
 	case Str:
-		return jsonString(v.s, o.ensureASCII), nil
+		writeJSONString(b, v.s, o.ensureASCII)
 	case *List:
 		if v.tuple {
-			return "", &Error{Msg: "cannot convert a tuple to JSON"}
+			return &Error{Msg: "cannot convert a tuple to JSON"}
 		}
 		pad := "\n" + strings.Repeat(" ", o.indent*depth)
 		child := pad + strings.Repeat(" ", o.indent)
-		parts := make([]string, len(v.items))
+		b.WriteByte('[')
 		for i, it := range v.items {
-			s, err := toJSON(it, o, depth+1)
-			if err != nil {
-				return "", err
+			if i > 0 {
+				b.WriteString(item)
 			}
-			parts[i] = s
+			if o.indent > 0 {
+				b.WriteString(child)
+			}
+			if err := writeJSON(b, it, o, depth+1, limit); err != nil {
+				return err
+			}
 		}
-		if o.indent > 0 && len(parts) > 0 {
-			return "[" + child + strings.Join(parts, item+child) + pad + "]", nil
+		if o.indent > 0 && len(v.items) > 0 {
+			b.WriteString(pad)
 		}
-		return "[" + strings.Join(parts, item) + "]", nil
+		b.WriteByte(']')
 	case *Dict, *Namespace:
 		d, ok := v.(*Dict)
 		if !ok {
@@ -70,24 +96,28 @@ func toJSON(v Value, o jsonOpts, depth int) (string, error) {
 		}
 		pad := "\n" + strings.Repeat(" ", o.indent*depth)
 		child := pad + strings.Repeat(" ", o.indent)
-		parts := make([]string, len(d.keys))
+		b.WriteByte('{')
 		for i, k := range d.keys {
-			s, err := toJSON(d.m[k], o, depth+1)
-			if err != nil {
-				return "", err
+			if i > 0 {
+				b.WriteString(item)
 			}
-			p := jsonString(k, o.ensureASCII) + key + s
 			if o.indent > 0 {
-				p = child + p
+				b.WriteString(child)
 			}
-			parts[i] = p
+			writeJSONString(b, k, o.ensureASCII)
+			b.WriteString(key)
+			if err := writeJSON(b, d.m[k], o, depth+1, limit); err != nil {
+				return err
+			}
 		}
-		if o.indent > 0 && len(parts) > 0 {
-			return "{" + strings.Join(parts, item) + pad + "}", nil
+		if o.indent > 0 && len(d.keys) > 0 {
+			b.WriteString(pad)
 		}
-		return "{" + strings.Join(parts, item) + "}", nil
+		b.WriteByte('}')
+	default:
+		return &Error{Msg: "cannot convert a " + typeName(v) + " to JSON"}
 	}
-	return "", &Error{Msg: "cannot convert a " + typeName(v) + " to JSON"}
+	return nil
 }
 
 func jsonNumber(f float64) string {
@@ -101,6 +131,12 @@ func jsonNumber(f float64) string {
 // reference's ensure_ascii escaping of every UTF-16 unit >= 0x7f).
 func jsonString(s string, ascii bool) string {
 	var b strings.Builder
+	writeJSONString(&b, s, ascii)
+	return b.String()
+}
+
+// writeJSONString writes jsonString(s, ascii) to b.
+func writeJSONString(b *strings.Builder, s string, ascii bool) {
 	b.WriteByte('"')
 	for _, r := range s {
 		switch r {
@@ -121,10 +157,10 @@ func jsonString(s string, ascii bool) string {
 		default:
 			switch {
 			case r < 0x20:
-				fmt.Fprintf(&b, `\u%04x`, r)
+				fmt.Fprintf(b, `\u%04x`, r)
 			case ascii && r >= 0x7f:
 				for _, u := range utf16.Encode([]rune{r}) {
-					fmt.Fprintf(&b, `\u%04x`, u)
+					fmt.Fprintf(b, `\u%04x`, u)
 				}
 			default:
 				b.WriteRune(r)
@@ -132,7 +168,6 @@ func jsonString(s string, ascii bool) string {
 		}
 	}
 	b.WriteByte('"')
-	return b.String()
 }
 
 // MaxJSONDepth bounds the nesting FromJSON accepts.
@@ -270,5 +305,9 @@ func (d *Dict) jsOrder() {
 // Marshal encodes v as compact JSON (JSON.stringify's formatting: no
 // spaces, keys in order, only ", \, and control characters escaped).
 func Marshal(v Value) (string, error) {
-	return toJSON(v, jsonOpts{itemSep: ",", keySep: ":", sepSet: true}, 0)
+	var b strings.Builder
+	if err := writeJSON(&b, v, jsonOpts{itemSep: ",", keySep: ":", sepSet: true}, 0, 0); err != nil {
+		return "", err
+	}
+	return b.String(), nil
 }

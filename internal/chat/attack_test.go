@@ -1,0 +1,43 @@
+package chat_test
+
+import (
+	"encoding/json"
+	"os"
+	"runtime"
+	"strings"
+	"testing"
+
+	"github.com/verdictnet/verdict/internal/chat"
+)
+
+// TestAttackNestedToolIndent renders a caller's tool definition of under a
+// megabyte, a list nested 190 deep holding 100,000 numbers, with Llama
+// 3.1's template, which prints every tool with tojson(indent=4): each
+// number prints on a line indented by 760 spaces, so the text is about 77
+// MB, rebuilt at every level of the nesting (tens of gigabytes allocated
+// and seconds of CPU for one request, or a quote, which costs nothing).
+// tojson now fails once its text passes MaxOutput.
+func TestAttackNestedToolIndent(t *testing.T) {
+	src, err := os.ReadFile("testdata/templates/llama3.1.jinja")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tp, err := chat.New("llama3.1", string(src), "<|begin_of_text|>", "<|eot_id|>")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const depth, leaves = 190, 100000
+	params := strings.Repeat("[", depth) + strings.TrimSuffix(strings.Repeat("0,", leaves), ",") + strings.Repeat("]", depth)
+	tool := `{"type":"function","function":{"name":"f","parameters":` + params + `}}`
+	req := &chat.Request{Messages: []chat.Message{msg(chat.RoleUser, "hi")}, Tools: []json.RawMessage{json.RawMessage(tool)}, AddGenerationPrompt: true}
+	var m0, m1 runtime.MemStats
+	runtime.ReadMemStats(&m0)
+	_, err = tp.Render(req)
+	runtime.ReadMemStats(&m1)
+	if err == nil || !strings.Contains(err.Error(), "longer than") {
+		t.Fatalf("Render of a %d-byte tool: %v, want an error naming the length limit", len(tool), err)
+	}
+	if alloc := m1.TotalAlloc - m0.TotalAlloc; alloc > 1<<30 {
+		t.Fatalf("Render of a %d-byte tool allocated %d MB", len(tool), alloc>>20)
+	}
+}
