@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
+	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
@@ -244,9 +246,35 @@ func structuredPaymentRequired(next mcp.MethodHandler) mcp.MethodHandler {
 	}
 }
 
-// HTTPHandler serves s over streamable HTTP.
+// Limits on the sessions HTTPHandler keeps: each holds a goroutine and
+// its state until it is closed.
+const (
+	// SessionIdle closes a session that no request used for this long.
+	SessionIdle = 10 * time.Minute
+	// MaxSessions bounds the live sessions of a server: a request that
+	// would open another is refused (503, Retry-After).
+	MaxSessions = 4096
+)
+
+// HTTPHandler serves s over streamable HTTP. Idle sessions are closed
+// after SessionIdle, and at most MaxSessions are open at a time.
 func HTTPHandler(s *mcp.Server) http.Handler {
-	return mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return s }, nil)
+	h := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return s }, &mcp.StreamableHTTPOptions{SessionTimeout: SessionIdle})
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// A POST without a session id opens a session.
+		if r.Method == http.MethodPost && r.Header.Get("Mcp-Session-Id") == "" {
+			n := 0
+			for range s.Sessions() {
+				n++
+			}
+			if n >= MaxSessions {
+				w.Header().Set("Retry-After", strconv.Itoa(int(SessionIdle/time.Second)))
+				http.Error(w, fmt.Sprintf("too many MCP sessions open (at most %d): close one (DELETE) or retry later", MaxSessions), http.StatusServiceUnavailable)
+				return
+			}
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 type tools struct {
