@@ -845,3 +845,29 @@ func (h *holdFirst) order() []string {
 	defer h.mu.Unlock()
 	return slices.Clone(h.started)
 }
+
+// TestAttackMCPLimits sends over MCP what the HTTP API refuses: a body
+// over MaxBodyBytes (the MCP SDK alone took 4 MiB: a prompt four times
+// the size the API allows was tokenized, for a free x402 quote too) and a
+// stop string over MaxStopLen (generated with). Both are now refused: the
+// body with 413, the stop string as a tool error naming the limit, before
+// any generation.
+func TestAttackMCPLimits(t *testing.T) {
+	b := newBilled(t, map[string]uint64{"sk-alice": 100000}, func(o *Options) { o.MaxBodyBytes = 64 << 10 })
+	cs := mcpSession(t, b.ts.URL, "sk-alice")
+	if _, e := toolCall(t, cs, "generate", map[string]any{"prompt": "Once upon a time", "max_tokens": 2, "stop": []string{strings.Repeat("x", MaxStopLen+1)}}); !strings.Contains(e, fmt.Sprintf("1 to %d bytes", MaxStopLen)) {
+		t.Errorf("MCP generate with a stop of %d bytes: %q", MaxStopLen+1, e)
+	}
+	if n := b.gen.n.Load(); n != 0 {
+		t.Errorf("%d generations for refused calls", n)
+	}
+	big := `{"jsonrpc":"2.0","id":9,"method":"tools/call","params":{"name":"generate","arguments":{"prompt":"` + strings.Repeat("a ", 64<<10) + `","max_tokens":1}}}`
+	resp, body := post(t, b.ts.URL+"/mcp", big, "Authorization", "Bearer sk-alice", "Accept", "application/json, text/event-stream",
+		"Mcp-Session-Id", cs.ID(), "Mcp-Protocol-Version", "2025-06-18")
+	if resp.StatusCode != http.StatusRequestEntityTooLarge {
+		t.Errorf("MCP body of %d bytes over a limit of %d: %d %.200s", len(big), 64<<10, resp.StatusCode, body)
+	}
+	if n := b.gen.n.Load(); n != 0 {
+		t.Errorf("%d generations for refused calls", n)
+	}
+}

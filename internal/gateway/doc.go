@@ -22,7 +22,8 @@
 // KEY" (the scheme in any case; Basic and other schemes are refused by
 // name). The MCP endpoint hands the account to the tools as the session's
 // token info, so a session opened with one key cannot be used with another
-// (403).
+// (403). MCP request bodies are bounded by MaxBodyBytes, as the other
+// POSTs, and generate's stop strings as the API's (MaxStops, MaxStopLen).
 //
 // Billing: every generation, from the API or from an MCP tool, goes through
 // Server.Generate. Once the worker has tokenized the prompt (and before the

@@ -192,8 +192,13 @@ func New(o Options) (*Server, error) {
 				keyed(w, r)
 			}
 		}
-		s.handle("/mcp", "mcp", h)
-		s.handle("/mcp/", "mcp", h)
+		// Bodies are bounded as the other POSTs' (the SDK alone allows 4 MiB).
+		mcpBounded := func(w http.ResponseWriter, r *http.Request) {
+			r.Body = http.MaxBytesReader(w, r.Body, o.MaxBodyBytes)
+			h(w, r)
+		}
+		s.handle("/mcp", "mcp", mcpBounded)
+		s.handle("/mcp/", "mcp", mcpBounded)
 	}
 	// The API's paths with a method they do not take: 405.
 	for path, allow := range map[string]string{

@@ -133,6 +133,12 @@ type Options struct {
 	Forward Forwarder
 }
 
+// Limits on generate's stop strings, as the gateway's HTTP API has them.
+const (
+	MaxStops   = 4
+	MaxStopLen = 256
+)
+
 // Message is a chat message of the generate tool.
 type Message struct {
 	Role    string `json:"role" jsonschema:"system, user or assistant"`
@@ -314,10 +320,15 @@ func (t *tools) generate(ctx context.Context, call *mcp.CallToolRequest, in Gene
 		return nil, out, fmt.Errorf("top_p must be in (0, 1], got %v", topP)
 	case in.MaxTokens < 0:
 		return nil, out, fmt.Errorf("max_tokens must not be negative, got %d", in.MaxTokens)
-	case len(in.Stop) > 4:
-		return nil, out, fmt.Errorf("at most 4 stop strings, got %d", len(in.Stop))
+	case len(in.Stop) > MaxStops:
+		return nil, out, fmt.Errorf("at most %d stop strings, got %d", MaxStops, len(in.Stop))
 	case (in.Prompt == "") == (len(in.Messages) == 0):
 		return nil, out, errors.New("give either prompt or messages")
+	}
+	for i, s := range in.Stop {
+		if s == "" || len(s) > MaxStopLen {
+			return nil, out, fmt.Errorf("stop[%d] must have 1 to %d bytes, it has %d", i, MaxStopLen, len(s))
+		}
 	}
 	if t.o.Forward != nil {
 		return t.forward(ctx, call, in)
