@@ -127,15 +127,8 @@ func jsonNumber(f float64) string {
 	return jsNumber(f)
 }
 
-// jsonString is JSON.stringify of a string (optionally with the
-// reference's ensure_ascii escaping of every UTF-16 unit >= 0x7f).
-func jsonString(s string, ascii bool) string {
-	var b strings.Builder
-	writeJSONString(&b, s, ascii)
-	return b.String()
-}
-
-// writeJSONString writes jsonString(s, ascii) to b.
+// writeJSONString writes JSON.stringify of a string to b (optionally with
+// the reference's ensure_ascii escaping of every UTF-16 unit >= 0x7f).
 func writeJSONString(b *strings.Builder, s string, ascii bool) {
 	b.WriteByte('"')
 	for _, r := range s {
