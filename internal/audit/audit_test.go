@@ -3,9 +3,11 @@ package audit
 import (
 	"context"
 	"errors"
+	"math"
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"testing"
 
 	"github.com/verdictnet/verdict/internal/engine"
@@ -265,5 +267,53 @@ func TestContextNotCommitted(t *testing.T) {
 	cfg, ref, err := DisputeSetup(g.m, g.id, rb, make([]byte, 32))
 	if err != nil || ref == nil || cfg.Forfeit != [2]string{} {
 		t.Fatalf("dispute setup on the GGUF: forfeit %q, referee %v, error %v", cfg.Forfeit, ref != nil, err)
+	}
+}
+
+// TestReplayInChunks: a replay's passes of replayChunk positions compute
+// what one pass computes (the logit vectors bit for bit, prefill), an
+// honest receipt replays, and one whose output token was changed, early
+// or late, is refused at that position, whatever the chunk (1, 7, 256
+// positions, or all at once).
+func TestReplayInChunks(t *testing.T) {
+	f := binFixture(t)
+	r := f.generateReceipt(t, storyPrompt, sampler.Params{Temperature: 0.8, Seed: 42}, 200)
+	P, n := len(r.Prompt), len(r.Output)
+	if n < 30 {
+		t.Fatalf("a receipt of %d output tokens spans too few chunks", n)
+	}
+	defer func(c int) { replayChunk = c }(replayChunk)
+	var want [][]float32
+	for _, c := range []int{1 << 20, 256, 7, 1} {
+		replayChunk = c
+		if err := Replay(context.Background(), f.e, r, f.id); err != nil {
+			t.Fatalf("chunks of %d: honest receipt rejected: %v", c, err)
+		}
+		_, got, err := prefill(f.e, r, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want == nil {
+			want = got
+		}
+		for p := P - 1; p < P+n-1; p++ {
+			for i := range want[p] {
+				if math.Float32bits(got[p][i]) != math.Float32bits(want[p][i]) {
+					t.Fatalf("chunks of %d: position %d logit %d: %v, in one pass %v", c, p, i, got[p][i], want[p][i])
+				}
+			}
+		}
+		for _, j := range []int{3, n - 2} {
+			forged := *r
+			forged.Output = slices.Clone(r.Output)
+			forged.Output[j] = (forged.Output[j] + 1) % f.m.Config.Vocab
+			if err := forged.Sign(f.key.Private); err != nil {
+				t.Fatal(err)
+			}
+			var mm *Mismatch
+			if err := Replay(context.Background(), f.e, &forged, f.id); !errors.As(err, &mm) || mm.What != "token" || mm.Position != P+j {
+				t.Fatalf("chunks of %d: output token %d changed: %v, want a token mismatch at position %d", c, j, err, P+j)
+			}
+		}
 	}
 }

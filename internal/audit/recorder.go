@@ -519,7 +519,9 @@ func (r *Recorder) hashAsync(positions, threads int) {
 			r.a[l][h] = make([]merkle.Hash, positions)
 		}
 	}
-	a := &asyncHasher{r: r, jobs: make(chan *hashJob, 4*positions)}
+	// A bounded queue: a pass that outruns the hashing waits for it, rather
+	// than holding a copy of every layer's data of a long receipt.
+	a := &asyncHasher{r: r, jobs: make(chan *hashJob, min(4*positions, 1<<13))}
 	for range max(1, threads) {
 		a.wg.Add(1)
 		go a.work()

@@ -123,32 +123,26 @@ func Replay(ctx context.Context, e *engine.Engine, r *receipt.Receipt, modelID m
 		return mismatch("spec", -1, "receipt was made under %q, the replaying engine implements %q", r.Spec, e.Spec())
 	}
 	threads := e.Threads()
-	rec, logits, err := forward(e, r, false, threads, nil)
+	n := len(r.Output)
+	// Each chunk's logit vectors are re-sampled and hashed as the pass
+	// computes them, then dropped: a replay holds replayChunk of them, not
+	// one per output token (a long receipt's would be gigabytes).
+	var leaves []merkle.Hash
+	rec, err := forward(e, r, false, threads, nil, func(rec *Recorder, pos int, logits [][]float32) error {
+		if leaves == nil {
+			leaves = rec.logitLeaves(n)
+		}
+		j := pos - (len(r.Prompt) - 1)
+		return sampleAndHash(ctx, r, j, logits, threads, leaves[j:j+len(logits)])
+	})
 	if err != nil {
 		return err
 	}
-	n := len(r.Output)
-	type root struct {
-		h   merkle.Hash
-		err error
-	}
-	traced := make(chan root, 1)
-	go func() {
-		t, err := rec.traceTree(n)
-		if err != nil {
-			traced <- root{err: err}
-			return
-		}
-		traced <- root{h: t.Root()}
-	}()
-	if err := sampleAndHash(ctx, r, logits, threads, rec.logitLeaves(n)); err != nil {
-		<-traced
+	t, err := rec.traceTree(n)
+	if err != nil {
 		return err
 	}
-	tr := <-traced
-	if tr.err != nil {
-		return tr.err
-	}
+	tr := t.Root()
 	lt, err := rec.logitsTree(n)
 	if err != nil {
 		return err
@@ -156,8 +150,8 @@ func Replay(ctx context.Context, e *engine.Engine, r *receipt.Receipt, modelID m
 	if lr := lt.Root(); lr != r.LogitsRoot {
 		return mismatch("logits", -1, "the logit vectors hash to %s, the receipt commits to %s", lr, r.LogitsRoot)
 	}
-	if tr.h != r.TraceRoot {
-		return mismatch("trace", -1, "the trace hashes to %s, the receipt commits to %s", tr.h, r.TraceRoot)
+	if tr != r.TraceRoot {
+		return mismatch("trace", -1, "the trace hashes to %s, the receipt commits to %s", tr, r.TraceRoot)
 	}
 	return nil
 }
@@ -172,7 +166,14 @@ func prefill(e *engine.Engine, r *receipt.Receipt, keep bool) (*Recorder, [][]fl
 // prefillKeeping is prefill keeping, when keep is set and only is not
 // nil, the data of the leaves in only alone.
 func prefillKeeping(e *engine.Engine, r *receipt.Receipt, keep bool, only map[leafKey]bool) (*Recorder, [][]float32, error) {
-	rec, logits, err := forward(e, r, keep, e.Threads(), only)
+	var logits [][]float32 // indexed by position; nil before the last prompt position
+	rec, err := forward(e, r, keep, e.Threads(), only, func(_ *Recorder, pos int, l [][]float32) error {
+		if logits == nil {
+			logits = make([][]float32, pos, len(r.Prompt)+len(r.Output)-1)
+		}
+		logits = append(logits, l...)
+		return nil
+	})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -180,20 +181,29 @@ func prefillKeeping(e *engine.Engine, r *receipt.Receipt, keep bool, only map[le
 	return rec, logits, nil
 }
 
-// forward is prefill without the logit leaves. Unless keeping the trace
-// data, trace leaves are hashed on threads goroutines beside the pass.
-func forward(e *engine.Engine, r *receipt.Receipt, keep bool, threads int, only map[leafKey]bool) (*Recorder, [][]float32, error) {
+// replayChunk is how many positions one forward pass of a replay
+// computes; the engine gives the same bits however a sequence's positions
+// are split into passes.
+var replayChunk = 256 // a variable for tests
+
+// forward is prefill without the logit leaves: the positions go through
+// the engine replayChunk at a time, and each pass's logit vectors (from
+// the last prompt position on) go to each, with the position of the first,
+// before the next pass; an error from each ends the replay. Unless keeping
+// the trace data, trace leaves are hashed on threads goroutines beside the
+// passes.
+func forward(e *engine.Engine, r *receipt.Receipt, keep bool, threads int, only map[leafKey]bool, each func(rec *Recorder, pos int, logits [][]float32) error) (*Recorder, error) {
 	m := e.Model()
 	if len(r.Prompt) == 0 || len(r.Output) == 0 {
-		return nil, nil, mismatch("tokens", -1, "a receipt needs a prompt and an output")
+		return nil, mismatch("tokens", -1, "a receipt needs a prompt and an output")
 	}
 	tokens := append(append([]int(nil), r.Prompt...), r.Output[:len(r.Output)-1]...)
 	if len(tokens) > engine.MaxPositions {
-		return nil, nil, mismatch("steps", -1, "%d positions, more than the %d an engine holds", len(tokens), engine.MaxPositions)
+		return nil, mismatch("steps", -1, "%d positions, more than the %d an engine holds", len(tokens), engine.MaxPositions)
 	}
 	seq, err := e.NewSequence(len(tokens))
 	if err != nil {
-		return nil, nil, fmt.Errorf("replay: %w", err)
+		return nil, fmt.Errorf("replay: %w", err)
 	}
 	defer seq.Release() // the engine's next replay reuses the cache
 	rec := NewRecorder(m.Config, r.Prompt)
@@ -203,44 +213,61 @@ func forward(e *engine.Engine, r *receipt.Receipt, keep bool, threads int, only 
 	} else {
 		rec.hashAsync(len(tokens), threads)
 	}
+	defer rec.wait()
 	// Only the positions from the last prompt token on have logits that
 	// a receipt commits to; the classifier is skipped before them.
 	first := len(r.Prompt) - 1
-	it := &engine.Item{Seq: seq, Tokens: tokens, Logits: engine.LogitsAll, LogitsFrom: first, Trace: rec}
-	err = e.Forward(it)
+	for lo := 0; lo < len(tokens); lo += replayChunk {
+		hi := min(lo+replayChunk, len(tokens))
+		it := &engine.Item{Seq: seq, Tokens: tokens[lo:hi], Logits: engine.LogitsNone, Trace: rec}
+		if hi > first {
+			it.Logits, it.LogitsFrom = engine.LogitsAll, max(first-lo, 0)
+		}
+		if err := e.Forward(it); err != nil {
+			return nil, fmt.Errorf("replay: %w", err)
+		}
+		if it.Logits != engine.LogitsAll {
+			continue
+		}
+		from := max(first, lo)
+		if len(it.Out) != hi-from {
+			return nil, errors.New("replay: engine returned too few logit vectors")
+		}
+		if err := each(rec, from, it.Out); err != nil {
+			return nil, err
+		}
+	}
 	rec.wait()
-	if err != nil {
-		return nil, nil, fmt.Errorf("replay: %w", err)
-	}
-	if len(it.Out) != len(tokens)-first {
-		return nil, nil, errors.New("replay: engine returned too few logit vectors")
-	}
-	// Indexed by position; nil before the last prompt position.
-	return rec, append(make([][]float32, first, len(tokens)), it.Out...), nil
+	return rec, nil
 }
 
 // checkSampling re-samples every output token, spreading positions over
 // threads (each decision is independent), and reports the first position
-// whose token differs.
+// whose token differs; logits are indexed by position.
 func checkSampling(ctx context.Context, r *receipt.Receipt, logits [][]float32, threads int) error {
-	return sampleAndHash(ctx, r, logits, threads, nil)
+	P := len(r.Prompt)
+	if len(logits) < P+len(r.Output)-1 {
+		return errors.New("replay: logit vectors do not match the receipt")
+	}
+	return sampleAndHash(ctx, r, 0, logits[P-1:P+len(r.Output)-1], threads, nil)
 }
 
-// sampleAndHash is checkSampling that also, when leaves is not nil, hashes
-// the logit vector each output token is sampled from into leaves (one per
-// output token), each worker those of the (up to 16) positions it
-// re-samples together.
-func sampleAndHash(ctx context.Context, r *receipt.Receipt, logits [][]float32, threads int, leaves []merkle.Hash) error {
+// sampleAndHash re-samples output tokens j0, j0+1, ... from logits (the
+// vector each is sampled from: logits[i] for output token j0+i), spreading
+// them over threads, and reports the first whose token differs; when
+// leaves is not nil it also hashes logits[i] into leaves[i], each worker
+// those of the (up to 16) positions it re-samples together.
+func sampleAndHash(ctx context.Context, r *receipt.Receipt, j0 int, logits [][]float32, threads int, leaves []merkle.Hash) error {
 	P := len(r.Prompt)
 	params := SamplerParams(r)
-	n := len(r.Output)
-	if len(logits) < P+n-1 || (leaves != nil && len(leaves) != n) {
+	n := len(logits)
+	if j0 < 0 || j0+n > len(r.Output) || (leaves != nil && len(leaves) != n) {
 		return errors.New("replay: logit vectors do not match the receipt")
 	}
 	got := make([]int, n)
 	var cancelled atomic.Bool
 	parallel(n, hashChunk, threads, func(lo, hi int) {
-		for j := lo; j < hi; j++ {
+		for i := lo; i < hi; i++ {
 			if cancelled.Load() {
 				return
 			}
@@ -248,18 +275,18 @@ func sampleAndHash(ctx context.Context, r *receipt.Receipt, logits [][]float32, 
 				cancelled.Store(true)
 				return
 			}
-			got[j] = sampler.Sample(logits[P+j-1], params, P+j)
+			got[i] = sampler.Sample(logits[i], params, P+j0+i)
 		}
 		if leaves != nil {
-			leafHashesF32(leaves[lo:hi], logits[P+lo-1:P+hi-1])
+			leafHashesF32(leaves[lo:hi], logits[lo:hi])
 		}
 	})
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	for j, want := range r.Output {
-		if got[j] != want {
-			return mismatch("token", P+j, "the model samples token %d, the receipt says %d", got[j], want)
+	for i, t := range got {
+		if want := r.Output[j0+i]; t != want {
+			return mismatch("token", P+j0+i, "the model samples token %d, the receipt says %d", t, want)
 		}
 	}
 	return nil
