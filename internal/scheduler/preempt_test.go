@@ -42,64 +42,86 @@ func TestPreemptionEqualsAlone(t *testing.T) {
 		}, scheduler.Config{Speculate: 4}, 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			r := rand.New(rand.NewPCG(5, 8))
-			js := tc.jobs(r)
-			most := 0
-			for _, j := range js {
-				most = max(most, j.steps)
-			}
-			cfg := tc.cfg
-			cfg.MaxBatch, cfg.ChunkTokens = 16, 16
-			// Room for the longest request and a few pages more; the
-			// prefix case's cache may take all of it (it gives way).
-			cfg.KVBudget = e.CacheBytes(most+24, most+24)
-			if cfg.PrefixCache > 0 {
-				cfg.PrefixCache = cfg.KVBudget
-			}
-			s := scheduler.New(e, cfg)
-			defer s.Close()
-			var over []scheduler.Stats
-			done := make(chan struct{})
-			var wg sync.WaitGroup
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for {
-					select {
-					case <-done:
-						return
-					case <-time.After(50 * time.Microsecond):
-					}
-					if st := s.Stats(); st.KVUsed+st.PrefixBytes > st.KVBudget || st.KVUsed < 0 {
-						over = append(over, st)
-					}
+			// Which sequences grow into each other's room depends on when
+			// each caller hands over its tokens, which a loaded machine
+			// changes (the prefix case ran without a preemption once, on
+			// a CI machine under other load): a run without one is run
+			// again, up to 3 times, each checked in full.
+			for try := 1; ; try++ {
+				if preemptionRun(t, e, c, tc.jobs, tc.cfg, tc.preempted, try == 3) || try == 3 {
+					return
 				}
-			}()
-			// Every request waits before the first step: which of them
-			// overlap, and so whether any is preempted, does not depend on
-			// how fast the machine runs the ones before.
-			got := runHeld(t, s, c, js, r, func(st scheduler.Stats) bool { return st.Running+st.Queued == len(js) })
-			close(done)
-			wg.Wait()
-			sameAsAlone(t, e, js, got)
-			for _, st := range over[:min(len(over), 3)] {
-				t.Errorf("over the budget: %d bytes used, %d cached prefixes, budget %d", st.KVUsed, st.PrefixBytes, st.KVBudget)
+				t.Logf("run %d: no preemption; again", try)
 			}
-			if n := scheduler.Overdrawn(s); n > 0 {
-				t.Errorf("%d steps left a sequence holding more cache than counted", n)
-			}
-			waitIdle(t, s)
-			st := s.Stats()
-			if st.Preempted < tc.preempted || st.Recomputed == 0 || st.Resuming != 0 {
-				t.Errorf("%d preemptions, %d tokens recomputed, %d resuming: want preemptions", st.Preempted, st.Recomputed, st.Resuming)
-			}
-			if cfg.PrefixCache > 0 && st.PrefixSharedTokens == 0 {
-				t.Errorf("no cached prefix's pages shared: %+v", st)
-			}
-			t.Logf("budget %d positions: %d preemptions, %d tokens recomputed, %d prompt and %d output tokens in %d steps, largest batch %d; %d prompt tokens from the prefix cache, %d of them shared",
-				cfg.KVBudget/e.KVBytesPerPosition(), st.Preempted, st.Recomputed, st.PromptTokens, st.OutputTokens, st.Steps, st.PeakBatch, st.PrefixTokens, st.PrefixSharedTokens)
 		})
 	}
+}
+
+// preemptionRun is one run of a TestPreemptionEqualsAlone case: it fails t
+// on any answer unlike alone or any budget overdrawn, and reports whether
+// preemptions happened (failing t too when none did and last is set).
+func preemptionRun(t *testing.T, e *engine.Engine, c model.Config, jobsOf func(*rand.Rand) []job, tcfg scheduler.Config, preempted uint64, last bool) bool {
+	r := rand.New(rand.NewPCG(5, 8))
+	js := jobsOf(r)
+	most := 0
+	for _, j := range js {
+		most = max(most, j.steps)
+	}
+	cfg := tcfg
+	cfg.MaxBatch, cfg.ChunkTokens = 16, 16
+	// Room for the longest request and a few pages more; the
+	// prefix case's cache may take all of it (it gives way).
+	cfg.KVBudget = e.CacheBytes(most+24, most+24)
+	if cfg.PrefixCache > 0 {
+		cfg.PrefixCache = cfg.KVBudget
+	}
+	s := scheduler.New(e, cfg)
+	defer s.Close()
+	var over []scheduler.Stats
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case <-done:
+				return
+			case <-time.After(50 * time.Microsecond):
+			}
+			if st := s.Stats(); st.KVUsed+st.PrefixBytes > st.KVBudget || st.KVUsed < 0 {
+				over = append(over, st)
+			}
+		}
+	}()
+	// Every request waits before the first step, so that all of them
+	// overlap however fast the machine runs the ones before (whether one
+	// is preempted still depends on when each hands over its tokens).
+	got := runHeld(t, s, c, js, r, func(st scheduler.Stats) bool { return st.Running+st.Queued == len(js) })
+	close(done)
+	wg.Wait()
+	sameAsAlone(t, e, js, got)
+	for _, st := range over[:min(len(over), 3)] {
+		t.Errorf("over the budget: %d bytes used, %d cached prefixes, budget %d", st.KVUsed, st.PrefixBytes, st.KVBudget)
+	}
+	if n := scheduler.Overdrawn(s); n > 0 {
+		t.Errorf("%d steps left a sequence holding more cache than counted", n)
+	}
+	waitIdle(t, s)
+	st := s.Stats()
+	if st.Resuming != 0 {
+		t.Errorf("%d sequences still resuming", st.Resuming)
+	}
+	if cfg.PrefixCache > 0 && st.PrefixSharedTokens == 0 {
+		t.Errorf("no cached prefix's pages shared: %+v", st)
+	}
+	t.Logf("budget %d positions: %d preemptions, %d tokens recomputed, %d prompt and %d output tokens in %d steps, largest batch %d; %d prompt tokens from the prefix cache, %d of them shared",
+		cfg.KVBudget/e.KVBytesPerPosition(), st.Preempted, st.Recomputed, st.PromptTokens, st.OutputTokens, st.Steps, st.PeakBatch, st.PrefixTokens, st.PrefixSharedTokens)
+	ok := st.Preempted >= preempted && st.Recomputed > 0
+	if !ok && last {
+		t.Errorf("%d preemptions, %d tokens recomputed: want preemptions", st.Preempted, st.Recomputed)
+	}
+	return ok
 }
 
 // TestPreemptionRandomized runs random configurations — pages of 1 to 16
