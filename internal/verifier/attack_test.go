@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -295,5 +296,34 @@ func TestAttackValidationFlood(t *testing.T) {
 	<-done
 	if first != 0 {
 		t.Errorf("the sampled receipt was fetched for replay after %d receipts named by validation requests, want first", first)
+	}
+}
+
+// TestAttackForeignOpeningsFetched: every audit's openings on the chain
+// made the verifier fetch the audited receipt's whole data (up to
+// megabytes), in its follow loop, before it looked at the model: a
+// worker of another model posting openings slowed every verifier's
+// following. Now the receipt's record, which names the model, is read
+// first, and another model's receipt is not fetched.
+func TestAttackForeignOpeningsFetched(t *testing.T) {
+	w := openWorker(t)
+	node := &fakeNode{t: t, answers: map[string][]byte{}}
+	v := newFakeVerifier(t, w, node)
+	model := ledger.Hash(w.ModelID())
+	rid := ledger.Hash(sha256.Sum256([]byte("foreign receipt")))
+	other := ledger.Hash(sha256.Sum256([]byte("another model")))
+	audit, _ := json.Marshal(ledger.Audit{ReceiptID: rid, Cells: 2})
+	rec, _ := json.Marshal(ledger.ReceiptRecord{ReceiptID: rid, ModelID: other})
+	node.mu.Lock()
+	node.answers["audit/"+rid.String()] = audit
+	node.answers["receipt/"+rid.String()] = rec
+	node.answers["receiptData/"+rid.String()] = []byte(`{}`)
+	node.mu.Unlock()
+	v.handle(context.Background(), model, client.Event{Event: ledger.Event{Type: ledger.EventAuditPassed},
+		Tx: &ledger.Tx{Msg: &ledger.MsgPostOpenings{ReceiptID: rid, Openings: []byte("{}")}}})
+	node.mu.Lock()
+	defer node.mu.Unlock()
+	if slices.Contains(node.queries, "receiptData/"+rid.String()) || !slices.Contains(node.queries, "receipt/"+rid.String()) {
+		t.Fatalf("queries %v: the foreign receipt's data fetched, or its record not read", node.queries)
 	}
 }

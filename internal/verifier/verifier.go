@@ -444,6 +444,12 @@ func (v *Verifier) checkOpenings(ctx context.Context, m *ledger.MsgPostOpenings,
 	if err != nil || !found {
 		return
 	}
+	// The record names the model: another model's receipt (its data up to
+	// megabytes) is not fetched, in the follow loop, to be dropped.
+	rec, found, err := v.cfg.Client.Receipt(ctx, m.ReceiptID)
+	if err != nil || !found || rec.ModelID != ledger.Hash(v.cfg.Worker.ModelID()) {
+		return
+	}
 	data, err := v.cfg.Client.ReceiptData(ctx, m.ReceiptID)
 	if err != nil {
 		return
