@@ -869,8 +869,10 @@ func (s *Sequence) copyFrom(src *Sequence, from, m int) {
 func (s *Sequence) Bytes() int64 {
 	var n int64
 	for _, ps := range s.pages {
-		for _, p := range ps {
-			n += 4 * int64(len(p.buf))
+		for i := range ps {
+			// The length alone: a page's refs are another sequence's to
+			// set (SharePrefix, under pageRefs) while this one is read.
+			n += 4 * int64(len(ps[i].buf))
 		}
 	}
 	return n
