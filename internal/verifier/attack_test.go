@@ -23,6 +23,7 @@ import (
 	"github.com/verdictnet/verdict/internal/keys"
 	"github.com/verdictnet/verdict/internal/ledger"
 	"github.com/verdictnet/verdict/internal/ledger/client"
+	"github.com/verdictnet/verdict/internal/ledger/disputeplay"
 	"github.com/verdictnet/verdict/internal/merkle"
 	"github.com/verdictnet/verdict/internal/receipt"
 	"github.com/verdictnet/verdict/internal/testutil"
@@ -39,6 +40,8 @@ type fakeNode struct {
 	queries []string          // the query paths asked, in order
 	reject  bool              // refuse every broadcast (CheckTx)
 	txs     []*ledger.Tx
+	// hold keeps a query's answer until its channel is closed.
+	hold map[string]chan struct{}
 }
 
 func (n *fakeNode) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -59,7 +62,11 @@ func (n *fakeNode) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		n.mu.Lock()
 		v, ok := n.answers[p.Path]
 		n.queries = append(n.queries, p.Path)
+		hold := n.hold[p.Path]
 		n.mu.Unlock()
+		if hold != nil {
+			<-hold
+		}
 		q := abci.ResponseQuery{Value: v}
 		if !ok {
 			q = abci.ResponseQuery{Code: uint32(ledger.Code(ledger.ErrNotFound)), Log: "not found"}
@@ -325,5 +332,57 @@ func TestAttackForeignOpeningsFetched(t *testing.T) {
 	defer node.mu.Unlock()
 	if slices.Contains(node.queries, "receiptData/"+rid.String()) || !slices.Contains(node.queries, "receipt/"+rid.String()) {
 		t.Fatalf("queries %v: the foreign receipt's data fetched, or its record not read", node.queries)
+	}
+}
+
+// TestAttackSlowMoveStallsFollowing: a challenger's dispute move can
+// take seconds (its Reload recomputes part of a trace, a forward pass of
+// a large model), and the verifier played its moves inside its follow
+// loop, which read no block meanwhile: a worker holding a dispute open
+// with the verifier slowed its replays and its other disputes' moves.
+// Now the moves are played off the loop (playLoop): a block is handled
+// while a move waits.
+func TestAttackSlowMoveStallsFollowing(t *testing.T) {
+	w := openWorker(t)
+	release := make(chan struct{})
+	did := ledger.Hash(sha256.Sum256([]byte("a slow dispute")))
+	node := &fakeNode{t: t, answers: map[string][]byte{}, hold: map[string]chan struct{}{"dispute/" + did.String(): release}}
+	v := newFakeVerifier(t, w, node)
+	model := ledger.Hash(w.ModelID())
+	v.disputes.Add(did, &disputeplay.Player{Side: ledger.SideChallenger})
+	ctx, cancel := context.WithCancel(context.Background())
+	play := make(chan struct{}, 1)
+	done := make(chan struct{})
+	go func() { defer close(done); v.playLoop(ctx, play) }()
+	defer func() { close(release); cancel(); <-done }()
+	v.block(ctx, model, nil, play)
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+		node.mu.Lock()
+		moving := slices.Contains(node.queries, "dispute/"+did.String())
+		node.mu.Unlock()
+		if moving {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the dispute's move never started")
+		}
+	}
+	// The next block, while the move waits: a receipt to replay.
+	rid := ledger.Hash(sha256.Sum256([]byte("next receipt")))
+	handled := make(chan struct{})
+	go func() {
+		defer close(handled)
+		v.block(ctx, model, []client.Event{{Event: ledger.Event{Type: ledger.EventReceiptPublished, Attrs: []ledger.Attr{
+			{Key: ledger.AttrReceiptID, Value: rid.String()}, {Key: ledger.AttrEscrowID, Value: did.String()},
+			{Key: ledger.AttrWorker, Value: did.String()}, {Key: ledger.AttrModelID, Value: model.String()},
+			{Key: ledger.AttrWindowEnd, Value: "100"}}}}}, play)
+	}()
+	select {
+	case <-handled:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the next block waited for a dispute move")
+	}
+	if got := <-v.queue; got != rid {
+		t.Fatalf("queued %s, want the block's receipt", got)
 	}
 }

@@ -193,6 +193,17 @@ func (v *Verifier) Run(ctx context.Context) error {
 		defer wg.Done()
 		v.replayLoop(ctx)
 	}()
+	// Dispute moves are played off the follow loop, a round after every
+	// block: a move may recompute part of a trace (Reload, a forward pass:
+	// seconds on a large model), and a loop waiting on it read no blocks
+	// meanwhile, so that its other disputes' moves and the receipts to
+	// replay waited too (the worker's follow loop does the same).
+	play := make(chan struct{}, 1)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		v.playLoop(ctx, play)
+	}()
 	defer wg.Wait()
 	model := ledger.Hash(v.cfg.Worker.ModelID())
 	for ctx.Err() == nil {
@@ -204,12 +215,34 @@ func (v *Verifier) Run(ctx context.Context) error {
 			}
 			continue
 		}
-		for _, e := range evs {
-			v.handle(ctx, model, e)
-		}
-		v.playDisputes(ctx)
+		v.block(ctx, model, evs, play)
 	}
 	return nil
+}
+
+// block acts on the events of one block and asks playLoop for a round of
+// dispute moves (one is enough when a round is due already).
+func (v *Verifier) block(ctx context.Context, model ledger.Hash, evs []client.Event, play chan<- struct{}) {
+	for _, e := range evs {
+		v.handle(ctx, model, e)
+	}
+	select {
+	case play <- struct{}{}:
+	default:
+	}
+}
+
+// playLoop plays a round of dispute moves each time play is signalled,
+// until ctx ends.
+func (v *Verifier) playLoop(ctx context.Context, play <-chan struct{}) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-play:
+			v.playDisputes(ctx)
+		}
+	}
 }
 
 // handle acts on one event of a block the verifier follows; model is the
