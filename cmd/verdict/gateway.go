@@ -36,6 +36,7 @@ type workerFlags struct {
 	threads, concurrency, queue int
 	kvBudgetMiB, prefillChunk   int
 	prefixCacheMiB, speculate   int
+	maxReplay                   int // --max-replay-positions
 	kv                          engine.KVType
 	hugeWeights                 bool
 }
@@ -81,7 +82,11 @@ func (f *workerFlags) register(fs interface {
 	fs.IntVar(&f.prefixCacheMiB, "prefix-cache-mib", 0, prefixCacheUsage)
 	fs.IntVar(&f.speculate, "speculate", 0, speculateUsage)
 	fs.BoolVar(&f.hugeWeights, "huge-weights", true, hugeWeightsUsage)
+	fs.IntVar(&f.maxReplay, "max-replay-positions", 0, maxReplayUsage)
 }
+
+// maxReplayUsage is the --max-replay-positions flag's help.
+const maxReplayUsage = "most positions (prompt and output tokens) of a receipt replayed here; a replay holds its whole key/value cache, so a longer receipt is not replayed (the answer says so; nothing is charged) (0: the model's context length)"
 
 // hugeWeightsUsage is the --huge-weights flag's help.
 const hugeWeightsUsage = "copy the model's weights out of the file's mapping into memory in 2 MiB pages (Linux): decode 3-12% faster; the process then holds the weights as its own memory, not shared with another process serving the same file (never changes a result)"
@@ -108,6 +113,7 @@ func (f *workerFlags) apply(cfg *worker.Config) {
 	cfg.Speculate = f.speculate
 	cfg.KV = f.kv
 	cfg.HugeWeights = f.hugeWeights
+	cfg.MaxReplayPositions = f.maxReplay
 }
 
 func (f *workerFlags) open(log *slog.Logger) (*worker.Local, error) {

@@ -34,6 +34,7 @@ func runVerifier(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	stake := fs.Uint64("stake", 0, "stake to bond (default: the chain's minimum for verifiers)")
 	from := fs.Int64("from", 0, "first block height to read (0: the next one)")
 	threads := fs.Int("threads", 0, "engine threads; 0 = one per CPU")
+	maxReplay := fs.Int("max-replay-positions", 0, maxReplayUsage)
 	var kv engine.KVType
 	fs.Var(kvFlag{&kv}, "kv-cache", "key/value cache precision of the receipts checked: f32, or f16 (those of workers run with --kv-cache f16: the model's id for the spec "+engine.SpecKV16+")")
 	metricsAddr := fs.String("metrics", "", "serve /metrics (Prometheus) and /healthz on this address (default: none)")
@@ -60,7 +61,7 @@ func runVerifier(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err != nil {
 		return fmt.Errorf("verifier: %w", err)
 	}
-	w, err := worker.Open(worker.Config{ModelPath: *modelPath, TokenizerPath: *tok, Threads: *threads, Key: k, Logger: log, KV: kv})
+	w, err := worker.Open(worker.Config{ModelPath: *modelPath, TokenizerPath: *tok, Threads: *threads, Key: k, Logger: log, KV: kv, MaxReplayPositions: *maxReplay})
 	if err != nil {
 		return fmt.Errorf("verifier: %w", err)
 	}

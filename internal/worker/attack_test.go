@@ -2,11 +2,14 @@ package worker
 
 import (
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 
@@ -14,8 +17,12 @@ import (
 	coretypes "github.com/cometbft/cometbft/rpc/core/types"
 	rpctypes "github.com/cometbft/cometbft/rpc/jsonrpc/types"
 
+	"github.com/verdictnet/verdict/internal/engine"
 	"github.com/verdictnet/verdict/internal/ledger"
 	"github.com/verdictnet/verdict/internal/ledger/client"
+	"github.com/verdictnet/verdict/internal/model"
+	"github.com/verdictnet/verdict/internal/receipt"
+	"github.com/verdictnet/verdict/internal/testutil"
 )
 
 // queryNode answers abci_query from fixed answers (missing: not found),
@@ -105,5 +112,102 @@ func TestAttackDisputesShareTrace(t *testing.T) {
 	}
 	if len(trees) != 1 {
 		t.Errorf("%d disputes over one receipt hold %d trace trees, want one shared", n, len(trees))
+	}
+}
+
+// A receipt may span up to engine.MaxPositions (2^20), and a replay holds
+// the key/value cache and trace of every position it computes: anyone who
+// hands a worker or a verifier a long receipt (MCP verify_receipt, a
+// receipt published on the ledger) made it compute and hold all of it.
+// A receipt longer than the model's context (or --max-replay-positions)
+// is now refused before any work, and one at the limit still replays.
+func TestAttackLongReceiptReplay(t *testing.T) {
+	w := testWorker(t)
+	ctx := context.Background()
+	res, err := w.Generate(ctx, textReq("Once upon a time", 4), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	honest, err := receipt.Parse(res.Receipt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// forge returns the receipt with its prompt grown to n positions
+	// (prompt and output tokens but the last), signed by another key.
+	forge := func(n int) []byte {
+		r := *honest
+		r.Prompt = make([]int, n+1-len(honest.Output))
+		copy(r.Prompt, honest.Prompt)
+		for i := len(honest.Prompt); i < len(r.Prompt); i++ {
+			r.Prompt[i] = honest.Prompt[i%len(honest.Prompt)]
+		}
+		r.Sampling.Steps = len(r.Prompt) + len(r.Output) - 1
+		if err := r.Sign(priv); err != nil {
+			t.Fatal(err)
+		}
+		b, err := r.Marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	ctxLen := w.info.ContextLen
+	for _, tc := range []struct {
+		name      string
+		positions int
+		replayed  bool
+	}{
+		{"at the context", ctxLen, true},
+		{"past the context", ctxLen + 1, false},
+		{"an engine's most", engine.MaxPositions, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			v, err := w.Verify(ctx, forge(tc.positions), true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !v.Signature || v.Replayed != tc.replayed || v.Match {
+				t.Fatalf("verification %+v, want replayed %v and no match", v, tc.replayed)
+			}
+			if !tc.replayed && !strings.Contains(v.Problem, fmt.Sprintf("spans %d positions", tc.positions)) {
+				t.Errorf("problem %q does not name the receipt's positions", v.Problem)
+			}
+		})
+	}
+}
+
+// Config.MaxReplayPositions sets the bound below the context.
+func TestMaxReplayPositions(t *testing.T) {
+	m, err := model.Load(testutil.Shared(t, "models/stories260K.gguf"), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := New(m, Config{Threads: 1, MaxReplayPositions: 8})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	ctx := context.Background()
+	for _, tc := range []struct {
+		tokens   int
+		replayed bool
+	}{{4, true}, {5, false}} {
+		// The prompt "Once upon a time" is 5 tokens (BOS included): 4 and
+		// 5 output tokens span 8 and 9 positions.
+		res, err := w.Generate(ctx, textReq("Once upon a time", tc.tokens), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		v, err := w.Verify(ctx, res.Receipt, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v.Replayed != tc.replayed || v.Match != tc.replayed {
+			t.Errorf("%d tokens: verification %+v, want replayed %v", tc.tokens, v, tc.replayed)
+		}
 	}
 }

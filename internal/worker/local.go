@@ -1,6 +1,7 @@
 package worker
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -135,7 +136,17 @@ type Config struct {
 	// ChunkTokens is the most prompt tokens prefilled per batch step
 	// (default 128).
 	ChunkTokens int
-	Logger      *slog.Logger
+	// MaxReplayPositions is the most positions (prompt and output tokens
+	// but the last) a replay (Verify) computes: a replay holds its whole
+	// key/value cache and trace, and a receipt may span up to
+	// engine.MaxPositions (2^20: on a 1B model, 64 GiB of f32 cache), so
+	// that anyone who can hand this worker a receipt (a verifier following
+	// the ledger, a gateway's MCP verify_receipt) could otherwise make it
+	// run out of memory. A longer receipt is not replayed: its
+	// Verification says so (Replayed false; a gateway charges nothing).
+	// 0: the model file's context length.
+	MaxReplayPositions int
+	Logger             *slog.Logger
 	// CheatForTests, when set, makes a dishonest worker for tests: it
 	// computes with a copy of the model whose attention norms are one ulp
 	// off in one element, while signing receipts under the real model's id.
@@ -166,6 +177,8 @@ type Local struct {
 	mu      sync.Mutex
 	waiting int
 	maxWait int
+	// maxReplay is Config.MaxReplayPositions, its default applied.
+	maxReplay int
 }
 
 // DefaultName is the name a worker serves the model file at path under
@@ -264,7 +277,7 @@ func New(m *model.Model, cfg Config) (*Local, error) {
 			ContextLen: m.Config.ContextLen, Vocab: m.Config.Vocab, Template: tmpl, Format: m.Format, Tokenizer: tok,
 		},
 		m: m, tok: tok, e: e, key: key, store: store, log: log,
-		sem: make(chan struct{}, replays), maxWait: queue,
+		sem: make(chan struct{}, replays), maxWait: queue, maxReplay: cmp.Or(cfg.MaxReplayPositions, m.Config.ContextLen),
 		sched: scheduler.New(e, scheduler.Config{MaxBatch: cfg.MaxConcurrent, MaxQueue: queue, KVBudget: cfg.KVBudget, ChunkTokens: cfg.ChunkTokens, PrefixCache: cfg.PrefixCache, Speculate: cfg.Speculate}),
 	}
 	// Generation stops on BOS (as llama2.c) and on every end-of-generation
@@ -751,6 +764,10 @@ func (w *Local) Verify(ctx context.Context, data []byte, replay bool) (*Verifica
 	}
 	if r.Model != w.info.ID {
 		v.Problem = "model " + r.Model.String() + " is not served here; not replayed"
+		return v, nil
+	}
+	if n := len(r.Prompt) + len(r.Output) - 1; n > w.maxReplay {
+		v.Problem = fmt.Sprintf("the receipt spans %d positions, this worker replays at most %d (its --max-replay-positions); not replayed", n, w.maxReplay)
 		return v, nil
 	}
 	release, err := w.acquire(ctx)
