@@ -2,6 +2,7 @@ package chat_test
 
 import (
 	"encoding/json"
+	"errors"
 	"os"
 	"runtime"
 	"strings"
@@ -39,5 +40,39 @@ func TestAttackNestedToolIndent(t *testing.T) {
 	}
 	if alloc := m1.TotalAlloc - m0.TotalAlloc; alloc > 1<<30 {
 		t.Fatalf("Render of a %d-byte tool allocated %d MB", len(tool), alloc>>20)
+	}
+}
+
+// TestAttackCustomTools passes 1000 tool definitions, none of them a
+// function, as chat_template_kwargs' custom_tools, which Llama 3.1's
+// template renders as its tools: past the limit of MaxTools and the check
+// that each is a function, and past the tool-call parsing that Tools
+// selects. The same list in tools is refused; so is custom_tools now.
+func TestAttackCustomTools(t *testing.T) {
+	src, err := os.ReadFile("testdata/templates/llama3.1.jinja")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tp, err := chat.New("llama3.1", string(src), "<|begin_of_text|>", "<|eot_id|>")
+	if err != nil {
+		t.Fatal(err)
+	}
+	list := "[" + strings.TrimSuffix(strings.Repeat(`{"anything":"x"},`, 1000), ",") + "]"
+	var tools []json.RawMessage
+	if err := json.Unmarshal([]byte(list), &tools); err != nil {
+		t.Fatal(err)
+	}
+	for _, req := range []*chat.Request{
+		{Messages: []chat.Message{msg(chat.RoleUser, "hi")}, Tools: tools, AddGenerationPrompt: true},
+		{Messages: []chat.Message{msg(chat.RoleUser, "hi")}, Kwargs: json.RawMessage(`{"custom_tools":` + list + `}`), AddGenerationPrompt: true},
+	} {
+		p, err := tp.Render(req)
+		if err == nil {
+			t.Fatalf("rendered %d bytes from 1000 tools that are no functions", len(p.Text()))
+		}
+		var fe *chat.FieldError
+		if !errors.As(err, &fe) {
+			t.Errorf("error %v is no field error", err)
+		}
 	}
 }

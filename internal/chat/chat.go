@@ -142,8 +142,12 @@ type Request struct {
 	Kwargs json.RawMessage `json:"chat_template_kwargs,omitempty"`
 }
 
-// reserved are the variables a request cannot set through Kwargs.
-var reserved = map[string]bool{"messages": true, "tools": true, "add_generation_prompt": true, "bos_token": true, "eos_token": true}
+// reserved are the variables a request cannot set through Kwargs: those
+// the request's own fields set, and custom_tools, which Llama 3.1's
+// template renders as its tools: set through Kwargs, tools went past the
+// checks of Tools (MaxTools, each a function) and past the answer's
+// tool-call parsing, which follows Tools.
+var reserved = map[string]bool{"messages": true, "tools": true, "custom_tools": true, "add_generation_prompt": true, "bos_token": true, "eos_token": true}
 
 // Template is a chat template ready to render.
 type Template struct {
@@ -283,7 +287,7 @@ func (t *Template) vars(r *Request) (*jinja.Dict, error) {
 		}
 		for _, k := range kd.Keys() {
 			if reserved[k] {
-				return nil, &FieldError{"chat_template_kwargs", fmt.Sprintf("cannot set %q", k)}
+				return nil, &FieldError{"chat_template_kwargs", fmt.Sprintf("cannot set %q (the request's own fields set it: messages, tools, add_generation_prompt)", k)}
 			}
 			v, _ := kd.Get(k)
 			d.Set(k, v)

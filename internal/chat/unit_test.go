@@ -79,6 +79,7 @@ func TestRenderErrors(t *testing.T) {
 		{"bad arguments", chat.Request{Messages: []chat.Message{msg("user", "a"), {Role: "assistant", ToolCalls: []chat.ToolCall{{Function: chat.FunctionCall{Name: "f", Arguments: "{oops"}}}}}}, qwen, "messages[1]: tool_calls[0].function.arguments is not valid JSON"},
 		{"tool calls from a user", chat.Request{Messages: []chat.Message{{Role: "user", ToolCalls: []chat.ToolCall{{Function: chat.FunctionCall{Name: "f", Arguments: "{}"}}}}}}, qwen, "only assistant messages make tool calls"},
 		{"reserved kwarg", chat.Request{Messages: []chat.Message{msg("user", "a")}, Kwargs: json.RawMessage(`{"messages": []}`)}, qwen, `chat_template_kwargs: cannot set "messages"`},
+		{"custom_tools kwarg", chat.Request{Messages: []chat.Message{msg("user", "a")}, Kwargs: json.RawMessage(`{"custom_tools": []}`)}, qwen, `chat_template_kwargs: cannot set "custom_tools"`},
 		{"kwargs not an object", chat.Request{Messages: []chat.Message{msg("user", "a")}, Kwargs: json.RawMessage(`[true]`)}, qwen, "chat_template_kwargs: must be an object"},
 		{"template throws", chat.Request{Messages: []chat.Message{msg("user", "a")}}, `{{ raise_exception('no ' + messages[0].role) }}`, "template raised an exception: no user"},
 	}
