@@ -20,7 +20,9 @@
 // get_receipt and verify_receipt by id read only the caller's receipts.
 // Over HTTP a session left idle for SessionIdle (10 min) is closed, and a
 // server keeps at most MaxSessions (4096) open: a request that would open
-// another is refused (503, Retry-After) until one closes.
+// another is refused (503, Retry-After) until one closes; one caller (an
+// account, or a client address without an API key) opens at most
+// MaxSessionsPerCaller (64) of them (429, Retry-After).
 // A caller without an API key (no token info: the gateway lets such calls
 // through only when it takes x402 payments) pays generate with x402 when
 // the Gate is a Payer: the payment in the call's _meta["x402/payment"] (or

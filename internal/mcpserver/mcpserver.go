@@ -6,10 +6,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
+	"github.com/modelcontextprotocol/go-sdk/auth"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/verdictnet/verdict/internal/chat"
@@ -260,28 +263,129 @@ const (
 	// MaxSessions bounds the live sessions of a server: a request that
 	// would open another is refused (503, Retry-After).
 	MaxSessions = 4096
+	// MaxSessionsPerCaller bounds the live sessions one caller opens: an
+	// account (the user of its bearer token) or, for calls without one,
+	// a client address. Beyond it a request that would open another is
+	// refused (429, Retry-After), so that one key holder cannot take all
+	// MaxSessions and shut everyone else out.
+	MaxSessionsPerCaller = 64
 )
 
 // HTTPHandler serves s over streamable HTTP. Idle sessions are closed
-// after SessionIdle, and at most MaxSessions are open at a time.
+// after SessionIdle; at most MaxSessions are open at a time, at most
+// MaxSessionsPerCaller of them opened by one caller.
 func HTTPHandler(s *mcp.Server) http.Handler {
 	h := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return s }, &mcp.StreamableHTTPOptions{SessionTimeout: SessionIdle})
+	var owners sessionOwners
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		// A POST without a session id opens a session.
-		if r.Method == http.MethodPost && r.Header.Get("Mcp-Session-Id") == "" {
-			n := 0
-			for range s.Sessions() {
-				n++
-			}
-			if n >= MaxSessions {
-				w.Header().Set("Retry-After", strconv.Itoa(int(SessionIdle/time.Second)))
-				http.Error(w, fmt.Sprintf("too many MCP sessions open (at most %d): close one (DELETE) or retry later", MaxSessions), http.StatusServiceUnavailable)
-				return
-			}
+		if r.Method != http.MethodPost || r.Header.Get("Mcp-Session-Id") != "" {
+			h.ServeHTTP(w, r)
+			return
 		}
-		h.ServeHTTP(w, r)
+		who := callerKey(r)
+		total, mine := owners.count(s, who)
+		switch {
+		case total >= MaxSessions:
+			w.Header().Set("Retry-After", strconv.Itoa(int(SessionIdle/time.Second)))
+			http.Error(w, fmt.Sprintf("too many MCP sessions open (at most %d): close one (DELETE) or retry later", MaxSessions), http.StatusServiceUnavailable)
+			return
+		case mine >= MaxSessionsPerCaller:
+			w.Header().Set("Retry-After", strconv.Itoa(int(SessionIdle/time.Second)))
+			http.Error(w, fmt.Sprintf("you have %d MCP sessions open (at most %d a caller): close one (DELETE) or retry later", mine, MaxSessionsPerCaller), http.StatusTooManyRequests)
+			return
+		}
+		h.ServeHTTP(&sessionRecorder{ResponseWriter: w, owners: &owners, who: who}, r)
 	})
 }
+
+// callerKey names who opens a session: the account of its bearer token
+// or, without one, the client's address.
+func callerKey(r *http.Request) string {
+	if ti := auth.TokenInfoFromContext(r.Context()); ti != nil {
+		return "account " + ti.UserID
+	}
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	return "address " + host
+}
+
+// sessionOwners maps the live sessions HTTPHandler opened to their
+// callers (callerKey).
+type sessionOwners struct {
+	mu    sync.Mutex
+	owner map[string]string // session id -> caller
+}
+
+// count forgets the sessions s no longer holds (closed, idle) and returns
+// how many s holds and how many of them who opened.
+func (o *sessionOwners) count(s *mcp.Server, who string) (total, mine int) {
+	live := map[string]bool{}
+	for ss := range s.Sessions() {
+		live[ss.ID()] = true
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for id, c := range o.owner {
+		switch {
+		case !live[id]:
+			delete(o.owner, id)
+		case c == who:
+			mine++
+		}
+	}
+	return len(live), mine
+}
+
+func (o *sessionOwners) add(id, who string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.owner == nil {
+		o.owner = map[string]string{}
+	}
+	o.owner[id] = who
+}
+
+// sessionRecorder records the session a response opens (its
+// Mcp-Session-Id header) as who's.
+type sessionRecorder struct {
+	http.ResponseWriter
+	owners *sessionOwners
+	who    string
+	done   bool
+}
+
+func (w *sessionRecorder) record() {
+	if !w.done {
+		w.done = true
+		if id := w.Header().Get("Mcp-Session-Id"); id != "" {
+			w.owners.add(id, w.who)
+		}
+	}
+}
+
+func (w *sessionRecorder) WriteHeader(code int) {
+	w.record()
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *sessionRecorder) Write(b []byte) (int, error) {
+	w.record()
+	return w.ResponseWriter.Write(b)
+}
+
+// Flush passes on a flush (a streamed response's events).
+func (w *sessionRecorder) Flush() {
+	w.record()
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+// Unwrap gives http.ResponseController the writer underneath.
+func (w *sessionRecorder) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 type tools struct {
 	b Backend
