@@ -73,10 +73,15 @@ type Verifier struct {
 	addr   ledger.Address
 	params ledger.Params
 
-	mu       sync.Mutex
-	results  map[ledger.Hash]uint8       // receipt -> validation response (100 match, 0 mismatch)
-	requests map[ledger.Hash]ledger.Hash // receipt -> request hash addressed to us
-	answered map[ledger.Hash]bool        // request hashes answered
+	mu sync.Mutex
+	// results holds the validation response (100 match, 0 mismatch) of
+	// the last maxResults receipts replayed, for validation requests that
+	// come after the replay.
+	results results
+	// requests maps a receipt to the hash of the validation request
+	// addressed to this verifier that waits for its result; an entry goes
+	// once answered, or once the receipt turns out not to be replayed.
+	requests map[ledger.Hash]ledger.Hash
 	disputes disputeplay.DisputeBook
 	traces   map[ledger.Hash]*audit.Trace // receipt -> our trace, for disputes we opened
 
@@ -105,7 +110,7 @@ func New(cfg Config) (*Verifier, error) {
 		return nil, err
 	}
 	return &Verifier{cfg: cfg, send: s, log: cfg.Logger, addr: s.Address(),
-		results: map[ledger.Hash]uint8{}, requests: map[ledger.Hash]ledger.Hash{}, answered: map[ledger.Hash]bool{},
+		results: results{m: map[ledger.Hash]uint8{}}, requests: map[ledger.Hash]ledger.Hash{},
 		traces: map[ledger.Hash]*audit.Trace{},
 		queue:  make(chan ledger.Hash, 4096), requested: make(chan ledger.Hash, 4096)}, nil
 }
@@ -273,10 +278,10 @@ func (v *Verifier) handle(ctx context.Context, model ledger.Hash, e client.Event
 		}
 		v.mu.Lock()
 		v.requests[rid] = vr.RequestHash
-		_, done := v.results[rid]
+		_, done := v.results.get(rid)
 		v.mu.Unlock()
-		if !done && !Sampled(rid, v.addr, v.cfg.ReplayShareBps) {
-			v.enqueue(v.requested, rid)
+		if !done && !Sampled(rid, v.addr, v.cfg.ReplayShareBps) && !v.enqueue(v.requested, rid) {
+			v.forget(rid) // never answered: its entry would stay
 		}
 		v.respond(ctx, rid)
 	case ledger.EventAuditPassed, ledger.EventAuditFailed:
@@ -311,12 +316,24 @@ func (v *Verifier) handle(ctx context.Context, model ledger.Hash, e client.Event
 	}
 }
 
-func (v *Verifier) enqueue(q chan ledger.Hash, id ledger.Hash) {
+// enqueue queues receipt id for a replay, and reports whether it did (a
+// full queue skips it).
+func (v *Verifier) enqueue(q chan ledger.Hash, id ledger.Hash) bool {
 	select {
 	case q <- id:
+		return true
 	default:
 		v.log.Warn("replay queue full; receipt skipped", "receipt", id.String())
+		return false
 	}
+}
+
+// forget drops the validation request waiting for receipt id: it will
+// get no result.
+func (v *Verifier) forget(id ledger.Hash) {
+	v.mu.Lock()
+	delete(v.requests, id)
+	v.mu.Unlock()
 }
 
 // receiptOf reads the receipt id of a request URI "verdict:receipt/ID".
@@ -353,19 +370,22 @@ func (v *Verifier) replayLoop(ctx context.Context) {
 // check re-runs a receipt; on a mismatch it opens a dispute.
 func (v *Verifier) check(ctx context.Context, id ledger.Hash) {
 	v.mu.Lock()
-	_, done := v.results[id]
+	_, done := v.results.get(id)
 	v.mu.Unlock()
 	if done {
+		v.respond(ctx, id)
 		return
 	}
 	data, err := v.cfg.Client.ReceiptData(ctx, id)
 	if err != nil {
 		v.log.Warn("fetching a receipt", "receipt", id.String(), "err", err)
+		v.forget(id)
 		return
 	}
 	ver, err := v.cfg.Worker.Verify(ctx, data, true)
 	if err != nil {
 		v.log.Warn("replaying a receipt", "receipt", id.String(), "err", err)
+		v.forget(id)
 		return
 	}
 	if !ver.Replayed {
@@ -374,6 +394,7 @@ func (v *Verifier) check(ctx context.Context, id ledger.Hash) {
 		// and no dispute, which a trace of this verifier's model could
 		// only lose (its stake slashed).
 		v.log.Warn("receipt not replayed; no validation and no dispute", "receipt", id.String(), "problem", ver.Problem)
+		v.forget(id)
 		return
 	}
 	v.stats.replayed.Add(1)
@@ -385,7 +406,7 @@ func (v *Verifier) check(ctx context.Context, id ledger.Hash) {
 		v.challenge(ctx, id, data)
 	}
 	v.mu.Lock()
-	v.results[id] = result
+	v.results.put(id, result)
 	v.mu.Unlock()
 	v.respond(ctx, id)
 }
@@ -453,18 +474,21 @@ func (v *Verifier) playDisputes(ctx context.Context) { v.disputes.Play(ctx, v.se
 func (v *Verifier) respond(ctx context.Context, id ledger.Hash) {
 	v.mu.Lock()
 	req, hasReq := v.requests[id]
-	res, hasRes := v.results[id]
-	if !hasReq || !hasRes || v.answered[req] {
+	res, hasRes := v.results.get(id)
+	if !hasReq || !hasRes {
 		v.mu.Unlock()
 		return
 	}
-	v.answered[req] = true
+	// Taken out, so that it is answered once.
+	delete(v.requests, id)
 	v.mu.Unlock()
 	if _, err := v.send.Send(ctx, &ledger.MsgValidationResponse{RequestHash: req, Response: res,
 		ResponseURI: "verdict:replay/" + id.String(), ResponseHash: id, Tag: "verdict.replay"}); err != nil {
 		v.log.Warn("validation response", "receipt", id.String(), "err", err)
 		v.mu.Lock()
-		delete(v.answered, req)
+		if _, newer := v.requests[id]; !newer {
+			v.requests[id] = req
+		}
 		v.mu.Unlock()
 		return
 	}
@@ -509,4 +533,36 @@ func sleep(ctx context.Context, d time.Duration) {
 	case <-ctx.Done():
 	case <-time.After(d):
 	}
+}
+
+// maxResults is how many replays' results a verifier keeps for the
+// validation requests that come after them (about 100 bytes each).
+const maxResults = 1 << 16
+
+// results is a map of receipts to validation responses holding the
+// maxResults last put, the oldest dropped first.
+type results struct {
+	m     map[ledger.Hash]uint8
+	order []ledger.Hash // ring of the keys of m, oldest at next
+	next  int
+}
+
+func (r *results) get(id ledger.Hash) (uint8, bool) {
+	v, ok := r.m[id]
+	return v, ok
+}
+
+func (r *results) put(id ledger.Hash, v uint8) {
+	if _, ok := r.m[id]; ok {
+		r.m[id] = v
+		return
+	}
+	if len(r.order) < maxResults {
+		r.order = append(r.order, id)
+	} else {
+		delete(r.m, r.order[r.next])
+		r.order[r.next] = id
+		r.next = (r.next + 1) % maxResults
+	}
+	r.m[id] = v
 }
