@@ -196,7 +196,9 @@ func TestAttackForeignModelValidation(t *testing.T) {
 func TestResultsBounded(t *testing.T) {
 	var r results
 	r.m = map[ledger.Hash]uint8{}
-	id := func(i int) ledger.Hash { return ledger.Hash(sha256.Sum256([]byte{byte(i), byte(i >> 8), byte(i >> 16)})) }
+	id := func(i int) ledger.Hash {
+		return ledger.Hash(sha256.Sum256([]byte{byte(i), byte(i >> 8), byte(i >> 16)}))
+	}
 	for i := range maxResults + 10 {
 		r.put(id(i), uint8(i%2*100))
 	}
