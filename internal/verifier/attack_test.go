@@ -361,6 +361,8 @@ func TestAttackForeignOpeningsFetched(t *testing.T) {
 	node.mu.Unlock()
 	v.handle(context.Background(), model, client.Event{Event: ledger.Event{Type: ledger.EventAuditPassed},
 		Tx: &ledger.Tx{Msg: &ledger.MsgPostOpenings{ReceiptID: rid, Openings: []byte("{}")}}})
+	c := <-v.openings // what openingsLoop does
+	v.checkOpenings(context.Background(), c.msg, c.passed)
 	node.mu.Lock()
 	defer node.mu.Unlock()
 	if slices.Contains(node.queries, "receiptData/"+rid.String()) || !slices.Contains(node.queries, "receipt/"+rid.String()) {
@@ -417,5 +419,54 @@ func TestAttackSlowMoveStallsFollowing(t *testing.T) {
 	}
 	if got := <-v.queue; got != rid {
 		t.Fatalf("queued %s, want the block's receipt", got)
+	}
+}
+
+// TestAttackSlowOpeningsStallFollowing: posted openings were checked in
+// the follow loop, three queries to the node (the audit, the receipt's
+// record, its data) and the cells' recomputation each, so that a block
+// full of audits, or a slow node, delayed the next block's receipts.
+// They are checked off the loop now.
+func TestAttackSlowOpeningsStallFollowing(t *testing.T) {
+	w := openWorker(t)
+	release := make(chan struct{})
+	rid := ledger.Hash(sha256.Sum256([]byte("an audited receipt")))
+	node := &fakeNode{t: t, answers: map[string][]byte{}, hold: map[string]chan struct{}{"audit/" + rid.String(): release}}
+	v := newFakeVerifier(t, w, node)
+	model := ledger.Hash(w.ModelID())
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); v.openingsLoop(ctx) }()
+	defer func() { close(release); cancel(); <-done }()
+	audited := client.Event{Event: ledger.Event{Type: ledger.EventAuditPassed}, Tx: &ledger.Tx{Msg: &ledger.MsgPostOpenings{ReceiptID: rid, Openings: []byte("{}")}}}
+	next := ledger.Hash(sha256.Sum256([]byte("next receipt")))
+	published := client.Event{Event: ledger.Event{Type: ledger.EventReceiptPublished, Attrs: []ledger.Attr{
+		{Key: ledger.AttrReceiptID, Value: next.String()}, {Key: ledger.AttrEscrowID, Value: next.String()},
+		{Key: ledger.AttrWorker, Value: next.String()}, {Key: ledger.AttrModelID, Value: model.String()},
+		{Key: ledger.AttrWindowEnd, Value: "100"}}}}
+	handled := make(chan struct{})
+	go func() {
+		defer close(handled)
+		v.block(ctx, model, []client.Event{audited}, make(chan struct{}, 1))
+		v.block(ctx, model, []client.Event{published}, make(chan struct{}, 1))
+	}()
+	select {
+	case <-handled:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the next block waited for an audit's openings to be checked")
+	}
+	if got := <-v.queue; got != next {
+		t.Fatalf("queued %s, want the next block's receipt", got)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+		node.mu.Lock()
+		checking := slices.Contains(node.queries, "audit/"+rid.String())
+		node.mu.Unlock()
+		if checking {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the openings were never checked")
+		}
 	}
 }

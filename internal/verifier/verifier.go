@@ -92,6 +92,17 @@ type Verifier struct {
 	// validation requests: anyone may address many of those to the
 	// verifier, and they wait behind the sampled ones.
 	queue, requested chan ledger.Hash
+	// openings holds the posted openings to check, off the follow loop:
+	// each check reads the audit, the receipt's record and its data from
+	// the node, and recomputes the opened cells.
+	openings chan openingsCheck
+}
+
+// openingsCheck is a MsgPostOpenings to check and the ledger's verdict
+// on it.
+type openingsCheck struct {
+	msg    *ledger.MsgPostOpenings
+	passed bool
 }
 
 // New returns a verifier.
@@ -112,7 +123,7 @@ func New(cfg Config) (*Verifier, error) {
 	return &Verifier{cfg: cfg, send: s, log: cfg.Logger, addr: s.Address(),
 		results: results{m: map[ledger.Hash]uint8{}}, requests: map[ledger.Hash]ledger.Hash{},
 		traces: map[ledger.Hash]*audit.Trace{},
-		queue:  make(chan ledger.Hash, 4096), requested: make(chan ledger.Hash, 4096)}, nil
+		queue:  make(chan ledger.Hash, 4096), requested: make(chan ledger.Hash, 4096), openings: make(chan openingsCheck, 4096)}, nil
 }
 
 // Address is the verifier's ledger account.
@@ -209,6 +220,11 @@ func (v *Verifier) Run(ctx context.Context) error {
 		defer wg.Done()
 		v.playLoop(ctx, play)
 	}()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		v.openingsLoop(ctx)
+	}()
 	defer wg.Wait()
 	model := ledger.Hash(v.cfg.Worker.ModelID())
 	for ctx.Err() == nil {
@@ -287,7 +303,11 @@ func (v *Verifier) handle(ctx context.Context, model ledger.Hash, e client.Event
 	case ledger.EventAuditPassed, ledger.EventAuditFailed:
 		if e.Tx != nil {
 			if p, ok := e.Tx.Msg.(*ledger.MsgPostOpenings); ok && p != nil {
-				v.checkOpenings(ctx, p, e.Type == ledger.EventAuditPassed)
+				select {
+				case v.openings <- openingsCheck{p, e.Type == ledger.EventAuditPassed}:
+				default:
+					v.log.Warn("openings queue full; openings not checked", "receipt", p.ReceiptID.String())
+				}
 			}
 		}
 	case ledger.EventDisputeOpened:
@@ -493,6 +513,18 @@ func (v *Verifier) respond(ctx context.Context, id ledger.Hash) {
 		return
 	}
 	v.stats.validations.Add(1)
+}
+
+// openingsLoop checks the openings handle queued, until ctx ends.
+func (v *Verifier) openingsLoop(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case c := <-v.openings:
+			v.checkOpenings(ctx, c.msg, c.passed)
+		}
+	}
 }
 
 // checkOpenings checks posted openings independently of the ledger.
