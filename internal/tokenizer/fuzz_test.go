@@ -186,6 +186,9 @@ func FuzzEncode(f *testing.F) {
 		if err != nil {
 			t.Fatalf("llama2c Encode(%q): %v", s, err)
 		}
+		for _, tok := range []*tokenizer.Tokenizer{fv.l2c, fv.spm} {
+			checkMinTokens(t, tok, s)
+		}
 		if len(s) <= 200 {
 			want, _ := naiveLlama2C(fv.l2c.Vocab(), s)
 			if !slices.Equal(got, want) {
@@ -317,6 +320,7 @@ func FuzzEncodeBPE(f *testing.F) {
 		testutil.Shared(t, ".")
 		for _, rel := range bpeFuzzVocabs {
 			tok := load(t, rel)
+			checkMinTokens(t, tok, s)
 			got, err := tok.Encode(s, false)
 			if err != nil {
 				if _, ok := tokenizer.LlamaCppText(s); ok && !strings.Contains(err.Error(), "beyond U+10FFFF") || utf8.ValidString(s) {

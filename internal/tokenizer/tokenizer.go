@@ -45,6 +45,8 @@ type Tokenizer struct {
 	decoded []byte
 	decOff  []uint32
 	byteVal []int16
+	// maxPiece is the bytes of the longest piece (at least 1).
+	maxPiece int
 }
 
 // New checks v and builds a Tokenizer for it. v must not be modified
@@ -90,12 +92,13 @@ func New(v *Vocab) (*Tokenizer, error) {
 		}
 	}
 	t := &Tokenizer{
-		v:       v,
-		n:       n,
-		dummy:   v.Flavor == Llama2C || v.Flavor == SPM && !v.NoDummyPrefix,
-		lookup:  newPieceTable(v.Tokens),
-		decOff:  make([]uint32, n+1),
-		byteVal: make([]int16, n),
+		v:        v,
+		n:        n,
+		maxPiece: 1,
+		dummy:    v.Flavor == Llama2C || v.Flavor == SPM && !v.NoDummyPrefix,
+		lookup:   newPieceTable(v.Tokens),
+		decOff:   make([]uint32, n+1),
+		byteVal:  make([]int16, n),
 	}
 	for i, s := range v.Scores {
 		if s != s {
@@ -103,6 +106,7 @@ func New(v *Vocab) (*Tokenizer, error) {
 		}
 	}
 	for i, p := range v.Tokens {
+		t.maxPiece = max(t.maxPiece, len(p))
 		typ := t.typ(i)
 		if typ < Undefined || typ > Byte {
 			return nil, fmt.Errorf("tokenizer: token %d (%q) has unknown type %d", i, p, typ)
@@ -266,6 +270,50 @@ func (t *Tokenizer) buildSPM() {
 
 // Vocab returns the vocabulary the tokenizer was built from.
 func (t *Tokenizer) Vocab() *Vocab { return t.v }
+
+// MinTokens is a lower bound of the tokens any encoding of text gives
+// (Encode, EncodeSpecial, EncodeSpans of its pieces): every token stands
+// for the text of one piece, and no piece is longer than the
+// vocabulary's longest (a SentencePiece piece spells a space in three
+// bytes, a byte-level BPE piece a byte in one or two; a byte no piece
+// covers is a token of its own). A BPE vocabulary encodes the text as
+// llama.cpp re-encodes it, which may be shorter (an overlong form is
+// re-encoded short; a stray byte is U+FFFD's three bytes), less the
+// bytes it has no token for, which llama.cpp drops. A caller refuses a
+// text far over a context with it before encoding the text, which costs
+// a second a few megabytes.
+func (t *Tokenizer) MinTokens(text string) int {
+	n := len(text)
+	if t.bpe != nil {
+		n = 0
+		var buf [4]byte
+		cps := make([]rune, 0, 1024)
+		for start := 0; start < len(text); {
+			// Pieces of the text cut before a byte that continues no
+			// sequence decode as the whole text does.
+			end := min(start+cap(cps), len(text))
+			for end < len(text) && text[end]&0xC0 == 0x80 {
+				end++
+			}
+			cps = decodeCodepoints(cps[:0], text[start:end])
+			start = end
+			for _, c := range cps {
+				if c > 0x10FFFF {
+					continue // Encode fails on it
+				}
+				for _, b := range appendCodepoint(buf[:0], c) {
+					if t.bpe.byteTok[b] >= 0 {
+						n++
+					}
+				}
+			}
+		}
+	}
+	if n <= 0 {
+		return 0
+	}
+	return (n-1)/t.maxPiece + 1
+}
 
 // Len is the number of tokens in the vocabulary.
 func (t *Tokenizer) Len() int { return t.n }

@@ -6,9 +6,11 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -209,5 +211,29 @@ func TestMaxReplayPositions(t *testing.T) {
 		if v.Replayed != tc.replayed || v.Match != tc.replayed {
 			t.Errorf("%d tokens: verification %+v, want replayed %v", tc.tokens, v, tc.replayed)
 		}
+	}
+}
+
+// TestAttackHugePromptEncoded sends a prompt of 4 MiB to a model of a
+// 512-token context: it was encoded in full (seconds of CPU with an SPM
+// vocabulary, tens of megabytes of tokens) before being refused. The
+// lower bound of its tokens (tokenizer.MinTokens) now refuses it first.
+func TestAttackHugePromptEncoded(t *testing.T) {
+	w := testWorker(t)
+	text := strings.Repeat("Once upon a time there was a little dog. ", 4<<20/41)
+	var m0, m1 runtime.MemStats
+	runtime.ReadMemStats(&m0)
+	_, err := w.Generate(context.Background(), textReq(text, 4), nil)
+	runtime.ReadMemStats(&m1)
+	if !errors.Is(err, ErrContextLength) || !strings.Contains(err.Error(), "or more") {
+		t.Fatalf("a %d-byte prompt: %v, want ErrContextLength", len(text), err)
+	}
+	if alloc := m1.TotalAlloc - m0.TotalAlloc; alloc > 4<<20 {
+		t.Fatalf("refusing a %d-byte prompt allocated %d MB: it was encoded", len(text), alloc>>20)
+	}
+	// A prompt the bound lets through is encoded and refused as before.
+	long := strings.Repeat("Once upon a time. ", 400)
+	if _, err := w.Generate(context.Background(), textReq(long, 4), nil); !errors.Is(err, ErrContextLength) {
+		t.Fatalf("a %d-byte prompt: %v, want ErrContextLength", len(long), err)
 	}
 }

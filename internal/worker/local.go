@@ -396,6 +396,10 @@ func (w *Local) acquire(ctx context.Context) (func(), error) {
 // Prompt returns the prompt tokens of a request.
 func (w *Local) Prompt(req *Request) ([]int, error) {
 	if req.Chat != nil {
+		text := req.Chat.Text()
+		if err := w.fits(w.tok.MinTokens(text), len(text)); err != nil {
+			return nil, err
+		}
 		out, err := req.Chat.Encode(w.tok)
 		if err != nil {
 			return nil, fmt.Errorf("%w: prompt: %v", ErrInvalid, err)
@@ -416,6 +420,13 @@ func (w *Local) Prompt(req *Request) ([]int, error) {
 		}
 		return append([]int(nil), req.Tokens...), nil
 	}
+	least, size := 0, 0
+	for _, s := range req.Segments {
+		least, size = least+w.tok.MinTokens(s.Text), size+len(s.Text)
+	}
+	if err := w.fits(least, size); err != nil {
+		return nil, err
+	}
 	var out []int
 	eos := w.m.Vocab.EOS
 	for i, s := range req.Segments {
@@ -435,6 +446,17 @@ func (w *Local) Prompt(req *Request) ([]int, error) {
 		return nil, fmt.Errorf("%w: empty prompt", ErrInvalid)
 	}
 	return out, nil
+}
+
+// fits refuses a prompt of size bytes that gives at least least tokens
+// (tokenizer.MinTokens) when they could not fit the context, before it is
+// encoded: a text of megabytes (a template's rendering is bounded at 16
+// MiB) costs seconds to encode, and would be refused anyway.
+func (w *Local) fits(least, size int) error {
+	if least > w.info.ContextLen {
+		return fmt.Errorf("%w: this model's maximum context length is %d tokens, the prompt (%d bytes) has %d or more", ErrContextLength, w.info.ContextLen, size, least)
+	}
+	return nil
 }
 
 // errStopString ends a generation on a stop string.
