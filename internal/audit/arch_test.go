@@ -100,7 +100,7 @@ func TestProofsNewArchitectures(t *testing.T) {
 			// A worker that ran a model whose changed weight differs by
 			// one ulp, signing the honest model's id.
 			bad := newFixture(t, bumpElement(f.m, 3, tc.changed), 2)
-			badTrace, err := regenerate(bad.e, r)
+			badTrace, err := regenerate(context.Background(), bad.e, r)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -114,7 +114,7 @@ func TestProofsNewArchitectures(t *testing.T) {
 				t.Logf("audit of the changed model: %v", err)
 			}
 
-			honest, err := Regenerate(f.e, r)
+			honest, err := Regenerate(context.Background(), f.e, r)
 			if err != nil {
 				t.Fatal(err)
 			}

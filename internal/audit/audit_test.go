@@ -289,7 +289,7 @@ func TestReplayInChunks(t *testing.T) {
 		if err := Replay(context.Background(), f.e, r, f.id); err != nil {
 			t.Fatalf("chunks of %d: honest receipt rejected: %v", c, err)
 		}
-		_, got, err := prefill(f.e, r, false)
+		_, got, err := prefill(context.Background(), f.e, r, false)
 		if err != nil {
 			t.Fatal(err)
 		}

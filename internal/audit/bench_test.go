@@ -134,7 +134,7 @@ func BenchmarkCosts110M(b *testing.B) {
 		}
 		b.ReportMetric(100*median(works), "trace-work-%")
 		t0 := time.Now()
-		_, lg, err := prefill(f.e, r, false)
+		_, lg, err := prefill(context.Background(), f.e, r, false)
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"context"
 	"errors"
 	"math/bits"
 	"math/rand/v2"
@@ -60,7 +61,7 @@ type liar struct {
 func TestDisputeRealModel(t *testing.T) {
 	f := loadFixture(t, "stories260K.gguf", 2)
 	r := f.generateReceipt(t, storyPrompt, sampler.Params{Temperature: 0.8, Seed: 9}, 40)
-	honest, err := Regenerate(f.e, r)
+	honest, err := Regenerate(context.Background(), f.e, r)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,7 +69,7 @@ func TestDisputeRealModel(t *testing.T) {
 	N := lay.Leaves()
 	var liars []liar
 	for _, fm := range []*model.Model{ulpModel(f.m), skipLayerModel(f.m)} {
-		ft, err := regenerate(newFixture(t, fm, 2).e, r)
+		ft, err := regenerate(context.Background(), newFixture(t, fm, 2).e, r)
 		if err != nil {
 			t.Fatal(err)
 		}

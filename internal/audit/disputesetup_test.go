@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"context"
 	"errors"
 	"math/bits"
 	"strings"
@@ -20,7 +21,7 @@ import (
 func TestDisputeSetup(t *testing.T) {
 	f := loadFixture(t, "stories260K.gguf", 2)
 	r := f.generateReceipt(t, storyPrompt, sampler.Params{Temperature: 0.8, Seed: 4}, 20)
-	honest, err := Regenerate(f.e, r)
+	honest, err := Regenerate(context.Background(), f.e, r)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -164,7 +165,7 @@ func TestDisputeSetupForfeit(t *testing.T) {
 func TestMaxAnswerBytes(t *testing.T) {
 	f := loadFixture(t, "stories260K.gguf", 2)
 	r := f.generateReceipt(t, storyPrompt, sampler.Params{Temperature: 0.8, Seed: 4}, 60)
-	honest, err := Regenerate(f.e, r)
+	honest, err := Regenerate(context.Background(), f.e, r)
 	if err != nil {
 		t.Fatal(err)
 	}

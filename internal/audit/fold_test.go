@@ -2,6 +2,7 @@ package audit
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"math/bits"
 	"math/rand/v2"
@@ -78,7 +79,7 @@ func TestFoldMatchesRecompute(t *testing.T) {
 	for _, preset := range []string{"tiny-qwen3", "tiny-llama3"} {
 		f := synthFixture(t, preset, "f32", 2)
 		r := fullContextReceipt(t, f, 1)
-		honest, err := Regenerate(f.e, r)
+		honest, err := Regenerate(context.Background(), f.e, r)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -179,7 +180,7 @@ func TestDisputeInPartsFullContext(t *testing.T) {
 	for _, preset := range []string{"tiny-qwen3", "tiny-llama3"} {
 		f := synthFixture(t, preset, "f32", 2)
 		r := fullContextReceipt(t, f, 5)
-		honest, err := Regenerate(f.e, r)
+		honest, err := Regenerate(context.Background(), f.e, r)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -310,7 +311,7 @@ func TestMaxAnswerBytesWholeContexts(t *testing.T) {
 func TestRegenerateLeaves(t *testing.T) {
 	f := synthFixture(t, "tiny-qwen3", "f32", 2)
 	r := fullContextReceipt(t, f, 9)
-	whole, err := Regenerate(f.e, r)
+	whole, err := Regenerate(context.Background(), f.e, r)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -321,7 +322,7 @@ func TestRegenerateLeaves(t *testing.T) {
 	lay := whole.lay
 	d := lay.ALeaf(2, 1, lay.Positions()-1)
 	ins := ref.Inputs(d)
-	part, err := RegenerateLeaves(f.e, r, ins)
+	part, err := RegenerateLeaves(context.Background(), f.e, r, ins)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -340,7 +341,7 @@ func TestRegenerateLeaves(t *testing.T) {
 	if _, err := part.LeafValue(d); err == nil {
 		t.Fatal("a leaf not asked for was kept")
 	}
-	if _, err := RegenerateLeaves(f.e, r, []int{lay.Leaves()}); err == nil {
+	if _, err := RegenerateLeaves(context.Background(), f.e, r, []int{lay.Leaves()}); err == nil {
 		t.Fatal("kept a leaf out of range")
 	}
 }
@@ -362,7 +363,7 @@ func BenchmarkFoldPart(b *testing.B) {
 		prompt[i] = 3 + rng.IntN(m.Config.Vocab-3)
 	}
 	r := f.generateReceipt(b, prompt, sampler.Params{Temperature: 0}, len(prompt)+2)
-	tr, err := Regenerate(f.e, r)
+	tr, err := Regenerate(context.Background(), f.e, r)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -50,7 +50,7 @@ func cloneReceipt(r *receipt.Receipt) *receipt.Receipt {
 // honest worker key, claiming model id `id`.
 func recommit(t *testing.T, f *fixture, r *receipt.Receipt, id merkle.Hash, key *fixture) (*receipt.Receipt, *Trace) {
 	t.Helper()
-	tr, err := regenerate(f.e, r)
+	tr, err := regenerate(context.Background(), f.e, r)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,7 +70,7 @@ func (s *suite) runWith(t *testing.T, f *fixture) (*receipt.Receipt, *Trace) {
 	f.id = s.honest.id
 	defer func() { f.id = saved }()
 	r := f.generateReceipt(t, s.prompt, s.params, s.steps)
-	tr, err := regenerate(f.e, r)
+	tr, err := regenerate(context.Background(), f.e, r)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -163,14 +163,14 @@ var forgeries = []forgery{
 	{"forged signature", func(t *testing.T, s *suite) (*receipt.Receipt, *Trace) {
 		r := cloneReceipt(s.r)
 		r.Signature[10] ^= 0x20
-		tr, _ := regenerate(s.honest.e, s.r)
+		tr, _ := regenerate(context.Background(), s.honest.e, s.r)
 		tr.r = r
 		return r, tr
 	}},
 	{"missing signature", func(t *testing.T, s *suite) (*receipt.Receipt, *Trace) {
 		r := cloneReceipt(s.r)
 		r.Signature = nil
-		tr, _ := regenerate(s.honest.e, s.r)
+		tr, _ := regenerate(context.Background(), s.honest.e, s.r)
 		tr.r = r
 		return r, tr
 	}},
@@ -183,7 +183,7 @@ var forgeries = []forgery{
 
 // logitsData recomputes output token j's logit vector (test helper).
 func (r *Recorder) logitsData(t *testing.T, f *fixture, rc *receipt.Receipt, j int) []float32 {
-	_, logits, err := prefill(f.e, rc, false)
+	_, logits, err := prefill(context.Background(), f.e, rc, false)
 	if err != nil {
 		t.Fatal(err)
 	}

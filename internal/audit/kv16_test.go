@@ -69,7 +69,7 @@ func TestKV16Receipts(t *testing.T) {
 	if err := Replay(ctx, f16.e, bad, f16.id); !errors.As(err, &mm) || (mm.What != "logits" && mm.What != "trace" && mm.What != "token") {
 		t.Fatalf("float32 computation signed as binary16: replay says %v", err)
 	}
-	tr, err := regenerate(f32.e, bad) // the cheat's own trace, to open from
+	tr, err := regenerate(context.Background(), f32.e, bad) // the cheat's own trace, to open from
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -160,9 +160,11 @@ type Trace struct {
 
 // Regenerate re-runs a receipt's prompt and output on e as one prefill and
 // keeps the whole trace. It fails when the trace does not give the
-// receipt's roots.
-func Regenerate(e *engine.Engine, r *receipt.Receipt) (*Trace, error) {
-	t, err := regenerate(e, r)
+// receipt's roots. A long receipt's pass takes seconds to minutes: ctx is
+// checked between the engine's passes (replayChunk positions each), and
+// its error, wrapped, is returned once it ends.
+func Regenerate(ctx context.Context, e *engine.Engine, r *receipt.Receipt) (*Trace, error) {
+	t, err := regenerate(ctx, e, r)
 	if err != nil {
 		return nil, err
 	}
@@ -179,8 +181,8 @@ func Regenerate(e *engine.Engine, r *receipt.Receipt) (*Trace, error) {
 // leaf, a state and one head's keys and values, T*2*hd floats, where the
 // whole trace of a long receipt (about L*T*(2*dim+2*kv_dim) floats: 170
 // GB for llama3.1-8b at 131072 positions) does not fit in memory.
-func RegenerateLeaves(e *engine.Engine, r *receipt.Receipt, leaves []int) (*Trace, error) {
-	t, err := RetraceLeaves(e, r, leaves)
+func RegenerateLeaves(ctx context.Context, e *engine.Engine, r *receipt.Receipt, leaves []int) (*Trace, error) {
+	t, err := RetraceLeaves(ctx, e, r, leaves)
 	if err != nil {
 		return nil, err
 	}
@@ -192,8 +194,8 @@ func RegenerateLeaves(e *engine.Engine, r *receipt.Receipt, leaves []int) (*Trac
 
 // RetraceLeaves is Retrace keeping the data of the given leaves alone, as
 // RegenerateLeaves does: a challenger's side of a dispute over a long
-// receipt.
-func RetraceLeaves(e *engine.Engine, r *receipt.Receipt, leaves []int) (*Trace, error) {
+// receipt. ctx is checked as Regenerate checks it.
+func RetraceLeaves(ctx context.Context, e *engine.Engine, r *receipt.Receipt, leaves []int) (*Trace, error) {
 	lay := NewLayout(e.Model().Config, len(r.Prompt), len(r.Output))
 	only := make(map[leafKey]bool, len(leaves))
 	for _, i := range leaves {
@@ -206,20 +208,20 @@ func RetraceLeaves(e *engine.Engine, r *receipt.Receipt, leaves []int) (*Trace, 
 		}
 		only[leafKey{kind: kind, p: p, l: l, h: h}] = true
 	}
-	return regenerateKeeping(e, r, only)
+	return regenerateKeeping(ctx, e, r, only)
 }
 
-func regenerate(e *engine.Engine, r *receipt.Receipt) (*Trace, error) {
-	return regenerateKeeping(e, r, nil)
+func regenerate(ctx context.Context, e *engine.Engine, r *receipt.Receipt) (*Trace, error) {
+	return regenerateKeeping(ctx, e, r, nil)
 }
 
-func regenerateKeeping(e *engine.Engine, r *receipt.Receipt, only map[leafKey]bool) (*Trace, error) {
+func regenerateKeeping(ctx context.Context, e *engine.Engine, r *receipt.Receipt, only map[leafKey]bool) (*Trace, error) {
 	m := e.Model()
 	lay := NewLayout(m.Config, len(r.Prompt), len(r.Output))
 	if err := lay.check(); err != nil {
 		return nil, fmt.Errorf("open: %w", err)
 	}
-	rec, _, err := prefillKeeping(e, r, true, only)
+	rec, _, err := prefillKeeping(ctx, e, r, true, only)
 	if err != nil {
 		return nil, fmt.Errorf("open: %w", err)
 	}
@@ -248,11 +250,8 @@ func Open(ctx context.Context, e *engine.Engine, r *receipt.Receipt, seed uint64
 	if r.Spec != e.Spec() {
 		return nil, fmt.Errorf("open: receipt was made under %q, the engine implements %q", r.Spec, e.Spec())
 	}
-	t, err := Regenerate(e, r)
+	t, err := Regenerate(ctx, e, r)
 	if err != nil {
-		return nil, err
-	}
-	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
 	return t.Open(seed, k)

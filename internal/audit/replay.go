@@ -128,7 +128,7 @@ func Replay(ctx context.Context, e *engine.Engine, r *receipt.Receipt, modelID m
 	// computes them, then dropped: a replay holds replayChunk of them, not
 	// one per output token (a long receipt's would be gigabytes).
 	var leaves []merkle.Hash
-	rec, err := forward(e, r, false, threads, nil, func(rec *Recorder, pos int, logits [][]float32) error {
+	rec, err := forward(ctx, e, r, false, threads, nil, func(rec *Recorder, pos int, logits [][]float32) error {
 		if leaves == nil {
 			leaves = rec.logitLeaves(n)
 		}
@@ -159,15 +159,15 @@ func Replay(ctx context.Context, e *engine.Engine, r *receipt.Receipt, modelID m
 // prefill runs prompt+output[:-1] as one batch, recording the trace and
 // the logit vectors (keep: with every leaf's data, for openings). The
 // logits are indexed by position, nil before the last prompt position.
-func prefill(e *engine.Engine, r *receipt.Receipt, keep bool) (*Recorder, [][]float32, error) {
-	return prefillKeeping(e, r, keep, nil)
+func prefill(ctx context.Context, e *engine.Engine, r *receipt.Receipt, keep bool) (*Recorder, [][]float32, error) {
+	return prefillKeeping(ctx, e, r, keep, nil)
 }
 
 // prefillKeeping is prefill keeping, when keep is set and only is not
 // nil, the data of the leaves in only alone.
-func prefillKeeping(e *engine.Engine, r *receipt.Receipt, keep bool, only map[leafKey]bool) (*Recorder, [][]float32, error) {
+func prefillKeeping(ctx context.Context, e *engine.Engine, r *receipt.Receipt, keep bool, only map[leafKey]bool) (*Recorder, [][]float32, error) {
 	var logits [][]float32 // indexed by position; nil before the last prompt position
-	rec, err := forward(e, r, keep, e.Threads(), only, func(_ *Recorder, pos int, l [][]float32) error {
+	rec, err := forward(ctx, e, r, keep, e.Threads(), only, func(_ *Recorder, pos int, l [][]float32) error {
 		if logits == nil {
 			logits = make([][]float32, pos, len(r.Prompt)+len(r.Output)-1)
 		}
@@ -191,8 +191,11 @@ var replayChunk = 256 // a variable for tests
 // the last prompt position on) go to each, with the position of the first,
 // before the next pass; an error from each ends the replay. Unless keeping
 // the trace data, trace leaves are hashed on threads goroutines beside the
-// passes.
-func forward(e *engine.Engine, r *receipt.Receipt, keep bool, threads int, only map[leafKey]bool, each func(rec *Recorder, pos int, logits [][]float32) error) (*Recorder, error) {
+// passes. ctx is checked before every pass: a long receipt's whole pass
+// takes minutes, which a worker or verifier shutting down must not wait
+// for; a cancelled forward stops within one pass and returns ctx's error,
+// wrapped.
+func forward(ctx context.Context, e *engine.Engine, r *receipt.Receipt, keep bool, threads int, only map[leafKey]bool, each func(rec *Recorder, pos int, logits [][]float32) error) (*Recorder, error) {
 	m := e.Model()
 	if len(r.Prompt) == 0 || len(r.Output) == 0 {
 		return nil, mismatch("tokens", -1, "a receipt needs a prompt and an output")
@@ -218,6 +221,9 @@ func forward(e *engine.Engine, r *receipt.Receipt, keep bool, threads int, only 
 	// a receipt commits to; the classifier is skipped before them.
 	first := len(r.Prompt) - 1
 	for lo := 0; lo < len(tokens); lo += replayChunk {
+		if err := ctx.Err(); err != nil {
+			return nil, fmt.Errorf("replay: stopped before position %d of %d: %w", lo, len(tokens), err)
+		}
 		hi := min(lo+replayChunk, len(tokens))
 		it := &engine.Item{Seq: seq, Tokens: tokens[lo:hi], Logits: engine.LogitsNone, Trace: rec}
 		if hi > first {

@@ -20,27 +20,31 @@ func (w *Local) Open(ctx context.Context, r *receipt.Receipt, seed uint64, k int
 }
 
 // Trace regenerates the whole trace of a receipt this worker produced (it
-// fails when the engine does not reproduce the receipt's roots).
+// fails when the engine does not reproduce the receipt's roots). It stops
+// within one pass of the engine (audit.Regenerate) once ctx ends, with
+// ctx's error wrapped, so that a worker shutting down does not wait for
+// a long receipt's whole forward pass.
 func (w *Local) Trace(ctx context.Context, r *receipt.Receipt) (*audit.Trace, error) {
-	return audit.Regenerate(w.e, r)
+	return audit.Regenerate(ctx, w.e, r)
 }
 
 // TraceLeaves is Trace keeping the values of the given leaves only (the
 // whole tree): audit.RegenerateLeaves.
 func (w *Local) TraceLeaves(ctx context.Context, r *receipt.Receipt, leaves []int) (*audit.Trace, error) {
-	return audit.RegenerateLeaves(w.e, r, leaves)
+	return audit.RegenerateLeaves(ctx, w.e, r, leaves)
 }
 
 // RetraceLeaves is Retrace keeping the values of the given leaves only
 // (the whole tree): audit.RetraceLeaves.
 func (w *Local) RetraceLeaves(ctx context.Context, r *receipt.Receipt, leaves []int) (*audit.Trace, error) {
-	return audit.RetraceLeaves(w.e, r, leaves)
+	return audit.RetraceLeaves(ctx, w.e, r, leaves)
 }
 
 // Retrace computes this worker's own trace of another worker's receipt,
-// whatever its roots: a challenger's side of a dispute.
+// whatever its roots: a challenger's side of a dispute. ctx ends it as it
+// ends Trace.
 func (w *Local) Retrace(ctx context.Context, r *receipt.Receipt) (*audit.Trace, error) {
-	return audit.Retrace(w.e, r)
+	return audit.Retrace(ctx, w.e, r)
 }
 
 // ModelID returns the id of the served model.

@@ -178,7 +178,7 @@ func TestDisputeThroughLedger(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := honestReceipt(t, e, m, id, wk, 3)
-	honest, err := audit.Regenerate(e, r)
+	honest, err := audit.Regenerate(context.Background(), e, r)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -496,7 +496,7 @@ func TestDisputeWholeContextThroughLedger(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	honest, err := audit.Regenerate(e, r)
+	honest, err := audit.Regenerate(context.Background(), e, r)
 	if err != nil {
 		t.Fatal(err)
 	}
