@@ -45,6 +45,9 @@ func rules() map[string][]string {
 	r["ledger/proofhooks"] = slices.Concat([]string{"ledger/client", "ledger/node", "ledger/disputeplay"}, services)
 	// The outbox is a pure state machine: no I/O, so no ledger client.
 	r["outbox"] = slices.Concat([]string{"ledger/client", "ledger/node", "ledger/abciapp", "ledger/proofhooks", "ledger/disputeplay"}, services)
+	// The slot scheduler is a leaf: it knows deadlines, not what work
+	// waits on them.
+	r["slots"] = slices.Concat(engine, ledgerSide, []string{"inference", "outbox"}, services)
 	r["worker"] = []string{"ledger/proofhooks", "ledger/abciapp", "ledger/node", "gateway", "verifier", "mcpserver", "devnet", "explorer", "multigw"}
 	// The services above the worker reach it only through inference's
 	// types and interfaces: the devnet and the CLI wire them together.

@@ -478,8 +478,8 @@ func (v *Verifier) joinDispute(id, r ledger.Hash) {
 	rc := tr.Receipt()
 	v.disputes.Add(id, &disputeplay.Player{Side: ledger.SideChallenger, Setup: disputeplay.TraceSetup(m.Model(), m.ModelID()), Timeout: v.params.MoveWindow,
 		Responder: &dispute.Responder{Party: dispute.B, Tree: tr.Tree(), Value: tr.LeafValue},
-		Reload: func(leaves []int) (func(int) ([]byte, error), error) {
-			kept, err := m.RetraceLeaves(context.Background(), rc, leaves)
+		Reload: func(ctx context.Context, _ *ledger.Dispute, leaves []int) (func(int) ([]byte, error), error) {
+			kept, err := m.RetraceLeaves(ctx, rc, leaves)
 			if err != nil {
 				return nil, err
 			}

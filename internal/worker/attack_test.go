@@ -11,9 +11,11 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	abci "github.com/cometbft/cometbft/abci/types"
 	coretypes "github.com/cometbft/cometbft/rpc/core/types"
@@ -94,13 +96,12 @@ func TestAttackDisputesShareTrace(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.params = ledger.DefaultParams()
-	sem := make(chan struct{}, 4)
 	var wg sync.WaitGroup
 	for _, id := range ids {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			c.startDispute(context.Background(), sem, id.String(), rid.String())
+			c.startDispute(context.Background(), id.String(), rid.String())
 		}()
 	}
 	wg.Wait()
@@ -235,5 +236,145 @@ func TestAttackHugePromptEncoded(t *testing.T) {
 	long := strings.Repeat("Once upon a time. ", 400)
 	if _, err := w.Generate(context.Background(), textReq(long, 4), nil); !errors.Is(err, ErrContextLength) {
 		t.Fatalf("a %d-byte prompt: %v, want ErrContextLength", len(long), err)
+	}
+}
+
+// TestAttackDisputesCrowdAudit: the worker computes at most proofSlots
+// openings and traces at a time, and its slots are busy. A challenger
+// opens disputes over several of its receipts (minVerifierStake each,
+// from any accounts), each dispute's trace waiting for a slot; then the
+// ledger selects one of its receipts for an audit, whose openings are
+// due sooner than the disputes' first answers. Slots went to the waiters
+// in the order they came (a Go channel as a semaphore, no order promised
+// at all): the audit's opening waited behind every dispute trace, past
+// its deadline, and the honest worker was slashed for a missed audit.
+// Now a freed slot goes to the work due first, whatever its kind or
+// arrival: a dispute's reload due sooner still (its deadline read from
+// the dispute as the ledger holds it at that move), then the audit, then
+// the crowd in the order it came.
+func TestAttackDisputesCrowdAudit(t *testing.T) {
+	w := testWorker(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	gen := func(prompt string) ([]byte, *receipt.Receipt) {
+		t.Helper()
+		res, err := w.Generate(ctx, textReq(prompt, 6), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rc, err := parseReceipt(res.Receipt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res.Receipt, rc
+	}
+	node := &queryNode{t: t, answers: map[string][]byte{}}
+	// dispute records a dispute over a receipt of its own (each needs its
+	// own trace), its next answer due by deadline.
+	dispute := func(i int, deadline uint64) (ledger.Hash, string) {
+		data, rc := gen(fmt.Sprintf("Once upon a time, tale %d", i))
+		rid := ledger.Hash(rc.ID())
+		id := ledger.Hash(sha256.Sum256(fmt.Append(nil, "dispute ", i)))
+		b, _ := json.Marshal(ledger.Dispute{DisputeID: id, ReceiptID: rid, Status: ledger.DisputeOpen, Deadline: deadline})
+		node.answers["dispute/"+id.String()] = b
+		node.answers["receiptData/"+rid.String()] = data
+		return id, rid.String()
+	}
+	const crowd = 6
+	played, playedReceipt := dispute(0, 100) // under way before the crowd came
+	var crowdIDs [crowd][2]string
+	for i := range crowd {
+		id, rid := dispute(1+i, 130)
+		crowdIDs[i] = [2]string{id.String(), rid}
+	}
+	_, audited := gen("Lily and Tom went to the park")
+	srv := httptest.NewServer(node)
+	defer srv.Close()
+	cl, err := client.New(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := NewChain(w, ChainConfig{Client: cl, RPC: srv.URL, Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.params = ledger.DefaultParams()
+	granted := make(chan string, 2*crowd)
+	c.onSlot = func(what string, deadline uint64) { granted <- fmt.Sprintf("%s due at %d", what, deadline) }
+	queued := func(n int) {
+		t.Helper()
+		for end := time.Now().Add(20 * time.Second); c.work.Waiting() != n; time.Sleep(time.Millisecond) {
+			if time.Now().After(end) {
+				t.Fatalf("%d waiting for a slot, want %d", c.work.Waiting(), n)
+			}
+		}
+	}
+
+	c.startDispute(ctx, played.String(), playedReceipt)
+	p := c.disputes.Player(played)
+	if p == nil || p.Reload == nil {
+		t.Fatal("the dispute under way is not played")
+	}
+	<-granted
+	// Every slot busy (traces of other disputes, say).
+	var busy []func()
+	for range proofSlots {
+		release, err := c.slot(ctx, 1000, "busy")
+		if err != nil {
+			t.Fatal(err)
+		}
+		busy = append(busy, release)
+		<-granted
+	}
+	var wg sync.WaitGroup
+	for i, d := range crowdIDs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c.startDispute(ctx, d[0], d[1])
+		}()
+		queued(i + 1)
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		a := ledger.Audit{ReceiptID: ledger.Hash(audited.ID()), Seed: sha256.Sum256([]byte("seed")), Cells: 4, Deadline: 120, Status: ledger.AuditPending}
+		if _, err := c.openings(ctx, audited, a); err != nil {
+			t.Errorf("audit openings: %v", err)
+		}
+	}()
+	queued(crowd + 1)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		// The dispute under way reached the opening of its disputed leaf's
+		// inputs, due at 110 by the ledger's record now (100 when it
+		// opened).
+		if _, err := p.Reload(ctx, &ledger.Dispute{DisputeID: played, Status: ledger.DisputeOpen, Deadline: 110}, []int{0}); err != nil {
+			t.Errorf("reload: %v", err)
+		}
+	}()
+	queued(crowd + 2)
+
+	busy[0]() // one slot frees: the work waiting goes through it one at a time
+	var order []string
+	for range crowd + 2 {
+		order = append(order, <-granted)
+	}
+	wg.Wait()
+	for _, release := range busy[1:] {
+		release()
+	}
+	want := []string{"dispute reload due at 110", "audit openings due at 120"}
+	for range crowd {
+		want = append(want, "dispute trace due at 130")
+	}
+	if !slices.Equal(order, want) {
+		t.Errorf("slots granted in the order\n%s\nwant\n%s", strings.Join(order, "\n"), strings.Join(want, "\n"))
+	}
+	for _, d := range crowdIDs {
+		if id, _ := ledger.ParseHash(d[0]); c.disputes.Player(id) == nil {
+			t.Errorf("dispute %s not played", d[0])
+		}
 	}
 }

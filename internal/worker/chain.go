@@ -25,6 +25,7 @@ import (
 	"github.com/verdictnet/verdict/internal/merkle"
 	"github.com/verdictnet/verdict/internal/outbox"
 	"github.com/verdictnet/verdict/internal/receipt"
+	"github.com/verdictnet/verdict/internal/slots"
 )
 
 // Pending is a receipt promised to a client and not yet on the ledger: the
@@ -111,6 +112,12 @@ type Chain struct {
 
 	tmu   sync.Mutex
 	trees map[string]*sharedTree // receipt id to its disputes' trace tree
+
+	// work grants the slots of the proof work (audit openings, dispute
+	// traces and reloads), earliest deadline first: see slot. onSlot, when
+	// set (tests), is told of each slot granted before the work runs.
+	work   *slots.Scheduler
+	onSlot func(what string, deadline uint64)
 }
 
 // ChainStats count what a worker did on the ledger.
@@ -171,7 +178,8 @@ func NewChain(w *Local, cfg ChainConfig) (*Chain, error) {
 		return nil, err
 	}
 	c := &Chain{w: w, cfg: cfg, send: s, revealer: s, tip: cfg.Client.Height, log: cfg.Logger, addr: s.Address(),
-		box: outbox.New(outbox.Config{Worker: s.Address(), MaxStarts: publishStarts}), watch: map[string]*receipt.Receipt{}, writing: map[string]chan struct{}{}, reveals: map[string]*Sender{}, revealAt: map[string]int64{}, validations: make(chan string, 4096)}
+		box: outbox.New(outbox.Config{Worker: s.Address(), MaxStarts: publishStarts}), watch: map[string]*receipt.Receipt{}, writing: map[string]chan struct{}{}, reveals: map[string]*Sender{}, revealAt: map[string]int64{}, validations: make(chan string, 4096),
+		work: slots.New(proofSlots)}
 	if c.store, err = outbox.OpenStore(cfg.Dir); err != nil {
 		return nil, fmt.Errorf("worker chain: %w", err)
 	}
@@ -440,9 +448,9 @@ func (c *Chain) follow(ctx context.Context) {
 		c.log.Info("following the ledger from where it was left", "height", st.Next, "disputes", len(st.Disputes))
 	}
 	// Audits and disputes are answered off the follow loop, so that one
-	// slow opening does not delay the next block; at most four openings or
-	// traces are computed at a time.
-	sem := make(chan struct{}, 4)
+	// slow opening does not delay the next block; at most proofSlots
+	// openings or traces are computed at a time, the most urgent first
+	// (Chain.slot).
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	wm := &watermark{low: st.Next, open: map[int64]int{}}
@@ -461,7 +469,7 @@ func (c *Chain) follow(ctx context.Context) {
 		}()
 	}
 	for _, d := range st.Disputes {
-		task(st.Next, func() { c.startDispute(ctx, sem, d.Dispute, d.Receipt) })
+		task(st.Next, func() { c.startDispute(ctx, d.Dispute, d.Receipt) })
 	}
 	// Dispute moves are played off the loop too, one round at a time and
 	// again after every block: a move may regenerate part of a trace
@@ -505,11 +513,11 @@ func (c *Chain) follow(ctx context.Context) {
 				c.mu.Lock()
 				r := c.watch[id]
 				c.mu.Unlock()
-				task(h, func() { c.answerAudit(ctx, sem, id, r) })
+				task(h, func() { c.answerAudit(ctx, id, r) })
 			case ledger.EventDisputeOpened:
 				if d, err := ledger.DecodeDisputeOpened(e.Event); err == nil && d.Worker == c.addr {
 					did, id := d.DisputeID.String(), d.ReceiptID.String()
-					task(h, func() { c.startDispute(ctx, sem, did, id) })
+					task(h, func() { c.startDispute(ctx, did, id) })
 				}
 			case ledger.EventReceiptPublished:
 				// Drop the outbox entry at once, without a query.
@@ -731,7 +739,7 @@ func (c *Chain) maintain(ctx context.Context, height int64) {
 // answerAudit posts the openings of receipt id's audit and returns once
 // the audit is no longer pending (the openings committed, or the audit
 // over): a transaction lost on the way is sent again.
-func (c *Chain) answerAudit(ctx context.Context, sem chan struct{}, id string, r *receipt.Receipt) {
+func (c *Chain) answerAudit(ctx context.Context, id string, r *receipt.Receipt) {
 	rid, err := ledger.ParseHash(id)
 	if err != nil {
 		return
@@ -769,7 +777,7 @@ func (c *Chain) answerAudit(ctx context.Context, sem chan struct{}, id string, r
 					}
 				}
 				if err == nil {
-					if op, err = c.openings(ctx, sem, r, a); err != nil {
+					if op, err = c.openings(ctx, r, a); err != nil {
 						if ctx.Err() == nil {
 							c.log.Error("opening an audit", "receipt", id, "err", err)
 						}
@@ -793,14 +801,37 @@ func (c *Chain) answerAudit(ctx context.Context, sem chan struct{}, id string, r
 	}
 }
 
-// openings computes an audit's openings, holding a slot of sem.
-func (c *Chain) openings(ctx context.Context, sem chan struct{}, r *receipt.Receipt, a ledger.Audit) ([]byte, error) {
-	select {
-	case sem <- struct{}{}:
-	case <-ctx.Done():
-		return nil, ctx.Err()
+// proofSlots is how many openings and traces (each a forward pass over a
+// whole receipt) the worker computes at a time.
+const proofSlots = 4
+
+// slot waits for one of the proof slots for work due by deadline, the
+// height its answer must land by on the ledger (an audit's Deadline, a
+// dispute's), and returns the function that gives it back. Slots go to
+// the earliest deadline first, ties in the order asked: a plain queue let
+// disputes (a verifier's minimum stake each, from any accounts) hold
+// every slot while an audit's opening waited behind them past its
+// deadline, and the honest worker was slashed for a missed audit
+// (TestAttackDisputesCrowdAudit).
+func (c *Chain) slot(ctx context.Context, deadline uint64, what string) (release func(), err error) {
+	release, err = c.work.Acquire(ctx, deadline)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
 	}
-	defer func() { <-sem }()
+	if c.onSlot != nil {
+		c.onSlot(what, deadline)
+	}
+	return release, nil
+}
+
+// openings computes an audit's openings in a proof slot, asked for by
+// the audit's deadline.
+func (c *Chain) openings(ctx context.Context, r *receipt.Receipt, a ledger.Audit) ([]byte, error) {
+	release, err := c.slot(ctx, a.Deadline, "audit openings")
+	if err != nil {
+		return nil, err
+	}
+	defer release()
 	op, err := c.w.Open(ctx, r, audit.SeedOf(a.Seed), int(a.Cells))
 	if err != nil {
 		return nil, err
@@ -811,7 +842,7 @@ func (c *Chain) openings(ctx context.Context, sem chan struct{}, r *receipt.Rece
 // startDispute starts playing dispute did over receipt rid, retrying
 // while the ledger cannot be read; it records the dispute in the follow
 // state first, so that a restart plays it too.
-func (c *Chain) startDispute(ctx context.Context, sem chan struct{}, did, rid string) {
+func (c *Chain) startDispute(ctx context.Context, did, rid string) {
 	id, err := ledger.ParseHash(did)
 	if err != nil {
 		return
@@ -822,8 +853,10 @@ func (c *Chain) startDispute(ctx context.Context, sem chan struct{}, did, rid st
 	}
 	c.trackDispute(did, rid)
 	var r *receipt.Receipt
+	var d ledger.Dispute
 	for ctx.Err() == nil {
-		d, found, err := c.cfg.Client.Dispute(ctx, id)
+		rec, found, err := c.cfg.Client.Dispute(ctx, id)
+		d = rec
 		if err == nil && (!found || d.Status != ledger.DisputeOpen) {
 			c.trackDispute(did, "")
 			return
@@ -846,7 +879,8 @@ func (c *Chain) startDispute(ctx context.Context, sem chan struct{}, did, rid st
 	if r == nil {
 		return
 	}
-	tree, err := c.disputeTree(ctx, sem, rid, r)
+	// The tree answers the dispute's first query, due by its deadline.
+	tree, err := c.disputeTree(ctx, d.Deadline, rid, r)
 	if err != nil {
 		if ctx.Err() == nil {
 			c.log.Error("dispute: regenerating the trace", "dispute", did, "err", err)
@@ -858,13 +892,14 @@ func (c *Chain) startDispute(ctx context.Context, sem chan struct{}, did, rid st
 		Responder: &dispute.Responder{Party: dispute.A, Tree: tree, Value: func(i int) ([]byte, error) {
 			return nil, fmt.Errorf("leaf %d not kept", i)
 		}},
-		Reload: func(leaves []int) (func(int) ([]byte, error), error) {
-			select {
-			case sem <- struct{}{}:
-			case <-ctx.Done():
-				return nil, ctx.Err()
+		Reload: func(ctx context.Context, d *ledger.Dispute, leaves []int) (func(int) ([]byte, error), error) {
+			// The dispute as the ledger holds it now: its Deadline is the
+			// height this opening is due by.
+			release, err := c.slot(ctx, d.Deadline, "dispute reload")
+			if err != nil {
+				return nil, err
 			}
-			defer func() { <-sem }()
+			defer release()
 			t, err := c.w.TraceLeaves(ctx, r, leaves)
 			if err != nil {
 				return nil, err
@@ -884,12 +919,13 @@ type sharedTree struct {
 
 // disputeTree returns the trace tree of receipt rid (the tree alone: the
 // values of the disputed leaf's inputs are regenerated when the game
-// reaches it, Player.Reload), regenerated holding a slot of sem unless a
-// dispute over the same receipt still holds it. Disputes are cheap to
-// open in numbers (minVerifierStake each, from any accounts, over one
-// receipt): each regenerating and keeping its own tree, a long receipt's
-// (GBs) times the disputes, would exhaust the worker's memory and CPU.
-func (c *Chain) disputeTree(ctx context.Context, sem chan struct{}, rid string, r *receipt.Receipt) (*merkle.Tree, error) {
+// reaches it, Player.Reload), regenerated in a proof slot asked for by
+// deadline (the dispute's first answer's) unless a dispute over the same
+// receipt still holds it. Disputes are cheap to open in numbers
+// (minVerifierStake each, from any accounts, over one receipt): each
+// regenerating and keeping its own tree, a long receipt's (GBs) times the
+// disputes, would exhaust the worker's memory and CPU.
+func (c *Chain) disputeTree(ctx context.Context, deadline uint64, rid string, r *receipt.Receipt) (*merkle.Tree, error) {
 	c.tmu.Lock()
 	if c.trees == nil {
 		c.trees = map[string]*sharedTree{}
@@ -913,13 +949,12 @@ func (c *Chain) disputeTree(ctx context.Context, sem chan struct{}, rid string, 
 	if t := e.tree.Value(); t != nil {
 		return t, nil
 	}
-	select {
-	case sem <- struct{}{}:
-	case <-ctx.Done():
-		return nil, ctx.Err()
+	release, err := c.slot(ctx, deadline, "dispute trace")
+	if err != nil {
+		return nil, err
 	}
 	tr, err := c.w.TraceLeaves(ctx, r, []int{})
-	<-sem
+	release()
 	if err != nil {
 		return nil, err
 	}

@@ -177,9 +177,9 @@ func TestPlayerDispute(t *testing.T) {
 		t.Fatal(err)
 	}
 	reloads := 0
-	reload := func(leaves []int) (func(int) ([]byte, error), error) {
+	reload := func(ctx context.Context, _ *ledger.Dispute, leaves []int) (func(int) ([]byte, error), error) {
 		reloads++
-		kept, err := w.TraceLeaves(context.Background(), rc, leaves)
+		kept, err := w.TraceLeaves(ctx, rc, leaves)
 		if err != nil {
 			return nil, err
 		}
@@ -217,7 +217,7 @@ func TestPlayerDispute(t *testing.T) {
 		h++
 		moved := false
 		for _, side := range []ledger.Side{ledger.SideWorker, ledger.SideChallenger} {
-			msg, ok, err := players[side].Move(&ledger.Dispute{Status: ledger.DisputeOpen, Game: state})
+			msg, ok, err := players[side].Move(context.Background(), &ledger.Dispute{Status: ledger.DisputeOpen, Game: state})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -246,7 +246,7 @@ func FuzzPlayerMove(f *testing.F) {
 	setup := TraceSetup(w.Model(), w.ModelID())
 	f.Fuzz(func(t *testing.T, game []byte) {
 		p := &Player{Side: ledger.SideWorker, Setup: setup, Timeout: 5}
-		p.Move(&ledger.Dispute{Status: ledger.DisputeOpen, Game: game})
+		p.Move(context.Background(), &ledger.Dispute{Status: ledger.DisputeOpen, Game: game})
 	})
 }
 

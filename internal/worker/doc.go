@@ -10,7 +10,9 @@
 // first, retrying with backoff, idempotent by receipt id), answers the
 // audits the ledger selects with openings before their deadline, and plays
 // the disputes opened against it (internal/ledger/disputeplay's Player,
-// over the ledger's own trace bisection game).
+// over the ledger's own trace bisection game). Openings and dispute
+// traces, each a forward pass over a receipt, take one of a few slots,
+// granted to the work due first on the ledger (internal/slots).
 // The outbox's decisions are internal/outbox's state machine; Chain is its
 // driver: it feeds it events (submissions, the clock and the height, the
 // ledger's answers, the follower's escrow-opened and receipt-published

@@ -84,7 +84,7 @@ func PlayDispute(ctx context.Context, s *client.Sender, p *Player, id ledger.Has
 	if d.Status != ledger.DisputeOpen {
 		return true, nil
 	}
-	msg, ok, err := p.Move(&d)
+	msg, ok, err := p.Move(ctx, &d)
 	if err != nil || !ok {
 		return false, err
 	}

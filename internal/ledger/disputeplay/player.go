@@ -1,6 +1,7 @@
 package disputeplay
 
 import (
+	"context"
 	"fmt"
 	"time"
 
@@ -44,8 +45,12 @@ type Player struct {
 	// trace regenerated keeping them: audit.RegenerateLeaves). A player
 	// whose Responder holds the tree alone (a long receipt's whole trace
 	// does not fit in memory) gets, at the first opening of the disputed
-	// leaf's inputs, the values of all of them, every part included.
-	Reload   func(leaves []int) (func(i int) ([]byte, error), error)
+	// leaf's inputs, the values of all of them, every part included. It
+	// is given Move's context (a forward pass: it must stop when the
+	// player does) and the dispute as the ledger holds it, whose Deadline
+	// is the height the answer is due by (work scheduled by deadline
+	// beside other work reads it there).
+	Reload   func(ctx context.Context, d *ledger.Dispute, leaves []int) (func(i int) ([]byte, error), error)
 	loaded   int // 1 + the leaf whose inputs Reload gave (0: none)
 	answered map[string]time.Time
 }
@@ -54,8 +59,8 @@ type Player struct {
 // ok false when there is none or it was answered in the last few seconds.
 // The query is the ledger's own: disputegame.Game.Outstanding replays the
 // transcript as the validators do, and a transcript they could not replay
-// is an error here too.
-func (p *Player) Move(d *ledger.Dispute) (msg []byte, ok bool, err error) {
+// is an error here too. ctx is Reload's.
+func (p *Player) Move(ctx context.Context, d *ledger.Dispute) (msg []byte, ok bool, err error) {
 	if d.Status != ledger.DisputeOpen {
 		return nil, false, nil
 	}
@@ -82,7 +87,7 @@ func (p *Player) Move(d *ledger.Dispute) (msg []byte, ok bool, err error) {
 		if err != nil {
 			return nil, false, fmt.Errorf("dispute %s: %w", d.DisputeID, err)
 		}
-		v, err := p.Reload(ins)
+		v, err := p.Reload(ctx, d, ins)
 		if err != nil {
 			return nil, false, fmt.Errorf("dispute %s: regenerating the inputs of leaf %d: %w", d.DisputeID, q.Start, err)
 		}

@@ -1,6 +1,7 @@
 package disputeplay
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/json"
@@ -100,7 +101,7 @@ func newGame(t testing.TB) *game {
 
 func (g *game) move(t *testing.T, side ledger.Side) ([]byte, bool) {
 	t.Helper()
-	msg, ok, err := g.players[side].Move(&ledger.Dispute{Status: ledger.DisputeOpen, Game: g.state})
+	msg, ok, err := g.players[side].Move(context.Background(), &ledger.Dispute{Status: ledger.DisputeOpen, Game: g.state})
 	if err != nil {
 		t.Fatalf("%s: %v", side, err)
 	}
@@ -232,7 +233,7 @@ func TestPlayerDivergences(t *testing.T) {
 				t.Fatal("validators replay the forged transcript")
 			}
 			p := &Player{Side: ledger.SideWorker, Setup: g.players[ledger.SideWorker].Setup, Timeout: 5, Responder: g.players[ledger.SideWorker].Responder}
-			if _, ok, err := p.Move(&ledger.Dispute{Status: ledger.DisputeOpen, Game: forged}); err == nil || ok {
+			if _, ok, err := p.Move(context.Background(), &ledger.Dispute{Status: ledger.DisputeOpen, Game: forged}); err == nil || ok {
 				t.Fatalf("player on a transcript the validators refuse (%v): ok %v, err %v", vErr, ok, err)
 			}
 		})
@@ -250,10 +251,10 @@ func TestPlayerWaitsForItsAnswer(t *testing.T) {
 		t.Fatal("answered the same query twice at once")
 	}
 	p := &Player{Side: ledger.SideWorker, Setup: g.players[ledger.SideWorker].Setup, Timeout: 5}
-	if _, ok, err := p.Move(&ledger.Dispute{Status: ledger.DisputeOpen, Game: g.state}); err == nil || ok {
+	if _, ok, err := p.Move(context.Background(), &ledger.Dispute{Status: ledger.DisputeOpen, Game: g.state}); err == nil || ok {
 		t.Fatalf("player without a trace: ok %v, err %v", ok, err)
 	}
-	if _, ok, err := p.Move(&ledger.Dispute{Status: ledger.DisputeWorkerLost, Game: g.state}); err != nil || ok {
+	if _, ok, err := p.Move(context.Background(), &ledger.Dispute{Status: ledger.DisputeWorkerLost, Game: g.state}); err != nil || ok {
 		t.Fatalf("settled dispute: ok %v, err %v", ok, err)
 	}
 }
@@ -269,6 +270,6 @@ func FuzzPlayerMove(f *testing.F) {
 	setup := g.players[ledger.SideWorker].Setup
 	f.Fuzz(func(t *testing.T, game []byte) {
 		p := &Player{Side: ledger.SideWorker, Setup: setup, Timeout: 5, Responder: responder(dispute.A, trace(-1))}
-		p.Move(&ledger.Dispute{Status: ledger.DisputeOpen, Game: game})
+		p.Move(context.Background(), &ledger.Dispute{Status: ledger.DisputeOpen, Game: game})
 	})
 }
