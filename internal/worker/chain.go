@@ -79,13 +79,17 @@ type Chain struct {
 	params ledger.Params
 	agent  uint64
 
-	// The outbox: its state machine (under mu, with watch and the
-	// submissions being written) and its records on disk.
+	// The outbox: its state machine (under mu, with watch, contested and
+	// the submissions being written) and its records on disk.
 	mu      sync.Mutex
 	box     *outbox.Machine
 	writing map[string]chan struct{}
 	store   *outbox.Store
-	watch   map[string]*receipt.Receipt // published, not yet final
+	watch   map[string]*receipt.Receipt // published, not yet final or slashed
+	// contested maps the disputes open against the worker to their
+	// receipts: a settled dispute's event names the dispute alone
+	// (receiptLife).
+	contested map[string]string
 	// reveals holds the sender of each escrow opened with an audit
 	// commitment (the requester's, whose key derives the secret:
 	// AuditSecret), by receipt id; revealAt the height its receipt was
@@ -178,7 +182,7 @@ func NewChain(w *Local, cfg ChainConfig) (*Chain, error) {
 		return nil, err
 	}
 	c := &Chain{w: w, cfg: cfg, send: s, revealer: s, tip: cfg.Client.Height, log: cfg.Logger, addr: s.Address(),
-		box: outbox.New(outbox.Config{Worker: s.Address(), MaxStarts: publishStarts}), watch: map[string]*receipt.Receipt{}, writing: map[string]chan struct{}{}, reveals: map[string]*Sender{}, revealAt: map[string]int64{}, validations: make(chan string, 4096),
+		box: outbox.New(outbox.Config{Worker: s.Address(), MaxStarts: publishStarts}), watch: map[string]*receipt.Receipt{}, contested: map[string]string{}, writing: map[string]chan struct{}{}, reveals: map[string]*Sender{}, revealAt: map[string]int64{}, validations: make(chan string, 4096),
 		work: slots.New(proofSlots)}
 	if c.store, err = outbox.OpenStore(cfg.Dir); err != nil {
 		return nil, fmt.Errorf("worker chain: %w", err)
@@ -469,6 +473,9 @@ func (c *Chain) follow(ctx context.Context) {
 		}()
 	}
 	for _, d := range st.Disputes {
+		c.mu.Lock()
+		c.contested[d.Dispute] = d.Receipt
+		c.mu.Unlock()
 		task(st.Next, func() { c.startDispute(ctx, d.Dispute, d.Receipt) })
 	}
 	// Dispute moves are played off the loop too, one round at a time and
@@ -501,6 +508,7 @@ func (c *Chain) follow(ctx context.Context) {
 		}
 		var outboxEvs []outbox.Event
 		for _, e := range evs {
+			c.receiptLife(e.Event)
 			switch e.Type {
 			case ledger.EventAuditSelected:
 				a, err := ledger.DecodeAuditSelected(e.Event)
@@ -534,12 +542,6 @@ func (c *Chain) follow(ctx context.Context) {
 				if o, err := ledger.DecodeEscrowOpened(e.Event); err == nil && o.Worker == c.addr {
 					outboxEvs = append(outboxEvs, outbox.EscrowOpened{EscrowID: o.EscrowID})
 				}
-			case ledger.EventReceiptFinal:
-				if f, err := ledger.DecodeReceiptFinal(e.Event); err == nil {
-					c.mu.Lock()
-					delete(c.watch, f.ReceiptID.String())
-					c.mu.Unlock()
-				}
 			}
 		}
 		if len(outboxEvs) > 0 {
@@ -558,6 +560,49 @@ func (c *Chain) follow(ctx context.Context) {
 		}
 		if h%10 == 0 {
 			c.maintain(ctx, h)
+		}
+	}
+}
+
+// receiptLife drops from watch each receipt whose life on the ledger
+// event e ends: paid (final), or slashed, by a failed or missed audit or
+// by a dispute the worker lost (or both parties lost), after which it is
+// never final. Dropped at EventReceiptFinal alone, every receipt slashed
+// stayed in memory for good. A settled dispute's event names the dispute
+// alone: the disputes opened against the worker are kept in contested
+// until they settle, to find their receipts.
+func (c *Chain) receiptLife(e ledger.Event) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch e.Type {
+	case ledger.EventReceiptFinal:
+		if f, err := ledger.DecodeReceiptFinal(e); err == nil {
+			delete(c.watch, f.ReceiptID.String())
+		}
+	case ledger.EventAuditFailed, ledger.EventAuditMissed:
+		// The receipt is slashed, or was settled already.
+		if o, err := ledger.DecodeAuditOutcome(e); err == nil {
+			delete(c.watch, o.ReceiptID.String())
+		}
+	case ledger.EventDisputeOpened:
+		if d, err := ledger.DecodeDisputeOpened(e); err == nil && d.Worker == c.addr {
+			c.contested[d.DisputeID.String()] = d.ReceiptID.String()
+		}
+	case ledger.EventDisputeSettled:
+		d, err := ledger.DecodeDisputeSettled(e)
+		if err != nil {
+			return
+		}
+		rid, ok := c.contested[d.DisputeID.String()]
+		if !ok {
+			return // another worker's
+		}
+		delete(c.contested, d.DisputeID.String())
+		// A dispute the worker lost slashes its receipt whatever other
+		// disputes of it are open; one it won or that ended void leaves the
+		// receipt to become final.
+		if d.Status == ledger.DisputeWorkerLost || d.Status == ledger.DisputeBothLost {
+			delete(c.watch, rid)
 		}
 	}
 }

@@ -2,6 +2,7 @@ package worker
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"log/slog"
 	"math/rand/v2"
@@ -18,6 +19,7 @@ import (
 	"github.com/verdictnet/verdict/internal/ledger/disputegame"
 	"github.com/verdictnet/verdict/internal/merkle"
 	"github.com/verdictnet/verdict/internal/outbox"
+	"github.com/verdictnet/verdict/internal/receipt"
 )
 
 // deadLedger is a client of an address where nothing listens.
@@ -467,5 +469,68 @@ func TestRestartRestoresReveals(t *testing.T) {
 		if !c.IsPending(ids[i]) {
 			t.Errorf("receipt %d left the outbox", i)
 		}
+	}
+}
+
+// TestReceiptLifeEnds: the worker watches its published receipts until
+// their life on the ledger ends: paid (receipt_final), or slashed by a
+// failed or missed audit or by a dispute it lost (or both parties lost),
+// which the dispute_settled event names by the dispute alone. A slashed
+// receipt was watched for good (it never becomes final). A receipt whose
+// dispute the worker won, or whose audit passed, stays watched until it
+// is final; other workers' disputes leave the watch alone; no dispute is
+// remembered once settled.
+func TestReceiptLifeEnds(t *testing.T) {
+	c, err := NewChain(testWorker(t), ChainConfig{Client: deadLedger(t), Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := func(s string) string { return ledger.Hash(sha256.Sum256([]byte(s))).String() }
+	for _, r := range []string{"final", "audit failed", "audit missed", "dispute lost", "both lost", "dispute won", "void", "audit passed", "other's dispute"} {
+		c.watch[id(r)] = &receipt.Receipt{}
+	}
+	ev := func(typ ledger.EventType, kv ...string) ledger.Event {
+		e := ledger.Event{Type: typ}
+		for i := 0; i+1 < len(kv); i += 2 {
+			e.Attrs = append(e.Attrs, ledger.Attr{Key: ledger.AttrKey(kv[i]), Value: kv[i+1]})
+		}
+		return e
+	}
+	worker, other := c.Address().String(), ledger.Address{1}.String()
+	opened := func(dispute, receipt, w string) ledger.Event {
+		return ev(ledger.EventDisputeOpened, "disputeId", id(dispute), "receiptId", id(receipt), "challenger", other, "worker", w)
+	}
+	settled := func(dispute, status string) ledger.Event {
+		return ev(ledger.EventDisputeSettled, "disputeId", id(dispute), "status", status, "reason", "")
+	}
+	for _, e := range []ledger.Event{
+		ev(ledger.EventReceiptFinal, "receiptId", id("final"), "worker", worker, "fee", "10", "protocolFee", "1"),
+		ev(ledger.EventAuditFailed, "receiptId", id("audit failed"), "error", "bad opening"),
+		ev(ledger.EventAuditMissed, "receiptId", id("audit missed")),
+		ev(ledger.EventAuditPassed, "receiptId", id("audit passed")),
+		opened("d1", "dispute lost", worker),
+		opened("d2", "both lost", worker),
+		opened("d3", "dispute won", worker),
+		opened("d4", "void", worker),
+		opened("d5", "other's dispute", other),
+		settled("d1", ledger.DisputeWorkerLost),
+		settled("d2", ledger.DisputeBothLost),
+		settled("d3", ledger.DisputeChallengerLost),
+		settled("d4", ledger.DisputeVoid),
+		settled("d5", ledger.DisputeWorkerLost),
+	} {
+		c.receiptLife(e)
+	}
+	var left []string
+	for _, r := range []string{"final", "audit failed", "audit missed", "dispute lost", "both lost", "dispute won", "void", "audit passed", "other's dispute"} {
+		if c.watch[id(r)] != nil {
+			left = append(left, r)
+		}
+	}
+	if want := []string{"dispute won", "void", "audit passed", "other's dispute"}; !slices.Equal(left, want) {
+		t.Errorf("watched after the events: %q, want %q", left, want)
+	}
+	if len(c.contested) != 0 {
+		t.Errorf("%d settled disputes still remembered", len(c.contested))
 	}
 }
