@@ -378,3 +378,54 @@ func TestAttackDisputesCrowdAudit(t *testing.T) {
 		}
 	}
 }
+
+// TestOverdueWorkSkipped: earliest deadline first serves overdue work
+// first; under a backlog each overdue opening computed for nothing (the
+// ledger refuses it) made the next piece of work overdue too. Work whose
+// deadline passed while it waited gives its slot back at once.
+func TestOverdueWorkSkipped(t *testing.T) {
+	w := testWorker(t)
+	cl, err := client.New("http://127.0.0.1:1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := NewChain(w, ChainConfig{Client: cl, RPC: "http://127.0.0.1:1", Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	c.read.Store(120) // block 120 read: an answer lands at 121 at the soonest
+	for _, tc := range []struct {
+		deadline uint64
+		late     bool
+	}{{119, true}, {120, true}, {121, false}} {
+		release, err := c.slot(ctx, tc.deadline, "audit openings")
+		if late := errors.Is(err, errLate); late != tc.late {
+			t.Fatalf("due by %d: %v, want late %v", tc.deadline, err, tc.late)
+		}
+		if release != nil {
+			release()
+		}
+	}
+	// Overdue work held no slot: all of them are free.
+	var held []func()
+	for range proofSlots {
+		release, err := c.slot(ctx, 200, "audit openings")
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, release)
+	}
+	if c.work.Waiting() != 0 {
+		t.Fatal("a slot was kept")
+	}
+	for _, r := range held {
+		r()
+	}
+	// Audits are answered as overdue without openings: an unanswerable
+	// audit is not computed.
+	rc := receipt.Receipt{}
+	if _, err := c.openings(ctx, &rc, ledger.Audit{Deadline: 100}); !errors.Is(err, errLate) {
+		t.Fatalf("openings of an overdue audit: %v, want errLate", err)
+	}
+}

@@ -121,6 +121,9 @@ type Chain struct {
 	// traces and reloads), earliest deadline first: see slot. onSlot, when
 	// set (tests), is told of each slot granted before the work runs.
 	work   *slots.Scheduler
+	// read is the height of the last block the follow loop read: proof
+	// work due by it or before can no longer land (slot).
+	read atomic.Int64
 	onSlot func(what string, deadline uint64)
 }
 
@@ -506,6 +509,7 @@ func (c *Chain) follow(ctx context.Context) {
 			}
 			continue
 		}
+		c.read.Store(h)
 		var outboxEvs []outbox.Event
 		for _, e := range evs {
 			c.receiptLife(e.Event)
@@ -823,7 +827,10 @@ func (c *Chain) answerAudit(ctx context.Context, id string, r *receipt.Receipt) 
 				}
 				if err == nil {
 					if op, err = c.openings(ctx, r, a); err != nil {
-						if ctx.Err() == nil {
+						switch {
+						case errors.Is(err, errLate):
+							c.log.Warn("audit missed: its deadline passed before its openings could be computed", "receipt", id, "err", err)
+						case ctx.Err() == nil:
 							c.log.Error("opening an audit", "receipt", id, "err", err)
 						}
 						return
@@ -846,6 +853,9 @@ func (c *Chain) answerAudit(ctx context.Context, id string, r *receipt.Receipt) 
 	}
 }
 
+// errLate is proof work whose deadline passed before it could start.
+var errLate = errors.New("deadline passed while waiting for a slot")
+
 // proofSlots is how many openings and traces (each a forward pass over a
 // whole receipt) the worker computes at a time.
 const proofSlots = 4
@@ -858,10 +868,20 @@ const proofSlots = 4
 // every slot while an audit's opening waited behind them past its
 // deadline, and the honest worker was slashed for a missed audit
 // (TestAttackDisputesCrowdAudit).
+//
+// Work whose deadline passed while it waited (a block at or past its
+// deadline was read: its answer would land after it) gives its slot back
+// at once, with errLate: earliest deadline first serves overdue work
+// first, and under a backlog each overdue piece computed for nothing
+// would make the next one overdue too.
 func (c *Chain) slot(ctx context.Context, deadline uint64, what string) (release func(), err error) {
 	release, err = c.work.Acquire(ctx, deadline)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	if h := c.read.Load(); h > 0 && uint64(h) >= deadline {
+		release()
+		return nil, fmt.Errorf("%s: %w: due by height %d, block %d read", what, errLate, deadline, h)
 	}
 	if c.onSlot != nil {
 		c.onSlot(what, deadline)
