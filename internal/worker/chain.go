@@ -120,10 +120,10 @@ type Chain struct {
 	// work grants the slots of the proof work (audit openings, dispute
 	// traces and reloads), earliest deadline first: see slot. onSlot, when
 	// set (tests), is told of each slot granted before the work runs.
-	work   *slots.Scheduler
+	work *slots.Scheduler
 	// read is the height of the last block the follow loop read: proof
 	// work due by it or before can no longer land (slot).
-	read atomic.Int64
+	read   atomic.Int64
 	onSlot func(what string, deadline uint64)
 }
 
