@@ -470,3 +470,40 @@ func TestAttackSlowOpeningsStallFollowing(t *testing.T) {
 		}
 	}
 }
+
+// TestSettledDisputeStopsItsMove: a dispute's move may take long (a
+// Reload is a forward pass over the receipt; here the node holds the
+// move's first query), and the moves of every dispute are played one
+// after another. A dispute that settles meanwhile (removed from the book
+// by its dispute_settled event) kept its move running and the other
+// disputes' moves waiting for it; its move's context now ends.
+func TestSettledDisputeStopsItsMove(t *testing.T) {
+	w := openWorker(t)
+	release := make(chan struct{})
+	defer close(release)
+	did := ledger.Hash(sha256.Sum256([]byte("a dispute that settles")))
+	node := &fakeNode{t: t, answers: map[string][]byte{}, hold: map[string]chan struct{}{"dispute/" + did.String(): release}}
+	v := newFakeVerifier(t, w, node)
+	v.disputes.Add(did, &disputeplay.Player{Side: ledger.SideChallenger})
+	played := make(chan struct{})
+	go func() { defer close(played); v.playDisputes(context.Background()) }()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+		node.mu.Lock()
+		moving := slices.Contains(node.queries, "dispute/"+did.String())
+		node.mu.Unlock()
+		if moving {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the dispute's move never started")
+		}
+	}
+	if !v.disputes.Remove(did) {
+		t.Fatal("the dispute was not in the book")
+	}
+	select {
+	case <-played:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the settled dispute's move went on")
+	}
+}

@@ -526,6 +526,12 @@ func (c *Chain) follow(ctx context.Context) {
 				r := c.watch[id]
 				c.mu.Unlock()
 				task(h, func() { c.answerAudit(ctx, id, r) })
+			case ledger.EventDisputeSettled:
+				// A move of it under way stops (its context ends): the
+				// other disputes' moves wait behind it.
+				if d, err := ledger.DecodeDisputeSettled(e.Event); err == nil && c.disputes.Remove(d.DisputeID) {
+					c.trackDispute(d.DisputeID.String(), "")
+				}
 			case ledger.EventDisputeOpened:
 				if d, err := ledger.DecodeDisputeOpened(e.Event); err == nil && d.Worker == c.addr {
 					did, id := d.DisputeID.String(), d.ReceiptID.String()

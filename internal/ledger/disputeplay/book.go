@@ -16,7 +16,15 @@ import (
 // concurrent use; the zero value is empty and ready.
 type DisputeBook struct {
 	mu sync.Mutex
-	m  map[ledger.Hash]*Player
+	m  map[ledger.Hash]*entry
+}
+
+// entry is a dispute played: its player, and the context of its moves,
+// cancelled when the dispute is removed.
+type entry struct {
+	p      *Player
+	ctx    context.Context
+	cancel context.CancelFunc
 }
 
 // Add starts playing dispute id with p.
@@ -24,23 +32,36 @@ func (b *DisputeBook) Add(id ledger.Hash, p *Player) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.m == nil {
-		b.m = map[ledger.Hash]*Player{}
+		b.m = map[ledger.Hash]*entry{}
 	}
-	b.m[id] = p
+	if old := b.m[id]; old != nil {
+		old.cancel()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	b.m[id] = &entry{p: p, ctx: ctx, cancel: cancel}
 }
 
 // Player returns the player of dispute id (nil: not played).
 func (b *DisputeBook) Player(id ledger.Hash) *Player {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return b.m[id]
+	if e := b.m[id]; e != nil {
+		return e.p
+	}
+	return nil
 }
 
 // Remove stops playing dispute id and reports whether it was being played.
+// A move of it under way (a Reload: a forward pass over the receipt) sees
+// its context cancelled: the dispute settled, and the work would hold up
+// the other disputes' moves for nothing.
 func (b *DisputeBook) Remove(id ledger.Hash) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	_, ok := b.m[id]
+	e, ok := b.m[id]
+	if ok {
+		e.cancel()
+	}
 	delete(b.m, id)
 	return ok
 }
@@ -57,13 +78,18 @@ func (b *DisputeBook) Play(ctx context.Context, s *client.Sender, log *slog.Logg
 	slices.SortFunc(ids, func(x, y ledger.Hash) int { return bytes.Compare(x[:], y[:]) })
 	for _, id := range ids {
 		b.mu.Lock()
-		p := b.m[id]
+		e := b.m[id]
 		b.mu.Unlock()
-		if p == nil {
+		if e == nil {
 			continue
 		}
-		done, err := PlayDispute(ctx, s, p, id)
-		if err != nil {
+		// The move's context ends with ctx or when the dispute is removed.
+		mctx, stop := context.WithCancel(ctx)
+		unhook := context.AfterFunc(e.ctx, stop)
+		done, err := PlayDispute(mctx, s, e.p, id)
+		unhook()
+		stop()
+		if err != nil && e.ctx.Err() == nil {
 			log.Warn("dispute move", "dispute", id.String(), "err", err)
 		}
 		if done {
