@@ -2,6 +2,7 @@ package proofhooks
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -20,7 +21,14 @@ import (
 // Models are the models a node holds, by model id.
 type Models struct {
 	mu sync.RWMutex
-	m  map[ledger.Hash]*model.Model
+	m  map[ledger.Hash]held
+}
+
+// held is a model held under one of its ids, and the determinism spec the
+// id is of (modelid.OfSpec).
+type held struct {
+	m    *model.Model
+	spec string
 }
 
 // Add loads a model (and its tokenizer, for llama2.c checkpoints) and
@@ -33,7 +41,8 @@ func (ms *Models) Add(path, tokenizer string) (ledger.Hash, error) {
 	if err != nil {
 		return ledger.Hash{}, err
 	}
-	cs, err := modelid.ComputeSpecs(m, engine.SpecVersion, engine.SpecKV16)
+	specs := []string{engine.SpecVersion, engine.SpecKV16}
+	cs, err := modelid.ComputeSpecs(m, specs...)
 	if err != nil {
 		m.Close()
 		return ledger.Hash{}, fmt.Errorf("%s: %w", path, err)
@@ -41,14 +50,14 @@ func (ms *Models) Add(path, tokenizer string) (ledger.Hash, error) {
 	ms.mu.Lock()
 	defer ms.mu.Unlock()
 	if ms.m == nil {
-		ms.m = map[ledger.Hash]*model.Model{}
+		ms.m = map[ledger.Hash]held{}
 	}
-	for _, c := range cs {
+	for i, c := range cs {
 		id := ledger.Hash(c.Root)
-		if old, ok := ms.m[id]; ok && !ms.heldElsewhere(old, id) {
-			old.Close()
+		if old, ok := ms.m[id]; ok && !ms.heldElsewhere(old.m, id) {
+			old.m.Close()
 		}
-		ms.m[id] = m
+		ms.m[id] = held{m: m, spec: specs[i]}
 	}
 	return ledger.Hash(cs[0].Root), nil
 }
@@ -57,7 +66,7 @@ func (ms *Models) Add(path, tokenizer string) (ledger.Hash, error) {
 // model is held once per spec; it is closed once no id holds it).
 func (ms *Models) heldElsewhere(m *model.Model, id ledger.Hash) bool {
 	for k, o := range ms.m {
-		if o == m && k != id {
+		if o.m == m && k != id {
 			return true
 		}
 	}
@@ -68,19 +77,41 @@ func (ms *Models) heldElsewhere(m *model.Model, id ledger.Hash) bool {
 func (ms *Models) Get(id ledger.Hash) (*model.Model, bool) {
 	ms.mu.RLock()
 	defer ms.mu.RUnlock()
-	m, ok := ms.m[id]
-	return m, ok
+	h, ok := ms.m[id]
+	return h.m, ok
 }
+
+// forReceipt returns the model a receipt names, and an error when the
+// receipt's spec is not the spec its model id is of: the id of the model
+// under one spec (verdict-det/2) with another spec's words (+kv16) made
+// the audits and disputes run under the receipt's spec, so that a worker
+// computing with the binary16 cache passed every check on the chain under
+// the f32 model's id (and name), and an honest challenger lost its stake.
+func (ms *Models) forReceipt(r *receipt.Receipt) (*model.Model, error) {
+	ms.mu.RLock()
+	h, ok := ms.m[ledger.Hash(r.Model)]
+	ms.mu.RUnlock()
+	if !ok {
+		return nil, fmt.Errorf("receipt %s: model %s: %w", ledger.Hash(r.ID()), ledger.Hash(r.Model), ledger.ErrModelUnavailable)
+	}
+	if r.Spec != h.spec {
+		return h.m, fmt.Errorf("%w: receipt %s names model %s, whose id is of spec %q, and says spec %q", errSpecMismatch, ledger.Hash(r.ID()), ledger.Hash(r.Model), h.spec, r.Spec)
+	}
+	return h.m, nil
+}
+
+// errSpecMismatch is a receipt whose spec is not its model id's.
+var errSpecMismatch = errors.New("spec mismatch")
 
 // Close releases every model.
 func (ms *Models) Close() {
 	ms.mu.Lock()
 	defer ms.mu.Unlock()
 	closed := map[*model.Model]bool{}
-	for _, m := range ms.m {
-		if !closed[m] {
-			closed[m] = true
-			m.Close()
+	for _, h := range ms.m {
+		if !closed[h.m] {
+			closed[h.m] = true
+			h.m.Close()
 		}
 	}
 	ms.m = nil
@@ -101,9 +132,9 @@ func (o Openings) CheckOpenings(rb []byte, seed ledger.Hash, cells uint32, ob []
 	if err != nil {
 		return err
 	}
-	m, ok := o.Models.Get(ledger.Hash(r.Model))
-	if !ok {
-		return fmt.Errorf("openings of receipt %s: model %s: %w", ledger.Hash(r.ID()), ledger.Hash(r.Model), ledger.ErrModelUnavailable)
+	m, err := o.Models.forReceipt(r)
+	if err != nil {
+		return fmt.Errorf("openings: %w", err)
 	}
 	op, err := audit.ParseOpenings(ob)
 	if err != nil {
@@ -138,9 +169,14 @@ func (ms *Models) disputeSetup(rb, commitment []byte, maxTx int) (dispute.Config
 	if err != nil {
 		return dispute.Config{}, nil, fmt.Errorf("dispute setup: %w", err)
 	}
-	m, ok := ms.Get(ledger.Hash(r.Model))
-	if !ok {
-		return dispute.Config{}, nil, fmt.Errorf("dispute over receipt %s: model %s: %w", ledger.Hash(r.ID()), ledger.Hash(r.Model), ledger.ErrModelUnavailable)
+	m, err := ms.forReceipt(r)
+	if errors.Is(err, errSpecMismatch) {
+		// The worker signed a receipt whose spec is not its model id's:
+		// it loses at once, as for a receipt no run can produce.
+		return dispute.Config{Forfeit: [2]string{fmt.Sprintf("signed a receipt whose spec is not its model id's: %v", err), ""}}, nil, nil
+	}
+	if err != nil {
+		return dispute.Config{}, nil, fmt.Errorf("dispute over %w", err)
 	}
 	cfg, ref, err := audit.DisputeSetup(m, r.Model, rb, commitment)
 	if err != nil {
