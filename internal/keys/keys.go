@@ -95,7 +95,9 @@ func Parse(name string, data []byte) (*Key, error) {
 	if err := dec.Decode(&f); err != nil {
 		return nil, fmt.Errorf("%s: not a key file: %w", name, err)
 	}
-	if dec.More() {
+	// Only white space may follow (dec.More is false before a '}' or ']',
+	// which a second Decode reads as a syntax error).
+	if _, err := dec.Token(); err != io.EOF {
 		return nil, fmt.Errorf("%s: not a key file: data after the JSON object", name)
 	}
 	if f.Type != Type {

@@ -91,6 +91,8 @@ func TestParseRejects(t *testing.T) {
 		{"mismatch", fmt.Sprintf(`{"type":"ed25519","private_key":%q,"public_key":%q}`, rfcSeed, otherPub), "does not match"},
 		{"unknown field", fmt.Sprintf(`{"type":"ed25519","private_key":%q,"public_key":%q,"x":1}`, rfcSeed, rfcPub), "unknown field"},
 		{"trailing", fmt.Sprintf(`{"type":"ed25519","private_key":%q,"public_key":%q}{}`, rfcSeed, rfcPub), "after the JSON"},
+		{"trailing brace", fmt.Sprintf(`{"type":"ed25519","private_key":%q,"public_key":%q}}`, rfcSeed, rfcPub), "after the JSON"},
+		{"trailing bracket", fmt.Sprintf(`{"type":"ed25519","private_key":%q,"public_key":%q} ]`, rfcSeed, rfcPub), "after the JSON"},
 		{"huge", strings.Repeat(" ", 5000), "at most"},
 	}
 	for _, c := range cases {
