@@ -446,6 +446,7 @@ func TestErrors(t *testing.T) {
 		{"malformed json", chat, `{"model":`, 400, "invalid_request_error", "", ""},
 		{"not an object", chat, `[1,2]`, 400, "invalid_request_error", "", ""},
 		{"trailing data", chat, `{"model":"stories260K","messages":[{"role":"user","content":"a"}]} {}`, 400, "invalid_request_error", "", ""},
+		{"trailing brace", chat, `{"model":"stories260K","messages":[{"role":"user","content":"a"}]}}`, 400, "invalid_request_error", "", ""},
 		{"messages wrong type", chat, `{"model":"stories260K","messages":"hi"}`, 400, "invalid_request_error", "messages", ""},
 		{"temperature wrong type", chat, `{"model":"stories260K","messages":[{"role":"user","content":"a"}],"temperature":"hot"}`, 400, "invalid_request_error", "temperature", ""},
 		{"max_tokens fractional", chat, `{"model":"stories260K","messages":[{"role":"user","content":"a"}],"max_tokens":1.5}`, 400, "invalid_request_error", "max_tokens", ""},

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"unicode/utf8"
 
@@ -182,7 +183,7 @@ func decode(body []byte, v any) *apiError {
 		}
 		return invalid("", "", "malformed JSON: %v", err)
 	}
-	if dec.More() {
+	if _, err := dec.Token(); err != io.EOF { // dec.More is false before a '}' or ']'
 		return invalid("", "", "malformed JSON: data after the request object")
 	}
 	return nil

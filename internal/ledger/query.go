@@ -3,6 +3,7 @@ package ledger
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"math/big"
 	"strconv"
 	"strings"
@@ -259,7 +260,7 @@ func strictJSON(b []byte, v any) error {
 	if err := d.Decode(v); err != nil {
 		return fmt.Errorf("request data: %v", err)
 	}
-	if d.More() {
+	if _, err := d.Token(); err != io.EOF { // d.More is false before a '}' or ']'
 		return fmt.Errorf("request data: trailing data")
 	}
 	return nil

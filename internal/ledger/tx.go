@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math/big"
 	"reflect"
 )
@@ -320,7 +321,7 @@ func decodeTx(b []byte, verify bool) (*Tx, error) {
 	if err := d.Decode(&w); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrDecode, err)
 	}
-	if d.More() {
+	if _, err := d.Token(); err != io.EOF { // d.More is false before a '}' or ']'
 		return nil, fmt.Errorf("%w: trailing data after the transaction", ErrDecode)
 	}
 	tx, err := (*txWire)(&w).tx()
