@@ -110,14 +110,19 @@ func (e *exec) endBlock() {
 		}
 		next, err := e.l.hooks.Disputes.Tick(d.Game, h)
 		if err != nil {
-			e.unavailable(err)
 			e.emit(EventDisputeError, Attr{AttrDisputeID, id.String()}, Attr{AttrError, err.Error()})
+			if !e.unavailable(err) { // a node without the model stops instead
+				e.voidDispute(d)
+			}
 			continue
 		}
 		d.Game = next
 		e.emit(EventDisputeTimeout, Attr{AttrDisputeID, id.String()})
 		if err := e.advanceDispute(d); err != nil { // unavailable models were recorded there
 			e.emit(EventDisputeError, Attr{AttrDisputeID, id.String()}, Attr{AttrError, err.Error()})
+			if e.l.fatal == nil {
+				e.voidDispute(d)
+			}
 		}
 	}
 	var paid []payout

@@ -722,6 +722,20 @@ func (e *exec) advanceDispute(d Dispute) error {
 	return nil
 }
 
+// voidDispute settles d, whose game cannot go on past its deadline (its
+// timeout failed, or left the game undecided with its deadline behind:
+// a transcript full at disputegame.MaxEntries), as void: nobody is
+// punished, and the receipt goes on as if the dispute had not been. Left
+// open, nothing would ever settle it: its parties' open disputes, which
+// hold back their matured unbondings, and the receipt, challenged, never
+// paid nor refunded, would stay so for good.
+func (e *exec) voidDispute(d Dispute) {
+	e.settleDispute(d, DisputeStatus{Done: true, Reason: voidReason})
+}
+
+// voidReason is the reason of a dispute voidDispute settles.
+const voidReason = "the dispute game could not go on past its deadline"
+
 // addDisputes changes the count of open disputes a is a party to; when
 // it falls, a's matured unbondings may be released.
 func (e *exec) addDisputes(a Address, d int) {

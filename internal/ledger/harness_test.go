@@ -49,7 +49,9 @@ func (fakeOpenings) CheckOpenings(rcpt []byte, seed Hash, cells uint32, openings
 // message "bisect" (or "bisect " and any bytes: a long answer) from the
 // side whose turn it is passes the turn,
 // "referee:worker", "referee:challenger" and "referee:void" end the game
-// (naming the winner, or nobody); anything else is rejected. The side to
+// (naming the winner, or nobody); "stall" passes the turn and makes every
+// timeout leave the game as it is, "stall:error" makes it fail; anything
+// else is rejected. The side to
 // answer has fakeTimeout blocks.
 type fakeGame struct{}
 
@@ -59,6 +61,9 @@ type fakeState struct {
 	Turn     Side
 	Deadline uint64
 	Status   DisputeStatus
+	// Stalled (the message "stall"): timeouts leave the game as it is, as
+	// disputegame's do for a full transcript, or fail ("stall:error").
+	Stalled string `json:",omitempty"`
 }
 
 func (fakeGame) Start(rcpt, commitment []byte, h, _ uint64) ([]byte, error) {
@@ -89,6 +94,10 @@ func (fakeGame) Step(state []byte, from Side, msg []byte, h uint64) ([]byte, err
 		s.Status = DisputeStatus{Done: true, Lost: [2]bool{true, false}, Reason: "referee"}
 	case "referee:void":
 		s.Status = DisputeStatus{Done: true, Reason: "referee failed"}
+	case "stall", "stall:error":
+		s.Stalled = string(msg)
+		s.Turn = 3 - s.Turn
+		s.Status.Deadline = h + fakeTimeout
 	default:
 		return nil, errors.New("unparseable message")
 	}
@@ -99,6 +108,12 @@ func (fakeGame) Tick(state []byte, h uint64) ([]byte, error) {
 	var s fakeState
 	if err := json.Unmarshal(state, &s); err != nil {
 		return nil, err
+	}
+	switch s.Stalled {
+	case "stall":
+		return state, nil
+	case "stall:error":
+		return nil, errors.New("the game cannot tick")
 	}
 	if !s.Status.Done && h > s.Status.Deadline {
 		s.Status.Done = true

@@ -322,6 +322,35 @@ func TestDisputes(t *testing.T) {
 			t.Fatal("losing challenger not slashed")
 		}
 	})
+	// A game whose timeout cannot decide it (disputegame's Tick leaves a
+	// full transcript as it is, so its deadline stays behind; or the tick
+	// fails) was never stored again nor queued: the dispute stayed open
+	// for good, its receipt challenged and its parties' matured
+	// unbondings held. It is settled void now.
+	for _, stall := range []string{"stall", "stall:error"} {
+		t.Run("timeout cannot decide: "+stall, func(t *testing.T) {
+			h, id, did := start(t)
+			h.ok(move(h, "carol", did, stall))
+			var d Dispute
+			h.query("dispute/"+did.String(), &d)
+			wStake, cStake := h.stakeOf("carol").Bonded, h.stakeOf("dave").Bonded
+			h.blocksUntil(d.Deadline + 2)
+			h.query("dispute/"+did.String(), &d)
+			if d.Status != DisputeVoid || d.Reason != voidReason {
+				t.Fatalf("dispute %q (%q) after its deadline, want void", d.Status, d.Reason)
+			}
+			if h.stakeOf("carol").Disputes != 0 || h.stakeOf("dave").Disputes != 0 {
+				t.Fatal("the parties still count the dispute as open")
+			}
+			if h.stakeOf("carol").Bonded != wStake || h.stakeOf("dave").Bonded != cStake {
+				t.Fatal("a void dispute punished a party")
+			}
+			h.blocksUntil(h.receiptRecord(id).WindowEnd + 1)
+			if st := h.receiptRecord(id).Status; st != StatusFinal {
+				t.Fatalf("receipt %q after its window, want final", st)
+			}
+		})
+	}
 	t.Run("late move", func(t *testing.T) {
 		h, id, did := start(t)
 		var d Dispute
