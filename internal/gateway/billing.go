@@ -425,9 +425,10 @@ func (s *Server) Status(ctx context.Context, id string) (string, error) {
 	return s.o.Status(ctx, id)
 }
 
-// Server timeouts (HTTPServer). There is no write timeout: a streamed
-// completion or an MCP event stream may run for minutes; a stream whose
-// client stops reading ends when the generation's writes fail.
+// Server timeouts (HTTPServer). There is no write timeout for a whole
+// response: a streamed completion or an MCP event stream may run for
+// minutes; each write of a streamed completion has StreamWriteTimeout
+// instead, so that a stream whose client stops reading ends.
 const (
 	ReadHeaderTimeout = 10 * time.Second
 	ReadTimeout       = 60 * time.Second // the whole request, body included

@@ -3,6 +3,8 @@ package gateway
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"net/http"
 	"time"
 	"unicode/utf8"
@@ -186,16 +188,42 @@ func (s *sse) send(v any) error {
 		return err
 	}
 	buf.WriteString("\n")
-	if _, err := s.w.Write(buf.Bytes()); err != nil {
-		return err
+	return s.write(buf.Bytes())
+}
+
+// write sends b and flushes it, within StreamWriteTimeout. The events are
+// written by the generation's own goroutine (its OnToken): a client that
+// keeps its connection open but stops reading (a zero TCP window) made
+// that write block for good, and the generation with it, holding its
+// batch slot and key/value cache and slowing every step of the batch
+// while it paid for nothing. Its write now fails after the timeout, which
+// ends the generation as a hang-up does (charged for what it generated).
+func (s *sse) write(b []byte) error {
+	rc := http.NewResponseController(s.w)
+	// A writer without deadlines (a test's recorder) writes as before.
+	_ = rc.SetWriteDeadline(time.Now().Add(StreamWriteTimeout))
+	if _, err := s.w.Write(b); err != nil {
+		return fmt.Errorf("stream: %w", err)
 	}
-	http.NewResponseController(s.w).Flush()
+	if err := rc.Flush(); err != nil && !errors.Is(err, http.ErrNotSupported) {
+		return fmt.Errorf("stream: %w", err)
+	}
 	return nil
 }
 
+// StreamWriteTimeout bounds each write of a streamed answer: a client
+// that reads none of it for this long is cut off.
+var StreamWriteTimeout = 30 * time.Second
+
+// close clears the write deadline that write set: net/http sets none
+// of its own (no WriteTimeout), and the next request on a kept-alive
+// connection would find this one's.
+func (s *sse) close() {
+	_ = http.NewResponseController(s.w).SetWriteDeadline(time.Time{})
+}
+
 func (s *sse) done() {
-	s.w.Write([]byte("data: [DONE]\n\n"))
-	http.NewResponseController(s.w).Flush()
+	_ = s.write([]byte("data: [DONE]\n\n"))
 }
 
 // fail reports an error: as an error response before the stream started,
@@ -280,6 +308,7 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request, acct string, body 
 	}
 	includeUsage := req.StreamOptions != nil && req.StreamOptions.IncludeUsage
 	st := &sse{w: w}
+	defer st.close()
 	chunk := func(ch chatChoice) chatResponse {
 		c := base
 		c.Object = "chat.completion.chunk"
@@ -393,6 +422,7 @@ func (s *Server) completions(w http.ResponseWriter, r *http.Request, acct string
 	}
 	includeUsage := req.StreamOptions != nil && req.StreamOptions.IncludeUsage
 	st := &sse{w: w}
+	defer st.close()
 	offset := 0
 	res, err := s.Generate(r.Context(), acct, wreq, func(d inference.Delta) error {
 		if !st.started {

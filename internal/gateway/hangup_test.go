@@ -5,8 +5,11 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
+	"os"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -180,5 +183,76 @@ func TestHangUpMidStreamIsCharged(t *testing.T) {
 	time.Sleep(50 * time.Millisecond)
 	if n := len(b.ledger.waitSubmitted(t, 0)); n != len(got) {
 		t.Errorf("%d receipts in the outbox, want %d", n, len(got))
+	}
+}
+
+// stallWriter is a client that keeps its connection open and reads
+// nothing (a zero TCP window): once stall is set, every flush blocks
+// until the write deadline, then fails as net/http's would.
+type stallWriter struct {
+	*httptest.ResponseRecorder
+	mu       sync.Mutex
+	deadline time.Time
+	flushes  int
+	stall    int // flushes that go through before it stalls
+}
+
+func (w *stallWriter) SetWriteDeadline(t time.Time) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.deadline = t
+	return nil
+}
+
+func (w *stallWriter) Flush() { _ = w.FlushError() }
+
+func (w *stallWriter) FlushError() error {
+	w.mu.Lock()
+	w.flushes++
+	n, d := w.flushes, w.deadline
+	w.mu.Unlock()
+	if n <= w.stall {
+		w.ResponseRecorder.Flush()
+		return nil
+	}
+	if d.IsZero() {
+		select {} // no deadline: blocked for good
+	}
+	time.Sleep(time.Until(d))
+	return os.ErrDeadlineExceeded
+}
+
+// TestAttackStalledStreamHoldsSlot: a streaming client that stops reading
+// but keeps its connection open blocked the generation's write, on the
+// generation's own goroutine, for good: it held its batch slot and cache,
+// every batch step waited for it, and it was charged nothing (the request
+// never ended). Each write now has StreamWriteTimeout; the stalled
+// stream ends as a hang-up, charged for the tokens generated.
+func TestAttackStalledStreamHoldsSlot(t *testing.T) {
+	defer func(d time.Duration) { StreamWriteTimeout = d }(StreamWriteTimeout)
+	StreamWriteTimeout = 200 * time.Millisecond
+	b := newBilled(t, map[string]uint64{"sk-a": 100000}, nil)
+	a := b.addr["sk-a"]
+	req := httptest.NewRequest("POST", "/v1/completions", strings.NewReader(`{"model":"stories260K","prompt":"Once upon a time","max_tokens":100,"temperature":0,"stream":true}`))
+	req.Header.Set("Authorization", "Bearer sk-a")
+	req.Header.Set("Content-Type", "application/json")
+	w := &stallWriter{ResponseRecorder: httptest.NewRecorder(), stall: 3}
+	done := make(chan struct{})
+	go func() { defer close(done); b.srv.ServeHTTP(w, req) }()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the stalled stream's request never ended")
+	}
+	got := b.ledger.waitSubmitted(t, 1)
+	if got[0].Requester != a.String() || got[0].Fee == 0 {
+		t.Fatalf("the stalled stream was charged %d to %s", got[0].Fee, got[0].Requester)
+	}
+	r, err := receipt.Parse(got[0].Receipt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Output) == 0 || len(r.Output) >= 100 {
+		t.Fatalf("the stalled stream's receipt has %d tokens, want it cut short", len(r.Output))
 	}
 }

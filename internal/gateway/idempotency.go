@@ -3,6 +3,7 @@ package gateway
 import (
 	"bytes"
 	"crypto/sha256"
+	"errors"
 	"net/http"
 	"sync"
 )
@@ -194,10 +195,18 @@ func (r *recorder) Write(p []byte) (int, error) {
 	return n, err
 }
 
-func (r *recorder) Flush() {
-	if f, ok := r.ResponseWriter.(http.Flusher); ok {
-		f.Flush()
+func (r *recorder) Flush() { _ = r.FlushError() }
+
+// FlushError flushes the response underneath and returns its error (a
+// write deadline passed: http.ResponseController prefers it to Flush,
+// which would lose the error).
+func (r *recorder) FlushError() error {
+	err := http.NewResponseController(r.ResponseWriter).Flush()
+	if err != nil && !errors.Is(err, http.ErrNotSupported) {
+		r.failed = true
+		return err
 	}
+	return nil
 }
 
 func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
