@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"net/http"
+	"strings"
 	"sync"
 )
 
@@ -92,14 +93,18 @@ func entrySize(key string, header http.Header, body []byte) int64 {
 // provoke without an API key under an account of a key made for the
 // request, and whose thousands of one-entry accounts evicted every paying
 // account's entries) or is larger than an account may store, so that a
-// retry runs again.
+// retry runs again. Under an x402 payer's scope only a paid answer (2xx
+// with its PAYMENT-RESPONSE) is stored: any signature of a key made for
+// the request gives such a scope, and its 400s and 404s (a body refused
+// before the payment is looked at) evicted paying accounts' entries too.
 func (c *idemCache) finish(account, key string, e *idemEntry, rec *recorder, complete bool) {
 	c.mu.Lock()
 	k := idemKey{account, key}
 	header := rec.Header().Clone()
 	body := rec.buf.Bytes()
 	e.size = entrySize(key, header, body)
-	if complete && rec.status < 500 && rec.status != http.StatusTooManyRequests && rec.status != http.StatusPaymentRequired && e.size <= c.maxAcct {
+	if complete && rec.status < 500 && rec.status != http.StatusTooManyRequests && rec.status != http.StatusPaymentRequired && e.size <= c.maxAcct &&
+		(!strings.HasPrefix(account, x402Scope) || rec.status/100 == 2 && header.Get(HeaderPaymentResponse) != "") {
 		e.ok, e.status, e.header, e.body = true, rec.status, header, body
 		a := c.accts[account]
 		if a == nil {

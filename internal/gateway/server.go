@@ -289,11 +289,15 @@ func (s *Server) post(h func(w http.ResponseWriter, r *http.Request, acct string
 				writeError(w, s.x402Refused(xr, err).(*apiError))
 				return
 			}
-			xr.payload, xr.tx, acct = p, tx, "x402:"+tx.Signer.String()
+			xr.payload, xr.tx, acct = p, tx, x402Scope+tx.Signer.String()
 		}
 		inner(w, r.WithContext(context.WithValue(r.Context(), x402Key{}, xr)), acct)
 	}
 }
+
+// x402Scope prefixes the idempotency scope of an x402 payer (its
+// address follows), which any signature of its key gives.
+const x402Scope = "x402:"
 
 // postBody reads the body of a POST (with the size limit) and runs h under
 // the Idempotency-Key rule.

@@ -504,7 +504,7 @@ func (s *Server) PayGenerate(ctx context.Context, payment json.RawMessage, req i
 		var p *PaymentPayload
 		var tx *ledger.Tx
 		if p, tx, err = decodePayment(base64.StdEncoding.EncodeToString(payment)); err == nil {
-			xr.payload, xr.tx, acct = p, tx, "x402:"+tx.Signer.String()
+			xr.payload, xr.tx, acct = p, tx, x402Scope+tx.Signer.String()
 		} else {
 			err = s.x402Refused(xr, err)
 		}

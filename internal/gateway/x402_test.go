@@ -741,6 +741,19 @@ func TestAttackIdempotencyFlush(t *testing.T) {
 			t.Fatalf("bogus payment: %d", r.StatusCode)
 		}
 	}
+	// Requests that fail before any payment (a body the API refuses, an
+	// unknown model whose name the error repeats) under the same bogus
+	// signatures: their 400s and 404s were stored, one account each.
+	for i := range 300 {
+		body := `{}`
+		if i%2 == 1 {
+			body = fmt.Sprintf(`{"model":"%0500d","messages":[{"role":"user","content":"x"}]}`, i)
+		}
+		r, _ := post(t, ts.URL+"/v1/chat/completions", body, HeaderPaymentSignature, bogus(), "Idempotency-Key", fmt.Sprintf("bad-%0200d", i))
+		if r.StatusCode != http.StatusBadRequest && r.StatusCode != http.StatusNotFound {
+			t.Fatalf("bogus request: %d", r.StatusCode)
+		}
+	}
 	n := e.gen.n.Load()
 	res, _ := post(t, ts.URL+"/v1/chat/completions", legit, "Authorization", "Bearer k", "Idempotency-Key", "order-42")
 	if res.Header.Get("Idempotent-Replayed") != "true" || e.gen.n.Load() != n {
