@@ -459,6 +459,42 @@ func (s *Scheduler) signal() {
 // ignored: prompts are fed in chunks, with the same results). The
 // callbacks run on the caller's goroutine; req.Trace runs on the
 // scheduler's, never at the same time as the callbacks.
+// fits fails with ErrTooLarge when a request of prompt tokens running
+// to steps positions could never fit the key/value budget.
+func (s *Scheduler) fits(prompt, steps int) error {
+	if kv := s.e.CacheBytes(steps, steps); kv > s.cfg.KVBudget {
+		budget := s.cfg.KVBudget / s.perKV
+		if int64(prompt) > budget {
+			return fmt.Errorf("%w: the prompt's %d tokens need %d bytes of KV cache, the budget is %d bytes (%d positions)", ErrTooLarge, prompt, int64(prompt)*s.perKV, s.cfg.KVBudget, budget)
+		}
+		return fmt.Errorf("%w: %d positions (prompt %d and up to %d generated tokens) need %d bytes of KV cache, the budget is %d bytes (%d positions); ask for fewer tokens", ErrTooLarge, steps, prompt, steps-prompt+1, kv, s.cfg.KVBudget, budget)
+	}
+	return nil
+}
+
+// Check says, before a request is paid for, whether Run would refuse it
+// at once: ErrTooLarge when its prompt tokens running to steps positions
+// (0 or beyond the context: the context) could never fit the key/value
+// budget, ErrBusy when the queue is full and a request of acct could not
+// take a place in it. A paid request (an x402 escrow) submits its
+// payment before Run: refused then, its escrow stayed locked until it
+// expired, and its fee was lost. ErrBusy is a snapshot: Run may still
+// find the queue full.
+func (s *Scheduler) Check(acct string, prompt, steps int) error {
+	if c := s.e.Model().Config; steps <= 0 || steps > c.ContextLen {
+		steps = c.ContextLen
+	}
+	if err := s.fits(prompt, steps); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.queue) >= s.cfg.MaxQueue && !s.canPushOutLocked(acct) {
+		return fmt.Errorf("%w: %d sequences running and %d waiting", ErrBusy, s.running, len(s.queue))
+	}
+	return nil
+}
+
 func (s *Scheduler) Run(ctx context.Context, req generate.Request) (generate.Result, error) {
 	var res generate.Result
 	c := s.e.Model().Config
@@ -483,12 +519,8 @@ func (s *Scheduler) Run(ctx context.Context, req generate.Request) (generate.Res
 			return res, fmt.Errorf("generate: prompt token %d at index %d is outside the vocabulary of %d", t, i, c.Vocab)
 		}
 	}
-	if kv := s.e.CacheBytes(steps, steps); kv > s.cfg.KVBudget {
-		budget := s.cfg.KVBudget / s.perKV
-		if int64(len(req.Prompt)) > budget {
-			return res, fmt.Errorf("%w: the prompt's %d tokens need %d bytes of KV cache, the budget is %d bytes (%d positions)", ErrTooLarge, len(req.Prompt), int64(len(req.Prompt))*s.perKV, s.cfg.KVBudget, budget)
-		}
-		return res, fmt.Errorf("%w: %d positions (prompt %d and up to %d generated tokens) need %d bytes of KV cache, the budget is %d bytes (%d positions); ask for fewer tokens", ErrTooLarge, steps, len(req.Prompt), steps-len(req.Prompt)+1, kv, s.cfg.KVBudget, budget)
+	if err := s.fits(len(req.Prompt), steps); err != nil {
+		return res, err
 	}
 	first := 0
 	if req.OnLogits == nil || req.OutputLogitsOnly {
@@ -689,17 +721,8 @@ func (s *Scheduler) admit(ctx context.Context, w *waiter) error {
 // account has: one account's flood cannot keep the others out of the
 // queue, and a single account's requests are first come, first served.
 func (s *Scheduler) pushOutLocked(acct string) bool {
-	heavy, most := "", 0
-	for _, w := range s.queue {
-		if n := s.accounts[w.acct].waiting; n > most {
-			heavy, most = w.acct, n
-		}
-	}
-	own := 0
-	if a := s.accounts[acct]; a != nil {
-		own = a.waiting
-	}
-	if most <= own+1 {
+	heavy, most, ok := s.heaviestLocked(acct)
+	if !ok {
 		return false
 	}
 	for i := len(s.queue) - 1; i >= 0; i-- {
@@ -712,6 +735,28 @@ func (s *Scheduler) pushOutLocked(acct string) bool {
 		}
 	}
 	return false
+}
+
+// heaviestLocked returns the account with the most requests waiting, and
+// how many, and whether a request of acct may push one of them out: that
+// account waits with more than one request more than acct.
+func (s *Scheduler) heaviestLocked(acct string) (heavy string, most int, ok bool) {
+	for _, w := range s.queue {
+		if n := s.accounts[w.acct].waiting; n > most {
+			heavy, most = w.acct, n
+		}
+	}
+	own := 0
+	if a := s.accounts[acct]; a != nil {
+		own = a.waiting
+	}
+	return heavy, most, most > own+1
+}
+
+// canPushOutLocked reports whether pushOutLocked(acct) would make room.
+func (s *Scheduler) canPushOutLocked(acct string) bool {
+	_, _, ok := s.heaviestLocked(acct)
+	return ok
 }
 
 // accountLocked returns acct's share, made if it has none.

@@ -429,3 +429,66 @@ func TestOverdueWorkSkipped(t *testing.T) {
 		t.Fatalf("openings of an overdue audit: %v, want errLate", err)
 	}
 }
+
+// TestAttackEscrowBeforeAdmission: a paid request's escrow went to the
+// ledger (Bind) before the batch looked at it; a request that could never
+// fit the key/value budget, or that met a full queue, was then refused,
+// its payer's escrow locked until it expired and its fee lost. The batch
+// is asked first now: Bind is not called for a request it refuses.
+func TestAttackEscrowBeforeAdmission(t *testing.T) {
+	m, err := model.Load(testutil.Shared(t, "models/stories260K.gguf"), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := engine.New(m, engine.Options{Threads: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	perPos := e.CacheBytes(1, 1)
+	e.Close()
+	// Room for 64 positions.
+	w, err := New(m, Config{Threads: 1, KVBudget: 64 * perPos, KVPage: 16, MaxConcurrent: 1, MaxQueue: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	bound := 0
+	req := textReq("Once upon a time", 100) // 5 + 100 positions
+	req.Bind = func(ledger.Hash) error { bound++; return nil }
+	if _, err := w.Generate(context.Background(), req, nil); !errors.Is(err, ErrContextLength) {
+		t.Fatalf("a request over the budget: %v, want ErrContextLength", err)
+	}
+	if bound != 0 {
+		t.Fatal("the request over the budget was bound to its payment first")
+	}
+	// A full queue: one request running (held at its first token), one
+	// waiting; the next, of the same account, cannot push it out.
+	started, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	hold := func(Delta) error {
+		once.Do(func() { close(started) })
+		<-release
+		return nil
+	}
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); w.Generate(context.Background(), textReq("Once upon a time", 8), hold) }()
+	<-started
+	go func() { defer wg.Done(); w.Generate(context.Background(), textReq("Once upon a time", 8), nil) }()
+	for deadline := time.Now().Add(20 * time.Second); w.BatchStats().Queued < 1; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the second request never queued")
+		}
+	}
+	req = textReq("Once upon a time", 8)
+	req.Bind = func(ledger.Hash) error { bound++; return nil }
+	_, err = w.Generate(context.Background(), req, nil)
+	close(release)
+	wg.Wait()
+	if !errors.Is(err, ErrBusy) {
+		t.Fatalf("a request meeting a full queue: %v, want ErrBusy", err)
+	}
+	if bound != 0 {
+		t.Fatal("the request meeting a full queue was bound to its payment first")
+	}
+}

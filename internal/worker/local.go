@@ -499,6 +499,19 @@ func (w *Local) Generate(ctx context.Context, req Request, onDelta func(Delta) e
 	if req.MaxTokens > 0 && req.MaxTokens-1 < ctxLen-len(prompt) {
 		steps = len(prompt) + req.MaxTokens - 1
 	}
+	// Refused by the batch at once (it could never fit the key/value
+	// budget, or the queue is full): said before the request is admitted
+	// for billing and its payment bound (an x402 escrow goes to the ledger
+	// at Bind, and would stay locked until it expired).
+	if err := w.sched.Check(req.Account, len(prompt), steps); err != nil {
+		switch {
+		case errors.Is(err, scheduler.ErrTooLarge):
+			return nil, fmt.Errorf("%w: %v", ErrContextLength, err)
+		case errors.Is(err, scheduler.ErrBusy):
+			return nil, fmt.Errorf("%w: %v", ErrBusy, err)
+		}
+		return nil, err
+	}
 	if req.Admit != nil {
 		if err := req.Admit(len(prompt), steps-len(prompt)+1); err != nil {
 			return nil, err
