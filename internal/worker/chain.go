@@ -85,7 +85,10 @@ type Chain struct {
 	box     *outbox.Machine
 	writing map[string]chan struct{}
 	store   *outbox.Store
-	watch   map[string]*receipt.Receipt // published, not yet final or slashed
+	// watch holds the receipts published and not yet final or slashed,
+	// for their audits' openings (answerAudit reads a receipt from the
+	// ledger when it is not here).
+	watch map[string]watched
 	// contested maps the disputes open against the worker to their
 	// receipts: a settled dispute's event names the dispute alone
 	// (receiptLife).
@@ -185,7 +188,7 @@ func NewChain(w *Local, cfg ChainConfig) (*Chain, error) {
 		return nil, err
 	}
 	c := &Chain{w: w, cfg: cfg, send: s, revealer: s, tip: cfg.Client.Height, log: cfg.Logger, addr: s.Address(),
-		box: outbox.New(outbox.Config{Worker: s.Address(), MaxStarts: publishStarts}), watch: map[string]*receipt.Receipt{}, contested: map[string]string{}, writing: map[string]chan struct{}{}, reveals: map[string]*Sender{}, revealAt: map[string]int64{}, validations: make(chan string, 4096),
+		box: outbox.New(outbox.Config{Worker: s.Address(), MaxStarts: publishStarts}), watch: map[string]watched{}, contested: map[string]string{}, writing: map[string]chan struct{}{}, reveals: map[string]*Sender{}, revealAt: map[string]int64{}, validations: make(chan string, 4096),
 		work: slots.New(proofSlots)}
 	if c.store, err = outbox.OpenStore(cfg.Dir); err != nil {
 		return nil, fmt.Errorf("worker chain: %w", err)
@@ -510,6 +513,9 @@ func (c *Chain) follow(ctx context.Context) {
 			continue
 		}
 		c.read.Store(h)
+		if h%16 == 0 {
+			c.unwatchOld(h)
+		}
 		var outboxEvs []outbox.Event
 		for _, e := range evs {
 			c.receiptLife(e.Event)
@@ -523,7 +529,7 @@ func (c *Chain) follow(ctx context.Context) {
 				}
 				id := a.ReceiptID.String()
 				c.mu.Lock()
-				r := c.watch[id]
+				r := c.watch[id].r
 				c.mu.Unlock()
 				task(h, func() { c.answerAudit(ctx, id, r) })
 			case ledger.EventDisputeSettled:
@@ -613,6 +619,32 @@ func (c *Chain) receiptLife(e ledger.Event) {
 		// receipt to become final.
 		if d.Status == ledger.DisputeWorkerLost || d.Status == ledger.DisputeBothLost {
 			delete(c.watch, rid)
+		}
+	}
+}
+
+// watched is a receipt in Chain.watch, and the height of the last block
+// the follow loop had read when it was published.
+type watched struct {
+	r  *receipt.Receipt
+	at int64
+}
+
+// unwatchOld drops from watch the receipts published more than
+// challengeWindow+openingWindow blocks before height h: no audit can be
+// selected for them any more, or answered. A receipt whose end event
+// (final, slashed) went by before it was watched (a restart republishing
+// its outbox after a long outage) stayed there for good.
+func (c *Chain) unwatchOld(h int64) {
+	if c.params.ChallengeWindow == 0 {
+		return // the chain's parameters not read yet
+	}
+	keep := int64(c.params.ChallengeWindow + c.params.OpeningWindow + 1)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for id, w := range c.watch {
+		if h-w.at > keep {
+			delete(c.watch, id)
 		}
 	}
 }

@@ -487,7 +487,7 @@ func TestReceiptLifeEnds(t *testing.T) {
 	}
 	id := func(s string) string { return ledger.Hash(sha256.Sum256([]byte(s))).String() }
 	for _, r := range []string{"final", "audit failed", "audit missed", "dispute lost", "both lost", "dispute won", "void", "audit passed", "other's dispute"} {
-		c.watch[id(r)] = &receipt.Receipt{}
+		c.watch[id(r)] = watched{r: &receipt.Receipt{}}
 	}
 	ev := func(typ ledger.EventType, kv ...string) ledger.Event {
 		e := ledger.Event{Type: typ}
@@ -523,7 +523,7 @@ func TestReceiptLifeEnds(t *testing.T) {
 	}
 	var left []string
 	for _, r := range []string{"final", "audit failed", "audit missed", "dispute lost", "both lost", "dispute won", "void", "audit passed", "other's dispute"} {
-		if c.watch[id(r)] != nil {
+		if c.watch[id(r)].r != nil {
 			left = append(left, r)
 		}
 	}
@@ -532,5 +532,27 @@ func TestReceiptLifeEnds(t *testing.T) {
 	}
 	if len(c.contested) != 0 {
 		t.Errorf("%d settled disputes still remembered", len(c.contested))
+	}
+}
+
+// TestUnwatchOld: a receipt whose end event went by before it was
+// watched (a restart republishing its outbox after an outage) stayed in
+// watch for good; receipts published more than challengeWindow +
+// openingWindow blocks ago, which no audit can select any more, go.
+func TestUnwatchOld(t *testing.T) {
+	c, err := NewChain(testWorker(t), ChainConfig{Client: deadLedger(t), Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.params = ledger.DefaultParams()
+	keep := int64(c.params.ChallengeWindow + c.params.OpeningWindow + 1)
+	c.watch["old"] = watched{r: &receipt.Receipt{}, at: 100}
+	c.watch["young"] = watched{r: &receipt.Receipt{}, at: 101}
+	c.unwatchOld(101 + keep)
+	if _, ok := c.watch["old"]; ok {
+		t.Error("a receipt past every audit's reach is still watched")
+	}
+	if _, ok := c.watch["young"]; !ok {
+		t.Error("a receipt an audit may still select is no longer watched")
 	}
 }

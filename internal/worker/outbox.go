@@ -493,7 +493,7 @@ func (c *Chain) published(rec outbox.Record) {
 	}
 	if r, err := receipt.Parse(rec.Receipt); err == nil {
 		c.mu.Lock()
-		c.watch[rec.ReceiptID] = r
+		c.watch[rec.ReceiptID] = watched{r: r, at: c.read.Load()}
 		c.mu.Unlock()
 	}
 	c.nPublished.Add(1)
