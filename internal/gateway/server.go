@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -104,7 +105,17 @@ type Server struct {
 	owners Owners
 	log    *slog.Logger
 	start  time.Time
+	// quoting holds a place for each x402 quote being computed (a chat
+	// template rendered, a prompt encoded, for a caller who pays nothing
+	// to ask): at most maxQuoting at once.
+	quoting chan struct{}
 }
+
+// maxQuoting is how many x402 quotes a server computes at once (each a
+// template's rendering and a prompt's encoding: up to a second of CPU a
+// megabyte, for anyone without a key); beyond, a quote request is refused
+// with 503 and Retry-After.
+func maxQuoting() int { return max(2, runtime.GOMAXPROCS(0)) }
 
 // New returns a server for o.
 func New(o Options) (*Server, error) {
@@ -143,7 +154,8 @@ func New(o Options) (*Server, error) {
 			rand.Read(x.Secret)
 		}
 	}
-	s := &Server{owners: o.Owners, o: o, mux: http.NewServeMux(), m: newMetrics(o.Registry), idem: newIdemCache(o.IdempotencyBytes, o.IdempotencyAccountBytes), log: o.Logger, start: o.Now()}
+	s := &Server{owners: o.Owners, o: o, mux: http.NewServeMux(), m: newMetrics(o.Registry), idem: newIdemCache(o.IdempotencyBytes, o.IdempotencyAccountBytes), log: o.Logger, start: o.Now(),
+		quoting: make(chan struct{}, maxQuoting())}
 	s.handle("POST /v1/chat/completions", "chat", s.post(s.chat))
 	s.handle("POST /v1/completions", "completions", s.post(s.completions))
 	s.handle("GET /v1/models", "models", s.authed(s.models))
@@ -285,11 +297,27 @@ func (s *Server) post(h func(w http.ResponseWriter, r *http.Request, acct string
 		acct := ""
 		if hdr := r.Header.Get(HeaderPaymentSignature); hdr != "" {
 			p, tx, err := decodePayment(hdr)
+			if err == nil {
+				// A payment names a quote of this gateway: one it did not
+				// issue, or an expired one, is refused before the request
+				// is read, rendered and encoded for nothing.
+				err = s.o.X402.quoted(p)
+			}
 			if err != nil {
 				writeError(w, s.x402Refused(xr, err).(*apiError))
 				return
 			}
 			xr.payload, xr.tx, acct = p, tx, x402Scope+tx.Signer.String()
+		} else {
+			select {
+			case s.quoting <- struct{}{}:
+				defer func() { <-s.quoting }()
+			default:
+				w.Header().Set("Retry-After", "1")
+				writeError(w, &apiError{Status: http.StatusServiceUnavailable, Type: "server_error", Code: strp("quotes_busy"),
+					Message: fmt.Sprintf("%d x402 quotes are being computed; retry in a second", cap(s.quoting))})
+				return
+			}
 		}
 		inner(w, r.WithContext(context.WithValue(r.Context(), x402Key{}, xr)), acct)
 	}

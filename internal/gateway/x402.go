@@ -231,6 +231,18 @@ func (x *X402) mac(b []byte) []byte {
 	return m.Sum(nil)[:16]
 }
 
+// quoted checks that a payment names a quote of this gateway (its nonce
+// issued here, not expired); the nonce is claimed, and the rest checked,
+// when the request is run.
+func (x *X402) quoted(p *PaymentPayload) error {
+	nonce, err := base64.StdEncoding.DecodeString(p.Accepted.Extra.Nonce)
+	if err != nil {
+		return refuse(ReasonInvalidPayload, "accepted.extra.nonce is not base64")
+	}
+	_, err = x.checkNonce(nonce)
+	return err
+}
+
 // checkNonce returns the deadline of a nonce the gateway issued.
 func (x *X402) checkNonce(n []byte) (int64, error) {
 	if len(n) != 40 || !hmac.Equal(x.mac(n[:24]), n[24:]) {

@@ -10,6 +10,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -724,12 +725,14 @@ func TestAttackIdempotencyFlush(t *testing.T) {
 	t.Cleanup(ts.Close)
 	legit := `{"model":"stories260K","messages":[{"role":"user","content":"Lily"}],"max_tokens":8,"seed":3}`
 	post(t, ts.URL+"/v1/chat/completions", legit, "Authorization", "Bearer k", "Idempotency-Key", "order-42")
+	nonce := ""
 	bogus := func() string {
 		_, k, _ := ed25519.GenerateKey(rand.Reader)
 		tx := &ledger.Tx{ChainID: "x402-test", Fee: 1, Msg: &ledger.MsgOpenEscrow{Worker: ledger.Address{1}, ModelID: ledger.Hash{1}, Fee: 1, Request: ledger.Hash{1}}}
 		tx.Sign(k)
 		p := PaymentPayload{X402Version: X402Version}
 		p.Accepted.Scheme = "exact"
+		p.Accepted.Extra.Nonce = nonce
 		p.Payload.Transaction = base64.StdEncoding.EncodeToString(tx.Encode())
 		b, _ := json.Marshal(p)
 		return base64.StdEncoding.EncodeToString(b)
@@ -743,7 +746,13 @@ func TestAttackIdempotencyFlush(t *testing.T) {
 	}
 	// Requests that fail before any payment (a body the API refuses, an
 	// unknown model whose name the error repeats) under the same bogus
-	// signatures: their 400s and 404s were stored, one account each.
+	// signatures, naming a real quote's nonce (one quote serves any
+	// number of them): their 400s and 404s were stored, one account each.
+	res, b := post(t, ts.URL+"/v1/chat/completions", `{"model":"stories260K","messages":[{"role":"user","content":"x"}]}`)
+	if res.StatusCode != http.StatusPaymentRequired {
+		t.Fatalf("quote: %d %s", res.StatusCode, b)
+	}
+	nonce = scheme(decodeHeader[PaymentRequired](t, res.Header.Get(HeaderPaymentRequired)), SchemeExact).Accepts[0].Extra.Nonce
 	for i := range 300 {
 		body := `{}`
 		if i%2 == 1 {
@@ -755,7 +764,7 @@ func TestAttackIdempotencyFlush(t *testing.T) {
 		}
 	}
 	n := e.gen.n.Load()
-	res, _ := post(t, ts.URL+"/v1/chat/completions", legit, "Authorization", "Bearer k", "Idempotency-Key", "order-42")
+	res, _ = post(t, ts.URL+"/v1/chat/completions", legit, "Authorization", "Bearer k", "Idempotency-Key", "order-42")
 	if res.Header.Get("Idempotent-Replayed") != "true" || e.gen.n.Load() != n {
 		t.Fatalf("the paying account's retry after the flood: replayed %q, %d generations more", res.Header.Get("Idempotent-Replayed"), e.gen.n.Load()-n)
 	}
@@ -874,5 +883,94 @@ func TestAttackBacklogUnpaid(t *testing.T) {
 	}
 	if c := <-e.submitted; c.ReceiptID != decodeResp(t, b).Verdict.ReceiptID {
 		t.Fatalf("queued %s", c.ReceiptID)
+	}
+}
+
+// parked holds every Generate until release is closed, telling entered.
+type parked struct {
+	Backend
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (p parked) Generate(ctx context.Context, req inference.Request, f func(inference.Delta) error) (*inference.Result, error) {
+	p.entered <- struct{}{}
+	<-p.release
+	return p.Backend.Generate(ctx, req, f)
+}
+
+// TestAttackQuoteFlood: anyone without a key may ask for a quote, and each
+// renders the chat template and encodes the prompt (up to a second of CPU
+// a megabyte), as many at once as callers send, beside the batch's own
+// work; a payment naming no quote of the gateway (a key made for the
+// request, any nonce) was rendered and encoded too before it was refused.
+// Now at most maxQuoting quotes are computed at once (503 and Retry-After
+// beyond), and a payment whose nonce this gateway did not issue is refused
+// before its request is read.
+func TestAttackQuoteFlood(t *testing.T) {
+	e := newX402Env(t)
+	p := parked{entered: make(chan struct{}, 64), release: make(chan struct{})}
+	ts, _ := newServer(t, func(o *Options) {
+		o.Auth, o.X402 = oneKey("k"), e.x
+		p.Backend = o.Backend
+		o.Backend = p
+	})
+	var once sync.Once
+	release := func() { once.Do(func() { close(p.release) }) }
+	defer release() // before the server's Cleanup waits for its requests
+	n := maxQuoting()
+	var wg sync.WaitGroup
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if r, b := post(t, ts.URL+"/v1/chat/completions", x402Body); r.StatusCode != http.StatusPaymentRequired {
+				t.Errorf("a quote: %d %s", r.StatusCode, b)
+			}
+		}()
+	}
+	for range n {
+		<-p.entered
+	}
+	// (Computed, it would wait for the release: the client gives up.)
+	c := &http.Client{Timeout: 10 * time.Second}
+	r, err := c.Post(ts.URL+"/v1/chat/completions", "application/json", strings.NewReader(x402Body))
+	if err != nil {
+		t.Fatalf("quote %d while %d are computed: %v, want 503 with Retry-After at once", n+1, n, err)
+	}
+	b, _ := io.ReadAll(r.Body)
+	r.Body.Close()
+	if r.StatusCode != http.StatusServiceUnavailable || r.Header.Get("Retry-After") == "" {
+		t.Errorf("quote %d while %d are computed: %d %s, want 503 with Retry-After", n+1, n, r.StatusCode, b)
+	}
+	// A payment of a key made for the request, naming no quote: refused
+	// at once (it does not wait for a place, nor reaches the backend).
+	_, k, _ := ed25519.GenerateKey(rand.Reader)
+	tx := &ledger.Tx{ChainID: "x402-test", Fee: 1, Msg: &ledger.MsgOpenEscrow{Worker: ledger.Address{1}, ModelID: ledger.Hash{1}, Fee: 1, Request: ledger.Hash{1}}}
+	tx.Sign(k)
+	pl := PaymentPayload{X402Version: X402Version}
+	pl.Accepted.Scheme = SchemeExact
+	pl.Accepted.Extra.Nonce = base64.StdEncoding.EncodeToString(make([]byte, 40))
+	pl.Payload.Transaction = base64.StdEncoding.EncodeToString(tx.Encode())
+	pb, _ := json.Marshal(pl)
+	// (Its body does not even parse: it is not read.)
+	r, b = post(t, ts.URL+"/v1/chat/completions", `{"model":`, HeaderPaymentSignature, base64.StdEncoding.EncodeToString(pb))
+	if r.StatusCode != http.StatusPaymentRequired || !strings.Contains(string(b), "not issued by this gateway") {
+		t.Errorf("a payment naming no quote: %d %s", r.StatusCode, b)
+	}
+	select {
+	case <-p.entered:
+		t.Error("the payment naming no quote reached the backend")
+	default:
+	}
+	release()
+	wg.Wait()
+	// Room again once they are done.
+	go func() {
+		for range p.entered {
+		}
+	}()
+	if r, b := post(t, ts.URL+"/v1/chat/completions", x402Body); r.StatusCode != http.StatusPaymentRequired {
+		t.Errorf("a quote after the others: %d %s", r.StatusCode, b)
 	}
 }
