@@ -233,6 +233,27 @@ func TestEventDecoders(t *testing.T) {
 		t.Error("dispute_move from no side decoded")
 	}
 
+	// The agent's own events: its URI changed, its name set, then the
+	// agent given to dave (its wallet cleared).
+	h.ok(h.tx("carol", &MsgSetAgentURI{AgentID: 1, AgentURI: "ipfs://carol/2"}))
+	h.ok(h.tx("carol", &MsgSetMetadata{AgentID: 1, MetadataKey: "name", MetadataValue: []byte("Carol")}))
+	h.ok(h.tx("carol", &MsgTransferFrom{From: carol, To: dave, AgentID: 1}))
+	if got := decodeAll(t, h.events, EventURIUpdated, DecodeURIUpdated); len(got) != 1 || got[0] != (URIUpdated{AgentID: 1, AgentURI: "ipfs://carol/2", UpdatedBy: carol}) {
+		t.Errorf("URIUpdated: %+v", got)
+	}
+	if got := decodeAll(t, h.events, EventMetadataSet, DecodeMetadataSet); len(got) != 1 || got[0] != (MetadataSet{AgentID: 1, MetadataKey: "name"}) {
+		t.Errorf("MetadataSet: %+v", got)
+	}
+	if got := decodeAll(t, h.events, EventAgentTransfer, DecodeAgentTransfer); len(got) != 1 || got[0] != (AgentTransferred{From: carol, To: dave, AgentID: 1}) {
+		t.Errorf("Transfer (agent): %+v", got)
+	}
+	if got := decodeAll(t, h.events, EventAgentWalletSet, DecodeAgentWalletSet); len(got) != 1 || got[0] != (AgentWalletSet{AgentID: 1}) {
+		t.Errorf("AgentWalletSet: %+v", got)
+	}
+	if _, err := DecodeAgentTransfer(Event{Type: EventTransfer, Attrs: []Attr{{AttrFrom, carol.String()}, {AttrTo, dave.String()}, {AttrAmount, "1"}}}); err == nil {
+		t.Error("a token transfer decoded as an agent's")
+	}
+
 	// A decoder refuses another event type, a missing attribute and a
 	// malformed value, with an error naming what is wrong.
 	good := pub[0]
@@ -284,6 +305,10 @@ func FuzzDecodeEvent(f *testing.F) {
 		DecodeDisputeOpened(ev)
 		DecodeDisputeSettled(ev)
 		DecodeRegistered(ev)
+		DecodeURIUpdated(ev)
+		DecodeMetadataSet(ev)
+		DecodeAgentWalletSet(ev)
+		DecodeAgentTransfer(ev)
 		DecodeValidationRequest(ev)
 		DecodeTxEvent(ev)
 		DecodeTransfer(ev)

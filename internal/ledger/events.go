@@ -175,6 +175,65 @@ func DecodeRegistered(ev Event) (Registered, error) {
 	return g, r.err
 }
 
+// URIUpdated is ERC-8004's URIUpdated event: agent AgentID's agentURI is
+// now AgentURI, set by UpdatedBy (its owner).
+type URIUpdated struct {
+	AgentID   uint64
+	AgentURI  string
+	UpdatedBy Address
+}
+
+// DecodeURIUpdated reads a URIUpdated event.
+func DecodeURIUpdated(ev Event) (URIUpdated, error) {
+	r := readAttrs(ev, EventURIUpdated)
+	u := URIUpdated{AgentID: r.uint(AttrAgentID, 64), AgentURI: r.str(AttrAgentURI), UpdatedBy: r.addr(AttrUpdatedBy)}
+	return u, r.err
+}
+
+// MetadataSet is ERC-8004's MetadataSet event: agent AgentID's metadata
+// entry MetadataKey was set. The event does not carry the value (up to
+// 4096 bytes): it is read with the query agent/{id}/metadata/{key}.
+type MetadataSet struct {
+	AgentID     uint64
+	MetadataKey string
+}
+
+// DecodeMetadataSet reads a MetadataSet event.
+func DecodeMetadataSet(ev Event) (MetadataSet, error) {
+	r := readAttrs(ev, EventMetadataSet)
+	m := MetadataSet{AgentID: r.uint(AttrAgentID, 64), MetadataKey: r.str(AttrMetadataKey)}
+	return m, r.err
+}
+
+// AgentWalletSet is an AgentWalletSet event: agent AgentID's wallet is
+// now AgentWallet (the zero address: cleared, as a transfer does).
+type AgentWalletSet struct {
+	AgentID     uint64
+	AgentWallet Address
+}
+
+// DecodeAgentWalletSet reads an AgentWalletSet event.
+func DecodeAgentWalletSet(ev Event) (AgentWalletSet, error) {
+	r := readAttrs(ev, EventAgentWalletSet)
+	w := AgentWalletSet{AgentID: r.uint(AttrAgentID, 64), AgentWallet: r.addr(AttrAgentWallet)}
+	return w, r.err
+}
+
+// AgentTransferred is the Identity registry's ERC-721 Transfer event:
+// agent AgentID (the event's tokenId) went from owner From to To.
+type AgentTransferred struct {
+	From, To Address
+	AgentID  uint64
+}
+
+// DecodeAgentTransfer reads a Transfer event (the agent's, not the
+// token transfer event, which DecodeTransfer reads).
+func DecodeAgentTransfer(ev Event) (AgentTransferred, error) {
+	r := readAttrs(ev, EventAgentTransfer)
+	t := AgentTransferred{From: r.addr(AttrFrom), To: r.addr(AttrTo), AgentID: r.uint(AttrTokenID, 64)}
+	return t, r.err
+}
+
 // ValidationRequested is ERC-8004's ValidationRequest event: an agent
 // asks a validator to validate the work at RequestURI.
 type ValidationRequested struct {
