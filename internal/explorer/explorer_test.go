@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -45,7 +46,27 @@ type fakeLedger struct {
 	data     map[ledger.Hash][]byte
 	audits   map[ledger.Hash]ledger.Audit
 	disputes map[ledger.Hash]ledger.Dispute
+	meta     map[string][]byte // answers to agent/ID/metadata/KEY
 	down     bool
+	// calls counts the reads answered (every method); each waits delay,
+	// then for gate when it is set, counted in waiting meanwhile.
+	calls   atomic.Int64
+	delay   time.Duration
+	gate    chan struct{}
+	waiting atomic.Int64
+}
+
+// hit counts one read of the node.
+func (f *fakeLedger) hit() {
+	f.calls.Add(1)
+	if f.delay > 0 {
+		time.Sleep(f.delay)
+	}
+	if f.gate != nil {
+		f.waiting.Add(1)
+		<-f.gate
+		f.waiting.Add(-1)
+	}
 }
 
 var errDown = errors.New("connection refused")
@@ -53,10 +74,11 @@ var errDown = errors.New("connection refused")
 func newFake() *fakeLedger {
 	return &fakeLedger{accounts: map[ledger.Address]ledger.Account{}, stakes: map[ledger.Address]ledger.Stake{},
 		models: map[ledger.Hash]ledger.Model{}, agents: map[uint64]ledger.Agent{}, receipts: map[ledger.Hash]ledger.ReceiptRecord{},
-		data: map[ledger.Hash][]byte{}, audits: map[ledger.Hash]ledger.Audit{}, disputes: map[ledger.Hash]ledger.Dispute{}}
+		data: map[ledger.Hash][]byte{}, audits: map[ledger.Hash]ledger.Audit{}, disputes: map[ledger.Hash]ledger.Dispute{}, meta: map[string][]byte{}}
 }
 
 func (f *fakeLedger) Query(_ context.Context, path string, data []byte) ([]byte, error) {
+	f.hit()
 	if f.down {
 		return nil, errDown
 	}
@@ -70,10 +92,14 @@ func (f *fakeLedger) Query(_ context.Context, path string, data []byte) ([]byte,
 	case "agent/1/metadata/name":
 		return json.Marshal([]byte("cat " + hostile))
 	}
+	if v, ok := f.meta[path]; ok {
+		return json.Marshal(v)
+	}
 	return nil, fmt.Errorf("fake ledger: no path %s", path)
 }
 
 func (f *fakeLedger) Height(context.Context) (int64, error) {
+	f.hit()
 	if f.down {
 		return 0, errDown
 	}
@@ -81,6 +107,7 @@ func (f *fakeLedger) Height(context.Context) (int64, error) {
 }
 
 func (f *fakeLedger) Validators(context.Context) ([]ledger.ValidatorUpdate, error) {
+	f.hit()
 	if f.down {
 		return nil, errDown
 	}
@@ -88,10 +115,12 @@ func (f *fakeLedger) Validators(context.Context) ([]ledger.ValidatorUpdate, erro
 }
 
 func (f *fakeLedger) Params(context.Context) (ledger.Params, error) {
+	f.hit()
 	return ledger.DefaultParams(), nil
 }
 
 func lookup[K comparable, V any](f *fakeLedger, m map[K]V, k K) (V, bool, error) {
+	f.hit()
 	if f.down {
 		var v V
 		return v, false, errDown
@@ -217,7 +246,8 @@ func newWorld(t testing.TB) *world {
 	l.chain = ledger.ChainInfo{ChainID: "test", Height: 40, Time: 1_700_000_040}
 	l.vals = []ledger.ValidatorUpdate{{PubKey: ver, Power: 10}}
 	l.models[mid] = ledger.Model{ModelID: mid, Name: "tiny " + hostile, SpecVersion: 2, Active: true, Attesters: []ledger.Address{ver}}
-	l.agents[1] = ledger.Agent{AgentID: 1, Owner: wk, AgentURI: `javascript:window.__pwned=1//"><script>window.__pwned=1</script>`}
+	hostileURI := `javascript:window.__pwned=1//"><script>window.__pwned=1</script>`
+	l.agents[1] = ledger.Agent{AgentID: 1, Owner: wk, AgentURI: hostileURI, AgentWallet: wk}
 	l.stakes[wk] = ledger.Stake{Bonded: 900, Slashed: 1, JailedUntil: 140}
 	l.accounts[req] = ledger.Account{Balance: 5000, Nonce: 3}
 	l.receipts[w.rid] = ledger.ReceiptRecord{ReceiptID: w.rid, Worker: wk, ModelID: mid, Height: 10, WindowEnd: 25,
@@ -230,7 +260,8 @@ func newWorld(t testing.TB) *world {
 	escrow := ledger.Hash{9}
 	blocks := map[int64][]client.Event{
 		1: {ev(ledger.EventModelRegistered, ledger.AttrModelID, mid.String(), ledger.AttrRegistrant, wk.String()),
-			ev(ledger.EventRegistered, ledger.AttrAgentID, "1", ledger.AttrAgentURI, "u", ledger.AttrOwner, wk.String()),
+			ev(ledger.EventRegistered, ledger.AttrAgentID, "1", ledger.AttrAgentURI, hostileURI, ledger.AttrOwner, wk.String()),
+			ev(ledger.EventMetadataSet, ledger.AttrAgentID, "1", ledger.AttrMetadataKey, "name"),
 			ev(ledger.EventBond, ledger.AttrAccount, wk.String(), ledger.AttrAmount, "900", ledger.AttrBonded, "900")},
 		9: {escrowOpened(escrow, req, wk, mid)},
 		10: {ev(ledger.EventReceiptPublished, ledger.AttrReceiptID, w.rid.String(), ledger.AttrEscrowID, escrow.String(), ledger.AttrWorker, wk.String(),
@@ -242,11 +273,22 @@ func newWorld(t testing.TB) *world {
 			ledger.AttrWorker, wk.String())},
 		16: {ev(ledger.EventDisputeMove, ledger.AttrDisputeID, w.did.String(), ledger.AttrFrom, ledger.SideChallenger.String(), ledger.AttrMove, "1")},
 		20: {ev(ledger.EventDisputeSettled, ledger.AttrDisputeID, w.did.String(), ledger.AttrStatus, ledger.DisputeWorkerLost, ledger.AttrReason, "cell 5")},
+		// Feedback and a validation of the agent (the fake's summaries
+		// answer for them).
+		22: {feedback(1, req), ev(ledger.EventValidationResponse, ledger.AttrValidatorAddress, ver.String(), ledger.AttrAgentID, "1",
+			ledger.AttrRequestHash, ledger.Hash{5}.String(), ledger.AttrResponse, "100", ledger.AttrResponseURI, "", ledger.AttrResponseHash, ledger.Hash{}.String(), ledger.AttrTag, "")},
 	}
 	for h := int64(1); h <= 40; h++ {
 		w.x.Add(client.Block{Height: h, Time: t0.Add(time.Duration(h) * time.Second), Events: blocks[h]})
 	}
 	return w
+}
+
+// block indexes the next block, with events.
+func (w *world) block(events ...client.Event) {
+	h, _ := w.x.Height()
+	w.x.Add(client.Block{Height: h + 1, Time: time.Unix(1_700_000_000+h+1, 0), Events: events})
+	w.l.chain.Height = uint64(h + 1)
 }
 
 // ev builds an event as a block holds it: attribute keys and values.
@@ -261,6 +303,13 @@ func ev(typ ledger.EventType, kv ...any) client.Event {
 func escrowOpened(id ledger.Hash, requester, worker ledger.Address, model ledger.Hash) client.Event {
 	return ev(ledger.EventEscrowOpened, ledger.AttrEscrowID, id.String(), ledger.AttrRequester, requester.String(), ledger.AttrWorker, worker.String(),
 		ledger.AttrModelID, model.String(), ledger.AttrFee, "10", ledger.AttrExpires, "100")
+}
+
+// feedback is a NewFeedback event: from rated the agent.
+func feedback(agent uint64, from ledger.Address) client.Event {
+	return ev(ledger.EventNewFeedback, ledger.AttrAgentID, fmt.Sprint(agent), ledger.AttrClientAddress, from.String(), ledger.AttrFeedbackIndex, "1",
+		ledger.AttrValue, "1", ledger.AttrValueDecimals, "0", ledger.AttrTag1, "", ledger.AttrTag2, "", ledger.AttrEndpoint, "",
+		ledger.AttrFeedbackURI, "", ledger.AttrFeedbackHash, ledger.Hash{}.String())
 }
 
 // game is a stored dispute transcript: three node rounds narrowing 16
@@ -535,6 +584,77 @@ func TestIndexOrder(t *testing.T) {
 	}
 }
 
+// TestAgentsFollowEvents: the agents an account page lists, with their
+// URIs and names, follow the identity events: registration (the owner
+// its wallet), a URI changed, a name set (read again from the ledger),
+// a transfer (the wallet cleared), a new wallet. An agent registered
+// before the first block indexed is not listed, as before the index kept
+// agents (the explorer cannot know its owner).
+func TestAgentsFollowEvents(t *testing.T) {
+	w := newWorld(t)
+	ts := w.server(t, false)
+	alice, bob, carol := addr("alice"), addr("bob"), addr("carol")
+	w.l.accounts[alice] = ledger.Account{Balance: 1}
+	w.l.accounts[carol] = ledger.Account{Balance: 1}
+	agents := func(a ledger.Address) string {
+		t.Helper()
+		code, _, body := get(t, ts.URL+"/explorer/account/"+a.String())
+		if code == http.StatusNotFound {
+			return ""
+		}
+		var out []string
+		for _, m := range regexp.MustCompile(`<li>agent #(\d+)(?: <span data-field="agent-name">([^<]*)</span>)?: <span class="uri">([^<]*)</span>`).FindAllStringSubmatch(body, -1) {
+			out = append(out, m[1]+" "+m[2]+" "+m[3])
+		}
+		return strings.Join(out, "; ")
+	}
+	w.block(ev(ledger.EventURIUpdated, ledger.AttrAgentID, "7", ledger.AttrAgentURI, "x", ledger.AttrUpdatedBy, alice.String()), // unknown agent
+		ev(ledger.EventRegistered, ledger.AttrAgentID, "2", ledger.AttrAgentURI, "ipfs://a", ledger.AttrOwner, alice.String()))
+	if got := agents(alice); got != "2  ipfs://a" {
+		t.Errorf("registered: %q", got)
+	}
+	w.l.meta["agent/2/metadata/name"] = []byte("Ada")
+	w.block(ev(ledger.EventURIUpdated, ledger.AttrAgentID, "2", ledger.AttrAgentURI, "ipfs://b", ledger.AttrUpdatedBy, alice.String()),
+		ev(ledger.EventMetadataSet, ledger.AttrAgentID, "2", ledger.AttrMetadataKey, "name"))
+	if got := agents(alice); got != "2 Ada ipfs://b" {
+		t.Errorf("URI and name set: %q", got)
+	}
+	w.l.meta["agent/2/metadata/name"] = []byte("Ada Lovelace")
+	w.block(ev(ledger.EventMetadataSet, ledger.AttrAgentID, "2", ledger.AttrMetadataKey, "description"))
+	if got := agents(alice); got != "2 Ada ipfs://b" {
+		t.Errorf("another key set: %q (the name is read again only when it is set)", got)
+	}
+	w.block(ev(ledger.EventMetadataSet, ledger.AttrAgentID, "2", ledger.AttrMetadataKey, "name"))
+	if got := agents(alice); got != "2 Ada Lovelace ipfs://b" {
+		t.Errorf("name set again: %q", got)
+	}
+	w.block(ev(ledger.EventAgentTransfer, ledger.AttrFrom, alice.String(), ledger.AttrTo, bob.String(), ledger.AttrTokenID, "2"),
+		ev(ledger.EventAgentWalletSet, ledger.AttrAgentID, "2", ledger.AttrAgentWallet, ledger.Address{}.String()))
+	if got := agents(alice); got != "" {
+		t.Errorf("after the transfer, the old owner lists %q", got)
+	}
+	if got := agents(bob); got != "2 Ada Lovelace ipfs://b" {
+		t.Errorf("after the transfer, the new owner lists %q", got)
+	}
+	w.block(ev(ledger.EventAgentWalletSet, ledger.AttrAgentID, "2", ledger.AttrAgentWallet, carol.String()))
+	if got := agents(carol); got != "2 Ada Lovelace ipfs://b" {
+		t.Errorf("the new wallet lists %q", got)
+	}
+	if got := agents(bob); got != "2 Ada Lovelace ipfs://b" {
+		t.Errorf("the owner, with another wallet, lists %q", got)
+	}
+	// Past accountAgents, the page says how many more there are.
+	var reg []client.Event
+	for i := range accountAgents + 5 {
+		reg = append(reg, ev(ledger.EventRegistered, ledger.AttrAgentID, fmt.Sprint(100+i), ledger.AttrAgentURI, "u", ledger.AttrOwner, carol.String()))
+	}
+	w.block(reg...)
+	_, _, body := get(t, ts.URL+"/explorer/account/"+carol.String())
+	if n := strings.Count(body, "<li>agent #"); n != accountAgents || !strings.Contains(body, `id="more-agents">and 6 more agents`) {
+		t.Errorf("an account with %d agents lists %d", accountAgents+6, n)
+	}
+}
+
 // TestRateChart: the bars hold every receipt, each in the interval of its
 // block's time.
 func TestRateChart(t *testing.T) {
@@ -585,7 +705,7 @@ func TestGolden(t *testing.T) {
 // 404 or 405), never a 500 or a panic, and nothing from the URL reaches
 // the page as markup.
 func FuzzPaths(f *testing.F) {
-	for _, s := range []string{"", "models", "workers", "receipt/xyz", "receipt/" + strings.Repeat("ab", 32), "receipt/" + strings.Repeat("ab", 32) + "/json",
+	for _, s := range []string{"", "models", "workers", "workers?page=2", "workers?page=-1", "workers?page=%00", "receipt/xyz", "receipt/" + strings.Repeat("ab", 32), "receipt/" + strings.Repeat("ab", 32) + "/json",
 		"account/" + strings.Repeat("0", 64), "account/<script>", "search?q=%3Cimg%20src=x%20onerror=alert(1)%3E", "static/app.js", "static/../../etc/passwd", "%00", "receipt/%ff%fe"} {
 		f.Add(s)
 	}

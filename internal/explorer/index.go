@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 
@@ -71,6 +72,31 @@ type blockStat struct {
 	AuditsFailed int
 }
 
+// agentInfo is what the index learned of one agent from the identity
+// events: its owner, wallet and URI, which the account and workers pages
+// show without asking the ledger (the ledger cannot list an account's
+// agents: finding them by query is one query per agent ever registered,
+// and registering one costs a fee unit), and when its name
+// and reputation last changed. Those two are not in the events (a
+// MetadataSet event names the key, not the value; feedback and
+// validations are summed by the ledger's queries): the explorer reads
+// them and keeps them until a later event (readCache).
+type agentInfo struct {
+	ID     uint64
+	Owner  ledger.Address
+	Wallet ledger.Address // the zero address when cleared (a transfer clears it)
+	URI    string
+	// Named is the height of the last MetadataSet of the agent's name
+	// key (0: never set, so the agent has no name); Rated that of the last
+	// feedback given or revoked, or validation requested or answered (0:
+	// none, so its summaries count nothing).
+	Named, Rated int64
+}
+
+// nameKey is the metadata key whose value names an agent (ERC-8004
+// getMetadata(agentId, "name")).
+const nameKey = "name"
+
 type disputeInfo struct {
 	ID      ledger.Hash
 	Receipt ledger.Hash
@@ -81,8 +107,12 @@ type disputeInfo struct {
 
 // Index follows the ledger block by block and keeps what the ledger's
 // queries cannot list: which receipts, agents, models and disputes exist,
-// each receipt's timeline and each worker's counts. Everything else is
-// read from the ledger when a page is drawn.
+// each receipt's timeline, each worker's counts, and each agent's owner,
+// wallet and URI. Everything else is read from the ledger when a page is
+// drawn; the index also says when the records the explorer keeps last
+// changed (stakes, agents' names and summaries, models). It starts at
+// the first block it is given: agents registered before it are not
+// listed (nor are the receipts published before it).
 type Index struct {
 	mu       sync.Mutex
 	from     int64 // first height indexed
@@ -92,27 +122,39 @@ type Index struct {
 	order    []ledger.Hash // receipts by publication, oldest first
 	escrows  map[ledger.Hash]ledger.Address
 	workers  map[ledger.Address]*workerStats
-	agents   []uint64
-	models   []ledger.Hash
-	modelN   map[ledger.Hash]uint64 // receipts per model
-	disputes map[ledger.Hash]*disputeInfo
-	audits   struct{ passed, failed, missed uint64 }
-	version  uint64
-	changed  chan struct{} // closed and replaced on every block
-	stopped  chan struct{} // closed when Run returns
-	stopOnce sync.Once
+	agents   []*agentInfo // by registration, oldest first
+	agentIDs map[uint64]*agentInfo
+	// staked is the height of the last event that changed an account's
+	// bonded stake, jail or slash count (what the workers page shows of
+	// its stake); modelChanged that of the last event of a model's
+	// record. The explorer reads these records again only after them.
+	staked       map[ledger.Address]int64
+	models       []ledger.Hash
+	modelIDs     map[ledger.Hash]bool
+	modelChanged map[ledger.Hash]int64
+	modelN       map[ledger.Hash]uint64 // receipts per model
+	disputes     map[ledger.Hash]*disputeInfo
+	audits       struct{ passed, failed, missed uint64 }
+	version      uint64
+	changed      chan struct{} // closed and replaced on every block
+	stopped      chan struct{} // closed when Run returns
+	stopOnce     sync.Once
 }
 
 // NewIndex returns an empty index.
 func NewIndex() *Index {
 	return &Index{
-		receipts: map[ledger.Hash]*receiptInfo{},
-		escrows:  map[ledger.Hash]ledger.Address{},
-		workers:  map[ledger.Address]*workerStats{},
-		modelN:   map[ledger.Hash]uint64{},
-		disputes: map[ledger.Hash]*disputeInfo{},
-		changed:  make(chan struct{}),
-		stopped:  make(chan struct{}),
+		receipts:     map[ledger.Hash]*receiptInfo{},
+		escrows:      map[ledger.Hash]ledger.Address{},
+		workers:      map[ledger.Address]*workerStats{},
+		agentIDs:     map[uint64]*agentInfo{},
+		staked:       map[ledger.Address]int64{},
+		modelIDs:     map[ledger.Hash]bool{},
+		modelChanged: map[ledger.Hash]int64{},
+		modelN:       map[ledger.Hash]uint64{},
+		disputes:     map[ledger.Hash]*disputeInfo{},
+		changed:      make(chan struct{}),
+		stopped:      make(chan struct{}),
 	}
 }
 
@@ -174,6 +216,28 @@ func attrHash(e client.Event, k ledger.AttrKey) (ledger.Hash, bool) {
 	}
 	h, err := ledger.ParseHash(v)
 	return h, err == nil
+}
+
+// attrUint reads an unsigned attribute of an event without a typed
+// decoder.
+func attrUint(e client.Event, k ledger.AttrKey) (uint64, bool) {
+	v, ok := e.Attr(k)
+	if !ok {
+		return 0, false
+	}
+	n, err := strconv.ParseUint(v, 10, 64)
+	return n, err == nil
+}
+
+// attrAddress reads an address attribute of an event without a typed
+// decoder.
+func attrAddress(e client.Event, k ledger.AttrKey) (ledger.Address, bool) {
+	v, ok := e.Attr(k)
+	if !ok {
+		return ledger.Address{}, false
+	}
+	a, err := ledger.ParseAddress(v)
+	return a, err == nil
 }
 
 // Add indexes one block. Blocks must come in order; one already indexed
@@ -312,17 +376,55 @@ func (x *Index) Add(b client.Block) {
 				x.worker(f.Worker).Final++
 				step(f.ReceiptID, ledger.ShownFinal, fmt.Sprintf("final: the fee of %d paid to the worker", f.Fee))
 			}
-		case ledger.EventModelRegistered:
-			if id, ok := attrHash(e, ledger.AttrModelID); ok && !slices.Contains(x.models, id) {
+		case ledger.EventModelRegistered, ledger.EventModelAttested, ledger.EventModelActive:
+			id, ok := attrHash(e, ledger.AttrModelID)
+			if !ok {
+				continue
+			}
+			x.modelChanged[id] = b.Height
+			if e.Type == ledger.EventModelRegistered && !x.modelIDs[id] {
+				x.modelIDs[id] = true
 				x.models = append(x.models, id)
 			}
 		case ledger.EventRegistered:
-			if g, err := ledger.DecodeRegistered(e.Event); err == nil && !slices.Contains(x.agents, g.AgentID) {
-				x.agents = append(x.agents, g.AgentID)
+			// The ledger's registerAgent: the owner is the signer, and
+			// the wallet too until setAgentWallet or a transfer.
+			if g, err := ledger.DecodeRegistered(e.Event); err == nil && x.agentIDs[g.AgentID] == nil {
+				a := &agentInfo{ID: g.AgentID, Owner: g.Owner, Wallet: g.Owner, URI: g.AgentURI}
+				x.agentIDs[g.AgentID] = a
+				x.agents = append(x.agents, a)
+			}
+		// Events of an agent registered before the first block indexed
+		// change nothing: the index does not list it (it cannot know its
+		// owner), as it does not list its receipts.
+		case ledger.EventURIUpdated:
+			if u, err := ledger.DecodeURIUpdated(e.Event); err == nil && x.agentIDs[u.AgentID] != nil {
+				x.agentIDs[u.AgentID].URI = u.AgentURI
+			}
+		case ledger.EventMetadataSet:
+			if m, err := ledger.DecodeMetadataSet(e.Event); err == nil && m.MetadataKey == nameKey && x.agentIDs[m.AgentID] != nil {
+				x.agentIDs[m.AgentID].Named = b.Height
+			}
+		case ledger.EventAgentWalletSet:
+			if w, err := ledger.DecodeAgentWalletSet(e.Event); err == nil && x.agentIDs[w.AgentID] != nil {
+				x.agentIDs[w.AgentID].Wallet = w.AgentWallet
+			}
+		case ledger.EventAgentTransfer:
+			if t, err := ledger.DecodeAgentTransfer(e.Event); err == nil && x.agentIDs[t.AgentID] != nil {
+				x.agentIDs[t.AgentID].Owner = t.To // the wallet is cleared by the AgentWalletSet that follows
+			}
+		case ledger.EventNewFeedback, ledger.EventFeedbackRevoked, ledger.EventValidationRequest, ledger.EventValidationResponse:
+			if id, ok := attrUint(e, ledger.AttrAgentID); ok && x.agentIDs[id] != nil {
+				x.agentIDs[id].Rated = b.Height
 			}
 		case ledger.EventBond:
 			if bd, err := ledger.DecodeBond(e.Event); err == nil {
 				x.worker(bd.Account) // a bonded account is listed among the workers
+				x.staked[bd.Account] = b.Height
+			}
+		case ledger.EventUnbond, ledger.EventSlash, ledger.EventUnjail:
+			if a, ok := attrAddress(e, ledger.AttrAccount); ok {
+				x.staked[a] = b.Height
 			}
 		}
 	}
@@ -354,7 +456,6 @@ type snapshot struct {
 	AuditsFailed uint64
 	AuditsMissed uint64
 	Receipts     int
-	Agents       []uint64
 	Models       []ledger.Hash
 	ModelN       map[ledger.Hash]uint64
 	Workers      map[ledger.Address]workerStats
@@ -365,7 +466,7 @@ func (x *Index) snapshot() snapshot {
 	defer x.mu.Unlock()
 	s := snapshot{From: x.from, Height: x.height, Blocks: slices.Clone(x.blocks), Receipts: len(x.order),
 		AuditsPassed: x.audits.passed, AuditsFailed: x.audits.failed, AuditsMissed: x.audits.missed,
-		Agents: slices.Clone(x.agents), Models: slices.Clone(x.models), ModelN: map[ledger.Hash]uint64{},
+		Models: slices.Clone(x.models), ModelN: map[ledger.Hash]uint64{},
 		Workers: map[ledger.Address]workerStats{}, Disputes: len(x.disputes)}
 	for i := len(x.order) - 1; i >= 0 && len(s.Recent) < recentReceipts; i-- {
 		s.Recent = append(s.Recent, *x.receipts[x.order[i]])
@@ -417,4 +518,88 @@ func (x *Index) receiptsOf(a ledger.Address, n int) []receiptInfo {
 		}
 	}
 	return out
+}
+
+// indexedWorker is one row of the workers page as the index knows it.
+type indexedWorker struct {
+	Address ledger.Address
+	Stats   workerStats
+	Agents  []uint64 // the agents it owns, by registration
+	// Shown is the agent whose URI, name and reputation the row shows:
+	// the first with a URI, or the last when none has one.
+	Shown  *agentInfo
+	Staked int64 // the height of the last event that changed its stake
+}
+
+// workerList returns the workers page's rows, unordered: every account
+// that published, bonded or owns an agent, with what the index knows of
+// it. It reads only memory (the page asked the ledger for every agent).
+func (x *Index) workerList() []indexedWorker {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	rows := make(map[ledger.Address]*indexedWorker, len(x.workers))
+	row := func(a ledger.Address) *indexedWorker {
+		w := rows[a]
+		if w == nil {
+			w = &indexedWorker{Address: a, Staked: x.staked[a]}
+			if s := x.workers[a]; s != nil {
+				w.Stats = *s
+			}
+			rows[a] = w
+		}
+		return w
+	}
+	for a := range x.workers {
+		row(a)
+	}
+	for _, ag := range x.agents {
+		w := row(ag.Owner)
+		w.Agents = append(w.Agents, ag.ID)
+		if w.Shown == nil || w.Shown.URI == "" {
+			c := *ag
+			w.Shown = &c
+		}
+	}
+	out := make([]indexedWorker, 0, len(rows))
+	for _, w := range rows {
+		out = append(out, *w)
+	}
+	return out
+}
+
+// agentsOf returns the first n agents (by registration) an account owns
+// or is the wallet of, and how many there are: a lookup in memory, where
+// the account page asked the ledger for every agent ever registered.
+func (x *Index) agentsOf(a ledger.Address, n int) ([]agentInfo, int) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	var out []agentInfo
+	total := 0
+	for _, ag := range x.agents {
+		if ag.Owner == a || ag.Wallet == a {
+			total++
+			if len(out) < n {
+				out = append(out, *ag)
+			}
+		}
+	}
+	return out, total
+}
+
+// workerStat returns an account's counts as a worker, if it is one.
+func (x *Index) workerStat(a ledger.Address) (workerStats, bool) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if w := x.workers[a]; w != nil {
+		return *w, true
+	}
+	return workerStats{}, false
+}
+
+// modelChangedAt returns the height of the last event of a model's record
+// (0: none seen).
+func (x *Index) modelChangedAt(id ledger.Hash) int64 {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	return x.modelChanged[id]
 }

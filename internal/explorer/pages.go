@@ -6,6 +6,7 @@ import (
 	"math/big"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -118,7 +119,7 @@ func (e *Explorer) modelNames(r *http.Request) func(ledger.Hash) string {
 			return n
 		}
 		n := short(id.String())
-		if m, found, err := e.o.Ledger.Model(r.Context(), id); err == nil && found && m.Name != "" {
+		if m, found, err := e.model(r.Context(), id); err == nil && found && m.Name != "" {
 			n = m.Name
 		}
 		names[id] = n
@@ -161,7 +162,7 @@ func (e *Explorer) models(r *http.Request) (string, any, error) {
 	s := e.o.Index.snapshot()
 	var rows []modelRow
 	for _, id := range s.Models {
-		m, found, err := e.o.Ledger.Model(r.Context(), id)
+		m, found, err := e.model(r.Context(), id)
 		if err != nil {
 			return "", nil, nodeError(err)
 		}
@@ -194,44 +195,6 @@ type workerRow struct {
 	Stats      workerStats
 }
 
-// agentName reads an agent's "name" metadata (ERC-8004 getMetadata), ""
-// when it has none. (The registration file at its URI names it too; the
-// explorer does not fetch URIs from the ledger.)
-func (e *Explorer) agentName(r *http.Request, id uint64) string {
-	b, err := e.o.Ledger.Query(r.Context(), fmt.Sprintf("agent/%d/metadata/name", id), nil)
-	if err != nil {
-		return ""
-	}
-	var v []byte
-	if json.Unmarshal(b, &v) != nil {
-		return ""
-	}
-	return strings.ToValidUTF8(string(v), "\uFFFD")
-}
-
-// reputation reads ERC-8004 getSummary and the Validation registry's
-// summary of an agent.
-func (e *Explorer) reputation(r *http.Request, agent uint64) (rep string, n uint64, val string, err error) {
-	rep, val = "none", "none"
-	req, _ := json.Marshal(ledger.SummaryRequest{AgentID: agent})
-	b, err := e.o.Ledger.Query(r.Context(), "summary", req)
-	if err != nil {
-		return rep, 0, val, nil // an agent with too many clients to sum: shown as none
-	}
-	var s ledger.Summary
-	if json.Unmarshal(b, &s) == nil && s.Count > 0 {
-		rep, n = decimal(string(s.SummaryValue), s.SummaryValueDecimals), s.Count
-	}
-	vreq, _ := json.Marshal(ledger.ValidationSummaryRequest{AgentID: agent})
-	if b, err := e.o.Ledger.Query(r.Context(), "validationSummary", vreq); err == nil {
-		var vs ledger.ValidationSummary
-		if json.Unmarshal(b, &vs) == nil && vs.Count > 0 {
-			val = fmt.Sprintf("%d/100 (%d responses)", vs.AvgResponse, vs.Count)
-		}
-	}
-	return rep, n, val, nil
-}
-
 // decimal writes an integer string with dec decimals ("1234", 2: "12.34").
 func decimal(v string, dec uint8) string {
 	n, ok := new(big.Int).SetString(v, 10)
@@ -252,49 +215,50 @@ func decimal(v string, dec uint8) string {
 	return s
 }
 
+// workersPerPage is the number of rows on a page of the workers list.
+const workersPerPage = 100
+
+// workersPage is one page of the workers list, by stake.
+type workersPage struct {
+	Workers []workerRow
+	Total   int // rows on all the pages
+	Page    int // from 1
+	Pages   int
+	First   int // the rank of the page's first row, from 1
+	Last    int
+}
+
+// workers lists the accounts that published, bonded or own an agent, by
+// bonded stake (most first), a page of workersPerPage rows at a time
+// (?page=N). The rows, their agents and counts come from the index; the
+// ledger is asked for the height, the stakes that changed since they were
+// last read (all of them once, on the first drawing), and the names and
+// summaries of the page's agents that changed.
 func (e *Explorer) workers(r *http.Request) (string, any, error) {
-	height, err := e.o.Ledger.Height(r.Context())
+	page := 1
+	if v := r.URL.Query().Get("page"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			return "", nil, notFound("%q is not a page number.", v)
+		}
+		page = n
+	}
+	ctx := r.Context()
+	height, err := e.o.Ledger.Height(ctx)
 	if err != nil {
 		return "", nil, nodeError(err)
 	}
-	s := e.o.Index.snapshot()
-	rows := map[ledger.Address]*workerRow{}
-	row := func(a ledger.Address) *workerRow {
-		if rows[a] == nil {
-			rows[a] = &workerRow{Address: a, Reputation: "none", Validation: "none", Stats: s.Workers[a]}
-		}
-		return rows[a]
-	}
-	for a := range s.Workers {
-		row(a)
-	}
-	for _, id := range s.Agents {
-		ag, found, err := e.o.Ledger.Agent(r.Context(), id)
+	list := e.o.Index.workerList()
+	rows := make([]workerRow, 0, len(list))
+	for _, iw := range list {
+		st, err := e.stake(ctx, iw.Address, iw.Staked)
 		if err != nil {
 			return "", nil, nodeError(err)
 		}
-		if !found {
-			continue
-		}
-		w := row(ag.Owner)
-		w.AgentIDs = append(w.AgentIDs, id)
-		if w.AgentURI == "" {
-			w.AgentURI, w.AgentName = ag.AgentURI, e.agentName(r, id)
-			if w.Reputation, w.Feedback, w.Validation, err = e.reputation(r, id); err != nil {
-				return "", nil, err
-			}
-		}
+		rows = append(rows, workerRow{Address: iw.Address, AgentIDs: iw.Agents, Stake: st, Jailed: uint64(height) < st.JailedUntil,
+			Reputation: "none", Validation: "none", Stats: iw.Stats})
 	}
-	var out []workerRow
-	for _, w := range rows {
-		st, err := e.o.Ledger.Stake(r.Context(), w.Address)
-		if err != nil {
-			return "", nil, nodeError(err)
-		}
-		w.Stake, w.Jailed = st, uint64(height) < st.JailedUntil
-		out = append(out, *w)
-	}
-	slices.SortFunc(out, func(a, b workerRow) int {
+	slices.SortFunc(rows, func(a, b workerRow) int {
 		if a.Stake.Bonded != b.Stake.Bonded {
 			if a.Stake.Bonded > b.Stake.Bonded {
 				return -1
@@ -303,7 +267,29 @@ func (e *Explorer) workers(r *http.Request) (string, any, error) {
 		}
 		return slices.Compare(a.Address[:], b.Address[:])
 	})
-	return "Workers", struct{ Workers []workerRow }{out}, nil
+	p := workersPage{Total: len(rows), Page: page, Pages: max(1, (len(rows)+workersPerPage-1)/workersPerPage)}
+	if page > p.Pages {
+		return "", nil, notFound("There is no page %d of workers: %d pages.", page, p.Pages)
+	}
+	from, to := (page-1)*workersPerPage, min(page*workersPerPage, len(rows))
+	p.Workers, p.First, p.Last = rows[from:to], from+1, to
+	shown := map[ledger.Address]*agentInfo{}
+	for _, iw := range list {
+		shown[iw.Address] = iw.Shown
+	}
+	for i := range p.Workers {
+		w := &p.Workers[i]
+		if ag := shown[w.Address]; ag != nil {
+			w.AgentURI, w.AgentName = ag.URI, e.agentName(ctx, *ag)
+			rep := e.reputation(ctx, *ag)
+			w.Reputation, w.Feedback, w.Validation = rep.Rep, rep.Feedback, rep.Validation
+		}
+	}
+	title := "Workers"
+	if p.Pages > 1 {
+		title = fmt.Sprintf("Workers, page %d of %d", page, p.Pages)
+	}
+	return title, p, nil
 }
 
 // tokenizers builds each held model's tokenizer once.
@@ -507,6 +493,12 @@ func (e *Explorer) receiptJSON(w http.ResponseWriter, r *http.Request) {
 		e.fail(w, r, notFound("%q is not a receipt id: %v.", idText, err))
 		return
 	}
+	release, ok := e.slot()
+	if !ok {
+		e.refuse(w, r)
+		return
+	}
+	defer release()
 	_, found, err := e.o.Ledger.Receipt(r.Context(), id)
 	if err != nil {
 		e.fail(w, r, nodeError(err))
@@ -531,15 +523,19 @@ type agentView struct {
 	Name string
 }
 
+// accountAgents is the number of an account's agents its page lists.
+const accountAgents = 100
+
 type accountPage struct {
-	Address   ledger.Address
-	Account   ledger.Account
-	Stake     ledger.Stake
-	Jailed    bool
-	Validator *validatorRow
-	Agents    []agentView
-	Stats     *workerStats
-	Receipts  []receiptRow
+	Address    ledger.Address
+	Account    ledger.Account
+	Stake      ledger.Stake
+	Jailed     bool
+	Validator  *validatorRow
+	Agents     []agentView
+	MoreAgents int // agents of the account not listed
+	Stats      *workerStats
+	Receipts   []receiptRow
 }
 
 func (e *Explorer) account(r *http.Request) (string, any, error) {
@@ -575,17 +571,15 @@ func (e *Explorer) account(r *http.Request) (string, any, error) {
 			p.Validator = &validatorRow{Address: a, Power: v.Power, Share: percent(uint64(v.Power), uint64(total))}
 		}
 	}
-	s := e.o.Index.snapshot()
-	for _, id := range s.Agents {
-		ag, found, err := e.o.Ledger.Agent(ctx, id)
-		if err != nil {
-			return "", nil, nodeError(err)
-		}
-		if found && (ag.Owner == a || ag.AgentWallet == a) {
-			p.Agents = append(p.Agents, agentView{Agent: ag, Name: e.agentName(r, id)})
-		}
+	// The account's agents are looked up in the index, in memory: an
+	// unknown account costs no query per agent registered.
+	ags, owned := e.o.Index.agentsOf(a, accountAgents)
+	for _, ag := range ags {
+		p.Agents = append(p.Agents, agentView{Agent: ledger.Agent{AgentID: ag.ID, Owner: ag.Owner, AgentURI: ag.URI, AgentWallet: ag.Wallet},
+			Name: e.agentName(ctx, ag)})
 	}
-	if ws, ok := s.Workers[a]; ok {
+	p.MoreAgents = owned - len(ags)
+	if ws, ok := e.o.Index.workerStat(a); ok {
 		p.Stats = &ws
 	}
 	names := e.modelNames(r)

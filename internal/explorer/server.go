@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/verdictnet/verdict/internal/ledger"
@@ -51,16 +52,40 @@ type Options struct {
 	// of audits and disputes, and their paths go into the `verdict
 	// verify` command. A receipt of another model shows its tokens.
 	Models map[ledger.Hash]*model.Model
-	Logger *slog.Logger
+	// MaxBuilds bounds the pages drawn at once, each a few ledger
+	// queries (default 8). A request beyond it is answered 503 with
+	// Retry-After: the node the explorer reads is the one a worker needs
+	// for its audits and disputes, and a flood of requests for distinct
+	// pages must not take it.
+	MaxBuilds int
+	// MaxStreams bounds the event streams open at once (default 256);
+	// beyond it 503 with Retry-After (the page's script then polls).
+	MaxStreams int
+	Logger     *slog.Logger
 }
+
+// Defaults of Options.
+const (
+	DefaultMaxBuilds  = 8
+	DefaultMaxStreams = 256
+)
+
+// buildTimeout bounds the drawing of one page: it goes on when the
+// request that started it hangs up (others may wait for it), but not for
+// good.
+const buildTimeout = 30 * time.Second
 
 // Explorer serves the pages.
 type Explorer struct {
-	o    Options
-	mux  *http.ServeMux
-	tmpl map[string]*template.Template
-	log  *slog.Logger
-	toks *tokenizers
+	o       Options
+	mux     *http.ServeMux
+	tmpl    map[string]*template.Template
+	log     *slog.Logger
+	toks    *tokenizers
+	pages   pageCache
+	reads   *readCache
+	builds  chan struct{} // a slot per page drawn at once
+	streams atomic.Int64  // event streams open
 }
 
 //go:embed templates/*.html
@@ -83,14 +108,21 @@ func New(o Options) (*Explorer, error) {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	e := &Explorer{o: o, mux: http.NewServeMux(), log: o.Logger, toks: newTokenizers(o.Models)}
+	if o.MaxBuilds <= 0 {
+		o.MaxBuilds = DefaultMaxBuilds
+	}
+	if o.MaxStreams <= 0 {
+		o.MaxStreams = DefaultMaxStreams
+	}
+	e := &Explorer{o: o, mux: http.NewServeMux(), log: o.Logger, toks: newTokenizers(o.Models), reads: newReadCache(),
+		builds: make(chan struct{}, o.MaxBuilds)}
 	if err := e.parseTemplates(); err != nil {
 		return nil, err
 	}
 	p := o.Prefix
 	e.mux.HandleFunc("GET "+p+"{$}", e.page("overview", e.overview))
 	e.mux.HandleFunc("GET "+p+"models", e.page("models", e.models))
-	e.mux.HandleFunc("GET "+p+"workers", e.page("workers", e.workers))
+	e.mux.HandleFunc("GET "+p+"workers", e.page("workers", e.workers, "page"))
 	e.mux.HandleFunc("GET "+p+"receipt/{id}", e.page("receipt", e.receipt))
 	e.mux.HandleFunc("GET "+p+"receipt/{id}/json", e.receiptJSON)
 	e.mux.HandleFunc("GET "+p+"account/{addr}", e.page("account", e.account))
@@ -178,49 +210,130 @@ type layout struct {
 	Error  *pageError
 }
 
-func (e *Explorer) page(name string, build func(r *http.Request) (string, any, error)) http.HandlerFunc {
+// page serves a page drawn by build, once per block: the same page (its
+// path and the query parameters params, which build reads) asked for
+// again at the same height is the copy drawn first (pageCache). At most
+// Options.MaxBuilds pages are drawn at once; beyond, 503.
+func (e *Explorer) page(name string, build func(r *http.Request) (string, any, error), params ...string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		title, data, err := build(r)
-		if err != nil {
-			e.fail(w, r, err)
-			return
+		key := r.URL.Path
+		for _, p := range params {
+			key += "\x00" + p + "=" + r.URL.Query().Get(p)
 		}
 		h, _ := e.o.Index.Height()
-		e.render(w, http.StatusOK, name, layout{Title: title, Prefix: e.o.Prefix, Nav: name, Height: h, Page: data})
+		d, mine := e.pages.claim(key, h)
+		if !mine {
+			select {
+			case <-d.done:
+				e.write(w, d)
+			case <-r.Context().Done():
+			}
+			return
+		}
+		func() {
+			// Whatever happens to the drawing, the requests waiting
+			// for it get an answer.
+			defer func() {
+				close(d.done)
+				e.pages.settle(key, h, d)
+			}()
+			e.draw(d, r, h, name, build)
+		}()
+		e.write(w, d)
 	}
 }
 
+// draw draws a page into d at height h (the page says so; its data is
+// read at h or after).
+func (e *Explorer) draw(d *drawnPage, r *http.Request, h int64, name string, build func(r *http.Request) (string, any, error)) {
+	release, ok := e.slot()
+	if !ok {
+		e.busy(d, r, h)
+		return
+	}
+	defer release()
+	// Waiters share the page: the first request hanging up does not
+	// end it.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), buildTimeout)
+	defer cancel()
+	title, data, err := build(r.WithContext(ctx))
+	if err != nil {
+		e.failPage(d, r, h, err)
+		return
+	}
+	e.renderPage(d, http.StatusOK, name, layout{Title: title, Prefix: e.o.Prefix, Nav: name, Height: h, Page: data})
+}
+
+// slot takes one of the MaxBuilds slots for work that queries the node,
+// without waiting: false when all are taken.
+func (e *Explorer) slot() (release func(), ok bool) {
+	select {
+	case e.builds <- struct{}{}:
+		return func() { <-e.builds }, true
+	default:
+		return nil, false
+	}
+}
+
+// busy is the page answered when every slot is taken.
+func (e *Explorer) busy(d *drawnPage, r *http.Request, h int64) {
+	e.failPage(d, r, h, &pageError{Status: http.StatusServiceUnavailable, Msg: "The explorer is drawing as many pages as it may at once; try again in a moment."})
+	d.retry = true
+}
+
+func (e *Explorer) write(w http.ResponseWriter, d *drawnPage) {
+	w.Header().Set("Content-Type", d.ctype)
+	w.Header().Set("Cache-Control", "no-store")
+	if d.retry {
+		w.Header().Set("Retry-After", "1")
+	}
+	w.WriteHeader(d.status)
+	w.Write(d.body)
+}
+
 func (e *Explorer) fail(w http.ResponseWriter, r *http.Request, err error) {
+	h, _ := e.o.Index.Height()
+	var d drawnPage
+	e.failPage(&d, r, h, err)
+	e.write(w, &d)
+}
+
+func (e *Explorer) failPage(d *drawnPage, r *http.Request, h int64, err error) {
 	var pe *pageError
 	if !errors.As(err, &pe) {
 		e.log.Error("explorer page failed", "path", r.URL.Path, "err", err)
 		pe = &pageError{Status: http.StatusInternalServerError, Msg: "The page could not be drawn: " + err.Error()}
 	}
-	h, _ := e.o.Index.Height()
 	title := "Not found"
 	if pe.Status != http.StatusNotFound {
 		title = http.StatusText(pe.Status)
 	}
-	e.render(w, pe.Status, "error", layout{Title: title, Prefix: e.o.Prefix, Height: h, Error: pe})
+	e.renderPage(d, pe.Status, "error", layout{Title: title, Prefix: e.o.Prefix, Height: h, Error: pe})
 }
 
-func (e *Explorer) render(w http.ResponseWriter, status int, name string, l layout) {
+func (e *Explorer) renderPage(d *drawnPage, status int, name string, l layout) {
 	var buf bytes.Buffer
 	if err := e.tmpl[name].ExecuteTemplate(&buf, "layout", l); err != nil {
 		e.log.Error("explorer template", "page", name, "err", err)
-		http.Error(w, "explorer: the page could not be drawn", http.StatusInternalServerError)
+		d.status, d.ctype, d.body = http.StatusInternalServerError, "text/plain; charset=utf-8", []byte("explorer: the page could not be drawn\n")
 		return
 	}
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	w.Write(buf.Bytes())
+	d.status, d.ctype, d.body = status, "text/html; charset=utf-8", buf.Bytes()
 }
 
 // events streams server-sent events: "block" with the height of every
 // block the index reads (data: {"height":H,"version":V}). Pages refresh
 // their content when one arrives.
 func (e *Explorer) events(w http.ResponseWriter, r *http.Request) {
+	// Each stream holds a connection and a goroutine for as long as the
+	// client keeps it: their number is bounded.
+	if n := e.streams.Add(1); n > int64(e.o.MaxStreams) {
+		e.streams.Add(-1)
+		w.Header().Set("Retry-After", "30")
+		http.Error(w, "explorer: too many event streams open; try again later", http.StatusServiceUnavailable)
+		return
+	}
+	defer e.streams.Add(-1)
 	fl, ok := w.(http.Flusher)
 	if !ok {
 		http.Error(w, "streaming unsupported", http.StatusInternalServerError)
@@ -254,10 +367,24 @@ func (e *Explorer) events(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// refuse answers 503 when every slot is taken.
+func (e *Explorer) refuse(w http.ResponseWriter, r *http.Request) {
+	h, _ := e.o.Index.Height()
+	var d drawnPage
+	e.busy(&d, r, h)
+	e.write(w, &d)
+}
+
 // search sends a receipt id, an account or an agent id to its page.
 func (e *Explorer) search(w http.ResponseWriter, r *http.Request) {
 	q := strings.ToLower(strings.TrimSpace(r.URL.Query().Get("q")))
 	if h, err := ledger.ParseHash(q); err == nil {
+		release, ok := e.slot()
+		if !ok {
+			e.refuse(w, r)
+			return
+		}
+		defer release()
 		if _, found, err := e.o.Ledger.Receipt(r.Context(), h); err == nil && found {
 			http.Redirect(w, r, e.o.Prefix+"receipt/"+q, http.StatusSeeOther)
 			return

@@ -43,7 +43,10 @@ var funcs = template.FuncMap{
 	"hex":        func(b [32]byte) string { return hex.EncodeToString(b[:]) },
 	"zero":       func(b [32]byte) bool { return b == [32]byte{} },
 	"sub":        func(a, b int) int { return a - b },
+	"add":        func(a, b int) int { return a + b },
 	"join":       strings.Join,
+	// pager hands the pager template the prefix with the page's data.
+	"pager": func(prefix string, page any) map[string]any { return map[string]any{"Prefix": prefix, "Page": page} },
 }
 
 func (e *Explorer) parseTemplates() error {

@@ -1,13 +1,15 @@
 // Verdict explorer: follow new blocks without reloading the page. The
 // server sends a "block" event for every block it reads (server-sent
 // events at data-events); the page then fetches itself again and swaps
-// in the new <main>. Without EventSource it polls every three seconds.
+// in the new <main>. Without EventSource, or when the server refuses a
+// stream (it bounds their number: 503), it polls every three seconds. A
+// page the server is too busy to draw (503) keeps the content shown.
 "use strict";
 (function () {
   var body = document.body;
   var state = document.getElementById("live-state");
   var heightEl = document.getElementById("live-height");
-  var busy = false, again = false, last = 0;
+  var busy = false, again = false, last = 0, polling = null;
   window.explorerRefreshes = 0;
 
   function setState(text) { if (state) state.textContent = text; }
@@ -18,8 +20,12 @@
     if (now - last < 1000) { setTimeout(refresh, 1000 - (now - last)); return; }
     busy = true; last = now;
     fetch(location.href, { headers: { "Accept": "text/html" }, cache: "no-store" })
-      .then(function (r) { return r.text(); })
+      .then(function (r) {
+        if (r.status === 503) { setState("· busy, retrying"); return null; }
+        return r.text();
+      })
       .then(function (html) {
+        if (html === null) return;
         // DOMParser never runs scripts; the server escaped every text.
         var doc = new DOMParser().parseFromString(html, "text/html");
         var fresh = doc.getElementById("main"), main = document.getElementById("main");
@@ -34,10 +40,19 @@
       .finally(function () { busy = false; if (again) { again = false; refresh(); } });
   }
 
+  function poll() {
+    setState("· polling");
+    if (polling === null) polling = setInterval(refresh, 3000);
+  }
+
   if (window.EventSource && body.dataset.events) {
     var es = new EventSource(body.dataset.events);
     es.addEventListener("open", function () { setState("· live"); });
-    es.addEventListener("error", function () { setState("· reconnecting"); });
+    es.addEventListener("error", function () {
+      // A refused stream (503) is closed for good: poll instead.
+      if (es.readyState === EventSource.CLOSED) poll();
+      else setState("· reconnecting");
+    });
     es.addEventListener("block", function (ev) {
       try {
         var d = JSON.parse(ev.data);
@@ -47,8 +62,7 @@
       refresh();
     });
   } else {
-    setState("· polling");
-    setInterval(refresh, 3000);
+    poll();
   }
 
   document.addEventListener("click", function (ev) {

@@ -1,0 +1,305 @@
+package explorer
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/verdictnet/verdict/internal/ledger"
+	"github.com/verdictnet/verdict/internal/ledger/client"
+)
+
+// addAgents registers n agents at the next block, all by the attacker
+// (about a fee unit each on a real chain), their ids from 2 on; with
+// spread, the next block gives each to an account of its own.
+func (w *world) addAgents(n int, spread bool) []ledger.Address {
+	attacker := addr("attacker")
+	var reg, moved []client.Event
+	var owners []ledger.Address
+	for i := range n {
+		id := uint64(i + 2)
+		owner := attacker
+		if spread {
+			owner = addr(fmt.Sprint("owner ", i))
+			owners = append(owners, owner)
+			moved = append(moved, ev(ledger.EventAgentTransfer, ledger.AttrFrom, attacker.String(), ledger.AttrTo, owner.String(), ledger.AttrTokenID, fmt.Sprint(id)),
+				ev(ledger.EventAgentWalletSet, ledger.AttrAgentID, fmt.Sprint(id), ledger.AttrAgentWallet, ledger.Address{}.String()))
+		}
+		uri := fmt.Sprintf("https://agent-%d.example/", id)
+		w.l.agents[id] = ledger.Agent{AgentID: id, Owner: owner, AgentURI: uri}
+		reg = append(reg, ev(ledger.EventRegistered, ledger.AttrAgentID, fmt.Sprint(id), ledger.AttrAgentURI, uri, ledger.AttrOwner, attacker.String()))
+	}
+	w.block(reg...)
+	if spread {
+		w.block(moved...)
+	}
+	return owners
+}
+
+// queries returns the node reads that fn made.
+func (w *world) queries(fn func()) int64 {
+	before := w.l.calls.Load()
+	fn()
+	return w.l.calls.Load() - before
+}
+
+// TestAttackAgentFlood: the account page of an unknown account and the
+// workers page ask the node the same number of questions with 10 agents
+// registered as with 3000. They asked for every agent ever registered, one
+// query each: a curl loop on /explorer/account/<random> made the worker's
+// own node answer thousands of queries per request.
+func TestAttackAgentFlood(t *testing.T) {
+	cost := map[int][2]int64{}
+	for _, n := range []int{10, 3000} {
+		w := newWorld(t)
+		w.addAgents(n, false)
+		ts := w.server(t, false)
+		random := strings.Repeat("5a", 32)
+		var acct, workers int64
+		acct = w.queries(func() {
+			if code, _, body := get(t, ts.URL+"/explorer/account/"+random); code != http.StatusNotFound {
+				t.Fatalf("%d agents: unknown account: %d\n%s", n, code, body)
+			}
+		})
+		workers = w.queries(func() {
+			code, _, body := get(t, ts.URL+"/explorer/workers")
+			if code != http.StatusOK {
+				t.Fatalf("%d agents: workers: %d\n%s", n, code, body)
+			}
+			// The attacker's row lists its agents, from the index.
+			if !strings.Contains(body, `data-address="`+addr("attacker").String()) || !strings.Contains(body, fmt.Sprintf("#%d ", n+1)) {
+				t.Errorf("%d agents: the attacker's agents are not listed", n)
+			}
+		})
+		cost[n] = [2]int64{acct, workers}
+		t.Logf("%d agents: %d queries for an unknown account, %d for the workers page", n, acct, workers)
+	}
+	if cost[10] != cost[3000] {
+		t.Errorf("queries (unknown account, workers) grow with the agents: %v with 10, %v with 3000", cost[10], cost[3000])
+	}
+	// An unknown account: account, stake, height, validators.
+	if c := cost[3000]; c[0] > 4 || c[1] > 8 {
+		t.Errorf("%d queries for an unknown account (want at most 4), %d for the workers page (want at most 8)", c[0], c[1])
+	}
+}
+
+// TestAttackWorkersPaged: with an agent given to each of 250 accounts, the
+// workers page lists 100 rows a page, by stake, with links to the others;
+// once drawn, it is drawn again at a later block asking the node for the
+// height alone, and then for the stake and name that changed.
+func TestAttackWorkersPaged(t *testing.T) {
+	w := newWorld(t)
+	owners := w.addAgents(250, true)
+	ts := w.server(t, false)
+	first := w.queries(func() {
+		code, _, body := get(t, ts.URL+"/explorer/workers")
+		if code != http.StatusOK {
+			t.Fatalf("workers: %d\n%s", code, body)
+		}
+		if n := strings.Count(body, "<tr data-address="); n != workersPerPage {
+			t.Errorf("page 1 has %d rows, want %d", n, workersPerPage)
+		}
+		for _, want := range []string{`Workers 1 to 100 of 251 (page 1 of 3)`, `href="/explorer/workers?page=2" rel="next"`,
+			`href="/explorer/workers?page=3" rel="last"`, `data-address="` + addr("worker").String(), `data-field="bonded">900<`} {
+			if !strings.Contains(body, want) {
+				t.Errorf("page 1 lacks %q", want)
+			}
+		}
+	})
+	// Once: each row's stake, and the named and rated agent's name and
+	// summaries.
+	t.Logf("first drawing: %d queries", first)
+	_, _, last := get(t, ts.URL+"/explorer/workers?page=3")
+	if n := strings.Count(last, "<tr data-address="); n != 51 || !strings.Contains(last, `rel="prev"`) || strings.Contains(last, `rel="next"`) {
+		t.Errorf("page 3 has %d rows (want 51) or wrong links", n)
+	}
+	for _, p := range []string{"4", "0", "-1", "x", "99999999999999999999"} {
+		if code, _, _ := get(t, ts.URL+"/explorer/workers?page="+p); code != http.StatusNotFound {
+			t.Errorf("page %s: %d, want 404", p, code)
+		}
+	}
+
+	w.block()
+	if n := w.queries(func() { get(t, ts.URL+"/explorer/workers") }); n != 1 {
+		t.Errorf("a block with no event: the workers page made %d queries, want 1 (the height)", n)
+	}
+	// One owner bonds (to the top of the list) and names its agent.
+	o := owners[7]
+	w.l.stakes[o] = ledger.Stake{Bonded: 5000}
+	w.block(ev(ledger.EventBond, ledger.AttrAccount, o.String(), ledger.AttrAmount, "5000", ledger.AttrBonded, "5000"),
+		ev(ledger.EventMetadataSet, ledger.AttrAgentID, "9", ledger.AttrMetadataKey, "name"))
+	n := w.queries(func() {
+		_, _, body := get(t, ts.URL+"/explorer/workers")
+		if !strings.Contains(body, `data-field="bonded">5000<`) {
+			t.Error("the new bond is not shown")
+		}
+	})
+	if n != 3 {
+		t.Errorf("a bond and a name set: the workers page made %d queries, want 3 (height, stake, name)", n)
+	}
+}
+
+// TestAttackPageDrawnOnce: a page asked for again in the same block, or by
+// many at once, is drawn once; the next block draws it again.
+func TestAttackPageDrawnOnce(t *testing.T) {
+	w := newWorld(t)
+	ts := w.server(t, true)
+	path := ts.URL + "/explorer/account/" + addr("worker").String()
+	get(t, path) // names, models: read once for good
+	w.block()
+	once := w.queries(func() { get(t, path) })
+	if once == 0 {
+		t.Fatal("the account page made no query")
+	}
+	if n := w.queries(func() { get(t, path) }); n != 0 {
+		t.Errorf("the same page in the same block made %d queries, want 0", n)
+	}
+	for _, p := range []string{"/explorer/", "/explorer/models", "/explorer/workers", "/explorer/receipt/" + w.rid.String()} {
+		get(t, ts.URL+p)
+		if n := w.queries(func() { get(t, ts.URL+p) }); n != 0 {
+			t.Errorf("%s again in the same block: %d queries", p, n)
+		}
+	}
+
+	// 16 browsers refreshing at once at the next block: one drawing.
+	w.block()
+	w.l.delay = 5 * time.Millisecond
+	var wg sync.WaitGroup
+	codes := make([]int, 16)
+	n := w.queries(func() {
+		for i := range codes {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				resp, err := http.Get(path)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				resp.Body.Close()
+				codes[i] = resp.StatusCode
+			}()
+		}
+		wg.Wait()
+	})
+	if n != once {
+		t.Errorf("16 requests at once made %d queries, one drawing makes %d", n, once)
+	}
+	for i, c := range codes {
+		if c != http.StatusOK {
+			t.Errorf("request %d: %d", i, c)
+		}
+	}
+}
+
+// TestAttackDrawingBounded: with every slot drawing a page (the node
+// slow), another page is refused at once, 503 with Retry-After, rather
+// than adding its queries to the node's.
+func TestAttackDrawingBounded(t *testing.T) {
+	w := newWorld(t)
+	w.l.gate = make(chan struct{})
+	e, err := New(Options{Ledger: w.l, Index: w.x, MaxBuilds: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(e)
+	defer ts.Close()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer close(w.l.gate) // lets the slow pages end
+	for _, p := range []string{"/explorer/models", "/explorer/account/" + addr("worker").String()} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if resp, err := http.Get(ts.URL + p); err == nil {
+				resp.Body.Close()
+			}
+		}()
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for w.l.waiting.Load() < 2 {
+		if time.Now().After(deadline) {
+			t.Fatal("the two pages did not reach the node")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	c := &http.Client{Timeout: 5 * time.Second}
+	for _, p := range []string{"/explorer/", "/explorer/search?q=" + w.rid.String(), "/explorer/receipt/" + w.rid.String() + "/json"} {
+		resp, err := c.Get(ts.URL + p)
+		if err != nil {
+			t.Fatalf("%s while every slot is taken: %v (want a 503 at once)", p, err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+			t.Errorf("%s while every slot is taken: %d, Retry-After %q", p, resp.StatusCode, resp.Header.Get("Retry-After"))
+		}
+	}
+	if n := w.l.waiting.Load(); n != 2 {
+		t.Errorf("%d reads at the node, want the 2 pages'", n)
+	}
+}
+
+// TestAttackEventStreams: event streams beyond MaxStreams are refused with
+// 503 and Retry-After; one closed makes room for another.
+func TestAttackEventStreams(t *testing.T) {
+	w := newWorld(t)
+	e, err := New(Options{Ledger: w.l, Index: w.x, MaxStreams: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(e)
+	defer ts.Close()
+	open := func() (*http.Response, context.CancelFunc) {
+		ctx, cancel := context.WithCancel(context.Background())
+		req, _ := http.NewRequestWithContext(ctx, "GET", ts.URL+"/explorer/events", nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			cancel()
+			t.Fatal(err)
+		}
+		if resp.StatusCode == http.StatusOK {
+			// The stream is open once its first line came.
+			if _, err := bufio.NewReader(resp.Body).ReadString('\n'); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return resp, cancel
+	}
+	var cancels []context.CancelFunc
+	defer func() {
+		for _, c := range cancels {
+			c()
+		}
+	}()
+	for i := range 3 {
+		resp, cancel := open()
+		cancels = append(cancels, cancel)
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("stream %d: %d", i, resp.StatusCode)
+		}
+	}
+	resp, cancel := open()
+	cancel()
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("a fourth stream: %d, Retry-After %q (want 503)", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+	cancels[0]()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, cancel := open()
+		cancels = append(cancels, cancel)
+		if resp.StatusCode == http.StatusOK {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("a stream closed made no room: %d", resp.StatusCode)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
