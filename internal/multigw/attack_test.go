@@ -1,6 +1,8 @@
 package multigw
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
 	"crypto/ed25519"
 	"encoding/base64"
@@ -10,9 +12,12 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -51,7 +56,7 @@ func (l *fakeLedger) addHostile(t *testing.T, name string, stake uint64, h http.
 }
 
 // hostileGateway is a gateway whose one worker is served by h.
-func hostileGateway(t *testing.T, h http.HandlerFunc) (*Server, *httptest.Server, ledger.Address) {
+func hostileGateway(t *testing.T, h http.HandlerFunc, opts ...func(*Options)) (*Server, *httptest.Server, ledger.Address) {
 	t.Helper()
 	l := newFakeLedger()
 	addr := l.addHostile(t, "evil", 1000, h)
@@ -59,7 +64,11 @@ func hostileGateway(t *testing.T, h http.HandlerFunc) (*Server, *httptest.Server
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := New(context.Background(), Options{Ledger: l, Accounts: map[string]*keys.Key{"sk": k}, Net: testNet, Logger: slog.New(slog.DiscardHandler)})
+	o := Options{Ledger: l, Accounts: map[string]*keys.Key{"sk": k}, Net: testNet, Logger: slog.New(slog.DiscardHandler)}
+	for _, f := range opts {
+		f(&o)
+	}
+	srv, err := New(context.Background(), o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,7 +80,7 @@ func hostileGateway(t *testing.T, h http.HandlerFunc) (*Server, *httptest.Server
 // anonymousPayment is an x402 payment header any caller can send: no
 // signature, naming payTo, so the gateway relays the request to that
 // worker (which refuses it).
-func anonymousPayment(t *testing.T, gw string, payTo ledger.Address) {
+func anonymousPayment(t *testing.T, gw string, payTo ledger.Address) (int, []byte) {
 	t.Helper()
 	p := gateway.PaymentPayload{X402Version: 2}
 	p.Accepted.PayTo = payTo.String()
@@ -83,8 +92,9 @@ func anonymousPayment(t *testing.T, gw string, payTo ledger.Address) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	io.Copy(io.Discard, res.Body)
-	res.Body.Close()
+	defer res.Body.Close()
+	out, _ := io.ReadAll(res.Body)
+	return res.StatusCode, out
 }
 
 // TestAttackReceiptRelayHTML: a hostile worker names a receipt id in its
@@ -288,4 +298,204 @@ func TestAttackInflatedQuote(t *testing.T) {
 			t.Fatalf("a quote of %d (bound %d): status %d from agent %s: %s", tc.amount, bound, res.StatusCode, res.Header.Get(HeaderAgentID), b)
 		}
 	}
+}
+
+// bigAnswer writes a completion answer of about mib MiB (its text all
+// 'a') to w, a chunk at a time.
+func bigAnswer(w io.Writer, mib int) error {
+	chunk := bytes.Repeat([]byte("a"), 1<<20)
+	if _, err := io.WriteString(w, `{"id":"x","object":"text_completion","choices":[{"text":"`); err != nil {
+		return err
+	}
+	for range mib {
+		if _, err := w.Write(chunk); err != nil {
+			return err
+		}
+	}
+	_, err := io.WriteString(w, `"}],"verdict":{"receipt_id":"ab"}}`)
+	return err
+}
+
+// TestAttackWorkerAnswerSize: a staked worker answers with as much as the
+// gateway reads. It read a non-streamed answer, or a receipt it relays,
+// up to 64 MiB and then parsed and re-encoded it (about 200 MiB a
+// request), its worker client asked for gzip and inflated it (64 KiB of
+// gzip sent became 64 MiB), and nothing bounded the time a body took
+// after its headers. Anyone can make it so: anonymous x402 requests naming
+// the worker, or GETs of a receipt id it named. Now the gateway asks for
+// no encoding and refuses one, reads at most MaxResponseBytes of an
+// answer and MaxReceiptAnswerBytes of a receipt, each within BodyTimeout,
+// and at most MaxWorkerInFlightBytes of one worker's answers at once;
+// the caller gets worker_failed, saying why, and the worker is marked
+// down.
+func TestAttackWorkerAnswerSize(t *testing.T) {
+	// 60 MiB of answer gzipped into a few dozen KiB: under the old bound
+	// once inflated.
+	var bomb bytes.Buffer
+	zw, _ := gzip.NewWriterLevel(&bomb, gzip.BestCompression)
+	if err := bigAnswer(zw, 60); err != nil || zw.Close() != nil {
+		t.Fatal(err)
+	}
+	sendBomb := func(rw http.ResponseWriter) {
+		rw.Header().Set("Content-Type", "application/json")
+		rw.Header().Set("Content-Encoding", "gzip")
+		rw.Write(bomb.Bytes())
+	}
+	sendHuge := func(rw http.ResponseWriter) {
+		rw.Header().Set("Content-Type", "application/json")
+		bigAnswer(rw, 65) // past the old bound: it was read to its end
+	}
+	// alloc returns what f allocated, in MiB.
+	alloc := func(f func()) uint64 {
+		var m0, m1 runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&m0)
+		f()
+		runtime.ReadMemStats(&m1)
+		return (m1.TotalAlloc - m0.TotalAlloc) >> 20
+	}
+	// Reading MaxResponseBytes in growing buffers allocates about twice
+	// as much (more under -race); the old bound's one read, 64 MiB, did
+	// not fit this.
+	const maxMiB = 48
+	check := func(t *testing.T, mib uint64, status int, b []byte, want string, down bool) {
+		t.Helper()
+		if status != http.StatusBadGateway || !strings.Contains(string(b), `"code":"worker_failed"`) || !strings.Contains(string(b), want) {
+			t.Errorf("status %d: %.300s (want 502, worker_failed, %q)", status, b, want)
+		}
+		if mib > maxMiB {
+			t.Errorf("the gateway allocated %d MiB for one request (at most %d)", mib, maxMiB)
+		}
+		if !down {
+			t.Error("the worker is not marked down")
+		}
+	}
+	for _, tc := range []struct {
+		name   string
+		answer func(http.ResponseWriter)
+		want   string
+	}{{"gzip", sendBomb, "Content-Encoding"}, {"huge", sendHuge, "larger than"}} {
+		t.Run("paid "+tc.name, func(t *testing.T) {
+			e := newTestEnv(t)
+			e.ws[0].answer = tc.answer
+			var res *http.Response
+			var b []byte
+			mib := alloc(func() { res, b = e.post(t, `{"model":"tiny","prompt":"hi","max_tokens":4}`) })
+			if res.Header.Get(HeaderAgentID) != "1" {
+				t.Errorf("answered by agent %q, want 1", res.Header.Get(HeaderAgentID))
+			}
+			check(t, mib, res.StatusCode, b, tc.want, e.srv.router.IsDown(e.ws[0].addr))
+		})
+		t.Run("anonymous "+tc.name, func(t *testing.T) {
+			srv, gw, addr := hostileGateway(t, func(rw http.ResponseWriter, r *http.Request) {
+				io.Copy(io.Discard, r.Body)
+				tc.answer(rw)
+			})
+			var status int
+			var b []byte
+			mib := alloc(func() { status, b = anonymousPayment(t, gw.URL, addr) })
+			check(t, mib, status, b, tc.want, srv.router.IsDown(addr))
+		})
+		t.Run("receipt "+tc.name, func(t *testing.T) {
+			const rid = "cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc"
+			srv, gw, addr := hostileGateway(t, func(rw http.ResponseWriter, r *http.Request) {
+				if r.Method == http.MethodGet {
+					tc.answer(rw)
+					return
+				}
+				io.Copy(io.Discard, r.Body)
+				rw.Header().Set("X-Verdict-Receipt", rid)
+				rw.WriteHeader(http.StatusBadRequest)
+			})
+			anonymousPayment(t, gw.URL, addr)
+			srv.router.mu.Lock()
+			clear(srv.router.down)
+			srv.router.mu.Unlock()
+			var status int
+			var b []byte
+			mib := alloc(func() {
+				res, err := http.Get(gw.URL + "/v1/receipts/" + rid)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer res.Body.Close()
+				status = res.StatusCode
+				b, _ = io.ReadAll(res.Body)
+			})
+			check(t, mib, status, b, tc.want, srv.router.IsDown(addr))
+		})
+	}
+	// A body whose headers came but whose bytes never end.
+	t.Run("slow", func(t *testing.T) {
+		srv, gw, addr := hostileGateway(t, func(rw http.ResponseWriter, r *http.Request) {
+			io.Copy(io.Discard, r.Body)
+			rw.Header().Set("Content-Type", "application/json")
+			io.WriteString(rw, `{"choices":[{"text":"`)
+			rw.(http.Flusher).Flush()
+			select {
+			case <-r.Context().Done():
+			case <-time.After(10 * time.Second):
+			}
+		}, func(o *Options) { o.BodyTimeout = 300 * time.Millisecond })
+		t0 := time.Now()
+		status, b := anonymousPayment(t, gw.URL, addr)
+		if d := time.Since(t0); d > 5*time.Second {
+			t.Errorf("the answer took %v (BodyTimeout 300 ms)", d)
+		}
+		check(t, 0, status, b, "not sent within", srv.router.IsDown(addr))
+	})
+	// Receipts of 7 MiB each, asked for 8 times at once: the gateway
+	// holds at most MaxWorkerInFlightBytes of them; the rest fail.
+	t.Run("many at once", func(t *testing.T) {
+		const rid = "dddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddd"
+		const n = 8
+		srv, gw, addr := hostileGateway(t, func(rw http.ResponseWriter, r *http.Request) {
+			if r.Method != http.MethodGet {
+				io.Copy(io.Discard, r.Body)
+				rw.Header().Set("X-Verdict-Receipt", rid)
+				rw.WriteHeader(http.StatusBadRequest)
+				return
+			}
+			rw.Header().Set("Content-Type", "application/json")
+			io.WriteString(rw, `"`)
+			rw.Write(bytes.Repeat([]byte("a"), 7<<20))
+			rw.(http.Flusher).Flush()
+			select { // hold the gateway's reads open a while, then end
+			case <-r.Context().Done():
+			case <-time.After(2 * time.Second):
+			}
+			io.WriteString(rw, `"`)
+		})
+		anonymousPayment(t, gw.URL, addr)
+		var wg sync.WaitGroup
+		var failed atomic.Int32
+		for range n {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				res, err := http.Get(gw.URL + "/v1/receipts/" + rid)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				b, _ := io.ReadAll(res.Body)
+				res.Body.Close()
+				if res.StatusCode == http.StatusBadGateway && strings.Contains(string(b), "in flight") {
+					failed.Add(1)
+				}
+			}()
+		}
+		wg.Wait()
+		if want := int32(n - MaxWorkerInFlightBytes/(7<<20)); failed.Load() < want {
+			t.Errorf("%d of %d receipts of 7 MiB at once refused, want at least %d (MaxWorkerInFlightBytes %d MiB)", failed.Load(), n, want, MaxWorkerInFlightBytes>>20)
+		}
+		if !srv.router.IsDown(addr) {
+			t.Error("the worker is not marked down")
+		}
+		srv.mu.Lock()
+		defer srv.mu.Unlock()
+		if len(srv.inFlight) != 0 {
+			t.Errorf("bytes still counted in flight: %v", srv.inFlight)
+		}
+	})
 }

@@ -172,9 +172,19 @@
 // public server that itself relays requests into a private network (a
 // proxy, unlike a redirect, which is checked) is beyond what the gateway
 // can see. A worker's
-// non-streamed answer is read up to MaxResponseBytes (64 MiB) and each line
-// of its stream up to MaxEventBytes (4 MiB); past either the caller gets
-// the worker_failed error.
+// non-streamed answer is read up to MaxResponseBytes (8 MiB: a longer
+// answer, with many logprobs, is to be streamed), a receipt it serves up
+// to MaxReceiptAnswerBytes (receipt.MaxSize and 4 KiB), each within
+// BodyTimeout (a minute) of its headers, and each line of its stream up
+// to MaxEventBytes (4 MiB), a stream that sends nothing for HeaderTimeout
+// being cut; the gateway asks workers for no encoding (Go's transparent
+// gzip inflated 64 KiB a worker sent into 64 MiB) and refuses an answer
+// that has one, and holds at most MaxWorkerInFlightBytes (32 MiB) of one
+// worker's answers and receipts at once, all requests together, so that
+// a worker answering anonymous requests naming it, or GETs of receipt
+// ids it named, with all it may cannot exhaust the gateway's memory.
+// Past any of these the caller gets the worker_failed error, saying
+// which, and the worker is marked down (TestAttackWorkerAnswerSize).
 //
 // MCP: the gateway serves the MCP tools of package mcpserver (generate,
 // get_receipt, verify_receipt, list_models) over streamable HTTP at

@@ -179,6 +179,9 @@ type fakeWorker struct {
 	stallFirst bool
 	stalled    chan struct{}
 	release    chan struct{}
+	// answer, when set, writes the worker's answer to a paid request
+	// once it has taken the escrow and published its receipt.
+	answer func(rw http.ResponseWriter)
 
 	mu       sync.Mutex
 	receipts map[string][]byte // id -> signed receipt, as served
@@ -355,6 +358,10 @@ func (w *fakeWorker) serve(rw http.ResponseWriter, r *http.Request) {
 		w.t.Errorf("publishing: %v", err)
 	}
 	w.served.Add(1)
+	if w.answer != nil {
+		w.answer(rw)
+		return
+	}
 	rid := w.sign(w.served.Load())
 	settle, _ := json.Marshal(gateway.SettleResponse{Success: true, Payer: tx.Signer.String(), Transaction: "tx", Network: p.Accepted.Network, Amount: strconv.Itoa(fullCost)})
 	rw.Header().Set(gateway.HeaderPaymentResponse, base64.StdEncoding.EncodeToString(settle))

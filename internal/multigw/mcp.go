@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"strings"
 	"time"
@@ -191,13 +190,11 @@ func (m mcpTools) Generate(ctx context.Context, c mcpserver.Caller, in mcpserver
 		return f, err
 	}
 	defer res.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(res.Body, MaxResponseBytes+1))
-	if err == nil && len(b) > MaxResponseBytes {
-		err = fmt.Errorf("answer larger than %d bytes", MaxResponseBytes)
-	}
+	b, release, err := s.readWorker(res, wk, MaxResponseBytes)
 	if err != nil {
 		return f, fmt.Errorf("worker %d failed while sending its answer (%v); you pay at most for the receipt it published", wk.AgentID, err)
 	}
+	defer release()
 	if res.StatusCode == http.StatusPaymentRequired {
 		var pr gateway.PaymentRequired
 		if err := decodeB64JSON(res.Header.Get(gateway.HeaderPaymentRequired), &pr); err != nil {
@@ -292,11 +289,7 @@ func (m mcpTools) receipt(ctx context.Context, id string) ([]byte, string, error
 	if !ok {
 		return nil, "", fmt.Errorf("no receipt %s on the ledger or served here: %w", id, inference.ErrNotFound)
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, wk.Endpoint+"/receipts/"+id, nil)
-	if err != nil {
-		return nil, "", err
-	}
-	res, err := s.hc.Do(req)
+	res, err := s.do(ctx, wk, http.MethodGet, "/receipts/"+id, nil, nil)
 	if err != nil {
 		return nil, "", fmt.Errorf("worker %d: %w (the receipt is on the ledger once published)", wk.AgentID, err)
 	}
@@ -308,7 +301,12 @@ func (m mcpTools) receipt(ctx context.Context, id string) ([]byte, string, error
 	if res.StatusCode != http.StatusOK {
 		return nil, "", fmt.Errorf("worker %d: status %d for receipt %s (it is on the ledger once published)", wk.AgentID, res.StatusCode, id)
 	}
-	if err := json.NewDecoder(io.LimitReader(res.Body, receipt.MaxSize+4096)).Decode(&out); err != nil || len(out.Receipt) == 0 {
+	b, release, err := s.readWorker(res, wk, MaxReceiptAnswerBytes)
+	if err != nil {
+		return nil, "", fmt.Errorf("worker %d: receipt %s: %w", wk.AgentID, id, err)
+	}
+	defer release()
+	if err := json.Unmarshal(b, &out); err != nil || len(out.Receipt) == 0 {
 		return nil, "", fmt.Errorf("worker %d: not a receipt answer for %s", wk.AgentID, id)
 	}
 	return out.Receipt, out.Status, nil

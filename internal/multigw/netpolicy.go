@@ -256,8 +256,12 @@ func (p NetPolicy) workerClient(headerTimeout time.Duration) *http.Client {
 			// A worker's headers are a few short lines; the default
 			// allowed 10 MiB of them (a receipt id of megabytes).
 			MaxResponseHeaderBytes: MaxWorkerHeaderBytes,
-			MaxIdleConnsPerHost:    16,
-			IdleConnTimeout:        90 * time.Second,
+			// Go's transparent gzip let a worker's 64 KiB inflate to as
+			// many MiB as an answer may hold: the gateway asks for no
+			// encoding, and readWorker refuses an answer that has one.
+			DisableCompression:  true,
+			MaxIdleConnsPerHost: 16,
+			IdleConnTimeout:     90 * time.Second,
 		},
 		CheckRedirect: func(req *http.Request, via []*http.Request) error {
 			return fmt.Errorf("redirected to %q: %w", trunc(req.URL.Redacted(), 120), errRedirect)

@@ -12,17 +12,47 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync/atomic"
+	"time"
 
 	"github.com/verdictnet/verdict/internal/gateway"
 	"github.com/verdictnet/verdict/internal/keys"
 	"github.com/verdictnet/verdict/internal/ledger"
+	"github.com/verdictnet/verdict/internal/receipt"
 )
 
-// MaxResponseBytes bounds a worker's non-streamed answer, MaxEventBytes
-// one line of its stream.
+// Bounds on what the gateway reads of a worker.
+//
+// MaxResponseBytes bounds a worker's non-streamed answer. Such an answer
+// is read whole before anything is relayed (a worker that dies mid-answer
+// then costs the caller a clean error, not half an answer), and naming
+// the worker in it parses and re-encodes it: each byte allowed costs the
+// gateway several, and anyone who stakes one worker can make it answer as
+// much as allowed to anonymous requests naming it. An honest answer holds
+// the text of at most max_tokens tokens (at most the model's context) as
+// JSON, a few bytes a token: 8 MiB is over a million tokens of ordinary
+// text; with logprobs (up to 20 alternatives a token, each with its text
+// and bytes) a token takes one to a few KiB, so 8 MiB still holds a few
+// thousand of them. A longer answer is asked for as a stream, which is
+// relayed line by line, each line at most MaxEventBytes, with no bound on
+// the whole. It was 64 MiB, read and re-encoded into about 200 MiB a
+// request.
+//
+// MaxReceiptAnswerBytes bounds a worker's answer to GET /receipts/{id}:
+// the largest receipt (receipt.MaxSize) and the JSON around it.
+//
+// MaxWorkerInFlightBytes bounds what the gateway holds at once of one
+// worker's non-streamed answers and receipts, all requests together: a
+// worker past it fails the answer that went over (with the
+// worker_failed error) instead of making the gateway hold more. The
+// bounds above bound one request; this one bounds a hostile worker's
+// concurrent answers, which anonymous callers can ask for as often as
+// they like.
 const (
-	MaxResponseBytes = 64 << 20
-	MaxEventBytes    = 4 << 20
+	MaxResponseBytes       = 8 << 20
+	MaxEventBytes          = 4 << 20
+	MaxReceiptAnswerBytes  = receipt.MaxSize + 4096
+	MaxWorkerInFlightBytes = 4 * MaxResponseBytes
 )
 
 // readLine reads up to and including '\n', failing past max bytes.
@@ -62,15 +92,7 @@ func down(format string, a ...any) error { return &errDown{err: fmt.Errorf(forma
 // post sends body to the worker's path (under its /v1 endpoint) with
 // header hdr. A failure to reach the worker, or a 5xx, is errDown.
 func (s *Server) post(ctx context.Context, w Worker, path string, body []byte, hdr http.Header) (*http.Response, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, w.Endpoint+path, bytes.NewReader(body))
-	if err != nil {
-		return nil, fmt.Errorf("worker %d: %w", w.AgentID, err)
-	}
-	for k, v := range hdr {
-		req.Header[k] = v
-	}
-	req.Header.Set("Content-Type", "application/json")
-	res, err := s.hc.Do(req)
+	res, err := s.do(ctx, w, http.MethodPost, path, body, hdr)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
@@ -83,6 +105,181 @@ func (s *Server) post(ctx context.Context, w Worker, path string, body []byte, h
 		return nil, down("worker %d: status %d: %s", w.AgentID, res.StatusCode, trunc(string(b), 200))
 	}
 	return res, nil
+}
+
+// do sends a request to the worker's path (under its /v1 endpoint): a
+// POST of body (JSON) or a GET. The response's Body is a *workerBody,
+// whose request readWorker and relay can cut.
+func (s *Server) do(ctx context.Context, w Worker, method, path string, body []byte, hdr http.Header) (*http.Response, error) {
+	rctx, cancel := context.WithCancel(ctx)
+	var rb io.Reader
+	if body != nil {
+		rb = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(rctx, method, w.Endpoint+path, rb)
+	if err != nil {
+		cancel()
+		return nil, fmt.Errorf("worker %d: %w", w.AgentID, err)
+	}
+	for k, v := range hdr {
+		req.Header[k] = v
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	res, err := s.hc.Do(req)
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	res.Body = &workerBody{ReadCloser: res.Body, parent: ctx, cancel: cancel}
+	return res, nil
+}
+
+// workerBody is the body of a worker's response: its request can be cut
+// (cancel) when the worker takes too long to send it, and closing it
+// ends the request.
+type workerBody struct {
+	io.ReadCloser
+	parent context.Context // the request's context before do's cancel
+	cancel context.CancelFunc
+	cut    atomic.Bool // the gateway cut it: the worker was too slow
+}
+
+func (b *workerBody) Close() error {
+	err := b.ReadCloser.Close()
+	b.cancel()
+	return err
+}
+
+// cutAfter arms the cut of res's request after d: reads after it fail.
+// The returned timer is stopped, or Reset for another d, by the caller.
+// Nil when res's body is not a workerBody (a test's).
+func cutAfter(res *http.Response, d time.Duration) (*time.Timer, *workerBody) {
+	b, ok := res.Body.(*workerBody)
+	if !ok {
+		return nil, nil
+	}
+	return time.AfterFunc(d, func() { b.cut.Store(true); b.cancel() }), b
+}
+
+// errWorkerAnswer is an answer the gateway refused to read on: too
+// large, encoded, too slow, or past the worker's MaxWorkerInFlightBytes.
+var errWorkerAnswer = errors.New("worker's answer refused")
+
+// readWorker reads a worker's non-streamed answer or receipt whole: at
+// most max bytes, within BodyTimeout of its headers, in the encoding the
+// gateway asked for (none: the worker client does not ask for gzip, so
+// 64 KiB of gzip cannot inflate to as many MiB as allowed), and within
+// the worker's MaxWorkerInFlightBytes. release gives back what it held
+// against that bound, once the answer has been written out; it is not
+// nil when err is nil. A failure that is the worker's (not the caller's
+// hang-up) marks it down: it is broken or hostile.
+func (s *Server) readWorker(res *http.Response, w Worker, max int64) (b []byte, release func(), err error) {
+	defer func() {
+		if err == nil {
+			return
+		}
+		if wb, ok := res.Body.(*workerBody); ok && wb.parent.Err() != nil {
+			return // the caller hung up
+		}
+		s.log.Warn("worker's answer refused", "agent", w.AgentID, "err", err)
+		s.router.MarkDown(w.Address)
+	}()
+	if ce := res.Header.Get("Content-Encoding"); ce != "" && !strings.EqualFold(ce, "identity") {
+		return nil, nil, fmt.Errorf("%w: Content-Encoding %q, which the gateway did not ask for", errWorkerAnswer, trunc(ce, 40))
+	}
+	if res.ContentLength > max {
+		return nil, nil, fmt.Errorf("%w: larger than %d bytes (Content-Length %d)", errWorkerAnswer, max, res.ContentLength)
+	}
+	t, wb := cutAfter(res, s.o.BodyTimeout)
+	if t != nil {
+		defer t.Stop()
+	}
+	br := &budgetReader{r: res.Body, s: s, a: w.Address}
+	b, err = readAll(io.LimitReader(br, max+1), res.ContentLength)
+	switch {
+	case br.over:
+		err = fmt.Errorf("%w: more than %d bytes of worker %d's answers in flight at once (MaxWorkerInFlightBytes)", errWorkerAnswer, MaxWorkerInFlightBytes, w.AgentID)
+	case wb != nil && wb.cut.Load():
+		err = fmt.Errorf("%w: not sent within %s of its headers", errWorkerAnswer, s.o.BodyTimeout)
+	case err == nil && int64(len(b)) > max:
+		err = fmt.Errorf("%w: larger than %d bytes", errWorkerAnswer, max)
+	}
+	if err != nil {
+		br.release()
+		return nil, nil, err
+	}
+	return b, br.release, nil
+}
+
+// readAll is io.ReadAll starting with room for size bytes and one more
+// (the read that sees the end), when size is known (not negative): an
+// answer that states its length is read into one allocation.
+func readAll(r io.Reader, size int64) ([]byte, error) {
+	if size < 0 {
+		return io.ReadAll(r)
+	}
+	b := make([]byte, 0, size+1)
+	for {
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)]
+		}
+		n, err := r.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if err == io.EOF {
+			return b, nil
+		}
+		if err != nil {
+			return b, err
+		}
+	}
+}
+
+// budgetReader counts what it reads against its worker's
+// MaxWorkerInFlightBytes, failing past it (over).
+type budgetReader struct {
+	r    io.Reader
+	s    *Server
+	a    ledger.Address
+	held int64
+	over bool
+}
+
+func (br *budgetReader) Read(p []byte) (int, error) {
+	n, err := br.r.Read(p)
+	if n > 0 {
+		if !br.s.hold(br.a, int64(n)) {
+			br.over = true
+			return 0, errWorkerAnswer
+		}
+		br.held += int64(n)
+	}
+	return n, err
+}
+
+// release gives back what was held; once.
+func (br *budgetReader) release() {
+	br.s.hold(br.a, -br.held)
+	br.held = 0
+}
+
+// hold counts n more bytes (negative: fewer) of worker a's answers in
+// flight; false, counting nothing, when that would pass
+// MaxWorkerInFlightBytes.
+func (s *Server) hold(a ledger.Address, n int64) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	v := s.inFlight[a] + n
+	if n > 0 && v > MaxWorkerInFlightBytes {
+		return false
+	}
+	if v <= 0 {
+		delete(s.inFlight, a)
+	} else {
+		s.inFlight[a] = v
+	}
+	return true
 }
 
 // quote asks w for the x402 quote of the request: the "upto" entry of its
@@ -239,10 +436,7 @@ func (s *Server) relay(rw http.ResponseWriter, res *http.Response, w Worker) boo
 	h.Set(HeaderWorker, w.Address.String())
 	ct := res.Header.Get("Content-Type")
 	if res.StatusCode != http.StatusOK || !strings.HasPrefix(ct, "text/event-stream") {
-		b, err := io.ReadAll(io.LimitReader(res.Body, MaxResponseBytes+1))
-		if err == nil && len(b) > MaxResponseBytes {
-			err = fmt.Errorf("answer larger than %d bytes", MaxResponseBytes)
-		}
+		b, release, err := s.readWorker(res, w, MaxResponseBytes)
 		if err != nil {
 			for _, k := range relayed {
 				h.Del(k)
@@ -251,6 +445,7 @@ func (s *Server) relay(rw http.ResponseWriter, res *http.Response, w Worker) boo
 			writeError(rw, http.StatusBadGateway, "server_error", "worker_failed", fmt.Sprintf("worker %d failed while sending its answer (%v); nothing of it is returned, and you pay at most for the receipt it published", w.AgentID, err))
 			return false
 		}
+		defer release()
 		if res.StatusCode == http.StatusOK {
 			b = nameWorker(b, w)
 		}
@@ -267,8 +462,20 @@ func (s *Server) relay(rw http.ResponseWriter, res *http.Response, w Worker) boo
 	rc := http.NewResponseController(rw)
 	br := bufio.NewReaderSize(res.Body, 64<<10)
 	done := false
+	// A stream that sends nothing for HeaderTimeout is a worker that
+	// stalled, as one that sends no headers for as long: it is cut.
+	t, wb := cutAfter(res, s.o.HeaderTimeout)
+	if t != nil {
+		defer t.Stop()
+	}
 	for {
 		line, err := readLine(br, MaxEventBytes)
+		if t != nil {
+			t.Reset(s.o.HeaderTimeout)
+		}
+		if err != nil && wb != nil && wb.cut.Load() {
+			err = fmt.Errorf("nothing sent for %s", s.o.HeaderTimeout)
+		}
 		if len(line) > 0 && err == nil {
 			if bytes.HasPrefix(line, []byte("data: {")) {
 				line = append(append([]byte("data: "), nameWorker(bytes.TrimSpace(line[len("data: "):]), w)...), '\n')
@@ -289,6 +496,9 @@ func (s *Server) relay(rw http.ResponseWriter, res *http.Response, w Worker) boo
 					err = io.ErrUnexpectedEOF
 				}
 				s.log.Warn("worker failed mid-stream", "agent", w.AgentID, "err", err)
+				if wb == nil || wb.parent.Err() == nil {
+					s.router.MarkDown(w.Address) // it broke off, or sent a line past MaxEventBytes
+				}
 				b, _ := json.Marshal(errorBody("server_error", "worker_failed", fmt.Sprintf("worker %d failed mid-stream (%v): the answer above is incomplete; you pay at most for the receipt it published", w.AgentID, err)))
 				rw.Write(append(append([]byte("data: "), b...), '\n', '\n'))
 				rc.Flush()

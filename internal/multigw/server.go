@@ -52,6 +52,12 @@ type Options struct {
 	// it is paid (default 5 minutes: a non-streamed answer's headers come
 	// when it is complete); QuoteTimeout bounds a quote (default 10 s).
 	HeaderTimeout, QuoteTimeout time.Duration
+	// BodyTimeout bounds reading a worker's non-streamed answer, or a
+	// receipt it serves, once its headers came (default 1 minute: such
+	// an answer is complete when its headers are sent, so what is left is
+	// at most MaxResponseBytes of transfer). A stream is cut when it
+	// sends nothing for HeaderTimeout instead.
+	BodyTimeout time.Duration
 	// MaxFee (0: none) refuses quotes above it.
 	MaxFee uint64
 	// PendingWait is how long, after a paid worker failed, the gateway
@@ -92,7 +98,8 @@ type Server struct {
 	workers  []Worker
 	minStake uint64
 	payers   map[ledger.Address]payerMutex
-	served   map[string]Worker // receipt id -> worker, bounded
+	inFlight map[ledger.Address]int64 // bytes of each worker's answers held (readWorker)
+	served   map[string]Worker        // receipt id -> worker, bounded
 	order    []string
 }
 
@@ -127,6 +134,9 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	if o.QuoteTimeout <= 0 {
 		o.QuoteTimeout = 10 * time.Second
 	}
+	if o.BodyTimeout <= 0 {
+		o.BodyTimeout = time.Minute
+	}
 	if o.ReceiptWait <= 0 {
 		o.ReceiptWait = 5 * time.Second
 	}
@@ -142,7 +152,8 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	}
 	s := &Server{o: o, hc: hc, log: o.Logger, mux: http.NewServeMux(),
 		disc:   &Discovery{Ledger: o.Ledger, Net: o.Net, HTTP: o.HTTPRegistration, Logger: o.Logger},
-		router: &Router{DownFor: o.DownFor}, payers: map[ledger.Address]payerMutex{}, served: map[string]Worker{}}
+		router: &Router{DownFor: o.DownFor}, payers: map[ledger.Address]payerMutex{}, served: map[string]Worker{},
+		inFlight: map[ledger.Address]int64{}}
 	for k, key := range o.Accounts {
 		if k == "" || key == nil {
 			return nil, errors.New("multigw: empty API key or account key")
@@ -796,12 +807,7 @@ func (s *Server) receipt(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "invalid_request_error", "receipt_not_found", "no receipt "+id+" on the ledger or served here")
 		return
 	}
-	req, err := http.NewRequestWithContext(r.Context(), http.MethodGet, wk.Endpoint+"/receipts/"+id, nil)
-	if err != nil {
-		writeError(w, http.StatusInternalServerError, "server_error", "internal_error", err.Error())
-		return
-	}
-	res, err := s.hc.Do(req)
+	res, err := s.do(r.Context(), wk, http.MethodGet, "/receipts/"+id, nil, nil)
 	if err != nil {
 		writeError(w, http.StatusBadGateway, "server_error", "worker_failed", fmt.Sprintf("worker %d: %v (the receipt is on the ledger once published)", wk.AgentID, err))
 		return
@@ -816,13 +822,12 @@ func (s *Server) receipt(w http.ResponseWriter, r *http.Request) {
 // is not a JSON value must not reach the caller as they are.
 func (s *Server) relayReceipt(w http.ResponseWriter, res *http.Response, wk Worker) {
 	defer res.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(res.Body, MaxResponseBytes+1))
-	switch {
-	case err != nil:
-	case len(b) > MaxResponseBytes:
-		err = fmt.Errorf("answer larger than %d bytes", MaxResponseBytes)
-	case !json.Valid(b):
-		err = errors.New("its answer is not JSON")
+	b, release, err := s.readWorker(res, wk, MaxReceiptAnswerBytes)
+	if err == nil {
+		defer release()
+		if !json.Valid(b) {
+			err = errors.New("its answer is not JSON")
+		}
 	}
 	if err != nil {
 		writeError(w, http.StatusBadGateway, "server_error", "worker_failed", fmt.Sprintf("worker %d: %v (the receipt is on the ledger once published)", wk.AgentID, err))
