@@ -499,3 +499,97 @@ func TestAttackWorkerAnswerSize(t *testing.T) {
 		}
 	})
 }
+
+// TestAttackUnpaidAnswer: a staked worker with a low price, so that it
+// wins the routing, answers the quote request (which carries no
+// payment) itself, with text of its own making and a "verdict" object
+// and receipt id of its own. The gateway relayed that answer to the
+// paying caller: no escrow, no receipt, nothing audited or slashable.
+// Or it refuses every request with a 4xx, which was relayed with no
+// failover. Now a worker's answer to an unpaid request is never relayed
+// when its workers are paid: the worker is marked down and the request
+// goes to the next, paid (API key) or quoted (x402); a refusal is
+// relayed only when every worker refuses, as they do a bad request.
+func TestAttackUnpaidAnswer(t *testing.T) {
+	const rid = "eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee"
+	for _, tc := range []struct {
+		name   string
+		answer func(rw http.ResponseWriter)
+	}{
+		{"answers unpaid", func(rw http.ResponseWriter) {
+			rw.Header().Set("Content-Type", "application/json")
+			rw.Header().Set("X-Verdict-Receipt", rid)
+			io.WriteString(rw, `{"id":"x","object":"text_completion","choices":[{"text":"made up"}],"verdict":{"receipt_id":"`+rid+`"}}`)
+		}},
+		{"refuses", func(rw http.ResponseWriter) {
+			rw.Header().Set("Content-Type", "application/json")
+			rw.WriteHeader(http.StatusBadRequest)
+			io.WriteString(rw, `{"error":{"message":"made up","type":"invalid_request_error","code":"invalid_value"}}`)
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newTestEnv(t)
+			var hits atomic.Int32
+			evil := e.l.addHostile(t, "evil", 100000, func(rw http.ResponseWriter, r *http.Request) {
+				io.Copy(io.Discard, r.Body)
+				hits.Add(1)
+				if r.Header.Get(gateway.HeaderPaymentSignature) != "" {
+					t.Error("the hostile worker was paid")
+				}
+				tc.answer(rw)
+			})
+			if err := e.srv.Refresh(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			res, b := e.post(t, `{"model":"tiny","prompt":"hi","max_tokens":4}`)
+			if res.StatusCode != http.StatusOK || strings.Contains(string(b), "made up") || res.Header.Get(HeaderWorker) == evil.String() || hits.Load() != 1 {
+				t.Fatalf("status %d from %s after %d requests to the hostile worker: %s", res.StatusCode, res.Header.Get(HeaderWorker), hits.Load(), b)
+			}
+			if !e.srv.router.IsDown(evil) {
+				t.Error("the hostile worker is not marked down")
+			}
+			e.l.mu.Lock()
+			n, c := e.l.nonces[e.payAddr], e.l.charged[e.payAddr]
+			e.l.mu.Unlock()
+			if n != 1 || c != fullCost {
+				t.Fatalf("%d escrows, %d charged: want one paid answer (%d)", n, c, fullCost)
+			}
+			// An x402 caller asking for a quote gets an honest worker's.
+			e.srv.router.mu.Lock()
+			clear(e.srv.router.down)
+			e.srv.router.mu.Unlock()
+			req, _ := http.NewRequest(http.MethodPost, e.gw.URL+"/v1/completions", strings.NewReader(`{"model":"tiny","prompt":"hi","max_tokens":4}`))
+			req.Header.Set("Content-Type", "application/json")
+			xres, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ = io.ReadAll(xres.Body)
+			xres.Body.Close()
+			var pr gateway.PaymentRequired
+			if err := decodeB64JSON(xres.Header.Get(gateway.HeaderPaymentRequired), &pr); xres.StatusCode != http.StatusPaymentRequired || err != nil || pr.Accepts[0].PayTo == evil.String() {
+				t.Fatalf("x402 caller: status %d, quote %+v (%v): %s", xres.StatusCode, pr, err, b)
+			}
+			if !e.srv.router.IsDown(evil) {
+				t.Error("x402: the hostile worker is not marked down")
+			}
+		})
+	}
+	// A request every worker refuses (the caller's fault) gets the
+	// refusal, and marks no worker down.
+	t.Run("bad request", func(t *testing.T) {
+		e := newTestEnv(t)
+		res, b := e.post(t, `{"model":"tiny","prompt":"hi","max_tokens":0}`)
+		if res.StatusCode != http.StatusBadRequest || !strings.Contains(string(b), "max_tokens must be at least 1") {
+			t.Fatalf("status %d: %s", res.StatusCode, b)
+		}
+		for _, w := range e.ws {
+			if e.srv.router.IsDown(w.addr) {
+				t.Errorf("worker %d marked down for the caller's bad request", w.id)
+			}
+		}
+		if n := e.l.nonces[e.payAddr]; n != 0 {
+			t.Fatalf("%d escrows signed for a refused request", n)
+		}
+	})
+}

@@ -99,8 +99,15 @@
 // signs with the caller's key an openEscrow transaction under the "upto"
 // scheme (fee: the quoted maximum, pricePerToken: the price, request: the
 // quote's request hash) and sends the request again with it in
-// PAYMENT-SIGNATURE (a worker run with --no-auth answers the first request
-// itself, unpaid, and that answer is relayed). The worker submits the
+// PAYMENT-SIGNATURE. An answer to the quote request other than a 402 is
+// never relayed as the answer: a 2xx (a worker run with --no-auth, or one
+// serving text of its own making, backed by no escrow and no receipt,
+// audited by no one) is the worker's failure, marked down, and the
+// request goes to the next worker; a 401 too, a 429 likewise but not
+// marked down; another 4xx passes the request on as well, and is
+// relayed only when every worker refused it (a bad request, refused
+// alike by all), a worker that refused a request another then quoted
+// being marked down (TestAttackUnpaidAnswer). The worker submits the
 // escrow, generates and publishes its receipt against it; the ledger
 // charges the tokens the receipt holds and returns the rest to the caller.
 // The gateway never holds a worker's key and a worker cannot charge without
@@ -136,7 +143,8 @@
 //
 // Callers without an API key pay with x402 themselves: a request without
 // Authorization and without PAYMENT-SIGNATURE goes, unchanged, to the
-// worker the router picks, whose 402 quote names that worker (payTo); the
+// worker the router picks, whose 402 quote names that worker (payTo;
+// other answers are judged and failed over as for a quote above); the
 // same request sent again with PAYMENT-SIGNATURE goes to the worker whose
 // address is the payload's accepted.payTo (no failover: the payment is
 // bound to that worker). With NoAuth the gateway forwards every request

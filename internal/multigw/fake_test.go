@@ -278,12 +278,19 @@ func (w *fakeWorker) serve(rw http.ResponseWriter, r *http.Request) {
 	}
 	body, _ := io.ReadAll(r.Body)
 	var req struct {
-		Model  string `json:"model"`
-		Stream bool   `json:"stream"`
+		Model     string `json:"model"`
+		Stream    bool   `json:"stream"`
+		MaxTokens *int   `json:"max_tokens"`
 	}
 	json.Unmarshal(body, &req)
 	if req.Model != w.l.model.String() {
 		w.t.Errorf("worker got model %q, want the id", req.Model)
+	}
+	if req.MaxTokens != nil && *req.MaxTokens < 1 { // refused as a worker does, before any payment
+		rw.Header().Set("Content-Type", "application/json")
+		rw.WriteHeader(http.StatusBadRequest)
+		io.WriteString(rw, `{"error":{"message":"max_tokens must be at least 1","type":"invalid_request_error","param":"max_tokens","code":"invalid_value"}}`)
+		return
 	}
 	sig := r.Header.Get(gateway.HeaderPaymentSignature)
 	if w.free {

@@ -664,18 +664,25 @@ func TestServerStreamFlood(t *testing.T) {
 }
 
 // TestServerFreeWorkerInPaidPool: a worker that serves without payment
-// answers the quote itself; the answer is relayed and nothing is paid.
+// (--no-auth) answers the quote request itself. In a gateway that pays
+// its workers that answer is backed by no escrow and no receipt (nothing
+// audits it, nothing can be slashed for it): it is not relayed. The
+// worker is marked down and the request goes to the next worker, paid;
+// the caller pays that one answer.
 func TestServerFreeWorkerInPaidPool(t *testing.T) {
 	e := newTestEnv(t)
 	e.ws[0].free = true
 	res, b := e.post(t, `{"model":"tiny","prompt":"hi"}`)
-	if res.StatusCode != 200 || res.Header.Get(HeaderAgentID) != "1" || !strings.Contains(string(b), `"free"`) {
+	if res.StatusCode != 200 || res.Header.Get(HeaderAgentID) != "2" || strings.Contains(string(b), `"free"`) {
 		t.Fatalf("status %d, agent %s: %s", res.StatusCode, res.Header.Get(HeaderAgentID), b)
+	}
+	if !e.srv.router.IsDown(e.ws[0].addr) {
+		t.Error("the free worker is not marked down")
 	}
 	e.l.mu.Lock()
 	defer e.l.mu.Unlock()
-	if n := e.l.nonces[e.payAddr]; n != 0 {
-		t.Fatalf("%d escrows signed for a free answer", n)
+	if n, c := e.l.nonces[e.payAddr], e.l.charged[e.payAddr]; n != 1 || c != fullCost {
+		t.Fatalf("%d escrows signed, %d charged; want 1 and %d", n, c, fullCost)
 	}
 }
 

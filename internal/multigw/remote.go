@@ -282,12 +282,61 @@ func (s *Server) hold(a ledger.Address, n int64) bool {
 	return true
 }
 
+// MaxRefusalBytes bounds the body of a worker's refusal (a 4xx) that the
+// gateway keeps to relay.
+const MaxRefusalBytes = 64 << 10
+
+// errRefused is a worker's 4xx (but 401, 402 and 429) to a request that
+// carried no payment, in a gateway whose workers are paid. The caller's
+// request may be at fault: then every worker refuses it alike, and the
+// first refusal is relayed once all have been tried. Or the worker
+// refuses what others serve: the request goes to the next worker either
+// way, and a worker that refused a request another then quoted is marked
+// down.
+type errRefused struct {
+	w      Worker
+	status int
+	header http.Header
+	body   []byte
+}
+
+func (e *errRefused) Error() string {
+	return fmt.Sprintf("worker %d refused the request (status %d): %s", e.w.AgentID, e.status, trunc(string(e.body), 200))
+}
+
+// response is the refusal as the worker's response, to relay.
+func (e *errRefused) response() *http.Response {
+	return &http.Response{StatusCode: e.status, Header: e.header, Body: io.NopCloser(bytes.NewReader(e.body)), ContentLength: int64(len(e.body))}
+}
+
+// unpaid judges a worker's answer other than a 402 to a request that
+// carried no payment, in a gateway whose workers are paid (by the
+// gateway from an API key's account, or by an x402 caller), and closes
+// it: 401 (not taking x402) and 429 (busy, not marked down) are errDown,
+// another 4xx errRefused, and anything else errDown. A 2xx is an answer
+// no escrow and no receipt backs, its text whatever the worker made up,
+// never audited nor slashable: relayed, it let a staked worker with a low
+// price win requests and serve them so.
+func (s *Server) unpaid(w Worker, res *http.Response) error {
+	defer res.Body.Close()
+	switch st := res.StatusCode; {
+	case st == http.StatusTooManyRequests || st == http.StatusUnauthorized:
+		return &errDown{err: fmt.Errorf("worker %d: status %d to a request without payment", w.AgentID, st), skip: st == http.StatusTooManyRequests}
+	case st >= 400 && st < 500:
+		b, release, err := s.readWorker(res, w, MaxRefusalBytes)
+		if err != nil {
+			return down("worker %d: status %d to a request without payment: %w", w.AgentID, st, err)
+		}
+		release()
+		return &errRefused{w: w, status: st, header: res.Header.Clone(), body: b}
+	}
+	return down("worker %d answered a request it was not paid for (status %d) instead of quoting it: an answer no escrow and no receipt backs is not relayed", w.AgentID, res.StatusCode)
+}
+
 // quote asks w for the x402 quote of the request: the "upto" entry of its
-// PAYMENT-REQUIRED, checked against what the ledger says of w. A 4xx
-// other than 402 is the caller's (the request is refused as it would be
-// anywhere) and comes back as res, as does the answer of a worker that
-// serves without payment (--no-auth).
-func (s *Server) quote(ctx context.Context, w Worker, path string, body []byte) (*gateway.PaymentRequirements, *http.Response, error) {
+// PAYMENT-REQUIRED, checked against what the ledger says of w. An answer
+// other than a 402 is judged by unpaid.
+func (s *Server) quote(ctx context.Context, w Worker, path string, body []byte) (*gateway.PaymentRequirements, error) {
 	qctx, cancel := context.WithTimeout(ctx, s.o.QuoteTimeout)
 	defer cancel()
 	res, err := s.post(qctx, w, path, body, nil)
@@ -295,32 +344,27 @@ func (s *Server) quote(ctx context.Context, w Worker, path string, body []byte) 
 		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
 			err = down("worker %d: no quote within %s", w.AgentID, s.o.QuoteTimeout)
 		}
-		return nil, nil, err
+		return nil, err
 	}
 	if res.StatusCode != http.StatusPaymentRequired {
-		if res.StatusCode == http.StatusTooManyRequests || res.StatusCode == http.StatusUnauthorized {
-			// Busy, or not taking x402: another worker may serve.
-			res.Body.Close()
-			return nil, nil, &errDown{err: fmt.Errorf("worker %d: status %d to a quote", w.AgentID, res.StatusCode), skip: res.StatusCode == http.StatusTooManyRequests}
-		}
-		return nil, res, nil
+		return nil, s.unpaid(w, res)
 	}
 	io.Copy(io.Discard, io.LimitReader(res.Body, 1<<16))
 	res.Body.Close()
 	var pr gateway.PaymentRequired
 	if err := decodeB64JSON(res.Header.Get(gateway.HeaderPaymentRequired), &pr); err != nil {
-		return nil, nil, down("worker %d: %s: %v", w.AgentID, gateway.HeaderPaymentRequired, err)
+		return nil, down("worker %d: %s: %v", w.AgentID, gateway.HeaderPaymentRequired, err)
 	}
 	for _, a := range pr.Accepts {
 		if a.Scheme != gateway.SchemeUpto {
 			continue
 		}
 		if err := s.checkQuote(w, a); err != nil {
-			return nil, nil, down("worker %d: its quote %v", w.AgentID, err)
+			return nil, down("worker %d: its quote %v", w.AgentID, err)
 		}
-		return &a, nil, nil
+		return &a, nil
 	}
-	return nil, nil, down("worker %d: no %q quote", w.AgentID, gateway.SchemeUpto)
+	return nil, down("worker %d: no %q quote", w.AgentID, gateway.SchemeUpto)
 }
 
 // checkQuote checks a quote against the ledger's view of w.

@@ -451,7 +451,9 @@ func writeRouteError(w http.ResponseWriter, err error) {
 // router's order, until one answers: unpaid (payer nil: NoAuth), or paid
 // from payer's account (attempt). A worker that failed before it could
 // have been paid (errDown) passes the request on; one that may have been
-// paid (errHeld) ends it.
+// paid (errHeld) ends it. A worker that refused the request unpaid
+// (errRefused) passes it on too: when none took it, the first refusal
+// is the answer.
 func (s *Server) route(ctx context.Context, id ledger.Hash, ranked []Worker, path string, body []byte, payer *keys.Key, model string, tokens uint64) (*http.Response, Worker, error) {
 	var p *paying
 	if payer != nil {
@@ -463,17 +465,24 @@ func (s *Server) route(ctx context.Context, id ledger.Hash, ranked []Worker, pat
 		defer p.release()
 	}
 	var last error
+	var refused refusals
 	for _, wk := range s.router.Order(id, ranked) {
 		res, err := s.attempt(ctx, wk, path, body, p)
 		if err == nil {
+			s.quotedElsewhere(refused)
 			return res, wk, nil
 		}
 		var d *errDown
 		var h *errHeld
+		var rf *errRefused
 		switch {
 		case errors.As(err, &h): // before errDown, which it may wrap
 			s.log.Warn("worker failed holding the payer's escrow: not retried", "agent", wk.AgentID, "escrow", h.escrow, "err", h.err)
 			s.router.MarkDown(wk.Address)
+		case errors.As(err, &rf):
+			refused = append(refused, rf)
+			last = err
+			continue
 		case errors.As(err, &d):
 			if !d.skip {
 				s.log.Warn("worker failed, trying the next", "agent", wk.AgentID, "err", err)
@@ -484,7 +493,22 @@ func (s *Server) route(ctx context.Context, id ledger.Hash, ranked []Worker, pat
 		}
 		return nil, wk, err
 	}
+	if len(refused) > 0 {
+		return refused[0].response(), refused[0].w, nil
+	}
 	return nil, Worker{}, &routeError{http.StatusServiceUnavailable, "server_error", "no_worker_available", fmt.Sprintf("no worker serving %q took the request; the last: %v", trunc(model, 80), last)}
+}
+
+// refusals are the workers that refused one request unpaid (errRefused).
+type refusals []*errRefused
+
+// quotedElsewhere marks down the workers that refused a request another
+// worker then quoted: whatever their reason, the others serve it.
+func (s *Server) quotedElsewhere(refused refusals) {
+	for _, rf := range refused {
+		s.log.Warn("worker refused a request another worker quoted", "agent", rf.w.AgentID, "status", rf.status)
+		s.router.MarkDown(rf.w.Address)
+	}
 }
 
 // finish relays a worker's answer and remembers the receipt.
@@ -534,9 +558,9 @@ func (s *Server) attempt(ctx context.Context, wk Worker, path string, body []byt
 	if p == nil {
 		return s.post(ctx, wk, path, body, nil)
 	}
-	q, res, err := s.quote(ctx, wk, path, body)
-	if err != nil || res != nil {
-		return res, err
+	q, err := s.quote(ctx, wk, path, body)
+	if err != nil {
+		return nil, err
 	}
 	if p.unlock == nil {
 		if err := p.lock.Lock(ctx); err != nil {
@@ -575,7 +599,7 @@ func (s *Server) attempt(ctx context.Context, wk Worker, path string, body []byt
 	stop := func() { close(stopped); <-done }
 	var wrote atomic.Bool
 	tctx := httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{WroteHeaders: func() { wrote.Store(true) }})
-	res, err = s.post(tctx, wk, path, body, http.Header{gateway.HeaderPaymentSignature: {sig}})
+	res, err := s.post(tctx, wk, path, body, http.Header{gateway.HeaderPaymentSignature: {sig}})
 	if err == nil && res.StatusCode != http.StatusPaymentRequired {
 		stop()
 		return res, nil
@@ -675,26 +699,40 @@ func (s *Server) passX402(w http.ResponseWriter, r *http.Request, path string, b
 
 // routeX402 runs the request of a caller who pays with x402 itself (sig:
 // its PAYMENT-SIGNATURE, base64): without a payment it goes, unchanged,
-// to the worker the router picks (failing over), whose 402 quote names
-// that worker (payTo); with one, to the worker the payment pays (no
-// failover: the payment is bound to that worker).
+// to the worker the router picks, whose 402 quote names that worker
+// (payTo), failing over as route does for a quote (an answer other than
+// a 402 is judged by unpaid: a worker's unpaid answer is never relayed);
+// with one, to the worker the payment pays (no failover: the payment is
+// bound to that worker).
 func (s *Server) routeX402(ctx context.Context, id ledger.Hash, ranked []Worker, path string, body []byte, sig string) (*http.Response, Worker, error) {
 	if sig == "" {
 		var last error
+		var refused refusals
 		for _, wk := range s.router.Order(id, ranked) {
 			res, err := s.post(ctx, wk, path, body, nil)
-			if err != nil {
-				var d *errDown
-				if errors.As(err, &d) {
-					if !d.skip {
-						s.router.MarkDown(wk.Address)
-					}
-					last = err
-					continue
+			if err == nil {
+				if res.StatusCode == http.StatusPaymentRequired {
+					s.quotedElsewhere(refused)
+					return res, wk, nil
 				}
+				err = s.unpaid(wk, res)
+			}
+			var d *errDown
+			var rf *errRefused
+			switch {
+			case errors.As(err, &rf):
+				refused = append(refused, rf)
+			case errors.As(err, &d):
+				if !d.skip {
+					s.router.MarkDown(wk.Address)
+				}
+			default:
 				return nil, wk, err
 			}
-			return res, wk, nil
+			last = err
+		}
+		if len(refused) > 0 {
+			return refused[0].response(), refused[0].w, nil
 		}
 		return nil, Worker{}, &routeError{http.StatusServiceUnavailable, "server_error", "no_worker_available", fmt.Sprintf("every worker failed: %v", last)}
 	}
