@@ -593,3 +593,82 @@ func TestAttackUnpaidAnswer(t *testing.T) {
 		}
 	})
 }
+
+// TestAttackEscrowLandedLate: worker A takes the payer's signed escrow,
+// hangs up without submitting it, and keeps it. PendingWait later the
+// payer's nonce had not moved, so the gateway sent the request to worker
+// B with an escrow of the same nonce; A then submitted its copy just
+// before B's: the ledger refused B's, the gateway blamed B (502 naming
+// it, B marked down), and A was paid for a request it never answered.
+// Now the gateway first uses the nonce with a send from the payer to
+// itself, committed, and pays B at the next nonce: A's copy is refused,
+// B serves, the caller pays once, and A is marked down. When A's escrow
+// lands before that send, the send is refused and the request is A's
+// (502 naming A and the escrow), going to no other worker.
+func TestAttackEscrowLandedLate(t *testing.T) {
+	setup := func(t *testing.T) (*testEnv, *fakeWorker, *fakeWorker, func() error) {
+		e := newTestEnv(t, func(o *Options) { o.PendingWait = 300 * time.Millisecond })
+		a, b := e.ws[0], e.ws[1] // the router's first and second
+		a.keep = make(chan *ledger.Tx, 1)
+		b.mayRefuse = true
+		// land submits the escrow A kept, and publishes a receipt for it.
+		land := func() error {
+			tx := <-a.keep
+			if err := e.l.take(tx); err != nil {
+				return err
+			}
+			return e.l.publish(tx, fullCost)
+		}
+		return e, a, b, land
+	}
+	t.Run("after the failover", func(t *testing.T) {
+		e, a, b, land := setup(t)
+		var late error
+		b.beforeTake = func() { late = land() } // just before B's escrow
+		res, body := e.post(t, `{"model":"tiny","prompt":"hi","max_tokens":4}`)
+		if res.StatusCode != http.StatusOK || res.Header.Get(HeaderAgentID) != strconv.FormatUint(b.id, 10) {
+			t.Fatalf("status %d from agent %s: %s", res.StatusCode, res.Header.Get(HeaderAgentID), body)
+		}
+		if late == nil {
+			t.Error("A's late escrow was taken by the ledger")
+		}
+		if got := e.l.chargedTo(e.payAddr); got != fullCost {
+			t.Errorf("charged %d, want B's answer only (%d)", got, fullCost)
+		}
+		if !e.srv.router.IsDown(a.addr) || e.srv.router.IsDown(b.addr) {
+			t.Errorf("down: A %v, B %v; want A only", e.srv.router.IsDown(a.addr), e.srv.router.IsDown(b.addr))
+		}
+		e.l.mu.Lock()
+		defer e.l.mu.Unlock()
+		if e.l.burned[e.payAddr] != 1 || e.l.nonces[e.payAddr] != 2 {
+			t.Errorf("%d nonces burned, nonce %d; want 1 and 2 (B's escrow at the one after)", e.l.burned[e.payAddr], e.l.nonces[e.payAddr])
+		}
+	})
+	t.Run("before the burn", func(t *testing.T) {
+		e, a, b, land := setup(t)
+		e.l.mu.Lock()
+		e.l.onBroadcast = func() {
+			if err := land(); err != nil {
+				t.Errorf("A's escrow: %v", err)
+			}
+		}
+		e.l.mu.Unlock()
+		res, body := e.post(t, `{"model":"tiny","prompt":"hi","max_tokens":4}`)
+		if res.StatusCode != http.StatusBadGateway || res.Header.Get(HeaderAgentID) != strconv.FormatUint(a.id, 10) ||
+			!strings.Contains(string(body), ledger.EscrowID(e.payAddr, 0).String()) || !strings.Contains(string(body), "escrow landed") {
+			t.Fatalf("status %d from agent %s: %s", res.StatusCode, res.Header.Get(HeaderAgentID), body)
+		}
+		if n := b.served.Load() + e.ws[2].served.Load(); n != 0 {
+			t.Errorf("%d other workers served the request", n)
+		}
+		if got := e.l.chargedTo(e.payAddr); got != fullCost {
+			t.Errorf("charged %d, want A's receipt only (%d)", got, fullCost)
+		}
+		if !e.srv.router.IsDown(a.addr) || e.srv.router.IsDown(b.addr) {
+			t.Errorf("down: A %v, B %v; want A only", e.srv.router.IsDown(a.addr), e.srv.router.IsDown(b.addr))
+		}
+		if n := e.l.escrowsOf(e.payAddr); n != 1 {
+			t.Errorf("%d escrows for one request", n)
+		}
+	})
+}

@@ -38,6 +38,9 @@ type Ledger interface {
 	Stake(ctx context.Context, a ledger.Address) (ledger.Stake, error)
 	Query(ctx context.Context, path string, data []byte) ([]byte, error)
 	Sign(ctx context.Context, key ed25519.PrivateKey, m ledger.Msg, fee uint64, nonce int64) (*ledger.Tx, error)
+	// BroadcastCommit submits a signed transaction and returns once it is
+	// in a block (a payer's nonce burned before a failover).
+	BroadcastCommit(ctx context.Context, tx *ledger.Tx) (client.Result, error)
 	Receipt(ctx context.Context, id ledger.Hash) (ledger.ReceiptRecord, bool, error)
 	ReceiptData(ctx context.Context, id ledger.Hash) ([]byte, error)
 }

@@ -119,26 +119,37 @@
 // ended: the ledger takes an account's transactions in nonce order and a
 // worker checks the payer's next nonce.
 //
-// No double charge: a caller never pays two workers for one request. All
-// the escrows signed for one request, on whichever workers it is tried,
-// carry the same ledger nonce, hence the same escrow id
-// (ledger.EscrowID(payer, nonce)): the ledger opens at most one of them,
-// and a worker whose escrow is refused cannot publish a receipt for it.
-// The payer's lock is held from the first signature until the request
-// ends or its escrow lands, so no other request of the payer takes that
-// nonce meanwhile. A paid request goes on to the next worker only while
+// No double charge: a caller never pays two workers for one request.
+// The escrows signed for one request, on whichever workers it is tried,
+// take the payer's ledger nonces in turn, and each but the last has its
+// nonce used before the next is signed: the ledger opens at most one of
+// them, and a worker whose escrow is refused cannot publish a receipt for
+// it. The payer's lock is held from the first signature until the request
+// ends or its escrow lands, so no other request of the payer takes those
+// nonces meanwhile. A paid request goes on to the next worker only while
 // the escrow is not on the ledger: after the worker refused the payment
 // (402), or failed (unreachable, reset, a 5xx, no response headers
 // within HeaderTimeout) and the payer's ledger nonce had still not passed
 // the escrow's PendingWait (3 s) later (at once when the request never
-// left the gateway: its headers were not written). Once the nonce has passed,
-// the worker that failed holds the escrow and may still publish a receipt
-// for it (a slow worker publishes a partial receipt for the tokens it
-// generated before it saw the hang-up): the request goes nowhere else,
-// the caller gets a 504 (code worker_timeout, after a timeout) or a 502
-// (worker_failed) naming the worker (X-Verdict-Agent-Id) and the escrow,
-// and pays at most that receipt; the escrow returns at its deadline if
-// none comes. TestServerStallNoDoubleCharge is the attack: a worker that
+// left the gateway: its headers were not written, and the escrow is
+// signed again at the same nonce). A worker that had the signed escrow
+// may land it yet, after the gateway moved on: before it does, the
+// gateway uses that nonce with a send of 1 from the payer to itself
+// (nothing changes but the fee the payer pays for it), committed, and
+// signs the next worker's escrow at the nonce after, so the copy the
+// worker kept is refused by the ledger (a worker that held it back and
+// landed it just before the next worker's got paid for a request it never
+// answered while the next worker was blamed: TestAttackEscrowLandedLate).
+// Once the nonce has passed, or that send finds it used (the worker's
+// escrow landed first), or the send fails otherwise (the escrow may still
+// land), the worker that failed holds the escrow and may still publish a
+// receipt for it (a slow worker publishes a partial receipt for the
+// tokens it generated before it saw the hang-up): the request goes
+// nowhere else, the caller gets a 504 (code worker_timeout, after a
+// timeout) or a 502 (worker_failed) naming the worker
+// (X-Verdict-Agent-Id) and the escrow, and pays at most that receipt; the
+// escrow returns at its deadline if none comes, and the worker is marked
+// down. TestServerStallNoDoubleCharge is the attack of a worker that
 // stalls past HeaderTimeout, then publishes.
 //
 // Callers without an API key pay with x402 themselves: a request without

@@ -47,11 +47,15 @@ type fakeLedger struct {
 	// published against them.
 	escrows map[ledger.Hash]uint64
 	charged map[ledger.Address]uint64
+	// burned counts each payer's nonces used by the gateway's sends to
+	// the payer itself; onBroadcast, when set, runs before a broadcast.
+	burned      map[ledger.Address]uint64
+	onBroadcast func()
 }
 
 func newFakeLedger() *fakeLedger {
 	return &fakeLedger{height: 10, meta: map[string][]byte{}, stakes: map[ledger.Address]ledger.Stake{}, nonces: map[ledger.Address]uint64{},
-		escrows: map[ledger.Hash]uint64{}, charged: map[ledger.Address]uint64{}, model: ledger.Hash{1, 2, 3}, minStake: 100}
+		escrows: map[ledger.Hash]uint64{}, charged: map[ledger.Address]uint64{}, burned: map[ledger.Address]uint64{}, model: ledger.Hash{1, 2, 3}, minStake: 100}
 }
 
 func (l *fakeLedger) Chain(context.Context) (ledger.ChainInfo, error) {
@@ -110,6 +114,36 @@ func (l *fakeLedger) Receipt(context.Context, ledger.Hash) (ledger.ReceiptRecord
 }
 func (l *fakeLedger) ReceiptData(context.Context, ledger.Hash) ([]byte, error) {
 	return nil, fmt.Errorf("not found")
+}
+
+// BroadcastCommit takes the gateway's own transactions: a send of 1 from
+// a payer to itself, which uses its nonce. A nonce already used is
+// refused as CheckTx refuses it.
+func (l *fakeLedger) BroadcastCommit(_ context.Context, tx *ledger.Tx) (client.Result, error) {
+	l.mu.Lock()
+	hook := l.onBroadcast
+	l.mu.Unlock()
+	if hook != nil {
+		hook()
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if m, ok := tx.Msg.(*ledger.MsgSend); !ok || m.To != tx.Signer || m.Amount != 1 || !ed25519.Verify(tx.Signer[:], tx.SignBytes(), tx.Sig) {
+		return client.Result{}, fmt.Errorf("unexpected transaction %+v", tx)
+	}
+	if tx.Nonce != l.nonces[tx.Signer] {
+		return client.Result{}, &client.RejectedError{Code: ledger.Code(ledger.ErrNonce), Log: fmt.Sprintf("wrong nonce: sent %d, expected %d", tx.Nonce, l.nonces[tx.Signer])}
+	}
+	l.nonces[tx.Signer]++
+	l.burned[tx.Signer]++
+	return client.Result{Height: int64(l.height)}, nil
+}
+
+// escrowsOf is how many of a's nonces went to escrows (not burned).
+func (l *fakeLedger) escrowsOf(a ledger.Address) uint64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.nonces[a] - l.burned[a]
 }
 
 // take records a paid escrow: the payer's nonce advances, the escrow
@@ -182,6 +216,14 @@ type fakeWorker struct {
 	// answer, when set, writes the worker's answer to a paid request
 	// once it has taken the escrow and published its receipt.
 	answer func(rw http.ResponseWriter)
+	// keep, when set, gets the signed escrow of a paid request, which
+	// the worker keeps without submitting it, hanging up.
+	keep chan *ledger.Tx
+	// beforeTake, when set, runs before the worker submits an escrow;
+	// with mayRefuse an escrow the ledger refuses is refused with a 402
+	// (else it fails the test).
+	beforeTake func()
+	mayRefuse  bool
 
 	mu       sync.Mutex
 	receipts map[string][]byte // id -> signed receipt, as served
@@ -349,6 +391,10 @@ func (w *fakeWorker) serve(rw http.ResponseWriter, r *http.Request) {
 		}
 		return
 	}
+	if w.keep != nil {
+		w.keep <- tx
+		panic(http.ErrAbortHandler)
+	}
 	if w.dieAfterPay {
 		go func() {
 			time.Sleep(300 * time.Millisecond)
@@ -358,8 +404,17 @@ func (w *fakeWorker) serve(rw http.ResponseWriter, r *http.Request) {
 		}()
 		panic(http.ErrAbortHandler)
 	}
+	if w.beforeTake != nil {
+		w.beforeTake()
+	}
 	if err := w.l.take(tx); err != nil {
-		w.t.Errorf("escrow: %v", err)
+		if !w.mayRefuse {
+			w.t.Errorf("escrow: %v", err)
+		}
+		b, _ := json.Marshal(gateway.PaymentRequired{X402Version: 2, Error: "escrow refused: " + err.Error()})
+		rw.Header().Set(gateway.HeaderPaymentRequired, base64.StdEncoding.EncodeToString(b))
+		rw.WriteHeader(http.StatusPaymentRequired)
+		return
 	}
 	if err := w.l.publish(tx, fullCost); err != nil {
 		w.t.Errorf("publishing: %v", err)

@@ -25,6 +25,7 @@ import (
 	"github.com/verdictnet/verdict/internal/gateway"
 	"github.com/verdictnet/verdict/internal/keys"
 	"github.com/verdictnet/verdict/internal/ledger"
+	"github.com/verdictnet/verdict/internal/ledger/client"
 )
 
 // Options configure a Server.
@@ -62,8 +63,9 @@ type Options struct {
 	MaxFee uint64
 	// PendingWait is how long, after a paid worker failed, the gateway
 	// waits for the payer's escrow to land on the ledger before it
-	// decides whether the request may go to another worker (default 3 s;
-	// see the package doc, "No double charge").
+	// decides whether the request may go to another worker, using the
+	// escrow's nonce first if it has not (default 3 s; see the package
+	// doc, "No double charge").
 	PendingWait time.Duration
 	// MaxBodyBytes bounds a request body (default 1 MiB).
 	MaxBodyBytes int64
@@ -547,13 +549,16 @@ func (p *paying) release() {
 // A paid request goes to the next worker only while the payer's escrow
 // for it is not on the ledger: the worker refused the payment (402), or
 // failed (unreachable, reset, a 5xx, no answer within HeaderTimeout) and
-// its escrow had not landed PendingWait later. The next worker's escrow
-// has the same nonce, so a worker that lands its copy later is refused by
-// the ledger and can never be paid. Once the escrow is on the ledger the
-// worker that failed holding it may still publish a receipt against it,
-// so the request goes nowhere else (errHeld: 504 after a timeout, else
-// 502): the caller pays at most that receipt, never two workers for one
-// request.
+// its escrow had not landed PendingWait later. The worker had the signed
+// escrow all the same, and may land it yet: the gateway first uses its
+// nonce with a transaction of the payer's own that changes nothing
+// (burn), committed, and the next worker's escrow takes the nonce after,
+// so that the copy the worker kept is refused by the ledger and can never
+// be paid. When the nonce was used meanwhile, by that worker's escrow, or
+// once the escrow is on the ledger, the worker that failed holding it may
+// still publish a receipt against it, so the request goes nowhere else
+// (errHeld: 504 after a timeout, else 502): the caller pays at most that
+// receipt, never two workers for one request.
 func (s *Server) attempt(ctx context.Context, wk Worker, path string, body []byte, p *paying) (*http.Response, error) {
 	if p == nil {
 		return s.post(ctx, wk, path, body, nil)
@@ -633,25 +638,74 @@ func (s *Server) attempt(ctx context.Context, wk Worker, path string, body []byt
 	if aerr != nil {
 		return nil, &errHeld{w: wk, escrow: escrow, err: fmt.Errorf("%v; reading the payer's account: %v", err, aerr)}
 	}
+	var ne net.Error
+	timeout := errors.As(err, &ne) && ne.Timeout()
 	if acct.Nonce > tx.Nonce {
-		var ne net.Error
-		return nil, &errHeld{w: wk, escrow: escrow, err: err, timeout: errors.As(err, &ne) && ne.Timeout()}
+		return nil, &errHeld{w: wk, escrow: escrow, err: err, timeout: timeout}
 	}
+	// The worker had the signed escrow and did not land it. Sent on to
+	// the next worker at the same nonce, the request could be paid to
+	// this one still: it lands its copy just before the next worker's,
+	// which the ledger then refuses (the gateway blaming the worker that
+	// served), and publishes a receipt for a request it never answered.
+	// The nonce is used first, by the payer, for nothing.
+	if berr := s.burn(ctx, p, tx.Nonce); berr != nil {
+		return nil, &errHeld{w: wk, escrow: escrow, err: fmt.Errorf("%v; %w", err, berr), timeout: timeout, unsure: !errors.Is(berr, errNonceUsed)}
+	}
+	p.nonce = tx.Nonce + 1
 	return nil, err
 }
 
+// errNonceUsed is a burn that found its nonce used: the worker that had
+// the escrow of that nonce landed it.
+var errNonceUsed = errors.New("the payer's nonce was used meanwhile: the worker's escrow landed")
+
+// burn uses the payer's nonce n with a transaction that changes nothing
+// but the fee: a send of 1 (a send must move something) from the payer
+// to itself, committed before it returns. It fails with errNonceUsed when
+// n was used by another transaction, which can only be the escrow a
+// worker was given at that nonce (the payer's lock is held), and with
+// another error when the nonce could not be had either way (the node
+// unreachable, the payer unable to pay the fee): the escrow may still
+// land then, so the request must go to no other worker.
+func (s *Server) burn(ctx context.Context, p *paying, n uint64) error {
+	tx, err := s.o.Ledger.Sign(ctx, p.key.Private, &ledger.MsgSend{To: p.addr, Amount: 1}, 1, int64(n))
+	if err != nil {
+		return fmt.Errorf("signing a send to the payer itself to use nonce %d: %w", n, err)
+	}
+	res, err := s.o.Ledger.BroadcastCommit(ctx, tx)
+	if err == nil && res.Code != 0 {
+		err = &client.FailedError{Height: res.Height, Code: res.Code, Log: res.Log}
+	}
+	if err != nil {
+		if code, ok := client.ErrorCode(err); ok && code == ledger.Code(ledger.ErrNonce) {
+			return errNonceUsed
+		}
+		return fmt.Errorf("using nonce %d with a send to the payer itself: %w", n, err)
+	}
+	s.log.Info("a worker failed holding the payer's escrow: its nonce used by a send to the payer itself before the next worker is tried",
+		"payer", p.addr, "nonce", n, "height", res.Height)
+	return nil
+}
+
 // errHeld is a paid request whose worker failed once the payer's escrow
-// for it was on the ledger: it goes to no other worker.
+// for it was on the ledger, or (unsure) holding that escrow signed when
+// its nonce could not be burned: it goes to no other worker.
 type errHeld struct {
 	w       Worker
 	escrow  ledger.Hash
 	timeout bool
+	unsure  bool
 	err     error
 }
 
 func (e *errHeld) Error() string {
-	return fmt.Sprintf("worker %d (%s) failed after your escrow %s for this request was on the ledger (%v): the request was not sent to another worker, so you pay at most the receipt this worker publishes for that escrow, and the escrow returns to you at its deadline if it publishes none",
-		e.w.AgentID, e.w.Address, e.escrow, e.err)
+	held := fmt.Sprintf("after your escrow %s for this request was on the ledger", e.escrow)
+	if e.unsure {
+		held = fmt.Sprintf("holding your escrow %s for this request, signed, which the gateway could not cancel", e.escrow)
+	}
+	return fmt.Sprintf("worker %d (%s) failed %s (%v): the request was not sent to another worker, so you pay at most the receipt this worker publishes for that escrow, and the escrow returns to you at its deadline if it publishes none",
+		e.w.AgentID, e.w.Address, held, e.err)
 }
 
 func (e *errHeld) Unwrap() error { return e.err }
