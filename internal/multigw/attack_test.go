@@ -672,3 +672,64 @@ func TestAttackEscrowLandedLate(t *testing.T) {
 		}
 	})
 }
+
+// TestAttackHiddenWorker: discovery read agents 1 to MaxAgents (4096)
+// only, every round, so that registering 4096 empty agents (cheap) hid
+// every later worker from every gateway; and one agent the node failed
+// to answer for ended the whole round. Now each round reads MaxAgents
+// agents from where the last stopped, wrapping round, keeping the workers
+// read before, so a worker after 5000 empty agents is found in the
+// second round; an agent whose read fails is skipped, its last listing
+// kept.
+func TestAttackHiddenWorker(t *testing.T) {
+	l := newFakeLedger()
+	l.mu.Lock()
+	for id := uint64(1); id <= 5000; id++ {
+		l.agents = append(l.agents, ledger.Agent{AgentID: id, Owner: ledger.Address{byte(id), byte(id >> 8), 0xe7}})
+	}
+	l.mu.Unlock()
+	good := l.addWorker(t, "good", 500, 1)
+	d := &Discovery{Ledger: l, Net: testNet, Logger: slog.New(slog.DiscardHandler)}
+	rounds := (good.id + DefaultMaxAgents - 1) / DefaultMaxAgents
+	var got []uint64
+	for range rounds {
+		ws, err := d.Discover(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = agentIDs(ws)
+	}
+	if !slices.Equal(got, []uint64{good.id}) {
+		t.Fatalf("after %d rounds: discovered %v, want the worker %d listed after 5000 empty agents", rounds, got, good.id)
+	}
+	// It stays in the pool while the rounds read other agents.
+	for round := range 3 {
+		if ws, err := d.Discover(context.Background()); err != nil || !slices.Equal(agentIDs(ws), []uint64{good.id}) {
+			t.Fatalf("round %d after: %v, %v", round, agentIDs(ws), err)
+		}
+	}
+
+	// A read that fails for one agent drops neither the others nor, once
+	// listed, that agent.
+	l = newFakeLedger()
+	ws := []*fakeWorker{l.addWorker(t, "w1", 500, 1), l.addWorker(t, "w2", 500, 1), l.addWorker(t, "w3", 500, 1)}
+	all := []uint64{ws[0].id, ws[1].id, ws[2].id}
+	l.failAgents = map[uint64]bool{ws[1].id: true}
+	d = &Discovery{Ledger: l, Net: testNet, Logger: slog.New(slog.DiscardHandler)}
+	found, err := d.Discover(context.Background())
+	if want := []uint64{ws[0].id, ws[2].id}; err != nil || !slices.Equal(agentIDs(found), want) {
+		t.Fatalf("with agent %d's read failing: discovered %v (%v), want %v", ws[1].id, agentIDs(found), err, want)
+	}
+	l.mu.Lock()
+	l.failAgents = nil
+	l.mu.Unlock()
+	if found, err = d.Discover(context.Background()); err != nil || !slices.Equal(agentIDs(found), all) {
+		t.Fatalf("once it answers: discovered %v (%v), want %v", agentIDs(found), err, all)
+	}
+	l.mu.Lock()
+	l.failAgents = map[uint64]bool{ws[1].id: true}
+	l.mu.Unlock()
+	if found, err = d.Discover(context.Background()); err != nil || !slices.Equal(agentIDs(found), all) {
+		t.Fatalf("failing again: discovered %v (%v), want %v (its last listing kept)", agentIDs(found), err, all)
+	}
+}

@@ -1,6 +1,7 @@
 package multigw
 
 import (
+	"cmp"
 	"context"
 	"crypto/ed25519"
 	"encoding/json"
@@ -88,7 +89,12 @@ type Discovery struct {
 	// RegistrationTimeout). A client given here is used as it is: Net
 	// does not apply to it.
 	HTTP *http.Client
-	// MaxAgents bounds the agent ids read per refresh (default 4096).
+	// MaxAgents bounds the agent ids read from the ledger per Discover
+	// (default DefaultMaxAgents). A ledger with more agents is read
+	// across rounds, each going on from the id where the last stopped
+	// and wrapping round to 1, so that every agent is read again every
+	// ceil(agents / MaxAgents) rounds; the workers found are kept in the
+	// pool between their reads.
 	MaxAgents uint64
 	// Within bounds the registration fetches of one Discover (default
 	// DiscoverWithin).
@@ -111,6 +117,26 @@ type Discovery struct {
 	// has passed since its fetch.
 	kept map[uint64]keptRegistration
 	now  func() time.Time // time.Now; tests set it
+
+	// round serializes Discover, which alone uses cursor and listed.
+	round sync.Mutex
+	// cursor is the agent id the next Discover reads first.
+	cursor uint64
+	// listed holds, by agent id, the agents found to be workers (role,
+	// model and price) at their last read.
+	listed map[uint64]listing
+}
+
+// listing is an agent the ledger lists as a worker: its agent, the
+// model it advertises (by id, name and registration height) and its
+// price.
+type listing struct {
+	id    uint64
+	agent ledger.Agent
+	model ledger.Hash
+	name  string
+	mh    uint64 // the model's registration height
+	price uint64
 }
 
 // keptRegistration is an accepted registration file: the agentURI and
@@ -215,7 +241,11 @@ func (d *Discovery) fetched(id uint64, t time.Time, err error) {
 	d.retry[id] = b
 }
 
-// DefaultMaxAgents is Discovery.MaxAgents's default.
+// DefaultMaxAgents is Discovery.MaxAgents's default. It bounds the
+// ledger queries of one round (a few per agent), not the agents read:
+// reading agents 1 to 4096 only, every round, let anyone who registered
+// that many empty agents (cheap) hide every later worker from every
+// gateway.
 const DefaultMaxAgents = 4096
 
 func (d *Discovery) log() *slog.Logger {
@@ -325,92 +355,38 @@ func (d *Discovery) fetchRank(id uint64) int {
 
 // Discover returns every worker the ledger lists that advertises a model
 // and a price and serves a registration file the gateway accepts, jailed
-// or not (Rank leaves the jailed out), in agent id order. It reads the
-// ledger first, then fetches the registration files, DiscoverFetches at
-// a time, but those of agents in a FetchBackoff. An error means the ledger
+// or not (Rank leaves the jailed out), in agent id order. It reads up to
+// MaxAgents agents from the ledger, from where the last Discover stopped
+// (the workers read in earlier rounds are kept), then fetches the
+// registration files, DiscoverFetches at a time, but those of agents in a
+// FetchBackoff. An agent the ledger could not be asked about is skipped
+// (its last listing kept) with a log line; an error means the ledger
 // could not be read at all.
 func (d *Discovery) Discover(ctx context.Context) ([]Worker, error) {
+	d.round.Lock()
+	defer d.round.Unlock()
 	ch, err := d.Ledger.Chain(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("discovery: %w", err)
 	}
-	maxAgents := d.MaxAgents
-	if maxAgents == 0 {
-		maxAgents = DefaultMaxAgents
-	}
-	// The agents that advertise a model and a price, from the ledger.
+	d.scan(ctx, ch.NextAgent)
 	type listed struct {
-		id    uint64
-		agent ledger.Agent
-		model ledger.Hash
-		name  string
-		mh    uint64 // the model's registration height
-		price uint64
-		reg   Registration
-		err   error
-		kept  bool // reg was kept, not fetched
+		listing
+		reg  Registration
+		err  error
+		kept bool // reg was kept, not fetched
 	}
-	type named struct {
-		name   string
-		height uint64
-	}
-	names := map[ledger.Hash]named{}
 	var cands []listed
 	start := d.clock()
-	for id := uint64(1); id < ch.NextAgent && id <= maxAgents; id++ {
-		a, found, err := d.Ledger.Agent(ctx, id)
-		if err != nil {
-			return nil, fmt.Errorf("discovery: agent %d: %w", id, err)
-		}
-		if !found {
-			continue
-		}
-		role, err := meta(ctx, d.Ledger, id, MetaRole)
-		if err != nil {
-			return nil, fmt.Errorf("discovery: agent %d: %w", id, err)
-		}
-		if string(role) != RoleWorker {
-			continue // not a worker
-		}
-		mb, err1 := meta(ctx, d.Ledger, id, MetaModel)
-		pb, err2 := meta(ctx, d.Ledger, id, MetaPrice)
-		if err := errors.Join(err1, err2); err != nil {
-			return nil, fmt.Errorf("discovery: agent %d: %w", id, err)
-		}
-		if mb == nil || pb == nil {
-			d.skip(id, "it advertises no model or no price (metadata "+MetaModel+", "+MetaPrice+")")
-			continue
-		}
-		mid, err := ledger.ParseHash(string(mb))
-		if err != nil {
-			d.skip(id, fmt.Sprintf("metadata %s: %v", MetaModel, err))
-			continue
-		}
-		price, err := strconv.ParseUint(string(pb), 10, 64)
-		if err != nil || price == 0 {
-			d.skip(id, fmt.Sprintf("metadata %s %q: want a positive decimal integer", MetaPrice, trunc(string(pb), 40)))
-			continue
-		}
-		nm, ok := names[mid]
-		if !ok {
-			m, found, err := d.Ledger.Model(ctx, mid)
-			if err != nil {
-				return nil, fmt.Errorf("discovery: model %s: %w", mid, err)
-			}
-			if !found || !m.Active {
-				d.skip(id, fmt.Sprintf("model %s is not registered and active", mid))
-				continue
-			}
-			nm = named{m.Name, m.Height}
-			names[mid] = nm
-		}
-		if d.waiting(id, start) {
+	for _, l := range d.listed {
+		if d.waiting(l.id, start) {
 			continue // its last fetch failed: left out until its backoff ends
 		}
-		c := listed{id: id, agent: a, model: mid, name: nm.name, mh: nm.height, price: price}
-		c.reg, c.kept = d.keptFor(id, a.AgentURI, ch.ChainID, start)
+		c := listed{listing: l}
+		c.reg, c.kept = d.keptFor(l.id, l.agent.AgentURI, ch.ChainID, start)
 		cands = append(cands, c)
 	}
+	slices.SortFunc(cands, func(a, b listed) int { return cmp.Compare(a.id, b.id) })
 	// Their registration files, several at a time, within the round.
 	hc := d.client()
 	within := d.Within
@@ -476,11 +452,105 @@ func (d *Discovery) Discover(ctx context.Context) ([]Worker, error) {
 		}
 		st, err := d.Ledger.Stake(ctx, c.agent.Owner)
 		if err != nil {
-			return nil, fmt.Errorf("discovery: stake of %s: %w", c.agent.Owner, err)
+			d.skip(c.id, fmt.Sprintf("reading the stake of %s: %v", c.agent.Owner, err))
+			continue
 		}
 		d.ok(c.id)
 		out = append(out, Worker{AgentID: c.id, Address: c.agent.Owner, Name: c.reg.Name, Endpoint: c.reg.Endpoint, ModelID: c.model, ModelName: c.name, ModelHeight: c.mh,
 			Price: c.price, Stake: st.Bonded, Final: st.Final, Slashed: st.Slashed, Jailed: ch.Height < st.JailedUntil})
 	}
+	if ctx.Err() != nil {
+		return nil, fmt.Errorf("discovery: %w", ctx.Err())
+	}
 	return out, nil
+}
+
+// scan reads up to MaxAgents agents from the ledger, going on from the
+// cursor and wrapping round past the last agent (next - 1), and updates
+// listed: an agent that is a worker is listed, one that is not (or no
+// longer) is dropped, and one the ledger could not be asked about keeps
+// its last listing and is logged.
+func (d *Discovery) scan(ctx context.Context, next uint64) {
+	if next <= 1 {
+		return
+	}
+	n := d.MaxAgents
+	if n == 0 {
+		n = DefaultMaxAgents
+	}
+	n = min(n, next-1)
+	if d.listed == nil {
+		d.listed = map[uint64]listing{}
+	}
+	models := map[ledger.Hash]ledger.Model{} // this round's, by id
+	id := d.cursor
+	for range n {
+		if id < 1 || id >= next {
+			id = 1
+		}
+		l, ok, err := d.read(ctx, id, models)
+		switch {
+		case err != nil:
+			if ctx.Err() != nil {
+				return
+			}
+			d.skip(id, fmt.Sprintf("reading it from the ledger: %v", err))
+		case ok:
+			d.listed[id] = l
+		default:
+			delete(d.listed, id)
+		}
+		id++
+	}
+	d.cursor = id
+}
+
+// read reads agent id from the ledger: its listing, and whether it is a
+// worker that advertises a model (registered and active) and a price.
+// An agent that is not is logged (but one that is not a worker at all).
+// models caches the models read.
+func (d *Discovery) read(ctx context.Context, id uint64, models map[ledger.Hash]ledger.Model) (listing, bool, error) {
+	a, found, err := d.Ledger.Agent(ctx, id)
+	if err != nil || !found {
+		return listing{}, false, err
+	}
+	role, err := meta(ctx, d.Ledger, id, MetaRole)
+	if err != nil || string(role) != RoleWorker {
+		return listing{}, false, err
+	}
+	mb, err1 := meta(ctx, d.Ledger, id, MetaModel)
+	pb, err2 := meta(ctx, d.Ledger, id, MetaPrice)
+	if err := errors.Join(err1, err2); err != nil {
+		return listing{}, false, err
+	}
+	if mb == nil || pb == nil {
+		d.skip(id, "it advertises no model or no price (metadata "+MetaModel+", "+MetaPrice+")")
+		return listing{}, false, nil
+	}
+	mid, err := ledger.ParseHash(string(mb))
+	if err != nil {
+		d.skip(id, fmt.Sprintf("metadata %s: %v", MetaModel, err))
+		return listing{}, false, nil
+	}
+	price, err := strconv.ParseUint(string(pb), 10, 64)
+	if err != nil || price == 0 {
+		d.skip(id, fmt.Sprintf("metadata %s %q: want a positive decimal integer", MetaPrice, trunc(string(pb), 40)))
+		return listing{}, false, nil
+	}
+	m, ok := models[mid]
+	if !ok {
+		var found bool
+		if m, found, err = d.Ledger.Model(ctx, mid); err != nil {
+			return listing{}, false, fmt.Errorf("model %s: %w", mid, err)
+		}
+		if !found {
+			m = ledger.Model{} // not registered: not active
+		}
+		models[mid] = m
+	}
+	if !m.Active {
+		d.skip(id, fmt.Sprintf("model %s is not registered and active", mid))
+		return listing{}, false, nil
+	}
+	return listing{id: id, agent: a, model: mid, name: m.Name, mh: m.Height, price: price}, true, nil
 }

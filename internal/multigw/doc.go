@@ -4,11 +4,19 @@
 // worker from the caller's own ledger account with an x402 "upto" escrow,
 // and fails over to the next worker when one dies before answering.
 //
-// Discovery (Discovery.Discover, every Refresh): agents 1 to the ledger's
-// next agent id (at most MaxAgents) whose metadata "verdict.role" is
-// "worker" and which advertise, in their metadata, the model they serve
-// ("verdict.model": the model id in hex) and their price per token
-// ("verdict.price": decimal); `verdict worker` sets all three. For each,
+// Discovery (Discovery.Discover, every Refresh): the agents whose
+// metadata "verdict.role" is "worker" and which advertise, in their
+// metadata, the model they serve ("verdict.model": the model id in hex)
+// and their price per token ("verdict.price": decimal); `verdict worker`
+// sets all three. Each round reads MaxAgents (4096) agents from the
+// ledger, going on from where the last round stopped and wrapping round
+// past the last agent, so that every agent is read again every
+// ceil(agents / MaxAgents) rounds, and the workers read in earlier rounds
+// stay in the pool meanwhile (reading agents 1 to 4096 only, every round,
+// let 4096 empty agents hide every later worker: TestAttackHiddenWorker);
+// an agent (or a worker's stake) the node does not answer for is skipped
+// with a log line, an agent keeping its last listing, instead of ending
+// the round. For each,
 // the gateway reads its bonded stake and record (stake/ADDR: final
 // receipts, times slashed, jailed until) and fetches the ERC-8004
 // registration file at the agentURI it registered, where NetPolicy allows

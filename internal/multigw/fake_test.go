@@ -51,6 +51,8 @@ type fakeLedger struct {
 	// the payer itself; onBroadcast, when set, runs before a broadcast.
 	burned      map[ledger.Address]uint64
 	onBroadcast func()
+	// failAgents are the agents whose reads fail, as a node's query can.
+	failAgents map[uint64]bool
 }
 
 func newFakeLedger() *fakeLedger {
@@ -71,6 +73,9 @@ func (l *fakeLedger) Params(context.Context) (ledger.Params, error) {
 func (l *fakeLedger) Agent(_ context.Context, id uint64) (ledger.Agent, bool, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.failAgents[id] {
+		return ledger.Agent{}, false, fmt.Errorf("agent %d: the node did not answer", id)
+	}
 	if id == 0 || id > uint64(len(l.agents)) {
 		return ledger.Agent{}, false, nil
 	}
