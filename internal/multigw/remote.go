@@ -504,6 +504,23 @@ func (s *Server) relay(rw http.ResponseWriter, res *http.Response, w Worker) boo
 	}
 	rw.WriteHeader(http.StatusOK)
 	rc := http.NewResponseController(rw)
+	// Each write to the caller has gateway.StreamWriteTimeout: a caller
+	// that keeps its connection open and reads nothing held this relay,
+	// and the worker's connection with it, for good (net/http sets no
+	// deadline of its own here, nor clears this one: cleared at the end).
+	defer rc.SetWriteDeadline(time.Time{})
+	send := func(b []byte, flush bool) error {
+		_ = rc.SetWriteDeadline(time.Now().Add(gateway.StreamWriteTimeout))
+		if _, err := rw.Write(b); err != nil {
+			return err
+		}
+		if flush {
+			if err := rc.Flush(); err != nil && !errors.Is(err, http.ErrNotSupported) {
+				return err
+			}
+		}
+		return nil
+	}
 	br := bufio.NewReaderSize(res.Body, 64<<10)
 	done := false
 	// A stream that sends nothing for HeaderTimeout is a worker that
@@ -527,11 +544,8 @@ func (s *Server) relay(rw http.ResponseWriter, res *http.Response, w Worker) boo
 			if bytes.Equal(bytes.TrimSpace(line), []byte("data: [DONE]")) {
 				done = true
 			}
-			if _, werr := rw.Write(line); werr != nil {
-				return false // the caller hung up; the worker sees it too
-			}
-			if len(bytes.TrimSpace(line)) == 0 {
-				rc.Flush()
+			if werr := send(line, len(bytes.TrimSpace(line)) == 0); werr != nil {
+				return false // the caller hung up or stopped reading; the worker sees it too
 			}
 		}
 		if err != nil {
@@ -544,8 +558,7 @@ func (s *Server) relay(rw http.ResponseWriter, res *http.Response, w Worker) boo
 					s.router.MarkDown(w.Address) // it broke off, or sent a line past MaxEventBytes
 				}
 				b, _ := json.Marshal(errorBody("server_error", "worker_failed", fmt.Sprintf("worker %d failed mid-stream (%v): the answer above is incomplete; you pay at most for the receipt it published", w.AgentID, err)))
-				rw.Write(append(append([]byte("data: "), b...), '\n', '\n'))
-				rc.Flush()
+				_ = send(append(append([]byte("data: "), b...), '\n', '\n'), true)
 				return false
 			}
 			break
