@@ -48,6 +48,8 @@ func rules() map[string][]string {
 	// The slot scheduler is a leaf: it knows deadlines, not what work
 	// waits on them.
 	r["slots"] = slices.Concat(engine, ledgerSide, []string{"inference", "outbox"}, services)
+	// The bounded map is a leaf too.
+	r["fifomap"] = slices.Concat(engine, ledgerSide, []string{"inference", "outbox", "slots"}, services)
 	r["worker"] = []string{"ledger/proofhooks", "ledger/abciapp", "ledger/node", "gateway", "verifier", "mcpserver", "devnet", "explorer", "multigw"}
 	// The services above the worker reach it only through inference's
 	// types and interfaces: the devnet and the CLI wire them together.

@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/verdictnet/verdict/internal/fifomap"
 	"github.com/verdictnet/verdict/internal/inference"
 	"github.com/verdictnet/verdict/internal/receipt"
 )
@@ -146,10 +147,8 @@ type Owners interface {
 
 // memOwners keeps the owners of the most recent maxOwners receipts.
 type memOwners struct {
-	mu    sync.Mutex
-	m     map[string]string
-	order []string
-	next  int
+	mu sync.Mutex
+	m  *fifomap.Map[string, string]
 }
 
 const maxOwners = 200000
@@ -158,26 +157,21 @@ func (o *memOwners) PutOwner(id, account string) error {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if o.m == nil {
-		o.m = map[string]string{}
+		o.m = fifomap.New[string, string](maxOwners)
 	}
-	if _, ok := o.m[id]; ok {
-		return nil
+	if _, ok := o.m.Get(id); !ok {
+		o.m.Put(id, account)
 	}
-	if len(o.order) < maxOwners {
-		o.order = append(o.order, id)
-	} else {
-		delete(o.m, o.order[o.next])
-		o.order[o.next] = id
-		o.next = (o.next + 1) % maxOwners
-	}
-	o.m[id] = account
 	return nil
 }
 
 func (o *memOwners) Owner(id string) (string, bool, error) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	a, ok := o.m[id]
+	if o.m == nil {
+		return "", false, nil
+	}
+	a, ok := o.m.Get(id)
 	return a, ok, nil
 }
 

@@ -6,10 +6,8 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -18,6 +16,7 @@ import (
 
 	"github.com/verdictnet/verdict/internal/inference"
 	"github.com/verdictnet/verdict/internal/receipt"
+	"github.com/verdictnet/verdict/internal/testutil"
 )
 
 // slowStream delays every token, as a large model does, so that a client
@@ -186,42 +185,6 @@ func TestHangUpMidStreamIsCharged(t *testing.T) {
 	}
 }
 
-// stallWriter is a client that keeps its connection open and reads
-// nothing (a zero TCP window): once stall is set, every flush blocks
-// until the write deadline, then fails as net/http's would.
-type stallWriter struct {
-	*httptest.ResponseRecorder
-	mu       sync.Mutex
-	deadline time.Time
-	flushes  int
-	stall    int // flushes that go through before it stalls
-}
-
-func (w *stallWriter) SetWriteDeadline(t time.Time) error {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.deadline = t
-	return nil
-}
-
-func (w *stallWriter) Flush() { _ = w.FlushError() }
-
-func (w *stallWriter) FlushError() error {
-	w.mu.Lock()
-	w.flushes++
-	n, d := w.flushes, w.deadline
-	w.mu.Unlock()
-	if n <= w.stall {
-		w.ResponseRecorder.Flush()
-		return nil
-	}
-	if d.IsZero() {
-		select {} // no deadline: blocked for good
-	}
-	time.Sleep(time.Until(d))
-	return os.ErrDeadlineExceeded
-}
-
 // TestAttackStalledStreamHoldsSlot: a streaming client that stops reading
 // but keeps its connection open blocked the generation's write, on the
 // generation's own goroutine, for good: it held its batch slot and cache,
@@ -236,7 +199,7 @@ func TestAttackStalledStreamHoldsSlot(t *testing.T) {
 	req := httptest.NewRequest("POST", "/v1/completions", strings.NewReader(`{"model":"stories260K","prompt":"Once upon a time","max_tokens":100,"temperature":0,"stream":true}`))
 	req.Header.Set("Authorization", "Bearer sk-a")
 	req.Header.Set("Content-Type", "application/json")
-	w := &stallWriter{ResponseRecorder: httptest.NewRecorder(), stall: 3}
+	w := testutil.NewStallWriter(3)
 	done := make(chan struct{})
 	go func() { defer close(done); b.srv.ServeHTTP(w, req) }()
 	select {

@@ -3,43 +3,13 @@ package multigw
 import (
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/verdictnet/verdict/internal/gateway"
+	"github.com/verdictnet/verdict/internal/testutil"
 )
-
-// stallWriter is a caller that keeps its connection open and reads
-// nothing: every flush blocks until the write deadline (for good without
-// one), then fails as net/http's would.
-type stallWriter struct {
-	*httptest.ResponseRecorder
-	mu       sync.Mutex
-	deadline time.Time
-}
-
-func (w *stallWriter) SetWriteDeadline(t time.Time) error {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.deadline = t
-	return nil
-}
-
-func (w *stallWriter) Flush() { _ = w.FlushError() }
-
-func (w *stallWriter) FlushError() error {
-	w.mu.Lock()
-	d := w.deadline
-	w.mu.Unlock()
-	if d.IsZero() {
-		select {} // no deadline: blocked for good
-	}
-	time.Sleep(time.Until(d))
-	return os.ErrDeadlineExceeded
-}
 
 // TestAttackStalledCaller: a streaming caller that keeps its connection
 // open and reads nothing blocked the relay's write for good, and with it
@@ -53,7 +23,7 @@ func TestAttackStalledCaller(t *testing.T) {
 	req := httptest.NewRequest(http.MethodPost, "/v1/completions", strings.NewReader(`{"model":"tiny","prompt":"hi","stream":true}`))
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Authorization", "Bearer "+e.apiKey)
-	w := &stallWriter{ResponseRecorder: httptest.NewRecorder()}
+	w := testutil.NewStallWriter(0)
 	done := make(chan struct{})
 	go func() { defer close(done); e.srv.ServeHTTP(w, req) }()
 	select {

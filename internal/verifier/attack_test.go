@@ -192,34 +192,6 @@ func TestAttackForeignModelValidation(t *testing.T) {
 	}
 }
 
-// The results of replays are kept for the last maxResults receipts.
-func TestResultsBounded(t *testing.T) {
-	var r results
-	r.m = map[ledger.Hash]uint8{}
-	id := func(i int) ledger.Hash {
-		return ledger.Hash(sha256.Sum256([]byte{byte(i), byte(i >> 8), byte(i >> 16)}))
-	}
-	for i := range maxResults + 10 {
-		r.put(id(i), uint8(i%2*100))
-	}
-	if len(r.m) != maxResults || len(r.order) != maxResults {
-		t.Fatalf("%d results kept (ring %d), want %d", len(r.m), len(r.order), maxResults)
-	}
-	for i := range maxResults + 10 {
-		v, ok := r.get(id(i))
-		if ok != (i >= 10) || ok && v != uint8(i%2*100) {
-			t.Fatalf("result %d: %d, %v", i, v, ok)
-		}
-	}
-	r.put(id(20), 7) // present: replaced, nothing dropped
-	if v, _ := r.get(id(20)); v != 7 || len(r.m) != maxResults {
-		t.Fatalf("replaced result %d, %d kept", v, len(r.m))
-	}
-	if _, ok := r.get(id(10)); !ok {
-		t.Fatal("replacing a result dropped another")
-	}
-}
-
 // TestAttackTraceLeak: a worker publishes receipts of the verifier's
 // model with a forged trace root. The verifier challenges each with its
 // own trace, which it kept in memory for good: after its dispute opened

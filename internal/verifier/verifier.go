@@ -15,6 +15,7 @@ import (
 
 	"github.com/verdictnet/verdict/internal/audit"
 	"github.com/verdictnet/verdict/internal/dispute"
+	"github.com/verdictnet/verdict/internal/fifomap"
 	"github.com/verdictnet/verdict/internal/inference"
 	"github.com/verdictnet/verdict/internal/keys"
 	"github.com/verdictnet/verdict/internal/ledger"
@@ -77,7 +78,7 @@ type Verifier struct {
 	// results holds the validation response (100 match, 0 mismatch) of
 	// the last maxResults receipts replayed, for validation requests that
 	// come after the replay.
-	results results
+	results *fifomap.Map[ledger.Hash, uint8]
 	// requests maps a receipt to the hash of the validation request
 	// addressed to this verifier that waits for its result; an entry goes
 	// once answered, or once the receipt turns out not to be replayed.
@@ -121,7 +122,7 @@ func New(cfg Config) (*Verifier, error) {
 		return nil, err
 	}
 	return &Verifier{cfg: cfg, send: s, log: cfg.Logger, addr: s.Address(),
-		results: results{m: map[ledger.Hash]uint8{}}, requests: map[ledger.Hash]ledger.Hash{},
+		results: fifomap.New[ledger.Hash, uint8](maxResults), requests: map[ledger.Hash]ledger.Hash{},
 		traces: map[ledger.Hash]*audit.Trace{},
 		queue:  make(chan ledger.Hash, 4096), requested: make(chan ledger.Hash, 4096), openings: make(chan openingsCheck, 4096)}, nil
 }
@@ -294,7 +295,7 @@ func (v *Verifier) handle(ctx context.Context, model ledger.Hash, e client.Event
 		}
 		v.mu.Lock()
 		v.requests[rid] = vr.RequestHash
-		_, done := v.results.get(rid)
+		_, done := v.results.Get(rid)
 		v.mu.Unlock()
 		if !done && !Sampled(rid, v.addr, v.cfg.ReplayShareBps) && !v.enqueue(v.requested, rid) {
 			v.forget(rid) // never answered: its entry would stay
@@ -390,7 +391,7 @@ func (v *Verifier) replayLoop(ctx context.Context) {
 // check re-runs a receipt; on a mismatch it opens a dispute.
 func (v *Verifier) check(ctx context.Context, id ledger.Hash) {
 	v.mu.Lock()
-	_, done := v.results.get(id)
+	_, done := v.results.Get(id)
 	v.mu.Unlock()
 	if done {
 		v.respond(ctx, id)
@@ -426,7 +427,7 @@ func (v *Verifier) check(ctx context.Context, id ledger.Hash) {
 		v.challenge(ctx, id, data)
 	}
 	v.mu.Lock()
-	v.results.put(id, result)
+	v.results.Put(id, result)
 	v.mu.Unlock()
 	v.respond(ctx, id)
 }
@@ -494,7 +495,7 @@ func (v *Verifier) playDisputes(ctx context.Context) { v.disputes.Play(ctx, v.se
 func (v *Verifier) respond(ctx context.Context, id ledger.Hash) {
 	v.mu.Lock()
 	req, hasReq := v.requests[id]
-	res, hasRes := v.results.get(id)
+	res, hasRes := v.results.Get(id)
 	if !hasReq || !hasRes {
 		v.mu.Unlock()
 		return
@@ -570,31 +571,3 @@ func sleep(ctx context.Context, d time.Duration) {
 // maxResults is how many replays' results a verifier keeps for the
 // validation requests that come after them (about 100 bytes each).
 const maxResults = 1 << 16
-
-// results is a map of receipts to validation responses holding the
-// maxResults last put, the oldest dropped first.
-type results struct {
-	m     map[ledger.Hash]uint8
-	order []ledger.Hash // ring of the keys of m, oldest at next
-	next  int
-}
-
-func (r *results) get(id ledger.Hash) (uint8, bool) {
-	v, ok := r.m[id]
-	return v, ok
-}
-
-func (r *results) put(id ledger.Hash, v uint8) {
-	if _, ok := r.m[id]; ok {
-		r.m[id] = v
-		return
-	}
-	if len(r.order) < maxResults {
-		r.order = append(r.order, id)
-	} else {
-		delete(r.m, r.order[r.next])
-		r.order[r.next] = id
-		r.next = (r.next + 1) % maxResults
-	}
-	r.m[id] = v
-}
