@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"math"
 	"slices"
 	"strings"
 	"testing"
@@ -551,6 +552,15 @@ func TestAttackFlatFee(t *testing.T) {
 	est := c.EstimateFee(guess.Encode())
 	if est.Code != 0 || est.RequiredFee < r.RequiredFee {
 		t.Fatalf("estimate %+v", est)
+	}
+	// Signed with a nonce it does not know yet (a batch's estimates: the
+	// client signs each with the largest nonce), the same estimate: the
+	// message's state growth counted.
+	far := *guess
+	far.Nonce = math.MaxUint64
+	far.Sign(testKey("alice"))
+	if e := c.EstimateFee(far.Encode()); e.Code != 0 || e.RequiredFee != est.RequiredFee {
+		t.Fatalf("estimate with nonce MaxUint64 %+v, want the fee %d of the right nonce", e, est.RequiredFee)
 	}
 	guess.Fee = est.RequiredFee
 	guess.Sign(testKey("alice"))
