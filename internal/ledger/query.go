@@ -362,6 +362,15 @@ func (l *Ledger) ValidationSummary(req ValidationSummaryRequest) (ValidationSumm
 }
 
 func validationSummary(st Store, req ValidationSummaryRequest) (ValidationSummary, error) {
+	// As summary's clients: up to 10,000 requests compared with an
+	// unbounded list of addresses was seconds of a node's CPU a query.
+	if len(req.ValidatorAddresses) > 1024 {
+		return ValidationSummary{}, fmt.Errorf("%d validator addresses, limit 1024", len(req.ValidatorAddresses))
+	}
+	named := make(map[Address]bool, len(req.ValidatorAddresses))
+	for _, a := range req.ValidatorAddresses {
+		named[a] = true
+	}
 	hs, n := listRange(st, keyAgentValidations(req.AgentID), 0, maxSummaryItems)
 	if n > maxSummaryItems {
 		return ValidationSummary{}, fmt.Errorf("agent %d has %d validation requests, more than %d", req.AgentID, n, maxSummaryItems)
@@ -373,14 +382,8 @@ func validationSummary(st Store, req ValidationSummaryRequest) (ValidationSummar
 		if !get(st, keyValidation(h), &v) || !v.HasResponse || (req.Tag != "" && v.Tag != req.Tag) {
 			continue
 		}
-		if len(req.ValidatorAddresses) > 0 {
-			found := false
-			for _, a := range req.ValidatorAddresses {
-				found = found || a == v.ValidatorAddress
-			}
-			if !found {
-				continue
-			}
+		if len(named) > 0 && !named[v.ValidatorAddress] {
+			continue
 		}
 		count++
 		sum += uint64(v.Response)

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	dbm "github.com/cometbft/cometbft-db"
+	abcitypes "github.com/cometbft/cometbft/abci/types"
 	cfg "github.com/cometbft/cometbft/config"
 	cmtlog "github.com/cometbft/cometbft/libs/log"
 	"github.com/cometbft/cometbft/libs/service"
@@ -439,7 +440,7 @@ func New(home string, hooks ledger.Hooks, log *slog.Logger) (*Node, error) {
 		return nil, fmt.Errorf("node: %w", err)
 	}
 	dbs := &dbTracker{}
-	cmt, err := cmtnode.NewNode(conf, pv, nk, proxy.NewLocalClientCreator(app),
+	cmt, err := cmtnode.NewNode(conf, pv, nk, clientCreator(app),
 		cmtnode.DefaultGenesisDocProviderFunc(conf), dbs.provide,
 		cmtnode.DefaultMetricsProvider(conf.Instrumentation), slogAdapter{log.With("module", "cometbft")})
 	if err != nil {
@@ -568,4 +569,15 @@ func shutdownNoise(msg string, kv []any) bool {
 }
 func (s slogAdapter) With(kv ...any) cmtlog.Logger {
 	return slogAdapter{s.l.With(kv...)}
+}
+
+// clientCreator connects CometBFT to app with a lock per connection
+// (consensus, mempool, query, snapshot), not one over all four: app takes
+// its own locks (its consensus lock, and for queries the committed
+// state's), so a query never waits for a block, nor a block for a query.
+// With one lock over all, every abci_query from the node's RPC, open to
+// anyone, was serialised with FinalizeBlock and Commit, and slow queries
+// held block production back.
+func clientCreator(app abcitypes.Application) proxy.ClientCreator {
+	return proxy.NewConnSyncLocalClientCreator(app)
 }
