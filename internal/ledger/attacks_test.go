@@ -899,3 +899,66 @@ func TestAttackLongDisputeAnswer(t *testing.T) {
 	}
 	h.ok(h.move("dave", did, "bisect")) // the turn passed
 }
+
+// TestAttackUnbondFlood: every unbond appended an entry to the stake and
+// queued its release, and every later one of the account decoded and
+// wrote them all again: 2000 unbonds of 1 in one block, at the least fee
+// each, cost every validator work quadratic in their number (10,000:
+// about 25 s). Unbonds maturing at one height now make one entry (one
+// release), and an account holds at most maxUnbondings.
+func TestAttackUnbondFlood(t *testing.T) {
+	p := testParams()
+	p.UnbondingBlocks = 2 * maxUnbondings // longer than the cap in blocks
+	h := newHarness(t, p)
+	h.ok(h.tx("alice", &MsgBond{Amount: 5000}))
+	bal := h.balance("alice")
+	const n = 2000
+	txs := make([][]byte, n)
+	for i := range txs {
+		txs[i] = h.tx("alice", &MsgUnbond{Amount: 1})
+	}
+	for i, r := range h.block(txs...).TxResults {
+		if r.Code != 0 {
+			t.Fatalf("unbond %d: %s", i, r.Log)
+		}
+	}
+	st := h.stakeOf("alice")
+	if len(st.Unbonding) != 1 || st.Unbonding[0].Amount != n {
+		t.Fatalf("%d unbonds in one block: entries %+v, want one of %d", n, st.Unbonding, n)
+	}
+	h.blocksUntil(st.Unbonding[0].Height)
+	if got := h.balance("alice"); got != bal-n+n {
+		t.Fatalf("balance %d after the unbondings matured, want %d (fees %d paid before)", got, bal, n)
+	}
+	// One unbond a block: at most maxUnbondings entries pending.
+	for i := range maxUnbondings {
+		if r := h.block(h.tx("alice", &MsgUnbond{Amount: 1})).TxResults[0]; r.Code != 0 {
+			t.Fatalf("unbond %d: %s", i, r.Log)
+		}
+	}
+	h.fails(h.tx("alice", &MsgUnbond{Amount: 1}), ErrStake)
+	if k := len(h.stakeOf("alice").Unbonding); k != maxUnbondings {
+		t.Fatalf("%d entries, want %d", k, maxUnbondings)
+	}
+}
+
+// Matured entries held back fold into one at the latest of their heights,
+// keeping their sum and the order slash takes them in.
+func TestFoldMatured(t *testing.T) {
+	u := func(a, h uint64) Unbonding { return Unbonding{Amount: a, Height: h} }
+	for _, c := range []struct {
+		in   []Unbonding
+		h    uint64
+		want []Unbonding
+	}{
+		{nil, 10, nil},
+		{[]Unbonding{u(1, 5)}, 10, []Unbonding{u(1, 5)}},
+		{[]Unbonding{u(1, 5), u(2, 7), u(3, 12)}, 10, []Unbonding{u(3, 7), u(3, 12)}},
+		{[]Unbonding{u(1, 5), u(2, 10)}, 10, []Unbonding{u(3, 10)}},
+		{[]Unbonding{u(1, 11), u(2, 12)}, 10, []Unbonding{u(1, 11), u(2, 12)}},
+	} {
+		if got := foldMatured(slices.Clone(c.in), c.h); !slices.Equal(got, c.want) {
+			t.Errorf("foldMatured(%v, %d) = %v, want %v", c.in, c.h, got, c.want)
+		}
+	}
+}
