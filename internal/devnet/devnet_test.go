@@ -186,6 +186,38 @@ func TestBuiltinDevnet(t *testing.T) {
 	fmt.Fprintln(io.Discard, bytes.MinRead)
 }
 
+// TestLongReceiptPublished: a worker's receipts go out in batches whose
+// fees are estimated before their nonces are known (signed with the
+// largest); the ledger refused such an estimate before running its
+// message, so the state a publishReceipt writes was not priced, and a
+// receipt of more than a fee unit (about 170 tokens at the defaults) was
+// refused at CheckTx, retried, given up, and its work went unpaid. With
+// fee units of 512 bytes here, a completion of 200 tokens needs several.
+func TestLongReceiptPublished(t *testing.T) {
+	p := DevParams()
+	p.FeeUnitBytes = 512
+	d := start(t, Options{Params: &p})
+	code, body := post(t, d, d.APIKey, "/v1/completions", `{"model":"verdict-tiny","prompt":"Once upon a time","max_tokens":200,"seed":3,"temperature":0.8}`)
+	if code != 200 {
+		t.Fatalf("completion: %d %s", code, body)
+	}
+	var res struct {
+		Verdict struct {
+			ReceiptID string `json:"receipt_id"`
+		} `json:"verdict"`
+		Usage struct {
+			CompletionTokens int `json:"completion_tokens"`
+		} `json:"usage"`
+	}
+	if err := json.Unmarshal(body, &res); err != nil || res.Verdict.ReceiptID == "" {
+		t.Fatalf("completion %s: %v", body, err)
+	}
+	if res.Usage.CompletionTokens < 100 {
+		t.Fatalf("a completion of %d tokens, want a long one", res.Usage.CompletionTokens)
+	}
+	waitStatus(t, d, res.Verdict.ReceiptID, 90*time.Second, ledger.StatusFinal)
+}
+
 // TestCheatingWorker runs a dishonest worker (one weight one ulp off, the
 // real model's id in its receipts). The verifier's replay disagrees, it
 // opens a dispute, the worker loses the bisection game, is slashed and

@@ -4,3 +4,6 @@ package devnet
 
 // raceEnabled: see race_on_test.go.
 const raceEnabled = false
+
+// raceBlocks: see race_on_test.go.
+const raceBlocks = 1

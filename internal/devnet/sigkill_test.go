@@ -86,8 +86,9 @@ func TestCrashChild(t *testing.T) {
 }
 
 // crashBlock is the crash test's block interval: the devnet's default, so
-// that the deadlines it measures are in the blocks DevParams counts.
-const crashBlock = 300 * time.Millisecond
+// that the deadlines it measures are in the blocks DevParams counts
+// (twice that under the race detector: raceBlocks).
+const crashBlock = raceBlocks * 300 * time.Millisecond
 
 // crashOutbox is the crash test's outbox bound: the load the worker
 // admits is what it publishes, a full outbox answers 429.
