@@ -516,9 +516,20 @@ func (s *Server) PayGenerate(ctx context.Context, payment json.RawMessage, req i
 		var p *PaymentPayload
 		var tx *ledger.Tx
 		if p, tx, err = decodePayment(base64.StdEncoding.EncodeToString(payment)); err == nil {
+			err = s.o.X402.quoted(p) // as over HTTP: a quote of this gateway's
+		}
+		if err == nil {
 			xr.payload, xr.tx, acct = p, tx, x402Scope+tx.Signer.String()
 		} else {
 			err = s.x402Refused(xr, err)
+		}
+	} else {
+		// A quote: at most maxQuoting at once, over HTTP and MCP together.
+		select {
+		case s.quoting <- struct{}{}:
+			defer func() { <-s.quoting }()
+		default:
+			return out, fmt.Errorf("%w: %d x402 quotes are being computed; retry in a second", inference.ErrBusy, cap(s.quoting))
 		}
 	}
 	if err == nil {

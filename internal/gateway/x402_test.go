@@ -9,6 +9,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -972,5 +973,54 @@ func TestAttackQuoteFlood(t *testing.T) {
 	}()
 	if r, b := post(t, ts.URL+"/v1/chat/completions", x402Body); r.StatusCode != http.StatusPaymentRequired {
 		t.Errorf("a quote after the others: %d %s", r.StatusCode, b)
+	}
+}
+
+// TestAttackQuoteFloodMCP: MCP's generate asks for a quote the same way
+// (no payment in its _meta): the quotes over MCP share the HTTP quotes'
+// places, and a payment naming no quote of this gateway is refused before
+// its request runs.
+func TestAttackQuoteFloodMCP(t *testing.T) {
+	e := newX402Env(t)
+	p := parked{entered: make(chan struct{}, 64), release: make(chan struct{})}
+	defer close(p.release)
+	s, err := New(Options{Backend: p, Auth: oneKey("k"), X402: e.x})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Backend = e.gen
+	s.o.Backend = p
+	for range cap(s.quoting) {
+		s.quoting <- struct{}{} // every place taken (by HTTP quotes, say)
+	}
+	req := inference.Request{Model: "stories260K", Segments: nil, MaxTokens: 4}
+	quoted := make(chan error, 1)
+	go func() { _, err := s.PayGenerate(context.Background(), nil, req); quoted <- err }()
+	select {
+	case err := <-quoted:
+		if !errors.Is(err, inference.ErrBusy) {
+			t.Fatalf("an MCP quote while every place is taken: %v, want ErrBusy", err)
+		}
+	case <-p.entered:
+		t.Fatal("an MCP quote was computed while every place was taken")
+	}
+	for range cap(s.quoting) {
+		<-s.quoting
+	}
+	_, k, _ := ed25519.GenerateKey(rand.Reader)
+	tx := &ledger.Tx{ChainID: "x402-test", Fee: 1, Msg: &ledger.MsgOpenEscrow{Worker: ledger.Address{1}, ModelID: ledger.Hash{1}, Fee: 1, Request: ledger.Hash{1}}}
+	tx.Sign(k)
+	pl := PaymentPayload{X402Version: X402Version}
+	pl.Accepted.Scheme = SchemeExact
+	pl.Accepted.Extra.Nonce = base64.StdEncoding.EncodeToString(make([]byte, 40))
+	pl.Payload.Transaction = base64.StdEncoding.EncodeToString(tx.Encode())
+	pb, _ := json.Marshal(pl)
+	if _, err := s.PayGenerate(context.Background(), pb, req); err == nil || !strings.Contains(err.Error(), "not issued by this gateway") {
+		t.Fatalf("an MCP payment naming no quote: %v", err)
+	}
+	select {
+	case <-p.entered:
+		t.Fatal("a refused MCP call reached the backend")
+	default:
 	}
 }
