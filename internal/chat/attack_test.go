@@ -19,21 +19,14 @@ import (
 // and seconds of CPU for one request, or a quote, which costs nothing).
 // tojson now fails once its text passes MaxOutput.
 func TestAttackNestedToolIndent(t *testing.T) {
-	src, err := os.ReadFile("testdata/templates/llama3.1.jinja")
-	if err != nil {
-		t.Fatal(err)
-	}
-	tp, err := chat.New("llama3.1", string(src), "<|begin_of_text|>", "<|eot_id|>")
-	if err != nil {
-		t.Fatal(err)
-	}
+	tp := llama31(t)
 	const depth, leaves = 190, 100000
 	params := strings.Repeat("[", depth) + strings.TrimSuffix(strings.Repeat("0,", leaves), ",") + strings.Repeat("]", depth)
 	tool := `{"type":"function","function":{"name":"f","parameters":` + params + `}}`
 	req := &chat.Request{Messages: []chat.Message{msg(chat.RoleUser, "hi")}, Tools: []json.RawMessage{json.RawMessage(tool)}, AddGenerationPrompt: true}
 	var m0, m1 runtime.MemStats
 	runtime.ReadMemStats(&m0)
-	_, err = tp.Render(req)
+	_, err := tp.Render(req)
 	runtime.ReadMemStats(&m1)
 	if err == nil || !strings.Contains(err.Error(), "longer than") {
 		t.Fatalf("Render of a %d-byte tool: %v, want an error naming the length limit", len(tool), err)
@@ -49,14 +42,7 @@ func TestAttackNestedToolIndent(t *testing.T) {
 // that each is a function, and past the tool-call parsing that Tools
 // selects. The same list in tools is refused; so is custom_tools now.
 func TestAttackCustomTools(t *testing.T) {
-	src, err := os.ReadFile("testdata/templates/llama3.1.jinja")
-	if err != nil {
-		t.Fatal(err)
-	}
-	tp, err := chat.New("llama3.1", string(src), "<|begin_of_text|>", "<|eot_id|>")
-	if err != nil {
-		t.Fatal(err)
-	}
+	tp := llama31(t)
 	list := "[" + strings.TrimSuffix(strings.Repeat(`{"anything":"x"},`, 1000), ",") + "]"
 	var tools []json.RawMessage
 	if err := json.Unmarshal([]byte(list), &tools); err != nil {
@@ -75,4 +61,19 @@ func TestAttackCustomTools(t *testing.T) {
 			t.Errorf("error %v is no field error", err)
 		}
 	}
+}
+
+// llama31 is Llama 3.1's chat template (testdata), which prints tools with
+// tojson(indent=4) and renders custom_tools as its tools.
+func llama31(t *testing.T) *chat.Template {
+	t.Helper()
+	src, err := os.ReadFile("testdata/templates/llama3.1.jinja")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tp, err := chat.New("llama3.1", string(src), "<|begin_of_text|>", "<|eot_id|>")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tp
 }

@@ -727,17 +727,7 @@ func TestAttackIdempotencyFlush(t *testing.T) {
 	legit := `{"model":"stories260K","messages":[{"role":"user","content":"Lily"}],"max_tokens":8,"seed":3}`
 	post(t, ts.URL+"/v1/chat/completions", legit, "Authorization", "Bearer k", "Idempotency-Key", "order-42")
 	nonce := ""
-	bogus := func() string {
-		_, k, _ := ed25519.GenerateKey(rand.Reader)
-		tx := &ledger.Tx{ChainID: "x402-test", Fee: 1, Msg: &ledger.MsgOpenEscrow{Worker: ledger.Address{1}, ModelID: ledger.Hash{1}, Fee: 1, Request: ledger.Hash{1}}}
-		tx.Sign(k)
-		p := PaymentPayload{X402Version: X402Version}
-		p.Accepted.Scheme = "exact"
-		p.Accepted.Extra.Nonce = nonce
-		p.Payload.Transaction = base64.StdEncoding.EncodeToString(tx.Encode())
-		b, _ := json.Marshal(p)
-		return base64.StdEncoding.EncodeToString(b)
-	}
+	bogus := func() string { return base64.StdEncoding.EncodeToString(bogusPayment(nonce)) }
 	for i := range 300 {
 		r, _ := post(t, ts.URL+"/v1/chat/completions", `{"model":"stories260K","messages":[{"role":"user","content":"x"}]}`,
 			HeaderPaymentSignature, bogus(), "Idempotency-Key", fmt.Sprintf("%0200d", i))
@@ -946,14 +936,7 @@ func TestAttackQuoteFlood(t *testing.T) {
 	}
 	// A payment of a key made for the request, naming no quote: refused
 	// at once (it does not wait for a place, nor reaches the backend).
-	_, k, _ := ed25519.GenerateKey(rand.Reader)
-	tx := &ledger.Tx{ChainID: "x402-test", Fee: 1, Msg: &ledger.MsgOpenEscrow{Worker: ledger.Address{1}, ModelID: ledger.Hash{1}, Fee: 1, Request: ledger.Hash{1}}}
-	tx.Sign(k)
-	pl := PaymentPayload{X402Version: X402Version}
-	pl.Accepted.Scheme = SchemeExact
-	pl.Accepted.Extra.Nonce = base64.StdEncoding.EncodeToString(make([]byte, 40))
-	pl.Payload.Transaction = base64.StdEncoding.EncodeToString(tx.Encode())
-	pb, _ := json.Marshal(pl)
+	pb := bogusPayment(base64.StdEncoding.EncodeToString(make([]byte, 40)))
 	// (Its body does not even parse: it is not read.)
 	r, b = post(t, ts.URL+"/v1/chat/completions", `{"model":`, HeaderPaymentSignature, base64.StdEncoding.EncodeToString(pb))
 	if r.StatusCode != http.StatusPaymentRequired || !strings.Contains(string(b), "not issued by this gateway") {
@@ -1007,14 +990,7 @@ func TestAttackQuoteFloodMCP(t *testing.T) {
 	for range cap(s.quoting) {
 		<-s.quoting
 	}
-	_, k, _ := ed25519.GenerateKey(rand.Reader)
-	tx := &ledger.Tx{ChainID: "x402-test", Fee: 1, Msg: &ledger.MsgOpenEscrow{Worker: ledger.Address{1}, ModelID: ledger.Hash{1}, Fee: 1, Request: ledger.Hash{1}}}
-	tx.Sign(k)
-	pl := PaymentPayload{X402Version: X402Version}
-	pl.Accepted.Scheme = SchemeExact
-	pl.Accepted.Extra.Nonce = base64.StdEncoding.EncodeToString(make([]byte, 40))
-	pl.Payload.Transaction = base64.StdEncoding.EncodeToString(tx.Encode())
-	pb, _ := json.Marshal(pl)
+	pb := bogusPayment(base64.StdEncoding.EncodeToString(make([]byte, 40)))
 	if _, err := s.PayGenerate(context.Background(), pb, req); err == nil || !strings.Contains(err.Error(), "not issued by this gateway") {
 		t.Fatalf("an MCP payment naming no quote: %v", err)
 	}
@@ -1023,4 +999,19 @@ func TestAttackQuoteFloodMCP(t *testing.T) {
 		t.Fatal("a refused MCP call reached the backend")
 	default:
 	}
+}
+
+// bogusPayment is the x402 PaymentPayload (JSON) of an escrow signed by a
+// key made for it, funded by nothing, naming the quote nonce nonce
+// (base64; "" names none): what anyone can send without a key or a coin.
+func bogusPayment(nonce string) []byte {
+	_, k, _ := ed25519.GenerateKey(rand.Reader)
+	tx := &ledger.Tx{ChainID: "x402-test", Fee: 1, Msg: &ledger.MsgOpenEscrow{Worker: ledger.Address{1}, ModelID: ledger.Hash{1}, Fee: 1, Request: ledger.Hash{1}}}
+	tx.Sign(k)
+	p := PaymentPayload{X402Version: X402Version}
+	p.Accepted.Scheme = SchemeExact
+	p.Accepted.Extra.Nonce = nonce
+	p.Payload.Transaction = base64.StdEncoding.EncodeToString(tx.Encode())
+	b, _ := json.Marshal(p)
+	return b
 }
