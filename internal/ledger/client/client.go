@@ -19,14 +19,82 @@ import (
 // Client is a connection to one node's RPC.
 type Client struct {
 	rpc *rpchttp.HTTP
+	o   Options
 
 	mu    sync.Mutex
 	chain string // the chain id, once read (it never changes)
 }
 
+// Options are what a client holds against its node: the node answers the
+// chain id and the fee estimates, and a node that is not the operator's
+// own (a remote RPC, one compromised) could answer anything.
+type Options struct {
+	// MaxFee is the largest fee the client signs a transaction for,
+	// whether given by the caller or asked by the node's fee estimate
+	// (0: DefaultMaxFee). A larger one is refused with a
+	// *FeeTooHighError, nothing signed.
+	MaxFee uint64
+	// ChainID, when not empty, is the only chain the client signs for:
+	// ChainID (and so every signing) fails with a *WrongChainError when
+	// the node reports another.
+	ChainID string
+}
+
+// DefaultMaxFee is the fee ceiling of a client given none. The largest
+// transaction the ledger takes (MaxTxBytes, 6 MiB) growing the state by as
+// much again needs 3,073 under DefaultParams (minFee 1 per 4096 bytes);
+// the ceiling is over three times that, and bounds what a node inflating
+// its fee estimates takes from the account per transaction. A chain with a
+// larger minFee or a smaller feeUnitBytes needs a larger Options.MaxFee
+// (the CLI's --max-tx-fee).
+const DefaultMaxFee uint64 = 10_000
+
+// ErrFeeTooHigh is returned (wrapped, in a *FeeTooHighError) when a
+// transaction's fee exceeds the client's MaxFee.
+var ErrFeeTooHigh = errors.New("fee above the client's maximum")
+
+// FeeTooHighError is a transaction the client refused to sign: its fee
+// (Fee: the caller's, or the node's estimate when Estimated) exceeds the
+// client's maximum (Max). It wraps ErrFeeTooHigh.
+type FeeTooHighError struct {
+	Fee, Max  uint64
+	Estimated bool   // the fee is the node's estimate, not the caller's
+	Kind      string // the message's kind (ledger.Msg.Kind)
+}
+
+func (e *FeeTooHighError) Error() string {
+	by := "given"
+	if e.Estimated {
+		by = "asked by the node's fee estimate"
+	}
+	return fmt.Sprintf("%s: a %s transaction's fee %d (%s) is above %d; not signed", ErrFeeTooHigh, e.Kind, e.Fee, by, e.Max)
+}
+
+// Unwrap makes errors.Is(err, ErrFeeTooHigh) hold.
+func (e *FeeTooHighError) Unwrap() error { return ErrFeeTooHigh }
+
+// ErrWrongChain is returned (wrapped, in a *WrongChainError) when the node
+// reports a chain id other than the one the client is pinned to.
+var ErrWrongChain = errors.New("node is on another chain")
+
+// WrongChainError is a node reporting chain id Got to a client pinned to
+// Want (Options.ChainID). It wraps ErrWrongChain.
+type WrongChainError struct{ Want, Got string }
+
+func (e *WrongChainError) Error() string {
+	return fmt.Sprintf("%s: it reports chain id %q, want %q", ErrWrongChain, e.Got, e.Want)
+}
+
+// Unwrap makes errors.Is(err, ErrWrongChain) hold.
+func (e *WrongChainError) Unwrap() error { return ErrWrongChain }
+
 // New connects to a node's RPC address ("tcp://127.0.0.1:26657" or
-// "http://...").
-func New(addr string) (*Client, error) {
+// "http://...") with the default Options: fees up to DefaultMaxFee, the
+// chain id the node reports.
+func New(addr string) (*Client, error) { return NewWithOptions(addr, Options{}) }
+
+// NewWithOptions is New with Options.
+func NewWithOptions(addr string, o Options) (*Client, error) {
 	if !strings.Contains(addr, "://") {
 		addr = "tcp://" + addr
 	}
@@ -34,10 +102,30 @@ func New(addr string) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("ledger client %s: %w", addr, err)
 	}
-	return &Client{rpc: c}, nil
+	if o.MaxFee == 0 {
+		o.MaxFee = DefaultMaxFee
+	}
+	return &Client{rpc: c, o: o}, nil
 }
 
-// ChainID returns the node's chain id (read once, then remembered).
+// MaxFee is the largest fee the client signs a transaction for.
+func (c *Client) MaxFee() uint64 { return c.o.MaxFee }
+
+// checkFee refuses a fee above the client's maximum.
+func (c *Client) checkFee(m ledger.Msg, fee uint64, estimated bool) error {
+	if fee <= c.o.MaxFee {
+		return nil
+	}
+	kind := "?"
+	if m != nil {
+		kind = m.Kind()
+	}
+	return &FeeTooHighError{Fee: fee, Max: c.o.MaxFee, Estimated: estimated, Kind: kind}
+}
+
+// ChainID returns the node's chain id (read once, then remembered). A
+// client pinned to a chain id (Options.ChainID) returns a
+// *WrongChainError for a node that reports another.
 func (c *Client) ChainID(ctx context.Context) (string, error) {
 	c.mu.Lock()
 	chain := c.chain
@@ -49,10 +137,17 @@ func (c *Client) ChainID(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("node status: %w", err)
 	}
+	got := st.NodeInfo.Network
+	if c.o.ChainID != "" && got != c.o.ChainID {
+		return "", &WrongChainError{Want: c.o.ChainID, Got: got}
+	}
+	if got == "" {
+		return "", errors.New("node status: no chain id")
+	}
 	c.mu.Lock()
-	c.chain = st.NodeInfo.Network
+	c.chain = got
 	c.mu.Unlock()
-	return st.NodeInfo.Network, nil
+	return got, nil
 }
 
 // Height returns the node's latest committed height.
@@ -159,8 +254,13 @@ func ErrorCode(err error) (uint32, bool) {
 }
 
 // Sign fills in the chain id and, when nonce is negative, the signer's next
-// nonce, and signs m with key.
+// nonce, and signs m with key, paying fee or the more the node's fee
+// estimate asks. A fee (given or asked) above the client's MaxFee is a
+// *FeeTooHighError, and nothing is returned signed with it.
 func (c *Client) Sign(ctx context.Context, key ed25519.PrivateKey, m ledger.Msg, fee uint64, nonce int64) (*ledger.Tx, error) {
+	if err := c.checkFee(m, fee, false); err != nil {
+		return nil, err
+	}
 	chain, err := c.ChainID(ctx)
 	if err != nil {
 		return nil, err
@@ -182,8 +282,13 @@ func (c *Client) Sign(ctx context.Context, key ed25519.PrivateKey, m ledger.Msg,
 	tx.Sign(key)
 	// The fee pays for the transaction's bytes and the state it grows
 	// (ledger.Params.RequiredFee): ask the node, and re-sign with more
-	// when fee is short. A node that cannot say leaves fee as given.
+	// when fee is short. A node that cannot say leaves fee as given; one
+	// that asks more than the client's MaxFee is refused (nothing signed
+	// with its fee).
 	if est, err := c.EstimateFee(ctx, tx); err == nil && est.RequiredFee > tx.Fee {
+		if err := c.checkFee(m, est.RequiredFee, true); err != nil {
+			return nil, err
+		}
 		tx.Fee = est.RequiredFee
 		tx.Sign(key)
 	}
@@ -290,7 +395,9 @@ func (c *Client) Validators(ctx context.Context) ([]ledger.ValidatorUpdate, erro
 // or more where the node asks for more. The estimates are asked in one
 // JSON-RPC batch, each for the message signed with the largest nonce (the
 // longest encoding: a transaction signed with any nonce needs no more); a
-// node that cannot say leaves fee, as Sign does.
+// node that cannot say leaves fee, as Sign does. The fees are the node's
+// answers, unchecked: the signer refuses those above the client's MaxFee
+// (Sender.SendBatch does).
 func (c *Client) EstimateFees(ctx context.Context, key ed25519.PrivateKey, msgs []ledger.Msg, fee uint64) []uint64 {
 	fees := make([]uint64, len(msgs))
 	for i := range fees {

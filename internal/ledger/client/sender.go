@@ -271,7 +271,10 @@ func (c *Client) Dispute(ctx context.Context, id ledger.Hash) (ledger.Dispute, b
 // nil (the mempool took it), a *RejectedError (nothing was taken; after a
 // refusal the later transactions of the batch are refused for their
 // nonce), an error wrapping ErrMaybeSent (no answer), or any other error
-// (not broadcast). Unlike Send it does not retry a refusal for the nonce:
+// (not broadcast). A message whose fee (the node's estimate) is above the
+// client's MaxFee gets a *FeeTooHighError and is not signed, nor are the
+// messages after it (their errors wrap it): the transactions returned are
+// those before it. Unlike Send it does not retry a refusal for the nonce:
 // the caller tries again later. Single transactions (Send, Commit)
 // waiting for the sender go first.
 func (s *Sender) SendBatch(ctx context.Context, msgs []ledger.Msg, record func([]*ledger.Tx) error) ([]*ledger.Tx, []error) {
@@ -319,22 +322,45 @@ func (s *Sender) sendBatch(ctx context.Context, msgs []ledger.Msg, record func([
 		}
 		s.next, s.synced = acct.Nonce, true
 	}
-	txs := make([]*ledger.Tx, len(msgs))
+	// A fee above the client's MaxFee (a node inflating its estimates)
+	// is not signed, nor is anything after it: the nonces are
+	// consecutive.
+	txs := make([]*ledger.Tx, 0, len(msgs))
 	for i, m := range msgs {
-		txs[i] = &ledger.Tx{ChainID: chain, Fee: fees[i], Nonce: s.next + uint64(i), Msg: m}
-		txs[i].Sign(s.key)
+		if err := s.c.checkFee(m, fees[i], fees[i] != s.fee); err != nil {
+			errs[i] = err
+			for j := i + 1; j < len(msgs); j++ {
+				errs[j] = fmt.Errorf("not signed after message %d of the batch: %w", i, err)
+			}
+			break
+		}
+		tx := &ledger.Tx{ChainID: chain, Fee: fees[i], Nonce: s.next + uint64(i), Msg: m}
+		tx.Sign(s.key)
+		txs = append(txs, tx)
+	}
+	if len(txs) == 0 {
+		return nil, errs
+	}
+	// Errors from here on are the signed transactions' (the first
+	// len(txs)); the refused ones keep theirs.
+	signed := func(err error) []error {
+		for i := range txs {
+			errs[i] = err
+		}
+		return errs
 	}
 	if record != nil {
 		if err := record(txs); err != nil {
 			s.synced = false
-			return txs, all(fmt.Errorf("recording transactions %d-%d: %w", txs[0].Nonce, txs[len(txs)-1].Nonce, err))
+			return txs, signed(fmt.Errorf("recording transactions %d-%d: %w", txs[0].Nonce, txs[len(txs)-1].Nonce, err))
 		}
 	}
 	res, err := s.c.BroadcastEach(ctx, txs)
 	if err != nil {
 		s.synced = false
-		return txs, all(fmt.Errorf("%w: %w", ErrMaybeSent, err))
+		return txs, signed(fmt.Errorf("%w: %w", ErrMaybeSent, err))
 	}
+	copy(errs, res)
 	for i, err := range res {
 		if err == nil {
 			s.next = txs[i].Nonce + 1
@@ -345,5 +371,5 @@ func (s *Sender) sendBatch(ctx context.Context, msgs []ledger.Msg, record func([
 		}
 		break
 	}
-	return txs, res
+	return txs, errs
 }
