@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -12,6 +13,7 @@ import (
 	"github.com/verdictnet/verdict/internal/devnet"
 	"github.com/verdictnet/verdict/internal/engine"
 	"github.com/verdictnet/verdict/internal/ledger"
+	"github.com/verdictnet/verdict/internal/ledger/client"
 	"github.com/verdictnet/verdict/internal/scheduler"
 	"github.com/verdictnet/verdict/internal/worker"
 )
@@ -40,6 +42,7 @@ func runDevnet(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	var kv engine.KVType
 	fs.Var(kvFlag{&kv}, "kv-cache", kvCacheUsage)
 	maxPending := fs.Int("max-pending", worker.DefaultMaxPending, "outbox bound: with this many receipts waiting to be published, paid requests get 429 with Retry-After")
+	maxTxFee := fs.Uint64("max-tx-fee", client.DefaultMaxFee, maxTxFeeUsage+" (the services sign for the chain id of the devnet's genesis)")
 	cheat := fs.Bool("cheat-for-tests", false, "make the worker dishonest (its attention norms one ulp off) to watch it get caught")
 	applyConfig := configFlag(fs)
 	if err := fs.Parse(args); err != nil {
@@ -50,6 +53,9 @@ func runDevnet(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("devnet: unexpected argument %q", fs.Arg(0))
+	}
+	if *maxTxFee == 0 {
+		return errors.New("devnet: --max-tx-fee must be positive")
 	}
 	if *validators < 1 || *validators > 16 {
 		return fmt.Errorf("devnet: --validators %d is outside 1..16", *validators)
@@ -68,7 +74,7 @@ func runDevnet(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	o := devnet.Options{Dir: *data, ModelPath: *modelPath, TokenizerPath: *tok, Addr: *addr, BlockInterval: *interval,
 		ReplayShareBps: bps, PricePerToken: *price, Threads: *threads, Validators: *validators, CheatForTests: *cheat, Logger: log,
-		MaxBatch: *batch, MaxQueue: *queue, KVBudget: int64(*kvMiB) << 20, PrefixCache: prefixCacheBytes(*prefixMiB), Speculate: *speculate, KV: kv, MaxPending: *maxPending}
+		MaxBatch: *batch, MaxQueue: *queue, KVBudget: int64(*kvMiB) << 20, PrefixCache: prefixCacheBytes(*prefixMiB), Speculate: *speculate, KV: kv, MaxPending: *maxPending, MaxTxFee: *maxTxFee}
 	if *share == 0 {
 		o.ReplayShareBps = 0
 	}

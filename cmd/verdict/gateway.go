@@ -163,6 +163,8 @@ func cmdGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	maxFee := fs.Uint64("max-fee", 0, "with --node: refuse worker quotes above this fee (0: no limit)")
 	headerTimeout := fs.Duration("header-timeout", 5*time.Minute, "with --node: how long a paid worker may take to start its answer (a non-streamed answer starts when it is complete) before it is given up: the request goes to the next worker unless its escrow is on the ledger (then 504)")
 	allowPrivate := fs.Bool("allow-private-workers", false, "with --node: fetch registration files from, and forward requests to, workers at any address, loopback and private networks included (a testnet on one machine or a LAN; default: public addresses only, since any agent chooses its agentURI and endpoint)")
+	var lf ledgerFlags
+	lf.register(fs, "with --node: ")
 	allowNets := fs.String("allow-worker-net", "", "with --node: comma-separated CIDR prefixes of non-public networks the gateway may reach nonetheless (the private network its workers are on, e.g. 10.1.0.0/16)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -196,13 +198,16 @@ func cmdGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		}
 		return multiGateway{node: *nodeAddr, addr: *addr, accounts: *accounts, noAuth: *noAuth, refresh: *refresh, downFor: *downFor,
 			maxFee: *maxFee, maxBody: *maxBody, headerTimeout: *headerTimeout, net: multigw.NetPolicy{AllowPrivate: *allowPrivate, Allow: nets},
-			log: log}.run(ctx, stdout)
+			ledger: lf, log: log}.run(ctx, stdout)
 	}
 	if *allowPrivate || *allowNets != "" {
 		return errors.New("gateway: --allow-private-workers and --allow-worker-net need --node (a gateway with a local model connects to no worker)")
 	}
 	if *accounts != "" {
 		return errors.New("gateway: --accounts needs --node (a gateway with a local model takes --api-keys-file)")
+	}
+	if lf.given(fs) {
+		return errors.New("gateway: --max-tx-fee and --chain-id need --node (a gateway with a local model signs no ledger transaction)")
 	}
 	if wf.model == "" {
 		return errors.New("gateway: --model is required (or --node RPC for the ledger's workers)")

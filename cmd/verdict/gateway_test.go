@@ -129,6 +129,9 @@ func TestGatewayCommandErrors(t *testing.T) {
 		{[]string{"gateway", "--node", "tcp://127.0.0.1:1", "--no-auth"}, "gateway: ledger tcp://127.0.0.1:1: "},
 		{[]string{"gateway", "--node", "tcp://127.0.0.1:1", "--no-auth", "--allow-worker-net", "10.1.0.0/99"}, "--allow-worker-net: netip.ParsePrefix(\"10.1.0.0/99\")"},
 		{[]string{"gateway", "--model", "x", "--no-auth", "--allow-private-workers"}, "--allow-private-workers and --allow-worker-net need --node"},
+		{[]string{"gateway", "--model", "x", "--no-auth", "--chain-id", "verdict-dev"}, "--max-tx-fee and --chain-id need --node"},
+		{[]string{"gateway", "--model", "x", "--no-auth", "--max-tx-fee", "5"}, "--max-tx-fee and --chain-id need --node"},
+		{[]string{"gateway", "--node", "tcp://127.0.0.1:1", "--no-auth", "--max-tx-fee", "0"}, "gateway: --max-tx-fee must be positive"},
 		// A local model's flags are refused with --node, not dropped.
 		{[]string{"gateway", "--node", "tcp://127.0.0.1:1", "--no-auth", "--metrics", "127.0.0.1:0", "--concurrency", "4"}, "--node serves the ledger's workers: --concurrency, --metrics belong to a gateway with a local model"},
 		{[]string{"gateway", "--node", "tcp://127.0.0.1:1", "--no-auth", "--public-receipts"}, "--public-receipts belong to a gateway with a local model"},

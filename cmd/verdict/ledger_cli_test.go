@@ -87,6 +87,29 @@ func TestLedgerCLI(t *testing.T) {
 	if code != 0 || !strings.Contains(out, `"balance": 777`) {
 		t.Fatalf("query: %d %s %s", code, out, stderr)
 	}
+	// --chain-id pins the chain: the node's own is taken, another refused;
+	// --max-tx-fee refuses a fee above it; both in one line, nothing sent.
+	if code, out, stderr := cli(context.Background(), "tx", "--node", rpc, "--chain-id", "cli-test", "--key", faucet, "send", "--to", bob.Address(), "--amount", "1"); code != 0 {
+		t.Fatalf("tx --chain-id cli-test: %d %s %s", code, out, stderr)
+	}
+	for _, tc := range []struct {
+		flags []string
+		want  string
+	}{
+		{[]string{"--chain-id", "other-chain"}, `node is on another chain: it reports chain id "cli-test", want "other-chain"`},
+		{[]string{"--fee", "5", "--max-tx-fee", "4"}, "fee above the client's maximum: a send transaction's fee 5 (given) is above 4; not signed"},
+		{[]string{"--max-tx-fee", "0"}, "--max-tx-fee must be positive"},
+	} {
+		args := append(append([]string{"tx", "--node", rpc, "--key", faucet}, tc.flags...), "send", "--to", bob.Address(), "--amount", "1000")
+		code, _, stderr := cli(context.Background(), args...)
+		if code != 1 || strings.Count(stderr, "\n") != 1 || !strings.Contains(stderr, tc.want) {
+			t.Errorf("%v: %d %q, want %q", tc.flags, code, stderr, tc.want)
+		}
+	}
+	code, out, stderr = cli(context.Background(), "query", "--node", rpc, "account/"+bob.Address())
+	if code != 0 || !strings.Contains(out, `"balance": 778`) {
+		t.Fatalf("after the refused transactions: %d %s %s", code, out, stderr)
+	}
 	// ERC-8004 identity: register an agent, then transfer it to bob.
 	fk, err := keys.Load(faucet)
 	if err != nil {

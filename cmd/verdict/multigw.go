@@ -11,7 +11,6 @@ import (
 
 	"github.com/verdictnet/verdict/internal/explorer"
 	"github.com/verdictnet/verdict/internal/gateway"
-	"github.com/verdictnet/verdict/internal/ledger/client"
 	"github.com/verdictnet/verdict/internal/multigw"
 )
 
@@ -24,6 +23,7 @@ type multiGateway struct {
 	headerTimeout        time.Duration
 	maxFee               uint64
 	maxBody              int64
+	ledger               ledgerFlags
 	net                  multigw.NetPolicy
 	log                  *slog.Logger
 }
@@ -32,7 +32,7 @@ func (g multiGateway) run(ctx context.Context, stdout io.Writer) error {
 	if (g.accounts == "") == !g.noAuth {
 		return errors.New("gateway: with --node give --accounts FILE (callers pay the workers from their ledger accounts) or --no-auth (workers that serve for free), not both or neither")
 	}
-	c, err := client.New(g.node)
+	c, err := g.ledger.dial(g.node)
 	if err != nil {
 		return fmt.Errorf("gateway: %w", err)
 	}

@@ -15,7 +15,6 @@ import (
 
 	"github.com/verdictnet/verdict/internal/keys"
 	"github.com/verdictnet/verdict/internal/ledger"
-	"github.com/verdictnet/verdict/internal/ledger/client"
 	"github.com/verdictnet/verdict/internal/ledger/node"
 )
 
@@ -276,7 +275,7 @@ func txKindNames() string {
 // txUsage prints tx's flags and every kind with its flags.
 func txUsage(fs *flag.FlagSet) {
 	w := fs.Output()
-	fmt.Fprintln(w, "Usage: verdict tx [--node ADDR] (--key FILE | --validator-home DIR) [--fee N] [--nonce N] [--async] KIND [KIND FLAGS]")
+	fmt.Fprintln(w, "Usage: verdict tx [--node ADDR] (--key FILE | --validator-home DIR) [--fee N] [--max-tx-fee N] [--chain-id ID] [--nonce N] [--async] KIND [KIND FLAGS]")
 	fs.PrintDefaults()
 	fmt.Fprintln(w, "\nKinds (`verdict tx KIND -h` for one):")
 	names := make([]string, 0, len(txKinds))
@@ -304,6 +303,8 @@ func txUsage(fs *flag.FlagSet) {
 func runTx(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("tx", stderr)
 	nodeAddr := fs.String("node", "tcp://127.0.0.1:26657", "node RPC address")
+	var lf ledgerFlags
+	lf.register(fs, "")
 	keyFile := fs.String("key", "", "signing key file (verdict keys new)")
 	valHome := fs.String("validator-home", "", "sign with the validator key of this node home instead of --key")
 	fee := fs.Uint64("fee", 1, "transaction fee")
@@ -348,7 +349,7 @@ func runTx(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	default:
 		return fmt.Errorf("tx %s: --key FILE (or --validator-home DIR) is required", kind)
 	}
-	c, err := client.New(*nodeAddr)
+	c, err := lf.dial(*nodeAddr)
 	if err != nil {
 		return fmt.Errorf("tx %s: %w", kind, err)
 	}

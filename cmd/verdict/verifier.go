@@ -15,7 +15,6 @@ import (
 	"github.com/verdictnet/verdict/internal/engine"
 	"github.com/verdictnet/verdict/internal/gateway"
 	"github.com/verdictnet/verdict/internal/keys"
-	"github.com/verdictnet/verdict/internal/ledger/client"
 	"github.com/verdictnet/verdict/internal/verifier"
 	"github.com/verdictnet/verdict/internal/worker"
 )
@@ -27,6 +26,8 @@ func init() {
 func runVerifier(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("verifier", stderr)
 	nodeAddr := fs.String("node", "tcp://127.0.0.1:26657", "ledger node RPC address")
+	var lf ledgerFlags
+	lf.register(fs, "")
 	modelPath := fs.String("model", "", "model whose receipts are checked (required)")
 	tok := fs.String("tokenizer", "", "tokenizer file (llama2.c checkpoints)")
 	keyFile := fs.String("key", "", "verifier key file: its ledger account (required)")
@@ -66,7 +67,7 @@ func runVerifier(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return fmt.Errorf("verifier: %w", err)
 	}
 	defer w.Close()
-	c, err := client.New(*nodeAddr)
+	c, err := lf.dial(*nodeAddr)
 	if err != nil {
 		return fmt.Errorf("verifier: %w", err)
 	}

@@ -113,6 +113,8 @@ func runWorker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	wf.register(fs)
 	home := fs.String("home", "", "worker directory: receipts, outbox, agent id (required)")
 	nodeAddr := fs.String("node", "tcp://127.0.0.1:26657", "ledger node RPC address")
+	var lf ledgerFlags
+	lf.register(fs, "")
 	addr := fs.String("addr", "127.0.0.1:8081", "API listen address (OpenAI-compatible, MCP at /mcp)")
 	accounts := fs.String("accounts", "", "JSON file mapping API keys to the key files of the ledger accounts that pay; this or --no-auth is required (--no-auth: anyone calls, free of charge, and the worker escrows its receipts itself)")
 	noAuth := fs.Bool("no-auth", false, "without --accounts: serve everyone, free of charge (the worker escrows its receipts itself)")
@@ -167,7 +169,7 @@ func runWorker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return fmt.Errorf("worker: %w", err)
 	}
 	defer w.Close()
-	c, err := client.New(*nodeAddr)
+	c, err := lf.dial(*nodeAddr)
 	if err != nil {
 		return fmt.Errorf("worker: %w", err)
 	}

@@ -87,6 +87,9 @@ type Options struct {
 	// MaxPending, default worker.DefaultMaxPending): past it the gateway
 	// answers new paid requests 429 until publishing catches up.
 	MaxPending int
+	// MaxTxFee is the largest fee of a transaction the services sign
+	// (client.Options.MaxFee; default client.DefaultMaxFee).
+	MaxTxFee uint64
 	// CheatForTests makes the worker dishonest (see worker.Config).
 	CheatForTests bool
 	Logger        *slog.Logger
@@ -240,7 +243,9 @@ func Start(ctx context.Context, o Options) (_ *Devnet, err error) {
 			stopAll()
 		}
 	}()
-	if d.Client, err = client.New(d.RPC); err != nil {
+	// The services sign for the chain of the devnet's own genesis, and
+	// for no other a node on this address might report.
+	if d.Client, err = client.NewWithOptions(d.RPC, client.Options{MaxFee: o.MaxTxFee, ChainID: nodes[0].ChainID()}); err != nil {
 		return nil, err
 	}
 	if err := waitReady(ctx, d.Client, nodes, d.failed); err != nil {

@@ -12,6 +12,9 @@
 // Event is the ledger's, with its height and transaction: consumers
 // switch on its ledger.EventType and read it with the ledger's typed
 // decoders). Rejections carry their ledger.Code (RejectedError,
-// FailedError, ErrorCode). The CLI's `verdict tx` and `verdict query`, the
+// FailedError, ErrorCode). The node is not trusted with fees or the chain:
+// no transaction is signed with a fee above Options.MaxFee (a node's
+// inflated estimate is a FeeTooHighError), and a client pinned to
+// Options.ChainID refuses a node on another chain (WrongChainError). The CLI's `verdict tx` and `verdict query`, the
 // worker, the verifier and the gateway use it.
 package client

@@ -387,6 +387,9 @@ func (t *dbTracker) closeAll() {
 // RPCAddress is the node's RPC listen address (tcp://host:port).
 func (n *Node) RPCAddress() string { return n.cmt.Config().RPC.ListenAddress }
 
+// ChainID is the chain id of the node's genesis.
+func (n *Node) ChainID() string { return n.cmt.GenesisDoc().ChainID }
+
 // App returns the in-process application.
 func (n *Node) App() *abciapp.App { return n.app }
 
