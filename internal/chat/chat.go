@@ -171,7 +171,7 @@ func New(name, source, bos, eos string) (*Template, error) {
 
 // ForVocab returns the template of a model: source (its
 // tokenizer.chat_template) or, when source is empty, the plain template,
-// with the BOS and EOS texts of v.
+// with the BOS and EOS texts of v (TokenText).
 func ForVocab(source string, v *tokenizer.Vocab) (*Template, error) {
 	bos, eos := TokenText(v, v.BOS), TokenText(v, v.EOS)
 	if source == "" {
@@ -180,13 +180,12 @@ func ForVocab(source string, v *tokenizer.Vocab) (*Template, error) {
 	return New("gguf", source, bos, eos)
 }
 
-// TokenText is the text of token id in v, "" for -1.
-func TokenText(v *tokenizer.Vocab, id int) string {
-	if id < 0 || id >= len(v.Tokens) {
-		return ""
-	}
-	return v.Tokens[id]
-}
+// TokenText is the text of token id in v as the bos_token and eos_token
+// template variables hold it, "" for -1: the piece in SentencePiece form
+// (tokenizer.Vocab.CanonicalPiece), so that a llama2.c tokenizer file's
+// "\n<s>\n" is "<s>" as in the model's GGUF, and the chat-template digest
+// of the two files of one model id is the same.
+func TokenText(v *tokenizer.Vocab, id int) string { return v.CanonicalPiece(id) }
 
 // Name says where the template came from: "plain", "llama2", "gguf", ...
 func (t *Template) Name() string { return t.name }

@@ -238,3 +238,75 @@ func TestParseRequest(t *testing.T) {
 		}
 	}
 }
+
+// TestCheckpointAndGGUFAgree: stories260K as a llama2.c checkpoint with
+// tok512.bin and as its GGUF conversion has one model id, so a receipt
+// made with either file is verified with the other (`verdict verify
+// --request`). The llama2.c tokenizer stores the BOS and EOS pieces as
+// "\n<s>\n" and "\n</s>\n", the GGUF as "<s>" and "</s>": bos_token and
+// eos_token, and so the chat-template digest, differed, and the check
+// failed. Both files now give the GGUF's texts, the same digest and the
+// same prompt tokens.
+func TestCheckpointAndGGUFAgree(t *testing.T) {
+	load := func(path, tok string) *tokenizer.Vocab {
+		m, err := model.Load(path, tok)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { m.Close() })
+		return m.Vocab
+	}
+	bin := load(testutil.Shared(t, "models/stories260K.bin"), testutil.Shared(t, "models/tok512.bin"))
+	gg := load(testutil.Shared(t, "models/stories260K.gguf"), "")
+	if bin.Flavor != tokenizer.Llama2C || bin.Tokens[bin.BOS] != "\n<s>\n" || gg.Tokens[gg.BOS] != "<s>" {
+		t.Fatalf("the files no longer differ as this test assumes: %q %q, BOS %q and %q", bin.Flavor, gg.Flavor, bin.Tokens[bin.BOS], gg.Tokens[gg.BOS])
+	}
+	req := &chat.Request{Messages: []chat.Message{msg(chat.RoleSystem, "Tell a story."), msg(chat.RoleUser, "Once upon a time")}, AddGenerationPrompt: true}
+	type rendered struct {
+		vars   map[string]any
+		digest [32]byte
+		tokens []int
+	}
+	render := func(v *tokenizer.Vocab) rendered {
+		tp, err := chat.ForVocab("", v) // neither file has tokenizer.chat_template
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := tp.Vars(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var vars map[string]any
+		if err := json.Unmarshal(b, &vars); err != nil {
+			t.Fatal(err)
+		}
+		p, err := tp.Render(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tok, err := tokenizer.New(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids, err := p.Encode(tok)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rendered{vars, p.Digest, ids}
+	}
+	a, b := render(bin), render(gg)
+	for _, k := range []string{"bos_token", "eos_token"} {
+		if a.vars[k] != b.vars[k] {
+			t.Errorf("%s: %q from the checkpoint, %q from the GGUF", k, a.vars[k], b.vars[k])
+		}
+	}
+	if a.vars["bos_token"] != "<s>" || a.vars["eos_token"] != "</s>" {
+		t.Errorf("bos_token %q, eos_token %q, want the GGUF's <s> and </s>", a.vars["bos_token"], a.vars["eos_token"])
+	}
+	if a.digest != b.digest {
+		t.Errorf("digest %x from the checkpoint, %x from the GGUF", a.digest, b.digest)
+	}
+	if !slices.Equal(a.tokens, b.tokens) || len(a.tokens) < 2 || a.tokens[0] != 1 {
+		t.Errorf("prompt tokens %v from the checkpoint, %v from the GGUF", a.tokens, b.tokens)
+	}
+}

@@ -92,21 +92,17 @@ func canonicalTensors(m *model.Model) ([]*tensor.Tensor, bool) {
 	return c.Tensors(), tied
 }
 
-// CanonicalTokens returns the vocabulary in SentencePiece form: llama2.c
-// files store U+2581 as a plain space and wrap BOS and EOS in newlines;
-// both are undone. Types missing from the file are derived as GGUF
-// converters do: UNK is Unknown, BOS and EOS are Control, pieces of the form
-// <0xXX> are Byte, everything else Normal.
+// CanonicalTokens returns the vocabulary in SentencePiece form
+// (tokenizer.Vocab.CanonicalPiece): llama2.c files store U+2581 as a plain
+// space and wrap BOS and EOS in newlines; both are undone. Types missing
+// from the file are derived as GGUF converters do: UNK is Unknown, BOS and
+// EOS are Control, pieces of the form <0xXX> are Byte, everything else
+// Normal.
 func CanonicalTokens(v *tokenizer.Vocab) ([]string, []tokenizer.TokenType) {
 	toks := make([]string, len(v.Tokens))
 	types := make([]tokenizer.TokenType, len(v.Tokens))
-	for i, t := range v.Tokens {
-		if v.Flavor == tokenizer.Llama2C {
-			if (i == v.BOS || i == v.EOS) && len(t) >= 2 && t[0] == '\n' && t[len(t)-1] == '\n' {
-				t = t[1 : len(t)-1]
-			}
-			t = strings.ReplaceAll(t, " ", "\u2581")
-		}
+	for i := range v.Tokens {
+		t := v.CanonicalPiece(i)
 		toks[i] = t
 		switch {
 		case v.Types != nil && i < len(v.Types):

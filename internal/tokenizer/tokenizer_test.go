@@ -350,3 +350,30 @@ func TestMergeSources(t *testing.T) {
 		t.Errorf("merges longer than their Len: %v", err)
 	}
 }
+
+// TestCanonicalPiece: a llama2.c vocabulary's pieces in the GGUF's form
+// (BOS and EOS unwrapped from their newlines, spaces as U+2581); other
+// vocabularies' as stored.
+func TestCanonicalPiece(t *testing.T) {
+	l2c := &tokenizer.Vocab{Flavor: tokenizer.Llama2C, Tokens: []string{"<unk>", "\n<s>\n", "\n</s>\n", " the", "\nx\n", "\n"}, BOS: 1, EOS: 2}
+	spm := &tokenizer.Vocab{Flavor: tokenizer.SPM, Tokens: []string{"<unk>", "\n<s>\n", "</s>", " a"}, BOS: 1, EOS: 2}
+	for _, tc := range []struct {
+		v    *tokenizer.Vocab
+		id   int
+		want string
+	}{
+		{l2c, 1, "<s>"},
+		{l2c, 2, "</s>"},
+		{l2c, 3, "\u2581the"},
+		{l2c, 4, "\nx\n"}, // not BOS or EOS: kept
+		{l2c, 5, "\n"},
+		{l2c, -1, ""},
+		{l2c, 6, ""},
+		{spm, 1, "\n<s>\n"},
+		{spm, 3, " a"},
+	} {
+		if got := tc.v.CanonicalPiece(tc.id); got != tc.want {
+			t.Errorf("%s %d: %q, want %q", tc.v.Flavor, tc.id, got, tc.want)
+		}
+	}
+}

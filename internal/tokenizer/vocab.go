@@ -1,6 +1,9 @@
 package tokenizer
 
-import "iter"
+import (
+	"iter"
+	"strings"
+)
 
 // TokenType classifies a vocabulary entry, numbered as GGUF's
 // tokenizer.ggml.token_type (llama.cpp's llama_token_type).
@@ -72,6 +75,27 @@ type Vocab struct {
 	// control, user-defined and unknown tokens and "</s>", except "<unk>",
 	// "<s>" and "<|endoftext|>".
 	RStripSpecial bool
+}
+
+// CanonicalPiece returns token id's piece in SentencePiece form, as a GGUF
+// file of the same model stores it ("" for an id outside the vocabulary).
+// llama2.c tokenizer files store U+2581 as a plain space and wrap the BOS
+// and EOS pieces in newlines ("\n<s>\n", "\n</s>\n"); for a Llama2C
+// vocabulary both are undone ("<s>", "</s>", as llama.cpp's converter and
+// Hugging Face have them). The vocabulary itself keeps the file's pieces,
+// which run.c's encoder and decoder use.
+func (v *Vocab) CanonicalPiece(id int) string {
+	if id < 0 || id >= len(v.Tokens) {
+		return ""
+	}
+	t := v.Tokens[id]
+	if v.Flavor != Llama2C {
+		return t
+	}
+	if (id == v.BOS || id == v.EOS) && len(t) >= 2 && t[0] == '\n' && t[len(t)-1] == '\n' {
+		t = t[1 : len(t)-1]
+	}
+	return strings.ReplaceAll(t, " ", spaceEscape)
 }
 
 // Strings is a read-only list of strings, read in order.
