@@ -85,6 +85,9 @@ func (f *workerFlags) register(fs interface {
 	fs.IntVar(&f.maxReplay, "max-replay-positions", 0, maxReplayUsage)
 }
 
+// abandonedPrefillUsage is the --abandoned-prefill flag's help.
+var abandonedPrefillUsage = fmt.Sprintf("prompt positions a minute that one caller (its account; without one, its address) may leave computed and unpaid by requests it abandons before their first token; beyond, its requests get 429 rate_limit_exceeded with Retry-After (0: %d full contexts of the model; -1: no limit)", gateway.DefaultAbandonedPrefillContexts)
+
 // maxReplayUsage is the --max-replay-positions flag's help.
 const maxReplayUsage = "most positions (prompt and output tokens) of a receipt replayed here; a replay holds its whole key/value cache, so a longer receipt is not replayed (the answer says so; nothing is charged) (0: the model's context length)"
 
@@ -146,13 +149,14 @@ func cmdGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	var wf workerFlags
 	fs := newFlagSet("gateway", stderr)
 	wf.register(fs)
-	localFlags := map[string]bool{"public-receipts": true, "metrics": true}
+	localFlags := map[string]bool{"public-receipts": true, "metrics": true, "abandoned-prefill": true}
 	fs.VisitAll(func(f *flag.Flag) { localFlags[f.Name] = true }) // those of the local model (workerFlags)
 	addr := fs.String("addr", "127.0.0.1:8080", "listen address (port 0: any free port)")
 	apiKeys := fs.String("api-keys", "", "comma-separated API keys callers send as a bearer token (visible in the process list: prefer --api-keys-file or $"+apiKeysEnv+")")
 	keysFile := fs.String("api-keys-file", "", "file of API keys, one a line: KEY or KEY ACCOUNT (# starts a comment)")
 	noAuth := fs.Bool("no-auth", false, "serve everyone without an API key (the gateway refuses to start without keys otherwise)")
 	publicReceipts := fs.Bool("public-receipts", false, "let every caller read every receipt (default: only the caller that paid for it)")
+	abandoned := fs.Int("abandoned-prefill", 0, abandonedPrefillUsage)
 	metricsAddr := fs.String("metrics", "", "serve /metrics (Prometheus) on this address (default: not served)")
 	maxBody := fs.Int64("max-body", 1<<20, "largest request body in bytes")
 	verbose := fs.Bool("v", false, "log every request")
@@ -228,7 +232,7 @@ func cmdGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	defer w.Close()
 	opts := gateway.Options{Backend: w, MaxBodyBytes: *maxBody, Logger: log, NoAuth: *noAuth, PublicReceipts: *publicReceipts,
-		Registry: prometheus.NewRegistry()}
+		Registry: prometheus.NewRegistry(), AbandonedPrefill: *abandoned}
 	if err := w.Register(opts.Registry); err != nil {
 		return fmt.Errorf("gateway: %w", err)
 	}

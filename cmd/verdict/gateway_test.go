@@ -135,6 +135,7 @@ func TestGatewayCommandErrors(t *testing.T) {
 		// A local model's flags are refused with --node, not dropped.
 		{[]string{"gateway", "--node", "tcp://127.0.0.1:1", "--no-auth", "--metrics", "127.0.0.1:0", "--concurrency", "4"}, "--node serves the ledger's workers: --concurrency, --metrics belong to a gateway with a local model"},
 		{[]string{"gateway", "--node", "tcp://127.0.0.1:1", "--no-auth", "--public-receipts"}, "--public-receipts belong to a gateway with a local model"},
+		{[]string{"gateway", "--node", "tcp://127.0.0.1:1", "--no-auth", "--abandoned-prefill", "100"}, "--abandoned-prefill belong to a gateway with a local model"},
 	} {
 		code, _, stderr := verdict(tc.args...)
 		if code != 1 || !strings.Contains(stderr, tc.want) || strings.Count(strings.TrimSpace(stderr), "\n") != 0 {

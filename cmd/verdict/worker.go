@@ -119,6 +119,7 @@ func runWorker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	accounts := fs.String("accounts", "", "JSON file mapping API keys to the key files of the ledger accounts that pay; this or --no-auth is required (--no-auth: anyone calls, free of charge, and the worker escrows its receipts itself)")
 	noAuth := fs.Bool("no-auth", false, "without --accounts: serve everyone, free of charge (the worker escrows its receipts itself)")
 	publicReceipts := fs.Bool("public-receipts", false, "let every caller read every receipt (default: only the account that paid for it)")
+	abandoned := fs.Int("abandoned-prefill", 0, abandonedPrefillUsage)
 	metricsAddr := fs.String("metrics", "", "serve /metrics (Prometheus) on this address (default: not served)")
 	cheat := fs.Bool("cheat-for-tests", false, "make this worker dishonest (its attention norms one ulp off, receipts signed under the real model id) to watch it get caught, slashed and jailed on a test network")
 	price := fs.Uint64("price", 1, "price per token charged to callers")
@@ -191,7 +192,7 @@ func runWorker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	cc := worker.ChainConfig{Client: c, RPC: *nodeAddr, Dir: *home, Stake: *stake, Validators: validators, Logger: log,
 		MaxPending: *maxPending, AgentURI: gateway.RegistrationURI(base)}
-	opts := gateway.Options{Backend: w, Logger: log, NoAuth: *noAuth, PublicReceipts: *publicReceipts}
+	opts := gateway.Options{Backend: w, Logger: log, NoAuth: *noAuth, PublicReceipts: *publicReceipts, AbandonedPrefill: *abandoned}
 	var meter *gateway.LedgerMeter
 	if *accounts != "" {
 		ak, err := readAccounts(*accounts)

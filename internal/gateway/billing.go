@@ -253,7 +253,29 @@ const RequestNonceLen = 16
 // given RequestNonceLen random bytes, so that identical requests (same
 // prompt, seed and parameters) are distinct receipts, each billed (an
 // Idempotency-Key is the way to retry without paying twice).
+//
+// A caller over its abandoned-prefill budget (Options.AbandonedPrefill) is
+// refused before anything runs (wrapping ErrAbandonedPrefill); a
+// generation abandoned before its first token (inference.AbandonedError)
+// counts against it.
 func (s *Server) Generate(ctx context.Context, account string, req inference.Request, onDelta func(inference.Delta) error) (*inference.Result, error) {
+	caller := callerOf(ctx, account)
+	if err := s.prefill.admit(caller); err != nil {
+		s.m.prefillRefused.Inc()
+		s.log.Info("refused: abandoned prefills over the budget", "caller", caller, "err", err)
+		return nil, err
+	}
+	res, err := s.generate(ctx, account, req, onDelta)
+	if ctx.Err() != nil {
+		// The caller went away (not the gateway: an x402 escrow's window
+		// ends a generation with the caller still there).
+		s.abandoned(caller, err)
+	}
+	return res, err
+}
+
+// generate is Generate once the caller is admitted.
+func (s *Server) generate(ctx context.Context, account string, req inference.Request, onDelta func(inference.Delta) error) (*inference.Result, error) {
 	// Each account's prompts share the worker's prefix cache only with its
 	// own (no caller learns from its time to first token what another
 	// account sent), and the worker's batch takes turns between accounts.

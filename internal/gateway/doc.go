@@ -41,7 +41,12 @@
 // goes to the ledger like any other and stays readable by the payer, who
 // can read there every token it paid for (at most the few in flight when
 // it hung up were not delivered), and the rest of the reservation is
-// released. Cancelled before the first token, nothing is charged.
+// released. Cancelled before the first token, nothing is charged; the
+// prompt positions the worker computed for it (inference.AbandonedError)
+// count against the caller (its account, or without one its client
+// address), and a caller over Options.AbandonedPrefill of them a minute (a
+// bucket that drains) is refused with 429 rate_limit_exceeded and
+// Retry-After (a tool error over MCP) until it is back under (prefill.go).
 //
 // MCP verify_receipt with replay (Server.Verify) re-runs a whole
 // generation, so it is billed like one of the receipt's size: a

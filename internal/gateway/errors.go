@@ -52,9 +52,12 @@ func writeError(w http.ResponseWriter, e *apiError) {
 // prompt field of the endpoint.
 func backendError(err error, param string) *apiError {
 	var ae *apiError
+	var pr *prefillRefusal
 	switch {
 	case errors.As(err, &ae):
 		return ae
+	case errors.As(err, &pr):
+		return &apiError{Status: http.StatusTooManyRequests, Type: "requests", Message: err.Error(), Code: strp(codeRateLimit), RetryAfter: retrySeconds(pr.retry)}
 	case errors.Is(err, inference.ErrUnknownModel):
 		return &apiError{Status: http.StatusNotFound, Type: "invalid_request_error", Message: err.Error(), Param: strp("model"), Code: strp("model_not_found")}
 	case errors.Is(err, inference.ErrContextLength):
@@ -66,9 +69,9 @@ func backendError(err error, param string) *apiError {
 	case errors.Is(err, ErrNoWorker):
 		return &apiError{Status: http.StatusServiceUnavailable, Type: "server_error", Message: err.Error(), Code: strp("no_worker_available")}
 	case errors.Is(err, ErrBacklog):
-		return &apiError{Status: http.StatusTooManyRequests, Type: "requests", Message: err.Error() + "; retry later", Code: strp("rate_limit_exceeded"), RetryAfter: RetryAfterBacklog}
+		return &apiError{Status: http.StatusTooManyRequests, Type: "requests", Message: err.Error() + "; retry later", Code: strp(codeRateLimit), RetryAfter: RetryAfterBacklog}
 	case errors.Is(err, inference.ErrBusy):
-		return &apiError{Status: http.StatusTooManyRequests, Type: "requests", Message: err.Error() + "; retry later", Code: strp("rate_limit_exceeded"), RetryAfter: RetryAfterBusy}
+		return &apiError{Status: http.StatusTooManyRequests, Type: "requests", Message: err.Error() + "; retry later", Code: strp(codeRateLimit), RetryAfter: RetryAfterBusy}
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return &apiError{Status: 499, Type: "server_error", Message: "request cancelled: " + err.Error()}
 	}
@@ -84,6 +87,11 @@ const (
 	RetryAfterQuota   = 10
 	RetryAfterBacklog = 2
 )
+
+// codeRateLimit is the error code of a 429 that a retry later may pass:
+// a busy worker, a publishing backlog, a caller over its abandoned-prefill
+// budget.
+const codeRateLimit = "rate_limit_exceeded"
 
 func quotaError(err error) *apiError {
 	return &apiError{Status: http.StatusTooManyRequests, Type: "insufficient_quota", Message: err.Error(), Code: strp("insufficient_quota"), RetryAfter: RetryAfterQuota}

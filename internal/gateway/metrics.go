@@ -15,6 +15,11 @@ type metrics struct {
 	replays   prometheus.Counter
 	inFlight  prometheus.Gauge
 	generated *prometheus.HistogramVec
+	// abandonedPrefill counts the prompt positions computed for
+	// generations abandoned before their first token, prefillRefused the
+	// requests refused for it (prefill.go).
+	abandonedPrefill prometheus.Counter
+	prefillRefused   prometheus.Counter
 }
 
 func newMetrics(reg *prometheus.Registry) *metrics {
@@ -46,8 +51,14 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 			Name: "verdict_gateway_completion_tokens", Help: "Completion tokens per request.",
 			Buckets: prometheus.ExponentialBuckets(1, 2, 13),
 		}, []string{"finish_reason"}),
+		abandonedPrefill: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "verdict_gateway_abandoned_prefill_positions_total", Help: "Prompt positions computed for generations whose caller went away before their first token (unpaid).",
+		}),
+		prefillRefused: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "verdict_gateway_abandoned_prefill_refusals_total", Help: "Requests refused (429) because their caller's abandoned prefills were over its budget.",
+		}),
 	}
-	reg.MustRegister(m.requests, m.latency, m.ttft, m.tokens, m.receipts, m.replays, m.inFlight, m.generated,
+	reg.MustRegister(m.abandonedPrefill, m.prefillRefused, m.requests, m.latency, m.ttft, m.tokens, m.receipts, m.replays, m.inFlight, m.generated,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -82,6 +82,14 @@ type Options struct {
 	// without an API key at ExplorerPath: it shows only what the ledger
 	// shows anyone.
 	Explorer http.Handler
+	// AbandonedPrefill bounds, per caller (its account; without one, its
+	// client address), the prompt positions the worker computes for
+	// requests abandoned before their first output token (nobody pays
+	// for them): a bucket draining at this many positions a minute, over
+	// which the caller's requests get 429 rate_limit_exceeded with
+	// Retry-After (prefill.go). 0: DefaultAbandonedPrefillContexts full
+	// contexts of the longest served model; negative: no limit.
+	AbandonedPrefill int
 }
 
 // ExplorerPath is where Options.Explorer is served.
@@ -109,6 +117,8 @@ type Server struct {
 	// template rendered, a prompt encoded, for a caller who pays nothing
 	// to ask): at most maxQuoting at once.
 	quoting chan struct{}
+	// prefill bounds each caller's abandoned prefills (prefill.go).
+	prefill *prefillBudget
 }
 
 // maxQuoting is how many x402 quotes a server computes at once (each a
@@ -154,8 +164,12 @@ func New(o Options) (*Server, error) {
 			rand.Read(x.Secret)
 		}
 	}
+	limit := func() int { return o.AbandonedPrefill }
+	if o.AbandonedPrefill == 0 {
+		limit = func() int { return defaultAbandonedPrefill(o.Backend) }
+	}
 	s := &Server{owners: o.Owners, o: o, mux: http.NewServeMux(), m: newMetrics(o.Registry), idem: newIdemCache(o.IdempotencyBytes, o.IdempotencyAccountBytes), log: o.Logger, start: o.Now(),
-		quoting: make(chan struct{}, maxQuoting())}
+		quoting: make(chan struct{}, maxQuoting()), prefill: newPrefillBudget(limit, o.Now)}
 	s.handle("POST /v1/chat/completions", "chat", s.post(s.chat))
 	s.handle("POST /v1/completions", "completions", s.post(s.completions))
 	s.handle("GET /v1/models", "models", s.authed(s.models))
@@ -237,7 +251,7 @@ func (s *Server) handle(pattern, endpoint string, h http.HandlerFunc) {
 		t0 := time.Now()
 		s.m.inFlight.Inc()
 		rec := &recorder{ResponseWriter: w}
-		h(rec, r)
+		h(rec, withClientAddr(r))
 		s.m.inFlight.Dec()
 		if rec.status == 0 {
 			rec.status = http.StatusOK

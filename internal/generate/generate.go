@@ -55,6 +55,12 @@ type Result struct {
 	// CachedPrompt is the prompt tokens taken from a scheduler's prefix
 	// cache instead of computed (generate.Run computes them all).
 	CachedPrompt int
+	// PromptComputed is the prompt positions a scheduler fed through the
+	// engine for the request (neither CachedPrompt nor positions fed again
+	// after a preemption), counted as they are handed to a step: set
+	// whatever the outcome, so that the work of a request abandoned
+	// before its first token is known (generate.Run leaves it 0).
+	PromptComputed int
 }
 
 // ErrPromptTooLong is returned when the prompt does not fit in the context.

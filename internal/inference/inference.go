@@ -170,6 +170,24 @@ func (e *PartialError) Error() string {
 
 func (e *PartialError) Unwrap() error { return e.Err }
 
+// AbandonedError is the error of a generation whose caller went away (its
+// context was cancelled: it hung up, an MCP client cancelled the call)
+// before its first output token: there is no receipt, so nobody pays for
+// the prompt positions the worker computed for it. PromptComputed is those
+// positions (fed through the model: not those taken from its prefix cache,
+// which keeps the computed prompt for a retry); Err is the cause (Unwrap).
+// The gateway bounds, per caller, the positions so abandoned.
+type AbandonedError struct {
+	PromptComputed int
+	Err            error
+}
+
+func (e *AbandonedError) Error() string {
+	return fmt.Sprintf("generation abandoned before its first token (%d prompt positions computed): %v", e.PromptComputed, e.Err)
+}
+
+func (e *AbandonedError) Unwrap() error { return e.Err }
+
 // Result is a finished generation.
 type Result struct {
 	Model            ModelInfo

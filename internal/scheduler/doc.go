@@ -46,7 +46,12 @@
 // A prefix cache (Config.PrefixCache, prefix.go): a generation that ends
 // leaves its sequence, holding the keys and values of every position it
 // fed, to the cache instead of the engine, with its tracer's trace of
-// those positions (PrefixTracer). A later request whose prompt starts
+// those positions (PrefixTracer); so does one whose caller leaves once its
+// prompt is computed, before its first token (a retry of the prompt
+// computes its last position only; one that leaves mid-prefill gives up
+// what it fed, which a step may still be computing).
+// generate.Result.PromptComputed counts the prompt positions handed to
+// steps for a request, whatever its outcome. A later request whose prompt starts
 // with at least minPrefix of those tokens is given the longest such
 // prefix (engine.Sequence.SharePrefix, PrefixTracer.ResumePrefix) and fed
 // only the rest: a position's keys, values and trace depend only on the

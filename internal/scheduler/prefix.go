@@ -457,7 +457,7 @@ func (s *Scheduler) keepPrefix(req generate.Request, sl *slot, output []int) {
 	s.mu.Lock()
 	own := sl.seq.Bytes() - sl.shared
 	s.mu.Unlock()
-	p := &prefix{scope: req.Account, tokens: append(slices.Clip(req.Prompt), output...)[:n:n], seq: sl.seq, bytes: own}
+	p := &prefix{scope: req.Account, tokens: slices.Concat(req.Prompt, output)[:n:n], seq: sl.seq, bytes: own}
 	// covered refreshes and reports a kept cache that holds p's tokens.
 	covered := func() bool {
 		for _, q := range s.prefixes {

@@ -315,6 +315,9 @@ type slot struct {
 	prompt bool // feed is (the rest of) the prompt
 	gone   bool
 	kept   bool
+	// computed is the prompt positions handed to steps for it
+	// (generate.Result.PromptComputed).
+	computed int
 
 	// The scheduler goroutine's: tokens of feed already fed, and the
 	// logits gathered over the chunks.
@@ -495,8 +498,7 @@ func (s *Scheduler) Check(acct string, prompt, steps int) error {
 	return nil
 }
 
-func (s *Scheduler) Run(ctx context.Context, req generate.Request) (generate.Result, error) {
-	var res generate.Result
+func (s *Scheduler) Run(ctx context.Context, req generate.Request) (res generate.Result, err error) {
 	c := s.e.Model().Config
 	if len(req.Prompt) == 0 {
 		return res, errors.New("generate: empty prompt")
@@ -544,7 +546,7 @@ func (s *Scheduler) Run(ctx context.Context, req generate.Request) (generate.Res
 	s.pendingKV -= w.kv
 	s.active = append(s.active, sl)
 	s.mu.Unlock()
-	defer s.leave(sl)
+	defer func() { res.PromptComputed = s.leave(sl) }()
 
 	report := func(from int, logits [][]float32) error {
 		if req.OnLogits == nil {
@@ -606,6 +608,14 @@ func (s *Scheduler) Run(ctx context.Context, req generate.Request) (generate.Res
 	// are fed again.
 	for done := false; !done; {
 		if err := ctx.Err(); err != nil {
+			if len(res.Output) == 0 {
+				// Gone before its first token (nobody pays for the
+				// prompt): its positions are whole and no step holds
+				// them, so the prefix cache keeps them, as it would
+				// those of a generation that ended, for the caller's
+				// retry of the same prompt.
+				s.keepPrefix(req, sl, nil)
+			}
 			return res, err
 		}
 		next := sampler.Sample(last, req.Sampler, pos)
@@ -916,12 +926,15 @@ func (s *Scheduler) releaseLocked(w *waiter) {
 }
 
 // leave ends a slot: the scheduler drops it (and frees its room) before its
-// next step.
-func (s *Scheduler) leave(sl *slot) {
+// next step. It returns the prompt positions handed to steps for it: no
+// step takes it after.
+func (s *Scheduler) leave(sl *slot) int {
 	s.mu.Lock()
 	sl.gone = true
+	n := sl.computed
 	s.mu.Unlock()
 	s.signal()
+	return n
 }
 
 // exchange hands the scheduler the tokens to feed and waits for their
@@ -1179,6 +1192,7 @@ func (s *Scheduler) step(ready []work) (time.Duration, bool) {
 			}
 			if w.prompt {
 				prompt += n
+				sl.computed += n
 			} else {
 				decode++
 			}

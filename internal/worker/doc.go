@@ -32,7 +32,10 @@
 // lowered to the positions actually fed, so that replaying the receipt yields
 // exactly the tokens returned; a generation cut short (its caller hung up or
 // cancelled) after its first token gets such a receipt too, for the tokens
-// generated (PartialError), so that the worker can be paid for them.
+// generated (PartialError), so that the worker can be paid for them. One
+// cut short before its first token has no receipt; its error
+// (AbandonedError) gives the prompt positions computed for it, which the
+// gateway bounds per caller.
 //
 // A Local worker runs its generations as one continuous batch
 // (internal/scheduler: requests join and leave at every step, within a

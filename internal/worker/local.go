@@ -67,6 +67,10 @@ const (
 	FinishCancelled = inference.FinishCancelled
 )
 
+// AbandonedError is inference.AbandonedError: a generation whose caller
+// went away before its first token.
+type AbandonedError = inference.AbandonedError
+
 // PartialError is inference.PartialError: a generation cut short, with
 // the receipt of the tokens generated so far.
 type PartialError = inference.PartialError
@@ -156,6 +160,11 @@ type Config struct {
 	// text, then EOS, whatever the model computes (the logits are
 	// overwritten before sampling, so its receipts do not replay).
 	ForcedOutputForTests string
+	// PrefilledForTests, when set, is called for tests of hang-ups before
+	// the first token: on the generation's goroutine once its prompt is
+	// computed (the logits of its last position in hand) and before its
+	// first token is sampled, with its context and account.
+	PrefilledForTests func(ctx context.Context, account string)
 }
 
 // Local runs generations in this process.
@@ -170,7 +179,9 @@ type Local struct {
 	stops []int
 	// forced: see Config.ForcedOutputForTests.
 	forced []int
-	sched  *scheduler.Scheduler
+	// prefilled: Config.PrefilledForTests.
+	prefilled func(ctx context.Context, account string)
+	sched     *scheduler.Scheduler
 
 	// Replays (Verify) run beside the batch, a few at a time.
 	sem     chan struct{}
@@ -288,6 +299,7 @@ func New(m *model.Model, cfg Config) (*Local, error) {
 		}
 	}
 	slices.Sort(w.stops)
+	w.prefilled = cfg.PrefilledForTests
 	if cfg.ForcedOutputForTests != "" {
 		if w.forced, err = tok.Encode(cfg.ForcedOutputForTests, false); err != nil {
 			e.Close()
@@ -571,6 +583,9 @@ func (w *Local) Generate(ctx context.Context, req Request, onDelta func(Delta) e
 			if req.Logprobs && pos >= len(prompt)-1 {
 				lp.set(logits)
 			}
+			if w.prefilled != nil && pos == len(prompt)-1 {
+				w.prefilled(ctx, req.Account)
+			}
 			return nil
 		},
 		OnToken: func(pos, t int) error {
@@ -629,6 +644,11 @@ func (w *Local) Generate(ctx context.Context, req Request, onDelta func(Delta) e
 			cut = de.err
 		}
 		steps = len(prompt) + len(res.Output) - 1
+	case err != nil && len(res.Output) == 0 && ctx.Err() != nil:
+		// Gone before the first token: no receipt, the prompt computed
+		// for nothing (the gateway bounds it per caller).
+		w.log.Debug("generation abandoned before its first token", "model", info.Name, "prompt_tokens", len(prompt), "computed", res.PromptComputed, "cached", res.CachedPrompt)
+		return nil, &AbandonedError{PromptComputed: res.PromptComputed, Err: err}
 	case errors.Is(err, generate.ErrPromptTooLong), errors.Is(err, scheduler.ErrTooLarge):
 		return nil, fmt.Errorf("%w: %v", ErrContextLength, err)
 	case errors.Is(err, scheduler.ErrBusy):
