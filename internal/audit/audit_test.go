@@ -10,6 +10,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/verdictnet/verdict/internal/dispute"
 	"github.com/verdictnet/verdict/internal/engine"
 	"github.com/verdictnet/verdict/internal/generate"
 	"github.com/verdictnet/verdict/internal/keys"
@@ -265,7 +266,7 @@ func TestContextNotCommitted(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg, ref, err := DisputeSetup(g.m, g.id, rb, make([]byte, 32))
-	if err != nil || ref == nil || cfg.Forfeit != [2]string{} {
+	if err != nil || ref == nil || cfg.Forfeit != [2]dispute.Loss{} {
 		t.Fatalf("dispute setup on the GGUF: forfeit %q, referee %v, error %v", cfg.Forfeit, ref != nil, err)
 	}
 }

@@ -53,7 +53,7 @@ func DisputeSetup(m *model.Model, modelID merkle.Hash, receiptBytes, commitment 
 		// The worker signed a receipt no run of the model can produce:
 		// it loses the dispute at once (the ledger accepted the receipt
 		// by its signature; no receipt it accepts escapes a dispute).
-		return dispute.Config{Forfeit: [2]string{fmt.Sprintf("signed a receipt no run of the model can produce: %v", err), ""}}, nil, nil
+		return dispute.Config{Forfeit: [2]dispute.Loss{{Fault: dispute.FaultImpossibleReceipt, Why: fmt.Sprintf("signed a receipt no run of the model can produce: %v", err)}}}, nil, nil
 	}
 	ref, err := NewReferee(m, r)
 	if err != nil {

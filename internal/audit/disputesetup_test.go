@@ -148,12 +148,12 @@ func TestDisputeSetupForfeit(t *testing.T) {
 			t.Fatal(err)
 		}
 		cfg, ref, err := DisputeSetup(f.m, f.id, rb, other[:])
-		if err != nil || ref != nil || !strings.Contains(cfg.Forfeit[0], c.want) || cfg.Forfeit[1] != "" {
+		if err != nil || ref != nil || cfg.Forfeit[0].Fault != dispute.FaultImpossibleReceipt || !strings.Contains(cfg.Forfeit[0].Why, c.want) || cfg.Forfeit[1] != (dispute.Loss{}) {
 			t.Fatalf("%s: config %+v, referee %v, error %v", c.name, cfg, ref, err)
 		}
 		cfg.Timeout = 3
 		m, qs, err := dispute.New(cfg, nil, 5)
-		if o := m.Outcome(); err != nil || len(qs) != 0 || !o.Done || !o.Lost[dispute.A] || o.Lost[dispute.B] {
+		if o := m.Outcome(); err != nil || len(qs) != 0 || !o.Done || !o.Lost[dispute.A] || o.Lost[dispute.B] || o.Fault != [2]dispute.Fault{dispute.FaultImpossibleReceipt, ""} {
 			t.Fatalf("%s: outcome %+v, %d queries, error %v", c.name, o, len(qs), err)
 		}
 	}
@@ -214,8 +214,8 @@ func FuzzDisputeSetup(f *testing.F) {
 			return
 		}
 		if ref == nil {
-			if cfg.Forfeit[0] == "" || cfg.Forfeit[1] != "" {
-				t.Fatalf("no referee, forfeits %q", cfg.Forfeit)
+			if cfg.Forfeit[0].Fault != dispute.FaultImpossibleReceipt || cfg.Forfeit[0].Why == "" || cfg.Forfeit[1] != (dispute.Loss{}) {
+				t.Fatalf("no referee, forfeits %+v", cfg.Forfeit)
 			}
 			return
 		}

@@ -15,7 +15,9 @@
 // agreed leaf d-1 with an inclusion proof, and the referee recomputes cell
 // d. A party loses when it opens children that do not hash to its node, a
 // leaf value without a valid proof, two different answers to the same query
-// (equivocation), or nothing before the deadline. The game takes at most
+// (equivocation), or nothing before the deadline; each loss is recorded as a
+// Fault code (the ledger's consensus data) beside its words (for people),
+// as is a game that ends with no loser. The game takes at most
 // ceil(log2 N) + 1 rounds for N cells. A referee whose cell reads more
 // inputs than one answer can carry (Folder: an attention leaf reads the
 // keys and values of every position before it) asks for them in parts, one

@@ -41,24 +41,28 @@ type Config struct {
 	Cells   int            // N, the number of leaves of both trees
 	Roots   [2]merkle.Hash // the roots A and B committed to
 	Timeout uint64         // heights a party has to answer each query
-	// Forfeit decides the game at once: a party with a reason here has
-	// committed to something no computation can produce (for a receipt:
-	// more positions than the model's context, a token outside its
-	// vocabulary) and loses with no query. Cells, Roots and the referee
-	// are then not used.
-	Forfeit [2]string
+	// Forfeit decides the game at once: a party with a loss here (a
+	// party Fault) has committed to something no computation can produce
+	// (for a receipt: more positions than the model's context, a token
+	// outside its vocabulary) and loses with no query. Cells, Roots and
+	// the referee are then not used.
+	Forfeit [2]Loss
 }
 
 // Outcome is the result of a dispute.
 type Outcome struct {
 	Done bool
-	// Lost says which parties lost, Reason why.
+	// Lost says which parties lost, Fault why (the code, consensus
+	// data) and Reason the same in words (for people: logs and events).
 	Lost   [2]bool
+	Fault  [2]Fault
 	Reason [2]string
 	// Cell is the first cell where the traces differ, once known; -1 before.
 	Cell int
-	// Err is set when the referee could not recompute the cell; nobody loses.
-	Err error
+	// Err is set when the referee could not recompute the cell; nobody
+	// loses, and Void is FaultRefereeFailed.
+	Err  error
+	Void Fault
 }
 
 // ErrIgnored is returned (wrapped) by Step for a message that does not
@@ -92,12 +96,17 @@ type Machine struct {
 // New starts a dispute at the given height and returns the first queries
 // (none when the game is decided without one).
 func New(cfg Config, ref Referee, height uint64) (*Machine, []Message, error) {
-	if cfg.Forfeit[A] != "" || cfg.Forfeit[B] != "" {
+	for _, p := range []Party{A, B} {
+		if f := cfg.Forfeit[p]; (f.Fault != "" || f.Why != "") && !f.Fault.IsParty() {
+			return nil, nil, fmt.Errorf("dispute: party %s forfeits with %q, not a party fault", p, f.Fault)
+		}
+	}
+	if cfg.Forfeit[A].Fault != "" || cfg.Forfeit[B].Fault != "" {
 		m := &Machine{cfg: cfg, now: height}
 		m.out.Cell = -1
 		for _, p := range []Party{A, B} {
-			if cfg.Forfeit[p] != "" {
-				m.lose(p, cfg.Forfeit[p])
+			if f := cfg.Forfeit[p]; f.Fault != "" {
+				m.lose(p, f.Fault, f.Why)
 			}
 		}
 		return m, nil, nil
@@ -144,8 +153,7 @@ func (m *Machine) next() []Message {
 	ins := m.ref.Inputs(d)
 	for i, l := range ins {
 		if l < 0 || l >= d || (i > 0 && l <= ins[i-1]) || len(ins) > MaxLeaves {
-			m.out.Done = true
-			m.out.Err = fmt.Errorf("dispute: referee asks for leaves that are not ascending and before %d", d)
+			m.fail(fmt.Errorf("dispute: referee asks for leaves that are not ascending and before %d", d))
 			return nil
 		}
 	}
@@ -222,10 +230,18 @@ func (m *Machine) issue(q Message) []Message {
 	return []Message{q}
 }
 
-func (m *Machine) lose(p Party, why string) {
+func (m *Machine) lose(p Party, f Fault, why string) {
 	m.out.Lost[p] = true
+	m.out.Fault[p] = f
 	m.out.Reason[p] = why
 	m.out.Done = true
+}
+
+// fail ends the game with no loser: the referee could not go on.
+func (m *Machine) fail(err error) {
+	m.out.Done = true
+	m.out.Err = err
+	m.out.Void = FaultRefereeFailed
 }
 
 // judge recomputes cell d from the agreed leaves before it.
@@ -240,13 +256,13 @@ func (m *Machine) decide(out []byte, err error) {
 	d := m.out.Cell
 	m.out.Done = true
 	if err != nil {
-		m.out.Err = fmt.Errorf("dispute: referee could not recompute cell %d: %w", d, err)
+		m.fail(fmt.Errorf("dispute: referee could not recompute cell %d: %w", d, err))
 		return
 	}
 	h := merkle.LeafHash(out)
 	for _, p := range []Party{A, B} {
 		if m.node[p] != h {
-			m.lose(p, fmt.Sprintf("committed a state after cell %d that differs from the referee's recomputation", d))
+			m.lose(p, FaultStateMismatch, fmt.Sprintf("committed a state after cell %d that differs from the referee's recomputation", d))
 		}
 	}
 }
@@ -269,7 +285,7 @@ func (m *Machine) Step(msg Message) ([]Message, error) {
 		if equal(prev, &msg) {
 			return nil, fmt.Errorf("dispute: %w: duplicate answer from %s", ErrIgnored, p)
 		}
-		m.lose(p, fmt.Sprintf("equivocated: two different answers in round %d", msg.Round))
+		m.lose(p, FaultEquivocated, fmt.Sprintf("equivocated: two different answers in round %d", msg.Round))
 		return nil, nil
 	}
 	if m.InParts() {
@@ -283,7 +299,7 @@ func (m *Machine) Step(msg Message) ([]Message, error) {
 	m.answers[p][msg.Round] = &cp
 	if msg.Kind == Node {
 		if merkle.NodeHash(msg.Left, msg.Right) != m.node[p] {
-			m.lose(p, fmt.Sprintf("opened children of node [%d,%d) that do not hash to its committed node", q.Start, q.End))
+			m.lose(p, FaultBadChildren, fmt.Sprintf("opened children of node [%d,%d) that do not hash to its committed node", q.Start, q.End))
 			return nil, nil
 		}
 		m.got[p] = &cp
@@ -309,7 +325,7 @@ func (m *Machine) Step(msg Message) ([]Message, error) {
 		hs[i] = merkle.LeafHash(v)
 	}
 	if err := merkle.VerifyMulti(m.cfg.Roots[p], m.cfg.Cells, msg.Leaves, hs, msg.Proof); err != nil {
-		m.lose(p, fmt.Sprintf("opened the inputs of leaf %d with an invalid proof", msg.Start))
+		m.lose(p, FaultBadLeafProof, fmt.Sprintf("opened the inputs of leaf %d with an invalid proof", msg.Start))
 		return nil, nil
 	}
 	m.judge(msg.Values)
@@ -331,13 +347,12 @@ func (m *Machine) stepPart(msg Message) ([]Message, error) {
 		hs[i] = merkle.LeafHash(v)
 	}
 	if err := merkle.VerifyMulti(m.cfg.Roots[p], m.cfg.Cells, msg.Leaves, hs, msg.Proof); err != nil {
-		m.lose(p, fmt.Sprintf("opened part %d of pass %d of the inputs of leaf %d with an invalid proof", m.part, m.pass, msg.Start))
+		m.lose(p, FaultBadPartProof, fmt.Sprintf("opened part %d of pass %d of the inputs of leaf %d with an invalid proof", m.part, m.pass, msg.Start))
 		return nil, nil
 	}
 	state, err := m.ref.(Folder).Fold(q.Start, m.pass, m.part, msg.Values, m.fold)
 	if err != nil {
-		m.out.Done = true
-		m.out.Err = fmt.Errorf("dispute: referee could not read part %d of pass %d of the inputs of leaf %d: %w", m.part, m.pass, q.Start, err)
+		m.fail(fmt.Errorf("dispute: referee could not read part %d of pass %d of the inputs of leaf %d: %w", m.part, m.pass, q.Start, err))
 		return nil, nil
 	}
 	return m.advancePart(state), nil
@@ -367,7 +382,7 @@ func (m *Machine) Tick(height uint64) []Message {
 	}
 	for _, p := range []Party{A, B} {
 		if m.got[p] == nil {
-			m.lose(p, fmt.Sprintf("did not answer round %d by height %d", m.query.Round, m.query.Deadline))
+			m.lose(p, FaultTimeout, fmt.Sprintf("did not answer round %d by height %d", m.query.Round, m.query.Deadline))
 		}
 	}
 	return nil

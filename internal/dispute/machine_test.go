@@ -6,8 +6,8 @@ import (
 	"errors"
 	"math/bits"
 	"math/rand/v2"
+	"slices"
 	"sort"
-	"strings"
 	"testing"
 
 	"github.com/verdictnet/verdict/internal/merkle"
@@ -166,6 +166,18 @@ func TestHonestAgainstLiar(t *testing.T) {
 		}
 	}()
 	behaviours := []string{"consistent", "rejoin", "badnode", "badleaf", "equivocate", "silent", "silentleaf"}
+	// The faults a liar of each style may lose by: its misbehaviour's, or
+	// the recomputation's when it did not misbehave before the leaf (or
+	// the honest party's answer to the leaf's inputs came first).
+	faults := map[string][]Fault{
+		"consistent": {FaultStateMismatch},
+		"rejoin":     {FaultStateMismatch},
+		"badnode":    {FaultBadChildren, FaultStateMismatch},
+		"badleaf":    {FaultBadLeafProof, FaultStateMismatch},
+		"equivocate": {FaultEquivocated, FaultBadChildren, FaultBadLeafProof, FaultStateMismatch}, // the altered copy may come first
+		"silent":     {FaultTimeout, FaultStateMismatch},
+		"silentleaf": {FaultStateMismatch},
+	}
 	for seed := uint64(0); seed < 400; seed++ {
 		rng := rand.New(rand.NewPCG(seed, 99))
 		n := 1 + rng.IntN(300)
@@ -228,7 +240,10 @@ func TestHonestAgainstLiar(t *testing.T) {
 		if !out.Lost[liar] {
 			t.Fatalf("seed %d (%s, n=%d, d=%d): liar did not lose: %+v", seed, style, n, d, out)
 		}
-		lossReasons[style+": "+strings.SplitN(out.Reason[liar], " ", 2)[0]]++
+		if !slices.Contains(faults[style], out.Fault[liar]) || out.Reason[liar] == "" || out.Fault[honestParty] != "" || out.Void != "" {
+			t.Fatalf("seed %d (%s): liar lost by %q (%s), want one of %q", seed, style, out.Fault[liar], out.Reason[liar], faults[style])
+		}
+		lossReasons[style+": "+string(out.Fault[liar])]++
 		if out.Err != nil {
 			t.Fatalf("seed %d: referee error %v", seed, out.Err)
 		}
@@ -257,7 +272,7 @@ func TestBothWrong(t *testing.T) {
 	ta, pa := responder(A, a)
 	tb, pb := responder(B, b)
 	m, _ := play(t, 37, [2]merkle.Hash{ta.Root(), tb.Root()}, [2]player{pa, pb}, rng)
-	if out := m.Outcome(); !out.Lost[A] || !out.Lost[B] || out.Cell != 20 {
+	if out := m.Outcome(); !out.Lost[A] || !out.Lost[B] || out.Cell != 20 || out.Fault != [2]Fault{FaultStateMismatch, FaultStateMismatch} {
 		t.Fatalf("outcome %+v", out)
 	}
 }
@@ -275,7 +290,7 @@ func TestBothSilent(t *testing.T) {
 		t.Fatal("lost at the deadline")
 	}
 	m.Tick(16)
-	if out := m.Outcome(); !out.Lost[A] || !out.Lost[B] {
+	if out := m.Outcome(); !out.Lost[A] || !out.Lost[B] || out.Fault != [2]Fault{FaultTimeout, FaultTimeout} {
 		t.Fatalf("outcome %+v", out)
 	}
 }

@@ -165,6 +165,16 @@ func TestPartsAgainstLiar(t *testing.T) {
 		if out.Err != nil || out.Lost[honestParty] || !out.Lost[liar] {
 			t.Fatalf("seed %d (%s, n %d, d %d, size %d): outcome %+v", seed, style, n, d, size, out)
 		}
+		// A forged part (the liar answers first) loses by its proof;
+		// every other liar, and a forger whose leaf was read at once, is
+		// contradicted by the recomputation.
+		want := FaultStateMismatch
+		if style == "badpart" && parts > 0 {
+			want = FaultBadPartProof
+		}
+		if out.Fault[liar] != want || out.Fault[honestParty] != "" {
+			t.Fatalf("seed %d (%s, %d parts): the liar lost by %q (%s), want %q", seed, style, parts, out.Fault[liar], out.Reason[liar], want)
+		}
 		if style != "badpart" && out.Cell != d {
 			t.Fatalf("seed %d: cell %d, want %d", seed, out.Cell, d)
 		}
@@ -222,7 +232,7 @@ func TestPartsBothSilent(t *testing.T) {
 		t.Fatal("lost at the deadline itself")
 	}
 	m.Tick(qs[0].Deadline + 1)
-	if o := m.Outcome(); !o.Done || !o.Lost[A] || !o.Lost[B] {
+	if o := m.Outcome(); !o.Done || !o.Lost[A] || !o.Lost[B] || o.Fault != [2]Fault{FaultTimeout, FaultTimeout} {
 		t.Fatalf("outcome %+v", o)
 	}
 }

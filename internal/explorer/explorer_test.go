@@ -255,7 +255,7 @@ func newWorld(t testing.TB) *world {
 	l.data[w.rid] = data
 	l.audits[w.rid] = ledger.Audit{ReceiptID: w.rid, Seed: ledger.Hash{7}, Cells: 4, Deadline: 20, Status: ledger.AuditPassed}
 	l.disputes[w.did] = ledger.Dispute{DisputeID: w.did, ReceiptID: w.rid, Worker: wk, Challenger: ver, Moves: 4,
-		Status: ledger.DisputeWorkerLost, Reason: "cell 5 recomputes differently", Game: game(t)}
+		Status: ledger.DisputeWorkerLost, WorkerFault: dispute.FaultStateMismatch, Game: game(t)}
 	t0 := time.Unix(1_700_000_000, 0)
 	escrow := ledger.Hash{9}
 	blocks := map[int64][]client.Event{
@@ -272,7 +272,8 @@ func newWorld(t testing.TB) *world {
 		15: {ev(ledger.EventDisputeOpened, ledger.AttrDisputeID, w.did.String(), ledger.AttrReceiptID, w.rid.String(), ledger.AttrChallenger, ver.String(),
 			ledger.AttrWorker, wk.String())},
 		16: {ev(ledger.EventDisputeMove, ledger.AttrDisputeID, w.did.String(), ledger.AttrFrom, ledger.SideChallenger.String(), ledger.AttrMove, "1")},
-		20: {ev(ledger.EventDisputeSettled, ledger.AttrDisputeID, w.did.String(), ledger.AttrStatus, ledger.DisputeWorkerLost, ledger.AttrReason, "cell 5")},
+		20: {ev(ledger.EventDisputeSettled, ledger.AttrDisputeID, w.did.String(), ledger.AttrStatus, ledger.DisputeWorkerLost,
+			ledger.AttrWorkerFault, string(dispute.FaultStateMismatch), ledger.AttrChallengerFault, "", ledger.AttrVoidFault, "", ledger.AttrReason, "cell 5")},
 		// Feedback and a validation of the agent (the fake's summaries
 		// answer for them).
 		22: {feedback(1, req), ev(ledger.EventValidationResponse, ledger.AttrValidatorAddress, ver.String(), ledger.AttrAgentID, "1",

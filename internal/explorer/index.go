@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
+	"github.com/verdictnet/verdict/internal/dispute"
 	"github.com/verdictnet/verdict/internal/ledger"
 	"github.com/verdictnet/verdict/internal/ledger/client"
 )
@@ -359,8 +361,8 @@ func (x *Index) Add(b client.Block) {
 			d.Status = ds.Status
 			w := x.worker(d.Worker)
 			status, what := "", "dispute "+short(ds.DisputeID.String())+" settled: "+ds.Status
-			if ds.Reason != "" {
-				what += " (" + ds.Reason + ")"
+			if why := faultWords(ds.WorkerFault, ds.ChallengerFault, ds.VoidFault); why != "" {
+				what += " (" + why + ")"
 			}
 			switch d.Status {
 			case ledger.DisputeWorkerLost, ledger.DisputeBothLost:
@@ -602,4 +604,21 @@ func (x *Index) modelChangedAt(id ledger.Hash) int64 {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	return x.modelChanged[id]
+}
+
+// faultWords says why a dispute ended, from its fault codes: the record
+// and the dispute_settled event keep codes, which the explorer words
+// (dispute.Fault.Describe), one clause per party at fault.
+func faultWords(worker, challenger, void dispute.Fault) string {
+	var clauses []string
+	if worker != "" {
+		clauses = append(clauses, "the worker "+worker.Describe())
+	}
+	if challenger != "" {
+		clauses = append(clauses, "the challenger "+challenger.Describe())
+	}
+	if void != "" {
+		clauses = append(clauses, void.Describe())
+	}
+	return strings.Join(clauses, "; ")
 }

@@ -348,6 +348,7 @@ type auditView struct {
 
 type disputeView struct {
 	ledger.Dispute
+	Reason string // why it ended, worded from its fault codes
 	Start  uint64
 	Rounds []roundView
 	Chart  chart
@@ -445,7 +446,7 @@ func (e *Explorer) receipt(r *http.Request) (string, any, error) {
 
 // disputeView reads a dispute's rounds from its stored game.
 func (e *Explorer) disputeView(d ledger.Dispute, m *model.Model, rc *receipt.Receipt) disputeView {
-	v := disputeView{Dispute: d}
+	v := disputeView{Dispute: d, Reason: faultWords(d.WorkerFault, d.ChallengerFault, d.VoidFault)}
 	start, answers, err := disputegame.Answers(d.Game)
 	if err != nil {
 		e.log.Warn("explorer: dispute transcript", "dispute", d.DisputeID.String(), "err", err)

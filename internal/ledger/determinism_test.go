@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/verdictnet/verdict/internal/dispute"
 	"github.com/verdictnet/verdict/internal/merkle"
 )
 
@@ -211,5 +212,79 @@ func TestSnapshotProofs(t *testing.T) {
 	}
 	if _, err := sn.Prove("nope", nil); err == nil {
 		t.Fatal("proved a missing key")
+	}
+}
+
+// wordedGame is fakeGame whose finished games give their reason in the
+// given words, as the real game's do: they carry the round, the height
+// and the referee's error chain, all of which may differ between two
+// implementations (or two versions of a library) that agree on the game.
+type wordedGame struct {
+	fakeGame
+	words string
+}
+
+func (g wordedGame) Status(state []byte) (DisputeStatus, error) {
+	st, err := g.fakeGame.Status(state)
+	if st.Done {
+		st.Reason = g.words
+	}
+	return st, err
+}
+
+// TestDisputeRecordIgnoresWords: the same dispute settled in different
+// words (a loss at another round and height, a referee error worded
+// otherwise) leaves the same dispute record and the same app hash, with
+// the fault codes in the record and the words only in the event. With
+// the game's text in the record (as "reason" was), every implementation
+// had to reproduce Go error strings byte for byte, and a reworded error
+// forked the chain.
+func TestDisputeRecordIgnoresWords(t *testing.T) {
+	for _, c := range []struct {
+		name   string
+		end    string // the challenger's last move; "" to let it time out
+		status string
+		fault  [3]dispute.Fault // the record's worker, challenger and void faults
+		words  [2]string
+	}{
+		{"challenger times out", "", DisputeChallengerLost, [3]dispute.Fault{"", dispute.FaultTimeout, ""},
+			[2]string{"did not answer round 4 by height 120", "did not answer round 7 by height 3000"}},
+		{"worker's state contradicted", "referee:challenger", DisputeWorkerLost, [3]dispute.Fault{dispute.FaultStateMismatch, "", ""},
+			[2]string{"committed a state after cell 5 that differs from the referee's recomputation", "state after cell 9 differs"}},
+		{"referee fails", "referee:void", DisputeVoid, [3]dispute.Fault{"", "", dispute.FaultRefereeFailed},
+			[2]string{"referee: dispute: referee could not recompute cell 20: engine: unsupported tensor type 14",
+				"referee: dispute: referee could not recompute cell 20: loading the model: gguf: truncated file at offset 123456"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var records [2][]byte
+			var roots [2]Hash
+			for i, words := range c.words {
+				h := newHarnessHooks(t, testParams(), Hooks{Receipts: Receipts{}, Openings: fakeOpenings{}, Disputes: wordedGame{words: words}})
+				setupMarket(t, h, 300)
+				id := h.publish(1)
+				did := disputeID(t, h.ok(h.tx("dave", &MsgOpenDispute{ReceiptID: id, Commitment: []byte("commit")})))
+				h.ok(h.tx("carol", &MsgDisputeMove{DisputeID: did, Message: []byte("bisect")}))
+				if c.end == "" {
+					h.blocksUntil(h.height + fakeTimeout + 2)
+				} else {
+					h.ok(h.tx("dave", &MsgDisputeMove{DisputeID: did, Message: []byte(c.end)}))
+				}
+				var d Dispute
+				h.query("dispute/"+did.String(), &d)
+				if d.Status != c.status || [3]dispute.Fault{d.WorkerFault, d.ChallengerFault, d.VoidFault} != c.fault {
+					t.Fatalf("dispute %+v, want %s with faults %q", d, c.status, c.fault)
+				}
+				settled := decodeAll(t, h.events, EventDisputeSettled, DecodeDisputeSettled)
+				if len(settled) != 1 || settled[0].Reason != words || settled[0].Status != c.status ||
+					[3]dispute.Fault{settled[0].WorkerFault, settled[0].ChallengerFault, settled[0].VoidFault} != c.fault {
+					t.Fatalf("dispute_settled %+v, want the words %q and the record's codes", settled, words)
+				}
+				records[i], _ = h.l.Store().Get(keyDispute(did))
+				roots[i] = h.l.AppHash()
+			}
+			if string(records[0]) != string(records[1]) || roots[0] != roots[1] {
+				t.Fatalf("the words reached the state:\n%s\n%s\napp hashes %s, %s", records[0], records[1], roots[0], roots[1])
+			}
+		})
 	}
 }

@@ -129,6 +129,9 @@ const (
 	AttrRegistrant       AttrKey = "registrant"
 	AttrValidator        AttrKey = "validator"
 	AttrRefund           AttrKey = "refund"
+	AttrWorkerFault      AttrKey = "workerFault"
+	AttrChallengerFault  AttrKey = "challengerFault"
+	AttrVoidFault        AttrKey = "voidFault"
 )
 
 // The reasons an evidence_ignored event gives.
@@ -171,7 +174,7 @@ var eventAttrs = []struct {
 	{EventEscrowRefunded, []AttrKey{AttrEscrowID, AttrRequester, AttrFee, AttrReason}},
 	{EventDisputeOpened, []AttrKey{AttrDisputeID, AttrReceiptID, AttrChallenger, AttrWorker}},
 	{EventDisputeMove, []AttrKey{AttrDisputeID, AttrFrom, AttrMove}},
-	{EventDisputeSettled, []AttrKey{AttrDisputeID, AttrStatus, AttrReason}},
+	{EventDisputeSettled, []AttrKey{AttrDisputeID, AttrStatus, AttrWorkerFault, AttrChallengerFault, AttrVoidFault, AttrReason}},
 	{EventEvidenceIgnored, []AttrKey{AttrAccount, AttrHeight, AttrReason}},
 	{EventAuditUnrevealed, []AttrKey{AttrReceiptID}},
 	{EventAuditSelected, []AttrKey{AttrReceiptID, AttrSeed, AttrCells, AttrDeadline, AttrWorker}},

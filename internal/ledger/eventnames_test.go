@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/verdictnet/verdict/internal/dispute"
 )
 
 // checkEvent fails the harness's test when an emitted event is not in
@@ -166,7 +168,8 @@ func TestEventDecoders(t *testing.T) {
 	}
 	var d Dispute
 	h.query("dispute/"+did.String(), &d)
-	if got := decodeAll(t, h.events, EventDisputeSettled, DecodeDisputeSettled); len(got) != 1 || got[0] != (DisputeSettled{DisputeID: did, Status: DisputeWorkerLost, Reason: d.Reason}) {
+	if got := decodeAll(t, h.events, EventDisputeSettled, DecodeDisputeSettled); len(got) != 1 || got[0] != (DisputeSettled{DisputeID: did, Status: DisputeWorkerLost, WorkerFault: dispute.FaultStateMismatch, Reason: "referee"}) ||
+		d.WorkerFault != dispute.FaultStateMismatch || d.ChallengerFault != "" || d.VoidFault != "" {
 		t.Errorf("dispute_settled: %+v, dispute %+v", got, d)
 	}
 	if got := decodeAll(t, h.events, EventValidationRequest, DecodeValidationRequest); len(got) != 1 ||
@@ -356,6 +359,40 @@ func TestEventsDocumented(t *testing.T) {
 	for i := range min(len(rows), len(want)) {
 		if !strings.HasPrefix(rows[i], want[i]) {
 			t.Errorf("docs/ledger.md event row %d: %q, want it to start %q", i, strings.TrimSpace(rows[i]), want[i])
+		}
+	}
+}
+
+// TestFaultsDocumented: docs/ledger.md's table of dispute fault codes,
+// the contract an implementation writes into dispute records, lists
+// exactly dispute.Faults, in order, each with its kind.
+func TestFaultsDocumented(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("..", "..", "docs", "ledger.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, table, ok := strings.Cut(string(b), "| code | kind | the game ended because |\n|---|---|---|\n")
+	if !ok {
+		t.Fatal("docs/ledger.md has no table of fault codes")
+	}
+	var rows []string
+	for line := range strings.Lines(table) {
+		if !strings.HasPrefix(line, "|") {
+			break
+		}
+		rows = append(rows, line)
+	}
+	faults := dispute.Faults()
+	if len(rows) != len(faults) {
+		t.Errorf("docs/ledger.md lists %d fault codes, dispute.Faults %d", len(rows), len(faults))
+	}
+	for i := range min(len(rows), len(faults)) {
+		kind := "party"
+		if faults[i].IsVoid() {
+			kind = "void"
+		}
+		if want := "| `" + string(faults[i]) + "` | " + kind + " | "; !strings.HasPrefix(rows[i], want) {
+			t.Errorf("docs/ledger.md fault row %d: %q, want it to start %q", i, strings.TrimSpace(rows[i]), want)
 		}
 	}
 }

@@ -3,6 +3,8 @@ package ledger
 import (
 	"fmt"
 	"strconv"
+
+	"github.com/verdictnet/verdict/internal/dispute"
 )
 
 // Attr returns the value of the event's attribute k and whether it has
@@ -146,18 +148,25 @@ func DecodeDisputeOpened(ev Event) (DisputeOpened, error) {
 }
 
 // DisputeSettled is a dispute_settled event: Status is the dispute's
-// final status (DisputeWorkerLost, DisputeChallengerLost...), Reason the
-// game's.
+// final status (DisputeWorkerLost, DisputeChallengerLost...);
+// WorkerFault, ChallengerFault and VoidFault the codes its record keeps
+// (why each loser lost, why a void game had none), which is what a
+// consumer acts on; Reason the game's words, for people only.
 type DisputeSettled struct {
-	DisputeID Hash
-	Status    string
-	Reason    string
+	DisputeID       Hash
+	Status          string
+	WorkerFault     dispute.Fault
+	ChallengerFault dispute.Fault
+	VoidFault       dispute.Fault
+	Reason          string
 }
 
 // DecodeDisputeSettled reads a dispute_settled event.
 func DecodeDisputeSettled(ev Event) (DisputeSettled, error) {
 	r := readAttrs(ev, EventDisputeSettled)
-	d := DisputeSettled{DisputeID: r.hash(AttrDisputeID), Status: r.str(AttrStatus), Reason: r.str(AttrReason)}
+	d := DisputeSettled{DisputeID: r.hash(AttrDisputeID), Status: r.str(AttrStatus),
+		WorkerFault: dispute.Fault(r.str(AttrWorkerFault)), ChallengerFault: dispute.Fault(r.str(AttrChallengerFault)),
+		VoidFault: dispute.Fault(r.str(AttrVoidFault)), Reason: r.str(AttrReason)}
 	return d, r.err
 }
 

@@ -5,6 +5,8 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"math/bits"
+
+	"github.com/verdictnet/verdict/internal/dispute"
 )
 
 // handle executes e.tx's message; the envelope (fee, nonce) is already applied.
@@ -772,10 +774,11 @@ func (e *exec) advanceDispute(d Dispute) error {
 // hold back their matured unbondings, and the receipt, challenged, never
 // paid nor refunded, would stay so for good.
 func (e *exec) voidDispute(d Dispute) {
-	e.settleDispute(d, DisputeStatus{Done: true, Reason: voidReason})
+	e.settleDispute(d, DisputeStatus{Done: true, Void: dispute.FaultGameStalled, Reason: voidReason})
 }
 
-// voidReason is the reason of a dispute voidDispute settles.
+// voidReason is the words of a dispute voidDispute settles (its
+// dispute_settled event's reason; the record keeps FaultGameStalled).
 const voidReason = "the dispute game could not go on past its deadline"
 
 // addDisputes changes the count of open disputes a is a party to; when
@@ -849,9 +852,22 @@ func (e *exec) settleDispute(d Dispute, st DisputeStatus) {
 	default:
 		d.Status = DisputeVoid
 	}
-	d.Reason = st.Reason
+	// Only the codes go into state, each where it applies: a loser's
+	// fault, a void game's cause.
+	d.WorkerFault, d.ChallengerFault, d.VoidFault = "", "", ""
+	if workerLost {
+		d.WorkerFault = st.Faults[0]
+	}
+	if challengerLost {
+		d.ChallengerFault = st.Faults[1]
+	}
+	if d.Status == DisputeVoid {
+		d.VoidFault = st.Void
+	}
 	put(e.st, keyDispute(d.DisputeID), d)
-	e.emit(EventDisputeSettled, Attr{AttrDisputeID, d.DisputeID.String()}, Attr{AttrStatus, d.Status}, Attr{AttrReason, st.Reason})
+	e.emit(EventDisputeSettled, Attr{AttrDisputeID, d.DisputeID.String()}, Attr{AttrStatus, d.Status},
+		Attr{AttrWorkerFault, string(d.WorkerFault)}, Attr{AttrChallengerFault, string(d.ChallengerFault)}, Attr{AttrVoidFault, string(d.VoidFault)},
+		Attr{AttrReason, st.Reason})
 	r, err := e.receipt(d.ReceiptID)
 	if err != nil {
 		return

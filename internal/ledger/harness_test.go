@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/verdictnet/verdict/internal/dispute"
 	"github.com/verdictnet/verdict/internal/merkle"
 	"github.com/verdictnet/verdict/internal/receipt"
 )
@@ -89,11 +90,11 @@ func (fakeGame) Step(state []byte, from Side, msg []byte, h uint64) ([]byte, err
 		s.Turn = 3 - s.Turn
 		s.Status.Deadline = h + fakeTimeout
 	case "referee:worker":
-		s.Status = DisputeStatus{Done: true, Lost: [2]bool{false, true}, Reason: "referee"}
+		s.Status = DisputeStatus{Done: true, Lost: [2]bool{false, true}, Faults: [2]dispute.Fault{"", dispute.FaultStateMismatch}, Reason: "referee"}
 	case "referee:challenger":
-		s.Status = DisputeStatus{Done: true, Lost: [2]bool{true, false}, Reason: "referee"}
+		s.Status = DisputeStatus{Done: true, Lost: [2]bool{true, false}, Faults: [2]dispute.Fault{dispute.FaultStateMismatch, ""}, Reason: "referee"}
 	case "referee:void":
-		s.Status = DisputeStatus{Done: true, Reason: "referee failed"}
+		s.Status = DisputeStatus{Done: true, Void: dispute.FaultRefereeFailed, Reason: "referee failed"}
 	case "stall", "stall:error":
 		s.Stalled = string(msg)
 		s.Turn = 3 - s.Turn
@@ -118,6 +119,7 @@ func (fakeGame) Tick(state []byte, h uint64) ([]byte, error) {
 	if !s.Status.Done && h > s.Status.Deadline {
 		s.Status.Done = true
 		s.Status.Lost[s.Turn-1] = true
+		s.Status.Faults[s.Turn-1] = dispute.FaultTimeout
 		s.Status.Reason = "timeout"
 	}
 	return json.Marshal(s)

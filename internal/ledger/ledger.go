@@ -11,6 +11,8 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+
+	"github.com/verdictnet/verdict/internal/dispute"
 )
 
 // BlockContext is what the consensus engine tells the state machine about
@@ -114,7 +116,14 @@ type DisputeStatus struct {
 	Done     bool
 	Lost     [2]bool // indexed by Side-1: [worker, challenger]
 	Deadline uint64  // while not done: answers count up to this height
-	Reason   string
+	// Faults are the codes of why the losers lost (indexed as Lost; ""
+	// for a side that did not lose), Void why a game that ended with no
+	// loser did. They are what the dispute record keeps (consensus data).
+	Faults [2]dispute.Fault
+	Void   dispute.Fault
+	// Reason says the same in words, for people: the dispute_settled
+	// event carries it, the state never does.
+	Reason string
 }
 
 // Hooks connect the ledger to the proofs layer. A nil hook makes the

@@ -3,6 +3,8 @@ package ledger
 import (
 	"slices"
 	"testing"
+
+	"github.com/verdictnet/verdict/internal/dispute"
 )
 
 // setupMarket registers the model, bonds carol (worker) and dave
@@ -336,8 +338,8 @@ func TestDisputes(t *testing.T) {
 			wStake, cStake := h.stakeOf("carol").Bonded, h.stakeOf("dave").Bonded
 			h.blocksUntil(d.Deadline + 2)
 			h.query("dispute/"+did.String(), &d)
-			if d.Status != DisputeVoid || d.Reason != voidReason {
-				t.Fatalf("dispute %q (%q) after its deadline, want void", d.Status, d.Reason)
+			if d.Status != DisputeVoid || d.VoidFault != dispute.FaultGameStalled || d.WorkerFault != "" || d.ChallengerFault != "" {
+				t.Fatalf("dispute %+v after its deadline, want void (game_stalled)", d)
 			}
 			if h.stakeOf("carol").Disputes != 0 || h.stakeOf("dave").Disputes != 0 {
 				t.Fatal("the parties still count the dispute as open")
@@ -358,7 +360,7 @@ func TestDisputes(t *testing.T) {
 		h.blocksUntil(d.Deadline)
 		h.fails(move(h, "carol", did, "bisect"), ErrDeadline) // at deadline+1
 		h.query("dispute/"+did.String(), &d)
-		if d.Status != DisputeWorkerLost || d.Reason != "timeout" || h.receiptRecord(id).Status != StatusSlashed {
+		if d.Status != DisputeWorkerLost || d.WorkerFault != dispute.FaultTimeout || d.ChallengerFault != "" || d.VoidFault != "" || h.receiptRecord(id).Status != StatusSlashed {
 			t.Fatalf("silent worker did not lose: %+v", d)
 		}
 	})
@@ -368,6 +370,11 @@ func TestDisputes(t *testing.T) {
 		h.ok(move(h, "carol", did, "referee:void"))
 		if h.receiptRecord(id).Status != StatusPublished || h.stakeOf("carol").Bonded != w || h.stakeOf("dave").Bonded != c {
 			t.Fatal("a void dispute punished someone")
+		}
+		var d Dispute
+		h.query("dispute/"+did.String(), &d)
+		if d.Status != DisputeVoid || d.VoidFault != dispute.FaultRefereeFailed || d.WorkerFault != "" || d.ChallengerFault != "" {
+			t.Fatalf("void dispute %+v, want referee_failed", d)
 		}
 	})
 	t.Run("window closed", func(t *testing.T) {

@@ -1,5 +1,7 @@
 package ledger
 
+import "github.com/verdictnet/verdict/internal/dispute"
+
 // Records stored in state, each as canonical JSON under its key (see keys.go).
 
 // Account is a balance and the next nonce.
@@ -210,7 +212,13 @@ type Dispute struct {
 	Deadline   uint64  `json:"deadline"` // answers count up to this height
 	Moves      uint64  `json:"moves"`
 	Status     string  `json:"status"`
-	Reason     string  `json:"reason,omitempty"`
+	// WorkerFault and ChallengerFault are why the worker and the
+	// challenger lost (absent for a side that did not), VoidFault why a
+	// void dispute ended with no loser: codes (dispute.Faults), never
+	// words, so that the state does not depend on how an error is worded.
+	WorkerFault     dispute.Fault `json:"workerFault,omitempty"`
+	ChallengerFault dispute.Fault `json:"challengerFault,omitempty"`
+	VoidFault       dispute.Fault `json:"voidFault,omitempty"`
 }
 
 // Totals tracks the money supply: every base unit minted is in a balance,

@@ -332,7 +332,8 @@ func (v *Verifier) handle(ctx context.Context, model ledger.Hash, e client.Event
 			if d.Status == ledger.DisputeWorkerLost {
 				v.stats.won.Add(1)
 			}
-			v.log.Info("dispute settled", "dispute", d.DisputeID.String(), "status", d.Status, "reason", d.Reason)
+			v.log.Info("dispute settled", "dispute", d.DisputeID.String(), "status", d.Status,
+				"workerFault", d.WorkerFault, "challengerFault", d.ChallengerFault, "voidFault", d.VoidFault, "reason", d.Reason)
 		}
 	}
 }

@@ -501,7 +501,7 @@ func TestReceiptLifeEnds(t *testing.T) {
 		return ev(ledger.EventDisputeOpened, "disputeId", id(dispute), "receiptId", id(receipt), "challenger", other, "worker", w)
 	}
 	settled := func(dispute, status string) ledger.Event {
-		return ev(ledger.EventDisputeSettled, "disputeId", id(dispute), "status", status, "reason", "")
+		return ev(ledger.EventDisputeSettled, "disputeId", id(dispute), "status", status, "workerFault", "", "challengerFault", "", "voidFault", "", "reason", "")
 	}
 	for _, e := range []ledger.Event{
 		ev(ledger.EventReceiptFinal, "receiptId", id("final"), "worker", worker, "fee", "10", "protocolFee", "1"),

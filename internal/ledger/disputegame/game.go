@@ -200,7 +200,9 @@ func (g Game) Status(state []byte) (ledger.DisputeStatus, error) {
 		return ledger.DisputeStatus{}, err
 	}
 	o := m.Outcome()
-	st := ledger.DisputeStatus{Done: o.Done, Lost: o.Lost}
+	// The codes are the status's consensus data; the words, which carry
+	// rounds, heights and the referee's error chain, are for the event.
+	st := ledger.DisputeStatus{Done: o.Done, Lost: o.Lost, Faults: o.Fault, Void: o.Void}
 	switch {
 	case o.Err != nil:
 		st.Reason = "referee: " + o.Err.Error()

@@ -156,10 +156,11 @@ func TestLedgerDispute(t *testing.T) {
 		workerLie, challLie  int
 		workerSilent         bool
 		wantStatus, wantRcpt string
+		wantFaults           [2]dispute.Fault // the record's [worker, challenger]
 	}{
-		{"worker lies", 20, -1, false, ledger.DisputeWorkerLost, ledger.StatusSlashed},
-		{"challenger lies", -1, 3, false, ledger.DisputeChallengerLost, ledger.StatusPublished},
-		{"worker silent", -1, 3, true, ledger.DisputeWorkerLost, ledger.StatusSlashed},
+		{"worker lies", 20, -1, false, ledger.DisputeWorkerLost, ledger.StatusSlashed, [2]dispute.Fault{dispute.FaultStateMismatch, ""}},
+		{"challenger lies", -1, 3, false, ledger.DisputeChallengerLost, ledger.StatusPublished, [2]dispute.Fault{"", dispute.FaultStateMismatch}},
+		{"worker silent", -1, 3, true, ledger.DisputeWorkerLost, ledger.StatusSlashed, [2]dispute.Fault{dispute.FaultTimeout, ""}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			p := ledger.DefaultParams()
@@ -205,8 +206,8 @@ func TestLedgerDispute(t *testing.T) {
 			ch.query("dispute/"+did.String(), &d)
 			var r ledger.ReceiptRecord
 			ch.query("receipt/"+rid.String(), &r)
-			if d.Status != c.wantStatus || r.Status != c.wantRcpt {
-				t.Fatalf("dispute %s (%s), receipt %s; want %s, %s", d.Status, d.Reason, r.Status, c.wantStatus, c.wantRcpt)
+			if d.Status != c.wantStatus || r.Status != c.wantRcpt || [2]dispute.Fault{d.WorkerFault, d.ChallengerFault} != c.wantFaults || d.VoidFault != "" {
+				t.Fatalf("dispute %+v, receipt %s; want %s %v, %s", d, r.Status, c.wantStatus, c.wantFaults, c.wantRcpt)
 			}
 			lie := max(c.workerLie, c.challLie)
 			if c.workerSilent {
@@ -352,11 +353,12 @@ func TestLedgerDisputeInParts(t *testing.T) {
 		workerLie, challLie int
 		partsBy             string // who opens the parts
 		wantStatus          string
+		wantFaults          [2]dispute.Fault
 	}{
-		{"worker lies, challenger opens", 30, -1, "verifier", ledger.DisputeWorkerLost},
-		{"worker lies and opens", 33, -1, "worker", ledger.DisputeWorkerLost},
-		{"challenger lies, worker opens", -1, 36, "worker", ledger.DisputeChallengerLost},
-		{"both open", 25, -1, "both", ledger.DisputeWorkerLost},
+		{"worker lies, challenger opens", 30, -1, "verifier", ledger.DisputeWorkerLost, [2]dispute.Fault{dispute.FaultStateMismatch, ""}},
+		{"worker lies and opens", 33, -1, "worker", ledger.DisputeWorkerLost, [2]dispute.Fault{dispute.FaultStateMismatch, ""}},
+		{"challenger lies, worker opens", -1, 36, "worker", ledger.DisputeChallengerLost, [2]dispute.Fault{"", dispute.FaultStateMismatch}},
+		{"both open", 25, -1, "both", ledger.DisputeWorkerLost, [2]dispute.Fault{dispute.FaultStateMismatch, ""}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			p := ledger.DefaultParams()
@@ -403,8 +405,8 @@ func TestLedgerDisputeInParts(t *testing.T) {
 					parts++
 				}
 			}
-			if d.Status != c.wantStatus {
-				t.Fatalf("dispute %s (%s), want %s", d.Status, d.Reason, c.wantStatus)
+			if d.Status != c.wantStatus || [2]dispute.Fault{d.WorkerFault, d.ChallengerFault} != c.wantFaults {
+				t.Fatalf("dispute %s (faults %q %q), want %s %v", d.Status, d.WorkerFault, d.ChallengerFault, c.wantStatus, c.wantFaults)
 			}
 			lie := max(c.workerLie, c.challLie)
 			if want := 2 * ((lie + 4) / 5); parts != want {
@@ -494,4 +496,83 @@ func openToyDispute(t *testing.T, p ledger.Params, setup Setup, wt, vt [][]byte)
 		"verifier": {Party: dispute.B, Tree: vtree, Value: func(i int) ([]byte, error) { return vt[i], nil }},
 	}
 	return ch, rid, did, players
+}
+
+// failingReferee is the toy referee, except that it cannot recompute a
+// cell: it fails with err, as an engine or a model file may, in words
+// that differ from one version to the next.
+type failingReferee struct {
+	referee
+	err error
+}
+
+func (f failingReferee) Recompute(int, [][]byte) ([]byte, error) { return nil, f.err }
+
+// TestRecordIgnoresRefereeWords: two chains play the same game whose
+// referee fails at the disputed cell, with different error texts (a
+// wrapped library error whose wording changed). The dispute record and
+// the app hash are the same on both: the record keeps the code
+// referee_failed, and the words go only to the dispute_settled event.
+// (With the referee's error text in the record, the chains forked.)
+func TestRecordIgnoresRefereeWords(t *testing.T) {
+	type run struct {
+		record  []byte
+		appHash ledger.Hash
+		event   ledger.DisputeSettled
+	}
+	play := func(refErr error) run {
+		failing := func(receipt, commitment []byte) (dispute.Config, dispute.Referee, error) {
+			cfg, _, err := setup(receipt, commitment)
+			return cfg, failingReferee{err: refErr}, err
+		}
+		p := ledger.DefaultParams()
+		p.AuditRateBps, p.ChallengeWindow = 0, 200
+		ch, _, did, players := openToyDispute(t, p, failing, trace(20), trace(-1))
+		game := Game{Setup: failing, Timeout: p.MoveWindow}
+		var settled []ledger.DisputeSettled
+		for round := 0; round < 20; round++ {
+			var d ledger.Dispute
+			ch.query("dispute/"+did.String(), &d)
+			if d.Status != ledger.DisputeOpen {
+				break
+			}
+			q, ok, err := game.Outstanding(d.Game)
+			if err != nil || !ok {
+				t.Fatalf("outstanding query: %v (ok %v)", err, ok)
+			}
+			for _, who := range []string{"worker", "verifier"} {
+				a, err := players[who].Answer(q)
+				if err != nil {
+					t.Fatal(err)
+				}
+				b, _ := a.Marshal()
+				r := ch.send(who, &ledger.MsgDisputeMove{DisputeID: did, Message: b})
+				for _, e := range r.Events {
+					if s, err := ledger.DecodeDisputeSettled(e); err == nil {
+						settled = append(settled, s)
+					}
+				}
+			}
+		}
+		rec, ok := ch.l.Store().Get("dispute/" + did.String())
+		if !ok || len(settled) != 1 {
+			t.Fatalf("dispute record %v, %d dispute_settled events", ok, len(settled))
+		}
+		return run{record: rec, appHash: ch.l.AppHash(), event: settled[0]}
+	}
+	a := play(errors.New("engine: tensor blk.3.attn_q.weight: unsupported type 14"))
+	b := play(fmt.Errorf("loading the model: %w", errors.New("gguf: truncated file at offset 123456")))
+	if a.event.Status != ledger.DisputeVoid || a.event.VoidFault != dispute.FaultRefereeFailed || a.event.WorkerFault != "" || a.event.ChallengerFault != "" {
+		t.Fatalf("settled %+v, want void with referee_failed", a.event)
+	}
+	if !strings.Contains(a.event.Reason, "unsupported type 14") || !strings.Contains(b.event.Reason, "truncated file") {
+		t.Fatalf("the event's words lost the referee's error: %q, %q", a.event.Reason, b.event.Reason)
+	}
+	if string(a.record) != string(b.record) || a.appHash != b.appHash {
+		t.Fatalf("the referee's words reached the state:\n%s\n%s\napp hashes %s, %s", a.record, b.record, a.appHash, b.appHash)
+	}
+	var d ledger.Dispute
+	if err := json.Unmarshal(a.record, &d); err != nil || d.VoidFault != dispute.FaultRefereeFailed {
+		t.Fatalf("record %s: %v", a.record, err)
+	}
 }

@@ -313,8 +313,15 @@ func TestDisputeThroughLedger(t *testing.T) {
 			if c.loser == ledger.SideWorker {
 				wantD, wantR = ledger.DisputeWorkerLost, ledger.StatusSlashed
 			}
-			if d.Status != wantD || rec.Status != wantR {
-				t.Fatalf("dispute %s (%s), receipt %s; want %s, %s", d.Status, d.Reason, rec.Status, wantD, wantR)
+			// The silent party loses by its deadline, a liar who answers
+			// by the recomputation.
+			wantF := [2]dispute.Fault{}
+			wantF[c.loser-1] = dispute.FaultStateMismatch
+			if c.silent {
+				wantF[c.loser-1] = dispute.FaultTimeout
+			}
+			if d.Status != wantD || rec.Status != wantR || [2]dispute.Fault{d.WorkerFault, d.ChallengerFault} != wantF || d.VoidFault != "" {
+				t.Fatalf("dispute %+v, receipt %s; want %s %q, %s", d, rec.Status, wantD, wantF, wantR)
 			}
 
 			// The loser lost slashDisputeBps of its stake; a winning
@@ -356,7 +363,7 @@ func TestDisputeThroughLedger(t *testing.T) {
 			if (judged > 0) == c.silent {
 				t.Fatalf("silent=%v but %d recomputations", c.silent, judged)
 			}
-			t.Logf("%d leaves: %s lost in %d rounds (limit %d), %d moves; %s", N, c.loser, rounds, maxRounds, d.Moves, d.Reason)
+			t.Logf("%d leaves: %s lost in %d rounds (limit %d), %d moves; faults %q %q", N, c.loser, rounds, maxRounds, d.Moves, d.WorkerFault, d.ChallengerFault)
 		})
 	}
 }
@@ -602,8 +609,8 @@ func TestDisputeWholeContextThroughLedger(t *testing.T) {
 	}
 	var rcp ledger.ReceiptRecord
 	ch.query("receipt/"+ledger.Hash(cp.ID()).String(), &rcp)
-	if d.Status != ledger.DisputeWorkerLost || rcp.Status != ledger.StatusSlashed {
-		t.Fatalf("dispute %s (%s), receipt %s", d.Status, d.Reason, rcp.Status)
+	if d.Status != ledger.DisputeWorkerLost || d.WorkerFault != dispute.FaultStateMismatch || rcp.Status != ledger.StatusSlashed {
+		t.Fatalf("dispute %s (worker fault %q), receipt %s", d.Status, d.WorkerFault, rcp.Status)
 	}
 	if parts != wantParts || rounds > maxRounds {
 		t.Fatalf("%d parts (want %d), %d rounds (limit %d)", parts, wantParts, rounds, maxRounds)
@@ -621,5 +628,5 @@ func TestDisputeWholeContextThroughLedger(t *testing.T) {
 		t.Fatal("no referee finished the leaf")
 	}
 	t.Logf("%d positions, %d leaves: worker lost at A(%d, 1, %d) in %d rounds, %d of them parts of %d inputs; transcript %d bytes; %s",
-		T, N, lay.Layers-1, T-1, rounds, parts, size, len(d.Game), d.Reason)
+		T, N, lay.Layers-1, T-1, rounds, parts, size, len(d.Game), d.WorkerFault)
 }

@@ -173,7 +173,7 @@ func (ms *Models) disputeSetup(rb, commitment []byte, maxTx int) (dispute.Config
 	if errors.Is(err, errSpecMismatch) {
 		// The worker signed a receipt whose spec is not its model id's:
 		// it loses at once, as for a receipt no run can produce.
-		return dispute.Config{Forfeit: [2]string{fmt.Sprintf("signed a receipt whose spec is not its model id's: %v", err), ""}}, nil, nil
+		return dispute.Config{Forfeit: [2]dispute.Loss{{Fault: dispute.FaultSpecMismatch, Why: fmt.Sprintf("signed a receipt whose spec is not its model id's: %v", err)}}}, nil, nil
 	}
 	if err != nil {
 		return dispute.Config{}, nil, fmt.Errorf("dispute over %w", err)

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/verdictnet/verdict/internal/audit"
+	"github.com/verdictnet/verdict/internal/dispute"
 	"github.com/verdictnet/verdict/internal/engine"
 	"github.com/verdictnet/verdict/internal/generate"
 	"github.com/verdictnet/verdict/internal/keys"
@@ -85,8 +86,8 @@ func TestAttackSpecUnderAnotherID(t *testing.T) {
 		t.Fatalf("openings of a receipt under its spec's id: %v", err)
 	}
 	cfg, ref, err := models.DisputeSetup(rb, other[:])
-	if err != nil || ref == nil || cfg.Forfeit != [2]string{} {
-		t.Fatalf("dispute over a receipt under its spec's id: forfeit %q, referee %v, %v", cfg.Forfeit, ref != nil, err)
+	if err != nil || ref == nil || cfg.Forfeit != [2]dispute.Loss{} {
+		t.Fatalf("dispute over a receipt under its spec's id: forfeit %+v, referee %v, %v", cfg.Forfeit, ref != nil, err)
 	}
 
 	// Under the f32 id: refused.
@@ -95,7 +96,7 @@ func TestAttackSpecUnderAnotherID(t *testing.T) {
 		t.Fatalf("openings of a binary16 receipt under the f32 id: %v, want a spec mismatch", err)
 	}
 	cfg, ref, err = models.DisputeSetup(rb, other[:])
-	if err != nil || ref != nil || cfg.Forfeit[0] == "" || cfg.Forfeit[1] != "" {
-		t.Fatalf("dispute over a binary16 receipt under the f32 id: forfeit %q, referee %v, %v; want the worker's forfeit", cfg.Forfeit, ref != nil, err)
+	if err != nil || ref != nil || cfg.Forfeit[0].Fault != dispute.FaultSpecMismatch || cfg.Forfeit[0].Why == "" || cfg.Forfeit[1] != (dispute.Loss{}) {
+		t.Fatalf("dispute over a binary16 receipt under the f32 id: forfeit %+v, referee %v, %v; want the worker's forfeit", cfg.Forfeit, ref != nil, err)
 	}
 }
