@@ -962,3 +962,86 @@ func TestFoldMatured(t *testing.T) {
 		}
 	}
 }
+
+// countingStore counts the reads of a store.
+type countingStore struct {
+	Store
+	reads int
+}
+
+func (s *countingStore) Get(k string) ([]byte, bool) {
+	s.reads++
+	return s.Store.Get(k)
+}
+
+// TestAttackPendingModelFlood: one validator registers models no other
+// validator holds and attests each. Every such model stayed pending, so
+// the pending list grew without bound: rewritten whole at each
+// attestation, and read, with every listed model and its attesters'
+// powers, at every change of voting power. Now the list holds at most
+// maxPendingModels: the attestation that would add one more is refused
+// (code 18) and leaves nothing behind, while attestations that add
+// nothing (of a pending model, or one that activates its model) are
+// taken; a power change reads a bounded number of keys.
+func TestAttackPendingModelFlood(t *testing.T) {
+	h := newHarnessValidators(t, testParams(), testHooks, []testVal{{"v5", 5}, {"v3", 3}, {"v2", 2}})
+	flood := func(i int) Hash { return sha256.Sum256(fmt.Appendf(nil, "flood model %d", i)) }
+	const perBlock = 64
+	for b := 0; b < maxPendingModels/perBlock; b++ {
+		var txs [][]byte
+		for i := b * perBlock; i < (b+1)*perBlock; i++ {
+			txs = append(txs, h.tx("bob", &MsgRegisterModel{ModelID: flood(i), Name: fmt.Sprintf("flood-%d", i), SpecVersion: 1}),
+				attest(h, "v2", flood(i))) // 2 of 10: pending
+		}
+		for i, r := range h.block(txs...).TxResults {
+			if r.Code != 0 {
+				t.Fatalf("block %d tx %d: %s", b, i, r.Log)
+			}
+		}
+	}
+	pending := func() []Hash {
+		var list []Hash
+		get(h.l.Store(), keyPendingModels, &list)
+		return list
+	}
+	if n := len(pending()); n != maxPendingModels {
+		t.Fatalf("%d models pending, want %d", n, maxPendingModels)
+	}
+	// One more: registered, but its attestation is refused and changes
+	// nothing.
+	extra := flood(maxPendingModels)
+	h.ok(h.tx("bob", &MsgRegisterModel{ModelID: extra, Name: "flood-extra", SpecVersion: 1}))
+	r := h.fails(attest(h, "v2", extra), ErrPendingModels)
+	if !strings.Contains(r.Log, "pending") || len(h.model(extra).Attesters) != 0 || len(pending()) != maxPendingModels {
+		t.Fatalf("refused attestation: log %q, model %+v, %d pending", r.Log, h.model(extra), len(pending()))
+	}
+	if Code(ErrPendingModels) != 18 {
+		t.Fatalf("ErrPendingModels is code %d, docs/ledger.md says 18", Code(ErrPendingModels))
+	}
+	// Attestations that add nothing to the list are taken: another
+	// attester of a pending model (5 of 10, still pending), then the one
+	// that activates it, which frees its place for the extra model.
+	h.ok(attest(h, "v3", flood(0)))
+	h.ok(attest(h, "v5", flood(0)))
+	if !h.model(flood(0)).Active || len(pending()) != maxPendingModels-1 {
+		t.Fatalf("model %+v, %d pending", h.model(flood(0)), len(pending()))
+	}
+	h.ok(attest(h, "v2", extra))
+	if n := len(pending()); n != maxPendingModels {
+		t.Fatalf("%d pending after the extra model's attestation, want %d", n, maxPendingModels)
+	}
+	// A power change re-evaluates the list: the list, the validators'
+	// powers, and each pending model with its attesters' powers (one
+	// attester each here), nothing more.
+	cs := &countingStore{Store: h.l.Store()}
+	e := h.l.exec(cs, BlockContext{Height: h.height + 1})
+	cs.reads = 0 // the block's parameters, chain and totals
+	e.reevaluateModels()
+	if limit := 2 + 3 + maxPendingModels*(1+1); cs.reads > limit {
+		t.Fatalf("a power change read %d keys, limit %d", cs.reads, limit)
+	}
+	res := h.block(h.tx("v3", &MsgBond{Amount: 2000}))
+	if len(res.ValidatorUpdates) != 1 || len(pending()) != maxPendingModels {
+		t.Fatalf("power change: updates %+v, %d pending", res.ValidatorUpdates, len(pending()))
+	}
+}

@@ -33,6 +33,11 @@ var (
 	// that a name a caller asks for (the OpenAI API's "model") designates
 	// one model; register the model under another name.
 	ErrNameTaken = errors.New("model name taken")
+	// ErrPendingModels: attestModel would leave one more model pending
+	// (inactive with an attester) while maxPendingModels are (code 18).
+	// Retry once some of them are active: an attestation that activates
+	// its model, or one of a model already pending, is always taken.
+	ErrPendingModels = errors.New("too many pending models")
 )
 
 // ErrModelUnavailable is wrapped by a hook's error when this node cannot
@@ -42,7 +47,7 @@ var (
 var ErrModelUnavailable = errors.New("model not held by this node")
 
 var codes = []error{nil, ErrDecode, ErrSignature, ErrChainID, ErrNonce, ErrFunds, ErrFee,
-	ErrNotFound, ErrUnauthorized, ErrInvalid, ErrExists, ErrDeadline, ErrWrongState, ErrStake, ErrCheck, ErrModelInactive, ErrPending, ErrNameTaken}
+	ErrNotFound, ErrUnauthorized, ErrInvalid, ErrExists, ErrDeadline, ErrWrongState, ErrStake, ErrCheck, ErrModelInactive, ErrPending, ErrNameTaken, ErrPendingModels}
 
 // Code returns the ABCI code of err: 0 for nil, the index of its class
 // otherwise, and 255 for an error of no known class.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"math/bits"
+	"slices"
 	"sort"
 )
 
@@ -20,6 +21,19 @@ import (
 // attester: those whose activation is re-evaluated when voting powers
 // change. (A model with no attester cannot reach a positive quorum.)
 const keyPendingModels = "pendingmodels"
+
+// maxPendingModels caps the pending list. Registration is permissionless
+// and any validator with power may attest any registered model, so one
+// validator registering and attesting models no other validator holds
+// grew the list without bound: one value rewritten whole at each such
+// attestation, and read, with every listed model's record and its
+// attesters' powers, at every change of voting power (reevaluateModels),
+// a cost every node paid in every such block. An attestation that would
+// add a model to a full list is refused (ErrPendingModels); one that
+// activates its model, or whose model is pending already, adds nothing
+// and is taken. A model is pending only until the validators holding it
+// attest, so hundreds at once is far above an honest backlog.
+const maxPendingModels = 256
 
 // quorumMet reports whether attested*10000 >= bps*total, computed in 128
 // bits. With bps 0, or no voting power at all, it holds trivially.
@@ -119,20 +133,39 @@ func (e *exec) attestModel(m *MsgAttestModel) error {
 	rec.Attesters = append(rec.Attesters, Address{})
 	copy(rec.Attesters[i+1:], rec.Attesters[i:])
 	rec.Attesters[i] = e.signer
+	total := e.totalPower()
+	var pending []Hash
+	if !rec.Active && !quorumMet(e.attestedPower(&rec), total, e.params.ModelQuorumBps) {
+		// The model stays inactive: it is, or becomes, pending.
+		pending = e.pendingModels()
+		if !slices.Contains(pending, m.ModelID) && len(pending) >= maxPendingModels {
+			return fmt.Errorf("%w: %d models are pending (inactive with an attester), at most %d: model %s would be one more", ErrPendingModels, len(pending), maxPendingModels, m.ModelID)
+		}
+	}
 	e.emit(EventModelAttested, Attr{AttrModelID, m.ModelID.String()}, Attr{AttrValidator, e.signer.String()})
 	wasActive := rec.Active
-	e.activate(&rec, e.totalPower())
+	e.activate(&rec, total)
 	put(e.st, keyModel(m.ModelID), rec)
 	if !wasActive {
-		e.setPending(m.ModelID, !rec.Active)
+		if !rec.Active {
+			e.setPending(pending, m.ModelID, true)
+		} else {
+			e.setPending(e.pendingModels(), m.ModelID, false)
+		}
 	}
 	return nil
 }
 
-// setPending adds id to, or removes it from, the sorted pending list.
-func (e *exec) setPending(id Hash, pending bool) {
+// pendingModels reads the pending list.
+func (e *exec) pendingModels() []Hash {
 	var list []Hash
 	get(e.st, keyPendingModels, &list)
+	return list
+}
+
+// setPending adds id to, or removes it from, the sorted pending list
+// (list, as read).
+func (e *exec) setPending(list []Hash, id Hash, pending bool) {
 	i := sort.Search(len(list), func(i int) bool { return bytes.Compare(list[i][:], id[:]) >= 0 })
 	found := i < len(list) && list[i] == id
 	switch {
