@@ -978,66 +978,94 @@ func (s *countingStore) Get(k string) ([]byte, bool) {
 // validator holds and attests each. Every such model stayed pending, so
 // the pending list grew without bound: rewritten whole at each
 // attestation, and read, with every listed model and its attesters'
-// powers, at every change of voting power. Now the list holds at most
-// maxPendingModels: the attestation that would add one more is refused
-// (code 18) and leaves nothing behind, while attestations that add
-// nothing (of a pending model, or one that activates its model) are
-// taken; a power change reads a bounded number of keys.
+// powers, at every change of voting power. Now one validator attests at
+// most maxPendingPerAttester pending models (so it cannot hold back the
+// others' new models by itself) and the list holds at most
+// maxPendingModels: the attestation past either bound is refused (code 18)
+// and leaves nothing behind, while another validator's attestation under
+// its quota, and attestations that add nothing (one that activates its
+// model), are taken; a power change reads a bounded number of keys.
 func TestAttackPendingModelFlood(t *testing.T) {
-	h := newHarnessValidators(t, testParams(), testHooks, []testVal{{"v5", 5}, {"v3", 3}, {"v2", 2}})
-	flood := func(i int) Hash { return sha256.Sum256(fmt.Appendf(nil, "flood model %d", i)) }
-	const perBlock = 64
-	for b := 0; b < maxPendingModels/perBlock; b++ {
-		var txs [][]byte
-		for i := b * perBlock; i < (b+1)*perBlock; i++ {
-			txs = append(txs, h.tx("bob", &MsgRegisterModel{ModelID: flood(i), Name: fmt.Sprintf("flood-%d", i), SpecVersion: 1}),
-				attest(h, "v2", flood(i))) // 2 of 10: pending
-		}
-		for i, r := range h.block(txs...).TxResults {
-			if r.Code != 0 {
-				t.Fatalf("block %d tx %d: %s", b, i, r.Log)
-			}
-		}
+	// Eight flooders of power 1 (1 of 23 each: their models stay pending),
+	// two honest validators.
+	vals := []testVal{{"v12", 12}, {"v3", 3}}
+	for i := range 8 {
+		vals = append(vals, testVal{fmt.Sprintf("f%d", i), 1})
 	}
+	h := newHarnessValidators(t, testParams(), testHooks, vals)
+	flood := func(i int) Hash { return sha256.Sum256(fmt.Appendf(nil, "flood model %d", i)) }
 	pending := func() []Hash {
 		var list []Hash
 		get(h.l.Store(), keyPendingModels, &list)
 		return list
 	}
-	if n := len(pending()); n != maxPendingModels {
-		t.Fatalf("%d models pending, want %d", n, maxPendingModels)
+	register := func(i int) []byte {
+		return h.tx("bob", &MsgRegisterModel{ModelID: flood(i), Name: fmt.Sprintf("flood-%d", i), SpecVersion: 1})
 	}
-	// One more: registered, but its attestation is refused and changes
-	// nothing.
-	extra := flood(maxPendingModels)
-	h.ok(h.tx("bob", &MsgRegisterModel{ModelID: extra, Name: "flood-extra", SpecVersion: 1}))
-	r := h.fails(attest(h, "v2", extra), ErrPendingModels)
-	if !strings.Contains(r.Log, "pending") || len(h.model(extra).Attesters) != 0 || len(pending()) != maxPendingModels {
-		t.Fatalf("refused attestation: log %q, model %+v, %d pending", r.Log, h.model(extra), len(pending()))
+	// floodBy: validator f registers and attests models [from, to).
+	floodBy := func(f string, from, to int) {
+		t.Helper()
+		var txs [][]byte
+		for i := from; i < to; i++ {
+			txs = append(txs, register(i), attest(h, f, flood(i)))
+		}
+		for i, r := range h.block(txs...).TxResults {
+			if r.Code != 0 {
+				t.Fatalf("%s: tx %d: %s", f, i, r.Log)
+			}
+		}
+	}
+	next := 0
+	floodBy("f0", next, next+maxPendingPerAttester)
+	next += maxPendingPerAttester
+	// f0's next one is refused (its quota), and changes nothing.
+	h.ok(register(next))
+	r := h.fails(attest(h, "f0", flood(next)), ErrPendingModels)
+	if !strings.Contains(r.Log, "attests") || len(h.model(flood(next)).Attesters) != 0 || len(pending()) != maxPendingPerAttester {
+		t.Fatalf("refused attestation: log %q, model %+v, %d pending", r.Log, h.model(flood(next)), len(pending()))
 	}
 	if Code(ErrPendingModels) != 18 {
 		t.Fatalf("ErrPendingModels is code %d, docs/ledger.md says 18", Code(ErrPendingModels))
 	}
-	// Attestations that add nothing to the list are taken: another
-	// attester of a pending model (5 of 10, still pending), then the one
-	// that activates it, which frees its place for the extra model.
-	h.ok(attest(h, "v3", flood(0)))
-	h.ok(attest(h, "v5", flood(0)))
-	if !h.model(flood(0)).Active || len(pending()) != maxPendingModels-1 {
-		t.Fatalf("model %+v, %d pending", h.model(flood(0)), len(pending()))
+	// Another validator's new model is not held back by f0's.
+	h.ok(attest(h, "v3", flood(next)))
+	next++
+	// Seven more flooders fill the list to maxPendingModels.
+	for f := 1; f < 8; f++ {
+		n := min(maxPendingPerAttester, maxPendingModels-len(pending()))
+		floodBy(fmt.Sprintf("f%d", f), next, next+n)
+		next += n
 	}
-	h.ok(attest(h, "v2", extra))
+	if n := len(pending()); n != maxPendingModels {
+		t.Fatalf("%d models pending, want %d", n, maxPendingModels)
+	}
+	// f7, under its quota, is refused by the full list.
+	extra := flood(next)
+	h.ok(register(next))
+	r = h.fails(attest(h, "f7", extra), ErrPendingModels)
+	if !strings.Contains(r.Log, "models are pending") || len(h.model(extra).Attesters) != 0 || len(pending()) != maxPendingModels {
+		t.Fatalf("refused attestation: log %q, model %+v, %d pending", r.Log, h.model(extra), len(pending()))
+	}
+	// An attestation that activates a pending model adds nothing and is
+	// taken (v12 and v3 on f1's first model: 16 of 23, above 2/3), which
+	// frees its place for the extra model.
+	h.ok(attest(h, "v12", flood(maxPendingPerAttester+1)))
+	h.ok(attest(h, "v3", flood(maxPendingPerAttester+1)))
+	if !h.model(flood(maxPendingPerAttester+1)).Active || len(pending()) != maxPendingModels-1 {
+		t.Fatalf("model %+v, %d pending", h.model(flood(maxPendingPerAttester+1)), len(pending()))
+	}
+	h.ok(attest(h, "f7", extra))
 	if n := len(pending()); n != maxPendingModels {
 		t.Fatalf("%d pending after the extra model's attestation, want %d", n, maxPendingModels)
 	}
 	// A power change re-evaluates the list: the list, the validators'
 	// powers, and each pending model with its attesters' powers (one
-	// attester each here), nothing more.
+	// attester each here but v3's model, which has two), nothing more.
 	cs := &countingStore{Store: h.l.Store()}
 	e := h.l.exec(cs, BlockContext{Height: h.height + 1})
 	cs.reads = 0 // the block's parameters, chain and totals
 	e.reevaluateModels()
-	if limit := 2 + 3 + maxPendingModels*(1+1); cs.reads > limit {
+	if limit := 2 + len(vals) + maxPendingModels*(1+1) + 1; cs.reads > limit {
 		t.Fatalf("a power change read %d keys, limit %d", cs.reads, limit)
 	}
 	res := h.block(h.tx("v3", &MsgBond{Amount: 2000}))

@@ -33,10 +33,11 @@ var (
 	// that a name a caller asks for (the OpenAI API's "model") designates
 	// one model; register the model under another name.
 	ErrNameTaken = errors.New("model name taken")
-	// ErrPendingModels: attestModel would leave one more model pending
-	// (inactive with an attester) while maxPendingModels are (code 18).
-	// Retry once some of them are active: an attestation that activates
-	// its model, or one of a model already pending, is always taken.
+	// ErrPendingModels: attestModel would leave its model pending
+	// (inactive with an attester) while the signer attests
+	// maxPendingPerAttester pending models, or add one more to
+	// maxPendingModels (code 18). Retry once some of them are active: an
+	// attestation that activates its model is always taken.
 	ErrPendingModels = errors.New("too many pending models")
 )
 

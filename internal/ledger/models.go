@@ -30,10 +30,17 @@ const keyPendingModels = "pendingmodels"
 // attesters' powers, at every change of voting power (reevaluateModels),
 // a cost every node paid in every such block. An attestation that would
 // add a model to a full list is refused (ErrPendingModels); one that
-// activates its model, or whose model is pending already, adds nothing
-// and is taken. A model is pending only until the validators holding it
+// activates its model adds nothing and is taken. A model is pending only until the validators holding it
 // attest, so hundreds at once is far above an honest backlog.
 const maxPendingModels = 256
+
+// maxPendingPerAttester caps the pending models one validator attests:
+// without it one validator could fill the list by itself (256
+// registrations and attestations) and hold back every other validator's
+// first attestation of a new model until some activate. With it, filling
+// the list takes 8 validators with voting power, and a validator under
+// its quota is refused only by a full list.
+const maxPendingPerAttester = 32
 
 // quorumMet reports whether attested*10000 >= bps*total, computed in 128
 // bits. With bps 0, or no voting power at all, it holds trivially.
@@ -138,6 +145,9 @@ func (e *exec) attestModel(m *MsgAttestModel) error {
 	if !rec.Active && !quorumMet(e.attestedPower(&rec), total, e.params.ModelQuorumBps) {
 		// The model stays inactive: it is, or becomes, pending.
 		pending = e.pendingModels()
+		if n := e.pendingAttestedBy(pending, e.signer); n >= maxPendingPerAttester {
+			return fmt.Errorf("%w: %s attests %d pending models (inactive with an attester), at most %d: model %s would be one more", ErrPendingModels, e.signer, n, maxPendingPerAttester, m.ModelID)
+		}
 		if !slices.Contains(pending, m.ModelID) && len(pending) >= maxPendingModels {
 			return fmt.Errorf("%w: %d models are pending (inactive with an attester), at most %d: model %s would be one more", ErrPendingModels, len(pending), maxPendingModels, m.ModelID)
 		}
@@ -154,6 +164,23 @@ func (e *exec) attestModel(m *MsgAttestModel) error {
 		}
 	}
 	return nil
+}
+
+// pendingAttestedBy counts the models of the pending list that a
+// attests (at most maxPendingModels records read).
+func (e *exec) pendingAttestedBy(pending []Hash, a Address) int {
+	n := 0
+	for _, id := range pending {
+		var rec Model
+		if !get(e.st, keyModel(id), &rec) {
+			continue
+		}
+		i := sort.Search(len(rec.Attesters), func(i int) bool { return bytes.Compare(rec.Attesters[i][:], a[:]) >= 0 })
+		if i < len(rec.Attesters) && rec.Attesters[i] == a {
+			n++
+		}
+	}
+	return n
 }
 
 // pendingModels reads the pending list.
