@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"runtime"
@@ -731,5 +732,82 @@ func TestAttackHiddenWorker(t *testing.T) {
 	l.mu.Unlock()
 	if found, err = d.Discover(context.Background()); err != nil || !slices.Equal(agentIDs(found), all) {
 		t.Fatalf("failing again: discovered %v (%v), want %v (its last listing kept)", agentIDs(found), err, all)
+	}
+}
+
+// maximalAnswer is a completion answer of exactly MaxResponseBytes, its
+// text all 'a', with a "verdict" object to name the worker in.
+func maximalAnswer() []byte {
+	head, tail := `{"id":"x","object":"text_completion","choices":[{"text":"`, `"}],"verdict":{"receipt_id":"ab"}}`
+	b := make([]byte, 0, MaxResponseBytes)
+	b = append(b, head...)
+	b = append(b, bytes.Repeat([]byte("a"), MaxResponseBytes-len(head)-len(tail))...)
+	return append(b, tail...)
+}
+
+// allocated returns the bytes f allocated (the whole process's heap
+// allocations while it ran; no test here runs in parallel).
+func allocated(f func()) uint64 {
+	var m0, m1 runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&m0)
+	f()
+	runtime.ReadMemStats(&m1)
+	return m1.TotalAlloc - m0.TotalAlloc
+}
+
+// TestAttackAnswerNamingCost: a staked worker answers with as much as the
+// gateway reads (MaxResponseBytes). To name the worker in it the gateway
+// decoded the whole answer into a map and encoded it again: naming an
+// 8 MiB answer allocated 75 MiB, the request 84 MiB, so that the bound
+// on a worker's answers in flight (MaxWorkerInFlightBytes) bounded a
+// tenth of what they cost. Now the two fields are spliced
+// into the "verdict" object: naming a maximal answer allocates a few
+// hundred bytes, and the whole request (the answer read into one buffer
+// of its Content-Length) about the answer's own size.
+func TestAttackAnswerNamingCost(t *testing.T) {
+	answer := maximalAnswer()
+	w := Worker{AgentID: 7, Address: ledger.Address{7}}
+	var pieces net.Buffers
+	if n := allocated(func() { pieces = nameWorker(answer, w) }); n > 4<<10 {
+		t.Errorf("naming the worker in a %d-byte answer allocated %d bytes", len(answer), n)
+	}
+	named := bytes.Join(pieces, nil)
+	var v struct {
+		Verdict struct {
+			ReceiptID string `json:"receipt_id"`
+			AgentID   uint64 `json:"agent_id"`
+			Worker    string `json:"worker"`
+		} `json:"verdict"`
+	}
+	if err := json.Unmarshal(named, &v); err != nil || v.Verdict.AgentID != 7 || v.Verdict.Worker != w.Address.String() || v.Verdict.ReceiptID != "ab" {
+		t.Fatalf("named answer: %+v (%v)", v, err)
+	}
+
+	e := newTestEnv(t)
+	e.ws[0].answer = func(rw http.ResponseWriter) {
+		rw.Header().Set("Content-Type", "application/json")
+		rw.Header().Set("Content-Length", strconv.Itoa(len(answer)))
+		rw.Write(answer)
+	}
+	var status int
+	var got int64
+	n := allocated(func() {
+		req, _ := http.NewRequest(http.MethodPost, e.gw.URL+"/v1/completions", strings.NewReader(`{"model":"tiny","prompt":"hi","max_tokens":4}`))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer "+e.apiKey)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		status = res.StatusCode
+		got, _ = io.Copy(io.Discard, res.Body)
+	})
+	if status != http.StatusOK || got <= int64(len(answer)) {
+		t.Fatalf("status %d, %d bytes relayed of a %d-byte answer", status, got, len(answer))
+	}
+	if limit := uint64(len(answer)) + 1<<20; n > limit {
+		t.Errorf("one request of a %d-byte answer allocated %d bytes, want at most %d (the answer and 1 MiB)", len(answer), n, limit)
 	}
 }

@@ -505,9 +505,15 @@ func FuzzNameWorker(f *testing.F) {
 	f.Add([]byte(`{"verdict":[1]}`))
 	f.Add([]byte(`[]`))
 	f.Add([]byte(`{"choices":[{"text":"\"verdict\":{"}],"verdict":{}}`))
+	f.Add([]byte(` { "verdict" : { "a" : [ 1 , {"b":"}"} ] } , "x" : true } `))
+	f.Add([]byte(`{"verdict":{"agent_id":1,"worker":"evil","r":2,"agent_id":3}}`))
+	f.Add([]byte(`{"verdict":{"r":1},"x":1,"verdict":{"r":2}}`))
+	f.Add([]byte(`{"verdict":{"r":1},"verdict":null}`))
+	f.Add([]byte(`{"verd\u0069ct":{"\u0061gent_id":0,"w\/orker":"x"}}`))
+	f.Add([]byte(`{"verdict\u00e9":{},"\"verdict":{},"verdict":{"\u00e9":1e5}}`))
 	w := Worker{AgentID: 7, Address: ledger.Address{7}}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		out := nameWorker(b, w)
+		out := bytes.Join(nameWorker(b, w), nil)
 		if !json.Valid(b) {
 			return
 		}
@@ -519,8 +525,21 @@ func FuzzNameWorker(f *testing.F) {
 			return
 		}
 		v, ok := got["verdict"].(map[string]any)
-		if _, was := in["verdict"].(map[string]any); was && (!ok || v["agent_id"] != float64(7) || v["worker"] != w.Address.String()) {
-			t.Fatalf("%s: verdict not named: %s", b, out)
+		if was, isObj := in["verdict"].(map[string]any); isObj {
+			if !ok || v["agent_id"] != float64(7) || v["worker"] != w.Address.String() {
+				t.Fatalf("%s: verdict not named: %s", b, out)
+			}
+			delete(v, "agent_id")
+			delete(v, "worker")
+			delete(was, "agent_id")
+			delete(was, "worker")
+			a, _ := json.Marshal(was)
+			c, _ := json.Marshal(v)
+			if !bytes.Equal(a, c) {
+				t.Fatalf("%s: the verdict object's other fields changed: %s", b, out)
+			}
+		} else if !bytes.Equal(out, b) {
+			t.Fatalf("%s: changed, with no verdict object: %s", b, out)
 		}
 		delete(in, "verdict")
 		delete(got, "verdict")

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -25,10 +26,10 @@ import (
 //
 // MaxResponseBytes bounds a worker's non-streamed answer. Such an answer
 // is read whole before anything is relayed (a worker that dies mid-answer
-// then costs the caller a clean error, not half an answer), and naming
-// the worker in it parses and re-encodes it: each byte allowed costs the
-// gateway several, and anyone who stakes one worker can make it answer as
-// much as allowed to anonymous requests naming it. An honest answer holds
+// then costs the caller a clean error, not half an answer; naming the
+// worker in it splices two fields in, nameWorker), and anyone who stakes
+// one worker can make it answer as much as allowed to anonymous requests
+// naming it. An honest answer holds
 // the text of at most max_tokens tokens (at most the model's context) as
 // JSON, a few bytes a token: 8 MiB is over a million tokens of ordinary
 // text; with logprobs (up to 20 alternatives a token, each with its text
@@ -490,12 +491,17 @@ func (s *Server) relay(rw http.ResponseWriter, res *http.Response, w Worker) boo
 			return false
 		}
 		defer release()
+		out := net.Buffers{b}
 		if res.StatusCode == http.StatusOK {
-			b = nameWorker(b, w)
+			out = nameWorker(b, w)
 		}
-		h.Set("Content-Length", strconv.Itoa(len(b)))
+		n := 0
+		for _, p := range out {
+			n += len(p)
+		}
+		h.Set("Content-Length", strconv.Itoa(n))
 		rw.WriteHeader(res.StatusCode)
-		rw.Write(b)
+		out.WriteTo(rw)
 		return res.StatusCode == http.StatusOK
 	}
 	h.Set("Trailer", "X-Verdict-Receipt")
@@ -539,7 +545,11 @@ func (s *Server) relay(rw http.ResponseWriter, res *http.Response, w Worker) boo
 		}
 		if len(line) > 0 && err == nil {
 			if bytes.HasPrefix(line, []byte("data: {")) {
-				line = append(append([]byte("data: "), nameWorker(bytes.TrimSpace(line[len("data: "):]), w)...), '\n')
+				named := append(make([]byte, 0, len(line)+128), "data: "...)
+				for _, p := range nameWorker(bytes.TrimSpace(line[len("data: "):]), w) {
+					named = append(named, p...)
+				}
+				line = append(named, '\n')
 			}
 			if bytes.Equal(bytes.TrimSpace(line), []byte("data: [DONE]")) {
 				done = true
@@ -570,29 +580,6 @@ func (s *Server) relay(rw http.ResponseWriter, res *http.Response, w Worker) boo
 		}
 	}
 	return true
-}
-
-// nameWorker adds the worker's agent id and address to the "verdict"
-// object of a JSON answer (unchanged when it has none or is not JSON).
-func nameWorker(b []byte, w Worker) []byte {
-	var top map[string]json.RawMessage
-	if json.Unmarshal(b, &top) != nil || top["verdict"] == nil {
-		return b
-	}
-	var v map[string]json.RawMessage
-	if json.Unmarshal(top["verdict"], &v) != nil || v == nil {
-		return b
-	}
-	v["agent_id"], _ = json.Marshal(w.AgentID)
-	v["worker"], _ = json.Marshal(w.Address.String())
-	top["verdict"], _ = json.Marshal(v)
-	var out bytes.Buffer
-	enc := json.NewEncoder(&out)
-	enc.SetEscapeHTML(false)
-	if enc.Encode(top) != nil {
-		return b
-	}
-	return bytes.TrimRight(out.Bytes(), "\n")
 }
 
 type apiErr struct {
