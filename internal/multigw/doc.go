@@ -206,12 +206,20 @@
 // to MaxEventBytes (4 MiB), a stream that sends nothing for HeaderTimeout
 // being cut; the gateway asks workers for no encoding (Go's transparent
 // gzip inflated 64 KiB a worker sent into 64 MiB) and refuses an answer
-// that has one, and holds at most MaxWorkerInFlightBytes (32 MiB) of one
-// worker's answers and receipts at once, all requests together, so that
-// a worker answering anonymous requests naming it, or GETs of receipt
-// ids it named, with all it may cannot exhaust the gateway's memory.
-// Past any of these the caller gets the worker_failed error, saying
-// which, and the worker is marked down (TestAttackWorkerAnswerSize).
+// that has one. Past any of these the caller gets the worker_failed
+// error, saying which, and the worker is marked down
+// (TestAttackWorkerAnswerSize). The worker's name is spliced into its
+// answer, which is not decoded and encoded again (that cost nine times
+// the answer: TestAttackAnswerNamingCost). The gateway holds at most
+// MaxWorkerInFlightBytes (32 MiB) of one worker's answers and receipts at
+// once, all requests together, so that a worker answering anonymous
+// requests naming it, or GETs of receipt ids it named, with all it may
+// cannot exhaust the gateway's memory: an answer is read once as much as
+// it may hold (its Content-Length, else the bound above) is free, a
+// weighted semaphore's, waiting in turn meanwhile; a caller that hangs up
+// stops waiting, and an answer that waited BodyTimeout is not read: the
+// caller gets a 503 (worker_busy) with Retry-After, and the worker is not
+// marked down (TestWorkerInFlightWait).
 //
 // MCP: the gateway serves the MCP tools of package mcpserver (generate,
 // get_receipt, verify_receipt, list_models) over streamable HTTP at

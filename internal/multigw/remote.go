@@ -13,8 +13,11 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
+
+	"golang.org/x/sync/semaphore"
 
 	"github.com/verdictnet/verdict/internal/gateway"
 	"github.com/verdictnet/verdict/internal/keys"
@@ -43,12 +46,13 @@ import (
 // the largest receipt (receipt.MaxSize) and the JSON around it.
 //
 // MaxWorkerInFlightBytes bounds what the gateway holds at once of one
-// worker's non-streamed answers and receipts, all requests together: a
-// worker past it fails the answer that went over (with the
-// worker_failed error) instead of making the gateway hold more. The
-// bounds above bound one request; this one bounds a hostile worker's
-// concurrent answers, which anonymous callers can ask for as often as
-// they like.
+// worker's non-streamed answers and receipts, all requests together: an
+// answer is read once as much as it can hold (its Content-Length, else
+// the bound on its kind) is free of it, waiting meanwhile (at most
+// BodyTimeout, and no longer than its caller), so that the gateway never
+// holds more. The bounds above bound one request; this one bounds a
+// hostile worker's concurrent answers, which anonymous callers can ask
+// for as often as they like.
 const (
 	MaxResponseBytes       = 8 << 20
 	MaxEventBytes          = 4 << 20
@@ -133,7 +137,7 @@ func (s *Server) do(ctx context.Context, w Worker, method, path string, body []b
 		cancel()
 		return nil, err
 	}
-	res.Body = &workerBody{ReadCloser: res.Body, parent: ctx, cancel: cancel}
+	res.Body = &workerBody{ReadCloser: res.Body, parent: ctx, ctx: rctx, cancel: cancel}
 	return res, nil
 }
 
@@ -143,6 +147,7 @@ func (s *Server) do(ctx context.Context, w Worker, method, path string, body []b
 type workerBody struct {
 	io.ReadCloser
 	parent context.Context // the request's context before do's cancel
+	ctx    context.Context // the request's context, which cancel ends
 	cancel context.CancelFunc
 	cut    atomic.Bool // the gateway cut it: the worker was too slow
 }
@@ -172,13 +177,17 @@ var errWorkerAnswer = errors.New("worker's answer refused")
 // most max bytes, within BodyTimeout of its headers, in the encoding the
 // gateway asked for (none: the worker client does not ask for gzip, so
 // 64 KiB of gzip cannot inflate to as many MiB as allowed), and within
-// the worker's MaxWorkerInFlightBytes. release gives back what it held
-// against that bound, once the answer has been written out; it is not
-// nil when err is nil. A failure that is the worker's (not the caller's
-// hang-up) marks it down: it is broken or hostile.
+// the worker's MaxWorkerInFlightBytes: it first reserves as much as the
+// answer can hold (its Content-Length, else max), waiting for room while
+// the worker's other answers hold it (within BodyTimeout, and only while
+// the caller waits), and gives back what the answer did not use once
+// read. release gives back the rest, once the answer has been written
+// out; it is not nil when err is nil. A failure that is the worker's
+// (not the caller's hang-up, nor errNoRoom) marks it down: it is broken
+// or hostile.
 func (s *Server) readWorker(res *http.Response, w Worker, max int64) (b []byte, release func(), err error) {
 	defer func() {
-		if err == nil {
+		if err == nil || errors.Is(err, errNoRoom) {
 			return
 		}
 		if wb, ok := res.Body.(*workerBody); ok && wb.parent.Err() != nil {
@@ -197,22 +206,51 @@ func (s *Server) readWorker(res *http.Response, w Worker, max int64) (b []byte, 
 	if t != nil {
 		defer t.Stop()
 	}
-	br := &budgetReader{r: res.Body, s: s, a: w.Address}
-	b, err = readAll(io.LimitReader(br, max+1), res.ContentLength)
+	ctx := context.Background()
+	if wb != nil {
+		ctx = wb.ctx // ends at the cut or when the caller hangs up
+	}
+	want := max
+	if res.ContentLength >= 0 {
+		want = res.ContentLength
+	}
+	r, err := s.reserve(ctx, w.Address, want)
+	if err != nil {
+		if wb != nil && wb.parent.Err() != nil {
+			return nil, nil, wb.parent.Err()
+		}
+		return nil, nil, fmt.Errorf("%w: worker %d's other answers held the %d bytes the gateway holds of one worker's answers at once (MaxWorkerInFlightBytes) for %s", errNoRoom, w.AgentID, s.budget, s.o.BodyTimeout)
+	}
+	b, err = readAll(io.LimitReader(res.Body, want+1), res.ContentLength)
 	switch {
-	case br.over:
-		err = fmt.Errorf("%w: more than %d bytes of worker %d's answers in flight at once (MaxWorkerInFlightBytes)", errWorkerAnswer, MaxWorkerInFlightBytes, w.AgentID)
 	case wb != nil && wb.cut.Load():
 		err = fmt.Errorf("%w: not sent within %s of its headers", errWorkerAnswer, s.o.BodyTimeout)
-	case err == nil && int64(len(b)) > max:
+	case err == nil && int64(len(b)) > want:
 		err = fmt.Errorf("%w: larger than %d bytes", errWorkerAnswer, max)
 	}
 	if err != nil {
-		br.release()
+		r.release()
 		return nil, nil, err
 	}
-	return b, br.release, nil
+	r.keep(int64(len(b)))
+	return b, r.release, nil
 }
+
+// writeNoRoom answers errNoRoom: 503 with Retry-After, naming the worker;
+// paid says what the caller pays.
+func writeNoRoom(rw http.ResponseWriter, w Worker, err error, paid string) {
+	rw.Header().Set("Retry-After", strconv.Itoa(gateway.RetryAfterBusy))
+	writeError(rw, http.StatusServiceUnavailable, "server_error", codeWorkerBusy, fmt.Sprintf("the gateway did not read worker %d's answer (%v); nothing of it is returned, and %s; retry later", w.AgentID, err, paid))
+}
+
+// errNoRoom is an answer the gateway did not read because the worker's
+// other answers held all of its MaxWorkerInFlightBytes for as long as
+// the answer could wait (BodyTimeout). It is not the worker's failure:
+// the caller gets a 503 with Retry-After (codeWorkerBusy).
+var errNoRoom = errors.New("no room for the worker's answer")
+
+// codeWorkerBusy is the error code of errNoRoom.
+const codeWorkerBusy = "worker_busy"
 
 // readAll is io.ReadAll starting with room for size bytes and one more
 // (the read that sees the end), when size is known (not negative): an
@@ -237,50 +275,69 @@ func readAll(r io.Reader, size int64) ([]byte, error) {
 	}
 }
 
-// budgetReader counts what it reads against its worker's
-// MaxWorkerInFlightBytes, failing past it (over).
-type budgetReader struct {
-	r    io.Reader
+// workerBudget is one worker's MaxWorkerInFlightBytes: a weighted
+// semaphore (FIFO: a large answer waiting is not passed by smaller ones
+// for good), and the reservations held of it or waiting for it (the
+// entry is dropped when none is left).
+type workerBudget struct {
+	sem   *semaphore.Weighted
+	users int
+}
+
+// reservation is room held of a worker's budget.
+type reservation struct {
 	s    *Server
 	a    ledger.Address
+	wb   *workerBudget
 	held int64
-	over bool
+	once sync.Once
 }
 
-func (br *budgetReader) Read(p []byte) (int, error) {
-	n, err := br.r.Read(p)
-	if n > 0 {
-		if !br.s.hold(br.a, int64(n)) {
-			br.over = true
-			return 0, errWorkerAnswer
-		}
-		br.held += int64(n)
-	}
-	return n, err
-}
-
-// release gives back what was held; once.
-func (br *budgetReader) release() {
-	br.s.hold(br.a, -br.held)
-	br.held = 0
-}
-
-// hold counts n more bytes (negative: fewer) of worker a's answers in
-// flight; false, counting nothing, when that would pass
-// MaxWorkerInFlightBytes.
-func (s *Server) hold(a ledger.Address, n int64) bool {
+// reserve takes n bytes of worker a's budget, waiting for room until ctx
+// ends (its error then).
+func (s *Server) reserve(ctx context.Context, a ledger.Address, n int64) (*reservation, error) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	v := s.inFlight[a] + n
-	if n > 0 && v > MaxWorkerInFlightBytes {
-		return false
+	wb := s.inFlight[a]
+	if wb == nil {
+		wb = &workerBudget{sem: semaphore.NewWeighted(s.budget)}
+		s.inFlight[a] = wb
 	}
-	if v <= 0 {
-		delete(s.inFlight, a)
-	} else {
-		s.inFlight[a] = v
+	wb.users++
+	s.mu.Unlock()
+	r := &reservation{s: s, a: a, wb: wb}
+	if !wb.sem.TryAcquire(n) {
+		if s.onWait != nil {
+			s.onWait(a)
+		}
+		if err := wb.sem.Acquire(ctx, n); err != nil {
+			r.release()
+			return nil, err
+		}
 	}
-	return true
+	r.held = n
+	return r, nil
+}
+
+// keep gives back all but n bytes of what r holds.
+func (r *reservation) keep(n int64) {
+	if n < r.held {
+		r.wb.sem.Release(r.held - n)
+		r.held = n
+	}
+}
+
+// release gives back what r holds; once.
+func (r *reservation) release() {
+	r.once.Do(func() {
+		if r.held > 0 {
+			r.wb.sem.Release(r.held)
+		}
+		r.s.mu.Lock()
+		defer r.s.mu.Unlock()
+		if r.wb.users--; r.wb.users == 0 {
+			delete(r.s.inFlight, r.a)
+		}
+	})
 }
 
 // MaxRefusalBytes bounds the body of a worker's refusal (a 4xx) that the
@@ -325,6 +382,9 @@ func (s *Server) unpaid(w Worker, res *http.Response) error {
 		return &errDown{err: fmt.Errorf("worker %d: status %d to a request without payment", w.AgentID, st), skip: st == http.StatusTooManyRequests}
 	case st >= 400 && st < 500:
 		b, release, err := s.readWorker(res, w, MaxRefusalBytes)
+		if errors.Is(err, errNoRoom) {
+			return &errDown{err: fmt.Errorf("worker %d: status %d to a request without payment: %w", w.AgentID, st, err), skip: true}
+		}
 		if err != nil {
 			return down("worker %d: status %d to a request without payment: %w", w.AgentID, st, err)
 		}
@@ -485,6 +545,11 @@ func (s *Server) relay(rw http.ResponseWriter, res *http.Response, w Worker) boo
 		if err != nil {
 			for _, k := range relayed {
 				h.Del(k)
+			}
+			if errors.Is(err, errNoRoom) {
+				s.log.Warn("no room for a worker's answer", "agent", w.AgentID, "err", err)
+				writeNoRoom(rw, w, err, "you pay at most for the receipt it published")
+				return false
 			}
 			s.log.Warn("worker failed mid-answer", "agent", w.AgentID, "err", err)
 			writeError(rw, http.StatusBadGateway, "server_error", "worker_failed", fmt.Sprintf("worker %d failed while sending its answer (%v); nothing of it is returned, and you pay at most for the receipt it published", w.AgentID, err))

@@ -100,9 +100,13 @@ type Server struct {
 	workers  []Worker
 	minStake uint64
 	payers   map[ledger.Address]payerMutex
-	inFlight map[ledger.Address]int64 // bytes of each worker's answers held (readWorker)
-	served   map[string]Worker        // receipt id -> worker, bounded
-	order    []string
+	inFlight map[ledger.Address]*workerBudget // each worker's answers held (readWorker)
+	// budget is each worker's MaxWorkerInFlightBytes (tests lower it);
+	// onWait, when set, is called when a read waits for room (tests).
+	budget int64
+	onWait func(ledger.Address)
+	served map[string]Worker // receipt id -> worker, bounded
+	order  []string
 }
 
 type apiKey struct {
@@ -155,7 +159,7 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	s := &Server{o: o, hc: hc, log: o.Logger, mux: http.NewServeMux(),
 		disc:   &Discovery{Ledger: o.Ledger, Net: o.Net, HTTP: o.HTTPRegistration, Logger: o.Logger},
 		router: &Router{DownFor: o.DownFor}, payers: map[ledger.Address]payerMutex{}, served: map[string]Worker{},
-		inFlight: map[ledger.Address]int64{}}
+		inFlight: map[ledger.Address]*workerBudget{}, budget: MaxWorkerInFlightBytes}
 	for k, key := range o.Accounts {
 		if k == "" || key == nil {
 			return nil, errors.New("multigw: empty API key or account key")
@@ -920,6 +924,10 @@ func (s *Server) relayReceipt(w http.ResponseWriter, res *http.Response, wk Work
 		if !json.Valid(b) {
 			err = errors.New("its answer is not JSON")
 		}
+	}
+	if errors.Is(err, errNoRoom) {
+		writeNoRoom(w, wk, err, "the receipt is on the ledger once published")
+		return
 	}
 	if err != nil {
 		writeError(w, http.StatusBadGateway, "server_error", "worker_failed", fmt.Sprintf("worker %d: %v (the receipt is on the ledger once published)", wk.AgentID, err))
