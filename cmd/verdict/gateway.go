@@ -166,6 +166,7 @@ func cmdGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	downFor := fs.Duration("down-for", 15*time.Second, "with --node: how long a worker that failed is skipped")
 	maxFee := fs.Uint64("max-fee", 0, "with --node: refuse worker quotes above this fee (0: no limit)")
 	headerTimeout := fs.Duration("header-timeout", 5*time.Minute, "with --node: how long a paid worker may take to start its answer (a non-streamed answer starts when it is complete) before it is given up: the request goes to the next worker unless its escrow is on the ledger (then 504)")
+	bodyTimeout := fs.Duration("body-timeout", time.Minute, "with --node: how long a worker's non-streamed answer, or a receipt it serves, may take to arrive once its headers came (it is complete when they are sent), waiting for room among the worker's answers in flight included: past it the worker is marked down and the caller gets worker_failed (503 worker_busy when it only waited for room)")
 	allowPrivate := fs.Bool("allow-private-workers", false, "with --node: fetch registration files from, and forward requests to, workers at any address, loopback and private networks included (a testnet on one machine or a LAN; default: public addresses only, since any agent chooses its agentURI and endpoint)")
 	var lf ledgerFlags
 	lf.register(fs, "with --node: ")
@@ -200,9 +201,12 @@ func cmdGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		if err != nil {
 			return fmt.Errorf("gateway: --allow-worker-net: %w", err)
 		}
-		return multiGateway{node: *nodeAddr, addr: *addr, accounts: *accounts, noAuth: *noAuth, refresh: *refresh, downFor: *downFor,
-			maxFee: *maxFee, maxBody: *maxBody, headerTimeout: *headerTimeout, net: multigw.NetPolicy{AllowPrivate: *allowPrivate, Allow: nets},
-			ledger: lf, log: log}.run(ctx, stdout)
+		if *bodyTimeout <= 0 {
+			return fmt.Errorf("gateway: --body-timeout: want a positive duration, got %s", *bodyTimeout)
+		}
+		return runMultiGateway(ctx, multiGateway{node: *nodeAddr, addr: *addr, accounts: *accounts, noAuth: *noAuth, refresh: *refresh, downFor: *downFor,
+			maxFee: *maxFee, maxBody: *maxBody, headerTimeout: *headerTimeout, bodyTimeout: *bodyTimeout, net: multigw.NetPolicy{AllowPrivate: *allowPrivate, Allow: nets},
+			ledger: lf, log: log}, stdout)
 	}
 	if *allowPrivate || *allowNets != "" {
 		return errors.New("gateway: --allow-private-workers and --allow-worker-net need --node (a gateway with a local model connects to no worker)")

@@ -12,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/verdictnet/verdict/internal/multigw"
 )
 
 // syncBuffer is a bytes.Buffer safe for a writer and a reader goroutine.
@@ -132,6 +134,7 @@ func TestGatewayCommandErrors(t *testing.T) {
 		{[]string{"gateway", "--model", "x", "--no-auth", "--chain-id", "verdict-dev"}, "--max-tx-fee and --chain-id need --node"},
 		{[]string{"gateway", "--model", "x", "--no-auth", "--max-tx-fee", "5"}, "--max-tx-fee and --chain-id need --node"},
 		{[]string{"gateway", "--node", "tcp://127.0.0.1:1", "--no-auth", "--max-tx-fee", "0"}, "gateway: --max-tx-fee must be positive"},
+		{[]string{"gateway", "--node", "tcp://127.0.0.1:1", "--no-auth", "--body-timeout", "0s"}, "--body-timeout: want a positive duration, got 0s"},
 		// A local model's flags are refused with --node, not dropped.
 		{[]string{"gateway", "--node", "tcp://127.0.0.1:1", "--no-auth", "--metrics", "127.0.0.1:0", "--concurrency", "4"}, "--node serves the ledger's workers: --concurrency, --metrics belong to a gateway with a local model"},
 		{[]string{"gateway", "--node", "tcp://127.0.0.1:1", "--no-auth", "--public-receipts"}, "--public-receipts belong to a gateway with a local model"},
@@ -140,6 +143,32 @@ func TestGatewayCommandErrors(t *testing.T) {
 		code, _, stderr := verdict(tc.args...)
 		if code != 1 || !strings.Contains(stderr, tc.want) || strings.Count(strings.TrimSpace(stderr), "\n") != 0 {
 			t.Errorf("%v: exit %d, stderr %q, want %q", tc.args, code, stderr, tc.want)
+		}
+	}
+}
+
+// TestGatewayNodeTimeouts: --header-timeout and --body-timeout reach the
+// multigw options, with their defaults when not given.
+func TestGatewayNodeTimeouts(t *testing.T) {
+	defer func(f func(context.Context, multiGateway, io.Writer) error) { runMultiGateway = f }(runMultiGateway)
+	var got multigw.Options
+	runMultiGateway = func(_ context.Context, g multiGateway, _ io.Writer) error {
+		got = g.options(nil)
+		return nil
+	}
+	for _, tc := range []struct {
+		args         []string
+		header, body time.Duration
+	}{
+		{nil, 5 * time.Minute, time.Minute},
+		{[]string{"--header-timeout", "90s", "--body-timeout", "2m30s"}, 90 * time.Second, 150 * time.Second},
+	} {
+		args := append([]string{"gateway", "--node", "tcp://127.0.0.1:1", "--no-auth"}, tc.args...)
+		if code, _, stderr := verdict(args...); code != 0 {
+			t.Fatalf("%v: exit %d: %s", args, code, stderr)
+		}
+		if got.HeaderTimeout != tc.header || got.BodyTimeout != tc.body {
+			t.Errorf("%v: HeaderTimeout %v, BodyTimeout %v; want %v and %v", tc.args, got.HeaderTimeout, got.BodyTimeout, tc.header, tc.body)
 		}
 	}
 }

@@ -21,11 +21,21 @@ type multiGateway struct {
 	noAuth               bool
 	refresh, downFor     time.Duration
 	headerTimeout        time.Duration
+	bodyTimeout          time.Duration
 	maxFee               uint64
 	maxBody              int64
 	ledger               ledgerFlags
 	net                  multigw.NetPolicy
 	log                  *slog.Logger
+}
+
+// runMultiGateway runs g (tests replace it to see the flags' values).
+var runMultiGateway = func(ctx context.Context, g multiGateway, stdout io.Writer) error { return g.run(ctx, stdout) }
+
+// options are the multigw.Options of g's flags, reading the ledger at l.
+func (g multiGateway) options(l multigw.Ledger) multigw.Options {
+	return multigw.Options{Ledger: l, NoAuth: g.noAuth, Refresh: g.refresh, DownFor: g.downFor, MaxFee: g.maxFee, MaxBodyBytes: g.maxBody,
+		HeaderTimeout: g.headerTimeout, BodyTimeout: g.bodyTimeout, Net: g.net, Logger: g.log}
 }
 
 func (g multiGateway) run(ctx context.Context, stdout io.Writer) error {
@@ -36,8 +46,7 @@ func (g multiGateway) run(ctx context.Context, stdout io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("gateway: %w", err)
 	}
-	o := multigw.Options{Ledger: c, NoAuth: g.noAuth, Refresh: g.refresh, DownFor: g.downFor, MaxFee: g.maxFee, MaxBodyBytes: g.maxBody,
-		HeaderTimeout: g.headerTimeout, Net: g.net, Logger: g.log}
+	o := g.options(c)
 	if g.accounts != "" {
 		if o.Accounts, err = readAccounts(g.accounts); err != nil {
 			return fmt.Errorf("gateway: --accounts: %w", err)

@@ -202,7 +202,8 @@
 // non-streamed answer is read up to MaxResponseBytes (8 MiB: a longer
 // answer, with many logprobs, is to be streamed), a receipt it serves up
 // to MaxReceiptAnswerBytes (receipt.MaxSize and 4 KiB), each within
-// BodyTimeout (a minute) of its headers, and each line of its stream up
+// BodyTimeout (a minute, `verdict gateway --body-timeout`) of its
+// headers, and each line of its stream up
 // to MaxEventBytes (4 MiB), a stream that sends nothing for HeaderTimeout
 // being cut; the gateway asks workers for no encoding (Go's transparent
 // gzip inflated 64 KiB a worker sent into 64 MiB) and refuses an answer
