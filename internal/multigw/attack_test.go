@@ -828,3 +828,111 @@ func TestAttackAnswerNamingCost(t *testing.T) {
 		t.Errorf("one request of a %d-byte answer allocated %d bytes, want at most %d (the answer and 1 MiB)", len(answer), n, limit)
 	}
 }
+
+// TestAttackAnonymousRateFanout: a worker answering 429 to a quote
+// request (busy, with Retry-After) passed the request on to the next
+// worker, and every later request asked it again: a caller without an
+// API key, sending quote requests as fast as it liked, made the gateway
+// send each of them to every worker while all were busy (30 requests to
+// the workers for 10 of its own, each answered 503), so that Retry-After
+// held back neither the caller nor the gateway. Now a worker that answers
+// 429 is left out of every request for its Retry-After (at least a
+// second, at most DownFor); the request still goes to the next worker,
+// and when every worker is busy the gateway answers 429 itself, with the
+// Retry-After of the first to be free, asking none.
+func TestAttackAnonymousRateFanout(t *testing.T) {
+	l := newFakeLedger()
+	ws := []*fakeWorker{l.addWorker(t, "w1", 400, 1), l.addWorker(t, "w2", 300, 1), l.addWorker(t, "w3", 200, 1)}
+	var busy [3]atomic.Bool
+	var hits [3]atomic.Int32
+	for i, w := range ws {
+		h := w.srv.Config.Handler
+		w.srv.Config.Handler = http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == gateway.RegistrationPath {
+				h.ServeHTTP(rw, r)
+				return
+			}
+			hits[i].Add(1)
+			if busy[i].Load() {
+				io.Copy(io.Discard, r.Body)
+				rw.Header().Set("Retry-After", "5")
+				rw.Header().Set("Content-Type", "application/json")
+				rw.WriteHeader(http.StatusTooManyRequests)
+				io.WriteString(rw, `{"error":{"message":"busy; retry later","type":"requests","code":"rate_limit_exceeded"}}`)
+				return
+			}
+			h.ServeHTTP(rw, r)
+		})
+	}
+	k, err := keys.Generate(t.TempDir() + "/payer.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var clock atomic.Int64
+	clock.Store(time.Unix(1000, 0).UnixNano())
+	srv, err := New(context.Background(), Options{Ledger: l, Accounts: map[string]*keys.Key{"sk": k}, Net: testNet, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.router.Now = func() time.Time { return time.Unix(0, clock.Load()) }
+	gw := httptest.NewServer(srv)
+	t.Cleanup(gw.Close)
+	quote := func() (*http.Response, []byte) {
+		req, _ := http.NewRequest(http.MethodPost, gw.URL+"/v1/completions", strings.NewReader(`{"model":"tiny","prompt":"hi","max_tokens":4}`))
+		req.Header.Set("Content-Type", "application/json")
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return res, b
+	}
+	total := func() (n int32) {
+		for i := range hits {
+			n += hits[i].Swap(0)
+		}
+		return n
+	}
+
+	// One worker busy: the others quote every request; it is asked once.
+	busy[0].Store(true)
+	for i := range 10 {
+		if res, b := quote(); res.StatusCode != http.StatusPaymentRequired || res.Header.Get(HeaderWorker) == ws[0].addr.String() {
+			t.Fatalf("request %d: status %d from %s: %s", i, res.StatusCode, res.Header.Get(HeaderWorker), b)
+		}
+	}
+	if n := hits[0].Load(); n != 1 {
+		t.Errorf("the busy worker was asked %d times for 10 requests within its Retry-After, want once", n)
+	}
+	total()
+
+	// All busy: 10 requests ask each worker once, and get 429 with
+	// Retry-After from the gateway.
+	clock.Add(int64(6 * time.Second))
+	for i := range busy {
+		busy[i].Store(true)
+	}
+	for i := range 10 {
+		res, b := quote()
+		ra, _ := strconv.Atoi(res.Header.Get("Retry-After"))
+		if res.StatusCode != http.StatusTooManyRequests || ra < 1 || ra > 5 || !strings.Contains(string(b), `"code":"`+codeRateLimit+`"`) {
+			t.Fatalf("request %d with every worker busy: status %d, Retry-After %q: %s", i, res.StatusCode, res.Header.Get("Retry-After"), b)
+		}
+	}
+	if n := total(); n != int32(len(ws)) {
+		t.Errorf("10 requests with every worker busy made %d requests to the %d workers, want one each", n, len(ws))
+	}
+	for _, w := range ws {
+		if srv.router.IsDown(w.addr) {
+			t.Errorf("worker %d marked down for being busy", w.id)
+		}
+	}
+
+	// Past their Retry-After they are asked again.
+	clock.Add(int64(6 * time.Second))
+	busy[1].Store(false)
+	if res, b := quote(); res.StatusCode != http.StatusPaymentRequired || res.Header.Get(HeaderWorker) != ws[1].addr.String() {
+		t.Fatalf("after the Retry-After: status %d from %s: %s", res.StatusCode, res.Header.Get(HeaderWorker), b)
+	}
+}

@@ -111,11 +111,17 @@
 // never relayed as the answer: a 2xx (a worker run with --no-auth, or one
 // serving text of its own making, backed by no escrow and no receipt,
 // audited by no one) is the worker's failure, marked down, and the
-// request goes to the next worker; a 401 too, a 429 likewise but not
-// marked down; another 4xx passes the request on as well, and is
-// relayed only when every worker refused it (a bad request, refused
-// alike by all), a worker that refused a request another then quoted
-// being marked down (TestAttackUnpaidAnswer). The worker submits the
+// request goes to the next worker; a 401 too; a 429 (the worker busy)
+// likewise, the worker not marked down but left out of every request for
+// its Retry-After (at least a second, at most DownFor), and when every
+// worker is so busy the gateway answers 429 rate_limit_exceeded itself,
+// with the Retry-After of the first to be free, asking none (asked again
+// by every request, busy workers made one caller's requests, as fast as
+// it sent them, as many times more as there are workers:
+// TestAttackAnonymousRateFanout); another 4xx passes the request on as
+// well, and is relayed only when every worker refused it (a bad
+// request, refused alike by all), a worker that refused a request
+// another then quoted being marked down (TestAttackUnpaidAnswer). The worker submits the
 // escrow, generates and publishes its receipt against it; the ledger
 // charges the tokens the receipt holds and returns the rest to the caller.
 // The gateway never holds a worker's key and a worker cannot charge without

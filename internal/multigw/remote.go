@@ -83,10 +83,12 @@ const (
 
 // errDown is a worker that failed before answering: the request may go
 // to another worker. skip: the worker is not marked down (it is busy, or
-// its quote is above MaxFee).
+// its quote is above MaxFee). busy: the worker refused with a 429, to be
+// left out of every request for that long (Router.MarkBusy).
 type errDown struct {
 	err  error
 	skip bool
+	busy time.Duration
 }
 
 func (e *errDown) Error() string { return e.err.Error() }
@@ -378,8 +380,10 @@ func (e *errRefused) response() *http.Response {
 func (s *Server) unpaid(w Worker, res *http.Response) error {
 	defer res.Body.Close()
 	switch st := res.StatusCode; {
-	case st == http.StatusTooManyRequests || st == http.StatusUnauthorized:
-		return &errDown{err: fmt.Errorf("worker %d: status %d to a request without payment", w.AgentID, st), skip: st == http.StatusTooManyRequests}
+	case st == http.StatusTooManyRequests:
+		return &errDown{err: fmt.Errorf("worker %d: status %d to a request without payment", w.AgentID, st), skip: true, busy: retryAfter(res.Header)}
+	case st == http.StatusUnauthorized:
+		return down("worker %d: status %d to a request without payment", w.AgentID, st)
 	case st >= 400 && st < 500:
 		b, release, err := s.readWorker(res, w, MaxRefusalBytes)
 		if errors.Is(err, errNoRoom) {
@@ -392,6 +396,19 @@ func (s *Server) unpaid(w Worker, res *http.Response) error {
 		return &errRefused{w: w, status: st, header: res.Header.Clone(), body: b}
 	}
 	return down("worker %d answered a request it was not paid for (status %d) instead of quoting it: an answer no escrow and no receipt backs is not relayed", w.AgentID, res.StatusCode)
+}
+
+// retryAfter is a response's Retry-After (seconds, or a date), or
+// gateway.RetryAfterBusy seconds when it has none the gateway can read.
+func retryAfter(h http.Header) time.Duration {
+	v := strings.TrimSpace(h.Get("Retry-After"))
+	if n, err := strconv.ParseUint(v, 10, 32); err == nil {
+		return time.Duration(n) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		return time.Until(t)
+	}
+	return gateway.RetryAfterBusy * time.Second
 }
 
 // quote asks w for the x402 quote of the request: the "upto" entry of its

@@ -24,6 +24,7 @@ type Router struct {
 	mu      sync.Mutex
 	current map[string]map[ledger.Address]float64 // model id -> counters
 	down    map[ledger.Address]time.Time          // until
+	busy    map[ledger.Address]time.Time          // until (MarkBusy)
 }
 
 func (r *Router) now() time.Time {
@@ -36,14 +37,22 @@ func (r *Router) now() time.Time {
 // Order returns the workers to try for one request, in order: the one the
 // round-robin chooses among the ranked workers that are not down, then the
 // others not down, best ranked first, then those down, best ranked first
-// (a request is tried on a worker marked down rather than refused).
-// ranked must be as gateway.Rank orders it, all serving model.
+// (a request is tried on a worker marked down rather than refused). A
+// worker marked busy is left out until then: it asked not to be asked
+// before (MarkBusy). ranked must be as gateway.Rank orders it, all
+// serving model.
 func (r *Router) Order(model ledger.Hash, ranked []Worker) []Worker {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	now := r.now()
 	var up, down []Worker
 	for _, w := range ranked {
+		if until, ok := r.busy[w.Address]; ok {
+			if now.Before(until) {
+				continue
+			}
+			delete(r.busy, w.Address)
+		}
 		if until, ok := r.down[w.Address]; ok && now.Before(until) {
 			down = append(down, w)
 			continue
@@ -101,6 +110,40 @@ func (r *Router) MarkDown(a ledger.Address) {
 		d = DefaultDownFor
 	}
 	r.down[a] = r.now().Add(d)
+}
+
+// MarkBusy leaves worker a out of every request for d, as its 429's
+// Retry-After asked: at least a second, at most DownFor.
+func (r *Router) MarkBusy(a ledger.Address, d time.Duration) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.busy == nil {
+		r.busy = map[ledger.Address]time.Time{}
+	}
+	most := r.DownFor
+	if most <= 0 {
+		most = DefaultDownFor
+	}
+	r.busy[a] = r.now().Add(min(max(d, time.Second), most))
+}
+
+// BusyFor returns how long until the first of ranked is no longer busy;
+// 0 when one of them is not busy now.
+func (r *Router) BusyFor(ranked []Worker) time.Duration {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	now := r.now()
+	var first time.Duration
+	for i, w := range ranked {
+		until, ok := r.busy[w.Address]
+		if !ok || !now.Before(until) {
+			return 0
+		}
+		if d := until.Sub(now); i == 0 || d < first {
+			first = d
+		}
+	}
+	return first
 }
 
 // IsDown reports whether a is marked down now.

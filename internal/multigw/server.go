@@ -423,11 +423,30 @@ func (s *Server) complete(w http.ResponseWriter, r *http.Request, path string) {
 	s.finish(w, res, wk)
 }
 
-// routeError is a request no worker served, as the caller sees it.
+// routeError is a request no worker served, as the caller sees it;
+// retryAfter (seconds, 0: none) is sent as Retry-After.
 type routeError struct {
-	status    int
-	typ, code string
-	msg       string
+	status     int
+	typ, code  string
+	msg        string
+	retryAfter int
+}
+
+// codeRateLimit is the error code of a request every worker refused as
+// busy (429): the one they send.
+const codeRateLimit = "rate_limit_exceeded"
+
+// busyError is the answer to a request whose workers are all busy (they
+// answered 429, now or within their Retry-After): a 429 whose
+// Retry-After is the time until the first of them may be asked again.
+func (s *Server) busyError(model string, ranked []Worker, last error) *routeError {
+	d := s.router.BusyFor(ranked)
+	secs := int((d + time.Second - 1) / time.Second)
+	msg := fmt.Sprintf("every worker serving %q is busy: retry in %d s", trunc(model, 80), max(secs, 1))
+	if last != nil {
+		msg += fmt.Sprintf(" (the last: %v)", last)
+	}
+	return &routeError{http.StatusTooManyRequests, "requests", codeRateLimit, msg, max(secs, 1)}
 }
 
 func (e *routeError) Error() string { return e.msg }
@@ -447,6 +466,9 @@ func writeRouteError(w http.ResponseWriter, err error) {
 		}
 		writeError(w, status, "server_error", code, h.Error())
 	case errors.As(err, &re):
+		if re.retryAfter > 0 {
+			w.Header().Set("Retry-After", strconv.Itoa(re.retryAfter))
+		}
 		writeError(w, re.status, re.typ, re.code, re.msg)
 	default:
 		writeError(w, http.StatusInternalServerError, "server_error", "internal_error", err.Error())
@@ -472,6 +494,7 @@ func (s *Server) route(ctx context.Context, id ledger.Hash, ranked []Worker, pat
 	}
 	var last error
 	var refused refusals
+	busy := true // every worker tried refused as busy (or none was: all are)
 	for _, wk := range s.router.Order(id, ranked) {
 		res, err := s.attempt(ctx, wk, path, body, p)
 		if err == nil {
@@ -487,14 +510,11 @@ func (s *Server) route(ctx context.Context, id ledger.Hash, ranked []Worker, pat
 			s.router.MarkDown(wk.Address)
 		case errors.As(err, &rf):
 			refused = append(refused, rf)
-			last = err
+			last, busy = err, false
 			continue
 		case errors.As(err, &d):
-			if !d.skip {
-				s.log.Warn("worker failed, trying the next", "agent", wk.AgentID, "err", err)
-				s.router.MarkDown(wk.Address)
-			}
-			last = err
+			s.failed(wk, d)
+			last, busy = err, busy && d.busy > 0
 			continue
 		}
 		return nil, wk, err
@@ -502,7 +522,27 @@ func (s *Server) route(ctx context.Context, id ledger.Hash, ranked []Worker, pat
 	if len(refused) > 0 {
 		return refused[0].response(), refused[0].w, nil
 	}
-	return nil, Worker{}, &routeError{http.StatusServiceUnavailable, "server_error", "no_worker_available", fmt.Sprintf("no worker serving %q took the request; the last: %v", trunc(model, 80), last)}
+	if busy {
+		return nil, Worker{}, s.busyError(model, ranked, last)
+	}
+	return nil, Worker{}, &routeError{status: http.StatusServiceUnavailable, typ: "server_error", code: "no_worker_available", msg: fmt.Sprintf("no worker serving %q took the request; the last: %v", trunc(model, 80), last)}
+}
+
+// failed marks down a worker that failed before answering (errDown), or
+// busy one that refused with a 429, so that it is not asked again until
+// its Retry-After: every request failing over past a busy worker asked
+// it again, as many times as requests came (a caller that sent requests
+// as fast as it liked made the gateway send each to every worker, while
+// all were busy: TestAttackAnonymousRateFanout).
+func (s *Server) failed(wk Worker, d *errDown) {
+	switch {
+	case d.busy > 0:
+		s.log.Info("worker busy, trying the next", "agent", wk.AgentID, "for", d.busy)
+		s.router.MarkBusy(wk.Address, d.busy)
+	case !d.skip:
+		s.log.Warn("worker failed, trying the next", "agent", wk.AgentID, "err", d)
+		s.router.MarkDown(wk.Address)
+	}
 }
 
 // refusals are the workers that refused one request unpaid (errRefused).
@@ -766,6 +806,7 @@ func (s *Server) routeX402(ctx context.Context, id ledger.Hash, ranked []Worker,
 	if sig == "" {
 		var last error
 		var refused refusals
+		busy := true // as in route
 		for _, wk := range s.router.Order(id, ranked) {
 			res, err := s.post(ctx, wk, path, body, nil)
 			if err == nil {
@@ -780,10 +821,10 @@ func (s *Server) routeX402(ctx context.Context, id ledger.Hash, ranked []Worker,
 			switch {
 			case errors.As(err, &rf):
 				refused = append(refused, rf)
+				busy = false
 			case errors.As(err, &d):
-				if !d.skip {
-					s.router.MarkDown(wk.Address)
-				}
+				s.failed(wk, d)
+				busy = busy && d.busy > 0
 			default:
 				return nil, wk, err
 			}
@@ -792,22 +833,25 @@ func (s *Server) routeX402(ctx context.Context, id ledger.Hash, ranked []Worker,
 		if len(refused) > 0 {
 			return refused[0].response(), refused[0].w, nil
 		}
-		return nil, Worker{}, &routeError{http.StatusServiceUnavailable, "server_error", "no_worker_available", fmt.Sprintf("every worker failed: %v", last)}
+		if busy {
+			return nil, Worker{}, s.busyError(id.String(), ranked, last)
+		}
+		return nil, Worker{}, &routeError{status: http.StatusServiceUnavailable, typ: "server_error", code: "no_worker_available", msg: fmt.Sprintf("every worker failed: %v", last)}
 	}
 	var p gateway.PaymentPayload
 	if err := decodeB64JSON(sig, &p); err != nil {
-		return nil, Worker{}, &routeError{http.StatusBadRequest, "invalid_request_error", "invalid_payload", fmt.Sprintf("%s: %v", gateway.HeaderPaymentSignature, err)}
+		return nil, Worker{}, &routeError{http.StatusBadRequest, "invalid_request_error", "invalid_payload", fmt.Sprintf("%s: %v", gateway.HeaderPaymentSignature, err), 0}
 	}
 	for _, wk := range ranked {
 		if wk.Address.String() == p.Accepted.PayTo {
 			res, err := s.post(ctx, wk, path, body, http.Header{gateway.HeaderPaymentSignature: {sig}})
 			if err != nil {
-				return nil, wk, &routeError{http.StatusBadGateway, "server_error", "worker_failed", fmt.Sprintf("the worker this payment pays failed: %v (its escrow, if submitted, returns to you at its deadline)", err)}
+				return nil, wk, &routeError{http.StatusBadGateway, "server_error", "worker_failed", fmt.Sprintf("the worker this payment pays failed: %v (its escrow, if submitted, returns to you at its deadline)", err), 0}
 			}
 			return res, wk, nil
 		}
 	}
-	return nil, Worker{}, &routeError{http.StatusBadRequest, "invalid_request_error", "unknown_worker", fmt.Sprintf("the payment pays %q, which is not an eligible worker serving this model: ask for a new quote", trunc(p.Accepted.PayTo, 80))}
+	return nil, Worker{}, &routeError{http.StatusBadRequest, "invalid_request_error", "unknown_worker", fmt.Sprintf("the payment pays %q, which is not an eligible worker serving this model: ask for a new quote", trunc(p.Accepted.PayTo, 80)), 0}
 }
 
 // models lists the models some eligible worker serves.
