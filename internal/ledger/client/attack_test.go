@@ -73,6 +73,8 @@ func (n *hostileNode) answer(req rpctypes.RPCRequest) rpctypes.RPCResponse {
 		switch {
 		case p.Path == "fee":
 			v, _ = json.Marshal(ledger.FeeEstimate{RequiredFee: n.fee})
+		case p.Path == "chain":
+			v, _ = json.Marshal(ledger.ChainInfo{ChainID: n.chain, Height: 1})
 		case len(p.Path) > 8 && p.Path[:8] == "account/":
 			v, _ = json.Marshal(ledger.Account{Balance: 1_000_000, Nonce: 7})
 		default:
@@ -272,10 +274,11 @@ func TestAttackNodeWrongChain(t *testing.T) {
 			_, sendErr := s.Send(ctx, &ledger.MsgSend{To: ledger.Address{1}, Amount: 5})
 			_, batchErrs := s.SendBatch(ctx, []ledger.Msg{&ledger.MsgSend{To: ledger.Address{1}, Amount: 5}}, nil)
 			chain, chainErr := c.ChainID(ctx)
+			info, infoErr := c.Chain(ctx) // the state's chain id (multigw checks quotes against it)
 			sent := node.broadcast()
 			if tc.ok {
-				if sendErr != nil || batchErrs[0] != nil || chainErr != nil || chain != tc.node {
-					t.Fatalf("Send %v, SendBatch %v, ChainID %q %v", sendErr, batchErrs[0], chain, chainErr)
+				if sendErr != nil || batchErrs[0] != nil || chainErr != nil || chain != tc.node || infoErr != nil || info.ChainID != tc.node {
+					t.Fatalf("Send %v, SendBatch %v, ChainID %q %v, Chain %+v %v", sendErr, batchErrs[0], chain, chainErr, info, infoErr)
 				}
 				for _, tx := range sent {
 					if tx.ChainID != tc.node {
@@ -284,7 +287,11 @@ func TestAttackNodeWrongChain(t *testing.T) {
 				}
 				return
 			}
-			for _, err := range []error{sendErr, batchErrs[0], chainErr} {
+			errs := []error{sendErr, batchErrs[0], chainErr}
+			if tc.pin != "" {
+				errs = append(errs, infoErr)
+			}
+			for _, err := range errs {
 				var we *WrongChainError
 				if tc.pin != "" && (!errors.Is(err, ErrWrongChain) || !errors.As(err, &we) || we.Got != tc.node || we.Want != tc.pin) {
 					t.Errorf("err %v, want a WrongChainError", err)

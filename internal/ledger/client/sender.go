@@ -216,10 +216,19 @@ func (c *Client) Params(ctx context.Context) (ledger.Params, error) {
 	return p, err
 }
 
-// Chain returns the last block the state has applied (its height and time).
+// Chain returns the last block the state has applied (its height and time)
+// and the chain id the state names. A client pinned to a chain id
+// (Options.ChainID) returns a *WrongChainError when the state names
+// another: multigw checks workers' quotes and registrations against it.
 func (c *Client) Chain(ctx context.Context) (ledger.ChainInfo, error) {
 	ch, _, err := get[ledger.ChainInfo](ctx, c, "chain")
-	return ch, err
+	if err != nil {
+		return ch, err
+	}
+	if c.o.ChainID != "" && ch.ChainID != c.o.ChainID {
+		return ledger.ChainInfo{}, &WrongChainError{Want: c.o.ChainID, Got: ch.ChainID}
+	}
+	return ch, nil
 }
 
 // Model returns a registered model (found false: not registered).
