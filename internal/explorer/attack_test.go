@@ -3,6 +3,7 @@ package explorer
 import (
 	"bufio"
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -301,5 +302,61 @@ func TestAttackEventStreams(t *testing.T) {
 			t.Fatalf("a stream closed made no room: %d", resp.StatusCode)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// addModels registers n models at the next block, all by the attacker
+// (a ledger fee each on a real chain).
+func (w *world) addModels(n int) {
+	var reg []client.Event
+	for i := range n {
+		id := ledger.Hash(sha256.Sum256([]byte(fmt.Sprint("flood model ", i))))
+		w.l.models[id] = ledger.Model{ModelID: id, Name: fmt.Sprint("flood ", i), SpecVersion: 2}
+		reg = append(reg, ev(ledger.EventModelRegistered, ledger.AttrModelID, id.String(), ledger.AttrRegistrant, addr("attacker").String()))
+	}
+	w.block(reg...)
+}
+
+// TestAttackModelsFlood: with 3000 models registered by an attacker, the
+// models page lists 100 a page, in the order they were registered (the
+// chain's own model first), asking the node for the validators and the
+// page's models alone; at a later block with no model event, for the
+// validators alone. It drew every model, reading each of them once: 3000
+// rows of markup at every block, for every open browser.
+func TestAttackModelsFlood(t *testing.T) {
+	w := newWorld(t)
+	w.addModels(3000)
+	ts := w.server(t, false)
+	first := w.queries(func() {
+		code, _, body := get(t, ts.URL+"/explorer/models")
+		if code != http.StatusOK {
+			t.Fatalf("models: %d\n%s", code, body)
+		}
+		if n := strings.Count(body, "<tr data-model="); n != modelsPerPage {
+			t.Errorf("page 1 has %d rows, want %d", n, modelsPerPage)
+		}
+		for _, want := range []string{`Models 1 to 100 of 3001 (page 1 of 31)`, `href="/explorer/models?page=2" rel="next"`,
+			`href="/explorer/models?page=31" rel="last"`, `<tr data-model="` + w.modelID.String()} {
+			if !strings.Contains(body, want) {
+				t.Errorf("page 1 lacks %q", want)
+			}
+		}
+	})
+	if first > 1+modelsPerPage {
+		t.Errorf("the first drawing made %d queries, want at most %d (the validators, the page's models)", first, 1+modelsPerPage)
+	}
+	_, _, last := get(t, ts.URL+"/explorer/models?page=31")
+	if n := strings.Count(last, "<tr data-model="); n != 1 || !strings.Contains(last, `rel="prev"`) || strings.Contains(last, `rel="next"`) ||
+		!strings.Contains(last, `data-field="name">flood 2999<`) {
+		t.Errorf("page 31 has %d rows (want 1, the last model registered) or wrong links", n)
+	}
+	for _, p := range []string{"32", "0", "-1", "x", "99999999999999999999"} {
+		if code, _, _ := get(t, ts.URL+"/explorer/models?page="+p); code != http.StatusNotFound {
+			t.Errorf("page %s: %d, want 404", p, code)
+		}
+	}
+	w.block()
+	if n := w.queries(func() { get(t, ts.URL+"/explorer/models") }); n != 1 {
+		t.Errorf("a block with no event: the models page made %d queries, want 1 (the validators)", n)
 	}
 }

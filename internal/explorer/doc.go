@@ -4,7 +4,8 @@
 //
 //	GET /explorer/                    overview: height, block time, validators,
 //	                                  receipts per second, audits, open disputes
-//	GET /explorer/models              models and the voting power attesting them
+//	GET /explorer/models[?page=N]     models in the order registered, 100 a
+//	                                  page, and the voting power attesting them
 //	GET /explorer/workers[?page=N]    workers by stake, 100 a page: agent, stake,
 //	                                  reputation, receipts, audits answered,
 //	                                  disputes won and lost, jail

@@ -622,3 +622,21 @@ func faultWords(worker, challenger, void dispute.Fault) string {
 	}
 	return strings.Join(clauses, "; ")
 }
+
+// modelList returns at most n models from the from'th (from 0), in the
+// order they were registered, with their receipt counts, and the number
+// of models registered.
+func (x *Index) modelList(from, n int) ([]ledger.Hash, []uint64, int) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	total := len(x.models)
+	if from >= total {
+		return nil, nil, total
+	}
+	ids := slices.Clone(x.models[from:min(from+n, total)])
+	counts := make([]uint64, len(ids))
+	for i, id := range ids {
+		counts[i] = x.modelN[id]
+	}
+	return ids, counts, total
+}

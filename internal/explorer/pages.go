@@ -148,20 +148,41 @@ type modelRow struct {
 	Held        bool // this explorer holds the model (decodes its text)
 }
 
+// modelsPerPage is the number of rows on a page of the models list.
+const modelsPerPage = 100
+
+// modelsPage is one page of the models list, by registration.
+type modelsPage struct {
+	paging
+	Models     []modelRow
+	TotalPower int64
+}
+
+// models lists the registered models in the order they were registered,
+// a page of modelsPerPage at a time (?page=N): registering one costs a
+// fee, and a page lists a hundred of them however many there are. The
+// list comes from the index; the ledger is asked for the validators and
+// the page's model records that changed since they were last read.
 func (e *Explorer) models(r *http.Request) (string, any, error) {
+	page, err := pageNumber(r)
+	if err != nil {
+		return "", nil, err
+	}
+	ids, counts, total := e.o.Index.modelList((page-1)*modelsPerPage, modelsPerPage)
+	p := modelsPage{paging: newPaging("models", "Models", page, total, modelsPerPage)}
+	if page > p.Pages {
+		return "", nil, notFound("There is no page %d of models: %d pages.", page, p.Pages)
+	}
 	vals, err := e.o.Ledger.Validators(r.Context())
 	if err != nil {
 		return "", nil, nodeError(err)
 	}
 	power := map[ledger.Address]int64{}
-	var total int64
 	for _, v := range vals {
 		power[v.PubKey] = v.Power
-		total += v.Power
+		p.TotalPower += v.Power
 	}
-	s := e.o.Index.snapshot()
-	var rows []modelRow
-	for _, id := range s.Models {
+	for i, id := range ids {
 		m, found, err := e.model(r.Context(), id)
 		if err != nil {
 			return "", nil, nodeError(err)
@@ -169,17 +190,56 @@ func (e *Explorer) models(r *http.Request) (string, any, error) {
 		if !found {
 			continue
 		}
-		row := modelRow{ID: id, Name: m.Name, SpecVersion: m.SpecVersion, Active: m.Active, Attesters: len(m.Attesters), Receipts: s.ModelN[id], Held: e.o.Models[id] != nil}
+		row := modelRow{ID: id, Name: m.Name, SpecVersion: m.SpecVersion, Active: m.Active, Attesters: len(m.Attesters), Receipts: counts[i], Held: e.o.Models[id] != nil}
 		for _, a := range m.Attesters {
 			row.Attested += power[a]
 		}
-		row.Share = percent(uint64(row.Attested), uint64(total))
-		rows = append(rows, row)
+		row.Share = percent(uint64(row.Attested), uint64(p.TotalPower))
+		p.Models = append(p.Models, row)
 	}
-	return "Models", struct {
-		Models     []modelRow
-		TotalPower int64
-	}{rows, total}, nil
+	return p.title(), p, nil
+}
+
+// paging is where a page of a long list stands, for the pager.
+type paging struct {
+	List  string // the list's path under the prefix: "workers", "models"
+	Name  string // its name: "Workers", "Models"
+	Total int    // rows on all the pages
+	Page  int    // from 1
+	Pages int
+	First int // the rank of the page's first row, from 1
+	Last  int
+}
+
+func newPaging(list, name string, page, total, per int) paging {
+	p := paging{List: list, Name: name, Total: total, Page: page, Pages: max(1, (total+per-1)/per)}
+	if page <= p.Pages {
+		p.First, p.Last = (page-1)*per+1, min(page*per, total)
+	}
+	return p
+}
+
+// title is the page's title: the list's name, and the page when there
+// are several.
+func (p paging) title() string {
+	if p.Pages > 1 {
+		return fmt.Sprintf("%s, page %d of %d", p.Name, p.Page, p.Pages)
+	}
+	return p.Name
+}
+
+// pageNumber reads ?page=N (default 1); anything but a page number is a
+// 404 page.
+func pageNumber(r *http.Request) (int, error) {
+	v := r.URL.Query().Get("page")
+	if v == "" {
+		return 1, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 {
+		return 0, notFound("%q is not a page number.", v)
+	}
+	return n, nil
 }
 
 type workerRow struct {
@@ -220,12 +280,8 @@ const workersPerPage = 100
 
 // workersPage is one page of the workers list, by stake.
 type workersPage struct {
+	paging
 	Workers []workerRow
-	Total   int // rows on all the pages
-	Page    int // from 1
-	Pages   int
-	First   int // the rank of the page's first row, from 1
-	Last    int
 }
 
 // workers lists the accounts that published, bonded or own an agent, by
@@ -235,13 +291,9 @@ type workersPage struct {
 // last read (all of them once, on the first drawing), and the names and
 // summaries of the page's agents that changed.
 func (e *Explorer) workers(r *http.Request) (string, any, error) {
-	page := 1
-	if v := r.URL.Query().Get("page"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 {
-			return "", nil, notFound("%q is not a page number.", v)
-		}
-		page = n
+	page, err := pageNumber(r)
+	if err != nil {
+		return "", nil, err
 	}
 	ctx := r.Context()
 	height, err := e.o.Ledger.Height(ctx)
@@ -267,12 +319,11 @@ func (e *Explorer) workers(r *http.Request) (string, any, error) {
 		}
 		return slices.Compare(a.Address[:], b.Address[:])
 	})
-	p := workersPage{Total: len(rows), Page: page, Pages: max(1, (len(rows)+workersPerPage-1)/workersPerPage)}
+	p := workersPage{paging: newPaging("workers", "Workers", page, len(rows), workersPerPage)}
 	if page > p.Pages {
 		return "", nil, notFound("There is no page %d of workers: %d pages.", page, p.Pages)
 	}
-	from, to := (page-1)*workersPerPage, min(page*workersPerPage, len(rows))
-	p.Workers, p.First, p.Last = rows[from:to], from+1, to
+	p.Workers = rows[(page-1)*workersPerPage : min(page*workersPerPage, len(rows))]
 	shown := map[ledger.Address]*agentInfo{}
 	for _, iw := range list {
 		shown[iw.Address] = iw.Shown
@@ -285,11 +336,7 @@ func (e *Explorer) workers(r *http.Request) (string, any, error) {
 			w.Reputation, w.Feedback, w.Validation = rep.Rep, rep.Feedback, rep.Validation
 		}
 	}
-	title := "Workers"
-	if p.Pages > 1 {
-		title = fmt.Sprintf("Workers, page %d of %d", page, p.Pages)
-	}
-	return title, p, nil
+	return p.title(), p, nil
 }
 
 // tokenizers builds each held model's tokenizer once.

@@ -121,7 +121,7 @@ func New(o Options) (*Explorer, error) {
 	}
 	p := o.Prefix
 	e.mux.HandleFunc("GET "+p+"{$}", e.page("overview", e.overview))
-	e.mux.HandleFunc("GET "+p+"models", e.page("models", e.models))
+	e.mux.HandleFunc("GET "+p+"models", e.page("models", e.models, "page"))
 	e.mux.HandleFunc("GET "+p+"workers", e.page("workers", e.workers, "page"))
 	e.mux.HandleFunc("GET "+p+"receipt/{id}", e.page("receipt", e.receipt))
 	e.mux.HandleFunc("GET "+p+"receipt/{id}/json", e.receiptJSON)
