@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -358,5 +359,72 @@ func TestAttackModelsFlood(t *testing.T) {
 	w.block()
 	if n := w.queries(func() { get(t, ts.URL+"/explorer/models") }); n != 1 {
 		t.Errorf("a block with no event: the models page made %d queries, want 1 (the validators)", n)
+	}
+}
+
+// TestAttackBusyAccount: the page of an account with many receipts (the
+// attacker pays for 60 small ones) lists 50, asking the node for each
+// one's status once: in the same block the page costs nothing, at a
+// later block the account's four reads (account, stake, height,
+// validators) and then only the status of a receipt an event changed;
+// the overview likewise reads the chain and the validators alone. They
+// read every listed status at every block: a busy account's page, open
+// in a browser or fetched in a loop, made the worker's node answer 54
+// queries per block.
+func TestAttackBusyAccount(t *testing.T) {
+	w := newWorld(t)
+	ts := w.server(t, false)
+	busy, wk := addr("busy"), addr("worker")
+	var evs []client.Event
+	var ids []ledger.Hash
+	for i := range 60 {
+		id := ledger.Hash(sha256.Sum256([]byte(fmt.Sprint("busy receipt ", i))))
+		escrow := ledger.Hash(sha256.Sum256([]byte(fmt.Sprint("busy escrow ", i))))
+		ids = append(ids, id)
+		w.l.receipts[id] = ledger.ReceiptRecord{ReceiptID: id, Worker: wk, ModelID: w.modelID, Status: ledger.StatusPublished}
+		evs = append(evs, escrowOpened(escrow, busy, wk, w.modelID),
+			ev(ledger.EventReceiptPublished, ledger.AttrReceiptID, id.String(), ledger.AttrEscrowID, escrow.String(), ledger.AttrWorker, wk.String(),
+				ledger.AttrModelID, w.modelID.String(), ledger.AttrWindowEnd, "100"))
+	}
+	w.block(evs...)
+	path := ts.URL + "/explorer/account/" + busy.String()
+	first := w.queries(func() {
+		code, _, body := get(t, path)
+		if code != http.StatusOK {
+			t.Fatalf("the busy account: %d\n%s", code, body)
+		}
+		if n := strings.Count(body, "<tr data-receipt="); n != 50 {
+			t.Errorf("%d receipts listed, want 50", n)
+		}
+	})
+	t.Logf("first drawing: %d queries", first)
+	for i := range 3 {
+		if n := w.queries(func() { get(t, path) }); n != 0 {
+			t.Errorf("view %d in the same block: %d queries, want 0", i+2, n)
+		}
+	}
+	get(t, ts.URL+"/explorer/") // the overview's 20 statuses, read once
+	w.block()
+	if n := w.queries(func() { get(t, path) }); n != 4 {
+		t.Errorf("a block with no event: the busy account's page made %d queries, want 4 (account, stake, height, validators)", n)
+	}
+	if n := w.queries(func() { get(t, ts.URL+"/explorer/") }); n != 2 {
+		t.Errorf("a block with no event: the overview made %d queries, want 2 (chain, validators)", n)
+	}
+	// The newest receipt is paid out: its status alone is read again.
+	last := ids[len(ids)-1]
+	rec := w.l.receipts[last]
+	rec.Status = ledger.StatusFinal
+	w.l.receipts[last] = rec
+	w.block(ev(ledger.EventReceiptFinal, ledger.AttrReceiptID, last.String(), ledger.AttrWorker, wk.String(), ledger.AttrFee, "10", ledger.AttrProtocolFee, "0"))
+	n := w.queries(func() {
+		_, _, body := get(t, path)
+		row := regexp.MustCompile(`<tr data-receipt="` + last.String() + `">.*?</tr>`).FindString(body)
+		if !strings.Contains(row, `data-status="final"`) {
+			t.Errorf("the receipt paid out is not shown final: %q", row)
+		}
+	})
+	if n != 5 {
+		t.Errorf("a receipt paid out: the busy account's page made %d queries, want 5 (the four, its status)", n)
 	}
 }

@@ -263,3 +263,25 @@ func (e *Explorer) model(ctx context.Context, id ledger.Hash) (ledger.Model, boo
 	keep(e.reads, e.reads.models, id, modelRead{m: m, found: found}, at)
 	return m, found, nil
 }
+
+// receiptStatus returns the status a receipt the index lists shows
+// (ReceiptRecord.Shown; "" when the ledger cannot say). The index keeps
+// it until the receipt's next step: the account page lists 50 receipts
+// and the overview 20, and drawing them at every block asked the node
+// for each of them every time.
+func (e *Explorer) receiptStatus(ctx context.Context, ri receiptInfo) string {
+	if ri.ShownAt > 0 && ri.ShownAt >= ri.Changed {
+		return ri.Shown
+	}
+	at, _ := e.o.Index.Height()
+	rec, found, err := e.o.Ledger.Receipt(ctx, ri.ID)
+	if err != nil {
+		return ""
+	}
+	shown := ""
+	if found {
+		shown = rec.Shown()
+	}
+	e.o.Index.keepShown(ri.ID, shown, at)
+	return shown
+}

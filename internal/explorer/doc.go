@@ -35,7 +35,11 @@
 // (a stake, an agent's name and summaries; a model's record for the
 // models page) are read again only after such an event: its first
 // drawing reads every row's stake once, a later one the height and what
-// changed. A page is drawn once per block however often it is asked for
+// changed. The models page is drawn from the index a page at a time
+// (registering a model costs a fee, cheaply) and reads the validators and
+// its page's models that changed. The statuses of the receipts an
+// account page (50) and the overview (20) list are kept in the index
+// until an event of the receipt. A page is drawn once per block however often it is asked for
 // (every open browser asks at each block), at most Options.MaxBuilds
 // pages at once (beyond, 503 with Retry-After), and at most
 // Options.MaxStreams event streams are open (beyond, 503; the script then

@@ -52,6 +52,14 @@ type receiptInfo struct {
 	Height    int64
 	Steps     []Step
 	Disputes  []ledger.Hash
+	// Changed is the height of its last step: every event that changes
+	// what its record shows (ReceiptRecord.Shown: its status, its
+	// audit's) is a step. Shown is that status as the explorer last read
+	// it from the ledger, after the index reached height ShownAt (0: never
+	// read); it holds while ShownAt >= Changed.
+	Changed int64
+	Shown   string
+	ShownAt int64
 }
 
 // workerStats counts one worker's record from events.
@@ -258,6 +266,7 @@ func (x *Index) Add(b client.Block) {
 	step := func(id ledger.Hash, status, what string) {
 		if r := x.receipts[id]; r != nil {
 			r.Steps = append(r.Steps, Step{Height: b.Height, Time: b.Time, Status: status, What: what})
+			r.Changed = b.Height
 		}
 	}
 	// Events the ledger decodes are read with its typed decoders; a
@@ -639,4 +648,14 @@ func (x *Index) modelList(from, n int) ([]ledger.Hash, []uint64, int) {
 		counts[i] = x.modelN[id]
 	}
 	return ids, counts, total
+}
+
+// keepShown keeps a receipt's status as the ledger showed it after the
+// index reached height at, unless one read later is kept already.
+func (x *Index) keepShown(id ledger.Hash, shown string, at int64) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if r := x.receipts[id]; r != nil && at >= r.ShownAt {
+		r.Shown, r.ShownAt = shown, at
+	}
 }

@@ -101,11 +101,8 @@ func (e *Explorer) overview(r *http.Request) (string, any, error) {
 	}
 	names := e.modelNames(r)
 	for _, ri := range s.Recent {
-		row := receiptRow{ID: ri.ID, Worker: ri.Worker, Model: names(ri.Model), Height: ri.Height}
-		if rec, found, err := e.o.Ledger.Receipt(r.Context(), ri.ID); err == nil && found {
-			row.Status = rec.Shown()
-		}
-		p.Recent = append(p.Recent, row)
+		p.Recent = append(p.Recent, receiptRow{ID: ri.ID, Worker: ri.Worker, Model: names(ri.Model), Height: ri.Height,
+			Status: e.receiptStatus(r.Context(), ri)})
 	}
 	return "Overview", p, nil
 }
@@ -632,11 +629,8 @@ func (e *Explorer) account(r *http.Request) (string, any, error) {
 	}
 	names := e.modelNames(r)
 	for _, ri := range e.o.Index.receiptsOf(a, 50) {
-		row := receiptRow{ID: ri.ID, Worker: ri.Worker, Model: names(ri.Model), Height: ri.Height}
-		if rec, found, err := e.o.Ledger.Receipt(ctx, ri.ID); err == nil && found {
-			row.Status = rec.Shown()
-		}
-		p.Receipts = append(p.Receipts, row)
+		p.Receipts = append(p.Receipts, receiptRow{ID: ri.ID, Worker: ri.Worker, Model: names(ri.Model), Height: ri.Height,
+			Status: e.receiptStatus(ctx, ri)})
 	}
 	known := acct != (ledger.Account{}) || st.Bonded > 0 || len(st.Unbonding) > 0 || st.Final > 0 || st.Slashed > 0 ||
 		p.Validator != nil || len(p.Agents) > 0 || p.Stats != nil || len(p.Receipts) > 0
