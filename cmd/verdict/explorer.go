@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"strings"
@@ -24,7 +25,8 @@ func init() {
 }
 
 // runExplorer implements `verdict explorer --node RPC --addr A [--model
-// PATH[,PATH...]] [--from H]`.
+// PATH[,PATH...]] [--from H] [--client-rate R] [--client-burst B]
+// [--trusted-proxy CIDR,...]`.
 func runExplorer(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("explorer", stderr)
 	nodeAddr := fs.String("node", "tcp://127.0.0.1:26657", "ledger node RPC address")
@@ -33,6 +35,9 @@ func runExplorer(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	tok := fs.String("tokenizer", "", "tokenizer file (llama2.c checkpoints)")
 	from := fs.Int64("from", 1, "first block to index: receipt timelines and worker counts start there")
 	level := fs.String("log-level", "info", "log level: debug, info, warn or error")
+	clientRate := fs.Float64("client-rate", explorer.DefaultClientRate, "pages each client (an IP address, an IPv6 /64) may make the explorer draw per second, with searches and receipt downloads; beyond, 429 (pages already drawn in the block are free; -1: no bound)")
+	clientBurst := fs.Int("client-burst", explorer.DefaultClientBurst, "pages a client may have drawn at once before --client-rate applies")
+	proxies := fs.String("trusted-proxy", "", "reverse proxies, CIDR prefixes comma-separated (10.0.0.1/32), whose X-Forwarded-For names the client; default none: the client is the connection's address")
 	if err := fs.Parse(reorderFlags(args)); err != nil {
 		return err
 	}
@@ -41,6 +46,16 @@ func runExplorer(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	}
 	if *from < 1 {
 		return fmt.Errorf("explorer: --from %d: heights start at 1", *from)
+	}
+	if math.IsNaN(*clientRate) || math.IsInf(*clientRate, 0) || *clientRate == 0 || *clientRate < 0 && *clientRate != -1 {
+		return fmt.Errorf("explorer: --client-rate %v: a number of pages per second above 0, or -1 for no bound", *clientRate)
+	}
+	if *clientBurst < 1 {
+		return fmt.Errorf("explorer: --client-burst %d: at least 1", *clientBurst)
+	}
+	trusted, err := parsePrefixes(*proxies)
+	if err != nil {
+		return fmt.Errorf("explorer: --trusted-proxy: %w", err)
 	}
 	var lv slog.Level
 	if err := lv.UnmarshalText([]byte(*level)); err != nil {
@@ -69,7 +84,8 @@ func runExplorer(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		}
 		files++
 	}
-	ex, err := explorer.Start(ctx, *nodeAddr, *from, explorer.Options{Models: held, Logger: log})
+	ex, err := explorer.Start(ctx, *nodeAddr, *from, explorer.Options{Models: held, Logger: log,
+		ClientRate: *clientRate, ClientBurst: *clientBurst, TrustedProxies: trusted})
 	if err != nil {
 		return fmt.Errorf("explorer: %w", err)
 	}

@@ -69,10 +69,27 @@ func TestExplorerCommand(t *testing.T) {
 	if code := <-done; code != 0 {
 		t.Fatalf("explorer exit %d: %s", code, errb.String())
 	}
-	for _, args := range [][]string{{"explorer", "--from", "0"}, {"explorer", "extra"}, {"explorer", "--model", "/nonexistent.gguf"}} {
+}
+
+// TestExplorerBadFlags: `verdict explorer` refuses bad flags with a line
+// naming the flag, before it reads a model or a node.
+func TestExplorerBadFlags(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"explorer", "--from", "0"}, "--from"},
+		{[]string{"explorer", "extra"}, "unexpected argument"},
+		{[]string{"explorer", "--model", "/nonexistent.gguf"}, "nonexistent"},
+		{[]string{"explorer", "--client-rate", "0"}, "--client-rate"},
+		{[]string{"explorer", "--client-rate", "-2"}, "--client-rate"},
+		{[]string{"explorer", "--client-rate", "NaN"}, "--client-rate"},
+		{[]string{"explorer", "--client-burst", "0"}, "--client-burst"},
+		{[]string{"explorer", "--trusted-proxy", "10.0.0.1"}, "--trusted-proxy"},
+	} {
 		var e syncBuffer
-		if code := run(context.Background(), args, io.Discard, &e); code == 0 || !strings.Contains(e.String(), "explorer") {
-			t.Errorf("%v: exit %d, %q", args, code, e.String())
+		if code := run(context.Background(), c.args, io.Discard, &e); code == 0 || !strings.Contains(e.String(), "explorer") || !strings.Contains(e.String(), c.want) {
+			t.Errorf("%v: exit %d, %q", c.args, code, e.String())
 		}
 	}
 }

@@ -7,9 +7,11 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -426,5 +428,146 @@ func TestAttackBusyAccount(t *testing.T) {
 	})
 	if n != 5 {
 		t.Errorf("a receipt paid out: the busy account's page made %d queries, want 5 (the four, its status)", n)
+	}
+}
+
+// serve answers one request from the address remote (with its
+// X-Forwarded-For header, when not empty).
+func serve(e *Explorer, remote, xff, path string) *httptest.ResponseRecorder {
+	req := httptest.NewRequest("GET", "http://explorer.test"+path, nil)
+	req.RemoteAddr = remote
+	if xff != "" {
+		req.Header.Set("X-Forwarded-For", xff)
+	}
+	rec := httptest.NewRecorder()
+	e.ServeHTTP(rec, req)
+	return rec
+}
+
+// unknownAccount is the page of an account nobody has: a 404 drawn
+// anew each time, four queries.
+func unknownAccount(i int) string {
+	return "/explorer/account/" + ledger.Hash(sha256.Sum256([]byte(fmt.Sprint("unknown ", i)))).String()
+}
+
+// TestAttackClientFlood: one client asking for distinct pages as fast as
+// it can (each drawn anew: four queries for an unknown account) is
+// answered 429 with Retry-After past its burst, however it varies its
+// port, its X-Forwarded-For header or its address inside its IPv6 /64,
+// and another client's pages are drawn meanwhile. With every request
+// going to the node, the flood took all MaxBuilds slots, and the other
+// client's page was refused (503). Behind a trusted proxy, the clients
+// are the addresses the proxy appends to X-Forwarded-For, not what a
+// client wrote there.
+func TestAttackClientFlood(t *testing.T) {
+	w := newWorld(t)
+	const burst = 5
+	proxy := netip.MustParsePrefix("10.0.0.1/32")
+	// A token every 1000 s: none comes back during the test.
+	e, err := New(Options{Ledger: w.l, Index: w.x, ClientRate: 0.001, ClientBurst: burst, TrustedProxies: []netip.Prefix{proxy}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	victim := "198.51.100.9:4000"
+	limited := func(name string, n int, req func(i int) *httptest.ResponseRecorder) {
+		t.Helper()
+		before := w.l.calls.Load()
+		for i := range n {
+			rec := req(i)
+			if i < burst {
+				if rec.Code == http.StatusTooManyRequests {
+					t.Errorf("%s: request %d refused within the burst", name, i)
+				}
+				continue
+			}
+			if rec.Code != http.StatusTooManyRequests || rec.Header().Get("Retry-After") == "" {
+				t.Fatalf("%s: request %d past the burst: %d, Retry-After %q (want 429)", name, i, rec.Code, rec.Header().Get("Retry-After"))
+			}
+		}
+		if q := w.l.calls.Load() - before; q > 4*burst {
+			t.Errorf("%s: %d requests made %d queries, want at most %d (its burst's)", name, n, q, 4*burst)
+		}
+	}
+	// One address, its ports and the header it writes varied.
+	limited("one address", 100, func(i int) *httptest.ResponseRecorder {
+		return serve(e, fmt.Sprintf("203.0.113.7:%d", 1000+i), fmt.Sprintf("192.0.2.%d", i), unknownAccount(i))
+	})
+	// Searches and receipt downloads query the node too.
+	for _, p := range []string{"/explorer/search?q=" + w.rid.String(), "/explorer/receipt/" + w.rid.String() + "/json"} {
+		if rec := serve(e, "203.0.113.7:1", "", p); rec.Code != http.StatusTooManyRequests {
+			t.Errorf("%s past the burst: %d, want 429", p, rec.Code)
+		}
+	}
+	// Addresses of one IPv6 /64.
+	limited("one /64", 100, func(i int) *httptest.ResponseRecorder {
+		return serve(e, fmt.Sprintf("[2001:db8:1:2::%x]:443", i+1), "", unknownAccount(1000+i))
+	})
+	// The victim's pages are drawn, searches and downloads answered.
+	for _, p := range []string{"/explorer/", "/explorer/models", "/explorer/account/" + addr("requester").String(),
+		"/explorer/search?q=" + w.rid.String()} {
+		if rec := serve(e, victim, "", p); rec.Code != http.StatusOK && rec.Code != http.StatusSeeOther {
+			t.Errorf("the other client's %s: %d", p, rec.Code)
+		}
+	}
+	// A page drawn in this block costs the flooder nothing: it gets the
+	// copy.
+	if rec := serve(e, "203.0.113.7:1", "", "/explorer/models"); rec.Code != http.StatusOK {
+		t.Errorf("a page drawn already, to the flooder: %d, want 200 (no query)", rec.Code)
+	}
+
+	// Behind the trusted proxy, the flooder writes the victim's address
+	// first; the proxy appends the flooder's.
+	limited("behind the proxy", 50, func(i int) *httptest.ResponseRecorder {
+		return serve(e, "10.0.0.1:5000", "198.51.100.20, 203.0.113.99", unknownAccount(2000+i))
+	})
+	if rec := serve(e, "10.0.0.1:5000", "198.51.100.20", unknownAccount(3000)); rec.Code != http.StatusNotFound {
+		t.Errorf("the victim behind the proxy: %d, want its 404 page", rec.Code)
+	}
+	// An untrusted address writing the header is itself the client.
+	limited("an untrusted proxy", 50, func(i int) *httptest.ResponseRecorder {
+		return serve(e, "10.0.0.2:5000", fmt.Sprintf("198.51.100.%d", i), unknownAccount(4000+i))
+	})
+
+	// Concurrently, with the node slow: the flood takes no more slots
+	// than its burst, and the other client's page is drawn.
+	w.block()
+	w.l.gate = make(chan struct{})
+	release := sync.OnceFunc(func() { close(w.l.gate) })
+	defer release()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	var answered atomic.Int64
+	const flood = 50
+	for i := range flood {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			serve(e, "203.0.113.50:1", "", unknownAccount(5000+i))
+			answered.Add(1)
+		}()
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for answered.Load()+w.l.waiting.Load() < flood {
+		if time.Now().After(deadline) {
+			t.Fatal("the flood's requests neither reached the node nor were answered")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	held := w.l.waiting.Load()
+	code := make(chan int, 1)
+	go func() { code <- serve(e, victim, "", "/explorer/account/"+addr("worker").String()).Code }()
+	for w.l.waiting.Load() <= held && len(code) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the other client's page neither reached the node nor was answered")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	release()
+	got := <-code
+	if held > burst {
+		t.Errorf("the flood held %d slots at the node, want at most %d", held, burst)
+	}
+	if got != http.StatusOK {
+		t.Errorf("the other client's page during the flood: %d, want 200", got)
 	}
 }

@@ -27,7 +27,7 @@ type drawnPage struct {
 	status int
 	ctype  string // Content-Type
 	body   []byte
-	retry  bool // a 503: the answer carries Retry-After
+	retry  int // Retry-After, in seconds (0: none): a 503 or a 429
 }
 
 // newDrawnPage returns a page to draw, a 500 until it is.
@@ -52,8 +52,10 @@ type pageCache struct {
 // claim returns the page drawn (or being drawn) under key at height h and
 // false, or a new page for the caller to draw and true. A new page is
 // shared with the requests that come while it is drawn unless the cache
-// is full.
-func (c *pageCache) claim(key string, h int64) (*drawnPage, bool) {
+// is full. admit is asked before a new page is drawn: when it says no,
+// claim returns nil (and nobody waits for a page that will not be
+// drawn).
+func (c *pageCache) claim(key string, h int64, admit func() bool) (*drawnPage, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.pages == nil || h != c.height {
@@ -61,12 +63,18 @@ func (c *pageCache) claim(key string, h int64) (*drawnPage, bool) {
 		// request that read the height just before the index moved on
 		// draws at the old one: its page is not kept, below.)
 		if h < c.height {
+			if !admit() {
+				return nil, false
+			}
 			return newDrawnPage(), true
 		}
 		c.height, c.pages, c.bytes = h, map[string]*drawnPage{}, 0
 	}
 	if d := c.pages[key]; d != nil {
 		return d, false
+	}
+	if !admit() {
+		return nil, false
 	}
 	d := newDrawnPage()
 	if len(c.pages) < maxCachedPages {

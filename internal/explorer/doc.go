@@ -39,11 +39,15 @@
 // (registering a model costs a fee, cheaply) and reads the validators and
 // its page's models that changed. The statuses of the receipts an
 // account page (50) and the overview (20) list are kept in the index
-// until an event of the receipt. A page is drawn once per block however often it is asked for
-// (every open browser asks at each block), at most Options.MaxBuilds
-// pages at once (beyond, 503 with Retry-After), and at most
-// Options.MaxStreams event streams are open (beyond, 503; the script then
-// polls).
+// until an event of the receipt. A page is drawn once per block however
+// often it is asked for (every open browser asks at each block), at most
+// Options.MaxBuilds pages at once (beyond, 503 with Retry-After), and at
+// most Options.ClientRate a second for each client (a token bucket of
+// Options.ClientBurst per IP address, IPv6 /64, behind
+// Options.TrustedProxies the address their X-Forwarded-For names; beyond,
+// 429 with Retry-After: a page already drawn in the block is free, and
+// searches and receipt downloads count); at most Options.MaxStreams event
+// streams are open (beyond, 503; the script then polls).
 //
 // Everything shown that came from the ledger (prompts, outputs, model
 // names, agent URIs) is text escaped by html/template, and every page

@@ -343,7 +343,9 @@ func game(t testing.TB) []byte {
 
 func (w *world) server(t *testing.T, models bool) *httptest.Server {
 	t.Helper()
-	o := Options{Ledger: w.l, Index: w.x}
+	// The pages' tests draw more pages, from one address, than a
+	// client may: TestAttackClientFlood tests the bound.
+	o := Options{Ledger: w.l, Index: w.x, ClientRate: -1}
 	if models {
 		o.Models = map[ledger.Hash]*model.Model{w.modelID: w.m}
 	}
@@ -711,7 +713,7 @@ func FuzzPaths(f *testing.F) {
 		f.Add(s)
 	}
 	w := newWorld(f)
-	e, err := New(Options{Ledger: w.l, Index: w.x})
+	e, err := New(Options{Ledger: w.l, Index: w.x, ClientRate: -1})
 	if err != nil {
 		f.Fatal(err)
 	}

@@ -538,6 +538,9 @@ func (e *Explorer) receiptJSON(w http.ResponseWriter, r *http.Request) {
 		e.fail(w, r, notFound("%q is not a receipt id: %v.", idText, err))
 		return
 	}
+	if !e.admit(w, r) {
+		return
+	}
 	release, ok := e.slot()
 	if !ok {
 		e.refuse(w, r)

@@ -9,7 +9,10 @@ import (
 	"html/template"
 	"io/fs"
 	"log/slog"
+	"math"
 	"net/http"
+	"net/netip"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -61,7 +64,23 @@ type Options struct {
 	// MaxStreams bounds the event streams open at once (default 256);
 	// beyond it 503 with Retry-After (the page's script then polls).
 	MaxStreams int
-	Logger     *slog.Logger
+	// ClientRate bounds, per client, the work that queries the node:
+	// the pages it makes the explorer draw (a page served from the page
+	// cache costs nothing), its searches and receipt downloads, in a
+	// token bucket of ClientBurst tokens refilled at ClientRate a second
+	// (defaults 5 and 20; a negative rate: no bound). Beyond it 429 with
+	// Retry-After: MaxBuilds bounds everyone's pages together, and one
+	// client drawing distinct pages as fast as it can would take every
+	// slot from the others.
+	ClientRate  float64
+	ClientBurst int
+	// TrustedProxies are the proxies whose X-Forwarded-For header names
+	// the client. A client is the connection's remote address (IPv6 by
+	// /64) unless that is in TrustedProxies: then it is the header's
+	// last address not in them. Behind a proxy that is not listed, its
+	// clients are one client.
+	TrustedProxies []netip.Prefix
+	Logger         *slog.Logger
 }
 
 // Defaults of Options.
@@ -86,6 +105,7 @@ type Explorer struct {
 	reads   *readCache
 	builds  chan struct{} // a slot per page drawn at once
 	streams atomic.Int64  // event streams open
+	limits  *clientLimits // nil: no bound per client
 }
 
 //go:embed templates/*.html
@@ -114,8 +134,11 @@ func New(o Options) (*Explorer, error) {
 	if o.MaxStreams <= 0 {
 		o.MaxStreams = DefaultMaxStreams
 	}
+	if math.IsNaN(o.ClientRate) || math.IsInf(o.ClientRate, 0) {
+		return nil, fmt.Errorf("explorer: client rate %v is not a number of requests per second", o.ClientRate)
+	}
 	e := &Explorer{o: o, mux: http.NewServeMux(), log: o.Logger, toks: newTokenizers(o.Models), reads: newReadCache(),
-		builds: make(chan struct{}, o.MaxBuilds)}
+		builds: make(chan struct{}, o.MaxBuilds), limits: newClientLimits(o.ClientRate, o.ClientBurst, o.TrustedProxies)}
 	if err := e.parseTemplates(); err != nil {
 		return nil, err
 	}
@@ -212,7 +235,8 @@ type layout struct {
 
 // page serves a page drawn by build, once per block: the same page (its
 // path and the query parameters params, which build reads) asked for
-// again at the same height is the copy drawn first (pageCache). At most
+// again at the same height is the copy drawn first (pageCache). A client
+// past its rate (Options.ClientRate) draws no page: 429. At most
 // Options.MaxBuilds pages are drawn at once; beyond, 503.
 func (e *Explorer) page(name string, build func(r *http.Request) (string, any, error), params ...string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
@@ -221,7 +245,16 @@ func (e *Explorer) page(name string, build func(r *http.Request) (string, any, e
 			key += "\x00" + p + "=" + r.URL.Query().Get(p)
 		}
 		h, _ := e.o.Index.Height()
-		d, mine := e.pages.claim(key, h)
+		var wait time.Duration
+		d, mine := e.pages.claim(key, h, func() bool {
+			ok, retry := e.limits.allow(r)
+			wait = retry
+			return ok
+		})
+		if d == nil {
+			e.tooMany(w, r, wait)
+			return
+		}
 		if !mine {
 			select {
 			case <-d.done:
@@ -278,14 +311,35 @@ func (e *Explorer) slot() (release func(), ok bool) {
 // busy is the page answered when every slot is taken.
 func (e *Explorer) busy(d *drawnPage, r *http.Request, h int64) {
 	e.failPage(d, r, h, &pageError{Status: http.StatusServiceUnavailable, Msg: "The explorer is drawing as many pages as it may at once; try again in a moment."})
-	d.retry = true
+	d.retry = 1
+}
+
+// tooMany answers a client past its rate: 429, with the seconds until it
+// has a token again.
+func (e *Explorer) tooMany(w http.ResponseWriter, r *http.Request, wait time.Duration) {
+	h, _ := e.o.Index.Height()
+	var d drawnPage
+	e.failPage(&d, r, h, &pageError{Status: http.StatusTooManyRequests,
+		Msg: "You asked for more pages than the explorer draws for one client; try again in a moment."})
+	d.retry = retryAfter(wait)
+	e.write(w, &d)
+}
+
+// admit takes a token of the request's client for work that queries the
+// node, answering 429 when it has none.
+func (e *Explorer) admit(w http.ResponseWriter, r *http.Request) bool {
+	ok, wait := e.limits.allow(r)
+	if !ok {
+		e.tooMany(w, r, wait)
+	}
+	return ok
 }
 
 func (e *Explorer) write(w http.ResponseWriter, d *drawnPage) {
 	w.Header().Set("Content-Type", d.ctype)
 	w.Header().Set("Cache-Control", "no-store")
-	if d.retry {
-		w.Header().Set("Retry-After", "1")
+	if d.retry > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(d.retry))
 	}
 	w.WriteHeader(d.status)
 	w.Write(d.body)
@@ -379,6 +433,9 @@ func (e *Explorer) refuse(w http.ResponseWriter, r *http.Request) {
 func (e *Explorer) search(w http.ResponseWriter, r *http.Request) {
 	q := strings.ToLower(strings.TrimSpace(r.URL.Query().Get("q")))
 	if h, err := ledger.ParseHash(q); err == nil {
+		if !e.admit(w, r) {
+			return
+		}
 		release, ok := e.slot()
 		if !ok {
 			e.refuse(w, r)

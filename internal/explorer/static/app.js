@@ -3,7 +3,8 @@
 // events at data-events); the page then fetches itself again and swaps
 // in the new <main>. Without EventSource, or when the server refuses a
 // stream (it bounds their number: 503), it polls every three seconds. A
-// page the server is too busy to draw (503) keeps the content shown.
+// page the server is too busy to draw (503), or will not draw for this
+// client yet (429: it bounds each client's rate), keeps the content shown.
 "use strict";
 (function () {
   var body = document.body;
@@ -21,7 +22,7 @@
     busy = true; last = now;
     fetch(location.href, { headers: { "Accept": "text/html" }, cache: "no-store" })
       .then(function (r) {
-        if (r.status === 503) { setState("· busy, retrying"); return null; }
+        if (r.status === 503 || r.status === 429) { setState("· busy, retrying"); return null; }
         return r.text();
       })
       .then(function (html) {
