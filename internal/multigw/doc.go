@@ -226,7 +226,11 @@
 // weighted semaphore's, waiting in turn meanwhile; a caller that hangs up
 // stops waiting, and an answer that waited BodyTimeout is not read: the
 // caller gets a 503 (worker_busy) with Retry-After, and the worker is not
-// marked down (TestWorkerInFlightWait).
+// marked down (TestWorkerInFlightWait). An answer or receipt holds its
+// room until written to its caller, each MiB (CallerPieceBytes) within
+// gateway.StreamWriteTimeout (30 s), as each line of a stream: a caller
+// that reads nothing has its answer cut and its room given back
+// (TestAttackStalledReader, TestAttackStalledCaller).
 //
 // MCP: the gateway serves the MCP tools of package mcpserver (generate,
 // get_receipt, verify_receipt, list_models) over streamable HTTP at

@@ -539,6 +539,60 @@ func requestTokens(top map[string]json.RawMessage, bodyBytes int) uint64 {
 	return max + 2*uint64(bodyBytes) + TemplateTokens + TemplateTokensPerMessage*uint64(len(msgs))
 }
 
+// CallerPieceBytes is the most of a non-streamed answer or receipt the
+// gateway writes to its caller within one gateway.StreamWriteTimeout.
+// Such an answer holds its share of the worker's MaxWorkerInFlightBytes
+// until written: with no write deadline a caller that sent a request and
+// read nothing (a zero TCP window) held it for as long as it liked, and
+// the worker's other answers waited out BodyTimeout and failed
+// (TestAttackStalledReader). A caller now has to take each MiB within
+// StreamWriteTimeout (30 s), a maximal answer (MaxResponseBytes) within
+// 8 of them, or its answer is cut and its room given back.
+const CallerPieceBytes = 1 << 20
+
+// callerWriter writes to the caller, each piece of at most
+// CallerPieceBytes within gateway.StreamWriteTimeout.
+type callerWriter struct {
+	rw http.ResponseWriter
+	rc *http.ResponseController
+}
+
+func (c callerWriter) Write(p []byte) (int, error) {
+	n := 0
+	for len(p) > 0 {
+		k := min(len(p), CallerPieceBytes)
+		_ = c.rc.SetWriteDeadline(time.Now().Add(gateway.StreamWriteTimeout))
+		m, err := c.rw.Write(p[:k])
+		n += m
+		if err != nil {
+			return n, err
+		}
+		p = p[k:]
+	}
+	return n, nil
+}
+
+// writeCaller writes a non-streamed answer to the caller: the status
+// (with the headers already set), then what body writes to its writer,
+// each piece within gateway.StreamWriteTimeout (callerWriter), flushed
+// within it too. The deadline is cleared after (net/http sets none of its
+// own on a connection kept alive). An error is the caller's: it hung up
+// or stopped reading.
+func writeCaller(rw http.ResponseWriter, status int, body func(io.Writer) error) error {
+	rc := http.NewResponseController(rw)
+	defer rc.SetWriteDeadline(time.Time{})
+	_ = rc.SetWriteDeadline(time.Now().Add(gateway.StreamWriteTimeout))
+	rw.WriteHeader(status)
+	if err := body(callerWriter{rw: rw, rc: rc}); err != nil {
+		return err
+	}
+	_ = rc.SetWriteDeadline(time.Now().Add(gateway.StreamWriteTimeout))
+	if err := rc.Flush(); err != nil && !errors.Is(err, http.ErrNotSupported) {
+		return err
+	}
+	return nil
+}
+
 // relayed are the worker's response headers passed on to the caller.
 var relayed = []string{"Content-Type", "Cache-Control", "X-Verdict-Receipt", gateway.HeaderPaymentRequired, gateway.HeaderPaymentResponse, "Retry-After"}
 
@@ -582,8 +636,15 @@ func (s *Server) relay(rw http.ResponseWriter, res *http.Response, w Worker) boo
 			n += len(p)
 		}
 		h.Set("Content-Length", strconv.Itoa(n))
-		rw.WriteHeader(res.StatusCode)
-		out.WriteTo(rw)
+		if err := writeCaller(rw, res.StatusCode, func(cw io.Writer) error {
+			_, err := out.WriteTo(cw)
+			return err
+		}); err != nil {
+			// The caller stopped reading (or hung up): the answer, and
+			// its room in the worker's budget, are given back now.
+			s.log.Debug("caller did not take the answer", "agent", w.AgentID, "err", err)
+			return false
+		}
 		return res.StatusCode == http.StatusOK
 	}
 	h.Set("Trailer", "X-Verdict-Receipt")

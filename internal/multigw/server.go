@@ -979,7 +979,17 @@ func (s *Server) relayReceipt(w http.ResponseWriter, res *http.Response, wk Work
 	}
 	w.Header().Set(HeaderAgentID, strconv.FormatUint(wk.AgentID, 10))
 	w.Header().Set(HeaderWorker, wk.Address.String())
-	writeJSON(w, res.StatusCode, json.RawMessage(b))
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	// Written within gateway.StreamWriteTimeout a piece, as an answer
+	// (CallerPieceBytes): it holds room in the worker's budget until then.
+	if err := writeCaller(w, res.StatusCode, func(cw io.Writer) error {
+		enc := json.NewEncoder(cw)
+		enc.SetEscapeHTML(false)
+		return enc.Encode(json.RawMessage(b))
+	}); err != nil {
+		s.log.Debug("caller did not take the receipt", "agent", wk.AgentID, "err", err)
+	}
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
