@@ -20,7 +20,7 @@ func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	tok := fs.String("tokenizer", "", "tokenizer file (llama2.c checkpoints)")
 	seed := fs.Uint64("challenge", 0, "challenge seed")
 	cells := fs.Int("cells", 16, "number of cells the challenge selects")
-	if err := fs.Parse(reorderFlags(args)); err != nil {
+	if err := parseFlags(fs, reorderFlags(args)); err != nil {
 		return err
 	}
 	if fs.NArg() != 2 {

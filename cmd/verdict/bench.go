@@ -73,7 +73,7 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	prefixMiB := fs.Int("prefix-cache-mib", -1, "with --streams: the worker's prefix cache ("+prefixCacheUsage+"); off by default, so that every prompt is prefilled, as llama.cpp's side does")
 	var kv engine.KVType
 	fs.Var(kvFlag{&kv}, "kv-cache", "key/value cache precision: f32, or f16 (the spec "+engine.SpecKV16+": half the cache's memory and reads)")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {

@@ -35,12 +35,15 @@ too) or a llama2.c checkpoint; REQ.json "-" reads standard input.
 `
 
 func runChat(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] != "render" {
+	switch {
+	case len(args) == 0:
 		fmt.Fprint(stderr, chatUsage)
-		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
-			return nil
-		}
 		return exitError{code: 2}
+	case args[0] == "-h" || args[0] == "-help" || args[0] == "--help" || args[0] == "help":
+		fmt.Fprint(stderr, chatUsage)
+		return nil
+	case args[0] != "render":
+		return exitError{code: 2, msg: fmt.Sprintf("chat: unknown subcommand %q (want render; chat -h for its usage)", trunc(args[0], 80))}
 	}
 	fs := newFlagSet("chat render", stderr)
 	fs.Usage = func() { fmt.Fprint(stderr, chatUsage) }
@@ -49,7 +52,7 @@ func runChat(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	reqPath := fs.String("request", "", "OpenAI chat-completion request body, JSON (required; - for stdin)")
 	tokens := fs.Bool("tokens", false, "print the token ids as a JSON array")
 	asJSON := fs.Bool("json", false, "print template name, digest, text and tokens as JSON")
-	if err := fs.Parse(args[1:]); err != nil {
+	if err := parseFlags(fs, args[1:]); err != nil {
 		return err
 	}
 	if *modelPath == "" || *reqPath == "" || fs.NArg() != 0 {

@@ -45,7 +45,7 @@ func runDevnet(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	maxTxFee := fs.Uint64("max-tx-fee", client.DefaultMaxFee, maxTxFeeUsage+" (the services sign for the chain id of the devnet's genesis)")
 	cheat := fs.Bool("cheat-for-tests", false, "make the worker dishonest (its attention norms one ulp off) to watch it get caught")
 	applyConfig := configFlag(fs)
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if err := applyConfig(); err != nil {

@@ -38,7 +38,7 @@ func runExplorer(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	clientRate := fs.Float64("client-rate", explorer.DefaultClientRate, "pages each client (an IP address, an IPv6 /64) may make the explorer draw per second, with searches and receipt downloads; beyond, 429 (pages already drawn in the block are free; -1: no bound)")
 	clientBurst := fs.Int("client-burst", explorer.DefaultClientBurst, "pages a client may have drawn at once before --client-rate applies")
 	proxies := fs.String("trusted-proxy", "", "reverse proxies, CIDR prefixes comma-separated (10.0.0.1/32), whose X-Forwarded-For names the client; default none: the client is the connection's address")
-	if err := fs.Parse(reorderFlags(args)); err != nil {
+	if err := parseFlags(fs, reorderFlags(args)); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {

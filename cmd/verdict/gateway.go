@@ -171,7 +171,7 @@ func cmdGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	var lf ledgerFlags
 	lf.register(fs, "with --node: ")
 	allowNets := fs.String("allow-worker-net", "", "with --node: comma-separated CIDR prefixes of non-public networks the gateway may reach nonetheless (the private network its workers are on, e.g. 10.1.0.0/16)")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {

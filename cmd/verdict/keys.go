@@ -27,7 +27,7 @@ func runKeys(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	case "new":
 		fs := newFlagSet("keys new", stderr)
 		out := fs.String("out", "", "key file to create (mode 0600; never overwritten)")
-		if err := fs.Parse(args[1:]); err != nil {
+		if err := parseFlags(fs, args[1:]); err != nil {
 			return err
 		}
 		if *out == "" || fs.NArg() != 0 {
@@ -41,7 +41,7 @@ func runKeys(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return nil
 	case "show":
 		fs := newFlagSet("keys show", stderr)
-		if err := fs.Parse(args[1:]); err != nil {
+		if err := parseFlags(fs, args[1:]); err != nil {
 			return err
 		}
 		if fs.NArg() != 1 {

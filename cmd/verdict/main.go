@@ -108,8 +108,37 @@ func usage(w io.Writer) {
 }
 
 // newFlagSet returns a flag set that reports errors instead of exiting.
+// Parse it with parseFlags.
 func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet("verdict "+name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	return fs
+}
+
+// parseFlags parses args with fs. -h or --help prints fs's usage and
+// returns flag.ErrHelp (exit 0). A flag that is not defined, lacks its
+// value or has a bad one is an exitError (status 2) of one line naming
+// the command and the flag, printed by run: the flag package itself
+// printed its error and then the whole usage, and run the error again.
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	usage, out := fs.Usage, fs.Output()
+	fs.Usage = func() {}
+	fs.SetOutput(io.Discard)
+	err := fs.Parse(args)
+	fs.Usage = usage
+	fs.SetOutput(out)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, flag.ErrHelp):
+		if usage != nil {
+			usage()
+		} else {
+			fmt.Fprintf(out, "Usage of %s:\n", fs.Name())
+			fs.PrintDefaults()
+		}
+		return err
+	default:
+		return exitError{code: 2, msg: fmt.Sprintf("%s: %v", strings.TrimPrefix(fs.Name(), "verdict "), err)}
+	}
 }

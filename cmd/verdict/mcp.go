@@ -24,7 +24,7 @@ func cmdMCP(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	var wf workerFlags
 	fs := newFlagSet("mcp", stderr)
 	wf.register(fs)
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {

@@ -51,7 +51,7 @@ func runModel(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 func runModelInspect(args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("model inspect", stderr)
 	tok := fs.String("tokenizer", "", "tokenizer file (default: from the GGUF, or tok<vocab>.bin / tokenizer.bin beside a llama2.c checkpoint)")
-	if err := fs.Parse(reorderFlags(args)); err != nil {
+	if err := parseFlags(fs, reorderFlags(args)); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {
@@ -319,7 +319,7 @@ func runModelSynth(args []string, stdout, stderr io.Writer) error {
 	out := fs.String("out", "", "output file (required)")
 	typ := fs.String("type", "f32", "weight type: "+strings.Join(synth.Types(), ", ")+" (norms and biases stay f32)")
 	force := fs.Bool("force", false, "overwrite an existing output file")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {

@@ -21,7 +21,7 @@ func runModelID(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	manifest := fs.Bool("manifest", false, "print the manifest (leaf 0) before the id")
 	var kv engine.KVType
 	fs.Var(kvFlag{&kv}, "kv-cache", "the id under the spec of this key/value cache precision: f32, or f16 ("+engine.SpecKV16+", the id of workers run with --kv-cache f16)")
-	if err := fs.Parse(reorderFlags(args)); err != nil {
+	if err := parseFlags(fs, reorderFlags(args)); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {

@@ -33,7 +33,7 @@ func runNode(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		chain := fs.String("chain-id", "verdict-dev", "chain id")
 		port := fs.Int("port", 26656, "P2P port; the RPC listens on port+1 (loopback)")
 		interval := fs.Duration("block-interval", 500*time.Millisecond, "target time between blocks")
-		if err := fs.Parse(args[1:]); err != nil {
+		if err := parseFlags(fs, args[1:]); err != nil {
 			return err
 		}
 		if *home == "" || fs.NArg() != 0 {
@@ -53,7 +53,7 @@ func runNode(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		level := fs.String("log-level", "info", "log level: debug, info, warn or error")
 		var modelFlags nodeModels
 		fs.Var(&modelFlags, "model", "model this validator holds for audits and disputes, PATH or PATH,TOKENIZER (repeatable); a validator attests to holding each (attestModel) once it is registered")
-		if err := fs.Parse(args[1:]); err != nil {
+		if err := parseFlags(fs, args[1:]); err != nil {
 			return err
 		}
 		if *home == "" || fs.NArg() != 0 {

@@ -22,7 +22,7 @@ func runOpen(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	seed := fs.Uint64("challenge", 0, "challenge seed")
 	cells := fs.Int("cells", 16, "number of cells to open")
 	out := fs.String("out", "", "openings file to write")
-	if err := fs.Parse(reorderFlags(args)); err != nil {
+	if err := parseFlags(fs, reorderFlags(args)); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 || *out == "" {

@@ -19,7 +19,7 @@ func runQuery(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs := newFlagSet("query", stderr)
 	nodeAddr := fs.String("node", "tcp://127.0.0.1:26657", "node RPC address")
 	data := fs.String("data", "", "request JSON for summary and validationSummary")
-	if err := fs.Parse(reorderFlags(args)); err != nil {
+	if err := parseFlags(fs, reorderFlags(args)); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {

@@ -52,7 +52,7 @@ func parseRunFlags(args []string, stderr io.Writer) (*runFlags, error) {
 	fs.StringVar(&f.keyFile, "key", "", "worker key file to sign a receipt with")
 	fs.StringVar(&f.receiptOut, "receipt", "", "write a signed receipt to this file (needs --key)")
 	fs.Var(kvFlag{&f.kv}, "kv-cache", "key/value cache precision: f32, or f16 (the spec "+engine.SpecKV16+": other logits, and a receipt under that spec)")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return nil, err
 	}
 	if fs.NArg() > 0 {

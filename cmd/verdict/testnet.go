@@ -27,7 +27,7 @@ func runTestnet(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	start := fs.Bool("start", false, "start every validator as a separate process and wait for Ctrl-C")
 	var modelFlags nodeModels
 	fs.Var(&modelFlags, "model", "with --start: model every validator holds (and attests to holding), PATH or PATH,TOKENIZER (repeatable)")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if *out == "" || fs.NArg() != 0 {

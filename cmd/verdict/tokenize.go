@@ -27,7 +27,7 @@ func runTokenize(_ context.Context, args []string, stdout, stderr io.Writer) err
 	special := fs.Bool("special", false, "recognise control tokens such as <|im_start|> written in TEXT (llama.cpp's parse_special)")
 	var text *string
 	fs.Func("text", "the text to tokenize", func(s string) error { text = &s; return nil })
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if *path == "" || text == nil || fs.NArg() != 0 {

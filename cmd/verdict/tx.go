@@ -311,7 +311,7 @@ func runTx(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	nonce := fs.Int64("nonce", -1, "nonce (default: the account's next nonce)")
 	async := fs.Bool("async", false, "return once the mempool accepts the transaction, without waiting for a block")
 	fs.Usage = func() { txUsage(fs) }
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() == 0 {
@@ -324,7 +324,7 @@ func runTx(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	kfs := newFlagSet("tx "+kind, stderr)
 	build := mk(kfs)
-	if err := kfs.Parse(fs.Args()[1:]); err != nil {
+	if err := parseFlags(kfs, fs.Args()[1:]); err != nil {
 		return err
 	}
 	if kfs.NArg() != 0 {

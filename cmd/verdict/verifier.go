@@ -41,7 +41,7 @@ func runVerifier(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	metricsAddr := fs.String("metrics", "", "serve /metrics (Prometheus) and /healthz on this address (default: none)")
 	level := fs.String("log-level", "info", "log level")
 	applyConfig := configFlag(fs)
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if err := applyConfig(); err != nil {

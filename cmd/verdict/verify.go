@@ -92,7 +92,7 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	tok := fs.String("tokenizer", "", "tokenizer file (llama2.c checkpoints)")
 	threads := fs.Int("threads", 0, "threads (0: one per CPU); never changes a result")
 	reqPath := fs.String("request", "", "the OpenAI chat request the receipt answered: re-render it and check the prompt tokens and chat_template")
-	if err := fs.Parse(reorderFlags(args)); err != nil {
+	if err := parseFlags(fs, reorderFlags(args)); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {

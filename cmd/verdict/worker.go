@@ -134,7 +134,7 @@ func runWorker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	level := fs.String("log-level", "info", "log level")
 	withExplorer := fs.Bool("explorer", true, "serve the web explorer at /explorer/ on the API's address (it indexes the ledger from its first block)")
 	applyConfig := configFlag(fs)
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if err := applyConfig(); err != nil {
