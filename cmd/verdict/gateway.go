@@ -201,8 +201,15 @@ func cmdGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		if err != nil {
 			return fmt.Errorf("gateway: --allow-worker-net: %w", err)
 		}
-		if *bodyTimeout <= 0 {
-			return fmt.Errorf("gateway: --body-timeout: want a positive duration, got %s", *bodyTimeout)
+		// multigw takes zero (or less) for its default: given on the
+		// command line, it is a mistake to say, not to serve with.
+		for _, d := range []struct {
+			name string
+			v    time.Duration
+		}{{"refresh", *refresh}, {"down-for", *downFor}, {"header-timeout", *headerTimeout}, {"body-timeout", *bodyTimeout}} {
+			if d.v <= 0 {
+				return fmt.Errorf("gateway: --%s: want a positive duration, got %s", d.name, d.v)
+			}
 		}
 		return runMultiGateway(ctx, multiGateway{node: *nodeAddr, addr: *addr, accounts: *accounts, noAuth: *noAuth, refresh: *refresh, downFor: *downFor,
 			maxFee: *maxFee, maxBody: *maxBody, headerTimeout: *headerTimeout, bodyTimeout: *bodyTimeout, net: multigw.NetPolicy{AllowPrivate: *allowPrivate, Allow: nets},

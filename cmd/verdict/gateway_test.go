@@ -135,6 +135,13 @@ func TestGatewayCommandErrors(t *testing.T) {
 		{[]string{"gateway", "--model", "x", "--no-auth", "--max-tx-fee", "5"}, "--max-tx-fee and --chain-id need --node"},
 		{[]string{"gateway", "--node", "tcp://127.0.0.1:1", "--no-auth", "--max-tx-fee", "0"}, "gateway: --max-tx-fee must be positive"},
 		{[]string{"gateway", "--node", "tcp://127.0.0.1:1", "--no-auth", "--body-timeout", "0s"}, "--body-timeout: want a positive duration, got 0s"},
+		{[]string{"gateway", "--node", "tcp://127.0.0.1:1", "--no-auth", "--body-timeout", "-1m"}, "gateway: --body-timeout: want a positive duration, got -1m0s"},
+		{[]string{"gateway", "--node", "tcp://127.0.0.1:1", "--no-auth", "--header-timeout", "0"}, "gateway: --header-timeout: want a positive duration, got 0s"},
+		{[]string{"gateway", "--node", "tcp://127.0.0.1:1", "--no-auth", "--header-timeout", "-5s"}, "gateway: --header-timeout: want a positive duration, got -5s"},
+		{[]string{"gateway", "--node", "tcp://127.0.0.1:1", "--no-auth", "--refresh", "0s"}, "gateway: --refresh: want a positive duration, got 0s"},
+		{[]string{"gateway", "--node", "tcp://127.0.0.1:1", "--no-auth", "--refresh", "-2s"}, "gateway: --refresh: want a positive duration, got -2s"},
+		{[]string{"gateway", "--node", "tcp://127.0.0.1:1", "--no-auth", "--down-for", "0s"}, "gateway: --down-for: want a positive duration, got 0s"},
+		{[]string{"gateway", "--node", "tcp://127.0.0.1:1", "--no-auth", "--down-for", "-1s"}, "gateway: --down-for: want a positive duration, got -1s"},
 		// A local model's flags are refused with --node, not dropped.
 		{[]string{"gateway", "--node", "tcp://127.0.0.1:1", "--no-auth", "--metrics", "127.0.0.1:0", "--concurrency", "4"}, "--node serves the ledger's workers: --concurrency, --metrics belong to a gateway with a local model"},
 		{[]string{"gateway", "--node", "tcp://127.0.0.1:1", "--no-auth", "--public-receipts"}, "--public-receipts belong to a gateway with a local model"},
