@@ -26,10 +26,12 @@ const CommitmentSize = 32
 //
 // It checks only what the referee needs to run safely: the model id and
 // spec version, and a commitment of 32 bytes that differs from the
-// worker's root. A receipt whose tokens no run of m can produce (more
-// positions than the context, a token outside the vocabulary, no prompt
-// or output) is decided at once against the worker (Config.Forfeit, with
-// a nil referee). The receipt's signature is the caller's to check.
+// worker's root. A receipt no run of m can produce (Impossible: more
+// positions than an engine holds, a token outside the vocabulary, no
+// prompt or output, sampling parameters out of range, an output that
+// breaks the stopping rule) is decided at once against the worker
+// (Config.Forfeit, with a nil referee), whatever the commitment. The
+// receipt's signature is the caller's to check.
 func DisputeSetup(m *model.Model, modelID merkle.Hash, receiptBytes, commitment []byte) (dispute.Config, *Referee, error) {
 	r, err := receipt.Parse(receiptBytes)
 	if err != nil {
@@ -46,14 +48,18 @@ func DisputeSetup(m *model.Model, modelID merkle.Hash, receiptBytes, commitment 
 	}
 	var root merkle.Hash
 	copy(root[:], commitment)
-	if root == r.TraceRoot {
-		return dispute.Config{}, nil, fmt.Errorf("dispute setup: the commitment is the receipt's own trace root %s; nothing to dispute", root)
-	}
-	if err := disputable(m, r); err != nil {
+	if err := Impossible(m, r); err != nil {
 		// The worker signed a receipt no run of the model can produce:
 		// it loses the dispute at once (the ledger accepted the receipt
-		// by its signature; no receipt it accepts escapes a dispute).
+		// by its signature; no receipt it accepts escapes a dispute),
+		// whatever the commitment, even the receipt's own trace root: the
+		// trace of an output that breaks the stopping rule may well
+		// replay exactly, and a challenger whose trace agrees has no
+		// other root to commit to.
 		return dispute.Config{Forfeit: [2]dispute.Loss{{Fault: dispute.FaultImpossibleReceipt, Why: fmt.Sprintf("signed a receipt no run of the model can produce: %v", err)}}}, nil, nil
+	}
+	if root == r.TraceRoot {
+		return dispute.Config{}, nil, fmt.Errorf("dispute setup: the commitment is the receipt's own trace root %s; nothing to dispute", root)
 	}
 	ref, err := NewReferee(m, r)
 	if err != nil {
@@ -62,11 +68,16 @@ func DisputeSetup(m *model.Model, modelID merkle.Hash, receiptBytes, commitment 
 	return dispute.Config{Cells: ref.Cells(), Roots: [2]merkle.Hash{r.TraceRoot, root}}, ref, nil
 }
 
-// disputable reports why r's tokens cannot be a run of m: more positions
-// than an engine holds (never the context length m's file states, which
-// its model id does not commit: CheckHeader), no prompt or no output, or a
-// token outside its vocabulary.
-func disputable(m *model.Model, r *receipt.Receipt) error {
+// Impossible reports why r cannot be a run of m, computing nothing: more
+// positions than an engine holds (never the context length m's file
+// states, which its model id does not commit: CheckHeader), no prompt or
+// no output, a token outside its vocabulary, sampling parameters the
+// sampler refuses, or an output that breaks the stopping rule (more tokens
+// than its steps allow, a stop token before the last, too few without
+// one): what CheckHeader checks beyond the signature, the spec and the
+// model id. A worker that signed such a receipt forfeits its disputes
+// (DisputeSetup); a challenger may open one whatever its own trace.
+func Impossible(m *model.Model, r *receipt.Receipt) error {
 	if len(r.Output) > 0 {
 		if n := len(r.Prompt) + len(r.Output) - 1; n > engine.MaxPositions {
 			return fmt.Errorf("%d positions, more than the %d an engine holds", n, engine.MaxPositions)
@@ -75,10 +86,8 @@ func disputable(m *model.Model, r *receipt.Receipt) error {
 	if len(r.Prompt) < 1 || len(r.Output) < 1 {
 		return fmt.Errorf("a receipt needs a prompt and an output")
 	}
-	for _, t := range append(append([]int(nil), r.Prompt...), r.Output...) {
-		if t < 0 || t >= m.Config.Vocab {
-			return fmt.Errorf("token %d outside the vocabulary of %d", t, m.Config.Vocab)
-		}
+	if mm := checkStatement(r, m.Config.Vocab); mm != nil {
+		return mm
 	}
 	return nil
 }

@@ -231,3 +231,68 @@ func FuzzDisputeSetup(f *testing.F) {
 		}
 	})
 }
+
+// TestAttackStopRuleNotDisputable: a worker signs a receipt whose output
+// breaks the rules it states (more tokens than its steps allow, which an
+// "upto" escrow pays by the token; tokens after a stop token; sampling
+// parameters the sampler refuses) over the exact trace of those tokens.
+// Every replay and audit rejects it, but its trace root is what an honest
+// challenger's retrace gives: the setup refused that commitment ("nothing
+// to dispute"), and with any other root the challenger lost the game. The
+// worker must forfeit whatever the commitment.
+func TestAttackStopRuleNotDisputable(t *testing.T) {
+	f := loadFixture(t, "stories260K.gguf", 1)
+	r := f.generateReceipt(t, storyPrompt, sampler.Params{Temperature: 0.8, Seed: 4}, 20)
+	if len(r.Output) < 4 {
+		t.Fatalf("output of %d tokens", len(r.Output))
+	}
+	for _, c := range []struct {
+		name string
+		edit func(cp *receipt.Receipt)
+		want string
+	}{
+		{"more tokens than the steps allow", func(cp *receipt.Receipt) {
+			cp.Sampling.Steps = len(cp.Prompt) + len(cp.Output) - 3
+		}, "steps allow"},
+		{"tokens after a stop token", func(cp *receipt.Receipt) { cp.Sampling.Stop = []int{cp.Output[1]} }, "is not the last output token"},
+		{"temperature out of range", func(cp *receipt.Receipt) { cp.Sampling.Temperature = 1000 }, "temperature"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			cp := *r
+			cp.Sampling.Stop = append([]int(nil), r.Sampling.Stop...)
+			c.edit(&cp)
+			if err := cp.Sign(f.key.Private); err != nil {
+				t.Fatal(err)
+			}
+			rb, err := cp.Marshal()
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Every check of the receipt refuses it...
+			if err := Replay(context.Background(), f.e, &cp, f.id); err == nil {
+				t.Fatal("the receipt replays")
+			}
+			// ...yet the trace of its tokens is exact: an honest
+			// challenger's retrace has the receipt's root.
+			tr, err := RetraceLeaves(context.Background(), f.e, &cp, []int{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tr.Tree().Root() != cp.TraceRoot {
+				t.Fatal("the forged receipt's trace is not exact")
+			}
+			other := merkle.Hash{7}
+			for _, commit := range [][]byte{cp.TraceRoot[:], other[:]} {
+				cfg, ref, err := DisputeSetup(f.m, f.id, rb, commit)
+				if err != nil || ref != nil || cfg.Forfeit[0].Fault != dispute.FaultImpossibleReceipt || !strings.Contains(cfg.Forfeit[0].Why, c.want) || cfg.Forfeit[1] != (dispute.Loss{}) {
+					t.Fatalf("commitment %x: config %+v, referee %v, error %v; want the worker to forfeit", commit[:4], cfg.Forfeit, ref != nil, err)
+				}
+			}
+		})
+	}
+	// The honest receipt is no forfeit: the same commitment is refused.
+	rb, _ := r.Marshal()
+	if _, _, err := DisputeSetup(f.m, f.id, rb, r.TraceRoot[:]); err == nil || !strings.Contains(err.Error(), "nothing to dispute") {
+		t.Fatalf("honest receipt, its own root: %v", err)
+	}
+}

@@ -61,17 +61,30 @@ func CheckHeader(r *receipt.Receipt, modelID merkle.Hash, vocab int) error {
 	if r.Model != modelID {
 		return mismatch("model", -1, "receipt names model %s, the given model is %s", r.Model, modelID)
 	}
+	if mm := checkStatement(r, vocab); mm != nil {
+		return mm
+	}
+	return nil
+}
+
+// checkStatement checks what a receipt states, computing nothing: a
+// non-empty output, every token below vocab, the sampling parameters, the
+// steps and the stopping rule. A receipt that fails it is no run of the
+// model under its own parameters, whatever its trace: its audits fail
+// (CheckHeader) and its disputes are forfeited by the worker
+// (DisputeSetup), for a trace that replays exactly cannot be disputed.
+func checkStatement(r *receipt.Receipt, vocab int) *Mismatch {
 	if len(r.Output) == 0 {
 		return mismatch("output", -1, "empty output")
 	}
 	for i, t := range r.Prompt {
-		if t >= vocab {
+		if t < 0 || t >= vocab {
 			return mismatch("token", i, "prompt token %d outside the vocabulary of %d", t, vocab)
 		}
 	}
 	P := len(r.Prompt)
 	for j, t := range r.Output {
-		if t >= vocab {
+		if t < 0 || t >= vocab {
 			return mismatch("token", P+j, "output token %d outside the vocabulary of %d", t, vocab)
 		}
 	}

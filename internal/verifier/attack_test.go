@@ -479,3 +479,48 @@ func TestSettledDisputeStopsItsMove(t *testing.T) {
 		t.Fatal("the settled dispute's move went on")
 	}
 }
+
+// TestAttackStopRuleEscapesVerifier: a worker signs a receipt that breaks
+// its own stopping rule (tokens after a stop token, or more than its steps
+// allow: an "upto" escrow pays by the token) over the exact trace of its
+// tokens. The verifier's replay rejected it, but its retrace had the
+// receipt's root, so it opened no dispute ("the mismatch is in
+// sampling"): only an audit could catch the worker. Now it opens one,
+// which the worker forfeits at its setup (audit.Impossible).
+func TestAttackStopRuleEscapesVerifier(t *testing.T) {
+	w := openWorker(t)
+	res, err := w.Generate(context.Background(), worker.Request{Model: "stories260K",
+		Segments: []chat.Segment{{Text: "Once upon a time", BOS: true}}, MaxTokens: 6}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := receipt.Parse(res.Receipt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Output) < 2 {
+		t.Fatalf("output of %d tokens", len(r.Output))
+	}
+	r.Sampling.Stop = append(r.Sampling.Stop, r.Output[0]) // the generation went on past a stop token
+	wk, _ := keys.New(make([]byte, 32))
+	if err := r.Sign(wk.Private); err != nil {
+		t.Fatal(err)
+	}
+	data, err := r.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := ledger.Hash(r.ID())
+	node := &fakeNode{t: t, answers: map[string][]byte{"receiptData/" + id.String(): data}}
+	v := newFakeVerifier(t, w, node)
+	v.check(context.Background(), id)
+	opened := false
+	for _, tx := range node.broadcast() {
+		if m, ok := tx.Msg.(*ledger.MsgOpenDispute); ok && m.ReceiptID == id {
+			opened = true
+		}
+	}
+	if st := v.Stats(); !opened || st.Mismatches != 1 || st.Disputes != 1 {
+		t.Fatalf("stats %+v, dispute opened %v: want the receipt that breaks its stopping rule disputed", st, opened)
+	}
+}

@@ -439,6 +439,19 @@ func (v *Verifier) challenge(ctx context.Context, id ledger.Hash, data []byte) {
 	if err != nil {
 		return
 	}
+	if why := audit.Impossible(v.cfg.Worker.Model(), r); why != nil {
+		// A receipt no run can produce (an output that breaks its own
+		// stopping rule, say) may carry the exact trace of its tokens,
+		// which ours would only repeat: its worker forfeits the dispute
+		// at its opening, whatever the commitment, and no trace is needed.
+		if _, err := v.send.Send(ctx, &ledger.MsgOpenDispute{ReceiptID: id, Commitment: r.TraceRoot[:]}); err != nil {
+			v.log.Error("opening a dispute", "receipt", id.String(), "err", err)
+			return
+		}
+		v.stats.disputes.Add(1)
+		v.log.Warn("dispute opened over a receipt no run can produce", "receipt", id.String(), "problem", why)
+		return
+	}
 	// The tree alone: the values of the disputed leaf's inputs are
 	// recomputed when the game reaches it (Player.Reload).
 	tr, err := v.cfg.Worker.RetraceLeaves(ctx, r, []int{})
