@@ -1,6 +1,8 @@
 package audit
 
 import (
+	"bytes"
+	"encoding/binary"
 	"fmt"
 	"maps"
 
@@ -9,6 +11,7 @@ import (
 	"github.com/verdictnet/verdict/internal/merkle"
 	"github.com/verdictnet/verdict/internal/model"
 	"github.com/verdictnet/verdict/internal/receipt"
+	"github.com/verdictnet/verdict/internal/sampler"
 )
 
 // CommitmentSize is the length of a challenger's dispute commitment: the
@@ -43,8 +46,9 @@ func DisputeSetup(m *model.Model, modelID merkle.Hash, receiptBytes, commitment 
 	if _, err := engine.KVTypeOf(r.Spec); err != nil {
 		return dispute.Config{}, nil, fmt.Errorf("dispute setup: receipt was made under %q: %w", r.Spec, err)
 	}
-	if len(commitment) != CommitmentSize {
-		return dispute.Config{}, nil, fmt.Errorf("dispute setup: commitment of %d bytes, want the %d-byte root of the challenger's trace", len(commitment), CommitmentSize)
+	sampling := len(commitment) > CommitmentSize && bytes.HasPrefix(commitment, []byte(samplingTag))
+	if len(commitment) != CommitmentSize && !sampling {
+		return dispute.Config{}, nil, fmt.Errorf("dispute setup: commitment of %d bytes, want the %d-byte root of the challenger's trace or a sampling fault", len(commitment), CommitmentSize)
 	}
 	var root merkle.Hash
 	copy(root[:], commitment)
@@ -57,6 +61,13 @@ func DisputeSetup(m *model.Model, modelID merkle.Hash, receiptBytes, commitment 
 		// replay exactly, and a challenger whose trace agrees has no
 		// other root to commit to.
 		return dispute.Config{Forfeit: [2]dispute.Loss{{Fault: dispute.FaultImpossibleReceipt, Why: fmt.Sprintf("signed a receipt no run of the model can produce: %v", err)}}}, nil, nil
+	}
+	if sampling {
+		why, err := samplingFault(m, r, commitment[len(samplingTag):])
+		if err != nil {
+			return dispute.Config{}, nil, fmt.Errorf("dispute setup: %w", err)
+		}
+		return dispute.Config{Forfeit: [2]dispute.Loss{{Fault: dispute.FaultImpossibleReceipt, Why: "signed a receipt no run of the model can produce: " + why}}}, nil, nil
 	}
 	if root == r.TraceRoot {
 		return dispute.Config{}, nil, fmt.Errorf("dispute setup: the commitment is the receipt's own trace root %s; nothing to dispute", root)
@@ -155,4 +166,114 @@ func bitsLen(n int) int {
 		b++
 	}
 	return b
+}
+
+// samplingTag starts a sampling-fault commitment (docs/protocol.md 8.2).
+const samplingTag = "verdict/sampling-fault/v1\x00"
+
+// samplingFault checks a sampling-fault commitment's body against r: j
+// (8 bytes, little-endian) names output token j, x is the final state
+// X(L, p) at its position p = len(prompt) - 1 + j (4*dim bytes), then the
+// inclusion proof of that leaf in the worker's own trace tree (the rest,
+// 32 bytes a hash). It returns why the worker forfeits when x, proven
+// against the receipt's trace root, samples another token than output[j],
+// and an error when the commitment is malformed, its proof fails, or the
+// token is the one sampled (no fault).
+func samplingFault(m *model.Model, r *receipt.Receipt, b []byte) (string, error) {
+	lay := NewLayout(m.Config, len(r.Prompt), len(r.Output))
+	if err := lay.check(); err != nil {
+		return "", err
+	}
+	D := lay.Dim
+	if len(b) < 8+4*D || (len(b)-8-4*D)%merkle.HashSize != 0 || (len(b)-8-4*D)/merkle.HashSize > merkle.MaxProofLen {
+		return "", fmt.Errorf("sampling fault of %d bytes: want 8, %d for the state and whole hashes of a proof", len(b), 4*D)
+	}
+	j64 := binary.LittleEndian.Uint64(b)
+	if j64 >= uint64(len(r.Output)) {
+		return "", fmt.Errorf("sampling fault names output token %d of %d", j64, len(r.Output))
+	}
+	j := int(j64)
+	xb := b[8 : 8+4*D]
+	proof := make([]merkle.Hash, (len(b)-8-4*D)/merkle.HashSize)
+	for i := range proof {
+		copy(proof[i][:], b[8+4*D+i*merkle.HashSize:])
+	}
+	p := len(r.Prompt) - 1 + j
+	leaf := lay.XLeaf(lay.Layers, p)
+	if err := merkle.Verify(r.TraceRoot, merkle.LeafHash(xb), uint64(leaf), uint64(lay.Leaves()), proof); err != nil {
+		return "", fmt.Errorf("sampling fault: the final state at position %d is not the worker's: %w", p, err)
+	}
+	x, _ := floats(xb, D)
+	c, err := newCalc(m, r.Spec, 1)
+	if err != nil {
+		return "", err
+	}
+	defer c.close()
+	lgs, err := c.e.LogitsRows([][]float32{x})
+	if err != nil {
+		return "", fmt.Errorf("sampling fault: %w", err)
+	}
+	if got := sampler.Sample(lgs[0], SamplerParams(r), p+1); got != r.Output[j] {
+		return fmt.Sprintf("its own final state at position %d samples token %d, the receipt says %d", p, got, r.Output[j]), nil
+	}
+	return "", fmt.Errorf("sampling fault: the worker's final state at position %d samples the receipt's token %d", p, r.Output[j])
+}
+
+// FinalStates lists the trace leaves a sampling fault opens: the final
+// state X(L, p) of every position an output token is sampled at, for
+// RetraceLeaves (Trace.SamplingFault).
+func FinalStates(m *model.Model, r *receipt.Receipt) []int {
+	lay := NewLayout(m.Config, len(r.Prompt), len(r.Output))
+	out := make([]int, len(r.Output))
+	for j := range out {
+		out[j] = lay.XLeaf(lay.Layers, len(r.Prompt)-1+j)
+	}
+	return out
+}
+
+// SamplingFault returns the sampling-fault commitment of the first output
+// token of t's receipt that t's own final states do not sample, and an
+// error when every token is the one sampled (or the states were not kept:
+// RetraceLeaves with FinalStates). A challenger whose trace has the
+// receipt's root opens a dispute with it (docs/protocol.md 8.2): the
+// worker forfeits at the setup, since its own committed state samples
+// another token.
+func (t *Trace) SamplingFault(m *model.Model) ([]byte, error) {
+	r, lay := t.r, t.lay
+	c, err := newCalc(m, r.Spec, 1)
+	if err != nil {
+		return nil, err
+	}
+	defer c.close()
+	params := SamplerParams(r)
+	for j := range r.Output {
+		p := len(r.Prompt) - 1 + j
+		i := lay.XLeaf(lay.Layers, p)
+		xb, err := t.LeafValue(i)
+		if err != nil {
+			return nil, err
+		}
+		x, ok := floats(xb, lay.Dim)
+		if !ok {
+			return nil, fmt.Errorf("final state at position %d has %d bytes", p, len(xb))
+		}
+		lgs, err := c.e.LogitsRows([][]float32{x})
+		if err != nil {
+			return nil, err
+		}
+		if sampler.Sample(lgs[0], params, p+1) == r.Output[j] {
+			continue
+		}
+		proof, err := t.trace.Proof(i)
+		if err != nil {
+			return nil, err
+		}
+		b := binary.LittleEndian.AppendUint64([]byte(samplingTag), uint64(j))
+		b = append(b, xb...)
+		for _, h := range proof {
+			b = append(b, h[:]...)
+		}
+		return b, nil
+	}
+	return nil, fmt.Errorf("every output token is the one sampled")
 }

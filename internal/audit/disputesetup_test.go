@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"math/bits"
+	"slices"
 	"strings"
 	"testing"
 
@@ -294,5 +295,98 @@ func TestAttackStopRuleNotDisputable(t *testing.T) {
 	rb, _ := r.Marshal()
 	if _, _, err := DisputeSetup(f.m, f.id, rb, r.TraceRoot[:]); err == nil || !strings.Contains(err.Error(), "nothing to dispute") {
 		t.Fatalf("honest receipt, its own root: %v", err)
+	}
+}
+
+// TestAttackSamplingNotDisputable: a worker runs the model honestly but
+// signs another output token than the one it samples (here the last, which
+// no position reads, so that the trace and logits roots stay exact):
+// whatever text it likes, sampled or not. The trace of the tokens is
+// exact, so an honest challenger's root is the worker's: the setup refused
+// it ("nothing to dispute"), any other root lost the bisection, and only an
+// audit that happened to select that token's logits cell could catch it.
+// A sampling-fault commitment (the token, the worker's own final state at
+// its position and that state's proof against the receipt's trace root)
+// now makes the worker forfeit; one over a token that is the sampled one,
+// or with a bad proof, is refused.
+func TestAttackSamplingNotDisputable(t *testing.T) {
+	f := loadFixture(t, "stories260K.gguf", 1)
+	r := f.generateReceipt(t, storyPrompt, sampler.Params{Temperature: 0.8, Seed: 4}, 20)
+	ctx := context.Background()
+	cp := *r
+	cp.Output = append([]int(nil), r.Output...)
+	O := len(cp.Output)
+	cp.Sampling.Steps = len(cp.Prompt) + O - 1 // no stop token needed at the end
+	forged := (cp.Output[O-1] + 1) % f.m.Config.Vocab
+	for slices.Contains(cp.Sampling.Stop, forged) || forged == r.Output[O-1] {
+		forged = (forged + 1) % f.m.Config.Vocab
+	}
+	cp.Output[O-1] = forged
+	if err := cp.Sign(f.key.Private); err != nil {
+		t.Fatal(err)
+	}
+	rb, err := cp.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mm *Mismatch
+	if err := Replay(ctx, f.e, &cp, f.id); !errors.As(err, &mm) || mm.What != "token" {
+		t.Fatalf("replay: %v, want a token mismatch", err)
+	}
+	if err := Impossible(f.m, &cp); err != nil {
+		t.Fatalf("the forged receipt is impossible on its face: %v", err)
+	}
+	// The honest challenger's trace has the receipt's root.
+	tr, err := RetraceLeaves(ctx, f.e, &cp, FinalStates(f.m, &cp))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tr.Tree().Root() != cp.TraceRoot {
+		t.Fatal("the forged receipt's trace is not exact")
+	}
+	if _, _, err := DisputeSetup(f.m, f.id, rb, cp.TraceRoot[:]); err == nil || !strings.Contains(err.Error(), "nothing to dispute") {
+		t.Fatalf("its own root: %v", err)
+	}
+	commit, err := tr.SamplingFault(f.m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, ref, err := DisputeSetup(f.m, f.id, rb, commit)
+	if err != nil || ref != nil || cfg.Forfeit[0].Fault != dispute.FaultImpossibleReceipt || !strings.Contains(cfg.Forfeit[0].Why, "samples token") || cfg.Forfeit[1] != (dispute.Loss{}) {
+		t.Fatalf("sampling fault: config %+v, referee %v, error %v; want the worker to forfeit", cfg.Forfeit, ref != nil, err)
+	}
+	m, qs, err := dispute.New(cfg, nil, 5)
+	if o := m.Outcome(); err != nil || len(qs) != 0 || !o.Done || !o.Lost[dispute.A] || o.Lost[dispute.B] {
+		t.Fatalf("outcome %+v, %d queries, error %v", o, len(qs), err)
+	}
+
+	// Refused: the same commitment over the honest receipt (its token is
+	// the sampled one), a state that is not the worker's, a short proof,
+	// an output token out of range.
+	hb, _ := r.Marshal()
+	tag := len(samplingTag)
+	bad := func(edit func(b []byte) []byte) []byte { return edit(append([]byte(nil), commit...)) }
+	for _, c := range []struct {
+		name   string
+		rb, cm []byte
+		want   string
+	}{
+		{"honest receipt", hb, commit, "samples the receipt's token"},
+		{"another state", rb, bad(func(b []byte) []byte { b[tag+8] ^= 1; return b }), "is not the worker's"},
+		{"short proof", rb, bad(func(b []byte) []byte { return b[:len(b)-merkle.HashSize] }), "is not the worker's"},
+		{"ragged proof", rb, bad(func(b []byte) []byte { return b[:len(b)-1] }), "whole hashes"},
+		{"token out of range", rb, bad(func(b []byte) []byte { b[tag] = byte(O); return b }), "names output token"},
+	} {
+		if _, _, err := DisputeSetup(f.m, f.id, c.rb, c.cm); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: error %v, want %q", c.name, err, c.want)
+		}
+	}
+	// An honest receipt has no sampling fault to open.
+	ht, err := RetraceLeaves(ctx, f.e, r, FinalStates(f.m, r))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ht.SamplingFault(f.m); err == nil {
+		t.Fatal("a sampling fault in an honest receipt")
 	}
 }

@@ -19,7 +19,9 @@ import (
 	coretypes "github.com/cometbft/cometbft/rpc/core/types"
 	rpctypes "github.com/cometbft/cometbft/rpc/jsonrpc/types"
 
+	"github.com/verdictnet/verdict/internal/audit"
 	"github.com/verdictnet/verdict/internal/chat"
+	"github.com/verdictnet/verdict/internal/dispute"
 	"github.com/verdictnet/verdict/internal/keys"
 	"github.com/verdictnet/verdict/internal/ledger"
 	"github.com/verdictnet/verdict/internal/ledger/client"
@@ -522,5 +524,56 @@ func TestAttackStopRuleEscapesVerifier(t *testing.T) {
 	}
 	if st := v.Stats(); !opened || st.Mismatches != 1 || st.Disputes != 1 {
 		t.Fatalf("stats %+v, dispute opened %v: want the receipt that breaks its stopping rule disputed", st, opened)
+	}
+}
+
+// TestAttackSamplingEscapesVerifier: a worker computes honestly but signs
+// another last output token than the one it samples (the trace and
+// logits roots stay exact). The verifier's replay found the mismatch but
+// its trace had the receipt's root: it opened no dispute ("the mismatch is
+// in sampling"). Now it opens one with a sampling-fault commitment, which
+// the worker forfeits at its setup.
+func TestAttackSamplingEscapesVerifier(t *testing.T) {
+	w := openWorker(t)
+	res, err := w.Generate(context.Background(), worker.Request{Model: "stories260K",
+		Segments: []chat.Segment{{Text: "Once upon a time", BOS: true}}, MaxTokens: 6}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := receipt.Parse(res.Receipt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	O := len(r.Output)
+	r.Sampling.Steps = len(r.Prompt) + O - 1
+	forged := (r.Output[O-1] + 1) % w.Model().Config.Vocab
+	for slices.Contains(r.Sampling.Stop, forged) {
+		forged = (forged + 1) % w.Model().Config.Vocab
+	}
+	r.Output[O-1] = forged
+	wk, _ := keys.New(make([]byte, 32))
+	if err := r.Sign(wk.Private); err != nil {
+		t.Fatal(err)
+	}
+	data, err := r.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := ledger.Hash(r.ID())
+	node := &fakeNode{t: t, answers: map[string][]byte{"receiptData/" + id.String(): data}}
+	v := newFakeVerifier(t, w, node)
+	v.check(context.Background(), id)
+	var commit []byte
+	for _, tx := range node.broadcast() {
+		if m, ok := tx.Msg.(*ledger.MsgOpenDispute); ok && m.ReceiptID == id {
+			commit = m.Commitment
+		}
+	}
+	if st := v.Stats(); commit == nil || st.Mismatches != 1 || st.Disputes != 1 {
+		t.Fatalf("stats %+v: want the receipt with a forged token disputed", st)
+	}
+	cfg, ref, err := audit.DisputeSetup(w.Model(), w.ModelID(), data, commit)
+	if err != nil || ref != nil || cfg.Forfeit[0].Fault != dispute.FaultImpossibleReceipt {
+		t.Fatalf("setup of the verifier's dispute: %+v, %v", cfg.Forfeit, err)
 	}
 }

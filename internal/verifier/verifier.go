@@ -461,7 +461,28 @@ func (v *Verifier) challenge(ctx context.Context, id ledger.Hash, data []byte) {
 	}
 	root := tr.Tree().Root()
 	if root == r.TraceRoot {
-		v.log.Warn("the receipt's trace agrees with ours (the mismatch is in sampling); no trace dispute", "receipt", id.String())
+		// The trace agrees: the mismatch is in sampling. The worker's own
+		// final states, which are ours, sample another token than one it
+		// signed: a sampling fault (docs/protocol.md 8.2), which it
+		// forfeits at the dispute's opening. The states are read again
+		// for it alone, and not kept.
+		m := v.cfg.Worker
+		st, err := m.RetraceLeaves(ctx, r, audit.FinalStates(m.Model(), r))
+		if err != nil {
+			v.log.Error("computing our final states", "receipt", id.String(), "err", err)
+			return
+		}
+		fault, err := st.SamplingFault(m.Model())
+		if err != nil {
+			v.log.Warn("the receipt's trace agrees with ours and no sampling fault is found; no dispute", "receipt", id.String(), "err", err)
+			return
+		}
+		if _, err := v.send.Send(ctx, &ledger.MsgOpenDispute{ReceiptID: id, Commitment: fault}); err != nil {
+			v.log.Error("opening a dispute", "receipt", id.String(), "err", err)
+			return
+		}
+		v.stats.disputes.Add(1)
+		v.log.Warn("dispute opened over a sampling fault", "receipt", id.String())
 		return
 	}
 	v.mu.Lock()
