@@ -176,6 +176,19 @@ func tail(path string) string {
 	return string(b)
 }
 
+// problems returns the last n lines of a log at level WARN or ERROR: why
+// a devnet got stuck, where the tail of its log holds only routine lines.
+func problems(path string, n int) string {
+	b, _ := os.ReadFile(path)
+	var lines []string
+	for l := range strings.Lines(string(b)) {
+		if strings.Contains(l, "level=WARN") || strings.Contains(l, "level=ERROR") {
+			lines = append(lines, l)
+		}
+	}
+	return strings.Join(lines[max(0, len(lines)-n):], "")
+}
+
 // answered is a request the gateway answered with 200.
 type answered struct {
 	id     string
@@ -354,7 +367,7 @@ func TestCrashSIGKILL(t *testing.T) {
 	// answered to final.
 	for deadline := time.Now().Add(90 * time.Second); outboxLen(t, dir) > 0; time.Sleep(100 * time.Millisecond) {
 		if time.Now().After(deadline) {
-			t.Fatalf("%d receipts still in the outbox 90 s after the load", outboxLen(t, dir))
+			t.Fatalf("%d receipts still in the outbox 90 s after the load; the devnet's warnings and errors:\n%s", outboxLen(t, dir), problems(c.log, 40))
 		}
 	}
 	drained := time.Now()
