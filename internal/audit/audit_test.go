@@ -187,7 +187,14 @@ func TestSelect(t *testing.T) {
 			t.Fatalf("cell %d drawn %d times, expected about %d", c, k, want)
 		}
 	}
-	if got := lay.Select(id, 1, n+5); len(got) != n {
+	// k > cells selects every challengeable cell: here, with each cell's
+	// share of the openings budget OpeningsBudget/Cells, the layer cells
+	// of the first positions and the logits cells (Layout.Challengeable).
+	positions, logits := lay.Challengeable(n + 5)
+	if positions < 1 || !logits {
+		t.Fatalf("k > cells: %d positions challengeable, logits %v", positions, logits)
+	}
+	if got := lay.Select(id, 1, n+5); len(got) != positions*lay.Layers+lay.Output {
 		t.Fatalf("k > cells gives %d cells", len(got))
 	}
 }

@@ -45,8 +45,32 @@ func TestChallengeVectors(t *testing.T) {
 		}
 		vs = append(vs, v)
 	}
+	// A long receipt of a model with a large head: its late layer cells'
+	// openings exceed the per-cell budget, so each challenge draws among
+	// the layer cells of the first "positions" positions and the logits
+	// cells (docs/protocol.md 7, "Openings budget").
+	long := Layout{Layers: 2, Dim: 256, KVHeads: 1, HeadDim: 256, Heads: 1, Prompt: 3000, Output: 10}
+	type bvec struct {
+		vec
+		Positions int  `json:"positions"`
+		Logits    bool `json:"logits"`
+	}
+	var bvs []bvec
+	for _, c := range []struct {
+		seed uint64
+		k    int
+	}{{0, 1}, {7, 4}, {1 << 63, 16}} {
+		v := bvec{vec: vec{Seed: c.seed, K: c.k, Cells: long.Select(id, c.seed, c.k)}}
+		v.Positions, v.Logits = long.Challengeable(c.k)
+		for _, cell := range v.Cells {
+			v.Heads = append(v.Heads, long.Head(id, c.seed, cell))
+		}
+		bvs = append(bvs, v)
+	}
 	out, _ := json.MarshalIndent(map[string]any{
 		"receipt_id": "sha256(\"receipt\")", "layers": 5, "kv_heads": 4, "prompt": 5, "output": 60, "cells_total": lay.Cells(), "vectors": vs,
+		"bounded": map[string]any{"layers": 2, "dim": 256, "heads": 1, "kv_heads": 1, "head_dim": 256, "prompt": 3000, "output": 10,
+			"cells_total": long.Cells(), "vectors": bvs},
 	}, "", "  ")
 	path := filepath.Join("testdata", "challenge.json")
 	if *update {

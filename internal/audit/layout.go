@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"math/bits"
 	"sort"
 
 	"github.com/verdictnet/verdict/internal/model"
@@ -156,15 +157,106 @@ func uniform(id [32]byte, seed uint64, tag byte, ctr *uint64, n uint64) uint64 {
 	}
 }
 
-// Select returns the k distinct cells (ascending) a challenge seed picks for
-// the receipt with the given id: draws from stream tag 'c' until k
-// distinct cells are found (all cells when k >= Cells).
+// OpeningsBudget is the most bytes the openings of one challenge may take
+// so that a worker can always post them (docs/protocol.md 7, docs/ledger.md
+// postOpenings): a postOpenings transaction carries the openings
+// base64-encoded and is at most 6 MiB (ledger.MaxTxBytes) of which 1 KiB is
+// left to its envelope, so (6 MiB - 1024) / 4 * 3 = 4,717,824 bytes, under
+// the ledger's 5 MiB limit of the field itself. It is a protocol constant:
+// the challenge's cell selection (Select) depends on it.
+const OpeningsBudget = (6<<20 - 1024) / 4 * 3
+
+// Worst-case framing of an openings file (docs/protocol.md 7): the object
+// around the cells and proofs, each cell's JSON around its base64 fields,
+// and one proof hash ("<64 hex digits>",).
+const (
+	openingsFrame = 256
+	cellFrame     = 128
+	hashJSON      = 67
+)
+
+// depth is ceil(log2 n), the depth of an RFC 6962 tree of n >= 1 leaves.
+func depth(n int) int64 { return int64(bits.Len64(uint64(n - 1))) }
+
+// b64 is the length of the padded base64 encoding of n bytes.
+func b64(n int64) int64 { return 4 * ((n + 2) / 3) }
+
+// layerCellFixed bounds what a layer cell's opening takes besides its keys
+// and values: its frame, the base64 of X(l, p), A(l, p) and X(l+1, p), and
+// its share of the trace multi-proof. A layer cell's leaves are KVH+1
+// single leaves (X(l, p); X(l+1, p); KV(l, h', p) of each h' != h) and two
+// runs of adjacent leaves (KV(l, h, 0..p); A(l, 0..KVH-1, p)); the
+// multi-proof of a single leaf is at most one hash per tree level (D =
+// depth(Leaves)), that of a run at most two (one either side), and that
+// of a union at most the sum of its parts': D*(KVH+5) hashes.
+func (l Layout) layerCellFixed() int64 {
+	return cellFrame + 2*b64(4*int64(l.Dim)) + b64(4*int64(l.QDim())) + hashJSON*depth(l.Leaves())*int64(l.KVHeads+5)
+}
+
+// LayerCellBytes bounds the bytes a layer cell at position p adds to an
+// openings file: layerCellFixed and the base64 of its (p+1)*2*hd floats of
+// keys and values.
+func (l Layout) LayerCellBytes(p int) int64 {
+	return l.layerCellFixed() + b64(8*int64(l.HeadDim)*int64(p+1))
+}
+
+// LogitsCellBytes bounds the bytes a logits cell adds to an openings file:
+// its frame, the base64 of X(L, p), and one leaf's share of each
+// multi-proof (one hash per level of each tree).
+func (l Layout) LogitsCellBytes() int64 {
+	return cellFrame + b64(4*int64(l.Dim)) + hashJSON*(depth(l.Leaves())+depth(l.Output))
+}
+
+// CellBudget is the bytes each selected cell's opening may take for a
+// challenge of k >= 1 cells: (OpeningsBudget - openingsFrame) / min(k,
+// Cells()), so that the openings of every selection fit OpeningsBudget.
+func (l Layout) CellBudget(k int) int64 {
+	return (OpeningsBudget - openingsFrame) / int64(max(1, min(k, l.Cells())))
+}
+
+// Challengeable returns the cells a challenge of k cells selects among:
+// the layer cells of the first positions positions (cells 0 ..
+// positions*Layers-1) and, when logits, every logits cell. A cell is
+// challengeable when its worst-case opening (LayerCellBytes,
+// LogitsCellBytes) is at most CellBudget(k); since a layer cell's grows
+// with its position, they are those of positions p < positions, where
+// positions = min(T, floor(3*floor(R/4) / (8*hd))), R = CellBudget(k) -
+// layerCellFixed (0 when R < 0): the largest count with 4*ceil(8*hd*p/3)
+// <= R. Layer cells at later positions of a long receipt are left to
+// replays and disputes (docs/protocol.md 7).
+func (l Layout) Challengeable(k int) (positions int, logits bool) {
+	budget := l.CellBudget(k)
+	if r := budget - l.layerCellFixed(); r >= 0 {
+		positions = int(min(int64(l.Positions()), 3*(r/4)/(8*int64(max(1, l.HeadDim)))))
+	}
+	return positions, l.LogitsCellBytes() <= budget
+}
+
+// Select returns the distinct cells (ascending) a challenge seed picks for
+// the receipt with the given id, k of them unless fewer are challengeable
+// (Challengeable(k)): with n challengeable cells, numbered j = 0..n-1 in
+// cell order (the layer cells j < positions*Layers, then the logits cells,
+// j = positions*Layers + i being cell T*L + i), it draws j below n from
+// stream tag 'c' until k distinct cells are found (all n when k >= n).
+// When every cell is challengeable (n = T*L + O) j is the cell number and
+// the selection is that of every receipt before the bound.
 func (l Layout) Select(id [32]byte, seed uint64, k int) []int {
-	n := l.Cells()
+	positions, logits := l.Challengeable(k)
+	nl := positions * l.Layers
+	n := nl
+	if logits {
+		n += l.Output
+	}
+	cell := func(j int) int {
+		if j < nl {
+			return j
+		}
+		return l.Positions()*l.Layers + j - nl
+	}
 	if k >= n {
 		out := make([]int, n)
-		for i := range out {
-			out[i] = i
+		for j := range out {
+			out[j] = cell(j)
 		}
 		return out
 	}
@@ -172,7 +264,7 @@ func (l Layout) Select(id [32]byte, seed uint64, k int) []int {
 	out := make([]int, 0, k)
 	var ctr uint64
 	for len(out) < k {
-		c := int(uniform(id, seed, 'c', &ctr, uint64(n)))
+		c := cell(int(uniform(id, seed, 'c', &ctr, uint64(n))))
 		if !seen[c] {
 			seen[c] = true
 			out = append(out, c)

@@ -259,12 +259,17 @@ func Open(ctx context.Context, e *engine.Engine, r *receipt.Receipt, seed uint64
 
 // Open answers the challenge (seed, k) from a regenerated trace.
 func (t *Trace) Open(seed uint64, k int) (*Openings, error) {
-	lay, r, rec := t.lay, t.r, t.rec
+	lay, r := t.lay, t.r
 	if k < 1 {
 		return nil, fmt.Errorf("open: a challenge selects at least one cell, not %d", k)
 	}
+	return t.openCells(seed, lay.Select(r.ID(), seed, k))
+}
+
+// openCells opens the given cells (ascending) for the challenge seed.
+func (t *Trace) openCells(seed uint64, cells []int) (*Openings, error) {
+	lay, r, rec := t.lay, t.r, t.rec
 	id := r.ID()
-	cells := lay.Select(id, seed, k)
 	cs, heads := lay.plan(id, seed, cells)
 	L := lay.Layers
 	o := &Openings{Version: OpeningsVersion, Receipt: id, Seed: seed}
@@ -290,8 +295,10 @@ func (t *Trace) Open(seed uint64, k int) (*Openings, error) {
 		o.Cells = append(o.Cells, co)
 	}
 	var err error
-	if o.TraceProof, err = t.trace.MultiProof(uniqueSorted(traceIdx)); err != nil {
-		return nil, fmt.Errorf("open: %w", err)
+	if len(traceIdx) > 0 { // no cell is challengeable: the openings are empty (Layout.Challengeable)
+		if o.TraceProof, err = t.trace.MultiProof(uniqueSorted(traceIdx)); err != nil {
+			return nil, fmt.Errorf("open: %w", err)
+		}
 	}
 	if len(logitIdx) > 0 {
 		if o.LogitsProof, err = t.logits.MultiProof(uniqueSorted(logitIdx)); err != nil {
@@ -384,10 +391,10 @@ func Check(m *model.Model, modelID merkle.Hash, r *receipt.Receipt, seed uint64,
 	if k < 1 {
 		return fmt.Errorf("audit: a challenge selects at least one cell, not %d", k)
 	}
-	if want := min(k, lay.Cells()); len(o.Cells) != want {
-		return fmt.Errorf("audit: %d cells opened, the challenge selects %d", len(o.Cells), want)
-	}
 	cells := lay.Select(id, seed, k)
+	if len(o.Cells) != len(cells) {
+		return fmt.Errorf("audit: %d cells opened, the challenge selects %d", len(o.Cells), len(cells))
+	}
 	cs, heads := lay.plan(id, seed, cells)
 	L, D, hd := lay.Layers, c.Dim, lay.HeadDim
 	// First every opening's shape, then one batched recomputation per layer
@@ -566,6 +573,12 @@ func Check(m *model.Model, modelID merkle.Hash, r *receipt.Receipt, seed uint64,
 		}
 	}
 	idx, hs := trace.sorted()
+	if len(idx) == 0 { // no cell selected (Layout.Challengeable): nothing to prove
+		if len(o.TraceProof) != 0 || len(o.LogitsProof) != 0 {
+			return fmt.Errorf("audit: proofs without cells")
+		}
+		return nil
+	}
 	if err := merkle.VerifyMulti(r.TraceRoot, lay.Leaves(), idx, hs, o.TraceProof); err != nil {
 		return mismatch("audit", -1, "opened trace leaves do not match the receipt's trace root: %v", err)
 	}

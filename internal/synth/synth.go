@@ -91,6 +91,11 @@ var presets = []Preset{
 		RopeTheta: 1e6, NormEps: 1e-6, QKVBias: true, OutputGain: confidentGain},
 	{Name: "tiny-qwen3", Arch: model.ArchQwen3, Dim: 64, Hidden: 160, Layers: 3, Heads: 4, KVHeads: 2, HeadDim: 32, ContextLen: 512,
 		RopeTheta: 1e6, NormEps: 1e-6, QKNorm: true, OutputGain: confidentGain},
+	// tiny-widehead: one layer of one head of 256 dimensions and a long
+	// context, cheap to run over thousands of positions, whose late layer
+	// cells' keys and values are megabytes (audit
+	// TestAttackLongReceiptAudit).
+	{Name: "tiny-widehead", Dim: 256, Hidden: 256, Layers: 1, Heads: 1, KVHeads: 1, ContextLen: 4096},
 	// tiny256-qwen3: a qwen3 whose matrices are whole 256-element
 	// super-blocks, with enough layers for the _K_M mixes to differ by
 	// layer (Q6_K attn_v and ffn_down in layers 0, 3, 6, 7).
