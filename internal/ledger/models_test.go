@@ -266,6 +266,18 @@ func TestParamsRejectQuorumAbove10000(t *testing.T) {
 	}
 }
 
+func TestParamsRejectAuditCellsAbove64(t *testing.T) {
+	p := DefaultParams()
+	p.AuditCells = MaxAuditCells
+	if err := p.Validate(); err != nil {
+		t.Fatalf("auditCells %d: %v", MaxAuditCells, err)
+	}
+	p.AuditCells = MaxAuditCells + 1
+	if err := p.Validate(); err == nil || !strings.Contains(err.Error(), "auditCells 65 exceeds 64") {
+		t.Fatalf("auditCells 65: %v", err)
+	}
+}
+
 // TestAttackModelNameSquatting: a model's name is what a caller of the
 // OpenAI API asks for, and a gateway routes it to the workers serving the
 // model registered under it. An attacker registering another model (its

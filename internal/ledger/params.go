@@ -52,6 +52,9 @@ type Params struct {
 	ModelQuorumBps uint32 `json:"modelQuorumBps"`
 }
 
+// MaxAuditCells bounds Params.AuditCells.
+const MaxAuditCells = 64
+
 // DefaultParams returns the parameters of a development chain.
 func DefaultParams() Params {
 	return Params{
@@ -120,6 +123,13 @@ func (p Params) Validate() error {
 	}
 	if p.AuditRateBps > 0 && p.AuditCells == 0 {
 		return errors.New("params: auditCells must be positive when audits are enabled")
+	}
+	// The K cells of an audit share one postOpenings transaction, so each
+	// gets a K-th of its budget (audit.OpeningsBudget): past a few dozen,
+	// the cells of all but the shortest receipts could not fit, and a
+	// challenge would select few cells or none.
+	if p.AuditCells > MaxAuditCells {
+		return fmt.Errorf("params: auditCells %d exceeds %d (the cells of an audit share one postOpenings transaction)", p.AuditCells, MaxAuditCells)
 	}
 	// Evidence the ledger honours must find the stake: unbonding outlasts
 	// it. (Receipts and disputes need no bound here: an account with a
