@@ -176,6 +176,33 @@ func tail(path string) string {
 	return string(b)
 }
 
+// outboxSummary counts the outbox's records by their state as stored:
+// attempts failed, an escrow open or its transaction recorded.
+func outboxSummary(dir string) string {
+	ents, _ := os.ReadDir(filepath.Join(dir, "worker", "outbox"))
+	counts := map[string]int{}
+	for _, e := range ents {
+		if !strings.HasSuffix(e.Name(), ".json") {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(dir, "worker", "outbox", e.Name()))
+		if err != nil {
+			continue
+		}
+		var r struct {
+			EscrowID ledger.Hash `json:"escrowId"`
+			EscrowTx []byte      `json:"escrowTx"`
+			Attempts int         `json:"attempts"`
+		}
+		if json.Unmarshal(b, &r) != nil {
+			counts["unreadable"]++
+			continue
+		}
+		counts[fmt.Sprintf("attempts=%d escrow=%t escrowTx=%t", r.Attempts, r.EscrowID != ledger.Hash{}, len(r.EscrowTx) > 0)]++
+	}
+	return fmt.Sprint(counts)
+}
+
 // problems returns the last n lines of a log at level WARN or ERROR: why
 // a devnet got stuck, where the tail of its log holds only routine lines.
 func problems(path string, n int) string {
@@ -367,7 +394,7 @@ func TestCrashSIGKILL(t *testing.T) {
 	// answered to final.
 	for deadline := time.Now().Add(90 * time.Second); outboxLen(t, dir) > 0; time.Sleep(100 * time.Millisecond) {
 		if time.Now().After(deadline) {
-			t.Fatalf("%d receipts still in the outbox 90 s after the load; the devnet's warnings and errors:\n%s", outboxLen(t, dir), problems(c.log, 40))
+			t.Fatalf("%d receipts still in the outbox 90 s after the load (%s); the devnet's warnings and errors:\n%s", outboxLen(t, dir), outboxSummary(dir), problems(c.log, 40))
 		}
 	}
 	drained := time.Now()
