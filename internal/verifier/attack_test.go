@@ -482,14 +482,12 @@ func TestSettledDisputeStopsItsMove(t *testing.T) {
 	}
 }
 
-// TestAttackStopRuleEscapesVerifier: a worker signs a receipt that breaks
-// its own stopping rule (tokens after a stop token, or more than its steps
-// allow: an "upto" escrow pays by the token) over the exact trace of its
-// tokens. The verifier's replay rejected it, but its retrace had the
-// receipt's root, so it opened no dispute ("the mismatch is in
-// sampling"): only an audit could catch the worker. Now it opens one,
-// which the worker forfeits at its setup (audit.Impossible).
-func TestAttackStopRuleEscapesVerifier(t *testing.T) {
+// forgedReceipt generates a short honest receipt, lets forge change it,
+// signs it again with a throwaway key, and has a verifier check it against
+// a node that serves it: it returns the receipt's bytes, the verifier and
+// the commitment of the dispute it opened over it (nil: none).
+func forgedReceipt(t *testing.T, forge func(w *worker.Local, r *receipt.Receipt)) ([]byte, *worker.Local, *Verifier, []byte) {
+	t.Helper()
 	w := openWorker(t)
 	res, err := w.Generate(context.Background(), worker.Request{Model: "stories260K",
 		Segments: []chat.Segment{{Text: "Once upon a time", BOS: true}}, MaxTokens: 6}, nil)
@@ -503,54 +501,7 @@ func TestAttackStopRuleEscapesVerifier(t *testing.T) {
 	if len(r.Output) < 2 {
 		t.Fatalf("output of %d tokens", len(r.Output))
 	}
-	r.Sampling.Stop = append(r.Sampling.Stop, r.Output[0]) // the generation went on past a stop token
-	wk, _ := keys.New(make([]byte, 32))
-	if err := r.Sign(wk.Private); err != nil {
-		t.Fatal(err)
-	}
-	data, err := r.Marshal()
-	if err != nil {
-		t.Fatal(err)
-	}
-	id := ledger.Hash(r.ID())
-	node := &fakeNode{t: t, answers: map[string][]byte{"receiptData/" + id.String(): data}}
-	v := newFakeVerifier(t, w, node)
-	v.check(context.Background(), id)
-	opened := false
-	for _, tx := range node.broadcast() {
-		if m, ok := tx.Msg.(*ledger.MsgOpenDispute); ok && m.ReceiptID == id {
-			opened = true
-		}
-	}
-	if st := v.Stats(); !opened || st.Mismatches != 1 || st.Disputes != 1 {
-		t.Fatalf("stats %+v, dispute opened %v: want the receipt that breaks its stopping rule disputed", st, opened)
-	}
-}
-
-// TestAttackSamplingEscapesVerifier: a worker computes honestly but signs
-// another last output token than the one it samples (the trace and
-// logits roots stay exact). The verifier's replay found the mismatch but
-// its trace had the receipt's root: it opened no dispute ("the mismatch is
-// in sampling"). Now it opens one with a sampling-fault commitment, which
-// the worker forfeits at its setup.
-func TestAttackSamplingEscapesVerifier(t *testing.T) {
-	w := openWorker(t)
-	res, err := w.Generate(context.Background(), worker.Request{Model: "stories260K",
-		Segments: []chat.Segment{{Text: "Once upon a time", BOS: true}}, MaxTokens: 6}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := receipt.Parse(res.Receipt)
-	if err != nil {
-		t.Fatal(err)
-	}
-	O := len(r.Output)
-	r.Sampling.Steps = len(r.Prompt) + O - 1
-	forged := (r.Output[O-1] + 1) % w.Model().Config.Vocab
-	for slices.Contains(r.Sampling.Stop, forged) {
-		forged = (forged + 1) % w.Model().Config.Vocab
-	}
-	r.Output[O-1] = forged
+	forge(w, r)
 	wk, _ := keys.New(make([]byte, 32))
 	if err := r.Sign(wk.Private); err != nil {
 		t.Fatal(err)
@@ -569,6 +520,41 @@ func TestAttackSamplingEscapesVerifier(t *testing.T) {
 			commit = m.Commitment
 		}
 	}
+	return data, w, v, commit
+}
+
+// TestAttackStopRuleEscapesVerifier: a worker signs a receipt that breaks
+// its own stopping rule (tokens after a stop token, or more than its steps
+// allow: an "upto" escrow pays by the token) over the exact trace of its
+// tokens. The verifier's replay rejected it, but its retrace had the
+// receipt's root, so it opened no dispute ("the mismatch is in
+// sampling"): only an audit could catch the worker. Now it opens one,
+// which the worker forfeits at its setup (audit.Impossible).
+func TestAttackStopRuleEscapesVerifier(t *testing.T) {
+	_, _, v, commit := forgedReceipt(t, func(_ *worker.Local, r *receipt.Receipt) {
+		r.Sampling.Stop = append(r.Sampling.Stop, r.Output[0]) // the generation went on past a stop token
+	})
+	if st := v.Stats(); commit == nil || st.Mismatches != 1 || st.Disputes != 1 {
+		t.Fatalf("stats %+v, dispute opened %v: want the receipt that breaks its stopping rule disputed", st, commit != nil)
+	}
+}
+
+// TestAttackSamplingEscapesVerifier: a worker computes honestly but signs
+// another last output token than the one it samples (the trace and
+// logits roots stay exact). The verifier's replay found the mismatch but
+// its trace had the receipt's root: it opened no dispute ("the mismatch is
+// in sampling"). Now it opens one with a sampling-fault commitment, which
+// the worker forfeits at its setup.
+func TestAttackSamplingEscapesVerifier(t *testing.T) {
+	data, w, v, commit := forgedReceipt(t, func(w *worker.Local, r *receipt.Receipt) {
+		O := len(r.Output)
+		r.Sampling.Steps = len(r.Prompt) + O - 1
+		forged := (r.Output[O-1] + 1) % w.Model().Config.Vocab
+		for slices.Contains(r.Sampling.Stop, forged) {
+			forged = (forged + 1) % w.Model().Config.Vocab
+		}
+		r.Output[O-1] = forged
+	})
 	if st := v.Stats(); commit == nil || st.Mismatches != 1 || st.Disputes != 1 {
 		t.Fatalf("stats %+v: want the receipt with a forged token disputed", st)
 	}

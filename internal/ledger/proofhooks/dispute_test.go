@@ -30,14 +30,21 @@ import (
 // stories loads stories260K into a Models and returns it with an engine.
 func stories(t *testing.T) (*Models, ledger.Hash, *model.Model, *engine.Engine) {
 	t.Helper()
+	return loadModels(t, testutil.Shared(t, "models/stories260K.gguf"), 1)
+}
+
+// loadModels loads the model file at path into a Models and returns it
+// with an engine of threads threads (both closed when the test ends).
+func loadModels(t *testing.T, path string, threads int) (*Models, ledger.Hash, *model.Model, *engine.Engine) {
+	t.Helper()
 	models := &Models{}
 	t.Cleanup(models.Close)
-	id, err := models.Add(testutil.Shared(t, "models/stories260K.gguf"), "")
+	id, err := models.Add(path, "")
 	if err != nil {
 		t.Fatal(err)
 	}
 	m, _ := models.Get(id)
-	e, err := engine.New(m, engine.Options{Threads: 1})
+	e, err := engine.New(m, engine.Options{Threads: threads})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,16 +55,21 @@ func stories(t *testing.T) (*Models, ledger.Hash, *model.Model, *engine.Engine) 
 // honestReceipt generates a signed receipt as `verdict run --receipt` does.
 func honestReceipt(t *testing.T, e *engine.Engine, m *model.Model, id ledger.Hash, k *keys.Key, seed uint64) *receipt.Receipt {
 	t.Helper()
-	prompt := []int{1, 403, 407, 261, 378}
+	return signedReceipt(t, e, m, id, k, []int{1, 403, 407, 261, 378}, 24, sampler.Params{Temperature: 0.9, Seed: seed})
+}
+
+// signedReceipt generates from prompt (steps, sampler p, BOS the stop
+// token) with the trace recorded and returns its receipt signed by k.
+func signedReceipt(t *testing.T, e *engine.Engine, m *model.Model, id ledger.Hash, k *keys.Key, prompt []int, steps int, p sampler.Params) *receipt.Receipt {
+	t.Helper()
 	rec := audit.NewRecorder(m.Config, prompt)
-	p := sampler.Params{Temperature: 0.9, Seed: seed}
 	stop := []int{m.Vocab.BOS}
-	res, err := generate.Run(context.Background(), e, generate.Request{Prompt: prompt, Steps: 24, Sampler: p, StopTokens: stop,
+	res, err := generate.Run(context.Background(), e, generate.Request{Prompt: prompt, Steps: steps, Sampler: p, StopTokens: stop,
 		OnLogits: func(pos int, l []float32) error { rec.Logits(pos, l); return nil }, Trace: rec})
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := rec.Receipt(merkle.Hash(id), engine.SpecVersion, p, audit.EffectiveSteps(24, m.Config.ContextLen), stop, res.Output, nil, k)
+	r, err := rec.Receipt(merkle.Hash(id), engine.SpecVersion, p, audit.EffectiveSteps(steps, m.Config.ContextLen), stop, res.Output, nil, k)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,13 +8,8 @@ import (
 	"testing"
 
 	"github.com/verdictnet/verdict/internal/audit"
-	"github.com/verdictnet/verdict/internal/engine"
-	"github.com/verdictnet/verdict/internal/generate"
 	"github.com/verdictnet/verdict/internal/keys"
 	"github.com/verdictnet/verdict/internal/ledger"
-	"github.com/verdictnet/verdict/internal/merkle"
-	"github.com/verdictnet/verdict/internal/sampler"
-	"github.com/verdictnet/verdict/internal/testutil"
 )
 
 // TestAuditThroughLedger generates a real receipt with stories260K,
@@ -22,36 +17,12 @@ import (
 // (accepted) or openings for another challenge (rejected, slashed): CheckTx
 // takes both, leaving the proofs to the block.
 func TestAuditThroughLedger(t *testing.T) {
-	path := testutil.Shared(t, "models/stories260K.gguf")
-	models := &Models{}
-	defer models.Close()
-	id, err := models.Add(path, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, _ := models.Get(id)
-	e, err := engine.New(m, engine.Options{Threads: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer e.Close()
+	models, id, m, e := stories(t)
 	wk, err := keys.New(make([]byte, 32))
 	if err != nil {
 		t.Fatal(err)
 	}
-	prompt := []int{1, 403, 407, 261, 378}
-	rec := audit.NewRecorder(m.Config, prompt)
-	p := sampler.Params{Temperature: 0.9, Seed: 3}
-	stop := []int{m.Vocab.BOS}
-	res, err := generate.Run(context.Background(), e, generate.Request{Prompt: prompt, Steps: 24, Sampler: p, StopTokens: stop,
-		OnLogits: func(pos int, l []float32) error { rec.Logits(pos, l); return nil }, Trace: rec})
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := rec.Receipt(merkle.Hash(id), engine.SpecVersion, p, audit.EffectiveSteps(24, m.Config.ContextLen), stop, res.Output, nil, wk)
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := honestReceipt(t, e, m, id, wk, 3)
 	rb, err := r.Marshal()
 	if err != nil {
 		t.Fatal(err)

@@ -8,11 +8,8 @@ import (
 	"testing"
 
 	"github.com/verdictnet/verdict/internal/audit"
-	"github.com/verdictnet/verdict/internal/engine"
-	"github.com/verdictnet/verdict/internal/generate"
 	"github.com/verdictnet/verdict/internal/keys"
 	"github.com/verdictnet/verdict/internal/ledger"
-	"github.com/verdictnet/verdict/internal/merkle"
 	"github.com/verdictnet/verdict/internal/sampler"
 	"github.com/verdictnet/verdict/internal/synth"
 )
@@ -30,18 +27,7 @@ func TestAttackLongReceiptAuditThroughLedger(t *testing.T) {
 	if err := synth.WriteFile(path, synth.Options{Preset: "tiny-widehead", Seed: 5}); err != nil {
 		t.Fatal(err)
 	}
-	models := &Models{}
-	defer models.Close()
-	id, err := models.Add(path, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, _ := models.Get(id)
-	e, err := engine.New(m, engine.Options{Threads: 2})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer e.Close()
+	models, id, m, e := loadModels(t, path, 2)
 	wk, err := keys.New(make([]byte, 32))
 	if err != nil {
 		t.Fatal(err)
@@ -52,18 +38,7 @@ func TestAttackLongReceiptAuditThroughLedger(t *testing.T) {
 	for i := 1; i < len(prompt); i++ {
 		prompt[i] = 3 + (i*7919)%(m.Config.Vocab-3)
 	}
-	rec := audit.NewRecorder(m.Config, prompt)
-	p := sampler.Params{}
-	stop := []int{m.Vocab.BOS}
-	res, err := generate.Run(context.Background(), e, generate.Request{Prompt: prompt, Steps: T + 2, Sampler: p, StopTokens: stop,
-		OnLogits: func(pos int, l []float32) error { rec.Logits(pos, l); return nil }, Trace: rec})
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := rec.Receipt(merkle.Hash(id), engine.SpecVersion, p, audit.EffectiveSteps(T+2, m.Config.ContextLen), stop, res.Output, nil, wk)
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := signedReceipt(t, e, m, id, wk, prompt, T+2, sampler.Params{})
 	rb, err := r.Marshal()
 	if err != nil {
 		t.Fatal(err)
