@@ -429,8 +429,14 @@ func (s *Server) quote(ctx context.Context, w Worker, path string, body []byte) 
 	}
 	io.Copy(io.Discard, io.LimitReader(res.Body, 1<<16))
 	res.Body.Close()
+	return s.quoteOf(w, res.Header.Get(gateway.HeaderPaymentRequired))
+}
+
+// quoteOf judges h, the PAYMENT-REQUIRED header of w's 402: its first
+// "upto" entry, checked against what the ledger says of w.
+func (s *Server) quoteOf(w Worker, h string) (*gateway.PaymentRequirements, error) {
 	var pr gateway.PaymentRequired
-	if err := decodeB64JSON(res.Header.Get(gateway.HeaderPaymentRequired), &pr); err != nil {
+	if err := decodeB64JSON(h, &pr); err != nil {
 		return nil, down("worker %d: %s: %v", w.AgentID, gateway.HeaderPaymentRequired, err)
 	}
 	for _, a := range pr.Accepts {
@@ -470,8 +476,19 @@ func (s *Server) payment(ctx context.Context, payer *keys.Key, a *gateway.Paymen
 	model, err3 := ledger.ParseHash(a.Extra.ModelID)
 	reqHash, err4 := ledger.ParseHash(a.Extra.RequestHash)
 	price, err5 := strconv.ParseUint(a.Extra.PricePerToken, 10, 64)
-	if err := errors.Join(err1, err2, err3, err4, err5); err != nil {
-		return "", nil, down("malformed quote: %v", err)
+	// One line naming each bad field: errors.Join would put them on
+	// lines of their own, which a log line or an error body must not hold.
+	var bad []string
+	for _, e := range []struct {
+		field string
+		err   error
+	}{{"amount", err1}, {"payTo", err2}, {"extra.modelId", err3}, {"extra.requestHash", err4}, {"extra.pricePerToken", err5}} {
+		if e.err != nil {
+			bad = append(bad, e.field+": "+e.err.Error())
+		}
+	}
+	if len(bad) > 0 {
+		return "", nil, down("malformed quote: %s", strings.Join(bad, "; "))
 	}
 	if limit > 0 && amount > limit {
 		return "", nil, down("worker quotes %d, more than the request can cost at its price (%d per token, %d tokens at most)", amount, price, limit/max(price, 1))
