@@ -51,11 +51,11 @@ func QueryState(st Store, path string, data []byte) ([]byte, error) {
 	raw := func(key string) ([]byte, error) {
 		b, ok := st.Get(key)
 		if !ok {
-			return nil, fmt.Errorf("query %s: %w", path, ErrNotFound)
+			return nil, fmt.Errorf("query %q: %w", path, ErrNotFound)
 		}
 		return b, nil
 	}
-	bad := func(err error) ([]byte, error) { return nil, fmt.Errorf("query %s: %w: %v", path, ErrInvalid, err) }
+	bad := func(err error) ([]byte, error) { return nil, fmt.Errorf("query %q: %w: %v", path, ErrInvalid, err) }
 	n := len(parts)
 	switch {
 	case n == 1 && parts[0] == "chain":
@@ -113,7 +113,7 @@ func QueryState(st Store, path string, data []byte) ([]byte, error) {
 		if parts[3] == reservedMetadataKey {
 			var a Agent
 			if !get(st, keyAgent(id), &a) {
-				return nil, fmt.Errorf("query %s: %w", path, ErrNotFound)
+				return nil, fmt.Errorf("query %q: %w", path, ErrNotFound)
 			}
 			return json.Marshal(a.AgentWallet[:])
 		}
@@ -202,7 +202,7 @@ func QueryState(st Store, path string, data []byte) ([]byte, error) {
 			return raw(keyDispute(h))
 		}
 	}
-	return nil, fmt.Errorf("query %s: %w: unknown path", path, ErrInvalid)
+	return nil, fmt.Errorf("query %q: %w: unknown path", path, ErrInvalid)
 }
 
 // PageRequest is the optional data of a list query: items from Offset,
