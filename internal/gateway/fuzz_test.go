@@ -3,6 +3,7 @@ package gateway
 import (
 	"encoding/base64"
 	"errors"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -13,6 +14,7 @@ var fuzzSeeds = []string{
 	`{"model":"m","messages":[{"role":"user","content":"hi"}]}`,
 	`{"model":"m","messages":[{"role":"system","content":null},{"role":"user","content":[{"type":"text","text":"a"}]}],"stop":["x"],"seed":-1,"temperature":0.5,"top_p":0.9,"max_tokens":3,"n":1,"logprobs":true,"top_logprobs":2,"stream":true,"stream_options":{"include_usage":true}}`,
 	`{"model":"m","prompt":"abc","logprobs":3,"stop":"z","max_tokens":1e3}`,
+	`{"model":"m","messages":[{"role":"user","content":"hi"}],"top_p":4e-46}`,
 	`{"model":"m","prompt":[1,2,3]}`,
 	`{"model":"m","messages":[{"role":"user","content":"w?"},{"role":"assistant","content":null,"tool_calls":[{"id":"c1","type":"function","function":{"name":"f","arguments":"{\"a\":1}"}}]},{"role":"tool","tool_call_id":"c1","content":"ok"}],"tools":[{"type":"function","function":{"name":"f","parameters":{}}}],"tool_choice":"auto","chat_template_kwargs":{"enable_thinking":false},"add_generation_prompt":false}`,
 	`{"model":"m","messages":[{"role":"user","content":"x"}],"tool_choice":"required","chat_template_kwargs":[1]}`,
@@ -50,6 +52,11 @@ func FuzzDecodeChat(f *testing.F) {
 			}
 			if len(w.Stop) > MaxStops || w.Sampler.Validate() != nil || w.MaxTokens < 0 || w.Chat == nil || w.TopLogprobs > 20 {
 				t.Fatalf("accepted out-of-range request %+v", w)
+			}
+			// The sampling run is the one asked for: float32 does not
+			// turn a temperature greedy or a top_p into no cut.
+			if (req.Temperature != nil && *req.Temperature > 0 && w.Sampler.Temperature == 0) || (req.TopP != nil && *req.TopP < 1 && w.Sampler.TopP == 0) {
+				t.Fatalf("temperature %v, top_p %v ran as %+v", fmtPtr(req.Temperature), fmtPtr(req.TopP), w.Sampler)
 			}
 		}
 	})
@@ -120,4 +127,11 @@ func FuzzDecodePayment(f *testing.F) {
 			t.Fatalf("accepted %+v", p)
 		}
 	})
+}
+
+func fmtPtr(v *float64) string {
+	if v == nil {
+		return "unset"
+	}
+	return strconv.FormatFloat(*v, 'g', -1, 64)
 }

@@ -498,6 +498,8 @@ func TestErrors(t *testing.T) {
 		{"seed string", chat, `{"model":"stories260K","messages":[{"role":"user","content":"a"}],"seed":"7"}`, 400, "invalid_request_error", "seed", ""},
 		{"seed too large", chat, `{"model":"stories260K","messages":[{"role":"user","content":"a"}],"seed":18446744073709551616}`, 400, "invalid_request_error", "seed", ""},
 		{"temperature negative", chat, `{"model":"stories260K","messages":[{"role":"user","content":"a"}],"temperature":-0.1}`, 400, "invalid_request_error", "temperature", ""},
+		{"temperature too small", chat, `{"model":"stories260K","messages":[{"role":"user","content":"a"}],"temperature":1e-50}`, 400, "invalid_request_error", "temperature", ""},
+		{"top_p too small", chat, `{"model":"stories260K","messages":[{"role":"user","content":"a"}],"top_p":1e-50}`, 400, "invalid_request_error", "top_p", ""},
 		{"top_p above one", chat, `{"model":"stories260K","messages":[{"role":"user","content":"a"}],"top_p":1.5}`, 400, "invalid_request_error", "top_p", ""},
 		{"frequency_penalty range", chat, `{"model":"stories260K","messages":[{"role":"user","content":"a"}],"frequency_penalty":3}`, 400, "invalid_request_error", "frequency_penalty", ""},
 		{"logit_bias", chat, `{"model":"stories260K","messages":[{"role":"user","content":"a"}],"logit_bias":{"5":10}}`, 400, "invalid_request_error", "logit_bias", ""},

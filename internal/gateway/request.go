@@ -270,6 +270,9 @@ func (c *common) sampling(req *inference.Request) *apiError {
 	if temp > 0 && p.Temperature == 0 {
 		return invalid("temperature", "", "temperature %v is too small", temp)
 	}
+	if topP < 1 && p.TopP == 0 { // TopP 0 is no cut at all
+		return invalid("top_p", "", "top_p %v is too small", topP)
+	}
 	req.Model = c.Model
 	req.Sampler = p
 	req.Stop = c.Stop
