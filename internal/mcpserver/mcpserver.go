@@ -446,6 +446,14 @@ func (t *tools) generate(ctx context.Context, call *mcp.CallToolRequest, in Gene
 	if topP < 1 {
 		req.Sampler.TopP = float32(topP)
 	}
+	// Below float32's smallest, a temperature would run greedy and a
+	// top_p without a cut (TopP 0): not what was asked.
+	switch {
+	case temp > 0 && req.Sampler.Temperature == 0:
+		return nil, out, fmt.Errorf("temperature %v is too small", temp)
+	case topP < 1 && req.Sampler.TopP == 0:
+		return nil, out, fmt.Errorf("top_p %v is too small", topP)
+	}
 	if in.Seed != nil {
 		req.Sampler.Seed = uint64(*in.Seed)
 	}
