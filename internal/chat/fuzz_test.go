@@ -1,6 +1,7 @@
 package chat_test
 
 import (
+	"encoding/json"
 	"reflect"
 	"strings"
 	"testing"
@@ -32,6 +33,11 @@ func FuzzOutputParser(f *testing.F) {
 		r.WriteString(d.Reasoning)
 		if strings.TrimSpace(c.String()) != content || r.String() != reasoning || !reflect.DeepEqual(calls, scalls) {
 			t.Fatalf("streamed %q %q %v, whole %q %q %v", c.String(), r.String(), scalls, content, reasoning, calls)
+		}
+		for _, call := range calls {
+			if call.Name == "" || !json.Valid([]byte(call.Arguments)) {
+				t.Fatalf("parsed call %+v: want a name and JSON arguments", call)
+			}
 		}
 	})
 }

@@ -89,6 +89,9 @@ func FuzzParseRegistration(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		r, err := ParseRegistration(b, testChain, 7)
 		if err != nil {
+			if !errors.Is(err, ErrRegistration) || strings.Contains(err.Error(), "\n") {
+				t.Fatalf("refusal %q: want one line wrapping ErrRegistration", err)
+			}
 			return
 		}
 		if !strings.HasPrefix(r.Endpoint, "http://") && !strings.HasPrefix(r.Endpoint, "https://") {
