@@ -936,3 +936,68 @@ func TestAttackAnonymousRateFanout(t *testing.T) {
 		t.Fatalf("after the Retry-After: status %d from %s: %s", res.StatusCode, res.Header.Get(HeaderWorker), b)
 	}
 }
+
+// TestAttackBadStatus: a worker answers with a status line no server may
+// send ("042", "000", "999"). Passed to WriteHeader it panicked the
+// handler (net/http cut the caller's connection); it is a failed worker,
+// 502, marked down when the gateway paid it.
+func TestAttackBadStatus(t *testing.T) {
+	for _, code := range []string{"042", "000", "999"} {
+		sendBad := func(rw http.ResponseWriter) {
+			conn, buf, err := http.NewResponseController(rw).Hijack()
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer conn.Close()
+			buf.WriteString("HTTP/1.1 " + code + " Nope\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}")
+			buf.Flush()
+		}
+		check := func(t *testing.T, status int, b []byte, down bool) {
+			t.Helper()
+			if status != http.StatusBadGateway || !strings.Contains(string(b), `"code":"worker_failed"`) || !strings.Contains(string(b), "status "+code) {
+				t.Errorf("status %d: %.300s (want 502, worker_failed, status %s)", status, b, code)
+			}
+			if !down {
+				t.Error("the worker is not marked down")
+			}
+		}
+		t.Run("paid "+code, func(t *testing.T) {
+			e := newTestEnv(t)
+			e.ws[0].answer = sendBad
+			res, b := e.post(t, `{"model":"tiny","prompt":"hi","max_tokens":4}`)
+			check(t, res.StatusCode, b, e.srv.router.IsDown(e.ws[0].addr))
+		})
+		t.Run("anonymous "+code, func(t *testing.T) {
+			_, gw, addr := hostileGateway(t, func(rw http.ResponseWriter, r *http.Request) {
+				io.Copy(io.Discard, r.Body)
+				sendBad(rw)
+			})
+			status, b := anonymousPayment(t, gw.URL, addr)
+			check(t, status, b, true) // as a 5xx to a caller's own payment: not marked down
+		})
+		t.Run("receipt "+code, func(t *testing.T) {
+			const rid = "dddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddd"
+			srv, gw, addr := hostileGateway(t, func(rw http.ResponseWriter, r *http.Request) {
+				if r.Method == http.MethodGet {
+					sendBad(rw)
+					return
+				}
+				io.Copy(io.Discard, r.Body)
+				rw.Header().Set("X-Verdict-Receipt", rid)
+				rw.WriteHeader(http.StatusBadRequest)
+			})
+			anonymousPayment(t, gw.URL, addr)
+			srv.router.mu.Lock()
+			clear(srv.router.down)
+			srv.router.mu.Unlock()
+			res, err := http.Get(gw.URL + "/v1/receipts/" + rid)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer res.Body.Close()
+			b, _ := io.ReadAll(res.Body)
+			check(t, res.StatusCode, b, true) // a receipt read marks no worker down
+		})
+	}
+}

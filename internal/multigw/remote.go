@@ -139,6 +139,14 @@ func (s *Server) do(ctx context.Context, w Worker, method, path string, body []b
 		cancel()
 		return nil, err
 	}
+	// The client takes any three digits ("042"); a status the gateway
+	// relays goes to WriteHeader, which panics below 100. Nothing but a
+	// final status (the client reads past 1xx but a 101) is an answer.
+	if res.StatusCode < 200 || res.StatusCode > 599 {
+		res.Body.Close()
+		cancel()
+		return nil, fmt.Errorf("status %03d is not a final HTTP status", res.StatusCode)
+	}
 	res.Body = &workerBody{ReadCloser: res.Body, parent: ctx, ctx: rctx, cancel: cancel}
 	return res, nil
 }
