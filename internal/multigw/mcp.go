@@ -213,7 +213,7 @@ func (m mcpTools) Generate(ctx context.Context, c mcpserver.Caller, in mcpserver
 		}
 		msg := trunc(string(b), 300)
 		if json.Unmarshal(b, &e) == nil && e.Error.Message != "" {
-			msg = e.Error.Message
+			msg = trunc(e.Error.Message, 300) // a worker's text, up to MaxResponseBytes
 		}
 		return f, fmt.Errorf("worker %d: status %d: %s", wk.AgentID, res.StatusCode, msg)
 	}
