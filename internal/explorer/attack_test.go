@@ -123,7 +123,7 @@ func TestAttackWorkersPaged(t *testing.T) {
 	if n := strings.Count(last, "<tr data-address="); n != 51 || !strings.Contains(last, `rel="prev"`) || strings.Contains(last, `rel="next"`) {
 		t.Errorf("page 3 has %d rows (want 51) or wrong links", n)
 	}
-	for _, p := range []string{"4", "0", "-1", "x", "99999999999999999999"} {
+	for _, p := range []string{"4", "0", "-1", "x", "99999999999999999999", "92233720368547760"} {
 		if code, _, _ := get(t, ts.URL+"/explorer/workers?page="+p); code != http.StatusNotFound {
 			t.Errorf("page %s: %d, want 404", p, code)
 		}
@@ -353,7 +353,7 @@ func TestAttackModelsFlood(t *testing.T) {
 		!strings.Contains(last, `data-field="name">flood 2999<`) {
 		t.Errorf("page 31 has %d rows (want 1, the last model registered) or wrong links", n)
 	}
-	for _, p := range []string{"32", "0", "-1", "x", "99999999999999999999"} {
+	for _, p := range []string{"32", "0", "-1", "x", "99999999999999999999", "92233720368547760"} {
 		if code, _, _ := get(t, ts.URL+"/explorer/models?page="+p); code != http.StatusNotFound {
 			t.Errorf("page %s: %d, want 404", p, code)
 		}

@@ -709,7 +709,8 @@ func TestGolden(t *testing.T) {
 // the page as markup.
 func FuzzPaths(f *testing.F) {
 	for _, s := range []string{"", "models", "workers", "workers?page=2", "workers?page=-1", "workers?page=%00", "receipt/xyz", "receipt/" + strings.Repeat("ab", 32), "receipt/" + strings.Repeat("ab", 32) + "/json",
-		"account/" + strings.Repeat("0", 64), "account/<script>", "search?q=%3Cimg%20src=x%20onerror=alert(1)%3E", "static/app.js", "static/../../etc/passwd", "%00", "receipt/%ff%fe"} {
+		"account/" + strings.Repeat("0", 64), "account/<script>", "search?q=%3Cimg%20src=x%20onerror=alert(1)%3E", "static/app.js", "static/../../etc/passwd", "%00", "receipt/%ff%fe",
+		"models?page=92233720368547760", "workers?page=92233720368547760", "models?page=9223372036854775807"} {
 		f.Add(s)
 	}
 	w := newWorld(f)

@@ -632,16 +632,18 @@ func faultWords(worker, challenger, void dispute.Fault) string {
 	return strings.Join(clauses, "; ")
 }
 
-// modelList returns at most n models from the from'th (from 0), in the
-// order they were registered, with their receipt counts, and the number
-// of models registered.
-func (x *Index) modelList(from, n int) ([]ledger.Hash, []uint64, int) {
+// modelList returns page (from 1) of the models, n a page, in the order
+// they were registered, with their receipt counts, and the number of
+// models registered. A page past the last is empty: its offset is not
+// computed, as for ?page=92233720368547760 it overflows.
+func (x *Index) modelList(page, n int) ([]ledger.Hash, []uint64, int) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	total := len(x.models)
-	if from >= total {
+	if page < 1 || page-1 >= (total+n-1)/n {
 		return nil, nil, total
 	}
+	from := (page - 1) * n
 	ids := slices.Clone(x.models[from:min(from+n, total)])
 	counts := make([]uint64, len(ids))
 	for i, id := range ids {

@@ -165,7 +165,7 @@ func (e *Explorer) models(r *http.Request) (string, any, error) {
 	if err != nil {
 		return "", nil, err
 	}
-	ids, counts, total := e.o.Index.modelList((page-1)*modelsPerPage, modelsPerPage)
+	ids, counts, total := e.o.Index.modelList(page, modelsPerPage)
 	p := modelsPage{paging: newPaging("models", "Models", page, total, modelsPerPage)}
 	if page > p.Pages {
 		return "", nil, notFound("There is no page %d of models: %d pages.", page, p.Pages)
