@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/verdictnet/verdict/internal/dispute"
@@ -214,6 +215,9 @@ func FuzzParseOpenings(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		o, err := ParseOpenings(data)
 		if err != nil {
+			if strings.Contains(err.Error(), "\n") {
+				t.Fatalf("multi-line error %q", err)
+			}
 			return
 		}
 		if string(o.Marshal()) != string(data) {

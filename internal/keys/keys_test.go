@@ -124,6 +124,9 @@ func FuzzParse(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		k, err := Parse("fuzz", data)
 		if err != nil {
+			if strings.Contains(err.Error(), "\n") {
+				t.Fatalf("multi-line error %q", err)
+			}
 			return
 		}
 		k2, err := Parse("again", k.Marshal())

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -277,6 +278,9 @@ func FuzzParseHash(f *testing.F) {
 		h, err := ParseHash(s)
 		if err == nil && h.String() != s {
 			t.Fatalf("ParseHash(%q) accepted a non-canonical form", s)
+		}
+		if err != nil && strings.Contains(err.Error(), "\n") {
+			t.Fatalf("multi-line error %q", err)
 		}
 	})
 }

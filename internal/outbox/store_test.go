@@ -78,5 +78,8 @@ func FuzzDecodeRecord(f *testing.F) {
 		if err == nil && (r.ReceiptID != id || r.Attempts < 0) {
 			t.Fatalf("decoded %+v under %q", r, id)
 		}
+		if err != nil && strings.Contains(err.Error(), "\n") {
+			t.Fatalf("multi-line error %q", err)
+		}
 	})
 }

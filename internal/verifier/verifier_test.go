@@ -72,5 +72,8 @@ func FuzzReceiptOf(f *testing.F) {
 		if err == nil && "verdict:receipt/"+h.String() != uri {
 			t.Fatalf("receiptOf(%q) = %s", uri, h)
 		}
+		if err != nil && strings.Contains(err.Error(), "\n") {
+			t.Fatalf("multi-line error %q", err)
+		}
 	})
 }
