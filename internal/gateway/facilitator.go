@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/verdictnet/verdict/internal/ledger"
 )
@@ -149,8 +150,8 @@ func (s *Server) checkFacilitated(ctx context.Context, p *PaymentPayload, tx *le
 	model, err2 := ledger.ParseHash(req.Extra.ModelID)
 	rh, err3 := ledger.ParseHash(req.Extra.RequestHash)
 	amount, err4 := strconv.ParseUint(req.Amount, 10, 64)
-	if err := errors.Join(err1, err2, err3, err4); err != nil {
-		return refuse(ReasonInvalidPayload, "requirements: %v", err)
+	if bad := badFields([]string{"payTo", "extra.modelId", "extra.requestHash", "amount"}, err1, err2, err3, err4); bad != "" {
+		return refuse(ReasonInvalidPayload, "requirements: %s", bad)
 	}
 	if m.Worker != payTo || m.ModelID != model || m.Request != rh {
 		return refuse(ReasonRequestMismatch, "the escrow (worker %s, model %s, request %s) does not match the requirements", m.Worker, m.ModelID, m.Request)
@@ -166,4 +167,17 @@ func (s *Server) checkFacilitated(ctx context.Context, p *PaymentPayload, tx *le
 		return err
 	}
 	return x.checkFunds(ctx, tx, amount)
+}
+
+// badFields names each field whose error is not nil with its error, on
+// one line: errors.Join would put each on a line of its own, in a refusal
+// a caller reads as one message.
+func badFields(names []string, errs ...error) string {
+	var out []string
+	for i, err := range errs {
+		if err != nil {
+			out = append(out, names[i]+": "+err.Error())
+		}
+	}
+	return strings.Join(out, "; ")
 }
