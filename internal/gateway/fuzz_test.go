@@ -45,7 +45,7 @@ func FuzzDecodeChat(f *testing.F) {
 		for _, tmpl := range fuzzTemplates(t) {
 			w, err := req.toWorker(tmpl)
 			if err != nil {
-				if err.Status != 400 || err.Message == "" {
+				if err.Status != 400 || err.Message == "" || strings.Contains(err.Message, "\n") {
 					t.Fatalf("bad error %+v", err)
 				}
 				continue
@@ -70,14 +70,14 @@ func FuzzDecodeCompletion(f *testing.F) {
 	f.Fuzz(func(t *testing.T, body []byte) {
 		var req completionRequest
 		if err := decode(body, &req); err != nil {
-			if err.Status != 400 || err.Message == "" {
+			if err.Status != 400 || err.Message == "" || strings.Contains(err.Message, "\n") {
 				t.Fatalf("bad error %+v", err)
 			}
 			return
 		}
 		w, err := req.toWorker()
 		if err != nil {
-			if err.Status != 400 {
+			if err.Status != 400 || strings.Contains(err.Message, "\n") {
 				t.Fatalf("bad error %+v", err)
 			}
 			return
