@@ -118,8 +118,8 @@ func FuzzDecodePayment(f *testing.F) {
 		p, tx, err := decodePayment(h)
 		if err != nil {
 			var xe *x402Error
-			if !errors.As(err, &xe) || p != nil || tx != nil {
-				t.Fatalf("error %v is not an x402 refusal", err)
+			if !errors.As(err, &xe) || p != nil || tx != nil || strings.Contains(xe.Msg, "\n") {
+				t.Fatalf("error %q is not a one-line x402 refusal", err)
 			}
 			return
 		}
