@@ -43,6 +43,8 @@ func TestParseRegistration(t *testing.T) {
 		{name: "inactive", want: "not active", mod: func(r *gateway.AgentRegistration) { r.Active = false }},
 		{name: "HTML in the name", want: "markup", mod: func(r *gateway.AgentRegistration) { r.Name = `<script>alert(1)</script>` }},
 		{name: "control characters", want: "control", mod: func(r *gateway.AgentRegistration) { r.Name = "a\x1b[31mred" }},
+		{name: "bidi override", want: "bidirectional", mod: func(r *gateway.AgentRegistration) { r.Name = "worker \u202eeno" }},
+		{name: "line separator", want: "line separators", mod: func(r *gateway.AgentRegistration) { r.Name = "a\u2028b" }},
 		{name: "long name", want: "at most", mod: func(r *gateway.AgentRegistration) { r.Name = strings.Repeat("n", MaxNameLen+1) }},
 		{name: "javascript endpoint", want: "not an http(s) URL", mod: func(r *gateway.AgentRegistration) { r.Services[0].Endpoint = "javascript:alert(1)" }},
 		{name: "file endpoint", want: "not an http(s) URL", mod: func(r *gateway.AgentRegistration) { r.Services[0].Endpoint = "file:///etc/passwd" }},
@@ -97,7 +99,7 @@ func FuzzParseRegistration(f *testing.F) {
 		if !strings.HasPrefix(r.Endpoint, "http://") && !strings.HasPrefix(r.Endpoint, "https://") {
 			t.Fatalf("accepted endpoint %q", r.Endpoint)
 		}
-		if strings.ContainsAny(r.Name, "<>") {
+		if strings.ContainsAny(r.Name, "<>") || strings.IndexFunc(r.Name, spoofing) >= 0 {
 			t.Fatalf("accepted name %q", r.Name)
 		}
 	})

@@ -96,7 +96,21 @@ func plainText(s string, n int) error {
 	if strings.IndexFunc(s, unicode.IsControl) >= 0 {
 		return fmt.Errorf("%q holds control characters", trunc(s, 80))
 	}
+	if strings.IndexFunc(s, spoofing) >= 0 {
+		return fmt.Errorf("%q holds bidirectional controls or line separators", trunc(s, 80))
+	}
 	return nil
+}
+
+// spoofing reports the characters that make a name display as another
+// ("Trojan Source": the bidirectional embeddings, overrides, isolates and
+// marks) or break the one line it is shown on (U+2028, U+2029).
+func spoofing(r rune) bool {
+	switch {
+	case r >= 0x202A && r <= 0x202E, r >= 0x2066 && r <= 0x2069, r == 0x200E, r == 0x200F, r == 0x061C:
+		return true
+	}
+	return unicode.In(r, unicode.Zl, unicode.Zp)
 }
 
 // checkURL accepts an absolute http or https URL without user
