@@ -165,7 +165,14 @@ type QueryError struct {
 	Log  string
 }
 
-func (e *QueryError) Error() string { return e.Log }
+// Error is the ledger's message; a node that sent a failure without one
+// gets its code said, not an empty error.
+func (e *QueryError) Error() string {
+	if e.Log == "" {
+		return fmt.Sprintf("the ledger refused the query (code %d) without a message", e.Code)
+	}
+	return e.Log
+}
 
 // Query runs a ledger query (see ledger.Ledger.Query for the paths) and
 // returns its JSON answer.

@@ -130,3 +130,19 @@ func FuzzNodeAnswers(f *testing.F) {
 		}
 	})
 }
+
+// TestQueryErrorMessage: a failed query without a log still says what
+// failed (FuzzNodeAnswers found an empty error).
+func TestQueryErrorMessage(t *testing.T) {
+	for _, tc := range []struct {
+		e    QueryError
+		want string
+	}{
+		{QueryError{Code: 4, Log: "query \"x\": invalid: unknown path"}, "query \"x\": invalid: unknown path"},
+		{QueryError{Code: 99}, "the ledger refused the query (code 99) without a message"},
+	} {
+		if got := tc.e.Error(); got != tc.want {
+			t.Errorf("%+v: %q, want %q", tc.e, got, tc.want)
+		}
+	}
+}
