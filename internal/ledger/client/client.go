@@ -390,10 +390,13 @@ func (c *Client) Validators(ctx context.Context) ([]ledger.ValidatorUpdate, erro
 		return nil, fmt.Errorf("validators: %w", err)
 	}
 	var out []ledger.ValidatorUpdate
-	for _, v := range r.Validators {
-		var a ledger.Address
-		copy(a[:], v.PubKey.Bytes())
-		out = append(out, ledger.ValidatorUpdate{PubKey: a, Power: v.VotingPower})
+	for i, v := range r.Validators {
+		// A node's answer: an entry without a key (nil, which Bytes
+		// dereferenced) or with another kind of key names no account.
+		if v.PubKey == nil || len(v.PubKey.Bytes()) != len(ledger.Address{}) {
+			return nil, fmt.Errorf("validators: the node's entry %d has no ed25519 key", i)
+		}
+		out = append(out, ledger.ValidatorUpdate{PubKey: ledger.Address(v.PubKey.Bytes()), Power: v.VotingPower})
 	}
 	return out, nil
 }

@@ -146,3 +146,32 @@ func TestQueryErrorMessage(t *testing.T) {
 		}
 	}
 }
+
+// TestValidatorsWithoutKey: a node's validator entry without a key (or
+// with one that is not ed25519) is an error, not a nil dereference
+// (FuzzNodeAnswers found it); a good entry reads as its account.
+func TestValidatorsWithoutKey(t *testing.T) {
+	node := &fuzzNode{mode: 1}
+	ts := httptest.NewServer(node)
+	defer ts.Close()
+	c, err := New(ts.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ name, result, want string }{
+		{"no key", `{"block_height":"1","validators":[{}],"count":"1","total":"1"}`, "entry 0 has no ed25519 key"},
+		{"short key", `{"block_height":"1","validators":[{"address":"00","pub_key":{"type":"tendermint/PubKeyEd25519","value":"AAAA"},"voting_power":"1"}],"count":"1","total":"1"}`, "entry 0 has no ed25519 key"},
+		{"good", `{"block_height":"1","validators":[{"address":"00","pub_key":{"type":"tendermint/PubKeyEd25519","value":"` + strings.Repeat("A", 43) + `="},"voting_power":"7"}],"count":"1","total":"1"}`, ""},
+	} {
+		node.mu.Lock()
+		node.data = []byte(tc.result)
+		node.mu.Unlock()
+		vs, err := c.Validators(context.Background())
+		switch {
+		case tc.want == "" && (err != nil || len(vs) != 1 || vs[0].Power != 7 || vs[0].PubKey != (ledger.Address{})):
+			t.Errorf("%s: %+v, %v", tc.name, vs, err)
+		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+			t.Errorf("%s: %+v, %v; want an error about %q", tc.name, vs, err, tc.want)
+		}
+	}
+}
