@@ -168,7 +168,7 @@ type QueryError struct {
 // Error is the ledger's message; a node that sent a failure without one
 // gets its code said, not an empty error.
 func (e *QueryError) Error() string {
-	if e.Log == "" {
+	if strings.TrimSpace(e.Log) == "" {
 		return fmt.Sprintf("the ledger refused the query (code %d) without a message", e.Code)
 	}
 	return e.Log

@@ -140,6 +140,7 @@ func TestQueryErrorMessage(t *testing.T) {
 	}{
 		{QueryError{Code: 4, Log: "query \"x\": invalid: unknown path"}, "query \"x\": invalid: unknown path"},
 		{QueryError{Code: 99}, "the ledger refused the query (code 99) without a message"},
+		{QueryError{Code: 66, Log: " \n"}, "the ledger refused the query (code 66) without a message"},
 	} {
 		if got := tc.e.Error(); got != tc.want {
 			t.Errorf("%+v: %q, want %q", tc.e, got, tc.want)
