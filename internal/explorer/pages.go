@@ -538,12 +538,8 @@ func (e *Explorer) receiptJSON(w http.ResponseWriter, r *http.Request) {
 		e.fail(w, r, notFound("%q is not a receipt id: %v.", idText, err))
 		return
 	}
-	if !e.admit(w, r) {
-		return
-	}
-	release, ok := e.slot()
+	release, ok := e.enter(w, r)
 	if !ok {
-		e.refuse(w, r)
 		return
 	}
 	defer release()

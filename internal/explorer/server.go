@@ -335,6 +335,21 @@ func (e *Explorer) admit(w http.ResponseWriter, r *http.Request) bool {
 	return ok
 }
 
+// enter admits a request that queries the node outside the page cache (a
+// search, a receipt download): a token of its client's, then one of the
+// build slots. It answers 429 or 503 itself when it returns ok false; the
+// caller calls release when done.
+func (e *Explorer) enter(w http.ResponseWriter, r *http.Request) (release func(), ok bool) {
+	if !e.admit(w, r) {
+		return nil, false
+	}
+	release, ok = e.slot()
+	if !ok {
+		e.refuse(w, r)
+	}
+	return release, ok
+}
+
 func (e *Explorer) write(w http.ResponseWriter, d *drawnPage) {
 	w.Header().Set("Content-Type", d.ctype)
 	w.Header().Set("Cache-Control", "no-store")
@@ -433,12 +448,8 @@ func (e *Explorer) refuse(w http.ResponseWriter, r *http.Request) {
 func (e *Explorer) search(w http.ResponseWriter, r *http.Request) {
 	q := strings.ToLower(strings.TrimSpace(r.URL.Query().Get("q")))
 	if h, err := ledger.ParseHash(q); err == nil {
-		if !e.admit(w, r) {
-			return
-		}
-		release, ok := e.slot()
+		release, ok := e.enter(w, r)
 		if !ok {
-			e.refuse(w, r)
 			return
 		}
 		defer release()
