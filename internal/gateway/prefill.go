@@ -83,7 +83,7 @@ func newPrefillBudget(limit func() int, now func() time.Time) *prefillBudget {
 // levelLocked drains o, at perMinute, to t and returns its level.
 func levelLocked(o *owed, perMinute int, t time.Time) float64 {
 	if dt := t.Sub(o.at); dt > 0 {
-		o.level = max(0, o.level-float64(perMinute)*dt.Minutes())
+		o.level = max(0, o.level-float64(float64(perMinute)*dt.Minutes())) // float64(...): no fused multiply-add (detcheck)
 		o.at = t
 	}
 	return o.level
