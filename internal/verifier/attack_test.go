@@ -153,23 +153,10 @@ func TestAttackForeignModelValidation(t *testing.T) {
 	w := openWorker(t)
 	// An honest receipt of another model (its own trace root), whose
 	// tokens the verifier's model can run.
-	wk, err := keys.New(make([]byte, 32))
-	if err != nil {
-		t.Fatal(err)
-	}
 	r := &receipt.Receipt{Version: receipt.Version, Spec: receipt.DefaultSpec, Model: merkle.Hash(sha256.Sum256([]byte("another model"))),
 		Sampling: receipt.Sampling{Steps: 4}, Prompt: []int{1, 2, 3}, Output: []int{4, 5},
 		TraceRoot: merkle.Hash(sha256.Sum256([]byte("its trace"))), LogitsRoot: merkle.Hash(sha256.Sum256([]byte("its logits")))}
-	if err := r.Sign(wk.Private); err != nil {
-		t.Fatal(err)
-	}
-	data, err := r.Marshal()
-	if err != nil {
-		t.Fatal(err)
-	}
-	id := ledger.Hash(r.ID())
-	node := &fakeNode{t: t, answers: map[string][]byte{"receiptData/" + id.String(): data}}
-	v := newFakeVerifier(t, w, node)
+	_, id, node, v := servedReceipt(t, w, r)
 	// The validation request names the verifier and the foreign receipt
 	// (what the follow loop records for an EventValidationRequest).
 	v.requests[id] = ledger.Hash(sha256.Sum256([]byte("request")))
@@ -482,6 +469,26 @@ func TestSettledDisputeStopsItsMove(t *testing.T) {
 	}
 }
 
+// servedReceipt signs r with a throwaway key and returns its bytes, its
+// id, a node that serves them and a verifier of w's model on that node.
+func servedReceipt(t *testing.T, w *worker.Local, r *receipt.Receipt) ([]byte, ledger.Hash, *fakeNode, *Verifier) {
+	t.Helper()
+	wk, err := keys.New(make([]byte, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Sign(wk.Private); err != nil {
+		t.Fatal(err)
+	}
+	data, err := r.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := ledger.Hash(r.ID())
+	node := &fakeNode{t: t, answers: map[string][]byte{"receiptData/" + id.String(): data}}
+	return data, id, node, newFakeVerifier(t, w, node)
+}
+
 // forgedReceipt generates a short honest receipt, lets forge change it,
 // signs it again with a throwaway key, and has a verifier check it against
 // a node that serves it: it returns the receipt's bytes, the verifier and
@@ -502,17 +509,7 @@ func forgedReceipt(t *testing.T, forge func(w *worker.Local, r *receipt.Receipt)
 		t.Fatalf("output of %d tokens", len(r.Output))
 	}
 	forge(w, r)
-	wk, _ := keys.New(make([]byte, 32))
-	if err := r.Sign(wk.Private); err != nil {
-		t.Fatal(err)
-	}
-	data, err := r.Marshal()
-	if err != nil {
-		t.Fatal(err)
-	}
-	id := ledger.Hash(r.ID())
-	node := &fakeNode{t: t, answers: map[string][]byte{"receiptData/" + id.String(): data}}
-	v := newFakeVerifier(t, w, node)
+	data, id, node, v := servedReceipt(t, w, r)
 	v.check(context.Background(), id)
 	var commit []byte
 	for _, tx := range node.broadcast() {
